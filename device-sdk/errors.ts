@@ -1,0 +1,53 @@
+/**
+ * Base class of every error medge throws on purpose. Callers branch on `code` and the typed
+ * fields of subclasses, never on message text.
+ */
+export class MedgeError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A value supplied by a caller or a config file is not acceptable. `field` is a JSON-pointer-like path. */
+export class ConfigError extends MedgeError {
+  readonly field: string;
+  readonly value: unknown;
+  readonly fix: string;
+  constructor(field: string, value: unknown, problem: string, fix: string) {
+    super('config', `${field}: ${problem} (got ${formatValue(value)}). Fix: ${fix}`);
+    this.field = field;
+    this.value = value;
+    this.fix = fix;
+  }
+}
+
+/** Bytes received from a device or the network could not be decoded. */
+export class DecodeError extends MedgeError {
+  readonly codec: string;
+  constructor(codec: string, message: string, options?: { cause?: unknown }) {
+    super('decode', `${codec}: ${message}`, options);
+    this.codec = codec;
+  }
+}
+
+/** The local store refused or failed an operation. */
+export class StoreError extends MedgeError {
+  readonly operation: string;
+  constructor(operation: string, message: string, options?: { cause?: unknown }) {
+    super('store', `${operation}: ${message}`, options);
+    this.operation = operation;
+  }
+}
+
+export function formatValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  try {
+    const text = JSON.stringify(value);
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The record kinds that the device ledger keeps and the sync layer delivers, in uplink priority
+ * order: on a thin link alerts go first and raw waveform last.
+ */
+export const RECORD_KINDS = ['alert', 'finding', 'reading', 'quarantine', 'chunk'] as const;
+export type RecordKind = (typeof RECORD_KINDS)[number];
+
+/** Kinds that are never evicted while unsynced (see the eviction order in `store/README.md`). */
+export const CLINICAL_KINDS: readonly RecordKind[] = Object.freeze(['alert', 'finding', 'reading', 'quarantine']);
+
+export function isRecordKind(value: string): value is RecordKind {
+  return (RECORD_KINDS as readonly string[]).includes(value);
+}
+
+/** A block of samples of one channel of one sensor. `t0` is the device clock (ms) of the first sample. */
+export interface StreamChunk {
+  sensor: string;
+  channel: number;
+  /** Index of the first sample in this sensor channel's stream since the stream started. */
+  firstSample: number;
+  t0: number;
+  rateHz: number;
+  /** Physical unit of `samples / gain`, e.g. `mV`. */
+  unit: string;
+  /** ADC units per physical unit. */
+  gain: number;
+  samples: Int16Array;
+}
+
+/** A discrete measurement: glucose, heart rate, ... */
+export interface Reading {
+  sensor: string;
+  /** What was measured, e.g. `glucose`, `heart-rate`. */
+  type: string;
+  value: number;
+  unit: string;
+  /** Device clock when the reading was taken or received (ms). */
+  tDevice: number;
+  /** The meter's own clock (ms), when it reports one. */
+  tMeter?: number;
+  /** The meter's record number, for backfill and de-duplication. */
+  meterRecord?: number;
+  /** Free-form context: meal, sample location, ... */
+  context?: Record<string, string>;
+}
+
+/**
+ * An output of a model or an algorithm. Decision support, never a diagnosis: it carries its
+ * probability, the model that produced it and the quality of the input it saw.
+ */
+export interface Finding {
+  kind: string;
+  label: string;
+  value?: number;
+  probability: number;
+  t: number;
+  intervalStart?: number;
+  intervalEnd?: number;
+  /** Sample ranges, beat indices or readings that support the finding. */
+  evidence?: string;
+  modelId: string;
+  modelSha256: string;
+  /** 0 (unusable) .. 1 (clean). */
+  inputQuality: number;
+  qualityFlags?: string[];
+}
+
+export type AlertSeverity = 1 | 2 | 3;
+
+/** A finding (or a device condition) that crossed a threshold. Severity 1 info, 2 warning, 3 urgent. */
+export interface Alert {
+  kind: string;
+  severity: AlertSeverity;
+  message: string;
+  t: number;
+  sensor?: string;
+  /** Seq of the finding that raised it, when there is one. */
+  findingSeq?: number;
+}
+
+/** Bytes that no codec accepted, kept so that a later driver can parse them. */
+export interface Quarantined {
+  transport: string;
+  source: string;
+  t: number;
+  error: string;
+  bytes: Uint8Array;
+}
+
+export interface RecordBodies {
+  alert: Alert;
+  finding: Finding;
+  reading: Reading;
+  quarantine: Quarantined;
+  chunk: StreamChunk;
+}

@@ -1,0 +1,75 @@
+import { type Clock, systemClock } from '../clock.js';
+import { encodeBody } from '../proto/index.js';
+import type { RecordBodies, RecordKind } from '../records.js';
+import type { AppendEntry, OutboxStore } from './outbox-store.js';
+
+export interface LedgerOptions {
+  /** Buffered records are committed at least this often (ms). */
+  flushIntervalMs: number;
+  /** ... or as soon as this many are buffered. */
+  maxBuffered: number;
+  clock: Clock;
+}
+
+export const DEFAULT_LEDGER_OPTIONS: Readonly<LedgerOptions> = Object.freeze({ flushIntervalMs: 200, maxBuffered: 1000, clock: systemClock });
+
+/** Which field of each kind names its tag (the sensor or type it came from). */
+function tagOf<K extends RecordKind>(kind: K, value: RecordBodies[K]): string {
+  switch (kind) {
+    case 'chunk':
+    case 'reading':
+      return (value as RecordBodies['chunk' | 'reading']).sensor;
+    case 'finding':
+    case 'alert':
+      return (value as RecordBodies['finding' | 'alert']).kind;
+    default:
+      return (value as RecordBodies['quarantine']).source;
+  }
+}
+
+/**
+ * The typed write API of the device ledger. Records are encoded at once (bad values fail at the
+ * caller) and committed in batched transactions off the hot path: every `flushIntervalMs` or
+ * `maxBuffered` records. Alerts skip the buffer: `addAlert` returns after the alert (and everything
+ * buffered before it) is durable, because a local alarm must never depend on a timer.
+ */
+export class Ledger {
+  readonly store: OutboxStore;
+  private readonly options: LedgerOptions;
+  private buffer: AppendEntry[] = [];
+  private timer: ReturnType<Clock['setTimeout']> | undefined;
+
+  constructor(store: OutboxStore, options: Partial<LedgerOptions> = {}) {
+    this.store = store;
+    this.options = { ...DEFAULT_LEDGER_OPTIONS, ...options };
+  }
+
+  /** Buffers a record; it is durable after the next flush. */
+  add<K extends RecordKind>(kind: K, value: RecordBodies[K]): void {
+    this.buffer.push({ kind, tMs: this.options.clock.now(), body: encodeBody(kind, value), tag: tagOf(kind, value) });
+    if (this.buffer.length >= this.options.maxBuffered) this.flush();
+    else if (this.timer === undefined) this.timer = this.options.clock.setTimeout(() => this.flush(), this.options.flushIntervalMs);
+  }
+
+  /** Stores an alert durably before returning its seq. */
+  addAlert(alert: RecordBodies['alert']): number {
+    this.buffer.push({ kind: 'alert', tMs: this.options.clock.now(), body: encodeBody('alert', alert), tag: alert.kind });
+    return this.flush().at(-1) as number;
+  }
+
+  /** Commits everything buffered in one transaction; returns the seqs assigned, in order. */
+  flush(): number[] {
+    if (this.timer !== undefined) {
+      this.options.clock.clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.buffer.length === 0) return [];
+    const entries = this.buffer;
+    this.buffer = [];
+    return this.store.append(entries);
+  }
+
+  get buffered(): number {
+    return this.buffer.length;
+  }
+}

@@ -1,0 +1,30 @@
+import type Database from 'better-sqlite3';
+import { StoreError } from '../errors.js';
+
+export interface Migration {
+  /** 1, 2, 3, ... in order; stored in `PRAGMA user_version` once applied. */
+  version: number;
+  name: string;
+  up(db: Database.Database): void;
+}
+
+/**
+ * Applies every migration newer than the database's `user_version`, each in its own transaction
+ * together with the version bump, so a crash leaves the database at a whole version. A database
+ * newer than this build is refused rather than guessed at.
+ */
+export function runMigrations(db: Database.Database, migrations: readonly Migration[]): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const latest = migrations.length === 0 ? 0 : (migrations[migrations.length - 1] as Migration).version;
+  if (current > latest) {
+    throw new StoreError('migrate', `database schema version ${current} is newer than this build knows (${latest}); upgrade medge`);
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      m.up(db);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+  }
+  return latest;
+}

@@ -1,0 +1,110 @@
+import type { RecordKind } from '../records.js';
+
+/** One record to append: its kind, the device time it was stored at, and its encoded body. */
+export interface AppendEntry {
+  kind: RecordKind;
+  tMs: number;
+  /** Encoded body (`device-sdk/proto` body codec of `kind`). The store keeps it byte for byte. */
+  body: Uint8Array;
+  /** Short indexable label (sensor or type), e.g. `ecg`, `glucose`. Never a patient identifier. */
+  tag?: string;
+}
+
+export interface StoredRecord {
+  kind: RecordKind;
+  seq: number;
+  /** Boot of the runtime process that stored the record. */
+  bootId: string;
+  tMs: number;
+  tag: string;
+  body: Uint8Array;
+}
+
+export interface KindStats {
+  /** Highest seq ever assigned for the kind (0 when none): with no eviction, the number produced. */
+  lastSeq: number;
+  /** Highest seq the edge acknowledged as committed. */
+  ackedUpTo: number;
+  /** Rows held with seq > ackedUpTo. */
+  pending: number;
+  /** Rows held, acknowledged or not. */
+  rows: number;
+  /** Bytes charged to the disk budget for the rows held. */
+  bytes: number;
+}
+
+export interface EvictionReport {
+  /** Rows removed per kind by this call. */
+  evicted: Partial<Record<RecordKind, number>>;
+  bytesUsed: number;
+  budgetBytes: number;
+  /** Still over budget after evicting everything the eviction order allows. */
+  overBudget: boolean;
+}
+
+export interface AuditEntry {
+  id: number;
+  tMs: number;
+  actor: string;
+  action: string;
+  detail: string;
+  /** sha256 hex of the previous entry's hash and this entry's fields: a tamper-evident chain. */
+  hash: string;
+  prevHash: string;
+}
+
+export interface OutboxStoreOptions {
+  deviceId: string;
+  /** Bytes the ledger may use for records (row bodies plus a fixed per-row overhead). */
+  budgetBytes?: number;
+  /** How long acknowledged records stay on the device after the edge committed them, per kind (ms). */
+  retentionMs?: Partial<Record<RecordKind, number>>;
+}
+
+/**
+ * The device ledger, which is also the sync outbox: a record is removed only after the edge
+ * acknowledged it (or, for raw waveform only, by the budget's eviction order).
+ *
+ * Contract (test/store/outbox-store.contract.ts runs it against every implementation):
+ * - `append` is atomic and durable on return: all entries or none. It assigns each entry the next
+ *   seq of its kind. Seqs of a kind strictly increase and never repeat for the life of the store,
+ *   across restarts, crashes and deletions.
+ * - `readAfter(kind, afterSeq, limit, maxBytes)` returns held records with seq > afterSeq in
+ *   ascending seq order, at most `limit` of them and at most `maxBytes` of body in total (but at
+ *   least one record when any is held, however large).
+ * - `acknowledge(kind, upToSeq)` durably raises the acknowledged watermark; a lower or equal value
+ *   is ignored (returns false). Records are not deleted by it; `compact` does that.
+ * - `compact(now)` deletes acknowledged records older than their kind's retention.
+ * - `enforceBudget(now)` evicts in the documented order until the ledger fits its budget. It never
+ *   evicts an unacknowledged alert, finding, reading or quarantined record.
+ * - Listeners given to `onAppend` are called after the commit, never inside it.
+ * - Methods throw `StoreError` after `close()`.
+ */
+export interface OutboxStore {
+  readonly deviceId: string;
+  readonly bootId: string;
+  append(entries: readonly AppendEntry[]): number[];
+  readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes?: number): StoredRecord[];
+  ackedUpTo(kind: RecordKind): number;
+  acknowledge(kind: RecordKind, upToSeq: number): boolean;
+  compact(nowMs: number): Partial<Record<RecordKind, number>>;
+  enforceBudget(nowMs: number): EvictionReport;
+  stats(): Record<RecordKind, KindStats>;
+  appendAudit(entry: { tMs: number; actor: string; action: string; detail: string }): AuditEntry;
+  readAudit(afterId?: number, limit?: number): AuditEntry[];
+  onAppend(listener: (kinds: readonly RecordKind[]) => void): () => void;
+  close(): void;
+}
+
+/** Fixed bytes charged per row on top of its body (index entries, columns, page overhead). */
+export const ROW_OVERHEAD_BYTES = 64;
+
+export const DEFAULT_RETENTION_MS: Readonly<Record<RecordKind, number>> = Object.freeze({
+  alert: 90 * 24 * 3600_000,
+  finding: 90 * 24 * 3600_000,
+  reading: 90 * 24 * 3600_000,
+  quarantine: 90 * 24 * 3600_000,
+  chunk: 24 * 3600_000,
+});
+
+export const DEFAULT_BUDGET_BYTES = 2 * 1024 ** 3;

@@ -1,0 +1,320 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreError } from '../errors.js';
+import { RECORD_KINDS, type RecordKind } from '../records.js';
+import { auditHash } from './audit.js';
+import { type Migration, runMigrations } from './migrations.js';
+import {
+  type AppendEntry,
+  type AuditEntry,
+  DEFAULT_BUDGET_BYTES,
+  DEFAULT_RETENTION_MS,
+  type EvictionReport,
+  type KindStats,
+  type OutboxStore,
+  type OutboxStoreOptions,
+  ROW_OVERHEAD_BYTES,
+  type StoredRecord,
+} from './outbox-store.js';
+
+const TABLE: Readonly<Record<RecordKind, string>> = Object.freeze({
+  alert: 'rec_alert',
+  finding: 'rec_finding',
+  reading: 'rec_reading',
+  quarantine: 'rec_quarantine',
+  chunk: 'rec_chunk',
+});
+
+/**
+ * Versioned schema of the device ledger. Append new migrations; never edit a shipped one.
+ * Each record kind has its own table whose `seq` is an AUTOINCREMENT rowid: SQLite keeps the
+ * highest seq ever used in `sqlite_sequence`, inside the same transaction as the insert, so a seq
+ * is never reused, whether rows are deleted or the process dies mid-transaction.
+ */
+export const DEVICE_MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    name: 'ledger tables, sync state, audit log',
+    up: (db: Database.Database) => {
+      db.exec(`
+        CREATE TABLE device (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE boots (boot_no INTEGER PRIMARY KEY AUTOINCREMENT, boot_id TEXT NOT NULL UNIQUE, started_ms INTEGER NOT NULL);
+        CREATE TABLE sync_state (kind TEXT PRIMARY KEY, acked_up_to INTEGER NOT NULL, acked_ms INTEGER);
+        CREATE TABLE audit (
+          id INTEGER PRIMARY KEY AUTOINCREMENT, t_ms INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+          detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      `);
+      for (const kind of RECORD_KINDS) {
+        db.exec(`CREATE TABLE ${TABLE[kind]} (
+          seq INTEGER PRIMARY KEY AUTOINCREMENT, boot_no INTEGER NOT NULL, t_ms INTEGER NOT NULL,
+          tag TEXT NOT NULL DEFAULT '', bytes INTEGER NOT NULL, body BLOB NOT NULL)`);
+        db.prepare('INSERT INTO sync_state (kind, acked_up_to) VALUES (?, 0)').run(kind);
+      }
+    },
+  },
+]);
+
+/** SQLite pragmas of every medge database: WAL, and fsync on every commit that an ack or alarm depends on. */
+export function applyDurablePragmas(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+}
+
+interface RowOut {
+  seq: number;
+  boot_no: number;
+  t_ms: number;
+  tag: string;
+  body: Buffer;
+}
+
+/** The device ledger on a SQLite file (see `OutboxStore` for the contract). */
+export class SqliteOutboxStore implements OutboxStore {
+  readonly deviceId: string;
+  readonly bootId: string;
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly bootNo: number;
+  private readonly bootIds = new Map<number, string>();
+  private readonly budgetBytes: number;
+  private readonly retentionMs: Readonly<Record<RecordKind, number>>;
+  private readonly bytes = {} as Record<RecordKind, number>;
+  private readonly rows = {} as Record<RecordKind, number>;
+  private readonly lastSeq = {} as Record<RecordKind, number>;
+  private readonly acked = {} as Record<RecordKind, number>;
+  private readonly listeners = new Set<(kinds: readonly RecordKind[]) => void>();
+  private readonly insert: Record<RecordKind, Database.Statement>;
+  private readonly appendTx: (entries: readonly AppendEntry[]) => number[];
+  private closed = false;
+
+  constructor(path: string, options: OutboxStoreOptions) {
+    this.path = path;
+    this.deviceId = options.deviceId;
+    this.budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
+    this.retentionMs = { ...DEFAULT_RETENTION_MS, ...options.retentionMs };
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.db = new Database(path);
+    } catch (error) {
+      throw new StoreError('open', `cannot open ledger ${path}: ${(error as Error).message}`, { cause: error });
+    }
+    applyDurablePragmas(this.db);
+    runMigrations(this.db, DEVICE_MIGRATIONS);
+
+    const owner = this.db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined;
+    if (owner === undefined) {
+      this.db.prepare("INSERT INTO device (key, value) VALUES ('device_id', ?)").run(this.deviceId);
+    } else if (owner !== this.deviceId) {
+      this.db.close();
+      throw new StoreError('open', `ledger ${path} belongs to device ${owner}, not ${this.deviceId}; use that deviceId or another data directory`);
+    }
+    this.bootId = randomUUID();
+    this.bootNo = Number(this.db.prepare('INSERT INTO boots (boot_id, started_ms) VALUES (?, ?)').run(this.bootId, Date.now()).lastInsertRowid);
+    for (const row of this.db.prepare('SELECT boot_no, boot_id FROM boots').all() as { boot_no: number; boot_id: string }[]) {
+      this.bootIds.set(row.boot_no, row.boot_id);
+    }
+
+    const sequences = new Map(
+      (this.db.prepare('SELECT name, seq FROM sqlite_sequence').all() as { name: string; seq: number }[]).map((r) => [r.name, r.seq]),
+    );
+    const insert = {} as Record<RecordKind, Database.Statement>;
+    for (const kind of RECORD_KINDS) {
+      const t = TABLE[kind];
+      const totals = this.db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM ${t}`).get() as { n: number; b: number };
+      this.rows[kind] = totals.n;
+      this.bytes[kind] = totals.b;
+      this.lastSeq[kind] = sequences.get(t) ?? 0;
+      this.acked[kind] = this.db.prepare('SELECT acked_up_to FROM sync_state WHERE kind = ?').pluck().get(kind) as number;
+      insert[kind] = this.db.prepare(`INSERT INTO ${t} (boot_no, t_ms, tag, bytes, body) VALUES (?, ?, ?, ?, ?)`);
+    }
+    this.insert = insert;
+    this.appendTx = this.db.transaction((entries: readonly AppendEntry[]) =>
+      entries.map((e) =>
+        Number(this.insert[e.kind].run(this.bootNo, e.tMs, e.tag ?? '', e.body.byteLength + ROW_OVERHEAD_BYTES, e.body).lastInsertRowid),
+      ),
+    );
+  }
+
+  private open(operation: string): void {
+    if (this.closed) throw new StoreError(operation, 'the ledger is closed');
+  }
+
+  append(entries: readonly AppendEntry[]): number[] {
+    this.open('append');
+    if (entries.length === 0) return [];
+    for (const e of entries) {
+      if (!(RECORD_KINDS as readonly string[]).includes(e.kind)) {
+        throw new StoreError('append', `unknown record kind ${JSON.stringify(e.kind)}; valid kinds: ${RECORD_KINDS.join(', ')}`);
+      }
+    }
+    let seqs: number[];
+    try {
+      seqs = this.appendTx(entries);
+    } catch (error) {
+      throw new StoreError('append', (error as Error).message, { cause: error });
+    }
+    const kinds = new Set<RecordKind>();
+    entries.forEach((e, i) => {
+      this.bytes[e.kind] += e.body.byteLength + ROW_OVERHEAD_BYTES;
+      this.rows[e.kind] += 1;
+      this.lastSeq[e.kind] = seqs[i] as number;
+      kinds.add(e.kind);
+    });
+    const changed = [...kinds];
+    for (const listener of this.listeners) listener(changed);
+    return seqs;
+  }
+
+  readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredRecord[] {
+    this.open('readAfter');
+    const rows = this.db
+      .prepare(`SELECT seq, boot_no, t_ms, tag, body FROM ${TABLE[kind]} WHERE seq > ? ORDER BY seq LIMIT ?`)
+      .all(afterSeq, limit) as RowOut[];
+    const out: StoredRecord[] = [];
+    let total = 0;
+    for (const r of rows) {
+      if (out.length > 0 && total + r.body.byteLength > maxBytes) break;
+      total += r.body.byteLength;
+      out.push({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body: r.body });
+    }
+    return out;
+  }
+
+  ackedUpTo(kind: RecordKind): number {
+    this.open('ackedUpTo');
+    return this.acked[kind];
+  }
+
+  acknowledge(kind: RecordKind, upToSeq: number): boolean {
+    this.open('acknowledge');
+    const target = Math.min(upToSeq, this.lastSeq[kind]);
+    if (!(target > this.acked[kind])) return false;
+    this.db.prepare('UPDATE sync_state SET acked_up_to = ?, acked_ms = ? WHERE kind = ? AND acked_up_to < ?').run(target, Date.now(), kind, target);
+    this.acked[kind] = target;
+    return true;
+  }
+
+  /** Deletes rows of `kind` matching `where` (with `params`), oldest seq first, until `needBytes` are freed or none match. */
+  private evict(kind: RecordKind, where: string, params: readonly number[], needBytes: number): { rows: number; bytes: number } {
+    const t = TABLE[kind];
+    const pick = this.db.prepare(`SELECT seq, bytes FROM ${t} WHERE ${where} ORDER BY seq LIMIT 1000`);
+    const drop = this.db.prepare(`DELETE FROM ${t} WHERE seq <= ? AND ${where}`);
+    let rows = 0;
+    let bytes = 0;
+    while (bytes < needBytes) {
+      const candidates = pick.all(...params) as { seq: number; bytes: number }[];
+      if (candidates.length === 0) break;
+      let upTo = 0;
+      let n = 0;
+      let freed = 0;
+      for (const c of candidates) {
+        upTo = c.seq;
+        n += 1;
+        freed += c.bytes;
+        if (bytes + freed >= needBytes) break;
+      }
+      drop.run(upTo, ...params);
+      rows += n;
+      bytes += freed;
+    }
+    this.rows[kind] -= rows;
+    this.bytes[kind] -= bytes;
+    return { rows, bytes };
+  }
+
+  compact(nowMs: number): Partial<Record<RecordKind, number>> {
+    this.open('compact');
+    const removed: Partial<Record<RecordKind, number>> = {};
+    this.db.transaction(() => {
+      for (const kind of RECORD_KINDS) {
+        if (this.acked[kind] === 0) continue;
+        const r = this.evict(kind, 'seq <= ? AND t_ms < ?', [this.acked[kind], nowMs - this.retentionMs[kind]], Number.POSITIVE_INFINITY);
+        if (r.rows > 0) removed[kind] = r.rows;
+      }
+    })();
+    return removed;
+  }
+
+  private usedBytes(): number {
+    return RECORD_KINDS.reduce((sum, k) => sum + this.bytes[k], 0);
+  }
+
+  enforceBudget(nowMs: number): EvictionReport {
+    this.open('enforceBudget');
+    const evicted: Partial<Record<RecordKind, number>> = {};
+    const steps: [RecordKind, string, number[]][] = [
+      ['chunk', 't_ms < ?', [nowMs - this.retentionMs.chunk]],
+      ['chunk', 'seq <= ?', [this.acked.chunk]],
+      ['quarantine', 'seq <= ?', [this.acked.quarantine]],
+      ['reading', 'seq <= ?', [this.acked.reading]],
+      ['finding', 'seq <= ?', [this.acked.finding]],
+      ['alert', 'seq <= ?', [this.acked.alert]],
+      ['chunk', 'seq > 0', []],
+    ];
+    this.db.transaction(() => {
+      for (const [kind, where, params] of steps) {
+        const over = this.usedBytes() - this.budgetBytes;
+        if (over <= 0) break;
+        const r = this.evict(kind, where, params, over);
+        if (r.rows > 0) evicted[kind] = (evicted[kind] ?? 0) + r.rows;
+      }
+    })();
+    const bytesUsed = this.usedBytes();
+    return { evicted, bytesUsed, budgetBytes: this.budgetBytes, overBudget: bytesUsed > this.budgetBytes };
+  }
+
+  stats(): Record<RecordKind, KindStats> {
+    this.open('stats');
+    const out = {} as Record<RecordKind, KindStats>;
+    for (const kind of RECORD_KINDS) {
+      const pending = this.db.prepare(`SELECT COUNT(*) FROM ${TABLE[kind]} WHERE seq > ?`).pluck().get(this.acked[kind]) as number;
+      out[kind] = { lastSeq: this.lastSeq[kind], ackedUpTo: this.acked[kind], pending, rows: this.rows[kind], bytes: this.bytes[kind] };
+    }
+    return out;
+  }
+
+  appendAudit(entry: { tMs: number; actor: string; action: string; detail: string }): AuditEntry {
+    this.open('appendAudit');
+    return this.db.transaction(() => {
+      const prevHash = (this.db.prepare('SELECT hash FROM audit ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined) ?? '';
+      const hash = auditHash(prevHash, entry);
+      const id = Number(
+        this.db
+          .prepare('INSERT INTO audit (t_ms, actor, action, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(entry.tMs, entry.actor, entry.action, entry.detail, prevHash, hash).lastInsertRowid,
+      );
+      return { id, ...entry, prevHash, hash };
+    })();
+  }
+
+  readAudit(afterId = 0, limit = 1000): AuditEntry[] {
+    this.open('readAudit');
+    return (
+      this.db.prepare('SELECT id, t_ms, actor, action, detail, prev_hash, hash FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as {
+        id: number;
+        t_ms: number;
+        actor: string;
+        action: string;
+        detail: string;
+        prev_hash: string;
+        hash: string;
+      }[]
+    ).map((r) => ({ id: r.id, tMs: r.t_ms, actor: r.actor, action: r.action, detail: r.detail, prevHash: r.prev_hash, hash: r.hash }));
+  }
+
+  onAppend(listener: (kinds: readonly RecordKind[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    this.db.close();
+  }
+}
