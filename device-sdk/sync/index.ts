@@ -1,0 +1,14 @@
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export {
+  type BatchLimits,
+  BatchRejectedError,
+  type BuildBatchInput,
+  buildBatch,
+  COMPRESS_ABOVE_BYTES,
+  DEFAULT_BATCH_LIMITS,
+  openBatch,
+  type ReceivedBatch,
+  type RejectReason,
+} from './batch.js';
+export { downTopic, isTopicSegment, type ParsedUpTopic, parseUpTopic, TOPIC_ROOT, UP_WILDCARD, upTopic } from './topics.js';
+export { DEFAULT_UPLINK_OPTIONS, Uplink, type UplinkEvents, type UplinkOptions, type UplinkState } from './uplink.js';

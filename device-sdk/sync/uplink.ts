@@ -1,0 +1,279 @@
+import { EventEmitter } from 'node:events';
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import { type Clock, type ClockTimer, systemClock } from '../clock.js';
+import { ConfigError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { decodeAck } from '../proto/index.js';
+import { RECORD_KINDS, type RecordKind } from '../records.js';
+import type { OutboxStore } from '../store/outbox-store.js';
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+import { buildBatch } from './batch.js';
+import { downTopic, isTopicSegment, upTopic } from './topics.js';
+
+export type UplinkState = 'connecting' | 'connected' | 'backoff' | 'offline';
+
+export interface UplinkOptions {
+  /** Broker URL, `mqtt://host:port` or `mqtts://...`. */
+  url: string;
+  site: string;
+  batchMaxRecords: number;
+  batchMaxBytes: number;
+  /** Batches published and not yet acknowledged, at most. */
+  window: number;
+  /** A batch not acknowledged after this long is sent again (the edge de-duplicates). */
+  ackTimeoutMs: number;
+  backoff: BackoffOptions;
+  /** How often acknowledged records past retention are compacted (ms). */
+  compactIntervalMs: number;
+  /** Extra MQTT.js options (TLS material). Reconnection and sessions are the uplink's own. */
+  mqtt: Partial<IClientOptions>;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+}
+
+export const DEFAULT_UPLINK_OPTIONS: Readonly<Omit<UplinkOptions, 'url'>> = Object.freeze({
+  site: 'default',
+  batchMaxRecords: 500,
+  batchMaxBytes: 256 * 1024,
+  window: 8,
+  ackTimeoutMs: 10_000,
+  backoff: DEFAULT_BACKOFF,
+  compactIntervalMs: 5_000,
+  mqtt: {},
+  clock: systemClock,
+  random: Math.random,
+  logger: silentLogger,
+});
+
+interface InFlight {
+  kind: RecordKind;
+  lastSeq: number;
+  sentAt: number;
+}
+
+export interface UplinkEvents {
+  state: [UplinkState];
+  ack: [{ kind: RecordKind; upToSeq: number }];
+  drained: [];
+}
+
+/**
+ * Delivers the ledger to the edge. It publishes only what the store holds, never from MQTT.js's
+ * in-memory queue: each connection is a fresh client with its own session, MQTT.js's reconnect is
+ * off, and after a disconnect the uplink resumes from the store's acknowledged watermark.
+ *
+ * Order of work on every turn: the highest-priority kind with unsent records (alert, finding,
+ * reading, quarantine, chunk), one batch at a time, while fewer than `window` batches await their
+ * ack. A record leaves the outbox only through `store.acknowledge` on an `Ack` from the edge.
+ */
+export class Uplink extends EventEmitter<UplinkEvents> {
+  private readonly store: OutboxStore;
+  private readonly options: UplinkOptions;
+  private readonly log: Logger;
+  private client: MqttClient | undefined;
+  private stateValue: UplinkState = 'offline';
+  private attempt = 0;
+  private readonly cursor = {} as Record<RecordKind, number>;
+  private readonly exhausted = {} as Record<RecordKind, boolean>;
+  private inFlight: InFlight[] = [];
+  private retryTimer: ClockTimer | undefined;
+  private ackTimer: ClockTimer | undefined;
+  private lastCompact = 0;
+  private running = false;
+  private unsubscribeStore: (() => void) | undefined;
+  lastAckMs: number | undefined;
+
+  constructor(store: OutboxStore, options: Partial<UplinkOptions> & { url: string }) {
+    super();
+    this.store = store;
+    this.options = { ...DEFAULT_UPLINK_OPTIONS, ...options, backoff: { ...DEFAULT_UPLINK_OPTIONS.backoff, ...options.backoff } };
+    if (!isTopicSegment(this.options.site)) throw new ConfigError('site', this.options.site, 'is not a valid topic segment', 'use 1-64 of A-Z a-z 0-9 . _ -');
+    if (!isTopicSegment(store.deviceId)) throw new ConfigError('deviceId', store.deviceId, 'is not a valid topic segment', 'use 1-64 of A-Z a-z 0-9 . _ -');
+    this.log = this.options.logger.child({ component: 'uplink' });
+    this.resetCursors();
+  }
+
+  get state(): UplinkState {
+    return this.stateValue;
+  }
+
+  /** True when the edge has acknowledged every record the store has produced. */
+  get drained(): boolean {
+    const stats = this.store.stats();
+    return RECORD_KINDS.every((k) => stats[k].pending === 0);
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.unsubscribeStore = this.store.onAppend((kinds) => {
+      for (const k of kinds) this.exhausted[k] = false;
+      this.pump();
+    });
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.unsubscribeStore?.();
+    this.clearTimers();
+    const client = this.client;
+    this.client = undefined;
+    this.setState('offline');
+    if (client) await client.endAsync(true).catch(() => undefined);
+  }
+
+  private setState(state: UplinkState): void {
+    if (state === this.stateValue) return;
+    this.stateValue = state;
+    this.emit('state', state);
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer) this.options.clock.clearTimeout(this.retryTimer);
+    if (this.ackTimer) this.options.clock.clearTimeout(this.ackTimer);
+    this.retryTimer = undefined;
+    this.ackTimer = undefined;
+  }
+
+  private resetCursors(): void {
+    for (const kind of RECORD_KINDS) {
+      this.cursor[kind] = this.store.ackedUpTo(kind);
+      this.exhausted[kind] = false;
+    }
+    this.inFlight = [];
+  }
+
+  private connect(): void {
+    if (!this.running) return;
+    this.setState('connecting');
+    const { site } = this.options;
+    const deviceId = this.store.deviceId;
+    const client = mqttConnect(this.options.url, {
+      ...this.options.mqtt,
+      protocolVersion: 4,
+      clientId: `medge-${deviceId}`,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 5_000,
+      keepalive: 15,
+      queueQoSZero: false,
+    });
+    this.client = client;
+    const lost = (why: string) => () => this.onLost(client, why);
+    client.on('close', lost('closed'));
+    client.on('error', (error) => {
+      this.log.warn({ err: error.message }, 'mqtt error');
+      this.onLost(client, 'error');
+    });
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('connect', () => {
+      client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
+        if (error || client !== this.client) return this.onLost(client, 'subscribe failed');
+        this.attempt = 0;
+        this.resetCursors();
+        this.setState('connected');
+        this.log.info({ url: this.options.url }, 'uplink connected');
+        this.pump();
+      });
+    });
+  }
+
+  private onLost(client: MqttClient, why: string): void {
+    if (client !== this.client) return;
+    this.client = undefined;
+    client.removeAllListeners('close');
+    client.on('error', () => undefined);
+    client.end(true);
+    this.inFlight = [];
+    if (this.ackTimer) this.options.clock.clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (!this.running) return;
+    const delay = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
+    this.log.info({ why, retryInMs: delay, attempt: this.attempt }, 'uplink lost, backing off');
+    this.setState('backoff');
+    this.retryTimer = this.options.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connect();
+    }, delay);
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    let ack: ReturnType<typeof decodeAck>;
+    try {
+      ack = decodeAck(payload);
+    } catch (error) {
+      this.log.warn({ topic, err: (error as Error).message }, 'ignoring an undecodable ack');
+      return;
+    }
+    if (ack.deviceId !== this.store.deviceId || !(RECORD_KINDS as readonly string[]).includes(ack.kind)) {
+      this.log.warn({ topic, deviceId: ack.deviceId, kind: ack.kind }, 'ignoring an ack for another device or kind');
+      return;
+    }
+    const kind = ack.kind as RecordKind;
+    if (this.store.acknowledge(kind, ack.upToSeq)) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
+    this.lastAckMs = this.options.clock.now();
+    const acked = this.store.ackedUpTo(kind);
+    this.inFlight = this.inFlight.filter((f) => f.kind !== kind || f.lastSeq > acked);
+    const now = this.options.clock.monotonic();
+    if (now - this.lastCompact >= this.options.compactIntervalMs) {
+      this.lastCompact = now;
+      this.store.compact(this.options.clock.now());
+    }
+    this.pump();
+    if (this.inFlight.length === 0 && this.drained) this.emit('drained');
+  }
+
+  /** Publishes batches while the window has room. Synchronous: reads, encodes and hands to the socket. */
+  private pump(): void {
+    const client = this.client;
+    if (!client || this.stateValue !== 'connected') return;
+    const o = this.options;
+    while (this.inFlight.length < o.window) {
+      const kind = RECORD_KINDS.find((k) => !this.exhausted[k]);
+      if (kind === undefined) break;
+      const afterSeq = this.cursor[kind];
+      const rows = this.store.readAfter(kind, afterSeq, o.batchMaxRecords, o.batchMaxBytes);
+      if (rows.length === 0) {
+        this.exhausted[kind] = true;
+        continue;
+      }
+      const lastSeq = (rows.at(-1) as (typeof rows)[number]).seq;
+      const payload = buildBatch({
+        deviceId: this.store.deviceId,
+        bootId: this.store.bootId,
+        kind,
+        afterSeq,
+        ackedUpTo: this.store.ackedUpTo(kind),
+        records: rows,
+        sentMs: o.clock.now(),
+      });
+      this.cursor[kind] = lastSeq;
+      this.inFlight.push({ kind, lastSeq, sentAt: o.clock.monotonic() });
+      client.publish(upTopic(o.site, this.store.deviceId, kind), Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (error) => {
+        if (error) this.onLost(client, `publish failed: ${error.message}`);
+      });
+    }
+    this.armAckTimer();
+  }
+
+  /** If the oldest batch in flight waits longer than `ackTimeoutMs`, resend from the acknowledged watermark. */
+  private armAckTimer(): void {
+    if (this.ackTimer || this.inFlight.length === 0) return;
+    const oldest = this.inFlight[0] as InFlight;
+    const wait = Math.max(0, oldest.sentAt + this.options.ackTimeoutMs - this.options.clock.monotonic());
+    this.ackTimer = this.options.clock.setTimeout(() => {
+      this.ackTimer = undefined;
+      const head = this.inFlight[0];
+      if (!head) return;
+      if (this.options.clock.monotonic() - head.sentAt >= this.options.ackTimeoutMs) {
+        this.log.warn({ kind: head.kind, lastSeq: head.lastSeq, inFlight: this.inFlight.length }, 'ack timeout; resending from the acknowledged watermark');
+        this.resetCursors();
+        this.pump();
+      } else {
+        this.armAckTimer();
+      }
+    }, wait);
+  }
+}

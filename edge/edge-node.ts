@@ -1,0 +1,109 @@
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import { type Logger, silentLogger } from '../device-sdk/log.js';
+import type { BatchLimits } from '../device-sdk/sync/batch.js';
+import { UP_WILDCARD } from '../device-sdk/sync/topics.js';
+import { EmbeddedBroker } from './broker.js';
+import { EdgeStore } from './edge-store.js';
+import { Ingest, type IngestOutcome } from './ingest.js';
+
+export interface EdgeNodeOptions {
+  dataDir: string;
+  /** An external broker to subscribe to (Mosquitto, a cluster). Without it an embedded aedes broker runs. */
+  brokerUrl?: string;
+  /** Port of the embedded broker (0 picks a free one). */
+  port: number;
+  host: string;
+  limits: Partial<BatchLimits>;
+  /** Extra MQTT.js options for the ingest client (TLS material). */
+  mqtt: Partial<IClientOptions>;
+  logger: Logger;
+}
+
+export const DEFAULT_EDGE_OPTIONS: Readonly<Omit<EdgeNodeOptions, 'dataDir'>> = Object.freeze({
+  port: 1883,
+  host: '127.0.0.1',
+  limits: {},
+  mqtt: {},
+  logger: silentLogger,
+});
+
+/**
+ * The regional edge node: an MQTT broker (embedded or external), an ingest client subscribed to
+ * every device's uplink, and the edge store. Acks go out only after the batch is committed.
+ */
+export class EdgeNode {
+  readonly store: EdgeStore;
+  readonly broker: EmbeddedBroker | undefined;
+  private readonly options: EdgeNodeOptions;
+  private readonly log: Logger;
+  private client: MqttClient | undefined;
+  private readonly ingest: Ingest;
+  /** Called after each message is handled (tests and the demo watch it). */
+  onOutcome: ((outcome: IngestOutcome) => void) | undefined;
+
+  constructor(options: Partial<EdgeNodeOptions> & { dataDir: string }) {
+    this.options = { ...DEFAULT_EDGE_OPTIONS, ...options };
+    this.log = this.options.logger.child({ component: 'edge' });
+    this.store = new EdgeStore(this.options.dataDir);
+    this.broker = this.options.brokerUrl ? undefined : new EmbeddedBroker({ port: this.options.port, host: this.options.host });
+    this.ingest = new Ingest(
+      this.store,
+      (topic, payload) => {
+        // An ack lost here is harmless: the device times out, resends, and the edge acks again.
+        if (this.client?.connected) this.client.publish(topic, payload, { qos: 1 });
+      },
+      this.log,
+      this.options.limits,
+    );
+  }
+
+  get url(): string {
+    return this.options.brokerUrl ?? (this.broker as EmbeddedBroker).url;
+  }
+
+  async start(): Promise<void> {
+    await this.broker?.start();
+    const client = mqttConnect(this.url, {
+      ...this.options.mqtt,
+      protocolVersion: 4,
+      clientId: `medge-edge-ingest-${process.pid}`,
+      clean: true,
+      reconnectPeriod: 500,
+      connectTimeout: 5_000,
+      keepalive: 15,
+    });
+    this.client = client;
+    client.on('connect', () => {
+      client.subscribe(UP_WILDCARD, { qos: 1 }, (error) => {
+        if (error) this.log.error({ err: error.message }, 'ingest subscription failed');
+        else this.log.info({ url: this.url }, 'edge ingest subscribed');
+      });
+    });
+    client.on('error', (error) => this.log.warn({ err: error.message }, 'ingest mqtt error'));
+    client.on('message', (topic, payload) => {
+      const outcome = this.ingest.handle(topic, payload);
+      this.onOutcome?.(outcome);
+    });
+    await new Promise<void>((resolve) => {
+      if (client.connected) resolve();
+      else client.once('connect', () => resolve());
+    });
+  }
+
+  /** Stops the embedded broker (all connections drop). For fault injection. */
+  async stopBroker(): Promise<void> {
+    await this.broker?.stop();
+  }
+
+  async startBroker(): Promise<void> {
+    await this.broker?.start();
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.endAsync(true).catch(() => undefined);
+    await this.broker?.stop();
+    this.store.close();
+  }
+}

@@ -1,0 +1,192 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { StoreError } from '../device-sdk/errors.js';
+import type { WireRecord } from '../device-sdk/proto/index.js';
+import type { RecordKind } from '../device-sdk/records.js';
+import { applyDurablePragmas } from '../device-sdk/store/sqlite-outbox-store.js';
+import { type Migration, runMigrations } from '../device-sdk/store/migrations.js';
+
+export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    name: 'records, delivery progress, rejections',
+    up: (db: Database.Database) => {
+      db.exec(`
+        CREATE TABLE records (
+          id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL,
+          site TEXT NOT NULL, boot_id TEXT NOT NULL, t_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, body BLOB NOT NULL,
+          UNIQUE (device_id, kind, seq));
+        CREATE TABLE devices (device_id TEXT PRIMARY KEY, site TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, last_boot_id TEXT NOT NULL);
+        CREATE TABLE progress (
+          device_id TEXT NOT NULL, kind TEXT NOT NULL, contiguous INTEGER NOT NULL, stored INTEGER NOT NULL, redelivered INTEGER NOT NULL,
+          PRIMARY KEY (device_id, kind));
+        CREATE TABLE pending_ranges (device_id TEXT NOT NULL, kind TEXT NOT NULL, after_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+          PRIMARY KEY (device_id, kind, after_seq));
+        CREATE TABLE rejected (reason TEXT PRIMARY KEY, count INTEGER NOT NULL);
+      `);
+    },
+  },
+]);
+
+export interface CommitInput {
+  site: string;
+  deviceId: string;
+  kind: RecordKind;
+  bootId: string;
+  afterSeq: number;
+  lastSeq: number;
+  ackedUpTo: number;
+  records: readonly WireRecord[];
+}
+
+export interface CommitResult {
+  inserted: number;
+  /** Records already stored (at-least-once redelivery); ignored. */
+  redelivered: number;
+  /** Every record of the kind up to this seq is committed here: the value to acknowledge. */
+  upToSeq: number;
+}
+
+export interface EdgeStats {
+  devices: Record<string, Partial<Record<RecordKind, number>>>;
+  rejected: Record<string, number>;
+}
+
+export function edgeDatabasePath(dataDir: string): string {
+  return join(dataDir, 'edge.sqlite');
+}
+
+/**
+ * The edge node's store. Records are unique by (deviceId, kind, seq): a redelivered batch changes
+ * nothing (exactly-once in this store, at-least-once on the wire).
+ *
+ * `contiguous` per (device, kind) is the highest seq up to which the edge holds every record the
+ * device sent. A batch covers (afterSeq, lastSeq] whole, so it extends `contiguous` when it starts at
+ * or below it; batches that arrive ahead of a gap are remembered in `pending_ranges` until the gap
+ * is filled. The device's own acknowledged watermark (`ackedUpTo`) also counts as covered, so an edge
+ * that lost its data does not wait forever for records the device has already compacted.
+ */
+export class EdgeStore {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly commitTx: (input: CommitInput, now: number) => CommitResult;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.path = edgeDatabasePath(dataDir);
+    try {
+      this.db = new Database(this.path);
+    } catch (error) {
+      throw new StoreError('open', `cannot open edge store ${this.path}: ${(error as Error).message}`, { cause: error });
+    }
+    applyDurablePragmas(this.db);
+    runMigrations(this.db, EDGE_MIGRATIONS);
+    const insert = this.db.prepare(
+      'INSERT OR IGNORE INTO records (device_id, kind, seq, site, boot_id, t_ms, received_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const upsertDevice = this.db.prepare(`INSERT INTO devices (device_id, site, first_seen_ms, last_seen_ms, last_boot_id) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET site = excluded.site, last_seen_ms = excluded.last_seen_ms, last_boot_id = excluded.last_boot_id`);
+    const getProgress = this.db.prepare('SELECT contiguous FROM progress WHERE device_id = ? AND kind = ?').pluck();
+    const putProgress = this.db.prepare(`INSERT INTO progress (device_id, kind, contiguous, stored, redelivered) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (device_id, kind) DO UPDATE SET contiguous = excluded.contiguous, stored = stored + excluded.stored, redelivered = redelivered + excluded.redelivered`);
+    const nextRange = this.db.prepare(
+      'SELECT after_seq, last_seq FROM pending_ranges WHERE device_id = ? AND kind = ? AND after_seq <= ? ORDER BY after_seq LIMIT 1',
+    );
+    const dropRange = this.db.prepare('DELETE FROM pending_ranges WHERE device_id = ? AND kind = ? AND after_seq = ?');
+    const addRange = this.db.prepare(
+      'INSERT INTO pending_ranges (device_id, kind, after_seq, last_seq) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)',
+    );
+    this.commitTx = this.db.transaction((input: CommitInput, now: number): CommitResult => {
+      const { deviceId, kind } = input;
+      let inserted = 0;
+      for (const r of input.records) {
+        inserted += insert.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body).changes;
+      }
+      upsertDevice.run(deviceId, input.site, now, now, input.bootId);
+      let contiguous = Math.max((getProgress.get(deviceId, kind) as number | undefined) ?? 0, input.ackedUpTo);
+      if (input.afterSeq <= contiguous) contiguous = Math.max(contiguous, input.lastSeq);
+      else addRange.run(deviceId, kind, input.afterSeq, input.lastSeq);
+      for (;;) {
+        const range = nextRange.get(deviceId, kind, contiguous) as { after_seq: number; last_seq: number } | undefined;
+        if (!range) break;
+        contiguous = Math.max(contiguous, range.last_seq);
+        dropRange.run(deviceId, kind, range.after_seq);
+      }
+      const redelivered = input.records.length - inserted;
+      putProgress.run(deviceId, kind, contiguous, inserted, redelivered);
+      return { inserted, redelivered, upToSeq: contiguous };
+    });
+  }
+
+  /** Commits a validated batch durably (one transaction, fsync'd) and returns what to acknowledge. */
+  commit(input: CommitInput, now = Date.now()): CommitResult {
+    return this.commitTx(input, now);
+  }
+
+  countRejected(reason: string): void {
+    this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET count = count + 1').run(reason);
+  }
+
+  stats(): EdgeStats {
+    return readStats(this.db);
+  }
+
+  /** Per kind: stored rows, lowest and highest seq, and rows whose body is byte-identical to another row's. */
+  audit(deviceId: string): Partial<Record<RecordKind, { stored: number; minSeq: number; maxSeq: number; duplicateBodies: number }>> {
+    const rows = this.db
+      .prepare(
+        `SELECT kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq, COUNT(*) - COUNT(DISTINCT body) AS duplicateBodies
+         FROM records WHERE device_id = ? GROUP BY kind`,
+      )
+      .all(deviceId) as { kind: RecordKind; stored: number; minSeq: number; maxSeq: number; duplicateBodies: number }[];
+    return Object.fromEntries(rows.map(({ kind, ...rest }) => [kind, rest]));
+  }
+
+  /** Records of a device and kind in seq order (for export and tests). */
+  records(deviceId: string, kind: RecordKind, afterSeq = 0, limit = 1000): WireRecord[] {
+    return (
+      this.db
+        .prepare('SELECT seq, boot_id AS bootId, t_ms AS tMs, body FROM records WHERE device_id = ? AND kind = ? AND seq > ? ORDER BY seq LIMIT ?')
+        .all(deviceId, kind, afterSeq, limit) as { seq: number; bootId: string; tMs: number; body: Buffer }[]
+    ).map((r) => ({ seq: r.seq, bootId: r.bootId, tMs: r.tMs, body: r.body }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function readStats(db: Database.Database): EdgeStats {
+  const devices: EdgeStats['devices'] = {};
+  for (const row of db.prepare('SELECT device_id, kind, stored FROM progress ORDER BY device_id, kind').all() as {
+    device_id: string;
+    kind: RecordKind;
+    stored: number;
+  }[]) {
+    devices[row.device_id] ??= {};
+    (devices[row.device_id] as Partial<Record<RecordKind, number>>)[row.kind] = row.stored;
+  }
+  const rejected: Record<string, number> = {};
+  for (const row of db.prepare('SELECT reason, count FROM rejected ORDER BY reason').all() as { reason: string; count: number }[]) {
+    rejected[row.reason] = row.count;
+  }
+  return { devices, rejected };
+}
+
+/** Reads the stats of an edge data directory without disturbing a running edge (read-only, WAL). */
+export function readEdgeStats(dataDir: string): EdgeStats {
+  const path = edgeDatabasePath(dataDir);
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new StoreError('open', `no edge store at ${path}: ${(error as Error).message}; start one with: medge edge --data ${dataDir}`, { cause: error });
+  }
+  try {
+    db.pragma('busy_timeout = 5000');
+    return readStats(db);
+  } finally {
+    db.close();
+  }
+}
