@@ -14,4 +14,4 @@ export {
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
-export { applyDurablePragmas, DEVICE_MIGRATIONS, SqliteOutboxStore } from './sqlite-outbox-store.js';
+export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, readLedgerSummary, SqliteOutboxStore } from './sqlite-outbox-store.js';

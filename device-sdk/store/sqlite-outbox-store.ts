@@ -318,3 +318,35 @@ export class SqliteOutboxStore implements OutboxStore {
     this.db.close();
   }
 }
+
+export interface LedgerSummary {
+  deviceId: string;
+  kinds: Record<RecordKind, { lastSeq: number; ackedUpTo: number; pending: number; rows: number }>;
+}
+
+/** Reads a ledger's counters without disturbing the runtime that owns it (read-only, WAL). */
+export function readLedgerSummary(path: string): LedgerSummary {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new StoreError('open', `no ledger at ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    db.pragma('busy_timeout = 5000');
+    const deviceId = (db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined) ?? '';
+    const sequences = new Map((db.prepare('SELECT name, seq FROM sqlite_sequence').all() as { name: string; seq: number }[]).map((r) => [r.name, r.seq]));
+    const kinds = {} as LedgerSummary['kinds'];
+    for (const kind of RECORD_KINDS) {
+      const ackedUpTo = db.prepare('SELECT acked_up_to FROM sync_state WHERE kind = ?').pluck().get(kind) as number;
+      const counts = db.prepare(`SELECT COUNT(*) AS rows, COUNT(*) FILTER (WHERE seq > ?) AS pending FROM ${TABLE[kind]}`).get(ackedUpTo) as {
+        rows: number;
+        pending: number;
+      };
+      kinds[kind] = { lastSeq: sequences.get(TABLE[kind]) ?? 0, ackedUpTo, ...counts };
+    }
+    return { deviceId, kinds };
+  } finally {
+    db.close();
+  }
+}

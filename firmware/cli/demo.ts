@@ -1,0 +1,90 @@
+import { Demo, type DemoResult } from '../demo.js';
+import { renderRuntimeScreen } from '../status-screen.js';
+import { intFlag, parse, untilSignal } from './args.js';
+
+export const DEMO_USAGE = `Usage: medge demo [--seconds N] [--json] [--chaos] [--data DIR] [--seed N]
+
+Starts an edge node, the device runtime and simulated sensors (ECG, heart sound, heart-rate strap,
+glucose meter), and shows a live status screen. Ctrl-C stops it cleanly.
+
+Options:
+  --seconds N   run N seconds, drain the backlog, stop, and report
+  --json        print the report as one JSON object on stdout (no status screen)
+  --chaos       restart the broker and SIGKILL the runtime at random moments
+  --data DIR    keep the data (DIR/device, DIR/edge) instead of a temporary directory
+  --seed N      seed of the simulated signals and the chaos schedule (default 1)`;
+
+export async function demoCommand(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    { seconds: { type: 'string' }, json: { type: 'boolean' }, chaos: { type: 'boolean' }, data: { type: 'string' }, seed: { type: 'string' } },
+    DEMO_USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(`${DEMO_USAGE}\n`);
+    return 0;
+  }
+  const seconds = intFlag(values.seconds, '--seconds', DEMO_USAGE, 1, 86_400);
+  const json = values.json === true;
+  const tty = process.stdout.isTTY === true && !json;
+  const notes: string[] = [];
+  let lastLine = 0;
+  const demo = new Demo({
+    chaos: values.chaos === true,
+    seed: intFlag(values.seed, '--seed', DEMO_USAGE) ?? 1,
+    ...(seconds !== undefined ? { seconds } : {}),
+    ...(values.data !== undefined ? { dataDir: values.data } : {}),
+    onNote: (text) => {
+      notes.push(text);
+      if (!tty && !json) process.stderr.write(`medge demo: ${text}\n`);
+    },
+    onStatus: (status) => {
+      if (json) return;
+      if (tty) {
+        const screen = renderRuntimeScreen(status, { width: Math.min(process.stdout.columns ?? 80, 100), color: true, now: Date.now() });
+        const recent = notes.slice(-3).map((n) => `  ${n}`);
+        process.stdout.write(`\x1b[H\x1b[2J${screen}\n${recent.join('\n')}\n  Ctrl-C stops.\n`);
+      } else if (status.elapsedMs - lastLine >= 5_000) {
+        lastLine = status.elapsedMs;
+        const r = status.runtime;
+        const backlog = r ? Object.values(r.backlog).reduce((a, b) => a + b, 0) : 0;
+        const stored = Object.values(status.edge.stored).reduce((a, b) => a + (b ?? 0), 0);
+        process.stderr.write(
+          `medge demo: ${Math.round(status.elapsedMs / 1000)} s, link ${r?.link ?? 'starting'}, backlog ${backlog}, edge stored ${stored}` +
+            `${r?.lastAlert ? `, last alert ${r.lastAlert.kind}` : ''}\n`,
+        );
+      }
+    },
+  });
+  if (!json) process.stderr.write(`medge demo: data in ${demo.dataDir}; edge and runtime starting\n`);
+  const interrupted = untilSignal().then(() => {
+    if (!json) process.stderr.write('\nmedge demo: stopping (draining the backlog; Ctrl-C again to quit at once)\n');
+  });
+  let result: DemoResult;
+  try {
+    result = await demo.run(interrupted);
+  } finally {
+    if (values.data === undefined) demo.cleanup();
+  }
+  if (json) {
+    const { dataDir: _dir, ...report } = result;
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } else {
+    process.stdout.write(`${formatReport(result, values.data !== undefined)}\n`);
+  }
+  return result.drained ? 0 : 1;
+}
+
+function formatReport(r: DemoResult, kept: boolean): string {
+  const rows = Object.keys(r.produced).map(
+    (k) =>
+      `  ${k.padEnd(11)} produced ${String(r.produced[k as keyof typeof r.produced]).padStart(7)}  acked ${String(r.acked[k as keyof typeof r.acked]).padStart(7)}  at edge ${String(r.edgeStored[k as keyof typeof r.edgeStored]).padStart(7)}`,
+  );
+  return [
+    'medge demo report',
+    ...rows,
+    `  duplicates at edge ${r.duplicatesAtEdge}, missing at edge ${r.missingAtEdge}, quarantined ${r.quarantined}`,
+    `  broker restarts ${r.brokerRestarts}, runtime kills ${r.runtimeKills}, backlog ${r.drained ? 'drained' : 'NOT drained'}`,
+    kept ? `  data kept in ${r.dataDir}` : '  (temporary data removed; use --data DIR to keep it)',
+  ].join('\n');
+}

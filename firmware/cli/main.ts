@@ -1,0 +1,57 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MedgeError } from '../../device-sdk/errors.js';
+import { packageRoot } from '../package-root.js';
+import { UsageError } from './args.js';
+import { demoCommand } from './demo.js';
+import { edgeCommand } from './edge.js';
+import { runCommand } from './run.js';
+
+const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
+  demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
+  run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
+  edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
+});
+
+const USAGE = `Usage: medge <command> [options]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`)
+  .join('\n')}
+
+'medge <command> --help' describes a command.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === 'version') {
+    const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(`medge ${version}\n`);
+    return 0;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) throw new UsageError(`unknown command ${JSON.stringify(command)}; commands are: ${Object.keys(COMMANDS).join(', ')}`, USAGE);
+  return entry.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`medge: ${error.message}\n\n${error.usage}\n`);
+      process.exitCode = 2;
+    } else if (error instanceof MedgeError) {
+      process.stderr.write(`medge: ${error.message}\n`);
+      process.exitCode = error.code === 'config' ? 2 : 1;
+    } else {
+      process.stderr.write(`medge: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,167 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../device-sdk/errors.js';
+import { ConfigErrors, DEFAULT_RUNTIME_CONFIG, loadRuntimeConfig, parseRuntimeConfig, parseSourceConfig } from './config.js';
+
+const minimal = { deviceId: 'clinic-01', dataDir: './data' };
+
+function problemOf(input: unknown): ConfigErrors {
+  try {
+    parseRuntimeConfig(input, '/etc/medge');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigErrors);
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigErrors;
+  }
+  throw new Error('expected a ConfigErrors');
+}
+
+describe('parseRuntimeConfig', () => {
+  it('applies the defaults', () => {
+    const config = parseRuntimeConfig(minimal, '/etc/medge');
+    expect(config).toEqual({
+      deviceId: 'clinic-01',
+      site: 'default',
+      dataDir: '/etc/medge/data',
+      edge: {
+        url: 'mqtt://127.0.0.1:1883',
+        batchMaxRecords: 500,
+        batchMaxBytes: 262_144,
+        window: 8,
+        ackTimeoutMs: 10_000,
+        backoff: { initialMs: 250, maxMs: 30_000 },
+      },
+      store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90 },
+      sources: [],
+      log: { level: 'info' },
+      statusIntervalMs: 1000,
+    });
+    expect(config.edge).not.toBe(DEFAULT_RUNTIME_CONFIG.edge);
+    expect(Object.isFrozen(DEFAULT_RUNTIME_CONFIG.edge.backoff)).toBe(true);
+  });
+
+  it('merges partial sections and fills source defaults per type', () => {
+    const config = parseRuntimeConfig(
+      { ...minimal, edge: { window: 2, backoff: { maxMs: 5000 } }, sources: [{ type: 'sim-glucose', intervalMs: 1000 }, { type: 'sim-ecg' }] },
+      '/x',
+    );
+    expect(config.edge.window).toBe(2);
+    expect(config.edge.batchMaxRecords).toBe(500);
+    expect(config.edge.backoff).toEqual({ initialMs: 250, maxMs: 5000 });
+    expect(config.sources).toEqual([
+      { type: 'sim-glucose', sensor: 'glucose-meter', intervalMs: 1000, corruptRate: 0.05, periodReadings: 48 },
+      { type: 'sim-ecg', sensor: 'ecg', rateHz: 360, chunkMs: 1000, heartRateBpm: 72, noiseMv: 0.02 },
+    ]);
+  });
+
+  it('never mutates its input', () => {
+    const input = { ...minimal, edge: { window: 4 }, sources: [{ type: 'sim-hr' }] };
+    const before = structuredClone(input);
+    const config = parseRuntimeConfig(Object.freeze(input), '/x');
+    expect(input).toEqual(before);
+    config.edge.url = 'mqtt://changed';
+    expect(input).toEqual(before);
+    expect(DEFAULT_RUNTIME_CONFIG.edge.url).toBe('mqtt://127.0.0.1:1883');
+  });
+
+  it('resolves a relative dataDir against baseDir and keeps an absolute one', () => {
+    expect(parseRuntimeConfig({ ...minimal, dataDir: '../var/data' }, '/etc/medge').dataDir).toBe('/etc/var/data');
+    expect(parseRuntimeConfig({ ...minimal, dataDir: '/srv/medge' }, '/etc/medge').dataDir).toBe('/srv/medge');
+  });
+
+  it('names a missing required field with an example', () => {
+    const error = problemOf({ dataDir: '/d' });
+    expect(error.field).toBe('deviceId');
+    expect(error.value).toBeUndefined();
+    expect(error.fix).toBe('add "deviceId": "clinic-01"');
+  });
+
+  it('names an unknown property and lists the valid ones', () => {
+    const error = problemOf({ ...minimal, edge: { windw: 4 } });
+    expect(error.field).toBe('edge.windw');
+    expect(error.value).toBe(4);
+    expect(error.fix).toContain('valid properties here are: url, batchMaxRecords, batchMaxBytes, window, ackTimeoutMs, backoff');
+    expect(problemOf({ ...minimal, colour: true }).fix).toMatch(/^remove it; valid properties here are: deviceId, site,/);
+  });
+
+  it('names an out-of-range integer with its range', () => {
+    for (const window of [0, 65, 2.5]) {
+      const error = problemOf({ ...minimal, edge: { window } });
+      expect(error.field).toBe('edge.window');
+      expect(error.value).toBe(window);
+      expect(error.fix).toMatch(/^use an integer between 1 and 64/);
+    }
+  });
+
+  it('names an unknown enum value and lists the valid ones', () => {
+    const error = problemOf({ ...minimal, log: { level: 'verbose' } });
+    expect(error.field).toBe('log.level');
+    expect(error.value).toBe('verbose');
+    expect(error.fix).toBe('use one of: trace, debug, info, warn, error, fatal, silent');
+  });
+
+  it('names a bad source type by its index', () => {
+    const error = problemOf({ ...minimal, sources: [{ type: 'sim-ecg' }, { type: 'sim-spo2' }] });
+    expect(error.field).toBe('sources[1].type');
+    expect(error.value).toBe('sim-spo2');
+    expect(error.fix).toBe('use one of: sim-ecg, sim-pcg, sim-glucose, sim-hr');
+  });
+
+  it('checks type-specific source options', () => {
+    const error = problemOf({ ...minimal, sources: [{ type: 'sim-glucose', corruptRate: 2 }] });
+    expect(error.field).toBe('sources[0].corruptRate');
+    expect(error.value).toBe(2);
+    expect(error.fix).toMatch(/^use a number between 0 and 1/);
+    expect(problemOf({ ...minimal, sources: [{ type: 'sim-hr', rateHz: 360 }] }).field).toBe('sources[0].rateHz');
+  });
+
+  it('rejects bad names, URLs and non-objects', () => {
+    expect(problemOf({ ...minimal, deviceId: 'has space' })).toMatchObject({ field: 'deviceId', value: 'has space' });
+    expect(problemOf({ ...minimal, edge: { url: 'http://edge' } })).toMatchObject({ field: 'edge.url', value: 'http://edge' });
+    expect(problemOf({ ...minimal, store: { chunkRetentionHours: 0 } }).fix).toMatch(/^use a number greater than 0/);
+    expect(problemOf([1, 2])).toMatchObject({ field: '(root)', value: [1, 2] });
+  });
+
+  it('checks fields against each other', () => {
+    const error = problemOf({ ...minimal, edge: { backoff: { initialMs: 5000, maxMs: 1000 } } });
+    expect(error).toMatchObject({ field: 'edge.backoff.maxMs', value: 1000 });
+    expect(problemOf({ ...minimal, sources: [{ type: 'sim-ecg' }, { type: 'sim-ecg' }] }).field).toBe('sources[1].sensor');
+  });
+
+  it('collects every problem; the first one is the error itself', () => {
+    const error = problemOf({ deviceId: 'x y', dataDir: '/d', edge: { window: 0 }, log: { level: 'loud' } });
+    expect(error.problems.map((p) => p.field)).toEqual(['deviceId', 'edge.window', 'log.level']);
+    expect(error.problems[0]).toMatchObject({ field: error.field, value: error.value, fix: error.fix });
+    expect(error.code).toBe('config');
+  });
+});
+
+describe('parseSourceConfig', () => {
+  it('fills defaults and rejects unknown types', () => {
+    expect(parseSourceConfig({ type: 'sim-hr' })).toEqual({ type: 'sim-hr', sensor: 'hr-strap', intervalMs: 1000, runProbability: 0.02 });
+    expect(() => parseSourceConfig({ type: 'nope' })).toThrow(ConfigError);
+  });
+});
+
+describe('loadRuntimeConfig', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medge-config-'));
+
+  it('reads a file and resolves dataDir against its directory', () => {
+    const file = join(dir, 'runtime.json');
+    writeFileSync(file, JSON.stringify(minimal));
+    expect(loadRuntimeConfig(file).dataDir).toBe(join(dir, 'data'));
+  });
+
+  it('names the file when it is missing or not JSON', () => {
+    const missing = join(dir, 'missing.json');
+    expect(() => loadRuntimeConfig(missing)).toThrow(expect.objectContaining({ field: '--config', value: missing, message: expect.stringContaining(missing) }));
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{ "deviceId": "a", }');
+    expect(() => loadRuntimeConfig(broken)).toThrow(expect.objectContaining({ field: '--config', value: broken }));
+    const invalid = join(dir, 'invalid.json');
+    writeFileSync(invalid, JSON.stringify({ ...minimal, statusIntervalMs: 'fast' }));
+    expect(() => loadRuntimeConfig(invalid)).toThrow(expect.objectContaining({ field: 'statusIntervalMs', file: invalid }));
+  });
+});

@@ -1,0 +1,460 @@
+/**
+ * The runtime config: the JSON file behind `medge run --config FILE`.
+ *
+ * `parseRuntimeConfig` validates caller input against a JSON schema (ajv 8, `additionalProperties:
+ * false` everywhere), then merges it over the frozen defaults into a NEW object; the input is
+ * never mutated. Every problem becomes a `ConfigProblem` naming the field (`edge.window`,
+ * `sources[1].type`), the offending value and a concrete fix; the thrown `ConfigErrors` is a
+ * `ConfigError` whose own fields are those of the first problem.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
+import { ConfigError, formatValue } from '../device-sdk/errors.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const SOURCE_TYPES = ['sim-ecg', 'sim-pcg', 'sim-glucose', 'sim-hr'] as const;
+export type SourceType = (typeof SOURCE_TYPES)[number];
+
+/** Synthetic ECG waveform (see `sources/sim-sources.ts`). */
+export interface SimEcgSourceConfig {
+  type: 'sim-ecg';
+  sensor: string;
+  rateHz: number;
+  /** Samples per emitted chunk, as a duration. */
+  chunkMs: number;
+  heartRateBpm: number;
+  /** Standard deviation of the added noise (mV). */
+  noiseMv: number;
+}
+
+/** Synthetic heart sounds (phonocardiogram), arbitrary units. */
+export interface SimPcgSourceConfig {
+  type: 'sim-pcg';
+  sensor: string;
+  rateHz: number;
+  chunkMs: number;
+  heartRateBpm: number;
+  /** Standard deviation of the added noise (ADC units). */
+  noise: number;
+}
+
+/** Heart-rate readings from a chest strap. */
+export interface SimHrSourceConfig {
+  type: 'sim-hr';
+  sensor: string;
+  intervalMs: number;
+  /** Probability per reading that a short run above 125 /min starts. */
+  runProbability: number;
+}
+
+/** A glucose meter that sends text lines over a simulated serial link. */
+export interface SimGlucoseSourceConfig {
+  type: 'sim-glucose';
+  sensor: string;
+  intervalMs: number;
+  /** Probability that a line is corrupted on the wire (flipped byte or truncation). */
+  corruptRate: number;
+  /** Readings per cycle of the slow glucose swing. */
+  periodReadings: number;
+}
+
+export type SourceConfig = SimEcgSourceConfig | SimPcgSourceConfig | SimHrSourceConfig | SimGlucoseSourceConfig;
+
+/** A source as a caller may write it: the `type` plus any options; the rest comes from the defaults. */
+export type SourceConfigInput = {
+  [K in SourceType]: { type: K } & Partial<Omit<Extract<SourceConfig, { type: K }>, 'type'>>;
+}[SourceType];
+
+export interface RuntimeConfig {
+  /** 1-64 characters of `[A-Za-z0-9._-]`. */
+  deviceId: string;
+  site: string;
+  /** Absolute: a relative path in the file is resolved against the config file's directory. */
+  dataDir: string;
+  edge: {
+    /** `mqtt://` or `mqtts://`. */
+    url: string;
+    batchMaxRecords: number;
+    batchMaxBytes: number;
+    /** Batches in flight without an acknowledgement. */
+    window: number;
+    ackTimeoutMs: number;
+    backoff: { initialMs: number; maxMs: number };
+  };
+  store: { budgetBytes: number; chunkRetentionHours: number; recordRetentionDays: number };
+  sources: SourceConfig[];
+  log: { level: LogLevel };
+  statusIntervalMs: number;
+}
+
+type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+type DeepPartial<T> = T extends (infer E)[] ? E[] : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+
+/** The config as it may appear in the file, before defaults. */
+export type RuntimeConfigInput = Omit<DeepPartial<RuntimeConfig>, 'sources'> & { sources?: SourceConfigInput[] };
+
+function deepFreeze<T>(value: T): DeepReadonly<T> {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value as DeepReadonly<T>;
+}
+
+export const DEFAULT_RUNTIME_CONFIG = deepFreeze({
+  site: 'default',
+  edge: {
+    url: 'mqtt://127.0.0.1:1883',
+    batchMaxRecords: 500,
+    batchMaxBytes: 262_144,
+    window: 8,
+    ackTimeoutMs: 10_000,
+    backoff: { initialMs: 250, maxMs: 30_000 },
+  },
+  store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90 },
+  sources: [] as SourceConfig[],
+  log: { level: 'info' as LogLevel },
+  statusIntervalMs: 1000,
+});
+
+export const DEFAULT_SOURCE_CONFIGS = deepFreeze({
+  'sim-ecg': { type: 'sim-ecg', sensor: 'ecg', rateHz: 360, chunkMs: 1000, heartRateBpm: 72, noiseMv: 0.02 },
+  'sim-pcg': { type: 'sim-pcg', sensor: 'pcg', rateHz: 4000, chunkMs: 1000, heartRateBpm: 72, noise: 150 },
+  'sim-hr': { type: 'sim-hr', sensor: 'hr-strap', intervalMs: 1000, runProbability: 0.02 },
+  'sim-glucose': { type: 'sim-glucose', sensor: 'glucose-meter', intervalMs: 300_000, corruptRate: 0.05, periodReadings: 48 },
+} satisfies { [K in SourceType]: Extract<SourceConfig, { type: K }> });
+
+// ---- schema ----------------------------------------------------------------------------------
+
+const NAME_SCHEMA = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9._-]{1,64}$',
+  description: '1-64 characters of letters, digits, ".", "_" or "-"',
+};
+const int = (minimum: number, maximum?: number, example?: number): SchemaObject => ({
+  type: 'integer',
+  minimum,
+  ...(maximum === undefined ? {} : { maximum }),
+  ...(example === undefined ? {} : { examples: [example] }),
+});
+const positive = (example: number): SchemaObject => ({ type: 'number', exclusiveMinimum: 0, examples: [example] });
+const range = (minimum: number, maximum: number, example: number): SchemaObject => ({ type: 'number', minimum, maximum, examples: [example] });
+const object = (properties: Record<string, SchemaObject>, required: string[] = []): SchemaObject => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+
+const SOURCE_SCHEMAS: Record<SourceType, Record<string, SchemaObject>> = {
+  'sim-ecg': {
+    sensor: { ...NAME_SCHEMA, examples: ['ecg'] },
+    rateHz: int(50, 2000, 360),
+    chunkMs: int(100, 10_000, 1000),
+    heartRateBpm: range(30, 220, 72),
+    noiseMv: range(0, 1, 0.02),
+  },
+  'sim-pcg': {
+    sensor: { ...NAME_SCHEMA, examples: ['pcg'] },
+    rateHz: int(1000, 16_000, 4000),
+    chunkMs: int(100, 10_000, 1000),
+    heartRateBpm: range(30, 220, 72),
+    noise: range(0, 5000, 150),
+  },
+  'sim-hr': {
+    sensor: { ...NAME_SCHEMA, examples: ['hr-strap'] },
+    intervalMs: int(100, 3_600_000, 1000),
+    runProbability: range(0, 1, 0.02),
+  },
+  'sim-glucose': {
+    sensor: { ...NAME_SCHEMA, examples: ['glucose-meter'] },
+    intervalMs: int(100, 86_400_000, 300_000),
+    corruptRate: range(0, 1, 0.05),
+    periodReadings: int(4, 100_000, 48),
+  },
+};
+
+const SOURCE_SCHEMA: SchemaObject = {
+  type: 'object',
+  required: ['type'],
+  discriminator: { propertyName: 'type' },
+  oneOf: SOURCE_TYPES.map((type) => object({ type: { const: type, examples: [type] }, ...SOURCE_SCHEMAS[type] }, ['type'])),
+};
+
+const RUNTIME_SCHEMA: SchemaObject = object(
+  {
+    deviceId: { ...NAME_SCHEMA, examples: ['clinic-01'] },
+    site: { ...NAME_SCHEMA, examples: ['ward-3'] },
+    dataDir: { type: 'string', minLength: 1, description: 'a directory path', examples: ['./data'] },
+    edge: object({
+      url: {
+        type: 'string',
+        pattern: '^mqtts?://[^\\s/?#]+',
+        description: 'an mqtt:// or mqtts:// URL',
+        examples: ['mqtt://127.0.0.1:1883'],
+      },
+      batchMaxRecords: int(1, 10_000, 500),
+      batchMaxBytes: int(1024, 4_194_304, 262_144),
+      window: int(1, 64, 8),
+      ackTimeoutMs: int(500, 600_000, 10_000),
+      backoff: object({ initialMs: int(1, 600_000, 250), maxMs: int(1, 3_600_000, 30_000) }),
+    }),
+    store: object({
+      budgetBytes: int(1_048_576, Number.MAX_SAFE_INTEGER, 2 * 1024 ** 3),
+      chunkRetentionHours: positive(24),
+      recordRetentionDays: positive(90),
+    }),
+    sources: { type: 'array', items: SOURCE_SCHEMA },
+    log: object({ level: { type: 'string', enum: [...LOG_LEVELS] } }),
+    statusIntervalMs: int(100, 60_000, 1000),
+  },
+  ['deviceId', 'dataDir'],
+);
+
+const ajv = new Ajv({ allErrors: true, verbose: true, discriminator: true });
+const validateRuntime = ajv.compile<RuntimeConfigInput>(RUNTIME_SCHEMA);
+const validateSource = ajv.compile<SourceConfigInput>(SOURCE_SCHEMA);
+
+// ---- errors ----------------------------------------------------------------------------------
+
+/** One thing wrong with a config. */
+export interface ConfigProblem {
+  field: string;
+  value: unknown;
+  problem: string;
+  fix: string;
+}
+
+/** All problems found in one config. `field`, `value` and `fix` are those of the first problem. */
+export class ConfigErrors extends ConfigError {
+  readonly problems: readonly ConfigProblem[];
+  /** The config file, when the config came from one. */
+  readonly file?: string;
+  constructor(problems: readonly ConfigProblem[], file?: string) {
+    const [first, ...rest] = problems;
+    if (first === undefined) throw new RangeError('ConfigErrors needs at least one problem');
+    super(first.field, first.value, first.problem, first.fix);
+    this.problems = Object.freeze([...problems]);
+    if (file !== undefined) this.file = file;
+    const more = rest.map((p) => `\n  - ${describeProblem(p)}`).join('');
+    this.message = `${file === undefined ? '' : `${file}: `}${this.message}${
+      rest.length > 0 ? `\n${rest.length} more problem${rest.length > 1 ? 's' : ''}:${more}` : ''
+    }`;
+  }
+}
+
+function describeProblem(p: ConfigProblem): string {
+  return `${p.field}: ${p.problem} (got ${formatValue(p.value)}). Fix: ${p.fix}`;
+}
+
+const ROOT = '(root)';
+
+function joinField(parent: string, key: string | number): string {
+  if (typeof key === 'number') return `${parent === ROOT ? '' : parent}[${key}]`;
+  return parent === ROOT ? key : `${parent}.${key}`;
+}
+
+/** Walks a JSON pointer through `data`, giving the dotted field name and the value found there. */
+function locate(data: unknown, pointer: string, prefix: string): { field: string; value: unknown } {
+  let field = prefix;
+  let value = data;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (Array.isArray(value)) {
+      field = joinField(field, Number(key));
+      value = value[Number(key)];
+    } else {
+      field = joinField(field, key);
+      value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+    }
+  }
+  return { field, value };
+}
+
+function childOf(value: unknown, key: string): unknown {
+  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+/** "use an integer between 1 and 64", "use one of: a, b", ... for a property schema. */
+function expectation(schema: SchemaObject | undefined): string {
+  if (schema === undefined) return 'check the documented config format';
+  const example = Array.isArray(schema.examples) ? ` (e.g. ${JSON.stringify(schema.examples[0])})` : '';
+  if (Array.isArray(schema.enum)) return `use one of: ${schema.enum.join(', ')}`;
+  if (schema.const !== undefined) return `use ${JSON.stringify(schema.const)}`;
+  const kind = schema.type === 'integer' ? 'an integer' : schema.type === 'number' ? 'a number' : undefined;
+  if (kind !== undefined) {
+    const { minimum, maximum, exclusiveMinimum } = schema as { minimum?: number; maximum?: number; exclusiveMinimum?: number };
+    if (minimum !== undefined && maximum !== undefined && maximum !== Number.MAX_SAFE_INTEGER) return `use ${kind} between ${minimum} and ${maximum}${example}`;
+    if (minimum !== undefined) return `use ${kind} of at least ${minimum}${example}`;
+    if (exclusiveMinimum !== undefined) return `use ${kind} greater than ${exclusiveMinimum}${example}`;
+    return `use ${kind}${example}`;
+  }
+  if (typeof schema.description === 'string') return `use ${schema.description}${example}`;
+  if (schema.type === 'object') return 'use an object ({ ... })';
+  if (schema.type === 'array') return 'use an array ([ ... ])';
+  return `use a ${String(schema.type)}${example}`;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+function toProblem(error: ErrorObject, data: unknown, prefix: string): ConfigProblem | undefined {
+  const at = locate(data, error.instancePath, prefix);
+  const parent = error.parentSchema as SchemaObject | undefined;
+  const properties = (parent?.properties ?? {}) as Record<string, SchemaObject>;
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const valid = Object.keys(properties);
+      const near = valid.find((v) => v.toLowerCase() === key.toLowerCase() || editDistance(v, key) <= 2);
+      return {
+        field: joinField(at.field, key),
+        value: childOf(at.value, key),
+        problem: 'unknown property',
+        fix: `${near === undefined ? 'remove it' : `rename it to "${near}"`}; valid properties here are: ${valid.join(', ')}`,
+      };
+    }
+    case 'required': {
+      const key = String(params.missingProperty);
+      const example = properties[key]?.examples?.[0] as unknown;
+      const fix =
+        parent?.discriminator !== undefined
+          ? `add "${key}": one of ${SOURCE_TYPES.map((t) => JSON.stringify(t)).join(', ')}`
+          : `add "${key}": ${example === undefined ? '...' : JSON.stringify(example)}`;
+      return { field: joinField(at.field, key), value: undefined, problem: 'is required', fix };
+    }
+    case 'discriminator': {
+      const field = joinField(at.field, String(params.tag));
+      const value = childOf(at.value, String(params.tag));
+      if (params.error === 'mapping') {
+        return { field, value, problem: 'unknown source type', fix: `use one of: ${SOURCE_TYPES.join(', ')}` };
+      }
+      if (value === undefined) return undefined; // reported by `required`
+      return { field, value, problem: 'must be a string', fix: `use one of: ${SOURCE_TYPES.join(', ')}` };
+    }
+    case 'oneOf':
+      return undefined; // summary of the branch errors, which are reported themselves
+    default: {
+      const problem =
+        error.keyword === 'pattern' && typeof parent?.description === 'string'
+          ? `is not ${parent.description}`
+          : error.keyword === 'enum'
+            ? 'is not one of the allowed values'
+            : (error.message ?? `fails ${error.keyword}`);
+      return { field: at.field, value: at.value, problem, fix: expectation(parent) };
+    }
+  }
+}
+
+function problemsOf(errors: readonly ErrorObject[] | null | undefined, data: unknown, prefix: string): ConfigProblem[] {
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const error of errors ?? []) {
+    const problem = toProblem(error, data, prefix);
+    if (problem === undefined || seen.has(problem.field)) continue; // one problem per field
+    seen.add(problem.field);
+    problems.push(problem);
+  }
+  return problems;
+}
+
+// ---- merging ---------------------------------------------------------------------------------
+
+function resolveSource(input: SourceConfigInput): SourceConfig {
+  return { ...DEFAULT_SOURCE_CONFIGS[input.type], ...input } as SourceConfig;
+}
+
+function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const { initialMs, maxMs } = config.edge.backoff;
+  if (maxMs < initialMs) {
+    problems.push({
+      field: 'edge.backoff.maxMs',
+      value: maxMs,
+      problem: `is below edge.backoff.initialMs (${initialMs})`,
+      fix: `use a value of at least ${initialMs}, or lower edge.backoff.initialMs`,
+    });
+  }
+  const sensors = new Map<string, number>();
+  config.sources.forEach((source, index) => {
+    const earlier = sensors.get(source.sensor);
+    if (earlier !== undefined) {
+      problems.push({
+        field: `sources[${index}].sensor`,
+        value: source.sensor,
+        problem: `duplicates the sensor name of sources[${earlier}]`,
+        fix: `give each source a distinct "sensor", e.g. "${source.sensor}-2"`,
+      });
+    } else sensors.set(source.sensor, index);
+  });
+  return problems;
+}
+
+/**
+ * Validates `input` (parsed JSON) and returns a new, complete config. Relative `dataDir` resolves
+ * against `baseDir` (the config file's directory). Throws `ConfigErrors` listing every problem.
+ */
+export function parseRuntimeConfig(input: unknown, baseDir: string, file?: string): RuntimeConfig {
+  if (!validateRuntime(input)) throw new ConfigErrors(problemsOf(validateRuntime.errors, input, ROOT), file);
+  const d = DEFAULT_RUNTIME_CONFIG;
+  const config: RuntimeConfig = {
+    deviceId: input.deviceId as string,
+    site: input.site ?? d.site,
+    dataDir: resolve(baseDir, input.dataDir as string),
+    edge: { ...d.edge, ...input.edge, backoff: { ...d.edge.backoff, ...input.edge?.backoff } },
+    store: { ...d.store, ...input.store },
+    sources: (input.sources ?? []).map(resolveSource),
+    log: { ...d.log, ...input.log },
+    statusIntervalMs: input.statusIntervalMs ?? d.statusIntervalMs,
+  };
+  const problems = crossFieldProblems(config);
+  if (problems.length > 0) throw new ConfigErrors(problems, file);
+  return config;
+}
+
+/**
+ * Validates one source config (as a caller may write it) and fills in the defaults of its type.
+ * `field` names it in errors, e.g. `sources[2]`.
+ */
+export function parseSourceConfig(input: unknown, field = 'source'): SourceConfig {
+  if (!validateSource(input)) throw new ConfigErrors(problemsOf(validateSource.errors, input, field));
+  return resolveSource(input);
+}
+
+/** Reads and parses a JSON config file. An unreadable file or invalid JSON is a `ConfigError` naming the file. */
+export function loadRuntimeConfig(path: string): RuntimeConfig {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError('--config', path, `cannot read config file ${file} (${code})`, 'check the path given to --config and that the file is readable');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(
+      '--config',
+      path,
+      `config file ${file} is not valid JSON: ${(error as Error).message}`,
+      'fix the JSON syntax (double-quoted keys and strings, no trailing commas or comments)',
+    );
+  }
+  return parseRuntimeConfig(json, dirname(file), file);
+}

@@ -1,0 +1,294 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RECORD_KINDS, type RecordKind } from '../device-sdk/records.js';
+import { readLedgerSummary } from '../device-sdk/store/sqlite-outbox-store.js';
+import { EdgeNode } from '../edge/edge-node.js';
+import type { RuntimeConfigInput } from './config.js';
+import type { RuntimeMessage, SupervisorMessage } from './cli/run.js';
+import { medgeBin } from './package-root.js';
+import { ledgerPath } from './runtime.js';
+import type { DemoStatus, RuntimeStatus } from './status.js';
+
+export interface DemoOptions {
+  /** Run this long, then drain and stop. Without it the demo runs until `stop()` (Ctrl-C). */
+  seconds?: number;
+  /** Restart the broker and SIGKILL the runtime at random moments. */
+  chaos: boolean;
+  /** Keep data here (device ledger in DIR/device, edge store in DIR/edge) instead of a temporary directory. */
+  dataDir?: string;
+  seed: number;
+  /** Longest wait for the backlog to drain after the run (ms). */
+  drainTimeoutMs: number;
+  /** Called about once a second with what the screen shows. */
+  onStatus?: (status: DemoStatus) => void;
+  /** Progress and problems for a person (stderr). */
+  onNote?: (text: string) => void;
+}
+
+export const DEFAULT_DEMO_OPTIONS: Readonly<Omit<DemoOptions, 'seconds' | 'dataDir'>> = Object.freeze({ chaos: false, seed: 1, drainTimeoutMs: 60_000 });
+
+export interface DemoResult {
+  produced: Record<RecordKind, number>;
+  acked: Record<RecordKind, number>;
+  edgeStored: Record<RecordKind, number>;
+  /** Records stored at the edge whose body is byte-identical to another stored record of the device. */
+  duplicatesAtEdge: number;
+  /** Records produced on the device that the edge does not hold. */
+  missingAtEdge: number;
+  quarantined: number;
+  brokerRestarts: number;
+  runtimeKills: number;
+  drained: boolean;
+  dataDir: string;
+}
+
+export const DEMO_DEVICE_ID = 'demo-clinic-01';
+export const DEMO_SITE = 'demo';
+
+/** mulberry32, for reproducible chaos schedules. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `medge demo`: an edge node in this process, the device runtime as a child process (so that chaos
+ * can SIGKILL it), simulated sensors inside the runtime, and a status screen. With `seconds` it runs
+ * that long, drains the backlog and reports the delivery invariants.
+ */
+export class Demo {
+  readonly dataDir: string;
+  private readonly options: DemoOptions;
+  private readonly temporary: boolean;
+  private readonly edge: EdgeNode;
+  private child: ChildProcess | undefined;
+  private childExit: Promise<void> = Promise.resolve();
+  private withSources = true;
+  private lastStatus: RuntimeStatus | undefined;
+  private sourcesStopped: (() => void) | undefined;
+  private brokerRestarts = 0;
+  private runtimeKills = 0;
+  private phase: DemoStatus['phase'] = 'running';
+  private readonly startedAt = Date.now();
+  private stopping = false;
+  private chaosTimers: NodeJS.Timeout[] = [];
+  private chaosBusy: Promise<void>[] = [];
+  private logFd: number;
+  private readonly random: () => number;
+
+  constructor(options: Partial<DemoOptions> = {}) {
+    this.options = { ...DEFAULT_DEMO_OPTIONS, ...options };
+    this.temporary = options.dataDir === undefined;
+    this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'medge-demo-'));
+    mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
+    this.logFd = openSync(join(this.dataDir, 'logs', 'runtime.log'), 'a');
+    this.edge = new EdgeNode({ dataDir: join(this.dataDir, 'edge'), port: 0 });
+    this.random = prng(this.options.seed);
+  }
+
+  private note(text: string): void {
+    this.options.onNote?.(text);
+  }
+
+  private writeConfig(withSources: boolean): string {
+    const config: RuntimeConfigInput = {
+      deviceId: DEMO_DEVICE_ID,
+      site: DEMO_SITE,
+      dataDir: join(this.dataDir, 'device'),
+      edge: { url: this.edge.url, ackTimeoutMs: 3_000, backoff: { initialMs: 100, maxMs: 2_000 } },
+      sources: withSources
+        ? [{ type: 'sim-ecg' }, { type: 'sim-pcg' }, { type: 'sim-hr' }, { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 }]
+        : [],
+      log: { level: 'info' },
+      statusIntervalMs: 1_000,
+    };
+    const path = join(this.dataDir, withSources ? 'runtime.json' : 'runtime-drain.json');
+    writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
+    return path;
+  }
+
+  private spawnRuntime(): void {
+    const config = this.writeConfig(this.withSources);
+    const child = fork(medgeBin(), ['run', '--config', config], { stdio: ['ignore', this.logFd, this.logFd, 'ipc'] });
+    this.child = child;
+    child.on('message', (message: RuntimeMessage) => {
+      if (message.type === 'status') this.lastStatus = message.status;
+      else if (message.type === 'sources-stopped') this.sourcesStopped?.();
+    });
+    this.childExit = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        if (this.child === child) this.child = undefined;
+        if (!this.stopping && signal !== 'SIGKILL') {
+          this.note(`runtime exited unexpectedly (code ${code}, signal ${signal}); restarting (see ${join(this.dataDir, 'logs', 'runtime.log')})`);
+          setTimeout(() => {
+            if (!this.stopping && !this.child) this.spawnRuntime();
+          }, 1_000).unref();
+        }
+        resolve();
+      });
+    });
+  }
+
+  private send(message: SupervisorMessage): void {
+    if (this.child?.connected) this.child.send(message);
+  }
+
+  async start(): Promise<void> {
+    await this.edge.start();
+    this.spawnRuntime();
+    if (this.options.chaos) this.planChaos();
+  }
+
+  /** Chaos events, stratified over the run so that a short run still gets >= 2 broker restarts and >= 1 kill. */
+  private planChaos(): void {
+    const totalMs = (this.options.seconds ?? 60) * 1000;
+    const restarts = Math.max(2, Math.round(totalMs / 10_000));
+    const kills = Math.max(1, Math.round(totalMs / 20_000));
+    const at = (i: number, n: number, from: number, to: number) => totalMs * (from + ((to - from) * (i + this.random())) / n);
+    for (let i = 0; i < restarts; i++) this.schedule(at(i, restarts, 0.1, 0.85), () => this.restartBroker(300 + this.random() * 1_200));
+    for (let i = 0; i < kills; i++) this.schedule(at(i, kills, 0.2, 0.8), () => this.killRuntime(200 + this.random() * 600));
+    if (this.options.seconds === undefined) this.schedule(totalMs, async () => this.planChaos());
+  }
+
+  private schedule(delayMs: number, fn: () => Promise<void>): void {
+    const timer = setTimeout(() => {
+      if (this.phase === 'running') this.chaosBusy.push(fn());
+    }, delayMs);
+    this.chaosTimers.push(timer);
+  }
+
+  private async restartBroker(downMs: number): Promise<void> {
+    await this.edge.stopBroker();
+    this.brokerRestarts += 1;
+    this.note(`chaos: broker stopped for ${Math.round(downMs)} ms`);
+    await sleep(downMs);
+    await this.edge.startBroker();
+  }
+
+  private async killRuntime(downMs: number): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    child.kill('SIGKILL');
+    this.runtimeKills += 1;
+    this.note(`chaos: runtime SIGKILLed; restarting in ${Math.round(downMs)} ms`);
+    await this.childExit;
+    await sleep(downMs);
+    if (!this.stopping) this.spawnRuntime();
+  }
+
+  status(): DemoStatus {
+    const stats = this.edge.store.stats();
+    const status: DemoStatus = {
+      edge: { url: this.edge.url, stored: stats.devices[DEMO_DEVICE_ID] ?? {}, rejected: stats.rejected, brokerUp: this.edge.broker?.running ?? true },
+      brokerRestarts: this.brokerRestarts,
+      runtimeKills: this.runtimeKills,
+      elapsedMs: Date.now() - this.startedAt,
+      phase: this.phase,
+    };
+    if (this.lastStatus) status.runtime = this.lastStatus;
+    if (this.options.seconds !== undefined) status.totalMs = this.options.seconds * 1000;
+    return status;
+  }
+
+  /** Runs until `seconds` pass (or `interrupted` resolves), drains, stops, and returns the invariants. */
+  async run(interrupted: Promise<unknown> = new Promise(() => undefined)): Promise<DemoResult> {
+    await this.start();
+    const ticker = setInterval(() => this.options.onStatus?.(this.status()), 1_000);
+    try {
+      const timeUp = this.options.seconds === undefined ? new Promise(() => undefined) : sleep(this.options.seconds * 1000);
+      await Promise.race([timeUp, interrupted]);
+      return await this.finish();
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  private async finish(): Promise<DemoResult> {
+    this.phase = 'draining';
+    for (const t of this.chaosTimers) clearTimeout(t);
+    await Promise.all(this.chaosBusy);
+    if (this.edge.broker && !this.edge.broker.running) await this.edge.startBroker();
+    this.withSources = false;
+    if (!this.child) this.spawnRuntime();
+    const stopped = new Promise<void>((resolve) => {
+      this.sourcesStopped = resolve;
+    });
+    this.send({ type: 'stop-sources' });
+    await Promise.race([stopped, sleep(5_000)]);
+    const path = ledgerPath(join(this.dataDir, 'device'));
+    const deadline = Date.now() + this.options.drainTimeoutMs;
+    let drained = false;
+    while (Date.now() < deadline) {
+      const summary = readLedgerSummary(path);
+      if (RECORD_KINDS.every((k) => summary.kinds[k].pending === 0)) {
+        drained = true;
+        break;
+      }
+      await sleep(200);
+    }
+    if (!drained) this.note(`backlog not drained within ${this.options.drainTimeoutMs} ms`);
+    this.phase = 'stopping';
+    await this.stopRuntime();
+    try {
+      return this.result(drained);
+    } finally {
+      await this.edge.stop();
+      closeSync(this.logFd);
+    }
+  }
+
+  private result(drained: boolean): DemoResult {
+    const summary = readLedgerSummary(ledgerPath(join(this.dataDir, 'device')));
+    const audit = this.edge.store.audit(DEMO_DEVICE_ID);
+    const produced = {} as Record<RecordKind, number>;
+    const acked = {} as Record<RecordKind, number>;
+    const edgeStored = {} as Record<RecordKind, number>;
+    let duplicatesAtEdge = 0;
+    let missingAtEdge = 0;
+    for (const kind of RECORD_KINDS) {
+      produced[kind] = summary.kinds[kind].lastSeq;
+      acked[kind] = summary.kinds[kind].ackedUpTo;
+      edgeStored[kind] = audit[kind]?.stored ?? 0;
+      duplicatesAtEdge += audit[kind]?.duplicateBodies ?? 0;
+      missingAtEdge += Math.max(0, produced[kind] - edgeStored[kind]);
+    }
+    return {
+      produced,
+      acked,
+      edgeStored,
+      duplicatesAtEdge,
+      missingAtEdge,
+      quarantined: produced.quarantine,
+      brokerRestarts: this.brokerRestarts,
+      runtimeKills: this.runtimeKills,
+      drained,
+      dataDir: this.dataDir,
+    };
+  }
+
+  /** Stops the runtime gracefully (SIGKILL after 10 s). */
+  private async stopRuntime(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (child) {
+      this.send({ type: 'shutdown' });
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await this.childExit;
+      clearTimeout(killer);
+    }
+  }
+
+  /** Removes the data directory if it was temporary. */
+  cleanup(): void {
+    if (this.temporary) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,238 @@
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { type Clock, systemClock } from '../device-sdk/clock.js';
+import { DecodeError, MedgeError } from '../device-sdk/errors.js';
+import { createLogger, type Logger } from '../device-sdk/log.js';
+import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
+import { Ledger } from '../device-sdk/store/ledger.js';
+import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
+import { Uplink } from '../device-sdk/sync/uplink.js';
+import type { RuntimeConfig } from './config.js';
+import { createRuleEngine, type RuleEngine } from './rules.js';
+import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
+import { createSimSource, type SimSource, type SourceSink } from './sources/sim-sources.js';
+import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
+
+/** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
+const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string) => Reading>> = Object.freeze({
+  [GLUCOSE_LINE_CODEC]: decodeGlucoseLine,
+});
+
+export interface RuntimeDeps {
+  clock: Clock;
+  logger: Logger;
+  /** Seed of the simulated sources (each source gets seed + its index). */
+  seed: number;
+}
+
+export interface RuntimeEvents {
+  alert: [Alert];
+  status: [RuntimeStatus];
+}
+
+/** Where the ledger file of a device data directory lives. */
+export function ledgerPath(dataDir: string): string {
+  return join(dataDir, 'ledger.sqlite');
+}
+
+/**
+ * The device runtime: sources → ledger → rules → local alarms, and the uplink draining the ledger
+ * to the edge. Nothing here waits for the network: alerts are stored and raised locally first.
+ *
+ * Lifecycle: `start()` opens the ledger, starts the uplink and the sources; `stopSources()` stops
+ * producing (used to drain); `stop()` stops everything, flushes and closes the ledger.
+ */
+export class Runtime extends EventEmitter<RuntimeEvents> {
+  readonly config: RuntimeConfig;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly store: SqliteOutboxStore;
+  private readonly ledger: Ledger;
+  private readonly uplink: Uplink;
+  private readonly rules: RuleEngine;
+  private readonly sources: SimSource[];
+  private readonly counts = new Map<string, number>();
+  private readonly rates = new Map<string, number>();
+  private lastAlert: Alert | undefined;
+  private storageFull = false;
+  private refusedChunks = 0;
+  private lastRateAt = 0;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly startedAt: number;
+  private stopped = false;
+
+  constructor(config: RuntimeConfig, deps: Partial<RuntimeDeps> = {}) {
+    super();
+    this.config = config;
+    this.clock = deps.clock ?? systemClock;
+    this.log = deps.logger ?? createLogger('medge-runtime', config.log.level);
+    const hours = 3600_000;
+    const recordMs = config.store.recordRetentionDays * 24 * hours;
+    this.store = new SqliteOutboxStore(ledgerPath(config.dataDir), {
+      deviceId: config.deviceId,
+      budgetBytes: config.store.budgetBytes,
+      retentionMs: { chunk: config.store.chunkRetentionHours * hours, alert: recordMs, finding: recordMs, reading: recordMs, quarantine: recordMs },
+    });
+    this.ledger = new Ledger(this.store, { clock: this.clock });
+    this.uplink = new Uplink(this.store, { ...config.edge, site: config.site, clock: this.clock, logger: this.log });
+    this.rules = createRuleEngine();
+    const seed = deps.seed ?? 1;
+    this.sources = config.sources.map((s, i) => createSimSource(s, this.clock, seed + i));
+    this.startedAt = this.clock.monotonic();
+  }
+
+  get bootId(): string {
+    return this.store.bootId;
+  }
+
+  start(): void {
+    this.log.info(
+      {
+        deviceId: this.config.deviceId,
+        site: this.config.site,
+        bootId: this.store.bootId,
+        edge: this.config.edge.url,
+        sources: this.config.sources.map((s) => s.type),
+        store: this.config.store,
+      },
+      'runtime starting',
+    );
+    this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'start', detail: `boot ${this.store.bootId}` });
+    this.uplink.on('state', (state) => this.log.info({ link: state }, 'link state'));
+    this.uplink.start();
+    const sink = this.sink();
+    for (const source of this.sources) source.start(sink);
+    this.lastRateAt = this.clock.monotonic();
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.config.statusIntervalMs, () => this.emit('status', this.status()));
+    every(10_000, () => this.checkBudget());
+    this.checkBudget();
+  }
+
+  private count(sensor: string, n: number): void {
+    this.counts.set(sensor, (this.counts.get(sensor) ?? 0) + n);
+  }
+
+  private sink(): SourceSink {
+    return {
+      chunk: (c) => {
+        this.count(c.sensor, c.samples.length);
+        if (this.storageFull) {
+          this.refusedChunks += 1;
+          return;
+        }
+        this.ledger.add('chunk', c);
+      },
+      reading: (r) => this.onReading(r),
+      raw: (bytes, info) => {
+        const decode = RAW_CODECS[info.codec];
+        try {
+          if (!decode) throw new DecodeError(info.codec, `no decoder registered; known codecs: ${Object.keys(RAW_CODECS).join(', ')}`);
+          this.onReading(decode(bytes, this.clock.now(), info.source));
+        } catch (error) {
+          if (!(error instanceof MedgeError)) throw error;
+          this.ledger.add('quarantine', { transport: info.transport, source: info.source, t: this.clock.now(), error: error.message, bytes });
+          this.log.warn({ transport: info.transport, source: info.source, bytes: bytes.byteLength, err: error.message }, 'bytes quarantined');
+        }
+      },
+    };
+  }
+
+  private onReading(r: Reading): void {
+    this.count(r.sensor, 1);
+    this.ledger.add('reading', r);
+    const { findings, alerts } = this.rules.onReading(r);
+    for (const f of findings) this.ledger.add('finding', f);
+    for (const a of alerts) this.raise(a);
+  }
+
+  /** Stores the alert durably, then raises it locally (log, status, listeners such as a buzzer). */
+  raise(alert: Alert): void {
+    const seq = this.ledger.addAlert(alert);
+    this.lastAlert = alert;
+    const level = alert.severity === 3 ? 'error' : alert.severity === 2 ? 'warn' : 'info';
+    this.log[level]({ alert: alert.kind, severity: alert.severity, seq, sensor: alert.sensor }, alert.message);
+    this.emit('alert', alert);
+  }
+
+  private checkBudget(): void {
+    const report = this.store.enforceBudget(this.clock.now());
+    const evicted = Object.values(report.evicted).reduce((a, b) => a + b, 0);
+    if (evicted > 0) this.log.warn({ evicted: report.evicted, bytesUsed: report.bytesUsed }, 'ledger over budget: evicted records');
+    if (report.overBudget && !this.storageFull) {
+      this.storageFull = true;
+      this.raise({
+        kind: 'storage-full',
+        severity: 3,
+        t: this.clock.now(),
+        message: `Device storage is full (${report.bytesUsed} of ${report.budgetBytes} bytes) and holds only unsynced clinical records; raw waveform is no longer stored. Restore the link to the edge.`,
+      });
+    } else if (!report.overBudget && this.storageFull) {
+      this.storageFull = false;
+      this.log.info({ refusedChunks: this.refusedChunks }, 'storage back under budget; storing waveform again');
+    }
+  }
+
+  status(): RuntimeStatus {
+    const stats = this.store.stats();
+    const now = this.clock.monotonic();
+    const seconds = Math.max(0.001, (now - this.lastRateAt) / 1000);
+    for (const source of this.sources) {
+      const n = this.counts.get(source.sensor) ?? 0;
+      this.rates.set(source.sensor, source.rateUnit === 'samples/s' ? n / seconds : (n / seconds) * 60);
+      this.counts.set(source.sensor, 0);
+    }
+    this.lastRateAt = now;
+    const sensors: SensorStatus[] = this.sources.map((s) => ({
+      sensor: s.sensor,
+      source: s.source,
+      connected: !this.stopped,
+      rate: Math.round((this.rates.get(s.sensor) ?? 0) * 10) / 10,
+      rateUnit: s.rateUnit,
+    }));
+    const produced = {} as Record<RecordKind, number>;
+    const backlog = {} as Record<RecordKind, number>;
+    let bytesUsed = 0;
+    for (const kind of RECORD_KINDS) {
+      produced[kind] = stats[kind].lastSeq;
+      backlog[kind] = stats[kind].pending + (kind === 'chunk' ? this.ledger.buffered : 0);
+      bytesUsed += stats[kind].bytes;
+    }
+    const status: RuntimeStatus = {
+      deviceId: this.config.deviceId,
+      bootId: this.store.bootId,
+      uptimeMs: Math.round(now - this.startedAt),
+      link: this.uplink.state as LinkState,
+      sensors,
+      produced,
+      backlog,
+      quarantined: stats.quarantine.lastSeq,
+      storage: { bytesUsed, budgetBytes: this.config.store.budgetBytes, overBudget: this.storageFull },
+    };
+    if (this.uplink.lastAckMs !== undefined) status.lastAckMs = this.uplink.lastAckMs;
+    if (this.lastAlert) status.lastAlert = { kind: this.lastAlert.kind, severity: this.lastAlert.severity, message: this.lastAlert.message, t: this.lastAlert.t };
+    return status;
+  }
+
+  /** Stops producing; what was produced is flushed to the ledger and keeps draining to the edge. */
+  stopSources(): void {
+    for (const source of this.sources) source.stop();
+    this.ledger.flush();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopSources();
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.uplink.stop();
+    this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'stop', detail: `boot ${this.store.bootId}` });
+    this.store.close();
+    this.log.info('runtime stopped');
+  }
+}
