@@ -60,6 +60,13 @@ function prng(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Waits for `promise` at most `ms`; the timer is cleared either way so it never holds the process open. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 /**
  * `medge demo`: an edge node in this process, the device runtime as a child process (so that chaos
  * can SIGKILL it), simulated sensors inside the runtime, and a status screen. With `seconds` it runs
@@ -106,7 +113,7 @@ export class Demo {
       dataDir: join(this.dataDir, 'device'),
       edge: { url: this.edge.url, ackTimeoutMs: 3_000, backoff: { initialMs: 100, maxMs: 2_000 } },
       sources: withSources
-        ? [{ type: 'sim-ecg' }, { type: 'sim-pcg' }, { type: 'sim-hr' }, { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 }]
+        ? [{ type: 'sim-ecg', chunkMs: 250 }, { type: 'sim-pcg', chunkMs: 500 }, { type: 'sim-hr' }, { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 }]
         : [],
       log: { level: 'info' },
       statusIntervalMs: 1_000,
@@ -204,8 +211,7 @@ export class Demo {
     await this.start();
     const ticker = setInterval(() => this.options.onStatus?.(this.status()), 1_000);
     try {
-      const timeUp = this.options.seconds === undefined ? new Promise(() => undefined) : sleep(this.options.seconds * 1000);
-      await Promise.race([timeUp, interrupted]);
+      await (this.options.seconds === undefined ? interrupted : within(interrupted, this.options.seconds * 1000));
       return await this.finish();
     } finally {
       clearInterval(ticker);
@@ -223,7 +229,7 @@ export class Demo {
       this.sourcesStopped = resolve;
     });
     this.send({ type: 'stop-sources' });
-    await Promise.race([stopped, sleep(5_000)]);
+    await within(stopped, 5_000);
     const path = ledgerPath(join(this.dataDir, 'device'));
     const deadline = Date.now() + this.options.drainTimeoutMs;
     let drained = false;

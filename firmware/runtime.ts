@@ -132,11 +132,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         const decode = RAW_CODECS[info.codec];
         try {
           if (!decode) throw new DecodeError(info.codec, `no decoder registered; known codecs: ${Object.keys(RAW_CODECS).join(', ')}`);
-          this.onReading(decode(bytes, this.clock.now(), info.source));
+          this.onReading(decode(bytes, this.clock.now(), info.sensor));
         } catch (error) {
           if (!(error instanceof MedgeError)) throw error;
-          this.ledger.add('quarantine', { transport: info.transport, source: info.source, t: this.clock.now(), error: error.message, bytes });
-          this.log.warn({ transport: info.transport, source: info.source, bytes: bytes.byteLength, err: error.message }, 'bytes quarantined');
+          this.count(info.sensor, 1);
+          this.ledger.add('quarantine', { transport: info.transport, source: info.sensor, t: this.clock.now(), error: error.message, bytes });
+          this.log.warn({ transport: info.transport, sensor: info.sensor, bytes: bytes.byteLength, err: error.message }, 'bytes quarantined');
         }
       },
     };

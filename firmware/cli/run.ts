@@ -47,5 +47,6 @@ export async function runCommand(args: string[]): Promise<number> {
   await Promise.race([untilSignal(), process.send ? supervisorDone : new Promise(() => undefined)]);
   await runtime.stop();
   logger.flush();
+  if (process.connected) process.disconnect();
   return 0;
 }

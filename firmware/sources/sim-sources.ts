@@ -28,7 +28,7 @@ export interface SourceSink {
   chunk(c: StreamChunk): void;
   reading(r: Reading): void;
   /** Bytes as they came off a transport, still to be decoded with `info.codec`. */
-  raw(bytes: Uint8Array, info: { transport: string; source: string; codec: string }): void;
+  raw(bytes: Uint8Array, info: { transport: string; source: string; sensor: string; codec: string }): void;
 }
 
 export interface SimSource {
@@ -258,7 +258,7 @@ const METER_RECORD_EPOCH = Date.UTC(2024, 0, 1);
 
 function simGlucose(c: SimGlucoseSourceConfig, clock: Clock, seed: number): SimSource {
   const meta = { sensor: c.sensor, source: c.type, rateUnit: 'readings/min', nominalRate: 60_000 / c.intervalMs } as const;
-  const info = Object.freeze({ transport: SIM_SERIAL_TRANSPORT, source: c.type, codec: GLUCOSE_LINE_CODEC });
+  const info = Object.freeze({ transport: SIM_SERIAL_TRANSPORT, source: c.type, sensor: c.sensor, codec: GLUCOSE_LINE_CODEC });
   return periodicSource(meta, clock, c.intervalMs, (sink) => {
     const rng = mulberry32(seed);
     let last = -1;

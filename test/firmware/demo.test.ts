@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { RECORD_KINDS } from '../../device-sdk/records.js';
+import { medge } from '../helpers/cli.js';
+
+interface Report {
+  produced: Record<string, number>;
+  acked: Record<string, number>;
+  edgeStored: Record<string, number>;
+  duplicatesAtEdge: number;
+  missingAtEdge: number;
+  quarantined: number;
+  brokerRestarts: number;
+  runtimeKills: number;
+  drained: boolean;
+}
+
+describe('medge demo --chaos --json', () => {
+  it('delivers every record exactly once through broker restarts and runtime SIGKILLs', async () => {
+    const run = await medge(['demo', '--seconds', '12', '--chaos', '--json', '--seed', '7'], { timeoutMs: 120_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const report = JSON.parse(lines[0] as string) as Report;
+    expect(report.brokerRestarts).toBeGreaterThanOrEqual(2);
+    expect(report.runtimeKills).toBeGreaterThanOrEqual(1);
+    expect(report.drained).toBe(true);
+    for (const kind of RECORD_KINDS) {
+      expect(report.edgeStored[kind], kind).toBe(report.produced[kind]);
+      expect(report.acked[kind], kind).toBe(report.produced[kind]);
+    }
+    // Every sensor produced something, so the invariants above are not vacuous.
+    for (const kind of ['finding', 'reading', 'chunk']) expect(report.produced[kind], kind).toBeGreaterThan(5);
+    expect(report.duplicatesAtEdge).toBe(0);
+    expect(report.missingAtEdge).toBe(0);
+    expect(report.quarantined).toBe(report.produced.quarantine);
+  });
+});
