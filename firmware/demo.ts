@@ -125,7 +125,8 @@ export class Demo {
 
   private spawnRuntime(): void {
     const config = this.writeConfig(this.withSources);
-    const child = fork(medgeBin(), ['run', '--config', config], { stdio: ['ignore', this.logFd, this.logFd, 'ipc'] });
+    // Own process group: a terminal's Ctrl-C reaches the demo only, which then drains and stops the runtime itself.
+    const child = fork(medgeBin(), ['run', '--config', config], { stdio: ['ignore', this.logFd, this.logFd, 'ipc'], detached: true });
     this.child = child;
     child.on('message', (message: RuntimeMessage) => {
       if (message.type === 'status') this.lastStatus = message.status;
