@@ -183,7 +183,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private onLost(client: MqttClient, why: string): void {
     if (client !== this.client) return;
     this.client = undefined;
-    client.removeAllListeners('close');
+    client.removeAllListeners();
     client.on('error', () => undefined);
     client.end(true);
     this.inFlight = [];
