@@ -4,8 +4,8 @@ import Database from 'better-sqlite3';
 import { StoreError } from '../device-sdk/errors.js';
 import type { WireRecord } from '../device-sdk/proto/index.js';
 import type { RecordKind } from '../device-sdk/records.js';
-import { applyDurablePragmas } from '../device-sdk/store/sqlite-outbox-store.js';
-import { type Migration, runMigrations } from '../device-sdk/store/migrations.js';
+import type { Migration } from '../device-sdk/store/migrations.js';
+import { openDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 
 export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
   {
@@ -75,13 +75,7 @@ export class EdgeStore {
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
     this.path = edgeDatabasePath(dataDir);
-    try {
-      this.db = new Database(this.path);
-    } catch (error) {
-      throw new StoreError('open', `cannot open edge store ${this.path}: ${(error as Error).message}`, { cause: error });
-    }
-    applyDurablePragmas(this.db);
-    runMigrations(this.db, EDGE_MIGRATIONS);
+    this.db = openDatabase(this.path, EDGE_MIGRATIONS, 'edge store');
     const insert = this.db.prepare(
       'INSERT OR IGNORE INTO records (device_id, kind, seq, site, boot_id, t_ms, received_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );

@@ -73,7 +73,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       budgetBytes: config.store.budgetBytes,
       retentionMs: { chunk: config.store.chunkRetentionHours * hours, alert: recordMs, finding: recordMs, reading: recordMs, quarantine: recordMs },
     });
-    this.ledger = new Ledger(this.store, { clock: this.clock });
+    this.ledger = new Ledger(this.store, {
+      clock: this.clock,
+      onFlushError: (error) => this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered }, 'ledger flush failed; records kept in memory, retrying'),
+    });
     this.uplink = new Uplink(this.store, { ...config.edge, site: config.site, clock: this.clock, logger: this.log });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
@@ -153,7 +156,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
 
   /** Stores the alert durably, then raises it locally (log, status, listeners such as a buzzer). */
   raise(alert: Alert): void {
-    const seq = this.ledger.addAlert(alert);
+    let seq: number | undefined;
+    try {
+      seq = this.ledger.addAlert(alert);
+    } catch (error) {
+      // The alarm is raised even when it cannot be stored; the ledger keeps it buffered and retries.
+      this.log.error({ err: (error as Error).message, alert: alert.kind }, 'alert not yet stored');
+    }
     this.lastAlert = alert;
     const level = alert.severity === 3 ? 'error' : alert.severity === 2 ? 'warn' : 'info';
     this.log[level]({ alert: alert.kind, severity: alert.severity, seq, sensor: alert.sensor }, alert.message);

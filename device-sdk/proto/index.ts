@@ -71,6 +71,7 @@ function decodeWith(type: protobuf.Type, bytes: Uint8Array, codec: string): Reco
 
 function checkVersion(message: Record<string, unknown>, codec: string): void {
   const version = num(message.schemaVersion);
+  if (version === 0) throw new DecodeError(codec, 'schema_version is missing');
   if (version !== SCHEMA_VERSION) {
     throw new UnknownSchemaVersionError(codec, version);
   }

@@ -1,7 +1,7 @@
 export { auditHash } from './audit.js';
 export { DEFAULT_LEDGER_OPTIONS, Ledger, type LedgerOptions } from './ledger.js';
 export { MemoryOutboxStore } from './memory-outbox-store.js';
-export { type Migration, runMigrations } from './migrations.js';
+export { assertSchemaVersion, type Migration, runMigrations } from './migrations.js';
 export {
   type AppendEntry,
   type AuditEntry,
@@ -14,4 +14,4 @@ export {
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
-export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, readLedgerSummary, SqliteOutboxStore } from './sqlite-outbox-store.js';
+export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, openDatabase, readLedgerSummary, SqliteOutboxStore } from './sqlite-outbox-store.js';

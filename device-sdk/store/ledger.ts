@@ -9,9 +9,16 @@ export interface LedgerOptions {
   /** ... or as soon as this many are buffered. */
   maxBuffered: number;
   clock: Clock;
+  /** Called when a timed flush fails (disk full, I/O). The records stay buffered and the flush is retried. */
+  onFlushError: (error: unknown) => void;
 }
 
-export const DEFAULT_LEDGER_OPTIONS: Readonly<LedgerOptions> = Object.freeze({ flushIntervalMs: 200, maxBuffered: 1000, clock: systemClock });
+export const DEFAULT_LEDGER_OPTIONS: Readonly<LedgerOptions> = Object.freeze({
+  flushIntervalMs: 200,
+  maxBuffered: 1000,
+  clock: systemClock,
+  onFlushError: () => undefined,
+});
 
 /** Which field of each kind names its tag (the sensor or type it came from). */
 function tagOf<K extends RecordKind>(kind: K, value: RecordBodies[K]): string {
@@ -47,8 +54,26 @@ export class Ledger {
   /** Buffers a record; it is durable after the next flush. */
   add<K extends RecordKind>(kind: K, value: RecordBodies[K]): void {
     this.buffer.push({ kind, tMs: this.options.clock.now(), body: encodeBody(kind, value), tag: tagOf(kind, value) });
-    if (this.buffer.length >= this.options.maxBuffered) this.flush();
-    else if (this.timer === undefined) this.timer = this.options.clock.setTimeout(() => this.flush(), this.options.flushIntervalMs);
+    if (this.buffer.length >= this.options.maxBuffered) this.flushOrRetry();
+    else this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer !== undefined) return;
+    this.timer = this.options.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.flushOrRetry();
+    }, this.options.flushIntervalMs);
+  }
+
+  /** A flush on the hot path or a timer never throws: a failure is reported and retried later. */
+  private flushOrRetry(): void {
+    try {
+      this.flush();
+    } catch (error) {
+      this.options.onFlushError(error);
+      this.arm();
+    }
   }
 
   /** Stores an alert durably before returning its seq. */
@@ -57,7 +82,10 @@ export class Ledger {
     return this.flush().at(-1) as number;
   }
 
-  /** Commits everything buffered in one transaction; returns the seqs assigned, in order. */
+  /**
+   * Commits everything buffered in one transaction; returns the seqs assigned, in order. When the
+   * store refuses (disk full, I/O error), the records stay buffered, in order, and the error is thrown.
+   */
   flush(): number[] {
     if (this.timer !== undefined) {
       this.options.clock.clearTimeout(this.timer);
@@ -66,7 +94,12 @@ export class Ledger {
     if (this.buffer.length === 0) return [];
     const entries = this.buffer;
     this.buffer = [];
-    return this.store.append(entries);
+    try {
+      return this.store.append(entries);
+    } catch (error) {
+      this.buffer = entries.concat(this.buffer);
+      throw error;
+    }
   }
 
   get buffered(): number {

@@ -79,7 +79,7 @@ export class MemoryOutboxStore implements OutboxStore {
       if (r.seq <= afterSeq) continue;
       if (out.length >= limit || (out.length > 0 && total + r.body.byteLength > maxBytes)) break;
       total += r.body.byteLength;
-      out.push({ kind, seq: r.seq, bootId: r.bootId, tMs: r.tMs, tag: r.tag, body: r.body });
+      out.push({ kind, seq: r.seq, bootId: r.bootId, tMs: r.tMs, tag: r.tag, body: new Uint8Array(r.body) });
     }
     return out;
   }
@@ -167,15 +167,16 @@ export class MemoryOutboxStore implements OutboxStore {
     const prevHash = this.audit.at(-1)?.hash ?? '';
     const row = { id: this.audit.length + 1, ...entry, prevHash, hash: auditHash(prevHash, entry) };
     this.audit.push(row);
-    return row;
+    return { ...row };
   }
 
   readAudit(afterId = 0, limit = 1000): AuditEntry[] {
     this.open('readAudit');
-    return this.audit.filter((a) => a.id > afterId).slice(0, limit);
+    return this.audit.filter((a) => a.id > afterId).slice(0, Math.max(0, limit)).map((a) => ({ ...a }));
   }
 
   onAppend(listener: (kinds: readonly RecordKind[]) => void): () => void {
+    this.open('onAppend');
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }

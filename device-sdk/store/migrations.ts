@@ -8,17 +8,23 @@ export interface Migration {
   up(db: Database.Database): void;
 }
 
+/** Throws `StoreError` when the database's schema is newer than the newest migration this build has. */
+export function assertSchemaVersion(db: Database.Database, migrations: readonly Migration[]): { current: number; latest: number } {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const latest = migrations.length === 0 ? 0 : (migrations[migrations.length - 1] as Migration).version;
+  if (current > latest) {
+    throw new StoreError('migrate', `database schema version ${current} is newer than this build knows (${latest}); upgrade medge`);
+  }
+  return { current, latest };
+}
+
 /**
  * Applies every migration newer than the database's `user_version`, each in its own transaction
  * together with the version bump, so a crash leaves the database at a whole version. A database
  * newer than this build is refused rather than guessed at.
  */
 export function runMigrations(db: Database.Database, migrations: readonly Migration[]): number {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  const latest = migrations.length === 0 ? 0 : (migrations[migrations.length - 1] as Migration).version;
-  if (current > latest) {
-    throw new StoreError('migrate', `database schema version ${current} is newer than this build knows (${latest}); upgrade medge`);
-  }
+  const { current, latest } = assertSchemaVersion(db, migrations);
   for (const m of migrations) {
     if (m.version <= current) continue;
     db.transaction(() => {

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 import { RECORD_KINDS, type RecordKind } from '../records.js';
 import { auditHash } from './audit.js';
-import { type Migration, runMigrations } from './migrations.js';
+import { assertSchemaVersion, type Migration, runMigrations } from './migrations.js';
 import {
   type AppendEntry,
   type AuditEntry,
@@ -64,6 +64,26 @@ export function applyDurablePragmas(db: Database.Database): void {
   db.pragma('busy_timeout = 5000');
 }
 
+/**
+ * Opens a medge database: refuses a schema newer than this build before touching the file, then sets
+ * the durable pragmas and runs the migrations. Any failure (not a database, corrupt, newer schema,
+ * read-only disk) closes the connection and throws `StoreError`.
+ */
+export function openDatabase(path: string, migrations: readonly Migration[], what: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    assertSchemaVersion(db, migrations);
+    applyDurablePragmas(db);
+    runMigrations(db, migrations);
+    return db;
+  } catch (error) {
+    db?.close();
+    if (error instanceof StoreError) throw error;
+    throw new StoreError('open', `cannot open ${what} ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 interface RowOut {
   seq: number;
   boot_no: number;
@@ -97,13 +117,7 @@ export class SqliteOutboxStore implements OutboxStore {
     this.budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
     this.retentionMs = { ...DEFAULT_RETENTION_MS, ...options.retentionMs };
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    try {
-      this.db = new Database(path);
-    } catch (error) {
-      throw new StoreError('open', `cannot open ledger ${path}: ${(error as Error).message}`, { cause: error });
-    }
-    applyDurablePragmas(this.db);
-    runMigrations(this.db, DEVICE_MIGRATIONS);
+    this.db = openDatabase(path, DEVICE_MIGRATIONS, 'ledger');
 
     const owner = this.db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined;
     if (owner === undefined) {
@@ -173,7 +187,7 @@ export class SqliteOutboxStore implements OutboxStore {
     this.open('readAfter');
     const rows = this.db
       .prepare(`SELECT seq, boot_no, t_ms, tag, body FROM ${TABLE[kind]} WHERE seq > ? ORDER BY seq LIMIT ?`)
-      .all(afterSeq, limit) as RowOut[];
+      .all(afterSeq, Math.max(0, Math.floor(limit))) as RowOut[];
     const out: StoredRecord[] = [];
     let total = 0;
     for (const r of rows) {
@@ -307,6 +321,7 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   onAppend(listener: (kinds: readonly RecordKind[]) => void): () => void {
+    this.open('onAppend');
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }

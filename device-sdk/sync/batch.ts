@@ -103,6 +103,11 @@ export function openBatch(payload: Uint8Array, topic: ParsedUpTopic, limits: Bat
   };
   if (header.deviceId !== topic.deviceId) fail(`deviceId ${JSON.stringify(header.deviceId)} does not match the topic's ${topic.deviceId}`);
   if (header.kind !== topic.kind) fail(`kind ${JSON.stringify(header.kind)} does not match the topic's ${topic.kind}`);
+  for (const field of ['afterSeq', 'firstSeq', 'lastSeq', 'ackedUpTo'] as const) {
+    if (!Number.isSafeInteger(header[field]) || header[field] < 0) fail(`${field} ${header[field]} is not a seq`);
+  }
+  // The device sends from its cursor, which never falls below its acknowledged watermark.
+  if (header.ackedUpTo > header.afterSeq) fail(`ackedUpTo ${header.ackedUpTo} is above afterSeq ${header.afterSeq}`);
   if (header.count > limits.maxRecords) throw new BatchRejectedError('oversize', `${header.count} records exceed ${limits.maxRecords}`);
 
   let list: Uint8Array = packed;

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StoreError } from '../../device-sdk/errors.js';
-import { CLINICAL_KINDS, RECORD_KINDS, type RecordKind } from '../../device-sdk/records.js';
+import { RECORD_KINDS, type RecordKind } from '../../device-sdk/records.js';
 import { auditHash } from '../../device-sdk/store/audit.js';
 import { type AppendEntry, type OutboxStore, type OutboxStoreOptions, ROW_OVERHEAD_BYTES } from '../../device-sdk/store/outbox-store.js';
 
@@ -91,7 +91,9 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
     describe('append', () => {
       it('assigns each entry the next seq of its kind, starting at 1, independently per kind', () => {
         const { store } = make();
-        expect(store.append([entry('reading'), entry('alert'), entry('reading'), entry('chunk'), entry('alert'), entry('reading')])).toEqual([1, 1, 2, 1, 2, 3]);
+        expect(store.append([entry('reading'), entry('alert'), entry('reading'), entry('chunk'), entry('alert'), entry('reading')])).toEqual([
+          1, 1, 2, 1, 2, 3,
+        ]);
         expect(store.append([entry('finding'), entry('reading'), entry('quarantine')])).toEqual([1, 4, 1]);
         expect(store.append([entry('chunk')])).toEqual([2]);
         expect(seqsOf(store, 'reading')).toEqual([1, 2, 3, 4]);
@@ -134,8 +136,6 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         expect(hex(store.readAfter('reading', 0, 1)[0]?.body ?? new Uint8Array(0))).toBe(original);
       });
 
-      // BUG: MemoryOutboxStore.readAfter (device-sdk/store/memory-outbox-store.ts:82) returns the stored Uint8Array itself,
-      // so a reader that transforms a body in place (encryption, compression) rewrites the ledger's copy.
       it('keeps the stored bytes even if a reader mutates a body it was given', () => {
         const { store } = make();
         store.append([entry('reading', { size: 16, mark: 4 })]);
@@ -185,7 +185,9 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
                   const seqs = store.append(op.kinds.map((kind, i) => entry(kind, { mark: i })));
                   const expected = op.kinds.map((kind) => ++produced[kind]);
                   expect(seqs).toEqual(expected);
-                  op.kinds.forEach((kind, i) => held[kind].push(seqs[i] as number));
+                  op.kinds.forEach((kind, i) => {
+                    held[kind].push(seqs[i] as number);
+                  });
                 } else if (op.t === 'drop') {
                   // Acknowledge everything of the kind, then compact it away (retention 0, records in the past).
                   store.acknowledge(op.kind, Number.MAX_SAFE_INTEGER);
@@ -431,18 +433,26 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         expect(held(store)).toEqual({ chunk: [5, 6], reading: [1, 2, 3], alert: [1, 2], finding: [1], quarantine: [1, 2] });
       });
 
-      it('then acknowledged clinical records, before any unacknowledged waveform', () => {
+      it('then acknowledged clinical records in the documented order: quarantined bytes, readings, findings, alerts', () => {
         const store = populate(700);
-        const report = store.enforceBudget(NOW);
-        expect(report).toMatchObject({ bytesUsed: 700, overBudget: false });
-        const after = held(store);
-        expect(after.chunk).toEqual([5, 6]);
-        const clinicalEvicted = CLINICAL_KINDS.reduce((n, k) => n + (report.evicted[k] ?? 0), 0);
-        expect(report.evicted.chunk).toBe(4);
-        expect(clinicalEvicted).toBe(3);
-        // Only acknowledged ones went; one acknowledged clinical record survives.
-        for (const [kind, seqs] of Object.entries(PROTECTED)) expect(after[kind as RecordKind]).toEqual(expect.arrayContaining(seqs));
-        expect(after.reading.length + after.alert.length + after.finding.length + after.quarantine.length).toBe(5);
+        expect(store.enforceBudget(NOW)).toEqual({
+          evicted: { chunk: 4, quarantine: 1, reading: 2 },
+          bytesUsed: 700,
+          budgetBytes: 700,
+          overBudget: false,
+        });
+        expect(held(store)).toEqual({ chunk: [5, 6], reading: [3], alert: [1, 2], finding: [1], quarantine: [2] });
+      });
+
+      it('evicts every acknowledged clinical record before any unacknowledged waveform', () => {
+        const store = populate(600);
+        expect(store.enforceBudget(NOW)).toEqual({
+          evicted: { chunk: 4, quarantine: 1, reading: 2, alert: 1 },
+          bytesUsed: 600,
+          budgetBytes: 600,
+          overBudget: false,
+        });
+        expect(held(store)).toEqual({ chunk: [5, 6], ...PROTECTED });
       });
 
       it('then unacknowledged raw waveform, oldest first', () => {
@@ -484,14 +494,15 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
                 store.append(rows.map((r) => entry(r.kind, { size: SIZE, tMs: r.expired ? NOW - 5000 : NOW })));
                 for (const kind of RECORD_KINDS) store.acknowledge(kind, ackTo[kind]);
                 const acked = Object.fromEntries(RECORD_KINDS.map((k) => [k, store.ackedUpTo(k)])) as Record<RecordKind, number>;
-                // Classify every row with its seq.
+                // Classify every row with its seq, by step of the documented eviction order (store/README.md).
+                const order = ['expired-chunk', 'acked-chunk', 'acked-quarantine', 'acked-reading', 'acked-finding', 'acked-alert', 'chunk'] as const;
                 const counter = Object.fromEntries(RECORD_KINDS.map((k) => [k, 0])) as Record<RecordKind, number>;
                 const all = rows.map((r) => {
                   const seq = ++counter[r.kind];
                   const isAcked = seq <= acked[r.kind];
-                  let cls: 'expired-chunk' | 'acked-chunk' | 'acked-clinical' | 'chunk' | 'protected';
+                  let cls: (typeof order)[number] | 'protected';
                   if (r.kind === 'chunk') cls = r.expired ? 'expired-chunk' : isAcked ? 'acked-chunk' : 'chunk';
-                  else cls = isAcked ? 'acked-clinical' : 'protected';
+                  else cls = isAcked ? `acked-${r.kind}` : 'protected';
                   return { kind: r.kind, seq, cls };
                 });
                 const before = all.length * 100;
@@ -517,7 +528,6 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
                 // Over budget only when nothing evictable is left.
                 if (report.overBudget) expect(kept.filter((r) => r.cls !== 'protected')).toEqual([]);
                 // The order: a class is touched only when every earlier class is gone.
-                const order = ['expired-chunk', 'acked-chunk', 'acked-clinical', 'chunk'] as const;
                 order.forEach((cls, i) => {
                   if (gone.some((r) => r.cls === cls)) {
                     for (const earlier of order.slice(0, i)) expect(kept.filter((r) => r.cls === earlier)).toEqual([]);
@@ -572,7 +582,7 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         store.onAppend(b);
         store.append([entry('reading'), entry('chunk'), entry('reading')]);
         expect(a).toHaveBeenCalledTimes(1);
-        expect([...(a.mock.calls[0]?.[0] as RecordKind[])].sort()).toEqual(['chunk', 'reading']);
+        expect([...((a.mock.calls[0]?.[0] ?? []) as RecordKind[])].sort()).toEqual(['chunk', 'reading']);
         expect(b).toHaveBeenCalledTimes(1);
         offA();
         store.append([entry('alert')]);
@@ -650,8 +660,6 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         expect(store.readAudit(written[4]!.id)).toEqual([]);
       });
 
-      // BUG: MemoryOutboxStore.appendAudit/readAudit (device-sdk/store/memory-outbox-store.ts:168-175) hand out the stored
-      // entry objects themselves, so a caller that edits a returned entry rewrites the tamper-evident log.
       it('cannot be rewritten through the entries it returns', () => {
         const { store } = make();
         const first = store.appendAudit(fields(0));
@@ -687,8 +695,6 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         expectStoreError(() => call(store), operation);
       });
 
-      // BUG: onAppend is a method of the contract, but neither MemoryOutboxStore (memory-outbox-store.ts:178) nor
-      // SqliteOutboxStore (sqlite-outbox-store.ts:309) checks for close, so a subscriber to a closed ledger waits forever.
       it('onAppend throws StoreError', () => {
         const { store } = make();
         store.close();

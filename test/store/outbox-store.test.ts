@@ -142,8 +142,6 @@ describe('SqliteOutboxStore on a file', () => {
     check.close();
   });
 
-  // BUG: SqliteOutboxStore's constructor (device-sdk/store/sqlite-outbox-store.ts:105-106) does not close its connection when
-  // runMigrations throws, so every refused open leaks the file handles of the db, -wal and -shm files.
   it.runIf(hasProcFs)('releases the file when it refuses a newer schema version', () => {
     const path = join(tempDir(), 'ledger.sqlite');
     const db = new Database(path);
@@ -154,9 +152,6 @@ describe('SqliteOutboxStore on a file', () => {
     expect(openDescriptors(path)).toBe(0);
   });
 
-  // BUG: a file that is not a SQLite database makes the constructor throw the raw SqliteError SQLITE_NOTADB from
-  // applyDurablePragmas (device-sdk/store/sqlite-outbox-store.ts:105, outside the try of line 100), not a StoreError,
-  // and leaves the connection open.
   it('refuses a file that is not a SQLite database with StoreError', () => {
     const path = join(tempDir(), 'ledger.sqlite');
     writeFileSync(path, Buffer.alloc(8192, 0x41));
@@ -193,7 +188,10 @@ describe('SqliteOutboxStore on a file', () => {
 });
 
 describe('runMigrations', () => {
-  const table = (name: string): Migration['up'] => (db) => db.exec(`CREATE TABLE ${name} (x INTEGER)`);
+  const table =
+    (name: string): Migration['up'] =>
+    (db) =>
+      db.exec(`CREATE TABLE ${name} (x INTEGER)`);
 
   it('applies each newer migration once, in its own transaction with the version bump', () => {
     const db = new Database(join(tempDir(), 'm.sqlite'));
@@ -280,7 +278,8 @@ describe('Ledger on a SqliteOutboxStore', () => {
     expect(stored?.tag).toBe('glucose');
     expect(decodeBody('reading', stored?.body ?? new Uint8Array(0))).toEqual({ sensor: 'glucose', type: 'glucose', value: 101, unit: 'mg/dL', tDevice: T0 });
 
-    for (let i = 0; i < 3; i++) ledger.add('chunk', { sensor: 'ecg', channel: 0, firstSample: i * 4, t0: T0, rateHz: 250, unit: 'mV', gain: 200, samples: Int16Array.of(i, -i, 3, 4) });
+    for (let i = 0; i < 3; i++)
+      ledger.add('chunk', { sensor: 'ecg', channel: 0, firstSample: i * 4, t0: T0, rateHz: 250, unit: 'mV', gain: 200, samples: Int16Array.of(i, -i, 3, 4) });
     expect(store.stats().chunk.rows).toBe(3);
     expect(ledger.buffered).toBe(0);
     expect(clock.pending()).toBe(0);
@@ -295,8 +294,6 @@ describe('Ledger on a SqliteOutboxStore', () => {
     store.close();
   });
 
-  // BUG: Ledger.flush (device-sdk/store/ledger.ts:67-69) empties its buffer before store.append; when the append fails
-  // (disk full, busy, I/O error) the buffered records are dropped instead of being kept for the next flush.
   it('keeps buffered records when a flush fails, and commits them on the next flush', () => {
     const inner = new MemoryOutboxStore({ deviceId: 'dev-1' });
     let failures = 1;

@@ -1,0 +1,348 @@
+/**
+ * Edge ingest against a real EdgeStore on disk: commit then ack, idempotent redelivery, cumulative
+ * acks over out-of-order batches, rejections counted by reason, and a fuzz test of `handle`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
+import fc from 'fast-check';
+import protobuf from 'protobufjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../device-sdk/log.js';
+import { type AckMessage, Compression, decodeAck, decodeBatch, encodeBody, PROTO_PATH, type WireRecord } from '../../device-sdk/proto/index.js';
+import type { RecordBodies, RecordKind } from '../../device-sdk/records.js';
+import { type BatchLimits, buildBatch, DEFAULT_BATCH_LIMITS, type RejectReason } from '../../device-sdk/sync/batch.js';
+import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
+import { EdgeStore, readEdgeStats } from '../../edge/edge-store.js';
+import { Ingest, type IngestOutcome } from '../../edge/ingest.js';
+
+const SITE = 'clinic-7';
+const DEV = 'dev-42';
+const BOOT = 'boot-aaaa';
+const T0 = 1_700_000_000_000;
+const REASONS: readonly RejectReason[] = ['malformed', 'oversize', 'unknown-version'];
+
+const dirs: string[] = [];
+const stores: EdgeStore[] = [];
+afterEach(() => {
+  for (const s of stores.splice(0)) s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+interface Harness {
+  dir: string;
+  store: EdgeStore;
+  ingest: Ingest;
+  acks: { topic: string; ack: AckMessage }[];
+  /** Called inside publishAck, before the ack is recorded (to look at the store at that moment). */
+  onPublish?: () => void;
+}
+
+function setup(limits: Partial<BatchLimits> = {}): Harness {
+  const dir = mkdtempSync(join(tmpdir(), 'medge-ingest-'));
+  dirs.push(dir);
+  const store = new EdgeStore(dir);
+  stores.push(store);
+  const h: Harness = { dir, store, acks: [], ingest: undefined as unknown as Ingest };
+  h.ingest = new Ingest(
+    store,
+    (topic, payload) => {
+      h.onPublish?.();
+      h.acks.push({ topic, ack: decodeAck(payload) });
+    },
+    silentLogger,
+    limits,
+  );
+  return h;
+}
+
+function sampleBody<K extends RecordKind>(kind: K, seq: number): RecordBodies[K] {
+  const bodies: { [P in RecordKind]: RecordBodies[P] } = {
+    alert: { kind: 'hypo', severity: 3, message: `glucose low #${seq}`, t: T0 + seq },
+    finding: { kind: 'af', label: 'possible AF', probability: 0.5, t: T0 + seq, modelId: 'ecg-af', modelSha256: 'ab'.repeat(32), inputQuality: 0.9 },
+    reading: { sensor: 'glucose', type: 'glucose', value: 80 + (seq % 40), unit: 'mg/dL', tDevice: T0 + seq },
+    quarantine: { transport: 'serial', source: '/dev/ttyUSB0', t: T0 + seq, error: 'bad checksum', bytes: Uint8Array.of(seq & 0xff, 1, 2) },
+    chunk: {
+      sensor: 'ecg',
+      channel: 0,
+      firstSample: seq * 64,
+      t0: T0 + seq,
+      rateHz: 250,
+      unit: 'mV',
+      gain: 200,
+      samples: Int16Array.from({ length: 64 }, (_, i) => (i * seq) % 2000),
+    },
+  };
+  return bodies[kind] as RecordBodies[K];
+}
+
+function wire(kind: RecordKind, seqs: readonly number[]): WireRecord[] {
+  return seqs.map((seq) => ({ seq, bootId: BOOT, tMs: T0 + seq, body: encodeBody(kind, sampleBody(kind, seq)) }));
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+function batch(
+  kind: RecordKind,
+  afterSeq: number,
+  seqs: readonly number[],
+  options: { ackedUpTo?: number; deviceId?: string; records?: WireRecord[] } = {},
+): Uint8Array {
+  return buildBatch({
+    deviceId: options.deviceId ?? DEV,
+    bootId: BOOT,
+    kind,
+    afterSeq,
+    ackedUpTo: options.ackedUpTo ?? 0,
+    records: options.records ?? wire(kind, seqs),
+    sentMs: T0,
+  });
+}
+
+const topic = (kind: RecordKind, deviceId = DEV) => upTopic(SITE, deviceId, kind);
+
+// The wire schema itself, to craft messages this build would never send.
+const BatchType = protobuf.loadSync(PROTO_PATH).lookupType('medge.v1.Batch');
+/** Decodes an encoded Batch generically, overwrites fields (camelCase names), and re-encodes it. */
+function patchBatch(payload: Uint8Array, patch: Record<string, unknown>): Uint8Array {
+  const message = BatchType.toObject(BatchType.decode(payload), { defaults: true });
+  return BatchType.encode(BatchType.fromObject({ ...message, ...patch })).finish();
+}
+
+function expectOk(outcome: IngestOutcome) {
+  if (!outcome.ok) throw new Error(`expected ok, got ${outcome.reason}: ${outcome.message}`);
+  return outcome.result;
+}
+
+describe('Ingest on a real EdgeStore', () => {
+  it('commits a valid batch, then publishes exactly one ack with upToSeq = lastSeq on the down/ack topic', () => {
+    const h = setup();
+    const records = wire('reading', range(1, 5));
+    let committedAtPublish: number | undefined;
+    h.onPublish = () => {
+      // A second connection already sees the records when the ack goes out: ack after commit.
+      committedAtPublish = readEdgeStats(h.dir).devices[DEV]?.reading;
+    };
+    const result = expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, [], { records })));
+    expect(result).toEqual({ inserted: 5, redelivered: 0, upToSeq: 5 });
+    expect(committedAtPublish).toBe(5);
+    expect(h.acks).toHaveLength(1);
+    expect(h.acks[0]?.topic).toBe('medge/v1/clinic-7/dev-42/down/ack');
+    expect(h.acks[0]?.topic).toBe(downTopic(SITE, DEV, 'ack'));
+    expect(h.acks[0]?.ack).toMatchObject({ schemaVersion: 1, deviceId: DEV, kind: 'reading', upToSeq: 5 });
+    const stored = h.store.records(DEV, 'reading');
+    expect(stored.map((r) => [r.seq, r.bootId, r.tMs, Buffer.from(r.body).toString('hex')])).toEqual(
+      records.map((r) => [r.seq, r.bootId, r.tMs, Buffer.from(r.body).toString('hex')]),
+    );
+    // readEdgeStats opens its own read-only connection while the EdgeStore is still open.
+    expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 5 } }, rejected: {} });
+  });
+
+  it('accepts a deflated batch', () => {
+    const h = setup();
+    const payload = batch('chunk', 0, range(1, 40));
+    expect(decodeBatch(payload).compression).toBe(Compression.DEFLATE);
+    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, upToSeq: 40 });
+    expect(h.store.audit(DEV).chunk).toEqual({ stored: 40, minSeq: 1, maxSeq: 40, duplicateBodies: 0 });
+  });
+
+  it('inserts nothing for a redelivered batch, counts it as redelivered, and still acks', () => {
+    const h = setup();
+    const payload = batch('alert', 0, range(1, 4));
+    expectOk(h.ingest.handle(topic('alert'), payload));
+    expect(expectOk(h.ingest.handle(topic('alert'), payload))).toEqual({ inserted: 0, redelivered: 4, upToSeq: 4 });
+    // Overlapping: (2, 6] after (0, 4].
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, upToSeq: 6 });
+    expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([4, 4, 6]);
+    expect(h.store.audit(DEV).alert).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
+    expect(readEdgeStats(h.dir).devices[DEV]).toEqual({ alert: 6 });
+  });
+
+  it('holds the ack at the last contiguous seq while a gap is open, then jumps to the end when it is filled', () => {
+    const h = setup();
+    const ack = () => h.acks.at(-1)?.ack.upToSeq;
+    expectOk(h.ingest.handle(topic('finding'), batch('finding', 0, range(1, 5))));
+    expect(ack()).toBe(5);
+    expect(expectOk(h.ingest.handle(topic('finding'), batch('finding', 15, range(16, 20)))).upToSeq).toBe(5);
+    expect(expectOk(h.ingest.handle(topic('finding'), batch('finding', 10, range(11, 15)))).upToSeq).toBe(5);
+    expect(ack()).toBe(5);
+    expect(expectOk(h.ingest.handle(topic('finding'), batch('finding', 5, range(6, 10)))).upToSeq).toBe(20);
+    expect(ack()).toBe(20);
+    expect(h.acks).toHaveLength(4);
+    expect(h.store.audit(DEV).finding).toEqual({ stored: 20, minSeq: 1, maxSeq: 20, duplicateBodies: 0 });
+  });
+
+  it('acks 0 when the second range arrives first, and the end of both once the first arrives', () => {
+    const h = setup();
+    expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 3, range(4, 6)))).upToSeq).toBe(0);
+    expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 3)))).upToSeq).toBe(6);
+    expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([0, 6]);
+    // Acks are per kind: another kind of the same device starts from 0.
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 1, [2]))).upToSeq).toBe(0);
+  });
+
+  it("advances the watermark to the device's ackedUpTo when it is above the edge's", () => {
+    const h = setup();
+    // The device compacted 1..20 after an earlier edge acked them; this edge never saw them.
+    expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 20, range(21, 25), { ackedUpTo: 20 }))).upToSeq).toBe(25);
+    // ackedUpTo alone moves the watermark even when the batch itself is ahead of a gap.
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 12, range(13, 14), { ackedUpTo: 10 }))).upToSeq).toBe(10);
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 10, range(11, 12), { ackedUpTo: 10 }))).upToSeq).toBe(14);
+    // A lower ackedUpTo never pulls it back.
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 14, [15], { ackedUpTo: 3 }))).upToSeq).toBe(15);
+  });
+
+  it('rejects a batch whose ackedUpTo is above its afterSeq (2^64 - 1 here) and never lets an ack go backwards', () => {
+    const h = setup();
+    const outcomes = [
+      h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 5))),
+      h.ingest.handle(topic('reading'), patchBatch(batch('reading', 5, [6]), { ackedUpTo: '18446744073709551615' })),
+      h.ingest.handle(topic('reading'), batch('reading', 6, [7], { ackedUpTo: 5 })),
+      // The device times out and resends from its watermark: (5, 6] fills the gap.
+      h.ingest.handle(topic('reading'), batch('reading', 5, [6], { ackedUpTo: 5 })),
+    ];
+    expect(outcomes[1]).toMatchObject({ ok: false, reason: 'malformed' });
+    const acked = h.acks.map((a) => a.ack.upToSeq);
+    // What is published is what was committed: 7 waits for 6, which only the rejected batch carried.
+    expect(acked).toEqual([5, 5, 7]);
+    expect(readEdgeStats(h.dir).rejected).toEqual({ malformed: 1 });
+  });
+
+  describe('rejections, counted by reason in readEdgeStats(dir).rejected', () => {
+    const valid = () => batch('reading', 0, range(1, 3));
+    const cases: { name: string; reason: RejectReason; topic?: string; payload: () => Uint8Array; limits?: Partial<BatchLimits> }[] = [
+      { name: 'a downlink topic', reason: 'malformed', topic: downTopic(SITE, DEV, 'ack'), payload: valid },
+      { name: 'another topic version', reason: 'malformed', topic: `medge/v2/${SITE}/${DEV}/up/reading`, payload: valid },
+      { name: 'an unknown kind in the topic', reason: 'malformed', topic: `medge/v1/${SITE}/${DEV}/up/vitals`, payload: valid },
+      { name: 'a wildcard in the topic', reason: 'malformed', topic: `medge/v1/${SITE}/+/up/reading`, payload: valid },
+      { name: 'an extra topic level', reason: 'malformed', topic: `medge/v1/${SITE}/${DEV}/up/reading/x`, payload: valid },
+      { name: 'a garbage payload', reason: 'malformed', payload: () => Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff) },
+      // Cut inside the length-delimited records field (cutting only the trailing sent_ms would leave a valid proto3 message).
+      { name: 'a truncated batch', reason: 'malformed', payload: () => valid().subarray(0, Math.floor(valid().byteLength / 2)) },
+      { name: 'schema_version 2', reason: 'unknown-version', payload: () => patchBatch(valid(), { schemaVersion: 2 }) },
+      { name: 'no schema_version', reason: 'malformed', payload: () => patchBatch(valid(), { schemaVersion: 0 }) },
+      { name: 'a payload over maxPayloadBytes', reason: 'oversize', payload: valid, limits: { maxPayloadBytes: valid().byteLength - 1 } },
+      {
+        name: 'a deflate bomb that inflates past maxRecordsBytes',
+        reason: 'oversize',
+        payload: () =>
+          patchBatch(valid(), { compression: Compression.DEFLATE, records: deflateRawSync(Buffer.alloc(DEFAULT_BATCH_LIMITS.maxRecordsBytes + 1024)) }),
+      },
+      { name: 'an uncompressed list over maxRecordsBytes', reason: 'oversize', payload: valid, limits: { maxRecordsBytes: 16 } },
+      { name: 'more records than maxRecords', reason: 'oversize', payload: valid, limits: { maxRecords: 2 } },
+      {
+        name: 'records that do not inflate',
+        reason: 'malformed',
+        payload: () => patchBatch(valid(), { compression: Compression.DEFLATE, records: Uint8Array.of(0xff, 0, 1) }),
+      },
+      { name: 'an unknown compression', reason: 'malformed', payload: () => patchBatch(valid(), { compression: 7 }) },
+      { name: 'a deviceId that is not the topic device', reason: 'malformed', topic: topic('reading', 'dev-43'), payload: valid },
+      { name: 'a kind that is not the topic kind', reason: 'malformed', topic: topic('alert'), payload: valid },
+      { name: 'a count that disagrees with the records', reason: 'malformed', payload: () => patchBatch(valid(), { count: 4 }) },
+      { name: 'lastSeq that disagrees with the records', reason: 'malformed', payload: () => patchBatch(valid(), { lastSeq: 9 }) },
+      { name: 'afterSeq not below firstSeq', reason: 'malformed', payload: () => patchBatch(valid(), { afterSeq: 1 }) },
+      { name: 'a repeated seq', reason: 'malformed', payload: () => batch('reading', 0, [1, 2, 2, 3]) },
+      { name: 'decreasing seqs', reason: 'malformed', payload: () => batch('reading', 0, [1, 3, 2, 4]) },
+      {
+        name: 'a body that is not a Reading',
+        reason: 'malformed',
+        payload: () =>
+          batch('reading', 0, [], { records: [...wire('reading', [1]), { seq: 2, bootId: BOOT, tMs: T0, body: Uint8Array.of(0xff, 0xff, 0xff) }] }),
+      },
+      {
+        name: 'an alert with severity 9',
+        reason: 'malformed',
+        payload: () =>
+          batch('alert', 0, [], { records: [{ seq: 1, bootId: BOOT, tMs: T0, body: encodeBody('alert', { ...sampleBody('alert', 1), severity: 9 as 3 }) }] }),
+        topic: topic('alert'),
+      },
+      { name: 'an empty record list', reason: 'malformed', payload: () => patchBatch(valid(), { records: new Uint8Array(0), count: 0 }) },
+    ];
+
+    it.each(cases)('$name → $reason, no ack, nothing stored', ({ reason, topic: t, payload, limits }) => {
+      const h = setup(limits);
+      const outcome = h.ingest.handle(t ?? topic('reading'), payload());
+      expect(outcome).toMatchObject({ ok: false, reason });
+      expect(h.acks).toEqual([]);
+      expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 } });
+    });
+
+    it('the oversize payload is otherwise valid: the same bytes pass under the default limits', () => {
+      const h = setup();
+      expect(expectOk(h.ingest.handle(topic('reading'), valid())).inserted).toBe(3);
+    });
+
+    it('adds up rejections of every reason next to accepted batches', () => {
+      const h = setup({ maxPayloadBytes: 4096 });
+      for (const c of cases.filter((x) => !x.limits)) h.ingest.handle(c.topic ?? topic('reading'), c.payload());
+      expectOk(h.ingest.handle(topic('reading'), valid()));
+      h.ingest.handle(topic('reading'), new Uint8Array(5000));
+      const expected: Record<string, number> = {};
+      for (const c of cases.filter((x) => !x.limits)) expected[c.reason] = (expected[c.reason] ?? 0) + 1;
+      expected.oversize = (expected.oversize ?? 0) + 1;
+      expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 3 } }, rejected: expected });
+      expect(h.acks).toHaveLength(1);
+    });
+  });
+
+  it('never throws on 3000 random or mutated payloads: each is committed and acked, or rejected with a known reason', () => {
+    // A payload limit inside the range of the random payloads, so that every reason is reachable.
+    const h = setup({ maxPayloadBytes: 640 });
+    const bases: { kind: RecordKind; payload: Uint8Array }[] = [
+      { kind: 'reading', payload: batch('reading', 0, range(1, 3)) },
+      { kind: 'alert', payload: batch('alert', 4, range(5, 6), { ackedUpTo: 4 }) },
+      { kind: 'chunk', payload: batch('chunk', 0, range(1, 3)) },
+      { kind: 'quarantine', payload: batch('quarantine', 0, [1]) },
+      { kind: 'finding', payload: batch('finding', 0, range(1, 6)) },
+    ];
+    expect(decodeBatch(bases[2]?.payload ?? new Uint8Array(0)).compression).toBe(Compression.DEFLATE);
+    const randomBytes = fc.record({
+      kind: fc.constantFrom<RecordKind>('reading', 'alert', 'chunk'),
+      payload: fc.oneof(
+        { weight: 9, arbitrary: fc.uint8Array({ maxLength: 600 }) },
+        { weight: 1, arbitrary: fc.uint8Array({ minLength: 600, maxLength: 900 }) },
+      ),
+    });
+    const mutated = fc
+      .record({
+        base: fc.constantFrom(...bases),
+        flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
+        cut: fc.option(fc.nat(), { nil: undefined }),
+      })
+      .map(({ base, flips, cut }) => {
+        const bytes = Uint8Array.from(base.payload);
+        for (const [at, mask] of flips) bytes[at % bytes.byteLength] = (bytes[at % bytes.byteLength] as number) ^ mask;
+        return { kind: base.kind, payload: cut === undefined ? bytes : bytes.subarray(0, cut % (bytes.byteLength + 1)) };
+      });
+    const tally: Record<string, number> = {};
+    let accepted = 0;
+    fc.assert(
+      fc.property(
+        fc.oneof(randomBytes, mutated),
+        fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.string() }),
+        (input, weirdTopic) => {
+          const acksBefore = h.acks.length;
+          let outcome: IngestOutcome | undefined;
+          expect(() => {
+            outcome = h.ingest.handle(weirdTopic ?? topic(input.kind), input.payload);
+          }).not.toThrow();
+          if (outcome?.ok) {
+            accepted += 1;
+            expect(h.acks.length).toBe(acksBefore + 1);
+            expect(h.acks.at(-1)?.ack).toMatchObject({ kind: input.kind, upToSeq: outcome.result.upToSeq });
+          } else {
+            expect(REASONS).toContain(outcome?.reason);
+            expect(h.acks.length).toBe(acksBefore);
+            tally[outcome?.reason ?? '?'] = (tally[outcome?.reason ?? '?'] ?? 0) + 1;
+          }
+        },
+      ),
+      { seed: 42, numRuns: 3000 },
+    );
+    // The fuzz reached both sides (and every reason), and the counters agree with the outcomes.
+    expect(accepted).toBeGreaterThan(0);
+    expect(Object.keys(tally).sort()).toEqual([...REASONS].sort());
+    expect(readEdgeStats(h.dir).rejected).toEqual(tally);
+  });
+});
