@@ -185,7 +185,7 @@ describe('sim-glucose', () => {
   it('emits lines over sim-serial that decode when uncorrupted', () => {
     const raws = run(0, 120);
     expect(raws).toHaveLength(121);
-    expect(raws[0]?.info).toEqual({ transport: 'sim-serial', source: 'sim-glucose', codec: 'glucose-line' });
+    expect(raws[0]?.info).toEqual({ transport: 'sim-serial', source: 'sim-glucose', sensor: 'glucose-meter', codec: 'glucose-line' });
     const readings = raws.map(decode);
     const records = readings.map((r) => r.meterRecord ?? -1);
     expect(records.slice(1)).toEqual(records.slice(0, -1).map((r) => r + 1));
