@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RECORD_KINDS } from '../../device-sdk/records.js';
 import { medge } from '../helpers/cli.js';
@@ -33,5 +36,25 @@ describe('medge demo --chaos --json', () => {
     expect(report.duplicatesAtEdge).toBe(0);
     expect(report.missingAtEdge).toBe(0);
     expect(report.quarantined).toBe(report.produced.quarantine);
+  });
+
+  it('--data DIR keeps the ledger and the edge store, and a second run resumes from them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'medge-demo-data-'));
+    try {
+      const first = await medge(['demo', '--seconds', '3', '--json', '--data', dir], { timeoutMs: 60_000 });
+      expect(first.code, first.stderr).toBe(0);
+      const a = JSON.parse(first.stdout) as Report;
+      const second = await medge(['demo', '--seconds', '3', '--json', '--data', dir, '--seed', '2'], { timeoutMs: 60_000 });
+      expect(second.code, second.stderr).toBe(0);
+      const b = JSON.parse(second.stdout) as Report;
+      for (const kind of RECORD_KINDS) {
+        expect(b.produced[kind], kind).toBeGreaterThanOrEqual(a.produced[kind] as number);
+        expect(b.edgeStored[kind], kind).toBe(b.produced[kind]);
+      }
+      expect(b.produced.chunk).toBeGreaterThan(a.produced.chunk as number);
+      expect(b.duplicatesAtEdge).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
