@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mulberry32 } from '../device-sdk/random.js';
 import { RECORD_KINDS, type RecordKind } from '../device-sdk/records.js';
 import { readLedgerSummary } from '../device-sdk/store/sqlite-outbox-store.js';
 import { EdgeNode } from '../edge/edge-node.js';
@@ -47,17 +48,6 @@ export interface DemoResult {
 export const DEMO_DEVICE_ID = 'demo-clinic-01';
 export const DEMO_SITE = 'demo';
 
-/** mulberry32, for reproducible chaos schedules. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Waits for `promise` at most `ms`; the timer is cleared either way so it never holds the process open. */
@@ -99,7 +89,7 @@ export class Demo {
     mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
     this.logFd = openSync(join(this.dataDir, 'logs', 'runtime.log'), 'a');
     this.edge = new EdgeNode({ dataDir: join(this.dataDir, 'edge'), port: 0 });
-    this.random = prng(this.options.seed);
+    this.random = mulberry32(this.options.seed);
   }
 
   private note(text: string): void {

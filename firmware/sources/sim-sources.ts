@@ -22,6 +22,7 @@ import {
   type SourceConfigInput,
 } from '../config.js';
 import { encodeGlucoseLine, GLUCOSE_LINE_CODEC, GLUCOSE_MEAL_CONTEXTS } from './glucose-line-codec.js';
+import { mulberry32, type Random } from '../../device-sdk/random.js';
 
 /** Where a source delivers what it produces. Calls happen on the clock's timer callbacks, never inside `start()`. */
 export interface SourceSink {
@@ -48,19 +49,7 @@ export const SIM_SERIAL_TRANSPORT = 'sim-serial';
 
 // ---- randomness ------------------------------------------------------------------------------
 
-type Rng = () => number;
-
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+type Rng = Random;
 
 /** Standard normal deviates (Box-Muller). */
 function gaussian(rng: Rng): () => number {

@@ -3,19 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RECORD_KINDS } from '../../device-sdk/records.js';
+import type { DemoResult } from '../../firmware/demo.js';
 import { medge } from '../helpers/cli.js';
 
-interface Report {
-  produced: Record<string, number>;
-  acked: Record<string, number>;
-  edgeStored: Record<string, number>;
-  duplicatesAtEdge: number;
-  missingAtEdge: number;
-  quarantined: number;
-  brokerRestarts: number;
-  runtimeKills: number;
-  drained: boolean;
-}
+type Report = Omit<DemoResult, 'dataDir'>;
 
 describe('medge demo --chaos --json', () => {
   it('delivers every record exactly once through broker restarts and runtime SIGKILLs', async () => {
@@ -32,7 +23,7 @@ describe('medge demo --chaos --json', () => {
       expect(report.acked[kind], kind).toBe(report.produced[kind]);
     }
     // Every sensor produced something, so the invariants above are not vacuous.
-    for (const kind of ['finding', 'reading', 'chunk']) expect(report.produced[kind], kind).toBeGreaterThan(5);
+    for (const kind of ['finding', 'reading', 'chunk'] as const) expect(report.produced[kind], kind).toBeGreaterThan(5);
     expect(report.duplicatesAtEdge).toBe(0);
     expect(report.missingAtEdge).toBe(0);
     expect(report.quarantined).toBe(report.produced.quarantine);
@@ -48,10 +39,10 @@ describe('medge demo --chaos --json', () => {
       expect(second.code, second.stderr).toBe(0);
       const b = JSON.parse(second.stdout) as Report;
       for (const kind of RECORD_KINDS) {
-        expect(b.produced[kind], kind).toBeGreaterThanOrEqual(a.produced[kind] as number);
+        expect(b.produced[kind], kind).toBeGreaterThanOrEqual(a.produced[kind]);
         expect(b.edgeStored[kind], kind).toBe(b.produced[kind]);
       }
-      expect(b.produced.chunk).toBeGreaterThan(a.produced.chunk as number);
+      expect(b.produced.chunk).toBeGreaterThan(a.produced.chunk);
       expect(b.duplicatesAtEdge).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });

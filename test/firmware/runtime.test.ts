@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-sdk/log.js';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert } from '../../device-sdk/records.js';
@@ -9,16 +8,13 @@ import { readLedgerSummary, SqliteOutboxStore } from '../../device-sdk/store/sql
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { waitFor } from '../helpers/wait.js';
+import { useTempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = useTempDirs('runtime');
 
 describe('Runtime', () => {
   it('raises a storage-full alert, refuses waveform and keeps storing clinical records when only unsynced clinical records fill the budget', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'medge-runtime-'));
-    dirs.push(dir);
+    const dir = tempDir();
     const budgetBytes = 1024 * 1024;
     // Fill the ledger past its budget with unsynced readings: nothing in it may be evicted.
     const store = new SqliteOutboxStore(ledgerPath(join(dir, 'device')), { deviceId: 'full-1' });

@@ -4,36 +4,23 @@
  * file and checks durability, seq monotonicity and that no seq is ever handed out twice.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RECORD_KINDS, type RecordKind } from '../../device-sdk/records.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { mulberry32 } from '../../device-sdk/random.js';
+import { useTempDirs } from '../helpers/temp.js';
 
 const WRITER = fileURLToPath(new URL('./fixtures/crash-writer.mjs', import.meta.url));
 const DIST_STORE = fileURLToPath(new URL('../../dist/device-sdk/store/index.js', import.meta.url));
 const ROUNDS = 8;
 const DEVICE = 'crash-dev';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = useTempDirs('crash');
 
-/** mulberry32, seeded, so the kill moments are the same on every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Round {
   /** `[kind, seq]` for every `committed` line received in full. */
@@ -97,10 +84,9 @@ function bodyIsIntact(body: Uint8Array): boolean {
 describe('SqliteOutboxStore under SIGKILL', () => {
   it(`keeps every reported commit and never repeats a seq over ${ROUNDS} kill/reopen rounds`, async () => {
     expect(existsSync(DIST_STORE), `${DIST_STORE} is missing: run \`npm run build\` first (the crash writer runs the compiled store)`).toBe(true);
-    const dir = mkdtempSync(join(tmpdir(), 'medge-crash-'));
-    dirs.push(dir);
+    const dir = tempDir();
     const dbPath = join(dir, 'ledger.sqlite');
-    const random = prng(42);
+    const random = mulberry32(42);
     /** Highest seq per kind ever reported by a writer, returned to the parent, or found in the file. */
     const highest = Object.fromEntries(RECORD_KINDS.map((k) => [k, 0])) as Record<RecordKind, number>;
     let totalReported = 0;

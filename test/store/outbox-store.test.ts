@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Clock, ClockTimer } from '../../device-sdk/clock.js';
 import { StoreError } from '../../device-sdk/errors.js';
 import { decodeBody, encodeBody } from '../../device-sdk/proto/index.js';
@@ -13,16 +13,9 @@ import { type Migration, runMigrations } from '../../device-sdk/store/migrations
 import type { OutboxStore } from '../../device-sdk/store/outbox-store.js';
 import { applyDurablePragmas, DEVICE_MIGRATIONS, SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { describeOutboxStoreContract } from './outbox-store.contract.js';
+import { useTempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'medge-store-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = useTempDirs('store');
 
 describeOutboxStoreContract('MemoryOutboxStore', (options) => {
   const store = new MemoryOutboxStore(options);

@@ -1,23 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import { RECORD_KINDS, type RecordKind } from '../../device-sdk/records.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../../device-sdk/sync/uplink.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { waitFor } from '../helpers/wait.js';
+import { useTempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'medge-sync-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = useTempDirs('sync');
 
 function reading(i: number) {
   return { kind: 'reading' as const, tMs: 1_700_000_000_000 + i, body: encodeBody('reading', { sensor: 'glucose', type: 'glucose', value: 80 + (i % 50), unit: 'mg/dL', tDevice: 1_700_000_000_000 + i }) };

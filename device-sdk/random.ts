@@ -1,0 +1,17 @@
+/** A source of uniform numbers in [0, 1). */
+export type Random = () => number;
+
+/**
+ * mulberry32: a tiny seeded PRNG (uniform in [0, 1)). Simulated signals, fault schedules and tests
+ * use it so that a seed reproduces a run exactly; it is not for anything secret.
+ */
+export function mulberry32(seed: number): Random {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
