@@ -5,7 +5,7 @@ export interface StartMosquittoOptions {
   port?: number;
   /** Broker binary (default: `findMosquitto()`). */
   binary?: string;
-  /** Extra lines appended to the generated mosquitto.conf (e.g. `persistence true`, `persistence_location <dir>/`). */
+  /** Extra lines appended to the generated mosquitto.conf; `{dir}` is replaced by the temp dir, e.g. `persistence true`, `persistence_location {dir}/`. */
   extraConfig?: readonly string[];
 }
 

@@ -111,8 +111,9 @@ function mosquittoUser() {
  * @param {number} port
  * @param {boolean} asRootUser
  * @param {readonly string[]} extraConfig
+ * @param {string} dir
  */
-function configText(port, asRootUser, extraConfig) {
+function configText(port, asRootUser, extraConfig, dir) {
   return [
     `listener ${port} 127.0.0.1`,
     'allow_anonymous true',
@@ -122,7 +123,7 @@ function configText(port, asRootUser, extraConfig) {
     'max_queued_messages 100000',
     'max_inflight_messages 0',
     ...(asRootUser ? ['user root'] : []),
-    ...extraConfig,
+    ...extraConfig.map((line) => line.replaceAll('{dir}', dir)),
     '',
   ].join('\n');
 }
@@ -178,10 +179,13 @@ export async function startMosquitto(options = {}) {
   const launch = async () => {
     // Something else listening there would answer the readiness probe in mosquitto's place.
     if (await canConnect(port)) throw new Error(`port ${port} on 127.0.0.1 is already in use (address already in use); cannot start mosquitto there`);
-    writeFileSync(confPath, configText(port, asRootUser, extraConfig), { mode: 0o644 });
+    writeFileSync(confPath, configText(port, asRootUser, extraConfig, dir), { mode: 0o644 });
     stderrTail = '';
     const proc = spawn(binary, ['-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
+    // A broker someone forgot to stop must not keep the test or bench process alive: the exit hook kills it.
+    proc.unref();
+    /** @type {import('node:net').Socket | null} */ (proc.stderr)?.unref();
     proc.stderr?.setEncoding('utf8');
     proc.stderr?.on('data', (chunk) => {
       stderrTail = (stderrTail + chunk).slice(-4000);
