@@ -33,7 +33,8 @@ export class EmbeddedBroker {
   async start(): Promise<void> {
     if (this.server) return;
     const broker = await Aedes.createBroker();
-    const server = createServer((socket) => {
+    // noDelay: MQTT is many small request/response packets; Nagle's algorithm would hold each PUBACK back.
+    const server = createServer({ noDelay: true }, (socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
       broker.handle(socket);

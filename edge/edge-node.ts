@@ -2,6 +2,7 @@ import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mq
 import { type Logger, silentLogger } from '../device-sdk/log.js';
 import type { BatchLimits } from '../device-sdk/sync/batch.js';
 import { UP_WILDCARD } from '../device-sdk/sync/topics.js';
+import { disableNagle } from '../device-sdk/sync/uplink.js';
 import { EmbeddedBroker } from './broker.js';
 import { EdgeStore } from './edge-store.js';
 import { Ingest, type IngestOutcome } from './ingest.js';
@@ -73,10 +74,18 @@ export class EdgeNode {
       keepalive: 15,
     });
     this.client = client;
+    let subscribed: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => {
+      subscribed = resolve;
+    });
     client.on('connect', () => {
+      disableNagle(client);
       client.subscribe(UP_WILDCARD, { qos: 1 }, (error) => {
         if (error) this.log.error({ err: error.message }, 'ingest subscription failed');
-        else this.log.info({ url: this.url }, 'edge ingest subscribed');
+        else {
+          this.log.info({ url: this.url }, 'edge ingest subscribed');
+          subscribed();
+        }
       });
     });
     client.on('error', (error) => this.log.warn({ err: error.message }, 'ingest mqtt error'));
@@ -84,10 +93,8 @@ export class EdgeNode {
       const outcome = this.ingest.handle(topic, payload);
       this.onOutcome?.(outcome);
     });
-    await new Promise<void>((resolve) => {
-      if (client.connected) resolve();
-      else client.once('connect', () => resolve());
-    });
+    // Ready once the broker has granted the subscription: nothing published after this goes unheard.
+    await ready;
   }
 
   /** Stops the embedded broker (all connections drop). For fault injection. */

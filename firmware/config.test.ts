@@ -27,9 +27,9 @@ describe('parseRuntimeConfig', () => {
       dataDir: '/etc/medge/data',
       edge: {
         url: 'mqtt://127.0.0.1:1883',
-        batchMaxRecords: 500,
+        batchMaxRecords: 2000,
         batchMaxBytes: 262_144,
-        window: 8,
+        window: 16,
         ackTimeoutMs: 10_000,
         backoff: { initialMs: 250, maxMs: 30_000 },
       },
@@ -48,7 +48,7 @@ describe('parseRuntimeConfig', () => {
       '/x',
     );
     expect(config.edge.window).toBe(2);
-    expect(config.edge.batchMaxRecords).toBe(500);
+    expect(config.edge.batchMaxRecords).toBe(2000);
     expect(config.edge.backoff).toEqual({ initialMs: 250, maxMs: 5000 });
     expect(config.sources).toEqual([
       { type: 'sim-glucose', sensor: 'glucose-meter', intervalMs: 1000, corruptRate: 0.05, periodReadings: 48 },

@@ -11,4 +11,4 @@ export {
   type RejectReason,
 } from './batch.js';
 export { downTopic, isTopicSegment, type ParsedUpTopic, parseUpTopic, TOPIC_ROOT, UP_WILDCARD, upTopic } from './topics.js';
-export { DEFAULT_UPLINK_OPTIONS, Uplink, type UplinkEvents, type UplinkOptions, type UplinkState } from './uplink.js';
+export { DEFAULT_UPLINK_OPTIONS, disableNagle, Uplink, type UplinkEvents, type UplinkOptions, type UplinkState } from './uplink.js';

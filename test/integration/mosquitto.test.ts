@@ -72,8 +72,8 @@ describe.skipIf(!available)('delivery through Mosquitto (skipped: mosquitto not 
 
       const summary = readLedgerSummary(ledger);
       const edgeStats = readEdgeStats(edgeDir).devices['mosq-dev-1'] ?? {};
-      expect(summary.kinds.chunk.lastSeq).toBeGreaterThan(50);
-      expect(summary.kinds.reading.lastSeq).toBeGreaterThan(20);
+      expect(summary.kinds.chunk.lastSeq).toBeGreaterThan(20);
+      expect(summary.kinds.reading.lastSeq).toBeGreaterThan(10);
       expect(summary.kinds.quarantine.lastSeq).toBeGreaterThan(0);
       for (const kind of RECORD_KINDS) {
         expect(summary.kinds[kind].ackedUpTo, kind).toBe(summary.kinds[kind].lastSeq);
