@@ -20,7 +20,7 @@ const tempDir = useTempDirs('store');
 describeOutboxStoreContract('MemoryOutboxStore', (options) => {
   const store = new MemoryOutboxStore(options);
   return { store, cleanup: () => store.close() };
-});
+}, false);
 
 describeOutboxStoreContract('SqliteOutboxStore', (options) => {
   const dir = mkdtempSync(join(tmpdir(), 'medge-contract-'));
@@ -38,7 +38,7 @@ describeOutboxStoreContract('SqliteOutboxStore', (options) => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+}, true);
 
 const LATEST = DEVICE_MIGRATIONS.at(-1)?.version ?? 0;
 const T0 = 1_700_000_000_000;
