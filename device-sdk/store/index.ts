@@ -1,4 +1,4 @@
-export { auditHash } from './audit.js';
+export { type AuditBreak, type AuditVerification, auditHash, verifyAuditChain } from './audit.js';
 export { DEFAULT_LEDGER_OPTIONS, Ledger, type LedgerOptions } from './ledger.js';
 export { MemoryOutboxStore } from './memory-outbox-store.js';
 export { assertSchemaVersion, type Migration, runMigrations } from './migrations.js';
@@ -14,4 +14,4 @@ export {
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
-export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, openDatabase, readLedgerSummary, SqliteOutboxStore } from './sqlite-outbox-store.js';
+export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, openDatabase, readAuditEntries, readLedgerSummary, SqliteOutboxStore } from './sqlite-outbox-store.js';

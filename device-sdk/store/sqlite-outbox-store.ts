@@ -365,3 +365,29 @@ export function readLedgerSummary(path: string): LedgerSummary {
     db.close();
   }
 }
+
+/** Every audit entry of a ledger in id order, read-only (usable while the runtime runs). */
+export function readAuditEntries(path: string): AuditEntry[] {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new StoreError('open', `no ledger at ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    db.pragma('busy_timeout = 5000');
+    return (
+      db.prepare('SELECT id, t_ms, actor, action, detail, prev_hash, hash FROM audit ORDER BY rowid').all() as {
+        id: number;
+        t_ms: number;
+        actor: string;
+        action: string;
+        detail: string;
+        prev_hash: string;
+        hash: string;
+      }[]
+    ).map((r) => ({ id: r.id, tMs: r.t_ms, actor: r.actor, action: r.action, detail: r.detail, prevHash: r.prev_hash, hash: r.hash }));
+  } finally {
+    db.close();
+  }
+}

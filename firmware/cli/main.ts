@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { MedgeError } from '../../device-sdk/errors.js';
 import { packageRoot } from '../package-root.js';
 import { UsageError } from './args.js';
+import { auditCommand } from './audit.js';
 import { demoCommand } from './demo.js';
 import { edgeCommand } from './edge.js';
 import { runCommand } from './run.js';
@@ -11,6 +12,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
+  audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
 });
 
 const USAGE = `Usage: medge <command> [options]
