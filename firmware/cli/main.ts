@@ -7,12 +7,16 @@ import { auditCommand } from './audit.js';
 import { demoCommand } from './demo.js';
 import { edgeCommand } from './edge.js';
 import { runCommand } from './run.js';
+import { keysCommand, signCommand, verifyCommand } from './sign.js';
 
 const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
+  sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
+  verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },
+  keys: { run: keysCommand, summary: "'keys gen-signing' makes an Ed25519 signing key pair" },
 });
 
 const USAGE = `Usage: medge <command> [options]

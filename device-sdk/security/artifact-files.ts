@@ -1,0 +1,56 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { type ArtifactManifest, ArtifactVerificationError, MANIFEST_FILE, sha256Hex, signManifest, verifyArtifact } from './signing.js';
+
+/** Every file under `dir` except the manifest, by relative path with forward slashes. */
+export function readArtifactFiles(dir: string): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const full = join(d, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile()) {
+        const rel = relative(dir, full).split(sep).join('/');
+        if (rel !== MANIFEST_FILE) out.set(rel, readFileSync(full));
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export function readManifest(dir: string): ArtifactManifest {
+  let manifest: ArtifactManifest;
+  try {
+    manifest = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as ArtifactManifest;
+  } catch (error) {
+    throw new ArtifactVerificationError('unsigned', `${join(dir, MANIFEST_FILE)} is missing or not JSON: ${(error as Error).message}`);
+  }
+  if (typeof manifest?.id !== 'string' || typeof manifest.version !== 'string' || typeof manifest.files !== 'object' || manifest.files === null) {
+    throw new ArtifactVerificationError('malformed', `${join(dir, MANIFEST_FILE)} lacks id, version or files`);
+  }
+  return manifest;
+}
+
+/** Hashes every file of `dir`, signs, and writes `medge-manifest.json` (keeping `meta` of an existing manifest). */
+export function signArtifactDir(dir: string, privatePem: string, identity: { id?: string; version?: string }): ArtifactManifest {
+  let previous: ArtifactManifest | undefined;
+  try {
+    previous = readManifest(dir);
+  } catch {
+    previous = undefined;
+  }
+  const id = identity.id ?? previous?.id;
+  const version = identity.version ?? previous?.version;
+  if (!id || !version) throw new ArtifactVerificationError('malformed', `no id/version for ${dir}: pass --id and --version, or keep them in an existing ${MANIFEST_FILE}`);
+  const files = Object.fromEntries([...readArtifactFiles(dir)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, bytes]) => [name, sha256Hex(bytes)]));
+  const manifest = signManifest({ id, version, files, ...(previous?.meta ? { meta: previous.meta } : {}) }, privatePem);
+  writeFileSync(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}
+
+/** Verifies an artifact directory as it is on disk. Throws `ArtifactVerificationError`. */
+export function verifyArtifactDir(dir: string, trustedPublicPems: readonly string[]): { manifest: ArtifactManifest; keyId: string } {
+  const manifest = readManifest(dir);
+  return { manifest, keyId: verifyArtifact(manifest, readArtifactFiles(dir), trustedPublicPems) };
+}

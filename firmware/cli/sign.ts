@@ -1,0 +1,82 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MedgeError } from '../../device-sdk/errors.js';
+import { signArtifactDir, verifyArtifactDir } from '../../device-sdk/security/artifact-files.js';
+import { ArtifactVerificationError, generateSigningKeyPair } from '../../device-sdk/security/signing.js';
+import { parse, UsageError } from './args.js';
+
+export const SIGN_USAGE = `Usage: medge sign --key FILE --dir DIR [--id ID] [--version V]
+
+Hashes every file of the artifact directory DIR (a model or an update bundle) and writes
+DIR/medge-manifest.json with the sha256 of each file and an Ed25519 signature over the manifest.
+--key is an Ed25519 private key in PEM (medge keys gen-signing makes one).`;
+
+export const VERIFY_USAGE = `Usage: medge verify --pub FILE [--pub FILE ...] --dir DIR [--json]
+
+Checks DIR/medge-manifest.json: signed by one of the given public keys, signature valid, every file
+present with its sha256, no file outside the manifest. Exit 0 when valid, 1 when not.`;
+
+export const KEYS_USAGE = `Usage: medge keys gen-signing --out DIR
+
+Writes an Ed25519 key pair for signing artifacts: DIR/signing.key (mode 0600, keep it off devices)
+and DIR/signing.pub (install it on devices as a trusted key).`;
+
+export async function signCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { key: { type: 'string' }, dir: { type: 'string' }, id: { type: 'string' }, version: { type: 'string' } }, SIGN_USAGE);
+  if (values.help) {
+    process.stdout.write(`${SIGN_USAGE}\n`);
+    return 0;
+  }
+  if (!values.key || !values.dir) throw new UsageError('--key FILE and --dir DIR are required', SIGN_USAGE);
+  const manifest = signArtifactDir(values.dir, readFileSync(values.key, 'utf8'), {
+    ...(values.id ? { id: values.id } : {}),
+    ...(values.version ? { version: values.version } : {}),
+  });
+  process.stdout.write(`signed ${manifest.id}@${manifest.version}: ${Object.keys(manifest.files).length} files, key ${manifest.signature?.keyId}\n`);
+  return 0;
+}
+
+export async function verifyCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { pub: { type: 'string', multiple: true }, dir: { type: 'string' }, json: { type: 'boolean' } }, VERIFY_USAGE);
+  if (values.help) {
+    process.stdout.write(`${VERIFY_USAGE}\n`);
+    return 0;
+  }
+  const pubs = (values.pub as unknown as string[] | undefined) ?? [];
+  if (pubs.length === 0 || !values.dir) throw new UsageError('--pub FILE (one or more) and --dir DIR are required', VERIFY_USAGE);
+  try {
+    const { manifest, keyId } = verifyArtifactDir(
+      values.dir,
+      pubs.map((p) => readFileSync(p, 'utf8')),
+    );
+    const ok = { ok: true, id: manifest.id, version: manifest.version, keyId, files: Object.keys(manifest.files).length };
+    process.stdout.write(values.json ? `${JSON.stringify(ok)}\n` : `valid: ${manifest.id}@${manifest.version}, ${ok.files} files, key ${keyId}\n`);
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ArtifactVerificationError)) throw error;
+    const bad = { ok: false, reason: error.reason, file: error.file, message: error.message };
+    process.stdout.write(values.json ? `${JSON.stringify(bad)}\n` : `INVALID (${error.reason}): ${error.message}\n`);
+    return 1;
+  }
+}
+
+export async function keysCommand(args: string[]): Promise<number> {
+  if (args[0] !== 'gen-signing') throw new UsageError(args[0] === undefined ? 'keys needs a subcommand' : `unknown keys subcommand ${JSON.stringify(args[0])}; subcommands are: gen-signing`, KEYS_USAGE);
+  const { values } = parse(args.slice(1), { out: { type: 'string' } }, KEYS_USAGE);
+  if (values.help) {
+    process.stdout.write(`${KEYS_USAGE}\n`);
+    return 0;
+  }
+  if (!values.out) throw new UsageError('--out DIR is required', KEYS_USAGE);
+  mkdirSync(values.out, { recursive: true });
+  const pair = generateSigningKeyPair();
+  const keyPath = join(values.out, 'signing.key');
+  if (existsSync(keyPath) || existsSync(join(values.out, 'signing.pub'))) {
+    throw new MedgeError('exists', `${values.out} already holds a signing key; refusing to overwrite it (choose another --out)`);
+  }
+  writeFileSync(keyPath, pair.privatePem, { mode: 0o600, flag: 'wx' });
+  chmodSync(keyPath, 0o600);
+  writeFileSync(join(values.out, 'signing.pub'), pair.publicPem, { flag: 'wx' });
+  process.stdout.write(`wrote ${keyPath} (0600) and ${join(values.out, 'signing.pub')}; key id ${pair.keyId}\n`);
+  return 0;
+}
