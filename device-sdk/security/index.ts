@@ -11,3 +11,15 @@ export {
   type VerifyFailure,
   verifyArtifact,
 } from './signing.js';
+export {
+  CIPHER_SUITES,
+  type CipherSuite,
+  DATA_KEY_BYTES,
+  EnvelopeError,
+  envelopeKeyId,
+  open,
+  type SealKey,
+  seal,
+  unwrapKey,
+  wrapKey,
+} from './envelope.js';
