@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../random.js';
+import { QrsDetector } from './qrs-detector.js';
+
+const FS = 360;
+
+/** A synthetic lead: P, QRS and T as Gaussians (ADC units, 200/mV) at the given R positions, with noise and baseline wander. */
+function synthetic(rPeaks: number[], length: number, seed = 1, noise = 6): Int16Array {
+  const rand = mulberry32(seed);
+  const out = new Int16Array(length);
+  const waves = [
+    { dt: -0.2, amp: 30, width: 0.025 }, // P
+    { dt: -0.03, amp: -40, width: 0.008 }, // Q
+    { dt: 0, amp: 260, width: 0.01 }, // R
+    { dt: 0.03, amp: -60, width: 0.01 }, // S
+    { dt: 0.3, amp: 70, width: 0.05 }, // T
+  ];
+  for (let i = 0; i < length; i++) {
+    let v = 1024 + 40 * Math.sin((2 * Math.PI * 0.3 * i) / FS) + (rand() - 0.5) * 2 * noise;
+    for (const r of rPeaks) {
+      const dtBeat = (i - r) / FS;
+      if (dtBeat < -0.4 || dtBeat > 0.6) continue;
+      for (const w of waves) v += w.amp * Math.exp(-(((dtBeat - w.dt) / w.width) ** 2) / 2);
+    }
+    out[i] = Math.round(v);
+  }
+  return out;
+}
+
+function rhythm(seconds: number, seed: number): number[] {
+  const rand = mulberry32(seed);
+  const peaks: number[] = [];
+  let t = 0.5 * FS;
+  while (t < (seconds - 0.5) * FS) {
+    peaks.push(Math.round(t));
+    // 50-150 /min with beat-to-beat variability, and an occasional premature beat.
+    const rr = rand() < 0.05 ? 0.45 : 0.4 + 0.8 * rand();
+    t += rr * FS;
+  }
+  return peaks;
+}
+
+describe('QrsDetector', () => {
+  it('finds every beat of a synthetic record within 150 ms and nothing else', () => {
+    const peaks = rhythm(120, 3);
+    const signal = synthetic(peaks, 120 * FS);
+    const detector = new QrsDetector({ fs: FS });
+    const found: number[] = [];
+    for (let i = 0; i < signal.length; i += 97) found.push(...detector.push([signal.subarray(i, i + 97)]).map((b) => b.sample));
+    const scored = peaks.filter((p) => p > 3 * FS); // after the 2 s learning period
+    const tolerance = 0.15 * FS;
+    const matched = scored.filter((p) => found.some((f) => Math.abs(f - p) <= tolerance));
+    expect(matched.length).toBe(scored.length);
+    const extra = found.filter((f) => f > 3 * FS && !peaks.some((p) => Math.abs(f - p) <= tolerance));
+    expect(extra).toEqual([]);
+    // R peaks are placed on the R wave, not merely near it.
+    const offsets = scored.map((p) => Math.min(...found.map((f) => Math.abs(f - p))));
+    expect(Math.max(...offsets)).toBeLessThanOrEqual(Math.round(0.02 * FS));
+  });
+
+  it('reports each beat within 300 ms of its R peak when fed sample by sample', () => {
+    const peaks = rhythm(40, 5);
+    const signal = synthetic(peaks, 40 * FS);
+    const detector = new QrsDetector({ fs: FS });
+    const latencies: number[] = [];
+    for (let i = 0; i < signal.length; i++) {
+      for (const beat of detector.push([signal.subarray(i, i + 1)])) latencies.push(((i - beat.sample) / FS) * 1000);
+    }
+    expect(latencies.length).toBeGreaterThan(40);
+    expect(Math.max(...latencies)).toBeLessThanOrEqual(300);
+  });
+
+  it('gives the same beats whatever the chunking', () => {
+    const signal = synthetic(rhythm(30, 9), 30 * FS, 9);
+    const run = (chunk: number) => {
+      const d = new QrsDetector({ fs: FS });
+      const out: number[] = [];
+      for (let i = 0; i < signal.length; i += chunk) out.push(...d.push([signal.subarray(i, i + chunk)]).map((b) => b.sample));
+      return out;
+    };
+    expect(run(1)).toEqual(run(360));
+    expect(run(7)).toEqual(run(1000));
+  });
+
+  it('stays silent on a flat line and on noise alone', () => {
+    for (const signal of [new Int16Array(20 * FS).fill(1024), synthetic([], 20 * FS, 4, 4)]) {
+      const d = new QrsDetector({ fs: FS });
+      expect(d.push([signal]).filter((b) => b.sample > 3 * FS).length).toBeLessThanOrEqual(1);
+    }
+  });
+});

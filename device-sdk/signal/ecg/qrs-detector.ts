@@ -1,0 +1,305 @@
+/**
+ * Streaming QRS detector (pure: no I/O, no timers). Chunks of samples in, beats out, bounded memory.
+ *
+ * After Hamilton & Tompkins (IEEE TBME 33(12), 1986; the OSEA detector) with the sampling rate as a
+ * parameter and any number of leads:
+ * 1. per lead: band-pass (2nd-order Butterworth high-pass and low-pass, `bandHz`), a 10 ms difference,
+ *    absolute value; the leads' slopes are summed. On MIT-BIH one lead (MLII) scores better than the
+ *    plain sum of two: fusing leads needs per-lead quality gating, which is not done yet;
+ * 2. a moving average over `integrationMs` gives the detection feature;
+ * 3. a feature peak is a local maximum confirmed once the feature has fallen below half of it (or
+ *    `peakConfirmMs` passed); it is a QRS when it is above
+ *    `noise + thresholdFraction * (qrs - noise)` (medians of the last 8 QRS and noise peaks), outside
+ *    the refractory period, and, within `tWaveMs` of the previous QRS, steeper than half of it (else a T wave);
+ * 4. when no QRS came for `searchbackFactor` times the median RR, the largest peak since the last QRS
+ *    above half the threshold is taken (searchback);
+ * 5. the R peak is placed at the largest band-passed deviation of the first lead in a window before
+ *    the feature peak (the filters delay the feature by about `integrationMs / 2`).
+ */
+export interface QrsDetectorOptions {
+  fs: number;
+  leads: number;
+  bandHz: [number, number];
+  integrationMs: number;
+  refractoryMs: number;
+  tWaveMs: number;
+  peakConfirmMs: number;
+  thresholdFraction: number;
+  searchbackFactor: number;
+  /** Window before the feature peak in which the R peak is searched (ms). */
+  locateMs: [number, number];
+}
+
+export const DEFAULT_QRS_OPTIONS: Readonly<Omit<QrsDetectorOptions, 'fs' | 'leads'>> = Object.freeze({
+  bandHz: [5, 18] as [number, number],
+  integrationMs: 80,
+  refractoryMs: 195,
+  tWaveMs: 360,
+  peakConfirmMs: 100,
+  thresholdFraction: 0.375,
+  searchbackFactor: 1.5,
+  locateMs: [-190, 10] as [number, number],
+});
+
+export interface QrsBeat {
+  /** Sample index of the R peak since the detector started. */
+  sample: number;
+  /** Feature amplitude relative to the detection threshold (>= 1; searchback beats may be lower). */
+  strength: number;
+  searchback: boolean;
+}
+
+/** Direct-form-I biquad. */
+class Biquad {
+  private x1 = 0;
+  private x2 = 0;
+  private y1 = 0;
+  private y2 = 0;
+  constructor(
+    private readonly b0: number,
+    private readonly b1: number,
+    private readonly b2: number,
+    private readonly a1: number,
+    private readonly a2: number,
+  ) {}
+  static lowPass(fs: number, f: number): Biquad {
+    const w = Math.tan((Math.PI * f) / fs);
+    const q = Math.SQRT1_2;
+    const n = 1 / (1 + w / q + w * w);
+    return new Biquad(w * w * n, 2 * w * w * n, w * w * n, 2 * (w * w - 1) * n, (1 - w / q + w * w) * n);
+  }
+  static highPass(fs: number, f: number): Biquad {
+    const w = Math.tan((Math.PI * f) / fs);
+    const q = Math.SQRT1_2;
+    const n = 1 / (1 + w / q + w * w);
+    return new Biquad(n, -2 * n, n, 2 * (w * w - 1) * n, (1 - w / q + w * w) * n);
+  }
+  step(x: number): number {
+    const y = this.b0 * x + this.b1 * this.x1 + this.b2 * this.x2 - this.a1 * this.y1 - this.a2 * this.y2;
+    this.x2 = this.x1;
+    this.x1 = x;
+    this.y2 = this.y1;
+    this.y1 = y;
+    return y;
+  }
+}
+
+/** Fixed-size ring of numbers indexed by absolute sample number. */
+class Ring {
+  readonly data: Float64Array;
+  constructor(size: number) {
+    this.data = new Float64Array(size);
+  }
+  set(i: number, v: number): void {
+    this.data[i % this.data.length] = v;
+  }
+  get(i: number): number {
+    return this.data[i % this.data.length] as number;
+  }
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+interface Candidate {
+  at: number;
+  value: number;
+  slope: number;
+}
+
+export class QrsDetector {
+  readonly options: QrsDetectorOptions;
+  private readonly ms: (ms: number) => number;
+  private readonly hp: Biquad[];
+  private readonly lp: Biquad[];
+  private readonly bands: Ring[];
+  private readonly raw: Ring;
+  private readonly feature: Ring;
+  private readonly slopeSum: Ring;
+  private integ = 0;
+  private n = 0;
+  private readonly integWindow: number;
+  // peak tracking
+  private rising: Candidate | undefined;
+  private prevFeature = 0;
+  private readonly qrsPeaks: number[] = [];
+  private readonly noisePeaks: number[] = [];
+  private readonly rrs: number[] = [];
+  private lastQrs: Candidate | undefined;
+  /** An accepted peak held for the refractory period: a larger peak in that time replaces it (a P wave taken for a QRS). */
+  private pending: { peak: Candidate; searchback: boolean; threshold: number } | undefined;
+  private lastBeatSample = -1;
+  /** Searchback looks again no earlier than this sample. */
+  private searchbackAt = 0;
+  private sinceLast: Candidate[] = [];
+  private initDone = false;
+  private readonly initLength: number;
+  private readonly initPeaks: number[] = [];
+
+  constructor(options: Partial<QrsDetectorOptions> & { fs: number; leads?: number }) {
+    this.options = { ...DEFAULT_QRS_OPTIONS, leads: 1, ...options };
+    const { fs, leads, bandHz } = this.options;
+    this.ms = (ms: number) => Math.max(1, Math.round((ms * fs) / 1000));
+    this.hp = Array.from({ length: leads }, () => Biquad.highPass(fs, bandHz[0]));
+    this.lp = Array.from({ length: leads }, () => Biquad.lowPass(fs, bandHz[1]));
+    const history = this.ms(2500);
+    this.bands = Array.from({ length: leads }, () => new Ring(history));
+    this.raw = new Ring(history);
+    this.feature = new Ring(history);
+    this.slopeSum = new Ring(history);
+    this.integWindow = this.ms(this.options.integrationMs);
+    this.initLength = this.ms(2000);
+  }
+
+  /** Feeds one chunk: `leads[l][i]` is sample i of lead l (all leads the same length). Returns the beats confirmed so far. */
+  push(leads: readonly ArrayLike<number>[]): QrsBeat[] {
+    const out: QrsBeat[] = [];
+    const count = leads[0]?.length ?? 0;
+    const d = this.ms(10);
+    for (let i = 0; i < count; i++) {
+      const t = this.n;
+      let slope = 0;
+      for (let l = 0; l < this.options.leads; l++) {
+        const x = (leads[l] as ArrayLike<number>)[i] as number;
+        if (l === 0) this.raw.set(t, x);
+        const band = (this.lp[l] as Biquad).step((this.hp[l] as Biquad).step(x));
+        const ring = this.bands[l] as Ring;
+        ring.set(t, band);
+        const prev = t >= d ? ring.get(t - d) : 0;
+        slope += Math.abs(band - prev);
+      }
+      this.slopeSum.set(t, slope);
+      this.integ += slope - (t >= this.integWindow ? this.slopeSum.get(t - this.integWindow) : 0);
+      const f = this.integ / this.integWindow;
+      this.feature.set(t, f);
+      this.n += 1;
+      this.onFeature(t, f, out);
+    }
+    return out;
+  }
+
+  private onFeature(t: number, f: number, out: QrsBeat[]): void {
+    if (f > this.prevFeature && (!this.rising || f > this.rising.value)) {
+      this.rising = { at: t, value: f, slope: this.maxSlope(t) };
+    }
+    this.prevFeature = f;
+    const peak = this.rising;
+    if (peak && (f < peak.value / 2 || t - peak.at > this.ms(this.options.peakConfirmMs))) {
+      this.rising = undefined;
+      this.onPeak(peak);
+    }
+    const pending = this.pending;
+    const refractory = this.ms(this.options.refractoryMs);
+    // A larger peak still rising inside the refractory window will replace the held one once confirmed.
+    const challenger = this.rising && pending && this.rising.at - pending.peak.at < refractory && this.rising.value > pending.peak.value;
+    if (pending && !challenger && t - pending.peak.at >= refractory) {
+      this.pending = undefined;
+      this.commit(pending.peak, pending.searchback, pending.threshold, out);
+    }
+    if (!this.pending) this.searchback(t);
+  }
+
+  private maxSlope(t: number): number {
+    let m = 0;
+    for (let k = Math.max(0, t - this.integWindow); k <= t; k++) m = Math.max(m, this.slopeSum.get(k));
+    return m;
+  }
+
+  private threshold(): number {
+    const qrs = median(this.qrsPeaks);
+    const noise = this.noisePeaks.length > 0 ? median(this.noisePeaks) : 0;
+    return noise + this.options.thresholdFraction * (qrs - noise);
+  }
+
+  private remember(list: number[], value: number): void {
+    list.push(value);
+    if (list.length > 8) list.shift();
+  }
+
+  private onPeak(peak: Candidate): void {
+    if (!this.initDone) {
+      this.initPeaks.push(peak.value);
+      if (peak.at >= this.initLength) {
+        this.initDone = true;
+        const sorted = [...this.initPeaks].sort((a, b) => b - a);
+        for (const v of sorted.slice(0, 3)) this.remember(this.qrsPeaks, v);
+        this.remember(this.noisePeaks, median(this.initPeaks) * 0.5);
+      }
+      return;
+    }
+    const threshold = this.threshold();
+    if (this.pending) {
+      // Inside the refractory period of a held peak: the larger of the two is the QRS.
+      if (peak.value > this.pending.peak.value) this.pending = { peak, searchback: false, threshold };
+      return;
+    }
+    const last = this.lastQrs;
+    const since = last ? peak.at - last.at : Number.POSITIVE_INFINITY;
+    if (since < this.ms(this.options.refractoryMs)) return;
+    if (peak.value >= threshold) {
+      if (last && since < this.ms(this.options.tWaveMs) && peak.slope < last.slope / 2) {
+        this.remember(this.noisePeaks, peak.value);
+        this.sinceLast.push(peak);
+        return;
+      }
+      this.pending = { peak, searchback: false, threshold };
+    } else {
+      this.remember(this.noisePeaks, peak.value);
+      this.sinceLast.push(peak);
+    }
+  }
+
+  private searchback(t: number): void {
+    const last = this.lastQrs;
+    if (!last || this.rrs.length < 2) return;
+    const limit = this.options.searchbackFactor * median(this.rrs);
+    if (t - last.at < limit || t < this.searchbackAt) return;
+    const threshold = this.threshold();
+    let best: Candidate | undefined;
+    for (const c of this.sinceLast) {
+      if (c.at - last.at >= this.ms(this.options.tWaveMs) && c.value >= threshold / 2 && (!best || c.value > best.value)) best = c;
+    }
+    if (best) {
+      this.noisePeaks.pop();
+      this.pending = { peak: best, searchback: true, threshold };
+      this.sinceLast = [];
+    } else {
+      // Nothing to take: look again half an interval later.
+      this.searchbackAt = t + Math.round(limit / 2);
+    }
+  }
+
+  private commit(peak: Candidate, searchback: boolean, threshold: number, out: QrsBeat[]): void {
+    this.remember(this.qrsPeaks, peak.value);
+    if (this.lastQrs) this.remember(this.rrs, peak.at - this.lastQrs.at);
+    this.lastQrs = peak;
+    this.sinceLast = [];
+    const sample = this.locate(peak.at);
+    if (sample <= this.lastBeatSample) return;
+    this.lastBeatSample = sample;
+    out.push({ sample, strength: peak.value / threshold, searchback });
+  }
+
+  /** The R peak: the largest deviation of the first lead from its mean over the location window (raw samples, no filter delay). */
+  private locate(at: number): number {
+    const [from, to] = this.options.locateMs;
+    const start = Math.max(0, at + Math.round((from * this.options.fs) / 1000), this.n - this.ms(2400));
+    const end = Math.min(this.n - 1, at + Math.round((to * this.options.fs) / 1000));
+    let mean = 0;
+    for (let k = start; k <= end; k++) mean += this.raw.get(k);
+    mean /= end - start + 1;
+    let best = start;
+    let bestValue = -1;
+    for (let k = start; k <= end; k++) {
+      const v = Math.abs(this.raw.get(k) - mean);
+      if (v > bestValue) {
+        bestValue = v;
+        best = k;
+      }
+    }
+    return best;
+  }
+}
