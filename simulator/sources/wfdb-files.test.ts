@@ -4,20 +4,16 @@ import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../device-sdk/errors.js';
 import { annotationMnemonic, checksum, decodeAnnotations, encodeAnnotations, isQrsCode, WFDB_ANNOTATION_CODES, type WfdbAnnotation } from '../../device-sdk/protocols/wfdb.js';
 import { cutWfdbExcerpt, MITDB_101_EXCERPT } from '../../test/fixtures/wfdb/excerpt.js';
+import { MITDB, missingNote, NSTDB, sharedDataRuns } from '../../test/helpers/shared-data.js';
 import { useTempDirs } from '../../test/helpers/temp.js';
 import { readWfdbAnnotations, readWfdbRecord, type WfdbRecord, WfdbRecordError, writeWfdbAnnotations } from './wfdb-files.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-// CI runs with shared/ beside the repository; the data is read in place, never copied in.
-const MITDB = join(ROOT, '..', 'shared', 'data', 'mitdb');
-const NSTDB = join(ROOT, '..', 'shared', 'data', 'nstdb');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'wfdb');
 const FIXTURE = join(FIXTURES, MITDB_101_EXCERPT.name);
-const REQUIRE_DATA = process.env.MEDGE_REQUIRE_SYSTEM === '1';
+
 const haveMitdb = existsSync(MITDB);
 const haveNstdb = existsSync(NSTDB);
-const missing = (dir: string) => ` (${dir} is missing: put shared/ beside the repository; MEDGE_REQUIRE_SYSTEM=1 makes this a failure)`;
-
 const tempDir = useTempDirs('wfdb');
 
 /** Beat and non-beat labels of the MIT-BIH reference annotations (README of the data; ecgcodes.h). */
@@ -157,7 +153,7 @@ describe(`WFDB files: the committed excerpt ${MITDB_101_EXCERPT.name}`, () => {
   });
 });
 
-describe.skipIf(!haveMitdb && !REQUIRE_DATA)(`WFDB files: MIT-BIH Arrhythmia Database${haveMitdb ? '' : missing(MITDB)}`, () => {
+describe.skipIf(!sharedDataRuns(MITDB))(`WFDB files: MIT-BIH Arrhythmia Database${missingNote(MITDB)}`, () => {
   const records = haveMitdb ? recordsIn(MITDB) : [];
 
   it('has the 26 records (DS1 and the paced records)', () => {
@@ -211,7 +207,7 @@ describe.skipIf(!haveMitdb && !REQUIRE_DATA)(`WFDB files: MIT-BIH Arrhythmia Dat
   });
 });
 
-describe.skipIf(!haveNstdb && !REQUIRE_DATA)(`WFDB files: MIT-BIH Noise Stress Test Database${haveNstdb ? '' : missing(NSTDB)}`, () => {
+describe.skipIf(!sharedDataRuns(NSTDB))(`WFDB files: MIT-BIH Noise Stress Test Database${missingNote(NSTDB)}`, () => {
   it('reads 118e24 (CRLF header, explicit baseline) with the beat annotations of record 118', () => {
     expect(haveNstdb, `${NSTDB} is missing`).toBe(true);
     const record = readWfdbRecord(join(NSTDB, '118e24'));

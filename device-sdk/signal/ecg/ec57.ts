@@ -1,3 +1,5 @@
+import { isQrsCode } from '../../protocols/wfdb.js';
+
 /**
  * Beat-by-beat scoring of QRS detection after ANSI/AAMI EC57 (as PhysioNet's `bxb` does it):
  * a detection matches a reference beat within 150 ms (one detection per beat, nearest first);
@@ -5,8 +7,7 @@
  * `]`) are left out for both reference beats and detections.
  */
 
-/** WFDB annotation codes that are beats (ecgcodes.h / ecgmap.h `isqrs`). */
-export const BEAT_CODES: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 25, 30, 34, 35, 38, 41]);
+
 export const VFON = 32;
 export const VFOFF = 33;
 
@@ -59,7 +60,7 @@ export function scoreDetections(reference: readonly ReferenceAnnotation[], detec
   const start = Math.round((options.startSeconds ?? 300) * options.fs);
   const episodes = flutterEpisodes(reference, options.length);
   const excluded = (s: number) => episodes.some(([a, b]) => s >= a && s <= b);
-  const refs = reference.filter((a) => BEAT_CODES.has(a.code) && a.sample >= start && !excluded(a.sample)).map((a) => a.sample);
+  const refs = reference.filter((a) => isQrsCode(a.code) && a.sample >= start && !excluded(a.sample)).map((a) => a.sample);
   // Detections just before the start may still match a beat just after it; only those inside count as false.
   const dets = [...detections].filter((s) => s >= start - tolerance && !excluded(s)).sort((a, b) => a - b);
   const used = new Uint8Array(dets.length);
