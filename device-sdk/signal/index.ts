@@ -1,0 +1,2 @@
+export { type DetectionScore, flutterEpisodes, grossScore, type ReferenceAnnotation, ratio, type ScoreOptions, scoreDetections, VFOFF, VFON } from './ecg/ec57.js';
+export { DEFAULT_QRS_OPTIONS, type QrsBeat, QrsDetector, type QrsDetectorOptions } from './ecg/qrs-detector.js';
