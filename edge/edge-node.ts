@@ -1,8 +1,11 @@
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import { type Logger, silentLogger } from '../device-sdk/log.js';
+import { MedgeError } from '../device-sdk/errors.js';
+import { EDGE_INGEST_IDENTITY, type EdgeTlsMaterial } from '../device-sdk/security/pki.js';
 import type { BatchLimits } from '../device-sdk/sync/batch.js';
 import { UP_WILDCARD } from '../device-sdk/sync/topics.js';
 import { disableNagle } from '../device-sdk/sync/uplink.js';
+import { siteUpWildcard } from './acl.js';
 import { EmbeddedBroker } from './broker.js';
 import { EdgeStore } from './edge-store.js';
 import { Ingest, type IngestOutcome } from './ingest.js';
@@ -15,8 +18,15 @@ export interface EdgeNodeOptions {
   port: number;
   host: string;
   limits: Partial<BatchLimits>;
-  /** Extra MQTT.js options for the ingest client (TLS material). */
+  /** Extra MQTT.js options for the ingest client. */
   mqtt: Partial<IClientOptions>;
+  /**
+   * Mutual TLS (`readEdgeTls(dir)` of a `medge ca init` directory). The embedded broker then speaks
+   * MQTT over TLS only, requires client certificates from the site CA and enforces per-device topic
+   * ACLs, counting refusals as `auth` and `acl`; the ingest client authenticates with the edge's
+   * ingest certificate (also to an external broker) and subscribes to its site's uplinks only.
+   */
+  tls?: EdgeTlsMaterial;
   logger: Logger;
 }
 
@@ -46,7 +56,22 @@ export class EdgeNode {
     this.options = { ...DEFAULT_EDGE_OPTIONS, ...options };
     this.log = this.options.logger.child({ component: 'edge' });
     this.store = new EdgeStore(this.options.dataDir);
-    this.broker = this.options.brokerUrl ? undefined : new EmbeddedBroker({ port: this.options.port, host: this.options.host });
+    const { tls } = this.options;
+    this.broker = this.options.brokerUrl
+      ? undefined
+      : new EmbeddedBroker({
+          port: this.options.port,
+          host: this.options.host,
+          logger: this.options.logger,
+          ...(tls
+            ? {
+                tls: { ca: tls.ca, cert: tls.cert, key: tls.key },
+                site: tls.site,
+                // The store is closed only after the broker has stopped, so this never writes to a closed store.
+                onReject: (rejection) => this.store.countRejected(rejection.reason),
+              }
+            : {}),
+        });
     this.ingest = new Ingest(
       this.store,
       (topic, payload) => {
@@ -62,10 +87,17 @@ export class EdgeNode {
     return this.options.brokerUrl ?? (this.broker as EmbeddedBroker).url;
   }
 
+  /** The ingest's subscription: every site's uplinks, or with TLS only those of its own site (its ACL). */
+  get subscription(): string {
+    return this.options.tls ? siteUpWildcard(this.options.tls.site) : UP_WILDCARD;
+  }
+
   async start(): Promise<void> {
     await this.broker?.start();
+    const { tls } = this.options;
     const client = mqttConnect(this.url, {
       ...this.options.mqtt,
+      ...(tls ? { ca: tls.ca, cert: tls.ingestCert, key: tls.ingestKey, rejectUnauthorized: true } : {}),
       protocolVersion: 4,
       clientId: `medge-edge-ingest-${process.pid}`,
       clean: true,
@@ -75,13 +107,21 @@ export class EdgeNode {
     });
     this.client = client;
     let subscribed: () => void = () => undefined;
-    const ready = new Promise<void>((resolve) => {
+    let refused: (error: Error) => void = () => undefined;
+    const ready = new Promise<void>((resolve, reject) => {
       subscribed = resolve;
+      refused = reject;
     });
     client.on('connect', () => {
       disableNagle(client);
-      client.subscribe(UP_WILDCARD, { qos: 1 }, (error) => {
-        if (error) this.log.error({ err: error.message }, 'ingest subscription failed');
+      client.subscribe(this.subscription, { qos: 1 }, (error, granted) => {
+        // MQTT.js reports a SUBACK carrying 128 (failure) as an error with the packet attached.
+        const suback = (error as (Error & { packet?: { granted?: unknown[] } }) | null)?.packet?.granted;
+        if (suback?.includes(128) || granted?.some((g) => g.qos === 128)) {
+          // Retrying cannot help: the broker's ACL does not grant the ingest its subscription.
+          this.log.error({ topic: this.subscription, url: this.url }, 'ingest subscription refused by the broker');
+          refused(new MedgeError('edge', `the broker at ${this.url} refused the ingest subscription ${this.subscription} (check its ACL for ${EDGE_INGEST_IDENTITY})`));
+        } else if (error) this.log.error({ err: error.message }, 'ingest subscription failed');
         else {
           this.log.info({ url: this.url }, 'edge ingest subscribed');
           subscribed();
@@ -94,7 +134,12 @@ export class EdgeNode {
       this.onOutcome?.(outcome);
     });
     // Ready once the broker has granted the subscription: nothing published after this goes unheard.
-    await ready;
+    try {
+      await ready;
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
   }
 
   /** Stops the embedded broker (all connections drop). For fault injection. */

@@ -1,4 +1,22 @@
-export { EmbeddedBroker } from './broker.js';
+export { type EdgeIdentity, type IdentityResult, identityFromSubject, identityName, type PeerSubject, publishProblem, siteUpWildcard, subscribeProblem } from './acl.js';
+export {
+  type BrokerRejection,
+  type BrokerRejectReason,
+  type BrokerTlsOptions,
+  DEFAULT_BROKER_OPTIONS,
+  EmbeddedBroker,
+  type EmbeddedBrokerOptions,
+} from './broker.js';
 export { DEFAULT_EDGE_OPTIONS, EdgeNode, type EdgeNodeOptions } from './edge-node.js';
 export { type CommitInput, type CommitResult, EDGE_MIGRATIONS, type EdgeStats, EdgeStore, edgeDatabasePath, readEdgeStats } from './edge-store.js';
 export { type AckPublisher, Ingest, type IngestOutcome } from './ingest.js';
+export {
+  DEFAULT_MOSQUITTO_PORT,
+  MOSQUITTO_FILES,
+  type MosquittoConfigInput,
+  mosquittoAclText,
+  mosquittoConfigText,
+  type WriteMosquittoConfigOptions,
+  type WrittenMosquittoConfig,
+  writeMosquittoConfig,
+} from './mosquitto-config.js';

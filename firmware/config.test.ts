@@ -130,6 +130,21 @@ describe('parseRuntimeConfig', () => {
     expect(problemOf({ ...minimal, sources: [{ type: 'sim-ecg' }, { type: 'sim-ecg' }] }).field).toBe('sources[1].sensor');
   });
 
+  it('resolves edge.tls paths against baseDir and requires an mqtts:// url with them', () => {
+    const tls = { ca: 'certs/ca.crt', cert: '/srv/pki/clinic-01.crt', key: '../keys/clinic-01.key' };
+    const config = parseRuntimeConfig({ ...minimal, edge: { url: 'mqtts://edge.local:8883', tls } }, '/etc/medge');
+    expect(config.edge.tls).toEqual({ ca: '/etc/medge/certs/ca.crt', cert: '/srv/pki/clinic-01.crt', key: '/etc/keys/clinic-01.key' });
+    expect(config.edge.url).toBe('mqtts://edge.local:8883');
+    expect(parseRuntimeConfig(minimal, '/x').edge).not.toHaveProperty('tls');
+
+    const plain = problemOf({ ...minimal, edge: { url: 'mqtt://edge.local:8883', tls } });
+    expect(plain).toMatchObject({ field: 'edge.url', value: 'mqtt://edge.local:8883' });
+    expect(plain.fix).toContain('"mqtts://edge.local:8883"');
+    expect(problemOf({ ...minimal, edge: { url: 'mqtts://e', tls: { ca: 'a', cert: 'b' } } })).toMatchObject({ field: 'edge.tls.key', fix: 'add "key": "./certs/clinic-01.key"' });
+    expect(problemOf({ ...minimal, edge: { url: 'mqtts://e', tls: { ...tls, passphrase: 'x' } } }).field).toBe('edge.tls.passphrase');
+    expect(problemOf({ ...minimal, edge: { url: 'mqtts://e', tls: { ...tls, ca: '' } } }).field).toBe('edge.tls.ca');
+  });
+
   it('collects every problem; the first one is the error itself', () => {
     const error = problemOf({ deviceId: 'x y', dataDir: '/d', edge: { window: 0 }, log: { level: 'loud' } });
     expect(error.problems.map((p) => p.field)).toEqual(['deviceId', 'edge.window', 'log.level']);

@@ -68,6 +68,13 @@ export type SourceConfigInput = {
   [K in SourceType]: { type: K } & Partial<Omit<Extract<SourceConfig, { type: K }>, 'type'>>;
 }[SourceType];
 
+/** Paths of the PEM files of a device's TLS identity. */
+export interface EdgeTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 export interface RuntimeConfig {
   /** 1-64 characters of `[A-Za-z0-9._-]`. */
   deviceId: string;
@@ -83,6 +90,12 @@ export interface RuntimeConfig {
     window: number;
     ackTimeoutMs: number;
     backoff: { initialMs: number; maxMs: number };
+    /**
+     * Mutual TLS with the edge (`medge provision` writes the files): the CA certificate that signed
+     * the edge's server certificate, and this device's certificate and private key (PEM). Absolute:
+     * relative paths in the file resolve against the config file's directory. Needs an mqtts:// url.
+     */
+    tls?: EdgeTlsFiles;
   };
   store: { budgetBytes: number; chunkRetentionHours: number; recordRetentionDays: number };
   sources: SourceConfig[];
@@ -202,6 +215,14 @@ const RUNTIME_SCHEMA: SchemaObject = object(
       window: int(1, 64, 16),
       ackTimeoutMs: int(500, 600_000, 10_000),
       backoff: object({ initialMs: int(1, 600_000, 250), maxMs: int(1, 3_600_000, 30_000) }),
+      tls: object(
+        {
+          ca: { type: 'string', minLength: 1, description: 'a path to a PEM file', examples: ['./certs/ca.crt'] },
+          cert: { type: 'string', minLength: 1, description: 'a path to a PEM file', examples: ['./certs/clinic-01.crt'] },
+          key: { type: 'string', minLength: 1, description: 'a path to a PEM file', examples: ['./certs/clinic-01.key'] },
+        },
+        ['ca', 'cert', 'key'],
+      ),
     }),
     store: object({
       budgetBytes: int(1_048_576, Number.MAX_SAFE_INTEGER, 2 * 1024 ** 3),
@@ -380,6 +401,14 @@ function resolveSource(input: SourceConfigInput): SourceConfig {
 
 function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  if (config.edge.tls !== undefined && !config.edge.url.startsWith('mqtts://')) {
+    problems.push({
+      field: 'edge.url',
+      value: config.edge.url,
+      problem: 'is not an mqtts:// URL, but edge.tls is set',
+      fix: `use ${JSON.stringify(config.edge.url.replace(/^mqtt:\/\//, 'mqtts://'))} (the edge's TLS port), or remove edge.tls`,
+    });
+  }
   const { initialMs, maxMs } = config.edge.backoff;
   if (maxMs < initialMs) {
     problems.push({
@@ -405,17 +434,23 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
 }
 
 /**
- * Validates `input` (parsed JSON) and returns a new, complete config. Relative `dataDir` resolves
- * against `baseDir` (the config file's directory). Throws `ConfigErrors` listing every problem.
+ * Validates `input` (parsed JSON) and returns a new, complete config. Relative `dataDir` and
+ * `edge.tls` paths resolve against `baseDir` (the config file's directory). Throws `ConfigErrors` listing every problem.
  */
 export function parseRuntimeConfig(input: unknown, baseDir: string, file?: string): RuntimeConfig {
   if (!validateRuntime(input)) throw new ConfigErrors(problemsOf(validateRuntime.errors, input, ROOT), file);
   const d = DEFAULT_RUNTIME_CONFIG;
+  const { tls, ...edgeInput } = input.edge ?? {};
   const config: RuntimeConfig = {
     deviceId: input.deviceId as string,
     site: input.site ?? d.site,
     dataDir: resolve(baseDir, input.dataDir as string),
-    edge: { ...d.edge, ...input.edge, backoff: { ...d.edge.backoff, ...input.edge?.backoff } },
+    edge: {
+      ...d.edge,
+      ...edgeInput,
+      backoff: { ...d.edge.backoff, ...edgeInput.backoff },
+      ...(tls === undefined ? {} : { tls: { ca: resolve(baseDir, tls.ca as string), cert: resolve(baseDir, tls.cert as string), key: resolve(baseDir, tls.key as string) } }),
+    },
     store: { ...d.store, ...input.store },
     sources: (input.sources ?? []).map(resolveSource),
     log: { ...d.log, ...input.log },

@@ -1,13 +1,15 @@
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { IClientOptions } from 'mqtt';
 import { type Clock, systemClock } from '../device-sdk/clock.js';
-import { DecodeError, MedgeError } from '../device-sdk/errors.js';
+import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
 import { Ledger } from '../device-sdk/store/ledger.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
-import type { RuntimeConfig } from './config.js';
+import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
 import { createRuleEngine, type RuleEngine } from './rules.js';
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createSimSource, type SimSource, type SourceSink } from './sources/sim-sources.js';
@@ -28,6 +30,22 @@ export interface RuntimeDeps {
 export interface RuntimeEvents {
   alert: [Alert];
   status: [RuntimeStatus];
+}
+
+/**
+ * The MQTT.js TLS options of a device identity: the edge must present a certificate from `ca`, and
+ * the device authenticates with its own. An unreadable file is a `ConfigError` naming its field.
+ */
+export function readTlsFiles(files: EdgeTlsFiles): Pick<IClientOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
+  const read = (field: keyof EdgeTlsFiles): string => {
+    try {
+      return readFileSync(files[field], 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new ConfigError(`edge.tls.${field}`, files[field], `cannot read ${files[field]} (${code})`, 'point it at the file medge provision wrote, readable by this user');
+    }
+  };
+  return { ca: read('ca'), cert: read('cert'), key: read('key'), rejectUnauthorized: true };
 }
 
 /** Where the ledger file of a device data directory lives. */
@@ -66,6 +84,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.config = config;
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? createLogger('medge-runtime', config.log.level);
+    // Read before the ledger opens: a missing key file fails here without leaving the store open.
+    const { tls, ...edge } = config.edge;
+    const mqtt = tls ? readTlsFiles(tls) : {};
     const hours = 3600_000;
     const recordMs = config.store.recordRetentionDays * 24 * hours;
     this.store = new SqliteOutboxStore(ledgerPath(config.dataDir), {
@@ -77,7 +98,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       clock: this.clock,
       onFlushError: (error) => this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered }, 'ledger flush failed; records kept in memory, retrying'),
     });
-    this.uplink = new Uplink(this.store, { ...config.edge, site: config.site, clock: this.clock, logger: this.log });
+    this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
     this.sources = config.sources.map((s, i) => createSimSource(s, this.clock, seed + i));

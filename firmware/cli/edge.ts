@@ -1,23 +1,45 @@
 import { createLogger, type LogLevel } from '../../device-sdk/log.js';
+import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { readEdgeStats } from '../../edge/edge-store.js';
+import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
+       medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
 
-Runs the regional edge node: an MQTT broker (embedded aedes on --port, default 1883, or an external
-broker given by --broker, e.g. Mosquitto), ingest that validates each batch, commits it to
+Runs the regional edge node: an MQTT broker (embedded aedes on --port, default 1883, with --tls
+8883, or an external broker given by --broker, e.g. Mosquitto), ingest that validates each batch, commits it to
 DIR/edge.sqlite idempotently and then acknowledges it.
 
-'stats' prints what the edge stored per device and kind, and rejected batches per reason. It reads
-the store without disturbing a running edge.`;
+--tls CADIR takes a directory written by 'medge ca init'. The embedded broker then listens for MQTT
+over TLS only, requires a client certificate from the site CA, and lets each device publish only to
+medge/v1/<site>/<CN>/up/<kind> and subscribe only to medge/v1/<site>/<CN>/down/#; refusals are
+counted as 'auth' (no, expired or foreign certificate; wrong username) and 'acl' (topic). With
+--broker (an mqtts:// URL) the ingest connects with the edge's ingest certificate instead.
+
+'stats' prints what the edge stored per device and kind, and rejected batches and connections per
+reason. It reads the store without disturbing a running edge.
+
+'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
+default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
+use_identity_as_username, ACL patterns), with the CA and server certificates, the server key and
+the ACL file next to it. --data DIR turns on Mosquitto persistence there.`;
 
 export async function edgeCommand(args: string[]): Promise<number> {
   if (args[0] === 'stats') return edgeStats(args.slice(1));
+  if (args[0] === 'mosquitto-config') return mosquittoConfig(args.slice(1));
   const { values } = parse(
     args,
-    { data: { type: 'string' }, port: { type: 'string' }, broker: { type: 'string' }, host: { type: 'string' }, 'log-level': { type: 'string' } },
+    {
+      data: { type: 'string' },
+      port: { type: 'string' },
+      broker: { type: 'string' },
+      host: { type: 'string' },
+      tls: { type: 'string' },
+      'log-level': { type: 'string' },
+    },
     EDGE_USAGE,
   );
   if (values.help) {
@@ -29,16 +51,22 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values.broker !== undefined && !/^mqtts?:\/\//.test(values.broker)) {
     throw new UsageError(`--broker must be an mqtt:// or mqtts:// URL, got ${JSON.stringify(values.broker)}`, EDGE_USAGE);
   }
+  if (values.tls !== undefined && values.broker !== undefined && !values.broker.startsWith('mqtts://')) {
+    throw new UsageError(`--tls with --broker needs an mqtts:// URL, got ${JSON.stringify(values.broker)}`, EDGE_USAGE);
+  }
+  const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
   const logger = createLogger('medge-edge', (values['log-level'] ?? 'info') as LogLevel);
   const edge = new EdgeNode({
     dataDir: values.data,
-    port: intFlag(values.port, '--port', EDGE_USAGE, 0, 65535) ?? 1883,
+    port: intFlag(values.port, '--port', EDGE_USAGE, 0, 65535) ?? (tls ? 8883 : 1883),
     host: values.host ?? '127.0.0.1',
     logger,
     ...(values.broker ? { brokerUrl: values.broker } : {}),
+    ...(tls ? { tls } : {}),
   });
   await edge.start();
-  process.stderr.write(`medge edge: ${edge.broker ? 'embedded broker' : 'external broker'} at ${edge.url}; store ${edge.store.path}. Ctrl-C stops.\n`);
+  const mode = tls ? `, mutual TLS for site ${tls.site}` : '';
+  process.stderr.write(`medge edge: ${edge.broker ? 'embedded broker' : 'external broker'} at ${edge.url}${mode}; store ${edge.store.path}. Ctrl-C stops.\n`);
   await untilSignal();
   await edge.stop();
   return 0;
@@ -65,5 +93,25 @@ function edgeStats(args: string[]): number {
   const rejected = Object.entries(stats.rejected);
   lines.push('', rejected.length === 0 ? 'rejected: none' : `rejected: ${rejected.map(([r, n]) => `${r} ${n}`).join(', ')}`);
   process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+function mosquittoConfig(args: string[]): number {
+  const { values } = parse(args, { tls: { type: 'string' }, out: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' } }, EDGE_USAGE);
+  if (values.help) {
+    process.stdout.write(`${EDGE_USAGE}\n`);
+    return 0;
+  }
+  if (!values.tls || !values.out) throw new UsageError('mosquitto-config needs --tls CADIR and --out FILE', EDGE_USAGE);
+  const port = intFlag(values.port, '--port', EDGE_USAGE, 1, 65535);
+  const written = writeMosquittoConfig({
+    tlsDir: values.tls,
+    out: values.out,
+    ...(port === undefined ? {} : { port }),
+    ...(values.host === undefined ? {} : { host: values.host }),
+    ...(values.data === undefined ? {} : { dataDir: values.data }),
+  });
+  process.stdout.write(`wrote ${written.config} for site ${written.site}, with ${written.files.join(', ')}\nrun: mosquitto -c ${written.config}\n`);
+  for (const warning of written.warnings) process.stderr.write(`medge: warning: ${warning}\n`);
   return 0;
 }

@@ -6,6 +6,7 @@ import { UsageError } from './args.js';
 import { auditCommand } from './audit.js';
 import { demoCommand } from './demo.js';
 import { edgeCommand } from './edge.js';
+import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
 import { keysCommand, signCommand, verifyCommand } from './sign.js';
 
@@ -17,13 +18,15 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
   verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },
   keys: { run: keysCommand, summary: "'keys gen-signing' makes an Ed25519 signing key pair" },
+  ca: { run: caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates" },
+  provision: { run: provisionCommand, summary: "issue a device's client certificate from the site CA" },
 });
 
 const USAGE = `Usage: medge <command> [options]
 
 Commands:
 ${Object.entries(COMMANDS)
-  .map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(10)}${c.summary}`)
   .join('\n')}
 
 'medge <command> --help' describes a command.`;

@@ -1,0 +1,513 @@
+/**
+ * Site PKI: one certificate authority per site, an edge server certificate, the edge's own ingest
+ * client certificate and one client certificate per device. Mutual TLS between devices and the edge
+ * rests on it (see `edge/acl.ts` for what each identity may do once connected).
+ *
+ * Certificates are built by `@peculiar/x509` (no hand-written ASN.1) over Node's WebCrypto; keys are
+ * ECDSA P-256, signatures ECDSA with SHA-256. The functions above the "files" line are pure over PEM
+ * strings; the file layer below keeps the CA directory layout (`ca.crt`, `ca.key`, `server.crt`,
+ * `server.key`, `ingest.crt`, `ingest.key`, `site.json`) and writes every private key with mode 0600.
+ *
+ * Identities, all signed by the site CA:
+ * - CA:      `CN=medge site <site> CA, O=medge`, basicConstraints CA (path length 0), keyCertSign + cRLSign.
+ * - server:  `CN=medge edge <site>, O=<site>, OU=edge`, serverAuth, SAN DNS/IP: localhost, 127.0.0.1, ::1 + hosts.
+ * - ingest:  `CN=medge-edge-ingest, O=<site>, OU=edge`, clientAuth: the edge's ingest client.
+ * - device:  `CN=<deviceId>, O=<site>, OU=device`, clientAuth. The CN is the MQTT identity.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { randomBytes, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
+import type * as X509 from '@peculiar/x509';
+import { MedgeError } from '../errors.js';
+import { isTopicSegment } from '../sync/topics.js';
+
+let x509Module: Promise<typeof X509> | undefined;
+
+/**
+ * `@peculiar/x509` takes about 0.6 s to load, so it is loaded on first use only: `medge run` and
+ * `medge edge` never issue certificates. `reflect-metadata` must be in place before it loads (its
+ * dependency injection needs it); Node's WebCrypto is its crypto provider.
+ */
+function loadX509(): Promise<typeof X509> {
+  x509Module ??= (async () => {
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+    return x509;
+  })();
+  return x509Module;
+}
+
+/** The CN of the edge's own ingest client. No device may be provisioned under it. */
+export const EDGE_INGEST_IDENTITY = 'medge-edge-ingest';
+
+/** OU of certificates by role: the broker tells the edge's own identities from devices by it. */
+export const CERT_ROLES = Object.freeze({ device: 'device', edge: 'edge' } as const);
+export type CertRole = (typeof CERT_ROLES)[keyof typeof CERT_ROLES];
+
+/** Validity in days of what `createSiteCa` and the `issue*` functions make, unless told otherwise. */
+export const DEFAULT_VALIDITY_DAYS = Object.freeze({ ca: 3650, server: 825, ingest: 825, device: 825 });
+
+/** Issued certificates start this long before "now": a clock a little behind still accepts them. */
+export const BACKDATE_MS = 60 * 60 * 1000;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const ALGORITHM = Object.freeze({ name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' });
+/** Names every server certificate carries so that local clients (the ingest, tests) can verify it. */
+export const LOCAL_HOSTS: readonly string[] = Object.freeze(['localhost', '127.0.0.1', '::1']);
+
+export type PkiFailure = 'invalid-id' | 'reserved-id' | 'exists' | 'missing' | 'site-mismatch' | 'invalid-ca' | 'invalid-input';
+
+/** A PKI operation was refused or its input is unusable. Callers branch on `reason`. */
+export class PkiError extends MedgeError {
+  readonly reason: PkiFailure;
+  /** The file concerned, when there is one. */
+  readonly file: string | undefined;
+  constructor(reason: PkiFailure, message: string, file?: string) {
+    super('pki', message);
+    this.reason = reason;
+    this.file = file;
+  }
+}
+
+/** A certificate and its private key (PKCS#8), both PEM. */
+export interface CertifiedKey {
+  certPem: string;
+  keyPem: string;
+}
+
+/** A site's certificate authority: what signs every other certificate of the site. */
+export interface SiteCa extends CertifiedKey {
+  site: string;
+}
+
+export interface CreateSiteCaOptions {
+  site: string;
+  validDays?: number;
+  /** Start of validity (default: now minus `BACKDATE_MS`). */
+  notBefore?: Date;
+}
+
+export interface ServerCertOptions {
+  /** DNS names or IP addresses besides localhost, 127.0.0.1 and ::1. */
+  hosts?: readonly string[];
+  validDays?: number;
+  notBefore?: Date;
+}
+
+export interface DeviceCertOptions {
+  deviceId: string;
+  site: string;
+  validDays?: number;
+  /** Start of validity (default: now minus `BACKDATE_MS`); validity ends `validDays` later. */
+  notBefore?: Date;
+}
+
+export interface EdgeClientCertOptions {
+  validDays?: number;
+  notBefore?: Date;
+}
+
+/** What `describeCertificate` reads from a certificate. Subject fields are undefined when absent. */
+export interface CertificateInfo {
+  subject: { CN: string | undefined; O: string | undefined; OU: string | undefined };
+  issuer: string;
+  serialNumber: string;
+  notBefore: Date;
+  notAfter: Date;
+  isCa: boolean;
+  /** Colon-separated SHA-256 of the DER certificate, as OpenSSL prints it. */
+  fingerprint256: string;
+  /** `DNS:localhost, IP Address:127.0.0.1, ...` (server certificates), or undefined. */
+  subjectAltName: string | undefined;
+}
+
+/** Why a device id cannot be a certificate identity, or undefined when it can. */
+export function deviceIdProblem(deviceId: string): { reason: 'invalid-id' | 'reserved-id'; message: string } | undefined {
+  if (!isTopicSegment(deviceId)) {
+    return { reason: 'invalid-id', message: `device id ${JSON.stringify(deviceId)} is not a valid topic segment: use 1-64 of A-Z a-z 0-9 . _ -` };
+  }
+  if (deviceId === EDGE_INGEST_IDENTITY) {
+    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved for the edge's ingest client; choose another` };
+  }
+  return undefined;
+}
+
+function checkSite(site: string): void {
+  if (!isTopicSegment(site)) throw new PkiError('invalid-id', `site ${JSON.stringify(site)} is not a valid topic segment: use 1-64 of A-Z a-z 0-9 . _ -`);
+}
+
+function checkDays(days: number): void {
+  if (!Number.isInteger(days) || days < 1 || days > 36_500) throw new PkiError('invalid-input', `validity must be a whole number of days from 1 to 36500, got ${days}`);
+}
+
+/** A random positive 128-bit serial number (RFC 5280 allows up to 20 octets; the top bit is cleared). */
+function serialNumber(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
+  return bytes.toString('hex');
+}
+
+function validity(notBefore: Date | undefined, days: number): { notBefore: Date; notAfter: Date } {
+  checkDays(days);
+  const start = notBefore ?? new Date(Date.now() - BACKDATE_MS);
+  return { notBefore: start, notAfter: new Date(start.getTime() + days * DAY_MS) };
+}
+
+async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+}
+
+async function exportKeyPem(x509: typeof X509, key: webcrypto.CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key);
+  return `${x509.PemConverter.encode(der, 'PRIVATE KEY')}\n`;
+}
+
+async function importKeyPem(x509: typeof X509, pem: string, what: string): Promise<webcrypto.CryptoKey> {
+  try {
+    const [der] = x509.PemConverter.decode(pem);
+    if (!der) throw new Error('no PEM block');
+    return await webcrypto.subtle.importKey('pkcs8', der, ALGORITHM, false, ['sign']);
+  } catch (error) {
+    throw new PkiError('invalid-ca', `${what} is not an ECDSA P-256 private key in PKCS#8 PEM: ${(error as Error).message}`);
+  }
+}
+
+function toPem(cert: X509.X509Certificate): string {
+  return `${cert.toString('pem')}\n`;
+}
+
+function name(cn: string, o: string, ou?: string): X509.JsonName {
+  return [{ CN: [cn] }, { O: [o] }, ...(ou === undefined ? [] : [{ OU: [ou] }])];
+}
+
+/** Extended key usages (RFC 5280 4.2.1.12). */
+const EKU = Object.freeze({ serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2' });
+
+/** Creates a site CA: a fresh ECDSA P-256 key and a self-signed CA certificate. */
+export async function createSiteCa(options: CreateSiteCaOptions): Promise<SiteCa> {
+  checkSite(options.site);
+  const times = validity(options.notBefore, options.validDays ?? DEFAULT_VALIDITY_DAYS.ca);
+  const x509 = await loadX509();
+  const keys = await generateKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serialNumber(),
+    name: name(`medge site ${options.site} CA`, 'medge'),
+    ...times,
+    keys,
+    signingAlgorithm: ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { site: options.site, certPem: toPem(cert), keyPem: await exportKeyPem(x509, keys.privateKey) };
+}
+
+interface LeafSpec {
+  subject: X509.JsonName;
+  days: number;
+  notBefore: Date | undefined;
+  usage: string;
+  san?: X509.JsonGeneralNames;
+}
+
+async function issueLeaf(ca: SiteCa, spec: LeafSpec): Promise<CertifiedKey> {
+  const times = validity(spec.notBefore, spec.days);
+  const x509 = await loadX509();
+  let caCert: X509.X509Certificate;
+  try {
+    caCert = new x509.X509Certificate(ca.certPem);
+  } catch (error) {
+    throw new PkiError('invalid-ca', `the CA certificate is not a PEM X.509 certificate: ${(error as Error).message}`);
+  }
+  const caKey = await importKeyPem(x509, ca.keyPem, 'the CA key');
+  const keys = await generateKeys();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: spec.subject,
+    issuer: caCert.subjectName,
+    ...times,
+    publicKey: keys.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([spec.usage]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+      ...(spec.san ? [new x509.SubjectAlternativeNameExtension(spec.san)] : []),
+    ],
+  });
+  // A CA key that does not belong to the CA certificate would issue certificates nobody accepts.
+  if (!(await cert.verify({ publicKey: caCert.publicKey, signatureOnly: true }))) {
+    throw new PkiError('invalid-ca', 'the CA key does not belong to the CA certificate');
+  }
+  return { certPem: toPem(cert), keyPem: await exportKeyPem(x509, keys.privateKey) };
+}
+
+const DNS_NAME = /^(?=.{1,253}$)(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** The edge's TLS server certificate: SAN localhost, 127.0.0.1, ::1 and every given host (DNS name or IP). */
+export async function issueServerCert(ca: SiteCa, options: ServerCertOptions = {}): Promise<CertifiedKey> {
+  const hosts = [...new Set([...LOCAL_HOSTS, ...(options.hosts ?? [])])];
+  for (const host of hosts) {
+    if (isIP(host) === 0 && !DNS_NAME.test(host)) throw new PkiError('invalid-input', `host ${JSON.stringify(host)} is neither a DNS name nor an IP address`);
+  }
+  return issueLeaf(ca, {
+    subject: name(`medge edge ${ca.site}`, ca.site, CERT_ROLES.edge),
+    days: options.validDays ?? DEFAULT_VALIDITY_DAYS.server,
+    notBefore: options.notBefore,
+    usage: EKU.serverAuth,
+    san: hosts.map((value) => ({ type: isIP(value) === 0 ? 'dns' : 'ip', value })),
+  });
+}
+
+/** The client certificate of the edge's own ingest (CN `medge-edge-ingest`). */
+export async function issueEdgeClientCert(ca: SiteCa, options: EdgeClientCertOptions = {}): Promise<CertifiedKey> {
+  return issueLeaf(ca, {
+    subject: name(EDGE_INGEST_IDENTITY, ca.site, CERT_ROLES.edge),
+    days: options.validDays ?? DEFAULT_VALIDITY_DAYS.ingest,
+    notBefore: options.notBefore,
+    usage: EKU.clientAuth,
+  });
+}
+
+/** A device's client certificate: CN = device id (its MQTT identity), O = site. */
+export async function issueDeviceCert(ca: SiteCa, options: DeviceCertOptions): Promise<CertifiedKey> {
+  const problem = deviceIdProblem(options.deviceId);
+  if (problem) throw new PkiError(problem.reason, problem.message);
+  checkSite(options.site);
+  if (options.site !== ca.site) {
+    throw new PkiError('site-mismatch', `site ${JSON.stringify(options.site)} does not match the CA's site ${JSON.stringify(ca.site)}`);
+  }
+  return issueLeaf(ca, {
+    subject: name(options.deviceId, options.site, CERT_ROLES.device),
+    days: options.validDays ?? DEFAULT_VALIDITY_DAYS.device,
+    notBefore: options.notBefore,
+    usage: EKU.clientAuth,
+  });
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? undefined : value;
+}
+
+/** Reads the fields medge relies on. A subject field given more than once reads as undefined. */
+export function describeCertificate(pem: string): CertificateInfo {
+  let cert: NodeX509Certificate;
+  try {
+    cert = new NodeX509Certificate(pem);
+  } catch (error) {
+    throw new PkiError('invalid-input', `not a PEM X.509 certificate: ${(error as Error).message}`);
+  }
+  const subject = subjectFields(cert.subject);
+  return {
+    subject,
+    issuer: cert.issuer,
+    serialNumber: cert.serialNumber,
+    notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
+    isCa: cert.ca,
+    fingerprint256: cert.fingerprint256,
+    subjectAltName: cert.subjectAltName,
+  };
+}
+
+/** Parses Node's multi-line `subject` text (`CN=x\nO=y`); repeated fields read as undefined. */
+function subjectFields(text: string): CertificateInfo['subject'] {
+  const fields = new Map<string, string | string[]>();
+  for (const line of text.split('\n')) {
+    const at = line.indexOf('=');
+    if (at < 0) continue;
+    const key = line.slice(0, at);
+    const value = line.slice(at + 1);
+    const seen = fields.get(key);
+    fields.set(key, seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value]);
+  }
+  return { CN: single(fields.get('CN')), O: single(fields.get('O')), OU: single(fields.get('OU')) };
+}
+
+/** True when `certPem` is signed by `caPem` and valid at `at` (default now). */
+export function isIssuedBy(certPem: string, caPem: string, at: Date = new Date()): boolean {
+  const cert = new NodeX509Certificate(certPem);
+  const ca = new NodeX509Certificate(caPem);
+  const t = at.getTime();
+  return cert.checkIssued(ca) && cert.verify(ca.publicKey) && new Date(cert.validFrom).getTime() <= t && t <= new Date(cert.validTo).getTime();
+}
+
+// ---- files -------------------------------------------------------------------------------------
+
+/** The files of a CA directory (`medge ca init --dir DIR`). Keys are 0600; the directory is 0700. */
+export const CA_DIR_FILES = Object.freeze({
+  caCert: 'ca.crt',
+  caKey: 'ca.key',
+  serverCert: 'server.crt',
+  serverKey: 'server.key',
+  ingestCert: 'ingest.crt',
+  ingestKey: 'ingest.key',
+  site: 'site.json',
+});
+
+/** `site.json` of a CA directory. */
+export interface SiteInfo {
+  site: string;
+  /** Names in the server certificate besides localhost, 127.0.0.1 and ::1. */
+  hosts: string[];
+  createdAt: string;
+  caFingerprint256: string;
+}
+
+/** What an edge needs for mutual TLS: the site, the CA to trust, its server and ingest identities. */
+export interface EdgeTlsMaterial {
+  site: string;
+  /** CA certificate (PEM): the only issuer of client and server certificates the edge trusts. */
+  ca: string;
+  /** Server certificate and key (PEM). */
+  cert: string;
+  key: string;
+  /** The ingest client's certificate and key (PEM). */
+  ingestCert: string;
+  ingestKey: string;
+}
+
+export interface InitCaDirOptions {
+  site: string;
+  hosts?: readonly string[];
+  /** Validity of the CA; the server and ingest certificates get at most `DEFAULT_VALIDITY_DAYS.server`. */
+  validDays?: number;
+}
+
+function writeNew(path: string, text: string, mode: number): void {
+  try {
+    writeFileSync(path, text, { mode, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new PkiError('exists', `${path} already exists; refusing to overwrite it`, path);
+    throw error;
+  }
+  chmodSync(path, mode); // the umask may have narrowed or the file system widened it
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new PkiError('missing', `cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}); create a CA with: medge ca init --dir DIR --site SITE`, path);
+  }
+}
+
+/**
+ * Creates a CA directory: a site CA, the edge server certificate and the ingest client certificate.
+ * Refuses when the directory already holds any of its files (a CA is never overwritten).
+ */
+export async function initCaDir(dir: string, options: InitCaDirOptions): Promise<SiteInfo> {
+  checkSite(options.site);
+  for (const file of Object.values(CA_DIR_FILES)) {
+    const path = join(dir, file);
+    if (existsSync(path)) throw new PkiError('exists', `${path} already exists: ${dir} already holds a CA; refusing to overwrite it (choose another --dir)`, path);
+  }
+  const caDays = options.validDays ?? DEFAULT_VALIDITY_DAYS.ca;
+  checkDays(caDays);
+  const leafDays = Math.min(caDays, DEFAULT_VALIDITY_DAYS.server);
+  const hosts = [...new Set(options.hosts ?? [])];
+  const ca = await createSiteCa({ site: options.site, validDays: caDays });
+  const server = await issueServerCert(ca, { hosts, validDays: leafDays });
+  const ingest = await issueEdgeClientCert(ca, { validDays: leafDays });
+  const info: SiteInfo = { site: options.site, hosts, createdAt: new Date().toISOString(), caFingerprint256: describeCertificate(ca.certPem).fingerprint256 };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const f = CA_DIR_FILES;
+  writeNew(join(dir, f.caKey), ca.keyPem, 0o600);
+  writeNew(join(dir, f.caCert), ca.certPem, 0o644);
+  writeNew(join(dir, f.serverKey), server.keyPem, 0o600);
+  writeNew(join(dir, f.serverCert), server.certPem, 0o644);
+  writeNew(join(dir, f.ingestKey), ingest.keyPem, 0o600);
+  writeNew(join(dir, f.ingestCert), ingest.certPem, 0o644);
+  writeNew(join(dir, f.site), `${JSON.stringify(info, null, 2)}\n`, 0o644);
+  return info;
+}
+
+/** Reads `site.json` of a CA directory. */
+export function readSiteInfo(dir: string): SiteInfo {
+  const path = join(dir, CA_DIR_FILES.site);
+  let info: Partial<SiteInfo>;
+  try {
+    info = JSON.parse(readText(path, 'the site file')) as Partial<SiteInfo>;
+  } catch (error) {
+    if (error instanceof PkiError) throw error;
+    throw new PkiError('invalid-ca', `${path} is not valid JSON: ${(error as Error).message}`, path);
+  }
+  if (typeof info.site !== 'string' || !isTopicSegment(info.site)) throw new PkiError('invalid-ca', `${path} names no valid "site"`, path);
+  return { site: info.site, hosts: Array.isArray(info.hosts) ? info.hosts : [], createdAt: String(info.createdAt ?? ''), caFingerprint256: String(info.caFingerprint256 ?? '') };
+}
+
+/** Loads the CA (certificate, key, site) of a CA directory, checking that they belong together. */
+export function readSiteCa(dir: string): SiteCa {
+  const { site } = readSiteInfo(dir);
+  const certPem = readText(join(dir, CA_DIR_FILES.caCert), 'the CA certificate');
+  const keyPem = readText(join(dir, CA_DIR_FILES.caKey), 'the CA key');
+  const info = describeCertificate(certPem);
+  if (!info.isCa || info.subject.CN !== `medge site ${site} CA`) {
+    throw new PkiError('invalid-ca', `${join(dir, CA_DIR_FILES.caCert)} is not the CA of site ${JSON.stringify(site)} (subject CN ${JSON.stringify(info.subject.CN)})`);
+  }
+  return { site, certPem, keyPem };
+}
+
+/** Loads what `medge edge --tls DIR` needs from a CA directory (the CA key is not read). */
+export function readEdgeTls(dir: string): EdgeTlsMaterial {
+  const { site } = readSiteInfo(dir);
+  const f = CA_DIR_FILES;
+  return {
+    site,
+    ca: readText(join(dir, f.caCert), 'the CA certificate'),
+    cert: readText(join(dir, f.serverCert), 'the server certificate'),
+    key: readText(join(dir, f.serverKey), 'the server key'),
+    ingestCert: readText(join(dir, f.ingestCert), 'the ingest certificate'),
+    ingestKey: readText(join(dir, f.ingestKey), 'the ingest key'),
+  };
+}
+
+export interface ProvisionOptions {
+  deviceId: string;
+  site: string;
+  /** Where `<deviceId>.key` (0600), `<deviceId>.crt` and `ca.crt` are written. */
+  outDir: string;
+  validDays?: number;
+}
+
+export interface ProvisionResult {
+  keyPath: string;
+  certPath: string;
+  caPath: string;
+  info: CertificateInfo;
+}
+
+/**
+ * Issues a device identity from a CA directory. Refuses an invalid or reserved device id, a site
+ * other than the CA's, and an existing key or certificate for the device in `outDir`.
+ */
+export async function provisionDevice(caDir: string, options: ProvisionOptions): Promise<ProvisionResult> {
+  const problem = deviceIdProblem(options.deviceId);
+  if (problem) throw new PkiError(problem.reason, problem.message);
+  const ca = readSiteCa(caDir);
+  if (options.site !== ca.site) {
+    throw new PkiError('site-mismatch', `--site ${JSON.stringify(options.site)} does not match the site of the CA in ${caDir} (${JSON.stringify(ca.site)})`);
+  }
+  const keyPath = join(options.outDir, `${options.deviceId}.key`);
+  const certPath = join(options.outDir, `${options.deviceId}.crt`);
+  const caPath = join(options.outDir, 'ca.crt');
+  for (const path of [keyPath, certPath]) {
+    if (existsSync(path)) throw new PkiError('exists', `${path} already exists; refusing to overwrite a device identity (remove it first to re-provision)`, path);
+  }
+  if (existsSync(caPath) && readFileSync(caPath, 'utf8') !== ca.certPem) {
+    throw new PkiError('exists', `${caPath} holds a different CA certificate; refusing to overwrite it (use another --out)`, caPath);
+  }
+  const device = await issueDeviceCert(ca, { deviceId: options.deviceId, site: options.site, ...(options.validDays === undefined ? {} : { validDays: options.validDays }) });
+  mkdirSync(options.outDir, { recursive: true, mode: 0o700 });
+  writeNew(keyPath, device.keyPem, 0o600);
+  writeNew(certPath, device.certPem, 0o644);
+  if (!existsSync(caPath)) writeNew(caPath, ca.certPem, 0o644);
+  return { keyPath, certPath, caPath, info: describeCertificate(device.certPem) };
+}

@@ -1,0 +1,172 @@
+/**
+ * The edge's access policy (`acl.ts`) as a Mosquitto 2.0 configuration: a TLS-only listener that
+ * requires a client certificate from the site CA, takes the certificate's CN as the MQTT username
+ * (and client id), and an ACL file that lets each device write only its own uplink and read only its
+ * own down topics, and the edge's ingest read every uplink and write every down topic of the site.
+ *
+ * What Mosquitto cannot express and the embedded broker adds: certificate roles (`OU`) and the
+ * refusal of retained publishes. The reserved ingest identity is kept from devices at provisioning
+ * (`medge provision` refuses it). Mosquitto logs refusals; they are not counted in the edge store.
+ */
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { EDGE_INGEST_IDENTITY, readEdgeTls } from '../device-sdk/security/pki.js';
+import { TOPIC_ROOT } from '../device-sdk/sync/topics.js';
+
+export const DEFAULT_MOSQUITTO_PORT = 8883;
+
+/** The files written next to the config file. */
+export const MOSQUITTO_FILES = Object.freeze({ ca: 'medge-ca.crt', cert: 'medge-server.crt', key: 'medge-server.key', acl: 'medge.acl' });
+
+export interface MosquittoConfigInput {
+  site: string;
+  port: number;
+  /** Bind address; all interfaces when undefined. */
+  host?: string;
+  /** Absolute paths of the files the config names. */
+  cafile: string;
+  certfile: string;
+  keyfile: string;
+  aclFile: string;
+  /** Persistence directory (absolute); no persistence when undefined. */
+  persistenceDir?: string;
+}
+
+/** `mosquitto.conf` text. Pure. */
+export function mosquittoConfigText(input: MosquittoConfigInput): string {
+  return [
+    `# medge edge broker for site ${input.site}: MQTT over TLS only, one client certificate per device.`,
+    '# Written by `medge edge mosquitto-config`; regenerate it rather than edit it.',
+    'allow_anonymous false',
+    `listener ${input.port}${input.host === undefined ? '' : ` ${input.host}`}`,
+    `cafile ${input.cafile}`,
+    `certfile ${input.certfile}`,
+    `keyfile ${input.keyfile}`,
+    'tls_version tlsv1.2',
+    'require_certificate true',
+    '# The certificate CN is the username (and the client id): the ACL patterns below match it.',
+    'use_identity_as_username true',
+    'use_username_as_clientid true',
+    `acl_file ${input.aclFile}`,
+    '# medge sockets disable Nagle; with it on here, small MQTT packets wait on each other.',
+    'set_tcp_nodelay true',
+    ...(input.persistenceDir === undefined ? ['persistence false'] : ['persistence true', `persistence_location ${input.persistenceDir.endsWith('/') ? input.persistenceDir : `${input.persistenceDir}/`}`]),
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'log_type notice',
+    'log_type information',
+    'connection_messages true',
+    '',
+  ].join('\n');
+}
+
+/** The ACL file text. Pure. `%u` is the username, i.e. the certificate CN. */
+export function mosquittoAclText(site: string): string {
+  const base = `${TOPIC_ROOT}/${site}`;
+  return [
+    `# medge topic ACL for site ${site}. Every device: its own uplink (write) and down topics (read).`,
+    `pattern write ${base}/%u/up/#`,
+    `pattern read ${base}/%u/down/#`,
+    '',
+    '# The edge ingest: every uplink of the site (read), every down topic (write).',
+    `user ${EDGE_INGEST_IDENTITY}`,
+    `topic read ${base}/+/up/#`,
+    `topic write ${base}/+/down/#`,
+    '',
+  ].join('\n');
+}
+
+export interface WriteMosquittoConfigOptions {
+  /** A `medge ca init` directory. */
+  tlsDir: string;
+  /** The config file to write; the certificates, key and ACL file go next to it. */
+  out: string;
+  port?: number;
+  host?: string;
+  /** Mosquitto's persistence directory (created; owned by the `mosquitto` user when run as root). */
+  dataDir?: string;
+}
+
+export interface WrittenMosquittoConfig {
+  site: string;
+  config: string;
+  files: string[];
+  /** Problems Mosquitto would run into (after dropping privileges), for the operator. */
+  warnings: string[];
+}
+
+/** The `mosquitto` system user, when there is one (Mosquitto started as root drops privileges to it). */
+function mosquittoUser(): { uid: number; gid: number } | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , uid, gid] = line.split(':');
+      if (name === 'mosquitto' && uid !== undefined && gid !== undefined) return { uid: Number(uid), gid: Number(gid) };
+    }
+  } catch {
+    // no /etc/passwd: nothing to hand the files to
+  }
+  return undefined;
+}
+
+/** Replaces `path` with `text`; a key never exists with wider permissions than `mode`, not even briefly. */
+function writeFile(path: string, text: string, mode: number, owner?: { uid: number; gid: number }): void {
+  if (existsSync(path)) unlinkSync(path);
+  writeFileSync(path, text, { mode, flag: 'wx' });
+  chmodSync(path, mode);
+  if (owner) chownSync(path, owner.uid, owner.gid);
+}
+
+/** Directories on the way to `path` that a user other than their owner cannot traverse. */
+function untraversable(path: string, user: { uid: number } | undefined): string[] {
+  const blocked: string[] = [];
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const st = statSync(dir);
+    if ((st.mode & 0o001) === 0 && st.uid !== user?.uid) blocked.push(dir);
+    if (dirname(dir) === dir) break;
+  }
+  return blocked;
+}
+
+/**
+ * Writes the Mosquitto config for the site of `tlsDir`: FILE, and next to it the CA and server
+ * certificates, the server key (0600, owned by the `mosquitto` user when run as root, so that
+ * Mosquitto can read it after dropping privileges) and the ACL file. Overwrites earlier output.
+ */
+export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): WrittenMosquittoConfig {
+  const tls = readEdgeTls(options.tlsDir);
+  const out = resolve(options.out);
+  const dir = dirname(out);
+  mkdirSync(dir, { recursive: true });
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const user = isRoot ? mosquittoUser() : undefined;
+  const path = (name: string) => join(dir, name);
+  const persistenceDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
+  if (persistenceDir !== undefined) {
+    mkdirSync(persistenceDir, { recursive: true, mode: 0o700 });
+    if (user) chownSync(persistenceDir, user.uid, user.gid);
+  }
+  writeFile(path(MOSQUITTO_FILES.ca), tls.ca, 0o644);
+  writeFile(path(MOSQUITTO_FILES.cert), tls.cert, 0o644);
+  writeFile(path(MOSQUITTO_FILES.key), tls.key, 0o600, user);
+  writeFile(path(MOSQUITTO_FILES.acl), mosquittoAclText(tls.site), 0o644);
+  const config = mosquittoConfigText({
+    site: tls.site,
+    port: options.port ?? DEFAULT_MOSQUITTO_PORT,
+    ...(options.host === undefined ? {} : { host: options.host }),
+    cafile: path(MOSQUITTO_FILES.ca),
+    certfile: path(MOSQUITTO_FILES.cert),
+    keyfile: path(MOSQUITTO_FILES.key),
+    aclFile: path(MOSQUITTO_FILES.acl),
+    ...(persistenceDir === undefined ? {} : { persistenceDir }),
+  });
+  writeFile(out, config, 0o644);
+  const warnings: string[] = [];
+  if (isRoot && user) {
+    const blocked = untraversable(path(MOSQUITTO_FILES.key), user);
+    if (blocked.length > 0) {
+      warnings.push(`the mosquitto user cannot reach ${dir} (no search permission on ${blocked.join(', ')}); chmod o+x them or write the config elsewhere`);
+    }
+  }
+  return { site: tls.site, config: out, files: Object.values(MOSQUITTO_FILES).map(path), warnings };
+}

@@ -1,0 +1,81 @@
+import { resolve } from 'node:path';
+import { CA_DIR_FILES, DEFAULT_VALIDITY_DAYS, initCaDir, PkiError, provisionDevice } from '../../device-sdk/security/pki.js';
+import { intFlag, parse, UsageError } from './args.js';
+
+export const CA_USAGE = `Usage: medge ca init --dir DIR --site SITE [--host NAME ...] [--days N]
+
+Creates the certificate authority of a site in DIR (mode 0700): ${CA_DIR_FILES.caCert} and ${CA_DIR_FILES.caKey} (the CA; keep
+the key off devices and edges), ${CA_DIR_FILES.serverCert}/${CA_DIR_FILES.serverKey} (the edge's TLS server certificate for
+localhost, 127.0.0.1, ::1 and every --host name or address), ${CA_DIR_FILES.ingestCert}/${CA_DIR_FILES.ingestKey} (the edge's ingest
+client) and ${CA_DIR_FILES.site}. Keys are ECDSA P-256, written with mode 0600. --days is the CA's validity
+(default ${DEFAULT_VALIDITY_DAYS.ca}); the server and ingest certificates get at most ${DEFAULT_VALIDITY_DAYS.server} days.
+Refuses to overwrite an existing CA. 'medge edge --tls DIR' uses the directory.`;
+
+export const PROVISION_USAGE = `Usage: medge provision --ca DIR --site SITE --device ID --out OUT [--days N]
+
+Issues a device identity signed by the site CA in DIR: OUT/ID.key (mode 0600), OUT/ID.crt
+(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device}) and OUT/ca.crt (to verify
+the edge). ID must be a valid topic segment (1-64 of A-Z a-z 0-9 . _ -) and SITE the CA's site.
+Refuses to overwrite an existing identity. Point the runtime config's edge.tls at the three files.`;
+
+/** A refused value given on the command line is a usage error (exit 2); the rest (existing files, missing CA) exit 1. */
+async function asUsage<T>(work: Promise<T>, usage: string): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof PkiError && ['invalid-id', 'reserved-id', 'site-mismatch', 'invalid-input'].includes(error.reason)) throw new UsageError(error.message, usage);
+    throw error;
+  }
+}
+
+export async function caCommand(args: string[]): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h') {
+    process.stdout.write(`${CA_USAGE}\n`);
+    return 0;
+  }
+  if (args[0] !== 'init') throw new UsageError(args[0] === undefined ? 'ca needs a subcommand' : `unknown ca subcommand ${JSON.stringify(args[0])}; subcommands are: init`, CA_USAGE);
+  const { values } = parse(args.slice(1), { dir: { type: 'string' }, site: { type: 'string' }, host: { type: 'string', multiple: true }, days: { type: 'string' } }, CA_USAGE);
+  if (values.help) {
+    process.stdout.write(`${CA_USAGE}\n`);
+    return 0;
+  }
+  if (!values.dir || !values.site) throw new UsageError('--dir DIR and --site SITE are required', CA_USAGE);
+  const days = intFlag(values.days, '--days', CA_USAGE, 1, 36_500);
+  const hosts = (values.host as unknown as string[] | undefined) ?? [];
+  const info = await asUsage(initCaDir(values.dir, { site: values.site, hosts, ...(days === undefined ? {} : { validDays: days }) }), CA_USAGE);
+  const dir = resolve(values.dir);
+  process.stdout.write(
+    `created the CA of site ${info.site} in ${dir} (CA fingerprint ${info.caFingerprint256}); server certificate for ${['localhost', '127.0.0.1', '::1', ...info.hosts].join(', ')}\n` +
+      `next: medge provision --ca ${values.dir} --site ${info.site} --device ID --out OUT; medge edge --data DATA --tls ${values.dir}\n`,
+  );
+  return 0;
+}
+
+export async function provisionCommand(args: string[]): Promise<number> {
+  const { values } = parse(
+    args,
+    { ca: { type: 'string' }, site: { type: 'string' }, device: { type: 'string' }, out: { type: 'string' }, days: { type: 'string' } },
+    PROVISION_USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(`${PROVISION_USAGE}\n`);
+    return 0;
+  }
+  if (!values.ca || !values.site || values.device === undefined || !values.out) {
+    throw new UsageError('--ca DIR, --site SITE, --device ID and --out OUT are required', PROVISION_USAGE);
+  }
+  const days = intFlag(values.days, '--days', PROVISION_USAGE, 1, 36_500);
+  const result = await asUsage(
+    provisionDevice(values.ca, {
+      deviceId: values.device,
+      site: values.site,
+      outDir: values.out,
+      ...(days === undefined ? {} : { validDays: days }),
+    }),
+    PROVISION_USAGE,
+  );
+  process.stdout.write(
+    `provisioned ${values.device} for site ${values.site}: ${result.keyPath} (0600), ${result.certPath} (valid until ${result.info.notAfter.toISOString()}), ${result.caPath}\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,113 @@
+/**
+ * `medge ca init`, `medge provision` and `medge edge mosquitto-config` as an operator runs them:
+ * files, modes, certificate subjects, exit codes, and what they refuse.
+ */
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { medge } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'medge-pki-cli-'));
+const caDir = join(dir, 'ca');
+const out = join(dir, 'devices');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const mode = (path: string) => statSync(path).mode & 0o777;
+const cert = (path: string) => new X509Certificate(readFileSync(path));
+
+beforeAll(async () => {
+  const r = await medge(['ca', 'init', '--dir', caDir, '--site', 'ward-1', '--host', 'edge.ward-1.example', '--host', '10.20.0.2', '--days', '1000']);
+  expect(r.code, r.stderr).toBe(0);
+});
+
+describe('medge ca init', () => {
+  it('writes the CA, the edge server and ingest certificates, keys 0600', () => {
+    for (const key of ['ca.key', 'server.key', 'ingest.key']) expect(mode(join(caDir, key)), key).toBe(0o600);
+    const ca = cert(join(caDir, 'ca.crt'));
+    expect(ca.subject).toBe('CN=medge site ward-1 CA\nO=medge');
+    expect(ca.ca).toBe(true);
+    expect(new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime()).toBe(1000 * 86_400_000);
+    const server = cert(join(caDir, 'server.crt'));
+    expect(server.checkIssued(ca) && server.verify(ca.publicKey)).toBe(true);
+    expect(server.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:edge.ward-1.example, IP Address:10.20.0.2');
+    expect(cert(join(caDir, 'ingest.crt')).subject).toBe('CN=medge-edge-ingest\nO=ward-1\nOU=edge');
+    expect(JSON.parse(readFileSync(join(caDir, 'site.json'), 'utf8'))).toMatchObject({ site: 'ward-1', hosts: ['edge.ward-1.example', '10.20.0.2'] });
+  });
+
+  it('refuses to overwrite an existing CA (exit 1, files untouched) and a bad site (exit 2)', async () => {
+    const before = readFileSync(join(caDir, 'ca.key'), 'utf8');
+    const [again, badSite, noSite] = await Promise.all([
+      medge(['ca', 'init', '--dir', caDir, '--site', 'ward-1']),
+      medge(['ca', 'init', '--dir', join(dir, 'ca-bad'), '--site', 'ward/1']),
+      medge(['ca', 'init', '--dir', join(dir, 'ca-none')]),
+    ]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('refusing to overwrite');
+    expect(readFileSync(join(caDir, 'ca.key'), 'utf8')).toBe(before);
+    expect(badSite.code).toBe(2);
+    expect(badSite.stderr).toContain('not a valid topic segment');
+    expect(noSite.code).toBe(2);
+    expect(noSite.stderr).toContain('Usage: medge ca init');
+  });
+});
+
+describe('medge provision', () => {
+  it('writes OUT/ID.key (0600), OUT/ID.crt (CN = ID, signed by the site CA) and OUT/ca.crt', async () => {
+    const r = await medge(['provision', '--ca', caDir, '--site', 'ward-1', '--device', 'ecg_07.b', '--out', out, '--days', '30']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(mode(join(out, 'ecg_07.b.key'))).toBe(0o600);
+    const device = cert(join(out, 'ecg_07.b.crt'));
+    const ca = cert(join(out, 'ca.crt'));
+    expect(device.subject).toBe('CN=ecg_07.b\nO=ward-1\nOU=device');
+    expect(device.checkIssued(ca) && device.verify(ca.publicKey)).toBe(true);
+    expect(ca.fingerprint256).toBe(cert(join(caDir, 'ca.crt')).fingerprint256);
+    expect(device.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
+    expect(new Date(device.validTo).getTime() - new Date(device.validFrom).getTime()).toBe(30 * 86_400_000);
+  });
+
+  it('refuses bad or reserved device ids and another site (exit 2), and re-provisioning (exit 1)', async () => {
+    const run = (device: string, site = 'ward-1') => medge(['provision', '--ca', caDir, '--site', site, '--device', device, '--out', out]);
+    // Every other invalid id (wildcards, empty, too long, non-ASCII) is refused the same way: pki.test.ts.
+    const [slash, reserved, otherSite, again] = await Promise.all([run('a/b'), run('medge-edge-ingest'), run('dev-9', 'ward-2'), run('ecg_07.b')]);
+    expect(slash.code).toBe(2);
+    expect(slash.stderr).toContain('not a valid topic segment');
+    expect(reserved.code).toBe(2);
+    expect(reserved.stderr).toContain('reserved');
+    expect(otherSite.code).toBe(2);
+    expect(otherSite.stderr).toContain('does not match the site of the CA');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('refusing to overwrite');
+  });
+});
+
+describe('medge edge --tls and mosquitto-config', () => {
+  it('writes the Mosquitto config with the certificates, a 0600 key Mosquitto can read, and the ACL', async () => {
+    const conf = join(dir, 'mosquitto', 'medge.conf');
+    const r = await medge(['edge', 'mosquitto-config', '--tls', caDir, '--out', conf, '--port', '8884']);
+    expect(r.code, r.stderr).toBe(0);
+    const text = readFileSync(conf, 'utf8');
+    expect(text).toContain('listener 8884\n');
+    expect(text).toContain('require_certificate true\n');
+    expect(text).toContain('use_identity_as_username true\n');
+    expect(text).toContain(`acl_file ${join(dir, 'mosquitto', 'medge.acl')}\n`);
+    expect(readFileSync(join(dir, 'mosquitto', 'medge-ca.crt'), 'utf8')).toBe(readFileSync(join(caDir, 'ca.crt'), 'utf8'));
+    const key = join(dir, 'mosquitto', 'medge-server.key');
+    expect(mode(key)).toBe(0o600);
+    expect(readFileSync(join(dir, 'mosquitto', 'medge.acl'), 'utf8')).toContain('pattern write medge/v1/ward-1/%u/up/#\n');
+    // Regenerating replaces the files.
+    expect((await medge(['edge', 'mosquitto-config', '--tls', caDir, '--out', conf])).code).toBe(0);
+    expect(readFileSync(conf, 'utf8')).toContain('listener 8883\n');
+  });
+
+  it('refuses --tls with a plain mqtt:// broker and a directory that is no CA', async () => {
+    const [plain, missing] = await Promise.all([
+      medge(['edge', '--data', join(dir, 'edge'), '--broker', 'mqtt://127.0.0.1:1883', '--tls', caDir]),
+      medge(['edge', '--data', join(dir, 'edge'), '--port', '0', '--tls', join(dir, 'nothing')]),
+    ]);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('mqtts://');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('medge ca init');
+  });
+});
