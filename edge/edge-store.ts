@@ -1,11 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StoreError } from '../device-sdk/errors.js';
 import type { WireRecord } from '../device-sdk/proto/index.js';
 import type { RecordKind } from '../device-sdk/records.js';
 import type { Migration } from '../device-sdk/store/migrations.js';
-import { openDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
+import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 
 export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
   {
@@ -170,17 +169,5 @@ function readStats(db: Database.Database): EdgeStats {
 
 /** Reads the stats of an edge data directory without disturbing a running edge (read-only, WAL). */
 export function readEdgeStats(dataDir: string): EdgeStats {
-  const path = edgeDatabasePath(dataDir);
-  let db: Database.Database;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-  } catch (error) {
-    throw new StoreError('open', `no edge store at ${path}: ${(error as Error).message}; start one with: medge edge --data ${dataDir}`, { cause: error });
-  }
-  try {
-    db.pragma('busy_timeout = 5000');
-    return readStats(db);
-  } finally {
-    db.close();
-  }
+  return withReadOnlyDatabase(edgeDatabasePath(dataDir), 'edge store', readStats, `start one with: medge edge --data ${dataDir}`);
 }

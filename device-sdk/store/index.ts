@@ -14,4 +14,4 @@ export {
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
-export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, openDatabase, readAuditEntries, readLedgerSummary, SqliteOutboxStore } from './sqlite-outbox-store.js';
+export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, openDatabase, readAuditEntries, readLedgerSummary, SqliteOutboxStore, withReadOnlyDatabase } from './sqlite-outbox-store.js';

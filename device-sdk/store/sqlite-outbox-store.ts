@@ -84,6 +84,22 @@ export function openDatabase(path: string, migrations: readonly Migration[], wha
   }
 }
 
+const AUDIT_COLUMNS = 'id, t_ms, actor, action, detail, prev_hash, hash';
+
+interface AuditRow {
+  id: number;
+  t_ms: number;
+  actor: string;
+  action: string;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+function toAuditEntry(r: AuditRow): AuditEntry {
+  return { id: r.id, tMs: r.t_ms, actor: r.actor, action: r.action, detail: r.detail, prevHash: r.prev_hash, hash: r.hash };
+}
+
 interface RowOut {
   seq: number;
   boot_no: number;
@@ -307,17 +323,7 @@ export class SqliteOutboxStore implements OutboxStore {
 
   readAudit(afterId = 0, limit = 1000): AuditEntry[] {
     this.open('readAudit');
-    return (
-      this.db.prepare('SELECT id, t_ms, actor, action, detail, prev_hash, hash FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(afterId, limit) as {
-        id: number;
-        t_ms: number;
-        actor: string;
-        action: string;
-        detail: string;
-        prev_hash: string;
-        hash: string;
-      }[]
-    ).map((r) => ({ id: r.id, tMs: r.t_ms, actor: r.actor, action: r.action, detail: r.detail, prevHash: r.prev_hash, hash: r.hash }));
+    return (this.db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT ?`).all(afterId, limit) as AuditRow[]).map(toAuditEntry);
   }
 
   onAppend(listener: (kinds: readonly RecordKind[]) => void): () => void {
@@ -339,16 +345,28 @@ export interface LedgerSummary {
   kinds: Record<RecordKind, { lastSeq: number; ackedUpTo: number; pending: number; rows: number }>;
 }
 
-/** Reads a ledger's counters without disturbing the runtime that owns it (read-only, WAL). */
-export function readLedgerSummary(path: string): LedgerSummary {
+/**
+ * Runs `fn` on a read-only connection to an existing database and closes it: for readers that must not
+ * disturb the process that owns the file (WAL lets them read while it writes).
+ */
+export function withReadOnlyDatabase<T>(path: string, what: string, fn: (db: Database.Database) => T, hint?: string): T {
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (error) {
-    throw new StoreError('open', `no ledger at ${path}: ${(error as Error).message}`, { cause: error });
+    throw new StoreError('open', `no ${what} at ${path}: ${(error as Error).message}${hint ? `; ${hint}` : ''}`, { cause: error });
   }
   try {
     db.pragma('busy_timeout = 5000');
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Reads a ledger's counters without disturbing the runtime that owns it (read-only, WAL). */
+export function readLedgerSummary(path: string): LedgerSummary {
+  return withReadOnlyDatabase(path, 'ledger', (db) => {
     const deviceId = (db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined) ?? '';
     const sequences = new Map((db.prepare('SELECT name, seq FROM sqlite_sequence').all() as { name: string; seq: number }[]).map((r) => [r.name, r.seq]));
     const kinds = {} as LedgerSummary['kinds'];
@@ -361,33 +379,10 @@ export function readLedgerSummary(path: string): LedgerSummary {
       kinds[kind] = { lastSeq: sequences.get(TABLE[kind]) ?? 0, ackedUpTo, ...counts };
     }
     return { deviceId, kinds };
-  } finally {
-    db.close();
-  }
+  });
 }
 
 /** Every audit entry of a ledger in id order, read-only (usable while the runtime runs). */
 export function readAuditEntries(path: string): AuditEntry[] {
-  let db: Database.Database;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-  } catch (error) {
-    throw new StoreError('open', `no ledger at ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  try {
-    db.pragma('busy_timeout = 5000');
-    return (
-      db.prepare('SELECT id, t_ms, actor, action, detail, prev_hash, hash FROM audit ORDER BY rowid').all() as {
-        id: number;
-        t_ms: number;
-        actor: string;
-        action: string;
-        detail: string;
-        prev_hash: string;
-        hash: string;
-      }[]
-    ).map((r) => ({ id: r.id, tMs: r.t_ms, actor: r.actor, action: r.action, detail: r.detail, prevHash: r.prev_hash, hash: r.hash }));
-  } finally {
-    db.close();
-  }
+  return withReadOnlyDatabase(path, 'ledger', (db) => (db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit ORDER BY rowid`).all() as AuditRow[]).map(toAuditEntry));
 }
