@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The project workspace's reference data, read in place (CI clones the repository with shared/ beside it). */
-export const SHARED_DATA = join(import.meta.dirname, '..', '..', '..', 'shared', 'data');
+/**
+ * The project workspace's reference data, read in place: CI clones the repository with shared/ beside
+ * it. MEDGE_SHARED_DATA points elsewhere (a checkout in another place).
+ */
+export const SHARED_DATA = process.env.MEDGE_SHARED_DATA ?? join(import.meta.dirname, '..', '..', '..', 'shared', 'data');
 export const MITDB = join(SHARED_DATA, 'mitdb');
 export const NSTDB = join(SHARED_DATA, 'nstdb');
 
