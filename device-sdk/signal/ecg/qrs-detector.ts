@@ -13,8 +13,11 @@
  *    the refractory period, and, within `tWaveMs` of the previous QRS, steeper than half of it (else a T wave);
  * 4. when no QRS came for `searchbackFactor` times the median RR, the largest peak since the last QRS
  *    above half the threshold is taken (searchback);
- * 5. the R peak is placed at the largest band-passed deviation of the first lead in a window before
- *    the feature peak (the filters delay the feature by about `integrationMs / 2`).
+ * 5. an accepted peak is held for `refractoryMs`: a larger peak in that time (the QRS after a P wave
+ *    taken for one) replaces it; then the R peak is placed at the largest deviation of the first lead's
+ *    raw samples from their mean in a window before the feature peak.
+ * Measured on the shared MIT-BIH records: gross Se 99.81%, +P 99.82% (EC57); the hold puts the median
+ * latency from R peak to report at 267-294 ms (README, "Protocols, transports and signal processing").
  */
 export interface QrsDetectorOptions {
   fs: number;
@@ -32,8 +35,8 @@ export interface QrsDetectorOptions {
 
 export const DEFAULT_QRS_OPTIONS: Readonly<Omit<QrsDetectorOptions, 'fs' | 'leads'>> = Object.freeze({
   bandHz: [5, 18] as [number, number],
-  integrationMs: 80,
-  refractoryMs: 195,
+  integrationMs: 60,
+  refractoryMs: 220,
   tWaveMs: 360,
   peakConfirmMs: 100,
   thresholdFraction: 0.375,
