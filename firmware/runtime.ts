@@ -10,6 +10,7 @@ import { Ledger } from '../device-sdk/store/ledger.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
+import { EcgMonitor } from './ecg-monitor.js';
 import { createRuleEngine, type RuleEngine } from './rules.js';
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createSimSource, type SimSource, type SourceSink } from './sources/sim-sources.js';
@@ -69,6 +70,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly uplink: Uplink;
   private readonly rules: RuleEngine;
   private readonly sources: SimSource[];
+  /** Live ECG analysis per ECG sensor: heart rate, rate findings, asystole and lead-off alerts. */
+  private readonly ecg: Map<string, EcgMonitor>;
   private readonly counts = new Map<string, number>();
   private readonly rates = new Map<string, number>();
   private lastAlert: Alert | undefined;
@@ -102,6 +105,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
     this.sources = config.sources.map((s, i) => createSimSource(s, this.clock, seed + i));
+    this.ecg = new Map(config.sources.filter((s) => s.type === 'sim-ecg').map((s) => [s.sensor, new EcgMonitor(s.sensor)]));
     this.startedAt = this.clock.monotonic();
   }
 
@@ -145,11 +149,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return {
       chunk: (c) => {
         this.count(c.sensor, c.samples.length);
-        if (this.storageFull) {
-          this.refusedChunks += 1;
-          return;
+        if (this.storageFull) this.refusedChunks += 1;
+        else this.ledger.add('chunk', c);
+        // Analysis runs whether or not the waveform could be stored: alarms never wait for storage.
+        const monitor = this.ecg.get(c.sensor);
+        if (monitor) {
+          const { readings, findings, alerts } = monitor.push(c);
+          for (const r of readings) this.onReading(r, false);
+          for (const f of findings) this.ledger.add('finding', f);
+          for (const a of alerts) this.raise(a);
         }
-        this.ledger.add('chunk', c);
       },
       reading: (r) => this.onReading(r),
       raw: (bytes, info) => {
@@ -167,8 +176,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     };
   }
 
-  private onReading(r: Reading): void {
-    this.count(r.sensor, 1);
+  /** Stores a reading and runs the rules on it. `fromDevice` is false for readings the runtime derived itself (not counted in the sensor's rate). */
+  private onReading(r: Reading, fromDevice = true): void {
+    if (fromDevice) this.count(r.sensor, 1);
     this.ledger.add('reading', r);
     const { findings, alerts } = this.rules.onReading(r);
     for (const f of findings) this.ledger.add('finding', f);

@@ -1,50 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Clock, ClockTimer } from '../../device-sdk/clock.js';
+import type { Clock } from '../../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../../device-sdk/errors.js';
 import type { Reading, StreamChunk } from '../../device-sdk/records.js';
 import { decodeGlucoseLine } from './glucose-line-codec.js';
 import { createSimSource, type SourceSink } from './sim-sources.js';
+import { VirtualClock as MockClock } from '../../test/helpers/virtual-clock.js';
 
-/** A virtual clock: `advance(ms)` fires due timers in time order, each seeing its own due time. */
-class MockClock implements Clock {
-  private time = 0;
-  private nextId = 0;
-  private timers: { id: number; due: number; fn: () => void }[] = [];
-  /** Added to every timer, to model a late event loop. */
-  lateByMs = 0;
-  constructor(private readonly wallOrigin = Date.UTC(2025, 0, 1)) {}
-  now(): number {
-    return this.wallOrigin + this.time;
-  }
-  monotonic(): number {
-    return this.time;
-  }
-  setTimeout(fn: () => void, ms: number): ClockTimer {
-    const id = ++this.nextId;
-    this.timers.push({ id, due: this.time + Math.max(0, ms) + this.lateByMs, fn });
-    return { id };
-  }
-  clearTimeout(timer: ClockTimer): void {
-    this.timers = this.timers.filter((t) => t.id !== timer.id);
-  }
-  advance(ms: number): void {
-    const end = this.time + ms;
-    for (;;) {
-      const next = this.timers.reduce<(typeof this.timers)[number] | undefined>(
-        (best, t) => (t.due <= end && (best === undefined || t.due < best.due || (t.due === best.due && t.id < best.id)) ? t : best),
-        undefined,
-      );
-      if (next === undefined) break;
-      this.timers = this.timers.filter((t) => t !== next);
-      this.time = next.due;
-      next.fn();
-    }
-    this.time = end;
-  }
-  get pending(): number {
-    return this.timers.length;
-  }
-}
 
 function collect() {
   const chunks: StreamChunk[] = [];
