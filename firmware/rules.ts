@@ -11,7 +11,7 @@
  * `glucose-trend` finding with the rate against the previous reading (meter time when both have
  * one). Duplicates (same meter record) and out-of-order readings yield none. State is kept per sensor inside the engine; engines are independent.
  */
-import { createHash } from 'node:crypto';
+import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
 
 export interface RuleEngineOptions {
@@ -74,15 +74,6 @@ interface SensorState {
   lastGlucose?: { value: number; tDevice: number; tMeter: number | undefined; record: number | undefined };
 }
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 function glucoseMgDl(r: Reading): number | undefined {
   if (r.unit === 'mg/dL') return r.value;
   if (r.unit === 'mmol/L') return r.value * MG_DL_PER_MMOL_L;
@@ -94,9 +85,7 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     glucose: { ...DEFAULT_RULE_OPTIONS.glucose, ...options.glucose },
     heartRate: { ...DEFAULT_RULE_OPTIONS.heartRate, ...options.heartRate },
   };
-  const trendSha256 = createHash('sha256')
-    .update(canonicalJson({ modelId: GLUCOSE_TREND_MODEL_ID, unit: 'mg/dL/min', ...o.glucose.trend }))
-    .digest('hex');
+  const trendSha256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_TREND_MODEL_ID, unit: 'mg/dL/min', ...o.glucose.trend }));
   const states = new Map<string, SensorState>();
   const stateOf = (sensor: string): SensorState => {
     const existing = states.get(sensor);
