@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
-import { CRC16_MCRF4XX_CHECK, crc16Mcrf4xx } from './crc.js';
+import { CRC16_MCRF4XX_CHECK, crc16Ibm3740, crc16Mcrf4xx, crc32IsoHdlc } from './crc.js';
 
 /** Bit-by-bit reference (reflected polynomial 0x8408, init 0xFFFF, no final XOR), to check the table. */
 function bitwise(bytes: Uint8Array): number {
@@ -44,5 +44,18 @@ describe('CRC-16/MCRF4XX', () => {
       }),
       { seed: 42, numRuns: 500 },
     );
+  });
+});
+
+describe('CRC-16/IBM-3740 and CRC-32/ISO-HDLC (the medge stream protocol checks)', () => {
+  const ascii = new TextEncoder().encode('123456789');
+  it('give the catalogue check values', () => {
+    expect(crc16Ibm3740(ascii)).toBe(0x29b1);
+    expect(crc32IsoHdlc(ascii)).toBe(0xcbf43926);
+  });
+  it('cover exactly [start, end)', () => {
+    const padded = new Uint8Array([0xff, ...ascii, 0xee]);
+    expect(crc16Ibm3740(padded, 1, 10)).toBe(0x29b1);
+    expect(crc32IsoHdlc(padded, 1, 10)).toBe(0xcbf43926);
   });
 });

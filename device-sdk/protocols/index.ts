@@ -105,7 +105,9 @@ export {
 } from './ble/heart-rate.js';
 export {
   CRC16_MCRF4XX_CHECK,
+  crc16Ibm3740,
   crc16Mcrf4xx,
+  crc32IsoHdlc,
   CrcMismatchError,
 } from './crc.js';
 export {

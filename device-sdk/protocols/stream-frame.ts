@@ -11,6 +11,7 @@
  */
 import { DecodeError } from '../errors.js';
 import type { StreamChunk } from '../records.js';
+import { crc16Ibm3740, crc32IsoHdlc } from './crc.js';
 
 /** The `codec` of every `DecodeError` this protocol throws. */
 export const STREAM_CODEC = 'medge-stream';
@@ -181,48 +182,12 @@ export class StreamFrameError extends DecodeError {
 }
 
 // ---- CRCs (§4.3) -----------------------------------------------------------------------------
-// Kept here so that this file has no dependency; they are the catalogue algorithms named below
-// and can be swapped for shared implementations without changing a byte on the wire.
 
-const CRC16_TABLE = (() => {
-  const table = new Uint16Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i << 8;
-    for (let k = 0; k < 8; k++) c = c & 0x8000 ? (c << 1) ^ 0x1021 : c << 1;
-    table[i] = c & 0xffff;
-  }
-  return table;
-})();
+/** The header check, CRC-16/IBM-3740 (`crc.ts`): check value 0x29B1. */
+export const streamHeaderCrc = crc16Ibm3740;
 
-const CRC32_TABLE = (() => {
-  const table = new Int32Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-    table[i] = c;
-  }
-  return table;
-})();
-
-/**
- * The header check: CRC-16/IBM-3740 (a.k.a. CRC-16/CCITT-FALSE): poly 0x1021, init 0xFFFF, not
- * reflected, xorout 0. Check value (over ASCII `123456789`): 0x29B1.
- */
-export function streamHeaderCrc(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  let crc = 0xffff;
-  for (let i = start; i < end; i++) crc = ((crc << 8) & 0xffff) ^ CRC16_TABLE[((crc >>> 8) ^ bytes[i]!) & 0xff]!;
-  return crc;
-}
-
-/**
- * The frame check: CRC-32/ISO-HDLC (zlib, Ethernet): poly 0x04C11DB7, init 0xFFFFFFFF,
- * reflected in and out, xorout 0xFFFFFFFF. Check value (over ASCII `123456789`): 0xCBF43926.
- */
-export function streamFrameCrc(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  let crc = -1;
-  for (let i = start; i < end; i++) crc = CRC32_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ -1) >>> 0;
-}
+/** The frame check, CRC-32/ISO-HDLC (`crc.ts`): check value 0xCBF43926. */
+export const streamFrameCrc = crc32IsoHdlc;
 
 // ---- common header ---------------------------------------------------------------------------
 
