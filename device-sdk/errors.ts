@@ -15,11 +15,13 @@ export class MedgeError extends Error {
 export class ConfigError extends MedgeError {
   readonly field: string;
   readonly value: unknown;
+  readonly problem: string;
   readonly fix: string;
   constructor(field: string, value: unknown, problem: string, fix: string) {
     super('config', `${field}: ${problem} (got ${formatValue(value)}). Fix: ${fix}`);
     this.field = field;
     this.value = value;
+    this.problem = problem;
     this.fix = fix;
   }
 }

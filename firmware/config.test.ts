@@ -106,7 +106,7 @@ describe('parseRuntimeConfig', () => {
     const error = problemOf({ ...minimal, sources: [{ type: 'sim-ecg' }, { type: 'sim-spo2' }] });
     expect(error.field).toBe('sources[1].type');
     expect(error.value).toBe('sim-spo2');
-    expect(error.fix).toBe('use one of: sim-ecg, sim-pcg, sim-glucose, sim-hr');
+    expect(error.fix).toBe('use one of: sim-ecg, sim-pcg, sim-glucose, sim-hr, device');
   });
 
   it('checks type-specific source options', () => {
@@ -178,5 +178,26 @@ describe('loadRuntimeConfig', () => {
     const invalid = join(dir, 'invalid.json');
     writeFileSync(invalid, JSON.stringify({ ...minimal, statusIntervalMs: 'fast' }));
     expect(() => loadRuntimeConfig(invalid)).toThrow(expect.objectContaining({ field: 'statusIntervalMs', file: invalid }));
+  });
+});
+
+describe('device sources', () => {
+  it('names an unknown driver by the source index and lists what is known', () => {
+    const input = { deviceId: 'd', dataDir: '/tmp/x', sources: [{ type: 'sim-ecg' }, { type: 'device', sensor: 'meter', driver: 'no-such-driver' }] };
+    const error = (() => {
+      try {
+        parseRuntimeConfig(input, '/');
+      } catch (e) {
+        return e as ConfigErrors;
+      }
+      throw new Error('expected a ConfigErrors');
+    })();
+    expect(error.field).toBe('sources[1].driver');
+    expect(error.value).toBe('no-such-driver');
+    expect(error.problem).toBe('is not a known driver');
+  });
+
+  it('requires the sensor and driver of a device source', () => {
+    expect(() => parseRuntimeConfig({ deviceId: 'd', dataDir: '/tmp/x', sources: [{ type: 'device', sensor: 'meter' }] }, '/')).toThrow(/driver/);
   });
 });

@@ -11,11 +11,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
 import { ConfigError, formatValue } from '../device-sdk/errors.js';
+import { resolveDriverOptions } from '../device-sdk/sensors/registry.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const SOURCE_TYPES = ['sim-ecg', 'sim-pcg', 'sim-glucose', 'sim-hr'] as const;
+export const SOURCE_TYPES = ['sim-ecg', 'sim-pcg', 'sim-glucose', 'sim-hr', 'device'] as const;
 export type SourceType = (typeof SOURCE_TYPES)[number];
 
 /** Synthetic ECG waveform (see `sources/sim-sources.ts`). */
@@ -61,7 +62,19 @@ export interface SimGlucoseSourceConfig {
   periodReadings: number;
 }
 
-export type SourceConfig = SimEcgSourceConfig | SimPcgSourceConfig | SimHrSourceConfig | SimGlucoseSourceConfig;
+/**
+ * A real device (or a simulator peer) on a real transport, read by a registered driver
+ * (`device-sdk/sensors`). `options` are validated against the driver's own schema.
+ */
+export interface DeviceSourceConfig {
+  type: 'device';
+  sensor: string;
+  /** A registered driver name, e.g. `serial-ecg`, `ble-glucose-meter`. */
+  driver: string;
+  options: Record<string, unknown>;
+}
+
+export type SourceConfig = SimEcgSourceConfig | SimPcgSourceConfig | SimHrSourceConfig | SimGlucoseSourceConfig | DeviceSourceConfig;
 
 /** A source as a caller may write it: the `type` plus any options; the rest comes from the defaults. */
 export type SourceConfigInput = {
@@ -139,6 +152,7 @@ export const DEFAULT_SOURCE_CONFIGS = deepFreeze({
   'sim-pcg': { type: 'sim-pcg', sensor: 'pcg', rateHz: 4000, chunkMs: 1000, heartRateBpm: 72, noise: 150 },
   'sim-hr': { type: 'sim-hr', sensor: 'hr-strap', intervalMs: 1000, runProbability: 0.02 },
   'sim-glucose': { type: 'sim-glucose', sensor: 'glucose-meter', intervalMs: 300_000, corruptRate: 0.05, periodReadings: 48 },
+  device: { type: 'device', sensor: 'device', driver: 'serial-ecg', options: {} },
 } satisfies { [K in SourceType]: Extract<SourceConfig, { type: K }> });
 
 // ---- schema ----------------------------------------------------------------------------------
@@ -189,13 +203,21 @@ const SOURCE_SCHEMAS: Record<SourceType, Record<string, SchemaObject>> = {
     corruptRate: range(0, 1, 0.05),
     periodReadings: int(4, 100_000, 48),
   },
+  device: {
+    sensor: { ...NAME_SCHEMA, examples: ['ecg'] },
+    driver: { ...NAME_SCHEMA, description: 'a registered driver name', examples: ['serial-ecg'] },
+    options: { type: 'object', description: "the driver's options", examples: [{ path: '/dev/ttyUSB0' }] },
+  },
 };
+
+/** Fields a source of each type must name (the rest have defaults). */
+const SOURCE_REQUIRED: Partial<Record<SourceType, string[]>> = { device: ['sensor', 'driver'] };
 
 const SOURCE_SCHEMA: SchemaObject = {
   type: 'object',
   required: ['type'],
   discriminator: { propertyName: 'type' },
-  oneOf: SOURCE_TYPES.map((type) => object({ type: { const: type, examples: [type] }, ...SOURCE_SCHEMAS[type] }, ['type'])),
+  oneOf: SOURCE_TYPES.map((type) => object({ type: { const: type, examples: [type] }, ...SOURCE_SCHEMAS[type] }, ['type', ...(SOURCE_REQUIRED[type] ?? [])])),
 };
 
 const RUNTIME_SCHEMA: SchemaObject = object(
@@ -429,6 +451,15 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
         fix: `give each source a distinct "sensor", e.g. "${source.sensor}-2"`,
       });
     } else sensors.set(source.sensor, index);
+    if (source.type === 'device') {
+      try {
+        source.options = resolveDriverOptions(source.driver, source.options, `sources[${index}].options`) as Record<string, unknown>;
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        const field = error.field === 'driver' ? `sources[${index}].driver` : error.field;
+        problems.push({ field, value: error.value, problem: error.problem, fix: error.fix });
+      }
+    }
   });
   return problems;
 }

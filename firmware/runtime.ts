@@ -10,10 +10,12 @@ import { Ledger } from '../device-sdk/store/ledger.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
-import { EcgMonitor } from './ecg-monitor.js';
 import { createRuleEngine, type RuleEngine } from './rules.js';
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
-import { createSimSource, type SimSource, type SourceSink } from './sources/sim-sources.js';
+import { createDriver } from '../device-sdk/sensors/registry.js';
+import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
+import { type Analyzer, type AnalyzerOutput, createAnalyzers } from './analyzers.js';
+import { createSimSource, type SourceSink } from './sources/sim-sources.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 
 /** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
@@ -54,6 +56,17 @@ export function ledgerPath(dataDir: string): string {
   return join(dataDir, 'ledger.sqlite');
 }
 
+/** What the runtime starts per configured source: a simulated source or a device driver. */
+interface RuntimeSource {
+  sensor: string;
+  /** `sim-ecg`, or the driver name of a device. */
+  source: string;
+  rateUnit: 'samples/s' | 'readings/min';
+  nominalRate: number;
+  start(sink: SourceSink & SensorSink): void;
+  stop(): void | Promise<void>;
+}
+
 /**
  * The device runtime: sources → ledger → rules → local alarms, and the uplink draining the ledger
  * to the edge. Nothing here waits for the network: alerts are stored and raised locally first.
@@ -69,9 +82,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly ledger: Ledger;
   private readonly uplink: Uplink;
   private readonly rules: RuleEngine;
-  private readonly sources: SimSource[];
-  /** Live ECG analysis per ECG sensor: heart rate, rate findings, asystole and lead-off alerts. */
-  private readonly ecg: Map<string, EcgMonitor>;
+  private readonly sources: RuntimeSource[];
+  /** Live analysis (ECG, heart sounds, glucose) run on every chunk and reading, locally. */
+  private readonly analyzers: Analyzer[];
+  private readonly sensorStates = new Map<string, SensorState>();
+  /** Highest meter record number seen per sensor (durable once the ledger flushes). */
+  private readonly meterRecords = new Map<string, number>();
   private readonly counts = new Map<string, number>();
   private readonly rates = new Map<string, number>();
   private lastAlert: Alert | undefined;
@@ -104,8 +120,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
-    this.sources = config.sources.map((s, i) => createSimSource(s, this.clock, seed + i));
-    this.ecg = new Map(config.sources.filter((s) => s.type === 'sim-ecg').map((s) => [s.sensor, new EcgMonitor(s.sensor)]));
+    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor) };
+    const deviceKinds: Record<string, string> = {};
+    this.sources = config.sources.map((s, i): RuntimeSource => {
+      if (s.type !== 'device') return createSimSource(s, this.clock, seed + i);
+      const driver = createDriver(s.driver, s.sensor, s.options, driverDeps);
+      deviceKinds[s.sensor] = driver.kind;
+      return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
+    });
+    this.analyzers = createAnalyzers(config, deviceKinds);
     this.startedAt = this.clock.monotonic();
   }
 
@@ -145,22 +168,35 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.counts.set(sensor, (this.counts.get(sensor) ?? 0) + n);
   }
 
-  private sink(): SourceSink {
+  /** Stores what an analyzer produced and raises its alerts. Derived readings are not counted in a sensor's rate. */
+  private take(out: AnalyzerOutput | undefined): void {
+    if (!out) return;
+    for (const r of out.readings ?? []) this.onReading(r, false);
+    for (const f of out.findings ?? []) this.ledger.add('finding', f);
+    for (const a of out.alerts ?? []) this.raise(a);
+  }
+
+  private sink(): SourceSink & SensorSink {
     return {
       chunk: (c) => {
         this.count(c.sensor, c.samples.length);
         if (this.storageFull) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);
         // Analysis runs whether or not the waveform could be stored: alarms never wait for storage.
-        const monitor = this.ecg.get(c.sensor);
-        if (monitor) {
-          const { readings, findings, alerts } = monitor.push(c);
-          for (const r of readings) this.onReading(r, false);
-          for (const f of findings) this.ledger.add('finding', f);
-          for (const a of alerts) this.raise(a);
-        }
+        for (const a of this.analyzers) if (a.onChunk) this.take(a.onChunk(c));
       },
       reading: (r) => this.onReading(r),
+      quarantine: (q) => {
+        this.count(q.sensor, 1);
+        this.ledger.add('quarantine', { transport: q.transport, source: q.sensor, t: this.clock.now(), error: q.error, bytes: q.bytes });
+        this.log.warn({ transport: q.transport, sensor: q.sensor, bytes: q.bytes.byteLength, err: q.error }, 'bytes quarantined');
+      },
+      gap: (g) => this.log.warn({ sensor: g.sensor, channel: g.channel, firstSample: g.firstSample, samples: g.samples, reason: g.reason }, 'stream gap'),
+      state: (st) => {
+        const before = this.sensorStates.get(st.sensor);
+        this.sensorStates.set(st.sensor, st);
+        if (before?.connected !== st.connected || before.detail !== st.detail) this.log.info({ sensor: st.sensor, connected: st.connected, detail: st.detail }, 'sensor state');
+      },
       raw: (bytes, info) => {
         const decode = RAW_CODECS[info.codec];
         try {
@@ -179,10 +215,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Stores a reading and runs the rules on it. `fromDevice` is false for readings the runtime derived itself (not counted in the sensor's rate). */
   private onReading(r: Reading, fromDevice = true): void {
     if (fromDevice) this.count(r.sensor, 1);
+    if (r.meterRecord !== undefined && r.meterRecord > (this.meterRecords.get(r.sensor) ?? -1)) this.meterRecords.set(r.sensor, r.meterRecord);
     this.ledger.add('reading', r);
-    const { findings, alerts } = this.rules.onReading(r);
-    for (const f of findings) this.ledger.add('finding', f);
-    for (const a of alerts) this.raise(a);
+    this.take(this.rules.onReading(r));
+    for (const a of this.analyzers) if (a.onReading) this.take(a.onReading(r));
   }
 
   /** Stores the alert durably, then raises it locally (log, status, listeners such as a buzzer). */
@@ -231,7 +267,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const sensors: SensorStatus[] = this.sources.map((s) => ({
       sensor: s.sensor,
       source: s.source,
-      connected: !this.stopped,
+      connected: !this.stopped && (this.sensorStates.get(s.sensor)?.connected ?? true),
       rate: Math.round((this.rates.get(s.sensor) ?? 0) * 10) / 10,
       rateUnit: s.rateUnit,
     }));
@@ -260,15 +296,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   /** Stops producing; what was produced is flushed to the ledger and keeps draining to the edge. */
-  stopSources(): void {
-    for (const source of this.sources) source.stop();
+  async stopSources(): Promise<void> {
+    await Promise.all(this.sources.map((source) => source.stop()));
     this.ledger.flush();
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.stopSources();
+    await this.stopSources();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.uplink.stop();

@@ -37,9 +37,10 @@ export async function runCommand(args: string[]): Promise<number> {
   const supervisorDone = new Promise<void>((resolve) => {
     process.on('message', (message: SupervisorMessage) => {
       if (message?.type === 'stop-sources') {
-        runtime.stopSources();
-        send({ type: 'sources-stopped' });
-        send({ type: 'status', status: runtime.status() });
+        void runtime.stopSources().then(() => {
+          send({ type: 'sources-stopped' });
+          send({ type: 'status', status: runtime.status() });
+        });
       } else if (message?.type === 'shutdown') resolve();
     });
     process.on('disconnect', () => resolve());

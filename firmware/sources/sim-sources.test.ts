@@ -179,7 +179,7 @@ describe('createSimSource', () => {
     const bad = { type: 'sim-spo2' } as unknown as Parameters<typeof createSimSource>[0];
     expect(() => createSimSource(bad, clock, 1)).toThrow(ConfigError);
     expect(() => createSimSource(bad, clock, 1)).toThrow(
-      expect.objectContaining({ field: 'source.type', fix: 'use one of: sim-ecg, sim-pcg, sim-glucose, sim-hr' }),
+      expect.objectContaining({ field: 'source.type', fix: 'use one of: sim-ecg, sim-pcg, sim-glucose, sim-hr, device' }),
     );
   });
 });

@@ -10,7 +10,7 @@
  * a timer that fires late emits the missing samples, never drifts and never duplicates.
  */
 import type { Clock, ClockTimer } from '../../device-sdk/clock.js';
-import { MedgeError } from '../../device-sdk/errors.js';
+import { ConfigError, MedgeError } from '../../device-sdk/errors.js';
 import type { Reading, StreamChunk } from '../../device-sdk/records.js';
 import {
   parseSourceConfig,
@@ -286,5 +286,7 @@ export function createSimSource(config: SourceConfig | SourceConfigInput, clock:
       return simHr(c, clock, seed);
     case 'sim-glucose':
       return simGlucose(c, clock, seed);
+    case 'device':
+      throw new ConfigError('type', c.type, 'is a device read by a driver, not a simulated source', 'create it with createDriver() from device-sdk/sensors');
   }
 }

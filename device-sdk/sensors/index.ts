@@ -1,0 +1,2 @@
+export * from './types.js';
+export { createDriver, getDriver, listDrivers, resolveDriverOptions } from './registry.js';

@@ -1,0 +1,93 @@
+/**
+ * The driver seam: how a real (or simulated) device on a real transport becomes records.
+ *
+ * A driver owns one sensor on one transport: it opens the transport, speaks the device's protocol
+ * through the codecs in `../protocols`, and hands the runtime typed records through a
+ * `SensorSink`. Bytes that no codec accepts are never dropped: they go to `sink.quarantine` with
+ * the transport, the time and the codec's error. Streams that lose samples (corrupted frames,
+ * unplug) report the span with `sink.gap`, so a stream's sample indices stay truthful.
+ *
+ * Drivers are registered by name in `registry.ts`; the runtime config selects one with
+ * `{ "type": "device", "sensor": "ecg", "driver": "serial-ecg", "options": { ... } }`, and the
+ * options are validated against the driver's JSON schema before anything opens.
+ */
+import type { SchemaObject } from 'ajv';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { Reading, StreamChunk } from '../records.js';
+
+export const SENSOR_KINDS = ['ecg', 'pcg', 'glucose-meter', 'cgm', 'heart-rate'] as const;
+export type SensorKind = (typeof SENSOR_KINDS)[number];
+
+/** Bytes that no codec accepted, kept in quarantine with where and why. */
+export interface QuarantineReport {
+  sensor: string;
+  /** The transport, e.g. `serial:/dev/ttyUSB0`, `ble:AA:BB:..:FF/2a18`, `firmata:/dev/ttyACM0`. */
+  transport: string;
+  /** The codec's error message. */
+  error: string;
+  bytes: Uint8Array;
+}
+
+/** Samples of a stream that were lost (their frames were corrupted, or the device was unplugged). */
+export interface StreamGap {
+  sensor: string;
+  channel: number;
+  /** Index of the first lost sample in the sensor channel's stream. */
+  firstSample: number;
+  samples: number;
+  reason: string;
+}
+
+export interface SensorState {
+  sensor: string;
+  connected: boolean;
+  /** Human-readable detail: `connected`, `scanning`, `backfill 120/500`, `reconnecting in 2 s`. */
+  detail: string;
+}
+
+export interface SensorSink {
+  chunk(c: StreamChunk): void;
+  reading(r: Reading): void;
+  quarantine(q: QuarantineReport): void;
+  gap(g: StreamGap): void;
+  state(s: SensorState): void;
+}
+
+/** What the runtime gives a driver. */
+export interface DriverDeps {
+  clock: Clock;
+  logger: Logger;
+  /**
+   * The highest meter record number stored durably for this sensor, for backfill that resumes
+   * (e.g. RACP "greater than or equal to" after a disconnect). Undefined when none is stored.
+   */
+  lastMeterRecord(sensor: string): number | undefined;
+}
+
+export interface SensorDriver {
+  readonly sensor: string;
+  /** The registered driver name, e.g. `serial-ecg`. */
+  readonly driver: string;
+  readonly kind: SensorKind;
+  readonly rateUnit: 'samples/s' | 'readings/min';
+  readonly nominalRate: number;
+  /** Starts in the background (connect, subscribe, backfill); reports through `sink`. Never throws for device trouble: it reports state and retries. */
+  start(sink: SensorSink): void;
+  /** Stops and releases the transport; no sink call happens after the promise resolves. */
+  stop(): Promise<void>;
+}
+
+export interface DriverDescriptor<Options extends object = Record<string, unknown>> {
+  /** Unique name used in configs, e.g. `ble-glucose-meter`. */
+  name: string;
+  kind: SensorKind;
+  /** The transport family: `serial`, `ble`, `firmata`. */
+  transport: string;
+  description: string;
+  /** JSON schema (ajv 8) of `options`; `additionalProperties: false`. */
+  optionsSchema: SchemaObject;
+  /** Complete defaults merged under the validated options. */
+  defaults: Options;
+  create(sensor: string, options: Options, deps: DriverDeps): SensorDriver;
+}
