@@ -114,6 +114,8 @@ export interface RuntimeConfig {
   sources: SourceConfig[];
   log: { level: LogLevel };
   statusIntervalMs: number;
+  /** The board's model name, reported to the edge (FHIR Device.modelNumber). */
+  deviceModel?: string;
 }
 
 type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
@@ -254,6 +256,7 @@ const RUNTIME_SCHEMA: SchemaObject = object(
     sources: { type: 'array', items: SOURCE_SCHEMA },
     log: object({ level: { type: 'string', enum: [...LOG_LEVELS] } }),
     statusIntervalMs: int(100, 60_000, 1000),
+    deviceModel: { type: 'string', minLength: 1, maxLength: 128, description: "the board's model name", examples: ['Raspberry Pi 4 + AD8232 front end'] },
   },
   ['deviceId', 'dataDir'],
 );
@@ -486,6 +489,7 @@ export function parseRuntimeConfig(input: unknown, baseDir: string, file?: strin
     sources: (input.sources ?? []).map(resolveSource),
     log: { ...d.log, ...input.log },
     statusIntervalMs: input.statusIntervalMs ?? d.statusIntervalMs,
+    ...(input.deviceModel === undefined ? {} : { deviceModel: input.deviceModel }),
   };
   const problems = crossFieldProblems(config);
   if (problems.length > 0) throw new ConfigErrors(problems, file);

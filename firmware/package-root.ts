@@ -18,3 +18,8 @@ export function packageRoot(): string {
 export function medgeBin(): string {
   return join(packageRoot(), 'bin', 'medge.js');
 }
+
+/** The medge package version (the runtime's firmware version on a board image). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}

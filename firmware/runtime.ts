@@ -16,6 +16,7 @@ import { createDriver } from '../device-sdk/sensors/registry.js';
 import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers } from './analyzers.js';
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
+import { packageVersion } from './package-root.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 
 /** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
@@ -149,6 +150,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       'runtime starting',
     );
     this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'start', detail: `boot ${this.store.bootId}` });
+    // Who produced this session's records, for the edge (FHIR Device: model and firmware version).
+    this.ledger.add('reading', {
+      sensor: 'device',
+      type: 'device-info',
+      value: 0,
+      unit: '',
+      tDevice: this.clock.now(),
+      context: { firmwareVersion: `medge ${packageVersion()}`, model: this.config.deviceModel ?? 'medge runtime', sensors: this.config.sources.map((s) => s.sensor).join(',') },
+    });
     this.uplink.on('state', (state) => this.log.info({ link: state }, 'link state'));
     this.uplink.start();
     const sink = this.sink();

@@ -2,11 +2,14 @@ import { createLogger, type LogLevel } from '../../device-sdk/log.js';
 import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { readEdgeStats } from '../../edge/edge-store.js';
+import { FhirServer } from '../../edge/fhir/http.js';
 import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
+import { exportFhirCommand } from './fhir.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
+       medge edge export-fhir --data DIR --out FILE [--since TIME]
        medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
 
 Runs the regional edge node: an MQTT broker (embedded aedes on --port, default 1883, with --tls
@@ -19,6 +22,10 @@ medge/v1/<site>/<CN>/up/<kind> and subscribe only to medge/v1/<site>/<CN>/down/#
 counted as 'auth' (no, expired or foreign certificate; wrong username) and 'acl' (topic). With
 --broker (an mqtts:// URL) the ingest connects with the edge's ingest certificate instead.
 
+--http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
+/fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
+/fhir/metadata), read-only, the same resources 'export-fhir' writes.
+
 'stats' prints what the edge stored per device and kind, and rejected batches and connections per
 reason. It reads the store without disturbing a running edge.
 
@@ -30,6 +37,7 @@ the ACL file next to it. --data DIR turns on Mosquitto persistence there.`;
 export async function edgeCommand(args: string[]): Promise<number> {
   if (args[0] === 'stats') return edgeStats(args.slice(1));
   if (args[0] === 'mosquitto-config') return mosquittoConfig(args.slice(1));
+  if (args[0] === 'export-fhir') return exportFhirCommand(args.slice(1));
   const { values } = parse(
     args,
     {
@@ -38,6 +46,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
       broker: { type: 'string' },
       host: { type: 'string' },
       tls: { type: 'string' },
+      http: { type: 'string' },
       'log-level': { type: 'string' },
     },
     EDGE_USAGE,
@@ -64,10 +73,15 @@ export async function edgeCommand(args: string[]): Promise<number> {
     ...(values.broker ? { brokerUrl: values.broker } : {}),
     ...(tls ? { tls } : {}),
   });
+  const httpPort = intFlag(values.http, '--http', EDGE_USAGE, 0, 65535);
   await edge.start();
+  const fhir = httpPort === undefined ? undefined : new FhirServer({ dataDir: values.data, host: values.host ?? '127.0.0.1', port: httpPort });
+  await fhir?.start();
   const mode = tls ? `, mutual TLS for site ${tls.site}` : '';
-  process.stderr.write(`medge edge: ${edge.broker ? 'embedded broker' : 'external broker'} at ${edge.url}${mode}; store ${edge.store.path}. Ctrl-C stops.\n`);
+  const api = fhir ? `; FHIR R4 at ${fhir.url}` : '';
+  process.stderr.write(`medge edge: ${edge.broker ? 'embedded broker' : 'external broker'} at ${edge.url}${mode}; store ${edge.store.path}${api}. Ctrl-C stops.\n`);
   await untilSignal();
+  await fhir?.stop();
   await edge.stop();
   return 0;
 }

@@ -1,0 +1,201 @@
+/**
+ * Builds FHIR R4 resources from an edge data directory, read-only (usable while the edge runs).
+ *
+ * Per device: a Device, a pseudonymous Patient, Observations for heart rate, glucose (meter and
+ * CGM kept distinct), findings (ECG, heart sounds, glucose) with the model as a software Device,
+ * ECG waveform excerpts around ECG findings and alerts as SampledData, and a DiagnosticReport per
+ * session (one runtime boot). `--since` filters by the device's record time.
+ */
+import { createHash } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { decodeBody } from '../../device-sdk/proto/index.js';
+import type { Alert, Finding, Reading, RecordKind, StreamChunk } from '../../device-sdk/records.js';
+import { withReadOnlyDatabase } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { edgeDatabasePath } from '../edge-store.js';
+import {
+  type DeviceInfo,
+  deviceResource,
+  findingObservation,
+  modelResource,
+  modelResourceId,
+  patientResource,
+  type Resource,
+  readingObservation,
+  type SessionSummary,
+  type StoredRecord,
+  sessionReport,
+  waveformObservation,
+} from './mapping.js';
+
+export interface ExportOptions {
+  /** Only records at or after this time (ms since the epoch). */
+  sinceMs?: number;
+  /** ECG waveform around each ECG finding and alert: how many ms either side (0 = no waveform). */
+  waveformWindowMs?: number;
+  /** At most this many waveform excerpts per session. */
+  maxExcerptsPerSession?: number;
+  now?: number;
+}
+
+interface Row {
+  device_id: string;
+  kind: RecordKind;
+  seq: number;
+  site: string;
+  boot_id: string;
+  t_ms: number;
+  body: Buffer;
+}
+
+function toRecord<T>(row: Row, body: T): StoredRecord<T> {
+  return { deviceId: row.device_id, site: row.site, bootId: row.boot_id, seq: row.seq, tMs: row.t_ms, body };
+}
+
+/** The resources of an open edge database. */
+export function exportResources(db: Database.Database, options: ExportOptions = {}): Resource[] {
+  const since = options.sinceMs ?? 0;
+  const windowMs = options.waveformWindowMs ?? 5000;
+  const maxExcerpts = options.maxExcerptsPerSession ?? 20;
+  const devices = new Map<string, DeviceInfo>();
+  const patients = new Map<string, Resource>();
+  const models = new Map<string, Resource>();
+  const sessions = new Map<string, SessionSummary>();
+  const observations: Resource[] = [];
+  const ecgMoments = new Map<string, number[]>();
+
+  const sessionOf = (row: Row): SessionSummary => {
+    const key = `${row.device_id}\u0000${row.boot_id}`;
+    let s = sessions.get(key);
+    if (!s) {
+      s = { deviceId: row.device_id, site: row.site, bootId: row.boot_id, startMs: row.t_ms, endMs: row.t_ms, observationIds: [], alerts: [], hasEcg: false };
+      sessions.set(key, s);
+    }
+    s.startMs = Math.min(s.startMs, row.t_ms);
+    s.endMs = Math.max(s.endMs, row.t_ms);
+    return s;
+  };
+  const deviceOf = (row: Row): DeviceInfo => {
+    let d = devices.get(row.device_id);
+    if (!d) {
+      d = { deviceId: row.device_id, site: row.site, sensors: [] };
+      devices.set(row.device_id, d);
+      const p = patientResource(row.site, row.device_id);
+      patients.set(p.id, p);
+    }
+    return d;
+  };
+  const addSensor = (d: DeviceInfo, sensor: string) => {
+    if (!d.sensors.includes(sensor)) d.sensors.push(sensor);
+  };
+
+  const clinical = db.prepare("SELECT device_id, kind, seq, site, boot_id, t_ms, body FROM records WHERE kind IN ('reading', 'finding', 'alert') AND t_ms >= ? ORDER BY device_id, t_ms, kind, seq");
+  for (const row of clinical.iterate(since) as Iterable<Row>) {
+    const d = deviceOf(row);
+    const s = sessionOf(row);
+    if (row.kind === 'reading') {
+      const r = decodeBody('reading', row.body) as Reading;
+      if (r.type === 'device-info') {
+        if (r.context?.model) d.model = r.context.model;
+        if (r.context?.firmwareVersion) d.firmwareVersion = r.context.firmwareVersion;
+        continue;
+      }
+      addSensor(d, r.sensor);
+      const obs = readingObservation(toRecord(row, r));
+      if (obs) {
+        observations.push(obs);
+        s.observationIds.push(obs.id);
+      }
+    } else if (row.kind === 'finding') {
+      const f = decodeBody('finding', row.body) as Finding;
+      const obs = findingObservation(toRecord(row, f));
+      observations.push(obs);
+      s.observationIds.push(obs.id);
+      const modelRef = modelResourceId(f.modelId, f.modelSha256);
+      if (!models.has(modelRef)) models.set(modelRef, modelResource(f.modelId, f.modelSha256));
+      if (f.kind.toLowerCase().startsWith('ecg')) {
+        s.hasEcg = true;
+        const key = `${row.device_id}\u0000${row.boot_id}`;
+        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), f.t]);
+      }
+    } else {
+      const a = decodeBody('alert', row.body) as Alert;
+      s.alerts.push(a);
+      if (a.kind.toLowerCase().startsWith('ecg')) {
+        const key = `${row.device_id}\u0000${row.boot_id}`;
+        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), a.t]);
+      }
+    }
+  }
+
+  // ECG waveform excerpts: the chunks that overlap a window around each ECG finding or alert.
+  if (windowMs > 0) {
+    const chunks = db.prepare("SELECT device_id, kind, seq, site, boot_id, t_ms, body FROM records WHERE kind = 'chunk' AND device_id = ? AND boot_id = ? AND t_ms BETWEEN ? AND ? ORDER BY seq");
+    for (const [key, moments] of ecgMoments) {
+      const s = sessions.get(key);
+      if (!s) continue;
+      const taken = new Set<number>();
+      for (const t of moments.sort((a, b) => a - b)) {
+        if (taken.size >= maxExcerpts) break;
+        // Chunks are stored when they end, so look a little past the window too.
+        for (const row of chunks.iterate(s.deviceId, s.bootId, t - windowMs, t + 2 * windowMs) as Iterable<Row>) {
+          if (taken.has(row.seq) || taken.size >= maxExcerpts) continue;
+          const c = decodeBody('chunk', row.body) as StreamChunk;
+          const end = c.t0 + (c.samples.length * 1000) / c.rateHz;
+          if (c.unit !== 'mV' || end < t - windowMs || c.t0 > t + windowMs) continue;
+          taken.add(row.seq);
+          const obs = waveformObservation(toRecord(row, c));
+          observations.push(obs);
+          s.observationIds.push(obs.id);
+          s.hasEcg = true;
+        }
+      }
+    }
+  }
+  const now = options.now ?? Date.now();
+  return [
+    ...[...devices.values()].map(deviceResource),
+    ...models.values(),
+    ...patients.values(),
+    ...observations,
+    ...[...sessions.values()].filter((s) => s.observationIds.length > 0 || s.alerts.length > 0).map((s) => sessionReport(s, now)),
+  ];
+}
+
+/** Every resource of an edge data directory (read-only; works while the edge runs). */
+export function exportEdgeResources(dataDir: string, options: ExportOptions = {}): Resource[] {
+  return withReadOnlyDatabase(edgeDatabasePath(dataDir), 'edge store', (db) => exportResources(db, options), `start one with: medge edge --data ${dataDir}`);
+}
+
+/** A stable `urn:uuid:` for a resource (name-based, from its type and id). */
+export function uuidUrn(name: string): string {
+  const h = createHash('sha256').update(`medge-fhir\u0000${name}`).digest('hex');
+  const variant = ((Number.parseInt(h.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
+  return `urn:uuid:${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** A transaction Bundle of `resources`: one PUT per resource, so importing twice changes nothing. */
+export function transactionBundle(resources: readonly Resource[], now = Date.now()): Resource {
+  return {
+    resourceType: 'Bundle',
+    id: `medge-export-${now}`,
+    type: 'transaction',
+    timestamp: new Date(now).toISOString(),
+    entry: resources.map((resource) => ({
+      fullUrl: uuidUrn(`${resource.resourceType}/${resource.id}`),
+      resource,
+      request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
+    })),
+  };
+}
+
+/** A searchset Bundle (what the HTTP API answers). */
+export function searchsetBundle(resources: readonly Resource[], selfUrl: string): Resource {
+  return {
+    resourceType: 'Bundle',
+    id: `search-${Date.now()}`,
+    type: 'searchset',
+    total: resources.length,
+    link: [{ relation: 'self', url: selfUrl }],
+    entry: resources.map((resource) => ({ fullUrl: `${selfUrl.split('/fhir/')[0]}/fhir/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' } })),
+  };
+}

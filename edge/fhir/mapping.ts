@@ -1,0 +1,262 @@
+/**
+ * Edge records → FHIR R4 resources. Pure functions of the stored records: the same store gives
+ * the same resources (ids are derived from device, kind and seq), so re-exporting is idempotent
+ * (transaction entries are PUTs).
+ *
+ * The patient is pseudonymous: the edge knows devices, not people. `Patient/pt-…` is a stable
+ * pseudonym of (site, device); the hospital system links it to a person, never the device.
+ */
+import { createHash } from 'node:crypto';
+import type { Alert, Finding, Reading, StreamChunk } from '../../device-sdk/records.js';
+import { CATEGORY, CODES, type Coding, DECISION_SUPPORT_NOTE, INTERPRETATIONS, MEDGE_CODES, MEDGE_DEVICE_ID, MEDGE_MODEL_SHA256, MEDGE_PSEUDONYM, MEDGE_RECORD, UCUM } from './codes.js';
+
+/** A FHIR resource as plain JSON, checked against the official R4 JSON schema (validate.ts). */
+export type Resource = { resourceType: string; id: string } & Record<string, unknown>;
+
+export interface StoredRecord<T> {
+  deviceId: string;
+  site: string;
+  bootId: string;
+  seq: number;
+  tMs: number;
+  body: T;
+}
+
+const ID_OK = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/** A FHIR id from parts: readable when the parts allow it, else a hash (ids are [A-Za-z0-9-.]{1,64}). */
+export function fhirId(...parts: (string | number)[]): string {
+  const readable = parts.map(String).join('-').replace(/[^A-Za-z0-9\-.]/g, '-');
+  if (ID_OK.test(readable) && readable === parts.map(String).join('-')) return readable;
+  const hash = createHash('sha256').update(parts.map(String).join('\u0000')).digest('hex');
+  const prefix = readable.slice(0, 40).replace(/-+$/, '');
+  return `${prefix}-${hash.slice(0, 16)}`.slice(0, 64);
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export function pseudonymOf(site: string, deviceId: string): string {
+  return createHash('sha256').update(`medge-patient\u0000${site}\u0000${deviceId}`).digest('hex').slice(0, 32);
+}
+
+export const patientId = (site: string, deviceId: string): string => `pt-${pseudonymOf(site, deviceId).slice(0, 24)}`;
+export const deviceResourceId = (deviceId: string): string => fhirId('dev', deviceId);
+export const modelResourceId = (modelId: string, sha256: string): string => fhirId('model', modelId.replace(/[^A-Za-z0-9\-.]/g, '-'), sha256.slice(0, 12));
+
+export function patientResource(site: string, deviceId: string): Resource {
+  return {
+    resourceType: 'Patient',
+    id: patientId(site, deviceId),
+    identifier: [{ system: MEDGE_PSEUDONYM, value: pseudonymOf(site, deviceId) }],
+    active: true,
+  };
+}
+
+export interface DeviceInfo {
+  deviceId: string;
+  site: string;
+  model?: string;
+  firmwareVersion?: string;
+  sensors: string[];
+}
+
+export function deviceResource(info: DeviceInfo): Resource {
+  const r: Resource = {
+    resourceType: 'Device',
+    id: deviceResourceId(info.deviceId),
+    identifier: [{ system: MEDGE_DEVICE_ID, value: info.deviceId }],
+    status: 'active',
+    manufacturer: 'medge',
+    deviceName: [{ name: info.deviceId, type: 'user-friendly-name' }],
+    modelNumber: info.model ?? 'medge point-of-care device',
+    type: { text: 'Point-of-care monitoring device (medge runtime)' },
+    version: [{ type: { text: 'firmware' }, value: info.firmwareVersion ?? 'unknown' }],
+    property: info.sensors.length > 0 ? [{ type: { text: 'sensors' }, valueCode: info.sensors.map((s) => ({ text: s })) }] : undefined,
+    note: [{ text: `Site ${info.site}` }],
+  };
+  if (r.property === undefined) delete r.property;
+  return r;
+}
+
+/** The on-device model as a software Device: its id and version, pinned by the sha256 of its manifest. */
+export function modelResource(modelId: string, sha256: string): Resource {
+  const [name, version] = modelId.includes('@') ? (modelId.split('@', 2) as [string, string]) : [modelId, 'unspecified'];
+  return {
+    resourceType: 'Device',
+    id: modelResourceId(modelId, sha256),
+    identifier: [{ system: MEDGE_MODEL_SHA256, value: sha256 }],
+    status: 'active',
+    deviceName: [{ name, type: 'model-name' }],
+    type: { text: 'Software: on-device analysis algorithm (decision support)' },
+    version: [{ type: { text: 'model' }, value: version }],
+  };
+}
+
+function quantity(value: number, unit: string): Record<string, unknown> {
+  // Only units we know to be valid UCUM get the UCUM system and code.
+  const ucum: Record<string, string> = { '/min': '/min', 'mg/dL': 'mg/dL', 'mmol/L': 'mmol/L', '%': '%', mV: 'mV', ms: 'ms', kJ: 'kJ', '1': '1' };
+  const code = ucum[unit];
+  return code ? { value, unit, system: UCUM, code } : { value, unit };
+}
+
+const concept = (c: Coding, text?: string) => ({ coding: [c], ...(text ? { text } : {}) });
+
+function common(rec: StoredRecord<unknown>, kind: string): Record<string, unknown> {
+  return {
+    identifier: [{ system: MEDGE_RECORD, value: `${rec.deviceId}/${kind}/${rec.seq}` }],
+    subject: { reference: `Patient/${patientId(rec.site, rec.deviceId)}` },
+  };
+}
+
+/** Whether a glucose reading came from a CGM (interstitial fluid) rather than a finger-stick meter. */
+export function isCgmReading(r: Reading): boolean {
+  return r.type === 'cgm-glucose' || r.context?.specimen === 'interstitial' || r.context?.source === 'cgm';
+}
+
+/** The Observation of a reading, or undefined for reading types with no clinical mapping (device telemetry). */
+export function readingObservation(rec: StoredRecord<Reading>): Resource | undefined {
+  const r = rec.body;
+  const base = {
+    resourceType: 'Observation',
+    id: fhirId('r', rec.deviceId, rec.seq),
+    ...common(rec, 'reading'),
+    status: 'final',
+    effectiveDateTime: iso(r.tMeter ?? r.tDevice),
+    device: { reference: `Device/${deviceResourceId(rec.deviceId)}`, display: `${rec.deviceId} / ${r.sensor}` },
+  };
+  if (r.type === 'heart-rate') {
+    const method = r.context?.method === 'ecg-qrs' ? 'ECG (QRS detection)' : `sensor ${r.sensor}`;
+    return { ...base, category: [concept(CATEGORY.vitalSigns)], code: concept(CODES.heartRate), valueQuantity: quantity(r.value, '/min'), method: { text: method } };
+  }
+  if (r.type === 'glucose' || r.type === 'cgm-glucose') {
+    const cgm = isCgmReading(r);
+    const low = r.unit === 'mmol/L' ? 3.9 : 70;
+    const high = r.unit === 'mmol/L' ? 10 : 180;
+    const interpretation = r.value < low ? INTERPRETATIONS.low : r.value > high ? INTERPRETATIONS.high : INTERPRETATIONS.normal;
+    const obs: Resource = {
+      ...base,
+      category: [concept(CATEGORY.laboratory)],
+      code: concept(cgm ? CODES.glucoseCgm : CODES.glucoseMeter),
+      valueQuantity: quantity(r.value, r.unit),
+      interpretation: [concept(interpretation)],
+      referenceRange: [{ low: quantity(low, r.unit), high: quantity(high, r.unit), text: 'Consensus target range 70-180 mg/dL' }],
+    };
+    if (r.meterRecord !== undefined) (obs.identifier as unknown[]).push({ system: `${MEDGE_RECORD}/meter-sequence`, value: `${rec.deviceId}/${r.sensor}/${r.meterRecord}` });
+    if (r.context && Object.keys(r.context).length > 0) obs.note = [{ text: Object.entries(r.context).map(([k, v]) => `${k}: ${v}`).join('; ') }];
+    return obs;
+  }
+  return undefined;
+}
+
+function findingCode(f: Finding): { code: Record<string, unknown>; category: Coding; method?: Record<string, unknown> } {
+  const k = f.kind.toLowerCase();
+  if (k.startsWith('ecg') || k.includes('rhythm') || k.includes('beat') || k.startsWith('af')) {
+    return { code: { coding: [CODES.ecgImpression, CODES.ecgFinding], text: f.kind }, category: CATEGORY.procedure };
+  }
+  if (k.startsWith('pcg') || k.includes('heart-sound')) {
+    return { code: { coding: [CODES.heartSoundScreening], text: f.kind }, category: CATEGORY.exam, method: concept(CODES.auscultation) };
+  }
+  if (k.startsWith('glucose') || k.includes('hypo') || k.includes('hyper')) {
+    return { code: { coding: [CODES.glucoseFinding], text: f.kind }, category: CATEGORY.laboratory };
+  }
+  return { code: { coding: [CODES.finding], text: f.kind }, category: CATEGORY.exam };
+}
+
+function findingValue(f: Finding): Record<string, unknown> {
+  const label = f.label.toLowerCase();
+  const coding: Coding[] = [];
+  if (/\bafib\b|atrial fibrillation|^af$/.test(label)) coding.push(CODES.atrialFibrillation);
+  if (label.includes('murmur')) coding.push(CODES.heartMurmur);
+  return { valueCodeableConcept: { ...(coding.length > 0 ? { coding } : {}), text: f.label } };
+}
+
+export function findingObservation(rec: StoredRecord<Finding>): Resource {
+  const f = rec.body;
+  const { code, category, method } = findingCode(f);
+  const label = f.label.toLowerCase();
+  const interpretation = /abnormal|afib|murmur|ventricular|^v$|^s$|hypo|hyper|tachy|brady/.test(label) ? INTERPRETATIONS.abnormal : /normal|^n$|sinus/.test(label) ? INTERPRETATIONS.normal : undefined;
+  const component: Record<string, unknown>[] = [
+    { code: concept(CODES.probability), valueQuantity: quantity(Math.round(f.probability * 10000) / 100, '%') },
+    { code: concept(CODES.inputQuality), valueQuantity: quantity(Math.round(f.inputQuality * 1000) / 1000, '1') },
+  ];
+  if (f.value !== undefined) component.push({ code: { text: `${f.kind} value` }, valueQuantity: { value: f.value } });
+  const effective = f.intervalStart !== undefined && f.intervalEnd !== undefined && f.intervalEnd >= f.intervalStart ? { effectivePeriod: { start: iso(f.intervalStart), end: iso(f.intervalEnd) } } : { effectiveDateTime: iso(f.t) };
+  const notes = [DECISION_SUPPORT_NOTE, `Model ${f.modelId}, sha256 ${f.modelSha256}.`];
+  if (f.qualityFlags && f.qualityFlags.length > 0) notes.push(`Input quality flags: ${f.qualityFlags.join(', ')}.`);
+  if (f.evidence) notes.push(`Evidence: ${f.evidence}`);
+  return {
+    resourceType: 'Observation',
+    id: fhirId('f', rec.deviceId, rec.seq),
+    ...common(rec, 'finding'),
+    status: 'preliminary',
+    category: [concept(category)],
+    code,
+    ...effective,
+    ...findingValue(f),
+    ...(interpretation ? { interpretation: [concept(interpretation)] } : {}),
+    ...(method ? { method } : {}),
+    device: { reference: `Device/${modelResourceId(f.modelId, f.modelSha256)}`, display: f.modelId },
+    note: notes.map((text) => ({ text })),
+    component,
+  };
+}
+
+/** An ECG waveform excerpt as SampledData (R4: origin, period in ms, factor, dimensions, data). */
+export function waveformObservation(rec: StoredRecord<StreamChunk>): Resource {
+  const c = rec.body;
+  const periodMs = 1000 / c.rateHz;
+  return {
+    resourceType: 'Observation',
+    id: fhirId('w', rec.deviceId, rec.seq),
+    ...common(rec, 'chunk'),
+    status: 'final',
+    category: [concept(CATEGORY.procedure)],
+    code: { coding: [CODES.ecgPotential, CODES.ecgStudy], text: 'ECG waveform excerpt' },
+    effectivePeriod: { start: iso(c.t0), end: iso(c.t0 + c.samples.length * periodMs) },
+    device: { reference: `Device/${deviceResourceId(rec.deviceId)}`, display: `${rec.deviceId} / ${c.sensor}` },
+    component: [
+      {
+        code: concept(CODES.ecgLeadII),
+        valueSampledData: {
+          origin: quantity(0, c.unit),
+          period: Math.round(periodMs * 1e6) / 1e6,
+          factor: 1 / c.gain,
+          dimensions: 1,
+          data: Array.from(c.samples).join(' '),
+        },
+      },
+    ],
+    note: [{ text: `Sensor ${c.sensor}, channel ${c.channel}, samples ${c.firstSample}..${c.firstSample + c.samples.length - 1} at ${c.rateHz} Hz.` }],
+  };
+}
+
+export interface SessionSummary {
+  deviceId: string;
+  site: string;
+  bootId: string;
+  startMs: number;
+  endMs: number;
+  observationIds: string[];
+  alerts: Alert[];
+  hasEcg: boolean;
+}
+
+export function sessionReport(s: SessionSummary, issuedMs: number): Resource {
+  const alertText = s.alerts.length === 0 ? 'No alerts were raised in this session.' : `${s.alerts.length} alert(s): ${s.alerts.slice(0, 20).map((a) => `[severity ${a.severity}] ${a.message}`).join(' ')}`;
+  return {
+    resourceType: 'DiagnosticReport',
+    id: fhirId('s', s.deviceId, s.bootId),
+    identifier: [{ system: `${MEDGE_RECORD}/session`, value: `${s.deviceId}/${s.bootId}` }],
+    status: 'preliminary',
+    code: { coding: s.hasEcg ? [CODES.sessionReport, CODES.ecgStudy] : [CODES.sessionReport], text: 'Point-of-care device session' },
+    subject: { reference: `Patient/${patientId(s.site, s.deviceId)}` },
+    effectivePeriod: { start: iso(s.startMs), end: iso(Math.max(s.startMs, s.endMs)) },
+    issued: iso(issuedMs),
+    result: s.observationIds.map((id) => ({ reference: `Observation/${id}` })),
+    conclusion: `${alertText} ${DECISION_SUPPORT_NOTE}`,
+  };
+}
+
+export { MEDGE_CODES };

@@ -1,0 +1,54 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { exportEdgeResources, transactionBundle } from '../../edge/fhir/export.js';
+import { validateFhir } from '../../edge/fhir/validate.js';
+import { intFlag, parse, UsageError } from './args.js';
+
+export const EXPORT_FHIR_USAGE = `Usage: medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
+
+Writes what the edge at DIR stored as a FHIR R4 transaction Bundle (JSON) to FILE: a Device per
+device (firmware version) and per on-device model (id, version, sha256), a pseudonymous Patient per
+device, Observations for heart rate (LOINC 8867-4), glucose from a meter (41653-7) and from a CGM
+(99504-3) kept distinct, ECG findings (8601-7) and heart-sound screening results with probability,
+input quality and the model as provenance, ECG waveform excerpts around ECG findings and alerts as
+SampledData, and a DiagnosticReport per device session. Entries are PUTs with stable ids, so
+importing twice changes nothing. Works while the edge runs (read-only).
+
+--since TIME      only records at or after TIME (ISO 8601, e.g. 2026-11-23 or 2026-11-23T08:00:00Z)
+--waveform-seconds N  seconds of ECG kept either side of each ECG finding or alert (default 5; 0 = none)
+--no-validate     skip validation against the official FHIR R4 JSON schema (on by default; an
+                  invalid Bundle is not written and the command exits 1)`;
+
+export function exportFhirCommand(args: string[]): number {
+  const { values } = parse(
+    args,
+    { data: { type: 'string' }, out: { type: 'string' }, since: { type: 'string' }, 'waveform-seconds': { type: 'string' }, 'no-validate': { type: 'boolean' } },
+    EXPORT_FHIR_USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(`${EXPORT_FHIR_USAGE}\n`);
+    return 0;
+  }
+  if (!values.data || !values.out) throw new UsageError('--data DIR and --out FILE are required', EXPORT_FHIR_USAGE);
+  let sinceMs: number | undefined;
+  if (values.since !== undefined) {
+    sinceMs = Date.parse(values.since);
+    if (Number.isNaN(sinceMs)) throw new UsageError(`--since must be an ISO 8601 date or time, got ${JSON.stringify(values.since)}`, EXPORT_FHIR_USAGE);
+  }
+  const waveformSeconds = intFlag(values['waveform-seconds'], '--waveform-seconds', EXPORT_FHIR_USAGE, 0, 3600) ?? 5;
+  const resources = exportEdgeResources(values.data, { ...(sinceMs === undefined ? {} : { sinceMs }), waveformWindowMs: waveformSeconds * 1000 });
+  const bundle = transactionBundle(resources);
+  if (!values['no-validate']) {
+    const result = validateFhir(bundle);
+    if (!result.valid) {
+      process.stderr.write(`medge: the Bundle does not validate against the FHIR R4 schema; not written:\n${result.errors.slice(0, 20).map((e) => `  ${e}`).join('\n')}\n`);
+      return 1;
+    }
+  }
+  mkdirSync(dirname(values.out), { recursive: true });
+  writeFileSync(values.out, `${JSON.stringify(bundle, null, 1)}\n`);
+  const counts = new Map<string, number>();
+  for (const r of resources) counts.set(r.resourceType, (counts.get(r.resourceType) ?? 0) + 1);
+  process.stdout.write(`wrote ${values.out}: ${resources.length} resources (${[...counts].map(([t, n]) => `${n} ${t}`).join(', ')})${values['no-validate'] ? '' : ', valid against the FHIR R4 schema'}\n`);
+  return 0;
+}
