@@ -15,6 +15,7 @@ import { createRuleEngine, type RuleEngine } from './rules.js';
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createSimSource, type SimSource, type SourceSink } from './sources/sim-sources.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
+import { ClinicServer } from './ui/server.js';
 
 /** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
 const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string) => Reading>> = Object.freeze({
@@ -31,6 +32,8 @@ export interface RuntimeDeps {
 export interface RuntimeEvents {
   alert: [Alert];
   status: [RuntimeStatus];
+  /** The clinic screen is listening at `url`, or could not start (`error`); alarms run either way. */
+  ui: [{ url?: string; error?: string }];
 }
 
 /**
@@ -81,6 +84,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt: number;
   private stopped = false;
+  /** The clinic screen (`config.ui`), when enabled. */
+  private readonly ui: ClinicServer | undefined;
+  /** The last status emitted: what the clinic screen shows (computing a new one resets the rate counters). */
+  private lastStatus: RuntimeStatus | undefined;
 
   constructor(config: RuntimeConfig, deps: Partial<RuntimeDeps> = {}) {
     super();
@@ -107,6 +114,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.sources = config.sources.map((s, i) => createSimSource(s, this.clock, seed + i));
     this.ecg = new Map(config.sources.filter((s) => s.type === 'sim-ecg').map((s) => [s.sensor, new EcgMonitor(s.sensor)]));
     this.startedAt = this.clock.monotonic();
+    if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
   }
 
   get bootId(): string {
@@ -136,9 +144,20 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       t.unref();
       this.timers.push(t);
     };
-    every(this.config.statusIntervalMs, () => this.emit('status', this.status()));
+    every(this.config.statusIntervalMs, () => {
+      this.lastStatus = this.status();
+      this.emit('status', this.lastStatus);
+    });
     every(10_000, () => this.checkBudget());
     this.checkBudget();
+    this.ui?.start().then(
+      (url) => this.emit('ui', { url }),
+      (error: unknown) => {
+        // The screen is not worth stopping the alarms for: report it and keep running.
+        this.log.error({ err: (error as Error).message, listen: this.config.ui.listen }, 'clinic screen could not start');
+        this.emit('ui', { error: (error as Error).message });
+      },
+    );
   }
 
   private count(sensor: string, n: number): void {
@@ -271,6 +290,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.stopSources();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await this.ui?.stop();
     await this.uplink.stop();
     this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'stop', detail: `boot ${this.store.bootId}` });
     this.store.close();
