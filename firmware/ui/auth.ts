@@ -31,14 +31,23 @@ export function can(role: UiRole, permission: Permission): boolean {
   return ROLE_PERMISSIONS[role].includes(permission);
 }
 
-/** scrypt cost: N = 2^14, r = 8, p = 1 (16 MiB, ~50 ms on a Raspberry Pi 4 class core). */
-export const PIN_HASH_PARAMS = Object.freeze({ N: 16_384, r: 8, p: 1, keyLength: 32, saltLength: 16 });
+export interface PinHashParams {
+  /** scrypt CPU/memory cost, a power of two. */
+  N: number;
+  r: number;
+  p: number;
+  keyLength: number;
+  saltLength: number;
+}
+
+/** scrypt cost: N = 2^14, r = 8, p = 1 (16 MiB of memory per check). */
+export const PIN_HASH_PARAMS: Readonly<PinHashParams> = Object.freeze({ N: 16_384, r: 8, p: 1, keyLength: 32, saltLength: 16 });
 
 /** PINs are 4-12 digits. */
 export const PIN_PATTERN = /^[0-9]{4,12}$/;
 
 /** Hashes a PIN with a fresh random salt; throws `ConfigError` for a PIN that is not 4-12 digits. */
-export function hashPin(pin: string, params: Partial<typeof PIN_HASH_PARAMS> = {}): string {
+export function hashPin(pin: string, params: Partial<PinHashParams> = {}): string {
   if (!PIN_PATTERN.test(pin)) throw new ConfigError('pin', '(hidden)', 'is not 4 to 12 digits', 'choose a PIN of 4 to 12 digits (0-9)');
   const { N, r, p, keyLength, saltLength } = { ...PIN_HASH_PARAMS, ...params };
   const salt = randomBytes(saltLength);
