@@ -10,7 +10,7 @@ import type { RuntimeConfigInput, UiRole, UiUserConfig } from './config.js';
 import type { RuntimeMessage, SupervisorMessage } from './cli/run.js';
 import { medgeBin } from './package-root.js';
 import { ledgerPath } from './runtime.js';
-import { hashPin } from './ui/auth.js';
+import { hashPinAsync } from './ui/auth.js';
 import type { DemoStatus, RuntimeStatus } from './status.js';
 
 export interface DemoOptions {
@@ -124,10 +124,7 @@ export class Demo {
       log: { level: 'info' },
       statusIntervalMs: 1_000,
     };
-    if (this.options.ui !== false) {
-      this.uiUsers ??= DEMO_UI_USERS.map((u) => ({ name: u.name, role: u.role, pinHash: hashPin(u.pin) }));
-      config.ui = { enabled: true, listen: this.options.ui, users: this.uiUsers };
-    }
+    if (this.options.ui !== false && this.uiUsers !== undefined) config.ui = { enabled: true, listen: this.options.ui, users: this.uiUsers };
     const path = join(this.dataDir, withSources ? 'runtime.json' : 'runtime-drain.json');
     writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
     return path;
@@ -162,7 +159,13 @@ export class Demo {
   }
 
   async start(): Promise<void> {
-    await this.edge.start();
+    // The demo users' PIN hashes are computed on the thread pool while the edge starts.
+    const users =
+      this.options.ui === false || this.uiUsers !== undefined
+        ? Promise.resolve(this.uiUsers)
+        : Promise.all(DEMO_UI_USERS.map(async (u) => ({ name: u.name, role: u.role, pinHash: await hashPinAsync(u.pin) })));
+    const [, hashed] = await Promise.all([this.edge.start(), users]);
+    this.uiUsers = hashed;
     this.spawnRuntime();
     if (this.options.chaos) this.planChaos();
   }

@@ -7,7 +7,7 @@
  * `LOCKOUT_MS` (a 4-digit PIN has only 10,000 values). Sessions are random 256-bit tokens held in
  * memory (a restart logs everyone out) that expire after an idle period.
  */
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { type Clock, systemClock } from '../../device-sdk/clock.js';
 import { ConfigError } from '../../device-sdk/errors.js';
 import type { UiRole, UiUserConfig } from '../config.js';
@@ -46,13 +46,28 @@ export const PIN_HASH_PARAMS: Readonly<PinHashParams> = Object.freeze({ N: 16_38
 /** PINs are 4-12 digits. */
 export const PIN_PATTERN = /^[0-9]{4,12}$/;
 
-/** Hashes a PIN with a fresh random salt; throws `ConfigError` for a PIN that is not 4-12 digits. */
-export function hashPin(pin: string, params: Partial<PinHashParams> = {}): string {
+/** The checked PIN, its parameters and a fresh salt; throws `ConfigError` for a PIN that is not 4-12 digits. */
+function prepare(pin: string, params: Partial<PinHashParams>): { cost: { N: number; r: number; p: number; maxmem: number }; keyLength: number; salt: Buffer } {
   if (!PIN_PATTERN.test(pin)) throw new ConfigError('pin', '(hidden)', 'is not 4 to 12 digits', 'choose a PIN of 4 to 12 digits (0-9)');
   const { N, r, p, keyLength, saltLength } = { ...PIN_HASH_PARAMS, ...params };
-  const salt = randomBytes(saltLength);
-  const hash = scryptSync(pin, salt, keyLength, { N, r, p, maxmem: 256 * N * r });
-  return `scrypt$${N}$${r}$${p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+  return { cost: { N, r, p, maxmem: 256 * N * r }, keyLength, salt: randomBytes(saltLength) };
+}
+
+function format(cost: { N: number; r: number; p: number }, salt: Buffer, hash: Buffer): string {
+  return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+/** Hashes a PIN with a fresh random salt; throws `ConfigError` for a PIN that is not 4-12 digits. */
+export function hashPin(pin: string, params: Partial<PinHashParams> = {}): string {
+  const { cost, keyLength, salt } = prepare(pin, params);
+  return format(cost, salt, scryptSync(pin, salt, keyLength, cost));
+}
+
+/** `hashPin` on the libuv thread pool, for callers that have other work to overlap with it. */
+export async function hashPinAsync(pin: string, params: Partial<PinHashParams> = {}): Promise<string> {
+  const { cost, keyLength, salt } = prepare(pin, params);
+  const hash = await new Promise<Buffer>((resolve, reject) => scrypt(pin, salt, keyLength, cost, (error, key) => (error ? reject(error) : resolve(key))));
+  return format(cost, salt, hash);
 }
 
 /** True when `pin` matches `pinHash`. A malformed hash never matches. */
@@ -138,6 +153,17 @@ export class SessionManager {
       return undefined;
     }
     session.lastSeenMs = now;
+    return session;
+  }
+
+  /** Like `touch`, without counting as activity (a live stream must not keep a screen logged in). */
+  peek(token: string): Session | undefined {
+    const session = this.sessions.get(token);
+    if (session === undefined) return undefined;
+    if (this.clock.monotonic() - session.lastSeenMs > this.idleMs) {
+      this.sessions.delete(token);
+      return undefined;
+    }
     return session;
   }
 

@@ -373,10 +373,10 @@ export class ClinicServer {
     }
   }
 
-  /** Every status interval: the status to every stream; streams of expired sessions are closed. */
+  /** Every status interval: the status to every stream; streams of expired (idle) sessions are closed. */
   private pushStatus(): void {
     for (const client of this.clients) {
-      if (this.sessions.touch(client.session.token) === undefined) {
+      if (this.sessions.peek(client.session.token) === undefined) {
         client.res.end();
         this.clients.delete(client);
         continue;

@@ -672,6 +672,14 @@ function switchLanguage() {
 
 // ---- start -------------------------------------------------------------------------------------
 
+/** The server ends a session after `sessionIdleMinutes` without a request; a touch or key press counts as activity. */
+let lastActivityPing = 0;
+function activity() {
+  if (!state.session || Date.now() - lastActivityPing < 30_000) return;
+  lastActivityPing = Date.now();
+  void api('/api/session');
+}
+
 async function main() {
   strip = new EcgStrip($('ecg-canvas'));
   $('login-form').addEventListener('submit', (e) => void login(e));
@@ -686,6 +694,8 @@ async function main() {
   $('pcg-record').addEventListener('click', () => void recordPcg());
   $('pcg-last').addEventListener('click', () => void fetchPcg());
   $('pcg-replay').addEventListener('click', replayPcg);
+  document.addEventListener('pointerdown', activity);
+  document.addEventListener('keydown', activity);
   window.addEventListener('resize', () => {
     strip.reset();
     if (state.session) renderTab();
