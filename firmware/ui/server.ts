@@ -416,7 +416,8 @@ export class ClinicServer {
     const session = this.require(req, 'view-patient-data');
     const seconds = intParam(url, 'seconds', 5, 1, 30);
     this.audit(session, 'ui-view-pcg', `last ${seconds} s`);
-    const recent = this.data.recent('chunk', 200, (c) => signalOf(c) === 'pcg', 2000);
+    // 64 chunks cover the longest request (30 s) at chunk lengths of 0.5 s and more.
+    const recent = this.data.recent('chunk', 64, (c) => signalOf(c) === 'pcg', 2000);
     const sensor = recent.at(-1)?.value.sensor;
     const chunks = recent.filter((r) => r.value.sensor === sensor);
     const end = chunks.at(-1);

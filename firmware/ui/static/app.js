@@ -612,7 +612,7 @@ function renderDevice() {
           'span',
           {},
           `${t('device.storage.value', { used: bytes(s.storage.bytesUsed), budget: bytes(s.storage.budgetBytes) })}${s.storage.overBudget ? ` · ${t('device.storage.full')}` : ''}`,
-          el('div', { class: 'meter' }, el('div', { style: `width:${Math.round(share * 100)}%` })),
+          el('progress', { class: 'meter', max: '1', value: share.toFixed(4) }),
         ),
       ),
       ...kv(t('device.backlog'), Object.entries(s.backlog).map(([k, n]) => `${t(`kind.${k}`)} ${n}`).join(' · ')),
