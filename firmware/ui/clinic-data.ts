@@ -37,7 +37,7 @@ export type Panel = 'ecg' | 'pcg' | 'glucose' | 'other';
 
 export function panelOf(kind: string): Panel {
   const k = kind.toLowerCase();
-  if (/^(ecg|beat|af|rhythm|qrs|heart-rate|hr)\b|arrhythm|atrial/.test(k)) return 'ecg';
+  if (/^(ecg|beat|af|afib|rhythm|qrs|heart-rate|hr)\b|arrhythm|atrial/.test(k)) return 'ecg';
   if (/^(pcg|heart-sound|stethoscope|murmur|s1|s2)\b/.test(k)) return 'pcg';
   if (/^(glucose|cgm|hypo|hyper|bg)\b/.test(k)) return 'glucose';
   return 'other';

@@ -7,7 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAuditEntries } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { Ledger } from '../../device-sdk/store/ledger.js';
+import { readAuditEntries, SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { parseRuntimeConfig } from '../../firmware/config.js';
+import { hashPin } from '../../firmware/ui/auth.js';
+import { ClinicServer } from '../../firmware/ui/server.js';
 import { medgeBackground, ROOT } from '../helpers/cli.js';
 import { systemAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
@@ -163,4 +167,53 @@ describe.skipIf(!chromiumFound)('clinic screen in Chromium against medge demo (n
     for (const request of requests) expect(new URL(request).hostname).toBe('127.0.0.1');
     await context.close();
   }, 120_000);
+});
+
+describe.skipIf(!chromiumFound)('clinic screen panels with analytics findings (needs chromium)', () => {
+  it('shows S1/S2 marks, the screening result, the glucose forecast and the consensus metrics the ledger holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'medge-ui-panels-'));
+    const store = new SqliteOutboxStore(join(dir, 'ledger.sqlite'), { deviceId: 'panels' });
+    const ledger = new Ledger(store);
+    const t0 = Date.UTC(2026, 0, 1, 8);
+    const samples = Int16Array.from({ length: 4000 }, (_, i) => Math.round(800 * Math.sin(i / 3) * Math.exp(-(((i % 1000) - 50) ** 2) / 800)));
+    ledger.add('chunk', { sensor: 'pcg', channel: 0, firstSample: 0, t0, rateHz: 4000, unit: 'au', gain: 1, samples });
+    const base = { probability: 0.87, inputQuality: 0.9, modelId: 'pcg-abnormal@1', modelSha256: 'aa' };
+    ledger.add('finding', { ...base, kind: 'pcg-screening', label: 'normal', t: t0 + 1000, evidence: JSON.stringify({ s1: [t0 + 12, t0 + 262, t0 + 512, t0 + 762], s2: [t0 + 130, t0 + 380, t0 + 630, t0 + 880] }) });
+    for (let i = 0; i < 12; i++) ledger.add('reading', { sensor: 'cgm', type: 'glucose', value: 150 - i * 5, unit: 'mg/dL', tDevice: t0 + i * 300_000 });
+    const last = t0 + 11 * 300_000;
+    ledger.add('finding', { ...base, kind: 'glucose-trend', label: 'falling', value: -1, t: last, modelId: 'rule:glucose-trend@1' });
+    ledger.add('finding', { ...base, kind: 'glucose-forecast', label: 'predicted-low', value: 68, t: last, intervalEnd: last + 30 * 60_000, modelId: 'glucose-forecast@1' });
+    ledger.add('finding', { ...base, kind: 'glucose-metrics', label: 'consensus', t: last, evidence: JSON.stringify({ 'TIR 70-180 %': 100, 'TBR <70 %': 0, 'mean mg/dL': 122.5, 'GMI %': 5.9, 'CV %': 11.8 }), modelId: 'cgm-metrics@1' });
+    ledger.flush();
+    const config = parseRuntimeConfig({ deviceId: 'panels', dataDir: dir, ui: { enabled: true, listen: '127.0.0.1:0', users: [{ name: 'dr', role: 'clinician', pinHash: hashPin('2222', { N: 1024 }) }] } }, dir);
+    const server = new ClinicServer({ config, store, status: () => undefined });
+    const url = await server.start();
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox'], headless: true });
+    try {
+      const page = await browser.newPage({ viewport: { width: 800, height: 480 } });
+      await page.goto(url);
+      await page.locator('#login').waitFor({ state: 'visible' });
+      await login(page, 'dr', '2222');
+      await page.locator('.tab[data-tab="pcg"]').click();
+      await page.locator('#pcg-last').click();
+      await page.locator('#pcg-empty').waitFor({ state: 'hidden' });
+      await expect.poll(() => page.locator('#pcg-result').textContent()).toContain('S1 4, S2 4');
+      const result = await page.locator('#pcg-result').textContent();
+      expect(result).toContain('normal');
+      expect(result).toContain('probability 87%');
+      expect(result).toContain('review by a clinician');
+      await page.screenshot({ path: join(ARTIFACTS, '09-stethoscope-marks.png') });
+      await page.locator('.tab[data-tab="glucose"]').click();
+      await expect.poll(() => page.locator('#glucose-value').textContent()).toBe('95');
+      expect(await page.locator('#glucose-arrow').textContent()).toBe('↘');
+      expect(await page.locator('#glucose-forecast').textContent()).toContain('68 mg/dL in 30 min');
+      expect(await page.locator('#glucose-metrics').textContent()).toContain('GMI %5.9');
+      await page.screenshot({ path: join(ARTIFACTS, '10-glucose-forecast.png') });
+    } finally {
+      await browser.close();
+      await server.stop();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -392,6 +392,7 @@ describe('page strings', () => {
   it('routes finding kinds to their panels', () => {
     expect(panelOf('ecg-rate')).toBe('ecg');
     expect(panelOf('af')).toBe('ecg');
+    expect(panelOf('afib-episode')).toBe('ecg');
     expect(panelOf('beat-class')).toBe('ecg');
     expect(panelOf('pcg-screening')).toBe('pcg');
     expect(panelOf('heart-sound')).toBe('pcg');

@@ -344,9 +344,10 @@ function renderEcg() {
     for (const f of beats.slice(-100)) counts.set(f.label, (counts.get(f.label) ?? 0) + 1);
     $('ecg-beats').textContent = [...counts].map(([label, n]) => `${label} ${n}`).join(' · ');
   } else $('ecg-beats').textContent = t('ecg.beats.none');
-  const af = ecg.filter((f) => /(^|[-_])af([-_]|$)|atrial|fibrill/i.test(f.kind)).at(-1);
+  const af = ecg.filter((f) => /(^|[-_])(af|afib)([-_]|$)|atrial|fibrill/i.test(f.kind)).at(-1);
   $('ecg-af').textContent = af ? `${af.label} · ${t('finding.probability', { value: pct(af.probability) })}` : t('ecg.af.none');
-  renderFindings(ecg, 'ecg-findings');
+  // Per-beat findings are summarised above; the list keeps the rest (rate, rhythm, quality).
+  renderFindings(beats.length ? ecg.filter((f) => !/beat/i.test(f.kind)) : ecg, 'ecg-findings');
 }
 
 // ---- stethoscope -------------------------------------------------------------------------------
