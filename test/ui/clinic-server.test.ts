@@ -145,7 +145,9 @@ function stream(url: string, cookie: string) {
   });
   req.on('error', () => undefined);
   req.end();
-  return { events, status: () => status, close: () => req.destroy() };
+  let ended = false;
+  req.on('response', (res) => res.on('end', () => (ended = true)));
+  return { events, status: () => status, ended: () => ended, close: () => req.destroy() };
 }
 
 describe('PIN hashes and sessions', () => {
@@ -333,6 +335,22 @@ describe('clinic screen server', () => {
     expect(JSON.stringify(technician.events)).not.toContain('mg/dL');
     operator.close();
     technician.close();
+  });
+});
+
+describe('clinic screen sessions', () => {
+  it('closes a live stream when its session has been idle too long: watching is not activity', async () => {
+    const { url, clock } = await startServer({ seed: false });
+    const cookie = await loginAs(url, 'nurse', '1111');
+    const live = stream(url, cookie);
+    await waitFor(() => live.events.some((e) => e.event === 'status'), 'a status event');
+    clock.advance(14 * 60_000);
+    await waitFor(() => live.events.filter((e) => e.event === 'status').length >= 3, 'more status events');
+    expect(live.ended()).toBe(false);
+    clock.advance(2 * 60_000); // 16 min since the login, the last request
+    await waitFor(() => live.ended(), 'the stream to close');
+    expect((await call(url, '/api/session', { cookie })).status).toBe(401);
+    live.close();
   });
 });
 
