@@ -37,6 +37,7 @@ describe('parseRuntimeConfig', () => {
       sources: [],
       log: { level: 'info' },
       statusIntervalMs: 1000,
+      ui: { enabled: false, listen: '127.0.0.1:8080', users: [], sessionIdleMinutes: 15, language: 'en' },
     });
     expect(config.edge).not.toBe(DEFAULT_RUNTIME_CONFIG.edge);
     expect(Object.isFrozen(DEFAULT_RUNTIME_CONFIG.edge.backoff)).toBe(true);

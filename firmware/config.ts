@@ -88,6 +88,33 @@ export interface EdgeTlsFiles {
   key: string;
 }
 
+export const UI_ROLES = ['operator', 'clinician', 'technician'] as const;
+export type UiRole = (typeof UI_ROLES)[number];
+
+export const UI_LANGUAGES = ['en', 'zh-CN'] as const;
+export type UiLanguage = (typeof UI_LANGUAGES)[number];
+
+/** A person who may log in to the clinic screen. */
+export interface UiUserConfig {
+  /** Shown on the login screen and in the audit log (`role/name`); never a patient identifier. */
+  name: string;
+  role: UiRole;
+  /** `scrypt$N$r$p$salt$hash` (base64), as `medge ui pin-hash` prints it. The PIN itself is never stored. */
+  pinHash: string;
+}
+
+/** The clinic screen served by the runtime (`firmware/ui`). */
+export interface UiConfig {
+  enabled: boolean;
+  /** `host:port` (`[::1]:8080` for IPv6); port 0 picks a free port. */
+  listen: string;
+  users: UiUserConfig[];
+  /** A session ends after this long without a request. */
+  sessionIdleMinutes: number;
+  /** Language of the login screen until someone switches it. */
+  language: UiLanguage;
+}
+
 export interface RuntimeConfig {
   /** 1-64 characters of `[A-Za-z0-9._-]`. */
   deviceId: string;
@@ -116,6 +143,7 @@ export interface RuntimeConfig {
   statusIntervalMs: number;
   /** The board's model name, reported to the edge (FHIR Device.modelNumber). */
   deviceModel?: string;
+  ui: UiConfig;
 }
 
 type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
@@ -147,6 +175,7 @@ export const DEFAULT_RUNTIME_CONFIG = deepFreeze({
   sources: [] as SourceConfig[],
   log: { level: 'info' as LogLevel },
   statusIntervalMs: 1000,
+  ui: { enabled: false, listen: '127.0.0.1:8080', users: [] as UiUserConfig[], sessionIdleMinutes: 15, language: 'en' as UiLanguage },
 });
 
 export const DEFAULT_SOURCE_CONFIGS = deepFreeze({
@@ -257,6 +286,33 @@ const RUNTIME_SCHEMA: SchemaObject = object(
     log: object({ level: { type: 'string', enum: [...LOG_LEVELS] } }),
     statusIntervalMs: int(100, 60_000, 1000),
     deviceModel: { type: 'string', minLength: 1, maxLength: 128, description: "the board's model name", examples: ['Raspberry Pi 4 + AD8232 front end'] },
+    ui: object({
+      enabled: { type: 'boolean', examples: [true] },
+      listen: {
+        type: 'string',
+        pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+        description: 'a host:port address',
+        examples: ['127.0.0.1:8080'],
+      },
+      users: {
+        type: 'array',
+        items: object(
+          {
+            name: { ...NAME_SCHEMA, examples: ['nurse-1'] },
+            role: { type: 'string', enum: [...UI_ROLES] },
+            pinHash: {
+              type: 'string',
+              pattern: '^scrypt\\$[0-9]+\\$[0-9]+\\$[0-9]+\\$[A-Za-z0-9+/=]+\\$[A-Za-z0-9+/=]+$',
+              description: 'a PIN hash as printed by `medge ui pin-hash`',
+              examples: ['scrypt$16384$8$1$...$...'],
+            },
+          },
+          ['name', 'role', 'pinHash'],
+        ),
+      },
+      sessionIdleMinutes: int(1, 1440, 15),
+      language: { type: 'string', enum: [...UI_LANGUAGES] },
+    }),
   },
   ['deviceId', 'dataDir'],
 );
@@ -443,6 +499,25 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
       fix: `use a value of at least ${initialMs}, or lower edge.backoff.initialMs`,
     });
   }
+  if (config.ui.enabled && config.ui.users.length === 0) {
+    problems.push({
+      field: 'ui.users',
+      value: config.ui.users,
+      problem: 'is empty, but ui.enabled is true: nobody could log in',
+      fix: 'add { "name": "nurse-1", "role": "operator", "pinHash": "..." } with the hash `medge ui pin-hash` prints, or set ui.enabled to false',
+    });
+  }
+  const port = Number(config.ui.listen.slice(config.ui.listen.lastIndexOf(':') + 1));
+  if (port > 65_535) {
+    problems.push({ field: 'ui.listen', value: config.ui.listen, problem: 'has a port above 65535', fix: 'use a port between 0 and 65535 (e.g. "127.0.0.1:8080")' });
+  }
+  const userNames = new Set<string>();
+  config.ui.users.forEach((user, index) => {
+    if (userNames.has(user.name)) {
+      problems.push({ field: `ui.users[${index}].name`, value: user.name, problem: 'duplicates another user name', fix: 'give each user a distinct name' });
+    }
+    userNames.add(user.name);
+  });
   const sensors = new Map<string, number>();
   config.sources.forEach((source, index) => {
     const earlier = sensors.get(source.sensor);
@@ -490,6 +565,7 @@ export function parseRuntimeConfig(input: unknown, baseDir: string, file?: strin
     log: { ...d.log, ...input.log },
     statusIntervalMs: input.statusIntervalMs ?? d.statusIntervalMs,
     ...(input.deviceModel === undefined ? {} : { deviceModel: input.deviceModel }),
+    ui: { ...d.ui, ...input.ui, users: (input.ui?.users ?? []).map((u) => ({ ...u }) as UiUserConfig) },
   };
   const problems = crossFieldProblems(config);
   if (problems.length > 0) throw new ConfigErrors(problems, file);

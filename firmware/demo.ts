@@ -6,10 +6,11 @@ import { mulberry32 } from '../device-sdk/random.js';
 import { RECORD_KINDS, type RecordKind } from '../device-sdk/records.js';
 import { readLedgerSummary } from '../device-sdk/store/sqlite-outbox-store.js';
 import { EdgeNode } from '../edge/edge-node.js';
-import type { RuntimeConfigInput } from './config.js';
+import type { RuntimeConfigInput, UiRole, UiUserConfig } from './config.js';
 import type { RuntimeMessage, SupervisorMessage } from './cli/run.js';
 import { medgeBin } from './package-root.js';
 import { ledgerPath } from './runtime.js';
+import { hashPinAsync } from './ui/auth.js';
 import type { DemoStatus, RuntimeStatus } from './status.js';
 
 export interface DemoOptions {
@@ -26,9 +27,23 @@ export interface DemoOptions {
   onStatus?: (status: DemoStatus) => void;
   /** Progress and problems for a person (stderr). */
   onNote?: (text: string) => void;
+  /** Address of the clinic screen (`host:port`, port 0 for a free one); `false` turns it off. */
+  ui: string | false;
+  /** Called with the clinic screen's URL each time the runtime (re)starts it. */
+  onUi?: (ui: { url?: string; error?: string }) => void;
 }
 
-export const DEFAULT_DEMO_OPTIONS: Readonly<Omit<DemoOptions, 'seconds' | 'dataDir'>> = Object.freeze({ chaos: false, seed: 1, drainTimeoutMs: 60_000 });
+export const DEFAULT_DEMO_OPTIONS: Readonly<Omit<DemoOptions, 'seconds' | 'dataDir'>> = Object.freeze({ chaos: false, seed: 1, drainTimeoutMs: 60_000, ui: '127.0.0.1:8080' });
+
+/**
+ * The demo's clinic screen users and their PINs. Demo only: these PINs are public. A real device
+ * gets its users from its config, with hashes from `medge ui pin-hash`.
+ */
+export const DEMO_UI_USERS: readonly Readonly<{ name: string; role: UiRole; pin: string }>[] = Object.freeze([
+  Object.freeze({ name: 'operator', role: 'operator' as const, pin: '1111' }),
+  Object.freeze({ name: 'clinician', role: 'clinician' as const, pin: '2222' }),
+  Object.freeze({ name: 'technician', role: 'technician' as const, pin: '3333' }),
+]);
 
 export interface DemoResult {
   produced: Record<RecordKind, number>;
@@ -81,6 +96,7 @@ export class Demo {
   private chaosBusy: Promise<void>[] = [];
   private logFd: number;
   private readonly random: () => number;
+  private uiUsers: UiUserConfig[] | undefined;
 
   constructor(options: Partial<DemoOptions> = {}) {
     this.options = { ...DEFAULT_DEMO_OPTIONS, ...options };
@@ -108,6 +124,7 @@ export class Demo {
       log: { level: 'info' },
       statusIntervalMs: 1_000,
     };
+    if (this.options.ui !== false && this.uiUsers !== undefined) config.ui = { enabled: true, listen: this.options.ui, users: this.uiUsers };
     const path = join(this.dataDir, withSources ? 'runtime.json' : 'runtime-drain.json');
     writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
     return path;
@@ -121,6 +138,7 @@ export class Demo {
     child.on('message', (message: RuntimeMessage) => {
       if (message.type === 'status') this.lastStatus = message.status;
       else if (message.type === 'sources-stopped') this.sourcesStopped?.();
+      else if (message.type === 'ui') this.options.onUi?.({ ...(message.url ? { url: message.url } : {}), ...(message.error ? { error: message.error } : {}) });
     });
     this.childExit = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -141,7 +159,13 @@ export class Demo {
   }
 
   async start(): Promise<void> {
-    await this.edge.start();
+    // The demo users' PIN hashes are computed on the thread pool while the edge starts.
+    const users =
+      this.options.ui === false || this.uiUsers !== undefined
+        ? Promise.resolve(this.uiUsers)
+        : Promise.all(DEMO_UI_USERS.map(async (u) => ({ name: u.name, role: u.role, pinHash: await hashPinAsync(u.pin) })));
+    const [, hashed] = await Promise.all([this.edge.start(), users]);
+    this.uiUsers = hashed;
     this.spawnRuntime();
     if (this.options.chaos) this.planChaos();
   }

@@ -18,6 +18,7 @@ import { type Analyzer, type AnalyzerOutput, createAnalyzers } from './analyzers
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
 import { packageVersion } from './package-root.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
+import { ClinicServer } from './ui/server.js';
 
 /** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
 const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string) => Reading>> = Object.freeze({
@@ -34,6 +35,8 @@ export interface RuntimeDeps {
 export interface RuntimeEvents {
   alert: [Alert];
   status: [RuntimeStatus];
+  /** The clinic screen is listening at `url`, or could not start (`error`); alarms run either way. */
+  ui: [{ url?: string; error?: string }];
 }
 
 /**
@@ -98,6 +101,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt: number;
   private stopped = false;
+  /** The clinic screen (`config.ui`), when enabled. */
+  private readonly ui: ClinicServer | undefined;
+  /** The last status emitted: what the clinic screen shows (computing a new one resets the rate counters). */
+  private lastStatus: RuntimeStatus | undefined;
 
   constructor(config: RuntimeConfig, deps: Partial<RuntimeDeps> = {}) {
     super();
@@ -131,6 +138,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     });
     this.analyzers = createAnalyzers(config, deviceKinds);
     this.startedAt = this.clock.monotonic();
+    if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
   }
 
   get bootId(): string {
@@ -169,9 +177,20 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       t.unref();
       this.timers.push(t);
     };
-    every(this.config.statusIntervalMs, () => this.emit('status', this.status()));
+    every(this.config.statusIntervalMs, () => {
+      this.lastStatus = this.status();
+      this.emit('status', this.lastStatus);
+    });
     every(10_000, () => this.checkBudget());
     this.checkBudget();
+    this.ui?.start().then(
+      (url) => this.emit('ui', { url }),
+      (error: unknown) => {
+        // The screen is not worth stopping the alarms for: report it and keep running.
+        this.log.error({ err: (error as Error).message, listen: this.config.ui.listen }, 'clinic screen could not start');
+        this.emit('ui', { error: (error as Error).message });
+      },
+    );
   }
 
   private count(sensor: string, n: number): void {
@@ -317,6 +336,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     await this.stopSources();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await this.ui?.stop();
     await this.uplink.stop();
     this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'stop', detail: `boot ${this.store.bootId}` });
     this.store.close();

@@ -1,8 +1,8 @@
-import { Demo, type DemoResult } from '../demo.js';
+import { Demo, DEMO_UI_USERS, type DemoResult } from '../demo.js';
 import { renderRuntimeScreen } from '../status-screen.js';
 import { intFlag, parse, untilSignal } from './args.js';
 
-export const DEMO_USAGE = `Usage: medge demo [--seconds N] [--json] [--chaos] [--data DIR] [--seed N]
+export const DEMO_USAGE = `Usage: medge demo [--seconds N] [--json] [--chaos] [--data DIR] [--seed N] [--ui HOST:PORT | --no-ui]
 
 Starts an edge node, the device runtime and simulated sensors (ECG, heart sound, heart-rate strap,
 glucose meter), and shows a live status screen. Ctrl-C stops it cleanly.
@@ -12,12 +12,16 @@ Options:
   --json        print the report as one JSON object on stdout (no status screen)
   --chaos       restart the broker and SIGKILL the runtime at random moments
   --data DIR    keep the data (DIR/device, DIR/edge) instead of a temporary directory
-  --seed N      seed of the simulated signals and the chaos schedule (default 1)`;
+  --seed N      seed of the simulated signals and the chaos schedule (default 1)
+  --ui ADDR     address of the clinic screen (default 127.0.0.1:8080; port 0 picks a free one)
+  --no-ui       no clinic screen
+
+Clinic screen demo PINs: ${DEMO_UI_USERS.map((u) => `${u.name} ${u.pin}`).join(', ')}.`;
 
 export async function demoCommand(args: string[]): Promise<number> {
   const { values } = parse(
     args,
-    { seconds: { type: 'string' }, json: { type: 'boolean' }, chaos: { type: 'boolean' }, data: { type: 'string' }, seed: { type: 'string' } },
+    { seconds: { type: 'string' }, json: { type: 'boolean' }, chaos: { type: 'boolean' }, data: { type: 'string' }, seed: { type: 'string' }, ui: { type: 'string' }, 'no-ui': { type: 'boolean' } },
     DEMO_USAGE,
   );
   if (values.help) {
@@ -29,11 +33,18 @@ export async function demoCommand(args: string[]): Promise<number> {
   const tty = process.stdout.isTTY === true && !json;
   const notes: string[] = [];
   let lastLine = 0;
+  let screenLine = '';
+  const pins = DEMO_UI_USERS.map((u) => `${u.name} ${u.pin}`).join(', ');
   const demo = new Demo({
     chaos: values.chaos === true,
     seed: intFlag(values.seed, '--seed', DEMO_USAGE) ?? 1,
     ...(seconds !== undefined ? { seconds } : {}),
     ...(values.data !== undefined ? { dataDir: values.data } : {}),
+    ui: values['no-ui'] === true ? false : (values.ui ?? '127.0.0.1:8080'),
+    onUi: (ui) => {
+      screenLine = ui.url ? `clinic screen at ${ui.url} (demo PINs: ${pins})` : `clinic screen not available: ${ui.error}`;
+      if (!tty) process.stderr.write(`medge demo: ${screenLine}\n`);
+    },
     onNote: (text) => {
       notes.push(text);
       if (!tty && !json) process.stderr.write(`medge demo: ${text}\n`);
@@ -43,7 +54,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       if (tty) {
         const screen = renderRuntimeScreen(status, { width: Math.min(process.stdout.columns ?? 80, 100), color: true, now: Date.now() });
         const recent = notes.slice(-3).map((n) => `  ${n}`);
-        process.stdout.write(`\x1b[H\x1b[2J${screen}\n${recent.join('\n')}\n  Ctrl-C stops.\n`);
+        process.stdout.write(`\x1b[H\x1b[2J${screen}\n${screenLine ? `  ${screenLine}\n` : ''}${recent.join('\n')}\n  Ctrl-C stops.\n`);
       } else if (status.elapsedMs - lastLine >= 5_000) {
         lastLine = status.elapsedMs;
         const r = status.runtime;

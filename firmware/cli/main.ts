@@ -10,6 +10,7 @@ import { edgeCommand } from './edge.js';
 import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
 import { keysCommand, signCommand, verifyCommand } from './sign.js';
+import { uiCommand } from '../ui/cli.js';
 
 const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
@@ -22,6 +23,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   keys: { run: keysCommand, summary: "'keys gen-signing' makes an Ed25519 signing key pair" },
   ca: { run: caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates" },
   provision: { run: provisionCommand, summary: "issue a device's client certificate from the site CA" },
+  ui: { run: uiCommand, summary: "'ui pin-hash' hashes a clinic screen PIN for the runtime config" },
 });
 
 const USAGE = `Usage: medge <command> [options]

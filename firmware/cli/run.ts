@@ -15,7 +15,11 @@ Options:
 /** Messages `medge demo` (or any supervisor) may send over the IPC channel. */
 export type SupervisorMessage = { type: 'stop-sources' } | { type: 'shutdown' };
 /** Messages the runtime sends back. */
-export type RuntimeMessage = { type: 'ready'; bootId: string } | { type: 'status'; status: ReturnType<Runtime['status']> } | { type: 'sources-stopped' };
+export type RuntimeMessage =
+  | { type: 'ready'; bootId: string }
+  | { type: 'status'; status: ReturnType<Runtime['status']> }
+  | { type: 'sources-stopped' }
+  | { type: 'ui'; url?: string; error?: string };
 
 export async function runCommand(args: string[]): Promise<number> {
   const { values } = parse(args, { config: { type: 'string' } }, RUN_USAGE);
@@ -31,6 +35,10 @@ export async function runCommand(args: string[]): Promise<number> {
     if (process.send && process.connected) process.send(message);
   };
   runtime.on('status', (status) => send({ type: 'status', status }));
+  runtime.on('ui', (ui) => {
+    send({ type: 'ui', ...ui });
+    if (!process.send) process.stderr.write(ui.url ? `medge run: clinic screen at ${ui.url}\n` : `medge run: clinic screen not available: ${ui.error}\n`);
+  });
   runtime.start();
   send({ type: 'ready', bootId: runtime.bootId });
 
