@@ -80,7 +80,7 @@
  * Everything is released by `stop()`: timers, the device's port, socat (when the device made the pty).
  */
 import { EventEmitter } from 'node:events';
-import { type Clock, type ClockTimer, systemClock } from '../../device-sdk/clock.js';
+import { type Clock, systemClock } from '../../device-sdk/clock.js';
 import { ConfigError } from '../../device-sdk/errors.js';
 import { mulberry32, type Random } from '../../device-sdk/random.js';
 import { encodeFrame, type StreamDataFrame, type StreamInfoFrame, type StreamUnit, STREAM_MAX_BODY_BYTES, STREAM_DATA_HEADER_BYTES } from '../../device-sdk/protocols/stream-frame.js';
@@ -88,6 +88,7 @@ import { StreamFramer } from '../../device-sdk/protocols/stream-framer.js';
 import { SerialTransport } from '../../device-sdk/transport/serial-transport.js';
 import { isCanceled } from '../../device-sdk/transport/byte-transport.js';
 import { createPtyPair, type PtyPair } from '../pty.js';
+import { ClockSleeper, definedOnly } from './device-timers.js';
 
 /** Pull `samplesPerChannel` sample sets (interleaved); fewer is fine, `undefined` or empty = end of recording. */
 export type SamplePull = (samplesPerChannel: number) => Int16Array | undefined | Promise<Int16Array | undefined>;
@@ -306,7 +307,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
   private pendingInfo = 0;
   private loop: Promise<void> | undefined;
   private reader: Promise<void> | undefined;
-  private readonly sleepers = new Set<{ timer: ClockTimer | undefined; resolve: () => void }>();
+  private readonly sleeper: ClockSleeper;
   private writeChain: Promise<void> = Promise.resolve();
   private resolveEnded!: () => void;
 
@@ -340,6 +341,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.samplesPerFrame = spf;
     this.ownPty = ownPty;
     this.clock = options.clock;
+    this.sleeper = new ClockSleeper(options.clock);
     this.random = mulberry32(faults.seed);
     this.counter = options.startSample;
     this.pull = toPull(options.source, options.channels);
@@ -407,10 +409,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.counters.unplugs += 1;
     await pty.kill();
     await this.closePort();
-    await new Promise<void>((resolve) => {
-      const timer = this.clock.setTimeout(resolve, options.downMs ?? 1000);
-      this.sleepers.add({ timer, resolve });
-    });
+    await this.sleep(options.downMs ?? 1000);
     if (this.stopping) return;
     await pty.replug();
     if (mode === 'reset') {
@@ -487,24 +486,12 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.pausedAt = undefined;
   }
 
-  /** Waits `ms` on the device clock; `wakeAll()` (stop, replug, IDENTIFY) ends every wait early. */
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const sleeper = { timer: undefined as ClockTimer | undefined, resolve };
-      sleeper.timer = this.clock.setTimeout(() => {
-        this.sleepers.delete(sleeper);
-        resolve();
-      }, ms);
-      this.sleepers.add(sleeper);
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private wakeAll(): void {
-    for (const sleeper of this.sleepers) {
-      if (sleeper.timer) this.clock.clearTimeout(sleeper.timer);
-      sleeper.resolve();
-    }
-    this.sleepers.clear();
+    this.sleeper.wakeAll();
   }
 
   private effectiveRate(): number {
@@ -660,10 +647,6 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.writeChain = result.then(() => undefined);
     return result;
   }
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Turns any `StreamSampleSource` into an async pull of up to `n` sample sets. */
