@@ -130,12 +130,15 @@ export class Demo {
     return path;
   }
 
+  private runtimeReady: (() => void) | undefined;
+
   private spawnRuntime(): void {
     const config = this.writeConfig(this.withSources);
     // Own process group: a terminal's Ctrl-C reaches the demo only, which then drains and stops the runtime itself.
     const child = fork(medgeBin(), ['run', '--config', config], { stdio: ['ignore', this.logFd, this.logFd, 'ipc'], detached: true });
     this.child = child;
     child.on('message', (message: RuntimeMessage) => {
+      if (message.type === 'ready') this.runtimeReady?.();
       if (message.type === 'status') this.lastStatus = message.status;
       else if (message.type === 'sources-stopped') this.sourcesStopped?.();
       else if (message.type === 'ui') this.options.onUi?.({ ...(message.url ? { url: message.url } : {}), ...(message.error ? { error: message.error } : {}) });
@@ -166,7 +169,15 @@ export class Demo {
         : Promise.all(DEMO_UI_USERS.map(async (u) => ({ name: u.name, role: u.role, pinHash: await hashPinAsync(u.pin) })));
     const [, hashed] = await Promise.all([this.edge.start(), users]);
     this.uiUsers = hashed;
+    const ready = new Promise<void>((resolve) => {
+      this.runtimeReady = resolve;
+    });
     this.spawnRuntime();
+    // The run's clock starts when the runtime has opened its ledger and started its sources, so a
+    // slow start (a loaded board, a cold disk) does not eat into a `--seconds` run.
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 60_000).unref());
+    if ((await Promise.race([ready, timeout])) === 'timeout') this.note('the runtime has not reported ready after 60 s; running anyway (see the runtime log)');
+    this.runtimeReady = undefined;
     if (this.options.chaos) this.planChaos();
   }
 
