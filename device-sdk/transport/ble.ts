@@ -26,7 +26,6 @@
  * Control points are written with write-with-response (`request`), never node-ble's default
  * `reliable` write, which BlueZ treats as a different procedure.
  */
-import { createBluetooth } from 'node-ble';
 import type NodeBle from 'node-ble';
 import { type Clock, type ClockTimer, systemClock } from '../clock.js';
 import { MedgeError } from '../errors.js';
@@ -207,8 +206,11 @@ export class NodeBleConnector implements GattConnector {
     return withTimeout(promise, ms, this.options.clock, onTimeout, this.closing);
   }
 
-  private bluetooth(): NodeBle.Bluetooth {
+  /** node-ble (and dbus-next) load on the first connect, so a runtime without BLE sources never loads them. */
+  private async bluetooth(): Promise<NodeBle.Bluetooth> {
     if (!this.session) {
+      const { createBluetooth } = await import('node-ble');
+      this.check('connect');
       const saved = process.env.DBUS_SYSTEM_BUS_ADDRESS;
       try {
         if (this.options.dbusAddress !== undefined) process.env.DBUS_SYSTEM_BUS_ADDRESS = this.options.dbusAddress;
@@ -236,7 +238,7 @@ export class NodeBleConnector implements GattConnector {
     const started = o.clock.monotonic();
     let adapter: NodeBle.Adapter;
     try {
-      const bt = this.bluetooth();
+      const bt = await this.bluetooth();
       adapter = await this.guard(o.adapter ? bt.getAdapter(o.adapter) : bt.defaultAdapter(), o.operationTimeoutMs, () => new BleError('timeout', this.target, 'adapter', 'BlueZ did not answer'));
     } catch (error) {
       if (error instanceof BleError) throw error;
