@@ -7,6 +7,8 @@ import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
 import { Ledger } from '../device-sdk/store/ledger.js';
+import type { OutboxStore } from '../device-sdk/store/outbox-store.js';
+import { decodeBody } from '../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
@@ -61,6 +63,27 @@ export function ledgerPath(dataDir: string): string {
   return join(dataDir, 'ledger.sqlite');
 }
 
+/**
+ * The highest meter record number stored per sensor (of `sensors`), read from the ledger's readings:
+ * a meter's backfill resumes from it after a restart, so each record is stored once. Records the edge
+ * acknowledged and compaction removed (after the retention) are no longer counted.
+ */
+export function storedMeterRecords(store: OutboxStore, sensors: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  const wanted = new Set(sensors);
+  if (wanted.size === 0) return out;
+  for (let after = 0; ; ) {
+    const page = store.readAfter('reading', after, 5000);
+    if (page.length === 0) return out;
+    for (const row of page) {
+      if (!wanted.has(row.tag)) continue;
+      const r = decodeBody('reading', row.body);
+      if (r.meterRecord !== undefined && r.meterRecord > (out.get(r.sensor) ?? -1)) out.set(r.sensor, r.meterRecord);
+    }
+    after = (page.at(-1) as { seq: number }).seq;
+  }
+}
+
 /** What the runtime starts per configured source: a simulated source or a device driver. */
 interface RuntimeSource {
   sensor: string;
@@ -93,7 +116,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly sensorStates = new Map<string, SensorState>();
   /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert. */
   private readonly alarmOutputs: AlarmOutput[] = [];
-  /** Highest meter record number seen per sensor (durable once the ledger flushes). */
+  /** Highest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
   private readonly meterRecords = new Map<string, number>();
   private readonly counts = new Map<string, number>();
   private readonly rates = new Map<string, number>();
@@ -140,6 +163,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       if (hasAlarmOutput(driver)) this.alarmOutputs.push(driver);
       return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
+    // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
+    const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
+    for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
     this.analyzers = createAnalyzers(config, deviceKinds);
     this.startedAt = this.clock.monotonic();
     if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
