@@ -19,7 +19,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readModelManifest } from '../device-sdk/inference/artifacts.js';
 import type { Alert, Finding, Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
@@ -67,9 +66,21 @@ export function defaultGlucoseModelDir(): string {
  */
 export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), trustedPublicPems?: readonly string[]): GlucoseForecaster {
   if (trustedPublicPems !== undefined && trustedPublicPems.length > 0) verifyArtifactDir(dir, trustedPublicPems);
-  const { manifest, sha256 } = readModelManifest(dir);
-  const net = DenseNetwork.fromArtifacts(readFileSync(join(dir, 'model.json'), 'utf8'), readFileSync(join(dir, 'weights.bin')));
-  const t = manifest.thresholds as Partial<HypoAlertThresholds>;
+  // The checks of device-sdk/inference readModelManifest, without loading TF.js into the runtime.
+  const manifestBytes = readFileSync(join(dir, 'medge-model.json'));
+  const manifest = JSON.parse(manifestBytes.toString('utf8')) as { id: string; version: string; thresholds?: Partial<HypoAlertThresholds>; files?: Record<string, string> };
+  const files = new Map<string, Buffer>();
+  for (const [name, expected] of Object.entries(manifest.files ?? {})) {
+    const bytes = readFileSync(join(dir, name));
+    if (sha256Hex(bytes) !== expected) throw new Error(`${join(dir, name)} does not match its sha256 in medge-model.json: the model was altered`);
+    files.set(name, bytes);
+  }
+  const topology = files.get('model.json');
+  const weights = files.get('weights.bin');
+  if (!topology || !weights) throw new Error(`${dir}: medge-model.json must pin model.json and weights.bin`);
+  const sha256 = sha256Hex(manifestBytes);
+  const net = DenseNetwork.fromArtifacts(topology.toString('utf8'), weights);
+  const t = manifest.thresholds ?? {};
   if (net.inDim !== FORECAST_SPEC.features || net.outDim !== 2 || typeof t.predGl !== 'number' || typeof t.probability !== 'number') {
     throw new Error(`${dir}: not a glucose forecast model (needs ${FORECAST_SPEC.features} inputs, 2 outputs and predGl/probability thresholds)`);
   }

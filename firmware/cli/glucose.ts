@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { type BackendName, BACKENDS, initBackend, loadModel, tf } from '../../device-sdk/inference/index.js';
+import type { BackendName } from '../../device-sdk/inference/backend.js';
 import { CgmCsvError, type CgmRow, parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures, type HypoAlertThresholds, predictedHypo } from '../../device-sdk/signal/glucose/forecast.js';
@@ -62,6 +62,8 @@ async function predict(args: string[]): Promise<number> {
   }
   if (!values.csv || !values.out) throw new UsageError('--csv IN and --out OUT.csv are required', GLUCOSE_USAGE);
   if (values.horizon !== undefined && Number(values.horizon) !== FORECAST_SPEC.horizonMin) throw new UsageError(`--horizon: the model forecasts ${FORECAST_SPEC.horizonMin} minutes ahead only (got ${JSON.stringify(values.horizon)})`, GLUCOSE_USAGE);
+  // TF.js loads only for this subcommand (every other medge command starts without it).
+  const { BACKENDS, initBackend, loadModel, tf } = await import('../../device-sdk/inference/index.js');
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(values.backend)})`, GLUCOSE_USAGE);
   const rows = readRows(values.csv);
@@ -85,7 +87,7 @@ async function predict(args: string[]): Promise<number> {
       for (const v of f) feats.push(v);
     });
     if (at.length === 0) continue;
-    const out = tf.tidy(() => (loaded.model.predict(tf.tensor2d(feats, [at.length, F])) as tf.Tensor).dataSync());
+    const out = tf.tidy(() => (loaded.model.predict(tf.tensor2d(feats, [at.length, F])) as { dataSync(): Float32Array }).dataSync());
     at.forEach((i, r) => {
       const p = trace[i] as GlucosePoint;
       const fc = decodeForecast(p.gl, [out[2 * r] as number, out[2 * r + 1] as number]);

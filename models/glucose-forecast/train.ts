@@ -46,7 +46,6 @@ interface Samples {
 
 /** Training rows: every reading with features and a reference value at t + 30. */
 function buildSamples(subjects: readonly Subject[]): Samples {
-  const F = FORECAST_SPEC.features;
   const xs: number[] = [];
   const ys: number[] = [];
   for (const s of subjects) {
