@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { initBackend, loadModel, tf } from '../dist/device-sdk/inference/index.js';
 import { mulberry32 } from '../dist/device-sdk/random.js';
-import { forecastFeatures } from '../dist/device-sdk/signal/glucose/forecast.js';
+import { FORECAST_SPEC, forecastFeatures } from '../dist/device-sdk/signal/glucose/forecast.js';
 import { GlucoseMonitor, loadGlucoseForecaster } from '../dist/firmware/glucose-monitor.js';
 import { numberArg } from './lib/common.js';
 
@@ -15,6 +15,7 @@ const points = numberArg('points', 2000);
 const dir = join(import.meta.dirname, '..', 'models', 'glucose-forecast', 'artifact');
 const rng = mulberry32(7);
 const MIN = 60_000;
+const F = FORECAST_SPEC.features;
 /** A deterministic CGM-like trace: 5-minute readings, daily swings, meals, noise. */
 const trace = Array.from({ length: points + 12 }, (_, k) => ({ t: k * 5 * MIN, gl: Math.round(120 + 40 * Math.sin(k / 30) + 25 * Math.max(0, Math.sin(k / 7)) + (rng() - 0.5) * 8) }));
 
@@ -39,8 +40,8 @@ for (let i = 12; i < trace.length; i++) {
   featureUs.push(time(() => (f = forecastFeatures(trace, i))));
   if (f) feats.push(f);
 }
-const x = new Float32Array(feats.length * 16);
-feats.forEach((f, r) => x.set(f, r * 16));
+const x = new Float32Array(feats.length * F);
+feats.forEach((f, r) => x.set(f, r * F));
 
 const result = { points: feats.length, features: stats(featureUs) };
 for (const backend of ['wasm', 'cpu']) {
@@ -51,13 +52,13 @@ for (const backend of ['wasm', 'cpu']) {
   const single = [];
   for (let r = 0; r < feats.length; r++) {
     // warm-up on the first 20
-    const us = time(() => tf.tidy(() => model.predict(tf.tensor2d(x.subarray(r * 16, r * 16 + 16), [1, 16])).dataSync()));
+    const us = time(() => tf.tidy(() => model.predict(tf.tensor2d(x.subarray(r * F, r * F + F), [1, F])).dataSync()));
     if (r >= 20) single.push(us);
   }
   const batchUs = time(() => {
     for (let b = 0; b < feats.length; b += 256) {
       const n = Math.min(256, feats.length - b);
-      tf.tidy(() => model.predict(tf.tensor2d(x.subarray(b * 16, (b + n) * 16), [n, 16])).dataSync());
+      tf.tidy(() => model.predict(tf.tensor2d(x.subarray(b * F, (b + n) * F), [n, F])).dataSync());
     }
   });
   result[backend] = { backendAndLoadMs: loadMs, single: stats(single), batch256PerPointUs: Math.round((batchUs / feats.length) * 100) / 100 };

@@ -41,11 +41,12 @@ export interface GlucoseMonitorOptions {
   hyperRearm: number;
   /** A predicted-low episode ends after this long without a prediction (min). */
   predictedRearmMin: number;
-  /** History kept per sensor (min). */
+  /** History kept per sensor (min; the forecast reads the last 24 h), and at most this many readings. */
   historyMin: number;
+  historyReadings: number;
 }
 
-export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 360 });
+export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500 });
 
 /** A loaded forecast model: the network, its alert thresholds and provenance. */
 export interface GlucoseForecaster {
@@ -81,10 +82,10 @@ export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), tr
   const sha256 = sha256Hex(manifestBytes);
   const net = DenseNetwork.fromArtifacts(topology.toString('utf8'), weights);
   const t = manifest.thresholds ?? {};
-  if (net.inDim !== FORECAST_SPEC.features || net.outDim !== 2 || typeof t.predGl !== 'number' || typeof t.probability !== 'number') {
-    throw new Error(`${dir}: not a glucose forecast model (needs ${FORECAST_SPEC.features} inputs, 2 outputs and predGl/probability thresholds)`);
+  if (net.inDim !== FORECAST_SPEC.features || net.outDim !== 2 || typeof t.predGl !== 'number' || typeof t.probability !== 'number' || typeof t.level !== 'number') {
+    throw new Error(`${dir}: not a glucose forecast model (needs ${FORECAST_SPEC.features} inputs, 2 outputs and predGl/probability/level thresholds)`);
   }
-  return { net, thresholds: { predGl: t.predGl, probability: t.probability }, modelId: `${manifest.id}@${manifest.version}`, sha256 };
+  return { net, thresholds: { predGl: t.predGl, probability: t.probability, level: t.level }, modelId: `${manifest.id}@${manifest.version}`, sha256 };
 }
 
 export interface GlucoseMonitorOutput {
@@ -112,7 +113,8 @@ export class GlucoseMonitor {
   private predictedFired = false;
   private lastPredictedT = Number.NEGATIVE_INFINITY;
   private hyperFired = false;
-  private readonly reportedFaults = new Set<string>();
+  /** Per fault kind, the end of the last reported fault: an overlapping one (a flat line going on) is the same fault. */
+  private readonly reportedUntil = new Map<string, number>();
 
   constructor(sensor: string, forecaster?: GlucoseForecaster, options: Partial<GlucoseMonitorOptions> = {}) {
     this.sensor = sensor;
@@ -139,6 +141,7 @@ export class GlucoseMonitor {
     this.trace.push({ t, gl });
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);
+    if (this.trace.length > this.options.historyReadings) this.trace = this.trace.slice(-this.options.historyReadings);
     const recentFaults = this.faults(r, out);
     this.trend(r, gl, last, prevDeviceT, out);
     this.forecast(r, gl, recentFaults, out);
@@ -184,11 +187,17 @@ export class GlucoseMonitor {
   private faults(r: Reading, out: GlucoseMonitorOutput): string[] {
     const now = (this.trace[this.trace.length - 1] as GlucosePoint).t;
     const recent: string[] = [];
-    for (const f of sensorFaults(this.trace)) {
+    // Faults older than 3 h are not reported any more: scan the last 3 h (and the reading before them, for a gap).
+    let from = this.trace.length - 1;
+    while (from > 0 && now - (this.trace[from - 1] as GlucosePoint).t <= 3 * 60 * MS_PER_MIN) from--;
+    for (const f of sensorFaults(this.trace.slice(Math.max(0, from - 1)))) {
       if (f.end >= now - 60 * MS_PER_MIN && !recent.includes(f.kind)) recent.push(f.kind);
-      const key = `${f.kind}:${f.start}`;
-      if (this.reportedFaults.has(key) || f.end < now - 3 * 60 * MS_PER_MIN) continue;
-      this.reportedFaults.add(key);
+      const until = this.reportedUntil.get(f.kind) ?? Number.NEGATIVE_INFINITY;
+      if (f.start <= until) {
+        this.reportedUntil.set(f.kind, Math.max(until, f.end));
+        continue;
+      }
+      this.reportedUntil.set(f.kind, f.end);
       out.findings.push({
         kind: 'glucose-sensor-fault',
         label: f.kind,
@@ -202,7 +211,6 @@ export class GlucoseMonitor {
         inputQuality: 1,
       });
     }
-    if (this.reportedFaults.size > 256) this.reportedFaults.clear();
     return recent;
   }
 

@@ -70,7 +70,7 @@ async function predict(args: string[]): Promise<number> {
   await initBackend(backend);
   const loaded = await loadModel(values.model ?? defaultGlucoseModelDir());
   const thresholds = loaded.manifest.thresholds as unknown as HypoAlertThresholds;
-  if (typeof thresholds.predGl !== 'number' || typeof thresholds.probability !== 'number') throw new UsageError(`${loaded.dir}: the manifest has no predGl/probability alert thresholds`, GLUCOSE_USAGE);
+  if (typeof thresholds.predGl !== 'number' || typeof thresholds.probability !== 'number' || typeof thresholds.level !== 'number') throw new UsageError(`${loaded.dir}: the manifest has no predGl/probability/level alert thresholds`, GLUCOSE_USAGE);
   // Per subject and reading time: [pred_gl, hypo_alert].
   const results = new Map<string, Map<number, [number, number]>>();
   const F = FORECAST_SPEC.features;

@@ -18,7 +18,7 @@ import { decodeForecast, FORECAST_SPEC, forecastFeatures, type HypoAlertThreshol
 import { slope } from '../../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../../device-sdk/signal/glucose/types.js';
 
-/** Model outputs for a batch of feature rows (n x 16, row-major) -> n x 2, row-major. */
+/** Model outputs for a batch of feature rows (n x features, row-major) -> n x 2, row-major. */
 export type BatchPredictor = (features: Float32Array, n: number) => Float32Array | Promise<Float32Array>;
 
 export interface TracePrediction {

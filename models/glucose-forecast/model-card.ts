@@ -16,12 +16,13 @@ interface Metrics {
   improvementOverPersistence: number;
   hypoAlerts: { events: number; caught: number; catchRate: number; episodes: number; falseEpisodes: number; subjectDays: number; falsePerDay: number };
   rule85: { caught: number; catchRate: number; falseEpisodes: number; falsePerDay: number };
+  tradeOff?: { model: { probability: number; catchRate: number; falsePerDay: number }[]; rule: { level: number; catchRate: number; falsePerDay: number }[] };
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 
 export function writeModelCard(path: string, manifest: Record<string, unknown>, sets: { train: SetDescription; test: SetDescription }): void {
-  const m = manifest as { version: string; thresholds: { predGl: number; probability: number }; training: { seed: number; epochs: number; rows: number; params: number; split: { seed: number; testFraction: number; test: string[] }; alertTuning: { catchRate: number; falsePerDay: number; falsePerDayBudget: number } }; metrics: { heldOut: Metrics; training: Metrics } };
+  const m = manifest as { version: string; thresholds: { predGl: number; probability: number; level: number }; training: { seed: number; epochs: number; rows: number; params: number; split: { seed: number; testFraction: number; test: string[] }; alertTuning: { catchRate: number; falsePerDay: number; falsePerDayBudget: number } }; metrics: { heldOut: Metrics; training: Metrics } };
   const h = m.metrics.heldOut;
   const t = m.metrics.training;
   const row = (name: string, e: Metrics) =>
@@ -37,15 +38,16 @@ the trace is heading; it does not decide treatment.
 ## Model
 
 - Input: the last 60 minutes of CGM readings, resampled on a 5-minute grid (linear interpolation
-  between readings at most 15 minutes apart; the last 30 minutes must be gap-free), as 16 features:
-  level, 11 differences to the last reading, 15- and 30-minute slopes, acceleration, missing share
+  between readings at most 15 minutes apart; the last 30 minutes must be gap-free), as 20 features:
+  level, 11 differences to the last reading, 15- and 30-minute slopes, acceleration, missing share,
+  and the pattern of the last 24 hours (mean, share below 70 and below 80 mg/dL, hours of data)
   (\`device-sdk/signal/glucose/forecast.ts\`). Only data up to the forecast time is used.
 - Output: the change to t + 30 min, and the logit of "a hypoglycaemic event (< 70 mg/dL for >= 15
   min) starts within 60 min".
-- Architecture: MLP 16-32-16-2 (ReLU), ${m.training.params} parameters, weights uint8-quantized
+- Architecture: MLP 20-32-16-2 (ReLU), ${m.training.params} parameters, weights uint8-quantized
   (\`weights.bin\`, ${m.training.params} bytes). Trained with Adam, ${m.training.epochs} epochs, seed ${m.training.seed},
   on ${m.training.rows} rows (loss: squared error on the change + weighted cross-entropy on the event).
-- Predicted-hypoglycaemia alert: forecast < ${m.thresholds.predGl} mg/dL or event probability >= ${m.thresholds.probability.toFixed(2)},
+- Predicted-hypoglycaemia alert: forecast < ${m.thresholds.predGl} mg/dL, or event probability >= ${m.thresholds.probability.toFixed(2)} at a reading below ${m.thresholds.level} mg/dL,
   never while the reading itself is already < 70 (that is the plain hypoglycaemia alert). Thresholds tuned
   on the training subjects only: the most events caught at <= ${m.training.alertTuning.falsePerDayBudget} false episodes
   per subject-day (training: ${pct(m.training.alertTuning.catchRate)} caught, ${m.training.alertTuning.falsePerDay.toFixed(3)} false/day).
@@ -86,6 +88,17 @@ Goals of issue 5 on held-out subjects: RMSE at least 15 % below persistence and 
 extrapolation: **${goalRmse ? 'met' : 'not met'}**. Alerts catching >= 85 % of events at <= 0.3 false episodes per
 subject-day: **${goalAlerts ? 'met' : 'not met'}** (${pct(h.hypoAlerts.catchRate)} at ${h.hypoAlerts.falsePerDay.toFixed(3)}/day).
 
+${
+  h.tradeOff
+    ? `Trade-off on the held-out subjects (for choosing another operating point; not used for tuning):
+
+| alert | events caught | false episodes/day |
+|---|---|---|
+${h.tradeOff.model.map((p) => `| model, probability >= ${p.probability} (reading < ${m.thresholds.level}, or forecast < ${m.thresholds.predGl}) | ${pct(p.catchRate)} | ${p.falsePerDay.toFixed(3)} |`).join('\n')}
+${h.tradeOff.rule.map((p) => `| glucose < ${p.level} mg/dL | ${pct(p.catchRate)} | ${p.falsePerDay.toFixed(3)} |`).join('\n')}
+`
+    : ''
+}
 ## Intended use and limitations
 
 - Intended use: decision support on a clinic device showing CGM data; an early prompt to look at a

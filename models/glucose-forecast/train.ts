@@ -21,7 +21,7 @@ import { hypoEvents } from '../../device-sdk/signal/glucose/metrics.js';
 import { MS_PER_MIN } from '../../device-sdk/signal/glucose/types.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { loadCgmSubjects, splitSubjects, type Subject } from './data.js';
-import { type BatchPredictor, describeSet, evaluateSubject, modelAlertTimes, predictTrace, scoreAlerts, summarize, sumScores, targets, type TracePrediction } from './evaluate.js';
+import { type BatchPredictor, describeSet, evaluateSubject, modelAlertTimes, predictTrace, ruleAlertTimes, scoreAlerts, summarize, sumScores, targets, type TracePrediction } from './evaluate.js';
 import { writeModelCard } from './model-card.js';
 
 export const MODEL_ID = 'glucose-forecast';
@@ -86,8 +86,8 @@ function loss(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor {
     const mse = tf.mean(tf.square(tf.sub(dp, dt)));
     // log(1 + exp(-|z|)) + max(z, 0) - z*y, stable.
     const ce = tf.add(tf.sub(tf.relu(lp), tf.mul(lp, lt)), tf.log1p(tf.exp(tf.neg(tf.abs(lp)))));
-    const weighted = tf.mean(tf.mul(ce, tf.add(1, tf.mul(lt, 4))));
-    return tf.add(mse, tf.mul(weighted, 0.5));
+    const weighted = tf.mean(tf.mul(ce, tf.add(1, tf.mul(lt, 2))));
+    return tf.add(mse, weighted);
   });
 }
 
@@ -132,17 +132,16 @@ async function train(samples: Samples, seed: number, epochs: number): Promise<tf
 /** The operating point: most events caught within the false-alert budget, on training subjects. */
 function tuneThresholds(subjects: readonly Subject[], preds: readonly TracePrediction[]): { thresholds: HypoAlertThresholds; catchRate: number; falsePerDay: number } {
   let best: { thresholds: HypoAlertThresholds; catchRate: number; falsePerDay: number } | undefined;
-  const predLevels = [0, ...Array.from({ length: 21 }, (_, k) => 60 + 2 * k)];
-  const probLevels = [...Array.from({ length: 19 }, (_, k) => 0.05 + 0.05 * k), 1.01];
+  const predLevels = [0, ...Array.from({ length: 8 }, (_, k) => 66 + 2 * k)];
+  const probLevels = [...Array.from({ length: 13 }, (_, k) => Math.round((0.2 + 0.05 * k) * 100) / 100), 1.01];
+  const levels = [75, 80, 85, 400];
+  const grid = predLevels.flatMap((predGl) => probLevels.flatMap((probability) => levels.map((level) => ({ predGl, probability, level }))));
   let done = 0;
-  for (const predGl of predLevels) {
-    for (const probability of probLevels) {
-      const thresholds = { predGl, probability };
-      const s = sumScores(subjects.map((sub, i) => scoreAlerts(sub.trace, modelAlertTimes(sub.trace, preds[i] as TracePrediction, thresholds))));
-      const better = best === undefined || (s.falsePerDay <= FALSE_PER_DAY_BUDGET && (best.falsePerDay > FALSE_PER_DAY_BUDGET || s.catchRate > best.catchRate || (s.catchRate === best.catchRate && s.falsePerDay < best.falsePerDay))) || (best.falsePerDay > FALSE_PER_DAY_BUDGET && s.falsePerDay < best.falsePerDay);
-      if (better) best = { thresholds, catchRate: s.catchRate, falsePerDay: s.falsePerDay };
-      progress('tuning alert thresholds', ++done, predLevels.length * probLevels.length);
-    }
+  for (const thresholds of grid) {
+    const s = sumScores(subjects.map((sub, i) => scoreAlerts(sub.trace, modelAlertTimes(sub.trace, preds[i] as TracePrediction, thresholds))));
+    const better = best === undefined || (s.falsePerDay <= FALSE_PER_DAY_BUDGET && (best.falsePerDay > FALSE_PER_DAY_BUDGET || s.catchRate > best.catchRate || (s.catchRate === best.catchRate && s.falsePerDay < best.falsePerDay))) || (best.falsePerDay > FALSE_PER_DAY_BUDGET && s.falsePerDay < best.falsePerDay);
+    if (better) best = { thresholds, catchRate: s.catchRate, falsePerDay: s.falsePerDay };
+    if (++done % 20 === 0 || done === grid.length) progress('tuning alert thresholds', done, grid.length);
   }
   return best as NonNullable<typeof best>;
 }
@@ -150,7 +149,7 @@ function tuneThresholds(subjects: readonly Subject[], preds: readonly TracePredi
 const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' } } });
+  const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' }, 'eval-only': { type: 'boolean' } } });
   const root = packageRoot();
   const dataDir = values.data ?? join(root, '..', 'shared', 'data');
   const outDir = values.out ?? join(root, 'models', 'glucose-forecast', 'artifact');
@@ -164,6 +163,12 @@ async function main(): Promise<void> {
   const samples = buildSamples(trainSet);
   const positives = Array.from({ length: samples.n }, (_, i) => samples.y[2 * i + 1] as number).reduce((a, b) => a + b, 0);
   process.stderr.write(`${samples.n} training rows (${positives} within 60 min before an event onset)\n`);
+  // --eval-only: tune, evaluate and write the card for the artifact already in outDir (no training).
+  if (!values['eval-only']) await trainAndSave(samples, seed, epochs, outDir);
+  await evaluateArtifact(outDir, trainSet, testSet, { seed, epochs, rows: samples.n });
+}
+
+async function trainAndSave(samples: Samples, seed: number, epochs: number, outDir: string): Promise<void> {
   const model = await train(samples, seed, epochs);
   const meta = {
     id: MODEL_ID,
@@ -173,7 +178,10 @@ async function main(): Promise<void> {
     thresholds: {},
   };
   await saveQuantizedModel(model, outDir, meta);
-  // Everything below uses the uint8 artifact as shipped.
+}
+
+/** Tunes the alert thresholds on the training subjects and evaluates the held-out ones, with the uint8 artifact as shipped. */
+async function evaluateArtifact(outDir: string, trainSet: Subject[], testSet: Subject[], run: { seed: number; epochs: number; rows: number }): Promise<void> {
   const net = DenseNetwork.fromArtifacts(readFileSync(join(outDir, 'model.json'), 'utf8'), readFileSync(join(outDir, 'weights.bin')));
   const predict: BatchPredictor = (x, n) => {
     const out = new Float32Array(n * 2);
@@ -188,6 +196,18 @@ async function main(): Promise<void> {
   const testEvals = [];
   for (const s of testSet) testEvals.push(await evaluateSubject(s.id, s.trace, predict, tuned.thresholds));
   const test = summarize(testEvals);
+  // The trade-off on held-out subjects, for deployers choosing another operating point (not used for tuning).
+  const testPreds: TracePrediction[] = [];
+  for (const s of testSet) testPreds.push(await predictTrace(s.trace, predict));
+  const curve = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8].map((probability) => {
+    const th = { ...tuned.thresholds, probability };
+    const sc = sumScores(testSet.map((s, i) => scoreAlerts(s.trace, modelAlertTimes(s.trace, testPreds[i] as TracePrediction, th))));
+    return { probability, catchRate: round(sc.catchRate), falsePerDay: round(sc.falsePerDay) };
+  });
+  const ruleCurve = [75, 80, 85].map((level) => {
+    const sc = sumScores(testSet.map((s) => scoreAlerts(s.trace, ruleAlertTimes(s.trace, level))));
+    return { level, catchRate: round(sc.catchRate), falsePerDay: round(sc.falsePerDay) };
+  });
   process.stderr.write(`held-out: ${JSON.stringify(test)}\n`);
   const manifestPath = join(outDir, 'medge-model.json');
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
@@ -205,13 +225,13 @@ async function main(): Promise<void> {
     training: {
       data: ['cgm/hall2018.csv (Hall et al. 2018, CC BY 4.0)', 'cgm/colas2019.zip (Colas et al. 2019, CC BY 4.0)'],
       split: { method: 'by subject, sha256(seed:id) order per dataset', seed: SPLIT_SEED, testFraction: TEST_FRACTION, train: trainSet.length, test: testSet.map((s) => s.id) },
-      seed,
-      epochs,
-      rows: samples.n,
-      params: model.countParams(),
+      seed: run.seed,
+      epochs: run.epochs,
+      rows: run.rows,
+      params: net.layers.reduce((a, l) => a + l.kernel.length + l.bias.length, 0),
       alertTuning: { on: 'training subjects', falsePerDayBudget: FALSE_PER_DAY_BUDGET, catchRate: round(tuned.catchRate), falsePerDay: round(tuned.falsePerDay) },
     },
-    metrics: { heldOut: metricsOf(test), training: metricsOf(trainEval) },
+    metrics: { heldOut: { ...metricsOf(test), tradeOff: { model: curve, rule: ruleCurve } }, training: metricsOf(trainEval) },
   };
   writeFileSync(manifestPath, `${JSON.stringify(full, null, 2)}\n`);
   writeModelCard(join(outDir, 'MODEL_CARD.md'), full, { train: describeSet(trainSet.map((s) => s.trace)), test: describeSet(testSet.map((s) => s.trace)) });

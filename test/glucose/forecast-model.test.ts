@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, loadModel, tf } from '../../device-sdk/inference/index.js';
 import { verifyArtifactDir } from '../../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../../device-sdk/signal/glucose/dense-network.js';
-import { FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
+import { FORECAST_SPEC, forecastFeatures, predictedHypo } from '../../device-sdk/signal/glucose/forecast.js';
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import { loadGlucoseForecaster } from '../../firmware/glucose-monitor.js';
 import { loadCgmSubjects } from '../../models/glucose-forecast/data.js';
@@ -15,6 +15,7 @@ import { missingNote, SHARED_DATA, sharedDataRuns } from '../helpers/shared-data
 
 const MODEL_DIR = join(ROOT, 'models', 'glucose-forecast', 'artifact');
 const MIN = 60_000;
+const F = FORECAST_SPEC.features;
 const CGM = join(SHARED_DATA, 'cgm');
 
 /** Random CGM-like traces: 5-min steps with jitter, occasional gaps, values 40-400. */
@@ -45,6 +46,15 @@ describe('forecast features', () => {
     );
   });
 
+  it('alert decision: forecast below predGl, or probability at a reading below level, never at a reading already below 70', () => {
+    const th = { predGl: 72, probability: 0.6, level: 80 };
+    expect(predictedHypo(100, { predGl: 71, hypoProbability: 0 }, th)).toBe(true);
+    expect(predictedHypo(100, { predGl: 90, hypoProbability: 0.9 }, th)).toBe(false);
+    expect(predictedHypo(79, { predGl: 90, hypoProbability: 0.6 }, th)).toBe(true);
+    expect(predictedHypo(79, { predGl: 90, hypoProbability: 0.59 }, th)).toBe(false);
+    expect(predictedHypo(69, { predGl: 50, hypoProbability: 1 }, th)).toBe(false);
+  });
+
   it('need 30 gap-free minutes of history', () => {
     const five = (n: number) => Array.from({ length: n }, (_, k) => ({ t: k * 5 * MIN, gl: 100 + k }));
     expect(forecastFeatures(five(6), 5)).toBeUndefined(); // 25 min of history
@@ -73,11 +83,11 @@ describe('the shipped glucose-forecast artifact', () => {
   it('gives the same outputs in plain JavaScript (runtime) as in TF.js (CLI)', async () => {
     const loaded = await loadModel(MODEL_DIR);
     const net = DenseNetwork.fromArtifacts(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8'), readFileSync(join(MODEL_DIR, 'weights.bin')));
-    const rng = fc.sample(fc.float({ min: -3, max: 3, noNaN: true }), 16 * 64);
+    const rng = fc.sample(fc.float({ min: -3, max: 3, noNaN: true }), F * 64);
     const x = Float32Array.from(rng);
-    const viaTf = (loaded.model.predict(tf.tensor2d(x, [64, 16])) as tf.Tensor).dataSync();
+    const viaTf = (loaded.model.predict(tf.tensor2d(x, [64, F])) as tf.Tensor).dataSync();
     for (let r = 0; r < 64; r++) {
-      const y = net.predict(x.subarray(r * 16, r * 16 + 16));
+      const y = net.predict(x.subarray(r * F, r * F + F));
       expect(y[0]).toBeCloseTo(viaTf[2 * r] as number, 4);
       expect(y[1]).toBeCloseTo(viaTf[2 * r + 1] as number, 4);
     }
@@ -87,7 +97,7 @@ describe('the shipped glucose-forecast artifact', () => {
 describe.skipIf(!sharedDataRuns(CGM))(`glucose-forecast on its held-out subjects${missingNote(CGM)}`, () => {
   it('reproduces the figures of its model card (RMSE at 30 min, hypo alerts) and beats both baselines', async () => {
     const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'medge-model.json'), 'utf8')) as {
-      thresholds: { predGl: number; probability: number };
+      thresholds: { predGl: number; probability: number; level: number };
       training: { split: { test: string[] } };
       metrics: { heldOut: { subjects: number; points: number; rmse30: { model: number; persistence: number; linearExtrapolation: number }; hypoAlerts: { events: number; caught: number; falseEpisodes: number } } };
     };
@@ -97,7 +107,7 @@ describe.skipIf(!sharedDataRuns(CGM))(`glucose-forecast on its held-out subjects
     const net = loadGlucoseForecaster(MODEL_DIR).net;
     const predict: BatchPredictor = (x, n) => {
       const out = new Float32Array(2 * n);
-      for (let r = 0; r < n; r++) out.set(net.predict(x.subarray(r * 16, r * 16 + 16)), 2 * r);
+      for (let r = 0; r < n; r++) out.set(net.predict(x.subarray(r * F, r * F + F)), 2 * r);
       return out;
     };
     const evals = [];

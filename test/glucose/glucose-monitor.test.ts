@@ -86,9 +86,9 @@ describe('glucose monitor', () => {
     expect(feed(g, Array.from({ length: 10 }, () => 270), 140).flatMap((o) => o.alerts)).toEqual([]);
   });
 
-  it('reports a gap and a flat line as sensor-fault findings, once each', () => {
+  it('reports a gap and a flat line as sensor-fault findings, once each (a 5-hour flat line is one fault)', () => {
     const m = new GlucoseMonitor('cgm', forecaster);
-    const out = [...feed(m, Array.from({ length: 20 }, () => 100)), ...feed(m, [110, 115], 140)];
+    const out = [...feed(m, Array.from({ length: 60 }, () => 100)), ...feed(m, [110, 115], 340)];
     const faults = out.flatMap((o) => o.findings.filter((f) => f.kind === 'glucose-sensor-fault').map((f) => f.label));
     expect(faults).toEqual(['flat-line', 'gap']);
   });

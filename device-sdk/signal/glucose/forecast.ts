@@ -5,19 +5,22 @@
  * resampled on a 5-minute grid ending at the reading's time t (linear interpolation between
  * neighbouring readings no more than `maxGapMin` apart). The model needs the last 30 minutes on the
  * grid without a gap; older grid points (up to 60 minutes) that fall in a gap repeat the newer value
- * and count in the missing share. Features (16):
+ * and count in the missing share. Features (20):
  *   0       (g(t) - 120) / 50
  *   1..11   (g(t - 5k) - g(t)) / 20, k = 1..11
  *   12, 13  least-squares slope over the last 15 and 30 minutes of the grid, (mg/dL/min) / 2
  *   14      slope over t-15..t minus slope over t-30..t-15, / 2 (acceleration)
  *   15      share of the 11 older grid points that were missing
+ *   16..19  the last 24 hours of readings (the person's recent pattern): (mean - 120) / 50, share
+ *           below 70, share below 80, hours of data in the window / 24
  * The model outputs two numbers: the change to t + horizon in units of 20 mg/dL, and the logit of
  * "a hypoglycaemic event (< 70 mg/dL for >= 15 min) starts within the next 60 minutes".
  */
 import { type GlucosePoint, MS_PER_MIN } from './types.js';
 
 export const FORECAST_SPEC = Object.freeze({
-  features: 16,
+  features: 20,
+  patternHours: 24,
   stepMin: 5,
   historySteps: 11,
   requiredSteps: 6,
@@ -64,7 +67,7 @@ function gridSlope(v: readonly number[], from: number, to: number): number {
 }
 
 /**
- * The 16 features at reading `i` of `trace` (sorted by time, only readings 0..i are read), or
+ * The 20 features at reading `i` of `trace` (sorted by time, only readings 0..i are read), or
  * undefined when the last 30 minutes are not covered without a gap.
  */
 export function forecastFeatures(trace: readonly GlucosePoint[], i: number): Float32Array | undefined {
@@ -93,6 +96,23 @@ export function forecastFeatures(trace: readonly GlucosePoint[], i: number): Flo
   f[13] = s30 / s.slopeScale;
   f[14] = (s15 - gridSlope(v, 3, 6)) / s.slopeScale;
   f[15] = missing / s.historySteps;
+  let n = 0;
+  let sum = 0;
+  let below70 = 0;
+  let below80 = 0;
+  let first = p.t;
+  for (let k = i; k >= 0 && p.t - (trace[k] as GlucosePoint).t < s.patternHours * 3_600_000; k--) {
+    const g = (trace[k] as GlucosePoint).gl;
+    n++;
+    sum += g;
+    if (g < 70) below70++;
+    if (g < 80) below80++;
+    first = (trace[k] as GlucosePoint).t;
+  }
+  f[16] = (sum / n - s.center) / s.scale;
+  f[17] = below70 / n;
+  f[18] = below80 / n;
+  f[19] = (p.t - first) / (s.patternHours * 3_600_000);
   return f;
 }
 
@@ -113,8 +133,9 @@ export function decodeForecast(gl: number, out: ArrayLike<number>): GlucoseForec
 export interface HypoAlertThresholds {
   /** Alert when the forecast is below this (mg/dL). */
   predGl: number;
-  /** ... or when the event probability is at least this. */
+  /** ... or when the event probability is at least this while the reading is below `level` (mg/dL). */
   probability: number;
+  level: number;
 }
 
 /**
@@ -123,5 +144,5 @@ export interface HypoAlertThresholds {
  */
 export function predictedHypo(gl: number, forecast: GlucoseForecast, thresholds: HypoAlertThresholds): boolean {
   if (gl < 70) return false;
-  return forecast.predGl < thresholds.predGl || forecast.hypoProbability >= thresholds.probability;
+  return forecast.predGl < thresholds.predGl || (gl < thresholds.level && forecast.hypoProbability >= thresholds.probability);
 }
