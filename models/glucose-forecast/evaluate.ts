@@ -163,12 +163,13 @@ export function summarize(evals: readonly SubjectEvaluation[]): EvaluationSummar
 }
 
 /** Consensus metrics over a whole set (for the card's description of the data). */
-export function describeSet(traces: readonly (readonly GlucosePoint[])[]): { subjects: number; readings: number; days: number; meanTir: number; meanTbr70: number } {
+export function describeSet(traces: readonly (readonly GlucosePoint[])[]): { subjects: number; readings: number; days: number; calendarDays: number; meanTir: number; meanTbr70: number } {
   const m = traces.map((t) => cgmMetrics(t));
   return {
     subjects: m.length,
     readings: m.reduce((a, x) => a + x.readings, 0),
     days: m.reduce((a, x) => a + (x.days * x.dataSufficiency) / 100, 0),
+    calendarDays: m.reduce((a, x) => a + x.days, 0),
     meanTir: m.reduce((a, x) => a + x.tir, 0) / m.length,
     meanTbr70: m.reduce((a, x) => a + x.tbr70, 0) / m.length,
   };
