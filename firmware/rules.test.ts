@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../device-sdk/records.js';
-import { createRuleEngine, GLUCOSE_TREND_MODEL_ID } from './rules.js';
+import { createRuleEngine } from './rules.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const MIN = 60_000;
@@ -85,46 +85,10 @@ describe('heart-rate alerts', () => {
   });
 });
 
-describe('glucose trend', () => {
-  it('labels the rate between consecutive readings', () => {
+describe('glucose findings', () => {
+  it('leaves trend and forecast findings to the glucose analyzer (firmware/glucose-monitor.ts)', () => {
     const engine = createRuleEngine();
     expect(engine.onReading(glucose(100, 0)).findings).toEqual([]);
-    const labels = [
-      [111, 5], // +2.2 /min
-      [118, 10], // +1.4
-      [120, 15], // +0.4
-      [113, 20], // -1.4
-      [100, 25], // -2.6
-    ].map(([v, m]) => engine.onReading(glucose(v ?? 0, m ?? 0)).findings.map((f) => f.label));
-    expect(labels).toEqual([['rising-fast'], ['rising'], ['stable'], ['falling'], ['falling-fast']]);
-  });
-
-  it('carries provenance, evidence and input quality', () => {
-    const engine = createRuleEngine();
-    engine.onReading(glucose(100, 0, 41));
-    const [finding] = engine.onReading(glucose(130, 30, 42)).findings;
-    expect(finding).toMatchObject({
-      kind: 'glucose-trend',
-      label: 'stable',
-      value: 1,
-      probability: 1,
-      modelId: GLUCOSE_TREND_MODEL_ID,
-      inputQuality: 0.5,
-      qualityFlags: ['readings-far-apart'],
-      evidence: 'meterRecord:41,42',
-    });
-    expect(finding?.modelSha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(createRuleEngine().onReading(glucose(1, 0)).findings).toEqual([]);
-    const other = createRuleEngine({ glucose: { trend: { fast: 3, slow: 1, maxGapMin: 15 } } });
-    other.onReading(glucose(100, 0));
-    expect(other.onReading(glucose(111, 5)).findings[0]?.modelSha256).not.toBe(finding?.modelSha256);
-  });
-
-  it('ignores duplicate and out-of-order readings for the trend', () => {
-    const engine = createRuleEngine();
-    engine.onReading(glucose(100, 10));
-    expect(engine.onReading(glucose(100, 10)).findings).toEqual([]);
-    expect(engine.onReading(glucose(90, 5)).findings).toEqual([]);
-    expect(engine.onReading(glucose(105, 15)).findings).toHaveLength(1);
+    expect(engine.onReading(glucose(130, 5)).findings).toEqual([]);
   });
 });

@@ -7,11 +7,11 @@
  * patient sitting at 50 mg/dL raises one alert, not one per reading. A level 2 hypoglycaemia
  * alert also counts as the episode's level 1 alert.
  *
- * Glucose trend: from the second glucose reading of a sensor on, each newer reading yields a
- * `glucose-trend` finding with the rate against the previous reading (meter time when both have
- * one). Duplicates (same meter record) and out-of-order readings yield none. State is kept per sensor inside the engine; engines are independent.
+ * Glucose trend, forecast, sensor faults, predicted hypoglycaemia and sustained hyperglycaemia are
+ * the glucose analyzer's (firmware/glucose-monitor.ts); these rules keep the reading-level glucose
+ * alerts, so that no condition is alerted twice. State is kept per sensor inside the engine; engines
+ * are independent.
  */
-import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
 
 export interface RuleEngineOptions {
@@ -24,8 +24,6 @@ export interface RuleEngineOptions {
     high: number;
     /** Normal range (mg/dL): low alerts re-arm at a reading >= min, the high alert at a reading <= max. */
     rearm: { min: number; max: number };
-    /** Trend thresholds (mg/dL/min): |rate| above `fast` is rising-fast/falling-fast, above `slow` rising/falling. */
-    trend: { fast: number; slow: number; maxGapMin: number };
   };
   heartRate: {
     /** Tachycardia above this (/min) for `tachyReadings` consecutive readings. */
@@ -46,12 +44,10 @@ export const DEFAULT_RULE_OPTIONS: Readonly<RuleEngineOptions> = Object.freeze({
     lowLevel2: 54,
     high: 250,
     rearm: Object.freeze({ min: 70, max: 180 }),
-    trend: Object.freeze({ fast: 2, slow: 1, maxGapMin: 15 }),
   }),
   heartRate: Object.freeze({ tachy: 120, tachyReadings: 3, brady: 40, rearm: Object.freeze({ min: 50, max: 100 }) }),
 });
 
-export const GLUCOSE_TREND_MODEL_ID = 'rule:glucose-trend@1';
 /** Glucose readings in mmol/L are converted with this factor. */
 const MG_DL_PER_MMOL_L = 18.016;
 
@@ -65,13 +61,10 @@ export interface RuleEngine {
   onReading(r: Reading): RuleOutput;
 }
 
-type TrendLabel = 'rising-fast' | 'rising' | 'stable' | 'falling' | 'falling-fast';
-
 interface SensorState {
   /** Alert kinds that fired and have not re-armed. */
   fired: Set<string>;
   tachyRun: number;
-  lastGlucose?: { value: number; tDevice: number; tMeter: number | undefined; record: number | undefined };
 }
 
 function glucoseMgDl(r: Reading): number | undefined {
@@ -85,7 +78,6 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     glucose: { ...DEFAULT_RULE_OPTIONS.glucose, ...options.glucose },
     heartRate: { ...DEFAULT_RULE_OPTIONS.heartRate, ...options.heartRate },
   };
-  const trendSha256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_TREND_MODEL_ID, unit: 'mg/dL/min', ...o.glucose.trend }));
   const states = new Map<string, SensorState>();
   const stateOf = (sensor: string): SensorState => {
     const existing = states.get(sensor);
@@ -101,34 +93,6 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     s.fired.add(kind);
     out.alerts.push({ kind, severity, message, t: r.tDevice, sensor: r.sensor });
   };
-
-  function trend(s: SensorState, r: Reading, value: number): Finding | undefined {
-    const prev = s.lastGlucose;
-    const useMeter = r.tMeter !== undefined && prev?.tMeter !== undefined;
-    const dt = prev === undefined ? 0 : useMeter ? (r.tMeter ?? 0) - (prev.tMeter ?? 0) : r.tDevice - prev.tDevice;
-    if (prev !== undefined && (dt <= 0 || (r.meterRecord !== undefined && r.meterRecord === prev.record))) return undefined;
-    s.lastGlucose = { value, tDevice: r.tDevice, tMeter: r.tMeter, record: r.meterRecord };
-    if (prev === undefined) return undefined;
-    const minutes = dt / 60_000;
-    const rate = (value - prev.value) / minutes;
-    const { fast, slow, maxGapMin } = o.glucose.trend;
-    const label: TrendLabel = rate > fast ? 'rising-fast' : rate > slow ? 'rising' : rate < -fast ? 'falling-fast' : rate < -slow ? 'falling' : 'stable';
-    const farApart = minutes > maxGapMin;
-    return {
-      kind: 'glucose-trend',
-      label,
-      value: Math.round(rate * 100) / 100,
-      probability: 1,
-      t: r.tDevice,
-      intervalStart: prev.tDevice,
-      intervalEnd: r.tDevice,
-      evidence: `meterRecord:${prev.record ?? '?'},${r.meterRecord ?? '?'}`,
-      modelId: GLUCOSE_TREND_MODEL_ID,
-      modelSha256: trendSha256,
-      inputQuality: farApart ? Math.round((maxGapMin / minutes) * 100) / 100 : 1,
-      ...(farApart ? { qualityFlags: ['readings-far-apart'] } : {}),
-    };
-  }
 
   function onGlucose(s: SensorState, r: Reading, out: RuleOutput): void {
     const value = glucoseMgDl(r);
@@ -148,8 +112,6 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     } else if (value > g.high) {
       raise(s, out, r, 'hyperglycaemia', 2, `Glucose reading ${shown} is above ${g.high} mg/dL; review by a clinician.`);
     }
-    const finding = trend(s, r, value);
-    if (finding !== undefined) out.findings.push(finding);
   }
 
   function onHeartRate(s: SensorState, r: Reading, out: RuleOutput): void {

@@ -6,6 +6,7 @@ import { UsageError } from './args.js';
 import { auditCommand } from './audit.js';
 import { demoCommand } from './demo.js';
 import { ecgCommand } from './ecg.js';
+import { glucoseCommand } from './glucose.js';
 import { edgeCommand } from './edge.js';
 import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
@@ -19,6 +20,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
   sensors: { run: sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
   ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
+  glucose: { run: glucoseCommand, summary: "'glucose predict' forecasts 30 min ahead with hypo alerts; 'glucose report' gives the consensus CGM metrics" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
   verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },

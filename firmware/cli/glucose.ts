@@ -1,0 +1,160 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { BackendName } from '../../device-sdk/inference/backend.js';
+import { CgmCsvError, type CgmRow, parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
+import { decodeForecast, FORECAST_SPEC, forecastFeatures, type HypoAlertThresholds, predictedHypo } from '../../device-sdk/signal/glucose/forecast.js';
+import { type CgmMetrics, cgmMetrics } from '../../device-sdk/signal/glucose/metrics.js';
+import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
+import { defaultGlucoseModelDir } from '../glucose-monitor.js';
+import { parse, UsageError } from './args.js';
+
+export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--horizon 30] [--model DIR] [--backend wasm|cpu]
+       medge glucose report --csv IN [--id ID] [--json]
+
+predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any
+         sampling, gaps allowed) and writes OUT with the columns id,time,gl,pred_gl,hypo_alert:
+         pred_gl is the forecast for time + 30 min from the subject's readings up to time only;
+         hypo_alert is 1 when a hypoglycaemic event is predicted (not at a reading already below
+         70 mg/dL). Where the last 30 minutes are not covered without a gap, pred_gl is the last
+         reading (persistence) and hypo_alert 0; rows without a glucose value get empty fields.
+         The model is models/glucose-forecast/artifact unless --model DIR.
+report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
+         mean, SD, CV, GMI, data sufficiency, hypoglycaemic events (level 1 < 70, level 2 < 54
+         mg/dL, >= 15 min), and sensor-fault flags (gaps, flat lines, compression lows, sensor limits).
+
+Decision support for review by a clinician, not a diagnosis.`;
+
+export async function glucoseCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === 'predict') return predict(rest);
+  if (sub === 'report') return report(rest);
+  if (sub === '--help' || sub === '-h') {
+    process.stdout.write(`${GLUCOSE_USAGE}\n`);
+    return 0;
+  }
+  throw new UsageError(sub === undefined ? 'glucose needs a subcommand' : `unknown glucose subcommand ${JSON.stringify(sub)}; subcommands are: predict, report`, GLUCOSE_USAGE);
+}
+
+function readRows(path: string): CgmRow[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, GLUCOSE_USAGE);
+  }
+  try {
+    return parseCgmCsv(text);
+  } catch (error) {
+    if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
+    throw error;
+  }
+}
+
+function csvField(s: string): string {
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+async function predict(args: string[]): Promise<number> {
+  const { values } = parse(args, { csv: { type: 'string' }, out: { type: 'string' }, horizon: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' } }, GLUCOSE_USAGE);
+  if (values.help) {
+    process.stdout.write(`${GLUCOSE_USAGE}\n`);
+    return 0;
+  }
+  if (!values.csv || !values.out) throw new UsageError('--csv IN and --out OUT.csv are required', GLUCOSE_USAGE);
+  if (values.horizon !== undefined && Number(values.horizon) !== FORECAST_SPEC.horizonMin) throw new UsageError(`--horizon: the model forecasts ${FORECAST_SPEC.horizonMin} minutes ahead only (got ${JSON.stringify(values.horizon)})`, GLUCOSE_USAGE);
+  // TF.js loads only for this subcommand (every other medge command starts without it).
+  const { BACKENDS, initBackend, loadModel, tf } = await import('../../device-sdk/inference/index.js');
+  const backend = (values.backend ?? 'wasm') as BackendName;
+  if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(values.backend)})`, GLUCOSE_USAGE);
+  const rows = readRows(values.csv);
+  await initBackend(backend);
+  const loaded = await loadModel(values.model ?? defaultGlucoseModelDir());
+  const thresholds = loaded.manifest.thresholds as unknown as HypoAlertThresholds;
+  if (typeof thresholds.predGl !== 'number' || typeof thresholds.probability !== 'number' || typeof thresholds.level !== 'number') throw new UsageError(`${loaded.dir}: the manifest has no predGl/probability/level alert thresholds`, GLUCOSE_USAGE);
+  // Per subject and reading time: [pred_gl, hypo_alert].
+  const results = new Map<string, Map<number, [number, number]>>();
+  const F = FORECAST_SPEC.features;
+  for (const [id, trace] of tracesById(rows)) {
+    const byTime = new Map<number, [number, number]>();
+    results.set(id, byTime);
+    const at: number[] = [];
+    const feats: number[] = [];
+    trace.forEach((p, i) => {
+      byTime.set(p.t, [p.gl, 0]);
+      const f = forecastFeatures(trace, i);
+      if (f === undefined) return;
+      at.push(i);
+      for (const v of f) feats.push(v);
+    });
+    if (at.length === 0) continue;
+    const out = tf.tidy(() => (loaded.model.predict(tf.tensor2d(feats, [at.length, F])) as { dataSync(): Float32Array }).dataSync());
+    at.forEach((i, r) => {
+      const p = trace[i] as GlucosePoint;
+      const fc = decodeForecast(p.gl, [out[2 * r] as number, out[2 * r + 1] as number]);
+      byTime.set(p.t, [fc.predGl, predictedHypo(p.gl, fc, thresholds) ? 1 : 0]);
+    });
+  }
+  const lines = ['id,time,gl,pred_gl,hypo_alert'];
+  let alerts = 0;
+  for (const r of rows) {
+    const res = Number.isFinite(r.gl) ? results.get(r.id)?.get(r.t) : undefined;
+    if (res) alerts += res[1];
+    lines.push([csvField(r.id), csvField(r.time), Number.isFinite(r.gl) ? String(r.gl) : '', res ? res[0].toFixed(1) : '', res ? String(res[1]) : ''].join(','));
+  }
+  writeFileSync(values.out, `${lines.join('\n')}\n`);
+  process.stderr.write(`medge glucose predict: ${rows.length} rows, ${results.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${loaded.manifest.id}@${loaded.manifest.version} (${loaded.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}\n`);
+  return 0;
+}
+
+export interface SubjectReport extends Omit<CgmMetrics, 'events'> {
+  id: string;
+  faults: Record<string, number>;
+}
+
+export function subjectReport(id: string, trace: readonly GlucosePoint[]): SubjectReport {
+  const { events: _events, ...m } = cgmMetrics(trace);
+  const faults: Record<string, number> = { gap: 0, 'flat-line': 0, 'compression-low': 0, 'sensor-limit': 0 };
+  for (const f of sensorFaults(trace)) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+  return { id, ...m, faults };
+}
+
+function report(args: string[]): number {
+  const { values } = parse(args, { csv: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } }, GLUCOSE_USAGE);
+  if (values.help) {
+    process.stdout.write(`${GLUCOSE_USAGE}\n`);
+    return 0;
+  }
+  if (!values.csv) throw new UsageError('--csv IN is required', GLUCOSE_USAGE);
+  const traces = tracesById(readRows(values.csv));
+  if (values.id !== undefined && !traces.has(values.id)) throw new UsageError(`no readings of subject ${JSON.stringify(values.id)} in ${values.csv}`, GLUCOSE_USAGE);
+  const reports = [...traces].filter(([id, t]) => (values.id === undefined || id === values.id) && t.length > 0).map(([id, t]) => subjectReport(id, t));
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ subjects: reports })}\n`);
+    return 0;
+  }
+  const cols: [string, number, (r: SubjectReport) => string][] = [
+    ['id', 14, (r) => r.id],
+    ['days', 6, (r) => r.days.toFixed(1)],
+    ['suff%', 6, (r) => r.dataSufficiency.toFixed(0)],
+    ['mean', 6, (r) => r.mean.toFixed(0)],
+    ['SD', 5, (r) => r.sd.toFixed(0)],
+    ['CV%', 5, (r) => r.cv.toFixed(1)],
+    ['GMI%', 5, (r) => r.gmi.toFixed(1)],
+    ['TIR%', 6, (r) => r.tir.toFixed(1)],
+    ['<70%', 5, (r) => r.tbr70.toFixed(1)],
+    ['<54%', 5, (r) => r.tbr54.toFixed(1)],
+    ['>180%', 6, (r) => r.tar180.toFixed(1)],
+    ['>250%', 6, (r) => r.tar250.toFixed(1)],
+    ['hypo1', 5, (r) => String(r.hypoEventsLevel1)],
+    ['hypo2', 5, (r) => String(r.hypoEventsLevel2)],
+    ['gaps', 5, (r) => String(r.faults.gap)],
+    ['flat', 5, (r) => String(r.faults['flat-line'])],
+    ['compr', 5, (r) => String(r.faults['compression-low'])],
+  ];
+  const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(cols[i]![1]) : c.padStart(cols[i]![1]))).join(' ');
+  const lines = [fmt(cols.map((c) => c[0])), ...reports.map((r) => fmt(cols.map((c) => c[2](r))))];
+  lines.push('Consensus CGM metrics (Battelino et al. 2019): targets TIR > 70 %, < 70 below 4 %, < 54 below 1 %, CV <= 36 %; 14 days with >= 70 % data recommended.');
+  lines.push('Decision support for review by a clinician, not a diagnosis.');
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}

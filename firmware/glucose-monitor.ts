@@ -1,0 +1,301 @@
+/**
+ * The live glucose path of the runtime for one sensor (glucose meter or CGM): readings in, and out
+ * - `glucose-trend` findings: rate of change (least squares over the last 15 min; two readings far
+ *   apart give a two-point rate with lower input quality), labelled in the five bands the clinic
+ *   screen shows (`rising-fast` > 2, `rising` > 1, `stable`, `falling` < -1, `falling-fast` < -2
+ *   mg/dL/min) with the CGM arrow of the seven-band scale in the evidence;
+ * - `glucose-forecast` findings: the 30-minute forecast of models/glucose-forecast (when the sensor
+ *   gives 30 gap-free minutes of history) with the probability of a hypoglycaemic event within 60 min;
+ * - `glucose-sensor-fault` findings: gaps, flat lines, compression lows, sensor limits;
+ * - alerts, raised locally: `glucose-predicted-low` (severity 2) when the forecast predicts
+ *   hypoglycaemia, `hyperglycaemia-sustained` (severity 2) after > 250 mg/dL for 2 hours without a
+ *   gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
+ *   engine (firmware/rules.ts), so no condition is alerted twice. Each alert fires once per episode.
+ *
+ * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
+ * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs.
+ * Without a model (missing, altered or refused), the predicted-low alert falls back to a rule:
+ * linear extrapolation of the 15-minute trend below 70 mg/dL. Decision support, never a diagnosis.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Alert, Finding, Reading } from '../device-sdk/records.js';
+import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
+import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
+import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
+import { DEFAULT_SENSOR_FAULT_OPTIONS, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
+import { decodeForecast, FORECAST_SPEC, forecastFeatures, type HypoAlertThresholds, predictedHypo } from '../device-sdk/signal/glucose/forecast.js';
+import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
+import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
+import { packageRoot } from './package-root.js';
+
+export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@2';
+export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@1';
+export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
+const MG_DL_PER_MMOL_L = 18.016;
+
+export interface GlucoseMonitorOptions {
+  /** Sustained hyperglycaemia: above `hyperLevel` mg/dL for `hyperMinutes` without a gap; re-arms at <= `hyperRearm`. */
+  hyperLevel: number;
+  hyperMinutes: number;
+  hyperRearm: number;
+  /** A predicted-low episode ends after this long without a prediction (min). */
+  predictedRearmMin: number;
+  /** History kept per sensor (min; the forecast reads the last 24 h), and at most this many readings. */
+  historyMin: number;
+  historyReadings: number;
+}
+
+export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500 });
+
+/** A loaded forecast model: the network, its alert thresholds and provenance. */
+export interface GlucoseForecaster {
+  net: DenseNetwork;
+  thresholds: HypoAlertThresholds;
+  modelId: string;
+  sha256: string;
+}
+
+export function defaultGlucoseModelDir(): string {
+  return join(packageRoot(), 'models', 'glucose-forecast', 'artifact');
+}
+
+/**
+ * Loads the forecast model of `dir`: every file checked against its sha256 in `medge-model.json`
+ * and, when `trustedPublicPems` are given, the Ed25519 signature (`medge-manifest.json`) first.
+ * Throws (InferenceError, ArtifactVerificationError, DenseNetworkError) when it cannot be trusted or read.
+ */
+export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), trustedPublicPems?: readonly string[]): GlucoseForecaster {
+  if (trustedPublicPems !== undefined && trustedPublicPems.length > 0) verifyArtifactDir(dir, trustedPublicPems);
+  // The checks of device-sdk/inference readModelManifest, without loading TF.js into the runtime.
+  const manifestBytes = readFileSync(join(dir, 'medge-model.json'));
+  const manifest = JSON.parse(manifestBytes.toString('utf8')) as { id: string; version: string; thresholds?: Partial<HypoAlertThresholds>; files?: Record<string, string> };
+  const files = new Map<string, Buffer>();
+  for (const [name, expected] of Object.entries(manifest.files ?? {})) {
+    const bytes = readFileSync(join(dir, name));
+    if (sha256Hex(bytes) !== expected) throw new Error(`${join(dir, name)} does not match its sha256 in medge-model.json: the model was altered`);
+    files.set(name, bytes);
+  }
+  const topology = files.get('model.json');
+  const weights = files.get('weights.bin');
+  if (!topology || !weights) throw new Error(`${dir}: medge-model.json must pin model.json and weights.bin`);
+  const sha256 = sha256Hex(manifestBytes);
+  const net = DenseNetwork.fromArtifacts(topology.toString('utf8'), weights);
+  const t = manifest.thresholds ?? {};
+  if (net.inDim !== FORECAST_SPEC.features || net.outDim !== 2 || typeof t.predGl !== 'number' || typeof t.probability !== 'number' || typeof t.level !== 'number') {
+    throw new Error(`${dir}: not a glucose forecast model (needs ${FORECAST_SPEC.features} inputs, 2 outputs and predGl/probability/level thresholds)`);
+  }
+  return { net, thresholds: { predGl: t.predGl, probability: t.probability, level: t.level }, modelId: `${manifest.id}@${manifest.version}`, sha256 };
+}
+
+export interface GlucoseMonitorOutput {
+  findings: Finding[];
+  alerts: Alert[];
+}
+
+type ScreenTrend = 'rising-fast' | 'rising' | 'stable' | 'falling' | 'falling-fast';
+
+function screenTrend(rate: number): ScreenTrend {
+  return rate > 2 ? 'rising-fast' : rate > 1 ? 'rising' : rate < -2 ? 'falling-fast' : rate < -1 ? 'falling' : 'stable';
+}
+
+const TREND_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_TREND_MODEL_ID, unit: 'mg/dL/min', ...DEFAULT_TREND_OPTIONS }));
+const FAULTS_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FAULTS_MODEL_ID, ...DEFAULT_SENSOR_FAULT_OPTIONS }));
+const FALLBACK_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FALLBACK_MODEL_ID, windowMin: 15, horizonMin: 30, below: 70 }));
+
+export class GlucoseMonitor {
+  readonly sensor: string;
+  private readonly options: GlucoseMonitorOptions;
+  private readonly forecaster: GlucoseForecaster | undefined;
+  private trace: GlucosePoint[] = [];
+  private lastRecord: number | undefined;
+  private lastDeviceT: number | undefined;
+  private predictedFired = false;
+  private lastPredictedT = Number.NEGATIVE_INFINITY;
+  private hyperFired = false;
+  /** Per fault kind, the end of the last reported fault: an overlapping one (a flat line going on) is the same fault. */
+  private readonly reportedUntil = new Map<string, number>();
+
+  constructor(sensor: string, forecaster?: GlucoseForecaster, options: Partial<GlucoseMonitorOptions> = {}) {
+    this.sensor = sensor;
+    this.forecaster = forecaster;
+    this.options = { ...DEFAULT_GLUCOSE_MONITOR_OPTIONS, ...options };
+  }
+
+  push(r: Reading): GlucoseMonitorOutput {
+    const out: GlucoseMonitorOutput = { findings: [], alerts: [] };
+    if (r.type !== 'glucose') return out;
+    const gl = r.unit === 'mg/dL' ? r.value : r.unit === 'mmol/L' ? r.value * MG_DL_PER_MMOL_L : Number.NaN;
+    if (!Number.isFinite(gl)) return out; // unknown unit: not evaluated rather than misread
+    if (r.meterRecord !== undefined && r.meterRecord === this.lastRecord) return out;
+    const t = r.tMeter ?? r.tDevice;
+    const last = this.trace[this.trace.length - 1];
+    if (last !== undefined && t <= last.t) {
+      // Backfilled or repeated: kept for the history, nothing live to say about it.
+      if (!this.trace.some((p) => p.t === t)) this.trace = [...this.trace, { t, gl }].sort((a, b) => a.t - b.t);
+      return out;
+    }
+    const prevDeviceT = this.lastDeviceT;
+    this.lastRecord = r.meterRecord;
+    this.lastDeviceT = r.tDevice;
+    this.trace.push({ t, gl });
+    const keepFrom = t - this.options.historyMin * MS_PER_MIN;
+    if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);
+    if (this.trace.length > this.options.historyReadings) this.trace = this.trace.slice(-this.options.historyReadings);
+    const recentFaults = this.faults(r, out);
+    this.trend(r, gl, last, prevDeviceT, out);
+    this.forecast(r, gl, recentFaults, out);
+    this.sustainedHyper(r, gl, out);
+    return out;
+  }
+
+  private trend(r: Reading, gl: number, prev: GlucosePoint | undefined, prevDeviceT: number | undefined, out: GlucoseMonitorOutput): void {
+    if (prev === undefined) return;
+    const now = this.trace[this.trace.length - 1] as GlucosePoint;
+    let rate = rateOfChange(this.trace);
+    let quality = 1;
+    let evidence: string;
+    const flags: string[] = [];
+    if (rate === undefined) {
+      const minutes = (now.t - prev.t) / MS_PER_MIN;
+      rate = (gl - prev.gl) / minutes;
+      quality = Math.min(1, Math.round((DEFAULT_TREND_OPTIONS.maxGapMin / minutes) * 100) / 100);
+      flags.push('readings-far-apart');
+      evidence = `two readings ${Math.round(minutes)} min apart`;
+    } else {
+      const n = this.trace.filter((p) => now.t - p.t <= DEFAULT_TREND_OPTIONS.windowMin * MS_PER_MIN).length;
+      evidence = `least squares over ${n} readings in ${DEFAULT_TREND_OPTIONS.windowMin} min`;
+    }
+    const band = trendLabel(rate);
+    out.findings.push({
+      kind: 'glucose-trend',
+      label: screenTrend(rate),
+      value: Math.round(rate * 100) / 100,
+      probability: 1,
+      t: r.tDevice,
+      intervalStart: prevDeviceT ?? r.tDevice,
+      intervalEnd: r.tDevice,
+      evidence: `${evidence}; CGM arrow ${TREND_ARROWS[band]} (${band})`,
+      modelId: GLUCOSE_TREND_MODEL_ID,
+      modelSha256: TREND_SHA256,
+      inputQuality: quality,
+      ...(flags.length > 0 ? { qualityFlags: flags } : {}),
+    });
+  }
+
+  /** Reports new sensor faults; returns the kinds seen in the last hour (for the forecast's quality). */
+  private faults(r: Reading, out: GlucoseMonitorOutput): string[] {
+    const now = (this.trace[this.trace.length - 1] as GlucosePoint).t;
+    const recent: string[] = [];
+    // Faults older than 3 h are not reported any more: scan the last 3 h (and the reading before them, for a gap).
+    let from = this.trace.length - 1;
+    while (from > 0 && now - (this.trace[from - 1] as GlucosePoint).t <= 3 * 60 * MS_PER_MIN) from--;
+    for (const f of sensorFaults(this.trace.slice(Math.max(0, from - 1)))) {
+      if (f.end >= now - 60 * MS_PER_MIN && !recent.includes(f.kind)) recent.push(f.kind);
+      const until = this.reportedUntil.get(f.kind) ?? Number.NEGATIVE_INFINITY;
+      if (f.start <= until) {
+        this.reportedUntil.set(f.kind, Math.max(until, f.end));
+        continue;
+      }
+      this.reportedUntil.set(f.kind, f.end);
+      out.findings.push({
+        kind: 'glucose-sensor-fault',
+        label: f.kind,
+        probability: 1,
+        t: r.tDevice,
+        intervalStart: r.tDevice - (now - f.start),
+        intervalEnd: r.tDevice - (now - f.end),
+        evidence: `sensor time ${new Date(f.start).toISOString()} to ${new Date(f.end).toISOString()}`,
+        modelId: GLUCOSE_FAULTS_MODEL_ID,
+        modelSha256: FAULTS_SHA256,
+        inputQuality: 1,
+      });
+    }
+    return recent;
+  }
+
+  private forecast(r: Reading, gl: number, recentFaults: string[], out: GlucoseMonitorOutput): void {
+    const i = this.trace.length - 1;
+    const f = this.forecaster ? forecastFeatures(this.trace, i) : undefined;
+    let predicted: boolean;
+    let shown: number | undefined;
+    if (this.forecaster && f) {
+      const fc = decodeForecast(gl, this.forecaster.net.predict(f));
+      predicted = predictedHypo(gl, fc, this.forecaster.thresholds);
+      shown = fc.predGl;
+      const missing = f[15] as number;
+      const flags = [...recentFaults, ...(missing > 0 ? ['history-gaps'] : [])];
+      out.findings.push({
+        kind: 'glucose-forecast',
+        label: fc.predGl < 70 ? 'forecast-low' : fc.predGl > 180 ? 'forecast-high' : 'forecast-in-range',
+        value: Math.round(fc.predGl * 10) / 10,
+        probability: Math.round(fc.hypoProbability * 1000) / 1000,
+        t: r.tDevice,
+        intervalStart: r.tDevice,
+        intervalEnd: r.tDevice + FORECAST_SPEC.horizonMin * MS_PER_MIN,
+        evidence: `value: forecast mg/dL at +${FORECAST_SPEC.horizonMin} min from 60 min of history; probability: a glucose level below 70 mg/dL for 15 min starting within 60 min`,
+        modelId: this.forecaster.modelId,
+        modelSha256: this.forecaster.sha256,
+        inputQuality: Math.round((1 - missing) * (recentFaults.length > 0 ? 0.5 : 1) * 100) / 100,
+        ...(flags.length > 0 ? { qualityFlags: flags } : {}),
+      });
+    } else {
+      // Rule-based fallback: the 15-minute trend extrapolated 30 minutes.
+      const rate = rateOfChange(this.trace);
+      shown = rate === undefined ? undefined : gl + rate * FORECAST_SPEC.horizonMin;
+      predicted = gl >= 70 && shown !== undefined && shown < 70;
+    }
+    const now = (this.trace[i] as GlucosePoint).t;
+    if (predicted) this.lastPredictedT = now;
+    else if (this.predictedFired && now - this.lastPredictedT >= this.options.predictedRearmMin * MS_PER_MIN) this.predictedFired = false;
+    if (predicted && !this.predictedFired) {
+      this.predictedFired = true;
+      const how = this.forecaster && f ? `model ${this.forecaster.modelId}` : 'trend extrapolation (no forecast model)';
+      out.alerts.push({
+        kind: 'glucose-predicted-low',
+        severity: 2,
+        t: r.tDevice,
+        sensor: this.sensor,
+        message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL within about ${FORECAST_SPEC.horizonMin} minutes${shown !== undefined ? ` (forecast ${Math.round(shown)} mg/dL, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
+      });
+      if (!(this.forecaster && f)) {
+        out.findings.push({
+          kind: 'glucose-forecast',
+          label: 'forecast-low',
+          ...(shown !== undefined ? { value: Math.round(shown * 10) / 10 } : {}),
+          probability: 1,
+          t: r.tDevice,
+          evidence: 'linear extrapolation of the 15-minute trend',
+          modelId: GLUCOSE_FALLBACK_MODEL_ID,
+          modelSha256: FALLBACK_SHA256,
+          inputQuality: 1,
+          qualityFlags: ['no-forecast-model'],
+        });
+      }
+    }
+  }
+
+  private sustainedHyper(r: Reading, gl: number, out: GlucoseMonitorOutput): void {
+    const o = this.options;
+    if (gl <= o.hyperRearm) this.hyperFired = false;
+    if (this.hyperFired || gl <= o.hyperLevel) return;
+    const now = (this.trace[this.trace.length - 1] as GlucosePoint).t;
+    // Walk back while readings stay above the level without a gap.
+    let k = this.trace.length - 1;
+    while (k > 0) {
+      const prev = this.trace[k - 1] as GlucosePoint;
+      if (prev.gl <= o.hyperLevel || (this.trace[k] as GlucosePoint).t - prev.t > DEFAULT_SENSOR_FAULT_OPTIONS.maxGapMin * MS_PER_MIN) break;
+      k--;
+    }
+    const minutes = (now - (this.trace[k] as GlucosePoint).t) / MS_PER_MIN;
+    if (minutes < o.hyperMinutes) return;
+    this.hyperFired = true;
+    out.alerts.push({
+      kind: 'hyperglycaemia-sustained',
+      severity: 2,
+      t: r.tDevice,
+      sensor: this.sensor,
+      message: `Glucose has stayed above ${o.hyperLevel} mg/dL for ${Math.round(minutes)} minutes (now ${Math.round(gl)} mg/dL); review by a clinician.`,
+    });
+  }
+}

@@ -1,0 +1,128 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { cgmMetrics } from '../../device-sdk/signal/glucose/metrics.js';
+import { medge } from '../helpers/cli.js';
+import { useTempDirs } from '../helpers/temp.js';
+
+const tempDir = useTempDirs('glucose-cli');
+
+/**
+ * Two subjects, 8 h each: A falls at 1 mg/dL/min from hour 3 into a low (below 70 from 4 h 20) (jittered 4-6 min sampling, a 40-min
+ * gap, an NA row); B is steady with meals. Deterministic.
+ */
+function fixtureRows(): string[] {
+  const rows: string[] = [];
+  const stamp = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+  const t0 = Date.UTC(2024, 2, 1, 20, 0, 0);
+  let t = t0;
+  for (let k = 0; t < t0 + 8 * 3_600_000; k++) {
+    const h = (t - t0) / 3_600_000;
+    const gl = Math.round(h < 3 ? 150 + 6 * Math.sin(k / 3) : h < 5 ? Math.max(55, 150 - 60 * (h - 3)) : 55 + 30 * (h - 5));
+    const inGap = h > 2 && h < 2 + 40 / 60;
+    if (!inGap) rows.push(`"A",${stamp(t)},${k === 30 ? 'NA' : gl}`);
+    t += (4 + (k % 3)) * 60_000;
+  }
+  for (let k = 0; k < 96; k++) rows.push(`"B",${stamp(t0 + k * 300_000)},${Math.round(110 + 40 * Math.max(0, Math.sin(k / 8)))}`);
+  return rows;
+}
+
+function writeCsv(dir: string, name: string, rows: string[]): string {
+  const path = join(dir, name);
+  writeFileSync(path, `"id","time","gl"\n${rows.join('\n')}\n`);
+  return path;
+}
+
+function readOut(path: string): string[][] {
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(','));
+}
+
+describe('medge glucose predict', () => {
+  it('writes id,time,gl,pred_gl,hypo_alert for every input row, and changing later rows changes no earlier prediction', async () => {
+    const dir = tempDir();
+    const rows = fixtureRows();
+    const input = writeCsv(dir, 'in.csv', rows);
+    // Same data, but from 04:00 on subject A's later readings are 50 mg/dL higher and the last hour is missing.
+    const cut = '2024-03-02 00:00:00';
+    const altered = rows
+      .filter((r) => !(r.startsWith('"A"') && r.split(',')[1]! > '2024-03-02 03:00:00'))
+      .map((r) => {
+        const [id, time, gl] = r.split(',');
+        return id === '"A"' && time! > cut && gl !== 'NA' ? `${id},${time},${Number(gl) + 50}` : r;
+      });
+    const input2 = writeCsv(dir, 'in2.csv', altered);
+    const [r1, r2] = await Promise.all([medge(['glucose', 'predict', '--csv', input, '--horizon', '30', '--out', join(dir, 'out.csv')]), medge(['glucose', 'predict', '--csv', input2, '--out', join(dir, 'out2.csv'), '--backend', 'cpu'])]);
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(r2.code, r2.stderr).toBe(0);
+    const out = readOut(join(dir, 'out.csv'));
+    expect(out[0]).toEqual(['id', 'time', 'gl', 'pred_gl', 'hypo_alert']);
+    expect(out).toHaveLength(rows.length + 1);
+    const body = out.slice(1);
+    // Input order and fields are kept.
+    expect(body.map((r) => `${r[0]},${r[1]},${r[2] === '' ? 'NA' : r[2]}`)).toEqual(rows.map((r) => r.replace(/^"(\w)"/, '$1')));
+    for (const r of body) {
+      if (r[2] === '') expect([r[3], r[4]]).toEqual(['', '']);
+      else {
+        expect(Number.isFinite(Number(r[3]))).toBe(true);
+        expect(['0', '1']).toContain(r[4]);
+      }
+    }
+    // The first readings have no 30-minute history: persistence, no alert.
+    expect(Number(body[0]![3])).toBe(Number(body[0]![2]));
+    // Subject A falls into a low: some alert before it, none while the reading is already below 70.
+    const a = body.filter((r) => r[0] === 'A' && r[2] !== '');
+    expect(a.some((r) => r[4] === '1')).toBe(true);
+    expect(a.filter((r) => Number(r[2]) < 70).every((r) => r[4] === '0')).toBe(true);
+    // No look-ahead: every row up to the cut is identical in both outputs.
+    const out2 = readOut(join(dir, 'out2.csv')).slice(1);
+    const upToCut = (rs: string[][]) => rs.filter((r) => r[0] === 'B' || r[1]! <= cut).map((r) => r.join(','));
+    expect(upToCut(out2)).toEqual(upToCut(body));
+    // ... while the altered rows after it do change (the comparison can fail).
+    const before = new Map(body.map((r) => [`${r[0]},${r[1]}`, r[3]]));
+    expect(out2.some((r) => r[0] === 'A' && r[1]! > cut && r[2] !== '' && before.get(`${r[0]},${r[1]}`) !== r[3])).toBe(true);
+  }, 60_000);
+
+  it('refuses another horizon and a file without the id,time,gl columns (exit 2)', async () => {
+    const dir = tempDir();
+    const input = writeCsv(dir, 'in.csv', fixtureRows().slice(0, 10));
+    const bad = join(dir, 'bad.csv');
+    writeFileSync(bad, 'subject,when,value\n1,2,3\n');
+    const [h, c] = await Promise.all([medge(['glucose', 'predict', '--csv', input, '--horizon', '60', '--out', join(dir, 'o.csv')]), medge(['glucose', 'predict', '--csv', bad, '--out', join(dir, 'o.csv')])]);
+    expect(h.code).toBe(2);
+    expect(h.stderr).toMatch(/30 minutes ahead only/);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toMatch(/id,time,gl/);
+  }, 60_000);
+});
+
+describe('medge glucose report', () => {
+  it('prints the consensus metrics per subject as JSON and as a table, and filters by --id', async () => {
+    const dir = tempDir();
+    const input = writeCsv(dir, 'in.csv', fixtureRows());
+    const [json, table, missing] = await Promise.all([
+      medge(['glucose', 'report', '--csv', input, '--json']),
+      medge(['glucose', 'report', '--csv', input, '--id', 'B']),
+      medge(['glucose', 'report', '--csv', input, '--id', 'C']),
+    ]);
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout) as { subjects: { id: string; tir: number; tbr70: number; mean: number; cv: number; gmi: number; hypoEventsLevel1: number; faults: Record<string, number> }[] };
+    const traces = tracesById(parseCgmCsv(readFileSync(input, 'utf8')));
+    expect(report.subjects.map((s) => s.id)).toEqual(['A', 'B']);
+    for (const s of report.subjects) {
+      const m = cgmMetrics(traces.get(s.id)!);
+      expect(s).toMatchObject({ tir: m.tir, tbr70: m.tbr70, mean: m.mean, cv: m.cv, gmi: m.gmi, hypoEventsLevel1: m.hypoEventsLevel1 });
+    }
+    expect(report.subjects[0]!.hypoEventsLevel1).toBe(1);
+    expect(report.subjects[0]!.faults.gap).toBe(1);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toMatch(/^id\s+days\s+suff%\s+mean.*TIR%.*<70%.*<54%.*>180%.*>250%.*hypo1/);
+    expect(lines.filter((l) => /^(A|B)\s/.test(l)).map((l) => l[0])).toEqual(['B']);
+    expect(table.stdout).toMatch(/not a diagnosis/);
+    expect(missing.code).toBe(2);
+  }, 60_000);
+});

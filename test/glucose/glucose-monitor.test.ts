@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import type { Alert, Finding, Reading } from '../../device-sdk/records.js';
+import { createAnalyzers } from '../../firmware/analyzers.js';
+import { GLUCOSE_FALLBACK_MODEL_ID, GLUCOSE_TREND_MODEL_ID, GlucoseMonitor, loadGlucoseForecaster } from '../../firmware/glucose-monitor.js';
+import { parseRuntimeConfig } from '../../firmware/config.js';
+
+const T0 = Date.UTC(2025, 0, 1);
+const MIN = 60_000;
+const forecaster = loadGlucoseForecaster();
+
+function reading(value: number, minute: number, record = minute): Reading {
+  const t = T0 + minute * MIN;
+  return { sensor: 'cgm', type: 'glucose', value, unit: 'mg/dL', tDevice: t + 300, tMeter: t, meterRecord: record };
+}
+
+/** Feeds values every 5 minutes; returns everything the monitor said per reading. */
+function feed(monitor: GlucoseMonitor, values: number[], startMinute = 0): { findings: Finding[]; alerts: Alert[] }[] {
+  return values.map((v, i) => monitor.push(reading(v, startMinute + i * 5)));
+}
+
+const falling = [...Array.from({ length: 8 }, () => 150), ...Array.from({ length: 14 }, (_, k) => 150 - 7.5 * (k + 1))]; // -1.5 mg/dL/min from minute 35
+
+describe('glucose monitor', () => {
+  it('labels the trend in the five screen bands, with the CGM arrow and provenance', () => {
+    const m = new GlucoseMonitor('cgm', forecaster);
+    const out = feed(m, [100, 112.5, 125, 137.5, 137.5, 137.5, 137.5, 130, 122.5, 115]);
+    const trends = out.map((o) => o.findings.filter((f) => f.kind === 'glucose-trend').map((f) => f.label).join() || '-');
+    expect(trends).toEqual(['-', 'rising-fast', 'rising-fast', 'rising-fast', 'rising', 'stable', 'stable', 'stable', 'falling', 'falling']);
+    const f = out[2]!.findings.find((x) => x.kind === 'glucose-trend')!;
+    expect(f).toMatchObject({ value: 2.5, modelId: GLUCOSE_TREND_MODEL_ID, inputQuality: 1, probability: 1 });
+    expect(f.evidence).toMatch(/least squares over 3 readings.*↑ \(rising\)/);
+    expect(f.modelSha256).toMatch(/^[0-9a-f]{64}$/);
+    // Readings 30 min apart: a two-point rate with half the input quality.
+    const sparse = new GlucoseMonitor('meter');
+    sparse.push(reading(100, 0));
+    expect(sparse.push(reading(130, 30)).findings.find((x) => x.kind === 'glucose-trend')).toMatchObject({ label: 'stable', value: 1, inputQuality: 0.5, qualityFlags: ['readings-far-apart'] });
+    // Duplicates and out-of-order readings say nothing.
+    expect(sparse.push(reading(130, 30)).findings).toEqual([]);
+    expect(sparse.push(reading(90, 10, 99)).findings).toEqual([]);
+  });
+
+  it('forecasts 30 minutes ahead once 30 minutes of history exist, with the model id and hash', () => {
+    const m = new GlucoseMonitor('cgm', forecaster);
+    const out = feed(m, Array.from({ length: 8 }, () => 120));
+    const forecasts = out.map((o) => o.findings.filter((f) => f.kind === 'glucose-forecast'));
+    expect(forecasts.slice(0, 6).every((f) => f.length === 0)).toBe(true); // 0..25 min of history
+    const f = forecasts[6]![0]!;
+    expect(f).toMatchObject({ label: 'forecast-in-range', modelId: 'glucose-forecast@1.0.0', modelSha256: forecaster.sha256, intervalEnd: f.t + 30 * MIN });
+    expect(f.value).toBeGreaterThan(100);
+    expect(f.value).toBeLessThan(140);
+    expect(f.probability).toBeGreaterThanOrEqual(0);
+    expect(f.probability).toBeLessThanOrEqual(1);
+  });
+
+  it('raises one predicted-low alert (severity 2) ahead of a fast fall, none once below 70, and re-arms after 30 min', () => {
+    const m = new GlucoseMonitor('cgm', forecaster);
+    const out = feed(m, [...falling, 62, 60, 75, 95, 120, 140, 150, 150, 150, 150, 150, 150, ...falling]);
+    const alerts = out.flatMap((o, i) => o.alerts.map((a) => ({ i, a })));
+    expect(alerts.map(({ a }) => a.kind)).toEqual(['glucose-predicted-low', 'glucose-predicted-low']);
+    const [first, second] = alerts;
+    expect(first!.a).toMatchObject({ severity: 2, sensor: 'cgm' });
+    expect(first!.a.message).toMatch(/predicted to fall below 70 mg\/dL.*decision support/);
+    // Before the reading itself is below 70 (index 18 is 67.5 mg/dL).
+    expect(falling[first!.i]!).toBeGreaterThanOrEqual(70);
+    expect(second!.i).toBeGreaterThan(falling.length + 12);
+  });
+
+  it('falls back to trend extrapolation without a model, saying so', () => {
+    const m = new GlucoseMonitor('cgm');
+    const out = feed(m, falling);
+    const alerts = out.flatMap((o) => o.alerts);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.message).toMatch(/trend extrapolation \(no forecast model\)/);
+    expect(out.flatMap((o) => o.findings).find((f) => f.kind === 'glucose-forecast')).toMatchObject({ modelId: GLUCOSE_FALLBACK_MODEL_ID, qualityFlags: ['no-forecast-model'] });
+  });
+
+  it('raises sustained hyperglycaemia after 2 h above 250 without a gap, once per episode', () => {
+    const m = new GlucoseMonitor('cgm', forecaster);
+    const high = Array.from({ length: 26 }, () => 270);
+    const out = feed(m, [...high, 170, ...high]);
+    const at = out.flatMap((o, i) => o.alerts.filter((a) => a.kind === 'hyperglycaemia-sustained').map(() => i));
+    expect(at).toEqual([24, 27 + 24]); // 120 min after the first reading above 250; re-armed at 170
+    // A gap restarts the clock.
+    const g = new GlucoseMonitor('cgm');
+    feed(g, Array.from({ length: 20 }, () => 270));
+    expect(feed(g, Array.from({ length: 10 }, () => 270), 140).flatMap((o) => o.alerts)).toEqual([]);
+  });
+
+  it('reports a gap and a flat line as sensor-fault findings, once each (a 5-hour flat line is one fault)', () => {
+    const m = new GlucoseMonitor('cgm', forecaster);
+    const out = [...feed(m, Array.from({ length: 60 }, () => 100)), ...feed(m, [110, 115], 340)];
+    const faults = out.flatMap((o) => o.findings.filter((f) => f.kind === 'glucose-sensor-fault').map((f) => f.label));
+    expect(faults).toEqual(['flat-line', 'gap']);
+  });
+});
+
+describe('createAnalyzers', () => {
+  it('runs the glucose analyzer for glucose sources and raises its alerts from readings', () => {
+    const config = parseRuntimeConfig({ deviceId: 'd', dataDir: '/tmp/x', sources: [{ type: 'sim-glucose' }] }, '/tmp');
+    const glucose = createAnalyzers(config).find((a) => a.name === 'glucose');
+    expect(glucose).toBeDefined();
+    const outs = falling.map((v, i) => glucose!.onReading!({ ...reading(v, i * 5), sensor: 'glucose-meter' }));
+    expect(outs.flatMap((o) => o?.alerts ?? []).map((a) => a.kind)).toEqual(['glucose-predicted-low']);
+    expect(glucose!.onReading!({ sensor: 'hr', type: 'heart-rate', value: 60, unit: '/min', tDevice: 0 })).toBeUndefined();
+    expect(createAnalyzers(parseRuntimeConfig({ deviceId: 'd', dataDir: '/tmp/x', sources: [{ type: 'sim-hr' }] }, '/tmp')).some((a) => a.name === 'glucose')).toBe(false);
+  });
+});

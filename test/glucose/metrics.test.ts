@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
+import { cgmMetrics, hypoEvents } from '../../device-sdk/signal/glucose/metrics.js';
+import { rateOfChange, slope, TREND_ARROWS, trendLabel, trendOf } from '../../device-sdk/signal/glucose/trend.js';
+import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
+
+const MIN = 60_000;
+const T0 = Date.UTC(2024, 0, 1);
+/** Readings every 5 minutes from T0. */
+const every5 = (values: number[]): GlucosePoint[] => values.map((gl, i) => ({ t: T0 + i * 5 * MIN, gl }));
+/** Readings at the given minutes. */
+const at = (pairs: [number, number][]): GlucosePoint[] => pairs.map(([m, gl]) => ({ t: T0 + m * MIN, gl }));
+
+describe('consensus CGM metrics (hand-computed vectors)', () => {
+  // 12 readings, 5 min apart: 60 min. < 70: 7 readings, < 54: 4, > 180: 2 (180 is in range), > 250: 1, 70-180: 3.
+  const trace = every5([100, 60, 60, 60, 100, 50, 50, 50, 50, 200, 260, 180]);
+
+  it('time in ranges, mean, SD, CV and GMI on a regular trace', () => {
+    const m = cgmMetrics(trace);
+    expect(m.readings).toBe(12);
+    expect(m.tir).toBeCloseTo((100 * 3) / 12, 10);
+    expect(m.tbr70).toBeCloseTo((100 * 7) / 12, 10);
+    expect(m.tbr54).toBeCloseTo((100 * 4) / 12, 10);
+    expect(m.tar180).toBeCloseTo((100 * 2) / 12, 10);
+    expect(m.tar250).toBeCloseTo((100 * 1) / 12, 10);
+    expect(m.mean).toBeCloseTo(1220 / 12, 10);
+    expect(m.sd).toBeCloseTo(71.83735839106322, 8); // sample SD
+    expect(m.cv).toBeCloseTo(70.65969677809497, 8);
+    expect(m.gmi).toBeCloseTo(3.31 + 0.02392 * (1220 / 12), 10);
+    expect(m.dataSufficiency).toBeCloseTo(100, 10);
+    expect(m.days).toBeCloseTo(60 / 1440, 10);
+  });
+
+  it('hypoglycaemic events: >= 15 min below starts, < 15 min above does not end, >= 15 min above ends', () => {
+    const m = cgmMetrics(trace);
+    // Level 1: 60,60,60 (15 min) starts it at minute 5; the single 100 (5 min) does not end it; 50 x 4 extend it; 200,260,180 (15 min) end it.
+    expect(hypoEvents(trace, 70, 1)).toEqual([{ level: 1, start: T0 + 5 * MIN, end: T0 + 45 * MIN, nadir: 50 }]);
+    // Level 2: 50 x 4 from minute 25.
+    expect(hypoEvents(trace, 54, 2)).toEqual([{ level: 2, start: T0 + 25 * MIN, end: T0 + 45 * MIN, nadir: 50 }]);
+    expect([m.hypoEventsLevel1, m.hypoEventsLevel2]).toEqual([1, 1]);
+    // Two readings below (10 min) are not an event; two runs separated by 15 min above are two events.
+    expect(hypoEvents(every5([100, 60, 60, 100, 100]), 70, 1)).toEqual([]);
+    expect(hypoEvents(every5([60, 60, 60, 90, 90, 90, 65, 65, 65]), 70, 1).map((e) => e.start)).toEqual([T0, T0 + 30 * MIN]);
+  });
+
+  it('weights readings by time on irregular sampling and treats long intervals as gaps', () => {
+    // Weights: 2, 10, 1, 15 (not a gap: <= 15 min), 5 (last: nominal) = 33 min.
+    const irregular = at([
+      [0, 100],
+      [2, 100],
+      [12, 50],
+      [13, 50],
+      [28, 200],
+    ]);
+    const m = cgmMetrics(irregular);
+    expect(m.tbr54).toBeCloseTo((100 * 16) / 33, 10);
+    expect(m.tar180).toBeCloseTo((100 * 5) / 33, 10);
+    expect(m.mean).toBeCloseTo((2 * 100 + 10 * 100 + 50 + 15 * 50 + 5 * 200) / 33, 10);
+    // 16 min below 54 from minute 12: one level 2 event.
+    expect(hypoEvents(irregular, 54, 2)).toEqual([{ level: 2, start: T0 + 12 * MIN, end: T0 + 28 * MIN, nadir: 50 }]);
+    // A 30-minute gap: the reading before it counts 5 min, and breaks the run below 70.
+    const gappy = at([
+      [0, 100],
+      [5, 60],
+      [10, 60],
+      [40, 60],
+      [45, 100],
+    ]);
+    const g = cgmMetrics(gappy);
+    expect(g.tbr70).toBeCloseTo(60, 10); // 15 of 25 min
+    expect(g.dataSufficiency).toBeCloseTo(50, 10); // 25 of 50 min
+    expect(g.hypoEventsLevel1).toBe(0);
+  });
+
+  it('ignores input order, duplicate times and non-finite values, and never mutates the input', () => {
+    const shuffled = [...trace].reverse();
+    const copy = JSON.stringify(shuffled);
+    const withJunk = [...shuffled, { t: trace[0]!.t, gl: 999 }, { t: T0 + 3 * MIN, gl: Number.NaN }];
+    expect(cgmMetrics(withJunk).mean).toBeCloseTo(cgmMetrics(trace).mean, 10);
+    expect(JSON.stringify(shuffled)).toBe(copy);
+    expect(() => cgmMetrics([])).toThrow(RangeError);
+  });
+});
+
+describe('rate of change and trend arrows', () => {
+  it('least-squares slope in mg/dL/min on irregular times', () => {
+    expect(slope(at([[0, 100], [5, 110], [10, 120]]))).toBeCloseTo(2, 10);
+    expect(slope(at([[0, 100], [1, 99], [7, 88]]))).toBeCloseTo(-151 / 86, 10); // sxy -151/3, sxx 86/3
+    expect(slope(at([[0, 100]]))).toBeUndefined();
+  });
+
+  it('uses only the last 15 minutes and stops at a gap', () => {
+    const trace = at([[0, 300], [20, 100], [25, 95], [30, 90]]);
+    expect(rateOfChange(trace)).toBeCloseTo(-1, 10);
+    expect(rateOfChange(at([[0, 100], [20, 90]]))).toBeUndefined(); // 20 min apart: no 15-min window
+  });
+
+  it('bands as CGM receivers show them, edges in the slower band', () => {
+    expect([3.5, 3, 2.5, 2, 1.5, 1, 0, -1, -1.5, -2, -2.5, -3, -3.5].map(trendLabel)).toEqual([
+      'rising-rapidly',
+      'rising',
+      'rising',
+      'rising-slowly',
+      'rising-slowly',
+      'steady',
+      'steady',
+      'steady',
+      'falling-slowly',
+      'falling-slowly',
+      'falling',
+      'falling',
+      'falling-rapidly',
+    ]);
+    expect(trendOf(at([[0, 100], [5, 90], [10, 80]]))).toEqual({ rate: -2, label: 'falling-slowly', arrow: TREND_ARROWS['falling-slowly'] });
+  });
+});
+
+describe('sensor-fault flags', () => {
+  it('flags gaps, flat lines and sensor limits', () => {
+    const flat = every5(Array.from({ length: 20 }, () => 100)); // 95 min of 100
+    const trace = [...flat, { t: T0 + 200 * MIN, gl: 40 }, { t: T0 + 205 * MIN, gl: 120 }];
+    expect(sensorFaults(trace)).toEqual([
+      { kind: 'flat-line', start: T0, end: T0 + 95 * MIN },
+      { kind: 'gap', start: T0 + 95 * MIN, end: T0 + 200 * MIN },
+      { kind: 'sensor-limit', start: T0 + 200 * MIN, end: T0 + 200 * MIN },
+    ]);
+    // 60 min of 100 is not a flat line yet; a steady physiological trace is not flagged.
+    expect(sensorFaults(every5(Array.from({ length: 13 }, () => 100)))).toEqual([]);
+    expect(sensorFaults(every5(Array.from({ length: 30 }, (_, i) => 100 + 10 * Math.sin(i / 4))))).toEqual([]);
+  });
+
+  it('flags a fast drop and recovery as a compression low, not a slow physiological low', () => {
+    const compression = every5([120, 120, 120, 80, 55, 52, 60, 110, 118, 120]);
+    expect(sensorFaults(compression)).toEqual([{ kind: 'compression-low', start: T0 + 20 * MIN, end: T0 + 30 * MIN }]);
+    const slow = every5([100, 96, 92, 88, 84, 80, 76, 72, 68, 65, 63, 62, 64, 67, 70, 74, 78]);
+    expect(sensorFaults(slow)).toEqual([]);
+  });
+});
+
+describe('CGM CSV', () => {
+  it('reads GlucoBench rows, NA values, CRLF, and groups by subject sorted by time', () => {
+    const rows = parseCgmCsv('"id","time","gl"\r\n"a",2024-01-01 00:05:00,110\r\n"a",2024-01-01 00:00:00,100\r\n"b",2024-01-01T00:00:00Z,NA\r\n"b",1704067500000,90\r\n');
+    expect(rows.map((r) => [r.id, r.t, r.gl])).toEqual([
+      ['a', T0 + 5 * MIN, 110],
+      ['a', T0, 100],
+      ['b', T0, Number.NaN],
+      ['b', T0 + 5 * MIN, 90],
+    ]);
+    const traces = tracesById(rows);
+    expect(traces.get('a')).toEqual([
+      { t: T0, gl: 100 },
+      { t: T0 + 5 * MIN, gl: 110 },
+    ]);
+    expect(traces.get('b')).toEqual([{ t: T0 + 5 * MIN, gl: 90 }]);
+    expect(() => parseCgmCsv('id,when,gl\n')).toThrow(/id,time,gl/);
+    expect(() => parseCgmCsv('id,time,gl\na,yesterday,1\n')).toThrow(/line 2/);
+  });
+});
