@@ -33,7 +33,7 @@ describe('parseRuntimeConfig', () => {
         ackTimeoutMs: 10_000,
         backoff: { initialMs: 250, maxMs: 30_000 },
       },
-      store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90 },
+      store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' },
       sources: [],
       log: { level: 'info' },
       statusIntervalMs: 1000,

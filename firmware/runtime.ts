@@ -6,6 +6,8 @@ import { type Clock, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
+import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
+import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import { Ledger } from '../device-sdk/store/ledger.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
@@ -81,6 +83,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt: number;
   private stopped = false;
+  private readonly deviceKeyCreated: boolean;
 
   constructor(config: RuntimeConfig, deps: Partial<RuntimeDeps> = {}) {
     super();
@@ -90,12 +93,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Read before the ledger opens: a missing key file fails here without leaving the store open.
     const { tls, ...edge } = config.edge;
     const mqtt = tls ? readTlsFiles(tls) : {};
+    const { deviceKey, created: deviceKeyCreated } = loadOrCreateDeviceKey(config.store.deviceKeyFile ?? join(config.dataDir, DEVICE_KEY_FILE));
+    this.deviceKeyCreated = deviceKeyCreated;
     const hours = 3600_000;
     const recordMs = config.store.recordRetentionDays * 24 * hours;
     this.store = new SqliteOutboxStore(ledgerPath(config.dataDir), {
       deviceId: config.deviceId,
       budgetBytes: config.store.budgetBytes,
       retentionMs: { chunk: config.store.chunkRetentionHours * hours, alert: recordMs, finding: recordMs, reading: recordMs, quarantine: recordMs },
+      encryption: { suite: config.store.cipher, deviceKey },
     });
     this.ledger = new Ledger(this.store, {
       clock: this.clock,
@@ -126,6 +132,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       'runtime starting',
     );
     this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'start', detail: `boot ${this.store.bootId}` });
+    this.auditConfig();
+    if (this.deviceKeyCreated) {
+      this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'device-key-create', detail: `device key ${this.store.keyring?.deviceKey.keyId} created` });
+    }
     this.uplink.on('state', (state) => this.log.info({ link: state }, 'link state'));
     this.uplink.start();
     const sink = this.sink();
@@ -139,6 +149,37 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     every(this.config.statusIntervalMs, () => this.emit('status', this.status()));
     every(10_000, () => this.checkBudget());
     this.checkBudget();
+    this.startReencryption();
+  }
+
+  /** Records the config's hash in the audit log when it differs from the one the last start recorded. */
+  private auditConfig(): void {
+    const hash = sha256Hex(canonicalJson(this.config));
+    const previous = this.store.lastAudit('config')?.detail.match(/sha256 ([0-9a-f]{64})/)?.[1];
+    if (previous === hash) return;
+    this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'config', detail: `${previous ? `changed from sha256 ${previous.slice(0, 16)}... to` : 'first'} sha256 ${hash}` });
+  }
+
+  /**
+   * Moves records not under the active data key (plaintext from before encryption at rest, or older
+   * keys after a rotation made while the runtime was stopped) to it, a few hundred per tick, off the hot path.
+   */
+  private startReencryption(): void {
+    let moved = 0;
+    const timer = setInterval(() => {
+      try {
+        const step = this.store.reencryptStep(200);
+        moved += step.moved;
+        if (!step.done) return;
+        if (moved > 0) this.log.info({ records: moved }, 'records re-sealed under the active data key');
+      } catch (error) {
+        this.log.error({ err: (error as Error).message }, 're-encryption step failed; retrying at the next start');
+      }
+      clearInterval(timer);
+      this.timers = this.timers.filter((t) => t !== timer);
+    }, 50);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   private count(sensor: string, n: number): void {
