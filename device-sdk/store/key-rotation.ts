@@ -16,9 +16,15 @@ export interface KeyRotationOptions {
   /** Who rotates, for the audit log. */
   actor: string;
   now: () => number;
+  /**
+   * VACUUM after re-sealing: rewrites the file so that no byte of a plaintext or retired-key era
+   * survives in free space. Holds the write lock for the whole rewrite (a running runtime's writes
+   * wait, and retry after its busy timeout).
+   */
+  vacuum: boolean;
 }
 
-export const DEFAULT_KEY_ROTATION_OPTIONS: Readonly<KeyRotationOptions> = Object.freeze({ batchRows: 200, pauseMs: 2, actor: 'cli', now: Date.now });
+export const DEFAULT_KEY_ROTATION_OPTIONS: Readonly<KeyRotationOptions> = Object.freeze({ batchRows: 200, pauseMs: 2, actor: 'cli', now: Date.now, vacuum: false });
 
 export interface KeyRotationReport {
   keyId: string;
@@ -62,6 +68,10 @@ export async function rotateLedgerKeys(path: string, deviceKey: DeviceKey, optio
     const remaining = rowsNotUnder(db, keyId);
     const total = RECORD_KINDS.reduce((n, k) => n + reencrypted[k], 0);
     appendAuditEntry(db, { tMs: o.now(), actor: o.actor, action: 'key-reencrypt', detail: `${total} rows re-sealed under ${keyId}${previous ? ` (from ${previous} and older)` : ''}` });
+    if (o.vacuum) {
+      db.exec('VACUUM');
+      appendAuditEntry(db, { tMs: o.now(), actor: o.actor, action: 'vacuum', detail: 'ledger file rewritten after re-sealing' });
+    }
     return { keyId, previous, suite, reencrypted, remaining, transactions: transactions + 1 };
   } finally {
     db.close();

@@ -39,7 +39,8 @@ const KIND_CODE: Readonly<Record<RecordKind, number>> = Object.freeze({ alert: 1
 export function recordAad(kind: RecordKind, seq: number): Buffer {
   const aad = Buffer.allocUnsafe(9);
   aad[0] = KIND_CODE[kind];
-  aad.writeBigUInt64BE(BigInt(seq), 1);
+  aad.writeUInt32BE(Math.floor(seq / 0x100000000), 1);
+  aad.writeUInt32BE(seq >>> 0, 5);
   return aad;
 }
 

@@ -184,6 +184,8 @@ export class SqliteOutboxStore implements OutboxStore {
     this.retentionMs = { ...DEFAULT_RETENTION_MS, ...options.retentionMs };
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = openDatabase(path, DEVICE_MIGRATIONS, 'ledger');
+    // Overwrite freed content (evicted records, bodies re-sealed from clear or under a retired key).
+    this.db.pragma('secure_delete = ON');
 
     const owner = this.db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined;
     if (owner === undefined) {

@@ -9,7 +9,7 @@ import { ledgerPath } from '../runtime.js';
 import { parse, UsageError } from './args.js';
 
 export const KEYS_USAGE = `Usage: medge keys gen-signing --out DIR
-       medge keys rotate --data DIR [--device-key FILE] [--suite SUITE] [--json]
+       medge keys rotate --data DIR [--device-key FILE] [--suite SUITE] [--vacuum] [--json]
 
 'gen-signing' writes an Ed25519 key pair for signing artifacts: DIR/signing.key (mode 0600, keep it
 off devices) and DIR/signing.pub (install it on devices as a trusted key).
@@ -19,7 +19,8 @@ wrapped by the device key (DIR/${DEVICE_KEY_FILE}, or --device-key FILE as the c
 store.deviceKeyFile says), then re-seals every older record under it in small transactions. The
 runtime may keep running meanwhile: it seals its next records under the new key. --suite
 (${CIPHER_SUITES.join(' or ')}) changes the cipher; default: the current one. Both steps go to the
-ledger's audit log.`;
+ledger's audit log. --vacuum then rewrites the file so that no clear or old-key residue stays in
+free pages (it holds the write lock meanwhile: the runtime's writes wait).`;
 
 export async function keysCommand(args: string[]): Promise<number> {
   if (args[0] === 'rotate') return rotate(args.slice(1));
@@ -46,7 +47,7 @@ export async function keysCommand(args: string[]): Promise<number> {
 }
 
 async function rotate(args: string[]): Promise<number> {
-  const { values } = parse(args, { data: { type: 'string' }, 'device-key': { type: 'string' }, suite: { type: 'string' }, json: { type: 'boolean' } }, KEYS_USAGE);
+  const { values } = parse(args, { data: { type: 'string' }, 'device-key': { type: 'string' }, suite: { type: 'string' }, vacuum: { type: 'boolean' }, json: { type: 'boolean' } }, KEYS_USAGE);
   if (values.help) {
     process.stdout.write(`${KEYS_USAGE}\n`);
     return 0;
@@ -59,6 +60,7 @@ async function rotate(args: string[]): Promise<number> {
   const started = Date.now();
   const report = await rotateLedgerKeys(ledgerPath(values.data), deviceKey, {
     ...(values.suite === undefined ? {} : { suite: values.suite as CipherSuite }),
+    vacuum: values.vacuum === true,
   });
   const ms = Date.now() - started;
   const moved = Object.values(report.reencrypted).reduce((a, b) => a + b, 0);
