@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
+import { loadWireKey, sealPayload } from '../device-sdk/security/wire-keys.js';
 import { Ledger } from '../device-sdk/store/ledger.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
@@ -91,8 +92,18 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? createLogger('medge-runtime', config.log.level);
     // Read before the ledger opens: a missing key file fails here without leaving the store open.
-    const { tls, ...edge } = config.edge;
+    const { tls, payloadEncryption, ...edge } = config.edge;
     const mqtt = tls ? readTlsFiles(tls) : {};
+    let sealer: ((topic: string, payload: Uint8Array) => Uint8Array) | undefined;
+    if (payloadEncryption) {
+      let wireKey: ReturnType<typeof loadWireKey>;
+      try {
+        wireKey = loadWireKey(payloadEncryption.keyFile);
+      } catch (error) {
+        throw new ConfigError('edge.payloadEncryption.keyFile', payloadEncryption.keyFile, (error as Error).message, 'point it at the ID.wire.key file medge provision wrote (mode 0600)');
+      }
+      sealer = (topic, payload) => sealPayload(payloadEncryption.suite, wireKey, topic, payload);
+    }
     const { deviceKey, created: deviceKeyCreated } = loadOrCreateDeviceKey(config.store.deviceKeyFile ?? join(config.dataDir, DEVICE_KEY_FILE));
     this.deviceKeyCreated = deviceKeyCreated;
     const hours = 3600_000;
@@ -107,7 +118,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       clock: this.clock,
       onFlushError: (error) => this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered }, 'ledger flush failed; records kept in memory, retrying'),
     });
-    this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt });
+    this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
     this.sources = config.sources.map((s, i) => createSimSource(s, this.clock, seed + i));

@@ -19,6 +19,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
+import { issueWireKey } from './wire-keys.js';
 import { MedgeError } from '../errors.js';
 import { isTopicSegment } from '../sync/topics.js';
 
@@ -481,6 +482,8 @@ export interface ProvisionResult {
   keyPath: string;
   certPath: string;
   caPath: string;
+  /** The device's payload (wire) key, 0600; the edge's copy is in the CA directory (`wire-keys.ts`). */
+  wireKeyPath: string;
   info: CertificateInfo;
 }
 
@@ -498,7 +501,8 @@ export async function provisionDevice(caDir: string, options: ProvisionOptions):
   const keyPath = join(options.outDir, `${options.deviceId}.key`);
   const certPath = join(options.outDir, `${options.deviceId}.crt`);
   const caPath = join(options.outDir, 'ca.crt');
-  for (const path of [keyPath, certPath]) {
+  const wirePath = join(options.outDir, `${options.deviceId}.wire.key`);
+  for (const path of [keyPath, certPath, wirePath]) {
     if (existsSync(path)) throw new PkiError('exists', `${path} already exists; refusing to overwrite a device identity (remove it first to re-provision)`, path);
   }
   if (existsSync(caPath) && readFileSync(caPath, 'utf8') !== ca.certPem) {
@@ -509,5 +513,6 @@ export async function provisionDevice(caDir: string, options: ProvisionOptions):
   writeNew(keyPath, device.keyPem, 0o600);
   writeNew(certPath, device.certPem, 0o644);
   if (!existsSync(caPath)) writeNew(caPath, ca.certPem, 0o644);
-  return { keyPath, certPath, caPath, info: describeCertificate(device.certPem) };
+  issueWireKey(caDir, options.deviceId, wirePath);
+  return { keyPath, certPath, caPath, wireKeyPath: wirePath, info: describeCertificate(device.certPem) };
 }

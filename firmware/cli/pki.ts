@@ -14,8 +14,9 @@ Refuses to overwrite an existing CA. 'medge edge --tls DIR' uses the directory.`
 export const PROVISION_USAGE = `Usage: medge provision --ca DIR --site SITE --device ID --out OUT [--days N]
 
 Issues a device identity signed by the site CA in DIR: OUT/ID.key (mode 0600), OUT/ID.crt
-(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device}) and OUT/ca.crt (to verify
-the edge). ID must be a valid topic segment (1-64 of A-Z a-z 0-9 . _ -) and SITE the CA's site.
+(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device}), OUT/ca.crt (to verify
+the edge) and OUT/ID.wire.key (0600: the payload-encryption key; the edge's copy goes to
+DIR/wire-keys/ID.key). ID must be a valid topic segment (1-64 of A-Z a-z 0-9 . _ -) and SITE the CA's site.
 Refuses to overwrite an existing identity. Point the runtime config's edge.tls at the three files.`;
 
 /** A refused value given on the command line is a usage error (exit 2); the rest (existing files, missing CA) exit 1. */
@@ -75,7 +76,7 @@ export async function provisionCommand(args: string[]): Promise<number> {
     PROVISION_USAGE,
   );
   process.stdout.write(
-    `provisioned ${values.device} for site ${values.site}: ${result.keyPath} (0600), ${result.certPath} (valid until ${result.info.notAfter.toISOString()}), ${result.caPath}\n`,
+    `provisioned ${values.device} for site ${values.site}: ${result.keyPath} (0600), ${result.certPath} (valid until ${result.info.notAfter.toISOString()}), ${result.caPath}, ${result.wireKeyPath} (0600, payload encryption; the edge's copy is in ${values.ca})\n`,
   );
   return 0;
 }
