@@ -35,6 +35,7 @@ describe('parseRuntimeConfig', () => {
       },
       store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' },
       sources: [],
+      artifacts: { trustedKeys: [] },
       log: { level: 'info' },
       statusIntervalMs: 1000,
     });

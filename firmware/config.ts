@@ -113,6 +113,11 @@ export interface RuntimeConfig {
     deviceKeyFile?: string;
   };
   sources: SourceConfig[];
+  /**
+   * Signed artifacts (models, update bundles): the Ed25519 public keys (PEM files, `signing.pub`)
+   * whose signatures the runtime accepts. Absolute. Empty: every artifact is refused.
+   */
+  artifacts: { trustedKeys: string[] };
   log: { level: LogLevel };
   statusIntervalMs: number;
 }
@@ -144,6 +149,7 @@ export const DEFAULT_RUNTIME_CONFIG = deepFreeze({
   },
   store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' as CipherSuite },
   sources: [] as SourceConfig[],
+  artifacts: { trustedKeys: [] as string[] },
   log: { level: 'info' as LogLevel },
   statusIntervalMs: 1000,
 });
@@ -253,6 +259,9 @@ const RUNTIME_SCHEMA: SchemaObject = object(
       deviceKeyFile: { type: 'string', minLength: 1, description: 'a path to the device key file', examples: ['./keys/device.key'] },
     }),
     sources: { type: 'array', items: SOURCE_SCHEMA },
+    artifacts: object({
+      trustedKeys: { type: 'array', items: { type: 'string', minLength: 1, description: 'a path to an Ed25519 public key (PEM)', examples: ['./keys/signing.pub'] } },
+    }),
     log: object({ level: { type: 'string', enum: [...LOG_LEVELS] } }),
     statusIntervalMs: int(100, 60_000, 1000),
   },
@@ -488,6 +497,7 @@ export function parseRuntimeConfig(input: unknown, baseDir: string, file?: strin
     },
     store: { ...d.store, ...storeInput, ...(deviceKeyFile === undefined ? {} : { deviceKeyFile: resolve(baseDir, deviceKeyFile) }) },
     sources: (input.sources ?? []).map(resolveSource),
+    artifacts: { trustedKeys: (input.artifacts?.trustedKeys ?? []).map((p) => resolve(baseDir, p as string)) },
     log: { ...d.log, ...input.log },
     statusIntervalMs: input.statusIntervalMs ?? d.statusIntervalMs,
   };

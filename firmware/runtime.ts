@@ -6,6 +6,7 @@ import { type Clock, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
+import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import { loadWireKey, sealPayload } from '../device-sdk/security/wire-keys.js';
@@ -85,6 +86,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly startedAt: number;
   private stopped = false;
   private readonly deviceKeyCreated: boolean;
+  private readonly trustedKeys: readonly string[];
 
   constructor(config: RuntimeConfig, deps: Partial<RuntimeDeps> = {}) {
     super();
@@ -104,6 +106,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       }
       sealer = (topic, payload) => sealPayload(payloadEncryption.suite, wireKey, topic, payload);
     }
+    this.trustedKeys = readTrustedKeys(config.artifacts.trustedKeys);
     const { deviceKey, created: deviceKeyCreated } = loadOrCreateDeviceKey(config.store.deviceKeyFile ?? join(config.dataDir, DEVICE_KEY_FILE));
     this.deviceKeyCreated = deviceKeyCreated;
     const hours = 3600_000;
@@ -161,6 +164,32 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     every(10_000, () => this.checkBudget());
     this.checkBudget();
     this.startReencryption();
+  }
+
+  /**
+   * A slot for a signed artifact (a model, an update bundle) verified against the config's
+   * `artifacts.trustedKeys`: `offer(dir)` loads a candidate with `load` only if its signature and
+   * every file hash hold, and otherwise keeps the previous one. Every offer goes to the audit log.
+   */
+  artifactSlot<T>(name: string, load: (artifact: VerifiedArtifact) => T | Promise<T>, dispose?: (value: T) => void): ArtifactSlot<T> {
+    return new ArtifactSlot<T>({
+      name,
+      trustedKeys: this.trustedKeys,
+      load,
+      ...(dispose ? { dispose } : {}),
+      onOffer: ({ slot, dir, outcome }) => {
+        const tMs = this.clock.now();
+        if (outcome.accepted) {
+          const { id, version } = outcome.manifest;
+          this.log.info({ slot, id, version, keyId: outcome.keyId }, 'artifact accepted');
+          this.store.appendAudit({ tMs, actor: 'runtime', action: 'artifact-accept', detail: `${slot}: ${id}@${version} from ${dir}, signed by ${outcome.keyId}${outcome.previous ? `, replacing ${outcome.previous.version}` : ''}` });
+        } else {
+          const kept = outcome.kept ? `${outcome.kept.id}@${outcome.kept.version}` : 'nothing';
+          this.log.error({ slot, dir, reason: outcome.reason, kept }, `artifact refused: ${outcome.message}`);
+          this.store.appendAudit({ tMs, actor: 'runtime', action: 'artifact-refuse', detail: `${slot}: ${dir} refused (${outcome.reason}: ${outcome.message}); keeps ${kept}` });
+        }
+      },
+    });
   }
 
   /** Records the config's hash in the audit log when it differs from the one the last start recorded. */
