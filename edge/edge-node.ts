@@ -67,7 +67,7 @@ export class EdgeNode {
           logger: this.options.logger,
           ...(tls
             ? {
-                tls: { ca: tls.ca, cert: tls.cert, key: tls.key },
+                tls: { ca: tls.ca, cert: tls.cert, key: tls.key, crlPath: tls.crlPath },
                 site: tls.site,
                 // The store is closed only after the broker has stopped, so this never writes to a closed store.
                 onReject: (rejection) => this.store.countRejected(rejection.reason),

@@ -21,7 +21,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
   verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },
   keys: { run: keysCommand, summary: "'keys rotate' rotates the ledger's data key; 'keys gen-signing' makes an Ed25519 signing key pair" },
-  ca: { run: caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates" },
+  ca: { run: caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates; 'ca revoke' revokes a device" },
   provision: { run: provisionCommand, summary: "issue a device's client certificate from the site CA" },
 });
 
