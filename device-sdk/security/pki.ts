@@ -19,6 +19,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
+import { appendCaAudit } from './ca-audit.js';
 import { issueWireKey } from './wire-keys.js';
 import { MedgeError } from '../errors.js';
 import { isTopicSegment } from '../sync/topics.js';
@@ -435,6 +436,7 @@ export async function initCaDir(dir: string, options: InitCaDirOptions): Promise
   writeNew(join(dir, f.ingestKey), ingest.keyPem, 0o600);
   writeNew(join(dir, f.ingestCert), ingest.certPem, 0o644);
   writeNew(join(dir, f.site), `${JSON.stringify(info, null, 2)}\n`, 0o644);
+  appendCaAudit(dir, { action: 'ca-init', detail: `site ${info.site}: CA ${info.caFingerprint256}; server certificate for ${[...LOCAL_HOSTS, ...hosts].join(', ')}` });
   return info;
 }
 
@@ -522,10 +524,15 @@ export async function provisionDevice(caDir: string, options: ProvisionOptions):
   writeNew(keyPath, device.keyPem, 0o600);
   writeNew(certPath, device.certPem, 0o644);
   if (!existsSync(caPath)) writeNew(caPath, ca.certPem, 0o644);
-  issueWireKey(caDir, options.deviceId, wirePath);
+  const wireKey = issueWireKey(caDir, options.deviceId, wirePath);
   mkdirSync(join(caDir, CA_DIR_FILES.issued), { recursive: true, mode: 0o700 });
   writeFileSync(join(caDir, CA_DIR_FILES.issued, `${options.deviceId}.crt`), device.certPem, { mode: 0o644 });
-  return { keyPath, certPath, caPath, wireKeyPath: wirePath, info: describeCertificate(device.certPem) };
+  const info = describeCertificate(device.certPem);
+  appendCaAudit(caDir, {
+    action: 'provision',
+    detail: `device ${options.deviceId} of site ${options.site}: certificate serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}; wire key ${wireKey.keyId}; written to ${options.outDir}`,
+  });
+  return { keyPath, certPath, caPath, wireKeyPath: wirePath, info };
 }
 
 export interface RevokedEntry {
@@ -578,5 +585,6 @@ export async function revokeDevice(caDir: string, deviceId: string, now = new Da
   writeFileSync(`${crlPath}.tmp`, `${pem}\n`, { mode: 0o644 });
   chmodSync(`${crlPath}.tmp`, 0o644);
   renameSync(`${crlPath}.tmp`, crlPath); // atomic: a reader never sees half a CRL
+  appendCaAudit(caDir, { action: 'revoke', detail: `device ${deviceId}: certificate serial ${entry.serial} revoked; the CRL lists ${list.length}` });
   return { revoked: entry, entries: list.length, crlPath };
 }
