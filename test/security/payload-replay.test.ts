@@ -3,7 +3,7 @@
  * `medge provision`), replayed batches, and malformed or oversized payloads, against
  * `medge edge --tls --sealed-payloads` (embedded aedes) in its own process.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { EdgeStore, type EdgeStats, readEdgeStats } from '../../edge/edge-store.
 import { readTlsFiles } from '../../firmware/runtime.js';
 import { medge, medgeBackground } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-import { end, publish, readingBatch, tlsOptions, tryConnect } from './probe.js';
+import { end, publish, readingBatch, runRuntimeUntil, tlsOptions, tryConnect } from './probe.js';
 
 const SITE = 'ward-12';
 const dir = mkdtempSync(join(tmpdir(), 'medge-payload-'));
@@ -120,9 +120,9 @@ describe('payload encryption inside TLS, per-device wire keys', () => {
 
   it('medge run with edge.payloadEncryption (SM4) delivers through the edge', async () => {
     const config = join(devices, 'rt-sm4.json');
-    writeFileSync(
+    await runRuntimeUntil(
       config,
-      JSON.stringify({
+      {
         deviceId: 'rt-sm4',
         site: SITE,
         dataDir: './rt-sm4-data',
@@ -135,17 +135,10 @@ describe('payload encryption inside TLS, per-device wire keys', () => {
         store: { cipher: 'sm4-ctr-hmac-sm3' },
         sources: [{ type: 'sim-hr', intervalMs: 100 }],
         log: { level: 'warn' },
-      }),
+      },
+      () => (stats().devices['rt-sm4']?.reading ?? 0) >= 3,
+      'runtime readings stored at the edge',
     );
-    const runtime = medgeBackground(['run', '--config', config]);
-    try {
-      await waitFor(() => (stats().devices['rt-sm4']?.reading ?? 0) >= 3, 'runtime readings stored at the edge', 20_000);
-    } catch (error) {
-      process.stderr.write(`runtime output:\n${runtime.output().slice(-3000)}\n`);
-      throw error;
-    } finally {
-      expect(await runtime.stop()).toBe(0);
-    }
   });
 
   it('refuses, as auth and storing nothing: a clear payload, a tampered one, one moved to another topic, one sealed with another device\'s key', async () => {
