@@ -140,10 +140,11 @@ export class GcmBulkCipher {
     this.counter = 0;
   }
 
+  /** The next nonce, in a buffer the next call overwrites: copy it out. */
   private nextNonce(): Buffer {
     if (this.counter === 0xffffffff) this.freshPrefix();
     this.nonce.writeUInt32BE(this.counter++, 8);
-    return Buffer.from(this.nonce);
+    return this.nonce;
   }
 
   private ecb(blocks: Uint8Array): Buffer {
@@ -171,60 +172,67 @@ export class GcmBulkCipher {
     for (let k = 0; k < 4; k++) out.writeInt32BE((y[k] as number) ^ stream.readInt32BE(j0At + k * 4), tagAt + k * 4);
   }
 
-  /** Counter blocks J0, J0+1, ... for each nonce and length, and their encryption in one ECB call. */
-  private keyStream(nonces: readonly Uint8Array[], lengths: readonly number[]): { stream: Buffer; offsets: number[] } {
+  /**
+   * Counter blocks J0, J0+1, ... of each message (its 12-byte nonce at `sources[i][nonceAt]`, its
+   * length) and their encryption in one ECB call; `offsets[i]` is where message i's E(J0) starts.
+   */
+  private keyStream(sources: readonly Uint8Array[], nonceAt: number, lengths: readonly number[]): { stream: Buffer; offsets: number[] } {
     const offsets: number[] = [];
     let blocks = 0;
     for (const n of lengths) {
       offsets.push(blocks * 16);
       blocks += 1 + Math.ceil(n / 16);
     }
+    if (blocks === 0) return { stream: Buffer.alloc(0), offsets };
     const counters = Buffer.allocUnsafe(blocks * 16);
-    nonces.forEach((nonce, i) => {
-      const first = (offsets[i] as number) / 16;
+    sources.forEach((src, i) => {
+      const first = offsets[i] as number;
       const count = 1 + Math.ceil((lengths[i] as number) / 16);
       for (let b = 0; b < count; b++) {
-        const at = (first + b) * 16;
-        counters.set(nonce, at);
+        const at = first + b * 16;
+        for (let k = 0; k < NONCE_BYTES; k++) counters[at + k] = src[nonceAt + k] as number;
         counters.writeUInt32BE(b + 1, at + 12);
       }
     });
-    return { stream: blocks === 0 ? Buffer.alloc(0) : this.ecb(counters), offsets };
+    return { stream: this.ecb(counters), offsets };
   }
 
   /** Envelopes of every item, in order; identical in layout to `seal({ suite: 'aes-256-gcm', ... })`. */
   sealMany(items: readonly BulkItem[]): Buffer[] {
+    const h = this.head.length;
     const out = new Array<Buffer>(items.length);
     const small: number[] = [];
-    const nonces: Buffer[] = [];
     items.forEach((item, i) => {
       const nonce = this.nextNonce();
-      if (item.plaintext.byteLength > BULK_MAX_BYTES) {
-        const cipher = createCipheriv('aes-256-gcm', this.key, nonce);
+      const n = item.plaintext.byteLength;
+      if (n > BULK_MAX_BYTES) {
+        const iv = Buffer.from(nonce);
+        const cipher = createCipheriv('aes-256-gcm', this.key, iv);
         cipher.setAAD(Buffer.concat([this.head, item.aad]));
         const body = Buffer.concat([cipher.update(item.plaintext), cipher.final()]);
-        out[i] = Buffer.concat([this.head, nonce, body, cipher.getAuthTag()]);
-      } else {
-        small.push(i);
-        nonces.push(nonce);
+        out[i] = Buffer.concat([this.head, iv, body, cipher.getAuthTag()]);
+        return;
       }
-    });
-    const { stream, offsets } = this.keyStream(
-      nonces,
-      small.map((i) => (items[i] as BulkItem).plaintext.byteLength),
-    );
-    const h = this.head.length;
-    small.forEach((i, j) => {
-      const { plaintext, aad } = items[i] as BulkItem;
-      const n = plaintext.byteLength;
       const env = Buffer.allocUnsafe(h + NONCE_BYTES + n + TAG_BYTES);
       env.set(this.head, 0);
-      env.set(nonces[j] as Buffer, h);
+      nonce.copy(env, h);
+      out[i] = env;
+      small.push(i);
+    });
+    const envs = small.map((i) => out[i] as Buffer);
+    const { stream, offsets } = this.keyStream(
+      envs,
+      h,
+      small.map((i) => (items[i] as BulkItem).plaintext.byteLength),
+    );
+    small.forEach((i, j) => {
+      const { plaintext, aad } = items[i] as BulkItem;
+      const env = envs[j] as Buffer;
+      const n = plaintext.byteLength;
       const ks = (offsets[j] as number) + 16;
       const ct = h + NONCE_BYTES;
       xorInto(env, ct, plaintext, stream, ks, n);
       this.tag(aad, env, ct, ct + n, stream, ks - 16, env, ct + n);
-      out[i] = env;
     });
     return out;
   }
@@ -253,7 +261,8 @@ export class GcmBulkCipher {
       } else small.push(i);
     });
     const { stream, offsets } = this.keyStream(
-      small.map((i) => (envelopes[i] as Uint8Array).subarray(h, h + NONCE_BYTES)),
+      small.map((i) => envelopes[i] as Uint8Array),
+      h,
       small.map((i) => (envelopes[i] as Uint8Array).byteLength - h - NONCE_BYTES - TAG_BYTES),
     );
     const expected = Buffer.allocUnsafe(TAG_BYTES);

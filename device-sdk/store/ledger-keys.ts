@@ -102,7 +102,7 @@ export class LedgerKeyring {
 
   /** Creates a data key, wraps it under the device key and makes it active. Call inside a write transaction. */
   createActive(suite: CipherSuite, nowMs: number): string {
-    const keyId = `dk-${randomBytes(6).toString('hex')}`;
+    const keyId = `dk-${randomBytes(4).toString('hex')}`;
     const key = randomBytes(DATA_KEY_BYTES);
     const wrapped = wrapKey({ suite, keyId: this.deviceKey.keyId, key: this.deviceKey.key }, key);
     const previous = this.activeKeyId();
