@@ -4,7 +4,8 @@
 //
 // ledger: `Ledger.add('reading', r)` on a SqliteOutboxStore, flushed by size every 1000 records
 //         (maxBuffered 1000, flush timer far away), WAL + synchronous=FULL. The ledger encodes
-//         every reading itself (protobuf) inside the timed loop, as it does on a board.
+//         every reading itself (protobuf) inside the timed loop, as it does on a board, and seals
+//         every body with AES-256-GCM at rest (the runtime's default; --cipher none|aes-256-gcm|sm4-ctr-hmac-sm3).
 // bare:   the same rows (same columns, same encoded body bytes, pre-encoded before timing) inserted
 //         with one prepared statement into an identical table, same pragmas, 1000-row transactions.
 // Prints one JSON object on stdout; progress goes to stderr.
@@ -13,11 +14,14 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { encodeBody } from '../dist/device-sdk/proto/index.js';
 import { applyDurablePragmas, Ledger, ROW_OVERHEAD_BYTES, SqliteOutboxStore } from '../dist/device-sdk/store/index.js';
+import { createDeviceKey } from '../dist/device-sdk/security/device-key.js';
 import { numberArg, progress, reading, removeDir, round, tempDir, tempFsInfo } from './lib/common.js';
 
 const ROWS = Math.floor(numberArg('rows', 1_000_000));
 const TX = 1000;
 const TARGET_RATIO = 0.6;
+const cipherAt = process.argv.indexOf('--cipher');
+const CIPHER = cipherAt > 0 ? process.argv[cipherAt + 1] : 'aes-256-gcm';
 
 function maybeGc() {
   if (typeof globalThis.gc === 'function') globalThis.gc();
@@ -48,7 +52,8 @@ function runLedger() {
   maybeGc();
   const dir = tempDir('ingest-ledger');
   const path = join(dir, 'ledger.sqlite');
-  const store = new SqliteOutboxStore(path, { deviceId: 'bench-ingest' });
+  const encryption = CIPHER === 'none' ? undefined : { suite: CIPHER, deviceKey: createDeviceKey(join(dir, 'device.key')) };
+  const store = new SqliteOutboxStore(path, { deviceId: 'bench-ingest', ...(encryption ? { encryption } : {}) });
   const ledger = new Ledger(store, { maxBuffered: TX, flushIntervalMs: 1_000_000_000 });
   progress(`store-ingest: ledger, ${ROWS} readings`);
   const t0 = performance.now();
@@ -56,8 +61,16 @@ function runLedger() {
   ledger.flush();
   const seconds = (performance.now() - t0) / 1000;
   const stats = store.stats().reading;
+  // Sealed bodies differ from the bare table's: compare what the ledger gives back (opened) instead.
+  const first = store.readAfter('reading', 0, 1)[0];
+  const last = store.readAfter('reading', ROWS - 1, 1)[0];
   store.close();
   const summary = tableSummary(path, 'rec_reading');
+  const sealedBytes = summary.body;
+  summary.first = Buffer.from(first.body).toString('hex');
+  summary.last = Buffer.from(last.body).toString('hex');
+  summary.body = stats.bytes - ROWS * ROW_OVERHEAD_BYTES;
+  summary.sealedBytes = sealedBytes;
   removeDir(dir);
   if (stats.lastSeq !== ROWS || stats.rows !== ROWS) throw new Error(`ledger stored ${stats.rows} rows (lastSeq ${stats.lastSeq}), expected ${ROWS}`);
   return { seconds, summary };
@@ -112,9 +125,11 @@ const result = {
   bare: { rowsPerSec: round(ROWS / bare.seconds), seconds: round(bare.seconds, 3) },
   ratio: round(bare.seconds / ledger.seconds, 3),
   target: { minRatio: TARGET_RATIO, met: bare.seconds / ledger.seconds >= TARGET_RATIO },
+  cipher: CIPHER,
   bodyBytes: ledger.summary.body,
+  storedBodyBytes: ledger.summary.sealedBytes,
   note:
-    'ledger = Ledger.add() per reading (protobuf encoding, tag and clock inside the timed loop), committed by SqliteOutboxStore.append in 1000-record transactions; ' +
+    'ledger = Ledger.add() per reading (protobuf encoding, tag and clock inside the timed loop; bodies sealed at rest with the given cipher), committed by SqliteOutboxStore.append in 1000-record transactions; ' +
     'bare = one prepared INSERT of PRE-ENCODED bodies (encoding not timed) into an identical table. Both WAL + synchronous=FULL, fresh files in ' +
     `${tempFsInfo().dir} (${tempFsInfo().fs}); ratio = ledger rows/s ÷ bare rows/s.`,
 };

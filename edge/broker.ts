@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
@@ -11,6 +12,11 @@ export interface BrokerTlsOptions {
   /** The broker's server certificate and key. */
   cert: string;
   key: string;
+  /**
+   * The site's CRL file (`medge ca revoke`). Read at start when it exists and again whenever it
+   * changes (checked every second): a revoked certificate fails the TLS handshake (counted `auth`).
+   */
+  crlPath?: string;
 }
 
 /** Why the broker turned a client or a request away: `auth` (who it is) or `acl` (what it asked for). */
@@ -74,6 +80,8 @@ export class EmbeddedBroker {
   private readonly identities = new WeakMap<Client, EdgeIdentity>();
   /** Client id → the connection that holds it and its identity (who may take the id over). */
   private readonly owners = new Map<string, { client: Client; name: string }>();
+  private crlTimer: NodeJS.Timeout | undefined;
+  private crlStamp = '';
 
   constructor(options: Partial<EmbeddedBrokerOptions> = {}) {
     this.options = { ...DEFAULT_BROKER_OPTIONS, ...options };
@@ -105,13 +113,23 @@ export class EmbeddedBroker {
     if (this.server) return;
     const { tls } = this.options;
     const broker = await Aedes.createBroker(tls ? this.accessControl() : {});
+    const crl = tls ? this.readCrl() : undefined;
     const handle = (socket: Socket) => {
       broker.handle(socket);
     };
     // noDelay: MQTT is many small request/response packets; Nagle's algorithm would hold each PUBACK back.
     const server = tls
       ? createTlsServer(
-          { ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout: HANDSHAKE_TIMEOUT_MS },
+          {
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            ...(crl ? { crl } : {}),
+            requestCert: true,
+            rejectUnauthorized: true,
+            minVersion: 'TLSv1.2',
+            handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+          },
           handle,
         )
       : createTcpServer({ noDelay: true }, handle);
@@ -137,6 +155,37 @@ export class EmbeddedBroker {
     if (address && typeof address === 'object') this.portValue = address.port;
     this.broker = broker;
     this.server = server;
+    if (tls?.crlPath) {
+      const tlsServer = server as ReturnType<typeof createTlsServer>;
+      this.crlTimer = setInterval(() => {
+        const before = this.crlStamp;
+        const next = this.readCrl();
+        if (this.crlStamp === before || next === undefined) return;
+        try {
+          tlsServer.setSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key, crl: next });
+          this.log.info({ crl: tls.crlPath }, 'certificate revocation list reloaded');
+        } catch (error) {
+          // Keep the previous context (and its CRL) rather than drop revocation checking.
+          this.log.error({ crl: tls.crlPath, err: (error as Error).message }, 'certificate revocation list unusable; keeping the previous one');
+        }
+      }, 1_000);
+      this.crlTimer.unref();
+    }
+  }
+
+  /** The CRL's text when the file exists (and notes its mtime and size), else undefined. */
+  private readCrl(): string | undefined {
+    const path = this.options.tls?.crlPath;
+    if (!path) return undefined;
+    try {
+      const st = statSync(path);
+      const stamp = `${st.mtimeMs}:${st.size}`;
+      const text = readFileSync(path, 'utf8');
+      this.crlStamp = stamp;
+      return text;
+    } catch {
+      return undefined;
+    }
   }
 
   private reject(rejection: BrokerRejection): void {
@@ -197,6 +246,8 @@ export class EmbeddedBroker {
     const { server, broker } = this;
     this.server = undefined;
     this.broker = undefined;
+    if (this.crlTimer) clearInterval(this.crlTimer);
+    this.crlTimer = undefined;
     if (!server || !broker) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();

@@ -8,7 +8,7 @@ import { disableNagle } from '../device-sdk/sync/uplink.js';
 import { siteUpWildcard } from './acl.js';
 import { EmbeddedBroker } from './broker.js';
 import { EdgeStore } from './edge-store.js';
-import { Ingest, type IngestOutcome } from './ingest.js';
+import { Ingest, type IngestOptions, type IngestOutcome } from './ingest.js';
 
 export interface EdgeNodeOptions {
   dataDir: string;
@@ -27,6 +27,8 @@ export interface EdgeNodeOptions {
    * ingest certificate (also to an external broker) and subscribes to its site's uplinks only.
    */
   tls?: EdgeTlsMaterial;
+  /** Payload encryption inside TLS: the devices' wire keys (`WireKeyring` of the CA directory) and whether clear payloads are refused. */
+  payload?: IngestOptions;
   logger: Logger;
 }
 
@@ -65,7 +67,7 @@ export class EdgeNode {
           logger: this.options.logger,
           ...(tls
             ? {
-                tls: { ca: tls.ca, cert: tls.cert, key: tls.key },
+                tls: { ca: tls.ca, cert: tls.cert, key: tls.key, crlPath: tls.crlPath },
                 site: tls.site,
                 // The store is closed only after the broker has stopped, so this never writes to a closed store.
                 onReject: (rejection) => this.store.countRejected(rejection.reason),
@@ -80,6 +82,7 @@ export class EdgeNode {
       },
       this.log,
       this.options.limits,
+      this.options.payload ?? {},
     );
   }
 

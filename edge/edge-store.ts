@@ -45,6 +45,11 @@ export interface CommitResult {
   redelivered: number;
   /** Every record of the kind up to this seq is committed here: the value to acknowledge. */
   upToSeq: number;
+  /**
+   * Every record of the batch was already stored (a redelivery after a lost ack, or a captured
+   * publish played again): nothing was written but the `replay` rejection count.
+   */
+  replay: boolean;
 }
 
 export interface EdgeStats {
@@ -57,8 +62,8 @@ export function edgeDatabasePath(dataDir: string): string {
 }
 
 /**
- * The edge node's store. Records are unique by (deviceId, kind, seq): a redelivered batch changes
- * nothing (exactly-once in this store, at-least-once on the wire).
+ * The edge node's store. Records are unique by (deviceId, kind, seq): a batch whose records are all
+ * stored already changes nothing but the `replay` count (exactly-once in this store, at-least-once on the wire).
  *
  * `contiguous` per (device, kind) is the highest seq up to which the edge holds every record the
  * device sent. A batch covers (afterSeq, lastSeq] whole, so it extends `contiguous` when it starts at
@@ -90,11 +95,17 @@ export class EdgeStore {
     const addRange = this.db.prepare(
       'INSERT INTO pending_ranges (device_id, kind, after_seq, last_seq) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)',
     );
+    const countRejected = this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET count = count + 1');
     this.commitTx = this.db.transaction((input: CommitInput, now: number): CommitResult => {
       const { deviceId, kind } = input;
       let inserted = 0;
       for (const r of input.records) {
         inserted += insert.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body).changes;
+      }
+      if (inserted === 0) {
+        countRejected.run('replay');
+        const upToSeq = (getProgress.get(deviceId, kind) as number | undefined) ?? 0;
+        return { inserted: 0, redelivered: input.records.length, upToSeq, replay: true };
       }
       upsertDevice.run(deviceId, input.site, now, now, input.bootId);
       let contiguous = Math.max((getProgress.get(deviceId, kind) as number | undefined) ?? 0, input.ackedUpTo);
@@ -108,7 +119,7 @@ export class EdgeStore {
       }
       const redelivered = input.records.length - inserted;
       putProgress.run(deviceId, kind, contiguous, inserted, redelivered);
-      return { inserted, redelivered, upToSeq: contiguous };
+      return { inserted, redelivered, upToSeq: contiguous, replay: false };
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Logger } from '../device-sdk/log.js';
+import { openPayload, SEALED_PAYLOAD_MARK, type WireKey } from '../device-sdk/security/wire-keys.js';
 import { encodeAck } from '../device-sdk/proto/index.js';
 import { type BatchLimits, BatchRejectedError, DEFAULT_BATCH_LIMITS, openBatch } from '../device-sdk/sync/batch.js';
 import { downTopic, parseUpTopic } from '../device-sdk/sync/topics.js';
@@ -7,6 +8,17 @@ import type { CommitResult, EdgeStore } from './edge-store.js';
 export type IngestOutcome = { ok: true; deviceId: string; result: CommitResult } | { ok: false; reason: string; message: string };
 
 export type AckPublisher = (topic: string, payload: Buffer) => void;
+
+export interface IngestOptions {
+  /**
+   * The wire key of a device (`WireKeyring.get`), for payload encryption inside TLS. A sealed payload
+   * that does not open under the key of the device its topic names (tampered, another device's,
+   * moved to another topic) is refused as `auth`. Without it payloads are taken in clear only.
+   */
+  wireKeys?: (deviceId: string) => WireKey | undefined;
+  /** Refuse (as `auth`) clear payloads from devices that have a wire key. */
+  requireSealed?: boolean;
+}
 
 /**
  * Validates an uplink message, commits it, and only then publishes the acknowledgement. Anything
@@ -17,20 +29,46 @@ export class Ingest {
   private readonly publishAck: AckPublisher;
   private readonly log: Logger;
   private readonly limits: BatchLimits;
+  private readonly wireKeys: IngestOptions['wireKeys'];
+  private readonly requireSealed: boolean;
 
-  constructor(store: EdgeStore, publishAck: AckPublisher, log: Logger, limits: Partial<BatchLimits> = {}) {
+  constructor(store: EdgeStore, publishAck: AckPublisher, log: Logger, limits: Partial<BatchLimits> = {}, options: IngestOptions = {}) {
     this.store = store;
     this.publishAck = publishAck;
     this.log = log.child({ component: 'ingest' });
     this.limits = { ...DEFAULT_BATCH_LIMITS, ...limits };
+    this.wireKeys = options.wireKeys;
+    this.requireSealed = options.requireSealed === true;
+  }
+
+  /** The batch bytes of a payload: opened with the device's wire key when it has one. Returns a refusal otherwise. */
+  private unseal(topic: string, deviceId: string, payload: Uint8Array): Uint8Array | { reason: string; message: string } {
+    if (!this.wireKeys) return payload;
+    let key: WireKey | undefined;
+    try {
+      key = this.wireKeys(deviceId);
+    } catch (error) {
+      return { reason: 'auth', message: `the wire key of ${deviceId} is unusable at this edge: ${(error as Error).message}` };
+    }
+    const sealed = payload[0] === SEALED_PAYLOAD_MARK;
+    if (!key) return sealed ? { reason: 'auth', message: `sealed payload from ${deviceId}, which has no wire key at this edge` } : payload;
+    if (!sealed) return this.requireSealed ? { reason: 'auth', message: `clear payload from ${deviceId}, which must seal its payloads with its wire key` } : payload;
+    if (payload.byteLength > this.limits.maxPayloadBytes) return { reason: 'oversize', message: `payload of ${payload.byteLength} bytes exceeds ${this.limits.maxPayloadBytes}` };
+    try {
+      return openPayload(key, topic, payload);
+    } catch (error) {
+      return { reason: 'auth', message: `sealed payload does not open under the wire key of ${deviceId}: ${(error as Error).message}` };
+    }
   }
 
   handle(topic: string, payload: Uint8Array): IngestOutcome {
     const where = parseUpTopic(topic);
     if (!where) return this.reject('malformed', `topic ${JSON.stringify(topic.slice(0, 200))} is not medge/v1/<site>/<deviceId>/up/<kind>`, topic);
+    const bytes = this.unseal(topic, where.deviceId, payload);
+    if (!(bytes instanceof Uint8Array)) return this.reject(bytes.reason, bytes.message, topic);
     let batch: ReturnType<typeof openBatch>;
     try {
-      batch = openBatch(payload, where, this.limits);
+      batch = openBatch(bytes, where, this.limits);
     } catch (error) {
       if (error instanceof BatchRejectedError) return this.reject(error.reason, error.message, topic);
       return this.reject('malformed', (error as Error).message, topic);
@@ -53,8 +91,15 @@ export class Ingest {
       this.log.error({ err: (error as Error).message, deviceId: where.deviceId, kind: where.kind }, 'commit failed; not acknowledging');
       return { ok: false, reason: 'store', message: (error as Error).message };
     }
+    // Acked even when it was a replay: a device whose ack was lost gets its watermark again.
     const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq: result.upToSeq, edgeMs: Date.now() });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
+    if (result.replay) {
+      // Counted in the commit's own transaction.
+      const message = `every record of (${header.afterSeq}, ${header.lastSeq}] is already stored; nothing changed`;
+      this.log.info({ deviceId: where.deviceId, kind: where.kind, afterSeq: header.afterSeq, lastSeq: header.lastSeq }, 'replayed batch');
+      return { ok: false, reason: 'replay', message };
+    }
     this.log.debug({ deviceId: where.deviceId, kind: where.kind, ...result }, 'batch committed');
     return { ok: true, deviceId: where.deviceId, result };
   }

@@ -18,6 +18,9 @@ export const DEFAULT_MOSQUITTO_PORT = 8883;
 /** The files written next to the config file. */
 export const MOSQUITTO_FILES = Object.freeze({ ca: 'medge-ca.crt', cert: 'medge-server.crt', key: 'medge-server.key', acl: 'medge.acl' });
 
+/** The copy of the site's CRL next to the config (only after a revocation). */
+const CRL_COPY = 'medge-crl.pem';
+
 export interface MosquittoConfigInput {
   site: string;
   port: number;
@@ -28,6 +31,8 @@ export interface MosquittoConfigInput {
   certfile: string;
   keyfile: string;
   aclFile: string;
+  /** The site's CRL (absolute), when one was written by `medge ca revoke`. */
+  crlFile?: string;
   /** Persistence directory (absolute); no persistence when undefined. */
   persistenceDir?: string;
 }
@@ -43,6 +48,7 @@ export function mosquittoConfigText(input: MosquittoConfigInput): string {
     `certfile ${input.certfile}`,
     `keyfile ${input.keyfile}`,
     'tls_version tlsv1.2',
+    ...(input.crlFile === undefined ? [] : ['# Revoked device certificates (medge ca revoke); regenerate this config after a revocation.', `crlfile ${input.crlFile}`]),
     'require_certificate true',
     '# The certificate CN is the username (and the client id): the ACL patterns below match it.',
     'use_identity_as_username true',
@@ -150,6 +156,8 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
   writeFile(path(MOSQUITTO_FILES.cert), tls.cert, 0o644);
   writeFile(path(MOSQUITTO_FILES.key), tls.key, 0o600, user);
   writeFile(path(MOSQUITTO_FILES.acl), mosquittoAclText(tls.site), 0o644);
+  const crl = existsSync(tls.crlPath) ? readFileSync(tls.crlPath, 'utf8') : undefined;
+  if (crl !== undefined) writeFile(path(CRL_COPY), crl, 0o644);
   const config = mosquittoConfigText({
     site: tls.site,
     port: options.port ?? DEFAULT_MOSQUITTO_PORT,
@@ -158,6 +166,7 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
     certfile: path(MOSQUITTO_FILES.cert),
     keyfile: path(MOSQUITTO_FILES.key),
     aclFile: path(MOSQUITTO_FILES.acl),
+    ...(crl === undefined ? {} : { crlFile: path(CRL_COPY) }),
     ...(persistenceDir === undefined ? {} : { persistenceDir }),
   });
   writeFile(out, config, 0o644);
@@ -168,5 +177,5 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
       warnings.push(`the mosquitto user cannot reach ${dir} (no search permission on ${blocked.join(', ')}); chmod o+x them or write the config elsewhere`);
     }
   }
-  return { site: tls.site, config: out, files: Object.values(MOSQUITTO_FILES).map(path), warnings };
+  return { site: tls.site, config: out, files: [...Object.values(MOSQUITTO_FILES), ...(crl === undefined ? [] : [CRL_COPY])].map(path), warnings };
 }

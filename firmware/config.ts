@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
 import { ConfigError, formatValue } from '../device-sdk/errors.js';
 import { resolveDriverOptions } from '../device-sdk/sensors/registry.js';
+import { CIPHER_SUITES, type CipherSuite } from '../device-sdk/security/envelope.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -136,9 +137,27 @@ export interface RuntimeConfig {
      * relative paths in the file resolve against the config file's directory. Needs an mqtts:// url.
      */
     tls?: EdgeTlsFiles;
+    /**
+     * Payload encryption inside TLS: every batch sealed with this device's wire key (`medge provision`
+     * writes OUT/ID.wire.key; the edge holds a copy) under `suite`. Needs `tls`. Absolute path.
+     */
+    payloadEncryption?: { suite: CipherSuite; keyFile: string };
   };
-  store: { budgetBytes: number; chunkRetentionHours: number; recordRetentionDays: number };
+  store: {
+    budgetBytes: number;
+    chunkRetentionHours: number;
+    recordRetentionDays: number;
+    /** Cipher of record bodies at rest (`sm4-ctr-hmac-sm3` where the national algorithms are required). */
+    cipher: CipherSuite;
+    /** The device key that wraps the data keys (0600; created on first start). Default: dataDir/device.key. Absolute. */
+    deviceKeyFile?: string;
+  };
   sources: SourceConfig[];
+  /**
+   * Signed artifacts (models, update bundles): the Ed25519 public keys (PEM files, `signing.pub`)
+   * whose signatures the runtime accepts. Absolute. Empty: every artifact is refused.
+   */
+  artifacts: { trustedKeys: string[] };
   log: { level: LogLevel };
   statusIntervalMs: number;
   /** The board's model name, reported to the edge (FHIR Device.modelNumber). */
@@ -171,8 +190,9 @@ export const DEFAULT_RUNTIME_CONFIG = deepFreeze({
     ackTimeoutMs: 10_000,
     backoff: { initialMs: 250, maxMs: 30_000 },
   },
-  store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90 },
+  store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' as CipherSuite },
   sources: [] as SourceConfig[],
+  artifacts: { trustedKeys: [] as string[] },
   log: { level: 'info' as LogLevel },
   statusIntervalMs: 1000,
   ui: { enabled: false, listen: '127.0.0.1:8080', users: [] as UiUserConfig[], sessionIdleMinutes: 15, language: 'en' as UiLanguage },
@@ -276,13 +296,25 @@ const RUNTIME_SCHEMA: SchemaObject = object(
         },
         ['ca', 'cert', 'key'],
       ),
+      payloadEncryption: object(
+        {
+          suite: { type: 'string', enum: [...CIPHER_SUITES] },
+          keyFile: { type: 'string', minLength: 1, description: 'a path to the wire key file', examples: ['./certs/clinic-01.wire.key'] },
+        },
+        ['suite', 'keyFile'],
+      ),
     }),
     store: object({
       budgetBytes: int(1_048_576, Number.MAX_SAFE_INTEGER, 2 * 1024 ** 3),
       chunkRetentionHours: positive(24),
       recordRetentionDays: positive(90),
+      cipher: { type: 'string', enum: [...CIPHER_SUITES] },
+      deviceKeyFile: { type: 'string', minLength: 1, description: 'a path to the device key file', examples: ['./keys/device.key'] },
     }),
     sources: { type: 'array', items: SOURCE_SCHEMA },
+    artifacts: object({
+      trustedKeys: { type: 'array', items: { type: 'string', minLength: 1, description: 'a path to an Ed25519 public key (PEM)', examples: ['./keys/signing.pub'] } },
+    }),
     log: object({ level: { type: 'string', enum: [...LOG_LEVELS] } }),
     statusIntervalMs: int(100, 60_000, 1000),
     deviceModel: { type: 'string', minLength: 1, maxLength: 128, description: "the board's model name", examples: ['Raspberry Pi 4 + AD8232 front end'] },
@@ -490,6 +522,14 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
       fix: `use ${JSON.stringify(config.edge.url.replace(/^mqtt:\/\//, 'mqtts://'))} (the edge's TLS port), or remove edge.tls`,
     });
   }
+  if (config.edge.payloadEncryption !== undefined && config.edge.tls === undefined) {
+    problems.push({
+      field: 'edge.payloadEncryption',
+      value: config.edge.payloadEncryption,
+      problem: 'is set without edge.tls (payload encryption runs inside TLS, with the identity medge provision issued)',
+      fix: 'add edge.tls with the files medge provision wrote, or remove edge.payloadEncryption',
+    });
+  }
   const { initialMs, maxMs } = config.edge.backoff;
   if (maxMs < initialMs) {
     problems.push({
@@ -549,7 +589,8 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
 export function parseRuntimeConfig(input: unknown, baseDir: string, file?: string): RuntimeConfig {
   if (!validateRuntime(input)) throw new ConfigErrors(problemsOf(validateRuntime.errors, input, ROOT), file);
   const d = DEFAULT_RUNTIME_CONFIG;
-  const { tls, ...edgeInput } = input.edge ?? {};
+  const { tls, payloadEncryption, ...edgeInput } = input.edge ?? {};
+  const { deviceKeyFile, ...storeInput } = input.store ?? {};
   const config: RuntimeConfig = {
     deviceId: input.deviceId as string,
     site: input.site ?? d.site,
@@ -559,9 +600,13 @@ export function parseRuntimeConfig(input: unknown, baseDir: string, file?: strin
       ...edgeInput,
       backoff: { ...d.edge.backoff, ...edgeInput.backoff },
       ...(tls === undefined ? {} : { tls: { ca: resolve(baseDir, tls.ca as string), cert: resolve(baseDir, tls.cert as string), key: resolve(baseDir, tls.key as string) } }),
+      ...(payloadEncryption === undefined
+        ? {}
+        : { payloadEncryption: { suite: payloadEncryption.suite as CipherSuite, keyFile: resolve(baseDir, payloadEncryption.keyFile as string) } }),
     },
-    store: { ...d.store, ...input.store },
+    store: { ...d.store, ...storeInput, ...(deviceKeyFile === undefined ? {} : { deviceKeyFile: resolve(baseDir, deviceKeyFile) }) },
     sources: (input.sources ?? []).map(resolveSource),
+    artifacts: { trustedKeys: (input.artifacts?.trustedKeys ?? []).map((p) => resolve(baseDir, p as string)) },
     log: { ...d.log, ...input.log },
     statusIntervalMs: input.statusIntervalMs ?? d.statusIntervalMs,
     ...(input.deviceModel === undefined ? {} : { deviceModel: input.deviceModel }),

@@ -6,6 +6,10 @@ import { type Clock, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
+import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
+import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
+import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
+import { loadWireKey, sealPayload } from '../device-sdk/security/wire-keys.js';
 import { Ledger } from '../device-sdk/store/ledger.js';
 import type { OutboxStore } from '../device-sdk/store/outbox-store.js';
 import { decodeBody } from '../device-sdk/proto/index.js';
@@ -131,6 +135,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly ui: ClinicServer | undefined;
   /** The last status emitted: what the clinic screen shows (computing a new one resets the rate counters). */
   private lastStatus: RuntimeStatus | undefined;
+  private readonly deviceKeyCreated: boolean;
+  private readonly trustedKeys: readonly string[];
 
   constructor(config: RuntimeConfig, deps: Partial<RuntimeDeps> = {}) {
     super();
@@ -138,20 +144,34 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? createLogger('medge-runtime', config.log.level);
     // Read before the ledger opens: a missing key file fails here without leaving the store open.
-    const { tls, ...edge } = config.edge;
+    const { tls, payloadEncryption, ...edge } = config.edge;
     const mqtt = tls ? readTlsFiles(tls) : {};
+    let sealer: ((topic: string, payload: Uint8Array) => Uint8Array) | undefined;
+    if (payloadEncryption) {
+      let wireKey: ReturnType<typeof loadWireKey>;
+      try {
+        wireKey = loadWireKey(payloadEncryption.keyFile);
+      } catch (error) {
+        throw new ConfigError('edge.payloadEncryption.keyFile', payloadEncryption.keyFile, (error as Error).message, 'point it at the ID.wire.key file medge provision wrote (mode 0600)');
+      }
+      sealer = (topic, payload) => sealPayload(payloadEncryption.suite, wireKey, topic, payload);
+    }
+    this.trustedKeys = readTrustedKeys(config.artifacts.trustedKeys);
+    const { deviceKey, created: deviceKeyCreated } = loadOrCreateDeviceKey(config.store.deviceKeyFile ?? join(config.dataDir, DEVICE_KEY_FILE));
+    this.deviceKeyCreated = deviceKeyCreated;
     const hours = 3600_000;
     const recordMs = config.store.recordRetentionDays * 24 * hours;
     this.store = new SqliteOutboxStore(ledgerPath(config.dataDir), {
       deviceId: config.deviceId,
       budgetBytes: config.store.budgetBytes,
       retentionMs: { chunk: config.store.chunkRetentionHours * hours, alert: recordMs, finding: recordMs, reading: recordMs, quarantine: recordMs },
+      encryption: { suite: config.store.cipher, deviceKey },
     });
     this.ledger = new Ledger(this.store, {
       clock: this.clock,
       onFlushError: (error) => this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered }, 'ledger flush failed; records kept in memory, retrying'),
     });
-    this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt });
+    this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
     const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor) };
@@ -197,6 +217,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       tDevice: this.clock.now(),
       context: { firmwareVersion: `medge ${packageVersion()}`, model: this.config.deviceModel ?? 'medge runtime', sensors: this.config.sources.map((s) => s.sensor).join(',') },
     });
+    this.auditConfig();
+    if (this.deviceKeyCreated) {
+      this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'device-key-create', detail: `device key ${this.store.keyring?.deviceKey.keyId} created` });
+    }
     this.uplink.on('state', (state) => this.log.info({ link: state }, 'link state'));
     this.uplink.start();
     const sink = this.sink();
@@ -221,6 +245,63 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         this.emit('ui', { error: (error as Error).message });
       },
     );
+    this.startReencryption();
+  }
+
+  /**
+   * A slot for a signed artifact (a model, an update bundle) verified against the config's
+   * `artifacts.trustedKeys`: `offer(dir)` loads a candidate with `load` only if its signature and
+   * every file hash hold, and otherwise keeps the previous one. Every offer goes to the audit log.
+   */
+  artifactSlot<T>(name: string, load: (artifact: VerifiedArtifact) => T | Promise<T>, dispose?: (value: T) => void): ArtifactSlot<T> {
+    return new ArtifactSlot<T>({
+      name,
+      trustedKeys: this.trustedKeys,
+      load,
+      ...(dispose ? { dispose } : {}),
+      onOffer: ({ slot, dir, outcome }) => {
+        const tMs = this.clock.now();
+        if (outcome.accepted) {
+          const { id, version } = outcome.manifest;
+          this.log.info({ slot, id, version, keyId: outcome.keyId }, 'artifact accepted');
+          this.store.appendAudit({ tMs, actor: 'runtime', action: 'artifact-accept', detail: `${slot}: ${id}@${version} from ${dir}, signed by ${outcome.keyId}${outcome.previous ? `, replacing ${outcome.previous.version}` : ''}` });
+        } else {
+          const kept = outcome.kept ? `${outcome.kept.id}@${outcome.kept.version}` : 'nothing';
+          this.log.error({ slot, dir, reason: outcome.reason, kept }, `artifact refused: ${outcome.message}`);
+          this.store.appendAudit({ tMs, actor: 'runtime', action: 'artifact-refuse', detail: `${slot}: ${dir} refused (${outcome.reason}: ${outcome.message}); keeps ${kept}` });
+        }
+      },
+    });
+  }
+
+  /** Records the config's hash in the audit log when it differs from the one the last start recorded. */
+  private auditConfig(): void {
+    const hash = sha256Hex(canonicalJson(this.config));
+    const previous = this.store.lastAudit('config')?.detail.match(/sha256 ([0-9a-f]{64})/)?.[1];
+    if (previous === hash) return;
+    this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'config', detail: `${previous ? `changed from sha256 ${previous.slice(0, 16)}... to` : 'first'} sha256 ${hash}` });
+  }
+
+  /**
+   * Moves records not under the active data key (plaintext from before encryption at rest, or older
+   * keys after a rotation made while the runtime was stopped) to it, a few hundred per tick, off the hot path.
+   */
+  private startReencryption(): void {
+    let moved = 0;
+    const timer = setInterval(() => {
+      try {
+        const step = this.store.reencryptStep(200);
+        moved += step.moved;
+        if (!step.done) return;
+        if (moved > 0) this.log.info({ records: moved }, 'records re-sealed under the active data key');
+      } catch (error) {
+        this.log.error({ err: (error as Error).message }, 're-encryption step failed; retrying at the next start');
+      }
+      clearInterval(timer);
+      this.timers = this.timers.filter((t) => t !== timer);
+    }, 50);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   private count(sensor: string, n: number): void {

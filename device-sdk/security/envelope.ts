@@ -39,7 +39,8 @@ function sm4Keys(key: Uint8Array): { enc: Buffer; mac: Buffer } {
   };
 }
 
-function header(suite: CipherSuite, keyId: string): Buffer {
+/** The clear header every envelope starts with: version, suite, key id length, key id. */
+export function envelopeHeader(suite: CipherSuite, keyId: string): Buffer {
   const id = Buffer.from(keyId, 'ascii');
   if (id.length < 1 || id.length > 64 || !/^[\x21-\x7e]+$/.test(keyId)) throw new EnvelopeError('key', `key id ${JSON.stringify(keyId)} must be 1-64 printable ASCII characters`);
   return Buffer.concat([Buffer.of(ENVELOPE_VERSION, SUITE_CODE[suite], id.length), id]);
@@ -51,7 +52,7 @@ function header(suite: CipherSuite, keyId: string): Buffer {
  */
 export function seal(k: SealKey, plaintext: Uint8Array, aad: Uint8Array = new Uint8Array(0)): Uint8Array {
   if (k.key.byteLength !== DATA_KEY_BYTES) throw new EnvelopeError('key', `data keys are ${DATA_KEY_BYTES} bytes, got ${k.key.byteLength}`);
-  const head = header(k.suite, k.keyId);
+  const head = envelopeHeader(k.suite, k.keyId);
   if (k.suite === 'aes-256-gcm') {
     const nonce = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', k.key, nonce);

@@ -1,3 +1,27 @@
+export {
+  ArtifactSlot,
+  type ArtifactSlotEvent,
+  type ArtifactSlotOptions,
+  loadVerifiedArtifact,
+  type OfferOutcome,
+  readTrustedKeys,
+  type SlotRefusal,
+  type VerifiedArtifact,
+} from './artifact-slot.js';
+export { createDeviceKey, DEVICE_KEY_FILE, type DeviceKey, DeviceKeyError, type DeviceKeyProblem, deviceKeyId, loadDeviceKey, loadOrCreateDeviceKey } from './device-key.js';
+export { BULK_MAX_BYTES, type BulkItem, GcmBulkCipher } from './gcm-bulk.js';
+export {
+  issueWireKey,
+  loadWireKey,
+  openPayload,
+  SEALED_PAYLOAD_MARK,
+  sealPayload,
+  WIRE_KEY_DIR,
+  type WireKey,
+  WireKeyError,
+  WireKeyring,
+  wireKeyPath,
+} from './wire-keys.js';
 export { readArtifactFiles, readManifest, signArtifactDir, verifyArtifactDir } from './artifact-files.js';
 export {
   type ArtifactManifest,
@@ -16,6 +40,7 @@ export {
   type CipherSuite,
   DATA_KEY_BYTES,
   EnvelopeError,
+  envelopeHeader,
   envelopeKeyId,
   open,
   type SealKey,

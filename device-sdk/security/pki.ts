@@ -14,11 +14,13 @@
  * - ingest:  `CN=medge-edge-ingest, O=<site>, OU=edge`, clientAuth: the edge's ingest client.
  * - device:  `CN=<deviceId>, O=<site>, OU=device`, clientAuth. The CN is the MQTT identity.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
+import { appendCaAudit } from './ca-audit.js';
+import { issueWireKey } from './wire-keys.js';
 import { MedgeError } from '../errors.js';
 import { isTopicSegment } from '../sync/topics.js';
 
@@ -350,6 +352,12 @@ export const CA_DIR_FILES = Object.freeze({
   ingestCert: 'ingest.crt',
   ingestKey: 'ingest.key',
   site: 'site.json',
+  /** Certificate revocation list (PEM), written by `medge ca revoke`; honoured by the edge and Mosquitto (`crlfile`). */
+  crl: 'crl.pem',
+  /** Every device certificate issued (`issued/<id>.crt`), so that it can be revoked by device id. */
+  issued: 'issued',
+  /** The revoked serials (`revoked.json`), from which the CRL is regenerated. */
+  revoked: 'revoked.json',
 });
 
 /** `site.json` of a CA directory. */
@@ -372,6 +380,8 @@ export interface EdgeTlsMaterial {
   /** The ingest client's certificate and key (PEM). */
   ingestCert: string;
   ingestKey: string;
+  /** Where the CA directory's CRL is (or will be, after the first `medge ca revoke`): the edge reloads it when it changes. */
+  crlPath: string;
 }
 
 export interface InitCaDirOptions {
@@ -426,6 +436,7 @@ export async function initCaDir(dir: string, options: InitCaDirOptions): Promise
   writeNew(join(dir, f.ingestKey), ingest.keyPem, 0o600);
   writeNew(join(dir, f.ingestCert), ingest.certPem, 0o644);
   writeNew(join(dir, f.site), `${JSON.stringify(info, null, 2)}\n`, 0o644);
+  appendCaAudit(dir, { action: 'ca-init', detail: `site ${info.site}: CA ${info.caFingerprint256}; server certificate for ${[...LOCAL_HOSTS, ...hosts].join(', ')}` });
   return info;
 }
 
@@ -466,6 +477,7 @@ export function readEdgeTls(dir: string): EdgeTlsMaterial {
     key: readText(join(dir, f.serverKey), 'the server key'),
     ingestCert: readText(join(dir, f.ingestCert), 'the ingest certificate'),
     ingestKey: readText(join(dir, f.ingestKey), 'the ingest key'),
+    crlPath: join(dir, f.crl),
   };
 }
 
@@ -481,6 +493,8 @@ export interface ProvisionResult {
   keyPath: string;
   certPath: string;
   caPath: string;
+  /** The device's payload (wire) key, 0600; the edge's copy is in the CA directory (`wire-keys.ts`). */
+  wireKeyPath: string;
   info: CertificateInfo;
 }
 
@@ -498,7 +512,8 @@ export async function provisionDevice(caDir: string, options: ProvisionOptions):
   const keyPath = join(options.outDir, `${options.deviceId}.key`);
   const certPath = join(options.outDir, `${options.deviceId}.crt`);
   const caPath = join(options.outDir, 'ca.crt');
-  for (const path of [keyPath, certPath]) {
+  const wirePath = join(options.outDir, `${options.deviceId}.wire.key`);
+  for (const path of [keyPath, certPath, wirePath]) {
     if (existsSync(path)) throw new PkiError('exists', `${path} already exists; refusing to overwrite a device identity (remove it first to re-provision)`, path);
   }
   if (existsSync(caPath) && readFileSync(caPath, 'utf8') !== ca.certPem) {
@@ -509,5 +524,67 @@ export async function provisionDevice(caDir: string, options: ProvisionOptions):
   writeNew(keyPath, device.keyPem, 0o600);
   writeNew(certPath, device.certPem, 0o644);
   if (!existsSync(caPath)) writeNew(caPath, ca.certPem, 0o644);
-  return { keyPath, certPath, caPath, info: describeCertificate(device.certPem) };
+  const wireKey = issueWireKey(caDir, options.deviceId, wirePath);
+  mkdirSync(join(caDir, CA_DIR_FILES.issued), { recursive: true, mode: 0o700 });
+  writeFileSync(join(caDir, CA_DIR_FILES.issued, `${options.deviceId}.crt`), device.certPem, { mode: 0o644 });
+  const info = describeCertificate(device.certPem);
+  appendCaAudit(caDir, {
+    action: 'provision',
+    detail: `device ${options.deviceId} of site ${options.site}: certificate serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}; wire key ${wireKey.keyId}; written to ${options.outDir}`,
+  });
+  return { keyPath, certPath, caPath, wireKeyPath: wirePath, info };
+}
+
+export interface RevokedEntry {
+  deviceId: string;
+  /** Hexadecimal serial number of the revoked certificate. */
+  serial: string;
+  revokedAt: string;
+}
+
+export interface RevokeResult {
+  revoked: RevokedEntry;
+  /** Every serial the CRL now lists. */
+  entries: number;
+  crlPath: string;
+}
+
+/**
+ * Revokes the certificate issued to `deviceId` (the latest `medge provision` recorded in
+ * `issued/`) and rewrites the CA directory's CRL, signed by the CA, listing every revoked serial.
+ * The CRL has no nextUpdate (OpenSSL would refuse every client once it passed); a revocation is
+ * permanent. The edge (`medge edge --tls`) reloads the CRL when the file changes; Mosquitto reads
+ * it at start (`crlfile`, from `medge edge mosquitto-config`).
+ */
+export async function revokeDevice(caDir: string, deviceId: string, now = new Date()): Promise<RevokeResult> {
+  const ca = readSiteCa(caDir);
+  const issuedPath = join(caDir, CA_DIR_FILES.issued, `${deviceId}.crt`);
+  if (!existsSync(issuedPath)) throw new PkiError('missing', `no certificate issued to ${JSON.stringify(deviceId)} is recorded in ${join(caDir, CA_DIR_FILES.issued)}`, issuedPath);
+  const x509 = await loadX509();
+  const cert = new x509.X509Certificate(readFileSync(issuedPath, 'utf8'));
+  const revokedPath = join(caDir, CA_DIR_FILES.revoked);
+  const list: RevokedEntry[] = existsSync(revokedPath) ? (JSON.parse(readFileSync(revokedPath, 'utf8')) as RevokedEntry[]) : [];
+  let entry = list.find((e) => e.serial === cert.serialNumber);
+  if (!entry) {
+    entry = { deviceId, serial: cert.serialNumber, revokedAt: now.toISOString() };
+    list.push(entry);
+  }
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: caCert.subjectName,
+    thisUpdate: new Date(now.getTime() - BACKDATE_MS),
+    entries: list.map((e) => ({ serialNumber: e.serial, revocationDate: new Date(e.revokedAt), reason: x509.X509CrlReason.keyCompromise })),
+    signingAlgorithm: ALGORITHM,
+    signingKey: await importKeyPem(x509, ca.keyPem, 'the CA key'),
+  });
+  writeFileSync(`${revokedPath}.tmp`, `${JSON.stringify(list, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${revokedPath}.tmp`, revokedPath);
+  const crlPath = join(caDir, CA_DIR_FILES.crl);
+  // OpenSSL (Node's tls, Mosquitto) reads the RFC 7468 label "X509 CRL", not "CRL".
+  const pem = crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----');
+  writeFileSync(`${crlPath}.tmp`, `${pem}\n`, { mode: 0o644 });
+  chmodSync(`${crlPath}.tmp`, 0o644);
+  renameSync(`${crlPath}.tmp`, crlPath); // atomic: a reader never sees half a CRL
+  appendCaAudit(caDir, { action: 'revoke', detail: `device ${deviceId}: certificate serial ${entry.serial} revoked; the CRL lists ${list.length}` });
+  return { revoked: entry, entries: list.length, crlPath };
 }

@@ -1,5 +1,7 @@
 export { type AuditBreak, type AuditVerification, auditHash, verifyAuditChain } from './audit.js';
+export { DEFAULT_KEY_ROTATION_OPTIONS, type KeyRotationOptions, type KeyRotationReport, rotateLedgerKeys } from './key-rotation.js';
 export { DEFAULT_LEDGER_OPTIONS, Ledger, type LedgerOptions } from './ledger.js';
+export { LEDGER_TABLES, type LedgerEncryption, LedgerKeyring, recordAad, reencryptBatch, rowsNotUnder } from './ledger-keys.js';
 export { MemoryOutboxStore } from './memory-outbox-store.js';
 export { assertSchemaVersion, type Migration, runMigrations } from './migrations.js';
 export {
@@ -14,4 +16,4 @@ export {
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
-export { applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, openDatabase, readAuditEntries, readLedgerSummary, SqliteOutboxStore, withReadOnlyDatabase } from './sqlite-outbox-store.js';
+export { appendAuditEntry, applyDurablePragmas, DEVICE_MIGRATIONS, type LedgerSummary, openDatabase, readAuditEntries, readLedgerSummary, rotateLedgerKey, SqliteOutboxStore, type SqliteOutboxStoreOptions, withReadOnlyDatabase } from './sqlite-outbox-store.js';

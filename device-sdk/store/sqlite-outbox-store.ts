@@ -4,7 +4,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 import { RECORD_KINDS, type RecordKind } from '../records.js';
+import type { CipherSuite } from '../security/envelope.js';
 import { auditHash } from './audit.js';
+import { LEDGER_TABLES, type LedgerEncryption, LedgerKeyring, recordAad, reencryptBatch } from './ledger-keys.js';
 import { assertSchemaVersion, type Migration, runMigrations } from './migrations.js';
 import {
   type AppendEntry,
@@ -19,13 +21,7 @@ import {
   type StoredRecord,
 } from './outbox-store.js';
 
-const TABLE: Readonly<Record<RecordKind, string>> = Object.freeze({
-  alert: 'rec_alert',
-  finding: 'rec_finding',
-  reading: 'rec_reading',
-  quarantine: 'rec_quarantine',
-  chunk: 'rec_chunk',
-});
+const TABLE = LEDGER_TABLES;
 
 /**
  * Versioned schema of the device ledger. Append new migrations; never edit a shipped one.
@@ -52,6 +48,16 @@ export const DEVICE_MIGRATIONS: readonly Migration[] = Object.freeze([
           tag TEXT NOT NULL DEFAULT '', bytes INTEGER NOT NULL, body BLOB NOT NULL)`);
         db.prepare('INSERT INTO sync_state (kind, acked_up_to) VALUES (?, 0)').run(kind);
       }
+    },
+  },
+  {
+    version: 2,
+    name: 'encryption at rest: wrapped data keys, key id per record (NULL: plaintext from version 1)',
+    up: (db: Database.Database) => {
+      db.exec(`CREATE TABLE data_keys (
+        key_id TEXT PRIMARY KEY, suite TEXT NOT NULL, kek_id TEXT NOT NULL, wrapped BLOB NOT NULL,
+        created_ms INTEGER NOT NULL, retired_ms INTEGER)`);
+      for (const kind of RECORD_KINDS) db.exec(`ALTER TABLE ${TABLE[kind]} ADD COLUMN key_id TEXT`);
     },
   },
 ]);
@@ -100,11 +106,52 @@ function toAuditEntry(r: AuditRow): AuditEntry {
   return { id: r.id, tMs: r.t_ms, actor: r.actor, action: r.action, detail: r.detail, prevHash: r.prev_hash, hash: r.hash };
 }
 
+/** Appends an entry to the hash-chained audit log of `db` (a ledger), in its own IMMEDIATE transaction. */
+export function appendAuditEntry(db: Database.Database, entry: { tMs: number; actor: string; action: string; detail: string }): AuditEntry {
+  return db
+    .transaction(() => {
+      const prevHash = (db.prepare('SELECT hash FROM audit ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined) ?? '';
+      const hash = auditHash(prevHash, entry);
+      const id = Number(
+        db
+          .prepare('INSERT INTO audit (t_ms, actor, action, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(entry.tMs, entry.actor, entry.action, entry.detail, prevHash, hash).lastInsertRowid,
+      );
+      return { id, ...entry, prevHash, hash };
+    })
+    .immediate();
+}
+
+/**
+ * Makes a new data key of `suite` the ledger's active key (wrapped by the keyring's device key) and
+ * records it in the audit log, in one transaction. Returns the new and the previous key id.
+ */
+export function rotateLedgerKey(db: Database.Database, keyring: LedgerKeyring, suite: CipherSuite, tMs: number, actor: string, why: string): { keyId: string; previous: string | undefined } {
+  return db
+    .transaction(() => {
+      const previous = keyring.activeKeyId();
+      const keyId = keyring.createActive(suite, tMs);
+      const detail = `data key ${keyId} (${suite}, wrapped by ${keyring.deviceKey.keyId}) active${previous ? `, replacing ${previous}` : ''}: ${why}`;
+      appendAuditEntry(db, { tMs, actor, action: previous ? 'key-rotate' : 'key-create', detail });
+      return { keyId, previous };
+    })
+    .immediate();
+}
+
+export interface SqliteOutboxStoreOptions extends OutboxStoreOptions {
+  /**
+   * Encrypts every record body at rest under data keys wrapped by `deviceKey` (see `ledger-keys.ts`).
+   * A ledger that holds data keys refuses to open without it. Without it bodies are stored in clear.
+   */
+  encryption?: LedgerEncryption;
+}
+
 interface RowOut {
   seq: number;
   boot_no: number;
   t_ms: number;
   tag: string;
+  key_id: string | null;
   body: Buffer;
 }
 
@@ -124,16 +171,21 @@ export class SqliteOutboxStore implements OutboxStore {
   private readonly acked = {} as Record<RecordKind, number>;
   private readonly listeners = new Set<(kinds: readonly RecordKind[]) => void>();
   private readonly insert: Record<RecordKind, Database.Statement>;
-  private readonly appendTx: (entries: readonly AppendEntry[]) => number[];
+  private readonly appendTx: Database.Transaction<(entries: readonly AppendEntry[]) => number[]>;
+  /** Undefined when the ledger stores bodies in clear. */
+  readonly keyring: LedgerKeyring | undefined;
+  private reencryptCursor: Partial<Record<RecordKind, number>> = {};
   private closed = false;
 
-  constructor(path: string, options: OutboxStoreOptions) {
+  constructor(path: string, options: SqliteOutboxStoreOptions) {
     this.path = path;
     this.deviceId = options.deviceId;
     this.budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
     this.retentionMs = { ...DEFAULT_RETENTION_MS, ...options.retentionMs };
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = openDatabase(path, DEVICE_MIGRATIONS, 'ledger');
+    // Overwrite freed content (evicted records, bodies re-sealed from clear or under a retired key).
+    this.db.pragma('secure_delete = ON');
 
     const owner = this.db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined;
     if (owner === undefined) {
@@ -141,6 +193,24 @@ export class SqliteOutboxStore implements OutboxStore {
     } else if (owner !== this.deviceId) {
       this.db.close();
       throw new StoreError('open', `ledger ${path} belongs to device ${owner}, not ${this.deviceId}; use that deviceId or another data directory`);
+    }
+    const hasKeys = (this.db.prepare('SELECT COUNT(*) FROM data_keys').pluck().get() as number) > 0;
+    if (options.encryption) {
+      const { suite } = options.encryption;
+      const keyring = new LedgerKeyring(this.db, options.encryption.deviceKey);
+      try {
+        const current = keyring.activeSuite(); // also proves the device key unwraps the active key
+        if (current === undefined) rotateLedgerKey(this.db, keyring, suite, Date.now(), 'store', 'encryption at rest enabled');
+        else if (current !== suite) rotateLedgerKey(this.db, keyring, suite, Date.now(), 'store', `cipher changed from ${current} to ${suite}`);
+      } catch (error) {
+        this.db.close();
+        if (error instanceof StoreError) throw new StoreError('open', `ledger ${path}: ${error.message}`, { cause: error });
+        throw error;
+      }
+      this.keyring = keyring;
+    } else if (hasKeys) {
+      this.db.close();
+      throw new StoreError('open', `ledger ${path} is encrypted at rest; open it with its device key (options.encryption)`);
     }
     this.bootId = randomUUID();
     this.bootNo = Number(this.db.prepare('INSERT INTO boots (boot_id, started_ms) VALUES (?, ?)').run(this.bootId, Date.now()).lastInsertRowid);
@@ -159,14 +229,33 @@ export class SqliteOutboxStore implements OutboxStore {
       this.bytes[kind] = totals.b;
       this.lastSeq[kind] = sequences.get(t) ?? 0;
       this.acked[kind] = this.db.prepare('SELECT acked_up_to FROM sync_state WHERE kind = ?').pluck().get(kind) as number;
-      insert[kind] = this.db.prepare(`INSERT INTO ${t} (boot_no, t_ms, tag, bytes, body) VALUES (?, ?, ?, ?, ?)`);
+      insert[kind] = this.db.prepare(`INSERT INTO ${t} (seq, boot_no, t_ms, tag, bytes, body, key_id) VALUES (?, ?, ?, ?, ?, ?, ?)`);
     }
     this.insert = insert;
-    this.appendTx = this.db.transaction((entries: readonly AppendEntry[]) =>
-      entries.map((e) =>
-        Number(this.insert[e.kind].run(this.bootNo, e.tMs, e.tag ?? '', e.body.byteLength + ROW_OVERHEAD_BYTES, e.body).lastInsertRowid),
-      ),
-    );
+    const lastUsed = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck();
+    // Seqs are assigned here rather than by AUTOINCREMENT so that each body is sealed with its own
+    // seq as associated data; inside the IMMEDIATE transaction sqlite_sequence is what AUTOINCREMENT
+    // would have used, and inserting an explicit seq above it advances it the same way.
+    this.appendTx = this.db.transaction((entries: readonly AppendEntry[]) => {
+      const next = {} as Record<RecordKind, number>;
+      const seqs = entries.map((e) => {
+        next[e.kind] ??= (lastUsed.get(TABLE[e.kind]) as number | undefined) ?? 0;
+        next[e.kind] += 1;
+        return next[e.kind];
+      });
+      const keyId = this.keyring?.activeKeyId();
+      const bodies =
+        this.keyring && keyId !== undefined
+          ? this.keyring.sealMany(
+              keyId,
+              entries.map((e, i) => ({ plaintext: e.body, aad: recordAad(e.kind, seqs[i] as number) })),
+            )
+          : entries.map((e) => e.body);
+      entries.forEach((e, i) => {
+        this.insert[e.kind].run(seqs[i], this.bootNo, e.tMs, e.tag ?? '', e.body.byteLength + ROW_OVERHEAD_BYTES, bodies[i], keyId ?? null);
+      });
+      return seqs;
+    });
   }
 
   private open(operation: string): void {
@@ -183,7 +272,7 @@ export class SqliteOutboxStore implements OutboxStore {
     }
     let seqs: number[];
     try {
-      seqs = this.appendTx(entries);
+      seqs = this.appendTx.immediate(entries);
     } catch (error) {
       throw new StoreError('append', (error as Error).message, { cause: error });
     }
@@ -202,16 +291,57 @@ export class SqliteOutboxStore implements OutboxStore {
   readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredRecord[] {
     this.open('readAfter');
     const rows = this.db
-      .prepare(`SELECT seq, boot_no, t_ms, tag, body FROM ${TABLE[kind]} WHERE seq > ? ORDER BY seq LIMIT ?`)
+      .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE seq > ? ORDER BY seq LIMIT ?`)
       .all(afterSeq, Math.max(0, Math.floor(limit))) as RowOut[];
+    const bodies = this.open_(kind, rows);
     const out: StoredRecord[] = [];
     let total = 0;
-    for (const r of rows) {
-      if (out.length > 0 && total + r.body.byteLength > maxBytes) break;
-      total += r.body.byteLength;
-      out.push({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body: r.body });
+    for (const [i, r] of rows.entries()) {
+      const body = bodies[i] as Buffer;
+      if (out.length > 0 && total + body.byteLength > maxBytes) break;
+      total += body.byteLength;
+      out.push({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body });
     }
     return out;
+  }
+
+  /** Plaintext bodies of rows read from `kind`'s table (sealed ones opened with their data key). */
+  private open_(kind: RecordKind, rows: readonly RowOut[]): Buffer[] {
+    const bodies: Buffer[] = rows.map((r) => r.body);
+    const byKey = new Map<string, number[]>();
+    rows.forEach((r, i) => {
+      if (r.key_id !== null) byKey.set(r.key_id, [...(byKey.get(r.key_id) ?? []), i]);
+    });
+    if (byKey.size > 0 && !this.keyring) throw new StoreError('readAfter', 'sealed records in a ledger opened without its device key');
+    for (const [keyId, indexes] of byKey) {
+      const opened = (this.keyring as LedgerKeyring).openMany(
+        keyId,
+        indexes.map((i) => (rows[i] as RowOut).body),
+        indexes.map((i) => recordAad(kind, (rows[i] as RowOut).seq)),
+      );
+      indexes.forEach((i, j) => (bodies[i] = opened[j] as Buffer));
+    }
+    return bodies;
+  }
+
+  /**
+   * Moves up to `limit` rows that are not under the active data key (older keys, or plaintext from
+   * before encryption) to it, in one transaction. `done` once a pass over every kind found none left
+   * (the next call starts a new pass). The runtime calls it on a timer after start; `medge keys
+   * rotate` does the same from its own process.
+   */
+  reencryptStep(limit = 256): { moved: number; done: boolean } {
+    this.open('reencryptStep');
+    if (!this.keyring) return { moved: 0, done: true };
+    for (const kind of RECORD_KINDS) {
+      const from = this.reencryptCursor[kind] ?? 0;
+      if (from < 0) continue;
+      const r = reencryptBatch(this.db, this.keyring, kind, from, limit);
+      this.reencryptCursor[kind] = r.done ? -1 : r.lastSeq;
+      if (r.moved > 0 || !r.done) return { moved: r.moved, done: false };
+    }
+    this.reencryptCursor = {};
+    return { moved: 0, done: true };
   }
 
   ackedUpTo(kind: RecordKind): number {
@@ -265,7 +395,7 @@ export class SqliteOutboxStore implements OutboxStore {
         const r = this.evict(kind, 'seq <= ? AND t_ms < ?', [this.acked[kind], nowMs - this.retentionMs[kind]], Number.POSITIVE_INFINITY);
         if (r.rows > 0) removed[kind] = r.rows;
       }
-    })();
+    }).immediate();
     return removed;
   }
 
@@ -292,7 +422,7 @@ export class SqliteOutboxStore implements OutboxStore {
         const r = this.evict(kind, where, params, over);
         if (r.rows > 0) evicted[kind] = (evicted[kind] ?? 0) + r.rows;
       }
-    })();
+    }).immediate();
     const bytesUsed = this.usedBytes();
     return { evicted, bytesUsed, budgetBytes: this.budgetBytes, overBudget: bytesUsed > this.budgetBytes };
   }
@@ -309,16 +439,14 @@ export class SqliteOutboxStore implements OutboxStore {
 
   appendAudit(entry: { tMs: number; actor: string; action: string; detail: string }): AuditEntry {
     this.open('appendAudit');
-    return this.db.transaction(() => {
-      const prevHash = (this.db.prepare('SELECT hash FROM audit ORDER BY id DESC LIMIT 1').pluck().get() as string | undefined) ?? '';
-      const hash = auditHash(prevHash, entry);
-      const id = Number(
-        this.db
-          .prepare('INSERT INTO audit (t_ms, actor, action, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)')
-          .run(entry.tMs, entry.actor, entry.action, entry.detail, prevHash, hash).lastInsertRowid,
-      );
-      return { id, ...entry, prevHash, hash };
-    })();
+    return appendAuditEntry(this.db, entry);
+  }
+
+  /** The newest audit entry with `action`, if any. */
+  lastAudit(action: string): AuditEntry | undefined {
+    this.open('lastAudit');
+    const row = this.db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE action = ? ORDER BY id DESC LIMIT 1`).get(action) as AuditRow | undefined;
+    return row ? toAuditEntry(row) : undefined;
   }
 
   readAudit(afterId = 0, limit = 1000): AuditEntry[] {

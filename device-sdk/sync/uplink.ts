@@ -29,6 +29,11 @@ export interface UplinkOptions {
   compressionLevel: number;
   /** Extra MQTT.js options (TLS material). Reconnection and sessions are the uplink's own. */
   mqtt: Partial<IClientOptions>;
+  /**
+   * Payload encryption inside TLS: seals each encoded batch for its topic before it is published
+   * (`security/wire-keys.ts` `sealPayload`). Undefined: batches go out as encoded.
+   */
+  sealPayload?: (topic: string, payload: Uint8Array) => Uint8Array;
   clock: Clock;
   random: () => number;
   logger: Logger;
@@ -265,7 +270,9 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       });
       this.cursor[kind] = lastSeq;
       this.inFlight.push({ kind, lastSeq, sentAt: o.clock.monotonic() });
-      client.publish(upTopic(o.site, this.store.deviceId, kind), Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 }, (error) => {
+      const topic = upTopic(o.site, this.store.deviceId, kind);
+      const wire = o.sealPayload ? o.sealPayload(topic, payload) : payload;
+      client.publish(topic, Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), { qos: 1 }, (error) => {
         if (error) this.onLost(client, `publish failed: ${error.message}`);
       });
     }

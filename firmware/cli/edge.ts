@@ -1,5 +1,6 @@
 import { createLogger, type LogLevel } from '../../device-sdk/log.js';
 import { readEdgeTls } from '../../device-sdk/security/pki.js';
+import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { readEdgeStats } from '../../edge/edge-store.js';
 import { FhirServer } from '../../edge/fhir/http.js';
@@ -7,7 +8,7 @@ import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquit
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
 import { exportFhirCommand } from './fhir.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR] [--http PORT] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
        medge edge export-fhir --data DIR --out FILE [--since TIME]
        medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
@@ -21,6 +22,9 @@ over TLS only, requires a client certificate from the site CA, and lets each dev
 medge/v1/<site>/<CN>/up/<kind> and subscribe only to medge/v1/<site>/<CN>/down/#; refusals are
 counted as 'auth' (no, expired or foreign certificate; wrong username) and 'acl' (topic). With
 --broker (an mqtts:// URL) the ingest connects with the edge's ingest certificate instead.
+With --tls the edge also opens payloads a device sealed with its wire key (written by 'medge
+provision'; config edge.payloadEncryption, AES-256-GCM or SM4-CTR+HMAC-SM3); --sealed-payloads
+refuses clear payloads from every device that has a wire key (counted as 'auth').
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -47,6 +51,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
       host: { type: 'string' },
       tls: { type: 'string' },
       http: { type: 'string' },
+      'sealed-payloads': { type: 'boolean' },
       'log-level': { type: 'string' },
     },
     EDGE_USAGE,
@@ -63,7 +68,9 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values.tls !== undefined && values.broker !== undefined && !values.broker.startsWith('mqtts://')) {
     throw new UsageError(`--tls with --broker needs an mqtts:// URL, got ${JSON.stringify(values.broker)}`, EDGE_USAGE);
   }
+  if (values['sealed-payloads'] && values.tls === undefined) throw new UsageError('--sealed-payloads needs --tls CADIR (the wire keys live there)', EDGE_USAGE);
   const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
+  const wireKeys = values.tls === undefined ? undefined : new WireKeyring(values.tls);
   const logger = createLogger('medge-edge', (values['log-level'] ?? 'info') as LogLevel);
   const edge = new EdgeNode({
     dataDir: values.data,
@@ -72,6 +79,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
     logger,
     ...(values.broker ? { brokerUrl: values.broker } : {}),
     ...(tls ? { tls } : {}),
+    ...(wireKeys ? { payload: { wireKeys: (id: string) => wireKeys.get(id), requireSealed: values['sealed-payloads'] === true } } : {}),
   });
   const httpPort = intFlag(values.http, '--http', EDGE_USAGE, 0, 65535);
   await edge.start();

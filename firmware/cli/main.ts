@@ -11,8 +11,9 @@ import { edgeCommand } from './edge.js';
 import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
 import { sensorsCommand } from './sensors.js';
-import { keysCommand, signCommand, verifyCommand } from './sign.js';
 import { uiCommand } from '../ui/cli.js';
+import { keysCommand } from './keys.js';
+import { signCommand, verifyCommand } from './sign.js';
 
 const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
@@ -24,8 +25,8 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
   verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },
-  keys: { run: keysCommand, summary: "'keys gen-signing' makes an Ed25519 signing key pair" },
-  ca: { run: caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates" },
+  keys: { run: keysCommand, summary: "'keys rotate' rotates the ledger's data key; 'keys gen-signing' makes an Ed25519 signing key pair" },
+  ca: { run: caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates; 'ca revoke' revokes a device" },
   provision: { run: provisionCommand, summary: "issue a device's client certificate from the site CA" },
   ui: { run: uiCommand, summary: "'ui pin-hash' hashes a clinic screen PIN for the runtime config" },
 });

@@ -1,21 +1,27 @@
 import { resolve } from 'node:path';
-import { CA_DIR_FILES, DEFAULT_VALIDITY_DAYS, initCaDir, PkiError, provisionDevice } from '../../device-sdk/security/pki.js';
+import { CA_DIR_FILES, DEFAULT_VALIDITY_DAYS, initCaDir, PkiError, provisionDevice, revokeDevice } from '../../device-sdk/security/pki.js';
 import { intFlag, parse, UsageError } from './args.js';
 
 export const CA_USAGE = `Usage: medge ca init --dir DIR --site SITE [--host NAME ...] [--days N]
+       medge ca revoke --ca DIR --device ID
 
 Creates the certificate authority of a site in DIR (mode 0700): ${CA_DIR_FILES.caCert} and ${CA_DIR_FILES.caKey} (the CA; keep
 the key off devices and edges), ${CA_DIR_FILES.serverCert}/${CA_DIR_FILES.serverKey} (the edge's TLS server certificate for
 localhost, 127.0.0.1, ::1 and every --host name or address), ${CA_DIR_FILES.ingestCert}/${CA_DIR_FILES.ingestKey} (the edge's ingest
 client) and ${CA_DIR_FILES.site}. Keys are ECDSA P-256, written with mode 0600. --days is the CA's validity
 (default ${DEFAULT_VALIDITY_DAYS.ca}); the server and ingest certificates get at most ${DEFAULT_VALIDITY_DAYS.server} days.
-Refuses to overwrite an existing CA. 'medge edge --tls DIR' uses the directory.`;
+Refuses to overwrite an existing CA. 'medge edge --tls DIR' uses the directory.
+
+'revoke' revokes the certificate last issued to device ID and rewrites DIR/${CA_DIR_FILES.crl}, signed by the CA.
+A running 'medge edge --tls DIR' reloads it within a second and refuses the device's TLS handshake
+(counted as 'auth'); for Mosquitto, rerun 'medge edge mosquitto-config' (crlfile) and restart it.`;
 
 export const PROVISION_USAGE = `Usage: medge provision --ca DIR --site SITE --device ID --out OUT [--days N]
 
 Issues a device identity signed by the site CA in DIR: OUT/ID.key (mode 0600), OUT/ID.crt
-(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device}) and OUT/ca.crt (to verify
-the edge). ID must be a valid topic segment (1-64 of A-Z a-z 0-9 . _ -) and SITE the CA's site.
+(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device}), OUT/ca.crt (to verify
+the edge) and OUT/ID.wire.key (0600: the payload-encryption key; the edge's copy goes to
+DIR/wire-keys/ID.key). ID must be a valid topic segment (1-64 of A-Z a-z 0-9 . _ -) and SITE the CA's site.
 Refuses to overwrite an existing identity. Point the runtime config's edge.tls at the three files.`;
 
 /** A refused value given on the command line is a usage error (exit 2); the rest (existing files, missing CA) exit 1. */
@@ -33,7 +39,8 @@ export async function caCommand(args: string[]): Promise<number> {
     process.stdout.write(`${CA_USAGE}\n`);
     return 0;
   }
-  if (args[0] !== 'init') throw new UsageError(args[0] === undefined ? 'ca needs a subcommand' : `unknown ca subcommand ${JSON.stringify(args[0])}; subcommands are: init`, CA_USAGE);
+  if (args[0] === 'revoke') return revokeCommand(args.slice(1));
+  if (args[0] !== 'init') throw new UsageError(args[0] === undefined ? 'ca needs a subcommand' : `unknown ca subcommand ${JSON.stringify(args[0])}; subcommands are: init, revoke`, CA_USAGE);
   const { values } = parse(args.slice(1), { dir: { type: 'string' }, site: { type: 'string' }, host: { type: 'string', multiple: true }, days: { type: 'string' } }, CA_USAGE);
   if (values.help) {
     process.stdout.write(`${CA_USAGE}\n`);
@@ -48,6 +55,18 @@ export async function caCommand(args: string[]): Promise<number> {
     `created the CA of site ${info.site} in ${dir} (CA fingerprint ${info.caFingerprint256}); server certificate for ${['localhost', '127.0.0.1', '::1', ...info.hosts].join(', ')}\n` +
       `next: medge provision --ca ${values.dir} --site ${info.site} --device ID --out OUT; medge edge --data DATA --tls ${values.dir}\n`,
   );
+  return 0;
+}
+
+async function revokeCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, { ca: { type: 'string' }, device: { type: 'string' } }, CA_USAGE);
+  if (values.help) {
+    process.stdout.write(`${CA_USAGE}\n`);
+    return 0;
+  }
+  if (!values.ca || values.device === undefined) throw new UsageError('--ca DIR and --device ID are required', CA_USAGE);
+  const result = await revokeDevice(values.ca, values.device);
+  process.stdout.write(`revoked ${values.device} (serial ${result.revoked.serial}); ${result.crlPath} lists ${result.entries} revoked certificate(s)\n`);
   return 0;
 }
 
@@ -75,7 +94,7 @@ export async function provisionCommand(args: string[]): Promise<number> {
     PROVISION_USAGE,
   );
   process.stdout.write(
-    `provisioned ${values.device} for site ${values.site}: ${result.keyPath} (0600), ${result.certPath} (valid until ${result.info.notAfter.toISOString()}), ${result.caPath}\n`,
+    `provisioned ${values.device} for site ${values.site}: ${result.keyPath} (0600), ${result.certPath} (valid until ${result.info.notAfter.toISOString()}), ${result.caPath}, ${result.wireKeyPath} (0600, payload encryption; the edge's copy is in ${values.ca})\n`,
   );
   return 0;
 }

@@ -1,8 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { MedgeError } from '../../device-sdk/errors.js';
+import { readFileSync } from 'node:fs';
 import { signArtifactDir, verifyArtifactDir } from '../../device-sdk/security/artifact-files.js';
-import { ArtifactVerificationError, generateSigningKeyPair } from '../../device-sdk/security/signing.js';
+import { ArtifactVerificationError } from '../../device-sdk/security/signing.js';
 import { parse, UsageError } from './args.js';
 
 export const SIGN_USAGE = `Usage: medge sign --key FILE --dir DIR [--id ID] [--version V]
@@ -15,11 +13,6 @@ export const VERIFY_USAGE = `Usage: medge verify --pub FILE [--pub FILE ...] --d
 
 Checks DIR/medge-manifest.json: signed by one of the given public keys, signature valid, every file
 present with its sha256, no file outside the manifest. Exit 0 when valid, 1 when not.`;
-
-export const KEYS_USAGE = `Usage: medge keys gen-signing --out DIR
-
-Writes an Ed25519 key pair for signing artifacts: DIR/signing.key (mode 0600, keep it off devices)
-and DIR/signing.pub (install it on devices as a trusted key).`;
 
 export async function signCommand(args: string[]): Promise<number> {
   const { values } = parse(args, { key: { type: 'string' }, dir: { type: 'string' }, id: { type: 'string' }, version: { type: 'string' } }, SIGN_USAGE);
@@ -58,25 +51,4 @@ export async function verifyCommand(args: string[]): Promise<number> {
     process.stdout.write(values.json ? `${JSON.stringify(bad)}\n` : `INVALID (${error.reason}): ${error.message}\n`);
     return 1;
   }
-}
-
-export async function keysCommand(args: string[]): Promise<number> {
-  if (args[0] !== 'gen-signing') throw new UsageError(args[0] === undefined ? 'keys needs a subcommand' : `unknown keys subcommand ${JSON.stringify(args[0])}; subcommands are: gen-signing`, KEYS_USAGE);
-  const { values } = parse(args.slice(1), { out: { type: 'string' } }, KEYS_USAGE);
-  if (values.help) {
-    process.stdout.write(`${KEYS_USAGE}\n`);
-    return 0;
-  }
-  if (!values.out) throw new UsageError('--out DIR is required', KEYS_USAGE);
-  mkdirSync(values.out, { recursive: true });
-  const pair = generateSigningKeyPair();
-  const keyPath = join(values.out, 'signing.key');
-  if (existsSync(keyPath) || existsSync(join(values.out, 'signing.pub'))) {
-    throw new MedgeError('exists', `${values.out} already holds a signing key; refusing to overwrite it (choose another --out)`);
-  }
-  writeFileSync(keyPath, pair.privatePem, { mode: 0o600, flag: 'wx' });
-  chmodSync(keyPath, 0o600);
-  writeFileSync(join(values.out, 'signing.pub'), pair.publicPem, { flag: 'wx' });
-  process.stdout.write(`wrote ${keyPath} (0600) and ${join(values.out, 'signing.pub')}; key id ${pair.keyId}\n`);
-  return 0;
 }

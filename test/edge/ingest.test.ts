@@ -21,7 +21,7 @@ const SITE = 'clinic-7';
 const DEV = 'dev-42';
 const BOOT = 'boot-aaaa';
 const T0 = 1_700_000_000_000;
-const REASONS: readonly RejectReason[] = ['malformed', 'oversize', 'unknown-version'];
+const REASONS: readonly (RejectReason | 'replay')[] = ['malformed', 'oversize', 'unknown-version', 'replay'];
 
 const dirs: string[] = [];
 const stores: EdgeStore[] = [];
@@ -125,7 +125,7 @@ describe('Ingest on a real EdgeStore', () => {
       committedAtPublish = readEdgeStats(h.dir).devices[DEV]?.reading;
     };
     const result = expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, [], { records })));
-    expect(result).toEqual({ inserted: 5, redelivered: 0, upToSeq: 5 });
+    expect(result).toEqual({ inserted: 5, redelivered: 0, upToSeq: 5, replay: false });
     expect(committedAtPublish).toBe(5);
     expect(h.acks).toHaveLength(1);
     expect(h.acks[0]?.topic).toBe('medge/v1/clinic-7/dev-42/down/ack');
@@ -143,17 +143,18 @@ describe('Ingest on a real EdgeStore', () => {
     const h = setup();
     const payload = batch('chunk', 0, range(1, 40));
     expect(decodeBatch(payload).compression).toBe(Compression.DEFLATE);
-    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, upToSeq: 40 });
+    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, upToSeq: 40, replay: false });
     expect(h.store.audit(DEV).chunk).toEqual({ stored: 40, minSeq: 1, maxSeq: 40, duplicateBodies: 0 });
   });
 
-  it('inserts nothing for a redelivered batch, counts it as redelivered, and still acks', () => {
+  it('refuses a replayed batch as replay (nothing written, counted), still acks its watermark, and takes an overlapping one', () => {
     const h = setup();
     const payload = batch('alert', 0, range(1, 4));
     expectOk(h.ingest.handle(topic('alert'), payload));
-    expect(expectOk(h.ingest.handle(topic('alert'), payload))).toEqual({ inserted: 0, redelivered: 4, upToSeq: 4 });
+    expect(h.ingest.handle(topic('alert'), payload)).toMatchObject({ ok: false, reason: 'replay' });
+    expect(readEdgeStats(h.dir).rejected).toEqual({ replay: 1 });
     // Overlapping: (2, 6] after (0, 4].
-    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, upToSeq: 6 });
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, upToSeq: 6, replay: false });
     expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([4, 4, 6]);
     expect(h.store.audit(DEV).alert).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
     expect(readEdgeStats(h.dir).devices[DEV]).toEqual({ alert: 6 });
@@ -333,7 +334,8 @@ describe('Ingest on a real EdgeStore', () => {
             expect(h.acks.at(-1)?.ack).toMatchObject({ kind: input.kind, upToSeq: outcome.result.upToSeq });
           } else {
             expect(REASONS).toContain(outcome?.reason);
-            expect(h.acks.length).toBe(acksBefore);
+            // A replay changes nothing but is acked again (the device may have lost the first ack).
+            expect(h.acks.length).toBe(acksBefore + (outcome?.reason === 'replay' ? 1 : 0));
             tally[outcome?.reason ?? '?'] = (tally[outcome?.reason ?? '?'] ?? 0) + 1;
           }
         },

@@ -3,7 +3,7 @@
  * `medge ca init`, `medge provision`, `medge edge --tls` in the background, real TLS on loopback,
  * adversarial MQTT clients, and `medge edge stats --json` reading the refusal counts.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { type EdgeStats, readEdgeStats } from '../../edge/edge-store.js';
 import { readTlsFiles } from '../../firmware/runtime.js';
 import { medge, medgeBackground } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
-import { end, publish, readingBatch, subscribe, tlsOptions, tryConnect } from './probe.js';
+import { end, publish, runRuntimeUntil, readingBatch, subscribe, tlsOptions, tryConnect } from './probe.js';
 
 const SITE = 'ward-9';
 const dir = mkdtempSync(join(tmpdir(), 'medge-edge-tls-'));
@@ -70,26 +70,19 @@ describe('medge edge --tls (embedded aedes): mutual TLS and per-device ACLs', ()
 
   it('medge run with edge.tls in its config (paths relative to the file) delivers through the TLS edge', async () => {
     const config = join(devices, 'runtime.json');
-    writeFileSync(
+    await runRuntimeUntil(
       config,
-      JSON.stringify({
+      {
         deviceId: 'rt-dev',
         site: SITE,
         dataDir: './rt-data',
         edge: { url, tls: { ca: 'ca.crt', cert: 'rt-dev.crt', key: 'rt-dev.key' }, backoff: { initialMs: 50, maxMs: 500 } },
         sources: [{ type: 'sim-hr', intervalMs: 100 }],
         log: { level: 'warn' },
-      }),
+      },
+      () => (stats().devices['rt-dev']?.reading ?? 0) >= 3,
+      'runtime readings stored at the edge',
     );
-    const runtime = medgeBackground(['run', '--config', config]);
-    try {
-      await waitFor(() => (stats().devices['rt-dev']?.reading ?? 0) >= 3, 'runtime readings stored at the edge', 20_000);
-    } catch (error) {
-      process.stderr.write(`runtime output:\n${runtime.output().slice(-3000)}\n`);
-      throw error;
-    } finally {
-      expect(await runtime.stop()).toBe(0);
-    }
   });
 
   it("refuses device A's publish to B's uplink (forged batch naming B): nothing stored for B, counted acl", async () => {

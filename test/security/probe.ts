@@ -4,9 +4,14 @@
  * them through (the batch names the victim device, as its own uplink would).
  */
 import { type IClientOptions, type ISubscriptionGrant, type MqttClient, connect as mqttConnect } from 'mqtt';
+import { writeFileSync } from 'node:fs';
+import { expect } from 'vitest';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import type { CertifiedKey } from '../../device-sdk/security/pki.js';
 import { buildBatch } from '../../device-sdk/sync/batch.js';
+import type { RuntimeConfigInput } from '../../firmware/config.js';
+import { medgeBackground } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 export type ConnectOutcome = { connected: true; client: MqttClient } | { connected: false; error: string };
 
@@ -78,4 +83,21 @@ export function readingBatch(deviceId: string, count = 3, afterSeq = 0): Uint8Ar
 
 export async function end(client: MqttClient | undefined): Promise<void> {
   if (client) await client.endAsync(true).catch(() => undefined);
+}
+
+/**
+ * Runs `medge run --config FILE` with `config` (written to FILE) until `stored()` holds, then stops
+ * it and expects a clean exit; on a timeout the runtime's output goes to stderr.
+ */
+export async function runRuntimeUntil(file: string, config: RuntimeConfigInput, stored: () => boolean, what: string): Promise<void> {
+  writeFileSync(file, JSON.stringify(config));
+  const runtime = medgeBackground(['run', '--config', file]);
+  try {
+    await waitFor(stored, what, 20_000);
+  } catch (error) {
+    process.stderr.write(`runtime output:\n${runtime.output().slice(-3000)}\n`);
+    throw error;
+  } finally {
+    expect(await runtime.stop()).toBe(0);
+  }
 }

@@ -12,6 +12,8 @@ import { MemoryOutboxStore } from '../../device-sdk/store/memory-outbox-store.js
 import { type Migration, runMigrations } from '../../device-sdk/store/migrations.js';
 import type { OutboxStore } from '../../device-sdk/store/outbox-store.js';
 import { applyDurablePragmas, DEVICE_MIGRATIONS, SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { createDeviceKey } from '../../device-sdk/security/device-key.js';
+import { CIPHER_SUITES } from '../../device-sdk/security/envelope.js';
 import { describeOutboxStoreContract } from './outbox-store.contract.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -39,6 +41,27 @@ describeOutboxStoreContract('SqliteOutboxStore', (options) => {
     },
   };
 }, true);
+
+for (const suite of CIPHER_SUITES) {
+  describeOutboxStoreContract(`SqliteOutboxStore encrypted at rest (${suite})`, (options) => {
+    const dir = mkdtempSync(join(tmpdir(), 'medge-contract-enc-'));
+    const path = join(dir, 'ledger.sqlite');
+    const encryption = { suite, deviceKey: createDeviceKey(join(dir, 'device.key')) };
+    let current = new SqliteOutboxStore(path, { ...options, encryption });
+    return {
+      store: current,
+      reopen: () => {
+        current.close();
+        current = new SqliteOutboxStore(path, { ...options, encryption });
+        return current;
+      },
+      cleanup: () => {
+        current.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }, true);
+}
 
 const LATEST = DEVICE_MIGRATIONS.at(-1)?.version ?? 0;
 const T0 = 1_700_000_000_000;
