@@ -7,6 +7,7 @@ import { auditCommand } from './audit.js';
 import { demoCommand } from './demo.js';
 import { ecgCommand } from './ecg.js';
 import { edgeCommand } from './edge.js';
+import { pcgCommand } from './pcg.js';
 import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
 import { keysCommand, signCommand, verifyCommand } from './sign.js';
@@ -16,6 +17,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
   ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
+  pcg: { run: pcgCommand, summary: "'pcg classify' screens heart-sound WAV recordings (normal, abnormal, unreadable)" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
   verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },
