@@ -238,7 +238,7 @@ export class PcgMonitor {
     const screened = model !== undefined && result.label !== 'unreadable';
     out.findings.push({
       kind: 'heart-sound-screen',
-      label: screened ? result.label : result.label === 'unreadable' ? 'unreadable' : 'not-screened',
+      label: screened ? result.label : result.analysis.readable ? 'not-screened' : 'unreadable',
       ...(result.heartRate !== null ? { value: result.heartRate } : {}),
       probability: result.probability ?? 0,
       t: tEnd,

@@ -6,7 +6,8 @@
  *
  * 1. every recording is analysed by the same path the CLI and the runtime use (device-sdk/signal/pcg:
  *    resample to 2 kHz, band-pass 25-400 Hz, S1/S2 segmentation, 8 s windows every 4 s -> features);
- *    features are cached under models/pcg-abnormal/.cache (git-ignored);
+ *    features are cached under .medge-data/cache/pcg-abnormal (git-ignored; bump FEATURE_VERSION when
+ *    the feature code changes);
  * 2. patients (the id in the file name) are dealt into `folds` folds (seeded, stratified by whether
  *    the patient has an abnormal recording); every fold's model is trained on the other folds' patients
  *    only, with the standardisation computed on them, saved uint8-quantized, reloaded, and scored on
@@ -207,7 +208,8 @@ async function main(): Promise<void> {
   const epochs = Number(values.epochs);
   const hyper: Hyper = { epochs, hidden: Number(values.hidden), l2: Number(values.l2), dropout: Number(values.dropout) };
   await initBackend('cpu');
-  const cacheDir = join(root, 'models', PCG_MODEL_ID, '.cache');
+  // Git-ignored, and outside the artifact directory (whose every file the signature covers).
+  const cacheDir = join(root, '.medge-data', 'cache', PCG_MODEL_ID);
   const examples = loadAll(values.data as string, cacheDir);
   const fold = patientFolds(examples, folds, seed);
   const threshold = 0.5;

@@ -77,15 +77,13 @@ export function butterworth(kind: 'low' | 'high', order: number, cutoffHz: numbe
 
 function runSections(x: Float64Array, sections: readonly Biquad[]): void {
   for (const s of sections) {
-    let x1 = 0;
-    let x2 = 0;
-    let y1 = 0;
-    let y2 = 0;
     // Start from the steady state of the first sample (as if it had been there forever).
     const dc = x[0] ?? 0;
     const gain = (s.b0 + s.b1 + s.b2) / (1 + s.a1 + s.a2);
-    x1 = x2 = dc;
-    y1 = y2 = dc * gain;
+    let x1 = dc;
+    let x2 = dc;
+    let y1 = dc * gain;
+    let y2 = dc * gain;
     for (let i = 0; i < x.length; i++) {
       const xi = x[i] as number;
       const yi = s.b0 * xi + s.b1 * x1 + s.b2 * x2 - s.a1 * y1 - s.a2 * y2;

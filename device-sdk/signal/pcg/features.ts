@@ -202,7 +202,7 @@ export function pcgFeatures(x: Float32Array, fs: number, seg: Segmentation): Flo
   f[i++] = hasCycles ? meanOf(cyc.map((c) => midMean(c.s1 + 0.25 * (c.s2 - c.s1), c.s1 + 0.75 * (c.s2 - c.s1)))) / peakLevel : 0;
   f[i++] = hasCycles ? meanOf(cyc.map((c, k) => midMean(c.s2 + 0.25 * ((nextS1[k] as number) - c.s2), c.s2 + 0.75 * ((nextS1[k] as number) - c.s2)))) / peakLevel : 0;
   f[i++] = hasCycles && R.systole.total > 0 ? R.systole.centroid / R.systole.total / 400 : 0;
-  f[i++] = hasCycles ? 1 : 0;
+  f[i] = hasCycles ? 1 : 0;
   for (let k = 0; k < f.length; k++) if (!Number.isFinite(f[k] as number)) f[k] = 0;
   return f;
 }
