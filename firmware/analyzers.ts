@@ -65,30 +65,34 @@ export interface PcgAnalyzerOptions {
  * `pcg-abnormal` model in an inference worker (findings `heart-sound-screen`, heart-rate readings, and a
  * decision-support alert `pcg-abnormal-heart-sound`). Without a usable model, heart rate and quality only.
  */
-export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
-  const monitors = new Map(sensors.map((s) => [s, new PcgMonitor(s, undefined, options.windowS !== undefined ? { windowS: options.windowS } : {})]));
+export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { readonly ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
   const log = options.logger ?? createLogger('medge-pcg');
   const dir = options.modelDir ?? pcgModelDir();
-  const ready = (async () => {
-    try {
-      await options.verify?.(dir);
-      const model = await (options.loadModel ?? loadPcgModelInWorker)(dir);
-      for (const m of monitors.values()) m.setModel(model);
-      log.info({ model: model.manifest.id, version: model.manifest.version, sha256: model.sha256, backend: model.backend }, 'heart-sound screen model loaded');
-      return model;
-    } catch (error) {
-      log.error({ dir, err: (error as Error).message }, 'heart-sound screen model refused or unavailable: heart rate and signal quality only, no murmur screening');
-      return undefined;
-    }
-  })();
+  // Loaded once, when the first window is ready (a runtime that stops early never starts the worker).
+  let loading: Promise<PcgModel | undefined> | undefined;
+  const load = (): Promise<PcgModel | undefined> =>
+    (loading ??= (async () => {
+      try {
+        await options.verify?.(dir);
+        const model = await (options.loadModel ?? loadPcgModelInWorker)(dir);
+        log.info({ model: model.manifest.id, version: model.manifest.version, sha256: model.sha256, backend: model.backend }, 'heart-sound screen model loaded');
+        return model;
+      } catch (error) {
+        log.error({ dir, err: (error as Error).message }, 'heart-sound screen model refused or unavailable: heart rate and signal quality only, no murmur screening');
+        return undefined;
+      }
+    })());
+  const monitors = new Map(sensors.map((s) => [s, new PcgMonitor(s, load, options.windowS !== undefined ? { windowS: options.windowS } : {})]));
   return {
     name: 'pcg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
-    ready,
+    get ready() {
+      return load();
+    },
     monitors,
     close: async () => {
       await Promise.all([...monitors.values()].map((m) => m.idle()));
-      await (await ready)?.close();
+      if (loading) await (await loading)?.close();
     },
   };
 }

@@ -160,14 +160,22 @@ export class PcgMonitor {
   private readonly ready: PcgMonitorOutput[] = [];
   private pending: Promise<void> = Promise.resolve();
   private alerting = false;
+  private provided = false;
 
-  constructor(sensor: string, model: PcgModel | undefined, options: Partial<PcgMonitorOptions> = {}) {
+  private readonly provider: (() => Promise<PcgModel | undefined>) | undefined;
+
+  /**
+   * `model`: a loaded model, or a function that loads one when the first window is ready (so that a
+   * runtime that stops early never starts the inference worker); undefined: heart rate and quality only.
+   */
+  constructor(sensor: string, model: PcgModel | (() => Promise<PcgModel | undefined>) | undefined, options: Partial<PcgMonitorOptions> = {}) {
     this.sensor = sensor;
-    this.model = model;
+    if (typeof model === 'function') this.provider = model;
+    else this.model = model;
     this.options = { ...DEFAULT_PCG_MONITOR_OPTIONS, ...options };
   }
 
-  /** Installs (or removes) the screen model, e.g. once the worker has started. */
+  /** Installs (or removes) the screen model. */
   setModel(model: PcgModel | undefined): void {
     this.model = model;
   }
@@ -217,6 +225,10 @@ export class PcgMonitor {
   private async screen(window: Float32Array, rateHz: number, t0: number): Promise<void> {
     const out: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
     const tEnd = t0 + (window.length * 1000) / rateHz;
+    if (!this.model && this.provider && !this.provided) {
+      this.provided = true;
+      this.model = await this.provider();
+    }
     const model = this.model;
     let result: { label: PcgLabel; probability: number | null; heartRate: number | null; analysis: PcgAnalysis };
     try {
