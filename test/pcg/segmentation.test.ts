@@ -76,13 +76,14 @@ describe('S1/S2 segmentation on a synthetic phonocardiogram', () => {
     expect(b.segmentation.cycles.length).toBe(a.segmentation.cycles.length);
   });
 
-  it('features: one vector per 8 s window (every 4 s), finite, and a systolic murmur raises mid-systole energy', () => {
+  it('features: one vector per 30 s window (every 15 s, the tail included), finite, and a systolic murmur raises mid-systole energy', () => {
     const clean = analyzePcg(syntheticPcg({ seconds: 16 }).samples, 4000);
     const murmur = analyzePcg(syntheticPcg({ seconds: 16, murmur: 0.08 }).samples, 4000);
-    expect(clean.windows.map((w) => [w.startS, w.endS])).toEqual([
-      [0, 8],
-      [4, 12],
-      [8, 16],
+    expect(clean.windows.map((w) => [w.startS, w.endS])).toEqual([[0, 16]]);
+    const long = analyzePcg(syntheticPcg({ seconds: 40 }).samples, 4000);
+    expect(long.windows.map((w) => [w.startS, w.endS])).toEqual([
+      [0, 30],
+      [10, 40],
     ]);
     for (const w of [...clean.windows, ...murmur.windows]) {
       expect(w.features.length).toBe(PCG_FEATURE_COUNT);

@@ -28,8 +28,8 @@ export interface PcgScreenOptions {
 export const DEFAULT_PCG_SCREEN_OPTIONS: Readonly<PcgScreenOptions> = Object.freeze({
   workingRateHz: 2000,
   bandHz: [25, 400] as [number, number],
-  windowS: 8,
-  hopS: 4,
+  windowS: 30,
+  hopS: 15,
   minSeconds: 1.2,
   minQuality: 0.3,
   maxClipped: 0.05,
