@@ -4,13 +4,15 @@
  * stores them and raises the alerts locally (never waiting for the network).
  *
  * One explicit list: `createAnalyzers` picks the analyzers a config needs. ECG: `EcgMonitor` per
- * ECG sensor. Heart sounds and glucose analytics add theirs here.
+ * ECG sensor; `PcgMonitor` per stethoscope (heart-sound screen). Glucose analytics add theirs here.
  */
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import type { RuntimeConfig, SourceConfig } from './config.js';
+import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
 import { EcgMonitor } from './ecg-monitor.js';
-import { createLogger } from '../device-sdk/log.js';
 import { type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
+import { createLogger, type Logger } from '../device-sdk/log.js';
+import { loadPcgModelInWorker, type PcgModel, pcgModelDir, PcgMonitor } from './pcg-monitor.js';
 
 export interface AnalyzerOutput {
   readings?: Reading[];
@@ -58,12 +60,12 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
  * (models/glucose-forecast/artifact, hashes checked); when it cannot be loaded the monitor runs on its
  * rule-based fallback and says so in the log.
  */
-function glucoseAnalyzer(): Analyzer {
+function glucoseAnalyzer(trustedPems: readonly string[], logger: Logger): Analyzer {
   let forecaster: GlucoseForecaster | undefined;
   try {
-    forecaster = loadGlucoseForecaster();
+    forecaster = loadGlucoseForecaster(undefined, trustedPems);
   } catch (error) {
-    createLogger('medge-glucose').warn({ err: (error as Error).message }, 'glucose forecast model not loaded: predicted-low alerts use trend extrapolation instead');
+    logger.error({ err: (error as Error).message }, 'glucose forecast model not loaded: predicted-low alerts use trend extrapolation instead');
   }
   const monitors = new Map<string, GlucoseMonitor>();
   return {
@@ -77,12 +79,72 @@ function glucoseAnalyzer(): Analyzer {
   };
 }
 
-export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKinds: Readonly<Record<string, string>> = {}): Analyzer[] {
+export interface PcgAnalyzerOptions {
+  /** The model directory (default: the shipped models/pcg-abnormal). */
+  modelDir?: string;
+  /** Loads the model (default: in an inference worker on wasm). Rejecting leaves the analyzer on its rule-based fallback. */
+  loadModel?: (dir: string) => Promise<PcgModel>;
+  /** Checks the artifact before it is loaded (e.g. the signature against trusted keys); throwing refuses the model. */
+  verify?: (dir: string) => void | Promise<void>;
+  windowS?: number;
+  logger?: Logger;
+}
+
+/**
+ * Heart-sound screening on the sensors that carry PCG: windows of `windowS` s are screened with the
+ * `pcg-abnormal` model in an inference worker (findings `heart-sound-screen`, heart-rate readings, and a
+ * decision-support alert `pcg-abnormal-heart-sound`). Without a usable model, heart rate and quality only.
+ */
+export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { readonly ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
+  const log = options.logger ?? createLogger('medge-pcg');
+  const dir = options.modelDir ?? pcgModelDir();
+  // Loaded once, when the first window is ready (a runtime that stops early never starts the worker).
+  let loading: Promise<PcgModel | undefined> | undefined;
+  const load = (): Promise<PcgModel | undefined> =>
+    (loading ??= (async () => {
+      try {
+        await options.verify?.(dir);
+        const model = await (options.loadModel ?? loadPcgModelInWorker)(dir);
+        log.info({ model: model.manifest.id, version: model.manifest.version, sha256: model.sha256, backend: model.backend }, 'heart-sound screen model loaded');
+        return model;
+      } catch (error) {
+        log.error({ dir, err: (error as Error).message }, 'heart-sound screen model refused or unavailable: heart rate and signal quality only, no murmur screening');
+        return undefined;
+      }
+    })());
+  const monitors = new Map(sensors.map((s) => [s, new PcgMonitor(s, load, options.windowS !== undefined ? { windowS: options.windowS } : {})]));
+  return {
+    name: 'pcg',
+    onChunk: (c) => monitors.get(c.sensor)?.push(c),
+    get ready() {
+      return load();
+    },
+    monitors,
+    close: async () => {
+      await Promise.all([...monitors.values()].map((m) => m.idle()));
+      if (loading) await (await loading)?.close();
+    },
+  };
+}
+
+export interface AnalyzerDeps {
+  /** Ed25519 public keys (PEM) a model must be signed by; empty = hashes checked, signature not required. */
+  trustedPems?: readonly string[];
+  logger?: Logger;
+}
+
+export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKinds: Readonly<Record<string, string>> = {}, deps: AnalyzerDeps = {}): Analyzer[] {
+  const trustedPems = deps.trustedPems ?? [];
+  const logger = deps.logger ?? createLogger('medge-analyzers');
+  const verify = trustedPems.length > 0 ? (dir: string) => void verifyArtifactDir(dir, trustedPems) : undefined;
   const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
   const ecg = config.sources.filter(isEcg).map((s) => s.sensor);
   if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg));
   const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
-  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer());
+  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedPems, logger));
+  const isPcg = (s: SourceConfig) => sourceSignal(s) === 'pcg' || (s.type === 'device' && deviceKinds[s.sensor] === 'pcg');
+  const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
+  if (pcg.length > 0) analyzers.push(pcgAnalyzer(pcg, { logger, ...(verify ? { verify } : {}) }));
   return analyzers;
 }

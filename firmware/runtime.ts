@@ -23,7 +23,7 @@ import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-
 import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers } from './analyzers.js';
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
-import { packageVersion } from './package-root.js';
+import { packageRoot, packageVersion } from './package-root.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 import { ClinicServer } from './ui/server.js';
 
@@ -156,7 +156,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       }
       sealer = (topic, payload) => sealPayload(payloadEncryption.suite, wireKey, topic, payload);
     }
-    this.trustedKeys = readTrustedKeys(config.artifacts.trustedKeys);
+    // With no trusted keys configured, the key that signed the models shipped in this package is
+    // trusted (it is published: see models/keys/README.md), so unsigned or tampered models are still refused.
+    const trusted = config.artifacts.trustedKeys.length > 0 ? config.artifacts.trustedKeys : [join(packageRoot(), 'models', 'keys', 'dev-signing.pub')];
+    if (config.artifacts.trustedKeys.length === 0) this.log.warn({ trusted }, 'artifacts.trustedKeys is empty: trusting the published development key of the shipped models; set your own key on production boards');
+    this.trustedKeys = readTrustedKeys(trusted);
     const { deviceKey, created: deviceKeyCreated } = loadOrCreateDeviceKey(config.store.deviceKeyFile ?? join(config.dataDir, DEVICE_KEY_FILE));
     this.deviceKeyCreated = deviceKeyCreated;
     const hours = 3600_000;
@@ -186,7 +190,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
     for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
-    this.analyzers = createAnalyzers(config, deviceKinds);
+    this.analyzers = createAnalyzers(config, deviceKinds, { trustedPems: this.trustedKeys, logger: this.log });
     this.startedAt = this.clock.monotonic();
     if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
   }

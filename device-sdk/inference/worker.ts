@@ -83,6 +83,11 @@ export class InferenceWorker {
     });
   }
 
+  /** Lets the process exit while this worker is alive (as `Worker.unref`); requests still work meanwhile. */
+  unref(): void {
+    this.worker.unref();
+  }
+
   async close(): Promise<void> {
     this.failure ??= new InferenceError('inference worker closed');
     await this.worker.terminate();

@@ -8,6 +8,7 @@ import { demoCommand } from './demo.js';
 import { ecgCommand } from './ecg.js';
 import { glucoseCommand } from './glucose.js';
 import { edgeCommand } from './edge.js';
+import { pcgCommand } from './pcg.js';
 import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
 import { sensorsCommand } from './sensors.js';
@@ -22,6 +23,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   sensors: { run: sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
   ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
   glucose: { run: glucoseCommand, summary: "'glucose predict' forecasts 30 min ahead with hypo alerts; 'glucose report' gives the consensus CGM metrics" },
+  pcg: { run: pcgCommand, summary: "'pcg classify' screens heart-sound WAV recordings (normal, abnormal, unreadable)" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
   verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },

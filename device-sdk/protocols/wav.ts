@@ -1,0 +1,256 @@
+/**
+ * RIFF/WAVE PCM codec: what digital stethoscopes and recorders export. Pure functions, no I/O.
+ *
+ * Sources: Microsoft/IBM "Multimedia Programming Interface and Data Specifications 1.0" (1991),
+ * RIFF chunks and the `fmt ` chunk (WAVE_FORMAT_PCM = 1); Microsoft "Multiple channel audio data and
+ * WAVE files" (WAVE_FORMAT_EXTENSIBLE = 0xFFFE, the sub-format GUID's first two bytes carry the
+ * format tag); RFC 2361 (WAVE_FORMAT_IEEE_FLOAT = 3).
+ *
+ * Read: 8-bit unsigned, 16/24/32-bit signed integer and 32-bit float PCM, any rate, any channel
+ * count (mixed down to mono by averaging), unknown chunks (LIST, fact, cue ...) skipped with their
+ * pad byte. Samples are scaled to -1..1 (integers by 2^(bits-1); floats as stored, clamped).
+ * A `data` chunk whose declared size runs past the end of the bytes (a recorder that stopped
+ * before rewriting the header, or the streaming size 0xFFFFFFFF) is read up to the last whole frame.
+ *
+ * `readWav` throws `DecodeError` (codec `wav`) and nothing else for any input bytes.
+ * `encodeWav` throws `ConfigError` for parameters it cannot write.
+ */
+import { ConfigError, DecodeError } from '../errors.js';
+
+export const WAV_CODEC = 'wav';
+export const WAVE_FORMAT_PCM = 0x0001;
+export const WAVE_FORMAT_IEEE_FLOAT = 0x0003;
+export const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
+
+/** Sample encodings `readWav` and `encodeWav` handle: integer bit depths, and 32-bit float. */
+export const WAV_SAMPLE_FORMATS = ['u8', 's16', 's24', 's32', 'f32'] as const;
+export type WavSampleFormat = (typeof WAV_SAMPLE_FORMATS)[number];
+
+export interface WavAudio {
+  rateHz: number;
+  /** Channels in the file (the samples are mixed down to mono). */
+  channels: number;
+  bitsPerSample: number;
+  /** The sample encoding in the file. */
+  format: WavSampleFormat;
+  /** Mono samples, -1..1. */
+  samples: Float32Array;
+}
+
+function fail(message: string): never {
+  throw new DecodeError(WAV_CODEC, message);
+}
+
+function fourcc(view: DataView, at: number): string {
+  return String.fromCharCode(view.getUint8(at), view.getUint8(at + 1), view.getUint8(at + 2), view.getUint8(at + 3));
+}
+
+interface Fmt {
+  tag: number;
+  channels: number;
+  rateHz: number;
+  blockAlign: number;
+  bitsPerSample: number;
+}
+
+function parseFmt(view: DataView, at: number, size: number): Fmt {
+  if (size < 16) fail(`fmt chunk is ${size} bytes, needs at least 16`);
+  let tag = view.getUint16(at, true);
+  const channels = view.getUint16(at + 2, true);
+  const rateHz = view.getUint32(at + 4, true);
+  const blockAlign = view.getUint16(at + 12, true);
+  const bitsPerSample = view.getUint16(at + 14, true);
+  if (tag === WAVE_FORMAT_EXTENSIBLE) {
+    if (size < 40) fail(`WAVE_FORMAT_EXTENSIBLE fmt chunk is ${size} bytes, needs 40`);
+    tag = view.getUint16(at + 24, true); // first two bytes of the sub-format GUID
+  }
+  return { tag, channels, rateHz, blockAlign, bitsPerSample };
+}
+
+function sampleFormat(fmt: Fmt): WavSampleFormat {
+  if (fmt.tag === WAVE_FORMAT_PCM) {
+    switch (fmt.bitsPerSample) {
+      case 8:
+        return 'u8';
+      case 16:
+        return 's16';
+      case 24:
+        return 's24';
+      case 32:
+        return 's32';
+    }
+    fail(`PCM with ${fmt.bitsPerSample} bits per sample is not supported (8, 16, 24 or 32)`);
+  }
+  if (fmt.tag === WAVE_FORMAT_IEEE_FLOAT) {
+    if (fmt.bitsPerSample === 32) return 'f32';
+    fail(`IEEE float with ${fmt.bitsPerSample} bits per sample is not supported (32)`);
+  }
+  fail(`format tag 0x${fmt.tag.toString(16).padStart(4, '0')} is not PCM (1) or IEEE float (3); compressed WAV is not supported`);
+}
+
+/** Decodes a RIFF/WAVE file into mono samples in -1..1. */
+export function readWav(bytes: Uint8Array): WavAudio {
+  if (!(bytes instanceof Uint8Array)) fail('input is not a Uint8Array');
+  if (bytes.length < 12) fail(`${bytes.length} bytes is too short for a RIFF header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (fourcc(view, 0) !== 'RIFF') fail(`not a RIFF file (starts with ${JSON.stringify(fourcc(view, 0))})`);
+  if (fourcc(view, 8) !== 'WAVE') fail(`RIFF form is ${JSON.stringify(fourcc(view, 8))}, not WAVE`);
+  let fmt: Fmt | undefined;
+  let at = 12;
+  while (at + 8 <= bytes.length) {
+    const id = fourcc(view, at);
+    const size = view.getUint32(at + 4, true);
+    const body = at + 8;
+    if (id === 'fmt ') {
+      if (body + size > bytes.length) fail(`fmt chunk (${size} bytes) runs past the end of the file`);
+      fmt = parseFmt(view, body, size);
+    } else if (id === 'data') {
+      if (!fmt) fail('data chunk before the fmt chunk');
+      const available = Math.min(size, bytes.length - body);
+      return decodeData(view, body, available, fmt);
+    }
+    at = body + size + (size & 1);
+  }
+  fail(fmt ? 'no data chunk' : 'no fmt chunk');
+}
+
+function decodeData(view: DataView, at: number, size: number, fmt: Fmt): WavAudio {
+  const format = sampleFormat(fmt);
+  const { channels, rateHz, bitsPerSample } = fmt;
+  if (channels < 1) fail('fmt chunk declares 0 channels');
+  if (rateHz < 1) fail('fmt chunk declares a sample rate of 0 Hz');
+  const bytesPerSample = bitsPerSample / 8;
+  const frameBytes = bytesPerSample * channels;
+  if (fmt.blockAlign !== frameBytes) fail(`block align ${fmt.blockAlign} does not match ${channels} channel(s) of ${bitsPerSample} bits (${frameBytes})`);
+  const frames = Math.floor(size / frameBytes);
+  const samples = new Float32Array(frames);
+  const read = sampleReader(view, format);
+  for (let i = 0; i < frames; i++) {
+    let sum = 0;
+    const frame = at + i * frameBytes;
+    for (let c = 0; c < channels; c++) sum += read(frame + c * bytesPerSample);
+    samples[i] = sum / channels;
+  }
+  return { rateHz, channels, bitsPerSample, format, samples };
+}
+
+function sampleReader(view: DataView, format: WavSampleFormat): (at: number) => number {
+  switch (format) {
+    case 'u8':
+      return (at) => (view.getUint8(at) - 128) / 128;
+    case 's16':
+      return (at) => view.getInt16(at, true) / 32768;
+    case 's24':
+      return (at) => (view.getUint8(at) | (view.getUint8(at + 1) << 8) | (view.getInt8(at + 2) << 16)) / 8388608;
+    case 's32':
+      return (at) => view.getInt32(at, true) / 2147483648;
+    case 'f32':
+      return (at) => {
+        const v = view.getFloat32(at, true);
+        return Number.isFinite(v) ? Math.max(-1, Math.min(1, v)) : 0;
+      };
+  }
+}
+
+export interface EncodeWavOptions {
+  rateHz: number;
+  /** Default `s16`. */
+  format?: WavSampleFormat;
+  /** Write WAVE_FORMAT_EXTENSIBLE instead of the plain fmt chunk. Default false. */
+  extensible?: boolean;
+  /** Extra chunks written between fmt and data (e.g. a LIST chunk), as [fourcc, body]. */
+  extraChunks?: [string, Uint8Array][];
+}
+
+const BITS: Readonly<Record<WavSampleFormat, number>> = Object.freeze({ u8: 8, s16: 16, s24: 24, s32: 32, f32: 32 });
+
+/**
+ * Encodes one or more channels (equal lengths, values -1..1, clipped) as a RIFF/WAVE file.
+ * Integers are rounded to nearest: `round(x * 2^(bits-1))` clamped to the integer range.
+ */
+export function encodeWav(channels: Float32Array | readonly Float32Array[], options: EncodeWavOptions): Uint8Array {
+  const chans = channels instanceof Float32Array ? [channels] : [...channels];
+  const format = options.format ?? 's16';
+  if (!WAV_SAMPLE_FORMATS.includes(format)) throw new ConfigError('format', format, 'is not a WAV sample format', `use one of: ${WAV_SAMPLE_FORMATS.join(', ')}`);
+  if (chans.length < 1 || chans.length > 0xffff) throw new ConfigError('channels', chans.length, 'must be 1..65535 channels', 'pass at least one Float32Array');
+  const frames = chans[0]?.length ?? 0;
+  if (chans.some((c) => c.length !== frames)) throw new ConfigError('channels', chans.map((c) => c.length), 'channels differ in length', 'pass channels of equal length');
+  if (!Number.isInteger(options.rateHz) || options.rateHz < 1 || options.rateHz > 0xffffffff) throw new ConfigError('rateHz', options.rateHz, 'must be a positive integer', 'give the sample rate in Hz');
+  const bits = BITS[format];
+  const bytesPerSample = bits / 8;
+  const blockAlign = bytesPerSample * chans.length;
+  const dataBytes = frames * blockAlign;
+  const extra = (options.extraChunks ?? []).map(([id, body]) => {
+    if (id.length !== 4) throw new ConfigError('extraChunks', id, 'chunk id must be 4 characters', 'use a four-character code');
+    return { id, body };
+  });
+  const fmtSize = options.extensible ? 40 : 16;
+  const extraBytes = extra.reduce((n, c) => n + 8 + c.body.length + (c.body.length & 1), 0);
+  const total = 12 + 8 + fmtSize + extraBytes + 8 + dataBytes + (dataBytes & 1);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  const put4 = (at: number, s: string) => {
+    for (let i = 0; i < 4; i++) out[at + i] = s.charCodeAt(i) & 0xff;
+  };
+  put4(0, 'RIFF');
+  view.setUint32(4, total - 8, true);
+  put4(8, 'WAVE');
+  put4(12, 'fmt ');
+  view.setUint32(16, fmtSize, true);
+  const tag = format === 'f32' ? WAVE_FORMAT_IEEE_FLOAT : WAVE_FORMAT_PCM;
+  view.setUint16(20, options.extensible ? WAVE_FORMAT_EXTENSIBLE : tag, true);
+  view.setUint16(22, chans.length, true);
+  view.setUint32(24, options.rateHz, true);
+  view.setUint32(28, options.rateHz * blockAlign, true);
+  view.setUint16(32, blockAlign, true);
+  view.setUint16(34, bits, true);
+  let at = 36;
+  if (options.extensible) {
+    view.setUint16(36, 22, true); // cbSize
+    view.setUint16(38, bits, true); // valid bits
+    view.setUint32(40, 0, true); // channel mask: unspecified
+    // Sub-format GUID {0000000x-0000-0010-8000-00aa00389b71}
+    const guidTail = [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71];
+    view.setUint16(44, tag, true);
+    out.set(guidTail, 46);
+    at = 60;
+  }
+  for (const c of extra) {
+    put4(at, c.id);
+    view.setUint32(at + 4, c.body.length, true);
+    out.set(c.body, at + 8);
+    at += 8 + c.body.length + (c.body.length & 1);
+  }
+  put4(at, 'data');
+  view.setUint32(at + 4, dataBytes, true);
+  at += 8;
+  const clip = (x: number) => (Number.isFinite(x) ? Math.max(-1, Math.min(1, x)) : 0);
+  for (let i = 0; i < frames; i++) {
+    for (const ch of chans) {
+      const x = clip(ch[i] as number);
+      switch (format) {
+        case 'u8':
+          view.setUint8(at, Math.max(0, Math.min(255, Math.round(x * 128) + 128)));
+          break;
+        case 's16':
+          view.setInt16(at, Math.max(-32768, Math.min(32767, Math.round(x * 32768))), true);
+          break;
+        case 's24': {
+          const v = Math.max(-8388608, Math.min(8388607, Math.round(x * 8388608)));
+          view.setUint8(at, v & 0xff);
+          view.setUint8(at + 1, (v >> 8) & 0xff);
+          view.setUint8(at + 2, (v >> 16) & 0xff);
+          break;
+        }
+        case 's32':
+          view.setInt32(at, Math.max(-2147483648, Math.min(2147483647, Math.round(x * 2147483648))), true);
+          break;
+        case 'f32':
+          view.setFloat32(at, x, true);
+          break;
+      }
+      at += bytesPerSample;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,208 @@
+/**
+ * Features of a heart-sound window for the normal/abnormal screen (pure: no I/O, no timers):
+ * timing (heart rate, systole share, cycle and systole variability, extra sounds per cycle, premature
+ * cycles and pauses),
+ * energy of systole and diastole relative to S1 and S2 (murmurs fill systole or diastole),
+ * band energies in murmur bands (25-50-100-150-250-400 Hz) per phase, mel-band cepstra (MFCC-like
+ * over 12 triangular bands, 25-450 Hz) and the envelope between the sounds.
+ *
+ * Frames: 64 ms Hann windows every 16 ms of the band-passed signal at the working rate.
+ */
+import { powerSpectrum } from './dsp.js';
+import type { Segmentation } from './segmentation.js';
+import { ENVELOPE_RATE_HZ } from './segmentation.js';
+
+export const PCG_BANDS_HZ: readonly (readonly [number, number])[] = Object.freeze([
+  [25, 50],
+  [50, 100],
+  [100, 150],
+  [150, 250],
+  [250, 400],
+] as const);
+
+const MEL_BANDS = 12;
+const CEPSTRA = 8;
+
+export const PCG_FEATURE_NAMES: readonly string[] = Object.freeze([
+  'heartRate/100',
+  'cycleS',
+  'systole/cycle',
+  'periodicity',
+  'coverage',
+  'cycleCv',
+  'systoleCv',
+  'extraSoundsPerCycle',
+  'max cycle deviation',
+  'irregular cycle share',
+  'log S2/S1',
+  'log systole/S1',
+  'log diastole/S1',
+  'log systole/diastole',
+  ...PCG_BANDS_HZ.map(([a, b]) => `log systole/sounds ${a}-${b} Hz`),
+  ...PCG_BANDS_HZ.map(([a, b]) => `log diastole/sounds ${a}-${b} Hz`),
+  ...PCG_BANDS_HZ.map(([a, b]) => `log share ${a}-${b} Hz`),
+  ...Array.from({ length: CEPSTRA }, (_, i) => `cepstrum ${i} mean`),
+  ...Array.from({ length: 4 }, (_, i) => `cepstrum ${i + 1} sd`),
+  'envelope mid-systole',
+  'envelope mid-diastole',
+  'systole centroid/400 Hz',
+  'has cycles',
+]);
+
+export const PCG_FEATURE_COUNT = PCG_FEATURE_NAMES.length;
+
+function melTriangles(fs: number, n: number): Float64Array[] {
+  const mel = (f: number) => 2595 * Math.log10(1 + f / 700);
+  const inv = (m: number) => 700 * (10 ** (m / 2595) - 1);
+  const lo = mel(25);
+  const hi = mel(450);
+  const edges = Array.from({ length: MEL_BANDS + 2 }, (_, i) => inv(lo + ((hi - lo) * i) / (MEL_BANDS + 1)));
+  const bins = n / 2 + 1;
+  return Array.from({ length: MEL_BANDS }, (_, b) => {
+    const w = new Float64Array(bins);
+    const [l, c, r] = [edges[b] as number, edges[b + 1] as number, edges[b + 2] as number];
+    for (let k = 0; k < bins; k++) {
+      const f = (k * fs) / n;
+      w[k] = f > l && f < r ? (f <= c ? (f - l) / (c - l) : (r - f) / (r - c)) : 0;
+    }
+    return w;
+  });
+}
+
+const meanOf = (a: readonly number[]) => (a.length ? a.reduce((s, v) => s + v, 0) / a.length : 0);
+const sdOf = (a: readonly number[]) => {
+  if (a.length < 2) return 0;
+  const m = meanOf(a);
+  return Math.sqrt(a.reduce((s, v) => s + (v - m) ** 2, 0) / (a.length - 1));
+};
+
+type Region = 'sound' | 's1' | 's2' | 'systole' | 'diastole' | 'none';
+
+/** Where time `t` (s) falls in the segmented cycles. */
+function regionAt(t: number, seg: Segmentation, nextS1: number[]): Region {
+  for (let k = 0; k < seg.cycles.length; k++) {
+    const c = seg.cycles[k] as { s1: number; s2: number };
+    const next = nextS1[k] as number;
+    if (t < c.s1 - 0.06) return 'none';
+    if (Math.abs(t - c.s1) <= 0.05) return 's1';
+    if (Math.abs(t - c.s2) <= 0.05) return 's2';
+    if (t > c.s1 + 0.08 && t < c.s2 - 0.07) return 'systole';
+    if (t > c.s2 + 0.09 && t < next - 0.07) return 'diastole';
+    if (t < next - 0.06) return 'none';
+  }
+  return 'none';
+}
+
+/** The feature vector (`PCG_FEATURE_NAMES` order) of a band-passed window `x` at `fs` and its segmentation. */
+export function pcgFeatures(x: Float32Array, fs: number, seg: Segmentation): Float32Array {
+  const f = new Float32Array(PCG_FEATURE_COUNT);
+  const durationS = x.length / fs;
+  const cyc = seg.cycles;
+  const cycleS = seg.cycleS || 0.8;
+  const nextS1 = cyc.map((c, k) => {
+    const n = cyc[k + 1];
+    return n && n.s1 - c.s1 < 1.5 * cycleS ? n.s1 : c.s2 + Math.max(0.1, cycleS - (c.s2 - c.s1));
+  });
+  const s1Gaps: number[] = [];
+  for (let k = 1; k < cyc.length; k++) {
+    const g = (cyc[k] as { s1: number }).s1 - (cyc[k - 1] as { s1: number }).s1;
+    if (g < 1.5 * cycleS) s1Gaps.push(g);
+  }
+  const systoles = cyc.map((c) => c.s2 - c.s1);
+  const hr = s1Gaps.length ? 60 / meanOf(s1Gaps) : seg.cycleS > 0 ? 60 / seg.cycleS : 0;
+  let i = 0;
+  f[i++] = hr / 100;
+  f[i++] = seg.cycleS;
+  f[i++] = seg.cycleS > 0 ? seg.systoleS / seg.cycleS : 0;
+  f[i++] = seg.periodicity;
+  f[i++] = Math.min(1, (cyc.length * cycleS) / Math.max(durationS, cycleS));
+  f[i++] = s1Gaps.length > 1 ? sdOf(s1Gaps) / meanOf(s1Gaps) : 0;
+  f[i++] = systoles.length > 1 ? sdOf(systoles) / meanOf(systoles) : 0;
+  f[i++] = seg.extraPeaks.length / Math.max(1, durationS / cycleS);
+  // Ectopic beats: a premature cycle and its compensatory pause stand out from the median cycle.
+  const medGap = s1Gaps.length ? ([...s1Gaps].sort((a, b) => a - b)[s1Gaps.length >> 1] as number) : 0;
+  f[i++] = medGap > 0 ? Math.max(...s1Gaps.map((g) => Math.abs(g - medGap) / medGap)) : 0;
+  f[i++] = medGap > 0 ? s1Gaps.filter((g) => Math.abs(g - medGap) > 0.15 * medGap).length / s1Gaps.length : 0;
+
+  // Short-time spectra.
+  const n = Math.max(32, 2 ** Math.round(Math.log2(0.064 * fs)));
+  const hop = n / 4;
+  const bins = n / 2 + 1;
+  const bandBins = PCG_BANDS_HZ.map(([a, b]) => [Math.max(1, Math.ceil((a * n) / fs)), Math.min(bins - 1, Math.floor((b * n) / fs))] as const);
+  const tri = melTriangles(fs, n);
+  const regions: Record<Region, { bands: number[]; total: number; count: number; centroid: number }> = {
+    sound: { bands: [0, 0, 0, 0, 0], total: 0, count: 0, centroid: 0 },
+    s1: { bands: [0, 0, 0, 0, 0], total: 0, count: 0, centroid: 0 },
+    s2: { bands: [0, 0, 0, 0, 0], total: 0, count: 0, centroid: 0 },
+    systole: { bands: [0, 0, 0, 0, 0], total: 0, count: 0, centroid: 0 },
+    diastole: { bands: [0, 0, 0, 0, 0], total: 0, count: 0, centroid: 0 },
+    none: { bands: [0, 0, 0, 0, 0], total: 0, count: 0, centroid: 0 },
+  };
+  const all = [0, 0, 0, 0, 0];
+  let allTotal = 0;
+  const cepFrames: number[][] = [];
+  for (let start = 0; start + n <= x.length || (start === 0 && x.length > 0); start += hop) {
+    const p = powerSpectrum(x, start, n);
+    const bandP = bandBins.map(([a, b]) => {
+      let s = 0;
+      for (let k = a; k <= b; k++) s += p[k] as number;
+      return s;
+    });
+    const total = bandP.reduce((s, v) => s + v, 0);
+    let centroidNum = 0;
+    for (let k = bandBins[0]![0]; k <= bandBins[bandBins.length - 1]![1]; k++) centroidNum += (p[k] as number) * ((k * fs) / n);
+    const t = (start + n / 2) / fs;
+    const region = regionAt(t, seg, nextS1);
+    const targets = region === 's1' || region === 's2' ? [regions[region], regions.sound] : [regions[region]];
+    for (const r of targets) {
+      bandP.forEach((v, b) => (r.bands[b] = (r.bands[b] as number) + v));
+      r.total += total;
+      r.centroid += centroidNum;
+      r.count++;
+    }
+    bandP.forEach((v, b) => (all[b] = (all[b] as number) + v));
+    allTotal += total;
+    const logMel = tri.map((w) => {
+      let s = 0;
+      for (let k = 0; k < bins; k++) s += (w[k] as number) * (p[k] as number);
+      return Math.log10(s + 1e-12);
+    });
+    cepFrames.push(
+      Array.from({ length: CEPSTRA }, (_, c) => {
+        let s = 0;
+        for (let m = 0; m < MEL_BANDS; m++) s += (logMel[m] as number) * Math.cos((Math.PI * c * (m + 0.5)) / MEL_BANDS);
+        return s / MEL_BANDS;
+      }),
+    );
+    if (start + n > x.length) break;
+  }
+  const eps = 1e-9 * (allTotal / Math.max(1, cepFrames.length)) + 1e-20;
+  const mean = (r: { total: number; count: number }) => r.total / Math.max(1, r.count);
+  const logRatio = (a: number, b: number) => Math.max(-6, Math.min(6, Math.log10((a + eps) / (b + eps))));
+  const hasCycles = cyc.length > 0 && regions.s1.count > 0;
+  const R = regions;
+  f[i++] = hasCycles ? logRatio(mean(R.s2), mean(R.s1)) : 0;
+  f[i++] = hasCycles ? logRatio(mean(R.systole), mean(R.s1)) : 0;
+  f[i++] = hasCycles ? logRatio(mean(R.diastole), mean(R.s1)) : 0;
+  f[i++] = hasCycles ? logRatio(mean(R.systole), mean(R.diastole)) : 0;
+  for (let b = 0; b < PCG_BANDS_HZ.length; b++) f[i++] = hasCycles ? logRatio((R.systole.bands[b] as number) / Math.max(1, R.systole.count), (R.sound.bands[b] as number) / Math.max(1, R.sound.count)) : 0;
+  for (let b = 0; b < PCG_BANDS_HZ.length; b++) f[i++] = hasCycles ? logRatio((R.diastole.bands[b] as number) / Math.max(1, R.diastole.count), (R.sound.bands[b] as number) / Math.max(1, R.sound.count)) : 0;
+  for (let b = 0; b < PCG_BANDS_HZ.length; b++) f[i++] = logRatio(all[b] as number, allTotal);
+  for (let c = 0; c < CEPSTRA; c++) f[i++] = meanOf(cepFrames.map((fr) => fr[c] as number));
+  for (let c = 1; c <= 4; c++) f[i++] = sdOf(cepFrames.map((fr) => fr[c] as number));
+  // Envelope between the sounds, relative to the sound peaks.
+  const env = seg.envelope;
+  const envAt = (t: number) => (env[Math.min(env.length - 1, Math.max(0, Math.round(t * ENVELOPE_RATE_HZ)))] as number) ?? 0;
+  const peakLevel = meanOf(cyc.flatMap((c) => [envAt(c.s1), envAt(c.s2)])) || 1;
+  const midMean = (a: number, b: number) => {
+    const vals: number[] = [];
+    for (let t = a; t <= b; t += 1 / ENVELOPE_RATE_HZ) vals.push(envAt(t));
+    return meanOf(vals);
+  };
+  f[i++] = hasCycles ? meanOf(cyc.map((c) => midMean(c.s1 + 0.25 * (c.s2 - c.s1), c.s1 + 0.75 * (c.s2 - c.s1)))) / peakLevel : 0;
+  f[i++] = hasCycles ? meanOf(cyc.map((c, k) => midMean(c.s2 + 0.25 * ((nextS1[k] as number) - c.s2), c.s2 + 0.75 * ((nextS1[k] as number) - c.s2)))) / peakLevel : 0;
+  f[i++] = hasCycles && R.systole.total > 0 ? R.systole.centroid / R.systole.total / 400 : 0;
+  f[i] = hasCycles ? 1 : 0;
+  for (let k = 0; k < f.length; k++) if (!Number.isFinite(f[k] as number)) f[k] = 0;
+  return f;
+}

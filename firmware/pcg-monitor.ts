@@ -1,0 +1,278 @@
+/**
+ * Heart-sound screening on the device: the `pcg-abnormal` model (models/pcg-abnormal) behind the
+ * pure analysis of device-sdk/signal/pcg, for the CLI (`medge pcg classify`) and the runtime
+ * (`PcgMonitor`, one per stethoscope sensor). Output is decision support, never a diagnosis.
+ */
+import { join } from 'node:path';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { loadModel } from '../device-sdk/inference/artifacts.js';
+import type { ModelManifest } from '../device-sdk/inference/artifacts.js';
+import { type BackendName, initBackend, InferenceError, tf } from '../device-sdk/inference/backend.js';
+import { InferenceWorker } from '../device-sdk/inference/worker.js';
+import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
+import { analyzePcg, decidePcg, featureBatch, type PcgAnalysis, type PcgLabel, type PcgScreenOptions } from '../device-sdk/signal/pcg/screen.js';
+import { PCG_FEATURE_COUNT } from '../device-sdk/signal/pcg/features.js';
+import { packageRoot } from './package-root.js';
+
+export const PCG_MODEL_NAME = 'pcg-abnormal';
+
+/** The shipped model directory. */
+export function pcgModelDir(): string {
+  return join(packageRoot(), 'models', PCG_MODEL_NAME);
+}
+
+/** A loaded screen model: where it runs is the caller's choice (in process, or an `InferenceWorker`). */
+export interface PcgModel {
+  readonly manifest: ModelManifest;
+  readonly sha256: string;
+  readonly backend: BackendName;
+  /** Abnormal probability of each standardised feature row (`rows` x feature count). */
+  predict(batch: Float32Array, rows: number): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+interface ScreenInput {
+  featureNames: string[];
+  standardise: { mean: number[]; sd: number[] };
+  workingRateHz: number;
+  bandHz: [number, number];
+  windowS: number;
+  hopS: number;
+}
+
+function inputSpec(manifest: ModelManifest): ScreenInput {
+  const input = manifest.input as unknown as Partial<ScreenInput>;
+  if (!input.standardise || input.standardise.mean?.length !== PCG_FEATURE_COUNT || input.standardise.sd?.length !== PCG_FEATURE_COUNT) {
+    throw new InferenceError(`model ${manifest.id} ${manifest.version} expects ${input.standardise?.mean?.length ?? '?'} features; this build computes ${PCG_FEATURE_COUNT}: retrain with npm run train:pcg`);
+  }
+  return input as ScreenInput;
+}
+
+/** Screen options from the model manifest (what the model was trained and evaluated with). */
+export function screenOptions(manifest: ModelManifest): Partial<PcgScreenOptions> {
+  const input = inputSpec(manifest);
+  const t = manifest.thresholds;
+  return {
+    workingRateHz: input.workingRateHz,
+    bandHz: input.bandHz,
+    windowS: input.windowS,
+    hopS: input.hopS,
+    ...(t.minQuality !== undefined ? { minQuality: t.minQuality } : {}),
+    ...(t.minSeconds !== undefined ? { minSeconds: t.minSeconds } : {}),
+    ...(t.maxClipped !== undefined ? { maxClipped: t.maxClipped } : {}),
+    ...(t.minContrast !== undefined ? { minContrast: t.minContrast } : {}),
+  };
+}
+
+/** Loads the model in this thread (CLI, bench). */
+export async function loadPcgModelInProcess(dir = pcgModelDir(), backend: BackendName = 'wasm'): Promise<PcgModel> {
+  const used = await initBackend(backend);
+  const loaded = await loadModel(dir);
+  inputSpec(loaded.manifest);
+  const model: LayersModel = loaded.model;
+  return {
+    manifest: loaded.manifest,
+    sha256: loaded.sha256,
+    backend: used,
+    predict: async (batch, rows) => {
+      const x = tf.tensor2d(batch, [rows, PCG_FEATURE_COUNT]);
+      const y = model.predict(x) as tf.Tensor;
+      const data = (await y.data()) as Float32Array;
+      tf.dispose([x, y]);
+      return data;
+    },
+    close: async () => {
+      model.dispose();
+    },
+  };
+}
+
+/** Loads the model in an inference worker thread (the runtime). */
+export async function loadPcgModelInWorker(dir = pcgModelDir(), backend: BackendName = 'wasm'): Promise<PcgModel> {
+  const worker = await InferenceWorker.start(dir, backend);
+  // The runtime's lifetime is its sources' and timers'; an idle screen worker must not keep it alive.
+  worker.unref();
+  try {
+    inputSpec(worker.manifest);
+  } catch (error) {
+    await worker.close();
+    throw error;
+  }
+  return {
+    manifest: worker.manifest,
+    sha256: worker.sha256,
+    backend: worker.backend,
+    predict: async (batch, rows) => (await worker.predict(batch, [rows, PCG_FEATURE_COUNT])).data,
+    close: () => worker.close(),
+  };
+}
+
+export interface PcgResult {
+  label: PcgLabel;
+  /** Probability of `abnormal`; null when unreadable. */
+  probability: number | null;
+  heartRate: number | null;
+  analysis: PcgAnalysis;
+}
+
+/** Screens one recording (mono, -1..1). */
+export async function screenRecording(model: PcgModel, samples: Float32Array, rateHz: number): Promise<PcgResult> {
+  const analysis = analyzePcg(samples, rateHz, screenOptions(model.manifest));
+  const threshold = model.manifest.thresholds.abnormal ?? 0.5;
+  if (!analysis.readable) return { ...decidePcg(analysis, [], threshold), analysis };
+  const { mean, sd } = inputSpec(model.manifest).standardise;
+  const probs = await model.predict(featureBatch(analysis.windows, mean, sd), analysis.windows.length);
+  return { ...decidePcg(analysis, probs, threshold), analysis };
+}
+
+export interface PcgMonitorOptions {
+  /** Seconds of signal screened at a time. */
+  windowS: number;
+  /** Probability of `abnormal` at or above which a severity-2 alert is raised (else the model's threshold gives severity 1). */
+  warnProbability: number;
+}
+
+export const DEFAULT_PCG_MONITOR_OPTIONS: Readonly<PcgMonitorOptions> = Object.freeze({ windowS: 15, warnProbability: 0.8 });
+
+export interface PcgMonitorOutput {
+  readings: Reading[];
+  findings: Finding[];
+  alerts: Alert[];
+}
+
+/**
+ * The live heart-sound path for one sensor: chunks (channel 0) are collected into windows of
+ * `windowS` seconds of the chunks' own sample clock; each full window is screened asynchronously
+ * (features here, the model in the inference worker) and what it found is returned by the next
+ * `push`. Until the model is available (or when it was refused) windows yield the heart rate and a
+ * quality finding only. An "abnormal heart sound" alert fires once per episode and re-arms after a
+ * window screened normal.
+ */
+export class PcgMonitor {
+  readonly sensor: string;
+  private readonly options: PcgMonitorOptions;
+  private model: PcgModel | undefined;
+  private buffer: Float32Array[] = [];
+  private buffered = 0;
+  private rateHz = 0;
+  private t0 = 0;
+  private nextSample = -1;
+  private readonly ready: PcgMonitorOutput[] = [];
+  private pending: Promise<void> = Promise.resolve();
+  private alerting = false;
+  private provided = false;
+
+  private readonly provider: (() => Promise<PcgModel | undefined>) | undefined;
+
+  /**
+   * `model`: a loaded model, or a function that loads one when the first window is ready (so that a
+   * runtime that stops early never starts the inference worker); undefined: heart rate and quality only.
+   */
+  constructor(sensor: string, model: PcgModel | (() => Promise<PcgModel | undefined>) | undefined, options: Partial<PcgMonitorOptions> = {}) {
+    this.sensor = sensor;
+    if (typeof model === 'function') this.provider = model;
+    else this.model = model;
+    this.options = { ...DEFAULT_PCG_MONITOR_OPTIONS, ...options };
+  }
+
+  /** Installs (or removes) the screen model. */
+  setModel(model: PcgModel | undefined): void {
+    this.model = model;
+  }
+
+  /** Resolves when every window queued so far has been screened (tests, shutdown). */
+  idle(): Promise<void> {
+    return this.pending;
+  }
+
+  push(chunk: StreamChunk): PcgMonitorOutput | undefined {
+    if (chunk.channel === 0 && chunk.samples.length > 0) {
+      if (chunk.rateHz !== this.rateHz || chunk.firstSample !== this.nextSample) {
+        this.buffer = [];
+        this.buffered = 0;
+        this.rateHz = chunk.rateHz;
+        this.t0 = chunk.t0;
+      }
+      if (this.buffered === 0) this.t0 = chunk.t0;
+      this.nextSample = chunk.firstSample + chunk.samples.length;
+      // Int16 ADC units to full scale -1..1 (the screen is level-independent; quality checks use full scale).
+      this.buffer.push(Float32Array.from(chunk.samples, (v) => v / 32768));
+      this.buffered += chunk.samples.length;
+      if (this.buffered >= this.options.windowS * this.rateHz) {
+        const window = new Float32Array(this.buffered);
+        let at = 0;
+        for (const b of this.buffer) {
+          window.set(b, at);
+          at += b.length;
+        }
+        const start = this.t0;
+        const rate = this.rateHz;
+        this.buffer = [];
+        this.buffered = 0;
+        this.pending = this.pending.then(() => this.screen(window, rate, start));
+      }
+    }
+    if (this.ready.length === 0) return undefined;
+    const out: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
+    for (const o of this.ready.splice(0)) {
+      out.readings.push(...o.readings);
+      out.findings.push(...o.findings);
+      out.alerts.push(...o.alerts);
+    }
+    return out;
+  }
+
+  private async screen(window: Float32Array, rateHz: number, t0: number): Promise<void> {
+    const out: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
+    const tEnd = t0 + (window.length * 1000) / rateHz;
+    if (!this.model && this.provider && !this.provided) {
+      this.provided = true;
+      this.model = await this.provider();
+    }
+    const model = this.model;
+    let result: { label: PcgLabel; probability: number | null; heartRate: number | null; analysis: PcgAnalysis };
+    try {
+      if (model) result = await screenRecording(model, window, rateHz);
+      else {
+        const analysis = analyzePcg(window, rateHz);
+        result = { ...decidePcg(analysis, [], 0.5), analysis };
+      }
+    } catch {
+      // The worker failed: keep monitoring without the model.
+      this.model = undefined;
+      const analysis = analyzePcg(window, rateHz);
+      result = { ...decidePcg(analysis, [], 0.5), analysis };
+    }
+    const q = result.analysis.quality;
+    if (result.heartRate !== null && result.analysis.readable) {
+      out.readings.push({ sensor: this.sensor, type: 'heart-rate', value: result.heartRate, unit: '/min', tDevice: tEnd, context: { method: 'pcg-s1' } });
+    }
+    const screened = model !== undefined && result.label !== 'unreadable';
+    out.findings.push({
+      kind: 'heart-sound-screen',
+      label: screened ? result.label : result.analysis.readable ? 'not-screened' : 'unreadable',
+      ...(result.heartRate !== null ? { value: result.heartRate } : {}),
+      probability: result.probability ?? 0,
+      t: tEnd,
+      intervalStart: Math.round(t0),
+      intervalEnd: Math.round(tEnd),
+      evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)`,
+      modelId: model ? `${model.manifest.id}@${model.manifest.version}` : 'algo:pcg-segmentation@1',
+      modelSha256: model?.sha256 ?? '',
+      inputQuality: q.score,
+      ...(q.flags.length ? { qualityFlags: q.flags } : {}),
+    });
+    if (screened && result.label === 'abnormal' && !this.alerting) {
+      this.alerting = true;
+      const p = result.probability ?? 0;
+      out.alerts.push({
+        kind: 'pcg-abnormal-heart-sound',
+        severity: p >= this.options.warnProbability ? 2 : 1,
+        t: tEnd,
+        sensor: this.sensor,
+        message: `Heart sounds suggest a murmur or an extra sound (screen probability ${Math.round(p * 100)} %); decision support only: have a clinician auscultate and consider referral.`,
+      });
+    } else if (screened && result.label === 'normal') this.alerting = false;
+    this.ready.push(out);
+  }
+}

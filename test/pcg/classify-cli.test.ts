@@ -1,0 +1,121 @@
+/**
+ * `medge pcg classify` end to end (built CLI): any PCM WAV in, one JSON line per file out; shared
+ * PASCAL recordings when ../shared is there; and the shipped model's cross-validation figures in
+ * its manifest match what its model card states.
+ */
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { encodeWav } from '../../device-sdk/protocols/wav.js';
+import { medge, ROOT } from '../helpers/cli.js';
+import { missingNote, SHARED_DATA, sharedDataRuns } from '../helpers/shared-data.js';
+import { useTempDirs } from '../helpers/temp.js';
+import { syntheticPcg } from './synthetic.js';
+
+const tempDir = useTempDirs('pcg-cli');
+const PASCAL = join(SHARED_DATA, 'pcg', 'pascal-b');
+const MODEL_DIR = join(ROOT, 'models', 'pcg-abnormal');
+
+interface Line {
+  file: string;
+  label: string;
+  probability: number | null;
+  heartRate: number | null;
+}
+
+function parseLines(stdout: string): Line[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
+}
+
+function checkShape(line: Line): void {
+  expect(Object.keys(line)).toEqual(expect.arrayContaining(['file', 'label', 'probability', 'heartRate']));
+  expect(['normal', 'abnormal', 'unreadable']).toContain(line.label);
+  if (line.label === 'unreadable') expect(line.probability).toBeNull();
+  else {
+    expect(line.probability).toBeGreaterThanOrEqual(0);
+    expect(line.probability).toBeLessThanOrEqual(1);
+    expect(line.label === 'abnormal').toBe((line.probability as number) >= 0.5);
+  }
+  if (line.heartRate !== null) expect(line.heartRate).toBeGreaterThan(20);
+}
+
+describe('medge pcg classify', () => {
+  it('reads 8-bit mono, 24-bit stereo and float WAVs at other rates; JSON lines; a bad file is unreadable with an error and exit 1', async () => {
+    const dir = tempDir();
+    const pcg = syntheticPcg({ seconds: 12, bpm: 80, rateHz: 8000 });
+    const files = {
+      u8: join(dir, 'u8-8k.wav'),
+      stereo: join(dir, 's24-stereo-44k.wav'),
+      float: join(dir, 'f32-2k.wav'),
+      bad: join(dir, 'not-a-wav.wav'),
+    };
+    writeFileSync(files.u8, encodeWav(pcg.samples, { rateHz: 8000, format: 'u8' }));
+    const hi = syntheticPcg({ seconds: 12, bpm: 80, rateHz: 44100 });
+    writeFileSync(files.stereo, encodeWav([hi.samples, hi.samples.map((v) => v * 0.5)], { rateHz: 44100, format: 's24' }));
+    writeFileSync(files.float, encodeWav(syntheticPcg({ seconds: 12, bpm: 80, rateHz: 2000 }).samples, { rateHz: 2000, format: 'f32' }));
+    writeFileSync(files.bad, 'RIFF....WAVEjunk');
+    const r = await medge(['pcg', 'classify', files.u8, files.stereo, files.float, files.bad, '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    const lines = parseLines(r.stdout);
+    expect(lines.map((l) => l.file)).toEqual([files.u8, files.stereo, files.float, files.bad]);
+    lines.forEach(checkShape);
+    for (const l of lines.slice(0, 3)) {
+      expect(l.label).not.toBe('unreadable');
+      expect(l.heartRate).toBe(80);
+    }
+    expect(lines[3]).toMatchObject({ label: 'unreadable', probability: null, heartRate: null });
+    expect((lines[3] as unknown as { error: string }).error).toMatch(/wav/);
+  });
+
+  it('prints text without --json, and usage errors exit 2', async () => {
+    const file = join(tempDir(), 'a.wav');
+    writeFileSync(file, encodeWav(syntheticPcg({ seconds: 8 }).samples, { rateHz: 4000 }));
+    const r = await medge(['pcg', 'classify', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (normal|abnormal) p\\(abnormal\\)=\\d\\.\\d\\d heart rate 72/min`));
+    expect(r.stdout).toMatch(/decision support, not a diagnosis/);
+    expect((await medge(['pcg', 'classify'])).code).toBe(2);
+    expect((await medge(['pcg', 'classify', file, '--backend', 'gpu'])).code).toBe(2);
+  });
+});
+
+describe.skipIf(!sharedDataRuns(PASCAL))(`medge pcg classify on shared PASCAL recordings${missingNote(PASCAL)}`, () => {
+  it('answers every recording of a few patients with the JSON shape', async () => {
+    const names = readdirSync(PASCAL).sort();
+    const pick = ['normal__', 'murmur__', 'extrastole__', 'normal_noisynormal_'].map((p) => names.find((n) => n.startsWith(p)) as string);
+    const r = await medge(['pcg', 'classify', ...pick.map((n) => join(PASCAL, n)), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = parseLines(r.stdout);
+    expect(lines).toHaveLength(4);
+    lines.forEach(checkShape);
+  });
+});
+
+describe('the shipped pcg-abnormal model', () => {
+  const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'medge-model.json'), 'utf8')) as {
+    quantization: string;
+    metrics: { crossValidation: { cv: { balancedAccuracy: number; unreadableRate: number; sensitivity: number; specificity: number; auc: number; recordings: number } } };
+  };
+  const card = readFileSync(join(MODEL_DIR, 'MODEL_CARD.md'), 'utf8');
+  const cardFigure = (name: string) => {
+    const m = new RegExp(`\\| ${name} \\| ([0-9.]+) %? ?\\|`).exec(card);
+    if (!m) throw new Error(`MODEL_CARD.md has no "| ${name} | ... |" row`);
+    return Number(m[1]);
+  };
+
+  it('is uint8-quantized and its manifest cross-validation figures are the ones its model card states', () => {
+    expect(manifest.quantization).toBe('uint8');
+    const cv = manifest.metrics.crossValidation.cv;
+    expect(cardFigure('balanced accuracy')).toBeCloseTo(cv.balancedAccuracy * 100, 1);
+    expect(cardFigure('unreadable')).toBeCloseTo(cv.unreadableRate * 100, 1);
+    expect(cardFigure('sensitivity')).toBeCloseTo(cv.sensitivity * 100, 1);
+    expect(cardFigure('specificity')).toBeCloseTo(cv.specificity * 100, 1);
+    expect(cardFigure('recordings')).toBe(cv.recordings);
+    // The card's stated floors hold for the shipped figures.
+    expect(cv.unreadableRate).toBeLessThanOrEqual(0.15);
+    expect(cv.balancedAccuracy).toBeGreaterThanOrEqual(cardFigure('balanced accuracy floor') / 100);
+  });
+});
