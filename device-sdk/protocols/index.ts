@@ -209,3 +209,18 @@ export {
   type WfdbSignalSpec,
 } from './wfdb.js';
 export { bytesToHex, hexToBytes } from './ble/bytes.js';
+export {
+  decodeWav,
+  encodeWav,
+  type EncodeWavOptions,
+  toInt16,
+  WAV_BITS,
+  WAV_CODEC,
+  WAV_FORMAT_EXTENSIBLE,
+  WAV_FORMAT_PCM,
+  WAV_MAX_CHANNELS,
+  type WavAudio,
+  type WavBits,
+  WavError,
+  type WavErrorReason,
+} from './wav.js';
