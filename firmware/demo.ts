@@ -6,8 +6,10 @@ import { mulberry32 } from '../device-sdk/random.js';
 import { RECORD_KINDS, type RecordKind } from '../device-sdk/records.js';
 import { readLedgerSummary } from '../device-sdk/store/sqlite-outbox-store.js';
 import { EdgeNode } from '../edge/edge-node.js';
-import type { RuntimeConfigInput } from './config.js';
+import type { RuntimeConfigInput, SourceConfigInput } from './config.js';
 import type { RuntimeMessage, SupervisorMessage } from './cli/run.js';
+import type { Scenario } from '../simulator/scenario.js';
+import { type ScenarioExpectations, type ScenarioPeers, startScenarioPeers } from '../simulator/scenario-runner.js';
 import { medgeBin } from './package-root.js';
 import { ledgerPath } from './runtime.js';
 import type { DemoStatus, RuntimeStatus } from './status.js';
@@ -22,6 +24,22 @@ export interface DemoOptions {
   seed: number;
   /** Longest wait for the backlog to drain after the run (ms). */
   drainTimeoutMs: number;
+  /**
+   * The runtime's sources. Default: the simulated devices of `simulator/scenarios/demo.yaml` on real
+   * transports when socat, dbus-daemon and the shared recordings are there, else the in-process
+   * generators (`IN_PROCESS_DEMO_SOURCES`), with a note saying why.
+   */
+  sources?: SourceConfigInput[];
+  /**
+   * Simulated devices on real transports (ptys, private D-Bus) from a scenario: the runtime's
+   * sources become drivers pointed at them, the devices start once the runtime has opened them, and
+   * `devicesFinished` resolves when their sources end. Overrides `sources`.
+   */
+  scenario?: { scenario: Scenario; speed: number };
+  /** Device id of the runtime (default `DEMO_DEVICE_ID`). */
+  deviceId?: string;
+  /** Runtime status interval (ms). */
+  statusIntervalMs?: number;
   /** Called about once a second with what the screen shows. */
   onStatus?: (status: DemoStatus) => void;
   /** Progress and problems for a person (stderr). */
@@ -41,9 +59,19 @@ export interface DemoResult {
   quarantined: number;
   brokerRestarts: number;
   runtimeKills: number;
+  /** Runtime processes that exited without being asked to (each was restarted). */
+  runtimeRestarts: number;
   drained: boolean;
   dataDir: string;
 }
+
+/** The in-process stand-ins (no device protocol except the glucose text line), used when the simulator cannot run. */
+export const IN_PROCESS_DEMO_SOURCES: readonly SourceConfigInput[] = Object.freeze([
+  { type: 'sim-ecg', chunkMs: 250 },
+  { type: 'sim-pcg', chunkMs: 500 },
+  { type: 'sim-hr' },
+  { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 },
+]);
 
 export const DEMO_DEVICE_ID = 'demo-clinic-01';
 export const DEMO_SITE = 'demo';
@@ -74,6 +102,14 @@ export class Demo {
   private sourcesStopped: (() => void) | undefined;
   private brokerRestarts = 0;
   private runtimeKills = 0;
+  private runtimeRestarts = 0;
+  private sources: SourceConfigInput[];
+  private peers: ScenarioPeers | undefined;
+  private expectations: ScenarioExpectations | undefined;
+  private resolveDevicesFinished!: () => void;
+  /** Resolves when the scenario's devices have sent everything (never without a scenario). */
+  readonly devicesFinished: Promise<void> = new Promise((resolve) => (this.resolveDevicesFinished = resolve));
+  private readonly deviceId: string;
   private phase: DemoStatus['phase'] = 'running';
   private readonly startedAt = Date.now();
   private stopping = false;
@@ -84,6 +120,8 @@ export class Demo {
 
   constructor(options: Partial<DemoOptions> = {}) {
     this.options = { ...DEFAULT_DEMO_OPTIONS, ...options };
+    this.sources = [...(options.sources ?? IN_PROCESS_DEMO_SOURCES)];
+    this.deviceId = options.deviceId ?? DEMO_DEVICE_ID;
     this.temporary = options.dataDir === undefined;
     this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'medge-demo-'));
     mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
@@ -98,15 +136,13 @@ export class Demo {
 
   private writeConfig(withSources: boolean): string {
     const config: RuntimeConfigInput = {
-      deviceId: DEMO_DEVICE_ID,
+      deviceId: this.deviceId,
       site: DEMO_SITE,
       dataDir: join(this.dataDir, 'device'),
       edge: { url: this.edge.url, ackTimeoutMs: 3_000, backoff: { initialMs: 100, maxMs: 2_000 } },
-      sources: withSources
-        ? [{ type: 'sim-ecg', chunkMs: 250 }, { type: 'sim-pcg', chunkMs: 500 }, { type: 'sim-hr' }, { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 }]
-        : [],
+      sources: withSources ? this.sources : [],
       log: { level: 'info' },
-      statusIntervalMs: 1_000,
+      statusIntervalMs: this.options.statusIntervalMs ?? 1_000,
     };
     const path = join(this.dataDir, withSources ? 'runtime.json' : 'runtime-drain.json');
     writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
@@ -126,6 +162,7 @@ export class Demo {
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
         if (!this.stopping && signal !== 'SIGKILL') {
+          this.runtimeRestarts += 1;
           this.note(`runtime exited unexpectedly (code ${code}, signal ${signal}); restarting (see ${join(this.dataDir, 'logs', 'runtime.log')})`);
           setTimeout(() => {
             if (!this.stopping && !this.child) this.spawnRuntime();
@@ -141,9 +178,46 @@ export class Demo {
   }
 
   async start(): Promise<void> {
-    await this.edge.start();
+    const sim = this.options.scenario;
+    if (sim) {
+      this.peers = await startScenarioPeers(sim.scenario, { speed: sim.speed, onNote: (text) => this.note(text) });
+      this.sources = this.peers.runtimeSources;
+    }
+    try {
+      await this.edge.start();
+    } catch (error) {
+      await this.peers?.stop();
+      throw error;
+    }
     this.spawnRuntime();
+    if (this.peers) void this.startDevicesWhenOpened(this.peers);
     if (this.options.chaos) this.planChaos();
+  }
+
+  /** Starts the simulated devices once the runtime reports every device sensor connected (or after 20 s, with a note). */
+  private async startDevicesWhenOpened(peers: ScenarioPeers): Promise<void> {
+    const sensors = peers.runtimeSources.map((s) => s.sensor);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const status = this.lastStatus;
+      const open = status !== undefined && sensors.every((name) => status.sensors.find((x) => x.sensor === name)?.connected === true);
+      if (open || this.stopping || this.phase !== 'running') break;
+      if (Date.now() > deadline) {
+        const waiting = sensors.filter((name) => status?.sensors.find((x) => x.sensor === name)?.connected !== true);
+        this.note(`devices start although the runtime has not opened ${waiting.join(', ')} after 20 s`);
+        break;
+      }
+      await sleep(100);
+    }
+    if (this.stopping || this.phase !== 'running') return;
+    peers.start();
+    await peers.finished;
+    this.resolveDevicesFinished();
+  }
+
+  /** What the simulated devices sent (after the run). */
+  get deviceExpectations(): ScenarioExpectations | undefined {
+    return this.expectations ?? this.peers?.expected();
   }
 
   /** Chaos events, stratified over the run so that a short run still gets >= 2 broker restarts and >= 1 kill. */
@@ -183,10 +257,20 @@ export class Demo {
     if (!this.stopping) this.spawnRuntime();
   }
 
+  /** The runtime's last status report, once it sent one. */
+  get runtimeStatus(): RuntimeStatus | undefined {
+    return this.lastStatus;
+  }
+
+  /** The device ledger file (read it read-only while the runtime runs). */
+  get ledgerPath(): string {
+    return ledgerPath(join(this.dataDir, 'device'));
+  }
+
   status(): DemoStatus {
     const stats = this.edge.store.stats();
     const status: DemoStatus = {
-      edge: { url: this.edge.url, stored: stats.devices[DEMO_DEVICE_ID] ?? {}, rejected: stats.rejected, brokerUp: this.edge.broker?.running ?? true },
+      edge: { url: this.edge.url, stored: stats.devices[this.deviceId] ?? {}, rejected: stats.rejected, brokerUp: this.edge.broker?.running ?? true },
       brokerRestarts: this.brokerRestarts,
       runtimeKills: this.runtimeKills,
       elapsedMs: Date.now() - this.startedAt,
@@ -238,6 +322,10 @@ export class Demo {
     try {
       return this.result(drained);
     } finally {
+      if (this.peers) {
+        this.expectations = this.peers.expected();
+        await this.peers.stop();
+      }
       await this.edge.stop();
       closeSync(this.logFd);
     }
@@ -245,7 +333,7 @@ export class Demo {
 
   private result(drained: boolean): DemoResult {
     const summary = readLedgerSummary(ledgerPath(join(this.dataDir, 'device')));
-    const audit = this.edge.store.audit(DEMO_DEVICE_ID);
+    const audit = this.edge.store.audit(this.deviceId);
     const produced = {} as Record<RecordKind, number>;
     const acked = {} as Record<RecordKind, number>;
     const edgeStored = {} as Record<RecordKind, number>;
@@ -267,6 +355,7 @@ export class Demo {
       quarantined: produced.quarantine,
       brokerRestarts: this.brokerRestarts,
       runtimeKills: this.runtimeKills,
+      runtimeRestarts: this.runtimeRestarts,
       drained,
       dataDir: this.dataDir,
     };

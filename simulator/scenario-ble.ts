@@ -3,8 +3,8 @@
  * heart-rate strap) on the simulated BlueZ (`bluez/`), fed from the device's value series, with
  * the scenario's faults set on the peripheral's fault hooks.
  *
- * - Glucose meter: holds `storedRecords` records at the start (values from the series, sequence
- *   numbers 1..N, times from the series after a fixed origin); the runtime's driver backfills them
+ * - Glucose meter: holds `storedRecords` records at the start (values from the series, repeated
+ *   when it is shorter; sequence numbers 1..N, times from the series after a fixed origin); the runtime's driver backfills them
  *   through RACP. `disconnectAfterRecords` cuts the 1st, 2nd, ... transfer.
  * - CGM and strap: one notification per series value at the series' pace divided by the speed. A
  *   value the peripheral cannot send (link down, notifications not enabled yet) is retried every
@@ -17,7 +17,7 @@ import { glucoseMeterFaults } from './faults.js';
 import type { ScenarioDevice } from './scenario.js';
 import type { MeterRecordExpectation, ValueExpectation } from './scenario-runner.js';
 import { SimulatorUnavailableError } from './scenario-errors.js';
-import type { GlucoseSeries } from './sources/glucose-series.js';
+import { type GlucoseSeries, takeSamples } from './sources/glucose-series.js';
 
 /** Time of the first stored meter record (ms UTC): fixed, so that a scenario reproduces byte for byte. */
 export const METER_FIRST_RECORD_MS = Date.UTC(2026, 0, 1, 7, 0, 0);
@@ -55,7 +55,7 @@ export async function startBlePeers(
     const faults = device.bleFaults;
     if (device.kind === 'glucose-meter') {
       const n = device.storedRecords;
-      const samples = series.samples.slice(0, n);
+      const samples = takeSamples(series, n);
       const records = samples.map((s, i) => ({ sequenceNumber: i + 1, timeMs: METER_FIRST_RECORD_MS + s.tMs, mgPerDl: Math.round(s.mgdl) }));
       peer.meter = new SimGlucoseMeter({ address: device.address, records, faults: glucoseMeterFaults(faults), seed: options.seed });
     } else if (device.kind === 'cgm') {

@@ -9,11 +9,13 @@ import { ecgCommand } from './ecg.js';
 import { edgeCommand } from './edge.js';
 import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
+import { simCommand } from './sim.js';
 import { keysCommand, signCommand, verifyCommand } from './sign.js';
 
 const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
+  sim: { run: simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
   ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
