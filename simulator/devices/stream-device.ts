@@ -26,7 +26,9 @@
  *
  * - `createStreamDevice(options)` makes a pty pair with socat (or uses `options.pty`), opens the
  *   device end (`pty.a`) and starts streaming at once; `hostPath` (`pty.b`) is what the driver opens.
- *   Pass `start: false` to call `start()` later. `path` instead of `pty` drives an existing port
+ *   Pass `start: false` to call `start()` later; `startOn: 'identify'` holds the recording until the
+ *   host's first IDENTIFY (the drivers send one on every open), so no sample is written before the
+ *   host listens (bytes written to a pty nobody has open are lost, as on a real port). `path` instead of `pty` drives an existing port
  *   (a real UART, an existing pty); unplug then needs the `pty`.
  * - Source: `StreamSampleSource` is either a pull callback `(samplesPerChannel) => Int16Array |
  *   undefined` (sync or async) or an (async) iterable of `Int16Array` blocks. Samples are
@@ -61,7 +63,8 @@
  *       consumed from the source, numbered, and never sent: `stats.droppedWhileUnplugged`. The host
  *       sees a seq and sample gap.
  *     - `'pause'`: the recording pauses while unplugged and resumes where it stopped: no sample is
- *       lost, the counters continue (a device that buffers).
+ *       lost, the counters continue (a device that buffers). With `awaitHost` (default) it resumes
+ *       only when the host's IDENTIFY shows its port is open again.
  *     - `'reset'`: power cycle: like `'drop'`, then the device restarts with INFO + SEQ_RESET and its
  *       sample counter at 0 with CLOCK_RESET.
  * - Counters (`stats`, a snapshot): `framesSent` (every frame written whole, fault or not),
@@ -77,7 +80,7 @@
  * Everything is released by `stop()`: timers, the device's port, socat (when the device made the pty).
  */
 import { EventEmitter } from 'node:events';
-import { type Clock, type ClockTimer, systemClock } from '../../device-sdk/clock.js';
+import { type Clock, systemClock } from '../../device-sdk/clock.js';
 import { ConfigError } from '../../device-sdk/errors.js';
 import { mulberry32, type Random } from '../../device-sdk/random.js';
 import { encodeFrame, type StreamDataFrame, type StreamInfoFrame, type StreamUnit, STREAM_MAX_BODY_BYTES, STREAM_DATA_HEADER_BYTES } from '../../device-sdk/protocols/stream-frame.js';
@@ -85,6 +88,7 @@ import { StreamFramer } from '../../device-sdk/protocols/stream-framer.js';
 import { SerialTransport } from '../../device-sdk/transport/serial-transport.js';
 import { isCanceled } from '../../device-sdk/transport/byte-transport.js';
 import { createPtyPair, type PtyPair } from '../pty.js';
+import { ClockSleeper, definedOnly } from './device-timers.js';
 
 /** Pull `samplesPerChannel` sample sets (interleaved); fewer is fine, `undefined` or empty = end of recording. */
 export type SamplePull = (samplesPerChannel: number) => Int16Array | undefined | Promise<Int16Array | undefined>;
@@ -159,6 +163,12 @@ export interface StreamDeviceOptions {
   baudRate: number;
   /** Start streaming in `createStreamDevice` (default true). */
   start: boolean;
+  /**
+   * `'immediate'`: stream as soon as started (bytes written before the host opens its end are lost,
+   * as on a real port). `'identify'`: open the port and wait for the host's first IDENTIFY, then
+   * stream from the first sample (exact accounting in scenarios).
+   */
+  startOn: 'immediate' | 'identify';
 }
 
 export const DEFAULT_STREAM_DEVICE_OPTIONS = Object.freeze({
@@ -171,6 +181,7 @@ export const DEFAULT_STREAM_DEVICE_OPTIONS = Object.freeze({
   path: undefined,
   baudRate: 115_200,
   start: true,
+  startOn: 'immediate' as 'immediate' | 'identify',
 });
 
 /** A DATA frame's samples that did not reach the host intact. */
@@ -213,6 +224,13 @@ export interface UnplugOptions {
   /** Real time to let bytes in flight reach the host before the link is cut. Default 50 ms. */
   drainMs?: number;
   mode?: UnplugMode;
+  /**
+   * After the replug, write nothing until the host sends IDENTIFY (the drivers do on every open),
+   * so no frame is written before the host's port is open again: in `'drop'` and `'reset'` modes
+   * the frames due meanwhile count as dropped, in `'pause'` mode the recording stays held.
+   * Default true; false writes at once (frames written before the host reopens are lost unrecorded).
+   */
+  awaitHost?: boolean;
 }
 
 interface StreamDeviceEvents {
@@ -282,12 +300,14 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
   private running = false;
   private stopping = false;
   private plugged = false;
-  private unplugMode: UnplugMode = 'drop';
+  /** Set while the recording is held (not consumed, schedule frozen): unplugged in 'pause' mode, or waiting for the host. */
   private pausedAt: number | undefined;
+  /** Until the host's next IDENTIFY: nothing is written (DATA frames due are dropped unless held). */
+  private awaitingHost = false;
   private pendingInfo = 0;
   private loop: Promise<void> | undefined;
   private reader: Promise<void> | undefined;
-  private readonly sleepers = new Set<{ timer: ClockTimer | undefined; resolve: () => void }>();
+  private readonly sleeper: ClockSleeper;
   private writeChain: Promise<void> = Promise.resolve();
   private resolveEnded!: () => void;
 
@@ -321,9 +341,9 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.samplesPerFrame = spf;
     this.ownPty = ownPty;
     this.clock = options.clock;
+    this.sleeper = new ClockSleeper(options.clock);
     this.random = mulberry32(faults.seed);
     this.counter = options.startSample;
-    this.unplugMode = options.unplugMode;
     this.pull = toPull(options.source, options.channels);
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
@@ -360,6 +380,10 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.running = true;
     await this.plugIn();
     this.origin = this.clock.monotonic();
+    if (this.options.startOn === 'identify') {
+      this.hold();
+      this.awaitingHost = true;
+    }
     this.loop = this.run().catch((error: unknown) => {
       this.emit('error', error as Error);
     });
@@ -378,18 +402,14 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     if (!pty) throw new ConfigError('pty', undefined, 'unplug needs the device on a pty pair', 'create the device with createStreamDevice() or pass `pty`');
     if (!this.plugged) throw new ConfigError('state', 'unplugged', 'the device is already unplugged', 'await the previous unplug()');
     const mode = options.mode ?? this.options.unplugMode;
-    this.unplugMode = mode;
     this.plugged = false;
-    if (mode === 'pause') this.pausedAt = this.clock.monotonic();
+    if (mode === 'pause') this.hold();
     await this.writeChain;
     await new Promise((resolve) => setTimeout(resolve, options.drainMs ?? 50));
     this.counters.unplugs += 1;
     await pty.kill();
     await this.closePort();
-    await new Promise<void>((resolve) => {
-      const timer = this.clock.setTimeout(resolve, options.downMs ?? 1000);
-      this.sleepers.add({ timer, resolve });
-    });
+    await this.sleep(options.downMs ?? 1000);
     if (this.stopping) return;
     await pty.replug();
     if (mode === 'reset') {
@@ -398,11 +418,9 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       this.clockReset = true;
       this.counter = 0;
     }
-    if (mode === 'pause' && this.pausedAt !== undefined) {
-      this.origin += this.clock.monotonic() - this.pausedAt;
-      this.pausedAt = undefined;
-    }
     await this.plugIn();
+    if (options.awaitHost ?? true) this.awaitingHost = true;
+    else if (mode === 'pause') this.resume();
     this.wakeAll();
   }
 
@@ -444,6 +462,10 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
           if (event.type === 'frame' && event.frame.kind === 'identify') {
             this.counters.identifyReceived += 1;
             this.pendingInfo += 1;
+            if (this.awaitingHost) {
+              this.awaitingHost = false;
+              this.resume();
+            }
             this.wakeAll();
           }
         }
@@ -453,24 +475,23 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     }
   }
 
-  /** Waits `ms` on the device clock; `wakeAll()` (stop, replug, IDENTIFY) ends every wait early. */
+  private hold(): void {
+    this.pausedAt ??= this.clock.monotonic();
+  }
+
+  /** Continues a held recording where it stopped: the schedule shifts by the time held. */
+  private resume(): void {
+    if (this.pausedAt === undefined) return;
+    this.origin += this.clock.monotonic() - this.pausedAt;
+    this.pausedAt = undefined;
+  }
+
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const sleeper = { timer: undefined as ClockTimer | undefined, resolve };
-      sleeper.timer = this.clock.setTimeout(() => {
-        this.sleepers.delete(sleeper);
-        resolve();
-      }, ms);
-      this.sleepers.add(sleeper);
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private wakeAll(): void {
-    for (const sleeper of this.sleepers) {
-      if (sleeper.timer) this.clock.clearTimeout(sleeper.timer);
-      sleeper.resolve();
-    }
-    this.sleepers.clear();
+    this.sleeper.wakeAll();
   }
 
   private effectiveRate(): number {
@@ -482,7 +503,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     for (;;) {
       if (!this.running) return;
       if (this.plugged) await this.sendPendingInfo();
-      if (!this.plugged && this.unplugMode === 'pause') {
+      if (this.pausedAt !== undefined) {
         await this.sleep(1000);
         continue;
       }
@@ -519,7 +540,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
   }
 
   private async sendPendingInfo(): Promise<void> {
-    while (this.pendingInfo > 0 && this.plugged) {
+    while (this.pendingInfo > 0 && this.plugged && !this.awaitingHost) {
       this.pendingInfo -= 1;
       const info = this.options.info;
       const frame: StreamInfoFrame = { kind: 'info', ...this.nextSeq(), deviceType: this.options.deviceType, channelCount: this.options.channels, ...info };
@@ -544,8 +565,8 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     const truncate = !corrupt && this.random() < this.faults.truncateRate;
     const r1 = this.random();
     const r2 = this.random();
-    if (!this.plugged) {
-      // Unplugged ('drop', 'reset'): acquired, numbered, never sent.
+    if (!this.plugged || this.awaitingHost) {
+      // Unplugged ('drop', 'reset'), or replugged but the host has not reopened: acquired, numbered, never sent.
       const span = { seq: this.nextSeq().seq, firstSample, samples: n, sourceIndex, bytes: 0 };
       this.counters.droppedWhileUnplugged.push(span);
       this.emit('frame', { ...span, fate: 'dropped' });
@@ -626,10 +647,6 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.writeChain = result.then(() => undefined);
     return result;
   }
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Turns any `StreamSampleSource` into an async pull of up to `n` sample sets. */

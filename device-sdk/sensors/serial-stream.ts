@@ -1,0 +1,379 @@
+/**
+ * Drivers `serial-ecg` and `serial-stethoscope`: an ECG front end or a digital stethoscope speaking
+ * the medge serial stream protocol v1 (`../protocols/README.md`, sections cited as §n) over a
+ * serial port (USB CDC, FTDI, on-board UART).
+ *
+ * Steps (STYLE item 11): `open` (the `TransportSupervisor` keeps the port open and reopens it after
+ * an unplug, with backoff) → `identify` (IDENTIFY, INFO expected within `identifyTimeoutMs`, sent
+ * again up to `identifyAttempts` times, §6.3; DATA frames are self-describing, so streaming never
+ * waits for it) → `stream` → `close`.
+ *
+ * What reaches the sink:
+ * - `chunk`: one `StreamChunk` per channel and DATA frame (§5), `firstSample` = the stream index:
+ *   the device's sample counter unwrapped past 2^32 (§5.4). The first frame seen anchors the
+ *   index at the device's counter; after a CLOCK_RESET the index continues where it stood, so a
+ *   sensor's indices never go back. `t0` is the board clock (ms) of the first sample, anchored when
+ *   a counter origin is first seen and advanced by the nominal rate.
+ * - `gap`: samples that never arrived: the jump between the index expected and the next DATA
+ *   frame's index, one per channel, with `reason` `corrupted` (bytes were quarantined since the
+ *   last DATA frame), `disconnected` (the port was reopened meanwhile), `frames-lost` (a seq jump
+ *   without either) or `device-skip` (a counter jump without a seq jump: the device lost them).
+ * - `quarantine`: every byte the framer did not accept as a decodable frame (noise, damaged and cut
+ *   frames, frames of another version or a reserved type), with `transport` `serial:<path>`, plus
+ *   intact DATA frames this driver will not store (another device type, or a sample rate other than
+ *   `rateHz` when it is set). Vendor frames are skipped, not quarantined (§7), and counted.
+ * - `state`: `opening`, `connected`, `connected: <vendor> <model> fw <firmware>`, `reconnecting`.
+ *
+ * Every byte received is accounted for (`stats`): `bytesReceived = bytesFramed + bytesQuarantined
+ * + bytesBuffered`, where `bytesFramed` counts the stored, vendor, INFO and other intact frames.
+ */
+import type { Clock, ClockTimer } from '../clock.js';
+import type { Logger } from '../log.js';
+import { encodeFrame, frameToChunks, STREAM_CODEC, type StreamDataFrame, type StreamFrame, type StreamInfoFrame } from '../protocols/stream-frame.js';
+import { StreamFramer, type StreamFramerEvent } from '../protocols/stream-framer.js';
+import { type ByteTransport, isCanceled } from '../transport/byte-transport.js';
+import { SerialTransport } from '../transport/serial-transport.js';
+import { TransportSupervisor } from '../transport/supervisor.js';
+import type { DriverDeps, DriverDescriptor, SensorDriver, SensorKind, SensorSink } from './types.js';
+
+export interface SerialStreamOptions {
+  /** Device path, e.g. `/dev/ttyACM0`, `/dev/serial/by-id/...`. */
+  path: string;
+  baudRate: number;
+  /** Send IDENTIFY after every open (§6.1). */
+  identify: boolean;
+  identifyTimeoutMs: number;
+  identifyAttempts: number;
+  /** Only DATA frames at this nominal rate are stored (others are quarantined); `null` accepts any. */
+  rateHz: number | null;
+  /** Reopen delays after an unplug or a failed open (exponential, full jitter). */
+  backoff: { initialMs: number; maxMs: number };
+}
+
+const SCHEMA_PROPERTIES = {
+  path: { type: 'string', minLength: 1, examples: ['/dev/ttyACM0'] },
+  baudRate: { type: 'integer', minimum: 1200, maximum: 4_000_000, examples: [115200] },
+  identify: { type: 'boolean' },
+  identifyTimeoutMs: { type: 'integer', minimum: 10, maximum: 10_000 },
+  identifyAttempts: { type: 'integer', minimum: 1, maximum: 10 },
+  rateHz: { type: ['number', 'null'], exclusiveMinimum: 0 },
+  backoff: {
+    type: 'object',
+    properties: { initialMs: { type: 'integer', minimum: 1 }, maxMs: { type: 'integer', minimum: 1 } },
+    required: ['initialMs', 'maxMs'],
+    additionalProperties: false,
+  },
+} as const;
+
+const OPTIONS_SCHEMA = { type: 'object', properties: SCHEMA_PROPERTIES, required: ['path'], additionalProperties: false };
+
+const COMMON_DEFAULTS = {
+  path: '',
+  baudRate: 115_200,
+  identify: true,
+  identifyTimeoutMs: 250,
+  identifyAttempts: 3,
+  backoff: Object.freeze({ initialMs: 100, maxMs: 5_000 }),
+};
+
+export const DEFAULT_SERIAL_ECG_OPTIONS: Readonly<SerialStreamOptions> = Object.freeze({ ...COMMON_DEFAULTS, rateHz: null });
+/** The stethoscope streams PCM at 4 kHz, what the heart-sound analysis expects. */
+export const DEFAULT_SERIAL_STETHOSCOPE_OPTIONS: Readonly<SerialStreamOptions> = Object.freeze({ ...COMMON_DEFAULTS, rateHz: 4000 });
+
+/** Byte and frame accounting of one driver (all sessions). */
+export interface SerialStreamStats {
+  bytesReceived: number;
+  /** Bytes of intact frames that were not quarantined (DATA stored, INFO, vendor, IDENTIFY). */
+  bytesFramed: number;
+  bytesQuarantined: number;
+  /** Received but not yet classified (the framer's buffer). */
+  bytesBuffered: number;
+  dataFrames: number;
+  infoFrames: number;
+  vendorFrames: number;
+  vendorBytes: number;
+  quarantineRecords: number;
+  /** Frames the seq counter says were lost (§4.1). */
+  lostFrames: number;
+  /** Samples (per channel) reported in gaps. */
+  gapSamples: number;
+  /** Samples (per channel) delivered in chunks. */
+  samples: number;
+  sessions: number;
+  identifySent: number;
+}
+
+/** The identity a device reported in INFO (§6.2). */
+export type StreamDeviceIdentity = Omit<StreamInfoFrame, 'kind' | 'seq' | 'seqReset'>;
+
+type GapCause = 'corrupted' | 'disconnected' | 'frames-lost';
+
+export class SerialStreamDriver implements SensorDriver {
+  readonly sensor: string;
+  readonly driver: string;
+  readonly kind: SensorKind;
+  readonly rateUnit = 'samples/s' as const;
+  readonly nominalRate: number;
+  readonly options: Readonly<SerialStreamOptions>;
+  readonly transportName: string;
+  private readonly expectedType: 'ecg' | 'pcg';
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly framer = new StreamFramer();
+  private readonly counters: Omit<SerialStreamStats, 'bytesBuffered'> = {
+    bytesReceived: 0,
+    bytesFramed: 0,
+    bytesQuarantined: 0,
+    dataFrames: 0,
+    infoFrames: 0,
+    vendorFrames: 0,
+    vendorBytes: 0,
+    quarantineRecords: 0,
+    lostFrames: 0,
+    gapSamples: 0,
+    samples: 0,
+    sessions: 0,
+    identifySent: 0,
+  };
+  private supervisor: TransportSupervisor<SerialTransport> | undefined;
+  private sink: SensorSink | undefined;
+  private sessions = new Set<Promise<void>>();
+  private stopped = false;
+  private identity: StreamDeviceIdentity | undefined;
+  private hostSeq = 0;
+  private identifyTimer: ClockTimer | undefined;
+  // Stream index bookkeeping (§5.4).
+  private expectedDevice: number | undefined;
+  private offset = 0;
+  private nextIndex: number | undefined;
+  private anchor: { t: number; index: number; rateHz: number } | undefined;
+  private gapCause: GapCause | undefined;
+
+  constructor(driver: string, kind: 'ecg' | 'pcg', sensor: string, options: SerialStreamOptions, deps: DriverDeps) {
+    this.driver = driver;
+    this.kind = kind;
+    this.expectedType = kind;
+    this.sensor = sensor;
+    this.options = Object.freeze({ ...options, backoff: { ...options.backoff } });
+    this.nominalRate = options.rateHz ?? (kind === 'ecg' ? 360 : 4000);
+    this.transportName = `serial:${options.path}`;
+    this.clock = deps.clock;
+    this.log = deps.logger.child({ driver, sensor, path: options.path });
+  }
+
+  /** Byte and frame accounting so far. */
+  get stats(): SerialStreamStats {
+    return { ...this.counters, bytesBuffered: this.framer.bufferedBytes };
+  }
+
+  /** What the device said it is (INFO), once it did. */
+  get deviceIdentity(): StreamDeviceIdentity | undefined {
+    return this.identity;
+  }
+
+  start(sink: SensorSink): void {
+    if (this.supervisor || this.stopped) return;
+    this.sink = sink;
+    const { path, baudRate, backoff } = this.options;
+    const supervisor = new TransportSupervisor(() => new SerialTransport({ path, baudRate }), { clock: this.clock, logger: this.log, backoff });
+    this.supervisor = supervisor;
+    supervisor.on('open', (transport) => {
+      const session = this.session(transport).catch((error: unknown) => this.log.error({ err: error }, 'session failed'));
+      this.sessions.add(session);
+      void session.finally(() => this.sessions.delete(session));
+    });
+    supervisor.on('retry', ({ attempt, delayMs }) => this.state(false, `reconnecting in ${delayMs} ms (attempt ${attempt})`));
+    this.state(false, 'opening');
+    supervisor.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.clearIdentifyTimer();
+    await this.supervisor?.stop();
+    await Promise.all([...this.sessions]);
+    if (this.sink) this.handle(this.framer.flush());
+    this.sink?.state({ sensor: this.sensor, connected: false, detail: 'stopped' });
+    this.sink = undefined;
+  }
+
+  private state(connected: boolean, detail: string): void {
+    if (!this.stopped) this.sink?.state({ sensor: this.sensor, connected, detail });
+  }
+
+  private async session(transport: SerialTransport): Promise<void> {
+    this.counters.sessions += 1;
+    if (this.counters.sessions > 1) this.gapCause = 'disconnected';
+    this.identity = undefined;
+    this.state(true, 'connected');
+    if (this.options.identify) this.sendIdentify(transport, 1);
+    try {
+      for await (const chunk of transport) {
+        this.counters.bytesReceived += chunk.length;
+        this.handle(this.framer.push(chunk));
+      }
+    } catch (error) {
+      if (!isCanceled(error)) this.log.warn({ err: (error as Error).message }, 'serial link lost');
+    }
+    this.clearIdentifyTimer();
+    if (this.stopped) return;
+    // The port is gone: what is left in the framer is a cut frame or noise, quarantined now.
+    this.handle(this.framer.flush());
+    this.state(false, 'disconnected');
+  }
+
+  private sendIdentify(transport: ByteTransport, attempt: number): void {
+    const frame = encodeFrame({ kind: 'identify', seq: this.hostSeq, seqReset: this.counters.identifySent === 0 });
+    this.hostSeq = (this.hostSeq + 1) & 0xffff;
+    this.counters.identifySent += 1;
+    transport.write(frame).catch((error: unknown) => {
+      if (!isCanceled(error)) this.log.debug({ err: (error as Error).message }, 'IDENTIFY not sent');
+    });
+    this.clearIdentifyTimer();
+    if (attempt >= this.options.identifyAttempts) return;
+    this.identifyTimer = this.clock.setTimeout(() => {
+      this.identifyTimer = undefined;
+      if (!this.identity && transport.isOpen && !this.stopped) this.sendIdentify(transport, attempt + 1);
+    }, this.options.identifyTimeoutMs);
+  }
+
+  private clearIdentifyTimer(): void {
+    if (this.identifyTimer) this.clock.clearTimeout(this.identifyTimer);
+    this.identifyTimer = undefined;
+  }
+
+  private handle(events: StreamFramerEvent[]): void {
+    for (const event of events) {
+      switch (event.type) {
+        case 'gap':
+          this.counters.lostFrames += event.missingFrames;
+          this.gapCause ??= 'frames-lost';
+          break;
+        case 'garbage':
+          this.quarantine(event.bytes, event.error.message);
+          this.gapCause = this.gapCause === 'disconnected' ? 'disconnected' : 'corrupted';
+          break;
+        case 'frame':
+          this.onFrame(event.frame, event.raw);
+          break;
+      }
+    }
+  }
+
+  private quarantine(bytes: Uint8Array, error: string): void {
+    this.counters.bytesQuarantined += bytes.length;
+    this.counters.quarantineRecords += 1;
+    this.sink?.quarantine({ sensor: this.sensor, transport: this.transportName, error, bytes });
+  }
+
+  private onFrame(frame: StreamFrame, raw: Uint8Array): void {
+    switch (frame.kind) {
+      case 'data':
+        this.onData(frame, raw);
+        return;
+      case 'info':
+        this.counters.bytesFramed += raw.length;
+        this.counters.infoFrames += 1;
+        this.onInfo(frame);
+        return;
+      case 'vendor':
+        // §7: not an error, not garbage, not a gap.
+        this.counters.bytesFramed += raw.length;
+        this.counters.vendorFrames += 1;
+        this.counters.vendorBytes += raw.length;
+        return;
+      case 'identify':
+        this.counters.bytesFramed += raw.length;
+        return;
+    }
+  }
+
+  private onInfo(info: StreamInfoFrame): void {
+    const { deviceType, channelCount, capabilities, vendor, model, firmware, serial } = info;
+    this.identity = { deviceType, channelCount, capabilities, vendor, model, firmware, serial };
+    this.clearIdentifyTimer();
+    if (deviceType !== this.expectedType) {
+      this.log.warn({ deviceType, expected: this.expectedType }, 'the device is not what this driver reads; its DATA frames go to quarantine');
+      this.state(true, `wrong device: ${String(deviceType)} on ${this.driver}`);
+      return;
+    }
+    this.log.info({ vendor, model, firmware, channelCount }, 'device identified');
+    this.state(true, `connected: ${vendor} ${model} fw ${firmware}`);
+  }
+
+  private onData(frame: StreamDataFrame, raw: Uint8Array): void {
+    if (frame.deviceType !== this.expectedType) {
+      this.quarantine(raw, `${STREAM_CODEC}: device-type: ${this.driver} reads ${this.expectedType} frames; this DATA frame is from a ${String(frame.deviceType)} device`);
+      return;
+    }
+    if (this.options.rateHz !== null && Math.fround(this.options.rateHz) !== frame.rateHz) {
+      this.quarantine(raw, `${STREAM_CODEC}: rate: ${this.driver} is configured for ${this.options.rateHz} Hz; this DATA frame is at ${frame.rateHz} Hz`);
+      return;
+    }
+    this.counters.bytesFramed += raw.length;
+    this.counters.dataFrames += 1;
+    const perChannel = frame.channels[0]?.length ?? 0;
+    const index = this.streamIndex(frame);
+    const expected = this.nextIndex;
+    if (expected !== undefined && index > expected) {
+      const samples = index - expected;
+      const reason = this.gapCause ?? 'device-skip';
+      this.counters.gapSamples += samples;
+      for (let channel = 0; channel < frame.channels.length; channel++) this.sink?.gap({ sensor: this.sensor, channel, firstSample: expected, samples, reason });
+    }
+    this.gapCause = undefined;
+    this.nextIndex = index + perChannel;
+    if (!this.anchor || this.anchor.rateHz !== frame.rateHz) this.anchor = { t: this.clock.now() - (perChannel * 1000) / frame.rateHz, index, rateHz: frame.rateHz };
+    const t0 = Math.round(this.anchor.t + ((index - this.anchor.index) * 1000) / frame.rateHz);
+    this.counters.samples += perChannel;
+    for (const chunk of frameToChunks(frame, this.sensor, { firstSample: index, t0 })) this.sink?.chunk(chunk);
+  }
+
+  /** Maps the frame's uint32 counter to the sensor's stream index (§5.4): unwrapped, never going back. */
+  private streamIndex(frame: StreamDataFrame): number {
+    const perChannel = frame.channels[0]?.length ?? 0;
+    let device: number;
+    if (this.expectedDevice === undefined) {
+      device = frame.firstSample;
+      this.offset = 0;
+    } else if (frame.clockReset) {
+      device = frame.firstSample;
+      this.offset = (this.nextIndex ?? 0) - device;
+      this.anchor = undefined;
+    } else {
+      const delta = ((frame.firstSample - (this.expectedDevice % 2 ** 32) + 2 ** 32) % 2 ** 32) | 0;
+      if (delta < 0) {
+        // The counter went back without CLOCK_RESET (§5.4 violation): start a new origin after the last index.
+        this.log.warn({ firstSample: frame.firstSample, expected: this.expectedDevice % 2 ** 32 }, 'sample counter went back without CLOCK_RESET');
+        device = frame.firstSample;
+        this.offset = (this.nextIndex ?? 0) - device;
+        this.anchor = undefined;
+      } else {
+        device = this.expectedDevice + delta;
+      }
+    }
+    this.expectedDevice = device + perChannel;
+    return device + this.offset;
+  }
+}
+
+function descriptor(name: string, kind: 'ecg' | 'pcg', defaults: Readonly<SerialStreamOptions>, description: string): DriverDescriptor<SerialStreamOptions> {
+  return Object.freeze({
+    name,
+    kind,
+    transport: 'serial',
+    description,
+    optionsSchema: OPTIONS_SCHEMA,
+    defaults,
+    create: (sensor: string, options: SerialStreamOptions, deps: DriverDeps) => new SerialStreamDriver(name, kind, sensor, options, deps),
+  });
+}
+
+export const SERIAL_ECG_DRIVER = descriptor('serial-ecg', 'ecg', DEFAULT_SERIAL_ECG_OPTIONS, 'ECG front end on a serial port, medge stream protocol v1 (device type 0x01)');
+export const SERIAL_STETHOSCOPE_DRIVER = descriptor(
+  'serial-stethoscope',
+  'pcg',
+  DEFAULT_SERIAL_STETHOSCOPE_OPTIONS,
+  'digital stethoscope on a serial port, medge stream protocol v1 (device type 0x02), PCM at 4 kHz',
+);

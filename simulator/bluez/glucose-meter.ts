@@ -1,0 +1,310 @@
+/**
+ * A simulated Bluetooth glucose meter (Glucose Service 0x1808): stored records served through the
+ * Record Access Control Point, with the faults a collector must survive.
+ *
+ * Characteristics: 0x2A18 Glucose Measurement (notify), 0x2A34 Glucose Measurement Context
+ * (notify), 0x2A51 Glucose Feature (read), 0x2A52 RACP (write + indicate). Encoded with the codecs in
+ * device-sdk/protocols/ble (GLS 1.0 §3; byte layouts in shared/specs/ble-health-profiles.md §3.2-3.5).
+ *
+ * RACP (GLS §3.6 / shared spec §3.5) as served here:
+ * - `report-stored-records` with operators all, ≤, ≥, within range, first, last; filter sequence
+ *   number (0x01) or user-facing time (0x02, the record's base time + offset). Matching records are
+ *   notified in sequence order (each 0x2A18, then 0x2A34 when it has a context), then the indication
+ *   `06 00 01 01`; nothing matching: `06 00 01 06`.
+ * - `report-number-of-stored-records`: `05 00 <uint16>`. `delete-stored-records`: removes, `06 00 02 01`.
+ * - `abort-operation`: stops a transfer after the record being sent; answered `06 00 03 01`.
+ * - A request while a transfer runs: `06 00 <op> 08` (procedure not completed). A malformed request:
+ *   the response value the codec's `RacpRequestError` names. A write while RACP indications are off:
+ *   an error reply (a real meter answers ATT 0xFD, CCCD improperly configured).
+ *
+ * Faults (`meter.faults`, mutable at any time):
+ * - `disconnectAfterRecords`: one entry per transfer, consumed in order: the link drops after that
+ *   many records of the transfer were notified (the completion indication is never sent).
+ * - `duplicateEvery`: every n-th notification is sent twice. `notifyDelayMs`, `responseDelayMs`: a slow meter.
+ * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
+ *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock).
+ */
+import { mulberry32 } from '../../device-sdk/random.js';
+import { scaledValue } from '../../device-sdk/protocols/ieee11073.js';
+import {
+  encodeGlucoseFeature,
+  encodeGlucoseMeasurement,
+  encodeGlucoseMeasurementContext,
+  GLUCOSE_FEATURE_UUID,
+  GLUCOSE_MEASUREMENT_CONTEXT_UUID,
+  GLUCOSE_MEASUREMENT_UUID,
+  type GlucoseMealName,
+} from '../../device-sdk/protocols/ble/glucose.js';
+import { decodeRacpRequest, encodeRacpResponse, RACP_UUID, type RacpRequest, RacpRequestError } from '../../device-sdk/protocols/ble/racp.js';
+import { DecodeError } from '../../device-sdk/errors.js';
+import type { BleDateTimeFields } from '../../device-sdk/protocols/ble/date-time.js';
+import type { SimServiceSpec } from './bluez.js';
+import { delay, SimPeripheralBase, type SimPeripheralFaults } from './peripheral.js';
+
+export const GLUCOSE_SERVICE_UUID = 0x1808;
+
+const MEAL_CODES: Readonly<Record<GlucoseMealName, number>> = Object.freeze({ preprandial: 1, postprandial: 2, fasting: 3, casual: 4, bedtime: 5 });
+
+export interface SimGlucoseRecord {
+  /** uint16 record number on the meter. */
+  sequenceNumber: number;
+  /** True time of the measurement (ms, UTC); what the meter reports adds the clock faults. */
+  timeMs: number;
+  mgPerDl: number;
+  /** When set, a Glucose Measurement Context with the meal follows the measurement. */
+  meal?: GlucoseMealName;
+  /** Carbohydrate in grams (sent in the context, as kg per the SIG definition). */
+  carbohydrateGrams?: number;
+}
+
+export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
+  disconnectAfterRecords: number[];
+  clockSkewMs: number;
+  clockJump: { atSequence: number; byMs: number } | undefined;
+  /** Slow meter: wait this long before each RACP indication (ms). */
+  responseDelayMs: number;
+}
+
+export interface SimGlucoseMeterOptions {
+  address: string;
+  name: string;
+  /** Records stored at start; when absent, `storedRecords` are generated. */
+  records?: readonly SimGlucoseRecord[];
+  storedRecords: number;
+  seed: number;
+  /** Time of the first generated record (ms, UTC). */
+  firstRecordMs: number;
+  /** Time between generated records. */
+  recordIntervalMs: number;
+  /** Every n-th generated record carries a context (meal); 0 = none. */
+  contextEvery: number;
+  /** The meter sends base time and this offset (minutes), as meters with a user-set clock do. */
+  timeOffsetMinutes: number;
+  faults: Partial<SimGlucoseMeterFaults>;
+}
+
+export const DEFAULT_SIM_GLUCOSE_METER_OPTIONS: Readonly<Omit<SimGlucoseMeterOptions, 'address' | 'records' | 'faults'>> = Object.freeze({
+  name: 'medge sim glucose meter',
+  storedRecords: 0,
+  seed: 1,
+  firstRecordMs: Date.UTC(2026, 0, 1, 7, 0, 0),
+  recordIntervalMs: 4 * 3600_000,
+  contextEvery: 3,
+  timeOffsetMinutes: 0,
+});
+
+export interface SimGlucoseMeterStats {
+  /** RACP report-stored-records procedures started. */
+  transfers: number;
+  /** Transfers that ended with the completion indication. */
+  completed: number;
+  /** Transfers cut by a `disconnectAfterRecords` fault. */
+  cut: number;
+  /** Transfers stopped by an abort request. */
+  aborted: number;
+  /** Glucose Measurement records notified (duplicates of the fault not counted). */
+  recordsSent: number;
+}
+
+const MEALS: readonly GlucoseMealName[] = ['preprandial', 'postprandial', 'fasting', 'casual', 'bedtime'];
+
+function dateTimeFields(ms: number): BleDateTimeFields {
+  const d = new Date(ms);
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hours: d.getUTCHours(), minutes: d.getUTCMinutes(), seconds: d.getUTCSeconds() };
+}
+
+export class SimGlucoseMeter extends SimPeripheralBase {
+  readonly services: readonly SimServiceSpec[];
+  readonly faults: SimGlucoseMeterFaults;
+  readonly stats: SimGlucoseMeterStats = { transfers: 0, completed: 0, cut: 0, aborted: 0, recordsSent: 0 };
+  private readonly options: Omit<SimGlucoseMeterOptions, 'faults'>;
+  private readonly stored: SimGlucoseRecord[];
+  private transfer: { abort: boolean } | undefined;
+  /** The last error of a RACP procedure (a bug in the simulator, not a fault): tests assert it stays undefined. */
+  lastError: unknown;
+
+  constructor(options: Partial<SimGlucoseMeterOptions> & { address: string }) {
+    const o = { ...DEFAULT_SIM_GLUCOSE_METER_OPTIONS, ...options };
+    super(o.address, o.name);
+    this.options = o;
+    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, ...options.faults };
+    this.stored = options.records ? options.records.map((r) => ({ ...r })) : this.generate(o.storedRecords);
+    this.services = [
+      {
+        uuid: GLUCOSE_SERVICE_UUID,
+        characteristics: [
+          { uuid: GLUCOSE_MEASUREMENT_UUID, flags: ['notify'] },
+          { uuid: GLUCOSE_MEASUREMENT_CONTEXT_UUID, flags: ['notify'] },
+          // low battery, malfunction, sample size, strip insertion, strip type, result high/low, temperature, read interrupt, time fault
+          { uuid: GLUCOSE_FEATURE_UUID, flags: ['read'], onRead: () => encodeGlucoseFeature({ bits: 0x02ff }) },
+          { uuid: RACP_UUID, flags: ['write', 'indicate'], onWrite: (bytes) => this.onRacpWrite(bytes) },
+        ],
+      },
+    ];
+  }
+
+  private generate(n: number): SimGlucoseRecord[] {
+    const random = mulberry32(this.options.seed);
+    const out: SimGlucoseRecord[] = [];
+    for (let i = 0; i < n; i++) out.push(this.makeRecord(i + 1, this.options.firstRecordMs + i * this.options.recordIntervalMs, random));
+    return out;
+  }
+
+  private makeRecord(sequenceNumber: number, timeMs: number, random: () => number): SimGlucoseRecord {
+    const mgPerDl = Math.round(70 + random() * 160);
+    const r: SimGlucoseRecord = { sequenceNumber, timeMs: Math.floor(timeMs / 1000) * 1000, mgPerDl };
+    const every = this.options.contextEvery;
+    if (every > 0 && sequenceNumber % every === 0) {
+      r.meal = MEALS[sequenceNumber % MEALS.length] as GlucoseMealName;
+      r.carbohydrateGrams = 20 + Math.round(random() * 60);
+    }
+    return r;
+  }
+
+  /** The records the meter holds, in sequence order (copies). */
+  get records(): SimGlucoseRecord[] {
+    return this.stored.map((r) => ({ ...r }));
+  }
+
+  /** A new measurement on the meter: the next sequence number, now (or `timeMs`). Returns it. */
+  addRecord(input: { mgPerDl: number; timeMs?: number; meal?: GlucoseMealName; carbohydrateGrams?: number }): SimGlucoseRecord {
+    const last = this.stored.at(-1);
+    const record: SimGlucoseRecord = { sequenceNumber: ((last?.sequenceNumber ?? 0) + 1) & 0xffff, timeMs: Math.floor((input.timeMs ?? Date.now()) / 1000) * 1000, mgPerDl: input.mgPerDl };
+    if (input.meal !== undefined) record.meal = input.meal;
+    if (input.carbohydrateGrams !== undefined) record.carbohydrateGrams = input.carbohydrateGrams;
+    this.stored.push(record);
+    return record;
+  }
+
+  /** The time the meter reports for `record` (its own clock, faults applied). */
+  meterTimeOf(record: SimGlucoseRecord): number {
+    const jump = this.faults.clockJump;
+    return record.timeMs + this.faults.clockSkewMs + (jump && record.sequenceNumber >= jump.atSequence ? jump.byMs : 0);
+  }
+
+  /** The 0x2A18 bytes of `record` (and 0x2A34 bytes when it has a context). */
+  encodeRecord(record: SimGlucoseRecord): { measurement: Uint8Array; context?: Uint8Array } {
+    const hasContext = record.meal !== undefined || record.carbohydrateGrams !== undefined;
+    const offset = this.options.timeOffsetMinutes;
+    const measurement = encodeGlucoseMeasurement({
+      sequenceNumber: record.sequenceNumber,
+      baseTime: dateTimeFields(this.meterTimeOf(record) - offset * 60_000),
+      ...(offset !== 0 ? { timeOffsetMinutes: offset } : {}),
+      units: 'kg/L',
+      // mg/dL = kg/L x 100,000: an integer mg/dL is mantissa mg/dL, exponent -5 (0xB078 for 120).
+      concentration: { value: { kind: 'number', value: scaledValue(Math.round(record.mgPerDl), -5), mantissa: Math.round(record.mgPerDl), exponent: -5 }, type: { code: 1 }, sampleLocation: { code: 1 } },
+      contextFollows: hasContext,
+    });
+    if (!hasContext) return { measurement };
+    const context = encodeGlucoseMeasurementContext({
+      sequenceNumber: record.sequenceNumber,
+      medicationUnits: 'kg',
+      ...(record.carbohydrateGrams !== undefined
+        ? { carbohydrate: { id: { code: 1 }, amount: { kind: 'number' as const, value: scaledValue(Math.round(record.carbohydrateGrams), -3), mantissa: Math.round(record.carbohydrateGrams), exponent: -3 } } }
+        : {}),
+      ...(record.meal !== undefined ? { meal: { code: MEAL_CODES[record.meal] } } : {}),
+    });
+    return { measurement, context };
+  }
+
+  onDisconnect(): void {
+    if (this.transfer) this.transfer.abort = true;
+  }
+
+  private async indicate(bytes: Uint8Array): Promise<void> {
+    await delay(this.faults.responseDelayMs);
+    await this.notify(RACP_UUID, bytes);
+  }
+
+  private respond(requestOpCode: number, responseCode: number): Promise<void> {
+    return this.indicate(encodeRacpResponse({ opCode: 'response-code', requestOpCode: { code: requestOpCode }, responseCode: { code: responseCode } }));
+  }
+
+  private onRacpWrite(bytes: Uint8Array): void {
+    if (!this.isNotifying(RACP_UUID)) throw new Error('Client Characteristic Configuration Descriptor improperly configured (RACP indications are off)');
+    // Answer after the write response, as a meter does.
+    setImmediate(() => void this.handleRacp(bytes).catch((error: unknown) => (this.lastError = error)));
+  }
+
+  private async handleRacp(bytes: Uint8Array): Promise<void> {
+    let request: RacpRequest;
+    try {
+      request = decodeRacpRequest(bytes, { service: 'glucose' });
+    } catch (error) {
+      if (error instanceof RacpRequestError) return this.respond(error.requestOpCode, error.responseCode);
+      if (error instanceof DecodeError) return this.respond(bytes[0] ?? 0, 2);
+      throw error;
+    }
+    if (request.opCode === 'abort-operation') {
+      if (this.transfer) this.transfer.abort = true;
+      return this.respond(3, 1);
+    }
+    const opCode = { 'report-stored-records': 1, 'delete-stored-records': 2, 'report-number-of-stored-records': 4 }[request.opCode];
+    if (this.transfer) return this.respond(opCode, 8);
+    const selected = this.select(request);
+    if (request.opCode === 'report-number-of-stored-records') return this.indicate(encodeRacpResponse({ opCode: 'number-of-stored-records-response', count: selected.length }));
+    if (request.opCode === 'delete-stored-records') {
+      const gone = new Set(selected.map((r) => r.sequenceNumber));
+      for (let i = this.stored.length - 1; i >= 0; i--) if (gone.has((this.stored[i] as SimGlucoseRecord).sequenceNumber)) this.stored.splice(i, 1);
+      return this.respond(2, selected.length > 0 ? 1 : 6);
+    }
+    if (selected.length === 0) return this.respond(1, 6);
+    await this.sendRecords(selected);
+  }
+
+  private async sendRecords(records: readonly SimGlucoseRecord[]): Promise<void> {
+    const transfer = { abort: false };
+    this.transfer = transfer;
+    this.stats.transfers += 1;
+    const cutAfter = this.faults.disconnectAfterRecords.shift();
+    try {
+      let sent = 0;
+      for (const record of records) {
+        if (transfer.abort) break;
+        if (cutAfter !== undefined && sent >= cutAfter) {
+          this.stats.cut += 1;
+          await this.dropLink();
+          return;
+        }
+        const { measurement, context } = this.encodeRecord(record);
+        if (!(await this.notify(GLUCOSE_MEASUREMENT_UUID, measurement))) return; // link gone or notifications off
+        if (context) await this.notify(GLUCOSE_MEASUREMENT_CONTEXT_UUID, context);
+        sent += 1;
+        this.stats.recordsSent += 1;
+      }
+      if (transfer.abort) {
+        this.stats.aborted += 1;
+        return;
+      }
+      if (cutAfter !== undefined && sent >= cutAfter) {
+        this.stats.cut += 1;
+        await this.dropLink();
+        return;
+      }
+      this.stats.completed += 1;
+      await this.respond(1, 1);
+    } finally {
+      this.transfer = undefined;
+    }
+  }
+
+  private select(request: Exclude<RacpRequest, { opCode: 'abort-operation' }>): SimGlucoseRecord[] {
+    const all = [...this.stored].sort((a, b) => a.sequenceNumber - b.sequenceNumber);
+    const key = (r: SimGlucoseRecord, type: string) => (type === 'sequence-number' ? r.sequenceNumber : this.meterTimeOf(r));
+    const num = (v: unknown) => (typeof v === 'number' ? v : ((v as { epochMs?: number }).epochMs ?? Number.NaN));
+    switch (request.operator) {
+      case 'all':
+        return all;
+      case 'first':
+        return all.slice(0, 1);
+      case 'last':
+        return all.slice(-1);
+      case 'less-or-equal':
+        return all.filter((r) => key(r, request.filter.type) <= num(request.filter.value));
+      case 'greater-or-equal':
+        return all.filter((r) => key(r, request.filter.type) >= num(request.filter.value));
+      case 'within-range':
+        return all.filter((r) => key(r, request.filter.type) >= num(request.filter.from) && key(r, request.filter.type) <= num(request.filter.to));
+    }
+  }
+}

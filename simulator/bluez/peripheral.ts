@@ -1,0 +1,78 @@
+/**
+ * Common behaviour of the simulated GATT peripherals: the link the simulated BlueZ attaches,
+ * notifications with the duplicate-notification fault, raw bytes for bad-bytes tests, slow devices.
+ */
+import { MedgeError } from '../../device-sdk/errors.js';
+import type { SimPeripheral, SimPeripheralLink, SimServiceSpec } from './bluez.js';
+
+/** Faults every simulated peripheral supports. Mutable at any time: the next notification sees the change. */
+export interface SimPeripheralFaults {
+  /** Every n-th notification is sent twice in a row (0 = never). */
+  duplicateEvery: number;
+  /** Slow device: wait this long before each notification (ms). */
+  notifyDelayMs: number;
+}
+
+export function delay(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+}
+
+export abstract class SimPeripheralBase implements SimPeripheral {
+  readonly address: string;
+  readonly name: string;
+  abstract readonly services: readonly SimServiceSpec[];
+  abstract readonly faults: SimPeripheralFaults;
+  /** Notifications actually sent (duplicates included). */
+  notificationsSent = 0;
+  /** Extra copies sent by the `duplicateEvery` fault. */
+  duplicatesSent = 0;
+  private link: SimPeripheralLink | undefined;
+  private counter = 0;
+
+  constructor(address: string, name: string) {
+    this.address = address.toUpperCase();
+    this.name = name;
+  }
+
+  attach(link: SimPeripheralLink): void {
+    this.link = link;
+  }
+
+  get connected(): boolean {
+    return this.link?.connected ?? false;
+  }
+
+  isNotifying(uuid: number | string): boolean {
+    return this.link?.isNotifying(uuid) ?? false;
+  }
+
+  /** Sends `bytes` as a notification/indication on `uuid` with the duplicate fault applied; false when nothing could be sent. */
+  async notify(uuid: number | string, bytes: Uint8Array): Promise<boolean> {
+    await delay(this.faults.notifyDelayMs);
+    const link = this.requireLink();
+    if (!link.notify(uuid, bytes)) return false;
+    this.notificationsSent += 1;
+    this.counter += 1;
+    if (this.faults.duplicateEvery > 0 && this.counter % this.faults.duplicateEvery === 0 && link.notify(uuid, bytes)) {
+      this.notificationsSent += 1;
+      this.duplicatesSent += 1;
+    }
+    return true;
+  }
+
+  /** Any bytes on any characteristic, bypassing the codecs (for bad-bytes and quarantine tests). */
+  async sendRaw(uuid: number | string, bytes: Uint8Array): Promise<boolean> {
+    await delay(this.faults.notifyDelayMs);
+    return this.requireLink().notify(uuid, bytes);
+  }
+
+  /** Link loss initiated by the device. */
+  async dropLink(): Promise<void> {
+    await this.requireLink().dropLink();
+  }
+
+  private requireLink(): SimPeripheralLink {
+    if (!this.link) throw new MedgeError('sim-bluez', `${this.name} ${this.address} is not attached to a simulated BlueZ (pass it to startSimulatedBluez)`);
+    return this.link;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The simulated Firmata board (simulator/devices/firmata-board.ts) on a real pty, driven by
+ * johnny-five unmodified: johnny-five reaches "ready" (version, firmware, capabilities, analog
+ * mapping), reads the analog ECG it plays, sets the sampling interval, and its digital writes are
+ * recorded. Skips without socat unless MEDGE_REQUIRE_SYSTEM=1.
+ */
+import five from 'johnny-five';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createFirmataBoard, ecgToAdc, type SimFirmataBoard } from '../../simulator/devices/firmata-board.js';
+import { findSocat, systemAvailable } from '../helpers/pty.js';
+import { waitFor } from '../helpers/wait.js';
+
+const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
+
+describe.skipIf(!socatFound)('simulated Firmata board driven by johnny-five (needs socat: apt-get install -y socat)', () => {
+  let board: SimFirmataBoard | undefined;
+  let j5: five.Board | undefined;
+  afterEach(async () => {
+    const transport = j5?.io?.transport;
+    if (transport?.isOpen) await new Promise<void>((resolve) => transport.close(() => resolve()));
+    j5 = undefined;
+    await board?.stop();
+    board = undefined;
+  });
+
+  it('johnny-five gets ready, reads the analog ECG sample by sample, sets the interval, and its digital writes are recorded', async () => {
+    const mv = Array.from({ length: 400 }, (_, i) => Math.sin(i / 10));
+    const adc = ecgToAdc(mv);
+    let at = 0;
+    board = await createFirmataBoard({ analog: { 0: (n) => (at < adc.length ? adc.subarray(at, (at += n)) : undefined) } });
+    j5 = new five.Board({ port: board.hostPath, repl: false, debug: false, sigint: false });
+    const ready = new Promise<void>((resolve, reject) => {
+      j5!.once('ready', () => resolve());
+      j5!.once('error', reject);
+    });
+    await ready;
+    expect(j5.io.firmware.name).toBe('StandardFirmata.ino');
+    expect(j5.io.analogPins).toEqual([14, 15, 16, 17, 18, 19]);
+    j5.samplingInterval(10);
+    const values: number[] = [];
+    j5.analogRead(0, (v) => values.push(v));
+    await waitFor(() => values.length >= 200, '200 analog values');
+    expect(board.samplingIntervalMs).toBe(10);
+    expect(board.reportingChannels).toEqual([0]);
+    // Sample by sample, in order: the values johnny-five saw are a run of the source.
+    const start = Array.from(adc).indexOf(values[0]!);
+    expect(values.slice(0, 150)).toEqual(Array.from(adc.subarray(start, start + 150)));
+    j5.pinMode(13, j5.MODES.OUTPUT!);
+    j5.digitalWrite(13, 1);
+    j5.pinMode(8, j5.MODES.OUTPUT!);
+    j5.digitalWrite(8, 1);
+    j5.digitalWrite(8, 0);
+    await waitFor(() => board!.digitalWrites.length >= 3, 'three digital writes');
+    expect(board.digitalWrites.map(({ pin, value }) => ({ pin, value }))).toEqual([
+      { pin: 13, value: 1 },
+      { pin: 8, value: 1 },
+      { pin: 8, value: 0 },
+    ]);
+  });
+});
