@@ -40,6 +40,8 @@ export interface StreamReport {
   gaps: { channel: number; firstSample: number; samples: number }[];
   /** Gap spans that match no frame the device damaged on the wire. */
   unexplainedGaps: number;
+  /** The first of them (at most 20). */
+  unexplained: { channel: number; firstSample: number; samples: number }[];
   /** Frames the device damaged (corrupted + truncated) and lost while unplugged, by its own account. */
   framesDamaged: number;
   framesDroppedWhileUnplugged: number;
@@ -132,7 +134,7 @@ function streamReport(ledger: string, e: StreamExpectation): StreamReport {
     for (const [a, b] of [...damaged].sort((x, y) => x[0] - y[0])) if (a <= at && b > at) at = b;
     return at >= to;
   };
-  const unexplainedGaps = gaps.filter((g) => !covered(g.firstSample, g.firstSample + g.samples)).length;
+  const unexplained = gaps.filter((g) => !covered(g.firstSample, g.firstSample + g.samples));
   return {
     sensor: e.sensor,
     channels: e.channels,
@@ -142,7 +144,8 @@ function streamReport(ledger: string, e: StreamExpectation): StreamReport {
     gapSamples: gaps.reduce((a, g) => a + g.samples, 0),
     gapCount: gaps.length,
     gaps: gaps.slice(0, 20),
-    unexplainedGaps,
+    unexplainedGaps: unexplained.length,
+    unexplained: unexplained.slice(0, 20),
     framesDamaged: e.corrupted.length + e.truncated.length,
     framesDroppedWhileUnplugged: e.droppedWhileUnplugged.length,
     quarantinedRecords: quarantined.length,

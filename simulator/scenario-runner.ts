@@ -93,6 +93,9 @@ export interface ScenarioPeers {
   stop(): Promise<void>;
 }
 
+/** Real time a buffering device waits before its cable is pulled, so that the bytes in flight reach the host. */
+export const PAUSE_DRAIN_MS = 3_000;
+
 interface StreamPeer {
   device: ScenarioDevice;
   peer: SimStreamDevice;
@@ -186,7 +189,10 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
         for (const u of s.device.serialFaults.unplug) {
           at(u.atS, async () => {
             note(`${s.device.sensor}: unplugged for ${u.downS} s of signal (${u.mode})`);
-            await s.peer.unplug({ downMs: (u.downS * 1000) / speed, mode: u.mode });
+            // A device that buffers ('pause') is unplugged once the host has read what was in flight
+            // (the pty and socat buffers hold up to tens of kB when the runtime lags): the wait costs
+            // wall time, not samples. 'drop' and 'reset' pull the cable at once, losing what is in flight.
+            await s.peer.unplug({ downMs: (u.downS * 1000) / speed, mode: u.mode, drainMs: u.mode === 'pause' ? PAUSE_DRAIN_MS : 50 });
             note(`${s.device.sensor}: plugged back in`);
           });
         }
