@@ -7,6 +7,8 @@ import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
 import { Ledger } from '../device-sdk/store/ledger.js';
+import type { OutboxStore } from '../device-sdk/store/outbox-store.js';
+import { decodeBody } from '../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
@@ -56,6 +58,27 @@ export function ledgerPath(dataDir: string): string {
   return join(dataDir, 'ledger.sqlite');
 }
 
+/**
+ * The highest meter record number stored per sensor (of `sensors`), read from the ledger's readings:
+ * a meter's backfill resumes from it after a restart, so each record is stored once. Records the edge
+ * acknowledged and compaction removed (after the retention) are no longer counted.
+ */
+export function storedMeterRecords(store: OutboxStore, sensors: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  const wanted = new Set(sensors);
+  if (wanted.size === 0) return out;
+  for (let after = 0; ; ) {
+    const page = store.readAfter('reading', after, 5000);
+    if (page.length === 0) return out;
+    for (const row of page) {
+      if (!wanted.has(row.tag)) continue;
+      const r = decodeBody('reading', row.body);
+      if (r.meterRecord !== undefined && r.meterRecord > (out.get(r.sensor) ?? -1)) out.set(r.sensor, r.meterRecord);
+    }
+    after = (page.at(-1) as { seq: number }).seq;
+  }
+}
+
 /** What the runtime starts per configured source: a simulated source or a device driver. */
 interface RuntimeSource {
   sensor: string;
@@ -86,7 +109,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Live analysis (ECG, heart sounds, glucose) run on every chunk and reading, locally. */
   private readonly analyzers: Analyzer[];
   private readonly sensorStates = new Map<string, SensorState>();
-  /** Highest meter record number seen per sensor (durable once the ledger flushes). */
+  /** Highest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
   private readonly meterRecords = new Map<string, number>();
   private readonly counts = new Map<string, number>();
   private readonly rates = new Map<string, number>();
@@ -120,6 +143,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
+    // Meter record numbers survive a restart (resumed backfill stores each record once).
+    const deviceSensors = config.sources.flatMap((s) => (s.type === 'device' ? [s.sensor] : []));
+    for (const [sensor, n] of storedMeterRecords(this.store, deviceSensors)) this.meterRecords.set(sensor, n);
     const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {

@@ -1,4 +1,7 @@
 /** The drivers medge ships, one line each. */
+import { BLE_CGM_DRIVER } from './ble-cgm.js';
+import { BLE_GLUCOSE_METER_DRIVER } from './ble-glucose-meter.js';
+import { BLE_HEART_RATE_DRIVER } from './ble-heart-rate.js';
 import { SERIAL_ECG_DRIVER, SERIAL_STETHOSCOPE_DRIVER } from './serial-stream.js';
 import type { DriverDescriptor } from './types.js';
 
@@ -7,4 +10,7 @@ export const BUILTIN_DRIVERS: readonly DriverDescriptor<object>[] = [
   SERIAL_ECG_DRIVER,
   SERIAL_STETHOSCOPE_DRIVER,
   // ble-glucose-meter, ble-cgm, ble-heart-rate: device-sdk/sensors/ble-*.ts
+  BLE_GLUCOSE_METER_DRIVER,
+  BLE_CGM_DRIVER,
+  BLE_HEART_RATE_DRIVER,
 ];

@@ -1,0 +1,162 @@
+/**
+ * What the BLE drivers share: the connection options and their JSON schema, and a base class that
+ * runs a `BleSupervisor` (connect → session → link loss → backoff → reconnect) and maps it onto the
+ * `SensorSink` state.
+ *
+ * Lifecycle of every BLE driver: `discover → connect → resolve services → subscribe → (procedure,
+ * e.g. RACP backfill) → stream notifications → link lost → backoff → discover ...`, until `stop()`.
+ * Notification bytes that the codec refuses go to `sink.quarantine` with transport
+ * `ble:<address>/<uuid>` (uuid `2a18` for SIG characteristics) and the codec's error.
+ */
+import type { SchemaObject } from 'ajv';
+import { MedgeError } from '../errors.js';
+import {
+  type BleSupervisorState,
+  BleSupervisor,
+  DEFAULT_NODE_BLE_CONNECTOR_OPTIONS,
+  type GattConnector,
+  type GattLink,
+  NodeBleConnector,
+  type NodeBleConnectorOptions,
+  shortUuid,
+} from '../transport/ble.js';
+import type { BackoffOptions } from '../sync/backoff.js';
+import type { DriverDeps, SensorDriver, SensorKind, SensorSink } from './types.js';
+
+/**
+ * Connection options every BLE driver takes (merged with the driver's own): where BlueZ and the
+ * peripheral are and the timings of `NodeBleConnector` (see its options), plus the reconnect backoff.
+ * Without `address` the first device advertising the driver's service is used; without
+ * `dbusAddress` the system bus (real BlueZ).
+ */
+export interface BleConnectionOptions
+  extends Pick<NodeBleConnectorOptions, 'address' | 'dbusAddress' | 'adapter' | 'discoveryTimeoutMs' | 'discoveryPollMs' | 'connectTimeoutMs' | 'operationTimeoutMs' | 'dedupeWindowMs'> {
+  backoff: BackoffOptions;
+}
+
+const { clock: _clock, logger: _logger, ...connectorTimings } = DEFAULT_NODE_BLE_CONNECTOR_OPTIONS;
+
+export const DEFAULT_BLE_CONNECTION_OPTIONS: Readonly<BleConnectionOptions> = Object.freeze({
+  ...connectorTimings,
+  backoff: Object.freeze({ initialMs: 500, maxMs: 30_000 }),
+});
+
+/** JSON-schema properties of `BleConnectionOptions` (ajv 8). */
+export const BLE_CONNECTION_SCHEMA_PROPERTIES: Readonly<Record<string, SchemaObject>> = Object.freeze({
+  address: { type: 'string', pattern: '^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$', description: 'AA:BB:CC:DD:EE:FF' },
+  dbusAddress: { type: 'string', pattern: '^unix:', description: 'D-Bus address of BlueZ, e.g. the simulated BlueZ (unix:path=...)' },
+  adapter: { type: 'string', pattern: '^hci[0-9]+$' },
+  discoveryTimeoutMs: { type: 'integer', minimum: 100, maximum: 3_600_000 },
+  discoveryPollMs: { type: 'integer', minimum: 5, maximum: 60_000 },
+  connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+  operationTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+  dedupeWindowMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+  backoff: {
+    type: 'object',
+    properties: { initialMs: { type: 'integer', minimum: 1 }, maxMs: { type: 'integer', minimum: 1 } },
+    required: ['initialMs', 'maxMs'],
+    additionalProperties: false,
+  },
+});
+
+/** Makes the connector of a driver; tests and the composition root may pass their own. */
+export type GattConnectorFactory = (options: BleConnectionOptions & { serviceUuid: number }, deps: DriverDeps) => GattConnector;
+
+export const nodeBleConnectorFactory: GattConnectorFactory = (o, deps) =>
+  new NodeBleConnector({
+    ...(o.address !== undefined ? { address: o.address } : { serviceUuid: o.serviceUuid }),
+    ...(o.dbusAddress !== undefined ? { dbusAddress: o.dbusAddress } : {}),
+    ...(o.adapter !== undefined ? { adapter: o.adapter } : {}),
+    discoveryTimeoutMs: o.discoveryTimeoutMs,
+    discoveryPollMs: o.discoveryPollMs,
+    connectTimeoutMs: o.connectTimeoutMs,
+    operationTimeoutMs: o.operationTimeoutMs,
+    dedupeWindowMs: o.dedupeWindowMs,
+    clock: deps.clock,
+    logger: deps.logger,
+  });
+
+/** `ble:AA:BB:CC:DD:EE:FF/2a18`: the quarantine transport of a characteristic. */
+export function bleTransportName(address: string, characteristic: number | string): string {
+  return `ble:${address}/${shortUuid(characteristic)}`;
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The base of the BLE drivers: one supervised connection to one peripheral. */
+export abstract class BleDriverBase<Options extends BleConnectionOptions> implements SensorDriver {
+  readonly sensor: string;
+  abstract readonly driver: string;
+  abstract readonly kind: SensorKind;
+  abstract readonly rateUnit: 'samples/s' | 'readings/min';
+  abstract readonly nominalRate: number;
+  protected readonly options: Options;
+  protected readonly deps: DriverDeps;
+  private readonly connectorFactory: GattConnectorFactory;
+  private readonly serviceUuid: number;
+  private supervisor: BleSupervisor | undefined;
+  protected sink: SensorSink | undefined;
+  private stopped = false;
+  /** Detail appended to the `connected` state (`backfill 120/500`, `3 duplicates suppressed`). */
+  private detail = '';
+  private connected = false;
+
+  constructor(sensor: string, serviceUuid: number, options: Options, deps: DriverDeps, connectorFactory: GattConnectorFactory = nodeBleConnectorFactory) {
+    this.sensor = sensor;
+    this.serviceUuid = serviceUuid;
+    this.options = options;
+    this.deps = deps;
+    this.connectorFactory = connectorFactory;
+  }
+
+  start(sink: SensorSink): void {
+    if (this.supervisor) throw new MedgeError('driver', `${this.driver} ${this.sensor}: already started`);
+    this.sink = sink;
+    const connector = this.connectorFactory({ ...this.options, serviceUuid: this.serviceUuid }, this.deps);
+    this.supervisor = new BleSupervisor(connector, { backoff: this.options.backoff, clock: this.deps.clock, logger: this.deps.logger });
+    this.supervisor.start({
+      session: (link) => this.session(link),
+      state: (state, detail) => this.onSupervisorState(state, detail),
+    });
+  }
+
+  private onSupervisorState(state: BleSupervisorState, detail: string): void {
+    this.connected = state === 'connected';
+    if (state === 'connected') this.detail = '';
+    this.report(this.connected ? detail : state === 'stopped' ? 'stopped' : detail);
+  }
+
+  /** Sends the sensor state: `connected` plus a detail such as `backfill 120/500`. */
+  protected setDetail(detail: string): void {
+    this.detail = detail;
+    if (this.connected) this.report('connected');
+  }
+
+  private report(base: string): void {
+    if (this.stopped && base !== 'stopped') return;
+    this.sink?.state({ sensor: this.sensor, connected: this.connected, detail: this.connected && this.detail ? `${base}; ${this.detail}` : base });
+  }
+
+  /** Runs on each new link until it is lost (see `BleSupervisorHandlers.session`). */
+  protected abstract session(link: GattLink): Promise<void>;
+
+  protected quarantine(link: GattLink, characteristic: number, bytes: Uint8Array, error: unknown): void {
+    if (this.stopped) return;
+    this.sink?.quarantine({ sensor: this.sensor, transport: bleTransportName(link.address, characteristic), error: errorMessage(error), bytes: Uint8Array.from(bytes) });
+  }
+
+  protected get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.supervisor?.stop();
+    this.connected = false;
+    this.sink?.state({ sensor: this.sensor, connected: false, detail: 'stopped' });
+    this.sink = undefined;
+  }
+}

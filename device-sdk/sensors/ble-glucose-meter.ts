@@ -1,0 +1,337 @@
+/**
+ * `ble-glucose-meter`: a Bluetooth glucose meter (Glucose Service 0x1808, GLS 1.0) read through
+ * the Record Access Control Point, with backfill that resumes after a disconnect.
+ *
+ * Steps per connection: read Glucose Feature 0x2A51 (logged) → enable notifications on Glucose
+ * Measurement 0x2A18 and Glucose Measurement Context 0x2A34 and indications on RACP 0x2A52 (GLS
+ * §3.6: all three before any RACP request) → RACP "report stored records": `01 01` (all) when no
+ * record of this sensor is stored yet, else `01 03 01 <n+1>` (sequence number ≥ the last stored
+ * record + 1, GLS §3.6.2 / shared spec §3.5) → records arrive as 0x2A18 (+ 0x2A34) notifications, then
+ * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → every `pollIntervalMs` ask
+ * again for newer records, until the link is lost; then reconnect with backoff and resume.
+ *
+ * Exactly once: a record is handed to the sink only when its sequence number is above every record
+ * number already stored for the sensor (`deps.lastMeterRecord`, which the runtime keeps durable) or
+ * handed over on this driver; duplicates (a retransmitted notification, a record sent again after a
+ * resume) are counted in `duplicates` and dropped. A measurement whose context (flag bit 4) has not
+ * arrived when the link drops is NOT handed over: the resumed transfer sends it again with its context.
+ * Sequence numbers are treated as increasing (GLS §3.6.1.2: they increase by one per record; the
+ * uint16 wrap after 65,535 records is not handled).
+ *
+ * Readings: type `glucose`, mg/dL (mol/L converted: mmol/L × 18.0156), `meterRecord` = sequence
+ * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset; the meter's own
+ * clock read as UTC, kept as reported), `tDevice` = this device's clock at reception; context: sample
+ * type and location, sensor status flags, and when a Glucose Measurement Context joined: meal,
+ * carbohydrate (g), tester, health, exercise, medication, HbA1c.
+ * A measurement without a usable concentration (absent, NaN, NRes, ±INF) and undecodable bytes go to
+ * quarantine.
+ */
+import { DecodeError, MedgeError } from '../errors.js';
+import {
+  decodeGlucoseFeature,
+  decodeGlucoseMeasurement,
+  decodeGlucoseMeasurementContext,
+  GLUCOSE_FEATURE_UUID,
+  GLUCOSE_MEASUREMENT_CONTEXT_UUID,
+  GLUCOSE_MEASUREMENT_UUID,
+  type GlucoseMeasurement,
+  type GlucoseMeasurementContext,
+} from '../protocols/ble/glucose.js';
+import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
+import { finiteValue } from '../protocols/ieee11073.js';
+import type { Reading } from '../records.js';
+import { BleError, type GattLink } from '../transport/ble.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
+import type { DriverDeps, DriverDescriptor } from './types.js';
+
+export const GLUCOSE_SERVICE_UUID = 0x1808;
+
+export interface BleGlucoseMeterOptions extends BleConnectionOptions {
+  /** Ask the meter for newer records this often while connected (0 = only once per connection). */
+  pollIntervalMs: number;
+  /** A RACP procedure fails when nothing (record or response) arrives for this long. */
+  racpTimeoutMs: number;
+}
+
+export const DEFAULT_BLE_GLUCOSE_METER_OPTIONS: Readonly<BleGlucoseMeterOptions> = Object.freeze({
+  ...DEFAULT_BLE_CONNECTION_OPTIONS,
+  pollIntervalMs: 60_000,
+  racpTimeoutMs: 15_000,
+});
+
+const MMOL_TO_MG_PER_DL = 18.0156;
+
+interface Pending {
+  measurement: GlucoseMeasurement;
+  bytes: Uint8Array;
+}
+
+/** What one RACP procedure ended with. */
+type RacpOutcome = { kind: 'response'; response: RacpResponse } | { kind: 'lost' } | { kind: 'timeout' };
+
+export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions> {
+  readonly driver = 'ble-glucose-meter';
+  readonly kind = 'glucose-meter' as const;
+  readonly rateUnit = 'readings/min' as const;
+  readonly nominalRate = 0;
+  /** Records dropped as already stored (duplicate notifications, records sent again). */
+  duplicates = 0;
+  /** Records handed to the sink. */
+  records = 0;
+  /** RACP transfers completed (response code success or no records). */
+  transfers = 0;
+  private highest: number | undefined;
+  private pending: Pending | undefined;
+  private activity: (() => void) | undefined;
+  private response: ((r: RacpResponse) => void) | undefined;
+  private current: GattLink | undefined;
+
+  constructor(sensor: string, options: BleGlucoseMeterOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
+    super(sensor, GLUCOSE_SERVICE_UUID, options, deps, connectorFactory);
+  }
+
+  /** The highest record number stored or handed over, or undefined. */
+  private lastRecord(): number | undefined {
+    const stored = this.deps.lastMeterRecord(this.sensor);
+    if (stored === undefined) return this.highest;
+    return this.highest === undefined ? stored : Math.max(stored, this.highest);
+  }
+
+  protected async session(link: GattLink): Promise<void> {
+    const log = this.deps.logger;
+    this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
+    this.current = link;
+    if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID)) {
+      const bytes = await link.read(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID);
+      try {
+        log.info({ sensor: this.sensor, address: link.address, features: decodeGlucoseFeature(bytes).bits }, 'glucose meter features');
+      } catch (error) {
+        this.quarantine(link, GLUCOSE_FEATURE_UUID, bytes, error);
+      }
+    }
+    await link.subscribe(GLUCOSE_SERVICE_UUID, GLUCOSE_MEASUREMENT_UUID, (b) => this.onMeasurement(link, b));
+    if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_MEASUREMENT_CONTEXT_UUID)) {
+      await link.subscribe(GLUCOSE_SERVICE_UUID, GLUCOSE_MEASUREMENT_CONTEXT_UUID, (b) => this.onContext(link, b));
+    }
+    await link.subscribe(GLUCOSE_SERVICE_UUID, RACP_UUID, (b) => this.onRacp(link, b), { dedupe: false });
+    while (link.connected && !this.isStopped) {
+      await this.backfill(link);
+      if (this.options.pollIntervalMs <= 0) return;
+      const lost = await Promise.race([link.lost.then(() => true), this.sleep(this.options.pollIntervalMs).then(() => false)]);
+      if (lost) return;
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.deps.clock.setTimeout(resolve, ms));
+  }
+
+  /** One "report stored records" procedure from the last stored record on. */
+  private async backfill(link: GattLink): Promise<void> {
+    const last = this.lastRecord();
+    const request: RacpRequestFields =
+      last === undefined || last >= 0xffff
+        ? { opCode: 'report-stored-records', operator: 'all' }
+        : { opCode: 'report-stored-records', operator: 'greater-or-equal', filter: { type: 'sequence-number', value: last + 1 } };
+    const before = this.records;
+    this.setDetail(last === undefined ? 'backfill of all records' : `backfill from record ${last + 1}`);
+    let outcome = await this.racp(link, request);
+    if (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed') {
+      // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
+      await this.racp(link, { opCode: 'abort-operation' });
+      outcome = await this.racp(link, request);
+    }
+    if (outcome.kind === 'lost') return; // the pending measurement is dropped; the resumed transfer repeats it
+    if (outcome.kind === 'timeout') {
+      this.flushPending();
+      throw new BleError('timeout', link.address, 'RACP report stored records', `no record or response within ${this.options.racpTimeoutMs} ms`);
+    }
+    this.flushPending();
+    const r = outcome.response;
+    if (r.opCode === 'response-code' && (r.responseCode.name === 'success' || r.responseCode.name === 'no-records-found')) {
+      this.transfers += 1;
+      this.setDetail(`${this.records - before} new records, ${this.records} this run, ${this.duplicates} duplicates dropped`);
+      this.deps.logger.info({ sensor: this.sensor, newRecords: this.records - before, duplicates: this.duplicates, last: this.lastRecord() }, 'glucose meter backfill complete');
+      return;
+    }
+    throw new MedgeError('racp', `${this.driver} ${this.sensor}: the meter refused the RACP request: ${JSON.stringify(r)}`);
+  }
+
+  /** Writes a RACP request and waits for its response (an inactivity timeout: every record received restarts it). */
+  private async racp(link: GattLink, request: RacpRequestFields): Promise<RacpOutcome> {
+    const o = this.options;
+    const done = new Promise<RacpOutcome>((resolve) => {
+      let timer = this.deps.clock.setTimeout(() => resolve({ kind: 'timeout' }), o.racpTimeoutMs);
+      this.activity = () => {
+        this.deps.clock.clearTimeout(timer);
+        timer = this.deps.clock.setTimeout(() => resolve({ kind: 'timeout' }), o.racpTimeoutMs);
+      };
+      this.response = (response) => {
+        this.deps.clock.clearTimeout(timer);
+        resolve({ kind: 'response', response });
+      };
+      void link.lost.then(() => {
+        this.deps.clock.clearTimeout(timer);
+        resolve({ kind: 'lost' });
+      });
+    });
+    try {
+      await link.write(GLUCOSE_SERVICE_UUID, RACP_UUID, encodeRacpRequest(request), 'request');
+    } catch (error) {
+      if (!link.connected) return { kind: 'lost' };
+      throw error;
+    }
+    try {
+      return await done;
+    } finally {
+      this.activity = undefined;
+      this.response = undefined;
+    }
+  }
+
+  private onRacp(link: GattLink, bytes: Uint8Array): void {
+    let response: RacpResponse;
+    try {
+      response = decodeRacpResponse(bytes);
+    } catch (error) {
+      this.quarantine(link, RACP_UUID, bytes, error);
+      return;
+    }
+    if (this.response) this.response(response);
+    else this.deps.logger.warn({ sensor: this.sensor, response }, 'RACP indication without a request in progress');
+  }
+
+  private onMeasurement(link: GattLink, bytes: Uint8Array): void {
+    this.activity?.();
+    let m: GlucoseMeasurement;
+    try {
+      m = decodeGlucoseMeasurement(bytes);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, error);
+      return;
+    }
+    if (this.pending?.measurement.sequenceNumber === m.sequenceNumber) {
+      this.duplicates += 1; // the same record again while its context is awaited
+      return;
+    }
+    this.flushPending();
+    if (m.contextFollows) this.pending = { measurement: m, bytes: Uint8Array.from(bytes) };
+    else this.emit(link, m, bytes, undefined);
+  }
+
+  private onContext(link: GattLink, bytes: Uint8Array): void {
+    this.activity?.();
+    let c: GlucoseMeasurementContext;
+    try {
+      c = decodeGlucoseMeasurementContext(bytes);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.quarantine(link, GLUCOSE_MEASUREMENT_CONTEXT_UUID, bytes, error);
+      return;
+    }
+    const p = this.pending;
+    if (p && p.measurement.sequenceNumber === c.sequenceNumber) {
+      this.pending = undefined;
+      this.emit(link, p.measurement, p.bytes, c);
+      return;
+    }
+    const last = this.lastRecord();
+    if (last !== undefined && c.sequenceNumber <= last) return; // the context of a record already stored, sent again
+    this.quarantine(link, GLUCOSE_MEASUREMENT_CONTEXT_UUID, bytes, new DecodeError('ble-glucose-measurement-context', `context of record ${c.sequenceNumber} without its measurement`));
+  }
+
+  /** A measurement whose context never came is handed over without one. */
+  private flushPending(): void {
+    const p = this.pending;
+    this.pending = undefined;
+    const link = this.current;
+    if (p && link) this.emit(link, p.measurement, p.bytes, undefined);
+  }
+
+  private emit(link: GattLink, m: GlucoseMeasurement, bytes: Uint8Array, c: GlucoseMeasurementContext | undefined): void {
+    if (this.isStopped || !this.sink) return;
+    const seq = m.sequenceNumber;
+    const last = this.lastRecord();
+    if (last !== undefined && seq <= last) {
+      this.duplicates += 1;
+      return;
+    }
+    const conc = m.concentration;
+    const mgPerDl = conc?.mgPerDl ?? (conc?.mmolPerL !== undefined ? conc.mmolPerL * MMOL_TO_MG_PER_DL : undefined);
+    this.highest = seq;
+    if (conc === undefined || mgPerDl === undefined || finiteValue(conc.value) === undefined) {
+      this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, new DecodeError('ble-glucose-measurement', `record ${seq} has no usable glucose concentration (${conc ? conc.value.kind : 'absent'})`));
+      return;
+    }
+    const reading: Reading = {
+      sensor: this.sensor,
+      type: 'glucose',
+      value: Math.round(mgPerDl * 10) / 10,
+      unit: 'mg/dL',
+      tDevice: this.deps.clock.now(),
+      meterRecord: seq,
+      context: glucoseContext(m, c),
+    };
+    if (m.measuredAtMs !== undefined) reading.tMeter = m.measuredAtMs;
+    this.records += 1;
+    this.sink.reading(reading);
+  }
+}
+
+/** The reading context of a measurement and its optional Glucose Measurement Context. */
+export function glucoseContext(m: GlucoseMeasurement, c: GlucoseMeasurementContext | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (m.concentration) {
+    out.sampleType = m.concentration.type.name;
+    out.sampleLocation = m.concentration.sampleLocation.name;
+  }
+  if (m.sensorStatus && m.sensorStatus.bits !== 0) {
+    out.sensorStatus = Object.entries(m.sensorStatus)
+      .filter(([k, v]) => k !== 'bits' && v === true)
+      .map(([k]) => k)
+      .join(',');
+  }
+  if (!c) return out;
+  if (c.meal) out.meal = c.meal.name;
+  if (c.carbohydrate) {
+    out.carbohydrate = c.carbohydrate.id.name;
+    if (c.carbohydrate.grams !== undefined) out.carbohydrateGrams = String(c.carbohydrate.grams);
+  }
+  if (c.testerHealth) {
+    out.tester = c.testerHealth.tester.name;
+    out.health = c.testerHealth.health.name;
+  }
+  if (c.exercise) {
+    out.exerciseSeconds = String(c.exercise.durationSeconds);
+    out.exerciseIntensityPercent = String(c.exercise.intensityPercent);
+  }
+  if (c.medication) {
+    out.medication = c.medication.id.name;
+    if (c.medication.milligrams !== undefined) out.medicationMg = String(c.medication.milligrams);
+    if (c.medication.millilitres !== undefined) out.medicationMl = String(c.medication.millilitres);
+  }
+  if (c.hba1c) {
+    const v = finiteValue(c.hba1c);
+    if (v !== undefined) out.hba1cPercent = String(v);
+  }
+  return out;
+}
+
+export const BLE_GLUCOSE_METER_DRIVER: DriverDescriptor<BleGlucoseMeterOptions> = {
+  name: 'ble-glucose-meter',
+  kind: 'glucose-meter',
+  transport: 'ble',
+  description: 'Bluetooth glucose meter (Glucose Service 0x1808): RACP backfill that resumes after a disconnect, each record stored once',
+  optionsSchema: {
+    type: 'object',
+    properties: {
+      ...BLE_CONNECTION_SCHEMA_PROPERTIES,
+      pollIntervalMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+      racpTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
+    },
+    additionalProperties: false,
+  },
+  defaults: DEFAULT_BLE_GLUCOSE_METER_OPTIONS,
+  create: (sensor, options, deps) => new BleGlucoseMeterDriver(sensor, options, deps),
+};

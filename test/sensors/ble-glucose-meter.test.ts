@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { BleGlucoseMeterDriver, DEFAULT_BLE_GLUCOSE_METER_OPTIONS } from '../../device-sdk/sensors/ble-glucose-meter.js';
+import { resolveDriverOptions } from '../../device-sdk/sensors/registry.js';
+import { SimGlucoseMeter } from '../../simulator/bluez/index.js';
+import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
+import { waitFor } from '../helpers/wait.js';
+import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
+
+const ADDRESS = 'C0:FF:EE:00:00:01';
+
+describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated BlueZ (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
+  const bluezWith = useSimulatedBluez();
+
+  it('backfills 500 stored records through two disconnects mid-transfer, storing each record exactly once with its meter time and context', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 500, seed: 11, timeOffsetMinutes: 30, faults: { disconnectAfterRecords: [150, 170] } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0 }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length >= 500 && meter.stats.completed === 1, '500 records and a completed transfer', 60_000);
+    } finally {
+      await driver.stop();
+    }
+    expect(meter.lastError).toBeUndefined();
+    expect(meter.stats).toMatchObject({ transfers: 3, cut: 2, completed: 1 });
+    expect(meter.stats.recordsSent).toBe(500); // resumed from the next record each time, nothing sent twice
+    expect(bluez.device(ADDRESS).connects).toBe(3);
+    const seqs = sink.readings.map((r) => r.meterRecord);
+    expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    const byRecord = new Map(meter.records.map((r) => [r.sequenceNumber, r]));
+    for (const r of sink.readings) {
+      const truth = byRecord.get(r.meterRecord as number);
+      expect(r).toMatchObject({ sensor: 'meter', type: 'glucose', unit: 'mg/dL', value: truth?.mgPerDl, tMeter: truth?.timeMs });
+      expect(r.context?.sampleType).toBe('capillary-whole-blood');
+      expect(r.context?.meal).toBe(truth?.meal); // joined from the Glucose Measurement Context when the meter sent one
+      if (truth?.carbohydrateGrams !== undefined) expect(Number(r.context?.carbohydrateGrams)).toBeCloseTo(truth.carbohydrateGrams, 6);
+    }
+    expect(sink.readings.filter((r) => r.context?.meal !== undefined)).toHaveLength(166);
+    expect(sink.quarantined).toEqual([]);
+    expect(sink.states.at(-1)).toMatchObject({ sensor: 'meter', connected: false, detail: 'stopped' });
+  }, 90_000);
+
+  it('drops duplicate notifications, keeps the skewed and jumped meter clock as reported, and resumes from the stored record number', async () => {
+    const meter = new SimGlucoseMeter({
+      address: ADDRESS,
+      storedRecords: 60,
+      faults: { duplicateEvery: 4, clockSkewMs: 3_600_000, clockJump: { atSequence: 40, byMs: -86_400_000 } },
+    });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    // Records 1..20 are already in the ledger (a previous run): only 21..60 may be stored. The byte-level
+    // duplicate filter is off, so the repeated notifications reach the driver's sequence-number check.
+    const options = { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0, dedupeWindowMs: 0 };
+    const driver = new BleGlucoseMeterDriver('meter', options, driverDeps(sink, { meter: 20 }));
+    driver.start(sink);
+    try {
+      await waitFor(() => meter.stats.completed === 1 && sink.readings.length >= 40, 'the resumed transfer', 30_000);
+    } finally {
+      await driver.stop();
+    }
+    expect(meter.stats.recordsSent).toBe(40);
+    expect(meter.duplicatesSent).toBeGreaterThan(5);
+    expect(driver.duplicates).toBeGreaterThan(0);
+    expect(sink.quarantined).toEqual([]);
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 40 }, (_, i) => i + 21));
+    for (const r of sink.readings) {
+      const truth = meter.records.find((x) => x.sequenceNumber === r.meterRecord);
+      const expected = (truth?.timeMs ?? 0) + 3_600_000 - ((r.meterRecord as number) >= 40 ? 86_400_000 : 0);
+      expect(r.tMeter).toBe(expected);
+    }
+  }, 60_000);
+
+  it('polls for new measurements while connected and quarantines undecodable bytes with the BLE transport name', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 3 });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 100 }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length === 3, 'the stored records');
+      meter.addRecord({ mgPerDl: 250, meal: 'postprandial' });
+      await waitFor(() => sink.readings.length === 4, 'the new record on the next poll');
+      expect(sink.readings[3]).toMatchObject({ meterRecord: 4, value: 250, context: { meal: 'postprandial' } });
+      // Reserved flag bit 7 set: the codec refuses the record; the bytes are kept.
+      expect(await meter.sendRaw(0x2a18, Uint8Array.of(0x80, 0x05, 0x00, 0xea, 0x07, 1, 1, 0, 0, 0))).toBe(true);
+      await waitFor(() => sink.quarantined.length === 1, 'the quarantined notification');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.quarantined[0]).toMatchObject({ sensor: 'meter', transport: `ble:${ADDRESS}/2a18` });
+    expect(sink.quarantined[0]?.error).toMatch(/reserved flag bit 7/);
+    expect([...(sink.quarantined[0]?.bytes ?? [])]).toEqual([0x80, 0x05, 0x00, 0xea, 0x07, 1, 1, 0, 0, 0]);
+    expect(sink.readings).toHaveLength(4);
+  }, 60_000);
+
+  it('validates its options against its schema', () => {
+    expect(() => resolveDriverOptions('ble-glucose-meter', { address: 'not-a-mac' })).toThrow(/options\.address/);
+    expect(() => resolveDriverOptions('ble-glucose-meter', { pollMs: 5 })).toThrow(/additional properties/);
+    expect(resolveDriverOptions('ble-glucose-meter', { address: ADDRESS })).toMatchObject({ address: ADDRESS, pollIntervalMs: 60_000 });
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { BleHeartRateDriver, DEFAULT_BLE_HEART_RATE_OPTIONS } from '../../device-sdk/sensors/ble-heart-rate.js';
+import { SimHeartRateStrap } from '../../simulator/bluez/index.js';
+import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
+import { waitFor } from '../helpers/wait.js';
+import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
+
+const ADDRESS = 'C0:FF:EE:00:00:03';
+
+describe.skipIf(!dbusDaemonAvailable())('ble-heart-rate over the simulated BlueZ (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
+  const bluezWith = useSimulatedBluez();
+
+  it('turns Heart Rate Measurements into heart-rate readings with contact and energy, and RR intervals into rr-interval readings; equal beats are kept', async () => {
+    const strap = new SimHeartRateStrap({ address: ADDRESS });
+    const bluez = await bluezWith([strap]);
+    const sink = recordingSink();
+    // Discovery by service UUID: no address configured.
+    const { address: _address, ...options } = fastBleOptions(bluez.address, ADDRESS);
+    const driver = new BleHeartRateDriver('hr', { ...DEFAULT_BLE_HEART_RATE_OPTIONS, ...options }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => strap.isNotifying(0x2a37), 'the heart-rate subscription');
+      await strap.measure({ bpm: 72, rrMs: [833, 812], energyKj: 5 });
+      await strap.measure({ bpm: 72 });
+      await strap.measure({ bpm: 72 });
+      await strap.measure({ bpm: 300, contact: false });
+      await strap.sendRaw(0x2a37, Uint8Array.of(0x10, 72, 0x01)); // RR flag with an odd byte left
+      await waitFor(() => sink.quarantined.length === 1, 'the bad measurement in quarantine');
+      await waitFor(() => sink.readings.length === 6, 'four heart rates and two RR intervals');
+    } finally {
+      await driver.stop();
+    }
+    const hr = sink.readings.filter((r) => r.type === 'heart-rate');
+    expect(hr.map((r) => r.value)).toEqual([72, 72, 72, 300]);
+    expect(hr[0]).toMatchObject({ sensor: 'hr', unit: '/min', context: { contact: 'detected', location: 'chest', energyExpendedKj: '5', rrMs: '833,811.5' } });
+    expect(hr[3]?.context).toMatchObject({ contact: 'not-detected' });
+    // 833 ms -> 853/1024 s -> 833.0 ms; 812 ms -> 831/1024 s -> 811.5 ms (the 1/1024 s resolution).
+    expect(sink.readings.filter((r) => r.type === 'rr-interval').map((r) => [r.value, r.unit])).toEqual([
+      [833, 'ms'],
+      [811.5, 'ms'],
+    ]);
+    expect(sink.quarantined[0]).toMatchObject({ sensor: 'hr', transport: `ble:${ADDRESS}/2a37` });
+    expect([...(sink.quarantined[0]?.bytes ?? [])]).toEqual([0x10, 72, 0x01]);
+  }, 60_000);
+});
