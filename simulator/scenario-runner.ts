@@ -14,11 +14,11 @@
  * series was notified; `stop()` releases everything (ptys, D-Bus, timers).
  */
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
-import { createStreamDevice, type LostSpan, type SimStreamDevice, type StreamDeviceStats } from './devices/stream-device.js';
+import { createStreamDevice, type LostSpan, type SimStreamDevice, type StreamDeviceStats, type UnplugOptions } from './devices/stream-device.js';
 import { streamDeviceFaults } from './faults.js';
 import { findSocat } from './pty.js';
 import type { Scenario, ScenarioDevice } from './scenario.js';
-import { createSampleSource, createValueSeries, limitSource } from './scenario-sources.js';
+import { createSampleSource, createValueSeries } from './scenario-sources.js';
 import { type BlePeerSet, startBlePeers } from './scenario-ble.js';
 import { SimulatorUnavailableError } from './scenario-errors.js';
 
@@ -96,6 +96,22 @@ export interface ScenarioPeers {
 /** Real time a buffering device waits before its cable is pulled, so that the bytes in flight reach the host. */
 export const PAUSE_DRAIN_MS = 3_000;
 
+/**
+ * Pulls the cable right after the device finished a frame (inside its `frame` event, before it
+ * builds the next one), so that a buffering device never has a frame half-way out when the link
+ * goes: the loss then is exactly what the mode says.
+ */
+function unplugBetweenFrames(peer: SimStreamDevice, options: UnplugOptions): Promise<void> {
+  if (peer.stats.ended) return peer.unplug(options);
+  return new Promise<void>((resolve, reject) => {
+    const onFrame = () => {
+      peer.off('frame', onFrame);
+      peer.unplug(options).then(resolve, reject);
+    };
+    peer.on('frame', onFrame);
+  });
+}
+
 interface StreamPeer {
   device: ScenarioDevice;
   peer: SimStreamDevice;
@@ -124,7 +140,7 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
   try {
     for (const [i, d] of scenario.devices.entries()) {
       if (d.transport !== 'serial' || (d.kind !== 'ecg' && d.kind !== 'pcg')) continue;
-      const source = limitSource(createSampleSource(d.source, `devices[${i}].source`, scenario.durationS), scenario.durationS);
+      const source = createSampleSource(d.source, `devices[${i}].source`, scenario.durationS);
       const pull = (n: number) => {
         const b = source.read(n);
         return b.length > 0 ? b : undefined;
@@ -192,7 +208,7 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
             // A device that buffers ('pause') is unplugged once the host has read what was in flight
             // (the pty and socat buffers hold up to tens of kB when the runtime lags): the wait costs
             // wall time, not samples. 'drop' and 'reset' pull the cable at once, losing what is in flight.
-            await s.peer.unplug({ downMs: (u.downS * 1000) / speed, mode: u.mode, drainMs: u.mode === 'pause' ? PAUSE_DRAIN_MS : 50 });
+            await unplugBetweenFrames(s.peer, { downMs: (u.downS * 1000) / speed, mode: u.mode, drainMs: u.mode === 'pause' ? PAUSE_DRAIN_MS : 50 });
             note(`${s.device.sensor}: plugged back in`);
           });
         }

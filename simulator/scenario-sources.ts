@@ -21,24 +21,23 @@ const SENSORS: Readonly<Record<string, CgmSensorModel>> = Object.freeze({
   Navigator: { ...DEXCOM_SENSOR, name: 'Navigator', sampleTimeMin: 1, min: 32 },
 });
 
-/** The sample source of a stream device (`wfdb` or `wav`), limited to `maxS` signal seconds when given. */
+/**
+ * The sample source of a stream device (`wfdb` or `wav`): the span `[startS, startS + durationS)`
+ * of the recording, or with `loop` the recording repeated until `durationS`; either limited to
+ * `maxS` signal seconds (the scenario's duration) when given.
+ */
 export function createSampleSource(spec: ScenarioSourceSpec, field: string, maxS?: number): SampleSource {
-  const cap = (d: number | undefined) => (maxS === undefined ? d : d === undefined ? maxS : Math.min(d, maxS));
-  if (spec.type === 'wfdb') {
-    const durationS = cap(spec.durationS);
-    return wfdbReplay({ record: spec.record, ...(spec.signals ? { signals: spec.signals } : {}), startS: spec.startS ?? 0, ...(durationS !== undefined ? { durationS } : {}), ...loopFor(spec.loop, durationS) });
-  }
-  if (spec.type === 'wav') {
-    const durationS = cap(spec.durationS);
-    return wavReplay({ file: spec.file, ...(spec.channels ? { channels: spec.channels } : {}), startS: spec.startS ?? 0, ...(durationS !== undefined ? { durationS } : {}), ...loopFor(spec.loop, durationS) });
-  }
-  throw new ConfigError(`${field}.type`, spec.type, 'is not a sample source', 'use wfdb or wav');
-}
-
-/** A looping replay must end somewhere: loop within the span, then stop at `durationS` (see `limitSource`). */
-function loopFor(loop: boolean | undefined, durationS: number | undefined): { loop: boolean } {
-  if (loop && durationS === undefined) throw new ConfigError('source.loop', loop, 'a looping source needs an end', 'set the source durationS or the scenario durationS');
-  return { loop: loop === true };
+  if (spec.type !== 'wfdb' && spec.type !== 'wav') throw new ConfigError(`${field}.type`, spec.type, 'is not a sample source', 'use wfdb or wav');
+  const loop = spec.loop === true;
+  const durationS = spec.durationS === undefined ? maxS : maxS === undefined ? spec.durationS : Math.min(spec.durationS, maxS);
+  if (loop && durationS === undefined) throw new ConfigError(`${field}.loop`, true, 'a looping source needs an end', 'set the source durationS or the scenario durationS');
+  // A looping source repeats the whole recording from startS; a plain one replays the span.
+  const span = loop ? {} : durationS !== undefined ? { durationS } : {};
+  const source =
+    spec.type === 'wfdb'
+      ? wfdbReplay({ record: spec.record, ...(spec.signals ? { signals: spec.signals } : {}), startS: spec.startS ?? 0, ...span, loop })
+      : wavReplay({ file: spec.file, ...(spec.channels ? { channels: spec.channels } : {}), startS: spec.startS ?? 0, ...span, loop });
+  return limitSource(source, durationS);
 }
 
 /**

@@ -6,9 +6,9 @@ import { loadScenario } from '../../simulator/scenario.js';
 import { buildScenarioReport, countReadings, type ScenarioReport } from '../../simulator/scenario-report.js';
 import { Demo } from '../demo.js';
 import { packageRoot } from '../package-root.js';
-import { parse, untilSignal, UsageError } from './args.js';
+import { intFlag, parse, untilSignal, UsageError } from './args.js';
 
-export const SIM_USAGE = `Usage: medge sim --scenario FILE [--speed N] [--json] [--data DIR] [--out DIR]
+export const SIM_USAGE = `Usage: medge sim --scenario FILE [--speed N] [--json] [--data DIR] [--out DIR] [--timeout S]
 
 Runs a scenario against the real device runtime: the scenario's simulated devices speak their real
 protocols on real transports (serial stream devices on socat pseudo-terminals, BLE peripherals on a
@@ -22,6 +22,8 @@ Options:
   --json           print the report as one JSON object on stdout
   --data DIR       where the scenario's recordings are (default: shared/data beside the package)
   --out DIR        keep the device ledger, edge store and logs in DIR (a new or empty directory)
+  --timeout S      give up after S seconds of wall time (default 900): the run drains, reports,
+                   and fails the invariant ranToTheEnd
 
 Exit code 0 when every invariant held, 1 when one did not, 2 for a bad command line or scenario.`;
 
@@ -30,7 +32,7 @@ function defaultDataDir(): string {
 }
 
 export async function simCommand(args: string[]): Promise<number> {
-  const { values } = parse(args, { scenario: { type: 'string' }, speed: { type: 'string' }, json: { type: 'boolean' }, data: { type: 'string' }, out: { type: 'string' } }, SIM_USAGE);
+  const { values } = parse(args, { scenario: { type: 'string' }, speed: { type: 'string' }, json: { type: 'boolean' }, data: { type: 'string' }, out: { type: 'string' }, timeout: { type: 'string' } }, SIM_USAGE);
   if (values.help) {
     process.stdout.write(`${SIM_USAGE}\n`);
     return 0;
@@ -39,6 +41,7 @@ export async function simCommand(args: string[]): Promise<number> {
   const speed = values.speed === undefined ? 1 : Number(values.speed);
   if (!(speed > 0) || speed > 10_000) throw new UsageError(`--speed must be a number > 0 and <= 10000, got ${JSON.stringify(values.speed)}`, SIM_USAGE);
   if (values.out !== undefined && existsSync(join(values.out, 'device'))) throw new UsageError(`--out ${values.out} already holds a run (device/); use a new directory`, SIM_USAGE);
+  const timeoutS = intFlag(values.timeout, '--timeout', SIM_USAGE, 1, 86_400) ?? 900;
   const scenario = loadScenario(values.scenario, { dataDir: resolve(values.data ?? defaultDataDir()) });
   const json = values.json === true;
   const note = (text: string) => {
@@ -55,7 +58,16 @@ export async function simCommand(args: string[]): Promise<number> {
   });
   note(`scenario ${scenario.name}: ${scenario.devices.length} devices at speed ${speed}; data in ${demo.dataDir}`);
   let signal = false;
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
   const interrupted = Promise.race([
+    new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        note(`--timeout ${timeoutS} s reached before the sources ended: stopping`);
+        resolve();
+      }, timeoutS * 1000);
+    }),
     untilSignal().then(() => {
       signal = true;
       note('interrupted: stopping (draining the backlog)');
@@ -81,9 +93,10 @@ export async function simCommand(args: string[]): Promise<number> {
       wallSeconds: Math.round((Date.now() - started) / 100) / 10,
     });
   } finally {
+    clearTimeout(timer);
     if (values.out === undefined) demo.cleanup();
   }
-  if (signal) report.invariants.ranToTheEnd = false;
+  if (signal || timedOut) report.invariants.ranToTheEnd = false;
   report.ok = Object.values(report.invariants).every(Boolean);
   process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`);
   return report.ok ? 0 : 1;
