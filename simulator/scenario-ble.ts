@@ -8,8 +8,8 @@
  *   through RACP. `disconnectAfterRecords` cuts the 1st, 2nd, ... transfer.
  * - CGM and strap: one notification per series value at the series' pace divided by the speed. A
  *   value the peripheral cannot send (link down, notifications not enabled yet) is retried every
- *   50 ms, as a CGM keeps its readings until a collector is there; the link drops of `dropLinkAtS`
- *   are applied on the clock.
+ *   50 ms, as a CGM keeps its readings until a collector is there; values after the scenario's
+ *   `durationS` are not sent; the link drops of `dropLinkAtS` are applied on the clock.
  */
 import type { Clock } from '../device-sdk/clock.js';
 import { findDbusDaemon, SimCgm, SimGlucoseMeter, SimHeartRateStrap, type SimulatedBluez, startSimulatedBluez } from './bluez/index.js';
@@ -46,7 +46,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 export async function startBlePeers(
   devices: readonly ScenarioDevice[],
-  options: { seed: number; speed: number; clock: Clock; values: (d: ScenarioDevice) => GlucoseSeries; note: (text: string) => void },
+  options: { seed: number; speed: number; clock: Clock; values: (d: ScenarioDevice) => GlucoseSeries; note: (text: string) => void; durationS?: number },
 ): Promise<BlePeerSet> {
   if (findDbusDaemon() === undefined) throw new SimulatorUnavailableError('dbus-daemon', 'install it (apt-get install dbus) to run BLE devices on a private D-Bus');
   const peers: Peer[] = devices.map((device) => {
@@ -75,7 +75,9 @@ export async function startBlePeers(
   /** Notifies each value of a CGM or strap at its time; retries while the peripheral cannot send. */
   const stream = async (p: Peer): Promise<void> => {
     const origin = options.clock.monotonic();
+    const endMs = options.durationS === undefined ? Infinity : options.durationS * 1000;
     for (const s of p.series.samples) {
+      if (s.tMs > endMs) break;
       const due = origin + s.tMs / options.speed;
       const wait = due - options.clock.monotonic();
       if (wait > 0) await sleep(wait);

@@ -164,7 +164,7 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
     }
     const bleDevices = scenario.devices.filter((d) => d.transport === 'ble');
     if (bleDevices.length > 0) {
-      ble = await startBlePeers(bleDevices, { seed: scenario.seed, speed, clock, values: (d) => createValueSeries(d, scenario.seed * 31 + scenario.devices.indexOf(d)), note });
+      ble = await startBlePeers(bleDevices, { seed: scenario.seed, speed, clock, ...(scenario.durationS !== undefined ? { durationS: scenario.durationS } : {}), values: (d) => createValueSeries(d, scenario.seed * 31 + scenario.devices.indexOf(d)), note });
     }
   } catch (error) {
     await stopAll();
