@@ -356,6 +356,9 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
     if (wantsSamples !== isSamples) {
       problems.push({ field: `${at}.source.type`, value: d.source.type, problem: `cannot feed a ${d.kind} device`, fix: wantsSamples ? 'use wfdb or wav' : 'use cgm-csv, uva-padova or constant' });
     }
+    if (d.kind === 'cgm' && d.source.type === 'constant' && d.source.periodS < 60) {
+      problems.push({ field: `${at}.source.periodS`, value: d.source.periodS, problem: 'is shorter than a minute: CGM time offsets count whole minutes, so readings would collide', fix: 'use 60 or more (e.g. 300, a 5-minute CGM)' });
+    }
     const source = { ...d.source } as ScenarioSourceSpec;
     if (source.type === 'wfdb') source.record = resolvePath(source.record, options.dataDir, scenarioDir);
     if (source.type === 'wav' || source.type === 'cgm-csv') source.file = resolvePath(source.file, options.dataDir, scenarioDir);

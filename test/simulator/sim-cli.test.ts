@@ -43,9 +43,8 @@ devices:
   - sensor: cgm
     kind: cgm
     transport: ble
-    source: { type: constant, value: 110, sd: 12, periodS: 5, count: 20 }
+    source: { type: constant, value: 110, sd: 12, periodS: 60, count: 20 }
     faults: { duplicateEvery: 3 }
-durationS: 120
 `;
 
 describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and dbus-daemon: apt-get install -y socat dbus)${missingNote(SHARED_DATA)}`, () => {
