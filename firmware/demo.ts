@@ -1,16 +1,18 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { mulberry32 } from '../device-sdk/random.js';
 import { RECORD_KINDS, type RecordKind } from '../device-sdk/records.js';
 import { readLedgerSummary } from '../device-sdk/store/sqlite-outbox-store.js';
 import { EdgeNode } from '../edge/edge-node.js';
 import type { RuntimeConfigInput, SourceConfigInput } from './config.js';
 import type { RuntimeMessage, SupervisorMessage } from './cli/run.js';
-import type { Scenario } from '../simulator/scenario.js';
+import { findDbusDaemon } from '../simulator/bluez/dbus-daemon.js';
+import { findSocat } from '../simulator/pty.js';
+import { loadScenario, type Scenario } from '../simulator/scenario.js';
 import { type ScenarioExpectations, type ScenarioPeers, startScenarioPeers } from '../simulator/scenario-runner.js';
-import { medgeBin } from './package-root.js';
+import { medgeBin, packageRoot } from './package-root.js';
 import { ledgerPath } from './runtime.js';
 import type { DemoStatus, RuntimeStatus } from './status.js';
 
@@ -73,6 +75,28 @@ export const IN_PROCESS_DEMO_SOURCES: readonly SourceConfigInput[] = Object.free
   { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 },
 ]);
 
+/** What `medge demo` reads: simulated devices on real transports, or the in-process stand-ins and why. */
+export type DemoDevices = { kind: 'simulator'; scenario: Scenario } | { kind: 'in-process'; reason: string };
+
+/**
+ * The devices of the demo: `simulator/scenarios/demo.yaml` (serial devices on socat ptys, BLE
+ * peripherals on a simulated BlueZ on a private D-Bus) when socat, dbus-daemon and the shared
+ * recordings (`dataDir`, default `shared/data` beside the package) are there; otherwise the
+ * in-process generators, with the reason.
+ */
+export function chooseDemoDevices(dataDir = resolve(packageRoot(), '..', 'shared', 'data')): DemoDevices {
+  if (findSocat() === undefined) return { kind: 'in-process', reason: 'socat is not installed (apt-get install socat), so no serial device can run on a pseudo-terminal' };
+  if (findDbusDaemon() === undefined) return { kind: 'in-process', reason: 'dbus-daemon is not installed (apt-get install dbus), so the simulated BlueZ cannot run' };
+  const needed = [join(dataDir, 'mitdb', '208.hea'), join(dataDir, 'pcg', 'pascal-b'), join(dataDir, 'glucose-sim', 'vpatient_params.csv')];
+  const missing = needed.find((p) => !existsSync(p));
+  if (missing !== undefined) return { kind: 'in-process', reason: `the recordings the simulated devices replay are missing (${missing})` };
+  try {
+    return { kind: 'simulator', scenario: loadScenario(join(packageRoot(), 'simulator', 'scenarios', 'demo.yaml'), { dataDir }) };
+  } catch (error) {
+    return { kind: 'in-process', reason: `the demo scenario does not load: ${(error as Error).message}` };
+  }
+}
+
 export const DEMO_DEVICE_ID = 'demo-clinic-01';
 export const DEMO_SITE = 'demo';
 
@@ -107,6 +131,9 @@ export class Demo {
   private peers: ScenarioPeers | undefined;
   private expectations: ScenarioExpectations | undefined;
   private resolveDevicesFinished!: () => void;
+  private resolveDevicesStarted!: () => void;
+  /** Resolves when the scenario's devices have started (at once without a scenario). */
+  private readonly devicesStarted: Promise<void> = new Promise((resolve) => (this.resolveDevicesStarted = resolve));
   /** Resolves when the scenario's devices have sent everything (never without a scenario). */
   readonly devicesFinished: Promise<void> = new Promise((resolve) => (this.resolveDevicesFinished = resolve));
   private readonly deviceId: string;
@@ -191,12 +218,14 @@ export class Demo {
     }
     this.spawnRuntime();
     if (this.peers) void this.startDevicesWhenOpened(this.peers);
+    else this.resolveDevicesStarted();
     if (this.options.chaos) this.planChaos();
   }
 
   /** Starts the simulated devices once the runtime reports every device sensor connected (or after 20 s, with a note). */
   private async startDevicesWhenOpened(peers: ScenarioPeers): Promise<void> {
-    const sensors = peers.runtimeSources.map((s) => s.sensor);
+    // Stream devices need the host's port open; BLE peripherals wait for the collector themselves.
+    const sensors = peers.runtimeSources.filter((s) => s.driver.startsWith('serial-')).map((s) => s.sensor);
     const deadline = Date.now() + 20_000;
     for (;;) {
       const status = this.lastStatus;
@@ -209,6 +238,7 @@ export class Demo {
       }
       await sleep(100);
     }
+    this.resolveDevicesStarted();
     if (this.stopping || this.phase !== 'running') return;
     peers.start();
     await peers.finished;
@@ -286,6 +316,8 @@ export class Demo {
     await this.start();
     const ticker = setInterval(() => this.options.onStatus?.(this.status()), 1_000);
     try {
+      // With simulated devices the N seconds are seconds of device data: they count once the devices run.
+      await Promise.race([this.devicesStarted, interrupted]);
       await (this.options.seconds === undefined ? interrupted : within(interrupted, this.options.seconds * 1000));
       return await this.finish();
     } finally {

@@ -42,7 +42,6 @@ interface Peer {
   linkDrops: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export async function startBlePeers(
   devices: readonly ScenarioDevice[],
@@ -68,6 +67,18 @@ export async function startBlePeers(
   const bluez: SimulatedBluez = await startSimulatedBluez({ devices: peers.map((p) => (p.meter ?? p.cgm ?? p.strap) as SimGlucoseMeter | SimCgm | SimHeartRateStrap) });
   for (const p of peers) options.note(`${p.device.sensor}: ${p.device.kind} at ${p.device.address} on the simulated BlueZ, ${p.meter ? `${p.meter.records.length} stored records` : `${p.series.samples.length} values`} from ${p.series.name}`);
   let stopping = false;
+  /** Sleeps that `stop()` cuts short. */
+  const sleepers = new Set<() => void>();
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      sleepers.add(wake);
+    });
   let resolveFinished!: () => void;
   const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
   const loops: Promise<void>[] = [];
@@ -81,6 +92,7 @@ export async function startBlePeers(
       const due = origin + s.tMs / options.speed;
       const wait = due - options.clock.monotonic();
       if (wait > 0) await sleep(wait);
+      if (stopping) return;
       for (;;) {
         if (stopping) return;
         const ok = p.cgm ? (await p.cgm.measure({ mgPerDl: Math.round(s.mgdl), timeOffset: Math.round(s.tMs / 60_000) })) !== undefined : await (p.strap as SimHeartRateStrap).measure({ bpm: Math.round(s.mgdl) });
@@ -127,6 +139,7 @@ export async function startBlePeers(
     },
     async stop() {
       stopping = true;
+      for (const wake of [...sleepers]) wake();
       await Promise.allSettled(loops);
       await bluez.stop();
     },

@@ -1,23 +1,27 @@
-import { Demo, type DemoResult } from '../demo.js';
+import { chooseDemoDevices, Demo, type DemoDevices, type DemoResult } from '../demo.js';
 import { renderRuntimeScreen } from '../status-screen.js';
 import { intFlag, parse, untilSignal } from './args.js';
 
-export const DEMO_USAGE = `Usage: medge demo [--seconds N] [--json] [--chaos] [--data DIR] [--seed N]
+export const DEMO_USAGE = `Usage: medge demo [--seconds N] [--json] [--chaos] [--data DIR] [--seed N] [--in-process]
 
-Starts an edge node, the device runtime and simulated sensors (ECG, heart sound, heart-rate strap,
-glucose meter), and shows a live status screen. Ctrl-C stops it cleanly.
+Starts an edge node, the device runtime and simulated devices, and shows a live status screen.
+Ctrl-C stops it cleanly. The devices are those of simulator/scenarios/demo.yaml on real transports
+(an ECG front end and a stethoscope on pseudo-terminals, a heart-rate strap, a glucose meter and a
+CGM on a simulated BlueZ on a private D-Bus), read by the runtime's drivers; without socat,
+dbus-daemon or the shared recordings the demo says so and uses in-process generators instead.
 
 Options:
   --seconds N   run N seconds, drain the backlog, stop, and report
   --json        print the report as one JSON object on stdout (no status screen)
   --chaos       restart the broker and SIGKILL the runtime at random moments
   --data DIR    keep the data (DIR/device, DIR/edge) instead of a temporary directory
-  --seed N      seed of the simulated signals and the chaos schedule (default 1)`;
+  --seed N      seed of the simulated signals and the chaos schedule (default 1)
+  --in-process  use the in-process generators even when the simulator can run`;
 
 export async function demoCommand(args: string[]): Promise<number> {
   const { values } = parse(
     args,
-    { seconds: { type: 'string' }, json: { type: 'boolean' }, chaos: { type: 'boolean' }, data: { type: 'string' }, seed: { type: 'string' } },
+    { seconds: { type: 'string' }, json: { type: 'boolean' }, chaos: { type: 'boolean' }, data: { type: 'string' }, seed: { type: 'string' }, 'in-process': { type: 'boolean' } },
     DEMO_USAGE,
   );
   if (values.help) {
@@ -29,7 +33,15 @@ export async function demoCommand(args: string[]): Promise<number> {
   const tty = process.stdout.isTTY === true && !json;
   const notes: string[] = [];
   let lastLine = 0;
+  const devices: DemoDevices = values['in-process'] === true ? { kind: 'in-process', reason: '--in-process was given' } : chooseDemoDevices();
+  // Always said, also with --json (on stderr): which devices the numbers come from.
+  process.stderr.write(
+    devices.kind === 'simulator'
+      ? `medge demo: devices: simulator (${devices.scenario.devices.map((d) => `${d.sensor} on ${d.transport}`).join(', ')})\n`
+      : `medge demo: devices: in-process generators, because ${devices.reason}\n`,
+  );
   const demo = new Demo({
+    ...(devices.kind === 'simulator' ? { scenario: { scenario: devices.scenario, speed: 1 } } : {}),
     chaos: values.chaos === true,
     seed: intFlag(values.seed, '--seed', DEMO_USAGE) ?? 1,
     ...(seconds !== undefined ? { seconds } : {}),
