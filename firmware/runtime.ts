@@ -15,6 +15,7 @@ import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
 import { createRuleEngine, type RuleEngine } from './rules.js';
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createDriver } from '../device-sdk/sensors/registry.js';
+import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
 import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers } from './analyzers.js';
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
@@ -109,6 +110,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Live analysis (ECG, heart sounds, glucose) run on every chunk and reading, locally. */
   private readonly analyzers: Analyzer[];
   private readonly sensorStates = new Map<string, SensorState>();
+  /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert. */
+  private readonly alarmOutputs: AlarmOutput[] = [];
   /** Highest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
   private readonly meterRecords = new Map<string, number>();
   private readonly counts = new Map<string, number>();
@@ -152,6 +155,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       if (s.type !== 'device') return createSimSource(s, this.clock, seed + i);
       const driver = createDriver(s.driver, s.sensor, s.options, driverDeps);
       deviceKinds[s.sensor] = driver.kind;
+      if (hasAlarmOutput(driver)) this.alarmOutputs.push(driver);
       return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
     this.analyzers = createAnalyzers(config, deviceKinds);
@@ -260,6 +264,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const level = alert.severity === 3 ? 'error' : alert.severity === 2 ? 'warn' : 'info';
     this.log[level]({ alert: alert.kind, severity: alert.severity, seq, sensor: alert.sensor }, alert.message);
     this.emit('alert', alert);
+    for (const output of this.alarmOutputs) output.alarm(alert);
   }
 
   private checkBudget(): void {

@@ -37,3 +37,5 @@ export {
   type TransportSupervisorEvents,
   type TransportSupervisorOptions,
 } from './supervisor.js';
+export type { IoBoard, IoBoardEvents, IoBoardFactory, IoBoardFirmware, IoBoardOptions } from './firmata.js';
+export { createJohnnyFiveBoard, DEFAULT_IO_BOARD_OPTIONS, JohnnyFiveBoard } from './firmata-johnny-five.js';

@@ -9,6 +9,7 @@ import { ecgCommand } from './ecg.js';
 import { edgeCommand } from './edge.js';
 import { caCommand, provisionCommand } from './pki.js';
 import { runCommand } from './run.js';
+import { sensorsCommand } from './sensors.js';
 import { simCommand } from './sim.js';
 import { keysCommand, signCommand, verifyCommand } from './sign.js';
 
@@ -17,6 +18,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
   sim: { run: simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
+  sensors: { run: sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
   ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },

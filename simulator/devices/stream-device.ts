@@ -67,7 +67,8 @@
  *       only when the host's IDENTIFY shows its port is open again.
  *     - `'reset'`: power cycle: like `'drop'`, then the device restarts with INFO + SEQ_RESET and its
  *       sample counter at 0 with CLOCK_RESET.
- * - Counters (`stats`, a snapshot): `framesSent` (every frame written whole, fault or not),
+ * - Counters (`stats`, a snapshot): `framesSent` (every frame written whole: intact, corrupted,
+ *   INFO, vendor; not the truncated ones),
  *   `dataFramesSent` (intact DATA frames), `samplesSent` (per channel, in intact DATA frames),
  *   `infoFramesSent`, `vendorFramesSent`, `identifyReceived`, `bytesWritten`, `unplugs`,
  *   `corrupted` / `truncated` / `droppedWhileUnplugged`: `LostSpan[]` `{ seq, firstSample, samples,
@@ -613,8 +614,10 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       this.emit('frame', { ...span, fate: 'dropped' });
       return;
     }
-    if (fate === 'corrupted') this.counters.corrupted.push(span);
-    else if (fate === 'truncated') this.counters.truncated.push(span);
+    if (fate === 'corrupted') {
+      this.counters.framesSent += 1;
+      this.counters.corrupted.push(span);
+    } else if (fate === 'truncated') this.counters.truncated.push(span);
     else {
       this.counters.framesSent += 1;
       this.counters.dataFramesSent += 1;

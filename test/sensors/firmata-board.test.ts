@@ -4,7 +4,7 @@
  * mapping), reads the analog ECG it plays, sets the sampling interval, and its digital writes are
  * recorded. Skips without socat unless MEDGE_REQUIRE_SYSTEM=1.
  */
-import five from 'johnny-five';
+import five, { type Board } from 'johnny-five';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFirmataBoard, ecgToAdc, type SimFirmataBoard } from '../../simulator/devices/firmata-board.js';
 import { findSocat, systemAvailable } from '../helpers/pty.js';
@@ -14,7 +14,7 @@ const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
 
 describe.skipIf(!socatFound)('simulated Firmata board driven by johnny-five (needs socat: apt-get install -y socat)', () => {
   let board: SimFirmataBoard | undefined;
-  let j5: five.Board | undefined;
+  let j5: Board | undefined;
   afterEach(async () => {
     const transport = j5?.io?.transport;
     if (transport?.isOpen) await new Promise<void>((resolve) => transport.close(() => resolve()));

@@ -182,7 +182,7 @@ export function serialStreamContract(o: SerialStreamContractOptions): void {
     });
 
     it('resumes after an unplug/replug: the driver reopens the port, the samples lost meanwhile are one gap', async () => {
-      const { device, driver, sink } = await setup({ speed: Math.max(1, o.speed / 4) });
+      const { device, driver, sink } = await setup({ speed: Math.max(1, o.speed / 2) });
       await waitFor(() => (sink.samples[0]?.size ?? 0) > o.rateHz / 2, 'the first samples');
       await device.unplug({ downMs: 300, mode: 'drop' });
       await settle(device, driver);
@@ -196,8 +196,19 @@ export function serialStreamContract(o: SerialStreamContractOptions): void {
       expect(reasons).toEqual(['disconnected']);
     });
 
+    it('does not store a device of the other kind: its DATA frames go to quarantine whole, and the state says so', async () => {
+      const other = o.deviceType === 'ecg' ? 'pcg' : 'ecg';
+      const { device, driver, sink } = await setup({ deviceType: other, channels: 1, rateHz: o.rateHz, unit: other === 'ecg' ? 'mV' : 'au', source: arraySource(signal.subarray(0, Math.min(signal.length, 2000))) });
+      await settle(device, driver);
+      expect(sink.chunks).toEqual([]);
+      expect(sink.quarantined.length).toBe(device.stats.dataFramesSent);
+      expect(sink.quarantined.every((q) => q.error.includes('device-type'))).toBe(true);
+      expect(driver.stats.bytesFramed + driver.stats.bytesQuarantined).toBe(device.stats.bytesWritten);
+      expect(sink.states.some((s) => s.detail === `wrong device: ${other} on ${o.driver}`)).toBe(true);
+    });
+
     it('loses nothing when the device holds its recording while unplugged (pause mode)', async () => {
-      const { device, driver, sink } = await setup({ speed: Math.max(1, o.speed / 4) });
+      const { device, driver, sink } = await setup({ speed: Math.max(1, o.speed / 2) });
       await waitFor(() => (sink.samples[0]?.size ?? 0) > o.rateHz / 2, 'the first samples');
       await device.unplug({ downMs: 200, mode: 'pause' });
       await settle(device, driver);

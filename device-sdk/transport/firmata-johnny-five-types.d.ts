@@ -21,7 +21,7 @@ declare module 'johnny-five' {
     readonly firmware: { name?: string; version?: { major: number; minor: number } };
     readonly version: { major?: number; minor?: number };
     readonly analogPins: readonly number[];
-    readonly transport: (EventEmitter & { isOpen?: boolean; close(callback?: (error?: Error | null) => void): void }) | undefined;
+    readonly transport: (EventEmitter & { isOpen?: boolean; close(callback?: (error?: Error | null) => void): void; drain?(callback: (error?: Error | null) => void): void }) | undefined;
     reportAnalogPin(pin: number, value: 0 | 1): void;
     removeAllListeners(event?: string): this;
   }

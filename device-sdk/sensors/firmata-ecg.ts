@@ -1,0 +1,363 @@
+/**
+ * Driver `firmata-ecg`: an AD8232-style single-lead ECG front end on an analog pin of a
+ * microcontroller running Firmata (an Arduino with StandardFirmata), read through the `IoBoard`
+ * seam (`../transport/firmata.ts`, johnny-five by default), with optional alarm outputs (LED,
+ * buzzer) on digital pins that the runtime drives when it raises an alert (`AlarmOutput`).
+ *
+ * Steps: `open` (handshake; retried with backoff, also after an unplug) → `configure` (sampling
+ * interval, analog reporting, alarm pins to their current state) → `stream` → `close`.
+ *
+ * Conversion: the AD8232 output rides at mid-rail; the ADC reads 0..1023. A chunk's samples are
+ * `adc - baseline` (int16), unit `mV`, `gain` ADC counts per mV at the electrodes (default 341:
+ * 1 mV × 1100 (AD8232 total gain) = 1.1 V, and 3.3 V = 1023 counts). Standard Firmata samples at
+ * most every 10 ms (100 Hz), enough for heart rate and screening, not diagnostic ECG.
+ *
+ * Stream indices: Firmata carries no sample counter, so the driver counts the values it receives.
+ * After a disconnect it reports the samples it missed as a gap (`reason` `disconnected`), estimated
+ * from the time the board was away and the sample rate it observed before (so it also holds when
+ * the simulator plays faster than real time), and continues the index after it.
+ */
+import type { Clock, ClockTimer } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { Alert } from '../records.js';
+import { backoffDelay } from '../sync/backoff.js';
+import type { TransportError } from '../transport/byte-transport.js';
+import type { IoBoard, IoBoardFactory, IoBoardOptions } from '../transport/firmata.js';
+import type { DriverDeps, DriverDescriptor, SensorDriver, SensorSink } from './types.js';
+
+export interface FirmataAlarmPins {
+  /** Digital pin of the alarm LED (e.g. 13, the Uno's on-board LED). */
+  led?: number;
+  /** Digital pin of an active buzzer (on = sounding). */
+  buzzer?: number;
+}
+
+export interface FirmataEcgOptions {
+  /** Serial port of the board, e.g. `/dev/ttyACM0`. */
+  path: string;
+  /** Analog channel of the ECG output (0 = A0). */
+  pin: number;
+  /** Firmata sampling interval (ms, >= 10): the sample rate is 1000 / interval. */
+  samplingIntervalMs: number;
+  /** Samples per chunk, as a duration. */
+  chunkMs: number;
+  /** ADC counts per mV at the electrodes. */
+  gain: number;
+  /** ADC value of 0 mV (the front end's reference, mid-rail). */
+  baseline: number;
+  /** Alarm outputs; `null`: none. */
+  alarmPins: FirmataAlarmPins | null;
+  /** Alerts of at least this severity sound the alarm. */
+  alarmMinSeverity: 1 | 2 | 3;
+  /** How long the buzzer sounds per alert. */
+  buzzerMs: number;
+  /** How long the LED stays lit after the last alert. */
+  ledMs: number;
+  readyTimeoutMs: number;
+  /** No value for this long while streaming = the board is gone. */
+  staleMs: number;
+  backoff: { initialMs: number; maxMs: number };
+}
+
+export const DEFAULT_FIRMATA_ECG_OPTIONS: Readonly<FirmataEcgOptions> = Object.freeze({
+  path: '',
+  pin: 0,
+  samplingIntervalMs: 10,
+  chunkMs: 1000,
+  gain: 341,
+  baseline: 512,
+  alarmPins: null,
+  alarmMinSeverity: 2,
+  buzzerMs: 2000,
+  ledMs: 30_000,
+  readyTimeoutMs: 10_000,
+  staleMs: 2_000,
+  backoff: Object.freeze({ initialMs: 250, maxMs: 5_000 }),
+});
+
+const OPTIONS_SCHEMA = {
+  type: 'object',
+  properties: {
+    path: { type: 'string', minLength: 1, examples: ['/dev/ttyACM0'] },
+    pin: { type: 'integer', minimum: 0, maximum: 15 },
+    samplingIntervalMs: { type: 'integer', minimum: 10, maximum: 1000 },
+    chunkMs: { type: 'integer', minimum: 50, maximum: 10_000 },
+    gain: { type: 'number', exclusiveMinimum: 0 },
+    baseline: { type: 'integer', minimum: 0, maximum: 65_535 },
+    alarmPins: {
+      type: ['object', 'null'],
+      properties: { led: { type: 'integer', minimum: 0, maximum: 127 }, buzzer: { type: 'integer', minimum: 0, maximum: 127 } },
+      additionalProperties: false,
+    },
+    alarmMinSeverity: { type: 'integer', enum: [1, 2, 3] },
+    buzzerMs: { type: 'integer', minimum: 0, maximum: 600_000 },
+    ledMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+    readyTimeoutMs: { type: 'integer', minimum: 100, maximum: 120_000 },
+    staleMs: { type: 'integer', minimum: 0, maximum: 600_000 },
+    backoff: {
+      type: 'object',
+      properties: { initialMs: { type: 'integer', minimum: 1 }, maxMs: { type: 'integer', minimum: 1 } },
+      required: ['initialMs', 'maxMs'],
+      additionalProperties: false,
+    },
+  },
+  required: ['path'],
+  additionalProperties: false,
+};
+
+/** A driver with outputs the runtime drives when it raises an alert (LED, buzzer). */
+export interface AlarmOutput {
+  /** Called for every alert the runtime raises; the driver decides by severity. Never throws. */
+  alarm(alert: Alert): void;
+}
+
+export function hasAlarmOutput(driver: SensorDriver): driver is SensorDriver & AlarmOutput {
+  return typeof (driver as Partial<AlarmOutput>).alarm === 'function';
+}
+
+export interface FirmataEcgStats {
+  sessions: number;
+  samples: number;
+  gapSamples: number;
+  /** Alerts that switched the alarm on. */
+  alarms: number;
+}
+
+let defaultFactory: Promise<IoBoardFactory> | undefined;
+/** johnny-five, loaded on first use. */
+function loadDefaultFactory(): Promise<IoBoardFactory> {
+  defaultFactory ??= import('../transport/firmata-johnny-five.js').then((m) => m.createJohnnyFiveBoard);
+  return defaultFactory;
+}
+
+export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
+  readonly sensor: string;
+  readonly driver = 'firmata-ecg';
+  readonly kind = 'ecg' as const;
+  readonly rateUnit = 'samples/s' as const;
+  readonly nominalRate: number;
+  readonly options: Readonly<FirmataEcgOptions>;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly factory: IoBoardFactory | undefined;
+  private sink: SensorSink | undefined;
+  private board: IoBoard | undefined;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private wakeRetry: (() => void) | undefined;
+  private retryTimer: ClockTimer | undefined;
+  private resolveStop!: () => void;
+  private readonly stopSignal = new Promise<undefined>((resolve) => (this.resolveStop = () => resolve(undefined)));
+  private readonly counters: FirmataEcgStats = { sessions: 0, samples: 0, gapSamples: 0, alarms: 0 };
+  // stream
+  private index = 0;
+  private pending: number[] = [];
+  private pendingIndex = 0;
+  private anchor: { t: number; index: number } | undefined;
+  private lastValueAt: number | undefined;
+  private sessionStart: { t: number; index: number } | undefined;
+  private observedRatePerMs: number | undefined;
+  // alarm
+  private ledOn = false;
+  private buzzerOn = false;
+  private ledTimer: ClockTimer | undefined;
+  private buzzerTimer: ClockTimer | undefined;
+
+  constructor(sensor: string, options: FirmataEcgOptions, deps: DriverDeps, factory?: IoBoardFactory) {
+    this.sensor = sensor;
+    this.options = Object.freeze({ ...options, alarmPins: options.alarmPins ? { ...options.alarmPins } : null, backoff: { ...options.backoff } });
+    this.nominalRate = 1000 / options.samplingIntervalMs;
+    this.clock = deps.clock;
+    this.log = deps.logger.child({ driver: this.driver, sensor, path: options.path });
+    this.factory = factory;
+  }
+
+  get stats(): FirmataEcgStats {
+    return { ...this.counters };
+  }
+
+  /** The alarm outputs' state: what the board's pins were last driven to. */
+  get alarmState(): { led: boolean; buzzer: boolean } {
+    return { led: this.ledOn, buzzer: this.buzzerOn };
+  }
+
+  start(sink: SensorSink): void {
+    if (this.running || this.stopped) return;
+    this.sink = sink;
+    this.running = this.loop().catch((error: unknown) => this.log.error({ err: error }, 'driver loop failed'));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.resolveStop();
+    if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
+    this.wakeRetry?.();
+    for (const t of [this.ledTimer, this.buzzerTimer]) if (t) this.clock.clearTimeout(t);
+    // Silence the outputs before letting go of the board.
+    if (this.board?.isOpen) {
+      this.setOutput('buzzer', false);
+      this.setOutput('led', false);
+    }
+    await this.board?.close();
+    await this.running;
+    this.flush();
+    this.sink?.state({ sensor: this.sensor, connected: false, detail: 'stopped' });
+    this.sink = undefined;
+  }
+
+  alarm(alert: Alert): void {
+    const pins = this.options.alarmPins;
+    if (!pins || alert.severity < this.options.alarmMinSeverity || this.stopped) return;
+    this.counters.alarms += 1;
+    this.log.info({ alert: alert.kind, severity: alert.severity }, 'alarm outputs on');
+    if (pins.led !== undefined) {
+      this.setOutput('led', true);
+      if (this.ledTimer) this.clock.clearTimeout(this.ledTimer);
+      this.ledTimer = this.clock.setTimeout(() => this.setOutput('led', false), this.options.ledMs);
+    }
+    if (pins.buzzer !== undefined && this.options.buzzerMs > 0) {
+      this.setOutput('buzzer', true);
+      if (this.buzzerTimer) this.clock.clearTimeout(this.buzzerTimer);
+      this.buzzerTimer = this.clock.setTimeout(() => this.setOutput('buzzer', false), this.options.buzzerMs);
+    }
+  }
+
+  private setOutput(which: 'led' | 'buzzer', on: boolean): void {
+    if (which === 'led') this.ledOn = on;
+    else this.buzzerOn = on;
+    const pin = this.options.alarmPins?.[which];
+    if (pin === undefined || !this.board?.isOpen) return; // applied when the board is back
+    try {
+      this.board.digitalWrite(pin, on ? 1 : 0);
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message, pin }, 'alarm output not driven');
+    }
+  }
+
+  private state(connected: boolean, detail: string): void {
+    if (!this.stopped) this.sink?.state({ sensor: this.sensor, connected, detail });
+  }
+
+  private async loop(): Promise<void> {
+    let attempt = 0;
+    const factory = this.factory ?? (await loadDefaultFactory());
+    while (!this.stopped) {
+      this.state(false, attempt === 0 ? 'opening' : 'reopening');
+      const ioOptions: IoBoardOptions = { path: this.options.path, readyTimeoutMs: this.options.readyTimeoutMs, staleMs: this.options.staleMs };
+      const board = factory(ioOptions);
+      this.board = board;
+      try {
+        await board.open();
+      } catch (error) {
+        await board.close();
+        if (this.stopped) return;
+        const delayMs = backoffDelay(attempt, this.options.backoff, Math.random);
+        attempt += 1;
+        this.log.debug({ err: (error as Error).message, attempt }, 'board not ready');
+        this.state(false, `reconnecting in ${delayMs} ms (attempt ${attempt})`);
+        await this.wait(delayMs);
+        continue;
+      }
+      if (this.stopped) {
+        await board.close();
+        return;
+      }
+      const lost = new Promise<TransportError>((resolve) => board.on('disconnect', resolve));
+      this.session(board);
+      const error = await Promise.race([lost, this.stopSignal]);
+      if (this.stopped) return;
+      this.log.warn({ err: (error as TransportError).message }, 'board disconnected');
+      this.endSession();
+      this.state(false, 'disconnected');
+      const delayMs = backoffDelay(0, this.options.backoff, Math.random);
+      this.state(false, `reconnecting in ${delayMs} ms (attempt 1)`);
+      attempt = 1;
+      await this.wait(delayMs);
+    }
+  }
+
+  private session(board: IoBoard): void {
+    this.counters.sessions += 1;
+    board.setSamplingInterval(this.options.samplingIntervalMs);
+    // Alarm outputs to their current state (an alert may have come while the board was away).
+    if (this.options.alarmPins) {
+      this.setOutput('led', this.ledOn);
+      this.setOutput('buzzer', this.buzzerOn);
+    }
+    const now = this.clock.monotonic();
+    if (this.lastValueAt !== undefined) {
+      // Samples the board produced while it was away: estimated from the time and the observed rate.
+      const ratePerMs = this.observedRatePerMs ?? this.nominalRate / 1000;
+      const missed = Math.max(0, Math.round((now - this.lastValueAt) * ratePerMs) - 1);
+      if (missed > 0) {
+        this.counters.gapSamples += missed;
+        this.sink?.gap({ sensor: this.sensor, channel: 0, firstSample: this.index, samples: missed, reason: 'disconnected' });
+        this.index += missed;
+      }
+    }
+    this.sessionStart = undefined;
+    this.pending = [];
+    this.pendingIndex = this.index;
+    const fw = board.firmware;
+    this.state(true, `connected: ${fw?.name ?? 'Firmata'} (protocol ${fw?.protocol ?? '?'}), A${this.options.pin} at ${this.nominalRate} Hz`);
+    board.analogRead(this.options.pin, (value) => this.onValue(value));
+  }
+
+  private onValue(value: number): void {
+    const now = this.clock.monotonic();
+    this.sessionStart ??= { t: now, index: this.index };
+    this.lastValueAt = now;
+    const rate = this.nominalRate;
+    this.anchor ??= { t: this.clock.now(), index: this.index };
+    if (this.pending.length === 0) this.pendingIndex = this.index;
+    this.pending.push(value - this.options.baseline);
+    this.index += 1;
+    if (this.pending.length >= Math.max(1, Math.round((this.options.chunkMs * rate) / 1000))) this.flush();
+  }
+
+  private endSession(): void {
+    const start = this.sessionStart;
+    if (start && this.lastValueAt !== undefined && this.lastValueAt - start.t >= 500) {
+      this.observedRatePerMs = (this.index - 1 - start.index) / (this.lastValueAt - start.t);
+    }
+    this.flush();
+    this.board = undefined;
+  }
+
+  /** Delivers the samples collected so far as one chunk. */
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const samples = Int16Array.from(this.pending);
+    const first = this.pendingIndex;
+    this.pending = [];
+    this.counters.samples += samples.length;
+    const anchor = this.anchor ?? { t: this.clock.now(), index: first };
+    const t0 = Math.round(anchor.t + ((first - anchor.index) * 1000) / this.nominalRate);
+    this.sink?.chunk({ sensor: this.sensor, channel: 0, firstSample: first, t0, rateHz: this.nominalRate, unit: 'mV', gain: this.options.gain, samples });
+  }
+
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeRetry = () => {
+        this.wakeRetry = undefined;
+        resolve();
+      };
+      this.retryTimer = this.clock.setTimeout(() => {
+        this.retryTimer = undefined;
+        this.wakeRetry = undefined;
+        resolve();
+      }, ms);
+    });
+  }
+}
+
+export const FIRMATA_ECG_DRIVER: DriverDescriptor<FirmataEcgOptions> = Object.freeze({
+  name: 'firmata-ecg',
+  kind: 'ecg',
+  transport: 'firmata',
+  description: 'AD8232-style analog ECG on an Arduino analog pin over Firmata (johnny-five), with alarm LED and buzzer outputs',
+  optionsSchema: OPTIONS_SCHEMA,
+  defaults: DEFAULT_FIRMATA_ECG_OPTIONS,
+  create: (sensor: string, options: FirmataEcgOptions, deps: DriverDeps) => new FirmataEcgDriver(sensor, options, deps),
+});

@@ -1,0 +1,108 @@
+/**
+ * Contract of the `firmata-ecg` driver over the simulated Firmata board on a real pty, through
+ * johnny-five (unmodified) and firmata.js: samples stored exactly once in order, alarm outputs
+ * driven on the board's pins, unplug/replug resumes with the missed span reported as a gap.
+ * Skips without socat unless MEDGE_REQUIRE_SYSTEM=1.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../device-sdk/clock.js';
+import { silentLogger } from '../../device-sdk/log.js';
+import type { FirmataEcgDriver } from '../../device-sdk/sensors/firmata-ecg.js';
+import { createDriver } from '../../device-sdk/sensors/registry.js';
+import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
+import { findSocat, systemAvailable } from '../helpers/pty.js';
+import { waitFor } from '../helpers/wait.js';
+import { RecordingSink } from './serial-stream.contract.js';
+
+const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
+
+/** A recognisable ADC sequence: every value distinct over 1000 samples. */
+function adcSequence(n: number): Uint16Array {
+  return Uint16Array.from({ length: n }, (_, i) => 12 + (i % 1000));
+}
+
+describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata board on a pty (needs socat: apt-get install -y socat)', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await c();
+    cleanups.length = 0;
+  });
+
+  async function setup(values: Uint16Array, speed: number, options: Record<string, unknown> = {}) {
+    let at = 0;
+    const board = await createFirmataBoard({ analog: { 0: (n) => (at < values.length ? values.subarray(at, (at += n)) : undefined) }, speed });
+    cleanups.push(() => board.stop());
+    const driver = createDriver('firmata-ecg', 'ecg-a0', { path: board.hostPath, chunkMs: 200, backoff: { initialMs: 50, maxMs: 300 }, ...options }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined }) as FirmataEcgDriver;
+    cleanups.push(() => driver.stop());
+    const sink = new RecordingSink();
+    driver.start(sink);
+    return { board, driver, sink };
+  }
+
+  function stored(sink: RecordingSink): Array<[number, number]> {
+    return [...(sink.samples[0] ?? new Map<number, number>()).entries()].sort((a, b) => a[0] - b[0]);
+  }
+
+  it('stores every analog sample exactly once, in order, as mV around the baseline at 100 Hz', async () => {
+    const values = adcSequence(600);
+    const { board, driver, sink } = await setup(values, 4);
+    await board.ended(0);
+    await waitFor(() => driver.stats.samples >= 600, 'all 600 samples');
+    await driver.stop();
+    expect(sink.duplicates).toBe(0);
+    const got = stored(sink);
+    // The board plays its source only while the host listens: the first 600 stored values are the source, in order.
+    expect(got.slice(0, 600).map(([i]) => i)).toEqual(Array.from({ length: 600 }, (_, i) => i));
+    expect(got.slice(0, 600).map(([, v]) => v)).toEqual(Array.from(values, (v) => v - 512));
+    expect(sink.gaps).toEqual([]);
+    expect(sink.chunks[0]).toMatchObject({ sensor: 'ecg-a0', channel: 0, firstSample: 0, rateHz: 100, unit: 'mV', gain: 341 });
+    expect(board.samplingIntervalMs).toBe(10);
+    expect(sink.states.some((s) => s.connected && s.detail.startsWith('connected: StandardFirmata.ino (protocol 2.5)'))).toBe(true);
+  });
+
+  it('drives the alarm LED and buzzer on the board when an alert of enough severity is raised', async () => {
+    const { board, driver, sink } = await setup(adcSequence(100_000), 1, { alarmPins: { led: 13, buzzer: 8 }, buzzerMs: 300, ledMs: 60_000 });
+    await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+    driver.alarm({ kind: 'note', severity: 1, message: 'info only', t: Date.now() });
+    driver.alarm({ kind: 'tachycardia', severity: 3, message: 'heart rate above 150/min', t: Date.now() });
+    await waitFor(() => board.digitalWrites.some((w) => w.pin === 8 && w.value === 0), 'the buzzer to stop after buzzerMs');
+    expect(board.pinModes.get(13)).toBe(1);
+    expect(board.pinModes.get(8)).toBe(1);
+    expect(board.digitalWrites.map(({ pin, value }) => [pin, value])).toEqual([
+      [13, 1],
+      [8, 1],
+      [8, 0],
+    ]);
+    expect(driver.alarmState).toEqual({ led: true, buzzer: false });
+    expect(driver.stats.alarms).toBe(1);
+    await driver.stop();
+    // Stopping silences the outputs.
+    await waitFor(() => board.digitalWrites.at(-1)?.pin === 13 && board.digitalWrites.at(-1)?.value === 0, 'the LED off at stop');
+  });
+
+  it('resumes after an unplug/replug: reconnects through johnny-five, reports the missed span as a gap, never stores an index twice', async () => {
+    const { board, driver, sink } = await setup(adcSequence(100_000), 2, { staleMs: 400 });
+    await waitFor(() => (sink.samples[0]?.size ?? 0) > 100, 'the first samples');
+    await board.unplug({ downMs: 500 });
+    await waitFor(() => driver.stats.sessions === 2 && (sink.samples[0]?.size ?? 0) > 0 && sink.gaps.length === 1 && stored(sink).at(-1)![0] > sink.gaps[0]!.firstSample + sink.gaps[0]!.samples + 100, 'streaming again after the replug', 30_000);
+    await driver.stop();
+    expect(sink.duplicates).toBe(0);
+    expect(board.stats.unplugs).toBe(1);
+    expect(board.stats.samplesDropped).toBeGreaterThan(0);
+    const gap = sink.gaps[0]!;
+    expect(gap.reason).toBe('disconnected');
+    expect(sink.states.some((s) => !s.connected && s.detail.startsWith('reconnecting'))).toBe(true);
+    const got = stored(sink);
+    const before = got.filter(([i]) => i < gap.firstSample);
+    const after = got.filter(([i]) => i >= gap.firstSample + gap.samples);
+    // Nothing stored inside the gap, contiguous indices on each side.
+    expect(before.length + after.length).toBe(got.length);
+    expect(before.map(([i]) => i)).toEqual(Array.from({ length: before.length }, (_, i) => i));
+    expect(after.map(([i]) => i)).toEqual(Array.from({ length: after.length }, (_, i) => gap.firstSample + gap.samples + i));
+    // The estimate of the missed samples is close to what the board really played meanwhile.
+    const lastBefore = before.at(-1)![1] + 512;
+    const firstAfter = after[0]![1] + 512;
+    const trulyMissed = (firstAfter - lastBefore - 1 + 1000) % 1000;
+    expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(Math.max(30, trulyMissed * 0.5));
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * The serial drivers inside the real runtime, writing to the real SQLite ledger: an ECG on the
+ * simulated stream device with 5 % corrupted frames and a Firmata board with alarm outputs.
+ * Every sample the device sent intact is stored exactly once; the corrupted frames' bytes are in
+ * quarantine with transport `serial:<path>`; an alert the runtime raises lights the board's LED
+ * and sounds its buzzer (the runtime's alarm-output hook). Skips without socat unless MEDGE_REQUIRE_SYSTEM=1.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../device-sdk/log.js';
+import { decodeBody } from '../../device-sdk/proto/index.js';
+import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { parseRuntimeConfig } from '../../firmware/config.js';
+import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
+import { arraySource, createStreamDevice } from '../../simulator/devices/stream-device.js';
+import { findSocat, systemAvailable } from '../helpers/pty.js';
+import { useTempDirs } from '../helpers/temp.js';
+import { waitFor } from '../helpers/wait.js';
+import { testSignal } from './serial-stream.contract.js';
+
+const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
+const tempDir = useTempDirs('serial-runtime');
+
+describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs socat: apt-get install -y socat)', () => {
+  it('stores every intact ECG sample exactly once, quarantines the corrupted frames, and drives the alarm outputs on an alert', async () => {
+    const dir = tempDir();
+    const sets = 360 * 15;
+    const signal = testSignal(sets, 1);
+    const device = await createStreamDevice({ deviceType: 'ecg', channels: 1, rateHz: 360, source: arraySource(signal), speed: 15, startOn: 'identify', faults: { corruptRate: 0.05, seed: 5 } });
+    const board = await createFirmataBoard({ analog: { 0: () => [512, 600, 700] } });
+    const config = parseRuntimeConfig(
+      {
+        deviceId: 'serial-rt-1',
+        dataDir: 'device',
+        edge: { url: 'mqtt://127.0.0.1:1' },
+        sources: [
+          { type: 'device', sensor: 'ecg', driver: 'serial-ecg', options: { path: device.hostPath } },
+          { type: 'device', sensor: 'ecg-firmata', driver: 'firmata-ecg', options: { path: board.hostPath, alarmPins: { led: 13, buzzer: 8 }, buzzerMs: 100 } },
+        ],
+      },
+      dir,
+    );
+    const runtime = new Runtime(config, { logger: silentLogger });
+    runtime.start();
+    try {
+      await device.ended;
+      await waitFor(() => board.reportingChannels.length === 1, 'the Firmata board streaming');
+      runtime.raise({ kind: 'test-alarm', severity: 3, message: 'test alarm', t: Date.now(), sensor: 'ecg' });
+      await waitFor(() => board.digitalWrites.some((w) => w.pin === 8 && w.value === 0), 'LED on, buzzer on then off');
+      expect(board.digitalWrites.slice(0, 3).map(({ pin, value }) => [pin, value])).toEqual([
+        [13, 1],
+        [8, 1],
+        [8, 0],
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      await runtime.stop();
+      await device.stop();
+      await board.stop();
+    }
+    const store = new SqliteOutboxStore(ledgerPath(join(dir, 'device')), { deviceId: 'serial-rt-1' });
+    try {
+      const seen = new Map<number, number>();
+      let duplicates = 0;
+      for (const row of store.readAfter('chunk', 0, 1_000_000)) {
+        const chunk = decodeBody('chunk', row.body);
+        if (chunk.sensor !== 'ecg') continue;
+        chunk.samples.forEach((v, i) => {
+          if (seen.has(chunk.firstSample + i)) duplicates += 1;
+          seen.set(chunk.firstSample + i, v);
+        });
+      }
+      const stats = device.stats;
+      expect(stats.corrupted.length).toBeGreaterThan(3);
+      const lost = new Set<number>();
+      for (const span of stats.corrupted) for (let i = 0; i < span.samples; i++) lost.add(span.firstSample + i);
+      expect(duplicates).toBe(0);
+      expect(seen.size).toBe(sets - lost.size);
+      for (const [index, value] of seen) expect(value).toBe(signal[index]);
+      const quarantined = store.readAfter('quarantine', 0, 1_000_000).map((row) => decodeBody('quarantine', row.body));
+      expect(quarantined.every((q) => q.transport === `serial:${device.hostPath}` && q.source === 'ecg')).toBe(true);
+      expect(quarantined.reduce((n, q) => n + q.bytes.length, 0)).toBe(stats.corrupted.reduce((n, s) => n + s.bytes, 0));
+      expect(store.stats().alert.lastSeq).toBe(1);
+    } finally {
+      store.close();
+    }
+  });
+});
