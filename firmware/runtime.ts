@@ -146,9 +146,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
-    // Meter record numbers survive a restart (resumed backfill stores each record once).
-    const deviceSensors = config.sources.flatMap((s) => (s.type === 'device' ? [s.sensor] : []));
-    for (const [sensor, n] of storedMeterRecords(this.store, deviceSensors)) this.meterRecords.set(sensor, n);
     const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
@@ -158,6 +155,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       if (hasAlarmOutput(driver)) this.alarmOutputs.push(driver);
       return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
+    // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
+    const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
+    for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
     this.analyzers = createAnalyzers(config, deviceKinds);
     this.startedAt = this.clock.monotonic();
   }

@@ -9,7 +9,10 @@
  * Duplicates are suppressed twice and counted (`duplicates`, also in the sensor state detail):
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
  * record whose Time Offset (minutes since session start, CGMS §3.1.1.4; it doubles as the record's
- * sequence number) was already handed over in this session of the sensor.
+ * sequence number) was already handed over in this session of the sensor. A time offset more than
+ * a day below the highest seen starts a new sensor session (a new sensor restarts at 0); a sensor
+ * replaced within its first day is not detected this way (its first records are taken as duplicates
+ * until its offsets pass the old ones; Session Start Time 0x2AAA is not read yet).
  *
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
  * reception; context `source: cgm`, trend ((mg/dL)/min), quality (%) and status flags when sent.
@@ -41,6 +44,12 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
 
 /** Time offsets remembered for duplicate detection (a day and a half of 1-minute records). */
 const SEEN_LIMIT = 2048;
+/**
+ * A record this far (minutes) below the highest time offset seen starts a new sensor session (time
+ * offsets restart at 0 with a new sensor, CGMS §3.1.1.4): the remembered offsets are forgotten.
+ * A record resent after a reconnect is minutes old, not a day.
+ */
+const SESSION_RESTART_MINUTES = 24 * 60;
 
 export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   readonly driver = 'ble-cgm';
@@ -53,6 +62,9 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   duplicateRecords = 0;
   private duplicateBytesBefore = 0;
   private readonly seen = new Set<number>();
+  private highestOffset = -1;
+  /** New sensor sessions detected (time offsets restarting). */
+  sessionRestarts = 0;
 
   constructor(sensor: string, options: BleCgmOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, CGM_SERVICE_UUID, options, deps, connectorFactory);
@@ -94,6 +106,13 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
 
   private onRecord(link: GattLink, r: CgmMeasurementRecord, bytes: Uint8Array): void {
     if (this.isStopped || !this.sink) return;
+    if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES) {
+      this.seen.clear();
+      this.highestOffset = -1;
+      this.sessionRestarts += 1;
+      this.deps.logger.info({ sensor: this.sensor, timeOffset: r.timeOffsetMinutes }, 'CGM time offsets restarted: a new sensor session');
+    }
+    this.highestOffset = Math.max(this.highestOffset, r.timeOffsetMinutes);
     if (this.seen.has(r.timeOffsetMinutes)) {
       this.duplicateRecords += 1;
       this.setDetail(`streaming, ${this.duplicates} duplicates suppressed`);

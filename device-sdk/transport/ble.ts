@@ -26,7 +26,6 @@
  * Control points are written with write-with-response (`request`), never node-ble's default
  * `reliable` write, which BlueZ treats as a different procedure.
  */
-import { createBluetooth } from 'node-ble';
 import type NodeBle from 'node-ble';
 import { type Clock, type ClockTimer, systemClock } from '../clock.js';
 import { MedgeError } from '../errors.js';
@@ -152,13 +151,17 @@ export const DEFAULT_NODE_BLE_CONNECTOR_OPTIONS: Readonly<Omit<NodeBleConnectorO
 
 const MAC = /^([0-9A-F]{2}:){5}[0-9A-F]{2}$/;
 
-/** Rejects with `BleError(code 'timeout' or `code`)` when `promise` takes longer than `ms` on `clock`. */
-function withTimeout<T>(promise: Promise<T>, ms: number, clock: Clock, onTimeout: () => BleError): Promise<T> {
+/**
+ * Rejects with `onTimeout()` when `promise` takes longer than `ms` on `clock`, and with the reason
+ * of `cancel` (the connector closing) as soon as that rejects: a D-Bus call in flight when the bus is
+ * closed never answers, and nothing may wait for it.
+ */
+function withTimeout<T>(promise: Promise<T>, ms: number, clock: Clock, onTimeout: () => BleError, cancel?: Promise<never>): Promise<T> {
   let timer: ClockTimer | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = clock.setTimeout(() => reject(onTimeout()), ms);
   });
-  return Promise.race([promise, timeout]).finally(() => {
+  return Promise.race(cancel ? [promise, timeout, cancel] : [promise, timeout]).finally(() => {
     if (timer !== undefined) clock.clearTimeout(timer);
   });
 }
@@ -182,9 +185,14 @@ export class NodeBleConnector implements GattConnector {
   private session: { bluetooth: NodeBle.Bluetooth; destroy(): void } | undefined;
   private readonly links = new Set<NodeBleLink>();
   private closed = false;
+  /** Rejects (code `closed`) when `close()` is called: every wait of a `connect()` in progress ends at once. */
+  private readonly closing: Promise<never>;
+  private signalClosed!: (error: BleError) => void;
 
   constructor(options: Partial<NodeBleConnectorOptions> & Pick<NodeBleConnectorOptions, 'address' | 'serviceUuid'>) {
     this.options = { ...DEFAULT_NODE_BLE_CONNECTOR_OPTIONS, ...options };
+    this.closing = new Promise<never>((_, reject) => (this.signalClosed = reject));
+    this.closing.catch(() => undefined);
     if (options.address === undefined && options.serviceUuid === undefined) {
       throw new BleError('connect-failed', 'any', 'configure', 'give an address or a service UUID to discover');
     }
@@ -194,8 +202,15 @@ export class NodeBleConnector implements GattConnector {
     this.target = options.address?.toUpperCase() ?? `service 0x${shortUuid(options.serviceUuid as number | string)}`;
   }
 
-  private bluetooth(): NodeBle.Bluetooth {
+  private guard<T>(promise: Promise<T>, ms: number, onTimeout: () => BleError): Promise<T> {
+    return withTimeout(promise, ms, this.options.clock, onTimeout, this.closing);
+  }
+
+  /** node-ble (and dbus-next) load on the first connect, so a runtime without BLE sources never loads them. */
+  private async bluetooth(): Promise<NodeBle.Bluetooth> {
     if (!this.session) {
+      const { createBluetooth } = await import('node-ble');
+      this.check('connect');
       const saved = process.env.DBUS_SYSTEM_BUS_ADDRESS;
       try {
         if (this.options.dbusAddress !== undefined) process.env.DBUS_SYSTEM_BUS_ADDRESS = this.options.dbusAddress;
@@ -223,17 +238,23 @@ export class NodeBleConnector implements GattConnector {
     const started = o.clock.monotonic();
     let adapter: NodeBle.Adapter;
     try {
-      const bt = this.bluetooth();
-      adapter = await withTimeout(o.adapter ? bt.getAdapter(o.adapter) : bt.defaultAdapter(), o.operationTimeoutMs, o.clock, () => new BleError('timeout', this.target, 'adapter', 'BlueZ did not answer'));
+      const bt = await this.bluetooth();
+      adapter = await this.guard(o.adapter ? bt.getAdapter(o.adapter) : bt.defaultAdapter(), o.operationTimeoutMs, () => new BleError('timeout', this.target, 'adapter', 'BlueZ did not answer'));
     } catch (error) {
       if (error instanceof BleError) throw error;
       throw new BleError('connect-failed', this.target, 'adapter', `no Bluetooth adapter: ${messageOf(error)}`, { cause: error });
     }
     const device = await this.discover(adapter, started);
-    const address = (await device.getAddress().catch(() => o.address ?? '')).toUpperCase();
-    const name = await device.getName().catch(() => '');
+    const address = (await this.guard(device.getAddress(), o.operationTimeoutMs, () => new BleError('timeout', this.target, 'address', 'BlueZ did not answer')).catch((e: unknown) => {
+      if (e instanceof BleError && e.code === 'closed') throw e;
+      return o.address ?? '';
+    })).toUpperCase();
+    const name = await this.guard(device.getName(), o.operationTimeoutMs, () => new BleError('timeout', address, 'name', 'BlueZ did not answer')).catch((e: unknown) => {
+      if (e instanceof BleError && e.code === 'closed') throw e;
+      return '';
+    });
     try {
-      await withTimeout(device.connect(), o.connectTimeoutMs, o.clock, () => new BleError('connect-failed', address, 'connect', `no connection within ${o.connectTimeoutMs} ms`));
+      await this.guard(device.connect(), o.connectTimeoutMs, () => new BleError('connect-failed', address, 'connect', `no connection within ${o.connectTimeoutMs} ms`));
     } catch (error) {
       device.removeAllListeners();
       if (error instanceof BleError) throw error;
@@ -243,7 +264,7 @@ export class NodeBleConnector implements GattConnector {
     const link = new NodeBleLink(address, name, device, o, () => this.links.delete(link));
     this.links.add(link);
     try {
-      await withTimeout(link.resolve(), o.connectTimeoutMs, o.clock, () => new BleError('gatt-failed', address, 'resolve services', `services not resolved within ${o.connectTimeoutMs} ms`));
+      await this.guard(link.resolve(), o.connectTimeoutMs, () => new BleError('gatt-failed', address, 'resolve services', `services not resolved within ${o.connectTimeoutMs} ms`));
     } catch (error) {
       await link.disconnect();
       if (error instanceof BleError) throw error;
@@ -256,17 +277,18 @@ export class NodeBleConnector implements GattConnector {
     const o = this.options;
     let startedDiscovery = false;
     try {
-      if (!(await adapter.isDiscovering())) {
-        await adapter.startDiscovery();
+      if (!(await this.guard(adapter.isDiscovering(), o.operationTimeoutMs, () => new BleError('timeout', this.target, 'discover', 'BlueZ did not answer')))) {
+        await this.guard(adapter.startDiscovery(), o.operationTimeoutMs, () => new BleError('timeout', this.target, 'discover', 'BlueZ did not answer'));
         startedDiscovery = true;
       }
     } catch (error) {
+      if (error instanceof BleError && error.code === 'closed') throw error;
       o.logger.debug({ err: messageOf(error) }, 'ble: could not start discovery (another client may be scanning)');
     }
     try {
       for (;;) {
         this.check('discover');
-        const found = await this.findDevice(adapter);
+        const found = await this.guard(this.findDevice(adapter), o.operationTimeoutMs, () => new BleError('timeout', this.target, 'discover', 'BlueZ did not list its devices'));
         if (found) return found;
         if (o.clock.monotonic() - started >= o.discoveryTimeoutMs) {
           throw new BleError('discovery-timeout', this.target, 'discover', `not found within ${o.discoveryTimeoutMs} ms (in range? powered? advertising?)`);
@@ -274,7 +296,7 @@ export class NodeBleConnector implements GattConnector {
         await sleep(o.clock, o.discoveryPollMs);
       }
     } finally {
-      if (startedDiscovery) await adapter.stopDiscovery().catch(() => undefined);
+      if (startedDiscovery && !this.closed) await this.guard(adapter.stopDiscovery(), o.operationTimeoutMs, () => new BleError('timeout', this.target, 'discover', 'no answer')).catch(() => undefined);
     }
   }
 
@@ -302,6 +324,7 @@ export class NodeBleConnector implements GattConnector {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.signalClosed(new BleError('closed', this.target, 'close', 'the connector was closed'));
     await Promise.all([...this.links].map((l) => l.disconnect()));
     this.session?.destroy();
     this.session = undefined;
@@ -375,9 +398,14 @@ class NodeBleLink implements GattLink {
     return e;
   }
 
+  /** Runs one GATT operation: rejects at its timeout, or at once when the link goes down meanwhile. */
   private async op<T>(step: string, run: () => Promise<T>): Promise<T> {
+    const gone = this.lost.then((): never => {
+      throw new BleError('disconnected', this.address, step, 'the link went down');
+    });
+    gone.catch(() => undefined);
     try {
-      return await withTimeout(run(), this.options.operationTimeoutMs, this.options.clock, () => new BleError('timeout', this.address, step, `no answer within ${this.options.operationTimeoutMs} ms`));
+      return await withTimeout(run(), this.options.operationTimeoutMs, this.options.clock, () => new BleError('timeout', this.address, step, `no answer within ${this.options.operationTimeoutMs} ms`), gone);
     } catch (error) {
       if (error instanceof BleError) throw error;
       if (this.down) throw new BleError('disconnected', this.address, step, 'the link went down', { cause: error });

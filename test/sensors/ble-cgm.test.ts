@@ -54,6 +54,10 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
       await cgm.measure({ mgPerDl: 125 });
       await waitFor(() => sink.readings.length === 2, 'the record after the reconnect');
+      // A new sensor session two days in: time offsets restart at 0 and are new records, not duplicates.
+      await cgm.measure({ mgPerDl: 130, timeOffset: 2880 });
+      await cgm.measure({ mgPerDl: 131, timeOffset: 0 });
+      await waitFor(() => sink.readings.length === 4, 'the first record of the new session');
     } finally {
       await driver.stop();
     }
@@ -63,6 +67,10 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
     expect(sink.readings.map((r) => [r.meterRecord, r.value])).toEqual([
       [0, 120],
       [5, 125],
+      [2880, 130],
+      [0, 131],
     ]);
+    expect(driver.sessionRestarts).toBe(1);
+    expect(driver.duplicates).toBe(0);
   }, 60_000);
 });

@@ -94,6 +94,24 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     expect(sink.readings).toHaveLength(4);
   }, 60_000);
 
+  it('waits for a slow meter as long as records keep coming (the RACP timeout is an inactivity timeout)', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 60, faults: { notifyDelayMs: 4, responseDelayMs: 40 } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    // The whole transfer takes several times racpTimeoutMs; no gap between two notifications does.
+    const options = { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0, racpTimeoutMs: 150 };
+    const driver = new BleGlucoseMeterDriver('meter', options, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => meter.stats.completed === 1 && driver.transfers === 1, 'the slow transfer to complete', 30_000);
+    } finally {
+      await driver.stop();
+    }
+    expect(meter.stats).toMatchObject({ transfers: 1, recordsSent: 60 });
+    expect(bluez.device(ADDRESS).connects).toBe(1);
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+  }, 60_000);
+
   it('validates its options against its schema', () => {
     expect(() => resolveDriverOptions('ble-glucose-meter', { address: 'not-a-mac' })).toThrow(/options\.address/);
     expect(() => resolveDriverOptions('ble-glucose-meter', { pollMs: 5 })).toThrow(/additional properties/);

@@ -121,10 +121,13 @@ describe.skipIf(!dbusDaemonAvailable())('BLE GATT transport through node-ble ove
     const client = dbus.sessionBus({ busAddress: bluez.address });
     try {
       const root = await client.getProxyObject('org.bluez', '/');
-      const om = root.getInterface('org.freedesktop.DBus.ObjectManager');
+      const om = root.getInterface('org.freedesktop.DBus.ObjectManager') as dbus.ClientInterface & { GetManagedObjects(): Promise<unknown> };
       const added: string[] = [];
       om.on('InterfacesAdded', (path: string) => added.push(path));
-      const adapter = (await client.getProxyObject('org.bluez', '/org/bluez/hci0')).getInterface('org.bluez.Adapter1');
+      const adapter = (await client.getProxyObject('org.bluez', '/org/bluez/hci0')).getInterface('org.bluez.Adapter1') as dbus.ClientInterface & {
+        StartDiscovery(): Promise<void>;
+        StopDiscovery(): Promise<void>;
+      };
       await adapter.StartDiscovery();
       await waitFor(() => added.includes('/org/bluez/hci0/dev_C0_FF_EE_00_00_01'), 'the device to be announced');
       const objects = (await om.GetManagedObjects()) as Record<string, Record<string, Record<string, { value: unknown }>>>;
