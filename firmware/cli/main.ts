@@ -16,9 +16,9 @@ import { keysCommand, signCommand, verifyCommand } from './sign.js';
 const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
-  sim: { run: simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
   sensors: { run: sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
+  sim: { run: simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
   ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
