@@ -4,7 +4,8 @@
  *
  * Steps per connection: read Glucose Feature 0x2A51 (logged) → enable notifications on Glucose
  * Measurement 0x2A18 and Glucose Measurement Context 0x2A34 and indications on RACP 0x2A52 (GLS
- * §3.6: all three before any RACP request) → RACP "report stored records": `01 01` (all) when no
+ * §3.6: all three before any RACP request) → RACP "report number of stored records" with the filter
+ * below (`05 00 <n>`: the progress `backfill 120/500` in the sensor state) → "report stored records": `01 01` (all) when no
  * record of this sensor is stored yet, else `01 03 01 <n+1>` (sequence number ≥ the last stored
  * record + 1, GLS §3.6.2 / shared spec §3.5) → records arrive as 0x2A18 (+ 0x2A34) notifications, then
  * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → every `pollIntervalMs` ask
@@ -60,6 +61,8 @@ export const DEFAULT_BLE_GLUCOSE_METER_OPTIONS: Readonly<BleGlucoseMeterOptions>
 });
 
 const MMOL_TO_MG_PER_DL = 18.0156;
+/** The sensor state's backfill progress is updated every this many records. */
+const PROGRESS_EVERY = 50;
 
 interface Pending {
   measurement: GlucoseMeasurement;
@@ -85,6 +88,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private activity: (() => void) | undefined;
   private response: ((r: RacpResponse) => void) | undefined;
   private current: GattLink | undefined;
+  /** The transfer in progress: records handed over before it, and how many the meter announced. */
+  private progress: { before: number; expected: number | undefined } | undefined;
 
   constructor(sensor: string, options: BleGlucoseMeterOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, GLUCOSE_SERVICE_UUID, options, deps, connectorFactory);
@@ -134,13 +139,19 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
         ? { opCode: 'report-stored-records', operator: 'all' }
         : { opCode: 'report-stored-records', operator: 'greater-or-equal', filter: { type: 'sequence-number', value: last + 1 } };
     const before = this.records;
-    this.setDetail(last === undefined ? 'backfill of all records' : `backfill from record ${last + 1}`);
+    // How many to expect (RACP op 4 with the same filter): the sensor state shows `backfill 120/500`.
+    const count = await this.racp(link, { ...request, opCode: 'report-number-of-stored-records' } as RacpRequestFields);
+    if (count.kind === 'lost') return;
+    const expected = count.kind === 'response' && count.response.opCode === 'number-of-stored-records-response' ? count.response.count : undefined;
+    this.progress = { before, expected };
+    this.setDetail(`backfill 0/${expected ?? '?'}`);
     let outcome = await this.racp(link, request);
     if (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed') {
       // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
       await this.racp(link, { opCode: 'abort-operation' });
       outcome = await this.racp(link, request);
     }
+    this.progress = undefined;
     if (outcome.kind === 'lost') return; // the pending measurement is dropped; the resumed transfer repeats it
     if (outcome.kind === 'timeout') {
       this.flushPending();
@@ -276,6 +287,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (m.measuredAtMs !== undefined) reading.tMeter = m.measuredAtMs;
     this.records += 1;
     this.sink.reading(reading);
+    const p = this.progress;
+    if (p && (this.records - p.before) % PROGRESS_EVERY === 0) this.setDetail(`backfill ${this.records - p.before}/${p.expected ?? '?'}`);
   }
 }
 

@@ -38,6 +38,11 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     }
     expect(sink.readings.filter((r) => r.context?.meal !== undefined)).toHaveLength(166);
     expect(sink.quarantined).toEqual([]);
+    // Progress from the record counts the meter announced before each transfer (RACP op 4).
+    const details = sink.states.map((s) => s.detail);
+    for (const progress of ['backfill 0/500', 'backfill 150/500', 'backfill 0/350', 'backfill 50/350', 'backfill 0/180', 'backfill 150/180']) {
+      expect(details.some((d) => d.endsWith(progress)), progress).toBe(true);
+    }
     expect(sink.states.at(-1)).toMatchObject({ sensor: 'meter', connected: false, detail: 'stopped' });
   }, 90_000);
 
