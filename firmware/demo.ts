@@ -1,14 +1,18 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { mulberry32 } from '../device-sdk/random.js';
 import { RECORD_KINDS, type RecordKind } from '../device-sdk/records.js';
 import { readLedgerSummary } from '../device-sdk/store/sqlite-outbox-store.js';
 import { EdgeNode } from '../edge/edge-node.js';
-import type { RuntimeConfigInput, UiRole, UiUserConfig } from './config.js';
+import type { RuntimeConfigInput, SourceConfigInput, UiRole, UiUserConfig } from './config.js';
 import type { RuntimeMessage, SupervisorMessage } from './cli/run.js';
-import { medgeBin } from './package-root.js';
+import { findDbusDaemon } from '../simulator/bluez/dbus-daemon.js';
+import { findSocat } from '../simulator/pty.js';
+import { loadScenario, type Scenario } from '../simulator/scenario.js';
+import { type ScenarioExpectations, type ScenarioPeers, startScenarioPeers } from '../simulator/scenario-runner.js';
+import { medgeBin, packageRoot } from './package-root.js';
 import { ledgerPath } from './runtime.js';
 import { hashPinAsync } from './ui/auth.js';
 import type { DemoStatus, RuntimeStatus } from './status.js';
@@ -23,6 +27,22 @@ export interface DemoOptions {
   seed: number;
   /** Longest wait for the backlog to drain after the run (ms). */
   drainTimeoutMs: number;
+  /**
+   * The runtime's sources. Default: the simulated devices of `simulator/scenarios/demo.yaml` on real
+   * transports when socat, dbus-daemon and the shared recordings are there, else the in-process
+   * generators (`IN_PROCESS_DEMO_SOURCES`), with a note saying why.
+   */
+  sources?: SourceConfigInput[];
+  /**
+   * Simulated devices on real transports (ptys, private D-Bus) from a scenario: the runtime's
+   * sources become drivers pointed at them, the devices start once the runtime has opened them, and
+   * `devicesFinished` resolves when their sources end. Overrides `sources`.
+   */
+  scenario?: { scenario: Scenario; speed: number };
+  /** Device id of the runtime (default `DEMO_DEVICE_ID`). */
+  deviceId?: string;
+  /** Runtime status interval (ms). */
+  statusIntervalMs?: number;
   /** Called about once a second with what the screen shows. */
   onStatus?: (status: DemoStatus) => void;
   /** Progress and problems for a person (stderr). */
@@ -56,8 +76,40 @@ export interface DemoResult {
   quarantined: number;
   brokerRestarts: number;
   runtimeKills: number;
+  /** Runtime processes that exited without being asked to (each was restarted). */
+  runtimeRestarts: number;
   drained: boolean;
   dataDir: string;
+}
+
+/** The in-process stand-ins (no device protocol except the glucose text line), used when the simulator cannot run. */
+export const IN_PROCESS_DEMO_SOURCES: readonly SourceConfigInput[] = Object.freeze([
+  { type: 'sim-ecg', chunkMs: 250 },
+  { type: 'sim-pcg', chunkMs: 500 },
+  { type: 'sim-hr' },
+  { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 },
+]);
+
+/** What `medge demo` reads: simulated devices on real transports, or the in-process stand-ins and why. */
+export type DemoDevices = { kind: 'simulator'; scenario: Scenario } | { kind: 'in-process'; reason: string };
+
+/**
+ * The devices of the demo: `simulator/scenarios/demo.yaml` (serial devices on socat ptys, BLE
+ * peripherals on a simulated BlueZ on a private D-Bus) when socat, dbus-daemon and the shared
+ * recordings (`dataDir`, default `shared/data` beside the package) are there; otherwise the
+ * in-process generators, with the reason.
+ */
+export function chooseDemoDevices(dataDir = resolve(packageRoot(), '..', 'shared', 'data')): DemoDevices {
+  if (findSocat() === undefined) return { kind: 'in-process', reason: 'socat is not installed (apt-get install socat), so no serial device can run on a pseudo-terminal' };
+  if (findDbusDaemon() === undefined) return { kind: 'in-process', reason: 'dbus-daemon is not installed (apt-get install dbus), so the simulated BlueZ cannot run' };
+  const needed = [join(dataDir, 'mitdb', '208.hea'), join(dataDir, 'pcg', 'pascal-b'), join(dataDir, 'glucose-sim', 'vpatient_params.csv')];
+  const missing = needed.find((p) => !existsSync(p));
+  if (missing !== undefined) return { kind: 'in-process', reason: `the recordings the simulated devices replay are missing (${missing})` };
+  try {
+    return { kind: 'simulator', scenario: loadScenario(join(packageRoot(), 'simulator', 'scenarios', 'demo.yaml'), { dataDir }) };
+  } catch (error) {
+    return { kind: 'in-process', reason: `the demo scenario does not load: ${(error as Error).message}` };
+  }
 }
 
 export const DEMO_DEVICE_ID = 'demo-clinic-01';
@@ -89,6 +141,17 @@ export class Demo {
   private sourcesStopped: (() => void) | undefined;
   private brokerRestarts = 0;
   private runtimeKills = 0;
+  private runtimeRestarts = 0;
+  private sources: SourceConfigInput[];
+  private peers: ScenarioPeers | undefined;
+  private expectations: ScenarioExpectations | undefined;
+  private resolveDevicesFinished!: () => void;
+  private resolveDevicesStarted!: () => void;
+  /** Resolves when the scenario's devices have started (at once without a scenario). */
+  private readonly devicesStarted: Promise<void> = new Promise((resolve) => (this.resolveDevicesStarted = resolve));
+  /** Resolves when the scenario's devices have sent everything (never without a scenario). */
+  readonly devicesFinished: Promise<void> = new Promise((resolve) => (this.resolveDevicesFinished = resolve));
+  private readonly deviceId: string;
   private phase: DemoStatus['phase'] = 'running';
   private readonly startedAt = Date.now();
   private stopping = false;
@@ -100,6 +163,8 @@ export class Demo {
 
   constructor(options: Partial<DemoOptions> = {}) {
     this.options = { ...DEFAULT_DEMO_OPTIONS, ...options };
+    this.sources = [...(options.sources ?? IN_PROCESS_DEMO_SOURCES)];
+    this.deviceId = options.deviceId ?? DEMO_DEVICE_ID;
     this.temporary = options.dataDir === undefined;
     this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'medge-demo-'));
     mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
@@ -114,15 +179,13 @@ export class Demo {
 
   private writeConfig(withSources: boolean): string {
     const config: RuntimeConfigInput = {
-      deviceId: DEMO_DEVICE_ID,
+      deviceId: this.deviceId,
       site: DEMO_SITE,
       dataDir: join(this.dataDir, 'device'),
       edge: { url: this.edge.url, ackTimeoutMs: 3_000, backoff: { initialMs: 100, maxMs: 2_000 } },
-      sources: withSources
-        ? [{ type: 'sim-ecg', chunkMs: 250 }, { type: 'sim-pcg', chunkMs: 500 }, { type: 'sim-hr' }, { type: 'sim-glucose', intervalMs: 1_000, periodReadings: 30, corruptRate: 0.08 }]
-        : [],
+      sources: withSources ? this.sources : [],
       log: { level: 'info' },
-      statusIntervalMs: 1_000,
+      statusIntervalMs: this.options.statusIntervalMs ?? 1_000,
     };
     if (this.options.ui !== false && this.uiUsers !== undefined) config.ui = { enabled: true, listen: this.options.ui, users: this.uiUsers };
     const path = join(this.dataDir, withSources ? 'runtime.json' : 'runtime-drain.json');
@@ -147,6 +210,7 @@ export class Demo {
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
         if (!this.stopping && signal !== 'SIGKILL') {
+          this.runtimeRestarts += 1;
           this.note(`runtime exited unexpectedly (code ${code}, signal ${signal}); restarting (see ${join(this.dataDir, 'logs', 'runtime.log')})`);
           setTimeout(() => {
             if (!this.stopping && !this.child) this.spawnRuntime();
@@ -162,23 +226,63 @@ export class Demo {
   }
 
   async start(): Promise<void> {
+    const sim = this.options.scenario;
+    if (sim) {
+      this.peers = await startScenarioPeers(sim.scenario, { speed: sim.speed, onNote: (text) => this.note(text) });
+      this.sources = this.peers.runtimeSources;
+    }
     // The demo users' PIN hashes are computed on the thread pool while the edge starts.
     const users =
       this.options.ui === false || this.uiUsers !== undefined
         ? Promise.resolve(this.uiUsers)
         : Promise.all(DEMO_UI_USERS.map(async (u) => ({ name: u.name, role: u.role, pinHash: await hashPinAsync(u.pin) })));
-    const [, hashed] = await Promise.all([this.edge.start(), users]);
-    this.uiUsers = hashed;
+    try {
+      const [, hashed] = await Promise.all([this.edge.start(), users]);
+      this.uiUsers = hashed;
+    } catch (error) {
+      await this.peers?.stop();
+      throw error;
+    }
     const ready = new Promise<void>((resolve) => {
       this.runtimeReady = resolve;
     });
     this.spawnRuntime();
+    if (this.peers) void this.startDevicesWhenOpened(this.peers);
+    else this.resolveDevicesStarted();
     // The run's clock starts when the runtime has opened its ledger and started its sources, so a
     // slow start (a loaded board, a cold disk) does not eat into a `--seconds` run.
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 60_000).unref());
     if ((await Promise.race([ready, timeout])) === 'timeout') this.note('the runtime has not reported ready after 60 s; running anyway (see the runtime log)');
     this.runtimeReady = undefined;
     if (this.options.chaos) this.planChaos();
+  }
+
+  /** Starts the simulated devices once the runtime reports every device sensor connected (or after 20 s, with a note). */
+  private async startDevicesWhenOpened(peers: ScenarioPeers): Promise<void> {
+    // Stream devices need the host's port open; BLE peripherals wait for the collector themselves.
+    const sensors = peers.runtimeSources.filter((s) => s.driver.startsWith('serial-')).map((s) => s.sensor);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const status = this.lastStatus;
+      const open = status !== undefined && sensors.every((name) => status.sensors.find((x) => x.sensor === name)?.connected === true);
+      if (open || this.stopping || this.phase !== 'running') break;
+      if (Date.now() > deadline) {
+        const waiting = sensors.filter((name) => status?.sensors.find((x) => x.sensor === name)?.connected !== true);
+        this.note(`devices start although the runtime has not opened ${waiting.join(', ')} after 20 s`);
+        break;
+      }
+      await sleep(100);
+    }
+    this.resolveDevicesStarted();
+    if (this.stopping || this.phase !== 'running') return;
+    peers.start();
+    await peers.finished;
+    this.resolveDevicesFinished();
+  }
+
+  /** What the simulated devices sent (after the run). */
+  get deviceExpectations(): ScenarioExpectations | undefined {
+    return this.expectations ?? this.peers?.expected();
   }
 
   /** Chaos events, stratified over the run so that a short run still gets >= 2 broker restarts and >= 1 kill. */
@@ -218,10 +322,20 @@ export class Demo {
     if (!this.stopping) this.spawnRuntime();
   }
 
+  /** The runtime's last status report, once it sent one. */
+  get runtimeStatus(): RuntimeStatus | undefined {
+    return this.lastStatus;
+  }
+
+  /** The device ledger file (read it read-only while the runtime runs). */
+  get ledgerPath(): string {
+    return ledgerPath(join(this.dataDir, 'device'));
+  }
+
   status(): DemoStatus {
     const stats = this.edge.store.stats();
     const status: DemoStatus = {
-      edge: { url: this.edge.url, stored: stats.devices[DEMO_DEVICE_ID] ?? {}, rejected: stats.rejected, brokerUp: this.edge.broker?.running ?? true },
+      edge: { url: this.edge.url, stored: stats.devices[this.deviceId] ?? {}, rejected: stats.rejected, brokerUp: this.edge.broker?.running ?? true },
       brokerRestarts: this.brokerRestarts,
       runtimeKills: this.runtimeKills,
       elapsedMs: Date.now() - this.startedAt,
@@ -237,6 +351,8 @@ export class Demo {
     await this.start();
     const ticker = setInterval(() => this.options.onStatus?.(this.status()), 1_000);
     try {
+      // With simulated devices the N seconds are seconds of device data: they count once the devices run.
+      await Promise.race([this.devicesStarted, interrupted]);
       await (this.options.seconds === undefined ? interrupted : within(interrupted, this.options.seconds * 1000));
       return await this.finish();
     } finally {
@@ -273,6 +389,10 @@ export class Demo {
     try {
       return this.result(drained);
     } finally {
+      if (this.peers) {
+        this.expectations = this.peers.expected();
+        await this.peers.stop();
+      }
       await this.edge.stop();
       closeSync(this.logFd);
     }
@@ -280,7 +400,7 @@ export class Demo {
 
   private result(drained: boolean): DemoResult {
     const summary = readLedgerSummary(ledgerPath(join(this.dataDir, 'device')));
-    const audit = this.edge.store.audit(DEMO_DEVICE_ID);
+    const audit = this.edge.store.audit(this.deviceId);
     const produced = {} as Record<RecordKind, number>;
     const acked = {} as Record<RecordKind, number>;
     const edgeStored = {} as Record<RecordKind, number>;
@@ -302,6 +422,7 @@ export class Demo {
       quarantined: produced.quarantine,
       brokerRestarts: this.brokerRestarts,
       runtimeKills: this.runtimeKills,
+      runtimeRestarts: this.runtimeRestarts,
       drained,
       dataDir: this.dataDir,
     };

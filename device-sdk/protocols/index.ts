@@ -209,3 +209,16 @@ export {
   type WfdbSignalSpec,
 } from './wfdb.js';
 export { bytesToHex, hexToBytes } from './ble/bytes.js';
+export {
+  encodeWav,
+  type EncodeWavOptions,
+  readWav,
+  toInt16,
+  WAV_CODEC,
+  WAV_SAMPLE_FORMATS,
+  WAVE_FORMAT_EXTENSIBLE,
+  WAVE_FORMAT_IEEE_FLOAT,
+  WAVE_FORMAT_PCM,
+  type WavAudio,
+  type WavSampleFormat,
+} from './wav.js';

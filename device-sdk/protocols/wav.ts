@@ -254,3 +254,10 @@ export function encodeWav(channels: Float32Array | readonly Float32Array[], opti
   }
   return out;
 }
+
+/** Scales samples in [-1, 1) to int16 (x 32768, rounded, clipped): what a stethoscope sends at unit `au`, gain 32768. */
+export function toInt16(samples: Float32Array): Int16Array {
+  const out = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = Math.max(-32768, Math.min(32767, Math.round((samples[i] as number) * 32768)));
+  return out;
+}

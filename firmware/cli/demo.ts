@@ -1,11 +1,14 @@
-import { Demo, DEMO_UI_USERS, type DemoResult } from '../demo.js';
+import { chooseDemoDevices, Demo, DEMO_UI_USERS, type DemoDevices, type DemoResult } from '../demo.js';
 import { renderRuntimeScreen } from '../status-screen.js';
 import { intFlag, parse, untilSignal } from './args.js';
 
-export const DEMO_USAGE = `Usage: medge demo [--seconds N] [--json] [--chaos] [--data DIR] [--seed N] [--ui HOST:PORT | --no-ui]
+export const DEMO_USAGE = `Usage: medge demo [--seconds N] [--json] [--chaos] [--data DIR] [--seed N] [--in-process] [--ui HOST:PORT | --no-ui]
 
-Starts an edge node, the device runtime and simulated sensors (ECG, heart sound, heart-rate strap,
-glucose meter), and shows a live status screen. Ctrl-C stops it cleanly.
+Starts an edge node, the device runtime and simulated devices, and shows a live status screen.
+Ctrl-C stops it cleanly. The devices are those of simulator/scenarios/demo.yaml on real transports
+(an ECG front end and a stethoscope on pseudo-terminals, a heart-rate strap, a glucose meter and a
+CGM on a simulated BlueZ on a private D-Bus), read by the runtime's drivers; without socat,
+dbus-daemon or the shared recordings the demo says so and uses in-process generators instead.
 
 Options:
   --seconds N   run N seconds, drain the backlog, stop, and report
@@ -13,6 +16,7 @@ Options:
   --chaos       restart the broker and SIGKILL the runtime at random moments
   --data DIR    keep the data (DIR/device, DIR/edge) instead of a temporary directory
   --seed N      seed of the simulated signals and the chaos schedule (default 1)
+  --in-process  use the in-process generators even when the simulator can run
   --ui ADDR     address of the clinic screen (default 127.0.0.1:8080; port 0 picks a free one)
   --no-ui       no clinic screen
 
@@ -21,7 +25,16 @@ Clinic screen demo PINs: ${DEMO_UI_USERS.map((u) => `${u.name} ${u.pin}`).join('
 export async function demoCommand(args: string[]): Promise<number> {
   const { values } = parse(
     args,
-    { seconds: { type: 'string' }, json: { type: 'boolean' }, chaos: { type: 'boolean' }, data: { type: 'string' }, seed: { type: 'string' }, ui: { type: 'string' }, 'no-ui': { type: 'boolean' } },
+    {
+      seconds: { type: 'string' },
+      json: { type: 'boolean' },
+      chaos: { type: 'boolean' },
+      data: { type: 'string' },
+      seed: { type: 'string' },
+      'in-process': { type: 'boolean' },
+      ui: { type: 'string' },
+      'no-ui': { type: 'boolean' },
+    },
     DEMO_USAGE,
   );
   if (values.help) {
@@ -35,7 +48,15 @@ export async function demoCommand(args: string[]): Promise<number> {
   let lastLine = 0;
   let screenLine = '';
   const pins = DEMO_UI_USERS.map((u) => `${u.name} ${u.pin}`).join(', ');
+  const devices: DemoDevices = values['in-process'] === true ? { kind: 'in-process', reason: '--in-process was given' } : chooseDemoDevices();
+  // Always said, also with --json (on stderr): which devices the numbers come from.
+  process.stderr.write(
+    devices.kind === 'simulator'
+      ? `medge demo: devices: simulator (${devices.scenario.devices.map((d) => `${d.sensor} on ${d.transport}`).join(', ')})\n`
+      : `medge demo: devices: in-process generators, because ${devices.reason}\n`,
+  );
   const demo = new Demo({
+    ...(devices.kind === 'simulator' ? { scenario: { scenario: devices.scenario, speed: 1 } } : {}),
     chaos: values.chaos === true,
     seed: intFlag(values.seed, '--seed', DEMO_USAGE) ?? 1,
     ...(seconds !== undefined ? { seconds } : {}),

@@ -15,12 +15,14 @@ import { sensorsCommand } from './sensors.js';
 import { uiCommand } from '../ui/cli.js';
 import { keysCommand } from './keys.js';
 import { signCommand, verifyCommand } from './sign.js';
+import { simCommand } from './sim.js';
 
 const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
   sensors: { run: sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
+  sim: { run: simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
   ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
   glucose: { run: glucoseCommand, summary: "'glucose predict' forecasts 30 min ahead with hypo alerts; 'glucose report' gives the consensus CGM metrics" },
   pcg: { run: pcgCommand, summary: "'pcg classify' screens heart-sound WAV recordings (normal, abnormal, unreadable)" },
