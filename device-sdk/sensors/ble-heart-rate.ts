@@ -8,7 +8,8 @@
  *
  * Readings per notification (HRS §3.1.1): one `heart-rate` reading (/min) with context sensor contact,
  * energy expended (kJ, cumulative) and the RR intervals in ms; and one `rr-interval` reading (ms,
- * 1/1024 s units converted) per RR interval, in order, for heart-rate variability. Undecodable bytes
+ * 1/1024 s units converted) per RR interval, in order, for heart-rate variability, each timed at the
+ * beat that ends it (the last at the notification). Undecodable bytes
  * go to quarantine with transport `ble:<address>/2a37`.
  */
 import { DecodeError } from '../errors.js';
@@ -74,7 +75,17 @@ export class BleHeartRateDriver extends BleDriverBase<BleHeartRateOptions> {
     if (rr && rr.length > 0) context.rrMs = rr.join(',');
     this.measurements += 1;
     this.sink.reading({ sensor: this.sensor, type: 'heart-rate', value: m.heartRate, unit: '/min', tDevice, context });
-    for (const ms of rr ?? []) this.sink.reading({ sensor: this.sensor, type: 'rr-interval', value: ms, unit: 'ms', tDevice });
+    // Each interval is timed at the beat that ends it: the last one at the notification, earlier ones
+    // earlier by the intervals after them. Two equal intervals are thus two distinct readings.
+    const intervals = rr ?? [];
+    let end = tDevice;
+    const timed: { ms: number; t: number }[] = [];
+    for (let i = intervals.length - 1; i >= 0; i--) {
+      const ms = intervals[i] as number;
+      timed.unshift({ ms, t: Math.round(end) });
+      end -= ms;
+    }
+    for (const { ms, t } of timed) this.sink.reading({ sensor: this.sensor, type: 'rr-interval', value: ms, unit: 'ms', tDevice: t });
   }
 }
 

@@ -39,6 +39,10 @@ describe.skipIf(!dbusDaemonAvailable())('ble-heart-rate over the simulated BlueZ
       [833, 'ms'],
       [811.5, 'ms'],
     ]);
+    // Each interval is timed at the beat that ends it: the first ends 811.5 ms before the notification.
+    const [rr1, rr2] = sink.readings.filter((r) => r.type === 'rr-interval');
+    expect(rr2?.tDevice).toBe(hr[0]?.tDevice);
+    expect((rr2?.tDevice ?? 0) - (rr1?.tDevice ?? 0)).toBe(Math.round(hr[0]?.tDevice ?? 0) - Math.round((hr[0]?.tDevice ?? 0) - 811.5));
     expect(sink.quarantined[0]).toMatchObject({ sensor: 'hr', transport: `ble:${ADDRESS}/2a37` });
     expect([...(sink.quarantined[0]?.bytes ?? [])]).toEqual([0x10, 72, 0x01]);
   }, 60_000);
