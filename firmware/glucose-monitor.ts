@@ -109,7 +109,6 @@ export class GlucoseMonitor {
   private readonly forecaster: GlucoseForecaster | undefined;
   private trace: GlucosePoint[] = [];
   private lastRecord: number | undefined;
-  private lastDeviceT: number | undefined;
   private predictedFired = false;
   private lastPredictedT = Number.NEGATIVE_INFINITY;
   private hyperFired = false;
@@ -135,21 +134,19 @@ export class GlucoseMonitor {
       if (!this.trace.some((p) => p.t === t)) this.trace = [...this.trace, { t, gl }].sort((a, b) => a.t - b.t);
       return out;
     }
-    const prevDeviceT = this.lastDeviceT;
     this.lastRecord = r.meterRecord;
-    this.lastDeviceT = r.tDevice;
     this.trace.push({ t, gl });
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);
     if (this.trace.length > this.options.historyReadings) this.trace = this.trace.slice(-this.options.historyReadings);
     const recentFaults = this.faults(r, out);
-    this.trend(r, gl, last, prevDeviceT, out);
+    this.trend(gl, last, out);
     this.forecast(r, gl, recentFaults, out);
     this.sustainedHyper(r, gl, out);
     return out;
   }
 
-  private trend(r: Reading, gl: number, prev: GlucosePoint | undefined, prevDeviceT: number | undefined, out: GlucoseMonitorOutput): void {
+  private trend(gl: number, prev: GlucosePoint | undefined, out: GlucoseMonitorOutput): void {
     if (prev === undefined) return;
     const now = this.trace[this.trace.length - 1] as GlucosePoint;
     let rate = rateOfChange(this.trace);
@@ -172,9 +169,11 @@ export class GlucoseMonitor {
       label: screenTrend(rate),
       value: Math.round(rate * 100) / 100,
       probability: 1,
-      t: r.tDevice,
-      intervalStart: prevDeviceT ?? r.tDevice,
-      intervalEnd: r.tDevice,
+      // Timed on the glucose clock (the meter's own, when it has one): a backfill delivers many
+      // readings in one burst, and each trend belongs to its reading's time, not to the burst's.
+      t: now.t,
+      intervalStart: prev.t,
+      intervalEnd: now.t,
       evidence: `${evidence}; CGM arrow ${TREND_ARROWS[band]} (${band})`,
       modelId: GLUCOSE_TREND_MODEL_ID,
       modelSha256: TREND_SHA256,

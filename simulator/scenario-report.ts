@@ -13,15 +13,13 @@
  */
 import { decodeBody } from '../device-sdk/proto/index.js';
 import type { Quarantined, Reading, RecordKind, StreamChunk } from '../device-sdk/records.js';
-import { readAuditEntries, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
+import { readAuditEntries, readLedgerBodies, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import type { ScenarioExpectations, StreamExpectation, ValueExpectation } from './scenario-runner.js';
 
-/** Rows of one record kind whose tag (sensor) is `tag`. Tables as created by the ledger's migration 1 (`rec_<kind>`). */
+/** Decoded bodies of one record kind, optionally only those tagged `tag` (the sensor). */
 function readBodies<K extends 'chunk' | 'reading' | 'quarantine'>(ledger: string, kind: K, tag?: string): ReturnType<typeof decodeBody<K>>[] {
-  return withReadOnlyDatabase(ledger, 'ledger', (db) => {
-    const rows = (tag === undefined ? db.prepare(`SELECT body FROM rec_${kind} ORDER BY seq`).all() : db.prepare(`SELECT body FROM rec_${kind} WHERE tag = ? ORDER BY seq`).all(tag)) as { body: Uint8Array }[];
-    return rows.map((r) => decodeBody(kind as RecordKind, r.body) as ReturnType<typeof decodeBody<K>>);
-  });
+  // Bodies are sealed at rest: readLedgerBodies opens them with the device key beside the ledger.
+  return readLedgerBodies(ledger, kind as RecordKind, tag === undefined ? {} : { tag }).map((r) => decodeBody(kind as RecordKind, r.body) as ReturnType<typeof decodeBody<K>>);
 }
 
 export interface StreamReport {

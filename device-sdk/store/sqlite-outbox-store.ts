@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
 import { RECORD_KINDS, type RecordKind } from '../records.js';
+import { DEVICE_KEY_FILE, type DeviceKey, loadDeviceKey } from '../security/device-key.js';
 import type { CipherSuite } from '../security/envelope.js';
 import { auditHash } from './audit.js';
 import { LEDGER_TABLES, type LedgerEncryption, LedgerKeyring, recordAad, reencryptBatch } from './ledger-keys.js';
@@ -513,4 +514,37 @@ export function readLedgerSummary(path: string): LedgerSummary {
 /** Every audit entry of a ledger in id order, read-only (usable while the runtime runs). */
 export function readAuditEntries(path: string): AuditEntry[] {
   return withReadOnlyDatabase(path, 'ledger', (db) => (db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit ORDER BY rowid`).all() as AuditRow[]).map(toAuditEntry));
+}
+
+/**
+ * Plaintext bodies of one record kind of a ledger, read-only (usable while the runtime runs), in seq
+ * order, optionally only rows tagged `tag` (the sensor). Sealed rows are opened with the device key
+ * (default: `device.key` next to the ledger, where the runtime creates it).
+ */
+export function readLedgerBodies(path: string, kind: RecordKind, options: { tag?: string; deviceKey?: DeviceKey } = {}): { seq: number; tag: string; body: Buffer }[] {
+  return withReadOnlyDatabase(path, 'ledger', (db) => {
+    const hasKeyColumn = (db.prepare(`SELECT COUNT(*) FROM pragma_table_info('${TABLE[kind]}') WHERE name = 'key_id'`).pluck().get() as number) > 0;
+    const columns = `seq, tag, body, ${hasKeyColumn ? 'key_id' : 'NULL AS key_id'}`;
+    const rows = (
+      options.tag === undefined
+        ? db.prepare(`SELECT ${columns} FROM ${TABLE[kind]} ORDER BY seq`).all()
+        : db.prepare(`SELECT ${columns} FROM ${TABLE[kind]} WHERE tag = ? ORDER BY seq`).all(options.tag)
+    ) as { seq: number; tag: string; body: Buffer; key_id: string | null }[];
+    if (!rows.some((r) => r.key_id !== null)) return rows.map(({ seq, tag, body }) => ({ seq, tag, body }));
+    const keyring = new LedgerKeyring(db, options.deviceKey ?? loadDeviceKey(join(dirname(path), DEVICE_KEY_FILE)));
+    const byKey = new Map<string, number[]>();
+    rows.forEach((r, i) => {
+      if (r.key_id !== null) byKey.set(r.key_id, [...(byKey.get(r.key_id) ?? []), i]);
+    });
+    const bodies = rows.map((r) => r.body);
+    for (const [keyId, indexes] of byKey) {
+      const opened = keyring.openMany(
+        keyId,
+        indexes.map((i) => (rows[i] as { body: Buffer }).body),
+        indexes.map((i) => recordAad(kind, (rows[i] as { seq: number }).seq)),
+      );
+      indexes.forEach((i, j) => (bodies[i] = opened[j] as Buffer));
+    }
+    return rows.map((r, i) => ({ seq: r.seq, tag: r.tag, body: bodies[i] as Buffer }));
+  });
 }

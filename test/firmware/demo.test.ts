@@ -25,8 +25,8 @@ describe('medge demo --chaos --json', () => {
     // Every sensor produced something, so the invariants above are not vacuous.
     for (const kind of ['reading', 'chunk'] as const) expect(report.produced[kind], kind).toBeGreaterThan(5);
     expect(report.produced.finding).toBeGreaterThan(0);
-    expect(report.duplicatesAtEdge).toBe(0);
-    expect(report.missingAtEdge).toBe(0);
+    expect(report.duplicatesAtEdge, JSON.stringify(report)).toBe(0);
+    expect(report.missingAtEdge, JSON.stringify(report)).toBe(0);
     expect(report.quarantined).toBe(report.produced.quarantine);
   });
 
