@@ -6,8 +6,10 @@
  * One explicit list: `createAnalyzers` picks the analyzers a config needs. ECG: `EcgMonitor` per
  * ECG sensor. Heart sounds and glucose analytics add theirs here.
  */
+import type { Logger } from 'pino';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import type { RuntimeConfig, SourceConfig } from './config.js';
+import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
 import { EcgMonitor } from './ecg-monitor.js';
 
 export interface AnalyzerOutput {
@@ -38,19 +40,42 @@ export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'hear
   }
 }
 
-/** ECG analysis on the sensors that carry ECG. */
-function ecgAnalyzer(sensors: string[]): Analyzer {
+/** Optional services of the analyzers (the runtime passes its logger). */
+export interface AnalyzerDeps {
+  logger?: Pick<Logger, 'info' | 'warn'>;
+  /** The ECG beat classifier model directory; `false` runs the rule fallback only. Default models/ecg-beats. */
+  ecgBeatModelDir?: string | false;
+}
+
+/**
+ * ECG analysis on the sensors that carry ECG. The beat classifier model loads in an inference worker
+ * (wasm) in the background; until it is ready, or when it cannot load, beats are classified by rules
+ * and a log line says why.
+ */
+function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps): Analyzer {
   const monitors = new Map(sensors.map((s) => [s, new EcgMonitor(s)]));
+  const dir = deps.ecgBeatModelDir ?? defaultBeatModelDir();
+  if (dir !== false) {
+    WorkerBeatClassifier.start(dir).then(
+      (classifier) => {
+        // The worker must not keep the process alive after the runtime stops.
+        classifier.worker.unref();
+        for (const m of monitors.values()) m.setClassifier(classifier);
+        deps.logger?.info({ model: classifier.modelId, sha256: classifier.modelSha256, backend: classifier.worker.backend, loadMs: Math.round(classifier.worker.loadMs) }, 'ECG beat classifier loaded');
+      },
+      (error: unknown) => deps.logger?.warn({ err: (error as Error).message, dir }, 'ECG beat classifier not loaded; beats are classified by rules (algo:beat-rules@1)'),
+    );
+  }
   return {
     name: 'ecg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
   };
 }
 
-export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKinds: Readonly<Record<string, string>> = {}): Analyzer[] {
+export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKinds: Readonly<Record<string, string>> = {}, deps: AnalyzerDeps = {}): Analyzer[] {
   const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
   const ecg = config.sources.filter(isEcg).map((s) => s.sensor);
-  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg));
+  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, deps));
   return analyzers;
 }

@@ -128,7 +128,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       deviceKinds[s.sensor] = driver.kind;
       return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
-    this.analyzers = createAnalyzers(config, deviceKinds);
+    this.analyzers = createAnalyzers(config, deviceKinds, { logger: this.log });
     this.startedAt = this.clock.monotonic();
   }
 

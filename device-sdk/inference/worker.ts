@@ -83,6 +83,11 @@ export class InferenceWorker {
     });
   }
 
+  /** Lets the process exit while the worker is idle (a runtime that stops without closing it). */
+  unref(): void {
+    this.worker.unref();
+  }
+
   async close(): Promise<void> {
     this.failure ??= new InferenceError('inference worker closed');
     await this.worker.terminate();
