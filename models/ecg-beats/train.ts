@@ -63,17 +63,23 @@ interface Dataset {
   n: number;
 }
 
-/** Labelled beats of some records (beats that matched no reference are left out of training). */
+const Q = AAMI_CLASSES.indexOf('Q');
+
+/**
+ * Labelled beats of some records. Left out: beats that matched no reference, and Q beats (a few dozen
+ * unclassifiable beats in the non-paced records: too few to learn from, and as a boosted class they
+ * absorbed V beats). The model keeps a Q output, which it learns never to choose.
+ */
 function gather(records: readonly RecordBeats[]): Dataset {
   const width = featureLength();
   let n = 0;
-  for (const r of records) for (const l of r.labels) if (l >= 0) n++;
+  for (const r of records) for (const l of r.labels) if (l >= 0 && l !== Q) n++;
   const x = new Float32Array(n * width);
   const y = new Int32Array(n);
   let k = 0;
   for (const r of records) {
     r.labels.forEach((l, i) => {
-      if (l < 0) return;
+      if (l < 0 || l === Q) return;
       x.set(r.features.subarray(i * width, (i + 1) * width), k * width);
       y[k++] = l;
     });
@@ -86,7 +92,9 @@ export async function train(data: Dataset, epochs: number, seed: number, label: 
   const counts = AAMI_CLASSES.map((_, c) => data.y.filter((v) => v === c).length);
   const classWeight: Record<number, number> = {};
   counts.forEach((n, c) => {
-    classWeight[c] = n === 0 ? 1 : Math.min(CLASS_WEIGHT_CAP, ((counts[0] as number) / n) ** CLASS_WEIGHT_POWER);
+    // S and V are weighted up for their rarity; F and Q (few, heterogeneous) are not, so that they do not absorb V beats.
+    const boosted = AAMI_CLASSES[c] === 'S' || AAMI_CLASSES[c] === 'V';
+    classWeight[c] = n === 0 || !boosted ? 1 : Math.min(CLASS_WEIGHT_CAP, ((counts[0] as number) / n) ** CLASS_WEIGHT_POWER);
   });
   const model = buildModel(width, seed);
   const random = mulberry32(seed);
@@ -141,7 +149,7 @@ async function main(): Promise<void> {
   const dir = resolve(values.data ?? join(root, '..', 'shared', 'data', 'mitdb'));
   const out = resolve(values.out ?? join(root, 'models', 'ecg-beats'));
   const folds = Number(values.folds ?? 5);
-  const epochs = Number(values.epochs ?? 12);
+  const epochs = Number(values.epochs ?? 10);
   const cache = join(root, 'models', 'ecg-beats', '.cache');
   await initBackend((process.env.MEDGE_TRAIN_BACKEND as 'cpu' | 'wasm' | undefined) ?? 'wasm');
   const names = readdirSync(dir)
@@ -212,7 +220,7 @@ async function main(): Promise<void> {
       classCounts: Object.fromEntries(AAMI_CLASSES.map((c, i) => [c, all.y.filter((v) => v === i).length])),
       seed: SEED,
       epochs,
-      classWeight: `min(${CLASS_WEIGHT_CAP}, (count N / count class)^${CLASS_WEIGHT_POWER})`,
+      classWeight: `S and V: min(${CLASS_WEIGHT_CAP}, (count N / count class)^${CLASS_WEIGHT_POWER}); N, F, Q: 1`,
       params: model.countParams(),
     },
     metrics: cv ? { crossValidation: { method: cv.method, folds: cv.folds, gross: { V: (cv.gross as { V: unknown }).V, S: (cv.gross as { S: unknown }).S } } } : {},

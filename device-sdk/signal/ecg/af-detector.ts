@@ -4,12 +4,16 @@
  *
  * Only N-N intervals count (both beats classified N): premature S and V beats and their pauses are the
  * irregularity of ectopy, not of AF, and are what made a plain RR detector call AF in ectopy-rich
- * records. Over the last `windowIntervals` N-N intervals (within `windowSeconds`), the irregularity is
+ * records. Except when S beats are frequent (at least `frequentSShare` of the last `windowIntervals`
+ * beats): a fast irregular rhythm makes many beats look premature, so S beats then count like N (V
+ * beats never do). Over the last `windowIntervals` such intervals (within `windowSeconds`), the irregularity is
  * the median absolute difference of successive N-N intervals divided by their median (robust to the
  * odd misclassified beat); AF starts when it exceeds `onThreshold` and ends when it falls below
  * `offThreshold` (hysteresis), each for `confirmIntervals` successive intervals. Onsets and ends are
  * dated at the middle of the window that decided them (the irregularity crosses its threshold when
- * about half the window is in the new rhythm); the decision itself is known at `at`.
+ * about half the window is in the new rhythm); the decision itself is known at `at`. When the evidence
+ * runs out (fewer than `minPairs` pairs in the window, e.g. long runs of ectopy), an episode ends at
+ * the last usable interval: AF is never reported on stale evidence.
  * Global parameters only: nothing is tuned per record.
  */
 export interface AfDetectorOptions {
@@ -21,6 +25,7 @@ export interface AfDetectorOptions {
   onThreshold: number;
   offThreshold: number;
   confirmIntervals: number;
+  frequentSShare: number;
 }
 
 export const DEFAULT_AF_OPTIONS: Readonly<Omit<AfDetectorOptions, 'fs'>> = Object.freeze({
@@ -30,6 +35,7 @@ export const DEFAULT_AF_OPTIONS: Readonly<Omit<AfDetectorOptions, 'fs'>> = Objec
   onThreshold: 0.09,
   offThreshold: 0.06,
   confirmIntervals: 4,
+  frequentSShare: 0.3,
 });
 
 export interface AfEvent {
@@ -62,6 +68,7 @@ export class AfDetector {
   private af = false;
   private streak = 0;
   private current = 0;
+  private readonly recent: string[] = [];
 
   constructor(options: Partial<AfDetectorOptions> & { fs: number }) {
     this.options = { ...DEFAULT_AF_OPTIONS, ...options };
@@ -81,10 +88,32 @@ export class AfDetector {
     const prev = this.last;
     this.last = beat;
     this.beats += 1;
-    if (!prev || prev.cls !== 'N' || beat.cls !== 'N') return [];
+    this.recent.push(beat.cls);
+    if (this.recent.length > windowIntervals) this.recent.shift();
+    const frequentS = this.recent.filter((c) => c === 'S').length >= this.options.frequentSShare * this.recent.length;
+    const usable = (cls: string) => cls === 'N' || (frequentS && cls === 'S');
+    while (this.window.length > 0 && (this.window.length > windowIntervals || beat.sample - (this.window[0] as Interval).start > windowSeconds * fs)) this.window.shift();
+    if (!prev || !usable(prev.cls) || !usable(beat.cls)) return this.stale();
     this.window.push({ start: prev.sample, end: beat.sample, beat: this.beats });
-    while (this.window.length > windowIntervals || (this.window.length > 0 && beat.sample - (this.window[0] as Interval).start > windowSeconds * fs)) this.window.shift();
+    if (this.window.length > windowIntervals) this.window.shift();
     return this.decide(beat.sample);
+  }
+
+  /** Too few usable intervals left in the window: an open episode ends at the last usable one. */
+  private stale(): AfEvent[] {
+    if (this.pairs() >= this.options.minPairs) return [];
+    this.current = Number.NaN;
+    this.streak = 0;
+    if (!this.af || !this.last) return [];
+    this.af = false;
+    const lastEnd = this.window.length > 0 ? (this.window[this.window.length - 1] as Interval).end : this.last.sample;
+    return [{ type: 'end', sample: lastEnd, at: this.last.sample, irregularity: Number.NaN }];
+  }
+
+  private pairs(): number {
+    let n = 0;
+    for (let k = 1; k < this.window.length; k++) if ((this.window[k] as Interval).beat === (this.window[k - 1] as Interval).beat + 1) n++;
+    return n;
   }
 
   private decide(at: number): AfEvent[] {
@@ -94,10 +123,7 @@ export class AfDetector {
     for (let k = 1; k < this.window.length; k++) {
       if ((this.window[k] as Interval).beat === (this.window[k - 1] as Interval).beat + 1) diffs.push(Math.abs((rr[k] as number) - (rr[k - 1] as number)));
     }
-    if (diffs.length < minPairs) {
-      this.current = Number.NaN;
-      return [];
-    }
+    if (diffs.length < minPairs) return this.stale();
     this.current = median(diffs) / median(rr);
     const crossing = this.af ? this.current < offThreshold : this.current > onThreshold;
     this.streak = crossing ? this.streak + 1 : 0;

@@ -82,8 +82,10 @@ export const FEATURE_NAMES = Object.freeze([
   'rrPostGlobal',
   'rrLocalGlobal',
   'rrPostPre',
+  'rrIrregularity',
   'templateCorr',
   'templateDist',
+  'qrsDist',
   'qrsWidth',
   'qrsEnergy',
   'amplitude',
@@ -145,7 +147,7 @@ interface Pending {
   /** RR before < 85 % of the mean of the previous intervals: kept out of the template. */
   premature: boolean;
   /** Morphology (difference from the template) and its scalars, once the window after the R peak has arrived. */
-  shape?: { morph: Float32Array; corr: number; dist: number; width: number; energy: number; amplitude: number };
+  shape?: { morph: Float32Array; corr: number; dist: number; qrsDist: number; width: number; energy: number; amplitude: number };
 }
 
 /**
@@ -301,6 +303,7 @@ export class BeatFeatureExtractor {
     // branch block) is not taken for a ventricular one.
     let corr = 1;
     let dist = 0;
+    let qrsDist = 0;
     const diff = new Float32Array(morphPoints);
     const width = first < 0 ? 0 : (last - first + 1) / fs / 0.1;
     if (this.templateHistory.length >= 3) {
@@ -317,6 +320,17 @@ export class BeatFeatureExtractor {
         sq += (diff[i] as number) ** 2;
       }
       dist = Math.sqrt(sq / morphPoints);
+      // The same distance over the QRS complex only (R peak -100 ms to +100 ms).
+      let qsq = 0;
+      let qn = 0;
+      for (let i = 0; i < morphPoints; i++) {
+        const tMs = this.options.windowMs[0] + (i * (this.options.windowMs[1] - this.options.windowMs[0])) / (morphPoints - 1);
+        if (Math.abs(tMs) <= 100) {
+          qsq += (diff[i] as number) ** 2;
+          qn++;
+        }
+      }
+      qrsDist = qn > 0 ? Math.sqrt(qsq / qn) : 0;
     }
     if (!premature || this.templateHistory.length < 3) {
       this.templateHistory.push(morph);
@@ -327,6 +341,7 @@ export class BeatFeatureExtractor {
       morph: diff,
       corr,
       dist,
+      qrsDist,
       width: this.templateWidth > 0 ? width / this.templateWidth : 1,
       energy: energy / (scale * scale) / (0.12 * fs),
       amplitude: p2p / scale,
@@ -340,6 +355,11 @@ export class BeatFeatureExtractor {
     // References from the beats before this one (a premature beat must not set its own reference).
     const local = this.rrHistory.length > 0 ? this.rrHistory.reduce((a, b) => a + b, 0) / this.rrHistory.length : rrPre || 1;
     const global = this.beatsSeen > 0 ? this.rrGlobal : local;
+    // Irregularity of the preceding rhythm: mean absolute successive difference / mean (high in AF,
+    // where a short interval is not a premature beat).
+    let irregular = 0;
+    for (let i = 1; i < this.rrHistory.length; i++) irregular += Math.abs((this.rrHistory[i] as number) - (this.rrHistory[i - 1] as number));
+    irregular = this.rrHistory.length > 1 ? irregular / (this.rrHistory.length - 1) / local : 0;
     if (p.rrPre > 0) {
       this.rrHistory.push(p.rrPre);
       if (this.rrHistory.length > localBeats) this.rrHistory.shift();
@@ -359,8 +379,10 @@ export class BeatFeatureExtractor {
       clip(rrPost / global),
       clip(local / global),
       clip(rrPost / rrPre),
+      clip(irregular),
       shape.corr,
       clip(shape.dist),
+      clip(shape.qrsDist),
       clip(shape.width),
       clip(shape.energy),
       clip(shape.amplitude),
