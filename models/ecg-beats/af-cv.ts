@@ -30,7 +30,7 @@ if (process.argv[1] && resolve(process.argv[1]).endsWith(join('models', 'ecg-bea
   const { values } = parseArgs({ options: { data: { type: 'string' }, classes: { type: 'string' }, on: { type: 'string' }, off: { type: 'string' }, window: { type: 'string' }, 'ignore-classes': { type: 'boolean' } } });
   const root = packageRoot();
   const dir = resolve(values.data ?? join(root, '..', 'shared', 'data', 'mitdb'));
-  const classes = JSON.parse(readFileSync(values.classes ?? join(root, 'models', 'ecg-beats', '.cache', 'cv-classes.json'), 'utf8')) as Record<string, { samples: number[]; classes: string[] }>;
+  const classes = JSON.parse(readFileSync(values.classes ?? join(root, 'dist', 'cache', 'ecg-beats', 'cv-classes.json'), 'utf8')) as Record<string, { samples: number[]; classes: string[] }>;
   const options: Partial<AfDetectorOptions> = {};
   if (values.on) options.onThreshold = Number(values.on);
   if (values.off) options.offThreshold = Number(values.off);

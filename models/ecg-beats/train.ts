@@ -150,7 +150,8 @@ async function main(): Promise<void> {
   const out = resolve(values.out ?? join(root, 'models', 'ecg-beats'));
   const folds = Number(values.folds ?? 5);
   const epochs = Number(values.epochs ?? 10);
-  const cache = join(root, 'models', 'ecg-beats', '.cache');
+  // Preprocessed beats and CV outputs: a git-ignored cache outside the signed artifact directory.
+  const cache = join(root, 'dist', 'cache', 'ecg-beats');
   await initBackend((process.env.MEDGE_TRAIN_BACKEND as 'cpu' | 'wasm' | undefined) ?? 'wasm');
   const names = readdirSync(dir)
     .filter((f) => f.endsWith('.atr'))

@@ -56,3 +56,13 @@ describe('AF detector', () => {
     expect(afEpisodes(run(beats(rr, () => 'N'), 400 * FS)).length).toBeGreaterThan(0);
   });
 });
+
+describe('AF episodes', () => {
+  it('merges back-dated episodes that overlap', () => {
+    const e = (type: 'onset' | 'end', sample: number) => ({ type, sample, at: sample, irregularity: 0.1 });
+    expect(afEpisodes([e('onset', 100), e('end', 500), e('onset', 450), e('end', 900), e('onset', 1000), e('end', 1200)])).toEqual([
+      [100, 900],
+      [1000, 1200],
+    ]);
+  });
+});

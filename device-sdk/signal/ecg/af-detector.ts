@@ -148,14 +148,19 @@ function median(values: readonly number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-/** Episodes `[start, end)` from a sequence of events (onsets and ends in order). */
+/**
+ * Episodes `[start, end)` from a sequence of events (onsets and ends in order). Onsets and ends are
+ * back-dated, so an onset may fall before the end of the previous episode: such episodes are merged.
+ */
 export function afEpisodes(events: readonly AfEvent[]): [number, number][] {
   const out: [number, number][] = [];
   let open: number | undefined;
   for (const e of events) {
     if (e.type === 'onset' && open === undefined) open = e.sample;
     else if (e.type === 'end' && open !== undefined) {
-      if (e.sample > open) out.push([open, e.sample]);
+      const last = out[out.length - 1];
+      if (last && open <= last[1]) last[1] = Math.max(last[1], e.sample);
+      else if (e.sample > open) out.push([open, e.sample]);
       open = undefined;
     }
   }
