@@ -20,7 +20,7 @@ import {
   scoreDetections,
 } from '../../device-sdk/signal/ecg/ec57.js';
 import { EcgFrontEnd } from '../../device-sdk/signal/ecg/front-end.js';
-import { mixNoise, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
+import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
 import { QrsDetector } from '../../device-sdk/signal/ecg/qrs-detector.js';
 import { readWfdbAnnotations, readWfdbRecord, writeWfdbAnnotations } from '../../simulator/sources/wfdb-files.js';
 import { defaultBeatModelDir, WorkerBeatClassifier } from '../ecg-classifier.js';
@@ -38,8 +38,8 @@ annotate  runs the streaming ECG pipeline (QRS detection, beat features, the bea
 eval      annotates every record of DIR that has a .atr reference and scores it per ANSI/AAMI EC57
           (150 ms match window, from minute 5, ventricular flutter excluded): per-record and gross
           QRS Se/+P, V and S Se/+P (gross over the non-paced records), and AF duration Se/+P.
-          --noise-snr DB adds MIT-BIH NST noise (ma + bw, from --noise-dir, default DIR/../nstdb) at
-          that SNR, the signal power taken from the reference QRS amplitudes (EC57). --from moves the
+          --noise-snr DB adds MIT-BIH NST noise, ma and bw (from --noise-dir, default DIR/../nstdb),
+          each at that SNR, the signal power taken from the reference QRS amplitudes (EC57). --from moves the
           start of scoring (default 300 s, the EC57 learning period) for short records.`;
 
 /** Records with paced beats: their beats are not scored by class (AAMI). */
@@ -159,18 +159,13 @@ interface RecordResult {
   af: DurationScore & { refSeconds: number; detSeconds: number };
 }
 
-/** Noise of the NST records `ma` + `bw` (first signal each, summed). */
-function nstNoise(dir: string): Int16Array {
-  const parts = ['ma', 'bw'].map((n) => {
+/** The NST noise records `ma` (muscle) and `bw` (baseline wander), first signal each. */
+export function nstNoises(dir: string): Int16Array[] {
+  return ['ma', 'bw'].map((n) => {
     const path = join(dir, n);
     if (!existsSync(`${path}.hea`)) throw new UsageError(`noise record ${path}.hea not found (--noise-dir)`, ECG_USAGE);
     return readWfdbRecord(path).signals[0] as Int16Array;
   });
-  const [ma, bw] = parts as [Int16Array, Int16Array];
-  const n = Math.min(ma.length, bw.length);
-  const sum = new Int16Array(n);
-  for (let i = 0; i < n; i++) sum[i] = (ma[i] as number) + (bw[i] as number);
-  return sum;
 }
 
 async function evaluate(args: string[]): Promise<number> {
@@ -189,7 +184,7 @@ async function evaluate(args: string[]): Promise<number> {
   if (snr !== undefined && !Number.isFinite(snr)) throw new UsageError(`--noise-snr must be a number of dB, got ${JSON.stringify(values['noise-snr'])}`, ECG_USAGE);
   const startSeconds = values.from === undefined ? 300 : Number(values.from);
   if (!(startSeconds >= 0)) throw new UsageError(`--from must be a number of seconds >= 0, got ${JSON.stringify(values.from)}`, ECG_USAGE);
-  const noise = snr === undefined ? undefined : nstNoise(values['noise-dir'] ?? join(dirname(dir.replace(/\/+$/, '')), 'nstdb'));
+  const noise = snr === undefined ? undefined : nstNoises(values['noise-dir'] ?? join(dirname(dir.replace(/\/+$/, '')), 'nstdb'));
   const names = values.records
     ? values.records.split(',').map((s) => s.trim())
     : readdirSync(dir)
@@ -209,7 +204,7 @@ async function evaluate(args: string[]): Promise<number> {
       const reference = readWfdbAnnotations(path, 'atr').annotations;
       if (noise && snr !== undefined) {
         const power = qrsSignalPower(signal, reference.filter((a) => isQrsCode(a.code)).map((a) => a.sample), fs);
-        signal = mixNoise(signal, noise, power, snr).mixed;
+        signal = mixNoises(signal, noise, power, snr);
       }
       const r = await analyzeSignal(signal, fs, classifier);
       classifierId = r.classifier;

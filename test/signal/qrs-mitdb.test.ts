@@ -15,8 +15,8 @@ import {
   rhythmEpisodes,
   scoreDetections,
 } from '../../device-sdk/signal/ecg/ec57.js';
-import { mixNoise, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
-import { analyzeSignal, detectBeats, PACED_RECORDS } from '../../firmware/cli/ecg.js';
+import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
+import { analyzeSignal, detectBeats, nstNoises, PACED_RECORDS } from '../../firmware/cli/ecg.js';
 import { defaultBeatModelDir, WorkerBeatClassifier } from '../../firmware/ecg-classifier.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 import { requireBuild } from '../helpers/cli.js';
@@ -90,10 +90,8 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
     expect(s.ppv).toBeGreaterThanOrEqual(99.5);
   });
 
-  it('loses at most 2 points of Se and +P with ma + bw noise at 12 dB (4 records)', async () => {
-    const ma = readWfdbRecord(join(NSTDB, 'ma')).signals[0] as Int16Array;
-    const bw = readWfdbRecord(join(NSTDB, 'bw')).signals[0] as Int16Array;
-    const noise = Int16Array.from(ma, (v, i) => v + (bw[i] as number));
+  it('loses at most 2 points of Se and +P with ma and bw noise each at 12 dB (4 records)', async () => {
+    const noises = nstNoises(NSTDB);
     const clean: DetectionScore[] = [];
     const noisy: DetectionScore[] = [];
     for (const name of ['101', '115', '208', '223']) {
@@ -105,7 +103,7 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
       const power = qrsSignalPower(signal, reference.filter((a) => isQrsCode(a.code)).map((a) => a.sample), fs);
       for (const [list, s] of [
         [clean, signal],
-        [noisy, mixNoise(signal, noise, power, 12).mixed],
+        [noisy, mixNoises(signal, noises, power, 12)],
       ] as const) {
         const r = await analyzeSignal(s, fs, undefined);
         list.push(scoreDetections(reference, r.beats.map((b) => b.sample), { fs, length: signal.length }));
@@ -118,9 +116,11 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
   }, 60_000);
 });
 
-const V_SE_FLOOR = 0;
-const V_PPV_FLOOR = 0;
-const S_SE_FLOOR = 0;
-const S_PPV_FLOOR = 0;
-const AF_SE_FLOOR = 0;
-const AF_PPV_FLOOR = 0;
+// Measured with ecg-beats 1.0.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.90 / +P 94.49,
+// S Se 84.23 / +P 78.03 (in-sample), AF duration Se 96.06 / +P 65.96 over the 26 records.
+const V_SE_FLOOR = 94;
+const V_PPV_FLOOR = 93.5;
+const S_SE_FLOOR = 83;
+const S_PPV_FLOOR = 77;
+const AF_SE_FLOOR = 95;
+const AF_PPV_FLOOR = 65;

@@ -16,6 +16,8 @@
  */
 
 /** AAMI EC57 beat classes. */
+import { Biquad } from './qrs-detector.js';
+
 export const AAMI_CLASSES = ['N', 'S', 'V', 'F', 'Q'] as const;
 export type AamiClass = (typeof AAMI_CLASSES)[number];
 
@@ -104,32 +106,6 @@ export interface BeatFeatures {
   features: Float32Array;
 }
 
-class Biquad {
-  private x1 = 0;
-  private x2 = 0;
-  private y1 = 0;
-  private y2 = 0;
-  constructor(
-    private readonly b: [number, number, number],
-    private readonly a: [number, number],
-  ) {}
-  static pass(fs: number, f: number, high: boolean): Biquad {
-    const w = Math.tan((Math.PI * f) / fs);
-    const q = Math.SQRT1_2;
-    const n = 1 / (1 + w / q + w * w);
-    const a: [number, number] = [2 * (w * w - 1) * n, (1 - w / q + w * w) * n];
-    return high ? new Biquad([n, -2 * n, n], a) : new Biquad([w * w * n, 2 * w * w * n, w * w * n], a);
-  }
-  step(x: number): number {
-    const y = this.b[0] * x + this.b[1] * this.x1 + this.b[2] * this.x2 - this.a[0] * this.y1 - this.a[1] * this.y2;
-    this.x2 = this.x1;
-    this.x1 = x;
-    this.y2 = this.y1;
-    this.y1 = y;
-    return y;
-  }
-}
-
 function medianOf(values: ArrayLike<number>, scratch: number[]): number {
   scratch.length = 0;
   for (let i = 0; i < values.length; i++) scratch.push(values[i] as number);
@@ -179,8 +155,8 @@ export class BeatFeatureExtractor {
   constructor(options: Partial<BeatFeatureOptions> & { fs: number }) {
     this.options = { ...DEFAULT_BEAT_FEATURE_OPTIONS, ...options };
     const { fs, bandHz, windowMs } = this.options;
-    this.hp = Biquad.pass(fs, bandHz[0], true);
-    this.lp = Biquad.pass(fs, bandHz[1], false);
+    this.hp = Biquad.highPass(fs, bandHz[0]);
+    this.lp = Biquad.lowPass(fs, bandHz[1]);
     this.pre = Math.round((-windowMs[0] * fs) / 1000);
     this.post = Math.round((windowMs[1] * fs) / 1000);
     this.ring = new Float64Array(Math.max(this.pre + this.post + 2, Math.round(3 * fs)));

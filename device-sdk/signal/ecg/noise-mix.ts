@@ -33,6 +33,26 @@ export function noisePower(noise: ArrayLike<number>): number {
 }
 
 /**
+ * Adds each noise record at `snrDb` of its own (e.g. `ma` and `bw` each at 12 dB: each as strong as the
+ * stress test makes it), rounded and clipped to `range`.
+ */
+export function mixNoises(signal: ArrayLike<number>, noises: readonly ArrayLike<number>[], signalPower: number, snrDb: number, range: [number, number] = [-32768, 32767]): Int16Array {
+  // Mix in floating point, round once at the end.
+  const acc = Float64Array.from(signal as ArrayLike<number>);
+  for (const noise of noises) {
+    const n = noisePower(noise);
+    const scale = n > 0 ? Math.sqrt(signalPower / (n * 10 ** (snrDb / 10))) : 0;
+    let mean = 0;
+    for (let i = 0; i < noise.length; i++) mean += noise[i] as number;
+    mean /= noise.length || 1;
+    for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] as number) + scale * ((noise[i % noise.length] as number) - mean);
+  }
+  const mixed = new Int16Array(acc.length);
+  for (let i = 0; i < acc.length; i++) mixed[i] = Math.max(range[0], Math.min(range[1], Math.round(acc[i] as number)));
+  return mixed;
+}
+
+/**
  * `signal + a * noise` with `a` set for `snrDb`, rounded and clipped to `[min, max]` (the ADC range).
  * The noise is repeated when shorter than the signal; its mean is removed.
  */
