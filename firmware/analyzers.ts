@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import type { RuntimeConfig, SourceConfig } from './config.js';
+import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
 import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
 import { EcgMonitor } from './ecg-monitor.js';
 
@@ -45,6 +46,11 @@ export interface AnalyzerDeps {
   logger?: Pick<Logger, 'info' | 'warn'>;
   /** The ECG beat classifier model directory; `false` runs the rule fallback only. Default models/ecg-beats. */
   ecgBeatModelDir?: string | false;
+  /**
+   * Trusted artifact signing keys (PEM). When given, a model is loaded only after its signature
+   * verifies (`verifyArtifactDir`); a refused model leaves the rule fallback in place.
+   */
+  trustedKeys?: readonly string[];
 }
 
 /**
@@ -56,15 +62,20 @@ function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps): Analyzer {
   const monitors = new Map(sensors.map((s) => [s, new EcgMonitor(s)]));
   const dir = deps.ecgBeatModelDir ?? defaultBeatModelDir();
   if (dir !== false) {
-    WorkerBeatClassifier.start(dir).then(
-      (classifier) => {
-        // The worker must not keep the process alive after the runtime stops.
-        classifier.worker.unref();
-        for (const m of monitors.values()) m.setClassifier(classifier);
-        deps.logger?.info({ model: classifier.modelId, sha256: classifier.modelSha256, backend: classifier.worker.backend, loadMs: Math.round(classifier.worker.loadMs) }, 'ECG beat classifier loaded');
-      },
-      (error: unknown) => deps.logger?.warn({ err: (error as Error).message, dir }, 'ECG beat classifier not loaded; beats are classified by rules (algo:beat-rules@1)'),
-    );
+    Promise.resolve()
+      .then(() => {
+        if (deps.trustedKeys && deps.trustedKeys.length > 0) verifyArtifactDir(dir, deps.trustedKeys);
+        return WorkerBeatClassifier.start(dir);
+      })
+      .then(
+        (classifier) => {
+          // The worker must not keep the process alive after the runtime stops.
+          classifier.worker.unref();
+          for (const m of monitors.values()) m.setClassifier(classifier);
+          deps.logger?.info({ model: classifier.modelId, sha256: classifier.modelSha256, backend: classifier.worker.backend, loadMs: Math.round(classifier.worker.loadMs) }, 'ECG beat classifier loaded');
+        },
+        (error: unknown) => deps.logger?.warn({ err: (error as Error).message, dir }, 'ECG beat classifier not loaded; beats are classified by rules (algo:beat-rules@1)'),
+      );
   }
   return {
     name: 'ecg',
