@@ -15,7 +15,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
   run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
-  ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
+  ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the ECG pipeline (QRS, beat classes, AF) over WFDB records" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
   sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
   verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },
