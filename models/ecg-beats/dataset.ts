@@ -78,8 +78,9 @@ export function recordBeats(dir: string, record: string, cacheDir?: string): Rec
     const cls = aamiClassOf(r.code) ?? 'Q';
     missed[AAMI_CLASSES.indexOf(cls)] = (missed[AAMI_CLASSES.indexOf(cls)] as number) + 1;
   });
+  // Rounded to 1e-5 (as cached), so that a run from the cache and a fresh run train on the same numbers.
   const features = new Float32Array(beats.length * width);
-  beats.forEach((b, i) => features.set(b.features, i * width));
+  beats.forEach((b, i) => features.set(b.features.map((x) => Math.round(x * 1e5) / 1e5), i * width));
   const out: RecordBeats = {
     record,
     fs,
