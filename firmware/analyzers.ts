@@ -6,11 +6,12 @@
  * One explicit list: `createAnalyzers` picks the analyzers a config needs. ECG: `EcgMonitor` per
  * ECG sensor. Heart sounds and glucose analytics add theirs here.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import type { RuntimeConfig, SourceConfig } from './config.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
-import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
+import { packageRoot } from './package-root.js';
 import { EcgMonitor } from './ecg-monitor.js';
 
 export interface AnalyzerOutput {
@@ -60,11 +61,13 @@ export interface AnalyzerDeps {
  */
 function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps): Analyzer {
   const monitors = new Map(sensors.map((s) => [s, new EcgMonitor(s)]));
-  const dir = deps.ecgBeatModelDir ?? defaultBeatModelDir();
+  const dir = deps.ecgBeatModelDir ?? join(packageRoot(), 'models', 'ecg-beats');
   if (dir !== false) {
     Promise.resolve()
-      .then(() => {
+      .then(async () => {
         if (deps.trustedKeys && deps.trustedKeys.length > 0) verifyArtifactDir(dir, deps.trustedKeys);
+        // TF.js is imported only when a runtime has ECG to analyse.
+        const { WorkerBeatClassifier } = await import('./ecg-classifier.js');
         return WorkerBeatClassifier.start(dir);
       })
       .then(

@@ -23,7 +23,8 @@ import { EcgFrontEnd } from '../../device-sdk/signal/ecg/front-end.js';
 import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
 import { QrsDetector } from '../../device-sdk/signal/ecg/qrs-detector.js';
 import { readWfdbAnnotations, readWfdbRecord, writeWfdbAnnotations } from '../../simulator/sources/wfdb-files.js';
-import { defaultBeatModelDir, WorkerBeatClassifier } from '../ecg-classifier.js';
+import type { WorkerBeatClassifier } from '../ecg-classifier.js';
+import { packageRoot } from '../package-root.js';
 import { parse, UsageError } from './args.js';
 
 export const ECG_USAGE = `Usage: medge ecg annotate RECORD --out FILE [--model DIR | --no-model] [--backend wasm|cpu]
@@ -112,11 +113,13 @@ async function openClassifier(values: { model?: string; 'no-model'?: boolean; ba
   if (values['no-model']) return undefined;
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (backend !== 'wasm' && backend !== 'cpu' && backend !== 'tensorflow') throw new UsageError(`--backend must be wasm, cpu or tensorflow, got ${JSON.stringify(values.backend)}`, ECG_USAGE);
-  const dir = values.model ?? defaultBeatModelDir();
+  const dir = values.model ?? join(packageRoot(), 'models', 'ecg-beats');
   if (!values.model && !existsSync(join(dir, 'medge-model.json'))) {
     process.stderr.write(`medge ecg: no beat classifier in ${dir}; beats are typed by rules\n`);
     return undefined;
   }
+  // Loaded on demand: TF.js is not imported by the CLI's other commands.
+  const { WorkerBeatClassifier } = await import('../ecg-classifier.js');
   return WorkerBeatClassifier.start(dir, backend);
 }
 
