@@ -6,9 +6,11 @@
  * One explicit list: `createAnalyzers` picks the analyzers a config needs. ECG: `EcgMonitor` per
  * ECG sensor; `PcgMonitor` per stethoscope (heart-sound screen). Glucose analytics add theirs here.
  */
+import { join } from 'node:path';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import type { RuntimeConfig, SourceConfig } from './config.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
+import { packageRoot } from './package-root.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
@@ -42,9 +44,44 @@ export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'hear
   }
 }
 
-/** ECG analysis on the sensors that carry ECG. */
-function ecgAnalyzer(sensors: string[]): Analyzer {
+/** Optional services of the analyzers (the runtime passes its logger). */
+export interface AnalyzerDeps {
+  logger?: Pick<Logger, 'info' | 'warn'>;
+  /** The ECG beat classifier model directory; `false` runs the rule fallback only. Default models/ecg-beats. */
+  ecgBeatModelDir?: string | false;
+  /**
+   * Trusted artifact signing keys (PEM). When given, a model is loaded only after its signature
+   * verifies (`verifyArtifactDir`); a refused model leaves the rule fallback in place.
+   */
+  trustedKeys?: readonly string[];
+}
+
+/**
+ * ECG analysis on the sensors that carry ECG. The beat classifier model loads in an inference worker
+ * (wasm) in the background; until it is ready, or when it cannot load, beats are classified by rules
+ * and a log line says why.
+ */
+function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps): Analyzer {
   const monitors = new Map(sensors.map((s) => [s, new EcgMonitor(s)]));
+  const dir = deps.ecgBeatModelDir ?? join(packageRoot(), 'models', 'ecg-beats');
+  if (dir !== false) {
+    Promise.resolve()
+      .then(async () => {
+        if (deps.trustedKeys && deps.trustedKeys.length > 0) verifyArtifactDir(dir, deps.trustedKeys);
+        // TF.js is imported only when a runtime has ECG to analyse.
+        const { WorkerBeatClassifier } = await import('./ecg-classifier.js');
+        return WorkerBeatClassifier.start(dir);
+      })
+      .then(
+        (classifier) => {
+          // The worker must not keep the process alive after the runtime stops.
+          classifier.worker.unref();
+          for (const m of monitors.values()) m.setClassifier(classifier);
+          deps.logger?.info({ model: classifier.modelId, sha256: classifier.modelSha256, backend: classifier.worker.backend, loadMs: Math.round(classifier.worker.loadMs) }, 'ECG beat classifier loaded');
+        },
+        (error: unknown) => deps.logger?.warn({ err: (error as Error).message, dir }, 'ECG beat classifier not loaded; beats are classified by rules (algo:beat-rules@1)'),
+      );
+  }
   return {
     name: 'ecg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
@@ -60,10 +97,10 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
  * (models/glucose-forecast/artifact, hashes checked); when it cannot be loaded the monitor runs on its
  * rule-based fallback and says so in the log.
  */
-function glucoseAnalyzer(trustedPems: readonly string[], logger: Logger): Analyzer {
+function glucoseAnalyzer(trustedKeys: readonly string[], logger: Logger): Analyzer {
   let forecaster: GlucoseForecaster | undefined;
   try {
-    forecaster = loadGlucoseForecaster(undefined, trustedPems);
+    forecaster = loadGlucoseForecaster(undefined, trustedKeys);
   } catch (error) {
     logger.error({ err: (error as Error).message }, 'glucose forecast model not loaded: predicted-low alerts use trend extrapolation instead');
   }
@@ -127,22 +164,16 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
   };
 }
 
-export interface AnalyzerDeps {
-  /** Ed25519 public keys (PEM) a model must be signed by; empty = hashes checked, signature not required. */
-  trustedPems?: readonly string[];
-  logger?: Logger;
-}
-
 export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKinds: Readonly<Record<string, string>> = {}, deps: AnalyzerDeps = {}): Analyzer[] {
-  const trustedPems = deps.trustedPems ?? [];
-  const logger = deps.logger ?? createLogger('medge-analyzers');
-  const verify = trustedPems.length > 0 ? (dir: string) => void verifyArtifactDir(dir, trustedPems) : undefined;
+  const trustedKeys = deps.trustedKeys ?? [];
+  const logger = (deps.logger as Logger | undefined) ?? createLogger('medge-analyzers');
+  const verify = trustedKeys.length > 0 ? (dir: string) => void verifyArtifactDir(dir, trustedKeys) : undefined;
   const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
   const ecg = config.sources.filter(isEcg).map((s) => s.sensor);
-  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg));
+  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, deps));
   const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
-  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedPems, logger));
+  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, logger));
   const isPcg = (s: SourceConfig) => sourceSignal(s) === 'pcg' || (s.type === 'device' && deviceKinds[s.sensor] === 'pcg');
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
   if (pcg.length > 0) analyzers.push(pcgAnalyzer(pcg, { logger, ...(verify ? { verify } : {}) }));

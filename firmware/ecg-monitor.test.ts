@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StreamChunk } from '../device-sdk/records.js';
+import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import { VirtualClock } from '../test/helpers/virtual-clock.js';
 import { EcgMonitor, QRS_MODEL_ID, QRS_MODEL_SHA256 } from './ecg-monitor.js';
 import { createSimSource } from './sources/sim-sources.js';
@@ -42,6 +42,16 @@ function continuation(after: StreamChunk, seconds: number, fill: (i: number) => 
 }
 
 describe('EcgMonitor', () => {
+  it('bridges short gaps (frames lost to corruption) instead of restarting: the heart rate keeps coming', () => {
+    // Every 8th 250 ms chunk lost: a gap every 2 s, shorter than the 4 RR intervals a restart needs.
+    const chunks = simulatedEcg(40).filter((_, i) => i % 8 !== 7);
+    const { readings, alerts } = run(new EcgMonitor('ecg'), chunks);
+    const hr = readings.filter((r) => r.type === 'heart-rate');
+    expect(hr.length).toBeGreaterThanOrEqual(6);
+    for (const r of hr) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(3);
+    expect(alerts.filter((a) => a.kind === 'ecg-no-beats' || a.kind === 'ecg-af-onset')).toEqual([]);
+  });
+
   it('reports the heart rate of the ECG with provenance and input quality', () => {
     const out = run(new EcgMonitor('ecg'), simulatedEcg(30, 72));
     expect(out.readings.length).toBeGreaterThanOrEqual(4);
@@ -49,7 +59,7 @@ describe('EcgMonitor', () => {
       expect(r).toMatchObject({ sensor: 'ecg', type: 'heart-rate', unit: '/min' });
       expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
     }
-    const f = out.findings.at(-1);
+    const f = out.findings.filter((x) => x.kind === 'ecg-rate').at(-1);
     expect(f).toMatchObject({ kind: 'ecg-rate', label: 'normal-range', modelId: QRS_MODEL_ID, modelSha256: QRS_MODEL_SHA256 });
     expect(f?.inputQuality).toBeGreaterThan(0.8);
     expect(out.alerts).toEqual([]);
@@ -75,5 +85,104 @@ describe('EcgMonitor', () => {
     const out = run(monitor, [...ecg, ...quiet]);
     expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-no-beats', 3]]);
     expect(out.alerts[0]?.message).toMatch(/decision support/);
+  });
+});
+
+/** A synthetic ECG stream (ADC units, gain 200/mV) with R peaks at the given RR intervals (s), in 250 ms chunks. */
+function syntheticEcg(rr: number[], fs = 360): StreamChunk[] {
+  const peaks: number[] = [];
+  let t = fs;
+  for (const r of rr) {
+    peaks.push(t);
+    t += Math.round(r * fs);
+  }
+  const length = t + fs;
+  const x = new Int16Array(length);
+  for (const p of peaks) for (let k = -14; k <= 14; k++) x[p + k] = Math.round(240 * (1 - Math.abs(k) / 14));
+  // A little baseline activity so that the lead is never flat.
+  for (let i = 0; i < length; i++) x[i] = (x[i] as number) + Math.round(6 * Math.sin(i / 30));
+  const per = fs / 4;
+  const chunks: StreamChunk[] = [];
+  for (let i = 0; i < length; i += per) chunks.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: 1_000_000 + (i * 1000) / fs, rateHz: fs, unit: 'mV', gain: 200, samples: x.slice(i, i + per) });
+  return chunks;
+}
+
+/** Unit-test double: classifies every beat as `cls` (probability 0.9), asynchronously like the worker. */
+class MockBeatClassifier {
+  readonly modelId = 'mock-beats@1';
+  readonly modelSha256 = 'f'.repeat(64);
+  batches = 0;
+  constructor(private readonly cls: number) {}
+  async classify(_features: Float32Array, count: number): Promise<Float32Array> {
+    this.batches += 1;
+    await new Promise((r) => setImmediate(r));
+    const p = new Float32Array(count * 5).fill(0.025);
+    for (let i = 0; i < count; i++) p[i * 5 + this.cls] = 0.9;
+    return p;
+  }
+}
+
+async function runAsync(monitor: EcgMonitor, chunks: StreamChunk[]) {
+  const out = { readings: [] as Reading[], findings: [] as Finding[], alerts: [] as Alert[] };
+  const take = (o: { readings: Reading[]; findings: Finding[]; alerts: Alert[] }) => {
+    out.readings.push(...o.readings);
+    out.findings.push(...o.findings);
+    out.alerts.push(...o.alerts);
+  };
+  for (const c of chunks) {
+    take(monitor.push(c));
+    // Let the classifier answer now and then, as the event loop does between sensor chunks.
+    await new Promise((r) => setImmediate(r));
+  }
+  take(await monitor.drain());
+  return out;
+}
+
+describe('EcgMonitor beat classes and rhythm', () => {
+  it('raises a ventricular run (severity 2), then a sustained run (severity 3) once, from classified beats', async () => {
+    const classifier = new MockBeatClassifier(2);
+    const monitor = new EcgMonitor('ecg', {}, classifier);
+    const out = await runAsync(monitor, syntheticEcg(Array.from({ length: 100 }, () => 0.4)));
+    expect(classifier.batches).toBeGreaterThan(1);
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([
+      ['ecg-ventricular-run', 2],
+      ['ecg-sustained-ventricular-run', 3],
+    ]);
+    expect(out.alerts[0]?.message).toMatch(/decision support/);
+    const runs = out.findings.filter((f) => f.kind === 'ecg-ventricular-run');
+    expect(runs.map((f) => f.label)).toEqual(['ventricular-run-suspected', 'sustained-ventricular-run-suspected']);
+    expect(runs[0]).toMatchObject({ modelId: 'mock-beats@1', probability: 0.9 });
+    expect(runs[0]?.value).toBeGreaterThan(140);
+    expect(runs[0]?.inputQuality).toBeGreaterThan(0);
+    const classes = out.findings.filter((f) => f.kind === 'ecg-beat-classes');
+    expect(classes.length).toBeGreaterThan(3);
+    expect(classes.at(-1)).toMatchObject({ label: 'ventricular-ectopy', modelId: 'mock-beats@1' });
+  });
+
+  it('raises an AF onset alert on irregular N-N intervals and reports the episode as a finding with quality', async () => {
+    let s = 11;
+    const random = () => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s / 4294967296;
+    };
+    const rr = [...Array.from({ length: 60 }, () => 0.8), ...Array.from({ length: 150 }, () => 0.45 + 0.6 * random())];
+    const out = await runAsync(new EcgMonitor('ecg', {}, new MockBeatClassifier(0)), syntheticEcg(rr));
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-af-onset', 2]]);
+    const af = out.findings.find((f) => f.kind === 'ecg-af');
+    expect(af).toMatchObject({ label: 'af-suspected', modelId: 'algo:af-rr-irregularity@1' });
+    expect(af?.inputQuality).toBeGreaterThan(0.5);
+    expect(Array.isArray(af?.qualityFlags)).toBe(true);
+    // The onset is dated back into the irregular stretch (after the regular minute, before the decision).
+    expect(af?.intervalStart).toBeGreaterThan(1_000_000 + 48_000);
+    expect(af?.intervalStart).toBeLessThan(af?.t as number);
+  });
+
+  it('falls back to the rule classifier when the model fails, and says why', async () => {
+    const failing = { modelId: 'broken@1', modelSha256: '0'.repeat(64), classify: () => Promise.reject(new Error('worker exited')) };
+    const monitor = new EcgMonitor('ecg', {}, failing);
+    const out = await runAsync(monitor, syntheticEcg(Array.from({ length: 30 }, () => 0.8)));
+    expect(monitor.classifierId).toBe('algo:beat-rules@1');
+    expect(monitor.lastClassifierError).toBe('worker exited');
+    expect(out.findings.filter((f) => f.kind === 'ecg-beat-classes').at(-1)).toMatchObject({ label: 'no-ectopy', modelId: 'algo:beat-rules@1' });
   });
 });

@@ -190,7 +190,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
     for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
-    this.analyzers = createAnalyzers(config, deviceKinds, { trustedPems: this.trustedKeys, logger: this.log });
+    this.analyzers = createAnalyzers(config, deviceKinds, { trustedKeys: this.trustedKeys, logger: this.log });
     this.startedAt = this.clock.monotonic();
     if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
   }

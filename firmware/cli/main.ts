@@ -23,7 +23,7 @@ const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<numbe
   edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
   sensors: { run: sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
   sim: { run: simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
-  ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the QRS detector over WFDB records" },
+  ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the ECG pipeline (QRS, beat classes, AF) over WFDB records" },
   glucose: { run: glucoseCommand, summary: "'glucose predict' forecasts 30 min ahead with hypo alerts; 'glucose report' gives the consensus CGM metrics" },
   pcg: { run: pcgCommand, summary: "'pcg classify' screens heart-sound WAV recordings (normal, abnormal, unreadable)" },
   audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },

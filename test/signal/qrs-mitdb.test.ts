@@ -1,8 +1,25 @@
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { grossScore, scoreDetections } from '../../device-sdk/signal/ecg/ec57.js';
-import { detectBeats } from '../../firmware/cli/ecg.js';
-import { readWfdbAnnotations } from '../../simulator/sources/wfdb-files.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isQrsCode } from '../../device-sdk/protocols/wfdb.js';
+import { aamiClassOf } from '../../device-sdk/signal/ecg/beat-features.js';
+import {
+  type ClassScores,
+  classPairs,
+  classScores,
+  type DetectionScore,
+  type DurationScore,
+  durationScore,
+  grossClassScores,
+  grossDurationScore,
+  grossScore,
+  rhythmEpisodes,
+  scoreDetections,
+} from '../../device-sdk/signal/ecg/ec57.js';
+import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
+import { analyzeSignal, detectBeats, nstNoises, PACED_RECORDS } from '../../firmware/cli/ecg.js';
+import { defaultBeatModelDir, WorkerBeatClassifier } from '../../firmware/ecg-classifier.js';
+import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
+import { requireBuild } from '../helpers/cli.js';
 import { MITDB, missingNote, NSTDB, sharedDataRuns } from '../helpers/shared-data.js';
 
 const RECORDS = '101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230 102 104 107 217'.split(' ');
@@ -12,22 +29,98 @@ function score(path: string) {
   return scoreDetections(readWfdbAnnotations(path, 'atr').annotations, beats, { fs, length });
 }
 
-// The issue's goal (gross Se and +P >= 99.8%); the detector measures Se 99.81%, +P 99.82% on these 26
-// records and 100/100 on 118e24.
-describe.skipIf(!sharedDataRuns(MITDB))(`QRS detection on the shared MIT-BIH records (EC57)${missingNote(MITDB)}`, () => {
-  it('reaches gross Se and +P >= 99.8% over the 26 records', () => {
-    const scores = RECORDS.map((r) => score(join(MITDB, r)));
-    const gross = grossScore(scores);
+// The whole pipeline (QRS detection, beat features, the shipped classifier in a wasm worker, AF) over
+// the 26 shared records, scored per EC57 as `medge ecg eval` does. QRS: the issue's goal (gross Se and
+// +P >= 99.8%). Beat classes and AF: regression floors a little under what the shipped model measures
+// on these records, which it was trained on (in-sample); the out-of-sample cross-validation figures
+// are in models/ecg-beats/MODEL_CARD.md.
+describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH records (EC57)${missingNote(MITDB)}`, () => {
+  let classifier: WorkerBeatClassifier;
+  const qrs: DetectionScore[] = [];
+  const classes: ClassScores[] = [];
+  const af: DurationScore[] = [];
+  beforeAll(async () => {
+    requireBuild();
+    classifier = await WorkerBeatClassifier.start(defaultBeatModelDir(), 'wasm');
+    for (const name of RECORDS) {
+      const path = join(MITDB, name);
+      const record = readWfdbRecord(path);
+      const fs = record.header.fs;
+      const signal = record.signals[0] as Int16Array;
+      const length = signal.length;
+      const reference = readWfdbAnnotations(path, 'atr').annotations;
+      const r = await analyzeSignal(signal, fs, classifier);
+      qrs.push(scoreDetections(reference, r.beats.map((b) => b.sample), { fs, length }));
+      if (!PACED_RECORDS.includes(name)) classes.push(classScores(classPairs(reference, r.beats, aamiClassOf, { fs, length })));
+      af.push(durationScore(rhythmEpisodes(reference, '(AFIB', length), r.afEpisodes, { fs, length }));
+    }
+  }, 240_000);
+  afterAll(async () => {
+    await classifier?.close();
+  });
+
+  it('reaches gross QRS Se and +P >= 99.8% over the 26 records', () => {
+    const gross = grossScore(qrs);
     expect(gross.tp + gross.fn).toBeGreaterThan(49_000);
     expect(gross.se).toBeGreaterThanOrEqual(99.8);
     expect(gross.ppv).toBeGreaterThanOrEqual(99.8);
   });
+
+  it('keeps the V and S figures of the shipped model on the 22 non-paced records', () => {
+    const gross = grossClassScores(classes);
+    expect(gross.V.tp + gross.V.fn).toBeGreaterThan(3_000);
+    expect(gross.V.se).toBeGreaterThanOrEqual(V_SE_FLOOR);
+    expect(gross.V.ppv).toBeGreaterThanOrEqual(V_PPV_FLOOR);
+    expect(gross.S.se).toBeGreaterThanOrEqual(S_SE_FLOOR);
+    expect(gross.S.ppv).toBeGreaterThanOrEqual(S_PPV_FLOOR);
+  });
+
+  it('keeps the AF duration figures over all 26 records (AF in 201 and 203)', () => {
+    const gross = grossDurationScore(af);
+    expect(gross.overlap + gross.refOnly).toBeGreaterThan(360 * 1000);
+    expect(gross.se).toBeGreaterThanOrEqual(AF_SE_FLOOR);
+    expect(gross.ppv).toBeGreaterThanOrEqual(AF_PPV_FLOOR);
+  });
 });
 
-describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection on 118e24 (noise at 24 dB)${missingNote(NSTDB)}`, () => {
-  it('keeps Se and +P >= 99.5%', () => {
+describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(NSTDB)}`, () => {
+  it('keeps Se and +P >= 99.5% on 118e24 (noise at 24 dB)', () => {
     const s = score(join(NSTDB, '118e24'));
     expect(s.se).toBeGreaterThanOrEqual(99.5);
     expect(s.ppv).toBeGreaterThanOrEqual(99.5);
   });
+
+  it('loses at most 2 points of Se and +P with ma and bw noise each at 12 dB (4 records)', async () => {
+    const noises = nstNoises(NSTDB);
+    const clean: DetectionScore[] = [];
+    const noisy: DetectionScore[] = [];
+    for (const name of ['101', '115', '208', '223']) {
+      const path = join(MITDB, name);
+      const record = readWfdbRecord(path);
+      const fs = record.header.fs;
+      const signal = record.signals[0] as Int16Array;
+      const reference = readWfdbAnnotations(path, 'atr').annotations;
+      const power = qrsSignalPower(signal, reference.filter((a) => isQrsCode(a.code)).map((a) => a.sample), fs);
+      for (const [list, s] of [
+        [clean, signal],
+        [noisy, mixNoises(signal, noises, power, 12)],
+      ] as const) {
+        const r = await analyzeSignal(s, fs, undefined);
+        list.push(scoreDetections(reference, r.beats.map((b) => b.sample), { fs, length: signal.length }));
+      }
+    }
+    const a = grossScore(clean);
+    const b = grossScore(noisy);
+    expect(a.se - b.se).toBeLessThanOrEqual(2);
+    expect(a.ppv - b.ppv).toBeLessThanOrEqual(2);
+  }, 60_000);
 });
+
+// Measured with ecg-beats 1.0.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.90 / +P 94.49,
+// S Se 84.23 / +P 78.03 (in-sample), AF duration Se 96.06 / +P 65.96 over the 26 records.
+const V_SE_FLOOR = 94;
+const V_PPV_FLOOR = 93.5;
+const S_SE_FLOOR = 83;
+const S_PPV_FLOOR = 77;
+const AF_SE_FLOOR = 95;
+const AF_PPV_FLOOR = 65;

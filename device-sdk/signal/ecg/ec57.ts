@@ -94,3 +94,154 @@ export function grossScore(scores: readonly DetectionScore[]): DetectionScore {
   const fp = scores.reduce((s, x) => s + x.fp, 0);
   return { tp, fn, fp, se: ratio(tp, tp + fn), ppv: ratio(tp, tp + fp) };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Beat classes (AAMI N S V F Q) and atrial fibrillation duration
+// ---------------------------------------------------------------------------------------------
+
+/** AAMI classes in the order of the confusion matrix; `O` (none) is a missed beat or a false detection. */
+export const SCORE_CLASSES = ['N', 'S', 'V', 'F', 'Q'] as const;
+export type ScoreClass = (typeof SCORE_CLASSES)[number];
+
+/** One scored beat: the reference class and the detection's class (`undefined` = no beat on that side). */
+export interface ClassPair {
+  ref: ScoreClass | undefined;
+  det: ScoreClass | undefined;
+}
+
+export interface ClassScores {
+  /** confusion[ref][det] with the key `O` for "none". */
+  confusion: Record<string, Record<string, number>>;
+  V: DetectionScore;
+  S: DetectionScore;
+}
+
+/**
+ * V and S (SVEB) scores after EC57 (bxb): Se = beats of the class detected with the class / all scored
+ * reference beats of the class (missed beats count against it); +P = beats detected with the class and
+ * so labelled / all detections given the class, where detections whose reference is F or Q are not
+ * counted against V, and those whose reference is Q are not counted against S (EC57 4.2.1.3). False
+ * detections (no reference beat) given the class count against +P.
+ */
+export function classScores(pairs: Iterable<ClassPair>): ClassScores {
+  const keys = [...SCORE_CLASSES, 'O'];
+  const confusion: Record<string, Record<string, number>> = Object.fromEntries(keys.map((r) => [r, Object.fromEntries(keys.map((d) => [d, 0]))]));
+  for (const p of pairs) {
+    const row = confusion[p.ref ?? 'O'] as Record<string, number>;
+    row[p.det ?? 'O'] = (row[p.det ?? 'O'] as number) + 1;
+  }
+  const c = (r: string, d: string) => (confusion[r] as Record<string, number>)[d] as number;
+  const sumRow = (r: string) => keys.reduce((s, d) => s + c(r, d), 0);
+  const score = (k: ScoreClass, excluded: string[]): DetectionScore => {
+    const tp = c(k, k);
+    const fn = sumRow(k) - tp;
+    const fp = keys.filter((r) => r !== k && !excluded.includes(r)).reduce((s, r) => s + c(r, k), 0);
+    return { tp, fn, fp, se: ratio(tp, tp + fn), ppv: ratio(tp, tp + fp) };
+  };
+  return { confusion, V: score('V', ['F', 'Q']), S: score('S', ['Q']) };
+}
+
+export interface ClassifiedBeat {
+  sample: number;
+  cls: ScoreClass;
+}
+
+/**
+ * Matches detections to reference beats as `scoreDetections` does (150 ms, from minute 5, flutter left
+ * out) and returns the pairs for `classScores`. `refClass` maps a WFDB code to its class.
+ */
+export function classPairs(reference: readonly ReferenceAnnotation[], detections: readonly ClassifiedBeat[], refClass: (code: number) => ScoreClass | undefined, options: ScoreOptions): ClassPair[] {
+  const tolerance = Math.round(((options.matchWindowMs ?? 150) * options.fs) / 1000);
+  const start = Math.round((options.startSeconds ?? 300) * options.fs);
+  const episodes = flutterEpisodes(reference, options.length);
+  const excluded = (s: number) => episodes.some(([a, b]) => s >= a && s <= b);
+  const refs = reference.filter((a) => isQrsCode(a.code) && a.sample >= start && !excluded(a.sample));
+  const dets = detections.filter((d) => d.sample >= start - tolerance && !excluded(d.sample)).sort((a, b) => a.sample - b.sample);
+  const used = new Uint8Array(dets.length);
+  const pairs: ClassPair[] = [];
+  let j = 0;
+  for (const ref of refs) {
+    while (j < dets.length && (dets[j] as ClassifiedBeat).sample < ref.sample - tolerance) j++;
+    let best = -1;
+    let bestDistance = tolerance + 1;
+    for (let k = j; k < dets.length && (dets[k] as ClassifiedBeat).sample <= ref.sample + tolerance; k++) {
+      const distance = Math.abs((dets[k] as ClassifiedBeat).sample - ref.sample);
+      if (!used[k] && distance < bestDistance) {
+        bestDistance = distance;
+        best = k;
+      }
+    }
+    const cls = refClass(ref.code) ?? 'Q';
+    if (best >= 0) {
+      used[best] = 1;
+      pairs.push({ ref: cls, det: (dets[best] as ClassifiedBeat).cls });
+    } else pairs.push({ ref: cls, det: undefined });
+  }
+  dets.forEach((d, k) => {
+    if (!used[k] && d.sample >= start) pairs.push({ ref: undefined, det: d.cls });
+  });
+  return pairs;
+}
+
+/** Gross class scores: the sum of confusion matrices. */
+export function grossClassScores(all: readonly ClassScores[]): ClassScores {
+  const pairs: ClassPair[] = [];
+  for (const s of all) {
+    for (const [r, row] of Object.entries(s.confusion)) {
+      for (const [d, n] of Object.entries(row)) {
+        for (let i = 0; i < n; i++) pairs.push({ ref: r === 'O' ? undefined : (r as ScoreClass), det: d === 'O' ? undefined : (d as ScoreClass) });
+      }
+    }
+  }
+  return classScores(pairs);
+}
+
+/** Sample intervals `[start, end)` of a rhythm in MIT rhythm annotations (code 28, AUX `(AFIB`, ...). */
+export function rhythmEpisodes(annotations: readonly (ReferenceAnnotation & { aux?: string })[], rhythm: string, length: number): [number, number][] {
+  const out: [number, number][] = [];
+  let open: number | undefined;
+  for (const a of annotations) {
+    if (a.code !== RHYTHM || a.aux === undefined) continue;
+    const label = a.aux.replace(/\0+$/, '').trim();
+    if (label === rhythm && open === undefined) open = a.sample;
+    else if (label !== rhythm && open !== undefined) {
+      out.push([open, a.sample]);
+      open = undefined;
+    }
+  }
+  if (open !== undefined) out.push([open, length]);
+  return out;
+}
+
+export const RHYTHM = 28;
+
+export interface DurationScore {
+  /** Samples in both, in the reference only, in the detection only (scored part). */
+  overlap: number;
+  refOnly: number;
+  detOnly: number;
+  se: number;
+  ppv: number;
+}
+
+/** Duration sensitivity and positive predictivity of detected episodes against reference episodes, from `startSeconds` (default 300 s). */
+export function durationScore(reference: readonly [number, number][], detected: readonly [number, number][], options: { fs: number; length: number; startSeconds?: number }): DurationScore {
+  const start = Math.round((options.startSeconds ?? 300) * options.fs);
+  const clipTo = (eps: readonly [number, number][]) => eps.map(([a, b]) => [Math.max(a, start), Math.min(b, options.length)] as [number, number]).filter(([a, b]) => b > a);
+  const ref = clipTo(reference);
+  const det = clipTo(detected);
+  const total = (eps: [number, number][]) => eps.reduce((s, [a, b]) => s + b - a, 0);
+  let overlap = 0;
+  for (const [a, b] of ref) for (const [c, d] of det) overlap += Math.max(0, Math.min(b, d) - Math.max(a, c));
+  const r = total(ref);
+  const d = total(det);
+  return { overlap, refOnly: r - overlap, detOnly: d - overlap, se: ratio(overlap, r), ppv: ratio(overlap, d) };
+}
+
+/** Gross duration scores: sums of samples over records. */
+export function grossDurationScore(scores: readonly DurationScore[]): DurationScore {
+  const overlap = scores.reduce((s, x) => s + x.overlap, 0);
+  const refOnly = scores.reduce((s, x) => s + x.refOnly, 0);
+  const detOnly = scores.reduce((s, x) => s + x.detOnly, 0);
+  return { overlap, refOnly, detOnly, se: ratio(overlap, overlap + refOnly), ppv: ratio(overlap, overlap + detOnly) };
+}

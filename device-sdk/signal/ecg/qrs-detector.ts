@@ -52,8 +52,8 @@ export interface QrsBeat {
   searchback: boolean;
 }
 
-/** Direct-form-I biquad. */
-class Biquad {
+/** Direct-form-I biquad (2nd-order Butterworth high- or low-pass). */
+export class Biquad {
   private x1 = 0;
   private x2 = 0;
   private y1 = 0;

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { AAMI_WFDB_CODE, aamiClassOf, BeatFeatureExtractor, FEATURE_NAMES, featureLength } from './beat-features.js';
+
+const FS = 360;
+const at = (name: (typeof FEATURE_NAMES)[number]) => FEATURE_NAMES.indexOf(name);
+
+/** A synthetic lead with beats at `peaks` (samples): narrow QRS, or a wide inverted one for `wide` peaks. */
+function lead(length: number, peaks: number[], wide: Set<number>): Int16Array {
+  const x = new Float64Array(length);
+  for (const p of peaks) {
+    const half = wide.has(p) ? 40 : 12;
+    const amp = wide.has(p) ? -300 : 250;
+    for (let k = -half; k <= half; k++) if (p + k >= 0 && p + k < length) x[p + k] = (x[p + k] as number) + amp * (1 - Math.abs(k) / half);
+  }
+  return Int16Array.from(x, (v) => Math.round(v));
+}
+
+describe('beat features', () => {
+  it('maps WFDB beat codes to AAMI classes and back', () => {
+    expect(['N', 'L', 'R', 'e', 'j'].map((_, i) => aamiClassOf([1, 2, 3, 34, 11][i] as number))).toEqual(['N', 'N', 'N', 'N', 'N']);
+    expect([8, 4, 7, 9].map(aamiClassOf)).toEqual(['S', 'S', 'S', 'S']);
+    expect([5, 10, 6, 12, 38, 13, 28].map(aamiClassOf)).toEqual(['V', 'V', 'F', 'Q', 'Q', 'Q', undefined]);
+    expect(AAMI_WFDB_CODE).toEqual({ N: 1, S: 8, V: 5, F: 6, Q: 13 });
+  });
+
+  it('measures prematurity against the local rhythm and a wide ectopic beat against the template', () => {
+    const rr = Math.round(0.8 * FS);
+    const peaks: number[] = [];
+    for (let t = FS; t < 40 * FS; t += rr) peaks.push(t);
+    // Beat 30 comes 40 % early, is wide and inverted; the next keeps the sinus timing (compensatory pause).
+    const early = (peaks[30] as number) - Math.round(0.4 * rr);
+    peaks[30] = early;
+    const signal = lead(41 * FS, peaks, new Set([early]));
+    const fx = new BeatFeatureExtractor({ fs: FS });
+    const out = [];
+    for (let i = 0; i < signal.length; i += FS) {
+      fx.pushSamples(signal.subarray(i, i + FS));
+      for (const p of peaks) if (p >= i && p < i + FS) fx.pushBeat(p);
+      out.push(...fx.take());
+    }
+    fx.flush();
+    out.push(...fx.take());
+    expect(out).toHaveLength(peaks.length);
+    expect(out.every((b) => b.features.length === featureLength())).toBe(true);
+    const normal = out[20]?.features as Float32Array;
+    const ectopic = out[30]?.features as Float32Array;
+    expect(normal[at('rrPreLocal')]).toBeCloseTo(1, 1);
+    expect(normal[at('templateCorr')]).toBeGreaterThan(0.99);
+    expect(normal[at('templateDist')]).toBeLessThan(0.05);
+    expect(ectopic[at('rrPreLocal')]).toBeLessThan(0.7);
+    expect(ectopic[at('rrPostPre')]).toBeGreaterThan(2);
+    expect(ectopic[at('templateCorr')]).toBeLessThan(0.5);
+    expect(ectopic[at('qrsWidth')]).toBeGreaterThan(1.5);
+    // The ectopic beat does not enter the template: the beat after it still matches it.
+    expect(out[32]?.features[at('templateCorr')]).toBeGreaterThan(0.99);
+  });
+});

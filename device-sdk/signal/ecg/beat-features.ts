@@ -1,0 +1,392 @@
+/**
+ * Per-beat features for the beat classifier (pure: no I/O, no timers). Samples and detected R peaks in,
+ * one fixed-length feature vector per beat out, bounded memory.
+ *
+ * Inter-patient beat classification works when every feature is measured against the patient's own
+ * rhythm and morphology, so the extractor keeps running references of the record:
+ * - RR: the interval before and after the beat, a local mean (last `localBeats` intervals) and a
+ *   record-level running mean (exponential, `globalBeats` time constant); the ratios to both
+ *   (prematurity is what separates S from N beats);
+ * - morphology: the band-passed lead from `windowMs[0]` to `windowMs[1]` around the R peak, resampled to
+ *   `morphPoints` points, baseline (median) removed, scaled by the running QRS amplitude of the record,
+ *   minus a running template (per-point median of the last `templateBeats` non-premature beats, i.e.
+ *   the patient's dominant beat); the correlation with and distance to the template; QRS width
+ *   relative to the template's, QRS energy.
+ * The feature layout is `FEATURE_NAMES` followed by the morphology; the model manifest records it.
+ */
+
+/** AAMI EC57 beat classes. */
+import { Biquad } from './qrs-detector.js';
+
+export const AAMI_CLASSES = ['N', 'S', 'V', 'F', 'Q'] as const;
+export type AamiClass = (typeof AAMI_CLASSES)[number];
+
+/** WFDB beat code -> AAMI class (EC57 / de Chazal 2004). Paced (/ f) and unclassifiable beats are Q. */
+export function aamiClassOf(code: number): AamiClass | undefined {
+  switch (code) {
+    case 1: // N
+    case 2: // L
+    case 3: // R
+    case 34: // e
+    case 11: // j
+      return 'N';
+    case 8: // A
+    case 4: // a
+    case 7: // J
+    case 9: // S
+      return 'S';
+    case 5: // V
+    case 10: // E
+      return 'V';
+    case 6: // F
+      return 'F';
+    case 12: // /
+    case 38: // f
+    case 13: // Q
+      return 'Q';
+    default:
+      return undefined;
+  }
+}
+
+/** The WFDB code written for a beat of each AAMI class (N=1, S=8 'A', V=5, F=6, Q=13). */
+export const AAMI_WFDB_CODE: Readonly<Record<AamiClass, number>> = Object.freeze({ N: 1, S: 8, V: 5, F: 6, Q: 13 });
+
+export interface BeatFeatureOptions {
+  fs: number;
+  /** Morphology window around the R peak (ms). */
+  windowMs: [number, number];
+  morphPoints: number;
+  localBeats: number;
+  globalBeats: number;
+  templateBeats: number;
+  /** Band of the morphology filter (Hz). */
+  bandHz: [number, number];
+}
+
+export const DEFAULT_BEAT_FEATURE_OPTIONS: Readonly<Omit<BeatFeatureOptions, 'fs'>> = Object.freeze({
+  windowMs: [-250, 400] as [number, number],
+  morphPoints: 50,
+  localBeats: 10,
+  globalBeats: 300,
+  templateBeats: 21,
+  bandHz: [0.5, 35] as [number, number],
+});
+
+export const FEATURE_NAMES = Object.freeze([
+  'rrPre',
+  'rrPost',
+  'rrLocal',
+  'rrGlobal',
+  'rrPreLocal',
+  'rrPostLocal',
+  'rrPreGlobal',
+  'rrPostGlobal',
+  'rrLocalGlobal',
+  'rrPostPre',
+  'rrIrregularity',
+  'templateCorr',
+  'templateDist',
+  'qrsDist',
+  'qrsWidth',
+  'qrsEnergy',
+  'amplitude',
+] as const);
+
+export function featureLength(options: Pick<BeatFeatureOptions, 'morphPoints'> = DEFAULT_BEAT_FEATURE_OPTIONS): number {
+  return FEATURE_NAMES.length + options.morphPoints;
+}
+
+export interface BeatFeatures {
+  /** Sample index of the R peak (as given). */
+  sample: number;
+  /** RR before and after (s). */
+  rrPre: number;
+  rrPost: number;
+  features: Float32Array;
+}
+
+function medianOf(values: ArrayLike<number>, scratch: number[]): number {
+  scratch.length = 0;
+  for (let i = 0; i < values.length; i++) scratch.push(values[i] as number);
+  scratch.sort((a, b) => a - b);
+  const m = scratch.length >> 1;
+  return scratch.length % 2 ? (scratch[m] as number) : ((scratch[m - 1] as number) + (scratch[m] as number)) / 2;
+}
+
+const clip = (x: number, hi = 4) => (Number.isFinite(x) ? Math.max(0, Math.min(hi, x)) : 0);
+
+interface Pending {
+  sample: number;
+  rrPre: number;
+  rrPost?: number;
+  /** RR before < 85 % of the mean of the previous intervals: kept out of the template. */
+  premature: boolean;
+  /** Morphology (difference from the template) and its scalars, once the window after the R peak has arrived. */
+  shape?: { morph: Float32Array; corr: number; dist: number; qrsDist: number; width: number; energy: number; amplitude: number };
+}
+
+/**
+ * Streaming extractor: `pushSamples` every chunk (first lead), `pushBeat` every detected R peak (in
+ * order); `take` returns the beats whose features are complete (morphology window passed and the
+ * next beat known). `flush` completes the rest at the end of a record (RR after = RR before).
+ */
+export class BeatFeatureExtractor {
+  readonly options: BeatFeatureOptions;
+  private readonly hp: Biquad;
+  private readonly lp: Biquad;
+  private readonly ring: Float64Array;
+  private n = 0;
+  private readonly pre: number;
+  private readonly post: number;
+  private readonly pending: Pending[] = [];
+  private readonly ready: BeatFeatures[] = [];
+  private lastSample: number | undefined;
+  private nextShapeAt = Number.POSITIVE_INFINITY;
+  private readonly rrHistory: number[] = [];
+  private readonly recentRr: number[] = [];
+  private templateWidth = 0;
+  private rrGlobal = 0;
+  private beatsSeen = 0;
+  private amplitudeRef = 0;
+  private readonly templateHistory: Float32Array[] = [];
+  private readonly scratch: number[] = [];
+
+  constructor(options: Partial<BeatFeatureOptions> & { fs: number }) {
+    this.options = { ...DEFAULT_BEAT_FEATURE_OPTIONS, ...options };
+    const { fs, bandHz, windowMs } = this.options;
+    this.hp = Biquad.highPass(fs, bandHz[0]);
+    this.lp = Biquad.lowPass(fs, bandHz[1]);
+    this.pre = Math.round((-windowMs[0] * fs) / 1000);
+    this.post = Math.round((windowMs[1] * fs) / 1000);
+    this.ring = new Float64Array(Math.max(this.pre + this.post + 2, Math.round(3 * fs)));
+  }
+
+  /** Samples seen so far. */
+  get sampleCount(): number {
+    return this.n;
+  }
+
+  pushSamples(samples: ArrayLike<number>): void {
+    for (let i = 0; i < samples.length; i++) {
+      this.ring[this.n % this.ring.length] = this.lp.step(this.hp.step(samples[i] as number));
+      this.n += 1;
+      // A pending beat's morphology is taken as soon as its window is complete.
+      if (this.n > this.nextShapeAt) this.shapeAll();
+    }
+  }
+
+  private shapeAll(): void {
+    for (const p of this.pending) if (!p.shape && this.n > p.sample + this.post) p.shape = this.shape(p.sample, p.premature);
+    this.release();
+    this.updateNextShape();
+  }
+
+  private updateNextShape(): void {
+    const first = this.pending.find((p) => !p.shape);
+    this.nextShapeAt = first ? first.sample + this.post : Number.POSITIVE_INFINITY;
+  }
+
+  /** A detected R peak (sample index in the same count as the samples pushed). */
+  pushBeat(sample: number): void {
+    const fs = this.options.fs;
+    const rrPre = this.lastSample === undefined ? 0 : (sample - this.lastSample) / fs;
+    if (this.lastSample !== undefined) {
+      const last = this.pending[this.pending.length - 1];
+      if (last) last.rrPost = rrPre;
+    }
+    this.lastSample = sample;
+    const mean = this.recentRr.length > 0 ? this.recentRr.reduce((a, b) => a + b, 0) / this.recentRr.length : 0;
+    const p: Pending = { sample, rrPre, premature: rrPre > 0 && mean > 0 && rrPre < 0.85 * mean };
+    if (rrPre > 0) {
+      this.recentRr.push(rrPre);
+      if (this.recentRr.length > this.options.localBeats) this.recentRr.shift();
+    }
+    if (this.n > sample + this.post) p.shape = this.shape(sample, p.premature);
+    this.pending.push(p);
+    this.release();
+    this.updateNextShape();
+  }
+
+  private release(): void {
+    while (this.pending.length > 0) {
+      const p = this.pending[0] as Pending;
+      if (!p.shape || p.rrPost === undefined) return;
+      this.pending.shift();
+      this.complete(p, p.rrPost);
+    }
+  }
+
+  /** Completes every pending beat (end of record): RR after is taken as RR before. */
+  flush(): void {
+    for (const p of this.pending) p.shape ??= this.shape(Math.min(p.sample, this.n - 1), p.premature);
+    while (this.pending.length > 0) {
+      const p = this.pending.shift() as Pending;
+      this.complete(p, p.rrPost ?? p.rrPre);
+    }
+  }
+
+  take(): BeatFeatures[] {
+    return this.ready.splice(0, this.ready.length);
+  }
+
+  private value(k: number): number {
+    if (k < 0 || k >= this.n || k < this.n - this.ring.length) return 0;
+    return this.ring[k % this.ring.length] as number;
+  }
+
+  private shape(r: number, premature: boolean): NonNullable<Pending['shape']> {
+    const { morphPoints, fs, templateBeats } = this.options;
+    const raw = new Float32Array(morphPoints);
+    const span = this.pre + this.post;
+    for (let i = 0; i < morphPoints; i++) {
+      const x = r - this.pre + (i * span) / (morphPoints - 1);
+      const k = Math.floor(x);
+      const f = x - k;
+      raw[i] = this.value(k) * (1 - f) + this.value(k + 1) * f;
+    }
+    const base = medianOf(raw, this.scratch);
+    for (let i = 0; i < morphPoints; i++) raw[i] = (raw[i] as number) - base;
+    // QRS amplitude, width and energy in r-100..r+120 ms.
+    const from = r - Math.round(0.1 * fs);
+    const to = r + Math.round(0.12 * fs);
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    let maxSlope = 0;
+    let energy = 0;
+    for (let k = from; k <= to; k++) {
+      const v = this.value(k) - base;
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+      maxSlope = Math.max(maxSlope, Math.abs(this.value(k + 1) - this.value(k)));
+      if (Math.abs(k - r) <= 0.06 * fs) energy += v * v;
+    }
+    let first = -1;
+    let last = -1;
+    for (let k = from; k <= to; k++) {
+      if (Math.abs(this.value(k + 1) - this.value(k)) >= 0.2 * maxSlope) {
+        if (first < 0) first = k;
+        last = k;
+      }
+    }
+    const p2p = hi - lo;
+    this.amplitudeRef = this.amplitudeRef === 0 ? p2p : this.amplitudeRef + 0.05 * (p2p - this.amplitudeRef);
+    const scale = this.amplitudeRef > 0 ? this.amplitudeRef : 1;
+    const morph = new Float32Array(morphPoints);
+    for (let i = 0; i < morphPoints; i++) morph[i] = Math.max(-4, Math.min(4, (raw[i] as number) / scale));
+    // Template: per-point median of the last non-premature beats (the record's dominant morphology);
+    // the model sees the beat's difference from it, so a patient's own wide dominant beat (bundle
+    // branch block) is not taken for a ventricular one.
+    let corr = 1;
+    let dist = 0;
+    let qrsDist = 0;
+    const diff = new Float32Array(morphPoints);
+    const width = first < 0 ? 0 : (last - first + 1) / fs / 0.1;
+    if (this.templateHistory.length >= 3) {
+      const template = new Float32Array(morphPoints);
+      const column = new Float32Array(this.templateHistory.length);
+      for (let i = 0; i < morphPoints; i++) {
+        for (let j = 0; j < this.templateHistory.length; j++) column[j] = (this.templateHistory[j] as Float32Array)[i] as number;
+        template[i] = medianOf(column, this.scratch);
+      }
+      corr = correlation(morph, template);
+      let sq = 0;
+      for (let i = 0; i < morphPoints; i++) {
+        diff[i] = (morph[i] as number) - (template[i] as number);
+        sq += (diff[i] as number) ** 2;
+      }
+      dist = Math.sqrt(sq / morphPoints);
+      // The same distance over the QRS complex only (R peak -100 ms to +100 ms).
+      let qsq = 0;
+      let qn = 0;
+      for (let i = 0; i < morphPoints; i++) {
+        const tMs = this.options.windowMs[0] + (i * (this.options.windowMs[1] - this.options.windowMs[0])) / (morphPoints - 1);
+        if (Math.abs(tMs) <= 100) {
+          qsq += (diff[i] as number) ** 2;
+          qn++;
+        }
+      }
+      qrsDist = qn > 0 ? Math.sqrt(qsq / qn) : 0;
+    }
+    if (!premature || this.templateHistory.length < 3) {
+      this.templateHistory.push(morph);
+      if (this.templateHistory.length > templateBeats) this.templateHistory.shift();
+      this.templateWidth = this.templateWidth === 0 ? width : this.templateWidth + 0.1 * (width - this.templateWidth);
+    }
+    return {
+      morph: diff,
+      corr,
+      dist,
+      qrsDist,
+      width: this.templateWidth > 0 ? width / this.templateWidth : 1,
+      energy: energy / (scale * scale) / (0.12 * fs),
+      amplitude: p2p / scale,
+    };
+  }
+
+  private complete(p: Pending, rrPost: number): void {
+    const { localBeats, globalBeats } = this.options;
+    const shape = p.shape as NonNullable<Pending['shape']>;
+    const rrPre = p.rrPre > 0 ? p.rrPre : rrPost;
+    // References from the beats before this one (a premature beat must not set its own reference).
+    const local = this.rrHistory.length > 0 ? this.rrHistory.reduce((a, b) => a + b, 0) / this.rrHistory.length : rrPre || 1;
+    const global = this.beatsSeen > 0 ? this.rrGlobal : local;
+    // Irregularity of the preceding rhythm: mean absolute successive difference / mean (high in AF,
+    // where a short interval is not a premature beat).
+    let irregular = 0;
+    for (let i = 1; i < this.rrHistory.length; i++) irregular += Math.abs((this.rrHistory[i] as number) - (this.rrHistory[i - 1] as number));
+    irregular = this.rrHistory.length > 1 ? irregular / (this.rrHistory.length - 1) / local : 0;
+    if (p.rrPre > 0) {
+      this.rrHistory.push(p.rrPre);
+      if (this.rrHistory.length > localBeats) this.rrHistory.shift();
+      this.beatsSeen += 1;
+      const alpha = Math.max(1 / this.beatsSeen, 1 / globalBeats);
+      this.rrGlobal += alpha * (p.rrPre - this.rrGlobal);
+    }
+    const f = new Float32Array(featureLength(this.options));
+    const scalars = [
+      clip(rrPre),
+      clip(rrPost),
+      clip(local),
+      clip(global),
+      clip(rrPre / local),
+      clip(rrPost / local),
+      clip(rrPre / global),
+      clip(rrPost / global),
+      clip(local / global),
+      clip(rrPost / rrPre),
+      clip(irregular),
+      shape.corr,
+      clip(shape.dist),
+      clip(shape.qrsDist),
+      clip(shape.width),
+      clip(shape.energy),
+      clip(shape.amplitude),
+    ];
+    f.set(scalars, 0);
+    f.set(shape.morph, scalars.length);
+    this.ready.push({ sample: p.sample, rrPre, rrPost, features: f });
+  }
+}
+
+function correlation(a: Float32Array, b: Float32Array): number {
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ma += a[i] as number;
+    mb += b[i] as number;
+  }
+  ma /= a.length;
+  mb /= b.length;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = (a[i] as number) - ma;
+    const y = (b[i] as number) - mb;
+    sab += x * y;
+    saa += x * x;
+    sbb += y * y;
+  }
+  return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : 0;
+}
