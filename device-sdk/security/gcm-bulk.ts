@@ -114,37 +114,72 @@ export interface BulkItem {
   aad: Uint8Array;
 }
 
-/** Seals and opens `aes-256-gcm` envelopes under one data key, many per call. */
+export interface BulkItem {
+  plaintext: Uint8Array;
+  aad: Uint8Array;
+}
+
+export interface GcmBulkOptions {
+  /**
+   * Seal with the 6-byte version-2 header (`envelopeHeader(..., compact)`) when the key id has the
+   * ledger's form `dk-` + 8 hex digits (default true). Opening accepts both headers either way.
+   */
+  compactHeader?: boolean;
+}
+
+/** Whether buf starts with prefix. */
+function startsWith(buf: Uint8Array, prefix: Uint8Array): boolean {
+  if (buf.byteLength < prefix.byteLength) return false;
+  for (let i = 0; i < prefix.byteLength; i++) if (buf[i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * Seals and opens `aes-256-gcm` envelopes under one data key, many per call.
+ *
+ * A batch is laid out in one buffer: every small envelope (header, nonce, ciphertext, tag) is
+ * written in place and returned as a view (`subarray`) of it, so a batch costs two allocations
+ * (envelopes, counter blocks) plus the ECB output, not one per record. A caller that keeps one
+ * envelope keeps the batch's buffer alive; copy it (`Buffer.from`) to keep it for long.
+ */
 export class GcmBulkCipher {
   readonly keyId: string;
   private readonly key: Uint8Array;
+  /** Header of the envelopes this sealer writes. */
   private readonly head: Buffer;
+  /** Headers `openMany` accepts: the compact one (if the key id allows it) and the version-1 one. */
+  private readonly heads: readonly Buffer[];
   private readonly table: Int32Array;
-  private readonly nonce = Buffer.alloc(NONCE_BYTES);
+  private readonly prefix = Buffer.alloc(8);
   private counter = 0;
   private readonly y = new Int32Array(4);
   private readonly lengths = Buffer.alloc(16);
   private aadScratch = Buffer.alloc(256);
+  /** The header currently at the start of `aadScratch`. */
+  private scratchHead: Buffer | undefined;
 
-  constructor(keyId: string, key: Uint8Array) {
+  constructor(keyId: string, key: Uint8Array, options: GcmBulkOptions = {}) {
     if (key.byteLength !== DATA_KEY_BYTES) throw new EnvelopeError('key', `data keys are ${DATA_KEY_BYTES} bytes, got ${key.byteLength}`);
     this.keyId = keyId;
     this.key = key;
-    this.head = envelopeHeader('aes-256-gcm', keyId);
+    const full = envelopeHeader('aes-256-gcm', keyId);
+    const compact = envelopeHeader('aes-256-gcm', keyId, true);
+    this.head = options.compactHeader === false ? full : compact;
+    this.heads = compact.equals(full) ? [full] : [compact, full];
     this.table = ghashTable(this.ecb(Buffer.alloc(16)));
     this.freshPrefix();
   }
 
   private freshPrefix(): void {
-    randomBytes(8).copy(this.nonce, 0);
+    randomBytes(8).copy(this.prefix, 0);
     this.counter = 0;
   }
 
-  /** The next nonce, in a buffer the next call overwrites: copy it out. */
-  private nextNonce(): Buffer {
+  /** Writes the next nonce (random 64-bit prefix, 32-bit counter) to out[at, at + 12). */
+  private nextNonce(out: Buffer, at: number): void {
     if (this.counter === 0xffffffff) this.freshPrefix();
-    this.nonce.writeUInt32BE(this.counter++, 8);
-    return this.nonce;
+    for (let k = 0; k < 8; k++) out[at + k] = this.prefix[k] as number;
+    out.writeUInt32BE(this.counter++, at + 8);
   }
 
   private ecb(blocks: Uint8Array): Buffer {
@@ -153,14 +188,21 @@ export class GcmBulkCipher {
   }
 
   /** GHASH of (head ‖ aad, ciphertext) XOR E(J0), written to out[tagAt, tagAt + 16). */
-  private tag(aad: Uint8Array, ct: Uint8Array, ctStart: number, ctEnd: number, stream: Buffer, j0At: number, out: Buffer, tagAt: number): void {
+  private tag(head: Buffer, aad: Uint8Array, ct: Uint8Array, ctStart: number, ctEnd: number, stream: Buffer, j0At: number, out: Buffer, tagAt: number): void {
     const y = this.y;
     y.fill(0);
-    const aadLength = this.head.length + aad.byteLength;
-    if (this.aadScratch.length < aadLength) this.aadScratch = Buffer.alloc(aadLength * 2);
-    this.head.copy(this.aadScratch, 0);
-    this.aadScratch.set(aad, this.head.length);
-    ghashUpdate(this.table, y, this.aadScratch, 0, aadLength);
+    const aadLength = head.length + aad.byteLength;
+    if (this.aadScratch.length < aadLength) {
+      this.aadScratch = Buffer.alloc(aadLength * 2);
+      this.scratchHead = undefined;
+    }
+    if (this.scratchHead !== head) {
+      head.copy(this.aadScratch, 0);
+      this.scratchHead = head;
+    }
+    const scratch = this.aadScratch;
+    for (let k = 0; k < aad.byteLength; k++) scratch[head.length + k] = aad[k] as number;
+    ghashUpdate(this.table, y, scratch, 0, aadLength);
     ghashUpdate(this.table, y, ct, ctStart, ctEnd);
     const lengths = this.lengths;
     const ctLength = ctEnd - ctStart;
@@ -172,111 +214,139 @@ export class GcmBulkCipher {
     for (let k = 0; k < 4; k++) out.writeInt32BE((y[k] as number) ^ stream.readInt32BE(j0At + k * 4), tagAt + k * 4);
   }
 
-  /**
-   * Counter blocks J0, J0+1, ... of each message (its 12-byte nonce at `sources[i][nonceAt]`, its
-   * length) and their encryption in one ECB call; `offsets[i]` is where message i's E(J0) starts.
-   */
-  private keyStream(sources: readonly Uint8Array[], nonceAt: number, lengths: readonly number[]): { stream: Buffer; offsets: number[] } {
-    const offsets: number[] = [];
-    let blocks = 0;
-    for (const n of lengths) {
-      offsets.push(blocks * 16);
-      blocks += 1 + Math.ceil(n / 16);
+  /** Writes counter blocks J0, J0+1, ... J0+count-1 of the nonce at nonce[nonceAt, nonceAt + 12) to counters[at...). */
+  private static counterBlocks(counters: Buffer, at: number, nonce: Uint8Array, nonceAt: number, count: number): void {
+    for (let b = 0; b < count; b++) {
+      const c = at + b * 16;
+      for (let k = 0; k < NONCE_BYTES; k++) counters[c + k] = nonce[nonceAt + k] as number;
+      counters.writeUInt32BE(b + 1, c + 12);
     }
-    if (blocks === 0) return { stream: Buffer.alloc(0), offsets };
-    const counters = Buffer.allocUnsafe(blocks * 16);
-    sources.forEach((src, i) => {
-      const first = offsets[i] as number;
-      const count = 1 + Math.ceil((lengths[i] as number) / 16);
-      for (let b = 0; b < count; b++) {
-        const at = first + b * 16;
-        for (let k = 0; k < NONCE_BYTES; k++) counters[at + k] = src[nonceAt + k] as number;
-        counters.writeUInt32BE(b + 1, at + 12);
-      }
-    });
-    return { stream: this.ecb(counters), offsets };
   }
 
-  /** Envelopes of every item, in order; identical in layout to `seal({ suite: 'aes-256-gcm', ... })`. */
+  /** Envelopes of every item, in order; identical in layout to `seal({ suite: 'aes-256-gcm', compactHeader, ... })`. */
   sealMany(items: readonly BulkItem[]): Buffer[] {
-    const h = this.head.length;
-    const out = new Array<Buffer>(items.length);
-    const small: number[] = [];
-    items.forEach((item, i) => {
-      const nonce = this.nextNonce();
+    const head = this.head;
+    const h = head.length;
+    const count = items.length;
+    const out = new Array<Buffer>(count);
+    let bytes = 0;
+    let blocks = 0;
+    for (let i = 0; i < count; i++) {
+      const n = (items[i] as BulkItem).plaintext.byteLength;
+      if (n <= BULK_MAX_BYTES) {
+        bytes += h + NONCE_BYTES + n + TAG_BYTES;
+        blocks += 1 + Math.ceil(n / 16);
+      }
+    }
+    const buf = Buffer.allocUnsafe(bytes);
+    const counters = Buffer.allocUnsafe(blocks * 16);
+    /** Where envelope i starts in buf (-1: sealed by Node's GCM), and its first counter block. */
+    const starts = new Int32Array(count);
+    const firstBlock = new Int32Array(count);
+    let at = 0;
+    let block = 0;
+    for (let i = 0; i < count; i++) {
+      const item = items[i] as BulkItem;
       const n = item.plaintext.byteLength;
       if (n > BULK_MAX_BYTES) {
-        const iv = Buffer.from(nonce);
+        const iv = Buffer.allocUnsafe(NONCE_BYTES);
+        this.nextNonce(iv, 0);
         const cipher = createCipheriv('aes-256-gcm', this.key, iv);
-        cipher.setAAD(Buffer.concat([this.head, item.aad]));
+        cipher.setAAD(Buffer.concat([head, item.aad]));
         const body = Buffer.concat([cipher.update(item.plaintext), cipher.final()]);
-        out[i] = Buffer.concat([this.head, iv, body, cipher.getAuthTag()]);
-        return;
+        out[i] = Buffer.concat([head, iv, body, cipher.getAuthTag()]);
+        starts[i] = -1;
+        continue;
       }
-      const env = Buffer.allocUnsafe(h + NONCE_BYTES + n + TAG_BYTES);
-      env.set(this.head, 0);
-      nonce.copy(env, h);
-      out[i] = env;
-      small.push(i);
-    });
-    const envs = small.map((i) => out[i] as Buffer);
-    const { stream, offsets } = this.keyStream(
-      envs,
-      h,
-      small.map((i) => (items[i] as BulkItem).plaintext.byteLength),
-    );
-    small.forEach((i, j) => {
+      for (let k = 0; k < h; k++) buf[at + k] = head[k] as number;
+      this.nextNonce(buf, at + h);
+      const nb = 1 + Math.ceil(n / 16);
+      GcmBulkCipher.counterBlocks(counters, block * 16, buf, at + h, nb);
+      starts[i] = at;
+      firstBlock[i] = block;
+      at += h + NONCE_BYTES + n + TAG_BYTES;
+      block += nb;
+    }
+    if (blocks === 0) return out;
+    const stream = this.ecb(counters);
+    for (let i = 0; i < count; i++) {
+      const start = starts[i] as number;
+      if (start < 0) continue;
       const { plaintext, aad } = items[i] as BulkItem;
-      const env = envs[j] as Buffer;
       const n = plaintext.byteLength;
-      const ks = (offsets[j] as number) + 16;
-      const ct = h + NONCE_BYTES;
-      xorInto(env, ct, plaintext, stream, ks, n);
-      this.tag(aad, env, ct, ct + n, stream, ks - 16, env, ct + n);
-    });
+      const ct = start + h + NONCE_BYTES;
+      const j0 = (firstBlock[i] as number) * 16;
+      xorInto(buf, ct, plaintext, stream, j0 + 16, n);
+      this.tag(head, aad, buf, ct, ct + n, stream, j0, buf, ct + n);
+      out[i] = buf.subarray(start, ct + n + TAG_BYTES);
+    }
     return out;
   }
 
   /**
-   * Plaintexts of `envelopes` (each sealed under this key with its `aads[i]`), in order. Throws
-   * `EnvelopeError` (`malformed`, `unknown-key` or `auth`, with the index in the message) on the first bad one.
+   * Plaintexts of `envelopes` (each sealed under this key with its `aads[i]`, either header), in
+   * order. Throws `EnvelopeError` (`malformed`, `unknown-key` or `auth`, with the index in the message) on the first bad one.
    */
   openMany(envelopes: readonly Uint8Array[], aads: readonly Uint8Array[]): Buffer[] {
-    const h = this.head.length;
-    const out = new Array<Buffer>(envelopes.length);
-    const small: number[] = [];
-    envelopes.forEach((env, i) => {
+    const count = envelopes.length;
+    const out = new Array<Buffer>(count);
+    const headOf = new Array<Buffer>(count);
+    const firstBlock = new Int32Array(count).fill(-1);
+    let blocks = 0;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      const env = envelopes[i] as Uint8Array;
+      const head = this.heads.find((hd) => startsWith(env, hd));
+      if (head === undefined) {
+        if (env.byteLength < 6 + NONCE_BYTES + TAG_BYTES) throw new EnvelopeError('malformed', `envelope ${i} is truncated`);
+        throw new EnvelopeError('unknown-key', `envelope ${i} is not sealed under aes-256-gcm key ${this.keyId}`);
+      }
+      const h = head.length;
       if (env.byteLength < h + NONCE_BYTES + TAG_BYTES) throw new EnvelopeError('malformed', `envelope ${i} is truncated`);
-      if (!this.head.equals(env.subarray(0, h))) throw new EnvelopeError('unknown-key', `envelope ${i} is not sealed under aes-256-gcm key ${this.keyId}`);
+      headOf[i] = head;
       const n = env.byteLength - h - NONCE_BYTES - TAG_BYTES;
       if (n > BULK_MAX_BYTES) {
         try {
           const decipher = createDecipheriv('aes-256-gcm', this.key, env.subarray(h, h + NONCE_BYTES));
-          decipher.setAAD(Buffer.concat([this.head, aads[i] ?? new Uint8Array(0)]));
+          decipher.setAAD(Buffer.concat([head, aads[i] ?? new Uint8Array(0)]));
           decipher.setAuthTag(env.subarray(env.byteLength - TAG_BYTES));
           out[i] = Buffer.concat([decipher.update(env.subarray(h + NONCE_BYTES, env.byteLength - TAG_BYTES)), decipher.final()]);
         } catch {
           throw new EnvelopeError('auth', `envelope ${i} under key ${this.keyId} failed authentication (tampered, or the wrong AAD)`);
         }
-      } else small.push(i);
-    });
-    const { stream, offsets } = this.keyStream(
-      small.map((i) => envelopes[i] as Uint8Array),
-      h,
-      small.map((i) => (envelopes[i] as Uint8Array).byteLength - h - NONCE_BYTES - TAG_BYTES),
-    );
-    const expected = Buffer.allocUnsafe(TAG_BYTES);
-    small.forEach((i, j) => {
+        continue;
+      }
+      firstBlock[i] = blocks;
+      blocks += 1 + Math.ceil(n / 16);
+      bytes += n;
+    }
+    if (blocks === 0) return out;
+    const counters = Buffer.allocUnsafe(blocks * 16);
+    for (let i = 0; i < count; i++) {
+      const first = firstBlock[i] as number;
+      if (first < 0) continue;
       const env = envelopes[i] as Uint8Array;
-      const ct = h + NONCE_BYTES;
+      const h = (headOf[i] as Buffer).length;
+      GcmBulkCipher.counterBlocks(counters, first * 16, env, h, 1 + Math.ceil((env.byteLength - h - NONCE_BYTES - TAG_BYTES) / 16));
+    }
+    const stream = this.ecb(counters);
+    const plain = Buffer.allocUnsafe(bytes);
+    const expected = Buffer.allocUnsafe(TAG_BYTES);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const first = firstBlock[i] as number;
+      if (first < 0) continue;
+      const env = envelopes[i] as Uint8Array;
+      const head = headOf[i] as Buffer;
+      const ct = head.length + NONCE_BYTES;
       const end = env.byteLength - TAG_BYTES;
-      const ks = (offsets[j] as number) + 16;
-      this.tag(aads[i] ?? new Uint8Array(0), env, ct, end, stream, ks - 16, expected, 0);
+      const j0 = first * 16;
+      this.tag(head, aads[i] ?? new Uint8Array(0), env, ct, end, stream, j0, expected, 0);
       if (!timingSafeEqual(expected, env.subarray(end))) throw new EnvelopeError('auth', `envelope ${i} under key ${this.keyId} failed authentication (tampered, or the wrong AAD)`);
-      const plain = Buffer.allocUnsafe(end - ct);
-      xorInto(plain, 0, env.subarray(ct, end), stream, ks, end - ct);
-      out[i] = plain;
-    });
+      xorInto(plain, at, env.subarray(ct, end), stream, j0 + 16, end - ct);
+      out[i] = plain.subarray(at, at + end - ct);
+      at += end - ct;
+    }
     return out;
   }
 }
