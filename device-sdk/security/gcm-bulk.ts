@@ -64,44 +64,135 @@ function word(buf: Uint8Array, off: number, end: number): number {
   return w;
 }
 
+/** Big-endian 32-bit word of `buf` at `off` (all four bytes inside the buffer). */
+function word4(buf: Uint8Array, off: number): number {
+  return ((buf[off] as number) << 24) | ((buf[off + 1] as number) << 16) | ((buf[off + 2] as number) << 8) | (buf[off + 3] as number);
+}
+
+/**
+ * One GHASH step, y = x·H where x = y XOR block (given as four big-endian words), with Shoup's
+ * table: the 16 bytes of x from the last, each step shifting Z right by 8 bits (reduced with
+ * REM_8BIT) and adding the table entry of the byte; unrolled.
+ */
+function ghashBlock(t: Int32Array, y: Int32Array, x0: number, x1: number, x2: number, x3: number): void {
+  let idx = (x3 & 0xff) << 2;
+  let rem: number;
+  let z0 = t[idx] as number;
+  let z1 = t[idx + 1] as number;
+  let z2 = t[idx + 2] as number;
+  let z3 = t[idx + 3] as number;
+  idx = ((x3 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x3 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x3 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = (x2 & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x2 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x2 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x2 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = (x1 & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x1 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x1 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x1 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = (x0 & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x0 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x0 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x0 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  y[0] = z0;
+  y[1] = z1;
+  y[2] = z2;
+  y[3] = z3;
+}
+
 /** Absorbs buf[start, end) into the GHASH state `y`, zero-padding the last block. */
 function ghashUpdate(table: Int32Array, y: Int32Array, buf: Uint8Array, start: number, end: number): void {
-  let y0 = y[0] as number;
-  let y1 = y[1] as number;
-  let y2 = y[2] as number;
-  let y3 = y[3] as number;
   for (let off = start; off < end; off += 16) {
-    const x0 = y0 ^ word(buf, off, end);
-    const x1 = y1 ^ word(buf, off + 4, end);
-    const x2 = y2 ^ word(buf, off + 8, end);
-    const x3 = y3 ^ word(buf, off + 12, end);
-    let idx = (x3 & 0xff) * 4;
-    let z0 = table[idx] as number;
-    let z1 = table[idx + 1] as number;
-    let z2 = table[idx + 2] as number;
-    let z3 = table[idx + 3] as number;
-    for (let i = 14; i >= 0; i--) {
-      const w = i < 4 ? x0 : i < 8 ? x1 : i < 12 ? x2 : x3;
-      idx = ((w >>> (24 - 8 * (i & 3))) & 0xff) * 4;
-      const rem = z3 & 0xff;
-      z3 = (z3 >>> 8) | (z2 << 24);
-      z2 = (z2 >>> 8) | (z1 << 24);
-      z1 = (z1 >>> 8) | (z0 << 24);
-      z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number);
-      z0 ^= table[idx] as number;
-      z1 ^= table[idx + 1] as number;
-      z2 ^= table[idx + 2] as number;
-      z3 ^= table[idx + 3] as number;
+    if (off + 16 <= end) {
+      ghashBlock(table, y, (y[0] as number) ^ word4(buf, off), (y[1] as number) ^ word4(buf, off + 4), (y[2] as number) ^ word4(buf, off + 8), (y[3] as number) ^ word4(buf, off + 12));
+    } else {
+      ghashBlock(
+        table,
+        y,
+        (y[0] as number) ^ word(buf, off, end),
+        (y[1] as number) ^ word(buf, off + 4, end),
+        (y[2] as number) ^ word(buf, off + 8, end),
+        (y[3] as number) ^ word(buf, off + 12, end),
+      );
     }
-    y0 = z0;
-    y1 = z1;
-    y2 = z2;
-    y3 = z3;
   }
-  y[0] = y0;
-  y[1] = y1;
-  y[2] = y2;
-  y[3] = y3;
 }
 
 /** out[at, at + n) = a[0, n) XOR stream[from, from + n). (Byte by byte: Buffer's readInt32LE/writeInt32LE are slower here.) */
@@ -153,7 +244,6 @@ export class GcmBulkCipher {
   private readonly prefix = Buffer.alloc(8);
   private counter = 0;
   private readonly y = new Int32Array(4);
-  private readonly lengths = Buffer.alloc(16);
   private aadScratch = Buffer.alloc(256);
   /** The header currently at the start of `aadScratch`. */
   private scratchHead: Buffer | undefined;
@@ -204,22 +294,59 @@ export class GcmBulkCipher {
     for (let k = 0; k < aad.byteLength; k++) scratch[head.length + k] = aad[k] as number;
     ghashUpdate(this.table, y, scratch, 0, aadLength);
     ghashUpdate(this.table, y, ct, ctStart, ctEnd);
-    const lengths = this.lengths;
     const ctLength = ctEnd - ctStart;
-    lengths.writeUInt32BE(Math.floor(aadLength / 0x20000000), 0);
-    lengths.writeUInt32BE((aadLength * 8) >>> 0, 4);
-    lengths.writeUInt32BE(Math.floor(ctLength / 0x20000000), 8);
-    lengths.writeUInt32BE((ctLength * 8) >>> 0, 12);
-    ghashUpdate(this.table, y, lengths, 0, 16);
-    for (let k = 0; k < 4; k++) out.writeInt32BE((y[k] as number) ^ stream.readInt32BE(j0At + k * 4), tagAt + k * 4);
+    // The lengths block: bit lengths of the AAD and the ciphertext, 64 bits each (both < 2^53 bits here).
+    ghashBlock(
+      this.table,
+      y,
+      (y[0] as number) ^ Math.floor(aadLength / 0x20000000),
+      (y[1] as number) ^ ((aadLength * 8) >>> 0),
+      (y[2] as number) ^ Math.floor(ctLength / 0x20000000),
+      (y[3] as number) ^ ((ctLength * 8) >>> 0),
+    );
+    for (let k = 0; k < 4; k++) {
+      const v = (y[k] as number) ^ word4(stream, j0At + k * 4);
+      const o = tagAt + k * 4;
+      out[o] = v >>> 24;
+      out[o + 1] = v >>> 16;
+      out[o + 2] = v >>> 8;
+      out[o + 3] = v;
+    }
   }
 
   /** Writes counter blocks J0, J0+1, ... J0+count-1 of the nonce at nonce[nonceAt, nonceAt + 12) to counters[at...). */
   private static counterBlocks(counters: Buffer, at: number, nonce: Uint8Array, nonceAt: number, count: number): void {
+    const n0 = nonce[nonceAt] as number;
+    const n1 = nonce[nonceAt + 1] as number;
+    const n2 = nonce[nonceAt + 2] as number;
+    const n3 = nonce[nonceAt + 3] as number;
+    const n4 = nonce[nonceAt + 4] as number;
+    const n5 = nonce[nonceAt + 5] as number;
+    const n6 = nonce[nonceAt + 6] as number;
+    const n7 = nonce[nonceAt + 7] as number;
+    const n8 = nonce[nonceAt + 8] as number;
+    const n9 = nonce[nonceAt + 9] as number;
+    const n10 = nonce[nonceAt + 10] as number;
+    const n11 = nonce[nonceAt + 11] as number;
     for (let b = 0; b < count; b++) {
       const c = at + b * 16;
-      for (let k = 0; k < NONCE_BYTES; k++) counters[c + k] = nonce[nonceAt + k] as number;
-      counters.writeUInt32BE(b + 1, c + 12);
+      const v = b + 1;
+      counters[c] = n0;
+      counters[c + 1] = n1;
+      counters[c + 2] = n2;
+      counters[c + 3] = n3;
+      counters[c + 4] = n4;
+      counters[c + 5] = n5;
+      counters[c + 6] = n6;
+      counters[c + 7] = n7;
+      counters[c + 8] = n8;
+      counters[c + 9] = n9;
+      counters[c + 10] = n10;
+      counters[c + 11] = n11;
+      counters[c + 12] = v >>> 24;
+      counters[c + 13] = v >>> 16;
+      counters[c + 14] = v >>> 8;
+      counters[c + 15] = v;
     }
   }
 
