@@ -64,44 +64,135 @@ function word(buf: Uint8Array, off: number, end: number): number {
   return w;
 }
 
+/** Big-endian 32-bit word of `buf` at `off` (all four bytes inside the buffer). */
+function word4(buf: Uint8Array, off: number): number {
+  return ((buf[off] as number) << 24) | ((buf[off + 1] as number) << 16) | ((buf[off + 2] as number) << 8) | (buf[off + 3] as number);
+}
+
+/**
+ * One GHASH step, y = x·H where x = y XOR block (given as four big-endian words), with Shoup's
+ * table: the 16 bytes of x from the last, each step shifting Z right by 8 bits (reduced with
+ * REM_8BIT) and adding the table entry of the byte; unrolled.
+ */
+function ghashBlock(t: Int32Array, y: Int32Array, x0: number, x1: number, x2: number, x3: number): void {
+  let idx = (x3 & 0xff) << 2;
+  let rem: number;
+  let z0 = t[idx] as number;
+  let z1 = t[idx + 1] as number;
+  let z2 = t[idx + 2] as number;
+  let z3 = t[idx + 3] as number;
+  idx = ((x3 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x3 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x3 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = (x2 & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x2 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x2 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x2 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = (x1 & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x1 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x1 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x1 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = (x0 & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x0 >>> 8) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x0 >>> 16) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  idx = ((x0 >>> 24) & 0xff) << 2;
+  rem = z3 & 0xff;
+  z3 = ((z3 >>> 8) | (z2 << 24)) ^ (t[idx + 3] as number);
+  z2 = ((z2 >>> 8) | (z1 << 24)) ^ (t[idx + 2] as number);
+  z1 = ((z1 >>> 8) | (z0 << 24)) ^ (t[idx + 1] as number);
+  z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number) ^ (t[idx] as number);
+  y[0] = z0;
+  y[1] = z1;
+  y[2] = z2;
+  y[3] = z3;
+}
+
 /** Absorbs buf[start, end) into the GHASH state `y`, zero-padding the last block. */
 function ghashUpdate(table: Int32Array, y: Int32Array, buf: Uint8Array, start: number, end: number): void {
-  let y0 = y[0] as number;
-  let y1 = y[1] as number;
-  let y2 = y[2] as number;
-  let y3 = y[3] as number;
   for (let off = start; off < end; off += 16) {
-    const x0 = y0 ^ word(buf, off, end);
-    const x1 = y1 ^ word(buf, off + 4, end);
-    const x2 = y2 ^ word(buf, off + 8, end);
-    const x3 = y3 ^ word(buf, off + 12, end);
-    let idx = (x3 & 0xff) * 4;
-    let z0 = table[idx] as number;
-    let z1 = table[idx + 1] as number;
-    let z2 = table[idx + 2] as number;
-    let z3 = table[idx + 3] as number;
-    for (let i = 14; i >= 0; i--) {
-      const w = i < 4 ? x0 : i < 8 ? x1 : i < 12 ? x2 : x3;
-      idx = ((w >>> (24 - 8 * (i & 3))) & 0xff) * 4;
-      const rem = z3 & 0xff;
-      z3 = (z3 >>> 8) | (z2 << 24);
-      z2 = (z2 >>> 8) | (z1 << 24);
-      z1 = (z1 >>> 8) | (z0 << 24);
-      z0 = (z0 >>> 8) ^ (REM_8BIT[rem] as number);
-      z0 ^= table[idx] as number;
-      z1 ^= table[idx + 1] as number;
-      z2 ^= table[idx + 2] as number;
-      z3 ^= table[idx + 3] as number;
+    if (off + 16 <= end) {
+      ghashBlock(table, y, (y[0] as number) ^ word4(buf, off), (y[1] as number) ^ word4(buf, off + 4), (y[2] as number) ^ word4(buf, off + 8), (y[3] as number) ^ word4(buf, off + 12));
+    } else {
+      ghashBlock(
+        table,
+        y,
+        (y[0] as number) ^ word(buf, off, end),
+        (y[1] as number) ^ word(buf, off + 4, end),
+        (y[2] as number) ^ word(buf, off + 8, end),
+        (y[3] as number) ^ word(buf, off + 12, end),
+      );
     }
-    y0 = z0;
-    y1 = z1;
-    y2 = z2;
-    y3 = z3;
   }
-  y[0] = y0;
-  y[1] = y1;
-  y[2] = y2;
-  y[3] = y3;
 }
 
 /** out[at, at + n) = a[0, n) XOR stream[from, from + n). (Byte by byte: Buffer's readInt32LE/writeInt32LE are slower here.) */
@@ -114,37 +205,71 @@ export interface BulkItem {
   aad: Uint8Array;
 }
 
-/** Seals and opens `aes-256-gcm` envelopes under one data key, many per call. */
+export interface BulkItem {
+  plaintext: Uint8Array;
+  aad: Uint8Array;
+}
+
+export interface GcmBulkOptions {
+  /**
+   * Seal with the 6-byte version-2 header (`envelopeHeader(..., compact)`) when the key id has the
+   * ledger's form `dk-` + 8 hex digits (default true). Opening accepts both headers either way.
+   */
+  compactHeader?: boolean;
+}
+
+/** Whether buf starts with prefix. */
+function startsWith(buf: Uint8Array, prefix: Uint8Array): boolean {
+  if (buf.byteLength < prefix.byteLength) return false;
+  for (let i = 0; i < prefix.byteLength; i++) if (buf[i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * Seals and opens `aes-256-gcm` envelopes under one data key, many per call.
+ *
+ * A batch is laid out in one buffer: every small envelope (header, nonce, ciphertext, tag) is
+ * written in place and returned as a view (`subarray`) of it, so a batch costs two allocations
+ * (envelopes, counter blocks) plus the ECB output, not one per record. A caller that keeps one
+ * envelope keeps the batch's buffer alive; copy it (`Buffer.from`) to keep it for long.
+ */
 export class GcmBulkCipher {
   readonly keyId: string;
   private readonly key: Uint8Array;
+  /** Header of the envelopes this sealer writes. */
   private readonly head: Buffer;
+  /** Headers `openMany` accepts: the compact one (if the key id allows it) and the version-1 one. */
+  private readonly heads: readonly Buffer[];
   private readonly table: Int32Array;
-  private readonly nonce = Buffer.alloc(NONCE_BYTES);
+  private readonly prefix = Buffer.alloc(8);
   private counter = 0;
   private readonly y = new Int32Array(4);
-  private readonly lengths = Buffer.alloc(16);
   private aadScratch = Buffer.alloc(256);
+  /** The header currently at the start of `aadScratch`. */
+  private scratchHead: Buffer | undefined;
 
-  constructor(keyId: string, key: Uint8Array) {
+  constructor(keyId: string, key: Uint8Array, options: GcmBulkOptions = {}) {
     if (key.byteLength !== DATA_KEY_BYTES) throw new EnvelopeError('key', `data keys are ${DATA_KEY_BYTES} bytes, got ${key.byteLength}`);
     this.keyId = keyId;
     this.key = key;
-    this.head = envelopeHeader('aes-256-gcm', keyId);
+    const full = envelopeHeader('aes-256-gcm', keyId);
+    const compact = envelopeHeader('aes-256-gcm', keyId, true);
+    this.head = options.compactHeader === false ? full : compact;
+    this.heads = compact.equals(full) ? [full] : [compact, full];
     this.table = ghashTable(this.ecb(Buffer.alloc(16)));
     this.freshPrefix();
   }
 
   private freshPrefix(): void {
-    randomBytes(8).copy(this.nonce, 0);
+    randomBytes(8).copy(this.prefix, 0);
     this.counter = 0;
   }
 
-  /** The next nonce, in a buffer the next call overwrites: copy it out. */
-  private nextNonce(): Buffer {
+  /** Writes the next nonce (random 64-bit prefix, 32-bit counter) to out[at, at + 12). */
+  private nextNonce(out: Buffer, at: number): void {
     if (this.counter === 0xffffffff) this.freshPrefix();
-    this.nonce.writeUInt32BE(this.counter++, 8);
-    return this.nonce;
+    for (let k = 0; k < 8; k++) out[at + k] = this.prefix[k] as number;
+    out.writeUInt32BE(this.counter++, at + 8);
   }
 
   private ecb(blocks: Uint8Array): Buffer {
@@ -153,130 +278,202 @@ export class GcmBulkCipher {
   }
 
   /** GHASH of (head ‖ aad, ciphertext) XOR E(J0), written to out[tagAt, tagAt + 16). */
-  private tag(aad: Uint8Array, ct: Uint8Array, ctStart: number, ctEnd: number, stream: Buffer, j0At: number, out: Buffer, tagAt: number): void {
+  private tag(head: Buffer, aad: Uint8Array, ct: Uint8Array, ctStart: number, ctEnd: number, stream: Buffer, j0At: number, out: Buffer, tagAt: number): void {
     const y = this.y;
     y.fill(0);
-    const aadLength = this.head.length + aad.byteLength;
-    if (this.aadScratch.length < aadLength) this.aadScratch = Buffer.alloc(aadLength * 2);
-    this.head.copy(this.aadScratch, 0);
-    this.aadScratch.set(aad, this.head.length);
-    ghashUpdate(this.table, y, this.aadScratch, 0, aadLength);
-    ghashUpdate(this.table, y, ct, ctStart, ctEnd);
-    const lengths = this.lengths;
-    const ctLength = ctEnd - ctStart;
-    lengths.writeUInt32BE(Math.floor(aadLength / 0x20000000), 0);
-    lengths.writeUInt32BE((aadLength * 8) >>> 0, 4);
-    lengths.writeUInt32BE(Math.floor(ctLength / 0x20000000), 8);
-    lengths.writeUInt32BE((ctLength * 8) >>> 0, 12);
-    ghashUpdate(this.table, y, lengths, 0, 16);
-    for (let k = 0; k < 4; k++) out.writeInt32BE((y[k] as number) ^ stream.readInt32BE(j0At + k * 4), tagAt + k * 4);
-  }
-
-  /**
-   * Counter blocks J0, J0+1, ... of each message (its 12-byte nonce at `sources[i][nonceAt]`, its
-   * length) and their encryption in one ECB call; `offsets[i]` is where message i's E(J0) starts.
-   */
-  private keyStream(sources: readonly Uint8Array[], nonceAt: number, lengths: readonly number[]): { stream: Buffer; offsets: number[] } {
-    const offsets: number[] = [];
-    let blocks = 0;
-    for (const n of lengths) {
-      offsets.push(blocks * 16);
-      blocks += 1 + Math.ceil(n / 16);
+    const aadLength = head.length + aad.byteLength;
+    if (this.aadScratch.length < aadLength) {
+      this.aadScratch = Buffer.alloc(aadLength * 2);
+      this.scratchHead = undefined;
     }
-    if (blocks === 0) return { stream: Buffer.alloc(0), offsets };
-    const counters = Buffer.allocUnsafe(blocks * 16);
-    sources.forEach((src, i) => {
-      const first = offsets[i] as number;
-      const count = 1 + Math.ceil((lengths[i] as number) / 16);
-      for (let b = 0; b < count; b++) {
-        const at = first + b * 16;
-        for (let k = 0; k < NONCE_BYTES; k++) counters[at + k] = src[nonceAt + k] as number;
-        counters.writeUInt32BE(b + 1, at + 12);
-      }
-    });
-    return { stream: this.ecb(counters), offsets };
+    if (this.scratchHead !== head) {
+      head.copy(this.aadScratch, 0);
+      this.scratchHead = head;
+    }
+    const scratch = this.aadScratch;
+    for (let k = 0; k < aad.byteLength; k++) scratch[head.length + k] = aad[k] as number;
+    ghashUpdate(this.table, y, scratch, 0, aadLength);
+    ghashUpdate(this.table, y, ct, ctStart, ctEnd);
+    const ctLength = ctEnd - ctStart;
+    // The lengths block: bit lengths of the AAD and the ciphertext, 64 bits each (both < 2^53 bits here).
+    ghashBlock(
+      this.table,
+      y,
+      (y[0] as number) ^ Math.floor(aadLength / 0x20000000),
+      (y[1] as number) ^ ((aadLength * 8) >>> 0),
+      (y[2] as number) ^ Math.floor(ctLength / 0x20000000),
+      (y[3] as number) ^ ((ctLength * 8) >>> 0),
+    );
+    for (let k = 0; k < 4; k++) {
+      const v = (y[k] as number) ^ word4(stream, j0At + k * 4);
+      const o = tagAt + k * 4;
+      out[o] = v >>> 24;
+      out[o + 1] = v >>> 16;
+      out[o + 2] = v >>> 8;
+      out[o + 3] = v;
+    }
   }
 
-  /** Envelopes of every item, in order; identical in layout to `seal({ suite: 'aes-256-gcm', ... })`. */
+  /** Writes counter blocks J0, J0+1, ... J0+count-1 of the nonce at nonce[nonceAt, nonceAt + 12) to counters[at...). */
+  private static counterBlocks(counters: Buffer, at: number, nonce: Uint8Array, nonceAt: number, count: number): void {
+    const n0 = nonce[nonceAt] as number;
+    const n1 = nonce[nonceAt + 1] as number;
+    const n2 = nonce[nonceAt + 2] as number;
+    const n3 = nonce[nonceAt + 3] as number;
+    const n4 = nonce[nonceAt + 4] as number;
+    const n5 = nonce[nonceAt + 5] as number;
+    const n6 = nonce[nonceAt + 6] as number;
+    const n7 = nonce[nonceAt + 7] as number;
+    const n8 = nonce[nonceAt + 8] as number;
+    const n9 = nonce[nonceAt + 9] as number;
+    const n10 = nonce[nonceAt + 10] as number;
+    const n11 = nonce[nonceAt + 11] as number;
+    for (let b = 0; b < count; b++) {
+      const c = at + b * 16;
+      const v = b + 1;
+      counters[c] = n0;
+      counters[c + 1] = n1;
+      counters[c + 2] = n2;
+      counters[c + 3] = n3;
+      counters[c + 4] = n4;
+      counters[c + 5] = n5;
+      counters[c + 6] = n6;
+      counters[c + 7] = n7;
+      counters[c + 8] = n8;
+      counters[c + 9] = n9;
+      counters[c + 10] = n10;
+      counters[c + 11] = n11;
+      counters[c + 12] = v >>> 24;
+      counters[c + 13] = v >>> 16;
+      counters[c + 14] = v >>> 8;
+      counters[c + 15] = v;
+    }
+  }
+
+  /** Envelopes of every item, in order; identical in layout to `seal({ suite: 'aes-256-gcm', compactHeader, ... })`. */
   sealMany(items: readonly BulkItem[]): Buffer[] {
-    const h = this.head.length;
-    const out = new Array<Buffer>(items.length);
-    const small: number[] = [];
-    items.forEach((item, i) => {
-      const nonce = this.nextNonce();
+    const head = this.head;
+    const h = head.length;
+    const count = items.length;
+    const out = new Array<Buffer>(count);
+    let bytes = 0;
+    let blocks = 0;
+    for (let i = 0; i < count; i++) {
+      const n = (items[i] as BulkItem).plaintext.byteLength;
+      if (n <= BULK_MAX_BYTES) {
+        bytes += h + NONCE_BYTES + n + TAG_BYTES;
+        blocks += 1 + Math.ceil(n / 16);
+      }
+    }
+    const buf = Buffer.allocUnsafe(bytes);
+    const counters = Buffer.allocUnsafe(blocks * 16);
+    /** Where envelope i starts in buf (-1: sealed by Node's GCM), and its first counter block. */
+    const starts = new Int32Array(count);
+    const firstBlock = new Int32Array(count);
+    let at = 0;
+    let block = 0;
+    for (let i = 0; i < count; i++) {
+      const item = items[i] as BulkItem;
       const n = item.plaintext.byteLength;
       if (n > BULK_MAX_BYTES) {
-        const iv = Buffer.from(nonce);
+        const iv = Buffer.allocUnsafe(NONCE_BYTES);
+        this.nextNonce(iv, 0);
         const cipher = createCipheriv('aes-256-gcm', this.key, iv);
-        cipher.setAAD(Buffer.concat([this.head, item.aad]));
+        cipher.setAAD(Buffer.concat([head, item.aad]));
         const body = Buffer.concat([cipher.update(item.plaintext), cipher.final()]);
-        out[i] = Buffer.concat([this.head, iv, body, cipher.getAuthTag()]);
-        return;
+        out[i] = Buffer.concat([head, iv, body, cipher.getAuthTag()]);
+        starts[i] = -1;
+        continue;
       }
-      const env = Buffer.allocUnsafe(h + NONCE_BYTES + n + TAG_BYTES);
-      env.set(this.head, 0);
-      nonce.copy(env, h);
-      out[i] = env;
-      small.push(i);
-    });
-    const envs = small.map((i) => out[i] as Buffer);
-    const { stream, offsets } = this.keyStream(
-      envs,
-      h,
-      small.map((i) => (items[i] as BulkItem).plaintext.byteLength),
-    );
-    small.forEach((i, j) => {
+      for (let k = 0; k < h; k++) buf[at + k] = head[k] as number;
+      this.nextNonce(buf, at + h);
+      const nb = 1 + Math.ceil(n / 16);
+      GcmBulkCipher.counterBlocks(counters, block * 16, buf, at + h, nb);
+      starts[i] = at;
+      firstBlock[i] = block;
+      at += h + NONCE_BYTES + n + TAG_BYTES;
+      block += nb;
+    }
+    if (blocks === 0) return out;
+    const stream = this.ecb(counters);
+    for (let i = 0; i < count; i++) {
+      const start = starts[i] as number;
+      if (start < 0) continue;
       const { plaintext, aad } = items[i] as BulkItem;
-      const env = envs[j] as Buffer;
       const n = plaintext.byteLength;
-      const ks = (offsets[j] as number) + 16;
-      const ct = h + NONCE_BYTES;
-      xorInto(env, ct, plaintext, stream, ks, n);
-      this.tag(aad, env, ct, ct + n, stream, ks - 16, env, ct + n);
-    });
+      const ct = start + h + NONCE_BYTES;
+      const j0 = (firstBlock[i] as number) * 16;
+      xorInto(buf, ct, plaintext, stream, j0 + 16, n);
+      this.tag(head, aad, buf, ct, ct + n, stream, j0, buf, ct + n);
+      out[i] = buf.subarray(start, ct + n + TAG_BYTES);
+    }
     return out;
   }
 
   /**
-   * Plaintexts of `envelopes` (each sealed under this key with its `aads[i]`), in order. Throws
-   * `EnvelopeError` (`malformed`, `unknown-key` or `auth`, with the index in the message) on the first bad one.
+   * Plaintexts of `envelopes` (each sealed under this key with its `aads[i]`, either header), in
+   * order. Throws `EnvelopeError` (`malformed`, `unknown-key` or `auth`, with the index in the message) on the first bad one.
    */
   openMany(envelopes: readonly Uint8Array[], aads: readonly Uint8Array[]): Buffer[] {
-    const h = this.head.length;
-    const out = new Array<Buffer>(envelopes.length);
-    const small: number[] = [];
-    envelopes.forEach((env, i) => {
+    const count = envelopes.length;
+    const out = new Array<Buffer>(count);
+    const headOf = new Array<Buffer>(count);
+    const firstBlock = new Int32Array(count).fill(-1);
+    let blocks = 0;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      const env = envelopes[i] as Uint8Array;
+      const head = this.heads.find((hd) => startsWith(env, hd));
+      if (head === undefined) {
+        if (env.byteLength < 6 + NONCE_BYTES + TAG_BYTES) throw new EnvelopeError('malformed', `envelope ${i} is truncated`);
+        throw new EnvelopeError('unknown-key', `envelope ${i} is not sealed under aes-256-gcm key ${this.keyId}`);
+      }
+      const h = head.length;
       if (env.byteLength < h + NONCE_BYTES + TAG_BYTES) throw new EnvelopeError('malformed', `envelope ${i} is truncated`);
-      if (!this.head.equals(env.subarray(0, h))) throw new EnvelopeError('unknown-key', `envelope ${i} is not sealed under aes-256-gcm key ${this.keyId}`);
+      headOf[i] = head;
       const n = env.byteLength - h - NONCE_BYTES - TAG_BYTES;
       if (n > BULK_MAX_BYTES) {
         try {
           const decipher = createDecipheriv('aes-256-gcm', this.key, env.subarray(h, h + NONCE_BYTES));
-          decipher.setAAD(Buffer.concat([this.head, aads[i] ?? new Uint8Array(0)]));
+          decipher.setAAD(Buffer.concat([head, aads[i] ?? new Uint8Array(0)]));
           decipher.setAuthTag(env.subarray(env.byteLength - TAG_BYTES));
           out[i] = Buffer.concat([decipher.update(env.subarray(h + NONCE_BYTES, env.byteLength - TAG_BYTES)), decipher.final()]);
         } catch {
           throw new EnvelopeError('auth', `envelope ${i} under key ${this.keyId} failed authentication (tampered, or the wrong AAD)`);
         }
-      } else small.push(i);
-    });
-    const { stream, offsets } = this.keyStream(
-      small.map((i) => envelopes[i] as Uint8Array),
-      h,
-      small.map((i) => (envelopes[i] as Uint8Array).byteLength - h - NONCE_BYTES - TAG_BYTES),
-    );
-    const expected = Buffer.allocUnsafe(TAG_BYTES);
-    small.forEach((i, j) => {
+        continue;
+      }
+      firstBlock[i] = blocks;
+      blocks += 1 + Math.ceil(n / 16);
+      bytes += n;
+    }
+    if (blocks === 0) return out;
+    const counters = Buffer.allocUnsafe(blocks * 16);
+    for (let i = 0; i < count; i++) {
+      const first = firstBlock[i] as number;
+      if (first < 0) continue;
       const env = envelopes[i] as Uint8Array;
-      const ct = h + NONCE_BYTES;
+      const h = (headOf[i] as Buffer).length;
+      GcmBulkCipher.counterBlocks(counters, first * 16, env, h, 1 + Math.ceil((env.byteLength - h - NONCE_BYTES - TAG_BYTES) / 16));
+    }
+    const stream = this.ecb(counters);
+    const plain = Buffer.allocUnsafe(bytes);
+    const expected = Buffer.allocUnsafe(TAG_BYTES);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const first = firstBlock[i] as number;
+      if (first < 0) continue;
+      const env = envelopes[i] as Uint8Array;
+      const head = headOf[i] as Buffer;
+      const ct = head.length + NONCE_BYTES;
       const end = env.byteLength - TAG_BYTES;
-      const ks = (offsets[j] as number) + 16;
-      this.tag(aads[i] ?? new Uint8Array(0), env, ct, end, stream, ks - 16, expected, 0);
+      const j0 = first * 16;
+      this.tag(head, aads[i] ?? new Uint8Array(0), env, ct, end, stream, j0, expected, 0);
       if (!timingSafeEqual(expected, env.subarray(end))) throw new EnvelopeError('auth', `envelope ${i} under key ${this.keyId} failed authentication (tampered, or the wrong AAD)`);
-      const plain = Buffer.allocUnsafe(end - ct);
-      xorInto(plain, 0, env.subarray(ct, end), stream, ks, end - ct);
-      out[i] = plain;
-    });
+      xorInto(plain, at, env.subarray(ct, end), stream, j0 + 16, end - ct);
+      out[i] = plain.subarray(at, at + end - ct);
+      at += end - ct;
+    }
     return out;
   }
 }

@@ -35,12 +35,20 @@ export const LEDGER_TABLES: Readonly<Record<RecordKind, string>> = Object.freeze
 
 const KIND_CODE: Readonly<Record<RecordKind, number>> = Object.freeze({ alert: 1, finding: 2, reading: 3, quarantine: 4, chunk: 5 });
 
+/** Length of a record's associated data. */
+export const RECORD_AAD_BYTES = 9;
+
+/** Writes the associated data of a record body (kind code, seq as 64-bit big-endian) to out[at, at + 9). */
+export function writeRecordAad(out: Buffer, at: number, kind: RecordKind, seq: number): void {
+  out[at] = KIND_CODE[kind];
+  out.writeUInt32BE(Math.floor(seq / 0x100000000), at + 1);
+  out.writeUInt32BE(seq >>> 0, at + 5);
+}
+
 /** Associated data of a record body: its kind and seq (9 bytes). */
 export function recordAad(kind: RecordKind, seq: number): Buffer {
-  const aad = Buffer.allocUnsafe(9);
-  aad[0] = KIND_CODE[kind];
-  aad.writeUInt32BE(Math.floor(seq / 0x100000000), 1);
-  aad.writeUInt32BE(seq >>> 0, 5);
+  const aad = Buffer.allocUnsafe(RECORD_AAD_BYTES);
+  writeRecordAad(aad, 0, kind, seq);
   return aad;
 }
 

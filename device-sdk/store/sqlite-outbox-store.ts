@@ -7,7 +7,7 @@ import { RECORD_KINDS, type RecordKind } from '../records.js';
 import { DEVICE_KEY_FILE, type DeviceKey, loadDeviceKey } from '../security/device-key.js';
 import type { CipherSuite } from '../security/envelope.js';
 import { auditHash } from './audit.js';
-import { LEDGER_TABLES, type LedgerEncryption, LedgerKeyring, recordAad, reencryptBatch } from './ledger-keys.js';
+import { LEDGER_TABLES, type LedgerEncryption, LedgerKeyring, RECORD_AAD_BYTES, recordAad, reencryptBatch, writeRecordAad } from './ledger-keys.js';
 import { assertSchemaVersion, type Migration, runMigrations } from './migrations.js';
 import {
   type AppendEntry,
@@ -23,6 +23,8 @@ import {
 } from './outbox-store.js';
 
 const TABLE = LEDGER_TABLES;
+/** Rows per multi-row INSERT of an append transaction (7 parameters each, far below SQLite's limit). */
+const INSERT_BATCH_ROWS = 64;
 
 /**
  * Versioned schema of the device ledger. Append new migrations; never edit a shipped one.
@@ -172,6 +174,8 @@ export class SqliteOutboxStore implements OutboxStore {
   private readonly acked = {} as Record<RecordKind, number>;
   private readonly listeners = new Set<(kinds: readonly RecordKind[]) => void>();
   private readonly insert: Record<RecordKind, Database.Statement>;
+  /** Inserts INSERT_BATCH_ROWS rows of one kind per call (one native call instead of 64). */
+  private readonly insertBatch: Record<RecordKind, Database.Statement>;
   private readonly appendTx: Database.Transaction<(entries: readonly AppendEntry[]) => number[]>;
   /** Undefined when the ledger stores bodies in clear. */
   readonly keyring: LedgerKeyring | undefined;
@@ -223,6 +227,8 @@ export class SqliteOutboxStore implements OutboxStore {
       (this.db.prepare('SELECT name, seq FROM sqlite_sequence').all() as { name: string; seq: number }[]).map((r) => [r.name, r.seq]),
     );
     const insert = {} as Record<RecordKind, Database.Statement>;
+    const insertBatch = {} as Record<RecordKind, Database.Statement>;
+    const columns = '(seq, boot_no, t_ms, tag, bytes, body, key_id)';
     for (const kind of RECORD_KINDS) {
       const t = TABLE[kind];
       const totals = this.db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM ${t}`).get() as { n: number; b: number };
@@ -230,9 +236,11 @@ export class SqliteOutboxStore implements OutboxStore {
       this.bytes[kind] = totals.b;
       this.lastSeq[kind] = sequences.get(t) ?? 0;
       this.acked[kind] = this.db.prepare('SELECT acked_up_to FROM sync_state WHERE kind = ?').pluck().get(kind) as number;
-      insert[kind] = this.db.prepare(`INSERT INTO ${t} (seq, boot_no, t_ms, tag, bytes, body, key_id) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+      insert[kind] = this.db.prepare(`INSERT INTO ${t} ${columns} VALUES (?, ?, ?, ?, ?, ?, ?)`);
+      insertBatch[kind] = this.db.prepare(`INSERT INTO ${t} ${columns} VALUES ${new Array(INSERT_BATCH_ROWS).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
     }
     this.insert = insert;
+    this.insertBatch = insertBatch;
     const lastUsed = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck();
     // Seqs are assigned here rather than by AUTOINCREMENT so that each body is sealed with its own
     // seq as associated data; inside the IMMEDIATE transaction sqlite_sequence is what AUTOINCREMENT
@@ -245,16 +253,48 @@ export class SqliteOutboxStore implements OutboxStore {
         return next[e.kind];
       });
       const keyId = this.keyring?.activeKeyId();
-      const bodies =
-        this.keyring && keyId !== undefined
-          ? this.keyring.sealMany(
-              keyId,
-              entries.map((e, i) => ({ plaintext: e.body, aad: recordAad(e.kind, seqs[i] as number) })),
-            )
-          : entries.map((e) => e.body);
+      let bodies: readonly Uint8Array[];
+      if (this.keyring && keyId !== undefined) {
+        // Associated data of the whole transaction in one buffer, a view per record.
+        const aads = Buffer.allocUnsafe(entries.length * RECORD_AAD_BYTES);
+        bodies = this.keyring.sealMany(
+          keyId,
+          entries.map((e, i) => {
+            const at = i * RECORD_AAD_BYTES;
+            writeRecordAad(aads, at, e.kind, seqs[i] as number);
+            return { plaintext: e.body, aad: aads.subarray(at, at + RECORD_AAD_BYTES) };
+          }),
+        );
+      } else bodies = entries.map((e) => e.body);
+      const byKind = new Map<RecordKind, number[]>();
       entries.forEach((e, i) => {
-        this.insert[e.kind].run(seqs[i], this.bootNo, e.tMs, e.tag ?? '', e.body.byteLength + ROW_OVERHEAD_BYTES, bodies[i], keyId ?? null);
+        const list = byKind.get(e.kind);
+        if (list) list.push(i);
+        else byKind.set(e.kind, [i]);
       });
+      const row = (i: number, args: unknown[], at: number): void => {
+        const e = entries[i] as AppendEntry;
+        args[at] = seqs[i];
+        args[at + 1] = this.bootNo;
+        args[at + 2] = e.tMs;
+        args[at + 3] = e.tag ?? '';
+        args[at + 4] = e.body.byteLength + ROW_OVERHEAD_BYTES;
+        args[at + 5] = bodies[i];
+        args[at + 6] = keyId ?? null;
+      };
+      const batchArgs = new Array<unknown>(INSERT_BATCH_ROWS * 7);
+      const oneArgs = new Array<unknown>(7);
+      for (const [kind, indexes] of byKind) {
+        let j = 0;
+        for (; j + INSERT_BATCH_ROWS <= indexes.length; j += INSERT_BATCH_ROWS) {
+          for (let r = 0; r < INSERT_BATCH_ROWS; r++) row(indexes[j + r] as number, batchArgs, r * 7);
+          this.insertBatch[kind].run(batchArgs);
+        }
+        for (; j < indexes.length; j++) {
+          row(indexes[j] as number, oneArgs, 0);
+          this.insert[kind].run(oneArgs);
+        }
+      }
       return seqs;
     });
   }
