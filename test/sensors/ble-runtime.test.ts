@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
 import type { Reading } from '../../device-sdk/records.js';
-import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { SimGlucoseMeter } from '../../simulator/bluez/index.js';
@@ -17,12 +17,10 @@ const ADDRESS = 'C0:FF:EE:00:00:01';
 const tempDir = useTempDirs('ble-runtime');
 
 function storedReadings(dataDir: string): Reading[] {
-  const store = new SqliteOutboxStore(ledgerPath(dataDir), { deviceId: 'ble-clinic-1' });
-  try {
-    return store.readAfter('reading', 0, 100_000).map((row) => decodeBody('reading', row.body));
-  } finally {
-    store.close();
-  }
+  // Read-only, bodies opened with the device key the runtime created beside its ledger.
+  return readLedgerBodies(ledgerPath(dataDir), 'reading')
+    .map((row) => decodeBody('reading', row.body))
+    .filter((r) => r.type !== 'device-info'); // the runtime's own record of each start
 }
 
 describe.skipIf(!dbusDaemonAvailable())('runtime with a ble-glucose-meter source (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
-import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { readLedgerBodies, readLedgerSummary } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
@@ -59,11 +59,11 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
       await device.stop();
       await board.stop();
     }
-    const store = new SqliteOutboxStore(ledgerPath(join(dir, 'device')), { deviceId: 'serial-rt-1' });
-    try {
+    const ledger = ledgerPath(join(dir, 'device'));
+    {
       const seen = new Map<number, number>();
       let duplicates = 0;
-      for (const row of store.readAfter('chunk', 0, 1_000_000)) {
+      for (const row of readLedgerBodies(ledger, 'chunk')) {
         const chunk = decodeBody('chunk', row.body);
         if (chunk.sensor !== 'ecg') continue;
         chunk.samples.forEach((v, i) => {
@@ -78,12 +78,10 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
       expect(duplicates).toBe(0);
       expect(seen.size).toBe(sets - lost.size);
       for (const [index, value] of seen) expect(value).toBe(signal[index]);
-      const quarantined = store.readAfter('quarantine', 0, 1_000_000).map((row) => decodeBody('quarantine', row.body));
+      const quarantined = readLedgerBodies(ledger, 'quarantine').map((row) => decodeBody('quarantine', row.body));
       expect(quarantined.every((q) => q.transport === `serial:${device.hostPath}` && q.source === 'ecg')).toBe(true);
       expect(quarantined.reduce((n, q) => n + q.bytes.length, 0)).toBe(stats.corrupted.reduce((n, s) => n + s.bytes, 0));
-      expect(store.stats().alert.lastSeq).toBe(1);
-    } finally {
-      store.close();
+      expect(readLedgerSummary(ledger).kinds.alert.lastSeq).toBe(1);
     }
   });
 });
