@@ -348,21 +348,8 @@ export class SqliteOutboxStore implements OutboxStore {
 
   /** Plaintext bodies of rows read from `kind`'s table (sealed ones opened with their data key). */
   private open_(kind: RecordKind, rows: readonly RowOut[]): Buffer[] {
-    const bodies: Buffer[] = rows.map((r) => r.body);
-    const byKey = new Map<string, number[]>();
-    rows.forEach((r, i) => {
-      if (r.key_id !== null) byKey.set(r.key_id, [...(byKey.get(r.key_id) ?? []), i]);
-    });
-    if (byKey.size > 0 && !this.keyring) throw new StoreError('readAfter', 'sealed records in a ledger opened without its device key');
-    for (const [keyId, indexes] of byKey) {
-      const opened = (this.keyring as LedgerKeyring).openMany(
-        keyId,
-        indexes.map((i) => (rows[i] as RowOut).body),
-        indexes.map((i) => recordAad(kind, (rows[i] as RowOut).seq)),
-      );
-      indexes.forEach((i, j) => (bodies[i] = opened[j] as Buffer));
-    }
-    return bodies;
+    if (!this.keyring && rows.some((r) => r.key_id !== null)) throw new StoreError('readAfter', 'sealed records in a ledger opened without its device key');
+    return openBodies(this.keyring, kind, rows);
   }
 
   /**
@@ -570,21 +557,30 @@ export function readLedgerBodies(path: string, kind: RecordKind, options: { tag?
         ? db.prepare(`SELECT ${columns} FROM ${TABLE[kind]} ORDER BY seq`).all()
         : db.prepare(`SELECT ${columns} FROM ${TABLE[kind]} WHERE tag = ? ORDER BY seq`).all(options.tag)
     ) as { seq: number; tag: string; body: Buffer; key_id: string | null }[];
-    if (!rows.some((r) => r.key_id !== null)) return rows.map(({ seq, tag, body }) => ({ seq, tag, body }));
-    const keyring = new LedgerKeyring(db, options.deviceKey ?? loadDeviceKey(join(dirname(path), DEVICE_KEY_FILE)));
-    const byKey = new Map<string, number[]>();
-    rows.forEach((r, i) => {
-      if (r.key_id !== null) byKey.set(r.key_id, [...(byKey.get(r.key_id) ?? []), i]);
-    });
-    const bodies = rows.map((r) => r.body);
-    for (const [keyId, indexes] of byKey) {
-      const opened = keyring.openMany(
-        keyId,
-        indexes.map((i) => (rows[i] as { body: Buffer }).body),
-        indexes.map((i) => recordAad(kind, (rows[i] as { seq: number }).seq)),
-      );
-      indexes.forEach((i, j) => (bodies[i] = opened[j] as Buffer));
-    }
+    const sealed = rows.some((r) => r.key_id !== null);
+    const keyring = sealed ? new LedgerKeyring(db, options.deviceKey ?? loadDeviceKey(join(dirname(path), DEVICE_KEY_FILE))) : undefined;
+    const bodies = openBodies(keyring, kind, rows);
     return rows.map((r, i) => ({ seq: r.seq, tag: r.tag, body: bodies[i] as Buffer }));
   });
+}
+
+/**
+ * Plaintext bodies of `rows` of one kind: clear rows as they are, sealed rows opened in one batch per
+ * data key (kind+seq as AAD). The caller refuses sealed rows when it has no keyring.
+ */
+function openBodies(keyring: LedgerKeyring | undefined, kind: RecordKind, rows: readonly { seq: number; key_id: string | null; body: Buffer }[]): Buffer[] {
+  const bodies: Buffer[] = rows.map((r) => r.body);
+  const byKey = new Map<string, number[]>();
+  rows.forEach((r, i) => {
+    if (r.key_id !== null) byKey.set(r.key_id, [...(byKey.get(r.key_id) ?? []), i]);
+  });
+  for (const [keyId, indexes] of byKey) {
+    const opened = (keyring as LedgerKeyring).openMany(
+      keyId,
+      indexes.map((i) => (rows[i] as { body: Buffer }).body),
+      indexes.map((i) => recordAad(kind, (rows[i] as { seq: number }).seq)),
+    );
+    indexes.forEach((i, j) => (bodies[i] = opened[j] as Buffer));
+  }
+  return bodies;
 }
