@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName } from '../device-sdk/inference/backend.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
-import type { BeatClassifier } from '../device-sdk/signal/ecg/beat-classes.js';
+import { type BeatClassifier, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, featureLength } from '../device-sdk/signal/ecg/beat-features.js';
 import { InferenceError } from '../device-sdk/inference/backend.js';
 import { packageRoot } from './package-root.js';
@@ -14,15 +14,21 @@ export function defaultBeatModelDir(): string {
 
 /**
  * The beat classifier model in an inference worker thread (wasm by default), batching beats: one
- * `classify` call is one `predict` of all its rows, cut into batches of `maxBatch`.
+ * `classify` call is one `predict` of all its rows, cut into batches of `maxBatch`. When the manifest
+ * carries the supraventricular rhythm rule (`thresholds.sv*`), the model's N + S probability is split
+ * between N and S by that rule (`splitSupraventricular`): the model decides the beat's origin, the
+ * rhythm decides whether a supraventricular beat is ectopic.
  */
 export class WorkerBeatClassifier implements BeatClassifier {
   readonly modelId: string;
   readonly modelSha256: string;
+  /** The rhythm rule of the manifest, if any. */
+  readonly supraventricularRule: SupraventricularRule | undefined;
   private constructor(
     readonly worker: InferenceWorker,
     private readonly maxBatch: number,
   ) {
+    this.supraventricularRule = supraventricularRuleOf(worker.manifest.thresholds);
     this.modelId = `${worker.manifest.id}@${worker.manifest.version}`;
     this.modelSha256 = worker.sha256;
   }
@@ -46,7 +52,7 @@ export class WorkerBeatClassifier implements BeatClassifier {
       const { data } = await this.worker.predict(features.slice(i * width, (i + n) * width), [n, width]);
       out.set(data, i * AAMI_CLASSES.length);
     }
-    return out;
+    return this.supraventricularRule ? splitSupraventricular(out, features, count, width, this.supraventricularRule) : out;
   }
 
   close(): Promise<void> {

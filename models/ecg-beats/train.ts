@@ -18,13 +18,14 @@ import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '../../device-sdk/inference/backend.js';
 import { saveQuantizedModel } from '../../device-sdk/inference/artifacts.js';
+import { DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type SupraventricularRule, supraventricularThresholds } from '../../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
-export const MODEL_VERSION = '1.0.0';
+export const MODEL_VERSION = '1.1.0';
 const SEED = 20260401;
 /** Class weight exponent: weight = (share of N / share of class) ^ CLASS_WEIGHT_POWER, capped. */
 const CLASS_WEIGHT_POWER = 0.5;
@@ -68,21 +69,71 @@ interface Dataset {
 const Q = AAMI_CLASSES.indexOf('Q');
 
 /**
+ * The rhythm features feed the supraventricular rule (beat-classes.ts), not the model: the model reads
+ * the other columns (the 67 inputs of 1.0.0), and the shipped model's first layer has zero weights for
+ * these, so it takes the whole feature row the runtime extracts.
+ */
+export const RULE_FEATURES: readonly string[] = Object.freeze(['rrPreNormal', 'rrPostNormal', 'rrSpread', 'rrIrregularShare', 'qrsCorr', 'pCorr', 'pEnergy', 'tCorr']);
+const MODEL_COLUMNS: readonly number[] = Array.from({ length: featureLength() }, (_, c) => c).filter((c) => !RULE_FEATURES.includes(FEATURE_NAMES[c] as string));
+
+/** The model columns of row-major features of `width`. */
+function modelInputs(features: Float32Array, n: number, width: number): Float32Array {
+  const out = new Float32Array(n * MODEL_COLUMNS.length);
+  for (let i = 0; i < n; i++) MODEL_COLUMNS.forEach((c, j) => (out[i * MODEL_COLUMNS.length + j] = features[i * width + c] as number));
+  return out;
+}
+
+/**
+ * Moves the smallest value (by less than half a uint8 step) so that the per-tensor uint8 quantization
+ * (range min..max in 255 steps) has a step exactly at 0: the zero weights of the rule-only columns stay
+ * zero in the shipped model.
+ */
+function zeroExactUint8(values: Float32Array): Float32Array {
+  let lo = 0;
+  let hi = 0;
+  let at = -1;
+  values.forEach((v, i) => {
+    if (v < lo) [lo, at] = [v, i];
+    if (v > hi) hi = v;
+  });
+  const k = Math.round((-255 * lo) / (hi - lo));
+  if (at >= 0 && k > 0 && k < 255) values[at] = (-k * hi) / (255 - k);
+  return values;
+}
+
+/** The model over all feature columns: `model`'s first-layer weights at the model columns, zero at the rule-only ones. */
+function expandInputs(model: tfl.LayersModel, seed: number): tfl.LayersModel {
+  const full = buildModel(featureLength(), seed);
+  model.layers.forEach((layer, l) => {
+    const weights = layer.getWeights();
+    if (l > 0) return full.layers[l]?.setWeights(weights);
+    const [kernel, bias] = weights as [tf.Tensor, tf.Tensor];
+    const units = kernel.shape[1] as number;
+    const k = kernel.dataSync();
+    const wide = new Float32Array(featureLength() * units);
+    MODEL_COLUMNS.forEach((c, j) => wide.set(k.subarray(j * units, (j + 1) * units), c * units));
+    full.layers[0]?.setWeights([tf.tensor2d(zeroExactUint8(wide), [featureLength(), units]), bias]);
+  });
+  return full;
+}
+
+/**
  * Labelled beats of some records. Left out: beats that matched no reference, and Q beats (a few dozen
  * unclassifiable beats in the non-paced records: too few to learn from, and as a boosted class they
  * absorbed V beats). The model keeps a Q output, which it learns never to choose.
  */
 function gather(records: readonly RecordBeats[]): Dataset {
-  const width = featureLength();
+  const width = MODEL_COLUMNS.length;
   let n = 0;
   for (const r of records) for (const l of r.labels) if (l >= 0 && l !== Q) n++;
   const x = new Float32Array(n * width);
   const y = new Int32Array(n);
   let k = 0;
   for (const r of records) {
+    const inputs = modelInputs(r.features, r.samples.length, r.width);
     r.labels.forEach((l, i) => {
       if (l < 0 || l === Q) return;
-      x.set(r.features.subarray(i * width, (i + 1) * width), k * width);
+      x.set(inputs.subarray(i * width, (i + 1) * width), k * width);
       y[k++] = l;
     });
   }
@@ -90,7 +141,7 @@ function gather(records: readonly RecordBeats[]): Dataset {
 }
 
 export async function train(data: Dataset, epochs: number, seed: number, label: string): Promise<tfl.LayersModel> {
-  const width = featureLength();
+  const width = MODEL_COLUMNS.length;
   const counts = AAMI_CLASSES.map((_, c) => data.y.filter((v) => v === c).length);
   const classWeight: Record<number, number> = {};
   counts.forEach((n, c) => {
@@ -123,9 +174,21 @@ export async function train(data: Dataset, epochs: number, seed: number, label: 
   return model;
 }
 
-export function predictClasses(model: tfl.LayersModel, r: RecordBeats): Int32Array {
-  if (r.samples.length === 0) return new Int32Array(0);
-  return tf.tidy(() => tf.argMax(model.predict(tf.tensor2d(r.features, [r.samples.length, r.width])) as tf.Tensor, -1).dataSync() as Int32Array);
+/** Classes of a record's beats as the runtime assigns them: the model's probabilities, N + S split by the rhythm rule (unless `rule` is null), argmax. */
+export function predictClasses(model: tfl.LayersModel, r: RecordBeats, rule: SupraventricularRule | null = DEFAULT_SUPRAVENTRICULAR_RULE): Int32Array {
+  const n = r.samples.length;
+  if (n === 0) return new Int32Array(0);
+  const inputs = model.inputs[0]?.shape[1] === r.width ? r.features : modelInputs(r.features, n, r.width);
+  const p = tf.tidy(() => (model.predict(tf.tensor2d(inputs, [n, inputs.length / n])) as tf.Tensor).dataSync() as Float32Array);
+  if (rule) splitSupraventricular(p, r.features, n, r.width, rule);
+  const k = AAMI_CLASSES.length;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if ((p[i * k + c] as number) > (p[i * k + best] as number)) best = c;
+    out[i] = best;
+  }
+  return out;
 }
 
 /** EC57 pairs of one record from its labelled beats and predicted classes (scored part only). */
@@ -153,6 +216,8 @@ async function main(): Promise<void> {
       backend: { type: 'string' },
       'no-cv': { type: 'boolean' },
       'no-final': { type: 'boolean' },
+      /** Ablation: feature names (or `morphology`) whose inputs are zeroed in training and evaluation. */
+      zero: { type: 'string' },
     },
   });
   const root = packageRoot();
@@ -175,6 +240,17 @@ async function main(): Promise<void> {
   for (const [i, name] of names.entries()) {
     records.push(recordBeats(dir, name, cache));
     bar(i + 1, names.length, `beats of ${name}`);
+  }
+  if (values.zero) {
+    const width = featureLength();
+    const columns = new Set<number>();
+    for (const name of values.zero.split(',')) {
+      if (name === 'morphology') for (let c = FEATURE_NAMES.length; c < width; c++) columns.add(c);
+      else if ((FEATURE_NAMES as readonly string[]).includes(name)) columns.add((FEATURE_NAMES as readonly string[]).indexOf(name));
+      else throw new Error(`--zero: unknown feature ${JSON.stringify(name)}`);
+    }
+    for (const r of records) for (let i = 0; i < r.samples.length; i++) for (const c of columns) r.features[i * width + c] = 0;
+    if (!values['no-final']) throw new Error('--zero is for cross-validation ablations: use it with --no-final');
   }
   const split = Array.from({ length: folds }, (_, k) => names.filter((_, i) => i % folds === k));
   let cv: Record<string, unknown> | undefined;
@@ -211,7 +287,9 @@ async function main(): Promise<void> {
   }
   if (values['no-final']) return;
   const all = gather(records);
-  const model = await train(all, epochs, SEED, 'final model');
+  const trained = await train(all, epochs, SEED, 'final model');
+  const model = expandInputs(trained, SEED);
+  trained.dispose();
   const manifest = await saveQuantizedModel(model, out, {
     id: MODEL_ID,
     version: MODEL_VERSION,
@@ -225,7 +303,7 @@ async function main(): Promise<void> {
       extractor: 'device-sdk/signal/ecg/beat-features.ts BeatFeatureExtractor',
     },
     labels: [...AAMI_CLASSES],
-    thresholds: { argmax: 1 },
+    thresholds: { argmax: 1, ...supraventricularThresholds() },
     training: {
       data: 'MIT-BIH Arrhythmia Database (PhysioNet, ODC-By 1.0), shared non-paced records',
       records: names,

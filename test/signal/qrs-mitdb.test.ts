@@ -116,11 +116,13 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
   }, 60_000);
 });
 
-// Measured with ecg-beats 1.0.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.90 / +P 94.49,
-// S Se 84.23 / +P 78.03 (in-sample), AF duration Se 96.06 / +P 65.96 over the 26 records.
+// Measured with ecg-beats 1.1.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.96 / +P 94.43,
+// S Se 84.45 / +P 73.73 (in-sample; S in a regular rhythm is decided by the rhythm rule, which the
+// training records do not fit, so in-sample S +P fell from 78.03 with 1.0.0 while the cross-validated
+// S +P rose from 34.7 to 45.6), AF duration Se 96.06 / +P 66.17 over the 26 records.
 const V_SE_FLOOR = 94;
 const V_PPV_FLOOR = 93.5;
 const S_SE_FLOOR = 83;
-const S_PPV_FLOOR = 77;
+const S_PPV_FLOOR = 72.5;
 const AF_SE_FLOOR = 95;
 const AF_PPV_FLOOR = 65;

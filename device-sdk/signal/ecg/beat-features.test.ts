@@ -53,5 +53,53 @@ describe('beat features', () => {
     expect(ectopic[at('qrsWidth')]).toBeGreaterThan(1.5);
     // The ectopic beat does not enter the template: the beat after it still matches it.
     expect(out[32]?.features[at('templateCorr')]).toBeGreaterThan(0.99);
+    // Prematurity against the dominant rhythm, a regular context, QRS unlike the template's.
+    expect(normal[at('rrPreNormal')]).toBeCloseTo(1, 1);
+    expect(ectopic[at('rrPreNormal')]).toBeLessThan(0.7);
+    expect(ectopic[at('rrPostNormal')]).toBeGreaterThan(1.3);
+    expect(ectopic[at('rrSpread')]).toBeLessThan(0.05);
+    expect(normal[at('qrsCorr')]).toBeGreaterThan(0.99);
+    expect(ectopic[at('qrsCorr')]).toBeLessThan(0.5);
+  });
+
+  it('tells a premature beat in a regular rhythm from the short intervals of an irregular one', () => {
+    const run = (rrs: number[], wide: Set<number>) => {
+      const peaks: number[] = [];
+      let t = FS;
+      for (const rr of rrs) peaks.push((t += Math.round(rr * FS)));
+      const signal = lead(peaks[peaks.length - 1] as number + 2 * FS, peaks, new Set([...wide].map((i) => peaks[i] as number)));
+      const fx = new BeatFeatureExtractor({ fs: FS });
+      const out = [];
+      for (let i = 0; i < signal.length; i += FS) {
+        fx.pushSamples(signal.subarray(i, i + FS));
+        for (const p of peaks) if (p >= i && p < i + FS) fx.pushBeat(p);
+        out.push(...fx.take());
+      }
+      fx.flush();
+      out.push(...fx.take());
+      return out;
+    };
+    // Narrow beat 30 % early in a regular rhythm at 0.8 s: premature, QRS like the dominant beat, regular context.
+    const regular = Array.from({ length: 40 }, () => 0.8);
+    regular[30] = 0.56;
+    regular[31] = 1.04;
+    const a = run(regular, new Set())[30]?.features as Float32Array;
+    expect(a[at('rrPreNormal')]).toBeLessThan(0.75);
+    expect(a[at('qrsCorr')]).toBeGreaterThan(0.95);
+    expect(a[at('rrSpread')]).toBeLessThan(0.05);
+    // Irregular rhythm (intervals 0.45-1.15 s): the context says so.
+    let seed = 7;
+    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const irregular = Array.from({ length: 40 }, () => 0.45 + 0.7 * random());
+    const b = run(irregular, new Set())[35]?.features as Float32Array;
+    expect(b[at('rrSpread')]).toBeGreaterThan(0.2);
+    expect(b[at('rrIrregularShare')]).toBeGreaterThan(0.5);
+    // Bigeminy (every other beat wide and early): the template stays the narrow beat.
+    const bigeminy = Array.from({ length: 40 }, (_, i) => (i < 12 ? 0.8 : i % 2 === 0 ? 0.5 : 1.1));
+    const wide = new Set(Array.from({ length: 40 }, (_, i) => i).filter((i) => i >= 12 && i % 2 === 0));
+    const c = run(bigeminy, wide);
+    expect(c[31]?.features[at('templateCorr')]).toBeGreaterThan(0.99);
+    expect(c[30]?.features[at('templateCorr')]).toBeLessThan(0.5);
+    expect(c[30]?.features[at('rrPreNormal')]).toBeLessThan(0.7);
   });
 });

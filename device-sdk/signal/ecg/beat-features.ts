@@ -91,6 +91,14 @@ export const FEATURE_NAMES = Object.freeze([
   'qrsWidth',
   'qrsEnergy',
   'amplitude',
+  'rrPreNormal',
+  'rrPostNormal',
+  'rrSpread',
+  'rrIrregularShare',
+  'qrsCorr',
+  'pCorr',
+  'pEnergy',
+  'tCorr',
 ] as const);
 
 export function featureLength(options: Pick<BeatFeatureOptions, 'morphPoints'> = DEFAULT_BEAT_FEATURE_OPTIONS): number {
@@ -114,6 +122,13 @@ function medianOf(values: ArrayLike<number>, scratch: number[]): number {
   return scratch.length % 2 ? (scratch[m] as number) : ((scratch[m - 1] as number) + (scratch[m] as number)) / 2;
 }
 
+/** Correlation with the template from which a beat counts as shaped like the dominant beat. */
+const NORMAL_MIN_CORR = 0.75;
+/** RR intervals of the rhythm context (AF-like irregularity). */
+const CONTEXT_BEATS = 16;
+/** RR intervals between beats of the dominant rhythm that set the reference of prematurity. */
+const NORMAL_BEATS = 8;
+
 const clip = (x: number, hi = 4) => (Number.isFinite(x) ? Math.max(0, Math.min(hi, x)) : 0);
 
 interface Pending {
@@ -122,8 +137,24 @@ interface Pending {
   rrPost?: number;
   /** RR before < 85 % of the mean of the previous intervals: kept out of the template. */
   premature: boolean;
+  /** RR before < 85 % of the median RR of the dominant rhythm: kept out of the rhythm features' template. */
+  early: boolean;
   /** Morphology (difference from the template) and its scalars, once the window after the R peak has arrived. */
-  shape?: { morph: Float32Array; corr: number; dist: number; qrsDist: number; width: number; energy: number; amplitude: number };
+  shape?: {
+    morph: Float32Array;
+    corr: number;
+    dist: number;
+    qrsDist: number;
+    width: number;
+    energy: number;
+    amplitude: number;
+    qrsCorr: number;
+    pCorr: number;
+    pEnergy: number;
+    tCorr: number;
+    /** Shaped like the template (correlation >= NORMAL_MIN_CORR). */
+    normalLike: boolean;
+  };
 }
 
 /**
@@ -151,6 +182,17 @@ export class BeatFeatureExtractor {
   private amplitudeRef = 0;
   private readonly templateHistory: Float32Array[] = [];
   private readonly scratch: number[] = [];
+  /** RR intervals between two consecutive beats of the dominant rhythm (the reference of prematurity). */
+  private readonly normalRr: number[] = [];
+  /** The last RR intervals, whatever the beats (the rhythm context: irregular in AF). */
+  private readonly contextRr: number[] = [];
+  private prevNormalLike = false;
+  /** The rhythm features' template: the last beats not premature against the dominant rhythm. */
+  private readonly dominantHistory: Float32Array[] = [];
+  /** Morphology point ranges: P wave (-250..-60 ms), QRS (-100..+100 ms), T wave (+150..+400 ms). */
+  private readonly pRange: [number, number];
+  private readonly qrsRange: [number, number];
+  private readonly tRange: [number, number];
 
   constructor(options: Partial<BeatFeatureOptions> & { fs: number }) {
     this.options = { ...DEFAULT_BEAT_FEATURE_OPTIONS, ...options };
@@ -160,6 +202,22 @@ export class BeatFeatureExtractor {
     this.pre = Math.round((-windowMs[0] * fs) / 1000);
     this.post = Math.round((windowMs[1] * fs) / 1000);
     this.ring = new Float64Array(Math.max(this.pre + this.post + 2, Math.round(3 * fs)));
+    const { morphPoints } = this.options;
+    const range = (a: number, b: number): [number, number] => {
+      let lo = morphPoints;
+      let hi = -1;
+      for (let i = 0; i < morphPoints; i++) {
+        const tMs = windowMs[0] + (i * (windowMs[1] - windowMs[0])) / (morphPoints - 1);
+        if (tMs >= a && tMs <= b) {
+          lo = Math.min(lo, i);
+          hi = Math.max(hi, i);
+        }
+      }
+      return hi < lo ? [0, 0] : [lo, hi + 1];
+    };
+    this.pRange = range(-250, -60);
+    this.qrsRange = range(-100, 100);
+    this.tRange = range(150, 400);
   }
 
   /** Samples seen so far. */
@@ -177,7 +235,7 @@ export class BeatFeatureExtractor {
   }
 
   private shapeAll(): void {
-    for (const p of this.pending) if (!p.shape && this.n > p.sample + this.post) p.shape = this.shape(p.sample, p.premature);
+    for (const p of this.pending) if (!p.shape && this.n > p.sample + this.post) p.shape = this.shape(p.sample, p.premature, p.early);
     this.release();
     this.updateNextShape();
   }
@@ -197,12 +255,13 @@ export class BeatFeatureExtractor {
     }
     this.lastSample = sample;
     const mean = this.recentRr.length > 0 ? this.recentRr.reduce((a, b) => a + b, 0) / this.recentRr.length : 0;
-    const p: Pending = { sample, rrPre, premature: rrPre > 0 && mean > 0 && rrPre < 0.85 * mean };
+    const dominantRr = this.normalRr.length >= 3 ? medianOf(this.normalRr, this.scratch) : this.recentRr.length > 0 ? medianOf(this.recentRr, this.scratch) : 0;
+    const p: Pending = { sample, rrPre, premature: rrPre > 0 && mean > 0 && rrPre < 0.85 * mean, early: rrPre > 0 && dominantRr > 0 && rrPre < 0.85 * dominantRr };
     if (rrPre > 0) {
       this.recentRr.push(rrPre);
       if (this.recentRr.length > this.options.localBeats) this.recentRr.shift();
     }
-    if (this.n > sample + this.post) p.shape = this.shape(sample, p.premature);
+    if (this.n > sample + this.post) p.shape = this.shape(sample, p.premature, p.early);
     this.pending.push(p);
     this.release();
     this.updateNextShape();
@@ -219,7 +278,7 @@ export class BeatFeatureExtractor {
 
   /** Completes every pending beat (end of record): RR after is taken as RR before. */
   flush(): void {
-    for (const p of this.pending) p.shape ??= this.shape(Math.min(p.sample, this.n - 1), p.premature);
+    for (const p of this.pending) p.shape ??= this.shape(Math.min(p.sample, this.n - 1), p.premature, p.early);
     while (this.pending.length > 0) {
       const p = this.pending.shift() as Pending;
       this.complete(p, p.rrPost ?? p.rrPre);
@@ -235,7 +294,7 @@ export class BeatFeatureExtractor {
     return this.ring[k % this.ring.length] as number;
   }
 
-  private shape(r: number, premature: boolean): NonNullable<Pending['shape']> {
+  private shape(r: number, premature: boolean, early: boolean): NonNullable<Pending['shape']> {
     const { morphPoints, fs, templateBeats } = this.options;
     const raw = new Float32Array(morphPoints);
     const span = this.pre + this.post;
@@ -308,10 +367,39 @@ export class BeatFeatureExtractor {
       }
       qrsDist = qn > 0 ? Math.sqrt(qsq / qn) : 0;
     }
+    // The template takes the beats that are not premature; its per-point median keeps the dominant
+    // beat as long as most of them are (in bigeminy the ectopic beats are premature and stay out).
     if (!premature || this.templateHistory.length < 3) {
       this.templateHistory.push(morph);
       if (this.templateHistory.length > templateBeats) this.templateHistory.shift();
       this.templateWidth = this.templateWidth === 0 ? width : this.templateWidth + 0.1 * (width - this.templateWidth);
+    }
+    // The rhythm features compare the beat with a second template, of the beats not premature against
+    // the dominant rhythm's median RR (a run of supraventricular beats stays out of it): QRS, P-wave and
+    // T-wave correlation, P-wave energy, and whether the beat is shaped like the dominant beat.
+    let qrsCorr = 1;
+    let pCorr = 1;
+    let pEnergy = 1;
+    let tCorr = 1;
+    let normalLike = true;
+    if (this.dominantHistory.length >= 3) {
+      const dominant = new Float32Array(morphPoints);
+      const column = new Float32Array(this.dominantHistory.length);
+      for (let i = 0; i < morphPoints; i++) {
+        for (let j = 0; j < this.dominantHistory.length; j++) column[j] = (this.dominantHistory[j] as Float32Array)[i] as number;
+        dominant[i] = medianOf(column, this.scratch);
+      }
+      normalLike = correlation(morph, dominant) >= NORMAL_MIN_CORR;
+      qrsCorr = correlation(morph, dominant, this.qrsRange);
+      pCorr = correlation(morph, dominant, this.pRange);
+      tCorr = correlation(morph, dominant, this.tRange);
+      const pv = variance(morph, this.pRange);
+      const tv = variance(dominant, this.pRange);
+      pEnergy = tv > 0 ? pv / tv : 1;
+    }
+    if (!early || this.dominantHistory.length < 3) {
+      this.dominantHistory.push(morph);
+      if (this.dominantHistory.length > templateBeats) this.dominantHistory.shift();
     }
     return {
       morph: diff,
@@ -321,6 +409,11 @@ export class BeatFeatureExtractor {
       width: this.templateWidth > 0 ? width / this.templateWidth : 1,
       energy: energy / (scale * scale) / (0.12 * fs),
       amplitude: p2p / scale,
+      qrsCorr,
+      pCorr,
+      pEnergy,
+      tCorr,
+      normalLike,
     };
   }
 
@@ -336,6 +429,31 @@ export class BeatFeatureExtractor {
     let irregular = 0;
     for (let i = 1; i < this.rrHistory.length; i++) irregular += Math.abs((this.rrHistory[i] as number) - (this.rrHistory[i - 1] as number));
     irregular = this.rrHistory.length > 1 ? irregular / (this.rrHistory.length - 1) / local : 0;
+    // Prematurity against the dominant rhythm: the median of the last RR intervals between two beats of
+    // it (not a mean polluted by ectopic beats and their pauses).
+    const normal = this.normalRr.length >= 3 ? medianOf(this.normalRr, this.scratch) : local;
+    // Rhythm context: the median successive RR difference over the last intervals, relative to their
+    // median, and the share of successive differences above 15 %: one premature beat in a regular rhythm
+    // moves neither much, AF moves both.
+    let spread = 0;
+    let irregularShare = 0;
+    if (this.contextRr.length >= 4) {
+      const med = medianOf(this.contextRr, this.scratch);
+      const deltas: number[] = [];
+      for (let i = 1; i < this.contextRr.length; i++) deltas.push(Math.abs((this.contextRr[i] as number) - (this.contextRr[i - 1] as number)));
+      for (const d of deltas) if (d > 0.15 * med) irregularShare += 1;
+      irregularShare /= deltas.length;
+      spread = med > 0 ? medianOf(deltas, this.scratch) / med : 0;
+    }
+    if (p.rrPre > 0) {
+      this.contextRr.push(p.rrPre);
+      if (this.contextRr.length > CONTEXT_BEATS) this.contextRr.shift();
+      if (shape.normalLike && this.prevNormalLike) {
+        this.normalRr.push(p.rrPre);
+        if (this.normalRr.length > NORMAL_BEATS) this.normalRr.shift();
+      }
+    }
+    this.prevNormalLike = shape.normalLike;
     if (p.rrPre > 0) {
       this.rrHistory.push(p.rrPre);
       if (this.rrHistory.length > localBeats) this.rrHistory.shift();
@@ -362,6 +480,14 @@ export class BeatFeatureExtractor {
       clip(shape.width),
       clip(shape.energy),
       clip(shape.amplitude),
+      clip(rrPre / normal),
+      clip(rrPost / normal),
+      clip(spread),
+      irregularShare,
+      shape.qrsCorr,
+      shape.pCorr,
+      clip(shape.pEnergy),
+      shape.tCorr,
     ];
     f.set(scalars, 0);
     f.set(shape.morph, scalars.length);
@@ -369,19 +495,22 @@ export class BeatFeatureExtractor {
   }
 }
 
-function correlation(a: Float32Array, b: Float32Array): number {
+function correlation(a: Float32Array, b: Float32Array, range: [number, number] = [0, a.length]): number {
+  const [from, to] = range;
+  const n = to - from;
+  if (n < 2) return 0;
   let ma = 0;
   let mb = 0;
-  for (let i = 0; i < a.length; i++) {
+  for (let i = from; i < to; i++) {
     ma += a[i] as number;
     mb += b[i] as number;
   }
-  ma /= a.length;
-  mb /= b.length;
+  ma /= n;
+  mb /= n;
   let sab = 0;
   let saa = 0;
   let sbb = 0;
-  for (let i = 0; i < a.length; i++) {
+  for (let i = from; i < to; i++) {
     const x = (a[i] as number) - ma;
     const y = (b[i] as number) - mb;
     sab += x * y;
@@ -389,4 +518,15 @@ function correlation(a: Float32Array, b: Float32Array): number {
     sbb += y * y;
   }
   return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : 0;
+}
+
+function variance(a: Float32Array, [from, to]: [number, number]): number {
+  const n = to - from;
+  if (n < 1) return 0;
+  let m = 0;
+  for (let i = from; i < to; i++) m += a[i] as number;
+  m /= n;
+  let v = 0;
+  for (let i = from; i < to; i++) v += ((a[i] as number) - m) ** 2;
+  return v / n;
 }

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, isSupraventricularEctopic, ruleBasedClass, splitSupraventricular, supraventricularRuleOf, supraventricularThresholds } from './beat-classes.js';
+import { AAMI_CLASSES, FEATURE_NAMES, featureLength } from './beat-features.js';
+
+const W = featureLength();
+const at = (name: (typeof FEATURE_NAMES)[number]) => FEATURE_NAMES.indexOf(name);
+
+/** A feature row of a beat like the dominant one (QRS correlation 0.98) with the given timing. */
+function row(rrPreNormal: number, rrSpread: number, qrsCorr = 0.98): Float32Array {
+  const f = new Float32Array(W);
+  f[at('templateCorr')] = qrsCorr;
+  f[at('qrsCorr')] = qrsCorr;
+  f[at('qrsWidth')] = 1;
+  f[at('rrPreNormal')] = rrPreNormal;
+  f[at('rrSpread')] = rrSpread;
+  return f;
+}
+
+describe('beat classes', () => {
+  it('calls a beat S only when it is shaped like the dominant beat, premature and in a regular rhythm', () => {
+    expect(isSupraventricularEctopic(row(0.7, 0.03))).toBe(true);
+    // On time, or premature in AF, or premature with a different QRS: not S.
+    expect(isSupraventricularEctopic(row(0.95, 0.03))).toBe(false);
+    expect(isSupraventricularEctopic(row(0.7, 0.3))).toBe(false);
+    expect(isSupraventricularEctopic(row(0.7, 0.03, 0.5))).toBe(false);
+    expect(ruleBasedClass(row(0.7, 0.03))).toBe('S');
+    expect(ruleBasedClass(row(0.7, 0.3))).toBe('N');
+  });
+
+  it('lets the rhythm rule split N from S in a regular rhythm and leaves the model its call elsewhere', () => {
+    const k = AAMI_CLASSES.length;
+    const rows = [
+      row(0.7, 0.03), // premature, QRS like the dominant one, regular rhythm: S
+      row(1.0, 0.03), // on time in a regular rhythm: N
+      row(0.7, 0.4), // premature in AF: the model's call
+      row(0.7, 0.03, 0.5), // premature with an unusual QRS: the model's call
+      row(1.0, 0.03), // on time, but the model says V: V
+    ];
+    const features = new Float32Array(rows.length * W);
+    rows.forEach((r, i) => features.set(r, i * W));
+    // Model rows (N S V F Q).
+    const p = Float32Array.from([0.6, 0.1, 0.3, 0, 0, 0.2, 0.7, 0.1, 0, 0, 0.2, 0.7, 0.1, 0, 0, 0.3, 0.6, 0.1, 0, 0, 0.3, 0.2, 0.5, 0, 0]);
+    splitSupraventricular(p, features, rows.length, W);
+    expect(classOf(p, 0)).toEqual({ cls: 'S', probability: expect.closeTo(0.7, 5) as number });
+    expect(p[0]).toBe(0);
+    expect(classOf(p, k)).toEqual({ cls: 'N', probability: expect.closeTo(0.9, 5) as number });
+    expect(p[k + 1]).toBe(0);
+    expect(classOf(p, 2 * k)).toEqual({ cls: 'S', probability: expect.closeTo(0.7, 5) as number });
+    expect(p[2 * k]).toBeCloseTo(0.2, 5);
+    expect(classOf(p, 3 * k)).toEqual({ cls: 'S', probability: expect.closeTo(0.6, 5) as number });
+    expect(classOf(p, 4 * k)).toEqual({ cls: 'V', probability: expect.closeTo(0.5, 5) as number });
+    expect(p[4 * k + 1]).toBeCloseTo(0.2, 5);
+  });
+
+  it('round-trips the rule through flat manifest thresholds', () => {
+    expect(supraventricularRuleOf(supraventricularThresholds())).toEqual(DEFAULT_SUPRAVENTRICULAR_RULE);
+    expect(supraventricularRuleOf({ argmax: 1 })).toBeUndefined();
+  });
+});
