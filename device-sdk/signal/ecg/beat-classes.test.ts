@@ -23,8 +23,13 @@ describe('beat classes', () => {
     expect(isSupraventricularEctopic(row(0.95, 0.03))).toBe(false);
     expect(isSupraventricularEctopic(row(0.7, 0.3))).toBe(false);
     expect(isSupraventricularEctopic(row(0.7, 0.03, 0.5))).toBe(false);
-    expect(ruleBasedClass(row(0.7, 0.03))).toBe('S');
-    expect(ruleBasedClass(row(0.7, 0.3))).toBe('N');
+    // The fallback without a model keeps the 1.0 rule: premature against the local mean and followed by a pause.
+    const f = row(0.95, 0.03);
+    f[at('rrPreLocal')] = 0.7;
+    f[at('rrPostPre')] = 1.5;
+    expect(ruleBasedClass(f)).toBe('S');
+    f[at('rrPostPre')] = 1;
+    expect(ruleBasedClass(f)).toBe('N');
   });
 
   it('lets the rhythm rule split N from S in a regular rhythm and leaves the model its call elsewhere', () => {

@@ -11,7 +11,11 @@
  *   `morphPoints` points, baseline (median) removed, scaled by the running QRS amplitude of the record,
  *   minus a running template (per-point median of the last `templateBeats` non-premature beats, i.e.
  *   the patient's dominant beat); the correlation with and distance to the template; QRS width
- *   relative to the template's, QRS energy.
+ *   relative to the template's, QRS energy;
+ * - rhythm (for the supraventricular rule of beat-classes.ts): RR before and after relative to the
+ *   median of the last RR intervals between two beats of the dominant rhythm (shaped like it), the
+ *   spread of the last RR intervals (AF context), and the correlation of the QRS, P-wave and T-wave
+ *   regions with a second template of the beats not premature against that median, P-region energy.
  * The feature layout is `FEATURE_NAMES` followed by the morphology; the model manifest records it.
  */
 
