@@ -16,6 +16,10 @@ export {
   featureLength,
 } from './ecg/beat-features.js';
 export {
+  AF_REFERENCE_RULES,
+  type AfReference,
+  afReference,
+  type AfReferenceRule,
   type ClassPair,
   classPairs,
   type ClassScores,
