@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isQrsCode, type WfdbAnnotationInput } from '../../device-sdk/protocols/wfdb.js';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { afEpisodes, AfDetector, type AfEvent } from '../../device-sdk/signal/ecg/af-detector.js';
+import { afEpisodes, AfDetector, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
 import { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, AAMI_WFDB_CODE, type AamiClass, aamiClassOf, type BeatFeatures } from '../../device-sdk/signal/ecg/beat-features.js';
 import {
@@ -80,15 +80,28 @@ export interface AnalyzedRecord {
 }
 
 /**
- * The pipeline over one signal: front end in one-second chunks (as the runtime streams), beats
- * classified in batches (model or rules), then the AF detector over the classified beats.
+ * The pipeline over one signal: front end in one-second chunks (as the runtime streams), the atrial
+ * activity of each beat (pre-QRS correlation, for the AF detector), beats classified in batches (model
+ * or rules), then the AF detector over the classified beats.
  */
 export async function analyzeSignal(signal: Int16Array, fs: number, classifier: BeatClassifier | undefined): Promise<AnalyzedRecord> {
   const fe = new EcgFrontEnd({ fs });
+  const atrialActivity = new AtrialActivity({ fs });
   const chunk = Math.max(1, Math.round(fs));
   const feats: BeatFeatures[] = [];
-  for (let i = 0; i < signal.length; i += chunk) feats.push(...fe.push(signal.subarray(i, i + chunk)));
-  feats.push(...fe.flush());
+  const atrial: number[] = [];
+  const take = (out: BeatFeatures[]) => {
+    for (const b of out) {
+      feats.push(b);
+      atrial.push(atrialActivity.beat(b.sample));
+    }
+  };
+  for (let i = 0; i < signal.length; i += chunk) {
+    const c = signal.subarray(i, i + chunk);
+    atrialActivity.pushSamples(c);
+    take(fe.push(c));
+  }
+  take(fe.flush());
   const width = feats[0]?.features.length ?? 0;
   let beats: AnalyzedBeat[];
   if (classifier && feats.length > 0) {
@@ -99,7 +112,7 @@ export async function analyzeSignal(signal: Int16Array, fs: number, classifier: 
   } else beats = feats.map((b) => ({ sample: b.sample, cls: ruleBasedClass(b.features), probability: 1 }));
   const detector = new AfDetector({ fs });
   const af: AfEvent[] = [];
-  for (const b of beats) af.push(...detector.push(b));
+  beats.forEach((b, i) => af.push(...detector.push({ sample: b.sample, cls: b.cls, atrial: atrial[i] })));
   af.push(...detector.finish(signal.length));
   return { fs, length: signal.length, beats, af, afEpisodes: afEpisodes(af), classifier: classifier?.modelId ?? RULE_CLASSIFIER_ID };
 }

@@ -1,7 +1,7 @@
 /**
  * AF duration Se/+P of the AF detector over the beat classes of the cross-validation (each record's
  * classes come from a model that never saw it): `node dist/models/ecg-beats/af-cv.js [--data DIR]
- * [--classes FILE] [--rule ec57|af-prefix|afib] [--on X --off Y --window N] [--json]`. Reads the
+ * [--classes FILE] [--rule ec57|af-prefix|afib] [--on X --off Y --window N --vrun N --p-organized R (NaN: off)] [--json]`. Reads the
  * `cv-classes.json` that train.ts writes. The gross figure is printed for every reference rule (see
  * `afReference` in device-sdk/signal/ecg/ec57.ts: `ec57` is epicmp's, AFIB episodes with reference
  * flutter excluded from +P); per-record lines use `--rule` (default ec57).
@@ -9,12 +9,29 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { afEpisodes, AfDetector, type AfDetectorOptions, type AfEvent } from '../../device-sdk/signal/ecg/af-detector.js';
+import { afEpisodes, AfDetector, type AfDetectorOptions, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AF_REFERENCE_RULES, afReference, type AfReferenceRule, type DurationScore, durationScore, grossDurationScore } from '../../device-sdk/signal/ecg/ec57.js';
 import { packageRoot } from '../../firmware/package-root.js';
-import { readWfdbAnnotations } from '../../simulator/sources/wfdb-files.js';
+import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 
-export function afCv(dir: string, classes: Record<string, { samples: number[]; classes: string[] }>, options: Partial<AfDetectorOptions>, ignoreClasses = false, rule: AfReferenceRule = 'ec57') {
+/** Atrial correlation of each beat (`AtrialActivity` over the record's first signal, streamed in one-second chunks as the pipeline does). */
+export function atrialValues(dir: string, record: string, samples: readonly number[]): number[] {
+  const wf = readWfdbRecord(join(dir, record));
+  const signal = wf.signals[0] as Int16Array;
+  const fs = wf.header.fs;
+  const atrial = new AtrialActivity({ fs });
+  const out: number[] = [];
+  let k = 0;
+  for (let i = 0; i < signal.length; i += fs) {
+    atrial.pushSamples(signal.subarray(i, i + fs));
+    const end = Math.min(signal.length, i + fs);
+    while (k < samples.length && (samples[k] as number) < end) out.push(atrial.beat(samples[k++] as number));
+  }
+  while (out.length < samples.length) out.push(Number.NaN);
+  return out;
+}
+
+export function afCv(dir: string, classes: Record<string, { samples: number[]; classes: string[] }>, options: Partial<AfDetectorOptions>, ignoreClasses = false, rule: AfReferenceRule = 'ec57', atrialCache?: Map<string, number[]>) {
   const per: Record<string, DurationScore> = {};
   for (const [record, c] of Object.entries(classes)) {
     const fs = 360;
@@ -22,7 +39,13 @@ export function afCv(dir: string, classes: Record<string, { samples: number[]; c
     const length = 650000;
     const det = new AfDetector({ ...options, fs });
     const events: AfEvent[] = [];
-    c.samples.forEach((s, i) => events.push(...det.push({ sample: s, cls: ignoreClasses ? 'N' : (c.classes[i] as string) })));
+    let atrial = atrialCache?.get(record);
+    if (!atrial) {
+      atrial = atrialValues(dir, record, c.samples);
+      atrialCache?.set(record, atrial);
+    }
+    const a = atrial;
+    c.samples.forEach((s, i) => events.push(...det.push({ sample: s, cls: ignoreClasses ? 'N' : (c.classes[i] as string), atrial: a[i] })));
     events.push(...det.finish(length));
     const ref = afReference(ann, length, rule);
     per[record] = durationScore(ref.af, afEpisodes(events), { fs, length, excluded: ref.excluded });
@@ -32,7 +55,7 @@ export function afCv(dir: string, classes: Record<string, { samples: number[]; c
 
 if (process.argv[1] && resolve(process.argv[1]).endsWith(join('models', 'ecg-beats', 'af-cv.js'))) {
   const { values } = parseArgs({
-    options: { data: { type: 'string' }, classes: { type: 'string' }, rule: { type: 'string' }, on: { type: 'string' }, off: { type: 'string' }, window: { type: 'string' }, 'ignore-classes': { type: 'boolean' }, json: { type: 'boolean' } },
+    options: { data: { type: 'string' }, classes: { type: 'string' }, rule: { type: 'string' }, on: { type: 'string' }, off: { type: 'string' }, window: { type: 'string' }, vrun: { type: 'string' }, 'p-organized': { type: 'string' }, 'ignore-classes': { type: 'boolean' }, json: { type: 'boolean' } },
   });
   const root = packageRoot();
   const dir = resolve(values.data ?? join(root, '..', 'shared', 'data', 'mitdb'));
@@ -43,7 +66,10 @@ if (process.argv[1] && resolve(process.argv[1]).endsWith(join('models', 'ecg-bea
   if (values.on) options.onThreshold = Number(values.on);
   if (values.off) options.offThreshold = Number(values.off);
   if (values.window) options.windowIntervals = Number(values.window);
-  const results = Object.fromEntries(AF_REFERENCE_RULES.map((r) => [r, afCv(dir, classes, options, values['ignore-classes'], r)]));
+  if (values.vrun) options.ventricularRunBeats = Number(values.vrun);
+  if (values['p-organized']) options.organizedAtrial = Number(values['p-organized']);
+  const cache = new Map<string, number[]>();
+  const results = Object.fromEntries(AF_REFERENCE_RULES.map((r) => [r, afCv(dir, classes, options, values['ignore-classes'], r, cache)]));
   if (values.json) {
     process.stdout.write(`${JSON.stringify(Object.fromEntries(Object.entries(results).map(([r, x]) => [r, x.gross])))}\n`);
   } else {
