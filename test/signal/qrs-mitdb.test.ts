@@ -118,11 +118,11 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
 });
 
 // Measured with ecg-beats 1.0.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.90 / +P 94.49,
-// S Se 84.23 / +P 78.03 (in-sample), AF duration (EC57 reference: (AFIB, flutter left out of +P) Se 95.69 / +P 82.71
-// over the 26 records (71.49 with flutter scored as not-AF), with the ventricular-run and atrial-activity rules.
+// S Se 84.23 / +P 78.03 (in-sample), AF duration (EC57 reference: (AFIB, flutter left out of +P) Se 96.02 / +P 81.40
+// over the 26 records (70.44 with flutter scored as not-AF), with the atrial-activity rule.
 const V_SE_FLOOR = 94;
 const V_PPV_FLOOR = 93.5;
 const S_SE_FLOOR = 83;
 const S_PPV_FLOOR = 77;
 const AF_SE_FLOOR = 95;
-const AF_PPV_FLOOR = 81;
+const AF_PPV_FLOOR = 80;

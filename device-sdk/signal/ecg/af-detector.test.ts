@@ -68,12 +68,12 @@ describe('AF detector: ventricular runs and atrial activity', () => {
     const end = (list.at(-1) as { sample: number }).sample + FS;
     const runStart = (list[150] as { sample: number }).sample;
     const runEnd = (list[158] as { sample: number }).sample;
-    const episodes = afEpisodes(run(list, end));
+    const episodes = afEpisodes(run(list, end, { ventricularRunBeats: 3 }));
     expect(episodes).toHaveLength(2);
     expect((episodes[0] as [number, number])[1]).toBe(runStart);
     expect((episodes[1] as [number, number])[0]).toBe(runEnd);
-    // With the rule off the run is inside one episode.
-    const off = afEpisodes(run(list, end, { ventricularRunBeats: 0 }));
+    // With the rule off (the default) the run is inside one episode.
+    const off = afEpisodes(run(list, end));
     expect(off).toHaveLength(1);
     expect((off[0] as [number, number])[0]).toBeLessThan(runStart);
     expect((off[0] as [number, number])[1]).toBeGreaterThan(runEnd);
