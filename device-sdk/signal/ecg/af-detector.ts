@@ -96,6 +96,9 @@ export class AfDetector {
   private streak = 0;
   private current = 0;
   private readonly recent: string[] = [];
+  /** Scratch for the intervals and their differences (no allocation per beat). */
+  private rr = new Float64Array(64);
+  private diffs = new Float64Array(64);
   /** Consecutive V beats so far and the sample of the first of them. */
   private vRun = 0;
   private vRunStart = 0;
@@ -185,13 +188,21 @@ export class AfDetector {
 
   private decide(at: number): AfEvent[] {
     const { minPairs, onThreshold, offThreshold, confirmIntervals } = this.options;
-    const rr = this.window.map((i) => i.end - i.start);
-    const diffs: number[] = [];
-    for (let k = 1; k < this.window.length; k++) {
-      if ((this.window[k] as Interval).beat === (this.window[k - 1] as Interval).beat + 1) diffs.push(Math.abs((rr[k] as number) - (rr[k - 1] as number)));
+    const w = this.window;
+    if (this.rr.length < w.length) {
+      this.rr = new Float64Array(2 * w.length);
+      this.diffs = new Float64Array(2 * w.length);
     }
-    if (diffs.length < minPairs) return this.stale();
-    this.current = median(diffs) / median(rr);
+    const rr = this.rr;
+    const diffs = this.diffs;
+    let nd = 0;
+    for (let k = 0; k < w.length; k++) {
+      const i = w[k] as Interval;
+      rr[k] = i.end - i.start;
+      if (k > 0 && i.beat === (w[k - 1] as Interval).beat + 1) diffs[nd++] = Math.abs((rr[k] as number) - (rr[k - 1] as number));
+    }
+    if (nd < minPairs) return this.stale();
+    this.current = medianOf(diffs, nd) / medianOf(rr, w.length);
     const organized = this.atrialOrganization() >= this.options.organizedAtrial;
     const crossing = this.af ? this.current < offThreshold || organized : this.current > onThreshold && !organized;
     this.streak = crossing ? this.streak + 1 : 0;
@@ -220,6 +231,13 @@ export class AfDetector {
     this.af = false;
     return [{ type: 'end', sample, at: sample, irregularity: this.current }];
   }
+}
+
+/** Median of the first `n` values of a scratch array (sorted in place). */
+function medianOf(values: Float64Array, n: number): number {
+  const s = values.subarray(0, n).sort();
+  const m = n >> 1;
+  return n % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function median(values: readonly number[]): number {

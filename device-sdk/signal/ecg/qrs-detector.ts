@@ -105,10 +105,25 @@ class Ring {
   }
 }
 
+/** Scratch for `median` (the lists are at most 8 long, the start-up list a few dozen): no allocation per call. */
+let medianScratch = new Float64Array(64);
+
 function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+  const n = values.length;
+  if (n > medianScratch.length) medianScratch = new Float64Array(2 * n);
+  const s = medianScratch;
+  // Insertion sort: the lists are short.
+  for (let i = 0; i < n; i++) {
+    const v = values[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (s[j] as number) > v) {
+      s[j + 1] = s[j] as number;
+      j--;
+    }
+    s[j + 1] = v;
+  }
+  const m = n >> 1;
+  return n % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 interface Candidate {
