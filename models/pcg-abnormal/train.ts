@@ -5,7 +5,7 @@
  *   npm run train:pcg [-- --data DIR --out DIR --folds 5 --seed 7 --epochs 60 --hidden 8 --l2 0.01 --dropout 0.3]
  *
  * 1. every recording is analysed by the same path the CLI and the runtime use (device-sdk/signal/pcg:
- *    resample to 2 kHz, band-pass 25-400 Hz, S1/S2 segmentation, 30 s windows every 15 s -> features: a recording of up to 30 s is one window);
+ *    resample to 4 kHz, band-pass 25-800 Hz, S1/S2 segmentation, 30 s windows every 15 s -> features: a recording of up to 30 s is one window);
  *    features are cached under .medge-data/cache/pcg-abnormal (git-ignored; bump FEATURE_VERSION when
  *    the feature code changes);
  * 2. patients (the id in the file name) are dealt into `folds` folds (seeded, stratified by whether
@@ -28,7 +28,7 @@ import { listPascal, loadExample, type PcgExample } from './dataset.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 export const PCG_MODEL_ID = 'pcg-abnormal';
-const FEATURE_VERSION = 7;
+const FEATURE_VERSION = 9;
 
 function progress(label: string, done: number, total: number): void {
   const width = 30;
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
   const o = DEFAULT_PCG_SCREEN_OPTIONS;
   const manifest = await saveQuantizedModel(model, values.out as string, {
     id: PCG_MODEL_ID,
-    version: '1.0.0',
+    version: '1.1.0',
     input: {
       name: 'pcg-window-features',
       shape: [null, PCG_FEATURE_COUNT],
