@@ -45,7 +45,7 @@ describe('glucose monitor', () => {
     const forecasts = out.map((o) => o.findings.filter((f) => f.kind === 'glucose-forecast'));
     expect(forecasts.slice(0, 6).every((f) => f.length === 0)).toBe(true); // 0..25 min of history
     const f = forecasts[6]![0]!;
-    expect(f).toMatchObject({ label: 'forecast-in-range', modelId: 'glucose-forecast@1.0.0', modelSha256: forecaster.sha256, intervalEnd: f.t + 30 * MIN });
+    expect(f).toMatchObject({ label: 'forecast-in-range', modelId: 'glucose-forecast@1.1.0', modelSha256: forecaster.sha256, intervalEnd: f.t + 30 * MIN });
     expect(f.value).toBeGreaterThan(100);
     expect(f.value).toBeLessThan(140);
     expect(f.probability).toBeGreaterThanOrEqual(0);
