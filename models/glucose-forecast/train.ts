@@ -1,12 +1,15 @@
 /**
  * Trains the 30-minute glucose forecast (`npm run train:glucose`): a small MLP on the resampled
  * 5-minute history and rate-of-change features (device-sdk/signal/glucose/forecast.ts) predicting the
- * change from the last reading and the logit of "a hypoglycaemic event starts within 60 min".
+ * change from the last reading and the logit of "a hypoglycaemic event starts within 60 min"; then
+ * the predicted-hypoglycaemia detector (detector.ts, device-sdk/signal/glucose/hypo-detector.ts) on
+ * the forecast's outputs and the recent trace.
  *
  * Data: cgm/hall2018.csv and cgm/colas2019.zip from the shared data directory (`--data DIR`, default
- * ../shared/data beside the package). Split by subject (data.ts), seed fixed. Alert thresholds are
- * tuned on the training subjects only; the held-out subjects are evaluated once, with the uint8
- * artifact as shipped. Writes models/glucose-forecast/artifact/ (model.json, weights.bin,
+ * ../shared/data beside the package). Split by subject (data.ts), seeds fixed. The detector's alert
+ * policy is chosen on the training subjects only (3-fold cross-validation by subject, out-of-fold
+ * probabilities); the held-out subjects are evaluated once, with the uint8 artifacts as shipped.
+ * Writes models/glucose-forecast/artifact/ (model.json, weights.bin, detector.json, detector.bin,
  * medge-model.json, MODEL_CARD.md); sign it afterwards (the npm script does).
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -146,7 +149,7 @@ async function main(): Promise<void> {
   const dataDir = values.data ?? join(root, '..', 'shared', 'data');
   const outDir = values.out ?? join(root, 'models', 'glucose-forecast', 'artifact');
   const epochs = Number(values.epochs ?? 12);
-  const detectorEpochs = Number(values['detector-epochs'] ?? 8);
+  const detectorEpochs = Number(values['detector-epochs'] ?? 16);
   const seed = Number(values.seed ?? 20_260_523);
   await initBackend('cpu');
   process.stderr.write(`reading ${dataDir}/cgm ...\n`);
@@ -260,7 +263,8 @@ async function evaluateArtifact(outDir: string, trainSet: Subject[], testSet: Su
   const trainEval = summarize(trainEvals);
   // The trade-off on held-out subjects (the chosen policy with other alert-on probabilities; not used for choosing).
   const ratio = policy.release / policy.probability;
-  const curve = [0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5].map((probability) => {
+  const probabilities = [...new Set([0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, policy.probability])].sort((x, y) => x - y);
+  const curve = probabilities.map((probability) => {
     const sc = scorePolicy(testSet, testProbs, { ...policy, probability, release: Math.round(probability * ratio * 1000) / 1000 });
     return { probability, catchRate: round(sc.catchRate), falsePerDay: round(sc.falsePerDay), caught: sc.caught, falseEpisodes: sc.falseEpisodes };
   });

@@ -65,6 +65,22 @@ describe('glucose monitor', () => {
     expect(second!.i).toBeGreaterThan(falling.length + 12);
   });
 
+  it('raises no predicted-low alert while a low is going on (a bounce to 70-75 inside an event), with the detector probability in the findings', () => {
+    const m = new GlucoseMonitor('cgm', forecaster);
+    const out = feed(m, [...falling, 62, 60, 58, 72, 74, 66, 64, 73, 75]);
+    const firstAlert = out.findIndex((o) => o.alerts.some((a) => a.kind === 'glucose-predicted-low'));
+    expect(firstAlert).toBeGreaterThanOrEqual(0);
+    const firstLow = falling.findIndex((v) => v < 70);
+    expect(firstAlert).toBeLessThan(firstLow);
+    // From the first reading below 70 on (the event is under way): no further predicted-low alert.
+    expect(out.slice(firstLow).flatMap((o) => o.alerts).filter((a) => a.kind === 'glucose-predicted-low')).toEqual([]);
+    const alert = out[firstAlert]!.alerts.find((a) => a.kind === 'glucose-predicted-low')!;
+    expect(alert.message).toMatch(/probability \d+ % of a low starting within 10 to 60 minutes/);
+    const finding = out[firstAlert]!.findings.find((f) => f.kind === 'glucose-forecast')!;
+    expect(finding.probability).toBeGreaterThanOrEqual(forecaster.policy.probability);
+    expect(finding.evidence).toMatch(/10 to 60 min/);
+  });
+
   it('falls back to trend extrapolation without a model, saying so', () => {
     const m = new GlucoseMonitor('cgm');
     const out = feed(m, falling);
