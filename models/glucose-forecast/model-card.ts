@@ -137,14 +137,17 @@ ${
   h.tradeOff
     ? `Trade-off on the held-out subjects (the chosen alert logic with other on-probabilities, release at the same
 ratio; not used for choosing anything), next to the plain rule "glucose < level" at every reading in
-[70, level) and the same rule behind the detector's alert logic (hold-off and re-arm after events):
+[70, level) (and the same rule behind the detector's alert logic, where that differs):
 
 | alert | events caught (of ${h.hypoAlerts.events}) | false episodes/day |
 |---|---|---|
 ${h.tradeOff.model.map((p) => `| detector, probability >= ${p.probability}${p.probability === th.probability ? ' (chosen)' : ''} | ${pct(p.catchRate)} | ${p.falsePerDay.toFixed(3)} |`).join('\n')}
 ${h.tradeOff.rule.map((p) => `| glucose < ${p.level} mg/dL | ${pct(p.catchRate)} | ${p.falsePerDay.toFixed(3)} |`).join('\n')}
-${h.tradeOff.rule.map((p) => `| glucose < ${p.level} mg/dL, with the alert logic | ${pct(p.gatedCatchRate)} | ${p.gatedFalsePerDay.toFixed(3)} |`).join('\n')}
-`
+${h.tradeOff.rule
+  .filter((p) => p.gatedCatchRate !== p.catchRate || p.gatedFalsePerDay !== p.falsePerDay)
+  .map((p) => `| glucose < ${p.level} mg/dL, with the alert logic | ${pct(p.gatedCatchRate)} | ${p.gatedFalsePerDay.toFixed(3)} |`)
+  .join('\n')}
+${h.tradeOff.rule.every((p) => p.gatedCatchRate === p.catchRate && p.gatedFalsePerDay === p.falsePerDay) ? '\nThe rule behind the chosen alert logic (no hold-off, no re-arm level) scores the same as the plain rule: its only\neffect, no alert during an ongoing event, is what the evaluator leaves unscored anyway.\n' : ''}`
     : ''
 }
 ## Intended use and limitations
