@@ -17,6 +17,7 @@ interface Metrics {
   improvementOverPersistence: number;
   hypoAlerts: { events: number; caught: number; catchRate: number; episodes: number; falseEpisodes: number; subjectDays: number; falsePerDay: number };
   rule85: { caught: number; catchRate: number; falseEpisodes: number; falsePerDay: number };
+  ci95?: { method: string; catchRate: number[]; falsePerDay: number[] };
   tradeOff?: { model: { probability: number; catchRate: number; falsePerDay: number; caught: number; falseEpisodes: number }[]; rule: { level: number; catchRate: number; falsePerDay: number; gatedCatchRate: number; gatedFalsePerDay: number }[] };
 }
 
@@ -131,7 +132,9 @@ ${row('train (in-sample)', t)}
 
 Goals of issue 5 on held-out subjects: RMSE at least 15 % below persistence and below linear
 extrapolation: **${goalRmse ? 'met' : 'not met'}**. Alerts catching >= 85 % of events at <= 0.3 false episodes per
-subject-day: **${goalAlerts ? 'met' : 'not met'}** (${pct(h.hypoAlerts.catchRate)} at ${h.hypoAlerts.falsePerDay.toFixed(3)}/day at the chosen point).
+subject-day: **${goalAlerts ? 'met' : 'not met'}** (${pct(h.hypoAlerts.catchRate)} at ${h.hypoAlerts.falsePerDay.toFixed(3)}/day at the chosen point${
+    h.ci95 ? `; 95 % interval, ${h.ci95.method}: caught ${pct(h.ci95.catchRate[0] as number)} to ${pct(h.ci95.catchRate[1] as number)}, ${(h.ci95.falsePerDay[0] as number).toFixed(3)} to ${(h.ci95.falsePerDay[1] as number).toFixed(3)} false/day` : ''
+  }).
 
 ${
   h.tradeOff

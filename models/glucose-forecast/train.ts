@@ -27,7 +27,7 @@ import { MS_PER_MIN } from '../../device-sdk/signal/glucose/types.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { loadCgmSubjects, splitSubjects, type Subject, subjectFolds } from './data.js';
 import { choosePolicy, detectorRows, scorePolicy, trainDetector } from './detector.js';
-import { type BatchPredictor, type DetectorPredictor, describeSet, detectorTrace, evaluateSubject, gatedRuleAlertTimes, predictTrace, ruleAlertTimes, scoreAlerts, summarize, sumScores, targets, type TracePrediction } from './evaluate.js';
+import { type BatchPredictor, type DetectorPredictor, describeSet, detectorTrace, evaluateSubject, gatedRuleAlertTimes, predictTrace, ruleAlertTimes, scoreAlerts, type SubjectEvaluation, summarize, sumScores, targets, type TracePrediction } from './evaluate.js';
 import { writeModelCard } from './model-card.js';
 
 export const MODEL_ID = 'glucose-forecast';
@@ -255,9 +255,23 @@ async function evaluateArtifact(outDir: string, trainSet: Subject[], testSet: Su
 
   const testPreds = await predsOf(testSet);
   const testProbs = testSet.map((s, k) => detectorTrace(s.trace, testPreds[k] as TracePrediction, detector));
-  const testEvals = [];
+  const testEvals: SubjectEvaluation[] = [];
   for (const s of testSet) testEvals.push(await evaluateSubject(s.id, s.trace, predict, detector, policy));
   const test = summarize(testEvals);
+  // Subject-level bootstrap (1000 resamples, fixed seed) of the chosen point on the held-out subjects: how wide the figures are.
+  const boot = mulberry32(run.seed + 99);
+  const catches: number[] = [];
+  const falses: number[] = [];
+  for (let b = 0; b < 1000; b++) {
+    const sc = sumScores(Array.from({ length: testEvals.length }, () => (testEvals[Math.floor(boot() * testEvals.length)] as SubjectEvaluation).model));
+    catches.push(sc.catchRate);
+    falses.push(sc.falsePerDay);
+  }
+  const ci = (xs: number[]) => {
+    const sorted = [...xs].sort((x, y) => x - y);
+    return [round(sorted[25] as number), round(sorted[974] as number)];
+  };
+  const ci95 = { method: 'bootstrap over held-out subjects, 1000 resamples, 2.5th-97.5th percentile', catchRate: ci(catches), falsePerDay: ci(falses) };
   const trainEvals = [];
   for (const s of trainSet) trainEvals.push(await evaluateSubject(s.id, s.trace, predict, detector, policy));
   const trainEval = summarize(trainEvals);
@@ -306,7 +320,7 @@ async function evaluateArtifact(outDir: string, trainSet: Subject[], testSet: Su
       },
       alertTuning: { on: 'training subjects, out-of-fold detector probabilities', falsePerDayBudget: FALSE_PER_DAY_BUDGET, catchRate: round(chosen.catchRate), falsePerDay: round(chosen.falsePerDay) },
     },
-    metrics: { heldOut: { ...metricsOf(test), tradeOff: { model: curve, rule: ruleCurve } }, training: metricsOf(trainEval) },
+    metrics: { heldOut: { ...metricsOf(test), ci95, tradeOff: { model: curve, rule: ruleCurve } }, training: metricsOf(trainEval) },
   };
   writeFileSync(manifestPath, `${JSON.stringify(full, null, 2)}\n`);
   writeModelCard(join(outDir, 'MODEL_CARD.md'), full, { train: describeSet(trainSet.map((s) => s.trace)), test: describeSet(testSet.map((s) => s.trace)) });
