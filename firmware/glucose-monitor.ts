@@ -10,8 +10,8 @@
  * - `glucose-sensor-fault` findings: gaps, flat lines, compression lows, sensor limits;
  * - alerts, raised locally: `glucose-predicted-low` (severity 2) when the detector's alert logic
  *   (device-sdk/signal/glucose/hypo-detector.ts: probability with hysteresis, none during an ongoing
- *   event or its hold-off) turns on, `hyperglycaemia-sustained` (severity 2) after > 250 mg/dL for 2 hours without a
- *   gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
+ *   event or its hold-off) turns on, `hyperglycaemia-sustained` (severity 2) after > 250 mg/dL for
+ *   2 hours without a gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
  *   engine (firmware/rules.ts), so no condition is alerted twice. Each alert fires once per episode.
  *
  * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
@@ -272,7 +272,7 @@ export class GlucoseMonitor {
         severity: 2,
         t: r.tDevice,
         sensor: this.sensor,
-        message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL within the next hour${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
+        message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL ${risk !== undefined ? 'within the next hour' : `within about ${FORECAST_SPEC.horizonMin} minutes`}${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
       });
       if (!(this.forecaster && f)) {
         out.findings.push({
