@@ -11,7 +11,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, tf, tfjsNodeAvailable } from '../dist/device-sdk/inference/backend.js';
 import { loadModel } from '../dist/device-sdk/inference/artifacts.js';
-import { AfDetector } from '../dist/device-sdk/signal/ecg/af-detector.js';
+import { AfDetector, AtrialActivity } from '../dist/device-sdk/signal/ecg/af-detector.js';
 import { classOf } from '../dist/device-sdk/signal/ecg/beat-classes.js';
 import { EcgFrontEnd } from '../dist/device-sdk/signal/ecg/front-end.js';
 import { QrsDetector } from '../dist/device-sdk/signal/ecg/qrs-detector.js';
@@ -65,7 +65,7 @@ chunkMicros.sort((a, b) => a - b);
 const pct = (p) => Math.round(chunkMicros[Math.floor(p * (chunkMicros.length - 1))]);
 process.stderr.write('ecg-pipeline: QRS front end done\n');
 
-// 2. The whole pipeline in one thread: front end, in-process wasm classification per 1 s chunk, AF.
+// 2. The whole pipeline in one thread: front end, in-process wasm classification per 1 s chunk, atrial activity and AF.
 const loadStart = now();
 await initBackend('wasm');
 const backendMs = now() - loadStart;
@@ -81,19 +81,22 @@ for (const { name, fs, signal } of signals) {
   const t0 = now();
   const fe = new EcgFrontEnd({ fs });
   const af = new AfDetector({ fs });
+  const atrial = new AtrialActivity({ fs });
   const chunk = Math.round(fs);
   const step = (feats) => {
     if (feats.length === 0) return;
     const x = new Float32Array(feats.length * width);
     feats.forEach((b, i) => x.set(b.features, i * width));
     const p = tf.tidy(() => loaded.model.predict(tf.tensor2d(x, [feats.length, width])).dataSync());
-    feats.forEach((b, i) => af.push({ sample: b.sample, cls: classOf(p, i * 5).cls }));
+    feats.forEach((b, i) => af.push({ sample: b.sample, cls: classOf(p, i * 5).cls, atrial: atrial.beat(b.sample) }));
     beats += feats.length;
   };
   for (let i = 0; i < signal.length; i += chunk) {
     const f0 = now();
-    const feats = fe.push(signal.subarray(i, i + chunk));
+    const samples = signal.subarray(i, i + chunk);
+    const feats = fe.push(samples);
     frontEndMs += now() - f0;
+    atrial.pushSamples(samples);
     step(feats);
   }
   step(fe.flush());
@@ -150,7 +153,7 @@ process.stdout.write(
         realTimeFactorCpuTime: Math.round(signalSeconds / pipelineCpuSeconds),
         seconds: round(pipelineMs / 1000, 2),
         frontEndShare: round(frontEndMs / pipelineMs, 2),
-        note: 'QRS + features + wasm classification per 1 s chunk + AF, one thread' },
+        note: 'QRS + features + wasm classification per 1 s chunk + atrial activity + AF, one thread' },
       inferencePerBeat: inference,
       modelLoad: { wasmBackendInitMs: round(backendMs), inProcessLoadMs: round(modelLoadMs), workerStartMs: round(workerStartMs), workerBackendAndLoadMs: round(workerLoadMs) },
       annotateAllRecordsSeconds: round(annotateAllMs / 1000, 2),

@@ -1,13 +1,15 @@
 // Per-point latency of the 30-minute glucose forecast: feature extraction, the model on the TF.js
 // wasm and cpu backends (one point per call, as at each new CGM reading, and batches of 256 as
-// `medge glucose predict` runs them), the plain-JavaScript evaluation the runtime uses, and one
-// whole GlucoseMonitor step (trend, faults, forecast, alerts) per reading.
+// `medge glucose predict` runs them), the plain-JavaScript evaluation the runtime uses, the
+// predicted-hypoglycaemia detector (its features and network, plain JavaScript), and one whole
+// GlucoseMonitor step (trend, faults, forecast, detector, alerts) per reading.
 //
 //   node bench/glucose-forecast.js [--points N]
 import { join } from 'node:path';
 import { initBackend, loadModel, tf } from '../dist/device-sdk/inference/index.js';
 import { mulberry32 } from '../dist/device-sdk/random.js';
-import { FORECAST_SPEC, forecastFeatures } from '../dist/device-sdk/signal/glucose/forecast.js';
+import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../dist/device-sdk/signal/glucose/forecast.js';
+import { detectorFeatures } from '../dist/device-sdk/signal/glucose/hypo-detector.js';
 import { GlucoseMonitor, loadGlucoseForecaster } from '../dist/firmware/glucose-monitor.js';
 import { numberArg } from './lib/common.js';
 
@@ -34,11 +36,15 @@ function time(fn) {
 }
 
 const feats = [];
+const featIdx = [];
 const featureUs = [];
 for (let i = 12; i < trace.length; i++) {
   let f;
   featureUs.push(time(() => (f = forecastFeatures(trace, i))));
-  if (f) feats.push(f);
+  if (f) {
+    feats.push(f);
+    featIdx.push(i);
+  }
 }
 const x = new Float32Array(feats.length * F);
 feats.forEach((f, r) => x.set(f, r * F));
@@ -69,6 +75,16 @@ const forecaster = loadGlucoseForecaster(dir);
 const js = [];
 for (const f of feats) js.push(time(() => forecaster.net.predict(f)));
 result.plainJs = stats(js.slice(20));
+const detFeatUs = [];
+const detUs = [];
+feats.forEach((f, r) => {
+  const i = featIdx[r];
+  const fc = decodeForecast(trace[i].gl, forecaster.net.predict(f));
+  let x;
+  detFeatUs.push(time(() => (x = detectorFeatures(trace, i, f, fc))));
+  detUs.push(time(() => forecaster.detector.predict(x)));
+});
+result.detector = { features: stats(detFeatUs.slice(20)), plainJs: stats(detUs.slice(20)) };
 const monitor = new GlucoseMonitor('cgm', forecaster);
 const step = [];
 for (const p of trace) step.push(time(() => monitor.push({ sensor: 'cgm', type: 'glucose', value: p.gl, unit: 'mg/dL', tDevice: p.t })));

@@ -89,7 +89,7 @@ describe('EcgMonitor', () => {
 });
 
 /** A synthetic ECG stream (ADC units, gain 200/mV) with R peaks at the given RR intervals (s), in 250 ms chunks. */
-function syntheticEcg(rr: number[], fs = 360): StreamChunk[] {
+function syntheticEcg(rr: number[], fs = 360, fibrillation?: () => number): StreamChunk[] {
   const peaks: number[] = [];
   let t = fs;
   for (const r of rr) {
@@ -101,6 +101,8 @@ function syntheticEcg(rr: number[], fs = 360): StreamChunk[] {
   for (const p of peaks) for (let k = -14; k <= 14; k++) x[p + k] = Math.round(240 * (1 - Math.abs(k) / 14));
   // A little baseline activity so that the lead is never flat.
   for (let i = 0; i < length; i++) x[i] = (x[i] as number) + Math.round(6 * Math.sin(i / 30));
+  // Fibrillatory waves (when given): disorganised atrial activity, different before every QRS.
+  if (fibrillation) for (let i = 0; i < length; i++) x[i] = (x[i] as number) + Math.round(12 * (fibrillation() - 0.5));
   const per = fs / 4;
   const chunks: StreamChunk[] = [];
   for (let i = 0; i < length; i += per) chunks.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: 1_000_000 + (i * 1000) / fs, rateHz: fs, unit: 'mV', gain: 200, samples: x.slice(i, i + per) });
@@ -166,10 +168,10 @@ describe('EcgMonitor beat classes and rhythm', () => {
       return s / 4294967296;
     };
     const rr = [...Array.from({ length: 60 }, () => 0.8), ...Array.from({ length: 150 }, () => 0.45 + 0.6 * random())];
-    const out = await runAsync(new EcgMonitor('ecg', {}, new MockBeatClassifier(0)), syntheticEcg(rr));
+    const out = await runAsync(new EcgMonitor('ecg', {}, new MockBeatClassifier(0)), syntheticEcg(rr, 360, random));
     expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-af-onset', 2]]);
     const af = out.findings.find((f) => f.kind === 'ecg-af');
-    expect(af).toMatchObject({ label: 'af-suspected', modelId: 'algo:af-rr-irregularity@1' });
+    expect(af).toMatchObject({ label: 'af-suspected', modelId: 'algo:af-rr-irregularity@2' });
     expect(af?.inputQuality).toBeGreaterThan(0.5);
     expect(Array.isArray(af?.qualityFlags)).toBe(true);
     // The onset is dated back into the irregular stretch (after the regular minute, before the decision).

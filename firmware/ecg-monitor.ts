@@ -1,5 +1,5 @@
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
-import { DEFAULT_AF_OPTIONS, AfDetector, type AfEvent } from '../device-sdk/signal/ecg/af-detector.js';
+import { DEFAULT_AF_OPTIONS, AfDetector, type AfEvent, AtrialActivity } from '../device-sdk/signal/ecg/af-detector.js';
 import { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, type AamiClass, type BeatFeatures } from '../device-sdk/signal/ecg/beat-features.js';
 import { EcgFrontEnd } from '../device-sdk/signal/ecg/front-end.js';
@@ -38,7 +38,7 @@ const MAX_BRIDGE_S = 1;
 export const QRS_MODEL_ID = 'algo:qrs-detector@1';
 /** Provenance of findings: the hash of the detector's parameters. */
 export const QRS_MODEL_SHA256 = sha256Hex(canonicalJson(DEFAULT_QRS_OPTIONS));
-export const AF_MODEL_ID = 'algo:af-rr-irregularity@1';
+export const AF_MODEL_ID = 'algo:af-rr-irregularity@2';
 export const AF_MODEL_SHA256 = sha256Hex(canonicalJson(DEFAULT_AF_OPTIONS));
 const RULES_SHA256 = sha256Hex(canonicalJson({ id: RULE_CLASSIFIER_ID }));
 
@@ -70,6 +70,9 @@ export class EcgMonitor {
   private frontEnd: EcgFrontEnd | undefined;
   private quality: SignalQuality | undefined;
   private af: AfDetector | undefined;
+  private atrial: AtrialActivity | undefined;
+  /** Atrial correlation of the beats waiting for their class (by beat sample). */
+  private readonly atrialOf = new Map<number, number>();
   private rateHz = 0;
   private t0 = 0;
   private firstSample = 0;
@@ -141,7 +144,10 @@ export class EcgMonitor {
     const endMs = this.timeOf(chunk.firstSample + chunk.samples.length);
     this.checkLeadOff(chunk, endMs, out);
     (this.quality as SignalQuality).push(chunk.samples, chunk.gain);
+    const atrial = this.atrial as AtrialActivity;
+    atrial.pushSamples(chunk.samples);
     const beats = frontEnd.push(chunk.samples);
+    for (const b of beats) this.atrialOf.set(b.sample, atrial.beat(b.sample));
     const detected = frontEnd.lastDetectedSample;
     if (detected !== undefined && (this.lastBeatSample === undefined || this.firstSample + detected !== this.lastBeatSample)) {
       this.lastBeatSample = this.firstSample + detected;
@@ -180,6 +186,8 @@ export class EcgMonitor {
     this.frontEnd = new EcgFrontEnd({ fs: chunk.rateHz });
     this.quality = new SignalQuality({ fs: chunk.rateHz });
     this.af = new AfDetector({ fs: chunk.rateHz });
+    this.atrial = new AtrialActivity({ fs: chunk.rateHz });
+    this.atrialOf.clear();
     this.rateHz = chunk.rateHz;
     this.t0 = chunk.t0;
     this.firstSample = chunk.firstSample;
@@ -267,7 +275,9 @@ export class EcgMonitor {
         out.alerts.push({ kind: 'ecg-sustained-ventricular-run', severity: 3, t, sensor: this.sensor, message: `Beats classified ventricular for ${Math.round(durationMs / 1000)} s at ${Math.round(bpm)} /min; check the patient now (${DECISION_SUPPORT}).` });
       }
     } else this.run = undefined;
-    for (const e of (this.af as AfDetector).push({ sample: beat.sample, cls })) this.onAf(e, q, out);
+    const atrial = this.atrialOf.get(beat.sample);
+    this.atrialOf.delete(beat.sample);
+    for (const e of (this.af as AfDetector).push({ sample: beat.sample, cls, atrial })) this.onAf(e, q, out);
   }
 
   private runFinding(run: NonNullable<EcgMonitor['run']>, bpm: number, probability: number, q: SignalQualityWindow, out: EcgMonitorOutput): void {
@@ -286,6 +296,12 @@ export class EcgMonitor {
     });
   }
 
+  /** The AF detector's atrial organisation now, for the evidence text. */
+  private afAtrial(): string {
+    const a = (this.af as AfDetector).atrialOrganizationNow;
+    return Number.isFinite(a) ? `${a.toFixed(2)} (P waves repeat at >= ${DEFAULT_AF_OPTIONS.organizedAtrial})` : 'unknown';
+  }
+
   private onAf(e: AfEvent, q: SignalQualityWindow, out: EcgMonitorOutput): void {
     const t = this.timeOf(this.firstSample + e.at);
     out.findings.push({
@@ -296,7 +312,7 @@ export class EcgMonitor {
       t,
       intervalStart: Math.round(this.timeOf(this.firstSample + e.sample)),
       intervalEnd: Math.round(t),
-      evidence: `RR irregularity ${e.irregularity.toFixed(3)} of N-N intervals (beats classified by ${this.classifierId})`,
+      evidence: `RR irregularity ${e.irregularity.toFixed(3)} of N-N intervals (beats classified by ${this.classifierId}); pre-QRS atrial correlation ${this.afAtrial()}`,
       modelId: AF_MODEL_ID,
       modelSha256: AF_MODEL_SHA256,
       inputQuality: q.quality,

@@ -5,11 +5,13 @@
  *   screen shows (`rising-fast` > 2, `rising` > 1, `stable`, `falling` < -1, `falling-fast` < -2
  *   mg/dL/min) with the CGM arrow of the seven-band scale in the evidence;
  * - `glucose-forecast` findings: the 30-minute forecast of models/glucose-forecast (when the sensor
- *   gives 30 gap-free minutes of history) with the probability of a hypoglycaemic event within 60 min;
+ *   gives 30 gap-free minutes of history) with the predicted-hypoglycaemia detector's probability that
+ *   a hypoglycaemic event (< 70 mg/dL for >= 15 min) starts 10 to 60 min after the reading;
  * - `glucose-sensor-fault` findings: gaps, flat lines, compression lows, sensor limits;
- * - alerts, raised locally: `glucose-predicted-low` (severity 2) when the forecast predicts
- *   hypoglycaemia, `hyperglycaemia-sustained` (severity 2) after > 250 mg/dL for 2 hours without a
- *   gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
+ * - alerts, raised locally: `glucose-predicted-low` (severity 2) when the detector's alert logic
+ *   (device-sdk/signal/glucose/hypo-detector.ts: probability with hysteresis, none during an ongoing
+ *   event or its hold-off) turns on, `hyperglycaemia-sustained` (severity 2) after > 250 mg/dL for
+ *   2 hours without a gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
  *   engine (firmware/rules.ts), so no condition is alerted twice. Each alert fires once per episode.
  *
  * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
@@ -24,7 +26,8 @@ import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
 import { DEFAULT_SENSOR_FAULT_OPTIONS, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
-import { decodeForecast, FORECAST_SPEC, forecastFeatures, type HypoAlertThresholds, predictedHypo } from '../device-sdk/signal/glucose/forecast.js';
+import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../device-sdk/signal/glucose/forecast.js';
+import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, type HypoAlertPolicy } from '../device-sdk/signal/glucose/hypo-detector.js';
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
 import { packageRoot } from './package-root.js';
@@ -48,10 +51,11 @@ export interface GlucoseMonitorOptions {
 
 export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500 });
 
-/** A loaded forecast model: the network, its alert thresholds and provenance. */
+/** A loaded forecast model: the forecast network, the predicted-hypoglycaemia detector, its alert policy and provenance. */
 export interface GlucoseForecaster {
   net: DenseNetwork;
-  thresholds: HypoAlertThresholds;
+  detector: DenseNetwork;
+  policy: HypoAlertPolicy;
   modelId: string;
   sha256: string;
 }
@@ -69,7 +73,7 @@ export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), tr
   if (trustedPublicPems !== undefined && trustedPublicPems.length > 0) verifyArtifactDir(dir, trustedPublicPems);
   // The checks of device-sdk/inference readModelManifest, without loading TF.js into the runtime.
   const manifestBytes = readFileSync(join(dir, 'medge-model.json'));
-  const manifest = JSON.parse(manifestBytes.toString('utf8')) as { id: string; version: string; thresholds?: Partial<HypoAlertThresholds>; files?: Record<string, string> };
+  const manifest = JSON.parse(manifestBytes.toString('utf8')) as { id: string; version: string; thresholds?: Partial<HypoAlertPolicy>; files?: Record<string, string> };
   const files = new Map<string, Buffer>();
   for (const [name, expected] of Object.entries(manifest.files ?? {})) {
     const bytes = readFileSync(join(dir, name));
@@ -78,14 +82,19 @@ export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), tr
   }
   const topology = files.get('model.json');
   const weights = files.get('weights.bin');
-  if (!topology || !weights) throw new Error(`${dir}: medge-model.json must pin model.json and weights.bin`);
+  const detectorTopology = files.get('detector.json');
+  const detectorWeights = files.get('detector.bin');
+  if (!topology || !weights || !detectorTopology || !detectorWeights) throw new Error(`${dir}: medge-model.json must pin model.json, weights.bin, detector.json and detector.bin`);
   const sha256 = sha256Hex(manifestBytes);
   const net = DenseNetwork.fromArtifacts(topology.toString('utf8'), weights);
+  const detector = DenseNetwork.fromArtifacts(detectorTopology.toString('utf8'), detectorWeights);
   const t = manifest.thresholds ?? {};
-  if (net.inDim !== FORECAST_SPEC.features || net.outDim !== 2 || typeof t.predGl !== 'number' || typeof t.probability !== 'number' || typeof t.level !== 'number') {
-    throw new Error(`${dir}: not a glucose forecast model (needs ${FORECAST_SPEC.features} inputs, 2 outputs and predGl/probability/level thresholds)`);
+  const keys = ['probability', 'release', 'holdoffMin', 'rearmLevel', 'rearmAfterMin'] as const;
+  if (net.inDim !== FORECAST_SPEC.features || net.outDim !== 2 || detector.inDim !== DETECTOR_SPEC.features || detector.outDim !== 1 || keys.some((k) => typeof t[k] !== 'number')) {
+    throw new Error(`${dir}: not a glucose forecast model (needs a ${FORECAST_SPEC.features}-input, 2-output forecast, a ${DETECTOR_SPEC.features}-input detector and the ${keys.join('/')} alert policy)`);
   }
-  return { net, thresholds: { predGl: t.predGl, probability: t.probability, level: t.level }, modelId: `${manifest.id}@${manifest.version}`, sha256 };
+  const policy = Object.fromEntries(keys.map((k) => [k, t[k] as number])) as unknown as HypoAlertPolicy;
+  return { net, detector, policy, modelId: `${manifest.id}@${manifest.version}`, sha256 };
 }
 
 export interface GlucoseMonitorOutput {
@@ -109,6 +118,7 @@ export class GlucoseMonitor {
   private readonly forecaster: GlucoseForecaster | undefined;
   private trace: GlucosePoint[] = [];
   private lastRecord: number | undefined;
+  private readonly alertLogic: HypoAlertLogic | undefined;
   private predictedFired = false;
   private lastPredictedT = Number.NEGATIVE_INFINITY;
   private hyperFired = false;
@@ -119,6 +129,7 @@ export class GlucoseMonitor {
     this.sensor = sensor;
     this.forecaster = forecaster;
     this.options = { ...DEFAULT_GLUCOSE_MONITOR_OPTIONS, ...options };
+    this.alertLogic = forecaster ? new HypoAlertLogic(forecaster.policy) : undefined;
   }
 
   push(r: Reading): GlucoseMonitorOutput {
@@ -216,11 +227,14 @@ export class GlucoseMonitor {
   private forecast(r: Reading, gl: number, recentFaults: string[], out: GlucoseMonitorOutput): void {
     const i = this.trace.length - 1;
     const f = this.forecaster ? forecastFeatures(this.trace, i) : undefined;
+    const now = (this.trace[i] as GlucosePoint).t;
     let predicted: boolean;
     let shown: number | undefined;
-    if (this.forecaster && f) {
+    let risk: number | undefined;
+    if (this.forecaster && this.alertLogic && f) {
       const fc = decodeForecast(gl, this.forecaster.net.predict(f));
-      predicted = predictedHypo(gl, fc, this.forecaster.thresholds);
+      risk = detectorProbability(this.forecaster.detector.predict(detectorFeatures(this.trace, i, f, fc))[0] as number);
+      predicted = this.alertLogic.step(now, gl, risk);
       shown = fc.predGl;
       const missing = f[15] as number;
       const flags = [...recentFaults, ...(missing > 0 ? ['history-gaps'] : [])];
@@ -228,34 +242,37 @@ export class GlucoseMonitor {
         kind: 'glucose-forecast',
         label: fc.predGl < 70 ? 'forecast-low' : fc.predGl > 180 ? 'forecast-high' : 'forecast-in-range',
         value: Math.round(fc.predGl * 10) / 10,
-        probability: Math.round(fc.hypoProbability * 1000) / 1000,
+        probability: Math.round(risk * 1000) / 1000,
         t: r.tDevice,
         intervalStart: r.tDevice,
         intervalEnd: r.tDevice + FORECAST_SPEC.horizonMin * MS_PER_MIN,
-        evidence: `value: forecast mg/dL at +${FORECAST_SPEC.horizonMin} min from 60 min of history; probability: a glucose level below 70 mg/dL for 15 min starting within 60 min`,
+        evidence: `value: forecast mg/dL at +${FORECAST_SPEC.horizonMin} min from 60 min of history; probability: a glucose level below 70 mg/dL for 15 min starting 10 to 60 min from now (detector, from the trace of up to 24 h and the forecast)`,
         modelId: this.forecaster.modelId,
         modelSha256: this.forecaster.sha256,
         inputQuality: Math.round((1 - missing) * (recentFaults.length > 0 ? 0.5 : 1) * 100) / 100,
         ...(flags.length > 0 ? { qualityFlags: flags } : {}),
       });
+    } else if (this.alertLogic) {
+      // The model cannot run (history with gaps): no prediction, but the alert logic follows the readings.
+      predicted = this.alertLogic.step(now, gl, undefined);
     } else {
       // Rule-based fallback: the 15-minute trend extrapolated 30 minutes.
       const rate = rateOfChange(this.trace);
       shown = rate === undefined ? undefined : gl + rate * FORECAST_SPEC.horizonMin;
       predicted = gl >= 70 && shown !== undefined && shown < 70;
     }
-    const now = (this.trace[i] as GlucosePoint).t;
     if (predicted) this.lastPredictedT = now;
     else if (this.predictedFired && now - this.lastPredictedT >= this.options.predictedRearmMin * MS_PER_MIN) this.predictedFired = false;
     if (predicted && !this.predictedFired) {
       this.predictedFired = true;
       const how = this.forecaster && f ? `model ${this.forecaster.modelId}` : 'trend extrapolation (no forecast model)';
+      const chance = risk !== undefined ? `probability ${Math.round(risk * 100)} % of a low starting within 10 to 60 minutes, ` : '';
       out.alerts.push({
         kind: 'glucose-predicted-low',
         severity: 2,
         t: r.tDevice,
         sensor: this.sensor,
-        message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL within about ${FORECAST_SPEC.horizonMin} minutes${shown !== undefined ? ` (forecast ${Math.round(shown)} mg/dL, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
+        message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL ${risk !== undefined ? 'within the next hour' : `within about ${FORECAST_SPEC.horizonMin} minutes`}${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
       });
       if (!(this.forecaster && f)) {
         out.findings.push({

@@ -1,7 +1,17 @@
 export { type DetectionScore, flutterEpisodes, grossScore, type ReferenceAnnotation, ratio, type ScoreOptions, scoreDetections, VFOFF, VFON } from './ecg/ec57.js';
 export { DEFAULT_QRS_OPTIONS, type QrsBeat, QrsDetector, type QrsDetectorOptions } from './ecg/qrs-detector.js';
 export * as glucose from './glucose/index.js';
-export { afEpisodes, AfDetector, type AfDetectorOptions, type AfEvent, type ClassifiedBeatInput, DEFAULT_AF_OPTIONS } from './ecg/af-detector.js';
+export {
+  afEpisodes,
+  AfDetector,
+  type AfDetectorOptions,
+  type AfEvent,
+  AtrialActivity,
+  type AtrialActivityOptions,
+  type ClassifiedBeatInput,
+  DEFAULT_AF_OPTIONS,
+  DEFAULT_ATRIAL_OPTIONS,
+} from './ecg/af-detector.js';
 export { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from './ecg/beat-classes.js';
 export {
   AAMI_CLASSES,
@@ -16,6 +26,10 @@ export {
   featureLength,
 } from './ecg/beat-features.js';
 export {
+  AF_REFERENCE_RULES,
+  type AfReference,
+  afReference,
+  type AfReferenceRule,
   type ClassPair,
   classPairs,
   type ClassScores,

@@ -2,10 +2,13 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isQrsCode, type WfdbAnnotationInput } from '../../device-sdk/protocols/wfdb.js';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { afEpisodes, AfDetector, type AfEvent } from '../../device-sdk/signal/ecg/af-detector.js';
+import { afEpisodes, AfDetector, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
 import { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, AAMI_WFDB_CODE, type AamiClass, aamiClassOf, type BeatFeatures } from '../../device-sdk/signal/ecg/beat-features.js';
 import {
+  AF_REFERENCE_RULES,
+  afReference,
+  type AfReferenceRule,
   type ClassScores,
   classPairs,
   classScores,
@@ -16,7 +19,6 @@ import {
   grossDurationScore,
   grossScore,
   RHYTHM,
-  rhythmEpisodes,
   scoreDetections,
 } from '../../device-sdk/signal/ecg/ec57.js';
 import { EcgFrontEnd } from '../../device-sdk/signal/ecg/front-end.js';
@@ -38,7 +40,10 @@ annotate  runs the streaming ECG pipeline (QRS detection, beat features, the bea
           by coarse rules.
 eval      annotates every record of DIR that has a .atr reference and scores it per ANSI/AAMI EC57
           (150 ms match window, from minute 5, ventricular flutter excluded): per-record and gross
-          QRS Se/+P, V and S Se/+P (gross over the non-paced records), and AF duration Se/+P.
+          QRS Se/+P, V and S Se/+P (gross over the non-paced records), and AF duration Se/+P. AF
+          reference episodes follow EC57 as PhysioNet's epicmp applies it: '(AFIB' episodes, reference
+          atrial flutter ('(AFL') left out of +P; the gross AF figures are also printed with flutter
+          counted as AF (rxr's '(AF' rule) and with the exact '(AFIB' label only.
           --noise-snr DB adds MIT-BIH NST noise, ma and bw (from --noise-dir, default DIR/../nstdb),
           each at that SNR, the signal power taken from the reference QRS amplitudes (EC57). --from moves the
           start of scoring (default 300 s, the EC57 learning period) for short records.`;
@@ -75,15 +80,28 @@ export interface AnalyzedRecord {
 }
 
 /**
- * The pipeline over one signal: front end in one-second chunks (as the runtime streams), beats
- * classified in batches (model or rules), then the AF detector over the classified beats.
+ * The pipeline over one signal: front end in one-second chunks (as the runtime streams), the atrial
+ * activity of each beat (pre-QRS correlation, for the AF detector), beats classified in batches (model
+ * or rules), then the AF detector over the classified beats.
  */
 export async function analyzeSignal(signal: Int16Array, fs: number, classifier: BeatClassifier | undefined): Promise<AnalyzedRecord> {
   const fe = new EcgFrontEnd({ fs });
+  const atrialActivity = new AtrialActivity({ fs });
   const chunk = Math.max(1, Math.round(fs));
   const feats: BeatFeatures[] = [];
-  for (let i = 0; i < signal.length; i += chunk) feats.push(...fe.push(signal.subarray(i, i + chunk)));
-  feats.push(...fe.flush());
+  const atrial: number[] = [];
+  const take = (out: BeatFeatures[]) => {
+    for (const b of out) {
+      feats.push(b);
+      atrial.push(atrialActivity.beat(b.sample));
+    }
+  };
+  for (let i = 0; i < signal.length; i += chunk) {
+    const c = signal.subarray(i, i + chunk);
+    atrialActivity.pushSamples(c);
+    take(fe.push(c));
+  }
+  take(fe.flush());
   const width = feats[0]?.features.length ?? 0;
   let beats: AnalyzedBeat[];
   if (classifier && feats.length > 0) {
@@ -94,7 +112,7 @@ export async function analyzeSignal(signal: Int16Array, fs: number, classifier: 
   } else beats = feats.map((b) => ({ sample: b.sample, cls: ruleBasedClass(b.features), probability: 1 }));
   const detector = new AfDetector({ fs });
   const af: AfEvent[] = [];
-  for (const b of beats) af.push(...detector.push(b));
+  beats.forEach((b, i) => af.push(...detector.push({ sample: b.sample, cls: b.cls, atrial: atrial[i] })));
   af.push(...detector.finish(signal.length));
   return { fs, length: signal.length, beats, af, afEpisodes: afEpisodes(af), classifier: classifier?.modelId ?? RULE_CLASSIFIER_ID };
 }
@@ -160,6 +178,8 @@ interface RecordResult {
   qrs: DetectionScore;
   classes?: ClassScores;
   af: DurationScore & { refSeconds: number; detSeconds: number };
+  /** AF duration under every reference rule (`af` is the `ec57` one). */
+  afByRule: Record<AfReferenceRule, DurationScore>;
 }
 
 /** The NST noise records `ma` (muscle) and `bw` (baseline wander), first signal each. */
@@ -214,9 +234,14 @@ async function evaluate(args: string[]): Promise<number> {
       const length = signal.length;
       const qrs = scoreDetections(reference, r.beats.map((b) => b.sample), { fs, length, startSeconds });
       const classes = PACED_RECORDS.includes(name) ? undefined : classScores(classPairs(reference, r.beats, (code) => aamiClassOf(code), { fs, length, startSeconds }));
-      const refAf = rhythmEpisodes(reference, '(AFIB', length);
-      const af = durationScore(refAf, r.afEpisodes, { fs, length, startSeconds });
-      results.push({ record: name, qrs, classes, af: { ...af, refSeconds: (af.overlap + af.refOnly) / fs, detSeconds: (af.overlap + af.detOnly) / fs } });
+      const afByRule = Object.fromEntries(
+        AF_REFERENCE_RULES.map((rule) => {
+          const ref = afReference(reference, length, rule);
+          return [rule, durationScore(ref.af, r.afEpisodes, { fs, length, startSeconds, excluded: ref.excluded })];
+        }),
+      ) as Record<AfReferenceRule, DurationScore>;
+      const af = afByRule.ec57;
+      results.push({ record: name, qrs, classes, af: { ...af, refSeconds: (af.overlap + af.refOnly) / fs, detSeconds: (af.overlap + af.detOnly) / fs }, afByRule });
       if (!values.json) process.stderr.write(`medge ecg eval: ${name} done (${results.length}/${names.length})\n`);
     }
   } finally {
@@ -226,6 +251,7 @@ async function evaluate(args: string[]): Promise<number> {
     qrs: grossScore(results.map((r) => r.qrs)),
     classes: grossClassScores(results.flatMap((r) => (r.classes ? [r.classes] : []))),
     af: grossDurationScore(results.map((r) => r.af)),
+    afByRule: Object.fromEntries(AF_REFERENCE_RULES.map((rule) => [rule, grossDurationScore(results.map((r) => r.afByRule[rule]))])) as Record<AfReferenceRule, DurationScore>,
   };
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ classifier: classifierId, noiseSnrDb: snr ?? null, records: results, gross })}\n`);
@@ -239,6 +265,7 @@ async function evaluate(args: string[]): Promise<number> {
   for (const r of results) lines.push(row(r.record, r.qrs, r.classes, r.af, r.af.refSeconds, r.af.detSeconds));
   const seconds = (k: 'refSeconds' | 'detSeconds') => results.reduce((s, r) => s + r.af[k], 0);
   lines.push(row('gross', gross.qrs, gross.classes, gross.af, seconds('refSeconds'), seconds('detSeconds')));
+  lines.push(`AF duration gross by reference rule: ${AF_REFERENCE_RULES.map((rule) => `${rule} Se ${gross.afByRule[rule].se.toFixed(2)} +P ${gross.afByRule[rule].ppv.toFixed(2)}`).join('; ')} (ec57: '(AFIB' episodes, reference flutter left out of +P, as epicmp; af-prefix: flutter counted as AF; afib: flutter counted as not AF).`);
   lines.push(`Scored per ANSI/AAMI EC57: 150 ms match window, from ${startSeconds === 300 ? 'minute 5' : `${startSeconds} s`}, ventricular flutter excluded. V and S gross over the non-paced records (${PACED_RECORDS.join(', ')} excluded). Classifier: ${classifierId}.${snr === undefined ? '' : ` Noise: ma + bw at ${snr} dB SNR.`}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

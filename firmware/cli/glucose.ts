@@ -2,10 +2,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
 import { CgmCsvError, type CgmRow, parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
-import { decodeForecast, FORECAST_SPEC, forecastFeatures, type HypoAlertThresholds, predictedHypo } from '../../device-sdk/signal/glucose/forecast.js';
+import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
+import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
 import { type CgmMetrics, cgmMetrics } from '../../device-sdk/signal/glucose/metrics.js';
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
-import { defaultGlucoseModelDir } from '../glucose-monitor.js';
+import { defaultGlucoseModelDir, loadGlucoseForecaster } from '../glucose-monitor.js';
 import { parse, UsageError } from './args.js';
 
 export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--horizon 30] [--model DIR] [--backend wasm|cpu]
@@ -14,9 +15,12 @@ export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.cs
 predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any
          sampling, gaps allowed) and writes OUT with the columns id,time,gl,pred_gl,hypo_alert:
          pred_gl is the forecast for time + 30 min from the subject's readings up to time only;
-         hypo_alert is 1 when a hypoglycaemic event is predicted (not at a reading already below
-         70 mg/dL). Where the last 30 minutes are not covered without a gap, pred_gl is the last
-         reading (persistence) and hypo_alert 0; rows without a glucose value get empty fields.
+         hypo_alert is 1 where the predicted-hypoglycaemia alert is on: the model's detector
+         estimates the probability that an event (< 70 mg/dL for >= 15 min) starts 10 to 60 min
+         later, and the device's alert logic (threshold with hysteresis; never at a reading below
+         70 mg/dL nor during an ongoing event) turns it on, from readings up to time only.
+         Where the last 30 minutes are not covered without a gap, pred_gl is the last reading
+         (persistence) and hypo_alert 0; rows without a glucose value get empty fields.
          The model is models/glucose-forecast/artifact unless --model DIR.
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
          mean, SD, CV, GMI, data sufficiency, hypoglycaemic events (level 1 < 70, level 2 < 54
@@ -69,8 +73,13 @@ async function predict(args: string[]): Promise<number> {
   const rows = readRows(values.csv);
   await initBackend(backend);
   const loaded = await loadModel(values.model ?? defaultGlucoseModelDir());
-  const thresholds = loaded.manifest.thresholds as unknown as HypoAlertThresholds;
-  if (typeof thresholds.predGl !== 'number' || typeof thresholds.probability !== 'number' || typeof thresholds.level !== 'number') throw new UsageError(`${loaded.dir}: the manifest has no predGl/probability/level alert thresholds`, GLUCOSE_USAGE);
+  // The detector and its alert policy (files checked against their sha256 in the manifest).
+  let detector: ReturnType<typeof loadGlucoseForecaster>;
+  try {
+    detector = loadGlucoseForecaster(loaded.dir);
+  } catch (error) {
+    throw new UsageError(`${loaded.dir}: ${(error as Error).message}`, GLUCOSE_USAGE);
+  }
   // Per subject and reading time: [pred_gl, hypo_alert].
   const results = new Map<string, Map<number, [number, number]>>();
   const F = FORECAST_SPEC.features;
@@ -86,13 +95,21 @@ async function predict(args: string[]): Promise<number> {
       at.push(i);
       for (const v of f) feats.push(v);
     });
-    if (at.length === 0) continue;
-    const out = tf.tidy(() => (loaded.model.predict(tf.tensor2d(feats, [at.length, F])) as { dataSync(): Float32Array }).dataSync());
-    at.forEach((i, r) => {
-      const p = trace[i] as GlucosePoint;
-      const fc = decodeForecast(p.gl, [out[2 * r] as number, out[2 * r + 1] as number]);
-      byTime.set(p.t, [fc.predGl, predictedHypo(p.gl, fc, thresholds) ? 1 : 0]);
-    });
+    const probs = new Float64Array(trace.length).fill(Number.NaN);
+    const predGl: number[] = [];
+    if (at.length > 0) {
+      const out = tf.tidy(() => (loaded.model.predict(tf.tensor2d(feats, [at.length, F])) as { dataSync(): Float32Array }).dataSync());
+      at.forEach((i, r) => {
+        const p = trace[i] as GlucosePoint;
+        const fc = decodeForecast(p.gl, [out[2 * r] as number, out[2 * r + 1] as number]);
+        predGl.push(fc.predGl);
+        const x = detectorFeatures(trace, i, feats.slice(r * F, r * F + F), fc);
+        probs[i] = detectorProbability(detector.detector.predict(x)[0] as number);
+      });
+    }
+    // The alert logic runs over every reading (it follows events also where the model cannot run).
+    const on = hypoAlertStates(trace, probs, detector.policy);
+    at.forEach((i, r) => byTime.set((trace[i] as GlucosePoint).t, [predGl[r] as number, on[i] as number]));
   }
   const lines = ['id,time,gl,pred_gl,hypo_alert'];
   let alerts = 0;

@@ -82,3 +82,16 @@ export function splitSubjects(all: readonly Subject[], seed: number, testFractio
   }
   return { train, test };
 }
+
+/** `k` folds of subjects for cross-validation: per dataset, subjects in sha256(seed + id) order dealt round-robin. */
+export function subjectFolds(all: readonly Subject[], seed: number, k: number): Subject[][] {
+  const key = (s: Subject) => createHash('sha256').update(`${seed}:${s.id}`).digest('hex');
+  const folds: Subject[][] = Array.from({ length: k }, () => []);
+  for (const dataset of ['hall2018', 'colas2019'] as const) {
+    all
+      .filter((s) => s.dataset === dataset)
+      .sort((a, b) => (key(a) < key(b) ? -1 : 1))
+      .forEach((s, i) => (folds[i % k] as Subject[]).push(s));
+  }
+  return folds;
+}

@@ -10,11 +10,16 @@
  *   glucose/metrics.ts); the onset is the first reading below 70. An event is caught when an alert
  *   falls 10 to 60 min before its onset. Alerts less than 30 min apart form one episode; an episode
  *   is false when no onset follows within 60 min of any of its alerts. Alerts are evaluated at every
- *   reading; no predicted alert is raised at a reading already below 70 (see `predictedHypo`).
- * - Subject-days: the time the readings cover (gaps excluded).
+ *   reading (the alert state at that reading); no predicted alert is raised at a reading already
+ *   below 70, and alerts while an event is going on (from its onset until it has ended by the
+ *   consensus rule, 15 min at or above 70) are not scored: they predict nothing, the event is there.
+ * - Subject-days: the time the readings cover (each reading stands for the time to the next one,
+ *   intervals over 15 min count 5 min: the weeks between the Hall recordings' sensor wears are not
+ *   monitored days).
  */
 import { cgmMetrics, hypoEvents, readingWeights } from '../../device-sdk/signal/glucose/metrics.js';
-import { decodeForecast, FORECAST_SPEC, forecastFeatures, type HypoAlertThresholds, predictedHypo, valueAt } from '../../device-sdk/signal/glucose/forecast.js';
+import { decodeForecast, FORECAST_SPEC, forecastFeatures, valueAt } from '../../device-sdk/signal/glucose/forecast.js';
+import { DETECTOR_SPEC, detectorFeatures, detectorProbability, type HypoAlertPolicy, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
 import { slope } from '../../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../../device-sdk/signal/glucose/types.js';
 
@@ -26,6 +31,9 @@ export interface TracePrediction {
   predGl: Float64Array;
   prob: Float64Array;
   modelRan: Uint8Array;
+  /** The detector's features at the readings where the forecast ran (row r belongs to reading `rows[r]`). */
+  detectorX: Float32Array;
+  rows: number[];
 }
 
 /** Runs the model at every reading of a sorted trace, using only readings up to each one. */
@@ -43,6 +51,8 @@ export async function predictTrace(trace: readonly GlucosePoint[], predict: Batc
   const predGl = Float64Array.from(trace, (p) => p.gl);
   const prob = new Float64Array(n);
   const modelRan = new Uint8Array(n);
+  const D = DETECTOR_SPEC.features;
+  const detectorX = new Float32Array(rows.length * D);
   if (rows.length > 0) {
     const out = await predict(feats.subarray(0, rows.length * F), rows.length);
     rows.forEach((i, r) => {
@@ -50,9 +60,24 @@ export async function predictTrace(trace: readonly GlucosePoint[], predict: Batc
       predGl[i] = fc.predGl;
       prob[i] = fc.hypoProbability;
       modelRan[i] = 1;
+      detectorX.set(detectorFeatures(trace, i, feats.subarray(r * F, r * F + F), fc), r * D);
     });
   }
-  return { predGl, prob, modelRan };
+  return { predGl, prob, modelRan, detectorX, rows };
+}
+
+/** The detector (feature rows -> one logit each). */
+export type DetectorPredictor = (features: Float32Array, n: number) => Float32Array;
+
+/** The detector's probability at every reading of a trace (NaN where the forecast features are missing). */
+export function detectorTrace(trace: readonly GlucosePoint[], pred: TracePrediction, detector: DetectorPredictor): Float64Array {
+  const out = new Float64Array(trace.length).fill(Number.NaN);
+  if (pred.rows.length === 0) return out;
+  const logits = detector(pred.detectorX, pred.rows.length);
+  pred.rows.forEach((i, r) => {
+    out[i] = detectorProbability(logits[r] as number);
+  });
+  return out;
 }
 
 /** The reference value at t + horizon for every reading (NaN when not available). */
@@ -79,8 +104,11 @@ export interface AlertScore {
 }
 
 /** Scores alert times against the onsets of a trace's consensus level 1 events. */
-export function scoreAlerts(trace: readonly GlucosePoint[], alertTimes: readonly number[]): AlertScore {
-  const onsets = hypoEvents(trace, 70, 1).map((e) => e.start);
+export function scoreAlerts(trace: readonly GlucosePoint[], allAlertTimes: readonly number[]): AlertScore {
+  const events = hypoEvents(trace, 70, 1);
+  const onsets = events.map((e) => e.start);
+  // An event goes on until 15 min at or above 70 have passed after its last reading below 70.
+  const alertTimes = allAlertTimes.filter((a) => !events.some((e) => a >= e.start && a < e.end + 15 * MS_PER_MIN));
   const caught = onsets.filter((o) => alertTimes.some((a) => a >= o - 60 * MS_PER_MIN && a <= o - 10 * MS_PER_MIN)).length;
   let episodes = 0;
   let falseEpisodes = 0;
@@ -102,19 +130,20 @@ export function sumScores(scores: readonly AlertScore[]): AlertScore & { catchRa
   return { ...s, catchRate: s.events > 0 ? s.caught / s.events : 0, falsePerDay: s.subjectDays > 0 ? s.falseEpisodes / s.subjectDays : 0 };
 }
 
-/** Alert times of the model at `thresholds`. */
-export function modelAlertTimes(trace: readonly GlucosePoint[], pred: TracePrediction, thresholds: HypoAlertThresholds): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < trace.length; i++) {
-    const p = trace[i] as GlucosePoint;
-    if (pred.modelRan[i] && predictedHypo(p.gl, { predGl: pred.predGl[i] as number, hypoProbability: pred.prob[i] as number }, thresholds)) out.push(p.t);
-  }
-  return out;
+/** Readings where the detector's alert is on under `policy` (the device's alert logic, device-sdk/signal/glucose/hypo-detector.ts). */
+export function detectorAlertTimes(trace: readonly GlucosePoint[], probabilities: ArrayLike<number>, policy: HypoAlertPolicy): number[] {
+  const on = hypoAlertStates(trace, probabilities, policy);
+  return trace.filter((_, i) => on[i] === 1).map((p) => p.t);
 }
 
 /** Alert times of the plain rule "glucose < `level`" (readings already below 70 excluded, as for the model). */
 export function ruleAlertTimes(trace: readonly GlucosePoint[], level = 85): number[] {
   return trace.filter((p) => p.gl < level && p.gl >= 70).map((p) => p.t);
+}
+
+/** The same rule behind the detector's alert logic (disarmed after a reading below 70 until recovery; `policy` without its probabilities). */
+export function gatedRuleAlertTimes(trace: readonly GlucosePoint[], level: number, policy: HypoAlertPolicy): number[] {
+  return detectorAlertTimes(trace, Float64Array.from(trace, (p) => (p.gl < level ? 1 : 0)), { ...policy, probability: 0.5, release: 0.5 });
 }
 
 export interface SubjectEvaluation {
@@ -126,8 +155,9 @@ export interface SubjectEvaluation {
   rule85: AlertScore;
 }
 
-export async function evaluateSubject(id: string, trace: readonly GlucosePoint[], predict: BatchPredictor, thresholds: HypoAlertThresholds): Promise<SubjectEvaluation> {
+export async function evaluateSubject(id: string, trace: readonly GlucosePoint[], predict: BatchPredictor, detector: DetectorPredictor, policy: HypoAlertPolicy): Promise<SubjectEvaluation> {
   const pred = await predictTrace(trace, predict);
+  const probs = detectorTrace(trace, pred, detector);
   const target = targets(trace);
   const sse = { model: 0, persistence: 0, linear: 0 };
   let points = 0;
@@ -139,7 +169,7 @@ export async function evaluateSubject(id: string, trace: readonly GlucosePoint[]
     sse.persistence += ((trace[i] as GlucosePoint).gl - y) ** 2;
     sse.linear += (linearExtrapolation(trace, i) - y) ** 2;
   }
-  return { id, sse, points, model: scoreAlerts(trace, modelAlertTimes(trace, pred, thresholds)), rule85: scoreAlerts(trace, ruleAlertTimes(trace)) };
+  return { id, sse, points, model: scoreAlerts(trace, detectorAlertTimes(trace, probs, policy)), rule85: scoreAlerts(trace, ruleAlertTimes(trace)) };
 }
 
 export interface EvaluationSummary {

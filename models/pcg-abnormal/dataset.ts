@@ -41,6 +41,11 @@ export interface PcgExample extends PcgRecordingInfo {
   heartRate: number | null;
   /** Window feature rows (also for recordings the default gate calls unreadable, except too short or flat). */
   windows: number[][];
+  /**
+   * Feature rows of overlapping crops (4 crops of 60 % of the recording, evenly spaced; recordings of
+   * at least 4 s): training-side augmentation only, never scored.
+   */
+  crops: number[][];
 }
 
 /** Reads and analyses one recording with the quality gate off (so the gate can be applied later). */
@@ -55,5 +60,22 @@ export function loadExample(dir: string, info: PcgRecordingInfo, options: Partia
     flags: gated.quality.flags,
     heartRate: gated.heartRate,
     windows: ungated.windows.map((w) => Array.from(w.features)),
+    crops: cropRows(wav.samples, wav.rateHz, options),
   };
+}
+
+const CROPS = 4;
+const CROP_SHARE = 0.6;
+
+function cropRows(samples: Float32Array, rateHz: number, options: Partial<PcgScreenOptions>): number[][] {
+  const n = samples.length;
+  if (n < 4 * rateHz) return [];
+  const len = Math.round(CROP_SHARE * n);
+  const rows: number[][] = [];
+  for (let c = 0; c < CROPS; c++) {
+    const start = Math.round(((n - len) * c) / (CROPS - 1));
+    const a = analyzePcg(samples.subarray(start, start + len), rateHz, { ...options, minQuality: 0, minSeconds: 0, maxClipped: 1, minContrast: 0 });
+    for (const w of a.windows) rows.push(Array.from(w.features));
+  }
+  return rows;
 }

@@ -3,9 +3,15 @@
  * CHSC 2011 dataset B, with patient-wise cross-validation, and writes the shipped artifact.
  *
  *   npm run train:pcg [-- --data DIR --out DIR --folds 5 --seed 7 --epochs 60 --hidden 8 --l2 0.01 --dropout 0.3]
+ *                        [--cv-only] [--ensemble N] [--crops] [--inner-folds K]
+ *
+ * The last three were tried and are off by default (see the model card): --ensemble N merges N seeded
+ * networks into one, --crops adds 4 crops of each training recording, --inner-folds K picks the
+ * threshold by an inner patient-wise CV on the training side. Sign the artifact afterwards:
+ *   node bin/medge.js sign --key models/keys/dev-signing.key --dir models/pcg-abnormal --id pcg-abnormal --version 1.1.0
  *
  * 1. every recording is analysed by the same path the CLI and the runtime use (device-sdk/signal/pcg:
- *    resample to 2 kHz, band-pass 25-400 Hz, S1/S2 segmentation, 30 s windows every 15 s -> features: a recording of up to 30 s is one window);
+ *    resample to 4 kHz, band-pass 25-800 Hz, S1/S2 segmentation, 30 s windows every 15 s -> features: a recording of up to 30 s is one window);
  *    features are cached under .medge-data/cache/pcg-abnormal (git-ignored; bump FEATURE_VERSION when
  *    the feature code changes);
  * 2. patients (the id in the file name) are dealt into `folds` folds (seeded, stratified by whether
@@ -28,7 +34,7 @@ import { listPascal, loadExample, type PcgExample } from './dataset.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 export const PCG_MODEL_ID = 'pcg-abnormal';
-const FEATURE_VERSION = 7;
+const FEATURE_VERSION = 11;
 
 function progress(label: string, done: number, total: number): void {
   const width = 30;
@@ -86,6 +92,10 @@ function standardisation(rows: number[][]): Standardisation {
 }
 
 export interface Hyper {
+  /** Networks trained with different seeds and merged into one (their logits averaged). */
+  ensemble: number;
+  /** Train on the recordings' crops as well (augmentation of the training side). */
+  crops: boolean;
   epochs: number;
   hidden: number;
   l2: number;
@@ -111,7 +121,7 @@ async function train(examples: readonly PcgExample[], seed: number, h: Hyper): P
   const rows: number[][] = [];
   const labels: number[] = [];
   for (const e of examples) {
-    for (const f of e.windows) {
+    for (const f of h.crops ? [...e.windows, ...e.crops] : e.windows) {
       rows.push(f);
       labels.push(e.abnormal ? 1 : 0);
     }
@@ -120,19 +130,44 @@ async function train(examples: readonly PcgExample[], seed: number, h: Hyper): P
   const nAbn = labels.filter((l) => l === 1).length;
   const classWeight = { 0: labels.length / (2 * (labels.length - nAbn)), 1: labels.length / (2 * Math.max(1, nAbn)) };
   const norm = standardisation(rows);
-  // Seeded shuffle once; fit does not shuffle (reproducible).
-  const rand = mulberry32(seed);
-  const order = rows.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  const xAll = rows.map((r) => r.map((v, k) => (v - (norm.mean[k] as number)) / (norm.sd[k] as number)));
+  const members: tfl.LayersModel[] = [];
+  for (let m = 0; m < (h.hidden > 0 ? Math.max(1, h.ensemble) : 1); m++) {
+    // Each member: its own seeded order (fit does not shuffle: reproducible), initialisation and dropout.
+    const memberSeed = seed + 1000 * m;
+    const rand = mulberry32(memberSeed);
+    const order = rows.map((_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    const x = tf.tensor2d(order.map((i) => xAll[i] as number[]));
+    const y = tf.tensor2d(order.map((i) => [labels[i] as number]));
+    const member = buildModel(memberSeed, h);
+    await member.fit(x, y, { epochs: h.epochs, batchSize: 32, shuffle: false, classWeight, verbose: 0 });
+    tf.dispose([x, y]);
+    members.push(member);
   }
-  const x = tf.tensor2d(order.map((i) => (rows[i] as number[]).map((v, k) => (v - (norm.mean[k] as number)) / (norm.sd[k] as number))));
-  const y = tf.tensor2d(order.map((i) => [labels[i] as number]));
-  const model = buildModel(seed, h);
-  await model.fit(x, y, { epochs: h.epochs, batchSize: 32, shuffle: false, classWeight, verbose: 0 });
-  tf.dispose([x, y]);
+  const model = members.length === 1 ? (members[0] as tfl.LayersModel) : mergeMembers(members, seed, h);
   return { model, norm };
+}
+
+/**
+ * One network equal to the mean of the members' logits: the hidden layers side by side, the output
+ * weights divided by the member count (a bagged ensemble that ships and runs as one small model).
+ */
+function mergeMembers(members: tfl.LayersModel[], seed: number, h: Hyper): tfl.LayersModel {
+  const n = members.length;
+  const merged = buildModel(seed, { ...h, hidden: h.hidden * n });
+  const parts = members.map((m) => m.getWeights());
+  const w1 = tf.concat(parts.map((p) => p[0] as tf.Tensor), 1);
+  const b1 = tf.concat(parts.map((p) => p[1] as tf.Tensor), 0);
+  const w2 = tf.div(tf.concat(parts.map((p) => p[2] as tf.Tensor), 0), n);
+  const b2 = tf.div(tf.addN(parts.map((p) => p[3] as tf.Tensor)), n);
+  merged.setWeights([w1, b1, w2, b2]);
+  tf.dispose([w1, b1, w2, b2]);
+  for (const m of members) m.dispose();
+  return merged;
 }
 
 function predictRecording(model: tfl.LayersModel, norm: Standardisation, e: PcgExample): number {
@@ -166,12 +201,14 @@ function auc(pairs: { p: number; y: boolean }[]): number {
   return pos.length && neg.length ? s / (pos.length * neg.length) : 0;
 }
 
-export function score(results: { e: PcgExample; p: number }[], threshold: number): ScreenScores {
+/** Figures over the recordings the quality gate lets through; `t` (when given) is the threshold the result was decided with. */
+export function score(results: { e: PcgExample; p: number; t?: number }[], threshold: number): ScreenScores {
   const readable = results.filter((r) => r.e.flags.length === 0);
-  const tp = readable.filter((r) => r.e.abnormal && r.p >= threshold).length;
-  const fn = readable.filter((r) => r.e.abnormal && r.p < threshold).length;
-  const tn = readable.filter((r) => !r.e.abnormal && r.p < threshold).length;
-  const fp = readable.filter((r) => !r.e.abnormal && r.p >= threshold).length;
+  const pos = (r: { p: number; t?: number }) => r.p >= (r.t ?? threshold);
+  const tp = readable.filter((r) => r.e.abnormal && pos(r)).length;
+  const fn = readable.filter((r) => r.e.abnormal && !pos(r)).length;
+  const tn = readable.filter((r) => !r.e.abnormal && !pos(r)).length;
+  const fp = readable.filter((r) => !r.e.abnormal && pos(r)).length;
   const r4 = (v: number) => Math.round(v * 10000) / 10000;
   const se = tp / Math.max(1, tp + fn);
   const sp = tn / Math.max(1, tn + fp);
@@ -188,6 +225,30 @@ export function score(results: { e: PcgExample; p: number }[], threshold: number
   };
 }
 
+/**
+ * The decision threshold from an inner patient-wise cross-validation on the training side only: the
+ * out-of-fold probabilities of the readable recordings, the grid threshold (0.2-0.8) with the best
+ * balanced accuracy (the mean of those within 0.01 of the best, for stability).
+ */
+async function innerThreshold(trainSet: readonly PcgExample[], innerFolds: number, seed: number, h: Hyper): Promise<number> {
+  const fold = patientFolds(trainSet, innerFolds, seed + 17);
+  const oof: { e: PcgExample; p: number }[] = [];
+  for (let k = 0; k < innerFolds; k++) {
+    const { model, norm } = await train(
+      trainSet.filter((e) => fold.get(e.patient) !== k),
+      seed + 100 + k,
+      h,
+    );
+    for (const e of trainSet) if (fold.get(e.patient) === k && e.flags.length === 0) oof.push({ e, p: predictRecording(model, norm, e) });
+    model.dispose();
+  }
+  const grid = Array.from({ length: 61 }, (_, i) => 0.2 + i * 0.01);
+  const ba = grid.map((t) => score(oof, t).balancedAccuracy);
+  const best = Math.max(...ba);
+  const near = grid.filter((_, i) => (ba[i] as number) >= best - 0.01);
+  return Math.round((near.reduce((s, v) => s + v, 0) / near.length) * 1000) / 1000;
+}
+
 async function main(): Promise<void> {
   const root = packageRoot();
   const { values } = parseArgs({
@@ -197,28 +258,36 @@ async function main(): Promise<void> {
       folds: { type: 'string', default: '5' },
       seed: { type: 'string', default: '7' },
       epochs: { type: 'string', default: '60' },
+      ensemble: { type: 'string', default: '1' },
+      crops: { type: 'boolean', default: false },
       hidden: { type: 'string', default: '8' },
       l2: { type: 'string', default: '0.01' },
       dropout: { type: 'string', default: '0.3' },
       'cv-only': { type: 'boolean', default: false },
+      'inner-folds': { type: 'string', default: '0' },
     },
   });
   const folds = Number(values.folds);
   const seed = Number(values.seed);
   const epochs = Number(values.epochs);
-  const hyper: Hyper = { epochs, hidden: Number(values.hidden), l2: Number(values.l2), dropout: Number(values.dropout) };
+  const hyper: Hyper = { ensemble: Number(values.ensemble), crops: values.crops as boolean, epochs, hidden: Number(values.hidden), l2: Number(values.l2), dropout: Number(values.dropout) };
   await initBackend('cpu');
   // Git-ignored, and outside the artifact directory (whose every file the signature covers).
   const cacheDir = join(root, '.medge-data', 'cache', PCG_MODEL_ID);
   const examples = loadAll(values.data as string, cacheDir);
   const fold = patientFolds(examples, folds, seed);
+  // 0: the fixed threshold 0.5; else chosen by inner patient-wise CV on each training side.
+  const innerFolds = Number(values['inner-folds']);
   const threshold = 0.5;
-  const results: { e: PcgExample; p: number; fold: number }[] = [];
+  const results: { e: PcgExample; p: number; t: number; fold: number }[] = [];
+  const foldThresholds: number[] = [];
   for (let k = 0; k < folds; k++) {
     const trainSet = examples.filter((e) => fold.get(e.patient) !== k && e.windows.length > 0);
     const testSet = examples.filter((e) => fold.get(e.patient) === k);
     const trainPatients = new Set(trainSet.map((e) => e.patient));
     if (testSet.some((e) => trainPatients.has(e.patient))) throw new Error('a patient is in both the training and the test fold');
+    const t = innerFolds > 1 ? await innerThreshold(trainSet, innerFolds, seed + k, hyper) : threshold;
+    foldThresholds.push(t);
     const { model, norm } = await train(trainSet, seed + k, hyper);
     // Score the uint8 artifact, as shipped, not the float model.
     const tmp = join(cacheDir, `fold-${k}`);
@@ -226,7 +295,7 @@ async function main(): Promise<void> {
     await saveQuantizedModel(model, tmp, { id: `${PCG_MODEL_ID}-fold${k}`, version: '0', input: {}, labels: ['normal', 'abnormal'], thresholds: {} });
     model.dispose();
     const q = await loadModel(tmp);
-    for (const e of testSet) results.push({ e, p: predictRecording(q.model, norm, e), fold: k });
+    for (const e of testSet) results.push({ e, p: predictRecording(q.model, norm, e), t, fold: k });
     q.model.dispose();
     progress('cross-validation folds', k + 1, folds);
   }
@@ -253,7 +322,7 @@ async function main(): Promise<void> {
   const o = DEFAULT_PCG_SCREEN_OPTIONS;
   const manifest = await saveQuantizedModel(model, values.out as string, {
     id: PCG_MODEL_ID,
-    version: '1.0.0',
+    version: '1.1.0',
     input: {
       name: 'pcg-window-features',
       shape: [null, PCG_FEATURE_COUNT],

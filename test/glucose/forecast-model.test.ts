@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, loadModel, tf } from '../../device-sdk/inference/index.js';
 import { verifyArtifactDir } from '../../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../../device-sdk/signal/glucose/dense-network.js';
-import { FORECAST_SPEC, forecastFeatures, predictedHypo } from '../../device-sdk/signal/glucose/forecast.js';
+import { FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
+import { DETECTOR_SPEC, type HypoAlertPolicy } from '../../device-sdk/signal/glucose/hypo-detector.js';
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import { loadGlucoseForecaster } from '../../firmware/glucose-monitor.js';
 import { loadCgmSubjects } from '../../models/glucose-forecast/data.js';
@@ -46,15 +47,6 @@ describe('forecast features', () => {
     );
   });
 
-  it('alert decision: forecast below predGl, or probability at a reading below level, never at a reading already below 70', () => {
-    const th = { predGl: 72, probability: 0.6, level: 80 };
-    expect(predictedHypo(100, { predGl: 71, hypoProbability: 0 }, th)).toBe(true);
-    expect(predictedHypo(100, { predGl: 90, hypoProbability: 0.9 }, th)).toBe(false);
-    expect(predictedHypo(79, { predGl: 90, hypoProbability: 0.6 }, th)).toBe(true);
-    expect(predictedHypo(79, { predGl: 90, hypoProbability: 0.59 }, th)).toBe(false);
-    expect(predictedHypo(69, { predGl: 50, hypoProbability: 1 }, th)).toBe(false);
-  });
-
   it('need 30 gap-free minutes of history', () => {
     const five = (n: number) => Array.from({ length: n }, (_, k) => ({ t: k * 5 * MIN, gl: 100 + k }));
     expect(forecastFeatures(five(6), 5)).toBeUndefined(); // 25 min of history
@@ -75,9 +67,12 @@ describe('the shipped glucose-forecast artifact', () => {
     const pub = readFileSync(join(ROOT, 'models', 'keys', 'dev-signing.pub'), 'utf8');
     expect(verifyArtifactDir(MODEL_DIR, [pub]).manifest.id).toBe('glucose-forecast');
     const f = loadGlucoseForecaster(MODEL_DIR, [pub]);
-    expect(f.modelId).toBe('glucose-forecast@1.0.0');
+    expect(f.modelId).toBe('glucose-forecast@1.1.0');
+    expect(f.detector.inDim).toBe(DETECTOR_SPEC.features);
+    expect(f.policy.release).toBeLessThanOrEqual(f.policy.probability);
     expect(f.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(readFileSync(join(MODEL_DIR, 'weights.bin')).byteLength).toBe(f.net.layers.reduce((a, l) => a + l.kernel.length + l.bias.length, 0));
+    expect(readFileSync(join(MODEL_DIR, 'detector.bin')).byteLength).toBe(f.detector.layers.reduce((a, l) => a + l.kernel.length + l.bias.length, 0));
   });
 
   it('gives the same outputs in plain JavaScript (runtime) as in TF.js (CLI)', async () => {
@@ -97,21 +92,23 @@ describe('the shipped glucose-forecast artifact', () => {
 describe.skipIf(!sharedDataRuns(CGM))(`glucose-forecast on its held-out subjects${missingNote(CGM)}`, () => {
   it('reproduces the figures of its model card (RMSE at 30 min, hypo alerts) and beats both baselines', async () => {
     const manifest = JSON.parse(readFileSync(join(MODEL_DIR, 'medge-model.json'), 'utf8')) as {
-      thresholds: { predGl: number; probability: number; level: number };
+      thresholds: HypoAlertPolicy;
       training: { split: { test: string[] } };
       metrics: { heldOut: { subjects: number; points: number; rmse30: { model: number; persistence: number; linearExtrapolation: number }; hypoAlerts: { events: number; caught: number; falseEpisodes: number } } };
     };
     const heldOut = new Set(manifest.training.split.test);
     const subjects = loadCgmSubjects(SHARED_DATA).filter((s) => heldOut.has(s.id));
     expect(subjects).toHaveLength(heldOut.size);
-    const net = loadGlucoseForecaster(MODEL_DIR).net;
+    const { net, detector } = loadGlucoseForecaster(MODEL_DIR);
+    const D = DETECTOR_SPEC.features;
+    const detect = (x: Float32Array, n: number) => Float32Array.from({ length: n }, (_, r) => detector.predict(x.subarray(r * D, r * D + D))[0] as number);
     const predict: BatchPredictor = (x, n) => {
       const out = new Float32Array(2 * n);
       for (let r = 0; r < n; r++) out.set(net.predict(x.subarray(r * F, r * F + F)), 2 * r);
       return out;
     };
     const evals = [];
-    for (const s of subjects) evals.push(await evaluateSubject(s.id, s.trace, predict, manifest.thresholds));
+    for (const s of subjects) evals.push(await evaluateSubject(s.id, s.trace, predict, detect, manifest.thresholds));
     const got = summarize(evals);
     const card = manifest.metrics.heldOut;
     expect(got.subjects).toBe(card.subjects);

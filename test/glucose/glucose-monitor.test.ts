@@ -45,7 +45,7 @@ describe('glucose monitor', () => {
     const forecasts = out.map((o) => o.findings.filter((f) => f.kind === 'glucose-forecast'));
     expect(forecasts.slice(0, 6).every((f) => f.length === 0)).toBe(true); // 0..25 min of history
     const f = forecasts[6]![0]!;
-    expect(f).toMatchObject({ label: 'forecast-in-range', modelId: 'glucose-forecast@1.0.0', modelSha256: forecaster.sha256, intervalEnd: f.t + 30 * MIN });
+    expect(f).toMatchObject({ label: 'forecast-in-range', modelId: 'glucose-forecast@1.1.0', modelSha256: forecaster.sha256, intervalEnd: f.t + 30 * MIN });
     expect(f.value).toBeGreaterThan(100);
     expect(f.value).toBeLessThan(140);
     expect(f.probability).toBeGreaterThanOrEqual(0);
@@ -63,6 +63,22 @@ describe('glucose monitor', () => {
     // Before the reading itself is below 70 (index 18 is 67.5 mg/dL).
     expect(falling[first!.i]!).toBeGreaterThanOrEqual(70);
     expect(second!.i).toBeGreaterThan(falling.length + 12);
+  });
+
+  it('raises no predicted-low alert while a low is going on (a bounce to 70-75 inside an event), with the detector probability in the findings', () => {
+    const m = new GlucoseMonitor('cgm', forecaster);
+    const out = feed(m, [...falling, 62, 60, 58, 72, 74, 66, 64, 73, 75]);
+    const firstAlert = out.findIndex((o) => o.alerts.some((a) => a.kind === 'glucose-predicted-low'));
+    expect(firstAlert).toBeGreaterThanOrEqual(0);
+    const firstLow = falling.findIndex((v) => v < 70);
+    expect(firstAlert).toBeLessThan(firstLow);
+    // From the first reading below 70 on (the event is under way): no further predicted-low alert.
+    expect(out.slice(firstLow).flatMap((o) => o.alerts).filter((a) => a.kind === 'glucose-predicted-low')).toEqual([]);
+    const alert = out[firstAlert]!.alerts.find((a) => a.kind === 'glucose-predicted-low')!;
+    expect(alert.message).toMatch(/probability \d+ % of a low starting within 10 to 60 minutes/);
+    const finding = out[firstAlert]!.findings.find((f) => f.kind === 'glucose-forecast')!;
+    expect(finding.probability).toBeGreaterThanOrEqual(forecaster.policy.probability);
+    expect(finding.evidence).toMatch(/10 to 60 min/);
   });
 
   it('falls back to trend extrapolation without a model, saying so', () => {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { bandPass, resample } from '../../device-sdk/signal/pcg/dsp.js';
-import { analyzePcg, preparePcg } from '../../device-sdk/signal/pcg/screen.js';
+import { analyzePcg, DEFAULT_PCG_SCREEN_OPTIONS, preparePcg } from '../../device-sdk/signal/pcg/screen.js';
 import { segmentHeartSounds } from '../../device-sdk/signal/pcg/segmentation.js';
 import { PCG_FEATURE_COUNT, PCG_FEATURE_NAMES } from '../../device-sdk/signal/pcg/features.js';
 import { mulberry32 } from '../../device-sdk/random.js';
@@ -51,7 +51,7 @@ describe('S1/S2 segmentation on a synthetic phonocardiogram', () => {
     [110, 0.26],
   ])('at %d /min finds every S1 and S2 within 40 ms and the heart rate', (bpm, systoleS) => {
     const pcg = syntheticPcg({ bpm, systoleS, seconds: 12, rateHz: 4000 });
-    const seg = segmentHeartSounds(preparePcg(pcg.samples, pcg.rateHz), 2000);
+    const seg = segmentHeartSounds(preparePcg(pcg.samples, pcg.rateHz), DEFAULT_PCG_SCREEN_OPTIONS.workingRateHz);
     expect(seg.cycleS).toBeCloseTo(60 / bpm, 1);
     expect(seg.systoleS).toBeCloseTo(systoleS, 1);
     // Every true cycle except possibly the first and last (edges) is found, labelled the right way round.
@@ -91,6 +91,38 @@ describe('S1/S2 segmentation on a synthetic phonocardiogram', () => {
     }
     const k = PCG_FEATURE_NAMES.indexOf('log systole/S1');
     expect(murmur.windows[0]?.features[k]).toBeGreaterThan((clean.windows[0]?.features[k] as number) + 0.5);
+  });
+});
+
+describe('per-cycle template', () => {
+  it('a systolic murmur (150-300 Hz) fills the systolic quarters of its band relative to S1/S2, not diastole', () => {
+    const clean = analyzePcg(syntheticPcg({ seconds: 12 }).samples, 4000);
+    const murmur = analyzePcg(syntheticPcg({ seconds: 12, murmur: 0.08 }).samples, 4000);
+    const at = (a: typeof clean, name: string) => a.windows[0]?.features[PCG_FEATURE_NAMES.indexOf(name)] as number;
+    for (let q = 2; q <= 3; q++) {
+      const name = `log systole part ${q}/sounds 100-200 Hz`;
+      expect(at(murmur, name)).toBeGreaterThan(at(clean, name) + 1);
+      const dia = `log diastole part ${q}/sounds 100-200 Hz`;
+      expect(Math.abs(at(murmur, dia) - at(clean, dia))).toBeLessThan(0.5);
+    }
+  });
+  it('keeps murmur energy above 400 Hz (4 kHz working rate, band to 800 Hz): a 500-700 Hz systolic murmur shows in the 400-800 Hz quarters', () => {
+    const base = syntheticPcg({ seconds: 12 });
+    const x = Float32Array.from(base.samples);
+    const rand = mulberry32(3);
+    for (const t of base.s1) {
+      let phase = 0;
+      for (let i = Math.round((t + 0.06) * 4000); i < Math.round((t + 0.25) * 4000) && i < x.length; i++) {
+        phase += (2 * Math.PI * (500 + 200 * rand())) / 4000;
+        x[i] = (x[i] as number) + 0.05 * Math.sin(phase);
+      }
+    }
+    const clean = analyzePcg(base.samples, 4000);
+    const high = analyzePcg(x, 4000);
+    const name = 'log systole part 2/sounds 400-800 Hz';
+    const k = PCG_FEATURE_NAMES.indexOf(name);
+    expect(k).toBeGreaterThan(0);
+    expect(high.windows[0]?.features[k]).toBeGreaterThan((clean.windows[0]?.features[k] as number) + 1);
   });
 });
 

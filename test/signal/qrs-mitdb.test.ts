@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isQrsCode } from '../../device-sdk/protocols/wfdb.js';
 import { aamiClassOf } from '../../device-sdk/signal/ecg/beat-features.js';
 import {
+  afReference,
   type ClassScores,
   classPairs,
   classScores,
@@ -12,7 +13,6 @@ import {
   grossClassScores,
   grossDurationScore,
   grossScore,
-  rhythmEpisodes,
   scoreDetections,
 } from '../../device-sdk/signal/ecg/ec57.js';
 import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
@@ -52,7 +52,8 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
       const r = await analyzeSignal(signal, fs, classifier);
       qrs.push(scoreDetections(reference, r.beats.map((b) => b.sample), { fs, length }));
       if (!PACED_RECORDS.includes(name)) classes.push(classScores(classPairs(reference, r.beats, aamiClassOf, { fs, length })));
-      af.push(durationScore(rhythmEpisodes(reference, '(AFIB', length), r.afEpisodes, { fs, length }));
+      const ref = afReference(reference, length);
+      af.push(durationScore(ref.af, r.afEpisodes, { fs, length, excluded: ref.excluded }));
     }
   }, 240_000);
   afterAll(async () => {
@@ -119,10 +120,11 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
 // Measured with ecg-beats 1.1.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.96 / +P 94.43,
 // S Se 84.45 / +P 73.73 (in-sample; S in a regular rhythm is decided by the rhythm rule, which the
 // training records do not fit, so in-sample S +P fell from 78.03 with 1.0.0 while the cross-validated
-// S +P rose from 34.7 to 45.6), AF duration Se 96.06 / +P 66.17 over the 26 records.
+// S +P rose from 34.7 to 45.6), AF duration (EC57 reference: (AFIB, flutter left out of +P) Se 95.94 / +P 81.69
+// over the 26 records, with the atrial-activity rule.
 const V_SE_FLOOR = 94;
 const V_PPV_FLOOR = 93.5;
 const S_SE_FLOOR = 83;
 const S_PPV_FLOOR = 72.5;
 const AF_SE_FLOOR = 95;
-const AF_PPV_FLOOR = 65;
+const AF_PPV_FLOOR = 80;

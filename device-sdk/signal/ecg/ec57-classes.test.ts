@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { aamiClassOf } from './beat-features.js';
-import { classPairs, classScores, durationScore, grossClassScores, grossDurationScore, rhythmEpisodes } from './ec57.js';
+import { afReference, classPairs, classScores, durationScore, grossClassScores, grossDurationScore, rhythmEpisodes } from './ec57.js';
 
 const FS = 360;
 const MIN5 = 300 * FS;
@@ -76,5 +76,58 @@ describe('AF duration scoring', () => {
     const gross = grossDurationScore([s, none]);
     expect(gross.se).toBeCloseTo(50, 5);
     expect(gross.ppv).toBeCloseTo((100 * 500) / 4500, 5);
+  });
+
+  // MIT-BIH 203-like sequence: AF, flutter, AF again, a VT run, back to AF, then VF (rhythm label and [ ]).
+  const mixed = [
+    { sample: 0, code: 28, aux: '(AFIB' },
+    { sample: 1000, code: 28, aux: '(AFL' },
+    { sample: 2000, code: 28, aux: '(AFIB' },
+    { sample: 3000, code: 28, aux: '(VT' },
+    { sample: 3500, code: 28, aux: '(AFIB' },
+    { sample: 4000, code: 32 },
+    { sample: 4200, code: 33 },
+    { sample: 4500, code: 28, aux: '(VFL' },
+    { sample: 5000, code: 28, aux: '(N' },
+    { sample: 6000, code: 28, aux: '(AFL\0' },
+  ];
+
+  it('takes EC57 (epicmp) AF episodes from (AFIB, with reference flutter excluded from +P', () => {
+    expect(afReference(mixed, 9000)).toEqual({
+      af: [
+        [0, 1000],
+        [2000, 3000],
+        [3500, 4500],
+      ],
+      excluded: [
+        [1000, 2000],
+        [6000, 9000],
+      ],
+    });
+  });
+
+  it('takes (AF-prefixed labels as AF under the rxr amap rule, ended by VFON, (VF and other rhythms', () => {
+    expect(afReference(mixed, 9000, 'af-prefix')).toEqual({
+      af: [
+        [0, 3000],
+        [3500, 4000],
+        [6000, 9000],
+      ],
+      excluded: [],
+    });
+    expect(afReference(mixed, 9000, 'afib').af).toEqual(afReference(mixed, 9000).af);
+  });
+
+  it('counts detected AF inside excluded flutter neither for nor against +P', () => {
+    const ref: [number, number][] = [[MIN5, MIN5 + 1000]];
+    const flutter: [number, number][] = [[MIN5 + 1000, MIN5 + 3000]];
+    const det: [number, number][] = [[MIN5 + 500, MIN5 + 4000]];
+    const plain = durationScore(ref, det, { fs: FS, length: MIN5 * 2 });
+    expect(plain).toMatchObject({ overlap: 500, refOnly: 500, detOnly: 3000 });
+    const s = durationScore(ref, det, { fs: FS, length: MIN5 * 2, excluded: flutter });
+    // 2000 of the 3500 detected samples lie in flutter: 1500 scored, 500 of them in AF.
+    expect(s).toMatchObject({ overlap: 500, refOnly: 500, detOnly: 1000 });
+    expect(s.se).toBeCloseTo(50, 5);
+    expect(s.ppv).toBeCloseTo(33.333, 2);
   });
 });

@@ -215,6 +215,56 @@ export function rhythmEpisodes(annotations: readonly (ReferenceAnnotation & { au
 
 export const RHYTHM = 28;
 
+/**
+ * Which reference rhythm intervals count as atrial fibrillation when scoring AF duration.
+ * - `ec57`: the EC38/EC57 episode comparator (PhysioNet `epicmp.c`, G. Moody, functions `find_episode`
+ *   and `find_exclusions`): an AF episode starts at a rhythm annotation whose AUX begins `(AFIB` and
+ *   ends at the next rhythm annotation that does not; intervals the reference marks as atrial flutter
+ *   (`(AFL`) are excluded from the positive-predictivity comparison (AF detected during flutter is
+ *   neither a true nor a false positive), and count for nothing in sensitivity.
+ * - `af-prefix`: the AF state of the run comparator's `amap` (`rxr.c`): a rhythm label beginning `(AF`
+ *   (fibrillation or flutter) begins AF, a `(VF` label or a `[` (VFON) annotation ends it, any other
+ *   rhythm label ends it. Flutter then counts as AF for both Se and +P.
+ * - `afib`: the exact label `(AFIB` only, flutter scored as not-AF (what this project reported first).
+ */
+export type AfReferenceRule = 'ec57' | 'af-prefix' | 'afib';
+export const AF_REFERENCE_RULES: readonly AfReferenceRule[] = Object.freeze(['ec57', 'af-prefix', 'afib']);
+
+export interface AfReference {
+  /** Reference AF episodes `[start, end)`. */
+  af: [number, number][];
+  /** Intervals left out of the +P comparison (reference atrial flutter under `ec57`). */
+  excluded: [number, number][];
+}
+
+const auxLabel = (aux: string): string => aux.replace(/\0+$/, '').trim();
+
+/** Reference AF episodes (and +P exclusions) of MIT annotations under `rule` (default `ec57`). */
+export function afReference(annotations: readonly (ReferenceAnnotation & { aux?: string })[], length: number, rule: AfReferenceRule = 'ec57'): AfReference {
+  if (rule === 'afib') return { af: rhythmEpisodes(annotations, '(AFIB', length), excluded: [] };
+  if (rule === 'ec57') return { af: prefixEpisodes(annotations, '(AFIB', length, false), excluded: prefixEpisodes(annotations, '(AFL', length, false) };
+  return { af: prefixEpisodes(annotations, '(AF', length, true), excluded: [] };
+}
+
+/** Episodes from a rhythm label beginning with `prefix` to the next rhythm label that does not (or to VFON when `vfEnds`). */
+function prefixEpisodes(annotations: readonly (ReferenceAnnotation & { aux?: string })[], prefix: string, length: number, vfEnds: boolean): [number, number][] {
+  const out: [number, number][] = [];
+  let open: number | undefined;
+  for (const a of annotations) {
+    let inside: boolean;
+    if (a.code === RHYTHM && a.aux !== undefined) inside = auxLabel(a.aux).startsWith(prefix);
+    else if (vfEnds && a.code === VFON) inside = false;
+    else continue;
+    if (inside && open === undefined) open = a.sample;
+    else if (!inside && open !== undefined) {
+      out.push([open, a.sample]);
+      open = undefined;
+    }
+  }
+  if (open !== undefined) out.push([open, length]);
+  return out;
+}
+
 export interface DurationScore {
   /** Samples in both, in the reference only, in the detection only (scored part). */
   overlap: number;
@@ -224,17 +274,30 @@ export interface DurationScore {
   ppv: number;
 }
 
-/** Duration sensitivity and positive predictivity of detected episodes against reference episodes, from `startSeconds` (default 300 s). */
-export function durationScore(reference: readonly [number, number][], detected: readonly [number, number][], options: { fs: number; length: number; startSeconds?: number }): DurationScore {
+/**
+ * Duration sensitivity and positive predictivity of detected episodes against reference episodes, from
+ * `startSeconds` (default 300 s). Detected time inside `excluded` (reference flutter under the EC57 AF
+ * rule, see `afReference`) counts neither for nor against +P, as in `epicmp.c`.
+ */
+export function durationScore(
+  reference: readonly [number, number][],
+  detected: readonly [number, number][],
+  options: { fs: number; length: number; startSeconds?: number; excluded?: readonly [number, number][] },
+): DurationScore {
   const start = Math.round((options.startSeconds ?? 300) * options.fs);
   const clipTo = (eps: readonly [number, number][]) => eps.map(([a, b]) => [Math.max(a, start), Math.min(b, options.length)] as [number, number]).filter(([a, b]) => b > a);
   const ref = clipTo(reference);
   const det = clipTo(detected);
   const total = (eps: [number, number][]) => eps.reduce((s, [a, b]) => s + b - a, 0);
-  let overlap = 0;
-  for (const [a, b] of ref) for (const [c, d] of det) overlap += Math.max(0, Math.min(b, d) - Math.max(a, c));
+  const overlapOf = (x: readonly [number, number][], y: readonly [number, number][]) => {
+    let n = 0;
+    for (const [a, b] of x) for (const [c, d] of y) n += Math.max(0, Math.min(b, d) - Math.max(a, c));
+    return n;
+  };
+  // Reference AF and the excluded intervals (flutter) do not overlap, so the overlap needs no correction.
+  const overlap = overlapOf(ref, det);
   const r = total(ref);
-  const d = total(det);
+  const d = total(det) - overlapOf(mergeIntervals(clipTo(options.excluded ?? [])), det);
   return { overlap, refOnly: r - overlap, detOnly: d - overlap, se: ratio(overlap, r), ppv: ratio(overlap, d) };
 }
 
@@ -244,4 +307,15 @@ export function grossDurationScore(scores: readonly DurationScore[]): DurationSc
   const refOnly = scores.reduce((s, x) => s + x.refOnly, 0);
   const detOnly = scores.reduce((s, x) => s + x.detOnly, 0);
   return { overlap, refOnly, detOnly, se: ratio(overlap, overlap + refOnly), ppv: ratio(overlap, overlap + detOnly) };
+}
+
+function mergeIntervals(eps: readonly [number, number][]): [number, number][] {
+  const s = [...eps].sort((x, y) => x[0] - y[0]);
+  const out: [number, number][] = [];
+  for (const [a, b] of s) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
 }

@@ -87,24 +87,43 @@ export class Biquad {
   }
 }
 
-/** Fixed-size ring of numbers indexed by absolute sample number. */
+/** Fixed-size ring of numbers indexed by absolute sample number (at least `size` long: a power of two, indexed by mask). */
 class Ring {
   readonly data: Float64Array;
+  private readonly mask: number;
   constructor(size: number) {
-    this.data = new Float64Array(size);
+    let n = 1;
+    while (n < size) n <<= 1;
+    this.data = new Float64Array(n);
+    this.mask = n - 1;
   }
   set(i: number, v: number): void {
-    this.data[i % this.data.length] = v;
+    this.data[i & this.mask] = v;
   }
   get(i: number): number {
-    return this.data[i % this.data.length] as number;
+    return this.data[i & this.mask] as number;
   }
 }
 
+/** Scratch for `median` (the lists are at most 8 long, the start-up list a few dozen): no allocation per call. */
+let medianScratch = new Float64Array(64);
+
 function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+  const n = values.length;
+  if (n > medianScratch.length) medianScratch = new Float64Array(2 * n);
+  const s = medianScratch;
+  // Insertion sort: the lists are short.
+  for (let i = 0; i < n; i++) {
+    const v = values[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (s[j] as number) > v) {
+      s[j + 1] = s[j] as number;
+      j--;
+    }
+    s[j + 1] = v;
+  }
+  const m = n >> 1;
+  return n % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 interface Candidate {
@@ -126,8 +145,18 @@ export class QrsDetector {
   private n = 0;
   private readonly integWindow: number;
   // peak tracking
-  private rising: Candidate | undefined;
+  /** The feature peak being tracked (`risingAt` < 0: none); its slope is measured when it is confirmed. */
+  private risingAt = -1;
+  private risingValue = 0;
   private prevFeature = 0;
+  // Sample counts of the millisecond options (computed once, not per sample).
+  private readonly diffLag: number;
+  private readonly refractory: number;
+  private readonly tWave: number;
+  private readonly peakConfirm: number;
+  /** Median RR and detection threshold, recomputed when their inputs change (not per sample). */
+  private rrMedian = 0;
+  private thresholdCache = Number.NaN;
   private readonly qrsPeaks: number[] = [];
   private readonly noisePeaks: number[] = [];
   private readonly rrs: number[] = [];
@@ -155,17 +184,22 @@ export class QrsDetector {
     this.slopeSum = new Ring(history);
     this.integWindow = this.ms(this.options.integrationMs);
     this.initLength = this.ms(2000);
+    this.diffLag = this.ms(10);
+    this.refractory = this.ms(this.options.refractoryMs);
+    this.tWave = this.ms(this.options.tWaveMs);
+    this.peakConfirm = this.ms(this.options.peakConfirmMs);
   }
 
   /** Feeds one chunk: `leads[l][i]` is sample i of lead l (all leads the same length). Returns the beats confirmed so far. */
   push(leads: readonly ArrayLike<number>[]): QrsBeat[] {
     const out: QrsBeat[] = [];
     const count = leads[0]?.length ?? 0;
-    const d = this.ms(10);
+    const d = this.diffLag;
+    const nLeads = this.options.leads;
     for (let i = 0; i < count; i++) {
       const t = this.n;
       let slope = 0;
-      for (let l = 0; l < this.options.leads; l++) {
+      for (let l = 0; l < nLeads; l++) {
         const x = (leads[l] as ArrayLike<number>)[i] as number;
         if (l === 0) this.raw.set(t, x);
         const band = (this.lp[l] as Biquad).step((this.hp[l] as Biquad).step(x));
@@ -185,20 +219,26 @@ export class QrsDetector {
   }
 
   private onFeature(t: number, f: number, out: QrsBeat[]): void {
-    if (f > this.prevFeature && (!this.rising || f > this.rising.value)) {
-      this.rising = { at: t, value: f, slope: this.maxSlope(t) };
+    if (f > this.prevFeature && (this.risingAt < 0 || f > this.risingValue)) {
+      this.risingAt = t;
+      this.risingValue = f;
     }
     this.prevFeature = f;
-    const peak = this.rising;
-    if (peak && (f < peak.value / 2 || t - peak.at > this.ms(this.options.peakConfirmMs))) {
-      this.rising = undefined;
+    if (this.risingAt >= 0 && (f < this.risingValue / 2 || t - this.risingAt > this.peakConfirm)) {
+      // The slope history of the peak (integWindow samples before it) is still in the ring.
+      const peak: Candidate = { at: this.risingAt, value: this.risingValue, slope: this.maxSlope(this.risingAt) };
+      this.risingAt = -1;
       this.onPeak(peak);
     }
     const pending = this.pending;
-    const refractory = this.ms(this.options.refractoryMs);
+    if (pending === undefined) {
+      this.searchback(t);
+      return;
+    }
+    const refractory = this.refractory;
     // A larger peak still rising inside the refractory window will replace the held one once confirmed.
-    const challenger = this.rising && pending && this.rising.at - pending.peak.at < refractory && this.rising.value > pending.peak.value;
-    if (pending && !challenger && t - pending.peak.at >= refractory) {
+    const challenger = this.risingAt >= 0 && this.risingAt - pending.peak.at < refractory && this.risingValue > pending.peak.value;
+    if (!challenger && t - pending.peak.at >= refractory) {
       this.pending = undefined;
       this.commit(pending.peak, pending.searchback, pending.threshold, out);
     }
@@ -207,19 +247,27 @@ export class QrsDetector {
 
   private maxSlope(t: number): number {
     let m = 0;
-    for (let k = Math.max(0, t - this.integWindow); k <= t; k++) m = Math.max(m, this.slopeSum.get(k));
+    for (let k = Math.max(0, t - this.integWindow); k <= t; k++) {
+      const v = this.slopeSum.get(k);
+      if (v > m) m = v;
+    }
     return m;
   }
 
   private threshold(): number {
-    const qrs = median(this.qrsPeaks);
-    const noise = this.noisePeaks.length > 0 ? median(this.noisePeaks) : 0;
-    return noise + this.options.thresholdFraction * (qrs - noise);
+    if (Number.isNaN(this.thresholdCache)) {
+      const qrs = median(this.qrsPeaks);
+      const noise = this.noisePeaks.length > 0 ? median(this.noisePeaks) : 0;
+      this.thresholdCache = noise + this.options.thresholdFraction * (qrs - noise);
+    }
+    return this.thresholdCache;
   }
 
   private remember(list: number[], value: number): void {
     list.push(value);
     if (list.length > 8) list.shift();
+    if (list === this.rrs) this.rrMedian = median(this.rrs);
+    else this.thresholdCache = Number.NaN;
   }
 
   private onPeak(peak: Candidate): void {
@@ -241,9 +289,9 @@ export class QrsDetector {
     }
     const last = this.lastQrs;
     const since = last ? peak.at - last.at : Number.POSITIVE_INFINITY;
-    if (since < this.ms(this.options.refractoryMs)) return;
+    if (since < this.refractory) return;
     if (peak.value >= threshold) {
-      if (last && since < this.ms(this.options.tWaveMs) && peak.slope < last.slope / 2) {
+      if (last && since < this.tWave && peak.slope < last.slope / 2) {
         this.remember(this.noisePeaks, peak.value);
         this.sinceLast.push(peak);
         return;
@@ -258,15 +306,16 @@ export class QrsDetector {
   private searchback(t: number): void {
     const last = this.lastQrs;
     if (!last || this.rrs.length < 2) return;
-    const limit = this.options.searchbackFactor * median(this.rrs);
+    const limit = this.options.searchbackFactor * this.rrMedian;
     if (t - last.at < limit || t < this.searchbackAt) return;
     const threshold = this.threshold();
     let best: Candidate | undefined;
     for (const c of this.sinceLast) {
-      if (c.at - last.at >= this.ms(this.options.tWaveMs) && c.value >= threshold / 2 && (!best || c.value > best.value)) best = c;
+      if (c.at - last.at >= this.tWave && c.value >= threshold / 2 && (!best || c.value > best.value)) best = c;
     }
     if (best) {
       this.noisePeaks.pop();
+      this.thresholdCache = Number.NaN;
       this.pending = { peak: best, searchback: true, threshold };
       this.sinceLast = [];
     } else {

@@ -129,20 +129,3 @@ export function decodeForecast(gl: number, out: ArrayLike<number>): GlucoseForec
   const logit = out[1] as number;
   return { predGl: gl + delta, hypoProbability: 1 / (1 + Math.exp(-logit)) };
 }
-
-export interface HypoAlertThresholds {
-  /** Alert when the forecast is below this (mg/dL). */
-  predGl: number;
-  /** ... or when the event probability is at least this while the reading is below `level` (mg/dL). */
-  probability: number;
-  level: number;
-}
-
-/**
- * The predicted-hypoglycaemia decision at a reading. No predicted alert while the reading itself is
- * already below 70 mg/dL: that is a hypoglycaemia alert of its own (firmware/rules.ts).
- */
-export function predictedHypo(gl: number, forecast: GlucoseForecast, thresholds: HypoAlertThresholds): boolean {
-  if (gl < 70) return false;
-  return forecast.predGl < thresholds.predGl || (gl < thresholds.level && forecast.hypoProbability >= thresholds.probability);
-}

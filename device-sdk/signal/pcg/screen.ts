@@ -26,8 +26,8 @@ export interface PcgScreenOptions {
 }
 
 export const DEFAULT_PCG_SCREEN_OPTIONS: Readonly<PcgScreenOptions> = Object.freeze({
-  workingRateHz: 2000,
-  bandHz: [25, 400] as [number, number],
+  workingRateHz: 4000,
+  bandHz: [25, 800] as [number, number],
   windowS: 30,
   hopS: 15,
   minSeconds: 1.2,
