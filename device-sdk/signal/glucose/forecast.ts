@@ -45,7 +45,8 @@ export function valueAt(trace: readonly GlucosePoint[], last: number, tq: number
   return a.gl + ((b.gl - a.gl) * (tq - a.t)) / (b.t - a.t);
 }
 
-function gridSlope(v: readonly number[], from: number, to: number): number {
+/** Least-squares slope (mg/dL per min) through the 5-minute grid points `from..to` steps back. */
+export function gridSlope(v: readonly number[], from: number, to: number): number {
   // Grid points from..to (steps back in time); x in minutes increasing towards the present.
   const n = to - from + 1;
   let mx = 0;

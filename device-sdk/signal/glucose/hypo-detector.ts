@@ -19,7 +19,7 @@
  *   15      share of the grid's older points that were missing (f[15])
  *   16      share of the readings of the last 3 h below 80
  */
-import { FORECAST_SPEC, type GlucoseForecast } from './forecast.js';
+import { FORECAST_SPEC, type GlucoseForecast, gridSlope } from './forecast.js';
 import { type GlucosePoint, MS_PER_MIN } from './types.js';
 
 export const DETECTOR_SPEC = Object.freeze({
@@ -41,22 +41,7 @@ export function detectorFeatures(trace: readonly GlucosePoint[], i: number, f: A
   // The 5-minute grid of the forecast features: v[k] = g(t - 5k).
   const v: number[] = [p.gl];
   for (let k = 1; k <= FORECAST_SPEC.historySteps; k++) v.push(p.gl + (f[k] as number) * FORECAST_SPEC.deltaScale);
-  const n = v.length;
-  let mx = 0;
-  let my = 0;
-  for (let k = 0; k < n; k++) {
-    mx += -k * FORECAST_SPEC.stepMin;
-    my += v[k] as number;
-  }
-  mx /= n;
-  my /= n;
-  let sxx = 0;
-  let sxy = 0;
-  for (let k = 0; k < n; k++) {
-    const x = -k * FORECAST_SPEC.stepMin - mx;
-    sxx += x * x;
-    sxy += x * ((v[k] as number) - my);
-  }
+  const slope60 = gridSlope(v, 0, v.length - 1);
   let min3h = p.gl;
   let min24h = p.gl;
   let lastLow: number | undefined;
@@ -80,7 +65,7 @@ export function detectorFeatures(trace: readonly GlucosePoint[], i: number, f: A
   out[1] = f[12] as number;
   out[2] = f[13] as number;
   out[3] = f[14] as number;
-  out[4] = sxy / sxx / FORECAST_SPEC.slopeScale;
+  out[4] = slope60 / FORECAST_SPEC.slopeScale;
   out[5] = norm(fc.predGl);
   out[6] = Math.max(-8, Math.min(8, Number.isFinite(logit) ? logit : Math.sign(logit) * 8)) / 4;
   out[7] = norm(Math.min(...v));
