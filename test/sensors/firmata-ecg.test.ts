@@ -99,10 +99,14 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     expect(before.length + after.length).toBe(got.length);
     expect(before.map(([i]) => i)).toEqual(Array.from({ length: before.length }, (_, i) => i));
     expect(after.map(([i]) => i)).toEqual(Array.from({ length: after.length }, (_, i) => gap.firstSample + gap.samples + i));
-    // The estimate of the missed samples is close to what the board really played meanwhile.
+    // The estimate of the missed samples is close to what the board really played meanwhile. Firmata
+    // has no sample counter, so the driver estimates from the wall-clock time the board was away: its
+    // error is the event-loop latency around the unplug and the replug handshake, which on a loaded CI
+    // machine reached 300 ms (60 samples at the 200/s this test plays). Bound: half a second of samples
+    // or half the span, whichever is larger.
     const lastBefore = before.at(-1)![1] + 512;
     const firstAfter = after[0]![1] + 512;
     const trulyMissed = (firstAfter - lastBefore - 1 + 1000) % 1000;
-    expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(Math.max(30, trulyMissed * 0.5));
+    expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(Math.max(100, trulyMissed * 0.5));
   });
 });
