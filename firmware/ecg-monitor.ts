@@ -298,7 +298,7 @@ export class EcgMonitor {
 
   /** The AF detector's atrial organisation now, for the evidence text. */
   private afAtrial(): string {
-    const a = (this.af as AfDetector).atrialOrganizationNow;
+    const a = (this.af as AfDetector).atrialOrganization;
     return Number.isFinite(a) ? `${a.toFixed(2)} (P waves repeat at >= ${DEFAULT_AF_OPTIONS.organizedAtrial})` : 'unknown';
   }
 

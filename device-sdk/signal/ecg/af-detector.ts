@@ -99,6 +99,7 @@ export class AfDetector {
   /** Scratch for the intervals and their differences (no allocation per beat). */
   private rr = new Float64Array(64);
   private diffs = new Float64Array(64);
+  private atrial = new Float64Array(64);
   /** Consecutive V beats so far and the sample of the first of them. */
   private vRun = 0;
   private vRunStart = 0;
@@ -203,7 +204,7 @@ export class AfDetector {
     }
     if (nd < minPairs) return this.stale();
     this.current = medianOf(diffs, nd) / medianOf(rr, w.length);
-    const organized = this.atrialOrganization() >= this.options.organizedAtrial;
+    const organized = this.atrialOrganization >= this.options.organizedAtrial;
     const crossing = this.af ? this.current < offThreshold || organized : this.current > onThreshold && !organized;
     this.streak = crossing ? this.streak + 1 : 0;
     if (this.streak < confirmIntervals) return [];
@@ -214,15 +215,11 @@ export class AfDetector {
   }
 
   /** Median atrial correlation over the window (NaN when fewer than `minAtrialValues` are known). */
-  private atrialOrganization(): number {
-    const values: number[] = [];
-    for (const i of this.window) if (Number.isFinite(i.atrial)) values.push(i.atrial);
-    return values.length >= this.options.minAtrialValues ? median(values) : Number.NaN;
-  }
-
-  /** The last atrial organisation measured (NaN when unknown). */
-  get atrialOrganizationNow(): number {
-    return this.atrialOrganization();
+  get atrialOrganization(): number {
+    if (this.atrial.length < this.window.length) this.atrial = new Float64Array(2 * this.window.length);
+    let n = 0;
+    for (const i of this.window) if (Number.isFinite(i.atrial)) this.atrial[n++] = i.atrial;
+    return n >= this.options.minAtrialValues ? medianOf(this.atrial, n) : Number.NaN;
   }
 
   /** End of the record: an open episode ends at `sample`. */
@@ -238,12 +235,6 @@ function medianOf(values: Float64Array, n: number): number {
   const s = values.subarray(0, n).sort();
   const m = n >> 1;
   return n % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /**

@@ -126,6 +126,17 @@ function medianOf(values: ArrayLike<number>, scratch: number[]): number {
   return scratch.length % 2 ? (scratch[m] as number) : ((scratch[m - 1] as number) + (scratch[m] as number)) / 2;
 }
 
+/** A template: the per-point median of the beats of `history` (each `points` long). */
+function pointMedian(history: readonly Float32Array[], points: number, scratch: number[]): Float32Array {
+  const out = new Float32Array(points);
+  const column = new Float32Array(history.length);
+  for (let i = 0; i < points; i++) {
+    for (let j = 0; j < history.length; j++) column[j] = (history[j] as Float32Array)[i] as number;
+    out[i] = medianOf(column, scratch);
+  }
+  return out;
+}
+
 /** Correlation with the template from which a beat counts as shaped like the dominant beat. */
 const NORMAL_MIN_CORR = 0.75;
 /** RR intervals of the rhythm context (AF-like irregularity). */
@@ -346,12 +357,7 @@ export class BeatFeatureExtractor {
     const diff = new Float32Array(morphPoints);
     const width = first < 0 ? 0 : (last - first + 1) / fs / 0.1;
     if (this.templateHistory.length >= 3) {
-      const template = new Float32Array(morphPoints);
-      const column = new Float32Array(this.templateHistory.length);
-      for (let i = 0; i < morphPoints; i++) {
-        for (let j = 0; j < this.templateHistory.length; j++) column[j] = (this.templateHistory[j] as Float32Array)[i] as number;
-        template[i] = medianOf(column, this.scratch);
-      }
+      const template = pointMedian(this.templateHistory, morphPoints, this.scratch);
       corr = correlation(morph, template);
       let sq = 0;
       for (let i = 0; i < morphPoints; i++) {
@@ -360,16 +366,10 @@ export class BeatFeatureExtractor {
       }
       dist = Math.sqrt(sq / morphPoints);
       // The same distance over the QRS complex only (R peak -100 ms to +100 ms).
+      const [q0, q1] = this.qrsRange;
       let qsq = 0;
-      let qn = 0;
-      for (let i = 0; i < morphPoints; i++) {
-        const tMs = this.options.windowMs[0] + (i * (this.options.windowMs[1] - this.options.windowMs[0])) / (morphPoints - 1);
-        if (Math.abs(tMs) <= 100) {
-          qsq += (diff[i] as number) ** 2;
-          qn++;
-        }
-      }
-      qrsDist = qn > 0 ? Math.sqrt(qsq / qn) : 0;
+      for (let i = q0; i < q1; i++) qsq += (diff[i] as number) ** 2;
+      qrsDist = q1 > q0 ? Math.sqrt(qsq / (q1 - q0)) : 0;
     }
     // The template takes the beats that are not premature; its per-point median keeps the dominant
     // beat as long as most of them are (in bigeminy the ectopic beats are premature and stay out).
@@ -387,12 +387,7 @@ export class BeatFeatureExtractor {
     let tCorr = 1;
     let normalLike = true;
     if (this.dominantHistory.length >= 3) {
-      const dominant = new Float32Array(morphPoints);
-      const column = new Float32Array(this.dominantHistory.length);
-      for (let i = 0; i < morphPoints; i++) {
-        for (let j = 0; j < this.dominantHistory.length; j++) column[j] = (this.dominantHistory[j] as Float32Array)[i] as number;
-        dominant[i] = medianOf(column, this.scratch);
-      }
+      const dominant = pointMedian(this.dominantHistory, morphPoints, this.scratch);
       normalLike = correlation(morph, dominant) >= NORMAL_MIN_CORR;
       qrsCorr = correlation(morph, dominant, this.qrsRange);
       pCorr = correlation(morph, dominant, this.pRange);

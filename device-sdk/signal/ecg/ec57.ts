@@ -198,19 +198,7 @@ export function grossClassScores(all: readonly ClassScores[]): ClassScores {
 
 /** Sample intervals `[start, end)` of a rhythm in MIT rhythm annotations (code 28, AUX `(AFIB`, ...). */
 export function rhythmEpisodes(annotations: readonly (ReferenceAnnotation & { aux?: string })[], rhythm: string, length: number): [number, number][] {
-  const out: [number, number][] = [];
-  let open: number | undefined;
-  for (const a of annotations) {
-    if (a.code !== RHYTHM || a.aux === undefined) continue;
-    const label = a.aux.replace(/\0+$/, '').trim();
-    if (label === rhythm && open === undefined) open = a.sample;
-    else if (label !== rhythm && open !== undefined) {
-      out.push([open, a.sample]);
-      open = undefined;
-    }
-  }
-  if (open !== undefined) out.push([open, length]);
-  return out;
+  return labelEpisodes(annotations, length, (label) => label === rhythm, false);
 }
 
 export const RHYTHM = 28;
@@ -248,15 +236,20 @@ export function afReference(annotations: readonly (ReferenceAnnotation & { aux?:
 
 /** Episodes from a rhythm label beginning with `prefix` to the next rhythm label that does not (or to VFON when `vfEnds`). */
 function prefixEpisodes(annotations: readonly (ReferenceAnnotation & { aux?: string })[], prefix: string, length: number, vfEnds: boolean): [number, number][] {
+  return labelEpisodes(annotations, length, (label) => label.startsWith(prefix), vfEnds);
+}
+
+/** Episodes from a rhythm label that is `inside` to the next rhythm label that is not (or to VFON when `vfEnds`). */
+function labelEpisodes(annotations: readonly (ReferenceAnnotation & { aux?: string })[], length: number, inside: (label: string) => boolean, vfEnds: boolean): [number, number][] {
   const out: [number, number][] = [];
   let open: number | undefined;
   for (const a of annotations) {
-    let inside: boolean;
-    if (a.code === RHYTHM && a.aux !== undefined) inside = auxLabel(a.aux).startsWith(prefix);
-    else if (vfEnds && a.code === VFON) inside = false;
+    let isIn: boolean;
+    if (a.code === RHYTHM && a.aux !== undefined) isIn = inside(auxLabel(a.aux));
+    else if (vfEnds && a.code === VFON) isIn = false;
     else continue;
-    if (inside && open === undefined) open = a.sample;
-    else if (!inside && open !== undefined) {
+    if (isIn && open === undefined) open = a.sample;
+    else if (!isIn && open !== undefined) {
       out.push([open, a.sample]);
       open = undefined;
     }
