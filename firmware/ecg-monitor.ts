@@ -1,6 +1,6 @@
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import { DEFAULT_AF_OPTIONS, AfDetector, type AfEvent, AtrialActivity } from '../device-sdk/signal/ecg/af-detector.js';
-import { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../device-sdk/signal/ecg/beat-classes.js';
+import { type BeatClassifier, classInRhythm, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, type AamiClass, type BeatFeatures } from '../device-sdk/signal/ecg/beat-features.js';
 import { EcgFrontEnd } from '../device-sdk/signal/ecg/front-end.js';
 import { DEFAULT_QRS_OPTIONS } from '../device-sdk/signal/ecg/qrs-detector.js';
@@ -250,12 +250,18 @@ export class EcgMonitor {
     return this.classifier ? { modelId: this.classifier.modelId, modelSha256: this.classifier.modelSha256 } : { modelId: RULE_CLASSIFIER_ID, modelSha256: RULES_SHA256 };
   }
 
-  private onClassified(beat: BeatFeatures, cls: AamiClass, probability: number, out: EcgMonitorOutput): void {
+  private onClassified(beat: BeatFeatures, modelCls: AamiClass, probability: number, out: EcgMonitorOutput): void {
+    const q = this.qualityNow();
+    // The AF detector takes the classifier's class; the beat is reported in its rhythm (S in AF -> N).
+    const af = this.af as AfDetector;
+    const atrial = this.atrialOf.get(beat.sample);
+    this.atrialOf.delete(beat.sample);
+    for (const e of af.push({ sample: beat.sample, cls: modelCls, atrial })) this.onAf(e, q, out);
+    const cls = classInRhythm(modelCls, af.inAf);
     this.counts.set(cls, (this.counts.get(cls) ?? 0) + 1);
     if (cls !== 'N') this.ectopicProbability = Math.max(this.ectopicProbability, probability);
     const sample = this.firstSample + beat.sample;
     const t = this.timeOf(sample);
-    const q = this.qualityNow();
     // Ventricular runs.
     if (cls === 'V') {
       const run = this.run ?? { start: sample, beats: 0, lastSample: sample, alerted: 0 };
@@ -275,9 +281,6 @@ export class EcgMonitor {
         out.alerts.push({ kind: 'ecg-sustained-ventricular-run', severity: 3, t, sensor: this.sensor, message: `Beats classified ventricular for ${Math.round(durationMs / 1000)} s at ${Math.round(bpm)} /min; check the patient now (${DECISION_SUPPORT}).` });
       }
     } else this.run = undefined;
-    const atrial = this.atrialOf.get(beat.sample);
-    this.atrialOf.delete(beat.sample);
-    for (const e of (this.af as AfDetector).push({ sample: beat.sample, cls, atrial })) this.onAf(e, q, out);
   }
 
   private runFinding(run: NonNullable<EcgMonitor['run']>, bpm: number, probability: number, q: SignalQualityWindow, out: EcgMonitorOutput): void {

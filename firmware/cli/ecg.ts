@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { isQrsCode, type WfdbAnnotationInput } from '../../device-sdk/protocols/wfdb.js';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
 import { afEpisodes, AfDetector, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
-import { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../../device-sdk/signal/ecg/beat-classes.js';
+import { type BeatClassifier, classInRhythm, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, AAMI_WFDB_CODE, type AamiClass, aamiClassOf, type BeatFeatures } from '../../device-sdk/signal/ecg/beat-features.js';
 import {
   AF_REFERENCE_RULES,
@@ -82,7 +82,8 @@ export interface AnalyzedRecord {
 /**
  * The pipeline over one signal: front end in one-second chunks (as the runtime streams), the atrial
  * activity of each beat (pre-QRS correlation, for the AF detector), beats classified in batches (model
- * or rules), then the AF detector over the classified beats.
+ * or rules), then the AF detector over the classified beats (a beat called S inside an AF episode is
+ * reported N: `classInRhythm`).
  */
 export async function analyzeSignal(signal: Int16Array, fs: number, classifier: BeatClassifier | undefined): Promise<AnalyzedRecord> {
   const fe = new EcgFrontEnd({ fs });
@@ -112,7 +113,10 @@ export async function analyzeSignal(signal: Int16Array, fs: number, classifier: 
   } else beats = feats.map((b) => ({ sample: b.sample, cls: ruleBasedClass(b.features), probability: 1 }));
   const detector = new AfDetector({ fs });
   const af: AfEvent[] = [];
-  beats.forEach((b, i) => af.push(...detector.push({ sample: b.sample, cls: b.cls, atrial: atrial[i] })));
+  beats.forEach((b, i) => {
+    af.push(...detector.push({ sample: b.sample, cls: b.cls, atrial: atrial[i] }));
+    b.cls = classInRhythm(b.cls, detector.inAf);
+  });
   af.push(...detector.finish(signal.length));
   return { fs, length: signal.length, beats, af, afEpisodes: afEpisodes(af), classifier: classifier?.modelId ?? RULE_CLASSIFIER_ID };
 }

@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { afEpisodes, AfDetector, type AfDetectorOptions, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
+import { classInRhythm } from '../../device-sdk/signal/ecg/beat-classes.js';
+import type { AamiClass } from '../../device-sdk/signal/ecg/beat-features.js';
 import { AF_REFERENCE_RULES, afReference, type AfReferenceRule, type DurationScore, durationScore, grossDurationScore } from '../../device-sdk/signal/ecg/ec57.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
@@ -31,26 +33,39 @@ export function atrialValues(dir: string, record: string, samples: readonly numb
   return out;
 }
 
-export function afCv(dir: string, classes: Record<string, { samples: number[]; classes: string[] }>, options: Partial<AfDetectorOptions>, ignoreClasses = false, rule: AfReferenceRule = 'ec57', atrialCache?: Map<string, number[]>) {
-  const per: Record<string, DurationScore> = {};
+/**
+ * The AF detector over one record's classified beats, as the pipeline runs it: it takes the classifier's
+ * classes, and each beat is reported in its rhythm (`classInRhythm`: called S inside an AF episode -> N).
+ */
+export function afOverBeats(samples: readonly number[], classes: readonly string[], atrial: readonly number[], options: Partial<AfDetectorOptions>, length: number, fs = 360): { events: AfEvent[]; reported: AamiClass[] } {
+  const det = new AfDetector({ ...options, fs });
+  const events: AfEvent[] = [];
+  const reported: AamiClass[] = [];
+  samples.forEach((s, i) => {
+    const cls = classes[i] as AamiClass;
+    events.push(...det.push({ sample: s, cls, atrial: atrial[i] }));
+    reported.push(classInRhythm(cls, det.inAf));
+  });
+  events.push(...det.finish(length));
+  return { events, reported };
+}
+
+/** AF duration scores of every record and gross, against each reference rule (one detector run per record). */
+export function afCv(dir: string, classes: Record<string, { samples: number[]; classes: string[] }>, options: Partial<AfDetectorOptions>, ignoreClasses = false) {
+  const per = Object.fromEntries(AF_REFERENCE_RULES.map((r) => [r, {} as Record<string, DurationScore>])) as Record<AfReferenceRule, Record<string, DurationScore>>;
   for (const [record, c] of Object.entries(classes)) {
     const fs = 360;
     const ann = readWfdbAnnotations(join(dir, record), 'atr').annotations;
     const length = 650000;
-    const det = new AfDetector({ ...options, fs });
-    const events: AfEvent[] = [];
-    let atrial = atrialCache?.get(record);
-    if (!atrial) {
-      atrial = atrialValues(dir, record, c.samples);
-      atrialCache?.set(record, atrial);
+    const atrial = atrialValues(dir, record, c.samples);
+    const { events } = afOverBeats(c.samples, ignoreClasses ? c.samples.map(() => 'N') : c.classes, atrial, options, length, fs);
+    const episodes = afEpisodes(events);
+    for (const rule of AF_REFERENCE_RULES) {
+      const ref = afReference(ann, length, rule);
+      per[rule][record] = durationScore(ref.af, episodes, { fs, length, excluded: ref.excluded });
     }
-    const a = atrial;
-    c.samples.forEach((s, i) => events.push(...det.push({ sample: s, cls: ignoreClasses ? 'N' : (c.classes[i] as string), atrial: a[i] })));
-    events.push(...det.finish(length));
-    const ref = afReference(ann, length, rule);
-    per[record] = durationScore(ref.af, afEpisodes(events), { fs, length, excluded: ref.excluded });
   }
-  return { per, gross: grossDurationScore(Object.values(per)) };
+  return Object.fromEntries(AF_REFERENCE_RULES.map((r) => [r, { per: per[r], gross: grossDurationScore(Object.values(per[r])) }])) as Record<AfReferenceRule, { per: Record<string, DurationScore>; gross: DurationScore }>;
 }
 
 if (process.argv[1] && resolve(process.argv[1]).endsWith(join('models', 'ecg-beats', 'af-cv.js'))) {
@@ -68,12 +83,11 @@ if (process.argv[1] && resolve(process.argv[1]).endsWith(join('models', 'ecg-bea
   if (values.window) options.windowIntervals = Number(values.window);
   if (values.vrun) options.ventricularRunBeats = Number(values.vrun);
   if (values['p-organized']) options.organizedAtrial = Number(values['p-organized']);
-  const cache = new Map<string, number[]>();
-  const results = Object.fromEntries(AF_REFERENCE_RULES.map((r) => [r, afCv(dir, classes, options, values['ignore-classes'], r, cache)]));
+  const results = afCv(dir, classes, options, values['ignore-classes']);
   if (values.json) {
     process.stdout.write(`${JSON.stringify(Object.fromEntries(Object.entries(results).map(([r, x]) => [r, x.gross])))}\n`);
   } else {
-    const { per } = results[rule] as ReturnType<typeof afCv>;
+    const { per } = results[rule];
     for (const [r, s] of Object.entries(per)) if (s.overlap + s.refOnly + s.detOnly > 0) process.stdout.write(`${r}: Se ${s.se.toFixed(1)} +P ${s.ppv.toFixed(1)} ref ${Math.round((s.overlap + s.refOnly) / 360)} s det ${Math.round((s.overlap + s.detOnly) / 360)} s (${rule})\n`);
     for (const [r, x] of Object.entries(results)) process.stdout.write(`gross (${r}): Se ${x.gross.se.toFixed(2)} +P ${x.gross.ppv.toFixed(2)}\n`);
   }

@@ -6,8 +6,9 @@
  * 1. Beats: our own streaming front end (QRS detection + features) over every non-paced record,
  *    labelled from the `.atr` beat matched to each detected beat (models/ecg-beats/dataset.ts).
  * 2. Leave-records-out cross-validation: records dealt round-robin (sorted) into K folds; each fold is
- *    scored by a model trained on the other folds only. Scores follow EC57 (from minute 5, missed
- *    beats count against Se, false detections against +P).
+ *    scored by a model trained on the other folds only, its beats reported as the pipeline reports them
+ *    (the AF detector over the classes; a beat called S inside AF is N). Scores follow EC57 (from
+ *    minute 5, missed beats count against Se, false detections against +P).
  * 3. The shipped model is trained the same way on all non-paced records.
  * Fixed seed: data order and initial weights are deterministic. The shipped 1.0.0 was made with the
  * defaults (5 folds, 10 epochs, wasm).
@@ -22,6 +23,7 @@ import { DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type Supraventric
 import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
 import { packageRoot } from '../../firmware/package-root.js';
+import { afOverBeats, atrialValues } from './af-cv.js';
 import { PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
@@ -263,9 +265,12 @@ async function main(): Promise<void> {
       const trainSet = gather(records.filter((r) => !split[k]?.includes(r.record)));
       const model = await train(trainSet, epochs, SEED + k, `fold ${k + 1}/${folds}`);
       for (const r of test) {
-        const predicted = predictClasses(model, r);
-        oof[r.record] = { samples: [...r.samples], classes: [...predicted].map((c) => AAMI_CLASSES[c] as string) };
-        const pairs = pairsOf(r, predicted);
+        const classes = [...predictClasses(model, r)].map((c) => AAMI_CLASSES[c] as string);
+        const samples = [...r.samples];
+        oof[r.record] = { samples, classes };
+        // Scored as the pipeline reports the beats: the AF detector over these classes, S inside AF -> N.
+        const { reported } = afOverBeats(samples, classes, atrialValues(dir, r.record, samples), {}, r.length, r.fs);
+        const pairs = pairsOf(r, Int32Array.from(reported, (c) => AAMI_CLASSES.indexOf(c)));
         perRecord[r.record] = classScores(pairs);
         all.push(...pairs);
       }

@@ -39,6 +39,9 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
   const qrs: DetectionScore[] = [];
   const classes: ClassScores[] = [];
   const af: DurationScore[] = [];
+  /** Beats reported S while the AF detector was in an episode (from an onset's decision to the end's). */
+  let sInAf = 0;
+  let afBeats = 0;
   beforeAll(async () => {
     requireBuild();
     classifier = await WorkerBeatClassifier.start(defaultBeatModelDir(), 'wasm');
@@ -52,6 +55,13 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
       const r = await analyzeSignal(signal, fs, classifier);
       qrs.push(scoreDetections(reference, r.beats.map((b) => b.sample), { fs, length }));
       if (!PACED_RECORDS.includes(name)) classes.push(classScores(classPairs(reference, r.beats, aamiClassOf, { fs, length })));
+      for (const [k, e] of r.af.entries()) {
+        if (e.type !== 'onset') continue;
+        const until = r.af[k + 1]?.at ?? length;
+        const inside = r.beats.filter((b) => b.sample > e.at && b.sample < until);
+        afBeats += inside.length;
+        sInAf += inside.filter((b) => b.cls === 'S').length;
+      }
       const ref = afReference(reference, length);
       af.push(durationScore(ref.af, r.afEpisodes, { fs, length, excluded: ref.excluded }));
     }
@@ -74,6 +84,11 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
     expect(gross.V.ppv).toBeGreaterThanOrEqual(V_PPV_FLOOR);
     expect(gross.S.se).toBeGreaterThanOrEqual(S_SE_FLOOR);
     expect(gross.S.ppv).toBeGreaterThanOrEqual(S_PPV_FLOOR);
+  });
+
+  it('reports no S beat while an AF episode is open (no sinus rhythm to be premature against)', () => {
+    expect(afBeats).toBeGreaterThan(3_000);
+    expect(sInAf).toBe(0);
   });
 
   it('keeps the AF duration figures over all 26 records (AF in 201 and 203)', () => {
@@ -118,13 +133,13 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
 });
 
 // Measured with ecg-beats 1.1.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.96 / +P 94.43,
-// S Se 84.45 / +P 73.73 (in-sample; S in a regular rhythm is decided by the rhythm rule, which the
-// training records do not fit, so in-sample S +P fell from 78.03 with 1.0.0 while the cross-validated
-// S +P rose from 34.7 to 45.6), AF duration (EC57 reference: (AFIB, flutter left out of +P) Se 95.94 / +P 81.69
-// over the 26 records, with the atrial-activity rule.
+// S Se 80.43 / +P 84.79 (in-sample; S in a regular rhythm is decided by the rhythm rule, which the
+// training records do not fit, and a beat called S while AF is detected is reported N: before that rule
+// S was 84.45 / 73.73, the Se lost in 201's falsely detected AF), AF duration (EC57 reference: (AFIB,
+// flutter left out of +P) Se 95.94 / +P 81.69 over the 26 records, with the atrial-activity rule.
 const V_SE_FLOOR = 94;
 const V_PPV_FLOOR = 93.5;
-const S_SE_FLOOR = 83;
-const S_PPV_FLOOR = 72.5;
+const S_SE_FLOOR = 79.5;
+const S_PPV_FLOOR = 84;
 const AF_SE_FLOOR = 95;
 const AF_PPV_FLOOR = 80;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, isSupraventricularEctopic, ruleBasedClass, splitSupraventricular, supraventricularRuleOf, supraventricularThresholds } from './beat-classes.js';
+import { classInRhythm, classOf, DEFAULT_SUPRAVENTRICULAR_RULE, isSupraventricularEctopic, ruleBasedClass, splitSupraventricular, supraventricularRuleOf, supraventricularThresholds } from './beat-classes.js';
 import { AAMI_CLASSES, FEATURE_NAMES, featureLength } from './beat-features.js';
 
 const W = featureLength();
@@ -17,6 +17,15 @@ function row(rrPreNormal: number, rrSpread: number, qrsCorr = 0.98): Float32Arra
 }
 
 describe('beat classes', () => {
+  it('reports a beat called S inside an AF episode as N and leaves every other class as it is', () => {
+    expect(classInRhythm('S', true)).toBe('N');
+    expect(classInRhythm('S', false)).toBe('S');
+    for (const cls of ['N', 'V', 'F', 'Q'] as const) {
+      expect(classInRhythm(cls, true)).toBe(cls);
+      expect(classInRhythm(cls, false)).toBe(cls);
+    }
+  });
+
   it('calls a beat S only when it is shaped like the dominant beat, premature and in a regular rhythm', () => {
     expect(isSupraventricularEctopic(row(0.7, 0.03))).toBe(true);
     // On time, or premature in AF, or premature with a different QRS: not S.

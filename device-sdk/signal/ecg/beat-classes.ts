@@ -22,6 +22,17 @@ export function classOf(probabilities: ArrayLike<number>, offset = 0, minProbabi
   return { cls, probability };
 }
 
+/**
+ * The class a beat is reported with once the AF detector has taken it: in atrial fibrillation there is no
+ * sinus rhythm for a beat to be premature against, and EC57 references (MIT-BIH) label the
+ * supraventricular beats of AF `N`; so a beat the classifier calls S while an AF episode is open (the
+ * detector's state after that beat) is reported N. No threshold of its own. The AF detector is always
+ * given the classifier's class (it leaves beats called S out of its N-N intervals), never this one.
+ */
+export function classInRhythm(cls: AamiClass, inAf: boolean): AamiClass {
+  return inAf && cls === 'S' ? 'N' : cls;
+}
+
 const at = (name: (typeof FEATURE_NAMES)[number]) => FEATURE_NAMES.indexOf(name);
 
 /**
