@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend, loadModel, tf } from '../../device-sdk/inference/index.js';
+import { initBackend, layersModelFromFiles, loadModel, tf } from '../../device-sdk/inference/index.js';
 import { mulberry32 } from '../../device-sdk/random.js';
 import { verifyArtifactDir } from '../../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../../device-sdk/signal/glucose/dense-network.js';
@@ -89,6 +89,26 @@ describe('the shipped glucose-forecast artifact', () => {
       expect(y[0]).toBeCloseTo(viaTf[2 * r] as number, 4);
       expect(y[1]).toBeCloseTo(viaTf[2 * r + 1] as number, 4);
     }
+  });
+});
+
+describe('the one loader of the runtime and the CLI', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it('gives the forecast files it checked, and the TF.js model built from them is the one loadModel gives', async () => {
+    const f = loadGlucoseForecaster(MODEL_DIR);
+    expect(Buffer.from(f.forecastFiles.topology).equals(readFileSync(join(MODEL_DIR, 'model.json')))).toBe(true);
+    expect(Buffer.from(f.forecastFiles.weights).equals(readFileSync(join(MODEL_DIR, 'weights.bin')))).toBe(true);
+    const fromLoader = await layersModelFromFiles(f.forecastFiles.topology, f.forecastFiles.weights);
+    const { model } = await loadModel(MODEL_DIR);
+    const x = Float32Array.from(fc.sample(fc.float({ min: -3, max: 3, noNaN: true }), F * 32));
+    const a = (fromLoader.predict(tf.tensor2d(x, [32, F])) as tf.Tensor).dataSync();
+    const b = (model.predict(tf.tensor2d(x, [32, F])) as tf.Tensor).dataSync();
+    expect(Array.from(a)).toEqual(Array.from(b));
+    // ... and its forecast agrees with the plain-JavaScript network of the same load.
+    expect(f.net.predict(x.subarray(0, F))[0]).toBeCloseTo(a[0] as number, 4);
   });
 });
 
