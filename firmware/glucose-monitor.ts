@@ -15,15 +15,16 @@
  *   engine (firmware/rules.ts), so no condition is alerted twice. Each alert fires once per episode.
  *
  * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
- * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs.
+ * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs;
+ * both load it through `loadGlucoseForecaster` (manifest read and checked once).
  * Without a model (missing, altered or refused), the predicted-low alert falls back to a rule:
  * linear extrapolation of the 15-minute trend below 70 mg/dL. Decision support, never a diagnosis.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Alert, Finding, Reading } from '../device-sdk/records.js';
-import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
-import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
+import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
+import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
 import { DEFAULT_SENSOR_FAULT_OPTIONS, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../device-sdk/signal/glucose/forecast.js';
@@ -58,6 +59,8 @@ export interface GlucoseForecaster {
   policy: HypoAlertPolicy;
   modelId: string;
   sha256: string;
+  /** The forecast's TF.js files (`model.json`, `weights.bin`) as read and checked here: `medge glucose predict` builds its TF.js model from them. */
+  forecastFiles: { topology: Uint8Array; weights: Uint8Array };
 }
 
 export function defaultGlucoseModelDir(): string {
@@ -65,18 +68,30 @@ export function defaultGlucoseModelDir(): string {
 }
 
 /**
- * Loads the forecast model of `dir`: every file checked against its sha256 in `medge-model.json`
- * and, when `trustedPublicPems` are given, the Ed25519 signature (`medge-manifest.json`) first.
- * Throws (InferenceError, ArtifactVerificationError, DenseNetworkError) when it cannot be trusted or read.
+ * Loads the forecast model of `dir`, the one loader of the runtime and of `medge glucose predict`:
+ * each file is read once; with `trustedPublicPems`, the Ed25519 signature (`medge-manifest.json`)
+ * over every file of the directory is verified first, then (always) every file `medge-model.json`
+ * pins is checked against its sha256 there. Both networks and the alert policy come from those bytes.
+ * Throws (ArtifactVerificationError, DenseNetworkError, Error) when it cannot be trusted or read.
  */
 export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), trustedPublicPems?: readonly string[]): GlucoseForecaster {
-  if (trustedPublicPems !== undefined && trustedPublicPems.length > 0) verifyArtifactDir(dir, trustedPublicPems);
+  let read: (name: string) => Uint8Array = (name) => readFileSync(join(dir, name));
+  if (trustedPublicPems !== undefined && trustedPublicPems.length > 0) {
+    // The bytes the signature was checked on are the bytes the model is built from.
+    const signed = readArtifactFiles(dir);
+    verifyArtifact(readManifest(dir), signed, trustedPublicPems);
+    read = (name) => {
+      const bytes = signed.get(name);
+      if (bytes === undefined) throw new Error(`${join(dir, name)} is missing`);
+      return bytes;
+    };
+  }
   // The checks of device-sdk/inference readModelManifest, without loading TF.js into the runtime.
-  const manifestBytes = readFileSync(join(dir, 'medge-model.json'));
-  const manifest = JSON.parse(manifestBytes.toString('utf8')) as { id: string; version: string; thresholds?: Partial<HypoAlertPolicy>; files?: Record<string, string> };
-  const files = new Map<string, Buffer>();
+  const manifestBytes = read('medge-model.json');
+  const manifest = JSON.parse(Buffer.from(manifestBytes).toString('utf8')) as { id: string; version: string; thresholds?: Partial<HypoAlertPolicy>; files?: Record<string, string> };
+  const files = new Map<string, Uint8Array>();
   for (const [name, expected] of Object.entries(manifest.files ?? {})) {
-    const bytes = readFileSync(join(dir, name));
+    const bytes = read(name);
     if (sha256Hex(bytes) !== expected) throw new Error(`${join(dir, name)} does not match its sha256 in medge-model.json: the model was altered`);
     files.set(name, bytes);
   }
@@ -86,15 +101,16 @@ export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), tr
   const detectorWeights = files.get('detector.bin');
   if (!topology || !weights || !detectorTopology || !detectorWeights) throw new Error(`${dir}: medge-model.json must pin model.json, weights.bin, detector.json and detector.bin`);
   const sha256 = sha256Hex(manifestBytes);
-  const net = DenseNetwork.fromArtifacts(topology.toString('utf8'), weights);
-  const detector = DenseNetwork.fromArtifacts(detectorTopology.toString('utf8'), detectorWeights);
+  const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const net = DenseNetwork.fromArtifacts(text(topology), weights);
+  const detector = DenseNetwork.fromArtifacts(text(detectorTopology), detectorWeights);
   const t = manifest.thresholds ?? {};
   const keys = ['probability', 'release', 'holdoffMin', 'rearmLevel', 'rearmAfterMin'] as const;
   if (net.inDim !== FORECAST_SPEC.features || net.outDim !== 2 || detector.inDim !== DETECTOR_SPEC.features || detector.outDim !== 1 || keys.some((k) => typeof t[k] !== 'number')) {
     throw new Error(`${dir}: not a glucose forecast model (needs a ${FORECAST_SPEC.features}-input, 2-output forecast, a ${DETECTOR_SPEC.features}-input detector and the ${keys.join('/')} alert policy)`);
   }
   const policy = Object.fromEntries(keys.map((k) => [k, t[k] as number])) as unknown as HypoAlertPolicy;
-  return { net, detector, policy, modelId: `${manifest.id}@${manifest.version}`, sha256 };
+  return { net, detector, policy, modelId: `${manifest.id}@${manifest.version}`, sha256, forecastFiles: { topology, weights } };
 }
 
 export interface GlucoseMonitorOutput {

@@ -149,9 +149,14 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   const topologyBytes = files.get(MODEL_TOPOLOGY_FILE);
   const weights = files.get(MODEL_WEIGHTS_FILE);
   if (!topologyBytes || !weights) throw new InferenceError(`${dir}: ${MODEL_MANIFEST_FILE} must list ${MODEL_TOPOLOGY_FILE} and ${MODEL_WEIGHTS_FILE}`);
-  const topology = JSON.parse(topologyBytes.toString('utf8')) as { modelTopology: object; weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[] };
+  return { model: await layersModelFromFiles(topologyBytes, weights), manifest, sha256, dir };
+}
+
+/** A layers model on the current backend from the bytes of its `model.json` and weights file (checked by the caller). */
+export async function layersModelFromFiles(topologyBytes: Uint8Array, weights: Uint8Array): Promise<LayersModel> {
+  const text = Buffer.from(topologyBytes.buffer, topologyBytes.byteOffset, topologyBytes.byteLength).toString('utf8');
+  const topology = JSON.parse(text) as { modelTopology: object; weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[] };
   const weightSpecs = topology.weightsManifest.flatMap((g) => g.weights);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
-  const model = await loadLayersModel(tf.io.fromMemory({ modelTopology: topology.modelTopology, weightSpecs, weightData }));
-  return { model, manifest, sha256, dir };
+  return loadLayersModel(tf.io.fromMemory({ modelTopology: topology.modelTopology, weightSpecs, weightData }));
 }

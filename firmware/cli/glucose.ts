@@ -6,7 +6,7 @@ import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sd
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
 import { type CgmMetrics, cgmMetrics } from '../../device-sdk/signal/glucose/metrics.js';
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
-import { defaultGlucoseModelDir, loadGlucoseForecaster } from '../glucose-monitor.js';
+import { defaultGlucoseModelDir, type GlucoseForecaster, loadGlucoseForecaster } from '../glucose-monitor.js';
 import { parse, UsageError } from './args.js';
 
 export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--horizon 30] [--model DIR] [--backend wasm|cpu]
@@ -67,19 +67,21 @@ async function predict(args: string[]): Promise<number> {
   if (!values.csv || !values.out) throw new UsageError('--csv IN and --out OUT.csv are required', GLUCOSE_USAGE);
   if (values.horizon !== undefined && Number(values.horizon) !== FORECAST_SPEC.horizonMin) throw new UsageError(`--horizon: the model forecasts ${FORECAST_SPEC.horizonMin} minutes ahead only (got ${JSON.stringify(values.horizon)})`, GLUCOSE_USAGE);
   // TF.js loads only for this subcommand (every other medge command starts without it).
-  const { BACKENDS, initBackend, loadModel, tf } = await import('../../device-sdk/inference/index.js');
+  const { BACKENDS, InferenceError, initBackend, layersModelFromFiles, tf } = await import('../../device-sdk/inference/index.js');
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(values.backend)})`, GLUCOSE_USAGE);
   const rows = readRows(values.csv);
-  await initBackend(backend);
-  const loaded = await loadModel(values.model ?? defaultGlucoseModelDir());
-  // The detector and its alert policy (files checked against their sha256 in the manifest).
-  let detector: ReturnType<typeof loadGlucoseForecaster>;
+  // One load (the runtime's): the manifest read and every file checked against its sha256 once; the
+  // detector and its alert policy from it, and the forecast's TF.js model from the same checked bytes.
+  const dir = values.model ?? defaultGlucoseModelDir();
+  let forecaster: GlucoseForecaster;
   try {
-    detector = loadGlucoseForecaster(loaded.dir);
+    forecaster = loadGlucoseForecaster(dir);
   } catch (error) {
-    throw new UsageError(`${loaded.dir}: ${(error as Error).message}`, GLUCOSE_USAGE);
+    throw new InferenceError(`${dir}: ${(error as Error).message}`, { cause: error });
   }
+  await initBackend(backend);
+  const model = await layersModelFromFiles(forecaster.forecastFiles.topology, forecaster.forecastFiles.weights);
   // Per subject and reading time: [pred_gl, hypo_alert].
   const results = new Map<string, Map<number, [number, number]>>();
   const F = FORECAST_SPEC.features;
@@ -98,17 +100,17 @@ async function predict(args: string[]): Promise<number> {
     const probs = new Float64Array(trace.length).fill(Number.NaN);
     const predGl: number[] = [];
     if (at.length > 0) {
-      const out = tf.tidy(() => (loaded.model.predict(tf.tensor2d(feats, [at.length, F])) as { dataSync(): Float32Array }).dataSync());
+      const out = tf.tidy(() => (model.predict(tf.tensor2d(feats, [at.length, F])) as { dataSync(): Float32Array }).dataSync());
       at.forEach((i, r) => {
         const p = trace[i] as GlucosePoint;
         const fc = decodeForecast(p.gl, [out[2 * r] as number, out[2 * r + 1] as number]);
         predGl.push(fc.predGl);
         const x = detectorFeatures(trace, i, feats.slice(r * F, r * F + F), fc);
-        probs[i] = detectorProbability(detector.detector.predict(x)[0] as number);
+        probs[i] = detectorProbability(forecaster.detector.predict(x)[0] as number);
       });
     }
     // The alert logic runs over every reading (it follows events also where the model cannot run).
-    const on = hypoAlertStates(trace, probs, detector.policy);
+    const on = hypoAlertStates(trace, probs, forecaster.policy);
     at.forEach((i, r) => byTime.set((trace[i] as GlucosePoint).t, [predGl[r] as number, on[i] as number]));
   }
   const lines = ['id,time,gl,pred_gl,hypo_alert'];
@@ -119,7 +121,7 @@ async function predict(args: string[]): Promise<number> {
     lines.push([csvField(r.id), csvField(r.time), Number.isFinite(r.gl) ? String(r.gl) : '', res ? res[0].toFixed(1) : '', res ? String(res[1]) : ''].join(','));
   }
   writeFileSync(values.out, `${lines.join('\n')}\n`);
-  process.stderr.write(`medge glucose predict: ${rows.length} rows, ${results.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${loaded.manifest.id}@${loaded.manifest.version} (${loaded.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}\n`);
+  process.stderr.write(`medge glucose predict: ${rows.length} rows, ${results.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${forecaster.modelId} (${forecaster.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}\n`);
   return 0;
 }
 

@@ -10,18 +10,15 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { tf } from '../../device-sdk/inference/index.js';
-import { mulberry32 } from '../../device-sdk/random.js';
 import { DETECTOR_SPEC, type HypoAlertPolicy } from '../../device-sdk/signal/glucose/hypo-detector.js';
 import { hypoEvents } from '../../device-sdk/signal/glucose/metrics.js';
 import { type GlucosePoint, MS_PER_MIN } from '../../device-sdk/signal/glucose/types.js';
 import type { Subject } from './data.js';
 import { detectorAlertTimes, scoreAlerts, sumScores, type TracePrediction } from './evaluate.js';
+import { fitShuffled, type TrainingRows } from './fit.js';
 
-export interface DetectorRows {
-  x: Float32Array;
-  y: Float32Array;
-  n: number;
-}
+/** The detector's training rows: x its features, y the label (one value per row). */
+export type DetectorRows = TrainingRows;
 
 /** The detector's training rows of `subjects` (with their forecast runs `preds`). */
 export function detectorRows(subjects: readonly Subject[], preds: readonly TracePrediction[]): DetectorRows {
@@ -58,40 +55,9 @@ function bce(yTrue: tf.Tensor, logits: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mean(tf.add(tf.sub(tf.relu(logits), tf.mul(logits, yTrue)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))))));
 }
 
-/** Trains the detector (Adam, shuffled mini-batches, fixed seed). */
+/** Trains the detector (the training loop of fit.ts: batches of 256, shuffle seed `seed + 1`). */
 export async function trainDetector(rows: DetectorRows, seed: number, epochs: number, log: (epoch: number, loss: number) => void): Promise<tfl.LayersModel> {
-  const model = buildDetector(seed);
-  model.compile({ optimizer: tf.train.adam(2e-3), loss: bce });
-  const D = DETECTOR_SPEC.features;
-  const rng = mulberry32(seed + 1);
-  const order = Array.from({ length: rows.n }, (_, i) => i);
-  const batch = 256;
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(rng() * (i + 1));
-      [order[i], order[j]] = [order[j] as number, order[i] as number];
-    }
-    if (epoch === Math.round(epochs * 0.7)) (model.optimizer as unknown as { learningRate: number }).learningRate = 5e-4;
-    let total = 0;
-    let batches = 0;
-    for (let b = 0; b < order.length; b += batch) {
-      const idx = order.slice(b, b + batch);
-      const x = new Float32Array(idx.length * D);
-      const y = new Float32Array(idx.length);
-      idx.forEach((k, r) => {
-        x.set(rows.x.subarray(k * D, k * D + D), r * D);
-        y[r] = rows.y[k] as number;
-      });
-      const xt = tf.tensor2d(x, [idx.length, D]);
-      const yt = tf.tensor2d(y, [idx.length, 1]);
-      total += (await model.trainOnBatch(xt, yt)) as number;
-      xt.dispose();
-      yt.dispose();
-      batches++;
-    }
-    log(epoch, total / batches);
-  }
-  return model;
+  return fitShuffled(buildDetector(seed), bce, rows, { features: DETECTOR_SPEC.features, targets: 1, batch: 256, epochs, shuffleSeed: seed + 1, onEpoch: log });
 }
 
 export interface PolicyChoice {

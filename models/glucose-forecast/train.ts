@@ -28,6 +28,7 @@ import { packageRoot } from '../../firmware/package-root.js';
 import { loadCgmSubjects, splitSubjects, type Subject, subjectFolds } from './data.js';
 import { choosePolicy, detectorRows, scorePolicy, trainDetector } from './detector.js';
 import { type BatchPredictor, type DetectorPredictor, describeSet, detectorTrace, evaluateSubject, gatedRuleAlertTimes, predictTrace, ruleAlertTimes, scoreAlerts, type SubjectEvaluation, summarize, sumScores, targets, type TracePrediction } from './evaluate.js';
+import { fitShuffled, type TrainingRows } from './fit.js';
 import { writeModelCard } from './model-card.js';
 
 export const MODEL_ID = 'glucose-forecast';
@@ -50,11 +51,8 @@ function progress(label: string, done: number, total: number, extra = ''): void 
   if (done === total) process.stderr.write('\n');
 }
 
-interface Samples {
-  x: Float32Array;
-  y: Float32Array;
-  n: number;
-}
+/** Forecast training rows: x the forecast features, y the scaled change at t + 30 and the event label. */
+type Samples = TrainingRows;
 
 /** Training rows: every reading with features and a reference value at t + 30. */
 function buildSamples(subjects: readonly Subject[]): Samples {
@@ -104,41 +102,15 @@ function loss(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor {
 }
 
 async function train(samples: Samples, seed: number, epochs: number): Promise<tfl.LayersModel> {
-  const model = buildModel(seed);
-  model.compile({ optimizer: tf.train.adam(2e-3), loss });
-  const F = FORECAST_SPEC.features;
-  const rng = mulberry32(seed);
-  const order = Array.from({ length: samples.n }, (_, i) => i);
-  const batch = 512;
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(rng() * (i + 1));
-      [order[i], order[j]] = [order[j] as number, order[i] as number];
-    }
-    if (epoch === Math.round(epochs * 0.7)) (model.optimizer as unknown as { learningRate: number }).learningRate = 5e-4;
-    let total = 0;
-    let batches = 0;
-    for (let b = 0; b < order.length; b += batch) {
-      const idx = order.slice(b, b + batch);
-      const x = new Float32Array(idx.length * F);
-      const y = new Float32Array(idx.length * 2);
-      idx.forEach((k, r) => {
-        x.set(samples.x.subarray(k * F, k * F + F), r * F);
-        y[2 * r] = samples.y[2 * k] as number;
-        y[2 * r + 1] = samples.y[2 * k + 1] as number;
-      });
-      const xt = tf.tensor2d(x, [idx.length, F]);
-      const yt = tf.tensor2d(y, [idx.length, 2]);
-      const l = (await model.trainOnBatch(xt, yt)) as number;
-      xt.dispose();
-      yt.dispose();
-      total += l;
-      batches++;
-      if (batches % 50 === 0) progress(`epoch ${epoch}/${epochs}`, Math.min(b + batch, order.length), order.length, `loss ${(total / batches).toFixed(4)}`);
-    }
-    progress(`epoch ${epoch}/${epochs}`, order.length, order.length, `loss ${(total / batches).toFixed(4)}`);
-  }
-  return model;
+  return fitShuffled(buildModel(seed), loss, samples, {
+    features: FORECAST_SPEC.features,
+    targets: 2,
+    batch: 512,
+    epochs,
+    shuffleSeed: seed,
+    onBatches: (epoch, done, meanLoss) => progress(`epoch ${epoch}/${epochs}`, done, samples.n, `loss ${meanLoss.toFixed(4)}`),
+    onEpoch: (epoch, meanLoss) => progress(`epoch ${epoch}/${epochs}`, samples.n, samples.n, `loss ${meanLoss.toFixed(4)}`),
+  });
 }
 
 const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, loadModel, tf } from '../../device-sdk/inference/index.js';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend, layersModelFromFiles, loadModel, tf } from '../../device-sdk/inference/index.js';
+import { mulberry32 } from '../../device-sdk/random.js';
 import { verifyArtifactDir } from '../../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../../device-sdk/signal/glucose/dense-network.js';
 import { FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
@@ -11,6 +13,7 @@ import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import { loadGlucoseForecaster } from '../../firmware/glucose-monitor.js';
 import { loadCgmSubjects } from '../../models/glucose-forecast/data.js';
 import { type BatchPredictor, evaluateSubject, summarize } from '../../models/glucose-forecast/evaluate.js';
+import { fitShuffled } from '../../models/glucose-forecast/fit.js';
 import { ROOT } from '../helpers/cli.js';
 import { missingNote, SHARED_DATA, sharedDataRuns } from '../helpers/shared-data.js';
 
@@ -85,6 +88,62 @@ describe('the shipped glucose-forecast artifact', () => {
       const y = net.predict(x.subarray(r * F, r * F + F));
       expect(y[0]).toBeCloseTo(viaTf[2 * r] as number, 4);
       expect(y[1]).toBeCloseTo(viaTf[2 * r + 1] as number, 4);
+    }
+  });
+});
+
+describe('the one loader of the runtime and the CLI', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it('gives the forecast files it checked, and the TF.js model built from them is the one loadModel gives', async () => {
+    const f = loadGlucoseForecaster(MODEL_DIR);
+    expect(Buffer.from(f.forecastFiles.topology).equals(readFileSync(join(MODEL_DIR, 'model.json')))).toBe(true);
+    expect(Buffer.from(f.forecastFiles.weights).equals(readFileSync(join(MODEL_DIR, 'weights.bin')))).toBe(true);
+    const fromLoader = await layersModelFromFiles(f.forecastFiles.topology, f.forecastFiles.weights);
+    const { model } = await loadModel(MODEL_DIR);
+    const x = Float32Array.from(fc.sample(fc.float({ min: -3, max: 3, noNaN: true }), F * 32));
+    const a = (fromLoader.predict(tf.tensor2d(x, [32, F])) as tf.Tensor).dataSync();
+    const b = (model.predict(tf.tensor2d(x, [32, F])) as tf.Tensor).dataSync();
+    expect(Array.from(a)).toEqual(Array.from(b));
+    // ... and its forecast agrees with the plain-JavaScript network of the same load.
+    expect(f.net.predict(x.subarray(0, F))[0]).toBeCloseTo(a[0] as number, 4);
+  });
+});
+
+describe('fitShuffled, the training loop of the forecast and of the detector', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  const rows = (n: number, features: number, targets: number) => {
+    const rng = mulberry32(3);
+    return { x: Float32Array.from({ length: n * features }, () => rng() * 2 - 1), y: Float32Array.from({ length: n * targets }, () => rng()), n };
+  };
+  const mse = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.mean(tf.square(tf.sub(yPred, yTrue)));
+  const net = (targets: number) => {
+    const m = tfl.sequential();
+    m.add(tfl.layers.dense({ inputShape: [3], units: 4, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }));
+    m.add(tfl.layers.dense({ units: targets, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }));
+    return m;
+  };
+  const weights = (m: tfl.LayersModel) => m.getWeights().flatMap((w) => Array.from(w.dataSync()));
+
+  it('is deterministic for a seed, follows the shuffle seed, reports progress and lowers the learning rate', async () => {
+    for (const targets of [1, 2]) {
+      const data = rows(450, 3, targets);
+      const epochs: number[] = [];
+      const progress: number[] = [];
+      const options = { features: 3, targets, batch: 8, epochs: 3, shuffleSeed: 1 };
+      const a = await fitShuffled(net(targets), mse, data, { ...options, onEpoch: (e, l) => (Number.isFinite(l) ? epochs.push(e) : undefined), onBatches: (_e, done) => progress.push(done) });
+      const b = await fitShuffled(net(targets), mse, data, options);
+      const c = await fitShuffled(net(targets), mse, data, { ...options, shuffleSeed: 2 });
+      expect(weights(b)).toEqual(weights(a));
+      expect(weights(c)).not.toEqual(weights(a));
+      expect(epochs).toEqual([1, 2, 3]);
+      expect(progress).toEqual([400, 400, 400]); // 57 batches of 8: once per epoch, after the 50th
+      expect((a.optimizer as unknown as { learningRate: number }).learningRate).toBe(5e-4);
     }
   });
 });

@@ -1,12 +1,13 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { cgmMetrics } from '../../device-sdk/signal/glucose/metrics.js';
-import { medge } from '../helpers/cli.js';
+import { medge, ROOT } from '../helpers/cli.js';
 import { useTempDirs } from '../helpers/temp.js';
 
 const tempDir = useTempDirs('glucose-cli');
+const MODEL_DIR = join(ROOT, 'models', 'glucose-forecast', 'artifact');
 
 /**
  * Two subjects, 8 h each: A falls at 1 mg/dL/min from hour 3 into a low (below 70 from 4 h 20) (jittered 4-6 min sampling, a 40-min
@@ -84,6 +85,25 @@ describe('medge glucose predict', () => {
     // ... while the altered rows after it do change (the comparison can fail).
     const before = new Map(body.map((r) => [`${r[0]},${r[1]}`, r[3]]));
     expect(out2.some((r) => r[0] === 'A' && r[1]! > cut && r[2] !== '' && before.get(`${r[0]},${r[1]}`) !== r[3])).toBe(true);
+  }, 60_000);
+
+  it('refuses a model whose forecast or detector file was altered (exit 1, nothing written)', async () => {
+    const dir = tempDir();
+    const input = writeCsv(dir, 'in.csv', fixtureRows().slice(0, 20));
+    const altered = (file: string) => {
+      const model = join(dir, `model-${file}`);
+      cpSync(MODEL_DIR, model, { recursive: true });
+      const bytes = readFileSync(join(model, file));
+      bytes[bytes.length - 1] = (bytes[bytes.length - 1]! + 1) % 256;
+      writeFileSync(join(model, file), bytes);
+      return model;
+    };
+    const runs = await Promise.all(['weights.bin', 'detector.bin'].map((file) => medge(['glucose', 'predict', '--csv', input, '--out', join(dir, `${file}.csv`), '--model', altered(file)])));
+    for (const [k, file] of ['weights.bin', 'detector.bin'].entries()) {
+      expect(runs[k]!.code, runs[k]!.stderr).toBe(1);
+      expect(runs[k]!.stderr).toContain(`${file} does not match its sha256 in medge-model.json`);
+      expect(existsSync(join(dir, `${file}.csv`))).toBe(false);
+    }
   }, 60_000);
 
   it('refuses another horizon and a file without the id,time,gl columns (exit 2)', async () => {
