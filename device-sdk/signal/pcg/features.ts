@@ -14,7 +14,7 @@
  *
  * Frames: 64 ms Hann windows every 16 ms of the band-passed signal at the working rate.
  */
-import { median } from '../stats.js';
+import { median, upperMedian } from '../stats.js';
 import { powerSpectrum } from './dsp.js';
 import type { Segmentation } from './segmentation.js';
 import { ENVELOPE_RATE_HZ } from './segmentation.js';
@@ -178,7 +178,8 @@ export function pcgFeatures(x: Float32Array, fs: number, seg: Segmentation): Flo
   f[i++] = systoles.length > 1 ? sdOf(systoles) / meanOf(systoles) : 0;
   f[i++] = seg.extraPeaks.length / Math.max(1, durationS / cycleS);
   // Ectopic beats: a premature cycle and its compensatory pause stand out from the median cycle.
-  const medGap = s1Gaps.length ? ([...s1Gaps].sort((a, b) => a - b)[s1Gaps.length >> 1] as number) : 0;
+  // (The upper median, as it was trained: for an even count the longer middle interval.)
+  const medGap = s1Gaps.length ? upperMedian(s1Gaps) : 0;
   f[i++] = medGap > 0 ? Math.max(...s1Gaps.map((g) => Math.abs(g - medGap) / medGap)) : 0;
   f[i++] = medGap > 0 ? s1Gaps.filter((g) => Math.abs(g - medGap) > 0.15 * medGap).length / s1Gaps.length : 0;
 
