@@ -19,10 +19,10 @@
  * The feature layout is `FEATURE_NAMES` followed by the morphology; the model manifest records it.
  */
 
-/** AAMI EC57 beat classes. */
 import { median, medianInPlace } from '../stats.js';
 import { Biquad } from './qrs-detector.js';
 
+/** AAMI EC57 beat classes. */
 export const AAMI_CLASSES = ['N', 'S', 'V', 'F', 'Q'] as const;
 export type AamiClass = (typeof AAMI_CLASSES)[number];
 
