@@ -28,6 +28,8 @@
  * episode ends when it appears. Without `atrial` values the rule is off.
  * Global parameters only: nothing is tuned per record.
  */
+import { medianInPlace } from '../stats.js';
+
 export interface AfDetectorOptions {
   fs: number;
   windowIntervals: number;
@@ -203,7 +205,7 @@ export class AfDetector {
       if (k > 0 && i.beat === (w[k - 1] as Interval).beat + 1) diffs[nd++] = Math.abs((rr[k] as number) - (rr[k - 1] as number));
     }
     if (nd < minPairs) return this.stale();
-    this.current = medianOf(diffs, nd) / medianOf(rr, w.length);
+    this.current = medianInPlace(diffs, nd) / medianInPlace(rr, w.length);
     const organized = this.atrialOrganization >= this.options.organizedAtrial;
     const crossing = this.af ? this.current < offThreshold || organized : this.current > onThreshold && !organized;
     this.streak = crossing ? this.streak + 1 : 0;
@@ -219,7 +221,7 @@ export class AfDetector {
     if (this.atrial.length < this.window.length) this.atrial = new Float64Array(2 * this.window.length);
     let n = 0;
     for (const i of this.window) if (Number.isFinite(i.atrial)) this.atrial[n++] = i.atrial;
-    return n >= this.options.minAtrialValues ? medianOf(this.atrial, n) : Number.NaN;
+    return n >= this.options.minAtrialValues ? medianInPlace(this.atrial, n) : Number.NaN;
   }
 
   /** End of the record: an open episode ends at `sample`. */
@@ -228,13 +230,6 @@ export class AfDetector {
     this.af = false;
     return [{ type: 'end', sample, at: sample, irregularity: this.current }];
   }
-}
-
-/** Median of the first `n` values of a scratch array (sorted in place). */
-function medianOf(values: Float64Array, n: number): number {
-  const s = values.subarray(0, n).sort();
-  const m = n >> 1;
-  return n % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /**

@@ -19,9 +19,10 @@
  * The feature layout is `FEATURE_NAMES` followed by the morphology; the model manifest records it.
  */
 
-/** AAMI EC57 beat classes. */
+import { median, medianInPlace } from '../stats.js';
 import { Biquad } from './qrs-detector.js';
 
+/** AAMI EC57 beat classes. */
 export const AAMI_CLASSES = ['N', 'S', 'V', 'F', 'Q'] as const;
 export type AamiClass = (typeof AAMI_CLASSES)[number];
 
@@ -118,21 +119,14 @@ export interface BeatFeatures {
   features: Float32Array;
 }
 
-function medianOf(values: ArrayLike<number>, scratch: number[]): number {
-  scratch.length = 0;
-  for (let i = 0; i < values.length; i++) scratch.push(values[i] as number);
-  scratch.sort((a, b) => a - b);
-  const m = scratch.length >> 1;
-  return scratch.length % 2 ? (scratch[m] as number) : ((scratch[m - 1] as number) + (scratch[m] as number)) / 2;
-}
-
-/** A template: the per-point median of the beats of `history` (each `points` long). */
-function pointMedian(history: readonly Float32Array[], points: number, scratch: number[]): Float32Array {
-  const out = new Float32Array(points);
-  const column = new Float32Array(history.length);
-  for (let i = 0; i < points; i++) {
+/**
+ * A template: the per-point median of the beats of `history` (each `out.length` points long), written
+ * into `out`; `column` is scratch at least `history.length` long.
+ */
+function pointMedian(history: readonly Float32Array[], column: Float64Array, out: Float32Array): Float32Array {
+  for (let i = 0; i < out.length; i++) {
     for (let j = 0; j < history.length; j++) column[j] = (history[j] as Float32Array)[i] as number;
-    out[i] = medianOf(column, scratch);
+    out[i] = medianInPlace(column, history.length);
   }
   return out;
 }
@@ -196,7 +190,12 @@ export class BeatFeatureExtractor {
   private beatsSeen = 0;
   private amplitudeRef = 0;
   private readonly templateHistory: Float32Array[] = [];
-  private readonly scratch: number[] = [];
+  /** Scratch of the templates' per-point medians (no allocation per beat). */
+  private readonly column: Float64Array;
+  private readonly template: Float32Array;
+  private readonly dominant: Float32Array;
+  /** Successive differences of `contextRr` (scratch). */
+  private readonly deltas = new Float64Array(CONTEXT_BEATS);
   /** RR intervals between two consecutive beats of the dominant rhythm (the reference of prematurity). */
   private readonly normalRr: number[] = [];
   /** The last RR intervals, whatever the beats (the rhythm context: irregular in AF). */
@@ -217,7 +216,10 @@ export class BeatFeatureExtractor {
     this.pre = Math.round((-windowMs[0] * fs) / 1000);
     this.post = Math.round((windowMs[1] * fs) / 1000);
     this.ring = new Float64Array(Math.max(this.pre + this.post + 2, Math.round(3 * fs)));
-    const { morphPoints } = this.options;
+    const { morphPoints, templateBeats } = this.options;
+    this.column = new Float64Array(templateBeats);
+    this.template = new Float32Array(morphPoints);
+    this.dominant = new Float32Array(morphPoints);
     const range = (a: number, b: number): [number, number] => {
       let lo = morphPoints;
       let hi = -1;
@@ -270,7 +272,7 @@ export class BeatFeatureExtractor {
     }
     this.lastSample = sample;
     const mean = this.recentRr.length > 0 ? this.recentRr.reduce((a, b) => a + b, 0) / this.recentRr.length : 0;
-    const dominantRr = this.normalRr.length >= 3 ? medianOf(this.normalRr, this.scratch) : this.recentRr.length > 0 ? medianOf(this.recentRr, this.scratch) : 0;
+    const dominantRr = this.normalRr.length >= 3 ? median(this.normalRr) : this.recentRr.length > 0 ? median(this.recentRr) : 0;
     const p: Pending = { sample, rrPre, premature: rrPre > 0 && mean > 0 && rrPre < 0.85 * mean, early: rrPre > 0 && dominantRr > 0 && rrPre < 0.85 * dominantRr };
     if (rrPre > 0) {
       this.recentRr.push(rrPre);
@@ -319,7 +321,7 @@ export class BeatFeatureExtractor {
       const f = x - k;
       raw[i] = this.value(k) * (1 - f) + this.value(k + 1) * f;
     }
-    const base = medianOf(raw, this.scratch);
+    const base = median(raw);
     for (let i = 0; i < morphPoints; i++) raw[i] = (raw[i] as number) - base;
     // QRS amplitude, width and energy in r-100..r+120 ms.
     const from = r - Math.round(0.1 * fs);
@@ -357,7 +359,7 @@ export class BeatFeatureExtractor {
     const diff = new Float32Array(morphPoints);
     const width = first < 0 ? 0 : (last - first + 1) / fs / 0.1;
     if (this.templateHistory.length >= 3) {
-      const template = pointMedian(this.templateHistory, morphPoints, this.scratch);
+      const template = pointMedian(this.templateHistory, this.column, this.template);
       corr = correlation(morph, template);
       let sq = 0;
       for (let i = 0; i < morphPoints; i++) {
@@ -387,7 +389,7 @@ export class BeatFeatureExtractor {
     let tCorr = 1;
     let normalLike = true;
     if (this.dominantHistory.length >= 3) {
-      const dominant = pointMedian(this.dominantHistory, morphPoints, this.scratch);
+      const dominant = pointMedian(this.dominantHistory, this.column, this.dominant);
       normalLike = correlation(morph, dominant) >= NORMAL_MIN_CORR;
       qrsCorr = correlation(morph, dominant, this.qrsRange);
       pCorr = correlation(morph, dominant, this.pRange);
@@ -430,19 +432,22 @@ export class BeatFeatureExtractor {
     irregular = this.rrHistory.length > 1 ? irregular / (this.rrHistory.length - 1) / local : 0;
     // Prematurity against the dominant rhythm: the median of the last RR intervals between two beats of
     // it (not a mean polluted by ectopic beats and their pauses).
-    const normal = this.normalRr.length >= 3 ? medianOf(this.normalRr, this.scratch) : local;
+    const normal = this.normalRr.length >= 3 ? median(this.normalRr) : local;
     // Rhythm context: the median successive RR difference over the last intervals, relative to their
     // median, and the share of successive differences above 15 %: one premature beat in a regular rhythm
     // moves neither much, AF moves both.
     let spread = 0;
     let irregularShare = 0;
     if (this.contextRr.length >= 4) {
-      const med = medianOf(this.contextRr, this.scratch);
-      const deltas: number[] = [];
-      for (let i = 1; i < this.contextRr.length; i++) deltas.push(Math.abs((this.contextRr[i] as number) - (this.contextRr[i - 1] as number)));
-      for (const d of deltas) if (d > 0.15 * med) irregularShare += 1;
-      irregularShare /= deltas.length;
-      spread = med > 0 ? medianOf(deltas, this.scratch) / med : 0;
+      const med = median(this.contextRr);
+      const deltas = this.deltas;
+      const nd = this.contextRr.length - 1;
+      for (let i = 0; i < nd; i++) {
+        deltas[i] = Math.abs((this.contextRr[i + 1] as number) - (this.contextRr[i] as number));
+        if ((deltas[i] as number) > 0.15 * med) irregularShare += 1;
+      }
+      irregularShare /= nd;
+      spread = med > 0 ? medianInPlace(deltas, nd) / med : 0;
     }
     if (p.rrPre > 0) {
       this.contextRr.push(p.rrPre);

@@ -19,6 +19,8 @@
  * Measured on the shared MIT-BIH records: gross Se 99.81%, +P 99.82% (EC57); the hold puts the median
  * latency from R peak to report at 267-294 ms (README, "Protocols, transports and signal processing").
  */
+import { median } from '../stats.js';
+
 export interface QrsDetectorOptions {
   fs: number;
   leads: number;
@@ -103,27 +105,6 @@ class Ring {
   get(i: number): number {
     return this.data[i & this.mask] as number;
   }
-}
-
-/** Scratch for `median` (the lists are at most 8 long, the start-up list a few dozen): no allocation per call. */
-let medianScratch = new Float64Array(64);
-
-function median(values: readonly number[]): number {
-  const n = values.length;
-  if (n > medianScratch.length) medianScratch = new Float64Array(2 * n);
-  const s = medianScratch;
-  // Insertion sort: the lists are short.
-  for (let i = 0; i < n; i++) {
-    const v = values[i] as number;
-    let j = i - 1;
-    while (j >= 0 && (s[j] as number) > v) {
-      s[j + 1] = s[j] as number;
-      j--;
-    }
-    s[j + 1] = v;
-  }
-  const m = n >> 1;
-  return n % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 interface Candidate {

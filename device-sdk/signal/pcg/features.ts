@@ -14,6 +14,7 @@
  *
  * Frames: 64 ms Hann windows every 16 ms of the band-passed signal at the working rate.
  */
+import { median, upperMedian } from '../stats.js';
 import { powerSpectrum } from './dsp.js';
 import type { Segmentation } from './segmentation.js';
 import { ENVELOPE_RATE_HZ } from './segmentation.js';
@@ -89,13 +90,6 @@ function regionAt(t: number, seg: Segmentation, nextS1: number[]): Region {
   return 'none';
 }
 
-function medianOf(a: number[]): number {
-  if (a.length === 0) return 0;
-  const s = [...a].sort((p, q) => p - q);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
 /**
  * The per-cycle template: for every segmented cycle, the energy of each quarter of systole (S1 end to
  * S2 start) and of diastole (S2 end to the next S1) in each template band, relative to the same
@@ -153,7 +147,7 @@ export function cycleTemplate(x: Float32Array, fs: number, seg: Segmentation, ne
       }
     }
   });
-  perCycle.forEach((vals, k) => (out[k] = medianOf(vals)));
+  perCycle.forEach((vals, k) => (out[k] = vals.length > 0 ? median(vals) : 0));
   return out;
 }
 
@@ -184,7 +178,8 @@ export function pcgFeatures(x: Float32Array, fs: number, seg: Segmentation): Flo
   f[i++] = systoles.length > 1 ? sdOf(systoles) / meanOf(systoles) : 0;
   f[i++] = seg.extraPeaks.length / Math.max(1, durationS / cycleS);
   // Ectopic beats: a premature cycle and its compensatory pause stand out from the median cycle.
-  const medGap = s1Gaps.length ? ([...s1Gaps].sort((a, b) => a - b)[s1Gaps.length >> 1] as number) : 0;
+  // (The upper median, as it was trained: for an even count the longer middle interval.)
+  const medGap = s1Gaps.length ? upperMedian(s1Gaps) : 0;
   f[i++] = medGap > 0 ? Math.max(...s1Gaps.map((g) => Math.abs(g - medGap) / medGap)) : 0;
   f[i++] = medGap > 0 ? s1Gaps.filter((g) => Math.abs(g - medGap) > 0.15 * medGap).length / s1Gaps.length : 0;
 
