@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AAMI_CLASSES } from '../../device-sdk/signal/ecg/beat-features.js';
 import { readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
-import { MITDB, missingNote, sharedDataRuns } from '../../test/helpers/shared-data.js';
-import { featuresAtPeaks, LEAD2_SCALARS, lead2Beats, recordBeats } from './dataset.js';
+import { MITDB, missingNote, sharedDataRuns } from '../helpers/shared-data.js';
+import { featuresAtPeaks, LEAD2_SCALARS, lead2Beats, recordBeats } from '../../models/ecg-beats/dataset.js';
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
