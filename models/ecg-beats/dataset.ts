@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isQrsCode } from '../../device-sdk/protocols/wfdb.js';
-import { AAMI_CLASSES, type AamiClass, aamiClassOf, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
+import { AAMI_CLASSES, type AamiClass, aamiClassOf, BeatFeatureExtractor, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { flutterEpisodes } from '../../device-sdk/signal/ecg/ec57.js';
 import { extractBeats } from '../../device-sdk/signal/ecg/front-end.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
@@ -97,6 +97,78 @@ export function recordBeats(dir: string, record: string, cacheDir?: string): Rec
     writeFileSync(cache, JSON.stringify({ fs, length: out.length, width, samples: [...out.samples], features: [...out.features].map((x) => Math.round(x * 1e5) / 1e5), labels: [...labels], scored: [...out.scored], missed }));
   }
   return out;
+}
+
+/**
+ * Experiment (`train.js --lead2`): the second lead's columns. Scalars relative to the patient's own
+ * dominant beat on that lead (correlation with and distance to its running template, the distance over
+ * the QRS, QRS width relative to the template's, QRS energy and peak-to-peak amplitude relative to the
+ * lead's running QRS amplitude), then the beat minus that template (`morphPoints` points).
+ */
+export const LEAD2_SCALARS: readonly string[] = Object.freeze(['templateCorr', 'templateDist', 'qrsDist', 'qrsWidth', 'qrsEnergy', 'amplitude']);
+
+export interface Lead2Beats {
+  /** The second signal's description in the header (V1, V2, V4, V5 or MLII on MIT-BIH). */
+  lead: string;
+  /** Row-major, one row per beat of the first lead: `LEAD2_SCALARS` then the morphology. */
+  features: Float32Array;
+  width: number;
+}
+
+const LEAD2_VERSION = 1;
+
+/**
+ * A `BeatFeatureExtractor`'s rows for one signal driven at given R peaks (in order) instead of its own
+ * detector's, streamed in one-second chunks as `extractBeats` streams: each R peak is given once the
+ * chunk holding it has been pushed (well within the extractor's 3 s ring).
+ */
+export function featuresAtPeaks(signal: Int16Array, fs: number, peaks: ArrayLike<number>): Float32Array[] {
+  const extractor = new BeatFeatureExtractor({ fs });
+  const rows: Float32Array[] = [];
+  const chunk = Math.max(1, Math.round(fs));
+  let next = 0;
+  for (let i = 0; i < signal.length; i += chunk) {
+    const part = signal.subarray(i, i + chunk);
+    extractor.pushSamples(part);
+    while (next < peaks.length && (peaks[next] as number) < i + part.length) extractor.pushBeat(peaks[next++] as number);
+    for (const b of extractor.take()) rows.push(b.features);
+  }
+  while (next < peaks.length) extractor.pushBeat(peaks[next++] as number);
+  extractor.flush();
+  for (const b of extractor.take()) rows.push(b.features);
+  return rows;
+}
+
+/**
+ * The second lead's features at the first lead's detected R peaks (`beats.samples`, the same beats,
+ * same order): a `BeatFeatureExtractor` of its own (same options: 0.5-35 Hz, 50 points -250..+400 ms,
+ * template = per-point median of the last 21 non-premature beats) fed the second signal and driven at
+ * the given R peaks (`featuresAtPeaks`).
+ */
+export function lead2Beats(dir: string, beats: RecordBeats, cacheDir?: string): Lead2Beats {
+  const morph = featureLength() - FEATURE_NAMES.length;
+  const width = LEAD2_SCALARS.length + morph;
+  const cache = cacheDir ? join(cacheDir, `${beats.record}.lead2.v${LEAD2_VERSION}.json`) : undefined;
+  if (cache && existsSync(cache)) {
+    const c = JSON.parse(readFileSync(cache, 'utf8')) as { lead: string; width: number; n: number; features: number[] };
+    if (c.width === width && c.n === beats.samples.length) return { lead: c.lead, width, features: Float32Array.from(c.features) };
+  }
+  const wf = readWfdbRecord(join(dir, beats.record));
+  const signal = wf.signals[1];
+  if (!signal) throw new Error(`record ${beats.record} has no second signal`);
+  const lead = wf.header.signals[1]?.description ?? '?';
+  const fs = wf.header.fs;
+  if (fs !== beats.fs) throw new Error(`record ${beats.record}: fs ${fs} != ${beats.fs}`);
+  const rows = featuresAtPeaks(signal, fs, beats.samples);
+  if (rows.length !== beats.samples.length) throw new Error(`record ${beats.record}: ${rows.length} second-lead rows for ${beats.samples.length} beats`);
+  const columns = [...LEAD2_SCALARS.map((name) => (FEATURE_NAMES as readonly string[]).indexOf(name)), ...Array.from({ length: morph }, (_, i) => FEATURE_NAMES.length + i)];
+  const features = new Float32Array(rows.length * width);
+  rows.forEach((row, i) => columns.forEach((c, j) => (features[i * width + j] = Math.round((row[c] as number) * 1e5) / 1e5)));
+  if (cache) {
+    mkdirSync(cacheDir as string, { recursive: true });
+    writeFileSync(cache, JSON.stringify({ lead, width, n: rows.length, features: [...features] }));
+  }
+  return { lead, width, features };
 }
 
 export type { AamiClass };

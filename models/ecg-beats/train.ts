@@ -1,7 +1,8 @@
 /**
  * Trains the ECG beat classifier (AAMI N S V F Q) on the shared MIT-BIH records and writes the
  * uint8-quantized artifact with its manifest.
- * `npm run train:ecg [-- --data DIR] [--out DIR] [--folds K] [--epochs E] [--backend wasm|cpu] [--no-cv] [--no-final]`.
+ * `npm run train:ecg [-- --data DIR] [--out DIR] [--folds K] [--epochs E] [--backend wasm|cpu] [--no-cv] [--no-final]`
+ * (experiments, with `--no-final`: `--zero NAME,...`, `--lead2 morph|scalars|all`).
  *
  * 1. Beats: our own streaming front end (QRS detection + features) over every non-paced record,
  *    labelled from the `.atr` beat matched to each detected beat (models/ecg-beats/dataset.ts).
@@ -24,7 +25,7 @@ import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLengt
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { afOverBeats, atrialValues } from './af-cv.js';
-import { PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
+import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
 export const MODEL_VERSION = '1.1.0';
@@ -78,11 +79,47 @@ const Q = AAMI_CLASSES.indexOf('Q');
 export const RULE_FEATURES: readonly string[] = Object.freeze(['rrPreNormal', 'rrPostNormal', 'rrSpread', 'rrIrregularShare', 'qrsCorr', 'pCorr', 'pEnergy', 'tCorr']);
 const MODEL_COLUMNS: readonly number[] = Array.from({ length: featureLength() }, (_, c) => c).filter((c) => !RULE_FEATURES.includes(FEATURE_NAMES[c] as string));
 
+/** The model columns of rows `width` wide: MODEL_COLUMNS, then any columns appended after the extractor's (the `--lead2` experiment). */
+function modelColumns(width: number): readonly number[] {
+  return width === featureLength() ? MODEL_COLUMNS : [...MODEL_COLUMNS, ...Array.from({ length: width - featureLength() }, (_, i) => featureLength() + i)];
+}
+
 /** The model columns of row-major features of `width`. */
 function modelInputs(features: Float32Array, n: number, width: number): Float32Array {
-  const out = new Float32Array(n * MODEL_COLUMNS.length);
-  for (let i = 0; i < n; i++) MODEL_COLUMNS.forEach((c, j) => (out[i * MODEL_COLUMNS.length + j] = features[i * width + c] as number));
+  const columns = modelColumns(width);
+  const out = new Float32Array(n * columns.length);
+  for (let i = 0; i < n; i++) columns.forEach((c, j) => (out[i * columns.length + j] = features[i * width + c] as number));
   return out;
+}
+
+/** `--lead2` variants (experiment): which second-lead columns are appended to the network's inputs. */
+export const LEAD2_VARIANTS = Object.freeze({
+  /** The second lead's beat minus its template (50 points). */
+  morph: (scalars: number) => (c: number) => c >= scalars,
+  /** Its template correlation, distances, QRS width, energy and amplitude (6 columns). */
+  scalars: (scalars: number) => (c: number) => c < scalars,
+  /** Both (56 columns). */
+  all: () => () => true,
+});
+
+/**
+ * Appends the chosen second-lead columns (models/ecg-beats/dataset.ts `lead2Beats`, same R peaks) to each
+ * row of `r`'s features; the rhythm rule and the AF detector still read the first lead's columns.
+ */
+function appendLead2(dir: string, r: RecordBeats, variant: keyof typeof LEAD2_VARIANTS, cache: string): string {
+  const l2 = lead2Beats(dir, r, cache);
+  const keep = LEAD2_VARIANTS[variant](LEAD2_SCALARS.length);
+  const columns = Array.from({ length: l2.width }, (_, c) => c).filter(keep);
+  const n = r.samples.length;
+  const width = r.width + columns.length;
+  const features = new Float32Array(n * width);
+  for (let i = 0; i < n; i++) {
+    features.set(r.features.subarray(i * r.width, (i + 1) * r.width), i * width);
+    columns.forEach((c, j) => (features[i * width + r.width + j] = l2.features[i * l2.width + c] as number));
+  }
+  r.features = features;
+  r.width = width;
+  return l2.lead;
 }
 
 /**
@@ -125,7 +162,7 @@ function expandInputs(model: tfl.LayersModel, seed: number): tfl.LayersModel {
  * absorbed V beats). The model keeps a Q output, which it learns never to choose.
  */
 function gather(records: readonly RecordBeats[]): Dataset {
-  const width = MODEL_COLUMNS.length;
+  const width = modelColumns(records[0]?.width ?? featureLength()).length;
   let n = 0;
   for (const r of records) for (const l of r.labels) if (l >= 0 && l !== Q) n++;
   const x = new Float32Array(n * width);
@@ -143,7 +180,7 @@ function gather(records: readonly RecordBeats[]): Dataset {
 }
 
 export async function train(data: Dataset, epochs: number, seed: number, label: string): Promise<tfl.LayersModel> {
-  const width = MODEL_COLUMNS.length;
+  const width = data.n > 0 ? data.x.length / data.n : MODEL_COLUMNS.length;
   const counts = AAMI_CLASSES.map((_, c) => data.y.filter((v) => v === c).length);
   const classWeight: Record<number, number> = {};
   counts.forEach((n, c) => {
@@ -220,6 +257,8 @@ async function main(): Promise<void> {
       'no-final': { type: 'boolean' },
       /** Ablation: feature names (or `morphology`) whose inputs are zeroed in training and evaluation. */
       zero: { type: 'string' },
+      /** Experiment: append the second lead's features (`morph`, `scalars` or `all`) to the network's inputs; CV only. */
+      lead2: { type: 'string' },
     },
   });
   const root = packageRoot();
@@ -254,6 +293,17 @@ async function main(): Promise<void> {
     for (const r of records) for (let i = 0; i < r.samples.length; i++) for (const c of columns) r.features[i * width + c] = 0;
     if (!values['no-final']) throw new Error('--zero is for cross-validation ablations: use it with --no-final');
   }
+  const lead2 = values.lead2;
+  if (lead2 !== undefined) {
+    if (!Object.keys(LEAD2_VARIANTS).includes(lead2)) throw new Error(`--lead2 must be one of ${Object.keys(LEAD2_VARIANTS).join(', ')}, got ${JSON.stringify(lead2)}`);
+    if (!values['no-final']) throw new Error('--lead2 is an experiment (the runtime reads one lead): use it with --no-final');
+    const leads: Record<string, string> = {};
+    for (const [i, r] of records.entries()) {
+      leads[r.record] = appendLead2(dir, r, lead2 as keyof typeof LEAD2_VARIANTS, cache);
+      bar(i + 1, records.length, `second lead of ${r.record}`);
+    }
+    process.stderr.write(`--lead2 ${lead2}: ${modelColumns(records[0]?.width ?? featureLength()).length} network inputs; second leads ${Object.entries(leads).map(([r, l]) => `${r}:${l}`).join(' ')}\n`);
+  }
   const split = Array.from({ length: folds }, (_, k) => names.filter((_, i) => i % folds === k));
   let cv: Record<string, unknown> | undefined;
   if (!values['no-cv']) {
@@ -286,9 +336,10 @@ async function main(): Promise<void> {
     process.stderr.write(`CV gross: V Se ${gross.V.se.toFixed(2)} +P ${gross.V.ppv.toFixed(2)}  S Se ${gross.S.se.toFixed(2)} +P ${gross.S.ppv.toFixed(2)}\n`);
     for (const [r, s] of Object.entries(perRecord)) process.stderr.write(`  ${r}: V ${s.V.tp}/${s.V.tp + s.V.fn} fp ${s.V.fp}  S ${s.S.tp}/${s.S.tp + s.S.fn} fp ${s.S.fp}\n`);
     mkdirSync(cache, { recursive: true });
-    writeFileSync(join(cache, 'cv.json'), `${JSON.stringify(cv, null, 2)}\n`);
+    const suffix = lead2 === undefined ? '' : `-lead2-${lead2}`;
+    writeFileSync(join(cache, `cv${suffix}.json`), `${JSON.stringify(cv, null, 2)}\n`);
     // Out-of-fold beat classes: the AF detector is evaluated on classes from models that never saw the record.
-    writeFileSync(join(cache, 'cv-classes.json'), JSON.stringify(oof));
+    writeFileSync(join(cache, `cv-classes${suffix}.json`), JSON.stringify(oof));
   }
   if (values['no-final']) return;
   const all = gather(records);
