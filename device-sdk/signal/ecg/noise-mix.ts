@@ -4,6 +4,8 @@
  * (S = (median peak-to-peak QRS amplitude)^2 / 8, the power of a sine of that amplitude) and the noise
  * power is the mean square of the noise (mean removed). SNR dB = 10 log10(S / (a^2 N)). Pure.
  */
+import { upperMedian } from '../stats.js';
+
 export function qrsSignalPower(signal: ArrayLike<number>, beats: readonly number[], fs: number): number {
   const half = Math.round(0.05 * fs);
   const p2p: number[] = [];
@@ -18,8 +20,7 @@ export function qrsSignalPower(signal: ArrayLike<number>, beats: readonly number
     if (hi > lo) p2p.push(hi - lo);
   }
   if (p2p.length === 0) return 0;
-  p2p.sort((a, b) => a - b);
-  const a = p2p[p2p.length >> 1] as number;
+  const a = upperMedian(p2p);
   return (a * a) / 8;
 }
 

@@ -11,6 +11,8 @@
  * The quality is 0 with a lead off, else 1 minus a penalty per flag (saturation 0.5, noise 0.4,
  * wander 0.2), floored at 0.1. `current()` is the worst window of the last `memoryWindows`.
  */
+import { upperMedian } from '../stats.js';
+
 export interface SignalQualityOptions {
   fs: number;
   windowMs: number;
@@ -87,8 +89,7 @@ export function assessWindow(x: ArrayLike<number>, options: Omit<SignalQualityOp
   const p2p = hi - lo;
   if (!(p2p >= options.flatMv)) return { quality: 0, flags: ['lead-off'], noise: 0, wander: 0 };
   // Clipping: plateaus at an extreme that lies far from the bulk of the signal (a flat baseline is not one).
-  const sorted = Array.from(x).sort((a, b) => a - b);
-  const mid = sorted[sorted.length >> 1] as number;
+  const mid = upperMedian(x);
   let atRail = 0;
   for (let i = 0; i < x.length; i++) {
     const v = x[i] as number;
@@ -124,8 +125,7 @@ export function assessWindow(x: ArrayLike<number>, options: Omit<SignalQualityOp
     local = Math.max(local, shi - slo);
   }
   // Both indices relative to the largest local excursion (the QRS amplitude, wander not included).
-  activity.sort((a, b) => a - b);
-  const noise = local > 0 ? (activity[activity.length >> 1] ?? 0) / local : 0;
+  const noise = local > 0 && activity.length > 0 ? upperMedian(activity) / local : 0;
   const wander = means.length > 0 && local > 0 ? (Math.max(...means) - Math.min(...means)) / local : 0;
   const flags: QualityFlag[] = [];
   let quality = 1;
