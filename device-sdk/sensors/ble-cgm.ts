@@ -108,7 +108,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   readonly nominalRate = 0.2;
   /** Records handed to the sink. */
   records = 0;
-  /** Records dropped as duplicates by their time offset. */
+  /** Records dropped as duplicates by their (session start, time offset). */
   duplicateRecords = 0;
   private duplicateBytesBefore = 0;
   /** `<session key>|<time offset>` of the records handed over (insertion order, oldest evicted first). */
@@ -116,8 +116,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private highestOffset = -1;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
-  /** The session start last read from 0x2AAA, kept while it cannot be read (read-only for callers). */
-  sessionStart: BleCgmSessionStart | undefined;
+  private currentStart: BleCgmSessionStart | undefined;
   /** Whether 0x2AAA could be read on the current link (re-reads are tried only then). */
   private sessionStartReadable = false;
   /** 0x2AAA was (re-)read since the last new record: no re-read before the next one. */
@@ -128,6 +127,11 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
 
   constructor(sensor: string, options: BleCgmOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, CGM_SERVICE_UUID, options, deps, connectorFactory);
+  }
+
+  /** The session start last read from 0x2AAA (kept while it cannot be read); undefined before one was read. */
+  get sessionStart(): BleCgmSessionStart | undefined {
+    return this.currentStart;
   }
 
   /** Duplicates suppressed so far: identical notifications (transport) plus records already seen. */
@@ -197,12 +201,13 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   }
 
   private useSessionStart(start: BleCgmSessionStart): void {
-    if (this.sessionStart?.key === start.key) return;
-    if (this.sessionStart !== undefined) {
+    const previous = this.currentStart;
+    if (previous?.key === start.key) return;
+    if (previous !== undefined) {
       this.sessionRestarts += 1;
-      this.deps.logger.info({ sensor: this.sensor, from: this.sessionStart.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
+      this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
     }
-    this.sessionStart = start;
+    this.currentStart = start;
     this.highestOffset = -1;
   }
 
@@ -229,7 +234,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       this.highestOffset = r.timeOffsetMinutes;
       this.sessionStartConfirmed = false;
     }
-    const key = `${this.sessionStart?.key ?? ''}|${r.timeOffsetMinutes}`;
+    const start = this.currentStart;
+    const key = `${start?.key ?? ''}|${r.timeOffsetMinutes}`;
     if (this.seen.has(key)) {
       this.duplicateRecords += 1;
       this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
@@ -243,7 +249,6 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       return;
     }
     const context: Record<string, string> = { source: 'cgm' };
-    const start = this.sessionStart;
     if (start) context.sessionStart = start.iso;
     const trend = r.trend && finiteValue(r.trend);
     if (trend !== undefined) context.trendMgPerDlPerMin = String(trend);
