@@ -29,10 +29,12 @@
  * record whose (session start, time offset) was already handed over.
  *
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
- * reception; when the session start is known, `tMeter` = session start + time offset (the CGM's wall
- * clock read as UTC, as `ble-glucose-meter` does) and context `sessionStart` (ISO 8601, with the
- * CGM's UTC offset = time zone + DST when it sends them); context `source: cgm`, trend
- * ((mg/dL)/min), quality (%) and status flags when sent.
+ * reception; context `source: cgm`, `sessionStart` when known (ISO 8601 local wall clock of the CGM,
+ * with its UTC offset = time zone + DST when it sends them: the record's time is sessionStart +
+ * meterRecord minutes), trend ((mg/dL)/min), quality (%) and status flags when sent. `tMeter` is
+ * not set: CGMs without a clock of their own report whatever start the collector or the factory
+ * wrote, and the glucose monitor times readings by `tMeter` when present, so a wrong CGM clock
+ * would move live readings into the past.
  * Undecodable bytes (bad size, CRC mismatch, reserved flags) and records without a finite glucose
  * value go to quarantine with transport `ble:<address>/2aa7`.
  */
@@ -82,8 +84,6 @@ const SESSION_RESTART_MINUTES = 24 * 60;
 export interface BleCgmSessionStart {
   /** Identifies the session: the UTC start, or the wall clock when the zone is not known. */
   key: string;
-  /** The CGM's wall clock at the session start, read as UTC (ms). */
-  wallClockMs: number;
   /** ISO 8601, with the UTC offset when the CGM sends its time zone and DST. */
   iso: string;
 }
@@ -94,11 +94,11 @@ function knownSessionStart(v: CgmSessionStartTime): BleCgmSessionStart | undefin
   const wall = v.startTime.epochMs;
   if (wall === undefined) return undefined;
   const local = new Date(wall).toISOString().slice(0, 19);
-  if (v.utcMs === undefined) return { key: `local ${local}`, wallClockMs: wall, iso: local };
+  if (v.utcMs === undefined) return { key: `local ${local}`, iso: local };
   const offset = (v.timeZoneMinutes ?? 0) + (v.dstOffsetMinutes ?? 0);
   const abs = Math.abs(offset);
   const zone = `${offset < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
-  return { key: `utc ${v.utcMs}`, wallClockMs: wall, iso: `${local}${zone}` };
+  return { key: `utc ${v.utcMs}`, iso: `${local}${zone}` };
 }
 
 export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
@@ -261,7 +261,6 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
         .join(',');
     }
     const reading: Reading = { sensor: this.sensor, type: 'glucose', value, unit: 'mg/dL', tDevice: this.deps.clock.now(), meterRecord: r.timeOffsetMinutes, context };
-    if (start) reading.tMeter = start.wallClockMs + r.timeOffsetMinutes * 60_000;
     this.records += 1;
     this.sink.reading(reading);
   }
