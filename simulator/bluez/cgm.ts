@@ -12,7 +12,8 @@
  * wall clock of `timeZone` (15-minute units) and `dstOffset` (code 0/2/4/8). `replaceSensor()` is a
  * new sensor: a new session start, time offsets from 0 again; the link stays up, as with a CGM
  * whose transmitter outlives its sensors. `faults.sessionStartUnreadable` makes reads of 0x2AAA fail
- * (`org.bluez.Error.NotPermitted`, as a characteristic that needs encryption); the option
+ * (`org.bluez.Error.NotPermitted`, as a characteristic that needs encryption),
+ * `faults.sessionStartCorrupt` flips a bit of the time zone (E2E-CRC mismatch); the option
  * `sessionStartTime: false` leaves 0x2AAA out of the GATT table.
  */
 import { CGM_FEATURE_BITS, CGM_FEATURE_UUID, CGM_MEASUREMENT_UUID, CGM_SESSION_START_TIME_UUID, encodeCgmFeature, encodeCgmMeasurement, encodeCgmSessionStartTime } from '../../device-sdk/protocols/ble/cgm.js';
@@ -44,6 +45,8 @@ export interface SimCgmOptions {
 export interface SimCgmFaults extends SimPeripheralFaults {
   /** Reads of Session Start Time 0x2AAA fail. */
   sessionStartUnreadable: boolean;
+  /** Session Start Time 0x2AAA is sent with one bit of its time zone flipped (a CRC mismatch when the E2E-CRC is on). */
+  sessionStartCorrupt: boolean;
 }
 
 export const DEFAULT_SIM_CGM_OPTIONS: Readonly<Omit<SimCgmOptions, 'address' | 'faults'>> = Object.freeze({
@@ -74,14 +77,16 @@ export class SimCgm extends SimPeripheralBase {
     this.options = o;
     this.nextOffset = o.firstTimeOffset;
     this.startMs = o.sessionStartMs;
-    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, sessionStartUnreadable: false, ...options.faults };
+    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, sessionStartUnreadable: false, sessionStartCorrupt: false, ...options.faults };
     const bits = (1 << CGM_FEATURE_BITS.trendInformation) | (1 << CGM_FEATURE_BITS.quality) | (1 << CGM_FEATURE_BITS.lowBatteryDetection) | (o.e2eCrc ? 1 << CGM_FEATURE_BITS.e2eCrc : 0);
     const sessionStartSpec: SimCharacteristicSpec = {
       uuid: CGM_SESSION_START_TIME_UUID,
       flags: ['read'],
       onRead: () => {
         if (this.faults.sessionStartUnreadable) throw bluezError('NotPermitted', 'Read not permitted');
-        return this.encodeSessionStartTime();
+        const bytes = this.encodeSessionStartTime();
+        if (this.faults.sessionStartCorrupt) bytes[7] = (bytes[7] as number) ^ 0x01;
+        return bytes;
       },
     };
     this.services = [

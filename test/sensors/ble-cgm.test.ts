@@ -205,4 +205,33 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
     expect(sink.readings.map((r) => r.value)).toEqual([120, 121]);
     expect(sink.states.some((s) => /session start unknown \(0x2AAA absent\): new sensor sessions detected by time offsets only, 1 duplicates suppressed/.test(s.detail))).toBe(true);
   }, 60_000);
+
+  it('quarantines a Session Start Time whose E2E-CRC does not match and keeps the time-offset rule until it reads a good one', async () => {
+    const cgm = new SimCgm({ address: ADDRESS, faults: { sessionStartCorrupt: true } });
+    const bluez = await bluezWith([cgm]);
+    const sink = recordingSink();
+    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      await cgm.measure({ mgPerDl: 120 });
+      await waitFor(() => sink.readings.length === 1, 'the first record');
+      // A good 0x2AAA on the next connection: from then on records carry the session start.
+      cgm.faults.sessionStartCorrupt = false;
+      await cgm.dropLink();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      await cgm.measure({ mgPerDl: 121 });
+      await waitFor(() => sink.readings.length === 2, 'the record after the reconnect');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.quarantined).toHaveLength(1);
+    expect(sink.quarantined[0]).toMatchObject({ sensor: 'cgm', transport: `ble:${ADDRESS}/2aaa` });
+    expect(sink.quarantined[0]?.error).toMatch(/Session Start Time: E2E-CRC mismatch/);
+    expect(sink.quarantined[0]?.bytes).toHaveLength(11);
+    expect(sink.states.some((s) => /session start unknown \(0x2AAA undecodable\)/.test(s.detail))).toBe(true);
+    expect(sink.readings.map((r) => r.context?.sessionStart)).toEqual([undefined, '2026-01-05T08:00:00+01:00']);
+    // The first session start read is not a change of sensor.
+    expect(driver.sessionRestarts).toBe(0);
+  }, 60_000);
 });
