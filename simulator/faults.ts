@@ -45,6 +45,8 @@ export interface BleFaults {
   clockJump?: { atRecord: number; byS: number };
   /** The peripheral drops the link at these signal times. */
   dropLinkAtS: number[];
+  /** CGM: the sensor is replaced at these signal times (a new session start, time offsets from 0; the link stays up). */
+  replaceSensorAtS: number[];
 }
 
 export const DEFAULT_SERIAL_FAULTS: Readonly<SerialFaults> = Object.freeze({
@@ -65,6 +67,7 @@ export const DEFAULT_BLE_FAULTS: Readonly<BleFaults> = Object.freeze({
   responseDelayMs: 0,
   clockSkewS: 0,
   dropLinkAtS: [],
+  replaceSensorAtS: [],
 });
 
 const probability = { type: 'number', minimum: 0, maximum: 1, description: 'a probability between 0 and 1', examples: [0.05] };
@@ -112,6 +115,7 @@ export const BLE_FAULTS_SCHEMA: SchemaObject = {
       properties: { atRecord: { type: 'integer', minimum: 0, examples: [300] }, byS: { type: 'number', examples: [-86400] } },
     },
     dropLinkAtS: { type: 'array', items: seconds },
+    replaceSensorAtS: { type: 'array', items: seconds },
   },
 };
 
@@ -126,7 +130,7 @@ export function resolveSerialFaults(input: Partial<SerialFaults> | undefined): S
 }
 
 export function resolveBleFaults(input: Partial<BleFaults> | undefined): BleFaults {
-  return { ...DEFAULT_BLE_FAULTS, ...input, disconnectAfterRecords: [...(input?.disconnectAfterRecords ?? [])], dropLinkAtS: [...(input?.dropLinkAtS ?? [])].sort((a, b) => a - b) };
+  return { ...DEFAULT_BLE_FAULTS, ...input, disconnectAfterRecords: [...(input?.disconnectAfterRecords ?? [])], dropLinkAtS: [...(input?.dropLinkAtS ?? [])].sort((a, b) => a - b), replaceSensorAtS: [...(input?.replaceSensorAtS ?? [])].sort((a, b) => a - b) };
 }
 
 /** The stream device peer's fault options for the serial faults (the timed ones are scheduled by the runner). */

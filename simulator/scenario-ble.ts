@@ -10,6 +10,8 @@
  *   value the peripheral cannot send (link down, notifications not enabled yet) is retried every
  *   50 ms, as a CGM keeps its readings until a collector is there; values after the scenario's
  *   `durationS` are not sent; the link drops of `dropLinkAtS` are applied on the clock.
+ * - CGM `replaceSensorAtS`: the first value at or after each of these signal times is the first of a
+ *   new sensor (`SimCgm.replaceSensor`): its session starts then and its time offsets count from 0.
  */
 import type { Clock } from '../device-sdk/clock.js';
 import { findDbusDaemon, SimCgm, SimGlucoseMeter, SimHeartRateStrap, type SimulatedBluez, startSimulatedBluez } from './bluez/index.js';
@@ -87,15 +89,25 @@ export async function startBlePeers(
   const stream = async (p: Peer): Promise<void> => {
     const origin = options.clock.monotonic();
     const endMs = options.durationS === undefined ? Infinity : options.durationS * 1000;
+    const replacements = [...p.device.bleFaults.replaceSensorAtS];
+    /** Signal time at which the CGM's current sensor session started. */
+    let sessionOriginMs = 0;
+    const firstSessionStartMs = p.cgm?.sessionStartMs ?? 0;
     for (const s of p.series.samples) {
       if (s.tMs > endMs) break;
+      if (p.cgm && replacements.length > 0 && s.tMs >= (replacements[0] as number) * 1000) {
+        while (replacements.length > 0 && s.tMs >= (replacements[0] as number) * 1000) replacements.shift();
+        sessionOriginMs = s.tMs;
+        p.cgm.replaceSensor({ startMs: firstSessionStartMs + s.tMs });
+        options.note(`${p.device.sensor}: sensor replaced (a new session from t=${Math.round(s.tMs / 1000)} s)`);
+      }
       const due = origin + s.tMs / options.speed;
       const wait = due - options.clock.monotonic();
       if (wait > 0) await sleep(wait);
       if (stopping) return;
       for (;;) {
         if (stopping) return;
-        const ok = p.cgm ? (await p.cgm.measure({ mgPerDl: Math.round(s.mgdl), timeOffset: Math.round(s.tMs / 60_000) })) !== undefined : await (p.strap as SimHeartRateStrap).measure({ bpm: Math.round(s.mgdl) });
+        const ok = p.cgm ? (await p.cgm.measure({ mgPerDl: Math.round(s.mgdl), timeOffset: Math.round((s.tMs - sessionOriginMs) / 60_000) })) !== undefined : await (p.strap as SimHeartRateStrap).measure({ bpm: Math.round(s.mgdl) });
         if (ok) break;
         await sleep(50);
       }

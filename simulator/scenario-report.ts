@@ -191,7 +191,8 @@ function toMgdl(r: Reading): number {
 
 function notifyReport(ledger: string, e: ValueExpectation): NotifyReport {
   const readings = (readBodies(ledger, 'reading', e.sensor) as Reading[]).filter((r) => r.type !== 'heart-rate-derived');
-  const key = (r: Reading) => (r.meterRecord !== undefined ? `r${r.meterRecord}` : r.tMeter !== undefined ? `t${r.tMeter}` : `d${r.tDevice}:${r.value}`);
+  // A CGM's record number (time offset) repeats in each sensor session: the session start is part of its identity.
+  const key = (r: Reading) => (r.meterRecord !== undefined ? `r${r.context?.sessionStart ?? ''}/${r.meterRecord}` : r.tMeter !== undefined ? `t${r.tMeter}` : `d${r.tDevice}:${r.value}`);
   const distinct = new Set(readings.map(key)).size;
   const duplicatesStored = readings.length - distinct;
   return { sensor: e.sensor, sent: e.sent, stored: readings.length, duplicatesSent: e.duplicatesSent, duplicatesStored, duplicatesSuppressed: Math.max(0, e.duplicatesSent - duplicatesStored) };

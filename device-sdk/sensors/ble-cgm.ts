@@ -3,27 +3,56 @@
  * 0x2AA7 notifications.
  *
  * Steps per connection: read CGM Feature 0x2AA8 (CGMS §3.2: bit 12 tells whether every record carries
- * an E2E-CRC; when the feature cannot be read, `e2eCrc` from the options decides) → enable
- * notifications on 0x2AA7 → one reading per record until the link is lost.
+ * an E2E-CRC; when the feature cannot be read, `e2eCrc` from the options decides) → read CGM Session
+ * Start Time 0x2AAA (CGMS §3.5) → enable notifications on 0x2AA7 → one reading per record until the
+ * link is lost.
+ *
+ * Sensor sessions: a record is identified by (session start, Time Offset), the time offset being
+ * minutes since the session start (CGMS §3.1.1.4; it doubles as the record's sequence number). A
+ * session start different from the last one read is a new sensor session (`sessionRestarts`): its
+ * records are never taken for duplicates of the old session's, even when a sensor replaced within
+ * its first day sends offsets below the old ones. Within a connection, a record whose time offset
+ * is not above the highest seen makes the driver read 0x2AAA again before it is judged (once until
+ * the next new record), so a sensor replaced without a disconnect is detected too. A session start
+ * different only because the CGM's clock was reset also counts as a new session: its records are
+ * delivered again rather than risk dropping new ones.
+ * When 0x2AAA is absent, unreadable, undecodable (bytes quarantined with transport
+ * `ble:<address>/2aaa`) or not set (date unknown), the last known session start is kept and the
+ * state detail says `session start unknown (...)`: then, as before 0x2AAA was read, a new session
+ * is detected only when a time offset drops more than a day below the highest seen, and a sensor
+ * replaced within its first day has its first records taken as duplicates until its offsets pass
+ * the old ones. (The day rule also applies with a known session start, as a fallback for CGMs that
+ * keep reporting the same start.)
  *
  * Duplicates are suppressed twice and counted (`duplicates`, also in the sensor state detail):
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
- * record whose Time Offset (minutes since session start, CGMS §3.1.1.4; it doubles as the record's
- * sequence number) was already handed over in this session of the sensor. A time offset more than
- * a day below the highest seen starts a new sensor session (a new sensor restarts at 0); a sensor
- * replaced within its first day is not detected this way (its first records are taken as duplicates
- * until its offsets pass the old ones; Session Start Time 0x2AAA is not read yet).
+ * record whose (session start, time offset) was already handed over.
  *
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
- * reception; context `source: cgm`, trend ((mg/dL)/min), quality (%) and status flags when sent.
+ * reception; context `source: cgm`, `sessionStart` when known (ISO 8601 local wall clock of the CGM,
+ * with its UTC offset = time zone + DST when it sends them: the record's time is sessionStart +
+ * meterRecord minutes), trend ((mg/dL)/min), quality (%) and status flags when sent. `tMeter` is
+ * not set: CGMs without a clock of their own report whatever start the collector or the factory
+ * wrote, and the glucose monitor times readings by `tMeter` when present, so a wrong CGM clock
+ * would move live readings into the past.
  * Undecodable bytes (bad size, CRC mismatch, reserved flags) and records without a finite glucose
  * value go to quarantine with transport `ble:<address>/2aa7`.
  */
 import { DecodeError } from '../errors.js';
-import { CGM_FEATURE_UUID, CGM_MEASUREMENT_UUID, type CgmAnnunciationLayout, type CgmMeasurementRecord, decodeCgmFeature, decodeCgmMeasurement } from '../protocols/ble/cgm.js';
+import {
+  CGM_FEATURE_UUID,
+  CGM_MEASUREMENT_UUID,
+  CGM_SESSION_START_TIME_UUID,
+  type CgmAnnunciationLayout,
+  type CgmMeasurementRecord,
+  type CgmSessionStartTime,
+  decodeCgmFeature,
+  decodeCgmMeasurement,
+  decodeCgmSessionStartTime,
+} from '../protocols/ble/cgm.js';
 import { finiteValue } from '../protocols/ieee11073.js';
 import type { Reading } from '../records.js';
-import type { GattLink } from '../transport/ble.js';
+import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
@@ -42,7 +71,7 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
   annunciationLayout: 'sig',
 });
 
-/** Time offsets remembered for duplicate detection (a day and a half of 1-minute records). */
+/** (Session, time offset) pairs remembered for duplicate detection (a day and a half of 1-minute records). */
 const SEEN_LIMIT = 2048;
 /**
  * A record this far (minutes) below the highest time offset seen starts a new sensor session (time
@@ -51,6 +80,27 @@ const SEEN_LIMIT = 2048;
  */
 const SESSION_RESTART_MINUTES = 24 * 60;
 
+/** A Session Start Time usable to tell sessions apart (its date is known). */
+export interface BleCgmSessionStart {
+  /** Identifies the session: the UTC start, or the wall clock when the zone is not known. */
+  key: string;
+  /** ISO 8601, with the UTC offset when the CGM sends its time zone and DST. */
+  iso: string;
+}
+
+type SessionStartRead = { known: BleCgmSessionStart } | { unknown: string };
+
+function knownSessionStart(v: CgmSessionStartTime): BleCgmSessionStart | undefined {
+  const wall = v.startTime.epochMs;
+  if (wall === undefined) return undefined;
+  const local = new Date(wall).toISOString().slice(0, 19);
+  if (v.utcMs === undefined) return { key: `local ${local}`, iso: local };
+  const offset = (v.timeZoneMinutes ?? 0) + (v.dstOffsetMinutes ?? 0);
+  const abs = Math.abs(offset);
+  const zone = `${offset < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return { key: `utc ${v.utcMs}`, iso: `${local}${zone}` };
+}
+
 export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   readonly driver = 'ble-cgm';
   readonly kind = 'cgm' as const;
@@ -58,16 +108,30 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   readonly nominalRate = 0.2;
   /** Records handed to the sink. */
   records = 0;
-  /** Records dropped as duplicates by their time offset. */
+  /** Records dropped as duplicates by their (session start, time offset). */
   duplicateRecords = 0;
   private duplicateBytesBefore = 0;
-  private readonly seen = new Set<number>();
+  /** `<session key>|<time offset>` of the records handed over (insertion order, oldest evicted first). */
+  private readonly seen = new Set<string>();
   private highestOffset = -1;
-  /** New sensor sessions detected (time offsets restarting). */
+  /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
+  private currentStart: BleCgmSessionStart | undefined;
+  /** Whether 0x2AAA could be read on the current link (re-reads are tried only then). */
+  private sessionStartReadable = false;
+  /** 0x2AAA was (re-)read since the last new record: no re-read before the next one. */
+  private sessionStartConfirmed = false;
+  /** Records of the current link, handled one after the other (a record may wait for a 0x2AAA read). */
+  private queue: Promise<void> = Promise.resolve();
+  private streamDetail = 'streaming';
 
   constructor(sensor: string, options: BleCgmOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, CGM_SERVICE_UUID, options, deps, connectorFactory);
+  }
+
+  /** The session start last read from 0x2AAA (kept while it cannot be read); undefined before one was read. */
+  get sessionStart(): BleCgmSessionStart | undefined {
+    return this.currentStart;
   }
 
   /** Duplicates suppressed so far: identical notifications (transport) plus records already seen. */
@@ -89,6 +153,11 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
         this.quarantine(link, CGM_FEATURE_UUID, bytes, error);
       }
     }
+    const read = await this.readSessionStart(link, e2eCrc);
+    this.sessionStartReadable = 'known' in read;
+    this.sessionStartConfirmed = true;
+    if ('known' in read) this.useSessionStart(read.known);
+    this.streamDetail = 'unknown' in read ? `streaming, session start unknown (${read.unknown}): new sensor sessions detected by time offsets only` : 'streaming';
     const options = { e2eCrc, annunciationLayout: this.options.annunciationLayout };
     await link.subscribe(CGM_SERVICE_UUID, CGM_MEASUREMENT_UUID, (bytes) => {
       let records: CgmMeasurementRecord[];
@@ -99,33 +168,88 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
         this.quarantine(link, CGM_MEASUREMENT_UUID, bytes, error);
         return;
       }
-      for (const r of records) this.onRecord(link, r, bytes);
+      this.queue = this.queue
+        .then(async () => {
+          for (const r of records) await this.onRecord(link, r, bytes, e2eCrc);
+        })
+        .catch((error: unknown) => this.deps.logger.error({ sensor: this.sensor, err: error instanceof Error ? error.message : String(error) }, 'CGM record handling failed'));
     });
-    this.setDetail('streaming');
+    this.setDetail(this.streamDetail);
   }
 
-  private onRecord(link: GattLink, r: CgmMeasurementRecord, bytes: Uint8Array): void {
+  /** Session Start Time 0x2AAA of this link, or why it is not usable. A lost link rejects. */
+  private async readSessionStart(link: GattLink, e2eCrc: boolean): Promise<SessionStartRead> {
+    if (!link.hasCharacteristic(CGM_SERVICE_UUID, CGM_SESSION_START_TIME_UUID)) return { unknown: '0x2AAA absent' };
+    let bytes: Uint8Array;
+    try {
+      bytes = await link.read(CGM_SERVICE_UUID, CGM_SESSION_START_TIME_UUID);
+    } catch (error) {
+      if (error instanceof BleError && error.code === 'disconnected') throw error;
+      this.deps.logger.warn({ sensor: this.sensor, err: error instanceof Error ? error.message : String(error) }, 'CGM Session Start Time 0x2AAA not readable');
+      return { unknown: `0x2AAA not readable: ${error instanceof BleError ? error.code : 'error'}` };
+    }
+    let value: CgmSessionStartTime;
+    try {
+      value = decodeCgmSessionStartTime(bytes, { e2eCrc });
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.quarantine(link, CGM_SESSION_START_TIME_UUID, bytes, error);
+      return { unknown: '0x2AAA undecodable' };
+    }
+    const known = knownSessionStart(value);
+    return known ? { known } : { unknown: '0x2AAA date not set' };
+  }
+
+  private useSessionStart(start: BleCgmSessionStart): void {
+    const previous = this.currentStart;
+    if (previous?.key === start.key) return;
+    if (previous !== undefined) {
+      this.sessionRestarts += 1;
+      this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
+    }
+    this.currentStart = start;
+    this.highestOffset = -1;
+  }
+
+  private async onRecord(link: GattLink, r: CgmMeasurementRecord, bytes: Uint8Array, e2eCrc: boolean): Promise<void> {
     if (this.isStopped || !this.sink) return;
+    if (r.timeOffsetMinutes <= this.highestOffset && this.sessionStartReadable && !this.sessionStartConfirmed) {
+      // A time offset not above the highest: a resent record, or a new sensor. 0x2AAA tells which.
+      this.sessionStartConfirmed = true;
+      try {
+        const read = await this.readSessionStart(link, e2eCrc);
+        if ('known' in read) this.useSessionStart(read.known);
+      } catch (error) {
+        this.deps.logger.warn({ sensor: this.sensor, err: error instanceof Error ? error.message : String(error) }, 'CGM Session Start Time 0x2AAA re-read failed; judging the record by its time offset');
+      }
+      if (this.isStopped || !this.sink) return;
+    }
     if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES) {
       this.seen.clear();
       this.highestOffset = -1;
       this.sessionRestarts += 1;
       this.deps.logger.info({ sensor: this.sensor, timeOffset: r.timeOffsetMinutes }, 'CGM time offsets restarted: a new sensor session');
     }
-    this.highestOffset = Math.max(this.highestOffset, r.timeOffsetMinutes);
-    if (this.seen.has(r.timeOffsetMinutes)) {
+    if (r.timeOffsetMinutes > this.highestOffset) {
+      this.highestOffset = r.timeOffsetMinutes;
+      this.sessionStartConfirmed = false;
+    }
+    const start = this.currentStart;
+    const key = `${start?.key ?? ''}|${r.timeOffsetMinutes}`;
+    if (this.seen.has(key)) {
       this.duplicateRecords += 1;
-      this.setDetail(`streaming, ${this.duplicates} duplicates suppressed`);
+      this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
       return;
     }
-    this.seen.add(r.timeOffsetMinutes);
-    if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as number);
+    this.seen.add(key);
+    if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as string);
     const value = finiteValue(r.glucose);
     if (value === undefined) {
       this.quarantine(link, CGM_MEASUREMENT_UUID, bytes, new DecodeError('ble-cgm-measurement', `record at time offset ${r.timeOffsetMinutes} has no glucose value (${r.glucose.kind})`));
       return;
     }
     const context: Record<string, string> = { source: 'cgm' };
+    if (start) context.sessionStart = start.iso;
     const trend = r.trend && finiteValue(r.trend);
     if (trend !== undefined) context.trendMgPerDlPerMin = String(trend);
     const quality = r.quality && finiteValue(r.quality);
@@ -146,7 +270,7 @@ export const BLE_CGM_DRIVER: DriverDescriptor<BleCgmOptions> = {
   name: 'ble-cgm',
   kind: 'cgm',
   transport: 'ble',
-  description: 'Continuous glucose monitor (CGM Service 0x181F): CGM Measurement with E2E-CRC, duplicates suppressed and counted',
+  description: 'Continuous glucose monitor (CGM Service 0x181F): CGM Measurement with E2E-CRC, sensor sessions by Session Start Time, duplicates suppressed and counted',
   optionsSchema: {
     type: 'object',
     properties: {

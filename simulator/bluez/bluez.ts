@@ -23,6 +23,7 @@
  *
  * await cgm.measure({ mgPerDl: 110 });             // one CGM notification (next time offset)
  * cgm.faults.duplicateEvery = 3;
+ * cgm.replaceSensor();                             // a new sensor: new Session Start Time 0x2AAA, offsets from 0
  * await strap.measure({ bpm: 72, rrMs: [830, 812] }); // one Heart Rate Measurement notification
  * await strap.sendRaw(0x2a37, Uint8Array.of(0xff)); // any bytes on any characteristic (bad-bytes tests)
  * await meter.dropLink();                           // link loss now (device side)

@@ -22,5 +22,5 @@ export {
   type SimGlucoseMeterStats,
   type SimGlucoseRecord,
 } from './glucose-meter.js';
-export { CGM_SERVICE_UUID, DEFAULT_SIM_CGM_OPTIONS, SimCgm, type SimCgmOptions } from './cgm.js';
+export { CGM_SERVICE_UUID, DEFAULT_SIM_CGM_OPTIONS, SimCgm, type SimCgmFaults, type SimCgmOptions } from './cgm.js';
 export { BODY_SENSOR_LOCATION_UUID, HEART_RATE_CONTROL_POINT_UUID, HEART_RATE_SERVICE_UUID, SimHeartRateStrap, type SimHeartRateStrapOptions } from './heart-rate.js';

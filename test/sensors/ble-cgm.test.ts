@@ -73,4 +73,165 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
     expect(driver.sessionRestarts).toBe(1);
     expect(driver.duplicates).toBe(0);
   }, 60_000);
+
+  it('a sensor replaced within its first day (offsets restart below the old ones): every record of the new sensor is delivered, none counted as duplicate', async () => {
+    const cgm = new SimCgm({ address: ADDRESS });
+    const bluez = await bluezWith([cgm]);
+    const sink = recordingSink();
+    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    driver.start(sink);
+    const firstStart = cgm.sessionStartMs;
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      // Sensor 1: 0, 5, ..., 55 minutes (12 records).
+      for (let i = 0; i < 12; i++) await cgm.measure({ mgPerDl: 100 + i });
+      await waitFor(() => sink.readings.length === 12, 'the 12 records of sensor 1');
+      // Sensor 2, replaced while disconnected, 1 h in: offsets 0..25, all below sensor 1's highest (55).
+      await cgm.dropLink();
+      cgm.replaceSensor();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      for (let i = 0; i < 6; i++) expect(await cgm.measure({ mgPerDl: 200 + i })).toBe(i * 5);
+      await waitFor(() => sink.readings.length === 18, 'the 6 records of sensor 2');
+      // Sensor 3, replaced while the link stays up, 30 min into sensor 2: 0..10 are below 25 again.
+      cgm.replaceSensor();
+      for (let i = 0; i < 3; i++) await cgm.measure({ mgPerDl: 300 + i });
+      await waitFor(() => sink.readings.length === 21, 'the 3 records of sensor 3');
+    } finally {
+      await driver.stop();
+    }
+    expect(cgm.sessions).toBe(3);
+    expect(driver.sessionRestarts).toBe(2);
+    expect(driver.duplicates).toBe(0);
+    expect(driver.duplicateRecords).toBe(0);
+    expect(sink.readings.map((r) => r.value)).toEqual([...Array.from({ length: 12 }, (_, i) => 100 + i), 200, 201, 202, 203, 204, 205, 300, 301, 302]);
+    // Each record carries its session start (the CGM's clock is UTC+1 h: time zone 4, no DST), so its
+    // absolute time is session start + time offset.
+    const hour = 3_600_000;
+    const secondStart = firstStart + 60 * 60_000; // replaced when sensor 1's next record (60 min) was due
+    const thirdStart = secondStart + 30 * 60_000;
+    const iso = (utcMs: number) => `${new Date(utcMs + hour).toISOString().slice(0, 19)}+01:00`;
+    expect(sink.readings[0]).toMatchObject({ meterRecord: 0, context: { source: 'cgm', sessionStart: iso(firstStart) } });
+    expect(sink.readings[11]).toMatchObject({ meterRecord: 55, context: { sessionStart: iso(firstStart) } });
+    expect(sink.readings[12]).toMatchObject({ meterRecord: 0, context: { sessionStart: iso(secondStart) } });
+    expect(sink.readings[20]).toMatchObject({ meterRecord: 10, context: { sessionStart: iso(thirdStart) } });
+    expect(sink.readings[0]?.context?.sessionStart).toBe('2026-01-05T08:00:00+01:00');
+    const absolute = (r: (typeof sink.readings)[number]) => Date.parse(r.context?.sessionStart ?? '') + (r.meterRecord ?? 0) * 60_000;
+    expect(sink.readings.map(absolute).slice(10, 14)).toEqual([firstStart + 50 * 60_000, firstStart + 55 * 60_000, secondStart, secondStart + 5 * 60_000]);
+    expect(sink.readings.every((r) => r.tMeter === undefined)).toBe(true);
+    expect(sink.states.some((s) => /session start unknown/.test(s.detail))).toBe(false);
+    expect(sink.quarantined).toEqual([]);
+  }, 60_000);
+
+  it('a reconnect to the same sensor session still suppresses and counts the records it resends', async () => {
+    const cgm = new SimCgm({ address: ADDRESS });
+    const bluez = await bluezWith([cgm]);
+    const sink = recordingSink();
+    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      for (let i = 0; i < 4; i++) await cgm.measure({ mgPerDl: 120 + i });
+      await waitFor(() => sink.readings.length === 4, 'four records');
+      await cgm.dropLink();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      // The sensor resends its last three records (other bytes, same session and offsets), then a new one.
+      for (const offset of [5, 10, 15]) await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 999, timeOffset: offset }));
+      await cgm.measure({ mgPerDl: 130 });
+      await waitFor(() => sink.readings.length === 5, 'the new record');
+      await waitFor(() => driver.duplicates === 3, 'the three resent records counted');
+    } finally {
+      await driver.stop();
+    }
+    expect(bluez.device(ADDRESS).connects).toBe(2);
+    expect(sink.readings.map((r) => [r.meterRecord, r.value])).toEqual([
+      [0, 120],
+      [5, 121],
+      [10, 122],
+      [15, 123],
+      [20, 130],
+    ]);
+    expect(driver.duplicateRecords).toBe(3);
+    expect(driver.sessionRestarts).toBe(0);
+  }, 60_000);
+
+  it('with 0x2AAA unreadable, keeps the time-offset rule and says so: a sensor replaced within its first day loses records until its offsets pass the old ones', async () => {
+    const cgm = new SimCgm({ address: ADDRESS, faults: { sessionStartUnreadable: true } });
+    const bluez = await bluezWith([cgm]);
+    const sink = recordingSink();
+    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      for (let i = 0; i < 4; i++) await cgm.measure({ mgPerDl: 120 + i }); // 0..15
+      await waitFor(() => sink.readings.length === 4, 'four records');
+      await cgm.dropLink();
+      cgm.replaceSensor();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      for (let i = 0; i < 5; i++) await cgm.measure({ mgPerDl: 200 + i }); // 0..20: 0..15 taken for duplicates
+      await waitFor(() => sink.readings.length === 5, 'the first new offset of the new sensor');
+      await waitFor(() => driver.duplicateRecords === 4, 'the four records taken for duplicates');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.value])).toEqual([
+      [0, 120],
+      [5, 121],
+      [10, 122],
+      [15, 123],
+      [20, 204],
+    ]);
+    expect(driver.sessionRestarts).toBe(0);
+    expect(sink.readings[0]?.context?.sessionStart).toBeUndefined();
+    expect(sink.states.some((s) => /session start unknown \(0x2AAA not readable: gatt-failed\): new sensor sessions detected by time offsets only/.test(s.detail))).toBe(true);
+    expect(sink.quarantined).toEqual([]);
+  }, 60_000);
+
+  it('without 0x2AAA in the GATT table, says so and keeps the time-offset rule', async () => {
+    const cgm = new SimCgm({ address: ADDRESS, sessionStartTime: false });
+    const bluez = await bluezWith([cgm]);
+    const sink = recordingSink();
+    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      await cgm.measure({ mgPerDl: 120 });
+      await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 999, timeOffset: 0 }));
+      await cgm.measure({ mgPerDl: 121 });
+      await waitFor(() => sink.readings.length === 2, 'two records');
+      await waitFor(() => driver.duplicateRecords === 1, 'the resent record counted');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => r.value)).toEqual([120, 121]);
+    expect(sink.states.some((s) => /session start unknown \(0x2AAA absent\): new sensor sessions detected by time offsets only, 1 duplicates suppressed/.test(s.detail))).toBe(true);
+  }, 60_000);
+
+  it('quarantines a Session Start Time whose E2E-CRC does not match and keeps the time-offset rule until it reads a good one', async () => {
+    const cgm = new SimCgm({ address: ADDRESS, faults: { sessionStartCorrupt: true } });
+    const bluez = await bluezWith([cgm]);
+    const sink = recordingSink();
+    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      await cgm.measure({ mgPerDl: 120 });
+      await waitFor(() => sink.readings.length === 1, 'the first record');
+      // A good 0x2AAA on the next connection: from then on records carry the session start.
+      cgm.faults.sessionStartCorrupt = false;
+      await cgm.dropLink();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      await cgm.measure({ mgPerDl: 121 });
+      await waitFor(() => sink.readings.length === 2, 'the record after the reconnect');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.quarantined).toHaveLength(1);
+    expect(sink.quarantined[0]).toMatchObject({ sensor: 'cgm', transport: `ble:${ADDRESS}/2aaa` });
+    expect(sink.quarantined[0]?.error).toMatch(/Session Start Time: E2E-CRC mismatch/);
+    expect(sink.quarantined[0]?.bytes).toHaveLength(11);
+    expect(sink.states.some((s) => /session start unknown \(0x2AAA undecodable\)/.test(s.detail))).toBe(true);
+    expect(sink.readings.map((r) => r.context?.sessionStart)).toEqual([undefined, '2026-01-05T08:00:00+01:00']);
+    // The first session start read is not a change of sensor.
+    expect(driver.sessionRestarts).toBe(0);
+  }, 60_000);
 });

@@ -122,4 +122,23 @@ describe('scenario report from the ledger', () => {
     expect(r.notifying[0]).toMatchObject({ stored: 4, duplicatesStored: 1, duplicatesSuppressed: 0 });
     expect(r.runtimeRestarts).toBe(1);
   });
+
+  it('counts a CGM time offset repeated in a new sensor session (another sessionStart) as a new record, and repeated within one session as a duplicate', () => {
+    const one = '2026-01-05T08:00:00+01:00';
+    const two = '2026-01-05T09:00:00+01:00';
+    const path = ledgerWith((ledger) => {
+      for (const n of [0, 5, 10]) ledger.add('reading', reading('cgm', { meterRecord: n, context: { source: 'cgm', sessionStart: one } }));
+      for (const n of [0, 5]) ledger.add('reading', reading('cgm', { meterRecord: n, context: { source: 'cgm', sessionStart: two } }));
+    });
+    const expected = { streams: [], values: [{ sensor: 'cgm', kind: 'cgm' as const, records: [], sent: 5, duplicatesSent: 0, linkDrops: 0 }] };
+    const r = buildScenarioReport({ scenario: 't', speed: 60, ledger: path, expected, unexpectedExits: 0, plannedStarts: 1, wallSeconds: 1 });
+    expect(r.notifying[0]).toMatchObject({ sent: 5, stored: 5, duplicatesStored: 0 });
+    expect(r.invariants.cgmDuplicatesStoredOnce).toBe(true);
+    const twice = ledgerWith((ledger) => {
+      for (const n of [0, 5, 5]) ledger.add('reading', reading('cgm', { meterRecord: n, context: { source: 'cgm', sessionStart: one } }));
+    });
+    const r2 = buildScenarioReport({ scenario: 't', speed: 60, ledger: twice, expected: { streams: [], values: [{ ...expected.values[0]!, sent: 2 }] }, unexpectedExits: 0, plannedStarts: 1, wallSeconds: 1 });
+    expect(r2.notifying[0]).toMatchObject({ stored: 3, duplicatesStored: 1 });
+    expect(r2.invariants.cgmDuplicatesStoredOnce).toBe(false);
+  });
 });

@@ -41,6 +41,17 @@ describe('scenario files', () => {
     expect(a?.serialFaults).toMatchObject({ corruptRate: 0.05, truncateRate: 0, unplug: [{ atS: 60, downS: 1, mode: 'pause' }] });
     expect(b).toMatchObject({ driver: 'ble-glucose-meter', address: 'C0:FF:EE:00:00:02', storedRecords: 500 });
     expect(b?.bleFaults.disconnectAfterRecords).toEqual([10, 20]);
+    expect(b?.bleFaults.replaceSensorAtS).toEqual([]);
+  });
+
+  it('takes the CGM sensor replacements in signal order', () => {
+    const s = parseScenario(
+      { name: 'x', devices: [{ sensor: 'cgm', kind: 'cgm', transport: 'ble', source: { type: 'constant', value: 110, periodS: 60, count: 60 }, faults: { replaceSensorAtS: [2700, 1200] } }] },
+      { dataDir: DATA },
+    );
+    expect(s.devices[0]?.bleFaults.replaceSensorAtS).toEqual([1200, 2700]);
+    const p = problems({ name: 'x', devices: [{ sensor: 'cgm', kind: 'cgm', transport: 'ble', source: { type: 'constant', value: 110, periodS: 60, count: 1 }, faults: { replaceSensorAtS: [-5] } }] });
+    expect(p[0]).toMatchObject({ field: 'devices[0].faults.replaceSensorAtS[0]' });
   });
 
   it('names the field, the value and a fix for each problem', () => {

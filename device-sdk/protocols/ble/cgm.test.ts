@@ -7,10 +7,15 @@ import { bytesToHex, hexToBytes } from './bytes.js';
 import {
   CGM_FEATURE_CODEC,
   CGM_MEASUREMENT_CODEC,
+  CGM_SESSION_START_TIME_CODEC,
+  type CgmSessionOptions,
+  type CgmSessionStartTimeFields,
   decodeCgmFeature,
   decodeCgmMeasurement,
+  decodeCgmSessionStartTime,
   encodeCgmFeature,
   encodeCgmMeasurement,
+  encodeCgmSessionStartTime,
   type CgmAnnunciationLayout,
   type CgmMeasurementOptions,
   type CgmMeasurementRecordFields,
@@ -186,6 +191,80 @@ describe('CGM Feature 0x2AA8', () => {
   });
 });
 
+describe('CGM Session Start Time 0x2AAA', () => {
+  // Nordic Android-BLE-Common-Library, ble-common/src/test/java/.../callback/cgm/CGMSessionStartTimeDataCallbackTest.java
+  const NORDIC =
+    'E2 07' + //    year 0x07E2 = 2018
+    ' 04 18' + //   April 24
+    ' 0D 08 18' + // 13:08:24 (local wall clock)
+    ' 08' + //      time zone +8 quarter hours = UTC+2 h
+    ' 04' + //      DST offset code 4 = +1 h
+    ' E0 C2'; //    E2E-CRC 0xC2E0 (CRC-16/MCRF4XX over the 9 bytes before it; recomputed here)
+
+  it('decodes the Nordic vector with its E2E-CRC: local 13:08:24 at UTC+2 plus 1 h DST is 10:08:24 UTC', () => {
+    const v = decodeCgmSessionStartTime(hexToBytes(NORDIC), { e2eCrc: true });
+    expect(v).toEqual({
+      startTime: { year: 2018, month: 4, day: 24, hours: 13, minutes: 8, seconds: 24, epochMs: Date.UTC(2018, 3, 24, 13, 8, 24) },
+      timeZone: 8,
+      dstOffset: 4,
+      timeZoneMinutes: 120,
+      dstOffsetMinutes: 60,
+      utcMs: Date.UTC(2018, 3, 24, 10, 8, 24),
+    });
+    expect(bytesToHex(encodeCgmSessionStartTime(v, { e2eCrc: true }))).toBe(bytesToHex(hexToBytes(NORDIC)));
+  });
+
+  it('decodes a negative time zone without CRC (New York summer time, UTC-5 h + 1 h DST)', () => {
+    // EA 07 = 2026, 07 04 = July 4, 0C 1E 00 = 12:30:00, EC = -20 quarter hours = -5 h, 04 = +1 h DST.
+    const v = decodeCgmSessionStartTime(hexToBytes('EA 07 07 04 0C 1E 00 EC 04'), { e2eCrc: false });
+    expect(v).toMatchObject({ timeZone: -20, timeZoneMinutes: -300, dstOffsetMinutes: 60, utcMs: Date.UTC(2026, 6, 4, 16, 30, 0) });
+    // With the E2E-CRC: 0x28D1 over those 9 bytes (computed by hand with the reflected 0x8408 loop).
+    expect(bytesToHex(encodeCgmSessionStartTime(v, { e2eCrc: true }))).toBe('EA 07 07 04 0C 1E 00 EC 04 D1 28');
+    expect(decodeCgmSessionStartTime(hexToBytes('EA 07 07 04 0C 1E 00 EC 04 D1 28'), { e2eCrc: true }).utcMs).toBe(v.utcMs);
+  });
+
+  it('keeps "not known" values (year 0, time zone -128, DST 255) and derives nothing from them', () => {
+    // Nordic "noYear": year 0, April 24 13:08:24, +2 h, DST code 2 (+0.5 h), no CRC.
+    const noYear = decodeCgmSessionStartTime(hexToBytes('00 00 04 18 0D 08 18 08 02'), { e2eCrc: false });
+    expect(noYear).toEqual({ startTime: { year: 0, month: 4, day: 24, hours: 13, minutes: 8, seconds: 24 }, timeZone: 8, dstOffset: 2, timeZoneMinutes: 120, dstOffsetMinutes: 30 });
+    // Everything unknown (a CGM whose session start was never set); CRC 0xCDAC.
+    const unknown = decodeCgmSessionStartTime(hexToBytes('00 00 00 00 00 00 00 80 FF AC CD'), { e2eCrc: true });
+    expect(unknown).toEqual({ startTime: { year: 0, month: 0, day: 0, hours: 0, minutes: 0, seconds: 0 }, timeZone: -128, dstOffset: 255 });
+    expect(bytesToHex(encodeCgmSessionStartTime(unknown, { e2eCrc: true }))).toBe('00 00 00 00 00 00 00 80 FF AC CD');
+  });
+
+  it('fails with a DecodeError on a bad CRC, a length that does not match the CGM Feature, and values out of range', () => {
+    // Nordic "crcError": the last byte C3 instead of C2.
+    const crc = decodeError(() => decodeCgmSessionStartTime(hexToBytes('E2 07 04 18 0D 08 18 08 04 E0 C3'), { e2eCrc: true }));
+    expect(crc).toBeInstanceOf(CrcMismatchError);
+    expect(crc).toMatchObject({ codec: CGM_SESSION_START_TIME_CODEC, expected: 0xc2e0, actual: 0xc3e0 });
+    // Nordic "invalidData": 10 bytes.
+    expect(decodeError(() => decodeCgmSessionStartTime(hexToBytes('E2 07 04 18 0D 08 18 08 04 E0'), { e2eCrc: true })).message).toMatch(/10 bytes, but a Session Start Time with E2E-CRC is 11/);
+    expect(decodeError(() => decodeCgmSessionStartTime(hexToBytes(NORDIC), { e2eCrc: false })).message).toMatch(/looks like a value with an E2E-CRC/);
+    expect(decodeError(() => decodeCgmSessionStartTime(hexToBytes('EA 07 07 04 0C 1E 00 EC 04'), { e2eCrc: true })).message).toMatch(/without the E2E-CRC that the CGM Feature announces/);
+    expect(decodeError(() => decodeCgmSessionStartTime(new Uint8Array(0), { e2eCrc: false })).message).toMatch(/0 bytes/);
+    const bad = (hex: string) => decodeError(() => decodeCgmSessionStartTime(hexToBytes(hex), { e2eCrc: false })).message;
+    expect(bad('EA 07 07 04 0C 1E 00 39 04')).toMatch(/time zone 57 is outside -48..\+56/); // 0x39 = +57
+    expect(bad('EA 07 07 04 0C 1E 00 CF 04')).toMatch(/time zone -49/); // 0xCF = -49
+    expect(bad('EA 07 07 04 0C 1E 00 EC 03')).toMatch(/DST offset 3 is not 0, 2, 4, 8/);
+    expect(bad('EA 07 0D 04 0C 1E 00 EC 04')).toMatch(/month 13 is outside 0..12/);
+    expect(bad('EA 07 07 04 18 1E 00 EC 04')).toMatch(/hours 24 is outside 0..23/);
+    expect(bad('EA 07 02 1E 0C 1E 00 EC 04')).toMatch(/2026-2-30 is not a calendar date/);
+    expect(bad('01 00 07 04 0C 1E 00 EC 04')).toMatch(/year 1 is outside 1582..9999/);
+    expect(() => decodeCgmSessionStartTime(hexToBytes(NORDIC), {} as CgmSessionOptions)).toThrow(DecodeError);
+  });
+
+  it('refuses to encode values it would not decode, with a ConfigError', () => {
+    const ok: CgmSessionStartTimeFields = { startTime: { year: 2026, month: 12, day: 6, hours: 8, minutes: 0, seconds: 0 }, timeZone: 4, dstOffset: 0 };
+    // 2026-12-06 08:00:00, UTC+1 h, no DST: EA 07 0C 06 08 00 00 04 00, CRC 0x778B.
+    expect(bytesToHex(encodeCgmSessionStartTime(ok, { e2eCrc: true }))).toBe('EA 07 0C 06 08 00 00 04 00 8B 77');
+    expect(() => encodeCgmSessionStartTime({ ...ok, timeZone: 60 }, { e2eCrc: false })).toThrow(ConfigError);
+    expect(() => encodeCgmSessionStartTime({ ...ok, dstOffset: 1 }, { e2eCrc: false })).toThrow(/DST offset 1/);
+    expect(() => encodeCgmSessionStartTime({ ...ok, startTime: { ...ok.startTime, minutes: 60 } }, { e2eCrc: false })).toThrow(/minutes 60/);
+    expect(() => encodeCgmSessionStartTime(ok, {} as CgmSessionOptions)).toThrow(ConfigError);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 
 const sfloat: fc.Arbitrary<Ieee11073Value> = fc.integer({ min: 0, max: 0xffff }).map(decodeSfloat);
@@ -219,6 +298,30 @@ describe('round-trip properties', () => {
         });
         expect(decodeCgmMeasurement(encodeCgmMeasurement(v, opts), opts)).toEqual(v);
         expect(bytesToHex(encodeCgmMeasurement(v, opts))).toBe(bytesToHex(bytes));
+      }),
+      PROPERTY,
+    );
+  });
+
+  it('CGM Session Start Time: decode(encode(v)) carries v and re-encodes to the same bytes', () => {
+    const dateTime = fc.record({
+      year: fc.oneof(fc.constant(0), fc.integer({ min: 1582, max: 9999 })),
+      month: fc.integer({ min: 0, max: 12 }),
+      day: fc.integer({ min: 0, max: 28 }),
+      hours: fc.integer({ min: 0, max: 23 }),
+      minutes: fc.integer({ min: 0, max: 59 }),
+      seconds: fc.integer({ min: 0, max: 59 }),
+    });
+    const fields = fc.record({ startTime: dateTime, timeZone: fc.oneof(fc.constant(-128), fc.integer({ min: -48, max: 56 })), dstOffset: fc.constantFrom(0, 2, 4, 8, 255) });
+    fc.assert(
+      fc.property(fields, fc.boolean(), (v, e2eCrc) => {
+        const bytes = encodeCgmSessionStartTime(v, { e2eCrc });
+        expect(bytes).toHaveLength(e2eCrc ? 11 : 9);
+        const d = decodeCgmSessionStartTime(bytes, { e2eCrc });
+        expect(d).toMatchObject(v);
+        const known = v.startTime.year > 0 && v.startTime.month > 0 && v.startTime.day > 0 && v.timeZone !== -128 && v.dstOffset !== 255;
+        expect(d.utcMs !== undefined).toBe(known);
+        expect(bytesToHex(encodeCgmSessionStartTime(d, { e2eCrc }))).toBe(bytesToHex(bytes));
       }),
       PROPERTY,
     );

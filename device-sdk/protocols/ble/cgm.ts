@@ -1,6 +1,7 @@
 /**
- * Bluetooth Continuous Glucose Monitoring Service (CGMS 1.0.1) codecs: CGM Measurement (0x2AA7)
- * and CGM Feature (0x2AA8). RACP is in `racp.ts` (filter 0x01 = time offset for CGM).
+ * Bluetooth Continuous Glucose Monitoring Service (CGMS 1.0.1) codecs: CGM Measurement (0x2AA7),
+ * CGM Feature (0x2AA8) and CGM Session Start Time (0x2AAA, at the end of this file). RACP is in
+ * `racp.ts` (filter 0x01 = time offset for CGM).
  *
  * CGM Measurement: one notification holds one or more records, each delimited by its Size byte:
  *
@@ -45,14 +46,17 @@ import { ConfigError, DecodeError } from '../../errors.js';
 import { CrcMismatchError, crc16Mcrf4xx } from '../crc.js';
 import type { Ieee11073Value } from '../ieee11073.js';
 import { ByteReader, ByteWriter } from './bytes.js';
+import { type BleDateTime, type BleDateTimeFields, dateTimeEpochMs, readDateTime, writeDateTime } from './date-time.js';
 import { coded, codeOf, namedBits, reservedBitsSet, type Coded, type CodeInput } from './codes.js';
 import { GLUCOSE_SAMPLE_TYPES, type GlucoseSampleTypeName } from './glucose.js';
 
 export const CGM_MEASUREMENT_UUID = 0x2aa7;
 export const CGM_FEATURE_UUID = 0x2aa8;
+export const CGM_SESSION_START_TIME_UUID = 0x2aaa;
 
 export const CGM_MEASUREMENT_CODEC = 'ble-cgm-measurement';
 export const CGM_FEATURE_CODEC = 'ble-cgm-feature';
+export const CGM_SESSION_START_TIME_CODEC = 'ble-cgm-session-start-time';
 
 export const CGM_ANNUNCIATION_LAYOUTS = ['sig', 'nordic'] as const;
 export type CgmAnnunciationLayout = (typeof CGM_ANNUNCIATION_LAYOUTS)[number];
@@ -322,4 +326,126 @@ export function encodeCgmFeature(feature: CgmFeatureFields): Uint8Array {
     .uint8((codeOf(feature.sampleLocation, 4, '/sampleLocation') << 4) | codeOf(feature.type, 4, '/type'), '/typeSampleLocation');
   const head = w.toBytes();
   return w.uint16((feature.bits >>> CGM_FEATURE_BITS.e2eCrc) & 1 ? crc16Mcrf4xx(head) : 0xffff, '/crc').toBytes();
+}
+
+// ---------------------------------------------------------------------------------------------
+// CGM Session Start Time 0x2AAA (read; CGMS §3.5, shared spec §3.8):
+//
+// | bytes | field                                   | values                                        |
+// |-------|-----------------------------------------|-----------------------------------------------|
+// | 7     | Session Start Time, Date Time (0x2A08)  | local wall clock; year/month/day 0 = unknown  |
+// | 1     | Time Zone, sint8, 15-minute units       | -48..+56; -128 = not known (0x2A0E)           |
+// | 1     | DST Offset, uint8                       | 0 standard, 2 +0.5 h, 4 +1 h, 8 +2 h; 255 = not known (0x2A0D) |
+// | 2     | E2E-CRC, CRC-16/MCRF4XX over bytes 0–8  | only when CGM Feature bit 12 is set           |
+//
+// As for CGM Measurement, the CGM Feature decides whether the CRC is there (`e2eCrc`): 9 bytes
+// without, 11 with, anything else fails. Nordic's Android library instead accepts 9 or 11 and
+// infers the CRC from the length. The wall clock is local time, so UTC = wall clock − time zone −
+// DST offset (Nordic's `CGMSessionStartTimeDataCallback` builds its Calendar the same way).
+// Values outside the ranges above fail; "not known" values decode (without the derived fields).
+
+/** Time Zone "offset not known" (Time Zone characteristic 0x2A0E). */
+export const CGM_TIME_ZONE_UNKNOWN = -128;
+/** DST Offset "DST not known" (DST Offset characteristic 0x2A0D). */
+export const CGM_DST_OFFSET_UNKNOWN = 255;
+/** DST Offset code -> minutes added to standard time. */
+export const CGM_DST_OFFSET_MINUTES: Readonly<Record<number, number>> = Object.freeze({ 0: 0, 2: 30, 4: 60, 8: 120 });
+
+export interface CgmSessionOptions {
+  /** CGM Feature bit 12 (E2E-CRC supported): the value ends in a CRC that is verified / written. */
+  e2eCrc: boolean;
+}
+
+export interface CgmSessionStartTimeFields {
+  /** Local wall clock of the session start (Date Time; year, month or day 0 = not known). */
+  startTime: BleDateTimeFields;
+  /** Time Zone in 15-minute units, -48..+56, or -128 (`CGM_TIME_ZONE_UNKNOWN`). */
+  timeZone: number;
+  /** DST Offset code: 0, 2, 4, 8, or 255 (`CGM_DST_OFFSET_UNKNOWN`). */
+  dstOffset: number;
+}
+
+export interface CgmSessionStartTime extends CgmSessionStartTimeFields {
+  /** As received; `epochMs` (the wall clock read as UTC) when year, month and day are known. */
+  startTime: BleDateTime;
+  /** Time zone in minutes east of UTC, when known. */
+  timeZoneMinutes?: number;
+  /** DST offset in minutes, when known. */
+  dstOffsetMinutes?: number;
+  /** The session start in UTC (ms): wall clock − time zone − DST offset; only when all three are known. */
+  utcMs?: number;
+}
+
+/** Why `fields` cannot be a Session Start Time, or undefined when they can. */
+function sessionStartTimeProblem(fields: CgmSessionStartTimeFields): string | undefined {
+  const t = fields.startTime;
+  const ranges: [keyof BleDateTimeFields, number, number][] = [
+    ['month', 0, 12],
+    ['day', 0, 31],
+    ['hours', 0, 23],
+    ['minutes', 0, 59],
+    ['seconds', 0, 59],
+  ];
+  if (!Number.isInteger(t.year) || (t.year !== 0 && (t.year < 1582 || t.year > 9999))) return `year ${t.year} is outside 1582..9999 (0 = not known)`;
+  for (const [name, min, max] of ranges) {
+    const v = t[name];
+    if (!Number.isInteger(v) || v < min || v > max) return `${name} ${v} is outside ${min}..${max}`;
+  }
+  if (t.year !== 0 && t.month !== 0 && t.day !== 0 && dateTimeEpochMs(t) === undefined) return `${t.year}-${t.month}-${t.day} is not a calendar date`;
+  const tz = fields.timeZone;
+  if (!Number.isInteger(tz) || (tz !== CGM_TIME_ZONE_UNKNOWN && (tz < -48 || tz > 56))) return `time zone ${tz} is outside -48..+56 (15-minute units; -128 = not known)`;
+  if (fields.dstOffset !== CGM_DST_OFFSET_UNKNOWN && CGM_DST_OFFSET_MINUTES[fields.dstOffset] === undefined) return `DST offset ${fields.dstOffset} is not 0, 2, 4, 8 (or 255 = not known)`;
+  return undefined;
+}
+
+function sessionOptionsCheck(options: CgmSessionOptions | undefined, onError: (message: string) => Error): boolean {
+  if (options === null || typeof options !== 'object' || typeof options.e2eCrc !== 'boolean') throw onError('options.e2eCrc must be true or false (CGM Feature bit 12, E2E-CRC supported)');
+  return options.e2eCrc;
+}
+
+/** 9 bytes, or 11 with the E2E-CRC (verified) when `e2eCrc`. */
+export function decodeCgmSessionStartTime(bytes: Uint8Array, options: CgmSessionOptions): CgmSessionStartTime {
+  const e2eCrc = sessionOptionsCheck(options, (m) => new DecodeError(CGM_SESSION_START_TIME_CODEC, m));
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError(CGM_SESSION_START_TIME_CODEC, 'expected the characteristic value as a Uint8Array');
+  const expected = e2eCrc ? 11 : 9;
+  if (bytes.length !== expected) {
+    const hint =
+      bytes.length === 11 && !e2eCrc
+        ? '; it looks like a value with an E2E-CRC, but e2eCrc is false (check CGM Feature bit 12)'
+        : bytes.length === 9 && e2eCrc
+          ? '; it looks like a value without the E2E-CRC that the CGM Feature announces'
+          : '';
+    throw new DecodeError(CGM_SESSION_START_TIME_CODEC, `${bytes.length} bytes, but a Session Start Time ${e2eCrc ? 'with' : 'without'} E2E-CRC is ${expected}${hint}`);
+  }
+  const r = new ByteReader(CGM_SESSION_START_TIME_CODEC, bytes);
+  const startTime = readDateTime(r, 'session start time');
+  const tzRaw = r.uint8('time zone');
+  const timeZone = tzRaw >= 0x80 ? tzRaw - 0x100 : tzRaw;
+  const dstOffset = r.uint8('DST offset');
+  if (e2eCrc) {
+    const actual = r.uint16('E2E-CRC');
+    const computed = crc16Mcrf4xx(bytes, 0, 9);
+    if (computed !== actual) throw new CrcMismatchError(CGM_SESSION_START_TIME_CODEC, computed, actual, 0, 'Session Start Time');
+  }
+  r.expectEnd(e2eCrc ? 'the E2E-CRC' : 'the DST offset');
+  const problem = sessionStartTimeProblem({ startTime, timeZone, dstOffset });
+  if (problem !== undefined) throw new DecodeError(CGM_SESSION_START_TIME_CODEC, problem);
+  const out: CgmSessionStartTime = { startTime, timeZone, dstOffset };
+  if (timeZone !== CGM_TIME_ZONE_UNKNOWN) out.timeZoneMinutes = timeZone * 15;
+  const dst = CGM_DST_OFFSET_MINUTES[dstOffset];
+  if (dst !== undefined) out.dstOffsetMinutes = dst;
+  if (startTime.epochMs !== undefined && out.timeZoneMinutes !== undefined && dst !== undefined) out.utcMs = startTime.epochMs - (out.timeZoneMinutes + dst) * 60_000;
+  return out;
+}
+
+/** The 9 bytes (11 with the E2E-CRC when `e2eCrc`); values outside the ranges are refused with a `ConfigError`. */
+export function encodeCgmSessionStartTime(value: CgmSessionStartTimeFields, options: CgmSessionOptions): Uint8Array {
+  const e2eCrc = sessionOptionsCheck(options, (m) => new ConfigError('options', options, m, 'pass { e2eCrc: <CGM Feature bit 12> }'));
+  const problem = value !== null && typeof value === 'object' && value.startTime !== null && typeof value.startTime === 'object' ? sessionStartTimeProblem(value) : 'is not { startTime, timeZone, dstOffset }';
+  if (problem !== undefined) throw new ConfigError('sessionStartTime', value, problem, 'use a Date Time with fields in range (0 = not known), time zone -48..+56 or -128, DST offset 0, 2, 4, 8 or 255');
+  const w = new ByteWriter();
+  writeDateTime(w, value.startTime, '/startTime');
+  w.uint8(value.timeZone & 0xff, '/timeZone').uint8(value.dstOffset, '/dstOffset');
+  if (e2eCrc) w.uint16(crc16Mcrf4xx(w.toBytes()), '/crc');
+  return w.toBytes();
 }

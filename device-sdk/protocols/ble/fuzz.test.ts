@@ -9,7 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../errors.js';
 import { decodeMderFloat, decodeSfloat, encodeMderFloat, encodeSfloat } from '../ieee11073.js';
 import { bytesToHex, hexToBytes } from './bytes.js';
-import { decodeCgmFeature, decodeCgmMeasurement, encodeCgmFeature, encodeCgmMeasurement, type CgmMeasurementOptions } from './cgm.js';
+import {
+  decodeCgmFeature,
+  decodeCgmMeasurement,
+  decodeCgmSessionStartTime,
+  encodeCgmFeature,
+  encodeCgmMeasurement,
+  encodeCgmSessionStartTime,
+  type CgmMeasurementOptions,
+} from './cgm.js';
 import {
   decodeGlucoseFeature,
   decodeGlucoseMeasurement,
@@ -117,6 +125,18 @@ const TARGETS: Target[] = [
   cgmTarget({ e2eCrc: true, annunciationLayout: 'nordic' }),
   cgmTarget({ e2eCrc: false, annunciationLayout: 'nordic' }),
   { name: 'CGM Feature', decode: decodeCgmFeature, encode: encodeCgmFeature as (v: never) => Uint8Array, vectors: ['6E 9E 01 16 8A C1', '6E 8E 01 16 FF FF'] },
+  {
+    name: 'CGM Session Start Time (E2E-CRC)',
+    decode: (b) => decodeCgmSessionStartTime(b, { e2eCrc: true }),
+    encode: ((v: Parameters<typeof encodeCgmSessionStartTime>[0]) => encodeCgmSessionStartTime(v, { e2eCrc: true })) as (v: never) => Uint8Array,
+    vectors: ['E2 07 04 18 0D 08 18 08 04 E0 C2', '00 00 00 00 00 00 00 80 FF AC CD'],
+  },
+  {
+    name: 'CGM Session Start Time (no CRC)',
+    decode: (b) => decodeCgmSessionStartTime(b, { e2eCrc: false }),
+    encode: ((v: Parameters<typeof encodeCgmSessionStartTime>[0]) => encodeCgmSessionStartTime(v, { e2eCrc: false })) as (v: never) => Uint8Array,
+    vectors: ['EA 07 07 04 0C 1E 00 EC 04', '00 00 04 18 0D 08 18 08 02'],
+  },
   {
     name: 'Heart Rate Measurement',
     decode: decodeHeartRateMeasurement,
