@@ -143,7 +143,9 @@ export function readingObservation(rec: StoredRecord<Reading>): Resource | undef
       interpretation: [concept(interpretation)],
       referenceRange: [{ low: quantity(low, r.unit), high: quantity(high, r.unit), text: 'Consensus target range 70-180 mg/dL' }],
     };
-    if (r.meterRecord !== undefined) (obs.identifier as unknown[]).push({ system: `${MEDGE_RECORD}/meter-sequence`, value: `${rec.deviceId}/${r.sensor}/${r.meterRecord}` });
+    // A CGM's record number (time offset) restarts with every sensor session: the session start keeps it unique.
+    const session = r.context?.sessionStart;
+    if (r.meterRecord !== undefined) (obs.identifier as unknown[]).push({ system: `${MEDGE_RECORD}/meter-sequence`, value: `${rec.deviceId}/${r.sensor}/${session ? `${session}/` : ''}${r.meterRecord}` });
     if (r.context && Object.keys(r.context).length > 0) obs.note = [{ text: Object.entries(r.context).map(([k, v]) => `${k}: ${v}`).join('; ') }];
     return obs;
   }

@@ -6,7 +6,7 @@ import type { Alert, Finding, Reading, RecordKind, RecordBodies, StreamChunk } f
 import { EdgeStore } from '../../edge/edge-store.js';
 import { exportEdgeResources, transactionBundle } from '../../edge/fhir/export.js';
 import { FhirServer } from '../../edge/fhir/http.js';
-import { patientId, type Resource } from '../../edge/fhir/mapping.js';
+import { patientId, readingObservation, type Resource } from '../../edge/fhir/mapping.js';
 import { validateFhir } from '../../edge/fhir/validate.js';
 import { medge, requireBuild } from '../helpers/cli.js';
 import { useTempDirs } from '../helpers/temp.js';
@@ -136,6 +136,19 @@ describe('FHIR R4 export from the edge store', () => {
     const report = reports.find((r) => JSON.stringify(r.subject).includes(patientId('ward-3', 'clinic-01')));
     expect((report?.result as unknown[]).length).toBe(obs.filter((r) => JSON.stringify(r.subject).includes(patientId('ward-3', 'clinic-01'))).length);
     expect(report?.conclusion).toMatch(/1 alert\(s\).*suggestive of AF/);
+  });
+
+  it('keeps CGM record identifiers unique across sensor sessions (the time offset restarts with each sensor)', () => {
+    const cgm = (seq: number, sessionStart: string | undefined): Reading => ({ sensor: 'cgm-1', type: 'glucose', value: 100, unit: 'mg/dL', tDevice: 1_000 * seq, meterRecord: 5, context: { source: 'cgm', ...(sessionStart ? { sessionStart } : {}) } });
+    const identifier = (seq: number, sessionStart?: string) => {
+      const obs = readingObservation({ deviceId: 'dev-1', site: 'site-a', bootId: 'b', seq, tMs: 1_000 * seq, body: cgm(seq, sessionStart) }) as Resource & { identifier: { system: string; value: string }[] };
+      return obs.identifier.find((i) => i.system.endsWith('/meter-sequence'))?.value;
+    };
+    const a = identifier(1, '2026-01-05T08:00:00+01:00');
+    const b = identifier(2, '2026-01-05T20:00:00+01:00');
+    expect(a).toBe('dev-1/cgm-1/2026-01-05T08:00:00+01:00/5');
+    expect(b).not.toBe(a);
+    expect(identifier(3)).toBe('dev-1/cgm-1/5');
   });
 
   it('is idempotent: the same store gives the same resources, and entries are PUTs by id', () => {
