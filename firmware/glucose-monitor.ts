@@ -133,7 +133,8 @@ export class GlucoseMonitor {
   private readonly options: GlucoseMonitorOptions;
   private readonly forecaster: GlucoseForecaster | undefined;
   private trace: GlucosePoint[] = [];
-  private lastRecord: number | undefined;
+  /** The last record taken live: its number, within its sensor session (CGM time offsets restart per sensor). */
+  private lastRecord: string | undefined;
   private readonly alertLogic: HypoAlertLogic | undefined;
   private predictedFired = false;
   private lastPredictedT = Number.NEGATIVE_INFINITY;
@@ -153,7 +154,8 @@ export class GlucoseMonitor {
     if (r.type !== 'glucose') return out;
     const gl = r.unit === 'mg/dL' ? r.value : r.unit === 'mmol/L' ? r.value * MG_DL_PER_MMOL_L : Number.NaN;
     if (!Number.isFinite(gl)) return out; // unknown unit: not evaluated rather than misread
-    if (r.meterRecord !== undefined && r.meterRecord === this.lastRecord) return out;
+    const record = r.meterRecord === undefined ? undefined : `${r.context?.sessionStart ?? ''}/${r.meterRecord}`;
+    if (record !== undefined && record === this.lastRecord) return out;
     const t = r.tMeter ?? r.tDevice;
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
@@ -161,7 +163,7 @@ export class GlucoseMonitor {
       if (!this.trace.some((p) => p.t === t)) this.trace = [...this.trace, { t, gl }].sort((a, b) => a.t - b.t);
       return out;
     }
-    this.lastRecord = r.meterRecord;
+    this.lastRecord = record;
     this.trace.push({ t, gl });
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);

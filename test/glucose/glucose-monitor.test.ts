@@ -37,6 +37,12 @@ describe('glucose monitor', () => {
     // Duplicates and out-of-order readings say nothing.
     expect(sparse.push(reading(130, 30)).findings).toEqual([]);
     expect(sparse.push(reading(90, 10, 99)).findings).toEqual([]);
+    // A new CGM sensor restarts its record numbers: the same number in another session is a new reading.
+    const cgm = new GlucoseMonitor('cgm');
+    const session = (value: number, minute: number, sessionStart: string): Reading => ({ ...reading(value, minute, 7), context: { source: 'cgm', sessionStart } });
+    cgm.push(session(100, 0, '2026-01-05T08:00:00Z'));
+    expect(cgm.push(session(100, 5, '2026-01-05T08:00:00Z')).findings).toEqual([]);
+    expect(cgm.push(session(110, 10, '2026-01-05T08:10:00Z')).findings.find((x) => x.kind === 'glucose-trend')).toBeDefined();
   });
 
   it('forecasts 30 minutes ahead once 30 minutes of history exist, with the model id and hash', () => {
