@@ -13,9 +13,15 @@
  * most every 10 ms (100 Hz), enough for heart rate and screening, not diagnostic ECG.
  *
  * Stream indices: Firmata carries no sample counter, so the driver counts the values it receives.
- * After a disconnect it reports the samples it missed as a gap (`reason` `disconnected`), estimated
- * from the time the board was away and the sample rate it observed before (so it also holds when
- * the simulator plays faster than real time), and continues the index after it.
+ * After a disconnect it reports the samples it missed as a gap (`reason` `disconnected`) and
+ * continues the index after it. The missed span is the signal between the last value before the
+ * disconnect and the first value after it: the patient's ECG goes on while the board is unplugged,
+ * while it resets (an Arduino resets when its port opens, ~0.5-2 s in its bootloader) and while the
+ * host repeats the Firmata handshake, and the board samples again only once reporting is enabled.
+ * So the gap is estimated when that first value arrives, as the sample slots between the two values'
+ * arrival times at the rate observed before the disconnect (so it also holds when the simulator plays
+ * faster than real time); its error is the difference of the two values' delivery latencies (serial
+ * link, event loop) plus rounding, a few samples.
  */
 import type { Clock, ClockTimer } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -157,6 +163,8 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   private lastValueAt: number | undefined;
   private sessionStart: { t: number; index: number } | undefined;
   private observedRatePerMs: number | undefined;
+  /** A disconnect happened since the last value: the gap is estimated at the next value. */
+  private resuming = false;
   // alarm
   private ledOn = false;
   private buzzerOn = false;
@@ -285,17 +293,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
       this.setOutput('led', this.ledOn);
       this.setOutput('buzzer', this.buzzerOn);
     }
-    const now = this.clock.monotonic();
-    if (this.lastValueAt !== undefined) {
-      // Samples the board produced while it was away: estimated from the time and the observed rate.
-      const ratePerMs = this.observedRatePerMs ?? this.nominalRate / 1000;
-      const missed = Math.max(0, Math.round((now - this.lastValueAt) * ratePerMs) - 1);
-      if (missed > 0) {
-        this.counters.gapSamples += missed;
-        this.sink?.gap({ sensor: this.sensor, channel: 0, firstSample: this.index, samples: missed, reason: 'disconnected' });
-        this.index += missed;
-      }
-    }
+    this.resuming = this.lastValueAt !== undefined;
     this.sessionStart = undefined;
     this.pending = [];
     this.pendingIndex = this.index;
@@ -306,6 +304,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
 
   private onValue(value: number): void {
     const now = this.clock.monotonic();
+    if (this.resuming) this.reportMissed(now);
     this.sessionStart ??= { t: now, index: this.index };
     this.lastValueAt = now;
     const rate = this.nominalRate;
@@ -314,6 +313,20 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     this.pending.push(value - this.options.baseline);
     this.index += 1;
     if (this.pending.length >= Math.max(1, Math.round((this.options.chunkMs * rate) / 1000))) this.flush();
+  }
+
+  /**
+   * The first value after a disconnect arrived at `now`: the samples of the signal between it and the
+   * last value before (the time unplugged, the board's reset, the handshake) are reported as a gap.
+   */
+  private reportMissed(now: number): void {
+    this.resuming = false;
+    const ratePerMs = this.observedRatePerMs ?? this.nominalRate / 1000;
+    const missed = Math.max(0, Math.round((now - this.lastValueAt!) * ratePerMs) - 1);
+    if (missed === 0) return;
+    this.counters.gapSamples += missed;
+    this.sink?.gap({ sensor: this.sensor, channel: 0, firstSample: this.index, samples: missed, reason: 'disconnected' });
+    this.index += missed;
   }
 
   private endSession(): void {
