@@ -105,7 +105,7 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     // source goes on, as a patient's ECG does). Firmata has no sample counter, so the driver reads it off
     // the arrival times, through the least-delayed values of each window (arrivals are late and bursty,
     // never early): its error is the difference of two windows' least delays plus rounding. One sample
-    // is 5 ms at the 200/s this test plays; measured errors: 0 in 10 idle runs and in 20 runs with both
+    // is 5 ms at the 200/s this test plays; measured errors: 0 in 10 idle runs and in 35 runs with both
     // cores busy (before: +21..+42 idle, -4..+67 loaded). Bound: 3 samples (15 ms).
     const lastBefore = before.at(-1)![1] + 512;
     const firstAfter = after[0]![1] + 512;
