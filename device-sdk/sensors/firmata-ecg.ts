@@ -13,9 +13,18 @@
  * most every 10 ms (100 Hz), enough for heart rate and screening, not diagnostic ECG.
  *
  * Stream indices: Firmata carries no sample counter, so the driver counts the values it receives.
- * After a disconnect it reports the samples it missed as a gap (`reason` `disconnected`), estimated
- * from the time the board was away and the sample rate it observed before (so it also holds when
- * the simulator plays faster than real time), and continues the index after it.
+ * After a disconnect it reports the samples it missed as a gap (`reason` `disconnected`) and
+ * continues the index after it. The missed span is the signal between the last value before the
+ * disconnect and the first value after it: the patient's ECG goes on while the board is unplugged,
+ * while it resets (an Arduino resets when its port opens, ~0.5-2 s in its bootloader) and while the
+ * host repeats the Firmata handshake, and the board samples again only once reporting is enabled.
+ * So the gap is the sample slots between those two values, at the sampling period observed before
+ * the disconnect (so it also holds when the simulator plays faster than real time), reported before
+ * the first chunk after the replug. Values arrive late (serial link, event loop) and in bursts, never
+ * early, so times are read off the board's sampling line through the least-delayed values of a
+ * window (`SessionTiming`), not from single arrivals: a burst or a busy event loop does not bias the
+ * period or the gap; what is left is the least delay within a window (well under a sample period on
+ * an idle machine) and rounding.
  */
 import type { Clock, ClockTimer } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -130,6 +139,72 @@ function loadDefaultFactory(): Promise<IoBoardFactory> {
   return defaultFactory;
 }
 
+/** Values per window of `SessionTiming`. */
+const TIMING_WINDOW = 64;
+/** A session that sampled this long at least (ms) measures the sampling period. */
+const MIN_PERIOD_SPAN_MS = 500;
+
+/**
+ * Arrival times of one session's values, kept in two windows (its first and its last
+ * `TIMING_WINDOW` values). A value k arrives at `due0 + k × period + delay` with `delay >= 0`, so
+ * within a window the least-delayed value (the smallest `t - k × period`) lies nearest the sampling
+ * line.
+ */
+export class SessionTiming {
+  private readonly first: number[] = [];
+  private readonly last = new Float64Array(TIMING_WINDOW);
+  private n = 0;
+
+  get count(): number {
+    return this.n;
+  }
+
+  add(t: number): void {
+    if (this.n < TIMING_WINDOW) this.first.push(t);
+    this.last[this.n % TIMING_WINDOW] = t;
+    this.n += 1;
+  }
+
+  /**
+   * The sampling period (ms) through the least-delayed values of both windows; `undefined` when the
+   * session sampled less than `MIN_PERIOD_SPAN_MS` (its values × the period, not the arrival span,
+   * which a late first burst shortens).
+   */
+  period(): number | undefined {
+    if (this.n < 2) return undefined;
+    let period = (this.at(this.n - 1) - this.first[0]!) / (this.n - 1);
+    // Twice: the least-delayed values picked with the plain estimate, then with the refined one.
+    for (let pass = 0; pass < 2; pass++) {
+      const a = this.leastDelayed(0, this.first.length, period);
+      const b = this.leastDelayed(Math.max(0, this.n - TIMING_WINDOW), this.n, period);
+      if (b <= a) break;
+      period = (this.at(b) - this.at(a)) / (b - a);
+    }
+    return period > 0 && (this.n - 1) * period >= MIN_PERIOD_SPAN_MS ? period : undefined;
+  }
+
+  /**
+   * When value `k` (in one of the windows) was due to arrive: on the line through the least-delayed
+   * value of its window, or its arrival time when the period is unknown.
+   */
+  dueAt(k: number, period: number | undefined): number {
+    if (period === undefined) return this.at(k);
+    const [from, to] = k < this.first.length ? [0, this.first.length] : [Math.max(0, this.n - TIMING_WINDOW), this.n];
+    const j = this.leastDelayed(from, to, period);
+    return this.at(j) + (k - j) * period;
+  }
+
+  private leastDelayed(from: number, to: number, period: number): number {
+    let best = from;
+    for (let k = from + 1; k < to; k++) if (this.at(k) - k * period < this.at(best) - best * period) best = k;
+    return best;
+  }
+
+  private at(k: number): number {
+    return k < this.first.length ? this.first[k]! : this.last[k % TIMING_WINDOW]!;
+  }
+}
+
 export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   readonly sensor: string;
   readonly driver = 'firmata-ecg';
@@ -154,9 +229,13 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   private pending: number[] = [];
   private pendingIndex = 0;
   private anchor: { t: number; index: number } | undefined;
-  private lastValueAt: number | undefined;
-  private sessionStart: { t: number; index: number } | undefined;
-  private observedRatePerMs: number | undefined;
+  private timing = new SessionTiming();
+  /** The sampling period (ms) measured over the last long enough session. */
+  private observedPeriodMs: number | undefined;
+  /** When the last value before the disconnect was due (monotonic ms). */
+  private lastDueAt: number | undefined;
+  /** A disconnect happened since the last value: the gap goes before the session's first chunk. */
+  private resuming = false;
   // alarm
   private ledOn = false;
   private buzzerOn = false;
@@ -285,18 +364,8 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
       this.setOutput('led', this.ledOn);
       this.setOutput('buzzer', this.buzzerOn);
     }
-    const now = this.clock.monotonic();
-    if (this.lastValueAt !== undefined) {
-      // Samples the board produced while it was away: estimated from the time and the observed rate.
-      const ratePerMs = this.observedRatePerMs ?? this.nominalRate / 1000;
-      const missed = Math.max(0, Math.round((now - this.lastValueAt) * ratePerMs) - 1);
-      if (missed > 0) {
-        this.counters.gapSamples += missed;
-        this.sink?.gap({ sensor: this.sensor, channel: 0, firstSample: this.index, samples: missed, reason: 'disconnected' });
-        this.index += missed;
-      }
-    }
-    this.sessionStart = undefined;
+    this.resuming ||= this.lastDueAt !== undefined;
+    this.timing = new SessionTiming();
     this.pending = [];
     this.pendingIndex = this.index;
     const fw = board.firmware;
@@ -305,9 +374,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   }
 
   private onValue(value: number): void {
-    const now = this.clock.monotonic();
-    this.sessionStart ??= { t: now, index: this.index };
-    this.lastValueAt = now;
+    this.timing.add(this.clock.monotonic());
     const rate = this.nominalRate;
     this.anchor ??= { t: this.clock.now(), index: this.index };
     if (this.pending.length === 0) this.pendingIndex = this.index;
@@ -316,18 +383,37 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     if (this.pending.length >= Math.max(1, Math.round((this.options.chunkMs * rate) / 1000))) this.flush();
   }
 
+  /**
+   * Before the first chunk after a disconnect: the samples of the signal between the last value
+   * before and the first after (the time unplugged, the board's reset, the handshake) are reported as
+   * a gap, and this session's values move after it.
+   */
+  private reportMissed(): void {
+    this.resuming = false;
+    const measured = this.observedPeriodMs;
+    const period = measured ?? 1000 / this.nominalRate;
+    const missed = Math.max(0, Math.round((this.timing.dueAt(0, measured) - this.lastDueAt!) / period) - 1);
+    if (missed === 0) return;
+    this.counters.gapSamples += missed;
+    this.sink?.gap({ sensor: this.sensor, channel: 0, firstSample: this.pendingIndex, samples: missed, reason: 'disconnected' });
+    this.pendingIndex += missed;
+    this.index += missed;
+  }
+
   private endSession(): void {
-    const start = this.sessionStart;
-    if (start && this.lastValueAt !== undefined && this.lastValueAt - start.t >= 500) {
-      this.observedRatePerMs = (this.index - 1 - start.index) / (this.lastValueAt - start.t);
-    }
     this.flush();
+    const timing = this.timing;
+    if (timing.count > 0) {
+      this.observedPeriodMs = timing.period() ?? this.observedPeriodMs;
+      this.lastDueAt = timing.dueAt(timing.count - 1, this.observedPeriodMs);
+    }
     this.board = undefined;
   }
 
   /** Delivers the samples collected so far as one chunk. */
   private flush(): void {
     if (this.pending.length === 0) return;
+    if (this.resuming) this.reportMissed();
     const samples = Int16Array.from(this.pending);
     const first = this.pendingIndex;
     this.pending = [];

@@ -39,16 +39,29 @@
  *   reporting channel sends one ANALOG_MESSAGE (0xE0 | channel, 7-bit LSB, MSB) with the next value
  *   of its source; a channel without a source reads `idleValue` (512, an AD8232's mid-rail).
  *   `speed` divides the interval in real time (speed 10 plays ten samples per interval).
- *   Values are due from `clock.monotonic()`: a late timer sends the ones due since.
+ *   Values are due from `clock.monotonic()`: a late timer sends the ones due since. These two
+ *   commands (and SYSTEM_RESET) take effect in arrival order after the values due before they
+ *   arrived, as StandardFirmata's loop() reads serial input between sampling intervals; a new
+ *   interval restarts the schedule from the instant the command arrived.
  * - Sources: `AnalogSource` is a pull `(n) => Uint16Array | number[] | undefined` or an (async)
  *   iterable of blocks; values are clamped to 0..1023. The end of a source leaves the pin at its
  *   last value (the recording ended; the board keeps reporting); `ended(channel)` resolves then.
+ * - A source is the live signal at the pin (the patient's ECG), one value per sampling interval. It
+ *   starts when the host first enables reporting on its channel (so a host reads it from its first
+ *   value) and from then on goes on in real time whether or not its values reach the host: values
+ *   due while the board is unplugged, rebooting, in the host's handshake or not reporting the channel
+ *   are consumed and counted in `stats.samplesDropped`, at the interval the signal was last sampled
+ *   at (a reboot resets the board's interval, not the patient). So the values the host missed
+ *   across a replug are those of the whole time between its last value and its first one after,
+ *   as with a real Arduino, which resets when its port opens and samples again only once the host
+ *   has re-enabled reporting.
  * - Digital writes: DIGITAL_MESSAGE (0x90 | port, LSB, MSB) and SET_DIGITAL_PIN_VALUE (0xF5) are
  *   recorded per changed pin in `digitalWrites` ({ pin, value, t: clock.now() }); SET_PIN_MODE
  *   (0xF4) in `pinModes`. Events `'digital'` and `'mode'` fire for each.
  * - `unplug({ downMs })`: kills socat (both ends hang up, links removed), waits `downMs` on the
- *   clock, recreates the pty at the same paths and announces itself again; reporting state is
- *   reset (a USB-powered Arduino reboots). Samples due while unplugged are consumed and counted in
+ *   clock, recreates the pty at the same paths and announces itself again; reporting state and the
+ *   sampling interval are reset (a USB-powered Arduino reboots). Samples due while unplugged, and
+ *   after the replug until the host enables reporting again, are consumed and counted in
  *   `stats.samplesDropped` (the recording goes on).
  * - `stats`: `analogMessages` per channel, `samplesDropped`, `bytesWritten`, `bytesReceived`,
  *   `commands` (host messages parsed), `unplugs`, `announcements`.
@@ -174,6 +187,8 @@ export async function createFirmataBoard(input: Partial<FirmataBoardOptions> = {
 
 interface Channel {
   reporting: boolean;
+  /** The host has enabled reporting once: the signal goes on in real time from then on. */
+  live: boolean;
   value: number;
   pull: ((n: number) => Promise<ArrayLike<number> | undefined>) | undefined;
   buffer: number[];
@@ -199,8 +214,12 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
   private announcing = false;
   private lastAnnounce = -Infinity;
   private intervalMs: number;
+  /** The sampling schedule: values are due every `scheduleMs / speed` from `origin`. */
+  private scheduleMs: number;
   private origin = 0;
   private produced = 0;
+  /** Host commands that change sampling, applied by the sampling loop in order (`sampling()`). */
+  private readonly samplingCommands: Array<{ at: number; apply: (at: number) => void }> = [];
   private parse: number[] = [];
   private inSysex = false;
   private writeChain: Promise<void> = Promise.resolve();
@@ -220,11 +239,12 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
     this.clock = options.clock;
     this.sleeper = new ClockSleeper(options.clock);
     this.intervalMs = options.samplingIntervalMs;
+    this.scheduleMs = options.samplingIntervalMs;
     for (let ch = 0; ch < ANALOG_CHANNELS; ch++) {
       const source = options.analog[ch];
       let resolveEnded!: () => void;
       const endedPromise = new Promise<void>((resolve) => (resolveEnded = resolve));
-      this.channels.push({ reporting: false, value: options.idleValue, pull: source === undefined ? undefined : toPull(source), buffer: [], ended: source === undefined, resolveEnded, endedPromise });
+      this.channels.push({ reporting: false, live: false, value: options.idleValue, pull: source === undefined ? undefined : toPull(source), buffer: [], ended: source === undefined, resolveEnded, endedPromise });
       if (source === undefined) resolveEnded();
     }
   }
@@ -278,6 +298,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
     await this.sleeper.sleep(options.downMs ?? 1000);
     if (!this.running) return;
     await this.pty.replug();
+    // The board reboots; the signal at its pin goes on at the interval it was sampled at.
     this.resetReporting();
     await this.plugIn();
     this.sleeper.wakeAll();
@@ -388,11 +409,19 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
         this.write([FIRMATA.REPORT_VERSION, this.options.version.major, this.options.version.minor]);
         break;
       case FIRMATA.SYSTEM_RESET:
-        this.resetReporting();
+        this.sampling(() => this.resetReporting());
         break;
       case FIRMATA.REPORT_ANALOG: {
         const channel = this.channels[command & 0x0f];
-        if (channel) channel.reporting = a !== 0;
+        if (channel) {
+          this.sampling((at) => {
+            channel.reporting = a !== 0;
+            if (!channel.reporting) return;
+            channel.live = true;
+            // After a reboot the board samples at its own interval until the host sets one.
+            if (this.scheduleMs !== this.intervalMs) this.reschedule(at, this.intervalMs);
+          });
+        }
         break;
       }
       case FIRMATA.REPORT_DIGITAL:
@@ -453,17 +482,39 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
       case FIRMATA.SAMPLING_INTERVAL: {
         const ms = (rest[0] ?? 0) | ((rest[1] ?? 0) << 7);
         if (ms > 0) {
-          // Rebase the schedule so the new interval applies from now, without a burst or a hole.
-          this.origin = this.clock.monotonic();
-          this.produced = 0;
-          this.intervalMs = ms;
-          this.sleeper.wakeAll();
+          this.sampling((at) => {
+            this.intervalMs = ms;
+            this.reschedule(at, ms);
+          });
         }
         break;
       }
       default:
         break;
     }
+  }
+
+  /**
+   * A host command that changes sampling: the sampling loop applies it after sending (or dropping)
+   * the values due before it arrived, so no value is sent under a state it was not sampled in.
+   */
+  private sampling(apply: (at: number) => void): void {
+    this.samplingCommands.push({ at: this.clock.monotonic(), apply });
+    this.sleeper.wakeAll();
+  }
+
+  /**
+   * The schedule goes on at `ms` from `at` (after the values due by then): the interval under way
+   * ends at the same fraction of the new one, so the signal has no burst, hole or phase jump (a real
+   * board keeps its sampling timer running across the command).
+   */
+  private reschedule(at: number, ms: number): void {
+    const oldPeriod = this.scheduleMs / this.options.speed;
+    const period = ms / this.options.speed;
+    const remaining = Math.min(1, Math.max(0, (this.origin + (this.produced + 1) * oldPeriod - at) / oldPeriod));
+    this.origin = at + (remaining - 1) * period;
+    this.produced = 0;
+    this.scheduleMs = ms;
   }
 
   private hostSpoke(): void {
@@ -482,23 +533,32 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
 
   private async tick(): Promise<void> {
     while (this.running) {
+      for (let command = this.samplingCommands.shift(); command; command = this.samplingCommands.shift()) {
+        await this.sampleUntil(command.at);
+        command.apply(command.at);
+      }
       const now = this.clock.monotonic();
       if (this.plugged && this.announcing && now - this.lastAnnounce >= this.options.announceMs) {
         this.lastAnnounce = now;
         this.counters.announcements += 1;
         this.write([FIRMATA.REPORT_VERSION, this.options.version.major, this.options.version.minor, ...this.firmwareReply()]);
       }
-      const period = this.intervalMs / this.options.speed;
-      const due = Math.floor((now - this.origin) / period);
-      const n = due - this.produced;
-      if (n > 0) {
-        await this.emitSamples(n);
-        this.produced = due;
-      }
+      await this.sampleUntil(now);
+      if (this.samplingCommands.length > 0) continue;
+      const period = this.scheduleMs / this.options.speed;
       const nextDue = this.origin + (this.produced + 1) * period;
       const wait = Math.max(1, Math.min(nextDue - this.clock.monotonic(), this.announcing ? this.options.announceMs : Infinity));
       await this.sleeper.sleep(wait);
     }
+  }
+
+  /** The sampling intervals due by `t` on the schedule. */
+  private async sampleUntil(t: number): Promise<void> {
+    const due = Math.floor((t - this.origin) / (this.scheduleMs / this.options.speed));
+    const n = due - this.produced;
+    if (n <= 0) return;
+    this.produced = due;
+    await this.emitSamples(n);
   }
 
   /** `n` sampling intervals: every reporting channel sends `n` values (pulled from its source). */
@@ -506,14 +566,14 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
     const out: number[] = [];
     for (let ch = 0; ch < ANALOG_CHANNELS; ch++) {
       const channel = this.channels[ch]!;
-      // A channel with a source plays it only while the host listens (or while unplugged: the recording goes on).
-      const consuming = channel.pull !== undefined && !channel.ended && (channel.reporting || !this.plugged);
+      const sent = channel.reporting && this.plugged;
+      // A source starts when the host first listens; from then on (and while unplugged) it goes on in real time.
+      const consuming = channel.pull !== undefined && !channel.ended && (sent || channel.live || !this.plugged);
       const values = consuming ? await this.take(channel, n) : [];
-      if (!this.plugged) {
+      if (!sent) {
         this.counters.samplesDropped += values.length;
         continue;
       }
-      if (!channel.reporting) continue;
       for (let i = 0; i < n; i++) {
         if (i < values.length) channel.value = values[i]!;
         const v = Math.max(0, Math.min(1023, Math.round(channel.value)));

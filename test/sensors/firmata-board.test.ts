@@ -2,7 +2,7 @@
  * The simulated Firmata board (simulator/devices/firmata-board.ts) on a real pty, driven by
  * johnny-five unmodified: johnny-five reaches "ready" (version, firmware, capabilities, analog
  * mapping), reads the analog ECG it plays, sets the sampling interval, and its digital writes are
- * recorded. Skips without socat unless MEDGE_REQUIRE_SYSTEM=1.
+ * recorded; the source is a live signal that goes on while the host does not listen. Skips without socat unless MEDGE_REQUIRE_SYSTEM=1.
  */
 import five, { type Board } from 'johnny-five';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,5 +56,34 @@ describe.skipIf(!socatFound)('simulated Firmata board driven by johnny-five (nee
       { pin: 8, value: 1 },
       { pin: 8, value: 0 },
     ]);
+  });
+
+  it('plays its source as a live signal: it goes on in real time while the host does not listen', async () => {
+    // Every value distinct over 1000 samples: its position in the source is readable from the value.
+    const adc = Uint16Array.from({ length: 100_000 }, (_, i) => 12 + (i % 1000));
+    let at = 0;
+    board = await createFirmataBoard({ analog: { 0: (n) => (at < adc.length ? adc.subarray(at, (at += n)) : undefined) } });
+    j5 = new five.Board({ port: board.hostPath, repl: false, debug: false, sigint: false });
+    await new Promise<void>((resolve, reject) => {
+      j5!.once('ready', () => resolve());
+      j5!.once('error', reject);
+    });
+    j5.samplingInterval(10);
+    const values: Array<{ v: number; t: number }> = [];
+    j5.analogRead(0, (v) => values.push({ v, t: performance.now() }));
+    await waitFor(() => values.length >= 50, '50 analog values');
+    expect(values[0]!.v).toBe(12); // the source starts when the host first listens
+    j5.io.reportAnalogPin(0, 0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = values.length;
+    j5.io.reportAnalogPin(0, 1);
+    await waitFor(() => values.length > before, 'values again');
+    const last = values[before - 1]!;
+    const first = values[before]!;
+    // The values skipped are those due while nobody listened (10 ms each), dropped by the board.
+    const skipped = (first.v - last.v - 1 + 1000) % 1000;
+    expect(skipped).toBeGreaterThan(25);
+    expect(Math.abs(skipped - ((first.t - last.t) / 10 - 1))).toBeLessThanOrEqual(3);
+    expect(board.stats.samplesDropped).toBeGreaterThanOrEqual(skipped - 3);
   });
 });

@@ -82,7 +82,8 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
 
   it('resumes after an unplug/replug: reconnects through johnny-five, reports the missed span as a gap, never stores an index twice', async () => {
     const { board, driver, sink } = await setup(adcSequence(100_000), 2, { staleMs: 400 });
-    await waitFor(() => (sink.samples[0]?.size ?? 0) > 100, 'the first samples');
+    // A second of samples first: the driver measures the board's sampling period on it.
+    await waitFor(() => (sink.samples[0]?.size ?? 0) > 200, 'the first samples');
     await board.unplug({ downMs: 500 });
     await waitFor(() => driver.stats.sessions === 2 && (sink.samples[0]?.size ?? 0) > 0 && sink.gaps.length === 1 && stored(sink).at(-1)![0] > sink.gaps[0]!.firstSample + sink.gaps[0]!.samples + 100, 'streaming again after the replug', 30_000);
     await driver.stop();
@@ -99,14 +100,16 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     expect(before.length + after.length).toBe(got.length);
     expect(before.map(([i]) => i)).toEqual(Array.from({ length: before.length }, (_, i) => i));
     expect(after.map(([i]) => i)).toEqual(Array.from({ length: after.length }, (_, i) => gap.firstSample + gap.samples + i));
-    // The estimate of the missed samples is close to what the board really played meanwhile. Firmata
-    // has no sample counter, so the driver estimates from the wall-clock time the board was away: its
-    // error is the event-loop latency around the unplug and the replug handshake, which on a loaded CI
-    // machine reached 300 ms (60 samples at the 200/s this test plays). Bound: half a second of samples
-    // or half the span, whichever is larger.
+    // The gap is the signal the host did not get: everything the board's source played between the last
+    // value before the unplug and the first after, including the board's reboot and the handshake (the
+    // source goes on, as a patient's ECG does). Firmata has no sample counter, so the driver reads it off
+    // the arrival times, through the least-delayed values of each window (arrivals are late and bursty,
+    // never early): its error is the difference of two windows' least delays plus rounding. One sample
+    // is 5 ms at the 200/s this test plays; measured errors: 0 in 10 idle runs and in 35 runs with both
+    // cores busy (before: +21..+42 idle, -4..+67 loaded). Bound: 3 samples (15 ms).
     const lastBefore = before.at(-1)![1] + 512;
     const firstAfter = after[0]![1] + 512;
     const trulyMissed = (firstAfter - lastBefore - 1 + 1000) % 1000;
-    expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(Math.max(100, trulyMissed * 0.5));
+    expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(3);
   });
 });
