@@ -106,10 +106,11 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     // the arrival times, through the least-delayed values of each window (arrivals are late and bursty,
     // never early): its error is the difference of two windows' least delays plus rounding. One sample
     // is 5 ms at the 200/s this test plays; measured errors: 0 in 10 idle runs and in 35 runs with both
-    // cores busy (before: +21..+42 idle, -4..+67 loaded). Bound: 3 samples (15 ms).
+    // cores busy (before: +21..+42 idle, -4..+67 loaded). Bound: 10 samples (50 ms), a margin for a CI
+    // machine loaded harder than that (the old bound was 100).
     const lastBefore = before.at(-1)![1] + 512;
     const firstAfter = after[0]![1] + 512;
     const trulyMissed = (firstAfter - lastBefore - 1 + 1000) % 1000;
-    expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(3);
+    expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(10);
   });
 });
