@@ -10,12 +10,17 @@ const ADDRESS = 'C0:FF:EE:00:00:02';
 describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
-  it('stores each CGM record once: retransmitted notifications and records repeated with the same time offset are suppressed and counted', async () => {
-    const cgm = new SimCgm({ address: ADDRESS, faults: { duplicateEvery: 3 } });
+  /** The simulated CGM on a private BlueZ and a started driver for it (tests stop it in `finally`). */
+  async function started(cgm: SimCgm) {
     const bluez = await bluezWith([cgm]);
     const sink = recordingSink();
     const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
     driver.start(sink);
+    return { cgm, bluez, sink, driver };
+  }
+
+  it('stores each CGM record once: retransmitted notifications and records repeated with the same time offset are suppressed and counted', async () => {
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, faults: { duplicateEvery: 3 } }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
       const values = [100, 104, 109, 115, 122, 130, 137, 141, 144, 146, 147, 147];
@@ -38,11 +43,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   }, 60_000);
 
   it('quarantines a record whose E2E-CRC does not match, and keeps streaming after a reconnect', async () => {
-    const cgm = new SimCgm({ address: ADDRESS });
-    const bluez = await bluezWith([cgm]);
-    const sink = recordingSink();
-    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
-    driver.start(sink);
+    const { cgm, bluez, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
       await cgm.measure({ mgPerDl: 120 });
@@ -75,11 +76,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   }, 60_000);
 
   it('a sensor replaced within its first day (offsets restart below the old ones): every record of the new sensor is delivered, none counted as duplicate', async () => {
-    const cgm = new SimCgm({ address: ADDRESS });
-    const bluez = await bluezWith([cgm]);
-    const sink = recordingSink();
-    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
-    driver.start(sink);
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
     const firstStart = cgm.sessionStartMs;
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
@@ -123,11 +120,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   }, 60_000);
 
   it('a reconnect to the same sensor session still suppresses and counts the records it resends', async () => {
-    const cgm = new SimCgm({ address: ADDRESS });
-    const bluez = await bluezWith([cgm]);
-    const sink = recordingSink();
-    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
-    driver.start(sink);
+    const { cgm, bluez, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
       for (let i = 0; i < 4; i++) await cgm.measure({ mgPerDl: 120 + i });
@@ -155,11 +148,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   }, 60_000);
 
   it('with 0x2AAA unreadable, keeps the time-offset rule and says so: a sensor replaced within its first day loses records until its offsets pass the old ones', async () => {
-    const cgm = new SimCgm({ address: ADDRESS, faults: { sessionStartUnreadable: true } });
-    const bluez = await bluezWith([cgm]);
-    const sink = recordingSink();
-    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
-    driver.start(sink);
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, faults: { sessionStartUnreadable: true } }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
       for (let i = 0; i < 4; i++) await cgm.measure({ mgPerDl: 120 + i }); // 0..15
@@ -187,11 +176,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   }, 60_000);
 
   it('without 0x2AAA in the GATT table, says so and keeps the time-offset rule', async () => {
-    const cgm = new SimCgm({ address: ADDRESS, sessionStartTime: false });
-    const bluez = await bluezWith([cgm]);
-    const sink = recordingSink();
-    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
-    driver.start(sink);
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, sessionStartTime: false }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
       await cgm.measure({ mgPerDl: 120 });
@@ -207,11 +192,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   }, 60_000);
 
   it('quarantines a Session Start Time whose E2E-CRC does not match and keeps the time-offset rule until it reads a good one', async () => {
-    const cgm = new SimCgm({ address: ADDRESS, faults: { sessionStartCorrupt: true } });
-    const bluez = await bluezWith([cgm]);
-    const sink = recordingSink();
-    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
-    driver.start(sink);
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, faults: { sessionStartCorrupt: true } }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
       await cgm.measure({ mgPerDl: 120 });
