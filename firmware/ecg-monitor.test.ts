@@ -109,6 +109,15 @@ function syntheticEcg(rr: number[], fs = 360, fibrillation?: () => number): Stre
   return chunks;
 }
 
+/** A seeded uniform random number generator in [0, 1) (linear congruential). */
+function lcg(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
 /** Unit-test double: classifies every beat as `cls` (probability 0.9), asynchronously like the worker. */
 class MockBeatClassifier {
   readonly modelId = 'mock-beats@1';
@@ -162,11 +171,7 @@ describe('EcgMonitor beat classes and rhythm', () => {
   });
 
   it('raises an AF onset alert on irregular N-N intervals and reports the episode as a finding with quality', async () => {
-    let s = 11;
-    const random = () => {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      return s / 4294967296;
-    };
+    const random = lcg(11);
     const rr = [...Array.from({ length: 60 }, () => 0.8), ...Array.from({ length: 150 }, () => 0.45 + 0.6 * random())];
     const out = await runAsync(new EcgMonitor('ecg', {}, new MockBeatClassifier(0)), syntheticEcg(rr, 360, random));
     expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-af-onset', 2]]);
@@ -177,6 +182,33 @@ describe('EcgMonitor beat classes and rhythm', () => {
     // The onset is dated back into the irregular stretch (after the regular minute, before the decision).
     expect(af?.intervalStart).toBeGreaterThan(1_000_000 + 48_000);
     expect(af?.intervalStart).toBeLessThan(af?.t as number);
+  });
+
+  it('reports a beat the model calls S as N while AF is detected (no sinus rhythm to be premature against)', async () => {
+    const random = lcg(11);
+    // Every fifth beat called S, the rest N, in the regular minute and in the irregular stretch alike.
+    let beats = 0;
+    const classifier = {
+      modelId: 'mock-beats@1',
+      modelSha256: 'f'.repeat(64),
+      async classify(_features: Float32Array, count: number): Promise<Float32Array> {
+        await new Promise((r) => setImmediate(r));
+        const p = new Float32Array(count * 5).fill(0.025);
+        for (let i = 0; i < count; i++) p[i * 5 + (beats++ % 5 === 0 ? 1 : 0)] = 0.9;
+        return p;
+      },
+    };
+    const rr = [...Array.from({ length: 60 }, () => 0.8), ...Array.from({ length: 150 }, () => 0.45 + 0.6 * random())];
+    const out = await runAsync(new EcgMonitor('ecg', {}, classifier), syntheticEcg(rr, 360, random));
+    const onset = out.findings.find((f) => f.kind === 'ecg-af' && f.label === 'af-suspected');
+    expect(onset).toBeDefined();
+    const sOf = (f: Finding) => Number(/S (\d+)/.exec(f.evidence ?? '')?.[1]);
+    const classes = out.findings.filter((f) => f.kind === 'ecg-beat-classes');
+    const before = classes.filter((f) => f.t < (onset?.t as number));
+    const during = classes.filter((f) => (f.intervalStart as number) > (onset?.t as number));
+    expect(before.reduce((n, f) => n + sOf(f), 0)).toBeGreaterThan(5);
+    expect(during.length).toBeGreaterThan(3);
+    expect(during.map(sOf)).toEqual(during.map(() => 0));
   });
 
   it('falls back to the rule classifier when the model fails, and says why', async () => {
