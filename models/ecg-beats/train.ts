@@ -28,7 +28,7 @@ import { afOverBeats, atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
-export const MODEL_VERSION = '1.1.0';
+export const MODEL_VERSION = '1.2.0';
 const SEED = 20260401;
 /** Class weight exponent: weight = (share of N / share of class) ^ CLASS_WEIGHT_POWER, capped. */
 const CLASS_WEIGHT_POWER = 0.5;
@@ -308,7 +308,8 @@ async function main(): Promise<void> {
   let cv: Record<string, unknown> | undefined;
   if (!values['no-cv']) {
     const perRecord: Record<string, ClassScores> = {};
-    const oof: Record<string, { samples: number[]; classes: string[] }> = {};
+    /** Out-of-fold classes after the rhythm rule, and the network's own (before it: what `rule-grid.js` re-applies rule variants to). */
+    const oof: Record<string, { samples: number[]; classes: string[]; network: string[] }> = {};
     const all: ClassPair[] = [];
     for (let k = 0; k < folds; k++) {
       const test = records.filter((r) => split[k]?.includes(r.record));
@@ -317,7 +318,7 @@ async function main(): Promise<void> {
       for (const r of test) {
         const classes = [...predictClasses(model, r)].map((c) => AAMI_CLASSES[c] as string);
         const samples = [...r.samples];
-        oof[r.record] = { samples, classes };
+        oof[r.record] = { samples, classes, network: [...predictClasses(model, r, null)].map((c) => AAMI_CLASSES[c] as string) };
         // Scored as the pipeline reports the beats: the AF detector over these classes, S inside AF -> N.
         const { reported } = afOverBeats(samples, classes, atrialValues(dir, r.record, samples), {}, r.length, r.fs);
         const pairs = pairsOf(r, Int32Array.from(reported, (c) => AAMI_CLASSES.indexOf(c)));

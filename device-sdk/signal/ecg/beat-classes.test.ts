@@ -26,12 +26,13 @@ describe('beat classes', () => {
     }
   });
 
-  it('calls a beat S only when it is shaped like the dominant beat, premature and in a regular rhythm', () => {
+  it('calls a supraventricular beat S when it is premature in a regular rhythm, whatever its QRS shape', () => {
     expect(isSupraventricularEctopic(row(0.7, 0.03))).toBe(true);
-    // On time, or premature in AF, or premature with a different QRS: not S.
+    // Aberrated (a QRS unlike the dominant one): the model has placed it above the ventricles; still S.
+    expect(isSupraventricularEctopic(row(0.7, 0.03, 0.5))).toBe(true);
+    // On time, or premature in AF: not S.
     expect(isSupraventricularEctopic(row(0.95, 0.03))).toBe(false);
     expect(isSupraventricularEctopic(row(0.7, 0.3))).toBe(false);
-    expect(isSupraventricularEctopic(row(0.7, 0.03, 0.5))).toBe(false);
     // The fallback without a model keeps the 1.0 rule: premature against the local mean and followed by a pause.
     const f = row(0.95, 0.03);
     f[at('rrPreLocal')] = 0.7;
@@ -47,13 +48,13 @@ describe('beat classes', () => {
       row(0.7, 0.03), // premature, QRS like the dominant one, regular rhythm: S
       row(1.0, 0.03), // on time in a regular rhythm: N
       row(0.7, 0.4), // premature in AF: the model's call
-      row(0.7, 0.03, 0.5), // premature with an unusual QRS: the model's call
+      row(0.7, 0.03, 0.5), // premature with an unusual QRS, the model says N: S (aberrated)
       row(1.0, 0.03), // on time, but the model says V: V
     ];
     const features = new Float32Array(rows.length * W);
     rows.forEach((r, i) => features.set(r, i * W));
     // Model rows (N S V F Q).
-    const p = Float32Array.from([0.6, 0.1, 0.3, 0, 0, 0.2, 0.7, 0.1, 0, 0, 0.2, 0.7, 0.1, 0, 0, 0.3, 0.6, 0.1, 0, 0, 0.3, 0.2, 0.5, 0, 0]);
+    const p = Float32Array.from([0.6, 0.1, 0.3, 0, 0, 0.2, 0.7, 0.1, 0, 0, 0.2, 0.7, 0.1, 0, 0, 0.6, 0.3, 0.1, 0, 0, 0.3, 0.2, 0.5, 0, 0]);
     splitSupraventricular(p, features, rows.length, W);
     expect(classOf(p, 0)).toEqual({ cls: 'S', probability: expect.closeTo(0.7, 5) as number });
     expect(p[0]).toBe(0);
@@ -61,7 +62,8 @@ describe('beat classes', () => {
     expect(p[k + 1]).toBe(0);
     expect(classOf(p, 2 * k)).toEqual({ cls: 'S', probability: expect.closeTo(0.7, 5) as number });
     expect(p[2 * k]).toBeCloseTo(0.2, 5);
-    expect(classOf(p, 3 * k)).toEqual({ cls: 'S', probability: expect.closeTo(0.6, 5) as number });
+    expect(classOf(p, 3 * k)).toEqual({ cls: 'S', probability: expect.closeTo(0.9, 5) as number });
+    expect(p[3 * k]).toBe(0);
     expect(classOf(p, 4 * k)).toEqual({ cls: 'V', probability: expect.closeTo(0.5, 5) as number });
     expect(p[4 * k + 1]).toBeCloseTo(0.2, 5);
   });
@@ -69,5 +71,7 @@ describe('beat classes', () => {
   it('round-trips the rule through flat manifest thresholds', () => {
     expect(supraventricularRuleOf(supraventricularThresholds())).toEqual(DEFAULT_SUPRAVENTRICULAR_RULE);
     expect(supraventricularRuleOf({ argmax: 1 })).toBeUndefined();
+    // A 1.1.0 manifest's shape threshold is no longer read.
+    expect(supraventricularRuleOf({ svMinQrsCorr: 0.9, svMaxRrPreNormal: 0.85, svMaxRrSpread: 0.12 })).toEqual(DEFAULT_SUPRAVENTRICULAR_RULE);
   });
 });

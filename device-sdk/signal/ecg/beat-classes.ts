@@ -36,45 +36,40 @@ export function classInRhythm(cls: AamiClass, inAf: boolean): AamiClass {
 const at = (name: (typeof FEATURE_NAMES)[number]) => FEATURE_NAMES.indexOf(name);
 
 /**
- * The rhythm rule that tells a supraventricular ectopic beat (S) from a normal one (N): shaped like the
- * patient's dominant beat over the QRS, premature against the dominant rhythm (the median of the last
- * RR intervals between dominant beats), in a regular context (AF makes beats "premature" that are N).
- * These are the physiological criteria, with fixed round thresholds (a premature atrial beat comes
- * < 85 % of the sinus interval); learned across patients from 22 records, this split generalised
- * better than the model's own (see models/ecg-beats/MODEL_CARD.md).
+ * The rhythm rule that tells a supraventricular ectopic beat (S) from a normal one (N) once the model has
+ * said the beat is supraventricular (N or S): premature against the dominant rhythm (the median of the
+ * last RR intervals between dominant beats), in a regular context (AF makes beats "premature" that are N).
+ * The model decides the origin from the shape, the rule decides prematurity, with fixed round thresholds
+ * (a premature atrial beat comes < 85 % of the sinus interval); learned across patients from 22 records,
+ * this split generalised better than the model's own (see models/ecg-beats/MODEL_CARD.md). Since 1.2.0 the
+ * rule no longer also asks for a QRS shaped like the dominant one: an aberrated premature beat that the
+ * model places above the ventricles is S as well (the shape test had the model's N/S call stand there).
  */
 export interface SupraventricularRule {
-  /** Correlation with the template over the QRS (-100..+100 ms) from which the QRS is "like the dominant beat". */
-  minQrsCorr: number;
   /** RR before / median RR of the dominant rhythm below which the beat is premature. */
   maxRrPreNormal: number;
   /** Median successive RR difference / median RR (last 16 intervals) below which the rhythm is regular. */
   maxRrSpread: number;
 }
 
-export const DEFAULT_SUPRAVENTRICULAR_RULE: Readonly<SupraventricularRule> = Object.freeze({ minQrsCorr: 0.9, maxRrPreNormal: 0.85, maxRrSpread: 0.12 });
+export const DEFAULT_SUPRAVENTRICULAR_RULE: Readonly<SupraventricularRule> = Object.freeze({ maxRrPreNormal: 0.85, maxRrSpread: 0.12 });
 
 /** The rule as manifest thresholds (`thresholds` of medge-model.json are flat numbers). */
 export function supraventricularThresholds(rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE): Record<string, number> {
-  return { svMinQrsCorr: rule.minQrsCorr, svMaxRrPreNormal: rule.maxRrPreNormal, svMaxRrSpread: rule.maxRrSpread };
+  return { svMaxRrPreNormal: rule.maxRrPreNormal, svMaxRrSpread: rule.maxRrSpread };
 }
 
 /** The rule from manifest thresholds, or undefined when the manifest has none (a model that decides S alone). */
 export function supraventricularRuleOf(thresholds: Readonly<Record<string, number>> | undefined): SupraventricularRule | undefined {
-  const q = thresholds?.svMinQrsCorr;
   const p = thresholds?.svMaxRrPreNormal;
   const s = thresholds?.svMaxRrSpread;
-  if (typeof q !== 'number' || typeof p !== 'number' || typeof s !== 'number') return undefined;
-  return { minQrsCorr: q, maxRrPreNormal: p, maxRrSpread: s };
+  if (typeof p !== 'number' || typeof s !== 'number') return undefined;
+  return { maxRrPreNormal: p, maxRrSpread: s };
 }
 
-/** Whether the rhythm rule calls a beat (one feature row from `offset`) supraventricular ectopic. */
+/** Whether the rhythm rule calls a supraventricular beat (one feature row from `offset`) ectopic: premature in a regular rhythm. */
 export function isSupraventricularEctopic(features: ArrayLike<number>, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE, offset = 0): boolean {
-  return (
-    (features[offset + at('qrsCorr')] as number) >= rule.minQrsCorr &&
-    (features[offset + at('rrPreNormal')] as number) < rule.maxRrPreNormal &&
-    (features[offset + at('rrSpread')] as number) < rule.maxRrSpread
-  );
+  return (features[offset + at('rrPreNormal')] as number) < rule.maxRrPreNormal && (features[offset + at('rrSpread')] as number) < rule.maxRrSpread;
 }
 
 const N = AAMI_CLASSES.indexOf('N');
@@ -83,20 +78,17 @@ const S = AAMI_CLASSES.indexOf('S');
 /**
  * Two-stage classes, in place: the model decides the beat's origin; when its most probable class is N
  * or S (a supraventricular beat) and the rhythm around it is regular, their summed probability goes to
- * S if the rhythm rule holds for the beat, else to N. In an irregular rhythm (AF, frequent ectopy:
- * `rrSpread` at or above the rule's limit) and for beats the model calls V, F or Q, the model's
- * probabilities stand (the AF detector leaves the beats called S out of its N-N intervals there).
+ * S if the beat is premature, else to N. In an irregular rhythm (AF, frequent ectopy: `rrSpread` at or
+ * above the rule's limit) and for beats the model calls V, F or Q, the model's probabilities stand (the
+ * AF detector leaves the beats called S out of its N-N intervals there).
  */
 export function splitSupraventricular(probabilities: Float32Array, features: ArrayLike<number>, count: number, width: number, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE): Float32Array {
   const k = AAMI_CLASSES.length;
   const spread = at('rrSpread');
-  const prematurity = at('rrPreNormal');
   for (let i = 0; i < count; i++) {
     const cls = classOf(probabilities, i * k).cls;
     if ((cls !== 'N' && cls !== 'S') || !((features[i * width + spread] as number) < rule.maxRrSpread)) continue;
     const ectopic = isSupraventricularEctopic(features, rule, i * width);
-    // Premature but with a QRS unlike the dominant one (aberrated, or noise): the model's call stands.
-    if (!ectopic && (features[i * width + prematurity] as number) < rule.maxRrPreNormal) continue;
     const sv = (probabilities[i * k + N] as number) + (probabilities[i * k + S] as number);
     probabilities[i * k + S] = ectopic ? sv : 0;
     probabilities[i * k + N] = ectopic ? 0 : sv;
