@@ -203,11 +203,18 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private useSessionStart(start: BleCgmSessionStart): void {
     const previous = this.currentStart;
     if (previous?.key === start.key) return;
-    if (previous !== undefined) {
-      this.sessionRestarts += 1;
-      this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
-    }
     this.currentStart = start;
+    if (previous === undefined) {
+      // The first start read (0x2AAA was unreadable until now): the records taken before it are taken as
+      // this session's, so the ones the CGM resends after a reconnect stay duplicates.
+      for (const k of [...this.seen].filter((x) => x.startsWith('|'))) {
+        this.seen.delete(k);
+        this.seen.add(`${start.key}${k}`);
+      }
+      return;
+    }
+    this.sessionRestarts += 1;
+    this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
     this.highestOffset = -1;
   }
 

@@ -201,11 +201,15 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
       cgm.faults.sessionStartCorrupt = false;
       await cgm.dropLink();
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      // The CGM resends its first record (taken while the session start was unknown): still a duplicate.
+      await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 120, timeOffset: 0 }));
       await cgm.measure({ mgPerDl: 121 });
       await waitFor(() => sink.readings.length === 2, 'the record after the reconnect');
+      await waitFor(() => driver.duplicateRecords === 1, 'the resent record counted');
     } finally {
       await driver.stop();
     }
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual([0, 5]);
     expect(sink.quarantined).toHaveLength(1);
     expect(sink.quarantined[0]).toMatchObject({ sensor: 'cgm', transport: `ble:${ADDRESS}/2aaa` });
     expect(sink.quarantined[0]?.error).toMatch(/Session Start Time: E2E-CRC mismatch/);
