@@ -2,8 +2,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isQrsCode, type WfdbAnnotationInput } from '../../device-sdk/protocols/wfdb.js';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { afEpisodes, AfDetector, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
-import { type BeatClassifier, classInRhythm, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../../device-sdk/signal/ecg/beat-classes.js';
+import { afEpisodes, afOverBeats, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
+import { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from '../../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, AAMI_WFDB_CODE, type AamiClass, aamiClassOf, type BeatFeatures } from '../../device-sdk/signal/ecg/beat-features.js';
 import {
   AF_REFERENCE_RULES,
@@ -111,13 +111,16 @@ export async function analyzeSignal(signal: Int16Array, fs: number, classifier: 
     const p = await classifier.classify(x, feats.length, width);
     beats = feats.map((b, i) => ({ sample: b.sample, ...classOf(p, i * AAMI_CLASSES.length) }));
   } else beats = feats.map((b) => ({ sample: b.sample, cls: ruleBasedClass(b.features), probability: 1 }));
-  const detector = new AfDetector({ fs });
-  const af: AfEvent[] = [];
+  const { events: af, reported } = afOverBeats(
+    beats.map((b) => b.sample),
+    beats.map((b) => b.cls),
+    atrial,
+    { fs },
+    signal.length,
+  );
   beats.forEach((b, i) => {
-    af.push(...detector.push({ sample: b.sample, cls: b.cls, atrial: atrial[i] }));
-    b.cls = classInRhythm(b.cls, detector.inAf);
+    b.cls = reported[i] as AamiClass;
   });
-  af.push(...detector.finish(signal.length));
   return { fs, length: signal.length, beats, af, afEpisodes: afEpisodes(af), classifier: classifier?.modelId ?? RULE_CLASSIFIER_ID };
 }
 

@@ -9,8 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { afEpisodes, AfDetector, type AfDetectorOptions, type AfEvent, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
-import { classInRhythm } from '../../device-sdk/signal/ecg/beat-classes.js';
+import { afEpisodes, afOverBeats, type AfDetectorOptions, AtrialActivity } from '../../device-sdk/signal/ecg/af-detector.js';
 import type { AamiClass } from '../../device-sdk/signal/ecg/beat-features.js';
 import { AF_REFERENCE_RULES, afReference, type AfReferenceRule, type DurationScore, durationScore, grossDurationScore } from '../../device-sdk/signal/ecg/ec57.js';
 import { packageRoot } from '../../firmware/package-root.js';
@@ -33,23 +32,6 @@ export function atrialValues(dir: string, record: string, samples: readonly numb
   return out;
 }
 
-/**
- * The AF detector over one record's classified beats, as the pipeline runs it: it takes the classifier's
- * classes, and each beat is reported in its rhythm (`classInRhythm`: called S inside an AF episode -> N).
- */
-export function afOverBeats(samples: readonly number[], classes: readonly string[], atrial: readonly number[], options: Partial<AfDetectorOptions>, length: number, fs = 360): { events: AfEvent[]; reported: AamiClass[] } {
-  const det = new AfDetector({ ...options, fs });
-  const events: AfEvent[] = [];
-  const reported: AamiClass[] = [];
-  samples.forEach((s, i) => {
-    const cls = classes[i] as AamiClass;
-    events.push(...det.push({ sample: s, cls, atrial: atrial[i] }));
-    reported.push(classInRhythm(cls, det.inAf));
-  });
-  events.push(...det.finish(length));
-  return { events, reported };
-}
-
 /** AF duration scores of every record and gross, against each reference rule (one detector run per record). */
 export function afCv(dir: string, classes: Record<string, { samples: number[]; classes: string[] }>, options: Partial<AfDetectorOptions>, ignoreClasses = false) {
   const per = Object.fromEntries(AF_REFERENCE_RULES.map((r) => [r, {} as Record<string, DurationScore>])) as Record<AfReferenceRule, Record<string, DurationScore>>;
@@ -58,7 +40,7 @@ export function afCv(dir: string, classes: Record<string, { samples: number[]; c
     const ann = readWfdbAnnotations(join(dir, record), 'atr').annotations;
     const length = 650000;
     const atrial = atrialValues(dir, record, c.samples);
-    const { events } = afOverBeats(c.samples, ignoreClasses ? c.samples.map(() => 'N') : c.classes, atrial, options, length, fs);
+    const { events } = afOverBeats(c.samples, (ignoreClasses ? c.samples.map(() => 'N') : c.classes) as AamiClass[], atrial, { ...options, fs }, length);
     const episodes = afEpisodes(events);
     for (const rule of AF_REFERENCE_RULES) {
       const ref = afReference(ann, length, rule);

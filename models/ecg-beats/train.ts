@@ -21,10 +21,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '../../device-sdk/inference/backend.js';
 import { saveQuantizedModel } from '../../device-sdk/inference/artifacts.js';
 import { DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type SupraventricularRule, supraventricularThresholds } from '../../device-sdk/signal/ecg/beat-classes.js';
-import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
+import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
+import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
 import { packageRoot } from '../../firmware/package-root.js';
-import { afOverBeats, atrialValues } from './af-cv.js';
+import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
@@ -320,7 +321,7 @@ async function main(): Promise<void> {
         const samples = [...r.samples];
         oof[r.record] = { samples, classes, network: [...predictClasses(model, r, null)].map((c) => AAMI_CLASSES[c] as string) };
         // Scored as the pipeline reports the beats: the AF detector over these classes, S inside AF -> N.
-        const { reported } = afOverBeats(samples, classes, atrialValues(dir, r.record, samples), {}, r.length, r.fs);
+        const { reported } = afOverBeats(samples, classes as AamiClass[], atrialValues(dir, r.record, samples), { fs: r.fs }, r.length);
         const pairs = pairsOf(r, Int32Array.from(reported, (c) => AAMI_CLASSES.indexOf(c)));
         perRecord[r.record] = classScores(pairs);
         all.push(...pairs);

@@ -16,7 +16,7 @@
  * `faults.sessionStartCorrupt` flips a bit of the time zone (E2E-CRC mismatch); the option
  * `sessionStartTime: false` leaves 0x2AAA out of the GATT table.
  */
-import { CGM_FEATURE_BITS, CGM_FEATURE_UUID, CGM_MEASUREMENT_UUID, CGM_SESSION_START_TIME_UUID, encodeCgmFeature, encodeCgmMeasurement, encodeCgmSessionStartTime } from '../../device-sdk/protocols/ble/cgm.js';
+import { CGM_DST_OFFSET_MINUTES, CGM_FEATURE_BITS, CGM_FEATURE_UUID, CGM_MEASUREMENT_UUID, CGM_SESSION_START_TIME_UUID, encodeCgmFeature, encodeCgmMeasurement, encodeCgmSessionStartTime } from '../../device-sdk/protocols/ble/cgm.js';
 import type { SimCharacteristicSpec, SimServiceSpec } from './bluez.js';
 import { bluezError } from './dbus-objects.js';
 import { SimPeripheralBase, type SimPeripheralFaults } from './peripheral.js';
@@ -59,8 +59,6 @@ export const DEFAULT_SIM_CGM_OPTIONS: Readonly<Omit<SimCgmOptions, 'address' | '
   timeZone: 4,
   dstOffset: 0,
 });
-
-const DST_MINUTES: Readonly<Record<number, number>> = Object.freeze({ 0: 0, 2: 30, 4: 60, 8: 120 });
 
 export class SimCgm extends SimPeripheralBase {
   readonly services: readonly SimServiceSpec[];
@@ -109,7 +107,7 @@ export class SimCgm extends SimPeripheralBase {
 
   /** The bytes of Session Start Time 0x2AAA now: the session start as local wall clock, zone, DST, [CRC]. */
   encodeSessionStartTime(): Uint8Array {
-    const local = new Date(this.startMs + (this.options.timeZone * 15 + (DST_MINUTES[this.options.dstOffset] ?? 0)) * 60_000);
+    const local = new Date(this.startMs + (this.options.timeZone * 15 + (CGM_DST_OFFSET_MINUTES[this.options.dstOffset] ?? 0)) * 60_000);
     return encodeCgmSessionStartTime(
       {
         startTime: { year: local.getUTCFullYear(), month: local.getUTCMonth() + 1, day: local.getUTCDate(), hours: local.getUTCHours(), minutes: local.getUTCMinutes(), seconds: local.getUTCSeconds() },

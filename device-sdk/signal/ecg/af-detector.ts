@@ -29,6 +29,8 @@
  * Global parameters only: nothing is tuned per record.
  */
 import { medianInPlace } from '../stats.js';
+import { classInRhythm } from './beat-classes.js';
+import type { AamiClass } from './beat-features.js';
 
 export interface AfDetectorOptions {
   fs: number;
@@ -230,6 +232,24 @@ export class AfDetector {
     this.af = false;
     return [{ type: 'end', sample, at: sample, irregularity: this.current }];
   }
+}
+
+/**
+ * The AF detector over a record's classified beats, as the pipeline runs it: the detector takes the
+ * classifier's classes, and each beat is reported in its rhythm (`classInRhythm`: called S while an
+ * episode is open -> N). `atrial`: each beat's `AtrialActivity` value (NaN: unknown).
+ */
+export function afOverBeats(samples: readonly number[], classes: readonly AamiClass[], atrial: readonly number[], options: Partial<AfDetectorOptions> & { fs: number }, length: number): { events: AfEvent[]; reported: AamiClass[] } {
+  const det = new AfDetector(options);
+  const events: AfEvent[] = [];
+  const reported: AamiClass[] = [];
+  samples.forEach((sample, i) => {
+    const cls = classes[i] as AamiClass;
+    events.push(...det.push({ sample, cls, atrial: atrial[i] }));
+    reported.push(classInRhythm(cls, det.inAf));
+  });
+  events.push(...det.finish(length));
+  return { events, reported };
 }
 
 /**

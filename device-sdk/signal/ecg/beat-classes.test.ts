@@ -79,11 +79,19 @@ describe('beat classes', () => {
   it('round-trips the rule through flat manifest thresholds', () => {
     expect(supraventricularRuleOf(supraventricularThresholds())).toEqual(DEFAULT_SUPRAVENTRICULAR_RULE);
     expect(supraventricularRuleOf({ argmax: 1 })).toBeUndefined();
-    // A 1.1.0 manifest: its shape threshold is no longer read, and it has no pause clause.
+    // A 1.1.0 manifest is read as it was measured: shape test at 0.9, no pause clause.
     const older = supraventricularRuleOf({ svMinQrsCorr: 0.9, svMaxRrPreNormal: 0.85, svMaxRrSpread: 0.12 });
-    expect(older).toMatchObject({ maxRrPreNormal: 0.85, maxRrSpread: 0.12, pauseMinRrPostPre: Number.POSITIVE_INFINITY });
+    expect(older).toMatchObject({ minQrsCorr: 0.9, maxRrPreNormal: 0.85, maxRrSpread: 0.12, pauseMinRrPostPre: Number.POSITIVE_INFINITY });
     const mild = row(0.9, 0.03);
     mild[at('rrPostPre')] = 1.3;
     expect(isSupraventricularEctopic(mild, older)).toBe(false);
+    expect(isSupraventricularEctopic(row(0.7, 0.03, 0.5), older)).toBe(false);
+    // Under it, a premature beat with another shape keeps the model's call (here N).
+    const p = Float32Array.from([0.6, 0.3, 0.1, 0, 0]);
+    splitSupraventricular(p, row(0.7, 0.03, 0.5), 1, W, older);
+    expect(classOf(p, 0).cls).toBe('N');
+    expect(p[1]).toBeCloseTo(0.3, 5);
+    // The current manifests write -1 for the shape test (none): a runtime that reads it applies no test.
+    expect(supraventricularThresholds().svMinQrsCorr).toBe(-1);
   });
 });

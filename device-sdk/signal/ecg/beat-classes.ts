@@ -48,6 +48,12 @@ const at = (name: (typeof FEATURE_NAMES)[number]) => FEATURE_NAMES.indexOf(name)
  * > 1.15x its own: the sinus node reset by the ectopic beat) is S too.
  */
 export interface SupraventricularRule {
+  /**
+   * QRS correlation with the dominant beat from which a premature beat is S; a premature beat below it
+   * keeps the model's call (1.1.0 used 0.9). -1: no shape test (1.2.0 on; a correlation is never below
+   * -1, so a runtime that applies the test reads the manifests it cannot interpret otherwise as "none").
+   */
+  minQrsCorr: number;
   /** RR before / median RR of the dominant rhythm below which the beat is premature. */
   maxRrPreNormal: number;
   /** Median successive RR difference / median RR (last 16 intervals) below which the rhythm is regular. */
@@ -58,34 +64,54 @@ export interface SupraventricularRule {
   pauseMinRrPostPre: number;
 }
 
-export const DEFAULT_SUPRAVENTRICULAR_RULE: Readonly<SupraventricularRule> = Object.freeze({ maxRrPreNormal: 0.85, maxRrSpread: 0.12, pauseMaxRrPreNormal: 0.95, pauseMinRrPostPre: 1.15 });
+export const DEFAULT_SUPRAVENTRICULAR_RULE: Readonly<SupraventricularRule> = Object.freeze({ minQrsCorr: -1, maxRrPreNormal: 0.85, maxRrSpread: 0.12, pauseMaxRrPreNormal: 0.95, pauseMinRrPostPre: 1.15 });
 
 /** The rule as manifest thresholds (`thresholds` of medge-model.json are flat numbers). */
 export function supraventricularThresholds(rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE): Record<string, number> {
-  return { svMaxRrPreNormal: rule.maxRrPreNormal, svMaxRrSpread: rule.maxRrSpread, svPauseMaxRrPreNormal: rule.pauseMaxRrPreNormal, svPauseMinRrPostPre: rule.pauseMinRrPostPre };
+  return { svMinQrsCorr: rule.minQrsCorr, svMaxRrPreNormal: rule.maxRrPreNormal, svMaxRrSpread: rule.maxRrSpread, svPauseMaxRrPreNormal: rule.pauseMaxRrPreNormal, svPauseMinRrPostPre: rule.pauseMinRrPostPre };
 }
 
-/** The rule from manifest thresholds, or undefined when the manifest has none (a model that decides S alone). */
+/**
+ * The rule from manifest thresholds, or undefined when the manifest has none (a model that decides S
+ * alone). Every version's manifest is read as it was measured: 1.1.0's (shape test at 0.9, no pause
+ * clause), 1.2.0's (-1: no shape test) and 1.3.0's (with the pause clause).
+ */
 export function supraventricularRuleOf(thresholds: Readonly<Record<string, number>> | undefined): SupraventricularRule | undefined {
+  const q = thresholds?.svMinQrsCorr;
   const p = thresholds?.svMaxRrPreNormal;
   const s = thresholds?.svMaxRrSpread;
-  if (typeof p !== 'number' || typeof s !== 'number') return undefined;
+  if (typeof q !== 'number' || typeof p !== 'number' || typeof s !== 'number') return undefined;
   // Manifests before 1.3.0 have no pause clause: it is off for them.
   const pauseP = thresholds?.svPauseMaxRrPreNormal;
   const pauseR = thresholds?.svPauseMinRrPostPre;
   const pause = typeof pauseP === 'number' && typeof pauseR === 'number';
-  return { maxRrPreNormal: p, maxRrSpread: s, pauseMaxRrPreNormal: pause ? pauseP : 0, pauseMinRrPostPre: pause ? pauseR : Number.POSITIVE_INFINITY };
+  return { minQrsCorr: q, maxRrPreNormal: p, maxRrSpread: s, pauseMaxRrPreNormal: pause ? pauseP : 0, pauseMinRrPostPre: pause ? pauseR : Number.POSITIVE_INFINITY };
 }
 
-/** Whether the rhythm rule calls a supraventricular beat (one feature row from `offset`) ectopic: premature (or mildly premature and followed by a pause) in a regular rhythm. */
-export function isSupraventricularEctopic(features: ArrayLike<number>, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE, offset = 0): boolean {
+/** Whether a beat (one feature row from `offset`) is premature for the rule: earlier than `maxRrPreNormal`, or mildly early and followed by a pause. */
+function isPremature(features: ArrayLike<number>, rule: SupraventricularRule, offset: number): boolean {
   const pre = features[offset + at('rrPreNormal')] as number;
-  const premature = pre < rule.maxRrPreNormal || (pre < rule.pauseMaxRrPreNormal && (features[offset + at('rrPostPre')] as number) > rule.pauseMinRrPostPre);
-  return premature && (features[offset + at('rrSpread')] as number) < rule.maxRrSpread;
+  return pre < rule.maxRrPreNormal || (pre < rule.pauseMaxRrPreNormal && (features[offset + at('rrPostPre')] as number) > rule.pauseMinRrPostPre);
+}
+
+/** Whether the rhythm rule calls a supraventricular beat (one feature row from `offset`) ectopic: premature in a regular rhythm (and shaped like the dominant beat when the rule has a shape test). */
+export function isSupraventricularEctopic(features: ArrayLike<number>, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE, offset = 0): boolean {
+  return supraventricularClass(features, rule, offset) === 'S';
 }
 
 const N = AAMI_CLASSES.indexOf('N');
 const S = AAMI_CLASSES.indexOf('S');
+
+/**
+ * The rule's class for a beat the model calls supraventricular (N or S; one feature row from `offset`):
+ * S or N in a regular rhythm, undefined where the model's call stands (an irregular rhythm, or a premature
+ * beat shaped unlike the dominant one under a rule with a shape test).
+ */
+export function supraventricularClass(features: ArrayLike<number>, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE, offset = 0): 'S' | 'N' | undefined {
+  if (!((features[offset + at('rrSpread')] as number) < rule.maxRrSpread)) return undefined;
+  if (!isPremature(features, rule, offset)) return 'N';
+  return (features[offset + at('qrsCorr')] as number) >= rule.minQrsCorr ? 'S' : undefined;
+}
 
 /**
  * Two-stage classes, in place: the model decides the beat's origin; when its most probable class is N
@@ -96,14 +122,14 @@ const S = AAMI_CLASSES.indexOf('S');
  */
 export function splitSupraventricular(probabilities: Float32Array, features: ArrayLike<number>, count: number, width: number, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE): Float32Array {
   const k = AAMI_CLASSES.length;
-  const spread = at('rrSpread');
   for (let i = 0; i < count; i++) {
     const cls = classOf(probabilities, i * k).cls;
-    if ((cls !== 'N' && cls !== 'S') || !((features[i * width + spread] as number) < rule.maxRrSpread)) continue;
-    const ectopic = isSupraventricularEctopic(features, rule, i * width);
+    if (cls !== 'N' && cls !== 'S') continue;
+    const split = supraventricularClass(features, rule, i * width);
+    if (split === undefined) continue;
     const sv = (probabilities[i * k + N] as number) + (probabilities[i * k + S] as number);
-    probabilities[i * k + S] = ectopic ? sv : 0;
-    probabilities[i * k + N] = ectopic ? 0 : sv;
+    probabilities[i * k + S] = split === 'S' ? sv : 0;
+    probabilities[i * k + N] = split === 'S' ? 0 : sv;
   }
   return probabilities;
 }
