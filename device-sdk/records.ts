@@ -45,6 +45,17 @@ export interface Reading {
 }
 
 /**
+ * The meter's identity of a reading's record, unique per sensor: its record number, prefixed by the
+ * sensor session start when the meter has sessions (a CGM's time offsets restart with each sensor,
+ * `context.sessionStart`). Undefined without a record number.
+ */
+export function meterRecordId(r: Pick<Reading, 'meterRecord' | 'context'>): string | undefined {
+  if (r.meterRecord === undefined) return undefined;
+  const session = r.context?.sessionStart;
+  return session ? `${session}/${r.meterRecord}` : String(r.meterRecord);
+}
+
+/**
  * An output of a model or an algorithm. Decision support, never a diagnosis: it carries its
  * probability, the model that produced it and the quality of the input it saw.
  */

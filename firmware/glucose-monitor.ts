@@ -22,7 +22,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Alert, Finding, Reading } from '../device-sdk/records.js';
+import { type Alert, type Finding, meterRecordId, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
@@ -154,7 +154,7 @@ export class GlucoseMonitor {
     if (r.type !== 'glucose') return out;
     const gl = r.unit === 'mg/dL' ? r.value : r.unit === 'mmol/L' ? r.value * MG_DL_PER_MMOL_L : Number.NaN;
     if (!Number.isFinite(gl)) return out; // unknown unit: not evaluated rather than misread
-    const record = r.meterRecord === undefined ? undefined : `${r.context?.sessionStart ?? ''}/${r.meterRecord}`;
+    const record = meterRecordId(r);
     if (record !== undefined && record === this.lastRecord) return out;
     const t = r.tMeter ?? r.tDevice;
     const last = this.trace[this.trace.length - 1];

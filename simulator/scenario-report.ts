@@ -12,7 +12,7 @@
  * - the runtime never restarted (one `start` in the ledger's audit log, no unexpected exit).
  */
 import { decodeBody } from '../device-sdk/proto/index.js';
-import type { Quarantined, Reading, RecordKind, StreamChunk } from '../device-sdk/records.js';
+import { meterRecordId, type Quarantined, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { readAuditEntries, readLedgerBodies, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import type { ScenarioExpectations, StreamExpectation, ValueExpectation } from './scenario-runner.js';
 
@@ -192,7 +192,10 @@ function toMgdl(r: Reading): number {
 function notifyReport(ledger: string, e: ValueExpectation): NotifyReport {
   const readings = (readBodies(ledger, 'reading', e.sensor) as Reading[]).filter((r) => r.type !== 'heart-rate-derived');
   // A CGM's record number (time offset) repeats in each sensor session: the session start is part of its identity.
-  const key = (r: Reading) => (r.meterRecord !== undefined ? `r${r.context?.sessionStart ?? ''}/${r.meterRecord}` : r.tMeter !== undefined ? `t${r.tMeter}` : `d${r.tDevice}:${r.value}`);
+  const key = (r: Reading) => {
+    const record = meterRecordId(r);
+    return record !== undefined ? `r${record}` : r.tMeter !== undefined ? `t${r.tMeter}` : `d${r.tDevice}:${r.value}`;
+  };
   const distinct = new Set(readings.map(key)).size;
   const duplicatesStored = readings.length - distinct;
   return { sensor: e.sensor, sent: e.sent, stored: readings.length, duplicatesSent: e.duplicatesSent, duplicatesStored, duplicatesSuppressed: Math.max(0, e.duplicatesSent - duplicatesStored) };

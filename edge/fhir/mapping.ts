@@ -7,7 +7,7 @@
  * pseudonym of (site, device); the hospital system links it to a person, never the device.
  */
 import { createHash } from 'node:crypto';
-import type { Alert, Finding, Reading, StreamChunk } from '../../device-sdk/records.js';
+import { type Alert, type Finding, meterRecordId, type Reading, type StreamChunk } from '../../device-sdk/records.js';
 import { CATEGORY, CODES, type Coding, DECISION_SUPPORT_NOTE, INTERPRETATIONS, MEDGE_CODES, MEDGE_DEVICE_ID, MEDGE_MODEL_SHA256, MEDGE_PSEUDONYM, MEDGE_RECORD, UCUM } from './codes.js';
 
 /** A FHIR resource as plain JSON, checked against the official R4 JSON schema (validate.ts). */
@@ -143,9 +143,8 @@ export function readingObservation(rec: StoredRecord<Reading>): Resource | undef
       interpretation: [concept(interpretation)],
       referenceRange: [{ low: quantity(low, r.unit), high: quantity(high, r.unit), text: 'Consensus target range 70-180 mg/dL' }],
     };
-    // A CGM's record number (time offset) restarts with every sensor session: the session start keeps it unique.
-    const session = r.context?.sessionStart;
-    if (r.meterRecord !== undefined) (obs.identifier as unknown[]).push({ system: `${MEDGE_RECORD}/meter-sequence`, value: `${rec.deviceId}/${r.sensor}/${session ? `${session}/` : ''}${r.meterRecord}` });
+    const record = meterRecordId(r);
+    if (record !== undefined) (obs.identifier as unknown[]).push({ system: `${MEDGE_RECORD}/meter-sequence`, value: `${rec.deviceId}/${r.sensor}/${record}` });
     if (r.context && Object.keys(r.context).length > 0) obs.note = [{ text: Object.entries(r.context).map(([k, v]) => `${k}: ${v}`).join('; ') }];
     return obs;
   }
