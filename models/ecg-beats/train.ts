@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '../../device-sdk/inference/backend.js';
 import { saveQuantizedModel } from '../../device-sdk/inference/artifacts.js';
-import { DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type SupraventricularRule, supraventricularThresholds } from '../../device-sdk/signal/ecg/beat-classes.js';
+import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type SupraventricularRule, supraventricularThresholds } from '../../device-sdk/signal/ecg/beat-classes.js';
 import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
@@ -214,21 +214,19 @@ export async function train(data: Dataset, epochs: number, seed: number, label: 
   return model;
 }
 
-/** Classes of a record's beats as the runtime assigns them: the model's probabilities, N + S split by the rhythm rule (unless `rule` is null), argmax. */
-export function predictClasses(model: tfl.LayersModel, r: RecordBeats, rule: SupraventricularRule | null = DEFAULT_SUPRAVENTRICULAR_RULE): Int32Array {
+/**
+ * Classes of a record's beats as the runtime assigns them (the model's probabilities, N + S split by the
+ * rhythm rule, the most probable class), and the network's own (the same probabilities before the rule).
+ */
+export function predictClasses(model: tfl.LayersModel, r: RecordBeats, rule: SupraventricularRule = DEFAULT_SUPRAVENTRICULAR_RULE): { classes: AamiClass[]; network: AamiClass[] } {
   const n = r.samples.length;
-  if (n === 0) return new Int32Array(0);
+  if (n === 0) return { classes: [], network: [] };
   const inputs = model.inputs[0]?.shape[1] === r.width ? r.features : modelInputs(r.features, n, r.width);
   const p = tf.tidy(() => (model.predict(tf.tensor2d(inputs, [n, inputs.length / n])) as tf.Tensor).dataSync() as Float32Array);
-  if (rule) splitSupraventricular(p, r.features, n, r.width, rule);
   const k = AAMI_CLASSES.length;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < k; c++) if ((p[i * k + c] as number) > (p[i * k + best] as number)) best = c;
-    out[i] = best;
-  }
-  return out;
+  const argmax = (q: Float32Array) => Array.from({ length: n }, (_, i) => classOf(q, i * k).cls);
+  const network = argmax(p);
+  return { classes: argmax(splitSupraventricular(p.slice(), r.features, n, r.width, rule)), network };
 }
 
 /** EC57 pairs of one record from its labelled beats and predicted classes (scored part only). */
@@ -317,11 +315,11 @@ async function main(): Promise<void> {
       const trainSet = gather(records.filter((r) => !split[k]?.includes(r.record)));
       const model = await train(trainSet, epochs, SEED + k, `fold ${k + 1}/${folds}`);
       for (const r of test) {
-        const classes = [...predictClasses(model, r)].map((c) => AAMI_CLASSES[c] as string);
+        const { classes, network } = predictClasses(model, r);
         const samples = [...r.samples];
-        oof[r.record] = { samples, classes, network: [...predictClasses(model, r, null)].map((c) => AAMI_CLASSES[c] as string) };
+        oof[r.record] = { samples, classes, network };
         // Scored as the pipeline reports the beats: the AF detector over these classes, S inside AF -> N.
-        const { reported } = afOverBeats(samples, classes as AamiClass[], atrialValues(dir, r.record, samples), { fs: r.fs }, r.length);
+        const { reported } = afOverBeats(samples, classes, atrialValues(dir, r.record, samples), { fs: r.fs }, r.length);
         const pairs = pairsOf(r, Int32Array.from(reported, (c) => AAMI_CLASSES.indexOf(c)));
         perRecord[r.record] = classScores(pairs);
         all.push(...pairs);
