@@ -118,17 +118,21 @@ function lcg(seed: number): () => number {
   };
 }
 
-/** Unit-test double: classifies every beat as `cls` (probability 0.9), asynchronously like the worker. */
+/**
+ * Unit-test double: classifies every beat as `cls` (probability 0.9), or as `cls(k)` for the k-th beat it
+ * has seen, asynchronously like the worker.
+ */
 class MockBeatClassifier {
   readonly modelId = 'mock-beats@1';
   readonly modelSha256 = 'f'.repeat(64);
   batches = 0;
-  constructor(private readonly cls: number) {}
+  private beats = 0;
+  constructor(private readonly cls: number | ((beat: number) => number)) {}
   async classify(_features: Float32Array, count: number): Promise<Float32Array> {
     this.batches += 1;
     await new Promise((r) => setImmediate(r));
     const p = new Float32Array(count * 5).fill(0.025);
-    for (let i = 0; i < count; i++) p[i * 5 + this.cls] = 0.9;
+    for (let i = 0; i < count; i++) p[i * 5 + (typeof this.cls === 'number' ? this.cls : this.cls(this.beats++))] = 0.9;
     return p;
   }
 }
@@ -187,17 +191,7 @@ describe('EcgMonitor beat classes and rhythm', () => {
   it('reports a beat the model calls S as N while AF is detected (no sinus rhythm to be premature against)', async () => {
     const random = lcg(11);
     // Every fifth beat called S, the rest N, in the regular minute and in the irregular stretch alike.
-    let beats = 0;
-    const classifier = {
-      modelId: 'mock-beats@1',
-      modelSha256: 'f'.repeat(64),
-      async classify(_features: Float32Array, count: number): Promise<Float32Array> {
-        await new Promise((r) => setImmediate(r));
-        const p = new Float32Array(count * 5).fill(0.025);
-        for (let i = 0; i < count; i++) p[i * 5 + (beats++ % 5 === 0 ? 1 : 0)] = 0.9;
-        return p;
-      },
-    };
+    const classifier = new MockBeatClassifier((beat) => (beat % 5 === 0 ? 1 : 0));
     const rr = [...Array.from({ length: 60 }, () => 0.8), ...Array.from({ length: 150 }, () => 0.45 + 0.6 * random())];
     const out = await runAsync(new EcgMonitor('ecg', {}, classifier), syntheticEcg(rr, 360, random));
     const onset = out.findings.find((f) => f.kind === 'ecg-af' && f.label === 'af-suspected');
