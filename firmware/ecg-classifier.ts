@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { BackendName } from '../device-sdk/inference/backend.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
 import { type BeatClassifier, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
-import { AAMI_CLASSES, featureLength } from '../device-sdk/signal/ecg/beat-features.js';
+import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, featureLength } from '../device-sdk/signal/ecg/beat-features.js';
 import { InferenceError } from '../device-sdk/inference/backend.js';
 import { packageRoot } from './package-root.js';
 
@@ -41,6 +41,12 @@ export class WorkerBeatClassifier implements BeatClassifier {
     if (labels !== AAMI_CLASSES.join(',') || width !== featureLength()) {
       await worker.close();
       throw new InferenceError(`${dir}: the model reads ${String(width)} features into labels ${labels}; this build extracts ${featureLength()} features into ${AAMI_CLASSES.join(',')}`);
+    }
+    // Models up to ecg-beats 1.3.0 were trained on the lead's own sign (no `polarity` in their feature options).
+    const polarity = (worker.manifest.input as { featureOptions?: { polarity?: string } }).featureOptions?.polarity ?? 'as-recorded';
+    if (polarity !== DEFAULT_BEAT_FEATURE_OPTIONS.polarity) {
+      await worker.close();
+      throw new InferenceError(`${dir}: the model was trained on morphology of ${polarity} polarity; this build extracts it ${DEFAULT_BEAT_FEATURE_OPTIONS.polarity} (use the model shipped with this build)`);
     }
     return new WorkerBeatClassifier(worker, maxBatch);
   }

@@ -30,7 +30,7 @@ import { packageRoot } from '../package-root.js';
 import { parse, UsageError } from './args.js';
 
 export const ECG_USAGE = `Usage: medge ecg annotate RECORD --out FILE [--model DIR | --no-model] [--backend wasm|cpu]
-       medge ecg eval --data DIR [--records 100,101,...] [--noise-snr DB [--noise-dir DIR]] [--from SECONDS] [--model DIR | --no-model] [--backend wasm|cpu] [--json]
+       medge ecg eval --data DIR [--records 100,101,...] [--noise-snr DB [--noise-dir DIR]] [--reverse-polarity] [--from SECONDS] [--model DIR | --no-model] [--backend wasm|cpu] [--json]
 
 annotate  runs the streaming ECG pipeline (QRS detection, beat features, the beat classifier in an
           inference worker, the AF detector) over a WFDB record (path without extension, first signal)
@@ -45,7 +45,9 @@ eval      annotates every record of DIR that has a .atr reference and scores it 
           atrial flutter ('(AFL') left out of +P; the gross AF figures are also printed with flutter
           counted as AF (rxr's '(AF' rule) and with the exact '(AFIB' label only.
           --noise-snr DB adds MIT-BIH NST noise, ma and bw (from --noise-dir, default DIR/../nstdb),
-          each at that SNR, the signal power taken from the reference QRS amplitudes (EC57). --from moves the
+          each at that SNR, the signal power taken from the reference QRS amplitudes (EC57).
+          --reverse-polarity inverts the lead (as swapped electrodes or an inverting front end would)
+          before anything else, to check that the results do not depend on it. --from moves the
           start of scoring (default 300 s, the EC57 learning period) for short records.`;
 
 /** Records with paced beats: their beats are not scored by class (AAMI). */
@@ -189,6 +191,11 @@ interface RecordResult {
   afByRule: Record<AfReferenceRule, DurationScore>;
 }
 
+/** The lead inverted about its ADC baseline (swapped electrodes), clamped to the 16-bit range. */
+export function reversedLead(signal: Int16Array, baseline: number): Int16Array {
+  return Int16Array.from(signal, (v) => Math.max(-32768, Math.min(32767, 2 * baseline - v)));
+}
+
 /** The NST noise records `ma` (muscle) and `bw` (baseline wander), first signal each. */
 export function nstNoises(dir: string): Int16Array[] {
   return ['ma', 'bw'].map((n) => {
@@ -201,7 +208,7 @@ export function nstNoises(dir: string): Int16Array[] {
 async function evaluate(args: string[]): Promise<number> {
   const { values } = parse(
     args,
-    { data: { type: 'string' }, records: { type: 'string' }, json: { type: 'boolean' }, from: { type: 'string' }, 'noise-snr': { type: 'string' }, 'noise-dir': { type: 'string' }, ...MODEL_OPTIONS },
+    { data: { type: 'string' }, records: { type: 'string' }, json: { type: 'boolean' }, from: { type: 'string' }, 'noise-snr': { type: 'string' }, 'noise-dir': { type: 'string' }, 'reverse-polarity': { type: 'boolean' }, ...MODEL_OPTIONS },
     ECG_USAGE,
   );
   if (values.help) {
@@ -231,6 +238,7 @@ async function evaluate(args: string[]): Promise<number> {
       const wf = readWfdbRecord(path);
       const fs = wf.header.fs;
       let signal = wf.signals[0] as Int16Array;
+      if (values['reverse-polarity']) signal = reversedLead(signal, wf.header.signals[0]?.baseline ?? 0);
       const reference = readWfdbAnnotations(path, 'atr').annotations;
       if (noise && snr !== undefined) {
         const power = qrsSignalPower(signal, reference.filter((a) => isQrsCode(a.code)).map((a) => a.sample), fs);
@@ -261,7 +269,7 @@ async function evaluate(args: string[]): Promise<number> {
     afByRule: Object.fromEntries(AF_REFERENCE_RULES.map((rule) => [rule, grossDurationScore(results.map((r) => r.afByRule[rule]))])) as Record<AfReferenceRule, DurationScore>,
   };
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ classifier: classifierId, noiseSnrDb: snr ?? null, records: results, gross })}\n`);
+    process.stdout.write(`${JSON.stringify({ classifier: classifierId, noiseSnrDb: snr ?? null, reversePolarity: values['reverse-polarity'] === true, records: results, gross })}\n`);
     return 0;
   }
   const pct = (x: number) => x.toFixed(2).padStart(7);
@@ -273,7 +281,7 @@ async function evaluate(args: string[]): Promise<number> {
   const seconds = (k: 'refSeconds' | 'detSeconds') => results.reduce((s, r) => s + r.af[k], 0);
   lines.push(row('gross', gross.qrs, gross.classes, gross.af, seconds('refSeconds'), seconds('detSeconds')));
   lines.push(`AF duration gross by reference rule: ${AF_REFERENCE_RULES.map((rule) => `${rule} Se ${gross.afByRule[rule].se.toFixed(2)} +P ${gross.afByRule[rule].ppv.toFixed(2)}`).join('; ')} (ec57: '(AFIB' episodes, reference flutter left out of +P, as epicmp; af-prefix: flutter counted as AF; afib: flutter counted as not AF).`);
-  lines.push(`Scored per ANSI/AAMI EC57: 150 ms match window, from ${startSeconds === 300 ? 'minute 5' : `${startSeconds} s`}, ventricular flutter excluded. V and S gross over the non-paced records (${PACED_RECORDS.join(', ')} excluded). Classifier: ${classifierId}.${snr === undefined ? '' : ` Noise: ma + bw at ${snr} dB SNR.`}`);
+  lines.push(`Scored per ANSI/AAMI EC57: 150 ms match window, from ${startSeconds === 300 ? 'minute 5' : `${startSeconds} s`}, ventricular flutter excluded. V and S gross over the non-paced records (${PACED_RECORDS.join(', ')} excluded). Classifier: ${classifierId}.${snr === undefined ? '' : ` Noise: ma + bw at ${snr} dB SNR.`}${values['reverse-polarity'] ? ' Lead polarity reversed.' : ''}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

@@ -31,7 +31,7 @@ export interface RecordBeats {
   missed: number[];
 }
 
-const VERSION = 8;
+const VERSION = 9;
 
 /** Builds (or reads from `cacheDir`) the beats of one record. */
 export function recordBeats(dir: string, record: string, cacheDir?: string): RecordBeats {

@@ -29,7 +29,7 @@ import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
-export const MODEL_VERSION = '1.3.0';
+export const MODEL_VERSION = '1.4.0';
 const SEED = 20260401;
 /** Class weight exponent: weight = (share of N / share of class) ^ CLASS_WEIGHT_POWER, capped. */
 const CLASS_WEIGHT_POWER = 0.5;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AAMI_WFDB_CODE, aamiClassOf, BeatFeatureExtractor, FEATURE_NAMES, featureLength } from './beat-features.js';
+import { AAMI_WFDB_CODE, aamiClassOf, BeatFeatureExtractor, type BeatFeatureOptions, FEATURE_NAMES, featureLength } from './beat-features.js';
 
 const FS = 360;
 const at = (name: (typeof FEATURE_NAMES)[number]) => FEATURE_NAMES.indexOf(name);
@@ -60,6 +60,37 @@ describe('beat features', () => {
     expect(ectopic[at('rrSpread')]).toBeLessThan(0.05);
     expect(normal[at('qrsCorr')]).toBeGreaterThan(0.99);
     expect(ectopic[at('qrsCorr')]).toBeLessThan(0.5);
+  });
+
+  it('gives the same features for a lead recorded with its polarity reversed (canonical polarity)', () => {
+    const rr = Math.round(0.8 * FS);
+    const peaks: number[] = [];
+    for (let t = FS; t < 40 * FS; t += rr) peaks.push(t);
+    const wide = new Set([peaks[25] as number, peaks[31] as number]);
+    const signal = lead(41 * FS, peaks, wide);
+    const reversed = Int16Array.from(signal, (v) => -v);
+    const features = (x: Int16Array, polarity: BeatFeatureOptions['polarity']) => {
+      const fx = new BeatFeatureExtractor({ fs: FS, polarity });
+      const out: Float32Array[] = [];
+      for (let i = 0; i < x.length; i += FS) {
+        fx.pushSamples(x.subarray(i, i + FS));
+        for (const p of peaks) if (p >= i && p < i + FS) fx.pushBeat(p);
+        out.push(...fx.take().map((b) => b.features));
+      }
+      fx.flush();
+      out.push(...fx.take().map((b) => b.features));
+      return out;
+    };
+    const morph = (f: Float32Array | undefined) => Array.from((f as Float32Array).subarray(FEATURE_NAMES.length));
+    const [a, b] = [features(signal, 'canonical'), features(reversed, 'canonical')];
+    expect(b).toHaveLength(peaks.length);
+    // The ectopic beats differ from the template in both runs, and identically.
+    expect(Math.max(...morph(a[25]).map(Math.abs))).toBeGreaterThan(0.5);
+    for (let i = 0; i < peaks.length; i++) morph(b[i]).forEach((v, j) => expect(v).toBeCloseTo(morph(a[i])[j] as number, 5));
+    // Here the largest deflection is positive: the lead as recorded is already canonical, and with the
+    // lead's own sign (`as-recorded`, models up to 1.3.0) the reversed lead's morphology is negated.
+    const c = features(reversed, 'as-recorded');
+    morph(c[25]).forEach((v, j) => expect(v).toBeCloseTo(-(morph(a[25])[j] as number), 5));
   });
 
   it('tells a premature beat in a regular rhythm from the short intervals of an irregular one', () => {

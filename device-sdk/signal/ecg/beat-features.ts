@@ -67,6 +67,14 @@ export interface BeatFeatureOptions {
   templateBeats: number;
   /** Band of the morphology filter (Hz). */
   bandHz: [number, number];
+  /**
+   * `canonical`: the morphology is turned so that the dominant beat's largest QRS deflection is positive,
+   * decided on the first `templateBeats` beats of the stream and then kept (a lead's polarity is set by
+   * where its electrodes are, which does not change during a recording), so a lead recorded with its
+   * polarity reversed (swapped electrodes, an inverting front end) gives the same features;
+   * `as-recorded`: the lead's own sign (ecg-beats up to 1.3.0).
+   */
+  polarity: 'canonical' | 'as-recorded';
 }
 
 export const DEFAULT_BEAT_FEATURE_OPTIONS: Readonly<Omit<BeatFeatureOptions, 'fs'>> = Object.freeze({
@@ -76,6 +84,7 @@ export const DEFAULT_BEAT_FEATURE_OPTIONS: Readonly<Omit<BeatFeatureOptions, 'fs
   globalBeats: 300,
   templateBeats: 21,
   bandHz: [0.5, 35] as [number, number],
+  polarity: 'canonical',
 });
 
 export const FEATURE_NAMES = Object.freeze([
@@ -189,6 +198,9 @@ export class BeatFeatureExtractor {
   private rrGlobal = 0;
   private beatsSeen = 0;
   private amplitudeRef = 0;
+  /** Sign applied to the lead's morphology (`polarity: 'canonical'`); final once the template is full. */
+  private polarity = 1;
+  private polarityFinal = false;
   private readonly templateHistory: Float32Array[] = [];
   /** Scratch of the templates' per-point medians (no allocation per beat). */
   private readonly column: Float64Array;
@@ -349,7 +361,7 @@ export class BeatFeatureExtractor {
     this.amplitudeRef = this.amplitudeRef === 0 ? p2p : this.amplitudeRef + 0.05 * (p2p - this.amplitudeRef);
     const scale = this.amplitudeRef > 0 ? this.amplitudeRef : 1;
     const morph = new Float32Array(morphPoints);
-    for (let i = 0; i < morphPoints; i++) morph[i] = Math.max(-4, Math.min(4, (raw[i] as number) / scale));
+    for (let i = 0; i < morphPoints; i++) morph[i] = Math.max(-4, Math.min(4, (this.polarity * (raw[i] as number)) / scale));
     // Template: per-point median of the last non-premature beats (the record's dominant morphology);
     // the model sees the beat's difference from it, so a patient's own wide dominant beat (bundle
     // branch block) is not taken for a ventricular one.
@@ -360,6 +372,7 @@ export class BeatFeatureExtractor {
     const width = first < 0 ? 0 : (last - first + 1) / fs / 0.1;
     if (this.templateHistory.length >= 3) {
       const template = pointMedian(this.templateHistory, this.column, this.template);
+      if (this.options.polarity === 'canonical' && !this.polarityFinal) this.turnPolarity(template, morph);
       corr = correlation(morph, template);
       let sq = 0;
       for (let i = 0; i < morphPoints; i++) {
@@ -416,6 +429,27 @@ export class BeatFeatureExtractor {
       tCorr,
       normalLike,
     };
+  }
+
+  /**
+   * Canonical polarity, while the template fills: when its largest QRS deflection is negative, every
+   * stored beat, the template and the current beat are turned over, and so is every later beat; once the
+   * template holds `templateBeats` beats the sign is final. Reversing the lead swaps the two deflections,
+   * so the same decision is taken the other way round and the features come out the same.
+   */
+  private turnPolarity(template: Float32Array, morph: Float32Array): void {
+    const [q0, q1] = this.qrsRange;
+    let hi = 0;
+    let lo = 0;
+    for (let i = q0; i < q1; i++) {
+      hi = Math.max(hi, template[i] as number);
+      lo = Math.max(lo, -(template[i] as number));
+    }
+    this.polarityFinal = this.templateHistory.length >= this.options.templateBeats;
+    if (lo <= hi) return;
+    this.polarity = -this.polarity;
+    // A beat is often in both histories (the same array): each is turned once.
+    for (const beat of new Set([...this.templateHistory, ...this.dominantHistory, template, morph])) for (let i = 0; i < beat.length; i++) beat[i] = -(beat[i] as number);
   }
 
   private complete(p: Pending, rrPost: number): void {
