@@ -9,6 +9,7 @@ import { isQrsCode } from '../../device-sdk/protocols/wfdb.js';
 import { AAMI_CLASSES, type AamiClass, aamiClassOf, BeatFeatureExtractor, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { flutterEpisodes } from '../../device-sdk/signal/ecg/ec57.js';
 import { extractBeats } from '../../device-sdk/signal/ecg/front-end.js';
+import { MainsFilter } from '../../device-sdk/signal/ecg/qrs-detector.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 
 /** Records whose beats are paced: left out of classifier training and evaluation. */
@@ -31,7 +32,7 @@ export interface RecordBeats {
   missed: number[];
 }
 
-const VERSION = 9;
+const VERSION = 10;
 
 /** Builds (or reads from `cacheDir`) the beats of one record. */
 export function recordBeats(dir: string, record: string, cacheDir?: string): RecordBeats {
@@ -115,7 +116,7 @@ export interface Lead2Beats {
   width: number;
 }
 
-const LEAD2_VERSION = 1;
+const LEAD2_VERSION = 2;
 
 /**
  * A `BeatFeatureExtractor`'s rows for one signal driven at given R peaks (in order) instead of its own
@@ -124,12 +125,14 @@ const LEAD2_VERSION = 1;
  */
 export function featuresAtPeaks(signal: Int16Array, fs: number, peaks: ArrayLike<number>): Float32Array[] {
   const extractor = new BeatFeatureExtractor({ fs });
+  // The lead as the front end gives it to its extractor: mains hum notched out.
+  const mains = new MainsFilter(fs);
   const rows: Float32Array[] = [];
   const chunk = Math.max(1, Math.round(fs));
   let next = 0;
   for (let i = 0; i < signal.length; i += chunk) {
     const part = signal.subarray(i, i + chunk);
-    extractor.pushSamples(part);
+    extractor.pushSamples(mains.filter(part));
     while (next < peaks.length && (peaks[next] as number) < i + part.length) extractor.pushBeat(peaks[next++] as number);
     for (const b of extractor.take()) rows.push(b.features);
   }

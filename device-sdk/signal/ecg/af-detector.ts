@@ -31,6 +31,7 @@
 import { medianInPlace } from '../stats.js';
 import { classInRhythm } from './beat-classes.js';
 import type { AamiClass } from './beat-features.js';
+import { DEFAULT_MAINS_HZ, MainsFilter } from './qrs-detector.js';
 
 export interface AfDetectorOptions {
   fs: number;
@@ -277,9 +278,11 @@ export interface AtrialActivityOptions {
   segmentMs: [number, number];
   /** Raw samples kept for beats reported late (s). */
   historySeconds: number;
+  /** Mains frequencies notched out first (hum repeats beat to beat no more than fibrillation does, but swamps a P wave). */
+  mainsHz: readonly number[];
 }
 
-export const DEFAULT_ATRIAL_OPTIONS: Readonly<Omit<AtrialActivityOptions, 'fs'>> = Object.freeze({ segmentMs: [250, 80] as [number, number], historySeconds: 10 });
+export const DEFAULT_ATRIAL_OPTIONS: Readonly<Omit<AtrialActivityOptions, 'fs'>> = Object.freeze({ segmentMs: [250, 80] as [number, number], historySeconds: 10, mainsHz: DEFAULT_MAINS_HZ });
 
 /**
  * Beat-to-beat repetition of atrial activity (pure, bounded memory, no allocation per beat): raw samples
@@ -298,6 +301,7 @@ export class AtrialActivity {
   private previous: Float64Array;
   private havePrevious = false;
   private lastBeat = -1;
+  private readonly mains: MainsFilter;
 
   constructor(options: Partial<AtrialActivityOptions> & { fs: number }) {
     this.options = { ...DEFAULT_ATRIAL_OPTIONS, ...options };
@@ -310,10 +314,11 @@ export class AtrialActivity {
     this.length = Math.max(3, this.from - Math.round((segmentMs[1] * fs) / 1000));
     this.current = new Float64Array(this.length);
     this.previous = new Float64Array(this.length);
+    this.mains = new MainsFilter(fs, this.options.mainsHz);
   }
 
   pushSamples(samples: ArrayLike<number>): void {
-    for (let i = 0; i < samples.length; i++) this.ring[(this.n + i) & this.mask] = samples[i] as number;
+    for (let i = 0; i < samples.length; i++) this.ring[(this.n + i) & this.mask] = this.mains.step(samples[i] as number);
     this.n += samples.length;
   }
 

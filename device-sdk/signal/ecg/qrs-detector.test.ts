@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../random.js';
-import { QrsDetector } from './qrs-detector.js';
+import { MainsFilter, QrsDetector } from './qrs-detector.js';
 
 const FS = 360;
 
@@ -87,5 +87,30 @@ describe('QrsDetector', () => {
       const d = new QrsDetector({ fs: FS });
       expect(d.push([signal]).filter((b) => b.sample > 3 * FS).length).toBeLessThanOrEqual(1);
     }
+  });
+});
+
+describe('mains filter', () => {
+  const rms = (x: Float64Array, from: number) => Math.sqrt(x.subarray(from).reduce((a, v) => a + v * v, 0) / (x.length - from));
+  const tone = (hz: number, fs: number, seconds: number) => Float64Array.from({ length: seconds * fs }, (_, k) => 100 * Math.sin((2 * Math.PI * hz * k) / fs));
+
+  it('removes 50 and 60 Hz hum and passes the ECG band', () => {
+    for (const fs of [250, 360, 500]) {
+      const settle = fs; // one second
+      for (const hz of [50, 60]) expect(rms(new MainsFilter(fs).filter(tone(hz, fs, 4)), settle), `${hz} Hz at ${fs} Hz`).toBeLessThan(rms(tone(hz, fs, 4), settle) / 100);
+      for (const hz of [1, 10, 20]) expect(rms(new MainsFilter(fs).filter(tone(hz, fs, 4)), settle) / rms(tone(hz, fs, 4), settle), `${hz} Hz at ${fs} Hz`).toBeGreaterThan(0.98);
+      // Chunks of any size give the same output as one call.
+      const x = tone(50, fs, 2).map((v, k) => v + 30 * Math.sin((2 * Math.PI * 7 * k) / fs));
+      const whole = new MainsFilter(fs).filter(x);
+      const f = new MainsFilter(fs);
+      const parts = [...f.filter(x.subarray(0, 77)), ...f.filter(x.subarray(77, 500)), ...f.filter(x.subarray(500))];
+      parts.forEach((v, k) => expect(v).toBeCloseTo(whole[k] as number, 9));
+    }
+  });
+
+  it('leaves out mains frequencies the sampling rate cannot carry', () => {
+    // At 100 Hz both are above 0.45 fs: the filter passes everything.
+    const x = tone(7, 100, 2);
+    expect(Array.from(new MainsFilter(100).filter(x))).toEqual(Array.from(x));
   });
 });
