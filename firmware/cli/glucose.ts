@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, type CgmRow, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mmolLike, parseCgmCsv, rowsInMgDl, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -9,8 +9,8 @@ import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import { defaultGlucoseModelDir, type GlucoseForecaster, loadGlucoseForecaster } from '../glucose-monitor.js';
 import { parse, UsageError } from './args.js';
 
-export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--horizon 30] [--model DIR] [--backend wasm|cpu]
-       medge glucose report --csv IN [--id ID] [--json]
+export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu]
+       medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json]
 
 predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any
          sampling, gaps allowed) and writes OUT with the columns id,time,gl,pred_gl,hypo_alert:
@@ -22,6 +22,9 @@ predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,
          Where the last 30 minutes are not covered without a gap, pred_gl is the last reading
          (persistence) and hypo_alert 0; rows without a glucose value get empty fields.
          The model is models/glucose-forecast/artifact unless --model DIR.
+--units  the unit of gl in IN, and of gl and pred_gl in OUT and mean and SD in the report (default
+         mg/dL; medge computes in mg/dL, 1 mmol/L = 18.016 mg/dL). A file of values that cannot be mg/dL
+         (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia.
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
          mean, SD, CV, GMI, data sufficiency, hypoglycaemic events (level 1 < 70, level 2 < 54
          mg/dL, >= 15 min), and sensor-fault flags (gaps, flat lines, compression lows, sensor limits).
@@ -39,7 +42,22 @@ export async function glucoseCommand(args: string[]): Promise<number> {
   throw new UsageError(sub === undefined ? 'glucose needs a subcommand' : `unknown glucose subcommand ${JSON.stringify(sub)}; subcommands are: predict, report`, GLUCOSE_USAGE);
 }
 
-function readRows(path: string): CgmRow[] {
+/** The rows of a CGM CSV in mg/dL, and the unit they were given in (`--units`, default mg/dL). */
+function readRows(path: string, units: string | undefined): { rows: CgmRow[]; unit: GlucoseUnit } {
+  if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
+  const unit = (units ?? 'mg/dL') as GlucoseUnit;
+  const rows = parseRows(path);
+  const looks = unit === 'mg/dL' ? mmolLike(rows) : undefined;
+  if (looks) {
+    throw new UsageError(
+      `${path}: the gl values look like mmol/L, not mg/dL (median ${looks.median}, highest ${looks.max}; a CGM reads 40-400 mg/dL): give --units mmol/L, or convert the file to mg/dL`,
+      GLUCOSE_USAGE,
+    );
+  }
+  return { rows: rowsInMgDl(rows, unit), unit };
+}
+
+function parseRows(path: string): CgmRow[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -59,7 +77,7 @@ function csvField(s: string): string {
 }
 
 async function predict(args: string[]): Promise<number> {
-  const { values } = parse(args, { csv: { type: 'string' }, out: { type: 'string' }, horizon: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' } }, GLUCOSE_USAGE);
+  const { values } = parse(args, { csv: { type: 'string' }, out: { type: 'string' }, units: { type: 'string' }, horizon: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' } }, GLUCOSE_USAGE);
   if (values.help) {
     process.stdout.write(`${GLUCOSE_USAGE}\n`);
     return 0;
@@ -70,7 +88,10 @@ async function predict(args: string[]): Promise<number> {
   const { BACKENDS, InferenceError, initBackend, layersModelFromFiles, tf } = await import('../../device-sdk/inference/index.js');
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(values.backend)})`, GLUCOSE_USAGE);
-  const rows = readRows(values.csv);
+  const { rows, unit } = readRows(values.csv, values.units);
+  // Output in the input's unit: mg/dL as computed, mmol/L converted back.
+  const inUnit = (mgdl: number, digits: number) => (unit === 'mg/dL' ? mgdl.toFixed(digits) : String(Math.round((mgdl / MG_DL_PER_MMOL_L) * 100) / 100));
+  const glText = (mgdl: number) => (unit === 'mg/dL' ? String(mgdl) : inUnit(mgdl, 2));
   // One load (the runtime's): the manifest read and every file checked against its sha256 once; the
   // detector and its alert policy from it, and the forecast's TF.js model from the same checked bytes.
   const dir = values.model ?? defaultGlucoseModelDir();
@@ -118,10 +139,10 @@ async function predict(args: string[]): Promise<number> {
   for (const r of rows) {
     const res = Number.isFinite(r.gl) ? results.get(r.id)?.get(r.t) : undefined;
     if (res) alerts += res[1];
-    lines.push([csvField(r.id), csvField(r.time), Number.isFinite(r.gl) ? String(r.gl) : '', res ? res[0].toFixed(1) : '', res ? String(res[1]) : ''].join(','));
+    lines.push([csvField(r.id), csvField(r.time), Number.isFinite(r.gl) ? glText(r.gl) : '', res ? inUnit(res[0], 1) : '', res ? String(res[1]) : ''].join(','));
   }
   writeFileSync(values.out, `${lines.join('\n')}\n`);
-  process.stderr.write(`medge glucose predict: ${rows.length} rows, ${results.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${forecaster.modelId} (${forecaster.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}\n`);
+  process.stderr.write(`medge glucose predict: ${rows.length} rows, ${results.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${forecaster.modelId} (${forecaster.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}${unit === 'mg/dL' ? '' : ' (gl and pred_gl in mmol/L)'}\n`);
   return 0;
 }
 
@@ -138,25 +159,30 @@ export function subjectReport(id: string, trace: readonly GlucosePoint[]): Subje
 }
 
 function report(args: string[]): number {
-  const { values } = parse(args, { csv: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } }, GLUCOSE_USAGE);
+  const { values } = parse(args, { csv: { type: 'string' }, units: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } }, GLUCOSE_USAGE);
   if (values.help) {
     process.stdout.write(`${GLUCOSE_USAGE}\n`);
     return 0;
   }
   if (!values.csv) throw new UsageError('--csv IN is required', GLUCOSE_USAGE);
-  const traces = tracesById(readRows(values.csv));
+  const { rows, unit } = readRows(values.csv, values.units);
+  const traces = tracesById(rows);
   if (values.id !== undefined && !traces.has(values.id)) throw new UsageError(`no readings of subject ${JSON.stringify(values.id)} in ${values.csv}`, GLUCOSE_USAGE);
-  const reports = [...traces].filter(([id, t]) => (values.id === undefined || id === values.id) && t.length > 0).map(([id, t]) => subjectReport(id, t));
+  // Mean and SD in the input's unit (the rest are percentages and counts).
+  const reports = [...traces]
+    .filter(([id, t]) => (values.id === undefined || id === values.id) && t.length > 0)
+    .map(([id, t]) => subjectReport(id, t))
+    .map((r) => (unit === 'mg/dL' ? r : { ...r, mean: r.mean / MG_DL_PER_MMOL_L, sd: r.sd / MG_DL_PER_MMOL_L }));
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ subjects: reports })}\n`);
+    process.stdout.write(`${JSON.stringify({ units: unit, subjects: reports })}\n`);
     return 0;
   }
   const cols: [string, number, (r: SubjectReport) => string][] = [
     ['id', 14, (r) => r.id],
     ['days', 6, (r) => r.days.toFixed(1)],
     ['suff%', 6, (r) => r.dataSufficiency.toFixed(0)],
-    ['mean', 6, (r) => r.mean.toFixed(0)],
-    ['SD', 5, (r) => r.sd.toFixed(0)],
+    ['mean', 6, (r) => r.mean.toFixed(unit === 'mg/dL' ? 0 : 1)],
+    ['SD', 5, (r) => r.sd.toFixed(unit === 'mg/dL' ? 0 : 1)],
     ['CV%', 5, (r) => r.cv.toFixed(1)],
     ['GMI%', 5, (r) => r.gmi.toFixed(1)],
     ['TIR%', 6, (r) => r.tir.toFixed(1)],
@@ -172,7 +198,11 @@ function report(args: string[]): number {
   ];
   const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(cols[i]![1]) : c.padStart(cols[i]![1]))).join(' ');
   const lines = [fmt(cols.map((c) => c[0])), ...reports.map((r) => fmt(cols.map((c) => c[2](r))))];
-  lines.push('Consensus CGM metrics (Battelino et al. 2019): targets TIR > 70 %, < 70 below 4 %, < 54 below 1 %, CV <= 36 %; 14 days with >= 70 % data recommended.');
+  lines.push(
+    unit === 'mg/dL'
+      ? 'Consensus CGM metrics (Battelino et al. 2019): targets TIR > 70 %, < 70 below 4 %, < 54 below 1 %, CV <= 36 %; 14 days with >= 70 % data recommended.'
+      : 'Mean and SD in mmol/L. Consensus CGM metrics (Battelino et al. 2019): targets TIR (3.9-10.0 mmol/L) > 70 %, < 3.9 below 4 %, < 3.0 below 1 %, CV <= 36 %; 14 days with >= 70 % data recommended.',
+  );
   lines.push('Decision support for review by a clinician, not a diagnosis.');
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

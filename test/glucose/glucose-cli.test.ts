@@ -146,3 +146,64 @@ describe('medge glucose report', () => {
     expect(missing.code).toBe(2);
   }, 60_000);
 });
+
+describe('glucose units', () => {
+  it('refuses mmol/L values read as mg/dL, and with --units mmol/L gives the mg/dL results in mmol/L', async () => {
+    const dir = tempDir();
+    const rows = fixtureRows();
+    const mg = writeCsv(dir, 'mg.csv', rows);
+    // The same readings in mmol/L, as exported by a meter in most of Europe and Asia (2 decimals).
+    const mmol = writeCsv(
+      dir,
+      'mmol.csv',
+      rows.map((r) => {
+        const [id, time, gl] = r.split(',');
+        return gl === 'NA' ? r : `${id},${time},${(Number(gl) / 18.016).toFixed(2)}`;
+      }),
+    );
+    const [refused, refusedPredict, mgJson, mmolJson, mgOut, mmolOut, badUnit] = await Promise.all([
+      medge(['glucose', 'report', '--csv', mmol]),
+      medge(['glucose', 'predict', '--csv', mmol, '--out', join(dir, 'x.csv')]),
+      medge(['glucose', 'report', '--csv', mg, '--json']),
+      medge(['glucose', 'report', '--csv', mmol, '--units', 'mmol/L', '--json']),
+      medge(['glucose', 'predict', '--csv', mg, '--out', join(dir, 'mg-out.csv')]),
+      medge(['glucose', 'predict', '--csv', mmol, '--units', 'mmol/L', '--out', join(dir, 'mmol-out.csv')]),
+      medge(['glucose', 'report', '--csv', mg, '--units', 'mg/dl']),
+    ]);
+    // Read as mg/dL these would all be level 2 hypoglycaemia: refused, with the way out named.
+    for (const r of [refused, refusedPredict]) {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/look like mmol\/L.*--units mmol\/L/);
+    }
+    expect(existsSync(join(dir, 'x.csv'))).toBe(false);
+    expect(badUnit.code).toBe(2);
+    expect(badUnit.stderr).toMatch(/--units must be one of mg\/dL, mmol\/L/);
+    type Report = { units: string; subjects: { id: string; tir: number; tbr70: number; mean: number; sd: number; hypoEventsLevel1: number }[] };
+    const a = JSON.parse(mgJson.stdout) as Report;
+    const b = JSON.parse(mmolJson.stdout) as Report;
+    expect([a.units, b.units]).toEqual(['mg/dL', 'mmol/L']);
+    a.subjects.forEach((s, i) => {
+      const t = b.subjects[i]!;
+      expect(t.id).toBe(s.id);
+      expect(t.mean).toBeCloseTo(s.mean / 18.016, 1);
+      expect(t.sd).toBeCloseTo(s.sd / 18.016, 1);
+      expect(Math.abs(t.tir - s.tir)).toBeLessThanOrEqual(2);
+      expect(t.hypoEventsLevel1).toBe(s.hypoEventsLevel1);
+    });
+    expect(mgOut.code, mgOut.stderr).toBe(0);
+    expect(mmolOut.code, mmolOut.stderr).toBe(0);
+    expect(mmolOut.stderr).toMatch(/in mmol\/L/);
+    const [x, y] = [readOut(join(dir, 'mg-out.csv')), readOut(join(dir, 'mmol-out.csv'))];
+    expect(y.length).toBe(x.length);
+    let compared = 0;
+    for (let i = 1; i < x.length; i++) {
+      const [p, q] = [x[i]!, y[i]!];
+      expect(q[4]).toBe(p[4]);
+      if (p[3] === '') continue;
+      compared++;
+      // 2-decimal mmol/L input is within 0.09 mg/dL of the mg/dL input: the forecasts agree to a few tenths of a mg/dL.
+      expect(Math.abs(Number(q[3]) * 18.016 - Number(p[3]))).toBeLessThan(1);
+    }
+    expect(compared).toBeGreaterThan(100);
+  }, 60_000);
+});

@@ -1,7 +1,7 @@
 /**
  * CGM traces as CSV text with the columns `id,time,gl` (GlucoBench layout: quoted or bare fields,
  * a header line, LF or CRLF). `time` is ISO-8601 or `YYYY-MM-DD HH:MM[:SS]` (read as UTC: only
- * differences matter), or epoch milliseconds. `gl` is mg/dL; `NA` or an empty field is a missing
+ * differences matter), or epoch milliseconds. `gl` is mg/dL (see `rowsInMgDl` for mmol/L); `NA` or an empty field is a missing
  * reading (kept as NaN so that output can mirror input rows). Pure: parses text.
  */
 import type { GlucosePoint } from './types.js';
@@ -60,6 +60,30 @@ export function parseCgmCsv(text: string): CgmRow[] {
     rows.push({ id: unquote(f[ci] as string), time, t, gl });
   }
   return rows;
+}
+
+/** Glucose units a CSV may carry; everything inside medge computes in mg/dL. */
+export type GlucoseUnit = 'mg/dL' | 'mmol/L';
+export const GLUCOSE_UNITS: readonly GlucoseUnit[] = Object.freeze(['mg/dL', 'mmol/L']);
+/** mg/dL per mmol/L of glucose (molar mass 180.16 g/mol). */
+export const MG_DL_PER_MMOL_L = 18.016;
+
+/** `gl` in mg/dL, converted from `unit` (a new array; missing readings stay NaN). */
+export function rowsInMgDl(rows: readonly CgmRow[], unit: GlucoseUnit): CgmRow[] {
+  return unit === 'mg/dL' ? [...rows] : rows.map((r) => ({ ...r, gl: r.gl * MG_DL_PER_MMOL_L }));
+}
+
+/**
+ * Whether readings said to be mg/dL look like mmol/L: a CGM reads 40-400 mg/dL (2.2-22.2 mmol/L), so a
+ * trace whose median is below 25 and whose highest reading is below 35 cannot be mg/dL. Returns the
+ * median and maximum when it looks so (at least 10 readings), else undefined.
+ */
+export function mmolLike(rows: readonly CgmRow[]): { median: number; max: number } | undefined {
+  const v = rows.map((r) => r.gl).filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length < 10) return undefined;
+  const median = v[Math.floor(v.length / 2)] as number;
+  const max = v[v.length - 1] as number;
+  return median < 25 && max < 35 ? { median, max } : undefined;
 }
 
 /** Rows grouped by subject id (first-seen order), each as a trace sorted by time without missing values or duplicate times. */
