@@ -77,6 +77,28 @@ describe('EcgMonitor', () => {
     expect(out.readings.filter((r) => r.tDevice > flatStart + 2_500)).toEqual([]);
   });
 
+  it('learns the lead afresh when the electrodes go back on after a lead-off (here the other way round)', () => {
+    const monitor = new EcgMonitor('ecg');
+    const ecg = simulatedEcg(20);
+    const flat = continuation(ecg.at(-1) as StreamChunk, 5, () => 1000);
+    // Back on with the electrodes swapped: the same ECG reversed about its baseline, continuing the stream.
+    const again = simulatedEcg(20);
+    const per = (again[0] as StreamChunk).samples.length;
+    const reversed = continuation(flat.at(-1) as StreamChunk, 20, (i) => 2 * 1000 - ((again[Math.floor(i / per)] as StreamChunk).samples[i % per] as number));
+    const polarity = () => (monitor['frontEnd'] as unknown as { extractor: { polarity: number } }).extractor.polarity;
+    run(monitor, ecg);
+    expect(polarity()).toBe(1);
+    const generation = monitor['generation'];
+    const out = run(monitor, [...flat, ...reversed]);
+    expect(out.alerts.map((a) => a.kind)).toEqual(['ecg-lead-off']);
+    // A new front end, turned to the canonical polarity of the reversed lead.
+    expect(monitor['generation']).toBe(generation + 1);
+    expect(polarity()).toBe(-1);
+    const hr = out.readings.filter((r) => r.type === 'heart-rate' && r.tDevice > (reversed[0] as StreamChunk).t0 + 5_000);
+    expect(hr.length).toBeGreaterThanOrEqual(2);
+    for (const r of hr) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
   it('raises an urgent alert when a connected lead shows no QRS for 4 s', () => {
     const monitor = new EcgMonitor('ecg');
     const ecg = simulatedEcg(10);

@@ -140,9 +140,13 @@ export class EcgMonitor {
     }
     // A new stream (restart, rate change, or a jump in the sample counter) starts afresh.
     if (!this.frontEnd || chunk.rateHz !== this.rateHz || chunk.firstSample !== this.firstSample + this.samplesSeen) this.restart(chunk);
-    const frontEnd = this.frontEnd as EcgFrontEnd;
     const endMs = this.timeOf(chunk.firstSample + chunk.samples.length);
+    const wasLeadOff = this.leadOff;
     this.checkLeadOff(chunk, endMs, out);
+    // Electrodes put back on may sit elsewhere or the other way round: the references (dominant beat,
+    // lead polarity, rhythm) are learnt afresh, as for a new stream.
+    if (wasLeadOff && !this.leadOff) this.restart(chunk);
+    const frontEnd = this.frontEnd as EcgFrontEnd;
     (this.quality as SignalQuality).push(chunk.samples, chunk.gain);
     const atrial = this.atrial as AtrialActivity;
     atrial.pushSamples(chunk.samples);

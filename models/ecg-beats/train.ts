@@ -24,6 +24,7 @@ import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type Sup
 import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
+import { DEFAULT_MAINS_HZ } from '../../device-sdk/signal/ecg/qrs-detector.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
@@ -357,6 +358,8 @@ async function main(): Promise<void> {
       features: [...FEATURE_NAMES, `morphology[${DEFAULT_BEAT_FEATURE_OPTIONS.morphPoints}]`],
       featureOptions: DEFAULT_BEAT_FEATURE_OPTIONS,
       extractor: 'device-sdk/signal/ecg/beat-features.ts BeatFeatureExtractor',
+      // Notched out of the lead before the features (EcgFrontEnd); the classifier refuses a model made without it.
+      mainsHz: DEFAULT_MAINS_HZ,
     },
     labels: [...AAMI_CLASSES],
     thresholds: { argmax: 1, ...supraventricularThresholds() },

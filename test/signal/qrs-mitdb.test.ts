@@ -100,9 +100,8 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
       const a = await analyzeSignal(signal, record.header.fs, classifier);
       const b = await analyzeSignal(reversedLead(signal, record.header.signals[0]?.baseline ?? 0), record.header.fs, classifier);
       expect(b.beats.map((x) => x.sample)).toEqual(a.beats.map((x) => x.sample));
-      const same = a.beats.filter((x, i) => x.cls === b.beats[i]?.cls).length;
-      expect(same / a.beats.length, name).toBeGreaterThanOrEqual(0.999);
-      expect(b.afEpisodes.length).toBe(a.afEpisodes.length);
+      expect(b.beats.map((x) => x.cls), name).toEqual(a.beats.map((x) => x.cls));
+      expect(b.afEpisodes, name).toEqual(a.afEpisodes);
     }
   }, 60_000);
 
@@ -133,7 +132,8 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
     const [c, h] = [grossDurationScore(clean), grossDurationScore(hum)];
     expect(c.se).toBeGreaterThanOrEqual(95);
     expect(h.se).toBeGreaterThanOrEqual(c.se - 3);
-    expect(h.ppv).toBeGreaterThanOrEqual(c.ppv - 10);
+    // Measured on 201+203 with ecg-beats 1.4.0: +P 88.35 -> 85.06 (without the notch Se fell to about 49).
+    expect(h.ppv).toBeGreaterThanOrEqual(c.ppv - 4);
   }, 60_000);
 
   it('keeps the AF duration figures over all 26 records (AF in 201 and 203)', () => {

@@ -286,7 +286,7 @@ export const DEFAULT_ATRIAL_OPTIONS: Readonly<Omit<AtrialActivityOptions, 'fs'>>
 
 /**
  * Beat-to-beat repetition of atrial activity (pure, bounded memory, no allocation per beat): raw samples
- * in (the first lead, as the QRS detector gets them), and for each beat the Pearson correlation of its
+ * in (the first lead, as the QRS detector gets them; 50 and 60 Hz are notched out here), and for each beat the Pearson correlation of its
  * pre-QRS segment (`segmentMs` before the R peak, linear trend removed) with the previous beat's. A P
  * wave before every QRS gives values near 1; fibrillatory waves give values near 0.
  */

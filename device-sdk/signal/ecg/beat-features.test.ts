@@ -86,7 +86,7 @@ describe('beat features', () => {
     expect(b).toHaveLength(peaks.length);
     // The ectopic beats differ from the template in both runs, and identically.
     expect(Math.max(...morph(a[25]).map(Math.abs))).toBeGreaterThan(0.5);
-    for (let i = 0; i < peaks.length; i++) morph(b[i]).forEach((v, j) => expect(v).toBeCloseTo(morph(a[i])[j] as number, 5));
+    for (let i = 0; i < peaks.length; i++) Array.from(b[i] as Float32Array).forEach((v, j) => expect(v, `beat ${i} column ${j}`).toBeCloseTo((a[i] as Float32Array)[j] as number, 5));
     // Here the largest deflection is positive: the lead as recorded is already canonical, and with the
     // lead's own sign (`as-recorded`, models up to 1.3.0) the reversed lead's morphology is negated.
     const c = features(reversed, 'as-recorded');

@@ -441,12 +441,16 @@ export class BeatFeatureExtractor {
     const [q0, q1] = this.qrsRange;
     let hi = 0;
     let lo = 0;
+    let hiAt = q0;
+    let loAt = q0;
     for (let i = q0; i < q1; i++) {
-      hi = Math.max(hi, template[i] as number);
-      lo = Math.max(lo, -(template[i] as number));
+      const v = template[i] as number;
+      if (v > hi) [hi, hiAt] = [v, i];
+      if (-v > lo) [lo, loAt] = [-v, i];
     }
     this.polarityFinal = this.templateHistory.length >= this.options.templateBeats;
-    if (lo <= hi) return;
+    // A tie (both deflections clipped at the same bound) goes by which comes first, which reversal also swaps.
+    if (lo < hi || (lo === hi && loAt >= hiAt)) return;
     this.polarity = -this.polarity;
     // A beat is often in both histories (the same array): each is turned once.
     for (const beat of new Set([...this.templateHistory, ...this.dominantHistory, template, morph])) for (let i = 0; i < beat.length; i++) beat[i] = -(beat[i] as number);

@@ -102,13 +102,14 @@ export class Biquad {
 
 /**
  * Power-line interference removal: a cascade of notches (quality 10, about 5-6 Hz wide) at each mains
- * frequency below 0.45 x the sampling rate. Poorly grounded clinic equipment puts tenths of a millivolt of
+ * frequency below 0.49 x the sampling rate (60 Hz is notched at 125 and 128 Hz; at 120 Hz it is the
+ * Nyquist frequency and cannot be). Poorly grounded clinic equipment puts tenths of a millivolt of
  * hum on an ECG, as large as a P wave; the ECG itself has little energy there. Pure and streaming.
  */
 export class MainsFilter {
   private readonly notches: Biquad[];
   constructor(fs: number, mainsHz: readonly number[] = DEFAULT_MAINS_HZ) {
-    this.notches = mainsHz.filter((f) => f > 0 && f < 0.45 * fs).map((f) => Biquad.notch(fs, f, MAINS_NOTCH_Q));
+    this.notches = mainsHz.filter((f) => f > 0 && f < 0.49 * fs).map((f) => Biquad.notch(fs, f, MAINS_NOTCH_Q));
   }
   step(x: number): number {
     let y = x;
