@@ -47,7 +47,7 @@ function readRows(path: string, units: string | undefined): { rows: CgmRow[]; un
   if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
   const unit = (units ?? 'mg/dL') as GlucoseUnit;
   const rows = parseRows(path);
-  const looks = unit === 'mg/dL' ? mmolLike(rows) : undefined;
+  const looks = unit === 'mg/dL' ? mmolLike(rows.map((r) => r.gl)) : undefined;
   if (looks) {
     throw new UsageError(
       `${path}: the gl values look like mmol/L, not mg/dL (median ${looks.median}, highest ${looks.max}; a CGM reads 40-400 mg/dL): give --units mmol/L, or convert the file to mg/dL`,

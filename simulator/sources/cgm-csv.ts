@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ConfigError, DecodeError } from '../../device-sdk/errors.js';
+import { mmolLike } from '../../device-sdk/signal/glucose/csv.js';
 import type { GlucoseSample, GlucoseSeries } from './glucose-series.js';
 
 export const CGM_CSV_CODEC = 'cgm-csv';
@@ -71,6 +72,9 @@ export function readCgmCsv(file: string, options: CgmCsvOptions = {}): GlucoseSe
   const subject = options.subject ?? 0;
   const series = all[subject];
   if (!Number.isInteger(subject) || series === undefined) throw new ConfigError('subject', subject, `is not a subject of ${basename(file)}`, `use 0..${all.length - 1}`);
+  // A CGM reads 40-400 mg/dL: a trace of mmol/L values would be replayed as severe hypoglycaemia.
+  const looks = mmolLike(series.samples.map((s) => s.mgdl));
+  if (looks) throw new ConfigError('file', basename(file), `has gl values that look like mmol/L, not mg/dL (median ${looks.median}, highest ${looks.max})`, 'convert gl to mg/dL (x 18.016)');
   const offset = options.offset ?? 0;
   const picked = series.samples.slice(offset, options.limit === undefined ? undefined : offset + options.limit);
   const t0 = picked[0]?.tMs ?? 0;

@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DecodeError } from '../../device-sdk/errors.js';
@@ -120,6 +121,20 @@ describe('CGM CSV replay', () => {
     expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,high\n')).toThrow(/line 2: gl "high"/);
     expect(() => parseCgmCsv('id,when,gl\n')).toThrow(DecodeError);
     expect(parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,NA\nx,2014-02-03 03:47:12,90\n')[0]?.samples).toEqual([{ tMs: 0, mgdl: 90 }]);
+  });
+
+  it('refuses a CGM file in mmol/L instead of replaying it as severe hypoglycaemia', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'medge-cgm-'));
+    try {
+      const rows = Array.from({ length: 20 }, (_, k) => `"s1",2024-03-01 ${String(8 + Math.floor(k / 12)).padStart(2, '0')}:${String((k % 12) * 5).padStart(2, '0')}:00,${(5.5 + 0.2 * Math.sin(k)).toFixed(1)}`);
+      writeFileSync(join(dir, 'mmol.csv'), `id,time,gl\n${rows.join('\n')}\n`);
+      expect(() => readCgmCsv(join(dir, 'mmol.csv'))).toThrow(ConfigError);
+      expect(() => readCgmCsv(join(dir, 'mmol.csv'))).toThrow(/look like mmol\/L.*x 18\.016/);
+      writeFileSync(join(dir, 'mgdl.csv'), `id,time,gl\n${rows.map((r) => r.replace(/,([0-9.]+)$/, (_, v: string) => `,${Math.round(Number(v) * 18.016)}`)).join('\n')}\n`);
+      expect(readCgmCsv(join(dir, 'mgdl.csv')).samples).toHaveLength(20);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('repeats a short series shifted by its span', () => {

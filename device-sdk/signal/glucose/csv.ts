@@ -78,8 +78,8 @@ export function rowsInMgDl(rows: readonly CgmRow[], unit: GlucoseUnit): CgmRow[]
  * trace whose median is below 25 and whose highest reading is below 35 cannot be mg/dL. Returns the
  * median and maximum when it looks so (at least 10 readings), else undefined.
  */
-export function mmolLike(rows: readonly CgmRow[]): { median: number; max: number } | undefined {
-  const v = rows.map((r) => r.gl).filter(Number.isFinite).sort((a, b) => a - b);
+export function mmolLike(readings: readonly number[]): { median: number; max: number } | undefined {
+  const v = readings.filter(Number.isFinite).sort((a, b) => a - b);
   if (v.length < 10) return undefined;
   const median = v[Math.floor(v.length / 2)] as number;
   const max = v[v.length - 1] as number;
