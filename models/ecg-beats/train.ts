@@ -30,7 +30,7 @@ import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
-export const MODEL_VERSION = '1.4.0';
+export const MODEL_VERSION = '1.5.0';
 const SEED = 20260401;
 /** Class weight exponent: weight = (share of N / share of class) ^ CLASS_WEIGHT_POWER, capped. */
 const CLASS_WEIGHT_POWER = 0.5;
@@ -54,12 +54,12 @@ function bar(done: number, total: number, label: string): void {
   if (done === total) process.stderr.write('\n');
 }
 
-export function buildModel(inputs: number, seed: number): tfl.LayersModel {
+export function buildModel(inputs: number, seed: number, members = 1): tfl.LayersModel {
   const model = tfl.sequential();
   const init = (s: number) => tfl.initializers.heNormal({ seed: seed + s });
   const reg = tfl.regularizers.l2({ l2: 1e-4 });
-  model.add(tfl.layers.dense({ inputShape: [inputs], units: 64, activation: 'relu', kernelInitializer: init(1), kernelRegularizer: reg }));
-  model.add(tfl.layers.dense({ units: 32, activation: 'relu', kernelInitializer: init(2), kernelRegularizer: reg }));
+  model.add(tfl.layers.dense({ inputShape: [inputs], units: 64 * members, activation: 'relu', kernelInitializer: init(1), kernelRegularizer: reg }));
+  model.add(tfl.layers.dense({ units: 32 * members, activation: 'relu', kernelInitializer: init(2), kernelRegularizer: reg }));
   model.add(tfl.layers.dense({ units: AAMI_CLASSES.length, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 3 }) }));
   model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
   return model;
@@ -142,9 +142,57 @@ function zeroExactUint8(values: Float32Array): Float32Array {
   return values;
 }
 
+/**
+ * One network computing the mean of the members' logits (then softmax): their first layers side by side,
+ * their second layers block-diagonal, their output layers stacked and divided by the member count. The
+ * mean over networks trained from different seeds evens out what any one seed happens to learn.
+ */
+function mergeMembers(members: tfl.LayersModel[], seed: number): tfl.LayersModel {
+  const k = members.length;
+  if (k === 1) return members[0] as tfl.LayersModel;
+  const inputs = members[0]?.inputs[0]?.shape[1] as number;
+  const merged = buildModel(inputs, seed, k);
+  const weights = members.map((m) => m.layers.map((l) => l.getWeights().map((t) => ({ data: t.dataSync() as Float32Array, shape: t.shape as number[] }))));
+  const classes = AAMI_CLASSES.length;
+  const [h1, h2] = [64, 32];
+  const k1 = new Float32Array(inputs * h1 * k);
+  const b1 = new Float32Array(h1 * k);
+  const k2 = new Float32Array(h1 * k * h2 * k);
+  const b2 = new Float32Array(h2 * k);
+  const k3 = new Float32Array(h2 * k * classes);
+  const b3 = new Float32Array(classes);
+  weights.forEach((w, j) => {
+    type Pair = [{ data: Float32Array }, { data: Float32Array }];
+    const [[kk1, bb1], [kk2, bb2], [kk3, bb3]] = w as unknown as [Pair, Pair, Pair];
+    for (let i = 0; i < inputs; i++) for (let u = 0; u < h1; u++) k1[i * h1 * k + j * h1 + u] = kk1.data[i * h1 + u] as number;
+    b1.set(bb1.data, j * h1);
+    for (let i = 0; i < h1; i++) for (let u = 0; u < h2; u++) k2[(j * h1 + i) * h2 * k + j * h2 + u] = kk2.data[i * h2 + u] as number;
+    b2.set(bb2.data, j * h2);
+    for (let i = 0; i < h2; i++) for (let c = 0; c < classes; c++) k3[(j * h2 + i) * classes + c] = (kk3.data[i * classes + c] as number) / k;
+    for (let c = 0; c < classes; c++) b3[c] = (b3[c] as number) + (bb3.data[c] as number) / k;
+  });
+  merged.layers[0]?.setWeights([tf.tensor2d(k1, [inputs, h1 * k]), tf.tensor1d(b1)]);
+  // Zero exactly representable after uint8 quantization: no cross-talk between the members through the
+  // second layer's off-diagonal blocks (the output layer has no structural zeros; the same adjustment
+  // moves its smallest weight by less than half a step).
+  merged.layers[1]?.setWeights([tf.tensor2d(zeroExactUint8(k2), [h1 * k, h2 * k]), tf.tensor1d(b2)]);
+  merged.layers[2]?.setWeights([tf.tensor2d(zeroExactUint8(k3), [h2 * k, classes]), tf.tensor1d(b3)]);
+  return merged;
+}
+
+/** `members` networks trained on the same data from seeds `seed`, `seed + 1000`, ..., merged (`mergeMembers`). */
+async function trainMembers(data: Dataset, epochs: number, seed: number, members: number, label: string): Promise<tfl.LayersModel> {
+  const nets: tfl.LayersModel[] = [];
+  for (let j = 0; j < members; j++) nets.push(await train(data, epochs, seed + 1000 * j, members > 1 ? `${label} member ${j + 1}/${members}` : label));
+  const merged = mergeMembers(nets, seed);
+  if (members > 1) for (const n of nets) n.dispose();
+  return merged;
+}
+
 /** The model over all feature columns: `model`'s first-layer weights at the model columns, zero at the rule-only ones. */
 function expandInputs(model: tfl.LayersModel, seed: number): tfl.LayersModel {
-  const full = buildModel(featureLength(), seed);
+  const members = (model.layers[0]?.getWeights()[0]?.shape[1] as number) / 64;
+  const full = buildModel(featureLength(), seed, members);
   model.layers.forEach((layer, l) => {
     const weights = layer.getWeights();
     if (l > 0) return full.layers[l]?.setWeights(weights);
@@ -259,6 +307,8 @@ async function main(): Promise<void> {
       zero: { type: 'string' },
       /** Experiment: append the second lead's features (`morph`, `scalars` or `all`) to the network's inputs; CV only. */
       lead2: { type: 'string' },
+      /** Networks from different seeds merged into one (the mean of their logits). */
+      members: { type: 'string' },
     },
   });
   const root = packageRoot();
@@ -266,6 +316,8 @@ async function main(): Promise<void> {
   const out = resolve(values.out ?? join(root, 'models', 'ecg-beats'));
   const folds = Number(values.folds ?? 5);
   const epochs = Number(values.epochs ?? 10);
+  const members = Number(values.members ?? 4);
+  if (!Number.isInteger(members) || members < 1) throw new Error(`--members must be a whole number >= 1, got ${JSON.stringify(values.members)}`);
   // Preprocessed beats and CV outputs: a git-ignored cache outside the signed artifact directory.
   const cache = join(root, 'dist', 'cache', 'ecg-beats');
   // wasm trains this small MLP several times faster than cpu in Node; both are deterministic.
@@ -314,7 +366,7 @@ async function main(): Promise<void> {
     for (let k = 0; k < folds; k++) {
       const test = records.filter((r) => split[k]?.includes(r.record));
       const trainSet = gather(records.filter((r) => !split[k]?.includes(r.record)));
-      const model = await train(trainSet, epochs, SEED + k, `fold ${k + 1}/${folds}`);
+      const model = await trainMembers(trainSet, epochs, SEED + k, members, `fold ${k + 1}/${folds}`);
       for (const r of test) {
         const { classes, network } = predictClasses(model, r);
         const samples = [...r.samples];
@@ -344,7 +396,7 @@ async function main(): Promise<void> {
   }
   if (values['no-final']) return;
   const all = gather(records);
-  const trained = await train(all, epochs, SEED, 'final model');
+  const trained = await trainMembers(all, epochs, SEED, members, 'final model');
   const model = expandInputs(trained, SEED);
   trained.dispose();
   const manifest = await saveQuantizedModel(model, out, {
@@ -370,6 +422,7 @@ async function main(): Promise<void> {
       beats: all.n,
       classCounts: Object.fromEntries(AAMI_CLASSES.map((c, i) => [c, all.y.filter((v) => v === i).length])),
       seed: SEED,
+      members: { count: members, seeds: Array.from({ length: members }, (_, j) => SEED + 1000 * j), merge: 'mean of the members\' logits, then softmax (one network: first layers side by side, second layers block-diagonal)' },
       epochs,
       classWeight: `S and V: min(${CLASS_WEIGHT_CAP}, (count N / count class)^${CLASS_WEIGHT_POWER}); N, F, Q: 1`,
       params: model.countParams(),
