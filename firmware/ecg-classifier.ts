@@ -5,7 +5,6 @@ import { InferenceWorker } from '../device-sdk/inference/worker.js';
 import { type BeatClassifier, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, featureLength } from '../device-sdk/signal/ecg/beat-features.js';
 import { InferenceError } from '../device-sdk/inference/backend.js';
-import { DEFAULT_MAINS_HZ } from '../device-sdk/signal/ecg/qrs-detector.js';
 import { packageRoot } from './package-root.js';
 
 /** The shipped beat classifier's directory. */
@@ -44,14 +43,14 @@ export class WorkerBeatClassifier implements BeatClassifier {
       throw new InferenceError(`${dir}: the model reads ${String(width)} features into labels ${labels}; this build extracts ${featureLength()} features into ${AAMI_CLASSES.join(',')}`);
     }
     // Models up to ecg-beats 1.3.0 were trained on the lead's own sign and without the mains notch (no
-    // `polarity` in their feature options, no `mainsHz`): their features are not the ones this build extracts.
-    const input = worker.manifest.input as { featureOptions?: { polarity?: string }; mainsHz?: number[] };
-    const polarity = input.featureOptions?.polarity ?? 'as-recorded';
-    const mains = (input.mainsHz ?? []).join(',');
-    if (polarity !== DEFAULT_BEAT_FEATURE_OPTIONS.polarity || mains !== DEFAULT_MAINS_HZ.join(',')) {
+    // `polarity` or `mainsHz` in their feature options): their features are not the ones this build extracts.
+    const options = (worker.manifest.input as { featureOptions?: { polarity?: string; mainsHz?: number[] } }).featureOptions;
+    const polarity = options?.polarity ?? 'as-recorded';
+    const mains = (options?.mainsHz ?? []).join(',');
+    if (polarity !== DEFAULT_BEAT_FEATURE_OPTIONS.polarity || mains !== DEFAULT_BEAT_FEATURE_OPTIONS.mainsHz.join(',')) {
       await worker.close();
       throw new InferenceError(
-        `${dir}: ${worker.manifest.id}@${worker.manifest.version} was trained on ${polarity} lead polarity and ${mains ? `${mains} Hz notched` : 'no mains notch'}; this build extracts ${DEFAULT_BEAT_FEATURE_OPTIONS.polarity} polarity with ${DEFAULT_MAINS_HZ.join(',')} Hz notched: use the model shipped with this build (models/ecg-beats; 1.3.0 and earlier cannot be used)`,
+        `${dir}: ${worker.manifest.id}@${worker.manifest.version} was trained on ${polarity} lead polarity and ${mains ? `${mains} Hz notched` : 'no mains notch'}; this build extracts ${DEFAULT_BEAT_FEATURE_OPTIONS.polarity} polarity with ${DEFAULT_BEAT_FEATURE_OPTIONS.mainsHz.join(',')} Hz notched: use the model shipped with this build (models/ecg-beats; 1.3.0 and earlier cannot be used)`,
       );
     }
     return new WorkerBeatClassifier(worker, maxBatch);

@@ -43,7 +43,7 @@ export async function glucoseCommand(args: string[]): Promise<number> {
 }
 
 /** The rows of a CGM CSV in mg/dL, and the unit they were given in (`--units`, default mg/dL). */
-function readRows(path: string, units: string | undefined): { rows: CgmRow[]; unit: GlucoseUnit } {
+function readRows(path: string, units: string | undefined): { rows: readonly CgmRow[]; unit: GlucoseUnit } {
   if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
   const unit = (units ?? 'mg/dL') as GlucoseUnit;
   const rows = parseRows(path);

@@ -9,7 +9,6 @@ import { isQrsCode } from '../../device-sdk/protocols/wfdb.js';
 import { AAMI_CLASSES, type AamiClass, aamiClassOf, BeatFeatureExtractor, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { flutterEpisodes } from '../../device-sdk/signal/ecg/ec57.js';
 import { extractBeats } from '../../device-sdk/signal/ecg/front-end.js';
-import { MainsFilter } from '../../device-sdk/signal/ecg/qrs-detector.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 
 /** Records whose beats are paced: left out of classifier training and evaluation. */
@@ -125,14 +124,12 @@ const LEAD2_VERSION = 2;
  */
 export function featuresAtPeaks(signal: Int16Array, fs: number, peaks: ArrayLike<number>): Float32Array[] {
   const extractor = new BeatFeatureExtractor({ fs });
-  // The lead as the front end gives it to its extractor: mains hum notched out.
-  const mains = new MainsFilter(fs);
   const rows: Float32Array[] = [];
   const chunk = Math.max(1, Math.round(fs));
   let next = 0;
   for (let i = 0; i < signal.length; i += chunk) {
     const part = signal.subarray(i, i + chunk);
-    extractor.pushSamples(mains.filter(part));
+    extractor.pushSamples(part);
     while (next < peaks.length && (peaks[next] as number) < i + part.length) extractor.pushBeat(peaks[next++] as number);
     for (const b of extractor.take()) rows.push(b.features);
   }

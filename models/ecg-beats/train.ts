@@ -24,7 +24,6 @@ import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type Sup
 import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
-import { DEFAULT_MAINS_HZ } from '../../device-sdk/signal/ecg/qrs-detector.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
@@ -54,12 +53,15 @@ function bar(done: number, total: number, label: string): void {
   if (done === total) process.stderr.write('\n');
 }
 
+/** Hidden units of one member network (the merged network has `members` times as many). */
+const HIDDEN: readonly [number, number] = [64, 32];
+
 export function buildModel(inputs: number, seed: number, members = 1): tfl.LayersModel {
   const model = tfl.sequential();
   const init = (s: number) => tfl.initializers.heNormal({ seed: seed + s });
   const reg = tfl.regularizers.l2({ l2: 1e-4 });
-  model.add(tfl.layers.dense({ inputShape: [inputs], units: 64 * members, activation: 'relu', kernelInitializer: init(1), kernelRegularizer: reg }));
-  model.add(tfl.layers.dense({ units: 32 * members, activation: 'relu', kernelInitializer: init(2), kernelRegularizer: reg }));
+  model.add(tfl.layers.dense({ inputShape: [inputs], units: HIDDEN[0] * members, activation: 'relu', kernelInitializer: init(1), kernelRegularizer: reg }));
+  model.add(tfl.layers.dense({ units: HIDDEN[1] * members, activation: 'relu', kernelInitializer: init(2), kernelRegularizer: reg }));
   model.add(tfl.layers.dense({ units: AAMI_CLASSES.length, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 3 }) }));
   model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
   return model;
@@ -154,7 +156,7 @@ function mergeMembers(members: tfl.LayersModel[], seed: number): tfl.LayersModel
   const merged = buildModel(inputs, seed, k);
   const weights = members.map((m) => m.layers.map((l) => l.getWeights().map((t) => ({ data: t.dataSync() as Float32Array, shape: t.shape as number[] }))));
   const classes = AAMI_CLASSES.length;
-  const [h1, h2] = [64, 32];
+  const [h1, h2] = HIDDEN;
   const k1 = new Float32Array(inputs * h1 * k);
   const b1 = new Float32Array(h1 * k);
   const k2 = new Float32Array(h1 * k * h2 * k);
@@ -191,7 +193,7 @@ async function trainMembers(data: Dataset, epochs: number, seed: number, members
 
 /** The model over all feature columns: `model`'s first-layer weights at the model columns, zero at the rule-only ones. */
 function expandInputs(model: tfl.LayersModel, seed: number): tfl.LayersModel {
-  const members = (model.layers[0]?.getWeights()[0]?.shape[1] as number) / 64;
+  const members = (model.layers[0]?.getWeights()[0]?.shape[1] as number) / HIDDEN[0];
   const full = buildModel(featureLength(), seed, members);
   model.layers.forEach((layer, l) => {
     const weights = layer.getWeights();
@@ -410,8 +412,6 @@ async function main(): Promise<void> {
       features: [...FEATURE_NAMES, `morphology[${DEFAULT_BEAT_FEATURE_OPTIONS.morphPoints}]`],
       featureOptions: DEFAULT_BEAT_FEATURE_OPTIONS,
       extractor: 'device-sdk/signal/ecg/beat-features.ts BeatFeatureExtractor',
-      // Notched out of the lead before the features (EcgFrontEnd); the classifier refuses a model made without it.
-      mainsHz: DEFAULT_MAINS_HZ,
     },
     labels: [...AAMI_CLASSES],
     thresholds: { argmax: 1, ...supraventricularThresholds() },

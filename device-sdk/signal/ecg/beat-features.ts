@@ -20,7 +20,7 @@
  */
 
 import { median, medianInPlace } from '../stats.js';
-import { Biquad } from './qrs-detector.js';
+import { Biquad, DEFAULT_MAINS_HZ, MainsFilter } from './qrs-detector.js';
 
 /** AAMI EC57 beat classes. */
 export const AAMI_CLASSES = ['N', 'S', 'V', 'F', 'Q'] as const;
@@ -67,6 +67,8 @@ export interface BeatFeatureOptions {
   templateBeats: number;
   /** Band of the morphology filter (Hz). */
   bandHz: [number, number];
+  /** Mains frequencies notched out before the band filter ([] for none; the QRS detector takes the lead as it comes). */
+  mainsHz: readonly number[];
   /**
    * `canonical`: the morphology is turned so that the dominant beat's largest QRS deflection is positive,
    * decided on the first `templateBeats` beats of the stream and then kept (a lead's polarity is set by
@@ -84,6 +86,7 @@ export const DEFAULT_BEAT_FEATURE_OPTIONS: Readonly<Omit<BeatFeatureOptions, 'fs
   globalBeats: 300,
   templateBeats: 21,
   bandHz: [0.5, 35] as [number, number],
+  mainsHz: DEFAULT_MAINS_HZ,
   polarity: 'canonical',
 });
 
@@ -184,6 +187,7 @@ export class BeatFeatureExtractor {
   readonly options: BeatFeatureOptions;
   private readonly hp: Biquad;
   private readonly lp: Biquad;
+  private readonly mains: MainsFilter;
   private readonly ring: Float64Array;
   private n = 0;
   private readonly pre: number;
@@ -225,6 +229,7 @@ export class BeatFeatureExtractor {
     const { fs, bandHz, windowMs } = this.options;
     this.hp = Biquad.highPass(fs, bandHz[0]);
     this.lp = Biquad.lowPass(fs, bandHz[1]);
+    this.mains = new MainsFilter(fs, this.options.mainsHz);
     this.pre = Math.round((-windowMs[0] * fs) / 1000);
     this.post = Math.round((windowMs[1] * fs) / 1000);
     this.ring = new Float64Array(Math.max(this.pre + this.post + 2, Math.round(3 * fs)));
@@ -256,7 +261,7 @@ export class BeatFeatureExtractor {
 
   pushSamples(samples: ArrayLike<number>): void {
     for (let i = 0; i < samples.length; i++) {
-      this.ring[this.n % this.ring.length] = this.lp.step(this.hp.step(samples[i] as number));
+      this.ring[this.n % this.ring.length] = this.lp.step(this.hp.step(this.mains.step(samples[i] as number)));
       this.n += 1;
       // A pending beat's morphology is taken as soon as its window is complete.
       if (this.n > this.nextShapeAt) this.shapeAll();

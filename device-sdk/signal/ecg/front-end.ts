@@ -1,31 +1,27 @@
 import { type BeatFeatureOptions, type BeatFeatures, BeatFeatureExtractor } from './beat-features.js';
-import { DEFAULT_MAINS_HZ, MainsFilter, type QrsDetectorOptions, QrsDetector } from './qrs-detector.js';
+import { type QrsDetectorOptions, QrsDetector } from './qrs-detector.js';
 
 export interface EcgFrontEndOptions {
   fs: number;
   qrs?: Partial<Omit<QrsDetectorOptions, 'fs' | 'leads'>>;
   features?: Partial<Omit<BeatFeatureOptions, 'fs'>>;
-  /** Mains frequencies notched out of the signal the beat features see (default 50 and 60 Hz; [] for none). */
-  mainsHz?: readonly number[];
 }
 
 /**
  * The synchronous part of the ECG pipeline, shared by the runtime, `medge ecg annotate` and training:
- * one lead in (chunks of any size), QRS detection, and per-beat features (of the lead with mains hum
- * notched out) out (pure, bounded memory).
+ * one lead in (chunks of any size), QRS detection, and per-beat features out (pure, bounded memory;
+ * the extractor notches mains hum out of what it sees).
  * A beat comes out once its morphology window and the next beat are known.
  */
 export class EcgFrontEnd {
   readonly fs: number;
   private readonly detector: QrsDetector;
   private readonly extractor: BeatFeatureExtractor;
-  private readonly mains: MainsFilter;
 
   constructor(options: EcgFrontEndOptions) {
     this.fs = options.fs;
     this.detector = new QrsDetector({ ...options.qrs, fs: options.fs });
     this.extractor = new BeatFeatureExtractor({ ...options.features, fs: options.fs });
-    this.mains = new MainsFilter(options.fs, options.mainsHz ?? DEFAULT_MAINS_HZ);
   }
 
   get featureOptions(): BeatFeatureOptions {
@@ -42,7 +38,7 @@ export class EcgFrontEnd {
   push(samples: ArrayLike<number>): BeatFeatures[] {
     // The detector takes the lead as it comes: its 5-18 Hz band already rejects hum (gross QRS on MIT-BIH
     // with 0.3 mV of 50 Hz: 99.83 / 99.47), and notching its input cost 13 beats of Se and +P (208).
-    this.extractor.pushSamples(this.mains.filter(samples));
+    this.extractor.pushSamples(samples);
     for (const beat of this.detector.push([samples])) {
       this.extractor.pushBeat(beat.sample);
       this.lastDetected = beat.sample;

@@ -68,9 +68,9 @@ export const GLUCOSE_UNITS: readonly GlucoseUnit[] = Object.freeze(['mg/dL', 'mm
 /** mg/dL per mmol/L of glucose (molar mass 180.16 g/mol). */
 export const MG_DL_PER_MMOL_L = 18.016;
 
-/** `gl` in mg/dL, converted from `unit` (a new array; missing readings stay NaN). */
-export function rowsInMgDl(rows: readonly CgmRow[], unit: GlucoseUnit): CgmRow[] {
-  return unit === 'mg/dL' ? [...rows] : rows.map((r) => ({ ...r, gl: r.gl * MG_DL_PER_MMOL_L }));
+/** `gl` in mg/dL, converted from `unit` (the same rows for mg/dL; missing readings stay NaN). */
+export function rowsInMgDl(rows: readonly CgmRow[], unit: GlucoseUnit): readonly CgmRow[] {
+  return unit === 'mg/dL' ? rows : rows.map((r) => ({ ...r, gl: r.gl * MG_DL_PER_MMOL_L }));
 }
 
 /**
