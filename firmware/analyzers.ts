@@ -8,13 +8,15 @@
  */
 import { join } from 'node:path';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
-import type { RuntimeConfig, SourceConfig } from './config.js';
+import type { ModelDirs, RuntimeConfig, SourceConfig } from './config.js';
+import type { AnalysisStatus } from './status.js';
+import { RULE_CLASSIFIER_ID } from '../device-sdk/signal/ecg/beat-classes.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
 import { packageRoot } from './package-root.js';
 import { EcgMonitor } from './ecg-monitor.js';
-import { type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
+import { defaultGlucoseModelDir, GLUCOSE_FALLBACK_MODEL_ID, type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { loadPcgModelInWorker, type PcgModel, pcgModelDir, PcgMonitor } from './pcg-monitor.js';
+import { loadPcgModelInWorker, PCG_FALLBACK_ID, type PcgModel, pcgModelDir, PcgMonitor } from './pcg-monitor.js';
 
 export interface AnalyzerOutput {
   readings?: Reading[];
@@ -26,6 +28,84 @@ export interface Analyzer {
   readonly name: string;
   onChunk?(c: StreamChunk): AnalyzerOutput | undefined;
   onReading?(r: Reading): AnalyzerOutput | undefined;
+  /** Called once when the runtime starts; models start loading here. */
+  start?(hooks: AnalyzerHooks): void;
+  /** What the analysis runs on now (status screen, clinic page). */
+  status?(): AnalysisStatus;
+}
+
+/** What the runtime gives an analyzer when it starts. */
+export interface AnalyzerHooks {
+  /** Stores and raises an alert that does not come from a chunk or a reading (a refused model). */
+  raise(alert: Alert): void;
+  /** The analysis settled on its model or its fallback (the runtime writes it to the audit log). */
+  settled(status: AnalysisStatus): void;
+}
+
+/** The alert kind of an analysis that runs on its fallback because its model was refused or could not load. */
+export const ANALYSIS_DEGRADED = 'analysis-degraded';
+
+/**
+ * Tracks one analysis's model: `loading`, then `model` or `fallback`. A fallback that was not asked for
+ * (the model refused or unreadable, not disabled by the configuration) raises one `analysis-degraded`
+ * warning, stored and synced like any alert, so the clinic and the regional edge know the findings
+ * come from rules.
+ */
+class ModelState {
+  private current: AnalysisStatus;
+  private hooks: AnalyzerHooks | undefined;
+  /** What happened before the runtime started (the glucose model loads with the analyzer). */
+  private pending: { status: AnalysisStatus; alert?: Alert } | undefined;
+
+  constructor(
+    readonly analyzer: string,
+    private readonly fallbackAlgo: string,
+    private readonly what: string,
+    private readonly now: () => number,
+  ) {
+    this.current = { analyzer, state: 'loading', algo: fallbackAlgo };
+  }
+
+  start(hooks: AnalyzerHooks): void {
+    this.hooks = hooks;
+    const pending = this.pending;
+    this.pending = undefined;
+    if (pending) this.settle(pending.status, pending.alert);
+  }
+
+  loaded(algo: string): void {
+    this.settle({ analyzer: this.analyzer, state: 'model', algo });
+  }
+
+  disabled(): void {
+    this.current = { analyzer: this.analyzer, state: 'fallback', algo: this.fallbackAlgo, reason: 'model disabled by the configuration' };
+  }
+
+  refused(reason: string, consequence: string): void {
+    this.settle(
+      { analyzer: this.analyzer, state: 'fallback', algo: this.fallbackAlgo, reason },
+      {
+        kind: ANALYSIS_DEGRADED,
+        severity: 2,
+        t: this.now(),
+        message: `The ${this.what} model is not in use (${reason}); ${consequence}. Install a model signed by a trusted key.`,
+      },
+    );
+  }
+
+  private settle(status: AnalysisStatus, alert?: Alert): void {
+    this.current = status;
+    if (!this.hooks) {
+      this.pending = alert ? { status, alert } : { status };
+      return;
+    }
+    this.hooks.settled({ ...status });
+    if (alert) this.hooks.raise(alert);
+  }
+
+  status(): AnalysisStatus {
+    return { ...this.current };
+  }
 }
 
 /** The kind of signal a configured source delivers. */
@@ -47,8 +127,10 @@ export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'hear
 /** Optional services of the analyzers (the runtime passes its logger). */
 export interface AnalyzerDeps {
   logger?: Pick<Logger, 'info' | 'warn'>;
-  /** The ECG beat classifier model directory; `false` runs the rule fallback only. Default models/ecg-beats. */
-  ecgBeatModelDir?: string | false;
+  /** Model directories replacing the shipped ones (`artifacts.models`); `ecgBeats: false` runs the ECG rule fallback only. */
+  models?: Omit<ModelDirs, 'ecgBeats'> & { ecgBeats?: string | false };
+  /** The device clock, for the time of an `analysis-degraded` alert (default Date.now). */
+  now?: () => number;
   /**
    * Trusted artifact signing keys (PEM). When given, a model is loaded only after its signature
    * verifies (`verifyArtifactDir`); a refused model leaves the rule fallback in place.
@@ -58,33 +140,42 @@ export interface AnalyzerDeps {
 
 /**
  * ECG analysis on the sensors that carry ECG. The beat classifier model loads in an inference worker
- * (wasm) in the background; until it is ready, or when it cannot load, beats are classified by rules
- * and a log line says why.
+ * (wasm) in the background once the runtime starts; until it is ready, or when it cannot load, beats
+ * are classified by rules (`algo:beat-rules@1`), and a refused model raises `analysis-degraded`.
  */
 function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps): Analyzer {
   const monitors = new Map(sensors.map((s) => [s, new EcgMonitor(s)]));
-  const dir = deps.ecgBeatModelDir ?? join(packageRoot(), 'models', 'ecg-beats');
-  if (dir !== false) {
-    Promise.resolve()
-      .then(async () => {
-        if (deps.trustedKeys && deps.trustedKeys.length > 0) verifyArtifactDir(dir, deps.trustedKeys);
-        // TF.js is imported only when a runtime has ECG to analyse.
-        const { WorkerBeatClassifier } = await import('./ecg-classifier.js');
-        return WorkerBeatClassifier.start(dir);
-      })
-      .then(
-        (classifier) => {
-          // The worker must not keep the process alive after the runtime stops.
-          classifier.worker.unref();
-          for (const m of monitors.values()) m.setClassifier(classifier);
-          deps.logger?.info({ model: classifier.modelId, sha256: classifier.modelSha256, backend: classifier.worker.backend, loadMs: Math.round(classifier.worker.loadMs) }, 'ECG beat classifier loaded');
-        },
-        (error: unknown) => deps.logger?.warn({ err: (error as Error).message, dir }, 'ECG beat classifier not loaded; beats are classified by rules (algo:beat-rules@1)'),
-      );
-  }
+  const dir = deps.models?.ecgBeats ?? join(packageRoot(), 'models', 'ecg-beats');
+  const model = new ModelState('ecg', RULE_CLASSIFIER_ID, 'ECG beat classifier', deps.now ?? Date.now);
+  if (dir === false) model.disabled();
   return {
     name: 'ecg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
+    status: () => model.status(),
+    start: (hooks) => {
+      model.start(hooks);
+      if (dir === false) return;
+      Promise.resolve()
+        .then(async () => {
+          if (deps.trustedKeys && deps.trustedKeys.length > 0) verifyArtifactDir(dir, deps.trustedKeys);
+          // TF.js is imported only when a runtime has ECG to analyse.
+          const { WorkerBeatClassifier } = await import('./ecg-classifier.js');
+          return WorkerBeatClassifier.start(dir);
+        })
+        .then(
+          (classifier) => {
+            // The worker must not keep the process alive after the runtime stops.
+            classifier.worker.unref();
+            for (const m of monitors.values()) m.setClassifier(classifier);
+            model.loaded(classifier.modelId);
+            deps.logger?.info({ model: classifier.modelId, sha256: classifier.modelSha256, backend: classifier.worker.backend, loadMs: Math.round(classifier.worker.loadMs) }, 'ECG beat classifier loaded');
+          },
+          (error: unknown) => {
+            deps.logger?.warn({ err: (error as Error).message, dir }, `ECG beat classifier not loaded; beats are classified by rules (${RULE_CLASSIFIER_ID})`);
+            model.refused((error as Error).message, `beats are classified by rules (${RULE_CLASSIFIER_ID}), which find fewer ventricular and supraventricular beats`);
+          },
+        );
+    },
   };
 }
 
@@ -94,15 +185,18 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
 /**
  * Glucose analytics on every glucose reading (firmware/glucose-monitor.ts): trend, 30-minute forecast,
  * sensor faults, predicted-low and sustained-high alerts. The forecast model is loaded once
- * (models/glucose-forecast/artifact, hashes checked); when it cannot be loaded the monitor runs on its
- * rule-based fallback and says so in the log.
+ * (models/glucose-forecast/artifact, or `dir`; signature and hashes checked); when it cannot be loaded
+ * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`.
  */
-function glucoseAnalyzer(trustedKeys: readonly string[], logger: Logger): Analyzer {
+function glucoseAnalyzer(trustedKeys: readonly string[], logger: Logger, dir: string, now: () => number): Analyzer {
+  const model = new ModelState('glucose', GLUCOSE_FALLBACK_MODEL_ID, 'glucose forecast', now);
   let forecaster: GlucoseForecaster | undefined;
   try {
-    forecaster = loadGlucoseForecaster(undefined, trustedKeys);
+    forecaster = loadGlucoseForecaster(dir, trustedKeys);
+    model.loaded(forecaster.modelId);
   } catch (error) {
-    logger.error({ err: (error as Error).message }, 'glucose forecast model not loaded: predicted-low alerts use trend extrapolation instead');
+    logger.error({ err: (error as Error).message, dir }, 'glucose forecast model not loaded: predicted-low alerts use trend extrapolation instead');
+    model.refused((error as Error).message, `predicted-low alerts come from extrapolating the 15-minute trend (${GLUCOSE_FALLBACK_MODEL_ID})`);
   }
   const monitors = new Map<string, GlucoseMonitor>();
   return {
@@ -113,6 +207,8 @@ function glucoseAnalyzer(trustedKeys: readonly string[], logger: Logger): Analyz
       if (m === undefined) monitors.set(r.sensor, (m = new GlucoseMonitor(r.sensor, forecaster)));
       return m.push(r);
     },
+    start: (hooks) => model.start(hooks),
+    status: () => model.status(),
   };
 }
 
@@ -125,27 +221,33 @@ export interface PcgAnalyzerOptions {
   verify?: (dir: string) => void | Promise<void>;
   windowS?: number;
   logger?: Logger;
+  /** The device clock, for the time of an `analysis-degraded` alert (default Date.now). */
+  now?: () => number;
 }
 
 /**
  * Heart-sound screening on the sensors that carry PCG: windows of `windowS` s are screened with the
  * `pcg-abnormal` model in an inference worker (findings `heart-sound-screen`, heart-rate readings, and a
- * decision-support alert `pcg-abnormal-heart-sound`). Without a usable model, heart rate and quality only.
+ * decision-support alert `pcg-abnormal-heart-sound`). Without a usable model, heart rate and quality
+ * only, and a refused model raises `analysis-degraded`. The model loads when the runtime starts
+ * (`start`), or when the first window is ready if nothing started the analyzer.
  */
 export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { readonly ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
   const log = options.logger ?? createLogger('medge-pcg');
   const dir = options.modelDir ?? pcgModelDir();
-  // Loaded once, when the first window is ready (a runtime that stops early never starts the worker).
+  const state = new ModelState('pcg', PCG_FALLBACK_ID, 'heart-sound screen', options.now ?? Date.now);
   let loading: Promise<PcgModel | undefined> | undefined;
   const load = (): Promise<PcgModel | undefined> =>
     (loading ??= (async () => {
       try {
         await options.verify?.(dir);
         const model = await (options.loadModel ?? loadPcgModelInWorker)(dir);
+        state.loaded(`${model.manifest.id}@${model.manifest.version}`);
         log.info({ model: model.manifest.id, version: model.manifest.version, sha256: model.sha256, backend: model.backend }, 'heart-sound screen model loaded');
         return model;
       } catch (error) {
         log.error({ dir, err: (error as Error).message }, 'heart-sound screen model refused or unavailable: heart rate and signal quality only, no murmur screening');
+        state.refused((error as Error).message, 'heart sounds get heart rate and signal quality only, no murmur screening');
         return undefined;
       }
     })());
@@ -153,6 +255,11 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
   return {
     name: 'pcg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
+    start: (hooks) => {
+      state.start(hooks);
+      void load();
+    },
+    status: () => state.status(),
     get ready() {
       return load();
     },
@@ -167,15 +274,19 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
 export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKinds: Readonly<Record<string, string>> = {}, deps: AnalyzerDeps = {}): Analyzer[] {
   const trustedKeys = deps.trustedKeys ?? [];
   const logger = (deps.logger as Logger | undefined) ?? createLogger('medge-analyzers');
+  const now = deps.now ?? Date.now;
   const verify = trustedKeys.length > 0 ? (dir: string) => void verifyArtifactDir(dir, trustedKeys) : undefined;
   const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
   const ecg = config.sources.filter(isEcg).map((s) => s.sensor);
   if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, deps));
   const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
-  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, logger));
+  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, logger, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), now));
   const isPcg = (s: SourceConfig) => sourceSignal(s) === 'pcg' || (s.type === 'device' && deviceKinds[s.sensor] === 'pcg');
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
-  if (pcg.length > 0) analyzers.push(pcgAnalyzer(pcg, { logger, ...(verify ? { verify } : {}) }));
+  if (pcg.length > 0) {
+    const modelDir = deps.models?.pcgAbnormal;
+    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}) }));
+  }
   return analyzers;
 }

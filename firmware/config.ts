@@ -157,12 +157,30 @@ export interface RuntimeConfig {
    * Signed artifacts (models, update bundles): the Ed25519 public keys (PEM files, `signing.pub`)
    * whose signatures the runtime accepts. Absolute. Empty: every artifact is refused.
    */
-  artifacts: { trustedKeys: string[] };
+  artifacts: {
+    trustedKeys: string[];
+    /**
+     * Model directories that replace the shipped ones (absolute; e.g. on a data partition). Each is
+     * verified against `trustedKeys` before it is loaded; a refused model leaves that analysis on its
+     * rule-based fallback and raises an `analysis-degraded` alert.
+     */
+    models?: ModelDirs;
+  };
   log: { level: LogLevel };
   statusIntervalMs: number;
   /** The board's model name, reported to the edge (FHIR Device.modelNumber). */
   deviceModel?: string;
   ui: UiConfig;
+}
+
+/** Model directories, one per analysis (see `artifacts.models`). */
+export interface ModelDirs {
+  /** The ECG beat classifier (default: the shipped models/ecg-beats). */
+  ecgBeats?: string;
+  /** The heart-sound screen (default: the shipped models/pcg-abnormal). */
+  pcgAbnormal?: string;
+  /** The glucose forecast and predicted-low detector (default: the shipped models/glucose-forecast/artifact). */
+  glucoseForecast?: string;
 }
 
 type DeepReadonly<T> = T extends (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
@@ -314,6 +332,11 @@ const RUNTIME_SCHEMA: SchemaObject = object(
     sources: { type: 'array', items: SOURCE_SCHEMA },
     artifacts: object({
       trustedKeys: { type: 'array', items: { type: 'string', minLength: 1, description: 'a path to an Ed25519 public key (PEM)', examples: ['./keys/signing.pub'] } },
+      models: object({
+        ecgBeats: { type: 'string', minLength: 1, description: 'a path to a signed ecg-beats model directory', examples: ['/data/models/ecg-beats'] },
+        pcgAbnormal: { type: 'string', minLength: 1, description: 'a path to a signed pcg-abnormal model directory', examples: ['/data/models/pcg-abnormal'] },
+        glucoseForecast: { type: 'string', minLength: 1, description: 'a path to a signed glucose-forecast model directory', examples: ['/data/models/glucose-forecast'] },
+      }),
     }),
     log: object({ level: { type: 'string', enum: [...LOG_LEVELS] } }),
     statusIntervalMs: int(100, 60_000, 1000),
@@ -606,7 +629,12 @@ export function parseRuntimeConfig(input: unknown, baseDir: string, file?: strin
     },
     store: { ...d.store, ...storeInput, ...(deviceKeyFile === undefined ? {} : { deviceKeyFile: resolve(baseDir, deviceKeyFile) }) },
     sources: (input.sources ?? []).map(resolveSource),
-    artifacts: { trustedKeys: (input.artifacts?.trustedKeys ?? []).map((p) => resolve(baseDir, p as string)) },
+    artifacts: {
+      trustedKeys: (input.artifacts?.trustedKeys ?? []).map((p) => resolve(baseDir, p as string)),
+      ...(input.artifacts?.models === undefined
+        ? {}
+        : { models: Object.fromEntries(Object.entries(input.artifacts.models).map(([k, p]) => [k, resolve(baseDir, p as string)])) as ModelDirs }),
+    },
     log: { ...d.log, ...input.log },
     statusIntervalMs: input.statusIntervalMs ?? d.statusIntervalMs,
     ...(input.deviceModel === undefined ? {} : { deviceModel: input.deviceModel }),

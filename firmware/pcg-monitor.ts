@@ -15,6 +15,8 @@ import { PCG_FEATURE_COUNT } from '../device-sdk/signal/pcg/features.js';
 import { packageRoot } from './package-root.js';
 
 export const PCG_MODEL_NAME = 'pcg-abnormal';
+/** What screens a window without the model: segmentation, heart rate and quality, no murmur screen. */
+export const PCG_FALLBACK_ID = 'algo:pcg-segmentation@1';
 
 /** The shipped model directory. */
 export function pcgModelDir(): string {
@@ -257,7 +259,7 @@ export class PcgMonitor {
       intervalStart: Math.round(t0),
       intervalEnd: Math.round(tEnd),
       evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)`,
-      modelId: model ? `${model.manifest.id}@${model.manifest.version}` : 'algo:pcg-segmentation@1',
+      modelId: model ? `${model.manifest.id}@${model.manifest.version}` : PCG_FALLBACK_ID,
       modelSha256: model?.sha256 ?? '',
       inputQuality: q.score,
       ...(q.flags.length ? { qualityFlags: q.flags } : {}),

@@ -190,7 +190,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
     for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
-    this.analyzers = createAnalyzers(config, deviceKinds, { trustedKeys: this.trustedKeys, logger: this.log });
+    this.analyzers = createAnalyzers(config, deviceKinds, {
+      trustedKeys: this.trustedKeys,
+      logger: this.log,
+      now: () => this.clock.now(),
+      ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
+    });
     this.startedAt = this.clock.monotonic();
     if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
   }
@@ -227,6 +232,19 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     }
     this.uplink.on('state', (state) => this.log.info({ link: state }, 'link state'));
     this.uplink.start();
+    for (const a of this.analyzers) {
+      a.start?.({
+        // A model that settles after stop() has nowhere to go: the store is closed.
+        raise: (alert) => {
+          if (!this.stopped) this.raise(alert);
+        },
+        settled: (s) => {
+          if (this.stopped) return;
+          const detail = s.state === 'model' ? `${s.analyzer}: ${s.algo}` : `${s.analyzer}: ${s.algo} (fallback: ${s.reason ?? 'unknown'})`;
+          this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: s.state === 'model' ? 'analysis-model' : 'analysis-fallback', detail });
+        },
+      });
+    }
     const sink = this.sink();
     for (const source of this.sources) source.start(sink);
     this.lastRateAt = this.clock.monotonic();
@@ -434,6 +452,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       backlog,
       quarantined: stats.quarantine.lastSeq,
       storage: { bytesUsed, budgetBytes: this.config.store.budgetBytes, overBudget: this.storageFull },
+      analysis: this.analyzers.flatMap((a) => (a.status ? [a.status()] : [])),
     };
     if (this.uplink.lastAckMs !== undefined) status.lastAckMs = this.uplink.lastAckMs;
     if (this.lastAlert) status.lastAlert = { kind: this.lastAlert.kind, severity: this.lastAlert.severity, message: this.lastAlert.message, t: this.lastAlert.t };

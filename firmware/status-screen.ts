@@ -104,6 +104,14 @@ export function renderRuntimeScreen(status: DemoStatus, options: RuntimeScreenOp
     const { bytesUsed, budgetBytes, overBudget } = rt.storage;
     const percent = budgetBytes > 0 ? ` (${((100 * bytesUsed) / budgetBytes).toFixed(1)}%)` : '';
     tail.push(`${label('storage     ')}${mib(bytesUsed)} / ${mib(budgetBytes)} MiB${percent}${overBudget ? `  ${paint('red', 'OVER BUDGET')}` : ''}`);
+    if (rt.analysis && rt.analysis.length > 0) {
+      const shown = rt.analysis.map((a) => {
+        if (a.state === 'model') return `${a.analyzer} ${a.algo}`;
+        if (a.state === 'loading') return `${a.analyzer} ${paint('dim', 'loading')}`;
+        return `${a.analyzer} ${paint('yellow', `${a.algo} (fallback)`)}`;
+      });
+      tail.push(`${label('analysis    ')}${shown.join('  ')}`);
+    }
     const alert = rt.lastAlert;
     if (alert === undefined) tail.push(`${label('last alert  ')}none`);
     else {

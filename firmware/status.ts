@@ -12,6 +12,21 @@ export interface SensorStatus {
   rateUnit: 'samples/s' | 'readings/min';
 }
 
+/**
+ * What one analysis runs on: its model, or its rule-based fallback and why. A clinic sees it on the
+ * status screen and the clinic page; a refused model also raises an `analysis-degraded` alert.
+ */
+export interface AnalysisStatus {
+  /** `ecg`, `glucose` or `pcg`. */
+  analyzer: string;
+  /** `loading` until the model is in use or refused; `fallback`: the analysis runs on rules. */
+  state: 'loading' | 'model' | 'fallback';
+  /** The model or rule in use, e.g. `ecg-beats@1.5.0` or `algo:beat-rules@1`. */
+  algo: string;
+  /** Why the fallback runs (the loader's error, or that the configuration disabled the model). */
+  reason?: string;
+}
+
 /** What the runtime reports about itself once a second (over IPC to `medge demo`, and to the log). */
 export interface RuntimeStatus {
   deviceId: string;
@@ -28,6 +43,8 @@ export interface RuntimeStatus {
   quarantined: number;
   lastAlert?: { kind: string; severity: AlertSeverity; message: string; t: number };
   storage: { bytesUsed: number; budgetBytes: number; overBudget: boolean };
+  /** One entry per running analysis (absent from runtimes older than this field). */
+  analysis?: AnalysisStatus[];
 }
 
 /** What `medge demo` adds about the edge and the chaos it causes. */

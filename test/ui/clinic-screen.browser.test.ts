@@ -142,6 +142,9 @@ describe.skipIf(!chromiumFound)('clinic screen in Chromium against medge demo (n
     await page.keyboard.press('ArrowRight');
     expect(await page.locator('.tab[data-tab="device"]').getAttribute('aria-selected')).toBe('true');
     await expect.poll(() => page.locator('#device-status dd').count()).toBeGreaterThan(4);
+    // What each analysis runs on: the demo's signed models, once loaded.
+    await expect.poll(() => page.locator('#device-status').textContent(), { timeout: 30_000 }).toMatch(/ECG analysis\s*ecg-beats@\d/);
+    expect(await page.locator('#device-status').textContent()).toMatch(/Heart-sound screen\s*pcg-abnormal@\d/);
 
     // A technician sees configuration and health, and the server refuses patient data.
     await page.locator('#logout').click();

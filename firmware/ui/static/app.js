@@ -618,6 +618,16 @@ function renderDevice() {
       ),
       ...kv(t('device.backlog'), Object.entries(s.backlog).map(([k, n]) => `${t(`kind.${k}`)} ${n}`).join(' · ')),
       ...kv(t('device.quarantined'), String(s.quarantined)),
+      ...(s.analysis ?? []).flatMap((a) =>
+        kv(
+          t(`device.analysis.${a.analyzer}`),
+          a.state === 'model'
+            ? a.algo
+            : a.state === 'loading'
+              ? t('device.analysis.loading')
+              : el('span', { class: 'warning', text: `${t('device.analysis.fallback', { algo: a.algo })}${a.reason ? ` · ${a.reason}` : ''}` }),
+        ),
+      ),
     ),
     el('h3', { text: t('device.sensors') }),
     el(
