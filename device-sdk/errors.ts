@@ -11,6 +11,16 @@ export class MedgeError extends Error {
   }
 }
 
+/**
+ * A model could not be loaded or run (missing or mismatching artifact, backend failure, worker died).
+ * Defined here rather than beside the backend so that catching it does not load TF.js.
+ */
+export class InferenceError extends MedgeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('inference', message, options);
+  }
+}
+
 /** A value supplied by a caller or a config file is not acceptable. `field` is a JSON-pointer-like path. */
 export class ConfigError extends MedgeError {
   readonly field: string;

@@ -4,7 +4,7 @@ import type { BackendName } from '../device-sdk/inference/backend.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
 import { type BeatClassifier, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, featureLength } from '../device-sdk/signal/ecg/beat-features.js';
-import { InferenceError } from '../device-sdk/inference/backend.js';
+import { InferenceError } from '../device-sdk/errors.js';
 import { packageRoot } from './package-root.js';
 
 /** The shipped beat classifier's directory. */

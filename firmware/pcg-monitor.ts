@@ -4,10 +4,11 @@
  * (`PcgMonitor`, one per stethoscope sensor). Output is decision support, never a diagnosis.
  */
 import { join } from 'node:path';
+import type { Tensor } from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { loadModel } from '../device-sdk/inference/artifacts.js';
 import type { ModelManifest } from '../device-sdk/inference/artifacts.js';
-import { type BackendName, initBackend, InferenceError, tf } from '../device-sdk/inference/backend.js';
+import type { BackendName } from '../device-sdk/inference/backend.js';
+import { InferenceError } from '../device-sdk/errors.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import { analyzePcg, decidePcg, featureBatch, type PcgAnalysis, type PcgLabel, type PcgScreenOptions } from '../device-sdk/signal/pcg/screen.js';
@@ -66,8 +67,10 @@ export function screenOptions(manifest: ModelManifest): Partial<PcgScreenOptions
   };
 }
 
-/** Loads the model in this thread (CLI, bench). */
+/** Loads the model in this thread (CLI, bench). TF.js is imported here, not by the runtime, whose models run in workers. */
 export async function loadPcgModelInProcess(dir = pcgModelDir(), backend: BackendName = 'wasm'): Promise<PcgModel> {
+  const { initBackend, tf } = await import('../device-sdk/inference/backend.js');
+  const { loadModel } = await import('../device-sdk/inference/artifacts.js');
   const used = await initBackend(backend);
   const loaded = await loadModel(dir);
   inputSpec(loaded.manifest);
@@ -78,7 +81,7 @@ export async function loadPcgModelInProcess(dir = pcgModelDir(), backend: Backen
     backend: used,
     predict: async (batch, rows) => {
       const x = tf.tensor2d(batch, [rows, PCG_FEATURE_COUNT]);
-      const y = model.predict(x) as tf.Tensor;
+      const y = model.predict(x) as Tensor;
       const data = (await y.data()) as Float32Array;
       tf.dispose([x, y]);
       return data;

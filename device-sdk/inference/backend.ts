@@ -11,16 +11,12 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { MedgeError } from '../errors.js';
+import { InferenceError } from '../errors.js';
+
+export { InferenceError };
 
 export const BACKENDS = ['wasm', 'cpu', 'tensorflow'] as const;
 export type BackendName = (typeof BACKENDS)[number];
-
-export class InferenceError extends MedgeError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('inference', message, options);
-  }
-}
 
 const require = createRequire(import.meta.url);
 let wasmPathsSet = false;

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelManifest } from './artifacts.js';
-import { type BackendName, InferenceError } from './backend.js';
+import type { BackendName } from './backend.js';
+// Not from backend.js: the main thread of a worker's owner never loads TF.js.
+import { InferenceError } from '../errors.js';
 
 /** The compiled worker script. From TypeScript sources (tests) it is the built copy under dist/. */
 export function workerScript(): string {

@@ -3,36 +3,27 @@ import { join } from 'node:path';
 import { MedgeError } from '../../device-sdk/errors.js';
 import { packageRoot } from '../package-root.js';
 import { UsageError } from './args.js';
-import { auditCommand } from './audit.js';
-import { demoCommand } from './demo.js';
-import { ecgCommand } from './ecg.js';
-import { glucoseCommand } from './glucose.js';
-import { edgeCommand } from './edge.js';
-import { pcgCommand } from './pcg.js';
-import { caCommand, provisionCommand } from './pki.js';
-import { runCommand } from './run.js';
-import { sensorsCommand } from './sensors.js';
-import { uiCommand } from '../ui/cli.js';
-import { keysCommand } from './keys.js';
-import { signCommand, verifyCommand } from './sign.js';
-import { simCommand } from './sim.js';
 
-const COMMANDS: Readonly<Record<string, { run: (args: string[]) => Promise<number>; summary: string }>> = Object.freeze({
-  demo: { run: demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
-  run: { run: runCommand, summary: 'the device runtime (--config FILE)' },
-  edge: { run: edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
-  sensors: { run: sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
-  sim: { run: simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
-  ecg: { run: ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the ECG pipeline (QRS, beat classes, AF) over WFDB records" },
-  glucose: { run: glucoseCommand, summary: "'glucose predict' forecasts 30 min ahead with hypo alerts; 'glucose report' gives the consensus CGM metrics" },
-  pcg: { run: pcgCommand, summary: "'pcg classify' screens heart-sound WAV recordings (normal, abnormal, unreadable)" },
-  audit: { run: auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
-  sign: { run: signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
-  verify: { run: verifyCommand, summary: "check an artifact directory's signature and file hashes" },
-  keys: { run: keysCommand, summary: "'keys rotate' rotates the ledger's data key; 'keys gen-signing' makes an Ed25519 signing key pair" },
-  ca: { run: caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates; 'ca revoke' revokes a device" },
-  provision: { run: provisionCommand, summary: "issue a device's client certificate from the site CA" },
-  ui: { run: uiCommand, summary: "'ui pin-hash' hashes a clinic screen PIN for the runtime config" },
+/**
+ * Each command's module is imported only when that command runs: `medge run` on a board does not load
+ * TF.js, the edge or the PKI code (the runtime's idle RSS is measured by bench/idle-rss.js).
+ */
+const COMMANDS: Readonly<Record<string, { load: () => Promise<(args: string[]) => Promise<number>>; summary: string }>> = Object.freeze({
+  demo: { load: async () => (await import('./demo.js')).demoCommand, summary: 'edge node + simulated devices + device runtime, with a live status screen' },
+  run: { load: async () => (await import('./run.js')).runCommand, summary: 'the device runtime (--config FILE)' },
+  edge: { load: async () => (await import('./edge.js')).edgeCommand, summary: "the regional edge node; 'edge stats' reads its store" },
+  sensors: { load: async () => (await import('./sensors.js')).sensorsCommand, summary: "'sensors list' shows the drivers; 'sensors detect --port PATH' probes a serial port" },
+  sim: { load: async () => (await import('./sim.js')).simCommand, summary: 'run a scenario of simulated devices against the real runtime; JSON report from its ledger' },
+  ecg: { load: async () => (await import('./ecg.js')).ecgCommand, summary: "'ecg annotate' and 'ecg eval' run the ECG pipeline (QRS, beat classes, AF) over WFDB records" },
+  glucose: { load: async () => (await import('./glucose.js')).glucoseCommand, summary: "'glucose predict' forecasts 30 min ahead with hypo alerts; 'glucose report' gives the consensus CGM metrics" },
+  pcg: { load: async () => (await import('./pcg.js')).pcgCommand, summary: "'pcg classify' screens heart-sound WAV recordings (normal, abnormal, unreadable)" },
+  audit: { load: async () => (await import('./audit.js')).auditCommand, summary: "'audit verify' checks the device ledger's hash-chained audit log" },
+  sign: { load: async () => (await import('./sign.js')).signCommand, summary: 'sign an artifact directory (model, update bundle) with Ed25519' },
+  verify: { load: async () => (await import('./sign.js')).verifyCommand, summary: "check an artifact directory's signature and file hashes" },
+  keys: { load: async () => (await import('./keys.js')).keysCommand, summary: "'keys rotate' rotates the ledger's data key; 'keys gen-signing' makes an Ed25519 signing key pair" },
+  ca: { load: async () => (await import('./pki.js')).caCommand, summary: "'ca init' creates a site CA and the edge's TLS certificates; 'ca revoke' revokes a device" },
+  provision: { load: async () => (await import('./pki.js')).provisionCommand, summary: "issue a device's client certificate from the site CA" },
+  ui: { load: async () => (await import('../ui/cli.js')).uiCommand, summary: "'ui pin-hash' hashes a clinic screen PIN for the runtime config" },
 });
 
 const USAGE = `Usage: medge <command> [options]
@@ -57,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const entry = COMMANDS[command];
   if (!entry) throw new UsageError(`unknown command ${JSON.stringify(command)}; commands are: ${Object.keys(COMMANDS).join(', ')}`, USAGE);
-  return entry.run(rest);
+  return (await entry.load())(rest);
 }
 
 main(process.argv.slice(2)).then(
