@@ -6,17 +6,16 @@
  * One explicit list: `createAnalyzers` picks the analyzers a config needs. ECG: `EcgMonitor` per
  * ECG sensor; `PcgMonitor` per stethoscope (heart-sound screen). Glucose analytics add theirs here.
  */
-import { join } from 'node:path';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
 import type { ModelDirs, RuntimeConfig, SourceConfig } from './config.js';
 import type { AnalysisStatus } from './status.js';
 import { RULE_CLASSIFIER_ID } from '../device-sdk/signal/ecg/beat-classes.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
-import { packageRoot } from './package-root.js';
+import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { defaultGlucoseModelDir, GLUCOSE_FALLBACK_MODEL_ID, type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { loadPcgModelInWorker, PCG_FALLBACK_ID, type PcgModel, pcgModelDir, PcgMonitor } from './pcg-monitor.js';
+import { loadPcgModelInWorker, PCG_FALLBACK_ID, type PcgModel, pcgModelDir, pcgModelId, PcgMonitor } from './pcg-monitor.js';
 
 export interface AnalyzerOutput {
   readings?: Reading[];
@@ -32,24 +31,29 @@ export interface Analyzer {
   start?(hooks: AnalyzerHooks): void;
   /** What the analysis runs on now (status screen, clinic page). */
   status?(): AnalysisStatus;
+  /** Releases the analysis's model (its inference worker) when the runtime stops. */
+  close?(): Promise<void>;
 }
 
 /** What the runtime gives an analyzer when it starts. */
 export interface AnalyzerHooks {
-  /** Stores and raises an alert that does not come from a chunk or a reading (a refused model). */
-  raise(alert: Alert): void;
-  /** The analysis settled on its model or its fallback (the runtime writes it to the audit log). */
-  settled(status: AnalysisStatus): void;
+  /**
+   * The analysis settled on its model or its fallback (at start, or when a model fails while running).
+   * The runtime writes it to the audit log; `alert` (for a fallback) is raised when this analysis's
+   * previous audit row says something else, so a device that boots again with the same refused model
+   * does not raise it again at every start.
+   */
+  settled(status: AnalysisStatus, alert?: Alert): void;
 }
 
-/** The alert kind of an analysis that runs on its fallback because its model was refused or could not load. */
+/** The alert kind of an analysis that runs on its fallback because its model was refused, could not load or failed. */
 export const ANALYSIS_DEGRADED = 'analysis-degraded';
 
 /**
- * Tracks one analysis's model: `loading`, then `model` or `fallback`. A fallback that was not asked for
- * (the model refused or unreadable, not disabled by the configuration) raises one `analysis-degraded`
- * warning, stored and synced like any alert, so the clinic and the regional edge know the findings
- * come from rules.
+ * One analysis's model: `loading`, then `model` or `fallback`. A fallback comes with an
+ * `analysis-degraded` alert of severity 1 (information: stored, synced and listed, but it does not
+ * sound the bedside alarm, since only a technician can install a model), so that the clinic and the
+ * regional edge know the findings come from rules. Settling logs once, here.
  */
 class ModelState {
   private current: AnalysisStatus;
@@ -60,8 +64,11 @@ class ModelState {
   constructor(
     readonly analyzer: string,
     private readonly fallbackAlgo: string,
+    /** e.g. "ECG beat classifier". */
     private readonly what: string,
-    private readonly now: () => number,
+    /** What the analysis does without its model, e.g. "beats are classified by rules ...". */
+    private readonly consequence: string,
+    private readonly deps: { now: () => number; logger: Pick<Logger, 'info' | 'warn'> },
   ) {
     this.current = { analyzer, state: 'loading', algo: fallbackAlgo };
   }
@@ -73,34 +80,31 @@ class ModelState {
     if (pending) this.settle(pending.status, pending.alert);
   }
 
-  loaded(algo: string): void {
-    this.settle({ analyzer: this.analyzer, state: 'model', algo });
+  /** The model is in use; `source` says where it came from (directory, sha256). */
+  loaded(algo: string, source: string, logFields: Record<string, unknown> = {}): void {
+    this.deps.logger.info({ analysis: this.analyzer, model: algo, source, ...logFields }, `${this.what} model loaded`);
+    this.settle({ analyzer: this.analyzer, state: 'model', algo, source });
   }
 
-  disabled(): void {
-    this.current = { analyzer: this.analyzer, state: 'fallback', algo: this.fallbackAlgo, reason: 'model disabled by the configuration' };
-  }
-
-  refused(reason: string, consequence: string): void {
+  /** The model was refused or could not load (`when` = 'not loaded'), or failed while running ('failed'). */
+  fellBack(reason: string, when: 'not loaded' | 'failed'): void {
+    if (this.current.state === 'fallback') return;
+    this.deps.logger.warn({ analysis: this.analyzer, err: reason, algo: this.fallbackAlgo }, `${this.what} model ${when}: ${this.consequence}`);
     this.settle(
       { analyzer: this.analyzer, state: 'fallback', algo: this.fallbackAlgo, reason },
       {
         kind: ANALYSIS_DEGRADED,
-        severity: 2,
-        t: this.now(),
-        message: `The ${this.what} model is not in use (${reason}); ${consequence}. Install a model signed by a trusted key.`,
+        severity: 1,
+        t: this.deps.now(),
+        message: `The ${this.what} model is not in use (${when === 'failed' ? `it failed: ${reason}` : reason}); ${this.consequence}. A technician should install a model signed by a trusted key.`,
       },
     );
   }
 
   private settle(status: AnalysisStatus, alert?: Alert): void {
     this.current = status;
-    if (!this.hooks) {
-      this.pending = alert ? { status, alert } : { status };
-      return;
-    }
-    this.hooks.settled({ ...status });
-    if (alert) this.hooks.raise(alert);
+    if (!this.hooks) this.pending = alert ? { status, alert } : { status };
+    else this.hooks.settled({ ...status }, alert);
   }
 
   status(): AnalysisStatus {
@@ -127,8 +131,8 @@ export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'hear
 /** Optional services of the analyzers (the runtime passes its logger). */
 export interface AnalyzerDeps {
   logger?: Pick<Logger, 'info' | 'warn'>;
-  /** Model directories replacing the shipped ones (`artifacts.models`); `ecgBeats: false` runs the ECG rule fallback only. */
-  models?: Omit<ModelDirs, 'ecgBeats'> & { ecgBeats?: string | false };
+  /** Model directories replacing the shipped ones (`artifacts.models`). */
+  models?: ModelDirs;
   /** The device clock, for the time of an `analysis-degraded` alert (default Date.now). */
   now?: () => number;
   /**
@@ -138,43 +142,52 @@ export interface AnalyzerDeps {
   trustedKeys?: readonly string[];
 }
 
+const where = (dir: string, sha256: string) => `${dir}, sha256 ${sha256.slice(0, 16)}`;
+
 /**
  * ECG analysis on the sensors that carry ECG. The beat classifier model loads in an inference worker
- * (wasm) in the background once the runtime starts; until it is ready, or when it cannot load, beats
- * are classified by rules (`algo:beat-rules@1`), and a refused model raises `analysis-degraded`.
+ * (wasm) in the background once the runtime starts; until it is ready, or when it cannot load or fails,
+ * beats are classified by rules (`algo:beat-rules@1`).
  */
-function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps): Analyzer {
-  const monitors = new Map(sensors.map((s) => [s, new EcgMonitor(s)]));
-  const dir = deps.models?.ecgBeats ?? join(packageRoot(), 'models', 'ecg-beats');
-  const model = new ModelState('ecg', RULE_CLASSIFIER_ID, 'ECG beat classifier', deps.now ?? Date.now);
-  if (dir === false) model.disabled();
+function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps & { logger: Pick<Logger, 'info' | 'warn'>; now: () => number }): Analyzer {
+  const dir = deps.models?.ecgBeats ?? defaultBeatModelDir();
+  const model = new ModelState('ecg', RULE_CLASSIFIER_ID, 'ECG beat classifier', `beats are classified by rules (${RULE_CLASSIFIER_ID}), which find fewer ventricular and supraventricular beats`, deps);
+  const monitors = new Map(
+    sensors.map((s) => {
+      const m = new EcgMonitor(s);
+      m.onClassifierError = (reason) => model.fellBack(reason, 'failed');
+      return [s, m];
+    }),
+  );
+  let closed = false;
+  let classifier: WorkerBeatClassifier | undefined;
   return {
     name: 'ecg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
     status: () => model.status(),
     start: (hooks) => {
       model.start(hooks);
-      if (dir === false) return;
       Promise.resolve()
         .then(async () => {
           if (deps.trustedKeys && deps.trustedKeys.length > 0) verifyArtifactDir(dir, deps.trustedKeys);
-          // TF.js is imported only when a runtime has ECG to analyse.
-          const { WorkerBeatClassifier } = await import('./ecg-classifier.js');
+          // TF.js is loaded only in the worker.
           return WorkerBeatClassifier.start(dir);
         })
         .then(
-          (classifier) => {
+          async (c) => {
             // The worker must not keep the process alive after the runtime stops.
-            classifier.worker.unref();
-            for (const m of monitors.values()) m.setClassifier(classifier);
-            model.loaded(classifier.modelId);
-            deps.logger?.info({ model: classifier.modelId, sha256: classifier.modelSha256, backend: classifier.worker.backend, loadMs: Math.round(classifier.worker.loadMs) }, 'ECG beat classifier loaded');
+            c.worker.unref();
+            if (closed) return c.close();
+            classifier = c;
+            for (const m of monitors.values()) m.setClassifier(c);
+            model.loaded(c.modelId, where(dir, c.modelSha256), { backend: c.worker.backend, loadMs: Math.round(c.worker.loadMs) });
           },
-          (error: unknown) => {
-            deps.logger?.warn({ err: (error as Error).message, dir }, `ECG beat classifier not loaded; beats are classified by rules (${RULE_CLASSIFIER_ID})`);
-            model.refused((error as Error).message, `beats are classified by rules (${RULE_CLASSIFIER_ID}), which find fewer ventricular and supraventricular beats`);
-          },
+          (error: unknown) => model.fellBack((error as Error).message, 'not loaded'),
         );
+    },
+    close: async () => {
+      closed = true;
+      await classifier?.close();
     },
   };
 }
@@ -188,15 +201,14 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
  * (models/glucose-forecast/artifact, or `dir`; signature and hashes checked); when it cannot be loaded
  * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`.
  */
-function glucoseAnalyzer(trustedKeys: readonly string[], logger: Logger, dir: string, now: () => number): Analyzer {
-  const model = new ModelState('glucose', GLUCOSE_FALLBACK_MODEL_ID, 'glucose forecast', now);
+function glucoseAnalyzer(trustedKeys: readonly string[], dir: string, deps: { logger: Pick<Logger, 'info' | 'warn'>; now: () => number }): Analyzer {
+  const model = new ModelState('glucose', GLUCOSE_FALLBACK_MODEL_ID, 'glucose forecast', `predicted-low alerts come from extrapolating the 15-minute trend (${GLUCOSE_FALLBACK_MODEL_ID})`, deps);
   let forecaster: GlucoseForecaster | undefined;
   try {
     forecaster = loadGlucoseForecaster(dir, trustedKeys);
-    model.loaded(forecaster.modelId);
+    model.loaded(forecaster.modelId, where(dir, forecaster.sha256));
   } catch (error) {
-    logger.error({ err: (error as Error).message, dir }, 'glucose forecast model not loaded: predicted-low alerts use trend extrapolation instead');
-    model.refused((error as Error).message, `predicted-low alerts come from extrapolating the 15-minute trend (${GLUCOSE_FALLBACK_MODEL_ID})`);
+    model.fellBack((error as Error).message, 'not loaded');
   }
   const monitors = new Map<string, GlucoseMonitor>();
   return {
@@ -220,7 +232,7 @@ export interface PcgAnalyzerOptions {
   /** Checks the artifact before it is loaded (e.g. the signature against trusted keys); throwing refuses the model. */
   verify?: (dir: string) => void | Promise<void>;
   windowS?: number;
-  logger?: Logger;
+  logger?: Pick<Logger, 'info' | 'warn'>;
   /** The device clock, for the time of an `analysis-degraded` alert (default Date.now). */
   now?: () => number;
 }
@@ -229,29 +241,35 @@ export interface PcgAnalyzerOptions {
  * Heart-sound screening on the sensors that carry PCG: windows of `windowS` s are screened with the
  * `pcg-abnormal` model in an inference worker (findings `heart-sound-screen`, heart-rate readings, and a
  * decision-support alert `pcg-abnormal-heart-sound`). Without a usable model, heart rate and quality
- * only, and a refused model raises `analysis-degraded`. The model loads when the runtime starts
- * (`start`), or when the first window is ready if nothing started the analyzer.
+ * only. The model loads when the runtime starts (`start`), or when the first window is ready if nothing
+ * started the analyzer.
  */
 export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { readonly ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
-  const log = options.logger ?? createLogger('medge-pcg');
   const dir = options.modelDir ?? pcgModelDir();
-  const state = new ModelState('pcg', PCG_FALLBACK_ID, 'heart-sound screen', options.now ?? Date.now);
+  const state = new ModelState('pcg', PCG_FALLBACK_ID, 'heart-sound screen', 'heart sounds get heart rate and signal quality only, no murmur screening', {
+    logger: options.logger ?? createLogger('medge-pcg'),
+    now: options.now ?? Date.now,
+  });
   let loading: Promise<PcgModel | undefined> | undefined;
   const load = (): Promise<PcgModel | undefined> =>
     (loading ??= (async () => {
       try {
         await options.verify?.(dir);
         const model = await (options.loadModel ?? loadPcgModelInWorker)(dir);
-        state.loaded(`${model.manifest.id}@${model.manifest.version}`);
-        log.info({ model: model.manifest.id, version: model.manifest.version, sha256: model.sha256, backend: model.backend }, 'heart-sound screen model loaded');
+        state.loaded(pcgModelId(model), where(dir, model.sha256), { backend: model.backend });
         return model;
       } catch (error) {
-        log.error({ dir, err: (error as Error).message }, 'heart-sound screen model refused or unavailable: heart rate and signal quality only, no murmur screening');
-        state.refused((error as Error).message, 'heart sounds get heart rate and signal quality only, no murmur screening');
+        state.fellBack((error as Error).message, 'not loaded');
         return undefined;
       }
     })());
-  const monitors = new Map(sensors.map((s) => [s, new PcgMonitor(s, load, options.windowS !== undefined ? { windowS: options.windowS } : {})]));
+  const monitors = new Map(
+    sensors.map((s) => {
+      const m = new PcgMonitor(s, load, options.windowS !== undefined ? { windowS: options.windowS } : {});
+      m.onModelError = (reason) => state.fellBack(reason, 'failed');
+      return [s, m];
+    }),
+  );
   return {
     name: 'pcg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
@@ -273,15 +291,15 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
 
 export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKinds: Readonly<Record<string, string>> = {}, deps: AnalyzerDeps = {}): Analyzer[] {
   const trustedKeys = deps.trustedKeys ?? [];
-  const logger = (deps.logger as Logger | undefined) ?? createLogger('medge-analyzers');
+  const logger = deps.logger ?? createLogger('medge-analyzers');
   const now = deps.now ?? Date.now;
   const verify = trustedKeys.length > 0 ? (dir: string) => void verifyArtifactDir(dir, trustedKeys) : undefined;
   const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
   const ecg = config.sources.filter(isEcg).map((s) => s.sensor);
-  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, deps));
+  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...deps, logger, now }));
   const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
-  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, logger, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), now));
+  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), { logger, now }));
   const isPcg = (s: SourceConfig) => sourceSignal(s) === 'pcg' || (s.type === 'device' && deviceKinds[s.sensor] === 'pcg');
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
   if (pcg.length > 0) {

@@ -155,14 +155,15 @@ export interface RuntimeConfig {
   sources: SourceConfig[];
   /**
    * Signed artifacts (models, update bundles): the Ed25519 public keys (PEM files, `signing.pub`)
-   * whose signatures the runtime accepts. Absolute. Empty: every artifact is refused.
+   * whose signatures the runtime accepts. Absolute. Empty: the runtime trusts the published development
+   * key of the shipped models (models/keys/dev-signing.pub) and warns that production boards need their own.
    */
   artifacts: {
     trustedKeys: string[];
     /**
      * Model directories that replace the shipped ones (absolute; e.g. on a data partition). Each is
      * verified against `trustedKeys` before it is loaded; a refused model leaves that analysis on its
-     * rule-based fallback and raises an `analysis-degraded` alert.
+     * rule-based fallback and raises an `analysis-degraded` alert (severity 1).
      */
     models?: ModelDirs;
   };

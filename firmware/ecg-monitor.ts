@@ -98,6 +98,9 @@ export class EcgMonitor {
     this.classifier = classifier;
   }
 
+  /** Called when the model fails and the monitor falls back to the rules. */
+  onClassifierError: ((reason: string) => void) | undefined;
+
   /** Uses `classifier` for the beats from now on (a model that finished loading). */
   setClassifier(classifier: BeatClassifier | undefined): void {
     this.classifier = classifier;
@@ -237,6 +240,7 @@ export class EcgMonitor {
           // The model failed: fall back to the rules for these and later beats; the reason is kept.
           this.classifierError = (error as Error).message;
           this.classifier = undefined;
+          this.onClassifierError?.(this.classifierError);
           if (generation === this.generation) for (const b of batch) this.onClassified(b, ruleBasedClass(b.features), 1, this.ready);
         },
       )

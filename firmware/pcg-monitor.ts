@@ -19,6 +19,11 @@ export const PCG_MODEL_NAME = 'pcg-abnormal';
 /** What screens a window without the model: segmentation, heart rate and quality, no murmur screen. */
 export const PCG_FALLBACK_ID = 'algo:pcg-segmentation@1';
 
+/** A loaded model's id and version, as findings name it. */
+export function pcgModelId(model: PcgModel): string {
+  return `${model.manifest.id}@${model.manifest.version}`;
+}
+
 /** The shipped model directory. */
 export function pcgModelDir(): string {
   return join(packageRoot(), 'models', PCG_MODEL_NAME);
@@ -168,6 +173,8 @@ export class PcgMonitor {
   private provided = false;
 
   private readonly provider: (() => Promise<PcgModel | undefined>) | undefined;
+  /** Called when the model fails on a window and the monitor goes on without it. */
+  onModelError: ((reason: string) => void) | undefined;
 
   /**
    * `model`: a loaded model, or a function that loads one when the first window is ready (so that a
@@ -242,9 +249,10 @@ export class PcgMonitor {
         const analysis = analyzePcg(window, rateHz);
         result = { ...decidePcg(analysis, [], 0.5), analysis };
       }
-    } catch {
+    } catch (error) {
       // The worker failed: keep monitoring without the model.
       this.model = undefined;
+      this.onModelError?.((error as Error).message);
       const analysis = analyzePcg(window, rateHz);
       result = { ...decidePcg(analysis, [], 0.5), analysis };
     }
@@ -262,7 +270,7 @@ export class PcgMonitor {
       intervalStart: Math.round(t0),
       intervalEnd: Math.round(tEnd),
       evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)`,
-      modelId: model ? `${model.manifest.id}@${model.manifest.version}` : PCG_FALLBACK_ID,
+      modelId: model ? pcgModelId(model) : PCG_FALLBACK_ID,
       modelSha256: model?.sha256 ?? '',
       inputQuality: q.score,
       ...(q.flags.length ? { qualityFlags: q.flags } : {}),

@@ -131,6 +131,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt: number;
   private stopped = false;
+  private started = false;
   /** The clinic screen (`config.ui`), when enabled. */
   private readonly ui: ClinicServer | undefined;
   /** The last status emitted: what the clinic screen shows (computing a new one resets the rate counters). */
@@ -205,6 +206,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   start(): void {
+    if (this.started) throw new MedgeError('runtime', 'the runtime is already started');
+    this.started = true;
     this.log.info(
       {
         deviceId: this.config.deviceId,
@@ -234,14 +237,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink.start();
     for (const a of this.analyzers) {
       a.start?.({
-        // A model that settles after stop() has nowhere to go: the store is closed.
-        raise: (alert) => {
-          if (!this.stopped) this.raise(alert);
-        },
-        settled: (s) => {
+        settled: (s, alert) => {
+          // A model that settles after stop() has nowhere to go: the store is closed.
           if (this.stopped) return;
-          const detail = s.state === 'model' ? `${s.analyzer}: ${s.algo}` : `${s.analyzer}: ${s.algo} (fallback: ${s.reason ?? 'unknown'})`;
-          this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: s.state === 'model' ? 'analysis-model' : 'analysis-fallback', detail });
+          const action = `analysis-${s.analyzer}`;
+          const detail = s.state === 'model' ? `model ${s.algo} from ${s.source ?? '?'}` : `fallback ${s.algo}: ${s.reason ?? 'unknown'}`;
+          const previous = this.store.lastAudit(action)?.detail;
+          this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
+          if (alert && previous !== detail) this.raise(alert);
         },
       });
     }
@@ -469,6 +472,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.stopped) return;
     this.stopped = true;
     await this.stopSources();
+    await Promise.all(this.analyzers.map((a) => a.close?.()));
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.ui?.stop();

@@ -104,14 +104,11 @@ export function renderRuntimeScreen(status: DemoStatus, options: RuntimeScreenOp
     const { bytesUsed, budgetBytes, overBudget } = rt.storage;
     const percent = budgetBytes > 0 ? ` (${((100 * bytesUsed) / budgetBytes).toFixed(1)}%)` : '';
     tail.push(`${label('storage     ')}${mib(bytesUsed)} / ${mib(budgetBytes)} MiB${percent}${overBudget ? `  ${paint('red', 'OVER BUDGET')}` : ''}`);
-    if (rt.analysis && rt.analysis.length > 0) {
-      const shown = rt.analysis.map((a) => {
-        if (a.state === 'model') return `${a.analyzer} ${a.algo}`;
-        if (a.state === 'loading') return `${a.analyzer} ${paint('dim', 'loading')}`;
-        return `${a.analyzer} ${paint('yellow', `${a.algo} (fallback)`)}`;
-      });
-      tail.push(`${label('analysis    ')}${shown.join('  ')}`);
-    }
+    // Models in use on one line (their ids name the analysis); each analysis on its fallback on its own.
+    const analysis = rt.analysis ?? [];
+    const inUse = analysis.filter((a) => a.state !== 'fallback').map((a) => (a.state === 'model' ? a.algo : `${a.analyzer} ${paint('dim', 'loading')}`));
+    if (inUse.length > 0) tail.push(`${label('models      ')}${inUse.join('  ')}`);
+    for (const a of analysis.filter((x) => x.state === 'fallback')) tail.push(`${label('fallback    ')}${paint('yellow', `${a.analyzer}: rules only (${a.algo})`)}`);
     const alert = rt.lastAlert;
     if (alert === undefined) tail.push(`${label('last alert  ')}none`);
     else {

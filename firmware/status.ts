@@ -23,7 +23,9 @@ export interface AnalysisStatus {
   state: 'loading' | 'model' | 'fallback';
   /** The model or rule in use, e.g. `ecg-beats@1.5.0` or `algo:beat-rules@1`. */
   algo: string;
-  /** Why the fallback runs (the loader's error, or that the configuration disabled the model). */
+  /** Where the model in use came from: its directory and sha256. */
+  source?: string;
+  /** Why the fallback runs (the loader's error, or the model's failure while running). */
   reason?: string;
 }
 

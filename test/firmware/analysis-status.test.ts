@@ -1,18 +1,22 @@
 // What each analysis runs on, as the runtime reports it: the shipped, signed models load (ECG and
 // heart sounds in inference workers, glucose in process); models that fail their signature
 // (`artifacts.models` pointing at altered copies) leave each analysis on its rules, say why in the
-// status, and raise one stored `analysis-degraded` warning each; the status screen shows it.
+// status and the audit log, and raise one stored `analysis-degraded` alert each (device clock), not
+// again when the device boots with the same models; the status screen shows it at 80 columns.
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-sdk/log.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { RULE_CLASSIFIER_ID } from '../../device-sdk/signal/ecg/beat-classes.js';
-import { ANALYSIS_DEGRADED } from '../../firmware/analyzers.js';
+import { ANALYSIS_DEGRADED, pcgAnalyzer } from '../../firmware/analyzers.js';
+import type { PcgModel } from '../../firmware/pcg-monitor.js';
+import { VirtualClock } from '../helpers/virtual-clock.js';
+import { syntheticPcg } from '../pcg/synthetic.js';
 import { ConfigErrors, parseRuntimeConfig } from '../../firmware/config.js';
 import { GLUCOSE_FALLBACK_MODEL_ID } from '../../firmware/glucose-monitor.js';
 import { PCG_FALLBACK_ID } from '../../firmware/pcg-monitor.js';
-import { readAuditEntries } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { readAuditEntries, readLedgerSummary } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import type { AnalysisStatus } from '../../firmware/status.js';
 import { renderRuntimeScreen } from '../../firmware/status-screen.js';
@@ -21,6 +25,7 @@ import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 
 const tempDir = useTempDirs('analysis');
+const DEVICE_TIME = Date.UTC(2020, 0, 1);
 const SOURCES = [{ type: 'sim-ecg', chunkMs: 100 }, { type: 'sim-glucose', intervalMs: 1000 }, { type: 'sim-pcg' }];
 const byName = (analysis: AnalysisStatus[] | undefined) => Object.fromEntries((analysis ?? []).map((a) => [a.analyzer, a]));
 
@@ -44,7 +49,7 @@ describe('analysis status', () => {
     expect(Object.values(byName(runtime.status().analysis)).map((a) => a.state)).toContain('loading');
     runtime.start();
     try {
-      await waitFor(() => (runtime.status().analysis ?? []).every((a) => a.state !== 'loading'), 'the models to load', 60_000);
+      await waitFor(() => (runtime.status().analysis ?? []).every((a) => a.state !== 'loading'), 'the models to load', 30_000);
       const analysis = byName(runtime.status().analysis);
       expect(Object.keys(analysis).sort()).toEqual(['ecg', 'glucose', 'pcg']);
       const manifest = (path: string) => JSON.parse(readFileSync(join(ROOT, path, 'medge-model.json'), 'utf8')) as { id: string; version: string };
@@ -54,18 +59,18 @@ describe('analysis status', () => {
         ['pcg', 'models/pcg-abnormal'],
       ] as const) {
         const m = manifest(path);
-        expect(analysis[name]).toEqual({ analyzer: name, state: 'model', algo: `${m.id}@${m.version}` });
+        expect(analysis[name]).toEqual({ analyzer: name, state: 'model', algo: `${m.id}@${m.version}`, source: expect.stringContaining(path) });
       }
       expect(alerts.filter((a) => a.kind === ANALYSIS_DEGRADED)).toEqual([]);
     } finally {
       await runtime.stop();
     }
     const audit = readAuditEntries(ledgerPath(join(dir, 'device'))).filter((e) => e.action.startsWith('analysis-'));
-    expect(audit.map((e) => e.action)).toEqual(['analysis-model', 'analysis-model', 'analysis-model']);
-    expect(audit.map((e) => e.detail.split(':')[0]).sort()).toEqual(['ecg', 'glucose', 'pcg']);
+    expect(audit.map((e) => e.action).sort()).toEqual(['analysis-ecg', 'analysis-glucose', 'analysis-pcg']);
+    expect(audit.find((e) => e.action === 'analysis-ecg')?.detail).toMatch(/^model ecg-beats@[\d.]+ from .*models\/ecg-beats, sha256 [0-9a-f]{16}$/);
   });
 
-  it('keeps each analysis on its rules when its model fails the signature check, says why, and stores one warning per analysis', async () => {
+  it('keeps each analysis on its rules when its model fails the signature check, says why, and raises one alert per analysis, not again at the next boot', async () => {
     const dir = tempDir();
     const models = {
       ecgBeats: alteredCopy(dir, 'models/ecg-beats', 'weights.bin'),
@@ -73,35 +78,76 @@ describe('analysis status', () => {
       pcgAbnormal: alteredCopy(dir, 'models/pcg-abnormal', 'weights.bin'),
     };
     const config = parseRuntimeConfig({ deviceId: 'analysis-refused', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: SOURCES, artifacts: { models } }, dir);
-    const runtime = new Runtime(config, { logger: silentLogger });
-    const alerts: Alert[] = [];
-    runtime.on('alert', (a) => alerts.push(a));
-    runtime.start();
-    try {
-      await waitFor(() => (runtime.status().analysis ?? []).every((a) => a.state !== 'loading'), 'the models to be refused', 60_000);
-      const analysis = byName(runtime.status().analysis);
-      expect(analysis.ecg).toMatchObject({ state: 'fallback', algo: RULE_CLASSIFIER_ID });
-      expect(analysis.glucose).toMatchObject({ state: 'fallback', algo: GLUCOSE_FALLBACK_MODEL_ID });
-      expect(analysis.pcg).toMatchObject({ state: 'fallback', algo: PCG_FALLBACK_ID });
-      for (const a of Object.values(analysis)) expect(a.reason).toMatch(/sha256|signature/i);
-      const degraded = alerts.filter((a) => a.kind === ANALYSIS_DEGRADED);
-      expect(degraded).toHaveLength(3);
-      for (const a of degraded) expect(a.severity).toBe(2);
-      expect(degraded.map((a) => a.message).join('\n')).toMatch(/ECG beat classifier[\s\S]*glucose forecast|glucose forecast[\s\S]*ECG beat classifier/);
-      await waitFor(() => runtime.status().produced.alert >= 3, 'the warnings to be stored');
+    const boot = async () => {
+      // The device clock, not the wall clock, dates the alerts.
+      const clock = new VirtualClock(DEVICE_TIME);
+      const runtime = new Runtime(config, { logger: silentLogger, clock });
+      const alerts: Alert[] = [];
+      runtime.on('alert', (a) => alerts.push(a));
+      runtime.start();
+      try {
+        await waitFor(() => (runtime.status().analysis ?? []).every((a) => a.state !== 'loading'), 'the models to be refused', 30_000);
+        const screen = renderRuntimeScreen(
+          { runtime: runtime.status(), edge: { url: 'mqtt://x', stored: {}, rejected: {}, brokerUp: false }, brokerRestarts: 0, runtimeKills: 0, elapsedMs: 1000, phase: 'running' },
+          { width: 80, color: false, now: DEVICE_TIME },
+        );
+        return { analysis: byName(runtime.status().analysis), screen, degraded: alerts.filter((a) => a.kind === ANALYSIS_DEGRADED) };
+      } finally {
+        await runtime.stop();
+      }
+    };
 
-      const screen = renderRuntimeScreen(
-        { runtime: runtime.status(), edge: { url: 'mqtt://x', stored: {}, rejected: {}, brokerUp: false }, brokerRestarts: 0, runtimeKills: 0, elapsedMs: 1000, phase: 'running' },
-        { width: 200, color: false, now: Date.now() },
-      );
-      expect(screen).toContain(`ecg ${RULE_CLASSIFIER_ID} (fallback)`);
-      expect(screen).toContain(`pcg ${PCG_FALLBACK_ID} (fallback)`);
-    } finally {
-      await runtime.stop();
+    const first = await boot();
+    expect(first.analysis.ecg).toMatchObject({ state: 'fallback', algo: RULE_CLASSIFIER_ID });
+    expect(first.analysis.glucose).toMatchObject({ state: 'fallback', algo: GLUCOSE_FALLBACK_MODEL_ID });
+    expect(first.analysis.pcg).toMatchObject({ state: 'fallback', algo: PCG_FALLBACK_ID });
+    for (const a of Object.values(first.analysis)) expect(a.reason).toMatch(/sha256|signature/i);
+    expect(first.degraded).toHaveLength(3);
+    for (const a of first.degraded) {
+      expect(a.severity).toBe(1); // information: listed and synced, no bedside alarm
+      expect(a.t).toBe(DEVICE_TIME);
     }
+    expect(first.degraded.map((a) => a.message).sort()).toEqual([
+      expect.stringMatching(/^The ECG beat classifier model is not in use \(.*\); beats are classified by rules/),
+      expect.stringMatching(/^The glucose forecast model is not in use/),
+      expect.stringMatching(/^The heart-sound screen model is not in use/),
+    ]);
+    // Every line fits 80 columns, and every fallback has its own.
+    expect(first.screen).toContain(`ecg: rules only (${RULE_CLASSIFIER_ID})`);
+    expect(first.screen).toContain(`glucose: rules only (${GLUCOSE_FALLBACK_MODEL_ID})`);
+    expect(first.screen).toContain(`pcg: rules only (${PCG_FALLBACK_ID})`);
+
+    // Same models at the next boot: the status and the audit say so again, the alerts are not repeated.
+    const second = await boot();
+    expect(Object.values(second.analysis).map((a) => a.state)).toEqual(['fallback', 'fallback', 'fallback']);
+    expect(second.degraded).toEqual([]);
     const audit = readAuditEntries(ledgerPath(join(dir, 'device'))).filter((e) => e.action.startsWith('analysis-'));
-    expect(audit.map((e) => e.action)).toEqual(['analysis-fallback', 'analysis-fallback', 'analysis-fallback']);
-    expect(audit.find((e) => e.detail.startsWith('ecg:'))?.detail).toContain(`${RULE_CLASSIFIER_ID} (fallback: `);
+    expect(audit).toHaveLength(6);
+    expect(audit.find((e) => e.action === 'analysis-ecg')?.detail).toMatch(new RegExp(`^fallback ${RULE_CLASSIFIER_ID}: .*sha256`));
+    expect(readLedgerSummary(ledgerPath(join(dir, 'device'))).kinds.alert.rows).toBe(3);
+  });
+
+  it('reports a model that fails while running: the status falls back and one alert is raised', async () => {
+    const loadModel = async () => ({
+      manifest: JSON.parse(readFileSync(join(ROOT, 'models/pcg-abnormal/medge-model.json'), 'utf8')) as PcgModel['manifest'],
+      sha256: '0'.repeat(64),
+      backend: 'wasm' as const,
+      predict: () => Promise.reject(new Error('inference worker exited (code 1)')),
+      close: () => Promise.resolve(),
+    });
+    const analyzer = pcgAnalyzer(['steth'], { loadModel, windowS: 5, logger: silentLogger, now: () => DEVICE_TIME });
+    const settled: { status: AnalysisStatus; alert?: Alert }[] = [];
+    analyzer.start?.({ settled: (status, alert) => settled.push(alert ? { status, alert } : { status }) });
+    // Loading starts with the runtime, before any window is ready.
+    await waitFor(() => settled.length === 1, 'the model to load at start');
+    expect(settled[0]?.status).toMatchObject({ state: 'model', algo: 'pcg-abnormal@1.1.0', source: expect.stringContaining('sha256 0000000000000000') });
+    const { samples } = syntheticPcg({ seconds: 6, bpm: 66, rateHz: 4000 });
+    analyzer.onChunk?.({ sensor: 'steth', channel: 0, firstSample: 0, t0: DEVICE_TIME, rateHz: 4000, unit: 'au', gain: 1, samples: Int16Array.from(samples, (v) => Math.round(v * 32767)) });
+    await analyzer.monitors.get('steth')?.idle();
+    expect(analyzer.status?.()).toMatchObject({ state: 'fallback', algo: PCG_FALLBACK_ID, reason: 'inference worker exited (code 1)' });
+    expect(settled).toHaveLength(2);
+    expect(settled[1]?.alert).toMatchObject({ kind: ANALYSIS_DEGRADED, severity: 1, t: DEVICE_TIME, message: expect.stringContaining('it failed: inference worker exited') });
+    await analyzer.close();
   });
 
   it('resolves artifacts.models against the config file and refuses unknown model names', () => {

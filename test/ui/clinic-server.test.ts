@@ -401,8 +401,22 @@ describe('page strings', () => {
     const used = [...html.matchAll(/data-i18n(?:-label)?="([^"]+)"/g), ...app.matchAll(/\bt\('([^'$]+)'/g)].map((m) => m[1] as string);
     expect(used.length).toBeGreaterThan(50);
     for (const key of used) expect(en, key).toContain(key);
-    // The templated keys: severities, roles, link states, record kinds, trend labels.
-    for (const key of ['severity.1', 'severity.2', 'severity.3', 'role.operator', 'role.clinician', 'role.technician', 'device.link.backoff', 'kind.chunk', 'glucose.trend.falling-fast']) {
+    // The templated keys: severities, roles, link states, record kinds, trend labels, analyses.
+    for (const key of [
+      'severity.1',
+      'severity.2',
+      'severity.3',
+      'role.operator',
+      'role.clinician',
+      'role.technician',
+      'device.link.backoff',
+      'kind.chunk',
+      'glucose.trend.falling-fast',
+      'device.analysis.ecg',
+      'device.analysis.glucose',
+      'device.analysis.pcg',
+      'alert.analysis-degraded',
+    ]) {
       expect(en).toContain(key);
     }
   });
