@@ -10,9 +10,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, tf, tfjsNodeAvailable } from '../dist/device-sdk/inference/backend.js';
-import { loadModel } from '../dist/device-sdk/inference/artifacts.js';
+import { loadModel, readModelManifest } from '../dist/device-sdk/inference/artifacts.js';
 import { AfDetector, AtrialActivity } from '../dist/device-sdk/signal/ecg/af-detector.js';
-import { classOf } from '../dist/device-sdk/signal/ecg/beat-classes.js';
+import { beatModelMismatch, classOf } from '../dist/device-sdk/signal/ecg/beat-classes.js';
 import { EcgFrontEnd } from '../dist/device-sdk/signal/ecg/front-end.js';
 import { QrsDetector } from '../dist/device-sdk/signal/ecg/qrs-detector.js';
 import { analyzeSignal } from '../dist/firmware/cli/ecg.js';
@@ -28,6 +28,12 @@ const modelDir = arg('--model', join(import.meta.dirname, '..', 'models', 'ecg-b
 if (!existsSync(dir) || !existsSync(join(modelDir, 'medge-model.json'))) {
   process.stdout.write(`${JSON.stringify({ 'ecg-pipeline': { skipped: `${existsSync(dir) ? modelDir : dir} is missing` } })}\n`);
   process.exit(0);
+}
+// The check the runtime's classifier makes (WorkerBeatClassifier.start): a model trained on other features is refused, not timed.
+const mismatch = beatModelMismatch(readModelManifest(modelDir).manifest, modelDir);
+if (mismatch) {
+  process.stderr.write(`ecg-pipeline: refused: ${mismatch.message}\n`);
+  process.exit(1);
 }
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const now = () => performance.now();

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName } from '../device-sdk/inference/backend.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
-import { type BeatClassifier, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
-import { AAMI_CLASSES, DEFAULT_BEAT_FEATURE_OPTIONS, featureLength } from '../device-sdk/signal/ecg/beat-features.js';
+import { type BeatClassifier, beatModelMismatch, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
+import { AAMI_CLASSES } from '../device-sdk/signal/ecg/beat-features.js';
 import { InferenceError } from '../device-sdk/errors.js';
 import { packageRoot } from './package-root.js';
 
@@ -33,25 +33,14 @@ export class WorkerBeatClassifier implements BeatClassifier {
     this.modelSha256 = worker.sha256;
   }
 
+  /** Starts the model of `dir` in a worker; refuses (InferenceError) one whose manifest does not fit this build's features (`beatModelMismatch`). */
   static async start(dir = defaultBeatModelDir(), backend: BackendName = 'wasm', maxBatch = 1024): Promise<WorkerBeatClassifier> {
     if (!existsSync(join(dir, 'medge-model.json'))) throw new InferenceError(`no beat classifier model in ${dir} (run npm run train:ecg)`);
     const worker = await InferenceWorker.start(dir, backend);
-    const labels = worker.manifest.labels.join(',');
-    const width = (worker.manifest.input as { shape?: (number | null)[] }).shape?.[1];
-    if (labels !== AAMI_CLASSES.join(',') || width !== featureLength()) {
+    const mismatch = beatModelMismatch(worker.manifest, dir);
+    if (mismatch) {
       await worker.close();
-      throw new InferenceError(`${dir}: the model reads ${String(width)} features into labels ${labels}; this build extracts ${featureLength()} features into ${AAMI_CLASSES.join(',')}`);
-    }
-    // Models up to ecg-beats 1.3.0 were trained on the lead's own sign and without the mains notch (no
-    // `polarity` or `mainsHz` in their feature options): their features are not the ones this build extracts.
-    const options = (worker.manifest.input as { featureOptions?: { polarity?: string; mainsHz?: number[] } }).featureOptions;
-    const polarity = options?.polarity ?? 'as-recorded';
-    const mains = (options?.mainsHz ?? []).join(',');
-    if (polarity !== DEFAULT_BEAT_FEATURE_OPTIONS.polarity || mains !== DEFAULT_BEAT_FEATURE_OPTIONS.mainsHz.join(',')) {
-      await worker.close();
-      throw new InferenceError(
-        `${dir}: ${worker.manifest.id}@${worker.manifest.version} was trained on ${polarity} lead polarity and ${mains ? `${mains} Hz notched` : 'no mains notch'}; this build extracts ${DEFAULT_BEAT_FEATURE_OPTIONS.polarity} polarity with ${DEFAULT_BEAT_FEATURE_OPTIONS.mainsHz.join(',')} Hz notched: use the model shipped with this build (models/ecg-beats; 1.3.0 and earlier cannot be used)`,
-      );
+      throw new InferenceError(mismatch.message);
     }
     return new WorkerBeatClassifier(worker, maxBatch);
   }

@@ -12,7 +12,7 @@ export {
   DEFAULT_AF_OPTIONS,
   DEFAULT_ATRIAL_OPTIONS,
 } from './ecg/af-detector.js';
-export { type BeatClassifier, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from './ecg/beat-classes.js';
+export { type BeatClassifier, type BeatModelManifest, type BeatModelMismatch, beatModelMismatch, classOf, RULE_CLASSIFIER_ID, ruleBasedClass } from './ecg/beat-classes.js';
 export {
   AAMI_CLASSES,
   AAMI_WFDB_CODE,

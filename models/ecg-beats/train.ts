@@ -3,6 +3,9 @@
  * uint8-quantized artifact with its manifest.
  * `npm run train:ecg [-- --data DIR] [--out DIR] [--folds K] [--epochs E] [--backend wasm|cpu] [--no-cv] [--no-final]`
  * (experiments, with `--no-final`: `--zero NAME,...`, `--lead2 morph|scalars|all`).
+ * `--sign-key FILE` signs the written artifact (`--out`) with that Ed25519 private key as
+ * `MODEL_ID@MODEL_VERSION`, as `medge sign` does; `npm run train:ecg` passes the development key
+ * (models/keys), so the runtime, which loads only signed models, takes the model it has just trained.
  *
  * 1. Beats: our own streaming front end (QRS detection + features) over every non-paced record,
  *    labelled from the `.atr` beat matched to each detected beat (models/ecg-beats/dataset.ts).
@@ -14,7 +17,7 @@
  * Fixed seed: data order and initial weights are deterministic. The shipped 1.0.0 was made with the
  * defaults (5 folds, 10 epochs, wasm).
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -24,6 +27,7 @@ import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type Sup
 import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
+import { signArtifactDir } from '../../device-sdk/security/artifact-files.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
@@ -65,6 +69,15 @@ export function buildModel(inputs: number, seed: number, members = 1): tfl.Layer
   model.add(tfl.layers.dense({ units: AAMI_CLASSES.length, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 3 }) }));
   model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
   return model;
+}
+
+/**
+ * Disposes a model of `buildModel` and its Adam state: an optimizer passed to `compile` as an object is
+ * not the model's, so `LayersModel.dispose` leaves it (tfjs-layers disposes only one it made from a name).
+ */
+export function disposeModel(model: tfl.LayersModel): void {
+  model.dispose();
+  model.optimizer?.dispose();
 }
 
 interface Dataset {
@@ -149,7 +162,7 @@ function zeroExactUint8(values: Float32Array): Float32Array {
  * their second layers block-diagonal, their output layers stacked and divided by the member count. The
  * mean over networks trained from different seeds evens out what any one seed happens to learn.
  */
-function mergeMembers(members: tfl.LayersModel[], seed: number): tfl.LayersModel {
+export function mergeMembers(members: tfl.LayersModel[], seed: number): tfl.LayersModel {
   const k = members.length;
   if (k === 1) return members[0] as tfl.LayersModel;
   const inputs = members[0]?.inputs[0]?.shape[1] as number;
@@ -173,12 +186,15 @@ function mergeMembers(members: tfl.LayersModel[], seed: number): tfl.LayersModel
     for (let i = 0; i < h2; i++) for (let c = 0; c < classes; c++) k3[(j * h2 + i) * classes + c] = (kk3.data[i * classes + c] as number) / k;
     for (let c = 0; c < classes; c++) b3[c] = (b3[c] as number) + (bb3.data[c] as number) / k;
   });
-  merged.layers[0]?.setWeights([tf.tensor2d(k1, [inputs, h1 * k]), tf.tensor1d(b1)]);
-  // Zero exactly representable after uint8 quantization: no cross-talk between the members through the
-  // second layer's off-diagonal blocks (the output layer has no structural zeros; the same adjustment
-  // moves its smallest weight by less than half a step).
-  merged.layers[1]?.setWeights([tf.tensor2d(zeroExactUint8(k2), [h1 * k, h2 * k]), tf.tensor1d(b2)]);
-  merged.layers[2]?.setWeights([tf.tensor2d(zeroExactUint8(k3), [h2 * k, classes]), tf.tensor1d(b3)]);
+  // setWeights takes the values (the layer's variables keep them), so the tensors made here are disposed.
+  tf.tidy(() => {
+    merged.layers[0]?.setWeights([tf.tensor2d(k1, [inputs, h1 * k]), tf.tensor1d(b1)]);
+    // Zero exactly representable after uint8 quantization: no cross-talk between the members through the
+    // second layer's off-diagonal blocks (the output layer has no structural zeros; the same adjustment
+    // moves its smallest weight by less than half a step).
+    merged.layers[1]?.setWeights([tf.tensor2d(zeroExactUint8(k2), [h1 * k, h2 * k]), tf.tensor1d(b2)]);
+    merged.layers[2]?.setWeights([tf.tensor2d(zeroExactUint8(k3), [h2 * k, classes]), tf.tensor1d(b3)]);
+  });
   return merged;
 }
 
@@ -187,12 +203,12 @@ async function trainMembers(data: Dataset, epochs: number, seed: number, members
   const nets: tfl.LayersModel[] = [];
   for (let j = 0; j < members; j++) nets.push(await train(data, epochs, seed + 1000 * j, members > 1 ? `${label} member ${j + 1}/${members}` : label));
   const merged = mergeMembers(nets, seed);
-  if (members > 1) for (const n of nets) n.dispose();
+  if (members > 1) for (const n of nets) disposeModel(n);
   return merged;
 }
 
 /** The model over all feature columns: `model`'s first-layer weights at the model columns, zero at the rule-only ones. */
-function expandInputs(model: tfl.LayersModel, seed: number): tfl.LayersModel {
+export function expandInputs(model: tfl.LayersModel, seed: number): tfl.LayersModel {
   const members = (model.layers[0]?.getWeights()[0]?.shape[1] as number) / HIDDEN[0];
   const full = buildModel(featureLength(), seed, members);
   model.layers.forEach((layer, l) => {
@@ -203,7 +219,10 @@ function expandInputs(model: tfl.LayersModel, seed: number): tfl.LayersModel {
     const k = kernel.dataSync();
     const wide = new Float32Array(featureLength() * units);
     MODEL_COLUMNS.forEach((c, j) => wide.set(k.subarray(j * units, (j + 1) * units), c * units));
-    full.layers[0]?.setWeights([tf.tensor2d(zeroExactUint8(wide), [featureLength(), units]), bias]);
+    // `bias` is `model`'s own variable (the caller disposes `model`); only the widened kernel is new here.
+    const wideKernel = tf.tensor2d(zeroExactUint8(wide), [featureLength(), units]);
+    full.layers[0]?.setWeights([wideKernel, bias]);
+    wideKernel.dispose();
   });
   return full;
 }
@@ -311,6 +330,8 @@ async function main(): Promise<void> {
       lead2: { type: 'string' },
       /** Networks from different seeds merged into one (the mean of their logits). */
       members: { type: 'string' },
+      /** Ed25519 private key (PEM) that signs the written artifact. */
+      'sign-key': { type: 'string' },
     },
   });
   const root = packageRoot();
@@ -320,6 +341,8 @@ async function main(): Promise<void> {
   const epochs = Number(values.epochs ?? 10);
   const members = Number(values.members ?? 4);
   if (!Number.isInteger(members) || members < 1) throw new Error(`--members must be a whole number >= 1, got ${JSON.stringify(values.members)}`);
+  // Read before training, so that a wrong path fails now rather than after it.
+  const signingKey = values['sign-key'] === undefined ? undefined : readFileSync(resolve(values['sign-key']), 'utf8');
   // Preprocessed beats and CV outputs: a git-ignored cache outside the signed artifact directory.
   const cache = join(root, 'dist', 'cache', 'ecg-beats');
   // wasm trains this small MLP several times faster than cpu in Node; both are deterministic.
@@ -379,7 +402,7 @@ async function main(): Promise<void> {
         perRecord[r.record] = classScores(pairs);
         all.push(...pairs);
       }
-      model.dispose();
+      disposeModel(model);
     }
     const gross = classScores(all);
     cv = {
@@ -400,7 +423,7 @@ async function main(): Promise<void> {
   const all = gather(records);
   const trained = await trainMembers(all, epochs, SEED, members, 'final model');
   const model = expandInputs(trained, SEED);
-  trained.dispose();
+  disposeModel(trained);
   const manifest = await saveQuantizedModel(model, out, {
     id: MODEL_ID,
     version: MODEL_VERSION,
@@ -430,6 +453,13 @@ async function main(): Promise<void> {
     metrics: cv ? { crossValidation: { method: cv.method, folds: cv.folds, gross: { V: (cv.gross as { V: unknown }).V, S: (cv.gross as { S: unknown }).S } } } : {},
   });
   process.stderr.write(`wrote ${out} (${manifest.files['weights.bin']?.slice(0, 12)}…, ${model.countParams()} params)\n`);
+  if (signingKey !== undefined) {
+    const signed = signArtifactDir(out, signingKey, { id: MODEL_ID, version: MODEL_VERSION });
+    process.stderr.write(`signed ${signed.id}@${signed.version}: ${Object.keys(signed.files).length} files, key ${signed.signature?.keyId}\n`);
+  } else {
+    process.stderr.write(`${out} is not signed, and the runtime loads only signed models: pass --sign-key FILE, or run medge sign --key FILE --dir ${out} --id ${MODEL_ID} --version ${MODEL_VERSION}\n`);
+  }
+  disposeModel(model);
 }
 
 if (process.argv[1] && resolve(process.argv[1]).endsWith(join('models', 'ecg-beats', 'train.js'))) {

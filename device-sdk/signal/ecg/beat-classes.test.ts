@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { classInRhythm, classOf, DEFAULT_SUPRAVENTRICULAR_RULE, isSupraventricularEctopic, ruleBasedClass, splitSupraventricular, supraventricularRuleOf, supraventricularThresholds } from './beat-classes.js';
+import { type BeatModelManifest, type BeatModelMismatch, beatModelMismatch, classInRhythm, classOf, DEFAULT_SUPRAVENTRICULAR_RULE, isSupraventricularEctopic, ruleBasedClass, splitSupraventricular, supraventricularRuleOf, supraventricularThresholds } from './beat-classes.js';
 import { AAMI_CLASSES, FEATURE_NAMES, featureLength } from './beat-features.js';
 
 const W = featureLength();
@@ -93,5 +95,39 @@ describe('beat classes', () => {
     expect(p[1]).toBeCloseTo(0.3, 5);
     // The current manifests write -1 for the shape test (none): a runtime that reads it applies no test.
     expect(supraventricularThresholds().svMinQrsCorr).toBe(-1);
+  });
+});
+
+describe('beatModelMismatch (the check of the runtime classifier and the ECG bench)', () => {
+  const dir = join(import.meta.dirname, '..', '..', '..', 'models', 'ecg-beats');
+  type Manifest = BeatModelManifest & { input: { shape: unknown[]; featureOptions: Record<string, unknown> } };
+  const shipped = JSON.parse(readFileSync(join(dir, 'medge-model.json'), 'utf8')) as Manifest;
+  /** The shipped manifest with one change made to a copy. */
+  const changed = (change: (m: Manifest) => void): Manifest => {
+    const m = structuredClone(shipped);
+    change(m);
+    return m;
+  };
+
+  it('accepts the shipped model', () => {
+    expect(beatModelMismatch(shipped, dir)).toBeUndefined();
+  });
+
+  const cases: { what: string; change: (m: Manifest) => void; field: BeatModelMismatch['field']; detail: RegExp }[] = [
+    { what: 'wrong polarity', change: (m) => void (m.input.featureOptions.polarity = 'as-recorded'), field: 'input.featureOptions.polarity', detail: /as-recorded lead polarity.*1\.3\.0 and earlier cannot be used/ },
+    { what: 'no polarity (1.3.0 and earlier)', change: (m) => void delete m.input.featureOptions.polarity, field: 'input.featureOptions.polarity', detail: /no polarity in the manifest/ },
+    { what: 'no mainsHz', change: (m) => void delete m.input.featureOptions.mainsHz, field: 'input.featureOptions.mainsHz', detail: /no mains notch \(no mainsHz in the manifest\)/ },
+    { what: 'another notch', change: (m) => void (m.input.featureOptions.mainsHz = [50]), field: 'input.featureOptions.mainsHz', detail: /trained with 50 Hz notched; this build notches 50,60 Hz/ },
+    { what: 'wrong width', change: (m) => void (m.input.shape = [null, 67]), field: 'input.shape', detail: /reads 67 features per beat; this build extracts 75/ },
+    { what: 'no input spec', change: (m) => void delete (m as { input?: unknown }).input, field: 'input.shape', detail: /reads undefined features per beat/ },
+    { what: 'labels in another order', change: (m) => void (m.labels = ['N', 'V', 'S', 'F', 'Q']), field: 'labels', detail: /has labels N,V,S,F,Q; this build classifies beats into N,S,V,F,Q/ },
+    { what: 'other labels', change: (m) => void (m.labels = ['normal', 'abnormal']), field: 'labels', detail: /has labels normal,abnormal/ },
+  ];
+  it.each(cases)('refuses a model with $what, naming the field', ({ change, field, detail }) => {
+    const mismatch = beatModelMismatch(changed(change), dir);
+    expect(mismatch?.field).toBe(field);
+    expect(mismatch?.message).toContain(`${dir}: ecg-beats@${shipped.version}`);
+    expect(mismatch?.message).toContain(`manifest field ${field}`);
+    expect(mismatch?.message).toMatch(detail);
   });
 });

@@ -1,4 +1,4 @@
-import { AAMI_CLASSES, type AamiClass, FEATURE_NAMES } from './beat-features.js';
+import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from './beat-features.js';
 
 /**
  * Beat classes from the model's probabilities or, without a model, from rules. Pure.
@@ -86,6 +86,60 @@ export function supraventricularRuleOf(thresholds: Readonly<Record<string, numbe
   const pauseR = thresholds?.svPauseMinRrPostPre;
   const pause = typeof pauseP === 'number' && typeof pauseR === 'number';
   return { minQrsCorr: q, maxRrPreNormal: p, maxRrSpread: s, pauseMaxRrPreNormal: pause ? pauseP : 0, pauseMinRrPostPre: pause ? pauseR : Number.POSITIVE_INFINITY };
+}
+
+/** The parts of a model manifest (`medge-model.json`) that say what a beat classifier reads and gives. */
+export interface BeatModelManifest {
+  id: string;
+  version: string;
+  labels: readonly string[];
+  /** `shape: [null, width]` and `featureOptions` (the extractor's options the model was trained on). */
+  input?: Readonly<Record<string, unknown>>;
+}
+
+/** Why a beat classifier model does not fit this build: the manifest field that differs, and the message to show. */
+export interface BeatModelMismatch {
+  field: 'labels' | 'input.shape' | 'input.featureOptions.polarity' | 'input.featureOptions.mainsHz';
+  message: string;
+}
+
+/**
+ * Whether the beat classifier of manifest `manifest` (in `dir`, named in the message) reads the features
+ * this build extracts and gives its classes: labels `AAMI_CLASSES` in that order, input width
+ * `featureLength()`, and the feature options that change the features' values across versions
+ * (`polarity`, `mainsHz`; a manifest without them is read as `as-recorded` and no notch, as ecg-beats
+ * up to 1.3.0 were trained). Undefined when it fits, else the first field that differs. Everything that
+ * runs the model (the runtime's worker classifier, the ECG bench) refuses a model this returns a mismatch for.
+ */
+export function beatModelMismatch(manifest: BeatModelManifest, dir: string): BeatModelMismatch | undefined {
+  const model = `${dir}: ${manifest.id}@${manifest.version}`;
+  const labels = manifest.labels.join(',');
+  if (labels !== AAMI_CLASSES.join(',')) {
+    return { field: 'labels', message: `${model} has labels ${labels || '(none)'}; this build classifies beats into ${AAMI_CLASSES.join(',')} (manifest field labels)` };
+  }
+  const input = manifest.input ?? {};
+  const shape = input.shape;
+  const width = Array.isArray(shape) ? (shape[1] as unknown) : undefined;
+  if (width !== featureLength()) {
+    return { field: 'input.shape', message: `${model} reads ${String(width)} features per beat; this build extracts ${featureLength()} (manifest field input.shape[1])` };
+  }
+  const options = (input.featureOptions ?? {}) as { polarity?: unknown; mainsHz?: unknown };
+  const fix = 'use the model shipped with this build (models/ecg-beats; 1.3.0 and earlier cannot be used)';
+  const polarity = options.polarity ?? 'as-recorded';
+  if (polarity !== DEFAULT_BEAT_FEATURE_OPTIONS.polarity) {
+    return {
+      field: 'input.featureOptions.polarity',
+      message: `${model} was trained on ${String(polarity)} lead polarity${options.polarity === undefined ? ' (no polarity in the manifest)' : ''}; this build extracts ${DEFAULT_BEAT_FEATURE_OPTIONS.polarity} polarity (manifest field input.featureOptions.polarity): ${fix}`,
+    };
+  }
+  const mains = options.mainsHz === undefined ? '' : Array.isArray(options.mainsHz) ? options.mainsHz.join(',') : String(options.mainsHz);
+  if (mains !== DEFAULT_BEAT_FEATURE_OPTIONS.mainsHz.join(',')) {
+    return {
+      field: 'input.featureOptions.mainsHz',
+      message: `${model} was trained with ${mains ? `${mains} Hz notched` : 'no mains notch'}${options.mainsHz === undefined ? ' (no mainsHz in the manifest)' : ''}; this build notches ${DEFAULT_BEAT_FEATURE_OPTIONS.mainsHz.join(',')} Hz out of the beat features (manifest field input.featureOptions.mainsHz): ${fix}`,
+    };
+  }
+  return undefined;
 }
 
 /** Whether a beat (one feature row from `offset`) is premature for the rule: earlier than `maxRrPreNormal`, or mildly early and followed by a pause. */
