@@ -49,6 +49,19 @@ export function signArtifactDir(dir: string, privatePem: string, identity: { id?
   return manifest;
 }
 
+/**
+ * The end of a training script: signs the artifact it wrote with the private key in `keyFile` (the
+ * scripts' `--sign-key`), or, without one, returns why the runtime will refuse it and how to sign it.
+ * Returns the line to print.
+ */
+export function signTrainedArtifact(dir: string, keyFile: string | undefined, identity: { id: string; version: string }): string {
+  if (keyFile === undefined) {
+    return `${dir} is not signed, and the runtime loads only signed models: pass --sign-key FILE, or run medge sign --key FILE --dir ${dir} --id ${identity.id} --version ${identity.version}`;
+  }
+  const signed = signArtifactDir(dir, readFileSync(keyFile, 'utf8'), identity);
+  return `signed ${signed.id}@${signed.version}: ${Object.keys(signed.files).length} files, key ${signed.signature?.keyId}`;
+}
+
 /** Verifies an artifact directory as it is on disk. Throws `ArtifactVerificationError`. */
 export function verifyArtifactDir(dir: string, trustedPublicPems: readonly string[]): { manifest: ArtifactManifest; keyId: string } {
   const manifest = readManifest(dir);

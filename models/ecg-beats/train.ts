@@ -27,7 +27,7 @@ import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type Sup
 import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
-import { signArtifactDir } from '../../device-sdk/security/artifact-files.js';
+import { signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
@@ -342,7 +342,9 @@ async function main(): Promise<void> {
   const members = Number(values.members ?? 4);
   if (!Number.isInteger(members) || members < 1) throw new Error(`--members must be a whole number >= 1, got ${JSON.stringify(values.members)}`);
   // Read before training, so that a wrong path fails now rather than after it.
-  const signingKey = values['sign-key'] === undefined ? undefined : readFileSync(resolve(values['sign-key']), 'utf8');
+  // Read before training, so that a wrong path fails now rather than after the run.
+  const signingKey = values['sign-key'] === undefined ? undefined : resolve(values['sign-key']);
+  if (signingKey !== undefined) readFileSync(signingKey);
   // Preprocessed beats and CV outputs: a git-ignored cache outside the signed artifact directory.
   const cache = join(root, 'dist', 'cache', 'ecg-beats');
   // wasm trains this small MLP several times faster than cpu in Node; both are deterministic.
@@ -453,12 +455,7 @@ async function main(): Promise<void> {
     metrics: cv ? { crossValidation: { method: cv.method, folds: cv.folds, gross: { V: (cv.gross as { V: unknown }).V, S: (cv.gross as { S: unknown }).S } } } : {},
   });
   process.stderr.write(`wrote ${out} (${manifest.files['weights.bin']?.slice(0, 12)}…, ${model.countParams()} params)\n`);
-  if (signingKey !== undefined) {
-    const signed = signArtifactDir(out, signingKey, { id: MODEL_ID, version: MODEL_VERSION });
-    process.stderr.write(`signed ${signed.id}@${signed.version}: ${Object.keys(signed.files).length} files, key ${signed.signature?.keyId}\n`);
-  } else {
-    process.stderr.write(`${out} is not signed, and the runtime loads only signed models: pass --sign-key FILE, or run medge sign --key FILE --dir ${out} --id ${MODEL_ID} --version ${MODEL_VERSION}\n`);
-  }
+  process.stderr.write(`${signTrainedArtifact(out, signingKey, { id: MODEL_ID, version: MODEL_VERSION })}\n`);
   disposeModel(model);
 }
 

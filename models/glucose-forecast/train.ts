@@ -10,11 +10,13 @@
  * policy is chosen on the training subjects only (3-fold cross-validation by subject, out-of-fold
  * probabilities); the held-out subjects are evaluated once, with the uint8 artifacts as shipped.
  * Writes models/glucose-forecast/artifact/ (model.json, weights.bin, detector.json, detector.bin,
- * medge-model.json, MODEL_CARD.md); sign it afterwards (the npm script does).
+ * medge-model.json, MODEL_CARD.md); `--sign-key FILE` signs it with that Ed25519 private key (the npm
+ * script passes the development key in models/keys).
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, saveQuantizedModel, tf } from '../../device-sdk/inference/index.js';
 import { mulberry32 } from '../../device-sdk/random.js';
@@ -116,7 +118,10 @@ async function train(samples: Samples, seed: number, epochs: number): Promise<tf
 const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'detector-epochs': { type: 'string' }, seed: { type: 'string' }, 'eval-only': { type: 'boolean' }, 'keep-forecast': { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'detector-epochs': { type: 'string' }, seed: { type: 'string' }, 'eval-only': { type: 'boolean' }, 'keep-forecast': { type: 'boolean' }, 'sign-key': { type: 'string' } } });
+  // Checked before training, so that a wrong path fails now rather than after the run.
+  const signingKey = values['sign-key'] === undefined ? undefined : resolve(values['sign-key']);
+  if (signingKey !== undefined) readFileSync(signingKey);
   const root = packageRoot();
   const dataDir = values.data ?? join(root, '..', 'shared', 'data');
   const outDir = values.out ?? join(root, 'models', 'glucose-forecast', 'artifact');
@@ -135,6 +140,7 @@ async function main(): Promise<void> {
   // --keep-forecast: train the detector only, on the forecast already in outDir.
   if (!values['eval-only'] && !values['keep-forecast']) await trainAndSave(samples, seed, epochs, outDir);
   await evaluateArtifact(outDir, trainSet, testSet, { seed, epochs, detectorEpochs, rows: samples.n, train: !values['eval-only'] });
+  process.stderr.write(`${signTrainedArtifact(outDir, signingKey, { id: MODEL_ID, version: MODEL_VERSION })}\n`);
 }
 
 async function trainAndSave(samples: Samples, seed: number, epochs: number, outDir: string): Promise<void> {

@@ -7,8 +7,9 @@
  *
  * The last three were tried and are off by default (see the model card): --ensemble N merges N seeded
  * networks into one, --crops adds 4 crops of each training recording, --inner-folds K picks the
- * threshold by an inner patient-wise CV on the training side. Sign the artifact afterwards:
- *   node bin/medge.js sign --key models/keys/dev-signing.key --dir models/pcg-abnormal --id pcg-abnormal --version 1.1.0
+ * threshold by an inner patient-wise CV on the training side. `--sign-key FILE` signs the written
+ * artifact with that Ed25519 private key (`npm run train:pcg` passes the development key in models/keys);
+ * without it the script prints how to sign it, since the runtime loads only signed models.
  *
  * 1. every recording is analysed by the same path the CLI and the runtime use (device-sdk/signal/pcg:
  *    resample to 4 kHz, band-pass 25-800 Hz, S1/S2 segmentation, 30 s windows every 15 s -> features: a recording of up to 30 s is one window);
@@ -24,6 +25,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
 import { mulberry32 } from '../../device-sdk/random.js';
 import { initBackend, tf } from '../../device-sdk/inference/backend.js';
 import { loadModel, saveQuantizedModel } from '../../device-sdk/inference/artifacts.js';
@@ -34,6 +36,7 @@ import { listPascal, loadExample, type PcgExample } from './dataset.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 export const PCG_MODEL_ID = 'pcg-abnormal';
+export const PCG_MODEL_VERSION = '1.1.0';
 const FEATURE_VERSION = 11;
 
 function progress(label: string, done: number, total: number): void {
@@ -265,8 +268,12 @@ async function main(): Promise<void> {
       dropout: { type: 'string', default: '0.3' },
       'cv-only': { type: 'boolean', default: false },
       'inner-folds': { type: 'string', default: '0' },
+      'sign-key': { type: 'string' },
     },
   });
+  // Checked before training, so that a wrong path fails now rather than after the run.
+  const signingKey = values['sign-key'] === undefined ? undefined : resolve(values['sign-key']);
+  if (signingKey !== undefined) readFileSync(signingKey);
   const folds = Number(values.folds);
   const seed = Number(values.seed);
   const epochs = Number(values.epochs);
@@ -322,7 +329,7 @@ async function main(): Promise<void> {
   const o = DEFAULT_PCG_SCREEN_OPTIONS;
   const manifest = await saveQuantizedModel(model, values.out as string, {
     id: PCG_MODEL_ID,
-    version: '1.1.0',
+    version: PCG_MODEL_VERSION,
     input: {
       name: 'pcg-window-features',
       shape: [null, PCG_FEATURE_COUNT],
@@ -351,6 +358,7 @@ async function main(): Promise<void> {
     metrics: { crossValidation: summary, goals: { balancedAccuracy: 0.85, maxUnreadableRate: 0.15 } },
   });
   process.stderr.write(`wrote ${values.out} (${manifest.files['weights.bin']?.slice(0, 12)}…)\n`);
+  process.stderr.write(`${signTrainedArtifact(values.out as string, signingKey, { id: PCG_MODEL_ID, version: PCG_MODEL_VERSION })}\n`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
