@@ -11,6 +11,8 @@ import type { ModelDirs, RuntimeConfig, SourceConfig } from './config.js';
 import type { AnalysisStatus } from './status.js';
 import { RULE_CLASSIFIER_ID } from '../device-sdk/signal/ecg/beat-classes.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
+import { ArtifactVerificationError } from '../device-sdk/security/signing.js';
+import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
 import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { defaultGlucoseModelDir, GLUCOSE_FALLBACK_MODEL_ID, type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
@@ -145,6 +147,21 @@ export interface AnalyzerDeps {
 const where = (dir: string, sha256: string) => `${dir}, sha256 ${sha256.slice(0, 16)}`;
 
 /**
+ * Verifies the signature of the model directory `dir` and returns the sha256 of the `medge-model.json`
+ * it signs. An inference worker reads the files again; a model whose `medge-model.json` (which pins
+ * every other file) hashes to anything else was changed after the check and is refused (`pinned`).
+ */
+function verifySigned(dir: string, trustedKeys: readonly string[]): string | undefined {
+  return verifyArtifactDir(dir, trustedKeys).manifest.files[MODEL_MANIFEST_FILE];
+}
+
+function pinned(dir: string, signed: string | undefined, loaded: string): void {
+  if (signed !== undefined && signed !== loaded) {
+    throw new ArtifactVerificationError('hash-mismatch', `${dir}: ${MODEL_MANIFEST_FILE} changed between its signature check and loading (signed ${signed.slice(0, 12)}…, loaded ${loaded.slice(0, 12)}…)`, MODEL_MANIFEST_FILE);
+  }
+}
+
+/**
  * ECG analysis on the sensors that carry ECG. The beat classifier model loads in an inference worker
  * (wasm) in the background once the runtime starts; until it is ready, or when it cannot load or fails,
  * beats are classified by rules (`algo:beat-rules@1`).
@@ -169,9 +186,16 @@ function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps & { logger: Pick<Logg
       model.start(hooks);
       Promise.resolve()
         .then(async () => {
-          if (deps.trustedKeys && deps.trustedKeys.length > 0) verifyArtifactDir(dir, deps.trustedKeys);
+          const signed = deps.trustedKeys && deps.trustedKeys.length > 0 ? verifySigned(dir, deps.trustedKeys) : undefined;
           // TF.js is loaded only in the worker.
-          return WorkerBeatClassifier.start(dir);
+          const c = await WorkerBeatClassifier.start(dir);
+          try {
+            pinned(dir, signed, c.modelSha256);
+          } catch (error) {
+            await c.close();
+            throw error;
+          }
+          return c;
         })
         .then(
           async (c) => {
@@ -229,8 +253,11 @@ export interface PcgAnalyzerOptions {
   modelDir?: string;
   /** Loads the model (default: in an inference worker on wasm). Rejecting leaves the analyzer on its rule-based fallback. */
   loadModel?: (dir: string) => Promise<PcgModel>;
-  /** Checks the artifact before it is loaded (e.g. the signature against trusted keys); throwing refuses the model. */
-  verify?: (dir: string) => void | Promise<void>;
+  /**
+   * Checks the artifact before it is loaded (e.g. the signature against trusted keys); throwing refuses
+   * the model. It may return the sha256 of the `medge-model.json` it checked: the loaded model must match it.
+   */
+  verify?: (dir: string) => string | undefined | Promise<string | undefined>;
   windowS?: number;
   logger?: Pick<Logger, 'info' | 'warn'>;
   /** The device clock, for the time of an `analysis-degraded` alert (default Date.now). */
@@ -254,8 +281,14 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
   const load = (): Promise<PcgModel | undefined> =>
     (loading ??= (async () => {
       try {
-        await options.verify?.(dir);
+        const signed = await options.verify?.(dir);
         const model = await (options.loadModel ?? loadPcgModelInWorker)(dir);
+        try {
+          pinned(dir, signed, model.sha256);
+        } catch (error) {
+          await model.close();
+          throw error;
+        }
         state.loaded(pcgModelId(model), where(dir, model.sha256), { backend: model.backend });
         return model;
       } catch (error) {
@@ -293,7 +326,7 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const trustedKeys = deps.trustedKeys ?? [];
   const logger = deps.logger ?? createLogger('medge-analyzers');
   const now = deps.now ?? Date.now;
-  const verify = trustedKeys.length > 0 ? (dir: string) => void verifyArtifactDir(dir, trustedKeys) : undefined;
+  const verify = trustedKeys.length > 0 ? (dir: string) => verifySigned(dir, trustedKeys) : undefined;
   const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
   const ecg = config.sources.filter(isEcg).map((s) => s.sensor);

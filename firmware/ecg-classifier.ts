@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName } from '../device-sdk/inference/backend.js';
+import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
 import { type BeatClassifier, beatModelMismatch, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES } from '../device-sdk/signal/ecg/beat-features.js';
@@ -35,7 +36,7 @@ export class WorkerBeatClassifier implements BeatClassifier {
 
   /** Starts the model of `dir` in a worker; refuses (InferenceError) one whose manifest does not fit this build's features (`beatModelMismatch`). */
   static async start(dir = defaultBeatModelDir(), backend: BackendName = 'wasm', maxBatch = 1024): Promise<WorkerBeatClassifier> {
-    if (!existsSync(join(dir, 'medge-model.json'))) throw new InferenceError(`no beat classifier model in ${dir} (run npm run train:ecg)`);
+    if (!existsSync(join(dir, MODEL_MANIFEST_FILE))) throw new InferenceError(`no beat classifier model in ${dir} (run npm run train:ecg)`);
     const worker = await InferenceWorker.start(dir, backend);
     const mismatch = beatModelMismatch(worker.manifest, dir);
     if (mismatch) {

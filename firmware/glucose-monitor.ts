@@ -21,6 +21,7 @@
  * linear extrapolation of the 15-minute trend below 70 mg/dL. Decision support, never a diagnosis.
  */
 import { readFileSync } from 'node:fs';
+import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
 import { type Alert, type Finding, meterRecordId, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
@@ -87,7 +88,7 @@ export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), tr
     };
   }
   // The checks of device-sdk/inference readModelManifest, without loading TF.js into the runtime.
-  const manifestBytes = read('medge-model.json');
+  const manifestBytes = read(MODEL_MANIFEST_FILE);
   const manifest = JSON.parse(Buffer.from(manifestBytes).toString('utf8')) as { id: string; version: string; thresholds?: Partial<HypoAlertPolicy>; files?: Record<string, string> };
   const files = new Map<string, Uint8Array>();
   for (const [name, expected] of Object.entries(manifest.files ?? {})) {

@@ -16,9 +16,9 @@ import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { sha256Hex } from '../security/signing.js';
 import { InferenceError } from './backend.js';
 
-export const MODEL_MANIFEST_FILE = 'medge-model.json';
-export const MODEL_TOPOLOGY_FILE = 'model.json';
-export const MODEL_WEIGHTS_FILE = 'weights.bin';
+import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from './files.js';
+
+export { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE };
 
 export interface ModelManifest {
   id: string;

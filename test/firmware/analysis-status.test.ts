@@ -150,6 +150,26 @@ describe('analysis status', () => {
     await analyzer.close();
   });
 
+  it('refuses a model whose files changed between the signature check and loading', async () => {
+    let closed = 0;
+    const loadModel = async () => ({
+      manifest: JSON.parse(readFileSync(join(ROOT, 'models/pcg-abnormal/medge-model.json'), 'utf8')) as PcgModel['manifest'],
+      sha256: 'b'.repeat(64),
+      backend: 'wasm' as const,
+      predict: () => Promise.resolve(new Float32Array(0)),
+      close: () => {
+        closed += 1;
+        return Promise.resolve();
+      },
+    });
+    // The signature check saw a different medge-model.json than the loader then read.
+    const analyzer = pcgAnalyzer(['steth'], { loadModel, verify: () => 'a'.repeat(64), logger: silentLogger, now: () => DEVICE_TIME });
+    expect(await analyzer.ready).toBeUndefined();
+    expect(analyzer.status?.()).toMatchObject({ state: 'fallback', reason: expect.stringContaining('changed between its signature check and loading') });
+    expect(closed).toBe(1);
+    await analyzer.close();
+  });
+
   it('resolves artifacts.models against the config file and refuses unknown model names', () => {
     const config = parseRuntimeConfig({ deviceId: 'd', dataDir: 'data', artifacts: { models: { ecgBeats: 'models/ecg' } } }, '/srv/medge');
     expect(config.artifacts.models).toEqual({ ecgBeats: '/srv/medge/models/ecg' });
