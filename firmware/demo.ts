@@ -1,7 +1,8 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { MedgeError } from '../device-sdk/errors.js';
 import { mulberry32 } from '../device-sdk/random.js';
 import { RECORD_KINDS, type RecordKind } from '../device-sdk/records.js';
 import { readLedgerSummary } from '../device-sdk/store/sqlite-outbox-store.js';
@@ -124,6 +125,15 @@ async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The last `lines` lines of a log file (for an error message), indented; empty when it cannot be read. */
+function logTail(path: string, lines = 5): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).map((l) => `  ${l}`).join('\n');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * `medge demo`: an edge node in this process, the device runtime as a child process (so that chaos
  * can SIGKILL it), simulated sensors inside the runtime, and a status screen. With `seconds` it runs
@@ -155,6 +165,13 @@ export class Demo {
   private phase: DemoStatus['phase'] = 'running';
   private readonly startedAt = Date.now();
   private stopping = false;
+  /** The runtime has reported ready at least once; before that, an exit is a failure to start, not a crash to restart. */
+  private everReady = false;
+  private fail: (error: Error) => void = () => undefined;
+  /** Rejects when the runtime cannot start (a config or storage error): the demo then stops with its log's last lines. */
+  private readonly failed: Promise<never> = new Promise<never>((_, reject) => {
+    this.fail = reject;
+  });
   private chaosTimers: NodeJS.Timeout[] = [];
   private chaosBusy: Promise<void>[] = [];
   private logFd: number;
@@ -165,8 +182,11 @@ export class Demo {
     this.options = { ...DEFAULT_DEMO_OPTIONS, ...options };
     this.sources = [...(options.sources ?? IN_PROCESS_DEMO_SOURCES)];
     this.deviceId = options.deviceId ?? DEMO_DEVICE_ID;
+    // Awaited in races only; a failure outside one must not be an unhandled rejection.
+    this.failed.catch(() => undefined);
     this.temporary = options.dataDir === undefined;
-    this.dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'medge-demo-'));
+    // Absolute: the runtime's config file lives inside it, and a config's relative paths resolve against the config's directory.
+    this.dataDir = options.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'medge-demo-')) : resolve(options.dataDir);
     mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
     this.logFd = openSync(join(this.dataDir, 'logs', 'runtime.log'), 'a');
     this.edge = new EdgeNode({ dataDir: join(this.dataDir, 'edge'), port: 0 });
@@ -201,7 +221,10 @@ export class Demo {
     const child = fork(medgeBin(), ['run', '--config', config], { stdio: ['ignore', this.logFd, this.logFd, 'ipc'], detached: true });
     this.child = child;
     child.on('message', (message: RuntimeMessage) => {
-      if (message.type === 'ready') this.runtimeReady?.();
+      if (message.type === 'ready') {
+        this.everReady = true;
+        this.runtimeReady?.();
+      }
       if (message.type === 'status') this.lastStatus = message.status;
       else if (message.type === 'sources-stopped') this.sourcesStopped?.();
       else if (message.type === 'ui') this.options.onUi?.({ ...(message.url ? { url: message.url } : {}), ...(message.error ? { error: message.error } : {}) });
@@ -209,7 +232,9 @@ export class Demo {
     this.childExit = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
-        if (!this.stopping && signal !== 'SIGKILL') {
+        if (!this.stopping && !this.everReady) {
+          this.fail(new MedgeError('demo', `the device runtime exited before it was ready (code ${code}, signal ${signal}); its log ${join(this.dataDir, 'logs', 'runtime.log')} ends:\n${logTail(join(this.dataDir, 'logs', 'runtime.log'))}`));
+        } else if (!this.stopping && signal !== 'SIGKILL') {
           this.runtimeRestarts += 1;
           this.note(`runtime exited unexpectedly (code ${code}, signal ${signal}); restarting (see ${join(this.dataDir, 'logs', 'runtime.log')})`);
           setTimeout(() => {
@@ -252,7 +277,7 @@ export class Demo {
     // The run's clock starts when the runtime has opened its ledger and started its sources, so a
     // slow start (a loaded board, a cold disk) does not eat into a `--seconds` run.
     const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 60_000).unref());
-    if ((await Promise.race([ready, timeout])) === 'timeout') this.note('the runtime has not reported ready after 60 s; running anyway (see the runtime log)');
+    if ((await Promise.race([ready, timeout, this.failed])) === 'timeout') this.note('the runtime has not reported ready after 60 s; running anyway (see the runtime log)');
     this.runtimeReady = undefined;
     if (this.options.chaos) this.planChaos();
   }
@@ -348,15 +373,33 @@ export class Demo {
 
   /** Runs until `seconds` pass (or `interrupted` resolves), drains, stops, and returns the invariants. */
   async run(interrupted: Promise<unknown> = new Promise(() => undefined)): Promise<DemoResult> {
-    await this.start();
-    const ticker = setInterval(() => this.options.onStatus?.(this.status()), 1_000);
+    let ticker: NodeJS.Timeout | undefined;
     try {
+      await this.start();
+      ticker = setInterval(() => this.options.onStatus?.(this.status()), 1_000);
       // With simulated devices the N seconds are seconds of device data: they count once the devices run.
-      await Promise.race([this.devicesStarted, interrupted]);
-      await (this.options.seconds === undefined ? interrupted : within(interrupted, this.options.seconds * 1000));
+      await Promise.race([this.devicesStarted, interrupted, this.failed]);
+      await Promise.race([this.options.seconds === undefined ? interrupted : within(interrupted, this.options.seconds * 1000), this.failed]);
       return await this.finish();
+    } catch (error) {
+      // Whatever failed, nothing may be left running: the process must be able to exit with the error.
+      await this.abort();
+      throw error;
     } finally {
       clearInterval(ticker);
+    }
+  }
+
+  /** Stops the runtime, the simulated devices and the edge after a failure (each step best-effort). */
+  private async abort(): Promise<void> {
+    for (const t of this.chaosTimers) clearTimeout(t);
+    const steps: (() => Promise<unknown> | void)[] = [() => this.stopRuntime(), () => this.peers?.stop(), () => this.edge.stop(), () => closeSync(this.logFd)];
+    for (const step of steps) {
+      try {
+        await step();
+      } catch {
+        // Already stopped or closed.
+      }
     }
   }
 

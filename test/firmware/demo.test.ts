@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RECORD_KINDS } from '../../device-sdk/records.js';
 import type { DemoResult } from '../../firmware/demo.js';
-import { medge } from '../helpers/cli.js';
+import { medge, ROOT } from '../helpers/cli.js';
 
 type Report = Omit<DemoResult, 'dataDir'>;
 
@@ -30,13 +30,14 @@ describe('medge demo --chaos --json', () => {
     expect(report.quarantined).toBe(report.produced.quarantine);
   });
 
-  it('--data DIR keeps the ledger and the edge store, and a second run resumes from them', async () => {
+  it('--data DIR keeps the ledger and the edge store, and a second run resumes from them (given as a relative path)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'medge-demo-data-'));
     try {
       const first = await medge(['demo', '--seconds', '3', '--json', '--data', dir], { timeoutMs: 60_000 });
       expect(first.code, first.stderr).toBe(0);
       const a = JSON.parse(first.stdout) as Report;
-      const second = await medge(['demo', '--seconds', '3', '--json', '--data', dir, '--seed', '2'], { timeoutMs: 60_000 });
+      // Relative to the working directory (the CLI runs in ROOT): resolved once, not again against the runtime's config file.
+      const second = await medge(['demo', '--seconds', '3', '--json', '--data', relative(ROOT, dir), '--seed', '2'], { timeoutMs: 60_000 });
       expect(second.code, second.stderr).toBe(0);
       const b = JSON.parse(second.stdout) as Report;
       for (const kind of RECORD_KINDS) {
@@ -45,6 +46,20 @@ describe('medge demo --chaos --json', () => {
       }
       expect(b.produced.chunk).toBeGreaterThan(a.produced.chunk);
       expect(b.duplicatesAtEdge).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops with the runtime log when the device runtime cannot start, leaving nothing running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'medge-demo-fail-'));
+    try {
+      writeFileSync(join(dir, 'device'), ''); // a file where the runtime's data directory should be
+      const run = await medge(['demo', '--seconds', '3', '--json', '--in-process', '--no-ui', '--data', dir], { timeoutMs: 30_000 });
+      expect(run.signal).toBeNull(); // it exited on its own, not killed at the timeout
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/the device runtime exited before it was ready \(code 1/);
+      expect(run.stderr).toMatch(/cannot read device key .*ENOTDIR/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
