@@ -4,6 +4,7 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { type Logger, silentLogger } from '../device-sdk/log.js';
 import { type EdgeIdentity, identityFromSubject, identityName, publishProblem, subscribeProblem } from './acl.js';
+import { listenOn } from '../device-sdk/listen.js';
 
 /** TLS material of the embedded broker (PEM). Clients must present a certificate issued by `ca`. */
 export interface BrokerTlsOptions {
@@ -144,13 +145,13 @@ export class EmbeddedBroker {
         this.reject({ reason: 'auth', detail: `TLS handshake refused from ${socket.remoteAddress ?? '?'}: ${error.code ?? ''} ${error.message}`.trim() });
       });
     }
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.portValue, this.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    try {
+      await listenOn(server, this.portValue, this.host, 'the MQTT broker');
+    } catch (error) {
+      // Nothing may keep the process alive after a failed start.
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      throw error;
+    }
     const address = server.address();
     if (address && typeof address === 'object') this.portValue = address.port;
     this.broker = broker;

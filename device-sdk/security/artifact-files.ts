@@ -2,16 +2,22 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { type ArtifactManifest, ArtifactVerificationError, MANIFEST_FILE, sha256Hex, signManifest, verifyArtifact } from './signing.js';
 
-/** Every file under `dir` except the manifest, by relative path with forward slashes. */
+/**
+ * Every file under `dir` except the manifest, by relative path with forward slashes. An artifact holds
+ * regular files and directories only: a symbolic link (which could point anywhere, and be re-pointed
+ * after signing) or any other kind of entry is refused as `extra-file`.
+ */
 export function readArtifactFiles(dir: string): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   const walk = (d: string) => {
     for (const entry of readdirSync(d, { withFileTypes: true })) {
       const full = join(d, entry.name);
+      const rel = relative(dir, full).split(sep).join('/');
       if (entry.isDirectory()) walk(full);
       else if (entry.isFile()) {
-        const rel = relative(dir, full).split(sep).join('/');
         if (rel !== MANIFEST_FILE) out.set(rel, readFileSync(full));
+      } else {
+        throw new ArtifactVerificationError('extra-file', `${full} is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; an artifact holds regular files only`, rel);
       }
     }
   };

@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type ExportOptions, exportEdgeResources, searchsetBundle } from './export.js';
 import type { Resource } from './mapping.js';
+import { listenOn } from '../../device-sdk/listen.js';
 
 const TYPES = ['Observation', 'Device', 'Patient', 'DiagnosticReport'] as const;
 
@@ -157,13 +158,12 @@ export class FhirServer {
   async start(): Promise<void> {
     const server = createServer((req, res) => this.handle(req, res));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    try {
+      await listenOn(server, this.options.port ?? 0, this.options.host ?? '127.0.0.1', 'the FHIR API');
+    } catch (error) {
+      this.server = undefined;
+      throw error;
+    }
   }
 
   async stop(): Promise<void> {

@@ -82,9 +82,16 @@ export async function edgeCommand(args: string[]): Promise<number> {
     ...(wireKeys ? { payload: { wireKeys: (id: string) => wireKeys.get(id), requireSealed: values['sealed-payloads'] === true } } : {}),
   });
   const httpPort = intFlag(values.http, '--http', EDGE_USAGE, 0, 65535);
-  await edge.start();
   const fhir = httpPort === undefined ? undefined : new FhirServer({ dataDir: values.data, host: values.host ?? '127.0.0.1', port: httpPort });
-  await fhir?.start();
+  try {
+    await edge.start();
+    await fhir?.start();
+  } catch (error) {
+    // Whatever started is stopped, so that the command exits with the error instead of running on.
+    await fhir?.stop();
+    await edge.stop();
+    throw error;
+  }
   const mode = tls ? `, mutual TLS for site ${tls.site}` : '';
   const api = fhir ? `; FHIR R4 at ${fhir.url}` : '';
   process.stderr.write(`medge edge: ${edge.broker ? 'embedded broker' : 'external broker'} at ${edge.url}${mode}; store ${edge.store.path}${api}. Ctrl-C stops.\n`);

@@ -35,6 +35,31 @@ ${Object.entries(COMMANDS)
 
 'medge <command> --help' describes a command.`;
 
+const OS_PROBLEMS: Readonly<Record<string, string>> = Object.freeze({
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory, a file was expected',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EEXIST: 'already exists',
+  ENOSPC: 'no space left on the device',
+  EROFS: 'read-only file system',
+  EMFILE: 'too many open files',
+});
+
+/**
+ * A one-line description of an error the OS or SQLite raised on a path or file a command was given
+ * (no stack: the input is wrong, not the program), or undefined for anything else.
+ */
+function systemProblem(error: unknown): string | undefined {
+  const e = error as NodeJS.ErrnoException & { dest?: string };
+  if (typeof e?.code !== 'string') return undefined;
+  if (e.name === 'SqliteError') return `${e.message} (${e.code}): the file is not a medge data store, or it is damaged; check the --data path`;
+  const what = OS_PROBLEMS[e.code];
+  if (what === undefined || typeof e.syscall !== 'string') return undefined;
+  return `cannot ${e.syscall} ${e.path ?? ''}${e.dest ? ` -> ${e.dest}` : ''}: ${what} (${e.code})`.replace('  ', ' ');
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -62,6 +87,10 @@ main(process.argv.slice(2)).then(
     } else if (error instanceof MedgeError) {
       process.stderr.write(`medge: ${error.message}\n`);
       process.exitCode = error.code === 'config' ? 2 : 1;
+    } else if (systemProblem(error) !== undefined) {
+      // The OS or SQLite refused something the command was pointed at: the message, without a stack.
+      process.stderr.write(`medge: ${systemProblem(error)}\n`);
+      process.exitCode = 1;
     } else {
       process.stderr.write(`medge: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
       process.exitCode = 1;

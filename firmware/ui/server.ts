@@ -23,6 +23,7 @@ import type { RuntimeConfig, UiConfig } from '../config.js';
 import type { RuntimeStatus } from '../status.js';
 import { can, type Permission, ROLE_PERMISSIONS, type Session, SessionManager } from './auth.js';
 import { type AlertView, ClinicData, type LiveRecord, panelOf, signalOf, chunkView } from './clinic-data.js';
+import { listenOn } from '../../device-sdk/listen.js';
 
 /** What the clinic screen needs from the runtime. */
 export interface ClinicServerDeps {
@@ -161,13 +162,7 @@ export class ClinicServer {
     const server = createServer((req, res) => {
       this.handle(req, res).catch((error: unknown) => this.fail(res, error));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, port, host, 'the clinic screen');
     this.server = server;
     const address = server.address() as AddressInfo;
     const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -60,6 +61,39 @@ describe('medge CLI', () => {
     } finally {
       expect(await edge.stop()).toBe(0);
     }
+  });
+
+  it('medge edge exits with a typed error when its port is taken, instead of a stack trace and running on', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const mqtt = await medge(['edge', '--data', join(dir, 'busy-mqtt'), '--port', String(port)], { timeoutMs: 20_000 });
+      expect(mqtt.signal).toBeNull();
+      expect(mqtt.code).toBe(1);
+      expect(mqtt.stderr).toContain(`the MQTT broker cannot listen on 127.0.0.1:${port}: the port is in use by another process`);
+      expect(mqtt.stderr).not.toContain('unexpected error');
+      const http = await medge(['edge', '--data', join(dir, 'busy-http'), '--port', '0', '--http', String(port)], { timeoutMs: 20_000 });
+      expect(http.signal).toBeNull();
+      expect(http.code).toBe(1);
+      expect(http.stderr).toContain(`the FHIR API cannot listen on 127.0.0.1:${port}`);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('reports what the OS or SQLite refused in one line, without a stack', async () => {
+    const notDb = join(dir, 'not-a-store');
+    mkdirSync(notDb, { recursive: true });
+    writeFileSync(join(notDb, 'edge.sqlite'), 'this is not a database\n'.repeat(100));
+    const stats = await medge(['edge', 'stats', '--data', notDb]);
+    expect(stats.code).toBe(1);
+    expect(stats.stderr).toMatch(/^medge: file is not a database \(SQLITE_NOTADB\): the file is not a medge data store/);
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    const ca = await medge(['ca', 'init', '--dir', file, '--site', 'x']);
+    expect(ca.code).toBe(1);
+    expect(ca.stderr).toBe(`medge: cannot mkdir ${file}: already exists (EEXIST)\n`);
   });
 
   it('medge edge stats on a directory without a store says how to start one', async () => {

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { medge } from '../helpers/cli.js';
@@ -28,6 +28,34 @@ describe('medge keys gen-signing, sign, verify', () => {
     const bad = await medge(['verify', '--pub', join(keys, 'signing.pub'), '--dir', dir, '--json']);
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, reason: 'hash-mismatch', file: 'weights/group1-shard1of1.bin' });
+  });
+
+  it('refuses a symbolic link added after signing, and names unusable key files', async () => {
+    const keys = join(tempDir(), 'keys');
+    expect((await medge(['keys', 'gen-signing', '--out', keys])).code).toBe(0);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'model.json'), '{}');
+    expect((await medge(['sign', '--key', join(keys, 'signing.key'), '--dir', dir, '--id', 'm', '--version', '1'])).code).toBe(0);
+    symlinkSync('/etc/hostname', join(dir, 'extra.bin'));
+    const linked = await medge(['verify', '--pub', join(keys, 'signing.pub'), '--dir', dir, '--json']);
+    expect(linked.code).toBe(1);
+    expect(JSON.parse(linked.stdout)).toMatchObject({ ok: false, reason: 'extra-file', file: 'extra.bin', message: expect.stringContaining('symbolic link') });
+
+    unlinkSync(join(dir, 'extra.bin'));
+    const garbage = join(tempDir(), 'garbage.key');
+    writeFileSync(garbage, 'not a key\n');
+    for (const [args, message] of [
+      [['sign', '--key', join(keys, 'nope.key'), '--dir', dir], /--key .*nope\.key does not exist/],
+      [['sign', '--key', keys, '--dir', dir], /--key .* is a directory/],
+      [['sign', '--key', garbage, '--dir', dir, '--id', 'm', '--version', '1'], /--key .*garbage\.key is not an Ed25519 private key in PEM/],
+      [['sign', '--key', join(keys, 'signing.key'), '--dir', join(dir, 'nope')], /--dir .* is not a directory/],
+      [['verify', '--pub', garbage, '--dir', dir], /--pub .*garbage\.key is not an Ed25519 public key in PEM/],
+    ] as const) {
+      const r = await medge([...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toContain('unexpected error');
+    }
   });
 
   it('will not overwrite an existing signing key', async () => {
