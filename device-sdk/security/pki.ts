@@ -225,6 +225,13 @@ async function issueLeaf(ca: SiteCa, spec: LeafSpec): Promise<CertifiedKey> {
   } catch (error) {
     throw new PkiError('invalid-ca', `the CA certificate is not a PEM X.509 certificate: ${(error as Error).message}`);
   }
+  // A certificate cannot be trusted past its issuer's expiry: refuse rather than issue one that looks valid
+  // for longer. Less than a day over (a CA made moments earlier with the same --days) is cut to the CA's end.
+  if (times.notAfter > caCert.notAfter && times.notAfter.getTime() - caCert.notAfter.getTime() < DAY_MS) times.notAfter = caCert.notAfter;
+  if (times.notAfter > caCert.notAfter) {
+    const room = Math.floor((caCert.notAfter.getTime() - times.notBefore.getTime()) / DAY_MS);
+    throw new PkiError('invalid-input', `${spec.days} days would outlive the site CA, which is valid until ${caCert.notAfter.toISOString().slice(0, 10)}: use --days ${Math.max(1, room)} or less, or renew the CA`);
+  }
   const caKey = await importKeyPem(x509, ca.keyPem, 'the CA key');
   const keys = await generateKeys();
   const cert = await x509.X509CertificateGenerator.create({

@@ -1,4 +1,5 @@
 import { createLogger, type LogLevel } from '../../device-sdk/log.js';
+import { LOG_LEVELS } from '../config.js';
 import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
 import { EdgeNode } from '../../edge/edge-node.js';
@@ -10,7 +11,7 @@ import { exportFhirCommand } from './fhir.js';
 
 export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
-       medge edge export-fhir --data DIR --out FILE [--since TIME]
+       medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
        medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
 
 Runs the regional edge node: an MQTT broker (embedded aedes on --port, default 1883, with --tls
@@ -71,7 +72,9 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values['sealed-payloads'] && values.tls === undefined) throw new UsageError('--sealed-payloads needs --tls CADIR (the wire keys live there)', EDGE_USAGE);
   const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
   const wireKeys = values.tls === undefined ? undefined : new WireKeyring(values.tls);
-  const logger = createLogger('medge-edge', (values['log-level'] ?? 'info') as LogLevel);
+  const level = values['log-level'] ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`, EDGE_USAGE);
+  const logger = createLogger('medge-edge', level as LogLevel);
   const edge = new EdgeNode({
     dataDir: values.data,
     port: intFlag(values.port, '--port', EDGE_USAGE, 0, 65535) ?? (tls ? 8883 : 1883),

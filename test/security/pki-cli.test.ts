@@ -79,6 +79,13 @@ describe('medge provision', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('refusing to overwrite');
   });
+
+  it('refuses a device certificate that would outlive the site CA (exit 2), and says how long it may be', async () => {
+    // The CA is valid for 1000 days (beforeAll).
+    const r = await medge(['provision', '--ca', caDir, '--site', 'ward-1', '--device', 'long-lived', '--out', out, '--days', '5000']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/5000 days would outlive the site CA, which is valid until \d{4}-\d\d-\d\d: use --days (999|1000) or less/);
+  });
 });
 
 describe('medge edge --tls and mosquitto-config', () => {
