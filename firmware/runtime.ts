@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IClientOptions } from 'mqtt';
 import { type Clock, systemClock } from '../device-sdk/clock.js';
@@ -63,6 +63,20 @@ export function readTlsFiles(files: EdgeTlsFiles): Pick<IClientOptions, 'ca' | '
 }
 
 /** Where the ledger file of a device data directory lives. */
+/** Creates the data directory if needed; one that is a file or cannot be created is a `ConfigError` on `dataDir`. */
+function prepareDataDir(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new ConfigError('dataDir', dir, 'is a file, not a directory', 'point dataDir at a directory (it is created when missing)');
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ConfigError('dataDir', dir, `cannot be created or written (${code})`, 'choose a directory the runtime user can write, or give that user write permission');
+  }
+}
+
 export function ledgerPath(dataDir: string): string {
   return join(dataDir, 'ledger.sqlite');
 }
@@ -162,6 +176,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const trusted = config.artifacts.trustedKeys.length > 0 ? config.artifacts.trustedKeys : [join(packageRoot(), 'models', 'keys', 'dev-signing.pub')];
     if (config.artifacts.trustedKeys.length === 0) this.log.warn({ trusted }, 'artifacts.trustedKeys is empty: trusting the published development key of the shipped models; set your own key on production boards');
     this.trustedKeys = readTrustedKeys(trusted);
+    prepareDataDir(config.dataDir);
     const { deviceKey, created: deviceKeyCreated } = loadOrCreateDeviceKey(config.store.deviceKeyFile ?? join(config.dataDir, DEVICE_KEY_FILE));
     this.deviceKeyCreated = deviceKeyCreated;
     const hours = 3600_000;

@@ -58,8 +58,8 @@ describe('medge demo --chaos --json', () => {
       const run = await medge(['demo', '--seconds', '3', '--json', '--in-process', '--no-ui', '--data', dir], { timeoutMs: 30_000 });
       expect(run.signal).toBeNull(); // it exited on its own, not killed at the timeout
       expect(run.code).toBe(1);
-      expect(run.stderr).toMatch(/the device runtime exited before it was ready \(code 1/);
-      expect(run.stderr).toMatch(/cannot read device key .*ENOTDIR/);
+      expect(run.stderr).toMatch(/the device runtime exited before it was ready \(code 2/);
+      expect(run.stderr).toMatch(/dataDir: is a file, not a directory/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
