@@ -88,8 +88,18 @@ function sampleFormat(fmt: Fmt): WavSampleFormat {
   fail(`format tag 0x${fmt.tag.toString(16).padStart(4, '0')} is not PCM (1) or IEEE float (3); compressed WAV is not supported`);
 }
 
-/** Decodes a RIFF/WAVE file into mono samples in -1..1. */
-export function readWav(bytes: Uint8Array): WavAudio {
+/** Where the samples are: the fmt chunk and the data chunk's body (offset, and bytes present up to `fileBytes`). */
+interface DataChunk {
+  fmt: Fmt;
+  at: number;
+  size: number;
+}
+
+/**
+ * Walks the RIFF chunks of `bytes` (the whole file, or its first bytes when `fileBytes`, the file's size,
+ * is larger) to the data chunk.
+ */
+function findData(bytes: Uint8Array, fileBytes: number): DataChunk {
   if (!(bytes instanceof Uint8Array)) fail('input is not a Uint8Array');
   if (bytes.length < 12) fail(`${bytes.length} bytes is too short for a RIFF header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -102,26 +112,57 @@ export function readWav(bytes: Uint8Array): WavAudio {
     const size = view.getUint32(at + 4, true);
     const body = at + 8;
     if (id === 'fmt ') {
-      if (body + size > bytes.length) fail(`fmt chunk (${size} bytes) runs past the end of the file`);
+      if (body + size > bytes.length) fail(`fmt chunk (${size} bytes) runs past the end of the ${bytes.length < fileBytes ? `first ${bytes.length} bytes` : 'file'}`);
       fmt = parseFmt(view, body, size);
     } else if (id === 'data') {
       if (!fmt) fail('data chunk before the fmt chunk');
-      const available = Math.min(size, bytes.length - body);
-      return decodeData(view, body, available, fmt);
+      return { fmt, at: body, size: Math.max(0, Math.min(size, fileBytes - body)) };
     }
     at = body + size + (size & 1);
   }
+  if (bytes.length < fileBytes && at < fileBytes) fail(`no data chunk in the first ${bytes.length} bytes`);
   fail(fmt ? 'no data chunk' : 'no fmt chunk');
 }
 
-function decodeData(view: DataView, at: number, size: number, fmt: Fmt): WavAudio {
+/** Sample encoding and frame size of a fmt chunk, or `DecodeError`. */
+function checkFmt(fmt: Fmt): { format: WavSampleFormat; frameBytes: number } {
   const format = sampleFormat(fmt);
+  if (fmt.channels < 1) fail('fmt chunk declares 0 channels');
+  if (fmt.rateHz < 1) fail('fmt chunk declares a sample rate of 0 Hz');
+  const frameBytes = (fmt.bitsPerSample / 8) * fmt.channels;
+  if (fmt.blockAlign !== frameBytes) fail(`block align ${fmt.blockAlign} does not match ${fmt.channels} channel(s) of ${fmt.bitsPerSample} bits (${frameBytes})`);
+  return { format, frameBytes };
+}
+
+/** Decodes a RIFF/WAVE file into mono samples in -1..1. */
+export function readWav(bytes: Uint8Array): WavAudio {
+  const data = findData(bytes, bytes?.length ?? 0);
+  return decodeData(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), data.at, data.size, data.fmt);
+}
+
+/** What a WAV file holds, from its header: `readWav`'s audio without the samples, and the number of frames. */
+export interface WavInfo extends Omit<WavAudio, 'samples'> {
+  frames: number;
+  durationS: number;
+}
+
+/**
+ * Reads the header of a RIFF/WAVE file without decoding samples: `head` is the file or its first bytes
+ * (they must reach the data chunk's header), `fileBytes` the file's size (default `head.length`). The
+ * frame count is what `readWav` would decode from the whole file. Throws `DecodeError` as `readWav` does.
+ */
+export function readWavInfo(head: Uint8Array, fileBytes = head?.length ?? 0): WavInfo {
+  const data = findData(head, Math.max(fileBytes, head?.length ?? 0));
+  const { format, frameBytes } = checkFmt(data.fmt);
+  const frames = Math.floor(data.size / frameBytes);
+  const { channels, rateHz, bitsPerSample } = data.fmt;
+  return { rateHz, channels, bitsPerSample, format, frames, durationS: frames / rateHz };
+}
+
+function decodeData(view: DataView, at: number, size: number, fmt: Fmt): WavAudio {
+  const { format, frameBytes } = checkFmt(fmt);
   const { channels, rateHz, bitsPerSample } = fmt;
-  if (channels < 1) fail('fmt chunk declares 0 channels');
-  if (rateHz < 1) fail('fmt chunk declares a sample rate of 0 Hz');
   const bytesPerSample = bitsPerSample / 8;
-  const frameBytes = bytesPerSample * channels;
-  if (fmt.blockAlign !== frameBytes) fail(`block align ${fmt.blockAlign} does not match ${channels} channel(s) of ${bitsPerSample} bits (${frameBytes})`);
   const frames = Math.floor(size / frameBytes);
   const samples = new Float32Array(frames);
   const read = sampleReader(view, format);

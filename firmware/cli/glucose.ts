@@ -1,6 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mmolLike, parseCgmCsv, rowsInMgDl, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, type CgmRow, checkGlucoseRange, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -13,7 +14,7 @@ export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.cs
        medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json]
 
 predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any
-         sampling, gaps allowed) and writes OUT with the columns id,time,gl,pred_gl,hypo_alert:
+         sampling, gaps allowed) and writes OUT (not IN itself; its directory must exist) with the columns id,time,gl,pred_gl,hypo_alert:
          pred_gl is the forecast for time + 30 min from the subject's readings up to time only;
          hypo_alert is 1 where the predicted-hypoglycaemia alert is on: the model's detector
          estimates the probability that an event (< 70 mg/dL for >= 15 min) starts 10 to 60 min
@@ -22,12 +23,20 @@ predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,
          Where the last 30 minutes are not covered without a gap, pred_gl is the last reading
          (persistence) and hypo_alert 0; rows without a glucose value get empty fields.
          The model is models/glucose-forecast/artifact unless --model DIR.
+IN       time: YYYY-MM-DD HH:MM[:SS] or ISO 8601 (T, fractions, Z or +HH:MM), or epoch milliseconds;
+         gl: a number, or NA or empty for a missing reading. Refused with the line number: any other
+         time, a value that is not a positive number or is outside ${GLUCOSE_RANGE_MG_DL[0]}-${GLUCOSE_RANGE_MG_DL[1]} mg/dL (no meter or CGM
+         reports one), and two different readings of a subject at one time (an exact duplicate row is
+         one reading). A file without readings is refused.
 --units  the unit of gl in IN, and of gl and pred_gl in OUT and mean and SD in the report (default
          mg/dL; medge computes in mg/dL, 1 mmol/L = 18.016 mg/dL). A file of values that cannot be mg/dL
-         (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia.
+         (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia,
+         and one that cannot be mmol/L (median > 25, highest > 35 mmol/L) is refused with it.
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
-         mean, SD, CV, GMI, data sufficiency, hypoglycaemic events (level 1 < 70, level 2 < 54
-         mg/dL, >= 15 min), and sensor-fault flags (gaps, flat lines, compression lows, sensor limits).
+         mean, SD, CV, GMI, data sufficiency (the share of the subject's period, first reading to the
+         end of the last, covered by readings; the consensus asks for >= 70 % of 14 days),
+         hypoglycaemic events (level 1 < 70, level 2 < 54 mg/dL, >= 15 min), and sensor-fault flags
+         (gaps, flat lines, compression lows, sensor limits).
 
 Decision support for review by a clinician, not a diagnosis.`;
 
@@ -42,19 +51,62 @@ export async function glucoseCommand(args: string[]): Promise<number> {
   throw new UsageError(sub === undefined ? 'glucose needs a subcommand' : `unknown glucose subcommand ${JSON.stringify(sub)}; subcommands are: predict, report`, GLUCOSE_USAGE);
 }
 
-/** The rows of a CGM CSV in mg/dL, and the unit they were given in (`--units`, default mg/dL). */
+/**
+ * The rows of a CGM CSV in mg/dL, and the unit they were given in (`--units`, default mg/dL). Refuses
+ * (usage error, exit 2) a file whose values look like the other unit, a value no device reports, and a
+ * file without readings.
+ */
 function readRows(path: string, units: string | undefined): { rows: readonly CgmRow[]; unit: GlucoseUnit } {
   if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
   const unit = (units ?? 'mg/dL') as GlucoseUnit;
   const rows = parseRows(path);
-  const looks = unit === 'mg/dL' ? mmolLike(rows.map((r) => r.gl)) : undefined;
-  if (looks) {
+  const values = rows.map((r) => r.gl);
+  const mmol = unit === 'mg/dL' ? mmolLike(values) : undefined;
+  if (mmol) {
     throw new UsageError(
-      `${path}: the gl values look like mmol/L, not mg/dL (median ${looks.median}, highest ${looks.max}; a CGM reads 40-400 mg/dL): give --units mmol/L, or convert the file to mg/dL`,
+      `${path}: the gl values look like mmol/L, not mg/dL (median ${mmol.median}, highest ${mmol.max}; a CGM reads 40-400 mg/dL): give --units mmol/L, or convert the file to mg/dL`,
       GLUCOSE_USAGE,
     );
   }
+  const mgdl = unit === 'mmol/L' ? mgdlLike(values) : undefined;
+  if (mgdl) {
+    throw new UsageError(
+      `${path}: the gl values look like mg/dL, not mmol/L (median ${mgdl.median}, highest ${mgdl.max}; a CGM reads 2.2-22.2 mmol/L, a meter at most 33.3): leave out --units mmol/L (mg/dL is the default), or convert the file to mmol/L`,
+      GLUCOSE_USAGE,
+    );
+  }
+  try {
+    checkGlucoseRange(rows, unit);
+  } catch (error) {
+    if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
+    throw error;
+  }
+  if (!values.some(Number.isFinite)) {
+    throw new UsageError(`${path}: no glucose readings (${rows.length === 0 ? 'only a header' : `all ${rows.length} rows are NA or empty`}): nothing to ${rows.length === 0 ? 'analyse' : 'analyse; check the gl column'}`, GLUCOSE_USAGE);
+  }
   return { rows: rowsInMgDl(rows, unit), unit };
+}
+
+/** Refuses an --out that is the input file (by path or, when it exists, by inode) or whose directory does not exist. */
+function checkOutPath(out: string, input: string): void {
+  const same = (() => {
+    if (resolve(out) === resolve(input)) return true;
+    try {
+      const [a, b] = [statSync(out), statSync(input)];
+      return a.dev === b.dev && a.ino === b.ino;
+    } catch {
+      return false;
+    }
+  })();
+  if (same) throw new UsageError(`--out ${out} is the input file: it would be overwritten; write the forecast to another file`, GLUCOSE_USAGE);
+  const dir = dirname(resolve(out));
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new UsageError(`--out ${out}: the directory ${dir} does not exist; create it or write elsewhere`, GLUCOSE_USAGE);
 }
 
 function parseRows(path: string): CgmRow[] {
@@ -83,6 +135,7 @@ async function predict(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.csv || !values.out) throw new UsageError('--csv IN and --out OUT.csv are required', GLUCOSE_USAGE);
+  checkOutPath(values.out, values.csv);
   if (values.horizon !== undefined && Number(values.horizon) !== FORECAST_SPEC.horizonMin) throw new UsageError(`--horizon: the model forecasts ${FORECAST_SPEC.horizonMin} minutes ahead only (got ${JSON.stringify(values.horizon)})`, GLUCOSE_USAGE);
   // TF.js loads only for this subcommand (every other medge command starts without it).
   const { BACKENDS, InferenceError, initBackend, layersModelFromFiles, tf } = await import('../../device-sdk/inference/index.js');
@@ -141,7 +194,11 @@ async function predict(args: string[]): Promise<number> {
     if (res) alerts += res[1];
     lines.push([csvField(r.id), csvField(r.time), Number.isFinite(r.gl) ? glText(r.gl) : '', res ? inUnit(res[0], 1) : '', res ? String(res[1]) : ''].join(','));
   }
-  writeFileSync(values.out, `${lines.join('\n')}\n`);
+  try {
+    writeFileSync(values.out, `${lines.join('\n')}\n`);
+  } catch (error) {
+    throw new UsageError(`cannot write ${values.out}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, GLUCOSE_USAGE);
+  }
   process.stderr.write(`medge glucose predict: ${rows.length} rows, ${results.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${forecaster.modelId} (${forecaster.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}${unit === 'mg/dL' ? '' : ' (gl and pred_gl in mmol/L)'}\n`);
   return 0;
 }
@@ -180,7 +237,7 @@ function report(args: string[]): number {
   const cols: [string, number, (r: SubjectReport) => string][] = [
     ['id', 14, (r) => r.id],
     ['days', 6, (r) => r.days.toFixed(1)],
-    ['suff%', 6, (r) => r.dataSufficiency.toFixed(0)],
+    ['suff%', 6, (r) => (r.readings < 2 ? '-' : r.dataSufficiency.toFixed(0))],
     ['mean', 6, (r) => r.mean.toFixed(unit === 'mg/dL' ? 0 : 1)],
     ['SD', 5, (r) => r.sd.toFixed(unit === 'mg/dL' ? 0 : 1)],
     ['CV%', 5, (r) => r.cv.toFixed(1)],
@@ -203,6 +260,9 @@ function report(args: string[]): number {
       ? 'Consensus CGM metrics (Battelino et al. 2019): targets TIR > 70 %, < 70 below 4 %, < 54 below 1 %, CV <= 36 %; 14 days with >= 70 % data recommended.'
       : 'Mean and SD in mmol/L. Consensus CGM metrics (Battelino et al. 2019): targets TIR (3.9-10.0 mmol/L) > 70 %, < 3.9 below 4 %, < 3.0 below 1 %, CV <= 36 %; 14 days with >= 70 % data recommended.',
   );
+  lines.push('suff% is the share of the subject\'s own period (days: first reading to the end of the last) covered by readings, not of 14 days.');
+  const short = reports.filter((r) => r.readings < 2);
+  if (short.length > 0) lines.push(`Not enough data for these metrics: ${short.map((r) => `${r.id} (${r.readings} reading)`).join(', ')}.`);
   lines.push('Decision support for review by a clinician, not a diagnosis.');
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

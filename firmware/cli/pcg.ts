@@ -1,18 +1,108 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { MedgeError } from '../../device-sdk/errors.js';
 import { BACKENDS, type BackendName } from '../../device-sdk/inference/backend.js';
-import { readWav } from '../../device-sdk/protocols/wav.js';
-import { loadPcgModelInProcess, pcgModelDir, screenRecording } from '../pcg-monitor.js';
+import { readWav, readWavInfo, type WavAudio } from '../../device-sdk/protocols/wav.js';
+import { loadPcgModelInProcess, pcgModelDir, pcgModelId, screenRecording } from '../pcg-monitor.js';
 import { parse, UsageError } from './args.js';
+
+/**
+ * What `pcg classify` reads: a stethoscope recording lasts seconds to a minute or two (PASCAL 1-30 s,
+ * PhysioNet 2016 5-120 s), so longer files are refused rather than held in memory whole (a 60-minute
+ * 4 kHz file took 1.0 GB). Checked from the WAV header before the samples are read.
+ */
+export const PCG_CLASSIFY_LIMITS: Readonly<{ maxSeconds: number; maxBytes: number; headBytes: number }> = Object.freeze({
+  maxSeconds: 300,
+  /** 300 s of 96 kHz stereo 16-bit is 115 MB. */
+  maxBytes: 128 * 1024 * 1024,
+  /** The WAV header (fmt chunk and the data chunk's header) must lie within this many bytes. */
+  headBytes: 1024 * 1024,
+});
 
 export const PCG_USAGE = `Usage: medge pcg classify FILE.wav... [--json] [--model DIR] [--backend wasm|cpu]
 
 classify  screens heart-sound recordings (any PCM WAV: 8/16/24/32-bit or float, any rate, mono or
-          stereo) with the pcg-abnormal model: normal, abnormal (murmur or extra sound) or unreadable
-          (too short, flat, clipped or too noisy to judge). One line per file; with --json one object
-          per line: {"file","label","probability","heartRate","quality"} (probability of abnormal,
-          null when unreadable; heart rate in /min from the S1-S1 intervals, null when none).
+          stereo, up to ${PCG_CLASSIFY_LIMITS.maxSeconds / 60} minutes and ${PCG_CLASSIFY_LIMITS.maxBytes / 1024 / 1024} MiB) with the pcg-abnormal model: normal, abnormal
+          (murmur or extra sound) or unreadable (too short, flat, clipped or too noisy to judge). One
+          line per file; with --json one object per line:
+          {"file","label","probability","heartRate","quality","model","modelSha256"} (probability of
+          abnormal, null when unreadable; heart rate in /min from the S1-S1 intervals, null when the
+          recording is unreadable; model as id@version and the sha256 of its medge-model.json).
+          A file that cannot be screened (missing, a directory, not a WAV, too long) is an error, not
+          a label: {"file","label":null,"probability":null,"heartRate":null,"error","errorCode"}
+          (stderr without --json); the other files are screened and the exit status is 1.
           Decision support for auscultation, not a diagnosis.`;
+
+/** A file `pcg classify` could not screen. `errorCode`: an errno (`ENOENT`, `EISDIR`, `EACCES` ...), `wav` (not a readable WAV) or `too-long`. */
+export class RecordingFileError extends MedgeError {
+  readonly file: string;
+  readonly errorCode: string;
+  constructor(file: string, errorCode: string, message: string, options?: { cause?: unknown }) {
+    super('recording-file', message, options);
+    this.file = file;
+    this.errorCode = errorCode;
+  }
+}
+
+const ERRNO_TEXT: Readonly<Record<string, string>> = Object.freeze({ ENOENT: 'no such file', EISDIR: 'is a directory, not a WAV file', EACCES: 'permission denied', EPERM: 'permission denied' });
+
+function ioError(file: string, error: unknown): RecordingFileError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === undefined) throw error;
+  return new RecordingFileError(file, code, `cannot read: ${ERRNO_TEXT[code] ?? code}`, { cause: error });
+}
+
+/** Reads one recording within `PCG_CLASSIFY_LIMITS`; throws `RecordingFileError` for a file it cannot screen. */
+export function readRecording(file: string): WavAudio {
+  const limits = PCG_CLASSIFY_LIMITS;
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
+    if (!st.isFile()) return fail(file, 'ENOTREG', 'cannot read: not a regular file');
+    size = st.size;
+  } catch (error) {
+    if (error instanceof RecordingFileError) throw error;
+    throw ioError(file, error);
+  }
+  const head = new Uint8Array(Math.min(size, limits.headBytes));
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    throw ioError(file, error);
+  }
+  const info = wavOrFail(file, () => readWavInfo(head, size));
+  if (info.durationS > limits.maxSeconds) {
+    fail(file, 'too-long', `recording is ${info.durationS.toFixed(0)} s (${(info.durationS / 60).toFixed(1)} min) long; pcg classify screens recordings of up to ${limits.maxSeconds / 60} min (a stethoscope recording is seconds to a minute or two): trim it (e.g. sox IN OUT trim 0 60)`);
+  }
+  if (size > limits.maxBytes) {
+    fail(file, 'too-long', `file is ${(size / 1024 / 1024).toFixed(0)} MiB; pcg classify reads WAV files of up to ${limits.maxBytes / 1024 / 1024} MiB: resample or mix down (e.g. sox IN -r 4000 -c 1 OUT)`);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (error) {
+    throw ioError(file, error);
+  }
+  return wavOrFail(file, () => readWav(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+}
+
+function fail(file: string, code: string, message: string): never {
+  throw new RecordingFileError(file, code, message);
+}
+
+function wavOrFail<T>(file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof MedgeError) throw new RecordingFileError(file, 'wav', `not a readable WAV file: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
 
 export async function pcgCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -34,29 +124,35 @@ async function classify(args: string[]): Promise<number> {
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(values.backend)}`, PCG_USAGE);
   const model = await loadPcgModelInProcess(values.model ?? pcgModelDir(), backend);
+  const modelId = pcgModelId(model);
   let failed = 0;
   try {
     for (const file of positionals) {
       let line: Record<string, unknown>;
       try {
-        const wav = readWav(new Uint8Array(readFileSync(file)));
+        const wav = readRecording(file);
         const r = await screenRecording(model, wav.samples, wav.rateHz);
         line = { file, label: r.label, probability: r.probability, heartRate: r.heartRate, quality: r.analysis.quality.score };
         if (r.analysis.quality.flags.length > 0) line.qualityFlags = r.analysis.quality.flags;
+        line.model = modelId;
+        line.modelSha256 = model.sha256;
       } catch (error) {
-        if (!(error instanceof MedgeError) && (error as NodeJS.ErrnoException).code === undefined) throw error;
+        if (!(error instanceof RecordingFileError)) throw error;
         failed += 1;
-        line = { file, label: 'unreadable', probability: null, heartRate: null, error: (error as Error).message };
+        if (values.json) process.stdout.write(`${JSON.stringify({ file, label: null, probability: null, heartRate: null, error: error.message, errorCode: error.errorCode })}\n`);
+        else process.stderr.write(`medge pcg classify: ${file}: ${error.message}\n`);
+        continue;
       }
       if (values.json) process.stdout.write(`${JSON.stringify(line)}\n`);
       else {
         const p = typeof line.probability === 'number' ? ` p(abnormal)=${line.probability.toFixed(2)}` : '';
         const hr = typeof line.heartRate === 'number' ? ` heart rate ${line.heartRate}/min` : '';
-        const why = line.error ? ` (${String(line.error)})` : Array.isArray(line.qualityFlags) ? ` (${line.qualityFlags.join(', ')})` : '';
+        const why = Array.isArray(line.qualityFlags) ? ` (${line.qualityFlags.join(', ')})` : '';
         process.stdout.write(`${file}: ${String(line.label)}${p}${hr}${why}\n`);
       }
     }
     if (!values.json) process.stdout.write(`model ${model.manifest.id} ${model.manifest.version} (${model.sha256.slice(0, 12)}…) on ${model.backend}; decision support, not a diagnosis\n`);
+    if (failed > 0) process.stderr.write(`medge pcg classify: ${failed} of ${positionals.length} file(s) could not be screened\n`);
   } finally {
     await model.close();
   }

@@ -1,5 +1,5 @@
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { cgmMetrics } from '../../device-sdk/signal/glucose/metrics.js';
@@ -205,5 +205,113 @@ describe('glucose units', () => {
       expect(Math.abs(Number(q[3]) * 18.016 - Number(p[3]))).toBeLessThan(1);
     }
     expect(compared).toBeGreaterThan(100);
+  }, 60_000);
+});
+
+describe('glucose input that is not glucose readings is refused (exit 2) with the line and a fix', () => {
+  /** `n` rows of subject A every 5 min from 2024-03-01 20:00 with values `gl(i)`. */
+  function every5(n: number, gl: (i: number) => string | number, id = 'A'): string[] {
+    const t0 = Date.UTC(2024, 2, 1, 20, 0, 0);
+    return Array.from({ length: n }, (_, i) => `"${id}",${new Date(t0 + i * 300_000).toISOString().replace('T', ' ').slice(0, 19)},${gl(i)}`);
+  }
+
+  it('refuses mg/dL read as mmol/L, impossible values, conflicting duplicates and garbage times', async () => {
+    const dir = tempDir();
+    const steady = every5(40, (i) => 93 + (i % 11));
+    const files = {
+      mgdl: writeCsv(dir, 'mgdl.csv', steady),
+      huge: writeCsv(dir, 'huge.csv', every5(21, (i) => (i === 10 ? '1e308' : 100))),
+      inf: writeCsv(dir, 'inf.csv', every5(21, (i) => (i === 10 ? 'Infinity' : 100))),
+      negative: writeCsv(dir, 'negative.csv', every5(21, (i) => (i === 10 ? -50 : 100))),
+      zero: writeCsv(dir, 'zero.csv', every5(21, (i) => (i === 10 ? 0 : 100))),
+      high: writeCsv(dir, 'high.csv', every5(21, (i) => (i === 10 ? 1500 : 100))),
+      // 20 readings at 93-103 and 20 at 40 with the same times: one of each pair is wrong.
+      conflict: writeCsv(dir, 'conflict.csv', [...every5(20, (i) => 93 + (i % 11)), ...every5(20, () => 40)]),
+      garbage: writeCsv(dir, 'garbage.csv', every5(10, () => 100).map((r, i) => (i === 3 ? '"A",notadate-3 03:42:12,100' : r))),
+      day: writeCsv(dir, 'day.csv', ['"A",2014-02-30 10:00:00,100']),
+      seconds: writeCsv(dir, 'seconds.csv', ['"A",1704067500,100']),
+    };
+    const report = (file: string, ...more: string[]) => medge(['glucose', 'report', '--csv', file, ...more]);
+    const [mgAsMmol, huge, inf, negative, zero, high, conflict, conflictPredict, garbage, day, seconds] = await Promise.all([
+      report(files.mgdl, '--units', 'mmol/L'),
+      report(files.huge),
+      report(files.inf),
+      report(files.negative),
+      report(files.zero),
+      report(files.high),
+      report(files.conflict),
+      medge(['glucose', 'predict', '--csv', files.conflict, '--out', join(dir, 'conflict-out.csv')]),
+      report(files.garbage),
+      report(files.day),
+      report(files.seconds),
+    ]);
+    const refused = (r: { code: number | null; stderr: string }, pattern: RegExp) => {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(pattern);
+      expect(r.stderr).not.toMatch(/unexpected error|\n\s+at /);
+    };
+    refused(mgAsMmol, /look like mg\/dL, not mmol\/L \(median 98, highest 103.*leave out --units mmol\/L/);
+    refused(huge, /line 12: glucose 1e\+308 mg\/dL is outside 10-1000 mg\/dL/);
+    refused(inf, /line 12: unreadable glucose "Infinity"/);
+    refused(negative, /line 12: glucose "-50" is not positive.*NA/);
+    refused(zero, /line 12: glucose "0" is not positive/);
+    refused(high, /line 12: glucose 1500 mg\/dL is outside 10-1000 mg\/dL/);
+    refused(conflict, /line 22: subject "A" has two different readings at "2024-03-01 20:00:00": 40 here and 93 on line 2/);
+    refused(conflictPredict, /line 22: .*two different readings/);
+    expect(existsSync(join(dir, 'conflict-out.csv'))).toBe(false);
+    refused(garbage, /line 5: unreadable time "notadate-3 03:42:12": write times as YYYY-MM-DD HH:MM\[:SS\]/);
+    refused(day, /line 2: unreadable time "2014-02-30 10:00:00"/);
+    refused(seconds, /line 2: time "1704067500" looks like epoch seconds.*multiply by 1000/);
+  }, 60_000);
+
+  it('reads an exact duplicate row as one reading; mmol/L values near the bounds are accepted', async () => {
+    const dir = tempDir();
+    const rows = every5(20, (i) => 93 + (i % 11));
+    const [once, twice, lowMmol] = await Promise.all([
+      medge(['glucose', 'report', '--csv', writeCsv(dir, 'once.csv', rows), '--json']),
+      medge(['glucose', 'report', '--csv', writeCsv(dir, 'twice.csv', [...rows, ...rows]), '--json']),
+      medge(['glucose', 'report', '--csv', writeCsv(dir, 'low.csv', every5(20, (i) => (i === 5 ? '1.1' : '5.5'))), '--units', 'mmol/L', '--json']),
+    ]);
+    expect(twice.code, twice.stderr).toBe(0);
+    expect(twice.stdout).toBe(once.stdout);
+    expect(lowMmol.code, lowMmol.stderr).toBe(0);
+    expect((JSON.parse(lowMmol.stdout) as { subjects: { tbr54: number }[] }).subjects[0]!.tbr54).toBe(5);
+  }, 60_000);
+
+  it('refuses a file without readings, an --out that is the input or in a missing directory; a single reading has no sufficiency', async () => {
+    const dir = tempDir();
+    const input = writeCsv(dir, 'in.csv', every5(20, () => 100));
+    const before = readFileSync(input, 'utf8');
+    const header = writeCsv(dir, 'header.csv', []);
+    const allNa = writeCsv(dir, 'na.csv', every5(5, () => 'NA'));
+    const one = writeCsv(dir, 'one.csv', every5(1, () => 100));
+    const [h, hp, na, same, sameDotted, missingDir, single] = await Promise.all([
+      medge(['glucose', 'report', '--csv', header]),
+      medge(['glucose', 'predict', '--csv', header, '--out', join(dir, 'h-out.csv')]),
+      medge(['glucose', 'report', '--csv', allNa, '--json']),
+      medge(['glucose', 'predict', '--csv', input, '--out', input]),
+      medge(['glucose', 'predict', '--csv', input, '--out', join(dir, '.', '..', basename(dir), 'in.csv')]),
+      medge(['glucose', 'predict', '--csv', input, '--out', join(dir, 'nodir', 'x.csv')]),
+      medge(['glucose', 'report', '--csv', one]),
+    ]);
+    for (const r of [h, hp]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/no glucose readings \(only a header\)/);
+    }
+    expect(h.stdout).toBe('');
+    expect(na.code).toBe(2);
+    expect(na.stderr).toMatch(/no glucose readings \(all 5 rows are NA or empty\)/);
+    for (const r of [same, sameDotted]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/is the input file: it would be overwritten/);
+    }
+    expect(readFileSync(input, 'utf8')).toBe(before);
+    expect(missingDir.code, missingDir.stderr).toBe(2);
+    expect(missingDir.stderr).toMatch(/the directory .*nodir does not exist/);
+    expect(missingDir.stderr).not.toMatch(/unexpected error|\n\s+at /);
+    expect(single.code, single.stderr).toBe(0);
+    expect(single.stdout).toMatch(/^A\s+0\.0\s+-\s+100\s/m);
+    expect(single.stdout).toMatch(/Not enough data for these metrics: A \(1 reading\)/);
+    expect(single.stdout).toMatch(/suff% is the share of the subject's own period/);
   }, 60_000);
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, checkGlucoseRange, mgdlLike, parseCgmCsv, parseCgmTime, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { MedgeError } from '../../device-sdk/errors.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { cgmMetrics, hypoEvents } from '../../device-sdk/signal/glucose/metrics.js';
 import { rateOfChange, slope, TREND_ARROWS, trendLabel, trendOf } from '../../device-sdk/signal/glucose/trend.js';
@@ -155,5 +156,55 @@ describe('CGM CSV', () => {
     expect(traces.get('b')).toEqual([{ t: T0 + 5 * MIN, gl: 90 }]);
     expect(() => parseCgmCsv('id,when,gl\n')).toThrow(/id,time,gl/);
     expect(() => parseCgmCsv('id,time,gl\na,yesterday,1\n')).toThrow(/line 2/);
+  });
+
+  it('reads ISO 8601 times strictly (offsets, fractions, epoch ms) and refuses anything else with the line', () => {
+    const t = (s: string) => parseCgmTime(s);
+    expect(t('2024-01-01 00:00')).toBe(T0);
+    expect(t('2024-01-01T00:00:00.500Z')).toBe(T0 + 500);
+    expect(t('2024-01-01T01:30:00+01:30')).toBe(T0);
+    expect(t('2023-12-31T19:00:00-0500')).toBe(T0);
+    expect(t('1704067200000')).toBe(T0);
+    for (const bad of ['notadate-3 03:42:12', '2014-02-30 10:00:00', '2024-13-01 00:00', '2024-01-01 24:00', '2024-01-01 10:60', '01/02/2024 10:00', '2024-01-01', '1704067200', '-5', '2024-01-01T00:00:00+25:00', 'Mon, 01 Jan 2024 00:00:00 GMT']) {
+      expect(t(bad), bad).toBeNaN();
+    }
+    expect(() => parseCgmCsv('id,time,gl\na,2024-01-01 00:00,100\na,notadate-3 03:42:12,100\n')).toThrow(/line 3: unreadable time "notadate-3 03:42:12"/);
+  });
+
+  it('refuses non-positive, non-finite and malformed values, and conflicting duplicates naming both lines', () => {
+    const csv = (gl: string) => `id,time,gl\na,2024-01-01 00:00,100\na,2024-01-01 00:05,${gl}\n`;
+    for (const [gl, why] of [['-50', /line 3: glucose "-50" is not positive/], ['0', /not positive/], ['1e400', /not a finite number/], ['Infinity', /unreadable glucose/], ['0x5A', /unreadable glucose/], ['12 mg', /unreadable glucose/]] as const) {
+      expect(() => parseCgmCsv(csv(gl)), gl).toThrow(why);
+    }
+    const error = (() => {
+      try {
+        parseCgmCsv('id,time,gl\na,2024-01-01 00:00,100\nb,2024-01-01 00:00,50\na,2024-01-01T00:00:00Z,NA\n');
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(CgmCsvError);
+    expect(error).toBeInstanceOf(MedgeError);
+    expect(error).toMatchObject({ line: 4, otherLine: 2 });
+    // Exact duplicates (also written differently) are one reading; another subject at the same time is not a duplicate.
+    const rows = parseCgmCsv('id,time,gl\na,2024-01-01 00:00,100\na,2024-01-01T00:00:00Z,100\nb,2024-01-01 00:00,50\n');
+    expect(rows.map((r) => r.line)).toEqual([2, 3, 4]);
+    expect(tracesById(rows).get('a')).toEqual([{ t: T0, gl: 100 }]);
+  });
+
+  it('bounds readings to 10-1000 mg/dL in the file\'s unit, and tells mg/dL from mmol/L both ways', () => {
+    const rows = (...gl: number[]) => gl.map((g, i) => ({ id: 'a', time: '', t: T0 + i * 5 * MIN, gl: g, line: i + 2 }));
+    expect(() => checkGlucoseRange(rows(100, 10, 1000, Number.NaN), 'mg/dL')).not.toThrow();
+    expect(() => checkGlucoseRange(rows(100, 9.9), 'mg/dL')).toThrow(/line 3: .*outside 10-1000 mg\/dL.*--units mmol\/L/);
+    expect(() => checkGlucoseRange(rows(5, 1001), 'mmol/L')).toThrow(/line 3: .*outside/);
+    expect(() => checkGlucoseRange(rows(5, 0.6, 55), 'mmol/L')).not.toThrow();
+    expect(() => checkGlucoseRange(rows(5, 100), 'mmol/L')).toThrow(/line 3: glucose 100 mmol\/L is outside 0\.56-55\.5 mmol\/L.*leave out --units mmol\/L/);
+    const mg = Array.from({ length: 20 }, (_, i) => 90 + i);
+    expect(mgdlLike(mg)).toEqual({ median: 100, max: 109 });
+    expect(mgdlLike(mg.map((v) => v / 18.016))).toBeUndefined();
+    // Severe hyperglycaemia in mmol/L (median 27.8, but nothing above what a meter reads) is not mistaken for mg/dL.
+    expect(mgdlLike(Array.from({ length: 20 }, (_, i) => 25 + i * 0.3))).toBeUndefined();
+    expect(mgdlLike(mg.slice(0, 9))).toBeUndefined();
   });
 });

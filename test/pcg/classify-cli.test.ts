@@ -7,6 +7,8 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeWav } from '../../device-sdk/protocols/wav.js';
+import { mulberry32 } from '../../device-sdk/random.js';
+import { sha256Hex } from '../../device-sdk/security/signing.js';
 import { medge, ROOT } from '../helpers/cli.js';
 import { missingNote, SHARED_DATA, sharedDataRuns } from '../helpers/shared-data.js';
 import { useTempDirs } from '../helpers/temp.js';
@@ -21,7 +23,17 @@ interface Line {
   label: string;
   probability: number | null;
   heartRate: number | null;
+  model?: string;
+  modelSha256?: string;
+  error?: string;
+  errorCode?: string;
 }
+
+const MODEL_SHA256 = sha256Hex(readFileSync(join(ROOT, 'models', 'pcg-abnormal', 'medge-model.json')));
+const MODEL_ID = (() => {
+  const m = JSON.parse(readFileSync(join(ROOT, 'models', 'pcg-abnormal', 'medge-model.json'), 'utf8')) as { id: string; version: string };
+  return `${m.id}@${m.version}`;
+})();
 
 function parseLines(stdout: string): Line[] {
   return stdout
@@ -40,10 +52,13 @@ function checkShape(line: Line): void {
     expect(line.label === 'abnormal').toBe((line.probability as number) >= 0.5);
   }
   if (line.heartRate !== null) expect(line.heartRate).toBeGreaterThan(20);
+  // No heart rate from a recording that cannot be read for one.
+  if (line.label === 'unreadable') expect(line.heartRate).toBeNull();
+  expect(line).toMatchObject({ model: MODEL_ID, modelSha256: MODEL_SHA256 });
 }
 
 describe('medge pcg classify', () => {
-  it('reads 8-bit mono, 24-bit stereo and float WAVs at other rates; JSON lines; a bad file is unreadable with an error and exit 1', async () => {
+  it('reads 8-bit mono, 24-bit stereo and float WAVs at other rates; JSON lines; a bad file is an error line, not a label, and exit 1', async () => {
     const dir = tempDir();
     const pcg = syntheticPcg({ seconds: 12, bpm: 80, rateHz: 8000 });
     const files = {
@@ -61,13 +76,64 @@ describe('medge pcg classify', () => {
     expect(r.code, r.stderr).toBe(1);
     const lines = parseLines(r.stdout);
     expect(lines.map((l) => l.file)).toEqual([files.u8, files.stereo, files.float, files.bad]);
-    lines.forEach(checkShape);
+    lines.slice(0, 3).forEach(checkShape);
     for (const l of lines.slice(0, 3)) {
       expect(l.label).not.toBe('unreadable');
       expect(l.heartRate).toBe(80);
     }
-    expect(lines[3]).toMatchObject({ label: 'unreadable', probability: null, heartRate: null });
-    expect((lines[3] as unknown as { error: string }).error).toMatch(/wav/);
+    expect(lines[3]).toEqual({ file: files.bad, label: null, probability: null, heartRate: null, error: expect.stringMatching(/^not a readable WAV file: wav: /) as unknown, errorCode: 'wav' });
+  });
+
+  it('reports no heart rate for recordings without usable heart sounds (silence, too short, noise, clipping)', async () => {
+    const dir = tempDir();
+    const rate = 4000;
+    const rand = mulberry32(11);
+    const files = {
+      silent: join(dir, 'silent-10s.wav'),
+      short: join(dir, 'silent-0.5s.wav'),
+      noise: join(dir, 'noise.wav'),
+      clipped: join(dir, 'clipped.wav'),
+    };
+    writeFileSync(files.silent, encodeWav(new Float32Array(10 * rate), { rateHz: rate }));
+    writeFileSync(files.short, encodeWav(new Float32Array(rate / 2), { rateHz: rate }));
+    writeFileSync(files.noise, encodeWav(Float32Array.from({ length: 10 * rate }, () => 0.25 * (2 * rand() - 1)), { rateHz: rate }));
+    writeFileSync(files.clipped, encodeWav(Float32Array.from({ length: 10 * rate }, (_, i) => Math.sign(Math.sin((2 * Math.PI * 1.2 * i) / rate))), { rateHz: rate }));
+    const r = await medge(['pcg', 'classify', ...Object.values(files), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = parseLines(r.stdout);
+    expect(lines.map((l) => [l.label, l.heartRate])).toEqual(Object.values(files).map(() => ['unreadable', null]));
+    lines.forEach(checkShape);
+    const text = await medge(['pcg', 'classify', files.silent]);
+    expect(text.stdout).not.toMatch(/heart rate/);
+  });
+
+  it('reports a missing file, a directory and a too-long recording as errors for those files, screens the others, exits 1', async () => {
+    const dir = tempDir();
+    const good = join(dir, 'good.wav');
+    writeFileSync(good, encodeWav(syntheticPcg({ seconds: 8 }).samples, { rateHz: 4000 }));
+    // 301 s at 1 kHz (600 kB): longer than any stethoscope recording, refused from its header.
+    const long = join(dir, 'long.wav');
+    writeFileSync(long, encodeWav(new Float32Array(301 * 1000), { rateHz: 1000 }));
+    const missing = join(dir, 'missing.wav');
+    const [json, text] = await Promise.all([medge(['pcg', 'classify', missing, dir, long, good, '--json']), medge(['pcg', 'classify', missing, good])]);
+    expect(json.code, json.stderr).toBe(1);
+    const lines = parseLines(json.stdout);
+    expect(lines.map((l) => [l.file, l.label, l.errorCode ?? null])).toEqual([
+      [missing, null, 'ENOENT'],
+      [dir, null, 'EISDIR'],
+      [long, null, 'too-long'],
+      [good, expect.stringMatching(/^(normal|abnormal)$/), null],
+    ]);
+    expect(lines[0]?.error).toBe('cannot read: no such file');
+    expect(lines[1]?.error).toBe('cannot read: is a directory, not a WAV file');
+    expect(lines[2]?.error).toMatch(/recording is 301 s \(5\.0 min\) long; pcg classify screens recordings of up to 5 min.*trim/);
+    checkShape(lines[3] as Line);
+    expect(json.stderr).toMatch(/3 of 4 file\(s\) could not be screened/);
+    expect(text.code).toBe(1);
+    expect(text.stdout).not.toMatch(/missing\.wav/);
+    expect(text.stdout).toMatch(/good\.wav: (normal|abnormal)/);
+    expect(text.stderr).toMatch(/missing\.wav: cannot read: no such file/);
+    expect(text.stderr).not.toMatch(/ENOENT: no such file or directory|\n\s+at /);
   });
 
   it('prints text without --json, and usage errors exit 2', async () => {

@@ -77,6 +77,20 @@ describe('PcgMonitor with the shipped model in an inference worker', () => {
     expect(out.findings[0]?.qualityFlags?.length).toBeGreaterThan(0);
     expect(out.alerts).toEqual([]);
     expect(out.readings).toEqual([]);
+    // Nor a heart rate in the finding: noise has no S1/S2 cycles to count.
+    expect(out.findings[0]).not.toHaveProperty('value');
+  });
+
+  it('gives no heart rate, as a reading or in the finding, for a silent window (with or without the model)', async () => {
+    const silent = new Float32Array(16 * 4000);
+    for (const m of [model, undefined]) {
+      const out = await run(new PcgMonitor('steth', m, { windowS: 15 }), chunks(silent, 4000));
+      expect(out.findings).toHaveLength(1);
+      expect(out.findings[0]).toMatchObject({ kind: 'heart-sound-screen', label: 'unreadable' });
+      expect(out.findings[0]?.qualityFlags).toContain('flat');
+      expect(out.findings[0]).not.toHaveProperty('value');
+      expect(out.readings).toEqual([]);
+    }
   });
 });
 

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../device-sdk/errors.js';
-import { encodeWav, readWav, WAV_SAMPLE_FORMATS, type WavSampleFormat } from '../../device-sdk/protocols/wav.js';
+import { encodeWav, readWav, readWavInfo, WAV_SAMPLE_FORMATS, type WavSampleFormat } from '../../device-sdk/protocols/wav.js';
 
 /** Hex bytes; `#` starts a comment to the end of the line. */
 const hex = (s: string) =>
@@ -127,6 +127,42 @@ describe('readWav fuzz', () => {
         check(out);
       }),
       { seed: 42, numRuns: 3000 },
+    );
+  });
+});
+
+describe('readWavInfo (header only)', () => {
+  it('gives what readWav decodes, without the samples, from the whole file or its first bytes and the file size', () => {
+    const files = [PCM16_WITH_LIST, encodeWav([Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i)), new Float32Array(1000)], { rateHz: 44100, format: 's24', extensible: true })];
+    for (const bytes of files) {
+      const { samples, ...audio } = readWav(bytes);
+      const expected = { ...audio, frames: samples.length, durationS: samples.length / audio.rateHz };
+      expect(readWavInfo(bytes)).toEqual(expected);
+      // 80 bytes reach the data chunk's header of both; the frame count comes from the file size.
+      expect(readWavInfo(bytes.subarray(0, 80), bytes.length)).toEqual(expected);
+    }
+    // A data chunk cut short by the end of the file: the frames present, as readWav reads them.
+    const cut = encodeWav(new Float32Array(100), { rateHz: 4000 }).subarray(0, 44 + 51);
+    expect(readWavInfo(cut.subarray(0, 44), cut.length).frames).toBe(readWav(cut).samples.length);
+  });
+
+  it('throws DecodeError when the first bytes do not reach the data chunk, or the header is bad', () => {
+    expect(() => readWavInfo(PCM16_WITH_LIST.subarray(0, 40), PCM16_WITH_LIST.length)).toThrow(/no data chunk in the first 40 bytes/);
+    expect(() => readWavInfo(Uint8Array.of(1, 2, 3), 1000)).toThrow(DecodeError);
+    expect(() => readWavInfo(new TextEncoder().encode('RIFF....WAVEjunk'), 16)).toThrow(DecodeError);
+  });
+
+  it('random bytes and truncated heads give info or DecodeError, nothing else', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 128 }), fc.nat({ max: 1 << 20 }), (bytes, extra) => {
+        try {
+          const info = readWavInfo(bytes, bytes.length + extra);
+          expect(info.frames).toBeGreaterThanOrEqual(0);
+        } catch (error) {
+          if (!(error instanceof DecodeError)) throw new Error(`threw ${String(error)}, not a DecodeError`, { cause: error });
+        }
+      }),
+      { seed: 42, numRuns: 2000 },
     );
   });
 });

@@ -1,9 +1,21 @@
 /**
  * CGM traces as CSV text with the columns `id,time,gl` (GlucoBench layout: quoted or bare fields,
- * a header line, LF or CRLF). `time` is ISO-8601 or `YYYY-MM-DD HH:MM[:SS]` (read as UTC: only
- * differences matter), or epoch milliseconds. `gl` is mg/dL (see `rowsInMgDl` for mmol/L); `NA` or an empty field is a missing
- * reading (kept as NaN so that output can mirror input rows). Pure: parses text.
+ * a header line, LF or CRLF). Strict about what a reading is, because a misread row becomes a clinical number:
+ *
+ * - `time` is an ISO 8601 date-time `YYYY-MM-DDTHH:MM[:SS[.fff]]` (`T` or a space; an optional `Z` or
+ *   `+HH:MM` offset; without one it is read as UTC: only differences matter), or epoch milliseconds
+ *   (an integer of 12 or 13 digits: 1973 to 2286). Calendar fields must exist (no 2014-02-30, no 24:00);
+ *   anything else (`notadate`, `03/02/2014`, epoch seconds) is refused with its line number.
+ * - `gl` is a decimal number (`93`, `5.2`, `1e2`) in the file's unit (mg/dL unless the caller says
+ *   mmol/L, see `rowsInMgDl`); `NA` or an empty field is a missing reading (kept as NaN so that output
+ *   can mirror input rows). Zero, negative and non-finite values are refused (a missing reading is NA);
+ *   `checkGlucoseRange` refuses values no glucose device can report, once the unit is known.
+ * - The same subject and time twice with different `gl` is refused naming both lines; an exact
+ *   duplicate row (same id, time and gl) is kept as a row but is one reading (`tracesById`).
+ *
+ * Pure: parses text.
  */
+import { MedgeError } from '../../errors.js';
 import type { GlucosePoint } from './types.js';
 
 export interface CgmRow {
@@ -12,13 +24,18 @@ export interface CgmRow {
   time: string;
   t: number;
   gl: number;
+  /** Line of the file (1-based; the header is line 1). */
+  line: number;
 }
 
-export class CgmCsvError extends Error {
+/** A CGM CSV that cannot be read as glucose readings. `line` is the offending line (1-based), `otherLine` the line it conflicts with. */
+export class CgmCsvError extends MedgeError {
   readonly line: number;
-  constructor(line: number, message: string) {
-    super(`line ${line}: ${message}`);
+  readonly otherLine: number | undefined;
+  constructor(line: number, message: string, otherLine?: number) {
+    super('decode', `line ${line}: ${message}`);
     this.line = line;
+    this.otherLine = otherLine;
   }
 }
 
@@ -27,15 +44,45 @@ function unquote(s: string): string {
   return v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1).replace(/""/g, '"') : v;
 }
 
-/** Parses a time field to ms, or NaN. */
-export function parseCgmTime(s: string): number {
-  if (/^-?\d+(\.\d+)?$/.test(s)) return Number(s);
-  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?$/.exec(s);
-  if (m) return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0), Math.round(Number(m[7] ?? 0) * 1000));
-  return Date.parse(s);
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/;
+/** Epoch milliseconds: 12 or 13 digits (1973-03-03 to 2286-11-20), so that epoch seconds are not read as 1970. */
+const EPOCH_MS = /^\d{12,13}$/;
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
-/** Parses the CSV text; throws `CgmCsvError` naming the line on a missing column or an unreadable time. */
+/** Parses a time field to ms (see the module comment for the formats), or NaN. */
+export function parseCgmTime(s: string): number {
+  if (EPOCH_MS.test(s)) return Number(s);
+  const m = DATE_TIME.exec(s);
+  if (!m) return Number.NaN;
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return Number.NaN;
+  let offsetMin = 0;
+  const zone = m[8];
+  if (zone !== undefined && zone !== 'Z') {
+    const hh = Number(zone.slice(1, 3));
+    const mm = Number(zone.slice(-2));
+    if (hh > 14 || mm > 59) return Number.NaN;
+    offsetMin = (zone.startsWith('-') ? -1 : 1) * (hh * 60 + mm);
+  }
+  return Date.UTC(year, month - 1, day, hour, minute, second, Math.round(Number(m[7] ?? 0) * 1000)) - offsetMin * 60_000;
+}
+
+const TIME_FIX = 'write times as YYYY-MM-DD HH:MM[:SS] or ISO 8601 (2014-02-03T03:42:12Z), or epoch milliseconds';
+
+/** Why a time field was refused, with the fix. */
+function timeProblem(time: string): string {
+  if (/^\d{9,10}$/.test(time)) return `time ${JSON.stringify(time)} looks like epoch seconds; medge reads epoch milliseconds: multiply by 1000`;
+  return `unreadable time ${JSON.stringify(time)}: ${TIME_FIX}`;
+}
+
+/**
+ * Parses the CSV text; throws `CgmCsvError` naming the line on a missing column, an unreadable time, an
+ * unreadable, non-positive or non-finite glucose value, or a second, different reading of a subject at the same time.
+ */
 export function parseCgmCsv(text: string): CgmRow[] {
   const lines = text.split(/\r?\n/);
   const header = (lines[0] ?? '').split(',').map((h) => unquote(h).toLowerCase());
@@ -46,6 +93,8 @@ export function parseCgmCsv(text: string): CgmRow[] {
   };
   const [ci, ct, cg] = [col('id'), col('time'), col('gl')];
   const rows: CgmRow[] = [];
+  // First row of each subject and time, to find conflicting duplicates.
+  const seen = new Map<string, CgmRow>();
   for (let n = 1; n < lines.length; n++) {
     const line = lines[n] as string;
     if (line.trim() === '') continue;
@@ -53,11 +102,26 @@ export function parseCgmCsv(text: string): CgmRow[] {
     if (f.length < header.length) throw new CgmCsvError(n + 1, `expected ${header.length} fields, got ${f.length}`);
     const time = unquote(f[ct] as string);
     const t = parseCgmTime(time);
-    if (!Number.isFinite(t)) throw new CgmCsvError(n + 1, `unreadable time ${JSON.stringify(time)}`);
+    if (!Number.isFinite(t)) throw new CgmCsvError(n + 1, timeProblem(time));
     const g = unquote(f[cg] as string);
-    const gl = g === '' || g.toUpperCase() === 'NA' ? Number.NaN : Number(g);
-    if (Number.isNaN(gl) && g !== '' && g.toUpperCase() !== 'NA') throw new CgmCsvError(n + 1, `unreadable glucose ${JSON.stringify(g)}`);
-    rows.push({ id: unquote(f[ci] as string), time, t, gl });
+    const missing = g === '' || g.toUpperCase() === 'NA';
+    if (!missing && !DECIMAL.test(g)) throw new CgmCsvError(n + 1, `unreadable glucose ${JSON.stringify(g)}: write a decimal number, or NA (or nothing) for a missing reading`);
+    const gl = missing ? Number.NaN : Number(g);
+    if (!missing && !Number.isFinite(gl)) throw new CgmCsvError(n + 1, `glucose ${JSON.stringify(g)} is not a finite number: no device reports it; fix or remove the row`);
+    if (gl <= 0) throw new CgmCsvError(n + 1, `glucose ${JSON.stringify(g)} is not positive: a glucose reading is > 0; write NA (or nothing) for a missing reading`);
+    const row: CgmRow = { id: unquote(f[ci] as string), time, t, gl, line: n + 1 };
+    const key = `${row.id}\u0000${t}`;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, row);
+    else if (!Object.is(first.gl, gl)) {
+      const v = (x: number) => (Number.isNaN(x) ? 'NA' : String(x));
+      throw new CgmCsvError(
+        n + 1,
+        `subject ${JSON.stringify(row.id)} has two different readings at ${JSON.stringify(time)}: ${v(gl)} here and ${v(first.gl)} on line ${first.line}; keep the right one (an exact duplicate row is read once)`,
+        first.line,
+      );
+    }
+    rows.push(row);
   }
   return rows;
 }
@@ -86,7 +150,48 @@ export function mmolLike(readings: readonly number[]): { median: number; max: nu
   return median < 25 && max < 35 ? { median, max } : undefined;
 }
 
-/** Rows grouped by subject id (first-seen order), each as a trace sorted by time without missing values or duplicate times. */
+/**
+ * Whether readings said to be mmol/L look like mg/dL (the mirror of `mmolLike`): a CGM reads 2.2-22.2
+ * mmol/L and a meter at most 33.3 mmol/L (600 mg/dL), so a trace whose median is above 25 mmol/L (450
+ * mg/dL, above any CGM's range) and whose highest reading is above 35 mmol/L (630 mg/dL, above any
+ * meter's) cannot be mmol/L, while mg/dL data (median ~100-180, highest ~250-400) always is so.
+ * Returns the median and maximum when it looks so (at least 10 readings), else undefined.
+ */
+export function mgdlLike(readings: readonly number[]): { median: number; max: number } | undefined {
+  const v = readings.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length < 10) return undefined;
+  const median = v[Math.floor(v.length / 2)] as number;
+  const max = v[v.length - 1] as number;
+  return median > 25 && max > 35 ? { median, max } : undefined;
+}
+
+/**
+ * The glucose values (mg/dL) a reading can have: CGMs report 40-400 mg/dL (LO/HI outside), meters about
+ * 10-600 and laboratory plasma glucose rarely exceeds 1000 even in a hyperosmolar crisis. A value outside
+ * is a unit mistake or a corrupt row, never a glucose level.
+ */
+export const GLUCOSE_RANGE_MG_DL: readonly [number, number] = Object.freeze([10, 1000] as [number, number]);
+
+/**
+ * Refuses (`CgmCsvError` with the line) the first reading outside `GLUCOSE_RANGE_MG_DL` once converted
+ * from `unit`; missing readings (NaN) pass.
+ */
+export function checkGlucoseRange(rows: readonly CgmRow[], unit: GlucoseUnit): void {
+  const [lo, hi] = GLUCOSE_RANGE_MG_DL;
+  const scale = unit === 'mg/dL' ? 1 : MG_DL_PER_MMOL_L;
+  for (const r of rows) {
+    const mgdl = r.gl * scale;
+    if (!(mgdl < lo || mgdl > hi)) continue;
+    const range = unit === 'mg/dL' ? `${lo}-${hi} mg/dL` : `${(lo / MG_DL_PER_MMOL_L).toFixed(2)}-${(hi / MG_DL_PER_MMOL_L).toFixed(1)} mmol/L (${lo}-${hi} mg/dL)`;
+    const hint = unit === 'mg/dL' ? (mgdl < lo ? '; if the file is in mmol/L give --units mmol/L' : '') : mgdl > hi ? '; if the file is in mg/dL leave out --units mmol/L' : '';
+    throw new CgmCsvError(r.line, `glucose ${r.gl} ${unit} is outside ${range}, what any glucose meter or CGM can report: fix or remove the row${hint}`);
+  }
+}
+
+/**
+ * Rows grouped by subject id (first-seen order), each as a trace sorted by time without missing values or
+ * duplicate times (an exact duplicate row of `parseCgmCsv` is one reading; it refuses conflicting ones).
+ */
 export function tracesById(rows: readonly CgmRow[]): Map<string, GlucosePoint[]> {
   const by = new Map<string, GlucosePoint[]>();
   for (const r of rows) {

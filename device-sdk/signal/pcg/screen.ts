@@ -59,7 +59,11 @@ export interface PcgQuality {
 export interface PcgAnalysis {
   quality: PcgQuality;
   readable: boolean;
-  /** Beats per minute from the S1-S1 intervals (or the cycle length); null when none were found. */
+  /**
+   * Beats per minute from the S1-S1 intervals (or the cycle length); null when the recording is not
+   * readable (any quality flag: no usable S1/S2 cycles to count), so that flat, noisy, clipped or too short
+   * recordings never report a rate read off their autocorrelation.
+   */
   heartRate: number | null;
   segmentation: Segmentation;
   /** Feature vectors of the windows (empty when unreadable). */
@@ -145,7 +149,7 @@ export function analyzePcg(samples: Float32Array, rateHz: number, options: Parti
       windows.push({ startS: s / fs, endS: (s + part.length) / fs, features: pcgFeatures(part, fs, wseg) });
     }
   }
-  return { quality, readable, heartRate: seg.cycles.length > 0 || seg.cycleS > 0 ? heartRateOf(seg) : null, segmentation: seg, windows };
+  return { quality, readable, heartRate: readable ? heartRateOf(seg) : null, segmentation: seg, windows };
 }
 
 export interface PcgDecision {
