@@ -118,8 +118,11 @@ describe('CGM CSV replay', () => {
   });
 
   it('names the line of a bad value', () => {
-    expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,high\n')).toThrow(/line 2: gl "high"/);
+    expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,high\n')).toThrow(/line 2: unreadable glucose "high"/);
     expect(() => parseCgmCsv('id,when,gl\n')).toThrow(DecodeError);
+    // The reader medge glucose uses: conflicting duplicates and impossible values are refused, not replayed.
+    expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,90\nx,2014-02-03 03:42:12,40\n')).toThrow(/line 3: subject "x" has two different readings/);
+    expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,1e308\n')).toThrow(/line 2: glucose 1e\+308 mg\/dL is outside 10-1000 mg\/dL/);
     expect(parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,NA\nx,2014-02-03 03:47:12,90\n')[0]?.samples).toEqual([{ tMs: 0, mgdl: 90 }]);
   });
 
