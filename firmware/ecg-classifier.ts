@@ -36,6 +36,7 @@ export class WorkerBeatClassifier implements BeatClassifier {
 
   /** Starts the model of `dir` in a worker; refuses (InferenceError) one whose manifest does not fit this build's features (`beatModelMismatch`). */
   static async start(dir = defaultBeatModelDir(), backend: BackendName = 'wasm', maxBatch = 1024): Promise<WorkerBeatClassifier> {
+    if (!existsSync(dir)) throw new InferenceError(`beat classifier directory ${dir} does not exist (the shipped model is in ${defaultBeatModelDir()})`);
     if (!existsSync(join(dir, MODEL_MANIFEST_FILE))) throw new InferenceError(`no beat classifier model in ${dir} (run npm run train:ecg)`);
     const worker = await InferenceWorker.start(dir, backend);
     const mismatch = beatModelMismatch(worker.manifest, dir);

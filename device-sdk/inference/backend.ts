@@ -12,11 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InferenceError } from '../errors.js';
+import { BACKENDS, type BackendName } from './backend-names.js';
 
-export { InferenceError };
-
-export const BACKENDS = ['wasm', 'cpu', 'tensorflow'] as const;
-export type BackendName = (typeof BACKENDS)[number];
+export { BACKENDS, type BackendName, InferenceError };
 
 const require = createRequire(import.meta.url);
 let wasmPathsSet = false;

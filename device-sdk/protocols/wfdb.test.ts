@@ -15,6 +15,7 @@ import {
   WFDB_ANNOTATION_CODEC,
   WFDB_ANNOTATION_CODES,
   WFDB_FORMATS,
+  WFDB_FS_RANGE,
   WFDB_HEADER_CODEC,
   WFDB_SIGNAL_CODEC,
   type WfdbAnnotation,
@@ -110,6 +111,10 @@ describe('WFDB header', () => {
     ['zero samples per frame', '100 1 360\n100.dat 212x0\n', 'samples per frame'],
     ['a negative sample count', '100 1 360 -5\n', 'sample count'],
     ['a zero frequency', '100 1 0\n100.dat 16\n', 'must be positive'],
+    // A mistyped rate once made the ECG pipeline size a 2.5-billion-sample buffer and spin for good.
+    ['an absurd frequency', '101 2 1000000000 650000\n101.dat 212\n101.dat 212\n', 'sampling frequency 1000000000 Hz is outside 0.001..100000 Hz'],
+    ['a frequency above the range', '100 1 100001\n100.dat 16\n', 'outside 0.001..100000 Hz'],
+    ['a frequency below the range', '100 1 0.0001\n100.dat 16\n', 'outside 0.001..100000 Hz'],
     ['a bad base time', '100 0 360 10 noon\n', 'base time'],
     ['a fractional checksum', '100 1 360 10\n100.dat 16 200 16 0 0 1.5 0\n', 'checksum'],
     ['a shared file with two formats', '100 2 360\n100.dat 16\n100.dat 212\n', 'share 100.dat'],
@@ -131,15 +136,18 @@ describe('WFDB header', () => {
     expect(() => formatHeader(noChecksum)).toThrow(ConfigError);
     expect(() => formatHeader({ ...base, recordName: 'a b' })).toThrow(ConfigError);
     expect(() => formatHeader({ ...base, comments: ['two\nlines'] })).toThrow(ConfigError);
+    // a rate parseHeader would refuse is not written either
+    expect(() => formatHeader({ ...base, fs: 1e9 })).toThrow(ConfigError);
   });
 
   const number = fc.oneof(fc.integer({ min: -1_000_000, max: 1_000_000 }), fc.double({ min: -1e9, max: 1e9, noNaN: true }).map((x) => x + 0));
   const positive = fc.oneof(fc.integer({ min: 1, max: 100_000 }), fc.double({ min: 1e-3, max: 1e6, noNaN: true }));
+  const rate = fc.oneof(fc.integer({ min: 1, max: 100_000 }), fc.double({ min: WFDB_FS_RANGE[0], max: WFDB_FS_RANGE[1], noNaN: true }));
   const word = (max: number) => fc.stringMatching(new RegExp(`^[A-Za-z0-9_-]{1,${max}}$`));
   const headerArb = fc
     .record({
       recordName: word(12),
-      fs: positive,
+      fs: rate,
       counter: fc.option(fc.record({ frequency: positive, base: fc.option(number, { nil: undefined }) }), { nil: undefined }),
       nSamples: fc.oneof(fc.constant(0), fc.maxSafeNat()),
       time: fc.option(

@@ -19,6 +19,15 @@ export const WFDB_ANNOTATION_CODEC = 'wfdb-annotation';
 
 /** Sampling frequency assumed when a header gives none (signal.c DEFFREQ). */
 export const WFDB_DEFAULT_FS = 250;
+/**
+ * Sampling frequencies a header may give, in Hz. WFDB itself only asks for a positive number; these
+ * bounds refuse what can only be a typo or a damaged header. The low end keeps trend records
+ * (vital-sign numerics sampled once a minute, 1/60 Hz) readable; the high end is well above the
+ * fastest biosignal recordings (tens of kHz) and keeps readers that size buffers by the rate from
+ * asking for gigabytes (the ECG pipeline keeps 2.5 s of history per signal: at the 1 GHz of a
+ * mistyped header that is 2.5 billion samples per buffer).
+ */
+export const WFDB_FS_RANGE: readonly [number, number] = Object.freeze([0.001, 100_000] as [number, number]);
 /** ADC units per physical unit used for a signal whose gain is 0 or missing, i.e. uncalibrated (wfdb.h WFDB_DEFGAIN). */
 export const WFDB_DEFAULT_GAIN = 200;
 /** Signal formats a header may name (signal.c isfmt). */
@@ -162,6 +171,9 @@ function parseRecordLine(line: string, lineNo: number): { header: Omit<WfdbHeade
     if (m === null) return headerFail(`line ${lineNo}: sampling frequency ${JSON.stringify(fsField)} is not fs[/counter[(base)]]`);
     header.fs = parseFloatText(m[1] ?? '', 'sampling frequency', lineNo);
     if (!(header.fs > 0)) return headerFail(`line ${lineNo}: sampling frequency ${fsField} must be positive`);
+    if (header.fs < WFDB_FS_RANGE[0] || header.fs > WFDB_FS_RANGE[1]) {
+      return headerFail(`line ${lineNo}: sampling frequency ${m[1]} Hz is outside ${WFDB_FS_RANGE[0]}..${WFDB_FS_RANGE[1]} Hz; the header looks damaged: check its record line (name, signal count, frequency, sample count)`);
+    }
     if (m[2] !== undefined) {
       header.counterFrequency = parseFloatText(m[2], 'counter frequency', lineNo);
       if (!(header.counterFrequency > 0)) return headerFail(`line ${lineNo}: counter frequency ${m[2]} must be positive`);
@@ -307,6 +319,9 @@ export function formatHeader(h: WfdbHeader): string {
   if (!NAME.test(h.recordName)) return headerValueError('recordName', h.recordName, 'is empty or contains whitespace or "/"', 'use letters, digits, "_" and "-"');
   let fs = formatNumber(h.fs, 'fs');
   if (!(h.fs > 0)) return headerValueError('fs', h.fs, 'must be positive', 'give the sampling frequency in Hz');
+  if (h.fs < WFDB_FS_RANGE[0] || h.fs > WFDB_FS_RANGE[1]) {
+    return headerValueError('fs', h.fs, `is outside ${WFDB_FS_RANGE[0]}..${WFDB_FS_RANGE[1]} Hz (WFDB_FS_RANGE), which parseHeader refuses`, 'give the sampling frequency in Hz');
+  }
   if (h.counterFrequency !== undefined) {
     fs += `/${formatNumber(h.counterFrequency, 'counterFrequency')}`;
     if (h.baseCounter !== undefined) fs += `(${formatNumber(h.baseCounter, 'baseCounter')})`;

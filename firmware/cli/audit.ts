@@ -12,6 +12,10 @@ directory CADIR (CA creation, provisioning, revocations) and reports the first e
 altered, removed or reordered. Exit code 0 when the chain holds, 1 when not.`;
 
 export async function auditCommand(args: string[]): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h') {
+    process.stdout.write(`${AUDIT_USAGE}\n`);
+    return 0;
+  }
   if (args[0] !== 'verify') throw new UsageError(args[0] === undefined ? 'audit needs a subcommand' : `unknown audit subcommand ${JSON.stringify(args[0])}; subcommands are: verify`, AUDIT_USAGE);
   const { values } = parse(args.slice(1), { data: { type: 'string' }, ca: { type: 'string' }, json: { type: 'boolean' } }, AUDIT_USAGE);
   if (values.help) {

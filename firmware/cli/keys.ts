@@ -23,6 +23,10 @@ ledger's audit log. --vacuum then rewrites the file so that no clear or old-key 
 free pages (it holds the write lock meanwhile: the runtime's writes wait).`;
 
 export async function keysCommand(args: string[]): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h') {
+    process.stdout.write(`${KEYS_USAGE}\n`);
+    return 0;
+  }
   if (args[0] === 'rotate') return rotate(args.slice(1));
   if (args[0] !== 'gen-signing') {
     throw new UsageError(args[0] === undefined ? 'keys needs a subcommand' : `unknown keys subcommand ${JSON.stringify(args[0])}; subcommands are: gen-signing, rotate`, KEYS_USAGE);

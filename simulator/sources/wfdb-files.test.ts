@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../device-sdk/errors.js';
@@ -131,11 +131,26 @@ describe(`WFDB files: the committed excerpt ${MITDB_101_EXCERPT.name}`, () => {
     expect(recordError(path)).toMatchObject({ record: '101-10s', signal: 0, check: 'length', expected: 3600, actual: 3599 });
   });
 
+  it('says which signal file looks truncated and how much of it was read', () => {
+    const path = copyOfFixture();
+    writeFileSync(`${path}.dat`, readFileSync(`${path}.dat`).subarray(0, 3 * 1800)); // 1800 of 3600 frames: 5 s of 10
+    const error = recordError(path);
+    expect(error).toMatchObject({ check: 'length', expected: 3600, actual: 1800, file: `${path}.dat` });
+    expect(error.message).toContain(`${path}.dat holds 1800 samples (5.0 s at 360 Hz) where the header gives 3600 (10.0 s at 360 Hz): the file looks truncated`);
+  });
+
   it('names the file of a header it cannot parse', () => {
     const path = copyOfFixture();
     writeFileSync(`${path}.hea`, '101-10s 3 360 3600\n101-10s.dat 212 200 11 1024 955 0 0 MLII\n');
     expect(() => readWfdbRecord(path)).toThrow(DecodeError);
     expect(() => readWfdbRecord(path)).toThrow(`${path}.hea: record line announces 3 signal(s) but 1`);
+  });
+
+  it('leaves no partial file behind when the annotation file cannot be put in place', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'taken.atr'));
+    expect(() => writeWfdbAnnotations(join(dir, 'taken.atr'), [{ sample: 10, code: 1 }])).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+    expect(readdirSync(dir)).toEqual(['taken.atr']);
   });
 
   it('writes annotations and reads them back identical, with and without a time resolution', () => {

@@ -5,7 +5,7 @@
  *
  * Synchronous on purpose: records are read once when a scenario starts, never on a sampling path.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, DecodeError } from '../../device-sdk/errors.js';
 import {
@@ -29,17 +29,30 @@ export class WfdbRecordError extends DecodeError {
   readonly check: 'length' | 'checksum';
   readonly expected: number;
   readonly actual: number;
-  constructor(record: string, signal: number, description: string | undefined, check: 'length' | 'checksum', expected: number, actual: number) {
+  /** The signal file, as the reader opened it (header directory + the name the header gives). */
+  readonly file: string | undefined;
+  constructor(
+    record: string,
+    signal: number,
+    description: string | undefined,
+    check: 'length' | 'checksum',
+    expected: number,
+    actual: number,
+    where: { file: string; fs: number; samplesPerFrame: number } | undefined = undefined,
+  ) {
     const what = check === 'length' ? 'samples' : 'checksum';
-    super(
-      WFDB_SIGNAL_CODEC,
-      `record ${record}, signal ${signal}${description === undefined ? '' : ` (${description})`}: ${what} ${actual} does not match the header's ${expected}`,
-    );
+    const seconds = (n: number) => (where ? ` (${(n / (where.fs * where.samplesPerFrame)).toFixed(1)} s at ${where.fs} Hz)` : '');
+    const found =
+      check === 'length' && where && actual < expected
+        ? `${where.file} holds ${actual} samples${seconds(actual)} where the header gives ${expected}${seconds(expected)}: the file looks truncated; copy the record again from its source`
+        : `${where ? `${where.file}: ` : ''}${what} ${actual} does not match the header's ${expected}`;
+    super(WFDB_SIGNAL_CODEC, `record ${record}, signal ${signal}${description === undefined ? '' : ` (${description})`}: ${found}`);
     this.record = record;
     this.signal = signal;
     this.check = check;
     this.expected = expected;
     this.actual = actual;
+    this.file = where?.file;
   }
 }
 
@@ -93,12 +106,13 @@ export function readWfdbRecord(pathWithoutExtension: string): WfdbRecord {
   });
   header.signals.forEach((spec, i) => {
     const samples = signals[i] as Int16Array;
+    const where = { file: join(dir, spec.fileName), fs: header.fs, samplesPerFrame: spec.samplesPerFrame };
     if (header.nSamples > 0 && samples.length !== header.nSamples * spec.samplesPerFrame) {
-      throw new WfdbRecordError(header.recordName, i, spec.description, 'length', header.nSamples * spec.samplesPerFrame, samples.length);
+      throw new WfdbRecordError(header.recordName, i, spec.description, 'length', header.nSamples * spec.samplesPerFrame, samples.length, where);
     }
     if (spec.checksum === undefined) return;
     const sum = checksum(samples);
-    if (((sum - spec.checksum) & 0xffff) !== 0) throw new WfdbRecordError(header.recordName, i, spec.description, 'checksum', spec.checksum, sum);
+    if (((sum - spec.checksum) & 0xffff) !== 0) throw new WfdbRecordError(header.recordName, i, spec.description, 'checksum', spec.checksum, sum, where);
   });
   return {
     header,
@@ -143,5 +157,10 @@ export function writeWfdbAnnotations(path: string, annotations: readonly WfdbAnn
   const bytes = encodeAnnotations(annotations, options);
   const partial = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
   writeFileSync(partial, bytes);
-  renameSync(partial, path);
+  try {
+    renameSync(partial, path);
+  } catch (error) {
+    rmSync(partial, { force: true }); // e.g. `path` is a directory: leave nothing behind
+    throw error;
+  }
 }

@@ -19,6 +19,19 @@ describe('medge CLI', () => {
     expect(r.stderr).toContain('unknown command "frobnicate"; commands are: demo, run, edge');
   });
 
+  it('prints the help of every command for --help and exits 0', async () => {
+    const top = await medge(['--help']);
+    const commands = [...top.stdout.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1] as string);
+    expect(commands).toEqual(expect.arrayContaining(['ecg', 'audit', 'keys', 'pcg']));
+    // ecg, audit and keys used to take --help for an unknown subcommand (exit 2).
+    const results = await Promise.all(commands.map(async (c) => ({ c, r: await medge([c, '--help']) })));
+    for (const { c, r } of results) {
+      expect(r.code, `medge ${c} --help: ${r.stderr}`).toBe(0);
+      expect(r.stdout, `medge ${c} --help`).toContain(`medge ${c}`);
+      expect(r.stderr, `medge ${c} --help`).toBe('');
+    }
+  });
+
   it('rejects an unknown flag with the usage of the command', async () => {
     const r = await medge(['demo', '--second', '3']);
     expect(r.code).toBe(2);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../errors.js';
 import { mulberry32 } from '../../random.js';
 import { MainsFilter, QrsDetector } from './qrs-detector.js';
 
@@ -87,6 +88,16 @@ describe('QrsDetector', () => {
       const d = new QrsDetector({ fs: FS });
       expect(d.push([signal]).filter((b) => b.sample > 3 * FS).length).toBeLessThanOrEqual(1);
     }
+  });
+});
+
+describe('QrsDetector options', () => {
+  it('refuses a sampling rate whose 2.5 s history does not fit its buffers, instead of looping for ever', () => {
+    // Before: the ring sizing loop (`n <<= 1`) wrapped to 0 past 2^30 samples and never ended
+    // (without the fix this test hangs rather than failing).
+    expect(() => new QrsDetector({ fs: 1e9 })).toThrow(ConfigError);
+    expect(() => new QrsDetector({ fs: Number.NaN })).toThrow(ConfigError);
+    expect(() => new QrsDetector({ fs: 100_000 })).not.toThrow();
   });
 });
 

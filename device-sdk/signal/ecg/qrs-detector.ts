@@ -19,6 +19,7 @@
  * Measured on the shared MIT-BIH records: gross Se 99.81%, +P 99.82% (EC57); the hold puts the median
  * latency from R peak to report at 267-294 ms (README, "Protocols, transports and signal processing").
  */
+import { ConfigError } from '../../errors.js';
 import { median } from '../stats.js';
 
 /** Mains frequencies notched out of the ECG by default: 50 Hz (most of the world) and 60 Hz (the Americas, parts of Asia). */
@@ -124,13 +125,16 @@ export class MainsFilter {
   }
 }
 
+/** Longest history a ring holds (it is indexed by a 32-bit mask). */
+const RING_MAX = 2 ** 30;
+
 /** Fixed-size ring of numbers indexed by absolute sample number (at least `size` long: a power of two, indexed by mask). */
 class Ring {
   readonly data: Float64Array;
   private readonly mask: number;
   constructor(size: number) {
     let n = 1;
-    while (n < size) n <<= 1;
+    while (n < size) n *= 2; // not `n <<= 1`: past 2^30 it wraps to 0 and the loop never ends
     this.data = new Float64Array(n);
     this.mask = n - 1;
   }
@@ -194,6 +198,9 @@ export class QrsDetector {
     this.hp = Array.from({ length: leads }, () => Biquad.highPass(fs, bandHz[0]));
     this.lp = Array.from({ length: leads }, () => Biquad.lowPass(fs, bandHz[1]));
     const history = this.ms(2500);
+    if (!(history <= RING_MAX)) {
+      throw new ConfigError('fs', fs, `asks for ${history} samples of history (2.5 s), more than the detector holds (2^30)`, 'give the sampling rate in Hz (ECG is recorded at a few hundred Hz)');
+    }
     this.bands = Array.from({ length: leads }, () => new Ring(history));
     this.raw = new Ring(history);
     this.feature = new Ring(history);
