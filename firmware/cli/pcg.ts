@@ -22,7 +22,8 @@ export const PCG_USAGE = `Usage: medge pcg classify FILE.wav... [--json] [--mode
 
 classify  screens heart-sound recordings (any PCM WAV: 8/16/24/32-bit or float, any rate, mono or
           stereo, up to ${PCG_CLASSIFY_LIMITS.maxSeconds / 60} minutes and ${PCG_CLASSIFY_LIMITS.maxBytes / 1024 / 1024} MiB) with the pcg-abnormal model: normal, abnormal
-          (murmur or extra sound) or unreadable (too short, flat, clipped or too noisy to judge). One
+          (murmur or extra sound) or unreadable (too short, flat, clipped, too noisy to judge, or
+          sampled below 1600 Hz). One
           line per file; with --json one object per line:
           {"file","label","probability","heartRate","quality","model","modelSha256"} (probability of
           abnormal, null when unreadable; heart rate in /min from the S1-S1 intervals, null when the

@@ -107,6 +107,20 @@ describe('medge pcg classify', () => {
     expect(text.stdout).not.toMatch(/heart rate/);
   });
 
+  it('answers unreadable (low-sample-rate) for recordings sampled below 1600 Hz instead of screening them', async () => {
+    const dir = tempDir();
+    const rand = mulberry32(5);
+    const files = { noise8: join(dir, 'noise-8hz.wav'), heart1k: join(dir, 'heart-1000hz.wav') };
+    writeFileSync(files.noise8, encodeWav(Float32Array.from({ length: 8 * 20 }, () => 0.6 * (2 * rand() - 1)), { rateHz: 8 }));
+    writeFileSync(files.heart1k, encodeWav(syntheticPcg({ seconds: 12, bpm: 70, rateHz: 1000 }).samples, { rateHz: 1000 }));
+    const r = await medge(['pcg', 'classify', ...Object.values(files), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    for (const line of parseLines(r.stdout)) {
+      expect(line).toMatchObject({ label: 'unreadable', probability: null, heartRate: null });
+      expect((line as unknown as { qualityFlags: string[] }).qualityFlags).toContain('low-sample-rate');
+    }
+  });
+
   it('reports a missing file, a directory and a too-long recording as errors for those files, screens the others, exits 1', async () => {
     const dir = tempDir();
     const good = join(dir, 'good.wav');

@@ -52,7 +52,7 @@ export interface PcgQuality {
   coverage: number;
   /** S1/S2 peaks over the median envelope. */
   contrast: number;
-  /** Why it is unreadable (empty when it is readable): `too-short`, `flat`, `clipped`, `no-heart-cycles`, `no-heart-sounds`, `low-quality`. */
+  /** Why it is unreadable (empty when it is readable): `low-sample-rate` (below twice the band's upper edge, 1600 Hz), `too-short`, `flat`, `clipped`, `no-heart-cycles`, `no-heart-sounds`, `low-quality`. */
   flags: string[];
 }
 
@@ -123,6 +123,9 @@ export function analyzePcg(samples: Float32Array, rateHz: number, options: Parti
   const contrastScore = Math.max(0, Math.min(1, (seg.contrast - 1.5) / 3));
   const score = Math.round(Math.max(0, Math.min(1, 0.35 * Math.min(1, seg.periodicity / 0.5) + 0.25 * coverage + 0.4 * contrastScore)) * 100) / 100;
   const flags: string[] = [];
+  // Below twice the band's upper edge the recording cannot hold what the features measure (murmur energy
+  // up to 800 Hz): an 8 Hz file of noise would otherwise be screened, heart rate and all.
+  if (rateHz < 2 * o.bandHz[1]) flags.push('low-sample-rate');
   if (durationS < o.minSeconds) flags.push('too-short');
   if (rms < 1e-4) flags.push('flat');
   if (clipped > o.maxClipped) flags.push('clipped');
