@@ -5,17 +5,18 @@ import { MedgeError } from './errors.js';
 export class ListenError extends MedgeError {
   readonly reason: string;
   constructor(what: string, host: string, port: number, reason: string, cause: unknown) {
-    super('listen', `${what} cannot listen on ${host}:${port}: ${LISTEN_PROBLEMS[reason] ?? reason}`, { cause });
+    const known = LISTEN_PROBLEMS[reason];
+    super('listen', `${what} cannot listen on ${host}:${port}: ${known ? `${known[0]} (${reason}). Fix: ${known[1]}` : reason}`, { cause });
     this.reason = reason;
   }
 }
 
-const LISTEN_PROBLEMS: Record<string, string> = {
-  EADDRINUSE: 'the port is in use by another process. Fix: stop that process or choose another port',
-  EACCES: 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE). Fix: choose a port above 1023',
-  EADDRNOTAVAIL: 'this machine has no such address. Fix: use 127.0.0.1, 0.0.0.0 or one of its own addresses',
-  ENOTFOUND: 'the host name does not resolve. Fix: use an IP address or a known host name',
-  EAI_AGAIN: 'the host name does not resolve. Fix: use an IP address or a known host name',
+const LISTEN_PROBLEMS: Record<string, [problem: string, fix: string]> = {
+  EADDRINUSE: ['the port is in use by another process', 'stop that process or choose another port'],
+  EACCES: ['permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)', 'choose a port above 1023'],
+  EADDRNOTAVAIL: ['this machine has no such address', 'use 127.0.0.1, 0.0.0.0 or one of its own addresses'],
+  ENOTFOUND: ['the host name does not resolve', 'use an IP address or a known host name'],
+  EAI_AGAIN: ['the host name does not resolve', 'use an IP address or a known host name'],
 };
 
 /** `server.listen(port, host)` as a promise; a failure is a `ListenError` naming `what`, the address and a fix. */

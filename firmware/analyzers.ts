@@ -155,10 +155,11 @@ function verifySigned(dir: string, trustedKeys: readonly string[]): string | und
   return verifyArtifactDir(dir, trustedKeys).manifest.files[MODEL_MANIFEST_FILE];
 }
 
-function pinned(dir: string, signed: string | undefined, loaded: string): void {
-  if (signed !== undefined && signed !== loaded) {
-    throw new ArtifactVerificationError('hash-mismatch', `${dir}: ${MODEL_MANIFEST_FILE} changed between its signature check and loading (signed ${signed.slice(0, 12)}…, loaded ${loaded.slice(0, 12)}…)`, MODEL_MANIFEST_FILE);
-  }
+/** Returns `model` when its manifest hash is the signed one; otherwise closes it and throws. */
+async function pinned<M extends { close(): Promise<void> }>(dir: string, signed: string | undefined, loaded: string, model: M): Promise<M> {
+  if (signed === undefined || signed === loaded) return model;
+  await model.close();
+  throw new ArtifactVerificationError('hash-mismatch', `${dir}: ${MODEL_MANIFEST_FILE} changed between its signature check and loading (signed ${signed.slice(0, 12)}…, loaded ${loaded.slice(0, 12)}…)`, MODEL_MANIFEST_FILE);
 }
 
 /**
@@ -189,13 +190,7 @@ function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps & { logger: Pick<Logg
           const signed = deps.trustedKeys && deps.trustedKeys.length > 0 ? verifySigned(dir, deps.trustedKeys) : undefined;
           // TF.js is loaded only in the worker.
           const c = await WorkerBeatClassifier.start(dir);
-          try {
-            pinned(dir, signed, c.modelSha256);
-          } catch (error) {
-            await c.close();
-            throw error;
-          }
-          return c;
+          return pinned(dir, signed, c.modelSha256, c);
         })
         .then(
           async (c) => {
@@ -282,13 +277,8 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     (loading ??= (async () => {
       try {
         const signed = await options.verify?.(dir);
-        const model = await (options.loadModel ?? loadPcgModelInWorker)(dir);
-        try {
-          pinned(dir, signed, model.sha256);
-        } catch (error) {
-          await model.close();
-          throw error;
-        }
+        const loaded = await (options.loadModel ?? loadPcgModelInWorker)(dir);
+        const model = await pinned(dir, signed, loaded.sha256, loaded);
         state.loaded(pcgModelId(model), where(dir, model.sha256), { backend: model.backend });
         return model;
       } catch (error) {

@@ -175,6 +175,7 @@ export class Demo {
   private chaosTimers: NodeJS.Timeout[] = [];
   private chaosBusy: Promise<void>[] = [];
   private logFd: number;
+  private edgeStopped = false;
   private readonly random: () => number;
   private uiUsers: UiUserConfig[] | undefined;
 
@@ -265,7 +266,7 @@ export class Demo {
       const [, hashed] = await Promise.all([this.edge.start(), users]);
       this.uiUsers = hashed;
     } catch (error) {
-      await this.peers?.stop();
+      await this.stopPeers();
       throw error;
     }
     const ready = new Promise<void>((resolve) => {
@@ -390,10 +391,32 @@ export class Demo {
     }
   }
 
+  /** Stops the simulated devices once (finish, a failed start and abort may all ask). */
+  private async stopPeers(): Promise<void> {
+    const peers = this.peers;
+    this.peers = undefined;
+    await peers?.stop();
+  }
+
+  /** Stops the edge once. */
+  private async stopEdge(): Promise<void> {
+    if (this.edgeStopped) return;
+    this.edgeStopped = true;
+    await this.edge.stop();
+  }
+
+  /** Closes the runtime log once (closing a descriptor twice could close a file that reused its number). */
+  private closeLog(): void {
+    if (this.logFd < 0) return;
+    const fd = this.logFd;
+    this.logFd = -1;
+    closeSync(fd);
+  }
+
   /** Stops the runtime, the simulated devices and the edge after a failure (each step best-effort). */
   private async abort(): Promise<void> {
     for (const t of this.chaosTimers) clearTimeout(t);
-    const steps: (() => Promise<unknown> | void)[] = [() => this.stopRuntime(), () => this.peers?.stop(), () => this.edge.stop(), () => closeSync(this.logFd)];
+    const steps: (() => Promise<unknown> | void)[] = [() => this.stopRuntime(), () => this.stopPeers(), () => this.stopEdge(), () => this.closeLog()];
     for (const step of steps) {
       try {
         await step();
@@ -434,10 +457,10 @@ export class Demo {
     } finally {
       if (this.peers) {
         this.expectations = this.peers.expected();
-        await this.peers.stop();
+        await this.stopPeers();
       }
-      await this.edge.stop();
-      closeSync(this.logFd);
+      await this.stopEdge();
+      this.closeLog();
     }
   }
 

@@ -21,7 +21,7 @@
  * linear extrapolation of the 15-minute trend below 70 mg/dL. Decision support, never a diagnosis.
  */
 import { readFileSync } from 'node:fs';
-import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
+import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
 import { type Alert, type Finding, meterRecordId, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
@@ -93,14 +93,14 @@ export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), tr
   const files = new Map<string, Uint8Array>();
   for (const [name, expected] of Object.entries(manifest.files ?? {})) {
     const bytes = read(name);
-    if (sha256Hex(bytes) !== expected) throw new Error(`${join(dir, name)} does not match its sha256 in medge-model.json: the model was altered`);
+    if (sha256Hex(bytes) !== expected) throw new Error(`${join(dir, name)} does not match its sha256 in ${MODEL_MANIFEST_FILE}: the model was altered`);
     files.set(name, bytes);
   }
-  const topology = files.get('model.json');
-  const weights = files.get('weights.bin');
+  const topology = files.get(MODEL_TOPOLOGY_FILE);
+  const weights = files.get(MODEL_WEIGHTS_FILE);
   const detectorTopology = files.get('detector.json');
   const detectorWeights = files.get('detector.bin');
-  if (!topology || !weights || !detectorTopology || !detectorWeights) throw new Error(`${dir}: medge-model.json must pin model.json, weights.bin, detector.json and detector.bin`);
+  if (!topology || !weights || !detectorTopology || !detectorWeights) throw new Error(`${dir}: ${MODEL_MANIFEST_FILE} must pin ${MODEL_TOPOLOGY_FILE}, ${MODEL_WEIGHTS_FILE}, detector.json and detector.bin`);
   const sha256 = sha256Hex(manifestBytes);
   const text = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   const net = DenseNetwork.fromArtifacts(text(topology), weights);

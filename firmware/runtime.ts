@@ -62,7 +62,6 @@ export function readTlsFiles(files: EdgeTlsFiles): Pick<IClientOptions, 'ca' | '
   return { ca: read('ca'), cert: read('cert'), key: read('key'), rejectUnauthorized: true };
 }
 
-/** Where the ledger file of a device data directory lives. */
 /** Creates the data directory if needed; one that is a file or cannot be created is a `ConfigError` on `dataDir`. */
 function prepareDataDir(dir: string): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) {
@@ -77,6 +76,7 @@ function prepareDataDir(dir: string): void {
   }
 }
 
+/** Where the ledger file of a device data directory lives. */
 export function ledgerPath(dataDir: string): string {
   return join(dataDir, 'ledger.sqlite');
 }

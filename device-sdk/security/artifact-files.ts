@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { createPrivateKey } from 'node:crypto';
+import { join, relative, resolve, sep } from 'node:path';
 import { type ArtifactManifest, ArtifactVerificationError, MANIFEST_FILE, sha256Hex, signManifest, verifyArtifact } from './signing.js';
 
 /**
@@ -53,6 +54,18 @@ export function signArtifactDir(dir: string, privatePem: string, identity: { id?
   const manifest = signManifest({ id, version, files, ...(previous?.meta ? { meta: previous.meta } : {}) }, privatePem);
   writeFileSync(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
+}
+
+/**
+ * The `--sign-key` of a training script, checked before the run: the resolved path of a readable
+ * Ed25519 private key, so that a wrong path or a public key fails now rather than after the training.
+ */
+export function signingKeyFile(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  const file = resolve(path);
+  const key = createPrivateKey(readFileSync(file, 'utf8'));
+  if (key.asymmetricKeyType !== 'ed25519') throw new ArtifactVerificationError('malformed', `--sign-key ${file} is a ${key.asymmetricKeyType ?? 'unknown'} key, not an Ed25519 private key (medge keys gen-signing makes one)`);
+  return file;
 }
 
 /**

@@ -211,6 +211,8 @@ export async function createSiteCa(options: CreateSiteCaOptions): Promise<SiteCa
 interface LeafSpec {
   subject: X509.JsonName;
   days: number;
+  /** `days` was asked for (not a default): past the CA's end it is refused, a default is cut to it. */
+  explicitDays: boolean;
   notBefore: Date | undefined;
   usage: string;
   san?: X509.JsonGeneralNames;
@@ -225,9 +227,9 @@ async function issueLeaf(ca: SiteCa, spec: LeafSpec): Promise<CertifiedKey> {
   } catch (error) {
     throw new PkiError('invalid-ca', `the CA certificate is not a PEM X.509 certificate: ${(error as Error).message}`);
   }
-  // A certificate cannot be trusted past its issuer's expiry: refuse rather than issue one that looks valid
-  // for longer. Less than a day over (a CA made moments earlier with the same --days) is cut to the CA's end.
-  if (times.notAfter > caCert.notAfter && times.notAfter.getTime() - caCert.notAfter.getTime() < DAY_MS) times.notAfter = caCert.notAfter;
+  // A certificate cannot be trusted past its issuer's expiry: refuse an asked-for validity that would look
+  // longer. A default, or less than a day over (a CA made moments earlier with the same --days), is cut to the CA's end.
+  if (times.notAfter > caCert.notAfter && (!spec.explicitDays || times.notAfter.getTime() - caCert.notAfter.getTime() < DAY_MS)) times.notAfter = caCert.notAfter;
   if (times.notAfter > caCert.notAfter) {
     const room = Math.floor((caCert.notAfter.getTime() - times.notBefore.getTime()) / DAY_MS);
     throw new PkiError('invalid-input', `${spec.days} days would outlive the site CA, which is valid until ${caCert.notAfter.toISOString().slice(0, 10)}: use --days ${Math.max(1, room)} or less, or renew the CA`);
@@ -269,6 +271,7 @@ export async function issueServerCert(ca: SiteCa, options: ServerCertOptions = {
   return issueLeaf(ca, {
     subject: name(`medge edge ${ca.site}`, ca.site, CERT_ROLES.edge),
     days: options.validDays ?? DEFAULT_VALIDITY_DAYS.server,
+    explicitDays: options.validDays !== undefined,
     notBefore: options.notBefore,
     usage: EKU.serverAuth,
     san: hosts.map((value) => ({ type: isIP(value) === 0 ? 'dns' : 'ip', value })),
@@ -280,6 +283,7 @@ export async function issueEdgeClientCert(ca: SiteCa, options: EdgeClientCertOpt
   return issueLeaf(ca, {
     subject: name(EDGE_INGEST_IDENTITY, ca.site, CERT_ROLES.edge),
     days: options.validDays ?? DEFAULT_VALIDITY_DAYS.ingest,
+    explicitDays: options.validDays !== undefined,
     notBefore: options.notBefore,
     usage: EKU.clientAuth,
   });
@@ -296,6 +300,7 @@ export async function issueDeviceCert(ca: SiteCa, options: DeviceCertOptions): P
   return issueLeaf(ca, {
     subject: name(options.deviceId, options.site, CERT_ROLES.device),
     days: options.validDays ?? DEFAULT_VALIDITY_DAYS.device,
+    explicitDays: options.validDays !== undefined,
     notBefore: options.notBefore,
     usage: EKU.clientAuth,
   });

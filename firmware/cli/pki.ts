@@ -19,7 +19,8 @@ A running 'medge edge --tls DIR' reloads it within a second and refuses the devi
 export const PROVISION_USAGE = `Usage: medge provision --ca DIR --site SITE --device ID --out OUT [--days N]
 
 Issues a device identity signed by the site CA in DIR: OUT/ID.key (mode 0600), OUT/ID.crt
-(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device}), OUT/ca.crt (to verify
+(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device} or until the CA expires if
+sooner; a --days past the CA's expiry is refused), OUT/ca.crt (to verify
 the edge) and OUT/ID.wire.key (0600: the payload-encryption key; the edge's copy goes to
 DIR/wire-keys/ID.key). ID must be a valid topic segment (1-64 of A-Z a-z 0-9 . _ -) and SITE the CA's site.
 Refuses to overwrite an existing identity. Point the runtime config's edge.tls at the three files.`;

@@ -17,7 +17,7 @@
  * Fixed seed: data order and initial weights are deterministic. The shipped 1.0.0 was made with the
  * defaults (5 folds, 10 epochs, wasm).
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -27,7 +27,7 @@ import { classOf, DEFAULT_SUPRAVENTRICULAR_RULE, splitSupraventricular, type Sup
 import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
-import { signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
+import { signingKeyFile, signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { atrialValues } from './af-cv.js';
 import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
@@ -341,10 +341,8 @@ async function main(): Promise<void> {
   const epochs = Number(values.epochs ?? 10);
   const members = Number(values.members ?? 4);
   if (!Number.isInteger(members) || members < 1) throw new Error(`--members must be a whole number >= 1, got ${JSON.stringify(values.members)}`);
-  // Read before training, so that a wrong path fails now rather than after it.
-  // Read before training, so that a wrong path fails now rather than after the run.
-  const signingKey = values['sign-key'] === undefined ? undefined : resolve(values['sign-key']);
-  if (signingKey !== undefined) readFileSync(signingKey);
+  // Checked before training, so that a wrong path or key fails now rather than after the run.
+  const signingKey = signingKeyFile(values['sign-key']);
   // Preprocessed beats and CV outputs: a git-ignored cache outside the signed artifact directory.
   const cache = join(root, 'dist', 'cache', 'ecg-beats');
   // wasm trains this small MLP several times faster than cpu in Node; both are deterministic.

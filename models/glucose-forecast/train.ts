@@ -14,9 +14,9 @@
  * script passes the development key in models/keys).
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
+import { signingKeyFile, signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, saveQuantizedModel, tf } from '../../device-sdk/inference/index.js';
 import { mulberry32 } from '../../device-sdk/random.js';
@@ -119,9 +119,8 @@ const round = (x: number, d = 4) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { data: { type: 'string' }, out: { type: 'string' }, epochs: { type: 'string' }, 'detector-epochs': { type: 'string' }, seed: { type: 'string' }, 'eval-only': { type: 'boolean' }, 'keep-forecast': { type: 'boolean' }, 'sign-key': { type: 'string' } } });
-  // Checked before training, so that a wrong path fails now rather than after the run.
-  const signingKey = values['sign-key'] === undefined ? undefined : resolve(values['sign-key']);
-  if (signingKey !== undefined) readFileSync(signingKey);
+  // Checked before training, so that a wrong path or key fails now rather than after the run.
+  const signingKey = signingKeyFile(values['sign-key']);
   const root = packageRoot();
   const dataDir = values.data ?? join(root, '..', 'shared', 'data');
   const outDir = values.out ?? join(root, 'models', 'glucose-forecast', 'artifact');

@@ -25,7 +25,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
+import { signingKeyFile, signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
 import { mulberry32 } from '../../device-sdk/random.js';
 import { initBackend, tf } from '../../device-sdk/inference/backend.js';
 import { loadModel, saveQuantizedModel } from '../../device-sdk/inference/artifacts.js';
@@ -271,9 +271,8 @@ async function main(): Promise<void> {
       'sign-key': { type: 'string' },
     },
   });
-  // Checked before training, so that a wrong path fails now rather than after the run.
-  const signingKey = values['sign-key'] === undefined ? undefined : resolve(values['sign-key']);
-  if (signingKey !== undefined) readFileSync(signingKey);
+  // Checked before training, so that a wrong path or key fails now rather than after the run.
+  const signingKey = signingKeyFile(values['sign-key']);
   const folds = Number(values.folds);
   const seed = Number(values.seed);
   const epochs = Number(values.epochs);

@@ -86,6 +86,14 @@ describe('medge provision', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/5000 days would outlive the site CA, which is valid until \d{4}-\d\d-\d\d: use --days (999|1000) or less/);
   });
+
+  it("cuts the default validity to the CA's end under a CA with less time left than the default", async () => {
+    const shortCa = join(dir, 'short-ca');
+    expect((await medge(['ca', 'init', '--dir', shortCa, '--site', 'ward-9', '--days', '100'])).code).toBe(0);
+    const r = await medge(['provision', '--ca', shortCa, '--site', 'ward-9', '--device', 'dev-1', '--out', join(dir, 'short-out')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(cert(join(dir, 'short-out', 'dev-1.crt')).validTo).toBe(cert(join(shortCa, 'ca.crt')).validTo);
+  });
 });
 
 describe('medge edge --tls and mosquitto-config', () => {
