@@ -42,6 +42,10 @@ describe('medge keys gen-signing, sign, verify', () => {
     expect(JSON.parse(linked.stdout)).toMatchObject({ ok: false, reason: 'extra-file', file: 'extra.bin', message: expect.stringContaining('symbolic link') });
 
     unlinkSync(join(dir, 'extra.bin'));
+    // The artifact directory itself may be a link (a models directory on a data partition): that is not refused.
+    const linkedRoot = join(tempDir(), 'linked-model');
+    symlinkSync(dir, linkedRoot);
+    expect((await medge(['verify', '--pub', join(keys, 'signing.pub'), '--dir', linkedRoot])).code).toBe(0);
     const garbage = join(tempDir(), 'garbage.key');
     writeFileSync(garbage, 'not a key\n');
     for (const [args, message] of [
