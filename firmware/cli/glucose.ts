@@ -1,5 +1,5 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
 import { CgmCsvError, type CgmRow, checkGlucoseRange, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
@@ -14,7 +14,7 @@ export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.cs
        medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json]
 
 predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any
-         sampling, gaps allowed) and writes OUT (not IN itself; its directory must exist) with the columns id,time,gl,pred_gl,hypo_alert:
+         sampling, gaps allowed) and writes OUT (a file, not IN itself; its directory must exist) with the columns id,time,gl,pred_gl,hypo_alert:
          pred_gl is the forecast for time + 30 min from the subject's readings up to time only;
          hypo_alert is 1 where the predicted-hypoglycaemia alert is on: the model's detector
          estimates the probability that an event (< 70 mg/dL for >= 15 min) starts 10 to 60 min
@@ -24,13 +24,16 @@ predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,
          (persistence) and hypo_alert 0; rows without a glucose value get empty fields.
          The model is models/glucose-forecast/artifact unless --model DIR.
 IN       time: YYYY-MM-DD HH:MM[:SS] or ISO 8601 (T, fractions, Z or +HH:MM), or epoch milliseconds;
-         gl: a number, or NA or empty for a missing reading. Refused with the line number: any other
-         time, a value that is not a positive number or is outside ${GLUCOSE_RANGE_MG_DL[0]}-${GLUCOSE_RANGE_MG_DL[1]} mg/dL (no meter or CGM
-         reports one), and two different readings of a subject at one time (an exact duplicate row is
-         one reading). A file without readings is refused.
+         gl: a number, or NA, NaN, null or empty for a missing reading. Refused with the line number: any
+         other time (slash dates, dates with the year last, AM/PM), a row with more or fewer fields than
+         the header (a decimal comma: write 5.3, not 5,3), a value that is not a positive number (Low/High:
+         write the sensor's limit or NA) or is outside ${GLUCOSE_RANGE_MG_DL[0]}-${GLUCOSE_RANGE_MG_DL[1]} mg/dL (no meter or CGM
+         reports one), and two different readings of a subject at one time (local times without an offset
+         repeat an hour at the autumn clock change; an exact duplicate row is one reading). A file without
+         readings is refused.
 --units  the unit of gl in IN, and of gl and pred_gl in OUT and mean and SD in the report (default
-         mg/dL; medge computes in mg/dL, 1 mmol/L = 18.016 mg/dL). A file of values that cannot be mg/dL
-         (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia,
+         mg/dL; medge computes in mg/dL, 1 mmol/L = 18.016 mg/dL). A file of 3 or more values that cannot be
+         mg/dL (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia,
          and one that cannot be mmol/L (median > 25, highest > 35 mmol/L) is refused with it.
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
          mean, SD, CV, GMI, data sufficiency (the share of the subject's period, first reading to the
@@ -87,7 +90,7 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
   return { rows: rowsInMgDl(rows, unit), unit };
 }
 
-/** Refuses an --out that is the input file (by path or, when it exists, by inode) or whose directory does not exist. */
+/** Refuses an --out that is the input file (by path or, when it exists, by inode), an existing directory, or whose directory does not exist. */
 function checkOutPath(out: string, input: string): void {
   const same = (() => {
     if (resolve(out) === resolve(input)) return true;
@@ -99,6 +102,13 @@ function checkOutPath(out: string, input: string): void {
     }
   })();
   if (same) throw new UsageError(`--out ${out} is the input file: it would be overwritten; write the forecast to another file`, GLUCOSE_USAGE);
+  let outIsDir: boolean;
+  try {
+    outIsDir = statSync(out).isDirectory();
+  } catch {
+    outIsDir = false;
+  }
+  if (outIsDir) throw new UsageError(`--out ${out} is a directory: give the path of the CSV file to write, e.g. ${join(out, 'forecast.csv')}`, GLUCOSE_USAGE);
   const dir = dirname(resolve(out));
   let isDir: boolean;
   try {

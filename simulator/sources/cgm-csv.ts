@@ -1,7 +1,7 @@
 /**
  * CGM CSV replay: continuous glucose traces in the GlucoBench layout (`id,time,gl`, e.g.
  * `../shared/data/cgm/hall2018.csv`): one row per reading, `time` as `YYYY-MM-DD HH:MM:SS` local to
- * the study (read as UTC: only differences matter), `gl` in mg/dL (`NA` or empty: no reading, skipped). Quoted fields are accepted.
+ * the study (read as UTC: only differences matter), `gl` in mg/dL (`NA`, `NaN`, `null` or empty: no reading, skipped). Quoted fields are accepted.
  * The rows are read by the same reader as `medge glucose`.
  *
  * Subjects are chosen by their position in the file (0 = the first id that appears), so scenario
@@ -35,7 +35,8 @@ export function parseCgmCsv(text: string, name = 'cgm'): GlucoseSeries[] {
   let traces: Map<string, GlucosePoint[]>;
   try {
     const rows = parseCsvRows(text);
-    // A CGM reads 40-400 mg/dL: a trace of mmol/L values would be replayed as severe hypoglycaemia.
+    // A CGM reads 40-400 mg/dL: a trace of mmol/L values would be replayed as severe hypoglycaemia. The
+    // same check from 3 readings on as `medge glucose` (a short meter log fed to a simulated meter too).
     const looks = mmolLike(rows.filter((r) => Number.isFinite(r.gl)).map((r) => r.gl));
     if (looks) throw new ConfigError('file', name, `has gl values that look like mmol/L, not mg/dL (median ${looks.median}, highest ${looks.max})`, 'convert gl to mg/dL (x 18.016)');
     checkGlucoseRange(rows, 'mg/dL');

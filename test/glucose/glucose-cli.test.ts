@@ -1,4 +1,4 @@
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
@@ -262,6 +262,30 @@ describe('glucose input that is not glucose readings is refused (exit 2) with th
     refused(garbage, /line 5: unreadable time "notadate-3 03:42:12": write times as YYYY-MM-DD HH:MM\[:SS\]/);
     refused(day, /line 2: unreadable time "2014-02-30 10:00:00"/);
     refused(seconds, /line 2: time "1704067500" looks like epoch seconds.*multiply by 1000/);
+  }, 60_000);
+
+  it('refuses a short meter log in mmol/L given without --units', async () => {
+    const dir = tempDir();
+    // Nine meter readings of 11-22 mmol/L were reported as "mean 16, 100 % below 54 mg/dL", exit 0.
+    const meter = writeCsv(dir, 'meter.csv', every5(9, (i) => [11, 22, 14.2, 18, 12.5, 20.1, 16, 13, 19.4][i]!));
+    const [mgdl, asMmol] = await Promise.all([medge(['glucose', 'report', '--csv', meter]), medge(['glucose', 'report', '--csv', meter, '--units', 'mmol/L', '--json'])]);
+    expect(mgdl.code, mgdl.stderr).toBe(2);
+    expect(mgdl.stderr).toMatch(/look like mmol\/L, not mg\/dL \(median 16, highest 22.*give --units mmol\/L/);
+    expect(mgdl.stdout).toBe('');
+    expect(asMmol.code, asMmol.stderr).toBe(0);
+    expect((JSON.parse(asMmol.stdout) as { subjects: { mean: number }[] }).subjects[0]!.mean).toBeCloseTo(16.24, 1);
+  }, 60_000);
+
+  it('refuses a predict --out that is an existing directory before the model runs', async () => {
+    const dir = tempDir();
+    const outDir = join(dir, 'out');
+    mkdirSync(outDir);
+    const input = writeCsv(dir, 'in.csv', every5(20, () => 100));
+    // A model directory that does not exist: the --out refusal has to come first.
+    const toDir = await medge(['glucose', 'predict', '--csv', input, '--out', outDir, '--model', join(dir, 'no-model')]);
+    expect(toDir.code, toDir.stderr).toBe(2);
+    expect(toDir.stderr).toMatch(/--out .*out is a directory: give the path of the CSV file to write/);
+    expect(toDir.stderr).not.toMatch(/no-model|EISDIR|unexpected error|\n\s+at /);
   }, 60_000);
 
   it('reads an exact duplicate row as one reading; mmol/L values near the bounds are accepted', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CgmCsvError, checkGlucoseRange, mgdlLike, parseCgmCsv, parseCgmTime, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, checkGlucoseRange, mgdlLike, mmolLike, parseCgmCsv, parseCgmTime, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { MedgeError } from '../../device-sdk/errors.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { cgmMetrics, hypoEvents } from '../../device-sdk/signal/glucose/metrics.js';
@@ -205,6 +205,77 @@ describe('CGM CSV', () => {
     expect(mgdlLike(mg.map((v) => v / 18.016))).toBeUndefined();
     // Severe hyperglycaemia in mmol/L (median 27.8, but nothing above what a meter reads) is not mistaken for mg/dL.
     expect(mgdlLike(Array.from({ length: 20 }, (_, i) => 25 + i * 0.3))).toBeUndefined();
-    expect(mgdlLike(mg.slice(0, 9))).toBeUndefined();
+    expect(mgdlLike(mg.slice(0, 2))).toBeUndefined();
+  });
+
+  it('tells the units of a short meter log from 3 readings on, both ways', () => {
+    // Nine mmol/L meter readings of 11-22 were read as mg/dL ("100 % below 54 mg/dL").
+    const meter = [11, 13, 14.5, 16, 17, 18.2, 19, 20.5, 22];
+    expect(mmolLike(meter)).toEqual({ median: 17, max: 22 });
+    expect(mmolLike([5.2, 6.1, 4.8])).toEqual({ median: 5.2, max: 6.1 });
+    expect(mgdlLike([90, 140, 210])).toEqual({ median: 140, max: 210 });
+    // Not judged below 3 readings (a single check in a severe low is real); mg/dL logs with a low are not mmol/L.
+    expect(mmolLike([20, 30])).toBeUndefined();
+    expect(mgdlLike([90, 140])).toBeUndefined();
+    expect(mmolLike([30, 45, 60])).toBeUndefined();
+    expect(mmolLike([Number.NaN, 5.2, Number.NaN, 6.1])).toBeUndefined();
+  });
+});
+
+describe('CGM CSV: exports that are not the GlucoBench layout', () => {
+  const error = (text: string): CgmCsvError => {
+    try {
+      parseCgmCsv(text);
+    } catch (e) {
+      return e as CgmCsvError;
+    }
+    throw new Error('not refused');
+  };
+
+  it('refuses a row with more or fewer fields than the header, hinting at a decimal comma for one more', () => {
+    // `5,3` is 5.3 mmol/L with a decimal comma; it was read as 5.
+    expect(() => parseCgmCsv('id,time,gl\na,2024-01-01 10:05,5.1\na,2024-01-01 10:10,5,3\n')).toThrow(/^line 3: expected 3 fields as in the header, got 4: .*decimal comma.*5,3 for 5\.3.*semicolons/);
+    expect(error('id,time,gl\na,2024-01-01 10:10,5,3,1\n').message).not.toMatch(/decimal comma/);
+    expect(error('id,time,gl\na,2024-01-01 10:10\n').message).toMatch(/^line 2: expected 3 fields as in the header, got 2$/);
+    // A comma inside a quoted field does not split it.
+    expect(parseCgmCsv('"id","time","gl"\n"a,b",2024-01-01 00:00,100\n').map((r) => [r.id, r.gl])).toEqual([['a,b', 100]]);
+  });
+
+  it('names local time at a clock change as the likely cause of a conflicting duplicate, and still refuses it', () => {
+    const local = error('id,time,gl\na,2024-10-27 02:30,100\na,2024-10-27 02:30,120\n');
+    expect(local).toMatchObject({ line: 3, otherLine: 2 });
+    expect(local.message).toMatch(/two different readings at "2024-10-27 02:30": 120 here and 100 on line 2; likely cause: an export in local time without a UTC offset repeats an hour at the autumn clock change or after time-zone travel; export the times with a UTC offset .*, or remove one of the two rows/);
+    // With offsets on both rows the clock change is not the cause.
+    const fixed = error('id,time,gl\na,2024-10-27T02:30:00+02:00,100\na,2024-10-27T00:30:00Z,120\n');
+    expect(fixed.message).toMatch(/120 here and 100 on line 2; remove the wrong one of the two rows/);
+    expect(fixed.message).not.toMatch(/clock change/);
+  });
+
+  it('reads a one-digit hour, a lowercase t and a zero-fraction epoch; refuses slash, year-last and AM/PM dates with the accepted format', () => {
+    const t = (s: string) => parseCgmTime(s);
+    const at805 = Date.UTC(2023, 0, 15, 8, 5);
+    expect(t('2023-01-15 8:05')).toBe(at805);
+    expect(t('2023-01-15t08:05')).toBe(at805);
+    expect(t('2023-01-15t08:05:00z')).toBe(at805);
+    expect(t('1673769900000.0')).toBe(at805);
+    for (const bad of ['2023-01-15 8:5', '2023-01-15 108:05', '2023-01-15 8', '1673769900000.5', '2023-01-15x08:05']) expect(t(bad), bad).toBeNaN();
+    const refusal = (time: string) => error(`id,time,gl\na,${time},100\n`).message;
+    const FORMAT = /medge reads YYYY-MM-DD HH:MM\[:SS\] on a 24-hour clock with an optional UTC offset \(Z or \+HH:MM\)/;
+    expect(refusal('2023/01/15 08:05:00')).toMatch(/^line 2: unreadable time "2023\/01\/15 08:05:00": slashes or dots in the date; /);
+    expect(refusal('1/15/2023 8:05')).toMatch(/unreadable time "1\/15\/2023 8:05": a date with the year last \(day and month order depend on the locale/);
+    expect(refusal('01-15-2023 08:05 AM')).toMatch(/a date with the year last .* and a 12-hour clock \(AM\/PM\)/);
+    expect(refusal('2023-01-15 8:05 pm')).toMatch(/unreadable time "2023-01-15 8:05 pm": a 12-hour clock \(AM\/PM\)/);
+    for (const time of ['2023/01/15 08:05:00', '1/15/2023 8:05', '01-15-2023 08:05 AM']) expect(refusal(time), time).toMatch(FORMAT);
+    expect(refusal('1673769900000.5')).toMatch(/epoch milliseconds with a fraction/);
+    expect(refusal('1673769900.0')).toMatch(/looks like epoch seconds/);
+  });
+
+  it('reads NaN and null as missing readings, and refuses Low/High with the sensor limits', () => {
+    const rows = parseCgmCsv('id,time,gl\na,2024-01-01 00:00,NaN\na,2024-01-01 00:05,null\na,2024-01-01 00:10,NULL\na,2024-01-01 00:15,nan\na,2024-01-01 00:20,"null"\na,2024-01-01 00:25,100\n');
+    expect(rows.map((r) => r.gl)).toEqual([Number.NaN, Number.NaN, Number.NaN, Number.NaN, Number.NaN, 100]);
+    expect(tracesById(rows).get('a')).toEqual([{ t: T0 + 25 * MIN, gl: 100 }]);
+    for (const mark of ['Low', 'High', 'HIGH', 'lo']) {
+      expect(error(`id,time,gl\na,2024-01-01 00:00,${mark}\n`).message, mark).toMatch(new RegExp(`^line 2: unreadable glucose "${mark}": a CGM writes Low/High .*sensor's limit \\(a Dexcom's: Low 40, High 400 mg/dL.*or NA`));
+    }
   });
 });

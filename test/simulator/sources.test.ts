@@ -140,6 +140,14 @@ describe('CGM CSV replay', () => {
     }
   });
 
+  it('refuses a short meter log in mmol/L (from 3 readings) and skips NaN and null like NA', () => {
+    // A meter device replays these values as stored records: 5 readings of 5-9 mmol/L would be 5-9 mg/dL.
+    expect(() => parseCgmCsv('id,time,gl\nm,2024-03-01 07:00,5.4\nm,2024-03-01 12:00,8.9\nm,2024-03-01 18:00,6.7\nm,2024-03-01 22:00,7.2\nm,2024-03-02 07:00,5.1\n')).toThrow(
+      /look like mmol\/L, not mg\/dL \(median 6\.7, highest 8\.9\).*x 18\.016/,
+    );
+    expect(parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,NaN\nx,2014-02-03 03:47:12,null\nx,2014-02-03 03:52:12,90\nx,2014-02-03 03:57:12,Null\n')[0]?.samples).toEqual([{ tMs: 0, mgdl: 90 }]);
+  });
+
   it('repeats a short series shifted by its span', () => {
     const [a] = parseCgmCsv(text);
     expect(takeSamples(a!, 4).map((s) => s.tMs)).toEqual([0, 300_000, 600_000, 900_000]);
