@@ -181,6 +181,16 @@ describe('loadRuntimeConfig', () => {
     writeFileSync(invalid, JSON.stringify({ ...minimal, statusIntervalMs: 'fast' }));
     expect(() => loadRuntimeConfig(invalid)).toThrow(expect.objectContaining({ field: 'statusIntervalMs', file: invalid }));
   });
+
+  it('refuses a config nested deeper than any real one, instead of overflowing the stack in validation', () => {
+    const deep = join(dir, 'deep.json');
+    writeFileSync(deep, `{"deviceId":"a","dataDir":"data","sources":${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
+    expect(() => loadRuntimeConfig(deep)).toThrow(expect.objectContaining({ field: '--config', message: expect.stringContaining('more than 32 levels deep') }));
+    // The README's layout is far from the limit.
+    const normal = join(dir, 'normal.json');
+    writeFileSync(normal, JSON.stringify({ ...minimal, edge: { backoff: { initialMs: 100 } }, ui: { users: [{ name: 'n', role: 'operator', pinHash: 'x' }] } }));
+    expect(() => loadRuntimeConfig(normal)).not.toThrow(expect.objectContaining({ message: expect.stringContaining('levels deep') }));
+  });
 });
 
 describe('device sources', () => {

@@ -676,5 +676,25 @@ export function loadRuntimeConfig(path: string): RuntimeConfig {
       'fix the JSON syntax (double-quoted keys and strings, no trailing commas or comments)',
     );
   }
+  // No config is nested this deep; validating (and quoting) a hostile one would overflow the stack.
+  if (nestingDepth(json, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
+    throw new ConfigError('--config', path, `config file ${file} nests objects or arrays more than ${MAX_CONFIG_DEPTH} levels deep`, 'use the config layout of the README (a few levels deep)');
+  }
   return parseRuntimeConfig(json, dirname(file), file);
+}
+
+const MAX_CONFIG_DEPTH = 32;
+
+/** Depth of nested objects and arrays in `value`, counted without recursion, stopping once past `limit`. */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== 'object') continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > limit) return deepest;
+    for (const inner of Object.values(v)) stack.push([inner, depth + 1]);
+  }
+  return deepest;
 }
