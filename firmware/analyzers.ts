@@ -167,7 +167,10 @@ async function pinned<M extends { close(): Promise<void> }>(dir: string, signed:
  * (wasm) in the background once the runtime starts; until it is ready, or when it cannot load or fails,
  * beats are classified by rules (`algo:beat-rules@1`).
  */
-function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps & { logger: Pick<Logger, 'info' | 'warn'>; now: () => number }): Analyzer {
+function ecgAnalyzer(
+  sensors: string[],
+  deps: Pick<AnalyzerDeps, 'models'> & { logger: Pick<Logger, 'info' | 'warn'>; now: () => number; verify: ((dir: string) => string | undefined) | undefined },
+): Analyzer {
   const dir = deps.models?.ecgBeats ?? defaultBeatModelDir();
   const model = new ModelState('ecg', RULE_CLASSIFIER_ID, 'ECG beat classifier', `beats are classified by rules (${RULE_CLASSIFIER_ID}), which find fewer ventricular and supraventricular beats`, deps);
   const monitors = new Map(
@@ -187,7 +190,7 @@ function ecgAnalyzer(sensors: string[], deps: AnalyzerDeps & { logger: Pick<Logg
       model.start(hooks);
       Promise.resolve()
         .then(async () => {
-          const signed = deps.trustedKeys && deps.trustedKeys.length > 0 ? verifySigned(dir, deps.trustedKeys) : undefined;
+          const signed = deps.verify?.(dir);
           // TF.js is loaded only in the worker.
           const c = await WorkerBeatClassifier.start(dir);
           return pinned(dir, signed, c.modelSha256, c);
@@ -320,7 +323,7 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
   const ecg = config.sources.filter(isEcg).map((s) => s.sensor);
-  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...deps, logger, now }));
+  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...(deps.models ? { models: deps.models } : {}), logger, now, verify }));
   const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
   if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), { logger, now }));
   const isPcg = (s: SourceConfig) => sourceSignal(s) === 'pcg' || (s.type === 'device' && deviceKinds[s.sensor] === 'pcg');

@@ -234,7 +234,8 @@ export class Demo {
       child.once('exit', (code, signal) => {
         if (this.child === child) this.child = undefined;
         if (!this.stopping && !this.everReady) {
-          this.fail(new MedgeError('demo', `the device runtime exited before it was ready (code ${code}, signal ${signal}); its log ${join(this.dataDir, 'logs', 'runtime.log')} ends:\n${logTail(join(this.dataDir, 'logs', 'runtime.log'))}`));
+          const log = join(this.dataDir, 'logs', 'runtime.log');
+          this.fail(new MedgeError('demo', `the device runtime exited before it was ready (code ${code}, signal ${signal}); its log ${log} ends:\n${logTail(log)}`));
         } else if (!this.stopping && signal !== 'SIGKILL') {
           this.runtimeRestarts += 1;
           this.note(`runtime exited unexpectedly (code ${code}, signal ${signal}); restarting (see ${join(this.dataDir, 'logs', 'runtime.log')})`);

@@ -26,8 +26,8 @@ import { EcgFrontEnd } from '../../device-sdk/signal/ecg/front-end.js';
 import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
 import { DEFAULT_QRS_OPTIONS, QrsDetector } from '../../device-sdk/signal/ecg/qrs-detector.js';
 import { readWfdbAnnotations, readWfdbRecord, type WfdbRecord, writeWfdbAnnotations } from '../../simulator/sources/wfdb-files.js';
-import type { WorkerBeatClassifier } from '../ecg-classifier.js';
-import { packageRoot } from '../package-root.js';
+import { defaultBeatModelDir, WorkerBeatClassifier } from '../ecg-classifier.js';
+import { MODEL_MANIFEST_FILE } from '../../device-sdk/inference/files.js';
 import { parse, UsageError } from './args.js';
 
 export const ECG_USAGE = `Usage: medge ecg annotate RECORD --out FILE [--model DIR | --no-model] [--backend wasm|cpu|tensorflow]
@@ -255,7 +255,7 @@ function modelChoice(values: { model?: string; 'no-model'?: boolean; backend?: s
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(values.backend)}`, ECG_USAGE);
   if (values['no-model']) return { dir: undefined, given: false, backend };
-  const shipped = join(packageRoot(), 'models', 'ecg-beats');
+  const shipped = defaultBeatModelDir();
   if (values.model === undefined) return { dir: shipped, given: false, backend };
   const stat = statOrUndefined(values.model);
   if (!stat) throw new UsageError(`--model ${values.model}: no such directory (the shipped beat classifier is ${shipped}; leave --model out to use it)`, ECG_USAGE);
@@ -265,12 +265,11 @@ function modelChoice(values: { model?: string; 'no-model'?: boolean; backend?: s
 
 async function openClassifier(choice: ModelChoice): Promise<WorkerBeatClassifier | undefined> {
   if (choice.dir === undefined) return undefined;
-  if (!choice.given && !existsSync(join(choice.dir, 'medge-model.json'))) {
+  if (!choice.given && !existsSync(join(choice.dir, MODEL_MANIFEST_FILE))) {
     process.stderr.write(`medge ecg: no beat classifier in ${choice.dir}; beats are typed by rules\n`);
     return undefined;
   }
-  // Loaded on demand: TF.js is not imported by the CLI's other commands.
-  const { WorkerBeatClassifier } = await import('../ecg-classifier.js');
+  // TF.js loads in the classifier's worker only.
   return WorkerBeatClassifier.start(choice.dir, choice.backend);
 }
 
