@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { WireRecord } from '../device-sdk/proto/index.js';
 import type { RecordKind } from '../device-sdk/records.js';
 import type { Migration } from '../device-sdk/store/migrations.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
+import { makeDirs } from '../device-sdk/make-dirs.js';
 
 export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
   {
@@ -77,7 +77,7 @@ export class EdgeStore {
   private readonly commitTx: (input: CommitInput, now: number) => CommitResult;
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
+    makeDirs(dataDir);
     this.path = edgeDatabasePath(dataDir);
     this.db = openDatabase(this.path, EDGE_MIGRATIONS, 'edge store');
     const insert = this.db.prepare(

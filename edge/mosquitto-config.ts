@@ -8,10 +8,11 @@
  * refusal of retained publishes. The reserved ingest identity is kept from devices at provisioning
  * (`medge provision` refuses it). Mosquitto logs refusals; they are not counted in the edge store.
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { EDGE_INGEST_IDENTITY, readEdgeTls } from '../device-sdk/security/pki.js';
 import { TOPIC_ROOT } from '../device-sdk/sync/topics.js';
+import { makeDirs } from '../device-sdk/make-dirs.js';
 
 export const DEFAULT_MOSQUITTO_PORT = 8883;
 
@@ -143,13 +144,13 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
   const tls = readEdgeTls(options.tlsDir);
   const out = resolve(options.out);
   const dir = dirname(out);
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const user = isRoot ? mosquittoUser() : undefined;
   const path = (name: string) => join(dir, name);
   const persistenceDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
   if (persistenceDir !== undefined) {
-    mkdirSync(persistenceDir, { recursive: true, mode: 0o700 });
+    makeDirs(persistenceDir, 0o700);
     if (user) chownSync(persistenceDir, user.uid, user.gid);
   }
   writeFile(path(MOSQUITTO_FILES.ca), tls.ca, 0o644);

@@ -167,7 +167,7 @@ async function pinned<M extends { close(): Promise<void> }>(dir: string, signed:
  * (wasm) in the background once the runtime starts; until it is ready, or when it cannot load or fails,
  * beats are classified by rules (`algo:beat-rules@1`).
  */
-function ecgAnalyzer(
+export function ecgAnalyzer(
   sensors: string[],
   deps: Pick<AnalyzerDeps, 'models'> & { logger: Pick<Logger, 'info' | 'warn'>; now: () => number; verify: ((dir: string) => string | undefined) | undefined },
 ): Analyzer {

@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MedgeError } from '../device-sdk/errors.js';
@@ -17,6 +17,7 @@ import { medgeBin, packageRoot } from './package-root.js';
 import { ledgerPath } from './runtime.js';
 import { hashPinAsync } from './ui/auth.js';
 import type { DemoStatus, RuntimeStatus } from './status.js';
+import { makeDirs } from '../device-sdk/make-dirs.js';
 
 export interface DemoOptions {
   /** Run this long, then drain and stop. Without it the demo runs until `stop()` (Ctrl-C). */
@@ -188,7 +189,7 @@ export class Demo {
     this.temporary = options.dataDir === undefined;
     // Absolute: the runtime's config file lives inside it, and a config's relative paths resolve against the config's directory.
     this.dataDir = options.dataDir === undefined ? mkdtempSync(join(tmpdir(), 'medge-demo-')) : resolve(options.dataDir);
-    mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
+    makeDirs(join(this.dataDir, 'logs'));
     this.logFd = openSync(join(this.dataDir, 'logs', 'runtime.log'), 'a');
     this.edge = new EdgeNode({ dataDir: join(this.dataDir, 'edge'), port: 0 });
     this.random = mulberry32(this.options.seed);

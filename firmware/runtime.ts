@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { IClientOptions } from 'mqtt';
 import { type Clock, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
@@ -26,6 +26,7 @@ import { createSimSource, type SourceSink } from './sources/sim-sources.js';
 import { packageRoot, packageVersion } from './package-root.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 import { ClinicServer } from './ui/server.js';
+import { makeDirs } from '../device-sdk/make-dirs.js';
 
 /** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
 const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string) => Reading>> = Object.freeze({
@@ -68,11 +69,13 @@ function prepareDataDir(dir: string): void {
     throw new ConfigError('dataDir', dir, 'is a file, not a directory', 'point dataDir at a directory (it is created when missing)');
   }
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     accessSync(dir, constants.W_OK);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new ConfigError('dataDir', dir, `cannot be created or written (${code})`, 'choose a directory the runtime user can write, or give that user write permission');
+    const e = error as NodeJS.ErrnoException;
+    const code = e.code ?? e.message;
+    const at = e.path !== undefined && resolve(e.path) !== resolve(dir) ? ` at ${e.path}` : '';
+    throw new ConfigError('dataDir', dir, `cannot be created or written (${code}${at})`, 'choose a directory the runtime user can write, or give that user write permission');
   }
 }
 

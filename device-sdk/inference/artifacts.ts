@@ -8,7 +8,7 @@
  * - optionally `medge-manifest.json`: the Ed25519 signature over all files (device-sdk/security),
  *   which the runtime requires when trusted keys are configured.
  */
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
@@ -17,6 +17,7 @@ import { sha256Hex } from '../security/signing.js';
 import { InferenceError } from './backend.js';
 
 import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from './files.js';
+import { makeDirs } from '../make-dirs.js';
 
 export { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE };
 
@@ -68,7 +69,7 @@ export function quantizeUint8(values: Float32Array): { data: Uint8Array; min: nu
  * Returns the manifest as written.
  */
 export async function saveQuantizedModel(model: LayersModel, dir: string, manifest: Omit<ModelManifest, 'files' | 'quantization'>): Promise<ModelManifest> {
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   let artifacts: tf.io.ModelArtifacts | undefined;
   await model.save(
     tf.io.withSaveHandler(async (a) => {

@@ -8,10 +8,11 @@
  * path on boards that have one).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { MedgeError } from '../errors.js';
 import { DATA_KEY_BYTES } from './envelope.js';
+import { makeDirs } from '../make-dirs.js';
 
 export const DEVICE_KEY_FILE = 'device.key';
 const PREFIX = 'medge-device-key v1 ';
@@ -64,7 +65,7 @@ export function loadDeviceKey(path: string): DeviceKey {
 
 /** Writes a new random device key (mode 0600); refuses to overwrite one. */
 export function createDeviceKey(path: string): DeviceKey {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirs(dirname(path));
   const key = randomBytes(DATA_KEY_BYTES);
   try {
     writeFileSync(path, `${PREFIX}${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });

@@ -14,7 +14,7 @@
  * - ingest:  `CN=medge-edge-ingest, O=<site>, OU=edge`, clientAuth: the edge's ingest client.
  * - device:  `CN=<deviceId>, O=<site>, OU=device`, clientAuth. The CN is the MQTT identity.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
@@ -23,6 +23,7 @@ import { appendCaAudit } from './ca-audit.js';
 import { issueWireKey } from './wire-keys.js';
 import { MedgeError } from '../errors.js';
 import { isTopicSegment } from '../sync/topics.js';
+import { makeDirs } from '../make-dirs.js';
 
 let x509Module: Promise<typeof X509> | undefined;
 
@@ -439,7 +440,7 @@ export async function initCaDir(dir: string, options: InitCaDirOptions): Promise
   const server = await issueServerCert(ca, { hosts, validDays: leafDays });
   const ingest = await issueEdgeClientCert(ca, { validDays: leafDays });
   const info: SiteInfo = { site: options.site, hosts, createdAt: new Date().toISOString(), caFingerprint256: describeCertificate(ca.certPem).fingerprint256 };
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, 0o700);
   const f = CA_DIR_FILES;
   writeNew(join(dir, f.caKey), ca.keyPem, 0o600);
   writeNew(join(dir, f.caCert), ca.certPem, 0o644);
@@ -532,12 +533,12 @@ export async function provisionDevice(caDir: string, options: ProvisionOptions):
     throw new PkiError('exists', `${caPath} holds a different CA certificate; refusing to overwrite it (use another --out)`, caPath);
   }
   const device = await issueDeviceCert(ca, { deviceId: options.deviceId, site: options.site, ...(options.validDays === undefined ? {} : { validDays: options.validDays }) });
-  mkdirSync(options.outDir, { recursive: true, mode: 0o700 });
+  makeDirs(options.outDir, 0o700);
   writeNew(keyPath, device.keyPem, 0o600);
   writeNew(certPath, device.certPem, 0o644);
   if (!existsSync(caPath)) writeNew(caPath, ca.certPem, 0o644);
   const wireKey = issueWireKey(caDir, options.deviceId, wirePath);
-  mkdirSync(join(caDir, CA_DIR_FILES.issued), { recursive: true, mode: 0o700 });
+  makeDirs(join(caDir, CA_DIR_FILES.issued), 0o700);
   writeFileSync(join(caDir, CA_DIR_FILES.issued, `${options.deviceId}.crt`), device.certPem, { mode: 0o644 });
   const info = describeCertificate(device.certPem);
   appendCaAudit(caDir, {

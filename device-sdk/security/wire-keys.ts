@@ -10,10 +10,11 @@
  * edge that holds a wire key for a device refuses that device's clear payloads.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedgeError } from '../errors.js';
 import { type CipherSuite, DATA_KEY_BYTES, open, seal } from './envelope.js';
+import { makeDirs } from '../make-dirs.js';
 
 export const WIRE_KEY_DIR = 'wire-keys';
 const PREFIX = 'medge-wire-key v1 ';
@@ -48,7 +49,7 @@ export function issueWireKey(caDir: string, deviceId: string, devicePath: string
   const text = `${PREFIX}${key.toString('hex')}\n`;
   writeFileSync(devicePath, text, { mode: 0o600, flag: 'wx' });
   chmodSync(devicePath, 0o600);
-  mkdirSync(join(caDir, WIRE_KEY_DIR), { recursive: true, mode: 0o700 });
+  makeDirs(join(caDir, WIRE_KEY_DIR), 0o700);
   const edgeCopy = wireKeyPath(caDir, deviceId);
   writeFileSync(edgeCopy, text, { mode: 0o600 });
   chmodSync(edgeCopy, 0o600);

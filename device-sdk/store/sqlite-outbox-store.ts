@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from '../errors.js';
@@ -21,6 +20,7 @@ import {
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
+import { makeDirs } from '../make-dirs.js';
 
 const TABLE = LEDGER_TABLES;
 /** Rows per multi-row INSERT of an append transaction (7 parameters each, far below SQLite's limit). */
@@ -187,7 +187,7 @@ export class SqliteOutboxStore implements OutboxStore {
     this.deviceId = options.deviceId;
     this.budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
     this.retentionMs = { ...DEFAULT_RETENTION_MS, ...options.retentionMs };
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') makeDirs(dirname(path));
     this.db = openDatabase(path, DEVICE_MIGRATIONS, 'ledger');
     // Overwrite freed content (evicted records, bodies re-sealed from clear or under a retired key).
     this.db.pragma('secure_delete = ON');

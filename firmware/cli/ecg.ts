@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, readdirSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, MedgeError } from '../../device-sdk/errors.js';
 import { BACKENDS, type BackendName } from '../../device-sdk/inference/backend-names.js';
@@ -28,6 +28,8 @@ import { DEFAULT_QRS_OPTIONS, QrsDetector } from '../../device-sdk/signal/ecg/qr
 import { readWfdbAnnotations, readWfdbRecord, type WfdbRecord, writeWfdbAnnotations } from '../../simulator/sources/wfdb-files.js';
 import { defaultBeatModelDir, WorkerBeatClassifier } from '../ecg-classifier.js';
 import { MODEL_MANIFEST_FILE } from '../../device-sdk/inference/files.js';
+import { checkOutFile, statOrUndefined } from './out-file.js';
+import { OS_PROBLEMS } from './system-errors.js';
 import { parse, UsageError } from './args.js';
 
 export const ECG_USAGE = `Usage: medge ecg annotate RECORD --out FILE [--model DIR | --no-model] [--backend wasm|cpu|tensorflow]
@@ -163,14 +165,6 @@ export function recordArgument(arg: string): string {
   return path;
 }
 
-function statOrUndefined(path: string): Stats | undefined {
-  try {
-    return statSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Reads a record whose header exists: a file it names that cannot be read (a missing .dat) is a
  * `UsageError` naming the file; a record too slow for the QRS detector is a `ConfigError`.
@@ -184,7 +178,7 @@ function readRecord(path: string): WfdbRecord {
     if (error instanceof MedgeError || typeof e.code !== 'string') throw error;
     const file = e.path ?? `${path}.*`;
     if (e.code === 'ENOENT') throw new UsageError(`record ${path}: its signal file ${file} is missing; a record's signal files sit beside its header ${path}.hea, which names them`, ECG_USAGE);
-    throw new UsageError(`record ${path}: cannot read ${file} (${e.code})`, ECG_USAGE);
+    throw new UsageError(`record ${path}: cannot read ${file}: ${OS_PROBLEMS[e.code] ?? e.code} (${e.code})`, ECG_USAGE);
   }
   if (!record.signals[0]) throw new UsageError(`record ${path} has no signals`, ECG_USAGE);
   // The detector's band-pass (5-18 Hz) is not realisable at or below twice its upper edge: at 20 Hz the
@@ -197,48 +191,19 @@ function readRecord(path: string): WfdbRecord {
 }
 
 /**
- * Checks `--out` before anything runs: its directory exists; it is not one of the record's own files
- * (header, signal files, the .atr reference: the file is written beside and renamed over the target,
- * so a read-only mode would not protect them), not a directory or device, and not a read-only file.
- * Replacing another writable file is allowed.
+ * Checks `--out` before anything runs (`checkOutFile`), keeping the record's own files: header, signal
+ * files and the .atr reference (the file is written beside and renamed over the target, so a read-only
+ * mode would not protect them).
  */
 export function checkAnnotationOut(out: string, record: string, wf: WfdbRecord): void {
-  const dir = dirname(resolve(out));
-  const dirStat = statOrUndefined(dir);
-  if (!dirStat) throw new UsageError(`--out ${out}: the directory ${dirname(out)} does not exist; create it first (mkdir -p) or write elsewhere`, ECG_USAGE);
-  if (!dirStat.isDirectory()) throw new UsageError(`--out ${out}: ${dirname(out)} is not a directory`, ECG_USAGE);
-  const canonical = (p: string) => {
-    const d = statOrUndefined(dirname(resolve(p))) ? realpathSync(dirname(resolve(p))) : dirname(resolve(p));
-    return join(d, basename(p));
-  };
-  const target = canonical(out);
-  const targetStat = statOrUndefined(out);
   const own = [`${record}.hea`, `${record}.atr`, ...wf.header.signals.map((spec) => join(dirname(record), spec.fileName))];
-  for (const file of own) {
-    const fileStat = statOrUndefined(file);
-    const same = canonical(file) === target || (fileStat !== undefined && targetStat !== undefined && fileStat.dev === targetStat.dev && fileStat.ino === targetStat.ino);
-    if (same) {
-      const what = file.endsWith('.atr') ? 'reference annotations' : file.endsWith('.hea') ? 'header' : 'signal file';
-      const named = resolve(file) === resolve(out) ? '' : ` (${file})`;
-      throw new UsageError(`--out ${out} is the record's own ${what}${named}; refusing to replace it: write to another file, e.g. --out ${join(dirname(out), `${basename(record)}.qrs`)}`, ECG_USAGE);
-    }
-  }
-  if (!targetStat) return;
-  if (targetStat.isDirectory()) throw new UsageError(`--out ${out} is a directory; give a file name, e.g. --out ${join(out, `${basename(record)}.qrs`)}`, ECG_USAGE);
-  if (!targetStat.isFile()) throw new UsageError(`--out ${out} exists and is not a regular file; give a file name`, ECG_USAGE);
-  // Write permission bits, not only access(2): root may write anywhere, but a 0444 file says "keep".
-  let writable = (targetStat.mode & 0o222) !== 0;
-  try {
-    accessSync(out, constants.W_OK);
-  } catch {
-    writable = false;
-  }
-  if (!writable) {
-    throw new UsageError(
-      `--out ${out} exists and is read-only (mode ${(targetStat.mode & 0o777).toString(8).padStart(4, '0')}); refusing to replace it: choose another file, or make it writable first if it is really to be replaced`,
-      ECG_USAGE,
-    );
-  }
+  const example = `${basename(record)}.qrs`;
+  const keep = own.map((file) => {
+    const what = file.endsWith('.atr') ? 'reference annotations' : file.endsWith('.hea') ? 'header' : 'signal file';
+    const named = resolve(file) === resolve(out) ? '' : ` (${file})`;
+    return { file, refusal: `is the record's own ${what}${named}; refusing to replace it: write to another file, e.g. --out ${join(dirname(out), example)}` };
+  });
+  checkOutFile(out, { keep, example, usage: ECG_USAGE });
 }
 
 interface ModelChoice {

@@ -1,8 +1,9 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { exportEdgeResources, transactionBundle } from '../../edge/fhir/export.js';
 import { validateFhir } from '../../edge/fhir/validate.js';
 import { intFlag, parse, UsageError } from './args.js';
+import { makeDirs } from '../../device-sdk/make-dirs.js';
 
 export const EXPORT_FHIR_USAGE = `Usage: medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
 
@@ -45,7 +46,7 @@ export function exportFhirCommand(args: string[]): number {
       return 1;
     }
   }
-  mkdirSync(dirname(values.out), { recursive: true });
+  makeDirs(dirname(values.out));
   writeFileSync(values.out, `${JSON.stringify(bundle, null, 1)}\n`);
   const counts = new Map<string, number>();
   for (const r of resources) counts.set(r.resourceType, (counts.get(r.resourceType) ?? 0) + 1);

@@ -1,7 +1,6 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, checkGlucoseRange, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, type CgmRow, checkGlucoseRange, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, UNIT_CHECK_MIN_READINGS } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -9,6 +8,8 @@ import { type CgmMetrics, cgmMetrics } from '../../device-sdk/signal/glucose/met
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import { defaultGlucoseModelDir, type GlucoseForecaster, loadGlucoseForecaster } from '../glucose-monitor.js';
 import { parse, UsageError } from './args.js';
+import { checkOutFile } from './out-file.js';
+import { OS_PROBLEMS } from './system-errors.js';
 
 export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu]
        medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json]
@@ -34,7 +35,8 @@ IN       time: YYYY-MM-DD HH:MM[:SS] or ISO 8601 (T, fractions, Z or +HH:MM), or
 --units  the unit of gl in IN, and of gl and pred_gl in OUT and mean and SD in the report (default
          mg/dL; medge computes in mg/dL, 1 mmol/L = 18.016 mg/dL). A file of 3 or more values that cannot be
          mg/dL (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia,
-         and one that cannot be mmol/L (median > 25, highest > 35 mmol/L) is refused with it.
+         and one that cannot be mmol/L (median > 25, highest > 35 mmol/L) is refused with it. One or
+         two readings all below 35 (a severe low in mg/dL, a high in mmol/L) need --units.
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
          mean, SD, CV, GMI, data sufficiency (the share of the subject's period, first reading to the
          end of the last, covered by readings; the consensus asks for >= 70 % of 14 days),
@@ -64,6 +66,13 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
   const unit = (units ?? 'mg/dL') as GlucoseUnit;
   const rows = parseRows(path);
   const values = rows.map((r) => r.gl);
+  const short = units === undefined ? shortLogInEitherUnit(values) : undefined;
+  if (short) {
+    throw new UsageError(
+      `${path}: ${short.length === 1 ? 'one reading' : `${short.length} readings`} (${short.join(', ')}), all below ${SHORT_LOG_AMBIGUOUS_BELOW}: that is a severe low in mg/dL or a high in mmol/L, and too few readings to tell which; give --units mg/dL or --units mmol/L`,
+      GLUCOSE_USAGE,
+    );
+  }
   const mmol = unit === 'mg/dL' ? mmolLike(values) : undefined;
   if (mmol) {
     throw new UsageError(
@@ -90,33 +99,18 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
   return { rows: rowsInMgDl(rows, unit), unit };
 }
 
-/** Refuses an --out that is the input file (by path or, when it exists, by inode), an existing directory, or whose directory does not exist. */
-function checkOutPath(out: string, input: string): void {
-  const same = (() => {
-    if (resolve(out) === resolve(input)) return true;
-    try {
-      const [a, b] = [statSync(out), statSync(input)];
-      return a.dev === b.dev && a.ino === b.ino;
-    } catch {
-      return false;
-    }
-  })();
-  if (same) throw new UsageError(`--out ${out} is the input file: it would be overwritten; write the forecast to another file`, GLUCOSE_USAGE);
-  let outIsDir: boolean;
-  try {
-    outIsDir = statSync(out).isDirectory();
-  } catch {
-    outIsDir = false;
-  }
-  if (outIsDir) throw new UsageError(`--out ${out} is a directory: give the path of the CSV file to write, e.g. ${join(out, 'forecast.csv')}`, GLUCOSE_USAGE);
-  const dir = dirname(resolve(out));
-  let isDir: boolean;
-  try {
-    isDir = statSync(dir).isDirectory();
-  } catch {
-    isDir = false;
-  }
-  if (!isDir) throw new UsageError(`--out ${out}: the directory ${dir} does not exist; create it or write elsewhere`, GLUCOSE_USAGE);
+/**
+ * Below this, a reading is in both units' bands: 10-35 mg/dL is a severe low a meter can report, and
+ * 10-35 mmol/L (180-630 mg/dL) a high. From `UNIT_CHECK_MIN_READINGS` readings on `mmolLike` judges the
+ * unit; one or two readings all below it cannot be judged, so without `--units` they are refused
+ * rather than read as a severe low that may be a high.
+ */
+const SHORT_LOG_AMBIGUOUS_BELOW = 35;
+
+/** The readings of a log too short for the unit checks whose readings are all in both units' bands, else undefined. */
+function shortLogInEitherUnit(values: readonly number[]): readonly number[] | undefined {
+  const v = values.filter(Number.isFinite);
+  return v.length > 0 && v.length < UNIT_CHECK_MIN_READINGS && v.every((g) => g < SHORT_LOG_AMBIGUOUS_BELOW) ? v : undefined;
 }
 
 function parseRows(path: string): CgmRow[] {
@@ -124,7 +118,9 @@ function parseRows(path: string): CgmRow[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, GLUCOSE_USAGE);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === undefined) throw error;
+    throw new UsageError(`cannot read ${path}: ${OS_PROBLEMS[code] ?? code} (${code})`, GLUCOSE_USAGE);
   }
   try {
     return parseCgmCsv(text);
@@ -145,7 +141,7 @@ async function predict(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.csv || !values.out) throw new UsageError('--csv IN and --out OUT.csv are required', GLUCOSE_USAGE);
-  checkOutPath(values.out, values.csv);
+  checkOutFile(values.out, { keep: [{ file: values.csv, refusal: 'is the input file: it would be overwritten; write the forecast to another file' }], example: 'forecast.csv', usage: GLUCOSE_USAGE });
   if (values.horizon !== undefined && Number(values.horizon) !== FORECAST_SPEC.horizonMin) throw new UsageError(`--horizon: the model forecasts ${FORECAST_SPEC.horizonMin} minutes ahead only (got ${JSON.stringify(values.horizon)})`, GLUCOSE_USAGE);
   // TF.js loads only for this subcommand (every other medge command starts without it).
   const { BACKENDS, InferenceError, initBackend, layersModelFromFiles, tf } = await import('../../device-sdk/inference/index.js');
@@ -241,7 +237,9 @@ function report(args: string[]): number {
     .map(([id, t]) => subjectReport(id, t))
     .map((r) => (unit === 'mg/dL' ? r : { ...r, mean: r.mean / MG_DL_PER_MMOL_L, sd: r.sd / MG_DL_PER_MMOL_L }));
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ units: unit, subjects: reports })}\n`);
+    // One reading covers no period: its sufficiency is not a number (the table prints '-').
+    const subjects = reports.map((r) => (r.readings < 2 ? { ...r, dataSufficiency: null } : r));
+    process.stdout.write(`${JSON.stringify({ units: unit, subjects })}\n`);
     return 0;
   }
   const cols: [string, number, (r: SubjectReport) => string][] = [

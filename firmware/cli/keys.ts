@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedgeError } from '../../device-sdk/errors.js';
 import { DEVICE_KEY_FILE, loadDeviceKey } from '../../device-sdk/security/device-key.js';
@@ -7,6 +7,7 @@ import { generateSigningKeyPair } from '../../device-sdk/security/signing.js';
 import { rotateLedgerKeys } from '../../device-sdk/store/key-rotation.js';
 import { ledgerPath } from '../runtime.js';
 import { parse, UsageError } from './args.js';
+import { makeDirs } from '../../device-sdk/make-dirs.js';
 
 export const KEYS_USAGE = `Usage: medge keys gen-signing --out DIR
        medge keys rotate --data DIR [--device-key FILE] [--suite SUITE] [--vacuum] [--json]
@@ -37,7 +38,7 @@ export async function keysCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.out) throw new UsageError('--out DIR is required', KEYS_USAGE);
-  mkdirSync(values.out, { recursive: true });
+  makeDirs(values.out);
   const pair = generateSigningKeyPair();
   const keyPath = join(values.out, 'signing.key');
   if (existsSync(keyPath) || existsSync(join(values.out, 'signing.pub'))) {

@@ -4,6 +4,7 @@ import { BACKENDS, type BackendName } from '../../device-sdk/inference/backend.j
 import { readWav, readWavInfo, type WavAudio } from '../../device-sdk/protocols/wav.js';
 import { loadPcgModelInProcess, pcgModelDir, pcgModelId, screenRecording } from '../pcg-monitor.js';
 import { parse, UsageError } from './args.js';
+import { OS_PROBLEMS } from './system-errors.js';
 
 /**
  * What `pcg classify` reads: a stethoscope recording lasts seconds to a minute or two (PASCAL 1-30 s,
@@ -44,12 +45,11 @@ export class RecordingFileError extends MedgeError {
   }
 }
 
-const ERRNO_TEXT: Readonly<Record<string, string>> = Object.freeze({ ENOENT: 'no such file', EISDIR: 'is a directory, not a WAV file', EACCES: 'permission denied', EPERM: 'permission denied' });
 
 function ioError(file: string, error: unknown): RecordingFileError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === undefined) throw error;
-  return new RecordingFileError(file, code, `cannot read: ${ERRNO_TEXT[code] ?? code}`, { cause: error });
+  return new RecordingFileError(file, code, `cannot read: ${code === 'EISDIR' ? 'is a directory, not a WAV file' : (OS_PROBLEMS[code] ?? code)}`, { cause: error });
 }
 
 /** Reads one recording within `PCG_CLASSIFY_LIMITS`; throws `RecordingFileError` for a file it cannot screen. */

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-sdk/log.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { RULE_CLASSIFIER_ID } from '../../device-sdk/signal/ecg/beat-classes.js';
-import { ANALYSIS_DEGRADED, pcgAnalyzer } from '../../firmware/analyzers.js';
+import { ANALYSIS_DEGRADED, ecgAnalyzer, pcgAnalyzer } from '../../firmware/analyzers.js';
 import type { PcgModel } from '../../firmware/pcg-monitor.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
 import { syntheticPcg } from '../pcg/synthetic.js';
@@ -169,6 +169,17 @@ describe('analysis status', () => {
     expect(closed).toBe(1);
     await analyzer.close();
   });
+
+  it('refuses an ECG model whose manifest is not the one its signature check saw, in the worker path too', async () => {
+    // The check "signed" another medge-model.json than the inference worker then loaded (the shipped one).
+    const analyzer = ecgAnalyzer(['ecg'], { models: undefined, verify: () => 'a'.repeat(64), logger: silentLogger, now: () => DEVICE_TIME });
+    const settled: { status: AnalysisStatus; alert?: Alert }[] = [];
+    analyzer.start?.({ settled: (status, alert) => settled.push(alert ? { status, alert } : { status }) });
+    await waitFor(() => settled.length === 1, 'the ECG model to settle', 60_000);
+    expect(settled[0]?.status).toMatchObject({ state: 'fallback', algo: RULE_CLASSIFIER_ID, reason: expect.stringContaining('medge-model.json changed between its signature check and loading (signed aaaaaaaaaaaa') });
+    expect(settled[0]?.alert).toMatchObject({ kind: ANALYSIS_DEGRADED, severity: 1, t: DEVICE_TIME });
+    await analyzer.close?.();
+  }, 90_000);
 
   it('resolves artifacts.models against the config file and refuses unknown model names', () => {
     const config = parseRuntimeConfig({ deviceId: 'd', dataDir: 'data', artifacts: { models: { ecgBeats: 'models/ecg' } } }, '/srv/medge');

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCgmCsv, tracesById } from '../../device-sdk/signal/glucose/csv.js';
@@ -284,8 +284,16 @@ describe('glucose input that is not glucose readings is refused (exit 2) with th
     // A model directory that does not exist: the --out refusal has to come first.
     const toDir = await medge(['glucose', 'predict', '--csv', input, '--out', outDir, '--model', join(dir, 'no-model')]);
     expect(toDir.code, toDir.stderr).toBe(2);
-    expect(toDir.stderr).toMatch(/--out .*out is a directory: give the path of the CSV file to write/);
+    expect(toDir.stderr).toMatch(/--out .*out is a directory: give the path of the file to write, e.g. --out .*forecast\.csv/);
     expect(toDir.stderr).not.toMatch(/no-model|EISDIR|unexpected error|\n\s+at /);
+    // A read-only earlier forecast is kept (writeFileSync as root would have replaced it).
+    const kept = join(dir, 'kept.csv');
+    writeFileSync(kept, 'keep me');
+    chmodSync(kept, 0o444);
+    const toKept = await medge(['glucose', 'predict', '--csv', input, '--out', kept]);
+    expect(toKept.code, toKept.stderr).toBe(2);
+    expect(toKept.stderr).toContain(`--out ${kept} exists and is read-only (mode 0444); refusing to replace it`);
+    expect(readFileSync(kept, 'utf8')).toBe('keep me');
   }, 60_000);
 
   it('reads an exact duplicate row as one reading; mmol/L values near the bounds are accepted', async () => {
@@ -337,5 +345,37 @@ describe('glucose input that is not glucose readings is refused (exit 2) with th
     expect(single.stdout).toMatch(/^A\s+0\.0\s+-\s+100\s/m);
     expect(single.stdout).toMatch(/Not enough data for these metrics: A \(1 reading\)/);
     expect(single.stdout).toMatch(/suff% is the share of the subject's own period/);
+    const singleJson = await medge(['glucose', 'report', '--csv', one, '--json']);
+    expect(singleJson.code, singleJson.stderr).toBe(0);
+    const [subject] = (JSON.parse(singleJson.stdout) as { subjects: { readings: number; dataSufficiency: number | null }[] }).subjects;
+    expect(subject).toMatchObject({ readings: 1, dataSufficiency: null });
+  }, 60_000);
+
+  it('asks for --units when one or two readings could be either unit', async () => {
+    const dir = tempDir();
+    // 12.5 and 14 mmol/L (225 and 252 mg/dL) were read as 12.5 and 14 mg/dL: a severe low instead of a high.
+    const two = writeCsv(dir, 'two.csv', every5(2, (i) => [12.5, 14][i]!));
+    const oneHigh = writeCsv(dir, 'one-high.csv', every5(1, () => 40));
+    const [bare, predictBare, asMmol, asMgdl, high] = await Promise.all([
+      medge(['glucose', 'report', '--csv', two]),
+      medge(['glucose', 'predict', '--csv', two, '--out', join(dir, 'two-out.csv')]),
+      medge(['glucose', 'report', '--csv', two, '--units', 'mmol/L', '--json']),
+      medge(['glucose', 'report', '--csv', two, '--units', 'mg/dL', '--json']),
+      medge(['glucose', 'report', '--csv', oneHigh, '--json']),
+    ]);
+    for (const r of [bare, predictBare]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/2 readings \(12\.5, 14\), all below 35: .*give --units mg\/dL or --units mmol\/L/);
+      expect(r.stdout).toBe('');
+    }
+    expect(existsSync(join(dir, 'two-out.csv'))).toBe(false);
+    const mean = (r: { stdout: string }) => (JSON.parse(r.stdout) as { subjects: { mean: number }[] }).subjects[0]!.mean;
+    expect(asMmol.code, asMmol.stderr).toBe(0);
+    expect(mean(asMmol)).toBeCloseTo(13.25, 2);
+    expect(asMgdl.code, asMgdl.stderr).toBe(0);
+    expect(mean(asMgdl)).toBeCloseTo(13.25, 2);
+    // 40 cannot be mmol/L (720 mg/dL would be, but only as a meter's extreme): read as mg/dL as before.
+    expect(high.code, high.stderr).toBe(0);
+    expect(mean(high)).toBe(40);
   }, 60_000);
 });

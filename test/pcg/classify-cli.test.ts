@@ -138,7 +138,7 @@ describe('medge pcg classify', () => {
       [long, null, 'too-long'],
       [good, expect.stringMatching(/^(normal|abnormal)$/), null],
     ]);
-    expect(lines[0]?.error).toBe('cannot read: no such file');
+    expect(lines[0]?.error).toBe('cannot read: no such file or directory');
     expect(lines[1]?.error).toBe('cannot read: is a directory, not a WAV file');
     expect(lines[2]?.error).toMatch(/recording is 301 s \(5\.0 min\) long; pcg classify screens recordings of up to 5 min.*trim/);
     checkShape(lines[3] as Line);
@@ -146,7 +146,7 @@ describe('medge pcg classify', () => {
     expect(text.code).toBe(1);
     expect(text.stdout).not.toMatch(/missing\.wav/);
     expect(text.stdout).toMatch(/good\.wav: (normal|abnormal)/);
-    expect(text.stderr).toMatch(/missing\.wav: cannot read: no such file/);
+    expect(text.stderr).toMatch(/missing\.wav: cannot read: no such file or directory/);
     expect(text.stderr).not.toMatch(/ENOENT: no such file or directory|\n\s+at /);
   });
 

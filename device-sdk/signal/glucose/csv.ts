@@ -207,8 +207,8 @@ export function rowsInMgDl(rows: readonly CgmRow[], unit: GlucoseUnit): readonly
  * band is not a plausible trace of any length: three or more mg/dL readings all below 35 with the median
  * below 25 would be one unbroken, life-threatening hypoglycaemia (level 2 is below 54) that every check
  * found unresolved, while every person's mmol/L log (2-33) lies there. One or two readings are not judged:
- * a single meter check in a severe low is real; such a short mmol/L log of values of 10 or more is still
- * read as mg/dL (below 10 `checkGlucoseRange` refuses it).
+ * a single meter check in a severe low is real, and a short mmol/L log of values of 10-35 looks the same
+ * (`medge glucose` asks for `--units` then; below 10 `checkGlucoseRange` refuses it).
  */
 export const UNIT_CHECK_MIN_READINGS = 3;
 
