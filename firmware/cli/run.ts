@@ -41,6 +41,10 @@ export async function runCommand(args: string[]): Promise<number> {
   });
   runtime.start();
   send({ type: 'ready', bootId: runtime.bootId });
+  // The runtime's own timers are unref'd (a library must not hold a process open); the device must
+  // run until it is told to stop, also offline with nothing else pending (edge unreachable: the
+  // uplink waits out a long backoff on an unref'd timer and the process used to exit, code 0).
+  const keepAlive = setInterval(() => undefined, 60_000);
 
   const supervisorDone = new Promise<void>((resolve) => {
     process.on('message', (message: SupervisorMessage) => {
@@ -55,6 +59,7 @@ export async function runCommand(args: string[]): Promise<number> {
   });
   await Promise.race([untilSignal(), process.send ? supervisorDone : new Promise(() => undefined)]);
   await runtime.stop();
+  clearInterval(keepAlive);
   logger.flush();
   if (process.connected) process.disconnect();
   return 0;

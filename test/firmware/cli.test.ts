@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeBody } from '../../device-sdk/proto/index.js';
-import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { readAuditEntries, SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../../device-sdk/sync/uplink.js';
 import { medge, medgeBackground } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
@@ -48,6 +48,30 @@ describe('medge CLI', () => {
     expect(r.stderr).toContain('1000');
     expect(r.stderr).toMatch(/Fix: .*64/);
   });
+
+  it('medge run keeps running offline until it is stopped, and then records its stop', async () => {
+    // An edge nobody listens on, with a backoff longer than any other timer of the runtime: the
+    // process used to run out of referenced handles during the wait and exit by itself (code 0,
+    // no 'stop' in the audit log) about 10 s after the start.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = probe.address() as AddressInfo;
+        probe.close(() => resolve(free));
+      });
+    });
+    const file = join(dir, 'offline.json');
+    const data = join(dir, 'offline-data');
+    writeFileSync(file, JSON.stringify({ deviceId: 'clinic-offline', dataDir: data, edge: { url: `mqtt://127.0.0.1:${port}`, backoff: { initialMs: 8000, maxMs: 8000 } } }));
+    const run = medgeBackground(['run', '--config', file]);
+    try {
+      await waitFor(() => run.output().includes('uplink lost, backing off'), 'the uplink to give up its first attempt', 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 16_000));
+      expect(run.child.exitCode, run.output().slice(-600)).toBeNull();
+    } finally {
+      expect(await run.stop()).toBe(0);
+    }
+    expect(readAuditEntries(join(data, 'ledger.sqlite')).map((e) => e.action)).toContain('stop');
+  }, 60_000);
 
   it('medge edge stats --json reads a running edge', async () => {
     const data = join(dir, 'edge');
