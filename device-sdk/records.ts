@@ -74,6 +74,8 @@ export interface Finding {
   /** 0 (unusable) .. 1 (clean). */
   inputQuality: number;
   qualityFlags?: string[];
+  /** The sensor whose signal or readings it is about (the runtime sets it; two ECGs, or a meter and a CGM, are told apart by it). */
+  sensor?: string;
 }
 
 export type AlertSeverity = 1 | 2 | 3;

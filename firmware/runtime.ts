@@ -352,10 +352,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   /** Stores what an analyzer produced and raises its alerts. Derived readings are not counted in a sensor's rate. */
-  private take(out: AnalyzerOutput | undefined): void {
+  /** Stores what an analyzer gave for `sensor`'s chunk or reading; its findings name that sensor. */
+  private take(out: AnalyzerOutput | undefined, sensor: string): void {
     if (!out) return;
     for (const r of out.readings ?? []) this.onReading(r, false);
-    for (const f of out.findings ?? []) this.ledger.add('finding', f);
+    for (const f of out.findings ?? []) this.ledger.add('finding', f.sensor === undefined ? { ...f, sensor } : f);
     for (const a of out.alerts ?? []) this.raise(a);
   }
 
@@ -366,7 +367,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         if (this.storageFull) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);
         // Analysis runs whether or not the waveform could be stored: alarms never wait for storage.
-        for (const a of this.analyzers) if (a.onChunk) this.take(a.onChunk(c));
+        for (const a of this.analyzers) if (a.onChunk) this.take(a.onChunk(c), c.sensor);
       },
       reading: (r) => this.onReading(r),
       quarantine: (q) => {
@@ -400,8 +401,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (fromDevice) this.count(r.sensor, 1);
     if (r.meterRecord !== undefined && r.meterRecord > (this.meterRecords.get(r.sensor) ?? -1)) this.meterRecords.set(r.sensor, r.meterRecord);
     this.ledger.add('reading', r);
-    this.take(this.rules.onReading(r));
-    for (const a of this.analyzers) if (a.onReading) this.take(a.onReading(r));
+    this.take(this.rules.onReading(r), r.sensor);
+    for (const a of this.analyzers) if (a.onReading) this.take(a.onReading(r), r.sensor);
   }
 
   /** Stores the alert durably, then raises it locally (log, status, listeners such as a buzzer). */

@@ -236,6 +236,7 @@ const findingCodec: BodyCodec<'finding'> = {
       modelSha256: f.modelSha256,
       inputQuality: f.inputQuality,
       qualityFlags: f.qualityFlags ?? [],
+      sensor: f.sensor ?? '',
     }).finish(),
   decode(bytes) {
     const m = decodeWith(T.Finding, bytes, 'Finding');
@@ -259,6 +260,7 @@ const findingCodec: BodyCodec<'finding'> = {
     if (m.evidence) finding.evidence = String(m.evidence);
     const flags = m.qualityFlags as string[] | undefined;
     if (flags && flags.length > 0) finding.qualityFlags = [...flags];
+    if (m.sensor) finding.sensor = String(m.sensor);
     return finding;
   },
 };

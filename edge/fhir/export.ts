@@ -107,6 +107,7 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
       }
     } else if (row.kind === 'finding') {
       const f = decodeBody('finding', row.body) as Finding;
+      if (f.sensor !== undefined) addSensor(d, f.sensor);
       const obs = findingObservation(toRecord(row, f));
       observations.push(obs);
       s.observationIds.push(obs.id);

@@ -185,6 +185,7 @@ export function findingObservation(rec: StoredRecord<Finding>): Resource {
   if (f.value !== undefined) component.push({ code: { text: `${f.kind} value` }, valueQuantity: { value: f.value } });
   const effective = f.intervalStart !== undefined && f.intervalEnd !== undefined && f.intervalEnd >= f.intervalStart ? { effectivePeriod: { start: iso(f.intervalStart), end: iso(f.intervalEnd) } } : { effectiveDateTime: iso(f.t) };
   const notes = [DECISION_SUPPORT_NOTE, `Model ${f.modelId}, sha256 ${f.modelSha256}.`];
+  if (f.sensor !== undefined) notes.push(`From sensor ${f.sensor} of device ${rec.deviceId}.`);
   if (f.qualityFlags && f.qualityFlags.length > 0) notes.push(`Input quality flags: ${f.qualityFlags.join(', ')}.`);
   if (f.evidence) notes.push(`Evidence: ${f.evidence}`);
   return {

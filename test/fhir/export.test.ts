@@ -40,7 +40,7 @@ function populate(dir: string): void {
   ];
   put(store, 'clinic-01', 'reading', readings.map((r) => ({ t: r.tDevice, body: r })));
   const findings: Finding[] = [
-    { kind: 'ecg-rhythm', label: 'AFIB', probability: 0.91, t: T0 + 60_000, intervalStart: T0 + 40_000, intervalEnd: T0 + 60_000, modelId: 'ecg-af@1.0.0', modelSha256: SHA, inputQuality: 0.8, qualityFlags: ['baseline-wander'] },
+    { kind: 'ecg-rhythm', label: 'AFIB', probability: 0.91, t: T0 + 60_000, intervalStart: T0 + 40_000, intervalEnd: T0 + 60_000, modelId: 'ecg-af@1.0.0', modelSha256: SHA, inputQuality: 0.8, qualityFlags: ['baseline-wander'], sensor: 'ecg' },
     { kind: 'pcg-screening', label: 'abnormal', probability: 0.77, t: T0 + 70_000, modelId: 'pcg-abnormal@1.0.0', modelSha256: 'b'.repeat(64), inputQuality: 0.9 },
   ];
   put(store, 'clinic-01', 'finding', findings.map((f) => ({ t: f.t, body: f })));
@@ -100,6 +100,7 @@ describe('FHIR R4 export from the edge store', () => {
     expect(components.find((c) => c.code.coding[0]?.code === 'probability')?.valueQuantity.value).toBe(91);
     expect(components.find((c) => c.code.coding[0]?.code === 'input-quality')?.valueQuantity.value).toBe(0.8);
     expect(JSON.stringify(af?.note)).toMatch(/not a diagnosis/);
+    expect(JSON.stringify(af?.note)).toContain('From sensor ecg of device clinic-01.');
     const modelRef = (af?.device as { reference: string }).reference;
     const model = resources.find((r) => `Device/${r.id}` === modelRef);
     expect(model?.identifier).toEqual([{ system: 'https://medge.dev/fhir/sid/model-sha256', value: SHA }]);

@@ -313,7 +313,7 @@ function findingItem(f) {
   return el(
     'li',
     { 'data-seq': String(f.seq) },
-    el('div', { class: 'finding-title', text: `${f.kind}: ${f.label}${value}` }),
+    el('div', { class: 'finding-title', text: `${f.kind}${f.sensor ? ` [${f.sensor}]` : ''}: ${f.label}${value}` }),
     el(
       'div',
       { class: 'muted', text: [time(f.t), t('finding.probability', { value: pct(f.probability) }), t('finding.quality', { value: pct(f.inputQuality) }), t('finding.model', { id: f.modelId })].join(' · ') },
