@@ -5,8 +5,8 @@ import { dirname, resolve } from 'node:path';
  * `mkdir -p`: creates `path` and its missing parents, one level at a time, and returns the first
  * directory it created (undefined when `path` already was a directory). Node's own recursive
  * `mkdirSync` spins for ever where the kernel refuses a new directory with ENOENT under a parent that
- * exists (`/proc`, `/sys`): here that is the ENOENT of the level it could not create. A component that
- * is a file fails with ENOTDIR/EEXIST, as `mkdir` does.
+ * exists (`/proc`, `/sys`): here that is the ENOENT of the level it could not create. A file in the
+ * way fails as `mkdir` does: EEXIST when it is `path` itself, ENOTDIR when it is a parent.
  */
 export function makeDirs(path: string, mode?: number): string | undefined {
   const missing: string[] = [];
@@ -21,8 +21,9 @@ export function makeDirs(path: string, mode?: number): string | undefined {
     }
     if (isDir === true) break;
     if (isDir === false) {
-      // The same error mkdir(2) gives for a file in the way.
-      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${resolve(path)}'`), { code: 'ENOTDIR', errno: -20, syscall: 'mkdir', path: p });
+      // What mkdir(2) gives for a file in the way: EEXIST for the path itself, ENOTDIR for a parent.
+      const [code, errno, text] = p === resolve(path) ? ['EEXIST', -17, 'file already exists'] : ['ENOTDIR', -20, 'not a directory'];
+      throw Object.assign(new Error(`${code}: ${text}, mkdir '${p}'`), { code, errno, syscall: 'mkdir', path: p });
     }
     missing.push(p);
     if (dirname(p) === p) break;

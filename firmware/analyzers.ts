@@ -130,6 +130,11 @@ export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'hear
   }
 }
 
+/** The sensors of `sources` that deliver ECG (simulated, or devices whose driver says `ecg`). */
+export function ecgSensors(sources: readonly SourceConfig[], deviceKinds: Readonly<Record<string, string>> = {}): string[] {
+  return sources.filter((s) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg')).map((s) => s.sensor);
+}
+
 /** Optional services of the analyzers (the runtime passes its logger). */
 export interface AnalyzerDeps {
   logger?: Pick<Logger, 'info' | 'warn'>;
@@ -320,9 +325,8 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const logger = deps.logger ?? createLogger('medge-analyzers');
   const now = deps.now ?? Date.now;
   const verify = trustedKeys.length > 0 ? (dir: string) => verifySigned(dir, trustedKeys) : undefined;
-  const isEcg = (s: SourceConfig) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg');
   const analyzers: Analyzer[] = [];
-  const ecg = config.sources.filter(isEcg).map((s) => s.sensor);
+  const ecg = ecgSensors(config.sources, deviceKinds);
   if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...(deps.models ? { models: deps.models } : {}), logger, now, verify }));
   const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
   if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), { logger, now }));

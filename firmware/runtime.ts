@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { IClientOptions } from 'mqtt';
-import { type Clock, systemClock } from '../device-sdk/clock.js';
+import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
 import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
@@ -21,7 +21,8 @@ import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-co
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
 import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
-import { type Analyzer, type AnalyzerOutput, createAnalyzers } from './analyzers.js';
+import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors } from './analyzers.js';
+import { SignalWatchdog } from './signal-watchdog.js';
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
 import { packageRoot, packageVersion } from './package-root.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
@@ -135,6 +136,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Live analysis (ECG, heart sounds, glucose) run on every chunk and reading, locally. */
   private readonly analyzers: Analyzer[];
   private readonly sensorStates = new Map<string, SensorState>();
+  /** Monitored ECG sensors, watched for a lost signal while the sources run. */
+  private readonly ecgSensors: string[];
+  private watchdog: SignalWatchdog | undefined;
+  private watchdogTimer: ClockTimer | undefined;
   /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert. */
   private readonly alarmOutputs: AlarmOutput[] = [];
   /** Highest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
@@ -209,6 +214,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
     for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
+    this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.analyzers = createAnalyzers(config, deviceKinds, {
       trustedKeys: this.trustedKeys,
       logger: this.log,
@@ -267,6 +273,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       });
     }
     const sink = this.sink();
+    if (this.ecgSensors.length > 0) {
+      this.watchdog = new SignalWatchdog(this.ecgSensors, this.clock.now());
+      this.armWatchdog();
+    }
     for (const source of this.sources) source.start(sink);
     this.lastRateAt = this.clock.monotonic();
     const every = (ms: number, fn: () => void) => {
@@ -347,6 +357,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.timers.push(timer);
   }
 
+  /** Checks the ECG sensors for a lost signal every second (device clock). */
+  private armWatchdog(): void {
+    this.watchdogTimer = this.clock.setTimeout(() => {
+      const watchdog = this.watchdog;
+      if (this.stopped || !watchdog) return;
+      for (const alert of watchdog.check(this.clock.now())) this.raise(alert);
+      this.armWatchdog();
+    }, 1000);
+  }
+
   private count(sensor: string, n: number): void {
     this.counts.set(sensor, (this.counts.get(sensor) ?? 0) + n);
   }
@@ -364,6 +384,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return {
       chunk: (c) => {
         this.count(c.sensor, c.samples.length);
+        const restored = this.watchdog?.seen(c.sensor, this.clock.now());
+        if (restored) this.raise(restored);
         if (this.storageFull) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);
         // Analysis runs whether or not the waveform could be stored: alarms never wait for storage.
@@ -483,6 +505,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
 
   /** Stops producing; what was produced is flushed to the ledger and keeps draining to the edge. */
   async stopSources(): Promise<void> {
+    // Stopped on purpose: silence from here on is not a lost signal.
+    this.watchdog?.clear();
+    this.watchdog = undefined;
+    if (this.watchdogTimer) this.clock.clearTimeout(this.watchdogTimer);
     await Promise.all(this.sources.map((source) => source.stop()));
     this.ledger.flush();
   }

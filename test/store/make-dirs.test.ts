@@ -20,11 +20,12 @@ describe('makeDirs', () => {
     expect(makeDirs(join(dir, 'e'))).toBeUndefined();
   });
 
-  it('fails on a file in the way with ENOTDIR and the path of the file', () => {
+  it('fails on a file in the way as mkdir does (ENOTDIR for a parent, EEXIST for the path) with the path of the file', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'f'), '');
     expect(() => makeDirs(join(dir, 'f', 'g'))).toThrow(expect.objectContaining({ code: 'ENOTDIR', syscall: 'mkdir', path: join(dir, 'f') }));
     expect(existsSync(join(dir, 'f', 'g'))).toBe(false);
+    expect(() => makeDirs(join(dir, 'f'))).toThrow(expect.objectContaining({ code: 'EEXIST', syscall: 'mkdir', path: join(dir, 'f') }));
   });
 
   it.runIf(existsSync('/proc/self'))('fails at once under /proc, where the kernel refuses new directories', async () => {

@@ -1,0 +1,83 @@
+import type { Alert } from '../device-sdk/records.js';
+
+export interface SignalWatchdogOptions {
+  /** Silence after the last chunk that counts as a lost signal (ms). */
+  lostAfterMs: number;
+  /** Silence from the start before the first chunk that counts as lost (a device may take a while to connect). */
+  firstChunkWithinMs: number;
+}
+
+export const DEFAULT_SIGNAL_WATCHDOG_OPTIONS: Readonly<SignalWatchdogOptions> = Object.freeze({ lostAfterMs: 5000, firstChunkWithinMs: 30_000 });
+
+export const ECG_SIGNAL_LOST = 'ecg-signal-lost';
+export const ECG_SIGNAL_RESTORED = 'ecg-signal-restored';
+
+interface Watched {
+  /** Device time of the last chunk, or of the start before the first. */
+  lastAt: number;
+  seenAny: boolean;
+  lostAt: number | undefined;
+}
+
+/**
+ * A technical alarm for monitored ECG sensors that stop sending (cable pulled, device off, radio
+ * gone): the asystole and lead-off checks run on samples, so a sensor that sends nothing raised
+ * nothing. One `ecg-signal-lost` alert (severity 2) per episode, and an `ecg-signal-restored` note
+ * (severity 1) when samples come again. Pure: the runtime calls `seen` per chunk and `check` on a
+ * timer, with the device clock.
+ */
+export class SignalWatchdog {
+  private readonly watched = new Map<string, Watched>();
+  private readonly options: SignalWatchdogOptions;
+
+  constructor(sensors: readonly string[], now: number, options: Partial<SignalWatchdogOptions> = {}) {
+    this.options = { ...DEFAULT_SIGNAL_WATCHDOG_OPTIONS, ...options };
+    for (const s of sensors) this.watched.set(s, { lastAt: now, seenAny: false, lostAt: undefined });
+  }
+
+  /** A chunk of `sensor` arrived at `now`; returns the restored note when its signal had been lost. */
+  seen(sensor: string, now: number): Alert | undefined {
+    const w = this.watched.get(sensor);
+    if (!w) return undefined;
+    const lostAt = w.lostAt;
+    w.lastAt = now;
+    w.seenAny = true;
+    w.lostAt = undefined;
+    if (lostAt === undefined) return undefined;
+    return {
+      kind: ECG_SIGNAL_RESTORED,
+      severity: 1,
+      t: now,
+      sensor,
+      message: `ECG signal from sensor ${sensor} is back after ${seconds(now - lostAt + this.options.lostAfterMs)} s without samples; rhythm monitoring resumes.`,
+    };
+  }
+
+  /** Alerts for sensors silent for too long at `now`, once per episode. */
+  check(now: number): Alert[] {
+    const out: Alert[] = [];
+    for (const [sensor, w] of this.watched) {
+      if (w.lostAt !== undefined) continue;
+      const limit = w.seenAny ? this.options.lostAfterMs : this.options.firstChunkWithinMs;
+      if (now - w.lastAt <= limit) continue;
+      w.lostAt = now;
+      out.push({
+        kind: ECG_SIGNAL_LOST,
+        severity: 2,
+        t: now,
+        sensor,
+        message: w.seenAny
+          ? `No ECG signal from sensor ${sensor} for ${seconds(now - w.lastAt)} s (disconnected or not sending): heart rhythm is not being monitored. Check the cable and the device.`
+          : `No ECG signal from sensor ${sensor} since the device started ${seconds(now - w.lastAt)} s ago: heart rhythm is not being monitored. Check that the ECG device is on and connected.`,
+      });
+    }
+    return out;
+  }
+
+  /** Stops watching (the sources were stopped on purpose). */
+  clear(): void {
+    this.watched.clear();
+  }
+}
+
+const seconds = (ms: number) => Math.round(ms / 1000);
