@@ -1,42 +1,26 @@
 // Every finding names the sensor it is about: with two ECGs on one device (one at 60/min, one at
 // 150/min) the rate findings of each are told apart, in the ledger and through the wire format.
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody, encodeBody } from '../../device-sdk/proto/index.js';
 import type { Finding } from '../../device-sdk/records.js';
 import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { parseRuntimeConfig } from '../../firmware/config.js';
-import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import { startOfflineRuntime } from '../helpers/offline-runtime.js';
 import { useTempDirs } from '../helpers/temp.js';
-import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const tempDir = useTempDirs('finding-sensor');
 
 describe('findings name their sensor', () => {
   it('keeps two ECGs apart', async () => {
-    const dir = tempDir();
-    const config = parseRuntimeConfig(
-      {
-        deviceId: 'two-ecg',
-        dataDir: 'device',
-        edge: { url: 'mqtt://127.0.0.1:1' },
-        sources: [
-          { type: 'sim-ecg', sensor: 'ecg-slow', heartRateBpm: 60 },
-          { type: 'sim-ecg', sensor: 'ecg-fast', heartRateBpm: 150 },
-        ],
-      },
-      dir,
-    );
-    const clock = new VirtualClock();
-    const runtime = new Runtime(config, { logger: silentLogger, clock });
-    runtime.start();
+    const { runtime, clock, ledger } = startOfflineRuntime(tempDir(), 'two-ecg', [
+      { type: 'sim-ecg', sensor: 'ecg-slow', heartRateBpm: 60 },
+      { type: 'sim-ecg', sensor: 'ecg-fast', heartRateBpm: 150 },
+    ]);
     try {
       for (let k = 0; k < 40; k++) clock.advance(1000);
     } finally {
       await runtime.stop();
     }
-    const rates = readLedgerBodies(ledgerPath(join(dir, 'device')), 'finding')
+    const rates = readLedgerBodies(ledger, 'finding')
       .map((r) => decodeBody('finding', r.body) as Finding)
       .filter((f) => f.kind === 'ecg-rate');
     const bySensor = (sensor: string) => rates.filter((f) => f.sensor === sensor);

@@ -1,14 +1,11 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { parseRuntimeConfig } from '../../firmware/config.js';
-import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { ECG_SIGNAL_LOST, ECG_SIGNAL_RESTORED, SignalWatchdog } from '../../firmware/signal-watchdog.js';
+import { startOfflineRuntime } from '../helpers/offline-runtime.js';
 import { useTempDirs } from '../helpers/temp.js';
-import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const tempDir = useTempDirs('signal-watchdog');
 
@@ -46,24 +43,11 @@ describe('SignalWatchdog', () => {
 describe('the runtime watches its ECG sensors (virtual clock, offline)', () => {
   it('raises the lost-signal alarm for an ECG device that never sends, and none for sources stopped on purpose', async () => {
     const dir = tempDir();
-    const config = parseRuntimeConfig(
-      {
-        deviceId: 'watchdog',
-        dataDir: 'device',
-        edge: { url: 'mqtt://127.0.0.1:1' },
-        sources: [
-          // A serial ECG front end whose port is not there: the driver keeps retrying, nothing arrives.
-          { type: 'device', sensor: 'ecg-unplugged', driver: 'serial-ecg', options: { path: join(dir, 'no-such-tty') } },
-          { type: 'sim-ecg', sensor: 'ecg-ok' },
-        ],
-      },
-      dir,
-    );
-    const clock = new VirtualClock();
-    const runtime = new Runtime(config, { logger: silentLogger, clock });
-    const alerts: Alert[] = [];
-    runtime.on('alert', (a) => alerts.push(a));
-    runtime.start();
+    const { runtime, clock, alerts, ledger } = startOfflineRuntime(dir, 'watchdog', [
+      // A serial ECG front end whose port is not there: the driver keeps retrying, nothing arrives.
+      { type: 'device', sensor: 'ecg-unplugged', driver: 'serial-ecg', options: { path: join(dir, 'no-such-tty') } },
+      { type: 'sim-ecg', sensor: 'ecg-ok' },
+    ]);
     try {
       for (let k = 0; k < 29; k++) clock.advance(1000);
       expect(alerts.filter((a) => a.kind === ECG_SIGNAL_LOST)).toEqual([]);
@@ -75,7 +59,7 @@ describe('the runtime watches its ECG sensors (virtual clock, offline)', () => {
       await runtime.stop();
     }
     expect(alerts.filter((a) => a.kind.startsWith('ecg-signal-')).map((a) => a.sensor)).toEqual(['ecg-unplugged']);
-    const stored = readLedgerBodies(ledgerPath(join(dir, 'device')), 'alert').map((r) => decodeBody('alert', r.body) as Alert);
+    const stored = readLedgerBodies(ledger, 'alert').map((r) => decodeBody('alert', r.body) as Alert);
     expect(stored.filter((a) => a.kind === ECG_SIGNAL_LOST)).toEqual([expect.objectContaining({ sensor: 'ecg-unplugged', severity: 2 })]);
   }, 60_000);
 });

@@ -1,27 +1,13 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../device-sdk/log.js';
-import type { Alert } from '../../device-sdk/records.js';
 import { readLedgerSummary } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { parseRuntimeConfig } from '../../firmware/config.js';
-import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import { startOfflineRuntime } from '../helpers/offline-runtime.js';
 import { useTempDirs } from '../helpers/temp.js';
-import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const tempDir = useTempDirs('runtime-glucose');
 
 describe('the runtime with a simulated glucose meter (virtual clock, offline)', () => {
   it('stores glucose findings and raises the predicted-low alert locally before the reading-level low alert', async () => {
-    const dir = tempDir();
-    const config = parseRuntimeConfig(
-      { deviceId: 'glu-1', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'sim-glucose', intervalMs: 300_000, corruptRate: 0, periodReadings: 48 }] },
-      dir,
-    );
-    const clock = new VirtualClock();
-    const runtime = new Runtime(config, { logger: silentLogger, clock });
-    const alerts: Alert[] = [];
-    runtime.on('alert', (a) => alerts.push(a));
-    runtime.start();
+    const { runtime, clock, alerts, ledger } = startOfflineRuntime(tempDir(), 'glu-1', [{ type: 'sim-glucose', intervalMs: 300_000, corruptRate: 0, periodReadings: 48 }]);
     try {
       // 12 hours of 5-minute readings: the simulated meter swings 50-260 mg/dL every 4 hours.
       for (let k = 0; k < 144; k++) clock.advance(300_000);
@@ -38,7 +24,7 @@ describe('the runtime with a simulated glucose meter (virtual clock, offline)', 
     const dips = kinds.join(' ').split('hyperglycaemia').slice(1);
     expect(dips).toHaveLength(3);
     for (const dip of dips) expect(dip.trim().split(' ')).toEqual(['glucose-predicted-low', 'hypoglycaemia-level-1', 'hypoglycaemia-level-2']);
-    const summary = readLedgerSummary(ledgerPath(join(dir, 'device')));
+    const summary = readLedgerSummary(ledger);
     expect(summary.kinds.reading.rows).toBeGreaterThanOrEqual(140);
     // Trend findings on every reading after the first, forecasts once 30 minutes of history exist.
     expect(summary.kinds.finding.rows).toBeGreaterThan(2 * 130);
