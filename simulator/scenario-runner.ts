@@ -14,7 +14,7 @@
  * series was notified; `stop()` releases everything (ptys, D-Bus, timers).
  */
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
-import { createStreamDevice, type LostSpan, type SimStreamDevice, type StreamDeviceStats, type UnplugOptions } from './devices/stream-device.js';
+import { type AcquisitionStart, createStreamDevice, type LostSpan, type SimStreamDevice, type StreamDeviceStats, type UnplugOptions } from './devices/stream-device.js';
 import { streamDeviceFaults } from './faults.js';
 import { findSocat } from './pty.js';
 import type { Scenario, ScenarioDevice } from './scenario.js';
@@ -52,6 +52,10 @@ export interface StreamExpectation {
   corrupted: LostSpan[];
   truncated: LostSpan[];
   droppedWhileUnplugged: LostSpan[];
+  /** Where the device's sample counter (re)started: the first acquisition, then one per power cycle. */
+  acquisitions: AcquisitionStart[];
+  /** The device skipped its counter (a declared device-side loss): counter values without samples. */
+  counterJumps: StreamDeviceStats['counterJumps'];
   unplugs: number;
   vendorFramesSent: number;
   stats: StreamDeviceStats;
@@ -236,6 +240,8 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
             corrupted: stats.corrupted,
             truncated: stats.truncated,
             droppedWhileUnplugged: stats.droppedWhileUnplugged,
+            acquisitions: stats.acquisitions,
+            counterJumps: stats.counterJumps,
             unplugs: stats.unplugs,
             vendorFramesSent: stats.vendorFramesSent,
             stats,

@@ -132,7 +132,14 @@ function formatReport(r: ScenarioReport): string {
     `  ECG samples: expected ${r.ecgSamplesExpected}, stored ${r.ecgSamplesStored}, in gaps ${r.ecgGapSamples}`,
     `  quarantined frames ${r.quarantinedFrames}, CGM duplicates suppressed ${r.cgmDuplicatesSuppressed}, runtime restarts ${r.runtimeRestarts}`,
   ];
-  for (const s of r.streams) lines.push(`  ${s.sensor}: ${s.samplesStored}/${s.samplesExpected} samples, ${s.gapCount} gaps (${s.unexplainedGaps} unexplained), ${s.duplicateSamples} duplicates, ${s.quarantinedRecords} quarantined`);
+  for (const s of r.streams) {
+    const causes = Object.entries(s.gapsByCause)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+    lines.push(`  ${s.sensor}: ${s.samplesStored}/${s.samplesExpected} samples, ${s.gapCount} gaps (${causes || 'no cause'}; ${s.unexplainedGaps} unexplained), ${s.samplesLostAtRestart} lost at ${s.acquisitions.length - 1} restarts, ${s.duplicateSamples} duplicates`);
+    lines.push(`    damaged frames ${s.framesDamaged}: ${s.damagedFramesInQuarantine} in ${s.quarantinedRecords} quarantine records (${s.quarantineRecordsWithSeveralFrames.length} hold several), ${s.damagedFramesNotInQuarantine.length} not in quarantine; ${s.quarantinedBytesOfNoDamagedFrame} quarantined bytes of no damaged frame`);
+  }
   for (const m of r.meters) lines.push(`  ${m.sensor}: ${m.storedOnce}/${m.expected} records once; missing ${m.missing.length}, duplicated ${m.duplicated.length}, wrong time ${m.wrongTime.length}, link drops ${m.linkDrops}`);
   for (const n of r.notifying) lines.push(`  ${n.sensor}: ${n.stored} stored of ${n.sent} sent; duplicates sent ${n.duplicatesSent}, stored ${n.duplicatesStored}`);
   return lines.join('\n');

@@ -72,14 +72,17 @@
  *   `dataFramesSent` (intact DATA frames), `samplesSent` (per channel, in intact DATA frames),
  *   `infoFramesSent`, `vendorFramesSent`, `identifyReceived`, `bytesWritten`, `unplugs`,
  *   `corrupted` / `truncated` / `droppedWhileUnplugged`: `LostSpan[]` `{ seq, firstSample, samples,
- *   sourceIndex, bytes }` where `firstSample` is the device counter (unwrapped) and `sourceIndex` the
- *   index of the span's first sample set in the source; `counterJumps`; `sourceSamples` (sample sets
- *   taken from the source); `ended`.
+ *   sourceIndex, bytes, digest? }` where `firstSample` is the device counter (unwrapped), `sourceIndex`
+ *   the index of the span's first sample set in the source and `digest` (damaged frames) the
+ *   `frameDigest` of the bytes written; `counterJumps` (`{ atSample, samples, sourceIndex,
+ *   acquisition }`); `acquisitions` (`{ sourceIndex, firstSample }`: where the counter started, the
+ *   first entry and one per `'reset'`); `sourceSamples` (sample sets taken from the source); `ended`.
  * - Events: `'frame'` (`SentFrameInfo` for every DATA frame: intact, corrupted, truncated or
  *   dropped), `'end'`, `'error'` (a write that failed for another reason than an unplug).
  *
  * Everything is released by `stop()`: timers, the device's port, socat (when the device made the pty).
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type Clock, systemClock } from '../../device-sdk/clock.js';
 import { ConfigError } from '../../device-sdk/errors.js';
@@ -196,6 +199,20 @@ export interface LostSpan {
   sourceIndex: number;
   /** Bytes written for it (0 when dropped while unplugged). */
   bytes: number;
+  /** Damaged frames: `frameDigest` of the bytes written, to find them in the host's quarantine. */
+  digest?: string;
+}
+
+/** An acquisition start: the sample counter restarted (CLOCK_RESET, §4.1) before source sample set `sourceIndex`. */
+export interface AcquisitionStart {
+  sourceIndex: number;
+  /** The counter at that sample set. */
+  firstSample: number;
+}
+
+/** A fingerprint of bytes written (SHA-256, first 16 hex digits): finds a damaged frame among quarantined bytes. */
+export function frameDigest(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 }
 
 export interface SentFrameInfo extends LostSpan {
@@ -215,7 +232,10 @@ export interface StreamDeviceStats {
   corrupted: LostSpan[];
   truncated: LostSpan[];
   droppedWhileUnplugged: LostSpan[];
-  counterJumps: Array<{ atSample: number; samples: number }>;
+  /** `sourceIndex`: the first source sample set numbered after the jump; `acquisition`: index in `acquisitions`. */
+  counterJumps: Array<{ atSample: number; samples: number; sourceIndex: number; acquisition: number }>;
+  /** The first acquisition, then one per power cycle (`unplug` in `'reset'` mode). */
+  acquisitions: AcquisitionStart[];
   ended: boolean;
 }
 
@@ -288,6 +308,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     truncated: [],
     droppedWhileUnplugged: [],
     counterJumps: [],
+    acquisitions: [],
     ended: false,
   };
   private seq = 0;
@@ -345,6 +366,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     this.sleeper = new ClockSleeper(options.clock);
     this.random = mulberry32(faults.seed);
     this.counter = options.startSample;
+    this.counters.acquisitions.push({ sourceIndex: 0, firstSample: options.startSample });
     this.pull = toPull(options.source, options.channels);
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
@@ -366,7 +388,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
   /** A snapshot of the counters. */
   get stats(): StreamDeviceStats {
     const c = this.counters;
-    return { ...c, corrupted: [...c.corrupted], truncated: [...c.truncated], droppedWhileUnplugged: [...c.droppedWhileUnplugged], counterJumps: [...c.counterJumps] };
+    return { ...c, corrupted: [...c.corrupted], truncated: [...c.truncated], droppedWhileUnplugged: [...c.droppedWhileUnplugged], counterJumps: [...c.counterJumps], acquisitions: [...c.acquisitions] };
   }
 
   /** True while the device end is open (not unplugged). */
@@ -393,7 +415,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
   /** Skips the device's sample counter forward by `samples` (a device-side loss, §5.4). */
   jumpCounter(samples: number): void {
     if (!Number.isInteger(samples) || samples < 1) throw new ConfigError('samples', samples, 'must be a positive integer', 'pass the number of sample sets to skip');
-    this.counters.counterJumps.push({ atSample: this.counter, samples });
+    this.counters.counterJumps.push({ atSample: this.counter, samples, sourceIndex: this.counters.sourceSamples, acquisition: this.counters.acquisitions.length - 1 });
     this.counter += samples;
   }
 
@@ -418,6 +440,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       this.seqReset = true;
       this.clockReset = true;
       this.counter = 0;
+      this.counters.acquisitions.push({ sourceIndex: this.counters.sourceSamples, firstSample: 0 });
     }
     await this.plugIn();
     if (options.awaitHost ?? true) this.awaitingHost = true;
@@ -607,10 +630,10 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       bytes = bytes.subarray(0, 1 + Math.floor(r1 * (bytes.length - 1)));
       fate = 'truncated';
     }
-    const span: LostSpan = { seq: frame.seq, firstSample, samples: n, sourceIndex, bytes: bytes.length };
+    const span: LostSpan = { seq: frame.seq, firstSample, samples: n, sourceIndex, bytes: bytes.length, ...(fate === 'intact' ? {} : { digest: frameDigest(bytes) }) };
     if (!(await this.write(bytes))) {
       // The link went away under the write: the frame never (fully) left.
-      this.counters.droppedWhileUnplugged.push({ ...span, bytes: 0 });
+      this.counters.droppedWhileUnplugged.push({ seq: span.seq, firstSample, samples: n, sourceIndex, bytes: 0 });
       this.emit('frame', { ...span, fate: 'dropped' });
       return;
     }

@@ -47,6 +47,24 @@ devices:
     faults: { duplicateEvery: 3 }
 `;
 
+/** MIT-BIH 208 with damaged and vendor frames, an unplug that drops, a power cycle and a counter jump (the QA repro, shortened). */
+const ECG_FAULTS = `
+name: ecg-faults
+seed: 3
+devices:
+  - sensor: ecg
+    kind: ecg
+    transport: serial
+    source: { type: wfdb, record: mitdb/208, durationS: 90 }
+    frameMs: 100
+    faults:
+      corruptRate: 0.05
+      truncateRate: 0.03
+      vendorFrameRate: 0.02
+      unplug: [{ atS: 20, downS: 5, mode: drop }, { atS: 45, downS: 3, mode: reset }]
+      counterJumps: [{ atS: 70, samples: 1800 }]
+`;
+
 describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and dbus-daemon: apt-get install -y socat dbus)${missingNote(SHARED_DATA)}`, () => {
   const dir = mkdtempSync(join(tmpdir(), 'medge-sim-test-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,7 +81,8 @@ describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and
       meterRecordsStoredOnceWithSequenceAndTime: true,
       streamSamplesStoredOnce: true,
       streamSamplesComplete: true,
-      gapsAreDamagedFramesInQuarantine: true,
+      gapsHaveInjectedCauses: true,
+      damagedFramesInQuarantine: true,
       cgmDuplicatesStoredOnce: true,
       runtimeNeverRestarted: true,
       edgeHasEverything: true,
@@ -82,6 +101,26 @@ describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and
     expect(r.streams.map((s) => s.sensor)).toEqual(['ecg', 'stethoscope']);
     expect(r.streams[1]?.samplesStored).toBeGreaterThan(0);
   }, 320_000);
+
+  it('accounts for every ECG gap by its cause after an unplug that drops, a power cycle (reset) and a counter jump, and passes', async () => {
+    const file = join(dir, 'ecg-faults.yaml');
+    writeFileSync(file, ECG_FAULTS);
+    const run = await medge(['sim', '--scenario', file, '--speed', '15', '--json', '--data', SHARED_DATA, '--timeout', '200'], { timeoutMs: 240_000 });
+    const r = JSON.parse(run.stdout.trim()) as ScenarioReport;
+    const s = r.streams[0]!;
+    expect(s.unexplained, run.stderr.slice(-3000)).toEqual([]);
+    expect(run.code).toBe(0);
+    expect(r.ok).toBe(true);
+    // The faults happened: a damaged-frame gap, the drop, the jump; a second acquisition after the reset.
+    expect(s.gapsByCause.unplugged).toBeGreaterThan(0);
+    expect(s.gapsByCause['counter-jump']).toBe(2);
+    expect(s.counterSkipSamples).toBe(2 * 1800);
+    expect(s.gapsByCause.corrupted + s.gapsByCause.truncated).toBeGreaterThan(0);
+    expect(s.acquisitions).toHaveLength(2);
+    expect(s.acquisitions[1]?.firstIndex).not.toBeNull();
+    expect(s.damagedFramesInQuarantine).toBe(s.framesDamaged);
+    expect(s.samplesStored + s.gapSamples + s.samplesLostAtRestart).toBe(s.samplesExpected);
+  }, 260_000);
 
   it('names the field of a bad scenario and exits 2', async () => {
     const file = join(dir, 'bad.yaml');
