@@ -6,6 +6,7 @@
  */
 import { upperMedian } from '../stats.js';
 import { bandPass, resample } from './dsp.js';
+import { detectMainsLines, type MainsLine, subtractLines } from './mains.js';
 import { pcgFeatures } from './features.js';
 import { type Segmentation, segmentHeartSounds } from './segmentation.js';
 
@@ -24,6 +25,8 @@ export interface PcgScreenOptions {
   maxClipped: number;
   /** S1/S2 envelope contrast (see `Segmentation.contrast`) below which no heart sounds are heard. */
   minContrast: number;
+  /** Mains frequencies whose lines (and harmonics to 400 Hz) are found and subtracted (device-sdk/signal/pcg/mains.ts); empty: none. */
+  mainsHz: readonly number[];
 }
 
 export const DEFAULT_PCG_SCREEN_OPTIONS: Readonly<PcgScreenOptions> = Object.freeze({
@@ -35,6 +38,7 @@ export const DEFAULT_PCG_SCREEN_OPTIONS: Readonly<PcgScreenOptions> = Object.fre
   minQuality: 0.3,
   maxClipped: 0.05,
   minContrast: 1.8,
+  mainsHz: Object.freeze([50, 60]),
 });
 
 export type PcgLabel = 'normal' | 'abnormal' | 'unreadable';
@@ -52,6 +56,8 @@ export interface PcgQuality {
   coverage: number;
   /** S1/S2 peaks over the median envelope. */
   contrast: number;
+  /** Mains lines found and subtracted before the analysis (Hz, 0.1 Hz): the stethoscope picks up hum. */
+  mainsHz: number[];
   /** Why it is unreadable (empty when it is readable): `low-sample-rate` (below twice the band's upper edge, 1600 Hz), `too-short`, `flat`, `clipped`, `no-heart-cycles`, `no-heart-sounds`, `low-quality`. */
   flags: string[];
 }
@@ -86,18 +92,25 @@ export function heartRateOf(seg: Segmentation): number | null {
   return seg.cycleS > 0 ? Math.round(60 / seg.cycleS) : null;
 }
 
-/** Band-passed signal at the working rate, scaled to unit RMS. */
+/** Band-passed signal at the working rate, scaled to unit RMS, with mains lines removed (`prepareWithMains`). */
 export function preparePcg(samples: Float32Array, rateHz: number, options: Partial<PcgScreenOptions> = {}): Float32Array {
+  return prepareWithMains(samples, rateHz, options).x;
+}
+
+/** `preparePcg`, and the mains lines it found and subtracted before the band-pass. */
+function prepareWithMains(samples: Float32Array, rateHz: number, options: Partial<PcgScreenOptions>): { x: Float32Array; mains: MainsLine[] } {
   const o = { ...DEFAULT_PCG_SCREEN_OPTIONS, ...options };
-  const x = resample(samples, rateHz, o.workingRateHz);
-  if (x.length < 8) return x;
+  let x = resample(samples, rateHz, o.workingRateHz);
+  if (x.length < 8) return { x, mains: [] };
+  const mains = o.mainsHz.length > 0 ? detectMainsLines(x, o.workingRateHz, { mainsHz: o.mainsHz }) : [];
+  if (mains.length > 0) x = subtractLines(x, o.workingRateHz, mains);
   const y = bandPass(x, o.workingRateHz, o.bandHz[0], o.bandHz[1]);
   // Unit RMS: the features then do not depend on the stethoscope's gain or the file's bit depth.
   let sumSq = 0;
   for (const v of y) sumSq += v * v;
   const rms = Math.sqrt(sumSq / y.length);
   if (rms > 0) for (let i = 0; i < y.length; i++) y[i] = (y[i] as number) / rms;
-  return y;
+  return { x: y, mains };
 }
 
 /** Analyses one recording (mono, -1..1, at `rateHz`): quality, heart rate and window features. */
@@ -115,7 +128,7 @@ export function analyzePcg(samples: Float32Array, rateHz: number, options: Parti
   }
   const rms = Math.sqrt(sumSq / (samples.length || 1));
   const clipped = clippedCount / (samples.length || 1);
-  const x = preparePcg(samples, rateHz, o);
+  const { x, mains } = prepareWithMains(samples, rateHz, o);
   const fs = o.workingRateHz;
   const seg = segmentHeartSounds(x, fs);
   const coverage = seg.cycleS > 0 ? Math.min(1, (seg.cycles.length * seg.cycleS) / Math.max(durationS, seg.cycleS)) : 0;
@@ -132,7 +145,17 @@ export function analyzePcg(samples: Float32Array, rateHz: number, options: Parti
   if (seg.cycles.length === 0) flags.push('no-heart-cycles');
   else if (seg.contrast < o.minContrast) flags.push('no-heart-sounds');
   else if (score < o.minQuality) flags.push('low-quality');
-  const quality: PcgQuality = { score: flags.length ? Math.min(score, o.minQuality / 2) : score, durationS, clipped, rms, periodicity: seg.periodicity, coverage, contrast: seg.contrast, flags };
+  const quality: PcgQuality = {
+    score: flags.length ? Math.min(score, o.minQuality / 2) : score,
+    durationS,
+    clipped,
+    rms,
+    periodicity: seg.periodicity,
+    coverage,
+    contrast: seg.contrast,
+    mainsHz: mains.map((l) => Math.round(l.hz * 10) / 10),
+    flags,
+  };
   const readable = flags.length === 0;
   const windows: PcgAnalysis['windows'] = [];
   if (readable) {
