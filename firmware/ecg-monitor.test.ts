@@ -65,13 +65,14 @@ describe('EcgMonitor', () => {
     expect(out.alerts).toEqual([]);
   });
 
-  it('raises one lead-off alert for a flat signal and reports no heart rate from it', () => {
+  it('raises one flat-line alert (severity 3: it may be an arrest) for a flat signal after beats, and reports no heart rate from it', () => {
     const monitor = new EcgMonitor('ecg');
     const ecg = simulatedEcg(10);
     const last = ecg.at(-1) as StreamChunk;
     const flat = continuation(last, 5, () => 1000);
     const out = run(monitor, [...ecg, ...flat]);
-    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-lead-off', 2]]);
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-flat-line', 3]]);
+    expect(out.alerts[0]?.message).toMatch(/^No ECG signal \(flat line\): check the patient and the electrodes/);
     // No asystole alert while the lead is off, and no heart rate is reported from a flat line.
     const flatStart = (flat[0] as StreamChunk).t0;
     expect(out.readings.filter((r) => r.tDevice > flatStart + 2_500)).toEqual([]);
@@ -90,13 +91,36 @@ describe('EcgMonitor', () => {
     expect(polarity()).toBe(1);
     const generation = monitor['generation'];
     const out = run(monitor, [...flat, ...reversed]);
-    expect(out.alerts.map((a) => a.kind)).toEqual(['ecg-lead-off']);
+    expect(out.alerts.map((a) => a.kind)).toEqual(['ecg-flat-line']);
     // A new front end, turned to the canonical polarity of the reversed lead.
     expect(monitor['generation']).toBe(generation + 1);
     expect(polarity()).toBe(-1);
     const hr = out.readings.filter((r) => r.type === 'heart-rate' && r.tDevice > (reversed[0] as StreamChunk).t0 + 5_000);
     expect(hr.length).toBeGreaterThanOrEqual(2);
     for (const r of hr) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
+  it('raises a lead-off alert (severity 2) for a lead flat from the start, before any beat', () => {
+    const ecg = simulatedEcg(1);
+    const flat = [ecg[0] as StreamChunk, ...continuation(ecg[0] as StreamChunk, 10, () => 1000)].map((c) => ({ ...c, samples: new Int16Array(c.samples.length).fill(1000) }));
+    const out = run(new EcgMonitor('ecg'), flat);
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-lead-off', 2]]);
+  });
+
+  it('raises no-beats (severity 3) when a lead goes back on showing only baseline noise, and no heart rate from it', () => {
+    const ecg = simulatedEcg(20);
+    const flat = continuation(ecg.at(-1) as StreamChunk, 10, () => 1000);
+    // Back on: 20 s of baseline noise (about 0.03 mV SD at 200/mV), no QRS.
+    const noise = lcg(5);
+    const quiet = continuation(flat.at(-1) as StreamChunk, 20, () => 1000 + Math.round(6 * (noise() + noise() + noise() + noise() - 2) * 1.7));
+    const out = run(new EcgMonitor('ecg'), [...ecg, ...flat, ...quiet]);
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([
+      ['ecg-flat-line', 3],
+      ['ecg-no-beats', 3],
+    ]);
+    const back = (quiet[0] as StreamChunk).t0;
+    expect((out.alerts[1] as Alert).t - back).toBeLessThanOrEqual(11_000);
+    expect(out.readings.filter((r) => r.tDevice > back)).toEqual([]);
   });
 
   it('raises an urgent alert when a connected lead shows no QRS for 4 s', () => {
@@ -194,6 +218,30 @@ describe('EcgMonitor beat classes and rhythm', () => {
     const classes = out.findings.filter((f) => f.kind === 'ecg-beat-classes');
     expect(classes.length).toBeGreaterThan(3);
     expect(classes.at(-1)).toMatchObject({ label: 'ventricular-ectopy', modelId: 'mock-beats@1' });
+  });
+
+  it('raises one ventricular alert per episode and escalates once when V beats in runs dominate a fast rhythm for 30 s, though the classifier calls some beats N', async () => {
+    // 180 /min for 60 s; the classes as the model gives them on the flutter of MIT-BIH 207 (about half V).
+    const pattern = 'VVNVVVNNVVSVVNNVVVNVNNVVVV';
+    const classifier = new MockBeatClassifier((k) => (pattern[k % pattern.length] === 'V' ? 2 : pattern[k % pattern.length] === 'S' ? 1 : 0));
+    const out = await runAsync(new EcgMonitor('ecg', {}, classifier), syntheticEcg(Array.from({ length: 180 }, () => 1 / 3)));
+    // The old monitor reset the run at every beat not classified V: a new severity-2 alert for every run, never severity 3.
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([
+      ['ecg-ventricular-run', 2],
+      ['ecg-sustained-ventricular-run', 3],
+    ]);
+    expect(out.findings.filter((f) => f.kind === 'ecg-ventricular-run').map((f) => f.label)).toEqual(['ventricular-run-suspected', 'sustained-ventricular-run-suspected']);
+  });
+
+  it('does not escalate ventricular bigeminy after a run, and re-arms after 20 s without a run', async () => {
+    // 110 /min: a run of 4 V, then bigeminy (N V N V ...) for 40 s, then 25 s of N, then another run of 4 V.
+    const classes = [...'NNNNNNNNNN', ...'VVVV', ...'NV'.repeat(37), ...'N'.repeat(46), ...'VVVV', ...'NNNNNNNNNN'];
+    const classifier = new MockBeatClassifier((k) => (classes[k] === 'V' ? 2 : 0));
+    const out = await runAsync(new EcgMonitor('ecg', {}, classifier), syntheticEcg(Array.from({ length: classes.length + 8 }, () => 60 / 110)));
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([
+      ['ecg-ventricular-run', 2],
+      ['ecg-ventricular-run', 2],
+    ]);
   });
 
   it('raises an AF onset alert on irregular N-N intervals and reports the episode as a finding with quality', async () => {

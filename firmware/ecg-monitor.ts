@@ -6,20 +6,43 @@ import { EcgFrontEnd } from '../device-sdk/signal/ecg/front-end.js';
 import { DEFAULT_QRS_OPTIONS } from '../device-sdk/signal/ecg/qrs-detector.js';
 import { SignalQuality, type SignalQualityWindow } from '../device-sdk/signal/ecg/signal-quality.js';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
+import { QrsCredibility } from './qrs-credibility.js';
+import { type VentricularEvent, VentricularEpisodes } from './ventricular-episodes.js';
 
 export interface EcgMonitorOptions {
   /** A heart-rate reading (and rate and beat-class findings) is stored this often (ms of signal). */
   readingIntervalMs: number;
-  /** No beat for this long on a connected lead: asystole alert (severity 3). */
+  /**
+   * No credible QRS for this long on a connected lead: asystole alert (severity 3). The clock runs from
+   * the last credible QRS, or from the moment a lead came back (or a new stream started once beats had
+   * been seen), so a lead put back on a patient with no heartbeat raises it too.
+   */
   asystoleMs: number;
-  /** Peak-to-peak below this (mV) for `leadOffMs`: lead-off alert (severity 2). */
+  /**
+   * Peak-to-peak below this (mV) for `leadOffMs`: a flat line. Nothing tells a lead off from an arrest
+   * (the front ends report no electrode contact), so once beats have been seen on the sensor it raises
+   * `ecg-flat-line` (severity 3: check the patient and the electrodes); before that, `ecg-lead-off`
+   * (severity 2: the electrodes are probably not on yet).
+   */
   flatMv: number;
   leadOffMs: number;
-  /** Consecutive V beats at a rate above `ventricularRunBpm`: ventricular run alert (severity 2). */
+  /**
+   * After a (re)start, beats are analysed (rate, classes, AF, ventricular runs) only once this many
+   * consecutive detections were credible QRS complexes (`QrsCredibility`): a detector that learns on
+   * noise finds beats in it. Lost again when the asystole alert fires.
+   */
+  acquisitionBeats: number;
+  /** Consecutive V beats at a rate above `ventricularRunBpm`: ventricular run alert (severity 2), once per episode. */
   ventricularRunBeats: number;
   ventricularRunBpm: number;
-  /** A ventricular run lasting this long: sustained run alert (severity 3). */
+  /**
+   * An episode lasting this long, the last `sustainedRunMs` at more than `ventricularRunBpm` with at
+   * least `sustainedRunShare` of the beats V beats in runs of two or more: sustained run alert (severity 3).
+   */
   sustainedRunMs: number;
+  sustainedRunShare: number;
+  /** A ventricular episode ends (and the alerts re-arm) after this long without a ventricular run. */
+  ventricularRearmMs: number;
 }
 
 export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.freeze({
@@ -27,13 +50,23 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
   asystoleMs: 4_000,
   flatMv: 0.05,
   leadOffMs: 2_000,
+  acquisitionBeats: 4,
   ventricularRunBeats: 3,
   ventricularRunBpm: 100,
   sustainedRunMs: 30_000,
+  sustainedRunShare: 1 / 3,
+  ventricularRearmMs: 20_000,
 });
 
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
 const MAX_BRIDGE_S = 1;
+/**
+ * The QRS detector learns its thresholds on the first 2 s of a stream and reports no beat in them: after a
+ * restart the asystole clock starts when they are over. Measured on 910 lead-off/lead-back cases over the
+ * 26 shared MIT-BIH records (a lead back every 50 s): the first credible QRS 2.5 s after the lead is back
+ * (median; 99th percentile 3.3 s), none later than 4 s except in ventricular flutter (207).
+ */
+const QRS_LEARNING_MS = 2_000;
 
 export const QRS_MODEL_ID = 'algo:qrs-detector@1';
 /** Provenance of findings: the hash of the detector's parameters. */
@@ -41,6 +74,13 @@ export const QRS_MODEL_SHA256 = sha256Hex(canonicalJson(DEFAULT_QRS_OPTIONS));
 export const AF_MODEL_ID = 'algo:af-rr-irregularity@2';
 export const AF_MODEL_SHA256 = sha256Hex(canonicalJson(DEFAULT_AF_OPTIONS));
 const RULES_SHA256 = sha256Hex(canonicalJson({ id: RULE_CLASSIFIER_ID }));
+
+/** The median of the second half of a chunk: the lead's level where it goes on (a lead coming back steps to it). */
+function chunkLevel(samples: Int16Array): number {
+  if (samples.length === 0) return 0;
+  const half = Array.from(samples.subarray(samples.length >> 1)).sort((a, b) => a - b);
+  return half[half.length >> 1] as number;
+}
 
 export interface EcgMonitorOutput {
   readings: Reading[];
@@ -55,12 +95,14 @@ const DECISION_SUPPORT = 'decision support, review by a clinician';
  * features, beat classes (the model in an inference worker when one is given, coarse rules otherwise),
  * AF detection and a signal quality index; out: heart-rate readings, rate, beat-class and AF findings
  * (each with its input quality and quality flags), and local alerts in three severities: ventricular
- * run (2) and sustained ventricular run (3), AF onset (2), asystole (3), lead off (2).
+ * run (2) and sustained ventricular run (3), AF onset (2), asystole (3), flat line after beats were
+ * seen (3), lead off before any beat (2).
  *
  * Driven by the chunks' own sample clock, so it runs the same on a board, in replay and in tests.
  * Classification is asynchronous: beats are batched to the classifier and what follows from their
- * classes comes out of a later `push` (or `drain`). Alerts fire once per episode and re-arm when the
- * condition clears. Wording is decision support, never a diagnosis.
+ * classes comes out of a later `push` (or `drain`). After a (re)start the detector's beats count only
+ * once it has found credible QRS complexes (see `acquisitionBeats`). Alerts fire once per episode and
+ * re-arm when the condition clears. Wording is decision support, never a diagnosis.
  */
 export class EcgMonitor {
   readonly sensor: string;
@@ -77,7 +119,18 @@ export class EcgMonitor {
   private t0 = 0;
   private firstSample = 0;
   private samplesSeen = 0;
-  private lastBeatSample: number | undefined;
+  /** Device time (ms) the asystole clock runs from (see `asystoleMs`); undefined before any beat. */
+  private noBeatSinceMs: number | undefined;
+  /** A credible QRS has been seen on this sensor (in any stream). */
+  private beatsSeen = false;
+  private credibility: QrsCredibility | undefined;
+  /** Whether the detector's beats are analysed (see `acquisitionBeats`). */
+  private acquired = false;
+  /** Consecutive credible detections while acquiring, and the first of them (front-end sample). */
+  private credibleRun = 0;
+  private acquireFrom: number | undefined;
+  /** Beats from `acquireFrom` on that came out while acquiring: analysed once acquired. */
+  private pending: BeatFeatures[] = [];
   private readonly rrMs: number[] = [];
   private nextReadingMs = 0;
   private flatSinceMs: number | undefined;
@@ -90,7 +143,7 @@ export class EcgMonitor {
   private readonly ready: EcgMonitorOutput = { readings: [], findings: [], alerts: [] };
   private counts = new Map<AamiClass, number>();
   private ectopicProbability = 0;
-  private run: { start: number; beats: number; lastSample: number; alerted: 0 | 2 | 3 } | undefined;
+  private ventricular: VentricularEpisodes | undefined;
 
   constructor(sensor: string, options: Partial<EcgMonitorOptions> = {}, classifier?: BeatClassifier) {
     this.sensor = sensor;
@@ -119,6 +172,13 @@ export class EcgMonitor {
 
   /** The last sample seen (what a bridged gap holds). */
   private lastValue = 0;
+  /**
+   * The level of the stream's first chunk (`chunkLevel`), taken off what the front end sees: its filters
+   * start from zero, so a lead's DC offset (electrode potentials) put a step at the start that the
+   * detector took for the largest QRS of its 2 s of learning, and it then missed beats for seconds
+   * (MIT-BIH 114 at 223 s: none for 15 s after a lead-back).
+   */
+  private offset = 0;
 
   /** Device time (ms) of a sample index of the current stream. */
   private timeOf(sample: number): number {
@@ -148,25 +208,25 @@ export class EcgMonitor {
     this.checkLeadOff(chunk, endMs, out);
     // Electrodes put back on may sit elsewhere or the other way round: the references (dominant beat,
     // lead polarity, rhythm) are learnt afresh, as for a new stream.
-    if (wasLeadOff && !this.leadOff) this.restart(chunk);
+    // The asystole clock restarts at the moment the lead is back: a patient with no heartbeat raises it.
+    if (wasLeadOff && !this.leadOff) this.restart(chunk, true);
     const frontEnd = this.frontEnd as EcgFrontEnd;
     (this.quality as SignalQuality).push(chunk.samples, chunk.gain);
+    (this.credibility as QrsCredibility).pushSamples(chunk.samples, chunk.gain);
     const atrial = this.atrial as AtrialActivity;
     atrial.pushSamples(chunk.samples);
-    const beats = frontEnd.push(chunk.samples);
+    const beats = frontEnd.push(this.offset === 0 ? chunk.samples : Float64Array.from(chunk.samples, (v) => v - this.offset));
     for (const b of beats) this.atrialOf.set(b.sample, atrial.beat(b.sample));
-    const detected = frontEnd.lastDetectedSample;
-    if (detected !== undefined && (this.lastBeatSample === undefined || this.firstSample + detected !== this.lastBeatSample)) {
-      this.lastBeatSample = this.firstSample + detected;
-      this.asystole = false;
-    }
-    for (const b of beats) {
-      if (b.rrPre > 0) {
+    for (const d of frontEnd.detectedInLastPush) this.onDetected(d);
+    const accepted = this.accept(beats);
+    for (const b of accepted) {
+      // The first beat's RR reaches back to a detection that was not analysed.
+      if (b.rrPre > 0 && b.sample !== this.acquireFrom) {
         this.rrMs.push(b.rrPre * 1000);
         if (this.rrMs.length > 16) this.rrMs.shift();
       }
     }
-    this.classify(beats, out);
+    this.classify(accepted, out);
     this.samplesSeen += chunk.samples.length;
     this.lastValue = chunk.samples[chunk.samples.length - 1] as number;
     this.checkAsystole(endMs, out);
@@ -188,23 +248,93 @@ export class EcgMonitor {
     return out;
   }
 
-  private restart(chunk: StreamChunk): void {
+  /**
+   * A new stream, or the lead back on (`leadBack`): everything is learnt afresh. The asystole clock runs
+   * from the end of the detector's learning when the lead is back, or when a new stream starts once
+   * beats have been seen on the sensor (a patient was being monitored); else from the first credible QRS.
+   */
+  private restart(chunk: StreamChunk, leadBack = false): void {
     this.generation += 1;
-    this.frontEnd = new EcgFrontEnd({ fs: chunk.rateHz });
-    this.quality = new SignalQuality({ fs: chunk.rateHz });
-    this.af = new AfDetector({ fs: chunk.rateHz });
-    this.atrial = new AtrialActivity({ fs: chunk.rateHz });
+    const fs = chunk.rateHz;
+    this.frontEnd = new EcgFrontEnd({ fs });
+    this.quality = new SignalQuality({ fs });
+    this.credibility = new QrsCredibility({ fs });
+    this.af = new AfDetector({ fs });
+    this.atrial = new AtrialActivity({ fs });
     this.atrialOf.clear();
-    this.rateHz = chunk.rateHz;
+    this.rateHz = fs;
     this.t0 = chunk.t0;
     this.firstSample = chunk.firstSample;
     this.samplesSeen = 0;
-    this.lastBeatSample = undefined;
-    this.rrMs.length = 0;
+    this.offset = chunkLevel(chunk.samples);
+    this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + QRS_LEARNING_MS : undefined;
+    this.asystole = false;
+    this.loseAcquisition();
     this.queue = [];
-    this.run = undefined;
+    this.ventricular = new VentricularEpisodes({
+      fs,
+      runBeats: this.options.ventricularRunBeats,
+      runBpm: this.options.ventricularRunBpm,
+      sustainedMs: this.options.sustainedRunMs,
+      sustainedShare: this.options.sustainedRunShare,
+      rearmMs: this.options.ventricularRearmMs,
+    });
     this.counts.clear();
     this.nextReadingMs = chunk.t0 + this.options.readingIntervalMs;
+  }
+
+  /**
+   * Back to acquiring: no beat is analysed until credible QRS complexes come again, and the rate and
+   * rhythm history (which would otherwise keep reporting the last heart rate) starts afresh.
+   */
+  private loseAcquisition(): void {
+    this.acquired = false;
+    this.credibleRun = 0;
+    this.acquireFrom = undefined;
+    this.dropPending();
+    this.rrMs.length = 0;
+    if (this.rateHz > 0) this.af = new AfDetector({ fs: this.rateHz });
+  }
+
+  private dropPending(): void {
+    for (const b of this.pending) this.atrialOf.delete(b.sample);
+    this.pending = [];
+  }
+
+  /** A QRS detection at front-end sample `d`: the asystole clock and the acquisition. */
+  private onDetected(d: number): void {
+    const t = this.timeOf(this.firstSample + d);
+    if (!this.acquired) {
+      const credibility = this.credibility as QrsCredibility;
+      if (!credibility.credible(d)) {
+        this.credibleRun = 0;
+        this.acquireFrom = undefined;
+        this.dropPending();
+        // A QRS that stands out a little (noisy ECG) holds the asystole alert back; it does not re-arm it.
+        if (!this.asystole && credibility.credible(d, credibility.options.minEvidenceProminence)) this.noBeatSinceMs = t;
+        return;
+      }
+      this.credibleRun += 1;
+      this.acquireFrom ??= d;
+      if (this.credibleRun >= this.options.acquisitionBeats) this.acquired = true;
+    }
+    this.beatsSeen = true;
+    this.noBeatSinceMs = t;
+    this.asystole = false;
+  }
+
+  /** The beats to analyse: none while acquiring (kept until acquired), those from `acquireFrom` on once acquired. */
+  private accept(beats: BeatFeatures[]): BeatFeatures[] {
+    const from = this.acquireFrom;
+    const keep = beats.filter((b) => from !== undefined && b.sample >= from);
+    for (const b of beats) if (!keep.includes(b)) this.atrialOf.delete(b.sample);
+    if (!this.acquired) {
+      this.pending.push(...keep);
+      return [];
+    }
+    const accepted = [...this.pending.filter((b) => from !== undefined && b.sample >= from), ...keep];
+    this.pending = [];
+    return accepted;
   }
 
   private classify(beats: BeatFeatures[], out: EcgMonitorOutput): void {
@@ -268,43 +398,40 @@ export class EcgMonitor {
     const cls = classInRhythm(modelCls, af.inAf);
     this.counts.set(cls, (this.counts.get(cls) ?? 0) + 1);
     if (cls !== 'N') this.ectopicProbability = Math.max(this.ectopicProbability, probability);
-    const sample = this.firstSample + beat.sample;
-    const t = this.timeOf(sample);
-    // Ventricular runs.
-    if (cls === 'V') {
-      const run = this.run ?? { start: sample, beats: 0, lastSample: sample, alerted: 0 };
-      run.beats += 1;
-      run.lastSample = sample;
-      this.run = run;
-      const durationMs = ((run.lastSample - run.start) * 1000) / this.rateHz;
-      const bpm = run.beats > 1 ? (60_000 * (run.beats - 1)) / durationMs : 0;
-      if (run.alerted < 2 && run.beats >= this.options.ventricularRunBeats && bpm > this.options.ventricularRunBpm) {
-        run.alerted = 2;
-        this.runFinding(run, bpm, probability, q, out);
-        out.alerts.push({ kind: 'ecg-ventricular-run', severity: 2, t, sensor: this.sensor, message: `${run.beats} consecutive beats classified ventricular at ${Math.round(bpm)} /min; check the patient (${DECISION_SUPPORT}).` });
-      }
-      if (run.alerted < 3 && run.alerted >= 2 && durationMs >= this.options.sustainedRunMs) {
-        run.alerted = 3;
-        this.runFinding(run, bpm, probability, q, out);
-        out.alerts.push({ kind: 'ecg-sustained-ventricular-run', severity: 3, t, sensor: this.sensor, message: `Beats classified ventricular for ${Math.round(durationMs / 1000)} s at ${Math.round(bpm)} /min; check the patient now (${DECISION_SUPPORT}).` });
-      }
-    } else this.run = undefined;
+    for (const e of (this.ventricular as VentricularEpisodes).push(beat.sample, cls === 'V')) this.onVentricular(e, probability, q, out);
   }
 
-  private runFinding(run: NonNullable<EcgMonitor['run']>, bpm: number, probability: number, q: SignalQualityWindow, out: EcgMonitorOutput): void {
+  private onVentricular(e: VentricularEvent, probability: number, q: SignalQualityWindow, out: EcgMonitorOutput): void {
+    const t = this.timeOf(this.firstSample + e.end);
+    const bpm = Math.round(e.bpm);
+    const sustained = e.type === 'sustained';
     out.findings.push({
       kind: 'ecg-ventricular-run',
-      label: run.alerted === 3 ? 'sustained-ventricular-run-suspected' : 'ventricular-run-suspected',
-      value: Math.round(bpm),
+      label: sustained ? 'sustained-ventricular-run-suspected' : 'ventricular-run-suspected',
+      value: bpm,
       probability: Math.round(probability * 1000) / 1000,
-      t: this.timeOf(run.lastSample),
-      intervalStart: Math.round(this.timeOf(run.start)),
-      intervalEnd: Math.round(this.timeOf(run.lastSample)),
-      evidence: `${run.beats} consecutive V beats (samples ${run.start}-${run.lastSample})`,
+      t,
+      intervalStart: Math.round(this.timeOf(this.firstSample + e.start)),
+      intervalEnd: Math.round(t),
+      evidence: sustained
+        ? `${e.ventricular} of the ${e.beats} beats of the last ${Math.round(this.options.sustainedRunMs / 1000)} s classified V, ${e.inRuns} of them in runs of two or more (episode since sample ${this.firstSample + e.start})`
+        : `${e.beats} consecutive V beats (samples ${this.firstSample + e.start}-${this.firstSample + e.end})`,
       ...this.modelProvenance(),
       inputQuality: q.quality,
       qualityFlags: q.flags,
     });
+    if (sustained) {
+      const seconds = Math.round(((e.end - e.start) * 1000) / this.rateHz / 1000);
+      out.alerts.push({
+        kind: 'ecg-sustained-ventricular-run',
+        severity: 3,
+        t,
+        sensor: this.sensor,
+        message: `Beats classified ventricular for ${seconds} s (${Math.round((100 * e.ventricular) / e.beats)} % of the beats of the last ${Math.round(this.options.sustainedRunMs / 1000)} s) at ${bpm} /min; check the patient now (${DECISION_SUPPORT}).`,
+      });
+    } else {
+      out.alerts.push({ kind: 'ecg-ventricular-run', severity: 2, t, sensor: this.sensor, message: `${e.beats} consecutive beats classified ventricular at ${bpm} /min; check the patient (${DECISION_SUPPORT}).` });
+    }
   }
 
   /** The AF detector's atrial organisation now, for the evidence text. */
@@ -350,14 +477,21 @@ export class EcgMonitor {
     this.flatSinceMs ??= chunk.t0;
     if (!this.leadOff && endMs - this.flatSinceMs >= this.options.leadOffMs) {
       this.leadOff = true;
-      out.alerts.push({ kind: 'ecg-lead-off', severity: 2, t: endMs, sensor: this.sensor, message: 'ECG signal is flat: check the electrodes (lead off?).' });
+      // A flat line cannot tell electrodes off from an arrest: once beats were seen it is urgent.
+      if (this.beatsSeen) {
+        out.alerts.push({ kind: 'ecg-flat-line', severity: 3, t: endMs, sensor: this.sensor, message: `No ECG signal (flat line): check the patient and the electrodes now (${DECISION_SUPPORT}).` });
+      } else {
+        out.alerts.push({ kind: 'ecg-lead-off', severity: 2, t: endMs, sensor: this.sensor, message: 'ECG signal is flat and no heart beat has been detected on it yet: check that the electrodes are on the patient.' });
+      }
     }
   }
 
   private checkAsystole(endMs: number, out: EcgMonitorOutput): void {
-    if (this.leadOff || this.asystole || this.lastBeatSample === undefined) return;
-    if (endMs - this.timeOf(this.lastBeatSample) >= this.options.asystoleMs) {
+    if (this.leadOff || this.asystole || this.noBeatSinceMs === undefined) return;
+    if (endMs - this.noBeatSinceMs >= this.options.asystoleMs) {
       this.asystole = true;
+      // Detections from now on must be credible QRS complexes again before they count.
+      this.loseAcquisition();
       out.alerts.push({
         kind: 'ecg-no-beats',
         severity: 3,
@@ -374,7 +508,7 @@ export class EcgMonitor {
     this.counts = new Map();
     const probability = this.ectopicProbability;
     this.ectopicProbability = 0;
-    if (this.leadOff || this.rrMs.length < 4) return;
+    if (this.leadOff || !this.acquired || this.rrMs.length < 4) return;
     const sorted = [...this.rrMs].sort((a, b) => a - b);
     const median = sorted[sorted.length >> 1] as number;
     const bpm = Math.round(60_000 / median);

@@ -29,19 +29,27 @@ export class EcgFrontEnd {
   }
 
   private lastDetected: number | undefined;
+  private detectedNow: number[] = [];
 
   /** The latest R peak detected (its features may still be waiting for the next beat). */
   get lastDetectedSample(): number | undefined {
     return this.lastDetected;
   }
 
+  /** The R peaks detected during the last `push` (sample indices since the start), oldest first. */
+  get detectedInLastPush(): readonly number[] {
+    return this.detectedNow;
+  }
+
   push(samples: ArrayLike<number>): BeatFeatures[] {
     // The detector takes the lead as it comes: its 5-18 Hz band already rejects hum (gross QRS on MIT-BIH
     // with 0.3 mV of 50 Hz: 99.83 / 99.47), and notching its input cost 13 beats of Se and +P (208).
     this.extractor.pushSamples(samples);
+    this.detectedNow = [];
     for (const beat of this.detector.push([samples])) {
       this.extractor.pushBeat(beat.sample);
       this.lastDetected = beat.sample;
+      this.detectedNow.push(beat.sample);
     }
     return this.extractor.take();
   }

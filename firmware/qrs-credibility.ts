@@ -1,0 +1,103 @@
+/**
+ * Whether a detected QRS complex is credible (pure: no I/O, no timers): the ECG monitor's check on its
+ * QRS detector while the detector learns a new stream or a lead that was put back on.
+ *
+ * The detector adapts its thresholds to what it sees, so on a lead that shows only baseline noise (a
+ * patient with no heartbeat) it soon "finds" beats in the noise. A QRS complex stands out of the signal
+ * around it; noise does not. A detection at R peak `r` is credible when the peak-to-peak of the lead in
+ * `r ± qrsHalfMs` is at least `minQrsMv` and at least `minProminence` times the median peak-to-peak of
+ * the `windowMs` windows of the `backgroundMs` before it. On the 26 shared MIT-BIH records 99 % of the
+ * detector's beats have a prominence >= 2 on 19 records (>= 1.1 on all but 207, whose ventricular flutter
+ * has no QRS to stand out); on baseline noise (0.03 mV SD) its detections sit at 0.9-1.2.
+ */
+
+export interface QrsCredibilityOptions {
+  fs: number;
+  /** Half-width of the QRS window around the R peak (ms). */
+  qrsHalfMs: number;
+  /** Smallest peak-to-peak of a credible QRS (mV). */
+  minQrsMv: number;
+  /** Smallest ratio of the QRS peak-to-peak to the median peak-to-peak of the background windows. */
+  minProminence: number;
+  /**
+   * A lower ratio from which a detection still counts as a sign of a heartbeat (it holds the asystole
+   * alert back) without being credible: noisy ECG (MIT-BIH 108) has runs of QRS at 1.3-2.
+   */
+  minEvidenceProminence: number;
+  /** Background: windows of `windowMs` over the `backgroundMs` before the QRS. */
+  windowMs: number;
+  backgroundMs: number;
+  /** Fewest background windows (of this stream) for a verdict; fewer: not credible. */
+  minWindows: number;
+}
+
+export const DEFAULT_QRS_CREDIBILITY_OPTIONS: Readonly<Omit<QrsCredibilityOptions, 'fs'>> = Object.freeze({
+  qrsHalfMs: 60,
+  minQrsMv: 0.15,
+  minProminence: 2,
+  minEvidenceProminence: 1.5,
+  windowMs: 120,
+  backgroundMs: 2_000,
+  minWindows: 4,
+});
+
+/** How long after the R peak a detection may be checked (ms): the detector reports about 300 ms late. */
+const HISTORY_MARGIN_MS = 2_000;
+
+export class QrsCredibility {
+  readonly options: QrsCredibilityOptions;
+  private readonly ring: Float64Array;
+  /** Samples pushed since the start of the stream. */
+  private pushed = 0;
+
+  constructor(options: Partial<QrsCredibilityOptions> & { fs: number }) {
+    this.options = { ...DEFAULT_QRS_CREDIBILITY_OPTIONS, ...options };
+    const { fs, backgroundMs, qrsHalfMs } = this.options;
+    this.ring = new Float64Array(Math.ceil(((backgroundMs + qrsHalfMs + HISTORY_MARGIN_MS) * fs) / 1000));
+  }
+
+  /** Samples of the stream in ADC units, `gain` ADC units per mV. */
+  pushSamples(samples: ArrayLike<number>, gain: number): void {
+    for (let i = 0; i < samples.length; i++) this.ring[(this.pushed + i) % this.ring.length] = (samples[i] as number) / (gain || 1);
+    this.pushed += samples.length;
+  }
+
+  /** Peak-to-peak (mV) of samples [from, to) of the stream. */
+  private p2p(from: number, to: number): number {
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let i = from; i < to; i++) {
+      const v = this.ring[i % this.ring.length] as number;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    return hi - lo;
+  }
+
+  /**
+   * The QRS detected at sample `r` of the stream: its peak-to-peak (mV) and its prominence (that over the
+   * median of the background windows); undefined when too little of the stream is at hand.
+   */
+  measure(r: number): { qrsMv: number; prominence: number } | undefined {
+    const { fs, qrsHalfMs, windowMs, backgroundMs, minWindows } = this.options;
+    const half = Math.round((qrsHalfMs * fs) / 1000);
+    const end = r + half + 1;
+    const oldest = Math.max(0, this.pushed - this.ring.length);
+    const start = Math.max(oldest, r - Math.round((backgroundMs * fs) / 1000));
+    if (end > this.pushed || r - half < oldest) return undefined;
+    const qrsMv = this.p2p(r - half, end);
+    const w = Math.max(2, Math.round((windowMs * fs) / 1000));
+    const background: number[] = [];
+    for (let s = start; s + w <= end; s += w) background.push(this.p2p(s, s + w));
+    if (background.length < minWindows) return undefined;
+    background.sort((a, b) => a - b);
+    const level = background[background.length >> 1] as number;
+    return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
+  }
+
+  /** Whether the QRS detected at sample `r` stands out of its background (see the module comment); `minProminence` overrides the option. */
+  credible(r: number, minProminence = this.options.minProminence): boolean {
+    const m = this.measure(r);
+    return m !== undefined && m.qrsMv >= this.options.minQrsMv && m.prominence >= minProminence;
+  }
+}
