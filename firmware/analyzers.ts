@@ -17,6 +17,7 @@ import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { defaultGlucoseModelDir, GLUCOSE_FALLBACK_MODEL_ID, type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
+import type { Clock, ClockTimer } from '../device-sdk/clock.js';
 import { loadPcgModelInWorker, PCG_FALLBACK_ID, type PcgModel, pcgModelDir, pcgModelId, PcgMonitor } from './pcg-monitor.js';
 
 export interface AnalyzerOutput {
@@ -33,7 +34,13 @@ export interface Analyzer {
   start?(hooks: AnalyzerHooks): void;
   /** What the analysis runs on now (status screen, clinic page). */
   status?(): AnalysisStatus;
-  /** Releases the analysis's model (its inference worker) when the runtime stops. */
+  /**
+   * The stream of `sensor` ended (its source disconnected), or, without `sensor`, the runtime is stopping:
+   * close what is buffered (a partial window is analysed, or reported too short) and resolve with everything
+   * computed and not yet returned. The runtime calls it before the store closes; it never rejects.
+   */
+  flush?(sensor?: string): Promise<AnalyzerOutput | undefined>;
+  /** Releases the analysis's model (its inference worker) when the runtime stops (after `flush`). */
   close?(): Promise<void>;
 }
 
@@ -46,6 +53,11 @@ export interface AnalyzerHooks {
    * does not raise it again at every start.
    */
   settled(status: AnalysisStatus, alert?: Alert): void;
+  /**
+   * Output produced outside `onChunk`/`onReading` (a window screened after its stream went quiet):
+   * the runtime stores it and raises its alerts, as for what `onChunk` returns. Dropped once the store is closed.
+   */
+  emit?(out: AnalyzerOutput): void;
 }
 
 /** The alert kind of an analysis that runs on its fallback because its model was refused, could not load or failed. */
@@ -142,6 +154,8 @@ export interface AnalyzerDeps {
    * verifies (`verifyArtifactDir`); a refused model leaves the rule fallback in place.
    */
   trustedKeys?: readonly string[];
+  /** The runtime's clock: timers of the end-of-stream checks (the heart-sound screen's partial windows). */
+  clock?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
 }
 
 const where = (dir: string, sha256: string) => `${dir}, sha256 ${sha256.slice(0, 16)}`;
@@ -186,6 +200,18 @@ export function ecgAnalyzer(
     name: 'ecg',
     onChunk: (c) => monitors.get(c.sensor)?.push(c),
     status: () => model.status(),
+    flush: async (sensor) => {
+      // Beats in the classifier are stored rather than lost at a disconnect or at stop.
+      const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
+      for (const [s, m] of monitors) {
+        if (sensor !== undefined && s !== sensor) continue;
+        const o = await m.drain();
+        out.readings.push(...o.readings);
+        out.findings.push(...o.findings);
+        out.alerts.push(...o.alerts);
+      }
+      return out;
+    },
     start: (hooks) => {
       model.start(hooks);
       Promise.resolve()
@@ -260,6 +286,13 @@ export interface PcgAnalyzerOptions {
   logger?: Pick<Logger, 'info' | 'warn'>;
   /** The device clock, for the time of an `analysis-degraded` alert (default Date.now). */
   now?: () => number;
+  /**
+   * Timers of the end-of-stream check (the runtime's clock). With it, a sensor whose chunks stop for
+   * `endAfterMs` has its partial window screened and the result emitted (`AnalyzerHooks.emit`).
+   */
+  clock?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
+  /** No chunk for this long (ms of the clock) ends a sensor's recording (default 2000). */
+  endAfterMs?: number;
 }
 
 /**
@@ -267,7 +300,8 @@ export interface PcgAnalyzerOptions {
  * `pcg-abnormal` model in an inference worker (findings `heart-sound-screen`, heart-rate readings, and a
  * decision-support alert `pcg-abnormal-heart-sound`). Without a usable model, heart rate and quality
  * only. The model loads when the runtime starts (`start`), or when the first window is ready if nothing
- * started the analyzer.
+ * started the analyzer. A recording that ends (no chunk for `endAfterMs`, a disconnect: `flush(sensor)`,
+ * the runtime stopping: `flush()`) has its partial window screened, or reported too short.
  */
 export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { readonly ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
   const dir = options.modelDir ?? pcgModelDir();
@@ -296,11 +330,60 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
       return [s, m];
     }),
   );
+  let hooks: AnalyzerHooks | undefined;
+  const clock = options.clock;
+  const endAfterMs = options.endAfterMs ?? 2000;
+  const quiet = new Map<string, ClockTimer>();
+  /** Restarts the end-of-stream timer of `sensor`: when it fires, the partial window is screened and emitted. */
+  const watch = (sensor: string, m: PcgMonitor): void => {
+    if (!clock) return;
+    const previous = quiet.get(sensor);
+    if (previous !== undefined) clock.clearTimeout(previous);
+    quiet.set(
+      sensor,
+      clock.setTimeout(() => {
+        quiet.delete(sensor);
+        m.end(`no signal for ${endAfterMs / 1000} s`);
+        const emit = hooks?.emit;
+        // Without a runtime to emit to, the result waits for the next push or flush.
+        if (emit) void m.idle().then(() => {
+          const out = m.take();
+          if (out) emit(out);
+        });
+      }, endAfterMs),
+    );
+  };
+  const stopWatching = (sensor?: string): void => {
+    for (const [s, t] of quiet) {
+      if (sensor !== undefined && s !== sensor) continue;
+      clock?.clearTimeout(t);
+      quiet.delete(s);
+    }
+  };
   return {
     name: 'pcg',
-    onChunk: (c) => monitors.get(c.sensor)?.push(c),
-    start: (hooks) => {
-      state.start(hooks);
+    onChunk: (c) => {
+      const m = monitors.get(c.sensor);
+      if (!m) return undefined;
+      watch(c.sensor, m);
+      return m.push(c);
+    },
+    flush: async (sensor) => {
+      stopWatching(sensor);
+      const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
+      for (const [s, m] of monitors) {
+        if (sensor !== undefined && s !== sensor) continue;
+        const o = await m.flush(sensor !== undefined ? 'the sensor disconnected' : 'the runtime stopped');
+        if (!o) continue;
+        out.readings.push(...o.readings);
+        out.findings.push(...o.findings);
+        out.alerts.push(...o.alerts);
+      }
+      return out;
+    },
+    start: (h) => {
+      hooks = h;
+      state.start(h);
       void load();
     },
     status: () => state.status(),
@@ -309,6 +392,7 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     },
     monitors,
     close: async () => {
+      stopWatching();
       await Promise.all([...monitors.values()].map((m) => m.idle()));
       if (loading) await (await loading)?.close();
     },
@@ -330,7 +414,7 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
   if (pcg.length > 0) {
     const modelDir = deps.models?.pcgAbnormal;
-    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}) }));
+    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}), ...(deps.clock ? { clock: deps.clock } : {}) }));
   }
   return analyzers;
 }

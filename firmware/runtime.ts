@@ -149,6 +149,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly startedAt: number;
   private stopped = false;
   private started = false;
+  /** Analyzer flushes in progress, chained (`flushAnalyzers`); set once the store is closed, when nothing more is taken. */
+  private flushing: Promise<void> = Promise.resolve();
+  private storeClosed = false;
   /** The clinic screen (`config.ui`), when enabled. */
   private readonly ui: ClinicServer | undefined;
   /** The last status emitted: what the clinic screen shows (computing a new one resets the rate counters). */
@@ -213,6 +216,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       trustedKeys: this.trustedKeys,
       logger: this.log,
       now: () => this.clock.now(),
+      clock: this.clock,
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
     });
     this.startedAt = this.clock.monotonic();
@@ -263,6 +267,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
           const previous = this.store.lastAudit(action)?.detail;
           this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
           if (alert && previous !== detail) this.raise(alert);
+        },
+        emit: (out) => {
+          if (!this.storeClosed) this.take(out);
         },
       });
     }
@@ -379,6 +386,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         const before = this.sensorStates.get(st.sensor);
         this.sensorStates.set(st.sensor, st);
         if (before?.connected !== st.connected || before.detail !== st.detail) this.log.info({ sensor: st.sensor, connected: st.connected, detail: st.detail }, 'sensor state');
+        // A recording that ends with its link: what the analyzers buffered for it is analysed now.
+        if (before?.connected === true && !st.connected) void this.flushAnalyzers(st.sensor);
       },
       raw: (bytes, info) => {
         const decode = RAW_CODECS[info.codec];
@@ -393,6 +402,24 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         }
       },
     };
+  }
+
+  /**
+   * Takes what the analyzers buffered for `sensor` (all sensors when undefined: at stop). Flushes run one
+   * after the other, so `stop()` awaiting the last one has every earlier one stored too.
+   */
+  private flushAnalyzers(sensor?: string): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      for (const a of this.analyzers) {
+        try {
+          const out = await a.flush?.(sensor);
+          if (!this.storeClosed) this.take(out);
+        } catch (error) {
+          this.log.error({ analyzer: a.name, sensor, err: (error as Error).message }, 'analysis flush failed');
+        }
+      }
+    });
+    return this.flushing;
   }
 
   /** Stores a reading and runs the rules on it. `fromDevice` is false for readings the runtime derived itself (not counted in the sensor's rate). */
@@ -490,12 +517,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.stopped) return;
     this.stopped = true;
     await this.stopSources();
+    // Partial windows and results still in flight are stored before the store closes.
+    await this.flushAnalyzers();
+    this.ledger.flush();
     await Promise.all(this.analyzers.map((a) => a.close?.()));
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.ui?.stop();
     await this.uplink.stop();
     this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'stop', detail: `boot ${this.store.bootId}` });
+    this.storeClosed = true;
     this.store.close();
     this.log.info('runtime stopped');
   }
