@@ -10,6 +10,8 @@ import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records
 import type { ModelDirs, RuntimeConfig, SourceConfig } from './config.js';
 import type { AnalysisStatus } from './status.js';
 import { RULE_CLASSIFIER_ID } from '../device-sdk/signal/ecg/beat-classes.js';
+import { DEFAULT_QRS_OPTIONS } from '../device-sdk/signal/ecg/qrs-detector.js';
+import { DEFAULT_PCG_SCREEN_OPTIONS } from '../device-sdk/signal/pcg/screen.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
 import { ArtifactVerificationError } from '../device-sdk/security/signing.js';
 import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
@@ -126,6 +128,84 @@ class ModelState {
   }
 }
 
+/**
+ * Sample rates (Hz) each stream analysis is validated for. ECG: the beat model and the detector were
+ * evaluated at 128, 250 and 360 Hz (models/ecg-beats/MODEL_CARD.md); at or below twice the QRS band's
+ * upper edge (36 Hz) the detector's band-pass is not realisable and `medge ecg` refuses the record, so the
+ * runtime does not analyse it either. Heart sounds: below twice the screen band's upper edge (1600 Hz)
+ * every window is `unreadable` (`low-sample-rate`); no upper limit (the screen resamples to 4 kHz).
+ */
+export const VALIDATED_SAMPLE_RATES: Readonly<Record<'ecg' | 'pcg', { min: number; max: number; refuseAtOrBelow: number }>> = Object.freeze({
+  ecg: Object.freeze({ min: 128, max: 360, refuseAtOrBelow: 2 * DEFAULT_QRS_OPTIONS.bandHz[1] }),
+  pcg: Object.freeze({ min: 2 * DEFAULT_PCG_SCREEN_OPTIONS.bandHz[1], max: Number.POSITIVE_INFINITY, refuseAtOrBelow: 0 }),
+});
+
+/** The quality flag of findings from a stream outside its analysis's validated sample rates. */
+export const UNVALIDATED_SAMPLE_RATE = 'unvalidated-sample-rate';
+
+/**
+ * Checks each sensor's sample rate when its first chunk (or a chunk at a new rate) arrives: a rate outside
+ * the validated range is reported once per sensor and rate, as a log warning and an `analysis-degraded`
+ * alert (severity 1) naming the sensor, its rate and the supported range.
+ */
+class SampleRateCheck {
+  private readonly seen = new Map<string, number>();
+  private readonly outside = new Set<string>();
+
+  constructor(
+    private readonly signal: 'ecg' | 'pcg',
+    /** e.g. "ECG beat analysis". */
+    private readonly what: string,
+    /** What happens to the analysis outside the range, and below the floor. */
+    private readonly consequence: { unvalidated: string; refused: string },
+    private readonly deps: { now: () => number; logger: Pick<Logger, 'warn'> },
+  ) {}
+
+  get range(): { min: number; max: number; refuseAtOrBelow: number } {
+    return VALIDATED_SAMPLE_RATES[this.signal];
+  }
+
+  /** Whether `sensor`'s stream is outside the validated range now. */
+  unvalidated(sensor: string): boolean {
+    return this.outside.has(sensor);
+  }
+
+  /** Whether the stream of `rateHz` is not analysed at all (at or below the floor). */
+  refused(rateHz: number): boolean {
+    return rateHz <= this.range.refuseAtOrBelow;
+  }
+
+  /** Notes the chunk's rate; returns the alert when it is a new rate outside the range. */
+  check(c: Pick<StreamChunk, 'sensor' | 'rateHz'>): Alert | undefined {
+    if (this.seen.get(c.sensor) === c.rateHz) return undefined;
+    this.seen.set(c.sensor, c.rateHz);
+    const { min, max } = this.range;
+    if (c.rateHz >= min && c.rateHz <= max) {
+      this.outside.delete(c.sensor);
+      return undefined;
+    }
+    this.outside.add(c.sensor);
+    const range = Number.isFinite(max) ? `${min}-${max} Hz` : `${min} Hz or more`;
+    const refused = this.refused(c.rateHz);
+    const consequence = refused ? this.consequence.refused : this.consequence.unvalidated;
+    this.deps.logger.warn({ analysis: this.signal, sensor: c.sensor, rateHz: c.rateHz, validatedHz: range }, `${this.what}: sample rate outside the validated range`);
+    return {
+      kind: ANALYSIS_DEGRADED,
+      severity: 1,
+      t: this.deps.now(),
+      sensor: c.sensor,
+      message: `Sensor ${c.sensor} sends ${this.signal === 'ecg' ? 'ECG' : 'heart sounds'} at ${c.rateHz} Hz; the ${this.what} is validated for ${range}${refused ? ` and cannot run at or below ${this.range.refuseAtOrBelow} Hz` : ''}: ${consequence}. Configure the device to sample within ${range}.`,
+    };
+  }
+}
+
+/** Flags the findings of an unvalidated stream and halves their input quality; adds `alert` first. */
+function unvalidatedOutput(out: AnalyzerOutput | undefined, flag: boolean, alert: Alert | undefined): AnalyzerOutput | undefined {
+  if (!out && !alert) return undefined;
+  const findings = (out?.findings ?? []).map((f) => (flag ? { ...f, inputQuality: Math.round(f.inputQuality * 50) / 100, qualityFlags: [...(f.qualityFlags ?? []), UNVALIDATED_SAMPLE_RATE] } : f));
+  return { ...out, findings, alerts: [...(alert ? [alert] : []), ...(out?.alerts ?? [])] };
+}
+
 /** The kind of signal a configured source delivers. */
 export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'heart-rate' | 'device' {
   switch (s.type) {
@@ -196,19 +276,29 @@ export function ecgAnalyzer(
   );
   let closed = false;
   let classifier: WorkerBeatClassifier | undefined;
+  const rates = new SampleRateCheck('ecg', 'ECG beat analysis', {
+    unvalidated: `its findings are flagged ${UNVALIDATED_SAMPLE_RATE} with halved input quality`,
+    refused: 'this ECG is stored but not analysed (no heart rate, beat classes or ECG alarms from it)',
+  }, deps);
   return {
     name: 'ecg',
-    onChunk: (c) => monitors.get(c.sensor)?.push(c),
+    onChunk: (c) => {
+      const m = monitors.get(c.sensor);
+      if (!m) return undefined;
+      const alert = c.channel === 0 ? rates.check(c) : undefined;
+      if (rates.refused(c.rateHz)) return alert ? { alerts: [alert] } : undefined;
+      return unvalidatedOutput(m.push(c), rates.unvalidated(c.sensor), alert);
+    },
     status: () => model.status(),
     flush: async (sensor) => {
       // Beats in the classifier are stored rather than lost at a disconnect or at stop.
       const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
       for (const [s, m] of monitors) {
         if (sensor !== undefined && s !== sensor) continue;
-        const o = await m.drain();
-        out.readings.push(...o.readings);
-        out.findings.push(...o.findings);
-        out.alerts.push(...o.alerts);
+        const o = unvalidatedOutput(await m.drain(), rates.unvalidated(s), undefined);
+        out.readings.push(...(o?.readings ?? []));
+        out.findings.push(...(o?.findings ?? []));
+        out.alerts.push(...(o?.alerts ?? []));
       }
       return out;
     },
@@ -305,8 +395,9 @@ export interface PcgAnalyzerOptions {
  */
 export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { readonly ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
   const dir = options.modelDir ?? pcgModelDir();
+  const logger = options.logger ?? createLogger('medge-pcg');
   const state = new ModelState('pcg', PCG_FALLBACK_ID, 'heart-sound screen', 'heart sounds get heart rate and signal quality only, no murmur screening', {
-    logger: options.logger ?? createLogger('medge-pcg'),
+    logger,
     now: options.now ?? Date.now,
   });
   let loading: Promise<PcgModel | undefined> | undefined;
@@ -331,6 +422,10 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     }),
   );
   let hooks: AnalyzerHooks | undefined;
+  const rates = new SampleRateCheck('pcg', 'heart-sound screen', {
+    unvalidated: 'every window will be unreadable (low-sample-rate): no heart rate and no screening from it',
+    refused: '',
+  }, { now: options.now ?? Date.now, logger });
   const clock = options.clock;
   const endAfterMs = options.endAfterMs ?? 2000;
   const quiet = new Map<string, ClockTimer>();
@@ -366,7 +461,10 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
       const m = monitors.get(c.sensor);
       if (!m) return undefined;
       watch(c.sensor, m);
-      return m.push(c);
+      // Below the range the screen itself answers unreadable (low-sample-rate): the alert says so once, at the start.
+      const alert = c.channel === 0 ? rates.check(c) : undefined;
+      const out = m.push(c);
+      return alert ? { ...out, alerts: [alert, ...(out?.alerts ?? [])] } : out;
     },
     flush: async (sensor) => {
       stopWatching(sensor);
