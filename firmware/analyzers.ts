@@ -37,9 +37,10 @@ export interface Analyzer {
   /** What the analysis runs on now (status screen, clinic page). */
   status?(): AnalysisStatus;
   /**
-   * The stream of `sensor` ended (its source disconnected), or, without `sensor`, the runtime is stopping:
+   * The stream of `sensor` ended (its source disconnected), or, without `sensor`, the runtime stopped its sources:
    * close what is buffered (a partial window is analysed, or reported too short) and resolve with everything
-   * computed and not yet returned. The runtime calls it before the store closes; it never rejects.
+   * computed and not yet returned. The runtime calls it in `stopSources` (so also at stop, before the
+   * store closes); it never rejects.
    */
   flush?(sensor?: string): Promise<AnalyzerOutput | undefined>;
   /** Releases the analysis's model (its inference worker) when the runtime stops (after `flush`). */
@@ -471,7 +472,7 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
       const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
       for (const [s, m] of monitors) {
         if (sensor !== undefined && s !== sensor) continue;
-        const o = await m.flush(sensor !== undefined ? 'the sensor disconnected' : 'the runtime stopped');
+        const o = await m.flush(sensor !== undefined ? 'the sensor disconnected' : 'the sources stopped');
         if (!o) continue;
         out.readings.push(...o.readings);
         out.findings.push(...o.findings);

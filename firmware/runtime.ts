@@ -510,6 +510,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Stops producing; what was produced is flushed to the ledger and keeps draining to the edge. */
   async stopSources(): Promise<void> {
     await Promise.all(this.sources.map((source) => source.stop()));
+    // The streams ended: partial windows and results still in flight are analysed and stored too.
+    await this.flushAnalyzers();
     this.ledger.flush();
   }
 
@@ -517,9 +519,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.stopped) return;
     this.stopped = true;
     await this.stopSources();
-    // Partial windows and results still in flight are stored before the store closes.
-    await this.flushAnalyzers();
-    this.ledger.flush();
     await Promise.all(this.analyzers.map((a) => a.close?.()));
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
