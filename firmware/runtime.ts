@@ -149,8 +149,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly startedAt: number;
   private stopped = false;
   private started = false;
-  /** Analyzer flushes in progress, chained (`flushAnalyzers`); set once the store is closed, when nothing more is taken. */
+  /** Analyzer flushes in progress, chained (`flushAnalyzers`). */
   private flushing: Promise<void> = Promise.resolve();
+  /** Set just before the store closes: analyzer output arriving later is dropped. */
   private storeClosed = false;
   /** The clinic screen (`config.ui`), when enabled. */
   private readonly ui: ClinicServer | undefined;
@@ -405,8 +406,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   /**
-   * Takes what the analyzers buffered for `sensor` (all sensors when undefined: at stop). Flushes run one
-   * after the other, so `stop()` awaiting the last one has every earlier one stored too.
+   * Takes what the analyzers buffered for `sensor` (all sensors when undefined: `stopSources`). Flushes run
+   * one after the other, so awaiting the last one has every earlier one stored too.
    */
   private flushAnalyzers(sensor?: string): Promise<void> {
     this.flushing = this.flushing.then(async () => {
