@@ -10,6 +10,8 @@ import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records
 import type { ModelDirs, RuntimeConfig, SourceConfig } from './config.js';
 import type { AnalysisStatus } from './status.js';
 import { RULE_CLASSIFIER_ID } from '../device-sdk/signal/ecg/beat-classes.js';
+import { DEFAULT_QRS_OPTIONS } from '../device-sdk/signal/ecg/qrs-detector.js';
+import { DEFAULT_PCG_SCREEN_OPTIONS } from '../device-sdk/signal/pcg/screen.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
 import { ArtifactVerificationError } from '../device-sdk/security/signing.js';
 import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
@@ -17,6 +19,7 @@ import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { defaultGlucoseModelDir, GLUCOSE_FALLBACK_MODEL_ID, type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
+import type { Clock, ClockTimer } from '../device-sdk/clock.js';
 import { loadPcgModelInWorker, PCG_FALLBACK_ID, type PcgModel, pcgModelDir, pcgModelId, PcgMonitor } from './pcg-monitor.js';
 
 export interface AnalyzerOutput {
@@ -33,7 +36,14 @@ export interface Analyzer {
   start?(hooks: AnalyzerHooks): void;
   /** What the analysis runs on now (status screen, clinic page). */
   status?(): AnalysisStatus;
-  /** Releases the analysis's model (its inference worker) when the runtime stops. */
+  /**
+   * The stream of `sensor` ended (its source disconnected), or, without `sensor`, the runtime stopped its sources:
+   * close what is buffered (a partial window is analysed, or reported too short) and resolve with everything
+   * computed and not yet returned. The runtime calls it in `stopSources` (so also at stop, before the
+   * store closes); it never rejects.
+   */
+  flush?(sensor?: string): Promise<AnalyzerOutput | undefined>;
+  /** Releases the analysis's model (its inference worker) when the runtime stops (after `flush`). */
   close?(): Promise<void>;
 }
 
@@ -46,6 +56,11 @@ export interface AnalyzerHooks {
    * does not raise it again at every start.
    */
   settled(status: AnalysisStatus, alert?: Alert): void;
+  /**
+   * Output produced outside `onChunk`/`onReading` (a window screened after its stream went quiet):
+   * the runtime stores it and raises its alerts, as for what `onChunk` returns. Dropped once the store is closed.
+   */
+  emit?(out: AnalyzerOutput): void;
 }
 
 /** The alert kind of an analysis that runs on its fallback because its model was refused, could not load or failed. */
@@ -114,6 +129,84 @@ class ModelState {
   }
 }
 
+/**
+ * Sample rates (Hz) each stream analysis is validated for. ECG: the beat model and the detector were
+ * evaluated at 128, 250 and 360 Hz (models/ecg-beats/MODEL_CARD.md); at or below twice the QRS band's
+ * upper edge (36 Hz) the detector's band-pass is not realisable and `medge ecg` refuses the record, so the
+ * runtime does not analyse it either. Heart sounds: below twice the screen band's upper edge (1600 Hz)
+ * every window is `unreadable` (`low-sample-rate`); no upper limit (the screen resamples to 4 kHz).
+ */
+export const VALIDATED_SAMPLE_RATES: Readonly<Record<'ecg' | 'pcg', { min: number; max: number; refuseAtOrBelow: number }>> = Object.freeze({
+  ecg: Object.freeze({ min: 128, max: 360, refuseAtOrBelow: 2 * DEFAULT_QRS_OPTIONS.bandHz[1] }),
+  pcg: Object.freeze({ min: 2 * DEFAULT_PCG_SCREEN_OPTIONS.bandHz[1], max: Number.POSITIVE_INFINITY, refuseAtOrBelow: 0 }),
+});
+
+/** The quality flag of findings from a stream outside its analysis's validated sample rates. */
+export const UNVALIDATED_SAMPLE_RATE = 'unvalidated-sample-rate';
+
+/**
+ * Checks each sensor's sample rate when its first chunk (or a chunk at a new rate) arrives: a rate outside
+ * the validated range is reported once per sensor and rate, as a log warning and an `analysis-degraded`
+ * alert (severity 1) naming the sensor, its rate and the supported range.
+ */
+class SampleRateCheck {
+  private readonly seen = new Map<string, number>();
+  private readonly outside = new Set<string>();
+
+  constructor(
+    private readonly signal: 'ecg' | 'pcg',
+    /** e.g. "ECG beat analysis". */
+    private readonly what: string,
+    /** What happens to the analysis outside the range, and below the floor. */
+    private readonly consequence: { unvalidated: string; refused: string },
+    private readonly deps: { now: () => number; logger: Pick<Logger, 'warn'> },
+  ) {}
+
+  get range(): { min: number; max: number; refuseAtOrBelow: number } {
+    return VALIDATED_SAMPLE_RATES[this.signal];
+  }
+
+  /** Whether `sensor`'s stream is outside the validated range now. */
+  unvalidated(sensor: string): boolean {
+    return this.outside.has(sensor);
+  }
+
+  /** Whether the stream of `rateHz` is not analysed at all (at or below the floor). */
+  refused(rateHz: number): boolean {
+    return rateHz <= this.range.refuseAtOrBelow;
+  }
+
+  /** Notes the chunk's rate; returns the alert when it is a new rate outside the range. */
+  check(c: Pick<StreamChunk, 'sensor' | 'rateHz'>): Alert | undefined {
+    if (this.seen.get(c.sensor) === c.rateHz) return undefined;
+    this.seen.set(c.sensor, c.rateHz);
+    const { min, max } = this.range;
+    if (c.rateHz >= min && c.rateHz <= max) {
+      this.outside.delete(c.sensor);
+      return undefined;
+    }
+    this.outside.add(c.sensor);
+    const range = Number.isFinite(max) ? `${min}-${max} Hz` : `${min} Hz or more`;
+    const refused = this.refused(c.rateHz);
+    const consequence = refused ? this.consequence.refused : this.consequence.unvalidated;
+    this.deps.logger.warn({ analysis: this.signal, sensor: c.sensor, rateHz: c.rateHz, validatedHz: range }, `${this.what}: sample rate outside the validated range`);
+    return {
+      kind: ANALYSIS_DEGRADED,
+      severity: 1,
+      t: this.deps.now(),
+      sensor: c.sensor,
+      message: `Sensor ${c.sensor} sends ${this.signal === 'ecg' ? 'ECG' : 'heart sounds'} at ${c.rateHz} Hz; the ${this.what} is validated for ${range}${refused ? ` and cannot run at or below ${this.range.refuseAtOrBelow} Hz` : ''}: ${consequence}. Configure the device to sample within ${range}.`,
+    };
+  }
+}
+
+/** Flags the findings of an unvalidated stream and halves their input quality; adds `alert` first. */
+function unvalidatedOutput(out: AnalyzerOutput | undefined, flag: boolean, alert: Alert | undefined): AnalyzerOutput | undefined {
+  if (!out && !alert) return undefined;
+  const findings = (out?.findings ?? []).map((f) => (flag ? { ...f, inputQuality: Math.round(f.inputQuality * 50) / 100, qualityFlags: [...(f.qualityFlags ?? []), UNVALIDATED_SAMPLE_RATE] } : f));
+  return { ...out, findings, alerts: [...(alert ? [alert] : []), ...(out?.alerts ?? [])] };
+}
+
 /** The kind of signal a configured source delivers. */
 export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'heart-rate' | 'device' {
   switch (s.type) {
@@ -147,6 +240,8 @@ export interface AnalyzerDeps {
    * verifies (`verifyArtifactDir`); a refused model leaves the rule fallback in place.
    */
   trustedKeys?: readonly string[];
+  /** The runtime's clock: timers of the end-of-stream checks (the heart-sound screen's partial windows). */
+  clock?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
 }
 
 const where = (dir: string, sha256: string) => `${dir}, sha256 ${sha256.slice(0, 16)}`;
@@ -187,10 +282,32 @@ export function ecgAnalyzer(
   );
   let closed = false;
   let classifier: WorkerBeatClassifier | undefined;
+  const rates = new SampleRateCheck('ecg', 'ECG beat analysis', {
+    unvalidated: `its findings are flagged ${UNVALIDATED_SAMPLE_RATE} with halved input quality`,
+    refused: 'this ECG is stored but not analysed (no heart rate, beat classes or ECG alarms from it)',
+  }, deps);
   return {
     name: 'ecg',
-    onChunk: (c) => monitors.get(c.sensor)?.push(c),
+    onChunk: (c) => {
+      const m = monitors.get(c.sensor);
+      if (!m) return undefined;
+      const alert = c.channel === 0 ? rates.check(c) : undefined;
+      if (rates.refused(c.rateHz)) return alert ? { alerts: [alert] } : undefined;
+      return unvalidatedOutput(m.push(c), rates.unvalidated(c.sensor), alert);
+    },
     status: () => model.status(),
+    flush: async (sensor) => {
+      // Beats in the classifier are stored rather than lost at a disconnect or at stop.
+      const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
+      for (const [s, m] of monitors) {
+        if (sensor !== undefined && s !== sensor) continue;
+        const o = unvalidatedOutput(await m.drain(), rates.unvalidated(s), undefined);
+        out.readings.push(...(o?.readings ?? []));
+        out.findings.push(...(o?.findings ?? []));
+        out.alerts.push(...(o?.alerts ?? []));
+      }
+      return out;
+    },
     start: (hooks) => {
       model.start(hooks);
       Promise.resolve()
@@ -265,6 +382,13 @@ export interface PcgAnalyzerOptions {
   logger?: Pick<Logger, 'info' | 'warn'>;
   /** The device clock, for the time of an `analysis-degraded` alert (default Date.now). */
   now?: () => number;
+  /**
+   * Timers of the end-of-stream check (the runtime's clock). With it, a sensor whose chunks stop for
+   * `endAfterMs` has its partial window screened and the result emitted (`AnalyzerHooks.emit`).
+   */
+  clock?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
+  /** No chunk for this long (ms of the clock) ends a sensor's recording (default 2000). */
+  endAfterMs?: number;
 }
 
 /**
@@ -272,12 +396,14 @@ export interface PcgAnalyzerOptions {
  * `pcg-abnormal` model in an inference worker (findings `heart-sound-screen`, heart-rate readings, and a
  * decision-support alert `pcg-abnormal-heart-sound`). Without a usable model, heart rate and quality
  * only. The model loads when the runtime starts (`start`), or when the first window is ready if nothing
- * started the analyzer.
+ * started the analyzer. A recording that ends (no chunk for `endAfterMs`, a disconnect: `flush(sensor)`,
+ * the runtime stopping: `flush()`) has its partial window screened, or reported too short.
  */
 export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {}): Analyzer & { readonly ready: Promise<PcgModel | undefined>; monitors: Map<string, PcgMonitor>; close(): Promise<void> } {
   const dir = options.modelDir ?? pcgModelDir();
+  const logger = options.logger ?? createLogger('medge-pcg');
   const state = new ModelState('pcg', PCG_FALLBACK_ID, 'heart-sound screen', 'heart sounds get heart rate and signal quality only, no murmur screening', {
-    logger: options.logger ?? createLogger('medge-pcg'),
+    logger,
     now: options.now ?? Date.now,
   });
   let loading: Promise<PcgModel | undefined> | undefined;
@@ -301,11 +427,67 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
       return [s, m];
     }),
   );
+  let hooks: AnalyzerHooks | undefined;
+  const rates = new SampleRateCheck('pcg', 'heart-sound screen', {
+    unvalidated: 'every window will be unreadable (low-sample-rate): no heart rate and no screening from it',
+    refused: '',
+  }, { now: options.now ?? Date.now, logger });
+  const clock = options.clock;
+  const endAfterMs = options.endAfterMs ?? 2000;
+  const quiet = new Map<string, ClockTimer>();
+  /** Restarts the end-of-stream timer of `sensor`: when it fires, the partial window is screened and emitted. */
+  const watch = (sensor: string, m: PcgMonitor): void => {
+    if (!clock) return;
+    const previous = quiet.get(sensor);
+    if (previous !== undefined) clock.clearTimeout(previous);
+    quiet.set(
+      sensor,
+      clock.setTimeout(() => {
+        quiet.delete(sensor);
+        m.end(`no signal for ${endAfterMs / 1000} s`);
+        const emit = hooks?.emit;
+        // Without a runtime to emit to, the result waits for the next push or flush.
+        if (emit) void m.idle().then(() => {
+          const out = m.take();
+          if (out) emit(out);
+        });
+      }, endAfterMs),
+    );
+  };
+  const stopWatching = (sensor?: string): void => {
+    for (const [s, t] of quiet) {
+      if (sensor !== undefined && s !== sensor) continue;
+      clock?.clearTimeout(t);
+      quiet.delete(s);
+    }
+  };
   return {
     name: 'pcg',
-    onChunk: (c) => monitors.get(c.sensor)?.push(c),
-    start: (hooks) => {
-      state.start(hooks);
+    onChunk: (c) => {
+      const m = monitors.get(c.sensor);
+      if (!m) return undefined;
+      watch(c.sensor, m);
+      // Below the range the screen itself answers unreadable (low-sample-rate): the alert says so once, at the start.
+      const alert = c.channel === 0 ? rates.check(c) : undefined;
+      const out = m.push(c);
+      return alert ? { ...out, alerts: [alert, ...(out?.alerts ?? [])] } : out;
+    },
+    flush: async (sensor) => {
+      stopWatching(sensor);
+      const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
+      for (const [s, m] of monitors) {
+        if (sensor !== undefined && s !== sensor) continue;
+        const o = await m.flush(sensor !== undefined ? 'the sensor disconnected' : 'the sources stopped');
+        if (!o) continue;
+        out.readings.push(...o.readings);
+        out.findings.push(...o.findings);
+        out.alerts.push(...o.alerts);
+      }
+      return out;
+    },
+    start: (h) => {
+      hooks = h;
+      state.start(h);
       void load();
     },
     status: () => state.status(),
@@ -314,6 +496,7 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     },
     monitors,
     close: async () => {
+      stopWatching();
       await Promise.all([...monitors.values()].map((m) => m.idle()));
       if (loading) await (await loading)?.close();
     },
@@ -334,7 +517,7 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
   if (pcg.length > 0) {
     const modelDir = deps.models?.pcgAbnormal;
-    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}) }));
+    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}), ...(deps.clock ? { clock: deps.clock } : {}) }));
   }
   return analyzers;
 }

@@ -13,6 +13,8 @@
  *   event or its hold-off) turns on, `hyperglycaemia-sustained` (severity 2) after > 250 mg/dL for
  *   2 hours without a gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
  *   engine (firmware/rules.ts), so no condition is alerted twice. Each alert fires once per episode.
+ *   Historical readings (a meter's memory downloaded later: `isHistoricalReading`) get trend and
+ *   fault findings and join the history, but no forecast and no alert.
  *
  * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
  * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs;
@@ -33,6 +35,7 @@ import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, t
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
 import { packageRoot } from './package-root.js';
+import { isHistoricalReading } from './rules.js';
 
 export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@2';
 export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@1';
@@ -171,6 +174,9 @@ export class GlucoseMonitor {
     if (this.trace.length > this.options.historyReadings) this.trace = this.trace.slice(-this.options.historyReadings);
     const recentFaults = this.faults(r, out);
     this.trend(gl, last, out);
+    // A record from the meter's memory (firmware/rules.ts isHistoricalReading) adds to the history the
+    // forecast and the sustained-high run read, but raises no live alert and forecasts nothing.
+    if (isHistoricalReading(r)) return out;
     this.forecast(r, gl, recentFaults, out);
     this.sustainedHyper(r, gl, out);
     return out;

@@ -11,13 +11,16 @@ import type { BackendName } from '../device-sdk/inference/backend.js';
 import { InferenceError } from '../device-sdk/errors.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
 import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
-import { analyzePcg, decidePcg, featureBatch, type PcgAnalysis, type PcgLabel, type PcgScreenOptions } from '../device-sdk/signal/pcg/screen.js';
+import { analyzePcg, decidePcg, DEFAULT_PCG_SCREEN_OPTIONS, featureBatch, type PcgAnalysis, type PcgLabel, type PcgScreenOptions } from '../device-sdk/signal/pcg/screen.js';
 import { PCG_FEATURE_COUNT } from '../device-sdk/signal/pcg/features.js';
+import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import { packageRoot } from './package-root.js';
 
 export const PCG_MODEL_NAME = 'pcg-abnormal';
 /** What screens a window without the model: segmentation, heart rate and quality, no murmur screen. */
 export const PCG_FALLBACK_ID = 'algo:pcg-segmentation@1';
+/** Provenance of the fallback's findings: the hash of its id and screen options, as the ECG rules have one. */
+export const PCG_FALLBACK_SHA256 = sha256Hex(canonicalJson({ id: PCG_FALLBACK_ID, ...DEFAULT_PCG_SCREEN_OPTIONS }));
 
 /** A loaded model's id and version, as findings name it. */
 export function pcgModelId(model: PcgModel): string {
@@ -154,9 +157,15 @@ export interface PcgMonitorOutput {
  * The live heart-sound path for one sensor: chunks (channel 0) are collected into windows of
  * `windowS` seconds of the chunks' own sample clock; each full window is screened asynchronously
  * (features here, the model in the inference worker) and what it found is returned by the next
- * `push`. Until the model is available (or when it was refused) windows yield the heart rate and a
- * quality finding only. An "abnormal heart sound" alert fires once per episode and re-arms after a
- * window screened normal.
+ * `push`, or by `take`/`flush`. Until the model is available (or when it was refused) windows yield
+ * the heart rate and a quality finding only. An "abnormal heart sound" alert fires once per episode
+ * and re-arms after a window screened normal.
+ *
+ * A window is also closed before it is full: by a stream gap or a rate change (a jump of `firstSample`:
+ * the parts are screened separately, never spliced), and by `end()` (the stream ended: the caller saw
+ * no chunk for a while, the source disconnected, the runtime stops). A partial window of at least the
+ * model's `thresholds.minSeconds` is screened (its evidence says so); a shorter one gives an
+ * `unreadable` finding flagged `too-short`, so that no recording goes unreported.
  */
 export class PcgMonitor {
   readonly sensor: string;
@@ -200,30 +209,54 @@ export class PcgMonitor {
   push(chunk: StreamChunk): PcgMonitorOutput | undefined {
     if (chunk.channel === 0 && chunk.samples.length > 0) {
       if (chunk.rateHz !== this.rateHz || chunk.firstSample !== this.nextSample) {
-        this.buffer = [];
-        this.buffered = 0;
+        // A gap or a new stream: what was buffered is screened on its own, not spliced to what follows.
+        this.closeWindow(this.rateHz !== chunk.rateHz ? `the sample rate changed to ${chunk.rateHz} Hz` : `a stream gap (sample ${this.nextSample} expected, ${chunk.firstSample} came)`);
         this.rateHz = chunk.rateHz;
-        this.t0 = chunk.t0;
       }
       if (this.buffered === 0) this.t0 = chunk.t0;
       this.nextSample = chunk.firstSample + chunk.samples.length;
       // Int16 ADC units to full scale -1..1 (the screen is level-independent; quality checks use full scale).
       this.buffer.push(Float32Array.from(chunk.samples, (v) => v / 32768));
       this.buffered += chunk.samples.length;
-      if (this.buffered >= this.options.windowS * this.rateHz) {
-        const window = new Float32Array(this.buffered);
-        let at = 0;
-        for (const b of this.buffer) {
-          window.set(b, at);
-          at += b.length;
-        }
-        const start = this.t0;
-        const rate = this.rateHz;
-        this.buffer = [];
-        this.buffered = 0;
-        this.pending = this.pending.then(() => this.screen(window, rate, start));
-      }
+      if (this.buffered >= this.options.windowS * this.rateHz) this.closeWindow(undefined);
     }
+    return this.take();
+  }
+
+  /**
+   * The stream ended (`reason`, for the evidence): the partial window is screened, or reported too short.
+   * What it gives comes out of a later `push`, `take` or `flush`. The next chunk starts a new window.
+   */
+  end(reason = 'the stream ended'): void {
+    this.closeWindow(reason);
+    this.nextSample = -1;
+  }
+
+  /** Ends the stream (`end`), waits for every queued window and returns what they gave. */
+  async flush(reason?: string): Promise<PcgMonitorOutput | undefined> {
+    this.end(reason);
+    await this.idle();
+    return this.take();
+  }
+
+  /** Queues the buffered samples for screening; `partial` says why a window closes before it is full. */
+  private closeWindow(partial: string | undefined): void {
+    if (this.buffered === 0) return;
+    const window = new Float32Array(this.buffered);
+    let at = 0;
+    for (const b of this.buffer) {
+      window.set(b, at);
+      at += b.length;
+    }
+    const start = this.t0;
+    const rate = this.rateHz;
+    this.buffer = [];
+    this.buffered = 0;
+    this.pending = this.pending.then(() => this.screen(window, rate, start, partial));
+  }
+
+  /** What the windows screened so far gave, or undefined when nothing is ready. */
+  take(): PcgMonitorOutput | undefined {
     if (this.ready.length === 0) return undefined;
     const out: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
     for (const o of this.ready.splice(0)) {
@@ -234,9 +267,29 @@ export class PcgMonitor {
     return out;
   }
 
-  private async screen(window: Float32Array, rateHz: number, t0: number): Promise<void> {
+  private async screen(window: Float32Array, rateHz: number, t0: number, partial: string | undefined): Promise<void> {
     const out: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
     const tEnd = t0 + (window.length * 1000) / rateHz;
+    const durationS = window.length / rateHz;
+    const minSeconds = this.model?.manifest.thresholds.minSeconds ?? DEFAULT_PCG_SCREEN_OPTIONS.minSeconds;
+    if (partial !== undefined && durationS < minSeconds) {
+      // Too short to say anything (no model load for it): reported, not silently dropped.
+      out.findings.push({
+        kind: 'heart-sound-screen',
+        label: 'unreadable',
+        probability: 0,
+        t: tEnd,
+        intervalStart: Math.round(t0),
+        intervalEnd: Math.round(tEnd),
+        evidence: `too short: ${durationS.toFixed(1)} s of heart sounds before ${partial}; at least ${minSeconds} s are needed to screen`,
+        modelId: this.model ? pcgModelId(this.model) : PCG_FALLBACK_ID,
+        modelSha256: this.model?.sha256 ?? PCG_FALLBACK_SHA256,
+        inputQuality: 0,
+        qualityFlags: ['too-short'],
+      });
+      this.ready.push(out);
+      return;
+    }
     if (!this.model && this.provider && !this.provided) {
       this.provided = true;
       this.model = await this.provider();
@@ -269,9 +322,9 @@ export class PcgMonitor {
       t: tEnd,
       intervalStart: Math.round(t0),
       intervalEnd: Math.round(tEnd),
-      evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)`,
+      evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)${partial !== undefined ? `; partial window (${q.durationS.toFixed(1)} of ${this.options.windowS} s): closed by ${partial}` : ''}`,
       modelId: model ? pcgModelId(model) : PCG_FALLBACK_ID,
-      modelSha256: model?.sha256 ?? '',
+      modelSha256: model?.sha256 ?? PCG_FALLBACK_SHA256,
       inputQuality: q.score,
       ...(q.flags.length ? { qualityFlags: q.flags } : {}),
     });

@@ -92,3 +92,51 @@ describe('glucose findings', () => {
     expect(engine.onReading(glucose(130, 5)).findings).toEqual([]);
   });
 });
+
+describe('historical readings (a meter memory downloaded months later)', () => {
+  const NOW = Date.UTC(2026, 11, 1);
+  /** A record measured `hoursAgo` before it is downloaded, received at NOW + ms. */
+  function backfilled(value: number, record: number, hoursAgo: number, ms = record): Reading {
+    return { sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice: NOW + ms, tMeter: NOW - hoursAgo * 3600_000, meterRecord: record };
+  }
+
+  it('raises no live alert for a backfill; crossings become findings timed at the meter clock, once per historical episode', () => {
+    const engine = createRuleEngine();
+    // Records 3 h apart, from about 11 months ago, delivered within milliseconds (the QA demo's burst).
+    const values = [145, 277, 253, 190, 259, 170, 40, 50, 120];
+    const outs = values.map((v, i) => engine.onReading(backfilled(v, i + 1, 8000 - 3 * i)));
+    expect(outs.flatMap((o) => o.alerts)).toEqual([]);
+    const findings = outs.flatMap((o) => o.findings);
+    // 190 stays above 180, so 259 is the same episode; 170 re-arms, 40 is a level 2 low.
+    expect(findings.map((f) => [f.kind, f.label, f.value])).toEqual([
+      ['glucose-historical-out-of-range', 'hyperglycaemia', 277],
+      ['glucose-historical-out-of-range', 'hypoglycaemia-level-2', 40],
+    ]);
+    const [high] = findings;
+    expect(high).toMatchObject({ t: NOW - (8000 - 3) * 3600_000, modelId: 'rule:reading-thresholds@1', probability: 1, qualityFlags: ['historical'] });
+    expect(high!.modelSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(high!.evidence).toContain('record 2, measured ');
+    expect(high!.evidence).toContain('no live alert');
+  });
+
+  it('keeps live episodes apart from historical readings, and alerts on a fresh reading', () => {
+    const engine = createRuleEngine();
+    const live = (value: number, ms: number): Reading => ({ sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice: NOW + ms, tMeter: NOW + ms - 60_000, meterRecord: 100 + ms });
+    expect(engine.onReading(live(260, 0)).alerts.map((a) => a.kind)).toEqual(['hyperglycaemia']);
+    // An old in-range record downloaded now does not re-arm the live episode ...
+    expect(engine.onReading(backfilled(120, 1, 48, 1)).alerts).toEqual([]);
+    expect(engine.onReading(live(265, 2)).alerts).toEqual([]);
+    // ... and an old low does not alert, while a 10-minute-old reading (within 15 min) is live.
+    expect(engine.onReading(backfilled(45, 2, 24, 3)).alerts).toEqual([]);
+    expect(engine.onReading({ ...live(45, 4), tMeter: NOW + 4 - 10 * 60_000 }).alerts.map((a) => [a.kind, a.t])).toEqual([['hypoglycaemia-level-2', NOW + 4]]);
+  });
+
+  it('applies to heart-rate readings with a meter clock too; readings without one are live', () => {
+    const engine = createRuleEngine();
+    const old: Reading = { sensor: 'strap', type: 'heart-rate', value: 35, unit: '/min', tDevice: NOW, tMeter: NOW - 86_400_000 };
+    const out = engine.onReading(old);
+    expect(out.alerts).toEqual([]);
+    expect(out.findings.map((f) => [f.kind, f.label, f.t])).toEqual([['heart-rate-historical-out-of-range', 'bradycardia', NOW - 86_400_000]]);
+    expect(engine.onReading({ sensor: 'strap', type: 'heart-rate', value: 35, unit: '/min', tDevice: NOW + 1000 }).alerts.map((a) => a.kind)).toEqual(['bradycardia']);
+  });
+});

@@ -11,8 +11,18 @@
  * the glucose analyzer's (firmware/glucose-monitor.ts); these rules keep the reading-level glucose
  * alerts, so that no condition is alerted twice. State is kept per sensor inside the engine; engines
  * are independent.
+ *
+ * Historical readings raise no alert. A reading is historical when its own clock (`tMeter`: a glucose
+ * meter's memory, downloaded when it connects) is more than `historical.afterMin` minutes behind the
+ * device clock (`isHistoricalReading`). The same thresholds run over them with their own episodes,
+ * and what crossed one is a finding `<type>-historical-out-of-range` (label: the alert kind it would
+ * have been, e.g. `hyperglycaemia`) timed at the meter's clock; historical readings neither fire nor
+ * re-arm the live episodes. A reading without `tMeter` (a heart-rate strap, a CGM, a derived heart rate)
+ * is live. A meter whose clock is more than `afterMin` slow has its readings treated as historical, so
+ * set the meter's clock (the meter clock is what the glucose analyzer times readings by, too).
  */
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
+import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 
 export interface RuleEngineOptions {
   glucose: {
@@ -34,6 +44,10 @@ export interface RuleEngineOptions {
     /** Normal range (/min): bradycardia re-arms at a reading >= min, tachycardia at a reading <= max. */
     rearm: { min: number; max: number };
   };
+  historical: {
+    /** A reading whose `tMeter` is more than this many minutes before its `tDevice` is historical: no live alert. */
+    afterMin: number;
+  };
 }
 
 export type RuleEngineOptionsInput = { [K in keyof RuleEngineOptions]?: Partial<RuleEngineOptions[K]> };
@@ -46,7 +60,20 @@ export const DEFAULT_RULE_OPTIONS: Readonly<RuleEngineOptions> = Object.freeze({
     rearm: Object.freeze({ min: 70, max: 180 }),
   }),
   heartRate: Object.freeze({ tachy: 120, tachyReadings: 3, brady: 40, rearm: Object.freeze({ min: 50, max: 100 }) }),
+  // A meter polled every minute delivers a fresh reading well within this; a backfill of its memory does not.
+  historical: Object.freeze({ afterMin: 15 }),
 });
+
+/** The id of the threshold rules, as historical findings name them. */
+export const READING_RULES_ID = 'rule:reading-thresholds@1';
+
+/**
+ * Whether `r` was measured more than `afterMin` minutes before it reached the device, by its own
+ * clock: a record from a meter's memory rather than a live measurement. Readings without `tMeter` are live.
+ */
+export function isHistoricalReading(r: Pick<Reading, 'tDevice' | 'tMeter'>, afterMin: number = DEFAULT_RULE_OPTIONS.historical.afterMin): boolean {
+  return r.tMeter !== undefined && r.tDevice - r.tMeter > afterMin * 60_000;
+}
 
 /** Glucose readings in mmol/L are converted with this factor. */
 const MG_DL_PER_MMOL_L = 18.016;
@@ -57,7 +84,7 @@ export interface RuleOutput {
 }
 
 export interface RuleEngine {
-  /** Evaluates one reading. Readings of types other than `glucose` and `heart-rate` give nothing. */
+  /** Evaluates one reading. Readings of types other than `glucose` and `heart-rate` give nothing; historical readings give findings, never alerts. */
   onReading(r: Reading): RuleOutput;
 }
 
@@ -77,21 +104,42 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
   const o: RuleEngineOptions = {
     glucose: { ...DEFAULT_RULE_OPTIONS.glucose, ...options.glucose },
     heartRate: { ...DEFAULT_RULE_OPTIONS.heartRate, ...options.heartRate },
+    historical: { ...DEFAULT_RULE_OPTIONS.historical, ...options.historical },
   };
+  const rulesSha256 = sha256Hex(canonicalJson({ id: READING_RULES_ID, ...o }));
+  /** Live episodes per sensor, and separately the episodes of historical readings. */
   const states = new Map<string, SensorState>();
-  const stateOf = (sensor: string): SensorState => {
-    const existing = states.get(sensor);
+  const historicalStates = new Map<string, SensorState>();
+  const stateOf = (r: Reading): SensorState => {
+    const map = isHistoricalReading(r, o.historical.afterMin) ? historicalStates : states;
+    const existing = map.get(r.sensor);
     if (existing !== undefined) return existing;
     const created: SensorState = { fired: new Set(), tachyRun: 0 };
-    states.set(sensor, created);
+    map.set(r.sensor, created);
     return created;
   };
 
-  /** Raises `kind` unless it already fired in this episode. */
+  /** Raises `kind` unless it already fired in this episode; for a historical reading, a finding instead of an alert. */
   const raise = (s: SensorState, out: RuleOutput, r: Reading, kind: string, severity: AlertSeverity, message: string) => {
     if (s.fired.has(kind)) return;
     s.fired.add(kind);
-    out.alerts.push({ kind, severity, message, t: r.tDevice, sensor: r.sensor });
+    if (r.tMeter === undefined || !isHistoricalReading(r, o.historical.afterMin)) {
+      out.alerts.push({ kind, severity, message, t: r.tDevice, sensor: r.sensor });
+      return;
+    }
+    const record = r.meterRecord !== undefined ? `record ${r.meterRecord}, ` : '';
+    out.findings.push({
+      kind: `${r.type}-historical-out-of-range`,
+      label: kind,
+      value: r.value,
+      probability: 1,
+      t: r.tMeter,
+      evidence: `historical reading (${record}measured ${new Date(r.tMeter).toISOString()} by the meter's clock, received ${new Date(r.tDevice).toISOString()}); no live alert (would have been severity ${severity}): ${message}`,
+      modelId: READING_RULES_ID,
+      modelSha256: rulesSha256,
+      inputQuality: 1,
+      qualityFlags: ['historical'],
+    });
   };
 
   function onGlucose(s: SensorState, r: Reading, out: RuleOutput): void {
@@ -131,8 +179,8 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
   return {
     onReading(r) {
       const out: RuleOutput = { findings: [], alerts: [] };
-      if (r.type === 'glucose') onGlucose(stateOf(r.sensor), r, out);
-      else if (r.type === 'heart-rate') onHeartRate(stateOf(r.sensor), r, out);
+      if (r.type === 'glucose') onGlucose(stateOf(r), r, out);
+      else if (r.type === 'heart-rate') onHeartRate(stateOf(r), r, out);
       return out;
     },
   };

@@ -154,6 +154,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly startedAt: number;
   private stopped = false;
   private started = false;
+  /** Analyzer flushes in progress, chained (`flushAnalyzers`). */
+  private flushing: Promise<void> = Promise.resolve();
+  /** Set just before the store closes: analyzer output arriving later is dropped. */
+  private storeClosed = false;
   /** The clinic screen (`config.ui`), when enabled. */
   private readonly ui: ClinicServer | undefined;
   /** The last status emitted: what the clinic screen shows (computing a new one resets the rate counters). */
@@ -219,6 +223,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       trustedKeys: this.trustedKeys,
       logger: this.log,
       now: () => this.clock.now(),
+      clock: this.clock,
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
     });
     this.startedAt = this.clock.monotonic();
@@ -269,6 +274,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
           const previous = this.store.lastAudit(action)?.detail;
           this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
           if (alert && previous !== detail) this.raise(alert);
+        },
+        emit: (out) => {
+          if (!this.storeClosed) this.take(out);
         },
       });
     }
@@ -402,6 +410,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         const before = this.sensorStates.get(st.sensor);
         this.sensorStates.set(st.sensor, st);
         if (before?.connected !== st.connected || before.detail !== st.detail) this.log.info({ sensor: st.sensor, connected: st.connected, detail: st.detail }, 'sensor state');
+        // A recording that ends with its link: what the analyzers buffered for it is analysed now.
+        if (before?.connected === true && !st.connected) void this.flushAnalyzers(st.sensor);
       },
       raw: (bytes, info) => {
         const decode = RAW_CODECS[info.codec];
@@ -416,6 +426,24 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         }
       },
     };
+  }
+
+  /**
+   * Takes what the analyzers buffered for `sensor` (all sensors when undefined: `stopSources`). Flushes run
+   * one after the other, so awaiting the last one has every earlier one stored too.
+   */
+  private flushAnalyzers(sensor?: string): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      for (const a of this.analyzers) {
+        try {
+          const out = await a.flush?.(sensor);
+          if (!this.storeClosed) this.take(out);
+        } catch (error) {
+          this.log.error({ analyzer: a.name, sensor, err: (error as Error).message }, 'analysis flush failed');
+        }
+      }
+    });
+    return this.flushing;
   }
 
   /** Stores a reading and runs the rules on it. `fromDevice` is false for readings the runtime derived itself (not counted in the sensor's rate). */
@@ -510,6 +538,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.watchdog = undefined;
     if (this.watchdogTimer) this.clock.clearTimeout(this.watchdogTimer);
     await Promise.all(this.sources.map((source) => source.stop()));
+    // The streams ended: partial windows and results still in flight are analysed and stored too.
+    await this.flushAnalyzers();
     this.ledger.flush();
   }
 
@@ -523,6 +553,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     await this.ui?.stop();
     await this.uplink.stop();
     this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'stop', detail: `boot ${this.store.bootId}` });
+    this.storeClosed = true;
     this.store.close();
     this.log.info('runtime stopped');
   }

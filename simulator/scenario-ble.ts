@@ -5,7 +5,8 @@
  *
  * - Glucose meter: holds `storedRecords` records at the start (values from the series, repeated
  *   when it is shorter; sequence numbers 1..N, times from the series after a fixed origin); the runtime's driver backfills them
- *   through RACP. `disconnectAfterRecords` cuts the 1st, 2nd, ... transfer.
+ *   through RACP. `disconnectAfterRecords` cuts the 1st, 2nd, ... transfer. `measurements` add a
+ *   record at the meter clock's present at their signal time (the driver finds it at its next poll).
  * - CGM and strap: one notification per series value at the series' pace divided by the speed. A
  *   value the peripheral cannot send (link down, notifications not enabled yet) is retried every
  *   50 ms, as a CGM keeps its readings until a collector is there; values after the scenario's
@@ -130,7 +131,15 @@ export async function startBlePeers(
             await peripheral.dropLink();
           });
         }
-        if (!p.meter) loops.push(stream(p));
+        const meter = p.meter;
+        if (meter) {
+          for (const m of p.device.measurements) {
+            at(m.atS, () => {
+              const record = meter.addRecord({ mgPerDl: m.mgPerDl, timeMs: options.clock.now() });
+              options.note(`${p.device.sensor}: the patient measures ${m.mgPerDl} mg/dL (record ${record.sequenceNumber})`);
+            });
+          }
+        } else loops.push(stream(p));
       }
       void Promise.all(loops).then(() => resolveFinished());
     },

@@ -95,6 +95,11 @@ export interface ScenarioDevice {
   source: ScenarioSourceSpec;
   /** Glucose meter: records in its memory at the start (taken from the source). */
   storedRecords: number;
+  /**
+   * Glucose meter: measurements the patient takes while the scenario runs, at `atS` seconds of signal:
+   * a new record stamped with the meter's clock at that moment (a live reading, unlike the stored ones).
+   */
+  measurements: { atS: number; mgPerDl: number }[];
   /** Stream devices: milliseconds of signal per frame. */
   frameMs: number;
   serialFaults: SerialFaults;
@@ -221,6 +226,15 @@ export const SCENARIO_SCHEMA: SchemaObject = {
             oneOf: SCENARIO_SOURCE_TYPES.map((t) => SOURCE_SCHEMAS[t]),
           },
           storedRecords: { type: 'integer', minimum: 0, maximum: 65535, examples: [500] },
+          measurements: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['atS', 'mgPerDl'],
+              additionalProperties: false,
+              properties: { atS: { type: 'number', minimum: 0, examples: [5] }, mgPerDl: { type: 'number', minimum: 10, maximum: 600, examples: [290] } },
+            },
+          },
           frameMs: { type: 'integer', minimum: 10, maximum: 100, examples: [50] },
           faults: { type: 'object' },
         },
@@ -327,11 +341,12 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
     description?: string;
     seed?: number;
     durationS?: number;
-    devices: (Omit<ScenarioDevice, 'driver' | 'driverOptions' | 'address' | 'storedRecords' | 'frameMs' | 'serialFaults' | 'bleFaults'> & {
+    devices: (Omit<ScenarioDevice, 'driver' | 'driverOptions' | 'address' | 'storedRecords' | 'measurements' | 'frameMs' | 'serialFaults' | 'bleFaults'> & {
       driver?: string;
       driverOptions?: Record<string, unknown>;
       address?: string;
       storedRecords?: number;
+      measurements?: { atS: number; mgPerDl: number }[];
       frameMs?: number;
       faults?: Record<string, unknown>;
     })[];
@@ -356,6 +371,9 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
     if (wantsSamples !== isSamples) {
       problems.push({ field: `${at}.source.type`, value: d.source.type, problem: `cannot feed a ${d.kind} device`, fix: wantsSamples ? 'use wfdb or wav' : 'use cgm-csv, uva-padova or constant' });
     }
+    if (d.measurements !== undefined && d.kind !== 'glucose-meter') {
+      problems.push({ field: `${at}.measurements`, value: d.measurements, problem: `is for glucose meters, not ${d.kind}`, fix: 'remove it, or set kind: glucose-meter' });
+    }
     if (d.kind === 'cgm' && d.source.type === 'constant' && d.source.periodS < 60) {
       problems.push({ field: `${at}.source.periodS`, value: d.source.periodS, problem: 'is shorter than a minute: CGM time offsets count whole minutes, so readings would collide', fix: 'use 60 or more (e.g. 300, a 5-minute CGM)' });
     }
@@ -372,6 +390,7 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
       address: (d.address ?? `C0:FF:EE:00:00:${(i + 1).toString(16).padStart(2, '0')}`).toUpperCase(),
       source,
       storedRecords: d.storedRecords ?? 0,
+      measurements: (d.measurements ?? []).map((m) => ({ ...m })),
       frameMs: d.frameMs ?? 50,
       serialFaults: resolveSerialFaults(d.transport === 'serial' ? (d.faults as Partial<SerialFaults>) : undefined),
       bleFaults: resolveBleFaults(d.transport === 'ble' ? (d.faults as Partial<BleFaults>) : undefined),

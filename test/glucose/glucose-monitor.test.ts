@@ -127,3 +127,28 @@ describe('createAnalyzers', () => {
     expect(createAnalyzers(parseRuntimeConfig({ deviceId: 'd', dataDir: '/tmp/x', sources: [{ type: 'sim-hr' }] }, '/tmp')).some((a) => a.name === 'glucose')).toBe(false);
   });
 });
+
+describe('glucose monitor on a meter memory downloaded months later', () => {
+  const NOW = Date.UTC(2026, 11, 1);
+  /** Minute `minute` of a day ~300 days ago, received at NOW + the record number in ms (a backfill burst). */
+  function old(value: number, minute: number, record: number): Reading {
+    return { sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice: NOW + record, tMeter: NOW - 300 * 1440 * MIN + minute * MIN, meterRecord: record };
+  }
+
+  it('raises no live alert from historical readings (sustained high, predicted low), but alerts on a live reading after them', () => {
+    for (const model of [forecaster, undefined]) {
+      const m = new GlucoseMonitor('meter', model);
+      // 3 h above 250, then a fast fall: both alert when live (see above); here they are history.
+      const values = [...Array.from({ length: 36 }, () => 280), ...Array.from({ length: 20 }, (_, k) => 260 - 10 * k)];
+      const outs = values.map((v, i) => m.push(old(v, i * 5, i + 1)));
+      expect(outs.flatMap((o) => o.alerts)).toEqual([]);
+      // Trends of historical readings are kept, timed on the meter clock; no forecast of the past is made.
+      const findings = outs.flatMap((o) => o.findings);
+      expect(findings.filter((f) => f.kind === 'glucose-trend').length).toBe(values.length - 1);
+      expect(findings.filter((f) => f.kind === 'glucose-forecast')).toEqual([]);
+      // A live high after the history: the sustained-high alert is raised, timed now.
+      const live = m.push({ sensor: 'meter', type: 'glucose', value: 300, unit: 'mg/dL', tDevice: NOW + 1000, tMeter: NOW + 1000 - 30_000, meterRecord: 999 });
+      expect(live.alerts.map((a) => a.kind)).toEqual([]); // the history ended far from now: a gap, no 2 h run
+    }
+  });
+});

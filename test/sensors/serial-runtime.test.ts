@@ -81,7 +81,13 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
       const quarantined = readLedgerBodies(ledger, 'quarantine').map((row) => decodeBody('quarantine', row.body));
       expect(quarantined.every((q) => q.transport === `serial:${device.hostPath}` && q.source === 'ecg')).toBe(true);
       expect(quarantined.reduce((n, q) => n + q.bytes.length, 0)).toBe(stats.corrupted.reduce((n, s) => n + s.bytes, 0));
-      expect(readLedgerSummary(ledger).kinds.alert.lastSeq).toBe(1);
+      // The test alarm, and the Firmata ECG's 100 Hz (its fastest) reported once as outside the validated 128-360 Hz.
+      const alerts = readLedgerBodies(ledger, 'alert').map((row) => decodeBody('alert', row.body));
+      expect(alerts.map((a) => [a.kind, a.sensor]).sort()).toEqual([
+        ['analysis-degraded', 'ecg-firmata'],
+        ['test-alarm', 'ecg'],
+      ]);
+      expect(readLedgerSummary(ledger).kinds.alert.lastSeq).toBe(2);
     }
   });
 });

@@ -54,6 +54,14 @@ describe('scenario files', () => {
     expect(p[0]).toMatchObject({ field: 'devices[0].faults.replaceSensorAtS[0]' });
   });
 
+  it('takes a glucose meter\'s live measurements, and refuses them on other devices', () => {
+    const meter = { sensor: 'meter', kind: 'glucose-meter', transport: 'ble', source: { type: 'constant', value: 110, periodS: 60, count: 5 }, storedRecords: 5 };
+    const s = parseScenario({ name: 'x', devices: [{ ...meter, measurements: [{ atS: 8, mgPerDl: 292 }] }] }, { dataDir: DATA });
+    expect(s.devices[0]?.measurements).toEqual([{ atS: 8, mgPerDl: 292 }]);
+    expect(parseScenario({ name: 'x', devices: [meter] }, { dataDir: DATA }).devices[0]?.measurements).toEqual([]);
+    expect(problems({ name: 'x', devices: [{ ...ecg, measurements: [{ atS: 1, mgPerDl: 100 }] }] })[0]).toMatchObject({ field: 'devices[0].measurements', problem: 'is for glucose meters, not ecg' });
+  });
+
   it('names the field, the value and a fix for each problem', () => {
     const p = problems({
       name: 'bad name!',

@@ -1,0 +1,65 @@
+// The runtime downloading a glucose meter's memory (ble-glucose-meter against the simulated BlueZ):
+// months-old records raise no live alert (QA D4: the demo raised three hyperglycaemia alerts within
+// milliseconds, timed at the download); what they crossed is stored as findings timed at the meter's
+// clock. A measurement taken now still alerts.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../device-sdk/log.js';
+import { decodeBody } from '../../device-sdk/proto/index.js';
+import type { Alert, Finding } from '../../device-sdk/records.js';
+import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { parseRuntimeConfig } from '../../firmware/config.js';
+import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import { SimGlucoseMeter } from '../../simulator/bluez/index.js';
+import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
+import { useTempDirs } from '../helpers/temp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const ADDRESS = 'C0:FF:EE:00:00:04';
+const tempDir = useTempDirs('glucose-backfill');
+const HOUR = 3600_000;
+
+describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by the runtime (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
+  const bluezWith = useSimulatedBluez();
+
+  it('raises no live alert for months-old records, stores their crossings as historical findings, and alerts on a new measurement', async () => {
+    const first = Date.UTC(2026, 0, 1, 7);
+    const values = [145, 277, 253, 190, 259, 170, 48, 120];
+    const meter = new SimGlucoseMeter({ address: ADDRESS, seed: 4, contextEvery: 0, records: values.map((mgPerDl, i) => ({ sequenceNumber: i + 1, timeMs: first + i * 3 * HOUR, mgPerDl })) });
+    const bluez = await bluezWith([meter]);
+    const dir = tempDir();
+    const config = parseRuntimeConfig(
+      {
+        deviceId: 'glu-backfill-1',
+        dataDir: 'device',
+        edge: { url: 'mqtt://127.0.0.1:1' },
+        log: { level: 'silent' },
+        sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: { address: ADDRESS, dbusAddress: bluez.address, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 100 } }],
+      },
+      dir,
+    );
+    const runtime = new Runtime(config, { logger: silentLogger });
+    const raised: Alert[] = [];
+    runtime.on('alert', (a) => raised.push(a));
+    runtime.start();
+    try {
+      await waitFor(() => runtime.status().produced.reading >= 1 + values.length, 'the backfill in the ledger', 60_000);
+      expect(raised).toEqual([]);
+      // The patient measures now: a live reading, alerted.
+      meter.addRecord({ mgPerDl: 300 });
+      await waitFor(() => raised.length > 0, 'the live alert', 30_000);
+    } finally {
+      await runtime.stop();
+    }
+    const dataDir = join(dir, 'device');
+    const alerts = readLedgerBodies(ledgerPath(dataDir), 'alert').map((row) => decodeBody('alert', row.body));
+    expect(alerts.map((a) => [a.kind, a.message])).toEqual([['hyperglycaemia', 'Glucose reading 300 mg/dL is above 250 mg/dL; review by a clinician.']]);
+    const findings = readLedgerBodies(ledgerPath(dataDir), 'finding').map((row) => decodeBody('finding', row.body) as Finding);
+    const historical = findings.filter((f) => f.kind === 'glucose-historical-out-of-range');
+    expect(historical.map((f) => [f.label, f.value, f.t])).toEqual([
+      ['hyperglycaemia', 277, first + 3 * HOUR],
+      ['hypoglycaemia-level-2', 48, first + 18 * HOUR],
+    ]);
+    expect(historical[0]!.evidence).toMatch(/^historical reading \(record 2, measured 2026-01-01T10:00:00.000Z by the meter's clock, received /);
+  }, 120_000);
+});
