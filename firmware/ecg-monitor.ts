@@ -406,6 +406,7 @@ export class EcgMonitor {
     const bpm = Math.round(e.bpm);
     const sustained = e.type === 'sustained';
     out.findings.push({
+      sensor: this.sensor,
       kind: 'ecg-ventricular-run',
       label: sustained ? 'sustained-ventricular-run-suspected' : 'ventricular-run-suspected',
       value: bpm,
@@ -443,6 +444,7 @@ export class EcgMonitor {
   private onAf(e: AfEvent, q: SignalQualityWindow, out: EcgMonitorOutput): void {
     const t = this.timeOf(this.firstSample + e.at);
     out.findings.push({
+      sensor: this.sensor,
       kind: 'ecg-af',
       label: e.type === 'onset' ? 'af-suspected' : 'af-not-suspected',
       value: Math.round(e.irregularity * 1000) / 1000,
@@ -516,6 +518,7 @@ export class EcgMonitor {
     // Input quality: share of RR intervals within 20 % of the median (1 = steady detection), capped by the signal quality.
     const steady = this.rrMs.filter((rr) => Math.abs(rr - median) <= 0.2 * median).length / this.rrMs.length;
     out.findings.push({
+      sensor: this.sensor,
       kind: 'ecg-rate',
       label: bpm < 50 ? 'slow' : bpm > 100 ? 'fast' : 'normal-range',
       value: bpm,
@@ -534,6 +537,7 @@ export class EcgMonitor {
     const v = counts.get('V') ?? 0;
     const s = counts.get('S') ?? 0;
     out.findings.push({
+      sensor: this.sensor,
       kind: 'ecg-beat-classes',
       label: v > 0 && s > 0 ? 'ventricular-and-supraventricular-ectopy' : v > 0 ? 'ventricular-ectopy' : s > 0 ? 'supraventricular-ectopy' : 'no-ectopy',
       value: v + s,

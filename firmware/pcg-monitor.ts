@@ -275,6 +275,7 @@ export class PcgMonitor {
     if (partial !== undefined && durationS < minSeconds) {
       // Too short to say anything (no model load for it): reported, not silently dropped.
       out.findings.push({
+        sensor: this.sensor,
         kind: 'heart-sound-screen',
         label: 'unreadable',
         probability: 0,
@@ -315,6 +316,7 @@ export class PcgMonitor {
     }
     const screened = model !== undefined && result.label !== 'unreadable';
     out.findings.push({
+      sensor: this.sensor,
       kind: 'heart-sound-screen',
       label: screened ? result.label : result.analysis.readable ? 'not-screened' : 'unreadable',
       ...(result.heartRate !== null ? { value: result.heartRate } : {}),

@@ -380,11 +380,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   /** Stores what an analyzer produced and raises its alerts. Derived readings are not counted in a sensor's rate. */
-  /** Stores what an analyzer gave for `sensor`'s chunk or reading; its findings name that sensor. */
-  private take(out: AnalyzerOutput | undefined, sensor: string): void {
+  /**
+   * Stores what an analyzer gave; findings without a sensor name `sensor`, the sensor of the chunk or
+   * reading that produced them (a flush or a timer names its own).
+   */
+  private take(out: AnalyzerOutput | undefined, sensor?: string): void {
     if (!out) return;
     for (const r of out.readings ?? []) this.onReading(r, false);
-    for (const f of out.findings ?? []) this.ledger.add('finding', f.sensor === undefined ? { ...f, sensor } : f);
+    for (const f of out.findings ?? []) this.ledger.add('finding', f.sensor === undefined && sensor !== undefined ? { ...f, sensor } : f);
     for (const a of out.alerts ?? []) this.raise(a);
   }
 
