@@ -91,6 +91,13 @@ export interface Alert {
   findingSeq?: number;
 }
 
+/**
+ * An alert as an analysis raises it, with the finding that raised it (in memory only): the runtime
+ * stores that finding first and the alert with its seq as `findingSeq`, so that an alert leads to the
+ * probability, model, hash and input quality behind it.
+ */
+export type RaisedAlert = Alert & { finding?: Finding };
+
 /** Bytes that no codec accepted, kept so that a later driver can parse them. */
 export interface Quarantined {
   transport: string;

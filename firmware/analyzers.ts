@@ -6,7 +6,7 @@
  * One explicit list: `createAnalyzers` picks the analyzers a config needs. ECG: `EcgMonitor` per
  * ECG sensor; `PcgMonitor` per stethoscope (heart-sound screen). Glucose analytics add theirs here.
  */
-import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
+import type { Alert, Finding, RaisedAlert, Reading, StreamChunk } from '../device-sdk/records.js';
 import type { ModelDirs, RuntimeConfig, SourceConfig } from './config.js';
 import type { AnalysisStatus } from './status.js';
 import { RULE_CLASSIFIER_ID } from '../device-sdk/signal/ecg/beat-classes.js';
@@ -25,7 +25,8 @@ import { loadPcgModelInWorker, PCG_FALLBACK_ID, type PcgModel, pcgModelDir, pcgM
 export interface AnalyzerOutput {
   readings?: Reading[];
   findings?: Finding[];
-  alerts?: Alert[];
+  /** Alerts, each with the finding that raised it when there is one (stored with it, `findingSeq`). */
+  alerts?: RaisedAlert[];
 }
 
 export interface Analyzer {

@@ -5,7 +5,7 @@ import { AAMI_CLASSES, type AamiClass, type BeatFeatures } from '../device-sdk/s
 import { EcgFrontEnd } from '../device-sdk/signal/ecg/front-end.js';
 import { DEFAULT_QRS_OPTIONS } from '../device-sdk/signal/ecg/qrs-detector.js';
 import { SignalQuality, type SignalQualityWindow } from '../device-sdk/signal/ecg/signal-quality.js';
-import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
+import type { Finding, RaisedAlert, Reading, StreamChunk } from '../device-sdk/records.js';
 import { QrsCredibility } from './qrs-credibility.js';
 import { type VentricularEvent, VentricularEpisodes } from './ventricular-episodes.js';
 
@@ -85,7 +85,7 @@ function chunkLevel(samples: Int16Array): number {
 export interface EcgMonitorOutput {
   readings: Reading[];
   findings: Finding[];
-  alerts: Alert[];
+  alerts: RaisedAlert[];
 }
 
 const DECISION_SUPPORT = 'decision support, review by a clinician';
@@ -405,7 +405,7 @@ export class EcgMonitor {
     const t = this.timeOf(this.firstSample + e.end);
     const bpm = Math.round(e.bpm);
     const sustained = e.type === 'sustained';
-    out.findings.push({
+    const finding: Finding = {
       sensor: this.sensor,
       kind: 'ecg-ventricular-run',
       label: sustained ? 'sustained-ventricular-run-suspected' : 'ventricular-run-suspected',
@@ -420,7 +420,8 @@ export class EcgMonitor {
       ...this.modelProvenance(),
       inputQuality: q.quality,
       qualityFlags: q.flags,
-    });
+    };
+    out.findings.push(finding);
     if (sustained) {
       const seconds = Math.round(((e.end - e.start) * 1000) / this.rateHz / 1000);
       out.alerts.push({
@@ -429,9 +430,10 @@ export class EcgMonitor {
         t,
         sensor: this.sensor,
         message: `Beats classified ventricular for ${seconds} s (${Math.round((100 * e.ventricular) / e.beats)} % of the beats of the last ${Math.round(this.options.sustainedRunMs / 1000)} s) at ${bpm} /min; check the patient now (${DECISION_SUPPORT}).`,
+        finding,
       });
     } else {
-      out.alerts.push({ kind: 'ecg-ventricular-run', severity: 2, t, sensor: this.sensor, message: `${e.beats} consecutive beats classified ventricular at ${bpm} /min; check the patient (${DECISION_SUPPORT}).` });
+      out.alerts.push({ kind: 'ecg-ventricular-run', severity: 2, t, sensor: this.sensor, message: `${e.beats} consecutive beats classified ventricular at ${bpm} /min; check the patient (${DECISION_SUPPORT}).`, finding });
     }
   }
 
@@ -443,7 +445,7 @@ export class EcgMonitor {
 
   private onAf(e: AfEvent, q: SignalQualityWindow, out: EcgMonitorOutput): void {
     const t = this.timeOf(this.firstSample + e.at);
-    out.findings.push({
+    const finding: Finding = {
       sensor: this.sensor,
       kind: 'ecg-af',
       label: e.type === 'onset' ? 'af-suspected' : 'af-not-suspected',
@@ -457,9 +459,10 @@ export class EcgMonitor {
       modelSha256: AF_MODEL_SHA256,
       inputQuality: q.quality,
       qualityFlags: q.flags,
-    });
+    };
+    out.findings.push(finding);
     if (e.type === 'onset' && q.quality >= 0.5) {
-      out.alerts.push({ kind: 'ecg-af-onset', severity: 2, t, sensor: this.sensor, message: `Irregular RR intervals suggesting atrial fibrillation since ${Math.round((t - this.timeOf(this.firstSample + e.sample)) / 1000)} s; record a 12-lead ECG (${DECISION_SUPPORT}).` });
+      out.alerts.push({ kind: 'ecg-af-onset', severity: 2, t, sensor: this.sensor, message: `Irregular RR intervals suggesting atrial fibrillation since ${Math.round((t - this.timeOf(this.firstSample + e.sample)) / 1000)} s; record a 12-lead ECG (${DECISION_SUPPORT}).`, finding });
     }
   }
 

@@ -25,7 +25,7 @@
 import { readFileSync } from 'node:fs';
 import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
-import { type Alert, type Finding, meterRecordId, type Reading } from '../device-sdk/records.js';
+import { type Finding, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
@@ -119,7 +119,7 @@ export function loadGlucoseForecaster(dir: string = defaultGlucoseModelDir(), tr
 
 export interface GlucoseMonitorOutput {
   findings: Finding[];
-  alerts: Alert[];
+  alerts: RaisedAlert[];
 }
 
 type ScreenTrend = 'rising-fast' | 'rising' | 'stable' | 'falling' | 'falling-fast';
@@ -256,6 +256,8 @@ export class GlucoseMonitor {
     let predicted: boolean;
     let shown: number | undefined;
     let risk: number | undefined;
+    /** The model's forecast at this reading, which a predicted-low alert links to. */
+    let forecastFinding: Finding | undefined;
     if (this.forecaster && this.alertLogic && f) {
       const fc = decodeForecast(gl, this.forecaster.net.predict(f));
       risk = detectorProbability(this.forecaster.detector.predict(detectorFeatures(this.trace, i, f, fc))[0] as number);
@@ -263,7 +265,7 @@ export class GlucoseMonitor {
       shown = fc.predGl;
       const missing = f[15] as number;
       const flags = [...recentFaults, ...(missing > 0 ? ['history-gaps'] : [])];
-      out.findings.push({
+      forecastFinding = {
         kind: 'glucose-forecast',
         label: fc.predGl < 70 ? 'forecast-low' : fc.predGl > 180 ? 'forecast-high' : 'forecast-in-range',
         value: Math.round(fc.predGl * 10) / 10,
@@ -276,7 +278,8 @@ export class GlucoseMonitor {
         modelSha256: this.forecaster.sha256,
         inputQuality: Math.round((1 - missing) * (recentFaults.length > 0 ? 0.5 : 1) * 100) / 100,
         ...(flags.length > 0 ? { qualityFlags: flags } : {}),
-      });
+      };
+      out.findings.push(forecastFinding);
     } else if (this.alertLogic) {
       // The model cannot run (history with gaps): no prediction, but the alert logic follows the readings.
       predicted = this.alertLogic.step(now, gl, undefined);
@@ -292,27 +295,29 @@ export class GlucoseMonitor {
       this.predictedFired = true;
       const how = this.forecaster && f ? `model ${this.forecaster.modelId}` : 'trend extrapolation (no forecast model)';
       const chance = risk !== undefined ? `probability ${Math.round(risk * 100)} % of a low starting within 10 to 60 minutes, ` : '';
+      // Without the model's forecast (no model, or history with gaps), the trend extrapolation that
+      // raised the alert is its finding, stored with it only.
+      const finding: Finding = forecastFinding ?? {
+        kind: 'glucose-forecast',
+        label: 'forecast-low',
+        ...(shown !== undefined ? { value: Math.round(shown * 10) / 10 } : {}),
+        probability: 1,
+        t: r.tDevice,
+        evidence: 'linear extrapolation of the 15-minute trend',
+        modelId: GLUCOSE_FALLBACK_MODEL_ID,
+        modelSha256: FALLBACK_SHA256,
+        inputQuality: 1,
+        qualityFlags: ['no-forecast-model'],
+      };
+      if (finding !== forecastFinding) out.findings.push(finding);
       out.alerts.push({
         kind: 'glucose-predicted-low',
         severity: 2,
         t: r.tDevice,
         sensor: this.sensor,
         message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL ${risk !== undefined ? 'within the next hour' : `within about ${FORECAST_SPEC.horizonMin} minutes`}${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
+        finding,
       });
-      if (!(this.forecaster && f)) {
-        out.findings.push({
-          kind: 'glucose-forecast',
-          label: 'forecast-low',
-          ...(shown !== undefined ? { value: Math.round(shown * 10) / 10 } : {}),
-          probability: 1,
-          t: r.tDevice,
-          evidence: 'linear extrapolation of the 15-minute trend',
-          modelId: GLUCOSE_FALLBACK_MODEL_ID,
-          modelSha256: FALLBACK_SHA256,
-          inputQuality: 1,
-          qualityFlags: ['no-forecast-model'],
-        });
-      }
     }
   }
 

@@ -10,7 +10,7 @@ import type { ModelManifest } from '../device-sdk/inference/artifacts.js';
 import type { BackendName } from '../device-sdk/inference/backend.js';
 import { InferenceError } from '../device-sdk/errors.js';
 import { InferenceWorker } from '../device-sdk/inference/worker.js';
-import type { Alert, Finding, Reading, StreamChunk } from '../device-sdk/records.js';
+import type { Finding, RaisedAlert, Reading, StreamChunk } from '../device-sdk/records.js';
 import { analyzePcg, decidePcg, DEFAULT_PCG_SCREEN_OPTIONS, featureBatch, type PcgAnalysis, type PcgLabel, type PcgScreenOptions } from '../device-sdk/signal/pcg/screen.js';
 import { PCG_FEATURE_COUNT } from '../device-sdk/signal/pcg/features.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -150,7 +150,7 @@ export const DEFAULT_PCG_MONITOR_OPTIONS: Readonly<PcgMonitorOptions> = Object.f
 export interface PcgMonitorOutput {
   readings: Reading[];
   findings: Finding[];
-  alerts: Alert[];
+  alerts: RaisedAlert[];
 }
 
 /**
@@ -315,7 +315,7 @@ export class PcgMonitor {
       out.readings.push({ sensor: this.sensor, type: 'heart-rate', value: result.heartRate, unit: '/min', tDevice: tEnd, context: { method: 'pcg-s1' } });
     }
     const screened = model !== undefined && result.label !== 'unreadable';
-    out.findings.push({
+    const finding: Finding = {
       sensor: this.sensor,
       kind: 'heart-sound-screen',
       label: screened ? result.label : result.analysis.readable ? 'not-screened' : 'unreadable',
@@ -329,7 +329,8 @@ export class PcgMonitor {
       modelSha256: model?.sha256 ?? PCG_FALLBACK_SHA256,
       inputQuality: q.score,
       ...(q.flags.length ? { qualityFlags: q.flags } : {}),
-    });
+    };
+    out.findings.push(finding);
     if (screened && result.label === 'abnormal' && !this.alerting) {
       this.alerting = true;
       const p = result.probability ?? 0;
@@ -339,6 +340,7 @@ export class PcgMonitor {
         t: tEnd,
         sensor: this.sensor,
         message: `Heart sounds suggest a murmur or an extra sound (screen probability ${Math.round(p * 100)} %); decision support only: have a clinician auscultate and consider referral.`,
+        finding,
       });
     } else if (screened && result.label === 'normal') this.alerting = false;
     this.ready.push(out);

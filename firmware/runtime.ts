@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
+import { type Alert, type Finding, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -386,9 +386,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    */
   private take(out: AnalyzerOutput | undefined, sensor?: string): void {
     if (!out) return;
+    const named = (f: Finding) => (f.sensor === undefined && sensor !== undefined ? { ...f, sensor } : f);
     for (const r of out.readings ?? []) this.onReading(r, false);
-    for (const f of out.findings ?? []) this.ledger.add('finding', f.sensor === undefined && sensor !== undefined ? { ...f, sensor } : f);
-    for (const a of out.alerts ?? []) this.raise(a);
+    // A finding that raised an alert is stored with it (its seq becomes the alert's findingSeq).
+    const raising = new Set((out.alerts ?? []).map((a) => a.finding).filter((f) => f !== undefined));
+    for (const f of out.findings ?? []) if (!raising.has(f)) this.ledger.add('finding', named(f));
+    for (const { finding, ...alert } of out.alerts ?? []) this.raise(alert, finding && named(finding));
   }
 
   private sink(): SourceSink & SensorSink {
@@ -458,11 +461,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     for (const a of this.analyzers) if (a.onReading) this.take(a.onReading(r), r.sensor);
   }
 
-  /** Stores the alert durably, then raises it locally (log, status, listeners such as a buzzer). */
-  raise(alert: Alert): void {
+  /** Stores the alert durably (with the finding that raised it, when given), then raises it locally (log, status, listeners such as a buzzer). */
+  raise(alert: Alert, finding?: Finding): void {
     let seq: number | undefined;
     try {
-      seq = this.ledger.addAlert(alert);
+      seq = finding ? this.ledger.addAlertWithFinding(alert, finding) : this.ledger.addAlert(alert);
     } catch (error) {
       // The alarm is raised even when it cannot be stored; the ledger keeps it buffered and retries.
       this.log.error({ err: (error as Error).message, alert: alert.kind }, 'alert not yet stored');

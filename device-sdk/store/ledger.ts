@@ -83,6 +83,23 @@ export class Ledger {
   }
 
   /**
+   * Stores the finding that raised an alert, then the alert with the finding's seq as `findingSeq`,
+   * both durably before returning the alert's seq. When the store refuses, both stay buffered (the
+   * alert without the link) and the error is thrown, as `addAlert` does.
+   */
+  addAlertWithFinding(alert: RecordBodies['alert'], finding: RecordBodies['finding']): number {
+    this.buffer.push({ kind: 'finding', tMs: this.options.clock.now(), body: encodeBody('finding', finding), tag: finding.kind });
+    let findingSeq: number;
+    try {
+      findingSeq = this.flush().at(-1) as number;
+    } catch (error) {
+      this.buffer.push({ kind: 'alert', tMs: this.options.clock.now(), body: encodeBody('alert', alert), tag: alert.kind });
+      throw error;
+    }
+    return this.addAlert({ ...alert, findingSeq });
+  }
+
+  /**
    * Commits everything buffered in one transaction; returns the seqs assigned, in order. When the
    * store refuses (disk full, I/O error), the records stay buffered, in order, and the error is thrown.
    */

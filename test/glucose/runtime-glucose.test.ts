@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { readLedgerSummary } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { decodeBody } from '../../device-sdk/proto/index.js';
+import type { Alert, Finding } from '../../device-sdk/records.js';
+import { readLedgerBodies, readLedgerSummary } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { startOfflineRuntime } from '../helpers/offline-runtime.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -28,5 +30,17 @@ describe('the runtime with a simulated glucose meter (virtual clock, offline)', 
     expect(summary.kinds.reading.rows).toBeGreaterThanOrEqual(140);
     // Trend findings on every reading after the first, forecasts once 30 minutes of history exist.
     expect(summary.kinds.finding.rows).toBeGreaterThan(2 * 130);
+    // Each predicted-low alert leads to the forecast that raised it: the model, its hash, the probability.
+    const findings = new Map(readLedgerBodies(ledger, 'finding').map((r) => [r.seq, decodeBody('finding', r.body) as Finding]));
+    const stored = readLedgerBodies(ledger, 'alert').map((r) => decodeBody('alert', r.body) as Alert);
+    const predictedLows = stored.filter((a) => a.kind === 'glucose-predicted-low');
+    expect(predictedLows).toHaveLength(3);
+    for (const a of predictedLows) {
+      const f = findings.get(a.findingSeq ?? -1);
+      expect(f, JSON.stringify(a)).toMatchObject({ kind: 'glucose-forecast', t: a.t, sensor: 'glucose-meter', modelId: expect.stringMatching(/^glucose-forecast@/) });
+      expect(a.message).toContain(`probability ${Math.round((f as Finding).probability * 100)} %`);
+    }
+    // Alerts from a reading rule have no finding to point at.
+    expect(stored.filter((a) => a.kind.startsWith('hypoglycaemia-level')).every((a) => a.findingSeq === undefined)).toBe(true);
   }, 60_000);
 });
