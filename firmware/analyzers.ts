@@ -436,23 +436,32 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
   const clock = options.clock;
   const endAfterMs = options.endAfterMs ?? 2000;
   const quiet = new Map<string, ClockTimer>();
-  /** Restarts the end-of-stream timer of `sensor`: when it fires, the partial window is screened and emitted. */
-  const watch = (sensor: string, m: PcgMonitor): void => {
+  /**
+   * Restarts the end-of-stream timer of `sensor`: when it fires, the partial window is screened and
+   * emitted. A source that sends long chunks is given twice a chunk's length before its recording ends.
+   */
+  const watch = (sensor: string, m: PcgMonitor, chunkMs: number): void => {
     if (!clock) return;
     const previous = quiet.get(sensor);
     if (previous !== undefined) clock.clearTimeout(previous);
+    const afterMs = Math.max(endAfterMs, 2 * chunkMs);
     quiet.set(
       sensor,
       clock.setTimeout(() => {
         quiet.delete(sensor);
-        m.end(`no signal for ${endAfterMs / 1000} s`);
+        m.end(`no signal for ${Math.round(afterMs / 100) / 10} s`);
         const emit = hooks?.emit;
         // Without a runtime to emit to, the result waits for the next push or flush.
-        if (emit) void m.idle().then(() => {
-          const out = m.take();
-          if (out) emit(out);
-        });
-      }, endAfterMs),
+        if (emit) {
+          void m
+            .idle()
+            .then(() => {
+              const out = m.take();
+              if (out) emit(out);
+            })
+            .catch((error: unknown) => logger.warn({ sensor, err: (error as Error).message }, 'heart-sound window at the end of a recording not stored'));
+        }
+      }, afterMs),
     );
   };
   const stopWatching = (sensor?: string): void => {
@@ -467,7 +476,7 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     onChunk: (c) => {
       const m = monitors.get(c.sensor);
       if (!m) return undefined;
-      watch(c.sensor, m);
+      watch(c.sensor, m, (1000 * c.samples.length) / c.rateHz);
       // Below the range the screen itself answers unreadable (low-sample-rate): the alert says so once, at the start.
       const alert = c.channel === 0 ? rates.check(c) : undefined;
       const out = m.push(c);

@@ -252,7 +252,8 @@ export class PcgMonitor {
     const rate = this.rateHz;
     this.buffer = [];
     this.buffered = 0;
-    this.pending = this.pending.then(() => this.screen(window, rate, start, partial));
+    // A window that fails to screen must not stop the ones after it (nor reject into the runtime).
+    this.pending = this.pending.then(() => this.screen(window, rate, start, partial)).catch((error: unknown) => this.onModelError?.(`screening failed: ${(error as Error).message}`));
   }
 
   /** What the windows screened so far gave, or undefined when nothing is ready. */
@@ -324,11 +325,12 @@ export class PcgMonitor {
       t: tEnd,
       intervalStart: Math.round(t0),
       intervalEnd: Math.round(tEnd),
-      evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)${partial !== undefined ? `; partial window (${q.durationS.toFixed(1)} of ${this.options.windowS} s): closed by ${partial}` : ''}`,
+      evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)${q.mainsHz.length ? `; mains hum removed at ${q.mainsHz.join(', ')} Hz` : ''}${partial !== undefined ? `; partial window (${q.durationS.toFixed(1)} of ${this.options.windowS} s): closed by ${partial}` : ''}`,
       modelId: model ? pcgModelId(model) : PCG_FALLBACK_ID,
       modelSha256: model?.sha256 ?? PCG_FALLBACK_SHA256,
       inputQuality: q.score,
-      ...(q.flags.length ? { qualityFlags: q.flags } : {}),
+      // Mains hum that was found and subtracted is annotated, not silently fixed.
+      ...(q.flags.length || q.mainsHz.length ? { qualityFlags: [...q.flags, ...(q.mainsHz.length ? ['mains-hum-removed'] : [])] } : {}),
     };
     out.findings.push(finding);
     if (screened && result.label === 'abnormal' && !this.alerting) {

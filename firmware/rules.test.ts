@@ -105,7 +105,10 @@ describe('historical readings (a meter memory downloaded months later)', () => {
     // Records 3 h apart, from about 11 months ago, delivered within milliseconds (the QA demo's burst).
     const values = [145, 277, 253, 190, 259, 170, 40, 50, 120];
     const outs = values.map((v, i) => engine.onReading(backfilled(v, i + 1, 8000 - 3 * i)));
-    expect(outs.flatMap((o) => o.alerts)).toEqual([]);
+    // Only the old severe low says anything live: once, at severity 2, in case the meter's clock is wrong.
+    const alerts = outs.flatMap((o) => o.alerts);
+    expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['historical-severe-reading', 2]]);
+    expect(alerts[0]!.message).toMatch(/dated .* by its clock \(333 days before it was received\), would have been a severity-3 alert: Glucose reading 40 mg\/dL.*If it was just measured, the meter's clock is wrong/);
     const findings = outs.flatMap((o) => o.findings);
     // 190 stays above 180, so 259 is the same episode; 170 re-arms, 40 is a level 2 low.
     expect(findings.map((f) => [f.kind, f.label, f.value])).toEqual([
@@ -126,17 +129,21 @@ describe('historical readings (a meter memory downloaded months later)', () => {
     // An old in-range record downloaded now does not re-arm the live episode ...
     expect(engine.onReading(backfilled(120, 1, 48, 1)).alerts).toEqual([]);
     expect(engine.onReading(live(265, 2)).alerts).toEqual([]);
-    // ... and an old low does not alert, while a 10-minute-old reading (within 15 min) is live.
-    expect(engine.onReading(backfilled(45, 2, 24, 3)).alerts).toEqual([]);
-    expect(engine.onReading({ ...live(45, 4), tMeter: NOW + 4 - 10 * 60_000 }).alerts.map((a) => [a.kind, a.t])).toEqual([['hypoglycaemia-level-2', NOW + 4]]);
+    // ... and a day-old severe low raises only the one clock warning, while a reading whose meter clock is
+    // 5 h behind (a meter west of UTC: its record time is local) is live and says when it was measured.
+    expect(engine.onReading(backfilled(45, 2, 30, 3)).alerts.map((a) => a.kind)).toEqual(['historical-severe-reading']);
+    const zoned = engine.onReading({ ...live(45, 4), tMeter: NOW + 4 - 5 * 3_600_000 }).alerts;
+    expect(zoned.map((a) => [a.kind, a.t])).toEqual([['hypoglycaemia-level-2', NOW + 4]]);
+    expect(zoned[0]!.message).toContain("by the meter's clock, 5 h before it was received)");
+    expect(engine.onReading(backfilled(40, 5, 40, 5)).alerts).toEqual([]);
   });
 
   it('applies to heart-rate readings with a meter clock too; readings without one are live', () => {
     const engine = createRuleEngine();
-    const old: Reading = { sensor: 'strap', type: 'heart-rate', value: 35, unit: '/min', tDevice: NOW, tMeter: NOW - 86_400_000 };
+    const old: Reading = { sensor: 'strap', type: 'heart-rate', value: 35, unit: '/min', tDevice: NOW, tMeter: NOW - 30 * 3_600_000 };
     const out = engine.onReading(old);
-    expect(out.alerts).toEqual([]);
-    expect(out.findings.map((f) => [f.kind, f.label, f.t])).toEqual([['heart-rate-historical-out-of-range', 'bradycardia', NOW - 86_400_000]]);
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['historical-severe-reading', 2]]);
+    expect(out.findings.map((f) => [f.kind, f.label, f.t])).toEqual([['heart-rate-historical-out-of-range', 'bradycardia', NOW - 30 * 3_600_000]]);
     expect(engine.onReading({ sensor: 'strap', type: 'heart-rate', value: 35, unit: '/min', tDevice: NOW + 1000 }).alerts.map((a) => a.kind)).toEqual(['bradycardia']);
   });
 });

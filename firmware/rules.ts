@@ -18,8 +18,11 @@
  * and what crossed one is a finding `<type>-historical-out-of-range` (label: the alert kind it would
  * have been, e.g. `hyperglycaemia`) timed at the meter's clock; historical readings neither fire nor
  * re-arm the live episodes. A reading without `tMeter` (a heart-rate strap, a CGM, a derived heart rate)
- * is live. A meter whose clock is more than `afterMin` slow has its readings treated as historical, so
- * set the meter's clock (the meter clock is what the glucose analyzer times readings by, too).
+ * is live. A live alert on a reading its meter dates more than 15 minutes back says when it was measured.
+ * A meter whose clock is more than `afterMin` slow has its readings treated as historical, so the first
+ * historical reading of a sensor that would have been a severity-3 alert still raises one severity-2
+ * `historical-severe-reading` alert (once per sensor while the runtime runs): the meter's time, and
+ * that a wrong meter clock makes a current reading look old.
  */
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -60,8 +63,10 @@ export const DEFAULT_RULE_OPTIONS: Readonly<RuleEngineOptions> = Object.freeze({
     rearm: Object.freeze({ min: 70, max: 180 }),
   }),
   heartRate: Object.freeze({ tachy: 120, tachyReadings: 3, brady: 40, rearm: Object.freeze({ min: 50, max: 100 }) }),
-  // A meter polled every minute delivers a fresh reading well within this; a backfill of its memory does not.
-  historical: Object.freeze({ afterMin: 15 }),
+  // 24 h, not minutes: a Bluetooth glucose meter's record time is its local wall clock, which the driver
+  // reads as UTC (GLS Base Time has no zone), so a fresh reading west of UTC looks up to 12 h old. A
+  // shorter limit silenced every live alarm of such a meter; older records are a memory download.
+  historical: Object.freeze({ afterMin: 24 * 60 }),
 });
 
 /** The id of the threshold rules, as historical findings name them. */
@@ -73,6 +78,12 @@ export const READING_RULES_ID = 'rule:reading-thresholds@1';
  */
 export function isHistoricalReading(r: Pick<Reading, 'tDevice' | 'tMeter'>, afterMin: number = DEFAULT_RULE_OPTIONS.historical.afterMin): boolean {
   return r.tMeter !== undefined && r.tDevice - r.tMeter > afterMin * 60_000;
+}
+
+/** A duration as "3 h" or "12 days". */
+function ago(ms: number): string {
+  const h = ms / 3_600_000;
+  return h < 48 ? `${Math.round(h * 10) / 10} h` : `${Math.round(h / 24)} days`;
 }
 
 /** Glucose readings in mmol/L are converted with this factor. */
@@ -119,13 +130,27 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     return created;
   };
 
+  /** Sensors that already raised their `historical-severe-reading` alert. */
+  const severeHistory = new Set<string>();
+
   /** Raises `kind` unless it already fired in this episode; for a historical reading, a finding instead of an alert. */
   const raise = (s: SensorState, out: RuleOutput, r: Reading, kind: string, severity: AlertSeverity, message: string) => {
     if (s.fired.has(kind)) return;
     s.fired.add(kind);
     if (r.tMeter === undefined || !isHistoricalReading(r, o.historical.afterMin)) {
-      out.alerts.push({ kind, severity, message, t: r.tDevice, sensor: r.sensor });
+      const late = r.tMeter !== undefined && r.tDevice - r.tMeter > 15 * 60_000 ? ` (measured ${new Date(r.tMeter).toISOString()} by the meter's clock, ${ago(r.tDevice - r.tMeter)} before it was received)` : '';
+      out.alerts.push({ kind, severity, message: `${message}${late}`, t: r.tDevice, sensor: r.sensor });
       return;
+    }
+    if (severity === 3 && !severeHistory.has(r.sensor)) {
+      severeHistory.add(r.sensor);
+      out.alerts.push({
+        kind: 'historical-severe-reading',
+        severity: 2,
+        t: r.tDevice,
+        sensor: r.sensor,
+        message: `A reading from the memory of ${r.sensor}, dated ${new Date(r.tMeter).toISOString()} by its clock (${ago(r.tDevice - r.tMeter)} before it was received), would have been a severity-3 alert: ${message} If it was just measured, the meter's clock is wrong: treat it as current and set the clock. Further old readings are stored as history without alerts.`,
+      });
     }
     const record = r.meterRecord !== undefined ? `record ${r.meterRecord}, ` : '';
     out.findings.push({

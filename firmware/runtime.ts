@@ -282,7 +282,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     }
     const sink = this.sink();
     if (this.ecgSensors.length > 0) {
-      this.watchdog = new SignalWatchdog(this.ecgSensors, this.clock.now());
+      this.watchdog = new SignalWatchdog(this.ecgSensors, this.clock);
       this.armWatchdog();
     }
     for (const source of this.sources) source.start(sink);
@@ -370,7 +370,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.watchdogTimer = this.clock.setTimeout(() => {
       const watchdog = this.watchdog;
       if (this.stopped || !watchdog) return;
-      for (const alert of watchdog.check(this.clock.now())) this.raise(alert);
+      for (const alert of watchdog.check()) this.raise(alert);
       this.armWatchdog();
     }, 1000);
   }
@@ -379,10 +379,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.counts.set(sensor, (this.counts.get(sensor) ?? 0) + n);
   }
 
-  /** Stores what an analyzer produced and raises its alerts. Derived readings are not counted in a sensor's rate. */
   /**
-   * Stores what an analyzer gave; findings without a sensor name `sensor`, the sensor of the chunk or
-   * reading that produced them (a flush or a timer names its own).
+   * Stores what an analyzer gave and raises its alerts (derived readings are not counted in a sensor's
+   * rate); findings without a sensor name `sensor`, the sensor of the chunk or reading that produced
+   * them (a flush or a timer names its own).
    */
   private take(out: AnalyzerOutput | undefined, sensor?: string): void {
     if (!out) return;
@@ -398,7 +398,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return {
       chunk: (c) => {
         this.count(c.sensor, c.samples.length);
-        const restored = this.watchdog?.seen(c.sensor, this.clock.now());
+        const restored = this.watchdog?.seen(c.sensor);
         if (restored) this.raise(restored);
         if (this.storageFull) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);

@@ -1,3 +1,4 @@
+import type { Clock } from '../device-sdk/clock.js';
 import type { Alert } from '../device-sdk/records.js';
 
 export interface SignalWatchdogOptions {
@@ -13,58 +14,67 @@ export const ECG_SIGNAL_LOST = 'ecg-signal-lost';
 export const ECG_SIGNAL_RESTORED = 'ecg-signal-restored';
 
 interface Watched {
-  /** Device time of the last chunk, or of the start before the first. */
+  /** Monotonic time (ms) of the last chunk, or of the start before the first. */
   lastAt: number;
   seenAny: boolean;
-  lostAt: number | undefined;
+  /** Monotonic time of the last chunk when the signal was declared lost. */
+  lostSince: number | undefined;
 }
 
 /**
  * A technical alarm for monitored ECG sensors that stop sending (cable pulled, device off, radio
  * gone): the asystole and lead-off checks run on samples, so a sensor that sends nothing raised
  * nothing. One `ecg-signal-lost` alert (severity 2) per episode, and an `ecg-signal-restored` note
- * (severity 1) when samples come again. Pure: the runtime calls `seen` per chunk and `check` on a
- * timer, with the device clock.
+ * (severity 1) when samples come again. Silence is measured on the monotonic clock (the wall clock of a
+ * board without a battery steps at its first NTP sync); alerts are dated by the device's wall clock.
+ * The runtime calls `seen` per chunk and `check` on a timer.
  */
 export class SignalWatchdog {
   private readonly watched = new Map<string, Watched>();
   private readonly options: SignalWatchdogOptions;
 
-  constructor(sensors: readonly string[], now: number, options: Partial<SignalWatchdogOptions> = {}) {
+  constructor(
+    sensors: readonly string[],
+    private readonly clock: Pick<Clock, 'now' | 'monotonic'>,
+    options: Partial<SignalWatchdogOptions> = {},
+  ) {
     this.options = { ...DEFAULT_SIGNAL_WATCHDOG_OPTIONS, ...options };
-    for (const s of sensors) this.watched.set(s, { lastAt: now, seenAny: false, lostAt: undefined });
+    const start = clock.monotonic();
+    for (const s of sensors) this.watched.set(s, { lastAt: start, seenAny: false, lostSince: undefined });
   }
 
-  /** A chunk of `sensor` arrived at `now`; returns the restored note when its signal had been lost. */
-  seen(sensor: string, now: number): Alert | undefined {
+  /** A chunk of `sensor` arrived; returns the restored note when its signal had been lost. */
+  seen(sensor: string): Alert | undefined {
     const w = this.watched.get(sensor);
     if (!w) return undefined;
-    const lostAt = w.lostAt;
+    const now = this.clock.monotonic();
+    const lostSince = w.lostSince;
     w.lastAt = now;
     w.seenAny = true;
-    w.lostAt = undefined;
-    if (lostAt === undefined) return undefined;
+    w.lostSince = undefined;
+    if (lostSince === undefined) return undefined;
     return {
       kind: ECG_SIGNAL_RESTORED,
       severity: 1,
-      t: now,
+      t: this.clock.now(),
       sensor,
-      message: `ECG signal from sensor ${sensor} is back after ${seconds(now - lostAt + this.options.lostAfterMs)} s without samples; rhythm monitoring resumes.`,
+      message: `ECG signal from sensor ${sensor} is back after ${seconds(now - lostSince)} s without samples; rhythm monitoring resumes.`,
     };
   }
 
-  /** Alerts for sensors silent for too long at `now`, once per episode. */
-  check(now: number): Alert[] {
+  /** Alerts for sensors silent for too long, once per episode. */
+  check(): Alert[] {
+    const now = this.clock.monotonic();
     const out: Alert[] = [];
     for (const [sensor, w] of this.watched) {
-      if (w.lostAt !== undefined) continue;
+      if (w.lostSince !== undefined) continue;
       const limit = w.seenAny ? this.options.lostAfterMs : this.options.firstChunkWithinMs;
       if (now - w.lastAt <= limit) continue;
-      w.lostAt = now;
+      w.lostSince = w.lastAt;
       out.push({
         kind: ECG_SIGNAL_LOST,
         severity: 2,
-        t: now,
+        t: this.clock.now(),
         sensor,
         message: w.seenAny
           ? `No ECG signal from sensor ${sensor} for ${seconds(now - w.lastAt)} s (disconnected or not sending): heart rhythm is not being monitored. Check the cable and the device.`

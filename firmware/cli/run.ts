@@ -49,18 +49,25 @@ export async function runCommand(args: string[]): Promise<number> {
   const supervisorDone = new Promise<void>((resolve) => {
     process.on('message', (message: SupervisorMessage) => {
       if (message?.type === 'stop-sources') {
-        void runtime.stopSources().then(() => {
-          send({ type: 'sources-stopped' });
-          send({ type: 'status', status: runtime.status() });
-        });
+        runtime.stopSources().then(
+          () => {
+            send({ type: 'sources-stopped' });
+            send({ type: 'status', status: runtime.status() });
+          },
+          (error: unknown) => logger.error({ err: (error as Error).message }, 'stopping the sources failed'),
+        );
       } else if (message?.type === 'shutdown') resolve();
     });
     process.on('disconnect', () => resolve());
   });
   await Promise.race([untilSignal(), process.send ? supervisorDone : new Promise(() => undefined)]);
-  await runtime.stop();
-  clearInterval(keepAlive);
-  logger.flush();
+  try {
+    await runtime.stop();
+  } finally {
+    // A stop that failed (the store refused its last writes) must still let the process end.
+    clearInterval(keepAlive);
+    logger.flush();
+  }
   if (process.connected) process.disconnect();
   return 0;
 }

@@ -11,32 +11,76 @@ const tempDir = useTempDirs('signal-watchdog');
 
 const T0 = Date.UTC(2026, 0, 1);
 
+/** A clock whose wall time and monotonic time are set by the test. */
+function testClock(): { now: () => number; monotonic: () => number; at: (ms: number, wall?: number) => void } {
+  let mono = 0;
+  let wall = T0;
+  return {
+    now: () => wall,
+    monotonic: () => mono,
+    at: (ms, wallMs = T0 + ms) => {
+      mono = ms;
+      wall = wallMs;
+    },
+  };
+}
+
 describe('SignalWatchdog', () => {
   it('raises one lost alert per silent episode and a note when samples come back', () => {
-    const w = new SignalWatchdog(['ecg', 'ecg2'], T0);
-    expect(w.seen('ecg', T0 + 1000)).toBeUndefined();
-    expect(w.seen('ecg2', T0 + 1000)).toBeUndefined();
-    expect(w.check(T0 + 6000)).toEqual([]);
-    w.seen('ecg2', T0 + 5500);
-    const lost = w.check(T0 + 6001);
+    const clock = testClock();
+    const w = new SignalWatchdog(['ecg', 'ecg2'], clock);
+    clock.at(1000);
+    expect(w.seen('ecg')).toBeUndefined();
+    expect(w.seen('ecg2')).toBeUndefined();
+    clock.at(5500);
+    w.seen('ecg2');
+    clock.at(6000);
+    expect(w.check()).toEqual([]);
+    clock.at(6001);
+    const lost = w.check();
     expect(lost).toHaveLength(1);
     expect(lost[0]).toMatchObject({ kind: ECG_SIGNAL_LOST, severity: 2, sensor: 'ecg', t: T0 + 6001, message: expect.stringContaining('No ECG signal from sensor ecg for 5 s') });
     // Still silent: no second alert for the same episode.
-    expect(w.check(T0 + 60_000).filter((a) => a.sensor === 'ecg')).toEqual([]);
-    expect(w.seen('ecg', T0 + 70_000)).toMatchObject({ kind: ECG_SIGNAL_RESTORED, severity: 1, sensor: 'ecg', t: T0 + 70_000, message: expect.stringContaining('back after 69 s') });
+    clock.at(60_000);
+    expect(w.check().filter((a) => a.sensor === 'ecg')).toEqual([]);
+    clock.at(70_000);
+    expect(w.seen('ecg')).toMatchObject({ kind: ECG_SIGNAL_RESTORED, severity: 1, sensor: 'ecg', t: T0 + 70_000, message: expect.stringContaining('back after 69 s') });
     // A new episode alerts again.
-    expect(w.check(T0 + 75_001).map((a) => a.sensor)).toContain('ecg');
+    clock.at(75_001);
+    expect(w.check().map((a) => a.sensor)).toContain('ecg');
   });
 
   it('gives a device time to connect before its first samples, and stops watching when cleared', () => {
-    const w = new SignalWatchdog(['ble-ecg'], T0);
-    expect(w.check(T0 + 29_000)).toEqual([]);
-    const [never] = w.check(T0 + 31_000);
+    const clock = testClock();
+    const w = new SignalWatchdog(['ble-ecg'], clock);
+    clock.at(29_000);
+    expect(w.check()).toEqual([]);
+    clock.at(31_000);
+    const [never] = w.check();
     expect(never?.message).toMatch(/since the device started 31 s ago/);
-    const cleared = new SignalWatchdog(['ecg'], T0);
+    clock.at(40_000);
+    expect(w.seen('ble-ecg')?.message).toMatch(/back after 40 s/);
+    const cleared = new SignalWatchdog(['ecg'], clock);
     cleared.clear();
-    expect(cleared.check(T0 + 120_000)).toEqual([]);
-    expect(cleared.seen('ecg', T0 + 120_000)).toBeUndefined();
+    clock.at(120_000);
+    expect(cleared.check()).toEqual([]);
+    expect(cleared.seen('ecg')).toBeUndefined();
+  });
+
+  it('measures silence on the monotonic clock, so a step of the wall clock neither raises nor hides it', () => {
+    const clock = testClock();
+    const w = new SignalWatchdog(['ecg'], clock);
+    clock.at(1000);
+    w.seen('ecg');
+    // NTP sets the wall clock an hour ahead while chunks keep coming: nothing is lost.
+    clock.at(2000, T0 + 3_600_000);
+    expect(w.check()).toEqual([]);
+    w.seen('ecg');
+    // Then back an hour, and the sensor stops: lost 5 s later all the same, dated by the wall clock.
+    clock.at(3000, T0 - 3_600_000);
+    w.seen('ecg');
+    clock.at(8001, T0 - 3_595_000);
+    expect(w.check()).toEqual([expect.objectContaining({ kind: ECG_SIGNAL_LOST, t: T0 - 3_595_000 })]);
   });
 });
 
