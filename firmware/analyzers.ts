@@ -64,6 +64,11 @@ export interface AnalyzerHooks {
   emit?(out: AnalyzerOutput): void;
 }
 
+/** The alert kind of a stream at a sample rate its analysis is not validated for (severity 1). */
+export const SAMPLE_RATE_UNVALIDATED = 'sample-rate-unvalidated';
+/** The alert kind of an ECG stream too slow to analyse at all: no rhythm alarms from it (severity 2). */
+export const ECG_NOT_MONITORED = 'ecg-not-monitored';
+
 /** The alert kind of an analysis that runs on its fallback because its model was refused, could not load or failed. */
 export const ANALYSIS_DEGRADED = 'analysis-degraded';
 
@@ -147,8 +152,9 @@ export const UNVALIDATED_SAMPLE_RATE = 'unvalidated-sample-rate';
 
 /**
  * Checks each sensor's sample rate when its first chunk (or a chunk at a new rate) arrives: a rate outside
- * the validated range is reported once per sensor and rate, as a log warning and an `analysis-degraded`
- * alert (severity 1) naming the sensor, its rate and the supported range.
+ * the validated range is reported once per sensor and rate, as a log warning and a `sample-rate-unvalidated`
+ * alert (severity 1; `ecg-not-monitored`, severity 2, for an ECG too slow to analyse) naming the sensor, its
+ * rate and the supported range.
  */
 class SampleRateCheck {
   private readonly seen = new Map<string, number>();
@@ -191,9 +197,12 @@ class SampleRateCheck {
     const refused = this.refused(c.rateHz);
     const consequence = refused ? this.consequence.refused : this.consequence.unvalidated;
     this.deps.logger.warn({ analysis: this.signal, sensor: c.sensor, rateHz: c.rateHz, validatedHz: range }, `${this.what}: sample rate outside the validated range`);
+    // An ECG that is not analysed at all leaves a patient without rhythm alarms: a warning, as a lost
+    // signal is; a rate outside the validated range only lowers the findings' quality: information.
+    const notMonitored = refused && this.signal === 'ecg';
     return {
-      kind: ANALYSIS_DEGRADED,
-      severity: 1,
+      kind: notMonitored ? ECG_NOT_MONITORED : SAMPLE_RATE_UNVALIDATED,
+      severity: notMonitored ? 2 : 1,
       t: this.deps.now(),
       sensor: c.sensor,
       message: `Sensor ${c.sensor} sends ${this.signal === 'ecg' ? 'ECG' : 'heart sounds'} at ${c.rateHz} Hz; the ${this.what} is validated for ${range}${refused ? ` and cannot run at or below ${this.range.refuseAtOrBelow} Hz` : ''}: ${consequence}. Configure the device to sample within ${range}.`,
@@ -285,7 +294,7 @@ export function ecgAnalyzer(
   let classifier: WorkerBeatClassifier | undefined;
   const rates = new SampleRateCheck('ecg', 'ECG beat analysis', {
     unvalidated: `its findings are flagged ${UNVALIDATED_SAMPLE_RATE} with halved input quality`,
-    refused: 'this ECG is stored but not analysed (no heart rate, beat classes or ECG alarms from it)',
+    refused: 'this ECG is stored but not analysed: heart rhythm is not being monitored (no heart rate, beat classes or ECG alarms from it)',
   }, deps);
   return {
     name: 'ecg',

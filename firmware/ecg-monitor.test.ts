@@ -65,14 +65,19 @@ describe('EcgMonitor', () => {
     expect(out.alerts).toEqual([]);
   });
 
-  it('raises one flat-line alert (severity 3: it may be an arrest) for a flat signal after beats, and reports no heart rate from it', () => {
+  it('raises a lead-off warning, then one flat-line alert (severity 3: it may be an arrest) once the signal after beats has been flat for 4 s, and reports no heart rate from it', () => {
     const monitor = new EcgMonitor('ecg');
     const ecg = simulatedEcg(10);
     const last = ecg.at(-1) as StreamChunk;
     const flat = continuation(last, 5, () => 1000);
     const out = run(monitor, [...ecg, ...flat]);
-    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-flat-line', 3]]);
-    expect(out.alerts[0]?.message).toMatch(/^No ECG signal \(flat line\): check the patient and the electrodes/);
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([
+      ['ecg-lead-off', 2],
+      ['ecg-flat-line', 3],
+    ]);
+    expect(out.alerts[0]?.message).toMatch(/^ECG signal went flat: check the electrodes; if it stays flat for 4 s it is raised as urgent/);
+    expect(out.alerts[1]?.message).toMatch(/^No ECG signal \(flat line\) for 4 s: check the patient and the electrodes/);
+    expect((out.alerts[1]?.t as number) - (out.alerts[0]?.t as number)).toBe(2000);
     // No asystole alert while the lead is off, and no heart rate is reported from a flat line.
     const flatStart = (flat[0] as StreamChunk).t0;
     expect(out.readings.filter((r) => r.tDevice > flatStart + 2_500)).toEqual([]);
@@ -91,7 +96,7 @@ describe('EcgMonitor', () => {
     expect(polarity()).toBe(1);
     const generation = monitor['generation'];
     const out = run(monitor, [...flat, ...reversed]);
-    expect(out.alerts.map((a) => a.kind)).toEqual(['ecg-flat-line']);
+    expect(out.alerts.map((a) => a.kind)).toEqual(['ecg-lead-off', 'ecg-flat-line']);
     // A new front end, turned to the canonical polarity of the reversed lead.
     expect(monitor['generation']).toBe(generation + 1);
     expect(polarity()).toBe(-1);
@@ -115,11 +120,12 @@ describe('EcgMonitor', () => {
     const quiet = continuation(flat.at(-1) as StreamChunk, 20, () => 1000 + Math.round(6 * (noise() + noise() + noise() + noise() - 2) * 1.7));
     const out = run(new EcgMonitor('ecg'), [...ecg, ...flat, ...quiet]);
     expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([
+      ['ecg-lead-off', 2],
       ['ecg-flat-line', 3],
       ['ecg-no-beats', 3],
     ]);
     const back = (quiet[0] as StreamChunk).t0;
-    expect((out.alerts[1] as Alert).t - back).toBeLessThanOrEqual(11_000);
+    expect((out.alerts[2] as Alert).t - back).toBeLessThanOrEqual(11_000);
     expect(out.readings.filter((r) => r.tDevice > back)).toEqual([]);
   });
 

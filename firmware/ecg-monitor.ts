@@ -19,10 +19,10 @@ export interface EcgMonitorOptions {
    */
   asystoleMs: number;
   /**
-   * Peak-to-peak below this (mV) for `leadOffMs`: a flat line. Nothing tells a lead off from an arrest
-   * (the front ends report no electrode contact), so once beats have been seen on the sensor it raises
-   * `ecg-flat-line` (severity 3: check the patient and the electrodes); before that, `ecg-lead-off`
-   * (severity 2: the electrodes are probably not on yet).
+   * Peak-to-peak below this (mV) for `leadOffMs`: a flat line, raised as `ecg-lead-off` (severity 2).
+   * Nothing tells a lead off from an arrest (the front ends report no electrode contact), so once beats
+   * have been seen on the sensor a flat line as long as `asystoleMs` is raised again as `ecg-flat-line`
+   * (severity 3: check the patient and the electrodes); an electrode adjusted in less stays a warning.
    */
   flatMv: number;
   leadOffMs: number;
@@ -134,6 +134,8 @@ export class EcgMonitor {
   private readonly rrMs: number[] = [];
   private nextReadingMs = 0;
   private flatSinceMs: number | undefined;
+  /** The flat line of this lead-off episode was raised as urgent. */
+  private flatAlarmed = false;
   private leadOff = false;
   private asystole = false;
   /** Stream generation: results of a classification started on an older stream are dropped. */
@@ -480,14 +482,25 @@ export class EcgMonitor {
       return;
     }
     this.flatSinceMs ??= chunk.t0;
-    if (!this.leadOff && endMs - this.flatSinceMs >= this.options.leadOffMs) {
+    const flatMs = endMs - this.flatSinceMs;
+    if (!this.leadOff && flatMs >= this.options.leadOffMs) {
       this.leadOff = true;
-      // A flat line cannot tell electrodes off from an arrest: once beats were seen it is urgent.
-      if (this.beatsSeen) {
-        out.alerts.push({ kind: 'ecg-flat-line', severity: 3, t: endMs, sensor: this.sensor, message: `No ECG signal (flat line): check the patient and the electrodes now (${DECISION_SUPPORT}).` });
-      } else {
-        out.alerts.push({ kind: 'ecg-lead-off', severity: 2, t: endMs, sensor: this.sensor, message: 'ECG signal is flat and no heart beat has been detected on it yet: check that the electrodes are on the patient.' });
-      }
+      this.flatAlarmed = false;
+      out.alerts.push({
+        kind: 'ecg-lead-off',
+        severity: 2,
+        t: endMs,
+        sensor: this.sensor,
+        message: this.beatsSeen
+          ? `ECG signal went flat: check the electrodes; if it stays flat for ${Math.round(this.options.asystoleMs / 1000)} s it is raised as urgent.`
+          : 'ECG signal is flat and no heart beat has been detected on it yet: check that the electrodes are on the patient.',
+      });
+    }
+    // A flat line cannot tell electrodes off from an arrest: once beats were seen, a flat line as long as
+    // an asystole is urgent. Shorter (an electrode being adjusted) it stays a lead-off warning.
+    if (this.leadOff && this.beatsSeen && !this.flatAlarmed && flatMs >= Math.max(this.options.leadOffMs, this.options.asystoleMs)) {
+      this.flatAlarmed = true;
+      out.alerts.push({ kind: 'ecg-flat-line', severity: 3, t: endMs, sensor: this.sensor, message: `No ECG signal (flat line) for ${Math.round(flatMs / 1000)} s: check the patient and the electrodes now (${DECISION_SUPPORT}).` });
     }
   }
 

@@ -88,11 +88,12 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
     const x = lead([{ ecg: '101', fromS: 0, seconds: 30 }, { flat: 10 }, { noiseMv: 0.03, seconds: 20 }, { ecg: '101', fromS: 30, seconds: 10 }]);
     const { alerts, readings } = await monitorLead(x, classifier);
     expect(alerts.map((a) => [a.kind, a.severity])).toEqual([
+      ['ecg-lead-off', 2],
       ['ecg-flat-line', 3],
       ['ecg-no-beats', 3],
     ]);
     // Within 4 s of the end of the detector's 2 s of learning on the lead back at 40 s.
-    const noBeats = alerts[1] as Alert;
+    const noBeats = alerts[2] as Alert;
     expect(noBeats.t).toBeGreaterThanOrEqual(45_900);
     expect(noBeats.t).toBeLessThanOrEqual(46_500);
     // No heart rate from the noise (the old code reported 125-161 /min).
@@ -112,10 +113,12 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
     const x = lead([{ ecg: '101', fromS: 0, seconds: 30 }, { noiseMv: 0.005, seconds: 15 }, { ecg: '101', fromS: 30, seconds: 20 }, { noiseMv: 0.005, seconds: 15 }]);
     const { alerts } = await monitorLead(x, classifier);
     expect(kinds(alerts)).toEqual([
-      ['ecg-flat-line', 3, 32],
-      ['ecg-flat-line', 3, 67],
+      ['ecg-lead-off', 2, 32],
+      ['ecg-flat-line', 3, 34],
+      ['ecg-lead-off', 2, 67],
+      ['ecg-flat-line', 3, 69],
     ]);
-    expect(alerts[0]?.message).toBe('No ECG signal (flat line): check the patient and the electrodes now (decision support, review by a clinician).');
+    expect(alerts[1]?.message).toBe('No ECG signal (flat line) for 4 s: check the patient and the electrodes now (decision support, review by a clinician).');
   });
 
   it('raises one ventricular run alert and one sustained alert (severity 3) over the ventricular flutter of 207', async () => {

@@ -1,5 +1,5 @@
 // Streams at sample rates the analyses are not validated for (QA D8): reported once per sensor as a log
-// warning and an analysis-degraded alert (severity 1) naming the sensor, its rate and the range; ECG
+// warning and a sample-rate-unvalidated alert (severity 1) naming the sensor, its rate and the range; ECG
 // findings outside 128-360 Hz are flagged and their input quality halved; ECG at or below 36 Hz (which
 // `medge ecg` refuses) is not analysed. Validated rates are untouched.
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert, Finding, StreamChunk } from '../../device-sdk/records.js';
 import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { ANALYSIS_DEGRADED, ecgAnalyzer, UNVALIDATED_SAMPLE_RATE } from '../../firmware/analyzers.js';
+import { ECG_NOT_MONITORED, ecgAnalyzer, SAMPLE_RATE_UNVALIDATED, UNVALIDATED_SAMPLE_RATE } from '../../firmware/analyzers.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { requireBuild } from '../helpers/cli.js';
@@ -44,7 +44,7 @@ describe('sample rates outside the validated ranges', () => {
     } finally {
       await runtime.stop();
     }
-    const degraded = alerts.filter((a) => a.kind === ANALYSIS_DEGRADED);
+    const degraded = alerts.filter((a) => a.kind === SAMPLE_RATE_UNVALIDATED);
     expect(degraded.map((a) => [a.sensor, a.severity])).toEqual([
       ['ecg-50', 1],
       ['steth-1k', 1],
@@ -75,7 +75,7 @@ describe('sample rates outside the validated ranges', () => {
     expect(outs.flatMap((o) => o?.readings ?? [])).toEqual([]);
     const alerts = outs.flatMap((o) => o?.alerts ?? []);
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatchObject({ kind: ANALYSIS_DEGRADED, severity: 1, sensor: 'ecg', t: now() });
-    expect(alerts[0]!.message).toContain('sends ECG at 30 Hz; the ECG beat analysis is validated for 128-360 Hz and cannot run at or below 36 Hz: this ECG is stored but not analysed');
+    expect(alerts[0]).toMatchObject({ kind: ECG_NOT_MONITORED, severity: 2, sensor: 'ecg', t: now() });
+    expect(alerts[0]!.message).toContain('sends ECG at 30 Hz; the ECG beat analysis is validated for 128-360 Hz and cannot run at or below 36 Hz: this ECG is stored but not analysed: heart rhythm is not being monitored');
   });
 });

@@ -84,7 +84,7 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
       // The test alarm, and the Firmata ECG's 100 Hz (its fastest) reported once as outside the validated 128-360 Hz.
       const alerts = readLedgerBodies(ledger, 'alert').map((row) => decodeBody('alert', row.body));
       expect(alerts.map((a) => [a.kind, a.sensor]).sort()).toEqual([
-        ['analysis-degraded', 'ecg-firmata'],
+        ['sample-rate-unvalidated', 'ecg-firmata'],
         ['test-alarm', 'ecg'],
       ]);
       expect(readLedgerSummary(ledger).kinds.alert.lastSeq).toBe(2);
