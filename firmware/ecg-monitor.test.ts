@@ -65,6 +65,23 @@ describe('EcgMonitor', () => {
     expect(out.alerts).toEqual([]);
   });
 
+  it('does not carry a flat stretch across a disconnection into the new stream', () => {
+    // 10 s of ECG ending in 1 s of flat signal (under the 2 s lead-off time), then the device is gone for
+    // 60 s; the new stream starts with 1 s of flat signal, then ECG again.
+    const monitor = new EcgMonitor('ecg');
+    const ecg = simulatedEcg(10);
+    const flatBefore = continuation(ecg.at(-1) as StreamChunk, 1, () => 1000);
+    const last = flatBefore.at(-1) as StreamChunk;
+    const gone = 60 * last.rateHz;
+    const shift = (c: StreamChunk): StreamChunk => ({ ...c, firstSample: c.firstSample + gone, t0: c.t0 + 60_000 });
+    const flatAfter = continuation(last, 1, () => 1000).map(shift);
+    const again = simulatedEcg(10);
+    const per = (again[0] as StreamChunk).samples.length;
+    const back = continuation(flatAfter.at(-1) as StreamChunk, 8, (i) => (again[Math.floor(i / per)] as StreamChunk).samples[i % per] as number);
+    const out = run(monitor, [...ecg, ...flatBefore, ...flatAfter, ...back]);
+    expect(out.alerts.map((a) => a.kind)).toEqual([]);
+  });
+
   it('raises a lead-off warning, then one flat-line alert (severity 3: it may be an arrest) once the signal after beats has been flat for 4 s, and reports no heart rate from it', () => {
     const monitor = new EcgMonitor('ecg');
     const ecg = simulatedEcg(10);

@@ -271,6 +271,11 @@ export class EcgMonitor {
     this.offset = chunkLevel(chunk.samples);
     this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + QRS_LEARNING_MS : undefined;
     this.asystole = false;
+    // Flatness is judged on the new stream only: a flat stretch before a disconnection would otherwise
+    // run on across the missing minutes and call the first quiet samples after it a long flat line.
+    this.flatSinceMs = undefined;
+    this.leadOff = false;
+    this.flatAlarmed = false;
     this.loseAcquisition();
     this.queue = [];
     this.ventricular = new VentricularEpisodes({
@@ -431,7 +436,7 @@ export class EcgMonitor {
         severity: 3,
         t,
         sensor: this.sensor,
-        message: `Beats classified ventricular for ${seconds} s (${Math.round((100 * e.ventricular) / e.beats)} % of the beats of the last ${Math.round(this.options.sustainedRunMs / 1000)} s) at ${bpm} /min; check the patient now (${DECISION_SUPPORT}).`,
+        message: `Sustained ventricular rhythm suspected: ventricular beats for ${seconds} s, ${Math.round((100 * e.ventricular) / e.beats)} % of the beats of the last ${Math.round(this.options.sustainedRunMs / 1000)} s, at ${bpm} /min; check the patient now (${DECISION_SUPPORT}).`,
         finding,
       });
     } else {
