@@ -23,6 +23,7 @@ import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-
 import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors } from './analyzers.js';
 import { SignalWatchdog } from './signal-watchdog.js';
+import { UnreadableDataWatch } from './unreadable-data.js';
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
 import { packageRoot, packageVersion } from './package-root.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
@@ -139,6 +140,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Monitored ECG sensors, watched for a lost signal while the sources run. */
   private readonly ecgSensors: string[];
   private watchdog: SignalWatchdog | undefined;
+  private readonly unreadable: UnreadableDataWatch;
   private watchdogTimer: ClockTimer | undefined;
   /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert. */
   private readonly alarmOutputs: AlarmOutput[] = [];
@@ -219,6 +221,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
     for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
+    this.unreadable = new UnreadableDataWatch(this.clock);
     this.analyzers = createAnalyzers(config, deviceKinds, {
       trustedKeys: this.trustedKeys,
       logger: this.log,
@@ -398,6 +401,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     return {
       chunk: (c) => {
         this.count(c.sensor, c.samples.length);
+        this.unreadable.readable(c.sensor);
         const restored = this.watchdog?.seen(c.sensor);
         if (restored) this.raise(restored);
         if (this.storageFull) this.refusedChunks += 1;
@@ -406,11 +410,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         for (const a of this.analyzers) if (a.onChunk) this.take(a.onChunk(c), c.sensor);
       },
       reading: (r) => this.onReading(r),
-      quarantine: (q) => {
-        this.count(q.sensor, 1);
-        this.ledger.add('quarantine', { transport: q.transport, source: q.sensor, t: this.clock.now(), error: q.error, bytes: q.bytes });
-        this.log.warn({ transport: q.transport, sensor: q.sensor, bytes: q.bytes.byteLength, err: q.error }, 'bytes quarantined');
-      },
+      quarantine: (q) => this.quarantine(q.transport, q.sensor, q.error, q.bytes),
       gap: (g) => this.log.warn({ sensor: g.sensor, channel: g.channel, firstSample: g.firstSample, samples: g.samples, reason: g.reason }, 'stream gap'),
       state: (st) => {
         const before = this.sensorStates.get(st.sensor);
@@ -426,12 +426,19 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
           this.onReading(decode(bytes, this.clock.now(), info.sensor));
         } catch (error) {
           if (!(error instanceof MedgeError)) throw error;
-          this.count(info.sensor, 1);
-          this.ledger.add('quarantine', { transport: info.transport, source: info.sensor, t: this.clock.now(), error: error.message, bytes });
-          this.log.warn({ transport: info.transport, sensor: info.sensor, bytes: bytes.byteLength, err: error.message }, 'bytes quarantined');
+          this.quarantine(info.transport, info.sensor, error.message, bytes);
         }
       },
     };
+  }
+
+  /** Keeps bytes no codec accepted, and raises the alarm of a sensor that sends nothing else. */
+  private quarantine(transport: string, sensor: string, error: string, bytes: Uint8Array): void {
+    this.count(sensor, 1);
+    this.ledger.add('quarantine', { transport, source: sensor, t: this.clock.now(), error, bytes });
+    this.log.warn({ transport, sensor, bytes: bytes.byteLength, err: error }, 'bytes quarantined');
+    const alert = this.unreadable.quarantined(sensor, error);
+    if (alert) this.raise(alert);
   }
 
   /**
@@ -454,7 +461,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
 
   /** Stores a reading and runs the rules on it. `fromDevice` is false for readings the runtime derived itself (not counted in the sensor's rate). */
   private onReading(r: Reading, fromDevice = true): void {
-    if (fromDevice) this.count(r.sensor, 1);
+    if (fromDevice) {
+      this.count(r.sensor, 1);
+      this.unreadable.readable(r.sensor);
+    }
     if (r.meterRecord !== undefined && r.meterRecord > (this.meterRecords.get(r.sensor) ?? -1)) this.meterRecords.set(r.sensor, r.meterRecord);
     this.ledger.add('reading', r);
     this.take(this.rules.onReading(r), r.sensor);

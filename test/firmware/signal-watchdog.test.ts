@@ -4,6 +4,7 @@ import { decodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { ECG_SIGNAL_LOST, ECG_SIGNAL_RESTORED, SignalWatchdog } from '../../firmware/signal-watchdog.js';
+import { SENSOR_DATA_UNREADABLE } from '../../firmware/unreadable-data.js';
 import { startOfflineRuntime } from '../helpers/offline-runtime.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -105,5 +106,26 @@ describe('the runtime watches its ECG sensors (virtual clock, offline)', () => {
     expect(alerts.filter((a) => a.kind.startsWith('ecg-signal-')).map((a) => a.sensor)).toEqual(['ecg-unplugged']);
     const stored = readLedgerBodies(ledger, 'alert').map((r) => decodeBody('alert', r.body) as Alert);
     expect(stored.filter((a) => a.kind === ECG_SIGNAL_LOST)).toEqual([expect.objectContaining({ sensor: 'ecg-unplugged', severity: 2 })]);
+  }, 60_000);
+});
+
+describe('a sensor whose data are all unreadable (virtual clock, offline)', () => {
+  it('raises one sensor-data-unreadable alert with the last error, and none for a sensor with some readable data', async () => {
+    const { runtime, clock, alerts } = startOfflineRuntime(tempDir(), 'unreadable', [
+      // Every message of this meter is corrupt: all of it goes to quarantine.
+      { type: 'sim-glucose', sensor: 'garbled', intervalMs: 1000, corruptRate: 1 },
+      // Half of this one's are: the rest are readings, so it is not reported.
+      { type: 'sim-glucose', sensor: 'noisy', intervalMs: 1000, corruptRate: 0.5 },
+    ]);
+    try {
+      for (let k = 0; k < 15; k++) clock.advance(1000);
+      expect(alerts.filter((a) => a.kind === SENSOR_DATA_UNREADABLE)).toEqual([]);
+      for (let k = 0; k < 40; k++) clock.advance(1000);
+    } finally {
+      await runtime.stop();
+    }
+    const unreadable = alerts.filter((a) => a.kind === SENSOR_DATA_UNREADABLE);
+    expect(unreadable.map((a) => [a.sensor, a.severity])).toEqual([['garbled', 2]]);
+    expect(unreadable[0]!.message).toMatch(/^Everything sensor garbled sent for \d+ s \(20 frames or messages\) was unreadable and is kept in quarantine, so none of it is analysed; the last error: .+\. Check the device/);
   }, 60_000);
 });
