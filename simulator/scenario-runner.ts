@@ -177,7 +177,9 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
 
   const runtimeSources: RuntimeDeviceSource[] = scenario.devices.map((d) => {
     const s = streams.find((x) => x.device === d);
-    const base = s ? { path: s.peer.hostPath } : (ble?.driverOptions(d) ?? {});
+    // A stethoscope driver takes only frames at its configured rate: configured as a technician would,
+    // for the recording's (a 2 kHz recording was all quarantined by the 4 kHz default).
+    const base = s ? { path: s.peer.hostPath, ...(s.device.kind === 'pcg' ? { rateHz: s.rateHz } : {}) } : (ble?.driverOptions(d) ?? {});
     return { type: 'device', sensor: d.sensor, driver: d.driver, options: { ...base, ...d.driverOptions } };
   });
 

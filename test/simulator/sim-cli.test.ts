@@ -102,6 +102,17 @@ describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and
     expect(r.streams[1]?.samplesStored).toBeGreaterThan(0);
   }, 320_000);
 
+  it('replays a 2 kHz heart-sound recording to a stethoscope driver configured for its rate: every sample stored', async () => {
+    // The driver took only 4 kHz frames by default: all 900 frames of this recording went to quarantine.
+    const file = join(dir, 'pcg-2k.yaml');
+    writeFileSync(file, 'name: pcg-2k\nseed: 6\ndevices:\n  - sensor: steth\n    kind: pcg\n    transport: serial\n    source: { type: wav, file: pcg/physionet2016/a0159.wav, durationS: 20 }\n');
+    const run = await medge(['sim', '--scenario', file, '--speed', '10', '--json', '--data', SHARED_DATA, '--timeout', '120'], { timeoutMs: 180_000 });
+    expect(run.code, run.stderr.slice(-2000)).toBe(0);
+    const r = JSON.parse(run.stdout.trim()) as ScenarioReport;
+    expect(r.streams[0]).toMatchObject({ sensor: 'steth', samplesStored: 20 * 2000, unexplainedGaps: 0 });
+    expect(r.quarantinedFrames).toBe(0);
+  }, 200_000);
+
   it('accounts for every ECG gap by its cause after an unplug that drops, a power cycle (reset) and a counter jump, and passes', async () => {
     const file = join(dir, 'ecg-faults.yaml');
     writeFileSync(file, ECG_FAULTS);
