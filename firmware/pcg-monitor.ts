@@ -325,7 +325,7 @@ export class PcgMonitor {
       t: tEnd,
       intervalStart: Math.round(t0),
       intervalEnd: Math.round(tEnd),
-      evidence: `${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)${q.mainsHz.length ? `; mains hum removed at ${q.mainsHz.join(', ')} Hz` : ''}${partial !== undefined ? `; partial window (${q.durationS.toFixed(1)} of ${this.options.windowS} s): closed by ${partial}` : ''}`,
+      evidence: `${screened ? 'probability: of an abnormal recording (murmur or extra sound), whatever the label; ' : ''}${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)${q.mainsHz.length ? `; mains hum removed at ${q.mainsHz.join(', ')} Hz` : ''}${partial !== undefined ? `; partial window (${q.durationS.toFixed(1)} of ${this.options.windowS} s): closed by ${partial}` : ''}`,
       modelId: model ? pcgModelId(model) : PCG_FALLBACK_ID,
       modelSha256: model?.sha256 ?? PCG_FALLBACK_SHA256,
       inputQuality: q.score,
