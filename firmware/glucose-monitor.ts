@@ -37,7 +37,10 @@ import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/type
 import { packageRoot } from './package-root.js';
 import { isHistoricalReading } from './rules.js';
 
-export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@2';
+/** Beyond this (min) between two readings, no two-point trend is reported. */
+const MAX_TWO_POINT_TREND_MIN = 180;
+
+export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@3';
 export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@1';
 export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
 const MG_DL_PER_MMOL_L = 18.016;
@@ -128,7 +131,7 @@ function screenTrend(rate: number): ScreenTrend {
   return rate > 2 ? 'rising-fast' : rate > 1 ? 'rising' : rate < -2 ? 'falling-fast' : rate < -1 ? 'falling' : 'stable';
 }
 
-const TREND_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_TREND_MODEL_ID, unit: 'mg/dL/min', ...DEFAULT_TREND_OPTIONS }));
+const TREND_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_TREND_MODEL_ID, unit: 'mg/dL/min', ...DEFAULT_TREND_OPTIONS, maxTwoPointMin: MAX_TWO_POINT_TREND_MIN }));
 const FAULTS_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FAULTS_MODEL_ID, ...DEFAULT_SENSOR_FAULT_OPTIONS }));
 const FALLBACK_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FALLBACK_MODEL_ID, windowMin: 15, horizonMin: 30, below: 70 }));
 
@@ -191,6 +194,9 @@ export class GlucoseMonitor {
     const flags: string[] = [];
     if (rate === undefined) {
       const minutes = (now.t - prev.t) / MS_PER_MIN;
+      // A slope between readings hours apart (fingersticks, or a reading after months) says nothing about
+      // where glucose is heading: no trend rather than a "stable" arrow.
+      if (minutes > MAX_TWO_POINT_TREND_MIN) return;
       rate = (gl - prev.gl) / minutes;
       quality = Math.min(1, Math.round((DEFAULT_TREND_OPTIONS.maxGapMin / minutes) * 100) / 100);
       flags.push('readings-far-apart');

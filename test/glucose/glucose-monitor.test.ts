@@ -34,6 +34,10 @@ describe('glucose monitor', () => {
     const sparse = new GlucoseMonitor('meter');
     sparse.push(reading(100, 0));
     expect(sparse.push(reading(130, 30)).findings.find((x) => x.kind === 'glucose-trend')).toMatchObject({ label: 'stable', value: 1, inputQuality: 0.5, qualityFlags: ['readings-far-apart'] });
+    // Readings hours apart give no trend (a slope over 4 h says nothing about where glucose is heading).
+    const fingersticks = new GlucoseMonitor('meter');
+    fingersticks.push(reading(100, 0));
+    expect(fingersticks.push(reading(140, 240)).findings.filter((x) => x.kind === 'glucose-trend')).toEqual([]);
     // Duplicates and out-of-order readings say nothing.
     expect(sparse.push(reading(130, 30)).findings).toEqual([]);
     expect(sparse.push(reading(90, 10, 99)).findings).toEqual([]);
