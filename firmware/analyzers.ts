@@ -217,6 +217,16 @@ function unvalidatedOutput(out: AnalyzerOutput | undefined, flag: boolean, alert
   return { ...out, findings, alerts: [...(alert ? [alert] : []), ...(out?.alerts ?? [])] };
 }
 
+/** The monitors of `sensor`, or all of them when undefined (a flush at stop). */
+function monitorsOf<M>(monitors: ReadonlyMap<string, M>, sensor: string | undefined): [string, M][] {
+  return [...monitors].filter(([s]) => sensor === undefined || s === sensor);
+}
+
+/** Several monitors' outputs as one. */
+function mergeOutputs(outs: readonly (AnalyzerOutput | undefined)[]): Required<AnalyzerOutput> {
+  return { readings: outs.flatMap((o) => o?.readings ?? []), findings: outs.flatMap((o) => o?.findings ?? []), alerts: outs.flatMap((o) => o?.alerts ?? []) };
+}
+
 /** The kind of signal a configured source delivers. */
 export function sourceSignal(s: SourceConfig): 'ecg' | 'pcg' | 'glucose' | 'heart-rate' | 'device' {
   switch (s.type) {
@@ -308,15 +318,9 @@ export function ecgAnalyzer(
     status: () => model.status(),
     flush: async (sensor) => {
       // Beats in the classifier are stored rather than lost at a disconnect or at stop.
-      const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
-      for (const [s, m] of monitors) {
-        if (sensor !== undefined && s !== sensor) continue;
-        const o = unvalidatedOutput(await m.drain(), rates.unvalidated(s), undefined);
-        out.readings.push(...(o?.readings ?? []));
-        out.findings.push(...(o?.findings ?? []));
-        out.alerts.push(...(o?.alerts ?? []));
-      }
-      return out;
+      const outs: (AnalyzerOutput | undefined)[] = [];
+      for (const [s, m] of monitorsOf(monitors, sensor)) outs.push(unvalidatedOutput(await m.drain(), rates.unvalidated(s), undefined));
+      return mergeOutputs(outs);
     },
     start: (hooks) => {
       model.start(hooks);
@@ -493,16 +497,9 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     },
     flush: async (sensor) => {
       stopWatching(sensor);
-      const out: Required<AnalyzerOutput> = { readings: [], findings: [], alerts: [] };
-      for (const [s, m] of monitors) {
-        if (sensor !== undefined && s !== sensor) continue;
-        const o = await m.flush(sensor !== undefined ? 'the sensor disconnected' : 'the sources stopped');
-        if (!o) continue;
-        out.readings.push(...o.readings);
-        out.findings.push(...o.findings);
-        out.alerts.push(...o.alerts);
-      }
-      return out;
+      const outs: (AnalyzerOutput | undefined)[] = [];
+      for (const [, m] of monitorsOf(monitors, sensor)) outs.push(await m.flush(sensor !== undefined ? 'the sensor disconnected' : 'the sources stopped'));
+      return mergeOutputs(outs);
     },
     start: (h) => {
       hooks = h;

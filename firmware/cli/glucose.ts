@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, checkGlucoseRange, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, UNIT_CHECK_MIN_READINGS } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, type CgmRow, checkGlucoseRange, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -66,10 +66,10 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
   const unit = (units ?? 'mg/dL') as GlucoseUnit;
   const rows = parseRows(path);
   const values = rows.map((r) => r.gl);
-  const short = units === undefined ? shortLogInEitherUnit(values) : undefined;
+  const short = units === undefined ? unitUndecidable(values) : undefined;
   if (short) {
     throw new UsageError(
-      `${path}: ${short.length === 1 ? 'one reading' : `${short.length} readings`} (${short.join(', ')}), all below ${SHORT_LOG_AMBIGUOUS_BELOW}: that is a severe low in mg/dL or a high in mmol/L, and too few readings to tell which; give --units mg/dL or --units mmol/L`,
+      `${path}: ${short.length === 1 ? 'one reading' : `${short.length} readings`} (${short.join(', ')}), all below ${EITHER_UNIT_BELOW}: that is a severe low in mg/dL or a high in mmol/L, and too few readings to tell which; give --units mg/dL or --units mmol/L`,
       GLUCOSE_USAGE,
     );
   }
@@ -97,20 +97,6 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
     throw new UsageError(`${path}: no glucose readings (${rows.length === 0 ? 'only a header' : `all ${rows.length} rows are NA or empty`}): nothing to ${rows.length === 0 ? 'analyse' : 'analyse; check the gl column'}`, GLUCOSE_USAGE);
   }
   return { rows: rowsInMgDl(rows, unit), unit };
-}
-
-/**
- * Below this, a reading is in both units' bands: 10-35 mg/dL is a severe low a meter can report, and
- * 10-35 mmol/L (180-630 mg/dL) a high. From `UNIT_CHECK_MIN_READINGS` readings on `mmolLike` judges the
- * unit; one or two readings all below it cannot be judged, so without `--units` they are refused
- * rather than read as a severe low that may be a high.
- */
-const SHORT_LOG_AMBIGUOUS_BELOW = 35;
-
-/** The readings of a log too short for the unit checks whose readings are all in both units' bands, else undefined. */
-function shortLogInEitherUnit(values: readonly number[]): readonly number[] | undefined {
-  const v = values.filter(Number.isFinite);
-  return v.length > 0 && v.length < UNIT_CHECK_MIN_READINGS && v.every((g) => g < SHORT_LOG_AMBIGUOUS_BELOW) ? v : undefined;
 }
 
 function parseRows(path: string): CgmRow[] {

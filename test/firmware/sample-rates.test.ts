@@ -2,43 +2,26 @@
 // warning and a sample-rate-unvalidated alert (severity 1) naming the sensor, its rate and the range; ECG
 // findings outside 128-360 Hz are flagged and their input quality halved; ECG at or below 36 Hz (which
 // `medge ecg` refuses) is not analysed. Validated rates are untouched.
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
-import type { Alert, Finding, StreamChunk } from '../../device-sdk/records.js';
+import type { Finding, StreamChunk } from '../../device-sdk/records.js';
 import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { ECG_NOT_MONITORED, ecgAnalyzer, SAMPLE_RATE_UNVALIDATED, UNVALIDATED_SAMPLE_RATE } from '../../firmware/analyzers.js';
-import { parseRuntimeConfig } from '../../firmware/config.js';
-import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { requireBuild } from '../helpers/cli.js';
+import { startOfflineRuntime } from '../helpers/offline-runtime.js';
 import { useTempDirs } from '../helpers/temp.js';
-import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const tempDir = useTempDirs('sample-rates');
 
 describe('sample rates outside the validated ranges', () => {
   it('in the runtime: ECG at 50 Hz and heart sounds at 1 kHz are reported once each; 50 Hz ECG findings are flagged, 360 Hz ones are not', async () => {
     requireBuild();
-    const dir = tempDir();
-    const config = parseRuntimeConfig(
-      {
-        deviceId: 'rates-1',
-        dataDir: 'device',
-        edge: { url: 'mqtt://127.0.0.1:1' },
-        sources: [
-          { type: 'sim-ecg', sensor: 'ecg-50', rateHz: 50, chunkMs: 500 },
-          { type: 'sim-ecg', sensor: 'ecg-360', rateHz: 360, chunkMs: 500 },
-          { type: 'sim-pcg', sensor: 'steth-1k', rateHz: 1000, chunkMs: 500 },
-        ],
-      },
-      dir,
-    );
-    const clock = new VirtualClock();
-    const runtime = new Runtime(config, { logger: silentLogger, clock });
-    const alerts: Alert[] = [];
-    runtime.on('alert', (a) => alerts.push(a));
-    runtime.start();
+    const { runtime, clock, alerts, ledger } = startOfflineRuntime(tempDir(), 'rates-1', [
+      { type: 'sim-ecg', sensor: 'ecg-50', rateHz: 50, chunkMs: 500 },
+      { type: 'sim-ecg', sensor: 'ecg-360', rateHz: 360, chunkMs: 500 },
+      { type: 'sim-pcg', sensor: 'steth-1k', rateHz: 1000, chunkMs: 500 },
+    ]);
     try {
       for (let k = 0; k < 40; k++) clock.advance(500);
     } finally {
@@ -53,7 +36,7 @@ describe('sample rates outside the validated ranges', () => {
       `Sensor ecg-50 sends ECG at 50 Hz; the ECG beat analysis is validated for 128-360 Hz: its findings are flagged ${UNVALIDATED_SAMPLE_RATE} with halved input quality. Configure the device to sample within 128-360 Hz.`,
     );
     expect(degraded[1]!.message).toMatch(/^Sensor steth-1k sends heart sounds at 1000 Hz; the heart-sound screen is validated for 1600 Hz or more: every window will be unreadable \(low-sample-rate\)/);
-    const findings = readLedgerBodies(ledgerPath(join(dir, 'device')), 'finding').map((row) => decodeBody('finding', row.body) as Finding);
+    const findings = readLedgerBodies(ledger, 'finding').map((row) => decodeBody('finding', row.body) as Finding);
     // Findings carry no sensor: only the 50 Hz stream is outside its range, so the flagged ones are its.
     const flagged = findings.filter((f) => f.qualityFlags?.includes(UNVALIDATED_SAMPLE_RATE));
     expect(flagged.filter((f) => f.kind === 'ecg-beat-classes').length).toBeGreaterThan(0);

@@ -26,7 +26,8 @@ function chunks(samples: Float32Array, rateHz: number, sensor = 'steth'): Stream
   return out;
 }
 
-async function run(monitor: PcgMonitor, input: StreamChunk[]): Promise<PcgMonitorOutput> {
+/** What a monitor gives over several calls, gathered in `all` (`take` accepts nothing too). */
+function collector(): { all: PcgMonitorOutput; take: (o: PcgMonitorOutput | undefined) => void } {
   const all: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
   const take = (o: PcgMonitorOutput | undefined) => {
     if (!o) return;
@@ -34,6 +35,11 @@ async function run(monitor: PcgMonitor, input: StreamChunk[]): Promise<PcgMonito
     all.findings.push(...o.findings);
     all.alerts.push(...o.alerts);
   };
+  return { all, take };
+}
+
+async function run(monitor: PcgMonitor, input: StreamChunk[]): Promise<PcgMonitorOutput> {
+  const { all, take } = collector();
   for (const c of input) take(monitor.push(c));
   await monitor.idle();
   // Results of the last window come with the next chunk.
@@ -94,97 +100,83 @@ describe('PcgMonitor with the shipped model in an inference worker', () => {
       expect(out.readings).toEqual([]);
     }
   });
-});
 
-describe('PcgMonitor at the end of a recording, and across a gap (QA D6)', () => {
-  let model: PcgModel;
-  beforeAll(async () => {
-    requireBuild();
-    model = await loadPcgModelInWorker(pcgModelDir(), 'wasm');
-  });
-  afterAll(async () => {
-    await model?.close();
-  });
-
-  async function pushAll(monitor: PcgMonitor, input: StreamChunk[]): Promise<PcgMonitorOutput> {
-    const all: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
-    const take = (o: PcgMonitorOutput | undefined) => {
-      all.readings.push(...(o?.readings ?? []));
-      all.findings.push(...(o?.findings ?? []));
-      all.alerts.push(...(o?.alerts ?? []));
-    };
-    for (const c of input) take(monitor.push(c));
-    take(await monitor.flush());
-    return all;
-  }
-
-  it('screens a recording shorter than the window when it ends (14 s of a 15 s window), with the model', async () => {
-    const pcg = syntheticPcg({ seconds: 14, bpm: 75, rateHz: 4000 });
-    const out = await pushAll(new PcgMonitor('steth', model, { windowS: 15 }), chunks(pcg.samples, 4000));
-    expect(out.findings).toHaveLength(1);
-    const [f] = out.findings;
-    expect(['normal', 'abnormal']).toContain(f!.label);
-    expect(f).toMatchObject({ kind: 'heart-sound-screen', modelId: `${model.manifest.id}@${model.manifest.version}`, intervalStart: 1_000_000, intervalEnd: 1_014_000 });
-    expect(f!.evidence).toContain('partial window (14.0 of 15 s): closed by the stream ended');
-    expect(out.readings.map((r) => r.value)).toEqual([75]);
-  });
-
-  it('screens the tail of a longer recording instead of dropping it (28 s: 15 s + 13 s)', async () => {
-    const pcg = syntheticPcg({ seconds: 28, bpm: 75, rateHz: 4000 });
-    const out = await pushAll(new PcgMonitor('steth', model, { windowS: 15 }), chunks(pcg.samples, 4000));
-    expect(out.findings.map((f) => [f.intervalStart, f.intervalEnd])).toEqual([
-      [1_000_000, 1_015_000],
-      [1_015_000, 1_028_000],
-    ]);
-    expect(out.readings).toHaveLength(2);
-  });
-
-  it('closes the window at a stream gap rather than splicing across it, and reports a tail too short to screen', async () => {
-    const pcg = syntheticPcg({ seconds: 30, bpm: 75, rateHz: 4000 });
-    const all = chunks(pcg.samples, 4000);
-    // 8 s, then samples 8-20 s are missing, then 10 s, then 20 s later a last second.
-    const input = [...all.slice(0, 8), ...all.slice(20, 29), { ...(all[29] as StreamChunk), firstSample: 49 * 4000, t0: 1_049_000 }];
-    const out = await pushAll(new PcgMonitor('steth', model, { windowS: 15 }), input);
-    expect(out.findings.map((f) => [f.intervalStart, f.intervalEnd, f.label === 'unreadable'])).toEqual([
-      [1_000_000, 1_008_000, false],
-      [1_020_000, 1_029_000, false],
-      [1_049_000, 1_050_000, true],
-    ]);
-    expect(out.findings[0]!.evidence).toContain('closed by a stream gap (sample 32000 expected, 80000 came)');
-    expect(out.findings[2]).toMatchObject({ label: 'unreadable', qualityFlags: ['too-short'], inputQuality: 0 });
-    expect(out.findings[2]!.evidence).toBe('too short: 1.0 s of heart sounds before the stream ended; at least 1.2 s are needed to screen');
-  });
-
-  it('names the rule fallback and its hash in every finding (QA D11)', async () => {
-    const out = await pushAll(new PcgMonitor('steth', undefined, { windowS: 15 }), chunks(syntheticPcg({ seconds: 16, bpm: 70, rateHz: 4000 }).samples, 4000));
-    expect(out.findings.map((f) => [f.label, f.modelId])).toEqual([
-      ['not-screened', 'algo:pcg-segmentation@1'],
-      ['unreadable', 'algo:pcg-segmentation@1'],
-    ]);
-    for (const f of out.findings) expect(f.modelSha256).toBe(PCG_FALLBACK_SHA256);
-    expect(PCG_FALLBACK_SHA256).toMatch(/^[0-9a-f]{64}$/);
-  });
-
-  it('in the analyzer: a sensor whose chunks stop for 2 s has its partial window screened and emitted', async () => {
-    const clock = new VirtualClock();
-    const analyzer = pcgAnalyzer(['steth'], { windowS: 15, logger: silentLogger, loadModel: async () => model, clock });
-    const emitted: AnalyzerOutput[] = [];
-    analyzer.start?.({ settled: () => {}, emit: (o) => emitted.push(o) });
-    for (const c of chunks(syntheticPcg({ seconds: 6, bpm: 80, rateHz: 4000 }).samples, 4000)) {
-      expect(analyzer.onChunk?.(c)).toBeUndefined();
-      clock.advance(1000);
+  describe('at the end of a recording, and across a gap (QA D6)', () => {
+    async function pushAll(monitor: PcgMonitor, input: StreamChunk[]): Promise<PcgMonitorOutput> {
+      const { all, take } = collector();
+      for (const c of input) take(monitor.push(c));
+      take(await monitor.flush());
+      return all;
     }
-    clock.advance(900); // 1.9 s without a chunk: the recording goes on
-    await analyzer.monitors.get('steth')!.idle();
-    expect(emitted).toEqual([]);
-    clock.advance(200);
-    await analyzer.monitors.get('steth')!.idle();
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(emitted.flatMap((o) => o.findings ?? []).map((f) => [f.kind, f.intervalEnd])).toEqual([['heart-sound-screen', 1_006_000]]);
-    expect(emitted.flatMap((o) => o.readings ?? []).map((r) => r.value)).toEqual([80]);
-    // Nothing is left for the flush at stop.
-    expect((await analyzer.flush?.())?.findings).toEqual([]);
-    await analyzer.close();
+
+    it('screens a recording shorter than the window when it ends (14 s of a 15 s window), with the model', async () => {
+      const pcg = syntheticPcg({ seconds: 14, bpm: 75, rateHz: 4000 });
+      const out = await pushAll(new PcgMonitor('steth', model, { windowS: 15 }), chunks(pcg.samples, 4000));
+      expect(out.findings).toHaveLength(1);
+      const [f] = out.findings;
+      expect(['normal', 'abnormal']).toContain(f!.label);
+      expect(f).toMatchObject({ kind: 'heart-sound-screen', modelId: `${model.manifest.id}@${model.manifest.version}`, intervalStart: 1_000_000, intervalEnd: 1_014_000 });
+      expect(f!.evidence).toContain('partial window (14.0 of 15 s): closed by the stream ended');
+      expect(out.readings.map((r) => r.value)).toEqual([75]);
+    });
+
+    it('screens the tail of a longer recording instead of dropping it (28 s: 15 s + 13 s)', async () => {
+      const pcg = syntheticPcg({ seconds: 28, bpm: 75, rateHz: 4000 });
+      const out = await pushAll(new PcgMonitor('steth', model, { windowS: 15 }), chunks(pcg.samples, 4000));
+      expect(out.findings.map((f) => [f.intervalStart, f.intervalEnd])).toEqual([
+        [1_000_000, 1_015_000],
+        [1_015_000, 1_028_000],
+      ]);
+      expect(out.readings).toHaveLength(2);
+    });
+
+    it('closes the window at a stream gap rather than splicing across it, and reports a tail too short to screen', async () => {
+      const pcg = syntheticPcg({ seconds: 30, bpm: 75, rateHz: 4000 });
+      const all = chunks(pcg.samples, 4000);
+      // 8 s, then samples 8-20 s are missing, then 10 s, then 20 s later a last second.
+      const input = [...all.slice(0, 8), ...all.slice(20, 29), { ...(all[29] as StreamChunk), firstSample: 49 * 4000, t0: 1_049_000 }];
+      const out = await pushAll(new PcgMonitor('steth', model, { windowS: 15 }), input);
+      expect(out.findings.map((f) => [f.intervalStart, f.intervalEnd, f.label === 'unreadable'])).toEqual([
+        [1_000_000, 1_008_000, false],
+        [1_020_000, 1_029_000, false],
+        [1_049_000, 1_050_000, true],
+      ]);
+      expect(out.findings[0]!.evidence).toContain('closed by a stream gap (sample 32000 expected, 80000 came)');
+      expect(out.findings[2]).toMatchObject({ label: 'unreadable', qualityFlags: ['too-short'], inputQuality: 0 });
+      expect(out.findings[2]!.evidence).toBe('too short: 1.0 s of heart sounds before the stream ended; at least 1.2 s are needed to screen');
+    });
+
+    it('names the rule fallback and its hash in every finding (QA D11)', async () => {
+      const out = await pushAll(new PcgMonitor('steth', undefined, { windowS: 15 }), chunks(syntheticPcg({ seconds: 16, bpm: 70, rateHz: 4000 }).samples, 4000));
+      expect(out.findings.map((f) => [f.label, f.modelId])).toEqual([
+        ['not-screened', 'algo:pcg-segmentation@1'],
+        ['unreadable', 'algo:pcg-segmentation@1'],
+      ]);
+      for (const f of out.findings) expect(f.modelSha256).toBe(PCG_FALLBACK_SHA256);
+      expect(PCG_FALLBACK_SHA256).toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    it('in the analyzer: a sensor whose chunks stop for 2 s has its partial window screened and emitted', async () => {
+      const clock = new VirtualClock();
+      const analyzer = pcgAnalyzer(['steth'], { windowS: 15, logger: silentLogger, loadModel: async () => model, clock });
+      const emitted: AnalyzerOutput[] = [];
+      analyzer.start?.({ settled: () => {}, emit: (o) => emitted.push(o) });
+      for (const c of chunks(syntheticPcg({ seconds: 6, bpm: 80, rateHz: 4000 }).samples, 4000)) {
+        expect(analyzer.onChunk?.(c)).toBeUndefined();
+        clock.advance(1000);
+      }
+      clock.advance(900); // 1.9 s without a chunk: the recording goes on
+      await analyzer.monitors.get('steth')!.idle();
+      expect(emitted).toEqual([]);
+      clock.advance(200);
+      await analyzer.monitors.get('steth')!.idle();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(emitted.flatMap((o) => o.findings ?? []).map((f) => [f.kind, f.intervalEnd])).toEqual([['heart-sound-screen', 1_006_000]]);
+      expect(emitted.flatMap((o) => o.readings ?? []).map((r) => r.value)).toEqual([80]);
+      // Nothing is left for the flush at stop.
+      expect((await analyzer.flush?.())?.findings).toEqual([]);
+      await analyzer.close();
+    });
   });
 });
 

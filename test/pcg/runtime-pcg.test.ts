@@ -1,42 +1,34 @@
 // The runtime with a stethoscope whose recording ends before a full screening window (QA D6): the
 // partial window is screened when the sources stop (drain, stop) and stored in the ledger. (The
 // 2 s quiet timer and its emit hook: test/pcg/monitor.test.ts; in medge sim: the QA repro.)
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
 import type { Finding } from '../../device-sdk/records.js';
 import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { parseRuntimeConfig } from '../../firmware/config.js';
-import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { requireBuild } from '../helpers/cli.js';
+import { startOfflineRuntime } from '../helpers/offline-runtime.js';
 import { useTempDirs } from '../helpers/temp.js';
-import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const tempDir = useTempDirs('runtime-pcg');
 
-function screens(dir: string): Finding[] {
-  return readLedgerBodies(ledgerPath(join(dir, 'device')), 'finding')
+function screens(ledger: string): Finding[] {
+  return readLedgerBodies(ledger, 'finding')
     .map((row) => decodeBody('finding', row.body) as Finding)
     .filter((f) => f.kind === 'heart-sound-screen');
 }
 
 describe('the runtime with a stethoscope recording shorter than the 15 s window (virtual clock, offline)', () => {
-  const config = (dir: string) =>
-    parseRuntimeConfig({ deviceId: 'pcg-1', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'sim-pcg', sensor: 'steth', rateHz: 4000, chunkMs: 250, heartRateBpm: 72, noise: 50 }] }, dir);
+  const start = () => startOfflineRuntime(tempDir(), 'pcg-1', [{ type: 'sim-pcg', sensor: 'steth', rateHz: 4000, chunkMs: 250, heartRateBpm: 72, noise: 50 }]);
 
   it('screens the 10 s recorded when the runtime stops, and stores the finding', async () => {
     requireBuild();
-    const dir = tempDir();
-    const clock = new VirtualClock();
-    const runtime = new Runtime(config(dir), { logger: silentLogger, clock });
-    runtime.start();
+    const { runtime, clock, ledger } = start();
     try {
       for (let k = 0; k < 40; k++) clock.advance(250);
     } finally {
       await runtime.stop();
     }
-    const found = screens(dir);
+    const found = screens(ledger);
     expect(found).toHaveLength(1);
     expect(found[0]!.evidence).toMatch(/partial window \(10\.0 of 15 s\): closed by the sources stopped$/);
     expect(found[0]!.modelSha256).toMatch(/^[0-9a-f]{64}$/);
@@ -45,10 +37,7 @@ describe('the runtime with a stethoscope recording shorter than the 15 s window 
 
   it('has it stored when the sources stop (what a drain before stop waits for), and nothing more at stop', async () => {
     requireBuild();
-    const dir = tempDir();
-    const clock = new VirtualClock();
-    const runtime = new Runtime(config(dir), { logger: silentLogger, clock });
-    runtime.start();
+    const { runtime, clock, ledger } = start();
     try {
       for (let k = 0; k < 24; k++) clock.advance(250);
       await runtime.stopSources();
@@ -56,7 +45,7 @@ describe('the runtime with a stethoscope recording shorter than the 15 s window 
     } finally {
       await runtime.stop();
     }
-    const found = screens(dir);
+    const found = screens(ledger);
     expect(found).toHaveLength(1);
     expect(found[0]!.evidence).toMatch(/partial window \(6\.0 of 15 s\): closed by the sources stopped$/);
   }, 60_000);

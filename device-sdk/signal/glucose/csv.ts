@@ -208,9 +208,25 @@ export function rowsInMgDl(rows: readonly CgmRow[], unit: GlucoseUnit): readonly
  * below 25 would be one unbroken, life-threatening hypoglycaemia (level 2 is below 54) that every check
  * found unresolved, while every person's mmol/L log (2-33) lies there. One or two readings are not judged:
  * a single meter check in a severe low is real, and a short mmol/L log of values of 10-35 looks the same
- * (`medge glucose` asks for `--units` then; below 10 `checkGlucoseRange` refuses it).
+ * (`unitUndecidable`: `medge glucose` asks for `--units` then; below 10 `checkGlucoseRange` refuses it).
  */
 export const UNIT_CHECK_MIN_READINGS = 3;
+
+/**
+ * Below this, a reading is in both units' bands: 10-35 mg/dL is a severe low a meter can report, and
+ * 10-35 mmol/L (180-630 mg/dL) a high.
+ */
+export const EITHER_UNIT_BELOW = 35;
+
+/**
+ * The readings of a log too short for `mmolLike` and `mgdlLike` (fewer than `UNIT_CHECK_MIN_READINGS`)
+ * whose readings are all below `EITHER_UNIT_BELOW`, so that no unit can be judged from them; else
+ * undefined. Without a stated unit such a log is refused rather than read as a severe low that may be a high.
+ */
+export function unitUndecidable(readings: readonly number[]): readonly number[] | undefined {
+  const v = readings.filter(Number.isFinite);
+  return v.length > 0 && v.length < UNIT_CHECK_MIN_READINGS && v.every((g) => g < EITHER_UNIT_BELOW) ? v : undefined;
+}
 
 /**
  * Whether readings said to be mg/dL look like mmol/L: a CGM reads 40-400 mg/dL (2.2-22.2 mmol/L), so a
