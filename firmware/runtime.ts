@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, type Finding, RECORD_KINDS, type Reading, type RecordKind } from '../device-sdk/records.js';
+import { type Alert, type Finding, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -21,7 +21,7 @@ import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-co
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
 import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
-import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors } from './analyzers.js';
+import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors, SAMPLE_RATE_UNVALIDATED } from './analyzers.js';
 import { SignalWatchdog } from './signal-watchdog.js';
 import { UnreadableDataWatch } from './unreadable-data.js';
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
@@ -137,6 +137,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Live analysis (ECG, heart sounds, glucose) run on every chunk and reading, locally. */
   private readonly analyzers: Analyzer[];
   private readonly sensorStates = new Map<string, SensorState>();
+  /** Each stream sensor's sample rate this session, and whether the audit log had it at that rate when it came (`noteRate`). */
+  private readonly sensorRates = new Map<string, { rateHz: number; audited: boolean }>();
   /** Monitored ECG sensors, watched for a lost signal while the sources run. */
   private readonly ecgSensors: string[];
   private watchdog: SignalWatchdog | undefined;
@@ -394,13 +396,35 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // A finding that raised an alert is stored with it (its seq becomes the alert's findingSeq).
     const raising = new Set((out.alerts ?? []).map((a) => a.finding).filter((f) => f !== undefined));
     for (const f of out.findings ?? []) if (!raising.has(f)) this.ledger.add('finding', named(f));
-    for (const { finding, ...alert } of out.alerts ?? []) this.raise(alert, finding && named(finding));
+    for (const { finding, ...alert } of out.alerts ?? []) {
+      // A sensor that was at this unvalidated rate when the audit log last recorded it was reported then:
+      // the same information (severity 1) is not raised again at every start. Its findings stay flagged.
+      if (alert.kind === SAMPLE_RATE_UNVALIDATED && alert.sensor !== undefined && this.sensorRates.get(alert.sensor)?.audited) {
+        this.log.info({ alert: alert.kind, sensor: alert.sensor }, 'unvalidated sample rate already reported before this start; not raised again');
+        continue;
+      }
+      this.raise(alert, finding && named(finding));
+    }
+  }
+
+  /**
+   * Records a stream's sample rate in the audit log (`sample-rate-SENSOR`) when it differs from the last
+   * one recorded for the sensor, before the analyses see the chunk.
+   */
+  private noteRate(c: StreamChunk): void {
+    if (this.sensorRates.get(c.sensor)?.rateHz === c.rateHz) return;
+    const action = `sample-rate-${c.sensor}`;
+    const detail = `${c.rateHz} Hz`;
+    const previous = this.store.lastAudit(action)?.detail;
+    if (previous !== detail) this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
+    this.sensorRates.set(c.sensor, { rateHz: c.rateHz, audited: previous === detail });
   }
 
   private sink(): SourceSink & SensorSink {
     return {
       chunk: (c) => {
         this.count(c.sensor, c.samples.length);
+        this.noteRate(c);
         this.unreadable.readable(c.sensor);
         const restored = this.watchdog?.seen(c.sensor);
         if (restored) this.raise(restored);

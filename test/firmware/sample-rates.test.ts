@@ -47,6 +47,25 @@ describe('sample rates outside the validated ranges', () => {
     expect(findings.filter((f) => f.kind === 'ecg-beat-classes' && !f.qualityFlags?.includes(UNVALIDATED_SAMPLE_RATE)).length).toBeGreaterThan(0);
   }, 60_000);
 
+  it('does not report the same unvalidated rate again when the device starts again; a new rate, or the rate back after a validated one, is reported', async () => {
+    requireBuild();
+    const dir = tempDir();
+    const boot = async (rateHz: number) => {
+      const { runtime, clock, alerts } = startOfflineRuntime(dir, 'rates-boots', [{ type: 'sim-pcg', sensor: 'steth', rateHz, chunkMs: 500 }]);
+      try {
+        for (let k = 0; k < 4; k++) clock.advance(500);
+      } finally {
+        await runtime.stop();
+      }
+      return alerts.filter((a) => a.kind === SAMPLE_RATE_UNVALIDATED).map((a) => a.message.match(/at (\d+) Hz/)?.[1]);
+    };
+    expect(await boot(1000)).toEqual(['1000']);
+    expect(await boot(1000)).toEqual([]);
+    expect(await boot(1200)).toEqual(['1200']);
+    expect(await boot(4000)).toEqual([]);
+    expect(await boot(1200)).toEqual(['1200']);
+  }, 60_000);
+
   it('does not analyse ECG at or below 36 Hz (the QRS band-pass cannot run), and says so once', () => {
     const now = () => Date.UTC(2026, 0, 1);
     const analyzer = ecgAnalyzer(['ecg'], { logger: silentLogger, now, verify: undefined });
