@@ -25,6 +25,14 @@ export interface StreamChunk {
   /** ADC units per physical unit. */
   gain: number;
   samples: Int16Array;
+  /**
+   * The front end reported electrode contact lost on this channel during these samples (the stream
+   * protocol's lead-off mask, §5.1, from a device whose INFO says the mask is meaningful). Absent
+   * when it did not, or when it cannot tell: absence is not a report of contact.
+   */
+  leadOff?: true;
+  /** The front end reported a sample of this channel at the ADC limit in this chunk (saturation mask, §5.1). */
+  saturated?: true;
 }
 
 /** A discrete measurement: glucose, heart rate, ... */

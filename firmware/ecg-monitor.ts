@@ -4,7 +4,7 @@ import { type BeatClassifier, classInRhythm, classOf, RULE_CLASSIFIER_ID, ruleBa
 import { AAMI_CLASSES, type AamiClass, type BeatFeatures } from '../device-sdk/signal/ecg/beat-features.js';
 import { EcgFrontEnd } from '../device-sdk/signal/ecg/front-end.js';
 import { DEFAULT_QRS_OPTIONS } from '../device-sdk/signal/ecg/qrs-detector.js';
-import { SignalQuality, type SignalQualityWindow } from '../device-sdk/signal/ecg/signal-quality.js';
+import { DEFAULT_SIGNAL_QUALITY_OPTIONS, SignalQuality, type SignalQualityWindow, withQualityFlag } from '../device-sdk/signal/ecg/signal-quality.js';
 import type { Finding, RaisedAlert, Reading, StreamChunk } from '../device-sdk/records.js';
 import { QrsCredibility } from './qrs-credibility.js';
 import { type VentricularEvent, VentricularEpisodes } from './ventricular-episodes.js';
@@ -20,9 +20,10 @@ export interface EcgMonitorOptions {
   asystoleMs: number;
   /**
    * Peak-to-peak below this (mV) for `leadOffMs`: a flat line, raised as `ecg-lead-off` (severity 2).
-   * Nothing tells a lead off from an arrest (the front ends report no electrode contact), so once beats
-   * have been seen on the sensor a flat line as long as `asystoleMs` is raised again as `ecg-flat-line`
-   * (severity 3: check the patient and the electrodes); an electrode adjusted in less stays a warning.
+   * A flat line alone does not tell a lead off from an arrest, so once beats have been seen on the
+   * sensor a flat line as long as `asystoleMs` is raised again as `ecg-flat-line` (severity 3: check the
+   * patient and the electrodes); an electrode adjusted in less stays a warning. A front end that reports
+   * electrode contact (chunks with `leadOff`) is believed instead: `ecg-lead-off` at once, never urgent.
    */
   flatMv: number;
   leadOffMs: number;
@@ -67,6 +68,8 @@ const MAX_BRIDGE_S = 1;
  * (median; 99th percentile 3.3 s), none later than 4 s except in ventricular flutter (207).
  */
 const QRS_LEARNING_MS = 2_000;
+/** A front end's saturation report flags findings as long as the signal quality remembers a window. */
+const FRONT_END_SATURATION_MEMORY_MS = DEFAULT_SIGNAL_QUALITY_OPTIONS.windowMs * DEFAULT_SIGNAL_QUALITY_OPTIONS.memoryWindows;
 
 export const QRS_MODEL_ID = 'algo:qrs-detector@1';
 /** Provenance of findings: the hash of the detector's parameters. */
@@ -96,7 +99,9 @@ const DECISION_SUPPORT = 'decision support, review by a clinician';
  * AF detection and a signal quality index; out: heart-rate readings, rate, beat-class and AF findings
  * (each with its input quality and quality flags), and local alerts in three severities: ventricular
  * run (2) and sustained ventricular run (3), AF onset (2), asystole (3), flat line after beats were
- * seen (3), lead off before any beat (2).
+ * seen (3), lead off before any beat (2), lead off reported by the front end (2, at once: chunks with
+ * `leadOff`; the lead is not analysed until contact is back). Findings made while the front end reports
+ * saturation (chunks with `saturated`) carry the `saturation` quality flag.
  *
  * Driven by the chunks' own sample clock, so it runs the same on a board, in replay and in tests.
  * Classification is asynchronous: beats are batched to the classifier and what follows from their
@@ -137,6 +142,10 @@ export class EcgMonitor {
   /** The flat line of this lead-off episode was raised as urgent. */
   private flatAlarmed = false;
   private leadOff = false;
+  /** The lead-off is the front end's report (chunks with `leadOff`), not a flat line. */
+  private contactLost = false;
+  /** Findings carry `saturation` until this device time (ms) of stream `generation`: the front end reported it. */
+  private saturatedUntil: { generation: number; ms: number } | undefined;
   private asystole = false;
   /** Stream generation: results of a classification started on an older stream are dropped. */
   private generation = 0;
@@ -208,10 +217,18 @@ export class EcgMonitor {
     const endMs = this.timeOf(chunk.firstSample + chunk.samples.length);
     const wasLeadOff = this.leadOff;
     this.checkLeadOff(chunk, endMs, out);
+    if (chunk.saturated) this.saturatedUntil = { generation: this.generation, ms: endMs + FRONT_END_SATURATION_MEMORY_MS };
     // Electrodes put back on may sit elsewhere or the other way round: the references (dominant beat,
     // lead polarity, rhythm) are learnt afresh, as for a new stream.
     // The asystole clock restarts at the moment the lead is back: a patient with no heartbeat raises it.
     if (wasLeadOff && !this.leadOff) this.restart(chunk, true);
+    if (chunk.leadOff) {
+      // The front end reports the electrodes off: nothing on the lead is a heartbeat (an open input picks up
+      // mains hum, which the detector takes for QRS complexes). With contact back the lead is learnt afresh.
+      this.samplesSeen += chunk.samples.length;
+      this.lastValue = chunk.samples[chunk.samples.length - 1] as number;
+      return out;
+    }
     const frontEnd = this.frontEnd as EcgFrontEnd;
     (this.quality as SignalQuality).push(chunk.samples, chunk.gain);
     (this.credibility as QrsCredibility).pushSamples(chunk.samples, chunk.gain);
@@ -388,7 +405,10 @@ export class EcgMonitor {
   }
 
   private qualityNow(): SignalQualityWindow {
-    return this.quality?.current() ?? { quality: 1, flags: [], noise: 0, wander: 0 };
+    const q = this.quality?.current() ?? { quality: 1, flags: [], noise: 0, wander: 0 };
+    const s = this.saturatedUntil;
+    const saturated = s !== undefined && s.generation === this.generation && this.timeOf(this.firstSample + this.samplesSeen) <= s.ms;
+    return saturated ? withQualityFlag(q, 'saturation') : q;
   }
 
   private modelProvenance(): { modelId: string; modelSha256: string } {
@@ -473,7 +493,29 @@ export class EcgMonitor {
     }
   }
 
+  /** A lead-off episode starts: `ecg-lead-off` (severity 2). */
+  private raiseLeadOff(endMs: number, message: string, out: EcgMonitorOutput): void {
+    this.leadOff = true;
+    this.flatAlarmed = false;
+    out.alerts.push({ kind: 'ecg-lead-off', severity: 2, t: endMs, sensor: this.sensor, message });
+  }
+
   private checkLeadOff(chunk: StreamChunk, endMs: number, out: EcgMonitorOutput): void {
+    if (chunk.leadOff) {
+      // The front end knows it is the electrodes: a warning at once, no flat-line wait, never urgent.
+      this.contactLost = true;
+      this.flatSinceMs = undefined;
+      if (!this.leadOff) this.raiseLeadOff(endMs, 'ECG front end reports electrode contact lost (lead off): reattach the electrodes; no heart rate or rhythm analysis until contact is back.', out);
+      return;
+    }
+    if (this.contactLost) {
+      // Contact back (the caller learns the lead afresh, as for a lead back after a flat line).
+      this.contactLost = false;
+      if (this.leadOff) {
+        this.leadOff = false;
+        return;
+      }
+    }
     let min = Number.POSITIVE_INFINITY;
     let max = Number.NEGATIVE_INFINITY;
     for (const v of chunk.samples) {
@@ -489,17 +531,13 @@ export class EcgMonitor {
     this.flatSinceMs ??= chunk.t0;
     const flatMs = endMs - this.flatSinceMs;
     if (!this.leadOff && flatMs >= this.options.leadOffMs) {
-      this.leadOff = true;
-      this.flatAlarmed = false;
-      out.alerts.push({
-        kind: 'ecg-lead-off',
-        severity: 2,
-        t: endMs,
-        sensor: this.sensor,
-        message: this.beatsSeen
+      this.raiseLeadOff(
+        endMs,
+        this.beatsSeen
           ? `ECG signal went flat: check the electrodes; if it stays flat for ${Math.round(this.options.asystoleMs / 1000)} s it is raised as urgent.`
           : 'ECG signal is flat and no heart beat has been detected on it yet: check that the electrodes are on the patient.',
-      });
+        out,
+      );
     }
     // A flat line cannot tell electrodes off from an arrest: once beats were seen, a flat line as long as
     // an asystole is urgent. Shorter (an electrode being adjusted) it stays a lead-off warning.

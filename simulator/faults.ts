@@ -5,6 +5,7 @@
  * `atS: 600` happens 10 s after the start.
  */
 import type { SchemaObject } from 'ajv';
+import type { StreamDeviceFaults } from './devices/stream-device.js';
 
 /** Faults of a serial stream device (ECG front end, stethoscope). */
 export interface SerialFaults {
@@ -27,6 +28,13 @@ export interface SerialFaults {
   unplug: { atS: number; downS: number; mode: 'pause' | 'drop' | 'reset' }[];
   /** Clock jumps: the device's sample counter skips `samples` at `atS` (a device-side loss). */
   counterJumps: { atS: number; samples: number }[];
+  /**
+   * ECG only: electrodes off from `atS` for `durationS` of the recording, on the channels of the
+   * `channels` mask (default all). The device sends what a front end sends then: the lead-off bit in
+   * its DATA frames (announced as meaningful in INFO) and samples at the positive rail (`level: rail`,
+   * default, with the saturation bit) or at baseline. Not a loss: every sample is sent.
+   */
+  leadOff: { atS: number; durationS: number; channels?: number; level?: 'rail' | 'baseline' }[];
 }
 
 /** Faults of a BLE peripheral (glucose meter, CGM, heart-rate strap). */
@@ -58,6 +66,7 @@ export const DEFAULT_SERIAL_FAULTS: Readonly<SerialFaults> = Object.freeze({
   writeChunkBytes: 0,
   unplug: [],
   counterJumps: [],
+  leadOff: [],
 });
 
 export const DEFAULT_BLE_FAULTS: Readonly<BleFaults> = Object.freeze({
@@ -96,6 +105,20 @@ export const SERIAL_FAULTS_SCHEMA: SchemaObject = {
       type: 'array',
       items: { type: 'object', additionalProperties: false, required: ['atS', 'samples'], properties: { atS: seconds, samples: { type: 'integer', minimum: 1, examples: [360] } } },
     },
+    leadOff: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['atS', 'durationS'],
+        properties: {
+          atS: seconds,
+          durationS: { type: 'number', exclusiveMinimum: 0, maximum: 86_400, description: 'signal seconds the electrodes stay off (> 0)', examples: [20] },
+          channels: { type: 'integer', minimum: 1, maximum: 0xffffffff, description: 'a mask of the channels whose electrodes come off (bit c = channel c)', examples: [1] },
+          level: { type: 'string', enum: ['rail', 'baseline'] },
+        },
+      },
+    },
   },
 };
 
@@ -126,6 +149,7 @@ export function resolveSerialFaults(input: Partial<SerialFaults> | undefined): S
     ...f,
     unplug: (f.unplug ?? []).map((u) => ({ atS: u.atS, downS: u.downS ?? 1, mode: u.mode ?? 'pause' })).sort((a, b) => a.atS - b.atS),
     counterJumps: [...(f.counterJumps ?? [])].sort((a, b) => a.atS - b.atS),
+    leadOff: (f.leadOff ?? []).map((l) => ({ ...l })).sort((a, b) => a.atS - b.atS),
   };
 }
 
@@ -133,9 +157,18 @@ export function resolveBleFaults(input: Partial<BleFaults> | undefined): BleFaul
   return { ...DEFAULT_BLE_FAULTS, ...input, disconnectAfterRecords: [...(input?.disconnectAfterRecords ?? [])], dropLinkAtS: [...(input?.dropLinkAtS ?? [])].sort((a, b) => a - b), replaceSensorAtS: [...(input?.replaceSensorAtS ?? [])].sort((a, b) => a - b) };
 }
 
-/** The stream device peer's fault options for the serial faults (the timed ones are scheduled by the runner). */
-export function streamDeviceFaults(f: SerialFaults, seed: number): { corruptRate: number; truncateRate: number; vendorFrameRate: number; clockSkewPpm: number; slowBytesPerSecond: number; writeChunkBytes: number; seed: number } {
+/**
+ * The stream device peer's fault options for the serial faults (unplugs and counter jumps are
+ * scheduled by the runner; lead-off spans become sample ranges of the recording at `rateHz`).
+ */
+export function streamDeviceFaults(f: SerialFaults, seed: number, rateHz: number): Partial<StreamDeviceFaults> {
   return {
+    leadOff: f.leadOff.map((l) => ({
+      fromSample: Math.round(l.atS * rateHz),
+      samples: Math.max(1, Math.round(l.durationS * rateHz)),
+      ...(l.channels !== undefined ? { channels: l.channels } : {}),
+      ...(l.level !== undefined ? { level: l.level } : {}),
+    })),
     corruptRate: f.corruptRate,
     truncateRate: f.truncateRate,
     vendorFrameRate: f.vendorFrameRate,

@@ -10,6 +10,9 @@
  *   an injected fault (a frame damaged on the wire, samples dropped while unplugged, a counter
  *   jump), computed per acquisition (a `reset` restarts the device's counter);
  * - every damaged frame's exact bytes are in that sensor's quarantine;
+ * - lead-off is stored as the front end reported it: every stored sample of a frame the device sent
+ *   with a channel's lead-off bit (electrodes taken off, `faults.leadOff`) is flagged `leadOff`, and
+ *   none outside them (a flag no injected lead-off explains);
  * - CGM notifications repeated by the device are stored once;
  * - the runtime never restarted (one `start` in the ledger's audit log, no unexpected exit).
  */
@@ -106,6 +109,14 @@ export interface StreamReport {
   damagedFramesSplitAcrossRecords: number;
   /** Quarantined bytes of this sensor that belong to no damaged frame (e.g. a frame cut by an unplug). */
   quarantinedBytesOfNoDamagedFrame: number;
+  /** DATA frames the device sent with lead-off bits (electrodes taken off), whatever their fate. */
+  leadOffFrames: number;
+  /** Samples (all channels) stored with `leadOff` where the device had sent the channel's lead-off bit. */
+  leadOffSamplesFlagged: number;
+  /** Samples stored with `leadOff` where the device had not: no injected lead-off explains them. */
+  leadOffSamplesUnexplained: number;
+  /** Samples stored without `leadOff` from frames the device sent with the channel's lead-off bit. */
+  leadOffSamplesUnflagged: number;
 }
 
 export interface MeterReport {
@@ -156,6 +167,8 @@ export interface ScenarioReport {
 /** A piece of what the device did with its recording, in source order: frames sent intact or lost, and counter jumps. */
 interface Segment {
   kind: 'intact' | GapCause;
+  /** Index in the recording of its first sample set. */
+  sourceIndex: number;
   /** Device counter of its first sample set. */
   counter: number;
   /** Sample sets (counter values for a jump). */
@@ -177,7 +190,7 @@ interface IndexSpan {
  * acquisition, index = counter + a constant, and the frames lost after an acquisition's last intact
  * frame and before the next one's first cannot be seen as a gap: they are counted as lost at the restart.
  */
-function expectedIndices(e: StreamExpectation): { spans: IndexSpan[]; acquisitions: AcquisitionReport[] } {
+function expectedIndices(e: StreamExpectation): { spans: IndexSpan[]; acquisitions: AcquisitionReport[]; leadOff: LeadOffIndexSpan[] } {
   const n = e.samplesPerChannel;
   const acquisitions = (e.acquisitions.length > 0 ? [...e.acquisitions] : [{ sourceIndex: 0, firstSample: 0 }]).sort((a, b) => a.sourceIndex - b.sourceIndex);
   const acquisitionOf = (sourceIndex: number) => {
@@ -199,14 +212,15 @@ function expectedIndices(e: StreamExpectation): { spans: IndexSpan[]; acquisitio
   for (let i = 0; i + 1 < cuts.length; i++) {
     const from = cuts[i]!;
     const k = acquisitionOf(from);
-    for (const j of jumps) if (j.sourceIndex === from && j.acquisition === k) segments[k]!.push({ kind: 'counter-jump', counter: counterAt(from, k) - j.samples, samples: j.samples });
+    for (const j of jumps) if (j.sourceIndex === from && j.acquisition === k) segments[k]!.push({ kind: 'counter-jump', sourceIndex: from, counter: counterAt(from, k) - j.samples, samples: j.samples });
     const l = lost.get(from);
-    if (l) segments[k]!.push({ kind: l.kind, counter: l.span.firstSample, samples: l.span.samples });
-    else segments[k]!.push({ kind: 'intact', counter: counterAt(from, k), samples: cuts[i + 1]! - from });
+    if (l) segments[k]!.push({ kind: l.kind, sourceIndex: from, counter: l.span.firstSample, samples: l.span.samples });
+    else segments[k]!.push({ kind: 'intact', sourceIndex: from, counter: counterAt(from, k), samples: cuts[i + 1]! - from });
   }
   const visible = segments.map((list, k) => (list.some((x) => x.kind === 'intact') ? k : -1)).filter((k) => k >= 0);
   if (visible.length === 0) visible.push(0);
   const spans: IndexSpan[] = [];
+  const leadOff: LeadOffIndexSpan[] = [];
   const report: AcquisitionReport[] = acquisitions.map((a) => ({ sourceIndex: a.sourceIndex, firstIndex: null, samplesLostAtRestart: 0 }));
   let end: number | undefined;
   for (const [k, list] of segments.entries()) {
@@ -221,13 +235,45 @@ function expectedIndices(e: StreamExpectation): { spans: IndexSpan[]; acquisitio
         continue;
       }
       spans.push({ from: seg.counter + offset, to: seg.counter + offset + seg.samples, kind: seg.kind });
+      if (seg.kind !== 'intact') continue;
+      // Samples of frames sent intact with lead-off bits, at the indices the runtime stores them.
+      for (const f of e.leadOff ?? []) {
+        const a = Math.max(f.sourceIndex, seg.sourceIndex);
+        const b = Math.min(f.sourceIndex + f.samples, seg.sourceIndex + seg.samples);
+        if (a < b) leadOff.push({ from: seg.counter + offset + a - seg.sourceIndex, to: seg.counter + offset + b - seg.sourceIndex, kind: 'intact', channels: f.channels });
+      }
     }
     if (v >= 0 && firstIntact >= 0) {
       report[k]!.firstIndex = list[firstIntact]!.counter + offset;
       end = list[lastIntact]!.counter + offset + list[lastIntact]!.samples;
     }
   }
-  return { spans: spans.sort((a, b) => a.from - b.from), acquisitions: report };
+  return { spans: spans.sort((a, b) => a.from - b.from), acquisitions: report, leadOff: leadOff.sort((a, b) => a.from - b.from) };
+}
+
+/** Stream indices of samples the device sent with the lead-off bits `channels`. */
+interface LeadOffIndexSpan extends IndexSpan {
+  channels: number;
+}
+
+/** Per channel: stored samples flagged lead-off where the device said so, flagged where it did not, and not flagged where it did. */
+function leadOffReport(chunks: readonly StreamChunk[], expected: readonly LeadOffIndexSpan[], channels: number): { flagged: number; unexplained: number; unflagged: number } {
+  let flagged = 0;
+  let unexplained = 0;
+  let unflagged = 0;
+  for (let c = 0; c < channels; c++) {
+    const off = expected.filter((x) => ((x.channels >>> c) & 1) === 1);
+    for (const ch of chunks) {
+      if (ch.channel !== c || ch.samples.length === 0) continue;
+      const n = ch.samples.length;
+      const inside = n - overlap(off, ch.firstSample, ch.firstSample + n).uncovered;
+      if (ch.leadOff) {
+        flagged += inside;
+        unexplained += n - inside;
+      } else unflagged += inside;
+    }
+  }
+  return { flagged, unexplained, unflagged };
 }
 
 /** Index (into sorted, non-overlapping `spans`) of the first span ending after `at`. */
@@ -303,7 +349,7 @@ function attributeQuarantine(records: readonly Uint8Array[], damaged: readonly L
 function streamReport(ledger: string, e: StreamExpectation): StreamReport {
   const chunks = readBodies(ledger, 'chunk', e.sensor) as StreamChunk[];
   const quarantined = readBodies(ledger, 'quarantine').filter((q) => (q as Quarantined).source === e.sensor) as Quarantined[];
-  const { spans, acquisitions } = expectedIndices(e);
+  const { spans, acquisitions, leadOff } = expectedIndices(e);
   const lo = spans[0]?.from ?? 0;
   const hi = spans.reduce((a, s) => Math.max(a, s.to), lo);
   let stored = 0;
@@ -359,6 +405,7 @@ function streamReport(ledger: string, e: StreamExpectation): StreamReport {
     quarantined.map((x) => x.bytes),
     [...e.corrupted, ...e.truncated],
   );
+  const leadOffCounts = leadOffReport(chunks, leadOff, e.channels);
   return {
     sensor: e.sensor,
     channels: e.channels,
@@ -385,6 +432,10 @@ function streamReport(ledger: string, e: StreamExpectation): StreamReport {
     quarantineRecordsWithSeveralFrames: q.recordsWithSeveralFrames.slice(0, 20),
     damagedFramesSplitAcrossRecords: q.split,
     quarantinedBytesOfNoDamagedFrame: q.bytesOfNoFrame,
+    leadOffFrames: (e.leadOff ?? []).length,
+    leadOffSamplesFlagged: leadOffCounts.flagged,
+    leadOffSamplesUnexplained: leadOffCounts.unexplained,
+    leadOffSamplesUnflagged: leadOffCounts.unflagged,
   };
 }
 
@@ -475,6 +526,7 @@ export function buildScenarioReport(input: {
     streamSamplesComplete: streams.every((s) => s.samplesStored + s.gapSamples + s.samplesLostAtRestart === s.samplesExpected),
     gapsHaveInjectedCauses: streams.every((s) => s.unexplainedGaps === 0),
     damagedFramesInQuarantine: streams.every((s) => s.damagedFramesNotInQuarantine.length === 0),
+    leadOffStoredAsReported: streams.every((s) => s.leadOffSamplesUnexplained === 0 && s.leadOffSamplesUnflagged === 0),
     cgmDuplicatesStoredOnce: cgm.every((c) => c.duplicatesStored === 0 && c.stored === c.sent),
     runtimeNeverRestarted: runtimeRestarts === 0,
   };

@@ -58,6 +58,8 @@ export interface StreamExpectation {
   counterJumps: StreamDeviceStats['counterJumps'];
   unplugs: number;
   vendorFramesSent: number;
+  /** DATA frames the device sent with lead-off bits (electrodes taken off: `faults.leadOff`), whatever their fate on the wire. */
+  leadOff?: StreamDeviceStats['leadOff'];
   stats: StreamDeviceStats;
 }
 
@@ -159,7 +161,7 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
         source: pull,
         speed,
         clock,
-        faults: streamDeviceFaults(d.serialFaults, scenario.seed * 31 + i),
+        faults: streamDeviceFaults(d.serialFaults, scenario.seed * 31 + i, source.rateHz),
         unplugMode: d.serialFaults.unplug[0]?.mode ?? 'pause',
         start: false,
       });
@@ -246,6 +248,7 @@ export async function startScenarioPeers(scenario: Scenario, options: ScenarioRu
             counterJumps: stats.counterJumps,
             unplugs: stats.unplugs,
             vendorFramesSent: stats.vendorFramesSent,
+            leadOff: stats.leadOff,
             stats,
           };
         }),

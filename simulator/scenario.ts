@@ -371,6 +371,9 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
     if (wantsSamples !== isSamples) {
       problems.push({ field: `${at}.source.type`, value: d.source.type, problem: `cannot feed a ${d.kind} device`, fix: wantsSamples ? 'use wfdb or wav' : 'use cgm-csv, uva-padova or constant' });
     }
+    if (d.kind !== 'ecg' && Array.isArray(d.faults?.leadOff) && d.faults.leadOff.length > 0) {
+      problems.push({ field: `${at}.faults.leadOff`, value: d.faults.leadOff, problem: `takes electrodes off an ECG front end; a ${d.kind} device has none`, fix: 'remove it, or set kind: ecg' });
+    }
     if (d.measurements !== undefined && d.kind !== 'glucose-meter') {
       problems.push({ field: `${at}.measurements`, value: d.measurements, problem: `is for glucose meters, not ${d.kind}`, fix: 'remove it, or set kind: glucose-meter' });
     }

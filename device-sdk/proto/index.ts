@@ -169,11 +169,13 @@ const chunkCodec: BodyCodec<'chunk'> = {
       unit: c.unit,
       gain: c.gain,
       samples: samplesToBytes(c.samples),
+      leadOff: c.leadOff === true,
+      saturated: c.saturated === true,
     }).finish(),
   decode(bytes) {
     const m = decodeWith(T.StreamChunk, bytes, 'StreamChunk');
     checkVersion(m, 'StreamChunk');
-    return {
+    const chunk: StreamChunk = {
       sensor: String(m.sensor ?? ''),
       channel: num(m.channel),
       firstSample: num(m.firstSample),
@@ -183,6 +185,9 @@ const chunkCodec: BodyCodec<'chunk'> = {
       gain: num(m.gain),
       samples: bytesToSamples((m.samples as Uint8Array | undefined) ?? new Uint8Array(0)),
     };
+    if (m.leadOff === true) chunk.leadOff = true;
+    if (m.saturated === true) chunk.saturated = true;
+    return chunk;
   },
 };
 

@@ -8,6 +8,7 @@ import {
   encodeFrame,
   frameToChunks,
   readFrameHeader,
+  STREAM_CAPABILITIES,
   STREAM_CODEC,
   STREAM_MAX_BODY_BYTES,
   StreamFrameError,
@@ -395,6 +396,31 @@ describe('frameToChunks', () => {
   it('takes an unwrapped first sample and a board-clock t0 from the driver', () => {
     const [chunk] = frameToChunks(DATA_FRAME, 'ecg', { firstSample: 2 ** 32 + 1440, t0: 1_700_000_000_000 });
     expect(chunk).toMatchObject({ firstSample: 2 ** 32 + 1440, t0: 1_700_000_000_000 });
+  });
+
+  it('carries the lead-off and saturation bits of each channel when the INFO capabilities say the masks are meaningful', () => {
+    // Lead-off mask 02 00 00 00 (channel 1), saturation mask 01 00 00 00 (channel 0), through the wire.
+    const frame = decodeFrame(encodeFrame({ ...DATA_FRAME, leadOff: 0b10, saturated: 0b01 })) as StreamDataFrame;
+    const both = STREAM_CAPABILITIES.leadOff | STREAM_CAPABILITIES.saturation;
+    const [c0, c1] = frameToChunks(frame, 'ecg', { capabilities: both });
+    expect(c0).toMatchObject({ channel: 0, saturated: true });
+    expect(c0).not.toHaveProperty('leadOff');
+    expect(c1).toMatchObject({ channel: 1, leadOff: true });
+    expect(c1).not.toHaveProperty('saturated');
+    // One capability without the other: only that mask is read.
+    const [d0, d1] = frameToChunks(frame, 'ecg', { capabilities: STREAM_CAPABILITIES.leadOff });
+    expect(d0).not.toHaveProperty('saturated');
+    expect(d1).toMatchObject({ leadOff: true });
+  });
+
+  it('ignores the masks of a device that has not announced them (no INFO yet, or capabilities without the bits)', () => {
+    const frame = { ...DATA_FRAME, leadOff: 0b11, saturated: 0b11 };
+    for (const options of [{}, { capabilities: STREAM_CAPABILITIES.vendorFrames | STREAM_CAPABILITIES.int24 }]) {
+      for (const chunk of frameToChunks(frame, 'ecg', options)) {
+        expect(chunk).not.toHaveProperty('leadOff');
+        expect(chunk).not.toHaveProperty('saturated');
+      }
+    }
   });
 
   it('gives no chunks for a status-only frame', () => {

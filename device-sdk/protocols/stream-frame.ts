@@ -552,18 +552,28 @@ export interface FrameToChunksOptions {
    * device's counter to the board clock passes its own value.
    */
   t0?: number;
+  /**
+   * The `STREAM_CAPABILITIES` of the device's INFO frame (§6.2), which say whether the masks mean
+   * anything: the lead-off mask is read only with `leadOff`, the saturation mask only with
+   * `saturation`. Default 0: a device that has not said so (no INFO yet) reports neither.
+   */
+  capabilities?: number;
 }
 
 /**
  * One `StreamChunk` per channel of a DATA frame, channel numbers 0..n-1 in wire order, each with
- * the frame's rate, gain and unit. A frame with no samples gives no chunks. Lead-off and
- * saturation are not part of a chunk: read them from the frame (`leadOff`, `saturated`).
+ * the frame's rate, gain and unit. A frame with no samples gives no chunks. The chunk of channel c
+ * has `leadOff: true` when bit c of the frame's lead-off mask is set and `options.capabilities` says
+ * the mask is meaningful, likewise `saturated: true`; both are absent otherwise.
  */
 export function frameToChunks(frame: StreamDataFrame, sensor: string, options: FrameToChunksOptions = {}): StreamChunk[] {
   const perChannel = frame.channels[0]?.length ?? 0;
   if (perChannel === 0) return [];
   const firstSample = options.firstSample ?? frame.firstSample;
   const t0 = options.t0 ?? Math.round((firstSample * 1000) / frame.rateHz);
+  const capabilities = options.capabilities ?? 0;
+  const leadOff = (capabilities & STREAM_CAPABILITIES.leadOff) !== 0 ? frame.leadOff : 0;
+  const saturated = (capabilities & STREAM_CAPABILITIES.saturation) !== 0 ? frame.saturated : 0;
   return frame.channels.map((samples, channel) => ({
     sensor,
     channel,
@@ -573,5 +583,7 @@ export function frameToChunks(frame: StreamDataFrame, sensor: string, options: F
     unit: frame.unit,
     gain: frame.gain,
     samples,
+    ...(((leadOff >>> channel) & 1) === 1 ? { leadOff: true as const } : {}),
+    ...(((saturated >>> channel) & 1) === 1 ? { saturated: true as const } : {}),
   }));
 }

@@ -14,6 +14,10 @@
  *   index at the device's counter; after a CLOCK_RESET the index continues where it stood, so a
  *   sensor's indices never go back. `t0` is the board clock (ms) of the first sample, anchored when
  *   a counter origin is first seen and advanced by the nominal rate.
+ *   A chunk carries `leadOff` / `saturated` when its channel's bit is set in the frame's lead-off /
+ *   saturation mask and the INFO frame of this session announced that mask as meaningful
+ *   (capabilities bit 0 / 1, §6.2); DATA frames before that INFO (and after a reconnect, until the
+ *   device has identified itself again) carry no flags.
  * - `gap`: samples that never arrived: the jump between the index expected and the next DATA
  *   frame's index, one per channel, with `reason` `corrupted` (bytes were quarantined since the
  *   last DATA frame), `disconnected` (the port was reopened meanwhile), `frames-lost` (a seq jump
@@ -327,7 +331,9 @@ export class SerialStreamDriver implements SensorDriver {
     if (!this.anchor || this.anchor.rateHz !== frame.rateHz) this.anchor = { t: this.clock.now() - (perChannel * 1000) / frame.rateHz, index, rateHz: frame.rateHz };
     const t0 = Math.round(this.anchor.t + ((index - this.anchor.index) * 1000) / frame.rateHz);
     this.counters.samples += perChannel;
-    for (const chunk of frameToChunks(frame, this.sensor, { firstSample: index, t0 })) this.sink?.chunk(chunk);
+    // The masks count only once this session's INFO has said they are meaningful (§6.2).
+    const capabilities = this.identity?.capabilities ?? 0;
+    for (const chunk of frameToChunks(frame, this.sensor, { firstSample: index, t0, capabilities })) this.sink?.chunk(chunk);
   }
 
   /** Maps the frame's uint32 counter to the sensor's stream index (§5.4): unwrapped, never going back. */

@@ -42,4 +42,4 @@ export {
 } from './ecg/ec57.js';
 export { EcgFrontEnd, type EcgFrontEndOptions, extractBeats } from './ecg/front-end.js';
 export { mixNoise, noisePower, qrsSignalPower } from './ecg/noise-mix.js';
-export { assessWindow, DEFAULT_SIGNAL_QUALITY_OPTIONS, type QualityFlag, SignalQuality, type SignalQualityOptions, type SignalQualityWindow } from './ecg/signal-quality.js';
+export { assessWindow, DEFAULT_SIGNAL_QUALITY_OPTIONS, QUALITY_PENALTIES, type QualityFlag, SignalQuality, type SignalQualityOptions, type SignalQualityWindow, withQualityFlag } from './ecg/signal-quality.js';

@@ -230,7 +230,12 @@ export function waveformObservation(rec: StoredRecord<StreamChunk>): Resource {
         },
       },
     ],
-    note: [{ text: `Sensor ${c.sensor}, channel ${c.channel}, samples ${c.firstSample}..${c.firstSample + c.samples.length - 1} at ${c.rateHz} Hz.` }],
+    note: [
+      { text: `Sensor ${c.sensor}, channel ${c.channel}, samples ${c.firstSample}..${c.firstSample + c.samples.length - 1} at ${c.rateHz} Hz.` },
+      // What the front end said about these samples (annotations, never a correction of them).
+      ...(c.leadOff ? [{ text: 'The ECG front end reported lead-off (electrode contact lost) during these samples.' }] : []),
+      ...(c.saturated ? [{ text: 'The ECG front end reported samples at the ADC limit (saturation) in this excerpt.' }] : []),
+    ],
   };
 }
 

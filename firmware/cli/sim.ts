@@ -138,6 +138,9 @@ function formatReport(r: ScenarioReport): string {
       .map(([k, n]) => `${k} ${n}`)
       .join(', ');
     lines.push(`  ${s.sensor}: ${s.samplesStored}/${s.samplesExpected} samples, ${s.gapCount} gaps (${causes || 'no cause'}; ${s.unexplainedGaps} unexplained), ${s.samplesLostAtRestart} lost at ${s.acquisitions.length - 1} restarts, ${s.duplicateSamples} duplicates`);
+    if (s.leadOffFrames > 0 || s.leadOffSamplesUnexplained > 0) {
+      lines.push(`    lead-off: ${s.leadOffFrames} frames sent with the lead-off bit; ${s.leadOffSamplesFlagged} samples stored flagged, ${s.leadOffSamplesUnflagged} stored unflagged, ${s.leadOffSamplesUnexplained} flagged with no injected lead-off`);
+    }
     lines.push(`    damaged frames ${s.framesDamaged}: ${s.damagedFramesInQuarantine} in ${s.quarantinedRecords} quarantine records (${s.quarantineRecordsWithSeveralFrames.length} hold several), ${s.damagedFramesNotInQuarantine.length} not in quarantine; ${s.quarantinedBytesOfNoDamagedFrame} quarantined bytes of no damaged frame`);
   }
   for (const m of r.meters) lines.push(`  ${m.sensor}: ${m.storedOnce}/${m.expected} records once; missing ${m.missing.length}, duplicated ${m.duplicated.length}, wrong time ${m.wrongTime.length}, link drops ${m.linkDrops}`);

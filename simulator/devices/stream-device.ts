@@ -53,6 +53,9 @@
  *   - `slowBytesPerSecond`: writes are paced to this byte rate, in pieces of `writeChunkBytes`
  *     (default 16): a slow UART or a device that trickles its frames.
  *   - `writeChunkBytes` alone: frames are written in pieces of this size (split frames on the wire).
+ *   - `leadOff`: `LeadOffSpan[]`, electrodes off for spans of the recording: the DATA frames holding
+ *     them carry the lead-off bit of the channels (§5.1) and the samples a front end sends then (at
+ *     the positive rail with the saturation bit, or at baseline); recorded in `stats.leadOff`.
  *   - `jumpCounter(samples)`: the device's sample counter skips forward (a device-side loss, §5.4):
  *     a host sees a sample gap without a seq gap. Recorded in `stats.counterJumps`.
  *   - `unplug({ downMs, drainMs, mode })`: stops writing, waits `drainMs` (default 50 ms, real time,
@@ -76,7 +79,8 @@
  *   the index of the span's first sample set in the source and `digest` (damaged frames) the
  *   `frameDigest` of the bytes written; `counterJumps` (`{ atSample, samples, sourceIndex,
  *   acquisition }`); `acquisitions` (`{ sourceIndex, firstSample }`: where the counter started, the
- *   first entry and one per `'reset'`); `sourceSamples` (sample sets taken from the source); `ended`.
+ *   first entry and one per `'reset'`); `leadOff` (`LeadOffFrame[]`: DATA frames built with lead-off
+ *   bits); `sourceSamples` (sample sets taken from the source); `ended`.
  * - Events: `'frame'` (`SentFrameInfo` for every DATA frame: intact, corrupted, truncated or
  *   dropped), `'end'`, `'error'` (a write that failed for another reason than an unplug).
  *
@@ -118,7 +122,38 @@ export interface StreamDeviceFaults {
   writeChunkBytes: number;
   /** Seed of the fault schedule. */
   seed: number;
+  /** Electrodes off for these spans of the recording (below). */
+  leadOff: readonly LeadOffSpan[];
 }
+
+/**
+ * Electrodes off the patient for `samples` sample sets of the recording from source sample set
+ * `fromSample`, on the channels of the `channels` mask (default all). What an ECG front end sends
+ * then: its input is pulled to a rail by the lead-off bias (`'rail'`, the default: samples at the
+ * positive ADC limit, 32767, so the frame's saturation bit is set too) or its output sits at
+ * mid-scale (`'baseline'`: 0), and every DATA frame holding such a sample has the channel's bit in
+ * its lead-off mask (§5.1). The mask means something to a host only when INFO announces it
+ * (`info.capabilities` with `STREAM_CAPABILITIES.leadOff`, as the ECG default does).
+ */
+export interface LeadOffSpan {
+  fromSample: number;
+  samples: number;
+  channels?: number;
+  level?: 'rail' | 'baseline';
+}
+
+/** A DATA frame built with lead-off bits set (whatever then happened to it on the wire). */
+export interface LeadOffFrame {
+  seq: number;
+  /** Index of the frame's first sample set in the source. */
+  sourceIndex: number;
+  samples: number;
+  /** The frame's lead-off mask. */
+  channels: number;
+}
+
+/** The positive ADC limit of an int16 front end: what a lead pulled to the rail reads. */
+export const LEAD_OFF_RAIL = 32767;
 
 export const DEFAULT_STREAM_DEVICE_FAULTS: Readonly<StreamDeviceFaults> = Object.freeze({
   corruptRate: 0,
@@ -129,6 +164,7 @@ export const DEFAULT_STREAM_DEVICE_FAULTS: Readonly<StreamDeviceFaults> = Object
   slowBytesPerSecond: 0,
   writeChunkBytes: 0,
   seed: 1,
+  leadOff: Object.freeze([]) as readonly LeadOffSpan[],
 });
 
 export interface StreamDeviceInfo {
@@ -236,6 +272,8 @@ export interface StreamDeviceStats {
   counterJumps: Array<{ atSample: number; samples: number; sourceIndex: number; acquisition: number }>;
   /** The first acquisition, then one per power cycle (`unplug` in `'reset'` mode). */
   acquisitions: AcquisitionStart[];
+  /** DATA frames with lead-off bits (`faults.leadOff`). */
+  leadOff: LeadOffFrame[];
   ended: boolean;
 }
 
@@ -309,6 +347,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     droppedWhileUnplugged: [],
     counterJumps: [],
     acquisitions: [],
+    leadOff: [],
     ended: false,
   };
   private seq = 0;
@@ -358,6 +397,17 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       if (!(p >= 0 && p <= 1)) throw new ConfigError(`faults.${key}`, p, 'must be a probability in 0..1', 'pass e.g. 0.05');
     }
     if (!Number.isInteger(faults.vendorType) || faults.vendorType < 0x80 || faults.vendorType > 0xff) throw new ConfigError('faults.vendorType', faults.vendorType, 'must be a vendor frame type 0x80..0xff', 'omit it for 0xc1');
+    const allChannels = options.channels === 32 ? 0xffffffff : (1 << options.channels) - 1;
+    faults.leadOff = faults.leadOff.map((span, i) => {
+      const at = `faults.leadOff[${i}]`;
+      if (!Number.isInteger(span.fromSample) || span.fromSample < 0) throw new ConfigError(`${at}.fromSample`, span.fromSample, 'must be a sample set index >= 0', 'pass where the electrodes come off, e.g. 3600');
+      if (!Number.isInteger(span.samples) || span.samples < 1) throw new ConfigError(`${at}.samples`, span.samples, 'must be a positive integer', 'pass how many sample sets they stay off, e.g. 1800');
+      const channels = span.channels ?? allChannels;
+      if (!Number.isInteger(channels) || channels <= 0 || (channels & ~allChannels) !== 0) throw new ConfigError(`${at}.channels`, channels, `must be a non-empty channel mask of the ${options.channels} channels`, 'omit it for all channels, or pass e.g. 0b1');
+      const level = span.level ?? 'rail';
+      if (level !== 'rail' && level !== 'baseline') throw new ConfigError(`${at}.level`, level, "must be 'rail' or 'baseline'", "omit it for 'rail'");
+      return Object.freeze({ fromSample: span.fromSample, samples: span.samples, channels: channels >>> 0, level });
+    });
     this.options = Object.freeze(options);
     this.faults = Object.freeze(faults);
     this.samplesPerFrame = spf;
@@ -388,7 +438,15 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
   /** A snapshot of the counters. */
   get stats(): StreamDeviceStats {
     const c = this.counters;
-    return { ...c, corrupted: [...c.corrupted], truncated: [...c.truncated], droppedWhileUnplugged: [...c.droppedWhileUnplugged], counterJumps: [...c.counterJumps], acquisitions: [...c.acquisitions] };
+    return {
+      ...c,
+      corrupted: [...c.corrupted],
+      truncated: [...c.truncated],
+      droppedWhileUnplugged: [...c.droppedWhileUnplugged],
+      counterJumps: [...c.counterJumps],
+      acquisitions: [...c.acquisitions],
+      leadOff: [...c.leadOff],
+    };
   }
 
   /** True while the device end is open (not unplugged). */
@@ -581,6 +639,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     const perChannel = Array.from({ length: channels }, () => new Int16Array(n));
     for (let i = 0, k = 0; i < n; i++) for (let c = 0; c < channels; c++, k++) perChannel[c]![i] = interleaved[k]!;
     const sourceIndex = this.counters.sourceSamples - n;
+    const { leadOff, saturated } = this.electrodesOff(perChannel, sourceIndex);
     const firstSample = this.counter;
     this.counter += n;
     // Fault draws happen for every frame, plugged or not, so a seed gives the same schedule.
@@ -614,10 +673,11 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       gain: this.options.gain,
       firstSample: firstSample % 2 ** 32,
       clockReset: this.clockReset,
-      leadOff: 0,
-      saturated: 0,
+      leadOff,
+      saturated,
       channels: perChannel,
     };
+    if (leadOff !== 0) this.counters.leadOff.push({ seq: frame.seq, sourceIndex, samples: n, channels: leadOff });
     this.clockReset = false;
     let bytes = encodeFrame(frame);
     let fate: SentFrameInfo['fate'] = 'intact';
@@ -647,6 +707,29 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       this.counters.samplesSent += n;
     }
     this.emit('frame', { ...span, fate });
+  }
+
+  /**
+   * Applies `faults.leadOff` to a frame's samples (source sample sets from `sourceIndex`): the
+   * samples of a span take its level, and the frame's masks get the span's channels.
+   */
+  private electrodesOff(perChannel: Int16Array[], sourceIndex: number): { leadOff: number; saturated: number } {
+    let leadOff = 0;
+    let saturated = 0;
+    const n = perChannel[0]?.length ?? 0;
+    for (const span of this.faults.leadOff) {
+      const from = Math.max(span.fromSample, sourceIndex);
+      const to = Math.min(span.fromSample + span.samples, sourceIndex + n);
+      if (from >= to) continue;
+      const channels = span.channels ?? 0;
+      const value = span.level === 'baseline' ? 0 : LEAD_OFF_RAIL;
+      perChannel.forEach((samples, c) => {
+        if (((channels >>> c) & 1) === 1) samples.fill(value, from - sourceIndex, to - sourceIndex);
+      });
+      leadOff |= channels;
+      if (value === LEAD_OFF_RAIL) saturated |= channels;
+    }
+    return { leadOff: leadOff >>> 0, saturated: saturated >>> 0 };
   }
 
   /** Writes a frame (paced when slow); false when the port was closed or unplugged meanwhile. */

@@ -13,7 +13,8 @@ import { readLedgerBodies, readLedgerSummary } from '../../device-sdk/store/sqli
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
-import { arraySource, createStreamDevice } from '../../simulator/devices/stream-device.js';
+import { arraySource, createStreamDevice, LEAD_OFF_RAIL } from '../../simulator/devices/stream-device.js';
+import { simulatedEcg } from '../helpers/ecg-chunks.js';
 import { findSocat, systemAvailable } from '../helpers/pty.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -89,5 +90,46 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
       ]);
       expect(readLedgerSummary(ledger).kinds.alert.lastSeq).toBe(2);
     }
+  });
+
+  it('stores the lead-off the ECG front end reports with the chunks and raises ecg-lead-off at once, nothing urgent, until contact is back', async () => {
+    const dir = tempDir();
+    // 30 s of a 72 /min ECG; the electrodes off from 12 s for 6 s (frames of 18 samples: 216 whole frames).
+    const signal = Int16Array.from(simulatedEcg(30).flatMap((c) => Array.from(c.samples)));
+    const off = { fromSample: 12 * 360, samples: 6 * 360 };
+    const device = await createStreamDevice({ deviceType: 'ecg', channels: 1, rateHz: 360, source: arraySource(signal), speed: 10, startOn: 'identify', faults: { leadOff: [off] } });
+    const config = parseRuntimeConfig(
+      { deviceId: 'serial-rt-2', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'device', sensor: 'ecg', driver: 'serial-ecg', options: { path: device.hostPath } }] },
+      dir,
+    );
+    const runtime = new Runtime(config, { logger: silentLogger });
+    runtime.start();
+    try {
+      await device.ended;
+      // Every chunk sent is stored (nothing acknowledges them: no edge).
+      await waitFor(() => runtime.status().backlog.chunk === device.stats.dataFramesSent, 'every chunk stored');
+    } finally {
+      await runtime.stop();
+      await device.stop();
+    }
+    const ledger = ledgerPath(join(dir, 'device'));
+    const chunks = readLedgerBodies(ledger, 'chunk').map((row) => decodeBody('chunk', row.body));
+    expect(chunks.reduce((n, c) => n + c.samples.length, 0)).toBe(signal.length);
+    const flagged = chunks.filter((c) => c.leadOff);
+    expect(flagged.map((c) => c.firstSample)).toEqual(Array.from({ length: off.samples / 18 }, (_, i) => off.fromSample + 18 * i));
+    expect(flagged.every((c) => c.saturated && c.samples.every((v) => v === LEAD_OFF_RAIL))).toBe(true);
+    expect(chunks.filter((c) => !c.leadOff).some((c) => c.saturated)).toBe(false);
+    const alerts = readLedgerBodies(ledger, 'alert').map((row) => decodeBody('alert', row.body));
+    expect(alerts.filter((a) => a.severity === 3)).toEqual([]);
+    const leadOff = alerts.filter((a) => a.kind === 'ecg-lead-off');
+    expect(leadOff).toHaveLength(1);
+    expect(leadOff[0]?.message).toMatch(/^ECG front end reports electrode contact lost/);
+    // At the end of the first frame reported off (50 ms), not after 2 s of flat signal.
+    expect(Math.abs((leadOff[0]?.t as number) - ((flagged[0]?.t0 as number) + 50))).toBeLessThanOrEqual(1);
+    // The heart rate before the electrodes came off and after they were back.
+    const rates = readLedgerBodies(ledger, 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'heart-rate');
+    expect(rates.filter((r) => r.tDevice < (leadOff[0]?.t as number)).length).toBeGreaterThan(0);
+    expect(rates.filter((r) => r.tDevice > (leadOff[0]?.t as number) + 6_000).length).toBeGreaterThan(0);
+    for (const r of rates) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
   });
 });

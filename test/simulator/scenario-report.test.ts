@@ -91,6 +91,7 @@ describe('scenario report from the ledger', () => {
       streamSamplesComplete: true,
       gapsHaveInjectedCauses: true,
       damagedFramesInQuarantine: true,
+      leadOffStoredAsReported: true,
       cgmDuplicatesStoredOnce: true,
       runtimeNeverRestarted: true,
     });
@@ -273,5 +274,47 @@ describe('scenario report: every gap by its injected cause, per acquisition', ()
     expect(s).toMatchObject({ unexplainedGaps: 2, unexpectedSamples: 5, damagedFramesInQuarantine: 2, damagedFramesNotInQuarantine: [{ seq: 17, sourceIndex: 150 }], quarantinedBytesOfNoDamagedFrame: 3 });
     expect(r.invariants).toMatchObject({ streamSamplesStoredOnce: false, gapsHaveInjectedCauses: false, damagedFramesInQuarantine: false, streamSamplesComplete: true });
     expect(r.ok).toBe(false);
+  });
+});
+
+describe('scenario report: electrodes taken off (faults.leadOff)', () => {
+  // Channel 0's electrodes off for the frame of samples 40..59 (sent intact, with its lead-off bit);
+  // the frame 60..79 is damaged on the wire. Every sample is sent: lead-off is no gap.
+  const flagged = (c: StreamChunk): StreamChunk => ({ ...c, leadOff: true });
+  const expected = () =>
+    expectations({
+      corrupted: [{ seq: 4, firstSample: 60, samples: 20, sourceIndex: 60, bytes: 100, digest: frameDigest(DAMAGED) }],
+      leadOff: [
+        { seq: 3, sourceIndex: 40, samples: 20, channels: 0b01 },
+        { seq: 4, sourceIndex: 60, samples: 20, channels: 0b01 },
+      ],
+    });
+
+  it('holds when the runtime stored exactly those samples flagged: no gap, nothing unexplained', () => {
+    const path = ledgerWith((ledger) => {
+      ledger.add('chunk', chunk(0, 0, 40));
+      ledger.add('chunk', flagged(chunk(0, 40, 20)));
+      ledger.add('chunk', chunk(0, 80, 20));
+      ledger.add('chunk', chunk(1, 0, 60));
+      ledger.add('chunk', chunk(1, 80, 20));
+      ledger.add('quarantine', { transport: 'serial:/dev/pts/9', source: 'ecg', t: 0, error: 'crc', bytes: DAMAGED });
+    });
+    const r = buildScenarioReport({ scenario: 't', speed: 60, ledger: path, expected: expected(), unexpectedExits: 0, plannedStarts: 1, wallSeconds: 1 });
+    expect(r.invariants).toMatchObject({ leadOffStoredAsReported: true, gapsHaveInjectedCauses: true, streamSamplesComplete: true });
+    expect(r.streams[0]).toMatchObject({ leadOffFrames: 2, leadOffSamplesFlagged: 20, leadOffSamplesUnexplained: 0, leadOffSamplesUnflagged: 0, unexplainedGaps: 0, gapSamples: 40 });
+  });
+
+  it('fails when a lead-off the device reported is stored unflagged, or a flag no injected lead-off explains is stored', () => {
+    const path = ledgerWith((ledger) => {
+      ledger.add('chunk', chunk(0, 0, 40));
+      ledger.add('chunk', chunk(0, 40, 20)); // the front end said lead-off: lost
+      ledger.add('chunk', chunk(0, 80, 20));
+      ledger.add('chunk', chunk(1, 0, 40));
+      ledger.add('chunk', flagged(chunk(1, 40, 20))); // channel 1's electrodes were on
+      ledger.add('chunk', chunk(1, 80, 20));
+    });
+    const r = buildScenarioReport({ scenario: 't', speed: 60, ledger: path, expected: expected(), unexpectedExits: 0, plannedStarts: 1, wallSeconds: 1 });
+    expect(r.invariants.leadOffStoredAsReported).toBe(false);
+    expect(r.streams[0]).toMatchObject({ leadOffSamplesFlagged: 0, leadOffSamplesUnexplained: 20, leadOffSamplesUnflagged: 20 });
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../device-sdk/errors.js';
+import { streamDeviceFaults } from '../../simulator/faults.js';
 import { loadScenario, parseScenario, ScenarioError } from '../../simulator/scenario.js';
 
 const DATA = '/nonexistent-data';
@@ -60,6 +61,22 @@ describe('scenario files', () => {
     expect(s.devices[0]?.measurements).toEqual([{ atS: 8, mgPerDl: 292 }]);
     expect(parseScenario({ name: 'x', devices: [meter] }, { dataDir: DATA }).devices[0]?.measurements).toEqual([]);
     expect(problems({ name: 'x', devices: [{ ...ecg, measurements: [{ atS: 1, mgPerDl: 100 }] }] })[0]).toMatchObject({ field: 'devices[0].measurements', problem: 'is for glucose meters, not ecg' });
+  });
+
+  it('takes electrodes off an ECG for spans of signal, as sample ranges of the recording, and refuses them on a stethoscope', () => {
+    const s = parseScenario({ name: 'x', devices: [{ ...ecg, faults: { leadOff: [{ atS: 30, durationS: 5, level: 'baseline' }, { atS: 10, durationS: 2, channels: 2 }] } }] }, { dataDir: DATA });
+    const faults = s.devices[0]!.serialFaults;
+    expect(faults.leadOff).toEqual([
+      { atS: 10, durationS: 2, channels: 2 },
+      { atS: 30, durationS: 5, level: 'baseline' },
+    ]);
+    expect(streamDeviceFaults(faults, 1, 360).leadOff).toEqual([
+      { fromSample: 3600, samples: 720, channels: 2 },
+      { fromSample: 10_800, samples: 1800, level: 'baseline' },
+    ]);
+    const pcg = { sensor: 'pcg', kind: 'pcg', transport: 'serial', source: { type: 'wav', file: 'x.wav' } };
+    expect(problems({ name: 'x', devices: [{ ...pcg, faults: { leadOff: [{ atS: 1, durationS: 1 }] } }] })[0]).toMatchObject({ field: 'devices[0].faults.leadOff', problem: 'takes electrodes off an ECG front end; a pcg device has none' });
+    expect(problems({ name: 'x', devices: [{ ...ecg, faults: { leadOff: [{ atS: 1, durationS: 0 }] } }] })[0]).toMatchObject({ field: 'devices[0].faults.leadOff[0].durationS' });
   });
 
   it('names the field, the value and a fix for each problem', () => {

@@ -47,7 +47,10 @@ devices:
     faults: { duplicateEvery: 3 }
 `;
 
-/** MIT-BIH 208 with damaged and vendor frames, an unplug that drops, a power cycle and a counter jump (the QA repro, shortened). */
+/**
+ * MIT-BIH 208 with damaged and vendor frames, an unplug that drops, a power cycle and a counter jump
+ * (the QA repro, shortened), and the electrodes of lead 0 off for 8 s.
+ */
 const ECG_FAULTS = `
 name: ecg-faults
 seed: 3
@@ -63,6 +66,7 @@ devices:
       vendorFrameRate: 0.02
       unplug: [{ atS: 20, downS: 5, mode: drop }, { atS: 45, downS: 3, mode: reset }]
       counterJumps: [{ atS: 70, samples: 1800 }]
+      leadOff: [{ atS: 30, durationS: 8, channels: 1 }]
 `;
 
 describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and dbus-daemon: apt-get install -y socat dbus)${missingNote(SHARED_DATA)}`, () => {
@@ -83,6 +87,7 @@ describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and
       streamSamplesComplete: true,
       gapsHaveInjectedCauses: true,
       damagedFramesInQuarantine: true,
+      leadOffStoredAsReported: true,
       cgmDuplicatesStoredOnce: true,
       runtimeNeverRestarted: true,
       edgeHasEverything: true,
@@ -131,6 +136,10 @@ describe.skipIf(!(socat && dbus && data))(`medge sim --scenario (needs socat and
     expect(s.acquisitions[1]?.firstIndex).not.toBeNull();
     expect(s.damagedFramesInQuarantine).toBe(s.framesDamaged);
     expect(s.samplesStored + s.gapSamples + s.samplesLostAtRestart).toBe(s.samplesExpected);
+    // The electrodes off: stored flagged where the front end said so, nowhere else; no gap of their own.
+    expect(r.invariants.leadOffStoredAsReported).toBe(true);
+    expect(s.leadOffFrames).toBeGreaterThan(0);
+    expect(s.leadOffSamplesFlagged).toBeGreaterThan(0);
   }, 260_000);
 
   it('names the field of a bad scenario and exits 2', async () => {

@@ -34,6 +34,19 @@ export const DEFAULT_SIGNAL_QUALITY_OPTIONS: Readonly<Omit<SignalQualityOptions,
 
 export type QualityFlag = 'lead-off' | 'saturation' | 'noise' | 'baseline-wander';
 
+/** What each flag takes off the quality of a window (a lead off makes it 0). */
+export const QUALITY_PENALTIES: Readonly<Record<Exclude<QualityFlag, 'lead-off'>, number>> = Object.freeze({ saturation: 0.5, noise: 0.4, 'baseline-wander': 0.2 });
+const MIN_QUALITY = 0.1;
+
+/**
+ * `w` with `flag` added from another source than the samples (the front end's saturation report), its
+ * penalty taken off the quality as `assessWindow` would; `w` itself when it already has the flag.
+ */
+export function withQualityFlag(w: SignalQualityWindow, flag: Exclude<QualityFlag, 'lead-off'>): SignalQualityWindow {
+  if (w.flags.includes(flag)) return w;
+  return { ...w, flags: [...w.flags, flag], quality: Math.max(MIN_QUALITY, Math.round((w.quality - QUALITY_PENALTIES[flag]) * 100) / 100) };
+}
+
 export interface SignalQualityWindow {
   quality: number;
   flags: QualityFlag[];
@@ -131,15 +144,15 @@ export function assessWindow(x: ArrayLike<number>, options: Omit<SignalQualityOp
   let quality = 1;
   if (atRail / x.length >= options.saturationShare) {
     flags.push('saturation');
-    quality -= 0.5;
+    quality -= QUALITY_PENALTIES.saturation;
   }
   if (noise > options.noiseIndex) {
     flags.push('noise');
-    quality -= 0.4;
+    quality -= QUALITY_PENALTIES.noise;
   }
   if (wander > options.wanderRatio) {
     flags.push('baseline-wander');
-    quality -= 0.2;
+    quality -= QUALITY_PENALTIES['baseline-wander'];
   }
-  return { quality: Math.max(0.1, Math.round(quality * 100) / 100), flags, noise: Math.round(noise * 1000) / 1000, wander: Math.round(wander * 1000) / 1000 };
+  return { quality: Math.max(MIN_QUALITY, Math.round(quality * 100) / 100), flags, noise: Math.round(noise * 1000) / 1000, wander: Math.round(wander * 1000) / 1000 };
 }

@@ -1,0 +1,115 @@
+/**
+ * The EcgMonitor with a front end that reports electrode contact (the stream protocol's lead-off
+ * mask, as `StreamChunk.leadOff`) and saturation (`StreamChunk.saturated`).
+ */
+import { describe, expect, it } from 'vitest';
+import type { StreamChunk } from '../device-sdk/records.js';
+import { continuation, run, simulatedEcg } from '../test/helpers/ecg-chunks.js';
+import { EcgMonitor } from './ecg-monitor.js';
+
+/** What a front end sends with the electrodes off: its input pulled to the positive rail, flagged. */
+const RAIL = 32767;
+const off = (chunks: StreamChunk[]): StreamChunk[] => chunks.map((c) => ({ ...c, leadOff: true }));
+/** The last chunk of `chunks` without the front end's flags: what a continuation with contact is made from. */
+function lastOf(chunks: StreamChunk[]): StreamChunk {
+  const { leadOff: _, saturated: __, ...c } = chunks.at(-1) as StreamChunk;
+  return c;
+}
+/** Chunks of `source` renumbered to continue `after`'s stream (the same beats, later). */
+function again(after: StreamChunk, source: StreamChunk[]): StreamChunk[] {
+  const per = (source[0] as StreamChunk).samples.length;
+  return continuation(after, source.length / 4, (i) => (source[Math.floor(i / per)] as StreamChunk).samples[i % per] as number);
+}
+const kinds = (alerts: { kind: string; severity: number }[]) => alerts.map((a) => [a.kind, a.severity]);
+
+describe('EcgMonitor with a front end that reports lead-off', () => {
+  it('raises ecg-lead-off (severity 2) with the first chunk the front end reports off, saying so, and reports no heart rate', () => {
+    const ecg = simulatedEcg(12);
+    // Not flat: what an unconnected input picks up (mains hum at 50 Hz, 1 mV): only the front end can tell.
+    const hum = off(continuation(ecg.at(-1) as StreamChunk, 10, (i) => Math.round(200 * Math.sin((2 * Math.PI * 50 * i) / 360))));
+    const monitor = new EcgMonitor('ecg');
+    const before = run(monitor, ecg);
+    expect(before.readings.length).toBeGreaterThan(0);
+    const out = run(monitor, hum);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    const first = hum[0] as StreamChunk;
+    expect(out.alerts[0]?.t).toBe(first.t0 + 250);
+    expect(out.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost \(lead off\): reattach the electrodes/);
+    expect(out.readings).toEqual([]);
+    expect(out.findings).toEqual([]);
+  });
+
+  it('never escalates to flat-line or no-beats (severity 3) while the front end reports the electrodes off, however long', () => {
+    const ecg = simulatedEcg(12);
+    const rail = off(continuation(ecg.at(-1) as StreamChunk, 60, () => RAIL));
+    const out = run(new EcgMonitor('ecg'), [...ecg, ...rail]);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    expect(out.readings.filter((r) => r.tDevice > (rail[0] as StreamChunk).t0)).toEqual([]);
+  });
+
+  it('takes contact back as a lead back on, even after an electrode off for less than the 2 s a flat line needs: learnt afresh, the heart rate comes back', () => {
+    const ecg = simulatedEcg(20);
+    const rail = off(continuation(ecg.at(-1) as StreamChunk, 1, () => RAIL));
+    const back = again(lastOf(rail), simulatedEcg(20));
+    const monitor = new EcgMonitor('ecg');
+    const before = run(monitor, [...ecg, ...rail]);
+    expect(kinds(before.alerts)).toEqual([['ecg-lead-off', 2]]);
+    const generation = monitor['generation'];
+    run(monitor, back.slice(0, 1));
+    expect(monitor['generation']).toBe(generation + 1);
+    const out = run(monitor, back.slice(1));
+    expect(out.alerts).toEqual([]);
+    const hr = out.readings.filter((r) => r.type === 'heart-rate');
+    expect(hr.length).toBeGreaterThanOrEqual(2);
+    for (const r of hr) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
+  it('raises no-beats (severity 3) when contact comes back on a lead with no QRS: the asystole clock runs from the lead back', () => {
+    const ecg = simulatedEcg(20);
+    const rail = off(continuation(ecg.at(-1) as StreamChunk, 8, () => RAIL));
+    let seed = 5;
+    const noise = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31 - 0.5) * 12;
+    const quiet = continuation(lastOf(rail), 12, () => 1000 + Math.round(noise()));
+    const out = run(new EcgMonitor('ecg'), [...ecg, ...rail, ...quiet]);
+    expect(kinds(out.alerts)).toEqual([
+      ['ecg-lead-off', 2],
+      ['ecg-no-beats', 3],
+    ]);
+    expect((out.alerts[1]?.t as number) - (quiet[0] as StreamChunk).t0).toBeLessThanOrEqual(7_000);
+  });
+
+  it('keeps the flat-line path when the front end reports contact: lead-off, then flat-line (severity 3) after 4 s', () => {
+    // Contact lost and back, then a flat line with the electrodes reported on: possibly an arrest.
+    const ecg = simulatedEcg(20);
+    const rail = off(continuation(ecg.at(-1) as StreamChunk, 3, () => RAIL));
+    const back = again(lastOf(rail), simulatedEcg(15));
+    const flat = continuation(back.at(-1) as StreamChunk, 6, () => 1000);
+    const out = run(new EcgMonitor('ecg'), [...ecg, ...rail, ...back, ...flat]);
+    expect(kinds(out.alerts)).toEqual([
+      ['ecg-lead-off', 2],
+      ['ecg-lead-off', 2],
+      ['ecg-flat-line', 3],
+    ]);
+    expect(out.alerts[1]?.message).toMatch(/^ECG signal went flat: check the electrodes/);
+    expect((out.alerts[2]?.t as number) - (out.alerts[1]?.t as number)).toBe(2000);
+  });
+});
+
+describe('EcgMonitor with a front end that reports saturation', () => {
+  it('flags the findings of a stretch the front end reported saturated with `saturation`, and lowers their input quality', () => {
+    const ecg = simulatedEcg(30);
+    const marked = ecg.map((c, i) => (i >= 60 && i < 64 ? { ...c, saturated: true as const } : c));
+    const plain = run(new EcgMonitor('ecg'), ecg).findings.filter((f) => f.kind === 'ecg-rate');
+    const flagged = run(new EcgMonitor('ecg'), marked).findings.filter((f) => f.kind === 'ecg-rate');
+    const saturatedAt = (ecg[63] as StreamChunk).t0 + 250;
+    expect(plain.every((f) => !f.qualityFlags?.includes('saturation'))).toBe(true);
+    const near = flagged.filter((f) => f.t >= saturatedAt && f.t <= saturatedAt + 6_000);
+    expect(near.length).toBeGreaterThan(0);
+    for (const f of near) {
+      expect(f.qualityFlags).toContain('saturation');
+      expect(f.inputQuality).toBeLessThanOrEqual(0.5);
+    }
+    // Before it and once the quality memory (6 s) has passed: as without.
+    for (const f of flagged.filter((x) => x.t < (ecg[60] as StreamChunk).t0 || x.t > saturatedAt + 6_000)) expect(f.qualityFlags).not.toContain('saturation');
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * The front end's lead-off and saturation masks through the real pty, the real SerialTransport and
+ * the `serial-ecg` driver: a chunk carries `leadOff` / `saturated` exactly when its frame's mask bit
+ * for its channel is set AND the device's INFO announced that mask as meaningful (§6.2). The device
+ * is the simulator's stream device with electrodes taken off (`faults.leadOff`). Skips without socat
+ * unless MEDGE_REQUIRE_SYSTEM=1.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../device-sdk/clock.js';
+import { silentLogger } from '../../device-sdk/log.js';
+import { STREAM_CAPABILITIES } from '../../device-sdk/protocols/stream-frame.js';
+import { createDriver } from '../../device-sdk/sensors/registry.js';
+import type { SerialStreamDriver } from '../../device-sdk/sensors/serial-stream.js';
+import { arraySource, createStreamDevice, LEAD_OFF_RAIL, type StreamDeviceOptionsInput } from '../../simulator/devices/stream-device.js';
+import { findSocat, systemAvailable } from '../helpers/pty.js';
+import { waitFor } from '../helpers/wait.js';
+import { RecordingSink, testSignal } from './serial-stream.contract.js';
+
+const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
+const SETS = 360 * 6;
+/** Electrodes of lead 0 (channel 0) off from 1.5 s for 2 s; 18 samples per frame (50 ms). */
+const OFF = { fromSample: 540, samples: 720 };
+
+describe.skipIf(!socatFound)('serial-ecg: lead-off and saturation masks (needs socat: apt-get install -y socat)', () => {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await c();
+    cleanups.length = 0;
+  });
+
+  async function run(extra: Partial<StreamDeviceOptionsInput>) {
+    const signal = testSignal(SETS, 2);
+    const device = await createStreamDevice({ deviceType: 'ecg', channels: 2, rateHz: 360, source: arraySource(signal, 2), speed: 20, startOn: 'identify', ...extra });
+    cleanups.push(() => device.stop());
+    const driver = createDriver('serial-ecg', 'ecg', { path: device.hostPath }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined }) as SerialStreamDriver;
+    cleanups.push(() => driver.stop());
+    const sink = new RecordingSink();
+    driver.start(sink);
+    await device.ended;
+    await waitFor(() => driver.stats.bytesReceived === device.stats.bytesWritten, 'the driver to receive every byte written');
+    await driver.stop();
+    return { device, sink };
+  }
+
+  const overlapsOff = (c: { firstSample: number; samples: Int16Array }) => c.firstSample < OFF.fromSample + OFF.samples && c.firstSample + c.samples.length > OFF.fromSample;
+
+  it('flags the chunks of the lead that is off, and only those, when INFO says the masks are meaningful', async () => {
+    const { device, sink } = await run({ faults: { leadOff: [{ ...OFF, channels: 0b01 }] } });
+    expect(sink.samples[0]?.size).toBe(SETS);
+    const flagged = sink.chunks.filter((c) => c.leadOff);
+    expect(flagged.length).toBe(device.stats.leadOff.length);
+    expect(flagged.length).toBeGreaterThan(0);
+    for (const c of sink.chunks) {
+      const off = c.channel === 0 && overlapsOff(c);
+      expect(c.leadOff === true, `channel ${c.channel} at ${c.firstSample}`).toBe(off);
+      // At the rail: the ADC limit, so the saturation bit too.
+      expect(c.saturated === true, `channel ${c.channel} at ${c.firstSample}`).toBe(off);
+    }
+    for (let i = OFF.fromSample; i < OFF.fromSample + OFF.samples; i++) expect(sink.samples[0]?.get(i)).toBe(LEAD_OFF_RAIL);
+    // The other lead's samples are the recording's.
+    expect(sink.chunks.filter((c) => c.channel === 1).every((c) => !('leadOff' in c) && !('saturated' in c))).toBe(true);
+  });
+
+  it('sends a baseline without the saturation bit when asked to', async () => {
+    const { sink } = await run({ faults: { leadOff: [{ ...OFF, level: 'baseline' }] } });
+    const flagged = sink.chunks.filter((c) => c.leadOff);
+    expect(new Set(flagged.map((c) => c.channel))).toEqual(new Set([0, 1]));
+    expect(flagged.some((c) => c.saturated)).toBe(false);
+    for (let i = OFF.fromSample; i < OFF.fromSample + OFF.samples; i++) expect(sink.samples[1]?.get(i)).toBe(0);
+  });
+
+  it('ignores a mask the device did not announce: bits set, but INFO without the lead-off capability', async () => {
+    const { device, sink } = await run({ info: { capabilities: STREAM_CAPABILITIES.saturation }, faults: { leadOff: [{ ...OFF, channels: 0b01 }] } });
+    expect(device.stats.leadOff.length).toBeGreaterThan(0);
+    expect(sink.chunks.some((c) => 'leadOff' in c)).toBe(false);
+    // The saturation mask was announced: still read.
+    expect(sink.chunks.filter((c) => c.saturated).length).toBe(device.stats.leadOff.length);
+  });
+});
