@@ -14,8 +14,9 @@ export interface EcgMonitorOptions {
   readingIntervalMs: number;
   /**
    * No credible QRS for this long on a connected lead: asystole alert (severity 3). The clock runs from
-   * the last credible QRS, or from the moment a lead came back (or a new stream started once beats had
-   * been seen), so a lead put back on a patient with no heartbeat raises it too.
+   * the last credible QRS, or from 1 s after a lead came back (or a new stream started once beats had
+   * been seen: the QRS detector first learns the lead, `RESTART_CLOCK_DELAY_MS`), so a lead put back on a
+   * patient with no heartbeat raises it too, 5 s after. The alert says how long it has really been.
    */
   asystoleMs: number;
   /**
@@ -61,12 +62,19 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
 const MAX_BRIDGE_S = 1;
 /**
- * The QRS detector learns its thresholds on the first 2 s of a stream and reports no beat in them: after a
- * restart the asystole clock starts when they are over. Measured on 910 lead-off/lead-back cases over the
- * 26 shared MIT-BIH records (a lead back every 50 s): the first credible QRS 2.5 s after the lead is back
- * (median; 99th percentile 3.3 s), none later than 4 s except in ventricular flutter (207).
+ * After a restart the asystole clock starts this long after the lead is back (or the new stream began): the
+ * QRS detector learns its thresholds on the first 2 s of a stream, so the first beat it can report comes
+ * 2-5 s in, and an alarm `asystoleMs` (4 s) after the lead-back would be false on real ECG whose first beat
+ * comes late. Measured by bench/ecg-lead-back.js on 910 lead-off/lead-back cases over the 26 shared
+ * MIT-BIH records (the lead off 3 s, back every 50 s; 906 outside ventricular flutter): the first
+ * detection taken as a heartbeat is reported 2.6 s after the lead is back (median; 99th percentile 3.4 s,
+ * latest 4.8 s). With the clock at the lead-back two cases raise a false ecg-no-beats (201 at 1098 s,
+ * first beat 4.2 s; the ventricular tachycardia of 205 at 298 s, whose wide complexes stand out of their
+ * background only at 4.8 s), with it 0.5 s later one, 1 s later none: 1 false no-beats over the 906, as
+ * with the clock at the end of the learning (116 at 1348 s, 10.5 s after the lead-back). A lead put back
+ * on a patient with no heartbeat raises ecg-no-beats 5 s after it (it took 6.2 s).
  */
-const QRS_LEARNING_MS = 2_000;
+const RESTART_CLOCK_DELAY_MS = 1_000;
 
 export const QRS_MODEL_ID = 'algo:qrs-detector@1';
 /** Provenance of findings: the hash of the detector's parameters. */
@@ -121,11 +129,22 @@ export class EcgMonitor {
   private samplesSeen = 0;
   /** Device time (ms) the asystole clock runs from (see `asystoleMs`); undefined before any beat. */
   private noBeatSinceMs: number | undefined;
+  /**
+   * Device time (ms) of the last heartbeat, or of the lead-back (or new stream) after which none came: what
+   * the asystole alert says has lasted (after a restart the clock starts later, `RESTART_CLOCK_DELAY_MS`).
+   */
+  private silentSinceMs = 0;
   /** A credible QRS has been seen on this sensor (in any stream). */
   private beatsSeen = false;
   private credibility: QrsCredibility | undefined;
   /** Whether the detector's beats are analysed (see `acquisitionBeats`). */
   private acquired = false;
+  /**
+   * A credible QRS has been seen on the current stream (since the last restart). Until then a detection that
+   * only stands out a little holds the asystole alert back only if it is as large as a QRS complex
+   * (`QrsCredibilityOptions.minFirstEvidenceMv`).
+   */
+  private streamCredible = false;
   /** Consecutive credible detections while acquiring, and the first of them (front-end sample). */
   private credibleRun = 0;
   private acquireFrom: number | undefined;
@@ -252,8 +271,8 @@ export class EcgMonitor {
 
   /**
    * A new stream, or the lead back on (`leadBack`): everything is learnt afresh. The asystole clock runs
-   * from the end of the detector's learning when the lead is back, or when a new stream starts once
-   * beats have been seen on the sensor (a patient was being monitored); else from the first credible QRS.
+   * from `RESTART_CLOCK_DELAY_MS` after the lead is back, or after a new stream starts once beats have
+   * been seen on the sensor (a patient was being monitored); else from the first credible QRS.
    */
   private restart(chunk: StreamChunk, leadBack = false): void {
     this.generation += 1;
@@ -269,7 +288,9 @@ export class EcgMonitor {
     this.firstSample = chunk.firstSample;
     this.samplesSeen = 0;
     this.offset = chunkLevel(chunk.samples);
-    this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + QRS_LEARNING_MS : undefined;
+    this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + RESTART_CLOCK_DELAY_MS : undefined;
+    this.silentSinceMs = chunk.t0;
+    this.streamCredible = false;
     this.asystole = false;
     // Flatness is judged on the new stream only: a flat stretch before a disconnection would otherwise
     // run on across the missing minutes and call the first quiet samples after it a long flat line.
@@ -318,16 +339,24 @@ export class EcgMonitor {
         this.acquireFrom = undefined;
         this.dropPending();
         // A QRS that stands out a little (noisy ECG) holds the asystole alert back; it does not re-arm it.
-        if (!this.asystole && credibility.credible(d, credibility.options.minEvidenceProminence)) this.noBeatSinceMs = t;
+        const { minEvidenceProminence, minQrsMv, minFirstEvidenceMv } = credibility.options;
+        if (!this.asystole && credibility.credible(d, minEvidenceProminence, this.streamCredible ? minQrsMv : minFirstEvidenceMv)) this.heartbeatAt(t);
         return;
       }
+      this.streamCredible = true;
       this.credibleRun += 1;
       this.acquireFrom ??= d;
       if (this.credibleRun >= this.options.acquisitionBeats) this.acquired = true;
     }
     this.beatsSeen = true;
-    this.noBeatSinceMs = t;
+    this.heartbeatAt(t);
     this.asystole = false;
+  }
+
+  /** A sign of a heartbeat at device time `t` (ms): the asystole clock starts again. */
+  private heartbeatAt(t: number): void {
+    this.noBeatSinceMs = t;
+    this.silentSinceMs = t;
   }
 
   /** The beats to analyse: none while acquiring (kept until acquired), those from `acquireFrom` on once acquired. */
@@ -520,7 +549,8 @@ export class EcgMonitor {
         severity: 3,
         t: endMs,
         sensor: this.sensor,
-        message: `No QRS complex detected for ${Math.round(this.options.asystoleMs / 1000)} s on a connected lead; check the patient now (${DECISION_SUPPORT}).`,
+        // The time it has really lasted: since the last heartbeat, or since the lead was back.
+        message: `No QRS complex detected for ${Math.round((endMs - this.silentSinceMs) / 1000)} s on a connected lead; check the patient now (${DECISION_SUPPORT}).`,
       });
     }
   }

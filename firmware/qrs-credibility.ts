@@ -24,6 +24,13 @@ export interface QrsCredibilityOptions {
    * alert back) without being credible: noisy ECG (MIT-BIH 108) has runs of QRS at 1.3-2.
    */
   minEvidenceProminence: number;
+  /**
+   * Before a stream has shown a credible QRS, such a detection counts as a sign of a heartbeat only when
+   * its peak-to-peak is at least this (mV): on baseline noise (0.03 mV SD) after a lead-back the detector's
+   * first detections reach a prominence of 1.6 at 0.2 mV; the wide complexes of a ventricular tachycardia
+   * (MIT-BIH 205 at 298 s) stand out no more (1.0-1.6) but measure 1-1.5 mV.
+   */
+  minFirstEvidenceMv: number;
   /** Background: windows of `windowMs` over the `backgroundMs` before the QRS. */
   windowMs: number;
   backgroundMs: number;
@@ -36,6 +43,7 @@ export const DEFAULT_QRS_CREDIBILITY_OPTIONS: Readonly<Omit<QrsCredibilityOption
   minQrsMv: 0.15,
   minProminence: 2,
   minEvidenceProminence: 1.5,
+  minFirstEvidenceMv: 0.5,
   windowMs: 120,
   backgroundMs: 2_000,
   minWindows: 4,
@@ -95,9 +103,12 @@ export class QrsCredibility {
     return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
   }
 
-  /** Whether the QRS detected at sample `r` stands out of its background (see the module comment); `minProminence` overrides the option. */
-  credible(r: number, minProminence = this.options.minProminence): boolean {
+  /**
+   * Whether the QRS detected at sample `r` stands out of its background (see the module comment);
+   * `minProminence` and `minQrsMv` override the options.
+   */
+  credible(r: number, minProminence = this.options.minProminence, minQrsMv = this.options.minQrsMv): boolean {
     const m = this.measure(r);
-    return m !== undefined && m.qrsMv >= this.options.minQrsMv && m.prominence >= minProminence;
+    return m !== undefined && m.qrsMv >= minQrsMv && m.prominence >= minProminence;
   }
 }
