@@ -145,6 +145,8 @@ export class EcgMonitor {
    * (`QrsCredibilityOptions.minFirstEvidenceMv`).
    */
   private streamCredible = false;
+  /** The last detections of the stream (front-end samples), for `QrsCredibility.repeats`. */
+  private recentDetections: number[] = [];
   /** Consecutive credible detections while acquiring, and the first of them (front-end sample). */
   private credibleRun = 0;
   private acquireFrom: number | undefined;
@@ -291,6 +293,7 @@ export class EcgMonitor {
     this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + RESTART_CLOCK_DELAY_MS : undefined;
     this.silentSinceMs = chunk.t0;
     this.streamCredible = false;
+    this.recentDetections = [];
     this.asystole = false;
     // Flatness is judged on the new stream only: a flat stretch before a disconnection would otherwise
     // run on across the missing minutes and call the first quiet samples after it a long flat line.
@@ -329,11 +332,22 @@ export class EcgMonitor {
     this.pending = [];
   }
 
-  /** A QRS detection at front-end sample `d`: the asystole clock and the acquisition. */
+  /**
+   * A QRS detection at front-end sample `d`: the asystole clock and the acquisition. While acquiring, a
+   * credible detection adds to the run that acquires only when it has the shape of one of the 3 detections
+   * before it (`QrsCredibility.repeats`); else a run starts afresh from it. Muscle artefact stands out of
+   * its background as a QRS does, but its bursts do not repeat a shape (bench/ecg-lead-back.js: the nstdb
+   * `ma` record after a lead-back gave heart rates of 112-188 /min; now none). Any credible detection
+   * still holds the asystole clock back: asking for repeated shapes there too raised a false no-beats
+   * on MIT-BIH 108 (QRS shapes that vary from beat to beat) after a lead-back.
+   */
   private onDetected(d: number): void {
     const t = this.timeOf(this.firstSample + d);
+    const credibility = this.credibility as QrsCredibility;
+    const repeats = credibility.repeats(d, this.recentDetections);
+    this.recentDetections.push(d);
+    if (this.recentDetections.length > 3) this.recentDetections.shift();
     if (!this.acquired) {
-      const credibility = this.credibility as QrsCredibility;
       if (!credibility.credible(d)) {
         this.credibleRun = 0;
         this.acquireFrom = undefined;
@@ -344,6 +358,12 @@ export class EcgMonitor {
         return;
       }
       this.streamCredible = true;
+      if (!repeats && this.credibleRun > 0) {
+        // Unlike the detections before it: a run starts afresh from it.
+        this.credibleRun = 0;
+        this.acquireFrom = undefined;
+        this.dropPending();
+      }
       this.credibleRun += 1;
       this.acquireFrom ??= d;
       if (this.credibleRun >= this.options.acquisitionBeats) this.acquired = true;

@@ -5,7 +5,7 @@ import { defaultBeatModelDir, WorkerBeatClassifier } from '../../firmware/ecg-cl
 import { EcgMonitor } from '../../firmware/ecg-monitor.js';
 import { readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 import { requireBuild } from '../helpers/cli.js';
-import { MITDB, missingNote, sharedDataRuns } from '../helpers/shared-data.js';
+import { MITDB, missingNote, NSTDB, sharedDataRuns } from '../helpers/shared-data.js';
 
 // The ECG alarms of the runtime (EcgMonitor with the shipped beat model in its worker, as `medge run`
 // uses it) on MIT-BIH records and on records built from them with a lead off, a flat line or baseline
@@ -24,12 +24,12 @@ function gaussian(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-type Segment = { ecg: string; fromS: number; seconds: number; raw?: boolean } | { flat: number } | { noiseMv: number; seconds: number };
+type Segment = { ecg: string; fromS: number; seconds: number; raw?: boolean } | { flat: number } | { noiseMv: number; seconds: number } | { muscle: number; fromS: number; seconds: number };
 
 /**
  * One lead (ADC units, 200/mV) made of MIT-BIH excerpts (MLII; with the record's baseline at 0, or as
- * stored with `raw`: about 5 mV of DC offset, as electrode potentials give), flat lines at 0 and
- * Gaussian baseline noise.
+ * stored with `raw`: about 5 mV of DC offset, as electrode potentials give), flat lines at 0, Gaussian
+ * baseline noise and the noise stress test's muscle artefact (`ma`, channel 0, 200/mV, times `muscle`).
  */
 function lead(segments: Segment[], seed = 1): Int16Array {
   const noise = gaussian(seed);
@@ -40,6 +40,9 @@ function lead(segments: Segment[], seed = 1): Int16Array {
       const baseline = s.raw ? 0 : (record.header.signals[0]?.baseline ?? 0);
       const x = (record.signals[0] as Int16Array).subarray(s.fromS * FS, (s.fromS + s.seconds) * FS);
       parts.push(Int16Array.from(x, (v) => v - baseline));
+    } else if ('muscle' in s) {
+      const ma = readWfdbRecord(join(NSTDB, 'ma')).signals[0] as Int16Array;
+      parts.push(Int16Array.from(ma.subarray(s.fromS * FS, (s.fromS + s.seconds) * FS), (v) => Math.round(v * s.muscle)));
     } else if ('flat' in s) parts.push(new Int16Array(s.flat * FS));
     else parts.push(Int16Array.from({ length: s.seconds * FS }, () => Math.round(noise() * s.noiseMv * GAIN)));
   }
@@ -101,6 +104,19 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
     // No heart rate from the noise (the old code reported 125-161 /min).
     expect(readings.filter((r) => r.tDevice > 32_500 && r.tDevice <= 60_000)).toEqual([]);
     expect(readings.filter((r) => r.tDevice > 60_000).length).toBeGreaterThan(0);
+  });
+
+  it('reports no heart rate from muscle artefact when a lead goes back on a patient with no heartbeat', async () => {
+    // 101, the lead off from 30 to 40 s, back on showing only the nstdb muscle artefact (x2.5: about 0.5 mV
+    // RMS) until 60 s. Its bursts stand out of their background as QRS complexes do; the old code acquired
+    // them and reported 112-188 /min (bench/ecg-lead-back.js). They do not repeat a shape.
+    for (const fromS of [300, 600, 900]) {
+      const x = lead([{ ecg: '101', fromS: 0, seconds: 30 }, { flat: 10 }, { muscle: 2.5, fromS, seconds: 20 }, { ecg: '101', fromS: 30, seconds: 15 }]);
+      const { alerts, readings } = await monitorLead(x, classifier);
+      expect(readings.filter((r) => r.tDevice > 32_500 && r.tDevice <= 60_000)).toEqual([]);
+      expect(alerts.filter((a) => a.kind !== 'ecg-lead-off' && a.kind !== 'ecg-flat-line' && a.kind !== 'ecg-no-beats')).toEqual([]);
+      expect(readings.filter((r) => r.tDevice > 60_000).length).toBeGreaterThan(0);
+    }
   });
 
   it('raises no-beats (severity 3) for baseline noise after normal ECG with no lead-off before it', async () => {
