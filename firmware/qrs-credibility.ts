@@ -35,9 +35,9 @@ export interface QrsCredibilityOptions {
    * Two detections have the same shape when their `r ± qrsHalfMs` windows (line taken off) correlate at
    * least this much. Muscle artefact stands out of its background as a QRS does (the nstdb `ma` record's
    * detections reach a prominence of 2 and more) but does not repeat its shape: with each of its credible
-   * detections against the best of the 3 before it the correlation is 0.46 (median; 95th percentile 0.77),
+   * detections against the best of the 3 before it the correlation is 0.49 (median; 95th percentile 0.81),
    * where the credible detections after a lead-back on the 26 MIT-BIH records reach 0.99 (median; 10th
-   * percentile 0.93).
+   * percentile 0.94, 5th 0.80; bench/ecg-lead-back.js cases).
    */
   minRepeatCorrelation: number;
   /** Background: windows of `windowMs` over the `backgroundMs` before the QRS. */
