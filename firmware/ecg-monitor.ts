@@ -83,6 +83,33 @@ export const AF_MODEL_ID = 'algo:af-rr-irregularity@2';
 export const AF_MODEL_SHA256 = sha256Hex(canonicalJson(DEFAULT_AF_OPTIONS));
 const RULES_SHA256 = sha256Hex(canonicalJson({ id: RULE_CLASSIFIER_ID }));
 
+export interface AfFindingProbability {
+  /** AF duration positive predictivity: the share of the time the detector calls AF that is AF. */
+  afSuspected: number;
+  /** The share of the time the detector does not call AF that is not AF. */
+  afNotSuspected: number;
+}
+
+/**
+ * The probability an `ecg-af` finding carries, by the classifier whose beat classes the AF detector took
+ * (bench/ecg-af-probability.js; models/ecg-beats/MODEL_CARD.md). EC57 reference, the 22 MIT-BIH records of
+ * the beat model's cross-validation, from minute 5. ecg-beats 1.5.0: the card's cross-validation AF
+ * duration +P (92.73 %), and the not-AF share derived from its Se (94.91 %) and the reference durations
+ * (mostly time in records without AF: it says little about the minutes right after an episode). The rule
+ * fallback: measured (+P 85.64 %). A classifier not listed gets the lower of each.
+ */
+export const AF_FINDING_PROBABILITY: Readonly<Record<string, Readonly<AfFindingProbability>>> = Object.freeze({
+  'ecg-beats@1.5.0': Object.freeze({ afSuspected: 0.927, afNotSuspected: 0.998 }),
+  [RULE_CLASSIFIER_ID]: Object.freeze({ afSuspected: 0.856, afNotSuspected: 0.999 }),
+});
+
+/** The probability of an `ecg-af` finding whose beats `classifierId` classified (`AF_FINDING_PROBABILITY`). */
+export function afFindingProbability(classifierId: string, suspected: boolean): number {
+  const measured = AF_FINDING_PROBABILITY[classifierId];
+  const pick = (p: Readonly<AfFindingProbability>) => (suspected ? p.afSuspected : p.afNotSuspected);
+  return measured ? pick(measured) : Math.min(...Object.values(AF_FINDING_PROBABILITY).map(pick));
+}
+
 /** The median of the second half of a chunk: the lead's level where it goes on (a lead coming back steps to it). */
 function chunkLevel(samples: Int16Array): number {
   if (samples.length === 0) return 0;
@@ -506,7 +533,7 @@ export class EcgMonitor {
       kind: 'ecg-af',
       label: e.type === 'onset' ? 'af-suspected' : 'af-not-suspected',
       value: Math.round(e.irregularity * 1000) / 1000,
-      probability: 1,
+      probability: afFindingProbability(this.classifierId, e.type === 'onset'),
       t,
       intervalStart: Math.round(this.timeOf(this.firstSample + e.sample)),
       intervalEnd: Math.round(t),

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Alert, Reading, StreamChunk } from '../../device-sdk/records.js';
+import type { Alert, RaisedAlert, Reading, StreamChunk } from '../../device-sdk/records.js';
 import { defaultBeatModelDir, WorkerBeatClassifier } from '../../firmware/ecg-classifier.js';
 import { EcgMonitor } from '../../firmware/ecg-monitor.js';
 import { readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
@@ -174,6 +174,8 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
   it('still raises one AF onset on 201 and one ventricular run on the ventricular tachycardia of 205', async () => {
     const af = await monitorLead(lead([{ ecg: '201', fromS: 1560, seconds: 120 }]), classifier);
     expect(af.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-af-onset', 2]]);
+    // The finding's probability is the detector's AF duration +P with the shipped model's classes (cross-validation, model card); it was 1.
+    expect((af.alerts[0] as RaisedAlert).finding).toMatchObject({ label: 'af-suspected', probability: 0.927 });
     const vt = await monitorLead(lead([{ ecg: '205', fromS: 1440, seconds: 60 }]), classifier);
     expect(vt.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-ventricular-run', 2]]);
   });
