@@ -236,6 +236,8 @@ describe('EcgMonitor beat classes and rhythm', () => {
     expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-af-onset', 2]]);
     const af = out.findings.find((f) => f.kind === 'ecg-af');
     expect(af).toMatchObject({ label: 'af-suspected', modelId: 'algo:af-rr-irregularity@2' });
+    // A classifier with no measured AF figures: the lower of those measured (the rule fallback's +P, 85.64 %).
+    expect(af?.probability).toBe(0.856);
     expect(af?.inputQuality).toBeGreaterThan(0.5);
     expect(Array.isArray(af?.qualityFlags)).toBe(true);
     // The onset is dated back into the irregular stretch (after the regular minute, before the decision).

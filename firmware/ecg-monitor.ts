@@ -14,8 +14,9 @@ export interface EcgMonitorOptions {
   readingIntervalMs: number;
   /**
    * No credible QRS for this long on a connected lead: asystole alert (severity 3). The clock runs from
-   * the last credible QRS, or from the moment a lead came back (or a new stream started once beats had
-   * been seen), so a lead put back on a patient with no heartbeat raises it too.
+   * the last credible QRS, or from 1 s after a lead came back (or a new stream started once beats had
+   * been seen: the QRS detector first learns the lead, `RESTART_CLOCK_DELAY_MS`), so a lead put back on a
+   * patient with no heartbeat raises it too, 5 s after. The alert says how long it has really been.
    */
   asystoleMs: number;
   /**
@@ -62,12 +63,19 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
 const MAX_BRIDGE_S = 1;
 /**
- * The QRS detector learns its thresholds on the first 2 s of a stream and reports no beat in them: after a
- * restart the asystole clock starts when they are over. Measured on 910 lead-off/lead-back cases over the
- * 26 shared MIT-BIH records (a lead back every 50 s): the first credible QRS 2.5 s after the lead is back
- * (median; 99th percentile 3.3 s), none later than 4 s except in ventricular flutter (207).
+ * After a restart the asystole clock starts this long after the lead is back (or the new stream began): the
+ * QRS detector learns its thresholds on the first 2 s of a stream, so the first beat it can report comes
+ * 2-5 s in, and an alarm `asystoleMs` (4 s) after the lead-back would be false on real ECG whose first beat
+ * comes late. Measured by bench/ecg-lead-back.js on 910 lead-off/lead-back cases over the 26 shared
+ * MIT-BIH records (the lead off 3 s, back every 50 s; 906 outside ventricular flutter): the first
+ * detection taken as a heartbeat is reported 2.6 s after the lead is back (median; 99th percentile 3.4 s,
+ * latest 4.8 s). With the clock at the lead-back two cases raise a false ecg-no-beats (201 at 1098 s,
+ * first beat 4.2 s; the ventricular tachycardia of 205 at 298 s, whose wide complexes stand out of their
+ * background only at 4.8 s), with it 0.5 s later one, 1 s later none: 1 false no-beats over the 906, as
+ * with the clock at the end of the learning (116 at 1348 s, 10.5 s after the lead-back). A lead put back
+ * on a patient with no heartbeat raises ecg-no-beats 5 s after it (it took 6.2 s).
  */
-const QRS_LEARNING_MS = 2_000;
+const RESTART_CLOCK_DELAY_MS = 1_000;
 /** A front end's saturation report flags findings as long as the signal quality remembers a window. */
 const FRONT_END_SATURATION_MEMORY_MS = DEFAULT_SIGNAL_QUALITY_OPTIONS.windowMs * DEFAULT_SIGNAL_QUALITY_OPTIONS.memoryWindows;
 
@@ -77,6 +85,33 @@ export const QRS_MODEL_SHA256 = sha256Hex(canonicalJson(DEFAULT_QRS_OPTIONS));
 export const AF_MODEL_ID = 'algo:af-rr-irregularity@2';
 export const AF_MODEL_SHA256 = sha256Hex(canonicalJson(DEFAULT_AF_OPTIONS));
 const RULES_SHA256 = sha256Hex(canonicalJson({ id: RULE_CLASSIFIER_ID }));
+
+export interface AfFindingProbability {
+  /** AF duration positive predictivity: the share of the time the detector calls AF that is AF. */
+  afSuspected: number;
+  /** The share of the time the detector does not call AF that is not AF. */
+  afNotSuspected: number;
+}
+
+/**
+ * The probability an `ecg-af` finding carries, by the classifier whose beat classes the AF detector took
+ * (bench/ecg-af-probability.js; models/ecg-beats/MODEL_CARD.md). EC57 reference, the 22 MIT-BIH records of
+ * the beat model's cross-validation, from minute 5. ecg-beats 1.5.0: the card's cross-validation AF
+ * duration +P (92.73 %), and the not-AF share derived from its Se (94.91 %) and the reference durations
+ * (mostly time in records without AF: it says little about the minutes right after an episode). The rule
+ * fallback: measured (+P 85.64 %). A classifier not listed gets the lower of each.
+ */
+export const AF_FINDING_PROBABILITY: Readonly<Record<string, Readonly<AfFindingProbability>>> = Object.freeze({
+  'ecg-beats@1.5.0': Object.freeze({ afSuspected: 0.927, afNotSuspected: 0.998 }),
+  [RULE_CLASSIFIER_ID]: Object.freeze({ afSuspected: 0.856, afNotSuspected: 0.999 }),
+});
+
+/** The probability of an `ecg-af` finding whose beats `classifierId` classified (`AF_FINDING_PROBABILITY`). */
+export function afFindingProbability(classifierId: string, suspected: boolean): number {
+  const measured = AF_FINDING_PROBABILITY[classifierId];
+  const pick = (p: Readonly<AfFindingProbability>) => (suspected ? p.afSuspected : p.afNotSuspected);
+  return measured ? pick(measured) : Math.min(...Object.values(AF_FINDING_PROBABILITY).map(pick));
+}
 
 /** The median of the second half of a chunk: the lead's level where it goes on (a lead coming back steps to it). */
 function chunkLevel(samples: Int16Array): number {
@@ -126,11 +161,24 @@ export class EcgMonitor {
   private samplesSeen = 0;
   /** Device time (ms) the asystole clock runs from (see `asystoleMs`); undefined before any beat. */
   private noBeatSinceMs: number | undefined;
+  /**
+   * Device time (ms) of the last heartbeat, or of the lead-back (or new stream) after which none came: what
+   * the asystole alert says has lasted (after a restart the clock starts later, `RESTART_CLOCK_DELAY_MS`).
+   */
+  private silentSinceMs = 0;
   /** A credible QRS has been seen on this sensor (in any stream). */
   private beatsSeen = false;
   private credibility: QrsCredibility | undefined;
   /** Whether the detector's beats are analysed (see `acquisitionBeats`). */
   private acquired = false;
+  /**
+   * A credible QRS has been seen on the current stream (since the last restart). Until then a detection that
+   * only stands out a little holds the asystole alert back only if it is as large as a QRS complex
+   * (`QrsCredibilityOptions.minFirstEvidenceMv`).
+   */
+  private streamCredible = false;
+  /** The last detections of the stream (front-end samples), for `QrsCredibility.repeats`. */
+  private recentDetections: number[] = [];
   /** Consecutive credible detections while acquiring, and the first of them (front-end sample). */
   private credibleRun = 0;
   private acquireFrom: number | undefined;
@@ -269,8 +317,8 @@ export class EcgMonitor {
 
   /**
    * A new stream, or the lead back on (`leadBack`): everything is learnt afresh. The asystole clock runs
-   * from the end of the detector's learning when the lead is back, or when a new stream starts once
-   * beats have been seen on the sensor (a patient was being monitored); else from the first credible QRS.
+   * from `RESTART_CLOCK_DELAY_MS` after the lead is back, or after a new stream starts once beats have
+   * been seen on the sensor (a patient was being monitored); else from the first credible QRS.
    */
   private restart(chunk: StreamChunk, leadBack = false): void {
     this.generation += 1;
@@ -286,7 +334,10 @@ export class EcgMonitor {
     this.firstSample = chunk.firstSample;
     this.samplesSeen = 0;
     this.offset = chunkLevel(chunk.samples);
-    this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + QRS_LEARNING_MS : undefined;
+    this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + RESTART_CLOCK_DELAY_MS : undefined;
+    this.silentSinceMs = chunk.t0;
+    this.streamCredible = false;
+    this.recentDetections = [];
     this.asystole = false;
     // Flatness is judged on the new stream only: a flat stretch before a disconnection would otherwise
     // run on across the missing minutes and call the first quiet samples after it a long flat line.
@@ -325,26 +376,51 @@ export class EcgMonitor {
     this.pending = [];
   }
 
-  /** A QRS detection at front-end sample `d`: the asystole clock and the acquisition. */
+  /**
+   * A QRS detection at front-end sample `d`: the asystole clock and the acquisition. While acquiring, a
+   * credible detection adds to the run that acquires only when it has the shape of one of the 3 detections
+   * before it (`QrsCredibility.repeats`); else a run starts afresh from it. Muscle artefact stands out of
+   * its background as a QRS does, but its bursts do not repeat a shape (bench/ecg-lead-back.js: the nstdb
+   * `ma` record after a lead-back gave heart rates of 112-188 /min; now none). Any credible detection
+   * still holds the asystole clock back: asking for repeated shapes there too raised a false no-beats
+   * on MIT-BIH 108 (QRS shapes that vary from beat to beat) after a lead-back.
+   */
   private onDetected(d: number): void {
     const t = this.timeOf(this.firstSample + d);
+    const credibility = this.credibility as QrsCredibility;
+    const repeats = credibility.repeats(d, this.recentDetections);
+    this.recentDetections.push(d);
+    if (this.recentDetections.length > 3) this.recentDetections.shift();
     if (!this.acquired) {
-      const credibility = this.credibility as QrsCredibility;
       if (!credibility.credible(d)) {
         this.credibleRun = 0;
         this.acquireFrom = undefined;
         this.dropPending();
         // A QRS that stands out a little (noisy ECG) holds the asystole alert back; it does not re-arm it.
-        if (!this.asystole && credibility.credible(d, credibility.options.minEvidenceProminence)) this.noBeatSinceMs = t;
+        const { minEvidenceProminence, minQrsMv, minFirstEvidenceMv } = credibility.options;
+        if (!this.asystole && credibility.credible(d, minEvidenceProminence, this.streamCredible ? minQrsMv : minFirstEvidenceMv)) this.heartbeatAt(t);
         return;
+      }
+      this.streamCredible = true;
+      if (!repeats && this.credibleRun > 0) {
+        // Unlike the detections before it: a run starts afresh from it.
+        this.credibleRun = 0;
+        this.acquireFrom = undefined;
+        this.dropPending();
       }
       this.credibleRun += 1;
       this.acquireFrom ??= d;
       if (this.credibleRun >= this.options.acquisitionBeats) this.acquired = true;
     }
     this.beatsSeen = true;
-    this.noBeatSinceMs = t;
+    this.heartbeatAt(t);
     this.asystole = false;
+  }
+
+  /** A sign of a heartbeat at device time `t` (ms): the asystole clock starts again. */
+  private heartbeatAt(t: number): void {
+    this.noBeatSinceMs = t;
+    this.silentSinceMs = t;
   }
 
   /** The beats to analyse: none while acquiring (kept until acquired), those from `acquireFrom` on once acquired. */
@@ -477,7 +553,7 @@ export class EcgMonitor {
       kind: 'ecg-af',
       label: e.type === 'onset' ? 'af-suspected' : 'af-not-suspected',
       value: Math.round(e.irregularity * 1000) / 1000,
-      probability: 1,
+      probability: afFindingProbability(this.classifierId, e.type === 'onset'),
       t,
       intervalStart: Math.round(this.timeOf(this.firstSample + e.sample)),
       intervalEnd: Math.round(t),
@@ -558,7 +634,8 @@ export class EcgMonitor {
         severity: 3,
         t: endMs,
         sensor: this.sensor,
-        message: `No QRS complex detected for ${Math.round(this.options.asystoleMs / 1000)} s on a connected lead; check the patient now (${DECISION_SUPPORT}).`,
+        // The time it has really lasted: since the last heartbeat, or since the lead was back.
+        message: `No QRS complex detected for ${Math.round((endMs - this.silentSinceMs) / 1000)} s on a connected lead; check the patient now (${DECISION_SUPPORT}).`,
       });
     }
   }

@@ -24,6 +24,22 @@ export interface QrsCredibilityOptions {
    * alert back) without being credible: noisy ECG (MIT-BIH 108) has runs of QRS at 1.3-2.
    */
   minEvidenceProminence: number;
+  /**
+   * Before a stream has shown a credible QRS, such a detection counts as a sign of a heartbeat only when
+   * its peak-to-peak is at least this (mV): on baseline noise (0.03 mV SD) after a lead-back the detector's
+   * first detections reach a prominence of 1.6 at 0.2 mV; the wide complexes of a ventricular tachycardia
+   * (MIT-BIH 205 at 298 s) stand out no more (1.0-1.6) but measure 1-1.5 mV.
+   */
+  minFirstEvidenceMv: number;
+  /**
+   * Two detections have the same shape when their `r ± qrsHalfMs` windows (line taken off) correlate at
+   * least this much. Muscle artefact stands out of its background as a QRS does (the nstdb `ma` record's
+   * detections reach a prominence of 2 and more) but does not repeat its shape: with each of its credible
+   * detections against the best of the 3 before it the correlation is 0.49 (median; 95th percentile 0.81),
+   * where the credible detections after a lead-back on the 26 MIT-BIH records reach 0.99 (median; 10th
+   * percentile 0.94, 5th 0.80; bench/ecg-lead-back.js cases).
+   */
+  minRepeatCorrelation: number;
   /** Background: windows of `windowMs` over the `backgroundMs` before the QRS. */
   windowMs: number;
   backgroundMs: number;
@@ -36,6 +52,8 @@ export const DEFAULT_QRS_CREDIBILITY_OPTIONS: Readonly<Omit<QrsCredibilityOption
   minQrsMv: 0.15,
   minProminence: 2,
   minEvidenceProminence: 1.5,
+  minFirstEvidenceMv: 0.5,
+  minRepeatCorrelation: 0.8,
   windowMs: 120,
   backgroundMs: 2_000,
   minWindows: 4,
@@ -95,9 +113,59 @@ export class QrsCredibility {
     return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
   }
 
-  /** Whether the QRS detected at sample `r` stands out of its background (see the module comment); `minProminence` overrides the option. */
-  credible(r: number, minProminence = this.options.minProminence): boolean {
+  /**
+   * The correlation of the QRS windows (`r ± qrsHalfMs`, their line taken off) of the detections at
+   * samples `r` and `q`; undefined when either is not at hand (or flat).
+   */
+  similarity(r: number, q: number): number | undefined {
+    const half = Math.round((this.options.qrsHalfMs * this.options.fs) / 1000);
+    const oldest = Math.max(0, this.pushed - this.ring.length);
+    if (Math.min(r, q) - half < oldest || Math.max(r, q) + half >= this.pushed) return undefined;
+    const a = this.detrended(r, half);
+    const b = this.detrended(q, half);
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let k = 0; k < a.length; k++) {
+      ab += (a[k] as number) * (b[k] as number);
+      aa += (a[k] as number) ** 2;
+      bb += (b[k] as number) ** 2;
+    }
+    return aa > 0 && bb > 0 ? ab / Math.sqrt(aa * bb) : undefined;
+  }
+
+  /** Samples `c ± half` with their least-squares line taken off (baseline wander tilts a QRS window). */
+  private detrended(c: number, half: number): Float64Array {
+    const n = 2 * half + 1;
+    const x = new Float64Array(n);
+    let mean = 0;
+    for (let k = 0; k < n; k++) {
+      x[k] = this.ring[(c - half + k) % this.ring.length] as number;
+      mean += x[k] as number;
+    }
+    mean /= n;
+    let sxy = 0;
+    let sxx = 0;
+    for (let k = 0; k < n; k++) {
+      sxy += (k - half) * ((x[k] as number) - mean);
+      sxx += (k - half) ** 2;
+    }
+    const slope = sxy / sxx;
+    for (let k = 0; k < n; k++) x[k] = (x[k] as number) - mean - slope * (k - half);
+    return x;
+  }
+
+  /** Whether the detection at `r` has the shape of one of the detections at `others` (`minRepeatCorrelation`). */
+  repeats(r: number, others: readonly number[]): boolean {
+    return others.some((q) => (this.similarity(r, q) ?? -1) >= this.options.minRepeatCorrelation);
+  }
+
+  /**
+   * Whether the QRS detected at sample `r` stands out of its background (see the module comment);
+   * `minProminence` and `minQrsMv` override the options.
+   */
+  credible(r: number, minProminence = this.options.minProminence, minQrsMv = this.options.minQrsMv): boolean {
     const m = this.measure(r);
-    return m !== undefined && m.qrsMv >= this.options.minQrsMv && m.prominence >= minProminence;
+    return m !== undefined && m.qrsMv >= minQrsMv && m.prominence >= minProminence;
   }
 }

@@ -296,13 +296,13 @@ export class QrsDetector {
   private onPeak(peak: Candidate): void {
     if (!this.initDone) {
       this.initPeaks.push(peak.value);
-      if (peak.at >= this.initLength) {
-        this.initDone = true;
-        const sorted = [...this.initPeaks].sort((a, b) => b - a);
-        for (const v of sorted.slice(0, 3)) this.remember(this.qrsPeaks, v);
-        this.remember(this.noisePeaks, median(this.initPeaks) * 0.5);
-      }
-      return;
+      if (peak.at < this.initLength) return;
+      this.initDone = true;
+      const sorted = [...this.initPeaks].sort((a, b) => b - a);
+      for (const v of sorted.slice(0, 3)) this.remember(this.qrsPeaks, v);
+      this.remember(this.noisePeaks, median(this.initPeaks) * 0.5);
+      // The peak that ends the learning is judged like the next ones (it was dropped: on a slow rhythm
+      // the first beat came one RR later, up to 4.7 s after a lead was put back on; bench/ecg-lead-back.js).
     }
     const threshold = this.threshold();
     if (this.pending) {

@@ -1,0 +1,201 @@
+// The ECG monitor after a lead is put back on (EcgMonitor, the runtime's live ECG path, with the rule
+// classifier: the asystole clock and the QRS acquisition do not depend on the classes).
+//
+// 1. Lead-back cases on real ECG: each shared MIT-BIH record (MLII, as stored: about 5 mV of DC
+//    offset, as electrode potentials give) streamed in 100 ms chunks, the lead off (0 V) for 3 s from
+//    50k + 45 s and back at 50k + 48 s, for every k with 12 s of the record after the lead-back (35 a
+//    record, 910 over the 26 records). Per case: the time from the lead-back to the first detection the
+//    monitor takes as a heartbeat (credible, or prominent enough to hold the asystole alert back), its
+//    R peak, the acquisition (beats analysed again), and every ecg-no-beats in the 12 s after it. An
+//    ecg-no-beats is false when the reference has a beat in the 4 s before it (after the lead-back);
+//    cases inside a ventricular flutter episode (207: `[` to `]`) are counted apart.
+//    `noBeatsIfClockAt` answers, from the first-detection times, how many cases an asystole clock
+//    starting X s after the lead-back (instead of where the monitor starts it) would have alarmed falsely
+//    before that first detection.
+// 2. No heartbeat: 101 for 30 s, the lead off for 10 s, then 20 s of no heartbeat, then 101 again (as
+//    test/firmware/ecg-alarms.test.ts), the no-heartbeat stretch either Gaussian baseline noise (0.03 mV
+//    SD) or the MIT-BIH noise stress test's muscle artefact `ma` (channel 0) scaled to an RMS of 0.25,
+//    0.5 or 1 mV (nstdb's -6 dB SNR puts about 1 mV RMS on a 1.5 mV QRS); also the same without the lead
+//    off. Per case: ecg-no-beats delay from the lead-back (or from the start of the stretch), heart-rate
+//    readings and rhythm findings whose interval lies in the stretch (beats taken from noise).
+//
+//   node bench/ecg-lead-back.js [--data DIR] [--noise DIR]
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { flutterEpisodes } from '../dist/device-sdk/signal/ecg/ec57.js';
+import { isQrsCode } from '../dist/device-sdk/protocols/wfdb.js';
+import { EcgMonitor } from '../dist/firmware/ecg-monitor.js';
+import { readWfdbAnnotations, readWfdbRecord } from '../dist/simulator/sources/wfdb-files.js';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
+const dir = arg('--data', join(import.meta.dirname, '..', '..', 'shared', 'data', 'mitdb'));
+const noiseDir = arg('--noise', join(import.meta.dirname, '..', '..', 'shared', 'data', 'nstdb'));
+if (!existsSync(dir) || !existsSync(join(noiseDir, 'ma.hea'))) {
+  process.stdout.write(`${JSON.stringify({ 'ecg-lead-back': { skipped: `${existsSync(dir) ? noiseDir : dir} is missing` } })}\n`);
+  process.exit(0);
+}
+const FS = 360;
+const GAIN = 200;
+const CHUNK = FS / 10;
+const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const quantile = (xs, q) => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+/**
+ * Streams `x` through a new monitor. Returns the alerts, readings and findings, the detections (report
+ * time, R peak time, credible, evidence) and the times at which the monitor acquired.
+ */
+function stream(x) {
+  const monitor = new EcgMonitor('ecg');
+  const detections = [];
+  const acquiredAt = [];
+  let endMs = 0;
+  // The monitor does not publish its detections: the bench looks at what each one was judged.
+  const onDetected = monitor.onDetected;
+  monitor.onDetected = function (d) {
+    const credibility = this.credibility;
+    const credible = credibility.credible(d);
+    const evidence = credible || credibility.credible(d, credibility.options.minEvidenceProminence);
+    detections.push({ reportMs: endMs, rMs: this.timeOf(this.firstSample + d), credible, evidence });
+    onDetected.call(this, d);
+  };
+  const alerts = [];
+  const readings = [];
+  const findings = [];
+  let acquired = false;
+  for (let i = 0; i < x.length; i += CHUNK) {
+    endMs = ((i + Math.min(CHUNK, x.length - i)) * 1000) / FS;
+    const o = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: x.slice(i, i + CHUNK) });
+    alerts.push(...o.alerts);
+    readings.push(...o.readings);
+    findings.push(...o.findings);
+    if (monitor.acquired && !acquired) acquiredAt.push(endMs);
+    acquired = monitor.acquired;
+  }
+  return { alerts, readings, findings, detections, acquiredAt };
+}
+
+// 1. Lead-back cases on the records.
+const records = readdirSync(dir)
+  .filter((f) => f.endsWith('.hea'))
+  .map((f) => f.slice(0, -4))
+  .sort();
+const cases = [];
+for (const name of records) {
+  const record = readWfdbRecord(join(dir, name));
+  const x = Int16Array.from(record.signals[0]);
+  const annotations = readWfdbAnnotations(join(dir, name)).annotations;
+  const beatsMs = annotations.filter((a) => isQrsCode(a.code)).map((a) => (a.sample * 1000) / FS);
+  const flutter = flutterEpisodes(annotations, x.length).map(([a, b]) => [(a * 1000) / FS, (b * 1000) / FS]);
+  const leadBacks = [];
+  for (let k = 0; (50 * k + 48 + 12) * FS <= x.length; k++) {
+    x.fill(0, (50 * k + 45) * FS, (50 * k + 48) * FS);
+    leadBacks.push((50 * k + 48) * 1000);
+  }
+  const run = stream(x);
+  for (const L of leadBacks) {
+    const end = L + 12_000;
+    const inWindow = (t) => t >= L && t < end;
+    const first = run.detections.find((d) => d.reportMs > L && d.evidence);
+    const firstCredible = run.detections.find((d) => d.reportMs > L && d.credible);
+    const acquired = run.acquiredAt.find((t) => t > L);
+    const noBeats = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && inWindow(a.t));
+    const falseNoBeats = noBeats.filter((a) => beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
+    cases.push({
+      record: name,
+      leadBackS: L / 1000,
+      flutter: flutter.some(([a, b]) => a < end && b > L),
+      firstReportS: first && first.reportMs < end ? (first.reportMs - L) / 1000 : null,
+      firstRS: first && first.reportMs < end ? (first.rMs - L) / 1000 : null,
+      firstCredibleReportS: firstCredible && firstCredible.reportMs < end ? (firstCredible.reportMs - L) / 1000 : null,
+      acquiredS: acquired !== undefined && acquired < end ? (acquired - L) / 1000 : null,
+      noBeats: noBeats.map((a) => round((a.t - L) / 1000)),
+      falseNoBeats: falseNoBeats.length,
+    });
+  }
+  process.stderr.write(`${name}: ${leadBacks.length} lead-backs\n`);
+}
+
+const outside = cases.filter((c) => !c.flutter);
+const summary = (list) => {
+  const first = list.map((c) => c.firstReportS).filter((v) => v !== null);
+  const firstR = list.map((c) => c.firstRS).filter((v) => v !== null);
+  const acquired = list.map((c) => c.acquiredS).filter((v) => v !== null);
+  return {
+    cases: list.length,
+    firstHeartbeatReportS: { median: quantile(first, 0.5), p99: quantile(first, 0.99), max: quantile(first, 1), none: list.length - first.length },
+    firstHeartbeatRPeakS: { median: quantile(firstR, 0.5), p99: quantile(firstR, 0.99), max: quantile(firstR, 1) },
+    acquiredS: { median: quantile(acquired, 0.5), p90: quantile(acquired, 0.9), p99: quantile(acquired, 0.99), notIn12s: list.length - acquired.length },
+    casesWithNoBeats: list.filter((c) => c.noBeats.length > 0).length,
+    falseNoBeats: list.reduce((n, c) => n + c.falseNoBeats, 0),
+    falseNoBeatsCases: list.filter((c) => c.falseNoBeats > 0).map((c) => `${c.record}@${c.leadBackS}s: ${c.noBeats.join(',')}`),
+  };
+};
+// An alarm before the first heartbeat: a clock started X s after the lead-back fires at the first chunk end
+// X + 4 s after it unless a detection was reported in or before that chunk.
+const noBeatsIfClockAt = {};
+for (const X of [0, 0.25, 0.5, 1, 1.5, 2]) {
+  const late = outside.filter((c) => c.firstReportS === null || c.firstReportS > X + 4 + 1e-9);
+  noBeatsIfClockAt[X] = { cases: late.length, which: late.slice(0, 20).map((c) => `${c.record}@${c.leadBackS}s first ${c.firstReportS}`) };
+}
+
+// 2. No heartbeat.
+const ma = readWfdbRecord(join(noiseDir, 'ma'));
+const maMv = Float64Array.from(ma.signals[0], (v) => (v - (ma.header.signals[0]?.baseline ?? 0)) / (ma.header.signals[0]?.gain || GAIN));
+const maRms = Math.sqrt(maMv.reduce((s, v) => s + v * v, 0) / maMv.length);
+const ecg101 = readWfdbRecord(join(dir, '101'));
+const base101 = ecg101.header.signals[0]?.baseline ?? 0;
+const ecg = (fromS, seconds) => Int16Array.from(ecg101.signals[0].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - base101);
+let seed = 1;
+const gaussian = () => {
+  const u = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+  return Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+};
+const noHeartbeat = [];
+const stretches = [
+  { name: 'baseline 0.03 mV', make: () => Int16Array.from({ length: 20 * FS }, () => Math.round(gaussian() * 0.03 * GAIN)) },
+  ...[0.25, 0.5, 1].flatMap((rms) =>
+    [0, 300, 600, 900].map((fromS) => ({ name: `ma ${rms} mV RMS from ${fromS} s`, make: () => Int16Array.from(maMv.subarray(fromS * FS, (fromS + 20) * FS), (v) => Math.round((v * rms * GAIN) / maRms)) })),
+  ),
+];
+for (const s of stretches) {
+  for (const leadOff of [true, false]) {
+    const parts = [ecg(0, 30), ...(leadOff ? [new Int16Array(10 * FS)] : []), s.make(), ecg(30, 10)];
+    const x = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      x.set(p, at);
+      at += p.length;
+    }
+    const from = leadOff ? 40_000 : 30_000;
+    const to = from + 20_000;
+    const run = stream(x);
+    const noBeats = run.alerts.find((a) => a.kind === 'ecg-no-beats' && a.t >= from && a.t <= to);
+    // Readings and findings about beats in the stretch (their interval starts after it began).
+    const fromNoise = [...run.readings.filter((r) => r.tDevice > from + 2_500 && r.tDevice <= to), ...run.findings.filter((f) => f.kind !== 'ecg-rate' && f.intervalStart >= from && f.t <= to)];
+    const rates = run.readings.filter((r) => r.tDevice > from + 2_500 && r.tDevice <= to).map((r) => r.value);
+    noHeartbeat.push({ stretch: s.name, leadOff, noBeatsAfterS: noBeats ? round((noBeats.t - from) / 1000) : null, heartRates: rates, findingsFromNoise: fromNoise.length - rates.length, acquired: run.acquiredAt.filter((t) => t > from && t <= to).length });
+  }
+}
+
+process.stdout.write(
+  `${JSON.stringify(
+    {
+      'ecg-lead-back': {
+        leadBacks: { all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
+        noHeartbeat: { maRmsMv: round(maRms, 3), cases: noHeartbeat },
+      },
+    },
+    null,
+    1,
+  )}\n`,
+);

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { QrsCredibility } from './qrs-credibility.js';
+
+const FS = 360;
+
+/** A QRS-like wave (mV) centred on sample `r`: Q, R and S as narrow Gaussians, times `sign`. */
+function addQrs(x: Float64Array, r: number, sign = 1): void {
+  for (let k = -30; k <= 30; k++) {
+    const t = k / FS;
+    const v = -0.2 * Math.exp(-(((t + 0.03) / 0.008) ** 2) / 2) + 1.2 * Math.exp(-((t / 0.01) ** 2) / 2) - 0.3 * Math.exp(-(((t - 0.03) / 0.01) ** 2) / 2);
+    x[r + k] = (x[r + k] as number) + sign * v;
+  }
+}
+
+describe('QrsCredibility.similarity / repeats', () => {
+  it('tells a repeated QRS shape (on a tilted baseline) from an inverted one and from one not at hand', () => {
+    const x = new Float64Array(4 * FS);
+    // Baseline wander: a slope of 1 mV/s under the second complex.
+    for (let i = 0; i < x.length; i++) x[i] = i > 1.5 * FS ? (i - 1.5 * FS) / FS : 0;
+    addQrs(x, FS);
+    addQrs(x, 2 * FS);
+    addQrs(x, 3 * FS, -1);
+    const c = new QrsCredibility({ fs: FS });
+    c.pushSamples(Int16Array.from(x, (v) => Math.round(v * 200)), 200);
+    expect(c.similarity(2 * FS, FS)).toBeGreaterThan(0.99);
+    expect(c.similarity(3 * FS, FS)).toBeLessThan(-0.99);
+    expect(c.repeats(2 * FS, [3 * FS, FS])).toBe(true);
+    expect(c.repeats(3 * FS, [FS, 2 * FS])).toBe(false);
+    // The window of a detection at the last sample is not complete yet.
+    expect(c.similarity(4 * FS - 1, FS)).toBeUndefined();
+  });
+});
