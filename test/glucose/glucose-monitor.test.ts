@@ -120,6 +120,46 @@ describe('glucose monitor', () => {
   });
 });
 
+describe('sensor faults of a spot-check meter and of a CGM', () => {
+  // A patient's fingersticks every 3 hours, downloaded in one burst 20 h after the first: equal values twice.
+  const fingersticks = [145, 141, 141, 188, 205, 246, 229];
+  const received = T0 + 20 * 60 * MIN;
+  const stick = (value: number, i: number): Reading => ({ sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice: received + i, tMeter: T0 + i * 180 * MIN, meterRecord: i + 1 });
+
+  it('reports no gap, flat line or compression low for fingersticks, but still a reading at the sensor limit', () => {
+    const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
+    const findings = [...fingersticks, 35].flatMap((v, i) => m.push(stick(v, i)).findings).filter((f) => f.kind === 'glucose-sensor-fault');
+    expect(findings.map((f) => [f.label, f.t])).toEqual([['sensor-limit', T0 + 7 * 180 * MIN]]);
+  });
+
+  it("dates a CGM's gap by the CGM times it lies between, not by when the readings arrived", () => {
+    const m = new GlucoseMonitor('cgm', undefined, { sensorType: 'cgm' });
+    const gaps = fingersticks.flatMap((v, i) => m.push({ ...stick(v, i), sensor: 'cgm' }).findings).filter((f) => f.label === 'gap');
+    expect(gaps).toHaveLength(1); // one gap going on, reported once
+    expect(gaps[0]).toMatchObject({ kind: 'glucose-sensor-fault', t: T0 + 180 * MIN, intervalStart: T0, intervalEnd: T0 + 180 * MIN });
+    expect(gaps[0]!.evidence).toBe('no reading between 2025-01-01T00:00:00.000Z and 2025-01-01T03:00:00.000Z (CGM time)');
+  });
+
+  it('gives the CGM flags only to sensors whose driver is a CGM', () => {
+    const config = parseRuntimeConfig(
+      {
+        deviceId: 'd',
+        dataDir: '/tmp/x',
+        sources: [
+          { type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: {} },
+          { type: 'device', sensor: 'cgm', driver: 'ble-cgm', options: {} },
+          { type: 'sim-glucose', sensor: 'serial-meter' },
+        ],
+      },
+      '/tmp',
+    );
+    const glucose = createAnalyzers(config, { meter: 'glucose-meter', cgm: 'cgm' }).find((a) => a.name === 'glucose')!;
+    const gapsOf = (sensor: string) =>
+      fingersticks.flatMap((v, i) => glucose.onReading!({ ...stick(v, i), sensor })?.findings ?? []).filter((f) => f.kind === 'glucose-sensor-fault' && f.label === 'gap').length;
+    expect([gapsOf('meter'), gapsOf('serial-meter'), gapsOf('cgm')]).toEqual([0, 0, 1]);
+  });
+});
+
 describe('createAnalyzers', () => {
   it('runs the glucose analyzer for glucose sources and raises its alerts from readings', () => {
     const config = parseRuntimeConfig({ deviceId: 'd', dataDir: '/tmp/x', sources: [{ type: 'sim-glucose' }] }, '/tmp');
