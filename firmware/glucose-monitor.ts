@@ -17,7 +17,8 @@
  *   2 hours without a gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
  *   engine (firmware/rules.ts), so no condition is alerted twice. Each alert fires once per episode.
  *   Historical readings (a meter's memory downloaded later: `isHistoricalReading`) get trend and
- *   fault findings and join the history, but no forecast and no alert.
+ *   fault findings and join the history, but no forecast and no alert. A live alert on a reading that
+ *   arrived more than 15 min after it was measured says how long ago (firmware/rules.ts `measuredWhen`).
  *
  * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
  * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs;
@@ -38,7 +39,7 @@ import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, t
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
 import { packageRoot } from './package-root.js';
-import { isHistoricalReading } from './rules.js';
+import { isHistoricalReading, measuredWhen } from './rules.js';
 
 /** Beyond this (min) between two readings, no two-point trend is reported. */
 const MAX_TWO_POINT_TREND_MIN = 180;
@@ -322,12 +323,16 @@ export class GlucoseMonitor {
         qualityFlags: ['no-forecast-model'],
       };
       if (finding !== forecastFinding) out.findings.push(finding);
+      // A reading that arrives late (a backfill of the last day) says so: its prediction is about a time that may have passed.
+      const when = measuredWhen(r);
+      const horizon = risk !== undefined ? (when ? 'within the hour after it' : 'within the next hour') : `within about ${FORECAST_SPEC.horizonMin} minutes${when ? ' of it' : ''}`;
+      const head = when ? `Glucose ${Math.round(gl)} mg/dL, ${when}, was predicted to fall below 70 mg/dL ${horizon}` : `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL ${horizon}`;
       out.alerts.push({
         kind: 'glucose-predicted-low',
         severity: 2,
         t: r.tDevice,
         sensor: this.sensor,
-        message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL ${risk !== undefined ? 'within the next hour' : `within about ${FORECAST_SPEC.horizonMin} minutes`}${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
+        message: `${head}${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient${when ? ' now' : ''} (decision support, review by a clinician).`,
         finding,
       });
     }
@@ -348,12 +353,13 @@ export class GlucoseMonitor {
     const minutes = (now - (this.trace[k] as GlucosePoint).t) / MS_PER_MIN;
     if (minutes < o.hyperMinutes) return;
     this.hyperFired = true;
+    const when = measuredWhen(r);
     out.alerts.push({
       kind: 'hyperglycaemia-sustained',
       severity: 2,
       t: r.tDevice,
       sensor: this.sensor,
-      message: `Glucose has stayed above ${o.hyperLevel} mg/dL for ${Math.round(minutes)} minutes (now ${Math.round(gl)} mg/dL); review by a clinician.`,
+      message: `Glucose has stayed above ${o.hyperLevel} mg/dL for ${Math.round(minutes)} minutes (${when ? `last reading ${Math.round(gl)} mg/dL, ${when}` : `now ${Math.round(gl)} mg/dL`}); review by a clinician.`,
     });
   }
 }

@@ -112,6 +112,21 @@ describe('glucose monitor', () => {
     expect(feed(g, Array.from({ length: 10 }, () => 270), 140).flatMap((o) => o.alerts)).toEqual([]);
   });
 
+  it('says plainly that a predicted low and a sustained high were measured hours ago when the readings arrive late', () => {
+    // A CGM's last hours downloaded 3 h 10 min after each reading was measured (a receiver read at the clinic).
+    const late = (value: number, minute: number): Reading => {
+      const t = T0 + minute * MIN;
+      return { sensor: 'cgm', type: 'glucose', value, unit: 'mg/dL', tDevice: t + 190 * MIN, tMeter: t, meterRecord: minute, context: { meterClock: new Date(t).toISOString().slice(0, 19), meterTimeBasis: 'current-time-service' } };
+    };
+    const low = new GlucoseMonitor('cgm');
+    const alerts = falling.flatMap((v, i) => low.push(late(v, i * 5)).alerts);
+    expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['glucose-predicted-low', 2]]);
+    expect(alerts[0]!.message).toMatch(/^Glucose \d+ mg\/dL, measured 3 h 10 min ago \(meter time 1 Jan \d\d:\d\d\), was predicted to fall below 70 mg\/dL within about 30 minutes of it .*; check the patient now/);
+    const high = new GlucoseMonitor('cgm');
+    const highs = Array.from({ length: 26 }, (_, i) => high.push(late(270, i * 5)).alerts).flat();
+    expect(highs.map((a) => a.message)).toEqual(['Glucose has stayed above 250 mg/dL for 120 minutes (last reading 270 mg/dL, measured 3 h 10 min ago (meter time 1 Jan 02:00)); review by a clinician.']);
+  });
+
   it('reports a gap and a flat line as sensor-fault findings, once each (a 5-hour flat line is one fault)', () => {
     const m = new GlucoseMonitor('cgm', forecaster);
     const out = [...feed(m, Array.from({ length: 60 }, () => 100)), ...feed(m, [110, 115], 340)];
