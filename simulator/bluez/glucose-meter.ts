@@ -30,7 +30,8 @@
  *   many records of the transfer were notified (the completion indication is never sent).
  * - `duplicateEvery`: every n-th notification is sent twice. `notifyDelayMs`, `responseDelayMs`: a slow meter.
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
- *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock).
+ *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
+ *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead.
  */
 import { mulberry32 } from '../../device-sdk/random.js';
 import { scaledValue } from '../../device-sdk/protocols/ieee11073.js';
@@ -72,6 +73,8 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   clockJump: { atSequence: number; byMs: number } | undefined;
   /** Slow meter: wait this long before each RACP indication (ms). */
   responseDelayMs: number;
+  /** A Current Time read answers these bytes instead of the clock (bad-bytes tests). */
+  currentTimeRaw: Uint8Array | undefined;
 }
 
 export interface SimGlucoseMeterOptions {
@@ -153,7 +156,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const o = { ...DEFAULT_SIM_GLUCOSE_METER_OPTIONS, ...options };
     super(o.address, o.name);
     this.options = o;
-    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, ...options.faults };
+    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, currentTimeRaw: undefined, ...options.faults };
     this.stored = options.records ? options.records.map((r) => ({ ...r })) : this.generate(o.storedRecords);
     this.services = [
       {
@@ -192,6 +195,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
 
   /** Current Time 0x2A2B: the meter's wall clock now, with day of week and 1/256 s. */
   private currentTimeBytes(): Uint8Array {
+    if (this.faults.currentTimeRaw !== undefined) return Uint8Array.from(this.faults.currentTimeRaw);
     const wall = this.meterClockNow();
     const day = new Date(wall).getUTCDay();
     return encodeCurrentTime({ dateTime: dateTimeFields(wall), dayOfWeek: day === 0 ? 7 : day, fractions256: Math.floor(((wall % 1000) * 256) / 1000), adjustReason: { bits: 0 } });

@@ -118,6 +118,22 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     expect(readings[2]!.context).toMatchObject({ meterTimeBasis: 'current-time-service', meterTimeZone: 'America/New_York', meterClockDriftS: '-90' });
   }, 60_000);
 
+  it('quarantines a Current Time it cannot decode and falls back to the configured zone', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', faults: { currentTimeRaw: Uint8Array.of(0xea, 0x07, 12, 6) } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0 }, driverDeps(sink, {}, 'America/New_York'));
+    driver.start(sink);
+    try {
+      await waitFor(() => meter.stats.completed === 1 && sink.readings.length === winterAndSummer.length, 'the backfill', 30_000);
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.quarantined.map((q) => [q.transport, [...q.bytes]])).toEqual([[`ble:${ADDRESS}/2a2b`, [0xea, 0x07, 12, 6]]]);
+    expect(sink.quarantined[0]!.error).toMatch(/truncated/);
+    expect(sink.readings.map((r) => [r.tMeter, r.context?.meterTimeBasis])).toEqual(winterAndSummer.map((r) => [r.timeMs, 'configured-zone']));
+  }, 60_000);
+
   it('reads the record times of a meter without Current Time in the configured zone', async () => {
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', currentTimeService: false });
     const readings = await backfill(meter, 'America/New_York');
