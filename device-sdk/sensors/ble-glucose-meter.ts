@@ -150,12 +150,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       return fallback;
     }
     const before = this.deps.clock.now();
-    const bytes = await link.read(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID);
+    const bytes = await this.readOptional(link, CURRENT_TIME_UUID);
     // The device's clock when the meter read its own: the middle of the read.
     const deviceNow = Math.round((before + this.deps.clock.now()) / 2);
     let local: LocalTimeInformation | undefined;
-    if (link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, LOCAL_TIME_INFORMATION_UUID)) {
-      const lti = await link.read(CURRENT_TIME_SERVICE_UUID, LOCAL_TIME_INFORMATION_UUID);
+    const lti = link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, LOCAL_TIME_INFORMATION_UUID) ? await this.readOptional(link, LOCAL_TIME_INFORMATION_UUID) : undefined;
+    if (lti !== undefined) {
       try {
         local = decodeLocalTimeInformation(lti);
       } catch (error) {
@@ -164,15 +164,31 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       }
     }
     let clock: MeterClock | undefined;
-    try {
-      clock = meterClockFromCurrentTime(decodeCurrentTime(bytes), deviceNow, local, this.deps.timeZone);
-    } catch (error) {
-      if (!(error instanceof DecodeError)) throw error;
-      this.quarantine(link, CURRENT_TIME_UUID, bytes, error);
+    if (bytes !== undefined) {
+      try {
+        clock = meterClockFromCurrentTime(decodeCurrentTime(bytes), deviceNow, local, this.deps.timeZone);
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.quarantine(link, CURRENT_TIME_UUID, bytes, error);
+      }
     }
     if (clock === undefined) log.warn({ sensor: this.sensor, address: link.address, meterTime: fallback }, "glucose meter's Current Time is not usable");
     else log.info({ sensor: this.sensor, address: link.address, meterTime: clock }, 'glucose meter clock read');
     return clock ?? fallback;
+  }
+
+  /**
+   * Reads a Current Time Service characteristic; a refused read (e.g. a meter that shows its clock to
+   * bonded collectors only) is logged and gives undefined, so the records are still read. A lost link rejects.
+   */
+  private async readOptional(link: GattLink, characteristic: number): Promise<Uint8Array | undefined> {
+    try {
+      return await link.read(CURRENT_TIME_SERVICE_UUID, characteristic);
+    } catch (error) {
+      if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+      this.deps.logger.warn({ sensor: this.sensor, address: link.address, characteristic: characteristic.toString(16), err: error.message }, 'glucose meter refused a Current Time Service read');
+      return undefined;
+    }
   }
 
   private sleep(ms: number): Promise<void> {

@@ -31,7 +31,8 @@
  * - `duplicateEvery`: every n-th notification is sent twice. `notifyDelayMs`, `responseDelayMs`: a slow meter.
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
  *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
- *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead.
+ *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;
+ *   `currentTimeRefused`: it fails with an error reply.
  */
 import { mulberry32 } from '../../device-sdk/random.js';
 import { scaledValue } from '../../device-sdk/protocols/ieee11073.js';
@@ -75,6 +76,8 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   responseDelayMs: number;
   /** A Current Time read answers these bytes instead of the clock (bad-bytes tests). */
   currentTimeRaw: Uint8Array | undefined;
+  /** A Current Time read fails (an error reply, as a meter that shows its clock to bonded collectors only). */
+  currentTimeRefused: boolean;
 }
 
 export interface SimGlucoseMeterOptions {
@@ -156,7 +159,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const o = { ...DEFAULT_SIM_GLUCOSE_METER_OPTIONS, ...options };
     super(o.address, o.name);
     this.options = o;
-    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, currentTimeRaw: undefined, ...options.faults };
+    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, currentTimeRaw: undefined, currentTimeRefused: false, ...options.faults };
     this.stored = options.records ? options.records.map((r) => ({ ...r })) : this.generate(o.storedRecords);
     this.services = [
       {
@@ -195,6 +198,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
 
   /** Current Time 0x2A2B: the meter's wall clock now, with day of week and 1/256 s. */
   private currentTimeBytes(): Uint8Array {
+    if (this.faults.currentTimeRefused) throw new Error('Insufficient Authentication');
     if (this.faults.currentTimeRaw !== undefined) return Uint8Array.from(this.faults.currentTimeRaw);
     const wall = this.meterClockNow();
     const day = new Date(wall).getUTCDay();

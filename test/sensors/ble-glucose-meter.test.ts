@@ -134,6 +134,12 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     expect(sink.readings.map((r) => [r.tMeter, r.context?.meterTimeBasis])).toEqual(winterAndSummer.map((r) => [r.timeMs, 'configured-zone']));
   }, 60_000);
 
+  it('reads the records of a meter that refuses its Current Time, in the configured zone', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', faults: { currentTimeRefused: true } });
+    const readings = await backfill(meter, 'America/New_York');
+    expect(readings.map((r) => [r.tMeter, r.context?.meterTimeBasis])).toEqual(winterAndSummer.map((r) => [r.timeMs, 'configured-zone']));
+  }, 60_000);
+
   it('reads the record times of a meter without Current Time in the configured zone', async () => {
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', currentTimeService: false });
     const readings = await backfill(meter, 'America/New_York');
