@@ -355,11 +355,12 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
 
 /**
  * Glucose analytics on every glucose reading (firmware/glucose-monitor.ts): trend, 30-minute forecast,
- * sensor faults, predicted-low and sustained-high alerts. The forecast model is loaded once
+ * sensor faults (gaps, flat lines and compression lows on `cgmSensors` only: every other glucose sensor
+ * is a spot-check meter), predicted-low and sustained-high alerts. The forecast model is loaded once
  * (models/glucose-forecast/artifact, or `dir`; signature and hashes checked); when it cannot be loaded
  * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`.
  */
-function glucoseAnalyzer(trustedKeys: readonly string[], dir: string, deps: { logger: Pick<Logger, 'info' | 'warn'>; now: () => number }): Analyzer {
+function glucoseAnalyzer(trustedKeys: readonly string[], dir: string, cgmSensors: ReadonlySet<string>, deps: { logger: Pick<Logger, 'info' | 'warn'>; now: () => number }): Analyzer {
   const model = new ModelState('glucose', GLUCOSE_FALLBACK_MODEL_ID, 'glucose forecast', `predicted-low alerts come from extrapolating the 15-minute trend (${GLUCOSE_FALLBACK_MODEL_ID})`, deps);
   let forecaster: GlucoseForecaster | undefined;
   try {
@@ -374,7 +375,7 @@ function glucoseAnalyzer(trustedKeys: readonly string[], dir: string, deps: { lo
     onReading: (r) => {
       if (r.type !== 'glucose') return undefined;
       let m = monitors.get(r.sensor);
-      if (m === undefined) monitors.set(r.sensor, (m = new GlucoseMonitor(r.sensor, forecaster)));
+      if (m === undefined) monitors.set(r.sensor, (m = new GlucoseMonitor(r.sensor, forecaster, { sensorType: cgmSensors.has(r.sensor) ? 'cgm' : 'meter' })));
       return m.push(r);
     },
     start: (hooks) => model.start(hooks),
@@ -528,7 +529,11 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const ecg = ecgSensors(config.sources, deviceKinds);
   if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...(deps.models ? { models: deps.models } : {}), logger, now, verify }));
   const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
-  if (config.sources.some(isGlucose)) analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), { logger, now }));
+  if (config.sources.some(isGlucose)) {
+    // Only a CGM driver's sensors are continuous; a simulated serial meter and BLE Glucose profile meters are spot checks.
+    const cgm = new Set(config.sources.filter((s) => s.type === 'device' && deviceKinds[s.sensor] === 'cgm').map((s) => s.sensor));
+    analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), cgm, { logger, now }));
+  }
   const isPcg = (s: SourceConfig) => sourceSignal(s) === 'pcg' || (s.type === 'device' && deviceKinds[s.sensor] === 'pcg');
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
   if (pcg.length > 0) {

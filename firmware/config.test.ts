@@ -132,6 +132,15 @@ describe('parseRuntimeConfig', () => {
     expect(problemOf({ ...minimal, sources: [{ type: 'sim-ecg' }, { type: 'sim-ecg' }] }).field).toBe('sources[1].sensor');
   });
 
+  it("takes the clinic's IANA time zone for meter clocks and names a value that is not one", () => {
+    expect(parseRuntimeConfig({ ...minimal, timeZone: 'Africa/Nairobi' }, '/etc/medge').timeZone).toBe('Africa/Nairobi');
+    expect(parseRuntimeConfig(minimal, '/etc/medge').timeZone).toBeUndefined();
+    const error = problemOf({ ...minimal, timeZone: '+03:00' });
+    expect(error).toMatchObject({ field: 'timeZone', value: '+03:00', problem: 'is not an IANA time zone name known to this runtime' });
+    expect(error.fix).toMatch(/Africa\/Nairobi/);
+    expect(problemOf({ ...minimal, timeZone: 3 }).field).toBe('timeZone');
+  });
+
   it('resolves edge.tls paths against baseDir and requires an mqtts:// url with them', () => {
     const tls = { ca: 'certs/ca.crt', cert: '/srv/pki/clinic-01.crt', key: '../keys/clinic-01.key' };
     const config = parseRuntimeConfig({ ...minimal, edge: { url: 'mqtts://edge.local:8883', tls } }, '/etc/medge');

@@ -12,6 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
 import { ConfigError, formatValue } from '../device-sdk/errors.js';
 import { resolveDriverOptions } from '../device-sdk/sensors/registry.js';
+import { isTimeZone } from '../device-sdk/time-zone.js';
 import { CIPHER_SUITES, type CipherSuite } from '../device-sdk/security/envelope.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -171,6 +172,13 @@ export interface RuntimeConfig {
   statusIntervalMs: number;
   /** The board's model name, reported to the edge (FHIR Device.modelNumber). */
   deviceModel?: string;
+  /**
+   * The IANA time zone of the clinic (`Africa/Nairobi`, `America/New_York`): the zone glucose meter
+   * clocks are set to, used for a meter's record times (local wall clock, no zone) when the meter
+   * cannot tell its clock (no Bluetooth Current Time Service). A meter's Current Time takes precedence;
+   * without either, record times are stored zone-unknown (device-sdk/sensors/meter-time.ts).
+   */
+  timeZone?: string;
   ui: UiConfig;
 }
 
@@ -342,6 +350,7 @@ const RUNTIME_SCHEMA: SchemaObject = object(
     log: object({ level: { type: 'string', enum: [...LOG_LEVELS] } }),
     statusIntervalMs: int(100, 60_000, 1000),
     deviceModel: { type: 'string', minLength: 1, maxLength: 128, description: "the board's model name", examples: ['Raspberry Pi 4 + AD8232 front end'] },
+    timeZone: { type: 'string', minLength: 1, maxLength: 64, description: 'an IANA time zone name', examples: ['Africa/Nairobi'] },
     ui: object({
       enabled: { type: 'boolean', examples: [true] },
       listen: {
@@ -571,6 +580,14 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
       fix: 'add { "name": "nurse-1", "role": "operator", "pinHash": "..." } with the hash `medge ui pin-hash` prints, or set ui.enabled to false',
     });
   }
+  if (config.timeZone !== undefined && !isTimeZone(config.timeZone)) {
+    problems.push({
+      field: 'timeZone',
+      value: config.timeZone,
+      problem: 'is not an IANA time zone name known to this runtime',
+      fix: 'use the clinic\'s zone as Area/City, e.g. "Africa/Nairobi", "America/New_York", "Asia/Kolkata" (or "UTC"); a fixed offset such as "+03:00" is not a zone',
+    });
+  }
   const port = Number(config.ui.listen.slice(config.ui.listen.lastIndexOf(':') + 1));
   if (port > 65_535) {
     problems.push({ field: 'ui.listen', value: config.ui.listen, problem: 'has a port above 65535', fix: 'use a port between 0 and 65535 (e.g. "127.0.0.1:8080")' });
@@ -639,6 +656,7 @@ export function parseRuntimeConfig(input: unknown, baseDir: string, file?: strin
     log: { ...d.log, ...input.log },
     statusIntervalMs: input.statusIntervalMs ?? d.statusIntervalMs,
     ...(input.deviceModel === undefined ? {} : { deviceModel: input.deviceModel }),
+    ...(input.timeZone === undefined ? {} : { timeZone: input.timeZone }),
     ui: { ...d.ui, ...input.ui, users: (input.ui?.users ?? []).map((u) => ({ ...u }) as UiUserConfig) },
   };
   const problems = crossFieldProblems(config);

@@ -7,14 +7,18 @@
  * - `glucose-forecast` findings: the 30-minute forecast of models/glucose-forecast (when the sensor
  *   gives 30 gap-free minutes of history) with the predicted-hypoglycaemia detector's probability that
  *   a hypoglycaemic event (< 70 mg/dL for >= 15 min) starts 10 to 60 min after the reading;
- * - `glucose-sensor-fault` findings: gaps, flat lines, compression lows, sensor limits;
+ * - `glucose-sensor-fault` findings: sensor limits, and for a CGM (`sensorType: 'cgm'`) gaps, flat lines
+ *   and compression lows, which a spot-check meter cannot have (device-sdk/signal/glucose/faults.ts).
+ *   Like the trend, each is timed on the glucose clock (the meter's, when it has one): `t` is the last
+ *   reading the fault covers and the interval spans the readings it covers;
  * - alerts, raised locally: `glucose-predicted-low` (severity 2) when the detector's alert logic
  *   (device-sdk/signal/glucose/hypo-detector.ts: probability with hysteresis, none during an ongoing
  *   event or its hold-off) turns on, `hyperglycaemia-sustained` (severity 2) after > 250 mg/dL for
  *   2 hours without a gap. Reading-level alerts (level 1 < 70, level 2 < 54 with severity 3, > 250) stay with the rule
  *   engine (firmware/rules.ts), so no condition is alerted twice. Each alert fires once per episode.
  *   Historical readings (a meter's memory downloaded later: `isHistoricalReading`) get trend and
- *   fault findings and join the history, but no forecast and no alert.
+ *   fault findings and join the history, but no forecast and no alert. A live alert on a reading that
+ *   arrived more than 15 min after it was measured says how long ago (firmware/rules.ts `measuredWhen`).
  *
  * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
  * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs;
@@ -29,19 +33,19 @@ import { type Finding, meterRecordId, type RaisedAlert, type Reading } from '../
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
-import { DEFAULT_SENSOR_FAULT_OPTIONS, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
+import { CONTINUOUS_ONLY_FAULTS, DEFAULT_SENSOR_FAULT_OPTIONS, type GlucoseSensorType, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../device-sdk/signal/glucose/forecast.js';
 import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, type HypoAlertPolicy } from '../device-sdk/signal/glucose/hypo-detector.js';
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
 import { packageRoot } from './package-root.js';
-import { isHistoricalReading } from './rules.js';
+import { isHistoricalReading, measuredWhen } from './rules.js';
 
 /** Beyond this (min) between two readings, no two-point trend is reported. */
 const MAX_TWO_POINT_TREND_MIN = 180;
 
 export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@3';
-export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@1';
+export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@2';
 export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
 const MG_DL_PER_MMOL_L = 18.016;
 
@@ -55,9 +59,11 @@ export interface GlucoseMonitorOptions {
   /** History kept per sensor (min; the forecast reads the last 24 h), and at most this many readings. */
   historyMin: number;
   historyReadings: number;
+  /** `cgm`: a continuous sensor (all sensor-fault flags); `meter`: fingersticks (no gap, flat-line or compression-low flags). */
+  sensorType: GlucoseSensorType;
 }
 
-export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500 });
+export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500, sensorType: 'cgm' });
 
 /** A loaded forecast model: the forecast network, the predicted-hypoglycaemia detector, its alert policy and provenance. */
 export interface GlucoseForecaster {
@@ -132,7 +138,7 @@ function screenTrend(rate: number): ScreenTrend {
 }
 
 const TREND_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_TREND_MODEL_ID, unit: 'mg/dL/min', ...DEFAULT_TREND_OPTIONS, maxTwoPointMin: MAX_TWO_POINT_TREND_MIN }));
-const FAULTS_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FAULTS_MODEL_ID, ...DEFAULT_SENSOR_FAULT_OPTIONS }));
+const FAULTS_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FAULTS_MODEL_ID, ...DEFAULT_SENSOR_FAULT_OPTIONS, continuousOnly: CONTINUOUS_ONLY_FAULTS }));
 const FALLBACK_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FALLBACK_MODEL_ID, windowMin: 15, horizonMin: 30, below: 70 }));
 
 export class GlucoseMonitor {
@@ -175,7 +181,7 @@ export class GlucoseMonitor {
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);
     if (this.trace.length > this.options.historyReadings) this.trace = this.trace.slice(-this.options.historyReadings);
-    const recentFaults = this.faults(r, out);
+    const recentFaults = this.faults(out);
     this.trend(gl, last, out);
     // A record from the meter's memory (firmware/rules.ts isHistoricalReading) adds to the history the
     // forecast and the sustained-high run read, but raises no live alert and forecasts nothing.
@@ -225,13 +231,13 @@ export class GlucoseMonitor {
   }
 
   /** Reports new sensor faults; returns the kinds seen in the last hour (for the forecast's quality). */
-  private faults(r: Reading, out: GlucoseMonitorOutput): string[] {
+  private faults(out: GlucoseMonitorOutput): string[] {
     const now = (this.trace[this.trace.length - 1] as GlucosePoint).t;
     const recent: string[] = [];
     // Faults older than 3 h are not reported any more: scan the last 3 h (and the reading before them, for a gap).
     let from = this.trace.length - 1;
     while (from > 0 && now - (this.trace[from - 1] as GlucosePoint).t <= 3 * 60 * MS_PER_MIN) from--;
-    for (const f of sensorFaults(this.trace.slice(Math.max(0, from - 1)))) {
+    for (const f of sensorFaults(this.trace.slice(Math.max(0, from - 1)), {}, this.options.sensorType)) {
       if (f.end >= now - 60 * MS_PER_MIN && !recent.includes(f.kind)) recent.push(f.kind);
       const until = this.reportedUntil.get(f.kind) ?? Number.NEGATIVE_INFINITY;
       if (f.start <= until) {
@@ -243,10 +249,11 @@ export class GlucoseMonitor {
         kind: 'glucose-sensor-fault',
         label: f.kind,
         probability: 1,
-        t: r.tDevice,
-        intervalStart: r.tDevice - (now - f.start),
-        intervalEnd: r.tDevice - (now - f.end),
-        evidence: `sensor time ${new Date(f.start).toISOString()} to ${new Date(f.end).toISOString()}`,
+        // Timed on the glucose clock, as the trend: a backfill burst delivers old faults, which belong to their readings' time.
+        t: f.end,
+        intervalStart: f.start,
+        intervalEnd: f.end,
+        evidence: `${f.kind === 'gap' ? 'no reading between' : 'readings from'} ${new Date(f.start).toISOString()} ${f.kind === 'gap' ? 'and' : 'to'} ${new Date(f.end).toISOString()} (${this.options.sensorType === 'cgm' ? 'CGM' : 'meter'} time)`,
         modelId: GLUCOSE_FAULTS_MODEL_ID,
         modelSha256: FAULTS_SHA256,
         inputQuality: 1,
@@ -316,12 +323,16 @@ export class GlucoseMonitor {
         qualityFlags: ['no-forecast-model'],
       };
       if (finding !== forecastFinding) out.findings.push(finding);
+      // A reading that arrives late (a backfill of the last day) says so: its prediction is about a time that may have passed.
+      const when = measuredWhen(r);
+      const horizon = risk !== undefined ? (when ? 'within the hour after it' : 'within the next hour') : `within about ${FORECAST_SPEC.horizonMin} minutes${when ? ' of it' : ''}`;
+      const head = when ? `Glucose ${Math.round(gl)} mg/dL, ${when}, was predicted to fall below 70 mg/dL ${horizon}` : `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL ${horizon}`;
       out.alerts.push({
         kind: 'glucose-predicted-low',
         severity: 2,
         t: r.tDevice,
         sensor: this.sensor,
-        message: `Glucose ${Math.round(gl)} mg/dL is predicted to fall below 70 mg/dL ${risk !== undefined ? 'within the next hour' : `within about ${FORECAST_SPEC.horizonMin} minutes`}${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient (decision support, review by a clinician).`,
+        message: `${head}${shown !== undefined ? ` (${chance}forecast ${Math.round(shown)} mg/dL in ${FORECAST_SPEC.horizonMin} min, ${how})` : ''}; check the patient${when ? ' now' : ''} (decision support, review by a clinician).`,
         finding,
       });
     }
@@ -342,12 +353,13 @@ export class GlucoseMonitor {
     const minutes = (now - (this.trace[k] as GlucosePoint).t) / MS_PER_MIN;
     if (minutes < o.hyperMinutes) return;
     this.hyperFired = true;
+    const when = measuredWhen(r);
     out.alerts.push({
       kind: 'hyperglycaemia-sustained',
       severity: 2,
       t: r.tDevice,
       sensor: this.sensor,
-      message: `Glucose has stayed above ${o.hyperLevel} mg/dL for ${Math.round(minutes)} minutes (now ${Math.round(gl)} mg/dL); review by a clinician.`,
+      message: `Glucose has stayed above ${o.hyperLevel} mg/dL for ${Math.round(minutes)} minutes (${when ? `last reading ${Math.round(gl)} mg/dL, ${when}` : `now ${Math.round(gl)} mg/dL`}); review by a clinician.`,
     });
   }
 }

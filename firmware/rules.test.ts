@@ -108,7 +108,7 @@ describe('historical readings (a meter memory downloaded months later)', () => {
     // Only the old severe low says anything live: once, at severity 2, in case the meter's clock is wrong.
     const alerts = outs.flatMap((o) => o.alerts);
     expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['historical-severe-reading', 2]]);
-    expect(alerts[0]!.message).toMatch(/dated .* by its clock \(333 days before it was received\), would have been a severity-3 alert: Glucose reading 40 mg\/dL.*If it was just measured, the meter's clock is wrong/);
+    expect(alerts[0]!.message).toMatch(/measured .*, 333 days before it was received, would have been a severity-3 alert: Glucose reading 40 mg\/dL is below.*If it was just measured, the meter's clock is wrong/);
     const findings = outs.flatMap((o) => o.findings);
     // 190 stays above 180, so 259 is the same episode; 170 re-arms, 40 is a level 2 low.
     expect(findings.map((f) => [f.kind, f.label, f.value])).toEqual([
@@ -129,13 +129,48 @@ describe('historical readings (a meter memory downloaded months later)', () => {
     // An old in-range record downloaded now does not re-arm the live episode ...
     expect(engine.onReading(backfilled(120, 1, 48, 1)).alerts).toEqual([]);
     expect(engine.onReading(live(265, 2)).alerts).toEqual([]);
-    // ... and a day-old severe low raises only the one clock warning, while a reading whose meter clock is
-    // 5 h behind (a meter west of UTC: its record time is local) is live and says when it was measured.
+    // ... and a day-old severe low raises only the one clock warning, while one measured 5 h before it was
+    // downloaded is live and says plainly that it is past.
     expect(engine.onReading(backfilled(45, 2, 30, 3)).alerts.map((a) => a.kind)).toEqual(['historical-severe-reading']);
-    const zoned = engine.onReading({ ...live(45, 4), tMeter: NOW + 4 - 5 * 3_600_000 }).alerts;
-    expect(zoned.map((a) => [a.kind, a.t])).toEqual([['hypoglycaemia-level-2', NOW + 4]]);
-    expect(zoned[0]!.message).toContain("by the meter's clock, 5 h before it was received)");
+    const late = engine.onReading({ ...live(45, 4), tMeter: NOW + 4 - 5 * 3_600_000 }).alerts;
+    expect(late.map((a) => [a.kind, a.t])).toEqual([['hypoglycaemia-level-2', NOW + 4]]);
+    expect(late[0]!.message).toBe('Glucose reading 45 mg/dL, measured 5 h ago (meter time 30 Nov 19:00 UTC), is below 54 mg/dL; review by a clinician.');
     expect(engine.onReading(backfilled(40, 5, 40, 5)).alerts).toEqual([]);
+  });
+
+  it("says how long ago a backfilled reading was measured, by the corrected time and with the meter's own clock, keeping its severity", () => {
+    const engine = createRuleEngine();
+    // A New York meter read through its Current Time: measured 3 h 10 min before the download, at 11:05 on its clock.
+    const tMeter = NOW - (3 * 60 + 10) * 60_000;
+    const context = { meterClock: '2026-11-30T15:50:00', meterTimeBasis: 'current-time-service', meterClockOffsetS: '-18000' };
+    const out = engine.onReading({ sensor: 'meter', type: 'glucose', value: 45, unit: 'mg/dL', tDevice: NOW, tMeter, meterRecord: 7, context });
+    expect(out.alerts.map((a) => [a.kind, a.severity, a.t])).toEqual([['hypoglycaemia-level-2', 3, NOW]]);
+    expect(out.alerts[0]!.message).toBe('Glucose reading 45 mg/dL, measured 3 h 10 min ago (meter time 30 Nov 15:50), is below 54 mg/dL; review by a clinician.');
+    // Measured 10 minutes ago: nothing to say about the time.
+    const fresh = createRuleEngine().onReading({ sensor: 'meter', type: 'glucose', value: 45, unit: 'mg/dL', tDevice: NOW, tMeter: NOW - 10 * 60_000, context });
+    expect(fresh.alerts[0]!.message).toBe('Glucose reading 45 mg/dL is below 54 mg/dL; review by a clinician.');
+  });
+
+  it('gives no age for a reading whose meter time zone is unknown, but the meter time and that its age is unknown', () => {
+    const engine = createRuleEngine();
+    // Its wall clock read as UTC is 5 h behind: a meter west of UTC measuring now, or a reading 5 h old.
+    const context = { meterClock: '2026-11-30T19:00:00', meterTimeBasis: 'zone-unknown' };
+    const out = engine.onReading({ sensor: 'meter', type: 'glucose', value: 45, unit: 'mg/dL', tDevice: NOW, tMeter: NOW - 5 * 3_600_000, context });
+    expect(out.alerts.map((a) => [a.kind, a.severity])).toEqual([['hypoglycaemia-level-2', 3]]);
+    expect(out.alerts[0]!.message).toBe(
+      "Glucose reading 45 mg/dL, measured at meter time 30 Nov 19:00 (the meter's time zone is unknown, so how long ago is not known: it may be hours old), is below 54 mg/dL; review by a clinician.",
+    );
+    expect(out.alerts[0]!.message).not.toMatch(/5 h/);
+  });
+
+  it('leaves out the wrong-clock advice for an old severe reading dated by the meter\'s Current Time', () => {
+    const engine = createRuleEngine();
+    const context = { meterClock: '2026-11-28T13:00:00', meterTimeBasis: 'current-time-service', meterClockOffsetS: '-18000' };
+    const out = engine.onReading({ ...backfilled(40, 1, 54), context });
+    expect(out.alerts.map((a) => a.kind)).toEqual(['historical-severe-reading']);
+    expect(out.alerts[0]!.message).toContain('measured 2026-11-28T18:00:00.000Z (meter time 28 Nov 13:00), 2 days before it was received');
+    expect(out.alerts[0]!.message).not.toMatch(/clock is wrong/);
+    expect(out.findings[0]!.evidence).toMatch(/^historical reading \(record 1, measured 2026-11-28T18:00:00.000Z \(meter time 28 Nov 13:00\), received /);
   });
 
   it('applies to heart-rate readings with a meter clock too; readings without one are live', () => {

@@ -18,13 +18,21 @@
  * and what crossed one is a finding `<type>-historical-out-of-range` (label: the alert kind it would
  * have been, e.g. `hyperglycaemia`) timed at the meter's clock; historical readings neither fire nor
  * re-arm the live episodes. A reading without `tMeter` (a heart-rate strap, a CGM, a derived heart rate)
- * is live. A live alert on a reading its meter dates more than 15 minutes back says when it was measured.
+ * is live. A live alert on a reading measured more than 15 minutes before it arrived (a backfill of
+ * the last day) says so plainly, with the age from the corrected meter time and the meter's own clock:
+ * `Glucose reading 45 mg/dL, measured 3 h 10 min ago (meter time 6 Dec 11:05), is below 54 mg/dL`
+ * (`measuredWhen`); its severity is kept: a severe low of three hours ago is still clinically urgent
+ * (the patient may still be low, or untreated). When the meter's time zone is unknown
+ * (device-sdk/sensors/meter-time.ts) no age is given, since it may be off by the meter's UTC offset:
+ * the alert gives the meter time and says its age is unknown.
  * A meter whose clock is more than `afterMin` slow has its readings treated as historical, so the first
  * historical reading of a sensor that would have been a severity-3 alert still raises one severity-2
- * `historical-severe-reading` alert (once per sensor while the runtime runs): the meter's time, and
- * that a wrong meter clock makes a current reading look old.
+ * `historical-severe-reading` alert (once per sensor while the runtime runs): the meter's time, and,
+ * unless the time came from the meter's Current Time (then a wrong clock is already corrected), that a
+ * wrong meter clock makes a current reading look old.
  */
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
+import { METER_TIME_CONTEXT, meterClockText, meterTimeZoneUnknown } from '../device-sdk/sensors/meter-time.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 
 export interface RuleEngineOptions {
@@ -63,9 +71,9 @@ export const DEFAULT_RULE_OPTIONS: Readonly<RuleEngineOptions> = Object.freeze({
     rearm: Object.freeze({ min: 70, max: 180 }),
   }),
   heartRate: Object.freeze({ tachy: 120, tachyReadings: 3, brady: 40, rearm: Object.freeze({ min: 50, max: 100 }) }),
-  // 24 h, not minutes: a Bluetooth glucose meter's record time is its local wall clock, which the driver
-  // reads as UTC (GLS Base Time has no zone), so a fresh reading west of UTC looks up to 12 h old. A
-  // shorter limit silenced every live alarm of such a meter; older records are a memory download.
+  // 24 h: a record downloaded within a day of its measurement is still clinically relevant and alerts
+  // (saying how long ago it was measured); older records are a memory download. It also leaves room for
+  // a meter whose time zone is unknown (its wall clock read as UTC is up to 12 h off; meter-time.ts).
   historical: Object.freeze({ afterMin: 24 * 60 }),
 });
 
@@ -84,6 +92,40 @@ export function isHistoricalReading(r: Pick<Reading, 'tDevice' | 'tMeter'>, afte
 function ago(ms: number): string {
   const h = ms / 3_600_000;
   return h < 48 ? `${Math.round(h * 10) / 10} h` : `${Math.round(h / 24)} days`;
+}
+
+/** A duration as "45 min", "3 h 10 min", "2 h". */
+function duration(ms: number): string {
+  const minutes = Math.round(Math.abs(ms) / 60_000);
+  const h = Math.floor(minutes / 60);
+  const m = minutes % 60;
+  return h === 0 ? `${m} min` : m === 0 ? `${h} h` : `${h} h ${m} min`;
+}
+
+/** A reading measured this long (ms) before it arrived, or longer, is said to be past in alert texts. */
+export const LATE_READING_MS = 15 * 60_000;
+
+/**
+ * When a reading was measured, for the text of a live alert raised as it arrives: empty for a reading
+ * without a meter time or measured within `LATE_READING_MS` of its arrival; otherwise
+ * `measured 3 h 10 min ago (meter time 6 Dec 11:05)` (the age from the corrected meter time, the meter's
+ * own wall clock), or, when the meter's time zone is unknown, the meter time and that its age is unknown.
+ */
+export function measuredWhen(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>): string {
+  if (r.tMeter === undefined) return '';
+  const age = r.tDevice - r.tMeter;
+  if (Math.abs(age) <= LATE_READING_MS) return '';
+  const meterTime = meterClockText(r) ?? new Date(r.tMeter).toISOString();
+  if (meterTimeZoneUnknown(r)) return `measured at meter time ${meterTime} (the meter's time zone is unknown, so how long ago is not known: it may be hours old)`;
+  if (age < 0) return `measured at meter time ${meterTime}, ${duration(age)} ahead of this device's clock (check the meter's clock)`;
+  return `measured ${duration(age)} ago (meter time ${meterTime})`;
+}
+
+/** `2026-01-01T10:00:00.000Z (meter time 1 Jan 05:00)`, with `time zone unknown` when it is: a historical reading's time. */
+function meterDated(r: Pick<Reading, 'context'>, tMeter: number): string {
+  const wall = r.context?.[METER_TIME_CONTEXT.clock] !== undefined ? meterClockText(r) : undefined;
+  const notes = [...(wall !== undefined ? [`meter time ${wall}`] : []), ...(meterTimeZoneUnknown(r) ? ['time zone unknown: read as UTC'] : [])];
+  return `${new Date(tMeter).toISOString()}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
 }
 
 /** Glucose readings in mmol/L are converted with this factor. */
@@ -133,23 +175,27 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
   /** Sensors that already raised their `historical-severe-reading` alert. */
   const severeHistory = new Set<string>();
 
-  /** Raises `kind` unless it already fired in this episode; for a historical reading, a finding instead of an alert. */
-  const raise = (s: SensorState, out: RuleOutput, r: Reading, kind: string, severity: AlertSeverity, message: string) => {
+  /**
+   * Raises `kind` unless it already fired in this episode; for a historical reading, a finding instead
+   * of an alert. `message(when)` is the text, `when` what `measuredWhen` says of a live reading ('' for history).
+   */
+  const raise = (s: SensorState, out: RuleOutput, r: Reading, kind: string, severity: AlertSeverity, message: (when: string) => string) => {
     if (s.fired.has(kind)) return;
     s.fired.add(kind);
     if (r.tMeter === undefined || !isHistoricalReading(r, o.historical.afterMin)) {
-      const late = r.tMeter !== undefined && r.tDevice - r.tMeter > 15 * 60_000 ? ` (measured ${new Date(r.tMeter).toISOString()} by the meter's clock, ${ago(r.tDevice - r.tMeter)} before it was received)` : '';
-      out.alerts.push({ kind, severity, message: `${message}${late}`, t: r.tDevice, sensor: r.sensor });
+      out.alerts.push({ kind, severity, message: message(measuredWhen(r)), t: r.tDevice, sensor: r.sensor });
       return;
     }
     if (severity === 3 && !severeHistory.has(r.sensor)) {
       severeHistory.add(r.sensor);
+      // With the meter's Current Time the age is measured against the meter's own clock: a wrong clock cannot make a fresh reading look old.
+      const clockAdvice = r.context?.[METER_TIME_CONTEXT.basis] === 'current-time-service' ? '' : " If it was just measured, the meter's clock is wrong: treat it as current and set the clock.";
       out.alerts.push({
         kind: 'historical-severe-reading',
         severity: 2,
         t: r.tDevice,
         sensor: r.sensor,
-        message: `A reading from the memory of ${r.sensor}, dated ${new Date(r.tMeter).toISOString()} by its clock (${ago(r.tDevice - r.tMeter)} before it was received), would have been a severity-3 alert: ${message} If it was just measured, the meter's clock is wrong: treat it as current and set the clock. Further old readings are stored as history without alerts.`,
+        message: `A reading from the memory of ${r.sensor}, measured ${meterDated(r, r.tMeter)}, ${ago(r.tDevice - r.tMeter)} before it was received, would have been a severity-3 alert: ${message('')}${clockAdvice} Further old readings are stored as history without alerts.`,
       });
     }
     const record = r.meterRecord !== undefined ? `record ${r.meterRecord}, ` : '';
@@ -159,7 +205,7 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
       value: r.value,
       probability: 1,
       t: r.tMeter,
-      evidence: `historical reading (${record}measured ${new Date(r.tMeter).toISOString()} by the meter's clock, received ${new Date(r.tDevice).toISOString()}); no live alert (would have been severity ${severity}): ${message}`,
+      evidence: `historical reading (${record}measured ${meterDated(r, r.tMeter)}, received ${new Date(r.tDevice).toISOString()}); no live alert (would have been severity ${severity}): ${message('')}`,
       modelId: READING_RULES_ID,
       modelSha256: rulesSha256,
       inputQuality: 1,
@@ -176,14 +222,15 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
       s.fired.delete('hypoglycaemia-level-2');
     }
     if (value <= g.rearm.max) s.fired.delete('hyperglycaemia');
-    const shown = `${Math.round(value)} mg/dL`;
+    // `Glucose reading 45 mg/dL, measured 3 h 10 min ago (meter time 6 Dec 11:05), is below ...` for a late reading.
+    const shown = (when: string) => `${Math.round(value)} mg/dL${when ? `, ${when},` : ''}`;
     if (value < g.lowLevel2) {
       s.fired.add('hypoglycaemia-level-1'); // the level 2 alert covers level 1 for this episode
-      raise(s, out, r, 'hypoglycaemia-level-2', 3, `Glucose reading ${shown} is below ${g.lowLevel2} mg/dL; review by a clinician.`);
+      raise(s, out, r, 'hypoglycaemia-level-2', 3, (when) => `Glucose reading ${shown(when)} is below ${g.lowLevel2} mg/dL; review by a clinician.`);
     } else if (value < g.lowLevel1) {
-      raise(s, out, r, 'hypoglycaemia-level-1', 2, `Glucose reading ${shown} is below ${g.lowLevel1} mg/dL; review by a clinician.`);
+      raise(s, out, r, 'hypoglycaemia-level-1', 2, (when) => `Glucose reading ${shown(when)} is below ${g.lowLevel1} mg/dL; review by a clinician.`);
     } else if (value > g.high) {
-      raise(s, out, r, 'hyperglycaemia', 2, `Glucose reading ${shown} is above ${g.high} mg/dL; review by a clinician.`);
+      raise(s, out, r, 'hyperglycaemia', 2, (when) => `Glucose reading ${shown(when)} is above ${g.high} mg/dL; review by a clinician.`);
     }
   }
 
@@ -194,10 +241,10 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     if (r.value >= h.rearm.min) s.fired.delete('bradycardia');
     s.tachyRun = r.value > h.tachy ? s.tachyRun + 1 : 0;
     if (s.tachyRun >= h.tachyReadings) {
-      raise(s, out, r, 'tachycardia', 2, `Heart rate above ${h.tachy} /min for ${s.tachyRun} consecutive readings; review by a clinician.`);
+      raise(s, out, r, 'tachycardia', 2, (when) => `Heart rate above ${h.tachy} /min for ${s.tachyRun} consecutive readings${when ? `, the last ${when}` : ''}; review by a clinician.`);
     }
     if (r.value < h.brady) {
-      raise(s, out, r, 'bradycardia', 3, `Heart rate reading ${Math.round(r.value)} /min is below ${h.brady} /min; review by a clinician.`);
+      raise(s, out, r, 'bradycardia', 3, (when) => `Heart rate reading ${Math.round(r.value)} /min${when ? `, ${when},` : ''} is below ${h.brady} /min; review by a clinician.`);
     }
   }
 

@@ -210,7 +210,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
-    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor) };
+    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
       if (s.type !== 'device') return createSimSource(s, this.clock, seed + i);
@@ -250,6 +250,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         edge: this.config.edge.url,
         sources: this.config.sources.map((s) => s.type),
         store: this.config.store,
+        // Meter clocks without a Current Time Service are read in this zone (device-sdk/sensors/meter-time.ts).
+        timeZone: this.config.timeZone ?? 'not set: record times of meters without a Current Time Service are stored zone-unknown',
       },
       'runtime starting',
     );

@@ -7,6 +7,9 @@
  *   when it is shorter; sequence numbers 1..N, times from the series after a fixed origin); the runtime's driver backfills them
  *   through RACP. `disconnectAfterRecords` cuts the 1st, 2nd, ... transfer. `measurements` add a
  *   record at the meter clock's present at their signal time (the driver finds it at its next poll).
+ *   `meterClock` sets the zone of the meter's clock and whether it offers the Current Time Service; the
+ *   expected record times are the UTC times a runtime without a configured zone derives
+ *   (`SimGlucoseMeter.collectorTimeOf`: by the Current Time, or the wall clock read as UTC without it).
  * - CGM and strap: one notification per series value at the series' pace divided by the speed. A
  *   value the peripheral cannot send (link down, notifications not enabled yet) is retried every
  *   50 ms, as a CGM keeps its readings until a collector is there; values after the scenario's
@@ -59,7 +62,14 @@ export async function startBlePeers(
       const n = device.storedRecords;
       const samples = takeSamples(series, n);
       const records = samples.map((s, i) => ({ sequenceNumber: i + 1, timeMs: METER_FIRST_RECORD_MS + s.tMs, mgPerDl: Math.round(s.mgdl) }));
-      peer.meter = new SimGlucoseMeter({ address: device.address, records, faults: glucoseMeterFaults(faults), seed: options.seed });
+      peer.meter = new SimGlucoseMeter({
+        address: device.address,
+        records,
+        faults: glucoseMeterFaults(faults),
+        seed: options.seed,
+        timeZone: device.meterClock.timeZone,
+        currentTimeService: device.meterClock.currentTimeService,
+      });
     } else if (device.kind === 'cgm') {
       peer.cgm = new SimCgm({ address: device.address, intervalMinutes: Math.max(1, Math.round(series.periodMs / 60_000)), faults: { duplicateEvery: faults.duplicateEvery, notifyDelayMs: faults.notifyDelayMs } });
     } else {
@@ -147,7 +157,7 @@ export async function startBlePeers(
     expected() {
       return peers.map((p): ValueExpectation => {
         const peripheral = p.meter ?? p.cgm ?? p.strap;
-        const records: MeterRecordExpectation[] = p.meter ? p.meter.records.map((r) => ({ sequenceNumber: r.sequenceNumber, meterTimeMs: p.meter!.meterTimeOf(r), mgdl: r.mgPerDl })) : [];
+        const records: MeterRecordExpectation[] = p.meter ? p.meter.records.map((r) => ({ sequenceNumber: r.sequenceNumber, meterTimeMs: p.meter!.collectorTimeOf(r), mgdl: r.mgPerDl })) : [];
         return {
           sensor: p.device.sensor,
           kind: p.device.kind as ValueExpectation['kind'],

@@ -23,6 +23,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, formatValue } from '../device-sdk/errors.js';
+import { isTimeZone } from '../device-sdk/time-zone.js';
 import { BLE_FAULTS_SCHEMA, type BleFaults, resolveBleFaults, resolveSerialFaults, SERIAL_FAULTS_SCHEMA, type SerialFaults } from './faults.js';
 
 export const SCENARIO_KINDS = ['ecg', 'pcg', 'glucose-meter', 'cgm', 'heart-rate'] as const;
@@ -100,6 +101,11 @@ export interface ScenarioDevice {
    * a new record stamped with the meter's clock at that moment (a live reading, unlike the stored ones).
    */
   measurements: { atS: number; mgPerDl: number }[];
+  /**
+   * Glucose meter: its clock, set to `timeZone` (IANA, default UTC), and whether it offers the Current
+   * Time Service (default true), by which the runtime converts its record times to UTC.
+   */
+  meterClock: { timeZone: string; currentTimeService: boolean };
   /** Stream devices: milliseconds of signal per frame. */
   frameMs: number;
   serialFaults: SerialFaults;
@@ -236,6 +242,14 @@ export const SCENARIO_SCHEMA: SchemaObject = {
             },
           },
           frameMs: { type: 'integer', minimum: 10, maximum: 100, examples: [50] },
+          meterClock: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              timeZone: { type: 'string', minLength: 1, description: 'an IANA time zone name', examples: ['America/New_York'] },
+              currentTimeService: { type: 'boolean', examples: [true] },
+            },
+          },
           faults: { type: 'object' },
         },
       },
@@ -341,7 +355,8 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
     description?: string;
     seed?: number;
     durationS?: number;
-    devices: (Omit<ScenarioDevice, 'driver' | 'driverOptions' | 'address' | 'storedRecords' | 'measurements' | 'frameMs' | 'serialFaults' | 'bleFaults'> & {
+    devices: (Omit<ScenarioDevice, 'driver' | 'driverOptions' | 'address' | 'storedRecords' | 'measurements' | 'meterClock' | 'frameMs' | 'serialFaults' | 'bleFaults'> & {
+      meterClock?: { timeZone?: string; currentTimeService?: boolean };
       driver?: string;
       driverOptions?: Record<string, unknown>;
       address?: string;
@@ -377,6 +392,12 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
     if (d.measurements !== undefined && d.kind !== 'glucose-meter') {
       problems.push({ field: `${at}.measurements`, value: d.measurements, problem: `is for glucose meters, not ${d.kind}`, fix: 'remove it, or set kind: glucose-meter' });
     }
+    if (d.meterClock !== undefined && d.kind !== 'glucose-meter') {
+      problems.push({ field: `${at}.meterClock`, value: d.meterClock, problem: `is for glucose meters, not ${d.kind}`, fix: 'remove it, or set kind: glucose-meter' });
+    }
+    if (d.meterClock?.timeZone !== undefined && !isTimeZone(d.meterClock.timeZone)) {
+      problems.push({ field: `${at}.meterClock.timeZone`, value: d.meterClock.timeZone, problem: 'is not an IANA time zone name', fix: 'use Area/City, e.g. "America/New_York", or "UTC"' });
+    }
     if (d.kind === 'cgm' && d.source.type === 'constant' && d.source.periodS < 60) {
       problems.push({ field: `${at}.source.periodS`, value: d.source.periodS, problem: 'is shorter than a minute: CGM time offsets count whole minutes, so readings would collide', fix: 'use 60 or more (e.g. 300, a 5-minute CGM)' });
     }
@@ -394,6 +415,7 @@ export function parseScenario(input: unknown, options: { dataDir: string; file?:
       source,
       storedRecords: d.storedRecords ?? 0,
       measurements: (d.measurements ?? []).map((m) => ({ ...m })),
+      meterClock: { timeZone: d.meterClock?.timeZone ?? 'UTC', currentTimeService: d.meterClock?.currentTimeService ?? true },
       frameMs: d.frameMs ?? 50,
       serialFaults: resolveSerialFaults(d.transport === 'serial' ? (d.faults as Partial<SerialFaults>) : undefined),
       bleFaults: resolveBleFaults(d.transport === 'ble' ? (d.faults as Partial<BleFaults>) : undefined),

@@ -104,6 +104,22 @@ export {
   encodeCgmMeasurement,
 } from './ble/cgm.js';
 export {
+  CURRENT_TIME_ADJUST_REASON_BITS,
+  CURRENT_TIME_CODEC,
+  CURRENT_TIME_SERVICE_UUID,
+  CURRENT_TIME_UUID,
+  type CurrentTime,
+  type CurrentTimeFields,
+  decodeCurrentTime,
+  decodeLocalTimeInformation,
+  encodeCurrentTime,
+  encodeLocalTimeInformation,
+  LOCAL_TIME_INFORMATION_CODEC,
+  LOCAL_TIME_INFORMATION_UUID,
+  type LocalTimeInformation,
+  type LocalTimeInformationFields,
+} from './ble/current-time.js';
+export {
   decodeHeartRateMeasurement,
   encodeHeartRateMeasurement,
   HEART_RATE_MEASUREMENT_CODEC,

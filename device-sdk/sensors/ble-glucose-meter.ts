@@ -2,7 +2,8 @@
  * `ble-glucose-meter`: a Bluetooth glucose meter (Glucose Service 0x1808, GLS 1.0) read through
  * the Record Access Control Point, with backfill that resumes after a disconnect.
  *
- * Steps per connection: read Glucose Feature 0x2A51 (logged) → enable notifications on Glucose
+ * Steps per connection: read the meter's clock (Current Time Service 0x1805: Current Time 0x2A2B and
+ * Local Time Information 0x2A0F, when offered; see "Meter time" below) → read Glucose Feature 0x2A51 (logged) → enable notifications on Glucose
  * Measurement 0x2A18 and Glucose Measurement Context 0x2A34 and indications on RACP 0x2A52 (GLS
  * §3.6: all three before any RACP request) → RACP "report number of stored records" with the filter
  * below (`05 00 <n>`: the progress `backfill 120/500` in the sensor state) → "report stored records": `01 01` (all) when no
@@ -20,10 +21,18 @@
  * uint16 wrap after 65,535 records is not handled).
  *
  * Readings: type `glucose`, mg/dL (mol/L converted: mmol/L × 18.0156), `meterRecord` = sequence
- * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset; the meter's own
- * clock read as UTC, kept as reported), `tDevice` = this device's clock at reception; context: sample
- * type and location, sensor status flags, and when a Glucose Measurement Context joined: meal,
- * carbohydrate (g), tester, health, exercise, medication, HbA1c.
+ * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset) converted to
+ * UTC, `tDevice` = this device's clock at reception; context: the meter time (`meterClock`, the wall
+ * clock as sent, and how it was converted), sample type and location, sensor status flags, and when a
+ * Glucose Measurement Context joined: meal, carbohydrate (g), tester, health, exercise, medication, HbA1c.
+ *
+ * Meter time (`meter-time.ts`): the Base Time is the meter's local wall clock without a zone. By
+ * precedence: (1) the meter's Current Time, read on each connect: record times are converted by the
+ * offset between the meter's clock and this device's clock (zone, DST and drift at once; with a
+ * configured zone, the drift is removed and the zone's DST rules applied per record); (2) the
+ * runtime's configured zone (`DriverDeps.timeZone`) when the meter has no Current Time Service or its
+ * Current Time is unusable (date not known, or undecodable: quarantined); (3) neither: the wall clock
+ * read as UTC, marked `meterTimeBasis: zone-unknown`.
  * A measurement without a usable concentration (absent, NaN, NRes, ±INF) and undecodable bytes go to
  * quarantine.
  */
@@ -39,10 +48,12 @@ import {
   type GlucoseMeasurementContext,
 } from '../protocols/ble/glucose.js';
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
+import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
 import { finiteValue } from '../protocols/ieee11073.js';
 import type { Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
+import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
@@ -88,6 +99,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private activity: (() => void) | undefined;
   private response: ((r: RacpResponse) => void) | undefined;
   private current: GattLink | undefined;
+  /** How this connection's record times become UTC (read on connect). */
+  private meterClock: MeterClock = { basis: 'zone-unknown' };
   /** The transfer in progress: records handed over before it, and how many the meter announced. */
   private progress: { before: number; expected: number | undefined } | undefined;
 
@@ -106,6 +119,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const log = this.deps.logger;
     this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
     this.current = link;
+    this.meterClock = await this.readMeterClock(link);
     if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID)) {
       const bytes = await link.read(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID);
       try {
@@ -124,6 +138,56 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       if (this.options.pollIntervalMs <= 0) return;
       const lost = await Promise.race([link.lost.then(() => true), this.sleep(this.options.pollIntervalMs).then(() => false)]);
       if (lost) return;
+    }
+  }
+
+  /** The meter's clock by the precedence of `meter-time.ts`: its Current Time, the configured zone, or unknown. */
+  private async readMeterClock(link: GattLink): Promise<MeterClock> {
+    const log = this.deps.logger;
+    const fallback = meterClockWithoutCurrentTime(this.deps.timeZone);
+    if (!link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID)) {
+      log.info({ sensor: this.sensor, address: link.address, meterTime: fallback }, 'glucose meter without a Current Time Service');
+      return fallback;
+    }
+    const before = this.deps.clock.now();
+    const bytes = await this.readOptional(link, CURRENT_TIME_UUID);
+    // The device's clock when the meter read its own: the middle of the read.
+    const deviceNow = Math.round((before + this.deps.clock.now()) / 2);
+    let local: LocalTimeInformation | undefined;
+    const lti = link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, LOCAL_TIME_INFORMATION_UUID) ? await this.readOptional(link, LOCAL_TIME_INFORMATION_UUID) : undefined;
+    if (lti !== undefined) {
+      try {
+        local = decodeLocalTimeInformation(lti);
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.quarantine(link, LOCAL_TIME_INFORMATION_UUID, lti, error);
+      }
+    }
+    let clock: MeterClock | undefined;
+    if (bytes !== undefined) {
+      try {
+        clock = meterClockFromCurrentTime(decodeCurrentTime(bytes), deviceNow, local, this.deps.timeZone);
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        this.quarantine(link, CURRENT_TIME_UUID, bytes, error);
+      }
+    }
+    if (clock === undefined) log.warn({ sensor: this.sensor, address: link.address, meterTime: fallback }, "glucose meter's Current Time is not usable");
+    else log.info({ sensor: this.sensor, address: link.address, meterTime: clock }, 'glucose meter clock read');
+    return clock ?? fallback;
+  }
+
+  /**
+   * Reads a Current Time Service characteristic; a refused read (e.g. a meter that shows its clock to
+   * bonded collectors only) is logged and gives undefined, so the records are still read. A lost link rejects.
+   */
+  private async readOptional(link: GattLink, characteristic: number): Promise<Uint8Array | undefined> {
+    try {
+      return await link.read(CURRENT_TIME_SERVICE_UUID, characteristic);
+    } catch (error) {
+      if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+      this.deps.logger.warn({ sensor: this.sensor, address: link.address, characteristic: characteristic.toString(16), err: error.message }, 'glucose meter refused a Current Time Service read');
+      return undefined;
     }
   }
 
@@ -275,6 +339,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, new DecodeError('ble-glucose-measurement', `record ${seq} has no usable glucose concentration (${conc ? conc.value.kind : 'absent'})`));
       return;
     }
+    const time = m.measuredAtMs !== undefined ? meterTime(m.measuredAtMs, this.meterClock) : undefined;
     const reading: Reading = {
       sensor: this.sensor,
       type: 'glucose',
@@ -282,9 +347,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       unit: 'mg/dL',
       tDevice: this.deps.clock.now(),
       meterRecord: seq,
-      context: glucoseContext(m, c),
+      context: { ...time?.context, ...glucoseContext(m, c) },
     };
-    if (m.measuredAtMs !== undefined) reading.tMeter = m.measuredAtMs;
+    if (time !== undefined) reading.tMeter = time.tMeter;
     this.records += 1;
     this.sink.reading(reading);
     const p = this.progress;

@@ -63,6 +63,12 @@ export interface DriverDeps {
    * (e.g. RACP "greater than or equal to" after a disconnect). Undefined when none is stored.
    */
   lastMeterRecord(sensor: string): number | undefined;
+  /**
+   * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
+   * times have no zone and that cannot tell their clock (no Current Time Service): see
+   * `meter-time.ts` for the precedence. Absent: such times are marked zone-unknown.
+   */
+  timeZone?: string;
 }
 
 export interface SensorDriver {

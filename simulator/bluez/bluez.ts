@@ -63,6 +63,7 @@ export interface SimCharacteristicSpec {
   flags: readonly SimCharacteristicFlag[];
   /** What `ReadValue` returns when there is no `onRead`. */
   value?: Uint8Array;
+  /** A thrown `Error` becomes a D-Bus error reply (`org.bluez.Error.Failed`) to the reader. */
   onRead?(): Uint8Array | Promise<Uint8Array>;
   /** A thrown `Error` becomes a D-Bus error reply (`org.bluez.Error.Failed`) to the writer. */
   onWrite?(bytes: Uint8Array, type: string): void | Promise<void>;
@@ -186,7 +187,13 @@ class SimDevice implements SimPeripheralLink {
         const char = new GattCharacteristic1(uuid, servicePath, [...spec.flags], {
           read: async (offset) => {
             this.requireConnected();
-            const value = spec.onRead ? await spec.onRead() : (spec.value ?? new Uint8Array(0));
+            let value: Uint8Array;
+            try {
+              value = spec.onRead ? await spec.onRead() : (spec.value ?? new Uint8Array(0));
+            } catch (error) {
+              if (error instanceof dbus.DBusError) throw error;
+              throw bluezError('Failed', (error as Error).message);
+            }
             return value.subarray(Math.min(offset, value.length));
           },
           write: async (bytes, type) => {

@@ -6,6 +6,14 @@
  * (notify), 0x2A51 Glucose Feature (read), 0x2A52 RACP (write + indicate). Encoded with the codecs in
  * device-sdk/protocols/ble (GLS 1.0 §3; byte layouts in shared/specs/ble-health-profiles.md §3.2-3.5).
  *
+ * The meter's clock is a wall clock set to `timeZone` (IANA, default UTC; DST followed as a meter set by
+ * the patient would be): record Base Times are that wall clock, no zone, as GLS sends them. With
+ * `currentTimeService` (default on) the meter also offers the Current Time Service 0x1805: Current Time
+ * 0x2A2B (read: its clock now, the clock faults included, with 1/256 s) and, with
+ * `localTimeInformation` (default on), Local Time Information 0x2A0F (the zone's UTC offset now, as
+ * time zone + DST). The wall clock is computed here from the zone with `Intl` (UTC → local, the
+ * direction a clock shows), not with the collector's local → UTC conversion.
+ *
  * RACP (GLS §3.6 / shared spec §3.5) as served here:
  * - `report-stored-records` with operators all, ≤, ≥, within range, first, last; filter sequence
  *   number (0x01) or user-facing time (0x02, the record's base time + offset). Matching records are
@@ -22,7 +30,9 @@
  *   many records of the transfer were notified (the completion indication is never sent).
  * - `duplicateEvery`: every n-th notification is sent twice. `notifyDelayMs`, `responseDelayMs`: a slow meter.
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
- *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock).
+ *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
+ *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;
+ *   `currentTimeRefused`: it fails with an error reply.
  */
 import { mulberry32 } from '../../device-sdk/random.js';
 import { scaledValue } from '../../device-sdk/protocols/ieee11073.js';
@@ -38,6 +48,7 @@ import {
 import { decodeRacpRequest, encodeRacpResponse, RACP_UUID, type RacpRequest, RacpRequestError } from '../../device-sdk/protocols/ble/racp.js';
 import { DecodeError } from '../../device-sdk/errors.js';
 import type { BleDateTimeFields } from '../../device-sdk/protocols/ble/date-time.js';
+import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, encodeCurrentTime, encodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID } from '../../device-sdk/protocols/ble/current-time.js';
 import type { SimServiceSpec } from './bluez.js';
 import { delay, SimPeripheralBase, type SimPeripheralFaults } from './peripheral.js';
 
@@ -63,6 +74,10 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   clockJump: { atSequence: number; byMs: number } | undefined;
   /** Slow meter: wait this long before each RACP indication (ms). */
   responseDelayMs: number;
+  /** A Current Time read answers these bytes instead of the clock (bad-bytes tests). */
+  currentTimeRaw: Uint8Array | undefined;
+  /** A Current Time read fails (an error reply, as a meter that shows its clock to bonded collectors only). */
+  currentTimeRefused: boolean;
 }
 
 export interface SimGlucoseMeterOptions {
@@ -80,6 +95,12 @@ export interface SimGlucoseMeterOptions {
   contextEvery: number;
   /** The meter sends base time and this offset (minutes), as meters with a user-set clock do. */
   timeOffsetMinutes: number;
+  /** The zone the meter's clock is set to (IANA name). */
+  timeZone: string;
+  /** Offer the Current Time Service (Current Time 0x2A2B). */
+  currentTimeService: boolean;
+  /** With the Current Time Service, also Local Time Information 0x2A0F. */
+  localTimeInformation: boolean;
   faults: Partial<SimGlucoseMeterFaults>;
 }
 
@@ -91,6 +112,9 @@ export const DEFAULT_SIM_GLUCOSE_METER_OPTIONS: Readonly<Omit<SimGlucoseMeterOpt
   recordIntervalMs: 4 * 3600_000,
   contextEvery: 3,
   timeOffsetMinutes: 0,
+  timeZone: 'UTC',
+  currentTimeService: true,
+  localTimeInformation: true,
 });
 
 export interface SimGlucoseMeterStats {
@@ -113,6 +137,14 @@ function dateTimeFields(ms: number): BleDateTimeFields {
   return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hours: d.getUTCHours(), minutes: d.getUTCMinutes(), seconds: d.getUTCSeconds() };
 }
 
+/** What a clock set to `zone` shows at the instant `utcMs`, as ms whose UTC fields are that wall clock (ms kept). */
+function wallClockIn(zone: string, utcMs: number): number {
+  const parts: Record<string, number> = {};
+  const format = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  for (const p of format.formatToParts(new Date(utcMs))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  return Date.UTC(parts.year as number, (parts.month as number) - 1, parts.day as number, parts.hour as number, parts.minute as number, parts.second as number) + (((utcMs % 1000) + 1000) % 1000);
+}
+
 export class SimGlucoseMeter extends SimPeripheralBase {
   readonly services: readonly SimServiceSpec[];
   readonly faults: SimGlucoseMeterFaults;
@@ -127,7 +159,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const o = { ...DEFAULT_SIM_GLUCOSE_METER_OPTIONS, ...options };
     super(o.address, o.name);
     this.options = o;
-    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, ...options.faults };
+    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, currentTimeRaw: undefined, currentTimeRefused: false, ...options.faults };
     this.stored = options.records ? options.records.map((r) => ({ ...r })) : this.generate(o.storedRecords);
     this.services = [
       {
@@ -140,7 +172,50 @@ export class SimGlucoseMeter extends SimPeripheralBase {
           { uuid: RACP_UUID, flags: ['write', 'indicate'], onWrite: (bytes) => this.onRacpWrite(bytes) },
         ],
       },
+      ...(o.currentTimeService
+        ? [
+            {
+              uuid: CURRENT_TIME_SERVICE_UUID,
+              characteristics: [
+                { uuid: CURRENT_TIME_UUID, flags: ['read'] as const, onRead: () => this.currentTimeBytes() },
+                ...(o.localTimeInformation ? [{ uuid: LOCAL_TIME_INFORMATION_UUID, flags: ['read'] as const, onRead: () => this.localTimeBytes() }] : []),
+              ],
+            },
+          ]
+        : []),
     ];
+  }
+
+  /** The meter clock's present error against true time (ms): the skew, and a clock jump once set. */
+  private clockErrorNow(): number {
+    return this.faults.clockSkewMs + (this.faults.clockJump?.byMs ?? 0);
+  }
+
+  /** What the meter's clock shows now (ms whose UTC fields are its wall clock). */
+  meterClockNow(nowMs: number = Date.now()): number {
+    return wallClockIn(this.options.timeZone, nowMs + this.clockErrorNow());
+  }
+
+  /** Current Time 0x2A2B: the meter's wall clock now, with day of week and 1/256 s. */
+  private currentTimeBytes(): Uint8Array {
+    if (this.faults.currentTimeRefused) throw new Error('Insufficient Authentication');
+    if (this.faults.currentTimeRaw !== undefined) return Uint8Array.from(this.faults.currentTimeRaw);
+    const wall = this.meterClockNow();
+    const day = new Date(wall).getUTCDay();
+    return encodeCurrentTime({ dateTime: dateTimeFields(wall), dayOfWeek: day === 0 ? 7 : day, fractions256: Math.floor(((wall % 1000) * 256) / 1000), adjustReason: { bits: 0 } });
+  }
+
+  /** Local Time Information 0x2A0F: the zone's UTC offset now, as standard time (15-min units) + DST. */
+  private localTimeBytes(): Uint8Array {
+    const now = Date.now();
+    const offsetMin = Math.round((wallClockIn(this.options.timeZone, now) - now) / 60_000);
+    // Standard time is the smaller of the offsets in January and July; the rest now is DST.
+    const year = new Date(now).getUTCFullYear();
+    const jan = Date.UTC(year, 0, 1);
+    const jul = Date.UTC(year, 6, 1);
+    const standard = Math.min(Math.round((wallClockIn(this.options.timeZone, jan) - jan) / 60_000), Math.round((wallClockIn(this.options.timeZone, jul) - jul) / 60_000));
+    const dst = offsetMin - standard;
+    return encodeLocalTimeInformation({ timeZone: Math.round(standard / 15), dstOffset: dst === 0 ? 0 : dst === 30 ? 2 : dst === 60 ? 4 : dst === 120 ? 8 : 255 });
   }
 
   private generate(n: number): SimGlucoseRecord[] {
@@ -176,10 +251,20 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     return record;
   }
 
-  /** The time the meter reports for `record` (its own clock, faults applied). */
+  /** The time the meter reports for `record`: its wall clock in its zone, faults applied (ms whose UTC fields are that wall clock). */
   meterTimeOf(record: SimGlucoseRecord): number {
     const jump = this.faults.clockJump;
-    return record.timeMs + this.faults.clockSkewMs + (jump && record.sequenceNumber >= jump.atSequence ? jump.byMs : 0);
+    return wallClockIn(this.options.timeZone, record.timeMs + this.faults.clockSkewMs + (jump && record.sequenceNumber >= jump.atSequence ? jump.byMs : 0));
+  }
+
+  /**
+   * The UTC time (ms) a collector without a configured zone should give `record`: with the Current
+   * Time Service, its wall clock less the meter clock's present offset from true time (zone, DST and
+   * clock faults as they are now); without it, the wall clock read as UTC (zone unknown).
+   */
+  collectorTimeOf(record: SimGlucoseRecord, nowMs: number = Date.now()): number {
+    const wall = this.meterTimeOf(record);
+    return this.options.currentTimeService ? wall - (this.meterClockNow(nowMs) - nowMs) : wall;
   }
 
   /** The 0x2A18 bytes of `record` (and 0x2A34 bytes when it has a context). */

@@ -22,16 +22,13 @@ const HOUR = 3600_000;
 describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by the runtime (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
-  it('raises no live alert for months-old records, stores their crossings as historical findings, and alerts on a new measurement', async () => {
-    const first = Date.UTC(2026, 0, 1, 7);
-    // No severe low among them: an old one raises a single clock warning (firmware/rules.test.ts).
-    const values = [145, 277, 253, 190, 259, 170, 60, 120];
-    const meter = new SimGlucoseMeter({ address: ADDRESS, seed: 4, contextEvery: 0, records: values.map((mgPerDl, i) => ({ sequenceNumber: i + 1, timeMs: first + i * 3 * HOUR, mgPerDl })) });
+  /** A runtime reading `meter` on a simulated BlueZ (polling every 100 ms), its data in a new temporary dir; alerts collected as raised. */
+  async function runtimeReading(meter: SimGlucoseMeter, deviceId: string): Promise<{ runtime: Runtime; raised: Alert[]; dataDir: string }> {
     const bluez = await bluezWith([meter]);
     const dir = tempDir();
     const config = parseRuntimeConfig(
       {
-        deviceId: 'glu-backfill-1',
+        deviceId,
         dataDir: 'device',
         edge: { url: 'mqtt://127.0.0.1:1' },
         log: { level: 'silent' },
@@ -43,6 +40,15 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
     const raised: Alert[] = [];
     runtime.on('alert', (a) => raised.push(a));
     runtime.start();
+    return { runtime, raised, dataDir: join(dir, 'device') };
+  }
+
+  it('raises no live alert for months-old records, stores their crossings as historical findings, and alerts on a new measurement', async () => {
+    const first = Date.UTC(2026, 0, 1, 7);
+    // No severe low among them: an old one raises a single clock warning (firmware/rules.test.ts).
+    const values = [145, 277, 253, 190, 259, 170, 60, 120];
+    const meter = new SimGlucoseMeter({ address: ADDRESS, seed: 4, contextEvery: 0, records: values.map((mgPerDl, i) => ({ sequenceNumber: i + 1, timeMs: first + i * 3 * HOUR, mgPerDl })) });
+    const { runtime, raised, dataDir } = await runtimeReading(meter, 'glu-backfill-1');
     try {
       await waitFor(() => runtime.status().produced.reading >= 1 + values.length, 'the backfill in the ledger', 60_000);
       expect(raised).toEqual([]);
@@ -52,7 +58,6 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
     } finally {
       await runtime.stop();
     }
-    const dataDir = join(dir, 'device');
     const alerts = readLedgerBodies(ledgerPath(dataDir), 'alert').map((row) => decodeBody('alert', row.body));
     expect(alerts.map((a) => [a.kind, a.message])).toEqual([['hyperglycaemia', 'Glucose reading 300 mg/dL is above 250 mg/dL; review by a clinician.']]);
     const findings = readLedgerBodies(ledgerPath(dataDir), 'finding').map((row) => decodeBody('finding', row.body) as Finding);
@@ -61,6 +66,42 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
       ['hyperglycaemia', 277, first + 3 * HOUR],
       ['hypoglycaemia-level-1', 60, first + 18 * HOUR],
     ]);
-    expect(historical[0]!.evidence).toMatch(/^historical reading \(record 2, measured 2026-01-01T10:00:00.000Z by the meter's clock, received /);
+    expect(historical[0]!.evidence).toMatch(/^historical reading \(record 2, measured 2026-01-01T10:00:00.000Z \(meter time 1 Jan 10:00\), received /);
+  }, 120_000);
+
+  it('takes a UTC-5 meter\'s fresh reading as fresh, and says plainly that a severe low downloaded 3 h after it was measured is past', async () => {
+    // The meter's clock is set to Bogotá time (UTC-5, no DST) and offers the Current Time Service.
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const lowAt = now - 190 * 60_000;
+    const meter = new SimGlucoseMeter({
+      address: ADDRESS,
+      contextEvery: 0,
+      timeZone: 'America/Bogota',
+      records: [
+        { sequenceNumber: 1, timeMs: now - 40 * HOUR, mgPerDl: 120 },
+        { sequenceNumber: 2, timeMs: lowAt, mgPerDl: 45 },
+      ],
+    });
+    const { runtime, raised, dataDir } = await runtimeReading(meter, 'glu-backfill-2');
+    try {
+      await waitFor(() => raised.length >= 1, 'the alert of the backfilled low', 60_000);
+      meter.addRecord({ mgPerDl: 300 });
+      await waitFor(() => raised.length >= 2, 'the live alert', 30_000);
+    } finally {
+      await runtime.stop();
+    }
+    const wall = new Date(lowAt - 5 * HOUR);
+    const meterTime = `${wall.getUTCDate()} ${wall.toLocaleString('en-US', { month: 'short', timeZone: 'UTC' })} ${String(wall.getUTCHours()).padStart(2, '0')}:${String(wall.getUTCMinutes()).padStart(2, '0')}`;
+    expect(raised.map((a) => [a.kind, a.severity])).toEqual([
+      ['hypoglycaemia-level-2', 3],
+      ['hyperglycaemia', 2],
+    ]);
+    expect(raised[0]!.message).toMatch(new RegExp(`^Glucose reading 45 mg/dL, measured 3 h 1[01] min ago \\(meter time ${meterTime}\\), is below 54 mg/dL; review by a clinician\\.$`));
+    expect(raised[1]!.message).toBe('Glucose reading 300 mg/dL is above 250 mg/dL; review by a clinician.');
+    const readings = readLedgerBodies(ledgerPath(dataDir), 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'glucose');
+    expect(readings.slice(0, 2).map((r) => [r.meterRecord, r.tMeter, r.context?.meterTimeBasis])).toEqual([
+      [1, now - 40 * HOUR, 'current-time-service'],
+      [2, lowAt, 'current-time-service'],
+    ]);
   }, 120_000);
 });

@@ -112,11 +112,66 @@ describe('glucose monitor', () => {
     expect(feed(g, Array.from({ length: 10 }, () => 270), 140).flatMap((o) => o.alerts)).toEqual([]);
   });
 
+  it('says plainly that a predicted low and a sustained high were measured hours ago when the readings arrive late', () => {
+    // A CGM's last hours downloaded 3 h 10 min after each reading was measured (a receiver read at the clinic).
+    const late = (value: number, minute: number): Reading => {
+      const t = T0 + minute * MIN;
+      return { sensor: 'cgm', type: 'glucose', value, unit: 'mg/dL', tDevice: t + 190 * MIN, tMeter: t, meterRecord: minute, context: { meterClock: new Date(t).toISOString().slice(0, 19), meterTimeBasis: 'current-time-service' } };
+    };
+    const low = new GlucoseMonitor('cgm');
+    const alerts = falling.flatMap((v, i) => low.push(late(v, i * 5)).alerts);
+    expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['glucose-predicted-low', 2]]);
+    expect(alerts[0]!.message).toMatch(/^Glucose \d+ mg\/dL, measured 3 h 10 min ago \(meter time 1 Jan \d\d:\d\d\), was predicted to fall below 70 mg\/dL within about 30 minutes of it .*; check the patient now/);
+    const high = new GlucoseMonitor('cgm');
+    const highs = Array.from({ length: 26 }, (_, i) => high.push(late(270, i * 5)).alerts).flat();
+    expect(highs.map((a) => a.message)).toEqual(['Glucose has stayed above 250 mg/dL for 120 minutes (last reading 270 mg/dL, measured 3 h 10 min ago (meter time 1 Jan 02:00)); review by a clinician.']);
+  });
+
   it('reports a gap and a flat line as sensor-fault findings, once each (a 5-hour flat line is one fault)', () => {
     const m = new GlucoseMonitor('cgm', forecaster);
     const out = [...feed(m, Array.from({ length: 60 }, () => 100)), ...feed(m, [110, 115], 340)];
     const faults = out.flatMap((o) => o.findings.filter((f) => f.kind === 'glucose-sensor-fault').map((f) => f.label));
     expect(faults).toEqual(['flat-line', 'gap']);
+  });
+});
+
+describe('sensor faults of a spot-check meter and of a CGM', () => {
+  // A patient's fingersticks every 3 hours, downloaded in one burst 20 h after the first: equal values twice.
+  const fingersticks = [145, 141, 141, 188, 205, 246, 229];
+  const received = T0 + 20 * 60 * MIN;
+  const stick = (value: number, i: number): Reading => ({ sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice: received + i, tMeter: T0 + i * 180 * MIN, meterRecord: i + 1 });
+
+  it('reports no gap, flat line or compression low for fingersticks, but still a reading at the sensor limit', () => {
+    const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
+    const findings = [...fingersticks, 35].flatMap((v, i) => m.push(stick(v, i)).findings).filter((f) => f.kind === 'glucose-sensor-fault');
+    expect(findings.map((f) => [f.label, f.t])).toEqual([['sensor-limit', T0 + 7 * 180 * MIN]]);
+  });
+
+  it("dates a CGM's gap by the CGM times it lies between, not by when the readings arrived", () => {
+    const m = new GlucoseMonitor('cgm', undefined, { sensorType: 'cgm' });
+    const gaps = fingersticks.flatMap((v, i) => m.push({ ...stick(v, i), sensor: 'cgm' }).findings).filter((f) => f.label === 'gap');
+    expect(gaps).toHaveLength(1); // one gap going on, reported once
+    expect(gaps[0]).toMatchObject({ kind: 'glucose-sensor-fault', t: T0 + 180 * MIN, intervalStart: T0, intervalEnd: T0 + 180 * MIN });
+    expect(gaps[0]!.evidence).toBe('no reading between 2025-01-01T00:00:00.000Z and 2025-01-01T03:00:00.000Z (CGM time)');
+  });
+
+  it('gives the CGM flags only to sensors whose driver is a CGM', () => {
+    const config = parseRuntimeConfig(
+      {
+        deviceId: 'd',
+        dataDir: '/tmp/x',
+        sources: [
+          { type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: {} },
+          { type: 'device', sensor: 'cgm', driver: 'ble-cgm', options: {} },
+          { type: 'sim-glucose', sensor: 'serial-meter' },
+        ],
+      },
+      '/tmp',
+    );
+    const glucose = createAnalyzers(config, { meter: 'glucose-meter', cgm: 'cgm' }).find((a) => a.name === 'glucose')!;
+    const gapsOf = (sensor: string) =>
+      fingersticks.flatMap((v, i) => glucose.onReading!({ ...stick(v, i), sensor })?.findings ?? []).filter((f) => f.kind === 'glucose-sensor-fault' && f.label === 'gap').length;
+    expect([gapsOf('meter'), gapsOf('serial-meter'), gapsOf('cgm')]).toEqual([0, 0, 1]);
   });
 });
 

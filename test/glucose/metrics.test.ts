@@ -131,6 +131,13 @@ describe('sensor-fault flags', () => {
     expect(sensorFaults(every5(Array.from({ length: 30 }, (_, i) => 100 + 10 * Math.sin(i / 4))))).toEqual([]);
   });
 
+  it("keeps only the sensor limits on a spot-check meter's trace", () => {
+    const flat = every5(Array.from({ length: 20 }, () => 100));
+    const trace = [...flat, { t: T0 + 200 * MIN, gl: 40 }, { t: T0 + 205 * MIN, gl: 120 }];
+    expect(sensorFaults(trace, {}, 'meter')).toEqual([{ kind: 'sensor-limit', start: T0 + 200 * MIN, end: T0 + 200 * MIN }]);
+    expect(sensorFaults(every5([120, 120, 120, 80, 55, 52, 60, 110, 118, 120]), {}, 'meter')).toEqual([]);
+  });
+
   it('flags a fast drop and recovery as a compression low, not a slow physiological low', () => {
     const compression = every5([120, 120, 120, 80, 55, 52, 60, 110, 118, 120]);
     expect(sensorFaults(compression)).toEqual([{ kind: 'compression-low', start: T0 + 20 * MIN, end: T0 + 30 * MIN }]);

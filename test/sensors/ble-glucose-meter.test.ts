@@ -46,10 +46,11 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     expect(sink.states.at(-1)).toMatchObject({ sensor: 'meter', connected: false, detail: 'stopped' });
   }, 90_000);
 
-  it('drops duplicate notifications, keeps the skewed and jumped meter clock as reported, and resumes from the stored record number', async () => {
+  it('drops duplicate notifications, keeps the skewed and jumped clock of a meter without Current Time as reported (zone unknown), and resumes from the stored record number', async () => {
     const meter = new SimGlucoseMeter({
       address: ADDRESS,
       storedRecords: 60,
+      currentTimeService: false,
       faults: { duplicateEvery: 4, clockSkewMs: 3_600_000, clockJump: { atSequence: 40, byMs: -86_400_000 } },
     });
     const bluez = await bluezWith([meter]);
@@ -73,7 +74,77 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
       const truth = meter.records.find((x) => x.sequenceNumber === r.meterRecord);
       const expected = (truth?.timeMs ?? 0) + 3_600_000 - ((r.meterRecord as number) >= 40 ? 86_400_000 : 0);
       expect(r.tMeter).toBe(expected);
+      expect(r.context).toMatchObject({ meterTimeBasis: 'zone-unknown', meterClock: new Date(expected).toISOString().slice(0, 19) });
     }
+  }, 60_000);
+
+  /** Backfills all records of `meter` with `timeZone` configured (or none); returns the readings. */
+  async function backfill(meter: SimGlucoseMeter, timeZone?: string) {
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0 }, driverDeps(sink, {}, timeZone));
+    driver.start(sink);
+    try {
+      await waitFor(() => meter.stats.completed === 1 && sink.readings.length >= meter.records.length, 'the backfill', 30_000);
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.quarantined).toEqual([]);
+    return sink.readings;
+  }
+
+  const JAN = Date.UTC(2026, 0, 10, 12, 0, 0);
+  const JUL = Date.UTC(2026, 6, 10, 12, 0, 0);
+  const winterAndSummer = [JAN, JAN + 3 * 3600_000, JUL, JUL + 3 * 3600_000].map((timeMs, i) => ({ sequenceNumber: i + 1, timeMs, mgPerDl: 100 + i }));
+
+  it("converts a meter's local record times to UTC by its Current Time, which also removes its clock's error, and keeps the wall clock it sent", async () => {
+    // Bogotá has no DST (UTC-5 all year), so one offset converts every record exactly; the clock is 2 min fast.
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/Bogota', faults: { clockSkewMs: 120_000 } });
+    const readings = await backfill(meter);
+    expect(readings.map((r) => r.tMeter)).toEqual(winterAndSummer.map((r) => r.timeMs));
+    expect(readings[0]!.context).toMatchObject({
+      meterTimeBasis: 'current-time-service',
+      meterClock: '2026-01-10T07:02:00', // what the meter showed: local time, 2 min fast
+      meterClockOffsetS: String(-5 * 3600 + 120),
+      meterUtcOffset: '-05:00', // Local Time Information
+    });
+  }, 60_000);
+
+  it('with a configured zone, takes only the drift from the Current Time and gives each record the DST of its own date', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', faults: { clockSkewMs: -90_000 } });
+    const readings = await backfill(meter, 'America/New_York');
+    expect(readings.map((r) => r.tMeter)).toEqual(winterAndSummer.map((r) => r.timeMs));
+    expect(readings.map((r) => r.context?.meterClock)).toEqual(['2026-01-10T06:58:30', '2026-01-10T09:58:30', '2026-07-10T07:58:30', '2026-07-10T10:58:30']);
+    expect(readings[2]!.context).toMatchObject({ meterTimeBasis: 'current-time-service', meterTimeZone: 'America/New_York', meterClockDriftS: '-90' });
+  }, 60_000);
+
+  it('quarantines a Current Time it cannot decode and falls back to the configured zone', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', faults: { currentTimeRaw: Uint8Array.of(0xea, 0x07, 12, 6) } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0 }, driverDeps(sink, {}, 'America/New_York'));
+    driver.start(sink);
+    try {
+      await waitFor(() => meter.stats.completed === 1 && sink.readings.length === winterAndSummer.length, 'the backfill', 30_000);
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.quarantined.map((q) => [q.transport, [...q.bytes]])).toEqual([[`ble:${ADDRESS}/2a2b`, [0xea, 0x07, 12, 6]]]);
+    expect(sink.quarantined[0]!.error).toMatch(/truncated/);
+    expect(sink.readings.map((r) => [r.tMeter, r.context?.meterTimeBasis])).toEqual(winterAndSummer.map((r) => [r.timeMs, 'configured-zone']));
+  }, 60_000);
+
+  it('reads the records of a meter that refuses its Current Time, in the configured zone', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', faults: { currentTimeRefused: true } });
+    const readings = await backfill(meter, 'America/New_York');
+    expect(readings.map((r) => [r.tMeter, r.context?.meterTimeBasis])).toEqual(winterAndSummer.map((r) => [r.timeMs, 'configured-zone']));
+  }, 60_000);
+
+  it('reads the record times of a meter without Current Time in the configured zone', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: winterAndSummer, timeZone: 'America/New_York', currentTimeService: false });
+    const readings = await backfill(meter, 'America/New_York');
+    expect(readings.map((r) => r.tMeter)).toEqual(winterAndSummer.map((r) => r.timeMs));
+    expect(readings[0]!.context).toMatchObject({ meterTimeBasis: 'configured-zone', meterTimeZone: 'America/New_York', meterClock: '2026-01-10T07:00:00' });
   }, 60_000);
 
   it('polls for new measurements while connected and quarantines undecodable bytes with the BLE transport name', async () => {

@@ -29,11 +29,12 @@ export function recordingSink(): RecordingSink {
   return sink;
 }
 
-/** Deps whose `lastMeterRecord` is the highest record the sink received (plus `stored`, records stored before). */
-export function driverDeps(sink: RecordingSink, stored: Record<string, number> = {}): DriverDeps {
+/** Deps whose `lastMeterRecord` is the highest record the sink received (plus `stored`, records stored before), with the runtime's configured `timeZone`. */
+export function driverDeps(sink: RecordingSink, stored: Record<string, number> = {}, timeZone?: string): DriverDeps {
   return {
     clock: systemClock,
     logger: silentLogger,
+    ...(timeZone !== undefined ? { timeZone } : {}),
     lastMeterRecord: (sensor) => {
       let best = stored[sensor];
       for (const r of sink.readings) if (r.sensor === sensor && r.meterRecord !== undefined && (best === undefined || r.meterRecord > best)) best = r.meterRecord;

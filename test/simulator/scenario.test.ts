@@ -79,6 +79,15 @@ describe('scenario files', () => {
     expect(problems({ name: 'x', devices: [{ ...ecg, faults: { leadOff: [{ atS: 1, durationS: 0 }] } }] })[0]).toMatchObject({ field: 'devices[0].faults.leadOff[0].durationS' });
   });
 
+  it("takes a glucose meter's clock zone and Current Time Service (default UTC, offered), and refuses them elsewhere or with an unknown zone", () => {
+    const meter = { sensor: 'meter', kind: 'glucose-meter', transport: 'ble', source: { type: 'constant', value: 110, periodS: 60, count: 5 }, storedRecords: 5 };
+    expect(parseScenario({ name: 'x', devices: [meter] }, { dataDir: DATA }).devices[0]?.meterClock).toEqual({ timeZone: 'UTC', currentTimeService: true });
+    const s = parseScenario({ name: 'x', devices: [{ ...meter, meterClock: { timeZone: 'America/New_York', currentTimeService: false } }] }, { dataDir: DATA });
+    expect(s.devices[0]?.meterClock).toEqual({ timeZone: 'America/New_York', currentTimeService: false });
+    expect(problems({ name: 'x', devices: [{ ...meter, meterClock: { timeZone: 'EST+5' } }] })[0]).toMatchObject({ field: 'devices[0].meterClock.timeZone', problem: 'is not an IANA time zone name' });
+    expect(problems({ name: 'x', devices: [{ ...ecg, meterClock: { timeZone: 'UTC' } }] })[0]).toMatchObject({ field: 'devices[0].meterClock' });
+  });
+
   it('names the field, the value and a fix for each problem', () => {
     const p = problems({
       name: 'bad name!',

@@ -1,6 +1,12 @@
 /**
- * Sensor-fault flags on a CGM trace (sorted by time). These are annotations for the reader of the
+ * Sensor-fault flags on a glucose trace (sorted by time). These are annotations for the reader of the
  * trace, never corrections: the readings are kept as they are (STYLE rule 10).
+ *
+ * `gap`, `flat-line` and `compression-low` describe a continuous sensor (a CGM that stopped sending,
+ * stuck, or was pressed on): they are looked for only when `sensorType` is `cgm` (the default). A
+ * spot-check meter (fingersticks: a BLE Glucose profile meter, a serial-line meter) is read when the
+ * patient measures, so hours between readings, equal values or a fast fall between two fingersticks
+ * are not sensor faults; only `sensor-limit` applies to it.
  *
  * - `gap`: two consecutive readings further apart than `maxGapMin`.
  * - `flat-line`: readings spanning at least `flatMin` minutes whose values differ by at most
@@ -17,6 +23,12 @@
 import { type GlucosePoint, MS_PER_MIN } from './types.js';
 
 export type SensorFaultKind = 'gap' | 'flat-line' | 'compression-low' | 'sensor-limit';
+
+/** `cgm`: a continuous glucose monitor; `meter`: a spot-check (fingerstick) meter. */
+export type GlucoseSensorType = 'cgm' | 'meter';
+
+/** The faults that only a continuous sensor can have. */
+export const CONTINUOUS_ONLY_FAULTS: readonly SensorFaultKind[] = Object.freeze(['gap', 'flat-line', 'compression-low']);
 
 export interface SensorFault {
   kind: SensorFaultKind;
@@ -49,8 +61,12 @@ export const DEFAULT_SENSOR_FAULT_OPTIONS: Readonly<SensorFaultOptions> = Object
   high: 400,
 });
 
-export function sensorFaults(trace: readonly GlucosePoint[], options: Partial<SensorFaultOptions> = {}): SensorFault[] {
-  const o = { ...DEFAULT_SENSOR_FAULT_OPTIONS, ...options };
+export function sensorFaults(trace: readonly GlucosePoint[], options: Partial<SensorFaultOptions> = {}, sensorType: GlucoseSensorType = 'cgm'): SensorFault[] {
+  const all = continuousAndLimitFaults(trace, { ...DEFAULT_SENSOR_FAULT_OPTIONS, ...options });
+  return sensorType === 'cgm' ? all : all.filter((f) => !CONTINUOUS_ONLY_FAULTS.includes(f.kind));
+}
+
+function continuousAndLimitFaults(trace: readonly GlucosePoint[], o: SensorFaultOptions): SensorFault[] {
   const faults: SensorFault[] = [];
   const at = (i: number) => trace[i] as GlucosePoint;
   const n = trace.length;

@@ -1,0 +1,116 @@
+/**
+ * A glucose meter's record times in UTC. The Glucose Measurement Base Time (+ Time Offset, GLS
+ * §3.106-3.107) is the meter's local wall clock with no zone, so the driver converts it, choosing by
+ * this precedence:
+ *
+ * 1. `current-time-service`: the meter offers the Current Time Service (0x1805, Current Time
+ *    0x2A2B). The driver reads the meter's clock on connect and takes the offset between it and this
+ *    device's clock (`offsetMs` = meter wall clock − device UTC, rounded to whole seconds: record times
+ *    have 1 s resolution and the read itself takes milliseconds), as the Tidepool uploader computes a
+ *    meter's clock offset against the host's. Without a configured zone every record time of that
+ *    connection is converted by it: UTC = wall clock − offset; the offset holds the meter's zone and
+ *    DST and its clock's drift or wrong setting at once. With a configured zone the offset is split
+ *    into the zone's UTC offset now and the clock's drift (`driftMs`): UTC = the wall clock minus the
+ *    drift, read in the zone, so that a record from before a DST switch gets its own DST. Limit: a
+ *    record written before the meter's clock was set (or, without a zone, before a DST switch) is
+ *    converted with today's offset. Local Time Information (0x2A0F), when offered, is recorded (the
+ *    meter's own statement of its zone) but not needed for the conversion.
+ * 2. `configured-zone`: no usable Current Time; the runtime config names the zone meter clocks are
+ *    set to (`timeZone`, an IANA name such as `Africa/Nairobi`): the wall clock is read in that zone
+ *    (DST included; `device-sdk/time-zone.ts`). A drifting or wrongly set clock is not corrected.
+ * 3. `zone-unknown`: neither: the wall clock is read as if it were UTC (as before this module), and
+ *    the reading says so. Its age is then unknown by up to the meter's UTC offset: alert texts say
+ *    that rather than give an age (firmware/rules.ts).
+ *
+ * Nothing is lost: the reading's context keeps the wall clock as the meter sent it (`meterClock`,
+ * `2026-01-01T07:00:00`, no zone), the basis (`meterTimeBasis`) and what the conversion used
+ * (`meterClockOffsetS` for 1, with `meterUtcOffset` when the meter stated its zone; `meterTimeZone` for 2).
+ */
+import type { CurrentTime, LocalTimeInformation } from '../protocols/ble/current-time.js';
+import type { Reading } from '../records.js';
+import { formatUtcOffset, wallClockToUtcMs, zoneOffsetMs } from '../time-zone.js';
+
+export type MeterTimeBasis = 'current-time-service' | 'configured-zone' | 'zone-unknown';
+
+/** How one connection's record times are converted to UTC. */
+export type MeterClock =
+  | { basis: 'current-time-service'; offsetMs: number; utcOffsetMinutes?: number; zone?: string; driftMs?: number }
+  | { basis: 'configured-zone'; zone: string }
+  | { basis: 'zone-unknown' };
+
+/** Context keys of a reading's meter time. */
+export const METER_TIME_CONTEXT = Object.freeze({
+  /** The meter's wall clock as sent, `YYYY-MM-DDTHH:MM:SS`, no zone. */
+  clock: 'meterClock',
+  /** A `MeterTimeBasis`. */
+  basis: 'meterTimeBasis',
+  /** Current Time Service: meter wall clock − device clock (UTC), whole seconds. */
+  offsetS: 'meterClockOffsetS',
+  /** Current Time Service with Local Time Information: the meter's stated UTC offset, `+01:00`. */
+  utcOffset: 'meterUtcOffset',
+  /** Configured zone: its IANA name. */
+  zone: 'meterTimeZone',
+  /** Current Time Service with a configured zone: the meter clock's error against the zone's time, whole seconds. */
+  driftS: 'meterClockDriftS',
+} as const);
+
+/**
+ * The clock of a meter whose Current Time read `current` when this device's clock read `deviceNowMs`;
+ * undefined when the meter does not know its date (then the next basis applies).
+ */
+export function meterClockFromCurrentTime(current: CurrentTime, deviceNowMs: number, local?: LocalTimeInformation, timeZone?: string): MeterClock | undefined {
+  if (current.wallClockMs === undefined) return undefined;
+  const seconds = (ms: number) => Math.round(ms / 1000) * 1000;
+  const clock: MeterClock = { basis: 'current-time-service', offsetMs: seconds(current.wallClockMs - deviceNowMs) };
+  if (local?.utcOffsetMinutes !== undefined) clock.utcOffsetMinutes = local.utcOffsetMinutes;
+  if (timeZone !== undefined) {
+    clock.zone = timeZone;
+    clock.driftMs = seconds(current.wallClockMs - (deviceNowMs + zoneOffsetMs(timeZone, deviceNowMs)));
+  }
+  return clock;
+}
+
+/** The meter clock of a connection without a usable Current Time: the configured zone, or unknown. */
+export function meterClockWithoutCurrentTime(timeZone: string | undefined): MeterClock {
+  return timeZone !== undefined ? { basis: 'configured-zone', zone: timeZone } : { basis: 'zone-unknown' };
+}
+
+/** `tMeter` (UTC ms) and the context entries of a record whose meter wall clock is `wallMs` (its fields read as UTC). */
+export function meterTime(wallMs: number, clock: MeterClock): { tMeter: number; context: Record<string, string> } {
+  const k = METER_TIME_CONTEXT;
+  const context: Record<string, string> = { [k.clock]: new Date(wallMs).toISOString().slice(0, 19), [k.basis]: clock.basis };
+  switch (clock.basis) {
+    case 'current-time-service':
+      context[k.offsetS] = String(clock.offsetMs / 1000);
+      if (clock.utcOffsetMinutes !== undefined) context[k.utcOffset] = formatUtcOffset(clock.utcOffsetMinutes);
+      if (clock.zone === undefined || clock.driftMs === undefined) return { tMeter: wallMs - clock.offsetMs, context };
+      context[k.zone] = clock.zone;
+      context[k.driftS] = String(clock.driftMs / 1000);
+      return { tMeter: wallClockToUtcMs(wallMs - clock.driftMs, clock.zone), context };
+    case 'configured-zone':
+      context[k.zone] = clock.zone;
+      return { tMeter: wallClockToUtcMs(wallMs, clock.zone), context };
+    case 'zone-unknown':
+      return { tMeter: wallMs, context };
+  }
+}
+
+/** True when the reading's `tMeter` is a meter wall clock read as UTC because its zone is unknown. */
+export function meterTimeZoneUnknown(r: Pick<Reading, 'context'>): boolean {
+  return r.context?.[METER_TIME_CONTEXT.basis] === 'zone-unknown';
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * The meter's own wall clock of a reading as a person reads it on the meter, `6 Dec 11:05`
+ * (`context.meterClock`; without it, `tMeter` shown in UTC, `6 Dec 11:05 UTC`). Undefined without a meter time.
+ */
+export function meterClockText(r: Pick<Reading, 'tMeter' | 'context'>): string | undefined {
+  const wall = r.context?.[METER_TIME_CONTEXT.clock];
+  const m = wall !== undefined ? /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(wall) : null;
+  if (m) return `${Number(m[3])} ${MONTHS[Number(m[2]) - 1] ?? m[2]} ${m[4]}:${m[5]}`;
+  if (r.tMeter === undefined) return undefined;
+  const d = new Date(r.tMeter);
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')} UTC`;
+}

@@ -1,0 +1,56 @@
+/**
+ * IANA time zones, for wall-clock times that come without a zone (a glucose meter's record times):
+ * pure functions over Node's ICU data (`Intl`), no I/O, no timers.
+ *
+ * `wallClockToUtcMs` reads a wall-clock time (given as if it were UTC, the way `date-time.ts` gives
+ * a Bluetooth Date Time) in a zone. Around a DST change a wall-clock time can be ambiguous (the hour
+ * repeated in autumn: the first, daylight-saving, reading is taken) or not exist (the hour skipped
+ * in spring: it is read with the offset before the change); nothing in the record can tell.
+ */
+
+/** True when `name` is an IANA zone name (or `UTC`) this runtime's ICU knows. */
+export function isTimeZone(name: string): boolean {
+  if (typeof name !== 'string' || name.length === 0) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatter(zone: string): Intl.DateTimeFormat {
+  let f = formatters.get(zone);
+  if (f === undefined) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    formatters.set(zone, f);
+  }
+  return f;
+}
+
+/** Local wall clock − UTC in `zone` at the instant `utcMs` (ms; whole seconds). Throws RangeError for an unknown zone. */
+export function zoneOffsetMs(zone: string, utcMs: number): number {
+  const parts: Record<string, number> = {};
+  for (const p of formatter(zone).formatToParts(new Date(utcMs))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  const wall = Date.UTC(parts.year as number, (parts.month as number) - 1, parts.day as number, parts.hour as number, parts.minute as number, parts.second as number);
+  return wall - Math.floor(utcMs / 1000) * 1000;
+}
+
+/** The UTC instant (ms) of the wall-clock time `wallMs` (its fields read as UTC) in `zone`. */
+export function wallClockToUtcMs(wallMs: number, zone: string): number {
+  const before = zoneOffsetMs(zone, wallMs - 86_400_000);
+  const after = zoneOffsetMs(zone, wallMs + 86_400_000);
+  // Try both offsets around the instant; keep the one whose zone offset agrees (the earlier, daylight one when both do).
+  const candidates = [wallMs - Math.max(before, after), wallMs - Math.min(before, after)];
+  for (const t of candidates) if (zoneOffsetMs(zone, t) === wallMs - t) return t;
+  return wallMs - before; // a skipped hour: read with the offset before the change
+}
+
+/** `+05:30`, `-04:00` for an offset in minutes. */
+export function formatUtcOffset(minutes: number): string {
+  const sign = minutes < 0 ? '-' : '+';
+  const m = Math.abs(Math.round(minutes));
+  return `${sign}${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+}
