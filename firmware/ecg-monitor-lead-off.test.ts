@@ -23,7 +23,7 @@ function again(after: StreamChunk, source: StreamChunk[]): StreamChunk[] {
 const kinds = (alerts: { kind: string; severity: number }[]) => alerts.map((a) => [a.kind, a.severity]);
 
 describe('EcgMonitor with a front end that reports lead-off', () => {
-  it('raises ecg-lead-off (severity 2) with the first chunk the front end reports off, saying so, and reports no heart rate', () => {
+  it('raises ecg-lead-off (severity 2) once the front end has reported the electrodes off for 1 s, saying so, and reports no heart rate', () => {
     const ecg = simulatedEcg(12);
     // Not flat: what an unconnected input picks up (mains hum at 50 Hz, 1 mV): only the front end can tell.
     const hum = off(continuation(ecg.at(-1) as StreamChunk, 10, (i) => Math.round(200 * Math.sin((2 * Math.PI * 50 * i) / 360))));
@@ -33,8 +33,8 @@ describe('EcgMonitor with a front end that reports lead-off', () => {
     const out = run(monitor, hum);
     expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
     const first = hum[0] as StreamChunk;
-    expect(out.alerts[0]?.t).toBe(first.t0 + 250);
-    expect(out.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost \(lead off\): reattach the electrodes/);
+    expect(out.alerts[0]?.t).toBe(first.t0 + 1000);
+    expect(out.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost \(lead off\) for 1\.0 s: reattach the electrodes/);
     expect(out.readings).toEqual([]);
     expect(out.findings).toEqual([]);
   });
