@@ -32,8 +32,12 @@ export interface ExportOptions {
   sinceMs?: number;
   /** ECG waveform around each ECG finding and alert: how many ms either side (0 = no waveform). */
   waveformWindowMs?: number;
-  /** At most this many waveform excerpts per session. */
-  maxExcerptsPerSession?: number;
+  /**
+   * At most this much waveform (s) per session. Excerpts are taken around alerts first (most severe first),
+   * then around findings that are not routine (rhythm, ventricular runs, ectopy), then the routine rate and
+   * no-ectopy findings; around each, the chunks nearest to it first.
+   */
+  maxWaveformSecondsPerSession?: number;
   now?: number;
 }
 
@@ -55,13 +59,14 @@ function toRecord<T>(row: Row, body: T): StoredRecord<T> {
 export function exportResources(db: Database.Database, options: ExportOptions = {}): Resource[] {
   const since = options.sinceMs ?? 0;
   const windowMs = options.waveformWindowMs ?? 5000;
-  const maxExcerpts = options.maxExcerptsPerSession ?? 20;
+  const maxWaveformMs = (options.maxWaveformSecondsPerSession ?? 60) * 1000;
   const devices = new Map<string, DeviceInfo>();
   const patients = new Map<string, Resource>();
   const models = new Map<string, Resource>();
   const sessions = new Map<string, SessionSummary>();
   const observations: Resource[] = [];
-  const ecgMoments = new Map<string, number[]>();
+  /** Per session, the times of its ECG findings and alerts and how much their waveform matters (`momentRank`). */
+  const ecgMoments = new Map<string, { t: number; rank: number }[]>();
 
   const sessionOf = (row: Row): SessionSummary => {
     const key = `${row.device_id}\u0000${row.boot_id}`;
@@ -116,14 +121,14 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
       if (f.kind.toLowerCase().startsWith('ecg')) {
         s.hasEcg = true;
         const key = `${row.device_id}\u0000${row.boot_id}`;
-        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), f.t]);
+        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), { t: f.t, rank: momentRank(f) }]);
       }
     } else {
       const a = decodeBody('alert', row.body) as Alert;
       s.alerts.push(a);
       if (a.kind.toLowerCase().startsWith('ecg')) {
         const key = `${row.device_id}\u0000${row.boot_id}`;
-        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), a.t]);
+        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), { t: a.t, rank: momentRank(a) }]);
       }
     }
   }
@@ -135,15 +140,23 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
       const s = sessions.get(key);
       if (!s) continue;
       const taken = new Set<number>();
-      for (const t of moments.sort((a, b) => a - b)) {
-        if (taken.size >= maxExcerpts) break;
+      let takenMs = 0;
+      for (const { t } of moments.sort((a, b) => b.rank - a.rank || a.t - b.t)) {
+        if (takenMs >= maxWaveformMs) break;
         // Chunks are stored when they end, so look a little past the window too.
+        const near: { row: Row; c: StreamChunk; distance: number; ms: number }[] = [];
         for (const row of chunks.iterate(s.deviceId, s.bootId, t - windowMs, t + 2 * windowMs) as Iterable<Row>) {
-          if (taken.has(row.seq) || taken.size >= maxExcerpts) continue;
+          if (taken.has(row.seq)) continue;
           const c = decodeBody('chunk', row.body) as StreamChunk;
-          const end = c.t0 + (c.samples.length * 1000) / c.rateHz;
+          const ms = (c.samples.length * 1000) / c.rateHz;
+          const end = c.t0 + ms;
           if (c.unit !== 'mV' || end < t - windowMs || c.t0 > t + windowMs) continue;
+          near.push({ row, c, distance: Math.abs(c.t0 + ms / 2 - t), ms });
+        }
+        for (const { row, c, ms } of near.sort((a, b) => a.distance - b.distance)) {
+          if (takenMs >= maxWaveformMs) break;
           taken.add(row.seq);
+          takenMs += ms;
           const obs = waveformObservation(toRecord(row, c));
           observations.push(obs);
           s.observationIds.push(obs.id);
@@ -160,6 +173,12 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
     ...observations,
     ...[...sessions.values()].filter((s) => s.observationIds.length > 0 || s.alerts.length > 0).map((s) => sessionReport(s, now)),
   ];
+}
+
+/** Alerts first, the most severe first (4-6), then findings that are not routine (1), then heart rates and no-ectopy counts (0). */
+function momentRank(r: Alert | Finding): number {
+  if ('severity' in r) return 3 + r.severity;
+  return r.kind === 'ecg-rate' || (r.kind === 'ecg-beat-classes' && r.label === 'no-ectopy') ? 0 : 1;
 }
 
 /** Every resource of an edge data directory (read-only; works while the edge runs). */

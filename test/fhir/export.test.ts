@@ -171,6 +171,26 @@ describe('FHIR R4 export from the edge store', () => {
     expect(obs.some((r) => codesOf(r).includes('41653-7'))).toBe(false);
     expect(obs.some((r) => codesOf(r).includes('99504-3'))).toBe(true);
   });
+
+  it('takes the ECG waveform around alerts first: routine heart-rate findings do not use up the excerpts', () => {
+    const dir = tmp();
+    const store = new EdgeStore(dir);
+    // 130 s of ECG in 100 ms chunks; a heart rate every 5 s; an electrode lead-off alert at 125 s.
+    const chunks: StreamChunk[] = Array.from({ length: 1300 }, (_, i) => ({ sensor: 'ecg', channel: 0, firstSample: i * 36, t0: T0 + i * 100, rateHz: 360, unit: 'mV', gain: 200, samples: new Int16Array(36).fill(i % 7) }));
+    put(store, 'clinic-09', 'chunk', chunks.map((c) => ({ t: c.t0 + 100, body: c })));
+    const rates: Finding[] = Array.from({ length: 24 }, (_, i) => ({ kind: 'ecg-rate', label: 'normal-range', value: 72, probability: 1, t: T0 + 5000 * (i + 1), modelId: 'algo:qrs-detector@1', modelSha256: SHA, inputQuality: 1, sensor: 'ecg' }));
+    put(store, 'clinic-09', 'finding', rates.map((f) => ({ t: f.t, body: f })));
+    put(store, 'clinic-09', 'alert', [{ t: T0 + 125_000, body: { kind: 'ecg-lead-off', severity: 2, message: 'ECG front end reports electrode contact lost', t: T0 + 125_000, sensor: 'ecg' } }]);
+    store.close();
+    const excerpts = exportEdgeResources(dir, { maxWaveformSecondsPerSession: 12 })
+      .filter((r) => (r as { code?: { text?: string } }).code?.text === 'ECG waveform excerpt')
+      .map((r) => Date.parse((r as unknown as { effectivePeriod: { start: string } }).effectivePeriod.start) - T0);
+    // 12 s in all: the chunks touching the alert's +-5 s first (101), nearest first, then 1.9 s around the first heart rate.
+    expect(excerpts).toHaveLength(120);
+    expect(excerpts.slice(0, 101).sort((a, b) => a - b)).toEqual(Array.from({ length: 101 }, (_, i) => 119_900 + 100 * i));
+    expect(excerpts[0]).toBe(124_900);
+    expect(excerpts.slice(101).every((t) => t >= 4_000 && t < 6_000)).toBe(true);
+  });
 });
 
 describe('FHIR R4 schema validation', () => {
