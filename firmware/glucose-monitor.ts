@@ -39,7 +39,7 @@ import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, t
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
 import { packageRoot } from './package-root.js';
-import { isHistoricalReading, measuredWhen } from './rules.js';
+import { isHistoricalReading, measuredWhen, meterClockAheadMs } from './rules.js';
 
 /** Beyond this (min) between two readings, no two-point trend is reported. */
 const MAX_TWO_POINT_TREND_MIN = 180;
@@ -167,6 +167,9 @@ export class GlucoseMonitor {
     if (r.type !== 'glucose') return out;
     const gl = r.unit === 'mg/dL' ? r.value : r.unit === 'mmol/L' ? r.value * MG_DL_PER_MMOL_L : Number.NaN;
     if (!Number.isFinite(gl)) return out; // unknown unit: not evaluated rather than misread
+    // A meter time ahead of the device's clock is a wrong clock (firmware/rules.ts): it would sit at the end of
+    // the trace and make every later, correctly timed reading look backfilled. Stored, never analysed.
+    if (meterClockAheadMs(r) > 0) return out;
     const record = meterRecordId(r);
     if (record !== undefined && record === this.lastRecord) return out;
     const t = r.tMeter ?? r.tDevice;

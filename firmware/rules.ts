@@ -84,8 +84,26 @@ export const READING_RULES_ID = 'rule:reading-thresholds@1';
  * Whether `r` was measured more than `afterMin` minutes before it reached the device, by its own
  * clock: a record from a meter's memory rather than a live measurement. Readings without `tMeter` are live.
  */
-export function isHistoricalReading(r: Pick<Reading, 'tDevice' | 'tMeter'>, afterMin: number = DEFAULT_RULE_OPTIONS.historical.afterMin): boolean {
-  return r.tMeter !== undefined && r.tDevice - r.tMeter > afterMin * 60_000;
+export function isHistoricalReading(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>, afterMin: number = DEFAULT_RULE_OPTIONS.historical.afterMin): boolean {
+  return r.tMeter !== undefined && (r.tDevice - r.tMeter > afterMin * 60_000 || meterClockAheadMs(r) > 0);
+}
+
+/** The largest UTC offset there is (+14 h, Kiribati): a meter clock of unknown zone read as UTC can be this far ahead. */
+const MAX_ZONE_AHEAD_MS = 14 * 3_600_000;
+
+/**
+ * How far (ms) a reading's meter time is ahead of the device clock beyond what its time basis allows
+ * (`LATE_READING_MS`, plus the largest UTC offset unless the time was converted by the meter's Current
+ * Time or a configured zone: a meter that says nothing of its zone, e.g. a serial line meter), or 0. A reading
+ * cannot have been measured after it arrived: the meter's clock is wrong and its time says nothing, so
+ * such readings are treated as history (no live alert; `meter-clock-ahead` says so, once per sensor).
+ */
+export function meterClockAheadMs(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>): number {
+  if (r.tMeter === undefined) return 0;
+  const ahead = r.tMeter - r.tDevice;
+  const basis = r.context?.[METER_TIME_CONTEXT.basis];
+  const zoneKnown = basis === 'current-time-service' || basis === 'configured-zone';
+  return ahead > LATE_READING_MS + (zoneKnown ? 0 : MAX_ZONE_AHEAD_MS) ? ahead : 0;
 }
 
 /** A duration as "3 h" or "12 days". */
@@ -94,8 +112,9 @@ function ago(ms: number): string {
   return h < 48 ? `${Math.round(h * 10) / 10} h` : `${Math.round(h / 24)} days`;
 }
 
-/** A duration as "45 min", "3 h 10 min", "2 h". */
+/** A duration as "45 min", "3 h 10 min", "2 h", "365 days". */
 function duration(ms: number): string {
+  if (Math.abs(ms) >= 48 * 3_600_000) return `${Math.round(Math.abs(ms) / 86_400_000)} days`;
   const minutes = Math.round(Math.abs(ms) / 60_000);
   const h = Math.floor(minutes / 60);
   const m = minutes % 60;
@@ -115,7 +134,7 @@ export function measuredWhen(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>)
   if (r.tMeter === undefined) return '';
   const age = r.tDevice - r.tMeter;
   if (Math.abs(age) <= LATE_READING_MS) return '';
-  const meterTime = meterClockText(r) ?? new Date(r.tMeter).toISOString();
+  const meterTime = meterClockText(r, r.tDevice) ?? new Date(r.tMeter).toISOString();
   if (meterTimeZoneUnknown(r)) return `measured at meter time ${meterTime} (the meter's time zone is unknown, so how long ago is not known: it may be hours old)`;
   if (age < 0) return `measured at meter time ${meterTime}, ${duration(age)} ahead of this device's clock (check the meter's clock)`;
   return `measured ${duration(age)} ago (meter time ${meterTime})`;
@@ -172,8 +191,9 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     return created;
   };
 
-  /** Sensors that already raised their `historical-severe-reading` alert. */
+  /** Sensors that already raised their `historical-severe-reading` alert, and their `meter-clock-ahead` alert. */
   const severeHistory = new Set<string>();
+  const clockAhead = new Set<string>();
 
   /**
    * Raises `kind` unless it already fired in this episode; for a historical reading, a finding instead
@@ -188,14 +208,21 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     }
     if (severity === 3 && !severeHistory.has(r.sensor)) {
       severeHistory.add(r.sensor);
+      const ahead = meterClockAheadMs(r);
       // With the meter's Current Time the age is measured against the meter's own clock: a wrong clock cannot make a fresh reading look old.
-      const clockAdvice = r.context?.[METER_TIME_CONTEXT.basis] === 'current-time-service' ? '' : " If it was just measured, the meter's clock is wrong: treat it as current and set the clock.";
+      const clockAdvice =
+        ahead > 0
+          ? ' It may be a current reading: treat it as current, and set the meter\'s clock.'
+          : r.context?.[METER_TIME_CONTEXT.basis] === 'current-time-service'
+            ? ''
+            : " If it was just measured, the meter's clock is wrong: treat it as current and set the clock.";
+      const when = ahead > 0 ? `dated ${meterDated(r, r.tMeter)}, ${duration(ahead)} ahead of this device's clock` : `measured ${meterDated(r, r.tMeter)}, ${ago(r.tDevice - r.tMeter)} before it was received`;
       out.alerts.push({
         kind: 'historical-severe-reading',
         severity: 2,
         t: r.tDevice,
         sensor: r.sensor,
-        message: `A reading from the memory of ${r.sensor}, measured ${meterDated(r, r.tMeter)}, ${ago(r.tDevice - r.tMeter)} before it was received, would have been a severity-3 alert: ${message('')}${clockAdvice} Further old readings are stored as history without alerts.`,
+        message: `A reading from the memory of ${r.sensor}, ${when}, would have been a severity-3 alert: ${message('')}${clockAdvice} Further old readings are stored as history without alerts.`,
       });
     }
     const record = r.meterRecord !== undefined ? `record ${r.meterRecord}, ` : '';
@@ -248,9 +275,24 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     }
   }
 
+  /** The first reading of a sensor whose meter clock is ahead: one `meter-clock-ahead` alert (severity 2). */
+  function checkClock(r: Reading, out: RuleOutput): void {
+    const ahead = meterClockAheadMs(r);
+    if (ahead === 0 || clockAhead.has(r.sensor) || r.tMeter === undefined) return;
+    clockAhead.add(r.sensor);
+    out.alerts.push({
+      kind: 'meter-clock-ahead',
+      severity: 2,
+      t: r.tDevice,
+      sensor: r.sensor,
+      message: `The clock of ${r.sensor} is ${duration(ahead)} ahead of this device's (a reading dated ${meterDated(r, r.tMeter)}): its readings cannot be placed in time, so they are stored as history and raise no live alert. Set the meter's clock, and ask when a reading was taken before acting on it.`,
+    });
+  }
+
   return {
     onReading(r) {
       const out: RuleOutput = { findings: [], alerts: [] };
+      checkClock(r, out);
       if (r.type === 'glucose') onGlucose(stateOf(r), r, out);
       else if (r.type === 'heart-rate') onHeartRate(stateOf(r), r, out);
       return out;

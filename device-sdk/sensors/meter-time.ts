@@ -106,11 +106,13 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
  * The meter's own wall clock of a reading as a person reads it on the meter, `6 Dec 11:05`
  * (`context.meterClock`; without it, `tMeter` shown in UTC, `6 Dec 11:05 UTC`). Undefined without a meter time.
  */
-export function meterClockText(r: Pick<Reading, 'tMeter' | 'context'>): string | undefined {
+export function meterClockText(r: Pick<Reading, 'tMeter' | 'context'>, nowMs?: number): string | undefined {
+  // The year only when it is not this device's: "4 Jan 07:00" read in December would look like this morning.
+  const year = (y: number) => (nowMs !== undefined && y !== new Date(nowMs).getUTCFullYear() ? ` ${y}` : '');
   const wall = r.context?.[METER_TIME_CONTEXT.clock];
   const m = wall !== undefined ? /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(wall) : null;
-  if (m) return `${Number(m[3])} ${MONTHS[Number(m[2]) - 1] ?? m[2]} ${m[4]}:${m[5]}`;
+  if (m) return `${Number(m[3])} ${MONTHS[Number(m[2]) - 1] ?? m[2]}${year(Number(m[1]))} ${m[4]}:${m[5]}`;
   if (r.tMeter === undefined) return undefined;
   const d = new Date(r.tMeter);
-  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')} UTC`;
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]}${year(d.getUTCFullYear())} ${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')} UTC`;
 }

@@ -1,0 +1,66 @@
+// A meter whose clock is ahead of the device's (QA re-check of the meter-time change, reproductions on
+// branch qa-glu): its memory raised live severity-3 alerts for months-old readings, and one reading dated in
+// the future made the glucose monitor take every later reading for a backfill. Both fail on e92fd32.
+import { describe, expect, it } from 'vitest';
+import type { Alert, Reading } from '../../device-sdk/records.js';
+import { GlucoseMonitor } from '../../firmware/glucose-monitor.js';
+import { createRuleEngine, meterClockAheadMs } from '../../firmware/rules.js';
+
+const NOW = Date.UTC(2026, 11, 6, 23, 30, 0);
+const H = 3600_000;
+const YEAR = 365 * 24 * H;
+
+function meterReading(seq: number, truthMs: number, value: number, clockErrorMs: number, basis: 'zone-unknown' | 'configured-zone', tDevice = NOW): Reading {
+  const tMeter = truthMs + clockErrorMs;
+  return { sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice, tMeter, meterRecord: seq, context: { meterClock: new Date(tMeter).toISOString().slice(0, 19), meterTimeBasis: basis, ...(basis === 'configured-zone' ? { meterTimeZone: 'UTC' } : {}) } };
+}
+
+describe('a meter whose clock is far ahead of the device', () => {
+  it('raises no live severity-3 alert for months-old records from its memory: one meter-clock-ahead and one severe-reading notice instead', () => {
+    // Records measured 11 months ago, 12 h apart, alternating 40 and 120 mg/dL; the meter clock a year fast, no Current Time.
+    for (const basis of ['zone-unknown', 'configured-zone'] as const) {
+      const rules = createRuleEngine();
+      const alerts: Alert[] = [];
+      const findings = [];
+      for (let i = 0; i < 10; i++) {
+        const out = rules.onReading(meterReading(i + 1, NOW - 330 * 24 * H + i * 12 * H, i % 2 === 0 ? 40 : 120, YEAR, basis));
+        alerts.push(...out.alerts);
+        findings.push(...out.findings);
+      }
+      expect(alerts.map((a) => [a.kind, a.severity]), basis).toEqual([
+        ['meter-clock-ahead', 2],
+        ['historical-severe-reading', 2],
+      ]);
+      expect(alerts[0]!.message).toMatch(/^The clock of meter is 3[45] days ahead of this device's \(a reading dated 2027-01-10T23:30:00\.000Z \(meter time 10 Jan 23:30[,)]/);
+      expect(alerts[1]!.message).toMatch(/days ahead of this device's clock, would have been a severity-3 alert: Glucose reading 40 mg\/dL is below 54 mg\/dL; review by a clinician\. It may be a current reading: treat it as current, and set the meter's clock\./);
+      // Every low is kept as a historical finding at its meter time.
+      expect(findings.filter((f) => f.kind === 'glucose-historical-out-of-range')).toHaveLength(5);
+    }
+  });
+
+  it('allows a meter of unknown time zone up to the largest UTC offset (+14 h) ahead, a meter of known zone 15 min', () => {
+    const r = (aheadMs: number, basis: 'zone-unknown' | 'configured-zone') => meterReading(1, NOW, 100, aheadMs, basis);
+    expect(meterClockAheadMs(r(13 * H, 'zone-unknown'))).toBe(0);
+    expect(meterClockAheadMs(r(15 * H, 'zone-unknown'))).toBe(15 * H);
+    expect(meterClockAheadMs(r(14 * 60_000, 'configured-zone'))).toBe(0);
+    expect(meterClockAheadMs(r(16 * 60_000, 'configured-zone'))).toBe(16 * 60_000);
+    // A live reading 13 h "ahead" from a zone-unknown meter east of UTC still alerts live, saying its age is unknown.
+    const live = createRuleEngine().onReading({ ...r(13 * H, 'zone-unknown'), value: 45 }).alerts;
+    expect(live.map((a) => [a.kind, a.severity])).toEqual([['hypoglycaemia-level-2', 3]]);
+  });
+});
+
+describe('glucose monitor after one reading with a future time', () => {
+  it('keeps giving trend findings and predicted-low alerts once the meter clock is right again', () => {
+    const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
+    const first = m.push(meterReading(1, NOW, 120, YEAR, 'configured-zone')); // clock a year fast, then set right
+    expect(first).toEqual({ findings: [], alerts: [] });
+    const outs = [];
+    for (let i = 1; i <= 6; i++) outs.push(m.push(meterReading(1 + i, NOW + i * 10 * 60_000, 200 - (i - 1) * 25, 0, 'configured-zone', NOW + i * 10 * 60_000 + 1000)));
+    const control = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
+    const expected = [];
+    for (let i = 1; i <= 6; i++) expected.push(control.push(meterReading(1 + i, NOW + i * 10 * 60_000, 200 - (i - 1) * 25, 0, 'configured-zone', NOW + i * 10 * 60_000 + 1000)));
+    expect(expected.flatMap((o) => o.alerts.map((a) => a.kind))).toEqual(['glucose-predicted-low']);
+    expect(outs).toEqual(expected);
+  });
+});
