@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { flutterEpisodes } from '../dist/device-sdk/signal/ecg/ec57.js';
 import { isQrsCode } from '../dist/device-sdk/protocols/wfdb.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../dist/simulator/sources/wfdb-files.js';
-import { FS, GAIN, quantile, round, streamThroughMonitor as stream } from './lib/ecg-monitor-stream.js';
+import { FS, GAIN, muscleNoiseMv, quantile, recordSlicer, round, streamThroughMonitor as stream } from './lib/ecg-monitor-stream.js';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -102,12 +102,8 @@ for (const X of [0, 0.25, 0.5, 1, 1.5, 2]) {
 }
 
 // 2. No heartbeat.
-const ma = readWfdbRecord(join(noiseDir, 'ma'));
-const maMv = Float64Array.from(ma.signals[0], (v) => (v - (ma.header.signals[0]?.baseline ?? 0)) / (ma.header.signals[0]?.gain || GAIN));
-const maRms = Math.sqrt(maMv.reduce((s, v) => s + v * v, 0) / maMv.length);
-const ecg101 = readWfdbRecord(join(dir, '101'));
-const base101 = ecg101.header.signals[0]?.baseline ?? 0;
-const ecg = (fromS, seconds) => Int16Array.from(ecg101.signals[0].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - base101);
+const { mv: maMv, rms: maRms } = muscleNoiseMv(noiseDir);
+const ecg = recordSlicer(dir, '101');
 let seed = 1;
 const gaussian = () => {
   const u = () => {

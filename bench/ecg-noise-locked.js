@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { isQrsCode } from '../dist/device-sdk/protocols/wfdb.js';
 import { mixNoises, qrsSignalPower } from '../dist/device-sdk/signal/ecg/noise-mix.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../dist/simulator/sources/wfdb-files.js';
-import { FS, GAIN, round, streamThroughMonitor } from './lib/ecg-monitor-stream.js';
+import { FS, GAIN, muscleNoiseMv, recordSlicer, round, streamThroughMonitor } from './lib/ecg-monitor-stream.js';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -46,12 +46,8 @@ if (!existsSync(dir) || !existsSync(join(noiseDir, 'ma.hea')) || !existsSync(joi
 const ALARMS = ['ecg-ventricular-run', 'ecg-sustained-ventricular-run', 'ecg-af-onset'];
 
 // a. Noise replacing ECG while locked on.
-const ma = readWfdbRecord(join(noiseDir, 'ma'));
-const maMv = Float64Array.from(ma.signals[0], (v) => (v - (ma.header.signals[0]?.baseline ?? 0)) / (ma.header.signals[0]?.gain || GAIN));
-const maRms = Math.sqrt(maMv.reduce((s, v) => s + v * v, 0) / maMv.length);
-const ecg101 = readWfdbRecord(join(dir, '101'));
-const base101 = ecg101.header.signals[0]?.baseline ?? 0;
-const ecg = (fromS, seconds) => Int16Array.from(ecg101.signals[0].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - base101);
+const { mv: maMv, rms: maRms } = muscleNoiseMv(noiseDir);
+const ecg = recordSlicer(dir, '101');
 const STOP_MS = 30_000;
 const NOISE_S = 60;
 const locked = [];

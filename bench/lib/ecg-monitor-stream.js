@@ -1,6 +1,9 @@
-// Streams a signal through the ECG monitor as the runtime does (100 ms chunks), for the ECG benches.
+// Streams a signal through the ECG monitor as the runtime does (100 ms chunks), and the signals the ECG
+// monitor benches build their cases from.
 
+import { join } from 'node:path';
 import { EcgMonitor } from '../../dist/firmware/ecg-monitor.js';
+import { readWfdbRecord } from '../../dist/simulator/sources/wfdb-files.js';
 
 export const FS = 360;
 export const GAIN = 200;
@@ -49,4 +52,24 @@ export function streamThroughMonitor(x) {
     acquired = monitor.acquired;
   }
   return { alerts, readings, findings, detections, acquiredAt };
+}
+
+/**
+ * The MIT-BIH noise stress test's muscle artefact `ma` (channel 0, in `dir`) in mV, and its RMS.
+ * @param {string} dir
+ */
+export function muscleNoiseMv(dir) {
+  const ma = readWfdbRecord(join(dir, 'ma'));
+  const mv = Float64Array.from(ma.signals[0], (v) => (v - (ma.header.signals[0]?.baseline ?? 0)) / (ma.header.signals[0]?.gain || GAIN));
+  return { mv, rms: Math.sqrt(mv.reduce((s, v) => s + v * v, 0) / mv.length) };
+}
+
+/**
+ * `seconds` of MIT-BIH record `name` (in `dir`, first signal) from `fromS`, its baseline taken off.
+ * @param {string} dir @param {string} name
+ */
+export function recordSlicer(dir, name) {
+  const record = readWfdbRecord(join(dir, name));
+  const baseline = record.header.signals[0]?.baseline ?? 0;
+  return (fromS, seconds) => Int16Array.from(record.signals[0].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - baseline);
 }
