@@ -24,8 +24,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { flutterEpisodes } from '../dist/device-sdk/signal/ecg/ec57.js';
 import { isQrsCode } from '../dist/device-sdk/protocols/wfdb.js';
-import { EcgMonitor } from '../dist/firmware/ecg-monitor.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../dist/simulator/sources/wfdb-files.js';
+import { FS, GAIN, muscleNoiseMv, quantile, recordSlicer, round, streamThroughMonitor as stream } from './lib/ecg-monitor-stream.js';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -37,50 +37,6 @@ if (!existsSync(dir) || !existsSync(join(noiseDir, 'ma.hea'))) {
   process.stdout.write(`${JSON.stringify({ 'ecg-lead-back': { skipped: `${existsSync(dir) ? noiseDir : dir} is missing` } })}\n`);
   process.exit(0);
 }
-const FS = 360;
-const GAIN = 200;
-const CHUNK = FS / 10;
-const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-const quantile = (xs, q) => {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-};
-
-/**
- * Streams `x` through a new monitor. Returns the alerts, readings and findings, the detections (report
- * time, R peak time, credible, evidence) and the times at which the monitor acquired.
- */
-function stream(x) {
-  const monitor = new EcgMonitor('ecg');
-  const detections = [];
-  const acquiredAt = [];
-  let endMs = 0;
-  // The monitor does not publish its detections: the bench looks at what each one was judged.
-  const onDetected = monitor.onDetected;
-  monitor.onDetected = function (d) {
-    const credibility = this.credibility;
-    const credible = credibility.credible(d);
-    const evidence = credible || credibility.credible(d, credibility.options.minEvidenceProminence);
-    detections.push({ reportMs: endMs, rMs: this.timeOf(this.firstSample + d), credible, evidence });
-    onDetected.call(this, d);
-  };
-  const alerts = [];
-  const readings = [];
-  const findings = [];
-  let acquired = false;
-  for (let i = 0; i < x.length; i += CHUNK) {
-    endMs = ((i + Math.min(CHUNK, x.length - i)) * 1000) / FS;
-    const o = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: x.slice(i, i + CHUNK) });
-    alerts.push(...o.alerts);
-    readings.push(...o.readings);
-    findings.push(...o.findings);
-    if (monitor.acquired && !acquired) acquiredAt.push(endMs);
-    acquired = monitor.acquired;
-  }
-  return { alerts, readings, findings, detections, acquiredAt };
-}
-
 // 1. Lead-back cases on the records.
 const records = readdirSync(dir)
   .filter((f) => f.endsWith('.hea'))
@@ -146,12 +102,8 @@ for (const X of [0, 0.25, 0.5, 1, 1.5, 2]) {
 }
 
 // 2. No heartbeat.
-const ma = readWfdbRecord(join(noiseDir, 'ma'));
-const maMv = Float64Array.from(ma.signals[0], (v) => (v - (ma.header.signals[0]?.baseline ?? 0)) / (ma.header.signals[0]?.gain || GAIN));
-const maRms = Math.sqrt(maMv.reduce((s, v) => s + v * v, 0) / maMv.length);
-const ecg101 = readWfdbRecord(join(dir, '101'));
-const base101 = ecg101.header.signals[0]?.baseline ?? 0;
-const ecg = (fromS, seconds) => Int16Array.from(ecg101.signals[0].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - base101);
+const { mv: maMv, rms: maRms } = muscleNoiseMv(noiseDir);
+const ecg = recordSlicer(dir, '101');
 let seed = 1;
 const gaussian = () => {
   const u = () => {

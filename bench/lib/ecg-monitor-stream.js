@@ -1,0 +1,75 @@
+// Streams a signal through the ECG monitor as the runtime does (100 ms chunks), and the signals the ECG
+// monitor benches build their cases from.
+
+import { join } from 'node:path';
+import { EcgMonitor } from '../../dist/firmware/ecg-monitor.js';
+import { readWfdbRecord } from '../../dist/simulator/sources/wfdb-files.js';
+
+export const FS = 360;
+export const GAIN = 200;
+const CHUNK = FS / 10;
+
+export const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** @param {number[]} xs @param {number} q */
+export const quantile = (xs, q) => {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+/**
+ * Streams `x` (MIT-BIH units, `GAIN` per mV, at `FS`) through a new monitor with the rule classifier.
+ * Returns the alerts, readings and findings, the detections (report time, R peak time, credible,
+ * evidence) and the times at which the monitor acquired.
+ * @param {Int16Array} x
+ */
+export function streamThroughMonitor(x) {
+  const monitor = new EcgMonitor('ecg');
+  const detections = [];
+  const acquiredAt = [];
+  let endMs = 0;
+  // The monitor does not publish its detections: the bench looks at what each one was judged.
+  const onDetected = monitor.onDetected;
+  monitor.onDetected = function (d) {
+    const credibility = this.credibility;
+    const credible = credibility.credible(d);
+    const evidence = credible || credibility.credible(d, credibility.options.minEvidenceProminence);
+    detections.push({ reportMs: endMs, rMs: this.timeOf(this.firstSample + d), credible, evidence });
+    onDetected.call(this, d);
+  };
+  const alerts = [];
+  const readings = [];
+  const findings = [];
+  let acquired = false;
+  for (let i = 0; i < x.length; i += CHUNK) {
+    endMs = ((i + Math.min(CHUNK, x.length - i)) * 1000) / FS;
+    const o = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: x.slice(i, i + CHUNK) });
+    alerts.push(...o.alerts);
+    readings.push(...o.readings);
+    findings.push(...o.findings);
+    if (monitor.acquired && !acquired) acquiredAt.push(endMs);
+    acquired = monitor.acquired;
+  }
+  return { alerts, readings, findings, detections, acquiredAt };
+}
+
+/**
+ * The MIT-BIH noise stress test's muscle artefact `ma` (channel 0, in `dir`) in mV, and its RMS.
+ * @param {string} dir
+ */
+export function muscleNoiseMv(dir) {
+  const ma = readWfdbRecord(join(dir, 'ma'));
+  const mv = Float64Array.from(ma.signals[0], (v) => (v - (ma.header.signals[0]?.baseline ?? 0)) / (ma.header.signals[0]?.gain || GAIN));
+  return { mv, rms: Math.sqrt(mv.reduce((s, v) => s + v * v, 0) / mv.length) };
+}
+
+/**
+ * `seconds` of MIT-BIH record `name` (in `dir`, first signal) from `fromS`, its baseline taken off.
+ * @param {string} dir @param {string} name
+ */
+export function recordSlicer(dir, name) {
+  const record = readWfdbRecord(join(dir, name));
+  const baseline = record.header.signals[0]?.baseline ?? 0;
+  return (fromS, seconds) => Int16Array.from(record.signals[0].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - baseline);
+}
