@@ -355,8 +355,8 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
 
 /**
  * Glucose analytics on every glucose reading (firmware/glucose-monitor.ts): trend, 30-minute forecast,
- * sensor faults (gaps, flat lines and compression lows on `cgmSensors` only: every other glucose sensor
- * is a spot-check meter), predicted-low and sustained-high alerts. The forecast model is loaded once
+ * sensor faults (gaps, flat lines, compression lows and the 40/400 mg/dL sensor limits on `cgmSensors`
+ * only: every other glucose sensor is a spot-check meter, whose limit is its own LO/HI status), predicted-low and sustained-high alerts. The forecast model is loaded once
  * (models/glucose-forecast/artifact, or `dir`; signature and hashes checked); when it cannot be loaded
  * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`.
  */

@@ -10,7 +10,7 @@
  * record of this sensor is stored yet, else `01 03 01 <n+1>` (sequence number ≥ the last stored
  * record + 1, GLS §3.6.2 / shared spec §3.5) → records arrive as 0x2A18 (+ 0x2A34) notifications, then
  * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → every `pollIntervalMs` ask
- * again for newer records, until the link is lost; then reconnect with backoff and resume.
+ * again for newer records (reading the meter's clock again first), until the link is lost; then reconnect with backoff and resume.
  *
  * Exactly once: a record is handed to the sink only when its sequence number is above every record
  * number already stored for the sensor (`deps.lastMeterRecord`, which the runtime keeps durable) or
@@ -27,7 +27,8 @@
  * Glucose Measurement Context joined: meal, carbohydrate (g), tester, health, exercise, medication, HbA1c.
  *
  * Meter time (`meter-time.ts`): the Base Time is the meter's local wall clock without a zone. By
- * precedence: (1) the meter's Current Time, read on each connect: record times are converted by the
+ * precedence: (1) the meter's Current Time, read on each connect and again before each poll (a clock
+ * set or switched to DST while connected applies to the records read after it): record times are converted by the
  * offset between the meter's clock and this device's clock (zone, DST and drift at once; with a
  * configured zone, the drift is removed and the zone's DST rules applied per record); (2) the
  * runtime's configured zone (`DriverDeps.timeZone`) when the meter has no Current Time Service or its
@@ -53,7 +54,7 @@ import { finiteValue } from '../protocols/ieee11073.js';
 import type { Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
-import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime } from './meter-time.js';
+import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
@@ -72,6 +73,8 @@ export const DEFAULT_BLE_GLUCOSE_METER_OPTIONS: Readonly<BleGlucoseMeterOptions>
 });
 
 const MMOL_TO_MG_PER_DL = 18.0156;
+/** A re-read of the meter's Current Time within this of the last one is the same clock (whole-second rounding of a read that takes milliseconds). */
+const CLOCK_REREAD_TOLERANCE_MS = 1000;
 /** The sensor state's backfill progress is updated every this many records. */
 const PROGRESS_EVERY = 50;
 
@@ -99,8 +102,10 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private activity: (() => void) | undefined;
   private response: ((r: RacpResponse) => void) | undefined;
   private current: GattLink | undefined;
-  /** How this connection's record times become UTC (read on connect). */
+  /** How this connection's record times become UTC (read on connect, again before each poll). */
   private meterClock: MeterClock = { basis: 'zone-unknown' };
+  /** Current Time Service characteristics quarantined on this connection (not again on every poll). */
+  private clockQuarantined = new Set<number>();
   /** The transfer in progress: records handed over before it, and how many the meter announced. */
   private progress: { before: number; expected: number | undefined } | undefined;
 
@@ -133,7 +138,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       await link.subscribe(GLUCOSE_SERVICE_UUID, GLUCOSE_MEASUREMENT_CONTEXT_UUID, (b) => this.onContext(link, b));
     }
     await link.subscribe(GLUCOSE_SERVICE_UUID, RACP_UUID, (b) => this.onRacp(link, b), { dedupe: false });
+    let first = true;
     while (link.connected && !this.isStopped) {
+      // The link may stay up for hours: the meter's clock can be set, or change for DST, in between.
+      // Each poll converts its records by the clock as it is now (read just before the RACP request).
+      if (!first) await this.refreshMeterClock(link);
+      first = false;
       await this.backfill(link);
       if (this.options.pollIntervalMs <= 0) return;
       const lost = await Promise.race([link.lost.then(() => true), this.sleep(this.options.pollIntervalMs).then(() => false)]);
@@ -141,26 +151,45 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     }
   }
 
-  /** The meter's clock by the precedence of `meter-time.ts`: its Current Time, the configured zone, or unknown. */
-  private async readMeterClock(link: GattLink): Promise<MeterClock> {
+  /**
+   * Reads the meter's clock again before a poll of a connection that stays up. A clock that changed
+   * (set by the patient, a DST switch, or a basis change such as a refused read) is logged with the
+   * old and the new conversion; records read from now on use the new one (and say so in their context).
+   */
+  private async refreshMeterClock(link: GattLink): Promise<void> {
+    if (!link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID)) return; // nothing that can change
+    const previous = this.meterClock;
+    const next = await this.readMeterClock(link, true);
+    if (sameMeterClock(previous, next, CLOCK_REREAD_TOLERANCE_MS)) return; // the same clock: every record of the connection keeps one offset
+    this.meterClock = next;
+    this.deps.logger.warn({ sensor: this.sensor, address: link.address, previous, meterTime: next }, 'glucose meter clock changed while connected: newer records are converted by the new clock');
+  }
+
+  /**
+   * The meter's clock by the precedence of `meter-time.ts`: its Current Time, the configured zone, or
+   * unknown. `again`: a re-read on a connection already read (no log unless the caller finds a change,
+   * and a Current Time that cannot be decoded is quarantined once per connection).
+   */
+  private async readMeterClock(link: GattLink, again = false): Promise<MeterClock> {
     const log = this.deps.logger;
     const fallback = meterClockWithoutCurrentTime(this.deps.timeZone);
+    if (!again) this.clockQuarantined = new Set();
     if (!link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID)) {
       log.info({ sensor: this.sensor, address: link.address, meterTime: fallback }, 'glucose meter without a Current Time Service');
       return fallback;
     }
     const before = this.deps.clock.now();
-    const bytes = await this.readOptional(link, CURRENT_TIME_UUID);
+    const bytes = await this.readOptional(link, CURRENT_TIME_UUID, again);
     // The device's clock when the meter read its own: the middle of the read.
     const deviceNow = Math.round((before + this.deps.clock.now()) / 2);
     let local: LocalTimeInformation | undefined;
-    const lti = link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, LOCAL_TIME_INFORMATION_UUID) ? await this.readOptional(link, LOCAL_TIME_INFORMATION_UUID) : undefined;
+    const lti = link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, LOCAL_TIME_INFORMATION_UUID) ? await this.readOptional(link, LOCAL_TIME_INFORMATION_UUID, again) : undefined;
     if (lti !== undefined) {
       try {
         local = decodeLocalTimeInformation(lti);
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
-        this.quarantine(link, LOCAL_TIME_INFORMATION_UUID, lti, error);
+        this.quarantineClock(link, LOCAL_TIME_INFORMATION_UUID, lti, error);
       }
     }
     let clock: MeterClock | undefined;
@@ -169,24 +198,33 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
         clock = meterClockFromCurrentTime(decodeCurrentTime(bytes), deviceNow, local, this.deps.timeZone);
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
-        this.quarantine(link, CURRENT_TIME_UUID, bytes, error);
+        this.quarantineClock(link, CURRENT_TIME_UUID, bytes, error);
       }
     }
+    if (again) return clock ?? fallback;
     if (clock === undefined) log.warn({ sensor: this.sensor, address: link.address, meterTime: fallback }, "glucose meter's Current Time is not usable");
     else log.info({ sensor: this.sensor, address: link.address, meterTime: clock }, 'glucose meter clock read');
     return clock ?? fallback;
   }
 
+  /** Quarantines an undecodable Current Time Service value, once per characteristic and connection (it is read before every poll). */
+  private quarantineClock(link: GattLink, characteristic: number, bytes: Uint8Array, error: DecodeError): void {
+    if (this.clockQuarantined.has(characteristic)) return;
+    this.clockQuarantined.add(characteristic);
+    this.quarantine(link, characteristic, bytes, error);
+  }
+
   /**
    * Reads a Current Time Service characteristic; a refused read (e.g. a meter that shows its clock to
-   * bonded collectors only) is logged and gives undefined, so the records are still read. A lost link rejects.
+   * bonded collectors only) is logged (on the first read of a connection) and gives undefined, so the
+   * records are still read. A lost link rejects.
    */
-  private async readOptional(link: GattLink, characteristic: number): Promise<Uint8Array | undefined> {
+  private async readOptional(link: GattLink, characteristic: number, again: boolean): Promise<Uint8Array | undefined> {
     try {
       return await link.read(CURRENT_TIME_SERVICE_UUID, characteristic);
     } catch (error) {
       if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
-      this.deps.logger.warn({ sensor: this.sensor, address: link.address, characteristic: characteristic.toString(16), err: error.message }, 'glucose meter refused a Current Time Service read');
+      if (!again) this.deps.logger.warn({ sensor: this.sensor, address: link.address, characteristic: characteristic.toString(16), err: error.message }, 'glucose meter refused a Current Time Service read');
       return undefined;
     }
   }

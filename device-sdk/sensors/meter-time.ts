@@ -4,16 +4,19 @@
  * this precedence:
  *
  * 1. `current-time-service`: the meter offers the Current Time Service (0x1805, Current Time
- *    0x2A2B). The driver reads the meter's clock on connect and takes the offset between it and this
+ *    0x2A2B). The driver reads the meter's clock on connect, and again before every poll of a
+ *    connection that stays up (the clock may be set, or change for DST, while connected: the records
+ *    of each poll are converted by the clock as it was just before it), and takes the offset between it and this
  *    device's clock (`offsetMs` = meter wall clock − device UTC, rounded to whole seconds: record times
  *    have 1 s resolution and the read itself takes milliseconds), as the Tidepool uploader computes a
  *    meter's clock offset against the host's. Without a configured zone every record time of that
- *    connection is converted by it: UTC = wall clock − offset; the offset holds the meter's zone and
+ *    poll is converted by it: UTC = wall clock − offset; the offset holds the meter's zone and
  *    DST and its clock's drift or wrong setting at once. With a configured zone the offset is split
  *    into the zone's UTC offset now and the clock's drift (`driftMs`): UTC = the wall clock minus the
  *    drift, read in the zone, so that a record from before a DST switch gets its own DST. Limit: a
  *    record written before the meter's clock was set (or, without a zone, before a DST switch) is
- *    converted with today's offset. Local Time Information (0x2A0F), when offered, is recorded (the
+ *    converted with today's offset, and so is a record measured before a clock change and first
+ *    downloaded after it (the meter does not say which clock a record was written with). Local Time Information (0x2A0F), when offered, is recorded (the
  *    meter's own statement of its zone) but not needed for the conversion.
  * 2. `configured-zone`: no usable Current Time; the runtime config names the zone meter clocks are
  *    set to (`timeZone`, an IANA name such as `Africa/Nairobi`): the wall clock is read in that zone
@@ -68,6 +71,21 @@ export function meterClockFromCurrentTime(current: CurrentTime, deviceNowMs: num
     clock.driftMs = seconds(current.wallClockMs - (deviceNowMs + zoneOffsetMs(timeZone, deviceNowMs)));
   }
   return clock;
+}
+
+/**
+ * True when two meter clocks convert record times alike: same basis, zone and stated UTC offset, and
+ * (Current Time) offsets and drifts within `toleranceMs` of each other. Two reads of an unchanged
+ * clock can round 1 s apart (the read takes milliseconds, the offset is rounded to whole seconds).
+ */
+export function sameMeterClock(a: MeterClock, b: MeterClock, toleranceMs = 0): boolean {
+  if (a.basis !== b.basis) return false;
+  if (a.basis === 'current-time-service' && b.basis === 'current-time-service') {
+    const near = (x: number | undefined, y: number | undefined) => (x === undefined || y === undefined ? x === y : Math.abs(x - y) <= toleranceMs);
+    return near(a.offsetMs, b.offsetMs) && near(a.driftMs, b.driftMs) && a.zone === b.zone && a.utcOffsetMinutes === b.utcOffsetMinutes;
+  }
+  if (a.basis === 'configured-zone' && b.basis === 'configured-zone') return a.zone === b.zone;
+  return true;
 }
 
 /** The meter clock of a connection without a usable Current Time: the configured zone, or unknown. */

@@ -141,11 +141,19 @@ describe('sensor faults of a spot-check meter and of a CGM', () => {
   const received = T0 + 20 * 60 * MIN;
   const stick = (value: number, i: number): Reading => ({ sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice: received + i, tMeter: T0 + i * 180 * MIN, meterRecord: i + 1 });
 
-  it('reports no gap, flat line or compression low for fingersticks, but still a reading at the sensor limit', () => {
+  it("reports no gap, flat line or compression low for fingersticks, and no sensor limit for a measured 13-40 or 400-600 mg/dL (the CGM's LO/HI thresholds)", () => {
     const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
-    const findings = [...fingersticks, 35].flatMap((v, i) => m.push(stick(v, i)).findings).filter((f) => f.kind === 'glucose-sensor-fault');
-    expect(findings.map((f) => [f.label, f.t])).toEqual([['sensor-limit', T0 + 7 * 180 * MIN]]);
+    const findings = [...fingersticks, 35, 13, 40, 450].flatMap((v, i) => m.push(stick(v, i)).findings).filter((f) => f.kind === 'glucose-sensor-fault');
+    expect(findings).toEqual([]);
+    const cgm = new GlucoseMonitor('cgm', undefined, { sensorType: 'cgm' });
+    const cgmLimits = [100, 35].flatMap((v, i) => cgm.push({ ...stick(v, i), sensor: 'cgm', tMeter: T0 + i * 5 * MIN }).findings).filter((f) => f.label === 'sensor-limit');
+    expect(cgmLimits.map((f) => f.t)).toEqual([T0 + 5 * MIN]);
   });
+
+  // A meter reading whose status says LO/HI (context sensorStatus resultTooLow/resultTooHigh) needs the
+  // monitor to put `deviceRangeLimit(r.context)` on its trace points (firmware/glucose-monitor.ts, being
+  // edited on another branch): then `sensor-limit` is reported for it.
+  it.todo('reports sensor-limit for a meter reading whose Sensor Status Annunciation says the result was lower/higher than the meter can process');
 
   it("dates a CGM's gap by the CGM times it lies between, not by when the readings arrived", () => {
     const m = new GlucoseMonitor('cgm', undefined, { sensorType: 'cgm' });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { CgmCsvError, checkGlucoseRange, mgdlLike, mmolLike, parseCgmCsv, parseCgmTime, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import { MedgeError } from '../../device-sdk/errors.js';
-import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
+import { decodeGlucoseMeasurement } from '../../device-sdk/protocols/ble/glucose.js';
+import { glucoseContext } from '../../device-sdk/sensors/ble-glucose-meter.js';
+import { deviceRangeLimit, sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { cgmMetrics, hypoEvents } from '../../device-sdk/signal/glucose/metrics.js';
 import { rateOfChange, slope, TREND_ARROWS, trendLabel, trendOf } from '../../device-sdk/signal/glucose/trend.js';
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
@@ -131,11 +133,38 @@ describe('sensor-fault flags', () => {
     expect(sensorFaults(every5(Array.from({ length: 30 }, (_, i) => 100 + 10 * Math.sin(i / 4))))).toEqual([]);
   });
 
-  it("keeps only the sensor limits on a spot-check meter's trace", () => {
+  it("keeps only the sensor limits the meter itself states on a spot-check meter's trace (LO/HI), not the CGM's 40/400 thresholds", () => {
     const flat = every5(Array.from({ length: 20 }, () => 100));
-    const trace = [...flat, { t: T0 + 200 * MIN, gl: 40 }, { t: T0 + 205 * MIN, gl: 120 }];
-    expect(sensorFaults(trace, {}, 'meter')).toEqual([{ kind: 'sensor-limit', start: T0 + 200 * MIN, end: T0 + 200 * MIN }]);
+    // Fingersticks of 13, 40 and 450 mg/dL are measured values (meters read about 10-600 mg/dL): no fault.
+    const measured = [...flat, { t: T0 + 200 * MIN, gl: 40 }, { t: T0 + 205 * MIN, gl: 13 }, { t: T0 + 210 * MIN, gl: 450 }, { t: T0 + 215 * MIN, gl: 120 }];
+    expect(sensorFaults(measured, {}, 'meter')).toEqual([]);
     expect(sensorFaults(every5([120, 120, 120, 80, 55, 52, 60, 110, 118, 120]), {}, 'meter')).toEqual([]);
+    // The meter said LO (result lower than it can process) twice in a row, later HI.
+    const limits: GlucosePoint[] = [...flat, { t: T0 + 200 * MIN, gl: 20, deviceLimit: 'low' }, { t: T0 + 205 * MIN, gl: 20, deviceLimit: 'low' }, { t: T0 + 240 * MIN, gl: 90 }, { t: T0 + 300 * MIN, gl: 600, deviceLimit: 'high' }];
+    expect(sensorFaults(limits, {}, 'meter')).toEqual([
+      { kind: 'sensor-limit', start: T0 + 200 * MIN, end: T0 + 205 * MIN },
+      { kind: 'sensor-limit', start: T0 + 300 * MIN, end: T0 + 300 * MIN },
+    ]);
+  });
+
+  it('flags a CGM reading its own status marks out of range, as well as its 40/400 thresholds', () => {
+    const trace: GlucosePoint[] = [{ t: T0, gl: 100 }, { t: T0 + 5 * MIN, gl: 45, deviceLimit: 'low' }, { t: T0 + 10 * MIN, gl: 100 }, { t: T0 + 15 * MIN, gl: 400 }];
+    expect(sensorFaults(trace).filter((f) => f.kind === 'sensor-limit')).toEqual([
+      { kind: 'sensor-limit', start: T0 + 5 * MIN, end: T0 + 5 * MIN },
+      { kind: 'sensor-limit', start: T0 + 15 * MIN, end: T0 + 15 * MIN },
+    ]);
+  });
+
+  it("reads a device's LO/HI from the sensor status a BLE driver writes into the reading context", () => {
+    // Glucose Measurement 0x2A18: flags 0x0A (concentration, kg/L, status), seq 7, 2026-12-06 23:30:00,
+    // 20 mg/dL (SFLOAT 0xB014 = 20e-5 kg/L), capillary whole blood from a finger, status 0x0040 (bit 6).
+    const lo = decodeGlucoseMeasurement(Uint8Array.of(0x0a, 0x07, 0x00, 0xea, 0x07, 12, 6, 23, 30, 0, 0x14, 0xb0, 0x11, 0x40, 0x00));
+    expect(deviceRangeLimit(glucoseContext(lo, undefined))).toBe('low');
+    const hi = decodeGlucoseMeasurement(Uint8Array.of(0x0a, 0x07, 0x00, 0xea, 0x07, 12, 6, 23, 30, 0, 0x14, 0xb0, 0x11, 0x21, 0x00)); // bit 5 + battery low
+    expect(deviceRangeLimit(glucoseContext(hi, undefined))).toBe('high');
+    expect(deviceRangeLimit({ sensorStatus: 'batteryLow,sampleSizeInsufficient' })).toBeUndefined();
+    expect(deviceRangeLimit({ source: 'cgm', sensorStatus: 'sessionStopped,resultAboveDeviceRange' })).toBe('high');
+    expect(deviceRangeLimit(undefined)).toBeUndefined();
   });
 
   it('flags a fast drop and recovery as a compression low, not a slow physiological low', () => {

@@ -7,6 +7,7 @@ import { waitFor } from '../helpers/wait.js';
 import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
 
 const ADDRESS = 'C0:FF:EE:00:00:01';
+const H = 3600_000;
 
 describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated BlueZ (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
@@ -145,6 +146,44 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     const readings = await backfill(meter, 'America/New_York');
     expect(readings.map((r) => r.tMeter)).toEqual(winterAndSummer.map((r) => r.timeMs));
     expect(readings[0]!.context).toMatchObject({ meterTimeBasis: 'configured-zone', meterTimeZone: 'America/New_York', meterClock: '2026-01-10T07:00:00' });
+  }, 60_000);
+
+  // QA (qa-glu, meter-clock-stale): the Current Time was read once per connection, so a meter clock set
+  // right while the link stayed up converted every later record with the stale offset.
+  async function clockSetWhileConnected(timeZone: string | undefined) {
+    const now = Date.now();
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: [{ sequenceNumber: 1, timeMs: now - H, mgPerDl: 110 }], timeZone: 'Asia/Kolkata', faults: { clockSkewMs: 2 * H } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 200 }, driverDeps(sink, {}, timeZone));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length >= 1, 'the stored record', 20_000);
+      const transfers = driver.transfers;
+      await waitFor(() => driver.transfers > transfers, 'a poll with the fast clock', 20_000);
+      // The patient sets the meter's clock right while it stays connected, then measures a low.
+      meter.faults.clockSkewMs = 0;
+      const fresh = meter.addRecord({ mgPerDl: 45 });
+      await waitFor(() => sink.readings.length >= 2, 'the new record', 20_000);
+      return { first: sink.readings[0]!, second: sink.readings[1]!, firstTruth: now - H - ((now - H) % 1000), fresh, connects: bluez.device(ADDRESS).connects };
+    } finally {
+      await driver.stop();
+    }
+  }
+
+  it('reads the Current Time again before each poll: a record measured after the meter clock was set right (2 h fast) is stored at its true time', async () => {
+    const { first, second, firstTruth, fresh, connects } = await clockSetWhileConnected(undefined);
+    expect(connects).toBe(1); // one connection throughout
+    expect(first.tMeter).toBe(firstTruth);
+    expect(first.context).toMatchObject({ meterTimeBasis: 'current-time-service', meterClockOffsetS: String(5.5 * 3600 + 2 * 3600) });
+    // Before: 21:37:15Z for a 45 mg/dL measured at 23:37:15Z ("2 h ago"). The context names the offset used.
+    expect(second).toMatchObject({ value: 45, tMeter: fresh.timeMs, context: { meterTimeBasis: 'current-time-service', meterClockOffsetS: String(5.5 * 3600), meterUtcOffset: '+05:30' } });
+  }, 60_000);
+
+  it('with a configured zone, a clock set right while connected drops its drift for the records read after it', async () => {
+    const { first, second, firstTruth, fresh } = await clockSetWhileConnected('Asia/Kolkata');
+    expect(first).toMatchObject({ tMeter: firstTruth, context: { meterTimeZone: 'Asia/Kolkata', meterClockDriftS: '7200' } });
+    expect(second).toMatchObject({ tMeter: fresh.timeMs, context: { meterTimeZone: 'Asia/Kolkata', meterClockDriftS: '0', meterClockOffsetS: String(5.5 * 3600) } });
   }, 60_000);
 
   it('polls for new measurements while connected and quarantines undecodable bytes with the BLE transport name', async () => {

@@ -6,7 +6,7 @@
  * stuck, or was pressed on): they are looked for only when `sensorType` is `cgm` (the default). A
  * spot-check meter (fingersticks: a BLE Glucose profile meter, a serial-line meter) is read when the
  * patient measures, so hours between readings, equal values or a fast fall between two fingersticks
- * are not sensor faults; only `sensor-limit` applies to it.
+ * are not sensor faults; only `sensor-limit` applies to it, and only as the meter states it.
  *
  * - `gap`: two consecutive readings further apart than `maxGapMin`.
  * - `flat-line`: readings spanning at least `flatMin` minutes whose values differ by at most
@@ -17,10 +17,35 @@
  *   `compressionRecover` mg/dL of the previous level at the same speed within `compressionLookMin`
  *   minutes. (Physiological lows fall and recover far more slowly; Baysal et al., J Diabetes Sci
  *   Technol 8(6), 2014, describe the artefact.)
- * - `sensor-limit`: a reading at or beyond the sensor's reporting range (<= 40 or >= 400 mg/dL: the
- *   receiver shows LO/HI, the true value is unknown).
+ * - `sensor-limit`: a reading at or beyond the sensor's reporting range, the true value unknown. A CGM:
+ *   <= `low` (40) or >= `high` (400) mg/dL, where receivers show LO/HI, or a point the CGM itself
+ *   marked out of its range (`deviceLimit`). A meter: only a point the meter marked (`deviceLimit`:
+ *   its Sensor Status Annunciation said "result lower/higher than the device can process", GLS; shown
+ *   as LO/HI). Meters measure from about 10-20 to 600 mg/dL, so a fingerstick of 13-40 or 400-600 mg/dL
+ *   is a measured value, not a limit, and the CGM thresholds are not applied to it.
  */
 import { type GlucosePoint, MS_PER_MIN } from './types.js';
+
+/**
+ * The sensor-status flags (a reading's context `sensorStatus`, comma-separated, as the BLE drivers
+ * write it) by which a device says a result was beyond what it can measure: Glucose Measurement
+ * (GLS Sensor Status Annunciation, `device-sdk/protocols/ble/glucose.ts`) and CGM Measurement
+ * (annunciation octet 2, `device-sdk/protocols/ble/cgm.ts`).
+ */
+export const DEVICE_RANGE_FLAGS: Readonly<Record<'low' | 'high', readonly string[]>> = Object.freeze({
+  low: Object.freeze(['resultTooLow', 'resultBelowDeviceRange']),
+  high: Object.freeze(['resultTooHigh', 'resultAboveDeviceRange']),
+});
+
+/** `low`/`high` when a reading's context says the device could not measure the result (LO/HI), else undefined. */
+export function deviceRangeLimit(context: Readonly<Record<string, string>> | undefined): 'low' | 'high' | undefined {
+  const status = context?.sensorStatus;
+  if (status === undefined) return undefined;
+  const flags = status.split(',');
+  if (flags.some((f) => DEVICE_RANGE_FLAGS.low.includes(f))) return 'low';
+  if (flags.some((f) => DEVICE_RANGE_FLAGS.high.includes(f))) return 'high';
+  return undefined;
+}
 
 export type SensorFaultKind = 'gap' | 'flat-line' | 'compression-low' | 'sensor-limit';
 
@@ -45,6 +70,7 @@ export interface SensorFaultOptions {
   compressionMaxMin: number;
   compressionLookMin: number;
   compressionRecover: number;
+  /** A CGM's reporting range (mg/dL): at or beyond it is `sensor-limit`. Never applied to a meter. */
   low: number;
   high: number;
 }
@@ -62,11 +88,17 @@ export const DEFAULT_SENSOR_FAULT_OPTIONS: Readonly<SensorFaultOptions> = Object
 });
 
 export function sensorFaults(trace: readonly GlucosePoint[], options: Partial<SensorFaultOptions> = {}, sensorType: GlucoseSensorType = 'cgm'): SensorFault[] {
-  const all = continuousAndLimitFaults(trace, { ...DEFAULT_SENSOR_FAULT_OPTIONS, ...options });
+  const all = continuousAndLimitFaults(trace, { ...DEFAULT_SENSOR_FAULT_OPTIONS, ...options }, sensorType);
   return sensorType === 'cgm' ? all : all.filter((f) => !CONTINUOUS_ONLY_FAULTS.includes(f.kind));
 }
 
-function continuousAndLimitFaults(trace: readonly GlucosePoint[], o: SensorFaultOptions): SensorFault[] {
+/** At the sensor's limit: marked so by the device, or (a CGM only) at or beyond its reporting range. */
+function atLimit(p: GlucosePoint, o: SensorFaultOptions, sensorType: GlucoseSensorType): boolean {
+  if (p.deviceLimit !== undefined) return true;
+  return sensorType === 'cgm' && (p.gl <= o.low || p.gl >= o.high);
+}
+
+function continuousAndLimitFaults(trace: readonly GlucosePoint[], o: SensorFaultOptions, sensorType: GlucoseSensorType): SensorFault[] {
   const faults: SensorFault[] = [];
   const at = (i: number) => trace[i] as GlucosePoint;
   const n = trace.length;
@@ -74,7 +106,7 @@ function continuousAndLimitFaults(trace: readonly GlucosePoint[], o: SensorFault
   for (let i = 1; i < n; i++) if (at(i).t - at(i - 1).t > o.maxGapMin * MS_PER_MIN) faults.push({ kind: 'gap', start: at(i - 1).t, end: at(i).t });
   // Sensor limits, merged over consecutive readings.
   for (let i = 0; i < n; i++) {
-    if (at(i).gl > o.low && at(i).gl < o.high) continue;
+    if (!atLimit(at(i), o, sensorType)) continue;
     const last = faults[faults.length - 1];
     if (last?.kind === 'sensor-limit' && last.end === at(i - 1)?.t) last.end = at(i).t;
     else faults.push({ kind: 'sensor-limit', start: at(i).t, end: at(i).t });
