@@ -33,7 +33,7 @@ import { type Finding, meterRecordId, type RaisedAlert, type Reading } from '../
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
-import { CONTINUOUS_ONLY_FAULTS, DEFAULT_SENSOR_FAULT_OPTIONS, type GlucoseSensorType, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
+import { CONTINUOUS_ONLY_FAULTS, DEFAULT_SENSOR_FAULT_OPTIONS, deviceRangeLimit, type GlucoseSensorType, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../device-sdk/signal/glucose/forecast.js';
 import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, type HypoAlertPolicy } from '../device-sdk/signal/glucose/hypo-detector.js';
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
@@ -45,7 +45,7 @@ import { isHistoricalReading, measuredWhen, meterClockAheadMs } from './rules.js
 const MAX_TWO_POINT_TREND_MIN = 180;
 
 export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@3';
-export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@2';
+export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@3';
 export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
 const MG_DL_PER_MMOL_L = 18.016;
 
@@ -173,14 +173,17 @@ export class GlucoseMonitor {
     const record = meterRecordId(r);
     if (record !== undefined && record === this.lastRecord) return out;
     const t = r.tMeter ?? r.tDevice;
+    // A reading the device itself marked as outside its range (a meter's LO/HI, a CGM's device range bits).
+    const limit = deviceRangeLimit(r.context);
+    const point: GlucosePoint = limit !== undefined ? { t, gl, deviceLimit: limit } : { t, gl };
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
       // Backfilled or repeated: kept for the history, nothing live to say about it.
-      if (!this.trace.some((p) => p.t === t)) this.trace = [...this.trace, { t, gl }].sort((a, b) => a.t - b.t);
+      if (!this.trace.some((p) => p.t === t)) this.trace = [...this.trace, point].sort((a, b) => a.t - b.t);
       return out;
     }
     this.lastRecord = record;
-    this.trace.push({ t, gl });
+    this.trace.push(point);
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);
     if (this.trace.length > this.options.historyReadings) this.trace = this.trace.slice(-this.options.historyReadings);

@@ -150,10 +150,13 @@ describe('sensor faults of a spot-check meter and of a CGM', () => {
     expect(cgmLimits.map((f) => f.t)).toEqual([T0 + 5 * MIN]);
   });
 
-  // A meter reading whose status says LO/HI (context sensorStatus resultTooLow/resultTooHigh) needs the
-  // monitor to put `deviceRangeLimit(r.context)` on its trace points (firmware/glucose-monitor.ts, being
-  // edited on another branch): then `sensor-limit` is reported for it.
-  it.todo('reports sensor-limit for a meter reading whose Sensor Status Annunciation says the result was lower/higher than the meter can process');
+  it('reports sensor-limit for a meter reading whose Sensor Status Annunciation says the result was lower/higher than the meter can process', () => {
+    const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
+    const marked = (v: number, i: number, status?: string): Reading => ({ ...stick(v, i), ...(status ? { context: { sensorStatus: status } } : {}) });
+    const limits = [marked(145, 0), marked(20, 1, 'resultTooLow'), marked(141, 2), marked(600, 3, 'stripInsufficient,resultTooHigh')].flatMap((r) => m.push(r).findings).filter((f) => f.label === 'sensor-limit');
+    expect(limits.map((f) => f.t)).toEqual([T0 + 180 * MIN, T0 + 3 * 180 * MIN]);
+    expect(limits.every((f) => f.modelId === 'algo:glucose-sensor-faults@3')).toBe(true);
+  });
 
   it("dates a CGM's gap by the CGM times it lies between, not by when the readings arrived", () => {
     const m = new GlucoseMonitor('cgm', undefined, { sensorType: 'cgm' });
