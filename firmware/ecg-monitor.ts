@@ -71,6 +71,8 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
 
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
 const MAX_BRIDGE_S = 1;
+/** A front end's short lead-off report is bridged only if the last bridged one ended at least this long before (ms). */
+const MIN_BRIDGE_SPACING_MS = 3_000;
 /**
  * After a restart the asystole clock starts this long after the lead is back (or the new stream began): the
  * QRS detector learns its thresholds on the first 2 s of a stream, so the first beat it can report comes
@@ -204,6 +206,10 @@ export class EcgMonitor {
   private contactLost = false;
   /** Device time (ms) the front end's current lead-off report began, while it is shorter than a bridge. */
   private reportedOffSinceMs: number | undefined;
+  /** Whether the current report is being bridged, when the last bridged one ended, and whether this stream has had contact. */
+  private bridging = false;
+  private lastBridgeEndMs: number | undefined;
+  private contactInStream = false;
   /** Lead-offs reported by the front end since the last credible QRS, and whether that raised `ecg-no-beats`. */
   private contactLossesSinceBeat = 0;
   private intermittentAlarmed = false;
@@ -282,13 +288,22 @@ export class EcgMonitor {
     const endMs = this.timeOf(chunk.firstSample + chunk.samples.length);
     // A front end's lead-off report shorter than a bridge (an electrode that lost contact for a moment) is
     // bridged as a short gap is, holding the last value: no restart, and the asystole clock runs on.
+    // Only with contact seen on this stream (a stream that starts off has no value to hold: its level would be
+    // the rail's), and only one report in `MIN_BRIDGE_SPACING_MS` (flaps taking a third of the time or more
+    // would hide beats and halve the heart rate: they are lead-offs).
     if (chunk.leadOff && !this.leadOff) {
-      this.reportedOffSinceMs ??= chunk.t0;
-      if (endMs - this.reportedOffSinceMs < MAX_BRIDGE_S * 1000) {
+      if (this.reportedOffSinceMs === undefined) {
+        this.reportedOffSinceMs = chunk.t0;
+        this.bridging = this.contactInStream && (this.lastBridgeEndMs === undefined || chunk.t0 - this.lastBridgeEndMs >= MIN_BRIDGE_SPACING_MS);
+      }
+      if (this.bridging && endMs - this.reportedOffSinceMs < MAX_BRIDGE_S * 1000) {
         const { leadOff: _, ...held } = chunk;
         chunk = { ...held, samples: new Int16Array(chunk.samples.length).fill(this.lastValue) };
       }
-    } else if (!chunk.leadOff) this.reportedOffSinceMs = undefined;
+    } else if (!chunk.leadOff) {
+      if (this.reportedOffSinceMs !== undefined && this.bridging && !this.leadOff) this.lastBridgeEndMs = chunk.t0;
+      this.reportedOffSinceMs = undefined;
+    }
     const wasLeadOff = this.leadOff;
     this.checkLeadOff(chunk, endMs, out);
     if (chunk.saturated) this.saturatedUntil = { generation: this.generation, ms: endMs + FRONT_END_SATURATION_MEMORY_MS };
@@ -296,6 +311,7 @@ export class EcgMonitor {
     // lead polarity, rhythm) are learnt afresh, as for a new stream.
     // The asystole clock restarts at the moment the lead is back: a patient with no heartbeat raises it.
     if (wasLeadOff && !this.leadOff) this.restart(chunk, true);
+    if (!chunk.leadOff) this.contactInStream = true;
     if (chunk.leadOff) {
       // The front end reports the electrodes off: nothing on the lead is a heartbeat (an open input picks up
       // mains hum, which the detector takes for QRS complexes). With contact back the lead is learnt afresh.
@@ -370,6 +386,7 @@ export class EcgMonitor {
     this.flatSinceMs = undefined;
     this.leadOff = false;
     this.flatAlarmed = false;
+    this.contactInStream = false;
     this.loseAcquisition();
     this.queue = [];
     this.ventricular = new VentricularEpisodes({

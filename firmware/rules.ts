@@ -85,25 +85,27 @@ export const READING_RULES_ID = 'rule:reading-thresholds@1';
  * clock: a record from a meter's memory rather than a live measurement. Readings without `tMeter` are live.
  */
 export function isHistoricalReading(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>, afterMin: number = DEFAULT_RULE_OPTIONS.historical.afterMin): boolean {
-  return r.tMeter !== undefined && (r.tDevice - r.tMeter > afterMin * 60_000 || meterClockAheadMs(r) > 0);
+  return r.tMeter !== undefined && (r.tDevice - r.tMeter > afterMin * 60_000 || meterClockAheadMs(r, afterMin) > 0);
 }
 
 /** The largest UTC offset there is (+14 h, Kiribati): a meter clock of unknown zone read as UTC can be this far ahead. */
 const MAX_ZONE_AHEAD_MS = 14 * 3_600_000;
 
 /**
- * How far (ms) a reading's meter time is ahead of the device clock beyond what its time basis allows
- * (`LATE_READING_MS`, plus the largest UTC offset unless the time was converted by the meter's Current
- * Time or a configured zone: a meter that says nothing of its zone, e.g. a serial line meter), or 0. A reading
- * cannot have been measured after it arrived: the meter's clock is wrong and its time says nothing, so
- * such readings are treated as history (no live alert; `meter-clock-ahead` says so, once per sensor).
+ * How far (ms) a reading's meter time is ahead of the device clock beyond what can be a fresh reading, or 0:
+ * more than `afterMin` (the historical limit, 24 h), plus the largest UTC offset unless the time was
+ * converted by the meter's Current Time or a configured zone (a meter that says nothing of its zone, e.g. a
+ * serial line meter, or a zone-unknown one). Such a reading was not measured in the future: its meter's
+ * clock is far off, and its time says nothing, so it is treated as history (no live alert;
+ * `meter-clock-ahead` says so, once per sensor). A clock a little fast (a meter not set back at the end of
+ * summer time: 1 h) keeps its live alerts, which say how far ahead it is (`measuredWhen`).
  */
-export function meterClockAheadMs(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>): number {
+export function meterClockAheadMs(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>, afterMin: number = DEFAULT_RULE_OPTIONS.historical.afterMin): number {
   if (r.tMeter === undefined) return 0;
   const ahead = r.tMeter - r.tDevice;
   const basis = r.context?.[METER_TIME_CONTEXT.basis];
   const zoneKnown = basis === 'current-time-service' || basis === 'configured-zone';
-  return ahead > LATE_READING_MS + (zoneKnown ? 0 : MAX_ZONE_AHEAD_MS) ? ahead : 0;
+  return ahead > afterMin * 60_000 + (zoneKnown ? 0 : MAX_ZONE_AHEAD_MS) ? ahead : 0;
 }
 
 /** A duration as "3 h" or "12 days". */
@@ -141,8 +143,8 @@ export function measuredWhen(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>)
 }
 
 /** `2026-01-01T10:00:00.000Z (meter time 1 Jan 05:00)`, with `time zone unknown` when it is: a historical reading's time. */
-function meterDated(r: Pick<Reading, 'context'>, tMeter: number): string {
-  const wall = r.context?.[METER_TIME_CONTEXT.clock] !== undefined ? meterClockText(r) : undefined;
+function meterDated(r: Pick<Reading, 'context' | 'tDevice'>, tMeter: number): string {
+  const wall = r.context?.[METER_TIME_CONTEXT.clock] !== undefined ? meterClockText(r, r.tDevice) : undefined;
   const notes = [...(wall !== undefined ? [`meter time ${wall}`] : []), ...(meterTimeZoneUnknown(r) ? ['time zone unknown: read as UTC'] : [])];
   return `${new Date(tMeter).toISOString()}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`;
 }
@@ -208,7 +210,7 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
     }
     if (severity === 3 && !severeHistory.has(r.sensor)) {
       severeHistory.add(r.sensor);
-      const ahead = meterClockAheadMs(r);
+      const ahead = meterClockAheadMs(r, o.historical.afterMin);
       // With the meter's Current Time the age is measured against the meter's own clock: a wrong clock cannot make a fresh reading look old.
       const clockAdvice =
         ahead > 0
@@ -277,7 +279,7 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
 
   /** The first reading of a sensor whose meter clock is ahead: one `meter-clock-ahead` alert (severity 2). */
   function checkClock(r: Reading, out: RuleOutput): void {
-    const ahead = meterClockAheadMs(r);
+    const ahead = meterClockAheadMs(r, o.historical.afterMin);
     if (ahead === 0 || clockAhead.has(r.sensor) || r.tMeter === undefined) return;
     clockAhead.add(r.sensor);
     out.alerts.push({

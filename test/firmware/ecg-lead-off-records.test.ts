@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { RaisedAlert, StreamChunk } from '../../device-sdk/records.js';
+import type { RaisedAlert, Reading, StreamChunk } from '../../device-sdk/records.js';
 import { EcgMonitor } from '../../firmware/ecg-monitor.js';
 import { readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 import { MITDB, missingNote, sharedDataRuns } from '../helpers/shared-data.js';
@@ -34,6 +34,24 @@ function stream(parts: Part[]): RaisedAlert[] {
     }
   }
   return alerts;
+}
+
+/** As `stream`, with the heart-rate readings too. */
+function streamWithRates(parts: Part[]): { alerts: RaisedAlert[]; rates: Reading[] } {
+  const monitor = new EcgMonitor('ecg');
+  const alerts: RaisedAlert[] = [];
+  const rates: Reading[] = [];
+  let i = 0;
+  for (const p of parts) {
+    for (let k = 0; k < p.x.length; k += CHUNK) {
+      const samples = p.x.slice(k, k + CHUNK);
+      const out = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples, ...(p.leadOff ? { leadOff: true, saturated: true } : {}) });
+      alerts.push(...out.alerts);
+      rates.push(...out.readings.filter((r) => r.type === 'heart-rate'));
+      i += samples.length;
+    }
+  }
+  return { alerts, rates };
 }
 
 function ecg(record: string, fromS: number, seconds: number): Part {
@@ -101,6 +119,23 @@ describe.skipIf(!sharedDataRuns(MITDB))(`QA: EcgMonitor with front-end lead-off 
     expect(urgent[0]!.t).toBeLessThanOrEqual(43_000);
     expect(urgent[0]!.message).toMatch(/^No QRS complex detected for 1[0-4] s, and the electrode contact was lost [34] times meanwhile: check the patient and the electrodes now/);
     expect(alerts.filter((a) => a.kind === 'ecg-lead-off').length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a stream that starts with a short lead-off report is not bridged from the rail: lead-off at once, then the heart rate', () => {
+    // QA: 0.1 s at the rail flagged off, then 101 for 60 s, gave no heart rate and no alert at all for 600 s.
+    const { alerts, rates } = streamWithRates([off(0.1), ecg('101', 0.1, 60)]);
+    expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-lead-off', 2]]);
+    expect(rates.length).toBeGreaterThanOrEqual(8);
+    for (const r of rates) expect(Math.abs(r.value - 70)).toBeLessThanOrEqual(10);
+  });
+
+  it('contact lost 0.9 s in every 2 s is a lead-off, not bridged: no halved heart rate', () => {
+    // QA: bridged with a held value, these flaps hid the beats in them: rates of 34-39 /min on 101 (about 70).
+    const parts: Part[] = [ecg('101', 0, 15)];
+    for (let t = 15; t < 55; t += 2) parts.push(off(0.9), ecg('101', t + 0.9, 1.1));
+    const { alerts, rates } = streamWithRates(parts);
+    expect(rates.filter((r) => r.value < 50)).toEqual([]);
+    expect(alerts.filter((a) => a.kind === 'ecg-lead-off').length).toBeGreaterThanOrEqual(10);
   });
 
   it('MIT-BIH 108: a lead-back at 1652 s onto a regular rhythm raises no ecg-no-beats', () => {
