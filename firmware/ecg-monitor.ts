@@ -261,6 +261,14 @@ export class EcgMonitor {
    * (MIT-BIH 114 at 223 s: none for 15 s after a lead-back).
    */
   private offset = 0;
+  /**
+   * Whether `offset` came from a chunk with signal. A stream that opens flat (at a rail: electrodes off,
+   * amplifier saturated) would take the rail as the lead's level and feed the front end a step of the
+   * whole ADC range when the ECG comes: the detector then found nothing for the rest of the stream (QA: 101
+   * after 0.1 s at the rail, no heart rate and no alarm in 1500 s). Its level is taken again from the first
+   * chunk with signal.
+   */
+  private offsetSettled = true;
 
   /** Device time (ms) of a sample index of the current stream. */
   private timeOf(sample: number): number {
@@ -319,6 +327,10 @@ export class EcgMonitor {
       this.lastValue = chunk.samples[chunk.samples.length - 1] as number;
       return out;
     }
+    if (!this.offsetSettled && !this.isFlat(chunk)) {
+      this.offset = chunkLevel(chunk.samples);
+      this.offsetSettled = true;
+    }
     const frontEnd = this.frontEnd as EcgFrontEnd;
     (this.quality as SignalQuality).push(chunk.samples, chunk.gain);
     (this.credibility as QrsCredibility).pushSamples(chunk.samples, chunk.gain);
@@ -376,6 +388,7 @@ export class EcgMonitor {
     this.firstSample = chunk.firstSample;
     this.samplesSeen = 0;
     this.offset = chunkLevel(chunk.samples);
+    this.offsetSettled = !this.isFlat(chunk);
     this.noBeatSinceMs = leadBack || this.beatsSeen ? chunk.t0 + RESTART_CLOCK_DELAY_MS : undefined;
     this.silentSinceMs = chunk.t0;
     this.streamCredible = false;
@@ -622,6 +635,17 @@ export class EcgMonitor {
     out.alerts.push({ kind: 'ecg-lead-off', severity: 2, t: endMs, sensor: this.sensor, message });
   }
 
+  /** Peak-to-peak under `flatMv`. */
+  private isFlat(chunk: StreamChunk): boolean {
+    let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
+    for (const v of chunk.samples) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    return (max - min) / (chunk.gain || 1) < this.options.flatMv;
+  }
+
   private checkLeadOff(chunk: StreamChunk, endMs: number, out: EcgMonitorOutput): void {
     if (chunk.leadOff) {
       // The front end knows it is the electrodes: a warning at once, no flat-line wait, never urgent.
@@ -652,13 +676,7 @@ export class EcgMonitor {
         return;
       }
     }
-    let min = Number.POSITIVE_INFINITY;
-    let max = Number.NEGATIVE_INFINITY;
-    for (const v of chunk.samples) {
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    const flat = (max - min) / (chunk.gain || 1) < this.options.flatMv;
+    const flat = this.isFlat(chunk);
     if (!flat) {
       this.flatSinceMs = undefined;
       this.leadOff = false;

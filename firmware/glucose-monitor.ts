@@ -39,6 +39,7 @@ import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, t
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
 import { packageRoot } from './package-root.js';
+import { CGM_MEASURED_AT } from '../device-sdk/sensors/meter-time.js';
 import { isHistoricalReading, measuredWhen, meterClockAheadMs } from './rules.js';
 
 /** Beyond this (min) between two readings, no two-point trend is reported. */
@@ -148,6 +149,8 @@ export class GlucoseMonitor {
   private trace: GlucosePoint[] = [];
   /** The last record taken live: its number, within its sensor session (CGM time offsets restart per sensor). */
   private lastRecord: string | undefined;
+  /** The record number of a meter's last live reading (meters number their records; CGMs give time offsets per session). */
+  private lastMeterRecord: number | undefined;
   private readonly alertLogic: HypoAlertLogic | undefined;
   private predictedFired = false;
   private lastPredictedT = Number.NEGATIVE_INFINITY;
@@ -172,10 +175,18 @@ export class GlucoseMonitor {
     if (meterClockAheadMs(r) > 0) return out;
     const record = meterRecordId(r);
     if (record !== undefined && record === this.lastRecord) return out;
-    const t = r.tMeter ?? r.tDevice;
+    // A CGM record's time as the driver estimates it from its time offset (device-sdk/sensors/ble-cgm.ts
+    // CgmRecordClock): records sent in a burst after a link loss keep their own times.
+    const measuredAt = r.tMeter === undefined && r.context?.[CGM_MEASURED_AT] !== undefined ? Date.parse(r.context[CGM_MEASURED_AT]) : Number.NaN;
+    const t = r.tMeter ?? (Number.isFinite(measuredAt) && measuredAt <= r.tDevice ? measuredAt : r.tDevice);
     // A reading the device itself marked as outside its range (a meter's LO/HI, a CGM's device range bits).
     const limit = deviceRangeLimit(r.context);
     const point: GlucosePoint = limit !== undefined ? { t, gl, deviceLimit: limit } : { t, gl };
+    // A meter's newer record dated before the trace's end: its clock was set back (it was fast, or summer
+    // time ended). The points the fast clock dated from this time on go, or the trend and forecast would wait
+    // for as long as the clock was ahead and then compare against them.
+    const newer = r.meterRecord !== undefined && r.context?.sessionStart === undefined && this.lastMeterRecord !== undefined && r.meterRecord > this.lastMeterRecord;
+    if (newer && this.trace.length > 0 && t <= (this.trace[this.trace.length - 1] as GlucosePoint).t) this.trace = this.trace.filter((p) => p.t < t);
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
       // Backfilled or repeated: kept for the history, nothing live to say about it.
@@ -183,6 +194,7 @@ export class GlucoseMonitor {
       return out;
     }
     this.lastRecord = record;
+    if (r.meterRecord !== undefined && r.context?.sessionStart === undefined) this.lastMeterRecord = r.meterRecord;
     this.trace.push(point);
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);

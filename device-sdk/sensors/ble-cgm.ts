@@ -31,7 +31,8 @@
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
  * reception; context `source: cgm`, `sessionStart` when known (ISO 8601 local wall clock of the CGM,
  * with its UTC offset = time zone + DST when it sends them: the record's time is sessionStart +
- * meterRecord minutes), trend ((mg/dL)/min), quality (%) and status flags when sent. `tMeter` is
+ * meterRecord minutes), `measuredAt` (when this device dates the record: `CgmRecordClock`), trend
+ * ((mg/dL)/min), quality (%) and status flags when sent. `tMeter` is
  * not set: CGMs without a clock of their own report whatever start the collector or the factory
  * wrote, and the glucose monitor times readings by `tMeter` when present, so a wrong CGM clock
  * would move live readings into the past.
@@ -39,6 +40,7 @@
  * value go to quarantine with transport `ble:<address>/2aa7`.
  */
 import { DecodeError } from '../errors.js';
+import { CGM_MEASURED_AT } from './meter-time.js';
 import {
   CGM_FEATURE_UUID,
   CGM_MEASUREMENT_UUID,
@@ -119,6 +121,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private currentStart: BleCgmSessionStart | undefined;
   /** Whether 0x2AAA could be read on the current link (re-reads are tried only then). */
   private sessionStartReadable = false;
+  private readonly recordClock = new CgmRecordClock();
   /** 0x2AAA was (re-)read since the last new record: no re-read before the next one. */
   private sessionStartConfirmed = false;
   /** Records of the current link, handled one after the other (a record may wait for a 0x2AAA read). */
@@ -216,6 +219,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.sessionRestarts += 1;
     this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
     this.highestOffset = -1;
+    this.recordClock.reset();
   }
 
   private async onRecord(link: GattLink, r: CgmMeasurementRecord, bytes: Uint8Array, e2eCrc: boolean): Promise<void> {
@@ -234,6 +238,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES) {
       this.seen.clear();
       this.highestOffset = -1;
+      this.recordClock.reset();
       this.sessionRestarts += 1;
       this.deps.logger.info({ sensor: this.sensor, timeOffset: r.timeOffsetMinutes }, 'CGM time offsets restarted: a new sensor session');
     }
@@ -257,6 +262,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     }
     const context: Record<string, string> = { source: 'cgm' };
     if (start) context.sessionStart = start.iso;
+    const now = this.deps.clock.now();
+    context[CGM_MEASURED_AT] = new Date(this.recordClock.measuredAt(r.timeOffsetMinutes, now, this.deps.clock.monotonic())).toISOString();
     const trend = r.trend && finiteValue(r.trend);
     if (trend !== undefined) context.trendMgPerDlPerMin = String(trend);
     const quality = r.quality && finiteValue(r.quality);
@@ -267,9 +274,35 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
         .map(([k]) => k)
         .join(',');
     }
-    const reading: Reading = { sensor: this.sensor, type: 'glucose', value, unit: 'mg/dL', tDevice: this.deps.clock.now(), meterRecord: r.timeOffsetMinutes, context };
+    const reading: Reading = { sensor: this.sensor, type: 'glucose', value, unit: 'mg/dL', tDevice: now, meterRecord: r.timeOffsetMinutes, context };
     this.records += 1;
     this.sink.reading(reading);
+  }
+}
+
+/**
+ * When each CGM record was measured, by this device's clocks. A record cannot arrive before it is measured,
+ * so the session's start is at most (arrival - time offset) of every record; the least such bound over the
+ * session, kept on the monotonic clock (a wall-clock step moves nothing), dates each record at start +
+ * offset. Live records arrive within seconds of being measured, so the bound is tight from the first one;
+ * records missed during a link loss and sent in a burst at the reconnect get their own times back instead
+ * of all the reconnect's (QA: a 35 min burst gave a false gap, a trend of -4,800 mg/dL/min and a forecast
+ * of -143,858 mg/dL). Records of a burst before any live one are dated no earlier than they arrived
+ * minus what the burst itself shows. Independent of the CGM's own clock, which may be wrong.
+ */
+export class CgmRecordClock {
+  private startMono: number | undefined;
+
+  /** A new sensor session. */
+  reset(): void {
+    this.startMono = undefined;
+  }
+
+  /** The device wall-clock time (ms) record `offsetMinutes` was measured, given the wall and monotonic clocks at its arrival. */
+  measuredAt(offsetMinutes: number, now: number, monotonic: number): number {
+    const bound = monotonic - offsetMinutes * 60_000;
+    if (this.startMono === undefined || bound < this.startMono) this.startMono = bound;
+    return now - (monotonic - (this.startMono + offsetMinutes * 60_000));
   }
 }
 

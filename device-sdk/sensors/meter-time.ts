@@ -33,6 +33,9 @@ import type { CurrentTime, LocalTimeInformation } from '../protocols/ble/current
 import type { Reading } from '../records.js';
 import { formatUtcOffset, wallClockToUtcMs, zoneOffsetMs } from '../time-zone.js';
 
+/** Reading context key: when this device estimates a CGM record was measured (ISO 8601 UTC; ble-cgm.ts `CgmRecordClock`). */
+export const CGM_MEASURED_AT = 'measuredAt';
+
 export type MeterTimeBasis = 'current-time-service' | 'configured-zone' | 'zone-unknown';
 
 /** How one connection's record times are converted to UTC. */

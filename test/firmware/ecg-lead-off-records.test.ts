@@ -129,6 +129,29 @@ describe.skipIf(!sharedDataRuns(MITDB))(`QA: EcgMonitor with front-end lead-off 
     for (const r of rates) expect(Math.abs(r.value - 70)).toBeLessThanOrEqual(10);
   });
 
+  it('a stream that opens at the rail without a lead-off report (saturated, or no flag) takes its level from the first signal: heart rate, then the asystole alarm', () => {
+    // QA: 0.1 s at the rail, then 101: no heart rate, no finding and no alarm for 1500 s, an asystole included.
+    for (const flags of [{ saturated: true }, {}]) {
+      const monitor = new EcgMonitor('ecg');
+      const alerts: RaisedAlert[] = [];
+      const rates: Reading[] = [];
+      let i = 0;
+      const rail: Part = { x: new Int16Array(Math.round(0.1 * FS)).fill(RAIL) };
+      for (const [p, f] of [[rail, flags], [ecg('101', 0.1, 60), {}], [noHeartbeat(10), {}]] as [Part, object][]) {
+        for (let k = 0; k < p.x.length; k += CHUNK) {
+          const samples = p.x.slice(k, k + CHUNK);
+          const out = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples, ...f });
+          alerts.push(...out.alerts);
+          rates.push(...out.readings.filter((r) => r.type === 'heart-rate'));
+          i += samples.length;
+        }
+      }
+      expect(rates.length).toBeGreaterThanOrEqual(8);
+      for (const r of rates) expect(Math.abs(r.value - 70)).toBeLessThanOrEqual(10);
+      expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-no-beats', 3]]);
+    }
+  });
+
   it('contact lost 0.9 s in every 2 s is a lead-off, not bridged: no halved heart rate', () => {
     // QA: bridged with a held value, these flaps hid the beats in them: rates of 34-39 /min on 101 (about 70).
     const parts: Part[] = [ecg('101', 0, 15)];

@@ -67,3 +67,20 @@ describe('glucose monitor after one reading with a future time', () => {
     expect(outs).toEqual(expected);
   });
 });
+
+describe('glucose monitor after a meter clock that was fast is set right', () => {
+  it('drops the points the fast clock dated after the corrected time: trend and forecast come back at the next reading', () => {
+    // QA: 2 h fast, set right at 60 min, glucose falling: no trend or forecast for 2 h, then a false falling-fast.
+    const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
+    const kinds: string[][] = [];
+    for (let i = 0; i <= 20; i++) {
+      const truth = NOW + i * 10 * 60_000;
+      const fast = i <= 6 ? 2 * H : 0;
+      const out = m.push(meterReading(i + 1, truth, 110 - i * 3.5, fast, 'configured-zone', truth + 1000));
+      kinds.push(out.findings.map((f) => f.kind));
+    }
+    // Every reading after the clock was set right (i = 7 on) gives a trend again.
+    for (const k of kinds.slice(8)) expect(k).toContain('glucose-trend');
+  });
+});
+

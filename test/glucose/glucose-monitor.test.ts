@@ -40,7 +40,10 @@ describe('glucose monitor', () => {
     expect(fingersticks.push(reading(140, 240)).findings.filter((x) => x.kind === 'glucose-trend')).toEqual([]);
     // Duplicates and out-of-order readings say nothing.
     expect(sparse.push(reading(130, 30)).findings).toEqual([]);
-    expect(sparse.push(reading(90, 10, 99)).findings).toEqual([]);
+    expect(sparse.push(reading(90, 10, 5)).findings).toEqual([]);
+    // A newer record (higher number) dated earlier is a meter clock set back: it is live, and what the fast
+    // clock dated after it leaves the trace.
+    expect(sparse.push(reading(95, 20, 99)).findings.find((x) => x.kind === 'glucose-trend')).toBeDefined();
     // A new CGM sensor restarts its record numbers: the same number in another session is a new reading.
     const cgm = new GlucoseMonitor('cgm');
     const session = (value: number, minute: number, sessionStart: string): Reading => ({ ...reading(value, minute, 7), context: { source: 'cgm', sessionStart } });
@@ -220,5 +223,27 @@ describe('glucose monitor on a meter memory downloaded months later', () => {
       const live = m.push({ sensor: 'meter', type: 'glucose', value: 300, unit: 'mg/dL', tDevice: NOW + 1000, tMeter: NOW + 1000 - 30_000, meterRecord: 999 });
       expect(live.alerts.map((a) => a.kind)).toEqual([]); // the history ended far from now: a gap, no 2 h run
     }
+  });
+});
+
+describe('a CGM whose missed readings come in one burst after a link loss', () => {
+  it('places them at the times the driver dated them: no false gap, no absurd trend or forecast', () => {
+    // QA: 35 min without link, then 7 readings 50 ms apart, all timed at the reconnect: a false gap, a trend of
+    // -4,800 mg/dL/min and a predicted low quoting -143,858 mg/dL.
+    const T = Date.UTC(2026, 11, 6, 20, 0, 0);
+    const m = new GlucoseMonitor('cgm', undefined, { sensorType: 'cgm' });
+    const findings: Finding[] = [];
+    const alerts: string[] = [];
+    const push = (tDevice: number, measured: number, value: number, offset: number) => {
+      const out = m.push({ sensor: 'cgm', type: 'glucose', value, unit: 'mg/dL', tDevice, meterRecord: offset, context: { source: 'cgm', measuredAt: new Date(measured).toISOString() } });
+      findings.push(...out.findings);
+      alerts.push(...out.alerts.map((a) => a.kind));
+    };
+    for (let i = 0; i < 8; i++) push(T + i * 5 * MIN + 2000, T + i * 5 * MIN + 2000, 150, i * 5);
+    const back = T + 70 * MIN;
+    for (let i = 1; i <= 7; i++) push(back + i * 50, T + (35 + i * 5) * MIN + 2000, 150 - i * 4, 35 + i * 5);
+    expect(findings.filter((f) => f.label === 'gap')).toEqual([]);
+    for (const f of findings.filter((x) => x.kind === 'glucose-trend')) expect(Math.abs(f.value as number)).toBeLessThan(5);
+    expect(alerts).toEqual([]);
   });
 });
