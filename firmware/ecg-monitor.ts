@@ -265,8 +265,8 @@ export class EcgMonitor {
    * Whether `offset` came from a chunk with signal. A stream that opens flat (at a rail: electrodes off,
    * amplifier saturated) would take the rail as the lead's level and feed the front end a step of the
    * whole ADC range when the ECG comes: the detector then found nothing for the rest of the stream (QA: 101
-   * after 0.1 s at the rail, no heart rate and no alarm in 1500 s). Its level is taken again from the first
-   * chunk with signal.
+   * after 0.1 s at the rail, no heart rate and no alarm in 1500 s; on a reconnect, a false no-beats). Its
+   * level follows every flat chunk until the first chunk with signal.
    */
   private offsetSettled = true;
 
@@ -327,9 +327,11 @@ export class EcgMonitor {
       this.lastValue = chunk.samples[chunk.samples.length - 1] as number;
       return out;
     }
-    if (!this.offsetSettled && !this.isFlat(chunk)) {
+    // Until a chunk with signal comes, the level follows each flat chunk (a rail, then a quiet stretch of ECG
+    // shorter than a chunk's worth of peak-to-peak, must not leave the rail as the level).
+    if (!this.offsetSettled) {
       this.offset = chunkLevel(chunk.samples);
-      this.offsetSettled = true;
+      this.offsetSettled = !this.isFlat(chunk);
     }
     const frontEnd = this.frontEnd as EcgFrontEnd;
     (this.quality as SignalQuality).push(chunk.samples, chunk.gain);

@@ -46,6 +46,9 @@ import { isHistoricalReading, measuredWhen, meterClockAheadMs } from './rules.js
 const MAX_TWO_POINT_TREND_MIN = 180;
 
 export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@3';
+/** A meter record number this far or more below the last one is taken for a wrapped counter (a newer record). */
+const RECORD_WRAP_MARGIN = 10_000;
+
 export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@3';
 export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
 const MG_DL_PER_MMOL_L = 18.016;
@@ -185,8 +188,15 @@ export class GlucoseMonitor {
     // A meter's newer record dated before the trace's end: its clock was set back (it was fast, or summer
     // time ended). The points the fast clock dated from this time on go, or the trend and forecast would wait
     // for as long as the clock was ahead and then compare against them.
-    const newer = r.meterRecord !== undefined && r.context?.sessionStart === undefined && this.lastMeterRecord !== undefined && r.meterRecord > this.lastMeterRecord;
+    const numbered = r.meterRecord !== undefined && r.context?.sessionStart === undefined && this.lastMeterRecord !== undefined;
+    // Record numbers only go up (a 16-bit one wraps: far below the last is after a wrap, so newer).
+    const behind = numbered ? (this.lastMeterRecord as number) - (r.meterRecord as number) : 0;
+    const newer = numbered && (behind < 0 || behind >= RECORD_WRAP_MARGIN);
     if (newer && this.trace.length > 0 && t <= (this.trace[this.trace.length - 1] as GlucosePoint).t) this.trace = this.trace.filter((p) => p.t < t);
+    // An older record (lower number) is never live; dated after the trace's end it was dated by a clock that
+    // has since been set back, so its time says nothing and it stays out of the trace.
+    const older = numbered && behind > 0 && behind < RECORD_WRAP_MARGIN;
+    if (older && this.trace.length > 0 && t > (this.trace[this.trace.length - 1] as GlucosePoint).t) return out;
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
       // Backfilled or repeated: kept for the history, nothing live to say about it.

@@ -182,3 +182,13 @@ describe('historical readings (a meter memory downloaded months later)', () => {
     expect(engine.onReading({ sensor: 'strap', type: 'heart-rate', value: 35, unit: '/min', tDevice: NOW + 1000 }).alerts.map((a) => a.kind)).toEqual(['bradycardia']);
   });
 });
+
+describe('a CGM reading sent late (a burst after a link loss)', () => {
+  it('says how long ago it was measured, from the time the driver dated it', () => {
+    const NOW2 = Date.UTC(2026, 11, 6, 20, 0, 0);
+    const cgm = (value: number, agoMin: number): Reading => ({ sensor: 'cgm', type: 'glucose', value, unit: 'mg/dL', tDevice: NOW2, meterRecord: 100 - agoMin, context: { source: 'cgm', measuredAt: new Date(NOW2 - agoMin * 60_000).toISOString() } });
+    expect(createRuleEngine().onReading(cgm(50, 30)).alerts[0]?.message).toBe('Glucose reading 50 mg/dL, measured 30 min ago (sent late by the CGM), is below 54 mg/dL; review by a clinician.');
+    expect(createRuleEngine().onReading(cgm(50, 5)).alerts[0]?.message).toBe('Glucose reading 50 mg/dL is below 54 mg/dL; review by a clinician.');
+  });
+});
+

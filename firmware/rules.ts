@@ -32,7 +32,7 @@
  * wrong meter clock makes a current reading look old.
  */
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
-import { METER_TIME_CONTEXT, meterClockText, meterTimeZoneUnknown } from '../device-sdk/sensors/meter-time.js';
+import { CGM_MEASURED_AT, METER_TIME_CONTEXT, meterClockText, meterTimeZoneUnknown } from '../device-sdk/sensors/meter-time.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 
 export interface RuleEngineOptions {
@@ -133,7 +133,11 @@ export const LATE_READING_MS = 15 * 60_000;
  * own wall clock), or, when the meter's time zone is unknown, the meter time and that its age is unknown.
  */
 export function measuredWhen(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>): string {
-  if (r.tMeter === undefined) return '';
+  if (r.tMeter === undefined) {
+    // A CGM record this device dated from its time offset (ble-cgm.ts CgmRecordClock): a burst after a link loss.
+    const measured = r.context?.[CGM_MEASURED_AT] !== undefined ? Date.parse(r.context[CGM_MEASURED_AT]) : Number.NaN;
+    return Number.isFinite(measured) && r.tDevice - measured > LATE_READING_MS ? `measured ${duration(r.tDevice - measured)} ago (sent late by the CGM)` : '';
+  }
   const age = r.tDevice - r.tMeter;
   if (Math.abs(age) <= LATE_READING_MS) return '';
   const meterTime = meterClockText(r, r.tDevice) ?? new Date(r.tMeter).toISOString();

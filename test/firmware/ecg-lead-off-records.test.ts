@@ -152,6 +152,27 @@ describe.skipIf(!sharedDataRuns(MITDB))(`QA: EcgMonitor with front-end lead-off 
     }
   });
 
+  it('a new stream after a gap that opens 0.5 s at the rail: no false no-beats, the heart rate comes back', () => {
+    // QA: 101, 20 s without data, 0.5 s at the rail, 101 again: a false ecg-no-beats 6 s after, then no heart
+    // rate for 600 s (the first ECG chunk of 0.1 s was flatter than 0.05 mV and left the rail as the level).
+    const monitor = new EcgMonitor('ecg');
+    const alerts: RaisedAlert[] = [];
+    const rates: Reading[] = [];
+    let i = 0;
+    const rail: Part = { x: new Int16Array(Math.round(0.5 * FS)).fill(RAIL) };
+    for (const [p, jump] of [[ecg('101', 0, 30), 0], [rail, 20 * FS], [ecg('101', 52, 60), 0]] as [Part, number][]) {
+      i += jump;
+      for (let k = 0; k < p.x.length; k += CHUNK) {
+        const out = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: p.x.slice(k, k + CHUNK) });
+        alerts.push(...out.alerts);
+        rates.push(...out.readings.filter((r) => r.type === 'heart-rate' && r.tDevice > 52_000));
+        i += Math.min(CHUNK, p.x.length - k);
+      }
+    }
+    expect(alerts).toEqual([]);
+    expect(rates.length).toBeGreaterThanOrEqual(10);
+  });
+
   it('contact lost 0.9 s in every 2 s is a lead-off, not bridged: no halved heart rate', () => {
     // QA: bridged with a held value, these flaps hid the beats in them: rates of 34-39 /min on 101 (about 70).
     const parts: Part[] = [ecg('101', 0, 15)];

@@ -82,5 +82,17 @@ describe('glucose monitor after a meter clock that was fast is set right', () =>
     // Every reading after the clock was set right (i = 7 on) gives a trend again.
     for (const k of kinds.slice(8)) expect(k).toContain('glucose-trend');
   });
-});
 
+  it('keeps older records that the fast clock dated out of the trace when they come after the correction (a backfill)', () => {
+    // QA: 1 h fast; records 7-9 live at the right time (falling to 60), then records 4-6, dated by the fast
+    // clock after them, arrived: record 4 was taken as live, with a rising-fast trend and a predicted low quoting 105 mg/dL.
+    const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter' });
+    const live = [7, 8, 9].map((n, i) => m.push(meterReading(n, NOW + i * 10 * 60_000, 80 - i * 10, 0, 'configured-zone', NOW + i * 10 * 60_000 + 1000)));
+    expect(live[2]!.findings.some((f) => f.kind === 'glucose-trend')).toBe(true);
+    const late = [4, 5, 6].map((n, i) => m.push(meterReading(n, NOW - (40 - i * 10) * 60_000, 105 + i, H, 'configured-zone', NOW + 25 * 60_000)));
+    expect(late).toEqual([0, 1, 2].map(() => ({ findings: [], alerts: [] })));
+    // Record 10 follows 9 in the trace: a falling trend, not one against the late records.
+    const next = m.push(meterReading(10, NOW + 30 * 60_000, 52, 0, 'configured-zone', NOW + 30 * 60_000 + 1000));
+    expect(next.findings.find((f) => f.kind === 'glucose-trend')?.value).toBeLessThan(0);
+  });
+});
