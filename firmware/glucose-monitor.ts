@@ -46,6 +46,14 @@ import { isHistoricalReading, measuredWhen, meterClockAheadMs } from './rules.js
 const MAX_TWO_POINT_TREND_MIN = 180;
 
 export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@3';
+/**
+ * Whether `meterRecord` is a meter's record number (counting up), not a CGM's time offset: a CGM's offsets
+ * start again with each sensor session, with or without a session start the driver could read.
+ */
+function isMeterRecordNumber(r: Reading): r is Reading & { meterRecord: number } {
+  return r.meterRecord !== undefined && r.context?.sessionStart === undefined && r.context?.source !== 'cgm' && r.context?.[CGM_MEASURED_AT] === undefined;
+}
+
 /** A meter record number this far or more below the last one is taken for a wrapped counter (a newer record). */
 const RECORD_WRAP_MARGIN = 10_000;
 
@@ -188,7 +196,7 @@ export class GlucoseMonitor {
     // A meter's newer record dated before the trace's end: its clock was set back (it was fast, or summer
     // time ended). The points the fast clock dated from this time on go, or the trend and forecast would wait
     // for as long as the clock was ahead and then compare against them.
-    const numbered = r.meterRecord !== undefined && r.context?.sessionStart === undefined && this.lastMeterRecord !== undefined;
+    const numbered = isMeterRecordNumber(r) && this.lastMeterRecord !== undefined;
     // Record numbers only go up (a 16-bit one wraps: far below the last is after a wrap, so newer).
     const behind = numbered ? (this.lastMeterRecord as number) - (r.meterRecord as number) : 0;
     const newer = numbered && (behind < 0 || behind >= RECORD_WRAP_MARGIN);
@@ -204,7 +212,7 @@ export class GlucoseMonitor {
       return out;
     }
     this.lastRecord = record;
-    if (r.meterRecord !== undefined && r.context?.sessionStart === undefined) this.lastMeterRecord = r.meterRecord;
+    if (isMeterRecordNumber(r)) this.lastMeterRecord = r.meterRecord;
     this.trace.push(point);
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);

@@ -247,3 +247,15 @@ describe('a CGM whose missed readings come in one burst after a link loss', () =
     expect(alerts).toEqual([]);
   });
 });
+
+describe('a CGM whose driver could not read its session start', () => {
+  it('analyses a new sensor session whose time offsets start again (they are not meter record numbers)', () => {
+    const T = Date.UTC(2026, 11, 6, 8, 0, 0);
+    const m = new GlucoseMonitor('cgm', undefined, { sensorType: 'cgm' });
+    const cgm = (offset: number, minute: number, value: number): Reading => ({ sensor: 'cgm', type: 'glucose', value, unit: 'mg/dL', tDevice: T + minute * MIN + 2000, meterRecord: offset, context: { source: 'cgm', measuredAt: new Date(T + minute * MIN + 2000).toISOString() } });
+    // One day into a sensor, then a new sensor: offsets 1440.. then 0, 5, 10, ...
+    for (let i = 0; i < 6; i++) m.push(cgm(1440 + i * 5, i * 5, 120));
+    const after = [0, 5, 10, 15].map((o, i) => m.push(cgm(o, 60 + i * 5, 120 - i * 10)));
+    expect(after.slice(1).every((o) => o.findings.some((f) => f.kind === 'glucose-trend'))).toBe(true);
+  });
+});
