@@ -146,8 +146,8 @@ const DECISION_SUPPORT = 'decision support, review by a clinician';
  * AF detection and a signal quality index; out: heart-rate readings, rate, beat-class and AF findings
  * (each with its input quality and quality flags), and local alerts in three severities: ventricular
  * run (2) and sustained ventricular run (3), AF onset (2), asystole (3), flat line after beats were
- * seen (3), lead off before any beat (2), lead off reported by the front end (2, at once: chunks with
- * `leadOff`; the lead is not analysed until contact is back). Findings made while the front end reports
+ * seen (3), lead off before any beat (2), lead off reported by the front end (2: chunks with `leadOff`; a
+ * report under 1 s is bridged, see `flatMv`; the lead is not analysed until contact is back). Findings made while the front end reports
  * saturation (chunks with `saturated`) carry the `saturation` quality flag.
  *
  * Driven by the chunks' own sample clock, so it runs the same on a board, in replay and in tests.

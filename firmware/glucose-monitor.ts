@@ -38,14 +38,18 @@ import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../device-sdk/s
 import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, type HypoAlertPolicy } from '../device-sdk/signal/glucose/hypo-detector.js';
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
+import { CGM_MEASURED_AT, cgmMeasuredAt } from '../device-sdk/sensors/meter-time.js';
 import { packageRoot } from './package-root.js';
-import { CGM_MEASURED_AT } from '../device-sdk/sensors/meter-time.js';
 import { isHistoricalReading, measuredWhen, meterClockAheadMs } from './rules.js';
 
 /** Beyond this (min) between two readings, no two-point trend is reported. */
 const MAX_TWO_POINT_TREND_MIN = 180;
 
 export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@3';
+export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@3';
+export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
+const MG_DL_PER_MMOL_L = 18.016;
+
 /**
  * Whether `meterRecord` is a meter's record number (counting up), not a CGM's time offset: a CGM's offsets
  * start again with each sensor session, with or without a session start the driver could read.
@@ -56,10 +60,6 @@ function isMeterRecordNumber(r: Reading): r is Reading & { meterRecord: number }
 
 /** A meter record number this far or more below the last one is taken for a wrapped counter (a newer record). */
 const RECORD_WRAP_MARGIN = 10_000;
-
-export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@3';
-export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
-const MG_DL_PER_MMOL_L = 18.016;
 
 export interface GlucoseMonitorOptions {
   /** Sustained hyperglycaemia: above `hyperLevel` mg/dL for `hyperMinutes` without a gap; re-arms at <= `hyperRearm`. */
@@ -188,23 +188,21 @@ export class GlucoseMonitor {
     if (record !== undefined && record === this.lastRecord) return out;
     // A CGM record's time as the driver estimates it from its time offset (device-sdk/sensors/ble-cgm.ts
     // CgmRecordClock): records sent in a burst after a link loss keep their own times.
-    const measuredAt = r.tMeter === undefined && r.context?.[CGM_MEASURED_AT] !== undefined ? Date.parse(r.context[CGM_MEASURED_AT]) : Number.NaN;
-    const t = r.tMeter ?? (Number.isFinite(measuredAt) && measuredAt <= r.tDevice ? measuredAt : r.tDevice);
+    const measuredAt = cgmMeasuredAt(r);
+    const t = r.tMeter ?? (measuredAt !== undefined && measuredAt <= r.tDevice ? measuredAt : r.tDevice);
     // A reading the device itself marked as outside its range (a meter's LO/HI, a CGM's device range bits).
     const limit = deviceRangeLimit(r.context);
     const point: GlucosePoint = limit !== undefined ? { t, gl, deviceLimit: limit } : { t, gl };
     // A meter's newer record dated before the trace's end: its clock was set back (it was fast, or summer
     // time ended). The points the fast clock dated from this time on go, or the trend and forecast would wait
     // for as long as the clock was ahead and then compare against them.
-    const numbered = isMeterRecordNumber(r) && this.lastMeterRecord !== undefined;
     // Record numbers only go up (a 16-bit one wraps: far below the last is after a wrap, so newer).
-    const behind = numbered ? (this.lastMeterRecord as number) - (r.meterRecord as number) : 0;
-    const newer = numbered && (behind < 0 || behind >= RECORD_WRAP_MARGIN);
-    if (newer && this.trace.length > 0 && t <= (this.trace[this.trace.length - 1] as GlucosePoint).t) this.trace = this.trace.filter((p) => p.t < t);
+    const behind = isMeterRecordNumber(r) && this.lastMeterRecord !== undefined ? this.lastMeterRecord - r.meterRecord : 0;
+    const end = this.trace.at(-1)?.t;
+    if ((behind < 0 || behind >= RECORD_WRAP_MARGIN) && end !== undefined && t <= end) this.trace = this.trace.filter((p) => p.t < t);
     // An older record (lower number) is never live; dated after the trace's end it was dated by a clock that
     // has since been set back, so its time says nothing and it stays out of the trace.
-    const older = numbered && behind > 0 && behind < RECORD_WRAP_MARGIN;
-    if (older && this.trace.length > 0 && t > (this.trace[this.trace.length - 1] as GlucosePoint).t) return out;
+    if (behind > 0 && behind < RECORD_WRAP_MARGIN && end !== undefined && t > end) return out;
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
       // Backfilled or repeated: kept for the history, nothing live to say about it.

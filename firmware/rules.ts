@@ -32,7 +32,7 @@
  * wrong meter clock makes a current reading look old.
  */
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
-import { CGM_MEASURED_AT, METER_TIME_CONTEXT, meterClockText, meterTimeZoneUnknown } from '../device-sdk/sensors/meter-time.js';
+import { cgmMeasuredAt, METER_TIME_CONTEXT, meterClockText, meterTimeZoneUnknown } from '../device-sdk/sensors/meter-time.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 
 export interface RuleEngineOptions {
@@ -135,8 +135,8 @@ export const LATE_READING_MS = 15 * 60_000;
 export function measuredWhen(r: Pick<Reading, 'tDevice' | 'tMeter' | 'context'>): string {
   if (r.tMeter === undefined) {
     // A CGM record this device dated from its time offset (ble-cgm.ts CgmRecordClock): a burst after a link loss.
-    const measured = r.context?.[CGM_MEASURED_AT] !== undefined ? Date.parse(r.context[CGM_MEASURED_AT]) : Number.NaN;
-    return Number.isFinite(measured) && r.tDevice - measured > LATE_READING_MS ? `measured ${duration(r.tDevice - measured)} ago (sent late by the CGM)` : '';
+    const measured = cgmMeasuredAt(r);
+    return measured !== undefined && r.tDevice - measured > LATE_READING_MS ? `measured ${duration(r.tDevice - measured)} ago (sent late by the CGM)` : '';
   }
   const age = r.tDevice - r.tMeter;
   if (Math.abs(age) <= LATE_READING_MS) return '';

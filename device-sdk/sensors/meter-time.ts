@@ -36,6 +36,13 @@ import { formatUtcOffset, wallClockToUtcMs, zoneOffsetMs } from '../time-zone.js
 /** Reading context key: when this device estimates a CGM record was measured (ISO 8601 UTC; ble-cgm.ts `CgmRecordClock`). */
 export const CGM_MEASURED_AT = 'measuredAt';
 
+/** When a CGM reading was measured by its context's `CGM_MEASURED_AT` (ms), or undefined without a readable one. */
+export function cgmMeasuredAt(r: Pick<Reading, 'context'>): number | undefined {
+  const iso = r.context?.[CGM_MEASURED_AT];
+  const ms = iso === undefined ? Number.NaN : Date.parse(iso);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 export type MeterTimeBasis = 'current-time-service' | 'configured-zone' | 'zone-unknown';
 
 /** How one connection's record times are converted to UTC. */
