@@ -31,7 +31,8 @@
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
  * reception; context `source: cgm`, `sessionStart` when known (ISO 8601 local wall clock of the CGM,
  * with its UTC offset = time zone + DST when it sends them: the record's time is sessionStart +
- * meterRecord minutes), `measuredAt` (when this device dates the record: `CgmRecordClock`), trend
+ * meterRecord minutes), `measuredAt` (when this device dates the record: `CgmRecordClock`; records are handed over
+ * 0.5 s after the last of a burst, `CGM_BURST_QUIET_MS`, so that a burst is dated by its newest), trend
  * ((mg/dL)/min), quality (%) and status flags when sent. `tMeter` is
  * not set: CGMs without a clock of their own report whatever start the collector or the factory
  * wrote, and the glucose monitor times readings by `tMeter` when present, so a wrong CGM clock
@@ -39,6 +40,7 @@
  * Undecodable bytes (bad size, CRC mismatch, reserved flags) and records without a finite glucose
  * value go to quarantine with transport `ble:<address>/2aa7`.
  */
+import type { ClockTimer } from '../clock.js';
 import { DecodeError } from '../errors.js';
 import { CGM_MEASURED_AT } from './meter-time.js';
 import {
@@ -81,6 +83,14 @@ const SEEN_LIMIT = 2048;
  * A record resent after a reconnect is minutes old, not a day.
  */
 const SESSION_RESTART_MINUTES = 24 * 60;
+/**
+ * A record is handed over once no other record has come for this long (ms): the records of a burst (stored
+ * records sent oldest first when the CGM connects mid-session, or those missed during a link loss) are dated
+ * together by the newest of them (`CgmRecordClock`). A live record waits this long; CGMs measure every 1-5 min.
+ */
+export const CGM_BURST_QUIET_MS = 500;
+/** A burst longer than this is handed over in parts (more than 14 days of 5-minute records): bounded memory. */
+const CGM_BURST_MAX_RECORDS = 4096;
 
 /** A Session Start Time usable to tell sessions apart (its date is known). */
 export interface BleCgmSessionStart {
@@ -127,6 +137,9 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   /** Records of the current link, handled one after the other (a record may wait for a 0x2AAA read). */
   private queue: Promise<void> = Promise.resolve();
   private streamDetail = 'streaming';
+  /** Records received but not yet dated and handed over: the burst still coming (see `CGM_BURST_QUIET_MS`). */
+  private pending: PendingRecord[] = [];
+  private pendingTimer: ClockTimer | undefined;
 
   constructor(sensor: string, options: BleCgmOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, CGM_SERVICE_UUID, options, deps, connectorFactory);
@@ -219,6 +232,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.sessionRestarts += 1;
     this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
     this.highestOffset = -1;
+    this.handOver();
     this.recordClock.reset();
   }
 
@@ -238,6 +252,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES) {
       this.seen.clear();
       this.highestOffset = -1;
+      this.handOver();
       this.recordClock.reset();
       this.sessionRestarts += 1;
       this.deps.logger.info({ sensor: this.sensor, timeOffset: r.timeOffsetMinutes }, 'CGM time offsets restarted: a new sensor session');
@@ -263,7 +278,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     const context: Record<string, string> = { source: 'cgm' };
     if (start) context.sessionStart = start.iso;
     const now = this.deps.clock.now();
-    context[CGM_MEASURED_AT] = new Date(this.recordClock.measuredAt(r.timeOffsetMinutes, now, this.deps.clock.monotonic())).toISOString();
+    const monotonic = this.deps.clock.monotonic();
+    this.recordClock.observe(r.timeOffsetMinutes, monotonic);
     const trend = r.trend && finiteValue(r.trend);
     if (trend !== undefined) context.trendMgPerDlPerMin = String(trend);
     const quality = r.quality && finiteValue(r.quality);
@@ -275,9 +291,41 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
         .join(',');
     }
     const reading: Reading = { sensor: this.sensor, type: 'glucose', value, unit: 'mg/dL', tDevice: now, meterRecord: r.timeOffsetMinutes, context };
-    this.records += 1;
-    this.sink.reading(reading);
+    this.pending.push({ reading, offsetMinutes: r.timeOffsetMinutes, now, monotonic });
+    if (this.pendingTimer) this.deps.clock.clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
+    if (this.pending.length >= CGM_BURST_MAX_RECORDS) this.handOver();
+    else this.pendingTimer = this.deps.clock.setTimeout(() => this.handOver(), CGM_BURST_QUIET_MS);
   }
+
+  /** Dates the records received so far by the session bound they give together, and hands them to the sink. */
+  private handOver(): void {
+    if (this.pendingTimer) this.deps.clock.clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    for (const p of batch) {
+      if (!this.sink) return;
+      const context = p.reading.context ?? {};
+      context[CGM_MEASURED_AT] = new Date(this.recordClock.dateOf(p.offsetMinutes, p.now, p.monotonic)).toISOString();
+      this.records += 1;
+      this.sink.reading({ ...p.reading, context });
+    }
+  }
+
+  /** Hands over the records still waiting for the end of their burst, then stops. */
+  override async stop(): Promise<void> {
+    this.handOver();
+    await super.stop();
+  }
+}
+
+interface PendingRecord {
+  reading: Reading;
+  offsetMinutes: number;
+  /** Wall and monotonic clocks at its arrival. */
+  now: number;
+  monotonic: number;
 }
 
 /**
@@ -287,8 +335,10 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
  * offset. Live records arrive within seconds of being measured, so the bound is tight from the first one;
  * records missed during a link loss and sent in a burst at the reconnect get their own times back instead
  * of all the reconnect's (QA: a 35 min burst gave a false gap, a trend of -4,800 mg/dL/min and a forecast
- * of -143,858 mg/dL). Records of a burst before any live one are dated no earlier than they arrived
- * minus what the burst itself shows. Independent of the CGM's own clock, which may be wrong.
+ * of -143,858 mg/dL). The driver observes every record of a burst before it dates any (`observe`, then
+ * `dateOf`), so stored records sent oldest first when the device connects mid-session are dated by the
+ * newest of them, not each at its own arrival (QA: 24 `falling-fast` trends of about -5,000 mg/dL/min).
+ * Independent of the CGM's own clock, which may be wrong.
  */
 export class CgmRecordClock {
   private startMono: number | undefined;
@@ -298,12 +348,18 @@ export class CgmRecordClock {
     this.startMono = undefined;
   }
 
-  /** The device wall-clock time (ms) record `offsetMinutes` was measured, given the wall and monotonic clocks at its arrival. */
-  measuredAt(offsetMinutes: number, now: number, monotonic: number): number {
+  /** Takes the bound a record arriving at `monotonic` gives on the session start. */
+  observe(offsetMinutes: number, monotonic: number): void {
     const bound = monotonic - offsetMinutes * 60_000;
     if (this.startMono === undefined || bound < this.startMono) this.startMono = bound;
-    return now - (monotonic - (this.startMono + offsetMinutes * 60_000));
   }
+
+  /** The device wall-clock time (ms) record `offsetMinutes` was measured, by the bounds observed so far, given the clocks at its arrival. */
+  dateOf(offsetMinutes: number, now: number, monotonic: number): number {
+    const start = this.startMono ?? monotonic - offsetMinutes * 60_000;
+    return now - (monotonic - (start + offsetMinutes * 60_000));
+  }
+
 }
 
 export const BLE_CGM_DRIVER: DriverDescriptor<BleCgmOptions> = {

@@ -119,6 +119,27 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
     expect(sink.quarantined).toEqual([]);
   }, 60_000);
 
+  it('connected mid-session, the stored records the CGM sends oldest first are dated 5 min apart by the newest of them, not each at its arrival', async () => {
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
+    let sentAt: number | undefined;
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      // Two hours into the session: records 0-120 min (25, falling 180 -> 84 mg/dL) in one burst, then the live ones.
+      for (let i = 0; i <= 24; i++) await cgm.measure({ mgPerDl: 180 - 4 * i, timeOffset: 5 * i });
+      sentAt = Date.now();
+      await waitFor(() => sink.readings.length === 25, 'the 25 stored records');
+    } finally {
+      await driver.stop();
+    }
+    const measured = sink.readings.map((r) => Date.parse(r.context?.measuredAt ?? ''));
+    // The newest is dated at its arrival (within the burst's own duration)...
+    expect(Math.abs((measured[24] as number) - (sentAt ?? 0))).toBeLessThan(2000);
+    // ...and every other one 5 min before the next one, to the ms the ISO times keep (the old code dated all within ~1 s).
+    for (let i = 1; i <= 24; i++) expect(Math.abs((measured[i] as number) - (measured[i - 1] as number) - 5 * 60_000)).toBeLessThanOrEqual(2);
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 25 }, (_, i) => 5 * i));
+    expect(driver.records).toBe(25);
+  }, 60_000);
+
   it('a reconnect to the same sensor session still suppresses and counts the records it resends', async () => {
     const { cgm, bluez, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
     try {
