@@ -1,10 +1,10 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Alert, RaisedAlert, Reading, StreamChunk } from '../../device-sdk/records.js';
-import { defaultBeatModelDir, WorkerBeatClassifier } from '../../firmware/ecg-classifier.js';
+import type { WorkerBeatClassifier } from '../../firmware/ecg-classifier.js';
 import { EcgMonitor } from '../../firmware/ecg-monitor.js';
 import { readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
-import { requireBuild } from '../helpers/cli.js';
+import { useShippedBeatClassifier } from '../helpers/beat-classifier.js';
 import { MITDB, missingNote, NSTDB, sharedDataRuns } from '../helpers/shared-data.js';
 
 // The ECG alarms of the runtime (EcgMonitor with the shipped beat model in its worker, as `medge run`
@@ -77,19 +77,12 @@ async function monitorLead(x: Int16Array, classifier: WorkerBeatClassifier): Pro
 const kinds = (alerts: Alert[]) => alerts.map((a) => [a.kind, a.severity, Math.round(a.t / 100) / 10]);
 
 describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${missingNote(MITDB)}`, () => {
-  let classifier: WorkerBeatClassifier;
-  beforeAll(async () => {
-    requireBuild();
-    classifier = await WorkerBeatClassifier.start(defaultBeatModelDir(), 'wasm');
-  });
-  afterAll(async () => {
-    await classifier?.close();
-  });
+  const shipped = useShippedBeatClassifier();
 
   it('raises no-beats (severity 3), and no rate, AF or ventricular alert, when a lead goes back on a patient with no heartbeat', async () => {
     // 101, the lead off (flat) from 30 to 40 s, back on at 40 s showing only baseline noise (0.03 mV SD) until 60 s.
     const x = lead([{ ecg: '101', fromS: 0, seconds: 30 }, { flat: 10 }, { noiseMv: 0.03, seconds: 20 }, { ecg: '101', fromS: 30, seconds: 10 }]);
-    const { alerts, readings } = await monitorLead(x, classifier);
+    const { alerts, readings } = await monitorLead(x, shipped.current);
     expect(alerts.map((a) => [a.kind, a.severity])).toEqual([
       ['ecg-lead-off', 2],
       ['ecg-flat-line', 3],
@@ -112,7 +105,7 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
     // them and reported 112-188 /min (bench/ecg-lead-back.js). They do not repeat a shape.
     for (const fromS of [300, 600, 900]) {
       const x = lead([{ ecg: '101', fromS: 0, seconds: 30 }, { flat: 10 }, { muscle: 2.5, fromS, seconds: 20 }, { ecg: '101', fromS: 30, seconds: 15 }]);
-      const { alerts, readings } = await monitorLead(x, classifier);
+      const { alerts, readings } = await monitorLead(x, shipped.current);
       expect(readings.filter((r) => r.tDevice > 32_500 && r.tDevice <= 60_000)).toEqual([]);
       expect(alerts.filter((a) => a.kind !== 'ecg-lead-off' && a.kind !== 'ecg-flat-line' && a.kind !== 'ecg-no-beats')).toEqual([]);
       expect(readings.filter((r) => r.tDevice > 60_000).length).toBeGreaterThan(0);
@@ -121,7 +114,7 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
 
   it('raises no-beats (severity 3) for baseline noise after normal ECG with no lead-off before it', async () => {
     const x = lead([{ ecg: '101', fromS: 0, seconds: 30 }, { noiseMv: 0.03, seconds: 15 }, { ecg: '101', fromS: 30, seconds: 10 }]);
-    const { alerts } = await monitorLead(x, classifier);
+    const { alerts } = await monitorLead(x, shipped.current);
     expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-no-beats', 3]]);
     expect(alerts[0]?.t).toBeLessThan(35_000);
     expect(alerts[0]?.message).toMatch(/^No QRS complex detected for 4 s /);
@@ -136,7 +129,7 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
       ['205', 298],
     ] as const) {
       const x = lead([{ ecg: record, fromS: backS - 13, seconds: 10, raw: true }, { flat: 3 }, { ecg: record, fromS: backS, seconds: 12, raw: true }]);
-      const { alerts } = await monitorLead(x, classifier);
+      const { alerts } = await monitorLead(x, shipped.current);
       expect(alerts.filter((a) => a.kind === 'ecg-no-beats')).toEqual([]);
     }
   });
@@ -144,7 +137,7 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
   it('raises a flat line after beats at severity 3 (it may be an arrest), once per episode', async () => {
     // 15 s of 0.005 mV noise: a true flat line (peak-to-peak < 0.05 mV), twice.
     const x = lead([{ ecg: '101', fromS: 0, seconds: 30 }, { noiseMv: 0.005, seconds: 15 }, { ecg: '101', fromS: 30, seconds: 20 }, { noiseMv: 0.005, seconds: 15 }]);
-    const { alerts } = await monitorLead(x, classifier);
+    const { alerts } = await monitorLead(x, shipped.current);
     expect(kinds(alerts)).toEqual([
       ['ecg-lead-off', 2, 32],
       ['ecg-flat-line', 3, 34],
@@ -157,7 +150,7 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
   it('raises one ventricular run alert and one sustained alert (severity 3) over the ventricular flutter of 207', async () => {
     // 207 from 1515 s: flutter from 1541 to 1639 s (98 s). The model calls about half of its waves N or S.
     const x = lead([{ ecg: '207', fromS: 1515, seconds: 130 }]);
-    const { alerts } = await monitorLead(x, classifier);
+    const { alerts } = await monitorLead(x, shipped.current);
     expect(alerts.map((a) => [a.kind, a.severity])).toEqual([
       ['ecg-ventricular-run', 2],
       ['ecg-sustained-ventricular-run', 3],
@@ -172,11 +165,11 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG alarms of the runtime on MIT-BIH${m
   });
 
   it('still raises one AF onset on 201 and one ventricular run on the ventricular tachycardia of 205', async () => {
-    const af = await monitorLead(lead([{ ecg: '201', fromS: 1560, seconds: 120 }]), classifier);
+    const af = await monitorLead(lead([{ ecg: '201', fromS: 1560, seconds: 120 }]), shipped.current);
     expect(af.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-af-onset', 2]]);
     // The finding's probability is the detector's AF duration +P with the shipped model's classes (cross-validation, model card); it was 1.
     expect((af.alerts[0] as RaisedAlert).finding).toMatchObject({ label: 'af-suspected', probability: 0.927 });
-    const vt = await monitorLead(lead([{ ecg: '205', fromS: 1440, seconds: 60 }]), classifier);
+    const vt = await monitorLead(lead([{ ecg: '205', fromS: 1440, seconds: 60 }]), shipped.current);
     expect(vt.alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-ventricular-run', 2]]);
   });
 

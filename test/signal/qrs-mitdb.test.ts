@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { isQrsCode } from '../../device-sdk/protocols/wfdb.js';
 import { aamiClassOf } from '../../device-sdk/signal/ecg/beat-features.js';
 import {
@@ -17,9 +17,8 @@ import {
 } from '../../device-sdk/signal/ecg/ec57.js';
 import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
 import { analyzeSignal, detectBeats, nstNoises, PACED_RECORDS, reversedLead } from '../../firmware/cli/ecg.js';
-import { defaultBeatModelDir, WorkerBeatClassifier } from '../../firmware/ecg-classifier.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
-import { requireBuild } from '../helpers/cli.js';
+import { useShippedBeatClassifier } from '../helpers/beat-classifier.js';
 import { MITDB, missingNote, NSTDB, sharedDataRuns } from '../helpers/shared-data.js';
 
 const RECORDS = '101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230 102 104 107 217'.split(' ');
@@ -35,7 +34,7 @@ function score(path: string) {
 // on these records, which it was trained on (in-sample); the out-of-sample cross-validation figures
 // are in models/ecg-beats/MODEL_CARD.md.
 describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH records (EC57)${missingNote(MITDB)}`, () => {
-  let classifier: WorkerBeatClassifier;
+  const shipped = useShippedBeatClassifier();
   const qrs: DetectionScore[] = [];
   const classes: ClassScores[] = [];
   const af: DurationScore[] = [];
@@ -43,8 +42,6 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
   let sInAf = 0;
   let afBeats = 0;
   beforeAll(async () => {
-    requireBuild();
-    classifier = await WorkerBeatClassifier.start(defaultBeatModelDir(), 'wasm');
     for (const name of RECORDS) {
       const path = join(MITDB, name);
       const record = readWfdbRecord(path);
@@ -52,7 +49,7 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
       const signal = record.signals[0] as Int16Array;
       const length = signal.length;
       const reference = readWfdbAnnotations(path, 'atr').annotations;
-      const r = await analyzeSignal(signal, fs, classifier);
+      const r = await analyzeSignal(signal, fs, shipped.current);
       qrs.push(scoreDetections(reference, r.beats.map((b) => b.sample), { fs, length }));
       if (!PACED_RECORDS.includes(name)) classes.push(classScores(classPairs(reference, r.beats, aamiClassOf, { fs, length })));
       for (const [k, e] of r.af.entries()) {
@@ -66,9 +63,6 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
       af.push(durationScore(ref.af, r.afEpisodes, { fs, length, excluded: ref.excluded }));
     }
   }, 240_000);
-  afterAll(async () => {
-    await classifier?.close();
-  });
 
   it('reaches gross QRS Se and +P >= 99.8% over the 26 records', () => {
     const gross = grossScore(qrs);
@@ -97,8 +91,8 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
       const path = join(MITDB, name);
       const record = readWfdbRecord(path);
       const signal = record.signals[0] as Int16Array;
-      const a = await analyzeSignal(signal, record.header.fs, classifier);
-      const b = await analyzeSignal(reversedLead(signal, record.header.signals[0]?.baseline ?? 0), record.header.fs, classifier);
+      const a = await analyzeSignal(signal, record.header.fs, shipped.current);
+      const b = await analyzeSignal(reversedLead(signal, record.header.signals[0]?.baseline ?? 0), record.header.fs, shipped.current);
       expect(b.beats.map((x) => x.sample)).toEqual(a.beats.map((x) => x.sample));
       expect(b.beats.map((x) => x.cls), name).toEqual(a.beats.map((x) => x.cls));
       expect(b.afEpisodes, name).toEqual(a.afEpisodes);
@@ -118,8 +112,8 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG pipeline on the shared MIT-BIH reco
       const noisy = Int16Array.from(signal, (v, k) => Math.round(v + 0.1 * gain * Math.sin((2 * Math.PI * 50 * k) / fs)));
       const reference = readWfdbAnnotations(path, 'atr').annotations;
       const ref = afReference(reference, signal.length);
-      const a = await analyzeSignal(signal, fs, classifier);
-      const b = await analyzeSignal(noisy, fs, classifier);
+      const a = await analyzeSignal(signal, fs, shipped.current);
+      const b = await analyzeSignal(noisy, fs, shipped.current);
       clean.push(durationScore(ref.af, a.afEpisodes, { fs, length: signal.length, excluded: ref.excluded }));
       hum.push(durationScore(ref.af, b.afEpisodes, { fs, length: signal.length, excluded: ref.excluded }));
       // The R peak is placed on the lead as it comes, hum and all (notching that costs QRS Se and +P), which
