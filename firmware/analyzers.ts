@@ -142,10 +142,21 @@ class ModelState {
  * runtime does not analyse it either. Heart sounds: below twice the screen band's upper edge (1600 Hz)
  * every window is `unreadable` (`low-sample-rate`); no upper limit (the screen resamples to 4 kHz).
  */
-export const VALIDATED_SAMPLE_RATES: Readonly<Record<'ecg' | 'pcg', { min: number; max: number; refuseAtOrBelow: number }>> = Object.freeze({
-  ecg: Object.freeze({ min: 128, max: 360, refuseAtOrBelow: 2 * DEFAULT_QRS_OPTIONS.bandHz[1] }),
-  pcg: Object.freeze({ min: 2 * DEFAULT_PCG_SCREEN_OPTIONS.bandHz[1], max: Number.POSITIVE_INFINITY, refuseAtOrBelow: 0 }),
+export const VALIDATED_SAMPLE_RATES: Readonly<Record<'ecg' | 'pcg', SampleRateRange>> = Object.freeze({
+  // Above 16 kHz (the fastest ECG front ends, for pacemaker spikes) a stream is not analysed: QA's DATA frame
+  // at 1e9 Hz made the QRS detector refuse its history and took the ECG link down; at 1 MHz the analysis
+  // would run slower than real time on a board.
+  ecg: Object.freeze({ min: 128, max: 360, refuseAtOrBelow: 2 * DEFAULT_QRS_OPTIONS.bandHz[1], refuseAbove: 16_000 }),
+  pcg: Object.freeze({ min: 2 * DEFAULT_PCG_SCREEN_OPTIONS.bandHz[1], max: Number.POSITIVE_INFINITY, refuseAtOrBelow: 0, refuseAbove: 192_000 }),
 });
+
+/** Validated sample rates of an analysis (Hz), and where it does not run at all. */
+export interface SampleRateRange {
+  min: number;
+  max: number;
+  refuseAtOrBelow: number;
+  refuseAbove: number;
+}
 
 /** The quality flag of findings from a stream outside its analysis's validated sample rates. */
 export const UNVALIDATED_SAMPLE_RATE = 'unvalidated-sample-rate';
@@ -169,7 +180,7 @@ class SampleRateCheck {
     private readonly deps: { now: () => number; logger: Pick<Logger, 'warn'> },
   ) {}
 
-  get range(): { min: number; max: number; refuseAtOrBelow: number } {
+  get range(): SampleRateRange {
     return VALIDATED_SAMPLE_RATES[this.signal];
   }
 
@@ -178,9 +189,9 @@ class SampleRateCheck {
     return this.outside.has(sensor);
   }
 
-  /** Whether the stream of `rateHz` is not analysed at all (at or below the floor). */
+  /** Whether the stream of `rateHz` is not analysed at all (at or below the floor, or above the ceiling). */
   refused(rateHz: number): boolean {
-    return rateHz <= this.range.refuseAtOrBelow;
+    return rateHz <= this.range.refuseAtOrBelow || rateHz > this.range.refuseAbove;
   }
 
   /** Notes the chunk's rate; returns the alert when it is a new rate outside the range. */
@@ -205,7 +216,7 @@ class SampleRateCheck {
       severity: notMonitored ? 2 : 1,
       t: this.deps.now(),
       sensor: c.sensor,
-      message: `Sensor ${c.sensor} sends ${this.signal === 'ecg' ? 'ECG' : 'heart sounds'} at ${c.rateHz} Hz; the ${this.what} is validated for ${range}${refused ? ` and cannot run at or below ${this.range.refuseAtOrBelow} Hz` : ''}: ${consequence}. Configure the device to sample within ${range}.`,
+      message: `Sensor ${c.sensor} sends ${this.signal === 'ecg' ? 'ECG' : 'heart sounds'} at ${c.rateHz} Hz; the ${this.what} is validated for ${range}${refused ? ` and cannot run ${c.rateHz > this.range.refuseAbove ? `above ${this.range.refuseAbove}` : `at or below ${this.range.refuseAtOrBelow}`} Hz` : ''}: ${consequence}. Configure the device to sample within ${range}.`,
     };
   }
 }
@@ -445,7 +456,7 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
   let hooks: AnalyzerHooks | undefined;
   const rates = new SampleRateCheck('pcg', 'heart-sound screen', {
     unvalidated: 'every window will be unreadable (low-sample-rate): no heart rate and no screening from it',
-    refused: '',
+    refused: 'these heart sounds are stored but not screened (no heart rate or heart-sound findings from them)',
   }, { now: options.now ?? Date.now, logger });
   const clock = options.clock;
   const endAfterMs = options.endAfterMs ?? 2000;
@@ -490,9 +501,10 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     onChunk: (c) => {
       const m = monitors.get(c.sensor);
       if (!m) return undefined;
-      watch(c.sensor, m, (1000 * c.samples.length) / c.rateHz);
       // Below the range the screen itself answers unreadable (low-sample-rate): the alert says so once, at the start.
       const alert = c.channel === 0 ? rates.check(c) : undefined;
+      if (rates.refused(c.rateHz)) return alert ? { alerts: [alert] } : undefined;
+      watch(c.sensor, m, (1000 * c.samples.length) / c.rateHz);
       const out = m.push(c);
       return alert ? { ...out, alerts: [alert, ...(out?.alerts ?? [])] } : out;
     },

@@ -31,6 +31,11 @@ import { ClinicServer } from './ui/server.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 
 /** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
+/** The alert kind of an analysis that threw on its input (severity 2): the sensor's data are stored but not analysed. */
+export const ANALYSIS_ERROR = 'analysis-error';
+/** An `analysis-error` of the same analysis and sensor is raised again only after this long (ms). */
+const ANALYSIS_ERROR_REPEAT_MS = 10 * 60_000;
+
 const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string) => Reading>> = Object.freeze({
   [GLUCOSE_LINE_CODEC]: decodeGlucoseLine,
 });
@@ -139,6 +144,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly sensorStates = new Map<string, SensorState>();
   /** Each stream sensor's sample rate this session, and whether the audit log had it at that rate when it came (`noteRate`). */
   private readonly sensorRates = new Map<string, { rateHz: number; audited: boolean }>();
+  /** When `analysis-error` was last raised, by `analyzer|sensor`. */
+  private readonly analysisErrors = new Map<string, number>();
   /** Monitored ECG sensors, watched for a lost signal while the sources run. */
   private readonly ecgSensors: string[];
   private watchdog: SignalWatchdog | undefined;
@@ -391,6 +398,36 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * rate); findings without a sensor name `sensor`, the sensor of the chunk or reading that produced
    * them (a flush or a timer names its own).
    */
+  /**
+   * Runs one step of an analysis on data already stored. An exception there is logged and raised as
+   * `analysis-error` (severity 2: that sensor's data are not being analysed), at most once per analysis
+   * and sensor every `ANALYSIS_ERROR_REPEAT_MS`; it never stops storage, the other analyses or the link
+   * (QA: one ECG frame at 1e9 Hz made the QRS detector throw, which ended the serial session for good).
+   */
+  private analyze(a: Analyzer, sensor: string, step: () => AnalyzerOutput | undefined): void {
+    let out: AnalyzerOutput | undefined;
+    try {
+      out = step();
+    } catch (error) {
+      const key = `${a.name}|${sensor}`;
+      const now = this.clock.now();
+      const last = this.analysisErrors.get(key);
+      const message = error instanceof Error ? error.message : String(error);
+      this.log.error({ analyzer: a.name, sensor, err: message }, 'analysis failed on its input; the data are stored');
+      if (last !== undefined && now - last < ANALYSIS_ERROR_REPEAT_MS && now >= last) return;
+      this.analysisErrors.set(key, now);
+      this.raise({
+        kind: ANALYSIS_ERROR,
+        severity: 2,
+        t: now,
+        sensor,
+        message: `The ${a.name} analysis of sensor ${sensor} failed on the data it received (${message.slice(0, 300)}). The data are stored; until the analysis runs again there are no findings or alarms from it: check the device's settings.`,
+      });
+      return;
+    }
+    this.take(out, sensor);
+  }
+
   private take(out: AnalyzerOutput | undefined, sensor?: string): void {
     if (!out) return;
     const named = (f: Finding) => (f.sensor === undefined && sensor !== undefined ? { ...f, sensor } : f);
@@ -433,7 +470,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         if (this.storageFull) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);
         // Analysis runs whether or not the waveform could be stored: alarms never wait for storage.
-        for (const a of this.analyzers) if (a.onChunk) this.take(a.onChunk(c), c.sensor);
+        for (const a of this.analyzers) if (a.onChunk) this.analyze(a, c.sensor, () => a.onChunk?.(c));
       },
       reading: (r) => this.onReading(r),
       quarantine: (q) => this.quarantine(q.transport, q.sensor, q.error, q.bytes),
@@ -494,7 +531,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (r.meterRecord !== undefined && r.meterRecord > (this.meterRecords.get(r.sensor) ?? -1)) this.meterRecords.set(r.sensor, r.meterRecord);
     this.ledger.add('reading', r);
     this.take(this.rules.onReading(r), r.sensor);
-    for (const a of this.analyzers) if (a.onReading) this.take(a.onReading(r), r.sensor);
+    for (const a of this.analyzers) if (a.onReading) this.analyze(a, r.sensor, () => a.onReading?.(r));
   }
 
   /** Stores the alert durably (with the finding that raised it, when given), then raises it locally (log, status, listeners such as a buzzer). */

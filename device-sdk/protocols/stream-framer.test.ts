@@ -386,15 +386,27 @@ describe('StreamFramer: corruption and resynchronisation', () => {
     expect(gaps(events)).toEqual([]); // SEQ_RESET
   });
 
-  it('flush() recovers complete frames hidden behind an unfinished false start and reports the rest as truncated', () => {
+  it('frames that start inside an unfinished false start come out in the push that completes them, not after its claimed length', () => {
+    // QA: a cut vendor frame announcing 4000 bytes held 19 valid 360 Hz ECG frames back (until a power cut lost them).
     const framer = new StreamFramer();
     const hidden = [ecg(1), ecg(2)];
-    const events = framer.push(concat([fakeHeader(4000, 0x01, 9), ...hidden.map(encodeFrame)]));
-    expect(events).toEqual([]);
-    const flushed = framer.flush();
-    expect(flushed.map((e) => (e.type === 'garbage' ? e.error.reason : e.type))).toEqual(['truncated', 'frame', 'frame']);
-    expect(frames(flushed)).toEqual(hidden);
+    const first = framer.push(concat([fakeHeader(4000, 0x81, 9), encodeFrame(hidden[0] as StreamDataFrame)]));
+    expect(first.map((e) => (e.type === 'garbage' ? e.error.reason : e.type))).toEqual(['truncated', 'frame']);
+    expect(garbage(first)[0]?.bytes.length).toBe(12);
+    expect(garbage(first)[0]?.error.message).toMatch(/cut after 12 bytes: a complete frame starts inside the 4016 bytes it announced/);
+    const second = framer.push(encodeFrame(hidden[1] as StreamDataFrame));
+    expect(frames([...first, ...second])).toEqual(hidden);
+    expect(framer.bufferedBytes).toBe(0);
     expect(framer.flush()).toEqual([]);
+  });
+
+  it('flush() returns the unfinished false start as truncated when nothing complete follows it', () => {
+    const framer = new StreamFramer();
+    const tail = encodeFrame(ecg(1)).subarray(0, 20);
+    expect(framer.push(concat([fakeHeader(4000, 0x01, 9), tail]))).toEqual([]);
+    const flushed = framer.flush();
+    expect(flushed.map((e) => (e.type === 'garbage' ? e.error.reason : e.type))).toEqual(['truncated', 'truncated']);
+    expect(flushed.reduce((n, e) => n + (e.type === 'garbage' ? e.bytes.length : 0), 0)).toBe(32);
   });
 
   it('flush() returns a trailing partial frame as truncated garbage', () => {

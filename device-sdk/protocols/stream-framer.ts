@@ -12,7 +12,11 @@
  * Resynchronisation (README §3.2): a candidate frame starts at a sync word `A5 4D` with a valid
  * header CRC-16 and a length within the maximum; it is a frame when its CRC-32 matches. When a
  * candidate fails at any step, the framer skips exactly one byte and scans again, so an intact
- * frame is found even when it starts inside the bytes a damaged frame claimed.
+ * frame is found even when it starts inside the bytes a damaged frame claimed. A frame still
+ * incomplete is not waited for when a complete intact frame already starts inside the bytes it
+ * announced (a device that reset mid-frame, or a cut vendor frame announcing 4 KB): its bytes up to
+ * that frame are garbage (`truncated`) at once, so the frames after a cut one are not held back until
+ * the cut one's length has passed (QA: 3.6 s of a 360 Hz ECG; 16 s at 128 Hz).
  */
 import { ConfigError } from '../errors.js';
 import {
@@ -197,13 +201,18 @@ export class StreamFramer {
       }
       const total = STREAM_HEADER_BYTES + header.bodyLength + STREAM_TRAILER_BYTES;
       if (end - p < total) {
+        const inside = completeFrameWithin(buf, p + 1, end, maxBody);
+        if (inside !== undefined) {
+          // A device that resets mid-frame starts afresh: its next frames come inside the bytes the cut frame announced.
+          skip(inside, () => new StreamFrameError('truncated', `a frame cut after ${inside - p} bytes: a complete frame starts inside the ${total} bytes it announced (${describe(header)})`, header), true);
+          continue;
+        }
         if (!final) break;
         skip(p + 1, () => new StreamFrameError('truncated', `the stream ended ${end - p} bytes into a ${total}-byte frame (${describe(header)})`, header), true);
         continue;
       }
       const crcAt = p + total - STREAM_TRAILER_BYTES;
-      const crc = (buf[crcAt]! | (buf[crcAt + 1]! << 8) | (buf[crcAt + 2]! << 16) | (buf[crcAt + 3]! << 24)) >>> 0;
-      if (streamFrameCrc(buf, p, crcAt) !== crc) {
+      if (streamFrameCrc(buf, p, crcAt) !== readCrc32(buf, crcAt)) {
         skip(p + 1, () => new StreamFrameError('crc', `frame CRC-32 mismatch: a damaged frame or a false start (${describe(header)})`, header), true);
         continue;
       }
@@ -260,6 +269,27 @@ function findSync(buf: Uint8Array, from: number, end: number): number {
     if (i + 1 >= end || buf[i + 1] === STREAM_SYNC[1]) return i;
     i++;
   }
+}
+
+/**
+ * The start of the first complete, intact frame (valid header CRC-16, length within `maxBody`, CRC-32
+ * matching) in `[from, end)`, or undefined. A frame still being received cannot contain one unless its
+ * body embeds a whole frame with both checksums right, which v1 senders never do (README §3.2).
+ */
+function completeFrameWithin(buf: Uint8Array, from: number, end: number, maxBody: number): number | undefined {
+  for (let q = findSync(buf, from, end); end - q >= STREAM_HEADER_BYTES; q = findSync(buf, q + 1, end)) {
+    const header = readFrameHeader(buf, q);
+    if (!header || header.bodyLength > maxBody) continue;
+    const crcAt = q + STREAM_HEADER_BYTES + header.bodyLength;
+    if (crcAt + STREAM_TRAILER_BYTES > end) continue;
+    if (streamFrameCrc(buf, q, crcAt) === readCrc32(buf, crcAt)) return q;
+  }
+  return undefined;
+}
+
+/** The little-endian CRC-32 trailer at `at`. */
+function readCrc32(buf: Uint8Array, at: number): number {
+  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }
 
 function noFrameStart(): StreamFrameError {

@@ -112,6 +112,14 @@ export type StreamDeviceIdentity = Omit<StreamInfoFrame, 'kind' | 'seq' | 'seqRe
 
 type GapCause = 'corrupted' | 'disconnected' | 'frames-lost';
 
+/**
+ * Bytes left undecided in the framer (an unfinished frame) after this long without a new byte are taken
+ * as a frame cut short (a device that stopped or reset mid-frame): what they hold is stored or
+ * quarantined now instead of waiting for bytes that may never come (QA: 24 frames behind a cut one
+ * stayed in memory until shutdown; a power cut meanwhile lost them).
+ */
+export const SERIAL_IDLE_FLUSH_MS = 1000;
+
 export class SerialStreamDriver implements SensorDriver {
   readonly sensor: string;
   readonly driver: string;
@@ -146,6 +154,7 @@ export class SerialStreamDriver implements SensorDriver {
   private identity: StreamDeviceIdentity | undefined;
   private hostSeq = 0;
   private identifyTimer: ClockTimer | undefined;
+  private idleTimer: ClockTimer | undefined;
   // Stream index bookkeeping (§5.4).
   private expectedDevice: number | undefined;
   private offset = 0;
@@ -195,6 +204,7 @@ export class SerialStreamDriver implements SensorDriver {
     if (this.stopped) return;
     this.stopped = true;
     this.clearIdentifyTimer();
+    this.clearIdleTimer();
     await this.supervisor?.stop();
     await Promise.all([...this.sessions]);
     if (this.sink) this.handle(this.framer.flush());
@@ -215,12 +225,20 @@ export class SerialStreamDriver implements SensorDriver {
     try {
       for await (const chunk of transport) {
         this.counters.bytesReceived += chunk.length;
+        this.clearIdleTimer();
         this.handle(this.framer.push(chunk));
+        if (this.framer.bufferedBytes > 0) {
+          this.idleTimer = this.clock.setTimeout(() => {
+            this.idleTimer = undefined;
+            if (!this.stopped && this.sink) this.handle(this.framer.flush());
+          }, SERIAL_IDLE_FLUSH_MS);
+        }
       }
     } catch (error) {
       if (!isCanceled(error)) this.log.warn({ err: (error as Error).message }, 'serial link lost');
     }
     this.clearIdentifyTimer();
+    this.clearIdleTimer();
     if (this.stopped) return;
     // The port is gone: what is left in the framer is a cut frame or noise, quarantined now.
     this.handle(this.framer.flush());
@@ -247,21 +265,39 @@ export class SerialStreamDriver implements SensorDriver {
     this.identifyTimer = undefined;
   }
 
+  private clearIdleTimer(): void {
+    if (this.idleTimer) this.clock.clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  /**
+   * Hands the framer's events on. What the sink does with one (storage, analysis) never ends the session:
+   * an exception there is logged and the next event is handled (QA: one frame whose rate the analysis
+   * refused ended the link for good, and every later frame was lost).
+   */
   private handle(events: StreamFramerEvent[]): void {
     for (const event of events) {
-      switch (event.type) {
-        case 'gap':
-          this.counters.lostFrames += event.missingFrames;
-          this.gapCause ??= 'frames-lost';
-          break;
-        case 'garbage':
-          this.quarantine(event.bytes, event.error.message);
-          this.gapCause = this.gapCause === 'disconnected' ? 'disconnected' : 'corrupted';
-          break;
-        case 'frame':
-          this.onFrame(event.frame, event.raw);
-          break;
+      try {
+        this.handleOne(event);
+      } catch (error) {
+        this.log.error({ err: error instanceof Error ? error.message : String(error), event: event.type }, 'a stream event could not be handed on; streaming goes on');
       }
+    }
+  }
+
+  private handleOne(event: StreamFramerEvent): void {
+    switch (event.type) {
+      case 'gap':
+        this.counters.lostFrames += event.missingFrames;
+        this.gapCause ??= 'frames-lost';
+        return;
+      case 'garbage':
+        this.quarantine(event.bytes, event.error.message);
+        this.gapCause = this.gapCause === 'disconnected' ? 'disconnected' : 'corrupted';
+        return;
+      case 'frame':
+        this.onFrame(event.frame, event.raw);
+        return;
     }
   }
 
