@@ -30,8 +30,8 @@ import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 import { ClinicServer } from './ui/server.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 
-/** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
-const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string) => Reading>> = Object.freeze({
+/** Decoders for bytes that arrive raw from a transport, by codec name (`timeZone`: the configured zone, for meter times). One explicit list. */
+const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string, timeZone?: string) => Reading>> = Object.freeze({
   [GLUCOSE_LINE_CODEC]: decodeGlucoseLine,
 });
 
@@ -213,7 +213,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
-      if (s.type !== 'device') return createSimSource(s, this.clock, seed + i);
+      if (s.type !== 'device') return createSimSource(s, this.clock, seed + i, config.timeZone);
       const driver = createDriver(s.driver, s.sensor, s.options, driverDeps);
       deviceKinds[s.sensor] = driver.kind;
       if (hasAlarmOutput(driver)) this.alarmOutputs.push(driver);
@@ -449,7 +449,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         const decode = RAW_CODECS[info.codec];
         try {
           if (!decode) throw new DecodeError(info.codec, `no decoder registered; known codecs: ${Object.keys(RAW_CODECS).join(', ')}`);
-          this.onReading(decode(bytes, this.clock.now(), info.sensor));
+          this.onReading(decode(bytes, this.clock.now(), info.sensor, this.config.timeZone));
         } catch (error) {
           if (!(error instanceof MedgeError)) throw error;
           this.quarantine(info.transport, info.sensor, error.message, bytes);

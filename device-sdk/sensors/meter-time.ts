@@ -21,6 +21,8 @@
  * 2. `configured-zone`: no usable Current Time; the runtime config names the zone meter clocks are
  *    set to (`timeZone`, an IANA name such as `Africa/Nairobi`): the wall clock is read in that zone
  *    (DST included; `device-sdk/time-zone.ts`). A drifting or wrongly set clock is not corrected.
+ * (`stated-offset`: a meter that writes its UTC offset with each time, `10:30:00+02:00`, such as the serial
+ *    line meter of firmware/sources/glucose-line-codec.ts, is converted by it; nothing to choose.)
  * 3. `zone-unknown`: neither: the wall clock is read as if it were UTC (as before this module), and
  *    the reading says so. Its age is then unknown by up to the meter's UTC offset: alert texts say
  *    that rather than give an age (firmware/rules.ts).
@@ -64,11 +66,12 @@ export function cgmMeasuredAt(r: Pick<Reading, 'context'>): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-export type MeterTimeBasis = 'current-time-service' | 'configured-zone' | 'zone-unknown';
+export type MeterTimeBasis = 'current-time-service' | 'stated-offset' | 'configured-zone' | 'zone-unknown';
 
 /** How one connection's record times are converted to UTC. */
 export type MeterClock =
   | { basis: 'current-time-service'; offsetMs: number; utcOffsetMinutes?: number; zone?: string; driftMs?: number }
+  | { basis: 'stated-offset'; utcOffsetMinutes: number }
   | { basis: 'configured-zone'; zone: string }
   | { basis: 'zone-unknown' };
 
@@ -80,7 +83,7 @@ export const METER_TIME_CONTEXT = Object.freeze({
   basis: 'meterTimeBasis',
   /** Current Time Service: meter wall clock − device clock (UTC), whole seconds. */
   offsetS: 'meterClockOffsetS',
-  /** Current Time Service with Local Time Information: the meter's stated UTC offset, `+01:00`. */
+  /** Current Time Service with Local Time Information, or a time written with its offset: the meter's stated UTC offset, `+01:00`. */
   utcOffset: 'meterUtcOffset',
   /** Configured zone: its IANA name. */
   zone: 'meterTimeZone',
@@ -151,6 +154,7 @@ export function sameMeterClock(a: MeterClock, b: MeterClock, toleranceMs = 0): b
     return near(a.offsetMs, b.offsetMs) && near(a.driftMs, b.driftMs) && a.zone === b.zone && a.utcOffsetMinutes === b.utcOffsetMinutes;
   }
   if (a.basis === 'configured-zone' && b.basis === 'configured-zone') return a.zone === b.zone;
+  if (a.basis === 'stated-offset' && b.basis === 'stated-offset') return a.utcOffsetMinutes === b.utcOffsetMinutes;
   return true;
 }
 
@@ -190,6 +194,9 @@ export function meterTime(wallMs: number, clock: MeterClock, placement?: MeterTi
       context[k.zone] = clock.zone;
       context[k.driftS] = String(clock.driftMs / 1000);
       return { tMeter: inZone(wallMs - clock.driftMs, clock.zone), context };
+    case 'stated-offset':
+      context[k.utcOffset] = formatUtcOffset(clock.utcOffsetMinutes);
+      return { tMeter: wallMs - clock.utcOffsetMinutes * 60_000, context };
     case 'configured-zone':
       context[k.zone] = clock.zone;
       return { tMeter: inZone(wallMs, clock.zone), context };
