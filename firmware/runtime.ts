@@ -16,7 +16,7 @@ import { decodeBody } from '../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
-import { createRuleEngine, type RuleEngine } from './rules.js';
+import { createRuleEngine, DEFAULT_RULE_OPTIONS, type RuleEngine } from './rules.js';
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
@@ -87,21 +87,25 @@ export function ledgerPath(dataDir: string): string {
 }
 
 /**
- * The highest meter record number stored per sensor (of `sensors`), read from the ledger's readings:
- * a meter's backfill resumes from it after a restart, so each record is stored once. Records the edge
- * acknowledged and compaction removed (after the retention) are no longer counted.
+ * What the ledger's readings keep of the meters `sensors` across a restart: the highest record number
+ * stored per sensor (a meter's backfill resumes from it, so each record is stored once; records the edge
+ * acknowledged and compaction removed after the retention are no longer counted), and their readings
+ * stored at or after `sinceMs` (device clock) in the order they were stored (the rules replay them at
+ * start, so that an alert episode open before a restart stays open). One pass over the ledger.
  */
-export function storedMeterRecords(store: OutboxStore, sensors: readonly string[]): Map<string, number> {
-  const out = new Map<string, number>();
+export function storedMeterState(store: OutboxStore, sensors: readonly string[], sinceMs: number): { lastRecords: Map<string, number>; recent: Reading[] } {
+  const lastRecords = new Map<string, number>();
+  const recent: Reading[] = [];
   const wanted = new Set(sensors);
-  if (wanted.size === 0) return out;
+  if (wanted.size === 0) return { lastRecords, recent };
   for (let after = 0; ; ) {
     const page = store.readAfter('reading', after, 5000);
-    if (page.length === 0) return out;
+    if (page.length === 0) return { lastRecords, recent };
     for (const row of page) {
       if (!wanted.has(row.tag)) continue;
       const r = decodeBody('reading', row.body);
-      if (r.meterRecord !== undefined && r.meterRecord > (out.get(r.sensor) ?? -1)) out.set(r.sensor, r.meterRecord);
+      if (r.meterRecord !== undefined && r.meterRecord > (lastRecords.get(r.sensor) ?? -1)) lastRecords.set(r.sensor, r.meterRecord);
+      if (r.tDevice >= sinceMs) recent.push(r);
     }
     after = (page.at(-1) as { seq: number }).seq;
   }
@@ -220,8 +224,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
+    // So do the rules' episodes of its readings: the readings stored in the last day (the historical limit)
+    // are replayed through the rules, nothing raised, so that the next record of a low that already alerted
+    // (the meter's backfill after the restart) does not alert again, nor an old severe reading's notice.
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
-    for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
+    const stored = storedMeterState(this.store, meterSensors, this.clock.now() - DEFAULT_RULE_OPTIONS.historical.afterMin * 60_000);
+    for (const [sensor, n] of stored.lastRecords) this.meterRecords.set(sensor, n);
+    for (const r of stored.recent) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);
     this.analyzers = createAnalyzers(config, deviceKinds, {
