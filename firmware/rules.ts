@@ -94,8 +94,8 @@ const MAX_ZONE_AHEAD_MS = 14 * 3_600_000;
 /**
  * How far (ms) a reading's meter time is ahead of the device clock beyond what can be a fresh reading, or 0:
  * more than `afterMin` (the historical limit, 24 h), plus the largest UTC offset unless the time was
- * converted by the meter's Current Time or a configured zone (a meter that says nothing of its zone, e.g. a
- * serial line meter, or a zone-unknown one). Such a reading was not measured in the future: its meter's
+ * converted by the meter's Current Time, its stated UTC offset or a configured zone (a meter that says nothing of
+ * its zone: `zone-unknown`). Such a reading was not measured in the future: its meter's
  * clock is far off, and its time says nothing, so it is treated as history (no live alert;
  * `meter-clock-ahead` says so, once per sensor). A clock a little fast (a meter not set back at the end of
  * summer time: 1 h) keeps its live alerts, which say how far ahead it is (`measuredWhen`).
@@ -104,7 +104,7 @@ export function meterClockAheadMs(r: Pick<Reading, 'tDevice' | 'tMeter' | 'conte
   if (r.tMeter === undefined) return 0;
   const ahead = r.tMeter - r.tDevice;
   const basis = r.context?.[METER_TIME_CONTEXT.basis];
-  const zoneKnown = basis === 'current-time-service' || basis === 'configured-zone';
+  const zoneKnown = basis === 'current-time-service' || basis === 'stated-offset' || basis === 'configured-zone';
   return ahead > afterMin * 60_000 + (zoneKnown ? 0 : MAX_ZONE_AHEAD_MS) ? ahead : 0;
 }
 

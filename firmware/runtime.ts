@@ -16,7 +16,7 @@ import { decodeBody } from '../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
-import { createRuleEngine, type RuleEngine } from './rules.js';
+import { createRuleEngine, DEFAULT_RULE_OPTIONS, type RuleEngine } from './rules.js';
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
@@ -30,13 +30,13 @@ import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 import { ClinicServer } from './ui/server.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 
-/** Decoders for bytes that arrive raw from a transport, by codec name. One explicit list. */
 /** The alert kind of an analysis that threw on its input (severity 2): the sensor's data are stored but not analysed. */
 export const ANALYSIS_ERROR = 'analysis-error';
 /** An `analysis-error` of the same analysis and sensor is raised again only after this long (ms). */
 const ANALYSIS_ERROR_REPEAT_MS = 10 * 60_000;
 
-const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string) => Reading>> = Object.freeze({
+/** Decoders for bytes that arrive raw from a transport, by codec name (`timeZone`: the configured zone, for meter times). One explicit list. */
+const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string, timeZone?: string) => Reading>> = Object.freeze({
   [GLUCOSE_LINE_CODEC]: decodeGlucoseLine,
 });
 
@@ -92,21 +92,25 @@ export function ledgerPath(dataDir: string): string {
 }
 
 /**
- * The highest meter record number stored per sensor (of `sensors`), read from the ledger's readings:
- * a meter's backfill resumes from it after a restart, so each record is stored once. Records the edge
- * acknowledged and compaction removed (after the retention) are no longer counted.
+ * What the ledger's readings keep of the meters `sensors` across a restart: the highest record number
+ * stored per sensor (a meter's backfill resumes from it, so each record is stored once; records the edge
+ * acknowledged and compaction removed after the retention are no longer counted), and their readings
+ * stored at or after `sinceMs` (device clock) in the order they were stored (the rules replay them at
+ * start, so that an alert episode open before a restart stays open). One pass over the ledger.
  */
-export function storedMeterRecords(store: OutboxStore, sensors: readonly string[]): Map<string, number> {
-  const out = new Map<string, number>();
+export function storedMeterState(store: OutboxStore, sensors: readonly string[], sinceMs: number): { lastRecords: Map<string, number>; recent: Reading[] } {
+  const lastRecords = new Map<string, number>();
+  const recent: Reading[] = [];
   const wanted = new Set(sensors);
-  if (wanted.size === 0) return out;
+  if (wanted.size === 0) return { lastRecords, recent };
   for (let after = 0; ; ) {
     const page = store.readAfter('reading', after, 5000);
-    if (page.length === 0) return out;
+    if (page.length === 0) return { lastRecords, recent };
     for (const row of page) {
       if (!wanted.has(row.tag)) continue;
       const r = decodeBody('reading', row.body);
-      if (r.meterRecord !== undefined && r.meterRecord > (out.get(r.sensor) ?? -1)) out.set(r.sensor, r.meterRecord);
+      if (r.meterRecord !== undefined && r.meterRecord > (lastRecords.get(r.sensor) ?? -1)) lastRecords.set(r.sensor, r.meterRecord);
+      if (r.tDevice >= sinceMs) recent.push(r);
     }
     after = (page.at(-1) as { seq: number }).seq;
   }
@@ -220,15 +224,20 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
-      if (s.type !== 'device') return createSimSource(s, this.clock, seed + i);
+      if (s.type !== 'device') return createSimSource(s, this.clock, seed + i, config.timeZone);
       const driver = createDriver(s.driver, s.sensor, s.options, driverDeps);
       deviceKinds[s.sensor] = driver.kind;
       if (hasAlarmOutput(driver)) this.alarmOutputs.push(driver);
       return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
+    // So do the rules' episodes of its readings: the readings stored in the last day (the historical limit)
+    // are replayed through the rules, nothing raised, so that the next record of a low that already alerted
+    // (the meter's backfill after the restart) does not alert again, nor an old severe reading's notice.
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
-    for (const [sensor, n] of storedMeterRecords(this.store, meterSensors)) this.meterRecords.set(sensor, n);
+    const stored = storedMeterState(this.store, meterSensors, this.clock.now() - DEFAULT_RULE_OPTIONS.historical.afterMin * 60_000);
+    for (const [sensor, n] of stored.lastRecords) this.meterRecords.set(sensor, n);
+    for (const r of stored.recent) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);
     this.analyzers = createAnalyzers(config, deviceKinds, {
@@ -486,7 +495,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         const decode = RAW_CODECS[info.codec];
         try {
           if (!decode) throw new DecodeError(info.codec, `no decoder registered; known codecs: ${Object.keys(RAW_CODECS).join(', ')}`);
-          this.onReading(decode(bytes, this.clock.now(), info.sensor));
+          this.onReading(decode(bytes, this.clock.now(), info.sensor, this.config.timeZone));
         } catch (error) {
           if (!(error instanceof MedgeError)) throw error;
           this.quarantine(info.transport, info.sensor, error.message, bytes);

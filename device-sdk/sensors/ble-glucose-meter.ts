@@ -33,7 +33,9 @@
  * configured zone, the drift is removed and the zone's DST rules applied per record); (2) the
  * runtime's configured zone (`DriverDeps.timeZone`) when the meter has no Current Time Service or its
  * Current Time is unusable (date not known, or undecodable: quarantined); (3) neither: the wall clock
- * read as UTC, marked `meterTimeBasis: zone-unknown`.
+ * read as UTC, marked `meterTimeBasis: zone-unknown`. In a zone, a wall time in the hour repeated when
+ * summer time ends is placed by this record's order and arrival (`MeterTimePlacement`: the time of the
+ * record handed over before it, the request of the last completed transfer, and now).
  * A measurement without a usable concentration (absent, NaN, NRes, ±INF) and undecodable bytes go to
  * quarantine.
  */
@@ -54,7 +56,7 @@ import { finiteValue } from '../protocols/ieee11073.js';
 import type { Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
-import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, sameMeterClock } from './meter-time.js';
+import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
@@ -108,6 +110,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private clockQuarantined = new Set<number>();
   /** The transfer in progress: records handed over before it, and how many the meter announced. */
   private progress: { before: number; expected: number | undefined } | undefined;
+  /** The meter time of the last record handed over, and when the last completed transfer was requested (this device's clock): they place a wall time repeated at a DST change. */
+  private lastRecordTime: number | undefined;
+  private lastTransferAt: number | undefined;
 
   constructor(sensor: string, options: BleGlucoseMeterOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, GLUCOSE_SERVICE_UUID, options, deps, connectorFactory);
@@ -247,10 +252,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const expected = count.kind === 'response' && count.response.opCode === 'number-of-stored-records-response' ? count.response.count : undefined;
     this.progress = { before, expected };
     this.setDetail(`backfill 0/${expected ?? '?'}`);
+    let requestedAt = this.deps.clock.now();
     let outcome = await this.racp(link, request);
     if (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed') {
       // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
       await this.racp(link, { opCode: 'abort-operation' });
+      requestedAt = this.deps.clock.now();
       outcome = await this.racp(link, request);
     }
     this.progress = undefined;
@@ -263,6 +270,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const r = outcome.response;
     if (r.opCode === 'response-code' && (r.responseCode.name === 'success' || r.responseCode.name === 'no-records-found')) {
       this.transfers += 1;
+      this.lastTransferAt = requestedAt; // every record numbered after those it reported was written after this
       this.setDetail(`${this.records - before} new records, ${this.records} this run, ${this.duplicates} duplicates dropped`);
       this.deps.logger.info({ sensor: this.sensor, newRecords: this.records - before, duplicates: this.duplicates, last: this.lastRecord() }, 'glucose meter backfill complete');
       return;
@@ -377,13 +385,18 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, new DecodeError('ble-glucose-measurement', `record ${seq} has no usable glucose concentration (${conc ? conc.value.kind : 'absent'})`));
       return;
     }
-    const time = m.measuredAtMs !== undefined ? meterTime(m.measuredAtMs, this.meterClock) : undefined;
+    const tDevice = this.deps.clock.now();
+    const placement: MeterTimePlacement = { receivedAtMs: tDevice };
+    if (this.lastRecordTime !== undefined) placement.previousRecordMs = this.lastRecordTime;
+    if (this.lastTransferAt !== undefined) placement.lastTransferMs = this.lastTransferAt;
+    const time = m.measuredAtMs !== undefined ? meterTime(m.measuredAtMs, this.meterClock, placement) : undefined;
+    this.lastRecordTime = time?.tMeter;
     const reading: Reading = {
       sensor: this.sensor,
       type: 'glucose',
       value: Math.round(mgPerDl * 10) / 10,
       unit: 'mg/dL',
-      tDevice: this.deps.clock.now(),
+      tDevice,
       meterRecord: seq,
       context: { ...time?.context, ...glucoseContext(m, c) },
     };

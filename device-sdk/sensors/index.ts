@@ -15,4 +15,4 @@ export {
 } from './autodetect.js';
 export { type AlarmOutput, DEFAULT_FIRMATA_ECG_OPTIONS, type FirmataAlarmPins, type FirmataEcgOptions, FirmataEcgDriver, hasAlarmOutput } from './firmata-ecg.js';
 export { DEFAULT_SERIAL_ECG_OPTIONS, DEFAULT_SERIAL_STETHOSCOPE_OPTIONS, type SerialStreamOptions, SerialStreamDriver, type SerialStreamStats } from './serial-stream.js';
-export { type MeterClock, meterClockText, type MeterTimeBasis, meterTime, METER_TIME_CONTEXT, meterTimeZoneUnknown } from './meter-time.js';
+export { FRESH_READING_MS, type MeterClock, meterClockText, type MeterTimeBasis, meterTime, METER_TIME_CONTEXT, type MeterTimePlacement, meterTimeZoneUnknown, placeWallClock } from './meter-time.js';

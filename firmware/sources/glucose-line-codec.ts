@@ -7,10 +7,19 @@
  * `<checksum>` is two upper-case hex digits: the XOR of every byte before `*`. `<meal>` is one of
  * `GLUCOSE_MEAL_CONTEXTS`. The trailing `\r\n` is optional on decode (a framer may strip it).
  *
+ * Meter time: the meter's clock is a wall clock set by its owner, and a time ending in `Z` is that wall
+ * clock, not a statement that it is UTC. It is converted by the rules of the BLE meters
+ * (device-sdk/sensors/meter-time.ts): read in the runtime's configured `timeZone` (a wall time in the hour
+ * repeated when summer time ends is placed by the line's arrival, `placeWallClock`), else read
+ * as UTC and marked `meterTimeBasis: zone-unknown`. A time written with its offset (`10:30:00+02:00`) is the
+ * meter's own statement: converted by it (`stated-offset`). The reading's context keeps the wall clock
+ * as sent (`meterClock`) and the basis, as a BLE meter's reading does.
+ *
  * Pure functions. `decodeGlucoseLine` throws `DecodeError` (codec `glucose-line`) and nothing else.
  */
 import { DecodeError } from '../../device-sdk/errors.js';
 import type { Reading } from '../../device-sdk/records.js';
+import { type MeterClock, meterClockWithoutCurrentTime, meterTime } from '../../device-sdk/sensors/meter-time.js';
 
 export const GLUCOSE_LINE_CODEC = 'glucose-line';
 export const GLUCOSE_MEAL_CONTEXTS = ['fasting', 'preprandial', 'postprandial', 'unknown'] as const;
@@ -21,7 +30,7 @@ export const GLUCOSE_LINE_MAX_BYTES = 256;
 export interface GlucoseLine {
   /** The meter's record number (integer, 0..2^32-1). */
   record: number;
-  /** The meter's clock (ms since the epoch). */
+  /** The meter's wall clock (ms whose UTC fields are the wall clock; written with `Z`). */
   tMeter: number;
   /** mg/dL; rounded to an integer on encode. */
   value: number;
@@ -50,7 +59,8 @@ export function encodeGlucoseLine(line: GlucoseLine): Uint8Array {
   return new TextEncoder().encode(`${body}*${hex2(xorChecksum(bytes, bytes.length))}\r\n`);
 }
 
-function parseMeterTime(text: string): number {
+/** The wall clock of a meter time (ms whose UTC fields are the wall clock) and how it is converted: its stated offset, or as the runtime's zone says. */
+function parseMeterTime(text: string, timeZone: string | undefined): { wallMs: number; clock: MeterClock } {
   const m = ISO_TIME.exec(text);
   if (m === null) return fail(`meter time ${JSON.stringify(text)} is not ISO-8601 (YYYY-MM-DDTHH:MM:SS[.sss]Z)`);
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
@@ -62,18 +72,21 @@ function parseMeterTime(text: string): number {
     calendar.getUTCHours() === hour &&
     calendar.getUTCMinutes() === minute &&
     calendar.getUTCSeconds() === second;
-  const t = Date.parse(text);
-  if (!valid || Number.isNaN(t)) return fail(`meter time ${JSON.stringify(text)} is not a valid date`);
-  return t;
+  const instant = Date.parse(text);
+  if (!valid || Number.isNaN(instant)) return fail(`meter time ${JSON.stringify(text)} is not a valid date`);
+  const wallMs = Date.parse(`${text.slice(0, -(m[8] as string).length)}Z`);
+  if (m[8] === 'Z') return { wallMs, clock: meterClockWithoutCurrentTime(timeZone) };
+  return { wallMs, clock: { basis: 'stated-offset', utcOffsetMinutes: Math.round((wallMs - instant) / 60_000) } };
 }
 
 /**
- * Decodes one line into a glucose `Reading` of `sensor`, received at device time `tDevice`.
+ * Decodes one line into a glucose `Reading` of `sensor`, received at device time `tDevice`, its meter
+ * time converted as the module comment says (`timeZone`: the runtime's configured zone, an IANA name).
  * Throws `DecodeError` for a wrong prefix or field count, a checksum mismatch, a non-numeric
  * value or record, a bad time, a unit other than mg/dL, an unknown meal context, non-UTF-8 bytes,
  * empty input or input over `GLUCOSE_LINE_MAX_BYTES`.
  */
-export function decodeGlucoseLine(bytes: Uint8Array, tDevice: number, sensor: string): Reading {
+export function decodeGlucoseLine(bytes: Uint8Array, tDevice: number, sensor: string, timeZone?: string): Reading {
   if (bytes.length === 0) return fail('empty line');
   if (bytes.length > GLUCOSE_LINE_MAX_BYTES) return fail(`line of ${bytes.length} bytes exceeds ${GLUCOSE_LINE_MAX_BYTES}`);
   try {
@@ -98,20 +111,21 @@ export function decodeGlucoseLine(bytes: Uint8Array, tDevice: number, sensor: st
   if (!/^\d{1,10}$/.test(recordText) || Number(recordText) > 0xffff_ffff) {
     return fail(`record number ${JSON.stringify(recordText)} is not an integer in 0..4294967295`);
   }
-  const tMeter = parseMeterTime(timeText);
+  const meter = parseMeterTime(timeText, timeZone);
   if (!/^\d{1,4}$/.test(valueText)) return fail(`value ${JSON.stringify(valueText)} is not an integer mg/dL`);
   if (unit !== 'mg/dL') return fail(`unit ${JSON.stringify(unit)} is not "mg/dL"`);
   if (!(GLUCOSE_MEAL_CONTEXTS as readonly string[]).includes(meal)) {
     return fail(`meal context ${JSON.stringify(meal)} is not one of ${GLUCOSE_MEAL_CONTEXTS.join(', ')}`);
   }
+  const time = meterTime(meter.wallMs, meter.clock, { receivedAtMs: tDevice });
   return {
     sensor,
     type: 'glucose',
     value: Number(valueText),
     unit: 'mg/dL',
     tDevice,
-    tMeter,
+    tMeter: time.tMeter,
     meterRecord: Number(recordText),
-    context: { meal },
+    context: { ...time.context, meal },
   };
 }

@@ -23,6 +23,7 @@ import {
 } from '../config.js';
 import { encodeGlucoseLine, GLUCOSE_LINE_CODEC, GLUCOSE_MEAL_CONTEXTS } from './glucose-line-codec.js';
 import { mulberry32, type Random } from '../../device-sdk/random.js';
+import { zoneOffsetMs } from '../../device-sdk/time-zone.js';
 
 /** Where a source delivers what it produces. Calls happen on the clock's timer callbacks, never inside `start()`. */
 export interface SourceSink {
@@ -245,7 +246,8 @@ function simHr(c: SimHrSourceConfig, clock: Clock, seed: number): SimSource {
 /** Record numbers count meter intervals since this instant, so they keep rising across restarts like a meter's memory. */
 const METER_RECORD_EPOCH = Date.UTC(2024, 0, 1);
 
-function simGlucose(c: SimGlucoseSourceConfig, clock: Clock, seed: number): SimSource {
+/** A simulated line meter's clock is set to `timeZone` (the site's, as its owner would set it; UTC without one): it writes that wall clock. */
+function simGlucose(c: SimGlucoseSourceConfig, clock: Clock, seed: number, timeZone: string | undefined): SimSource {
   const meta = { sensor: c.sensor, source: c.type, rateUnit: 'readings/min', nominalRate: 60_000 / c.intervalMs } as const;
   const info = Object.freeze({ transport: SIM_SERIAL_TRANSPORT, source: c.type, sensor: c.sensor, codec: GLUCOSE_LINE_CODEC });
   return periodicSource(meta, clock, c.intervalMs, (sink) => {
@@ -257,7 +259,8 @@ function simGlucose(c: SimGlucoseSourceConfig, clock: Clock, seed: number): SimS
       const swing = Math.sin((2 * Math.PI * record) / c.periodReadings);
       const value = Math.max(50, Math.min(260, Math.round(155 + 105 * swing + (rng() - 0.5) * 10)));
       const meal = GLUCOSE_MEAL_CONTEXTS[Math.floor(rng() * GLUCOSE_MEAL_CONTEXTS.length)] ?? 'unknown';
-      let bytes = encodeGlucoseLine({ record, tMeter: tDevice, value, meal });
+      const wall = timeZone === undefined ? tDevice : tDevice + zoneOffsetMs(timeZone, tDevice);
+      let bytes = encodeGlucoseLine({ record, tMeter: wall, value, meal });
       if (rng() < c.corruptRate) {
         if (rng() < 0.5) {
           const at = Math.floor(rng() * (bytes.length - 2)); // never the \r\n
@@ -274,8 +277,9 @@ function simGlucose(c: SimGlucoseSourceConfig, clock: Clock, seed: number): SimS
 /**
  * Creates the source a config describes. `config` is validated and completed with the defaults
  * of its type; an unknown type or a bad option throws `ConfigError` listing what is valid.
+ * `timeZone`: the site's configured zone, which a simulated meter's clock is set to.
  */
-export function createSimSource(config: SourceConfig | SourceConfigInput, clock: Clock, seed: number): SimSource {
+export function createSimSource(config: SourceConfig | SourceConfigInput, clock: Clock, seed: number, timeZone?: string): SimSource {
   const c = parseSourceConfig(config);
   switch (c.type) {
     case 'sim-ecg':
@@ -285,7 +289,7 @@ export function createSimSource(config: SourceConfig | SourceConfigInput, clock:
     case 'sim-hr':
       return simHr(c, clock, seed);
     case 'sim-glucose':
-      return simGlucose(c, clock, seed);
+      return simGlucose(c, clock, seed, timeZone);
     case 'device':
       throw new ConfigError('type', c.type, 'is a device read by a driver, not a simulated source', 'create it with createDriver() from device-sdk/sensors');
   }

@@ -104,4 +104,40 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
       [2, lowAt, 'current-time-service'],
     ]);
   }, 120_000);
+
+  it('keeps an alerted low open across a restart: the next record of the same low, backfilled after it, raises nothing new', async () => {
+    // QA: an extra level 2 alarm on a backfill. The runtime stops during a low (50 mg/dL alerted); the meter
+    // records 48 meanwhile; the restarted runtime's backfill raised a second level 2 alarm for the same low.
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const meter = new SimGlucoseMeter({ address: ADDRESS, contextEvery: 0, records: [{ sequenceNumber: 1, timeMs: now - 20 * 60_000, mgPerDl: 100 }, { sequenceNumber: 2, timeMs: now - 5 * 60_000, mgPerDl: 50 }] });
+    const bluez = await bluezWith([meter]);
+    const dir = tempDir();
+    const options = { address: ADDRESS, dbusAddress: bluez.address, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 100 };
+    const config = parseRuntimeConfig({ deviceId: 'glu-restart', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, log: { level: 'silent' }, sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options }] }, dir);
+    const raised: Array<[number, string, string]> = [];
+    const run = async (round: number, during: (runtime: Runtime) => Promise<void>) => {
+      const runtime = new Runtime(config, { logger: silentLogger });
+      runtime.on('alert', (a) => raised.push([round, a.kind, a.message]));
+      runtime.start();
+      try {
+        await during(runtime);
+      } finally {
+        await runtime.stop();
+      }
+    };
+    await run(1, (runtime) => waitFor(() => runtime.status().produced.reading >= 3, 'records 1-2 (and the device info)', 30_000));
+    meter.addRecord({ mgPerDl: 48 });
+    await run(2, async (runtime) => {
+      await waitFor(() => runtime.status().produced.reading >= 2, 'record 3 backfilled', 30_000);
+      // Recovered, then low again: a new episode, alerted.
+      meter.addRecord({ mgPerDl: 120 });
+      meter.addRecord({ mgPerDl: 45 });
+      await waitFor(() => raised.some(([round]) => round === 2), 'the new low', 30_000);
+    });
+    // Before: [2, 'hypoglycaemia-level-2', 'Glucose reading 48 mg/dL is below 54 mg/dL; ...'] as well.
+    expect(raised).toEqual([
+      [1, 'hypoglycaemia-level-2', 'Glucose reading 50 mg/dL is below 54 mg/dL; review by a clinician.'],
+      [2, 'hypoglycaemia-level-2', 'Glucose reading 45 mg/dL is below 54 mg/dL; review by a clinician.'],
+    ]);
+  }, 120_000);
 });

@@ -43,4 +43,27 @@ describe('the runtime with a simulated glucose meter (virtual clock, offline)', 
     // Alerts from a reading rule have no finding to point at.
     expect(stored.filter((a) => a.kind.startsWith('hypoglycaemia-level')).every((a) => a.findingSeq === undefined)).toBe(true);
   }, 60_000);
+
+  it("converts the simulated line meter's times by the configured zone, and marks them zone-unknown without one", async () => {
+    // The simulated meter's clock is set to the site's zone: its lines carry Kolkata wall time (UTC+5:30).
+    for (const timeZone of ['Asia/Kolkata', undefined]) {
+      const dir = tempDir();
+      const { runtime, clock, ledger } = startOfflineRuntime(dir, 'glu-zone', [{ type: 'sim-glucose', intervalMs: 300_000, corruptRate: 0 }], timeZone === undefined ? {} : { timeZone });
+      try {
+        for (let k = 0; k < 12; k++) clock.advance(300_000);
+      } finally {
+        await runtime.stop();
+      }
+      const readings = readLedgerBodies(ledger, 'reading')
+        .map((r) => decodeBody('reading', r.body))
+        .filter((r) => r.type === 'glucose');
+      expect(readings.length).toBeGreaterThanOrEqual(11);
+      for (const r of readings) {
+        // Before: no meter time basis, and with a zone configured the wall time was taken for UTC.
+        expect(r.tMeter, timeZone).toBe(r.tDevice);
+        const wall = new Date(r.tDevice + (timeZone === undefined ? 0 : 5.5 * 3600_000)).toISOString().slice(0, 19);
+        expect(r.context, timeZone).toMatchObject(timeZone === undefined ? { meterTimeBasis: 'zone-unknown', meterClock: wall } : { meterTimeBasis: 'configured-zone', meterTimeZone: timeZone, meterClock: wall });
+      }
+    }
+  }, 60_000);
 });
