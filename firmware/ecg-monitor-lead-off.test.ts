@@ -95,6 +95,70 @@ describe('EcgMonitor with a front end that reports lead-off', () => {
   });
 });
 
+/** A status-only report (a DATA frame with no samples, §5.1) of `after`'s stream, `ms` after its end. */
+function status(after: StreamChunk, ms: number, flags: Pick<StreamChunk, 'leadOff' | 'saturated'> = {}): StreamChunk {
+  const { leadOff: _, saturated: __, ...c } = after;
+  const ended = (after.samples.length * 1000) / after.rateHz;
+  return { ...c, ...flags, firstSample: after.firstSample + after.samples.length + Math.round((ms * after.rateHz) / 1000), t0: after.t0 + ended + ms, samples: new Int16Array(0) };
+}
+
+describe('EcgMonitor with status-only reports (chunks with no samples)', () => {
+  it('raises ecg-lead-off (severity 2) from status-only reports alone: a front end that stops sampling while the electrodes are off', () => {
+    const ecg = simulatedEcg(20);
+    const last = ecg.at(-1) as StreamChunk;
+    // One report a second, no samples: before, the monitor saw nothing (and the stream's silence was all there was).
+    const reports = [0, 1000, 2000, 3000, 4000, 5000].map((ms) => status(last, ms, { leadOff: true }));
+    const monitor = new EcgMonitor('ecg');
+    run(monitor, ecg);
+    const out = run(monitor, reports);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    // The first report is a contact loss that may still be a flap (bridged up to 1 s); the next one, 1 s on, is not.
+    expect(out.alerts[0]?.t).toBe((reports[1] as StreamChunk).t0);
+    expect(out.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost \(lead off\) for 1\.0 s: reattach the electrodes/);
+    expect(out.readings).toEqual([]);
+    // Contact back: the lead is learnt afresh and the heart rate comes back, no other alarm.
+    const back = again({ ...last, firstSample: (reports.at(-1) as StreamChunk).firstSample - last.samples.length, t0: (reports.at(-1) as StreamChunk).t0 - 250 }, simulatedEcg(20));
+    const after = run(monitor, back);
+    expect(after.alerts).toEqual([]);
+    expect(after.readings.filter((r) => r.type === 'heart-rate').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('raises one ecg-lead-off when a status-only report comes before the flagged samples', () => {
+    const ecg = simulatedEcg(20);
+    const report = status(ecg.at(-1) as StreamChunk, 0, { leadOff: true, saturated: true });
+    const rail = off(continuation(ecg.at(-1) as StreamChunk, 5, () => RAIL));
+    const monitor = new EcgMonitor('ecg');
+    run(monitor, ecg);
+    const out = run(monitor, [report, ...rail]);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe(report.t0 + 1000);
+  });
+
+  it('starts a stream from a status-only lead-off report: lead-off at once, once, then the heart rate when contact comes', () => {
+    const ecg = simulatedEcg(20);
+    const first = ecg[0] as StreamChunk;
+    const report = { ...first, leadOff: true as const, samples: new Int16Array(0) };
+    const monitor = new EcgMonitor('ecg');
+    const out = run(monitor, [report, ...off(ecg.slice(0, 4).map((c) => ({ ...c, samples: new Int16Array(c.samples.length).fill(RAIL) })))]);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe(first.t0);
+    const rest = run(monitor, ecg.slice(4));
+    expect(rest.alerts).toEqual([]);
+    expect(rest.readings.filter((r) => r.type === 'heart-rate').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('changes nothing with status-only chunks that report no lead-off, on any channel: same readings, findings and alerts', () => {
+    const ecg = simulatedEcg(30);
+    const withStatus = ecg.flatMap((c, i) => (i % 3 === 0 ? [c, status(c, 0), status({ ...c, channel: 1 }, 0, { leadOff: true }), status(c, 0, { saturated: undefined })] : [c]));
+    const plain = run(new EcgMonitor('ecg'), ecg);
+    const mixed = run(new EcgMonitor('ecg'), withStatus);
+    expect(plain.readings.length).toBeGreaterThan(3);
+    expect(mixed.readings).toEqual(plain.readings);
+    expect(mixed.findings).toEqual(plain.findings);
+    expect(mixed.alerts.filter((a) => a.kind !== 'ecg-second-lead-off')).toEqual(plain.alerts);
+  });
+});
+
 describe('EcgMonitor with a front end that reports saturation', () => {
   it('flags the findings of a stretch the front end reported saturated with `saturation`, and lowers their input quality', () => {
     const ecg = simulatedEcg(30);

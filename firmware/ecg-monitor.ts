@@ -277,7 +277,11 @@ export class EcgMonitor {
 
   push(chunk: StreamChunk): EcgMonitorOutput {
     const out = this.takeReady();
-    if (chunk.channel !== 0 || chunk.samples.length === 0) return out;
+    if (chunk.channel !== 0) return out;
+    if (chunk.samples.length === 0) {
+      this.pushStatus(chunk, out);
+      return out;
+    }
     // A short gap (frames lost to corruption: tens of ms) is bridged by holding the last value, so
     // beat timing and the rhythm history survive it; a longer one starts afresh (below).
     const expected = this.firstSample + this.samplesSeen;
@@ -300,11 +304,7 @@ export class EcgMonitor {
     // the rail's), and only one report in `MIN_BRIDGE_SPACING_MS` (flaps taking a third of the time or more
     // would hide beats and halve the heart rate: they are lead-offs).
     if (chunk.leadOff && !this.leadOff) {
-      if (this.reportedOffSinceMs === undefined) {
-        this.reportedOffSinceMs = chunk.t0;
-        this.bridging = this.contactInStream && (this.lastBridgeEndMs === undefined || chunk.t0 - this.lastBridgeEndMs >= MIN_BRIDGE_SPACING_MS);
-      }
-      if (this.bridging && endMs - this.reportedOffSinceMs < MAX_BRIDGE_S * 1000) {
+      if (this.isBridged(chunk.t0, endMs)) {
         const { leadOff: _, ...held } = chunk;
         chunk = { ...held, samples: new Int16Array(chunk.samples.length).fill(this.lastValue) };
       }
@@ -358,6 +358,35 @@ export class EcgMonitor {
       this.report(endMs, out);
     }
     return out;
+  }
+
+  /**
+   * Whether a front end's lead-off report that is on at `endMs` is bridged (see `push`); notes that a
+   * report began at `t0` when none was running.
+   */
+  private isBridged(t0: number, endMs: number): boolean {
+    if (this.reportedOffSinceMs === undefined) {
+      this.reportedOffSinceMs = t0;
+      this.bridging = this.contactInStream && (this.lastBridgeEndMs === undefined || t0 - this.lastBridgeEndMs >= MIN_BRIDGE_SPACING_MS);
+    }
+    return this.bridging && endMs - this.reportedOffSinceMs < MAX_BRIDGE_S * 1000;
+  }
+
+  /**
+   * A chunk with no samples: a front end's status-only report (§5.1 of the stream protocol) at `t0`. A
+   * lead-off report counts as the samples flagged `leadOff` would, from its time: a contact loss that may
+   * be bridged (under 1 s), then `ecg-lead-off`, so a front end that stops sampling while the electrodes are
+   * off, sending only these reports, is still raised. Any other report changes nothing (contact and
+   * signal are judged on the samples that follow, which carry their own flags); a report of saturation
+   * flags the findings as a saturated chunk does. Nothing here reads a sample, so nothing divides by
+   * their count.
+   */
+  private pushStatus(chunk: StreamChunk, out: EcgMonitorOutput): void {
+    // A stream that begins with a report starts at it (its samples, when they come, continue from its index).
+    if (!this.frontEnd || chunk.rateHz !== this.rateHz) this.restart(chunk);
+    if (chunk.saturated) this.saturatedUntil = { generation: this.generation, ms: chunk.t0 + FRONT_END_SATURATION_MEMORY_MS };
+    if (!chunk.leadOff || this.isBridged(chunk.t0, chunk.t0)) return;
+    this.checkLeadOff(chunk, chunk.t0, out);
   }
 
   /** Waits for the classification in flight and returns what it produced (also at shutdown and in tests). */
@@ -655,7 +684,8 @@ export class EcgMonitor {
       this.flatSinceMs = undefined;
       if (this.leadOff) return;
       const since = this.reportedOffSinceMs ?? chunk.t0;
-      this.raiseLeadOff(endMs, `ECG front end reports electrode contact lost (lead off) for ${((endMs - since) / 1000).toFixed(1)} s: reattach the electrodes; no heart rate or rhythm analysis until contact is back.`, out);
+      const lasted = endMs > since ? ` for ${((endMs - since) / 1000).toFixed(1)} s` : '';
+      this.raiseLeadOff(endMs, `ECG front end reports electrode contact lost (lead off)${lasted}: reattach the electrodes; no heart rate or rhythm analysis until contact is back.`, out);
       this.contactLossesSinceBeat += 1;
       const silentMs = this.lastBeatMs === undefined ? 0 : endMs - this.lastBeatMs;
       if (this.contactLossesSinceBeat >= 3 && silentMs >= this.options.intermittentNoBeatMs && !this.intermittentAlarmed) {
