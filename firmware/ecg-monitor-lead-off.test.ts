@@ -155,7 +155,56 @@ describe('EcgMonitor with status-only reports (chunks with no samples)', () => {
     expect(plain.readings.length).toBeGreaterThan(3);
     expect(mixed.readings).toEqual(plain.readings);
     expect(mixed.findings).toEqual(plain.findings);
-    expect(mixed.alerts.filter((a) => a.kind !== 'ecg-second-lead-off')).toEqual(plain.alerts);
+    expect(mixed.alerts.filter((a) => a.kind !== 'ecg-secondary-lead-off')).toEqual(plain.alerts);
+  });
+});
+
+/** Channel `channel` of `chunks`: the same samples on another lead, flagged `leadOff` where `off(chunk index)`. */
+function lead(chunks: StreamChunk[], channel: number, off: (i: number) => boolean): StreamChunk[] {
+  return chunks.map((c, i) => (off(i) ? { ...c, channel, leadOff: true as const, samples: new Int16Array(c.samples.length).fill(RAIL) } : { ...c, channel }));
+}
+/** Two leads as a 2-channel front end sends them: channel 0 then channel 1 of each frame. */
+const interleave = (a: StreamChunk[], b: StreamChunk[]) => a.flatMap((c, i) => [c, b[i] as StreamChunk]);
+
+describe('EcgMonitor and the leads it does not analyse (channels 1 and up)', () => {
+  it('raises ecg-secondary-lead-off (severity 2) once when lead 2 is reported off for 1 s; lead 1 analysis goes on', () => {
+    const ecg = simulatedEcg(60);
+    // Chunks of 250 ms: lead 2 off from 20 s to 40 s.
+    const second = lead(ecg, 1, (i) => i >= 80 && i < 160);
+    const out = run(new EcgMonitor('ecg'), interleave(ecg, second));
+    expect(kinds(out.alerts)).toEqual([['ecg-secondary-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe((ecg[80] as StreamChunk).t0 + 1000);
+    expect(out.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost on lead 2 \(channel 1\) for 1\.0 s: its trace shows no heart signal; reattach the electrode\. Heart rate and rhythm alarms come from lead 1 \(channel 0\) and go on\./);
+    // The heart rate of lead 1 all along, the lead-off included.
+    const hr = out.readings.filter((r) => r.type === 'heart-rate');
+    const during = hr.filter((r) => r.tDevice > (ecg[84] as StreamChunk).t0 && r.tDevice < (ecg[160] as StreamChunk).t0);
+    expect(during.length).toBeGreaterThanOrEqual(3);
+    for (const r of hr) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
+  it('says nothing of lead 2 contact lost for less than 1 s, and raises it again after contact came back', () => {
+    const ecg = simulatedEcg(60);
+    // 0.75 s off at 10 s; then 2 s off at 20 s, back, 3 s off at 40 s.
+    const second = lead(ecg, 1, (i) => (i >= 40 && i < 43) || (i >= 80 && i < 88) || (i >= 160 && i < 172));
+    const out = run(new EcgMonitor('ecg'), interleave(ecg, second));
+    expect(kinds(out.alerts)).toEqual([
+      ['ecg-secondary-lead-off', 2],
+      ['ecg-secondary-lead-off', 2],
+    ]);
+    expect(out.alerts.map((a) => a.t)).toEqual([(ecg[80] as StreamChunk).t0 + 1000, (ecg[160] as StreamChunk).t0 + 1000]);
+  });
+
+  it('raises it from status-only reports of lead 2 (no samples), and names the channel of a third lead', () => {
+    const ecg = simulatedEcg(20);
+    const last = ecg.at(-1) as StreamChunk;
+    const reports = [0, 500, 1000].map((ms) => status({ ...last, channel: 1 }, ms, { leadOff: true }));
+    const monitor = new EcgMonitor('ecg');
+    run(monitor, ecg);
+    const out = run(monitor, reports);
+    expect(kinds(out.alerts)).toEqual([['ecg-secondary-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe((reports[2] as StreamChunk).t0);
+    const third = run(new EcgMonitor('ecg'), lead(ecg, 2, () => true));
+    expect(third.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost on lead 3 \(channel 2\) for 1\.0 s/);
   });
 });
 

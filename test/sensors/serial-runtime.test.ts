@@ -24,20 +24,21 @@ const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
 const tempDir = useTempDirs('serial-runtime');
 
 /**
- * 30 s of a 72 /min ECG from the simulated stream device, electrodes off for `off`, into a runtime with no
- * edge; returns what its ledger holds once every chunk and status-only frame sent is stored.
+ * 30 s of a 72 /min ECG from the simulated stream device (on each of `channels` leads), electrodes off for
+ * `off`, into a runtime with no edge; returns what its ledger holds once every chunk and status-only frame
+ * sent is stored.
  */
-async function leadOffInRuntime(deviceId: string, off: LeadOffSpan) {
+async function leadOffInRuntime(deviceId: string, off: LeadOffSpan, channels = 1) {
   const dir = tempDir();
-  const signal = Int16Array.from(simulatedEcg(30).flatMap((c) => Array.from(c.samples)));
-  const device = await createStreamDevice({ deviceType: 'ecg', channels: 1, rateHz: 360, source: arraySource(signal), speed: 10, startOn: 'identify', faults: { leadOff: [off] } });
+  const signal = Int16Array.from(simulatedEcg(30).flatMap((c) => Array.from(c.samples).flatMap((v) => Array<number>(channels).fill(v))));
+  const device = await createStreamDevice({ deviceType: 'ecg', channels, rateHz: 360, source: arraySource(signal, channels), speed: 10, startOn: 'identify', faults: { leadOff: [off] } });
   const config = parseRuntimeConfig({ deviceId, dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'device', sensor: 'ecg', driver: 'serial-ecg', options: { path: device.hostPath } }] }, dir);
   const runtime = new Runtime(config, { logger: silentLogger });
   runtime.start();
   try {
     await device.ended;
     // Every chunk sent is stored (nothing acknowledges them: no edge).
-    await waitFor(() => runtime.status().backlog.chunk === device.stats.dataFramesSent + device.stats.statusFrames.length, 'every chunk stored');
+    await waitFor(() => runtime.status().backlog.chunk === (device.stats.dataFramesSent + device.stats.statusFrames.length) * channels, 'every chunk stored');
   } finally {
     await runtime.stop();
     await device.stop();
@@ -162,6 +163,21 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
     expect(late).toBeLessThan(50);
     const rates = readLedgerBodies(ledger, 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'heart-rate');
     expect(rates.filter((r) => r.tDevice > (leadOff[0]?.t as number) + 6_000).length).toBeGreaterThan(0);
+    for (const r of rates) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
+  it('raises ecg-secondary-lead-off (severity 2) when the second lead of a two-lead front end comes off, and the heart rate from lead 1 goes on', async () => {
+    // Two leads; the electrodes of lead 2 (channel 1) off from 12 s for 6 s.
+    const off = { fromSample: 12 * 360, samples: 6 * 360, channels: 0b10 };
+    const { ledger, chunks } = await leadOffInRuntime('serial-rt-4', off, 2);
+    expect(chunks.filter((c) => c.leadOff).every((c) => c.channel === 1)).toBe(true);
+    const alerts = readLedgerBodies(ledger, 'alert').map((row) => decodeBody('alert', row.body));
+    expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-secondary-lead-off', 2]]);
+    expect(alerts[0]?.message).toMatch(/lead 2 \(channel 1\).*Heart rate and rhythm alarms come from lead 1 \(channel 0\) and go on/);
+    const offAt = chunks.find((c) => c.leadOff)?.t0 as number;
+    expect(Math.abs((alerts[0]?.t as number) - (offAt + 1000))).toBeLessThanOrEqual(1);
+    const rates = readLedgerBodies(ledger, 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'heart-rate');
+    expect(rates.filter((r) => r.tDevice > offAt + 1000 && r.tDevice < offAt + 6000).length).toBeGreaterThan(0);
     for (const r of rates) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
   });
 });
