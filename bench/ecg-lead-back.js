@@ -19,6 +19,8 @@
 //    off. Per case: ecg-no-beats delay from the lead-back (or from the start of the stretch), heart-rate
 //    readings and rhythm findings whose interval lies in the stretch (beats taken from noise).
 //
+// 3. Lead-back onto muscle artefact with no heartbeat, 40 s of it (section 3 below): when ecg-no-beats comes.
+//
 //   node bench/ecg-lead-back.js [--data DIR] [--noise DIR]
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -139,12 +141,43 @@ for (const s of stretches) {
   }
 }
 
+// 3. A lead put back on a heart that has stopped, the lead showing only muscle artefact, long enough to see
+//    when ecg-no-beats comes: 101 for 30 s, the lead off for 10 s, then 40 s of `ma` (RMS 0.25, 0.5, 1 mV,
+//    from 6 offsets: 18 cases), then 101 again; and the clean lead-back onto asystole (baseline noise) to
+//    compare. Per case: ecg-no-beats delay from the lead-back, heart rates from the noise.
+const ontoNoise = [];
+for (const s of [
+  { name: 'baseline 0.03 mV', make: () => Int16Array.from({ length: 40 * FS }, () => Math.round(gaussian() * 0.03 * GAIN)) },
+  ...[0.25, 0.5, 1].flatMap((rms) =>
+    [0, 300, 600, 900, 1200, 1500].map((fromS) => ({ name: `ma ${rms} mV RMS from ${fromS} s`, make: () => Int16Array.from(maMv.subarray(fromS * FS, (fromS + 40) * FS), (v) => Math.round((v * rms * GAIN) / maRms)) })),
+  ),
+]) {
+  const parts = [ecg(0, 30), new Int16Array(10 * FS), s.make(), ecg(30, 10)];
+  const x = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    x.set(p, at);
+    at += p.length;
+  }
+  const run = stream(x);
+  const noBeats = run.alerts.find((a) => a.kind === 'ecg-no-beats' && a.t >= 40_000 && a.t <= 80_000);
+  ontoNoise.push({ stretch: s.name, noBeatsAfterS: noBeats ? round((noBeats.t - 40_000) / 1000) : null, heartRates: run.readings.filter((r) => r.tDevice > 42_500 && r.tDevice <= 80_000).map((r) => r.value) });
+}
+const onMa = ontoNoise.filter((c) => c.stretch.startsWith('ma'));
+const leadBackOntoNoise = {
+  maCases: onMa.length,
+  maNoBeatsAfterS: { min: quantile(onMa.map((c) => c.noBeatsAfterS ?? Infinity), 0), max: quantile(onMa.map((c) => c.noBeatsAfterS ?? Infinity), 1), none: onMa.filter((c) => c.noBeatsAfterS === null).length, within12s: onMa.filter((c) => c.noBeatsAfterS !== null && c.noBeatsAfterS <= 12).length },
+  maWithHeartRate: onMa.filter((c) => c.heartRates.length > 0).length,
+  cases: ontoNoise,
+};
+
 process.stdout.write(
   `${JSON.stringify(
     {
       'ecg-lead-back': {
         leadBacks: { all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
         noHeartbeat: { maRmsMv: round(maRms, 3), cases: noHeartbeat },
+        leadBackOntoNoise,
       },
     },
     null,
