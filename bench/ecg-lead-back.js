@@ -6,7 +6,8 @@
 //    50k + 45 s and back at 50k + 48 s, for every k with 12 s of the record after the lead-back (35 a
 //    record, 910 over the 26 records). Per case: the time from the lead-back to the first detection the
 //    monitor takes as a heartbeat (credible, or prominent enough to hold the asystole alert back), its
-//    R peak, the acquisition (beats analysed again), and every ecg-no-beats in the 12 s after it. An
+//    R peak, the acquisition (beats analysed again), and every ecg-no-beats in the 12 s after it (and the
+//    false ones until the next lead-off, 47 s after it). An
 //    ecg-no-beats is false when the reference has a beat in the 4 s before it (after the lead-back);
 //    cases inside a ventricular flutter episode (207: `[` to `]`) are counted apart.
 //    `noBeatsIfClockAt` answers, from the first-detection times, how many cases an asystole clock
@@ -65,6 +66,8 @@ for (const name of records) {
     const acquired = run.acquiredAt.find((t) => t > L);
     const noBeats = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && inWindow(a.t));
     const falseNoBeats = noBeats.filter((a) => beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
+    // Until the next lead-off (47 s on): an alarm that a later clock moves past the 12 s window still counts here.
+    const untilNextOff = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && a.t >= L && a.t < L + 47_000 && beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
     cases.push({
       record: name,
       leadBackS: L / 1000,
@@ -75,6 +78,7 @@ for (const name of records) {
       acquiredS: acquired !== undefined && acquired < end ? (acquired - L) / 1000 : null,
       noBeats: noBeats.map((a) => round((a.t - L) / 1000)),
       falseNoBeats: falseNoBeats.length,
+      falseNoBeatsUntilNextOff: untilNextOff.map((a) => round((a.t - L) / 1000)),
     });
   }
   process.stderr.write(`${name}: ${leadBacks.length} lead-backs\n`);
@@ -93,6 +97,8 @@ const summary = (list) => {
     casesWithNoBeats: list.filter((c) => c.noBeats.length > 0).length,
     falseNoBeats: list.reduce((n, c) => n + c.falseNoBeats, 0),
     falseNoBeatsCases: list.filter((c) => c.falseNoBeats > 0).map((c) => `${c.record}@${c.leadBackS}s: ${c.noBeats.join(',')}`),
+    falseNoBeatsUntilNextOff: list.reduce((n, c) => n + c.falseNoBeatsUntilNextOff.length, 0),
+    falseNoBeatsUntilNextOffCases: list.filter((c) => c.falseNoBeatsUntilNextOff.length > 0).map((c) => `${c.record}@${c.leadBackS}s: ${c.falseNoBeatsUntilNextOff.join(',')}`),
   };
 };
 // An alarm before the first heartbeat: a clock started X s after the lead-back fires at the first chunk end
