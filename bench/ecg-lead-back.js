@@ -6,7 +6,8 @@
 //    50k + 45 s and back at 50k + 48 s, for every k with 12 s of the record after the lead-back (35 a
 //    record, 910 over the 26 records). Per case: the time from the lead-back to the first detection the
 //    monitor takes as a heartbeat (credible, or prominent enough to hold the asystole alert back), its
-//    R peak, the acquisition (beats analysed again), and every ecg-no-beats in the 12 s after it. An
+//    R peak, the acquisition (beats analysed again), and every ecg-no-beats in the 12 s after it (and the
+//    false ones until the next lead-off, 47 s after it). An
 //    ecg-no-beats is false when the reference has a beat in the 4 s before it (after the lead-back);
 //    cases inside a ventricular flutter episode (207: `[` to `]`) are counted apart.
 //    `noBeatsIfClockAt` answers, from the first-detection times, how many cases an asystole clock
@@ -18,6 +19,8 @@
 //    0.5 or 1 mV (nstdb's -6 dB SNR puts about 1 mV RMS on a 1.5 mV QRS); also the same without the lead
 //    off. Per case: ecg-no-beats delay from the lead-back (or from the start of the stretch), heart-rate
 //    readings and rhythm findings whose interval lies in the stretch (beats taken from noise).
+//
+// 3. Lead-back onto muscle artefact with no heartbeat, 40 s of it (section 3 below): when ecg-no-beats comes.
 //
 //   node bench/ecg-lead-back.js [--data DIR] [--noise DIR]
 import { existsSync, readdirSync } from 'node:fs';
@@ -63,6 +66,8 @@ for (const name of records) {
     const acquired = run.acquiredAt.find((t) => t > L);
     const noBeats = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && inWindow(a.t));
     const falseNoBeats = noBeats.filter((a) => beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
+    // Until the next lead-off (47 s on): an alarm that a later clock moves past the 12 s window still counts here.
+    const untilNextOff = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && a.t >= L && a.t < L + 47_000 && beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
     cases.push({
       record: name,
       leadBackS: L / 1000,
@@ -73,6 +78,7 @@ for (const name of records) {
       acquiredS: acquired !== undefined && acquired < end ? (acquired - L) / 1000 : null,
       noBeats: noBeats.map((a) => round((a.t - L) / 1000)),
       falseNoBeats: falseNoBeats.length,
+      falseNoBeatsUntilNextOff: untilNextOff.map((a) => round((a.t - L) / 1000)),
     });
   }
   process.stderr.write(`${name}: ${leadBacks.length} lead-backs\n`);
@@ -91,6 +97,8 @@ const summary = (list) => {
     casesWithNoBeats: list.filter((c) => c.noBeats.length > 0).length,
     falseNoBeats: list.reduce((n, c) => n + c.falseNoBeats, 0),
     falseNoBeatsCases: list.filter((c) => c.falseNoBeats > 0).map((c) => `${c.record}@${c.leadBackS}s: ${c.noBeats.join(',')}`),
+    falseNoBeatsUntilNextOff: list.reduce((n, c) => n + c.falseNoBeatsUntilNextOff.length, 0),
+    falseNoBeatsUntilNextOffCases: list.filter((c) => c.falseNoBeatsUntilNextOff.length > 0).map((c) => `${c.record}@${c.leadBackS}s: ${c.falseNoBeatsUntilNextOff.join(',')}`),
   };
 };
 // An alarm before the first heartbeat: a clock started X s after the lead-back fires at the first chunk end
@@ -139,12 +147,43 @@ for (const s of stretches) {
   }
 }
 
+// 3. A lead put back on a heart that has stopped, the lead showing only muscle artefact, long enough to see
+//    when ecg-no-beats comes: 101 for 30 s, the lead off for 10 s, then 40 s of `ma` (RMS 0.25, 0.5, 1 mV,
+//    from 6 offsets: 18 cases), then 101 again; and the clean lead-back onto asystole (baseline noise) to
+//    compare. Per case: ecg-no-beats delay from the lead-back, heart rates from the noise.
+const ontoNoise = [];
+for (const s of [
+  { name: 'baseline 0.03 mV', make: () => Int16Array.from({ length: 40 * FS }, () => Math.round(gaussian() * 0.03 * GAIN)) },
+  ...[0.25, 0.5, 1].flatMap((rms) =>
+    [0, 300, 600, 900, 1200, 1500].map((fromS) => ({ name: `ma ${rms} mV RMS from ${fromS} s`, make: () => Int16Array.from(maMv.subarray(fromS * FS, (fromS + 40) * FS), (v) => Math.round((v * rms * GAIN) / maRms)) })),
+  ),
+]) {
+  const parts = [ecg(0, 30), new Int16Array(10 * FS), s.make(), ecg(30, 10)];
+  const x = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    x.set(p, at);
+    at += p.length;
+  }
+  const run = stream(x);
+  const noBeats = run.alerts.find((a) => a.kind === 'ecg-no-beats' && a.t >= 40_000 && a.t <= 80_000);
+  ontoNoise.push({ stretch: s.name, noBeatsAfterS: noBeats ? round((noBeats.t - 40_000) / 1000) : null, heartRates: run.readings.filter((r) => r.tDevice > 42_500 && r.tDevice <= 80_000).map((r) => r.value) });
+}
+const onMa = ontoNoise.filter((c) => c.stretch.startsWith('ma'));
+const leadBackOntoNoise = {
+  maCases: onMa.length,
+  maNoBeatsAfterS: { min: quantile(onMa.map((c) => c.noBeatsAfterS ?? Infinity), 0), max: quantile(onMa.map((c) => c.noBeatsAfterS ?? Infinity), 1), none: onMa.filter((c) => c.noBeatsAfterS === null).length, within12s: onMa.filter((c) => c.noBeatsAfterS !== null && c.noBeatsAfterS <= 12).length },
+  maWithHeartRate: onMa.filter((c) => c.heartRates.length > 0).length,
+  cases: ontoNoise,
+};
+
 process.stdout.write(
   `${JSON.stringify(
     {
       'ecg-lead-back': {
         leadBacks: { all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
         noHeartbeat: { maRmsMv: round(maRms, 3), cases: noHeartbeat },
+        leadBackOntoNoise,
       },
     },
     null,

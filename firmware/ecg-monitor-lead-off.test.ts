@@ -95,6 +95,119 @@ describe('EcgMonitor with a front end that reports lead-off', () => {
   });
 });
 
+/** A status-only report (a DATA frame with no samples, §5.1) of `after`'s stream, `ms` after its end. */
+function status(after: StreamChunk, ms: number, flags: Pick<StreamChunk, 'leadOff' | 'saturated'> = {}): StreamChunk {
+  const { leadOff: _, saturated: __, ...c } = after;
+  const ended = (after.samples.length * 1000) / after.rateHz;
+  return { ...c, ...flags, firstSample: after.firstSample + after.samples.length + Math.round((ms * after.rateHz) / 1000), t0: after.t0 + ended + ms, samples: new Int16Array(0) };
+}
+
+describe('EcgMonitor with status-only reports (chunks with no samples)', () => {
+  it('raises ecg-lead-off (severity 2) from status-only reports alone: a front end that stops sampling while the electrodes are off', () => {
+    const ecg = simulatedEcg(20);
+    const last = ecg.at(-1) as StreamChunk;
+    // One report a second, no samples: before, the monitor saw nothing (and the stream's silence was all there was).
+    const reports = [0, 1000, 2000, 3000, 4000, 5000].map((ms) => status(last, ms, { leadOff: true }));
+    const monitor = new EcgMonitor('ecg');
+    run(monitor, ecg);
+    const out = run(monitor, reports);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    // The first report is a contact loss that may still be a flap (bridged up to 1 s); the next one, 1 s on, is not.
+    expect(out.alerts[0]?.t).toBe((reports[1] as StreamChunk).t0);
+    expect(out.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost \(lead off\) for 1\.0 s: reattach the electrodes/);
+    expect(out.readings).toEqual([]);
+    // Contact back: the lead is learnt afresh and the heart rate comes back, no other alarm.
+    const back = again({ ...last, firstSample: (reports.at(-1) as StreamChunk).firstSample - last.samples.length, t0: (reports.at(-1) as StreamChunk).t0 - 250 }, simulatedEcg(20));
+    const after = run(monitor, back);
+    expect(after.alerts).toEqual([]);
+    expect(after.readings.filter((r) => r.type === 'heart-rate').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('raises one ecg-lead-off when a status-only report comes before the flagged samples', () => {
+    const ecg = simulatedEcg(20);
+    const report = status(ecg.at(-1) as StreamChunk, 0, { leadOff: true, saturated: true });
+    const rail = off(continuation(ecg.at(-1) as StreamChunk, 5, () => RAIL));
+    const monitor = new EcgMonitor('ecg');
+    run(monitor, ecg);
+    const out = run(monitor, [report, ...rail]);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe(report.t0 + 1000);
+  });
+
+  it('starts a stream from a status-only lead-off report: lead-off at once, once, then the heart rate when contact comes', () => {
+    const ecg = simulatedEcg(20);
+    const first = ecg[0] as StreamChunk;
+    const report = { ...first, leadOff: true as const, samples: new Int16Array(0) };
+    const monitor = new EcgMonitor('ecg');
+    const out = run(monitor, [report, ...off(ecg.slice(0, 4).map((c) => ({ ...c, samples: new Int16Array(c.samples.length).fill(RAIL) })))]);
+    expect(kinds(out.alerts)).toEqual([['ecg-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe(first.t0);
+    const rest = run(monitor, ecg.slice(4));
+    expect(rest.alerts).toEqual([]);
+    expect(rest.readings.filter((r) => r.type === 'heart-rate').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('changes nothing with status-only chunks that report no lead-off, on any channel: same readings, findings and alerts', () => {
+    const ecg = simulatedEcg(30);
+    const withStatus = ecg.flatMap((c, i) => (i % 3 === 0 ? [c, status(c, 0), status({ ...c, channel: 1 }, 0, { leadOff: true }), status(c, 0, { saturated: undefined })] : [c]));
+    const plain = run(new EcgMonitor('ecg'), ecg);
+    const mixed = run(new EcgMonitor('ecg'), withStatus);
+    expect(plain.readings.length).toBeGreaterThan(3);
+    expect(mixed.readings).toEqual(plain.readings);
+    expect(mixed.findings).toEqual(plain.findings);
+    expect(mixed.alerts.filter((a) => a.kind !== 'ecg-secondary-lead-off')).toEqual(plain.alerts);
+  });
+});
+
+/** Channel `channel` of `chunks`: the same samples on another lead, flagged `leadOff` where `off(chunk index)`. */
+function lead(chunks: StreamChunk[], channel: number, off: (i: number) => boolean): StreamChunk[] {
+  return chunks.map((c, i) => (off(i) ? { ...c, channel, leadOff: true as const, samples: new Int16Array(c.samples.length).fill(RAIL) } : { ...c, channel }));
+}
+/** Two leads as a 2-channel front end sends them: channel 0 then channel 1 of each frame. */
+const interleave = (a: StreamChunk[], b: StreamChunk[]) => a.flatMap((c, i) => [c, b[i] as StreamChunk]);
+
+describe('EcgMonitor and the leads it does not analyse (channels 1 and up)', () => {
+  it('raises ecg-secondary-lead-off (severity 2) once when lead 2 is reported off for 1 s; lead 1 analysis goes on', () => {
+    const ecg = simulatedEcg(60);
+    // Chunks of 250 ms: lead 2 off from 20 s to 40 s.
+    const second = lead(ecg, 1, (i) => i >= 80 && i < 160);
+    const out = run(new EcgMonitor('ecg'), interleave(ecg, second));
+    expect(kinds(out.alerts)).toEqual([['ecg-secondary-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe((ecg[80] as StreamChunk).t0 + 1000);
+    expect(out.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost on lead 2 \(channel 1\) for 1\.0 s: its trace shows no heart signal; reattach the electrode\. Heart rate and rhythm alarms come from lead 1 \(channel 0\) and go on\./);
+    // The heart rate of lead 1 all along, the lead-off included.
+    const hr = out.readings.filter((r) => r.type === 'heart-rate');
+    const during = hr.filter((r) => r.tDevice > (ecg[84] as StreamChunk).t0 && r.tDevice < (ecg[160] as StreamChunk).t0);
+    expect(during.length).toBeGreaterThanOrEqual(3);
+    for (const r of hr) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
+  it('says nothing of lead 2 contact lost for less than 1 s, and raises it again after contact came back', () => {
+    const ecg = simulatedEcg(60);
+    // 0.75 s off at 10 s; then 2 s off at 20 s, back, 3 s off at 40 s.
+    const second = lead(ecg, 1, (i) => (i >= 40 && i < 43) || (i >= 80 && i < 88) || (i >= 160 && i < 172));
+    const out = run(new EcgMonitor('ecg'), interleave(ecg, second));
+    expect(kinds(out.alerts)).toEqual([
+      ['ecg-secondary-lead-off', 2],
+      ['ecg-secondary-lead-off', 2],
+    ]);
+    expect(out.alerts.map((a) => a.t)).toEqual([(ecg[80] as StreamChunk).t0 + 1000, (ecg[160] as StreamChunk).t0 + 1000]);
+  });
+
+  it('raises it from status-only reports of lead 2 (no samples), and names the channel of a third lead', () => {
+    const ecg = simulatedEcg(20);
+    const last = ecg.at(-1) as StreamChunk;
+    const reports = [0, 500, 1000].map((ms) => status({ ...last, channel: 1 }, ms, { leadOff: true }));
+    const monitor = new EcgMonitor('ecg');
+    run(monitor, ecg);
+    const out = run(monitor, reports);
+    expect(kinds(out.alerts)).toEqual([['ecg-secondary-lead-off', 2]]);
+    expect(out.alerts[0]?.t).toBe((reports[2] as StreamChunk).t0);
+    const third = run(new EcgMonitor('ecg'), lead(ecg, 2, () => true));
+    expect(third.alerts[0]?.message).toMatch(/^ECG front end reports electrode contact lost on lead 3 \(channel 2\) for 1\.0 s/);
+  });
+});
+
 describe('EcgMonitor with a front end that reports saturation', () => {
   it('flags the findings of a stretch the front end reported saturated with `saturation`, and lowers their input quality', () => {
     const ecg = simulatedEcg(30);

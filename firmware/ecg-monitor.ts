@@ -147,7 +147,9 @@ const DECISION_SUPPORT = 'decision support, review by a clinician';
  * (each with its input quality and quality flags), and local alerts in three severities: ventricular
  * run (2) and sustained ventricular run (3), AF onset (2), asystole (3), flat line after beats were
  * seen (3), lead off before any beat (2), lead off reported by the front end (2: chunks with `leadOff`; a
- * report under 1 s is bridged, see `flatMv`; the lead is not analysed until contact is back). Findings made while the front end reports
+ * report under 1 s is bridged, see `flatMv`; the lead is not analysed until contact is back; status-only
+ * chunks, with no samples, count from their time), and lead off on a lead it does not analyse (2:
+ * `ecg-secondary-lead-off`, channel 1 and up, see `pushOtherLead`). Findings made while the front end reports
  * saturation (chunks with `saturated`) carry the `saturation` quality flag.
  *
  * Driven by the chunks' own sample clock, so it runs the same on a board, in replay and in tests.
@@ -215,6 +217,8 @@ export class EcgMonitor {
   private intermittentAlarmed = false;
   /** Device time (ms) of the last credible QRS on this sensor (any stream). */
   private lastBeatMs: number | undefined;
+  /** Leads not analysed (channel 1 and up) that the front end reports off: since when (ms), and whether that was raised. */
+  private readonly otherLeadsOff = new Map<number, { sinceMs: number; raised: boolean }>();
   /** Findings carry `saturation` until this device time (ms) of stream `generation`: the front end reported it. */
   private saturatedUntil: { generation: number; ms: number } | undefined;
   private asystole = false;
@@ -277,7 +281,14 @@ export class EcgMonitor {
 
   push(chunk: StreamChunk): EcgMonitorOutput {
     const out = this.takeReady();
-    if (chunk.channel !== 0 || chunk.samples.length === 0) return out;
+    if (chunk.channel !== 0) {
+      this.pushOtherLead(chunk, out);
+      return out;
+    }
+    if (chunk.samples.length === 0) {
+      this.pushStatus(chunk, out);
+      return out;
+    }
     // A short gap (frames lost to corruption: tens of ms) is bridged by holding the last value, so
     // beat timing and the rhythm history survive it; a longer one starts afresh (below).
     const expected = this.firstSample + this.samplesSeen;
@@ -300,11 +311,7 @@ export class EcgMonitor {
     // the rail's), and only one report in `MIN_BRIDGE_SPACING_MS` (flaps taking a third of the time or more
     // would hide beats and halve the heart rate: they are lead-offs).
     if (chunk.leadOff && !this.leadOff) {
-      if (this.reportedOffSinceMs === undefined) {
-        this.reportedOffSinceMs = chunk.t0;
-        this.bridging = this.contactInStream && (this.lastBridgeEndMs === undefined || chunk.t0 - this.lastBridgeEndMs >= MIN_BRIDGE_SPACING_MS);
-      }
-      if (this.bridging && endMs - this.reportedOffSinceMs < MAX_BRIDGE_S * 1000) {
+      if (this.isBridged(chunk.t0, endMs)) {
         const { leadOff: _, ...held } = chunk;
         chunk = { ...held, samples: new Int16Array(chunk.samples.length).fill(this.lastValue) };
       }
@@ -358,6 +365,65 @@ export class EcgMonitor {
       this.report(endMs, out);
     }
     return out;
+  }
+
+  /**
+   * Whether a front end's lead-off report that is on at `endMs` is bridged (see `push`); notes that a
+   * report began at `t0` when none was running.
+   */
+  private isBridged(t0: number, endMs: number): boolean {
+    if (this.reportedOffSinceMs === undefined) {
+      this.reportedOffSinceMs = t0;
+      this.bridging = this.contactInStream && (this.lastBridgeEndMs === undefined || t0 - this.lastBridgeEndMs >= MIN_BRIDGE_SPACING_MS);
+    }
+    return this.bridging && endMs - this.reportedOffSinceMs < MAX_BRIDGE_S * 1000;
+  }
+
+  /**
+   * A chunk with no samples: a front end's status-only report (§5.1 of the stream protocol) at `t0`. A
+   * lead-off report counts as the samples flagged `leadOff` would, from its time: a contact loss that may
+   * be bridged (under 1 s), then `ecg-lead-off`, so a front end that stops sampling while the electrodes are
+   * off, sending only these reports, is still raised. Any other report changes nothing (contact and
+   * signal are judged on the samples that follow, which carry their own flags); a report of saturation
+   * flags the findings as a saturated chunk does. Nothing here reads a sample, so nothing divides by
+   * their count.
+   */
+  private pushStatus(chunk: StreamChunk, out: EcgMonitorOutput): void {
+    // A stream that begins with a report starts at it (its samples, when they come, continue from its index).
+    if (!this.frontEnd || chunk.rateHz !== this.rateHz) this.restart(chunk);
+    if (chunk.saturated) this.saturatedUntil = { generation: this.generation, ms: chunk.t0 + FRONT_END_SATURATION_MEMORY_MS };
+    if (!chunk.leadOff || this.isBridged(chunk.t0, chunk.t0)) return;
+    this.checkLeadOff(chunk, chunk.t0, out);
+  }
+
+  /**
+   * A chunk of a lead this monitor does not analyse (channel 1 and up): its front end's lead-off reports.
+   * Reported off for `MAX_BRIDGE_S` (1 s, flaps under it say nothing, as on channel 0) raises
+   * `ecg-secondary-lead-off` once per episode, re-armed when a chunk of that lead with samples and without
+   * `leadOff` comes. Severity 2, a warning, not 3: the heart rate and every rhythm alarm come from channel 0,
+   * which is unaffected, so nothing about the patient is missed; but the lead's stored and displayed trace
+   * is the rail or an open input's mains hum (which looks like a fast rhythm), not the heart, and someone
+   * at the bedside can fix it by reattaching an electrode: the same level as `ecg-lead-off`. Not 1
+   * (information, which does not sound the bedside alarm): a clinician reading a two-lead strip must be
+   * told the second trace is not ECG, and an electrode that is not fixed is how the next lead comes off.
+   */
+  private pushOtherLead(chunk: StreamChunk, out: EcgMonitorOutput): void {
+    const endMs = chunk.t0 + (chunk.samples.length * 1000) / chunk.rateHz;
+    if (!chunk.leadOff) {
+      if (chunk.samples.length > 0) this.otherLeadsOff.delete(chunk.channel);
+      return;
+    }
+    const off = this.otherLeadsOff.get(chunk.channel) ?? { sinceMs: chunk.t0, raised: false };
+    this.otherLeadsOff.set(chunk.channel, off);
+    if (off.raised || endMs - off.sinceMs < MAX_BRIDGE_S * 1000) return;
+    off.raised = true;
+    out.alerts.push({
+      kind: 'ecg-secondary-lead-off',
+      severity: 2,
+      t: endMs,
+      sensor: this.sensor,
+      message: `ECG front end reports electrode contact lost on lead ${chunk.channel + 1} (channel ${chunk.channel}) for ${((endMs - off.sinceMs) / 1000).toFixed(1)} s: its trace shows no heart signal; reattach the electrode. Heart rate and rhythm alarms come from lead 1 (channel 0) and go on.`,
+    });
   }
 
   /** Waits for the classification in flight and returns what it produced (also at shutdown and in tests). */
@@ -655,7 +721,8 @@ export class EcgMonitor {
       this.flatSinceMs = undefined;
       if (this.leadOff) return;
       const since = this.reportedOffSinceMs ?? chunk.t0;
-      this.raiseLeadOff(endMs, `ECG front end reports electrode contact lost (lead off) for ${((endMs - since) / 1000).toFixed(1)} s: reattach the electrodes; no heart rate or rhythm analysis until contact is back.`, out);
+      const lasted = endMs > since ? ` for ${((endMs - since) / 1000).toFixed(1)} s` : '';
+      this.raiseLeadOff(endMs, `ECG front end reports electrode contact lost (lead off)${lasted}: reattach the electrodes; no heart rate or rhythm analysis until contact is back.`, out);
       this.contactLossesSinceBeat += 1;
       const silentMs = this.lastBeatMs === undefined ? 0 : endMs - this.lastBeatMs;
       if (this.contactLossesSinceBeat >= 3 && silentMs >= this.options.intermittentNoBeatMs && !this.intermittentAlarmed) {

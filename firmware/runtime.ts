@@ -474,7 +474,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         this.count(c.sensor, c.samples.length);
         this.noteRate(c);
         this.unreadable.readable(c.sensor);
-        const restored = this.watchdog?.seen(c.sensor);
+        const restored = this.watchdog?.chunk(c);
         if (restored) this.raise(restored);
         if (this.storageFull) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);

@@ -1,5 +1,5 @@
 import type { Clock } from '../device-sdk/clock.js';
-import type { Alert } from '../device-sdk/records.js';
+import type { Alert, StreamChunk } from '../device-sdk/records.js';
 
 export interface SignalWatchdogOptions {
   /** Silence after the last chunk that counts as a lost signal (ms). */
@@ -60,6 +60,24 @@ export class SignalWatchdog {
       sensor,
       message: `ECG signal from sensor ${sensor} is back after ${seconds(now - lostSince)} s without samples; rhythm monitoring resumes.`,
     };
+  }
+
+  /**
+   * A chunk of sensor `c.sensor` arrived: `seen` when it carries samples. A chunk with none (a front end's
+   * status-only report) is no signal, with one exception: a report of lead-off on channel 0, the lead the
+   * ECG monitor analyses and raises `ecg-lead-off` from, says the front end is there and why no samples
+   * come, so it keeps a sensor that has not been declared lost from being declared lost (it does not end a
+   * lost episode: rhythm monitoring has not resumed). A front end that sends only other reports is
+   * monitoring nothing and is raised as lost.
+   */
+  chunk(c: Pick<StreamChunk, 'sensor' | 'channel' | 'samples' | 'leadOff'>): Alert | undefined {
+    if (c.samples.length > 0) return this.seen(c.sensor);
+    const w = this.watched.get(c.sensor);
+    if (w && c.channel === 0 && c.leadOff && w.lostSince === undefined) {
+      w.lastAt = this.clock.monotonic();
+      w.seenAny = true;
+    }
+    return undefined;
   }
 
   /** Alerts for sensors silent for too long, once per episode. */

@@ -32,9 +32,10 @@ export interface SerialFaults {
    * ECG only: electrodes off from `atS` for `durationS` of the recording, on the channels of the
    * `channels` mask (default all). The device sends what a front end sends then: the lead-off bit in
    * its DATA frames (announced as meaningful in INFO) and samples at the positive rail (`level: rail`,
-   * default, with the saturation bit) or at baseline. Not a loss: every sample is sent.
+   * default, with the saturation bit) or at baseline. Not a loss: every sample is sent. With
+   * `statusFrames` it also reports each change in a status-only DATA frame (no samples, §5.1).
    */
-  leadOff: { atS: number; durationS: number; channels?: number; level?: 'rail' | 'baseline' }[];
+  leadOff: { atS: number; durationS: number; channels?: number; level?: 'rail' | 'baseline'; statusFrames?: boolean }[];
 }
 
 /** Faults of a BLE peripheral (glucose meter, CGM, heart-rate strap). */
@@ -116,6 +117,7 @@ export const SERIAL_FAULTS_SCHEMA: SchemaObject = {
           durationS: { type: 'number', exclusiveMinimum: 0, maximum: 86_400, description: 'signal seconds the electrodes stay off (> 0)', examples: [20] },
           channels: { type: 'integer', minimum: 1, maximum: 0xffffffff, description: 'a mask of the channels whose electrodes come off (bit c = channel c)', examples: [1] },
           level: { type: 'string', enum: ['rail', 'baseline'] },
+          statusFrames: { type: 'boolean', description: 'the front end also sends a status-only DATA frame (no samples) when the electrodes come off and when they are back' },
         },
       },
     },
@@ -168,6 +170,7 @@ export function streamDeviceFaults(f: SerialFaults, seed: number, rateHz: number
       samples: Math.max(1, Math.round(l.durationS * rateHz)),
       ...(l.channels !== undefined ? { channels: l.channels } : {}),
       ...(l.level !== undefined ? { level: l.level } : {}),
+      ...(l.statusFrames !== undefined ? { statusFrames: l.statusFrames } : {}),
     })),
     corruptRate: f.corruptRate,
     truncateRate: f.truncateRate,

@@ -32,4 +32,12 @@ describe('StreamChunk lead-off and saturation flags', () => {
     expect(back).not.toHaveProperty('leadOff');
     expect(back).not.toHaveProperty('saturated');
   });
+
+  it('round-trips a chunk with no samples (a status-only report): no samples field on the wire', () => {
+    const status: StreamChunk = { ...CHUNK, samples: new Int16Array(0), leadOff: true };
+    const bytes = encodeBody('chunk', status);
+    // The fields up to gain as above, then 50 01 (lead_off): an empty bytes field is not written.
+    expect(hex(bytes)).toBe('080112036563671801' + '20a00b' + '28a01f' + '310000000000807640' + '3a026d56' + '410000000000006940' + '5001');
+    expect(decodeBody('chunk', bytes)).toEqual(status);
+  });
 });

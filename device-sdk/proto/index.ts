@@ -183,7 +183,9 @@ const chunkCodec: BodyCodec<'chunk'> = {
       rateHz: num(m.rateHz),
       unit: String(m.unit ?? ''),
       gain: num(m.gain),
-      samples: bytesToSamples((m.samples as Uint8Array | undefined) ?? new Uint8Array(0)),
+      // A chunk with no samples (a front end's status-only report) has no bytes on the wire: protobufjs then
+      // gives its default for the field, an empty array, not a Uint8Array.
+      samples: bytesToSamples(m.samples instanceof Uint8Array ? m.samples : new Uint8Array(0)),
     };
     if (m.leadOff === true) chunk.leadOff = true;
     if (m.saturated === true) chunk.saturated = true;

@@ -10,7 +10,10 @@ import {
   readFrameHeader,
   STREAM_CAPABILITIES,
   STREAM_CODEC,
+  STREAM_DATA_HEADER_BYTES,
+  STREAM_HEADER_BYTES,
   STREAM_MAX_BODY_BYTES,
+  STREAM_TRAILER_BYTES,
   StreamFrameError,
   streamFrameCrc,
   streamHeaderCrc,
@@ -423,7 +426,22 @@ describe('frameToChunks', () => {
     }
   });
 
-  it('gives no chunks for a status-only frame', () => {
-    expect(frameToChunks({ ...DATA_FRAME, channels: [new Int16Array(0), new Int16Array(0)] }, 'ecg')).toEqual([]);
+  it('gives no chunks for a status-only frame of a device that has not announced its masks', () => {
+    const status = { ...DATA_FRAME, leadOff: 0b01, channels: [new Int16Array(0), new Int16Array(0)] };
+    expect(frameToChunks(status, 'ecg')).toEqual([]);
+    expect(frameToChunks(status, 'ecg', { capabilities: STREAM_CAPABILITIES.vendorFrames })).toEqual([]);
+  });
+
+  it('gives one zero-sample chunk per channel, with its flags, for a status-only frame (§5.1) once the masks are announced', () => {
+    // Body length 24: the DATA sub-header and no samples; lead-off mask 01 00 00 00 (channel 0 off), through the wire.
+    const bytes = encodeFrame({ ...DATA_FRAME, leadOff: 0b01, saturated: 0b01, channels: [new Int16Array(0), new Int16Array(0)] });
+    expect(bytes.length).toBe(STREAM_HEADER_BYTES + STREAM_DATA_HEADER_BYTES + STREAM_TRAILER_BYTES);
+    const frame = decodeFrame(bytes) as StreamDataFrame;
+    const [c0, c1, ...more] = frameToChunks(frame, 'ecg', { capabilities: STREAM_CAPABILITIES.leadOff, firstSample: 1445, t0: 5000 });
+    expect(more).toEqual([]);
+    expect(c0).toMatchObject({ channel: 0, firstSample: 1445, t0: 5000, leadOff: true, samples: new Int16Array(0) });
+    expect(c0).not.toHaveProperty('saturated');
+    expect(c1).toMatchObject({ channel: 1, firstSample: 1445, samples: new Int16Array(0) });
+    expect(c1).not.toHaveProperty('leadOff');
   });
 });

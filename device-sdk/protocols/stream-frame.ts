@@ -562,16 +562,18 @@ export interface FrameToChunksOptions {
 
 /**
  * One `StreamChunk` per channel of a DATA frame, channel numbers 0..n-1 in wire order, each with
- * the frame's rate, gain and unit. A frame with no samples gives no chunks. The chunk of channel c
- * has `leadOff: true` when bit c of the frame's lead-off mask is set and `options.capabilities` says
- * the mask is meaningful, likewise `saturated: true`; both are absent otherwise.
+ * the frame's rate, gain and unit. The chunk of channel c has `leadOff: true` when bit c of the
+ * frame's lead-off mask is set and `options.capabilities` says the mask is meaningful, likewise
+ * `saturated: true`; both are absent otherwise. A status-only frame (no samples, §5.1) gives one
+ * zero-sample chunk per channel carrying those flags (its report: a lead off or back on) when
+ * `options.capabilities` announces a mask, and no chunks when it does not (it then says nothing).
  */
 export function frameToChunks(frame: StreamDataFrame, sensor: string, options: FrameToChunksOptions = {}): StreamChunk[] {
   const perChannel = frame.channels[0]?.length ?? 0;
-  if (perChannel === 0) return [];
+  const capabilities = options.capabilities ?? 0;
+  if (perChannel === 0 && (capabilities & (STREAM_CAPABILITIES.leadOff | STREAM_CAPABILITIES.saturation)) === 0) return [];
   const firstSample = options.firstSample ?? frame.firstSample;
   const t0 = options.t0 ?? Math.round((firstSample * 1000) / frame.rateHz);
-  const capabilities = options.capabilities ?? 0;
   const leadOff = (capabilities & STREAM_CAPABILITIES.leadOff) !== 0 ? frame.leadOff : 0;
   const saturated = (capabilities & STREAM_CAPABILITIES.saturation) !== 0 ? frame.saturated : 0;
   return frame.channels.map((samples, channel) => ({

@@ -14,6 +14,8 @@
  *   index at the device's counter; after a CLOCK_RESET the index continues where it stood, so a
  *   sensor's indices never go back. `t0` is the board clock (ms) of the first sample, anchored when
  *   a counter origin is first seen and advanced by the nominal rate.
+ *   A status-only DATA frame (no samples, §5.1) gives zero-sample chunks that carry its flags
+ *   (`onStatus`), at the index of the sample it is dated to, without moving the stream's counters.
  *   A chunk carries `leadOff` / `saturated` when its channel's bit is set in the frame's lead-off /
  *   saturation mask and the INFO frame of this session announced that mask as meaningful
  *   (capabilities bit 0 / 1, §6.2); DATA frames before that INFO (and after a reconnect, until the
@@ -103,6 +105,8 @@ export interface SerialStreamStats {
   gapSamples: number;
   /** Samples (per channel) delivered in chunks. */
   samples: number;
+  /** Status-only DATA frames (no samples, §5.1) after the stream's first frame: also counted in `dataFrames`. */
+  statusFrames: number;
   sessions: number;
   identifySent: number;
 }
@@ -144,6 +148,7 @@ export class SerialStreamDriver implements SensorDriver {
     lostFrames: 0,
     gapSamples: 0,
     samples: 0,
+    statusFrames: 0,
     sessions: 0,
     identifySent: 0,
   };
@@ -354,6 +359,12 @@ export class SerialStreamDriver implements SensorDriver {
     this.counters.bytesFramed += raw.length;
     this.counters.dataFrames += 1;
     const perChannel = frame.channels[0]?.length ?? 0;
+    // The masks count only once this session's INFO has said they are meaningful (§6.2).
+    const capabilities = this.identity?.capabilities ?? 0;
+    if (perChannel === 0 && this.expectedDevice !== undefined && !frame.clockReset) {
+      this.onStatus(frame, capabilities);
+      return;
+    }
     const index = this.streamIndex(frame);
     const expected = this.nextIndex;
     if (expected !== undefined && index > expected) {
@@ -367,8 +378,27 @@ export class SerialStreamDriver implements SensorDriver {
     if (!this.anchor || this.anchor.rateHz !== frame.rateHz) this.anchor = { t: this.clock.now() - (perChannel * 1000) / frame.rateHz, index, rateHz: frame.rateHz };
     const t0 = Math.round(this.anchor.t + ((index - this.anchor.index) * 1000) / frame.rateHz);
     this.counters.samples += perChannel;
-    // The masks count only once this session's INFO has said they are meaningful (§6.2).
-    const capabilities = this.identity?.capabilities ?? 0;
+    for (const chunk of frameToChunks(frame, this.sensor, { firstSample: index, t0, capabilities })) this.sink?.chunk(chunk);
+  }
+
+  /**
+   * A status-only DATA frame (no samples, §5.1): a front end reporting that a lead came off or is back
+   * (or saturation) between its sample frames. Its masks reach the sink as one zero-sample chunk per
+   * channel (`frameToChunks`), at the stream index and time of the sample it is dated to, rather than
+   * being applied to the samples that follow: the masks mean "during this frame" (§5.1), so the next
+   * frame's own mask says what its samples had, and a report kept as it came stays true when no sample
+   * follows (a front end that stops sampling while the electrodes are off, an unplug) and dates the change
+   * to its sample, not to the next frame. It moves no counter: its index may fall inside the next frame (or
+   * the last one), which is neither a gap nor a counter going back. (The first frame of a stream, or one
+   * with CLOCK_RESET, sets the origin as any DATA frame does.)
+   */
+  private onStatus(frame: StreamDataFrame, capabilities: number): void {
+    this.counters.statusFrames += 1;
+    const expected = this.expectedDevice as number;
+    const delta = ((frame.firstSample - (expected % 2 ** 32) + 2 ** 32) % 2 ** 32) | 0;
+    const index = Math.max(0, expected + delta + this.offset);
+    const anchor = this.anchor?.rateHz === frame.rateHz ? this.anchor : undefined;
+    const t0 = anchor ? Math.round(anchor.t + ((index - anchor.index) * 1000) / frame.rateHz) : this.clock.now();
     for (const chunk of frameToChunks(frame, this.sensor, { firstSample: index, t0, capabilities })) this.sink?.chunk(chunk);
   }
 

@@ -148,6 +148,9 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
         for (const row of chunks.iterate(s.deviceId, s.bootId, t - windowMs, t + 2 * windowMs) as Iterable<Row>) {
           if (taken.has(row.seq)) continue;
           const c = decodeBody('chunk', row.body) as StreamChunk;
+          // A chunk with no samples is a front end's status-only report (lead-off, contact back): no waveform to
+          // show (SampledData needs data), and what it reported reaches FHIR as the alert it raised.
+          if (c.samples.length === 0) continue;
           const ms = (c.samples.length * 1000) / c.rateHz;
           const end = c.t0 + ms;
           if (c.unit !== 'mV' || end < t - windowMs || c.t0 > t + windowMs) continue;

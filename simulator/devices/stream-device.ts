@@ -134,12 +134,28 @@ export interface StreamDeviceFaults {
  * mid-scale (`'baseline'`: 0), and every DATA frame holding such a sample has the channel's bit in
  * its lead-off mask (§5.1). The mask means something to a host only when INFO announces it
  * (`info.capabilities` with `STREAM_CAPABILITIES.leadOff`, as the ECG default does).
+ * With `statusFrames`, the front end also reports each change at once, as one whose lead-off comparator
+ * raises an interrupt does: a status-only DATA frame (no samples, §5.1) dated to the sample set where
+ * the electrodes come off (the span's bits set, and the saturation bits at the rail) and one dated to
+ * where they are back on (those bits clear), each sent before the DATA frame holding that sample set;
+ * recorded in `stats.statusFrames`.
  */
 export interface LeadOffSpan {
   fromSample: number;
   samples: number;
   channels?: number;
   level?: 'rail' | 'baseline';
+  statusFrames?: boolean;
+}
+
+/** A status-only DATA frame sent for a lead-off change (`LeadOffSpan.statusFrames`). */
+export interface StatusFrameInfo {
+  seq: number;
+  /** The source sample set it is dated to, and the device counter (unwrapped) there: its `firstSample`. */
+  sourceIndex: number;
+  firstSample: number;
+  leadOff: number;
+  saturated: number;
 }
 
 /** A DATA frame built with lead-off bits set (whatever then happened to it on the wire). */
@@ -274,6 +290,8 @@ export interface StreamDeviceStats {
   acquisitions: AcquisitionStart[];
   /** DATA frames with lead-off bits (`faults.leadOff`). */
   leadOff: LeadOffFrame[];
+  /** Status-only DATA frames sent (`LeadOffSpan.statusFrames`), also counted in `framesSent`. */
+  statusFrames: StatusFrameInfo[];
   ended: boolean;
 }
 
@@ -348,6 +366,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
     counterJumps: [],
     acquisitions: [],
     leadOff: [],
+    statusFrames: [],
     ended: false,
   };
   private seq = 0;
@@ -406,7 +425,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       if (!Number.isInteger(channels) || channels <= 0 || (channels & ~allChannels) !== 0) throw new ConfigError(`${at}.channels`, channels, `must be a non-empty channel mask of the ${options.channels} channels`, 'omit it for all channels, or pass e.g. 0b1');
       const level = span.level ?? 'rail';
       if (level !== 'rail' && level !== 'baseline') throw new ConfigError(`${at}.level`, level, "must be 'rail' or 'baseline'", "omit it for 'rail'");
-      return Object.freeze({ fromSample: span.fromSample, samples: span.samples, channels: channels >>> 0, level });
+      return Object.freeze({ fromSample: span.fromSample, samples: span.samples, channels: channels >>> 0, level, statusFrames: span.statusFrames === true });
     });
     this.options = Object.freeze(options);
     this.faults = Object.freeze(faults);
@@ -446,6 +465,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       counterJumps: [...c.counterJumps],
       acquisitions: [...c.acquisitions],
       leadOff: [...c.leadOff],
+      statusFrames: [...c.statusFrames],
     };
   }
 
@@ -655,6 +675,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       this.emit('frame', { ...span, fate: 'dropped' });
       return;
     }
+    await this.sendStatusFrames(sourceIndex, n, firstSample);
     if (vendor) {
       const body = new Uint8Array(3 + Math.floor(r1 * 14));
       for (let i = 0; i < body.length; i++) body[i] = Math.floor(this.random() * 256);
@@ -663,20 +684,7 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
         this.counters.vendorFramesSent += 1;
       }
     }
-    const frame: StreamDataFrame = {
-      kind: 'data',
-      ...this.nextSeq(),
-      deviceType: this.options.deviceType,
-      sampleFormat: 'int16le',
-      unit: this.options.unit,
-      rateHz: this.options.rateHz,
-      gain: this.options.gain,
-      firstSample: firstSample % 2 ** 32,
-      clockReset: this.clockReset,
-      leadOff,
-      saturated,
-      channels: perChannel,
-    };
+    const frame = this.dataFrame(firstSample, this.clockReset, { leadOff, saturated }, perChannel);
     if (leadOff !== 0) this.counters.leadOff.push({ seq: frame.seq, sourceIndex, samples: n, channels: leadOff });
     this.clockReset = false;
     let bytes = encodeFrame(frame);
@@ -707,6 +715,34 @@ export class SimStreamDevice extends EventEmitter<StreamDeviceEvents> {
       this.counters.samplesSent += n;
     }
     this.emit('frame', { ...span, fate });
+  }
+
+  /** A DATA frame with the next seq, its first sample at device counter `firstSample` (unwrapped). */
+  private dataFrame(firstSample: number, clockReset: boolean, masks: { leadOff: number; saturated: number }, channels: Int16Array[]): StreamDataFrame {
+    const { deviceType, unit, rateHz, gain } = this.options;
+    return { kind: 'data', ...this.nextSeq(), deviceType, sampleFormat: 'int16le', unit, rateHz, gain, firstSample: firstSample % 2 ** 32, clockReset, ...masks, channels };
+  }
+
+  /**
+   * The status-only DATA frames (`LeadOffSpan.statusFrames`) of the lead-off changes in the source sample
+   * sets `sourceIndex` .. `sourceIndex + n - 1`, whose first is at device counter `firstSample`.
+   */
+  private async sendStatusFrames(sourceIndex: number, n: number, firstSample: number): Promise<void> {
+    const changes = new Set<number>();
+    for (const span of this.faults.leadOff) {
+      if (!span.statusFrames) continue;
+      for (const at of [span.fromSample, span.fromSample + span.samples]) if (at >= sourceIndex && at < sourceIndex + n) changes.add(at);
+    }
+    for (const at of [...changes].sort((a, b) => a - b)) {
+      // The masks at sample set `at`: what a one-sample frame there would carry, without its sample.
+      const { leadOff, saturated } = this.electrodesOff([new Int16Array(1)], at);
+      const empty = Array.from({ length: this.options.channels }, () => new Int16Array(0));
+      const frame = this.dataFrame(firstSample + at - sourceIndex, false, { leadOff, saturated }, empty);
+      if (await this.write(encodeFrame(frame))) {
+        this.counters.framesSent += 1;
+        this.counters.statusFrames.push({ seq: frame.seq, sourceIndex: at, firstSample: firstSample + at - sourceIndex, leadOff: frame.leadOff, saturated: frame.saturated });
+      }
+    }
   }
 
   /**

@@ -85,6 +85,49 @@ describe('SignalWatchdog', () => {
   });
 });
 
+describe('SignalWatchdog and chunks without samples (status-only reports of the front end)', () => {
+  const chunk = (sensor: string, channel: number, samples: number, leadOff = false) => ({ sensor, channel, samples: new Int16Array(samples), ...(leadOff ? { leadOff: true as const } : {}) });
+  /** A watchdog of sensor `ecg` that saw samples at 1 s. */
+  function watching() {
+    const clock = testClock();
+    const w = new SignalWatchdog(['ecg'], clock);
+    clock.at(1000);
+    w.chunk(chunk('ecg', 0, 90));
+    return { clock, w };
+  }
+
+  it('takes status-only chunks for no signal: a front end that sends only those is raised as lost', () => {
+    const { clock, w } = watching();
+    for (let ms = 2000; ms <= 6000; ms += 1000) {
+      clock.at(ms);
+      expect(w.chunk(chunk('ecg', 0, 0))).toBeUndefined();
+      w.chunk(chunk('ecg', 1, 0, true));
+    }
+    clock.at(6001);
+    expect(w.check()).toEqual([expect.objectContaining({ kind: ECG_SIGNAL_LOST, sensor: 'ecg' })]);
+    // Samples end the episode.
+    clock.at(7000);
+    expect(w.chunk(chunk('ecg', 0, 90))).toMatchObject({ kind: ECG_SIGNAL_RESTORED });
+  });
+
+  it('keeps quiet for a front end that reports lead-off on channel 0 (ecg-lead-off says it), without ending a lost episode', () => {
+    const { clock, w } = watching();
+    for (let ms = 2000; ms <= 20_000; ms += 1000) {
+      clock.at(ms);
+      w.chunk(chunk('ecg', 0, 0, true));
+      expect(w.check()).toEqual([]);
+    }
+    // Lost first (nothing for 5 s), then lead-off reports: still lost, no "monitoring resumes" note.
+    clock.at(25_001);
+    expect(w.check()).toHaveLength(1);
+    clock.at(26_000);
+    expect(w.chunk(chunk('ecg', 0, 0, true))).toBeUndefined();
+    clock.at(40_000);
+    expect(w.check()).toEqual([]);
+    expect(w.chunk(chunk('ecg', 0, 90))).toMatchObject({ kind: ECG_SIGNAL_RESTORED });
+  });
+});
+
 describe('the runtime watches its ECG sensors (virtual clock, offline)', () => {
   it('raises the lost-signal alarm for an ECG device that never sends, and none for sources stopped on purpose', async () => {
     const dir = tempDir();

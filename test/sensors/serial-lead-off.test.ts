@@ -76,4 +76,37 @@ describe.skipIf(!socatFound)('serial-ecg: lead-off and saturation masks (needs s
     // The saturation mask was announced: still read.
     expect(sink.chunks.filter((c) => c.saturated).length).toBe(device.stats.leadOff.length);
   });
+
+  // A status-only DATA frame (§5.1: no samples, "a status-only frame carrying lead-off"), dated mid-frame
+  // (5 samples into the frames holding the changes), sent before the frame that holds that sample.
+  const STATUS_OFF = { fromSample: 545, samples: 720, channels: 0b01, statusFrames: true };
+
+  it('stores a status-only frame as one zero-sample chunk per channel at its sample, with its flags, and no gap', async () => {
+    const { device, sink } = await run({ faults: { leadOff: [STATUS_OFF] } });
+    expect(device.stats.statusFrames.map((f) => f.firstSample)).toEqual([545, 1265]);
+    const status = sink.chunks.filter((c) => c.samples.length === 0);
+    expect(status.map((c) => [c.channel, c.firstSample, c.leadOff === true, c.saturated === true])).toEqual([
+      [0, 545, true, true],
+      [1, 545, false, false],
+      [0, 1265, false, false],
+      [1, 1265, false, false],
+    ]);
+    // Dated on the stream's clock: 5 samples after the t0 of the DATA frame that holds its sample.
+    const holding = sink.chunks.find((c) => c.channel === 0 && c.firstSample === 540);
+    expect(Math.abs(status[0]!.t0 - (holding!.t0 + (5 * 1000) / 360))).toBeLessThanOrEqual(1);
+    // It moves no counter: no gap, no sample lost or stored twice, every DATA frame's flags as before.
+    expect(sink.gaps).toEqual([]);
+    expect(sink.samples[0]?.size).toBe(SETS);
+    expect(sink.samples[1]?.size).toBe(SETS);
+    expect(sink.duplicates).toBe(0);
+    expect(sink.chunks.filter((c) => c.samples.length > 0 && c.leadOff).length).toBe(device.stats.leadOff.length);
+  });
+
+  it('gives no chunk for a status-only frame whose masks INFO did not announce', async () => {
+    const { device, sink } = await run({ info: { capabilities: 0 }, faults: { leadOff: [STATUS_OFF] } });
+    expect(device.stats.statusFrames.length).toBe(2);
+    expect(sink.chunks.filter((c) => c.samples.length === 0)).toEqual([]);
+    expect(sink.gaps).toEqual([]);
+    expect(sink.samples[0]?.size).toBe(SETS);
+  });
 });

@@ -13,7 +13,7 @@ import { readLedgerBodies, readLedgerSummary } from '../../device-sdk/store/sqli
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
-import { arraySource, createStreamDevice, LEAD_OFF_RAIL } from '../../simulator/devices/stream-device.js';
+import { arraySource, createStreamDevice, LEAD_OFF_RAIL, type LeadOffSpan } from '../../simulator/devices/stream-device.js';
 import { simulatedEcg } from '../helpers/ecg-chunks.js';
 import { findSocat, systemAvailable } from '../helpers/pty.js';
 import { useTempDirs } from '../helpers/temp.js';
@@ -22,6 +22,30 @@ import { testSignal } from './serial-stream.contract.js';
 
 const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
 const tempDir = useTempDirs('serial-runtime');
+
+/**
+ * 30 s of a 72 /min ECG from the simulated stream device (on each of `channels` leads), electrodes off for
+ * `off`, into a runtime with no edge; returns what its ledger holds once every chunk and status-only frame
+ * sent is stored.
+ */
+async function leadOffInRuntime(deviceId: string, off: LeadOffSpan, channels = 1) {
+  const dir = tempDir();
+  const signal = Int16Array.from(simulatedEcg(30).flatMap((c) => Array.from(c.samples).flatMap((v) => Array<number>(channels).fill(v))));
+  const device = await createStreamDevice({ deviceType: 'ecg', channels, rateHz: 360, source: arraySource(signal, channels), speed: 10, startOn: 'identify', faults: { leadOff: [off] } });
+  const config = parseRuntimeConfig({ deviceId, dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'device', sensor: 'ecg', driver: 'serial-ecg', options: { path: device.hostPath } }] }, dir);
+  const runtime = new Runtime(config, { logger: silentLogger });
+  runtime.start();
+  try {
+    await device.ended;
+    // Every chunk sent is stored (nothing acknowledges them: no edge).
+    await waitFor(() => runtime.status().backlog.chunk === (device.stats.dataFramesSent + device.stats.statusFrames.length) * channels, 'every chunk stored');
+  } finally {
+    await runtime.stop();
+    await device.stop();
+  }
+  const ledger = ledgerPath(join(dir, 'device'));
+  return { signal, ledger, device, chunks: readLedgerBodies(ledger, 'chunk').map((row) => decodeBody('chunk', row.body)) };
+}
 
 describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs socat: apt-get install -y socat)', () => {
   it('stores every intact ECG sample exactly once, quarantines the corrupted frames, and drives the alarm outputs on an alert', async () => {
@@ -93,27 +117,9 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
   });
 
   it('stores the lead-off the ECG front end reports with the chunks and raises ecg-lead-off at once, nothing urgent, until contact is back', async () => {
-    const dir = tempDir();
     // 30 s of a 72 /min ECG; the electrodes off from 12 s for 6 s (frames of 18 samples: 216 whole frames).
-    const signal = Int16Array.from(simulatedEcg(30).flatMap((c) => Array.from(c.samples)));
     const off = { fromSample: 12 * 360, samples: 6 * 360 };
-    const device = await createStreamDevice({ deviceType: 'ecg', channels: 1, rateHz: 360, source: arraySource(signal), speed: 10, startOn: 'identify', faults: { leadOff: [off] } });
-    const config = parseRuntimeConfig(
-      { deviceId: 'serial-rt-2', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'device', sensor: 'ecg', driver: 'serial-ecg', options: { path: device.hostPath } }] },
-      dir,
-    );
-    const runtime = new Runtime(config, { logger: silentLogger });
-    runtime.start();
-    try {
-      await device.ended;
-      // Every chunk sent is stored (nothing acknowledges them: no edge).
-      await waitFor(() => runtime.status().backlog.chunk === device.stats.dataFramesSent, 'every chunk stored');
-    } finally {
-      await runtime.stop();
-      await device.stop();
-    }
-    const ledger = ledgerPath(join(dir, 'device'));
-    const chunks = readLedgerBodies(ledger, 'chunk').map((row) => decodeBody('chunk', row.body));
+    const { signal, ledger, chunks } = await leadOffInRuntime('serial-rt-2', off);
     expect(chunks.reduce((n, c) => n + c.samples.length, 0)).toBe(signal.length);
     const flagged = chunks.filter((c) => c.leadOff);
     expect(flagged.map((c) => c.firstSample)).toEqual(Array.from({ length: off.samples / 18 }, (_, i) => off.fromSample + 18 * i));
@@ -130,6 +136,48 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
     const rates = readLedgerBodies(ledger, 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'heart-rate');
     expect(rates.filter((r) => r.tDevice < (leadOff[0]?.t as number)).length).toBeGreaterThan(0);
     expect(rates.filter((r) => r.tDevice > (leadOff[0]?.t as number) + 6_000).length).toBeGreaterThan(0);
+    for (const r of rates) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
+  it('stores the status-only frames (no samples) a front end sends when the electrodes come off and go back on, and raises one ecg-lead-off', async () => {
+    // As above, with a front end that also reports each change at once in a status-only DATA frame, dated to
+    // the sample where it happened (5 samples into a frame of 18).
+    const off = { fromSample: 12 * 360 + 5, samples: 6 * 360, statusFrames: true };
+    // Stored and read back through the wire encoding (protobuf StreamChunk, fields 10 and 11).
+    const { signal, ledger, chunks, device } = await leadOffInRuntime('serial-rt-3', off);
+    const status = chunks.filter((c) => c.samples.length === 0);
+    expect(status.map((c) => [c.firstSample, c.leadOff === true, c.saturated === true])).toEqual([
+      [off.fromSample, true, true],
+      [off.fromSample + off.samples, false, false],
+    ]);
+    // Nothing lost or moved by them: every sample stored once, the flagged frames as before.
+    expect(chunks.reduce((n, c) => n + c.samples.length, 0)).toBe(signal.length);
+    expect(new Set(chunks.filter((c) => c.samples.length > 0).map((c) => c.firstSample)).size).toBe(device.stats.dataFramesSent);
+    const alerts = readLedgerBodies(ledger, 'alert').map((row) => decodeBody('alert', row.body));
+    expect(alerts.filter((a) => a.severity === 3)).toEqual([]);
+    const leadOff = alerts.filter((a) => a.kind === 'ecg-lead-off');
+    expect(leadOff).toHaveLength(1);
+    // 1 s after the front end's report (at the end of the frame of 50 ms that reaches it), not after the first flagged frame.
+    const late = (leadOff[0]?.t as number) - ((status[0]?.t0 as number) + 1000);
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(50);
+    const rates = readLedgerBodies(ledger, 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'heart-rate');
+    expect(rates.filter((r) => r.tDevice > (leadOff[0]?.t as number) + 6_000).length).toBeGreaterThan(0);
+    for (const r of rates) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
+  });
+
+  it('raises ecg-secondary-lead-off (severity 2) when the second lead of a two-lead front end comes off, and the heart rate from lead 1 goes on', async () => {
+    // Two leads; the electrodes of lead 2 (channel 1) off from 12 s for 6 s.
+    const off = { fromSample: 12 * 360, samples: 6 * 360, channels: 0b10 };
+    const { ledger, chunks } = await leadOffInRuntime('serial-rt-4', off, 2);
+    expect(chunks.filter((c) => c.leadOff).every((c) => c.channel === 1)).toBe(true);
+    const alerts = readLedgerBodies(ledger, 'alert').map((row) => decodeBody('alert', row.body));
+    expect(alerts.map((a) => [a.kind, a.severity])).toEqual([['ecg-secondary-lead-off', 2]]);
+    expect(alerts[0]?.message).toMatch(/lead 2 \(channel 1\).*Heart rate and rhythm alarms come from lead 1 \(channel 0\) and go on/);
+    const offAt = chunks.find((c) => c.leadOff)?.t0 as number;
+    expect(Math.abs((alerts[0]?.t as number) - (offAt + 1000))).toBeLessThanOrEqual(1);
+    const rates = readLedgerBodies(ledger, 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'heart-rate');
+    expect(rates.filter((r) => r.tDevice > offAt + 1000 && r.tDevice < offAt + 6000).length).toBeGreaterThan(0);
     for (const r of rates) expect(Math.abs(r.value - 72)).toBeLessThanOrEqual(6);
   });
 });
