@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, checkGlucoseRange, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, type CgmRow, checkGlucoseRange, decodeCgmCsv, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, shown, tracesById, unitMix, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -30,13 +30,18 @@ IN       time: YYYY-MM-DD HH:MM[:SS] or ISO 8601 (T, fractions, Z or +HH:MM), or
          the header (a decimal comma: write 5.3, not 5,3), a value that is not a positive number (Low/High:
          write the sensor's limit or NA) or is outside ${GLUCOSE_RANGE_MG_DL[0]}-${GLUCOSE_RANGE_MG_DL[1]} mg/dL (no meter or CGM
          reports one), and two different readings of a subject at one time (local times without an offset
-         repeat an hour at the autumn clock change; an exact duplicate row is one reading). A file without
+         repeat an hour at the autumn clock change; an exact duplicate row is one reading). Also refused:
+         a file that is not UTF-8 text (Latin-1: re-save as UTF-8, e.g. iconv -f latin1 -t utf-8), a
+         header naming a column twice, and times with and without a UTC offset in one file. A file without
          readings is refused.
 --units  the unit of gl in IN, and of gl and pred_gl in OUT and mean and SD in the report (default
          mg/dL; medge computes in mg/dL, 1 mmol/L = 18.016 mg/dL). A file of 3 or more values that cannot be
          mg/dL (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia,
          and one that cannot be mmol/L (median > 25, highest > 35 mmol/L) is refused with it. One or
-         two readings all below 35 (a severe low in mg/dL, a high in mmol/L) need --units.
+         two readings all below 35 (a severe low in mg/dL, a high in mmol/L) need --units. Per subject,
+         readings that can only be the other unit are refused naming the first line (all of a subject's
+         readings; in mg/dL one below 35 with a fraction, or one that would be a change faster than
+         10 mg/dL/min but continues the trace as mmol/L; in mmol/L one of 35 or more): split the file.
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
          mean, SD, CV, GMI, data sufficiency (the share of the subject's period, first reading to the
          end of the last, covered by readings; the consensus asks for >= 70 % of 14 days),
@@ -89,6 +94,15 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
   }
   try {
     checkGlucoseRange(rows, unit);
+    const mix = unitMix(rows, unit);
+    if (mix) {
+      const other = unit === 'mg/dL' ? 'mmol/L' : 'mg/dL';
+      throw new CgmCsvError(
+        mix.row.line,
+        `subject ${shown(mix.row.id)}: ${mix.reason}: the readings mix mg/dL and mmol/L (read as ${unit}, a ${other} reading is a wrong clinical number); split the file so that each has one unit and give --units ${unit === 'mg/dL' ? 'mmol/L' : 'mg/dL'} for the ${other} one, or convert these rows to ${unit}`,
+        mix.other.line,
+      );
+    }
   } catch (error) {
     if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
     throw error;
@@ -100,16 +114,16 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
 }
 
 function parseRows(path: string): CgmRow[] {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === undefined) throw error;
     throw new UsageError(`cannot read ${path}: ${OS_PROBLEMS[code] ?? code} (${code})`, GLUCOSE_USAGE);
   }
   try {
-    return parseCgmCsv(text);
+    return parseCgmCsv(decodeCgmCsv(bytes));
   } catch (error) {
     if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
     throw error;
