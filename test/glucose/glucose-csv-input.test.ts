@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CgmCsvError, decodeCgmCsv, parseCgmCsv, unitMix } from '../../device-sdk/signal/glucose/csv.js';
@@ -164,5 +164,23 @@ describe('glucose time forms and columns (QA D5)', () => {
     const [a, b] = await Promise.all([dupGl, dupId].map((f) => medge(['glucose', 'report', '--csv', f])));
     refused(a!, /line 1: the header names the column gl twice \(columns 3 and 4 of "id,time,gl,gl"\)/);
     refused(b!, /line 1: the header names the column id twice \(columns 1 and 4/);
+  }, 60_000);
+});
+
+describe('glucose predict on long files (QA D9)', () => {
+  it('reports progress on stderr with --progress (not without it when stderr is not a terminal); the output is the same', async () => {
+    const dir = tempDir();
+    const rows = ['a', 'b', 'c'].flatMap((id, k) => times(400).map((t, i) => `${id},${t},${Math.round(120 + 40 * Math.sin((i + 50 * k) / 20))}`));
+    const input = write(dir, 'in.csv', csv(rows));
+    const [quiet, loud] = await Promise.all([
+      medge(['glucose', 'predict', '--csv', input, '--out', join(dir, 'quiet.csv')]),
+      medge(['glucose', 'predict', '--csv', input, '--out', join(dir, 'loud.csv'), '--progress']),
+    ]);
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(loud.code, loud.stderr).toBe(0);
+    expect(quiet.stderr).not.toMatch(/subjects? \d+\/\d+/);
+    expect(loud.stderr).toMatch(/^medge glucose predict: read 1200 rows of 3 subjects from .*in\.csv/m);
+    expect(loud.stderr).toMatch(/^medge glucose predict: 3\/3 subjects \(1200\/1200 readings\)/m);
+    expect(readFileSync(join(dir, 'loud.csv'), 'utf8')).toBe(readFileSync(join(dir, 'quiet.csv'), 'utf8'));
   }, 60_000);
 });

@@ -213,6 +213,14 @@ function* linesOf(text: string): Generator<string> {
   }
 }
 
+/** How often (lines) `parseCgmCsv` calls `onProgress`. */
+const PROGRESS_LINES = 1 << 16;
+
+export interface CgmCsvParseOptions {
+  /** Called every 65,536 lines with the line number and the share of the text read (0-1), for a person waiting on a long file. */
+  onProgress?: (line: number, fraction: number) => void;
+}
+
 /** The columns `parseCgmCsv` reads. */
 const COLUMNS = ['id', 'time', 'gl'] as const;
 
@@ -221,8 +229,9 @@ const COLUMNS = ['id', 'time', 'gl'] as const;
  * unreadable time, times with and without a UTC offset in one file, an unreadable, non-positive or
  * non-finite glucose value, or a second, different reading of a subject at the same time.
  */
-export function parseCgmCsv(text: string): CgmRow[] {
+export function parseCgmCsv(text: string, options: CgmCsvParseOptions = {}): CgmRow[] {
   const lines = linesOf(text);
+  const onProgress = options.onProgress;
   const first = lines.next();
   const headerLine = first.done === true ? '' : first.value;
   const header = splitFields(headerLine).map((h) => unquote(h).toLowerCase());
@@ -242,8 +251,11 @@ export function parseCgmCsv(text: string): CgmRow[] {
   // The first row's time form (with a UTC offset or epoch ms, or local without one): all rows must share it.
   let form: { zoned: boolean; line: number; time: string } | undefined;
   let n = 1;
+  let chars = headerLine.length + 1;
   for (const line of lines) {
     n++;
+    chars += line.length + 1;
+    if (onProgress !== undefined && n % PROGRESS_LINES === 0) onProgress(n, Math.min(1, chars / text.length));
     if (line.trim() === '') continue;
     const f = splitFields(line);
     if (f.length !== header.length) {
