@@ -41,7 +41,7 @@ IN       time: YYYY-MM-DD HH:MM[:SS] or ISO 8601 (T, fractions, Z or +HH:MM), or
          and one that cannot be mmol/L (median > 25, highest > 35 mmol/L) is refused with it. One or
          two readings all below 35 (a severe low in mg/dL, a high in mmol/L) need --units. Per subject,
          readings that can only be the other unit are refused naming the first line (all of a subject's
-         readings; in mg/dL one below 35 with a fraction, or one that would be a change faster than
+         readings; in mg/dL one below 35 with a fraction among whole numbers, or one that would be a change faster than
          10 mg/dL/min but continues the trace as mmol/L; in mmol/L one of 35 or more): split the file.
 --progress  progress on stderr (the default when stderr is a terminal).
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,

@@ -135,6 +135,10 @@ describe('glucose units inside a file (QA D4)', () => {
     const mix = unitMix(rows, 'mg/dL');
     expect(mix?.row.line).toBe(4);
     expect(unitMix(rows.filter((r) => r.gl > 100), 'mg/dL')).toBeUndefined();
+    // mg/dL written with decimals (converted from mmol/L): a real 1.7 mmol/L low is 30.6, reached at 2 mg/dL/min.
+    const converted = parseCgmCsv(csv(times(12, 10).map((t, i) => `c,${t},${[99.1, 90.1, 81.1, 70.3, 60.5, 50.4, 40.5, 30.6, 40.5, 60.3, 80.2, 99.1][i]}`)));
+    expect(unitMix(converted, 'mg/dL')).toBeUndefined();
+    expect(unitMix(parseCgmCsv(csv(times(3).map((t, i) => `w,${t},${[99, 90, 30.6][i]}`))), 'mg/dL')?.row.line).toBe(4);
   });
 });
 

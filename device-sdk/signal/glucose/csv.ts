@@ -405,7 +405,8 @@ export interface UnitMix {
  *
  * - all its readings look like the other unit (`mmolLike` / `mgdlLike` of its readings);
  * - in mg/dL, a reading below `EITHER_UNIT_BELOW` next to readings above it that is written with a
- *   fraction (meters and CGMs report whole mg/dL; mmol/L is written with a decimal), or that is reached
+ *   fraction while those are whole numbers (meters and CGMs report whole mg/dL; mmol/L is written with a
+ *   decimal; a file converted to mg/dL with decimals is not judged by fractions), or that is reached
  *   from (or left to) its neighbour faster than `MAX_GLUCOSE_RATE_MG_DL_PER_MIN` while, read as mmol/L, it
  *   continues it. Real mg/dL traces pass: CGMs report 39/40 and up, and a meter's real severe low is a whole
  *   number reached at a physiological rate;
@@ -439,7 +440,10 @@ export function unitMix(rows: readonly CgmRow[], unit: GlucoseUnit): UnitMix | u
       keep({ row: high, other: low[0] as CgmRow, reason: `${high.gl} is above any meter's 33.3 mmol/L, so it can only be ${other}, next to readings below ${EITHER_UNIT_BELOW}` });
       continue;
     }
-    const fraction = low.find((r) => !Number.isInteger(r.gl));
+    // Only where the subject's other readings are whole numbers: a file converted to mg/dL with decimals
+    // (99.1, and 30.6 for a real 1.7 mmol/L) says nothing by its fractions.
+    const wholeHighs = list.every((r) => r.gl < EITHER_UNIT_BELOW || Number.isInteger(r.gl));
+    const fraction = wholeHighs ? low.find((r) => !Number.isInteger(r.gl)) : undefined;
     const firstHigh = list.find((r) => r.gl >= EITHER_UNIT_BELOW) as CgmRow;
     if (fraction) keep({ row: fraction, other: firstHigh, reason: `${fraction.gl} is written with a fraction below ${EITHER_UNIT_BELOW} (meters and CGMs report whole mg/dL; it is ${Math.round(fraction.gl * MG_DL_PER_MMOL_L)} mg/dL if mmol/L), next to readings of ${EITHER_UNIT_BELOW} mg/dL and more` });
     const trace = [...list].sort((a, b) => a.t - b.t || a.line - b.line);
