@@ -1,6 +1,6 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, checkGlucoseRange, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, type CgmRow, checkGlucoseRange, decodeCgmCsv, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, shown, tracesById, unitMix, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -9,10 +9,11 @@ import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import { defaultGlucoseModelDir, type GlucoseForecaster, loadGlucoseForecaster } from '../glucose-monitor.js';
 import { parse, UsageError } from './args.js';
 import { checkOutFile } from './out-file.js';
+import { type CliProgress, createCliProgress } from './progress.js';
 import { OS_PROBLEMS } from './system-errors.js';
 
-export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu]
-       medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json]
+export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu] [--progress]
+       medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json] [--progress]
 
 predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any
          sampling, gaps allowed) and writes OUT (a file, not IN itself; its directory must exist) with the columns id,time,gl,pred_gl,hypo_alert:
@@ -30,13 +31,19 @@ IN       time: YYYY-MM-DD HH:MM[:SS] or ISO 8601 (T, fractions, Z or +HH:MM), or
          the header (a decimal comma: write 5.3, not 5,3), a value that is not a positive number (Low/High:
          write the sensor's limit or NA) or is outside ${GLUCOSE_RANGE_MG_DL[0]}-${GLUCOSE_RANGE_MG_DL[1]} mg/dL (no meter or CGM
          reports one), and two different readings of a subject at one time (local times without an offset
-         repeat an hour at the autumn clock change; an exact duplicate row is one reading). A file without
+         repeat an hour at the autumn clock change; an exact duplicate row is one reading). Also refused:
+         a file that is not UTF-8 text (Latin-1: re-save as UTF-8, e.g. iconv -f latin1 -t utf-8), a
+         header naming a column twice, and times with and without a UTC offset in one file. A file without
          readings is refused.
 --units  the unit of gl in IN, and of gl and pred_gl in OUT and mean and SD in the report (default
          mg/dL; medge computes in mg/dL, 1 mmol/L = 18.016 mg/dL). A file of 3 or more values that cannot be
          mg/dL (median < 25, all < 35) is refused without --units mmol/L rather than read as hypoglycaemia,
          and one that cannot be mmol/L (median > 25, highest > 35 mmol/L) is refused with it. One or
-         two readings all below 35 (a severe low in mg/dL, a high in mmol/L) need --units.
+         two readings all below 35 (a severe low in mg/dL, a high in mmol/L) need --units. Per subject,
+         readings that can only be the other unit are refused naming the first line (all of a subject's
+         readings; in mg/dL one below 35 with a fraction among whole numbers, or one that would be a change faster than
+         10 mg/dL/min but continues the trace as mmol/L; in mmol/L one of 35 or more): split the file.
+--progress  progress on stderr (the default when stderr is a terminal).
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
          mean, SD, CV, GMI, data sufficiency (the share of the subject's period, first reading to the
          end of the last, covered by readings; the consensus asks for >= 70 % of 14 days),
@@ -61,10 +68,10 @@ export async function glucoseCommand(args: string[]): Promise<number> {
  * (usage error, exit 2) a file whose values look like the other unit, a value no device reports, and a
  * file without readings.
  */
-function readRows(path: string, units: string | undefined): { rows: readonly CgmRow[]; unit: GlucoseUnit } {
+function readRows(path: string, units: string | undefined, progress: CliProgress): { rows: readonly CgmRow[]; unit: GlucoseUnit } {
   if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
   const unit = (units ?? 'mg/dL') as GlucoseUnit;
-  const rows = parseRows(path);
+  const rows = parseRows(path, progress);
   const values = rows.map((r) => r.gl);
   const short = units === undefined ? unitUndecidable(values) : undefined;
   if (short) {
@@ -89,6 +96,15 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
   }
   try {
     checkGlucoseRange(rows, unit);
+    const mix = unitMix(rows, unit);
+    if (mix) {
+      const other = unit === 'mg/dL' ? 'mmol/L' : 'mg/dL';
+      throw new CgmCsvError(
+        mix.row.line,
+        `subject ${shown(mix.row.id)}: ${mix.reason}: the readings mix mg/dL and mmol/L (read as ${unit}, a ${other} reading is a wrong clinical number); split the file so that each has one unit and give --units ${unit === 'mg/dL' ? 'mmol/L' : 'mg/dL'} for the ${other} one, or convert these rows to ${unit}`,
+        mix.other.line,
+      );
+    }
   } catch (error) {
     if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
     throw error;
@@ -99,17 +115,18 @@ function readRows(path: string, units: string | undefined): { rows: readonly Cgm
   return { rows: rowsInMgDl(rows, unit), unit };
 }
 
-function parseRows(path: string): CgmRow[] {
-  let text: string;
+function parseRows(path: string, progress: CliProgress): CgmRow[] {
+  let bytes: Uint8Array;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
+    progress.step(`reading ${path} (${(bytes.length / 1e6).toFixed(1)} MB)`, true);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === undefined) throw error;
     throw new UsageError(`cannot read ${path}: ${OS_PROBLEMS[code] ?? code} (${code})`, GLUCOSE_USAGE);
   }
   try {
-    return parseCgmCsv(text);
+    return parseCgmCsv(decodeCgmCsv(bytes), { onProgress: (line, fraction) => progress.step(`reading ${path}: line ${line} (${Math.round(fraction * 100)} %)`) });
   } catch (error) {
     if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
     throw error;
@@ -120,8 +137,41 @@ function csvField(s: string): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** Readings per model call of `predict` (one subject of months at 1-min sampling is ~10^5). */
+const PREDICT_BATCH = 8192;
+/** `predict` writes its output in pieces of about this many characters instead of one string of the file. */
+const WRITE_CHUNK_CHARS = 1 << 20;
+
+/** Indices of the rows with a reading (not NA), per subject in first-seen order. */
+function subjectRows(rows: readonly CgmRow[]): Map<string, number[]> {
+  const by = new Map<string, number[]>();
+  rows.forEach((r, k) => {
+    if (!Number.isFinite(r.gl)) return;
+    let list = by.get(r.id);
+    if (list === undefined) by.set(r.id, (list = []));
+    list.push(k);
+  });
+  return by;
+}
+
+/**
+ * The trace of the rows `indices` of one subject (as `tracesById` makes it: sorted by time, an exact
+ * duplicate row is one point; `parseCgmCsv` refused conflicting ones), and the trace point of each row.
+ */
+function traceOf(rows: readonly CgmRow[], indices: readonly number[]): { trace: GlucosePoint[]; pointOf: Int32Array } {
+  const order = indices.map((_, k) => k).sort((x, y) => (rows[indices[x] as number] as CgmRow).t - (rows[indices[y] as number] as CgmRow).t || x - y);
+  const trace: GlucosePoint[] = [];
+  const pointOf = new Int32Array(indices.length).fill(-1);
+  for (const k of order) {
+    const r = rows[indices[k] as number] as CgmRow;
+    if (trace.length === 0 || (trace[trace.length - 1] as GlucosePoint).t !== r.t) trace.push({ t: r.t, gl: r.gl });
+    pointOf[k] = trace.length - 1;
+  }
+  return { trace, pointOf };
+}
+
 async function predict(args: string[]): Promise<number> {
-  const { values } = parse(args, { csv: { type: 'string' }, out: { type: 'string' }, units: { type: 'string' }, horizon: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' } }, GLUCOSE_USAGE);
+  const { values } = parse(args, { csv: { type: 'string' }, out: { type: 'string' }, units: { type: 'string' }, horizon: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, progress: { type: 'boolean' } }, GLUCOSE_USAGE);
   if (values.help) {
     process.stdout.write(`${GLUCOSE_USAGE}\n`);
     return 0;
@@ -133,7 +183,8 @@ async function predict(args: string[]): Promise<number> {
   const { BACKENDS, InferenceError, initBackend, layersModelFromFiles, tf } = await import('../../device-sdk/inference/index.js');
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(values.backend)})`, GLUCOSE_USAGE);
-  const { rows, unit } = readRows(values.csv, values.units);
+  const progress = createCliProgress('glucose predict', { requested: values.progress === true });
+  const { rows, unit } = readRows(values.csv, values.units, progress);
   // Output in the input's unit: mg/dL as computed, mmol/L converted back.
   const inUnit = (mgdl: number, digits: number) => (unit === 'mg/dL' ? mgdl.toFixed(digits) : String(Math.round((mgdl / MG_DL_PER_MMOL_L) * 100) / 100));
   const glText = (mgdl: number) => (unit === 'mg/dL' ? String(mgdl) : inUnit(mgdl, 2));
@@ -148,50 +199,79 @@ async function predict(args: string[]): Promise<number> {
   }
   await initBackend(backend);
   const model = await layersModelFromFiles(forecaster.forecastFiles.topology, forecaster.forecastFiles.weights);
-  // Per subject and reading time: [pred_gl, hypo_alert].
-  const results = new Map<string, Map<number, [number, number]>>();
+  const subjects = subjectRows(rows);
+  const readings = [...subjects.values()].reduce((n, list) => n + list.length, 0);
+  progress.step(`read ${rows.length} rows of ${subjects.size} subjects from ${values.csv}`, true);
+  // Per input row: pred_gl (mg/dL; NaN where there is none) and hypo_alert. Typed arrays, not a map per
+  // subject and time: 2.1 M rows held ~1.5 GB as objects.
+  const predGl = new Float64Array(rows.length).fill(Number.NaN);
+  const alert = new Uint8Array(rows.length);
   const F = FORECAST_SPEC.features;
-  for (const [id, trace] of tracesById(rows)) {
-    const byTime = new Map<number, [number, number]>();
-    results.set(id, byTime);
-    const at: number[] = [];
-    const feats: number[] = [];
-    trace.forEach((p, i) => {
-      byTime.set(p.t, [p.gl, 0]);
-      const f = forecastFeatures(trace, i);
-      if (f === undefined) return;
-      at.push(i);
-      for (const v of f) feats.push(v);
-    });
+  let done = 0;
+  let doneRows = 0;
+  for (const [, indices] of subjects) {
+    // The subject's trace: sorted by time, one point per time (an exact duplicate row is one reading);
+    // `pointOf[k]` is the trace point of row `indices[k]`.
+    const { trace, pointOf } = traceOf(rows, indices);
     const probs = new Float64Array(trace.length).fill(Number.NaN);
-    const predGl: number[] = [];
-    if (at.length > 0) {
-      const out = tf.tidy(() => (model.predict(tf.tensor2d(feats, [at.length, F])) as { dataSync(): Float32Array }).dataSync());
-      at.forEach((i, r) => {
+    // Where the model cannot run: persistence (the reading itself) and no alert.
+    const predAt = Float64Array.from(trace, (p) => p.gl);
+    // The model runs on batches of up to PREDICT_BATCH readings, so that a long subject needs no more memory.
+    const feats = new Float32Array(Math.min(PREDICT_BATCH, trace.length) * F);
+    const batch: number[] = [];
+    const flush = () => {
+      const out = tf.tidy(() => (model.predict(tf.tensor2d(feats.subarray(0, batch.length * F), [batch.length, F])) as { dataSync(): Float32Array }).dataSync());
+      batch.forEach((i, r) => {
         const p = trace[i] as GlucosePoint;
         const fc = decodeForecast(p.gl, [out[2 * r] as number, out[2 * r + 1] as number]);
-        predGl.push(fc.predGl);
-        const x = detectorFeatures(trace, i, feats.slice(r * F, r * F + F), fc);
+        predAt[i] = fc.predGl;
+        const x = detectorFeatures(trace, i, feats.subarray(r * F, r * F + F), fc);
         probs[i] = detectorProbability(forecaster.detector.predict(x)[0] as number);
       });
+      batch.length = 0;
+    };
+    for (let i = 0; i < trace.length; i++) {
+      const f = forecastFeatures(trace, i);
+      if (f === undefined) continue;
+      feats.set(f, batch.length * F);
+      batch.push(i);
+      if (batch.length === PREDICT_BATCH) flush();
     }
-    // The alert logic runs over every reading (it follows events also where the model cannot run).
+    if (batch.length > 0) flush();
+    // The alert logic runs over every reading (it follows events also where the model cannot run); it is
+    // reported only where the model ran.
     const on = hypoAlertStates(trace, probs, forecaster.policy);
-    at.forEach((i, r) => byTime.set((trace[i] as GlucosePoint).t, [predGl[r] as number, on[i] as number]));
+    indices.forEach((row, k) => {
+      const i = pointOf[k] as number;
+      predGl[row] = predAt[i] as number;
+      alert[row] = Number.isNaN(probs[i] as number) ? 0 : (on[i] as number);
+    });
+    done++;
+    doneRows += indices.length;
+    progress.step(`${done}/${subjects.size} subjects (${doneRows}/${readings} readings)`, done === subjects.size);
   }
-  const lines = ['id,time,gl,pred_gl,hypo_alert'];
   let alerts = 0;
-  for (const r of rows) {
-    const res = Number.isFinite(r.gl) ? results.get(r.id)?.get(r.t) : undefined;
-    if (res) alerts += res[1];
-    lines.push([csvField(r.id), csvField(r.time), Number.isFinite(r.gl) ? glText(r.gl) : '', res ? inUnit(res[0], 1) : '', res ? String(res[1]) : ''].join(','));
-  }
   try {
-    writeFileSync(values.out, `${lines.join('\n')}\n`);
+    const fd = openSync(values.out, 'w');
+    try {
+      let chunk = 'id,time,gl,pred_gl,hypo_alert\n';
+      rows.forEach((r, k) => {
+        const has = Number.isFinite(r.gl) && !Number.isNaN(predGl[k] as number);
+        if (has) alerts += alert[k] as number;
+        chunk += `${[csvField(r.id), csvField(r.time), Number.isFinite(r.gl) ? glText(r.gl) : '', has ? inUnit(predGl[k] as number, 1) : '', has ? String(alert[k]) : ''].join(',')}\n`;
+        if (chunk.length >= WRITE_CHUNK_CHARS) {
+          writeSync(fd, chunk);
+          chunk = '';
+        }
+      });
+      writeSync(fd, chunk);
+    } finally {
+      closeSync(fd);
+    }
   } catch (error) {
     throw new UsageError(`cannot write ${values.out}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, GLUCOSE_USAGE);
   }
-  process.stderr.write(`medge glucose predict: ${rows.length} rows, ${results.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${forecaster.modelId} (${forecaster.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}${unit === 'mg/dL' ? '' : ' (gl and pred_gl in mmol/L)'}\n`);
+  process.stderr.write(`medge glucose predict: ${rows.length} rows, ${subjects.size} subjects, ${alerts} rows with a predicted-hypoglycaemia alert; model ${forecaster.modelId} (${forecaster.sha256.slice(0, 12)}) on ${backend}; written to ${values.out}${unit === 'mg/dL' ? '' : ' (gl and pred_gl in mmol/L)'}\n`);
   return 0;
 }
 
@@ -208,19 +288,25 @@ export function subjectReport(id: string, trace: readonly GlucosePoint[]): Subje
 }
 
 function report(args: string[]): number {
-  const { values } = parse(args, { csv: { type: 'string' }, units: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } }, GLUCOSE_USAGE);
+  const { values } = parse(args, { csv: { type: 'string' }, units: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' }, progress: { type: 'boolean' } }, GLUCOSE_USAGE);
   if (values.help) {
     process.stdout.write(`${GLUCOSE_USAGE}\n`);
     return 0;
   }
   if (!values.csv) throw new UsageError('--csv IN is required', GLUCOSE_USAGE);
-  const { rows, unit } = readRows(values.csv, values.units);
+  const progress = createCliProgress('glucose report', { requested: values.progress === true });
+  const { rows, unit } = readRows(values.csv, values.units, progress);
   const traces = tracesById(rows);
+  progress.step(`read ${rows.length} rows of ${traces.size} subjects from ${values.csv}`, true);
   if (values.id !== undefined && !traces.has(values.id)) throw new UsageError(`no readings of subject ${JSON.stringify(values.id)} in ${values.csv}`, GLUCOSE_USAGE);
   // Mean and SD in the input's unit (the rest are percentages and counts).
   const reports = [...traces]
     .filter(([id, t]) => (values.id === undefined || id === values.id) && t.length > 0)
-    .map(([id, t]) => subjectReport(id, t))
+    .map(([id, t], k, all) => {
+      const r = subjectReport(id, t);
+      progress.step(`${k + 1}/${all.length} subjects`, k + 1 === all.length);
+      return r;
+    })
     .map((r) => (unit === 'mg/dL' ? r : { ...r, mean: r.mean / MG_DL_PER_MMOL_L, sd: r.sd / MG_DL_PER_MMOL_L }));
   if (values.json) {
     // One reading covers no period: its sufficiency is not a number (the table prints '-').

@@ -177,7 +177,8 @@ describe('sensor-fault flags', () => {
 
 describe('CGM CSV', () => {
   it('reads GlucoBench rows, NA values, CRLF, and groups by subject sorted by time', () => {
-    const rows = parseCgmCsv('"id","time","gl"\r\n"a",2024-01-01 00:05:00,110\r\n"a",2024-01-01 00:00:00,100\r\n"b",2024-01-01T00:00:00Z,NA\r\n"b",1704067500000,90\r\n');
+    // Every time with its instant (a UTC offset, Z or epoch ms): a file does not mix them with local times.
+    const rows = parseCgmCsv('"id","time","gl"\r\n"a",2024-01-01 00:05:00Z,110\r\n"a",2024-01-01 00:00:00+00:00,100\r\n"b",2024-01-01T00:00:00Z,NA\r\n"b",1704067500000,90\r\n');
     expect(rows.map((r) => [r.id, r.t, r.gl])).toEqual([
       ['a', T0 + 5 * MIN, 110],
       ['a', T0, 100],
@@ -214,7 +215,7 @@ describe('CGM CSV', () => {
     }
     const error = (() => {
       try {
-        parseCgmCsv('id,time,gl\na,2024-01-01 00:00,100\nb,2024-01-01 00:00,50\na,2024-01-01T00:00:00Z,NA\n');
+        parseCgmCsv('id,time,gl\na,2024-01-01 00:00Z,100\nb,2024-01-01 00:00Z,50\na,2024-01-01T00:00:00Z,NA\n');
       } catch (e) {
         return e;
       }
@@ -224,7 +225,7 @@ describe('CGM CSV', () => {
     expect(error).toBeInstanceOf(MedgeError);
     expect(error).toMatchObject({ line: 4, otherLine: 2 });
     // Exact duplicates (also written differently) are one reading; another subject at the same time is not a duplicate.
-    const rows = parseCgmCsv('id,time,gl\na,2024-01-01 00:00,100\na,2024-01-01T00:00:00Z,100\nb,2024-01-01 00:00,50\n');
+    const rows = parseCgmCsv('id,time,gl\na,2024-01-01 00:00Z,100\na,1704067200000,100\nb,2024-01-01T00:00:00Z,50\n');
     expect(rows.map((r) => r.line)).toEqual([2, 3, 4]);
     expect(tracesById(rows).get('a')).toEqual([{ t: T0, gl: 100 }]);
   });

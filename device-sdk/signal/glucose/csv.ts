@@ -37,14 +37,91 @@ export interface CgmRow {
   line: number;
 }
 
-/** A CGM CSV that cannot be read as glucose readings. `line` is the offending line (1-based), `otherLine` the line it conflicts with. */
+/**
+ * A CGM CSV that cannot be read as glucose readings. `line` is the offending line (1-based), `otherLine`
+ * the line it conflicts with, `byteOffset` the offending byte (0-based) when the bytes are not UTF-8 text.
+ */
 export class CgmCsvError extends MedgeError {
   readonly line: number;
   readonly otherLine: number | undefined;
-  constructor(line: number, message: string, otherLine?: number) {
+  readonly byteOffset: number | undefined;
+  constructor(line: number, message: string, otherLine?: number, byteOffset?: number) {
     super('decode', `line ${line}: ${message}`);
     this.line = line;
     this.otherLine = otherLine;
+    this.byteOffset = byteOffset;
+  }
+}
+
+/** The most characters of a field or line an error message quotes. */
+const SHOWN_MAX = 60;
+
+/**
+ * `s` quoted for an error message: at most `SHOWN_MAX` characters, control characters (C0, DEL, C1),
+ * replacement characters and unpaired surrogates escaped, so that a binary file does not write raw bytes
+ * to the terminal.
+ */
+export function shown(s: string): string {
+  const cut = s.length > SHOWN_MAX ? s.slice(0, SHOWN_MAX) : s;
+  const quoted = JSON.stringify(cut).replace(/[\u007f-\u009f\ufffd\ud800-\udfff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.length > SHOWN_MAX ? `${quoted}... (${s.length} characters)` : quoted;
+}
+
+/** Offset of the first byte of `bytes` that does not start or continue a valid UTF-8 sequence, or -1. */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; ) {
+    const c = bytes[i] as number;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    // Continuation bytes and the minimum code point of a 2-, 3- or 4-byte sequence (no overlong forms).
+    const [need, min] = c >= 0xc2 && c <= 0xdf ? [1, 0x80] : c >= 0xe0 && c <= 0xef ? [2, 0x800] : c >= 0xf0 && c <= 0xf4 ? [3, 0x10000] : [0, 0];
+    if (need === 0 || i + need >= bytes.length) return i;
+    let cp = c & (0x3f >> need);
+    for (let k = 1; k <= need; k++) {
+      const x = bytes[i + k] as number;
+      if ((x & 0xc0) !== 0x80) return i;
+      cp = (cp << 6) | (x & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += need + 1;
+  }
+  return -1;
+}
+
+function lineAt(bytes: Uint8Array, offset: number): number {
+  let line = 1;
+  for (let i = bytes.indexOf(0x0a); i >= 0 && i < offset; i = bytes.indexOf(0x0a, i + 1)) line++;
+  return line;
+}
+
+/**
+ * The text of a CGM CSV file: UTF-8 (a byte-order mark is dropped). Anything else is refused
+ * (`CgmCsvError` with the line and byte offset) rather than decoded with replacement characters, which
+ * would turn `José` (Latin-1 0xE9) and `Josè` (0xE8) into one subject `Jos\ufffd`: a NUL byte (a binary
+ * file, or UTF-16), a UTF-16 byte-order mark, or a byte that is not UTF-8 (Latin-1 or Windows-1252 text).
+ */
+export function decodeCgmCsv(bytes: Uint8Array): string {
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+  if (utf16) throw new CgmCsvError(1, 'the file is UTF-16 text (it starts with a UTF-16 byte-order mark); medge reads UTF-8: re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 IN.csv > OUT.csv', undefined, 0);
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw new CgmCsvError(lineAt(bytes, nul), `a NUL byte at byte offset ${nul}: this is not a CSV text file (binary data, or UTF-16 text without a byte-order mark); give the CGM export as UTF-8 CSV text`, undefined, nul);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    const at = firstInvalidUtf8(bytes);
+    const b = bytes[at] as number;
+    const latin1 = b >= 0xa0 ? ` (in Latin-1 it would be ${JSON.stringify(String.fromCharCode(b))})` : '';
+    throw new CgmCsvError(
+      lineAt(bytes, at),
+      `byte 0x${b.toString(16).toUpperCase().padStart(2, '0')} at byte offset ${at} is not UTF-8${latin1}: the file is in another encoding (Latin-1 or Windows-1252, as older exports write); medge reads UTF-8 only, so that no two subject ids or values are read as the same: re-save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 IN.csv > OUT.csv`,
+      undefined,
+      at,
+    );
   }
 }
 
@@ -105,15 +182,15 @@ const TIME_FORMAT = 'medge reads YYYY-MM-DD HH:MM[:SS] on a 24-hour clock with a
 
 /** Why a time field was refused, with the fix. */
 function timeProblem(time: string): string {
-  if (/^\d{9,10}(?:\.\d*)?$/.test(time)) return `time ${JSON.stringify(time)} looks like epoch seconds; medge reads epoch milliseconds: multiply by 1000`;
-  if (/^\d{12,13}\.\d*$/.test(time)) return `time ${JSON.stringify(time)} is epoch milliseconds with a fraction: write whole milliseconds`;
+  if (/^\d{9,10}(?:\.\d*)?$/.test(time)) return `time ${shown(time)} looks like epoch seconds; medge reads epoch milliseconds: multiply by 1000`;
+  if (/^\d{12,13}\.\d*$/.test(time)) return `time ${shown(time)} is epoch milliseconds with a fraction: write whole milliseconds`;
   // Forms that spreadsheets and meter software write; refused because day and month order (and the hour of a 12-hour clock) would be a guess.
   const forms: string[] = [];
   if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?:\s|$)/.test(time)) forms.push('a date with the year last (day and month order depend on the locale: 1/2/2023 is 1 February or 2 January)');
   else if (/^\d{4}[/.]\d{1,2}[/.]\d{1,2}(?:\s|$)/.test(time)) forms.push('slashes or dots in the date');
   if (/\d\s*[AaPp]\.?[Mm]\.?$/.test(time)) forms.push('a 12-hour clock (AM/PM)');
-  if (forms.length > 0) return `unreadable time ${JSON.stringify(time)}: ${forms.join(' and ')}; ${TIME_FORMAT}`;
-  return `unreadable time ${JSON.stringify(time)}: ${TIME_FIX}`;
+  if (forms.length > 0) return `unreadable time ${shown(time)}: ${forms.join(' and ')}; ${TIME_FORMAT}`;
+  return `unreadable time ${shown(time)}: ${TIME_FIX}`;
 }
 
 /** Whether a (readable) time field fixes its instant: epoch milliseconds or an explicit offset. */
@@ -126,24 +203,59 @@ const MISSING = new Set(['', 'NA', 'NAN', 'NULL']);
 /** Out-of-range marks a CGM writes instead of a number (Dexcom exports: `Low`, `High`). */
 const OUT_OF_RANGE_MARK = /^(?:low|lo|high|hi)$/i;
 
+/** The lines of `text` (LF or CRLF) without building an array of them (a CGM export can have millions). */
+function* linesOf(text: string): Generator<string> {
+  for (let start = 0; start <= text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    yield text.slice(start, end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end);
+    start = end + 1;
+  }
+}
+
+/** How often (lines) `parseCgmCsv` calls `onProgress`. */
+const PROGRESS_LINES = 1 << 16;
+
+export interface CgmCsvParseOptions {
+  /** Called every 65,536 lines with the line number and the share of the text read (0-1), for a person waiting on a long file. */
+  onProgress?: (line: number, fraction: number) => void;
+}
+
+/** The columns `parseCgmCsv` reads. */
+const COLUMNS = ['id', 'time', 'gl'] as const;
+
 /**
- * Parses the CSV text; throws `CgmCsvError` naming the line on a missing column, an unreadable time, an
- * unreadable, non-positive or non-finite glucose value, or a second, different reading of a subject at the same time.
+ * Parses the CSV text; throws `CgmCsvError` naming the line on a missing or repeated column, an
+ * unreadable time, times with and without a UTC offset in one file, an unreadable, non-positive or
+ * non-finite glucose value, or a second, different reading of a subject at the same time.
  */
-export function parseCgmCsv(text: string): CgmRow[] {
-  const lines = text.split(/\r?\n/);
-  const header = splitFields(lines[0] ?? '').map((h) => unquote(h).toLowerCase());
+export function parseCgmCsv(text: string, options: CgmCsvParseOptions = {}): CgmRow[] {
+  const lines = linesOf(text);
+  const onProgress = options.onProgress;
+  const first = lines.next();
+  const headerLine = first.done === true ? '' : first.value;
+  const header = splitFields(headerLine).map((h) => unquote(h).toLowerCase());
   const col = (name: string) => {
     const i = header.indexOf(name);
-    if (i < 0) throw new CgmCsvError(1, `the header must name the columns id,time,gl (got ${JSON.stringify(lines[0] ?? '')})`);
+    if (i < 0) throw new CgmCsvError(1, `the header must name the columns id,time,gl (got ${shown(headerLine)})`);
+    // A second column of the same name would be silently ignored (id,time,gl,gl: which gl is the reading?).
+    const again = header.indexOf(name, i + 1);
+    if (again >= 0) throw new CgmCsvError(1, `the header names the column ${name} twice (columns ${i + 1} and ${again + 1} of ${shown(headerLine)}): medge would read the first and ignore the other; keep one ${name} column (rename or remove the other)`);
     return i;
   };
-  const [ci, ct, cg] = [col('id'), col('time'), col('gl')];
+  const [ci, ct, cg] = COLUMNS.map(col) as [number, number, number];
   const rows: CgmRow[] = [];
-  // First row of each subject and time, to find conflicting duplicates.
-  const seen = new Map<string, CgmRow>();
-  for (let n = 1; n < lines.length; n++) {
-    const line = lines[n] as string;
+  // Per subject, the first row at each time, to find conflicting duplicates; one id string per subject.
+  const seen = new Map<string, Map<number, CgmRow>>();
+  const ids = new Map<string, string>();
+  // The first row's time form (with a UTC offset or epoch ms, or local without one): all rows must share it.
+  let form: { zoned: boolean; line: number; time: string } | undefined;
+  let n = 1;
+  let chars = headerLine.length + 1;
+  for (const line of lines) {
+    n++;
+    chars += line.length + 1;
+    if (onProgress !== undefined && n % PROGRESS_LINES === 0) onProgress(n, Math.min(1, chars / text.length));
     if (line.trim() === '') continue;
     const f = splitFields(line);
     if (f.length !== header.length) {
@@ -151,39 +263,52 @@ export function parseCgmCsv(text: string): CgmRow[] {
         f.length === header.length + 1
           ? ': one field too many, which is what a decimal comma makes of a value (5,3 for 5.3, as exports in locales with a decimal comma write it, often with fields separated by semicolons); write decimal points (5.3) and separate fields with commas'
           : '';
-      throw new CgmCsvError(n + 1, `expected ${header.length} fields as in the header, got ${f.length}${hint}`);
+      throw new CgmCsvError(n, `expected ${header.length} fields as in the header, got ${f.length}${hint}`);
     }
     const time = unquote(f[ct] as string);
     const t = parseCgmTime(time);
-    if (!Number.isFinite(t)) throw new CgmCsvError(n + 1, timeProblem(time));
+    if (!Number.isFinite(t)) throw new CgmCsvError(n, timeProblem(time));
+    const zoned = hasOffset(time);
+    if (form === undefined) form = { zoned, line: n, time };
+    else if (form.zoned !== zoned) {
+      const [withOffset, without] = zoned ? [`${shown(time)} here`, `${shown(form.time)} on line ${form.line}`] : [`${shown(form.time)} on line ${form.line}`, `${shown(time)} here`];
+      throw new CgmCsvError(
+        n,
+        `times with and without a UTC offset in one file (${withOffset} fixes its instant, ${without} is a local time of an unknown zone, read as UTC): mixing them shifts readings by the offset and reorders them; export every time in one form, all with a UTC offset (2014-02-03T03:47:12+03:00, Z or epoch milliseconds) or all without`,
+        form.line,
+      );
+    }
     const g = unquote(f[cg] as string);
     const missing = MISSING.has(g.toUpperCase());
     if (OUT_OF_RANGE_MARK.test(g)) {
       throw new CgmCsvError(
-        n + 1,
-        `unreadable glucose ${JSON.stringify(g)}: a CGM writes Low/High for a reading outside its range, not a number; replace it with the sensor's limit (a Dexcom's: Low 40, High 400 mg/dL; 2.2 and 22.2 mmol/L), or NA for a missing reading`,
+        n,
+        `unreadable glucose ${shown(g)}: a CGM writes Low/High for a reading outside its range, not a number; replace it with the sensor's limit (a Dexcom's: Low 40, High 400 mg/dL; 2.2 and 22.2 mmol/L), or NA for a missing reading`,
       );
     }
-    if (!missing && !DECIMAL.test(g)) throw new CgmCsvError(n + 1, `unreadable glucose ${JSON.stringify(g)}: write a decimal number, or NA (or nothing) for a missing reading`);
+    if (!missing && !DECIMAL.test(g)) throw new CgmCsvError(n, `unreadable glucose ${shown(g)}: write a decimal number, or NA (or nothing) for a missing reading`);
     const gl = missing ? Number.NaN : Number(g);
-    if (!missing && !Number.isFinite(gl)) throw new CgmCsvError(n + 1, `glucose ${JSON.stringify(g)} is not a finite number: no device reports it; fix or remove the row`);
-    if (gl <= 0) throw new CgmCsvError(n + 1, `glucose ${JSON.stringify(g)} is not positive: a glucose reading is > 0; write NA (or nothing) for a missing reading`);
-    const row: CgmRow = { id: unquote(f[ci] as string), time, t, gl, line: n + 1 };
-    const key = `${row.id}\u0000${t}`;
-    const first = seen.get(key);
-    if (first === undefined) seen.set(key, row);
-    else if (!Object.is(first.gl, gl)) {
+    if (!missing && !Number.isFinite(gl)) throw new CgmCsvError(n, `glucose ${shown(g)} is not a finite number: no device reports it; fix or remove the row`);
+    if (gl <= 0) throw new CgmCsvError(n, `glucose ${shown(g)} is not positive: a glucose reading is > 0; write NA (or nothing) for a missing reading`);
+    const rawId = unquote(f[ci] as string);
+    let id = ids.get(rawId);
+    if (id === undefined) ids.set(rawId, (id = rawId));
+    const row: CgmRow = { id, time, t, gl, line: n };
+    let atTime = seen.get(id);
+    if (atTime === undefined) seen.set(id, (atTime = new Map()));
+    const earlier = atTime.get(t);
+    if (earlier === undefined) atTime.set(t, row);
+    else if (!Object.is(earlier.gl, gl)) {
       const v = (x: number) => (Number.isNaN(x) ? 'NA' : String(x));
       // Without an offset the likely cause is local time: the hour after the autumn clock change (or
       // after time-zone travel) repeats the times of the hour before. Either reading may be the right one.
-      const cause =
-        hasOffset(time) && hasOffset(first.time)
-          ? 'remove the wrong one of the two rows'
-          : 'likely cause: an export in local time without a UTC offset repeats an hour at the autumn clock change or after time-zone travel; export the times with a UTC offset (2024-10-27T02:30:00+01:00), or remove one of the two rows';
+      const cause = zoned
+        ? 'remove the wrong one of the two rows'
+        : 'likely cause: an export in local time without a UTC offset repeats an hour at the autumn clock change or after time-zone travel; export the times with a UTC offset (2024-10-27T02:30:00+01:00), or remove one of the two rows';
       throw new CgmCsvError(
-        n + 1,
-        `subject ${JSON.stringify(row.id)} has two different readings at ${JSON.stringify(time)}: ${v(gl)} here and ${v(first.gl)} on line ${first.line}; ${cause} (medge does not guess which is right; an exact duplicate row is read once)`,
-        first.line,
+        n,
+        `subject ${shown(row.id)} has two different readings at ${shown(time)}: ${v(gl)} here and ${v(earlier.gl)} on line ${earlier.line}; ${cause} (medge does not guess which is right; an exact duplicate row is read once)`,
+        earlier.line,
       );
     }
     rows.push(row);
@@ -256,6 +381,91 @@ export function mgdlLike(readings: readonly number[]): { median: number; max: nu
   const median = v[Math.floor(v.length / 2)] as number;
   const max = v[v.length - 1] as number;
   return median > 25 && max > 35 ? { median, max } : undefined;
+}
+
+/**
+ * The fastest glucose change (mg/dL per minute) `unitMix` takes for a real one: blood glucose changes by at
+ * most about 3-5 mg/dL/min (CGM rate arrows top out at 3); a step faster than this is not glucose.
+ */
+export const MAX_GLUCOSE_RATE_MG_DL_PER_MIN = 10;
+
+/** A reading that can only be in the other unit than its file's, and why (see `unitMix`). */
+export interface UnitMix {
+  row: CgmRow;
+  /** The subject's reading that shows it (a neighbour, or its first reading in the file's unit). */
+  other: CgmRow;
+  reason: string;
+}
+
+/**
+ * The first row (in file order) of a subject whose readings mix mg/dL and mmol/L although the file is read
+ * as `unit`, or undefined. Whole-file detection (`mmolLike`, `mgdlLike`) misses a unit change inside a
+ * file (220 mg/dL, then 12.2 for the same in mmol/L, read as a severe hypo) and a subject in the other
+ * unit next to others. Per subject:
+ *
+ * - all its readings look like the other unit (`mmolLike` / `mgdlLike` of its readings);
+ * - in mg/dL, a reading below `EITHER_UNIT_BELOW` next to readings above it that is written with a
+ *   fraction while those are whole numbers (meters and CGMs report whole mg/dL; mmol/L is written with a
+ *   decimal; a file converted to mg/dL with decimals is not judged by fractions), or that is reached
+ *   from (or left to) its neighbour faster than `MAX_GLUCOSE_RATE_MG_DL_PER_MIN` while, read as mmol/L, it
+ *   continues it. Real mg/dL traces pass: CGMs report 39/40 and up, and a meter's real severe low is a whole
+ *   number reached at a physiological rate;
+ * - in mmol/L, a reading of `EITHER_UNIT_BELOW` or more next to readings below it: above any meter's 33.3
+ *   mmol/L, it can only be mg/dL.
+ */
+export function unitMix(rows: readonly CgmRow[], unit: GlucoseUnit): UnitMix | undefined {
+  const bySubject = new Map<string, CgmRow[]>();
+  for (const r of rows) {
+    if (!Number.isFinite(r.gl)) continue;
+    let list = bySubject.get(r.id);
+    if (list === undefined) bySubject.set(r.id, (list = []));
+    list.push(r);
+  }
+  let found: UnitMix | undefined;
+  const keep = (m: UnitMix) => {
+    if (found === undefined || m.row.line < found.row.line) found = m;
+  };
+  const other = unit === 'mg/dL' ? 'mmol/L' : 'mg/dL';
+  for (const [, list] of bySubject) {
+    const all = list.map((r) => r.gl);
+    const looks = unit === 'mg/dL' ? mmolLike(all) : mgdlLike(all);
+    if (looks) {
+      keep({ row: list[0] as CgmRow, other: list[0] as CgmRow, reason: `all readings of this subject look like ${other} (median ${looks.median}, highest ${looks.max})` });
+      continue;
+    }
+    const low = list.filter((r) => r.gl < EITHER_UNIT_BELOW);
+    if (low.length === 0 || low.length === list.length) continue;
+    if (unit === 'mmol/L') {
+      const high = list.find((r) => r.gl >= EITHER_UNIT_BELOW) as CgmRow;
+      keep({ row: high, other: low[0] as CgmRow, reason: `${high.gl} is above any meter's 33.3 mmol/L, so it can only be ${other}, next to readings below ${EITHER_UNIT_BELOW}` });
+      continue;
+    }
+    // Only where the subject's other readings are whole numbers: a file converted to mg/dL with decimals
+    // (99.1, and 30.6 for a real 1.7 mmol/L) says nothing by its fractions.
+    const wholeHighs = list.every((r) => r.gl < EITHER_UNIT_BELOW || Number.isInteger(r.gl));
+    const fraction = wholeHighs ? low.find((r) => !Number.isInteger(r.gl)) : undefined;
+    const firstHigh = list.find((r) => r.gl >= EITHER_UNIT_BELOW) as CgmRow;
+    if (fraction) keep({ row: fraction, other: firstHigh, reason: `${fraction.gl} is written with a fraction below ${EITHER_UNIT_BELOW} (meters and CGMs report whole mg/dL; it is ${Math.round(fraction.gl * MG_DL_PER_MMOL_L)} mg/dL if mmol/L), next to readings of ${EITHER_UNIT_BELOW} mg/dL and more` });
+    const trace = [...list].sort((a, b) => a.t - b.t || a.line - b.line);
+    const rate = (a: number, b: number, minutes: number) => Math.abs(a - b) / minutes;
+    for (let i = 1; i < trace.length; i++) {
+      const [p, q] = [trace[i - 1] as CgmRow, trace[i] as CgmRow];
+      const minutes = (q.t - p.t) / 60_000;
+      if (minutes <= 0) continue;
+      for (const [lowRow, highRow] of [[p, q], [q, p]] as const) {
+        if (!(lowRow.gl < EITHER_UNIT_BELOW && highRow.gl >= EITHER_UNIT_BELOW)) continue;
+        const mgdlRate = rate(highRow.gl, lowRow.gl, minutes);
+        if (mgdlRate > MAX_GLUCOSE_RATE_MG_DL_PER_MIN && rate(highRow.gl, lowRow.gl * MG_DL_PER_MMOL_L, minutes) <= MAX_GLUCOSE_RATE_MG_DL_PER_MIN) {
+          keep({
+            row: lowRow,
+            other: highRow,
+            reason: `${lowRow.gl} next to ${highRow.gl} ${minutes} min ${lowRow === q ? 'before' : 'after'} (line ${highRow.line}) is a change of ${mgdlRate.toFixed(0)} mg/dL/min, which no glucose makes, but read as ${other} it is ${(lowRow.gl * MG_DL_PER_MMOL_L).toFixed(0)} mg/dL, continuing it`,
+          });
+        }
+      }
+    }
+  }
+  return found;
 }
 
 /**
