@@ -88,6 +88,39 @@ const MIN_BRIDGE_SPACING_MS = 3_000;
  * detector's learning fix).
  */
 const RESTART_CLOCK_DELAY_MS = 2_000;
+/**
+ * A flapping lead (its lead-off episodes less than `LEAD_OFF_FLAP_MS` apart) gets one lead-off warning
+ * (`ecg-lead-off`, `ecg-secondary-lead-off`) per `LEAD_OFF_REPEAT_MS`; the episodes in between are counted
+ * and the next warning gives the count. Episodes further apart are each warned, as before. QA: a loose
+ * electrode flapping every 1-4 s raised 10-45 warnings a minute, each sounding the bedside alarm. The urgent
+ * alarms (`ecg-flat-line`, `ecg-no-beats`, the intermittent-contact one) are never held back.
+ */
+const LEAD_OFF_REPEAT_MS = 60_000;
+const LEAD_OFF_FLAP_MS = 15_000;
+
+/** The lead-off warnings of one lead (see `LEAD_OFF_REPEAT_MS`). */
+class LeadOffWarnings {
+  private lastWarnedMs: number | undefined;
+  private lastEpisodeMs: number | undefined;
+  private unwarned = 0;
+
+  /** A lead-off episode at `endMs`: undefined when it is not warned (counted), else the text to add to its warning. */
+  episode(endMs: number): string | undefined {
+    const warned = this.lastWarnedMs;
+    const flapping = this.lastEpisodeMs !== undefined && endMs >= this.lastEpisodeMs && endMs - this.lastEpisodeMs < LEAD_OFF_FLAP_MS;
+    this.lastEpisodeMs = endMs;
+    if (flapping && warned !== undefined && endMs >= warned && endMs - warned < LEAD_OFF_REPEAT_MS) {
+      this.unwarned += 1;
+      return undefined;
+    }
+    const unwarned = this.unwarned;
+    this.unwarned = 0;
+    this.lastWarnedMs = endMs;
+    if (warned === undefined || unwarned === 0) return '';
+    return ` The lead came off ${unwarned + 1} times in the last ${Math.round((endMs - warned) / 1000)} s: an electrode is loose or its cable is pulled.`;
+  }
+}
+
 /** A front end's saturation report flags findings as long as the signal quality remembers a window. */
 const FRONT_END_SATURATION_MEMORY_MS = DEFAULT_SIGNAL_QUALITY_OPTIONS.windowMs * DEFAULT_SIGNAL_QUALITY_OPTIONS.memoryWindows;
 
@@ -219,6 +252,8 @@ export class EcgMonitor {
   private lastBeatMs: number | undefined;
   /** Leads not analysed (channel 1 and up) that the front end reports off: since when (ms), and whether that was raised. */
   private readonly otherLeadsOff = new Map<number, { sinceMs: number; raised: boolean }>();
+  /** Lead-off warnings raised, by channel (at most one per `LEAD_OFF_REPEAT_MS`). */
+  private readonly leadOffWarnings = new Map<number, LeadOffWarnings>();
   /** Findings carry `saturation` until this device time (ms) of stream `generation`: the front end reported it. */
   private saturatedUntil: { generation: number; ms: number } | undefined;
   private asystole = false;
@@ -417,12 +452,14 @@ export class EcgMonitor {
     this.otherLeadsOff.set(chunk.channel, off);
     if (off.raised || endMs - off.sinceMs < MAX_BRIDGE_S * 1000) return;
     off.raised = true;
+    const repeats = this.leadOffEpisode(chunk.channel, endMs);
+    if (repeats === undefined) return;
     out.alerts.push({
       kind: 'ecg-secondary-lead-off',
       severity: 2,
       t: endMs,
       sensor: this.sensor,
-      message: `ECG front end reports electrode contact lost on lead ${chunk.channel + 1} (channel ${chunk.channel}) for ${((endMs - off.sinceMs) / 1000).toFixed(1)} s: its trace shows no heart signal; reattach the electrode. Heart rate and rhythm alarms come from lead 1 (channel 0) and go on.`,
+      message: `ECG front end reports electrode contact lost on lead ${chunk.channel + 1} (channel ${chunk.channel}) for ${((endMs - off.sinceMs) / 1000).toFixed(1)} s: its trace shows no heart signal; reattach the electrode. Heart rate and rhythm alarms come from lead 1 (channel 0) and go on.${repeats}`,
     });
   }
 
@@ -696,11 +733,19 @@ export class EcgMonitor {
     }
   }
 
-  /** A lead-off episode starts: `ecg-lead-off` (severity 2). */
+  /** A lead-off episode of `channel` at `endMs`: see `LeadOffWarnings.episode`. */
+  private leadOffEpisode(channel: number, endMs: number): string | undefined {
+    let warnings = this.leadOffWarnings.get(channel);
+    if (!warnings) this.leadOffWarnings.set(channel, (warnings = new LeadOffWarnings()));
+    return warnings.episode(endMs);
+  }
+
+  /** A lead-off episode starts: `ecg-lead-off` (severity 2), unless one was raised less than `LEAD_OFF_REPEAT_MS` before. */
   private raiseLeadOff(endMs: number, message: string, out: EcgMonitorOutput): void {
     this.leadOff = true;
     this.flatAlarmed = false;
-    out.alerts.push({ kind: 'ecg-lead-off', severity: 2, t: endMs, sensor: this.sensor, message });
+    const repeats = this.leadOffEpisode(0, endMs);
+    if (repeats !== undefined) out.alerts.push({ kind: 'ecg-lead-off', severity: 2, t: endMs, sensor: this.sensor, message: `${message}${repeats}` });
   }
 
   /** Peak-to-peak under `flatMv`. */
