@@ -572,7 +572,11 @@ function openBodies(keyring: LedgerKeyring | undefined, kind: RecordKind, rows: 
   const bodies: Buffer[] = rows.map((r) => r.body);
   const byKey = new Map<string, number[]>();
   rows.forEach((r, i) => {
-    if (r.key_id !== null) byKey.set(r.key_id, [...(byKey.get(r.key_id) ?? []), i]);
+    if (r.key_id === null) return;
+    const indexes = byKey.get(r.key_id);
+    // Pushed in place: a copy per row made reading 80,000 rows take 65 s.
+    if (indexes) indexes.push(i);
+    else byKey.set(r.key_id, [i]);
   });
   for (const [keyId, indexes] of byKey) {
     const opened = (keyring as LedgerKeyring).openMany(
