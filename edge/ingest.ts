@@ -91,6 +91,13 @@ export class Ingest {
       this.log.error({ err: (error as Error).message, deviceId: where.deviceId, kind: where.kind }, 'commit failed; not acknowledging');
       return { ok: false, reason: 'store', message: (error as Error).message };
     }
+    if (result.conflicts.length > 0) {
+      // Kept in `conflicts` and counted in the commit's transaction, so acknowledging them loses nothing.
+      this.log.error(
+        { deviceId: where.deviceId, kind: where.kind, bootId: header.bootId, conflicts: result.conflicts.length, firstSeq: result.conflicts[0], lastSeq: result.conflicts.at(-1) },
+        'seq conflict: records reuse seqs stored with other content (a new or restored ledger under this deviceId, or two devices with one id); kept in the conflicts table',
+      );
+    }
     // Acked even when it was a replay: a device whose ack was lost gets its watermark again.
     const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq: result.upToSeq, edgeMs: Date.now() });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));

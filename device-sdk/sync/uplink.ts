@@ -92,6 +92,13 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private stateValue: UplinkState = 'offline';
   private attempt = 0;
   private readonly cursor = {} as Record<RecordKind, number>;
+  /**
+   * Highest seq of each kind this uplink has published (the acknowledged watermark at start). An ack
+   * is taken only up to it: the edge's watermark of a deviceId can cover seqs another ledger under the
+   * same id sent (new or restored ledger, two devices with one id), and acks of a previous process can
+   * arrive after a restart.
+   */
+  private readonly sentUpTo = {} as Record<RecordKind, number>;
   private readonly exhausted = {} as Record<RecordKind, boolean>;
   private inFlight: InFlight[] = [];
   private retryTimer: ClockTimer | undefined;
@@ -108,6 +115,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (!isTopicSegment(this.options.site)) throw new ConfigError('site', this.options.site, 'is not a valid topic segment', 'use 1-64 of A-Z a-z 0-9 . _ -');
     if (!isTopicSegment(store.deviceId)) throw new ConfigError('deviceId', store.deviceId, 'is not a valid topic segment', 'use 1-64 of A-Z a-z 0-9 . _ -');
     this.log = this.options.logger.child({ component: 'uplink' });
+    for (const kind of RECORD_KINDS) this.sentUpTo[kind] = store.ackedUpTo(kind);
     this.resetCursors();
   }
 
@@ -230,9 +238,11 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       return;
     }
     const kind = ack.kind as RecordKind;
-    if (this.store.acknowledge(kind, ack.upToSeq)) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
+    if (this.store.acknowledge(kind, Math.min(ack.upToSeq, this.sentUpTo[kind]))) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
     this.lastAckMs = this.options.clock.now();
     const acked = this.store.ackedUpTo(kind);
+    // An ack of batches sent before an ack timeout reset the cursor: never send from below the watermark.
+    this.cursor[kind] = Math.max(this.cursor[kind], acked);
     this.inFlight = this.inFlight.filter((f) => f.kind !== kind || f.lastSeq > acked);
     const now = this.options.clock.monotonic();
     if (now - this.lastCompact >= this.options.compactIntervalMs) {
@@ -269,6 +279,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
         level: o.compressionLevel,
       });
       this.cursor[kind] = lastSeq;
+      this.sentUpTo[kind] = Math.max(this.sentUpTo[kind], lastSeq);
       this.inFlight.push({ kind, lastSeq, sentAt: o.clock.monotonic() });
       const topic = upTopic(o.site, this.store.deviceId, kind);
       const wire = o.sealPayload ? o.sealPayload(topic, payload) : payload;
