@@ -46,6 +46,8 @@ export interface CommitInput {
   afterSeq: number;
   lastSeq: number;
   ackedUpTo: number;
+  /** Lowest seq of the kind the device still holds; 0 or undefined: a device that does not say. */
+  heldFrom?: number;
   records: readonly WireRecord[];
 }
 
@@ -66,6 +68,18 @@ export interface CommitResult {
    * publish played again): nothing was written but the `replay` rejection count.
    */
   replay: boolean;
+  /**
+   * The edge holds every record only up to `upToSeq`, below the device's `ackedUpTo` (its store lost
+   * records it had acknowledged): the ack tells the device to send the rest again. Only for devices
+   * that send `heldFrom`.
+   */
+  rewind: boolean;
+  /**
+   * Seqs above what the edge held contiguously that it now takes as delivered on the device's word
+   * (its `ackedUpTo`, below `heldFrom`): the device no longer holds them, so if this edge never
+   * stored them they are lost here. 0 normally.
+   */
+  assumed: number;
 }
 
 export interface EdgeStats {
@@ -106,7 +120,9 @@ export function edgeDatabasePath(dataDir: string): string {
  * device sent. A batch covers (afterSeq, lastSeq] whole, so it extends `contiguous` when it starts at
  * or below it; batches that arrive ahead of a gap are remembered in `pending_ranges` until the gap
  * is filled. The device's own acknowledged watermark (`ackedUpTo`) also counts as covered, so an edge
- * that lost its data does not wait forever for records the device has already compacted.
+ * that lost its data does not wait forever for records the device has already compacted; but only
+ * below the lowest seq the device still holds (`heldFrom`, when it says): above it, an edge restored
+ * from an older backup acks what it really holds with `rewind`, and the device sends the rest again.
  */
 export class EdgeStore {
   readonly path: string;
@@ -158,15 +174,17 @@ export class EdgeStore {
       // The watermark of a (device, kind) whose seqs were reused covers records of the other ledger: a
       // device that clamps an ack to its own last seq would take it for records it has not sent yet.
       const ackable = (upToSeq: number) => (clashes > 0 ? Math.min(upToSeq, input.lastSeq) : upToSeq);
-      if (inserted === 0 && conflicts.length === 0) {
-        countRejected.run('replay', 1);
-        const upToSeq = ackable((getProgress.get(deviceId, kind) as number | undefined) ?? 0);
-        return { inserted: 0, redelivered: input.records.length, conflicts, upToSeq, replay: true };
-      }
-      upsertDevice.run(deviceId, input.site, now, now, input.bootId);
-      let contiguous = Math.max((getProgress.get(deviceId, kind) as number | undefined) ?? 0, input.ackedUpTo);
+      const replay = inserted === 0 && conflicts.length === 0;
+      if (replay) countRejected.run('replay', 1);
+      else upsertDevice.run(deviceId, input.site, now, now, input.bootId);
+      const before = (getProgress.get(deviceId, kind) as number | undefined) ?? 0;
+      // The device's watermark is taken as covered only below what it still holds: what it holds it can send again.
+      const trusted = input.heldFrom ? Math.min(input.ackedUpTo, input.heldFrom - 1) : input.ackedUpTo;
+      let contiguous = Math.max(before, trusted);
+      // A replay extends it too when it starts at or below it (all its records are stored): a device
+      // whose rewound batches were all stored ahead of the gap would otherwise never get past it.
       if (input.afterSeq <= contiguous) contiguous = Math.max(contiguous, input.lastSeq);
-      else addRange.run(deviceId, kind, input.afterSeq, input.lastSeq);
+      else if (!replay) addRange.run(deviceId, kind, input.afterSeq, input.lastSeq);
       for (;;) {
         const range = nextRange.get(deviceId, kind, contiguous) as { after_seq: number; last_seq: number } | undefined;
         if (!range) break;
@@ -174,8 +192,16 @@ export class EdgeStore {
         dropRange.run(deviceId, kind, range.after_seq);
       }
       const redelivered = input.records.length - inserted - conflicts.length;
-      putProgress.run(deviceId, kind, contiguous, inserted, redelivered);
-      return { inserted, redelivered, conflicts, upToSeq: ackable(contiguous), replay: false };
+      if (!replay || contiguous !== before) putProgress.run(deviceId, kind, contiguous, inserted, redelivered);
+      return {
+        inserted,
+        redelivered,
+        conflicts,
+        upToSeq: ackable(contiguous),
+        replay,
+        rewind: Boolean(input.heldFrom) && contiguous < input.ackedUpTo,
+        assumed: Math.max(0, trusted - before),
+      };
     });
   }
 

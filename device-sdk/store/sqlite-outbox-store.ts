@@ -386,6 +386,21 @@ export class SqliteOutboxStore implements OutboxStore {
     return true;
   }
 
+  rewind(kind: RecordKind, upToSeq: number): boolean {
+    this.open('rewind');
+    const target = Math.max(0, upToSeq);
+    if (!(target < this.acked[kind])) return false;
+    this.db.prepare('UPDATE sync_state SET acked_up_to = ?, acked_ms = ? WHERE kind = ?').run(target, Date.now(), kind);
+    this.acked[kind] = target;
+    return true;
+  }
+
+  heldFrom(kind: RecordKind): number {
+    this.open('heldFrom');
+    const lowest = this.db.prepare(`SELECT MIN(seq) FROM ${TABLE[kind]}`).pluck().get() as number | null;
+    return lowest ?? this.lastSeq[kind] + 1;
+  }
+
   /** Deletes rows of `kind` matching `where` (with `params`), oldest seq first, until `needBytes` are freed or none match. */
   private evict(kind: RecordKind, where: string, params: readonly number[], needBytes: number): { rows: number; bytes: number } {
     const t = TABLE[kind];

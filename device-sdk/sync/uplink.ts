@@ -82,7 +82,9 @@ export interface UplinkEvents {
  *
  * Order of work on every turn: the highest-priority kind with unsent records (alert, finding,
  * reading, quarantine, chunk), one batch at a time, while fewer than `window` batches await their
- * ack. A record leaves the outbox only through `store.acknowledge` on an `Ack` from the edge.
+ * ack. A record leaves the outbox only through `store.acknowledge` on an `Ack` from the edge. An
+ * `Ack` with `rewind` (the edge lost records it had acknowledged) lowers the watermark with
+ * `store.rewind` and sending resumes from it.
  */
 export class Uplink extends EventEmitter<UplinkEvents> {
   private readonly store: OutboxStore;
@@ -238,6 +240,12 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       return;
     }
     const kind = ack.kind as RecordKind;
+    if (ack.rewind && this.store.rewind(kind, ack.upToSeq)) {
+      this.log.warn({ kind, upToSeq: ack.upToSeq }, 'the edge lost records it had acknowledged; sending them again');
+      this.cursor[kind] = this.store.ackedUpTo(kind);
+      this.exhausted[kind] = false;
+      this.inFlight = this.inFlight.filter((f) => f.kind !== kind);
+    }
     if (this.store.acknowledge(kind, Math.min(ack.upToSeq, this.sentUpTo[kind]))) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
     this.lastAckMs = this.options.clock.now();
     const acked = this.store.ackedUpTo(kind);
@@ -274,6 +282,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
         kind,
         afterSeq,
         ackedUpTo: this.store.ackedUpTo(kind),
+        heldFrom: this.store.heldFrom(kind),
         records: rows,
         sentMs: o.clock.now(),
         level: o.compressionLevel,

@@ -88,7 +88,7 @@ function batch(
   kind: RecordKind,
   afterSeq: number,
   seqs: readonly number[],
-  options: { ackedUpTo?: number; deviceId?: string; records?: WireRecord[] } = {},
+  options: { ackedUpTo?: number; heldFrom?: number; deviceId?: string; records?: WireRecord[] } = {},
 ): Uint8Array {
   return buildBatch({
     deviceId: options.deviceId ?? DEV,
@@ -96,6 +96,7 @@ function batch(
     kind,
     afterSeq,
     ackedUpTo: options.ackedUpTo ?? 0,
+    ...(options.heldFrom === undefined ? {} : { heldFrom: options.heldFrom }),
     records: options.records ?? wire(kind, seqs),
     sentMs: T0,
   });
@@ -126,7 +127,7 @@ describe('Ingest on a real EdgeStore', () => {
       committedAtPublish = readEdgeStats(h.dir).devices[DEV]?.reading;
     };
     const result = expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, [], { records })));
-    expect(result).toEqual({ inserted: 5, redelivered: 0, conflicts: [], upToSeq: 5, replay: false });
+    expect(result).toEqual({ inserted: 5, redelivered: 0, conflicts: [], upToSeq: 5, replay: false, rewind: false, assumed: 0 });
     expect(committedAtPublish).toBe(5);
     expect(h.acks).toHaveLength(1);
     expect(h.acks[0]?.topic).toBe('medge/v1/clinic-7/dev-42/down/ack');
@@ -144,7 +145,7 @@ describe('Ingest on a real EdgeStore', () => {
     const h = setup();
     const payload = batch('chunk', 0, range(1, 40));
     expect(decodeBatch(payload).compression).toBe(Compression.DEFLATE);
-    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, conflicts: [], upToSeq: 40, replay: false });
+    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, conflicts: [], upToSeq: 40, replay: false, rewind: false, assumed: 0 });
     expect(h.store.audit(DEV).chunk).toEqual({ stored: 40, minSeq: 1, maxSeq: 40, duplicateBodies: 0 });
   });
 
@@ -155,7 +156,7 @@ describe('Ingest on a real EdgeStore', () => {
     expect(h.ingest.handle(topic('alert'), payload)).toMatchObject({ ok: false, reason: 'replay' });
     expect(readEdgeStats(h.dir).rejected).toEqual({ replay: 1 });
     // Overlapping: (2, 6] after (0, 4].
-    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, conflicts: [], upToSeq: 6, replay: false });
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, conflicts: [], upToSeq: 6, replay: false, rewind: false, assumed: 0 });
     expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([4, 4, 6]);
     expect(h.store.audit(DEV).alert).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
     expect(readEdgeStats(h.dir).devices[DEV]).toEqual({ alert: 6 });
@@ -171,7 +172,7 @@ describe('Ingest on a real EdgeStore', () => {
       expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, range(1, 10))));
       const reused = other('alert', range(1, 4));
       const result = expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, [], { records: reused })));
-      expect(result).toEqual({ inserted: 0, redelivered: 0, conflicts: [1, 2, 3, 4], upToSeq: 4, replay: false });
+      expect(result).toEqual({ inserted: 0, redelivered: 0, conflicts: [1, 2, 3, 4], upToSeq: 4, replay: false, rewind: false, assumed: 0 });
       // The ack goes out after the conflicts are committed, and covers only what this ledger sent.
       expect(h.acks.at(-1)?.ack.upToSeq).toBe(4);
       expect(h.store.conflicts(DEV, 'alert').map((r) => [r.seq, r.bootId, Buffer.from(r.body).toString('hex')])).toEqual(
@@ -203,6 +204,8 @@ describe('Ingest on a real EdgeStore', () => {
         conflicts: [4],
         upToSeq: 6,
         replay: false,
+        rewind: false,
+        assumed: 0,
       });
       expect(h.store.audit(DEV).finding).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
     });
@@ -269,6 +272,55 @@ describe('Ingest on a real EdgeStore', () => {
     expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 10, range(11, 12), { ackedUpTo: 10 }))).upToSeq).toBe(14);
     // A lower ackedUpTo never pulls it back.
     expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 14, [15], { ackedUpTo: 3 }))).upToSeq).toBe(15);
+  });
+
+  describe('an edge that lost records it had acknowledged (store restored from an older backup)', () => {
+    it('takes ackedUpTo as covered only below heldFrom, and acks what it holds with rewind', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 400))));
+      // The device was acked up to 550 by the lost store and holds everything from 1.
+      const result = expectOk(h.ingest.handle(topic('reading'), batch('reading', 550, range(551, 650), { ackedUpTo: 550, heldFrom: 1 })));
+      expect(result).toMatchObject({ inserted: 100, upToSeq: 400, rewind: true, assumed: 0 });
+      expect(h.acks.at(-1)?.ack).toMatchObject({ upToSeq: 400, rewind: true });
+      // The device rewinds to 400 and sends (400, 550] again: the gap closes over the pending (550, 650].
+      expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 400, range(401, 550), { ackedUpTo: 400, heldFrom: 1 })))).toMatchObject({
+        upToSeq: 650,
+        rewind: false,
+      });
+      expect(h.acks.at(-1)?.ack).toMatchObject({ upToSeq: 650, rewind: false });
+      expect(h.store.audit(DEV).reading).toEqual({ stored: 650, minSeq: 1, maxSeq: 650, duplicateBodies: 0 });
+    });
+
+    it('what the device no longer holds is taken as delivered (and said so); the rest is asked for again', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, range(1, 10))));
+      // The device compacted 1..19 and holds 20.. ; the restored edge holds up to 10.
+      const result = expectOk(h.ingest.handle(topic('alert'), batch('alert', 30, range(31, 32), { ackedUpTo: 30, heldFrom: 20 })));
+      expect(result).toMatchObject({ upToSeq: 19, rewind: true, assumed: 9 });
+      expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 19, range(20, 30), { ackedUpTo: 19, heldFrom: 20 })))).toMatchObject({ upToSeq: 32, rewind: false, assumed: 0 });
+    });
+
+    it('a device that does not send heldFrom (older build) keeps the old behaviour: no rewind', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 400))));
+      expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 550, range(551, 650), { ackedUpTo: 550 })))).toMatchObject({ upToSeq: 650, rewind: false, assumed: 150 });
+      expect(h.acks.at(-1)?.ack.rewind).toBe(false);
+    });
+
+    it('a replay that starts at or below the watermark extends it (batches stored ahead of a gap, sent again)', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('finding'), batch('finding', 0, range(1, 5))));
+      // Stored, but ahead of a gap at 6 that the device's records do not fill (it never held 6: afterSeq 5).
+      expect(expectOk(h.ingest.handle(topic('finding'), batch('finding', 6, range(7, 9), { ackedUpTo: 5, heldFrom: 1 }))).upToSeq).toBe(5);
+      expect(h.ingest.handle(topic('finding'), batch('finding', 5, range(7, 9), { ackedUpTo: 5, heldFrom: 1 }))).toMatchObject({ ok: false, reason: 'replay' });
+      expect(h.acks.at(-1)?.ack.upToSeq).toBe(9);
+    });
+
+    it('rejects a batch whose heldFrom is above its firstSeq (the device reads batches from what it holds)', () => {
+      const h = setup();
+      expect(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 5), { heldFrom: 2 }))).toMatchObject({ ok: false, reason: 'malformed' });
+      expect(h.acks).toEqual([]);
+    });
   });
 
   it('rejects a batch whose ackedUpTo is above its afterSeq (2^64 - 1 here) and never lets an ack go backwards', () => {
