@@ -20,8 +20,15 @@ export interface UplinkOptions {
   batchMaxBytes: number;
   /** Batches published and not yet acknowledged, at most. */
   window: number;
-  /** A batch not acknowledged after this long is sent again (the edge de-duplicates). */
+  /**
+   * A batch not acknowledged this long after it could be on its way is sent again (the edge
+   * de-duplicates): counted from when it was published or from the last sign of progress on the link
+   * (a PUBACK or an ack), whichever is later, plus its own transmission time at `slowLinkBytesPerSec`
+   * until the broker has PUBACKed it. A window queued on a thin link therefore does not time out.
+   */
   ackTimeoutMs: number;
+  /** The slowest link a batch's transmission time is allowed for (bytes/s); see `ackTimeoutMs`. */
+  slowLinkBytesPerSec: number;
   backoff: BackoffOptions;
   /** How often acknowledged records past retention are compacted (ms). */
   compactIntervalMs: number;
@@ -45,6 +52,7 @@ export const DEFAULT_UPLINK_OPTIONS: Readonly<Omit<UplinkOptions, 'url'>> = Obje
   batchMaxBytes: 256 * 1024,
   window: 16,
   ackTimeoutMs: 10_000,
+  slowLinkBytesPerSec: 4096,
   backoff: DEFAULT_BACKOFF,
   compactIntervalMs: 5_000,
   compressionLevel: 6,
@@ -67,6 +75,10 @@ interface InFlight {
   kind: RecordKind;
   lastSeq: number;
   sentAt: number;
+  /** Bytes published. */
+  bytes: number;
+  /** The broker PUBACKed it: it is off the link. */
+  transmitted: boolean;
 }
 
 export interface UplinkEvents {
@@ -106,6 +118,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private retryTimer: ClockTimer | undefined;
   private ackTimer: ClockTimer | undefined;
   private lastCompact = 0;
+  /** Monotonic time of the last PUBACK or ack on the current connection. */
+  private lastProgress = 0;
   private running = false;
   private unsubscribeStore: (() => void) | undefined;
   lastAckMs: number | undefined;
@@ -200,6 +214,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
         if (error || client !== this.client) return this.onLost(client, 'subscribe failed');
         this.attempt = 0;
+        this.lastProgress = 0;
         this.resetCursors();
         this.setState('connected');
         this.log.info({ url: this.options.url }, 'uplink connected');
@@ -248,6 +263,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     }
     if (this.store.acknowledge(kind, Math.min(ack.upToSeq, this.sentUpTo[kind]))) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
     this.lastAckMs = this.options.clock.now();
+    this.lastProgress = this.options.clock.monotonic();
     const acked = this.store.ackedUpTo(kind);
     // An ack of batches sent before an ack timeout reset the cursor: never send from below the watermark.
     this.cursor[kind] = Math.max(this.cursor[kind], acked);
@@ -289,26 +305,37 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       });
       this.cursor[kind] = lastSeq;
       this.sentUpTo[kind] = Math.max(this.sentUpTo[kind], lastSeq);
-      this.inFlight.push({ kind, lastSeq, sentAt: o.clock.monotonic() });
       const topic = upTopic(o.site, this.store.deviceId, kind);
       const wire = o.sealPayload ? o.sealPayload(topic, payload) : payload;
+      const sent: InFlight = { kind, lastSeq, sentAt: o.clock.monotonic(), bytes: wire.byteLength, transmitted: false };
+      this.inFlight.push(sent);
       client.publish(topic, Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), { qos: 1 }, (error) => {
-        if (error) this.onLost(client, `publish failed: ${error.message}`);
+        if (error) return this.onLost(client, `publish failed: ${error.message}`);
+        if (client !== this.client) return;
+        sent.transmitted = true;
+        this.lastProgress = o.clock.monotonic();
       });
     }
     this.armAckTimer();
   }
 
-  /** If the oldest batch in flight waits longer than `ackTimeoutMs`, resend from the acknowledged watermark. */
+  /** When the oldest batch in flight has waited too long for its ack (see `ackTimeoutMs`). */
+  private ackDeadline(head: InFlight): number {
+    const o = this.options;
+    const transmission = head.transmitted ? 0 : (head.bytes * 1000) / o.slowLinkBytesPerSec;
+    return Math.max(head.sentAt, this.lastProgress) + o.ackTimeoutMs + transmission;
+  }
+
+  /** If the oldest batch in flight is past its ack deadline, resend from the acknowledged watermark. */
   private armAckTimer(): void {
     if (this.ackTimer || this.inFlight.length === 0) return;
     const oldest = this.inFlight[0] as InFlight;
-    const wait = Math.max(0, oldest.sentAt + this.options.ackTimeoutMs - this.options.clock.monotonic());
+    const wait = Math.max(0, this.ackDeadline(oldest) - this.options.clock.monotonic());
     this.ackTimer = this.options.clock.setTimeout(() => {
       this.ackTimer = undefined;
       const head = this.inFlight[0];
       if (!head) return;
-      if (this.options.clock.monotonic() - head.sentAt >= this.options.ackTimeoutMs) {
+      if (this.options.clock.monotonic() >= this.ackDeadline(head)) {
         this.log.warn({ kind: head.kind, lastSeq: head.lastSeq, inFlight: this.inFlight.length }, 'ack timeout; resending from the acknowledged watermark');
         this.resetCursors();
         this.pump();

@@ -5,14 +5,12 @@
  * seqs of another ledger under the same deviceId.
  */
 import { join } from 'node:path';
-import { connect, type MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import { encodeAck, encodeBody } from '../../device-sdk/proto/index.js';
+import { encodeBody } from '../../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { BatchRejectedError, openBatch } from '../../device-sdk/sync/batch.js';
-import { downTopic, parseUpTopic } from '../../device-sdk/sync/topics.js';
 import { Uplink } from '../../device-sdk/sync/uplink.js';
 import { EmbeddedBroker } from '../../edge/broker.js';
+import { scriptedEdge } from '../helpers/scripted-edge.js';
 import { waitFor } from '../helpers/wait.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -25,34 +23,6 @@ const reading = (i: number) => ({
   body: encodeBody('reading', { sensor: 'hr', type: 'heart-rate', value: 60 + (i % 40), unit: '/min', tDevice: 1_700_000_000_000 + i }),
 });
 
-interface Peer {
-  client: MqttClient;
-  batches: { afterSeq: number; lastSeq: number; ackedUpTo: number }[];
-  rejected: string[];
-}
-
-/** An edge peer that validates each batch like the edge, acks its lastSeq, and answers the first with `firstAck`. */
-async function scriptedEdge(url: string, firstAck: number): Promise<Peer> {
-  const client = await connect(url, { clientId: 'scripted-edge', clean: true, reconnectPeriod: 0 }).on('error', () => undefined);
-  await new Promise<void>((resolve) => client.once('connect', () => resolve()));
-  const peer: Peer = { client, batches: [], rejected: [] };
-  client.on('message', (topic, payload) => {
-    const where = parseUpTopic(topic);
-    if (!where) return;
-    try {
-      const { header } = openBatch(payload, where);
-      peer.batches.push({ afterSeq: header.afterSeq, lastSeq: header.lastSeq, ackedUpTo: header.ackedUpTo });
-      const upToSeq = peer.batches.length === 1 ? firstAck : header.lastSeq;
-      client.publish(downTopic(SITE, DEV, 'ack'), Buffer.from(encodeAck({ deviceId: DEV, kind: where.kind, upToSeq, edgeMs: Date.now() })), { qos: 1 });
-    } catch (error) {
-      if (!(error instanceof BatchRejectedError)) throw error;
-      peer.rejected.push(error.message);
-    }
-  });
-  await client.subscribeAsync('medge/v1/+/+/up/+', { qos: 1 });
-  return peer;
-}
-
 describe('acks the uplink did not earn in this process', () => {
   it.each([
     // The previous process had sent up to 2,000 before it stopped; the edge commits and acks it after the restart.
@@ -63,7 +33,8 @@ describe('acks the uplink did not earn in this process', () => {
     const dir = tempDir();
     const broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1' });
     await broker.start();
-    const peer = await scriptedEdge(broker.url, firstAck);
+    // Validates every batch like the edge; answers the first with `firstAck`, the others with their lastSeq.
+    const peer = await scriptedEdge(broker.url, SITE, (batch, i) => (i === 0 ? firstAck : batch.lastSeq));
     const store = new SqliteOutboxStore(join(dir, 'ledger.sqlite'), { deviceId: DEV });
     store.append(Array.from({ length: 3000 }, (_, i) => reading(i)));
     const uplink = new Uplink(store, { url: broker.url, site: SITE, batchMaxRecords: 100, window: 4, ackTimeoutMs: 2000, backoff: { initialMs: 50, maxMs: 200 } });
@@ -78,7 +49,7 @@ describe('acks the uplink did not earn in this process', () => {
     expect(sent.size).toBe(3000);
     expect(store.stats().reading).toMatchObject({ ackedUpTo: 3000, pending: 0 });
     store.close();
-    await peer.client.endAsync(true);
+    await peer.close();
     await broker.stop();
   });
 });
