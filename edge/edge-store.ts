@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { WireRecord } from '../device-sdk/proto/index.js';
@@ -26,6 +27,15 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
       `);
     },
   },
+  {
+    version: 2,
+    name: 'conflicts: records that reuse a stored seq with other content',
+    // The columns of `records`; unique by content too, so that a conflict resent after a lost ack is kept once.
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE conflicts (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL, site TEXT NOT NULL,
+        boot_id TEXT NOT NULL, t_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, body BLOB NOT NULL, body_sha256 TEXT NOT NULL,
+        UNIQUE (device_id, kind, seq, boot_id, t_ms, body_sha256))`),
+  },
 ]);
 
 export interface CommitInput {
@@ -36,13 +46,21 @@ export interface CommitInput {
   afterSeq: number;
   lastSeq: number;
   ackedUpTo: number;
+  /** Lowest seq of the kind the device still holds; 0 or undefined: a device that does not say. */
+  heldFrom?: number;
   records: readonly WireRecord[];
 }
 
 export interface CommitResult {
   inserted: number;
-  /** Records already stored (at-least-once redelivery); ignored. */
+  /** Records already stored, identical (at-least-once redelivery); ignored. */
   redelivered: number;
+  /**
+   * Seqs of the batch's records that were kept in `conflicts` by this commit: their (device, kind,
+   * seq) is stored in `records` with another boot id, time or body (a device reusing seqs: a new or
+   * restored ledger under an existing deviceId, or two devices with one id). Never dropped.
+   */
+  conflicts: number[];
   /** Every record of the kind up to this seq is committed here: the value to acknowledge. */
   upToSeq: number;
   /**
@@ -50,11 +68,40 @@ export interface CommitResult {
    * publish played again): nothing was written but the `replay` rejection count.
    */
   replay: boolean;
+  /**
+   * The edge holds every record only up to `upToSeq`, below the device's `ackedUpTo` (its store lost
+   * records it had acknowledged): the ack tells the device to send the rest again. Only for devices
+   * that send `heldFrom`.
+   */
+  rewind: boolean;
+  /**
+   * Seqs above what the edge held contiguously that it now takes as delivered on the device's word
+   * (its `ackedUpTo`, below `heldFrom`): the device no longer holds them, so if this edge never
+   * stored them they are lost here. 0 normally.
+   */
+  assumed: number;
 }
 
 export interface EdgeStats {
   devices: Record<string, Partial<Record<RecordKind, number>>>;
+  /** Counts by reason; `replay` and `seq-conflict` (records kept in `conflicts`) count batches and records that were not rejected. */
   rejected: Record<string, number>;
+  /** Records kept in `conflicts` per device and kind: a device reused seqs. An operator must look at them. */
+  conflicts: Record<string, Partial<Record<RecordKind, number>>>;
+}
+
+/** Counter (in `rejected`) of records kept in `conflicts`. */
+export const SEQ_CONFLICT = 'seq-conflict';
+
+/** A record kept apart because its (device, kind, seq) was already stored with other content. */
+export interface ConflictRecord extends WireRecord {
+  site: string;
+  receivedMs: number;
+}
+
+/** Identity of a record for telling a resend from a seq reused with other content. */
+function sameRecord(held: { boot_id: string; t_ms: number; body: Buffer }, r: WireRecord): boolean {
+  return held.boot_id === r.bootId && held.t_ms === r.tMs && Buffer.compare(held.body, r.body) === 0;
 }
 
 export function edgeDatabasePath(dataDir: string): string {
@@ -64,12 +111,18 @@ export function edgeDatabasePath(dataDir: string): string {
 /**
  * The edge node's store. Records are unique by (deviceId, kind, seq): a batch whose records are all
  * stored already changes nothing but the `replay` count (exactly-once in this store, at-least-once on the wire).
+ * A record whose (deviceId, kind, seq) is stored with another boot id, time or body is not a resend:
+ * a device reused the seq (new or restored ledger under an existing deviceId, two devices with one
+ * id). It is kept in `conflicts` in the same transaction and counted as `seq-conflict` before anything
+ * is acknowledged, so the device may compact it without it being lost.
  *
  * `contiguous` per (device, kind) is the highest seq up to which the edge holds every record the
  * device sent. A batch covers (afterSeq, lastSeq] whole, so it extends `contiguous` when it starts at
  * or below it; batches that arrive ahead of a gap are remembered in `pending_ranges` until the gap
  * is filled. The device's own acknowledged watermark (`ackedUpTo`) also counts as covered, so an edge
- * that lost its data does not wait forever for records the device has already compacted.
+ * that lost its data does not wait forever for records the device has already compacted; but only
+ * below the lowest seq the device still holds (`heldFrom`, when it says): above it, an edge restored
+ * from an older backup acks what it really holds with `rewind`, and the device sends the rest again.
  */
 export class EdgeStore {
   readonly path: string;
@@ -95,31 +148,60 @@ export class EdgeStore {
     const addRange = this.db.prepare(
       'INSERT INTO pending_ranges (device_id, kind, after_seq, last_seq) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)',
     );
-    const countRejected = this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET count = count + 1');
+    const countRejected = this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count');
+    const getStored = this.db.prepare('SELECT boot_id, t_ms, body FROM records WHERE device_id = ? AND kind = ? AND seq = ?');
+    const keepConflict = this.db.prepare(
+      'INSERT OR IGNORE INTO conflicts (device_id, kind, seq, site, boot_id, t_ms, received_ms, body, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     this.commitTx = this.db.transaction((input: CommitInput, now: number): CommitResult => {
       const { deviceId, kind } = input;
       let inserted = 0;
+      let clashes = 0;
+      const conflicts: number[] = [];
       for (const r of input.records) {
-        inserted += insert.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body).changes;
+        if (insert.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body).changes === 1) {
+          inserted += 1;
+          continue;
+        }
+        const held = getStored.get(deviceId, kind, r.seq) as { boot_id: string; t_ms: number; body: Buffer };
+        if (sameRecord(held, r)) continue;
+        clashes += 1;
+        const sha256 = createHash('sha256').update(r.body).digest('hex');
+        // A conflict resent (its ack was lost) is kept once.
+        if (keepConflict.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body, sha256).changes === 1) conflicts.push(r.seq);
       }
-      if (inserted === 0) {
-        countRejected.run('replay');
-        const upToSeq = (getProgress.get(deviceId, kind) as number | undefined) ?? 0;
-        return { inserted: 0, redelivered: input.records.length, upToSeq, replay: true };
-      }
-      upsertDevice.run(deviceId, input.site, now, now, input.bootId);
-      let contiguous = Math.max((getProgress.get(deviceId, kind) as number | undefined) ?? 0, input.ackedUpTo);
+      if (conflicts.length > 0) countRejected.run(SEQ_CONFLICT, conflicts.length);
+      // The watermark of a (device, kind) whose seqs were reused covers records of the other ledger: a
+      // device that clamps an ack to its own last seq would take it for records it has not sent yet.
+      const ackable = (upToSeq: number) => (clashes > 0 ? Math.min(upToSeq, input.lastSeq) : upToSeq);
+      const replay = inserted === 0 && conflicts.length === 0;
+      if (replay) countRejected.run('replay', 1);
+      else upsertDevice.run(deviceId, input.site, now, now, input.bootId);
+      const before = (getProgress.get(deviceId, kind) as number | undefined) ?? 0;
+      // The device's watermark is taken as covered only below what it still holds: what it holds it can send again.
+      const trusted = input.heldFrom ? Math.min(input.ackedUpTo, input.heldFrom - 1) : input.ackedUpTo;
+      let contiguous = Math.max(before, trusted);
+      // A replay extends it too when it starts at or below it (all its records are stored): a device
+      // whose rewound batches were all stored ahead of the gap would otherwise never get past it.
       if (input.afterSeq <= contiguous) contiguous = Math.max(contiguous, input.lastSeq);
-      else addRange.run(deviceId, kind, input.afterSeq, input.lastSeq);
+      else if (!replay) addRange.run(deviceId, kind, input.afterSeq, input.lastSeq);
       for (;;) {
         const range = nextRange.get(deviceId, kind, contiguous) as { after_seq: number; last_seq: number } | undefined;
         if (!range) break;
         contiguous = Math.max(contiguous, range.last_seq);
         dropRange.run(deviceId, kind, range.after_seq);
       }
-      const redelivered = input.records.length - inserted;
-      putProgress.run(deviceId, kind, contiguous, inserted, redelivered);
-      return { inserted, redelivered, upToSeq: contiguous, replay: false };
+      const redelivered = input.records.length - inserted - conflicts.length;
+      if (!replay || contiguous !== before) putProgress.run(deviceId, kind, contiguous, inserted, redelivered);
+      return {
+        inserted,
+        redelivered,
+        conflicts,
+        upToSeq: ackable(contiguous),
+        replay,
+        rewind: Boolean(input.heldFrom) && contiguous < input.ackedUpTo,
+        assumed: Math.max(0, trusted - before),
+      };
     });
   }
 
@@ -130,6 +212,13 @@ export class EdgeStore {
 
   countRejected(reason: string): void {
     this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET count = count + 1').run(reason);
+  }
+
+  /** Records of a device and kind kept in `conflicts` (a seq reused with other content), by seq then arrival. */
+  conflicts(deviceId: string, kind: RecordKind): ConflictRecord[] {
+    return this.db
+      .prepare('SELECT seq, boot_id AS bootId, t_ms AS tMs, body, site, received_ms AS receivedMs FROM conflicts WHERE device_id = ? AND kind = ? ORDER BY seq, id')
+      .all(deviceId, kind) as ConflictRecord[];
   }
 
   stats(): EdgeStats {
@@ -175,7 +264,18 @@ function readStats(db: Database.Database): EdgeStats {
   for (const row of db.prepare('SELECT reason, count FROM rejected ORDER BY reason').all() as { reason: string; count: number }[]) {
     rejected[row.reason] = row.count;
   }
-  return { devices, rejected };
+  const conflicts: EdgeStats['conflicts'] = {};
+  // A store not yet opened by this build (read-only here) has no conflicts table.
+  const hasConflicts = db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'").pluck().get() === 1;
+  for (const row of !hasConflicts ? [] : db.prepare('SELECT device_id, kind, COUNT(*) AS n FROM conflicts GROUP BY device_id, kind ORDER BY device_id, kind').all() as {
+    device_id: string;
+    kind: RecordKind;
+    n: number;
+  }[]) {
+    conflicts[row.device_id] ??= {};
+    (conflicts[row.device_id] as Partial<Record<RecordKind, number>>)[row.kind] = row.n;
+  }
+  return { devices, rejected, conflicts };
 }
 
 /** Reads the stats of an edge data directory without disturbing a running edge (read-only, WAL). */

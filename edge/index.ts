@@ -8,7 +8,7 @@ export {
   type EmbeddedBrokerOptions,
 } from './broker.js';
 export { DEFAULT_EDGE_OPTIONS, EdgeNode, type EdgeNodeOptions } from './edge-node.js';
-export { type CommitInput, type CommitResult, EDGE_MIGRATIONS, type EdgeStats, EdgeStore, edgeDatabasePath, readEdgeStats } from './edge-store.js';
+export { type CommitInput, type CommitResult, type ConflictRecord, EDGE_MIGRATIONS, type EdgeStats, EdgeStore, edgeDatabasePath, readEdgeStats, SEQ_CONFLICT } from './edge-store.js';
 export { type AckPublisher, Ingest, type IngestOutcome } from './ingest.js';
 export {
   DEFAULT_MOSQUITTO_PORT,

@@ -84,6 +84,7 @@ export class Ingest {
         afterSeq: header.afterSeq,
         lastSeq: header.lastSeq,
         ackedUpTo: header.ackedUpTo,
+        heldFrom: header.heldFrom,
         records,
       });
     } catch (error) {
@@ -91,8 +92,22 @@ export class Ingest {
       this.log.error({ err: (error as Error).message, deviceId: where.deviceId, kind: where.kind }, 'commit failed; not acknowledging');
       return { ok: false, reason: 'store', message: (error as Error).message };
     }
+    if (result.conflicts.length > 0) {
+      // Kept in `conflicts` and counted in the commit's transaction, so acknowledging them loses nothing.
+      this.log.error(
+        { deviceId: where.deviceId, kind: where.kind, bootId: header.bootId, conflicts: result.conflicts.length, firstSeq: result.conflicts[0], lastSeq: result.conflicts.at(-1) },
+        'seq conflict: records reuse seqs stored with other content (a new or restored ledger under this deviceId, or two devices with one id); kept in the conflicts table',
+      );
+    }
     // Acked even when it was a replay: a device whose ack was lost gets its watermark again.
-    const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq: result.upToSeq, edgeMs: Date.now() });
+    const ids = { deviceId: where.deviceId, kind: where.kind };
+    if (result.rewind) {
+      this.log.warn({ ...ids, ackedUpTo: header.ackedUpTo, upToSeq: result.upToSeq }, 'this edge holds less than it acknowledged (store restored?); asking the device to send the rest again');
+    }
+    if (result.assumed > 0) {
+      this.log.warn({ ...ids, assumed: result.assumed, upToSeq: result.upToSeq }, "records this edge never stored taken as delivered on the device's acknowledged watermark; the device no longer holds them");
+    }
+    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
     if (result.replay) {
       // Counted in the commit's own transaction.

@@ -5,6 +5,7 @@
  * screen shows the UTC time of day instead.
  */
 import { RECORD_KINDS, type AlertSeverity, type RecordKind } from '../device-sdk/records.js';
+import { SEQ_CONFLICT } from '../edge/edge-store.js';
 import type { DemoStatus, LinkState, SensorStatus } from './status.js';
 
 export interface RuntimeScreenOptions {
@@ -75,14 +76,17 @@ export function renderRuntimeScreen(status: DemoStatus, options: RuntimeScreenOp
   const head = [paint('bold', 'medge demo'), `${duration(status.elapsedMs)}${total}`, phase];
 
   const { edge } = status;
-  const rejected = Object.entries(edge.rejected).filter(([, n]) => n > 0);
+  // Records kept apart because a device reused seqs: not a rejection, and the one count here that needs an operator.
+  const seqConflicts = edge.rejected[SEQ_CONFLICT] ?? 0;
+  const rejected = Object.entries(edge.rejected).filter(([why, n]) => n > 0 && why !== SEQ_CONFLICT);
   const rejectedCount = rejected.reduce((sum, [, n]) => sum + n, 0);
   const rejectedText = `rejected ${rejectedCount}${rejected.length > 0 ? ` (${rejected.map(([why, n]) => `${why} ${n}`).join(', ')})` : ''}`;
+  const conflictText = seqConflicts > 0 ? `  ${paint('red', `seq conflicts ${seqConflicts} (kept apart; see medge edge stats)`)}` : '';
   const lines = [
     head.join('  '),
     `${label('edge    ')}${edge.url}  broker ${edge.brokerUp ? paint('green', 'up') : paint('red', 'down')}  ${
       rejectedCount > 0 ? paint('yellow', rejectedText) : rejectedText
-    }`,
+    }${conflictText}`,
     `${label('stored  ')}${RECORD_KINDS.map((kind) => `${kind} ${edge.stored[kind] ?? 0}`).join('  ')}`,
   ];
 

@@ -44,6 +44,8 @@ export interface BatchMessage {
   compression: CompressionCode;
   records: Uint8Array;
   sentMs: number;
+  /** Lowest seq of the kind the device still holds; 0 when absent (a device before the field). */
+  heldFrom: number;
 }
 
 export interface AckMessage {
@@ -52,6 +54,8 @@ export interface AckMessage {
   kind: string;
   upToSeq: number;
   edgeMs: number;
+  /** The edge lost records it had acknowledged: the device lowers its watermark to `upToSeq` and resends. */
+  rewind: boolean;
 }
 
 /** protobufjs yields 64-bit integers as `Long` objects when the `long` package is present. */
@@ -86,7 +90,7 @@ export class UnknownSchemaVersionError extends DecodeError {
   }
 }
 
-export function encodeBatch(batch: Omit<BatchMessage, 'schemaVersion'>): Uint8Array {
+export function encodeBatch(batch: Omit<BatchMessage, 'schemaVersion' | 'heldFrom'> & { heldFrom?: number }): Uint8Array {
   return T.Batch.encode({ ...batch, schemaVersion: SCHEMA_VERSION }).finish();
 }
 
@@ -106,6 +110,7 @@ export function decodeBatch(bytes: Uint8Array): BatchMessage {
     compression: num(m.compression) as CompressionCode,
     records: (m.records as Uint8Array | undefined) ?? new Uint8Array(0),
     sentMs: num(m.sentMs),
+    heldFrom: num(m.heldFrom),
   };
 }
 
@@ -124,7 +129,7 @@ export function decodeRecordList(bytes: Uint8Array): WireRecord[] {
   }));
 }
 
-export function encodeAck(ack: Omit<AckMessage, 'schemaVersion'>): Uint8Array {
+export function encodeAck(ack: Omit<AckMessage, 'schemaVersion' | 'rewind'> & { rewind?: boolean }): Uint8Array {
   return T.Ack.encode({ ...ack, schemaVersion: SCHEMA_VERSION }).finish();
 }
 
@@ -137,6 +142,7 @@ export function decodeAck(bytes: Uint8Array): AckMessage {
     kind: String(m.kind ?? ''),
     upToSeq: num(m.upToSeq),
     edgeMs: num(m.edgeMs),
+    rewind: m.rewind === true,
   };
 }
 

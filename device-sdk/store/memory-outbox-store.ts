@@ -97,6 +97,19 @@ export class MemoryOutboxStore implements OutboxStore {
     return true;
   }
 
+  rewind(kind: RecordKind, upToSeq: number): boolean {
+    this.open('rewind');
+    const target = Math.max(0, upToSeq);
+    if (!(target < this.acked[kind])) return false;
+    this.acked[kind] = target;
+    return true;
+  }
+
+  heldFrom(kind: RecordKind): number {
+    this.open('heldFrom');
+    return this.rows[kind][0]?.seq ?? this.lastSeq[kind] + 1;
+  }
+
   private evict(kind: RecordKind, match: (r: Row) => boolean, needBytes: number): number {
     let freed = 0;
     let removed = 0;

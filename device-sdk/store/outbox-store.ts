@@ -74,6 +74,12 @@ export interface OutboxStoreOptions {
  *   least one record when any is held, however large).
  * - `acknowledge(kind, upToSeq)` durably raises the acknowledged watermark; a lower or equal value
  *   is ignored (returns false). Records are not deleted by it; `compact` does that.
+ * - `rewind(kind, upToSeq)` durably lowers the acknowledged watermark to `upToSeq` (at least 0): the
+ *   edge lost records it had acknowledged (its store was restored from an older backup). Records
+ *   above it are pending again, so `compact` keeps them and the uplink sends them again. A higher or
+ *   equal value is ignored (returns false).
+ * - `heldFrom(kind)` is the lowest seq of the kind still held, or `lastSeq + 1` when none is: every
+ *   record below it was compacted or evicted.
  * - `compact(now)` deletes acknowledged records older than their kind's retention.
  * - `enforceBudget(now)` evicts in the documented order until the ledger fits its budget. It never
  *   evicts an unacknowledged alert, finding, reading or quarantined record.
@@ -87,6 +93,8 @@ export interface OutboxStore {
   readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes?: number): StoredRecord[];
   ackedUpTo(kind: RecordKind): number;
   acknowledge(kind: RecordKind, upToSeq: number): boolean;
+  rewind(kind: RecordKind, upToSeq: number): boolean;
+  heldFrom(kind: RecordKind): number;
   compact(nowMs: number): Partial<Record<RecordKind, number>>;
   enforceBudget(nowMs: number): EvictionReport;
   stats(): Record<RecordKind, KindStats>;

@@ -37,6 +37,8 @@ export interface BuildBatchInput {
   kind: RecordKind;
   afterSeq: number;
   ackedUpTo: number;
+  /** Lowest seq of the kind the device still holds (`OutboxStore.heldFrom`); omitted: the field is absent. */
+  heldFrom?: number;
   records: readonly WireRecord[];
   sentMs: number;
   /** zlib level 1..9 (default 6). */
@@ -62,6 +64,7 @@ export function buildBatch(input: BuildBatchInput): Uint8Array {
     compression: compress ? Compression.DEFLATE : Compression.NONE,
     records: compress ? deflateRawSync(list, { level: input.level ?? 6 }) : list,
     sentMs: input.sentMs,
+    ...(input.heldFrom === undefined ? {} : { heldFrom: input.heldFrom }),
   });
 }
 
@@ -103,11 +106,13 @@ export function openBatch(payload: Uint8Array, topic: ParsedUpTopic, limits: Bat
   };
   if (header.deviceId !== topic.deviceId) fail(`deviceId ${JSON.stringify(header.deviceId)} does not match the topic's ${topic.deviceId}`);
   if (header.kind !== topic.kind) fail(`kind ${JSON.stringify(header.kind)} does not match the topic's ${topic.kind}`);
-  for (const field of ['afterSeq', 'firstSeq', 'lastSeq', 'ackedUpTo'] as const) {
+  for (const field of ['afterSeq', 'firstSeq', 'lastSeq', 'ackedUpTo', 'heldFrom'] as const) {
     if (!Number.isSafeInteger(header[field]) || header[field] < 0) fail(`${field} ${header[field]} is not a seq`);
   }
   // The device sends from its cursor, which never falls below its acknowledged watermark.
   if (header.ackedUpTo > header.afterSeq) fail(`ackedUpTo ${header.ackedUpTo} is above afterSeq ${header.afterSeq}`);
+  // The device reads the batch from what it holds.
+  if (header.heldFrom > header.firstSeq) fail(`heldFrom ${header.heldFrom} is above firstSeq ${header.firstSeq}`);
   if (header.count > limits.maxRecords) throw new BatchRejectedError('oversize', `${header.count} records exceed ${limits.maxRecords}`);
 
   let list: Uint8Array = packed;

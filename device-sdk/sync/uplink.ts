@@ -20,8 +20,15 @@ export interface UplinkOptions {
   batchMaxBytes: number;
   /** Batches published and not yet acknowledged, at most. */
   window: number;
-  /** A batch not acknowledged after this long is sent again (the edge de-duplicates). */
+  /**
+   * A batch not acknowledged this long after it could be on its way is sent again (the edge
+   * de-duplicates): counted from when it was published or from the last sign of progress on the link
+   * (a PUBACK or an ack), whichever is later, plus its own transmission time at `slowLinkBytesPerSec`
+   * until the broker has PUBACKed it. A window queued on a thin link therefore does not time out.
+   */
   ackTimeoutMs: number;
+  /** The slowest link a batch's transmission time is allowed for (bytes/s); see `ackTimeoutMs`. */
+  slowLinkBytesPerSec: number;
   backoff: BackoffOptions;
   /** How often acknowledged records past retention are compacted (ms). */
   compactIntervalMs: number;
@@ -45,6 +52,7 @@ export const DEFAULT_UPLINK_OPTIONS: Readonly<Omit<UplinkOptions, 'url'>> = Obje
   batchMaxBytes: 256 * 1024,
   window: 16,
   ackTimeoutMs: 10_000,
+  slowLinkBytesPerSec: 4096,
   backoff: DEFAULT_BACKOFF,
   compactIntervalMs: 5_000,
   compressionLevel: 6,
@@ -67,6 +75,10 @@ interface InFlight {
   kind: RecordKind;
   lastSeq: number;
   sentAt: number;
+  /** Bytes published. */
+  bytes: number;
+  /** The broker PUBACKed it: it is off the link. */
+  transmitted: boolean;
 }
 
 export interface UplinkEvents {
@@ -82,7 +94,9 @@ export interface UplinkEvents {
  *
  * Order of work on every turn: the highest-priority kind with unsent records (alert, finding,
  * reading, quarantine, chunk), one batch at a time, while fewer than `window` batches await their
- * ack. A record leaves the outbox only through `store.acknowledge` on an `Ack` from the edge.
+ * ack. A record leaves the outbox only through `store.acknowledge` on an `Ack` from the edge. An
+ * `Ack` with `rewind` (the edge lost records it had acknowledged) lowers the watermark with
+ * `store.rewind` and sending resumes from it.
  */
 export class Uplink extends EventEmitter<UplinkEvents> {
   private readonly store: OutboxStore;
@@ -92,11 +106,20 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private stateValue: UplinkState = 'offline';
   private attempt = 0;
   private readonly cursor = {} as Record<RecordKind, number>;
+  /**
+   * Highest seq of each kind this uplink has published (the acknowledged watermark at start). An ack
+   * is taken only up to it: the edge's watermark of a deviceId can cover seqs another ledger under the
+   * same id sent (new or restored ledger, two devices with one id), and acks of a previous process can
+   * arrive after a restart.
+   */
+  private readonly sentUpTo = {} as Record<RecordKind, number>;
   private readonly exhausted = {} as Record<RecordKind, boolean>;
   private inFlight: InFlight[] = [];
   private retryTimer: ClockTimer | undefined;
   private ackTimer: ClockTimer | undefined;
   private lastCompact = 0;
+  /** Monotonic time of the last PUBACK or ack on the current connection. */
+  private lastProgress = 0;
   private running = false;
   private unsubscribeStore: (() => void) | undefined;
   lastAckMs: number | undefined;
@@ -108,6 +131,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (!isTopicSegment(this.options.site)) throw new ConfigError('site', this.options.site, 'is not a valid topic segment', 'use 1-64 of A-Z a-z 0-9 . _ -');
     if (!isTopicSegment(store.deviceId)) throw new ConfigError('deviceId', store.deviceId, 'is not a valid topic segment', 'use 1-64 of A-Z a-z 0-9 . _ -');
     this.log = this.options.logger.child({ component: 'uplink' });
+    for (const kind of RECORD_KINDS) this.sentUpTo[kind] = store.ackedUpTo(kind);
     this.resetCursors();
   }
 
@@ -190,6 +214,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
         if (error || client !== this.client) return this.onLost(client, 'subscribe failed');
         this.attempt = 0;
+        this.lastProgress = 0;
         this.resetCursors();
         this.setState('connected');
         this.log.info({ url: this.options.url }, 'uplink connected');
@@ -230,9 +255,18 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       return;
     }
     const kind = ack.kind as RecordKind;
-    if (this.store.acknowledge(kind, ack.upToSeq)) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
+    if (ack.rewind && this.store.rewind(kind, ack.upToSeq)) {
+      this.log.warn({ kind, upToSeq: ack.upToSeq }, 'the edge lost records it had acknowledged; sending them again');
+      this.cursor[kind] = this.store.ackedUpTo(kind);
+      this.exhausted[kind] = false;
+      this.inFlight = this.inFlight.filter((f) => f.kind !== kind);
+    }
+    if (this.store.acknowledge(kind, Math.min(ack.upToSeq, this.sentUpTo[kind]))) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
     this.lastAckMs = this.options.clock.now();
+    this.lastProgress = this.options.clock.monotonic();
     const acked = this.store.ackedUpTo(kind);
+    // An ack of batches sent before an ack timeout reset the cursor: never send from below the watermark.
+    this.cursor[kind] = Math.max(this.cursor[kind], acked);
     this.inFlight = this.inFlight.filter((f) => f.kind !== kind || f.lastSeq > acked);
     const now = this.options.clock.monotonic();
     if (now - this.lastCompact >= this.options.compactIntervalMs) {
@@ -264,31 +298,44 @@ export class Uplink extends EventEmitter<UplinkEvents> {
         kind,
         afterSeq,
         ackedUpTo: this.store.ackedUpTo(kind),
+        heldFrom: this.store.heldFrom(kind),
         records: rows,
         sentMs: o.clock.now(),
         level: o.compressionLevel,
       });
       this.cursor[kind] = lastSeq;
-      this.inFlight.push({ kind, lastSeq, sentAt: o.clock.monotonic() });
+      this.sentUpTo[kind] = Math.max(this.sentUpTo[kind], lastSeq);
       const topic = upTopic(o.site, this.store.deviceId, kind);
       const wire = o.sealPayload ? o.sealPayload(topic, payload) : payload;
+      const sent: InFlight = { kind, lastSeq, sentAt: o.clock.monotonic(), bytes: wire.byteLength, transmitted: false };
+      this.inFlight.push(sent);
       client.publish(topic, Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), { qos: 1 }, (error) => {
-        if (error) this.onLost(client, `publish failed: ${error.message}`);
+        if (error) return this.onLost(client, `publish failed: ${error.message}`);
+        if (client !== this.client) return;
+        sent.transmitted = true;
+        this.lastProgress = o.clock.monotonic();
       });
     }
     this.armAckTimer();
   }
 
-  /** If the oldest batch in flight waits longer than `ackTimeoutMs`, resend from the acknowledged watermark. */
+  /** When the oldest batch in flight has waited too long for its ack (see `ackTimeoutMs`). */
+  private ackDeadline(head: InFlight): number {
+    const o = this.options;
+    const transmission = head.transmitted ? 0 : (head.bytes * 1000) / o.slowLinkBytesPerSec;
+    return Math.max(head.sentAt, this.lastProgress) + o.ackTimeoutMs + transmission;
+  }
+
+  /** If the oldest batch in flight is past its ack deadline, resend from the acknowledged watermark. */
   private armAckTimer(): void {
     if (this.ackTimer || this.inFlight.length === 0) return;
     const oldest = this.inFlight[0] as InFlight;
-    const wait = Math.max(0, oldest.sentAt + this.options.ackTimeoutMs - this.options.clock.monotonic());
+    const wait = Math.max(0, this.ackDeadline(oldest) - this.options.clock.monotonic());
     this.ackTimer = this.options.clock.setTimeout(() => {
       this.ackTimer = undefined;
       const head = this.inFlight[0];
       if (!head) return;
-      if (this.options.clock.monotonic() - head.sentAt >= this.options.ackTimeoutMs) {
+      if (this.options.clock.monotonic() >= this.ackDeadline(head)) {
         this.log.warn({ kind: head.kind, lastSeq: head.lastSeq, inFlight: this.inFlight.length }, 'ack timeout; resending from the acknowledged watermark');
         this.resetCursors();
         this.pump();

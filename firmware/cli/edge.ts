@@ -3,7 +3,7 @@ import { LOG_LEVELS } from '../config.js';
 import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
 import { EdgeNode } from '../../edge/edge-node.js';
-import { readEdgeStats } from '../../edge/edge-store.js';
+import { edgeDatabasePath, readEdgeStats } from '../../edge/edge-store.js';
 import { FhirServer } from '../../edge/fhir/http.js';
 import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
@@ -32,7 +32,10 @@ refuses clear payloads from every device that has a wire key (counted as 'auth')
 /fhir/metadata), read-only, the same resources 'export-fhir' writes.
 
 'stats' prints what the edge stored per device and kind, and rejected batches and connections per
-reason. It reads the store without disturbing a running edge.
+reason. It reads the store without disturbing a running edge. 'seq-conflict' counts records kept
+apart in the store's conflicts table because their seq was already stored with other content (a
+new or restored ledger under an existing deviceId, or two devices with one id): nothing is lost, but
+an operator must give one of the devices a new id and reconcile them.
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -124,6 +127,12 @@ function edgeStats(args: string[]): number {
   if (Object.keys(stats.devices).length === 0) lines.push('(no records yet)');
   const rejected = Object.entries(stats.rejected);
   lines.push('', rejected.length === 0 ? 'rejected: none' : `rejected: ${rejected.map(([r, n]) => `${r} ${n}`).join(', ')}`);
+  const conflicts = Object.entries(stats.conflicts).flatMap(([device, kinds]) => Object.entries(kinds).map(([kind, n]) => `${device} ${kind} ${n}`));
+  if (conflicts.length > 0) {
+    lines.push(
+      `SEQ CONFLICTS (records that reuse a stored seq with other content: a new or restored ledger under an existing deviceId, or two devices with one id; kept in the conflicts table of ${edgeDatabasePath(values.data)}): ${conflicts.join(', ')}`,
+    );
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

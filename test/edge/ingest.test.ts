@@ -14,6 +14,7 @@ import { type AckMessage, Compression, decodeAck, decodeBatch, encodeBody, PROTO
 import type { RecordBodies, RecordKind } from '../../device-sdk/records.js';
 import { type BatchLimits, buildBatch, DEFAULT_BATCH_LIMITS, type RejectReason } from '../../device-sdk/sync/batch.js';
 import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
+import { sealPayload, type WireKey } from '../../device-sdk/security/wire-keys.js';
 import { EdgeStore, readEdgeStats } from '../../edge/edge-store.js';
 import { Ingest, type IngestOutcome } from '../../edge/ingest.js';
 
@@ -87,7 +88,7 @@ function batch(
   kind: RecordKind,
   afterSeq: number,
   seqs: readonly number[],
-  options: { ackedUpTo?: number; deviceId?: string; records?: WireRecord[] } = {},
+  options: { ackedUpTo?: number; heldFrom?: number; deviceId?: string; records?: WireRecord[] } = {},
 ): Uint8Array {
   return buildBatch({
     deviceId: options.deviceId ?? DEV,
@@ -95,6 +96,7 @@ function batch(
     kind,
     afterSeq,
     ackedUpTo: options.ackedUpTo ?? 0,
+    ...(options.heldFrom === undefined ? {} : { heldFrom: options.heldFrom }),
     records: options.records ?? wire(kind, seqs),
     sentMs: T0,
   });
@@ -125,7 +127,7 @@ describe('Ingest on a real EdgeStore', () => {
       committedAtPublish = readEdgeStats(h.dir).devices[DEV]?.reading;
     };
     const result = expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, [], { records })));
-    expect(result).toEqual({ inserted: 5, redelivered: 0, upToSeq: 5, replay: false });
+    expect(result).toEqual({ inserted: 5, redelivered: 0, conflicts: [], upToSeq: 5, replay: false, rewind: false, assumed: 0 });
     expect(committedAtPublish).toBe(5);
     expect(h.acks).toHaveLength(1);
     expect(h.acks[0]?.topic).toBe('medge/v1/clinic-7/dev-42/down/ack');
@@ -136,14 +138,14 @@ describe('Ingest on a real EdgeStore', () => {
       records.map((r) => [r.seq, r.bootId, r.tMs, Buffer.from(r.body).toString('hex')]),
     );
     // readEdgeStats opens its own read-only connection while the EdgeStore is still open.
-    expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 5 } }, rejected: {} });
+    expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 5 } }, rejected: {}, conflicts: {} });
   });
 
   it('accepts a deflated batch', () => {
     const h = setup();
     const payload = batch('chunk', 0, range(1, 40));
     expect(decodeBatch(payload).compression).toBe(Compression.DEFLATE);
-    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, upToSeq: 40, replay: false });
+    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, conflicts: [], upToSeq: 40, replay: false, rewind: false, assumed: 0 });
     expect(h.store.audit(DEV).chunk).toEqual({ stored: 40, minSeq: 1, maxSeq: 40, duplicateBodies: 0 });
   });
 
@@ -154,10 +156,88 @@ describe('Ingest on a real EdgeStore', () => {
     expect(h.ingest.handle(topic('alert'), payload)).toMatchObject({ ok: false, reason: 'replay' });
     expect(readEdgeStats(h.dir).rejected).toEqual({ replay: 1 });
     // Overlapping: (2, 6] after (0, 4].
-    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, upToSeq: 6, replay: false });
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, conflicts: [], upToSeq: 6, replay: false, rewind: false, assumed: 0 });
     expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([4, 4, 6]);
     expect(h.store.audit(DEV).alert).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
     expect(readEdgeStats(h.dir).devices[DEV]).toEqual({ alert: 6 });
+  });
+
+  describe('a seq reused with other content (new or restored ledger under this deviceId, two devices with one id)', () => {
+    /** The records of another ledger under DEV: same seqs, its own boot, other bodies. */
+    const other = (kind: RecordKind, seqs: readonly number[]): WireRecord[] =>
+      seqs.map((seq) => ({ seq, bootId: 'boot-bbbb', tMs: T0 + seq, body: encodeBody(kind, sampleBody(kind, seq + 1000)) }));
+
+    it('keeps it in conflicts and counts it in the commit, then acks no further than the batch', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, range(1, 10))));
+      const reused = other('alert', range(1, 4));
+      const result = expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, [], { records: reused })));
+      expect(result).toEqual({ inserted: 0, redelivered: 0, conflicts: [1, 2, 3, 4], upToSeq: 4, replay: false, rewind: false, assumed: 0 });
+      // The ack goes out after the conflicts are committed, and covers only what this ledger sent.
+      expect(h.acks.at(-1)?.ack.upToSeq).toBe(4);
+      expect(h.store.conflicts(DEV, 'alert').map((r) => [r.seq, r.bootId, Buffer.from(r.body).toString('hex')])).toEqual(
+        reused.map((r) => [r.seq, r.bootId, Buffer.from(r.body).toString('hex')]),
+      );
+      // The first ledger's records stay what they were.
+      expect(h.store.records(DEV, 'alert').map((r) => r.bootId)).toEqual(Array(10).fill(BOOT));
+      expect(readEdgeStats(h.dir)).toMatchObject({ rejected: { 'seq-conflict': 4 }, conflicts: { [DEV]: { alert: 4 } } });
+    });
+
+    it('a conflict resent after a lost ack is kept once and acked again no further than the batch', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 10))));
+      const payload = batch('reading', 0, [], { records: other('reading', range(1, 3)) });
+      expectOk(h.ingest.handle(topic('reading'), payload));
+      expect(h.ingest.handle(topic('reading'), payload)).toMatchObject({ ok: false, reason: 'replay' });
+      expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([10, 3, 3]);
+      expect(h.store.conflicts(DEV, 'reading')).toHaveLength(3);
+      expect(readEdgeStats(h.dir).rejected).toEqual({ 'seq-conflict': 3, replay: 1 });
+    });
+
+    it('a batch mixing reused, resent and new seqs: each kind of record where it belongs', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('finding'), batch('finding', 0, range(1, 4))));
+      const records = [...wire('finding', [3]), ...other('finding', [4]), ...wire('finding', [5, 6])];
+      expect(expectOk(h.ingest.handle(topic('finding'), batch('finding', 2, [], { records })))).toEqual({
+        inserted: 2,
+        redelivered: 1,
+        conflicts: [4],
+        upToSeq: 6,
+        replay: false,
+        rewind: false,
+        assumed: 0,
+      });
+      expect(h.store.audit(DEV).finding).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
+    });
+
+    it('a body, boot or time that differs is a conflict; an identical record is a resend', () => {
+      const h = setup();
+      const [stored] = wire('quarantine', [1]) as [WireRecord];
+      expectOk(h.ingest.handle(topic('quarantine'), batch('quarantine', 0, [], { records: [stored] })));
+      const variants: WireRecord[] = [{ ...stored, bootId: 'boot-cccc' }, { ...stored, tMs: stored.tMs + 1 }, { ...stored, body: encodeBody('quarantine', sampleBody('quarantine', 2)) }];
+      for (const v of variants) expect(expectOk(h.ingest.handle(topic('quarantine'), batch('quarantine', 0, [], { records: [v] }))).conflicts).toEqual([1]);
+      expect(h.ingest.handle(topic('quarantine'), batch('quarantine', 0, [], { records: [{ ...stored, body: Uint8Array.from(stored.body) }] }))).toMatchObject({
+        ok: false,
+        reason: 'replay',
+      });
+      expect(h.store.conflicts(DEV, 'quarantine')).toHaveLength(3);
+    });
+
+    it('compares the opened bodies of sealed payloads: a batch sealed again (new nonce) is a resend', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'medge-ingest-'));
+      dirs.push(dir);
+      const store = new EdgeStore(dir);
+      stores.push(store);
+      const wireKey: WireKey = { keyId: 'w-000000000001', key: new Uint8Array(32).fill(7) };
+      const ingest = new Ingest(store, () => undefined, silentLogger, {}, { wireKeys: () => wireKey, requireSealed: true });
+      const plain = batch('reading', 0, range(1, 5));
+      const first = sealPayload('aes-256-gcm', wireKey, topic('reading'), plain);
+      const again = sealPayload('aes-256-gcm', wireKey, topic('reading'), plain);
+      expect(Buffer.compare(first, again)).not.toBe(0);
+      expectOk(ingest.handle(topic('reading'), first));
+      expect(ingest.handle(topic('reading'), again)).toMatchObject({ ok: false, reason: 'replay' });
+      expect(readEdgeStats(dir).rejected).toEqual({ replay: 1 });
+    });
   });
 
   it('holds the ack at the last contiguous seq while a gap is open, then jumps to the end when it is filled', () => {
@@ -192,6 +272,55 @@ describe('Ingest on a real EdgeStore', () => {
     expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 10, range(11, 12), { ackedUpTo: 10 }))).upToSeq).toBe(14);
     // A lower ackedUpTo never pulls it back.
     expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 14, [15], { ackedUpTo: 3 }))).upToSeq).toBe(15);
+  });
+
+  describe('an edge that lost records it had acknowledged (store restored from an older backup)', () => {
+    it('takes ackedUpTo as covered only below heldFrom, and acks what it holds with rewind', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 400))));
+      // The device was acked up to 550 by the lost store and holds everything from 1.
+      const result = expectOk(h.ingest.handle(topic('reading'), batch('reading', 550, range(551, 650), { ackedUpTo: 550, heldFrom: 1 })));
+      expect(result).toMatchObject({ inserted: 100, upToSeq: 400, rewind: true, assumed: 0 });
+      expect(h.acks.at(-1)?.ack).toMatchObject({ upToSeq: 400, rewind: true });
+      // The device rewinds to 400 and sends (400, 550] again: the gap closes over the pending (550, 650].
+      expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 400, range(401, 550), { ackedUpTo: 400, heldFrom: 1 })))).toMatchObject({
+        upToSeq: 650,
+        rewind: false,
+      });
+      expect(h.acks.at(-1)?.ack).toMatchObject({ upToSeq: 650, rewind: false });
+      expect(h.store.audit(DEV).reading).toEqual({ stored: 650, minSeq: 1, maxSeq: 650, duplicateBodies: 0 });
+    });
+
+    it('what the device no longer holds is taken as delivered (and said so); the rest is asked for again', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, range(1, 10))));
+      // The device compacted 1..19 and holds 20.. ; the restored edge holds up to 10.
+      const result = expectOk(h.ingest.handle(topic('alert'), batch('alert', 30, range(31, 32), { ackedUpTo: 30, heldFrom: 20 })));
+      expect(result).toMatchObject({ upToSeq: 19, rewind: true, assumed: 9 });
+      expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 19, range(20, 30), { ackedUpTo: 19, heldFrom: 20 })))).toMatchObject({ upToSeq: 32, rewind: false, assumed: 0 });
+    });
+
+    it('a device that does not send heldFrom (older build) keeps the old behaviour: no rewind', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 400))));
+      expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 550, range(551, 650), { ackedUpTo: 550 })))).toMatchObject({ upToSeq: 650, rewind: false, assumed: 150 });
+      expect(h.acks.at(-1)?.ack.rewind).toBe(false);
+    });
+
+    it('a replay that starts at or below the watermark extends it (batches stored ahead of a gap, sent again)', () => {
+      const h = setup();
+      expectOk(h.ingest.handle(topic('finding'), batch('finding', 0, range(1, 5))));
+      // Stored, but ahead of a gap at 6 that the device's records do not fill (it never held 6: afterSeq 5).
+      expect(expectOk(h.ingest.handle(topic('finding'), batch('finding', 6, range(7, 9), { ackedUpTo: 5, heldFrom: 1 }))).upToSeq).toBe(5);
+      expect(h.ingest.handle(topic('finding'), batch('finding', 5, range(7, 9), { ackedUpTo: 5, heldFrom: 1 }))).toMatchObject({ ok: false, reason: 'replay' });
+      expect(h.acks.at(-1)?.ack.upToSeq).toBe(9);
+    });
+
+    it('rejects a batch whose heldFrom is above its firstSeq (the device reads batches from what it holds)', () => {
+      const h = setup();
+      expect(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 5), { heldFrom: 2 }))).toMatchObject({ ok: false, reason: 'malformed' });
+      expect(h.acks).toEqual([]);
+    });
   });
 
   it('rejects a batch whose ackedUpTo is above its afterSeq (2^64 - 1 here) and never lets an ack go backwards', () => {
@@ -266,7 +395,7 @@ describe('Ingest on a real EdgeStore', () => {
       const outcome = h.ingest.handle(t ?? topic('reading'), payload());
       expect(outcome).toMatchObject({ ok: false, reason });
       expect(h.acks).toEqual([]);
-      expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 } });
+      expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 }, conflicts: {} });
     });
 
     it('the oversize payload is otherwise valid: the same bytes pass under the default limits', () => {
@@ -282,7 +411,7 @@ describe('Ingest on a real EdgeStore', () => {
       const expected: Record<string, number> = {};
       for (const c of cases.filter((x) => !x.limits)) expected[c.reason] = (expected[c.reason] ?? 0) + 1;
       expected.oversize = (expected.oversize ?? 0) + 1;
-      expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 3 } }, rejected: expected });
+      expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 3 } }, rejected: expected, conflicts: {} });
       expect(h.acks).toHaveLength(1);
     });
   });
@@ -318,6 +447,7 @@ describe('Ingest on a real EdgeStore', () => {
       });
     const tally: Record<string, number> = {};
     let accepted = 0;
+    let conflicts = 0;
     fc.assert(
       fc.property(
         fc.oneof(randomBytes, mutated),
@@ -330,6 +460,8 @@ describe('Ingest on a real EdgeStore', () => {
           }).not.toThrow();
           if (outcome?.ok) {
             accepted += 1;
+            // A flipped byte in a body that still decodes reuses a stored seq with other content.
+            conflicts += outcome.result.conflicts.length;
             expect(h.acks.length).toBe(acksBefore + 1);
             expect(h.acks.at(-1)?.ack).toMatchObject({ kind: input.kind, upToSeq: outcome.result.upToSeq });
           } else {
@@ -345,6 +477,6 @@ describe('Ingest on a real EdgeStore', () => {
     // The fuzz reached both sides (and every reason), and the counters agree with the outcomes.
     expect(accepted).toBeGreaterThan(0);
     expect(Object.keys(tally).sort()).toEqual([...REASONS].sort());
-    expect(readEdgeStats(h.dir).rejected).toEqual(tally);
+    expect(readEdgeStats(h.dir).rejected).toEqual(conflicts > 0 ? { ...tally, 'seq-conflict': conflicts } : tally);
   });
 });

@@ -94,7 +94,7 @@ describe('medge CLI', () => {
       store.close();
       const r = await medge(['edge', 'stats', '--data', data, '--json']);
       expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout)).toEqual({ devices: { 'cli-dev': { reading: 25 } }, rejected: {} });
+      expect(JSON.parse(r.stdout)).toEqual({ devices: { 'cli-dev': { reading: 25 } }, rejected: {}, conflicts: {} });
     } finally {
       expect(await edge.stop()).toBe(0);
     }

@@ -341,6 +341,52 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
       });
     });
 
+    describe('rewind', () => {
+      it('lowers the watermark (never below 0); a higher or equal value is ignored; rows above it are pending and kept from compaction', () => {
+        const { store } = make({ retentionMs: { reading: 0 } });
+        store.append([1, 2, 3, 4, 5].map((i) => entry('reading', { tMs: T0 + i })));
+        store.acknowledge('reading', 5);
+        expect(store.rewind('reading', 5)).toBe(false);
+        expect(store.rewind('reading', 9)).toBe(false);
+        expect(store.rewind('reading', 2)).toBe(true);
+        expect(store.stats().reading).toMatchObject({ ackedUpTo: 2, pending: 3, rows: 5 });
+        store.compact(T0 + DAY);
+        expect(seqsOf(store, 'reading')).toEqual([3, 4, 5]);
+        expect(store.rewind('reading', -4)).toBe(true);
+        expect(store.ackedUpTo('reading')).toBe(0);
+        expect(store.rewind('reading', 0)).toBe(false);
+        // Raised again by acknowledge, as usual.
+        expect(store.acknowledge('reading', 5)).toBe(true);
+      });
+
+      if (persistent) {
+        it('is durable across a reopen', () => {
+          const h = make();
+          h.store.append([entry('alert'), entry('alert'), entry('alert')]);
+          h.store.acknowledge('alert', 3);
+          h.store.rewind('alert', 1);
+          const again = (h.reopen as () => OutboxStore)();
+          expect(again.stats().alert).toMatchObject({ ackedUpTo: 1, pending: 2 });
+        });
+      }
+    });
+
+    describe('heldFrom', () => {
+      it('is the lowest seq held, or lastSeq + 1 when none is', () => {
+        const { store } = make({ retentionMs: { finding: 0 } });
+        expect(store.heldFrom('finding')).toBe(1);
+        store.append([1, 2, 3, 4].map((i) => entry('finding', { tMs: T0 + i })));
+        expect(store.heldFrom('finding')).toBe(1);
+        store.acknowledge('finding', 2);
+        store.compact(T0 + DAY);
+        expect(store.heldFrom('finding')).toBe(3);
+        store.acknowledge('finding', 4);
+        store.compact(T0 + DAY);
+        expect(store.heldFrom('finding')).toBe(5);
+        expect(store.heldFrom('alert')).toBe(1);
+      });
+    });
+
     describe('compact', () => {
       it('deletes acknowledged records older than their kind retention, and nothing else', () => {
         const { store } = make({ retentionMs: { reading: 1000, alert: 10_000 } });
