@@ -30,7 +30,7 @@ import { defaultBeatModelDir, WorkerBeatClassifier } from '../ecg-classifier.js'
 import { MODEL_MANIFEST_FILE } from '../../device-sdk/inference/files.js';
 import { checkOutFile, statOrUndefined } from './out-file.js';
 import { OS_PROBLEMS } from './system-errors.js';
-import { parse, UsageError } from './args.js';
+import { DataError, parse, UsageError } from './args.js';
 
 export const ECG_USAGE = `Usage: medge ecg annotate RECORD --out FILE [--model DIR | --no-model] [--backend wasm|cpu|tensorflow]
        medge ecg eval --data DIR [--records 100,101,...] [--noise-snr DB [--noise-dir DIR]] [--reverse-polarity] [--from SECONDS] [--model DIR | --no-model] [--backend wasm|cpu|tensorflow] [--json]
@@ -66,7 +66,7 @@ export function detectBeats(recordPath: string): { fs: number; length: number; b
   const record = readWfdbRecord(recordPath);
   const fs = record.header.fs;
   const signal = record.signals[0];
-  if (!signal) throw new UsageError(`${recordPath} has no signals`, ECG_USAGE);
+  if (!signal) throw new DataError(`${recordPath} has no signals`);
   const detector = new QrsDetector({ fs });
   const beats: number[] = [];
   const chunk = Math.max(1, Math.round(fs));
@@ -167,7 +167,8 @@ export function recordArgument(arg: string): string {
 
 /**
  * Reads a record whose header exists: a file it names that cannot be read (a missing .dat) is a
- * `UsageError` naming the file; a record too slow for the QRS detector is a `ConfigError`.
+ * `DataError` naming the file (exit 1: the command line was right); a record too slow for the QRS
+ * detector is a `ConfigError`.
  */
 function readRecord(path: string): WfdbRecord {
   let record: WfdbRecord;
@@ -177,10 +178,10 @@ function readRecord(path: string): WfdbRecord {
     const e = error as NodeJS.ErrnoException;
     if (error instanceof MedgeError || typeof e.code !== 'string') throw error;
     const file = e.path ?? `${path}.*`;
-    if (e.code === 'ENOENT') throw new UsageError(`record ${path}: its signal file ${file} is missing; a record's signal files sit beside its header ${path}.hea, which names them`, ECG_USAGE);
-    throw new UsageError(`record ${path}: cannot read ${file}: ${OS_PROBLEMS[e.code] ?? e.code} (${e.code})`, ECG_USAGE);
+    if (e.code === 'ENOENT') throw new DataError(`record ${path}: its signal file ${file} is missing; a record's signal files sit beside its header ${path}.hea, which names them`, { cause: error });
+    throw new DataError(`record ${path}: cannot read ${file}: ${OS_PROBLEMS[e.code] ?? e.code} (${e.code})`, { cause: error });
   }
-  if (!record.signals[0]) throw new UsageError(`record ${path} has no signals`, ECG_USAGE);
+  if (!record.signals[0]) throw new DataError(`record ${path} has no signals`);
   // The detector's band-pass (5-18 Hz) is not realisable at or below twice its upper edge: at 20 Hz the
   // pipeline ran and reported beats and AF out of a broken filter.
   const minFs = 2 * DEFAULT_QRS_OPTIONS.bandHz[1];

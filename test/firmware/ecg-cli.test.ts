@@ -83,6 +83,14 @@ describe('medge ecg annotate, records it cannot use', () => {
     expect(r.stderr).toContain(`${record}.dat holds 1800 samples (5.0 s at 360 Hz) where the header gives 3600 (10.0 s at 360 Hz): the file looks truncated`);
   });
 
+  it('refuses a record whose .dat is missing as a data error (exit 1), naming the file, without the usage', async () => {
+    const r = await medge(['ecg', 'annotate', copyOfFixture(['hea', 'atr']), '--out', join(tempDir(), 'x.qrs'), '--no-model']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/record .*101-10s: its signal file .*101-10s\.dat is missing/);
+    expect(r.stderr).not.toContain('Usage:');
+    noStackTrace(r.stderr);
+  });
+
   it('accepts RECORD given as its .hea file', async () => {
     const out = join(tempDir(), 'x.qrs');
     const r = await medge(['ecg', 'annotate', `${FIXTURE}.hea`, '--out', out, '--no-model']);
@@ -93,7 +101,6 @@ describe('medge ecg annotate, records it cannot use', () => {
   it.each([
     ['a record without a header', () => [join(tempDir(), 'nope')], /RECORD .*nope: there is no header .*nope\.hea; RECORD is a WFDB record's path without extension/],
     ['a directory as RECORD', () => [join(ROOT, 'test', 'fixtures', 'wfdb')], /RECORD .*wfdb is a directory; give one record in it, without extension \(e\.g\. .*wfdb\/101-10s\)/],
-    ['a record whose .dat is missing', () => [copyOfFixture(['hea', 'atr'])], /record .*101-10s: its signal file .*101-10s\.dat is missing/],
     ['--out in a directory that does not exist', () => [FIXTURE, '--out', join(tempDir(), 'nodir', 'x.atr')], /--out .*nodir\/x\.atr: the directory .*nodir does not exist/],
     ['--out onto a directory', () => [FIXTURE, '--out', tempDir()], /--out .* is a directory: give the path of the file to write, e.g. --out .*\.qrs/],
     ['--model DIR and --no-model together', () => [FIXTURE, '--model', join(ROOT, 'models', 'ecg-beats'), '--no-model'], /give --model DIR or --no-model, not both/],
