@@ -204,6 +204,34 @@ describe('medge ecg eval', () => {
     noStackTrace(r.stderr);
   });
 
+  it('names a record it cannot read with its error, scores the others and exits 1', async () => {
+    const dir = tempDir();
+    const fixtures = join(ROOT, 'test', 'fixtures', 'wfdb');
+    for (const ext of ['hea', 'dat', 'atr']) {
+      copyFileSync(join(fixtures, `101-10s.${ext}`), join(dir, `101-10s.${ext}`));
+      copyFileSync(join(fixtures, `119-60s.${ext}`), join(dir, `119-60s.${ext}`));
+    }
+    // 119-60s's signal file cut short: the record cannot be read; 101-10s sorts first, so a stop at the
+    // bad record would still score it -- the old code then exited 1 with no scores at all.
+    writeFileSync(join(dir, '119-60s.dat'), readFileSync(join(dir, '119-60s.dat')).subarray(0, 3000));
+    const [text, json] = await Promise.all([
+      medge(['ecg', 'eval', '--data', dir, '--from', '0', '--no-model']),
+      medge(['ecg', 'eval', '--data', dir, '--from', '0', '--no-model', '--json']),
+    ]);
+    expect(text.code, text.stderr).toBe(1);
+    expect(text.stderr).toMatch(/119-60s failed: wfdb-signal: .*119-60s\.dat holds 1000 samples .* the file looks truncated/);
+    expect(text.stderr).toContain('1 of 2 record(s) could not be scored: 119-60s');
+    expect(text.stderr).not.toContain('Usage:');
+    expect(text.stdout).toMatch(/^101-10s +\d+/m);
+    expect(text.stdout).toMatch(/^gross +\d+/m);
+    expect(text.stdout).toMatch(/Not scored \(1 of 2 records; gross is over the 1 scored\): 119-60s \(wfdb-signal: /);
+    expect(json.code, json.stderr).toBe(1);
+    const out = JSON.parse(json.stdout) as { records: { record: string }[]; failed: { record: string; error: string; errorCode: string }[]; gross: { qrs: { tp: number } } };
+    expect(out.records.map((r) => r.record)).toEqual(['101-10s']);
+    expect(out.failed).toEqual([{ record: '119-60s', error: expect.stringMatching(/looks truncated/), errorCode: 'decode' }]);
+    expect(out.gross.qrs.tp).toBeGreaterThan(5);
+  });
+
   it('prints - (null in JSON) for a figure without a denominator, in record rows and gross lines alike', async () => {
     const data = join(ROOT, 'test', 'fixtures', 'wfdb');
     // Nothing scored (--from past the end): every Se and +P lacks a denominator.
