@@ -12,7 +12,7 @@ import { checkOutFile } from './out-file.js';
 import { type CliProgress, createCliProgress } from './progress.js';
 import { OS_PROBLEMS } from './system-errors.js';
 
-export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu] [--progress]
+export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu|tensorflow] [--progress]
        medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json] [--progress]
 
 predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any

@@ -195,9 +195,10 @@ describe('medge pcg classify', () => {
     expect(text.stderr).toMatch(/cut\.wav: warning: the data chunk declares 80000 bytes/);
   });
 
-  it('lists every backend it accepts in its help', async () => {
-    const help = await medge(['pcg', 'classify', '--help']);
+  it('lists every backend it accepts in its help (and so does glucose predict)', async () => {
+    const [help, glucose] = await Promise.all([medge(['pcg', 'classify', '--help']), medge(['glucose', '--help'])]);
     expect(help.stdout).toMatch(/--backend wasm\|cpu\|tensorflow/);
+    expect(glucose.stdout).toMatch(/--backend wasm\|cpu\|tensorflow/);
   });
 
   it('prints text without --json, and usage errors exit 2', async () => {
