@@ -7,10 +7,25 @@
  * format tag); RFC 2361 (WAVE_FORMAT_IEEE_FLOAT = 3).
  *
  * Read: 8-bit unsigned, 16/24/32-bit signed integer and 32-bit float PCM, any rate, any channel
- * count (mixed down to mono by averaging), unknown chunks (LIST, fact, cue ...) skipped with their
- * pad byte. Samples are scaled to -1..1 (integers by 2^(bits-1); floats as stored, clamped).
- * A `data` chunk whose declared size runs past the end of the bytes (a recorder that stopped
- * before rewriting the header, or the streaming size 0xFFFFFFFF) is read up to the last whole frame.
+ * count, unknown chunks (LIST, fact, cue ...) skipped with their pad byte. Samples are scaled to
+ * -1..1 (integers by 2^(bits-1); floats as stored, clamped).
+ *
+ * Damaged or unfinished files are read as far as they go and annotated, never silently "fixed":
+ * - A `data` chunk declared larger than the bytes that follow (a file cut short, a recorder that
+ *   stopped before rewriting the header) is read up to the last whole frame and `truncated` says so
+ *   (`cut-short`). So is a declared size of 0xFFFFFFFF, or of 0 with audio following, as streaming
+ *   recorders write before they know the length (`size-unset`: the recording may or may not be
+ *   complete). What remains is still decoded: a caller that screens it (pcg classify) screens what
+ *   is there if it passes its quality gate, and shows the flag with the result, so that a user knows
+ *   the recording is incomplete.
+ * - An odd-sized chunk written without its pad byte (common, though the spec requires the pad): when
+ *   the chunk id at the padded position is not four printable ASCII characters and the one at the
+ *   unpadded position is, the unpadded one is taken.
+ * - Mix-down to mono: the mean of the channels, unless it has less than `DOWNMIX_CANCEL_RATIO` of the
+ *   energy of the loudest channel (channels in antiphase, R = -L, cancel out when averaged): then the
+ *   loudest channel alone, named by `channel`.
+ * - Float samples that are NaN or infinite are read as 0 and counted in `invalidSamples` (mono samples
+ *   with at least one invalid input); the caller decides how many it accepts.
  *
  * `readWav` throws `DecodeError` (codec `wav`) and nothing else for any input bytes.
  * `encodeWav` throws `ConfigError` for parameters it cannot write.
@@ -26,6 +41,16 @@ export const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
 export const WAV_SAMPLE_FORMATS = ['u8', 's16', 's24', 's32', 'f32'] as const;
 export type WavSampleFormat = (typeof WAV_SAMPLE_FORMATS)[number];
 
+/** How much of a data chunk was read, when that is not what its header declares (see the module comment). */
+export interface WavTruncation {
+  /** `cut-short`: declared larger than the file; `size-unset`: declared 0 or 0xFFFFFFFF with audio following. */
+  reason: 'cut-short' | 'size-unset';
+  /** The size in the data chunk's header. */
+  declaredBytes: number;
+  /** The bytes of whole frames read to the end of the file. */
+  readBytes: number;
+}
+
 export interface WavAudio {
   rateHz: number;
   /** Channels in the file (the samples are mixed down to mono). */
@@ -35,7 +60,16 @@ export interface WavAudio {
   format: WavSampleFormat;
   /** Mono samples, -1..1. */
   samples: Float32Array;
+  /** Present when the data chunk was not read as declared: the file is cut short or its size was never written. */
+  truncated?: WavTruncation;
+  /** Present (and > 0) when that many mono samples came from NaN or infinite float samples, read as 0. */
+  invalidSamples?: number;
+  /** Present when the channels cancelled out in the mean and this channel (0-based, the loudest) was taken alone. */
+  channel?: number;
 }
+
+/** The mean of the channels is used unless its energy is below this share of the loudest channel's (antiphase). */
+export const DOWNMIX_CANCEL_RATIO = 0.1;
 
 function fail(message: string): never {
   throw new DecodeError(WAV_CODEC, message);
@@ -93,6 +127,27 @@ interface DataChunk {
   fmt: Fmt;
   at: number;
   size: number;
+  truncated?: Omit<WavTruncation, 'readBytes'>;
+}
+
+/** Four printable ASCII characters at `at`, as every chunk id is. */
+function plausibleId(view: DataView, at: number): boolean {
+  if (at + 8 > view.byteLength) return false;
+  for (let i = 0; i < 4; i++) {
+    const c = view.getUint8(at + i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/** The size to read of a data chunk whose body starts at `body`, and why it is not the declared one. */
+function dataExtent(view: DataView, body: number, declared: number, fileBytes: number): Pick<DataChunk, 'size' | 'truncated'> {
+  const present = Math.max(0, fileBytes - body);
+  if (declared === 0xffffffff || (declared === 0 && present > 0 && !plausibleId(view, body))) {
+    return { size: present, truncated: { reason: 'size-unset', declaredBytes: declared } };
+  }
+  if (declared > present) return { size: present, truncated: { reason: 'cut-short', declaredBytes: declared } };
+  return { size: declared };
 }
 
 /**
@@ -116,9 +171,11 @@ function findData(bytes: Uint8Array, fileBytes: number): DataChunk {
       fmt = parseFmt(view, body, size);
     } else if (id === 'data') {
       if (!fmt) fail('data chunk before the fmt chunk');
-      return { fmt, at: body, size: Math.max(0, Math.min(size, fileBytes - body)) };
+      return { fmt, at: body, ...dataExtent(view, body, size, fileBytes) };
     }
     at = body + size + (size & 1);
+    // An odd-sized chunk written without its pad byte: the next id starts right after the body.
+    if (size & 1 && !plausibleId(view, at) && plausibleId(view, at - 1)) at -= 1;
   }
   if (bytes.length < fileBytes && at < fileBytes) fail(`no data chunk in the first ${bytes.length} bytes`);
   fail(fmt ? 'no data chunk' : 'no fmt chunk');
@@ -137,11 +194,11 @@ function checkFmt(fmt: Fmt): { format: WavSampleFormat; frameBytes: number } {
 /** Decodes a RIFF/WAVE file into mono samples in -1..1. */
 export function readWav(bytes: Uint8Array): WavAudio {
   const data = findData(bytes, bytes?.length ?? 0);
-  return decodeData(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), data.at, data.size, data.fmt);
+  return decodeData(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), data);
 }
 
 /** What a WAV file holds, from its header: `readWav`'s audio without the samples, and the number of frames. */
-export interface WavInfo extends Omit<WavAudio, 'samples'> {
+export interface WavInfo extends Omit<WavAudio, 'samples' | 'invalidSamples' | 'channel'> {
   frames: number;
   durationS: number;
 }
@@ -156,23 +213,69 @@ export function readWavInfo(head: Uint8Array, fileBytes = head?.length ?? 0): Wa
   const { format, frameBytes } = checkFmt(data.fmt);
   const frames = Math.floor(data.size / frameBytes);
   const { channels, rateHz, bitsPerSample } = data.fmt;
-  return { rateHz, channels, bitsPerSample, format, frames, durationS: frames / rateHz };
+  return { rateHz, channels, bitsPerSample, format, frames, durationS: frames / rateHz, ...truncation(data, frames * frameBytes) };
 }
 
-function decodeData(view: DataView, at: number, size: number, fmt: Fmt): WavAudio {
+function truncation(data: DataChunk, readBytes: number): { truncated?: WavTruncation } {
+  return data.truncated ? { truncated: { ...data.truncated, readBytes } } : {};
+}
+
+/**
+ * The loudest channel when the mean of the channels has less than `DOWNMIX_CANCEL_RATIO` of its energy
+ * (the channels cancel out), else undefined (use the mean). Invalid samples count as 0.
+ */
+function cancellingChannel(frames: number, channels: number, sample: (i: number, c: number) => number): number | undefined {
+  if (channels < 2) return undefined;
+  const energy = new Float64Array(channels);
+  let meanEnergy = 0;
+  for (let i = 0; i < frames; i++) {
+    let sum = 0;
+    for (let c = 0; c < channels; c++) {
+      const v = sample(i, c) || 0;
+      energy[c] = (energy[c] as number) + v * v;
+      sum += v;
+    }
+    meanEnergy += (sum / channels) ** 2;
+  }
+  let loudest = 0;
+  for (let c = 1; c < channels; c++) if ((energy[c] as number) > (energy[loudest] as number)) loudest = c;
+  return meanEnergy < DOWNMIX_CANCEL_RATIO * (energy[loudest] as number) ? loudest : undefined;
+}
+
+function decodeData(view: DataView, data: DataChunk): WavAudio {
+  const { fmt, at } = data;
   const { format, frameBytes } = checkFmt(fmt);
   const { channels, rateHz, bitsPerSample } = fmt;
   const bytesPerSample = bitsPerSample / 8;
-  const frames = Math.floor(size / frameBytes);
+  const frames = Math.floor(data.size / frameBytes);
   const samples = new Float32Array(frames);
   const read = sampleReader(view, format);
+  const sample = (i: number, c: number) => read(at + i * frameBytes + c * bytesPerSample);
+  const channel = cancellingChannel(frames, channels, sample);
+  const first = channel ?? 0;
+  const last = channel ?? channels - 1;
+  let invalid = 0;
   for (let i = 0; i < frames; i++) {
     let sum = 0;
-    const frame = at + i * frameBytes;
-    for (let c = 0; c < channels; c++) sum += read(frame + c * bytesPerSample);
-    samples[i] = sum / channels;
+    let bad = false;
+    for (let c = first; c <= last; c++) {
+      const v = sample(i, c);
+      if (Number.isNaN(v)) bad = true;
+      else sum += v;
+    }
+    if (bad) invalid += 1;
+    samples[i] = sum / (last - first + 1);
   }
-  return { rateHz, channels, bitsPerSample, format, samples };
+  return {
+    rateHz,
+    channels,
+    bitsPerSample,
+    format,
+    samples,
+    ...truncation(data, frames * frameBytes),
+    ...(invalid > 0 ? { invalidSamples: invalid } : {}),
+    ...(channel !== undefined ? { channel } : {}),
+  };
 }
 
 function sampleReader(view: DataView, format: WavSampleFormat): (at: number) => number {
@@ -187,8 +290,9 @@ function sampleReader(view: DataView, format: WavSampleFormat): (at: number) => 
       return (at) => view.getInt32(at, true) / 2147483648;
     case 'f32':
       return (at) => {
+        // NaN for an invalid sample: the caller counts it and reads it as 0.
         const v = view.getFloat32(at, true);
-        return Number.isFinite(v) ? Math.max(-1, Math.min(1, v)) : 0;
+        return Number.isFinite(v) ? Math.max(-1, Math.min(1, v)) : Number.NaN;
       };
   }
 }

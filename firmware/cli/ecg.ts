@@ -29,8 +29,8 @@ import { readWfdbAnnotations, readWfdbRecord, type WfdbRecord, writeWfdbAnnotati
 import { defaultBeatModelDir, WorkerBeatClassifier } from '../ecg-classifier.js';
 import { MODEL_MANIFEST_FILE } from '../../device-sdk/inference/files.js';
 import { checkOutFile, statOrUndefined } from './out-file.js';
-import { OS_PROBLEMS } from './system-errors.js';
-import { parse, UsageError } from './args.js';
+import { OS_PROBLEMS, systemProblem } from './system-errors.js';
+import { DataError, parse, UsageError } from './args.js';
 
 export const ECG_USAGE = `Usage: medge ecg annotate RECORD --out FILE [--model DIR | --no-model] [--backend wasm|cpu|tensorflow]
        medge ecg eval --data DIR [--records 100,101,...] [--noise-snr DB [--noise-dir DIR]] [--reverse-polarity] [--from SECONDS] [--model DIR | --no-model] [--backend wasm|cpu|tensorflow] [--json]
@@ -54,7 +54,10 @@ eval      annotates every record of DIR that has a .atr reference and scores it 
           before anything else, to check that the results do not depend on it. --from moves the
           start of scoring (default 300 s, the EC57 learning period) for short records. A figure
           without a denominator (no reference beat of the class, nothing detected) prints as - (null
-          in --json).
+          in --json). A record that cannot be read (a truncated or missing signal file, a damaged
+          header or .atr) is named with its error and the others are still scored: gross is over the
+          scored records, --json lists the others in "failed" ([{record, error, errorCode}]), and the
+          exit status is 1.
 --model   the beat classifier's directory (default: the shipped models/ecg-beats); --backend runs it
           on wasm (default), cpu, or tensorflow (needs the optional package @tensorflow/tfjs-node).`;
 
@@ -66,7 +69,7 @@ export function detectBeats(recordPath: string): { fs: number; length: number; b
   const record = readWfdbRecord(recordPath);
   const fs = record.header.fs;
   const signal = record.signals[0];
-  if (!signal) throw new UsageError(`${recordPath} has no signals`, ECG_USAGE);
+  if (!signal) throw new DataError(`${recordPath} has no signals`);
   const detector = new QrsDetector({ fs });
   const beats: number[] = [];
   const chunk = Math.max(1, Math.round(fs));
@@ -167,7 +170,8 @@ export function recordArgument(arg: string): string {
 
 /**
  * Reads a record whose header exists: a file it names that cannot be read (a missing .dat) is a
- * `UsageError` naming the file; a record too slow for the QRS detector is a `ConfigError`.
+ * `DataError` naming the file (exit 1: the command line was right); a record too slow for the QRS
+ * detector is a `ConfigError`.
  */
 function readRecord(path: string): WfdbRecord {
   let record: WfdbRecord;
@@ -177,10 +181,10 @@ function readRecord(path: string): WfdbRecord {
     const e = error as NodeJS.ErrnoException;
     if (error instanceof MedgeError || typeof e.code !== 'string') throw error;
     const file = e.path ?? `${path}.*`;
-    if (e.code === 'ENOENT') throw new UsageError(`record ${path}: its signal file ${file} is missing; a record's signal files sit beside its header ${path}.hea, which names them`, ECG_USAGE);
-    throw new UsageError(`record ${path}: cannot read ${file}: ${OS_PROBLEMS[e.code] ?? e.code} (${e.code})`, ECG_USAGE);
+    if (e.code === 'ENOENT') throw new DataError(`record ${path}: its signal file ${file} is missing; a record's signal files sit beside its header ${path}.hea, which names them`, { cause: error });
+    throw new DataError(`record ${path}: cannot read ${file}: ${OS_PROBLEMS[e.code] ?? e.code} (${e.code})`, { cause: error });
   }
-  if (!record.signals[0]) throw new UsageError(`record ${path} has no signals`, ECG_USAGE);
+  if (!record.signals[0]) throw new DataError(`record ${path} has no signals`);
   // The detector's band-pass (5-18 Hz) is not realisable at or below twice its upper edge: at 20 Hz the
   // pipeline ran and reported beats and AF out of a broken filter.
   const minFs = 2 * DEFAULT_QRS_OPTIONS.bandHz[1];
@@ -281,6 +285,26 @@ async function annotate(args: string[]): Promise<number> {
   return 0;
 }
 
+/** A record `eval` could not read: named with the error, the others are still scored. */
+interface RecordFailure {
+  record: string;
+  error: string;
+  /** The error's `code` (`data`, `decode`, `config`) or errno. */
+  errorCode: string;
+}
+
+/** Reads what `eval` scores of one record, or the reason it cannot: a damaged record is not the run's end. */
+function readScoredRecord(path: string): { wf: WfdbRecord; reference: ReturnType<typeof readWfdbAnnotations>['annotations'] } | { error: string; errorCode: string } {
+  try {
+    return { wf: readRecord(path), reference: readWfdbAnnotations(path, 'atr').annotations };
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const message = error instanceof MedgeError ? error.message : systemProblem(error);
+    if (message === undefined || typeof code !== 'string') throw error;
+    return { error: message, errorCode: code };
+  }
+}
+
 interface RecordResult {
   record: string;
   qrs: DetectionScore;
@@ -369,15 +393,20 @@ async function evaluate(args: string[]): Promise<number> {
   const noise = snr === undefined ? undefined : nstNoises(values['noise-dir'] ?? join(dirname(dir.replace(/\/+$/, '')), 'nstdb'));
   const classifier = await openClassifier(choice);
   const results: RecordResult[] = [];
+  const failures: RecordFailure[] = [];
   let classifierId = '';
   try {
     for (const name of names) {
-      const path = join(dir, name);
-      const wf = readRecord(path);
+      const read = readScoredRecord(join(dir, name));
+      if ('error' in read) {
+        failures.push({ record: name, ...read });
+        if (!values.json) process.stderr.write(`medge ecg eval: ${name} failed: ${read.error}\n`);
+        continue;
+      }
+      const { wf, reference } = read;
       const fs = wf.header.fs;
       let signal = wf.signals[0] as Int16Array;
       if (values['reverse-polarity']) signal = reversedLead(signal, wf.header.signals[0]?.baseline ?? 0);
-      const reference = readWfdbAnnotations(path, 'atr').annotations;
       if (noise && snr !== undefined) {
         const power = qrsSignalPower(signal, reference.filter((a) => isQrsCode(a.code)).map((a) => a.sample), fs);
         signal = mixNoises(signal, noise, power, snr);
@@ -395,7 +424,7 @@ async function evaluate(args: string[]): Promise<number> {
       ) as Record<AfReferenceRule, DurationScore>;
       const af = afByRule.ec57;
       results.push({ record: name, qrs, classes, af: { ...af, refSeconds: (af.overlap + af.refOnly) / fs, detSeconds: (af.overlap + af.detOnly) / fs }, afByRule });
-      if (!values.json) process.stderr.write(`medge ecg eval: ${name} done (${results.length}/${names.length})\n`);
+      if (!values.json) process.stderr.write(`medge ecg eval: ${name} done (${results.length + failures.length}/${names.length})\n`);
     }
   } finally {
     await classifier?.close();
@@ -408,9 +437,10 @@ async function evaluate(args: string[]): Promise<number> {
     af: reportedDuration(grossDurationScore(results.map((r) => r.af))),
     afByRule: reportedByRule(Object.fromEntries(AF_REFERENCE_RULES.map((rule) => [rule, grossDurationScore(results.map((r) => r.afByRule[rule]))])) as Record<AfReferenceRule, DurationScore>),
   };
+  if (failures.length > 0) process.stderr.write(`medge ecg eval: ${failures.length} of ${names.length} record(s) could not be scored: ${failures.map((f) => f.record).join(', ')}\n`);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ classifier: classifierId, noiseSnrDb: snr ?? null, reversePolarity: values['reverse-polarity'] === true, records, gross })}\n`);
-    return 0;
+    process.stdout.write(`${JSON.stringify({ classifier: classifierId, noiseSnrDb: snr ?? null, reversePolarity: values['reverse-polarity'] === true, records, failed: failures, gross })}\n`);
+    return failures.length > 0 ? 1 : 0;
   }
   const pct = (x: number | null, width = 7) => (x === null ? '-' : x.toFixed(2)).padStart(width);
   type ReportedClasses = ReturnType<typeof reportedClasses>;
@@ -426,6 +456,7 @@ async function evaluate(args: string[]): Promise<number> {
   lines.push(row('gross', gross.qrs, gross.classes, gross.af, seconds('refSeconds'), seconds('detSeconds')));
   lines.push(`AF duration gross by reference rule: ${AF_REFERENCE_RULES.map((rule) => `${rule} Se ${pct(gross.afByRule[rule].se, 0)} +P ${pct(gross.afByRule[rule].ppv, 0)}`).join('; ')} (ec57: '(AFIB' episodes, reference flutter left out of +P, as epicmp; af-prefix: flutter counted as AF; afib: flutter counted as not AF).`);
   lines.push(`Scored per ANSI/AAMI EC57: 150 ms match window, from ${startSeconds === 300 ? 'minute 5' : `${startSeconds} s`}, ventricular flutter excluded. V and S gross over the non-paced records (${PACED_RECORDS.join(', ')} excluded). Classifier: ${classifierId}.${snr === undefined ? '' : ` Noise: ma + bw at ${snr} dB SNR.`}${values['reverse-polarity'] ? ' Lead polarity reversed.' : ''}`);
+  if (failures.length > 0) lines.push(`Not scored (${failures.length} of ${names.length} records; gross is over the ${results.length} scored): ${failures.map((f) => `${f.record} (${f.error})`).join('; ')}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-  return 0;
+  return failures.length > 0 ? 1 : 0;
 }

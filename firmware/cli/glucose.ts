@@ -7,12 +7,12 @@ import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../de
 import { type CgmMetrics, cgmMetrics } from '../../device-sdk/signal/glucose/metrics.js';
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import { defaultGlucoseModelDir, type GlucoseForecaster, loadGlucoseForecaster } from '../glucose-monitor.js';
-import { parse, UsageError } from './args.js';
+import { DataError, parse, UsageError } from './args.js';
 import { checkOutFile } from './out-file.js';
 import { type CliProgress, createCliProgress } from './progress.js';
 import { OS_PROBLEMS } from './system-errors.js';
 
-export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu] [--progress]
+export const GLUCOSE_USAGE = `Usage: medge glucose predict --csv IN --out OUT.csv [--units mg/dL|mmol/L] [--horizon 30] [--model DIR] [--backend wasm|cpu|tensorflow] [--progress]
        medge glucose report --csv IN [--units mg/dL|mmol/L] [--id ID] [--json] [--progress]
 
 predict  forecasts glucose 30 minutes ahead at every row of IN (columns id,time,gl in mg/dL, any
@@ -133,6 +133,21 @@ function parseRows(path: string, progress: CliProgress): CgmRow[] {
   }
 }
 
+/**
+ * `readRows` for a command: its refusals are about the file (its rows, its units, no readings, cannot
+ * be read), so they are data errors, exit 1 without the usage; only a --units value that is not a unit
+ * is a command-line error (exit 2), checked first.
+ */
+function readInput(path: string, units: string | undefined, progress: CliProgress): ReturnType<typeof readRows> {
+  if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
+  try {
+    return readRows(path, units, progress);
+  } catch (error) {
+    if (error instanceof UsageError) throw new DataError(error.message, { cause: error });
+    throw error;
+  }
+}
+
 function csvField(s: string): string {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
@@ -184,7 +199,7 @@ async function predict(args: string[]): Promise<number> {
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(values.backend)})`, GLUCOSE_USAGE);
   const progress = createCliProgress('glucose predict', { requested: values.progress === true });
-  const { rows, unit } = readRows(values.csv, values.units, progress);
+  const { rows, unit } = readInput(values.csv, values.units, progress);
   // Output in the input's unit: mg/dL as computed, mmol/L converted back.
   const inUnit = (mgdl: number, digits: number) => (unit === 'mg/dL' ? mgdl.toFixed(digits) : String(Math.round((mgdl / MG_DL_PER_MMOL_L) * 100) / 100));
   const glText = (mgdl: number) => (unit === 'mg/dL' ? String(mgdl) : inUnit(mgdl, 2));
@@ -295,10 +310,10 @@ function report(args: string[]): number {
   }
   if (!values.csv) throw new UsageError('--csv IN is required', GLUCOSE_USAGE);
   const progress = createCliProgress('glucose report', { requested: values.progress === true });
-  const { rows, unit } = readRows(values.csv, values.units, progress);
+  const { rows, unit } = readInput(values.csv, values.units, progress);
   const traces = tracesById(rows);
   progress.step(`read ${rows.length} rows of ${traces.size} subjects from ${values.csv}`, true);
-  if (values.id !== undefined && !traces.has(values.id)) throw new UsageError(`no readings of subject ${JSON.stringify(values.id)} in ${values.csv}`, GLUCOSE_USAGE);
+  if (values.id !== undefined && !traces.has(values.id)) throw new DataError(`no readings of subject ${JSON.stringify(values.id)} in ${values.csv}`);
   // Mean and SD in the input's unit (the rest are percentages and counts).
   const reports = [...traces]
     .filter(([id, t]) => (values.id === undefined || id === values.id) && t.length > 0)

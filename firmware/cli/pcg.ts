@@ -11,15 +11,20 @@ import { OS_PROBLEMS } from './system-errors.js';
  * PhysioNet 2016 5-120 s), so longer files are refused rather than held in memory whole (a 60-minute
  * 4 kHz file took 1.0 GB). Checked from the WAV header before the samples are read.
  */
-export const PCG_CLASSIFY_LIMITS: Readonly<{ maxSeconds: number; maxBytes: number; headBytes: number }> = Object.freeze({
+export const PCG_CLASSIFY_LIMITS: Readonly<{ maxSeconds: number; maxBytes: number; headBytes: number; maxInvalidShare: number }> = Object.freeze({
   maxSeconds: 300,
   /** 300 s of 96 kHz stereo 16-bit is 115 MB. */
   maxBytes: 128 * 1024 * 1024,
   /** The WAV header (fmt chunk and the data chunk's header) must lie within this many bytes. */
   headBytes: 1024 * 1024,
+  /**
+   * Share of samples that may be NaN or infinite (read as 0) before a recording is unreadable: 1% is
+   * 0.3 s of a 30 s recording, about one heart cycle replaced by silence.
+   */
+  maxInvalidShare: 0.01,
 });
 
-export const PCG_USAGE = `Usage: medge pcg classify FILE.wav... [--json] [--model DIR] [--backend wasm|cpu]
+export const PCG_USAGE = `Usage: medge pcg classify FILE.wav... [--json] [--model DIR] [--backend ${BACKENDS.join('|')}]
 
 classify  screens heart-sound recordings (any PCM WAV: 8/16/24/32-bit or float, any rate, mono or
           stereo, up to ${PCG_CLASSIFY_LIMITS.maxSeconds / 60} minutes and ${PCG_CLASSIFY_LIMITS.maxBytes / 1024 / 1024} MiB) with the pcg-abnormal model: normal, abnormal
@@ -29,10 +34,19 @@ classify  screens heart-sound recordings (any PCM WAV: 8/16/24/32-bit or float, 
           {"file","label","probability","heartRate","quality","model","modelSha256"} (probability of
           abnormal, null when unreadable; heart rate in /min from the S1-S1 intervals, null when the
           recording is unreadable; model as id@version and the sha256 of its medge-model.json).
+          A recording that is incomplete or damaged is still screened if what remains passes the
+          quality gate, and says so: "truncated":true and the quality flag truncated when its data
+          chunk is declared larger than the file or its size was never written (0 or 0xFFFFFFFF);
+          "invalidSamples":N and the flag invalid-samples for NaN/infinite float samples (read as 0;
+          unreadable above ${PCG_CLASSIFY_LIMITS.maxInvalidShare * 100}% of the samples); "channel":N when stereo channels cancel out
+          in their mean (antiphase) and the loudest channel was screened alone. "warnings" explains
+          each (on stderr without --json).
           A file that cannot be screened (missing, a directory, not a WAV, too long) is an error, not
           a label: {"file","label":null,"probability":null,"heartRate":null,"error","errorCode"}
           (stderr without --json); the other files are screened and the exit status is 1.
-          Decision support for auscultation, not a diagnosis.`;
+          Decision support for auscultation, not a diagnosis.
+--backend runs the model on wasm (default), cpu, or tensorflow (needs the optional package
+          @tensorflow/tfjs-node).`;
 
 /** A file `pcg classify` could not screen. `errorCode`: an errno (`ENOENT`, `EISDIR`, `EACCES` ...), `wav` (not a readable WAV) or `too-long`. */
 export class RecordingFileError extends MedgeError {
@@ -92,6 +106,39 @@ export function readRecording(file: string): WavAudio {
   return wavOrFail(file, () => readWav(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
 }
 
+/**
+ * What the reader had to work around in a recording, for its result line: the JSON fields, quality
+ * flags and warnings, and whether the recording is unreadable because of it (too many invalid samples).
+ */
+export function recordingNotes(wav: WavAudio): { fields: Record<string, unknown>; flags: string[]; warnings: string[]; unreadable: boolean } {
+  const fields: Record<string, unknown> = {};
+  const flags: string[] = [];
+  const warnings: string[] = [];
+  let unreadable = false;
+  const t = wav.truncated;
+  if (t !== undefined) {
+    fields.truncated = true;
+    flags.push('truncated');
+    warnings.push(
+      t.reason === 'cut-short'
+        ? `the data chunk declares ${t.declaredBytes} bytes but the file holds ${t.readBytes}: the recording is cut short; screened the ${(wav.samples.length / wav.rateHz).toFixed(1)} s present`
+        : `the data chunk's size was never written (${t.declaredBytes === 0 ? '0' : '0xFFFFFFFF'}, as a recorder that did not finish writes): read ${(wav.samples.length / wav.rateHz).toFixed(1)} s to the end of the file; the recording may be incomplete`,
+    );
+  }
+  if (wav.invalidSamples !== undefined) {
+    const share = wav.invalidSamples / Math.max(1, wav.samples.length);
+    fields.invalidSamples = wav.invalidSamples;
+    flags.push('invalid-samples');
+    unreadable = share > PCG_CLASSIFY_LIMITS.maxInvalidShare;
+    warnings.push(`${wav.invalidSamples} of ${wav.samples.length} samples are NaN or infinite (read as 0)${unreadable ? `: more than ${PCG_CLASSIFY_LIMITS.maxInvalidShare * 100}%, not screened` : ''}`);
+  }
+  if (wav.channel !== undefined) {
+    fields.channel = wav.channel;
+    warnings.push(`the ${wav.channels} channels cancel out when averaged (antiphase): screened channel ${wav.channel} (the loudest) alone`);
+  }
+  return { fields, flags, warnings, unreadable };
+}
+
 function fail(file: string, code: string, message: string): never {
   throw new RecordingFileError(file, code, message);
 }
@@ -132,9 +179,15 @@ async function classify(args: string[]): Promise<number> {
       let line: Record<string, unknown>;
       try {
         const wav = readRecording(file);
+        const notes = recordingNotes(wav);
         const r = await screenRecording(model, wav.samples, wav.rateHz);
-        line = { file, label: r.label, probability: r.probability, heartRate: r.heartRate, quality: r.analysis.quality.score };
-        if (r.analysis.quality.flags.length > 0) line.qualityFlags = r.analysis.quality.flags;
+        line = notes.unreadable
+          ? { file, label: 'unreadable', probability: null, heartRate: null, quality: r.analysis.quality.score }
+          : { file, label: r.label, probability: r.probability, heartRate: r.heartRate, quality: r.analysis.quality.score };
+        const flags = [...r.analysis.quality.flags, ...notes.flags];
+        if (flags.length > 0) line.qualityFlags = flags;
+        Object.assign(line, notes.fields);
+        if (notes.warnings.length > 0) line.warnings = notes.warnings;
         line.model = modelId;
         line.modelSha256 = model.sha256;
       } catch (error) {
@@ -150,6 +203,7 @@ async function classify(args: string[]): Promise<number> {
         const hr = typeof line.heartRate === 'number' ? ` heart rate ${line.heartRate}/min` : '';
         const why = Array.isArray(line.qualityFlags) ? ` (${line.qualityFlags.join(', ')})` : '';
         process.stdout.write(`${file}: ${String(line.label)}${p}${hr}${why}\n`);
+        for (const w of (line.warnings as string[] | undefined) ?? []) process.stderr.write(`medge pcg classify: ${file}: warning: ${w}\n`);
       }
     }
     if (!values.json) process.stdout.write(`model ${model.manifest.id} ${model.manifest.version} (${model.sha256.slice(0, 12)}…) on ${model.backend}; decision support, not a diagnosis\n`);

@@ -66,11 +66,20 @@ async function detect(args: string[]): Promise<number> {
   return report.found ? 0 : 1;
 }
 
+/**
+ * Why a port did not open, said once: the transport's error already starts with the path and "cannot
+ * open", and the serial binding's own text repeats both ("Error: No such file or directory, cannot open PATH").
+ */
+export function openFailure(path: string, error: string | undefined): string {
+  if (error === undefined) return 'unknown error';
+  return error.replace(`${path}: cannot open: `, '').replace(/^Error: /, '').replace(`, cannot open ${path}`, '');
+}
+
 function describe(report: DetectReport): string {
   const f = report.found;
   if (!f) {
     const opened = report.attempts.find((a) => a.step === 'open' && a.outcome === 'error');
-    if (opened) return `${report.path}: cannot open (${opened.error ?? 'unknown error'})`;
+    if (opened) return `${report.path}: cannot open: ${openFailure(report.path, opened.error)}`;
     const bytes = Math.max(0, ...report.attempts.map((a) => a.bytesReceived));
     return `${report.path}: nothing recognised (${bytes > 0 ? `${bytes} bytes of an unknown protocol` : 'silent'}; tried ${[...new Set(report.attempts.map((a) => a.baudRate))].join(', ')} baud)`;
   }

@@ -39,6 +39,27 @@ describe('medge CLI', () => {
     expect(r.stderr).toContain('Usage: medge demo');
   });
 
+  it('says what a negative number given to a flag must be, instead of calling the argument ambiguous', async () => {
+    const [seconds, from, speed] = await Promise.all([
+      medge(['demo', '--seconds', '-1']),
+      medge(['ecg', 'eval', '--data', dir, '--from', '-5']),
+      medge(['sim', '--scenario', join(dir, 'none.yaml'), '--speed', '-3']),
+    ]);
+    for (const r of [seconds, from, speed]) {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).not.toMatch(/ambiguous/);
+    }
+    expect(seconds.stderr).toContain('--seconds must be an integer from 1 to 86400, got "-1"');
+    expect(from.stderr).toContain('--from must be a number of seconds >= 0, got "-5"');
+    expect(speed.stderr).toContain('--speed must be a number > 0 and <= 10000, got "-3"');
+  });
+
+  it('medge sensors detect says once why a port does not open', async () => {
+    const r = await medge(['sensors', 'detect', '--port', '/dev/medge-nonexistent']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.trim()).toBe('/dev/medge-nonexistent: cannot open: No such file or directory');
+  });
+
   it('medge run names the field, the value and the fix of a bad config', async () => {
     const file = join(dir, 'bad.json');
     writeFileSync(file, JSON.stringify({ deviceId: 'clinic-01', dataDir: 'data', edge: { window: 1000 } }));

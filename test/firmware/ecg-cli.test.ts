@@ -83,6 +83,14 @@ describe('medge ecg annotate, records it cannot use', () => {
     expect(r.stderr).toContain(`${record}.dat holds 1800 samples (5.0 s at 360 Hz) where the header gives 3600 (10.0 s at 360 Hz): the file looks truncated`);
   });
 
+  it('refuses a record whose .dat is missing as a data error (exit 1), naming the file, without the usage', async () => {
+    const r = await medge(['ecg', 'annotate', copyOfFixture(['hea', 'atr']), '--out', join(tempDir(), 'x.qrs'), '--no-model']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/record .*101-10s: its signal file .*101-10s\.dat is missing/);
+    expect(r.stderr).not.toContain('Usage:');
+    noStackTrace(r.stderr);
+  });
+
   it('accepts RECORD given as its .hea file', async () => {
     const out = join(tempDir(), 'x.qrs');
     const r = await medge(['ecg', 'annotate', `${FIXTURE}.hea`, '--out', out, '--no-model']);
@@ -93,7 +101,6 @@ describe('medge ecg annotate, records it cannot use', () => {
   it.each([
     ['a record without a header', () => [join(tempDir(), 'nope')], /RECORD .*nope: there is no header .*nope\.hea; RECORD is a WFDB record's path without extension/],
     ['a directory as RECORD', () => [join(ROOT, 'test', 'fixtures', 'wfdb')], /RECORD .*wfdb is a directory; give one record in it, without extension \(e\.g\. .*wfdb\/101-10s\)/],
-    ['a record whose .dat is missing', () => [copyOfFixture(['hea', 'atr'])], /record .*101-10s: its signal file .*101-10s\.dat is missing/],
     ['--out in a directory that does not exist', () => [FIXTURE, '--out', join(tempDir(), 'nodir', 'x.atr')], /--out .*nodir\/x\.atr: the directory .*nodir does not exist/],
     ['--out onto a directory', () => [FIXTURE, '--out', tempDir()], /--out .* is a directory: give the path of the file to write, e.g. --out .*\.qrs/],
     ['--model DIR and --no-model together', () => [FIXTURE, '--model', join(ROOT, 'models', 'ecg-beats'), '--no-model'], /give --model DIR or --no-model, not both/],
@@ -195,6 +202,34 @@ describe('medge ecg eval', () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(message);
     noStackTrace(r.stderr);
+  });
+
+  it('names a record it cannot read with its error, scores the others and exits 1', async () => {
+    const dir = tempDir();
+    const fixtures = join(ROOT, 'test', 'fixtures', 'wfdb');
+    for (const ext of ['hea', 'dat', 'atr']) {
+      copyFileSync(join(fixtures, `101-10s.${ext}`), join(dir, `101-10s.${ext}`));
+      copyFileSync(join(fixtures, `119-60s.${ext}`), join(dir, `119-60s.${ext}`));
+    }
+    // 119-60s's signal file cut short: the record cannot be read; 101-10s sorts first, so a stop at the
+    // bad record would still score it -- the old code then exited 1 with no scores at all.
+    writeFileSync(join(dir, '119-60s.dat'), readFileSync(join(dir, '119-60s.dat')).subarray(0, 3000));
+    const [text, json] = await Promise.all([
+      medge(['ecg', 'eval', '--data', dir, '--from', '0', '--no-model']),
+      medge(['ecg', 'eval', '--data', dir, '--from', '0', '--no-model', '--json']),
+    ]);
+    expect(text.code, text.stderr).toBe(1);
+    expect(text.stderr).toMatch(/119-60s failed: wfdb-signal: .*119-60s\.dat holds 1000 samples .* the file looks truncated/);
+    expect(text.stderr).toContain('1 of 2 record(s) could not be scored: 119-60s');
+    expect(text.stderr).not.toContain('Usage:');
+    expect(text.stdout).toMatch(/^101-10s +\d+/m);
+    expect(text.stdout).toMatch(/^gross +\d+/m);
+    expect(text.stdout).toMatch(/Not scored \(1 of 2 records; gross is over the 1 scored\): 119-60s \(wfdb-signal: /);
+    expect(json.code, json.stderr).toBe(1);
+    const out = JSON.parse(json.stdout) as { records: { record: string }[]; failed: { record: string; error: string; errorCode: string }[]; gross: { qrs: { tp: number } } };
+    expect(out.records.map((r) => r.record)).toEqual(['101-10s']);
+    expect(out.failed).toEqual([{ record: '119-60s', error: expect.stringMatching(/looks truncated/), errorCode: 'decode' }]);
+    expect(out.gross.qrs.tp).toBeGreaterThan(5);
   });
 
   it('prints - (null in JSON) for a figure without a denominator, in record rows and gross lines alike', async () => {

@@ -106,7 +106,7 @@ describe('medge glucose predict', () => {
     }
   }, 60_000);
 
-  it('refuses another horizon and a file without the id,time,gl columns (exit 2)', async () => {
+  it('refuses another horizon (exit 2), and a file without the id,time,gl columns as a data error (exit 1)', async () => {
     const dir = tempDir();
     const input = writeCsv(dir, 'in.csv', fixtureRows().slice(0, 10));
     const bad = join(dir, 'bad.csv');
@@ -114,7 +114,7 @@ describe('medge glucose predict', () => {
     const [h, c] = await Promise.all([medge(['glucose', 'predict', '--csv', input, '--horizon', '60', '--out', join(dir, 'o.csv')]), medge(['glucose', 'predict', '--csv', bad, '--out', join(dir, 'o.csv')])]);
     expect(h.code).toBe(2);
     expect(h.stderr).toMatch(/30 minutes ahead only/);
-    expect(c.code).toBe(2);
+    expect(c.code).toBe(1);
     expect(c.stderr).toMatch(/id,time,gl/);
   }, 60_000);
 });
@@ -143,7 +143,9 @@ describe('medge glucose report', () => {
     expect(lines[0]).toMatch(/^id\s+days\s+suff%\s+mean.*TIR%.*<70%.*<54%.*>180%.*>250%.*hypo1/);
     expect(lines.filter((l) => /^(A|B)\s/.test(l)).map((l) => l[0])).toEqual(['B']);
     expect(table.stdout).toMatch(/not a diagnosis/);
-    expect(missing.code).toBe(2);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no readings of subject "C"/);
+    expect(missing.stderr).not.toContain('Usage:');
   }, 60_000);
 });
 
@@ -172,7 +174,7 @@ describe('glucose units', () => {
     ]);
     // Read as mg/dL these would all be level 2 hypoglycaemia: refused, with the way out named.
     for (const r of [refused, refusedPredict]) {
-      expect(r.code).toBe(2);
+      expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/look like mmol\/L.*--units mmol\/L/);
     }
     expect(existsSync(join(dir, 'x.csv'))).toBe(false);
@@ -208,7 +210,7 @@ describe('glucose units', () => {
   }, 60_000);
 });
 
-describe('glucose input that is not glucose readings is refused (exit 2) with the line and a fix', () => {
+describe('glucose input that is not glucose readings is refused (exit 1, without the usage) with the line and a fix', () => {
   /** `n` rows of subject A every 5 min from 2024-03-01 20:00 with values `gl(i)`. */
   function every5(n: number, gl: (i: number) => string | number, id = 'A'): string[] {
     const t0 = Date.UTC(2024, 2, 1, 20, 0, 0);
@@ -246,7 +248,8 @@ describe('glucose input that is not glucose readings is refused (exit 2) with th
       report(files.seconds),
     ]);
     const refused = (r: { code: number | null; stderr: string }, pattern: RegExp) => {
-      expect(r.code, r.stderr).toBe(2);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).not.toContain('Usage:');
       expect(r.stderr).toMatch(pattern);
       expect(r.stderr).not.toMatch(/unexpected error|\n\s+at /);
     };
@@ -269,7 +272,7 @@ describe('glucose input that is not glucose readings is refused (exit 2) with th
     // Nine meter readings of 11-22 mmol/L were reported as "mean 16, 100 % below 54 mg/dL", exit 0.
     const meter = writeCsv(dir, 'meter.csv', every5(9, (i) => [11, 22, 14.2, 18, 12.5, 20.1, 16, 13, 19.4][i]!));
     const [mgdl, asMmol] = await Promise.all([medge(['glucose', 'report', '--csv', meter]), medge(['glucose', 'report', '--csv', meter, '--units', 'mmol/L', '--json'])]);
-    expect(mgdl.code, mgdl.stderr).toBe(2);
+    expect(mgdl.code, mgdl.stderr).toBe(1);
     expect(mgdl.stderr).toMatch(/look like mmol\/L, not mg\/dL \(median 16, highest 22.*give --units mmol\/L/);
     expect(mgdl.stdout).toBe('');
     expect(asMmol.code, asMmol.stderr).toBe(0);
@@ -327,11 +330,11 @@ describe('glucose input that is not glucose readings is refused (exit 2) with th
       medge(['glucose', 'report', '--csv', one]),
     ]);
     for (const r of [h, hp]) {
-      expect(r.code, r.stderr).toBe(2);
+      expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/no glucose readings \(only a header\)/);
     }
     expect(h.stdout).toBe('');
-    expect(na.code).toBe(2);
+    expect(na.code).toBe(1);
     expect(na.stderr).toMatch(/no glucose readings \(all 5 rows are NA or empty\)/);
     for (const r of [same, sameDotted]) {
       expect(r.code, r.stderr).toBe(2);
@@ -364,7 +367,7 @@ describe('glucose input that is not glucose readings is refused (exit 2) with th
       medge(['glucose', 'report', '--csv', oneHigh, '--json']),
     ]);
     for (const r of [bare, predictBare]) {
-      expect(r.code, r.stderr).toBe(2);
+      expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/2 readings \(12\.5, 14\), all below 35: .*give --units mg\/dL or --units mmol\/L/);
       expect(r.stdout).toBe('');
     }

@@ -22,8 +22,10 @@ function csv(rows: string[]): string {
   return `id,time,gl\n${rows.join('\n')}\n`;
 }
 
+/** A data error: exit 1, the message without the usage (README: 2 is for a bad command line). */
 function refused(r: CliResult, pattern: RegExp): void {
-  expect(r.code, r.stderr).toBe(2);
+  expect(r.code, r.stderr).toBe(1);
+  expect(r.stderr).not.toContain('Usage:');
   expect(r.stderr).toMatch(pattern);
   expect(r.stderr).not.toMatch(/unexpected error|\n\s+at /);
   expect(r.stdout).toBe('');

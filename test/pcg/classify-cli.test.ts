@@ -150,6 +150,57 @@ describe('medge pcg classify', () => {
     expect(text.stderr).not.toMatch(/ENOENT: no such file or directory|\n\s+at /);
   });
 
+  it('screens incomplete or damaged WAVs with a visible flag and warning (cut short, size never written, no pad byte, antiphase stereo, NaN samples)', async () => {
+    const dir = tempDir();
+    const x = syntheticPcg({ seconds: 10 }).samples;
+    const whole = encodeWav(x, { rateHz: 4000 });
+    const put = (name: string, bytes: Uint8Array) => {
+      writeFileSync(join(dir, name), bytes);
+      return join(dir, name);
+    };
+    // Cut in the middle of a sample, header untouched: 5 s of the 10 s present.
+    const cut = put('cut.wav', whole.subarray(0, 44 + 40_001));
+    // A streaming recorder's header: data size 0, 10 s of audio after it.
+    const unset = Uint8Array.from(whole);
+    new DataView(unset.buffer).setUint32(40, 0, true);
+    const size0 = put('size0.wav', unset);
+    // A 3-byte chunk without its pad byte between fmt and data.
+    const nopad = new Uint8Array(whole.length + 11);
+    nopad.set(whole.subarray(0, 36));
+    nopad.set([0x6a, 0x75, 0x6e, 0x6b, 3, 0, 0, 0, 0x61, 0x62, 0x63], 36);
+    nopad.set(whole.subarray(36), 47);
+    const odd = put('nopad.wav', nopad);
+    const anti = put('antiphase.wav', encodeWav([x, x.map((v) => -0.8 * v)], { rateHz: 4000 }));
+    // encodeWav writes no NaN: samples 1000-1999 overwritten in the data chunk (at byte 44).
+    const nan = encodeWav(x, { rateHz: 4000, format: 'f32' });
+    for (let i = 1000; i < 2000; i++) new DataView(nan.buffer).setFloat32(44 + 4 * i, i === 1000 ? Number.POSITIVE_INFINITY : Number.NaN, true);
+    const nans = put('nan.wav', nan);
+    const r = await medge(['pcg', 'classify', cut, size0, odd, anti, nans, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const [a, b, c, d, e] = parseLines(r.stdout) as (Line & { truncated?: boolean; qualityFlags?: string[]; warnings?: string[]; channel?: number; invalidSamples?: number })[];
+    expect(a).toMatchObject({ truncated: true, qualityFlags: expect.arrayContaining(['truncated']) });
+    expect(a?.warnings?.[0]).toMatch(/declares 80000 bytes but the file holds 40000: the recording is cut short; screened the 5\.0 s present/);
+    expect(a?.label).toMatch(/^(normal|abnormal)$/);
+    expect(b).toMatchObject({ label: expect.stringMatching(/^(normal|abnormal)$/), heartRate: 72, truncated: true });
+    expect(b?.warnings?.[0]).toMatch(/size was never written \(0.*read 10\.0 s to the end of the file; the recording may be incomplete/);
+    expect(c).toMatchObject({ label: expect.stringMatching(/^(normal|abnormal)$/), heartRate: 72 });
+    expect(c?.truncated).toBeUndefined();
+    expect(d).toMatchObject({ label: expect.stringMatching(/^(normal|abnormal)$/), heartRate: 72, channel: 0 });
+    expect(d?.warnings?.[0]).toMatch(/cancel out when averaged \(antiphase\)/);
+    // 1000 of 40000 samples (2.5%) invalid: unreadable, not a silent "normal".
+    expect(e).toMatchObject({ label: 'unreadable', probability: null, heartRate: null, invalidSamples: 1000, qualityFlags: expect.arrayContaining(['invalid-samples']) });
+    [a, b, c, d, e].forEach((l) => checkShape(l as Line));
+    const text = await medge(['pcg', 'classify', cut]);
+    expect(text.stdout).toMatch(/cut\.wav: (normal|abnormal) .*\(.*truncated\)/);
+    expect(text.stderr).toMatch(/cut\.wav: warning: the data chunk declares 80000 bytes/);
+  });
+
+  it('lists every backend it accepts in its help (and so does glucose predict)', async () => {
+    const [help, glucose] = await Promise.all([medge(['pcg', 'classify', '--help']), medge(['glucose', '--help'])]);
+    expect(help.stdout).toMatch(/--backend wasm\|cpu\|tensorflow/);
+    expect(glucose.stdout).toMatch(/--backend wasm\|cpu\|tensorflow/);
+  });
+
   it('prints text without --json, and usage errors exit 2', async () => {
     const file = join(tempDir(), 'a.wav');
     writeFileSync(file, encodeWav(syntheticPcg({ seconds: 8 }).samples, { rateHz: 4000 }));

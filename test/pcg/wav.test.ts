@@ -62,6 +62,67 @@ describe('readWav vectors', () => {
     expect(Array.from(w.samples)).toEqual([0.5, 0.5]);
   });
 
+  it('flags a data chunk declared larger than the file (cut short) and reads it to the last whole frame', () => {
+    // data declares 8 bytes, 5 follow: 2 whole frames
+    const bytes = hex('52494646 2c000000 57415645 666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000 64617461 08000000 0040 00c0 00');
+    const w = readWav(bytes);
+    expect(Array.from(w.samples)).toEqual([0.5, -0.5]);
+    expect(w.truncated).toEqual({ reason: 'cut-short', declaredBytes: 8, readBytes: 4 });
+    expect(readWavInfo(bytes.subarray(0, 44), bytes.length).truncated).toEqual(w.truncated);
+    // A whole file carries no flag.
+    expect(readWav(PCM16_WITH_LIST).truncated).toBeUndefined();
+  });
+
+  it.each([
+    ['0', '00000000'],
+    ['0xFFFFFFFF', 'ffffffff'],
+  ])('reads a data chunk of size %s with audio following (a streaming recorder) to the end of the file, flagged size-unset', (_name, size) => {
+    const w = readWav(hex(`52494646 2c000000 57415645 666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000 64617461 ${size} 0040 00c0 0040 00c0`));
+    expect(Array.from(w.samples)).toEqual([0.5, -0.5, 0.5, -0.5]);
+    expect(w.truncated).toEqual({ reason: 'size-unset', declaredBytes: parseInt(size, 16), readBytes: 8 });
+  });
+
+  it('keeps an empty data chunk empty when nothing or another chunk follows it', () => {
+    const fmt = '666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000';
+    const empty = readWav(hex(`52494646 24000000 57415645 ${fmt} 64617461 00000000`));
+    expect(empty.samples.length).toBe(0);
+    expect(empty.truncated).toBeUndefined();
+    const thenList = readWav(hex(`52494646 30000000 57415645 ${fmt} 64617461 00000000 4c495354 04000000 494e464f`));
+    expect(thenList.samples.length).toBe(0);
+    expect(thenList.truncated).toBeUndefined();
+  });
+
+  it('finds the data chunk after an odd-sized chunk written without its pad byte', () => {
+    const w = readWav(hex(`
+      52494646 33000000 57415645
+      666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000
+      6a756e6b 03000000 616263            # "junk", 3 bytes, no pad byte
+      64617461 04000000 0040 00c0         # "data" right after
+    `));
+    expect(Array.from(w.samples)).toEqual([0.5, -0.5]);
+  });
+
+  it('takes the loudest channel alone when the channels cancel out in the mean (R = -L)', () => {
+    const left = Float32Array.from({ length: 400 }, (_, i) => 0.5 * Math.sin(i / 5));
+    const right = left.map((v) => -v);
+    const w = readWav(encodeWav([left, right], { rateHz: 4000, format: 'f32' }));
+    expect(w.channel).toBe(0);
+    expect(Array.from(w.samples)).toEqual(Array.from(left));
+    // Quieter antiphase on the left: the right is the loudest.
+    expect(readWav(encodeWav([right.map((v) => v / 2), left], { rateHz: 4000, format: 'f32' })).channel).toBe(1);
+    // Correlated or one-sided channels keep the mean.
+    expect(readWav(encodeWav([left, left], { rateHz: 4000 })).channel).toBeUndefined();
+    expect(readWav(encodeWav([left, new Float32Array(400)], { rateHz: 4000 })).channel).toBeUndefined();
+  });
+
+  it('counts NaN and infinite float samples (read as 0) instead of hiding them', () => {
+    // f32 mono: 0.5, NaN, +Inf, -0.5
+    const w = readWav(hex('52494646 34000000 57415645 666d7420 10000000 0300 0100 a00f0000 803e0000 0400 2000 64617461 10000000 0000003f 0000c07f 0000807f 000000bf'));
+    expect(Array.from(w.samples)).toEqual([0.5, 0, 0, -0.5]);
+    expect(w.invalidSamples).toBe(2);
+    expect(readWav(PCM16_WITH_LIST).invalidSamples).toBeUndefined();
+  });
+
   it.each([
     ['not RIFF', '52494658 24000000 57415645', 'not a RIFF file'],
     ['not WAVE', '52494646 24000000 41564920', 'not WAVE'],
