@@ -186,6 +186,23 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     this.inFlight = [];
   }
 
+  /**
+   * After a (re)connect each kind sends again its newest acknowledged record it still holds, in a batch with
+   * `heldFrom`: an edge restored from an older backup learns of its gap and answers `rewind` even for a kind
+   * with nothing new to send (QA: alerts an edge restore lost stayed missing at the edge until the next
+   * alert, and an idle device's 28,001 readings for more than 126 s). An edge that holds it counts a replay:
+   * one record per kind and connection.
+   */
+  private resendNewestAcked(): void {
+    for (const kind of RECORD_KINDS) {
+      const acked = this.store.ackedUpTo(kind);
+      if (acked >= 1 && this.store.heldFrom(kind) <= acked) {
+        this.cursor[kind] = acked - 1;
+        this.exhausted[kind] = false;
+      }
+    }
+  }
+
   private connect(): void {
     if (!this.running) return;
     this.setState('connecting');
@@ -216,6 +233,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
         this.attempt = 0;
         this.lastProgress = 0;
         this.resetCursors();
+        this.resendNewestAcked();
         this.setState('connected');
         this.log.info({ url: this.options.url }, 'uplink connected');
         this.pump();
@@ -252,6 +270,12 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     }
     if (ack.deviceId !== this.store.deviceId || !(RECORD_KINDS as readonly string[]).includes(ack.kind)) {
       this.log.warn({ topic, deviceId: ack.deviceId, kind: ack.kind }, 'ignoring an ack for another device or kind');
+      return;
+    }
+    if (ack.bootId !== '' && ack.bootId !== this.store.bootId) {
+      // A batch of this device's previous run, or of another device under the same deviceId (QA: two boards
+      // with one id each took the other's acks for batches the broker had dropped; 4 records acked, never stored).
+      this.log.debug({ kind: ack.kind, upToSeq: ack.upToSeq }, 'ignoring an ack for another boot');
       return;
     }
     const kind = ack.kind as RecordKind;
@@ -297,7 +321,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
         bootId: this.store.bootId,
         kind,
         afterSeq,
-        ackedUpTo: this.store.ackedUpTo(kind),
+        // A batch starts at or above the acknowledged watermark, except the newest acked record sent again after a connect.
+        ackedUpTo: Math.min(this.store.ackedUpTo(kind), afterSeq),
         heldFrom: this.store.heldFrom(kind),
         records: rows,
         sentMs: o.clock.now(),

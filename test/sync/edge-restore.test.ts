@@ -85,4 +85,42 @@ describe('edge store restored from an older backup', () => {
     store.close();
     await edge.stop();
   });
+
+  it('an idle device: a kind with nothing new to send gets its lost records back too, after the reconnect', async () => {
+    const dir = tempDir();
+    const edgeDir = join(dir, 'edge');
+    let edge = new EdgeNode({ dataDir: edgeDir, port: 0 });
+    await edge.start();
+    const store = new SqliteOutboxStore(join(dir, 'device', 'ledger.sqlite'), { deviceId: DEV });
+    store.append(produce(0, 400));
+    let uplink = startUplink(store, edge.url);
+    await waitFor(() => uplink.drained, 'first 400 readings acked');
+    const backup = join(dir, 'edge-backup.sqlite');
+    const live = new Database(edgeDatabasePath(edgeDir), { readonly: true });
+    await live.backup(backup);
+    live.close();
+    store.append(produce(400, 300));
+    await waitFor(() => uplink.drained, '700 readings and 14 alerts acked');
+    await uplink.stop();
+    await edge.stop();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${edgeDatabasePath(edgeDir)}${suffix}`, { force: true });
+    const restored = new Database(backup);
+    await restored.backup(edgeDatabasePath(edgeDir));
+    restored.close();
+    edge = new EdgeNode({ dataDir: edgeDir, port: 0 });
+    await edge.start();
+    expect(edge.store.audit(DEV).alert).toMatchObject({ stored: 8, maxSeq: 8 });
+    // Nothing new is produced: before, nothing was sent and the 6 alerts and 300 readings stayed missing.
+    uplink = startUplink(store, edge.url);
+    await waitFor(() => edge.store.audit(DEV).reading?.stored === 700 && edge.store.audit(DEV).alert?.stored === 14, 'the edge holds all 700 readings and 14 alerts', 30_000);
+    await waitFor(() => uplink.drained, 'drained');
+    await uplink.stop();
+    for (const kind of RECORD_KINDS) {
+      const device = store.readAfter(kind, 0, 1_000_000).map((r) => [r.seq, sha(r.body)]);
+      expect(edge.store.records(DEV, kind, 0, 1_000_000).map((r) => [r.seq, sha(r.body)]), kind).toEqual(device);
+    }
+    expect(store.stats().alert).toMatchObject({ lastSeq: 14, ackedUpTo: 14, pending: 0 });
+    store.close();
+    await edge.stop();
+  });
 });
