@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, checkGlucoseRange, decodeCgmCsv, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, shown, tracesById, unitMix, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, type CgmRow, checkGlucoseRange, checkUnitMix, decodeCgmCsv, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -96,15 +96,7 @@ function readRows(path: string, units: string | undefined, progress: CliProgress
   }
   try {
     checkGlucoseRange(rows, unit);
-    const mix = unitMix(rows, unit);
-    if (mix) {
-      const other = unit === 'mg/dL' ? 'mmol/L' : 'mg/dL';
-      throw new CgmCsvError(
-        mix.row.line,
-        `subject ${shown(mix.row.id)}: ${mix.reason}: the readings mix mg/dL and mmol/L (read as ${unit}, a ${other} reading is a wrong clinical number); split the file so that each has one unit and give --units ${unit === 'mg/dL' ? 'mmol/L' : 'mg/dL'} for the ${other} one, or convert these rows to ${unit}`,
-        mix.other.line,
-      );
-    }
+    checkUnitMix(rows, unit);
   } catch (error) {
     if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
     throw error;

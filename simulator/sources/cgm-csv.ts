@@ -2,7 +2,8 @@
  * CGM CSV replay: continuous glucose traces in the GlucoBench layout (`id,time,gl`, e.g.
  * `../shared/data/cgm/hall2018.csv`): one row per reading, `time` as `YYYY-MM-DD HH:MM:SS` local to
  * the study (read as UTC: only differences matter), `gl` in mg/dL (`NA`, `NaN`, `null` or empty: no reading, skipped). Quoted fields are accepted.
- * The rows are read by the same reader as `medge glucose`.
+ * The rows are read by the same reader as `medge glucose`, with its checks: UTF-8 only (`decodeCgmCsv`), and
+ * no subject whose readings mix mg/dL and mmol/L (`checkUnitMix`).
  *
  * Subjects are chosen by their position in the file (0 = the first id that appears), so scenario
  * files and reports never carry a study's subject identifiers.
@@ -10,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ConfigError, DecodeError } from '../../device-sdk/errors.js';
-import { CgmCsvError, checkGlucoseRange, mmolLike, parseCgmCsv as parseCsvRows, tracesById } from '../../device-sdk/signal/glucose/csv.js';
+import { CgmCsvError, checkGlucoseRange, checkUnitMix, decodeCgmCsv, mmolLike, parseCgmCsv as parseCsvRows, tracesById } from '../../device-sdk/signal/glucose/csv.js';
 import type { GlucosePoint } from '../../device-sdk/signal/glucose/types.js';
 import type { GlucoseSample, GlucoseSeries } from './glucose-series.js';
 
@@ -40,6 +41,7 @@ export function parseCgmCsv(text: string, name = 'cgm'): GlucoseSeries[] {
     const looks = mmolLike(rows.filter((r) => Number.isFinite(r.gl)).map((r) => r.gl));
     if (looks) throw new ConfigError('file', name, `has gl values that look like mmol/L, not mg/dL (median ${looks.median}, highest ${looks.max})`, 'convert gl to mg/dL (x 18.016)');
     checkGlucoseRange(rows, 'mg/dL');
+    checkUnitMix(rows, 'mg/dL');
     traces = tracesById(rows);
   } catch (error) {
     if (error instanceof CgmCsvError) throw new DecodeError(CGM_CSV_CODEC, error.message, { cause: error });
@@ -56,7 +58,14 @@ export function parseCgmCsv(text: string, name = 'cgm'): GlucoseSeries[] {
 
 /** Reads one subject's trace from a CGM CSV file. */
 export function readCgmCsv(file: string, options: CgmCsvOptions = {}): GlucoseSeries {
-  const all = parseCgmCsv(readFileSync(file, 'utf8'), basename(file));
+  let text: string;
+  try {
+    text = decodeCgmCsv(readFileSync(file));
+  } catch (error) {
+    if (error instanceof CgmCsvError) throw new DecodeError(CGM_CSV_CODEC, `${basename(file)}: ${error.message}`, { cause: error });
+    throw error;
+  }
+  const all = parseCgmCsv(text, basename(file));
   const subject = options.subject ?? 0;
   const series = all[subject];
   if (!Number.isInteger(subject) || series === undefined) throw new ConfigError('subject', subject, `is not a subject of ${basename(file)}`, `use 0..${all.length - 1}`);

@@ -140,6 +140,23 @@ describe('CGM CSV replay', () => {
     }
   });
 
+  it('refuses a file that is not UTF-8 and a subject whose unit changes inside the file, as medge glucose does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'medge-cgm-'));
+    try {
+      const times = Array.from({ length: 30 }, (_, k) => `2024-03-01 ${String(8 + Math.floor(k / 12)).padStart(2, '0')}:${String((k % 12) * 5).padStart(2, '0')}:00`);
+      // Latin-1 "José" and "Josè": one subject "Jos\ufffd" if decoded with replacement characters.
+      const latin1 = Buffer.concat([Buffer.from('id,time,gl\n'), ...times.map((t, k) => Buffer.concat([Buffer.from('Jos'), Buffer.from([k % 2 ? 0xe8 : 0xe9]), Buffer.from(`,${t},${100 + k}\n`)]))]);
+      writeFileSync(join(dir, 'latin1.csv'), latin1);
+      expect(() => readCgmCsv(join(dir, 'latin1.csv'))).toThrow(DecodeError);
+      expect(() => readCgmCsv(join(dir, 'latin1.csv'))).toThrow(/latin1\.csv: line 2: byte 0xE9 at byte offset 14 is not UTF-8/);
+      // 220 mg/dL for 20 readings, then 12.2 (the same in mmol/L): replayed, a false severe hypo.
+      writeFileSync(join(dir, 'mixed.csv'), `id,time,gl\n${times.map((t, k) => `s1,${t},${k < 20 ? 220 : 12.2}`).join('\n')}\n`);
+      expect(() => readCgmCsv(join(dir, 'mixed.csv'))).toThrow(/line 22: subject "s1": .*the readings mix mg\/dL and mmol\/L/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a short meter log in mmol/L (from 3 readings) and skips NaN and null like NA', () => {
     // A meter device replays these values as stored records: 5 readings of 5-9 mmol/L would be 5-9 mg/dL.
     expect(() => parseCgmCsv('id,time,gl\nm,2024-03-01 07:00,5.4\nm,2024-03-01 12:00,8.9\nm,2024-03-01 18:00,6.7\nm,2024-03-01 22:00,7.2\nm,2024-03-02 07:00,5.1\n')).toThrow(

@@ -397,6 +397,18 @@ export interface UnitMix {
   reason: string;
 }
 
+/** Throws `CgmCsvError` at the first row of a subject whose readings mix the units (`unitMix`), naming the fix. */
+export function checkUnitMix(rows: readonly CgmRow[], unit: GlucoseUnit): void {
+  const mix = unitMix(rows, unit);
+  if (!mix) return;
+  const other = unit === 'mg/dL' ? 'mmol/L' : 'mg/dL';
+  throw new CgmCsvError(
+    mix.row.line,
+    `subject ${shown(mix.row.id)}: ${mix.reason}: the readings mix mg/dL and mmol/L (read as ${unit}, a ${other} reading is a wrong clinical number); split the file so that each has one unit and give --units ${other} for the ${other} one, or convert these rows to ${unit}`,
+    mix.other.line,
+  );
+}
+
 /**
  * The first row (in file order) of a subject whose readings mix mg/dL and mmol/L although the file is read
  * as `unit`, or undefined. Whole-file detection (`mmolLike`, `mgdlLike`) misses a unit change inside a
