@@ -56,6 +56,8 @@ export interface AckMessage {
   edgeMs: number;
   /** The edge lost records it had acknowledged: the device lowers its watermark to `upToSeq` and resends. */
   rewind: boolean;
+  /** The boot of the batch this ack answers; '' from an edge that does not send it. */
+  bootId: string;
 }
 
 /** protobufjs yields 64-bit integers as `Long` objects when the `long` package is present. */
@@ -129,7 +131,7 @@ export function decodeRecordList(bytes: Uint8Array): WireRecord[] {
   }));
 }
 
-export function encodeAck(ack: Omit<AckMessage, 'schemaVersion' | 'rewind'> & { rewind?: boolean }): Uint8Array {
+export function encodeAck(ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId'> & { rewind?: boolean; bootId?: string }): Uint8Array {
   return T.Ack.encode({ ...ack, schemaVersion: SCHEMA_VERSION }).finish();
 }
 
@@ -143,6 +145,7 @@ export function decodeAck(bytes: Uint8Array): AckMessage {
     upToSeq: num(m.upToSeq),
     edgeMs: num(m.edgeMs),
     rewind: m.rewind === true,
+    bootId: String(m.bootId ?? ''),
   };
 }
 

@@ -6,8 +6,9 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeBody } from '../../device-sdk/proto/index.js';
+import { encodeAck, encodeBody } from '../../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { downTopic } from '../../device-sdk/sync/topics.js';
 import { Uplink } from '../../device-sdk/sync/uplink.js';
 import { EmbeddedBroker } from '../../edge/broker.js';
 import { scriptedEdge } from '../helpers/scripted-edge.js';
@@ -51,5 +52,32 @@ describe('acks the uplink did not earn in this process', () => {
     store.close();
     await peer.close();
     await broker.stop();
+  });
+
+  it('an ack naming another boot (another device under the same deviceId, or a previous run) is ignored; one naming this boot counts', async () => {
+    const dir = tempDir();
+    const broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1' });
+    await broker.start();
+    // An edge that acks nothing by itself: the batches stay in flight.
+    const peer = await scriptedEdge(broker.url, SITE, () => undefined);
+    const store = new SqliteOutboxStore(join(dir, 'ledger.sqlite'), { deviceId: DEV });
+    store.append(Array.from({ length: 50 }, (_, i) => reading(i)));
+    const uplink = new Uplink(store, { url: broker.url, site: SITE, batchMaxRecords: 100, window: 4, ackTimeoutMs: 60_000, backoff: { initialMs: 50, maxMs: 200 } });
+    uplink.start();
+    try {
+      await waitFor(() => peer.batches.length === 1, 'the batch published');
+      const ack = (bootId: string) => Buffer.from(encodeAck({ deviceId: DEV, kind: 'reading', upToSeq: 50, edgeMs: Date.now(), bootId }));
+      // The other board's edge ack covers seqs this one published but the broker never delivered.
+      await peer.client.publishAsync(downTopic(SITE, DEV, 'ack'), ack('the-other-board'), { qos: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(store.stats().reading.ackedUpTo).toBe(0);
+      await peer.client.publishAsync(downTopic(SITE, DEV, 'ack'), ack(store.bootId), { qos: 1 });
+      await waitFor(() => store.stats().reading.ackedUpTo === 50, 'the ack of this boot taken');
+    } finally {
+      await uplink.stop();
+      store.close();
+      await peer.close();
+      await broker.stop();
+    }
   });
 });
