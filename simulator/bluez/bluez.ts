@@ -230,7 +230,7 @@ class SimDevice implements SimPeripheralLink {
 
   notify(uuid: number | string, bytes: Uint8Array): boolean {
     const char = this.chars.get(bleUuid(uuid));
-    if (!char || !this.connected || !char.Notifying) return false;
+    if (!char || !this.connected || !char.Notifying || this.owner.isStopped) return false;
     char.notify(bytes);
     return true;
   }
@@ -242,7 +242,7 @@ class SimDevice implements SimPeripheralLink {
       throw bluezError('Failed', 'le-connection-abort-by-local');
     }
     await delay(this.owner.options.connectDelayMs);
-    if (!this.inRange || !this.published) throw bluezError('Failed', 'le-connection-abort-by-local');
+    if (!this.inRange || !this.published || this.owner.isStopped) throw bluezError('Failed', 'le-connection-abort-by-local');
     if (!this.gattPublished) {
       for (const [path, iface] of this.gattObjects) this.owner.exportObject(path, [iface]);
       this.gattPublished = true;
@@ -287,6 +287,8 @@ class BluezImpl implements SimulatedBluez {
   private readonly devices = new Map<string, SimDevice>();
   private discoveryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Why the D-Bus connection failed (its daemon ended, e.g. on Ctrl-C to the process group), once it did. */
+  busLost: Error | undefined;
 
   constructor(address: string, bus: dbus.MessageBus, daemon: PrivateDbus | undefined, options: Omit<SimulatedBluezOptions, 'devices'>) {
     this.address = address;
@@ -294,6 +296,11 @@ class BluezImpl implements SimulatedBluez {
     this.daemon = daemon;
     this.options = options;
     this.adapterPath = `/org/bluez/${options.adapter}`;
+    // A write on a closed connection is an 'error' event on the bus; without a listener it ended the process
+    // (QA: Ctrl-C on `npm start` stopped the private dbus-daemon while the heart-rate strap still notified).
+    bus.on('error', (error: Error) => {
+      this.busLost ??= error;
+    });
     this.objectManager = new ObjectManager(() => this.objects);
     bus.export('/', this.objectManager);
     this.exportObject('/org/bluez', [new AgentManager1()]);
@@ -376,11 +383,21 @@ class BluezImpl implements SimulatedBluez {
     else if (this.adapter.Discovering) this.publish(d);
   }
 
+  /** Stopping or stopped, or its bus is gone: devices connect and notify no more. */
+  get isStopped(): boolean {
+    return this.stopped || this.busLost !== undefined;
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.discoveryTimer);
-    for (const d of this.devices.values()) await d.disconnect();
+    for (const d of this.devices.values()) {
+      await d.disconnect().catch((error: unknown) => {
+        // With the bus gone there is nobody to tell.
+        if (this.busLost === undefined) throw error;
+      });
+    }
     this.bus.disconnect();
     await this.daemon?.stop();
   }

@@ -10,6 +10,31 @@ const ADDRESS = 'C0:FF:EE:00:00:03';
 describe.skipIf(!dbusDaemonAvailable())('ble-heart-rate over the simulated BlueZ (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
+  it('a strap that keeps measuring after its D-Bus daemon ended (Ctrl-C to the process group) sends nothing and ends nothing', async () => {
+    // QA: Ctrl-C on `npm start` ended the demo with "Tried to write a message to a closed stream", an
+    // 'error' event on the D-Bus connection with no listener, thrown while the heart-rate stream still ran.
+    const strap = new SimHeartRateStrap({ address: ADDRESS });
+    const bluez = await bluezWith([strap]);
+    const sink = recordingSink();
+    const driver = new BleHeartRateDriver('hr', { ...DEFAULT_BLE_HEART_RATE_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => strap.isNotifying(0x2a37), 'the heart-rate subscription');
+      expect(await strap.measure({ bpm: 72 })).toBe(true);
+      const daemon = (bluez as unknown as { daemon: { pid: number } }).daemon;
+      process.kill(daemon.pid, 'SIGINT');
+      const after: boolean[] = [];
+      for (let i = 0; i < 40; i++) {
+        after.push(await strap.measure({ bpm: 72 }));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect((bluez as unknown as { busLost: Error | undefined }).busLost?.message).toMatch(/closed stream|EPIPE|ECONNRESET|disconnected/);
+      expect(after.slice(-10)).toEqual(Array.from({ length: 10 }, () => false));
+    } finally {
+      await driver.stop();
+    }
+  });
+
   it('turns Heart Rate Measurements into heart-rate readings with contact and energy, and RR intervals into rr-interval readings; equal beats are kept', async () => {
     const strap = new SimHeartRateStrap({ address: ADDRESS });
     const bluez = await bluezWith([strap]);
