@@ -376,7 +376,7 @@ export class SerialStreamDriver implements SensorDriver {
     this.gapCause = undefined;
     this.nextIndex = index + perChannel;
     if (!this.anchor || this.anchor.rateHz !== frame.rateHz) this.anchor = { t: this.clock.now() - (perChannel * 1000) / frame.rateHz, index, rateHz: frame.rateHz };
-    const t0 = Math.round(this.anchor.t + ((index - this.anchor.index) * 1000) / frame.rateHz);
+    const t0 = timeAt(this.anchor, index);
     this.counters.samples += perChannel;
     for (const chunk of frameToChunks(frame, this.sensor, { firstSample: index, t0, capabilities })) this.sink?.chunk(chunk);
   }
@@ -395,10 +395,8 @@ export class SerialStreamDriver implements SensorDriver {
   private onStatus(frame: StreamDataFrame, capabilities: number): void {
     this.counters.statusFrames += 1;
     const expected = this.expectedDevice as number;
-    const delta = ((frame.firstSample - (expected % 2 ** 32) + 2 ** 32) % 2 ** 32) | 0;
-    const index = Math.max(0, expected + delta + this.offset);
-    const anchor = this.anchor?.rateHz === frame.rateHz ? this.anchor : undefined;
-    const t0 = anchor ? Math.round(anchor.t + ((index - anchor.index) * 1000) / frame.rateHz) : this.clock.now();
+    const index = Math.max(0, expected + counterDelta(frame.firstSample, expected) + this.offset);
+    const t0 = this.anchor?.rateHz === frame.rateHz ? timeAt(this.anchor, index) : this.clock.now();
     for (const chunk of frameToChunks(frame, this.sensor, { firstSample: index, t0, capabilities })) this.sink?.chunk(chunk);
   }
 
@@ -414,7 +412,7 @@ export class SerialStreamDriver implements SensorDriver {
       this.offset = (this.nextIndex ?? 0) - device;
       this.anchor = undefined;
     } else {
-      const delta = ((frame.firstSample - (this.expectedDevice % 2 ** 32) + 2 ** 32) % 2 ** 32) | 0;
+      const delta = counterDelta(frame.firstSample, this.expectedDevice);
       if (delta < 0) {
         // The counter went back without CLOCK_RESET (§5.4 violation): start a new origin after the last index.
         this.log.warn({ firstSample: frame.firstSample, expected: this.expectedDevice % 2 ** 32 }, 'sample counter went back without CLOCK_RESET');
@@ -428,6 +426,16 @@ export class SerialStreamDriver implements SensorDriver {
     this.expectedDevice = device + perChannel;
     return device + this.offset;
   }
+}
+
+/** Signed distance (int32) from the expected position `expected` (unwrapped) to a frame's uint32 counter `firstSample` (§5.4). */
+function counterDelta(firstSample: number, expected: number): number {
+  return ((firstSample - (expected % 2 ** 32) + 2 ** 32) % 2 ** 32) | 0;
+}
+
+/** Board time (ms) of stream index `index` by the anchor of its counter origin. */
+function timeAt(anchor: { t: number; index: number; rateHz: number }, index: number): number {
+  return Math.round(anchor.t + ((index - anchor.index) * 1000) / anchor.rateHz);
 }
 
 function descriptor(name: string, kind: 'ecg' | 'pcg', defaults: Readonly<SerialStreamOptions>, description: string): DriverDescriptor<SerialStreamOptions> {
