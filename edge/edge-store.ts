@@ -36,6 +36,18 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
         boot_id TEXT NOT NULL, t_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, body BLOB NOT NULL, body_sha256 TEXT NOT NULL,
         UNIQUE (device_id, kind, seq, boot_id, t_ms, body_sha256))`),
   },
+  {
+    version: 3,
+    name: "conflict resolutions: an operator's settlement of a kept conflict (who, when, why, which choice)",
+    // One settlement per conflict, final; neither a conflict nor its settlement is ever deleted or changed.
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE conflict_resolutions (conflict_id INTEGER PRIMARY KEY REFERENCES conflicts (id),
+          choice TEXT NOT NULL CHECK (choice IN ('keep-stored', 'import')), operator TEXT NOT NULL, reason TEXT NOT NULL, resolved_ms INTEGER NOT NULL);
+        CREATE TRIGGER conflicts_kept BEFORE DELETE ON conflicts BEGIN SELECT RAISE(ABORT, 'conflicts are clinical records: never deleted'); END;
+        CREATE TRIGGER conflicts_unchanged BEFORE UPDATE ON conflicts BEGIN SELECT RAISE(ABORT, 'conflicts are clinical records: never changed'); END;
+        CREATE TRIGGER conflict_resolutions_final_update BEFORE UPDATE ON conflict_resolutions BEGIN SELECT RAISE(ABORT, 'a conflict resolution is final'); END;
+        CREATE TRIGGER conflict_resolutions_final_delete BEFORE DELETE ON conflict_resolutions BEGIN SELECT RAISE(ABORT, 'a conflict resolution is final'); END;`),
+  },
 ]);
 
 export interface CommitInput {
@@ -88,6 +100,19 @@ export interface EdgeStats {
   rejected: Record<string, number>;
   /** Records kept in `conflicts` per device and kind: a device reused seqs. An operator must look at them. */
   conflicts: Record<string, Partial<Record<RecordKind, number>>>;
+  /** Of `conflicts`, those no operator has settled yet (`medge edge conflicts resolve`); resolved = conflicts - open. */
+  openConflicts: Record<string, Partial<Record<RecordKind, number>>>;
+}
+
+/** A row of `records` (and the same columns of `conflicts`) as SQLite returns it. */
+export interface RecordRow {
+  device_id: string;
+  kind: RecordKind;
+  seq: number;
+  site: string;
+  boot_id: string;
+  t_ms: number;
+  body: Buffer;
 }
 
 /** Counter (in `rejected`) of records kept in `conflicts`. */
@@ -265,17 +290,27 @@ function readStats(db: Database.Database): EdgeStats {
     rejected[row.reason] = row.count;
   }
   const conflicts: EdgeStats['conflicts'] = {};
-  // A store not yet opened by this build (read-only here) has no conflicts table.
-  const hasConflicts = db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'").pluck().get() === 1;
-  for (const row of !hasConflicts ? [] : db.prepare('SELECT device_id, kind, COUNT(*) AS n FROM conflicts GROUP BY device_id, kind ORDER BY device_id, kind').all() as {
-    device_id: string;
-    kind: RecordKind;
-    n: number;
-  }[]) {
-    conflicts[row.device_id] ??= {};
-    (conflicts[row.device_id] as Partial<Record<RecordKind, number>>)[row.kind] = row.n;
+  const openConflicts: EdgeStats['openConflicts'] = {};
+  for (const row of conflictCounts(db)) {
+    (conflicts[row.device_id] ??= {})[row.kind] = row.n;
+    if (row.open > 0) (openConflicts[row.device_id] ??= {})[row.kind] = row.open;
   }
-  return { devices, rejected, conflicts };
+  return { devices, rejected, conflicts, openConflicts };
+}
+
+/** Whether the database has `table` (a store not yet opened by this build, read here read-only, lacks the newer ones). */
+export function hasTable(db: Database.Database, table: string): boolean {
+  return db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(table) === 1;
+}
+
+/** Kept and open (not yet resolved) conflicts per device and kind. */
+function conflictCounts(db: Database.Database): { device_id: string; kind: RecordKind; n: number; open: number }[] {
+  if (!hasTable(db, 'conflicts')) return [];
+  const resolved = hasTable(db, 'conflict_resolutions') ? 'COUNT(r.conflict_id)' : '0';
+  const join = hasTable(db, 'conflict_resolutions') ? 'LEFT JOIN conflict_resolutions r ON r.conflict_id = c.id' : '';
+  return db
+    .prepare(`SELECT c.device_id, c.kind, COUNT(*) AS n, COUNT(*) - ${resolved} AS open FROM conflicts c ${join} GROUP BY c.device_id, c.kind ORDER BY c.device_id, c.kind`)
+    .all() as { device_id: string; kind: RecordKind; n: number; open: number }[];
 }
 
 /** Reads the stats of an edge data directory without disturbing a running edge (read-only, WAL). */
