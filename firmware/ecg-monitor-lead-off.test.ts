@@ -196,6 +196,30 @@ describe('EcgMonitor and the leads it does not analyse (channels 1 and up)', () 
     expect(out.alerts.map((a) => a.t)).toEqual([(ecg[80] as StreamChunk).t0 + 1000, (ecg[160] as StreamChunk).t0 + 1000]);
   });
 
+  it('counts every report of lead 2 off in a flapping lead\'s warning, those under 1 s (never warned) included', () => {
+    const ecg = simulatedEcg(140);
+    // Chunks of 250 ms; from 10 s, every 2 s lead 2 is reported off, for 0.5 s and 1.25 s in turn.
+    const starts: number[] = [];
+    const isOff = (i: number) => {
+      if (i < 40) return false;
+      const cycle = Math.floor((i - 40) / 8);
+      const at = (i - 40) % 8;
+      if (at === 0) starts.push(i);
+      return at < (cycle % 2 === 0 ? 2 : 5);
+    };
+    const second = lead(ecg, 1, isOff);
+    const out = run(new EcgMonitor('ecg'), interleave(ecg, second));
+    const warnings = out.alerts.filter((a) => a.kind === 'ecg-secondary-lead-off');
+    expect(warnings.length).toBe(3);
+    for (let k = 1; k < warnings.length; k++) {
+      const since = warnings[k - 1]!.t;
+      const reported = starts.filter((i) => (ecg[i] as StreamChunk).t0 > since && (ecg[i] as StreamChunk).t0 <= warnings[k]!.t).length;
+      // 30 reports in a minute, 15 of them under 1 s (the count gave 15).
+      expect(reported).toBeGreaterThanOrEqual(29);
+      expect(warnings[k]!.message).toMatch(new RegExp(` The lead came off ${reported} times in the last 6[01] s`));
+    }
+  });
+
   it('raises it from status-only reports of lead 2 (no samples), and names the channel of a third lead', () => {
     const ecg = simulatedEcg(20);
     const last = ecg.at(-1) as StreamChunk;
