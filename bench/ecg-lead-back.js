@@ -22,7 +22,11 @@
 //
 // 3. Lead-back onto muscle artefact with no heartbeat, 40 s of it (section 3 below): when ecg-no-beats comes.
 //
-//   node bench/ecg-lead-back.js [--data DIR] [--noise DIR]
+//   node bench/ecg-lead-back.js [--data DIR] [--noise DIR] [--off-s 3] [--every-s 50] [--phases 1]
+//
+// --off-s, --every-s and --phases move the lead-backs of section 1: the lead off for OFF s ending
+// EVERY - 2 s into each EVERY s (default: 3 s off, back at 48 s of every 50 s), the whole layout run again
+// shifted by EVERY / PHASES s for each phase (QA's re-check: --off-s 2 --every-s 20 --phases 4).
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { flutterEpisodes } from '../dist/device-sdk/signal/ecg/ec57.js';
@@ -45,43 +49,50 @@ const records = readdirSync(dir)
   .filter((f) => f.endsWith('.hea'))
   .map((f) => f.slice(0, -4))
   .sort();
+const offS = Number(arg('--off-s', 3));
+const everyS = Number(arg('--every-s', 50));
+const phases = Number(arg('--phases', 1));
 const cases = [];
 for (const name of records) {
   const record = readWfdbRecord(join(dir, name));
-  const x = Int16Array.from(record.signals[0]);
   const annotations = readWfdbAnnotations(join(dir, name)).annotations;
   const beatsMs = annotations.filter((a) => isQrsCode(a.code)).map((a) => (a.sample * 1000) / FS);
-  const flutter = flutterEpisodes(annotations, x.length).map(([a, b]) => [(a * 1000) / FS, (b * 1000) / FS]);
-  const leadBacks = [];
-  for (let k = 0; (50 * k + 48 + 12) * FS <= x.length; k++) {
-    x.fill(0, (50 * k + 45) * FS, (50 * k + 48) * FS);
-    leadBacks.push((50 * k + 48) * 1000);
+  const flutter = flutterEpisodes(annotations, record.signals[0].length).map(([a, b]) => [(a * 1000) / FS, (b * 1000) / FS]);
+  for (let phase = 0; phase < phases; phase++) {
+    const x = Int16Array.from(record.signals[0]);
+    const shiftS = (phase * everyS) / phases;
+    const leadBacks = [];
+    for (let k = 0; (everyS * k + shiftS + everyS - 2 + 12) * FS <= x.length; k++) {
+      const back = everyS * k + shiftS + everyS - 2;
+      x.fill(0, Math.round((back - offS) * FS), Math.round(back * FS));
+      leadBacks.push(back * 1000);
+    }
+    const run = stream(x);
+    for (const L of leadBacks) {
+      const end = L + 12_000;
+      const inWindow = (t) => t >= L && t < end;
+      const first = run.detections.find((d) => d.reportMs > L && d.evidence);
+      const firstCredible = run.detections.find((d) => d.reportMs > L && d.credible);
+      const acquired = run.acquiredAt.find((t) => t > L);
+      const noBeats = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && inWindow(a.t));
+      const falseNoBeats = noBeats.filter((a) => beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
+      // Until the next lead-off (47 s on by default): an alarm that a later clock moves past the 12 s window still counts here.
+      const untilNextOff = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && a.t >= L && a.t < L + (everyS - offS) * 1000 && beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
+      cases.push({
+        record: name,
+        leadBackS: L / 1000,
+        flutter: flutter.some(([a, b]) => a < end && b > L),
+        firstReportS: first && first.reportMs < end ? (first.reportMs - L) / 1000 : null,
+        firstRS: first && first.reportMs < end ? (first.rMs - L) / 1000 : null,
+        firstCredibleReportS: firstCredible && firstCredible.reportMs < end ? (firstCredible.reportMs - L) / 1000 : null,
+        acquiredS: acquired !== undefined && acquired < end ? (acquired - L) / 1000 : null,
+        noBeats: noBeats.map((a) => round((a.t - L) / 1000)),
+        falseNoBeats: falseNoBeats.length,
+        falseNoBeatsUntilNextOff: untilNextOff.map((a) => round((a.t - L) / 1000)),
+      });
+    }
+    process.stderr.write(`${name}: ${leadBacks.length} lead-backs\n`);
   }
-  const run = stream(x);
-  for (const L of leadBacks) {
-    const end = L + 12_000;
-    const inWindow = (t) => t >= L && t < end;
-    const first = run.detections.find((d) => d.reportMs > L && d.evidence);
-    const firstCredible = run.detections.find((d) => d.reportMs > L && d.credible);
-    const acquired = run.acquiredAt.find((t) => t > L);
-    const noBeats = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && inWindow(a.t));
-    const falseNoBeats = noBeats.filter((a) => beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
-    // Until the next lead-off (47 s on): an alarm that a later clock moves past the 12 s window still counts here.
-    const untilNextOff = run.alerts.filter((a) => a.kind === 'ecg-no-beats' && a.t >= L && a.t < L + 47_000 && beatsMs.some((b) => b >= Math.max(L, a.t - 4_000) && b <= a.t));
-    cases.push({
-      record: name,
-      leadBackS: L / 1000,
-      flutter: flutter.some(([a, b]) => a < end && b > L),
-      firstReportS: first && first.reportMs < end ? (first.reportMs - L) / 1000 : null,
-      firstRS: first && first.reportMs < end ? (first.rMs - L) / 1000 : null,
-      firstCredibleReportS: firstCredible && firstCredible.reportMs < end ? (firstCredible.reportMs - L) / 1000 : null,
-      acquiredS: acquired !== undefined && acquired < end ? (acquired - L) / 1000 : null,
-      noBeats: noBeats.map((a) => round((a.t - L) / 1000)),
-      falseNoBeats: falseNoBeats.length,
-      falseNoBeatsUntilNextOff: untilNextOff.map((a) => round((a.t - L) / 1000)),
-    });
-  }
-  process.stderr.write(`${name}: ${leadBacks.length} lead-backs\n`);
 }
 
 const outside = cases.filter((c) => !c.flutter);
@@ -181,7 +192,7 @@ process.stdout.write(
   `${JSON.stringify(
     {
       'ecg-lead-back': {
-        leadBacks: { all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
+        leadBacks: { layout: { offS, everyS, phases }, all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
         noHeartbeat: { maRmsMv: round(maRms, 3), cases: noHeartbeat },
         leadBackOntoNoise,
       },

@@ -75,7 +75,9 @@ describe('EcgMonitor with a front end that reports lead-off', () => {
       ['ecg-lead-off', 2],
       ['ecg-no-beats', 3],
     ]);
-    expect((out.alerts[1]?.t as number) - (quiet[0] as StreamChunk).t0).toBeLessThanOrEqual(7_000);
+    // 4 s after it (asystoleMs): nothing on the lead as large as a QRS complex (it took 6 s).
+    expect((out.alerts[1]?.t as number) - (quiet[0] as StreamChunk).t0).toBeGreaterThanOrEqual(4_000);
+    expect((out.alerts[1]?.t as number) - (quiet[0] as StreamChunk).t0).toBeLessThanOrEqual(4_100);
   });
 
   it('keeps the flat-line path when the front end reports contact: lead-off, then flat-line (severity 3) after 4 s', () => {
@@ -192,6 +194,30 @@ describe('EcgMonitor and the leads it does not analyse (channels 1 and up)', () 
       ['ecg-secondary-lead-off', 2],
     ]);
     expect(out.alerts.map((a) => a.t)).toEqual([(ecg[80] as StreamChunk).t0 + 1000, (ecg[160] as StreamChunk).t0 + 1000]);
+  });
+
+  it('counts every report of lead 2 off in a flapping lead\'s warning, those under 1 s (never warned) included', () => {
+    const ecg = simulatedEcg(140);
+    // Chunks of 250 ms; from 10 s, every 2 s lead 2 is reported off, for 0.5 s and 1.25 s in turn.
+    const starts: number[] = [];
+    const isOff = (i: number) => {
+      if (i < 40) return false;
+      const cycle = Math.floor((i - 40) / 8);
+      const at = (i - 40) % 8;
+      if (at === 0) starts.push(i);
+      return at < (cycle % 2 === 0 ? 2 : 5);
+    };
+    const second = lead(ecg, 1, isOff);
+    const out = run(new EcgMonitor('ecg'), interleave(ecg, second));
+    const warnings = out.alerts.filter((a) => a.kind === 'ecg-secondary-lead-off');
+    expect(warnings.length).toBe(3);
+    for (let k = 1; k < warnings.length; k++) {
+      const since = warnings[k - 1]!.t;
+      const reported = starts.filter((i) => (ecg[i] as StreamChunk).t0 > since && (ecg[i] as StreamChunk).t0 <= warnings[k]!.t).length;
+      // 30 reports in a minute, 15 of them under 1 s (the count gave 15).
+      expect(reported).toBeGreaterThanOrEqual(29);
+      expect(warnings[k]!.message).toMatch(new RegExp(` The lead came off ${reported} times in the last 6[01] s`));
+    }
   });
 
   it('raises it from status-only reports of lead 2 (no samples), and names the channel of a third lead', () => {

@@ -1,0 +1,52 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readWfdbRecord } from '../simulator/sources/wfdb-files.js';
+import { MITDB, missingNote, sharedDataRuns } from '../test/helpers/shared-data.js';
+import { LeadDeflection } from './lead-deflection.js';
+
+const FS = 360;
+const GAIN = 200;
+
+/** `x` in 100 ms chunks, the chunk ending at `fromMs` + its end. */
+function feed(d: LeadDeflection, x: Int16Array, fromMs = 0): void {
+  for (let i = 0; i < x.length; i += FS / 10) d.push(x.subarray(i, i + FS / 10), GAIN, fromMs + ((i + Math.min(FS / 10, x.length - i)) * 1000) / FS);
+}
+
+function baselineNoise(seconds: number, sdMv: number, seed = 7): Int16Array {
+  let s = seed;
+  const u = () => {
+    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
+    return s / 0x7fffffff;
+  };
+  return Int16Array.from({ length: seconds * FS }, () => Math.round(Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u()) * sdMv * GAIN));
+}
+
+describe('LeadDeflection', () => {
+  it('measures 0.03 mV SD of baseline noise below the smallest credible QRS (0.15 mV), with 5 mV of offset', () => {
+    const d = new LeadDeflection({ fs: FS });
+    feed(d, Int16Array.from(baselineNoise(4, 0.03), (v) => v + 5 * GAIN));
+    expect(d.largestSince(0)).toBeGreaterThan(0.05);
+    expect(d.largestSince(0)).toBeLessThan(0.15);
+  });
+
+  it('does not measure across a break (contact lost, back at another level), and forgets chunks before `fromMs`', () => {
+    const d = new LeadDeflection({ fs: FS });
+    feed(d, new Int16Array(FS).fill(0));
+    d.break();
+    feed(d, new Int16Array(FS).fill(2 * GAIN), 1000);
+    expect(d.largestSince(0)).toBe(0);
+    // Without the break the step is measured.
+    const e = new LeadDeflection({ fs: FS });
+    feed(e, new Int16Array(FS).fill(0));
+    feed(e, new Int16Array(FS).fill(2 * GAIN), 1000);
+    expect(e.largestSince(0)).toBeCloseTo(2, 1);
+    expect(e.largestSince(2000)).toBe(0);
+  });
+
+  it.skipIf(!sharedDataRuns(MITDB))(`measures the QRS complexes of MIT-BIH 101 above 0.15 mV in every 1 s${missingNote(MITDB)}`, () => {
+    const r = readWfdbRecord(join(MITDB, '101'));
+    const d = new LeadDeflection({ fs: FS });
+    feed(d, Int16Array.from(r.signals[0]!.subarray(0, 60 * FS)));
+    for (let t = 0; t < 59_000; t += 1000) expect(d.largestSince(t)).toBeGreaterThan(0.3);
+  });
+});
