@@ -186,8 +186,8 @@ export class GlucoseMonitor {
    * its first reading, not from the restart), the detector's episode and hold-off, and the reported faults;
    * each of `alerts` of this sensor (`glucose-predicted-low`, `hyperglycaemia-sustained`) then keeps its
    * episode open from the reading it was raised on (alert `t` = that reading's device time), even where the
-   * replay alone would not have raised it (a model replaced since, readings lost in a power cut). Called
-   * once, before any live reading.
+   * replay alone would not have raised it (a model replaced since; acknowledged readings evicted over the
+   * disk budget, which goes before acknowledged alerts). Called once, before any live reading.
    */
   restore(readings: readonly Reading[], alerts: readonly Pick<Alert, 'kind' | 't' | 'sensor'>[]): void {
     const raised = alerts.filter((a) => a.sensor === this.sensor && RESTORED_ALERTS.includes(a.kind)).sort((a, b) => a.t - b.t);
