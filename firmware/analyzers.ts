@@ -46,6 +46,20 @@ export interface Analyzer {
   flush?(sensor?: string): Promise<AnalyzerOutput | undefined>;
   /** Releases the analysis's model (its inference worker) when the runtime stops (after `flush`). */
   close?(): Promise<void>;
+  /**
+   * Rebuilds what the analysis keeps in memory from records stored before this start, so that an episode
+   * open at a restart stays open (no second alarm for it, no timer started again from zero). The runtime
+   * calls it once, before `start` and before any new reading; it raises and returns nothing.
+   */
+  restore?(stored: StoredRecords): void;
+}
+
+/** Records stored before a start that an analysis rebuilds its state from (`Analyzer.restore`). */
+export interface StoredRecords {
+  /** Readings of the sensors it asked for, stored in the last day, in the order they were stored. */
+  readings: readonly Reading[];
+  /** Alerts of those sensors raised in the last day, in the order they were stored. */
+  alerts: readonly Alert[];
 }
 
 /** What the runtime gives an analyzer when it starts. */
@@ -259,6 +273,11 @@ export function ecgSensors(sources: readonly SourceConfig[], deviceKinds: Readon
   return sources.filter((s) => sourceSignal(s) === 'ecg' || (s.type === 'device' && deviceKinds[s.sensor] === 'ecg')).map((s) => s.sensor);
 }
 
+/** The sensors of `sources` that deliver glucose (simulated meters, and devices whose driver says a glucose kind): the glucose analysis's sensors. */
+export function glucoseSensors(sources: readonly SourceConfig[], deviceKinds: Readonly<Record<string, string>> = {}): string[] {
+  return sources.filter((s) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''))).map((s) => s.sensor);
+}
+
 /** Optional services of the analyzers (the runtime passes its logger). */
 export interface AnalyzerDeps {
   logger?: Pick<Logger, 'info' | 'warn'>;
@@ -381,13 +400,17 @@ function glucoseAnalyzer(trustedKeys: readonly string[], dir: string, cgmSensors
     model.fellBack((error as Error).message, 'not loaded');
   }
   const monitors = new Map<string, GlucoseMonitor>();
+  const monitor = (sensor: string): GlucoseMonitor => {
+    let m = monitors.get(sensor);
+    if (m === undefined) monitors.set(sensor, (m = new GlucoseMonitor(sensor, forecaster, { sensorType: cgmSensors.has(sensor) ? 'cgm' : 'meter' })));
+    return m;
+  };
   return {
     name: 'glucose',
-    onReading: (r) => {
-      if (r.type !== 'glucose') return undefined;
-      let m = monitors.get(r.sensor);
-      if (m === undefined) monitors.set(r.sensor, (m = new GlucoseMonitor(r.sensor, forecaster, { sensorType: cgmSensors.has(r.sensor) ? 'cgm' : 'meter' })));
-      return m.push(r);
+    onReading: (r) => (r.type === 'glucose' ? monitor(r.sensor).push(r) : undefined),
+    // Each sensor's monitor replays its stored readings and takes its stored alerts' episodes as open.
+    restore: ({ readings, alerts }) => {
+      for (const sensor of new Set(readings.filter((r) => r.type === 'glucose').map((r) => r.sensor))) monitor(sensor).restore(readings, alerts);
     },
     start: (hooks) => model.start(hooks),
     status: () => model.status(),
@@ -540,8 +563,7 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const analyzers: Analyzer[] = [];
   const ecg = ecgSensors(config.sources, deviceKinds);
   if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...(deps.models ? { models: deps.models } : {}), logger, now, verify }));
-  const isGlucose = (s: SourceConfig) => sourceSignal(s) === 'glucose' || (s.type === 'device' && GLUCOSE_DEVICE_KINDS.includes(deviceKinds[s.sensor] ?? ''));
-  if (config.sources.some(isGlucose)) {
+  if (glucoseSensors(config.sources, deviceKinds).length > 0) {
     // Only a CGM driver's sensors are continuous; a simulated serial meter and BLE Glucose profile meters are spot checks.
     const cgm = new Set(config.sources.filter((s) => s.type === 'device' && deviceKinds[s.sensor] === 'cgm').map((s) => s.sensor));
     analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), cgm, { logger, now }));

@@ -19,6 +19,8 @@
  *   Historical readings (a meter's memory downloaded later: `isHistoricalReading`) get trend and
  *   fault findings and join the history, but no forecast and no alert. A live alert on a reading that
  *   arrived more than 15 min after it was measured says how long ago (firmware/rules.ts `measuredWhen`).
+ *   The episodes survive a restart: the runtime hands `restore` the readings and alerts stored in the
+ *   last day, replayed without raising anything.
  *
  * The forecast network is a few hundred weights: it is evaluated synchronously in plain JavaScript
  * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs;
@@ -29,7 +31,7 @@
 import { readFileSync } from 'node:fs';
 import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
-import { type Finding, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
+import { type Alert, type Finding, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
@@ -49,6 +51,8 @@ export const GLUCOSE_TREND_MODEL_ID = 'algo:glucose-trend@3';
 export const GLUCOSE_FAULTS_MODEL_ID = 'algo:glucose-sensor-faults@3';
 export const GLUCOSE_FALLBACK_MODEL_ID = 'rule:glucose-extrapolation@1';
 const MG_DL_PER_MMOL_L = 18.016;
+/** The alerts of the monitor whose episodes a restart keeps open (`restore`). */
+const RESTORED_ALERTS: readonly string[] = Object.freeze(['glucose-predicted-low', 'hyperglycaemia-sustained']);
 
 /**
  * Whether `meterRecord` is a meter's record number (counting up), not a CGM's time offset: a CGM's offsets
@@ -174,6 +178,35 @@ export class GlucoseMonitor {
     this.forecaster = forecaster;
     this.options = { ...DEFAULT_GLUCOSE_MONITOR_OPTIONS, ...options };
     this.alertLogic = forecaster ? new HypoAlertLogic(forecaster.policy) : undefined;
+  }
+
+  /**
+   * Rebuilds the monitor after a restart, raising nothing: `readings` (this sensor's, in the order they were
+   * stored) are replayed as they came, which restores the trace (the sustained-high run goes on counting from
+   * its first reading, not from the restart), the detector's episode and hold-off, and the reported faults;
+   * each of `alerts` of this sensor (`glucose-predicted-low`, `hyperglycaemia-sustained`) then keeps its
+   * episode open from the reading it was raised on (alert `t` = that reading's device time), even where the
+   * replay alone would not have raised it (a model replaced since; acknowledged readings evicted over the
+   * disk budget, which goes before acknowledged alerts). Called once, before any live reading.
+   */
+  restore(readings: readonly Reading[], alerts: readonly Pick<Alert, 'kind' | 't' | 'sensor'>[]): void {
+    const raised = alerts.filter((a) => a.sensor === this.sensor && RESTORED_ALERTS.includes(a.kind)).sort((a, b) => a.t - b.t);
+    let next = 0;
+    const reopen = (upTo: number) => {
+      for (let a = raised[next]; a !== undefined && a.t <= upTo; a = raised[++next]) {
+        if (a.kind === 'hyperglycaemia-sustained') this.hyperFired = true;
+        else {
+          this.predictedFired = true;
+          this.lastPredictedT = Math.max(this.lastPredictedT, this.trace.at(-1)?.t ?? Number.NEGATIVE_INFINITY);
+        }
+      }
+    };
+    for (const r of readings) {
+      if (r.sensor !== this.sensor) continue;
+      this.push(r);
+      reopen(r.tDevice);
+    }
+    reopen(Number.POSITIVE_INFINITY);
   }
 
   push(r: Reading): GlucoseMonitorOutput {

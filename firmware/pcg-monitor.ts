@@ -17,6 +17,12 @@ import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
 import { packageRoot } from './package-root.js';
 
 export const PCG_MODEL_NAME = 'pcg-abnormal';
+/**
+ * Share of a recording's samples that may be no heart sound before it is unreadable, not screened: NaN or
+ * infinite samples of a WAV file (read as 0, `medge pcg classify`), samples a live stethoscope sent while it
+ * reported contact lost (`PcgMonitor`). 1% is 0.3 s of a 30 s recording, about one heart cycle.
+ */
+export const PCG_MAX_INVALID_SHARE = 0.01;
 /** What screens a window without the model: segmentation, heart rate and quality, no murmur screen. */
 export const PCG_FALLBACK_ID = 'algo:pcg-segmentation@1';
 /** Provenance of the fallback's findings: the hash of its id and screen options, as the ECG rules have one. */
@@ -147,6 +153,21 @@ export interface PcgMonitorOptions {
 
 export const DEFAULT_PCG_MONITOR_OPTIONS: Readonly<PcgMonitorOptions> = Object.freeze({ windowS: 15, warnProbability: 0.8 });
 
+/** What the stethoscope reported of a window's samples (the stream protocol's masks, §5.1) and how the window ended. */
+interface WindowNotes {
+  /** Samples of chunks flagged `leadOff` (contact lost: not heart sounds), and whether any chunk, status-only too, was. */
+  leadOffSamples: number;
+  leadOff: boolean;
+  /** Samples of chunks flagged `saturated` (a sample at the ADC limit somewhere in each), and whether any chunk was. */
+  saturatedSamples: number;
+  saturated: boolean;
+}
+
+/** How the reason of a window closed by lost samples starts (`closeWindow`). */
+const STREAM_GAP = 'a stream gap';
+
+const NO_NOTES: Readonly<WindowNotes> = Object.freeze({ leadOffSamples: 0, leadOff: false, saturatedSamples: 0, saturated: false });
+
 export interface PcgMonitorOutput {
   readings: Reading[];
   findings: Finding[];
@@ -166,6 +187,14 @@ export interface PcgMonitorOutput {
  * no chunk for a while, the source disconnected, the runtime stops). A partial window of at least the
  * model's `thresholds.minSeconds` is screened (its evidence says so); a shorter one gives an
  * `unreadable` finding flagged `too-short`, so that no recording goes unreported.
+ *
+ * Input quality, as `medge pcg classify` annotates a damaged WAV file: a window closed by a stream gap
+ * (samples lost) is flagged `truncated`; chunks the stethoscope flagged with contact lost (its lead-off mask)
+ * or saturation (a sample at its ADC limit: the screen's own clipping count only sees the int16 limit)
+ * flag the window `lead-off` / `saturation` and the evidence says how many samples those chunks hold. A
+ * window with more than `PCG_MAX_INVALID_SHARE` of its samples sent during contact loss is `unreadable`:
+ * those samples are rubbing or room noise, not heart sounds (the device sends them as measured, §5.1).
+ * Int16 samples cannot be NaN or infinite, the WAV reader's other flag.
  */
 export class PcgMonitor {
   readonly sensor: string;
@@ -176,6 +205,7 @@ export class PcgMonitor {
   private rateHz = 0;
   private t0 = 0;
   private nextSample = -1;
+  private notes: WindowNotes = { ...NO_NOTES };
   private readonly ready: PcgMonitorOutput[] = [];
   private pending: Promise<void> = Promise.resolve();
   private alerting = false;
@@ -210,17 +240,24 @@ export class PcgMonitor {
     if (chunk.channel === 0 && chunk.samples.length > 0) {
       if (chunk.rateHz !== this.rateHz || chunk.firstSample !== this.nextSample) {
         // A gap or a new stream: what was buffered is screened on its own, not spliced to what follows.
-        this.closeWindow(this.rateHz !== chunk.rateHz ? `the sample rate changed to ${chunk.rateHz} Hz` : `a stream gap (sample ${this.nextSample} expected, ${chunk.firstSample} came)`);
+        this.closeWindow(this.rateHz !== chunk.rateHz ? `the sample rate changed to ${chunk.rateHz} Hz` : `${STREAM_GAP} (sample ${this.nextSample} expected, ${chunk.firstSample} came)`);
         this.rateHz = chunk.rateHz;
       }
       if (this.buffered === 0) this.t0 = chunk.t0;
+      this.note(chunk);
       this.nextSample = chunk.firstSample + chunk.samples.length;
       // Int16 ADC units to full scale -1..1 (the screen is level-independent; quality checks use full scale).
       this.buffer.push(Float32Array.from(chunk.samples, (v) => v / 32768));
       this.buffered += chunk.samples.length;
       if (this.buffered >= this.options.windowS * this.rateHz) this.closeWindow(undefined);
-    }
+    } else if (chunk.channel === 0) this.note(chunk); // a status-only frame: its report belongs to the window under way
     return this.take();
+  }
+
+  /** Counts what the stethoscope reported of a chunk's samples into the window's notes. */
+  private note(chunk: StreamChunk): void {
+    if (chunk.leadOff) this.notes = { ...this.notes, leadOff: true, leadOffSamples: this.notes.leadOffSamples + chunk.samples.length };
+    if (chunk.saturated) this.notes = { ...this.notes, saturated: true, saturatedSamples: this.notes.saturatedSamples + chunk.samples.length };
   }
 
   /**
@@ -250,10 +287,14 @@ export class PcgMonitor {
     }
     const start = this.t0;
     const rate = this.rateHz;
+    const notes = this.notes;
+    // Samples lost at a gap cut the window short, as a WAV file cut short is (its `truncated` flag).
+    const truncated = partial?.startsWith(STREAM_GAP) === true;
     this.buffer = [];
     this.buffered = 0;
+    this.notes = { ...NO_NOTES };
     // A window that fails to screen must not stop the ones after it (nor reject into the runtime).
-    this.pending = this.pending.then(() => this.screen(window, rate, start, partial)).catch((error: unknown) => this.onModelError?.(`screening failed: ${(error as Error).message}`));
+    this.pending = this.pending.then(() => this.screen(window, rate, start, partial, notes, truncated)).catch((error: unknown) => this.onModelError?.(`screening failed: ${(error as Error).message}`));
   }
 
   /** What the windows screened so far gave, or undefined when nothing is ready. */
@@ -268,13 +309,27 @@ export class PcgMonitor {
     return out;
   }
 
-  private async screen(window: Float32Array, rateHz: number, t0: number, partial: string | undefined): Promise<void> {
+  private async screen(window: Float32Array, rateHz: number, t0: number, partial: string | undefined, notes: WindowNotes, truncated: boolean): Promise<void> {
     const out: PcgMonitorOutput = { readings: [], findings: [], alerts: [] };
     const tEnd = t0 + (window.length * 1000) / rateHz;
     const durationS = window.length / rateHz;
+    const inputFlags = [...(truncated ? ['truncated'] : []), ...(notes.leadOff ? ['lead-off'] : []), ...(notes.saturated ? ['saturation'] : [])];
+    const reported = [
+      ...(notes.leadOff ? [`contact lost (the stethoscope's lead-off report) in chunks holding ${notes.leadOffSamples} of ${window.length} samples`] : []),
+      ...(notes.saturated ? [`saturation (a sample at the stethoscope's ADC limit) reported in chunks holding ${notes.saturatedSamples} of ${window.length} samples`] : []),
+    ]
+      .map((r) => `; ${r}`)
+      .join('');
+    const noContact = notes.leadOffSamples > PCG_MAX_INVALID_SHARE * window.length;
     const minSeconds = this.model?.manifest.thresholds.minSeconds ?? DEFAULT_PCG_SCREEN_OPTIONS.minSeconds;
-    if (partial !== undefined && durationS < minSeconds) {
-      // Too short to say anything (no model load for it): reported, not silently dropped.
+    // Too short to say anything, or not heart sounds: not screened (no model load for it), reported with why, not silently dropped.
+    const why =
+      partial !== undefined && durationS < minSeconds
+        ? { evidence: `too short: ${durationS.toFixed(1)} s of heart sounds before ${partial}; at least ${minSeconds} s are needed to screen${reported}`, flags: ['too-short', ...inputFlags] }
+        : noContact
+          ? { evidence: `not screened: more than ${PCG_MAX_INVALID_SHARE * 100}% of the ${durationS.toFixed(1)} s came while the stethoscope reported contact lost${reported}${partial !== undefined ? `; partial window: closed by ${partial}` : ''}`, flags: inputFlags }
+          : undefined;
+    if (why !== undefined) {
       out.findings.push({
         sensor: this.sensor,
         kind: 'heart-sound-screen',
@@ -283,11 +338,11 @@ export class PcgMonitor {
         t: tEnd,
         intervalStart: Math.round(t0),
         intervalEnd: Math.round(tEnd),
-        evidence: `too short: ${durationS.toFixed(1)} s of heart sounds before ${partial}; at least ${minSeconds} s are needed to screen`,
+        evidence: why.evidence,
         modelId: this.model ? pcgModelId(this.model) : PCG_FALLBACK_ID,
         modelSha256: this.model?.sha256 ?? PCG_FALLBACK_SHA256,
         inputQuality: 0,
-        qualityFlags: ['too-short'],
+        qualityFlags: why.flags,
       });
       this.ready.push(out);
       return;
@@ -325,12 +380,12 @@ export class PcgMonitor {
       t: tEnd,
       intervalStart: Math.round(t0),
       intervalEnd: Math.round(tEnd),
-      evidence: `${screened ? 'probability: of an abnormal recording (murmur or extra sound), whatever the label; ' : ''}${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)${q.mainsHz.length ? `; mains hum removed at ${q.mainsHz.join(', ')} Hz` : ''}${partial !== undefined ? `; partial window (${q.durationS.toFixed(1)} of ${this.options.windowS} s): closed by ${partial}` : ''}`,
+      evidence: `${screened ? 'probability: of an abnormal recording (murmur or extra sound), whatever the label; ' : ''}${result.analysis.segmentation.cycles.length} S1/S2 cycles in ${q.durationS.toFixed(1)} s; ${result.analysis.windows.length} feature window(s)${q.mainsHz.length ? `; mains hum removed at ${q.mainsHz.join(', ')} Hz` : ''}${reported}${partial !== undefined ? `; partial window (${q.durationS.toFixed(1)} of ${this.options.windowS} s): closed by ${partial}` : ''}`,
       modelId: model ? pcgModelId(model) : PCG_FALLBACK_ID,
       modelSha256: model?.sha256 ?? PCG_FALLBACK_SHA256,
       inputQuality: q.score,
-      // Mains hum that was found and subtracted is annotated, not silently fixed.
-      ...(q.flags.length || q.mainsHz.length ? { qualityFlags: [...q.flags, ...(q.mainsHz.length ? ['mains-hum-removed'] : [])] } : {}),
+      // Mains hum that was found and subtracted is annotated, not silently fixed; so is what the stream reported.
+      ...(q.flags.length || q.mainsHz.length || inputFlags.length ? { qualityFlags: [...q.flags, ...(q.mainsHz.length ? ['mains-hum-removed'] : []), ...inputFlags] } : {}),
     };
     out.findings.push(finding);
     if (screened && result.label === 'abnormal' && !this.alerting) {

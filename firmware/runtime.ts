@@ -21,7 +21,8 @@ import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-co
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
 import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
-import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors, SAMPLE_RATE_UNVALIDATED } from './analyzers.js';
+import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors, glucoseSensors, SAMPLE_RATE_UNVALIDATED, type StoredRecords } from './analyzers.js';
+import { DEFAULT_GLUCOSE_MONITOR_OPTIONS } from './glucose-monitor.js';
 import { SignalWatchdog } from './signal-watchdog.js';
 import { UnreadableDataWatch } from './unreadable-data.js';
 import { createSimSource, type SourceSink } from './sources/sim-sources.js';
@@ -92,28 +93,40 @@ export function ledgerPath(dataDir: string): string {
 }
 
 /**
- * What the ledger's readings keep of the meters `sensors` across a restart: the highest record number
- * stored per sensor (a meter's backfill resumes from it, so each record is stored once; records the edge
- * acknowledged and compaction removed after the retention are no longer counted), and their readings
- * stored at or after `sinceMs` (device clock) in the order they were stored (the rules replay them at
- * start, so that an alert episode open before a restart stays open). One pass over the ledger.
+ * What the ledger keeps of the glucose sensors across a restart, in one pass over its readings and one over
+ * its alerts: the highest record number stored per sensor of `meters` (a meter's backfill resumes from it, so
+ * each record is stored once; records the edge acknowledged and compaction removed after the retention are no
+ * longer counted), and the readings and alerts of `replayed` stored at or after `sinceMs` (device clock), in
+ * the order they were stored: the rules and the analyses replay them at start, so that an alert episode open
+ * before a restart stays open.
  */
-export function storedMeterState(store: OutboxStore, sensors: readonly string[], sinceMs: number): { lastRecords: Map<string, number>; recent: Reading[] } {
+export function storedGlucoseState(store: OutboxStore, sensors: { meters: readonly string[]; replayed: readonly string[] }, sinceMs: number): { lastRecords: Map<string, number> } & StoredRecords {
   const lastRecords = new Map<string, number>();
-  const recent: Reading[] = [];
-  const wanted = new Set(sensors);
-  if (wanted.size === 0) return { lastRecords, recent };
-  for (let after = 0; ; ) {
-    const page = store.readAfter('reading', after, 5000);
-    if (page.length === 0) return { lastRecords, recent };
-    for (const row of page) {
-      if (!wanted.has(row.tag)) continue;
-      const r = decodeBody('reading', row.body);
-      if (r.meterRecord !== undefined && r.meterRecord > (lastRecords.get(r.sensor) ?? -1)) lastRecords.set(r.sensor, r.meterRecord);
-      if (r.tDevice >= sinceMs) recent.push(r);
+  const readings: Reading[] = [];
+  const alerts: Alert[] = [];
+  const meters = new Set(sensors.meters);
+  const replayed = new Set(sensors.replayed);
+  if (meters.size === 0 && replayed.size === 0) return { lastRecords, readings, alerts };
+  for (const kind of ['reading', 'alert'] as const) {
+    for (let after = 0; ; ) {
+      const page = store.readAfter(kind, after, 5000);
+      if (page.length === 0) break;
+      after = (page.at(-1) as { seq: number }).seq;
+      for (const row of page) {
+        // A reading's tag is its sensor; an alert's is its kind (the sensor is in the body; an alert is stored after it is raised).
+        if (kind === 'reading' ? !meters.has(row.tag) && !replayed.has(row.tag) : row.tMs < sinceMs) continue;
+        if (kind === 'alert') {
+          const a = decodeBody('alert', row.body);
+          if (a.sensor !== undefined && replayed.has(a.sensor) && a.t >= sinceMs) alerts.push(a);
+          continue;
+        }
+        const r = decodeBody('reading', row.body);
+        if (meters.has(r.sensor) && r.meterRecord !== undefined && r.meterRecord > (lastRecords.get(r.sensor) ?? -1)) lastRecords.set(r.sensor, r.meterRecord);
+        if (replayed.has(r.sensor) && r.tDevice >= sinceMs) readings.push(r);
+      }
     }
-    after = (page.at(-1) as { seq: number }).seq;
   }
+  return { lastRecords, readings, alerts };
 }
 
 /** What the runtime starts per configured source: a simulated source or a device driver. */
@@ -231,13 +244,17 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
-    // So do the rules' episodes of its readings: the readings stored in the last day (the historical limit)
-    // are replayed through the rules, nothing raised, so that the next record of a low that already alerted
-    // (the meter's backfill after the restart) does not alert again, nor an old severe reading's notice.
+    // So do the rules' episodes of every glucose sensor's readings: the readings stored in the last day (the
+    // historical limit) are replayed through the rules, nothing raised, so that the next record of a low that
+    // already alerted (a meter's backfill after the restart, a CGM's next reading) does not alert again, nor an
+    // old severe reading's notice. The glucose analysis replays them too, with the sensors' stored alerts, so
+    // that a predicted-low or sustained-high episode open at a restart stays open and a sustained high goes on
+    // counting from its start (before: alerted again, or two hours after the restart).
     const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
-    const stored = storedMeterState(this.store, meterSensors, this.clock.now() - DEFAULT_RULE_OPTIONS.historical.afterMin * 60_000);
+    const replayMin = Math.max(DEFAULT_RULE_OPTIONS.historical.afterMin, DEFAULT_GLUCOSE_MONITOR_OPTIONS.historyMin);
+    const stored = storedGlucoseState(this.store, { meters: meterSensors, replayed: glucoseSensors(config.sources, deviceKinds) }, this.clock.now() - replayMin * 60_000);
     for (const [sensor, n] of stored.lastRecords) this.meterRecords.set(sensor, n);
-    for (const r of stored.recent) this.rules.onReading(r);
+    for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);
     this.analyzers = createAnalyzers(config, deviceKinds, {
@@ -247,6 +264,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       clock: this.clock,
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
     });
+    for (const a of this.analyzers) a.restore?.(stored);
     this.startedAt = this.clock.monotonic();
     if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
   }

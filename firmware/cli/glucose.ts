@@ -43,6 +43,9 @@ IN       time: YYYY-MM-DD HH:MM[:SS] or ISO 8601 (T, fractions, Z or +HH:MM), or
          readings that can only be the other unit are refused naming the first line (all of a subject's
          readings; in mg/dL one below 35 with a fraction among whole numbers, or one that would be a change faster than
          10 mg/dL/min but continues the trace as mmol/L; in mmol/L one of 35 or more): split the file.
+         In mg/dL a reading below 35 that the nearest higher reading before or after it does not show
+         to be a real low (reachable as mg/dL at 10 mg/dL/min, not as mmol/L) is refused too: convert
+         it if it is mmol/L, or write NA.
 --progress  progress on stderr (the default when stderr is a terminal).
 report   the international consensus CGM metrics (Battelino 2019) per subject: time in ranges,
          mean, SD, CV, GMI, data sufficiency (the share of the subject's period, first reading to the

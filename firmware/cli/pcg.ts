@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { MedgeError } from '../../device-sdk/errors.js';
 import { BACKENDS, type BackendName } from '../../device-sdk/inference/backend.js';
 import { readWav, readWavInfo, type WavAudio } from '../../device-sdk/protocols/wav.js';
-import { loadPcgModelInProcess, pcgModelDir, pcgModelId, screenRecording } from '../pcg-monitor.js';
+import { loadPcgModelInProcess, PCG_MAX_INVALID_SHARE, pcgModelDir, pcgModelId, screenRecording } from '../pcg-monitor.js';
 import { parse, UsageError } from './args.js';
 import { OS_PROBLEMS } from './system-errors.js';
 
@@ -19,9 +19,9 @@ export const PCG_CLASSIFY_LIMITS: Readonly<{ maxSeconds: number; maxBytes: numbe
   headBytes: 1024 * 1024,
   /**
    * Share of samples that may be NaN or infinite (read as 0) before a recording is unreadable: 1% is
-   * 0.3 s of a 30 s recording, about one heart cycle replaced by silence.
+   * 0.3 s of a 30 s recording, about one heart cycle replaced by silence (the live monitor's limit too).
    */
-  maxInvalidShare: 0.01,
+  maxInvalidShare: PCG_MAX_INVALID_SHARE,
 });
 
 export const PCG_USAGE = `Usage: medge pcg classify FILE.wav... [--json] [--model DIR] [--backend ${BACKENDS.join('|')}]

@@ -3,7 +3,8 @@
  * `../shared/data/cgm/hall2018.csv`): one row per reading, `time` as `YYYY-MM-DD HH:MM:SS` local to
  * the study (read as UTC: only differences matter), `gl` in mg/dL (`NA`, `NaN`, `null` or empty: no reading, skipped). Quoted fields are accepted.
  * The rows are read by the same reader as `medge glucose`, with its checks: UTF-8 only (`decodeCgmCsv`), and
- * no subject whose readings mix mg/dL and mmol/L (`checkUnitMix`).
+ * no subject whose readings mix mg/dL and mmol/L, nor a reading below 35 that could be mmol/L which no reading
+ * of its subject near it shows to be a real low (`checkUnitMix`).
  *
  * Subjects are chosen by their position in the file (0 = the first id that appears), so scenario
  * files and reports never carry a study's subject identifiers.
@@ -44,7 +45,7 @@ export function parseCgmCsv(text: string, name = 'cgm'): GlucoseSeries[] {
     checkUnitMix(rows, 'mg/dL');
     traces = tracesById(rows);
   } catch (error) {
-    if (error instanceof CgmCsvError) throw new DecodeError(CGM_CSV_CODEC, error.message, { cause: error });
+    if (error instanceof CgmCsvError) throw new DecodeError(CGM_CSV_CODEC, `${name}: ${error.message}`, { cause: error });
     throw error;
   }
   return [...traces.values()].map((points, k) => {

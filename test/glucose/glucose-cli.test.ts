@@ -254,11 +254,11 @@ describe('glucose input that is not glucose readings is refused (exit 1, without
       expect(r.stderr).not.toMatch(/unexpected error|\n\s+at /);
     };
     refused(mgAsMmol, /look like mg\/dL, not mmol\/L \(median 98, highest 103.*leave out --units mmol\/L/);
-    refused(huge, /line 12: glucose 1e\+308 mg\/dL is outside 10-1000 mg\/dL/);
+    refused(huge, /line 12: subject "[^"]+": glucose 1e\+308 mg\/dL is outside 10-1000 mg\/dL/);
     refused(inf, /line 12: unreadable glucose "Infinity"/);
     refused(negative, /line 12: glucose "-50" is not positive.*NA/);
     refused(zero, /line 12: glucose "0" is not positive/);
-    refused(high, /line 12: glucose 1500 mg\/dL is outside 10-1000 mg\/dL/);
+    refused(high, /line 12: subject "[^"]+": glucose 1500 mg\/dL is outside 10-1000 mg\/dL/);
     refused(conflict, /line 22: subject "A" has two different readings at "2024-03-01 20:00:00": 40 here and 93 on line 2/);
     refused(conflictPredict, /line 22: .*two different readings/);
     expect(existsSync(join(dir, 'conflict-out.csv'))).toBe(false);

@@ -144,6 +144,57 @@ describe('glucose units inside a file (QA D4)', () => {
   });
 });
 
+describe('one or two readings of the other unit in a subject (QA: two rows of 5.4 in a 300-row mg/dL subject)', () => {
+  /** 300 CGM readings of subject `id` (5 min apart from 2024-01-01, around 110 mg/dL, whole or with a decimal), then `extra` rows. */
+  const subject = (id: string, extra: string[], decimals = false) =>
+    csv([...times(300).map((t, i) => `${id},${t},${decimals ? (110 + 30 * Math.sin(i / 20)).toFixed(1) : Math.round(110 + 30 * Math.sin(i / 20))}`), ...extra]);
+  const at = (day: number, hm: string) => `2024-01-0${day} ${hm}:00`;
+
+  it('refuses a subject\'s reading below 35 that could be mmol/L when no mg/dL reading near it shows it is a real low, naming subject, line and fix', async () => {
+    const dir = tempDir();
+    const cases = {
+      // A meter's two mmol/L readings (12 and 13, i.e. 216 and 234 mg/dL) merged into the CGM export 2 days after it ends.
+      whole: subject('p1', [`p1,${at(4, '08:00')},12`, `p1,${at(4, '12:00')},13`]),
+      // A file converted to mg/dL with decimals, and two mmol/L rows 6 h after it ends.
+      decimals: subject('p2', [`p2,${at(2, '07:00')},12.2`, `p2,${at(2, '07:05')},11.8`], true),
+      // The QA rows: 5.4 twice inside the trace (5.4 mg/dL is below any device's range; 97 mg/dL in mmol/L).
+      qa: subject('p3', []).replace(/(p3,2024-01-01 12:30:00,)\d+/, '$15.4').replace(/(p3,2024-01-01 12:35:00,)\d+/, '$15.4'),
+    };
+    const results = await Promise.all(Object.entries(cases).map(([name, text]) => medge(['glucose', 'report', '--csv', write(dir, `${name}.csv`, text)])));
+    const predict = await medge(['glucose', 'predict', '--csv', join(dir, 'whole.csv'), '--out', join(dir, 'out.csv')]);
+    // Before: whole.csv and decimals.csv were reported (exit 0) with 0.7 % of the time below 54 mg/dL from the two rows; qa.csv was
+    // refused without the subject, advising --units mmol/L for the whole file.
+    for (const r of [results[0]!, predict]) {
+      refused(r, /whole\.csv: line 302: subject "p1": 12 is a severe low of 12 mg\/dL, or 216 mg\/dL in mmol\/L, and no reading of this subject of 35 mg\/dL or more near it tells which \(the nearest, 131 at line 301, is 2 days earlier;.*convert it to mg\/dL \(x 18\.016\) if it is mmol\/L, or write NA/);
+    }
+    refused(results[1]!, /decimals\.csv: line 302: subject "p2": 12\.2 is a severe low of 12\.2 mg\/dL, or 220 mg\/dL in mmol\/L, .*\(the nearest, 130\.6 at line 301, is 6 h earlier;/);
+    refused(results[2]!, /qa\.csv: line 152: subject "p3": glucose 5\.4 mg\/dL is outside 10-1000 mg\/dL.*its other readings are 35 mg\/dL or more: it looks like a mmol\/L reading \(97 mg\/dL\) mixed in; convert it to mg\/dL \(x 18\.016\) or write NA/);
+    expect(results[2]!.stderr).not.toContain('give --units mmol/L');
+    expect(existsSync(join(dir, 'out.csv'))).toBe(false);
+  }, 60_000);
+
+  it('still reads a real severe low that the readings around it show, and a low apart in a file of its own with --units mg/dL', async () => {
+    const dir = tempDir();
+    // A meter's 28 mg/dL, 20 min after 90 and 15 min before 75 (treated): 540 mg/dL in mmol/L, which 90 cannot reach in 20 min.
+    const real = subject('r', [`r,${at(4, '08:00')},90`, `r,${at(4, '08:20')},28`, `r,${at(4, '08:35')},75`]);
+    const apart = csv([`r,${at(4, '08:20')},12`]);
+    const [r1, r2] = await Promise.all([
+      medge(['glucose', 'report', '--csv', write(dir, 'real.csv', real), '--json']),
+      medge(['glucose', 'report', '--csv', write(dir, 'apart.csv', apart), '--units', 'mg/dL', '--json']),
+    ]);
+    for (const r of [r1, r2]) expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r1.stdout) as Report).subjects[0]!.readings).toBe(303);
+  }, 60_000);
+
+  it('unitMix takes only readings of 35 and more as evidence: two adjacent lows do not confirm each other', () => {
+    const rows = parseCgmCsv(subject('q', [`q,${at(4, '08:00')},12`, `q,${at(4, '08:05')},12.4`]));
+    expect(unitMix(rows, 'mg/dL')).toMatchObject({ row: { line: 302 }, other: { line: 301 } });
+    // With the mg/dL reading that the low is reached from 10 min before it (9.8 mg/dL/min; 216 would be 10.6), it is a real low.
+    const confirmed = parseCgmCsv(csv([...times(3).map((t) => `q,${t},110`), `q,2024-01-01 00:20:00,12`]));
+    expect(unitMix(confirmed, 'mg/dL')).toBeUndefined();
+  });
+});
+
 describe('glucose time forms and columns (QA D5)', () => {
   it('refuses times with and without a UTC offset in one file, naming the first line of the other form', async () => {
     const dir = tempDir();

@@ -115,6 +115,38 @@ describe('glucose monitor', () => {
     expect(feed(g, Array.from({ length: 10 }, () => 270), 140).flatMap((o) => o.alerts)).toEqual([]);
   });
 
+  it('restore: a stored alert keeps its episode open after a restart even where the replayed readings would not (the readings that raised it were evicted)', () => {
+    // A predicted low of the fallback at reading k; readings k and k+1 no longer in the ledger (acknowledged readings are evicted over the disk budget before acknowledged alerts).
+    const readings = falling.map((v, i) => reading(v, i * 5));
+    const first = new GlucoseMonitor('cgm');
+    const out = readings.map((r) => first.push(r));
+    const k = out.findIndex((o) => o.alerts.length > 0);
+    const alert = out[k]!.alerts[0]!;
+    expect(alert.kind).toBe('glucose-predicted-low');
+    const afterRestart = (stored: Alert[]) => {
+      const m = new GlucoseMonitor('cgm');
+      m.restore(readings.slice(0, k), stored);
+      return readings.slice(k + 2).flatMap((r) => m.push(r).alerts.map((a) => a.kind));
+    };
+    expect(afterRestart([alert])).toEqual([]);
+    // Without the stored alert the replay has no episode open: the same low alerted a second time.
+    expect(afterRestart([])).toEqual(['glucose-predicted-low']);
+    // Another sensor's alert keeps nothing open.
+    expect(afterRestart([{ ...alert, sensor: 'other' }])).toEqual(['glucose-predicted-low']);
+    // The sustained high: alerted at reading 24 (120 min), that reading lost; the high goes on.
+    const high = Array.from({ length: 30 }, (_, i) => reading(270, i * 5));
+    const h = new GlucoseMonitor('cgm', forecaster);
+    const hyper = high.map((r) => h.push(r).alerts).flat();
+    expect(hyper.map((a) => a.kind)).toEqual(['hyperglycaemia-sustained']);
+    const restarted = (stored: Alert[]) => {
+      const m = new GlucoseMonitor('cgm', forecaster);
+      m.restore(high.slice(0, 24), stored);
+      return high.slice(25).flatMap((r) => m.push(r).alerts.map((a) => a.kind));
+    };
+    expect(restarted(hyper)).toEqual([]);
+    expect(restarted([])).toEqual(['hyperglycaemia-sustained']);
+  });
+
   it('says plainly that a predicted low and a sustained high were measured hours ago when the readings arrive late', () => {
     // A CGM's last hours downloaded 3 h 10 min after each reading was measured (a receiver read at the clinic).
     const late = (value: number, minute: number): Reading => {

@@ -233,10 +233,12 @@ describe('CGM CSV', () => {
   it('bounds readings to 10-1000 mg/dL in the file\'s unit, and tells mg/dL from mmol/L both ways', () => {
     const rows = (...gl: number[]) => gl.map((g, i) => ({ id: 'a', time: '', t: T0 + i * 5 * MIN, gl: g, line: i + 2 }));
     expect(() => checkGlucoseRange(rows(100, 10, 1000, Number.NaN), 'mg/dL')).not.toThrow();
-    expect(() => checkGlucoseRange(rows(100, 9.9), 'mg/dL')).toThrow(/line 3: .*outside 10-1000 mg\/dL.*--units mmol\/L/);
+    expect(() => checkGlucoseRange(rows(9.9, 9.5), 'mg/dL')).toThrow(/line 2: subject "a": glucose 9\.9 mg\/dL is outside 10-1000 mg\/dL.*if the file is in mmol\/L give --units mmol\/L/);
+    // Next to a reading that is not in doubt, it is a mmol/L reading mixed in: --units mmol/L for the file would be wrong.
+    expect(() => checkGlucoseRange(rows(100, 9.9), 'mg/dL')).toThrow(/line 3: subject "a": .*outside 10-1000 mg\/dL.*its other readings are 35 mg\/dL or more: it looks like a mmol\/L reading \(178 mg\/dL\) mixed in; convert it to mg\/dL \(x 18\.016\) or write NA$/);
     expect(() => checkGlucoseRange(rows(5, 1001), 'mmol/L')).toThrow(/line 3: .*outside/);
     expect(() => checkGlucoseRange(rows(5, 0.6, 55), 'mmol/L')).not.toThrow();
-    expect(() => checkGlucoseRange(rows(5, 100), 'mmol/L')).toThrow(/line 3: glucose 100 mmol\/L is outside 0\.56-55\.5 mmol\/L.*leave out --units mmol\/L/);
+    expect(() => checkGlucoseRange(rows(5, 100), 'mmol/L')).toThrow(/line 3: subject "a": glucose 100 mmol\/L is outside 0\.56-55\.5 mmol\/L.*leave out --units mmol\/L/);
     const mg = Array.from({ length: 20 }, (_, i) => 90 + i);
     expect(mgdlLike(mg)).toEqual({ median: 100, max: 109 });
     expect(mgdlLike(mg.map((v) => v / 18.016))).toBeUndefined();

@@ -142,6 +142,8 @@ describe('PcgMonitor with the shipped model in an inference worker', () => {
         [1_049_000, 1_050_000, true],
       ]);
       expect(out.findings[0]!.evidence).toContain('closed by a stream gap (sample 32000 expected, 80000 came)');
+      // Samples lost at a gap cut the window before it short, as a WAV file cut short is flagged (both gaps); the last one ended with the stream.
+      expect(out.findings.map((f) => f.qualityFlags?.includes('truncated') === true)).toEqual([true, true, false]);
       expect(out.findings[2]).toMatchObject({ label: 'unreadable', qualityFlags: ['too-short'], inputQuality: 0 });
       expect(out.findings[2]!.evidence).toBe('too short: 1.0 s of heart sounds before the stream ended; at least 1.2 s are needed to screen');
     });

@@ -6,15 +6,10 @@
  * unless MEDGE_REQUIRE_SYSTEM=1.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../device-sdk/clock.js';
-import { silentLogger } from '../../device-sdk/log.js';
 import { STREAM_CAPABILITIES } from '../../device-sdk/protocols/stream-frame.js';
-import { createDriver } from '../../device-sdk/sensors/registry.js';
-import type { SerialStreamDriver } from '../../device-sdk/sensors/serial-stream.js';
-import { arraySource, createStreamDevice, LEAD_OFF_RAIL, type StreamDeviceOptionsInput } from '../../simulator/devices/stream-device.js';
+import { arraySource, LEAD_OFF_RAIL, type StreamDeviceOptionsInput } from '../../simulator/devices/stream-device.js';
 import { findSocat, systemAvailable } from '../helpers/pty.js';
-import { waitFor } from '../helpers/wait.js';
-import { RecordingSink, testSignal } from './serial-stream.contract.js';
+import { recordOverPty, testSignal } from './serial-stream.contract.js';
 
 const socatFound = systemAvailable('socat', findSocat() !== undefined, 'socat');
 const SETS = 360 * 6;
@@ -28,18 +23,8 @@ describe.skipIf(!socatFound)('serial-ecg: lead-off and saturation masks (needs s
     cleanups.length = 0;
   });
 
-  async function run(extra: Partial<StreamDeviceOptionsInput>) {
-    const signal = testSignal(SETS, 2);
-    const device = await createStreamDevice({ deviceType: 'ecg', channels: 2, rateHz: 360, source: arraySource(signal, 2), speed: 20, startOn: 'identify', ...extra });
-    cleanups.push(() => device.stop());
-    const driver = createDriver('serial-ecg', 'ecg', { path: device.hostPath }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined }) as SerialStreamDriver;
-    cleanups.push(() => driver.stop());
-    const sink = new RecordingSink();
-    driver.start(sink);
-    await device.ended;
-    await waitFor(() => driver.stats.bytesReceived === device.stats.bytesWritten, 'the driver to receive every byte written');
-    await driver.stop();
-    return { device, sink };
+  function run(extra: Partial<StreamDeviceOptionsInput>) {
+    return recordOverPty({ deviceType: 'ecg', channels: 2, rateHz: 360, source: arraySource(testSignal(SETS, 2), 2), speed: 20, startOn: 'identify', ...extra }, 'serial-ecg', 'ecg', cleanups);
   }
 
   const overlapsOff = (c: { firstSample: number; samples: Int16Array }) => c.firstSample < OFF.fromSample + OFF.samples && c.firstSample + c.samples.length > OFF.fromSample;

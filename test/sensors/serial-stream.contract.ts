@@ -33,6 +33,24 @@ export interface SerialStreamContractOptions {
   speed: number;
 }
 
+/**
+ * Plays `device` (the simulated stream device, on its own pty) into the `driver` for `sensor` until the device
+ * has sent everything and the driver has received every byte, then stops the driver. Both are stopped by
+ * `cleanups` (run them after the test). Returns the device and what the driver delivered.
+ */
+export async function recordOverPty(device: StreamDeviceOptionsInput, driver: SerialStreamContractOptions['driver'], sensor: string, cleanups: Array<() => Promise<void>>): Promise<{ device: SimStreamDevice; sink: RecordingSink }> {
+  const sim = await createStreamDevice(device);
+  cleanups.push(() => sim.stop());
+  const d = createDriver(driver, sensor, { path: sim.hostPath }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined }) as SerialStreamDriver;
+  cleanups.push(() => d.stop());
+  const sink = new RecordingSink();
+  d.start(sink);
+  await sim.ended;
+  await waitFor(() => d.stats.bytesReceived === sim.stats.bytesWritten, 'the driver to receive every byte written');
+  await d.stop();
+  return { device: sim, sink };
+}
+
 /** A sink that keeps everything, and checks that no sample index is delivered twice. */
 export class RecordingSink implements SensorSink {
   readonly chunks: StreamChunk[] = [];

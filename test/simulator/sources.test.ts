@@ -122,7 +122,7 @@ describe('CGM CSV replay', () => {
     expect(() => parseCgmCsv('id,when,gl\n')).toThrow(DecodeError);
     // The reader medge glucose uses: conflicting duplicates and impossible values are refused, not replayed.
     expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,90\nx,2014-02-03 03:42:12,40\n')).toThrow(/line 3: subject "x" has two different readings/);
-    expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,1e308\n')).toThrow(/line 2: glucose 1e\+308 mg\/dL is outside 10-1000 mg\/dL/);
+    expect(() => parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,1e308\n')).toThrow(/line 2: subject "x": glucose 1e\+308 mg\/dL is outside 10-1000 mg\/dL/);
     expect(parseCgmCsv('id,time,gl\nx,2014-02-03 03:42:12,NA\nx,2014-02-03 03:47:12,90\n')[0]?.samples).toEqual([{ tMs: 0, mgdl: 90 }]);
   });
 
@@ -152,6 +152,9 @@ describe('CGM CSV replay', () => {
       // 220 mg/dL for 20 readings, then 12.2 (the same in mmol/L): replayed, a false severe hypo.
       writeFileSync(join(dir, 'mixed.csv'), `id,time,gl\n${times.map((t, k) => `s1,${t},${k < 20 ? 220 : 12.2}`).join('\n')}\n`);
       expect(() => readCgmCsv(join(dir, 'mixed.csv'))).toThrow(/line 22: subject "s1": .*the readings mix mg\/dL and mmol\/L/);
+      // Two mmol/L meter results (12, 13) merged into a mg/dL trace a day after it: replayed, two severe lows of 12-13 mg/dL.
+      writeFileSync(join(dir, 'merged.csv'), `id,time,gl\n${times.map((t, k) => `s1,${t},${120 + k}`).join('\n')}\ns1,2024-03-02 09:00:00,12\ns1,2024-03-02 13:00:00,13\n`);
+      expect(() => readCgmCsv(join(dir, 'merged.csv'))).toThrow(/merged\.csv: line 32: subject "s1": 12 is a severe low of 12 mg\/dL, or 216 mg\/dL in mmol\/L, and no reading of this subject of 35 mg\/dL or more near it tells which/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -45,11 +45,14 @@ export class CgmCsvError extends MedgeError {
   readonly line: number;
   readonly otherLine: number | undefined;
   readonly byteOffset: number | undefined;
-  constructor(line: number, message: string, otherLine?: number, byteOffset?: number) {
+  /** The subject id of the refused row, when the refusal is about one subject's readings (it is in the message too). */
+  readonly subject: string | undefined;
+  constructor(line: number, message: string, otherLine?: number, byteOffset?: number, subject?: string) {
     super('decode', `line ${line}: ${message}`);
     this.line = line;
     this.otherLine = otherLine;
     this.byteOffset = byteOffset;
+    this.subject = subject;
   }
 }
 
@@ -395,6 +398,8 @@ export interface UnitMix {
   /** The subject's reading that shows it (a neighbour, or its first reading in the file's unit). */
   other: CgmRow;
   reason: string;
+  /** What to do, when it is not splitting the file by unit (the reading's unit is in doubt, not known). */
+  fix?: string;
 }
 
 /** Throws `CgmCsvError` at the first row of a subject whose readings mix the units (`unitMix`), naming the fix. */
@@ -404,8 +409,10 @@ export function checkUnitMix(rows: readonly CgmRow[], unit: GlucoseUnit): void {
   const other = unit === 'mg/dL' ? 'mmol/L' : 'mg/dL';
   throw new CgmCsvError(
     mix.row.line,
-    `subject ${shown(mix.row.id)}: ${mix.reason}: the readings mix mg/dL and mmol/L (read as ${unit}, a ${other} reading is a wrong clinical number); split the file so that each has one unit and give --units ${other} for the ${other} one, or convert these rows to ${unit}`,
+    `subject ${shown(mix.row.id)}: ${mix.reason}: ${mix.fix ?? `the readings mix mg/dL and mmol/L (read as ${unit}, a ${other} reading is a wrong clinical number); split the file so that each has one unit and give --units ${other} for the ${other} one, or convert these rows to ${unit}`}`,
     mix.other.line,
+    undefined,
+    mix.row.id,
   );
 }
 
@@ -422,6 +429,12 @@ export function checkUnitMix(rows: readonly CgmRow[], unit: GlucoseUnit): void {
  *   from (or left to) its neighbour faster than `MAX_GLUCOSE_RATE_MG_DL_PER_MIN` while, read as mmol/L, it
  *   continues it. Real mg/dL traces pass: CGMs report 39/40 and up, and a meter's real severe low is a whole
  *   number reached at a physiological rate;
+ * - in mg/dL, a reading below `EITHER_UNIT_BELOW` that no reading of the subject of `EITHER_UNIT_BELOW` or more
+ *   shows to be mg/dL: the nearest such reading before and after it (lows next to it are in the same doubt,
+ *   so they are no evidence) must be reachable from it as mg/dL and not as mmol/L at
+ *   `MAX_GLUCOSE_RATE_MG_DL_PER_MIN` (a meter's 28 mg/dL 20 min after 90 passes: 504 mg/dL cannot follow 90
+ *   so soon). Without that, one or two readings of 12 in a subject's 300 readings around 110 (a meter's mmol/L
+ *   results merged into a mg/dL export, days apart from the trace) would each be a severe hypo of 12 mg/dL;
  * - in mmol/L, a reading of `EITHER_UNIT_BELOW` or more next to readings below it: above any meter's 33.3
  *   mmol/L, it can only be mg/dL.
  */
@@ -476,6 +489,47 @@ export function unitMix(rows: readonly CgmRow[], unit: GlucoseUnit): UnitMix | u
         }
       }
     }
+    const unconfirmed = unconfirmedLow(trace);
+    if (unconfirmed) keep(unconfirmed);
+  }
+  return found;
+}
+
+/** A time difference (ms) as `45 min`, `6 h` or `3 days`. */
+function apart(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  return minutes < 120 ? `${minutes} min` : minutes < 48 * 60 ? `${Math.round(minutes / 60)} h` : `${Math.round(minutes / 1440)} days`;
+}
+
+/**
+ * The first reading (in file order) of a mg/dL subject's `trace` (sorted by time, with readings of
+ * `EITHER_UNIT_BELOW` and more) below `EITHER_UNIT_BELOW` that the nearest of those readings before and after it
+ * do not show to be mg/dL (see `unitMix`), or undefined.
+ */
+function unconfirmedLow(trace: readonly CgmRow[]): UnitMix | undefined {
+  const high = (r: CgmRow | undefined) => r !== undefined && r.gl >= EITHER_UNIT_BELOW;
+  const reachable = (from: number, to: number, minutes: number) => Math.abs(from - to) <= MAX_GLUCOSE_RATE_MG_DL_PER_MIN * minutes;
+  let found: UnitMix | undefined;
+  for (let i = 0; i < trace.length; i++) {
+    const low = trace[i] as CgmRow;
+    if (high(low) || (found !== undefined && found.row.line < low.line)) continue;
+    let before = i - 1;
+    while (before >= 0 && !high(trace[before])) before--;
+    let after = i + 1;
+    while (after < trace.length && !high(trace[after])) after++;
+    const near = [trace[before], trace[after]].filter((r): r is CgmRow => r !== undefined);
+    const confirmed = near.some((h) => {
+      const minutes = Math.abs(h.t - low.t) / 60_000;
+      return reachable(h.gl, low.gl, minutes) && !reachable(h.gl, low.gl * MG_DL_PER_MMOL_L, minutes);
+    });
+    if (confirmed) continue;
+    const nearest = near.reduce((a, b) => (Math.abs(b.t - low.t) < Math.abs(a.t - low.t) ? b : a));
+    found = {
+      row: low,
+      other: nearest,
+      reason: `${low.gl} is a severe low of ${low.gl} mg/dL, or ${(low.gl * MG_DL_PER_MMOL_L).toFixed(0)} mg/dL in mmol/L, and no reading of this subject of ${EITHER_UNIT_BELOW} mg/dL or more near it tells which (the nearest, ${nearest.gl} at line ${nearest.line}, is ${apart(Math.abs(nearest.t - low.t))} ${nearest.t < low.t ? 'earlier' : 'later'}; a real low is reached from and left to readings around it at no more than ${MAX_GLUCOSE_RATE_MG_DL_PER_MIN} mg/dL/min)`,
+      fix: `the readings may mix mg/dL and mmol/L (read as mg/dL, a mmol/L reading is a false severe hypo): convert it to mg/dL (x ${MG_DL_PER_MMOL_L}) if it is mmol/L, or write NA if its unit is not known; a real low that no reading near it shows can be analysed apart, in a file of its own with --units mg/dL`,
+    };
   }
   return found;
 }
@@ -494,13 +548,23 @@ export const GLUCOSE_RANGE_MG_DL: readonly [number, number] = Object.freeze([10,
 export function checkGlucoseRange(rows: readonly CgmRow[], unit: GlucoseUnit): void {
   const [lo, hi] = GLUCOSE_RANGE_MG_DL;
   const scale = unit === 'mg/dL' ? 1 : MG_DL_PER_MMOL_L;
-  for (const r of rows) {
-    const mgdl = r.gl * scale;
-    if (!(mgdl < lo || mgdl > hi)) continue;
-    const range = unit === 'mg/dL' ? `${lo}-${hi} mg/dL` : `${(lo / MG_DL_PER_MMOL_L).toFixed(2)}-${(hi / MG_DL_PER_MMOL_L).toFixed(1)} mmol/L (${lo}-${hi} mg/dL)`;
-    const hint = unit === 'mg/dL' ? (mgdl < lo ? '; if the file is in mmol/L give --units mmol/L' : '') : mgdl > hi ? '; if the file is in mg/dL leave out --units mmol/L' : '';
-    throw new CgmCsvError(r.line, `glucose ${r.gl} ${unit} is outside ${range}, what any glucose meter or CGM can report: fix or remove the row${hint}`);
-  }
+  const bad = rows.find((r) => r.gl * scale < lo || r.gl * scale > hi);
+  if (bad === undefined) return;
+  const mgdl = bad.gl * scale;
+  const range = unit === 'mg/dL' ? `${lo}-${hi} mg/dL` : `${(lo / MG_DL_PER_MMOL_L).toFixed(2)}-${(hi / MG_DL_PER_MMOL_L).toFixed(1)} mmol/L (${lo}-${hi} mg/dL)`;
+  // Below the range in a mg/dL subject whose other readings are not in doubt, and a glucose level read as mmol/L:
+  // a mmol/L reading mixed in, not a file in mmol/L (the whole-file hint would send the user the wrong way).
+  const mixedIn = unit === 'mg/dL' && mgdl < lo && mgdl * MG_DL_PER_MMOL_L >= lo && rows.some((r) => r.id === bad.id && r.gl >= EITHER_UNIT_BELOW);
+  const hint = mixedIn
+    ? `; its other readings are ${EITHER_UNIT_BELOW} mg/dL or more: it looks like a mmol/L reading (${(mgdl * MG_DL_PER_MMOL_L).toFixed(0)} mg/dL) mixed in; convert it to mg/dL (x ${MG_DL_PER_MMOL_L}) or write NA`
+    : unit === 'mg/dL'
+      ? mgdl < lo
+        ? '; if the file is in mmol/L give --units mmol/L'
+        : ''
+      : mgdl > hi
+        ? '; if the file is in mg/dL leave out --units mmol/L'
+        : '';
+  throw new CgmCsvError(bad.line, `subject ${shown(bad.id)}: glucose ${bad.gl} ${unit} is outside ${range}, what any glucose meter or CGM can report: fix or remove the row${hint}`, undefined, undefined, bad.id);
 }
 
 /**
