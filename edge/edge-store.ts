@@ -6,6 +6,7 @@ import type { RecordKind } from '../device-sdk/records.js';
 import type { Migration } from '../device-sdk/store/migrations.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
+import { DUPLICATE_DEVICE_ID } from './duplicate-device-id.js';
 
 export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
   {
@@ -35,6 +36,13 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
       db.exec(`CREATE TABLE conflicts (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, kind TEXT NOT NULL, seq INTEGER NOT NULL, site TEXT NOT NULL,
         boot_id TEXT NOT NULL, t_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, body BLOB NOT NULL, body_sha256 TEXT NOT NULL,
         UNIQUE (device_id, kind, seq, boot_id, t_ms, body_sha256))`),
+  },
+  {
+    version: 3,
+    name: 'duplicate device ids: batches of one deviceId alternating between two live boots',
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE duplicate_device_ids (device_id TEXT PRIMARY KEY, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+        boot_ids TEXT NOT NULL /* JSON array: the last two */)`),
   },
 ]);
 
@@ -88,6 +96,11 @@ export interface EdgeStats {
   rejected: Record<string, number>;
   /** Records kept in `conflicts` per device and kind: a device reused seqs. An operator must look at them. */
   conflicts: Record<string, Partial<Record<RecordKind, number>>>;
+  /**
+   * Device ids whose batches alternated between two boots running at once (two boards with one id),
+   * counted per switch back (`duplicate-device-id`), with the last two boot ids and when (edge ms).
+   */
+  duplicateDeviceIds: Record<string, { count: number; bootIds: string[]; firstMs: number; lastMs: number }>;
 }
 
 /** Counter (in `rejected`) of records kept in `conflicts`. */
@@ -128,6 +141,7 @@ export class EdgeStore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly commitTx: (input: CommitInput, now: number) => CommitResult;
+  private readonly countDuplicateTx: (deviceId: string, bootIds: string, now: number) => void;
 
   constructor(dataDir: string) {
     makeDirs(dataDir);
@@ -153,6 +167,12 @@ export class EdgeStore {
     const keepConflict = this.db.prepare(
       'INSERT OR IGNORE INTO conflicts (device_id, kind, seq, site, boot_id, t_ms, received_ms, body, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    const upsertDuplicate = this.db.prepare(`INSERT INTO duplicate_device_ids (device_id, count, first_ms, last_ms, boot_ids) VALUES (?, 1, ?, ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms, boot_ids = excluded.boot_ids`);
+    this.countDuplicateTx = this.db.transaction((deviceId: string, bootIds: string, now: number) => {
+      upsertDuplicate.run(deviceId, now, now, bootIds);
+      countRejected.run(DUPLICATE_DEVICE_ID, 1);
+    });
     this.commitTx = this.db.transaction((input: CommitInput, now: number): CommitResult => {
       const { deviceId, kind } = input;
       let inserted = 0;
@@ -210,6 +230,11 @@ export class EdgeStore {
     return this.commitTx(input, now);
   }
 
+  /** Counts a batch of `deviceId` that switched back to another live boot (`DuplicateDeviceIdWatch`), under the device and as `duplicate-device-id`. */
+  countDuplicateDeviceId(deviceId: string, bootIds: readonly string[], now = Date.now()): void {
+    this.countDuplicateTx(deviceId, JSON.stringify(bootIds), now);
+  }
+
   countRejected(reason: string): void {
     this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET count = count + 1').run(reason);
   }
@@ -265,9 +290,9 @@ function readStats(db: Database.Database): EdgeStats {
     rejected[row.reason] = row.count;
   }
   const conflicts: EdgeStats['conflicts'] = {};
-  // A store not yet opened by this build (read-only here) has no conflicts table.
-  const hasConflicts = db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'").pluck().get() === 1;
-  for (const row of !hasConflicts ? [] : db.prepare('SELECT device_id, kind, COUNT(*) AS n FROM conflicts GROUP BY device_id, kind ORDER BY device_id, kind').all() as {
+  // A store not yet opened by this build (read-only here) lacks the newer tables.
+  const hasTable = (name: string) => db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(name) === 1;
+  for (const row of !hasTable('conflicts') ? [] : db.prepare('SELECT device_id, kind, COUNT(*) AS n FROM conflicts GROUP BY device_id, kind ORDER BY device_id, kind').all() as {
     device_id: string;
     kind: RecordKind;
     n: number;
@@ -275,7 +300,17 @@ function readStats(db: Database.Database): EdgeStats {
     conflicts[row.device_id] ??= {};
     (conflicts[row.device_id] as Partial<Record<RecordKind, number>>)[row.kind] = row.n;
   }
-  return { devices, rejected, conflicts };
+  const duplicateDeviceIds: EdgeStats['duplicateDeviceIds'] = {};
+  for (const row of !hasTable('duplicate_device_ids') ? [] : db.prepare('SELECT device_id, count, first_ms, last_ms, boot_ids FROM duplicate_device_ids ORDER BY device_id').all() as {
+    device_id: string;
+    count: number;
+    first_ms: number;
+    last_ms: number;
+    boot_ids: string;
+  }[]) {
+    duplicateDeviceIds[row.device_id] = { count: row.count, bootIds: JSON.parse(row.boot_ids) as string[], firstMs: row.first_ms, lastMs: row.last_ms };
+  }
+  return { devices, rejected, conflicts, duplicateDeviceIds };
 }
 
 /** Reads the stats of an edge data directory without disturbing a running edge (read-only, WAL). */

@@ -4,7 +4,7 @@ import { type Clock, type ClockTimer, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { decodeAck } from '../proto/index.js';
-import { RECORD_KINDS, type RecordKind } from '../records.js';
+import { type Alert, RECORD_KINDS, type RecordKind } from '../records.js';
 import type { OutboxStore } from '../store/outbox-store.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { buildBatch } from './batch.js';
@@ -30,6 +30,19 @@ export interface UplinkOptions {
   /** The slowest link a batch's transmission time is allowed for (bytes/s); see `ackTimeoutMs`. */
   slowLinkBytesPerSec: number;
   backoff: BackoffOptions;
+  /**
+   * A connection up at least this long (and at least twice `backoff.maxMs`) is stable: only then does
+   * the reconnect backoff start again from `backoff.initialMs`, and the count of short sessions end.
+   */
+  stableSessionMs: number;
+  /**
+   * Connections in a row that the broker closed before they were stable, without an error on this side,
+   * that make the uplink take its MQTT session as taken over by another board with this deviceId: it
+   * then raises `sync-device-id-in-use` and reconnects with the full `backoff.maxMs` ceiling.
+   */
+  takeoverAfter: number;
+  /** `sync-device-id-in-use` is raised at most once this long (ms) while the takeovers go on. */
+  takeoverAlertRepeatMs: number;
   /** How often acknowledged records past retention are compacted (ms). */
   compactIntervalMs: number;
   /** zlib level of batch compression: 1 is fastest, 9 smallest (metered links). */
@@ -54,6 +67,9 @@ export const DEFAULT_UPLINK_OPTIONS: Readonly<Omit<UplinkOptions, 'url'>> = Obje
   ackTimeoutMs: 10_000,
   slowLinkBytesPerSec: 4096,
   backoff: DEFAULT_BACKOFF,
+  stableSessionMs: 60_000,
+  takeoverAfter: 3,
+  takeoverAlertRepeatMs: 3_600_000,
   compactIntervalMs: 5_000,
   compressionLevel: 6,
   mqtt: {},
@@ -81,10 +97,15 @@ interface InFlight {
   transmitted: boolean;
 }
 
+/** The alert (severity 2) of a board whose MQTT session another board with its deviceId keeps taking over. */
+export const SYNC_DEVICE_ID_IN_USE = 'sync-device-id-in-use';
+
 export interface UplinkEvents {
   state: [UplinkState];
   ack: [{ kind: RecordKind; upToSeq: number }];
   drained: [];
+  /** A `sync-device-id-in-use` alert for the runtime to store and raise locally (the uplink stores nothing itself). */
+  alert: [Alert];
 }
 
 /**
@@ -121,6 +142,12 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   /** Monotonic time of the last PUBACK or ack on the current connection. */
   private lastProgress = 0;
   private running = false;
+  /** Monotonic time the current connection became `connected`. */
+  private connectedAt: number | undefined;
+  /** Connections in a row the broker closed before they were stable (see `takeoverAfter`). */
+  private shortSessions = 0;
+  /** Monotonic time of the last `sync-device-id-in-use` alert. */
+  private takeoverAlertAt: number | undefined;
   private unsubscribeStore: (() => void) | undefined;
   lastAckMs: number | undefined;
 
@@ -230,7 +257,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       disableNagle(client);
       client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
         if (error || client !== this.client) return this.onLost(client, 'subscribe failed');
-        this.attempt = 0;
+        this.connectedAt = this.options.clock.monotonic();
         this.lastProgress = 0;
         this.resetCursors();
         this.resendNewestAcked();
@@ -251,6 +278,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (this.ackTimer) this.options.clock.clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     if (!this.running) return;
+    this.noteSessionEnd(why);
     const delay = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
     this.log.info({ why, retryInMs: delay, attempt: this.attempt }, 'uplink lost, backing off');
     this.setState('backoff');
@@ -258,6 +286,47 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       this.retryTimer = undefined;
       this.connect();
     }, delay);
+  }
+
+  /**
+   * Backoff and takeover bookkeeping when a connection ends. Two boards with one deviceId use one MQTT
+   * client id, and a broker closes the older session when the other connects: neither aedes nor
+   * Mosquitto 2.0 sends the evicted MQTT 3.1.1 client a reason (Mosquitto 2.0.11 sends no DISCONNECT 142
+   * to MQTT 5 clients either; aedes speaks no MQTT 5), so the signal is the broker closing connections
+   * that had just come up, again and again. QA saw 30 s of such takeovers: the backoff restarted from
+   * `initialMs` on every connect, and the boards reconnected and resent hundreds of times.
+   */
+  private noteSessionEnd(why: string): void {
+    const o = this.options;
+    const upFor = this.connectedAt === undefined ? undefined : o.clock.monotonic() - this.connectedAt;
+    this.connectedAt = undefined;
+    if (upFor === undefined) return;
+    // A takeover session lasts until the other board reconnects, at most `backoff.maxMs` after it was evicted.
+    if (upFor >= Math.max(o.stableSessionMs, 2 * o.backoff.maxMs)) {
+      this.attempt = 0;
+      this.shortSessions = 0;
+      return;
+    }
+    if (why !== 'closed') return;
+    this.shortSessions += 1;
+    if (this.shortSessions < o.takeoverAfter) return;
+    // Reconnect with the full ceiling: the other board then gets long turns, and both sync, slowly.
+    this.attempt = Math.max(this.attempt, Math.ceil(Math.log2(o.backoff.maxMs / o.backoff.initialMs)));
+    const now = o.clock.monotonic();
+    if (this.takeoverAlertAt !== undefined && now - this.takeoverAlertAt < o.takeoverAlertRepeatMs) return;
+    this.takeoverAlertAt = now;
+    const deviceId = this.store.deviceId;
+    this.log.error({ deviceId, shortSessions: this.shortSessions }, 'the broker keeps closing this board\'s session: another board is most likely using its device id');
+    this.emit('alert', {
+      kind: SYNC_DEVICE_ID_IN_USE,
+      severity: 2,
+      t: o.clock.now(),
+      message:
+        `Another board seems to use this board's device id "${deviceId}": the edge has closed ${this.shortSessions} connections in a row ` +
+        `shortly after they opened, as it does when a second board connects under the same id. No records are lost: this board keeps ` +
+        `all of them until the edge confirms them, and the edge keeps both boards' records apart. Sync is slowed down until it stops. ` +
+        `Ask the device maker or technician to give each board its own device id (deviceId in the board's config).`,
+    });
   }
 
   private onMessage(topic: string, payload: Buffer): void {

@@ -35,7 +35,10 @@ refuses clear payloads from every device that has a wire key (counted as 'auth')
 reason. It reads the store without disturbing a running edge. 'seq-conflict' counts records kept
 apart in the store's conflicts table because their seq was already stored with other content (a
 new or restored ledger under an existing deviceId, or two devices with one id): nothing is lost, but
-an operator must give one of the devices a new id and reconcile them.
+an operator must give one of the devices a new id and reconcile them. 'duplicate-device-id' counts
+batches of one deviceId that switched back to another boot still sending (two boards running with
+one id, evicting each other's MQTT session; a reboot switches once and is not counted): the boards
+keep their records, but one of them needs its own id.
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -132,6 +135,10 @@ function edgeStats(args: string[]): number {
     lines.push(
       `SEQ CONFLICTS (records that reuse a stored seq with other content: a new or restored ledger under an existing deviceId, or two devices with one id; kept in the conflicts table of ${edgeDatabasePath(values.data)}): ${conflicts.join(', ')}`,
     );
+  }
+  const duplicates = Object.entries(stats.duplicateDeviceIds).map(([device, d]) => `${device} ${d.count} (boots ${d.bootIds.join(', ')})`);
+  if (duplicates.length > 0) {
+    lines.push(`DUPLICATE DEVICE IDS (batches alternating between two boards running with one deviceId; they evict each other's MQTT session, give one a new id): ${duplicates.join(', ')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
