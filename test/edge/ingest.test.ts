@@ -260,6 +260,8 @@ describe('Ingest on a real EdgeStore', () => {
     expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 3, range(4, 6)))).upToSeq).toBe(0);
     expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 3)))).upToSeq).toBe(6);
     expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([0, 6]);
+    // Each ack names the batch it answers: the first says the edge holds (3, 6] ahead of the gap.
+    expect(h.acks.map((a) => a.ack.batchLastSeq)).toEqual([6, 3]);
     // Acks are per kind: another kind of the same device starts from 0.
     expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 1, [2]))).upToSeq).toBe(0);
   });
