@@ -39,6 +39,18 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
   },
   {
     version: 3,
+    name: "conflict resolutions: an operator's settlement of a kept conflict (who, when, why, which choice)",
+    // One settlement per conflict, final; neither a conflict nor its settlement is ever deleted or changed.
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE conflict_resolutions (conflict_id INTEGER PRIMARY KEY REFERENCES conflicts (id),
+          choice TEXT NOT NULL CHECK (choice IN ('keep-stored', 'import')), operator TEXT NOT NULL, reason TEXT NOT NULL, resolved_ms INTEGER NOT NULL);
+        CREATE TRIGGER conflicts_kept BEFORE DELETE ON conflicts BEGIN SELECT RAISE(ABORT, 'conflicts are clinical records: never deleted'); END;
+        CREATE TRIGGER conflicts_unchanged BEFORE UPDATE ON conflicts BEGIN SELECT RAISE(ABORT, 'conflicts are clinical records: never changed'); END;
+        CREATE TRIGGER conflict_resolutions_final_update BEFORE UPDATE ON conflict_resolutions BEGIN SELECT RAISE(ABORT, 'a conflict resolution is final'); END;
+        CREATE TRIGGER conflict_resolutions_final_delete BEFORE DELETE ON conflict_resolutions BEGIN SELECT RAISE(ABORT, 'a conflict resolution is final'); END;`),
+  },
+  {
+    version: 4,
     name: 'duplicate device ids: batches of one deviceId alternating between two live boots',
     up: (db: Database.Database) =>
       db.exec(`CREATE TABLE duplicate_device_ids (device_id TEXT PRIMARY KEY, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
@@ -101,6 +113,19 @@ export interface EdgeStats {
    * counted per switch back (`duplicate-device-id`), with the last two boot ids and when (edge ms).
    */
   duplicateDeviceIds: Record<string, { count: number; bootIds: string[]; firstMs: number; lastMs: number }>;
+  /** Of `conflicts`, those no operator has settled yet (`medge edge conflicts resolve`); resolved = conflicts - open. */
+  openConflicts: Record<string, Partial<Record<RecordKind, number>>>;
+}
+
+/** A row of `records` (and the same columns of `conflicts`) as SQLite returns it. */
+export interface RecordRow {
+  device_id: string;
+  kind: RecordKind;
+  seq: number;
+  site: string;
+  boot_id: string;
+  t_ms: number;
+  body: Buffer;
 }
 
 /** Counter (in `rejected`) of records kept in `conflicts`. */
@@ -290,18 +315,13 @@ function readStats(db: Database.Database): EdgeStats {
     rejected[row.reason] = row.count;
   }
   const conflicts: EdgeStats['conflicts'] = {};
-  // A store not yet opened by this build (read-only here) lacks the newer tables.
-  const hasTable = (name: string) => db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(name) === 1;
-  for (const row of !hasTable('conflicts') ? [] : db.prepare('SELECT device_id, kind, COUNT(*) AS n FROM conflicts GROUP BY device_id, kind ORDER BY device_id, kind').all() as {
-    device_id: string;
-    kind: RecordKind;
-    n: number;
-  }[]) {
-    conflicts[row.device_id] ??= {};
-    (conflicts[row.device_id] as Partial<Record<RecordKind, number>>)[row.kind] = row.n;
+  const openConflicts: EdgeStats['openConflicts'] = {};
+  for (const row of conflictCounts(db)) {
+    (conflicts[row.device_id] ??= {})[row.kind] = row.n;
+    if (row.open > 0) (openConflicts[row.device_id] ??= {})[row.kind] = row.open;
   }
   const duplicateDeviceIds: EdgeStats['duplicateDeviceIds'] = {};
-  for (const row of !hasTable('duplicate_device_ids') ? [] : db.prepare('SELECT device_id, count, first_ms, last_ms, boot_ids FROM duplicate_device_ids ORDER BY device_id').all() as {
+  for (const row of !hasTable(db, 'duplicate_device_ids') ? [] : db.prepare('SELECT device_id, count, first_ms, last_ms, boot_ids FROM duplicate_device_ids ORDER BY device_id').all() as {
     device_id: string;
     count: number;
     first_ms: number;
@@ -310,7 +330,22 @@ function readStats(db: Database.Database): EdgeStats {
   }[]) {
     duplicateDeviceIds[row.device_id] = { count: row.count, bootIds: JSON.parse(row.boot_ids) as string[], firstMs: row.first_ms, lastMs: row.last_ms };
   }
-  return { devices, rejected, conflicts, duplicateDeviceIds };
+  return { devices, rejected, conflicts, openConflicts, duplicateDeviceIds };
+}
+
+/** Whether the database has `table` (a store not yet opened by this build, read here read-only, lacks the newer ones). */
+export function hasTable(db: Database.Database, table: string): boolean {
+  return db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?").pluck().get(table) === 1;
+}
+
+/** Kept and open (not yet resolved) conflicts per device and kind. */
+function conflictCounts(db: Database.Database): { device_id: string; kind: RecordKind; n: number; open: number }[] {
+  if (!hasTable(db, 'conflicts')) return [];
+  const resolved = hasTable(db, 'conflict_resolutions') ? 'COUNT(r.conflict_id)' : '0';
+  const join = hasTable(db, 'conflict_resolutions') ? 'LEFT JOIN conflict_resolutions r ON r.conflict_id = c.id' : '';
+  return db
+    .prepare(`SELECT c.device_id, c.kind, COUNT(*) AS n, COUNT(*) - ${resolved} AS open FROM conflicts c ${join} GROUP BY c.device_id, c.kind ORDER BY c.device_id, c.kind`)
+    .all() as { device_id: string; kind: RecordKind; n: number; open: number }[];
 }
 
 /** Reads the stats of an edge data directory without disturbing a running edge (read-only, WAL). */

@@ -7,6 +7,25 @@ export {
   EmbeddedBroker,
   type EmbeddedBrokerOptions,
 } from './broker.js';
+export {
+  CONFLICT_CHOICES,
+  CONFLICT_RESOLUTION_LIMITS,
+  type ConflictChoice,
+  type ConflictEntry,
+  type ConflictFilter,
+  type ConflictProblem,
+  type ConflictResolution,
+  ConflictResolutionError,
+  type ConflictSide,
+  type ConflictTarget,
+  conflictVariant,
+  listConflicts,
+  readConflicts,
+  type RecordSummary,
+  resolveConflicts,
+  resolveStoredConflicts,
+  summarizeRecord,
+} from './conflicts.js';
 export { DEFAULT_EDGE_OPTIONS, EdgeNode, type EdgeNodeOptions } from './edge-node.js';
 export { type CommitInput, type CommitResult, type ConflictRecord, EDGE_MIGRATIONS, type EdgeStats, EdgeStore, edgeDatabasePath, readEdgeStats, SEQ_CONFLICT } from './edge-store.js';
 export { type AckPublisher, Ingest, type IngestOutcome } from './ingest.js';

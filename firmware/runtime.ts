@@ -405,11 +405,6 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   /**
-   * Stores what an analyzer gave and raises its alerts (derived readings are not counted in a sensor's
-   * rate); findings without a sensor name `sensor`, the sensor of the chunk or reading that produced
-   * them (a flush or a timer names its own).
-   */
-  /**
    * Runs one step of an analysis on data already stored. An exception there is logged and raised as
    * `analysis-error` (severity 2: that sensor's data are not being analysed), at most once per analysis
    * and sensor every `ANALYSIS_ERROR_REPEAT_MS`; it never stops storage, the other analyses or the link
@@ -420,25 +415,40 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     try {
       out = step();
     } catch (error) {
-      const key = `${a.name}|${sensor}`;
-      const now = this.clock.now();
-      const last = this.analysisErrors.get(key);
-      const message = error instanceof Error ? error.message : String(error);
-      this.log.error({ analyzer: a.name, sensor, err: message }, 'analysis failed on its input; the data are stored');
-      if (last !== undefined && now - last < ANALYSIS_ERROR_REPEAT_MS && now >= last) return;
-      this.analysisErrors.set(key, now);
-      this.raise({
-        kind: ANALYSIS_ERROR,
-        severity: 2,
-        t: now,
-        sensor,
-        message: `The ${a.name} analysis of sensor ${sensor} failed on the data it received (${message.slice(0, 300)}). The data are stored; until the analysis runs again there are no findings or alarms from it: check the device's settings.`,
-      });
+      this.analysisFailed(a, sensor, error);
       return;
     }
     this.take(out, sensor);
   }
 
+  /**
+   * Logs an analysis step that threw and raises `analysis-error` for it (see `analyze`). `sensor` is
+   * undefined for a flush of every sensor (at stop).
+   */
+  private analysisFailed(a: Analyzer, sensor: string | undefined, error: unknown): void {
+    const key = `${a.name}|${sensor ?? '*'}`;
+    const now = this.clock.now();
+    const last = this.analysisErrors.get(key);
+    const message = error instanceof Error ? error.message : String(error);
+    this.log.error({ analyzer: a.name, sensor, err: message }, 'analysis failed on its input; the data are stored');
+    if (this.storeClosed) return;
+    if (last !== undefined && now - last < ANALYSIS_ERROR_REPEAT_MS && now >= last) return;
+    this.analysisErrors.set(key, now);
+    const which = sensor === undefined ? 'every sensor' : `sensor ${sensor}`;
+    this.raise({
+      kind: ANALYSIS_ERROR,
+      severity: 2,
+      t: now,
+      ...(sensor === undefined ? {} : { sensor }),
+      message: `The ${a.name} analysis of ${which} failed on the data it received (${message.slice(0, 300)}). The data are stored; until the analysis runs again there are no findings or alarms from it: check the device's settings.`,
+    });
+  }
+
+  /**
+   * Stores what an analyzer gave and raises its alerts (derived readings are not counted in a sensor's
+   * rate); findings without a sensor name `sensor`, the sensor of the chunk or reading that produced
+   * them (a flush or a timer names its own).
+   */
   private take(out: AnalyzerOutput | undefined, sensor?: string): void {
     if (!out) return;
     const named = (f: Finding) => (f.sensor === undefined && sensor !== undefined ? { ...f, sensor } : f);
@@ -526,7 +536,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
           const out = await a.flush?.(sensor);
           if (!this.storeClosed) this.take(out);
         } catch (error) {
-          this.log.error({ analyzer: a.name, sensor, err: (error as Error).message }, 'analysis flush failed');
+          // What the analyzer buffered for the recording was not analysed: said like any other analysis failure.
+          this.analysisFailed(a, sensor, error);
         }
       }
     });

@@ -81,7 +81,7 @@ export function renderRuntimeScreen(status: DemoStatus, options: RuntimeScreenOp
   const rejected = Object.entries(edge.rejected).filter(([why, n]) => n > 0 && why !== SEQ_CONFLICT);
   const rejectedCount = rejected.reduce((sum, [, n]) => sum + n, 0);
   const rejectedText = `rejected ${rejectedCount}${rejected.length > 0 ? ` (${rejected.map(([why, n]) => `${why} ${n}`).join(', ')})` : ''}`;
-  const conflictText = seqConflicts > 0 ? `  ${paint('red', `seq conflicts ${seqConflicts} (kept apart; see medge edge stats)`)}` : '';
+  const conflictText = seqConflicts > 0 ? `  ${paint('red', `seq conflicts ${seqConflicts} (kept apart; review with medge edge conflicts)`)}` : '';
   const lines = [
     head.join('  '),
     `${label('edge    ')}${edge.url}  broker ${edge.brokerUp ? paint('green', 'up') : paint('red', 'down')}  ${

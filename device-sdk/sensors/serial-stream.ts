@@ -160,6 +160,8 @@ export class SerialStreamDriver implements SensorDriver {
   private hostSeq = 0;
   private identifyTimer: ClockTimer | undefined;
   private idleTimer: ClockTimer | undefined;
+  /** Clock time of the last byte received (`armIdleFlush`). */
+  private lastByteAt = 0;
   // Stream index bookkeeping (§5.4).
   private expectedDevice: number | undefined;
   private offset = 0;
@@ -230,14 +232,9 @@ export class SerialStreamDriver implements SensorDriver {
     try {
       for await (const chunk of transport) {
         this.counters.bytesReceived += chunk.length;
-        this.clearIdleTimer();
+        this.lastByteAt = this.clock.now();
         this.handle(this.framer.push(chunk));
-        if (this.framer.bufferedBytes > 0) {
-          this.idleTimer = this.clock.setTimeout(() => {
-            this.idleTimer = undefined;
-            if (!this.stopped && this.sink) this.handle(this.framer.flush());
-          }, SERIAL_IDLE_FLUSH_MS);
-        }
+        if (this.framer.bufferedBytes > 0 && !this.idleTimer) this.armIdleFlush(SERIAL_IDLE_FLUSH_MS);
       }
     } catch (error) {
       if (!isCanceled(error)) this.log.warn({ err: (error as Error).message }, 'serial link lost');
@@ -268,6 +265,21 @@ export class SerialStreamDriver implements SensorDriver {
   private clearIdentifyTimer(): void {
     if (this.identifyTimer) this.clock.clearTimeout(this.identifyTimer);
     this.identifyTimer = undefined;
+  }
+
+  /**
+   * Flushes the framer once no byte has come for `SERIAL_IDLE_FLUSH_MS`. One timer, armed when bytes are
+   * left in the framer and none is armed; when it fires early (bytes came since), it re-arms for the rest
+   * of the quiet time instead of being re-armed on every transport chunk.
+   */
+  private armIdleFlush(afterMs: number): void {
+    this.idleTimer = this.clock.setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.stopped || !this.sink || this.framer.bufferedBytes === 0) return;
+      const quietMs = this.clock.now() - this.lastByteAt;
+      if (quietMs >= 0 && quietMs < SERIAL_IDLE_FLUSH_MS) this.armIdleFlush(SERIAL_IDLE_FLUSH_MS - quietMs);
+      else this.handle(this.framer.flush());
+    }, afterMs);
   }
 
   private clearIdleTimer(): void {

@@ -9,9 +9,10 @@
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { decodeBody } from '../../device-sdk/proto/index.js';
-import type { Alert, Finding, Reading, RecordKind, StreamChunk } from '../../device-sdk/records.js';
+import type { Alert, Finding, Reading, StreamChunk } from '../../device-sdk/records.js';
 import { withReadOnlyDatabase } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { edgeDatabasePath } from '../edge-store.js';
+import { conflictVariant, importedRecordsSql } from '../conflicts.js';
+import { edgeDatabasePath, type RecordRow } from '../edge-store.js';
 import {
   type DeviceInfo,
   deviceResource,
@@ -41,18 +42,25 @@ export interface ExportOptions {
   now?: number;
 }
 
-interface Row {
-  device_id: string;
-  kind: RecordKind;
-  seq: number;
-  site: string;
-  boot_id: string;
-  t_ms: number;
-  body: Buffer;
+interface Row extends RecordRow {
+  /** Set (non-null) only for a seq-conflict record an operator imported. */
+  body_sha256: string | null;
 }
 
 function toRecord<T>(row: Row, body: T): StoredRecord<T> {
-  return { deviceId: row.device_id, site: row.site, bootId: row.boot_id, seq: row.seq, tMs: row.t_ms, body };
+  const record: StoredRecord<T> = { deviceId: row.device_id, site: row.site, bootId: row.boot_id, seq: row.seq, tMs: row.t_ms, body };
+  if (row.body_sha256 !== null) record.variant = conflictVariant(row.boot_id, row.t_ms, row.body_sha256);
+  return record;
+}
+
+/**
+ * The records to export as SQL: `records` (unique by device, kind and seq: each once) and the seq-conflict
+ * records an operator imported (each settled once, `edge/conflicts.ts`), which carry their body hash.
+ */
+function exportedRecordsSql(db: Database.Database): string {
+  const stored = 'SELECT device_id, kind, seq, site, boot_id, t_ms, body, NULL AS body_sha256 FROM records';
+  const imported = importedRecordsSql(db);
+  return imported === undefined ? stored : `${stored} UNION ALL ${imported}`;
 }
 
 /** The resources of an open edge database. */
@@ -93,7 +101,8 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
     if (!d.sensors.includes(sensor)) d.sensors.push(sensor);
   };
 
-  const clinical = db.prepare("SELECT device_id, kind, seq, site, boot_id, t_ms, body FROM records WHERE kind IN ('reading', 'finding', 'alert') AND t_ms >= ? ORDER BY device_id, t_ms, kind, seq");
+  const source = exportedRecordsSql(db);
+  const clinical = db.prepare(`SELECT * FROM (${source}) WHERE kind IN ('reading', 'finding', 'alert') AND t_ms >= ? ORDER BY device_id, t_ms, kind, seq, body_sha256`);
   for (const row of clinical.iterate(since) as Iterable<Row>) {
     const d = deviceOf(row);
     const s = sessionOf(row);
@@ -135,18 +144,20 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
 
   // ECG waveform excerpts: the chunks that overlap a window around each ECG finding or alert.
   if (windowMs > 0) {
-    const chunks = db.prepare("SELECT device_id, kind, seq, site, boot_id, t_ms, body FROM records WHERE kind = 'chunk' AND device_id = ? AND boot_id = ? AND t_ms BETWEEN ? AND ? ORDER BY seq");
+    const chunks = db.prepare(`SELECT * FROM (${source}) WHERE kind = 'chunk' AND device_id = ? AND boot_id = ? AND t_ms BETWEEN ? AND ? ORDER BY seq, body_sha256`);
     for (const [key, moments] of ecgMoments) {
       const s = sessions.get(key);
       if (!s) continue;
-      const taken = new Set<number>();
+      /** Chunks already excerpted, by seq and (for an imported conflict record) body hash. */
+      const taken = new Set<string>();
+      const chunkKey = (row: Row) => `${row.seq}\u0000${row.body_sha256 ?? ''}`;
       let takenMs = 0;
       for (const { t } of moments.sort((a, b) => b.rank - a.rank || a.t - b.t)) {
         if (takenMs >= maxWaveformMs) break;
         // Chunks are stored when they end, so look a little past the window too.
         const near: { row: Row; c: StreamChunk; distance: number; ms: number }[] = [];
         for (const row of chunks.iterate(s.deviceId, s.bootId, t - windowMs, t + 2 * windowMs) as Iterable<Row>) {
-          if (taken.has(row.seq)) continue;
+          if (taken.has(chunkKey(row))) continue;
           const c = decodeBody('chunk', row.body) as StreamChunk;
           // A chunk with no samples is a front end's status-only report (lead-off, contact back): no waveform to
           // show (SampledData needs data), and what it reported reaches FHIR as the alert it raised.
@@ -158,7 +169,7 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
         }
         for (const { row, c, ms } of near.sort((a, b) => a.distance - b.distance)) {
           if (takenMs >= maxWaveformMs) break;
-          taken.add(row.seq);
+          taken.add(chunkKey(row));
           takenMs += ms;
           const obs = waveformObservation(toRecord(row, c));
           observations.push(obs);

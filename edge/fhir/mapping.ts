@@ -20,7 +20,16 @@ export interface StoredRecord<T> {
   seq: number;
   tMs: number;
   body: T;
+  /**
+   * Set for a seq-conflict record an operator imported (`edge/conflicts.ts`): it shares (device, kind,
+   * seq) with a stored record, so its ids carry this too and never replace the stored record's resources.
+   */
+  variant?: string;
 }
+
+/** The FHIR id of a record's resource: from device and seq, plus the variant of an imported conflict record. */
+const recordId = (prefix: string, rec: StoredRecord<unknown>): string =>
+  rec.variant === undefined ? fhirId(prefix, rec.deviceId, rec.seq) : fhirId(prefix, rec.deviceId, rec.seq, rec.variant);
 
 const ID_OK = /^[A-Za-z0-9\-.]{1,64}$/;
 
@@ -105,7 +114,7 @@ const concept = (c: Coding, text?: string) => ({ coding: [c], ...(text ? { text 
 
 function common(rec: StoredRecord<unknown>, kind: string): Record<string, unknown> {
   return {
-    identifier: [{ system: MEDGE_RECORD, value: `${rec.deviceId}/${kind}/${rec.seq}` }],
+    identifier: [{ system: MEDGE_RECORD, value: `${rec.deviceId}/${kind}/${rec.seq}${rec.variant === undefined ? '' : `/${rec.variant}`}` }],
     subject: { reference: `Patient/${patientId(rec.site, rec.deviceId)}` },
   };
 }
@@ -120,7 +129,7 @@ export function readingObservation(rec: StoredRecord<Reading>): Resource | undef
   const r = rec.body;
   const base = {
     resourceType: 'Observation',
-    id: fhirId('r', rec.deviceId, rec.seq),
+    id: recordId('r', rec),
     ...common(rec, 'reading'),
     status: 'final',
     effectiveDateTime: iso(r.tMeter ?? r.tDevice),
@@ -190,7 +199,7 @@ export function findingObservation(rec: StoredRecord<Finding>): Resource {
   if (f.evidence) notes.push(`Evidence: ${f.evidence}`);
   return {
     resourceType: 'Observation',
-    id: fhirId('f', rec.deviceId, rec.seq),
+    id: recordId('f', rec),
     ...common(rec, 'finding'),
     status: 'preliminary',
     category: [concept(category)],
@@ -211,7 +220,7 @@ export function waveformObservation(rec: StoredRecord<StreamChunk>): Resource {
   const periodMs = 1000 / c.rateHz;
   return {
     resourceType: 'Observation',
-    id: fhirId('w', rec.deviceId, rec.seq),
+    id: recordId('w', rec),
     ...common(rec, 'chunk'),
     status: 'final',
     category: [concept(CATEGORY.procedure)],

@@ -1,4 +1,5 @@
 import { createLogger, type LogLevel } from '../../device-sdk/log.js';
+import type { RecordKind } from '../../device-sdk/records.js';
 import { LOG_LEVELS } from '../config.js';
 import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
@@ -7,10 +8,13 @@ import { edgeDatabasePath, readEdgeStats } from '../../edge/edge-store.js';
 import { FhirServer } from '../../edge/fhir/http.js';
 import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
+import { conflictsCommand } from './edge-conflicts.js';
 import { exportFhirCommand } from './fhir.js';
 
 export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
+       medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
+       medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K]) --choice keep-stored|import --operator NAME --reason TEXT
        medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
        medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
 
@@ -35,10 +39,11 @@ refuses clear payloads from every device that has a wire key (counted as 'auth')
 reason. It reads the store without disturbing a running edge. 'seq-conflict' counts records kept
 apart in the store's conflicts table because their seq was already stored with other content (a
 new or restored ledger under an existing deviceId, or two devices with one id): nothing is lost, but
-an operator must give one of the devices a new id and reconcile them. 'duplicate-device-id' counts
-batches of one deviceId that switched back to another boot still sending (two boards running with
-one id, evicting each other's MQTT session; a reboot switches once and is not counted): the boards
-keep their records, but one of them needs its own id.
+an operator must give one of the devices a new id and reconcile them; 'stats' shows how many are still
+open. 'conflicts' lists them and 'conflicts resolve' settles them ('medge edge conflicts --help').
+'duplicate-device-id' counts batches of one deviceId that switched back to another boot still
+sending (two boards running with one id, evicting each other's MQTT session; a reboot switches once
+and is not counted): the boards keep their records, but one of them needs its own id.
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -49,6 +54,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (args[0] === 'stats') return edgeStats(args.slice(1));
   if (args[0] === 'mosquitto-config') return mosquittoConfig(args.slice(1));
   if (args[0] === 'export-fhir') return exportFhirCommand(args.slice(1));
+  if (args[0] === 'conflicts') return conflictsCommand(args.slice(1));
   const { values } = parse(
     args,
     {
@@ -130,10 +136,14 @@ function edgeStats(args: string[]): number {
   if (Object.keys(stats.devices).length === 0) lines.push('(no records yet)');
   const rejected = Object.entries(stats.rejected);
   lines.push('', rejected.length === 0 ? 'rejected: none' : `rejected: ${rejected.map(([r, n]) => `${r} ${n}`).join(', ')}`);
-  const conflicts = Object.entries(stats.conflicts).flatMap(([device, kinds]) => Object.entries(kinds).map(([kind, n]) => `${device} ${kind} ${n}`));
+  const conflicts = Object.entries(stats.conflicts).flatMap(([device, kinds]) =>
+    Object.entries(kinds).map(([kind, n]) => ({ device, kind, n, open: stats.openConflicts[device]?.[kind as RecordKind] ?? 0 })),
+  );
   if (conflicts.length > 0) {
+    const total = conflicts.reduce((sum, c) => sum + c.n, 0);
+    const open = conflicts.reduce((sum, c) => sum + c.open, 0);
     lines.push(
-      `SEQ CONFLICTS (records that reuse a stored seq with other content: a new or restored ledger under an existing deviceId, or two devices with one id; kept in the conflicts table of ${edgeDatabasePath(values.data)}): ${conflicts.join(', ')}`,
+      `SEQ CONFLICTS: ${open} open, ${total - open} resolved (records that reuse a stored seq with other content: a new or restored ledger under an existing deviceId, or two devices with one id; kept in the conflicts table of ${edgeDatabasePath(values.data)}; list them with: medge edge conflicts --data ${values.data}): ${conflicts.map((c) => `${c.device} ${c.kind} ${c.open} open of ${c.n}`).join(', ')}`,
     );
   }
   const duplicates = Object.entries(stats.duplicateDeviceIds).map(([device, d]) => `${device} ${d.count} (boots ${d.bootIds.join(', ')})`);

@@ -139,7 +139,7 @@ describe('Ingest on a real EdgeStore', () => {
       records.map((r) => [r.seq, r.bootId, r.tMs, Buffer.from(r.body).toString('hex')]),
     );
     // readEdgeStats opens its own read-only connection while the EdgeStore is still open.
-    expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 5 } }, rejected: {}, conflicts: {}, duplicateDeviceIds: {} });
+    expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 5 } }, rejected: {}, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
   });
 
   it('accepts a deflated batch', () => {
@@ -398,7 +398,7 @@ describe('Ingest on a real EdgeStore', () => {
       const outcome = h.ingest.handle(t ?? topic('reading'), payload());
       expect(outcome).toMatchObject({ ok: false, reason });
       expect(h.acks).toEqual([]);
-      expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 }, conflicts: {}, duplicateDeviceIds: {} });
+      expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 }, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
     });
 
     it('the oversize payload is otherwise valid: the same bytes pass under the default limits', () => {
@@ -414,7 +414,7 @@ describe('Ingest on a real EdgeStore', () => {
       const expected: Record<string, number> = {};
       for (const c of cases.filter((x) => !x.limits)) expected[c.reason] = (expected[c.reason] ?? 0) + 1;
       expected.oversize = (expected.oversize ?? 0) + 1;
-      expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 3 } }, rejected: expected, conflicts: {}, duplicateDeviceIds: {} });
+      expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 3 } }, rejected: expected, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
       expect(h.acks).toHaveLength(1);
     });
   });

@@ -141,4 +141,22 @@ describe.skipIf(!socatFound)('bad frames from a serial ECG front end in the runt
     const rows = readLedgerBodies(ledger, 'quarantine').map((row) => decodeBody('quarantine', row.body));
     expect(rows.map((q) => [q.bytes.length, q.error])).toEqual([[40, expect.stringMatching(/ended 40 bytes into a/)]]);
   }, 60_000);
+
+  it('a frame that trickles in over more than the 1 s idle time, 400 ms between its pieces, is parsed, not quarantined', async () => {
+    const frames = ecgFrames(1, { seq: 0, sample: 0 });
+    const last = encodeFrame(frames.at(-1) as StreamDataFrame);
+    const step = Math.ceil(last.length / 6);
+    const ledger = await withRuntime('serial-bad-3', async ({ write, runtime }) => {
+      for (const frame of frames.slice(0, -1)) await write(encodeFrame(frame));
+      // 6 pieces, 400 ms apart: 2 s from the first byte of the frame to its last, never 1 s without a byte.
+      for (let at = 0; at < last.length; at += step) {
+        await write(last.subarray(at, at + step));
+        await new Promise((resolve) => setTimeout(resolve, 400));
+      }
+      await waitFor(() => runtime.status().backlog.chunk === frames.length, 'every frame stored');
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+    });
+    expect(readLedgerBodies(ledger, 'chunk').map((row) => decodeBody('chunk', row.body).firstSample)).toEqual(frames.map((f) => f.firstSample));
+    expect(readLedgerBodies(ledger, 'quarantine')).toEqual([]);
+  }, 60_000);
 });
