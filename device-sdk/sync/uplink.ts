@@ -327,7 +327,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       message:
         `Another board seems to use this board's device id "${deviceId}": the edge has closed ${this.shortSessions} connections in a row ` +
         `shortly after they opened, as it does when a second board connects under the same id. No records are lost: this board keeps ` +
-        `all of them until the edge confirms them, and the edge keeps both boards' records apart. Sync is slowed down until it stops. ` +
+        `all of them until the edge confirms them, and the edge keeps the records of both boards (those that clash are set aside for review). ` +
+        `Sync is slowed down until this stops. ` +
         `Ask the device maker or technician to give each board its own device id (deviceId in the board's config).`,
     });
   }
