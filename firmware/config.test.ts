@@ -31,6 +31,7 @@ describe('parseRuntimeConfig', () => {
         batchMaxBytes: 262_144,
         window: 16,
         ackTimeoutMs: 10_000,
+        slowLinkBytesPerSec: 4096,
         backoff: { initialMs: 250, maxMs: 30_000 },
       },
       store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' },
@@ -84,7 +85,7 @@ describe('parseRuntimeConfig', () => {
     const error = problemOf({ ...minimal, edge: { windw: 4 } });
     expect(error.field).toBe('edge.windw');
     expect(error.value).toBe(4);
-    expect(error.fix).toContain('valid properties here are: url, batchMaxRecords, batchMaxBytes, window, ackTimeoutMs, backoff');
+    expect(error.fix).toContain('valid properties here are: url, batchMaxRecords, batchMaxBytes, window, ackTimeoutMs, slowLinkBytesPerSec, backoff');
     expect(problemOf({ ...minimal, colour: true }).fix).toMatch(/^remove it; valid properties here are: deviceId, site,/);
   });
 
@@ -94,6 +95,16 @@ describe('parseRuntimeConfig', () => {
       expect(error.field).toBe('edge.window');
       expect(error.value).toBe(window);
       expect(error.fix).toMatch(/^use an integer between 1 and 64/);
+    }
+  });
+
+  it('takes edge.slowLinkBytesPerSec and names a value outside 256 B/s .. 1 Gbit/s with the range', () => {
+    expect(parseRuntimeConfig({ ...minimal, edge: { slowLinkBytesPerSec: 1200 } }, '/x').edge.slowLinkBytesPerSec).toBe(1200);
+    for (const slowLinkBytesPerSec of [0, 255, 125_000_001, 1.5, '4096']) {
+      const error = problemOf({ ...minimal, edge: { slowLinkBytesPerSec } });
+      expect(error.field).toBe('edge.slowLinkBytesPerSec');
+      expect(error.value).toBe(slowLinkBytesPerSec);
+      expect(error.fix).toMatch(/^use an integer between 256 and 125000000/);
     }
   });
 

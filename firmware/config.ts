@@ -131,6 +131,11 @@ export interface RuntimeConfig {
     /** Batches in flight without an acknowledgement. */
     window: number;
     ackTimeoutMs: number;
+    /**
+     * The slowest link the uplink allows for (bytes/s): a batch not yet PUBACKed gets its transmission
+     * time at this rate on top of `ackTimeoutMs` before it times out (`device-sdk/sync/README.md`).
+     */
+    slowLinkBytesPerSec: number;
     backoff: { initialMs: number; maxMs: number };
     /**
      * Mutual TLS with the edge (`medge provision` writes the files): the CA certificate that signed
@@ -215,6 +220,7 @@ export const DEFAULT_RUNTIME_CONFIG = deepFreeze({
     batchMaxBytes: 262_144,
     window: 16,
     ackTimeoutMs: 10_000,
+    slowLinkBytesPerSec: 4096,
     backoff: { initialMs: 250, maxMs: 30_000 },
   },
   store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' as CipherSuite },
@@ -314,6 +320,8 @@ const RUNTIME_SCHEMA: SchemaObject = object(
       batchMaxBytes: int(1024, 4_194_304, 262_144),
       window: int(1, 64, 16),
       ackTimeoutMs: int(500, 600_000, 10_000),
+      // 256 B/s (2 kbit/s, below GSM CSD) to 1 Gbit/s.
+      slowLinkBytesPerSec: int(256, 125_000_000, 4096),
       backoff: object({ initialMs: int(1, 600_000, 250), maxMs: int(1, 3_600_000, 30_000) }),
       tls: object(
         {

@@ -304,6 +304,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'device-key-create', detail: `device key ${this.store.keyring?.deviceKey.keyId} created` });
     }
     this.uplink.on('state', (state) => this.log.info({ link: state }, 'link state'));
+    // Another board under this deviceId keeps taking over the MQTT session: stored and raised like any alert.
+    this.uplink.on('alert', (alert) => this.raise(alert));
     this.uplink.start();
     for (const a of this.analyzers) {
       a.start?.({

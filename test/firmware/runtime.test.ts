@@ -6,6 +6,8 @@ import { encodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { readLedgerSummary, SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
+import { SYNC_DEVICE_ID_IN_USE } from '../../device-sdk/sync/uplink.js';
+import { EdgeNode } from '../../edge/edge-node.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { waitFor } from '../helpers/wait.js';
 import { useTempDirs } from '../helpers/temp.js';
@@ -55,6 +57,33 @@ describe('Runtime', () => {
     expect(summary.kinds.reading.rows).toBeGreaterThan(1200); // nothing clinical was evicted
     expect(summary.kinds.chunk.rows).toBe(0);
   });
+});
+
+describe('Runtime with another board under its deviceId', () => {
+  it('stores and raises sync-device-id-in-use (severity 2) on both boards', async () => {
+    const dir = tempDir();
+    const edge = new EdgeNode({ dataDir: join(dir, 'edge'), port: 0 });
+    await edge.start();
+    const boards = ['a', 'b'].map((name) => {
+      const config = parseRuntimeConfig({ deviceId: 'twin-1', dataDir: name, edge: { url: edge.url, backoff: { initialMs: 50, maxMs: 500 } } }, dir);
+      const runtime = new Runtime(config, { logger: silentLogger });
+      const alerts: Alert[] = [];
+      runtime.on('alert', (a) => alerts.push(a));
+      return { runtime, alerts, ledger: ledgerPath(join(dir, name)) };
+    });
+    for (const b of boards) b.runtime.start();
+    try {
+      await waitFor(() => boards.every((b) => b.alerts.some((a) => a.kind === SYNC_DEVICE_ID_IN_USE)), 'both boards raise sync-device-id-in-use', 20_000);
+    } finally {
+      for (const b of boards) await b.runtime.stop();
+      await edge.stop();
+    }
+    for (const b of boards) {
+      expect(b.alerts.filter((a) => a.kind === SYNC_DEVICE_ID_IN_USE).map((a) => a.severity)).toEqual([2]);
+      // Stored in the ledger like any alert (and synced to the edge with it).
+      expect(readLedgerSummary(b.ledger).kinds.alert.rows).toBeGreaterThanOrEqual(1);
+    }
+  }, 40_000);
 });
 
 describe('README', () => {
