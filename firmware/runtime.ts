@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, type Finding, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, type Finding, newerMeterRecord, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -92,11 +92,12 @@ export function ledgerPath(dataDir: string): string {
 }
 
 /**
- * What the ledger's readings keep of the meters `sensors` across a restart: the highest record number
- * stored per sensor (a meter's backfill resumes from it, so each record is stored once; records the edge
- * acknowledged and compaction removed after the retention are no longer counted), and their readings
- * stored at or after `sinceMs` (device clock) in the order they were stored (the rules replay them at
- * start, so that an alert episode open before a restart stays open). One pass over the ledger.
+ * What the ledger's readings keep of the meters `sensors` across a restart: the newest record number
+ * stored per sensor (`newerMeterRecord`: a 16-bit number that started again at 0 after 65,535 is newer; a
+ * meter's backfill resumes from it, so each record is stored once; records the edge acknowledged and
+ * compaction removed after the retention are no longer counted), and their readings stored at or after
+ * `sinceMs` (device clock) in the order they were stored (the rules replay them at start, so that an
+ * alert episode open before a restart stays open). One pass over the ledger.
  */
 export function storedMeterState(store: OutboxStore, sensors: readonly string[], sinceMs: number): { lastRecords: Map<string, number>; recent: Reading[] } {
   const lastRecords = new Map<string, number>();
@@ -109,7 +110,7 @@ export function storedMeterState(store: OutboxStore, sensors: readonly string[],
     for (const row of page) {
       if (!wanted.has(row.tag)) continue;
       const r = decodeBody('reading', row.body);
-      if (r.meterRecord !== undefined && r.meterRecord > (lastRecords.get(r.sensor) ?? -1)) lastRecords.set(r.sensor, r.meterRecord);
+      if (r.meterRecord !== undefined) lastRecords.set(r.sensor, newerMeterRecord(r.meterRecord, lastRecords.get(r.sensor)) as number);
       if (r.tDevice >= sinceMs) recent.push(r);
     }
     after = (page.at(-1) as { seq: number }).seq;
@@ -537,7 +538,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.count(r.sensor, 1);
       this.unreadable.readable(r.sensor);
     }
-    if (r.meterRecord !== undefined && r.meterRecord > (this.meterRecords.get(r.sensor) ?? -1)) this.meterRecords.set(r.sensor, r.meterRecord);
+    if (r.meterRecord !== undefined) this.meterRecords.set(r.sensor, newerMeterRecord(r.meterRecord, this.meterRecords.get(r.sensor)) as number);
     this.ledger.add('reading', r);
     this.take(this.rules.onReading(r), r.sensor);
     for (const a of this.analyzers) if (a.onReading) this.analyze(a, r.sensor, () => a.onReading?.(r));
