@@ -229,6 +229,33 @@ describe('device sources', () => {
     expect(error.problem).toBe('is not a known driver');
   });
 
+  it('names each wrong driver option by its own field and value, with a fix, as for the rest of the config', () => {
+    // QA: "sources[0].options: must NOT have additional properties (got {...the whole options...}). Fix: <the driver's JSON schema>",
+    // one problem per source, the misspelt option and the string "60000" unnamed, "alarmPins.buzzer ... (got {...})".
+    const input = {
+      deviceId: 'd',
+      dataDir: '/tmp/x',
+      sources: [
+        { type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: { pollIntervalMs: '60000', adress: 'C0:FF:EE:00:00:01' } },
+        { type: 'device', sensor: 'ecg', driver: 'firmata-ecg', options: { path: '/dev/ttyACM0', alarmPins: { buzzer: 200 } } },
+      ],
+    };
+    let error: ConfigErrors | undefined;
+    try {
+      parseRuntimeConfig(input, '/');
+    } catch (e) {
+      error = e as ConfigErrors;
+    }
+    expect(error?.problems.map((p) => [p.field, p.value, p.problem, p.fix])).toEqual([
+      ['sources[0].options.adress', 'C0:FF:EE:00:00:01', 'unknown property (driver ble-glucose-meter)', expect.stringMatching(/^rename it to "address"; valid properties here are: address, /)],
+      ['sources[0].options.pollIntervalMs', '60000', 'must be integer (driver ble-glucose-meter)', 'use an integer between 0 and 86400000'],
+      ['sources[1].options.alarmPins.buzzer', 200, 'must be <= 127 (driver firmata-ecg)', 'use an integer between 0 and 127'],
+    ]);
+    // Valid options are merged over the driver's defaults.
+    const ok = parseRuntimeConfig({ ...input, sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: { pollIntervalMs: 5000 } }] }, '/');
+    expect(ok.sources[0]).toMatchObject({ options: { pollIntervalMs: 5000, racpTimeoutMs: 15_000 } });
+  });
+
   it('requires the sensor and driver of a device source', () => {
     expect(() => parseRuntimeConfig({ deviceId: 'd', dataDir: '/tmp/x', sources: [{ type: 'device', sensor: 'meter' }] }, '/')).toThrow(/driver/);
   });

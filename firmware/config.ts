@@ -9,9 +9,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { ConfigError, formatValue } from '../device-sdk/errors.js';
-import { resolveDriverOptions } from '../device-sdk/sensors/registry.js';
+import { getDriver, resolveDriverOptions } from '../device-sdk/sensors/registry.js';
 import { isTimeZone } from '../device-sdk/time-zone.js';
 import { CIPHER_SUITES, type CipherSuite } from '../device-sdk/security/envelope.js';
 
@@ -547,6 +547,27 @@ function problemsOf(errors: readonly ErrorObject[] | null | undefined, data: unk
   return problems;
 }
 
+const driverOptionValidators = new Map<string, ValidateFunction>();
+
+/** The problems of a device source's `driver` (unknown) or `options` (against the driver's schema), each naming its option. */
+function driverOptionProblems(name: string, options: unknown, at: string): ConfigProblem[] {
+  let driver: ReturnType<typeof getDriver>;
+  try {
+    driver = getDriver(name, `${at}.driver`);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return [{ field: error.field, value: error.value, problem: error.problem, fix: error.fix }];
+  }
+  let validate = driverOptionValidators.get(name);
+  if (validate === undefined) {
+    validate = ajv.compile(driver.optionsSchema);
+    driverOptionValidators.set(name, validate);
+  }
+  const input = options ?? {};
+  if (validate(input)) return [];
+  return problemsOf(validate.errors, input, `${at}.options`).map((p) => ({ ...p, problem: `${p.problem} (driver ${name})` }));
+}
+
 // ---- merging ---------------------------------------------------------------------------------
 
 function resolveSource(input: SourceConfigInput): SourceConfig {
@@ -619,13 +640,11 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
       });
     } else sensors.set(source.sensor, index);
     if (source.type === 'device') {
-      try {
-        source.options = resolveDriverOptions(source.driver, source.options, `sources[${index}].options`) as Record<string, unknown>;
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        const field = error.field === 'driver' ? `sources[${index}].driver` : error.field;
-        problems.push({ field, value: error.value, problem: error.problem, fix: error.fix });
-      }
+      // The driver's options are checked here with its schema, so that each problem names its own
+      // option and value as the rest of the config does (`driverOptionProblems`).
+      const optionProblems = driverOptionProblems(source.driver, source.options, `sources[${index}]`);
+      if (optionProblems.length > 0) problems.push(...optionProblems);
+      else source.options = resolveDriverOptions(source.driver, source.options) as Record<string, unknown>;
     }
   });
   return problems;
