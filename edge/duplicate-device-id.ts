@@ -20,6 +20,8 @@ interface DeviceBoots {
   /** Switches back since the last one that was to be logged, and when that was. */
   unlogged: number;
   loggedAt: number | undefined;
+  /** Monotonic time of the last switch back. */
+  switchedAt: number | undefined;
 }
 
 /** A batch that switched back to another live boot of its deviceId. */
@@ -48,6 +50,15 @@ export class DuplicateDeviceIdWatch {
     this.options = { ...DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, ...options };
   }
 
+  /**
+   * Whether `deviceId`'s batches switched back between two live boots within `windowMs` (its acks say so:
+   * `otherBootLive`, from which a board whose session keeps being taken over knows why).
+   */
+  alternating(deviceId: string): boolean {
+    const at = this.devices.get(deviceId)?.switchedAt;
+    return at !== undefined && this.clock.monotonic() - at <= this.options.windowMs;
+  }
+
   /** A batch of `deviceId` from boot `bootId` arrived; returns the switch when it switched back to a live other boot. */
   batch(deviceId: string, bootId: string): BootSwitch | undefined {
     // An older device that sends no boot id cannot be told apart.
@@ -55,7 +66,7 @@ export class DuplicateDeviceIdWatch {
     const now = this.clock.monotonic();
     const device = this.devices.get(deviceId);
     if (!device) {
-      this.devices.set(deviceId, { last: bootId, seen: new Map([[bootId, now]]), unlogged: 0, loggedAt: undefined });
+      this.devices.set(deviceId, { last: bootId, seen: new Map([[bootId, now]]), unlogged: 0, loggedAt: undefined, switchedAt: undefined });
       return undefined;
     }
     for (const [boot, at] of device.seen) if (now - at > this.options.windowMs) device.seen.delete(boot);
@@ -64,6 +75,7 @@ export class DuplicateDeviceIdWatch {
     device.seen.set(bootId, now);
     device.last = bootId;
     if (!switchedBack) return undefined;
+    device.switchedAt = now;
     device.unlogged += 1;
     const due = device.loggedAt === undefined || now - device.loggedAt >= this.options.logRepeatMs;
     if (!due) return { bootIds: [previous, bootId], toLog: undefined };

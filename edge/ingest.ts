@@ -117,7 +117,7 @@ export class Ingest {
     if (result.assumed > 0) {
       this.log.warn({ ...ids, assumed: result.assumed, upToSeq: result.upToSeq }, "records this edge never stored taken as delivered on the device's acknowledged watermark; the device no longer holds them");
     }
-    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId, batchLastSeq: header.lastSeq });
+    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId, batchLastSeq: header.lastSeq, otherBootLive: this.duplicates.alternating(where.deviceId) });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
     if (result.replay) {
       // Counted in the commit's own transaction.

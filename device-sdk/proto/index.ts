@@ -60,6 +60,8 @@ export interface AckMessage {
   bootId: string;
   /** The lastSeq of the batch this ack answers, which the edge holds; 0 from an edge that does not send it. */
   batchLastSeq: number;
+  /** The edge saw this deviceId's batches alternate with another live boot (two boards, one id); false from older edges. */
+  otherBootLive: boolean;
 }
 
 /** protobufjs yields 64-bit integers as `Long` objects when the `long` package is present. */
@@ -134,7 +136,7 @@ export function decodeRecordList(bytes: Uint8Array): WireRecord[] {
 }
 
 export function encodeAck(
-  ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId' | 'batchLastSeq'> & { rewind?: boolean; bootId?: string; batchLastSeq?: number },
+  ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId' | 'batchLastSeq' | 'otherBootLive'> & { rewind?: boolean; bootId?: string; batchLastSeq?: number; otherBootLive?: boolean },
 ): Uint8Array {
   return T.Ack.encode({ ...ack, schemaVersion: SCHEMA_VERSION }).finish();
 }
@@ -151,6 +153,7 @@ export function decodeAck(bytes: Uint8Array): AckMessage {
     rewind: m.rewind === true,
     bootId: String(m.bootId ?? ''),
     batchLastSeq: num(m.batchLastSeq ?? 0),
+    otherBootLive: m.otherBootLive === true,
   };
 }
 

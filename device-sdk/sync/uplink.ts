@@ -100,6 +100,14 @@ interface InFlight {
   held: boolean;
 }
 
+/**
+ * A board takes its short sessions for takeovers by another board under its deviceId only if, within this
+ * long (ms), an ack said the edge sees its batches alternate with another live boot (`otherBootLive`) or an ack
+ * for another boot came on its ack topic (the edge acks the other board's batches there). An edge older than
+ * these fields gives no such sign: the alert is not raised (the backoff still grows).
+ */
+const OTHER_BOOT_WINDOW_MS = 10 * 60_000;
+
 /** The alert (severity 2) of a board whose MQTT session another board with its deviceId keeps taking over. */
 export const SYNC_DEVICE_ID_IN_USE = 'sync-device-id-in-use';
 
@@ -149,6 +157,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private connectedAt: number | undefined;
   /** Connections in a row the broker closed before they were stable (see `takeoverAfter`). */
   private shortSessions = 0;
+  /** Monotonic time of the last sign of another board under this deviceId (`OTHER_BOOT_WINDOW_MS`). */
+  private otherBootAt: number | undefined;
   /** Monotonic time of the last `sync-device-id-in-use` alert. */
   private takeoverAlertAt: number | undefined;
   private unsubscribeStore: (() => void) | undefined;
@@ -316,6 +326,13 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     // Reconnect with the full ceiling: the other board then gets long turns, and both sync, slowly.
     this.attempt = Math.max(this.attempt, Math.ceil(Math.log2(o.backoff.maxMs / o.backoff.initialMs)));
     const now = o.clock.monotonic();
+    // Short sessions alone are also what a broker restarted again and again, or a link that keeps dropping, gives
+    // (a broker restarted 4 times, each within a minute of the connect, raised the alert). Another board is
+    // named only on the edge's word (`OTHER_BOOT_WINDOW_MS`).
+    if (this.otherBootAt === undefined || now - this.otherBootAt > OTHER_BOOT_WINDOW_MS) {
+      this.log.warn({ shortSessions: this.shortSessions }, 'the broker keeps closing the connection shortly after it opens; reconnecting with the full backoff');
+      return;
+    }
     if (this.takeoverAlertAt !== undefined && now - this.takeoverAlertAt < o.takeoverAlertRepeatMs) return;
     this.takeoverAlertAt = now;
     const deviceId = this.store.deviceId;
@@ -345,7 +362,9 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       this.log.warn({ topic, deviceId: ack.deviceId, kind: ack.kind }, 'ignoring an ack for another device or kind');
       return;
     }
+    if (ack.otherBootLive) this.otherBootAt = this.options.clock.monotonic();
     if (ack.bootId !== '' && ack.bootId !== this.store.bootId) {
+      this.otherBootAt = this.options.clock.monotonic();
       // A batch of this device's previous run, or of another device under the same deviceId (QA: two boards
       // with one id each took the other's acks for batches the broker had dropped; 4 records acked, never stored).
       this.log.debug({ kind: ack.kind, upToSeq: ack.upToSeq }, 'ignoring an ack for another boot');

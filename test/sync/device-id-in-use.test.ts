@@ -147,4 +147,29 @@ describe('two boards with one deviceId', () => {
     again.store.close();
     await edge.stop();
   }, 60_000);
+
+  it('a lone board whose edge broker restarts 4 times, each within a minute of the board connecting, raises nothing', async () => {
+    // A broker killed and restarted (or an edge link that drops) closes the connection as a takeover does; the
+    // reconnect then fails at least once while the broker is down, which a takeover never does.
+    const dir = tempDir();
+    const edge = new EdgeNode({ dataDir: join(dir, 'edge'), port: 0 });
+    await edge.start();
+    const a = board(dir, 'a', edge.url);
+    append(a, 'a', 0, 100);
+    a.uplink.start();
+    for (let k = 0; k < 4; k++) {
+      await waitFor(() => a.connects === k + 1, `connection ${k + 1}`, 20_000);
+      await new Promise((r) => setTimeout(r, 500));
+      await edge.stopBroker();
+      await new Promise((r) => setTimeout(r, 300));
+      await edge.startBroker();
+      append(a, 'a', 100 + 10 * k, 10);
+    }
+    await waitFor(() => a.connects === 5 && a.uplink.drained, 'connected again and drained after the restarts', 30_000);
+    await a.uplink.stop();
+    expect(a.connects).toBeGreaterThanOrEqual(5);
+    expect(a.alerts).toEqual([]);
+    a.store.close();
+    await edge.stop();
+  }, 60_000);
 });
