@@ -170,7 +170,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private watchdog: SignalWatchdog | undefined;
   private readonly unreadable: UnreadableDataWatch;
   private watchdogTimer: ClockTimer | undefined;
-  /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert. */
+  /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert and told of acknowledgements. */
   private readonly alarmOutputs: AlarmOutput[] = [];
   /** Highest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
   private readonly meterRecords = new Map<string, number>();
@@ -271,7 +271,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     });
     for (const a of this.analyzers) a.restore?.(stored);
     this.startedAt = this.clock.monotonic();
-    if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log });
+    if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log, onAcknowledged: (seq) => this.acknowledged(seq) });
   }
 
   get bootId(): string {
@@ -592,7 +592,12 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const level = alert.severity === 3 ? 'error' : alert.severity === 2 ? 'warn' : 'info';
     this.log[level]({ alert: alert.kind, severity: alert.severity, seq, sensor: alert.sensor }, alert.message);
     this.emit('alert', alert);
-    for (const output of this.alarmOutputs) output.alarm(alert);
+    for (const output of this.alarmOutputs) output.alarm(alert, seq);
+  }
+
+  /** The alert stored as `seq` was acknowledged locally (clinic screen): alarm outputs that come back do not sound it again. */
+  acknowledged(seq: number): void {
+    for (const output of this.alarmOutputs) output.acknowledged(seq);
   }
 
   /**

@@ -5,7 +5,17 @@
  * buzzer) on digital pins that the runtime drives when it raises an alert (`AlarmOutput`).
  *
  * Steps: `open` (handshake; retried with backoff, also after an unplug) → `configure` (sampling
- * interval, analog reporting, alarm pins to their current state) → `stream` → `close`.
+ * interval, analog reporting, alarm pins to the alarm state) → `stream` → `close`.
+ *
+ * Alarm outputs follow the alarm state, not only the moment an alert is raised. An alert of at least
+ * `alarmMinSeverity` is active for `ledMs` after it was raised, until it is acknowledged locally (the
+ * clinic screen; the runtime calls `acknowledged(seq)`). While the board is connected, an alert lights
+ * the LED for `ledMs` and sounds the buzzer for `buzzerMs` (an acknowledgement does not silence them).
+ * When the board (re)connects (the first handshake, after an unplug, after its reset), its pins are low
+ * (StandardFirmata resets them at boot), so the driver drives them from the alarm state: with an active
+ * unacknowledged alert the buzzer sounds for `buzzerMs` again and the LED is lit until the newest such
+ * alert's `ledMs` ends; without one both stay off. So an alert raised while the board was away longer
+ * than `buzzerMs` still sounds when it comes back, and one acknowledged meanwhile does not.
  *
  * Conversion: the AD8232 output rides at mid-rail; the ADC reads 0..1023. A chunk's samples are
  * `adc - baseline` (int16), unit `mV`, `gain` ADC counts per mV at the electrodes (default 341:
@@ -67,9 +77,9 @@ export interface FirmataEcgOptions {
   alarmPins: FirmataAlarmPins | null;
   /** Alerts of at least this severity sound the alarm. */
   alarmMinSeverity: 1 | 2 | 3;
-  /** How long the buzzer sounds per alert. */
+  /** How long the buzzer sounds per alert, and again when the board comes back while an unacknowledged alert is active. */
   buzzerMs: number;
-  /** How long the LED stays lit after the last alert. */
+  /** How long the LED stays lit after the last alert: how long an alert stays active unless acknowledged first. */
   ledMs: number;
   readyTimeoutMs: number;
   /** No value for this long while streaming = the board is gone. */
@@ -125,12 +135,19 @@ const OPTIONS_SCHEMA = {
 
 /** A driver with outputs the runtime drives when it raises an alert (LED, buzzer). */
 export interface AlarmOutput {
-  /** Called for every alert the runtime raises; the driver decides by severity. Never throws. */
-  alarm(alert: Alert): void;
+  /**
+   * Called for every alert the runtime raises, with its ledger `seq` when it was stored (what an
+   * acknowledgement names; an alert not stored cannot be acknowledged). The driver decides by
+   * severity. Never throws.
+   */
+  alarm(alert: Alert, seq?: number): void;
+  /** The alert stored as `seq` was acknowledged locally (clinic screen): it no longer counts as active. Never throws. */
+  acknowledged(seq: number): void;
 }
 
 export function hasAlarmOutput(driver: SensorDriver): driver is SensorDriver & AlarmOutput {
-  return typeof (driver as Partial<AlarmOutput>).alarm === 'function';
+  const output = driver as Partial<AlarmOutput>;
+  return typeof output.alarm === 'function' && typeof output.acknowledged === 'function';
 }
 
 export interface FirmataEcgStats {
@@ -139,6 +156,16 @@ export interface FirmataEcgStats {
   gapSamples: number;
   /** Alerts that switched the alarm on. */
   alarms: number;
+  /** (Re)connects that drove the outputs on again for active unacknowledged alerts. */
+  alarmsRestored: number;
+}
+
+/** An alert that switched the alarm on, while it is active (`FirmataEcgDriver.activeAlerts`). */
+interface ActiveAlert {
+  /** Ledger seq (what an acknowledgement names); undefined when the alert was not stored. */
+  seq: number | undefined;
+  /** `clock.monotonic()` when it was raised. */
+  raisedAt: number;
 }
 
 let defaultFactory: Promise<IoBoardFactory> | undefined;
@@ -234,7 +261,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   private retryTimer: ClockTimer | undefined;
   private resolveStop!: () => void;
   private readonly stopSignal = new Promise<undefined>((resolve) => (this.resolveStop = () => resolve(undefined)));
-  private readonly counters: FirmataEcgStats = { sessions: 0, samples: 0, gapSamples: 0, alarms: 0 };
+  private readonly counters: FirmataEcgStats = { sessions: 0, samples: 0, gapSamples: 0, alarms: 0, alarmsRestored: 0 };
   // stream
   private index = 0;
   private pending: number[] = [];
@@ -256,6 +283,8 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   private buzzerOn = false;
   private ledTimer: ClockTimer | undefined;
   private buzzerTimer: ClockTimer | undefined;
+  /** Alerts that switched the alarm on, oldest first, until acknowledged or `ledMs` after they were raised. */
+  private activeAlerts: ActiveAlert[] = [];
 
   constructor(sensor: string, options: FirmataEcgOptions, deps: DriverDeps, factory?: IoBoardFactory) {
     this.sensor = sensor;
@@ -301,21 +330,58 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     this.sink = undefined;
   }
 
-  alarm(alert: Alert): void {
-    const pins = this.options.alarmPins;
-    if (!pins || alert.severity < this.options.alarmMinSeverity || this.stopped) return;
+  alarm(alert: Alert, seq?: number): void {
+    if (!this.options.alarmPins || alert.severity < this.options.alarmMinSeverity || this.stopped) return;
     this.counters.alarms += 1;
-    this.log.info({ alert: alert.kind, severity: alert.severity }, 'alarm outputs on');
-    if (pins.led !== undefined) {
+    this.activeAlerts = this.stillActive();
+    this.activeAlerts.push({ seq, raisedAt: this.clock.monotonic() });
+    this.log.info({ alert: alert.kind, severity: alert.severity, seq }, 'alarm outputs on');
+    this.driveOn(this.options.ledMs);
+  }
+
+  acknowledged(seq: number): void {
+    // The outputs of a connected board are left as they are; the board's next (re)connect drives them from what is still active.
+    this.activeAlerts = this.stillActive().filter((a) => a.seq !== seq);
+  }
+
+  /** The active alerts: those raised less than `ledMs` ago (acknowledged ones are already removed). */
+  private stillActive(): ActiveAlert[] {
+    const now = this.clock.monotonic();
+    return this.activeAlerts.filter((a) => now - a.raisedAt < this.options.ledMs);
+  }
+
+  /** LED on for `ledForMs`, buzzer on for `buzzerMs` (each when configured). */
+  private driveOn(ledForMs: number): void {
+    const pins = this.options.alarmPins;
+    if (pins?.led !== undefined) {
       this.setOutput('led', true);
       if (this.ledTimer) this.clock.clearTimeout(this.ledTimer);
-      this.ledTimer = this.clock.setTimeout(() => this.setOutput('led', false), this.options.ledMs);
+      this.ledTimer = this.clock.setTimeout(() => this.setOutput('led', false), ledForMs);
     }
-    if (pins.buzzer !== undefined && this.options.buzzerMs > 0) {
+    if (pins?.buzzer !== undefined && this.options.buzzerMs > 0) {
       this.setOutput('buzzer', true);
       if (this.buzzerTimer) this.clock.clearTimeout(this.buzzerTimer);
       this.buzzerTimer = this.clock.setTimeout(() => this.setOutput('buzzer', false), this.options.buzzerMs);
     }
+  }
+
+  /**
+   * A board session starts with its pins low (StandardFirmata resets them at boot): the outputs go to the
+   * alarm state. With active unacknowledged alerts, the alarm pattern again: the buzzer for `buzzerMs`,
+   * the LED until the newest one's `ledMs` ends. Without: both off.
+   */
+  private restoreOutputs(): void {
+    this.activeAlerts = this.stillActive();
+    const newest = this.activeAlerts.at(-1);
+    if (newest === undefined) {
+      for (const t of [this.ledTimer, this.buzzerTimer]) if (t) this.clock.clearTimeout(t);
+      this.setOutput('led', false);
+      this.setOutput('buzzer', false);
+      return;
+    }
+    this.counters.alarmsRestored += 1;
+    this.log.warn({ alerts: this.activeAlerts.length, seqs: this.activeAlerts.map((a) => a.seq) }, 'board back with unacknowledged alerts active: alarm outputs on again');
+    this.driveOn(newest.raisedAt + this.options.ledMs - this.clock.monotonic());
   }
 
   private setOutput(which: 'led' | 'buzzer', on: boolean): void {
@@ -375,11 +441,8 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   private session(board: IoBoard): void {
     this.counters.sessions += 1;
     board.setSamplingInterval(this.options.samplingIntervalMs);
-    // Alarm outputs to their current state (an alert may have come while the board was away).
-    if (this.options.alarmPins) {
-      this.setOutput('led', this.ledOn);
-      this.setOutput('buzzer', this.buzzerOn);
-    }
+    // Alarm outputs to the alarm state (an alert may have come, or been acknowledged, while the board was away).
+    if (this.options.alarmPins) this.restoreOutputs();
     this.resuming ||= this.lastDueAt !== undefined;
     this.timing = new SessionTiming();
     this.rateChecked = false;

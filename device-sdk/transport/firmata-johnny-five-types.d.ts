@@ -23,6 +23,8 @@ declare module 'johnny-five' {
     readonly analogPins: readonly number[];
     readonly transport: (EventEmitter & { isOpen?: boolean; close(callback?: (error?: Error | null) => void): void; drain?(callback: (error?: Error | null) => void): void }) | undefined;
     reportAnalogPin(pin: number, value: 0 | 1): void;
+    /** Sends SYSTEM_RESET (0xFF): StandardFirmata stops reporting and resets its pins. */
+    reset(): void;
     removeAllListeners(event?: string): this;
   }
 

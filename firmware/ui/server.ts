@@ -37,6 +37,8 @@ export interface ClinicServerDeps {
   logger?: Logger;
   /** Directory of the page's files; defaults to `static/` next to this module. */
   staticDir?: string;
+  /** Called once an alert is newly acknowledged (after the audit log has it), with its ledger seq: the runtime's alarm outputs stop counting it as active. */
+  onAcknowledged?: (seq: number) => void;
 }
 
 export const SESSION_COOKIE = 'medge_session';
@@ -436,7 +438,10 @@ export class ClinicServer {
     if (alert === undefined) throw new HttpError(404, 'no-such-alert');
     const { ack, already } = this.data.acknowledge(alert, session.actor, this.clock.now());
     const updated = { ...alert, ack };
-    if (!already) for (const client of this.clients) if (client.patientData) this.send(client, 'alert', updated);
+    if (!already) {
+      this.deps.onAcknowledged?.(alert.seq);
+      for (const client of this.clients) if (client.patientData) this.send(client, 'alert', updated);
+    }
     return this.json(res, already ? 409 : 200, { alert: updated, already });
   }
 }

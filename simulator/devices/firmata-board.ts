@@ -19,7 +19,8 @@
  * // johnny-five: new Board({ port: board.hostPath, repl: false, debug: false, sigint: false })
  * // driver config: { driver: 'firmata-ecg', options: { path: board.hostPath, pin: 0 } }
  * board.digitalWrites;              // [{ pin: 13, value: 1, t }, ...] as the host wrote them
- * board.pinModes;                   // Map pin -> mode the host set
+ * board.pinModes;                   // Map pin -> mode the host set since the board last (re)booted
+ * board.digitalValue(13);            // 0 | 1: the pin's level now (all low after a reboot)
  * await board.unplug({ downMs: 500 });
  * await board.stop();
  * ```
@@ -33,7 +34,7 @@
  *   Arduino does after the reset that opening its port causes; bytes written while nobody has the
  *   host end open are lost, as on a real port. Queries are answered at any time: REPORT_VERSION (0xF9),
  *   QUERY_FIRMWARE, CAPABILITY_QUERY, ANALOG_MAPPING_QUERY, PIN_STATE_QUERY; SYSTEM_RESET (0xFF)
- *   stops all reporting.
+ *   stops all reporting and resets the pins (below).
  * - REPORT_ANALOG (0xC0 | channel, 1/0) starts/stops reporting a channel; SAMPLING_INTERVAL sysex
  *   (0x7A, LSB, MSB) sets the interval (default 19 ms, as StandardFirmata; ignored with
  *   `samplingIntervalCommand: false`, a firmware without it). Each interval, every
@@ -58,10 +59,16 @@
  *   has re-enabled reporting.
  * - Digital writes: DIGITAL_MESSAGE (0x90 | port, LSB, MSB) and SET_DIGITAL_PIN_VALUE (0xF5) are
  *   recorded per changed pin in `digitalWrites` ({ pin, value, t: clock.now() }); SET_PIN_MODE
- *   (0xF4) in `pinModes`. Events `'digital'` and `'mode'` fire for each.
+ *   (0xF4) in `pinModes`. Events `'digital'` and `'mode'` fire for each. A DIGITAL_MESSAGE drives
+ *   the pins of its port that are outputs.
+ * - Pin reset, as StandardFirmata's `systemResetCallback()` at boot and on SYSTEM_RESET: every
+ *   digital pin (D2-D13) an output driven low, A0-A5 analog inputs, and `pinModes` (what the host
+ *   set) emptied. A pin that was high goes low without a host write: `digitalWrites` records host
+ *   writes only, `digitalValue(pin)` is the level now, event `'reset'` fires. So an alarm LED the
+ *   host had switched on is dark after a reboot until the host writes it again.
  * - `unplug({ downMs })`: kills socat (both ends hang up, links removed), waits `downMs` on the
- *   clock, recreates the pty at the same paths and announces itself again; reporting state and the
- *   sampling interval are reset (a USB-powered Arduino reboots). Samples due while unplugged, and
+ *   clock, recreates the pty at the same paths and announces itself again; reporting state, the
+ *   sampling interval and the pins are reset (a USB-powered Arduino reboots). Samples due while unplugged, and
  *   after the replug until the host enables reporting again, are consumed and counted in
  *   `stats.samplesDropped` (the recording goes on).
  * - `stats`: `analogMessages` per channel, `samplesDropped`, `bytesWritten`, `bytesReceived`,
@@ -157,6 +164,8 @@ export interface FirmataBoardStats {
 interface FirmataBoardEvents {
   digital: [DigitalWrite];
   mode: [pin: number, mode: number];
+  /** The board reset its pins (a reboot, or the host's SYSTEM_RESET). */
+  reset: [];
   error: [Error];
 }
 
@@ -164,6 +173,8 @@ const PIN_COUNT = 20;
 const FIRST_ANALOG_PIN = 14;
 const ANALOG_CHANNELS = 6;
 const PWM_PINS = new Set([3, 5, 6, 9, 10, 11]);
+/** StandardFirmata on an Uno: `IS_PIN_DIGITAL` is D2-D19 (D0/D1 are the serial port). */
+const FIRST_DIGITAL_PIN = 2;
 
 /** AD8232-style front end into a 10-bit ADC: `adc = round(mid + mV × gain)`, clamped to 0..1023. */
 export function ecgToAdc(samples: ArrayLike<number>, options: { gainPerMv?: number; mid?: number; inputGain?: number } = {}): Uint16Array {
@@ -209,6 +220,8 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
   private readonly clock: Clock;
   private readonly channels: Channel[] = [];
   private readonly pinValues = new Uint8Array(PIN_COUNT);
+  /** The board's own pin modes (StandardFirmata's `pinConfig`), from the last reset and the host's SET_PIN_MODE. */
+  private readonly boardModes = new Uint8Array(PIN_COUNT);
   private transport: SerialTransport | undefined;
   private reader: Promise<void> | undefined;
   private ticker: Promise<void> | undefined;
@@ -251,6 +264,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
       this.channels.push({ reporting: false, live: false, value: options.idleValue, pull: source === undefined ? undefined : toPull(source), buffer: [], ended: source === undefined, resolveEnded, endedPromise });
       if (source === undefined) resolveEnded();
     }
+    this.resetPins();
   }
 
   /** The path johnny-five (the host) opens. */
@@ -265,6 +279,11 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
   /** The current sampling interval (ms) the host set, or the default. */
   get samplingIntervalMs(): number {
     return this.intervalMs;
+  }
+
+  /** The level of digital pin `pin` now (0 after a reset until the host drives it high). */
+  digitalValue(pin: number): 0 | 1 {
+    return this.pinValues[pin] === 1 ? 1 : 0;
   }
 
   /** Channels the host asked to report. */
@@ -304,6 +323,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
     await this.pty.replug();
     // The board reboots; the signal at its pin goes on at the interval it was sampled at.
     this.resetReporting();
+    this.resetPins();
     await this.plugIn();
     this.sleeper.wakeAll();
   }
@@ -345,6 +365,16 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
   private resetReporting(): void {
     for (const c of this.channels) c.reporting = false;
     this.intervalMs = this.options.samplingIntervalMs;
+  }
+
+  /** StandardFirmata's `systemResetCallback()`: digital pins outputs driven low, analog pins analog inputs. */
+  private resetPins(): void {
+    this.pinValues.fill(0);
+    for (let pin = 0; pin < PIN_COUNT; pin++) {
+      this.boardModes[pin] = pin >= FIRST_ANALOG_PIN ? FIRMATA_PIN_MODES.ANALOG : pin >= FIRST_DIGITAL_PIN ? FIRMATA_PIN_MODES.OUTPUT : FIRMATA_PIN_MODES.INPUT;
+    }
+    this.pinModes.clear();
+    this.emit('reset');
   }
 
   private write(bytes: number[]): void {
@@ -413,6 +443,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
         this.write([FIRMATA.REPORT_VERSION, this.options.version.major, this.options.version.minor]);
         break;
       case FIRMATA.SYSTEM_RESET:
+        this.resetPins();
         this.sampling(() => this.resetReporting());
         break;
       case FIRMATA.REPORT_ANALOG: {
@@ -432,6 +463,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
         break;
       case FIRMATA.SET_PIN_MODE:
         this.pinModes.set(a, b);
+        if (a < PIN_COUNT) this.boardModes[a] = b;
         this.emit('mode', a, b);
         break;
       case FIRMATA.SET_DIGITAL_PIN_VALUE:
@@ -443,8 +475,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
         for (let bit = 0; bit < 8; bit++) {
           const pin = port * 8 + bit;
           if (pin >= PIN_COUNT) break;
-          const mode = this.pinModes.get(pin);
-          if (mode !== FIRMATA_PIN_MODES.OUTPUT) continue; // only output pins are driven
+          if (this.boardModes[pin] !== FIRMATA_PIN_MODES.OUTPUT) continue; // only output pins are driven
           this.setPin(pin, (mask >> bit) & 1 ? 1 : 0);
         }
         break;
@@ -480,7 +511,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
       }
       case FIRMATA.PIN_STATE_QUERY: {
         const pin = rest[0] ?? 0;
-        this.write([FIRMATA.START_SYSEX, FIRMATA.PIN_STATE_RESPONSE, pin, this.pinModes.get(pin) ?? 0, this.pinValues[pin] ?? 0, FIRMATA.END_SYSEX]);
+        this.write([FIRMATA.START_SYSEX, FIRMATA.PIN_STATE_RESPONSE, pin, this.boardModes[pin] ?? 0, this.pinValues[pin] ?? 0, FIRMATA.END_SYSEX]);
         break;
       }
       case FIRMATA.SAMPLING_INTERVAL: {

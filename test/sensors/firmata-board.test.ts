@@ -86,4 +86,35 @@ describe.skipIf(!socatFound)('simulated Firmata board driven by johnny-five (nee
     expect(Math.abs(skipped - ((first.t - last.t) / 10 - 1))).toBeLessThanOrEqual(3);
     expect(board.stats.samplesDropped).toBeGreaterThanOrEqual(skipped - 3);
   });
+
+  it('resets its pins as StandardFirmata does, on SYSTEM_RESET and when it reboots after an unplug: all low, the host modes forgotten', async () => {
+    board = await createFirmataBoard();
+    const ready = async () => {
+      j5 = new five.Board({ port: board!.hostPath, repl: false, debug: false, sigint: false });
+      await new Promise<void>((resolve, reject) => {
+        j5!.once('ready', () => resolve());
+        j5!.once('error', reject);
+      });
+      j5.pinMode(13, j5.MODES.OUTPUT!);
+      j5.digitalWrite(13, 1);
+      await waitFor(() => board!.digitalValue(13) === 1, 'the LED pin high');
+    };
+    let resets = 0;
+    board.on('reset', () => (resets += 1));
+    await ready();
+    expect(board.pinModes.get(13)).toBe(1);
+    j5!.io.reset(); // SYSTEM_RESET
+    await waitFor(() => resets === 1, 'the reset');
+    expect(board.digitalValue(13)).toBe(0);
+    expect(board.pinModes.size).toBe(0);
+    expect(board.digitalWrites.map(({ pin, value }) => [pin, value])).toEqual([[13, 1]]); // host writes only
+    // Reboot: drive it high again, unplug, and the board comes back with the pin low.
+    j5!.digitalWrite(13, 0);
+    j5!.digitalWrite(13, 1);
+    await waitFor(() => board!.digitalValue(13) === 1, 'the LED pin high again');
+    await board.unplug({ downMs: 200 });
+    expect(resets).toBe(2);
+    expect(board.digitalValue(13)).toBe(0);
+    expect(board.pinModes.size).toBe(0);
+  });
 });

@@ -9,7 +9,7 @@ import { systemClock } from '../../device-sdk/clock.js';
 import { silentLogger } from '../../device-sdk/log.js';
 import type { FirmataEcgDriver } from '../../device-sdk/sensors/firmata-ecg.js';
 import { createDriver } from '../../device-sdk/sensors/registry.js';
-import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
+import { createFirmataBoard, type SimFirmataBoard } from '../../simulator/devices/firmata-board.js';
 import { findSocat, systemAvailable } from '../helpers/pty.js';
 import { waitFor } from '../helpers/wait.js';
 import { RecordingSink } from './serial-stream.contract.js';
@@ -107,6 +107,85 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     await driver.stop();
     // Stopping silences the outputs.
     await waitFor(() => board.digitalWrites.at(-1)?.pin === 13 && board.digitalWrites.at(-1)?.value === 0, 'the LED off at stop');
+  });
+
+  describe('alarm outputs follow the alarm state across unplugs and reboots (QA L2)', () => {
+    const ALARM = { alarmPins: { led: 13, buzzer: 8 }, buzzerMs: 400, ledMs: 60_000, staleMs: 400 };
+    const writesSince = (board: SimFirmataBoard, t: number) => board.digitalWrites.filter((w) => w.t >= t).map(({ pin, value }) => [pin, value]);
+
+    /** Unplugs the board for `downMs`, calls `whileAway` once the driver has seen it go, and resolves when the board is back (with the replug time). */
+    async function unplugged(board: SimFirmataBoard, sink: RecordingSink, downMs: number, whileAway: () => void): Promise<number> {
+      const disconnects = sink.states.filter((st) => st.detail === 'disconnected').length;
+      const back = board.unplug({ downMs });
+      await waitFor(() => sink.states.filter((st) => st.detail === 'disconnected').length > disconnects, 'the driver to see the board go');
+      whileAway();
+      await back;
+      return Date.now();
+    }
+
+    it('sounds an urgent alert raised while the board is unplugged longer than buzzerMs when the board comes back', async () => {
+      // QA: the buzzer's timer ran out while the board was away, so the alert never sounded.
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, ALARM);
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      let raisedAt = 0;
+      const replugAt = await unplugged(board, sink, 1500, () => {
+        raisedAt = Date.now();
+        driver.alarm({ kind: 'ecg-no-beats', severity: 3, message: 'no beats detected', t: raisedAt }, 7);
+      });
+      expect(replugAt - raisedAt).toBeGreaterThan(ALARM.buzzerMs); // away longer than the buzzer time
+      await waitFor(() => board.digitalWrites.some((w) => w.pin === 8 && w.value === 0 && w.t >= replugAt), 'the buzzer on and off again after the replug');
+      expect(writesSince(board, replugAt)).toEqual([
+        [13, 1],
+        [8, 1],
+        [8, 0],
+      ]);
+      const on = board.digitalWrites.find((w) => w.pin === 8 && w.value === 1 && w.t >= replugAt)!;
+      const off = board.digitalWrites.find((w) => w.pin === 8 && w.value === 0 && w.t >= replugAt)!;
+      // The same pattern as when raised: buzzerMs of sound (timer on the host; the writes cross the same pty).
+      expect(off.t - on.t).toBeGreaterThanOrEqual(ALARM.buzzerMs - 50);
+      expect(off.t - on.t).toBeLessThan(ALARM.buzzerMs + 300);
+      expect(board.digitalValue(13)).toBe(1);
+      expect(driver.alarmState).toEqual({ led: true, buzzer: false });
+      expect(driver.stats).toMatchObject({ sessions: 2, alarms: 1, alarmsRestored: 1 });
+    });
+
+    it('does not sound or show an alert acknowledged while the board was unplugged', async () => {
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, ALARM);
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      driver.alarm({ kind: 'tachycardia', severity: 3, message: 'heart rate above 150/min', t: Date.now() }, 3);
+      await waitFor(() => board.digitalWrites.some((w) => w.pin === 8 && w.value === 0), 'the buzzer on and off');
+      const replugAt = await unplugged(board, sink, 1000, () => driver.acknowledged(3));
+      // Streaming again for a while after the replug: time enough for any alarm write to arrive.
+      const samples = sink.samples[0]!.size;
+      await waitFor(() => driver.stats.sessions === 2 && sink.samples[0]!.size > samples + 100, 'streaming after the replug');
+      expect(writesSince(board, replugAt)).toEqual([]);
+      expect(board.digitalValue(13)).toBe(0);
+      expect(board.digitalValue(8)).toBe(0);
+      expect(driver.alarmState).toEqual({ led: false, buzzer: false });
+      expect(driver.stats).toMatchObject({ alarms: 1, alarmsRestored: 0 });
+    });
+
+    it('lights the LED again after the board reboots (its pins start low), and sounds the unacknowledged alert again', async () => {
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, ALARM);
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      driver.alarm({ kind: 'tachycardia', severity: 3, message: 'heart rate above 150/min', t: Date.now() }, 4);
+      driver.alarm({ kind: 'tachycardia', severity: 3, message: 'heart rate above 150/min', t: Date.now() }, 5);
+      driver.acknowledged(5); // one of two acknowledged: the other is still active
+      await waitFor(() => board.digitalWrites.some((w) => w.pin === 8 && w.value === 0), 'the buzzer on and off');
+      expect(board.digitalValue(13)).toBe(1);
+      let resets = 0;
+      board.on('reset', () => (resets += 1));
+      const replugAt = await unplugged(board, sink, 500, () => undefined);
+      expect(resets).toBe(1);
+      await waitFor(() => board.digitalWrites.some((w) => w.pin === 8 && w.value === 0 && w.t >= replugAt), 'the alarm pattern again after the reboot');
+      expect(writesSince(board, replugAt)).toEqual([
+        [13, 1],
+        [8, 1],
+        [8, 0],
+      ]);
+      expect(board.digitalValue(13)).toBe(1);
+      expect(board.pinModes.get(13)).toBe(1); // the driver set its pins' modes again on the rebooted board
+    });
   });
 
   it('resumes after an unplug/replug: reconnects through johnny-five, reports the missed span as a gap, never stores an index twice', async () => {

@@ -11,6 +11,7 @@ import { silentLogger } from '../../device-sdk/log.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
 import { readLedgerBodies, readLedgerSummary } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
+import { hashPin } from '../../firmware/ui/auth.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
 import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
 import { arraySource, createStreamDevice, LEAD_OFF_RAIL, type LeadOffSpan } from '../../simulator/devices/stream-device.js';
@@ -113,6 +114,72 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
         ['test-alarm', 'ecg'],
       ]);
       expect(readLedgerSummary(ledger).kinds.alert.lastSeq).toBe(2);
+    }
+  });
+
+  it('an alert acknowledged on the clinic screen while the Firmata board is unplugged does not sound when it comes back; one not acknowledged does', async () => {
+    const dir = tempDir();
+    const board = await createFirmataBoard({ analog: { 0: () => [512, 600, 700] } });
+    const config = parseRuntimeConfig(
+      {
+        deviceId: 'serial-rt-ack',
+        dataDir: 'device',
+        edge: { url: 'mqtt://127.0.0.1:1' },
+        ui: { enabled: true, listen: '127.0.0.1:0', users: [{ name: 'nurse', role: 'operator', pinHash: hashPin('1111', { N: 1024 }) }] },
+        sources: [{ type: 'device', sensor: 'ecg-firmata', driver: 'firmata-ecg', options: { path: board.hostPath, alarmPins: { led: 13, buzzer: 8 }, alarmMinSeverity: 3, buzzerMs: 300, ledMs: 60_000, staleMs: 400, backoff: { initialMs: 50, maxMs: 300 } } }],
+      },
+      dir,
+    );
+    const runtime = new Runtime(config, { logger: silentLogger });
+    const ui = new Promise<{ url?: string; error?: string }>((resolve) => runtime.once('ui', resolve));
+    const raised: string[] = [];
+    runtime.on('alert', (a) => raised.push(`${a.kind}/${a.severity}`));
+    runtime.start();
+    try {
+      const { url } = await ui;
+      const login = await fetch(new URL('/api/login', url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user: 'nurse', pin: '1111' }) });
+      expect(login.status).toBe(200);
+      const cookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
+      const seqOf = async (kind: string) => {
+        const reply = (await (await fetch(new URL('/api/alerts', url), { headers: { Cookie: cookie } })).json()) as { alerts: Array<{ kind: string; seq: number }> };
+        return reply.alerts.find((a) => a.kind === kind)?.seq;
+      };
+      await waitFor(() => board.reportingChannels.length === 1, 'the Firmata board streaming');
+      /** Unplugs the board, raises `kinds` (urgent) and acknowledges `ack` on the screen while it is away, and resolves with the writes after the replug. */
+      const away = async (kinds: string[], ack: string[]) => {
+        const replugged = board.unplug({ downMs: 1200 });
+        await waitFor(() => runtime.status().sensors.some((st) => st.sensor === 'ecg-firmata' && !st.connected), 'the runtime to see the board go');
+        for (const kind of kinds) runtime.raise({ kind, severity: 3, message: 'test alarm', t: Date.now(), sensor: 'ecg-firmata' });
+        for (const kind of ack) {
+          let seq: number | undefined;
+          await waitFor(async () => (seq = await seqOf(kind)) !== undefined, `${kind} on the clinic screen`);
+          const reply = await fetch(new URL(`/api/alerts/${seq}/ack`, url), { method: 'POST', headers: { Cookie: cookie, 'Content-Type': 'application/json' }, body: '{}' });
+          expect(reply.status).toBe(200);
+        }
+        await replugged;
+        const at = Date.now();
+        const writes = () => board.digitalWrites.filter((w) => w.t >= at).map(({ pin, value }) => [pin, value]);
+        const resumed = board.stats.analogMessages[0] ?? 0;
+        await waitFor(() => (board.stats.analogMessages[0] ?? 0) > resumed + 50, 'streaming again');
+        return writes;
+      };
+      // Acknowledged while away: silent and dark after the replug.
+      const first = await away(['test-alarm-acked'], ['test-alarm-acked']);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(first()).toEqual([]);
+      expect(board.digitalValue(13)).toBe(0);
+      // Two while away, one of them acknowledged: the other sounds (buzzerMs) and lights the LED when the board is back.
+      const second = await away(['test-alarm-open', 'test-alarm-acked-2'], ['test-alarm-acked-2']);
+      await waitFor(() => second().length >= 3, 'LED on, buzzer on then off');
+      expect(second()).toEqual([
+        [13, 1],
+        [8, 1],
+        [8, 0],
+      ]);
+      expect(raised.filter((r) => r.endsWith('/3'))).toEqual(['test-alarm-acked/3', 'test-alarm-open/3', 'test-alarm-acked-2/3']);
+    } finally {
+      await runtime.stop();
+      await board.stop();
     }
   });
 
