@@ -15,12 +15,12 @@
 //
 // Measured (rule classifier, 2026-12): today's monitor gives heart rates from the noise in 14 of the 18 cases
 // of (a), ventricular-run/AF alarms in 12, ecg-no-beats 4.1-57.1 s after the stop; (b) 3 false ecg-no-beats
-// clean (116 x2, 208: the detector misses beats for 7 s and 5 s), 0 at 12 dB. A locked-on shape check (a
+// clean (116 x2, 208: beats whose QRS left the analysed lead for 3-5 s, bench/ecg-qrs-visibility.js), 0 at 12 dB. A locked-on shape check (a
 // detection is a heartbeat when >= 0.15 mV and its QRS correlates >= 0.8 with one of 8 kept shapes, or
 // >= 0.9 with one of the 3 credible detections before it; 3 that are not in a row lose acquisition; those
 // hold the asystole clock for at most X s after the last heartbeat) was not adopted: with X = 2 s, (a) no
 // rate or alarm from the noise and ecg-no-beats 4.1-10.3 s, but at 12 dB 3 false ecg-no-beats (the same
-// detector misses in 116 and 208, which noise detections used to hide); with X = 6 s none at 12 dB but
+// beats of 116 and 208 not in the lead, which noise detections used to hide); with X = 6 s none at 12 dB but
 // ecg-no-beats up to 26 s after the stop (noise detections shaped like a kept QRS restart the clock).
 // X = 4 s, and a 0.5-2x size gate on the kept shapes, fail both ways too.
 //

@@ -48,9 +48,12 @@ export class DecodeError extends MedgeError {
 /** The local store refused or failed an operation. */
 export class StoreError extends MedgeError {
   readonly operation: string;
+  /** The file system (or SQLite's page limit) has no room: SQLite's SQLITE_FULL, from the cause. */
+  readonly diskFull: boolean;
   constructor(operation: string, message: string, options?: { cause?: unknown }) {
     super('store', `${operation}: ${message}`, options);
     this.operation = operation;
+    this.diskFull = (options?.cause as { code?: unknown } | undefined)?.code === 'SQLITE_FULL';
   }
 }
 

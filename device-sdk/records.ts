@@ -63,6 +63,29 @@ export function meterRecordId(r: Pick<Reading, 'meterRecord' | 'context'>): stri
   return session ? `${session}/${r.meterRecord}` : String(r.meterRecord);
 }
 
+/** A meter record number this far or more below the last one is taken for a wrapped counter (a newer record). */
+export const METER_RECORD_WRAP_MARGIN = 10_000;
+
+/**
+ * Whether meter record number `candidate` was written after `than`. Record numbers count up by one per
+ * record, but a Bluetooth glucose meter's is a uint16 (GLS Sequence Number) that starts again at 0 after
+ * 65,535: between two numbers of that range, one less than `65,536 - METER_RECORD_WRAP_MARGIN` ahead
+ * (modulo 65,536) is newer, so 0 comes after 65,535 and 65,535 is older than 2. Numbers above
+ * that range (a serial meter's) compare as plain numbers.
+ */
+export function meterRecordAfter(candidate: number, than: number): boolean {
+  if (candidate > 0xffff || than > 0xffff || candidate < 0 || than < 0) return candidate > than;
+  const ahead = (candidate - than + 0x10000) % 0x10000;
+  return ahead !== 0 && ahead <= 0x10000 - METER_RECORD_WRAP_MARGIN;
+}
+
+/** The newer of two meter record numbers (`meterRecordAfter`); undefined counts as none. */
+export function newerMeterRecord(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return meterRecordAfter(a, b) ? a : b;
+}
+
 /**
  * An output of a model or an algorithm. Decision support, never a diagnosis: it carries its
  * probability, the model that produced it and the quality of the input it saw.

@@ -6,6 +6,7 @@ import type { RecordKind } from '../device-sdk/records.js';
 import type { Migration } from '../device-sdk/store/migrations.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
+import { DUPLICATE_DEVICE_ID } from './duplicate-device-id.js';
 
 export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
   {
@@ -47,6 +48,13 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
         CREATE TRIGGER conflicts_unchanged BEFORE UPDATE ON conflicts BEGIN SELECT RAISE(ABORT, 'conflicts are clinical records: never changed'); END;
         CREATE TRIGGER conflict_resolutions_final_update BEFORE UPDATE ON conflict_resolutions BEGIN SELECT RAISE(ABORT, 'a conflict resolution is final'); END;
         CREATE TRIGGER conflict_resolutions_final_delete BEFORE DELETE ON conflict_resolutions BEGIN SELECT RAISE(ABORT, 'a conflict resolution is final'); END;`),
+  },
+  {
+    version: 4,
+    name: 'duplicate device ids: batches of one deviceId alternating between two live boots',
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE duplicate_device_ids (device_id TEXT PRIMARY KEY, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+        boot_ids TEXT NOT NULL /* JSON array: the last two */)`),
   },
 ]);
 
@@ -100,6 +108,11 @@ export interface EdgeStats {
   rejected: Record<string, number>;
   /** Records kept in `conflicts` per device and kind: a device reused seqs. An operator must look at them. */
   conflicts: Record<string, Partial<Record<RecordKind, number>>>;
+  /**
+   * Device ids whose batches alternated between two boots running at once (two boards with one id),
+   * counted per switch back (`duplicate-device-id`), with the last two boot ids and when (edge ms).
+   */
+  duplicateDeviceIds: Record<string, { count: number; bootIds: string[]; firstMs: number; lastMs: number }>;
   /** Of `conflicts`, those no operator has settled yet (`medge edge conflicts resolve`); resolved = conflicts - open. */
   openConflicts: Record<string, Partial<Record<RecordKind, number>>>;
 }
@@ -153,6 +166,7 @@ export class EdgeStore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly commitTx: (input: CommitInput, now: number) => CommitResult;
+  private readonly countDuplicateTx: (deviceId: string, bootIds: string, now: number) => void;
 
   constructor(dataDir: string) {
     makeDirs(dataDir);
@@ -178,6 +192,12 @@ export class EdgeStore {
     const keepConflict = this.db.prepare(
       'INSERT OR IGNORE INTO conflicts (device_id, kind, seq, site, boot_id, t_ms, received_ms, body, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    const upsertDuplicate = this.db.prepare(`INSERT INTO duplicate_device_ids (device_id, count, first_ms, last_ms, boot_ids) VALUES (?, 1, ?, ?, ?)
+      ON CONFLICT (device_id) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms, boot_ids = excluded.boot_ids`);
+    this.countDuplicateTx = this.db.transaction((deviceId: string, bootIds: string, now: number) => {
+      upsertDuplicate.run(deviceId, now, now, bootIds);
+      countRejected.run(DUPLICATE_DEVICE_ID, 1);
+    });
     this.commitTx = this.db.transaction((input: CommitInput, now: number): CommitResult => {
       const { deviceId, kind } = input;
       let inserted = 0;
@@ -233,6 +253,11 @@ export class EdgeStore {
   /** Commits a validated batch durably (one transaction, fsync'd) and returns what to acknowledge. */
   commit(input: CommitInput, now = Date.now()): CommitResult {
     return this.commitTx(input, now);
+  }
+
+  /** Counts a batch of `deviceId` that switched back to another live boot (`DuplicateDeviceIdWatch`), under the device and as `duplicate-device-id`. */
+  countDuplicateDeviceId(deviceId: string, bootIds: readonly string[], now = Date.now()): void {
+    this.countDuplicateTx(deviceId, JSON.stringify(bootIds), now);
   }
 
   countRejected(reason: string): void {
@@ -295,7 +320,17 @@ function readStats(db: Database.Database): EdgeStats {
     (conflicts[row.device_id] ??= {})[row.kind] = row.n;
     if (row.open > 0) (openConflicts[row.device_id] ??= {})[row.kind] = row.open;
   }
-  return { devices, rejected, conflicts, openConflicts };
+  const duplicateDeviceIds: EdgeStats['duplicateDeviceIds'] = {};
+  for (const row of !hasTable(db, 'duplicate_device_ids') ? [] : db.prepare('SELECT device_id, count, first_ms, last_ms, boot_ids FROM duplicate_device_ids ORDER BY device_id').all() as {
+    device_id: string;
+    count: number;
+    first_ms: number;
+    last_ms: number;
+    boot_ids: string;
+  }[]) {
+    duplicateDeviceIds[row.device_id] = { count: row.count, bootIds: JSON.parse(row.boot_ids) as string[], firstMs: row.first_ms, lastMs: row.last_ms };
+  }
+  return { devices, rejected, conflicts, openConflicts, duplicateDeviceIds };
 }
 
 /** Whether the database has `table` (a store not yet opened by this build, read here read-only, lacks the newer ones). */

@@ -1,8 +1,10 @@
+import { type Clock, systemClock } from '../device-sdk/clock.js';
 import type { Logger } from '../device-sdk/log.js';
 import { openPayload, SEALED_PAYLOAD_MARK, type WireKey } from '../device-sdk/security/wire-keys.js';
 import { encodeAck } from '../device-sdk/proto/index.js';
 import { type BatchLimits, BatchRejectedError, DEFAULT_BATCH_LIMITS, openBatch } from '../device-sdk/sync/batch.js';
 import { downTopic, parseUpTopic } from '../device-sdk/sync/topics.js';
+import { DuplicateDeviceIdWatch, type DuplicateDeviceIdOptions } from './duplicate-device-id.js';
 import type { CommitResult, EdgeStore } from './edge-store.js';
 
 export type IngestOutcome = { ok: true; deviceId: string; result: CommitResult } | { ok: false; reason: string; message: string };
@@ -18,6 +20,9 @@ export interface IngestOptions {
   wireKeys?: (deviceId: string) => WireKey | undefined;
   /** Refuse (as `auth`) clear payloads from devices that have a wire key. */
   requireSealed?: boolean;
+  /** Time of the duplicate device id watch. */
+  clock?: Pick<Clock, 'now' | 'monotonic'>;
+  duplicateDeviceId?: Partial<DuplicateDeviceIdOptions>;
 }
 
 /**
@@ -31,6 +36,8 @@ export class Ingest {
   private readonly limits: BatchLimits;
   private readonly wireKeys: IngestOptions['wireKeys'];
   private readonly requireSealed: boolean;
+  private readonly clock: Pick<Clock, 'now' | 'monotonic'>;
+  private readonly duplicates: DuplicateDeviceIdWatch;
 
   constructor(store: EdgeStore, publishAck: AckPublisher, log: Logger, limits: Partial<BatchLimits> = {}, options: IngestOptions = {}) {
     this.store = store;
@@ -39,6 +46,8 @@ export class Ingest {
     this.limits = { ...DEFAULT_BATCH_LIMITS, ...limits };
     this.wireKeys = options.wireKeys;
     this.requireSealed = options.requireSealed === true;
+    this.clock = options.clock ?? systemClock;
+    this.duplicates = new DuplicateDeviceIdWatch(this.clock, options.duplicateDeviceId);
   }
 
   /** The batch bytes of a payload: opened with the device's wire key when it has one. Returns a refusal otherwise. */
@@ -92,6 +101,7 @@ export class Ingest {
       this.log.error({ err: (error as Error).message, deviceId: where.deviceId, kind: where.kind }, 'commit failed; not acknowledging');
       return { ok: false, reason: 'store', message: (error as Error).message };
     }
+    this.watchBoots(where.deviceId, header.bootId);
     if (result.conflicts.length > 0) {
       // Kept in `conflicts` and counted in the commit's transaction, so acknowledging them loses nothing.
       this.log.error(
@@ -107,7 +117,7 @@ export class Ingest {
     if (result.assumed > 0) {
       this.log.warn({ ...ids, assumed: result.assumed, upToSeq: result.upToSeq }, "records this edge never stored taken as delivered on the device's acknowledged watermark; the device no longer holds them");
     }
-    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId });
+    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId, batchLastSeq: header.lastSeq });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
     if (result.replay) {
       // Counted in the commit's own transaction.
@@ -117,6 +127,22 @@ export class Ingest {
     }
     this.log.debug({ deviceId: where.deviceId, kind: where.kind, ...result }, 'batch committed');
     return { ok: true, deviceId: where.deviceId, result };
+  }
+
+  /** Counts and logs (at most once per `logRepeatMs` per device) batches of a deviceId that alternate between two live boots. */
+  private watchBoots(deviceId: string, bootId: string): void {
+    const switched = this.duplicates.batch(deviceId, bootId);
+    if (!switched) return;
+    try {
+      this.store.countDuplicateDeviceId(deviceId, switched.bootIds, this.clock.now());
+    } catch (error) {
+      this.log.error({ err: (error as Error).message, deviceId }, 'could not count a duplicate device id');
+    }
+    if (switched.toLog === undefined) return;
+    this.log.error(
+      { deviceId, bootIds: switched.bootIds, switches: switched.toLog },
+      'duplicate device id: batches of this deviceId alternate between two running boards, which evict each other\'s MQTT session; give one board its own deviceId (their records are kept, seq reuse in the conflicts table)',
+    );
   }
 
   private reject(reason: string, message: string, topic: string): IngestOutcome {

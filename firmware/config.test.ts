@@ -31,6 +31,7 @@ describe('parseRuntimeConfig', () => {
         batchMaxBytes: 262_144,
         window: 16,
         ackTimeoutMs: 10_000,
+        slowLinkBytesPerSec: 4096,
         backoff: { initialMs: 250, maxMs: 30_000 },
       },
       store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' },
@@ -84,7 +85,7 @@ describe('parseRuntimeConfig', () => {
     const error = problemOf({ ...minimal, edge: { windw: 4 } });
     expect(error.field).toBe('edge.windw');
     expect(error.value).toBe(4);
-    expect(error.fix).toContain('valid properties here are: url, batchMaxRecords, batchMaxBytes, window, ackTimeoutMs, backoff');
+    expect(error.fix).toContain('valid properties here are: url, batchMaxRecords, batchMaxBytes, window, ackTimeoutMs, slowLinkBytesPerSec, backoff');
     expect(problemOf({ ...minimal, colour: true }).fix).toMatch(/^remove it; valid properties here are: deviceId, site,/);
   });
 
@@ -94,6 +95,16 @@ describe('parseRuntimeConfig', () => {
       expect(error.field).toBe('edge.window');
       expect(error.value).toBe(window);
       expect(error.fix).toMatch(/^use an integer between 1 and 64/);
+    }
+  });
+
+  it('takes edge.slowLinkBytesPerSec and names a value outside 256 B/s .. 1 Gbit/s with the range', () => {
+    expect(parseRuntimeConfig({ ...minimal, edge: { slowLinkBytesPerSec: 1200 } }, '/x').edge.slowLinkBytesPerSec).toBe(1200);
+    for (const slowLinkBytesPerSec of [0, 255, 125_000_001, 1.5, '4096']) {
+      const error = problemOf({ ...minimal, edge: { slowLinkBytesPerSec } });
+      expect(error.field).toBe('edge.slowLinkBytesPerSec');
+      expect(error.value).toBe(slowLinkBytesPerSec);
+      expect(error.fix).toMatch(/^use an integer between 256 and 125000000/);
     }
   });
 
@@ -216,6 +227,33 @@ describe('device sources', () => {
     expect(error.field).toBe('sources[1].driver');
     expect(error.value).toBe('no-such-driver');
     expect(error.problem).toBe('is not a known driver');
+  });
+
+  it('names each wrong driver option by its own field and value, with a fix, as for the rest of the config', () => {
+    // QA: "sources[0].options: must NOT have additional properties (got {...the whole options...}). Fix: <the driver's JSON schema>",
+    // one problem per source, the misspelt option and the string "60000" unnamed, "alarmPins.buzzer ... (got {...})".
+    const input = {
+      deviceId: 'd',
+      dataDir: '/tmp/x',
+      sources: [
+        { type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: { pollIntervalMs: '60000', adress: 'C0:FF:EE:00:00:01' } },
+        { type: 'device', sensor: 'ecg', driver: 'firmata-ecg', options: { path: '/dev/ttyACM0', alarmPins: { buzzer: 200 } } },
+      ],
+    };
+    let error: ConfigErrors | undefined;
+    try {
+      parseRuntimeConfig(input, '/');
+    } catch (e) {
+      error = e as ConfigErrors;
+    }
+    expect(error?.problems.map((p) => [p.field, p.value, p.problem, p.fix])).toEqual([
+      ['sources[0].options.adress', 'C0:FF:EE:00:00:01', 'unknown property (driver ble-glucose-meter)', expect.stringMatching(/^rename it to "address"; valid properties here are: address, /)],
+      ['sources[0].options.pollIntervalMs', '60000', 'must be integer (driver ble-glucose-meter)', 'use an integer between 0 and 86400000'],
+      ['sources[1].options.alarmPins.buzzer', 200, 'must be <= 127 (driver firmata-ecg)', 'use an integer between 0 and 127'],
+    ]);
+    // Valid options are merged over the driver's defaults.
+    const ok = parseRuntimeConfig({ ...input, sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: { pollIntervalMs: 5000 } }] }, '/');
+    expect(ok.sources[0]).toMatchObject({ options: { pollIntervalMs: 5000, racpTimeoutMs: 15_000 } });
   });
 
   it('requires the sensor and driver of a device source', () => {

@@ -9,9 +9,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Ajv, type ErrorObject, type SchemaObject } from 'ajv';
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { ConfigError, formatValue } from '../device-sdk/errors.js';
-import { resolveDriverOptions } from '../device-sdk/sensors/registry.js';
+import { getDriver, resolveDriverOptions } from '../device-sdk/sensors/registry.js';
 import { isTimeZone } from '../device-sdk/time-zone.js';
 import { CIPHER_SUITES, type CipherSuite } from '../device-sdk/security/envelope.js';
 
@@ -131,6 +131,11 @@ export interface RuntimeConfig {
     /** Batches in flight without an acknowledgement. */
     window: number;
     ackTimeoutMs: number;
+    /**
+     * The slowest link the uplink allows for (bytes/s): a batch not yet PUBACKed gets its transmission
+     * time at this rate on top of `ackTimeoutMs` before it times out (`device-sdk/sync/README.md`).
+     */
+    slowLinkBytesPerSec: number;
     backoff: { initialMs: number; maxMs: number };
     /**
      * Mutual TLS with the edge (`medge provision` writes the files): the CA certificate that signed
@@ -215,6 +220,7 @@ export const DEFAULT_RUNTIME_CONFIG = deepFreeze({
     batchMaxBytes: 262_144,
     window: 16,
     ackTimeoutMs: 10_000,
+    slowLinkBytesPerSec: 4096,
     backoff: { initialMs: 250, maxMs: 30_000 },
   },
   store: { budgetBytes: 2 * 1024 ** 3, chunkRetentionHours: 24, recordRetentionDays: 90, cipher: 'aes-256-gcm' as CipherSuite },
@@ -314,6 +320,8 @@ const RUNTIME_SCHEMA: SchemaObject = object(
       batchMaxBytes: int(1024, 4_194_304, 262_144),
       window: int(1, 64, 16),
       ackTimeoutMs: int(500, 600_000, 10_000),
+      // 256 B/s (2 kbit/s, below GSM CSD) to 1 Gbit/s.
+      slowLinkBytesPerSec: int(256, 125_000_000, 4096),
       backoff: object({ initialMs: int(1, 600_000, 250), maxMs: int(1, 3_600_000, 30_000) }),
       tls: object(
         {
@@ -539,6 +547,27 @@ function problemsOf(errors: readonly ErrorObject[] | null | undefined, data: unk
   return problems;
 }
 
+const driverOptionValidators = new Map<string, ValidateFunction>();
+
+/** The problems of a device source's `driver` (unknown) or `options` (against the driver's schema), each naming its option. */
+function driverOptionProblems(name: string, options: unknown, at: string): ConfigProblem[] {
+  let driver: ReturnType<typeof getDriver>;
+  try {
+    driver = getDriver(name, `${at}.driver`);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return [{ field: error.field, value: error.value, problem: error.problem, fix: error.fix }];
+  }
+  let validate = driverOptionValidators.get(name);
+  if (validate === undefined) {
+    validate = ajv.compile(driver.optionsSchema);
+    driverOptionValidators.set(name, validate);
+  }
+  const input = options ?? {};
+  if (validate(input)) return [];
+  return problemsOf(validate.errors, input, `${at}.options`).map((p) => ({ ...p, problem: `${p.problem} (driver ${name})` }));
+}
+
 // ---- merging ---------------------------------------------------------------------------------
 
 function resolveSource(input: SourceConfigInput): SourceConfig {
@@ -611,13 +640,11 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
       });
     } else sensors.set(source.sensor, index);
     if (source.type === 'device') {
-      try {
-        source.options = resolveDriverOptions(source.driver, source.options, `sources[${index}].options`) as Record<string, unknown>;
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        const field = error.field === 'driver' ? `sources[${index}].driver` : error.field;
-        problems.push({ field, value: error.value, problem: error.problem, fix: error.fix });
-      }
+      // The driver's options are checked here with its schema, so that each problem names its own
+      // option and value as the rest of the config does (`driverOptionProblems`).
+      const optionProblems = driverOptionProblems(source.driver, source.options, `sources[${index}]`);
+      if (optionProblems.length > 0) problems.push(...optionProblems);
+      else source.options = resolveDriverOptions(source.driver, source.options) as Record<string, unknown>;
     }
   });
   return problems;

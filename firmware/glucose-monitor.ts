@@ -31,7 +31,7 @@
 import { readFileSync } from 'node:fs';
 import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
-import { type Alert, type Finding, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
+import { type Alert, type Finding, METER_RECORD_WRAP_MARGIN, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
@@ -62,8 +62,6 @@ function isMeterRecordNumber(r: Reading): r is Reading & { meterRecord: number }
   return r.meterRecord !== undefined && r.context?.sessionStart === undefined && r.context?.source !== 'cgm' && r.context?.[CGM_MEASURED_AT] === undefined;
 }
 
-/** A meter record number this far or more below the last one is taken for a wrapped counter (a newer record). */
-const RECORD_WRAP_MARGIN = 10_000;
 
 export interface GlucoseMonitorOptions {
   /** Sustained hyperglycaemia: above `hyperLevel` mg/dL for `hyperMinutes` without a gap; re-arms at <= `hyperRearm`. */
@@ -232,10 +230,10 @@ export class GlucoseMonitor {
     // Record numbers only go up (a 16-bit one wraps: far below the last is after a wrap, so newer).
     const behind = isMeterRecordNumber(r) && this.lastMeterRecord !== undefined ? this.lastMeterRecord - r.meterRecord : 0;
     const end = this.trace.at(-1)?.t;
-    if ((behind < 0 || behind >= RECORD_WRAP_MARGIN) && end !== undefined && t <= end) this.trace = this.trace.filter((p) => p.t < t);
+    if ((behind < 0 || behind >= METER_RECORD_WRAP_MARGIN) && end !== undefined && t <= end) this.trace = this.trace.filter((p) => p.t < t);
     // An older record (lower number) is never live; dated after the trace's end it was dated by a clock that
     // has since been set back, so its time says nothing and it stays out of the trace.
-    if (behind > 0 && behind < RECORD_WRAP_MARGIN && end !== undefined && t > end) return out;
+    if (behind > 0 && behind < METER_RECORD_WRAP_MARGIN && end !== undefined && t > end) return out;
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
       // Backfilled or repeated: kept for the history, nothing live to say about it.

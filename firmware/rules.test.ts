@@ -75,6 +75,21 @@ describe('heart-rate alerts', () => {
     expect(kinds).toEqual(['-', '-', '-', '-', '-', '-', 'tachycardia', '-', '-', '-', '-', '-', 'tachycardia']);
   });
 
+  it('raises no rate alert on readings of a strap that reports no skin contact (the 0 /min it sends), but one contact-lost warning per episode', () => {
+    const engine = createRuleEngine();
+    const strap = (value: number, second: number, contact: string) => ({ ...heartRate(value, second), context: { contact } });
+    expect(engine.onReading(strap(72, 0, 'detected')).alerts).toEqual([]);
+    // QA: 0 /min with contact 'not-detected' raised bradycardia (3): 'Heart rate reading 0 /min is below 40 /min'.
+    const off = [1, 2, 3].flatMap((second) => engine.onReading(strap(0, second, 'not-detected')).alerts);
+    expect(off.map((a) => [a.kind, a.severity])).toEqual([['heart-rate-contact-lost', 2]]);
+    expect(off[0]?.message).toBe('strap reports no skin contact: its heart rate (0 /min) is not evaluated until contact is back; check the strap.');
+    // Back on the skin: a real low is alerted, and the next time the strap comes off is warned again.
+    expect(engine.onReading(strap(35, 4, 'detected')).alerts.map((a) => a.kind)).toEqual(['bradycardia']);
+    expect(engine.onReading(strap(0, 5, 'not-detected')).alerts.map((a) => a.kind)).toEqual(['heart-rate-contact-lost']);
+    // Straps that cannot tell contact are evaluated as before.
+    expect(createRuleEngine().onReading(strap(0, 6, 'not-supported')).alerts.map((a) => a.kind)).toEqual(['bradycardia']);
+  });
+
   it('raises bradycardia below 40 with severity 3', () => {
     const engine = createRuleEngine();
     expect(engine.onReading(heartRate(38, 0)).alerts).toMatchObject([{ kind: 'bradycardia', severity: 3 }]);

@@ -30,6 +30,9 @@
  * `historical-severe-reading` alert (once per sensor while the runtime runs): the meter's time, and,
  * unless the time came from the meter's Current Time (then a wrong clock is already corrected), that a
  * wrong meter clock makes a current reading look old.
+ *
+ * A heart-rate reading whose strap reports its skin contact as not detected (`context.contact`) raises
+ * no rate alert: one `heart-rate-contact-lost` (severity 2) per episode says the strap is off.
  */
 import type { Alert, AlertSeverity, Finding, Reading } from '../device-sdk/records.js';
 import { cgmMeasuredAt, METER_TIME_CONTEXT, meterClockText, meterTimeZoneUnknown } from '../device-sdk/sensors/meter-time.js';
@@ -178,6 +181,9 @@ function glucoseMgDl(r: Reading): number | undefined {
   return undefined; // unknown unit: not evaluated rather than misread
 }
 
+/** The alert (severity 2) of a heart-rate strap that reports no skin contact; its readings raise no rate alert meanwhile. */
+export const HEART_RATE_CONTACT_LOST = 'heart-rate-contact-lost';
+
 export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngine {
   const o: RuleEngineOptions = {
     glucose: { ...DEFAULT_RULE_OPTIONS.glucose, ...options.glucose },
@@ -269,6 +275,14 @@ export function createRuleEngine(options: RuleEngineOptionsInput = {}): RuleEngi
 
   function onHeartRate(s: SensorState, r: Reading, out: RuleOutput): void {
     if (!Number.isFinite(r.value)) return;
+    if (r.context?.contact === 'not-detected') {
+      // A strap that reports its sensor contact as not detected (HRS flags bits 1-2 = 2) is off the skin:
+      // what it sends (often 0) is not the patient's heart rate. Warned once per episode, as an ECG lead-off.
+      s.tachyRun = 0;
+      raise(s, out, r, HEART_RATE_CONTACT_LOST, 2, () => `${r.sensor} reports no skin contact: its heart rate (${Math.round(r.value)} /min) is not evaluated until contact is back; check the strap.`);
+      return;
+    }
+    s.fired.delete(HEART_RATE_CONTACT_LOST);
     const h = o.heartRate;
     if (r.value <= h.rearm.max) s.fired.delete('tachycardia');
     if (r.value >= h.rearm.min) s.fired.delete('bradycardia');

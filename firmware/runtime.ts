@@ -3,9 +3,9 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { join, resolve } from 'node:path';
 import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
-import { ConfigError, DecodeError, MedgeError } from '../device-sdk/errors.js';
+import { ConfigError, DecodeError, MedgeError, StoreError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, type Finding, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, type Finding, newerMeterRecord, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -35,6 +35,8 @@ import { makeDirs } from '../device-sdk/make-dirs.js';
 export const ANALYSIS_ERROR = 'analysis-error';
 /** An `analysis-error` of the same analysis and sensor is raised again only after this long (ms). */
 const ANALYSIS_ERROR_REPEAT_MS = 10 * 60_000;
+/** A ledger flush that keeps failing is logged this often (it is retried every flush interval). */
+const FLUSH_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** Decoders for bytes that arrive raw from a transport, by codec name (`timeZone`: the configured zone, for meter times). One explicit list. */
 const RAW_CODECS: Readonly<Record<string, (bytes: Uint8Array, tDevice: number, sensor: string, timeZone?: string) => Reading>> = Object.freeze({
@@ -93,19 +95,19 @@ export function ledgerPath(dataDir: string): string {
 }
 
 /**
- * What the ledger keeps of the glucose sensors across a restart: the highest record number stored per sensor
- * of `meters` (a meter's backfill resumes from it, so each record is stored once; records the edge
- * acknowledged and compaction removed after the retention are no longer counted), and the readings and alerts
- * of `replayed` stored at or after `sinceMs` (device clock), in the order they were stored: the rules and the
- * analyses replay them at start, so that an alert episode open before a restart stays open. Those dated after
- * `untilMs` (now) are not replayed: the device clock was set back since they were stored, and a trace ending
- * in the future takes every new reading for a backfilled one (QA: the clock set back 48 h before a restart, no
+ * What the ledger keeps of the glucose sensors across a restart: the newest record number stored per sensor
+ * of `meters` (`newerMeterRecord`: a 16-bit number that started again at 0 after 65,535 is newer; a meter's
+ * backfill resumes from it, so each record is stored once; records the edge acknowledged and compaction
+ * removed after the retention are no longer counted), and the readings and alerts of `replayed` stored at or
+ * after `sinceMs` (device clock), in the order they were stored: the rules and the analyses replay them at
+ * start, so that an alert episode open before a restart stays open. Those dated after `untilMs` (now) are not
+ * replayed: the device clock was set back since they were stored, and a trace ending in the future takes
+ * every new reading for a backfilled one (QA: the clock set back 48 h before a restart, no
  * glucose-predicted-low nor sustained-high alert in the 10 h after it, none until the clock passes the stored
- * readings again; a meter's record numbers still count). Only the meters'
- * readings are read whole; of the other sensors' readings and of the alerts, those stored since `sinceMs`
- * (`OutboxStore.readMatching`: the rest are never opened. QA: 300k stored heart-rate readings, 3.5 days at
- * one a second, took 2.5 s to scan at every start of a runtime with a glucose source, 3.2 s as many glucose
- * readings; none of them is replayed).
+ * readings again; a meter's record numbers still count). Only the meters' readings are read whole; of the
+ * other sensors' readings and of the alerts, those stored since `sinceMs` (`OutboxStore.readMatching`: the
+ * rest are never opened. QA: 300k stored heart-rate readings, 3.5 days at one a second, took 2.5 s to scan at
+ * every start of a runtime with a glucose source, 3.2 s as many glucose readings; none of them is replayed).
  */
 export function storedGlucoseState(store: OutboxStore, sensors: { meters: readonly string[]; replayed: readonly string[] }, sinceMs: number, untilMs = Number.POSITIVE_INFINITY): { lastRecords: Map<string, number> } & StoredRecords {
   const lastRecords = new Map<string, number>();
@@ -130,7 +132,7 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: readon
   const readings: Reading[] = [];
   for (const row of rows) {
     const r = decodeBody('reading', row.body);
-    if (meters.has(r.sensor) && r.meterRecord !== undefined && r.meterRecord > (lastRecords.get(r.sensor) ?? -1)) lastRecords.set(r.sensor, r.meterRecord);
+    if (meters.has(r.sensor) && r.meterRecord !== undefined) lastRecords.set(r.sensor, newerMeterRecord(r.meterRecord, lastRecords.get(r.sensor)) as number);
     if (replayed.has(r.sensor) && r.tDevice >= sinceMs && r.tDevice <= untilMs) readings.push(r);
   }
   if (replayed.size > 0) {
@@ -193,6 +195,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private lastAlert: Alert | undefined;
   private storageFull = false;
   private refusedChunks = 0;
+  /** The ledger's file system is full (a flush failed with SQLITE_FULL): waveform is not stored until a flush succeeds again. */
+  private diskFull = false;
+  private lastFlushErrorLogAt: number | undefined;
   private lastRateAt = 0;
   private timers: NodeJS.Timeout[] = [];
   private readonly startedAt: number;
@@ -245,7 +250,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     });
     this.ledger = new Ledger(this.store, {
       clock: this.clock,
-      onFlushError: (error) => this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered }, 'ledger flush failed; records kept in memory, retrying'),
+      onFlushError: (error) => this.onFlushError(error),
     });
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
@@ -321,6 +326,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'device-key-create', detail: `device key ${this.store.keyring?.deviceKey.keyId} created` });
     }
     this.uplink.on('state', (state) => this.log.info({ link: state }, 'link state'));
+    // Another board under this deviceId keeps taking over the MQTT session: stored and raised like any alert.
+    this.uplink.on('alert', (alert) => this.raise(alert));
     this.uplink.start();
     for (const a of this.analyzers) {
       a.start?.({
@@ -521,7 +528,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         this.unreadable.readable(c.sensor);
         const restored = this.watchdog?.chunk(c);
         if (restored) this.raise(restored);
-        if (this.storageFull) this.refusedChunks += 1;
+        if (this.storageFull || this.diskFull) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);
         // Analysis runs whether or not the waveform could be stored: alarms never wait for storage.
         for (const a of this.analyzers) if (a.onChunk) this.analyze(a, c.sensor, () => a.onChunk?.(c));
@@ -583,7 +590,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.count(r.sensor, 1);
       this.unreadable.readable(r.sensor);
     }
-    if (r.meterRecord !== undefined && r.meterRecord > (this.meterRecords.get(r.sensor) ?? -1)) this.meterRecords.set(r.sensor, r.meterRecord);
+    if (r.meterRecord !== undefined) this.meterRecords.set(r.sensor, newerMeterRecord(r.meterRecord, this.meterRecords.get(r.sensor)) as number);
     this.ledger.add('reading', r);
     this.take(this.rules.onReading(r), r.sensor);
     for (const a of this.analyzers) if (a.onReading) this.analyze(a, r.sensor, () => a.onReading?.(r));
@@ -605,7 +612,42 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     for (const output of this.alarmOutputs) output.alarm(alert);
   }
 
+  /**
+   * A timed ledger flush failed; the ledger keeps the records buffered and retries. Logged at most once
+   * a minute. On a full disk (`StoreError.diskFull`) the eviction order of the budget applies to what
+   * waits in memory: buffered raw waveform is dropped and no more is taken until a flush succeeds
+   * (`checkBudget` retries), clinical records stay buffered, and `storage-full` (3) is raised once.
+   */
+  private onFlushError(error: unknown): void {
+    const now = this.clock.monotonic();
+    const full = error instanceof StoreError && error.diskFull;
+    const dropped = full ? this.ledger.dropBuffered('chunk') : 0;
+    this.refusedChunks += dropped;
+    if (this.lastFlushErrorLogAt === undefined || now - this.lastFlushErrorLogAt >= FLUSH_ERROR_LOG_INTERVAL_MS) {
+      this.lastFlushErrorLogAt = now;
+      this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered, refusedChunks: this.refusedChunks }, 'ledger flush failed; records kept in memory, retrying');
+    }
+    if (!full || this.diskFull) return;
+    this.diskFull = true;
+    this.raise({
+      kind: 'storage-full',
+      severity: 3,
+      t: this.clock.now(),
+      message: `The disk of the device ledger is full: raw waveform is no longer stored, and new clinical records wait in memory (lost if the device stops) until space is freed on the file system of ${this.config.dataDir}.`,
+    });
+  }
+
   private checkBudget(): void {
+    if (this.diskFull) {
+      try {
+        this.ledger.flush();
+        this.diskFull = false;
+        this.lastFlushErrorLogAt = undefined;
+        this.log.info({ refusedChunks: this.refusedChunks }, 'the ledger disk has room again; storing waveform again');
+      } catch {
+        return; // still full: reported when it started; the ledger retries its flush
+      }
+    }
     const report = this.store.enforceBudget(this.clock.now());
     const evicted = Object.values(report.evicted).reduce((a, b) => a + b, 0);
     if (evicted > 0) this.log.warn({ evicted: report.evicted, bytesUsed: report.bytesUsed }, 'ledger over budget: evicted records');
@@ -657,7 +699,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       produced,
       backlog,
       quarantined: stats.quarantine.lastSeq,
-      storage: { bytesUsed, budgetBytes: this.config.store.budgetBytes, overBudget: this.storageFull },
+      storage: { bytesUsed, budgetBytes: this.config.store.budgetBytes, overBudget: this.storageFull, diskFull: this.diskFull },
       analysis: this.analyzers.flatMap((a) => (a.status ? [a.status()] : [])),
     };
     if (this.uplink.lastAckMs !== undefined) status.lastAckMs = this.uplink.lastAckMs;

@@ -44,7 +44,8 @@ export interface RuntimeStatus {
   backlog: Record<RecordKind, number>;
   quarantined: number;
   lastAlert?: { kind: string; severity: AlertSeverity; message: string; t: number };
-  storage: { bytesUsed: number; budgetBytes: number; overBudget: boolean };
+  /** `diskFull`: the ledger's file system has no room (waveform not stored, clinical records wait in memory). */
+  storage: { bytesUsed: number; budgetBytes: number; overBudget: boolean; diskFull?: boolean };
   /** One entry per running analysis (absent from runtimes older than this field). */
   analysis?: AnalysisStatus[];
 }

@@ -58,6 +58,8 @@ export interface AckMessage {
   rewind: boolean;
   /** The boot of the batch this ack answers; '' from an edge that does not send it. */
   bootId: string;
+  /** The lastSeq of the batch this ack answers, which the edge holds; 0 from an edge that does not send it. */
+  batchLastSeq: number;
 }
 
 /** protobufjs yields 64-bit integers as `Long` objects when the `long` package is present. */
@@ -131,7 +133,9 @@ export function decodeRecordList(bytes: Uint8Array): WireRecord[] {
   }));
 }
 
-export function encodeAck(ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId'> & { rewind?: boolean; bootId?: string }): Uint8Array {
+export function encodeAck(
+  ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId' | 'batchLastSeq'> & { rewind?: boolean; bootId?: string; batchLastSeq?: number },
+): Uint8Array {
   return T.Ack.encode({ ...ack, schemaVersion: SCHEMA_VERSION }).finish();
 }
 
@@ -146,6 +150,7 @@ export function decodeAck(bytes: Uint8Array): AckMessage {
     edgeMs: num(m.edgeMs),
     rewind: m.rewind === true,
     bootId: String(m.bootId ?? ''),
+    batchLastSeq: num(m.batchLastSeq ?? 0),
   };
 }
 

@@ -38,7 +38,8 @@
  * wrote, and the glucose monitor times readings by `tMeter` when present, so a wrong CGM clock
  * would move live readings into the past.
  * Undecodable bytes (bad size, CRC mismatch, reserved flags) and records without a finite glucose
- * value go to quarantine with transport `ble:<address>/2aa7`.
+ * value go to quarantine with transport `ble:<address>/2aa7`; in a notification of several records, a
+ * record with a bad E2E-CRC alone (`decodeCgmMeasurementParts`), the others are read.
  */
 import type { ClockTimer } from '../clock.js';
 import { DecodeError } from '../errors.js';
@@ -51,7 +52,7 @@ import {
   type CgmMeasurementRecord,
   type CgmSessionStartTime,
   decodeCgmFeature,
-  decodeCgmMeasurement,
+  decodeCgmMeasurementParts,
   decodeCgmSessionStartTime,
 } from '../protocols/ble/cgm.js';
 import { finiteValue } from '../protocols/ieee11073.js';
@@ -176,17 +177,16 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.streamDetail = 'unknown' in read ? `streaming, session start unknown (${read.unknown}): new sensor sessions detected by time offsets only` : 'streaming';
     const options = { e2eCrc, annunciationLayout: this.options.annunciationLayout };
     await link.subscribe(CGM_SERVICE_UUID, CGM_MEASUREMENT_UUID, (bytes) => {
-      let records: CgmMeasurementRecord[];
-      try {
-        records = decodeCgmMeasurement(bytes, options);
-      } catch (error) {
-        if (!(error instanceof DecodeError)) throw error;
-        this.quarantine(link, CGM_MEASUREMENT_UUID, bytes, error);
-        return;
+      // Each record on its own: one with a bad E2E-CRC is quarantined, the records beside it in the notification are read.
+      const records: { record: CgmMeasurementRecord; bytes: Uint8Array }[] = [];
+      for (const part of decodeCgmMeasurementParts(bytes, options)) {
+        if ('error' in part) this.quarantine(link, CGM_MEASUREMENT_UUID, part.bytes, part.error);
+        else records.push(part);
       }
+      if (records.length === 0) return;
       this.queue = this.queue
         .then(async () => {
-          for (const r of records) await this.onRecord(link, r, bytes, e2eCrc);
+          for (const r of records) await this.onRecord(link, r.record, r.bytes, e2eCrc);
         })
         .catch((error: unknown) => this.deps.logger.error({ sensor: this.sensor, err: error instanceof Error ? error.message : String(error) }, 'CGM record handling failed'));
     });

@@ -12,13 +12,16 @@
  * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → every `pollIntervalMs` ask
  * again for newer records (reading the meter's clock again first), until the link is lost; then reconnect with backoff and resume.
  *
- * Exactly once: a record is handed to the sink only when its sequence number is above every record
- * number already stored for the sensor (`deps.lastMeterRecord`, which the runtime keeps durable) or
- * handed over on this driver; duplicates (a retransmitted notification, a record sent again after a
- * resume) are counted in `duplicates` and dropped. A measurement whose context (flag bit 4) has not
- * arrived when the link drops is NOT handed over: the resumed transfer sends it again with its context.
- * Sequence numbers are treated as increasing (GLS §3.6.1.2: they increase by one per record; the
- * uint16 wrap after 65,535 records is not handled).
+ * Exactly once: a record is handed to the sink only when its sequence number is newer than the newest
+ * record stored for the sensor (`deps.lastMeterRecord`, which the runtime keeps durable) or handed over
+ * on this driver before the transfer began, and was not handed over in this transfer; duplicates (a
+ * retransmitted notification, a record sent again after a resume) are counted in `duplicates` and
+ * dropped. A record that arrives after a higher-numbered one of the same transfer (out of order) is
+ * stored. A measurement whose context (flag bit 4) has not arrived when the link drops is NOT handed
+ * over: the resumed transfer sends it again with its context. Sequence numbers increase by one per
+ * record (GLS §3.6.1.2) and are a uint16 that starts again at 0 after 65,535: "newer" is
+ * `meterRecordAfter` (records.ts), so record 0 follows 65,535, and the resume request after a wrap is
+ * `≥ last + 1` again (the records from before the wrap that still match it are dropped as duplicates).
  *
  * Readings: type `glucose`, mg/dL (mol/L converted: mmol/L × 18.0156), `meterRecord` = sequence
  * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset) converted to
@@ -53,7 +56,7 @@ import {
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
 import { finiteValue } from '../protocols/ieee11073.js';
-import type { Reading } from '../records.js';
+import { meterRecordAfter, newerMeterRecord, type Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
 import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, sameMeterClock } from './meter-time.js';
@@ -99,7 +102,11 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   records = 0;
   /** RACP transfers completed (response code success or no records). */
   transfers = 0;
+  /** The newest record handed over on this driver. */
   private highest: number | undefined;
+  /** Records at or before this one were stored before the current transfer began; `handed`: those handed over since. */
+  private floor: number | undefined;
+  private handed = new Set<number>();
   private pending: Pending | undefined;
   private activity: (() => void) | undefined;
   private response: ((r: RacpResponse) => void) | undefined;
@@ -118,17 +125,27 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     super(sensor, GLUCOSE_SERVICE_UUID, options, deps, connectorFactory);
   }
 
-  /** The highest record number stored or handed over, or undefined. */
+  /** The newest record number stored or handed over, or undefined. */
   private lastRecord(): number | undefined {
-    const stored = this.deps.lastMeterRecord(this.sensor);
-    if (stored === undefined) return this.highest;
-    return this.highest === undefined ? stored : Math.max(stored, this.highest);
+    return newerMeterRecord(this.deps.lastMeterRecord(this.sensor), this.highest);
+  }
+
+  /** Whether record `seq` was stored before this transfer or handed over in it. */
+  private isKnown(seq: number): boolean {
+    return (this.floor !== undefined && !meterRecordAfter(seq, this.floor)) || this.handed.has(seq);
+  }
+
+  /** A new transfer (or connection): what is stored now is the floor; out-of-order records above it are new. */
+  private newTransfer(): void {
+    this.floor = this.lastRecord();
+    this.handed = new Set();
   }
 
   protected async session(link: GattLink): Promise<void> {
     const log = this.deps.logger;
     this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
     this.current = link;
+    this.newTransfer();
     this.meterClock = await this.readMeterClock(link);
     if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID)) {
       const bytes = await link.read(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID);
@@ -240,7 +257,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
 
   /** One "report stored records" procedure from the last stored record on. */
   private async backfill(link: GattLink): Promise<void> {
-    const last = this.lastRecord();
+    this.newTransfer();
+    const last = this.floor;
     const request: RacpRequestFields =
       last === undefined || last >= 0xffff
         ? { opCode: 'report-stored-records', operator: 'all' }
@@ -357,8 +375,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       this.emit(link, p.measurement, p.bytes, c);
       return;
     }
-    const last = this.lastRecord();
-    if (last !== undefined && c.sequenceNumber <= last) return; // the context of a record already stored, sent again
+    if (this.isKnown(c.sequenceNumber)) return; // the context of a record already stored, sent again
     this.quarantine(link, GLUCOSE_MEASUREMENT_CONTEXT_UUID, bytes, new DecodeError('ble-glucose-measurement-context', `context of record ${c.sequenceNumber} without its measurement`));
   }
 
@@ -373,14 +390,14 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private emit(link: GattLink, m: GlucoseMeasurement, bytes: Uint8Array, c: GlucoseMeasurementContext | undefined): void {
     if (this.isStopped || !this.sink) return;
     const seq = m.sequenceNumber;
-    const last = this.lastRecord();
-    if (last !== undefined && seq <= last) {
+    if (this.isKnown(seq)) {
       this.duplicates += 1;
       return;
     }
     const conc = m.concentration;
     const mgPerDl = conc?.mgPerDl ?? (conc?.mmolPerL !== undefined ? conc.mmolPerL * MMOL_TO_MG_PER_DL : undefined);
-    this.highest = seq;
+    this.handed.add(seq);
+    this.highest = newerMeterRecord(seq, this.highest);
     if (conc === undefined || mgPerDl === undefined || finiteValue(conc.value) === undefined) {
       this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, new DecodeError('ble-glucose-measurement', `record ${seq} has no usable glucose concentration (${conc ? conc.value.kind : 'absent'})`));
       return;

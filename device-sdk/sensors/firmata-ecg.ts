@@ -25,6 +25,15 @@
  * window (`SessionTiming`), not from single arrivals: a burst or a busy event loop does not bias the
  * period or the gap; what is left is the least delay within a window (well under a sample period on
  * an idle machine) and rounding.
+ *
+ * Sampling rate: a chunk's `rateHz` is the asked rate (1000 / `samplingIntervalMs`) unless the board
+ * is measured to sample slower: a firmware that ignores SAMPLING_INTERVAL (older Firmata, other
+ * sketches) keeps its own interval (StandardFirmata's default is 19 ms), and ECG labelled 100 Hz but
+ * sampled at 52.6 Hz would read every heart rate 1.9 times too fast. So each session holds its first
+ * values until `SessionTiming` has measured the period (`MIN_PERIOD_SPAN_MS` of values); a period more
+ * than `SLOW_SAMPLING_TOLERANCE` above the asked one is logged as an error, said in the sensor state,
+ * and the session's chunks carry the measured rate (the runtime then flags the unvalidated rate). A
+ * faster board (the simulator at `speed` > 1) keeps the asked rate.
  */
 import type { Clock, ClockTimer } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -143,6 +152,8 @@ function loadDefaultFactory(): Promise<IoBoardFactory> {
 const TIMING_WINDOW = 64;
 /** A session that sampled this long at least (ms) measures the sampling period. */
 const MIN_PERIOD_SPAN_MS = 500;
+/** A measured sampling period this much (fraction) above the asked interval is the board's own rate, not jitter. */
+const SLOW_SAMPLING_TOLERANCE = 0.2;
 
 /**
  * Arrival times of one session's values, kept in two windows (its first and its last
@@ -230,6 +241,10 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   private pendingIndex = 0;
   private anchor: { t: number; index: number } | undefined;
   private timing = new SessionTiming();
+  /** The rate of this session's chunks: the asked rate, or the slower one the board was measured at. */
+  private rateHz: number;
+  /** This session's sampling period was measured (its values are held until then). */
+  private rateChecked = false;
   /** The sampling period (ms) measured over the last long enough session. */
   private observedPeriodMs: number | undefined;
   /** When the last value before the disconnect was due (monotonic ms). */
@@ -246,6 +261,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     this.sensor = sensor;
     this.options = Object.freeze({ ...options, alarmPins: options.alarmPins ? { ...options.alarmPins } : null, backoff: { ...options.backoff } });
     this.nominalRate = 1000 / options.samplingIntervalMs;
+    this.rateHz = this.nominalRate;
     this.clock = deps.clock;
     this.log = deps.logger.child({ driver: this.driver, sensor, path: options.path });
     this.factory = factory;
@@ -366,6 +382,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     }
     this.resuming ||= this.lastDueAt !== undefined;
     this.timing = new SessionTiming();
+    this.rateChecked = false;
     this.pending = [];
     this.pendingIndex = this.index;
     const fw = board.firmware;
@@ -375,12 +392,32 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
 
   private onValue(value: number): void {
     this.timing.add(this.clock.monotonic());
-    const rate = this.nominalRate;
     this.anchor ??= { t: this.clock.now(), index: this.index };
     if (this.pending.length === 0) this.pendingIndex = this.index;
     this.pending.push(value - this.options.baseline);
     this.index += 1;
-    if (this.pending.length >= Math.max(1, Math.round((this.options.chunkMs * rate) / 1000))) this.flush();
+    if (!this.rateChecked) this.checkRate();
+    if (this.rateChecked && this.pending.length >= Math.max(1, Math.round((this.options.chunkMs * this.rateHz) / 1000))) this.flush();
+  }
+
+  /** Once the session's sampling period is measured: the rate its chunks carry (see the module comment). */
+  private checkRate(): void {
+    const period = this.timing.period();
+    if (period === undefined) return;
+    this.rateChecked = true;
+    const asked = this.options.samplingIntervalMs;
+    const rate = period > asked * (1 + SLOW_SAMPLING_TOLERANCE) ? Math.round(10_000 / period) / 10 : this.nominalRate;
+    if (rate !== this.nominalRate) {
+      const fw = this.board?.firmware;
+      const detail = `A${this.options.pin} sampled every ${period.toFixed(1)} ms, not the ${asked} ms asked (${fw?.name ?? 'Firmata'}, protocol ${fw?.protocol ?? '?'}, ignores the sampling interval): stored at the measured ${rate} Hz`;
+      this.log.error({ measuredPeriodMs: period, askedMs: asked, rateHz: rate, firmware: fw }, 'Firmata board samples slower than asked');
+      this.state(true, detail);
+    }
+    if (rate === this.rateHz) return;
+    // The values held so far were sampled at `rate`: the time line restarts at the first of them (after the gap of a replug).
+    if (this.resuming) this.reportMissed();
+    this.rateHz = rate;
+    this.anchor = { t: this.clock.now() - ((this.index - 1 - this.pendingIndex) * 1000) / rate, index: this.pendingIndex };
   }
 
   /**
@@ -419,8 +456,8 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     this.pending = [];
     this.counters.samples += samples.length;
     const anchor = this.anchor ?? { t: this.clock.now(), index: first };
-    const t0 = Math.round(anchor.t + ((first - anchor.index) * 1000) / this.nominalRate);
-    this.sink?.chunk({ sensor: this.sensor, channel: 0, firstSample: first, t0, rateHz: this.nominalRate, unit: 'mV', gain: this.options.gain, samples });
+    const t0 = Math.round(anchor.t + ((first - anchor.index) * 1000) / this.rateHz);
+    this.sink?.chunk({ sensor: this.sensor, channel: 0, firstSample: first, t0, rateHz: this.rateHz, unit: 'mV', gain: this.options.gain, samples });
   }
 
   private wait(ms: number): Promise<void> {

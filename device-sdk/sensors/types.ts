@@ -59,8 +59,9 @@ export interface DriverDeps {
   clock: Clock;
   logger: Logger;
   /**
-   * The highest meter record number stored durably for this sensor, for backfill that resumes
-   * (e.g. RACP "greater than or equal to" after a disconnect). Undefined when none is stored.
+   * The newest meter record number stored durably for this sensor (`newerMeterRecord` in records.ts: the
+   * highest, save that a 16-bit number that started again at 0 after 65,535 is newer), for backfill that
+   * resumes (e.g. RACP "greater than or equal to" after a disconnect). Undefined when none is stored.
    */
   lastMeterRecord(sensor: string): number | undefined;
   /**

@@ -122,4 +122,11 @@ export class Ledger {
   get buffered(): number {
     return this.buffer.length;
   }
+
+  /** Drops the buffered (not yet durable) records of `kind`, e.g. raw waveform when the disk is full; returns how many. */
+  dropBuffered(kind: RecordKind): number {
+    const before = this.buffer.length;
+    this.buffer = this.buffer.filter((e) => e.kind !== kind);
+    return before - this.buffer.length;
+  }
 }

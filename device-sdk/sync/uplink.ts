@@ -4,7 +4,7 @@ import { type Clock, type ClockTimer, systemClock } from '../clock.js';
 import { ConfigError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { decodeAck } from '../proto/index.js';
-import { RECORD_KINDS, type RecordKind } from '../records.js';
+import { type Alert, RECORD_KINDS, type RecordKind } from '../records.js';
 import type { OutboxStore } from '../store/outbox-store.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { buildBatch } from './batch.js';
@@ -30,6 +30,19 @@ export interface UplinkOptions {
   /** The slowest link a batch's transmission time is allowed for (bytes/s); see `ackTimeoutMs`. */
   slowLinkBytesPerSec: number;
   backoff: BackoffOptions;
+  /**
+   * A connection up at least this long (and at least twice `backoff.maxMs`) is stable: only then does
+   * the reconnect backoff start again from `backoff.initialMs`, and the count of short sessions end.
+   */
+  stableSessionMs: number;
+  /**
+   * Connections in a row that the broker closed before they were stable, without an error on this side,
+   * that make the uplink take its MQTT session as taken over by another board with this deviceId: it
+   * then raises `sync-device-id-in-use` and reconnects with the full `backoff.maxMs` ceiling.
+   */
+  takeoverAfter: number;
+  /** `sync-device-id-in-use` is raised at most once this long (ms) while the takeovers go on. */
+  takeoverAlertRepeatMs: number;
   /** How often acknowledged records past retention are compacted (ms). */
   compactIntervalMs: number;
   /** zlib level of batch compression: 1 is fastest, 9 smallest (metered links). */
@@ -54,6 +67,9 @@ export const DEFAULT_UPLINK_OPTIONS: Readonly<Omit<UplinkOptions, 'url'>> = Obje
   ackTimeoutMs: 10_000,
   slowLinkBytesPerSec: 4096,
   backoff: DEFAULT_BACKOFF,
+  stableSessionMs: 60_000,
+  takeoverAfter: 3,
+  takeoverAlertRepeatMs: 3_600_000,
   compactIntervalMs: 5_000,
   compressionLevel: 6,
   mqtt: {},
@@ -73,18 +89,26 @@ export function disableNagle(client: MqttClient): void {
 
 interface InFlight {
   kind: RecordKind;
+  afterSeq: number;
   lastSeq: number;
   sentAt: number;
   /** Bytes published. */
   bytes: number;
   /** The broker PUBACKed it: it is off the link. */
   transmitted: boolean;
+  /** An ack named it (`batchLastSeq`): the edge holds it, ahead of a gap while the ack is below it. */
+  held: boolean;
 }
+
+/** The alert (severity 2) of a board whose MQTT session another board with its deviceId keeps taking over. */
+export const SYNC_DEVICE_ID_IN_USE = 'sync-device-id-in-use';
 
 export interface UplinkEvents {
   state: [UplinkState];
   ack: [{ kind: RecordKind; upToSeq: number }];
   drained: [];
+  /** A `sync-device-id-in-use` alert for the runtime to store and raise locally (the uplink stores nothing itself). */
+  alert: [Alert];
 }
 
 /**
@@ -121,6 +145,12 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   /** Monotonic time of the last PUBACK or ack on the current connection. */
   private lastProgress = 0;
   private running = false;
+  /** Monotonic time the current connection became `connected`. */
+  private connectedAt: number | undefined;
+  /** Connections in a row the broker closed before they were stable (see `takeoverAfter`). */
+  private shortSessions = 0;
+  /** Monotonic time of the last `sync-device-id-in-use` alert. */
+  private takeoverAlertAt: number | undefined;
   private unsubscribeStore: (() => void) | undefined;
   lastAckMs: number | undefined;
 
@@ -230,7 +260,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       disableNagle(client);
       client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
         if (error || client !== this.client) return this.onLost(client, 'subscribe failed');
-        this.attempt = 0;
+        this.connectedAt = this.options.clock.monotonic();
         this.lastProgress = 0;
         this.resetCursors();
         this.resendNewestAcked();
@@ -251,6 +281,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (this.ackTimer) this.options.clock.clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     if (!this.running) return;
+    this.noteSessionEnd(why);
     const delay = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
     this.log.info({ why, retryInMs: delay, attempt: this.attempt }, 'uplink lost, backing off');
     this.setState('backoff');
@@ -258,6 +289,48 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       this.retryTimer = undefined;
       this.connect();
     }, delay);
+  }
+
+  /**
+   * Backoff and takeover bookkeeping when a connection ends. Two boards with one deviceId use one MQTT
+   * client id, and a broker closes the older session when the other connects: neither aedes nor
+   * Mosquitto 2.0 sends the evicted MQTT 3.1.1 client a reason (Mosquitto 2.0.11 sends no DISCONNECT 142
+   * to MQTT 5 clients either; aedes speaks no MQTT 5), so the signal is the broker closing connections
+   * that had just come up, again and again. QA saw 30 s of such takeovers: the backoff restarted from
+   * `initialMs` on every connect, and the boards reconnected and resent hundreds of times.
+   */
+  private noteSessionEnd(why: string): void {
+    const o = this.options;
+    const upFor = this.connectedAt === undefined ? undefined : o.clock.monotonic() - this.connectedAt;
+    this.connectedAt = undefined;
+    if (upFor === undefined) return;
+    // A takeover session lasts until the other board reconnects, at most `backoff.maxMs` after it was evicted.
+    if (upFor >= Math.max(o.stableSessionMs, 2 * o.backoff.maxMs)) {
+      this.attempt = 0;
+      this.shortSessions = 0;
+      return;
+    }
+    if (why !== 'closed') return;
+    this.shortSessions += 1;
+    if (this.shortSessions < o.takeoverAfter) return;
+    // Reconnect with the full ceiling: the other board then gets long turns, and both sync, slowly.
+    this.attempt = Math.max(this.attempt, Math.ceil(Math.log2(o.backoff.maxMs / o.backoff.initialMs)));
+    const now = o.clock.monotonic();
+    if (this.takeoverAlertAt !== undefined && now - this.takeoverAlertAt < o.takeoverAlertRepeatMs) return;
+    this.takeoverAlertAt = now;
+    const deviceId = this.store.deviceId;
+    this.log.error({ deviceId, shortSessions: this.shortSessions }, 'the broker keeps closing this board\'s session: another board is most likely using its device id');
+    this.emit('alert', {
+      kind: SYNC_DEVICE_ID_IN_USE,
+      severity: 2,
+      t: o.clock.now(),
+      message:
+        `Another board seems to use this board's device id "${deviceId}": the edge has closed ${this.shortSessions} connections in a row ` +
+        `shortly after they opened, as it does when a second board connects under the same id. No records are lost: this board keeps ` +
+        `all of them until the edge confirms them, and the edge keeps the records of both boards (those that clash are set aside for review). ` +
+        `Sync is slowed down until this stops. ` +
+        `Ask the device maker or technician to give each board its own device id (deviceId in the board's config).`,
+    });
   }
 
   private onMessage(topic: string, payload: Buffer): void {
@@ -279,6 +352,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       return;
     }
     const kind = ack.kind as RecordKind;
+    for (const f of this.inFlight) if (f.kind === kind && f.lastSeq === ack.batchLastSeq) f.held = true;
     if (ack.rewind && this.store.rewind(kind, ack.upToSeq)) {
       this.log.warn({ kind, upToSeq: ack.upToSeq }, 'the edge lost records it had acknowledged; sending them again');
       this.cursor[kind] = this.store.ackedUpTo(kind);
@@ -315,33 +389,77 @@ export class Uplink extends EventEmitter<UplinkEvents> {
         this.exhausted[kind] = true;
         continue;
       }
-      const lastSeq = (rows.at(-1) as (typeof rows)[number]).seq;
-      const payload = buildBatch({
-        deviceId: this.store.deviceId,
-        bootId: this.store.bootId,
-        kind,
-        afterSeq,
-        // A batch starts at or above the acknowledged watermark, except the newest acked record sent again after a connect.
-        ackedUpTo: Math.min(this.store.ackedUpTo(kind), afterSeq),
-        heldFrom: this.store.heldFrom(kind),
-        records: rows,
-        sentMs: o.clock.now(),
-        level: o.compressionLevel,
-      });
-      this.cursor[kind] = lastSeq;
-      this.sentUpTo[kind] = Math.max(this.sentUpTo[kind], lastSeq);
-      const topic = upTopic(o.site, this.store.deviceId, kind);
-      const wire = o.sealPayload ? o.sealPayload(topic, payload) : payload;
-      const sent: InFlight = { kind, lastSeq, sentAt: o.clock.monotonic(), bytes: wire.byteLength, transmitted: false };
+      const sent = this.publish(client, kind, afterSeq, rows);
+      this.cursor[kind] = sent.lastSeq;
       this.inFlight.push(sent);
-      client.publish(topic, Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), { qos: 1 }, (error) => {
-        if (error) return this.onLost(client, `publish failed: ${error.message}`);
-        if (client !== this.client) return;
-        sent.transmitted = true;
-        this.lastProgress = o.clock.monotonic();
-      });
     }
     this.armAckTimer();
+  }
+
+  /** Encodes the records `(afterSeq, last row]` of `kind` as a batch and publishes it; returns its in-flight entry. */
+  private publish(client: MqttClient, kind: RecordKind, afterSeq: number, rows: ReturnType<OutboxStore['readAfter']>): InFlight {
+    const o = this.options;
+    const lastSeq = (rows.at(-1) as (typeof rows)[number]).seq;
+    const payload = buildBatch({
+      deviceId: this.store.deviceId,
+      bootId: this.store.bootId,
+      kind,
+      afterSeq,
+      // A batch starts at or above the acknowledged watermark, except the newest acked record sent again after a connect.
+      ackedUpTo: Math.min(this.store.ackedUpTo(kind), afterSeq),
+      heldFrom: this.store.heldFrom(kind),
+      records: rows,
+      sentMs: o.clock.now(),
+      level: o.compressionLevel,
+    });
+    this.sentUpTo[kind] = Math.max(this.sentUpTo[kind], lastSeq);
+    const topic = upTopic(o.site, this.store.deviceId, kind);
+    const wire = o.sealPayload ? o.sealPayload(topic, payload) : payload;
+    const sent: InFlight = { kind, afterSeq, lastSeq, sentAt: o.clock.monotonic(), bytes: wire.byteLength, transmitted: false, held: false };
+    client.publish(topic, Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength), { qos: 1 }, (error) => {
+      if (error) return this.onLost(client, `publish failed: ${error.message}`);
+      if (client !== this.client) return;
+      sent.transmitted = true;
+      this.lastProgress = o.clock.monotonic();
+      // The oldest batch is across: its deadline drops its transmission allowance (16 s for 64 KiB at 4 KiB/s), so the timer
+      // is set again. Before, a batch lost at the edge was sent again only when the allowance had run out.
+      if (this.inFlight[0] === sent && this.ackTimer) {
+        o.clock.clearTimeout(this.ackTimer);
+        this.ackTimer = undefined;
+        this.armAckTimer();
+      }
+    });
+    return sent;
+  }
+
+  /**
+   * After an ack timeout: sends again the batch that timed out (the oldest in flight), and every later one
+   * the broker has PUBACKed that no ack said the edge holds; each with the same records as before, from
+   * no lower than the watermark. Not sent again: batches the edge holds ahead of a gap (its ack names them;
+   * the ack that fills the gap covers them), and batches not yet PUBACKed (still crossing this connection:
+   * TCP delivers them or the connection fails, and every reconnect resends from the watermark). Nothing
+   * leaves `inFlight` without an ack covering it, and whatever reaches its head is sent again when it times
+   * out, so a batch the edge loses after saying it holds it (edge store restored) is still resent.
+   * Before, the uplink sent the whole window again from the watermark: on QA's thin link 1.73x the payload.
+   */
+  private resendTimedOut(client: MqttClient): void {
+    const o = this.options;
+    let resent = 0;
+    const kept: InFlight[] = [];
+    for (const [i, f] of this.inFlight.entries()) {
+      if (i > 0 && (f.held || !f.transmitted)) {
+        kept.push(f);
+        continue;
+      }
+      const afterSeq = Math.max(f.afterSeq, this.store.ackedUpTo(f.kind));
+      const rows = this.store.readAfter(f.kind, afterSeq, o.batchMaxRecords, o.batchMaxBytes).filter((r) => r.seq <= f.lastSeq);
+      // Acknowledged meanwhile: nothing left of it to send.
+      if (rows.length === 0) continue;
+      kept.push(this.publish(client, f.kind, afterSeq, rows));
+      resent += 1;
+    }
+    this.log.warn({ kind: this.inFlight[0]?.kind, lastSeq: this.inFlight[0]?.lastSeq, inFlight: this.inFlight.length, resent }, 'ack timeout; sending the timed-out batches again');
+    this.inFlight = kept;
   }
 
   /** When the oldest batch in flight has waited too long for its ack (see `ackTimeoutMs`). */
@@ -351,7 +469,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     return Math.max(head.sentAt, this.lastProgress) + o.ackTimeoutMs + transmission;
   }
 
-  /** If the oldest batch in flight is past its ack deadline, resend from the acknowledged watermark. */
+  /** If the oldest batch in flight is past its ack deadline, send it again (and see `resendTimedOut`). */
   private armAckTimer(): void {
     if (this.ackTimer || this.inFlight.length === 0) return;
     const oldest = this.inFlight[0] as InFlight;
@@ -361,8 +479,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       const head = this.inFlight[0];
       if (!head) return;
       if (this.options.clock.monotonic() >= this.ackDeadline(head)) {
-        this.log.warn({ kind: head.kind, lastSeq: head.lastSeq, inFlight: this.inFlight.length }, 'ack timeout; resending from the acknowledged watermark');
-        this.resetCursors();
+        if (this.client && this.stateValue === 'connected') this.resendTimedOut(this.client);
         this.pump();
       } else {
         this.armAckTimer();

@@ -336,6 +336,22 @@ interface CharacteristicEntry {
   listening: boolean;
 }
 
+
+/**
+ * Removes the D-Bus signal subscription a node-ble device or characteristic object keeps (`helper`, a
+ * BusHelper that listens to PropertiesChanged on the object's path from its first use; node-ble removes
+ * it only in `stopNotifications()` / `disconnect()`, which need the link). Each connection gets new
+ * objects, so without this every reconnect left one bus listener per characteristic and one for the
+ * device behind (MaxListeners warnings after 10 reconnects, and the old objects never freed).
+ */
+function releaseBusListeners(object: object): void {
+  const helper = (object as { helper?: { removeListeners?: () => void } }).helper;
+  try {
+    helper?.removeListeners?.();
+  } catch {
+    // a helper that never connected to the bus has nothing to release
+  }
+}
 class NodeBleLink implements GattLink {
   readonly address: string;
   readonly name: string;
@@ -380,8 +396,12 @@ class NodeBleLink implements GattLink {
   private goDown(loss: BleLinkLoss): void {
     if (this.down) return;
     this.down = true;
-    for (const entry of this.chars.values()) entry.char.removeAllListeners('valuechanged');
+    for (const entry of this.chars.values()) {
+      entry.char.removeAllListeners('valuechanged');
+      releaseBusListeners(entry.char);
+    }
     this.device.removeAllListeners();
+    releaseBusListeners(this.device);
     this.onGone();
     this.options.logger.info({ address: this.address, by: loss.by, reason: loss.reason }, 'ble: link down');
     this.markLost(loss);

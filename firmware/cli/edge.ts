@@ -41,6 +41,9 @@ apart in the store's conflicts table because their seq was already stored with o
 new or restored ledger under an existing deviceId, or two devices with one id): nothing is lost, but
 an operator must give one of the devices a new id and reconcile them; 'stats' shows how many are still
 open. 'conflicts' lists them and 'conflicts resolve' settles them ('medge edge conflicts --help').
+'duplicate-device-id' counts batches of one deviceId that switched back to another boot still
+sending (two boards running with one id, evicting each other's MQTT session; a reboot switches once
+and is not counted): the boards keep their records, but one of them needs its own id.
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -142,6 +145,10 @@ function edgeStats(args: string[]): number {
     lines.push(
       `SEQ CONFLICTS: ${open} open, ${total - open} resolved (records that reuse a stored seq with other content: a new or restored ledger under an existing deviceId, or two devices with one id; kept in the conflicts table of ${edgeDatabasePath(values.data)}; list them with: medge edge conflicts --data ${values.data}): ${conflicts.map((c) => `${c.device} ${c.kind} ${c.open} open of ${c.n}`).join(', ')}`,
     );
+  }
+  const duplicates = Object.entries(stats.duplicateDeviceIds).map(([device, d]) => `${device} ${d.count} (boots ${d.bootIds.join(', ')})`);
+  if (duplicates.length > 0) {
+    lines.push(`DUPLICATE DEVICE IDS (batches alternating between two boards running with one deviceId; they evict each other's MQTT session, give one a new id): ${duplicates.join(', ')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

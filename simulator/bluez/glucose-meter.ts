@@ -29,6 +29,8 @@
  * - `disconnectAfterRecords`: one entry per transfer, consumed in order: the link drops after that
  *   many records of the transfer were notified (the completion indication is never sent).
  * - `duplicateEvery`: every n-th notification is sent twice. `notifyDelayMs`, `responseDelayMs`: a slow meter.
+ * - `reorderEvery`: every n-th record of a transfer is sent after the record that follows it (a meter
+ *   that sends its memory order, not its numbering).
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
  *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
  *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;
@@ -74,6 +76,8 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   clockJump: { atSequence: number; byMs: number } | undefined;
   /** Slow meter: wait this long before each RACP indication (ms). */
   responseDelayMs: number;
+  /** Every n-th record of a transfer is sent after the one that follows it (0 = in sequence order). */
+  reorderEvery: number;
   /** A Current Time read answers these bytes instead of the clock (bad-bytes tests). */
   currentTimeRaw: Uint8Array | undefined;
   /** A Current Time read fails (an error reply, as a meter that shows its clock to bonded collectors only). */
@@ -159,7 +163,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const o = { ...DEFAULT_SIM_GLUCOSE_METER_OPTIONS, ...options };
     super(o.address, o.name);
     this.options = o;
-    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, currentTimeRaw: undefined, currentTimeRefused: false, ...options.faults };
+    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, reorderEvery: 0, currentTimeRaw: undefined, currentTimeRefused: false, ...options.faults };
     this.stored = options.records ? options.records.map((r) => ({ ...r })) : this.generate(o.storedRecords);
     this.services = [
       {
@@ -337,7 +341,10 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     await this.sendRecords(selected);
   }
 
-  private async sendRecords(records: readonly SimGlucoseRecord[]): Promise<void> {
+  private async sendRecords(selected: readonly SimGlucoseRecord[]): Promise<void> {
+    const records = [...selected];
+    const every = this.faults.reorderEvery;
+    for (let i = every - 1; every > 0 && i + 1 < records.length; i += every) [records[i], records[i + 1]] = [records[i + 1] as SimGlucoseRecord, records[i] as SimGlucoseRecord];
     const transfer = { abort: false };
     this.transfer = transfer;
     this.stats.transfers += 1;

@@ -35,7 +35,8 @@
  *   QUERY_FIRMWARE, CAPABILITY_QUERY, ANALOG_MAPPING_QUERY, PIN_STATE_QUERY; SYSTEM_RESET (0xFF)
  *   stops all reporting.
  * - REPORT_ANALOG (0xC0 | channel, 1/0) starts/stops reporting a channel; SAMPLING_INTERVAL sysex
- *   (0x7A, LSB, MSB) sets the interval (default 19 ms, as StandardFirmata). Each interval, every
+ *   (0x7A, LSB, MSB) sets the interval (default 19 ms, as StandardFirmata; ignored with
+ *   `samplingIntervalCommand: false`, a firmware without it). Each interval, every
  *   reporting channel sends one ANALOG_MESSAGE (0xE0 | channel, 7-bit LSB, MSB) with the next value
  *   of its source; a channel without a source reads `idleValue` (512, an AD8232's mid-rail).
  *   `speed` divides the interval in real time (speed 10 plays ten samples per interval).
@@ -116,6 +117,8 @@ export interface FirmataBoardOptions {
   announceMs: number;
   firmwareName: string;
   version: { major: number; minor: number };
+  /** false: a firmware without the SAMPLING_INTERVAL sysex, which ignores the host's interval and keeps `samplingIntervalMs`. */
+  samplingIntervalCommand: boolean;
   clock: Clock;
   /** Use this pty pair (its `a` end); one is created and closed by `stop()` when absent. */
   pty: PtyPair | undefined;
@@ -129,6 +132,7 @@ export const DEFAULT_FIRMATA_BOARD_OPTIONS = Object.freeze({
   announceMs: 100,
   firmwareName: 'StandardFirmata.ino',
   version: Object.freeze({ major: 2, minor: 5 }),
+  samplingIntervalCommand: true,
   clock: systemClock,
   pty: undefined,
 });
@@ -481,7 +485,7 @@ export class SimFirmataBoard extends EventEmitter<FirmataBoardEvents> {
       }
       case FIRMATA.SAMPLING_INTERVAL: {
         const ms = (rest[0] ?? 0) | ((rest[1] ?? 0) << 7);
-        if (ms > 0) {
+        if (ms > 0 && this.options.samplingIntervalCommand) {
           this.sampling((at) => {
             this.intervalMs = ms;
             this.reschedule(at, ms);

@@ -14,7 +14,7 @@ import { encodeBody, type WireRecord } from '../../device-sdk/proto/index.js';
 import type { RecordBodies, RecordKind } from '../../device-sdk/records.js';
 import { buildBatch } from '../../device-sdk/sync/batch.js';
 import { upTopic } from '../../device-sdk/sync/topics.js';
-import { EdgeStore, edgeDatabasePath } from '../../edge/edge-store.js';
+import { EDGE_MIGRATIONS, EdgeStore, edgeDatabasePath } from '../../edge/edge-store.js';
 import { exportEdgeResources } from '../../edge/fhir/export.js';
 import type { Resource } from '../../edge/fhir/mapping.js';
 import { Ingest, type IngestOutcome } from '../../edge/ingest.js';
@@ -278,10 +278,10 @@ describe('medge edge conflicts', () => {
   it('a store of schema 2 (before settlements) is listed read-only, then migrated by the first settlement', async () => {
     const dir = tempDir();
     storeWithConflicts(dir);
-    // What the previous build leaves: schema 2, no settlement table.
+    // What the previous build leaves: schema 2, no settlement table (nor the later duplicate_device_ids).
     const db = new Database(edgeDatabasePath(dir));
     db.exec(`DROP TRIGGER conflicts_kept; DROP TRIGGER conflicts_unchanged; DROP TRIGGER conflict_resolutions_final_update;
-      DROP TRIGGER conflict_resolutions_final_delete; DROP TABLE conflict_resolutions; PRAGMA user_version = 2;`);
+      DROP TRIGGER conflict_resolutions_final_delete; DROP TABLE conflict_resolutions; DROP TABLE duplicate_device_ids; PRAGMA user_version = 2;`);
     db.close();
     const version = () => {
       const d = new Database(edgeDatabasePath(dir), { readonly: true });
@@ -296,7 +296,7 @@ describe('medge edge conflicts', () => {
 
     const r = await resolve(dir, ['--id', '5'], 'import');
     expect(r.code, r.stderr).toBe(0);
-    expect(version()).toBe(3);
+    expect(version()).toBe(EDGE_MIGRATIONS.length);
     expect((await listJson(['--data', dir, '--device', 'dev-2'])).map((e) => [e.id, e.status, e.resolution?.operator])).toEqual([[5, 'resolved', 'R. Osei']]);
     expect(observations(exportEdgeResources(dir)).filter((o) => identifierOf(o).startsWith('dev-2/')).map(valueOf)).toEqual([140, 141, 99]);
   });

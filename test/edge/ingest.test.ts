@@ -17,6 +17,7 @@ import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
 import { sealPayload, type WireKey } from '../../device-sdk/security/wire-keys.js';
 import { EdgeStore, readEdgeStats } from '../../edge/edge-store.js';
 import { Ingest, type IngestOutcome } from '../../edge/ingest.js';
+import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const SITE = 'clinic-7';
 const DEV = 'dev-42';
@@ -88,11 +89,11 @@ function batch(
   kind: RecordKind,
   afterSeq: number,
   seqs: readonly number[],
-  options: { ackedUpTo?: number; heldFrom?: number; deviceId?: string; records?: WireRecord[] } = {},
+  options: { ackedUpTo?: number; heldFrom?: number; deviceId?: string; records?: WireRecord[]; bootId?: string } = {},
 ): Uint8Array {
   return buildBatch({
     deviceId: options.deviceId ?? DEV,
-    bootId: BOOT,
+    bootId: options.bootId ?? BOOT,
     kind,
     afterSeq,
     ackedUpTo: options.ackedUpTo ?? 0,
@@ -138,7 +139,7 @@ describe('Ingest on a real EdgeStore', () => {
       records.map((r) => [r.seq, r.bootId, r.tMs, Buffer.from(r.body).toString('hex')]),
     );
     // readEdgeStats opens its own read-only connection while the EdgeStore is still open.
-    expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 5 } }, rejected: {}, conflicts: {}, openConflicts: {} });
+    expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 5 } }, rejected: {}, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
   });
 
   it('accepts a deflated batch', () => {
@@ -259,6 +260,8 @@ describe('Ingest on a real EdgeStore', () => {
     expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 3, range(4, 6)))).upToSeq).toBe(0);
     expect(expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 3)))).upToSeq).toBe(6);
     expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([0, 6]);
+    // Each ack names the batch it answers: the first says the edge holds (3, 6] ahead of the gap.
+    expect(h.acks.map((a) => a.ack.batchLastSeq)).toEqual([6, 3]);
     // Acks are per kind: another kind of the same device starts from 0.
     expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 1, [2]))).upToSeq).toBe(0);
   });
@@ -395,7 +398,7 @@ describe('Ingest on a real EdgeStore', () => {
       const outcome = h.ingest.handle(t ?? topic('reading'), payload());
       expect(outcome).toMatchObject({ ok: false, reason });
       expect(h.acks).toEqual([]);
-      expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 }, conflicts: {}, openConflicts: {} });
+      expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 }, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
     });
 
     it('the oversize payload is otherwise valid: the same bytes pass under the default limits', () => {
@@ -411,7 +414,7 @@ describe('Ingest on a real EdgeStore', () => {
       const expected: Record<string, number> = {};
       for (const c of cases.filter((x) => !x.limits)) expected[c.reason] = (expected[c.reason] ?? 0) + 1;
       expected.oversize = (expected.oversize ?? 0) + 1;
-      expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 3 } }, rejected: expected, conflicts: {}, openConflicts: {} });
+      expect(readEdgeStats(h.dir)).toEqual({ devices: { [DEV]: { reading: 3 } }, rejected: expected, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
       expect(h.acks).toHaveLength(1);
     });
   });
@@ -477,6 +480,47 @@ describe('Ingest on a real EdgeStore', () => {
     // The fuzz reached both sides (and every reason), and the counters agree with the outcomes.
     expect(accepted).toBeGreaterThan(0);
     expect(Object.keys(tally).sort()).toEqual([...REASONS].sort());
-    expect(readEdgeStats(h.dir).rejected).toEqual(conflicts > 0 ? { ...tally, 'seq-conflict': conflicts } : tally);
+    // Mutated boot ids alternate under one deviceId, which also counts duplicate-device-id (not an outcome).
+    const counted = Object.fromEntries(Object.entries(readEdgeStats(h.dir).rejected).filter(([reason]) => reason !== 'duplicate-device-id'));
+    expect(counted).toEqual(conflicts > 0 ? { ...tally, 'seq-conflict': conflicts } : tally);
+  });
+
+  it('counts duplicate-device-id when batches of one deviceId alternate between two live boots, never for a reboot, and logs once per 10 min', () => {
+    const h = setup();
+    const clock = new VirtualClock();
+    const logged: { deviceId: string; bootIds: string[]; switches: number }[] = [];
+    const logger = { ...silentLogger, child: () => ({ ...silentLogger, error: (o: unknown) => void logged.push(o as (typeof logged)[number]) }) } as unknown as typeof silentLogger;
+    const ingest = new Ingest(h.store, () => undefined, logger, {}, { clock });
+    let seq = 0;
+    const send = (bootId: string, deviceId = DEV) => {
+      const seqs = range(seq + 1, seq + 5);
+      ingest.handle(topic('reading', deviceId), batch('reading', seq, seqs, { bootId, deviceId }));
+      seq += 5;
+      clock.advance(1000);
+    };
+    // A reboot: the old boot never comes back. Another device alternating with nothing is not counted either.
+    for (const boot of ['boot-1', 'boot-1', 'boot-2', 'boot-2', 'boot-3']) send(boot);
+    send('boot-x', 'dev-other');
+    expect(readEdgeStats(h.dir).duplicateDeviceIds).toEqual({});
+    // Two boards: boot-3 and boot-4 alternate. The first switch (3 -> 4) looks like a reboot; each switch back counts.
+    for (const boot of ['boot-4', 'boot-3', 'boot-4', 'boot-4', 'boot-3']) send(boot);
+    let stats = readEdgeStats(h.dir);
+    expect(stats.duplicateDeviceIds).toEqual({ [DEV]: { count: 3, bootIds: ['boot-4', 'boot-3'], firstMs: expect.any(Number), lastMs: clock.now() - 1000 } });
+    expect(stats.rejected['duplicate-device-id']).toBe(3);
+    expect(logged).toEqual([expect.objectContaining({ deviceId: DEV, bootIds: ['boot-4', 'boot-3'], switches: 1 })]);
+    // Alternating once a minute: one more log line once 10 min have passed, with every switch since the first.
+    for (let k = 0; k < 10; k++) {
+      clock.advance(59_000);
+      send(k % 2 === 0 ? 'boot-4' : 'boot-3');
+    }
+    stats = readEdgeStats(h.dir);
+    expect(stats.duplicateDeviceIds[DEV]?.count).toBe(13);
+    expect(logged).toHaveLength(2);
+    expect(logged.reduce((n, l) => n + l.switches, 0)).toBe(13);
+    // A boot silent for more than 5 min is taken as gone: boot-4 coming back after that is not a switch back.
+    clock.advance(6 * 60_000);
+    send('boot-3');
+    send('boot-4');
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.count).toBe(13);
   });
 });

@@ -115,7 +115,7 @@ describe('medge CLI', () => {
       store.close();
       const r = await medge(['edge', 'stats', '--data', data, '--json']);
       expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout)).toEqual({ devices: { 'cli-dev': { reading: 25 } }, rejected: {}, conflicts: {}, openConflicts: {} });
+      expect(JSON.parse(r.stdout)).toEqual({ devices: { 'cli-dev': { reading: 25 } }, rejected: {}, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
     } finally {
       expect(await edge.stop()).toBe(0);
     }

@@ -140,4 +140,43 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
       [2, 'hypoglycaemia-level-2', 'Glucose reading 45 mg/dL is below 54 mg/dL; review by a clinician.'],
     ]);
   }, 120_000);
+
+  it('reads on after the meter\'s record number wrapped from 65,535 to 0, across a restart: a severe low in record 1 alarms', async () => {
+    // QA: records after the wrap were taken for duplicates of 0..65,535 and never stored (a 45 mg/dL low raised nothing).
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const meter = new SimGlucoseMeter({ address: ADDRESS, contextEvery: 0, records: [{ sequenceNumber: 65_534, timeMs: now - 60 * 60_000, mgPerDl: 110 }, { sequenceNumber: 65_535, timeMs: now - 30 * 60_000, mgPerDl: 120 }] });
+    const bluez = await bluezWith([meter]);
+    const dir = tempDir();
+    const options = { address: ADDRESS, dbusAddress: bluez.address, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 100 };
+    const config = parseRuntimeConfig({ deviceId: 'glu-wrap', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, log: { level: 'silent' }, sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options }] }, dir);
+    const raised: Array<[number, string, string]> = [];
+    const run = async (round: number, during: (runtime: Runtime) => Promise<void>) => {
+      const runtime = new Runtime(config, { logger: silentLogger });
+      runtime.on('alert', (a) => raised.push([round, a.kind, a.message]));
+      runtime.start();
+      try {
+        await during(runtime);
+      } finally {
+        await runtime.stop();
+      }
+    };
+    const glucoseRecords = () =>
+      readLedgerBodies(ledgerPath(join(dir, 'device')), 'reading')
+        .map((row) => decodeBody('reading', row.body))
+        .filter((r) => r.type === 'glucose')
+        .map((r) => [r.meterRecord, r.value]);
+    await run(1, async () => {
+      await waitFor(() => glucoseRecords().length === 2, 'records 65,534-65,535', 30_000);
+      meter.addRecord({ mgPerDl: 150, timeMs: now - 10 * 60_000 }); // record 0
+      await waitFor(() => glucoseRecords().length === 3, 'record 0', 30_000);
+    });
+    meter.addRecord({ mgPerDl: 45 }); // record 1, measured while the runtime was down
+    const transfers = meter.stats.completed;
+    await run(2, async () => {
+      await waitFor(() => raised.length > 0 && meter.stats.completed >= transfers + 3, 'the low and a few polls', 30_000);
+    });
+    expect(meter.records.map((r) => r.sequenceNumber)).toEqual([65_534, 65_535, 0, 1]);
+    expect(glucoseRecords()).toEqual([[65_534, 110], [65_535, 120], [0, 150], [1, 45]]);
+    expect(raised).toEqual([[2, 'hypoglycaemia-level-2', 'Glucose reading 45 mg/dL is below 54 mg/dL; review by a clinician.']]);
+  }, 120_000);
 });

@@ -20,9 +20,15 @@ export interface ScriptedEdge {
 
 /**
  * An edge peer on a broker (STYLE item 3): validates each uplink batch the way the edge does, and
- * answers it with the ack `respond` chooses (undefined: no ack). It stores nothing.
+ * answers it with the ack `respond` chooses (undefined: no ack). It stores nothing. With `namesBatch` its acks
+ * name the batch they answer (`batchLastSeq`, as the edge does since it sends it); without, they do not (an older edge).
  */
-export async function scriptedEdge(url: string, site: string, respond: (batch: ScriptedBatch, index: number) => number | undefined): Promise<ScriptedEdge> {
+export async function scriptedEdge(
+  url: string,
+  site: string,
+  respond: (batch: ScriptedBatch, index: number) => number | undefined,
+  options: { namesBatch?: boolean } = {},
+): Promise<ScriptedEdge> {
   const client = connect(url, { clientId: 'scripted-edge', clean: true, reconnectPeriod: 0 }).on('error', () => undefined);
   await new Promise<void>((resolve) => client.once('connect', () => resolve()));
   const peer: ScriptedEdge = { client, batches: [], rejected: [], close: async () => void (await client.endAsync(true)) };
@@ -35,7 +41,7 @@ export async function scriptedEdge(url: string, site: string, respond: (batch: S
       peer.batches.push(batch);
       const upToSeq = respond(batch, peer.batches.length - 1);
       if (upToSeq === undefined) return;
-      const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq, edgeMs: Date.now() });
+      const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq, edgeMs: Date.now(), ...(options.namesBatch ? { batchLastSeq: batch.lastSeq } : {}) });
       client.publish(downTopic(site, where.deviceId, 'ack'), Buffer.from(ack), { qos: 1 });
     } catch (error) {
       if (!(error instanceof BatchRejectedError)) throw error;

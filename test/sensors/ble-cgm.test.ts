@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { encodeCgmMeasurement } from '../../device-sdk/protocols/ble/cgm.js';
 import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/ble-cgm.js';
 import { SimCgm } from '../../simulator/bluez/index.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
@@ -73,6 +74,33 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
     ]);
     expect(driver.sessionRestarts).toBe(1);
     expect(driver.duplicates).toBe(0);
+  }, 60_000);
+
+  it('reads the records beside one with a bad E2E-CRC in the same notification, and quarantines that record alone', async () => {
+    // QA: three records in one notification (a burst after a reconnect), the middle one corrupted: all three
+    // were quarantined as one, and the 48 mg/dL of the third never became a reading.
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
+    const records = [
+      { glucose: 110, timeOffsetMinutes: 5 },
+      { glucose: 52, timeOffsetMinutes: 10 },
+      { glucose: 48, timeOffsetMinutes: 15 },
+    ];
+    const burst = encodeCgmMeasurement(records, { e2eCrc: true });
+    const second = burst[0] as number;
+    burst[second + 4] = (burst[second + 4] as number) ^ 0x01; // one flipped bit in the second record's time offset
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      await cgm.sendRaw(0x2aa7, burst);
+      await waitFor(() => sink.readings.length === 2 && sink.quarantined.length === 1, 'two readings and one quarantined record');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.value])).toEqual([
+      [5, 110],
+      [15, 48],
+    ]);
+    expect([...(sink.quarantined[0]?.bytes ?? [])]).toEqual([...burst.subarray(second, 2 * second)]);
+    expect(sink.quarantined[0]?.error).toMatch(/record 2 at byte 8: E2E-CRC mismatch/);
   }, 60_000);
 
   it('a sensor replaced within its first day (offsets restart below the old ones): every record of the new sensor is delivered, none counted as duplicate', async () => {

@@ -227,6 +227,59 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     expect(sink.readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
   }, 60_000);
 
+  it('stores the records after the meter\'s uint16 record number wrapped to 0 after 65,535, once each, also after a restart', async () => {
+    const records = [65_533, 65_534, 65_535].map((sequenceNumber, i) => ({ sequenceNumber, timeMs: Date.UTC(2026, 0, 1, 8 + i), mgPerDl: 100 + i }));
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const options = { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 100 };
+    const driver = new BleGlucoseMeterDriver('meter', options, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length === 3, 'the stored records');
+      // Three new measurements on the meter: record numbers 0, 1, 2 (the last a severe low).
+      for (const mgPerDl of [250, 260, 45]) meter.addRecord({ mgPerDl, timeMs: Date.now() - 60_000 });
+      await waitFor(() => sink.readings.length >= 6, 'the records after the wrap');
+      const transfers = meter.stats.transfers;
+      await waitFor(() => meter.stats.transfers >= transfers + 3, 'three more polls');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.value])).toEqual([[65_533, 100], [65_534, 101], [65_535, 102], [0, 250], [1, 260], [2, 45]]);
+    expect(sink.quarantined).toEqual([]);
+    // A restart with records up to 2 in the ledger: the records of before the wrap are not stored again.
+    const after = recordingSink();
+    const restarted = new BleGlucoseMeterDriver('meter', { ...options, pollIntervalMs: 0 }, driverDeps(after, { meter: 2 }));
+    const completed = meter.stats.completed;
+    restarted.start(after);
+    try {
+      await waitFor(() => meter.stats.completed > completed && restarted.transfers === 1, 'the transfer after the restart');
+    } finally {
+      await restarted.stop();
+    }
+    expect(after.readings).toEqual([]);
+  }, 60_000);
+
+  it('stores a record sent after a higher-numbered one of the same transfer (out of order), and still drops the repeated ones', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 40, faults: { reorderEvery: 5, duplicateEvery: 7 } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const options = { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0, dedupeWindowMs: 0 };
+    const driver = new BleGlucoseMeterDriver('meter', options, driverDeps(sink, { meter: 0 }));
+    driver.start(sink);
+    try {
+      await waitFor(() => meter.stats.completed === 1 && driver.transfers === 1, 'the transfer');
+    } finally {
+      await driver.stop();
+    }
+    expect(meter.duplicatesSent).toBeGreaterThan(3);
+    const seqs = sink.readings.map((r) => r.meterRecord as number);
+    expect(seqs.slice(0, 7)).toEqual([1, 2, 3, 4, 6, 5, 7]); // as sent
+    expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const byRecord = new Map(meter.records.map((r) => [r.sequenceNumber, r]));
+    for (const r of sink.readings) expect(r.value).toBe(byRecord.get(r.meterRecord as number)?.mgPerDl);
+  }, 60_000);
+
   it('validates its options against its schema', () => {
     expect(() => resolveDriverOptions('ble-glucose-meter', { address: 'not-a-mac' })).toThrow(/options\.address/);
     expect(() => resolveDriverOptions('ble-glucose-meter', { pollMs: 5 })).toThrow(/additional properties/);

@@ -2,7 +2,7 @@
 // (lastMeterRecord tracked like firmware/runtime.ts does), fast timings for the simulated BlueZ.
 import { systemClock } from '../../device-sdk/clock.js';
 import { silentLogger } from '../../device-sdk/log.js';
-import type { Reading } from '../../device-sdk/records.js';
+import { newerMeterRecord, type Reading } from '../../device-sdk/records.js';
 import type { DriverDeps, QuarantineReport, SensorSink, SensorState } from '../../device-sdk/sensors/types.js';
 
 export interface RecordingSink extends SensorSink {
@@ -29,7 +29,7 @@ export function recordingSink(): RecordingSink {
   return sink;
 }
 
-/** Deps whose `lastMeterRecord` is the highest record the sink received (plus `stored`, records stored before), with the runtime's configured `timeZone`. */
+/** Deps whose `lastMeterRecord` is the newest record the sink received (as firmware/runtime.ts keeps it) (plus `stored`, records stored before), with the runtime's configured `timeZone`. */
 export function driverDeps(sink: RecordingSink, stored: Record<string, number> = {}, timeZone?: string): DriverDeps {
   return {
     clock: systemClock,
@@ -37,7 +37,7 @@ export function driverDeps(sink: RecordingSink, stored: Record<string, number> =
     ...(timeZone !== undefined ? { timeZone } : {}),
     lastMeterRecord: (sensor) => {
       let best = stored[sensor];
-      for (const r of sink.readings) if (r.sensor === sensor && r.meterRecord !== undefined && (best === undefined || r.meterRecord > best)) best = r.meterRecord;
+      for (const r of sink.readings) if (r.sensor === sensor && r.meterRecord !== undefined) best = newerMeterRecord(r.meterRecord, best);
       return best;
     },
   };

@@ -35,6 +35,37 @@ describe.skipIf(!dbusDaemonAvailable())('ble-heart-rate over the simulated BlueZ
     }
   });
 
+  it('leaves no D-Bus signal listener behind over 12 link drops: one reading per measurement, no MaxListeners warning', async () => {
+    // QA: each reconnect left one PropertiesChanged listener per characteristic and one for the device on the
+    // bus (node-ble objects of the old connection never released): after 10 reconnects Node warned of a leak.
+    const strap = new SimHeartRateStrap({ address: ADDRESS });
+    const bluez = await bluezWith([strap]);
+    const sink = recordingSink();
+    const driver = new BleHeartRateDriver('hr', { ...DEFAULT_BLE_HEART_RATE_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS) }, driverDeps(sink));
+    const leaks: string[] = [];
+    const onWarning = (w: Error) => {
+      if (w.name === 'MaxListenersExceededWarning') leaks.push(w.message);
+    };
+    process.on('warning', onWarning);
+    driver.start(sink);
+    try {
+      for (let cycle = 0; cycle < 13; cycle++) {
+        await waitFor(() => strap.isNotifying(0x2a37), `the subscription of connection ${cycle + 1}`);
+        const before = sink.readings.length;
+        expect(await strap.measure({ bpm: 60 + cycle })).toBe(true);
+        await waitFor(() => sink.readings.length > before, `the reading of connection ${cycle + 1}`);
+        if (cycle < 12) await strap.dropLink();
+      }
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      await driver.stop();
+      process.off('warning', onWarning);
+    }
+    expect(bluez.device(ADDRESS).connects).toBe(13);
+    expect(sink.readings.map((r) => r.value)).toEqual(Array.from({ length: 13 }, (_, i) => 60 + i));
+    expect(leaks).toEqual([]);
+  }, 60_000);
+
   it('turns Heart Rate Measurements into heart-rate readings with contact and energy, and RR intervals into rr-interval readings; equal beats are kept', async () => {
     const strap = new SimHeartRateStrap({ address: ADDRESS });
     const bluez = await bluezWith([strap]);

@@ -60,6 +60,35 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     expect(sink.states.some((s) => s.connected && s.detail.startsWith('connected: StandardFirmata.ino (protocol 2.5)'))).toBe(true);
   });
 
+  it('stores the ECG of a board whose firmware ignores the sampling interval at the rate it samples, not the 100 Hz asked, and says so', async () => {
+    // QA: a firmware without SAMPLING_INTERVAL keeps sampling every 19 ms; its 52.6 Hz were stored as 100 Hz
+    // (8 s of signal dated as 5 s: every heart rate read 1.9 times too fast) and the state said "A0 at 100 Hz".
+    const values = adcSequence(100_000);
+    let at = 0;
+    const board = await createFirmataBoard({ analog: { 0: (n) => values.subarray(at, (at += n)) }, speed: 1, version: { major: 2, minor: 0 }, firmwareName: 'OldFirmata.ino', samplingIntervalCommand: false });
+    cleanups.push(() => board.stop());
+    const driver = createDriver('firmata-ecg', 'ecg-a0', { path: board.hostPath, chunkMs: 200 }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined }) as FirmataEcgDriver;
+    cleanups.push(() => driver.stop());
+    const sink = new RecordingSink();
+    const started = Date.now();
+    driver.start(sink);
+    await waitFor(() => driver.stats.samples >= 150, '150 samples (about 3 s at 19 ms)');
+    const wallS = (Date.now() - started) / 1000;
+    await driver.stop();
+    expect(board.samplingIntervalMs).toBe(19);
+    const rates = new Set(sink.chunks.map((c) => c.rateHz));
+    expect(rates.size).toBe(1);
+    expect([...rates][0]).toBeGreaterThan(51.5); // 1000 / 19 = 52.6, measured to 0.1 Hz
+    expect([...rates][0]).toBeLessThan(53.7);
+    // The chunks' time line runs with the clock: their last sample is dated within 0.3 s of when it arrived.
+    const last = sink.chunks.at(-1)!;
+    const lastAt = last.t0 + ((last.samples.length - 1) * 1000) / last.rateHz;
+    expect(Math.abs(lastAt - (started + wallS * 1000))).toBeLessThan(300);
+    expect(sink.states.some((st) => /A0 sampled every 1\d\.\d ms, not the 10 ms asked \(OldFirmata\.ino, protocol 2\.0, ignores the sampling interval\): stored at the measured 5\d\.\d Hz/.test(st.detail))).toBe(true);
+    expect(sink.duplicates).toBe(0);
+    expect(sink.gaps).toEqual([]);
+  });
+
   it('drives the alarm LED and buzzer on the board when an alert of enough severity is raised', async () => {
     const { board, driver, sink } = await setup(adcSequence(100_000), 1, { alarmPins: { led: 13, buzzer: 8 }, buzzerMs: 300, ledMs: 60_000 });
     await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');

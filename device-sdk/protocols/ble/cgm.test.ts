@@ -5,6 +5,7 @@ import { CrcMismatchError } from '../crc.js';
 import { decodeSfloat, type Ieee11073Value } from '../ieee11073.js';
 import { bytesToHex, hexToBytes } from './bytes.js';
 import {
+  decodeCgmMeasurementParts,
   CGM_FEATURE_CODEC,
   CGM_MEASUREMENT_CODEC,
   CGM_SESSION_START_TIME_CODEC,
@@ -94,6 +95,18 @@ describe('CGM Measurement 0x2AA7', () => {
     expect(decodeHex('08 00 0C 10 06 00 59 6F', withCrc)).toHaveLength(1);
     // A bad CRC in the second record is reported at its offset.
     expect(decodeError(() => decodeHex('08 00 0C 10 06 00 59 6F  08 00 0C 10 07 00 59 6F', withCrc))).toMatchObject({ offset: 8 });
+  });
+
+  it('decodes the records of a notification one by one: a bad E2E-CRC fails that record only, a framing error the rest', () => {
+    // Three records: offset 6 (CRC 6F59), offset 7 with the CRC of offset 6 (bad), offset 8 (CRC F549).
+    const parts = decodeCgmMeasurementParts(hexToBytes('08 00 0C 10 06 00 59 6F  08 00 0C 10 07 00 59 6F  08 00 0C 10 08 00 49 F5'), withCrc);
+    expect(parts.map((p) => ('record' in p ? p.record.timeOffsetMinutes : p.error.constructor.name))).toEqual([6, 'CrcMismatchError', 8]);
+    expect(parts.map((p) => bytesToHex(p.bytes))).toEqual(['08 00 0C 10 06 00 59 6F', '08 00 0C 10 07 00 59 6F', '08 00 0C 10 08 00 49 F5']);
+    // A Size that does not fit its flags: the record boundaries are lost, so the rest is one failed part.
+    const cut = decodeCgmMeasurementParts(hexToBytes('08 00 0C 10 06 00 59 6F  09 00 0C 10 07 00 59 6F 00  08 00 0C 10 08 00 49 F5'), withCrc);
+    expect(cut.map((p) => ('record' in p ? p.record.timeOffsetMinutes : p.bytes.length))).toEqual([6, 17]);
+    // decodeCgmMeasurement still fails the whole notification on its first bad record.
+    expect(decodeError(() => decodeHex('08 00 0C 10 06 00 59 6F  08 00 0C 10 07 00 59 6F  08 00 0C 10 08 00 49 F5', withCrc))).toMatchObject({ offset: 8 });
   });
 
   it('decides the CRC from the CGM Feature, not from the size, and says which it looks like', () => {

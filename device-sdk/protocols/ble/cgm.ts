@@ -148,23 +148,41 @@ function layoutOf(options: CgmMeasurementOptions | undefined, onError: (message:
   return layout;
 }
 
-/** All records of one CGM Measurement notification, in order. */
+/** All records of one CGM Measurement notification, in order; the first record that cannot be decoded fails the whole notification. */
 export function decodeCgmMeasurement(bytes: Uint8Array, options: CgmMeasurementOptions): CgmMeasurementRecord[] {
+  return decodeCgmMeasurementParts(bytes, options).map((part) => {
+    if ('error' in part) throw part.error;
+    return part.record;
+  });
+}
+
+/** One record of a CGM Measurement notification, or the bytes that could not be decoded and why. */
+export type CgmMeasurementPart = { record: CgmMeasurementRecord; bytes: Uint8Array } | { error: DecodeError; bytes: Uint8Array };
+
+/**
+ * The records of one CGM Measurement notification (a CGM may pack several, e.g. a burst after a
+ * reconnect), each decoded on its own: a record whose E2E-CRC does not match is one failed part and
+ * the records around it still decode, since its Size agreed with its flags (the record boundaries hold,
+ * and a wrong boundary would fail the next record's CRC). A framing error (a Size below 6, past the end,
+ * or not what the flags imply; reserved flags) makes the rest of the notification one failed part.
+ */
+export function decodeCgmMeasurementParts(bytes: Uint8Array, options: CgmMeasurementOptions): CgmMeasurementPart[] {
   const layout = layoutOf(options, (m) => new DecodeError(CGM_MEASUREMENT_CODEC, m));
   if (!(bytes instanceof Uint8Array)) throw new DecodeError(CGM_MEASUREMENT_CODEC, 'expected the notification value as a Uint8Array');
-  if (bytes.length === 0) throw new DecodeError(CGM_MEASUREMENT_CODEC, 'empty notification; a record is at least 6 bytes');
-  const records: CgmMeasurementRecord[] = [];
+  if (bytes.length === 0) return [{ error: new DecodeError(CGM_MEASUREMENT_CODEC, 'empty notification; a record is at least 6 bytes'), bytes }];
+  const parts: CgmMeasurementPart[] = [];
   let offset = 0;
   while (offset < bytes.length) {
-    const where = `record ${records.length + 1} at byte ${offset}`;
+    const where = `record ${parts.length + 1} at byte ${offset}`;
+    const framingError = (message: string): CgmMeasurementPart[] => [...parts, { error: new DecodeError(CGM_MEASUREMENT_CODEC, `${where}: ${message}`), bytes: bytes.subarray(offset) }];
     const size = bytes[offset] as number;
     const left = bytes.length - offset;
-    if (size < 6) throw new DecodeError(CGM_MEASUREMENT_CODEC, `${where}: size ${size} is below the minimum of 6`);
-    if (size > left) throw new DecodeError(CGM_MEASUREMENT_CODEC, `${where}: size ${size} but only ${left} bytes left in the notification`);
+    if (size < 6) return framingError(`size ${size} is below the minimum of 6`);
+    if (size > left) return framingError(`size ${size} but only ${left} bytes left in the notification`);
     const flags = bytes[offset + 1] as number;
     const reserved = reservedBitsSet(flags, KNOWN_FLAGS);
     if (reserved.length > 0) {
-      throw new DecodeError(CGM_MEASUREMENT_CODEC, `${where}: reserved flag bit${reserved.length > 1 ? 's' : ''} ${reserved.join(', ')} set (flags 0x${flags.toString(16).toUpperCase().padStart(2, '0')})`);
+      return framingError(`reserved flag bit${reserved.length > 1 ? 's' : ''} ${reserved.join(', ')} set (flags 0x${flags.toString(16).toUpperCase().padStart(2, '0')})`);
     }
     const bodyLength = recordLengthWithoutCrc(flags);
     const expected = bodyLength + (options.e2eCrc ? 2 : 0);
@@ -175,13 +193,18 @@ export function decodeCgmMeasurement(bytes: Uint8Array, options: CgmMeasurementO
           : size === bodyLength && options.e2eCrc
             ? '; it looks like a record without the E2E-CRC that the CGM Feature announces'
             : '';
-      throw new DecodeError(CGM_MEASUREMENT_CODEC, `${where}: size ${size} but flags 0x${flags.toString(16).toUpperCase().padStart(2, '0')} ${options.e2eCrc ? 'with' : 'without'} E2E-CRC imply ${expected}${hint}`);
+      return framingError(`size ${size} but flags 0x${flags.toString(16).toUpperCase().padStart(2, '0')} ${options.e2eCrc ? 'with' : 'without'} E2E-CRC imply ${expected}${hint}`);
     }
+    const recordBytes = bytes.subarray(offset, offset + size);
     if (options.e2eCrc) {
       const crcAt = offset + size - 2;
       const actual = (bytes[crcAt] as number) | ((bytes[crcAt + 1] as number) << 8);
       const computed = crc16Mcrf4xx(bytes, offset, crcAt);
-      if (computed !== actual) throw new CrcMismatchError(CGM_MEASUREMENT_CODEC, computed, actual, offset, where);
+      if (computed !== actual) {
+        parts.push({ error: new CrcMismatchError(CGM_MEASUREMENT_CODEC, computed, actual, offset, where), bytes: recordBytes });
+        offset += size;
+        continue;
+      }
     }
     const r = new ByteReader(CGM_MEASUREMENT_CODEC, bytes, offset + 2, offset + bodyLength);
     const record: CgmMeasurementRecord = { glucose: r.sfloat('glucose concentration'), timeOffsetMinutes: r.uint16('time offset') };
@@ -194,13 +217,12 @@ export function decodeCgmMeasurement(bytes: Uint8Array, options: CgmMeasurementO
     if (flags & FLAG_TREND) record.trend = r.sfloat('trend');
     if (flags & FLAG_QUALITY) record.quality = r.sfloat('quality');
     r.expectEnd(where);
-    records.push(record);
+    parts.push({ record, bytes: recordBytes });
     offset += size;
   }
-  return records;
+  return parts;
 }
 
-/** One notification holding `records` in order (at least one). */
 export function encodeCgmMeasurement(records: readonly CgmMeasurementRecordFields[], options: CgmMeasurementOptions): Uint8Array {
   const layout = layoutOf(options, (m) => new ConfigError('options', options, m, 'pass { e2eCrc: <CGM Feature bit 12>, annunciationLayout?: sig | nordic }'));
   if (!Array.isArray(records) || records.length === 0) {
