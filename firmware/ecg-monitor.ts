@@ -109,9 +109,13 @@ const RESTART_CLOCK_DELAY_MS = 2_000;
  *   QA: a lead put back on baseline noise raised ecg-no-beats 6 s after it; now 4 s. bench/ecg-lead-back.js:
  *   no false ecg-no-beats added on the 26 MIT-BIH records with the lead-backs of the bench, of QA's
  *   re-check or 5 s off every 30 s; their 4 s stretches measure 0.32 mV at least, 0.03 mV SD noise 0.13.
+ *   QA re-check: mains hum (50/60 Hz, 0.1-0.3 mV) on the stopped heart measured 0.2-0.7 mV with the 8 ms
+ *   smoothing: 6 s, and at 128 Hz always 6 s; with the hum averaged out (`LeadDeflection` `mainsHz`) 4 s, and
+ *   the bench's false ecg-no-beats unchanged (910 and 9,256 lead-backs, the same cases).
  * - Contact lost too often for the detector to learn (`intermittentNoBeatMs`): urgent `ecg-no-beats` only
  *   when the lead was quiet between the losses (the last `intermittentNoBeatMs`), else the contact warning
- *   `ecg-intermittent-contact`.
+ *   `ecg-intermittent-contact`. QA: a stopped heart under 0.1-0.3 mV of hum or 0.5 mV of baseline wander
+ *   while the electrode flapped got only the warning, raised before the arrest, and no urgent alarm.
  */
 const QUIET_LEAD = Object.freeze({ belowMv: DEFAULT_QRS_CREDIBILITY_OPTIONS.minQrsMv });
 /**
@@ -396,10 +400,12 @@ export class EcgMonitor {
     // Only with contact seen on this stream (a stream that starts off has no value to hold: its level would be
     // the rail's), and only one report in `MIN_BRIDGE_SPACING_MS` (flaps taking a third of the time or more
     // would hide beats and halve the heart rate: they are lead-offs).
+    let held = false;
     if (chunk.leadOff && !this.leadOff) {
       if (this.isBridged(chunk.t0, endMs)) {
-        const { leadOff: _, ...held } = chunk;
-        chunk = { ...held, samples: new Int16Array(chunk.samples.length).fill(this.lastValue) };
+        const { leadOff: _, ...rest } = chunk;
+        chunk = { ...rest, samples: new Int16Array(chunk.samples.length).fill(this.lastValue) };
+        held = true;
       }
     } else if (!chunk.leadOff) {
       if (this.reportedOffSinceMs !== undefined && this.bridging && !this.leadOff) this.lastBridgeEndMs = chunk.t0;
@@ -421,7 +427,9 @@ export class EcgMonitor {
       this.deflection?.break();
       return out;
     }
-    (this.deflection as LeadDeflection).push(chunk.samples, chunk.gain, endMs);
+    // A held value is not the lead: measured, its step from the hum or noise it froze looked like a QRS
+    // complex (QA: a stopped heart under 0.2 mV of 50 Hz hum, contact lost 1.5 s in every 3 s, got no ecg-no-beats).
+    if (!held) (this.deflection as LeadDeflection).push(chunk.samples, chunk.gain, endMs);
     // Until a chunk with signal comes, the level follows each flat chunk (a rail, then a quiet stretch of ECG
     // shorter than a chunk's worth of peak-to-peak, must not leave the rail as the level).
     if (!this.offsetSettled) {

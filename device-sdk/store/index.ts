@@ -13,6 +13,7 @@ export {
   type KindStats,
   type OutboxStore,
   type OutboxStoreOptions,
+  type RecordFilter,
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';

@@ -10,6 +10,7 @@ import {
   type KindStats,
   type OutboxStore,
   type OutboxStoreOptions,
+  type RecordFilter,
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
@@ -79,6 +80,18 @@ export class MemoryOutboxStore implements OutboxStore {
       if (r.seq <= afterSeq) continue;
       if (out.length >= limit || (out.length > 0 && total + r.body.byteLength > maxBytes)) break;
       total += r.body.byteLength;
+      out.push({ kind, seq: r.seq, bootId: r.bootId, tMs: r.tMs, tag: r.tag, body: new Uint8Array(r.body) });
+    }
+    return out;
+  }
+
+  readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[] {
+    this.open('readMatching');
+    const tags = filter.tags === undefined ? undefined : new Set(filter.tags);
+    const out: StoredRecord[] = [];
+    for (const r of this.rows[kind]) {
+      if (out.length >= limit) break;
+      if (r.seq <= afterSeq || (tags !== undefined && !tags.has(r.tag)) || (filter.fromTMs !== undefined && r.tMs < filter.fromTMs)) continue;
       out.push({ kind, seq: r.seq, bootId: r.bootId, tMs: r.tMs, tag: r.tag, body: new Uint8Array(r.body) });
     }
     return out;

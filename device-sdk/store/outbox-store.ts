@@ -61,6 +61,14 @@ export interface OutboxStoreOptions {
   retentionMs?: Partial<Record<RecordKind, number>>;
 }
 
+/** Which records `OutboxStore.readMatching` returns: by tag, and stored at or after a time. */
+export interface RecordFilter {
+  /** Tags (sensor, alert kind, ...) to return; every tag when absent, none when empty. */
+  tags?: readonly string[];
+  /** Device time (ms) the records were stored at, at least (`StoredRecord.tMs`). */
+  fromTMs?: number;
+}
+
 /**
  * The device ledger, which is also the sync outbox: a record is removed only after the edge
  * acknowledged it (or, for raw waveform only, by the budget's eviction order).
@@ -72,6 +80,10 @@ export interface OutboxStoreOptions {
  * - `readAfter(kind, afterSeq, limit, maxBytes)` returns held records with seq > afterSeq in
  *   ascending seq order, at most `limit` of them and at most `maxBytes` of body in total (but at
  *   least one record when any is held, however large).
+ * - `readMatching(kind, filter, afterSeq, limit)` returns, in the same order, the held records with seq >
+ *   afterSeq whose tag is one of `filter.tags` (any tag when absent) and that were stored at or after
+ *   `filter.fromTMs` (their `tMs`; any time when absent), at most `limit` of them. The bodies of the others
+ *   are never opened (the runtime's start reads a day of a few sensors from a ledger of months).
  * - `acknowledge(kind, upToSeq)` durably raises the acknowledged watermark; a lower or equal value
  *   is ignored (returns false). Records are not deleted by it; `compact` does that.
  * - `rewind(kind, upToSeq)` durably lowers the acknowledged watermark to `upToSeq` (at least 0): the
@@ -91,6 +103,7 @@ export interface OutboxStore {
   readonly bootId: string;
   append(entries: readonly AppendEntry[]): number[];
   readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes?: number): StoredRecord[];
+  readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[];
   ackedUpTo(kind: RecordKind): number;
   acknowledge(kind: RecordKind, upToSeq: number): boolean;
   rewind(kind: RecordKind, upToSeq: number): boolean;

@@ -17,6 +17,7 @@ import {
   type KindStats,
   type OutboxStore,
   type OutboxStoreOptions,
+  type RecordFilter,
   ROW_OVERHEAD_BYTES,
   type StoredRecord,
 } from './outbox-store.js';
@@ -344,6 +345,26 @@ export class SqliteOutboxStore implements OutboxStore {
       out.push({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body });
     }
     return out;
+  }
+
+  readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[] {
+    this.open('readMatching');
+    if (filter.tags?.length === 0) return [];
+    const where = ['seq > ?'];
+    const params: (string | number)[] = [afterSeq];
+    if (filter.tags !== undefined) {
+      where.push(`tag IN (${filter.tags.map(() => '?').join(', ')})`);
+      params.push(...filter.tags);
+    }
+    if (filter.fromTMs !== undefined) {
+      where.push('t_ms >= ?');
+      params.push(filter.fromTMs);
+    }
+    const rows = this.db
+      .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
+      .all(...params, Math.max(0, Math.floor(limit))) as RowOut[];
+    const bodies = this.open_(kind, rows);
+    return rows.map((r, i) => ({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body: bodies[i] as Buffer }));
   }
 
   /** Plaintext bodies of rows read from `kind`'s table (sealed ones opened with their data key). */

@@ -133,4 +133,32 @@ describe('glucose alert episodes across a runtime restart (real SQLite ledger, v
     }
     expect(of(restarted.raised, 'glucose-predicted-low').length).toBe(of(continuous.raised, 'glucose-predicted-low').length);
   }, 120_000);
+
+  it('replays no stored reading dated after now: a restart after the device clock was set back 48 h alerts as a first start does', async () => {
+    // QA: the readings of the first boot, dated up to 48 h ahead of the clock after the restart, were replayed
+    // as the last day's: every new reading came before the trace's end, was taken for a backfilled one, and
+    // no glucose-predicted-low or hyperglycaemia-sustained came in the 10 h after the restart (a first start
+    // raises a predicted low of the falls of `dips` and the sustained high of `high`).
+    const config = (dir: string) => parseRuntimeConfig({ deviceId: 'glu-clock-back', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: SOURCES }, dir);
+    const run = async (dir: string, clock: VirtualClock, steps: number): Promise<Raised[]> => {
+      const raised: Raised[] = [];
+      const runtime = new Runtime(config(dir), { logger: silentLogger, clock });
+      runtime.on('alert', (a: Alert) => raised.push({ boot: 0, kind: a.kind, t: a.t, ...(a.sensor !== undefined ? { sensor: a.sensor } : {}) }));
+      runtime.start();
+      try {
+        for (let i = 0; i < steps; i++) clock.advance(STEP_MS);
+      } finally {
+        await runtime.stop();
+      }
+      return raised;
+    };
+    const dir = tempDir();
+    await run(dir, new VirtualClock(ORIGIN), STEPS);
+    const back = ORIGIN - 48 * HOUR;
+    const restarted = await run(dir, new VirtualClock(back), STEPS);
+    const first = await run(tempDir(), new VirtualClock(back), STEPS);
+    const monitorAlerts = (raised: Raised[]) => raised.filter((a) => a.kind === 'glucose-predicted-low' || a.kind === 'hyperglycaemia-sustained').map((a) => `${a.kind} ${a.sensor} ${hours(a.t)} h`);
+    expect(monitorAlerts(first).length).toBeGreaterThanOrEqual(2);
+    expect(monitorAlerts(restarted)).toEqual(monitorAlerts(first));
+  }, 120_000);
 });

@@ -299,6 +299,60 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
       });
     });
 
+    describe('readMatching', () => {
+      it('returns the held records of those tags stored at or after fromTMs, in seq order, after afterSeq, at most `limit`', () => {
+        const { store } = make({ retentionMs: { reading: 1000 } });
+        // 12 readings: tags a, b, c in turn, stored 1 s apart from T0.
+        store.append(Array.from({ length: 12 }, (_, i) => entry('reading', { mark: i, tag: 'abc'[i % 3] as string, tMs: T0 + i * 1000 })));
+        store.append([entry('alert', { mark: 99, tag: 'a', tMs: T0 + 20_000 })]);
+        const seqs = (filter: Parameters<OutboxStore['readMatching']>[1], afterSeq = 0, limit = ALL) => store.readMatching('reading', filter, afterSeq, limit).map((r) => r.seq);
+        expect(seqs({})).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        expect(seqs({ tags: ['a'] })).toEqual([1, 4, 7, 10]);
+        expect(seqs({ tags: ['c', 'a'] })).toEqual([1, 3, 4, 6, 7, 9, 10, 12]);
+        expect(seqs({ tags: [] })).toEqual([]);
+        expect(seqs({ tags: ['z'] })).toEqual([]);
+        expect(seqs({ fromTMs: T0 + 8000 })).toEqual([9, 10, 11, 12]);
+        expect(seqs({ tags: ['b'], fromTMs: T0 + 4000 })).toEqual([5, 8, 11]);
+        expect(seqs({ tags: ['a', 'b'] }, 4, 3)).toEqual([5, 7, 8]);
+        expect(seqs({ tags: ['a'] }, 0, 0)).toEqual([]);
+        // Bodies, times and tags as stored; other kinds apart.
+        expect(store.readMatching('reading', { tags: ['c'], fromTMs: T0 + 10_000 }, 0, ALL).map((r) => [r.kind, r.seq, r.tMs, r.tag, hex(r.body)])).toEqual([['reading', 12, T0 + 11_000, 'c', hex(body(8, 11))]]);
+        expect(store.readMatching('alert', { tags: ['a'] }, 0, ALL).map((r) => [r.kind, r.seq, hex(r.body)])).toEqual([['alert', 1, hex(body(8, 99))]]);
+        // Only held records: compacted ones are gone.
+        store.acknowledge('reading', 6);
+        store.compact(T0 + 60_000);
+        expect(seqs({ tags: ['a'] })).toEqual([7, 10]);
+      });
+
+      it('answers as readAfter filtered by tag and stored time (model-checked)', () => {
+        fc.assert(
+          fc.property(
+            fc.array(fc.record({ tag: fc.constantFrom('', 'x', 'y', 'z'), dt: fc.integer({ min: -5, max: 5 }) }), { minLength: 1, maxLength: 30 }),
+            fc.option(fc.subarray(['', 'x', 'y', 'z']), { nil: undefined }),
+            fc.option(fc.integer({ min: -6, max: 6 }), { nil: undefined }),
+            fc.nat(31),
+            fc.nat(31),
+            (records, tags, from, afterSeq, limit) => {
+              const h = open({ deviceId: 'dev-match' });
+              try {
+                h.store.append(records.map((r, i) => entry('reading', { mark: i, tag: r.tag, tMs: T0 + r.dt })));
+                const fromTMs = from === undefined ? undefined : T0 + from;
+                const expected = h.store
+                  .readAfter('reading', afterSeq, ALL)
+                  .filter((r) => (tags === undefined || tags.includes(r.tag)) && (fromTMs === undefined || r.tMs >= fromTMs))
+                  .slice(0, limit);
+                const filter = { ...(tags === undefined ? {} : { tags }), ...(fromTMs === undefined ? {} : { fromTMs }) };
+                expect(h.store.readMatching('reading', filter, afterSeq, limit).map((r) => [r.seq, r.tag, r.tMs, hex(r.body)])).toEqual(expected.map((r) => [r.seq, r.tag, r.tMs, hex(r.body)]));
+              } finally {
+                h.cleanup();
+              }
+            },
+          ),
+          { seed: 7, numRuns: 60 },
+        );
+      });
+    });
+
     describe('acknowledge', () => {
       it('raises the watermark monotonically: a lower or equal value is ignored and returns false', () => {
         const { store } = make();
@@ -732,6 +786,7 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
       const calls: [string, (s: OutboxStore) => unknown][] = [
         ['append', (s) => s.append([entry('reading')])],
         ['readAfter', (s) => s.readAfter('reading', 0, 10)],
+        ['readMatching', (s) => s.readMatching('reading', { tags: ['x'] }, 0, 10)],
         ['ackedUpTo', (s) => s.ackedUpTo('reading')],
         ['acknowledge', (s) => s.acknowledge('reading', 1)],
         ['compact', (s) => s.compact(T0)],
