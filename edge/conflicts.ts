@@ -78,6 +78,39 @@ export interface ConflictFilter {
   deviceId?: string;
   kind?: RecordKind;
   id?: number;
+  /** Only open (not yet settled) or only resolved conflicts. */
+  status?: ConflictEntry['status'];
+  /** Only conflicts with a higher id (the next page after the last id listed). */
+  afterId?: number;
+  /** At most this many, lowest ids first. */
+  limit?: number;
+}
+
+/** The SQL conditions and parameters of `filter` over `conflicts c` (joined to `conflict_resolutions r` when `settled`). */
+function filterSql(filter: ConflictFilter, settled: boolean): { where: string; params: (string | number)[] } {
+  const conditions = (
+    [
+      ['c.id = ?', filter.id],
+      ['c.device_id = ?', filter.deviceId],
+      ['c.kind = ?', filter.kind],
+      ['c.id > ?', filter.afterId],
+    ] as const
+  ).filter(([, value]) => value !== undefined);
+  const where: string[] = conditions.map(([sql]) => sql);
+  if (filter.status === 'open' && settled) where.push('r.conflict_id IS NULL');
+  if (filter.status === 'resolved') where.push(settled ? 'r.conflict_id IS NOT NULL' : '0');
+  return { where: where.length > 0 ? `WHERE ${where.join(' AND ')}` : '', params: conditions.map(([, value]) => value as string | number) };
+}
+
+/** How many conflicts match `filter` (its `afterId` and `limit` left out), and how many of them are open. */
+export function countConflicts(db: Database.Database, filter: ConflictFilter = {}): { total: number; open: number } {
+  if (!hasTable(db, 'conflicts')) return { total: 0, open: 0 };
+  const settled = hasTable(db, 'conflict_resolutions');
+  const { where, params } = filterSql({ ...filter, afterId: undefined, limit: undefined }, settled);
+  const row = db
+    .prepare(`SELECT COUNT(*) AS total, ${settled ? 'COUNT(*) - COUNT(r.conflict_id)' : 'COUNT(*)'} AS open FROM conflicts c ${settled ? 'LEFT JOIN conflict_resolutions r ON r.conflict_id = c.id' : ''} ${where}`)
+    .get(...params) as { total: number; open: number };
+  return { total: row.total, open: row.open };
 }
 
 export type ConflictTarget = { id: number } | { deviceId: string; kind?: RecordKind };
@@ -202,15 +235,7 @@ function toEntry(row: ConflictRow): ConflictEntry {
 export function listConflicts(db: Database.Database, filter: ConflictFilter = {}): ConflictEntry[] {
   if (!hasTable(db, 'conflicts')) return [];
   const settled = hasTable(db, 'conflict_resolutions');
-  const conditions = (
-    [
-      ['c.id = ?', filter.id],
-      ['c.device_id = ?', filter.deviceId],
-      ['c.kind = ?', filter.kind],
-    ] as const
-  ).filter(([, value]) => value !== undefined);
-  const where = conditions.map(([sql]) => sql);
-  const params = conditions.map(([, value]) => value as string | number);
+  const { where, params } = filterSql(filter, settled);
   const rows = db
     .prepare(
       `SELECT c.id, c.device_id, c.kind, c.seq, c.site, c.boot_id, c.t_ms, c.received_ms, c.body, c.body_sha256,
@@ -218,7 +243,7 @@ export function listConflicts(db: Database.Database, filter: ConflictFilter = {}
          ${settled ? 'r.choice, r.operator, r.reason, r.resolved_ms' : 'NULL AS choice, NULL AS operator, NULL AS reason, NULL AS resolved_ms'}
        FROM conflicts c LEFT JOIN records s ON s.device_id = c.device_id AND s.kind = c.kind AND s.seq = c.seq
        ${settled ? 'LEFT JOIN conflict_resolutions r ON r.conflict_id = c.id' : ''}
-       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY c.id`,
+       ${where} ORDER BY c.id${filter.limit !== undefined && filter.limit > 0 ? ` LIMIT ${Math.floor(filter.limit)}` : ''}`,
     )
     .all(...params) as ConflictRow[];
   return rows.map(toEntry);
@@ -289,11 +314,16 @@ export function resolveConflicts(db: Database.Database, target: ConflictTarget, 
 
 /** Conflicts of the edge store at `path`, read-only (works while the edge runs; an older store is not migrated). */
 export function readConflicts(path: string, filter: ConflictFilter = {}): ConflictEntry[] {
+  return readConflictPage(path, filter).entries;
+}
+
+/** `readConflicts`, with how many conflicts match the filter in all (`countConflicts`), in one read transaction. */
+export function readConflictPage(path: string, filter: ConflictFilter = {}): { entries: ConflictEntry[]; total: number; open: number } {
   return withReadOnlyDatabase(path, 'edge store', (db) => {
     if (filter.deviceId !== undefined && !knowsDevice(db, filter.deviceId)) {
       throw new ConflictResolutionError('unknown-device', `no device ${JSON.stringify(filter.deviceId)} in the edge store ${path}`, { deviceId: filter.deviceId });
     }
-    return listConflicts(db, filter);
+    return db.transaction(() => ({ entries: listConflicts(db, filter), ...countConflicts(db, filter) }))();
   });
 }
 

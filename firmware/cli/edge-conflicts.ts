@@ -7,14 +7,18 @@ import {
   type ConflictSide,
   type ConflictTarget,
   isConflictChoice,
-  readConflicts,
+  readConflictPage,
   resolveStoredConflicts,
   summaryText,
 } from '../../edge/conflicts.js';
 import { edgeDatabasePath } from '../../edge/edge-store.js';
 import { intFlag, parse, UsageError } from './args.js';
 
-export const CONFLICTS_USAGE = `Usage: medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
+/** Conflicts the text list shows when no --limit is given: QA's 100,000 conflicts printed 48 MB in one go. */
+const DEFAULT_TEXT_LIMIT = 50;
+
+export const CONFLICTS_USAGE = `Usage: medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--status open|resolved]
+                            [--after ID] [--limit N] [--json]
        medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K])
                                     --choice keep-stored|import --operator NAME --reason TEXT [--json]
 
@@ -26,6 +30,8 @@ id. The edge keeps them apart in its store (DIR/edge.sqlite, or --store FILE) an
 stored record and of the conflicting one, a summary of both (structured fields only: no alert
 message, finding evidence, reading context or quarantined bytes), when it arrived and whether it is
 open or resolved (with who, when, why and which choice). Read-only; works while the edge runs.
+The text list shows the first ${DEFAULT_TEXT_LIMIT} (--limit N, 0 for all) and says how to get the next
+page (--after the last id shown); --json lists every match unless --limit is given.
 
 'conflicts resolve' settles one conflict (--id N) or every open conflict of a device (--device ID
 --all, optionally only of --kind K) and records the operator, time, reason and choice in the store.
@@ -49,6 +55,11 @@ function storePath(values: { data?: string; store?: string }): string {
   return values.store ?? edgeDatabasePath(values.data as string);
 }
 
+function statusFlag(value: string | undefined): 'open' | 'resolved' | undefined {
+  if (value === undefined || value === 'open' || value === 'resolved') return value;
+  throw new UsageError(`--status must be open or resolved, got ${JSON.stringify(value)}`, CONFLICTS_USAGE);
+}
+
 function kindFlag(value: string | undefined): RecordKind | undefined {
   if (value === undefined) return undefined;
   if (!isRecordKind(value)) throw new UsageError(`--kind must be one of ${RECORD_KINDS.join(', ')}, got ${JSON.stringify(value)}`, CONFLICTS_USAGE);
@@ -57,23 +68,53 @@ function kindFlag(value: string | undefined): RecordKind | undefined {
 
 export function conflictsCommand(args: string[], clock: Pick<Clock, 'now'> = systemClock): number {
   if (args[0] === 'resolve') return resolveCommand(args.slice(1), clock);
-  const { values } = parse(args, STORE_OPTIONS, CONFLICTS_USAGE);
+  const { values } = parse(args, { ...STORE_OPTIONS, status: { type: 'string' }, after: { type: 'string' }, limit: { type: 'string' } }, CONFLICTS_USAGE);
   if (values.help) {
     process.stdout.write(`${CONFLICTS_USAGE}\n`);
     return 0;
   }
   const path = storePath(values);
   const kind = kindFlag(values.kind);
-  const entries = readConflicts(path, { ...(values.device === undefined ? {} : { deviceId: values.device }), ...(kind === undefined ? {} : { kind }) });
+  const status = statusFlag(values.status);
+  const afterId = intFlag(values.after, '--after', CONFLICTS_USAGE, 0);
+  const limit = intFlag(values.limit, '--limit', CONFLICTS_USAGE, 0) ?? (values.json ? 0 : DEFAULT_TEXT_LIMIT);
+  const filter = {
+    ...(values.device === undefined ? {} : { deviceId: values.device }),
+    ...(kind === undefined ? {} : { kind }),
+    ...(status === undefined ? {} : { status }),
+    ...(afterId === undefined ? {} : { afterId }),
+    // One more than the page: whether there is a next one.
+    limit: limit > 0 ? limit + 1 : 0,
+  };
+  const page = readConflictPage(path, filter);
+  const { total, open } = page;
+  const more = limit > 0 && page.entries.length > limit;
+  const entries = more ? page.entries.slice(0, limit) : page.entries;
   if (values.json) {
     process.stdout.write(`${JSON.stringify(entries.map(jsonEntry))}\n`);
     return 0;
   }
-  const open = entries.filter((e) => e.status === 'open').length;
   const lines = entries.flatMap(entryLines);
-  lines.push(entries.length === 0 ? 'no seq conflicts kept' : `${plural(entries.length, 'conflict')}: ${open} open, ${entries.length - open} resolved`);
+  const matching = status === undefined ? `${plural(total, 'conflict')}: ${open} open, ${total - open} resolved` : plural(total, `${status} conflict`);
+  if (total === 0) lines.push(status === undefined ? 'no seq conflicts kept' : `no ${status} seq conflicts`);
+  else lines.push(matching);
+  const last = entries.at(-1);
+  if (more && last) lines.push(`shown ${entries.length}, ids ${entries[0]?.id} to ${last.id}; next page: the same command with --after ${last.id}`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
+}
+
+/** Ids as ranges: 1-4, 7, 9-10 (QA: settling 275,000 conflicts printed every id on one line). */
+export function idRanges(ids: readonly number[]): string {
+  const sorted = [...ids].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && (sorted[j + 1] as number) === (sorted[j] as number) + 1) j += 1;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
 }
 
 function resolveCommand(args: string[], clock: Pick<Clock, 'now'>): number {
@@ -113,7 +154,7 @@ function resolveCommand(args: string[], clock: Pick<Clock, 'now'>): number {
   for (const e of settled) byKind.set(`${e.deviceId} ${e.kind}`, (byKind.get(`${e.deviceId} ${e.kind}`) ?? 0) + 1);
   const what = values.choice === 'import' ? 'imported: FHIR export and the FHIR API now include them' : 'the stored records stand; the conflicting ones stay archived';
   process.stdout.write(
-    `resolved ${plural(settled.length, 'conflict')} (${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}; ${settled.length === 1 ? 'id' : 'ids'} ${settled.map((e) => e.id).join(', ')}) as ${values.choice} by ${values.operator}: ${what}\n`,
+    `resolved ${plural(settled.length, 'conflict')} (${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}; ${settled.length === 1 ? 'id' : 'ids'} ${idRanges(settled.map((e) => e.id))}) as ${values.choice} by ${values.operator}: ${what}\n`,
   );
   return 0;
 }

@@ -198,7 +198,7 @@ describe('medge edge conflicts', () => {
     // The rest of dev-1 (its readings; the alert is settled already) in one go.
     const device = await resolve(dir, ['--device', 'dev-1', '--all'], 'import', 'SD card re-imaged on 2026-12-01; both ledgers are this patient');
     expect(device.code, device.stderr).toBe(0);
-    expect(device.stdout).toContain('resolved 3 conflicts (dev-1 reading 3; ids 1, 2, 3) as import by R. Osei');
+    expect(device.stdout).toContain('resolved 3 conflicts (dev-1 reading 3; ids 1-3) as import by R. Osei');
     const none = await resolve(dir, ['--device', 'dev-1', '--all'], 'import');
     expect([none.code, none.stderr]).toEqual([1, 'medge: device dev-1 has no open conflicts\n']);
 
@@ -227,6 +227,17 @@ describe('medge edge conflicts', () => {
     ]);
     const text = await medge(['edge', 'conflicts', '--data', dir, '--device', 'dev-1', '--kind', 'alert']);
     expect(text.stdout).toMatch(/ {2}resolved: keep-stored by R\. Osei at [\dT:.Z-]+: same hypo episode as alert seq 1 of boot-a\n1 conflict: 0 open, 1 resolved\n$/);
+
+    // By status, and page by page (QA: 100,000 conflicts printed 48 MB in one go).
+    expect((await listJson(['--data', dir, '--status', 'open'])).map((e) => e.id)).toEqual([5]);
+    expect((await listJson(['--data', dir, '--status', 'resolved'])).map((e) => e.id)).toEqual([1, 2, 3, 4]);
+    const pages = await Promise.all([['--limit', '2'], ['--limit', '2', '--after', '2'], ['--limit', '2', '--after', '4'], ['--status', 'sideways']].map((a) => medge(['edge', 'conflicts', '--data', dir, ...a])));
+    const headers = (out: string) => out.split('\n').filter((l) => l.startsWith('conflict ')).map((l) => Number(/^conflict (\d+):/.exec(l)?.[1]));
+    expect(pages.slice(0, 3).map((p) => headers(p.stdout))).toEqual([[1, 2], [3, 4], [5]]);
+    expect(pages[0]?.stdout).toMatch(/\n5 conflicts: 1 open, 4 resolved\nshown 2, ids 1 to 2; next page: the same command with --after 2\n$/);
+    expect(pages[1]?.stdout).toMatch(/next page: the same command with --after 4\n$/);
+    expect(pages[2]?.stdout).toMatch(/\n5 conflicts: 1 open, 4 resolved\n$/);
+    expect([pages[3]?.code, pages[3]?.stderr]).toEqual([2, expect.stringContaining('--status must be open or resolved, got "sideways"')]);
 
     const stats = await medge(['edge', 'stats', '--data', dir]);
     expect(stats.stdout).toContain('SEQ CONFLICTS: 1 open, 4 resolved');
