@@ -566,8 +566,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.sensorRates.get(c.sensor)?.rateHz === c.rateHz) return;
     const action = `sample-rate-${c.sensor}`;
     const detail = `${c.rateHz} Hz`;
-    const previous = this.store.lastAudit(action)?.detail;
-    if (previous !== detail) this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
+    let previous: string | undefined;
+    try {
+      previous = this.store.lastAudit(action)?.detail;
+      if (previous !== detail) this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
+    } catch (error) {
+      // A ledger damaged while running: the chunk still goes to the analyses (the audit entry is missing).
+      this.log.error({ sensor: c.sensor, rateHz: c.rateHz, err: (error as Error).message }, 'sample rate not audited');
+    }
     this.sensorRates.set(c.sensor, { rateHz: c.rateHz, audited: previous === detail });
   }
 
