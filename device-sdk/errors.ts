@@ -48,12 +48,13 @@ export class DecodeError extends MedgeError {
 /** The local store refused or failed an operation. */
 export class StoreError extends MedgeError {
   readonly operation: string;
-  /** The file system (or SQLite's page limit) has no room: SQLite's SQLITE_FULL, from the cause. */
+  /** The file system (or SQLite's page limit) has no room: SQLite's SQLITE_FULL (or the OS's ENOSPC), from the cause. */
   readonly diskFull: boolean;
   constructor(operation: string, message: string, options?: { cause?: unknown }) {
     super('store', `${operation}: ${message}`, options);
     this.operation = operation;
-    this.diskFull = (options?.cause as { code?: unknown } | undefined)?.code === 'SQLITE_FULL';
+    const code = (options?.cause as { code?: unknown } | undefined)?.code;
+    this.diskFull = code === 'SQLITE_FULL' || code === 'ENOSPC';
   }
 }
 

@@ -13,7 +13,8 @@ import { loadWireKey, sealPayload } from '../device-sdk/security/wire-keys.js';
 import { Ledger } from '../device-sdk/store/ledger.js';
 import type { OutboxStore, RecordFilter, StoredRecord } from '../device-sdk/store/outbox-store.js';
 import { decodeBody } from '../device-sdk/proto/index.js';
-import { SqliteOutboxStore } from '../device-sdk/store/sqlite-outbox-store.js';
+import { SqliteOutboxStore, type SqliteOutboxStoreOptions } from '../device-sdk/store/sqlite-outbox-store.js';
+import { corruptCode, type LedgerDamage, type LedgerDamageCause, openLedgerRecovering } from '../device-sdk/store/ledger-recovery.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
 import { createRuleEngine, DEFAULT_RULE_OPTIONS, type RuleEngine } from './rules.js';
@@ -35,6 +36,11 @@ import { makeDirs } from '../device-sdk/make-dirs.js';
 export const ANALYSIS_ERROR = 'analysis-error';
 /** An `analysis-error` of the same analysis and sensor is raised again only after this long (ms). */
 const ANALYSIS_ERROR_REPEAT_MS = 10 * 60_000;
+/**
+ * The alert kind of a damaged ledger: at start (severity 2: moved aside, a fresh ledger runs, a technician
+ * must look) or while running (severity 3: records wait in memory until a restart starts a fresh ledger).
+ */
+export const STORAGE_DAMAGED = 'storage-damaged';
 /** A ledger flush that keeps failing is logged this often (it is retried every flush interval). */
 const FLUSH_ERROR_LOG_INTERVAL_MS = 60_000;
 
@@ -87,6 +93,25 @@ function prepareDataDir(dir: string): void {
     const at = e.path !== undefined && resolve(e.path) !== resolve(dir) ? ` at ${e.path}` : '';
     throw new ConfigError('dataDir', dir, `cannot be created or written (${code}${at})`, 'choose a directory the runtime user can write, or give that user write permission');
   }
+}
+
+/** The audit detail of a ledger found damaged and replaced (`ledger-damaged`). */
+function damageDetail(d: LedgerDamage): string {
+  const restored = Object.values(d.restored).reduce((a, b) => a + b, 0);
+  const floor = RECORD_KINDS.map((k) => `${k} ${d.seqFloor[k]}`).join(', ');
+  const unreadable = d.unreadable.length > 0 ? `; ${d.unreadable.length} parts unreadable (see ${d.movedTo}/damage.json)` : '';
+  return `${d.code}: ${d.reason.slice(0, 200)}; moved to ${d.movedTo} (${d.files.join(', ')}); fresh ledger, seqs above ${floor}; ${restored} unacknowledged records restored${unreadable}`;
+}
+
+/** `storage-damaged` (2) for a ledger found damaged and replaced: the bedside keeps working, a technician must look. */
+function damageAlert(d: LedgerDamage, t: number): Alert {
+  const restored = Object.values(d.restored).reduce((a, b) => a + b, 0);
+  return {
+    kind: STORAGE_DAMAGED,
+    severity: 2,
+    t,
+    message: `The device ledger was damaged (${d.code}) and could not be used. Monitoring goes on with a fresh ledger; ${restored} records not yet synced were recovered from the damaged file${d.unreadable.length > 0 ? ' (parts of it could not be read: records there that were not yet synced are not on this device any more)' : ''}. The damaged file is kept in ${d.movedTo}: a technician should check the storage card and the file.`,
+  };
 }
 
 /** Where the ledger file of a device data directory lives. */
@@ -212,6 +237,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** The last status emitted: what the clinic screen shows (computing a new one resets the rate counters). */
   private lastStatus: RuntimeStatus | undefined;
   private readonly deviceKeyCreated: boolean;
+  /** The ledger was damaged at start and replaced by a fresh one (reported by `start`). */
+  private readonly ledgerDamage: LedgerDamage | undefined;
+  /** A write failed with SQLITE_CORRUPT while running (`storage-damaged` raised once): waveform is not stored, records wait in memory. */
+  private ledgerCorrupt: LedgerDamageCause | undefined;
+  private readonly storeOptions: SqliteOutboxStoreOptions;
+  /** The ledger's counters at the last status that could read them. */
+  private lastStats: ReturnType<SqliteOutboxStore['stats']> | undefined;
   private readonly trustedKeys: readonly string[];
 
   constructor(config: RuntimeConfig, deps: Partial<RuntimeDeps> = {}) {
@@ -242,12 +274,16 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.deviceKeyCreated = deviceKeyCreated;
     const hours = 3600_000;
     const recordMs = config.store.recordRetentionDays * 24 * hours;
-    this.store = new SqliteOutboxStore(ledgerPath(config.dataDir), {
+    this.storeOptions = {
       deviceId: config.deviceId,
       budgetBytes: config.store.budgetBytes,
       retentionMs: { chunk: config.store.chunkRetentionHours * hours, alert: recordMs, finding: recordMs, reading: recordMs, quarantine: recordMs },
       encryption: { suite: config.store.cipher, deviceKey },
-    });
+    };
+    // A damaged ledger is moved aside and a fresh one started (seqs above the old ones): the bedside keeps being monitored.
+    const opened = openLedgerRecovering(ledgerPath(config.dataDir), { ...this.storeOptions, nowMs: this.clock.now() });
+    this.store = opened.store;
+    this.ledgerDamage = opened.damage;
     this.ledger = new Ledger(this.store, {
       clock: this.clock,
       onFlushError: (error) => this.onFlushError(error),
@@ -322,6 +358,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       context: { firmwareVersion: `medge ${packageVersion()}`, model: this.config.deviceModel ?? 'medge runtime', sensors: this.config.sources.map((s) => s.sensor).join(',') },
     });
     this.auditConfig();
+    if (this.ledgerDamage) this.reportLedgerDamage(this.ledgerDamage);
     if (this.deviceKeyCreated) {
       this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'device-key-create', detail: `device key ${this.store.keyring?.deviceKey.keyId} created` });
     }
@@ -353,7 +390,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     for (const source of this.sources) source.start(sink);
     this.lastRateAt = this.clock.monotonic();
     const every = (ms: number, fn: () => void) => {
-      const t = setInterval(fn, ms);
+      // A timer that throws (a ledger damaged while running) is logged, never an uncaught exception that ends the monitoring.
+      const t = setInterval(() => {
+        try {
+          fn();
+        } catch (error) {
+          this.log.error({ err: (error as Error).message }, 'periodic runtime task failed; retried at its next turn');
+        }
+      }, ms);
       t.unref();
       this.timers.push(t);
     };
@@ -398,6 +442,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         }
       },
     });
+  }
+
+  /** Audits, logs and raises (`storage-damaged`, 2) a ledger that was damaged at start and replaced by a fresh one. */
+  private reportLedgerDamage(d: LedgerDamage): void {
+    this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'ledger-damaged', detail: damageDetail(d) });
+    this.log.error({ code: d.code, movedTo: d.movedTo, files: d.files, seqFloor: d.seqFloor, restored: d.restored, unreadable: d.unreadable.length }, 'ledger damaged: moved aside, a fresh ledger started');
+    this.raise(damageAlert(d, this.clock.now()));
   }
 
   /** Records the config's hash in the audit log when it differs from the one the last start recorded. */
@@ -515,8 +566,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     if (this.sensorRates.get(c.sensor)?.rateHz === c.rateHz) return;
     const action = `sample-rate-${c.sensor}`;
     const detail = `${c.rateHz} Hz`;
-    const previous = this.store.lastAudit(action)?.detail;
-    if (previous !== detail) this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
+    let previous: string | undefined;
+    try {
+      previous = this.store.lastAudit(action)?.detail;
+      if (previous !== detail) this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action, detail });
+    } catch (error) {
+      // A ledger damaged while running: the chunk still goes to the analyses (the audit entry is missing).
+      this.log.error({ sensor: c.sensor, rateHz: c.rateHz, err: (error as Error).message }, 'sample rate not audited');
+    }
     this.sensorRates.set(c.sensor, { rateHz: c.rateHz, audited: previous === detail });
   }
 
@@ -528,7 +585,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
         this.unreadable.readable(c.sensor);
         const restored = this.watchdog?.chunk(c);
         if (restored) this.raise(restored);
-        if (this.storageFull || this.diskFull) this.refusedChunks += 1;
+        if (this.storageFull || this.diskFull || this.ledgerCorrupt) this.refusedChunks += 1;
         else this.ledger.add('chunk', c);
         // Analysis runs whether or not the waveform could be stored: alarms never wait for storage.
         for (const a of this.analyzers) if (a.onChunk) this.analyze(a, c.sensor, () => a.onChunk?.(c));
@@ -626,11 +683,22 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private onFlushError(error: unknown): void {
     const now = this.clock.monotonic();
     const full = error instanceof StoreError && error.diskFull;
-    const dropped = full ? this.ledger.dropBuffered('chunk') : 0;
+    const code = corruptCode(error);
+    const corrupt = code !== undefined;
+    const dropped = full || corrupt ? this.ledger.dropBuffered('chunk') : 0;
     this.refusedChunks += dropped;
     if (this.lastFlushErrorLogAt === undefined || now - this.lastFlushErrorLogAt >= FLUSH_ERROR_LOG_INTERVAL_MS) {
       this.lastFlushErrorLogAt = now;
       this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered, refusedChunks: this.refusedChunks }, 'ledger flush failed; records kept in memory, retrying');
+    }
+    if (code !== undefined && !this.ledgerCorrupt) {
+      this.ledgerCorrupt = { code, reason: `a write failed while running: ${(error as Error).message}` };
+      this.raise({
+        kind: STORAGE_DAMAGED,
+        severity: 3,
+        t: this.clock.now(),
+        message: `The device ledger became damaged while running (${code}): raw waveform is no longer stored and new clinical records wait in memory. Monitoring and alarms go on. Stop and start the device: at stop the records in memory are saved in a fresh ledger and the damaged file is kept for a technician in ${this.config.dataDir}.`,
+      });
     }
     if (!full || this.diskFull) return;
     this.diskFull = true;
@@ -671,7 +739,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   }
 
   status(): RuntimeStatus {
-    const stats = this.store.stats();
+    let stats: ReturnType<SqliteOutboxStore['stats']>;
+    try {
+      stats = this.store.stats();
+      this.lastStats = stats;
+    } catch (error) {
+      // A ledger that cannot be read (damaged while running): the last counters read are shown (none: zeros).
+      this.log.debug({ err: (error as Error).message }, 'ledger counters not readable');
+      stats = this.lastStats ?? (Object.fromEntries(RECORD_KINDS.map((k) => [k, { lastSeq: 0, ackedUpTo: 0, pending: 0, rows: 0, bytes: 0 }])) as ReturnType<SqliteOutboxStore['stats']>);
+    }
     const now = this.clock.monotonic();
     const seconds = Math.max(0.001, (now - this.lastRateAt) / 1000);
     for (const source of this.sources) {
@@ -721,7 +797,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     await Promise.all(this.sources.map((source) => source.stop()));
     // The streams ended: partial windows and results still in flight are analysed and stored too.
     await this.flushAnalyzers();
-    this.ledger.flush();
+    try {
+      this.ledger.flush();
+    } catch (error) {
+      // A damaged ledger: the records stay buffered and `stop` saves them in a fresh ledger.
+      if (corruptCode(error) === undefined) throw error;
+      this.onFlushError(error);
+    }
   }
 
   async stop(): Promise<void> {
@@ -733,9 +815,38 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.timers = [];
     await this.ui?.stop();
     await this.uplink.stop();
+    if (this.ledgerCorrupt) {
+      this.storeClosed = true;
+      this.store.close();
+      this.saveIntoFreshLedger(this.ledgerCorrupt);
+      this.log.info('runtime stopped');
+      return;
+    }
     this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'stop', detail: `boot ${this.store.bootId}` });
     this.storeClosed = true;
     this.store.close();
     this.log.info('runtime stopped');
+  }
+
+  /**
+   * At stop after the ledger became damaged while running: moves it aside like a start does
+   * (`openLedgerRecovering`), stores the records that waited in memory in the fresh ledger (new seqs, above
+   * the old ones), with `storage-damaged` (2) and the audit entry, so that the next start syncs them.
+   */
+  private saveIntoFreshLedger(damaged: LedgerDamageCause): void {
+    const entries = this.ledger.takeBuffered();
+    const { store, damage } = openLedgerRecovering(ledgerPath(this.config.dataDir), { ...this.storeOptions, nowMs: this.clock.now(), damaged });
+    try {
+      const ledger = new Ledger(store, { clock: this.clock });
+      store.append(entries);
+      if (damage) {
+        store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'ledger-damaged', detail: damageDetail(damage) });
+        ledger.addAlert(damageAlert(damage, this.clock.now()));
+      }
+      store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'stop', detail: `boot ${this.store.bootId}: ${entries.length} records kept in memory saved in a fresh ledger` });
+      this.log.error({ records: entries.length, movedTo: damage?.movedTo }, 'damaged ledger moved aside at stop; the records kept in memory are in a fresh ledger');
+    } finally {
+      store.close();
+    }
   }
 }

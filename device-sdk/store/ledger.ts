@@ -123,6 +123,13 @@ export class Ledger {
     return this.buffer.length;
   }
 
+  /** Removes and returns every buffered (not yet durable) record, in order: to store them elsewhere. */
+  takeBuffered(): AppendEntry[] {
+    const entries = this.buffer;
+    this.buffer = [];
+    return entries;
+  }
+
   /** Drops the buffered (not yet durable) records of `kind`, e.g. raw waveform when the disk is full; returns how many. */
   dropBuffered(kind: RecordKind): number {
     const before = this.buffer.length;

@@ -22,6 +22,7 @@ import {
   type StoredRecord,
 } from './outbox-store.js';
 import { makeDirs } from '../make-dirs.js';
+import type { SeqReservation } from './seq-reservation.js';
 
 const TABLE = LEDGER_TABLES;
 /** Rows per multi-row INSERT of an append transaction (7 parameters each, far below SQLite's limit). */
@@ -148,9 +149,15 @@ export interface SqliteOutboxStoreOptions extends OutboxStoreOptions {
    * A ledger that holds data keys refuses to open without it. Without it bodies are stored in clear.
    */
   encryption?: LedgerEncryption;
+  /**
+   * Keeps the highest seq per kind the ledger may hand out outside the SQLite file (`seq-reservation.ts`).
+   * Every append makes its seqs covered there before it commits; a new ledger starts above its bounds.
+   */
+  seqReservation?: SeqReservation;
 }
 
-interface RowOut {
+/** A row of a record table as read (`key_id`: the data key that sealed `body`, null when in clear). */
+export interface LedgerRow {
   seq: number;
   boot_no: number;
   t_ms: number;
@@ -182,12 +189,14 @@ export class SqliteOutboxStore implements OutboxStore {
   readonly keyring: LedgerKeyring | undefined;
   private reencryptCursor: Partial<Record<RecordKind, number>> = {};
   private closed = false;
+  private readonly seqReservation: SeqReservation | undefined;
 
   constructor(path: string, options: SqliteOutboxStoreOptions) {
     this.path = path;
     this.deviceId = options.deviceId;
     this.budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
     this.retentionMs = { ...DEFAULT_RETENTION_MS, ...options.retentionMs };
+    this.seqReservation = options.seqReservation;
     if (path !== ':memory:') makeDirs(dirname(path));
     this.db = openDatabase(path, DEVICE_MIGRATIONS, 'ledger');
     // Overwrite freed content (evicted records, bodies re-sealed from clear or under a retired key).
@@ -195,7 +204,20 @@ export class SqliteOutboxStore implements OutboxStore {
 
     const owner = this.db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined;
     if (owner === undefined) {
-      this.db.prepare("INSERT INTO device (key, value) VALUES ('device_id', ?)").run(this.deviceId);
+      const reservation = options.seqReservation;
+      this.db
+        .transaction(() => {
+          this.db.prepare("INSERT INTO device (key, value) VALUES ('device_id', ?)").run(this.deviceId);
+          // A new ledger where an older one handed out seqs (damaged and moved aside, lost, deleted):
+          // its seqs start above every seq the older one may have committed.
+          for (const kind of RECORD_KINDS) {
+            const floor = reservation?.bound(kind) ?? 0;
+            if (floor === 0) continue;
+            this.db.prepare('DELETE FROM sqlite_sequence WHERE name = ?').run(TABLE[kind]);
+            this.db.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)').run(TABLE[kind], floor);
+          }
+        })
+        .immediate();
     } else if (owner !== this.deviceId) {
       this.db.close();
       throw new StoreError('open', `ledger ${path} belongs to device ${owner}, not ${this.deviceId}; use that deviceId or another data directory`);
@@ -253,6 +275,8 @@ export class SqliteOutboxStore implements OutboxStore {
         next[e.kind] += 1;
         return next[e.kind];
       });
+      // Durable outside the file before this transaction commits (a no-op while inside the reserved block).
+      if (this.seqReservation) for (const [kind, last] of Object.entries(next) as [RecordKind, number][]) this.seqReservation.cover(kind, last);
       const keyId = this.keyring?.activeKeyId();
       let bodies: readonly Uint8Array[];
       if (this.keyring && keyId !== undefined) {
@@ -316,6 +340,7 @@ export class SqliteOutboxStore implements OutboxStore {
     try {
       seqs = this.appendTx.immediate(entries);
     } catch (error) {
+      if (error instanceof StoreError) throw error;
       throw new StoreError('append', (error as Error).message, { cause: error });
     }
     const kinds = new Set<RecordKind>();
@@ -330,11 +355,45 @@ export class SqliteOutboxStore implements OutboxStore {
     return seqs;
   }
 
+  /**
+   * Copies records out of another ledger of this device (one that was damaged) with the seq, boot id and
+   * device time they had there, in one transaction, sealed under the active data key. Their seqs must be
+   * free here (below the seqs this ledger hands out: a ledger that started above the reserved bounds);
+   * a seq already held is skipped. Returns how many were copied per kind.
+   */
+  restore(records: readonly StoredRecord[]): Partial<Record<RecordKind, number>> {
+    this.open('restore');
+    const copied: Partial<Record<RecordKind, number>> = {};
+    const bootNo = new Map([...this.bootIds].map(([no, id]) => [id, no]));
+    const addBoot = this.db.prepare('INSERT INTO boots (boot_id, started_ms) VALUES (?, ?)');
+    const held = Object.fromEntries(RECORD_KINDS.map((k) => [k, this.db.prepare(`SELECT 1 FROM ${TABLE[k]} WHERE seq = ?`).pluck()])) as Record<RecordKind, Database.Statement>;
+    this.db
+      .transaction(() => {
+        const keyId = this.keyring?.activeKeyId();
+        for (const r of records) {
+          if (held[r.kind].get(r.seq) !== undefined) continue;
+          let no = bootNo.get(r.bootId);
+          if (no === undefined) {
+            no = Number(addBoot.run(r.bootId, r.tMs).lastInsertRowid);
+            bootNo.set(r.bootId, no);
+            this.bootIds.set(no, r.bootId);
+          }
+          const body = this.keyring && keyId !== undefined ? (this.keyring.sealMany(keyId, [{ plaintext: r.body, aad: recordAad(r.kind, r.seq) }])[0] as Buffer) : r.body;
+          this.insert[r.kind].run(r.seq, no, r.tMs, r.tag, r.body.byteLength + ROW_OVERHEAD_BYTES, body, keyId ?? null);
+          this.rows[r.kind] += 1;
+          this.bytes[r.kind] += r.body.byteLength + ROW_OVERHEAD_BYTES;
+          copied[r.kind] = (copied[r.kind] ?? 0) + 1;
+        }
+      })
+      .immediate();
+    return copied;
+  }
+
   readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes = Number.POSITIVE_INFINITY): StoredRecord[] {
     this.open('readAfter');
     const rows = this.db
       .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE seq > ? ORDER BY seq LIMIT ?`)
-      .all(afterSeq, Math.max(0, Math.floor(limit))) as RowOut[];
+      .all(afterSeq, Math.max(0, Math.floor(limit))) as LedgerRow[];
     const bodies = this.open_(kind, rows);
     const out: StoredRecord[] = [];
     let total = 0;
@@ -362,13 +421,13 @@ export class SqliteOutboxStore implements OutboxStore {
     }
     const rows = this.db
       .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
-      .all(...params, Math.max(0, Math.floor(limit))) as RowOut[];
+      .all(...params, Math.max(0, Math.floor(limit))) as LedgerRow[];
     const bodies = this.open_(kind, rows);
     return rows.map((r, i) => ({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body: bodies[i] as Buffer }));
   }
 
   /** Plaintext bodies of rows read from `kind`'s table (sealed ones opened with their data key). */
-  private open_(kind: RecordKind, rows: readonly RowOut[]): Buffer[] {
+  private open_(kind: RecordKind, rows: readonly LedgerRow[]): Buffer[] {
     if (!this.keyring && rows.some((r) => r.key_id !== null)) throw new StoreError('readAfter', 'sealed records in a ledger opened without its device key');
     return openBodies(this.keyring, kind, rows);
   }

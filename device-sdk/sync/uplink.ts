@@ -134,6 +134,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private readonly store: OutboxStore;
   private readonly options: UplinkOptions;
   private readonly log: Logger;
+  /** The last pump could not read the ledger (logged once). */
+  private readFailing = false;
   private client: MqttClient | undefined;
   private stateValue: UplinkState = 'offline';
   private attempt = 0;
@@ -265,7 +267,14 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       this.log.warn({ err: error.message }, 'mqtt error');
       this.onLost(client, 'error');
     });
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('message', (topic, payload) => {
+      try {
+        this.onMessage(topic, payload);
+      } catch (error) {
+        // A ledger that cannot be written (damaged while running): the ack is taken again from the next one.
+        this.log.error({ topic, err: (error as Error).message }, 'ack not applied to the ledger');
+      }
+    });
     client.on('connect', () => {
       disableNagle(client);
       client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
@@ -394,8 +403,23 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (this.inFlight.length === 0 && this.drained) this.emit('drained');
   }
 
-  /** Publishes batches while the window has room. Synchronous: reads, encodes and hands to the socket. */
+  /**
+   * Publishes batches while the window has room (`pumpWindow`). A ledger that cannot be read (damaged
+   * while running) is logged once until a read succeeds again and never thrown into the store's append
+   * listener or the MQTT client's event handlers: what is unsent stays in the ledger.
+   */
   private pump(): void {
+    try {
+      this.pumpWindow();
+      this.readFailing = false;
+    } catch (error) {
+      if (!this.readFailing) this.log.error({ err: (error as Error).message }, 'cannot read the ledger; sending paused until it can be read');
+      this.readFailing = true;
+    }
+  }
+
+  /** Publishes batches while the window has room. Synchronous: reads, encodes and hands to the socket. */
+  private pumpWindow(): void {
     const client = this.client;
     if (!client || this.stateValue !== 'connected') return;
     const o = this.options;

@@ -13,7 +13,7 @@ export const OS_PROBLEMS: Readonly<Record<string, string>> = Object.freeze({
 
 const SQLITE_PROBLEMS: Readonly<Record<string, string>> = Object.freeze({
   SQLITE_NOTADB: 'the file is not a medge data store; check the --data path',
-  SQLITE_CORRUPT: 'the data store is damaged; restore it from a copy',
+  SQLITE_CORRUPT: 'the data store is damaged; restore an edge store from a copy (a device ledger is moved aside and replaced by the next medge run: device-sdk/store/README.md)',
   SQLITE_BUSY: 'another process holds the data store locked; retry, or stop that process',
   SQLITE_READONLY: 'the data store is read-only; check its permissions',
   SQLITE_FULL: 'the disk is full',
