@@ -14,7 +14,7 @@ import { Ledger } from '../device-sdk/store/ledger.js';
 import type { OutboxStore, RecordFilter, StoredRecord } from '../device-sdk/store/outbox-store.js';
 import { decodeBody } from '../device-sdk/proto/index.js';
 import { SqliteOutboxStore, type SqliteOutboxStoreOptions } from '../device-sdk/store/sqlite-outbox-store.js';
-import { corruptCode, type LedgerDamage, type LedgerDamageCause, openLedgerRecovering } from '../device-sdk/store/ledger-recovery.js';
+import { checkLedgerInBackground, corruptCode, FULL_CHECK_AT_START_MAX_BYTES, type LedgerDamage, type LedgerDamageCause, openLedgerRecovering } from '../device-sdk/store/ledger-recovery.js';
 import { Uplink } from '../device-sdk/sync/uplink.js';
 import type { EdgeTlsFiles, RuntimeConfig } from './config.js';
 import { createRuleEngine, DEFAULT_RULE_OPTIONS, type RuleEngine } from './rules.js';
@@ -359,6 +359,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     });
     this.auditConfig();
     if (this.ledgerDamage) this.reportLedgerDamage(this.ledgerDamage);
+    else this.checkLedgerLater();
     if (this.deviceKeyCreated) {
       this.store.appendAudit({ tMs: this.clock.now(), actor: 'runtime', action: 'device-key-create', detail: `device key ${this.store.keyring?.deviceKey.keyId} created` });
     }
@@ -680,6 +681,45 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
    * waits in memory: buffered raw waveform is dropped and no more is taken until a flush succeeds
    * (`checkBudget` retries), clinical records stay buffered, and `storage-full` (3) is raised once.
    */
+  /**
+   * The ledger was found damaged while running (a write failed with SQLITE_CORRUPT, or the background check of
+   * a large ledger failed): `storage-damaged` (3), once; at stop the file is moved aside (`saveIntoFreshLedger`).
+   */
+  private ledgerDamagedWhileRunning(cause: LedgerDamageCause): void {
+    if (this.ledgerCorrupt) return;
+    this.ledgerCorrupt = cause;
+    this.raise({
+      kind: STORAGE_DAMAGED,
+      severity: 3,
+      t: this.clock.now(),
+      message: `The device ledger became damaged while running (${cause.code}): raw waveform is no longer stored and new clinical records wait in memory. Monitoring and alarms go on. Stop and start the device: at stop the records in memory are saved in a fresh ledger and the damaged file is kept for a technician in ${this.config.dataDir}.`,
+    });
+  }
+
+  /**
+   * The full check of a ledger too large to check before monitoring started (`FULL_CHECK_AT_START_MAX_BYTES`),
+   * in a worker thread: damage found is handled as damage found by a write.
+   */
+  private checkLedgerLater(): void {
+    const path = ledgerPath(this.config.dataDir);
+    let bytes: number;
+    try {
+      bytes = statSync(path).size;
+    } catch {
+      return;
+    }
+    if (bytes <= FULL_CHECK_AT_START_MAX_BYTES) return;
+    const started = Date.now();
+    this.log.info({ bytes }, 'checking the ledger in the background (too large to check before monitoring starts)');
+    checkLedgerInBackground(path).then(
+      (cause) => {
+        this.log.info({ ms: Date.now() - started, damaged: cause?.code }, 'background ledger check done');
+        if (cause && !this.stopped) this.ledgerDamagedWhileRunning({ code: cause.code, reason: `the background check at start: ${cause.reason}` });
+      },
+      (error: unknown) => this.log.warn({ err: (error as Error).message }, 'the background ledger check could not run; a damaged page is still found when a write reaches it'),
+    );
+  }
+
   private onFlushError(error: unknown): void {
     const now = this.clock.monotonic();
     const full = error instanceof StoreError && error.diskFull;
@@ -691,15 +731,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.lastFlushErrorLogAt = now;
       this.log.error({ err: (error as Error).message, buffered: this.ledger.buffered, refusedChunks: this.refusedChunks }, 'ledger flush failed; records kept in memory, retrying');
     }
-    if (code !== undefined && !this.ledgerCorrupt) {
-      this.ledgerCorrupt = { code, reason: `a write failed while running: ${(error as Error).message}` };
-      this.raise({
-        kind: STORAGE_DAMAGED,
-        severity: 3,
-        t: this.clock.now(),
-        message: `The device ledger became damaged while running (${code}): raw waveform is no longer stored and new clinical records wait in memory. Monitoring and alarms go on. Stop and start the device: at stop the records in memory are saved in a fresh ledger and the damaged file is kept for a technician in ${this.config.dataDir}.`,
-      });
-    }
+    if (code !== undefined) this.ledgerDamagedWhileRunning({ code, reason: `a write failed while running: ${(error as Error).message}` });
     if (!full || this.diskFull) return;
     this.diskFull = true;
     this.raise({
