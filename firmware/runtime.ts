@@ -30,6 +30,7 @@ import { createSimSource, type SourceSink } from './sources/sim-sources.js';
 import { packageRoot, packageVersion } from './package-root.js';
 import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 import { ClinicServer } from './ui/server.js';
+import { unacknowledgedAlerts } from './ui/clinic-data.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 
 /** The alert kind of an analysis that threw on its input (severity 2): the sensor's data are stored but not analysed. */
@@ -323,6 +324,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
     });
     for (const a of this.analyzers) a.restore?.(stored);
+    this.restoreAlarms();
     this.startedAt = this.clock.monotonic();
     if (config.ui.enabled) this.ui = new ClinicServer({ config, store: this.store, status: () => this.lastStatus, clock: this.clock, logger: this.log, onAcknowledged: (seq) => this.acknowledged(seq) });
   }
@@ -670,7 +672,20 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     for (const output of this.alarmOutputs) output.alarm(alert, seq);
   }
 
-  /** The alert stored as `seq` was acknowledged locally (clinic screen): alarm outputs that come back do not sound it again. */
+  /**
+   * At start: alarm outputs latch again for the alerts stored before the restart that the audit log
+   * has no acknowledgement for, within the longest latch (`AlarmOutput.latchMs`), so that an urgent
+   * alarm raised before a restart lights the LED again when the board connects.
+   */
+  private restoreAlarms(): void {
+    if (this.alarmOutputs.length === 0) return;
+    const latchMs = Math.max(...this.alarmOutputs.map((o) => o.latchMs));
+    const open = unacknowledgedAlerts(this.store, this.clock.now() - latchMs);
+    if (open.length > 0) this.log.warn({ alerts: open.length, seqs: open.map((a) => a.seq) }, 'unacknowledged alerts from before the restart: alarm outputs latched again');
+    for (const output of this.alarmOutputs) output.restoreAlarms(open);
+  }
+
+  /** The alert stored as `seq` was acknowledged locally (clinic screen): the alarm outputs silence it and no longer latch it. */
   acknowledged(seq: number): void {
     for (const output of this.alarmOutputs) output.acknowledged(seq);
   }
@@ -816,6 +831,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       analysis: this.analyzers.flatMap((a) => (a.status ? [a.status()] : [])),
     };
     if (this.uplink.lastAckMs !== undefined) status.lastAckMs = this.uplink.lastAckMs;
+    if (this.alarmOutputs.length > 0) status.alarmsLatched = Math.max(...this.alarmOutputs.map((o) => o.activeAlarms));
     if (this.lastAlert) status.lastAlert = { kind: this.lastAlert.kind, severity: this.lastAlert.severity, message: this.lastAlert.message, t: this.lastAlert.t };
     return status;
   }

@@ -119,6 +119,8 @@ export function renderRuntimeScreen(status: DemoStatus, options: RuntimeScreenOp
       const word = paint(SEVERITY_STYLE[alert.severity], SEVERITY_WORDS[alert.severity]);
       tail.push(`${label('last alert  ')}${word}  ${alert.kind}  ${when(alert.t, now)}`, `${' '.repeat(12)}${alert.message}`);
     }
+    // The local alarm (LED, buzzer) latches until acknowledged on the clinic screen.
+    if ((rt.alarmsLatched ?? 0) > 0) tail.push(`${label('alarm       ')}${paint('red', `latched: ${rt.alarmsLatched} unacknowledged`)} (acknowledge on the clinic screen)`);
   }
   tail.push(`${label('chaos       ')}broker restarts ${status.brokerRestarts}  runtime kills ${status.runtimeKills}`);
 

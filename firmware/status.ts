@@ -44,6 +44,8 @@ export interface RuntimeStatus {
   backlog: Record<RecordKind, number>;
   quarantined: number;
   lastAlert?: { kind: string; severity: AlertSeverity; message: string; t: number };
+  /** With alarm outputs (a Firmata board's LED and buzzer): the unacknowledged alerts they latch (LED lit while > 0). */
+  alarmsLatched?: number;
   /** `diskFull`: the ledger's file system has no room (waveform not stored, clinical records wait in memory). */
   storage: { bytesUsed: number; budgetBytes: number; overBudget: boolean; diskFull?: boolean };
   /** One entry per running analysis (absent from runtimes older than this field). */

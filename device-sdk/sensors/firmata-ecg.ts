@@ -7,15 +7,16 @@
  * Steps: `open` (handshake; retried with backoff, also after an unplug) → `configure` (sampling
  * interval, analog reporting, alarm pins to the alarm state) → `stream` → `close`.
  *
- * Alarm outputs follow the alarm state, not only the moment an alert is raised. An alert of at least
- * `alarmMinSeverity` is active for `ledMs` after it was raised, until it is acknowledged locally (the
- * clinic screen; the runtime calls `acknowledged(seq)`). While the board is connected, an alert lights
- * the LED for `ledMs` and sounds the buzzer for `buzzerMs` (an acknowledgement does not silence them).
- * When the board (re)connects (the first handshake, after an unplug, after its reset), its pins are low
- * (StandardFirmata resets them at boot), so the driver drives them from the alarm state: with an active
- * unacknowledged alert the buzzer sounds for `buzzerMs` again and the LED is lit until the newest such
- * alert's `ledMs` ends; without one both stay off. So an alert raised while the board was away longer
- * than `buzzerMs` still sounds when it comes back, and one acknowledged meanwhile does not.
+ * Alarm outputs latch (IEC 60601-1-8 style): an alert of at least `alarmMinSeverity` is active from
+ * when it was raised until it is acknowledged locally (the clinic screen; the runtime calls
+ * `acknowledged(seq)`), or at most `ledMs` (default 24 h, so a forgotten alarm does not light
+ * forever). While any alert is active the LED is lit. The buzzer sounds for `buzzerMs` when an alert
+ * is raised, whenever the board (re)connects while one is active (its pins are low after the reset
+ * StandardFirmata does at boot), and again every `reminderMs` (default 2 min; 0: never) after it last
+ * sounded while an active alert of at least `reminderMinSeverity` (default 3, urgent) remains. An
+ * acknowledgement silences the buzzer; the LED goes off when no active alert remains. After a runtime
+ * restart the runtime hands the driver the unacknowledged alerts of the last `latchMs` from the ledger
+ * (`restoreAlarms`), so the LED comes back on when the board connects.
  *
  * Conversion: the AD8232 output rides at mid-rail; the ADC reads 0..1023. A chunk's samples are
  * `adc - baseline` (int16), unit `mV`, `gain` ADC counts per mV at the electrodes (default 341:
@@ -46,6 +47,7 @@
  * faster board (the simulator at `speed` > 1) keeps the asked rate.
  */
 import type { Clock, ClockTimer } from '../clock.js';
+import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Alert } from '../records.js';
 import { backoffDelay } from '../sync/backoff.js';
@@ -77,10 +79,14 @@ export interface FirmataEcgOptions {
   alarmPins: FirmataAlarmPins | null;
   /** Alerts of at least this severity sound the alarm. */
   alarmMinSeverity: 1 | 2 | 3;
-  /** How long the buzzer sounds per alert, and again when the board comes back while an unacknowledged alert is active. */
+  /** How long the buzzer sounds: when an alert is raised, when the board comes back while one is active, and at each reminder. */
   buzzerMs: number;
-  /** How long the LED stays lit after the last alert: how long an alert stays active unless acknowledged first. */
+  /** The longest an unacknowledged alert stays active (LED lit, reminders) after it was raised: the latch's limit. */
   ledMs: number;
+  /** The buzzer sounds again this long after it last sounded while an active alert of at least `reminderMinSeverity` remains; 0: no reminder. */
+  reminderMs: number;
+  /** Active alerts of at least this severity are sounded again every `reminderMs`. */
+  reminderMinSeverity: 1 | 2 | 3;
   readyTimeoutMs: number;
   /** No value for this long while streaming = the board is gone. */
   staleMs: number;
@@ -97,7 +103,9 @@ export const DEFAULT_FIRMATA_ECG_OPTIONS: Readonly<FirmataEcgOptions> = Object.f
   alarmPins: null,
   alarmMinSeverity: 2,
   buzzerMs: 2000,
-  ledMs: 30_000,
+  ledMs: 86_400_000,
+  reminderMs: 120_000,
+  reminderMinSeverity: 3,
   readyTimeoutMs: 10_000,
   staleMs: 2_000,
   backoff: Object.freeze({ initialMs: 250, maxMs: 5_000 }),
@@ -120,6 +128,8 @@ const OPTIONS_SCHEMA = {
     alarmMinSeverity: { type: 'integer', enum: [1, 2, 3] },
     buzzerMs: { type: 'integer', minimum: 0, maximum: 600_000 },
     ledMs: { type: 'integer', minimum: 0, maximum: 86_400_000 },
+    reminderMs: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+    reminderMinSeverity: { type: 'integer', enum: [1, 2, 3] },
     readyTimeoutMs: { type: 'integer', minimum: 100, maximum: 120_000 },
     staleMs: { type: 'integer', minimum: 0, maximum: 600_000 },
     backoff: {
@@ -141,13 +151,23 @@ export interface AlarmOutput {
    * severity. Never throws.
    */
   alarm(alert: Alert, seq?: number): void;
-  /** The alert stored as `seq` was acknowledged locally (clinic screen): it no longer counts as active. Never throws. */
+  /** The alert stored as `seq` was acknowledged locally (clinic screen): it no longer counts as active (buzzer silenced, LED off when none remains). Never throws. */
   acknowledged(seq: number): void;
+  /** How long (ms) an unacknowledged alert stays active at most: how far back the runtime looks for them at start. */
+  readonly latchMs: number;
+  /** Alerts active now (raised, not acknowledged, within `latchMs`): what the LED shows. */
+  readonly activeAlarms: number;
+  /**
+   * At start, before `start()`: the unacknowledged alerts stored in the last `latchMs` (from the ledger,
+   * acknowledgements from the audit log), oldest first. The driver counts the ones it would have
+   * latched as active, aged by `alert.t`; the board's first connect drives the outputs. Never throws.
+   */
+  restoreAlarms(alerts: ReadonlyArray<{ alert: Alert; seq: number }>): void;
 }
 
 export function hasAlarmOutput(driver: SensorDriver): driver is SensorDriver & AlarmOutput {
   const output = driver as Partial<AlarmOutput>;
-  return typeof output.alarm === 'function' && typeof output.acknowledged === 'function';
+  return typeof output.alarm === 'function' && typeof output.acknowledged === 'function' && typeof output.restoreAlarms === 'function';
 }
 
 export interface FirmataEcgStats {
@@ -158,13 +178,16 @@ export interface FirmataEcgStats {
   alarms: number;
   /** (Re)connects that drove the outputs on again for active unacknowledged alerts. */
   alarmsRestored: number;
+  /** Reminders: the buzzer sounded again for an active alert. */
+  reminders: number;
 }
 
 /** An alert that switched the alarm on, while it is active (`FirmataEcgDriver.activeAlerts`). */
 interface ActiveAlert {
   /** Ledger seq (what an acknowledgement names); undefined when the alert was not stored. */
   seq: number | undefined;
-  /** `clock.monotonic()` when it was raised. */
+  severity: 1 | 2 | 3;
+  /** `clock.monotonic()` when it was raised (for a restored alert: now minus its age by `alert.t`). */
   raisedAt: number;
 }
 
@@ -261,7 +284,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   private retryTimer: ClockTimer | undefined;
   private resolveStop!: () => void;
   private readonly stopSignal = new Promise<undefined>((resolve) => (this.resolveStop = () => resolve(undefined)));
-  private readonly counters: FirmataEcgStats = { sessions: 0, samples: 0, gapSamples: 0, alarms: 0, alarmsRestored: 0 };
+  private readonly counters: FirmataEcgStats = { sessions: 0, samples: 0, gapSamples: 0, alarms: 0, alarmsRestored: 0, reminders: 0 };
   // stream
   private index = 0;
   private pending: number[] = [];
@@ -281,13 +304,18 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
   // alarm
   private ledOn = false;
   private buzzerOn = false;
-  private ledTimer: ClockTimer | undefined;
+  /** When the newest active alert's latch ends (`ledMs` after it was raised). */
+  private latchTimer: ClockTimer | undefined;
   private buzzerTimer: ClockTimer | undefined;
+  private reminderTimer: ClockTimer | undefined;
   /** Alerts that switched the alarm on, oldest first, until acknowledged or `ledMs` after they were raised. */
   private activeAlerts: ActiveAlert[] = [];
 
   constructor(sensor: string, options: FirmataEcgOptions, deps: DriverDeps, factory?: IoBoardFactory) {
     this.sensor = sensor;
+    if (options.reminderMs > 0 && options.reminderMs <= options.buzzerMs) {
+      throw new ConfigError('options.reminderMs', options.reminderMs, `is not longer than buzzerMs (${options.buzzerMs}): the reminder would sound before the buzzer stops`, 'set reminderMs above buzzerMs (default 120000), or 0 for no reminder');
+    }
     this.options = Object.freeze({ ...options, alarmPins: options.alarmPins ? { ...options.alarmPins } : null, backoff: { ...options.backoff } });
     this.nominalRate = 1000 / options.samplingIntervalMs;
     this.rateHz = this.nominalRate;
@@ -317,7 +345,7 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     this.resolveStop();
     if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
     this.wakeRetry?.();
-    for (const t of [this.ledTimer, this.buzzerTimer]) if (t) this.clock.clearTimeout(t);
+    this.clearAlarmTimers();
     // Silence the outputs before letting go of the board.
     if (this.board?.isOpen) {
       this.setOutput('buzzer', false);
@@ -330,18 +358,48 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     this.sink = undefined;
   }
 
+  get latchMs(): number {
+    return this.options.ledMs;
+  }
+
+  get activeAlarms(): number {
+    return this.stillActive().length;
+  }
+
   alarm(alert: Alert, seq?: number): void {
     if (!this.options.alarmPins || alert.severity < this.options.alarmMinSeverity || this.stopped) return;
     this.counters.alarms += 1;
     this.activeAlerts = this.stillActive();
-    this.activeAlerts.push({ seq, raisedAt: this.clock.monotonic() });
+    this.activeAlerts.push({ seq, severity: alert.severity, raisedAt: this.clock.monotonic() });
     this.log.info({ alert: alert.kind, severity: alert.severity, seq }, 'alarm outputs on');
-    this.driveOn(this.options.ledMs);
+    this.driveOn();
   }
 
   acknowledged(seq: number): void {
-    // The outputs of a connected board are left as they are; the board's next (re)connect drives them from what is still active.
-    this.activeAlerts = this.stillActive().filter((a) => a.seq !== seq);
+    const before = this.stillActive();
+    this.activeAlerts = before.filter((a) => a.seq !== seq);
+    if (this.activeAlerts.length === before.length || this.stopped) return;
+    // Acknowledged: silence the buzzer; the LED stays lit while another alert is active.
+    if (this.buzzerTimer) this.clock.clearTimeout(this.buzzerTimer);
+    this.setOutput('buzzer', false);
+    this.log.info({ seq, stillActive: this.activeAlerts.length }, 'alarm acknowledged: buzzer silenced');
+    this.scheduleLatch();
+  }
+
+  restoreAlarms(alerts: ReadonlyArray<{ alert: Alert; seq: number }>): void {
+    if (!this.options.alarmPins || this.stopped) return;
+    const now = this.clock.monotonic();
+    const wallNow = this.clock.now();
+    const known = new Set(this.activeAlerts.map((a) => a.seq));
+    for (const { alert, seq } of alerts) {
+      if (alert.severity < this.options.alarmMinSeverity || known.has(seq)) continue;
+      this.activeAlerts.push({ seq, severity: alert.severity, raisedAt: now - Math.max(0, wallNow - alert.t) });
+    }
+    this.activeAlerts = this.stillActive().sort((x, y) => x.raisedAt - y.raisedAt);
+    if (this.activeAlerts.length === 0) return;
+    this.log.warn({ alerts: this.activeAlerts.length, seqs: this.activeAlerts.map((a) => a.seq) }, 'unacknowledged alerts from before the restart: alarm latched');
+    if (this.options.alarmPins.led !== undefined) this.setOutput('led', true);
+    this.scheduleLatch();
   }
 
   /** The active alerts: those raised less than `ledMs` ago (acknowledged ones are already removed). */
@@ -350,38 +408,80 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     return this.activeAlerts.filter((a) => now - a.raisedAt < this.options.ledMs);
   }
 
-  /** LED on for `ledForMs`, buzzer on for `buzzerMs` (each when configured). */
-  private driveOn(ledForMs: number): void {
-    const pins = this.options.alarmPins;
-    if (pins?.led !== undefined) {
-      this.setOutput('led', true);
-      if (this.ledTimer) this.clock.clearTimeout(this.ledTimer);
-      this.ledTimer = this.clock.setTimeout(() => this.setOutput('led', false), ledForMs);
-    }
-    if (pins?.buzzer !== undefined && this.options.buzzerMs > 0) {
+  /** LED on (latched), buzzer on for `buzzerMs` (each when configured). */
+  private driveOn(): void {
+    if (this.options.alarmPins?.led !== undefined) this.setOutput('led', true);
+    this.soundBuzzer();
+    this.scheduleLatch();
+  }
+
+  /** The buzzer for `buzzerMs`; the next reminder `reminderMs` after this. */
+  private soundBuzzer(): void {
+    if (this.options.alarmPins?.buzzer !== undefined && this.options.buzzerMs > 0) {
       this.setOutput('buzzer', true);
       if (this.buzzerTimer) this.clock.clearTimeout(this.buzzerTimer);
       this.buzzerTimer = this.clock.setTimeout(() => this.setOutput('buzzer', false), this.options.buzzerMs);
     }
+    if (this.reminderTimer) this.clock.clearTimeout(this.reminderTimer);
+    this.reminderTimer = undefined;
+    if (this.options.reminderMs > 0 && this.needsReminder()) this.reminderTimer = this.clock.setTimeout(() => this.remind(), this.options.reminderMs);
+  }
+
+  private needsReminder(): boolean {
+    return this.activeAlerts.some((a) => a.severity >= this.options.reminderMinSeverity);
+  }
+
+  private remind(): void {
+    this.reminderTimer = undefined;
+    this.activeAlerts = this.stillActive();
+    if (this.stopped || !this.needsReminder()) return;
+    this.counters.reminders += 1;
+    this.log.warn({ alerts: this.activeAlerts.length, seqs: this.activeAlerts.map((a) => a.seq) }, 'unacknowledged alarm: buzzer reminder');
+    this.soundBuzzer();
+  }
+
+  /**
+   * Timers from the active alerts: the latch ends `ledMs` after the newest was raised (then the LED
+   * goes off); no reminder is due once no alert of `reminderMinSeverity` is active. With none active,
+   * the LED is off.
+   */
+  private scheduleLatch(): void {
+    this.activeAlerts = this.stillActive();
+    if (this.latchTimer) this.clock.clearTimeout(this.latchTimer);
+    this.latchTimer = undefined;
+    if (!this.needsReminder() && this.reminderTimer) {
+      this.clock.clearTimeout(this.reminderTimer);
+      this.reminderTimer = undefined;
+    }
+    if (this.activeAlerts.length === 0) {
+      this.setOutput('led', false);
+      return;
+    }
+    const newest = Math.max(...this.activeAlerts.map((a) => a.raisedAt));
+    this.latchTimer = this.clock.setTimeout(() => this.scheduleLatch(), newest + this.options.ledMs - this.clock.monotonic());
+  }
+
+  private clearAlarmTimers(): void {
+    for (const t of [this.latchTimer, this.buzzerTimer, this.reminderTimer]) if (t) this.clock.clearTimeout(t);
+    this.latchTimer = this.buzzerTimer = this.reminderTimer = undefined;
   }
 
   /**
    * A board session starts with its pins low (StandardFirmata resets them at boot): the outputs go to the
-   * alarm state. With active unacknowledged alerts, the alarm pattern again: the buzzer for `buzzerMs`,
-   * the LED until the newest one's `ledMs` ends. Without: both off.
+   * alarm state. With active unacknowledged alerts, the alarm pattern again: LED on, the buzzer for
+   * `buzzerMs`. Without: both off.
    */
   private restoreOutputs(): void {
     this.activeAlerts = this.stillActive();
-    const newest = this.activeAlerts.at(-1);
-    if (newest === undefined) {
-      for (const t of [this.ledTimer, this.buzzerTimer]) if (t) this.clock.clearTimeout(t);
+    if (this.activeAlerts.length === 0) {
+      this.clearAlarmTimers();
       this.setOutput('led', false);
       this.setOutput('buzzer', false);
       return;
     }
     this.counters.alarmsRestored += 1;
     this.log.warn({ alerts: this.activeAlerts.length, seqs: this.activeAlerts.map((a) => a.seq) }, 'board back with unacknowledged alerts active: alarm outputs on again');
-    this.driveOn(newest.raisedAt + this.options.ledMs - this.clock.monotonic());
+    this.driveOn();
   }
 
   private setOutput(which: 'led' | 'buzzer', on: boolean): void {

@@ -65,6 +65,38 @@ export function chunkView(seq: number, c: StreamChunk): ChunkView {
 /** Audit action of an alert acknowledgement; its detail starts with `alert <seq>`. */
 export const ACK_ACTION = 'alert-ack';
 
+/** The seq of the alert an audit entry acknowledges, or undefined when it is no acknowledgement. */
+export function acknowledgedSeq(e: AuditEntry): number | undefined {
+  if (e.action !== ACK_ACTION) return undefined;
+  const seq = Number(/^alert (\d+)/.exec(e.detail)?.[1]);
+  return Number.isInteger(seq) ? seq : undefined;
+}
+
+/**
+ * The alerts stored at or after `fromTMs` (ledger time) that the audit log has no acknowledgement
+ * for, oldest first: what is still to be acknowledged after a restart.
+ */
+export function unacknowledgedAlerts(store: OutboxStore, fromTMs: number): { seq: number; alert: Alert }[] {
+  const page = 1000;
+  const acked = new Set<number>();
+  for (let after = 0; ; ) {
+    const entries = store.readAudit(after, page);
+    for (const e of entries) {
+      const seq = acknowledgedSeq(e);
+      if (seq !== undefined) acked.add(seq);
+      after = e.id;
+    }
+    if (entries.length < page) break;
+  }
+  const out: { seq: number; alert: Alert }[] = [];
+  for (let after = 0; ; ) {
+    const rows = store.readMatching('alert', { fromTMs }, after, page);
+    for (const row of rows) if (!acked.has(row.seq)) out.push({ seq: row.seq, alert: decodeBody('alert', row.body) });
+    if (rows.length < page) return out;
+    after = rows.at(-1)!.seq;
+  }
+}
+
 export type LiveRecord =
   | { kind: 'chunk'; value: ChunkView }
   | { kind: 'reading'; value: ReadingView }
@@ -99,9 +131,8 @@ export class ClinicData {
 
   private noteAudit(e: AuditEntry): void {
     this.auditCursor = Math.max(this.auditCursor, e.id);
-    if (e.action !== ACK_ACTION) return;
-    const seq = Number(/^alert (\d+)/.exec(e.detail)?.[1]);
-    if (Number.isInteger(seq) && !this.acks.has(seq)) this.acks.set(seq, { actor: e.actor, tMs: e.tMs, auditId: e.id });
+    const seq = acknowledgedSeq(e);
+    if (seq !== undefined && !this.acks.has(seq)) this.acks.set(seq, { actor: e.actor, tMs: e.tMs, auditId: e.id });
   }
 
   private lastSeq(kind: RecordKind): number {

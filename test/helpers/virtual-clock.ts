@@ -1,4 +1,4 @@
-import type { Clock, ClockTimer } from '../../device-sdk/clock.js';
+import { type Clock, type ClockTimer, systemClock } from '../../device-sdk/clock.js';
 
 /** A virtual clock: `advance(ms)` fires due timers in time order, each seeing its own due time. */
 export class VirtualClock implements Clock {
@@ -38,5 +38,29 @@ export class VirtualClock implements Clock {
   }
   get pending(): number {
     return this.timers.length;
+  }
+}
+
+/**
+ * The system clock, plus time that `skip(ms)` lets pass at once: `now()` and `monotonic()` jump
+ * ahead by it, timers run in real time. For a driver that must see a long span go by (a 40 s unplug)
+ * while a real pty, johnny-five and a simulated board run at their own real pace.
+ */
+export class SkippingClock implements Clock {
+  private skipped = 0;
+  now(): number {
+    return Date.now() + this.skipped;
+  }
+  monotonic(): number {
+    return performance.now() + this.skipped;
+  }
+  setTimeout(fn: () => void, ms: number): ClockTimer {
+    return systemClock.setTimeout(fn, ms);
+  }
+  clearTimeout(timer: ClockTimer): void {
+    systemClock.clearTimeout(timer);
+  }
+  skip(ms: number): void {
+    this.skipped += ms;
   }
 }

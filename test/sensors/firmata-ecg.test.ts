@@ -5,12 +5,14 @@
  * Skips without socat unless MEDGE_REQUIRE_SYSTEM=1.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../device-sdk/clock.js';
+import { type Clock, systemClock } from '../../device-sdk/clock.js';
+import { ConfigError } from '../../device-sdk/errors.js';
 import { silentLogger } from '../../device-sdk/log.js';
 import type { FirmataEcgDriver } from '../../device-sdk/sensors/firmata-ecg.js';
 import { createDriver } from '../../device-sdk/sensors/registry.js';
 import { createFirmataBoard, type SimFirmataBoard } from '../../simulator/devices/firmata-board.js';
 import { findSocat, systemAvailable } from '../helpers/pty.js';
+import { SkippingClock } from '../helpers/virtual-clock.js';
 import { waitFor } from '../helpers/wait.js';
 import { RecordingSink } from './serial-stream.contract.js';
 
@@ -28,11 +30,11 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     cleanups.length = 0;
   });
 
-  async function setup(values: Uint16Array, speed: number, options: Record<string, unknown> = {}) {
+  async function setup(values: Uint16Array, speed: number, options: Record<string, unknown> = {}, clock: Clock = systemClock) {
     let at = 0;
     const board = await createFirmataBoard({ analog: { 0: (n) => (at < values.length ? values.subarray(at, (at += n)) : undefined) }, speed });
     cleanups.push(() => board.stop());
-    const driver = createDriver('firmata-ecg', 'ecg-a0', { path: board.hostPath, chunkMs: 200, backoff: { initialMs: 50, maxMs: 300 }, ...options }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined }) as FirmataEcgDriver;
+    const driver = createDriver('firmata-ecg', 'ecg-a0', { path: board.hostPath, chunkMs: 200, backoff: { initialMs: 50, maxMs: 300 }, ...options }, { clock, logger: silentLogger, lastMeterRecord: () => undefined }) as FirmataEcgDriver;
     cleanups.push(() => driver.stop());
     const sink = new RecordingSink();
     driver.start(sink);
@@ -188,6 +190,97 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     });
   });
 
+  describe('alarm outputs latch until acknowledged, with reminders (IEC 60601-1-8 style)', () => {
+    const ALARM = { alarmPins: { led: 13, buzzer: 8 }, buzzerMs: 300, staleMs: 400 };
+    const writes = (board: SimFirmataBoard, t = 0) => board.digitalWrites.filter((w) => w.t >= t).map(({ pin, value }) => [pin, value]);
+    const buzzerOns = (board: SimFirmataBoard, t = 0) => board.digitalWrites.filter((w) => w.pin === 8 && w.value === 1 && w.t >= t);
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    it('sounds and lights an urgent alert raised during a 40 s unplug when the board comes back (longer than the former 30 s ledMs)', async () => {
+      // Before: an alert counted only for ledMs (30 s) after it was raised; one raised early in a 40 s unplug never sounded.
+      const clock = new SkippingClock();
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, ALARM, clock);
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      const disconnects = sink.states.filter((st) => st.detail === 'disconnected').length;
+      const back = board.unplug({ downMs: 1000 });
+      await waitFor(() => sink.states.filter((st) => st.detail === 'disconnected').length > disconnects, 'the driver to see the board go');
+      driver.alarm({ kind: 'ecg-no-beats', severity: 3, message: 'no beats detected', t: clock.now() }, 11);
+      clock.skip(39_000); // the driver sees 40 s go by before the board is back
+      await back;
+      const replugAt = Date.now();
+      await waitFor(() => buzzerOns(board, replugAt).length > 0 && board.digitalValue(8) === 0, 'the buzzer on and off after the replug');
+      expect(writes(board, replugAt)).toEqual([
+        [13, 1],
+        [8, 1],
+        [8, 0],
+      ]);
+      expect(board.digitalValue(13)).toBe(1);
+      expect(driver.stats).toMatchObject({ sessions: 2, alarms: 1, alarmsRestored: 1 });
+    });
+
+    it('keeps the LED lit until every active alert is acknowledged; an acknowledgement silences the buzzer at once', async () => {
+      // Before: an acknowledgement left a connected board's LED and buzzer as they were.
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, { ...ALARM, buzzerMs: 5000 });
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      driver.alarm({ kind: 'tachycardia', severity: 3, message: 'heart rate above 150/min', t: Date.now() }, 21);
+      driver.alarm({ kind: 'ecg-no-beats', severity: 3, message: 'no beats detected', t: Date.now() }, 22);
+      await waitFor(() => board.digitalValue(8) === 1 && board.digitalValue(13) === 1, 'LED and buzzer on');
+      const firstAck = Date.now();
+      driver.acknowledged(22);
+      await waitFor(() => board.digitalValue(8) === 0, 'the buzzer silenced by the acknowledgement', 2000);
+      expect(Date.now() - firstAck).toBeLessThan(1000); // not the 5 s buzzerMs
+      await sleep(300);
+      expect(board.digitalValue(13)).toBe(1); // alert 21 is still unacknowledged
+      driver.acknowledged(21);
+      await waitFor(() => board.digitalValue(13) === 0, 'the LED off once nothing is unacknowledged', 2000);
+      expect(writes(board)).toEqual([
+        [13, 1],
+        [8, 1],
+        [8, 0],
+        [13, 0],
+      ]);
+      expect(driver.alarmState).toEqual({ led: false, buzzer: false });
+    });
+
+    it('sounds an unacknowledged urgent alert again every reminderMs, not a severity-2 one, and stops once it is acknowledged', async () => {
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, { ...ALARM, buzzerMs: 200, reminderMs: 1000 });
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      driver.alarm({ kind: 'ecg-secondary-lead-off', severity: 2, message: 'lead 2 off', t: Date.now() }, 31);
+      await sleep(1600);
+      expect(buzzerOns(board).length).toBe(1); // severity 2: no reminder (reminderMinSeverity 3)
+      const urgentAt = Date.now();
+      driver.alarm({ kind: 'ecg-no-beats', severity: 3, message: 'no beats detected', t: urgentAt }, 32);
+      await waitFor(() => buzzerOns(board, urgentAt).length >= 3, 'two reminders', 5000);
+      const ons = buzzerOns(board, urgentAt).map((w) => w.t);
+      for (const gap of [ons[1]! - ons[0]!, ons[2]! - ons[1]!]) {
+        expect(gap).toBeGreaterThanOrEqual(950);
+        expect(gap).toBeLessThan(1400);
+      }
+      driver.acknowledged(32);
+      await waitFor(() => board.digitalValue(8) === 0, 'silent after the acknowledgement');
+      const ackedAt = Date.now();
+      await sleep(1600);
+      expect(buzzerOns(board, ackedAt)).toEqual([]);
+      expect(board.digitalValue(13)).toBe(1); // the severity-2 alert is still unacknowledged
+      expect(driver.stats.reminders).toBeGreaterThanOrEqual(2);
+    });
+
+    it('lets an unacknowledged alert go after ledMs (the latch limit): LED off, reminders stop', async () => {
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, { ...ALARM, buzzerMs: 100, reminderMs: 500, ledMs: 1300 });
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      const raisedAt = Date.now();
+      driver.alarm({ kind: 'ecg-no-beats', severity: 3, message: 'no beats detected', t: raisedAt }, 41);
+      await waitFor(() => board.digitalValue(13) === 1, 'the LED on');
+      await waitFor(() => board.digitalValue(13) === 0, 'the LED off after ledMs', 5000);
+      const offAt = board.digitalWrites.find((w) => w.pin === 13 && w.value === 0)!.t;
+      expect(offAt - raisedAt).toBeGreaterThanOrEqual(1250);
+      expect(offAt - raisedAt).toBeLessThan(1800);
+      await sleep(1200);
+      expect(buzzerOns(board).length).toBe(3); // raised, and reminders at 0.5 s and 1 s
+      expect(buzzerOns(board, offAt)).toEqual([]);
+    });
+  });
+
   it('resumes after an unplug/replug: reconnects through johnny-five, reports the missed span as a gap, never stores an index twice', async () => {
     const { board, driver, sink } = await setup(adcSequence(100_000), 2, { staleMs: 400 });
     // A second of samples first: the driver measures the board's sampling period on it.
@@ -220,5 +313,24 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
     const firstAfter = after[0]![1] + 512;
     const trulyMissed = (firstAfter - lastBefore - 1 + 1000) % 1000;
     expect(Math.abs(gap.samples - trulyMissed)).toBeLessThanOrEqual(10);
+  });
+});
+
+describe('firmata-ecg alarm options', () => {
+  it('refuses a reminderMs not longer than buzzerMs, naming the field, the value and the fix', () => {
+    const create = () => createDriver('firmata-ecg', 'ecg-a0', { path: '/dev/null', buzzerMs: 2000, reminderMs: 1500 }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined });
+    expect(create).toThrow(ConfigError);
+    try {
+      create();
+    } catch (error) {
+      expect(error).toMatchObject({ field: 'options.reminderMs', value: 1500 });
+      expect((error as ConfigError).fix).toMatch(/above buzzerMs.*or 0/);
+    }
+  });
+
+  it('latches for 24 h and reminds urgent alerts every 2 min by default', () => {
+    const driver = createDriver('firmata-ecg', 'ecg-a0', { path: '/dev/null' }, { clock: systemClock, logger: silentLogger, lastMeterRecord: () => undefined }) as FirmataEcgDriver;
+    expect(driver.options).toMatchObject({ ledMs: 86_400_000, reminderMs: 120_000, reminderMinSeverity: 3, buzzerMs: 2000, alarmMinSeverity: 2 });
+    expect(driver.latchMs).toBe(86_400_000);
   });
 });

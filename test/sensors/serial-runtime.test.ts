@@ -13,6 +13,7 @@ import { readLedgerBodies, readLedgerSummary } from '../../device-sdk/store/sqli
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { hashPin } from '../../firmware/ui/auth.js';
 import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import { renderRuntimeScreen } from '../../firmware/status-screen.js';
 import { createFirmataBoard } from '../../simulator/devices/firmata-board.js';
 import { arraySource, createStreamDevice, LEAD_OFF_RAIL, type LeadOffSpan } from '../../simulator/devices/stream-device.js';
 import { simulatedEcg } from '../helpers/ecg-chunks.js';
@@ -181,6 +182,124 @@ describe.skipIf(!socatFound)('serial and Firmata drivers in the runtime (needs s
       await runtime.stop();
       await board.stop();
     }
+  });
+
+  describe('Firmata alarm outputs latch until acknowledged on the clinic screen, across runtime restarts', () => {
+    /** A runtime on `dir` with the clinic screen and the Firmata board's alarm outputs (urgent alerts only); logged in as a nurse. */
+    async function clinicRuntime(dir: string, boardPath: string) {
+      const config = parseRuntimeConfig(
+        {
+          deviceId: 'serial-rt-latch',
+          dataDir: 'device',
+          edge: { url: 'mqtt://127.0.0.1:1' },
+          ui: { enabled: true, listen: '127.0.0.1:0', users: [{ name: 'nurse', role: 'operator', pinHash: hashPin('1111', { N: 1024 }) }] },
+          sources: [{ type: 'device', sensor: 'ecg-firmata', driver: 'firmata-ecg', options: { path: boardPath, alarmPins: { led: 13, buzzer: 8 }, alarmMinSeverity: 3, buzzerMs: 300, staleMs: 400, backoff: { initialMs: 50, maxMs: 300 } } }],
+        },
+        dir,
+      );
+      const runtime = new Runtime(config, { logger: silentLogger });
+      const ui = new Promise<{ url?: string; error?: string }>((resolve) => runtime.once('ui', resolve));
+      runtime.start();
+      const { url } = await ui;
+      const login = await fetch(new URL('/api/login', url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user: 'nurse', pin: '1111' }) });
+      expect(login.status).toBe(200);
+      const cookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
+      /** Acknowledges the alert of `kind` on the clinic screen (POST /api/alerts/:seq/ack). */
+      const ack = async (kind: string) => {
+        let seq: number | undefined;
+        await waitFor(async () => {
+          const reply = (await (await fetch(new URL('/api/alerts', url), { headers: { Cookie: cookie } })).json()) as { alerts: Array<{ kind: string; seq: number }> };
+          return (seq = reply.alerts.find((a) => a.kind === kind)?.seq) !== undefined;
+        }, `${kind} on the clinic screen`);
+        const reply = await fetch(new URL(`/api/alerts/${seq}/ack`, url), { method: 'POST', headers: { Cookie: cookie, 'Content-Type': 'application/json' }, body: '{}' });
+        expect(reply.status).toBe(200);
+      };
+      const raise = (kind: string) => runtime.raise({ kind, severity: 3, message: 'test alarm', t: Date.now(), sensor: 'ecg-firmata' });
+      return { runtime, ack, raise };
+    }
+
+    /** Resolves once the board has streamed `n` more analog values (the driver is connected and its outputs driven). */
+    async function streamed(board: Awaited<ReturnType<typeof createFirmataBoard>>, n: number) {
+      const from = board.stats.analogMessages[0] ?? 0;
+      await waitFor(() => (board.stats.analogMessages[0] ?? 0) > from + n, `${n} more analog values`);
+    }
+
+    it('an acknowledgement on the clinic screen silences the buzzer and turns a connected board\'s LED off once no other alert is unacknowledged', async () => {
+      // Before: an acknowledgement while the board was connected left the LED lit (for ledMs) and the buzzer sounding.
+      const dir = tempDir();
+      const board = await createFirmataBoard({ analog: { 0: () => [512, 600, 700] } });
+      const { runtime, ack, raise } = await clinicRuntime(dir, board.hostPath);
+      try {
+        await streamed(board, 20);
+        raise('urgent-1');
+        raise('urgent-2');
+        await waitFor(() => board.digitalValue(13) === 1 && board.digitalWrites.some((w) => w.pin === 8 && w.value === 0), 'LED on, buzzer on then off');
+        await ack('urgent-2');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(board.digitalValue(13)).toBe(1); // urgent-1 is still unacknowledged
+        await ack('urgent-1');
+        await waitFor(() => board.digitalValue(13) === 0, 'the LED off after the last acknowledgement', 3000);
+        expect(board.digitalWrites.map(({ pin, value }) => [pin, value])).toEqual([
+          [13, 1],
+          [8, 1],
+          [8, 0],
+          [13, 0],
+        ]);
+      } finally {
+        await runtime.stop();
+        await board.stop();
+      }
+    });
+
+    it('after a restart the LED comes back on (and the buzzer sounds) for an urgent alert left unacknowledged, not for an acknowledged one', async () => {
+      // Before: the alarm state lived in the driver only; after a restart the LED stayed dark for an unacknowledged urgent alarm.
+      const dir = tempDir();
+      const board = await createFirmataBoard({ analog: { 0: () => [512, 600, 700] } });
+      const writesSince = (t: number) => board.digitalWrites.filter((w) => w.t >= t).map(({ pin, value }) => [pin, value]);
+      try {
+        const first = await clinicRuntime(dir, board.hostPath);
+        await streamed(board, 20);
+        first.raise('urgent-open');
+        first.raise('urgent-acked');
+        await first.ack('urgent-acked');
+        await waitFor(() => board.digitalValue(13) === 1, 'LED on');
+        await first.runtime.stop();
+        await waitFor(() => board.digitalValue(13) === 0, 'the LED off: stopping the runtime darkens the board');
+
+        // Restart: urgent-open is unacknowledged in the ledger and the audit log.
+        const restartAt = Date.now();
+        const second = await clinicRuntime(dir, board.hostPath);
+        await waitFor(() => board.digitalValue(13) === 1 && board.digitalWrites.some((w) => w.pin === 8 && w.value === 0 && w.t >= restartAt), 'LED on, buzzer on then off after the restart');
+        expect(writesSince(restartAt)).toEqual([
+          [13, 1],
+          [8, 1],
+          [8, 0],
+        ]);
+        // The status screen says what the LED shows.
+        const screen = () => renderRuntimeScreen({ runtime: second.runtime.status(), edge: { url: 'mqtt://x', stored: {}, rejected: {}, brokerUp: false }, brokerRestarts: 0, runtimeKills: 0, elapsedMs: 1000, phase: 'running' }, { width: 100, color: false, now: Date.now() });
+        expect(second.runtime.status().alarmsLatched).toBe(1);
+        expect(screen()).toContain('alarm       latched: 1 unacknowledged (acknowledge on the clinic screen)');
+        await second.ack('urgent-open');
+        await waitFor(() => board.digitalValue(13) === 0, 'the LED off after the acknowledgement');
+        expect(second.runtime.status().alarmsLatched).toBe(0);
+        expect(screen()).not.toContain('latched');
+        await second.runtime.stop();
+
+        // Restart again: everything acknowledged, nothing lights or sounds.
+        const againAt = Date.now();
+        const third = await clinicRuntime(dir, board.hostPath);
+        try {
+          await streamed(board, 100);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          expect(writesSince(againAt)).toEqual([]);
+          expect(board.digitalValue(13)).toBe(0);
+        } finally {
+          await third.runtime.stop();
+        }
+      } finally {
+        await board.stop();
+      }
+    });
   });
 
   it('stores the lead-off the ECG front end reports with the chunks and raises ecg-lead-off at once, nothing urgent, until contact is back', async () => {
