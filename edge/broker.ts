@@ -5,6 +5,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { type Logger, silentLogger } from '../device-sdk/log.js';
 import { type EdgeIdentity, identityFromSubject, identityName, publishProblem, subscribeProblem } from './acl.js';
 import { listenOn } from '../device-sdk/listen.js';
+import { normalizeSerial, revokedSerials } from '../device-sdk/security/pki.js';
 
 /** TLS material of the embedded broker (PEM). Clients must present a certificate issued by `ca`. */
 export interface BrokerTlsOptions {
@@ -15,7 +16,8 @@ export interface BrokerTlsOptions {
   key: string;
   /**
    * The site's CRL file (`medge ca revoke`). Read at start when it exists and again whenever it
-   * changes (checked every second): a revoked certificate fails the TLS handshake (counted `auth`).
+   * changes (checked every second): a revoked certificate fails the TLS handshake (counted `auth`),
+   * and a connection that was open when its certificate was revoked is closed (counted `auth`).
    */
   crlPath?: string;
 }
@@ -81,6 +83,10 @@ export class EmbeddedBroker {
   private readonly identities = new WeakMap<Client, EdgeIdentity>();
   /** Client id → the connection that holds it and its identity (who may take the id over). */
   private readonly owners = new Map<string, { client: Client; name: string }>();
+  /** Authenticated TLS connections and the serial of their client certificate (closed when it is revoked). */
+  private readonly certified = new Map<TLSSocket, { serial: string; name: string; clientId: string }>();
+  /** Serials of the last CRL read (normalised): also refused at CONNECT, for handshakes made under the previous CRL. */
+  private revoked = new Set<string>();
   private crlTimer: NodeJS.Timeout | undefined;
   private crlStamp = '';
 
@@ -162,15 +168,35 @@ export class EmbeddedBroker {
         const before = this.crlStamp;
         const next = this.readCrl();
         if (this.crlStamp === before || next === undefined) return;
+        let revoked: Set<string> | undefined;
+        try {
+          revoked = revokedSerials(next, tls.ca);
+        } catch (error) {
+          this.log.error({ crl: tls.crlPath, err: (error as Error).message }, 'certificate revocation list unusable for open connections');
+        }
         try {
           tlsServer.setSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key, crl: next });
           this.log.info({ crl: tls.crlPath }, 'certificate revocation list reloaded');
         } catch (error) {
           // Keep the previous context (and its CRL) rather than drop revocation checking.
           this.log.error({ crl: tls.crlPath, err: (error as Error).message }, 'certificate revocation list unusable; keeping the previous one');
+          return;
         }
+        // The new context only checks new handshakes: close the connections of revoked certificates.
+        if (revoked !== undefined) this.closeRevoked(revoked);
       }, 1_000);
       this.crlTimer.unref();
+    }
+  }
+
+  /** Closes every open connection whose client certificate serial is in `revoked` (each counted `auth`). */
+  private closeRevoked(revoked: Set<string>): void {
+    this.revoked = revoked;
+    for (const [conn, held] of this.certified) {
+      if (!revoked.has(held.serial)) continue;
+      this.certified.delete(conn);
+      this.reject({ reason: 'auth', detail: `certificate serial ${held.serial} of ${held.name} revoked while connected; connection closed`, clientId: held.clientId, identity: held.name });
+      conn.destroy();
     }
   }
 
@@ -219,10 +245,14 @@ export class EmbeddedBroker {
         if (owner && owner.name !== result.name && !owner.client.closed) {
           return refuse(`client id ${JSON.stringify(client.id)} is held by ${owner.name}`, result.name);
         }
+        const serial = normalizeSerial(conn.getPeerCertificate().serialNumber);
+        if (this.revoked.has(serial)) return refuse(`certificate serial ${serial} is revoked`, result.name);
         this.identities.set(client, result.identity);
         this.owners.set(client.id, { client, name: result.name });
+        this.certified.set(conn, { serial, name: result.name, clientId: client.id });
         conn.once('close', () => {
           if (this.owners.get(client.id)?.client === client) this.owners.delete(client.id);
+          this.certified.delete(conn);
         });
         done(null, true);
       },

@@ -17,7 +17,7 @@
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { randomBytes, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
+import { randomBytes, verify, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
 import { appendCaAudit } from './ca-audit.js';
 import { issueWireKey } from './wire-keys.js';
@@ -600,4 +600,76 @@ export async function revokeDevice(caDir: string, deviceId: string, now = new Da
   renameSync(`${crlPath}.tmp`, crlPath); // atomic: a reader never sees half a CRL
   appendCaAudit(caDir, { action: 'revoke', detail: `device ${deviceId}: certificate serial ${entry.serial} revoked; the CRL lists ${list.length}` });
   return { revoked: entry, entries: list.length, crlPath };
+}
+
+/** A certificate serial as hex digits in lower case without leading zeros (Node and `@peculiar/x509` spell them differently). */
+export function normalizeSerial(serial: string): string {
+  return serial.replace(/[^0-9a-fA-F]/g, '').toLowerCase().replace(/^0+(?=.)/, '');
+}
+
+/** One DER element: its tag, and where its contents start and end in `der`. */
+interface DerElement {
+  tag: number;
+  start: number;
+  end: number;
+  /** Where the element (header included) starts and ends. */
+  outerStart: number;
+}
+
+function derAt(der: Buffer, offset: number, limit: number): DerElement {
+  if (offset + 2 > limit) throw new PkiError('invalid-input', `the CRL's DER ends inside an element at byte ${offset}`);
+  const tag = der[offset] as number;
+  let length = der[offset + 1] as number;
+  let start = offset + 2;
+  if (length & 0x80) {
+    const octets = length & 0x7f;
+    if (octets === 0 || octets > 4 || start + octets > limit) throw new PkiError('invalid-input', `the CRL's DER has a bad length at byte ${offset}`);
+    length = 0;
+    for (let i = 0; i < octets; i++) length = length * 256 + (der[start + i] as number);
+    start += octets;
+  }
+  if (start + length > limit) throw new PkiError('invalid-input', `the CRL's DER element at byte ${offset} runs past its end`);
+  return { tag, start, end: start + length, outerStart: offset };
+}
+
+function derChildren(der: Buffer, parent: DerElement): DerElement[] {
+  const out: DerElement[] = [];
+  for (let at = parent.start; at < parent.end; ) {
+    const child = derAt(der, at, parent.end);
+    out.push(child);
+    at = child.end;
+  }
+  return out;
+}
+
+/**
+ * The serials a CRL (PEM, as `revokeDevice` writes it) lists, normalised by `normalizeSerial`, after
+ * checking that `caPem` signed it. Read with a small DER walker over RFC 5280 section 5.1 (`@peculiar/x509`
+ * 2.x returns no entries for the CRLs its own generator writes). Throws `PkiError` (`invalid-input`)
+ * for a CRL that does not parse or that the CA did not sign.
+ */
+export function revokedSerials(crlPem: string, caPem: string): Set<string> {
+  const base64 = /-----BEGIN (?:X509 )?CRL-----([A-Za-z0-9+/=\s]+)-----END (?:X509 )?CRL-----/.exec(crlPem)?.[1];
+  if (base64 === undefined) throw new PkiError('invalid-input', 'the CRL is not a PEM "X509 CRL"');
+  const der = Buffer.from(base64.replace(/\s/g, ''), 'base64');
+  const list = derAt(der, 0, der.length);
+  const [tbs, algorithm, signature] = derChildren(der, list);
+  if (tbs?.tag !== 0x30 || algorithm?.tag !== 0x30 || signature?.tag !== 0x03) throw new PkiError('invalid-input', 'the CRL is not a CertificateList');
+  const caKey = new NodeX509Certificate(caPem).publicKey;
+  // The signature BIT STRING starts with its count of unused bits (0).
+  if (!verify('sha256', der.subarray(tbs.outerStart, tbs.end), caKey, der.subarray(signature.start + 1, signature.end))) {
+    throw new PkiError('invalid-input', 'the CRL is not signed by the site CA');
+  }
+  // TBSCertList: version?, signature, issuer, thisUpdate, nextUpdate?, revokedCertificates?, [0] extensions?
+  const fields = derChildren(der, tbs);
+  let i = fields[0]?.tag === 0x02 ? 4 : 3;
+  if (fields[i]?.tag === 0x17 || fields[i]?.tag === 0x18) i += 1; // nextUpdate (UTCTime or GeneralizedTime)
+  const revoked = fields[i]?.tag === 0x30 ? fields[i] : undefined;
+  const serials = new Set<string>();
+  for (const entry of revoked === undefined ? [] : derChildren(der, revoked)) {
+    const serial = derChildren(der, entry)[0];
+    if (serial?.tag !== 0x02) throw new PkiError('invalid-input', 'a CRL entry has no serial number');
+    serials.add(normalizeSerial(der.subarray(serial.start, serial.end).toString('hex')));
+  }
+  return serials;
 }

@@ -36,6 +36,16 @@ describe('artifact signatures (Ed25519 over the canonical manifest)', () => {
     expect(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 2 }], c: undefined } })).toBe('{"a":{"d":[2,{"y":2,"z":1}]},"b":1}');
   });
 
+  it('refuses an unsigned file whose name is an Object.prototype member (constructor, toString, __proto__)', () => {
+    const { files, manifest } = artifact();
+    const signed = signManifest(manifest, key.privatePem);
+    for (const name of ['constructor', 'toString', '__proto__', 'valueOf']) {
+      const tampered = new Map(files).set(name, enc('not signed'));
+      const error = failure(() => verifyArtifact(signed, tampered, [key.publicPem]));
+      expect([error.reason, error.file]).toEqual(['extra-file', name]);
+    }
+  });
+
   it('verifies a signed artifact and names the key', () => {
     const { files, manifest } = artifact();
     const signed = signManifest(manifest, key.privatePem);

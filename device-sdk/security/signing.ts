@@ -93,7 +93,7 @@ export function verifyArtifact(manifest: ArtifactManifest, files: ReadonlyMap<st
     if (sha256Hex(bytes) !== expected) throw new ArtifactVerificationError('hash-mismatch', `${name} does not match its sha256 in the manifest`, name);
   }
   for (const name of files.keys()) {
-    if (!(name in manifest.files)) throw new ArtifactVerificationError('extra-file', `${name} is in the artifact but not in the signed manifest`, name);
+    if (!Object.hasOwn(manifest.files, name)) throw new ArtifactVerificationError('extra-file', `${name} is in the artifact but not in the signed manifest`, name);
   }
   return sig.keyId;
 }

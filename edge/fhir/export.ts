@@ -7,12 +7,14 @@
  * session (one runtime boot). `--since` filters by the device's record time.
  */
 import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { decodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert, Finding, Reading, StreamChunk } from '../../device-sdk/records.js';
 import { withReadOnlyDatabase } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { conflictVariant, importedRecordsSql } from '../conflicts.js';
 import { edgeDatabasePath, type RecordRow } from '../edge-store.js';
+import { validateFhir } from './validate.js';
 import {
   type DeviceInfo,
   deviceResource,
@@ -61,6 +63,13 @@ function exportedRecordsSql(db: Database.Database): string {
   const stored = 'SELECT device_id, kind, seq, site, boot_id, t_ms, body, NULL AS body_sha256 FROM records';
   const imported = importedRecordsSql(db);
   return imported === undefined ? stored : `${stored} UNION ALL ${imported}`;
+}
+
+/** Appends in place: copying the list at each finding made a session of 100,000 ECG findings quadratic. */
+function addMoment(moments: Map<string, { t: number; rank: number }[]>, key: string, moment: { t: number; rank: number }): void {
+  const list = moments.get(key);
+  if (list === undefined) moments.set(key, [moment]);
+  else list.push(moment);
 }
 
 /** The resources of an open edge database. */
@@ -130,14 +139,14 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
       if (f.kind.toLowerCase().startsWith('ecg')) {
         s.hasEcg = true;
         const key = `${row.device_id}\u0000${row.boot_id}`;
-        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), { t: f.t, rank: momentRank(f) }]);
+        addMoment(ecgMoments, key, { t: f.t, rank: momentRank(f) });
       }
     } else {
       const a = decodeBody('alert', row.body) as Alert;
       s.alerts.push(a);
       if (a.kind.toLowerCase().startsWith('ecg')) {
         const key = `${row.device_id}\u0000${row.boot_id}`;
-        ecgMoments.set(key, [...(ecgMoments.get(key) ?? []), { t: a.t, rank: momentRank(a) }]);
+        addMoment(ecgMoments, key, { t: a.t, rank: momentRank(a) });
       }
     }
   }
@@ -207,19 +216,56 @@ export function uuidUrn(name: string): string {
   return `urn:uuid:${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+/** The entry of `resource` in a transaction Bundle: a PUT by id. */
+function transactionEntry(resource: Resource): Record<string, unknown> {
+  return { fullUrl: uuidUrn(`${resource.resourceType}/${resource.id}`), resource, request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` } };
+}
+
 /** A transaction Bundle of `resources`: one PUT per resource, so importing twice changes nothing. */
 export function transactionBundle(resources: readonly Resource[], now = Date.now()): Resource {
-  return {
-    resourceType: 'Bundle',
-    id: `medge-export-${now}`,
-    type: 'transaction',
-    timestamp: new Date(now).toISOString(),
-    entry: resources.map((resource) => ({
-      fullUrl: uuidUrn(`${resource.resourceType}/${resource.id}`),
-      resource,
-      request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
-    })),
-  };
+  return { resourceType: 'Bundle', id: `medge-export-${now}`, type: 'transaction', timestamp: new Date(now).toISOString(), entry: resources.map(transactionEntry) };
+}
+
+/**
+ * Validates the transaction Bundle of `resources` against the R4 schema one entry at a time (the
+ * errors name `entry[i]` as `validateFhir` on the whole Bundle does), without building the Bundle.
+ */
+export function validateTransactionBundle(resources: readonly Resource[], now = Date.now()): string[] {
+  const shell = transactionBundle([], now);
+  const errors: string[] = [...validateFhir(shell).errors];
+  resources.forEach((resource, i) => {
+    for (const e of validateFhir({ ...shell, entry: [transactionEntry(resource)] }).errors) errors.push(e.replace(/^(\(Bundle\/[^)]*\)\.entry)\[0\]/, `$1[${i}]`));
+  });
+  return errors;
+}
+
+/**
+ * Writes the transaction Bundle of `resources` to `file` (through a temporary file and a rename), one
+ * entry per line. The text is written in pieces: the Bundle of a large edge store is more text than one
+ * JavaScript string may hold (400,000 readings: `JSON.stringify` threw "Invalid string length").
+ */
+export function writeTransactionBundle(file: string, resources: readonly Resource[], now = Date.now()): void {
+  const { entry: _entry, ...head } = transactionBundle([], now);
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    let pending = `${JSON.stringify(head).slice(0, -1)},"entry":[\n`;
+    resources.forEach((resource, i) => {
+      pending += `${JSON.stringify(transactionEntry(resource))}${i + 1 < resources.length ? ',' : ''}\n`;
+      if (pending.length >= 1 << 20) {
+        writeSync(fd, pending);
+        pending = '';
+      }
+    });
+    writeSync(fd, `${pending}]}\n`);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(tmp, file);
 }
 
 /** A searchset Bundle (what the HTTP API answers). */

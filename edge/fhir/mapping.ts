@@ -174,10 +174,30 @@ function findingCode(f: Finding): { code: Record<string, unknown>; category: Cod
   return { code: { coding: [CODES.finding], text: f.kind }, category: CATEGORY.exam };
 }
 
+/**
+ * Interpretations of the labels the runtime's ECG analyses write (`firmware/ecg-monitor.ts`), which the
+ * generic patterns below would miss or misread: `af-suspected` names no "afib", `af-not-suspected` and
+ * `no-ectopy` are negations, and a heart rate is `slow` (< 50/min) or `fast` (> 100/min).
+ */
+const RUNTIME_LABEL_INTERPRETATIONS: ReadonlyMap<string, Coding> = new Map([
+  ['af-suspected', INTERPRETATIONS.abnormal],
+  ['af-not-suspected', INTERPRETATIONS.normal],
+  ['no-ectopy', INTERPRETATIONS.normal],
+  ['slow', INTERPRETATIONS.low],
+  ['fast', INTERPRETATIONS.high],
+]);
+
+/** Whether a finding label says atrial fibrillation is present (never for a negation such as `af-not-suspected`). */
+export function labelsAtrialFibrillation(label: string): boolean {
+  const l = label.toLowerCase();
+  if (/(^|[^a-z])(no|not|non)([^a-z]|$)/.test(l)) return false;
+  return /(^|[^a-z])(afib|af)([^a-z]|$)|atrial fibrillation/.test(l);
+}
+
 function findingValue(f: Finding): Record<string, unknown> {
   const label = f.label.toLowerCase();
   const coding: Coding[] = [];
-  if (/\bafib\b|atrial fibrillation|^af$/.test(label)) coding.push(CODES.atrialFibrillation);
+  if (labelsAtrialFibrillation(label)) coding.push(CODES.atrialFibrillation);
   if (label.includes('murmur')) coding.push(CODES.heartMurmur);
   return { valueCodeableConcept: { ...(coding.length > 0 ? { coding } : {}), text: f.label } };
 }
@@ -186,7 +206,7 @@ export function findingObservation(rec: StoredRecord<Finding>): Resource {
   const f = rec.body;
   const { code, category, method } = findingCode(f);
   const label = f.label.toLowerCase();
-  const interpretation = /abnormal|afib|murmur|ventricular|^v$|^s$|hypo|hyper|tachy|brady/.test(label) ? INTERPRETATIONS.abnormal : /normal|^n$|sinus/.test(label) ? INTERPRETATIONS.normal : undefined;
+  const interpretation = RUNTIME_LABEL_INTERPRETATIONS.get(label) ?? (labelsAtrialFibrillation(label) || /abnormal|murmur|ventricular|^v$|^s$|hypo|hyper|tachy|brady/.test(label) ? INTERPRETATIONS.abnormal : /normal|^n$|sinus/.test(label) ? INTERPRETATIONS.normal : undefined);
   const component: Record<string, unknown>[] = [
     { code: concept(CODES.probability), valueQuantity: quantity(Math.round(f.probability * 10000) / 100, '%') },
     { code: concept(CODES.inputQuality), valueQuantity: quantity(Math.round(f.inputQuality * 1000) / 1000, '1') },

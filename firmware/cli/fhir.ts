@@ -1,7 +1,5 @@
-import { writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { exportEdgeResources, transactionBundle } from '../../edge/fhir/export.js';
-import { validateFhir } from '../../edge/fhir/validate.js';
+import { exportEdgeResources, validateTransactionBundle, writeTransactionBundle } from '../../edge/fhir/export.js';
 import { intFlag, parse, UsageError } from './args.js';
 import { makeDirs } from '../../device-sdk/make-dirs.js';
 
@@ -38,16 +36,16 @@ export function exportFhirCommand(args: string[]): number {
   }
   const waveformSeconds = intFlag(values['waveform-seconds'], '--waveform-seconds', EXPORT_FHIR_USAGE, 0, 3600) ?? 5;
   const resources = exportEdgeResources(values.data, { ...(sinceMs === undefined ? {} : { sinceMs }), waveformWindowMs: waveformSeconds * 1000 });
-  const bundle = transactionBundle(resources);
+  const now = Date.now();
   if (!values['no-validate']) {
-    const result = validateFhir(bundle);
-    if (!result.valid) {
-      process.stderr.write(`medge: the Bundle does not validate against the FHIR R4 schema; not written:\n${result.errors.slice(0, 20).map((e) => `  ${e}`).join('\n')}\n`);
+    const errors = validateTransactionBundle(resources, now);
+    if (errors.length > 0) {
+      process.stderr.write(`medge: the Bundle does not validate against the FHIR R4 schema; not written:\n${errors.slice(0, 20).map((e) => `  ${e}`).join('\n')}\n`);
       return 1;
     }
   }
   makeDirs(dirname(values.out));
-  writeFileSync(values.out, `${JSON.stringify(bundle, null, 1)}\n`);
+  writeTransactionBundle(values.out, resources, now);
   const counts = new Map<string, number>();
   for (const r of resources) counts.set(r.resourceType, (counts.get(r.resourceType) ?? 0) + 1);
   process.stdout.write(`wrote ${values.out}: ${resources.length} resources (${[...counts].map(([t, n]) => `${n} ${t}`).join(', ')})${values['no-validate'] ? '' : ', valid against the FHIR R4 schema'}\n`);

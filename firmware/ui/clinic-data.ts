@@ -114,6 +114,9 @@ export class ClinicData {
   private unsubscribe: (() => void) | undefined;
   private pending = false;
   private readonly listeners = new Set<(record: LiveRecord) => void>();
+  /** Severity of every alert not yet acknowledged, by seq, from the start of the ledger up to `openCursor`. */
+  private readonly open = new Map<number, number>();
+  private openCursor = 0;
 
   constructor(store: OutboxStore) {
     this.store = store;
@@ -189,6 +192,33 @@ export class ClinicData {
   ackOf(seq: number): AckView | undefined {
     this.refreshAcks();
     return this.acks.get(seq);
+  }
+
+  /**
+   * The alerts nobody has acknowledged, however old: the `max` most severe (newest first within a
+   * severity), oldest first, and how many there are in all. Each call reads only the alerts stored
+   * since the last one; the set is kept in memory as seq and severity.
+   */
+  unacknowledged(max: number): { alerts: AlertView[]; total: number } {
+    this.refreshAcks();
+    for (;;) {
+      const rows = this.store.readAfter('alert', this.openCursor, 500);
+      for (const row of rows) {
+        this.openCursor = row.seq;
+        if (!this.acks.has(row.seq)) this.open.set(row.seq, decodeBody('alert', row.body).severity);
+      }
+      if (rows.length < 500) break;
+    }
+    for (const seq of this.open.keys()) if (this.acks.has(seq)) this.open.delete(seq);
+    const wanted = [...this.open].sort((a, b) => b[1] - a[1] || b[0] - a[0]);
+    const alerts: AlertView[] = [];
+    for (const [seq] of wanted) {
+      if (alerts.length >= max) break;
+      const alert = this.alert(seq);
+      if (alert === undefined) this.open.delete(seq); // evicted or compacted since
+      else alerts.push(alert);
+    }
+    return { alerts: alerts.sort((a, b) => a.seq - b.seq), total: this.open.size };
   }
 
   /** Records an acknowledgement in the audit log (once per alert) and returns it. */

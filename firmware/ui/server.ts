@@ -43,6 +43,9 @@ export interface ClinicServerDeps {
 
 export const SESSION_COOKIE = 'medge_session';
 
+/** `GET /api/alerts` returns at most this many unacknowledged alerts (most severe first) besides the newest ones, and counts the rest. */
+export const UNACKNOWLEDGED_SHOWN = 500;
+
 const STATIC_DIR = fileURLToPath(new URL('./static/', import.meta.url));
 
 /** Files the page may load: one explicit list, nothing else is read from disk. */
@@ -281,9 +284,13 @@ export class ClinicServer {
       case 'GET /api/alerts': {
         const session = this.require(req, 'view-patient-data');
         const limit = intParam(url, 'limit', 50, 1, 500);
-        this.audit(session, 'ui-view-alerts', `last ${limit}`);
-        const alerts = this.data.recent('alert', limit).map((r) => this.data.alertView(r.seq, r.value));
-        return this.json(res, 200, { alerts });
+        this.audit(session, 'ui-view-alerts', `last ${limit} and unacknowledged`);
+        // The newest alerts, plus every unacknowledged one however many newer alerts followed it.
+        const open = this.data.unacknowledged(UNACKNOWLEDGED_SHOWN);
+        const newest = this.data.recent('alert', limit).map((r) => this.data.alertView(r.seq, r.value));
+        const bySeq = new Map([...open.alerts, ...newest].map((a) => [a.seq, a]));
+        const alerts = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+        return this.json(res, 200, { alerts, unacknowledged: { total: open.total, shown: alerts.filter((a) => a.ack === undefined).length } });
       }
       case 'GET /api/pcg':
         return this.pcg(req, res, url);

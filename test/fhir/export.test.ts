@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert, Finding, Reading, RecordKind, RecordBodies, StreamChunk } from '../../device-sdk/records.js';
 import { EdgeStore } from '../../edge/edge-store.js';
-import { exportEdgeResources, transactionBundle } from '../../edge/fhir/export.js';
+import { exportEdgeResources, transactionBundle, validateTransactionBundle, writeTransactionBundle } from '../../edge/fhir/export.js';
 import { FhirServer } from '../../edge/fhir/http.js';
 import { patientId, readingObservation, type Resource } from '../../edge/fhir/mapping.js';
 import { validateFhir } from '../../edge/fhir/validate.js';
@@ -163,6 +163,48 @@ describe('FHIR R4 export from the edge store', () => {
     expect(new Set(bundle.entry.map((e) => e.fullUrl)).size).toBe(bundle.entry.length);
   });
 
+  it('writes the Bundle entry by entry: the file parses to the same Bundle, and entry-wise validation names entry[i]', () => {
+    const dir = tmp();
+    populate(dir);
+    const resources = exportEdgeResources(dir, { now: 1 });
+    const file = join(dir, 'out', 'bundle.json');
+    mkdirSync(join(dir, 'out'));
+    writeTransactionBundle(file, resources, 5);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(transactionBundle(resources, 5));
+    expect(readdirSync(join(dir, 'out'))).toEqual(['bundle.json']); // no temporary file left
+    expect(validateTransactionBundle(resources, 5)).toEqual([]);
+    const broken = resources.map((r, i) => (i === 3 ? { ...r, status: 'done' } : r));
+    const errors = validateTransactionBundle(broken, 5);
+    expect(errors).toEqual(validateFhir(transactionBundle(broken, 5)).errors);
+    expect(errors[0]).toMatch(/\.entry\[3\]\.resource\(/);
+  });
+
+  it('medge edge export-fhir writes the Bundle of 400,000 readings (JSON.stringify of the whole Bundle threw "Invalid string length")', async () => {
+    const dir = tmp();
+    const store = new EdgeStore(dir);
+    const total = 400_000;
+    for (let off = 0; off < total; off += 5000) {
+      const bodies = Array.from({ length: 5000 }, (_, i) => {
+        const t = T0 + (off + i) * 60_000;
+        return { t, body: { sensor: 'cgm', type: 'glucose', value: 60 + ((off + i) % 200), unit: 'mg/dL', tDevice: t, context: { specimen: 'interstitial' } } as Reading };
+      });
+      put(store, 'clinic-big', 'reading', bodies, 'boot-1', off);
+    }
+    store.close();
+    const file = join(dir, 'big.json');
+    // Entry-wise validation is covered above; it would double this test's time.
+    const result = await medge(['edge', 'export-fhir', '--data', dir, '--out', file, '--no-validate'], { timeoutMs: 240_000 });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('400003 resources (1 Device, 1 Patient, 400000 Observation, 1 DiagnosticReport)');
+    expect(statSync(file).size).toBeGreaterThan(400_000_000);
+    const head = Buffer.alloc(200);
+    const fd = openSync(file, 'r');
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    expect(head.toString('utf8')).toMatch(/^\{"resourceType":"Bundle","id":"medge-export-\d+","type":"transaction","timestamp":"[^"]+","entry":\[\n\{"fullUrl":"urn:uuid:/);
+  }, 300_000);
+
   it('--since keeps only later records', () => {
     const dir = tmp();
     populate(dir);
@@ -170,6 +212,27 @@ describe('FHIR R4 export from the edge store', () => {
     const obs = later.filter((r) => r.resourceType === 'Observation');
     expect(obs.some((r) => codesOf(r).includes('41653-7'))).toBe(false);
     expect(obs.some((r) => codesOf(r).includes('99504-3'))).toBe(true);
+  });
+
+  it('codes the labels the runtime writes: af-suspected is SNOMED atrial fibrillation (A), its negations are not, slow/fast rates are L/H', () => {
+    const dir = tmp();
+    const store = new EdgeStore(dir);
+    const finding = (kind: string, label: string, i: number): { t: number; body: Finding } => ({
+      t: T0 + i,
+      body: { kind, label, probability: 0.9, t: T0 + i, modelId: 'algo:af@1', modelSha256: SHA, inputQuality: 1, sensor: 'ecg' },
+    });
+    // Labels from firmware/ecg-monitor.ts (onAf, the rate and beat-class findings), then negations that must never be coded AF.
+    const labels: [string, string][] = [['ecg-af', 'af-suspected'], ['ecg-af', 'af-not-suspected'], ['ecg-rate', 'slow'], ['ecg-rate', 'fast'], ['ecg-beat-classes', 'no-ectopy'], ['ecg-rhythm', 'no afib'], ['ecg-rhythm', 'non-af']];
+    put(store, 'clinic-09', 'finding', labels.map(([kind, label], i) => finding(kind, label, i)));
+    store.close();
+    const obs = exportEdgeResources(dir, { now: T0 + 3600_000 }).filter((r) => r.resourceType === 'Observation');
+    const byLabel = new Map(obs.map((r) => [(r.valueCodeableConcept as { text: string }).text, r]));
+    const afCoded = (label: string) => ((byLabel.get(label)?.valueCodeableConcept as { coding?: { code: string }[] }).coding ?? []).map((c) => c.code);
+    const interpretation = (label: string) => (byLabel.get(label)?.interpretation as { coding: { code: string }[] }[] | undefined)?.[0]?.coding[0]?.code;
+    expect(afCoded('af-suspected')).toEqual(['49436004']);
+    for (const negation of ['af-not-suspected', 'no afib', 'non-af']) expect(afCoded(negation)).toEqual([]);
+    expect(labels.map(([, label]) => interpretation(label))).toEqual(['A', 'N', 'L', 'H', 'N', undefined, undefined]);
+    expect(validateFhir(transactionBundle(obs, T0)).errors).toEqual([]);
   });
 
   it('takes the ECG waveform around alerts first: routine heart-rate findings do not use up the excerpts', () => {

@@ -6,16 +6,18 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CertifiedKey, initCaDir, provisionDevice, readEdgeTls } from '../../device-sdk/security/pki.js';
+import { type CertifiedKey, initCaDir, normalizeSerial, PkiError, provisionDevice, readEdgeTls, revokeDevice, revokedSerials } from '../../device-sdk/security/pki.js';
+import { upTopic } from '../../device-sdk/sync/topics.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { medge } from '../helpers/cli.js';
 import { findMosquitto, freePort, systemAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
-import { end, tlsOptions, tryConnect } from './probe.js';
+import { end, publish, readingBatch, tlsOptions, tryConnect } from './probe.js';
 
 const SITE = 'ward-crl';
 const dir = mkdtempSync(join(tmpdir(), 'medge-crl-'));
@@ -33,7 +35,7 @@ async function connects(url: string, id: string): Promise<boolean> {
 
 beforeAll(async () => {
   await initCaDir(caDir, { site: SITE });
-  for (const deviceId of ['dev-lost', 'dev-ok']) await provisionDevice(caDir, { deviceId, site: SITE, outDir: devices });
+  for (const deviceId of ['dev-lost', 'dev-ok', 'dev-stolen', 'dev-near']) await provisionDevice(caDir, { deviceId, site: SITE, outDir: devices });
   caPem = readFileSync(join(devices, 'ca.crt'), 'utf8');
 });
 
@@ -59,6 +61,46 @@ describe('certificate revocation', () => {
       await edge.stop();
       edge.store.close();
     }
+  });
+
+  it('closes the open connection of a device revoked while connected: its next publish is not stored, counted auth', async () => {
+    const edge = new EdgeNode({ dataDir: join(dir, 'edge-open'), port: 0, tls: readEdgeTls(caDir) });
+    await edge.start();
+    try {
+      const stolen = await tryConnect(edge.url, { ...tlsOptions(caPem, identity('dev-stolen')), clientId: 'medge-dev-stolen' });
+      const near = await tryConnect(edge.url, { ...tlsOptions(caPem, identity('dev-near')), clientId: 'medge-dev-near' });
+      if (!stolen.connected || !near.connected) throw new Error('devices could not connect');
+      expect(await publish(stolen.client, upTopic(SITE, 'dev-stolen', 'reading'), readingBatch('dev-stolen', 3, 0))).toBe('acked');
+      await waitFor(() => (edge.store.stats().devices['dev-stolen']?.reading ?? 0) === 3, 'the first batch stored');
+      const auth = edge.store.stats().rejected.auth ?? 0;
+      expect((await medge(['ca', 'revoke', '--ca', caDir, '--device', 'dev-stolen'])).code).toBe(0);
+      // Before the fix the connection stayed open and a batch published 3 s later was stored (6 readings).
+      await waitFor(() => !stolen.client.connected, 'the edge to close the revoked connection', 5_000, 50);
+      expect(edge.store.stats().rejected.auth ?? 0).toBeGreaterThan(auth);
+      expect(await connects(edge.url, 'dev-stolen')).toBe(false);
+      expect(edge.store.stats().devices['dev-stolen']?.reading).toBe(3);
+      // Another device's connection stays up and keeps delivering.
+      expect(near.client.connected).toBe(true);
+      expect(await publish(near.client, upTopic(SITE, 'dev-near', 'reading'), readingBatch('dev-near', 2, 0))).toBe('acked');
+      await waitFor(() => (edge.store.stats().devices['dev-near']?.reading ?? 0) === 2, 'the other device still delivers');
+      await end(stolen.client);
+      await end(near.client);
+    } finally {
+      await edge.stop();
+      edge.store.close();
+    }
+  });
+
+  it('reads the serials of a CRL signed by the site CA, as Node spells them, and refuses one signed by another CA', async () => {
+    const result = await revokeDevice(caDir, 'dev-lost');
+    const crl = readFileSync(result.crlPath, 'utf8');
+    const serials = revokedSerials(crl, caPem);
+    expect(serials.has(normalizeSerial(new X509Certificate(identity('dev-lost').certPem).serialNumber))).toBe(true);
+    expect(serials.has(normalizeSerial(new X509Certificate(identity('dev-ok').certPem).serialNumber))).toBe(false);
+    const other = join(dir, 'other-ca');
+    await initCaDir(other, { site: SITE });
+    expect(() => revokedSerials(crl, readFileSync(join(other, 'ca.crt'), 'utf8'))).toThrow(PkiError);
+    expect(() => revokedSerials('not a crl', caPem)).toThrow(PkiError);
   });
 
   const mosquitto = findMosquitto();

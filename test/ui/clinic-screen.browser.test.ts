@@ -27,6 +27,34 @@ async function login(page: Page, user: string, pin: string): Promise<void> {
   await page.locator('#app').waitFor({ state: 'visible' });
 }
 
+/**
+ * A clinic screen on a fresh ledger that `seed` fills, in a fresh headless Chromium, logged in as
+ * `user` with `pin`; everything is closed and removed after `body`.
+ */
+async function withScreen(deviceId: string, user: { name: string; role: 'operator' | 'clinician'; pin: string }, seed: (ledger: Ledger) => void, body: (page: Page) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `medge-ui-${deviceId}-`));
+  const store = new SqliteOutboxStore(join(dir, 'ledger.sqlite'), { deviceId });
+  const ledger = new Ledger(store);
+  seed(ledger);
+  ledger.flush();
+  const config = parseRuntimeConfig({ deviceId, dataDir: dir, ui: { enabled: true, listen: '127.0.0.1:0', users: [{ name: user.name, role: user.role, pinHash: hashPin(user.pin, { N: 1024 }) }] } }, dir);
+  const server = new ClinicServer({ config, store, status: () => undefined });
+  const url = await server.start();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox'], headless: true });
+  try {
+    const page = await browser.newPage({ viewport: { width: 800, height: 480 } });
+    await page.goto(url);
+    await page.locator('#login').waitFor({ state: 'visible' });
+    await login(page, user.name, user.pin);
+    await body(page);
+  } finally {
+    await browser.close();
+    await server.stop();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe.skipIf(!chromiumFound)('clinic screen in Chromium against medge demo (needs chromium: apt-get install -y chromium)', () => {
   let dataDir: string;
   let demo: ReturnType<typeof medgeBackground>;
@@ -174,49 +202,64 @@ describe.skipIf(!chromiumFound)('clinic screen in Chromium against medge demo (n
 
 describe.skipIf(!chromiumFound)('clinic screen panels with analytics findings (needs chromium)', () => {
   it('shows S1/S2 marks, the screening result, the glucose forecast and the consensus metrics the ledger holds', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'medge-ui-panels-'));
-    const store = new SqliteOutboxStore(join(dir, 'ledger.sqlite'), { deviceId: 'panels' });
-    const ledger = new Ledger(store);
-    const t0 = Date.UTC(2026, 0, 1, 8);
-    const samples = Int16Array.from({ length: 4000 }, (_, i) => Math.round(800 * Math.sin(i / 3) * Math.exp(-(((i % 1000) - 50) ** 2) / 800)));
-    ledger.add('chunk', { sensor: 'pcg', channel: 0, firstSample: 0, t0, rateHz: 4000, unit: 'au', gain: 1, samples });
-    const base = { probability: 0.87, inputQuality: 0.9, modelId: 'pcg-abnormal@1', modelSha256: 'aa' };
-    ledger.add('finding', { ...base, kind: 'pcg-screening', label: 'normal', t: t0 + 1000, evidence: JSON.stringify({ s1: [t0 + 12, t0 + 262, t0 + 512, t0 + 762], s2: [t0 + 130, t0 + 380, t0 + 630, t0 + 880] }) });
-    for (let i = 0; i < 12; i++) ledger.add('reading', { sensor: 'cgm', type: 'glucose', value: 150 - i * 5, unit: 'mg/dL', tDevice: t0 + i * 300_000 });
-    const last = t0 + 11 * 300_000;
-    ledger.add('finding', { ...base, kind: 'glucose-trend', label: 'falling', value: -1, t: last, modelId: 'rule:glucose-trend@1' });
-    ledger.add('finding', { ...base, kind: 'glucose-forecast', label: 'predicted-low', value: 68, t: last, intervalEnd: last + 30 * 60_000, modelId: 'glucose-forecast@1' });
-    ledger.add('finding', { ...base, kind: 'glucose-metrics', label: 'consensus', t: last, evidence: JSON.stringify({ 'TIR 70-180 %': 100, 'TBR <70 %': 0, 'mean mg/dL': 122.5, 'GMI %': 5.9, 'CV %': 11.8 }), modelId: 'cgm-metrics@1' });
-    ledger.flush();
-    const config = parseRuntimeConfig({ deviceId: 'panels', dataDir: dir, ui: { enabled: true, listen: '127.0.0.1:0', users: [{ name: 'dr', role: 'clinician', pinHash: hashPin('2222', { N: 1024 }) }] } }, dir);
-    const server = new ClinicServer({ config, store, status: () => undefined });
-    const url = await server.start();
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox'], headless: true });
-    try {
-      const page = await browser.newPage({ viewport: { width: 800, height: 480 } });
-      await page.goto(url);
-      await page.locator('#login').waitFor({ state: 'visible' });
-      await login(page, 'dr', '2222');
-      await page.locator('.tab[data-tab="pcg"]').click();
-      await page.locator('#pcg-last').click();
-      await page.locator('#pcg-empty').waitFor({ state: 'hidden' });
-      await expect.poll(() => page.locator('#pcg-result').textContent()).toContain('S1 4, S2 4');
-      const result = await page.locator('#pcg-result').textContent();
-      expect(result).toContain('normal');
-      expect(result).toContain('probability 87%');
-      expect(result).toContain('review by a clinician');
-      await page.screenshot({ path: join(ARTIFACTS, '09-stethoscope-marks.png') });
-      await page.locator('.tab[data-tab="glucose"]').click();
-      await expect.poll(() => page.locator('#glucose-value').textContent()).toBe('95');
-      expect(await page.locator('#glucose-arrow').textContent()).toBe('↘');
-      expect(await page.locator('#glucose-forecast').textContent()).toContain('68 mg/dL in 30 min');
-      expect(await page.locator('#glucose-metrics').textContent()).toContain('GMI %5.9');
-      await page.screenshot({ path: join(ARTIFACTS, '10-glucose-forecast.png') });
-    } finally {
-      await browser.close();
-      await server.stop();
-      store.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await withScreen(
+      'panels',
+      { name: 'dr', role: 'clinician', pin: '2222' },
+      (ledger) => {
+        const t0 = Date.UTC(2026, 0, 1, 8);
+        const samples = Int16Array.from({ length: 4000 }, (_, i) => Math.round(800 * Math.sin(i / 3) * Math.exp(-(((i % 1000) - 50) ** 2) / 800)));
+        ledger.add('chunk', { sensor: 'pcg', channel: 0, firstSample: 0, t0, rateHz: 4000, unit: 'au', gain: 1, samples });
+        const base = { probability: 0.87, inputQuality: 0.9, modelId: 'pcg-abnormal@1', modelSha256: 'aa' };
+        ledger.add('finding', { ...base, kind: 'pcg-screening', label: 'normal', t: t0 + 1000, evidence: JSON.stringify({ s1: [t0 + 12, t0 + 262, t0 + 512, t0 + 762], s2: [t0 + 130, t0 + 380, t0 + 630, t0 + 880] }) });
+        for (let i = 0; i < 12; i++) ledger.add('reading', { sensor: 'cgm', type: 'glucose', value: 150 - i * 5, unit: 'mg/dL', tDevice: t0 + i * 300_000 });
+        const last = t0 + 11 * 300_000;
+        ledger.add('finding', { ...base, kind: 'glucose-trend', label: 'falling', value: -1, t: last, modelId: 'rule:glucose-trend@1' });
+        ledger.add('finding', { ...base, kind: 'glucose-forecast', label: 'predicted-low', value: 68, t: last, intervalEnd: last + 30 * 60_000, modelId: 'glucose-forecast@1' });
+        ledger.add('finding', { ...base, kind: 'glucose-metrics', label: 'consensus', t: last, evidence: JSON.stringify({ 'TIR 70-180 %': 100, 'TBR <70 %': 0, 'mean mg/dL': 122.5, 'GMI %': 5.9, 'CV %': 11.8 }), modelId: 'cgm-metrics@1' });
+      },
+      async (page) => {
+        await page.locator('.tab[data-tab="pcg"]').click();
+        await page.locator('#pcg-last').click();
+        await page.locator('#pcg-empty').waitFor({ state: 'hidden' });
+        await expect.poll(() => page.locator('#pcg-result').textContent()).toContain('S1 4, S2 4');
+        const result = await page.locator('#pcg-result').textContent();
+        expect(result).toContain('normal');
+        expect(result).toContain('probability 87%');
+        expect(result).toContain('review by a clinician');
+        await page.screenshot({ path: join(ARTIFACTS, '09-stethoscope-marks.png') });
+        await page.locator('.tab[data-tab="glucose"]').click();
+        await expect.poll(() => page.locator('#glucose-value').textContent()).toBe('95');
+        expect(await page.locator('#glucose-arrow').textContent()).toBe('↘');
+        expect(await page.locator('#glucose-forecast').textContent()).toContain('68 mg/dL in 30 min');
+        expect(await page.locator('#glucose-metrics').textContent()).toContain('GMI %5.9');
+        await page.screenshot({ path: join(ARTIFACTS, '10-glucose-forecast.png') });
+      },
+    );
   }, 60_000);
+});
+
+describe.skipIf(!chromiumFound)('clinic screen with 10,000 alerts (needs chromium)', () => {
+  it('lists the old unacknowledged urgent alert first, counts every open alert in the badge and says how many are not listed', async () => {
+    await withScreen(
+      'alerts',
+      { name: 'nurse', role: 'operator', pin: '1111' },
+      (ledger) => {
+        const t0 = Date.UTC(2026, 0, 1, 8);
+        ledger.addAlert({ kind: 'ventricular-run', severity: 3, message: 'Sustained ventricular run suspected', t: t0, sensor: 'ecg' });
+        for (let i = 1; i <= 10_000; i++) ledger.addAlert({ kind: 'sample-rate-unvalidated', severity: 1, message: `information ${i}`, t: t0 + i * 1000, sensor: 'ecg' });
+      },
+      async (page) => {
+        // Before: the page loaded the newest 100 alerts, so the urgent one (seq 1) was missing and the badge said 100.
+        await expect.poll(() => page.locator('#alert-badge').textContent(), { timeout: 15_000 }).toBe('10001');
+        await page.locator('.tab[data-tab="alerts"]').click();
+        expect(await page.locator('#alerts-list li[data-seq]').first().getAttribute('data-seq')).toBe('1');
+        // The server sends the newest 100 and the 500 most severe open ones (seq 1 and the newest 499 information alerts overlap the 100).
+        expect(await page.locator('#alerts-list li[data-seq]').count()).toBe(500);
+        expect(await page.locator('#alerts-hidden').textContent()).toContain('9501 more unacknowledged alerts');
+        await page.locator('#alerts-list li[data-seq="1"] button.ack').click();
+        await expect.poll(() => page.locator('#alert-badge').textContent()).toBe('10000');
+        await page.screenshot({ path: join(ARTIFACTS, '11-many-alerts.png') });
+      },
+    );
+  }, 90_000);
 });

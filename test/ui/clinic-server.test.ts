@@ -16,7 +16,7 @@ import { ConfigErrors, parseRuntimeConfig, type RuntimeConfig } from '../../firm
 import type { RuntimeStatus } from '../../firmware/status.js';
 import { hashPin, LOCKOUT_MS, MAX_FAILED_LOGINS, SessionManager, verifyPin } from '../../firmware/ui/auth.js';
 import { panelOf } from '../../firmware/ui/clinic-data.js';
-import { ClinicServer, parseListen } from '../../firmware/ui/server.js';
+import { ClinicServer, parseListen, UNACKNOWLEDGED_SHOWN } from '../../firmware/ui/server.js';
 import { BIN, ROOT, requireBuild } from '../helpers/cli.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
@@ -311,6 +311,28 @@ describe('clinic screen server', () => {
     const cookie2 = await loginAs(second.url, 'dr-li', '2222');
     const after = await call(second.url, '/api/alerts', { cookie: cookie2 });
     expect(after.body.alerts).toEqual([{ ...ALERT, seq: 1, ack: (ack.body.alert as { ack: unknown }).ack }]);
+  });
+
+  it('lists an unacknowledged urgent alert however many newer alerts followed it, and counts those it does not list', async () => {
+    const { url, ledger } = await startServer();
+    // seq 1 is the seeded severity-2 alert; seq 2 an urgent one; then 150 information alerts.
+    ledger.addAlert({ kind: 'ventricular-run', severity: 3, message: 'Sustained ventricular run suspected', t: 6, sensor: 'ecg' });
+    for (let i = 0; i < 150; i++) ledger.addAlert({ kind: 'sample-rate-unvalidated', severity: 1, message: `info ${i}`, t: 7 + i, sensor: 'ecg' });
+    const cookie = await loginAs(url, 'nurse', '1111');
+    const first = await call(url, '/api/alerts?limit=100', { cookie });
+    const seqs = (first.body.alerts as { seq: number }[]).map((a) => a.seq);
+    expect(seqs.slice(0, 2)).toEqual([1, 2]);
+    expect(seqs).toHaveLength(152); // the newest 100 and the 52 older unacknowledged ones
+    expect(first.body.unacknowledged).toEqual({ total: 152, shown: 152 });
+    expect((await call(url, '/api/alerts/2/ack', { method: 'POST', cookie, body: {} })).status).toBe(200);
+    const second = await call(url, '/api/alerts?limit=100', { cookie });
+    expect((second.body.alerts as { seq: number }[]).map((a) => a.seq)).not.toContain(2);
+    expect(second.body.unacknowledged).toEqual({ total: 151, shown: 151 });
+    // Beyond UNACKNOWLEDGED_SHOWN the most severe are listed and the rest only counted.
+    for (let i = 0; i < UNACKNOWLEDGED_SHOWN; i++) ledger.addAlert({ kind: 'sample-rate-unvalidated', severity: 1, message: `more ${i}`, t: 200 + i, sensor: 'ecg' });
+    const many = await call(url, '/api/alerts?limit=10', { cookie });
+    expect(many.body.unacknowledged).toEqual({ total: 151 + UNACKNOWLEDGED_SHOWN, shown: UNACKNOWLEDGED_SHOWN });
+    expect((many.body.alerts as { seq: number }[])[0]?.seq).toBe(1); // the severity-2 alert, the most severe still open
   });
 
   it('streams live records to roles that may see patient data, and only status to a technician', async () => {

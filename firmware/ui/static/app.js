@@ -17,6 +17,8 @@ const state = {
   events: undefined,
   status: undefined,
   alerts: new Map(),
+  /** Unacknowledged alerts the server counted but did not send (beyond its limit). */
+  unackedHidden: 0,
   findings: { ecg: [], pcg: [], glucose: [], other: [] },
   glucose: [],
   heartRate: undefined,
@@ -162,6 +164,7 @@ async function logout() {
 function startSession(session) {
   state.session = session;
   state.alerts.clear();
+  state.unackedHidden = 0;
   state.findings = { ecg: [], pcg: [], glucose: [], other: [] };
   state.glucose = [];
   state.heartRate = undefined;
@@ -302,6 +305,8 @@ async function loadHistory() {
   for (const f of findings.body.findings ?? []) if (!seen.has(f.seq)) addFinding(f, false);
   for (const panel of Object.keys(state.findings)) state.findings[panel].sort((a, b) => a.seq - b.seq);
   for (const a of alerts.body.alerts ?? []) if (!state.alerts.has(a.seq)) state.alerts.set(a.seq, a);
+  const open = alerts.body.unacknowledged;
+  state.unackedHidden = open ? Math.max(0, open.total - open.shown) : 0;
   for (const r of hr.body.readings ?? []) if (state.heartRate === undefined) state.heartRate = r;
   renderTab();
 }
@@ -517,7 +522,7 @@ function alertTitle(a) {
 }
 
 function renderBadge() {
-  const open = [...state.alerts.values()].filter((a) => !a.ack).length;
+  const open = [...state.alerts.values()].filter((a) => !a.ack).length + state.unackedHidden;
   $('alert-badge').hidden = open === 0;
   $('alert-badge').textContent = String(open);
   $('alert-badge').setAttribute('aria-label', t('alerts.unacked', { count: open }));
@@ -543,7 +548,9 @@ function renderAlerts() {
     box.replaceChildren(el('li', { class: 'muted', text: t('alerts.none') }));
     return;
   }
+  const hidden = state.unackedHidden > 0 ? [el('li', { class: 'muted', id: 'alerts-hidden', text: t('alerts.hidden', { count: state.unackedHidden }) })] : [];
   box.replaceChildren(
+    ...hidden,
     ...list.map((a) => {
       const actions = el('div', { class: 'alert-actions' });
       if (a.ack) actions.append(el('span', { class: 'acked-by', text: t('alerts.acked', { actor: a.ack.actor, time: time(a.ack.tMs) }) }));
