@@ -16,8 +16,27 @@ export class MedgeError extends Error {
  * Defined here rather than beside the backend so that catching it does not load TF.js.
  */
 export class InferenceError extends MedgeError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('inference', message, options);
+  constructor(message: string, options?: { cause?: unknown }, code = 'inference') {
+    super(code, message, options);
+  }
+}
+
+/**
+ * An inference worker missed its deadline (code `inference-timeout`): it did not answer a request within
+ * `timeoutMs` (`stage: 'request'`), or did not finish loading its model (`'start'`). The worker has been
+ * stopped and every request still pending rejected with this error; callers fall back as for a crash.
+ */
+export class InferenceTimeoutError extends InferenceError {
+  readonly stage: 'start' | 'request';
+  readonly timeoutMs: number;
+  /** Requests rejected with it (the one that timed out and those queued behind it). */
+  readonly pendingRequests: number;
+  constructor(stage: 'start' | 'request', timeoutMs: number, pendingRequests: number) {
+    const s = `${Math.round(timeoutMs / 100) / 10} s`;
+    super(stage === 'request' ? `the model stopped answering: no result within ${s}; its inference worker was stopped` : `the model did not load within ${s}; its inference worker was stopped`, undefined, 'inference-timeout');
+    this.stage = stage;
+    this.timeoutMs = timeoutMs;
+    this.pendingRequests = pendingRequests;
   }
 }
 

@@ -15,11 +15,13 @@ import { DEFAULT_PCG_SCREEN_OPTIONS } from '../device-sdk/signal/pcg/screen.js';
 import { verifyArtifactDir } from '../device-sdk/security/artifact-files.js';
 import { ArtifactVerificationError } from '../device-sdk/security/signing.js';
 import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
+import type { InferenceWorkerOptions } from '../device-sdk/inference/worker.js';
+import { InferenceTimeoutError } from '../device-sdk/errors.js';
 import { defaultBeatModelDir, WorkerBeatClassifier } from './ecg-classifier.js';
 import { EcgMonitor } from './ecg-monitor.js';
 import { defaultGlucoseModelDir, GLUCOSE_FALLBACK_MODEL_ID, type GlucoseForecaster, GlucoseMonitor, loadGlucoseForecaster } from './glucose-monitor.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import type { Clock, ClockTimer } from '../device-sdk/clock.js';
+import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { loadPcgModelInWorker, PCG_FALLBACK_ID, type PcgModel, pcgModelDir, pcgModelId, PcgMonitor } from './pcg-monitor.js';
 
 export interface AnalyzerOutput {
@@ -86,6 +88,56 @@ export const ECG_NOT_MONITORED = 'ecg-not-monitored';
 /** The alert kind of an analysis that runs on its fallback because its model was refused, could not load or failed. */
 export const ANALYSIS_DEGRADED = 'analysis-degraded';
 
+const INSTALL_SIGNED_MODEL = 'A technician should install a model signed by a trusted key.';
+
+/**
+ * Restarts of a model whose inference worker stopped answering (`InferenceTimeoutError`: the worker was
+ * stopped, the analysis is on its rules): the i-th restart comes `delaysMs[i]` after the hang, at most
+ * `delaysMs.length` per runtime start, so a model that hangs every time raises at most that many more
+ * `analysis-degraded` alerts, hours apart, and then stays on the rules until the runtime restarts. A crash
+ * or a refused model is not restarted (a technician must act), nor anything once the analysis is closed.
+ */
+export const DEFAULT_MODEL_RESTARTS: Readonly<{ delaysMs: readonly number[] }> = Object.freeze({ delaysMs: Object.freeze([60_000, 600_000, 3_600_000]) });
+
+const duration = (ms: number) => (ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`);
+
+/** The restart schedule of one analysis's model (`DEFAULT_MODEL_RESTARTS`); `restart` reloads the model. */
+class ModelRestarts {
+  private used = 0;
+  private timer: ClockTimer | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly delaysMs: readonly number[],
+    private readonly clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>,
+    private readonly logger: Pick<Logger, 'info'>,
+    private readonly analyzer: string,
+    private readonly restart: () => void,
+  ) {}
+
+  /** The model failed with `error` (while running or reloading): schedules a restart when it hung and restarts are left; returns the alert's advice. */
+  failed(error: unknown): string {
+    if (!(error instanceof InferenceTimeoutError)) return INSTALL_SIGNED_MODEL;
+    const delay = this.delaysMs[this.used];
+    if (this.timer === undefined && !this.closed && delay !== undefined) {
+      this.used += 1;
+      this.logger.info({ analysis: this.analyzer, restart: this.used, of: this.delaysMs.length, inMs: delay }, 'model worker stopped answering; restart scheduled');
+      this.timer = this.clock.setTimeout(() => {
+        this.timer = undefined;
+        if (!this.closed) this.restart();
+      }, delay);
+      return `The model is restarted in ${duration(delay)} (restart ${this.used} of ${this.delaysMs.length} since the runtime started); if it keeps stopping, a technician should check the board's load and the model.`;
+    }
+    return `It is not restarted again until the device runtime restarts; a technician should check the board's load and the model.`;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
 /**
  * One analysis's model: `loading`, then `model` or `fallback`. A fallback comes with an
  * `analysis-degraded` alert of severity 1 (information: stored, synced and listed, but it does not
@@ -123,8 +175,11 @@ class ModelState {
     this.settle({ analyzer: this.analyzer, state: 'model', algo, source });
   }
 
-  /** The model was refused or could not load (`when` = 'not loaded'), or failed while running ('failed'). */
-  fellBack(reason: string, when: 'not loaded' | 'failed'): void {
+  /**
+   * The model was refused or could not load (`when` = 'not loaded'), or failed while running ('failed').
+   * `advice` ends the alert (what happens next, who should act).
+   */
+  fellBack(reason: string, when: 'not loaded' | 'failed', advice = INSTALL_SIGNED_MODEL): void {
     if (this.current.state === 'fallback') return;
     this.deps.logger.warn({ analysis: this.analyzer, err: reason, algo: this.fallbackAlgo }, `${this.what} model ${when}: ${this.consequence}`);
     this.settle(
@@ -133,7 +188,7 @@ class ModelState {
         kind: ANALYSIS_DEGRADED,
         severity: 1,
         t: this.deps.now(),
-        message: `The ${this.what} model is not in use (${when === 'failed' ? `it failed: ${reason}` : reason}); ${this.consequence}. A technician should install a model signed by a trusted key.`,
+        message: `The ${this.what} model is not in use (${when === 'failed' ? `it failed: ${reason}` : reason}); ${this.consequence}. ${advice}`,
       },
     );
   }
@@ -292,6 +347,10 @@ export interface AnalyzerDeps {
   trustedKeys?: readonly string[];
   /** The runtime's clock: timers of the end-of-stream checks (the heart-sound screen's partial windows). */
   clock?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
+  /** The inference workers' deadlines and entry (default `DEFAULT_INFERENCE_WORKER_OPTIONS`: real-time timers, not `clock`). */
+  inference?: Partial<InferenceWorkerOptions>;
+  /** Restarts of a model worker that stopped answering (default `DEFAULT_MODEL_RESTARTS`; timers on `clock`). */
+  modelRestarts?: { delaysMs: readonly number[] };
 }
 
 const where = (dir: string, sha256: string) => `${dir}, sha256 ${sha256.slice(0, 16)}`;
@@ -315,23 +374,51 @@ async function pinned<M extends { close(): Promise<void> }>(dir: string, signed:
 /**
  * ECG analysis on the sensors that carry ECG. The beat classifier model loads in an inference worker
  * (wasm) in the background once the runtime starts; until it is ready, or when it cannot load or fails,
- * beats are classified by rules (`algo:beat-rules@1`).
+ * beats are classified by rules (`algo:beat-rules@1`). A worker that stops answering (its deadline,
+ * `DEFAULT_INFERENCE_WORKER_OPTIONS`) is stopped and restarted later (`DEFAULT_MODEL_RESTARTS`).
  */
 export function ecgAnalyzer(
   sensors: string[],
-  deps: Pick<AnalyzerDeps, 'models'> & { logger: Pick<Logger, 'info' | 'warn'>; now: () => number; verify: ((dir: string) => string | undefined) | undefined },
+  deps: Pick<AnalyzerDeps, 'models' | 'inference' | 'clock' | 'modelRestarts'> & { logger: Pick<Logger, 'info' | 'warn'>; now: () => number; verify: ((dir: string) => string | undefined) | undefined },
 ): Analyzer {
   const dir = deps.models?.ecgBeats ?? defaultBeatModelDir();
   const model = new ModelState('ecg', RULE_CLASSIFIER_ID, 'ECG beat classifier', `beats are classified by rules (${RULE_CLASSIFIER_ID}), which find fewer ventricular and supraventricular beats`, deps);
+  let closed = false;
+  let classifier: WorkerBeatClassifier | undefined;
+  const load = (): void => {
+    Promise.resolve()
+      .then(async () => {
+        const signed = deps.verify?.(dir);
+        // TF.js is loaded only in the worker.
+        const c = await WorkerBeatClassifier.start(dir, 'wasm', undefined, deps.inference);
+        return pinned(dir, signed, c.modelSha256, c);
+      })
+      .then(
+        async (c) => {
+          // The worker must not keep the process alive after the runtime stops.
+          c.worker.unref();
+          if (closed) return c.close();
+          classifier = c;
+          for (const m of monitors.values()) m.setClassifier(c);
+          model.loaded(c.modelId, where(dir, c.modelSha256), { backend: c.worker.backend, loadMs: Math.round(c.worker.loadMs) });
+        },
+        (error: unknown) => model.fellBack((error as Error).message, 'not loaded', restarts.failed(error)),
+      );
+  };
+  const restarts = new ModelRestarts(deps.modelRestarts?.delaysMs ?? DEFAULT_MODEL_RESTARTS.delaysMs, deps.clock ?? systemClock, deps.logger, 'ecg', () => {
+    const stopped = classifier;
+    classifier = undefined;
+    void (stopped?.close() ?? Promise.resolve()).then(() => {
+      if (!closed) load();
+    });
+  });
   const monitors = new Map(
     sensors.map((s) => {
       const m = new EcgMonitor(s);
-      m.onClassifierError = (reason) => model.fellBack(reason, 'failed');
+      m.onClassifierError = (reason, error) => model.fellBack(reason, 'failed', restarts.failed(error));
       return [s, m];
     }),
   );
-  let closed = false;
-  let classifier: WorkerBeatClassifier | undefined;
   const rates = new SampleRateCheck('ecg', 'ECG beat analysis', {
     unvalidated: `its findings are flagged ${UNVALIDATED_SAMPLE_RATE} with halved input quality`,
     refused: 'this ECG is stored but not analysed: heart rhythm is not being monitored (no heart rate, beat classes or ECG alarms from it)',
@@ -347,34 +434,18 @@ export function ecgAnalyzer(
     },
     status: () => model.status(),
     flush: async (sensor) => {
-      // Beats in the classifier are stored rather than lost at a disconnect or at stop.
+      // Beats in the classifier are stored rather than lost at a disconnect or at stop (a hung worker is given up on at its deadline).
       const outs: (AnalyzerOutput | undefined)[] = [];
       for (const [s, m] of monitorsOf(monitors, sensor)) outs.push(unvalidatedOutput(await m.drain(), rates.unvalidated(s), undefined));
       return mergeOutputs(outs);
     },
     start: (hooks) => {
       model.start(hooks);
-      Promise.resolve()
-        .then(async () => {
-          const signed = deps.verify?.(dir);
-          // TF.js is loaded only in the worker.
-          const c = await WorkerBeatClassifier.start(dir);
-          return pinned(dir, signed, c.modelSha256, c);
-        })
-        .then(
-          async (c) => {
-            // The worker must not keep the process alive after the runtime stops.
-            c.worker.unref();
-            if (closed) return c.close();
-            classifier = c;
-            for (const m of monitors.values()) m.setClassifier(c);
-            model.loaded(c.modelId, where(dir, c.modelSha256), { backend: c.worker.backend, loadMs: Math.round(c.worker.loadMs) });
-          },
-          (error: unknown) => model.fellBack((error as Error).message, 'not loaded'),
-        );
+      load();
     },
     close: async () => {
       closed = true;
+      restarts.close();
       await classifier?.close();
     },
   };
@@ -438,6 +509,8 @@ export interface PcgAnalyzerOptions {
   clock?: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
   /** No chunk for this long (ms of the clock) ends a sensor's recording (default 2000). */
   endAfterMs?: number;
+  /** Restarts of a model worker that stopped answering (default `DEFAULT_MODEL_RESTARTS`; timers on `clock`, else real time). */
+  modelRestarts?: { delaysMs: readonly number[] };
 }
 
 /**
@@ -456,6 +529,7 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     now: options.now ?? Date.now,
   });
   let loading: Promise<PcgModel | undefined> | undefined;
+  let closed = false;
   const load = (): Promise<PcgModel | undefined> =>
     (loading ??= (async () => {
       try {
@@ -465,14 +539,25 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
         state.loaded(pcgModelId(model), where(dir, model.sha256), { backend: model.backend });
         return model;
       } catch (error) {
-        state.fellBack((error as Error).message, 'not loaded');
+        state.fellBack((error as Error).message, 'not loaded', restarts.failed(error));
         return undefined;
       }
     })());
+  // A worker that stopped answering was stopped: load the model again later and give it to every monitor.
+  const restarts = new ModelRestarts(options.modelRestarts?.delaysMs ?? DEFAULT_MODEL_RESTARTS.delaysMs, options.clock ?? systemClock, logger, 'pcg', () => {
+    const stopped = loading;
+    loading = undefined;
+    void (async () => {
+      await (await stopped)?.close();
+      if (closed) return;
+      const model = await load();
+      if (model && !closed) for (const m of monitors.values()) m.setModel(model);
+    })();
+  });
   const monitors = new Map(
     sensors.map((s) => {
       const m = new PcgMonitor(s, load, options.windowS !== undefined ? { windowS: options.windowS } : {});
-      m.onModelError = (reason) => state.fellBack(reason, 'failed');
+      m.onModelError = (reason, error) => state.fellBack(reason, 'failed', restarts.failed(error));
       return [s, m];
     }),
   );
@@ -548,6 +633,8 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     },
     monitors,
     close: async () => {
+      closed = true;
+      restarts.close();
       stopWatching();
       await Promise.all([...monitors.values()].map((m) => m.idle()));
       if (loading) await (await loading)?.close();
@@ -562,7 +649,8 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const verify = trustedKeys.length > 0 ? (dir: string) => verifySigned(dir, trustedKeys) : undefined;
   const analyzers: Analyzer[] = [];
   const ecg = ecgSensors(config.sources, deviceKinds);
-  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...(deps.models ? { models: deps.models } : {}), logger, now, verify }));
+  const restartDeps = { ...(deps.inference ? { inference: deps.inference } : {}), ...(deps.clock ? { clock: deps.clock } : {}), ...(deps.modelRestarts ? { modelRestarts: deps.modelRestarts } : {}) };
+  if (ecg.length > 0) analyzers.push(ecgAnalyzer(ecg, { ...(deps.models ? { models: deps.models } : {}), ...restartDeps, logger, now, verify }));
   if (glucoseSensors(config.sources, deviceKinds).length > 0) {
     // Only a CGM driver's sensors are continuous; a simulated serial meter and BLE Glucose profile meters are spot checks.
     const cgm = new Set(config.sources.filter((s) => s.type === 'device' && deviceKinds[s.sensor] === 'cgm').map((s) => s.sensor));
@@ -572,7 +660,9 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
   if (pcg.length > 0) {
     const modelDir = deps.models?.pcgAbnormal;
-    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}), ...(deps.clock ? { clock: deps.clock } : {}) }));
+    const inference = deps.inference;
+    const loadModel = inference ? (d: string) => loadPcgModelInWorker(d, 'wasm', inference) : undefined;
+    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}), ...(deps.clock ? { clock: deps.clock } : {}), ...(loadModel ? { loadModel } : {}), ...(deps.modelRestarts ? { modelRestarts: deps.modelRestarts } : {}) }));
   }
   return analyzers;
 }

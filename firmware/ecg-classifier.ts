@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName } from '../device-sdk/inference/backend.js';
 import { MODEL_MANIFEST_FILE } from '../device-sdk/inference/files.js';
-import { InferenceWorker } from '../device-sdk/inference/worker.js';
+import { InferenceWorker, type InferenceWorkerOptions } from '../device-sdk/inference/worker.js';
 import { type BeatClassifier, beatModelMismatch, splitSupraventricular, type SupraventricularRule, supraventricularRuleOf } from '../device-sdk/signal/ecg/beat-classes.js';
 import { AAMI_CLASSES } from '../device-sdk/signal/ecg/beat-features.js';
 import { InferenceError } from '../device-sdk/errors.js';
@@ -34,17 +34,21 @@ export class WorkerBeatClassifier implements BeatClassifier {
     this.modelSha256 = worker.sha256;
   }
 
-  /** Starts the model of `dir` in a worker; refuses (InferenceError) one whose manifest does not fit this build's features (`beatModelMismatch`). */
-  static async start(dir = defaultBeatModelDir(), backend: BackendName = 'wasm', maxBatch = 1024): Promise<WorkerBeatClassifier> {
+  /**
+   * Starts the model of `dir` in a worker; refuses (InferenceError) one whose manifest does not fit this build's
+   * features (`beatModelMismatch`). `worker`: the worker's deadlines (`DEFAULT_INFERENCE_WORKER_OPTIONS`): a
+   * batch not classified in time rejects with `InferenceTimeoutError` and the worker is stopped.
+   */
+  static async start(dir = defaultBeatModelDir(), backend: BackendName = 'wasm', maxBatch = 1024, worker: Partial<InferenceWorkerOptions> = {}): Promise<WorkerBeatClassifier> {
     if (!existsSync(dir)) throw new InferenceError(`beat classifier directory ${dir} does not exist (the shipped model is in ${defaultBeatModelDir()})`);
     if (!existsSync(join(dir, MODEL_MANIFEST_FILE))) throw new InferenceError(`no beat classifier model in ${dir} (run npm run train:ecg)`);
-    const worker = await InferenceWorker.start(dir, backend);
-    const mismatch = beatModelMismatch(worker.manifest, dir);
+    const started = await InferenceWorker.start(dir, backend, worker);
+    const mismatch = beatModelMismatch(started.manifest, dir);
     if (mismatch) {
-      await worker.close();
+      await started.close();
       throw new InferenceError(mismatch.message);
     }
-    return new WorkerBeatClassifier(worker, maxBatch);
+    return new WorkerBeatClassifier(started, maxBatch);
   }
 
   async classify(features: Float32Array, count: number, width: number): Promise<Float32Array> {

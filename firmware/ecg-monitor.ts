@@ -327,8 +327,8 @@ export class EcgMonitor {
     this.classifier = classifier;
   }
 
-  /** Called when the model fails and the monitor falls back to the rules. */
-  onClassifierError: ((reason: string) => void) | undefined;
+  /** Called when the model fails (`error`: what the classifier rejected with) and the monitor falls back to the rules. */
+  onClassifierError: ((reason: string, error: unknown) => void) | undefined;
 
   /** Uses `classifier` for the beats from now on (a model that finished loading). */
   setClassifier(classifier: BeatClassifier | undefined): void {
@@ -702,11 +702,15 @@ export class EcgMonitor {
           });
         },
         (error: unknown) => {
-          // The model failed: fall back to the rules for these and later beats; the reason is kept.
+          // The model failed (crashed, or missed its deadline: InferenceTimeoutError): fall back to the rules for
+          // these beats, those queued behind them (before, they waited for a model that was gone) and later ones.
           this.classifierError = (error as Error).message;
           this.classifier = undefined;
-          this.onClassifierError?.(this.classifierError);
+          this.onClassifierError?.(this.classifierError, error);
+          const queued = this.queue;
+          this.queue = [];
           if (generation === this.generation) for (const b of batch) this.onClassified(b, ruleBasedClass(b.features), 1, this.ready);
+          for (const b of queued) this.onClassified(b, ruleBasedClass(b.features), 1, this.ready);
         },
       )
       .finally(() => {

@@ -9,7 +9,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { ModelManifest } from '../device-sdk/inference/artifacts.js';
 import type { BackendName } from '../device-sdk/inference/backend.js';
 import { InferenceError } from '../device-sdk/errors.js';
-import { InferenceWorker } from '../device-sdk/inference/worker.js';
+import { InferenceWorker, type InferenceWorkerOptions } from '../device-sdk/inference/worker.js';
 import type { Finding, RaisedAlert, Reading, StreamChunk } from '../device-sdk/records.js';
 import { analyzePcg, decidePcg, DEFAULT_PCG_SCREEN_OPTIONS, featureBatch, type PcgAnalysis, type PcgLabel, type PcgScreenOptions } from '../device-sdk/signal/pcg/screen.js';
 import { PCG_FEATURE_COUNT } from '../device-sdk/signal/pcg/features.js';
@@ -106,9 +106,9 @@ export async function loadPcgModelInProcess(dir = pcgModelDir(), backend: Backen
   };
 }
 
-/** Loads the model in an inference worker thread (the runtime). */
-export async function loadPcgModelInWorker(dir = pcgModelDir(), backend: BackendName = 'wasm'): Promise<PcgModel> {
-  const worker = await InferenceWorker.start(dir, backend);
+/** Loads the model in an inference worker thread (the runtime), with the worker's deadlines (`DEFAULT_INFERENCE_WORKER_OPTIONS` merged with `options`). */
+export async function loadPcgModelInWorker(dir = pcgModelDir(), backend: BackendName = 'wasm', options: Partial<InferenceWorkerOptions> = {}): Promise<PcgModel> {
+  const worker = await InferenceWorker.start(dir, backend, options);
   // The runtime's lifetime is its sources' and timers'; an idle screen worker must not keep it alive.
   worker.unref();
   try {
@@ -213,7 +213,7 @@ export class PcgMonitor {
 
   private readonly provider: (() => Promise<PcgModel | undefined>) | undefined;
   /** Called when the model fails on a window and the monitor goes on without it. */
-  onModelError: ((reason: string) => void) | undefined;
+  onModelError: ((reason: string, error: unknown) => void) | undefined;
 
   /**
    * `model`: a loaded model, or a function that loads one when the first window is ready (so that a
@@ -294,7 +294,7 @@ export class PcgMonitor {
     this.buffered = 0;
     this.notes = { ...NO_NOTES };
     // A window that fails to screen must not stop the ones after it (nor reject into the runtime).
-    this.pending = this.pending.then(() => this.screen(window, rate, start, partial, notes, truncated)).catch((error: unknown) => this.onModelError?.(`screening failed: ${(error as Error).message}`));
+    this.pending = this.pending.then(() => this.screen(window, rate, start, partial, notes, truncated)).catch((error: unknown) => this.onModelError?.(`screening failed: ${(error as Error).message}`, error));
   }
 
   /** What the windows screened so far gave, or undefined when nothing is ready. */
@@ -351,7 +351,7 @@ export class PcgMonitor {
       this.provided = true;
       this.model = await this.provider();
     }
-    const model = this.model;
+    let model = this.model;
     let result: { label: PcgLabel; probability: number | null; heartRate: number | null; analysis: PcgAnalysis };
     try {
       if (model) result = await screenRecording(model, window, rateHz);
@@ -360,9 +360,11 @@ export class PcgMonitor {
         result = { ...decidePcg(analysis, [], 0.5), analysis };
       }
     } catch (error) {
-      // The worker failed: keep monitoring without the model.
+      // The worker failed (crashed, or stopped answering): keep monitoring without the model; this window's
+      // finding names the fallback, which is what screened it.
       this.model = undefined;
-      this.onModelError?.((error as Error).message);
+      model = undefined;
+      this.onModelError?.((error as Error).message, error);
       const analysis = analyzePcg(window, rateHz);
       result = { ...decidePcg(analysis, [], 0.5), analysis };
     }

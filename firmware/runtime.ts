@@ -32,6 +32,7 @@ import type { LinkState, RuntimeStatus, SensorStatus } from './status.js';
 import { ClinicServer } from './ui/server.js';
 import { unacknowledgedAlerts } from './ui/clinic-data.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
+import type { InferenceWorkerOptions } from '../device-sdk/inference/worker.js';
 
 /** The alert kind of an analysis that threw on its input (severity 2): the sensor's data are stored but not analysed. */
 export const ANALYSIS_ERROR = 'analysis-error';
@@ -55,6 +56,14 @@ export interface RuntimeDeps {
   logger: Logger;
   /** Seed of the simulated sources (each source gets seed + its index). */
   seed: number;
+  /**
+   * The inference workers' deadlines (default `DEFAULT_INFERENCE_WORKER_OPTIONS`): a model that does not
+   * answer in time is stopped and its analysis falls back to its rules, so `stop()` returns within about
+   * `requestTimeoutMs + closeTimeoutMs` of the models' share of it.
+   */
+  inference: Partial<InferenceWorkerOptions>;
+  /** Restarts of a model worker that stopped answering (default `DEFAULT_MODEL_RESTARTS` in analyzers.ts). */
+  modelRestarts: { delaysMs: readonly number[] };
 }
 
 export interface RuntimeEvents {
@@ -322,6 +331,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       now: () => this.clock.now(),
       clock: this.clock,
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
+      ...(deps.inference ? { inference: deps.inference } : {}),
+      ...(deps.modelRestarts ? { modelRestarts: deps.modelRestarts } : {}),
     });
     for (const a of this.analyzers) a.restore?.(stored);
     this.restoreAlarms();
