@@ -18,6 +18,8 @@ export interface BrokerTlsOptions {
    * The site's CRL file (`medge ca revoke`). Read at start when it exists and again whenever it
    * changes (checked every second): a revoked certificate fails the TLS handshake (counted `auth`),
    * and a connection that was open when its certificate was revoked is closed (counted `auth`).
+   * (Expiry needs no CRL: a connection whose certificate expires while open is closed within
+   * `CERT_EXPIRY_SWEEP_MS`, counted `auth`.)
    */
   crlPath?: string;
 }
@@ -54,6 +56,12 @@ export interface EmbeddedBrokerOptions {
 
 export const DEFAULT_BROKER_OPTIONS: Readonly<EmbeddedBrokerOptions> = Object.freeze({ port: 1883, host: '127.0.0.1', logger: silentLogger });
 
+/**
+ * How often open TLS connections are checked for a client certificate past its notAfter (the
+ * handshake checks validity once; a connection may outlive its certificate by at most this).
+ */
+export const CERT_EXPIRY_SWEEP_MS = 1_000;
+
 /** How long a TLS handshake may take before the connection is dropped (default Node: 120 s). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -70,6 +78,8 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
  *   by a connected client of another identity cannot be taken over. Otherwise CONNACK 5.
  * - PUBLISH / SUBSCRIBE: `acl.ts`. A refused PUBLISH closes the connection (MQTT 3.1.1 has no way to
  *   refuse one otherwise); a refused subscription is granted 128 (failure) and the connection stays.
+ * - A connection whose client certificate is revoked (CRL reload) or expires while it is open is
+ *   closed, counted `auth`.
  * Each refusal is reported once to `onReject`: `auth` for handshakes and CONNECTs, `acl` for the rest.
  */
 export class EmbeddedBroker {
@@ -83,11 +93,12 @@ export class EmbeddedBroker {
   private readonly identities = new WeakMap<Client, EdgeIdentity>();
   /** Client id → the connection that holds it and its identity (who may take the id over). */
   private readonly owners = new Map<string, { client: Client; name: string }>();
-  /** Authenticated TLS connections and the serial of their client certificate (closed when it is revoked). */
-  private readonly certified = new Map<TLSSocket, { serial: string; name: string; clientId: string }>();
+  /** Authenticated TLS connections, the serial and end of validity of their client certificate (closed when it is revoked or expires). */
+  private readonly certified = new Map<TLSSocket, { serial: string; notAfterMs: number; name: string; clientId: string }>();
   /** Serials of the last CRL read (normalised): also refused at CONNECT, for handshakes made under the previous CRL. */
   private revoked = new Set<string>();
   private crlTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
   private crlStamp = '';
 
   constructor(options: Partial<EmbeddedBrokerOptions> = {}) {
@@ -162,6 +173,10 @@ export class EmbeddedBroker {
     if (address && typeof address === 'object') this.portValue = address.port;
     this.broker = broker;
     this.server = server;
+    if (tls) {
+      this.expiryTimer = setInterval(() => this.closeExpired(Date.now()), CERT_EXPIRY_SWEEP_MS);
+      this.expiryTimer.unref();
+    }
     if (tls?.crlPath) {
       const tlsServer = server as ReturnType<typeof createTlsServer>;
       this.crlTimer = setInterval(() => {
@@ -196,6 +211,16 @@ export class EmbeddedBroker {
       if (!revoked.has(held.serial)) continue;
       this.certified.delete(conn);
       this.reject({ reason: 'auth', detail: `certificate serial ${held.serial} of ${held.name} revoked while connected; connection closed`, clientId: held.clientId, identity: held.name });
+      conn.destroy();
+    }
+  }
+
+  /** Closes every open connection whose client certificate's notAfter has passed at `now` (each counted `auth`). */
+  private closeExpired(now: number): void {
+    for (const [conn, held] of this.certified) {
+      if (held.notAfterMs > now) continue;
+      this.certified.delete(conn);
+      this.reject({ reason: 'auth', detail: `certificate serial ${held.serial} of ${held.name} expired at ${new Date(held.notAfterMs).toISOString()} while connected; connection closed`, clientId: held.clientId, identity: held.name });
       conn.destroy();
     }
   }
@@ -245,11 +270,15 @@ export class EmbeddedBroker {
         if (owner && owner.name !== result.name && !owner.client.closed) {
           return refuse(`client id ${JSON.stringify(client.id)} is held by ${owner.name}`, result.name);
         }
-        const serial = normalizeSerial(conn.getPeerCertificate().serialNumber);
+        const peer = conn.getPeerCertificate();
+        const serial = normalizeSerial(peer.serialNumber);
         if (this.revoked.has(serial)) return refuse(`certificate serial ${serial} is revoked`, result.name);
+        // validTo is "Mon DD HH:MM:SS YYYY GMT"; unreadable counts as expired (the handshake checked it once).
+        const notAfterMs = Date.parse(peer.valid_to);
+        if (!(notAfterMs > Date.now())) return refuse(`certificate serial ${serial} expired at ${Number.isNaN(notAfterMs) ? peer.valid_to : new Date(notAfterMs).toISOString()}`, result.name);
         this.identities.set(client, result.identity);
         this.owners.set(client.id, { client, name: result.name });
-        this.certified.set(conn, { serial, name: result.name, clientId: client.id });
+        this.certified.set(conn, { serial, notAfterMs, name: result.name, clientId: client.id });
         conn.once('close', () => {
           if (this.owners.get(client.id)?.client === client) this.owners.delete(client.id);
           this.certified.delete(conn);
@@ -279,6 +308,8 @@ export class EmbeddedBroker {
     this.broker = undefined;
     if (this.crlTimer) clearInterval(this.crlTimer);
     this.crlTimer = undefined;
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = undefined;
     if (!server || !broker) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();

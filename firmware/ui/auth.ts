@@ -3,14 +3,16 @@
  * enforces on every request (the browser only hides what the server would refuse anyway).
  *
  * PINs are stored as salted scrypt hashes `scrypt$N$r$p$salt$hash` (salt and hash base64). A PIN
- * is checked in constant time; after `MAX_FAILED_LOGINS` wrong PINs a user is locked for
- * `LOCKOUT_MS` (a 4-digit PIN has only 10,000 values). Sessions are random 256-bit tokens held in
+ * is checked in constant time. Wrong PINs are throttled per client address with an escalating delay,
+ * and per user only against terminals the user has not logged in from (`login-throttle.ts`: a
+ * 4-digit PIN has only 10,000 values, and a LAN client must not lock staff out). Sessions are random 256-bit tokens held in
  * memory (a restart logs everyone out) that expire after an idle period.
  */
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { type Clock, systemClock } from '../../device-sdk/clock.js';
 import { ConfigError } from '../../device-sdk/errors.js';
 import type { UiRole, UiUserConfig } from '../config.js';
+import { type LockStarted, type LoginRefusal, LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 
 /** What a request may do. Each API route names the one permission it needs. */
 export const PERMISSIONS = ['view-status', 'view-config', 'view-audit', 'view-patient-data', 'ack-alerts'] as const;
@@ -93,23 +95,37 @@ export interface Session {
   lastSeenMs: number;
 }
 
-export const MAX_FAILED_LOGINS = 5;
-export const LOCKOUT_MS = 60_000;
+/**
+ * A refused login. `locked`: the PIN was not checked (`lockedBy` says whether this client or the
+ * per-user guard); `lockStarted` lists the blocks this failure began, for the audit log.
+ */
+export interface LoginFailure {
+  ok: false;
+  reason: 'unknown-user' | 'wrong-pin' | 'locked';
+  retryAfterMs?: number;
+  lockedBy?: LoginRefusal['scope'];
+  lockStarted?: LockStarted[];
+}
 
-export type LoginResult = { ok: true; session: Session } | { ok: false; reason: 'unknown-user' | 'wrong-pin' | 'locked'; retryAfterMs?: number };
+export type LoginResult = { ok: true; session: Session } | LoginFailure;
 
-/** Users, login checks with lockout, and the live sessions. */
+/** Users, login checks with throttling, and the live sessions. */
 export class SessionManager {
   private readonly users: ReadonlyMap<string, UiUserConfig>;
   private readonly sessions = new Map<string, Session>();
-  private readonly failures = new Map<string, { count: number; lockedUntil: number }>();
+  private readonly throttle: LoginThrottle;
   private readonly idleMs: number;
   private readonly clock: Clock;
 
-  constructor(users: readonly UiUserConfig[], options: { idleMs: number; clock?: Clock }) {
+  constructor(users: readonly UiUserConfig[], options: { idleMs: number; clock?: Clock; throttle?: Partial<LoginThrottleOptions> }) {
     this.users = new Map(users.map((u) => [u.name, u]));
+    this.throttle = new LoginThrottle(options.throttle);
     this.idleMs = options.idleMs;
     this.clock = options.clock ?? systemClock;
+  }
+
+  hasUser(name: string): boolean {
+    return this.users.has(name);
   }
 
   /** Names and roles for the login screen (no hashes). */
@@ -117,19 +133,20 @@ export class SessionManager {
     return [...this.users.values()].map((u) => ({ name: u.name, role: u.role }));
   }
 
-  login(name: string, pin: string): LoginResult {
-    const user = this.users.get(name);
-    if (user === undefined) return { ok: false, reason: 'unknown-user' };
+  /** Checks `pin` for user `name` from `client` (a `clientKey`), unless throttling refuses the attempt first. */
+  login(name: string, pin: string, client: string): LoginResult {
     const now = this.clock.monotonic();
-    const failure = this.failures.get(name);
-    if (failure !== undefined && failure.lockedUntil > now) return { ok: false, reason: 'locked', retryAfterMs: Math.ceil(failure.lockedUntil - now) };
-    if (!verifyPin(pin, user.pinHash)) {
-      const count = (failure?.count ?? 0) + 1;
-      const locked = count >= MAX_FAILED_LOGINS;
-      this.failures.set(name, { count: locked ? 0 : count, lockedUntil: locked ? now + LOCKOUT_MS : 0 });
-      return locked ? { ok: false, reason: 'locked', retryAfterMs: LOCKOUT_MS } : { ok: false, reason: 'wrong-pin' };
+    const user = this.users.get(name);
+    const refusal = this.throttle.check(client, user === undefined ? '' : name, now);
+    if (refusal !== undefined) return { ok: false, reason: 'locked', retryAfterMs: refusal.retryAfterMs, lockedBy: refusal.scope };
+    if (user === undefined || !verifyPin(pin, user.pinHash)) {
+      const lockStarted = this.throttle.fail(client, user === undefined ? '' : name, now);
+      const blocked = lockStarted.find((l) => l.scope === 'client');
+      if (blocked !== undefined) return { ok: false, reason: 'locked', retryAfterMs: blocked.durationMs, lockedBy: 'client', lockStarted };
+      const failure: LoginFailure = { ok: false, reason: user === undefined ? 'unknown-user' : 'wrong-pin' };
+      return lockStarted.length === 0 ? failure : { ...failure, lockStarted };
     }
-    this.failures.delete(name);
+    this.throttle.succeed(client, name, now);
     const session: Session = {
       token: randomBytes(32).toString('base64url'),
       user: user.name,

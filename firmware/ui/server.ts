@@ -22,6 +22,7 @@ import { verifyAuditChain } from '../../device-sdk/store/audit.js';
 import type { RuntimeConfig, UiConfig } from '../config.js';
 import type { RuntimeStatus } from '../status.js';
 import { can, type Permission, ROLE_PERMISSIONS, type Session, SessionManager } from './auth.js';
+import { clientKey } from './login-throttle.js';
 import { type AlertView, ClinicData, type LiveRecord, panelOf, signalOf, chunkView } from './clinic-data.js';
 import { listenOn } from '../../device-sdk/listen.js';
 
@@ -321,12 +322,25 @@ export class ClinicServer {
     const body = await readJson(req);
     const user = typeof body.user === 'string' ? body.user : '';
     const pin = typeof body.pin === 'string' ? body.pin : '';
-    const result = this.sessions.login(user, pin);
+    const result = this.sessions.login(user, pin, clientKey(req.socket.remoteAddress));
     if (!result.ok) {
       // The name is a staff login name (config), never a patient identifier; unknown names are not echoed.
-      this.deps.store.appendAudit({ tMs: this.clock.now(), actor: result.reason === 'unknown-user' ? 'anonymous' : `?/${user}`, action: 'ui-login-failed', detail: result.reason });
+      // A refusal while locked is not audited (the PIN was not checked; a LAN client could flood the log): the lock itself is.
+      const actor = this.sessions.hasUser(user) ? `?/${user}` : 'anonymous';
+      if (result.lockedBy === undefined || result.lockStarted !== undefined) {
+        this.deps.store.appendAudit({ tMs: this.clock.now(), actor, action: 'ui-login-failed', detail: result.lockStarted === undefined ? result.reason : 'wrong-pin' });
+      }
+      for (const lock of result.lockStarted ?? []) {
+        const seconds = Math.ceil(lock.durationMs / 1000);
+        const detail =
+          lock.scope === 'client'
+            ? `client ${lock.client} blocked ${seconds} s after ${lock.failures} wrong PINs`
+            : `${lock.failures} wrong PINs for this user from all clients within the guard window: clients it has not logged in from refused for ${seconds} s`;
+        this.deps.store.appendAudit({ tMs: this.clock.now(), actor, action: lock.scope === 'client' ? 'ui-login-locked' : 'ui-login-user-guard', detail });
+        this.deps.logger?.warn({ scope: lock.scope, client: lock.client, failures: lock.failures, seconds }, 'clinic screen login locked');
+      }
       const status = result.reason === 'locked' ? 429 : 401;
-      return this.json(res, status, { error: result.reason, ...(result.retryAfterMs ? { retryAfterMs: result.retryAfterMs } : {}) });
+      return this.json(res, status, { error: result.reason, ...(result.retryAfterMs ? { retryAfterMs: result.retryAfterMs } : {}) }, result.retryAfterMs ? { 'Retry-After': String(Math.ceil(result.retryAfterMs / 1000)) } : {});
     }
     this.audit(result.session, 'ui-login');
     this.json(res, 200, this.sessionView(result.session), {

@@ -9,6 +9,8 @@ import { expect } from 'vitest';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import type { CertifiedKey } from '../../device-sdk/security/pki.js';
 import { buildBatch } from '../../device-sdk/sync/batch.js';
+import { upTopic } from '../../device-sdk/sync/topics.js';
+import type { EdgeNode } from '../../edge/edge-node.js';
 import type { RuntimeConfigInput } from '../../firmware/config.js';
 import { medgeBackground } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
@@ -79,6 +81,13 @@ export function readingBatch(deviceId: string, count = 3, afterSeq = 0): Uint8Ar
     return { seq, bootId: 'boot-probe', tMs: t, body: encodeBody('reading', { sensor: 'glucose', type: 'glucose', value: 100 + seq, unit: 'mg/dL', tDevice: t }) };
   });
   return buildBatch({ deviceId, bootId: 'boot-probe', kind: 'reading', afterSeq, ackedUpTo: afterSeq, records, sentMs: Date.now() });
+}
+
+/** Asserts that `deviceId`'s open connection is up and that a batch of 2 readings it publishes is stored (its first). */
+export async function expectStillDelivers(edge: EdgeNode, client: MqttClient, site: string, deviceId: string): Promise<void> {
+  expect(client.connected).toBe(true);
+  expect(await publish(client, upTopic(site, deviceId, 'reading'), readingBatch(deviceId, 2, 0))).toBe('acked');
+  await waitFor(() => (edge.store.stats().devices[deviceId]?.reading ?? 0) === 2, `${deviceId} still delivers`);
 }
 
 export async function end(client: MqttClient | undefined): Promise<void> {

@@ -14,7 +14,7 @@ import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js
 import { verifyAuditChain } from '../../device-sdk/store/audit.js';
 import { ConfigErrors, parseRuntimeConfig, type RuntimeConfig } from '../../firmware/config.js';
 import type { RuntimeStatus } from '../../firmware/status.js';
-import { hashPin, LOCKOUT_MS, MAX_FAILED_LOGINS, SessionManager, verifyPin } from '../../firmware/ui/auth.js';
+import { hashPin, SessionManager, verifyPin } from '../../firmware/ui/auth.js';
 import { panelOf } from '../../firmware/ui/clinic-data.js';
 import { ClinicServer, parseListen, UNACKNOWLEDGED_SHOWN } from '../../firmware/ui/server.js';
 import { BIN, ROOT, requireBuild } from '../helpers/cli.js';
@@ -93,13 +93,15 @@ interface Reply {
   body: Record<string, unknown>;
 }
 
-function call(url: string, path: string, options: { method?: string; cookie?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
+/** `from`: the client's source address (any 127.0.0.0/8 address on Linux), to play several terminals. */
+function call(url: string, path: string, options: { method?: string; cookie?: string; body?: unknown; headers?: Record<string, string>; from?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const text = options.body === undefined ? undefined : JSON.stringify(options.body);
     const req = request(
       new URL(path, url),
       {
         method: options.method ?? 'GET',
+        ...(options.from ? { localAddress: options.from } : {}),
         headers: {
           ...(options.cookie ? { Cookie: options.cookie } : {}),
           ...(text === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) }),
@@ -164,14 +166,14 @@ describe('PIN hashes and sessions', () => {
     expect(() => hashPin('123')).toThrow(/4 to 12 digits/);
   });
 
-  it('locks a user after repeated wrong PINs and ends idle sessions', () => {
+  it('blocks a client after repeated wrong PINs and ends idle sessions', () => {
     const clock = new VirtualClock();
     const sessions = new SessionManager(USERS as never, { idleMs: 60_000, clock });
-    for (let i = 1; i < MAX_FAILED_LOGINS; i++) expect(sessions.login('nurse', '0000')).toEqual({ ok: false, reason: 'wrong-pin' });
-    expect(sessions.login('nurse', '0000')).toMatchObject({ ok: false, reason: 'locked' });
-    expect(sessions.login('nurse', '1111')).toMatchObject({ ok: false, reason: 'locked' });
-    clock.advance(LOCKOUT_MS + 1);
-    const ok = sessions.login('nurse', '1111');
+    for (let i = 1; i < 5; i++) expect(sessions.login('nurse', '0000', 'a')).toEqual({ ok: false, reason: 'wrong-pin' });
+    expect(sessions.login('nurse', '0000', 'a')).toMatchObject({ ok: false, reason: 'locked', lockedBy: 'client', retryAfterMs: 60_000 });
+    expect(sessions.login('nurse', '1111', 'a')).toMatchObject({ ok: false, reason: 'locked', lockedBy: 'client' });
+    clock.advance(60_001);
+    const ok = sessions.login('nurse', '1111', 'a');
     expect(ok.ok).toBe(true);
     const token = ok.ok ? ok.session.token : '';
     expect(sessions.touch(token)?.actor).toBe('operator/nurse');
@@ -179,7 +181,7 @@ describe('PIN hashes and sessions', () => {
     expect(sessions.touch(token)).toBeDefined();
     clock.advance(60_001);
     expect(sessions.touch(token)).toBeUndefined();
-    expect(sessions.login('nobody', '1111')).toEqual({ ok: false, reason: 'unknown-user' });
+    expect(sessions.login('nobody', '1111', 'a')).toEqual({ ok: false, reason: 'unknown-user' });
   });
 });
 
@@ -357,6 +359,63 @@ describe('clinic screen server', () => {
     expect(JSON.stringify(technician.events)).not.toContain('mg/dL');
     operator.close();
     technician.close();
+  });
+});
+
+describe('clinic screen PIN throttling', () => {
+  const wrong = (url: string, from: string, pin: string, user = 'nurse') => call(url, '/api/login', { method: 'POST', body: { user, pin }, from });
+
+  it('blocks a guessing client with a doubling delay while the same user logs in at another terminal', async () => {
+    const { url, clock, store } = await startServer({ seed: false });
+    const attacker = '127.0.0.2';
+    for (let i = 0; i < 4; i++) expect((await wrong(url, attacker, `400${i}`)).status).toBe(401);
+    const fifth = await wrong(url, attacker, '4004');
+    expect([fifth.status, fifth.body]).toEqual([429, { error: 'locked', retryAfterMs: 60_000 }]);
+    expect((await call(url, '/api/login', { method: 'POST', body: { user: 'nurse', pin: '1111' }, from: '127.0.0.1' })).status).toBe(200);
+    expect((await wrong(url, attacker, '1111')).status).toBe(429); // the right PIN is not even checked
+    expect(fifth.headers['retry-after']).toBe('60');
+    const delays: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      clock.advance(60_000 * 15);
+      const reply = await wrong(url, attacker, `410${i}`);
+      expect(reply.status).toBe(429);
+      delays.push(reply.body.retryAfterMs as number);
+    }
+    expect(delays).toEqual([120_000, 240_000, 480_000, 900_000, 900_000, 900_000]);
+    const locks = store.readAudit().filter((e) => e.action === 'ui-login-locked');
+    expect(locks.map((e) => [e.actor, e.detail])).toContainEqual(['?/nurse', 'client 127.0.0.2 blocked 60 s after 5 wrong PINs']);
+    expect(locks).toHaveLength(7);
+    for (const entry of store.readAudit()) expect(`${entry.actor} ${entry.detail}`).not.toMatch(/\b(4[01]0\d|1111)\b/); // no PIN in the audit log
+    expect(verifyAuditChain(store.readAudit()).ok).toBe(true);
+  });
+
+  it('lets one client check 103 PINs in its first day across all users, then 4 an hour', async () => {
+    const { url, clock } = await startServer({ seed: false });
+    const dayMs = 24 * 3_600_000;
+    let guesses = 0;
+    const start = clock.monotonic();
+    while (clock.monotonic() - start < dayMs) {
+      const reply = await wrong(url, '127.0.0.3', String(4000 + (guesses % 6000)), ['nurse', 'dr-li', 'tech'][guesses % 3]);
+      guesses++;
+      if (reply.status === 429) clock.advance(reply.body.retryAfterMs as number);
+      else expect(reply.status).toBe(401);
+    }
+    expect(guesses).toBe(103);
+  }, 120_000);
+
+  it('refuses a user from new addresses while many addresses guess it, never from a terminal it logged in at', async () => {
+    const { url, clock, store } = await startServer({ seed: false });
+    await loginAs(url, 'nurse', '1111'); // 127.0.0.1: the nurse's own terminal
+    for (let i = 0; i < 10; i++) expect((await wrong(url, `127.0.1.${i % 5}`, `50${String(i).padStart(2, '0')}`)).status).toBe(401);
+    const refused = await call(url, '/api/login', { method: 'POST', body: { user: 'nurse', pin: '1111' }, from: '127.0.2.1' });
+    expect(refused.status).toBe(429);
+    expect(refused.body.retryAfterMs).toBe(15 * 60_000);
+    expect((await call(url, '/api/login', { method: 'POST', body: { user: 'dr-li', pin: '2222' }, from: '127.0.2.1' })).status).toBe(200);
+    expect((await call(url, '/api/login', { method: 'POST', body: { user: 'nurse', pin: '1111' }, from: '127.0.0.1' })).status).toBe(200);
+    const guard = store.readAudit().filter((e) => e.action === 'ui-login-user-guard');
+    expect(guard.map((e) => e.actor)).toEqual(['?/nurse']);
+    clock.advance(15 * 60_000);
+    expect((await call(url, '/api/login', { method: 'POST', body: { user: 'nurse', pin: '1111' }, from: '127.0.2.1' })).status).toBe(200);
   });
 });
 
