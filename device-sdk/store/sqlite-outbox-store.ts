@@ -601,18 +601,24 @@ export interface LedgerSummary {
  * disturb the process that owns the file (WAL lets them read while it writes).
  */
 export function withReadOnlyDatabase<T>(path: string, what: string, fn: (db: Database.Database) => T, hint?: string): T {
+  const db = openReadOnlyDatabase(path, what, hint);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** A read-only connection to an existing database (busy timeout 5 s), for a reader that keeps it open; the caller closes it. */
+export function openReadOnlyDatabase(path: string, what: string, hint?: string): Database.Database {
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (error) {
     throw new StoreError('open', `no ${what} at ${path}: ${(error as Error).message}${hint ? `; ${hint}` : ''}`, { cause: error });
   }
-  try {
-    db.pragma('busy_timeout = 5000');
-    return fn(db);
-  } finally {
-    db.close();
-  }
+  db.pragma('busy_timeout = 5000');
+  return db;
 }
 
 /** Reads a ledger's counters without disturbing the runtime that owns it (read-only, WAL). */

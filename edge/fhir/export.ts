@@ -268,14 +268,21 @@ export function writeTransactionBundle(file: string, resources: readonly Resourc
   renameSync(tmp, file);
 }
 
-/** A searchset Bundle (what the HTTP API answers). */
-export function searchsetBundle(resources: readonly Resource[], selfUrl: string): Resource {
+/**
+ * A searchset Bundle (what the HTTP API answers) of one page of matches: `total` is the number of matches
+ * (default: the page's), `next` / `previous` the URLs of the pages either side (`Bundle.link`).
+ */
+export function searchsetBundle(resources: readonly Resource[], selfUrl: string, paging: { total?: number; next?: string; previous?: string } = {}): Resource {
   return {
     resourceType: 'Bundle',
     id: `search-${Date.now()}`,
     type: 'searchset',
-    total: resources.length,
-    link: [{ relation: 'self', url: selfUrl }],
+    total: paging.total ?? resources.length,
+    link: [
+      { relation: 'self', url: selfUrl },
+      ...(paging.next === undefined ? [] : [{ relation: 'next', url: paging.next }]),
+      ...(paging.previous === undefined ? [] : [{ relation: 'previous', url: paging.previous }]),
+    ],
     entry: resources.map((resource) => ({ fullUrl: `${selfUrl.split('/fhir/')[0]}/fhir/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' } })),
   };
 }

@@ -2,149 +2,111 @@
  * The edge's FHIR R4 read API (JSON): `GET /fhir/Observation?patient=&code=&date=`, `/fhir/Device`,
  * `/fhir/Patient`, `/fhir/DiagnosticReport`, reads by id (`/fhir/Observation/ID`) and
  * `/fhir/metadata`. Answers are searchset Bundles of the same resources `edge export-fhir` writes,
- * read from the edge store read-only on each request. Errors are OperationOutcomes.
+ * paged (`_count`, `_offset`, `Bundle.link` next/previous; search parameters: `query.ts`). Errors are
+ * OperationOutcomes.
  *
- * Search parameters (FHIR search semantics, the subset a hospital system needs here):
- * - `patient`: `Patient/ID` or `ID`;
- * - `code`: `SYSTEM|CODE`, `|CODE`, or `CODE` (any system); comma = OR;
- * - `date`: with prefix `eq` (default, by precision of the value), `ge`, `gt`, `le`, `lt`; repeatable (AND);
- * - `_count`: page size cap (default 1000).
+ * The edge runs this server on the thread of its broker and ingest, so that thread never builds an
+ * export: every read and search goes to one worker thread (`query-worker.ts`) with its own read-only
+ * connection to the store, which keeps the export while the store is unchanged. What the request
+ * thread does per request is parsing the URL and writing the answer's text (at most one page).
+ * Instead of queueing without end it answers, with `Retry-After`:
+ * - 429 when `maxPending` requests are already with the worker;
+ * - 503 when the answer is not ready within `answerTimeoutMs` (the worker carries on, so a retry finds
+ *   the export built), or when the worker ran out of `maxWorkerHeapMb` or made no progress for
+ *   `exportTimeoutMs` (then it is ended, and the next request starts a new one).
  */
+import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ExportOptions, exportEdgeResources, searchsetBundle } from './export.js';
-import type { Resource } from './mapping.js';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { MedgeError } from '../../device-sdk/errors.js';
 import { listenOn } from '../../device-sdk/listen.js';
+import type { ExportOptions } from './export.js';
+import { answerWithoutResources, type FhirAnswer, outcome } from './query.js';
+import type { QueryReply, QueryRequest } from './query-worker.js';
 
-const TYPES = ['Observation', 'Device', 'Patient', 'DiagnosticReport'] as const;
+export interface FhirServerLimits {
+  /** Requests with the worker at once (answered or timed out but not yet computed); one more is a 429. */
+  maxPending: number;
+  /** A request not answered within this gets a 503 with Retry-After (the worker goes on building). */
+  answerTimeoutMs: number;
+  /** The worker is ended when it answers nothing for this long while requests wait. */
+  exportTimeoutMs: number;
+  /** The worker (and the export it keeps) is ended after this long without requests. */
+  idleMs: number;
+  /** The worker's JavaScript heap limit: an export beyond it ends the worker (503), not the edge. */
+  maxWorkerHeapMb: number;
+  /** After the store changed, the kept export still answers for this many times as long as it took to build (`query-worker.ts`). */
+  staleFactor: number;
+}
+
+/**
+ * Measured with bench/fhir-api.js on a store of 400,000 CGM readings (2 cores): building the export takes
+ * about 15 s, then a page from the kept export 0.17-0.9 s. 10 s keeps a client from hanging on a cold export;
+ * 4 GB holds that export (the CLI's peak RSS for it was 1.75 GB).
+ */
+export const DEFAULT_FHIR_SERVER_LIMITS: Readonly<FhirServerLimits> = Object.freeze({
+  maxPending: 8,
+  answerTimeoutMs: 10_000,
+  exportTimeoutMs: 300_000,
+  idleMs: 60_000,
+  maxWorkerHeapMb: 4096,
+  staleFactor: 2,
+});
 
 export interface FhirServerOptions {
   dataDir: string;
   host?: string;
   port?: number;
   export?: ExportOptions;
+  limits?: Partial<FhirServerLimits>;
 }
 
-function outcome(severity: 'error' | 'information', code: string, text: string): Resource {
-  return { resourceType: 'OperationOutcome', id: `oo-${Date.now()}`, issue: [{ severity, code, diagnostics: text }] };
-}
-
-/** The instant range a FHIR date(Time) value covers, by its precision. */
-export function dateRange(value: string): [number, number] | undefined {
-  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.exec(value);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, , tz] = m;
-  if (h === undefined) {
-    const start = Date.UTC(Number(y), mo ? Number(mo) - 1 : 0, d ? Number(d) : 1);
-    const end = d ? start + 86_400_000 : mo ? Date.UTC(Number(y), Number(mo), 1) : Date.UTC(Number(y) + 1, 0, 1);
-    return [start, end];
-  }
-  const start = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s ?? '00'}${tz ?? 'Z'}`);
-  if (Number.isNaN(start)) return undefined;
-  return [start, start + (s === undefined ? 60_000 : 1000)];
-}
-
-function effectiveRange(r: Resource): [number, number] | undefined {
-  const dt = r.effectiveDateTime as string | undefined;
-  if (dt) {
-    const t = Date.parse(dt);
-    return [t, t];
-  }
-  const p = r.effectivePeriod as { start?: string; end?: string } | undefined;
-  if (p?.start) return [Date.parse(p.start), Date.parse(p.end ?? p.start)];
-  return undefined;
-}
-
-export function matchesDate(r: Resource, param: string): boolean {
-  const m = /^(eq|ne|gt|lt|ge|le)?(.+)$/.exec(param);
-  const prefix = m?.[1] ?? 'eq';
-  const range = dateRange(m?.[2] ?? '');
-  const eff = effectiveRange(r);
-  if (!range || !eff) return false;
-  const [lo, hi] = range;
-  const [s, e] = eff;
-  switch (prefix) {
-    case 'eq':
-      return s >= lo && e < hi;
-    case 'ne':
-      return !(s >= lo && e < hi);
-    case 'gt':
-      return e >= hi;
-    case 'ge':
-      return e >= lo;
-    case 'lt':
-      return s < lo;
-    case 'le':
-      return s < hi;
-    default:
-      return false;
+/** A FHIR server option is out of range. */
+export class FhirConfigError extends MedgeError {
+  readonly field: string;
+  readonly value: unknown;
+  constructor(field: string, value: unknown, fix: string) {
+    super('fhir-config', `FHIR server option ${field} = ${String(value)} is invalid: ${fix}`);
+    this.field = field;
+    this.value = value;
   }
 }
 
-export function matchesCode(r: Resource, param: string): boolean {
-  const codings = ((r.code as { coding?: { system?: string; code?: string }[] } | undefined)?.coding ?? []).concat(
-    ((r.component as { code?: { coding?: { system?: string; code?: string }[] } }[] | undefined) ?? []).flatMap((c) => c.code?.coding ?? []),
-  );
-  return param.split(',').some((token) => {
-    const bar = token.indexOf('|');
-    const system = bar >= 0 ? token.slice(0, bar) : undefined;
-    const code = bar >= 0 ? token.slice(bar + 1) : token;
-    return codings.some((c) => c.code === code && (system === undefined || system === '' ? true : c.system === system));
-  });
+/** The worker entry: beside this file when built, else the built copy (tests run the TypeScript sources). */
+export function queryWorkerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js')) return join(dirname(here), 'query-worker.js');
+  const built = resolve(dirname(here), '../../dist/edge/fhir/query-worker.js');
+  if (!existsSync(built)) throw new FhirConfigError('worker', built, 'the FHIR query worker is not built: run npm run build');
+  return built;
 }
 
-export function matchesPatient(r: Resource, param: string): boolean {
-  const id = param.startsWith('Patient/') ? param.slice('Patient/'.length) : param;
-  const subject = (r.subject as { reference?: string } | undefined)?.reference;
-  return subject === `Patient/${id}`;
-}
-
-/** Applies the supported search parameters; an unsupported one is an error (not silently ignored). */
-export function search(resources: readonly Resource[], type: string, params: URLSearchParams): Resource[] | { error: string } {
-  let out = resources.filter((r) => r.resourceType === type);
-  for (const [name, value] of params) {
-    if (name === '_count' || name === '_format') continue;
-    if (name === 'patient' || name === 'subject') out = out.filter((r) => matchesPatient(r, value));
-    else if (name === 'code') out = out.filter((r) => matchesCode(r, value));
-    else if (name === 'date') {
-      if (!dateRange(value.replace(/^(eq|ne|gt|lt|ge|le)/, ''))) return { error: `date=${value} is not a FHIR date or dateTime (e.g. ge2026-01-31 or 2026-01-31T10:00:00Z)` };
-      out = out.filter((r) => matchesDate(r, value));
-    } else if (name === '_id') out = out.filter((r) => value.split(',').includes(r.id));
-    else return { error: `search parameter ${name} is not supported on ${type}; supported: patient, code, date, _id, _count` };
-  }
-  const count = Number(params.get('_count') ?? 1000);
-  return out.slice(0, Number.isFinite(count) && count > 0 ? count : 1000);
-}
-
-function capabilityStatement(): Resource {
-  return {
-    resourceType: 'CapabilityStatement',
-    id: 'medge-edge',
-    status: 'active',
-    date: new Date().toISOString(),
-    kind: 'instance',
-    software: { name: 'medge edge' },
-    fhirVersion: '4.0.0',
-    format: ['json'],
-    rest: [
-      {
-        mode: 'server',
-        resource: TYPES.map((type) => ({
-          type,
-          interaction: [{ code: 'read' }, { code: 'search-type' }],
-          searchParam: type === 'Observation' ? ['patient', 'code', 'date'].map((name) => ({ name, type: name === 'date' ? 'date' : name === 'code' ? 'token' : 'reference' })) : [],
-        })),
-      },
-    ],
-  };
+interface Pending {
+  /** Undefined once the client got its answer (a 503 at answerTimeoutMs) while the worker still computes. */
+  res: ServerResponse | undefined;
+  timer: NodeJS.Timeout;
 }
 
 export class FhirServer {
   private readonly options: FhirServerOptions;
+  private readonly limits: FhirServerLimits;
   private server: Server | undefined;
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** Armed while requests wait: ends a worker that answers nothing for exportTimeoutMs. */
+  private stallTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(options: FhirServerOptions) {
     this.options = options;
+    this.limits = { ...DEFAULT_FHIR_SERVER_LIMITS, ...options.limits };
+    for (const [field, value] of Object.entries(this.limits)) {
+      if (!Number.isInteger(value) || value < 1) throw new FhirConfigError(`limits.${field}`, value, `use a whole number >= 1 (default ${DEFAULT_FHIR_SERVER_LIMITS[field as keyof FhirServerLimits]})`);
+    }
   }
 
   get port(): number {
@@ -156,6 +118,7 @@ export class FhirServer {
   }
 
   async start(): Promise<void> {
+    queryWorkerScript(); // fails here, not at the first request, when the worker is not built
     const server = createServer((req, res) => this.handle(req, res));
     this.server = server;
     try {
@@ -167,6 +130,8 @@ export class FhirServer {
   }
 
   async stop(): Promise<void> {
+    this.endWorker('the FHIR API is stopping');
+    clearTimeout(this.idleTimer);
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -174,31 +139,98 @@ export class FhirServer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  private send(res: ServerResponse, status: number, body: Resource): void {
-    res.writeHead(status, { 'content-type': 'application/fhir+json; charset=utf-8', 'cache-control': 'no-store' });
-    res.end(JSON.stringify(body));
+  private send(res: ServerResponse, answer: FhirAnswer, retryAfterS?: number): void {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(answer.status, {
+      'content-type': 'application/fhir+json; charset=utf-8',
+      'cache-control': 'no-store',
+      ...(retryAfterS === undefined ? {} : { 'retry-after': String(retryAfterS) }),
+    });
+    res.end(answer.body);
+  }
+
+  private unavailable(res: ServerResponse, status: 429 | 503, text: string, retryAfterS: number): void {
+    this.send(res, { status, body: JSON.stringify(outcome('error', status === 429 ? 'throttled' : 'transient', text)) }, retryAfterS);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    let url: URL;
     try {
-      const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
-      if (req.method !== 'GET') return this.send(res, 405, outcome('error', 'not-supported', `${req.method} is not supported; this edge API is read-only`));
-      const parts = url.pathname.replace(/\/+$/, '').split('/').filter(Boolean);
-      if (parts[0] !== 'fhir') return this.send(res, 404, outcome('error', 'not-found', `no such path ${url.pathname}; the FHIR API is under /fhir`));
-      if (parts[1] === 'metadata' && parts.length === 2) return this.send(res, 200, capabilityStatement());
-      const type = parts[1] ?? '';
-      if (!(TYPES as readonly string[]).includes(type)) return this.send(res, 404, outcome('error', 'not-supported', `resource type ${type || '(none)'} is not served; served: ${TYPES.join(', ')}`));
-      const resources = exportEdgeResources(this.options.dataDir, this.options.export);
-      if (parts.length === 3) {
-        const found = resources.find((r) => r.resourceType === type && r.id === parts[2]);
-        return found ? this.send(res, 200, found) : this.send(res, 404, outcome('error', 'not-found', `${type}/${parts[2]} is not known`));
-      }
-      if (parts.length !== 2) return this.send(res, 404, outcome('error', 'not-found', `no such path ${url.pathname}`));
-      const result = search(resources, type, url.searchParams);
-      if ('error' in result) return this.send(res, 400, outcome('error', 'invalid', result.error));
-      return this.send(res, 200, searchsetBundle(result, url.toString()));
+      url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
     } catch (error) {
-      return this.send(res, 500, outcome('error', 'exception', (error as Error).message));
+      return this.send(res, { status: 400, body: JSON.stringify(outcome('error', 'invalid', (error as Error).message)) });
     }
+    const early = answerWithoutResources(req.method ?? 'GET', url);
+    if (early) return this.send(res, early);
+    const retryS = Math.ceil(this.limits.answerTimeoutMs / 1000);
+    if (this.pending.size >= this.limits.maxPending) {
+      return this.unavailable(res, 429, `${this.pending.size} FHIR requests are being answered (at most ${this.limits.maxPending}); retry later`, retryS);
+    }
+    let worker: Worker;
+    try {
+      worker = this.ensureWorker();
+    } catch (error) {
+      return this.unavailable(res, 503, `the FHIR query worker did not start: ${(error as Error).message}`, retryS);
+    }
+    const id = this.nextId++;
+    const timer = setTimeout(() => {
+      const p = this.pending.get(id);
+      if (p?.res) this.unavailable(p.res, 503, `the answer was not ready within ${this.limits.answerTimeoutMs} ms (the export of the store is being built); retry`, retryS);
+      if (p) p.res = undefined;
+    }, this.limits.answerTimeoutMs);
+    this.pending.set(id, { res, timer });
+    clearTimeout(this.idleTimer);
+    if (this.pending.size === 1) this.armStallTimer();
+    worker.postMessage({ id, url: url.toString() } satisfies QueryRequest);
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(queryWorkerScript(), {
+      workerData: { dataDir: this.options.dataDir, export: this.options.export, staleFactor: this.limits.staleFactor },
+      resourceLimits: { maxOldGenerationSizeMb: this.limits.maxWorkerHeapMb },
+    });
+    worker.unref();
+    worker.on('message', (reply: QueryReply) => this.onReply(reply));
+    worker.on('error', (error) => {
+      if (this.worker === worker) this.endWorker(`the FHIR query worker failed: ${error.message}`);
+    });
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.endWorker(`the FHIR query worker exited (code ${code})`);
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private onReply({ id, ...answer }: QueryReply): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (p.res) this.send(p.res, answer);
+    clearTimeout(this.stallTimer);
+    if (this.pending.size > 0) this.armStallTimer();
+    else {
+      this.idleTimer = setTimeout(() => this.endWorker('idle'), this.limits.idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  private armStallTimer(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => this.endWorker(`the FHIR query worker answered nothing for ${this.limits.exportTimeoutMs} ms and was stopped`), this.limits.exportTimeoutMs);
+  }
+
+  /** Ends the worker (if any) and answers whatever waits on it with a 503. */
+  private endWorker(reason: string): void {
+    clearTimeout(this.stallTimer);
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) void worker.terminate();
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      if (p.res) this.unavailable(p.res, 503, reason, Math.ceil(this.limits.answerTimeoutMs / 1000));
+    }
+    this.pending.clear();
   }
 }

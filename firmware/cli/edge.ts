@@ -33,7 +33,9 @@ refuses clear payloads from every device that has a wire key (counted as 'auth')
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
-/fhir/metadata), read-only, the same resources 'export-fhir' writes.
+/fhir/metadata), read-only, the same resources 'export-fhir' writes, paged (_count at most 1000,
+_offset, Bundle.link next). A worker thread builds the answers, so the broker never waits for them; a
+request not answered within 10 s gets 503 with Retry-After (the export is still being built).
 
 'stats' prints what the edge stored per device and kind, and rejected batches and connections per
 reason. It reads the store without disturbing a running edge. 'seq-conflict' counts records kept

@@ -16,6 +16,7 @@ import { buildBatch } from '../../device-sdk/sync/batch.js';
 import { upTopic } from '../../device-sdk/sync/topics.js';
 import { EDGE_MIGRATIONS, EdgeStore, edgeDatabasePath } from '../../edge/edge-store.js';
 import { exportEdgeResources } from '../../edge/fhir/export.js';
+import { FhirServer } from '../../edge/fhir/http.js';
 import type { Resource } from '../../edge/fhir/mapping.js';
 import { Ingest, type IngestOutcome } from '../../edge/ingest.js';
 import { medge } from '../helpers/cli.js';
@@ -272,6 +273,23 @@ describe('medge edge conflicts', () => {
     expect(JSON.stringify(reports)).not.toContain('(b)');
     // dev-2's conflict is open: only its two stored readings.
     expect(observations(resources).filter((o) => identifierOf(o).startsWith('dev-2/')).map(valueOf)).toEqual([140, 141]);
+
+    // The HTTP API, page by page (2 a page, following Bundle.link next): the same Observations, each once.
+    const fhir = new FhirServer({ dataDir: dir, port: 0 });
+    await fhir.start();
+    const paged: Resource[] = [];
+    try {
+      let url: string | undefined = `http://127.0.0.1:${fhir.port}/fhir/Observation?_count=2`;
+      while (url) {
+        const body = (await (await fetch(url)).json()) as { total: number; entry?: { resource: Resource }[]; link: { relation: string; url: string }[] };
+        expect(body.total).toBe(observations(resources).length);
+        paged.push(...(body.entry ?? []).map((e) => e.resource));
+        url = body.link.find((l) => l.relation === 'next')?.url;
+      }
+    } finally {
+      await fhir.stop();
+    }
+    expect(paged.map((o) => o.id)).toEqual(observations(resources).map((o) => o.id));
 
     // The normal path after an import: resends of both ledgers change nothing, a new record is added once.
     const store = new EdgeStore(dir);

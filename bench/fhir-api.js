@@ -1,0 +1,166 @@
+// FHIR API latency on a large edge store, and how long the ingest stalls meanwhile (QA F3).
+//
+//   node bench/fhir-api.js [--readings 400000] [--dist DIR] [--store DIR]
+//
+// Seeds an edge store with --readings CGM readings of one device (not timed; or copies --store, e.g.
+// QA's /tmp/qa-fhir-400k), then runs an EdgeNode (embedded aedes on port 0) and the FhirServer in this
+// process, as `medge edge --http` does. A device ("dev-live") syncs continuously over MQTT: one batch of
+// 10 readings in flight, the next sent on each ack. While it does, these requests run one after another:
+// GET /fhir/Device (twice), an empty date search, a date search of one day with _count=100. For each:
+// latency, status, entries; `ackGapMs` is the longest time between two acks while the request ran (the
+// ingest stall). --dist runs another build (e.g. main's dist) to measure the code before a change.
+// Prints one JSON object on stdout; progress goes to stderr.
+/* global fetch, AbortSignal */
+
+import { cpSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import mqtt from 'mqtt';
+import { numberArg, progress, removeDir, round, tempDir } from './lib/common.js';
+
+const READINGS = Math.floor(numberArg('readings', 400_000));
+const argAfter = (name) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const DIST = resolve(argAfter('dist') ?? new URL('../dist', import.meta.url).pathname);
+const STORE = argAfter('store');
+const REQUEST_TIMEOUT_MS = 120_000;
+const T0 = Date.UTC(2026, 10, 1);
+
+const { EdgeStore } = await import(`${DIST}/edge/edge-store.js`);
+const { EdgeNode } = await import(`${DIST}/edge/index.js`);
+const { FhirServer } = await import(`${DIST}/edge/fhir/http.js`);
+const { encodeBody, decodeAck } = await import(`${DIST}/device-sdk/proto/index.js`);
+const { buildBatch } = await import(`${DIST}/device-sdk/sync/batch.js`);
+const { upTopic, downTopic } = await import(`${DIST}/device-sdk/sync/topics.js`);
+
+const cgm = (i) => encodeBody('reading', { sensor: 'cgm', type: 'glucose', value: 60 + (i % 200), unit: 'mg/dL', tDevice: T0 + i * 60_000, context: { specimen: 'interstitial' } });
+
+/** The live device's readings: measured now (outside the seeded days). */
+const live = (i) => encodeBody('reading', { sensor: 'cgm', type: 'glucose', value: 60 + (i % 200), unit: 'mg/dL', tDevice: Date.now() });
+
+/** QA's seeding (fhir-big.mjs): N readings of dev-1 at one a minute from 2026-11-01. */
+function seed(dir, n) {
+  const store = new EdgeStore(dir);
+  for (let off = 0; off < n; off += 2000) {
+    const k = Math.min(2000, n - off);
+    store.commit({
+      site: 's',
+      deviceId: 'dev-1',
+      kind: 'reading',
+      bootId: 'b1',
+      afterSeq: off,
+      lastSeq: off + k,
+      ackedUpTo: 0,
+      records: Array.from({ length: k }, (_, i) => ({ seq: off + i + 1, bootId: 'b1', tMs: T0 + (off + i) * 60_000, body: cgm(off + i) })),
+    });
+  }
+  store.close();
+}
+
+const dir = tempDir('fhir-api');
+const dataDir = join(dir, 'edge');
+if (STORE) cpSync(STORE, dataDir, { recursive: true });
+else {
+  progress(`seeding ${READINGS} readings`);
+  seed(dataDir, READINGS);
+}
+
+const edge = new EdgeNode({ dataDir, port: 0 });
+await edge.start();
+const fhir = new FhirServer({ dataDir, port: 0 });
+await fhir.start();
+await new Promise((r) => setTimeout(r, 200));
+
+// The live device: one batch in flight, the next on each ack.
+const acks = [];
+const client = mqtt.connect(edge.url, { clientId: 'dev-live', clean: true });
+await new Promise((r, j) => client.once('connect', r).once('error', j));
+await client.subscribeAsync(downTopic('s', 'dev-live', 'ack'), { qos: 1 });
+let seq = 0;
+let running = true;
+const send = () => {
+  const records = Array.from({ length: 10 }, (_, i) => ({ seq: seq + i + 1, bootId: 'live', tMs: Date.now(), body: live(seq + i) }));
+  const payload = buildBatch({ deviceId: 'dev-live', bootId: 'live', kind: 'reading', afterSeq: seq, ackedUpTo: 0, records, sentMs: Date.now() });
+  seq += 10;
+  client.publish(upTopic('s', 'dev-live', 'reading'), Buffer.from(payload), { qos: 1 });
+};
+client.on('message', (_topic, payload) => {
+  const ack = decodeAck(payload);
+  if (ack.upToSeq >= seq) {
+    acks.push(performance.now());
+    if (running) send();
+  }
+});
+send();
+await new Promise((r) => setTimeout(r, 1000));
+const baselineAcks = acks.length;
+
+/** The longest gap between acks within [from, to] (the edges count as acks: a stall across them counts). */
+function longestGap(from, to) {
+  const times = [from, ...acks.filter((t) => t > from && t < to), to];
+  let gap = 0;
+  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i] - times[i - 1]);
+  return gap;
+}
+
+async function request(path) {
+  const from = performance.now();
+  let status;
+  let entries;
+  let total;
+  let retryAfter;
+  try {
+    const res = await fetch(`http://127.0.0.1:${fhir.port}${path}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    status = res.status;
+    retryAfter = res.headers.get('retry-after') ?? undefined;
+    const body = await res.json();
+    entries = body.entry?.length;
+    total = body.total;
+  } catch (error) {
+    status = -1;
+    retryAfter = error.message;
+  }
+  const to = performance.now();
+  const result = { path, status, ms: round(to - from), entries, total, ackGapMs: round(longestGap(from, to)), ...(retryAfter ? { retryAfter } : {}) };
+  progress(JSON.stringify(result));
+  return result;
+}
+
+/** Retries a 503/429 after its Retry-After, as a client should; the figure is the time to the answer. */
+async function requestUntilAnswered(path) {
+  const from = performance.now();
+  const tries = [];
+  for (;;) {
+    const r = await request(path);
+    tries.push(r);
+    if ((r.status !== 503 && r.status !== 429) || performance.now() - from > REQUEST_TIMEOUT_MS) break;
+    await new Promise((res) => setTimeout(res, Number(r.retryAfter ?? 1) * 1000));
+  }
+  const to = performance.now();
+  return { path, status: tries.at(-1).status, msToAnswer: round(to - from), ackGapMs: round(longestGap(from, to)), tries };
+}
+
+const requests = [];
+for (const path of ['/fhir/Device', '/fhir/Observation?date=2031-01-01', '/fhir/Device', '/fhir/Observation?date=2026-11-02&_count=100']) {
+  requests.push(await requestUntilAnswered(path));
+}
+running = false;
+await new Promise((r) => setTimeout(r, 300));
+client.end(true);
+await fhir.stop();
+await edge.stop();
+removeDir(dir);
+
+console.log(
+  JSON.stringify({
+    fhirApi: {
+      dist: DIST,
+      readings: STORE ? `copy of ${STORE}` : READINGS,
+      acksPerSecondIdle: baselineAcks,
+      ackedBatches: acks.length,
+      requests,
+    },
+  }),
+);
+process.exit(0);
