@@ -22,6 +22,29 @@ const HOUR = 3600_000;
 describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by the runtime (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
+  /**
+   * A runtime reading `meter` on a simulated BlueZ, started afresh by each `run(round, during)` on one data
+   * directory (a restart between rounds); the alerts of every round collected as [round, kind, message].
+   */
+  async function meterRuntimes(meter: SimGlucoseMeter, deviceId: string) {
+    const bluez = await bluezWith([meter]);
+    const dir = tempDir();
+    const options = { address: ADDRESS, dbusAddress: bluez.address, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 100 };
+    const config = parseRuntimeConfig({ deviceId, dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, log: { level: 'silent' }, sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options }] }, dir);
+    const raised: Array<[number, string, string]> = [];
+    const run = async (round: number, during: (runtime: Runtime) => Promise<void>) => {
+      const runtime = new Runtime(config, { logger: silentLogger });
+      runtime.on('alert', (a) => raised.push([round, a.kind, a.message]));
+      runtime.start();
+      try {
+        await during(runtime);
+      } finally {
+        await runtime.stop();
+      }
+    };
+    return { run, raised, dir };
+  }
+
   /** A runtime reading `meter` on a simulated BlueZ (polling every 100 ms), its data in a new temporary dir; alerts collected as raised. */
   async function runtimeReading(meter: SimGlucoseMeter, deviceId: string): Promise<{ runtime: Runtime; raised: Alert[]; dataDir: string }> {
     const bluez = await bluezWith([meter]);
@@ -110,21 +133,7 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
     // records 48 meanwhile; the restarted runtime's backfill raised a second level 2 alarm for the same low.
     const now = Math.floor(Date.now() / 60_000) * 60_000;
     const meter = new SimGlucoseMeter({ address: ADDRESS, contextEvery: 0, records: [{ sequenceNumber: 1, timeMs: now - 20 * 60_000, mgPerDl: 100 }, { sequenceNumber: 2, timeMs: now - 5 * 60_000, mgPerDl: 50 }] });
-    const bluez = await bluezWith([meter]);
-    const dir = tempDir();
-    const options = { address: ADDRESS, dbusAddress: bluez.address, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 100 };
-    const config = parseRuntimeConfig({ deviceId: 'glu-restart', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, log: { level: 'silent' }, sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options }] }, dir);
-    const raised: Array<[number, string, string]> = [];
-    const run = async (round: number, during: (runtime: Runtime) => Promise<void>) => {
-      const runtime = new Runtime(config, { logger: silentLogger });
-      runtime.on('alert', (a) => raised.push([round, a.kind, a.message]));
-      runtime.start();
-      try {
-        await during(runtime);
-      } finally {
-        await runtime.stop();
-      }
-    };
+    const { run, raised } = await meterRuntimes(meter, 'glu-restart');
     await run(1, (runtime) => waitFor(() => runtime.status().produced.reading >= 3, 'records 1-2 (and the device info)', 30_000));
     meter.addRecord({ mgPerDl: 48 });
     await run(2, async (runtime) => {
@@ -145,21 +154,7 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
     // QA: records after the wrap were taken for duplicates of 0..65,535 and never stored (a 45 mg/dL low raised nothing).
     const now = Math.floor(Date.now() / 60_000) * 60_000;
     const meter = new SimGlucoseMeter({ address: ADDRESS, contextEvery: 0, records: [{ sequenceNumber: 65_534, timeMs: now - 60 * 60_000, mgPerDl: 110 }, { sequenceNumber: 65_535, timeMs: now - 30 * 60_000, mgPerDl: 120 }] });
-    const bluez = await bluezWith([meter]);
-    const dir = tempDir();
-    const options = { address: ADDRESS, dbusAddress: bluez.address, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 100 };
-    const config = parseRuntimeConfig({ deviceId: 'glu-wrap', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, log: { level: 'silent' }, sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options }] }, dir);
-    const raised: Array<[number, string, string]> = [];
-    const run = async (round: number, during: (runtime: Runtime) => Promise<void>) => {
-      const runtime = new Runtime(config, { logger: silentLogger });
-      runtime.on('alert', (a) => raised.push([round, a.kind, a.message]));
-      runtime.start();
-      try {
-        await during(runtime);
-      } finally {
-        await runtime.stop();
-      }
-    };
+    const { run, raised, dir } = await meterRuntimes(meter, 'glu-wrap');
     const glucoseRecords = () =>
       readLedgerBodies(ledgerPath(join(dir, 'device')), 'reading')
         .map((row) => decodeBody('reading', row.body))
