@@ -150,7 +150,7 @@ export function readingObservation(rec: StoredRecord<Reading>): Resource | undef
       code: concept(cgm ? CODES.glucoseCgm : CODES.glucoseMeter),
       valueQuantity: quantity(r.value, r.unit),
       interpretation: [concept(interpretation)],
-      referenceRange: [{ low: quantity(low, r.unit), high: quantity(high, r.unit), text: 'Consensus target range 70-180 mg/dL' }],
+      referenceRange: [{ low: quantity(low, r.unit), high: quantity(high, r.unit), text: `Consensus target range ${low}-${high} ${r.unit}` }],
     };
     const record = meterRecordId(r);
     if (record !== undefined) (obs.identifier as unknown[]).push({ system: `${MEDGE_RECORD}/meter-sequence`, value: `${rec.deviceId}/${r.sensor}/${record}` });

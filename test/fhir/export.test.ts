@@ -152,6 +152,18 @@ describe('FHIR R4 export from the edge store', () => {
     expect(identifier(3)).toBe('dev-1/cgm-1/5');
   });
 
+  it('states the glucose target range in the unit of the reading (QA: "70-180 mg/dL" on mmol/L readings)', () => {
+    const observation = (value: number, unit: string) =>
+      readingObservation({ deviceId: 'dev-1', site: 'site-a', bootId: 'b', seq: 1, tMs: 1_000, body: { sensor: 'meter', type: 'glucose', value, unit, tDevice: 1_000 } }) as Resource & {
+        referenceRange: { low: { value: number; unit: string }; high: { value: number }; text: string }[];
+        interpretation: { coding: { code: string }[] }[];
+      };
+    const mmol = observation(3.4, 'mmol/L');
+    expect(mmol.referenceRange[0]).toMatchObject({ low: { value: 3.9, unit: 'mmol/L' }, high: { value: 10 }, text: 'Consensus target range 3.9-10 mmol/L' });
+    expect(mmol.interpretation[0]?.coding[0]?.code).toBe('L');
+    expect(observation(120, 'mg/dL').referenceRange[0]?.text).toBe('Consensus target range 70-180 mg/dL');
+  });
+
   it('is idempotent: the same store gives the same resources, and entries are PUTs by id', () => {
     const dir = tmp();
     populate(dir);
