@@ -8,6 +8,14 @@ import { listenOn } from '../device-sdk/listen.js';
 import { normalizeSerial, revokedSerials } from '../device-sdk/security/pki.js';
 
 /** TLS material of the embedded broker (PEM). Clients must present a certificate issued by `ca`. */
+
+/** A TLS connection's client certificate, as the broker keeps it to close the connection when the certificate is revoked or expires. */
+interface CertifiedConnection {
+  serial: string;
+  notAfterMs: number;
+  name: string;
+  clientId: string;
+}
 export interface BrokerTlsOptions {
   /** The site CA: the only issuer of client certificates the broker accepts. */
   ca: string;
@@ -94,7 +102,7 @@ export class EmbeddedBroker {
   /** Client id → the connection that holds it and its identity (who may take the id over). */
   private readonly owners = new Map<string, { client: Client; name: string }>();
   /** Authenticated TLS connections, the serial and end of validity of their client certificate (closed when it is revoked or expires). */
-  private readonly certified = new Map<TLSSocket, { serial: string; notAfterMs: number; name: string; clientId: string }>();
+  private readonly certified = new Map<TLSSocket, CertifiedConnection>();
   /** Serials of the last CRL read (normalised): also refused at CONNECT, for handshakes made under the previous CRL. */
   private revoked = new Set<string>();
   private crlTimer: NodeJS.Timeout | undefined;
@@ -207,20 +215,21 @@ export class EmbeddedBroker {
   /** Closes every open connection whose client certificate serial is in `revoked` (each counted `auth`). */
   private closeRevoked(revoked: Set<string>): void {
     this.revoked = revoked;
-    for (const [conn, held] of this.certified) {
-      if (!revoked.has(held.serial)) continue;
-      this.certified.delete(conn);
-      this.reject({ reason: 'auth', detail: `certificate serial ${held.serial} of ${held.name} revoked while connected; connection closed`, clientId: held.clientId, identity: held.name });
-      conn.destroy();
-    }
+    this.closeCertified((held) => (revoked.has(held.serial) ? 'revoked while connected' : undefined));
   }
 
   /** Closes every open connection whose client certificate's notAfter has passed at `now` (each counted `auth`). */
   private closeExpired(now: number): void {
+    this.closeCertified((held) => (held.notAfterMs <= now ? `expired at ${new Date(held.notAfterMs).toISOString()} while connected` : undefined));
+  }
+
+  /** Closes (counted `auth`) every certified connection for which `why` gives a reason. */
+  private closeCertified(why: (held: CertifiedConnection) => string | undefined): void {
     for (const [conn, held] of this.certified) {
-      if (held.notAfterMs > now) continue;
+      const reason = why(held);
+      if (reason === undefined) continue;
       this.certified.delete(conn);
-      this.reject({ reason: 'auth', detail: `certificate serial ${held.serial} of ${held.name} expired at ${new Date(held.notAfterMs).toISOString()} while connected; connection closed`, clientId: held.clientId, identity: held.name });
+      this.reject({ reason: 'auth', detail: `certificate serial ${held.serial} of ${held.name} ${reason}; connection closed`, clientId: held.clientId, identity: held.name });
       conn.destroy();
     }
   }

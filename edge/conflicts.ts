@@ -14,12 +14,12 @@
  * Listings show a decoded summary of both records with structured fields only: never free text that
  * could carry identity (alert messages, finding evidence, reading context, quarantined bytes).
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { MedgeError, StoreError } from '../device-sdk/errors.js';
 import { decodeBody } from '../device-sdk/proto/index.js';
 import type { RecordKind } from '../device-sdk/records.js';
+import { sha256Hex } from '../device-sdk/security/signing.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import { EDGE_MIGRATIONS, hasTable, type RecordRow } from './edge-store.js';
 
@@ -130,7 +130,6 @@ export class ConflictResolutionError extends MedgeError {
   }
 }
 
-const sha256 = (body: Uint8Array) => createHash('sha256').update(body).digest('hex');
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The structured fields of a record body, or undefined when it does not decode. */
@@ -186,7 +185,7 @@ export function summaryText(s: RecordSummary | undefined): string {
  * across exports and across stores that hold the same records, so upstream ids never change.
  */
 export function conflictVariant(bootId: string, tMs: number, bodySha256: string): string {
-  return createHash('sha256').update(`medge-conflict\u0000${bootId}\u0000${tMs}\u0000${bodySha256}`).digest('hex').slice(0, 12);
+  return sha256Hex(`medge-conflict\u0000${bootId}\u0000${tMs}\u0000${bodySha256}`).slice(0, 12);
 }
 
 /**
@@ -225,7 +224,7 @@ function toEntry(row: ConflictRow): ConflictEntry {
     status: row.choice === null ? 'open' : 'resolved',
   };
   if (row.stored_body !== null) {
-    entry.stored = { bootId: row.stored_boot_id as string, tMs: row.stored_t_ms as number, bodySha256: sha256(row.stored_body), summary: summarizeRecord(row.kind, row.stored_body) };
+    entry.stored = { bootId: row.stored_boot_id as string, tMs: row.stored_t_ms as number, bodySha256: sha256Hex(row.stored_body), summary: summarizeRecord(row.kind, row.stored_body) };
   }
   if (row.choice !== null) entry.resolution = { choice: row.choice, operator: row.operator as string, reason: row.reason as string, resolvedMs: row.resolved_ms as number };
   return entry;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { WireRecord } from '../device-sdk/proto/index.js';
@@ -7,6 +6,7 @@ import type { Migration } from '../device-sdk/store/migrations.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 import { DUPLICATE_DEVICE_ID } from './duplicate-device-id.js';
+import { sha256Hex } from '../device-sdk/security/signing.js';
 
 export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
   {
@@ -167,6 +167,8 @@ export class EdgeStore {
   private readonly db: Database.Database;
   private readonly commitTx: (input: CommitInput, now: number) => CommitResult;
   private readonly countDuplicateTx: (deviceId: string, bootIds: string, now: number) => void;
+  /** Adds to a `rejected` counter: (reason, count). */
+  private readonly countRejectedStmt: Database.Statement<[string, number]>;
 
   constructor(dataDir: string) {
     makeDirs(dataDir);
@@ -187,7 +189,7 @@ export class EdgeStore {
     const addRange = this.db.prepare(
       'INSERT INTO pending_ranges (device_id, kind, after_seq, last_seq) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)',
     );
-    const countRejected = this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count');
+    const countRejected = (this.countRejectedStmt = this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count'));
     const getStored = this.db.prepare('SELECT boot_id, t_ms, body FROM records WHERE device_id = ? AND kind = ? AND seq = ?');
     const keepConflict = this.db.prepare(
       'INSERT OR IGNORE INTO conflicts (device_id, kind, seq, site, boot_id, t_ms, received_ms, body, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -211,7 +213,7 @@ export class EdgeStore {
         const held = getStored.get(deviceId, kind, r.seq) as { boot_id: string; t_ms: number; body: Buffer };
         if (sameRecord(held, r)) continue;
         clashes += 1;
-        const sha256 = createHash('sha256').update(r.body).digest('hex');
+        const sha256 = sha256Hex(r.body);
         // A conflict resent (its ack was lost) is kept once.
         if (keepConflict.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body, sha256).changes === 1) conflicts.push(r.seq);
       }
@@ -261,7 +263,7 @@ export class EdgeStore {
   }
 
   countRejected(reason: string): void {
-    this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, 1) ON CONFLICT (reason) DO UPDATE SET count = count + 1').run(reason);
+    this.countRejectedStmt.run(reason, 1);
   }
 
   /** Records of a device and kind kept in `conflicts` (a seq reused with other content), by seq then arrival. */

@@ -493,6 +493,8 @@ export interface PcgAnalyzerOptions {
   modelDir?: string;
   /** Loads the model (default: in an inference worker on wasm). Rejecting leaves the analyzer on its rule-based fallback. */
   loadModel?: (dir: string) => Promise<PcgModel>;
+  /** Deadlines of the default loader's inference worker (`DEFAULT_INFERENCE_WORKER_OPTIONS`). */
+  inference?: Partial<InferenceWorkerOptions>;
   /**
    * Checks the artifact before it is loaded (e.g. the signature against trusted keys); throwing refuses
    * the model. It may return the sha256 of the `medge-model.json` it checked: the loaded model must match it.
@@ -534,7 +536,7 @@ export function pcgAnalyzer(sensors: string[], options: PcgAnalyzerOptions = {})
     (loading ??= (async () => {
       try {
         const signed = await options.verify?.(dir);
-        const loaded = await (options.loadModel ?? loadPcgModelInWorker)(dir);
+        const loaded = await (options.loadModel ?? ((d: string) => loadPcgModelInWorker(d, 'wasm', options.inference)))(dir);
         const model = await pinned(dir, signed, loaded.sha256, loaded);
         state.loaded(pcgModelId(model), where(dir, model.sha256), { backend: model.backend });
         return model;
@@ -660,9 +662,7 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);
   if (pcg.length > 0) {
     const modelDir = deps.models?.pcgAbnormal;
-    const inference = deps.inference;
-    const loadModel = inference ? (d: string) => loadPcgModelInWorker(d, 'wasm', inference) : undefined;
-    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}), ...(deps.clock ? { clock: deps.clock } : {}), ...(loadModel ? { loadModel } : {}), ...(deps.modelRestarts ? { modelRestarts: deps.modelRestarts } : {}) }));
+    analyzers.push(pcgAnalyzer(pcg, { logger, now, ...(modelDir ? { modelDir } : {}), ...(verify ? { verify } : {}), ...restartDeps }));
   }
   return analyzers;
 }

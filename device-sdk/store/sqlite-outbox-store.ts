@@ -182,6 +182,8 @@ export class SqliteOutboxStore implements OutboxStore {
   private readonly acked = {} as Record<RecordKind, number>;
   private readonly listeners = new Set<(kinds: readonly RecordKind[]) => void>();
   private readonly insert: Record<RecordKind, Database.Statement>;
+  /** `heldFrom`'s query per kind (run for every batch the uplink sends). */
+  private readonly lowestSeq: Record<RecordKind, Database.Statement>;
   /** Inserts INSERT_BATCH_ROWS rows of one kind per call (one native call instead of 64). */
   private readonly insertBatch: Record<RecordKind, Database.Statement>;
   private readonly appendTx: Database.Transaction<(entries: readonly AppendEntry[]) => number[]>;
@@ -251,6 +253,7 @@ export class SqliteOutboxStore implements OutboxStore {
     );
     const insert = {} as Record<RecordKind, Database.Statement>;
     const insertBatch = {} as Record<RecordKind, Database.Statement>;
+    const lowestSeq = {} as Record<RecordKind, Database.Statement>;
     const columns = '(seq, boot_no, t_ms, tag, bytes, body, key_id)';
     for (const kind of RECORD_KINDS) {
       const t = TABLE[kind];
@@ -261,8 +264,10 @@ export class SqliteOutboxStore implements OutboxStore {
       this.acked[kind] = this.db.prepare('SELECT acked_up_to FROM sync_state WHERE kind = ?').pluck().get(kind) as number;
       insert[kind] = this.db.prepare(`INSERT INTO ${t} ${columns} VALUES (?, ?, ?, ?, ?, ?, ?)`);
       insertBatch[kind] = this.db.prepare(`INSERT INTO ${t} ${columns} VALUES ${new Array(INSERT_BATCH_ROWS).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
+      lowestSeq[kind] = this.db.prepare(`SELECT MIN(seq) FROM ${t}`).pluck();
     }
     this.insert = insert;
+    this.lowestSeq = lowestSeq;
     this.insertBatch = insertBatch;
     const lastUsed = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck();
     // Seqs are assigned here rather than by AUTOINCREMENT so that each body is sealed with its own
@@ -477,7 +482,7 @@ export class SqliteOutboxStore implements OutboxStore {
 
   heldFrom(kind: RecordKind): number {
     this.open('heldFrom');
-    const lowest = this.db.prepare(`SELECT MIN(seq) FROM ${TABLE[kind]}`).pluck().get() as number | null;
+    const lowest = this.lowestSeq[kind].get() as number | null;
     return lowest ?? this.lastSeq[kind] + 1;
   }
 
