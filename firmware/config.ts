@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { ConfigError, formatValue } from '../device-sdk/errors.js';
-import { getDriver, resolveDriverOptions } from '../device-sdk/sensors/registry.js';
+import { getDriver } from '../device-sdk/sensors/registry.js';
 import { isTimeZone } from '../device-sdk/time-zone.js';
 import { CIPHER_SUITES, type CipherSuite } from '../device-sdk/security/envelope.js';
 
@@ -644,7 +644,8 @@ function crossFieldProblems(config: RuntimeConfig): ConfigProblem[] {
       // option and value as the rest of the config does (`driverOptionProblems`).
       const optionProblems = driverOptionProblems(source.driver, source.options, `sources[${index}]`);
       if (optionProblems.length > 0) problems.push(...optionProblems);
-      else source.options = resolveDriverOptions(source.driver, source.options) as Record<string, unknown>;
+      // Checked: merged over the driver's defaults as `resolveDriverOptions` would, without validating again.
+      else source.options = { ...getDriver(source.driver).defaults, ...(source.options ?? {}) } as Record<string, unknown>;
     }
   });
   return problems;
