@@ -670,10 +670,15 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Stores the alert durably (with the finding that raised it, when given), then raises it locally (log, status, listeners such as a buzzer). */
   raise(alert: Alert, finding?: Finding): void {
     let seq: number | undefined;
+    // Stored later (the ledger keeps it buffered and retries): the alarm outputs learn the seq an acknowledgement will name.
+    const storedLate = (late: number): void => {
+      this.log.info({ alert: alert.kind, seq: late }, 'alert stored');
+      for (const output of this.alarmOutputs) output.alertStored(alert, late);
+    };
     try {
-      seq = finding ? this.ledger.addAlertWithFinding(alert, finding) : this.ledger.addAlert(alert);
+      seq = finding ? this.ledger.addAlertWithFinding(alert, finding, storedLate) : this.ledger.addAlert(alert, storedLate);
     } catch (error) {
-      // The alarm is raised even when it cannot be stored; the ledger keeps it buffered and retries.
+      // The alarm is raised even when it cannot be stored.
       this.log.error({ err: (error as Error).message, alert: alert.kind }, 'alert not yet stored');
     }
     this.lastAlert = alert;

@@ -147,10 +147,12 @@ const OPTIONS_SCHEMA = {
 export interface AlarmOutput {
   /**
    * Called for every alert the runtime raises, with its ledger `seq` when it was stored (what an
-   * acknowledgement names; an alert not stored cannot be acknowledged). The driver decides by
-   * severity. Never throws.
+   * acknowledgement names; an alert not stored yet, e.g. on a full disk, comes without, and
+   * `alertStored` gives its seq once a later flush stores it). The driver decides by severity. Never throws.
    */
   alarm(alert: Alert, seq?: number): void;
+  /** The alert `alarm` was given without a seq has been stored as `seq`: from now on an acknowledgement of `seq` is one of it. Never throws. */
+  alertStored(alert: Alert, seq: number): void;
   /** The alert stored as `seq` was acknowledged locally (clinic screen): it no longer counts as active (buzzer silenced, LED off when none remains). Never throws. */
   acknowledged(seq: number): void;
   /** How long (ms) an unacknowledged alert stays active at most: how far back the runtime looks for them at start. */
@@ -167,7 +169,7 @@ export interface AlarmOutput {
 
 export function hasAlarmOutput(driver: SensorDriver): driver is SensorDriver & AlarmOutput {
   const output = driver as Partial<AlarmOutput>;
-  return typeof output.alarm === 'function' && typeof output.acknowledged === 'function' && typeof output.restoreAlarms === 'function';
+  return typeof output.alarm === 'function' && typeof output.alertStored === 'function' && typeof output.acknowledged === 'function' && typeof output.restoreAlarms === 'function';
 }
 
 export interface FirmataEcgStats {
@@ -184,8 +186,10 @@ export interface FirmataEcgStats {
 
 /** An alert that switched the alarm on, while it is active (`FirmataEcgDriver.activeAlerts`). */
 interface ActiveAlert {
-  /** Ledger seq (what an acknowledgement names); undefined when the alert was not stored. */
+  /** Ledger seq (what an acknowledgement names); undefined while the alert is not stored (`alertStored` sets it). */
   seq: number | undefined;
+  /** The alert as raised, while it has no seq: what `alertStored` finds it by. */
+  unstored?: Alert;
   severity: 1 | 2 | 3;
   /** `clock.monotonic()` when it was raised (for a restored alert: now minus its age by `alert.t`). */
   raisedAt: number;
@@ -370,9 +374,16 @@ export class FirmataEcgDriver implements SensorDriver, AlarmOutput {
     if (!this.options.alarmPins || alert.severity < this.options.alarmMinSeverity || this.stopped) return;
     this.counters.alarms += 1;
     this.activeAlerts = this.stillActive();
-    this.activeAlerts.push({ seq, severity: alert.severity, raisedAt: this.clock.monotonic() });
+    this.activeAlerts.push({ seq, severity: alert.severity, raisedAt: this.clock.monotonic(), ...(seq === undefined ? { unstored: alert } : {}) });
     this.log.info({ alert: alert.kind, severity: alert.severity, seq }, 'alarm outputs on');
     this.driveOn();
+  }
+
+  alertStored(alert: Alert, seq: number): void {
+    const active = this.activeAlerts.find((a) => a.unstored === alert);
+    if (!active) return;
+    active.seq = seq;
+    delete active.unstored;
   }
 
   acknowledged(seq: number): void {

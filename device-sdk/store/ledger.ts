@@ -44,6 +44,8 @@ export class Ledger {
   readonly store: OutboxStore;
   private readonly options: LedgerOptions;
   private buffer: AppendEntry[] = [];
+  /** Alerts that could not be stored when raised: told their seq by the flush that stores them. */
+  private readonly whenStored = new Map<AppendEntry, (seq: number) => void>();
   private timer: ReturnType<Clock['setTimeout']> | undefined;
 
   constructor(store: OutboxStore, options: Partial<LedgerOptions> = {}) {
@@ -76,10 +78,20 @@ export class Ledger {
     }
   }
 
-  /** Stores an alert durably before returning its seq. */
-  addAlert(alert: RecordBodies['alert']): number {
-    this.buffer.push({ kind: 'alert', tMs: this.options.clock.now(), body: encodeBody('alert', alert), tag: alert.kind });
-    return this.flush().at(-1) as number;
+  /**
+   * Stores an alert durably before returning its seq. When the store refuses, the alert stays buffered,
+   * the error is thrown, and `onStored` (when given) is called with its seq by the later flush that stores it:
+   * what an acknowledgement of it will name.
+   */
+  addAlert(alert: RecordBodies['alert'], onStored?: (seq: number) => void): number {
+    const entry: AppendEntry = { kind: 'alert', tMs: this.options.clock.now(), body: encodeBody('alert', alert), tag: alert.kind };
+    this.buffer.push(entry);
+    try {
+      return this.flush().at(-1) as number;
+    } catch (error) {
+      if (onStored) this.whenStored.set(entry, onStored);
+      throw error;
+    }
   }
 
   /**
@@ -87,16 +99,18 @@ export class Ledger {
    * both durably before returning the alert's seq. When the store refuses, both stay buffered (the
    * alert without the link) and the error is thrown, as `addAlert` does.
    */
-  addAlertWithFinding(alert: RecordBodies['alert'], finding: RecordBodies['finding']): number {
+  addAlertWithFinding(alert: RecordBodies['alert'], finding: RecordBodies['finding'], onStored?: (seq: number) => void): number {
     this.buffer.push({ kind: 'finding', tMs: this.options.clock.now(), body: encodeBody('finding', finding), tag: finding.kind });
     let findingSeq: number;
     try {
       findingSeq = this.flush().at(-1) as number;
     } catch (error) {
-      this.buffer.push({ kind: 'alert', tMs: this.options.clock.now(), body: encodeBody('alert', alert), tag: alert.kind });
+      const entry: AppendEntry = { kind: 'alert', tMs: this.options.clock.now(), body: encodeBody('alert', alert), tag: alert.kind };
+      this.buffer.push(entry);
+      if (onStored) this.whenStored.set(entry, onStored);
       throw error;
     }
-    return this.addAlert({ ...alert, findingSeq });
+    return this.addAlert({ ...alert, findingSeq }, onStored);
   }
 
   /**
@@ -111,12 +125,29 @@ export class Ledger {
     if (this.buffer.length === 0) return [];
     const entries = this.buffer;
     this.buffer = [];
+    let seqs: number[];
     try {
-      return this.store.append(entries);
+      seqs = this.store.append(entries);
     } catch (error) {
       this.buffer = entries.concat(this.buffer);
       throw error;
     }
+    if (this.whenStored.size > 0) this.tellStored(entries, seqs);
+    return seqs;
+  }
+
+  /** Tells the alerts stored late (`addAlert`'s `onStored`) their seqs; a listener's error never fails the flush. */
+  private tellStored(entries: readonly AppendEntry[], seqs: readonly number[]): void {
+    entries.forEach((entry, i) => {
+      const onStored = this.whenStored.get(entry);
+      if (!onStored) return;
+      this.whenStored.delete(entry);
+      try {
+        onStored(seqs[i] as number);
+      } catch {
+        // the record is durable; telling a listener is best effort
+      }
+    });
   }
 
   get buffered(): number {
@@ -127,6 +158,7 @@ export class Ledger {
   takeBuffered(): AppendEntry[] {
     const entries = this.buffer;
     this.buffer = [];
+    this.whenStored.clear();
     return entries;
   }
 
@@ -134,6 +166,7 @@ export class Ledger {
   dropBuffered(kind: RecordKind): number {
     const before = this.buffer.length;
     this.buffer = this.buffer.filter((e) => e.kind !== kind);
+    for (const e of this.whenStored.keys()) if (e.kind === kind) this.whenStored.delete(e);
     return before - this.buffer.length;
   }
 }

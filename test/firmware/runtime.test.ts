@@ -98,6 +98,17 @@ describe('Runtime on a full disk', () => {
     const runtime = new Runtime(config, { logger: silentLogger });
     const alerts: Alert[] = [];
     runtime.on('alert', (a) => alerts.push(a));
+    // What an alarm output (a Firmata board's LED and buzzer) is told: the storage-full alert cannot be stored
+    // when raised, and must get the seq an acknowledgement will name once it is (stop 17 left it unacknowledgeable).
+    const told: { raised: [string, number | undefined][]; stored: [string, number][] } = { raised: [], stored: [] };
+    runtime['alarmOutputs'].push({
+      alarm: (a: Alert, seq?: number) => told.raised.push([a.kind, seq]),
+      alertStored: (a: Alert, seq: number) => told.stored.push([a.kind, seq]),
+      acknowledged: () => undefined,
+      restoreAlarms: () => undefined,
+      latchMs: 60_000,
+      activeAlarms: 0,
+    });
     runtime.start();
     // SQLite's page limit on the runtime's own connection: its next growth fails with SQLITE_FULL, as on a full disk.
     const db = runtime['store']['db'];
@@ -107,6 +118,8 @@ describe('Runtime on a full disk', () => {
       await waitFor(() => alerts.some((a) => a.kind === 'storage-full'), 'the storage-full alert', 20_000);
       expect(alerts.filter((a) => a.kind === 'storage-full').map((a) => a.severity)).toEqual([3]);
       expect(runtime.status().storage.diskFull).toBe(true);
+      // An urgent alert too large for the pages left: it cannot be stored now.
+      runtime.raise({ kind: 'ecg-no-beats', severity: 3, message: `No QRS complex detected ${'.'.repeat(20_000)}`, t: Date.now() });
       await new Promise((resolve) => setTimeout(resolve, 2000));
       // Waveform is not held in memory while the disk is full: what waits is the clinical records (10 HR readings a second).
       expect(runtime['ledger'].buffered).toBeLessThan(60);
@@ -124,6 +137,10 @@ describe('Runtime on a full disk', () => {
     const widest = Math.max(...t.slice(1).map((v, i) => v - (t[i] as number)));
     expect(widest).toBeLessThan(500);
     expect(readLedgerBodies(path, 'alert').map((row) => row.tag)).toContain('storage-full');
+    const stored = readLedgerBodies(path, 'alert').filter((row) => row.tag === 'ecg-no-beats');
+    expect(stored).toHaveLength(1);
+    expect(told.raised.find(([kind]) => kind === 'ecg-no-beats')).toEqual(['ecg-no-beats', undefined]);
+    expect(told.stored).toContainEqual(['ecg-no-beats', stored[0]?.seq]);
   }, 60_000);
 });
 

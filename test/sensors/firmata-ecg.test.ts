@@ -242,6 +242,26 @@ describe.skipIf(!socatFound)('firmata-ecg contract over the simulated Firmata bo
       expect(driver.alarmState).toEqual({ led: false, buzzer: false });
     });
 
+    it('lets an alert raised before it could be stored (full disk) be acknowledged by the seq it is stored under later', async () => {
+      // Stop 17 left: such an alert had no seq, so no acknowledgement could reach it and the LED stayed lit for ledMs.
+      const { board, driver, sink } = await setup(adcSequence(100_000), 1, { ...ALARM, buzzerMs: 5000 });
+      await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');
+      const full = { kind: 'storage-full', severity: 3 as const, message: 'disk full', t: Date.now() };
+      driver.alarm(full);
+      await waitFor(() => board.digitalValue(8) === 1 && board.digitalValue(13) === 1, 'LED and buzzer on');
+      driver.acknowledged(41); // not its seq yet: nothing happens
+      await sleep(200);
+      expect(board.digitalValue(8)).toBe(1);
+      driver.alertStored({ ...full }, 41); // another alert object with the same fields: not this one
+      driver.acknowledged(41);
+      await sleep(200);
+      expect(board.digitalValue(8)).toBe(1);
+      driver.alertStored(full, 41);
+      driver.acknowledged(41);
+      await waitFor(() => board.digitalValue(8) === 0 && board.digitalValue(13) === 0, 'buzzer and LED off', 2000);
+      expect(driver.activeAlarms).toBe(0);
+    });
+
     it('sounds an unacknowledged urgent alert again every reminderMs, not a severity-2 one, and stops once it is acknowledged', async () => {
       const { board, driver, sink } = await setup(adcSequence(100_000), 1, { ...ALARM, buzzerMs: 200, reminderMs: 1000 });
       await waitFor(() => (sink.samples[0]?.size ?? 0) > 5, 'streaming');

@@ -336,4 +336,31 @@ describe('Ledger on a SqliteOutboxStore', () => {
     expect(ledger.flush()).toEqual([1, 2]);
     expect(inner.stats().reading.rows).toBe(2);
   });
+
+  it('tells an alert refused by a full disk its seq when a later flush stores it (what an acknowledgement names)', () => {
+    // Stop 17 left: an alert raised while the disk was full had no seq, so the clinic screen could never
+    // acknowledge it and the Firmata alarm stayed latched for ledMs (24 h).
+    const store = new SqliteOutboxStore(join(tempDir(), 'ledger.sqlite'), { deviceId: 'dev-1' });
+    const ledger = new Ledger(store, { clock: manualClock(), maxBuffered: 100 });
+    ledger.add('reading', { sensor: 'glucose', type: 'glucose', value: 60, unit: 'mg/dL', tDevice: T0 });
+    ledger.flush();
+    const db = store['db'] as Database.Database;
+    db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
+    const told: number[] = [];
+    const big = 'x'.repeat(20_000); // larger than the free pages left: the insert needs the file to grow
+    expect(() => ledger.addAlert({ kind: 'storage-full', severity: 3, message: big, t: T0 }, (seq) => told.push(seq))).toThrow(StoreError);
+    expect(() => ledger.addAlertWithFinding({ kind: 'hypo', severity: 3, message: big, t: T0 }, { kind: 'hypo', label: 'low', probability: 1, t: T0, modelId: 'm', modelSha256: 'ab', inputQuality: 1 }, (seq) => told.push(seq))).toThrow(StoreError);
+    expect(told).toEqual([]);
+    expect(ledger.buffered).toBe(3);
+    db.pragma('max_page_count = 1073741823');
+    ledger.flush();
+    const alerts = store.readAfter('alert', 0, 10).map((r) => [r.seq, r.tag]);
+    expect(alerts).toEqual([[1, 'storage-full'], [2, 'hypo']]);
+    expect(told).toEqual([1, 2]);
+    // Told once: a later flush does not repeat it.
+    ledger.add('reading', { sensor: 'glucose', type: 'glucose', value: 61, unit: 'mg/dL', tDevice: T0 });
+    ledger.flush();
+    expect(told).toEqual([1, 2]);
+    store.close();
+  });
 });
