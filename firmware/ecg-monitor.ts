@@ -6,7 +6,8 @@ import { EcgFrontEnd } from '../device-sdk/signal/ecg/front-end.js';
 import { DEFAULT_QRS_OPTIONS } from '../device-sdk/signal/ecg/qrs-detector.js';
 import { DEFAULT_SIGNAL_QUALITY_OPTIONS, SignalQuality, type SignalQualityWindow, withQualityFlag } from '../device-sdk/signal/ecg/signal-quality.js';
 import type { Finding, RaisedAlert, Reading, StreamChunk } from '../device-sdk/records.js';
-import { LeadDeflection } from './lead-deflection.js';
+import { DEFAULT_LEAD_DEFLECTION_OPTIONS, LeadDeflection } from './lead-deflection.js';
+import { SecondLeadBeats } from './second-lead.js';
 import { DEFAULT_QRS_CREDIBILITY_OPTIONS, QrsCredibility } from './qrs-credibility.js';
 import { type VentricularEvent, VentricularEpisodes } from './ventricular-episodes.js';
 
@@ -58,6 +59,22 @@ export interface EcgMonitorOptions {
   sustainedRunShare: number;
   /** A ventricular episode ends (and the alerts re-arm) after this long without a ventricular run. */
   ventricularRearmMs: number;
+  /**
+   * Whether a second lead (channel 1, when the front end streams one) that shows the heart beating holds
+   * `ecg-no-beats` back while lead 1 shows no QRS (`SecondLeadBeats`): a QRS can vanish from one lead for a
+   * few seconds while the heart beats on (MIT-BIH 116 and 208: the three false `ecg-no-beats` of the 26
+   * records streamed whole, none with lead 2).
+   */
+  secondLeadConfirms: boolean;
+  /**
+   * A detection whose QRS window measures less than this (mV) once mains hum is averaged out
+   * (`QrsCredibility.humFreeQrsMv`) is not a heartbeat: it neither restarts the asystole clock nor is
+   * analysed (0: off). The detector's adaptive threshold sinks on a stopped heart until it takes the hum
+   * left after its 5-18 Hz band for QRS complexes. Measured on the 26 records: the detections that are
+   * beats measure 0.13 mV and more (0 of 59,859 below 0.1); those in 0.3-1 mV of 50 or 60 Hz hum after the
+   * heart stopped at most 0.06 (2,896 detections).
+   */
+  minHumFreeQrsMv: number;
 }
 
 export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.freeze({
@@ -72,6 +89,8 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
   sustainedRunMs: 30_000,
   sustainedRunShare: 1 / 3,
   ventricularRearmMs: 20_000,
+  secondLeadConfirms: true,
+  minHumFreeQrsMv: 0.1,
 });
 
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
@@ -220,7 +239,8 @@ const DECISION_SUPPORT = 'decision support, review by a clinician';
  * features, beat classes (the model in an inference worker when one is given, coarse rules otherwise),
  * AF detection and a signal quality index; out: heart-rate readings, rate, beat-class and AF findings
  * (each with its input quality and quality flags), and local alerts in three severities: ventricular
- * run (2) and sustained ventricular run (3), AF onset (2), asystole (3), flat line after beats were
+ * run (2) and sustained ventricular run (3), AF onset (2), asystole (3; held back while a second lead, channel 1,
+ * shows the heart beating: `secondLeadConfirms`), flat line after beats were
  * seen (3), lead off before any beat (2), lead off reported by the front end (2: chunks with `leadOff`; a
  * report under 1 s is bridged, see `flatMv`; the lead is not analysed until contact is back; status-only
  * chunks, with no samples, count from their time), contact lost too often to analyse (2:
@@ -307,6 +327,13 @@ export class EcgMonitor {
   private quietCheckFromMs: number | undefined;
   /** Leads not analysed (channel 1 and up) that the front end reports off: since when (ms), and whether that was raised. */
   private readonly otherLeadsOff = new Map<number, { sinceMs: number; raised: boolean }>();
+  /** The heartbeats lead 2 (channel 1) shows, when it streams one (`secondLeadConfirms`). */
+  private readonly secondLead: SecondLeadBeats | undefined;
+  /** Times `ecg-no-beats` was held back because lead 2 showed the heart beating (once per stretch; for benches). */
+  heldBySecondLead = 0;
+  private holding = false;
+  /** Detections that were not heartbeats (`minHumFreeQrsMv`; front-end samples, the last 64): not analysed. */
+  private readonly rejected = new Set<number>();
   /** Lead-off warnings raised, by channel (at most one per `LEAD_OFF_REPEAT_MS`). */
   private readonly leadOffWarnings = new Map<number, LeadOffWarnings>();
   /** Findings carry `saturation` until this device time (ms) of stream `generation`: the front end reported it. */
@@ -325,6 +352,7 @@ export class EcgMonitor {
     this.sensor = sensor;
     this.options = { ...DEFAULT_ECG_MONITOR_OPTIONS, ...options };
     this.classifier = classifier;
+    if (this.options.secondLeadConfirms) this.secondLead = new SecondLeadBeats();
   }
 
   /** Called when the model fails (`error`: what the classifier rejected with) and the monitor falls back to the rules. */
@@ -447,7 +475,8 @@ export class EcgMonitor {
     const accepted = this.accept(beats);
     for (const b of accepted) {
       // The first beat's RR reaches back to a detection that was not analysed.
-      if (b.rrPre > 0 && b.sample !== this.acquireFrom) {
+      // An RR interval from a detection that was not a heartbeat is no RR interval.
+      if (b.rrPre > 0 && b.sample !== this.acquireFrom && !this.rejected.has(b.sample - Math.round(b.rrPre * this.rateHz))) {
         this.rrMs.push(b.rrPre * 1000);
         if (this.rrMs.length > 16) this.rrMs.shift();
       }
@@ -505,6 +534,7 @@ export class EcgMonitor {
    * told the second trace is not ECG, and an electrode that is not fixed is how the next lead comes off.
    */
   private pushOtherLead(chunk: StreamChunk, out: EcgMonitorOutput): void {
+    if (chunk.channel === 1) this.secondLead?.push(chunk);
     const endMs = chunk.t0 + (chunk.samples.length * 1000) / chunk.rateHz;
     if (!chunk.leadOff) {
       if (chunk.samples.length > 0) this.otherLeadsOff.delete(chunk.channel);
@@ -567,6 +597,7 @@ export class EcgMonitor {
     this.silentSinceMs = chunk.t0;
     this.streamCredible = false;
     this.recentDetections = [];
+    this.rejected.clear();
     this.asystole = false;
     // Flatness is judged on the new stream only: a flat stretch before a disconnection would otherwise
     // run on across the missing minutes and call the first quiet samples after it a long flat line.
@@ -618,6 +649,12 @@ export class EcgMonitor {
   private onDetected(d: number): void {
     const t = this.timeOf(this.firstSample + d);
     const credibility = this.credibility as QrsCredibility;
+    if ((credibility.humFreeQrsMv(d, DEFAULT_LEAD_DEFLECTION_OPTIONS.mainsHz) ?? Number.POSITIVE_INFINITY) < this.options.minHumFreeQrsMv) {
+      // Mains hum taken for a QRS (see `minHumFreeQrsMv`): as if nothing had been detected.
+      this.rejected.add(d);
+      if (this.rejected.size > 64) this.rejected.delete(this.rejected.values().next().value as number);
+      return;
+    }
     const repeats = credibility.repeats(d, this.recentDetections);
     this.recentDetections.push(d);
     if (this.recentDetections.length > 3) this.recentDetections.shift();
@@ -656,12 +693,13 @@ export class EcgMonitor {
     this.contactLossesSinceBeat = 0;
     this.intermittentAlarmed = false;
     this.contactAlarmed = false;
+    this.holding = false;
   }
 
   /** The beats to analyse: none while acquiring (kept until acquired), those from `acquireFrom` on once acquired. */
   private accept(beats: BeatFeatures[]): BeatFeatures[] {
     const from = this.acquireFrom;
-    const keep = beats.filter((b) => from !== undefined && b.sample >= from);
+    const keep = beats.filter((b) => from !== undefined && b.sample >= from && !this.rejected.has(b.sample));
     for (const b of beats) if (!keep.includes(b)) this.atrialOf.delete(b.sample);
     if (!this.acquired) {
       this.pending.push(...keep);
@@ -922,6 +960,12 @@ export class EcgMonitor {
   private checkAsystole(endMs: number, out: EcgMonitorOutput): void {
     if (this.leadOff || this.asystole || this.noBeatSinceMs === undefined) return;
     if (endMs - this.noBeatSinceMs >= this.options.asystoleMs || this.quietSinceLeadBack(endMs)) {
+      // Lead 2 shows the heart beating: no QRS on lead 1 for now, not an arrest (asked again every chunk).
+      if (this.secondLead?.beating(endMs, endMs - this.options.asystoleMs)) {
+        if (!this.holding) this.heldBySecondLead += 1;
+        this.holding = true;
+        return;
+      }
       this.asystole = true;
       // Detections from now on must be credible QRS complexes again before they count.
       this.loseAcquisition();

@@ -30,3 +30,21 @@ describe('QrsCredibility.similarity / repeats', () => {
     expect(c.similarity(4 * FS - 1, FS)).toBeUndefined();
   });
 });
+
+describe('QrsCredibility.humFreeQrsMv', () => {
+  it('measures a QRS complex nearly whole and 50 or 60 Hz hum as almost nothing', () => {
+    const hum = (hz: number, mv: number) => Float64Array.from({ length: 3 * FS }, (_, i) => mv * Math.sin((2 * Math.PI * hz * i) / FS));
+    const x = hum(50, 0.5);
+    addQrs(x, 2 * FS);
+    const c = new QrsCredibility({ fs: FS });
+    c.pushSamples(Int16Array.from(x, (v) => Math.round(v * 200)), 200);
+    // The complex (1.2 mV R, narrow) keeps most of its size; the hum alone (1 mV peak-to-peak) is gone.
+    expect(c.humFreeQrsMv(2 * FS, [50, 60])).toBeGreaterThan(0.5);
+    expect(c.humFreeQrsMv(1 * FS, [50, 60])).toBeLessThan(0.05);
+    const c60 = new QrsCredibility({ fs: FS });
+    c60.pushSamples(Int16Array.from(hum(60, 0.5), (v) => Math.round(v * 200)), 200);
+    expect(c60.humFreeQrsMv(FS, [50, 60])).toBeLessThan(0.05);
+    // Not at hand: the window (and the averages' run-in) reaches past what was pushed.
+    expect(c.humFreeQrsMv(3 * FS - 5, [50, 60])).toBeUndefined();
+  });
+});

@@ -155,6 +155,35 @@ export class QrsCredibility {
     return x;
   }
 
+  /**
+   * Peak-to-peak (mV) of the QRS window of the detection at sample `r` (`r ± qrsHalfMs`) after moving averages
+   * one period of each of `mainsHz` long (mains hum and its harmonics nulled, as `LeadDeflection` does);
+   * undefined when not at hand.
+   */
+  humFreeQrsMv(r: number, mainsHz: readonly number[]): number | undefined {
+    const { fs, qrsHalfMs } = this.options;
+    const half = Math.round((qrsHalfMs * fs) / 1000);
+    const lengths = mainsHz.map((hz) => Math.max(1, Math.round(fs / hz)));
+    const margin = lengths.reduce((a, n) => a + n, 0);
+    const oldest = Math.max(0, this.pushed - this.ring.length);
+    const from = r - half - margin;
+    const to = r + half + 1;
+    if (from < oldest || to > this.pushed) return undefined;
+    let x = Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number);
+    for (const n of lengths) {
+      const y: number[] = [];
+      let sum = 0;
+      for (let k = 0; k < x.length; k++) {
+        sum += x[k] as number;
+        if (k >= n) sum -= x[k - n] as number;
+        if (k >= n - 1) y.push(sum / n);
+      }
+      x = y;
+    }
+    const window = x.slice(Math.max(0, x.length - (2 * half + 1)));
+    return Math.max(...window) - Math.min(...window);
+  }
+
   /** Whether the detection at `r` has the shape of one of the detections at `others` (`minRepeatCorrelation`). */
   repeats(r: number, others: readonly number[]): boolean {
     return others.some((q) => (this.similarity(r, q) ?? -1) >= this.options.minRepeatCorrelation);

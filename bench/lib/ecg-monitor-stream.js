@@ -19,13 +19,14 @@ export const quantile = (xs, q) => {
 };
 
 /**
- * Streams `x` (MIT-BIH units, `GAIN` per mV, at `FS`) through a new monitor with the rule classifier.
+ * Streams `x` (MIT-BIH units, `GAIN` per mV, at `FS`) through a new monitor with the rule classifier, with
+ * `second` as lead 2 (channel 1) when given (same length and units).
  * Returns the alerts, readings and findings, the detections (report time, R peak time, credible,
  * evidence) and the times at which the monitor acquired.
- * @param {Int16Array} x
+ * @param {Int16Array} x @param {Int16Array} [second] @param {object} [options] EcgMonitor options
  */
-export function streamThroughMonitor(x) {
-  const monitor = new EcgMonitor('ecg');
+export function streamThroughMonitor(x, second, options = {}) {
+  const monitor = new EcgMonitor('ecg', options);
   const detections = [];
   const acquiredAt = [];
   let endMs = 0;
@@ -45,6 +46,7 @@ export function streamThroughMonitor(x) {
   for (let i = 0; i < x.length; i += CHUNK) {
     endMs = ((i + Math.min(CHUNK, x.length - i)) * 1000) / FS;
     const o = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: x.slice(i, i + CHUNK) });
+    if (second) o.alerts.push(...monitor.push({ sensor: 'ecg', channel: 1, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: second.slice(i, i + CHUNK) }).alerts);
     alerts.push(...o.alerts);
     readings.push(...o.readings);
     findings.push(...o.findings);
@@ -55,21 +57,21 @@ export function streamThroughMonitor(x) {
 }
 
 /**
- * The MIT-BIH noise stress test's muscle artefact `ma` (channel 0, in `dir`) in mV, and its RMS.
- * @param {string} dir
+ * The MIT-BIH noise stress test's muscle artefact `ma` (`channel`, default 0, in `dir`) in mV, and its RMS.
+ * @param {string} dir @param {number} [channel]
  */
-export function muscleNoiseMv(dir) {
+export function muscleNoiseMv(dir, channel = 0) {
   const ma = readWfdbRecord(join(dir, 'ma'));
-  const mv = Float64Array.from(ma.signals[0], (v) => (v - (ma.header.signals[0]?.baseline ?? 0)) / (ma.header.signals[0]?.gain || GAIN));
+  const mv = Float64Array.from(ma.signals[channel], (v) => (v - (ma.header.signals[channel]?.baseline ?? 0)) / (ma.header.signals[channel]?.gain || GAIN));
   return { mv, rms: Math.sqrt(mv.reduce((s, v) => s + v * v, 0) / mv.length) };
 }
 
 /**
- * `seconds` of MIT-BIH record `name` (in `dir`, first signal) from `fromS`, its baseline taken off.
- * @param {string} dir @param {string} name
+ * `seconds` of MIT-BIH record `name` (in `dir`, signal `channel`, default the first) from `fromS`, its baseline taken off.
+ * @param {string} dir @param {string} name @param {number} [channel]
  */
-export function recordSlicer(dir, name) {
+export function recordSlicer(dir, name, channel = 0) {
   const record = readWfdbRecord(join(dir, name));
-  const baseline = record.header.signals[0]?.baseline ?? 0;
-  return (fromS, seconds) => Int16Array.from(record.signals[0].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - baseline);
+  const baseline = record.header.signals[channel]?.baseline ?? 0;
+  return (fromS, seconds) => Int16Array.from(record.signals[channel].subarray(fromS * FS, (fromS + seconds) * FS), (v) => v - baseline);
 }
