@@ -31,7 +31,7 @@
 import { readFileSync } from 'node:fs';
 import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
-import { type Alert, type Finding, METER_RECORD_WRAP_MARGIN, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, meterRecordAfter, type MeterRecordBits, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
@@ -75,9 +75,11 @@ export interface GlucoseMonitorOptions {
   historyReadings: number;
   /** `cgm`: a continuous sensor (all sensor-fault flags); `meter`: fingersticks (no gap, flat-line or compression-low flags). */
   sensorType: GlucoseSensorType;
+  /** The width of the meter's record counter, as its source declares it (records.ts `meterRecordAfter`): 16 for a Bluetooth meter, 32 for the serial line meter. */
+  meterRecordBits: MeterRecordBits;
 }
 
-export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500, sensorType: 'cgm' });
+export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500, sensorType: 'cgm', meterRecordBits: DEFAULT_METER_RECORD_BITS });
 
 /** A loaded forecast model: the forecast network, the predicted-hypoglycaemia detector, its alert policy and provenance. */
 export interface GlucoseForecaster {
@@ -227,13 +229,17 @@ export class GlucoseMonitor {
     // A meter's newer record dated before the trace's end: its clock was set back (it was fast, or summer
     // time ended). The points the fast clock dated from this time on go, or the trend and forecast would wait
     // for as long as the clock was ahead and then compare against them.
-    // Record numbers only go up (a 16-bit one wraps: far below the last is after a wrap, so newer).
-    const behind = isMeterRecordNumber(r) && this.lastMeterRecord !== undefined ? this.lastMeterRecord - r.meterRecord : 0;
+    // Newer and older as the driver and the runtime decide them, on the source's counter width (a Bluetooth
+    // meter's 16-bit number starts again at 0 after 65,535; a serial meter's 32-bit one does not at 65,536).
+    const previous = isMeterRecordNumber(r) ? this.lastMeterRecord : undefined;
+    const bits = this.options.meterRecordBits;
+    const newer = previous !== undefined && meterRecordAfter(r.meterRecord as number, previous, bits);
+    const older = previous !== undefined && meterRecordAfter(previous, r.meterRecord as number, bits);
     const end = this.trace.at(-1)?.t;
-    if ((behind < 0 || behind >= METER_RECORD_WRAP_MARGIN) && end !== undefined && t <= end) this.trace = this.trace.filter((p) => p.t < t);
-    // An older record (lower number) is never live; dated after the trace's end it was dated by a clock that
-    // has since been set back, so its time says nothing and it stays out of the trace.
-    if (behind > 0 && behind < METER_RECORD_WRAP_MARGIN && end !== undefined && t > end) return out;
+    if (newer && end !== undefined && t <= end) this.trace = this.trace.filter((p) => p.t < t);
+    // An older record is never live; dated after the trace's end it was dated by a clock that has since been
+    // set back, so its time says nothing and it stays out of the trace.
+    if (older && end !== undefined && t > end) return out;
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
       // Backfilled or repeated: kept for the history, nothing live to say about it.
