@@ -461,22 +461,39 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
  * sensor faults (gaps, flat lines, compression lows and the 40/400 mg/dL sensor limits on `cgmSensors`
  * only: every other glucose sensor is a spot-check meter, whose limit is its own LO/HI status), predicted-low and sustained-high alerts. The forecast model is loaded once
  * (models/glucose-forecast/artifact, or `dir`; signature and hashes checked); when it cannot be loaded
- * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`.
+ * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`. The model
+ * runs in-process (a few hundred weights, microseconds a reading: no worker, no deadline); when it fails at
+ * run time (it throws, or gives NaN or ±Infinity) every sensor's monitor goes on with the rule-based fallback
+ * from that reading on, and one `analysis-degraded` is raised, as for a model that failed to load.
  * `meterRecordBits`: each sensor's meter record width (records.ts `meterRecordAfter`).
  */
-function glucoseAnalyzer(trustedKeys: readonly string[], dir: string, cgmSensors: ReadonlySet<string>, deps: { logger: Pick<Logger, 'info' | 'warn'>; now: () => number; meterRecordBits?: Readonly<Record<string, MeterRecordBits>> }): Analyzer {
+export function glucoseAnalyzer(
+  trustedKeys: readonly string[],
+  dir: string,
+  cgmSensors: ReadonlySet<string>,
+  deps: { logger: Pick<Logger, 'info' | 'warn'>; now: () => number; meterRecordBits?: Readonly<Record<string, MeterRecordBits>>; loadForecaster?: typeof loadGlucoseForecaster },
+): Analyzer {
   const model = new ModelState('glucose', GLUCOSE_FALLBACK_MODEL_ID, 'glucose forecast', `predicted-low alerts come from extrapolating the 15-minute trend (${GLUCOSE_FALLBACK_MODEL_ID})`, deps);
   let forecaster: GlucoseForecaster | undefined;
   try {
-    forecaster = loadGlucoseForecaster(dir, trustedKeys);
+    forecaster = (deps.loadForecaster ?? loadGlucoseForecaster)(dir, trustedKeys);
     model.loaded(forecaster.modelId, where(dir, forecaster.sha256));
   } catch (error) {
     model.fellBack((error as Error).message, 'not loaded');
   }
   const monitors = new Map<string, GlucoseMonitor>();
+  const modelFailed = (reason: string): void => {
+    forecaster = undefined;
+    for (const m of monitors.values()) m.useRules();
+    model.fellBack(reason, 'failed', 'It is not used again until the device runtime restarts; a technician should check the model and install a working one.');
+  };
   const monitor = (sensor: string): GlucoseMonitor => {
     let m = monitors.get(sensor);
-    if (m === undefined) monitors.set(sensor, (m = new GlucoseMonitor(sensor, forecaster, { sensorType: cgmSensors.has(sensor) ? 'cgm' : 'meter', meterRecordBits: deps.meterRecordBits?.[sensor] ?? DEFAULT_METER_RECORD_BITS })));
+    if (m === undefined) {
+      m = new GlucoseMonitor(sensor, forecaster, { sensorType: cgmSensors.has(sensor) ? 'cgm' : 'meter', meterRecordBits: deps.meterRecordBits?.[sensor] ?? DEFAULT_METER_RECORD_BITS });
+      m.onModelError = modelFailed;
+      monitors.set(sensor, m);
+    }
     return m;
   };
   return {
