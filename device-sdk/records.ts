@@ -63,27 +63,40 @@ export function meterRecordId(r: Pick<Reading, 'meterRecord' | 'context'>): stri
   return session ? `${session}/${r.meterRecord}` : String(r.meterRecord);
 }
 
-/** A meter record number this far or more below the last one is taken for a wrapped counter (a newer record). */
-export const METER_RECORD_WRAP_MARGIN = 10_000;
+/**
+ * How many bits a meter's record counter has, which decides when its numbers start again at 0: a Bluetooth
+ * glucose meter's Sequence Number (GLS §3.6.1.2) and a CGM's Time Offset are uint16; the serial line meter's
+ * record number (firmware/sources/glucose-line-codec.ts) is a uint32 and never starts again at 65,536.
+ * The source of the readings says which (`SensorDriver.meterRecordBits`, the simulated sources' own).
+ */
+export type MeterRecordBits = 16 | 32;
+
+/** The width of a source that does not declare one: a wide counter, not wrapped at 65,536. */
+export const DEFAULT_METER_RECORD_BITS: MeterRecordBits = 32;
 
 /**
- * Whether meter record number `candidate` was written after `than`. Record numbers count up by one per
- * record, but a Bluetooth glucose meter's is a uint16 (GLS Sequence Number) that starts again at 0 after
- * 65,535: between two numbers of that range, one less than `65,536 - METER_RECORD_WRAP_MARGIN` ahead
- * (modulo 65,536) is newer, so 0 comes after 65,535 and 65,535 is older than 2. Numbers above
- * that range (a serial meter's) compare as plain numbers.
+ * Whether meter record number `candidate` was written after `than` on a counter of `bits` bits, which counts
+ * up by one per record and starts again at 0 after 2^bits - 1. Serial number arithmetic (RFC 1982): newer is
+ * less than half the range (2^(bits-1)) ahead, modulo 2^bits. So on a Bluetooth meter (16 bits) 0 comes after
+ * 65,535 and 65,535 is older than 2 (three records behind it); on a serial meter (32 bits) 3 is older than
+ * 65,535 and 70,000 newer. Numbers exactly half the range apart are undefined by that rule: not newer. A number
+ * outside 0..2^bits-1 is no record of such a counter (a number stored from another source under the same sensor
+ * name): it is never newer, and every record number is newer than it.
  */
-export function meterRecordAfter(candidate: number, than: number): boolean {
-  if (candidate > 0xffff || than > 0xffff || candidate < 0 || than < 0) return candidate > than;
-  const ahead = (candidate - than + 0x10000) % 0x10000;
-  return ahead !== 0 && ahead <= 0x10000 - METER_RECORD_WRAP_MARGIN;
+export function meterRecordAfter(candidate: number, than: number, bits: MeterRecordBits): boolean {
+  const range = 2 ** bits;
+  const isRecord = (n: number) => Number.isInteger(n) && n >= 0 && n < range;
+  if (!isRecord(candidate)) return false;
+  if (!isRecord(than)) return true;
+  const ahead = (candidate - than + range) % range;
+  return ahead !== 0 && ahead < range / 2;
 }
 
-/** The newer of two meter record numbers (`meterRecordAfter`); undefined counts as none. */
-export function newerMeterRecord(a: number | undefined, b: number | undefined): number | undefined {
+/** The newer of two meter record numbers of a `bits`-bit counter (`meterRecordAfter`); undefined counts as none. */
+export function newerMeterRecord(a: number | undefined, b: number | undefined, bits: MeterRecordBits): number | undefined {
   if (a === undefined) return b;
   if (b === undefined) return a;
-  return meterRecordAfter(a, b) ? a : b;
+  return meterRecordAfter(a, b, bits) ? a : b;
 }
 
 /**

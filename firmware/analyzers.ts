@@ -6,7 +6,7 @@
  * One explicit list: `createAnalyzers` picks the analyzers a config needs. ECG: `EcgMonitor` per
  * ECG sensor; `PcgMonitor` per stethoscope (heart-sound screen). Glucose analytics add theirs here.
  */
-import type { Alert, Finding, RaisedAlert, Reading, StreamChunk } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, type MeterRecordBits, type RaisedAlert, type Reading, type StreamChunk } from '../device-sdk/records.js';
 import type { ModelDirs, RuntimeConfig, SourceConfig } from './config.js';
 import type { AnalysisStatus } from './status.js';
 import { RULE_CLASSIFIER_ID } from '../device-sdk/signal/ecg/beat-classes.js';
@@ -351,6 +351,8 @@ export interface AnalyzerDeps {
   inference?: Partial<InferenceWorkerOptions>;
   /** Restarts of a model worker that stopped answering (default `DEFAULT_MODEL_RESTARTS`; timers on `clock`). */
   modelRestarts?: { delaysMs: readonly number[] };
+  /** The width of each sensor's meter record counter, as its source declares it (the runtime's; `DEFAULT_METER_RECORD_BITS` for a sensor not in it). */
+  meterRecordBits?: Readonly<Record<string, MeterRecordBits>>;
 }
 
 const where = (dir: string, sha256: string) => `${dir}, sha256 ${sha256.slice(0, 16)}`;
@@ -459,21 +461,39 @@ const GLUCOSE_DEVICE_KINDS: readonly string[] = Object.freeze(['glucose-meter', 
  * sensor faults (gaps, flat lines, compression lows and the 40/400 mg/dL sensor limits on `cgmSensors`
  * only: every other glucose sensor is a spot-check meter, whose limit is its own LO/HI status), predicted-low and sustained-high alerts. The forecast model is loaded once
  * (models/glucose-forecast/artifact, or `dir`; signature and hashes checked); when it cannot be loaded
- * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`.
+ * the monitor runs on its rule-based fallback, says so in the log and raises `analysis-degraded`. The model
+ * runs in-process (a few hundred weights, microseconds a reading: no worker, no deadline); when it fails at
+ * run time (it throws, or gives NaN or ±Infinity) every sensor's monitor goes on with the rule-based fallback
+ * from that reading on, and one `analysis-degraded` is raised, as for a model that failed to load.
+ * `meterRecordBits`: each sensor's meter record width (records.ts `meterRecordAfter`).
  */
-function glucoseAnalyzer(trustedKeys: readonly string[], dir: string, cgmSensors: ReadonlySet<string>, deps: { logger: Pick<Logger, 'info' | 'warn'>; now: () => number }): Analyzer {
+export function glucoseAnalyzer(
+  trustedKeys: readonly string[],
+  dir: string,
+  cgmSensors: ReadonlySet<string>,
+  deps: { logger: Pick<Logger, 'info' | 'warn'>; now: () => number; meterRecordBits?: Readonly<Record<string, MeterRecordBits>>; loadForecaster?: typeof loadGlucoseForecaster },
+): Analyzer {
   const model = new ModelState('glucose', GLUCOSE_FALLBACK_MODEL_ID, 'glucose forecast', `predicted-low alerts come from extrapolating the 15-minute trend (${GLUCOSE_FALLBACK_MODEL_ID})`, deps);
   let forecaster: GlucoseForecaster | undefined;
   try {
-    forecaster = loadGlucoseForecaster(dir, trustedKeys);
+    forecaster = (deps.loadForecaster ?? loadGlucoseForecaster)(dir, trustedKeys);
     model.loaded(forecaster.modelId, where(dir, forecaster.sha256));
   } catch (error) {
     model.fellBack((error as Error).message, 'not loaded');
   }
   const monitors = new Map<string, GlucoseMonitor>();
+  const modelFailed = (reason: string): void => {
+    forecaster = undefined;
+    for (const m of monitors.values()) m.useRules();
+    model.fellBack(reason, 'failed', 'It is not used again until the device runtime restarts; a technician should check the model and install a working one.');
+  };
   const monitor = (sensor: string): GlucoseMonitor => {
     let m = monitors.get(sensor);
-    if (m === undefined) monitors.set(sensor, (m = new GlucoseMonitor(sensor, forecaster, { sensorType: cgmSensors.has(sensor) ? 'cgm' : 'meter' })));
+    if (m === undefined) {
+      m = new GlucoseMonitor(sensor, forecaster, { sensorType: cgmSensors.has(sensor) ? 'cgm' : 'meter', meterRecordBits: deps.meterRecordBits?.[sensor] ?? DEFAULT_METER_RECORD_BITS });
+      m.onModelError = modelFailed;
+      monitors.set(sensor, m);
+    }
     return m;
   };
   return {
@@ -656,7 +676,7 @@ export function createAnalyzers(config: Pick<RuntimeConfig, 'sources'>, deviceKi
   if (glucoseSensors(config.sources, deviceKinds).length > 0) {
     // Only a CGM driver's sensors are continuous; a simulated serial meter and BLE Glucose profile meters are spot checks.
     const cgm = new Set(config.sources.filter((s) => s.type === 'device' && deviceKinds[s.sensor] === 'cgm').map((s) => s.sensor));
-    analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), cgm, { logger, now }));
+    analyzers.push(glucoseAnalyzer(trustedKeys, deps.models?.glucoseForecast ?? defaultGlucoseModelDir(), cgm, { logger, now, ...(deps.meterRecordBits ? { meterRecordBits: deps.meterRecordBits } : {}) }));
   }
   const isPcg = (s: SourceConfig) => sourceSignal(s) === 'pcg' || (s.type === 'device' && deviceKinds[s.sensor] === 'pcg');
   const pcg = config.sources.filter(isPcg).map((s) => s.sensor);

@@ -26,17 +26,18 @@
  * (device-sdk/signal/glucose/dense-network.ts) from the same TF.js artifact the CLI runs with tfjs;
  * both load it through `loadGlucoseForecaster` (manifest read and checked once).
  * Without a model (missing, altered or refused), the predicted-low alert falls back to a rule:
- * linear extrapolation of the 15-minute trend below 70 mg/dL. Decision support, never a diagnosis.
+ * linear extrapolation of the 15-minute trend below 70 mg/dL; so does it from the first reading the model
+ * fails on (it throws, or gives NaN or ±Infinity: `onModelError`). Decision support, never a diagnosis.
  */
 import { readFileSync } from 'node:fs';
 import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
-import { type Alert, type Finding, METER_RECORD_WRAP_MARGIN, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, meterRecordAfter, type MeterRecordBits, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
 import { CONTINUOUS_ONLY_FAULTS, DEFAULT_SENSOR_FAULT_OPTIONS, deviceRangeLimit, type GlucoseSensorType, sensorFaults } from '../device-sdk/signal/glucose/faults.js';
-import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../device-sdk/signal/glucose/forecast.js';
+import { decodeForecast, FORECAST_SPEC, forecastFeatures, type GlucoseForecast } from '../device-sdk/signal/glucose/forecast.js';
 import { DETECTOR_SPEC, detectorFeatures, detectorProbability, HypoAlertLogic, type HypoAlertPolicy } from '../device-sdk/signal/glucose/hypo-detector.js';
 import { DEFAULT_TREND_OPTIONS, rateOfChange, TREND_ARROWS, trendLabel } from '../device-sdk/signal/glucose/trend.js';
 import { type GlucosePoint, MS_PER_MIN } from '../device-sdk/signal/glucose/types.js';
@@ -75,9 +76,11 @@ export interface GlucoseMonitorOptions {
   historyReadings: number;
   /** `cgm`: a continuous sensor (all sensor-fault flags); `meter`: fingersticks (no gap, flat-line or compression-low flags). */
   sensorType: GlucoseSensorType;
+  /** The width of the meter's record counter, as its source declares it (records.ts `meterRecordAfter`): 16 for a Bluetooth meter, 32 for the serial line meter. */
+  meterRecordBits: MeterRecordBits;
 }
 
-export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500, sensorType: 'cgm' });
+export const DEFAULT_GLUCOSE_MONITOR_OPTIONS: Readonly<GlucoseMonitorOptions> = Object.freeze({ hyperLevel: 250, hyperMinutes: 120, hyperRearm: 180, predictedRearmMin: 30, historyMin: 1440, historyReadings: 1500, sensorType: 'cgm', meterRecordBits: DEFAULT_METER_RECORD_BITS });
 
 /** A loaded forecast model: the forecast network, the predicted-hypoglycaemia detector, its alert policy and provenance. */
 export interface GlucoseForecaster {
@@ -158,13 +161,16 @@ const FALLBACK_SHA256 = sha256Hex(canonicalJson({ modelId: GLUCOSE_FALLBACK_MODE
 export class GlucoseMonitor {
   readonly sensor: string;
   private readonly options: GlucoseMonitorOptions;
-  private readonly forecaster: GlucoseForecaster | undefined;
+  /** Undefined without a model, and from the first reading it failed on (`runModel`). */
+  private forecaster: GlucoseForecaster | undefined;
   private trace: GlucosePoint[] = [];
   /** The last record taken live: its number, within its sensor session (CGM time offsets restart per sensor). */
   private lastRecord: string | undefined;
   /** The record number of a meter's last live reading (meters number their records; CGMs give time offsets per session). */
   private lastMeterRecord: number | undefined;
-  private readonly alertLogic: HypoAlertLogic | undefined;
+  private alertLogic: HypoAlertLogic | undefined;
+  /** Told once when the model fails at run time (it threw, or gave NaN or ±Infinity); the monitor is on its rule from then on. */
+  onModelError: ((reason: string, error: unknown) => void) | undefined;
   private predictedFired = false;
   private lastPredictedT = Number.NEGATIVE_INFINITY;
   private hyperFired = false;
@@ -227,13 +233,17 @@ export class GlucoseMonitor {
     // A meter's newer record dated before the trace's end: its clock was set back (it was fast, or summer
     // time ended). The points the fast clock dated from this time on go, or the trend and forecast would wait
     // for as long as the clock was ahead and then compare against them.
-    // Record numbers only go up (a 16-bit one wraps: far below the last is after a wrap, so newer).
-    const behind = isMeterRecordNumber(r) && this.lastMeterRecord !== undefined ? this.lastMeterRecord - r.meterRecord : 0;
+    // Newer and older as the driver and the runtime decide them, on the source's counter width (a Bluetooth
+    // meter's 16-bit number starts again at 0 after 65,535; a serial meter's 32-bit one does not at 65,536).
+    const previous = isMeterRecordNumber(r) ? this.lastMeterRecord : undefined;
+    const bits = this.options.meterRecordBits;
+    const newer = previous !== undefined && meterRecordAfter(r.meterRecord as number, previous, bits);
+    const older = previous !== undefined && meterRecordAfter(previous, r.meterRecord as number, bits);
     const end = this.trace.at(-1)?.t;
-    if ((behind < 0 || behind >= METER_RECORD_WRAP_MARGIN) && end !== undefined && t <= end) this.trace = this.trace.filter((p) => p.t < t);
-    // An older record (lower number) is never live; dated after the trace's end it was dated by a clock that
-    // has since been set back, so its time says nothing and it stays out of the trace.
-    if (behind > 0 && behind < METER_RECORD_WRAP_MARGIN && end !== undefined && t > end) return out;
+    if (newer && end !== undefined && t <= end) this.trace = this.trace.filter((p) => p.t < t);
+    // An older record is never live; dated after the trace's end it was dated by a clock that has since been
+    // set back, so its time says nothing and it stays out of the trace.
+    if (older && end !== undefined && t > end) return out;
     const last = this.trace[this.trace.length - 1];
     if (last !== undefined && t <= last.t) {
       // Backfilled or repeated: kept for the history, nothing live to say about it.
@@ -327,6 +337,37 @@ export class GlucoseMonitor {
     return recent;
   }
 
+  /**
+   * The forecast and the detector's probability at trace point `i`, or undefined when the model failed: it
+   * threw, or gave a value that is not a finite number (NaN or ±Infinity, e.g. from corrupt weights that were
+   * signed). The monitor then drops the model for good (`useRules`) and tells `onModelError`; this reading and
+   * every later one are judged by the rule, so no alert ever comes from a NaN.
+   */
+  private runModel(forecaster: GlucoseForecaster, f: Float32Array, gl: number, i: number): { fc: GlucoseForecast; risk: number } | undefined {
+    let failure: string;
+    let error: unknown;
+    try {
+      const output = forecaster.net.predict(f);
+      const fc = decodeForecast(gl, output);
+      const logit = forecaster.detector.predict(detectorFeatures(this.trace, i, f, fc))[0] as number;
+      const bad = [...new Set([...output, logit].filter((v) => !Number.isFinite(v)).map(String))];
+      if (bad.length === 0) return { fc, risk: detectorProbability(logit) };
+      failure = `its output is not a finite number (${bad.join(', ')})`;
+    } catch (e) {
+      error = e;
+      failure = `its evaluation threw: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    this.useRules();
+    this.onModelError?.(failure, error);
+    return undefined;
+  }
+
+  /** Drops the forecast model: predicted lows come from the rule (trend extrapolation) from now on. The episode in progress stays as it is. */
+  useRules(): void {
+    this.forecaster = undefined;
+    this.alertLogic = undefined;
+  }
+
   private forecast(r: Reading, gl: number, recentFaults: string[], out: GlucoseMonitorOutput): void {
     const i = this.trace.length - 1;
     const f = this.forecaster ? forecastFeatures(this.trace, i) : undefined;
@@ -336,9 +377,10 @@ export class GlucoseMonitor {
     let risk: number | undefined;
     /** The model's forecast at this reading, which a predicted-low alert links to. */
     let forecastFinding: Finding | undefined;
-    if (this.forecaster && this.alertLogic && f) {
-      const fc = decodeForecast(gl, this.forecaster.net.predict(f));
-      risk = detectorProbability(this.forecaster.detector.predict(detectorFeatures(this.trace, i, f, fc))[0] as number);
+    const model = this.forecaster && this.alertLogic && f ? this.runModel(this.forecaster, f, gl, i) : undefined;
+    if (model && this.forecaster && this.alertLogic && f) {
+      const fc = model.fc;
+      risk = model.risk;
       predicted = this.alertLogic.step(now, gl, risk);
       shown = fc.predGl;
       const missing = f[15] as number;

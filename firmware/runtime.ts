@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError, StoreError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, type Finding, newerMeterRecord, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, type MeterRecordBits, newerMeterRecord, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -131,8 +131,8 @@ export function ledgerPath(dataDir: string): string {
 
 /**
  * What the ledger keeps of the glucose sensors across a restart: the newest record number stored per sensor
- * of `meters` (`newerMeterRecord`: a 16-bit number that started again at 0 after 65,535 is newer; a meter's
- * backfill resumes from it, so each record is stored once; records the edge acknowledged and compaction
+ * of `meters`, each on its own counter width (`newerMeterRecord`: on a Bluetooth meter's 16 bits, 0 after
+ * 65,535 is newer; a serial meter's 32-bit numbers are not wrapped at 65,536; a meter's backfill resumes from it, so each record is stored once; records the edge acknowledged and compaction
  * removed after the retention are no longer counted), and the readings and alerts of `replayed` stored at or
  * after `sinceMs` (device clock), in the order they were stored: the rules and the analyses replay them at
  * start, so that an alert episode open before a restart stays open. Those dated after `untilMs` (now) are not
@@ -144,10 +144,10 @@ export function ledgerPath(dataDir: string): string {
  * rest are never opened. QA: 300k stored heart-rate readings, 3.5 days at one a second, took 2.5 s to scan at
  * every start of a runtime with a glucose source, 3.2 s as many glucose readings; none of them is replayed).
  */
-export function storedGlucoseState(store: OutboxStore, sensors: { meters: readonly string[]; replayed: readonly string[] }, sinceMs: number, untilMs = Number.POSITIVE_INFINITY): { lastRecords: Map<string, number> } & StoredRecords {
+export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readonly<Record<string, MeterRecordBits>>; replayed: readonly string[] }, sinceMs: number, untilMs = Number.POSITIVE_INFINITY): { lastRecords: Map<string, number> } & StoredRecords {
   const lastRecords = new Map<string, number>();
   const alerts: Alert[] = [];
-  const meters = new Set(sensors.meters);
+  const meters = new Map(Object.entries(sensors.meters));
   const replayed = new Set(sensors.replayed);
   const rows: StoredRecord[] = [];
   const read = (kind: RecordKind, filter: RecordFilter) => {
@@ -158,7 +158,7 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: readon
       rows.push(...page);
     }
   };
-  if (meters.size > 0) read('reading', { tags: [...meters] });
+  if (meters.size > 0) read('reading', { tags: [...meters.keys()] });
   const others = [...replayed].filter((s) => !meters.has(s));
   // A reading is stored after it is taken: one stored before `sinceMs` was taken before it.
   if (others.length > 0) read('reading', { tags: others, fromTMs: sinceMs });
@@ -167,7 +167,8 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: readon
   const readings: Reading[] = [];
   for (const row of rows) {
     const r = decodeBody('reading', row.body);
-    if (meters.has(r.sensor) && r.meterRecord !== undefined) lastRecords.set(r.sensor, newerMeterRecord(r.meterRecord, lastRecords.get(r.sensor)) as number);
+    const bits = meters.get(r.sensor);
+    if (bits !== undefined && r.meterRecord !== undefined) lastRecords.set(r.sensor, newerMeterRecord(r.meterRecord, lastRecords.get(r.sensor), bits) as number);
     if (replayed.has(r.sensor) && r.tDevice >= sinceMs && r.tDevice <= untilMs) readings.push(r);
   }
   if (replayed.size > 0) {
@@ -189,6 +190,8 @@ interface RuntimeSource {
   source: string;
   rateUnit: 'samples/s' | 'readings/min';
   nominalRate: number;
+  /** The width of its readings' `meterRecord` counter (`SensorDriver.meterRecordBits`), when it declares one. */
+  meterRecordBits?: MeterRecordBits;
   start(sink: SourceSink & SensorSink): void;
   stop(): void | Promise<void>;
 }
@@ -223,8 +226,10 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private watchdogTimer: ClockTimer | undefined;
   /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert and told of acknowledgements. */
   private readonly alarmOutputs: AlarmOutput[] = [];
-  /** Highest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
+  /** Newest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
   private readonly meterRecords = new Map<string, number>();
+  /** The width of each sensor's meter record counter, as its source declares it (`DEFAULT_METER_RECORD_BITS` otherwise). */
+  private readonly meterRecordBits: Readonly<Record<string, MeterRecordBits>>;
   private readonly counts = new Map<string, number>();
   private readonly rates = new Map<string, number>();
   private lastAlert: Alert | undefined;
@@ -308,8 +313,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       const driver = createDriver(s.driver, s.sensor, s.options, driverDeps);
       deviceKinds[s.sensor] = driver.kind;
       if (hasAlarmOutput(driver)) this.alarmOutputs.push(driver);
-      return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, start: (sink) => driver.start(sink), stop: () => driver.stop() };
+      return { sensor: s.sensor, source: s.driver, rateUnit: driver.rateUnit, nominalRate: driver.nominalRate, ...(driver.meterRecordBits ? { meterRecordBits: driver.meterRecordBits } : {}), start: (sink) => driver.start(sink), stop: () => driver.stop() };
     });
+    this.meterRecordBits = Object.fromEntries(this.sources.map((source) => [source.sensor, source.meterRecordBits ?? DEFAULT_METER_RECORD_BITS]));
     // Meter record numbers survive a restart: a meter's backfill resumes after the last stored record.
     // So do the rules' episodes of every glucose sensor's readings: the readings stored in the last day (the
     // historical limit) are replayed through the rules, nothing raised, so that the next record of a low that
@@ -317,7 +323,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // old severe reading's notice. The glucose analysis replays them too, with the sensors' stored alerts, so
     // that a predicted-low or sustained-high episode open at a restart stays open and a sustained high goes on
     // counting from its start (before: alerted again, or two hours after the restart).
-    const meterSensors = Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter');
+    const meterSensors = Object.fromEntries(Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'glucose-meter').map((sensor) => [sensor, this.meterRecordBits[sensor] ?? DEFAULT_METER_RECORD_BITS]));
     const replayMin = Math.max(DEFAULT_RULE_OPTIONS.historical.afterMin, DEFAULT_GLUCOSE_MONITOR_OPTIONS.historyMin);
     const now = this.clock.now();
     const stored = storedGlucoseState(this.store, { meters: meterSensors, replayed: glucoseSensors(config.sources, deviceKinds) }, now - replayMin * 60_000, now);
@@ -333,6 +339,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
       ...(deps.inference ? { inference: deps.inference } : {}),
       ...(deps.modelRestarts ? { modelRestarts: deps.modelRestarts } : {}),
+      meterRecordBits: this.meterRecordBits,
     });
     for (const a of this.analyzers) a.restore?.(stored);
     this.restoreAlarms();
@@ -661,7 +668,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.count(r.sensor, 1);
       this.unreadable.readable(r.sensor);
     }
-    if (r.meterRecord !== undefined) this.meterRecords.set(r.sensor, newerMeterRecord(r.meterRecord, this.meterRecords.get(r.sensor)) as number);
+    if (r.meterRecord !== undefined) this.meterRecords.set(r.sensor, newerMeterRecord(r.meterRecord, this.meterRecords.get(r.sensor), this.meterRecordBits[r.sensor] ?? DEFAULT_METER_RECORD_BITS) as number);
     this.ledger.add('reading', r);
     this.take(this.rules.onReading(r), r.sensor);
     for (const a of this.analyzers) if (a.onReading) this.analyze(a, r.sensor, () => a.onReading?.(r));

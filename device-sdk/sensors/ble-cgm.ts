@@ -118,6 +118,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   readonly driver = 'ble-cgm';
   readonly kind = 'cgm' as const;
   readonly rateUnit = 'readings/min' as const;
+  /** `meterRecord` is the CGM Measurement's Time Offset, a uint16 of minutes (CGMS §3.1.1.4). */
+  readonly meterRecordBits = 16;
   readonly nominalRate = 0.2;
   /** Records handed to the sink. */
   records = 0;

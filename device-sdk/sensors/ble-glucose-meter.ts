@@ -19,9 +19,10 @@
  * dropped. A record that arrives after a higher-numbered one of the same transfer (out of order) is
  * stored. A measurement whose context (flag bit 4) has not arrived when the link drops is NOT handed
  * over: the resumed transfer sends it again with its context. Sequence numbers increase by one per
- * record (GLS §3.6.1.2) and are a uint16 that starts again at 0 after 65,535: "newer" is
- * `meterRecordAfter` (records.ts), so record 0 follows 65,535, and the resume request after a wrap is
- * `≥ last + 1` again (the records from before the wrap that still match it are dropped as duplicates).
+ * record (GLS §3.6.1.2) and are a uint16 that starts again at 0 after 65,535 (`meterRecordBits` 16):
+ * "newer" is `meterRecordAfter` (records.ts) on 16 bits, less than 32,768 ahead modulo 65,536, so record 0
+ * follows 65,535 and 65,535 is older than 2; the resume request after a wrap is `≥ last + 1` again (the
+ * records from before the wrap that still match it are dropped as duplicates).
  *
  * Readings: type `glucose`, mg/dL (mol/L converted: mmol/L × 18.0156), `meterRecord` = sequence
  * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset) converted to
@@ -63,6 +64,8 @@ import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTim
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
+/** A Glucose Measurement's Sequence Number is a uint16 (GLS §3.6.1.2). */
+export const GLS_SEQUENCE_NUMBER_BITS = 16;
 
 export interface BleGlucoseMeterOptions extends BleConnectionOptions {
   /** Ask the meter for newer records this often while connected (0 = only once per connection). */
@@ -96,6 +99,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   readonly kind = 'glucose-meter' as const;
   readonly rateUnit = 'readings/min' as const;
   readonly nominalRate = 0;
+  readonly meterRecordBits = GLS_SEQUENCE_NUMBER_BITS;
   /** Records dropped as already stored (duplicate notifications, records sent again). */
   duplicates = 0;
   /** Records handed to the sink. */
@@ -127,12 +131,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
 
   /** The newest record number stored or handed over, or undefined. */
   private lastRecord(): number | undefined {
-    return newerMeterRecord(this.deps.lastMeterRecord(this.sensor), this.highest);
+    return newerMeterRecord(this.deps.lastMeterRecord(this.sensor), this.highest, this.meterRecordBits);
   }
 
   /** Whether record `seq` was stored before this transfer or handed over in it. */
   private isKnown(seq: number): boolean {
-    return (this.floor !== undefined && !meterRecordAfter(seq, this.floor)) || this.handed.has(seq);
+    return (this.floor !== undefined && !meterRecordAfter(seq, this.floor, this.meterRecordBits)) || this.handed.has(seq);
   }
 
   /** A new transfer (or connection): what is stored now is the floor; out-of-order records above it are new. */
@@ -397,7 +401,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const conc = m.concentration;
     const mgPerDl = conc?.mgPerDl ?? (conc?.mmolPerL !== undefined ? conc.mmolPerL * MMOL_TO_MG_PER_DL : undefined);
     this.handed.add(seq);
-    this.highest = newerMeterRecord(seq, this.highest);
+    this.highest = newerMeterRecord(seq, this.highest, this.meterRecordBits);
     if (conc === undefined || mgPerDl === undefined || finiteValue(conc.value) === undefined) {
       this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, new DecodeError('ble-glucose-measurement', `record ${seq} has no usable glucose concentration (${conc ? conc.value.kind : 'absent'})`));
       return;

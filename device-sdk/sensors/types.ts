@@ -14,7 +14,7 @@
 import type { SchemaObject } from 'ajv';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
-import type { Reading, StreamChunk } from '../records.js';
+import type { MeterRecordBits, Reading, StreamChunk } from '../records.js';
 
 export const SENSOR_KINDS = ['ecg', 'pcg', 'glucose-meter', 'cgm', 'heart-rate'] as const;
 export type SensorKind = (typeof SENSOR_KINDS)[number];
@@ -59,8 +59,8 @@ export interface DriverDeps {
   clock: Clock;
   logger: Logger;
   /**
-   * The newest meter record number stored durably for this sensor (`newerMeterRecord` in records.ts: the
-   * highest, save that a 16-bit number that started again at 0 after 65,535 is newer), for backfill that
+   * The newest meter record number stored durably for this sensor (`newerMeterRecord` in records.ts, on the
+   * driver's `meterRecordBits`: on a 16-bit counter, 0 after 65,535 is newer), for backfill that
    * resumes (e.g. RACP "greater than or equal to" after a disconnect). Undefined when none is stored.
    */
   lastMeterRecord(sensor: string): number | undefined;
@@ -79,6 +79,12 @@ export interface SensorDriver {
   readonly kind: SensorKind;
   readonly rateUnit: 'samples/s' | 'readings/min';
   readonly nominalRate: number;
+  /**
+   * A driver whose readings carry `meterRecord`: how wide that counter is (records.ts `meterRecordAfter`:
+   * when its numbers start again at 0). The runtime orders the sensor's record numbers by it (`lastMeterRecord`,
+   * the glucose analysis). Absent: `DEFAULT_METER_RECORD_BITS` (32, never wrapped at 65,536).
+   */
+  readonly meterRecordBits?: MeterRecordBits;
   /** Starts in the background (connect, subscribe, backfill); reports through `sink`. Never throws for device trouble: it reports state and retries. */
   start(sink: SensorSink): void;
   /** Stops and releases the transport; no sink call happens after the promise resolves. */

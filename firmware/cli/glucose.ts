@@ -67,9 +67,10 @@ export async function glucoseCommand(args: string[]): Promise<number> {
 }
 
 /**
- * The rows of a CGM CSV in mg/dL, and the unit they were given in (`--units`, default mg/dL). Refuses
- * (usage error, exit 2) a file whose values look like the other unit, a value no device reports, and a
- * file without readings.
+ * The rows of a CGM CSV in mg/dL, and the unit they were given in (`--units`, default mg/dL). A --units
+ * value that is not a unit is a command-line error (`UsageError`, exit 2), checked first; everything else
+ * it refuses is about the file, a `DataError` (exit 1, the message without the usage): values that look
+ * like the other unit, a value no device reports, a file without readings, a file it cannot read or parse.
  */
 function readRows(path: string, units: string | undefined, progress: CliProgress): { rows: readonly CgmRow[]; unit: GlucoseUnit } {
   if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
@@ -78,34 +79,31 @@ function readRows(path: string, units: string | undefined, progress: CliProgress
   const values = rows.map((r) => r.gl);
   const short = units === undefined ? unitUndecidable(values) : undefined;
   if (short) {
-    throw new UsageError(
+    throw new DataError(
       `${path}: ${short.length === 1 ? 'one reading' : `${short.length} readings`} (${short.join(', ')}), all below ${EITHER_UNIT_BELOW}: that is a severe low in mg/dL or a high in mmol/L, and too few readings to tell which; give --units mg/dL or --units mmol/L`,
-      GLUCOSE_USAGE,
     );
   }
   const mmol = unit === 'mg/dL' ? mmolLike(values) : undefined;
   if (mmol) {
-    throw new UsageError(
+    throw new DataError(
       `${path}: the gl values look like mmol/L, not mg/dL (median ${mmol.median}, highest ${mmol.max}; a CGM reads 40-400 mg/dL): give --units mmol/L, or convert the file to mg/dL`,
-      GLUCOSE_USAGE,
     );
   }
   const mgdl = unit === 'mmol/L' ? mgdlLike(values) : undefined;
   if (mgdl) {
-    throw new UsageError(
+    throw new DataError(
       `${path}: the gl values look like mg/dL, not mmol/L (median ${mgdl.median}, highest ${mgdl.max}; a CGM reads 2.2-22.2 mmol/L, a meter at most 33.3): leave out --units mmol/L (mg/dL is the default), or convert the file to mmol/L`,
-      GLUCOSE_USAGE,
     );
   }
   try {
     checkGlucoseRange(rows, unit);
     checkUnitMix(rows, unit);
   } catch (error) {
-    if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
+    if (error instanceof CgmCsvError) throw new DataError(`${path}: ${error.message}`, { cause: error });
     throw error;
   }
   if (!values.some(Number.isFinite)) {
-    throw new UsageError(`${path}: no glucose readings (${rows.length === 0 ? 'only a header' : `all ${rows.length} rows are NA or empty`}): nothing to ${rows.length === 0 ? 'analyse' : 'analyse; check the gl column'}`, GLUCOSE_USAGE);
+    throw new DataError(`${path}: no glucose readings (${rows.length === 0 ? 'only a header' : `all ${rows.length} rows are NA or empty`}): nothing to ${rows.length === 0 ? 'analyse' : 'analyse; check the gl column'}`);
   }
   return { rows: rowsInMgDl(rows, unit), unit };
 }
@@ -118,27 +116,12 @@ function parseRows(path: string, progress: CliProgress): CgmRow[] {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === undefined) throw error;
-    throw new UsageError(`cannot read ${path}: ${OS_PROBLEMS[code] ?? code} (${code})`, GLUCOSE_USAGE);
+    throw new DataError(`cannot read ${path}: ${OS_PROBLEMS[code] ?? code} (${code})`, { cause: error });
   }
   try {
     return parseCgmCsv(decodeCgmCsv(bytes), { onProgress: (line, fraction) => progress.step(`reading ${path}: line ${line} (${Math.round(fraction * 100)} %)`) });
   } catch (error) {
-    if (error instanceof CgmCsvError) throw new UsageError(`${path}: ${error.message}`, GLUCOSE_USAGE);
-    throw error;
-  }
-}
-
-/**
- * `readRows` for a command: its refusals are about the file (its rows, its units, no readings, cannot
- * be read), so they are data errors, exit 1 without the usage; only a --units value that is not a unit
- * is a command-line error (exit 2), checked first.
- */
-function readInput(path: string, units: string | undefined, progress: CliProgress): ReturnType<typeof readRows> {
-  if (units !== undefined && !(GLUCOSE_UNITS as readonly string[]).includes(units)) throw new UsageError(`--units must be one of ${GLUCOSE_UNITS.join(', ')} (got ${JSON.stringify(units)})`, GLUCOSE_USAGE);
-  try {
-    return readRows(path, units, progress);
-  } catch (error) {
-    if (error instanceof UsageError) throw new DataError(error.message, { cause: error });
+    if (error instanceof CgmCsvError) throw new DataError(`${path}: ${error.message}`, { cause: error });
     throw error;
   }
 }
@@ -194,7 +177,7 @@ async function predict(args: string[]): Promise<number> {
   const backend = (values.backend ?? 'wasm') as BackendName;
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got ${JSON.stringify(values.backend)})`, GLUCOSE_USAGE);
   const progress = createCliProgress('glucose predict', { requested: values.progress === true });
-  const { rows, unit } = readInput(values.csv, values.units, progress);
+  const { rows, unit } = readRows(values.csv, values.units, progress);
   // Output in the input's unit: mg/dL as computed, mmol/L converted back.
   const inUnit = (mgdl: number, digits: number) => (unit === 'mg/dL' ? mgdl.toFixed(digits) : String(Math.round((mgdl / MG_DL_PER_MMOL_L) * 100) / 100));
   const glText = (mgdl: number) => (unit === 'mg/dL' ? String(mgdl) : inUnit(mgdl, 2));
@@ -305,7 +288,7 @@ function report(args: string[]): number {
   }
   if (!values.csv) throw new UsageError('--csv IN is required', GLUCOSE_USAGE);
   const progress = createCliProgress('glucose report', { requested: values.progress === true });
-  const { rows, unit } = readInput(values.csv, values.units, progress);
+  const { rows, unit } = readRows(values.csv, values.units, progress);
   const traces = tracesById(rows);
   progress.step(`read ${rows.length} rows of ${traces.size} subjects from ${values.csv}`, true);
   if (values.id !== undefined && !traces.has(values.id)) throw new DataError(`no readings of subject ${JSON.stringify(values.id)} in ${values.csv}`);

@@ -24,11 +24,13 @@ import { type MeterClock, meterClockWithoutCurrentTime, meterTime } from '../../
 export const GLUCOSE_LINE_CODEC = 'glucose-line';
 export const GLUCOSE_MEAL_CONTEXTS = ['fasting', 'preprandial', 'postprandial', 'unknown'] as const;
 export type GlucoseMealContext = (typeof GLUCOSE_MEAL_CONTEXTS)[number];
+/** The record number is a uint32 (`MeterRecordBits`): it is not wrapped at 65,536. */
+export const GLUCOSE_LINE_RECORD_BITS = 32;
 /** Longer input is rejected before it is looked at. */
 export const GLUCOSE_LINE_MAX_BYTES = 256;
 
 export interface GlucoseLine {
-  /** The meter's record number (integer, 0..2^32-1). */
+  /** The meter's record number (integer, 0..2^32-1: `GLUCOSE_LINE_RECORD_BITS`). */
   record: number;
   /** The meter's wall clock (ms whose UTC fields are the wall clock; written with `Z`). */
   tMeter: number;
@@ -108,7 +110,7 @@ export function decodeGlucoseLine(bytes: Uint8Array, tDevice: number, sensor: st
   if (fields[0] !== 'GLU') return fail(`prefix ${JSON.stringify(fields[0])} is not "GLU"`);
   if (fields.length !== 6) return fail(`expected 6 comma-separated fields, got ${fields.length}`);
   const [, recordText, timeText, valueText, unit, meal] = fields as [string, string, string, string, string, string];
-  if (!/^\d{1,10}$/.test(recordText) || Number(recordText) > 0xffff_ffff) {
+  if (!/^\d{1,10}$/.test(recordText) || Number(recordText) >= 2 ** GLUCOSE_LINE_RECORD_BITS) {
     return fail(`record number ${JSON.stringify(recordText)} is not an integer in 0..4294967295`);
   }
   const meter = parseMeterTime(timeText, timeZone);

@@ -11,7 +11,7 @@
  */
 import type { Clock, ClockTimer } from '../../device-sdk/clock.js';
 import { ConfigError, MedgeError } from '../../device-sdk/errors.js';
-import type { Reading, StreamChunk } from '../../device-sdk/records.js';
+import type { MeterRecordBits, Reading, StreamChunk } from '../../device-sdk/records.js';
 import {
   parseSourceConfig,
   type SimEcgSourceConfig,
@@ -21,7 +21,7 @@ import {
   type SourceConfig,
   type SourceConfigInput,
 } from '../config.js';
-import { encodeGlucoseLine, GLUCOSE_LINE_CODEC, GLUCOSE_MEAL_CONTEXTS } from './glucose-line-codec.js';
+import { encodeGlucoseLine, GLUCOSE_LINE_CODEC, GLUCOSE_LINE_RECORD_BITS, GLUCOSE_MEAL_CONTEXTS } from './glucose-line-codec.js';
 import { mulberry32, type Random } from '../../device-sdk/random.js';
 import { zoneOffsetMs } from '../../device-sdk/time-zone.js';
 
@@ -39,6 +39,8 @@ export interface SimSource {
   readonly source: string;
   readonly rateUnit: 'samples/s' | 'readings/min';
   readonly nominalRate: number;
+  /** A source whose readings carry `meterRecord`: how wide that counter is (`SensorDriver.meterRecordBits`). */
+  readonly meterRecordBits?: MeterRecordBits;
   /** Starts producing into `sink`. Throws `MedgeError` (code `source-running`) when already started. */
   start(sink: SourceSink): void;
   /** Stops; no sink call happens afterwards. A later `start()` begins a new stream at sample 0. */
@@ -64,6 +66,7 @@ interface SourceMeta {
   source: string;
   rateUnit: SimSource['rateUnit'];
   nominalRate: number;
+  meterRecordBits?: MeterRecordBits;
 }
 
 /**
@@ -248,13 +251,13 @@ const METER_RECORD_EPOCH = Date.UTC(2024, 0, 1);
 
 /** A simulated line meter's clock is set to `timeZone` (the site's, as its owner would set it; UTC without one): it writes that wall clock. */
 function simGlucose(c: SimGlucoseSourceConfig, clock: Clock, seed: number, timeZone: string | undefined): SimSource {
-  const meta = { sensor: c.sensor, source: c.type, rateUnit: 'readings/min', nominalRate: 60_000 / c.intervalMs } as const;
+  const meta = { sensor: c.sensor, source: c.type, rateUnit: 'readings/min', nominalRate: 60_000 / c.intervalMs, meterRecordBits: GLUCOSE_LINE_RECORD_BITS } as const;
   const info = Object.freeze({ transport: SIM_SERIAL_TRANSPORT, source: c.type, sensor: c.sensor, codec: GLUCOSE_LINE_CODEC });
   return periodicSource(meta, clock, c.intervalMs, (sink) => {
     const rng = mulberry32(seed);
     let last = -1;
     return (_k, tDevice) => {
-      const record = Math.max(last + 1, Math.floor((tDevice - METER_RECORD_EPOCH) / c.intervalMs)) % 0x1_0000_0000;
+      const record = Math.max(last + 1, Math.floor((tDevice - METER_RECORD_EPOCH) / c.intervalMs)) % 2 ** GLUCOSE_LINE_RECORD_BITS;
       last = record;
       const swing = Math.sin((2 * Math.PI * record) / c.periodReadings);
       const value = Math.max(50, Math.min(260, Math.round(155 + 105 * swing + (rng() - 0.5) * 10)));

@@ -55,7 +55,7 @@ describe('storedGlucoseState on an encrypted SQLite ledger', () => {
         }
       }
       const { store: s, opened } = counting(store);
-      const state = storedGlucoseState(s, { meters: ['meter'], replayed: ['meter', 'cgm'] }, SINCE);
+      const state = storedGlucoseState(s, { meters: { meter: 16 }, replayed: ['meter', 'cgm'] }, SINCE);
       expect([...state.lastRecords]).toEqual([['meter', 4999]]);
       const want = readings.filter((r) => (r.sensor === 'meter' || r.sensor === 'cgm') && r.tDevice >= SINCE);
       expect(state.readings).toEqual(want);

@@ -174,4 +174,33 @@ describe.skipIf(!dbusDaemonAvailable())('a glucose meter memory downloaded by th
     expect(glucoseRecords()).toEqual([[65_534, 110], [65_535, 120], [0, 150], [1, 45]]);
     expect(raised).toEqual([[2, 'hypoglycaemia-level-2', 'Glucose reading 45 mg/dL is below 54 mg/dL; review by a clinician.']]);
   }, 120_000);
+  it("orders a wrapped meter's records on its 16-bit counter: 65,534 and 65,535 sent after 0 and 1 are older records, kept in the trend's history", async () => {
+    // RACP "report all" of the simulated meter sends its records in number order: 0, 1, 65,534, 65,535.
+    // The driver, the runtime and the glucose analysis all take 65,534 after 1 for three records behind it
+    // (meterRecordAfter on 16 bits). Before, the analysis took it for newer (its own arithmetic: any higher
+    // number was newer), dropped records 0 and 1 from its trace as dated by a clock since set back, gave a
+    // trend from 65,534 to 65,535, and the next reading's trend was a two-reading slope.
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const records = [[65_534, 20, 110], [65_535, 15, 120], [0, 10, 130], [1, 5, 140]].map(([sequenceNumber, ago, mgPerDl]) => ({ sequenceNumber: sequenceNumber!, timeMs: now - ago! * 60_000, mgPerDl: mgPerDl! }));
+    const meter = new SimGlucoseMeter({ address: ADDRESS, contextEvery: 0, records });
+    const { runtime, dataDir } = await runtimeReading(meter, 'glu-wrap-order');
+    try {
+      await waitFor(() => runtime.status().produced.reading >= 5, 'the four records (and the device info)', 30_000);
+      meter.addRecord({ mgPerDl: 150, timeMs: now }); // record 2
+      await waitFor(() => runtime.status().produced.reading >= 6, 'record 2', 30_000);
+    } finally {
+      await runtime.stop();
+    }
+    const readings = readLedgerBodies(ledgerPath(dataDir), 'reading').map((row) => decodeBody('reading', row.body)).filter((r) => r.type === 'glucose');
+    expect(readings.map((r) => r.meterRecord)).toEqual([0, 1, 65_534, 65_535, 2]);
+    const trends = readLedgerBodies(ledgerPath(dataDir), 'finding')
+      .map((row) => decodeBody('finding', row.body) as Finding)
+      .filter((f) => f.kind === 'glucose-trend')
+      .map((f) => [(f.t - now) / 60_000, f.evidence?.split(';')[0]]);
+    // Before: [[-5, ...], [-15, 'least squares over 2 readings in 15 min'], [0, 'least squares over 2 readings in 15 min']].
+    expect(trends).toEqual([
+      [-5, 'least squares over 2 readings in 15 min'],
+      [0, 'least squares over 4 readings in 15 min'],
+    ]);
+  }, 120_000);
 });

@@ -320,7 +320,7 @@ describe('glucose input that is not glucose readings is refused (exit 1, without
     const header = writeCsv(dir, 'header.csv', []);
     const allNa = writeCsv(dir, 'na.csv', every5(5, () => 'NA'));
     const one = writeCsv(dir, 'one.csv', every5(1, () => 100));
-    const [h, hp, na, same, sameDotted, missingDir, single] = await Promise.all([
+    const [h, hp, na, same, sameDotted, missingDir, single, unreadable] = await Promise.all([
       medge(['glucose', 'report', '--csv', header]),
       medge(['glucose', 'predict', '--csv', header, '--out', join(dir, 'h-out.csv')]),
       medge(['glucose', 'report', '--csv', allNa, '--json']),
@@ -328,11 +328,17 @@ describe('glucose input that is not glucose readings is refused (exit 1, without
       medge(['glucose', 'predict', '--csv', input, '--out', join(dir, '.', '..', basename(dir), 'in.csv')]),
       medge(['glucose', 'predict', '--csv', input, '--out', join(dir, 'nodir', 'x.csv')]),
       medge(['glucose', 'report', '--csv', one]),
+      medge(['glucose', 'predict', '--csv', join(dir, 'absent.csv'), '--out', join(dir, 'a-out.csv')]),
     ]);
     for (const r of [h, hp]) {
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/no glucose readings \(only a header\)/);
+      expect(r.stderr).not.toMatch(/Usage:/);
     }
+    // A CSV that cannot be read is a data error too: the message without the usage.
+    expect(unreadable.code, unreadable.stderr).toBe(1);
+    expect(unreadable.stderr).toMatch(/cannot read .*absent\.csv: .*\(ENOENT\)/);
+    expect(unreadable.stderr).not.toMatch(/Usage:/);
     expect(h.stdout).toBe('');
     expect(na.code).toBe(1);
     expect(na.stderr).toMatch(/no glucose readings \(all 5 rows are NA or empty\)/);

@@ -4,6 +4,7 @@ import { systemClock } from '../../device-sdk/clock.js';
 import { silentLogger } from '../../device-sdk/log.js';
 import { newerMeterRecord, type Reading } from '../../device-sdk/records.js';
 import type { DriverDeps, QuarantineReport, SensorSink, SensorState } from '../../device-sdk/sensors/types.js';
+import { GLS_SEQUENCE_NUMBER_BITS } from '../../device-sdk/sensors/ble-glucose-meter.js';
 
 export interface RecordingSink extends SensorSink {
   readings: Reading[];
@@ -37,7 +38,7 @@ export function driverDeps(sink: RecordingSink, stored: Record<string, number> =
     ...(timeZone !== undefined ? { timeZone } : {}),
     lastMeterRecord: (sensor) => {
       let best = stored[sensor];
-      for (const r of sink.readings) if (r.sensor === sensor && r.meterRecord !== undefined) best = newerMeterRecord(r.meterRecord, best);
+      for (const r of sink.readings) if (r.sensor === sensor && r.meterRecord !== undefined) best = newerMeterRecord(r.meterRecord, best, GLS_SEQUENCE_NUMBER_BITS);
       return best;
     },
   };
