@@ -159,5 +159,16 @@ export async function layersModelFromFiles(topologyBytes: Uint8Array, weights: U
   const topology = JSON.parse(text) as { modelTopology: object; weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[] };
   const weightSpecs = topology.weightsManifest.flatMap((g) => g.weights);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength);
-  return loadLayersModel(tf.io.fromMemory({ modelTopology: topology.modelTopology, weightSpecs, weightData }));
+  const model = await loadLayersModel(tf.io.fromMemory({ modelTopology: topology.modelTopology, weightSpecs, weightData }));
+  // A NaN or infinite weight (a bad export, a quantization scale beyond float32) gives outputs that are wrong, or
+  // NaN, for every input: refused at load, naming the weight.
+  for (const w of model.weights) {
+    const values = w.read().dataSync();
+    const bad = values.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      model.dispose();
+      throw new InferenceError(`weight ${w.originalName} of the model: value ${bad} is ${values[bad]} (not a finite number): the model file is broken; re-export it`);
+    }
+  }
+  return model;
 }

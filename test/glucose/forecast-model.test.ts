@@ -112,6 +112,24 @@ describe('the one loader of the runtime and the CLI', () => {
   });
 });
 
+describe('a model whose weights are not finite numbers', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it('is refused at load by both loaders, naming the weight (a quantization scale beyond float32 makes them infinite)', async () => {
+    // The glucose helper's follow-up: a NaN or infinite weight in a hidden layer is zeroed by ReLU and gives finite,
+    // wrong outputs that no output check catches. Before: both loaders built such a model without a word.
+    const topology = JSON.parse(readFileSync(join(MODEL_DIR, 'model.json'), 'utf8')) as { weightsManifest: { weights: { name: string; quantization?: { scale: number } }[] }[] };
+    const first = topology.weightsManifest[0]?.weights[0] as { name: string; quantization: { scale: number } };
+    first.quantization.scale = 1e39; // float32 holds up to 3.4e38
+    const broken = JSON.stringify(topology);
+    const weights = readFileSync(join(MODEL_DIR, 'weights.bin'));
+    expect(() => DenseNetwork.fromArtifacts(broken, weights)).toThrow(new RegExp(`weight ${first.name}: value \\d+ is (Infinity|-Infinity|NaN)`));
+    await expect(layersModelFromFiles(new TextEncoder().encode(broken), weights)).rejects.toThrow(/not a finite number/);
+  });
+});
+
 describe('fitShuffled, the training loop of the forecast and of the detector', () => {
   beforeAll(async () => {
     await initBackend('cpu');

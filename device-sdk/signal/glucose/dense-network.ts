@@ -100,6 +100,10 @@ export class DenseNetwork {
       } else {
         throw new DenseNetworkError(`weight ${spec.name}: ${spec.quantization?.dtype ?? spec.dtype} weights are not supported`);
       }
+      // A NaN or infinite weight (a bad export, or a quantization scale beyond float32) would give wrong outputs
+      // that no output check catches once ReLU has zeroed it: refused at load.
+      const bad = out.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new DenseNetworkError(`weight ${spec.name}: value ${bad} is ${out[bad]} (not a finite number): the model file is broken; re-export it`);
       values.push(out);
     }
     if (offset !== weights.byteLength) throw new DenseNetworkError(`weights file has ${weights.byteLength} bytes, the manifest describes ${offset}`);
