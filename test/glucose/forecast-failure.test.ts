@@ -29,18 +29,19 @@ function reading(sensor: string, value: number, minute: number): Reading {
 }
 
 /**
- * A copy of the shipped forecast model whose output layer's bias dequantizes to NaN (`min` 1e999 and `scale`
- * -1e999: Infinity plus 0 × -Infinity, or Infinity - Infinity; in an earlier layer ReLU would turn NaN into 0),
- * its sha256 pinned again in medge-model.json and the directory signed by a new key: corrupt, but it passes
- * every check at load.
+ * A copy of the shipped forecast model whose output layer's kernel dequantizes to 3e38 everywhere (`min` 3e38,
+ * `scale` 0: finite float32 weights, so the load's finite-weights check passes, but the output overflows float32
+ * to Infinity once the hidden activations sum past about 1.1), its sha256 pinned again in medge-model.json and
+ * the directory signed by a new key: corrupt, but it passes every check at load. (Weights that are themselves
+ * NaN or infinite are refused at load: forecast-model.test.ts.)
  */
 function nanModel(root: string): { dir: string; publicKey: string } {
   const dir = join(root, 'glucose-forecast');
   cpSync(defaultGlucoseModelDir(), dir, { recursive: true });
   const topology = readFileSync(join(dir, 'model.json'), 'utf8');
   const quantizations = [...topology.matchAll(/"min":\s*-?[0-9.e-]+,\s*"scale":\s*[0-9.e-]+/g)];
-  const last = quantizations.at(-1)!;
-  const corrupt = `${topology.slice(0, last.index)}"min": 1e999, "scale": -1e999${topology.slice(last.index + last[0].length)}`;
+  const kernel = quantizations.at(-2)!;
+  const corrupt = `${topology.slice(0, kernel.index)}"min": 3e38, "scale": 0${topology.slice(kernel.index + kernel[0].length)}`;
   expect(corrupt).not.toBe(topology);
   writeFileSync(join(dir, 'model.json'), corrupt);
   const manifest = JSON.parse(readFileSync(join(dir, 'medge-model.json'), 'utf8')) as { files: Record<string, string> };
@@ -64,11 +65,11 @@ function throwingModel(): GlucoseForecaster {
 }
 
 describe('a glucose forecast model that fails at run time', () => {
-  it('a signed model whose weights give NaN: the runtime raises one analysis-degraded and the predicted lows of a runtime without a model', async () => {
+  it('a signed model whose output overflows to Infinity: the runtime raises one analysis-degraded and the predicted lows of a runtime without a model', async () => {
     const sources = [{ type: 'sim-glucose', intervalMs: 300_000, corruptRate: 0, periodReadings: 48 }];
     const root = tempDir();
     const nan = nanModel(root);
-    // The load checks pass: the NaN comes only when it runs.
+    // The load checks pass: the non-finite output comes only when it runs.
     expect(loadGlucoseForecaster(nan.dir, [readFileSync(nan.publicKey, 'utf8')]).modelId).toBe('glucose-forecast@1.1.0');
     const run = async (more: Record<string, unknown>) => {
       const { runtime, clock, alerts, ledger } = startOfflineRuntime(tempDir(), 'glu-nan', sources, more);
@@ -88,14 +89,14 @@ describe('a glucose forecast model that fails at run time', () => {
 
     const degraded = broken.alerts.filter((a) => a.kind === 'analysis-degraded');
     expect(degraded).toHaveLength(1);
-    expect(degraded[0]!.message).toMatch(/^The glucose forecast model is not in use \(it failed: its output is not a finite number \(NaN\)\); predicted-low alerts come from extrapolating the 15-minute trend \(rule:glucose-extrapolation@1\)\. It is not used again until the device runtime restarts/);
+    expect(degraded[0]!.message).toMatch(/^The glucose forecast model is not in use \(it failed: its output is not a finite number \((NaN|Infinity|-Infinity)\)\); predicted-low alerts come from extrapolating the 15-minute trend \(rule:glucose-extrapolation@1\)\. It is not used again until the device runtime restarts/);
     expect(broken.status).toMatchObject({ state: 'fallback', algo: GLUCOSE_FALLBACK_MODEL_ID });
     expect(of(broken.alerts, 'analysis-error')).toEqual([]);
-    // Each predicted low comes from the rule, as on a runtime without a model (before: none at all, NaN never crossed the threshold).
+    // Each predicted low comes from the rule, as on a runtime without a model (before: none at all, a non-finite output never crossed the threshold).
     const lows = of(broken.alerts, 'glucose-predicted-low');
     expect(lows.length).toBeGreaterThanOrEqual(2);
     expect(lows).toEqual(of(noModel.alerts, 'glucose-predicted-low'));
-    // Nothing stored from the NaN: no forecast of the model, no value or probability that is not a number.
+    // Nothing stored from the non-finite output: no forecast of the model, no value or probability that is not a number.
     expect(broken.findings.filter((f) => f.kind === 'glucose-forecast').every((f) => f.modelId === GLUCOSE_FALLBACK_MODEL_ID)).toBe(true);
     expect(broken.findings.every((f) => Number.isFinite(f.probability) && (f.value === undefined || Number.isFinite(f.value)))).toBe(true);
   }, 120_000);
