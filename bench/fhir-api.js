@@ -1,6 +1,6 @@
-// FHIR API latency on a large edge store, and how long the ingest stalls meanwhile (QA F3).
+// FHIR API latency on a large edge store, how long the ingest stalls meanwhile (QA F3), and the CLI export.
 //
-//   node bench/fhir-api.js [--readings 400000] [--dist DIR] [--store DIR]
+//   node bench/fhir-api.js [--readings 400000] [--dist DIR] [--store DIR] [--no-export]
 //
 // Seeds an edge store with --readings CGM readings of one device (not timed; or copies --store, e.g.
 // QA's /tmp/qa-fhir-400k), then runs an EdgeNode (embedded aedes on port 0) and the FhirServer in this
@@ -8,11 +8,16 @@
 // 10 readings in flight, the next sent on each ack. While it does, these requests run one after another:
 // GET /fhir/Device (twice), an empty date search, a date search of one day with _count=100. For each:
 // latency, status, entries; `ackGapMs` is the longest time between two acks while the request ran (the
-// ingest stall). --dist runs another build (e.g. main's dist) to measure the code before a change.
-// Prints one JSON object on stdout; progress goes to stderr.
+// ingest stall). Then, with the store unchanged since (the live device stopped): `pages`, 20 pages of
+// 1000 Observations spread over the store and 20 one-day searches of 100; `reads`, 30 reads by id spread
+// over the store (each with p50/p95 ms). Then `export`: `medge edge export-fhir` (validating, as by
+// default) of the store as seeded (copied before the live device syncs) in a child process: wall time
+// and peak RSS. --dist runs another build (e.g.
+// main's dist) to measure the code before a change. Prints one JSON object on stdout; progress on stderr.
 /* global fetch, AbortSignal */
 
-import { cpSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import mqtt from 'mqtt';
 import { numberArg, progress, removeDir, round, tempDir } from './lib/common.js';
@@ -65,6 +70,10 @@ else {
   progress(`seeding ${READINGS} readings`);
   seed(dataDir, READINGS);
 }
+
+// The export is measured on the store as seeded (a copy taken now), not on what the live device adds to it.
+const exportDataDir = join(dir, 'export-edge');
+if (!process.argv.includes('--no-export')) cpSync(dataDir, exportDataDir, { recursive: true });
 
 const edge = new EdgeNode({ dataDir, port: 0 });
 await edge.start();
@@ -148,8 +157,43 @@ for (const path of ['/fhir/Device', '/fhir/Observation?date=2031-01-01', '/fhir/
 running = false;
 await new Promise((r) => setTimeout(r, 300));
 client.end(true);
+
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+/** Runs the paths one after another (answered, retrying a 503/429 as a client should) and sums up their latencies. */
+async function series(paths) {
+  const answers = [];
+  for (const path of paths) answers.push(await requestUntilAnswered(path));
+  const ms = answers.map((a) => a.msToAnswer);
+  return { count: answers.length, statuses: [...new Set(answers.map((a) => a.status))], p50Ms: round(percentile(ms, 50)), p95Ms: round(percentile(ms, 95)), maxMs: round(Math.max(...ms)) };
+}
+const seeded = STORE ? 400_000 : READINGS;
+const pages = {
+  all: await series(Array.from({ length: 20 }, (_, i) => `/fhir/Observation?_count=1000&_offset=${Math.floor((i * seeded) / 20)}`)),
+  oneDay: await series(Array.from({ length: 20 }, (_, i) => `/fhir/Observation?date=${new Date(T0 + Math.floor((i * seeded) / 20) * 60_000).toISOString().slice(0, 10)}&_count=100`)),
+};
+const reads = await series(Array.from({ length: 30 }, (_, i) => `/fhir/Observation/r-dev-1-${1 + Math.floor((i * (seeded - 1)) / 29)}`));
+const apiMaxRssMb = round(process.resourceUsage().maxRSS / 1024);
 await fhir.stop();
 await edge.stop();
+
+/** `medge edge export-fhir` of the store, in a child process of the build under test: wall time and peak RSS. */
+function exportFhir() {
+  const out = join(dir, 'bundle.json');
+  const child = `const { exportFhirCommand } = await import(${JSON.stringify(`${DIST}/firmware/cli/fhir.js`)});
+    const from = performance.now();
+    const code = exportFhirCommand(['--data', ${JSON.stringify(exportDataDir)}, '--out', ${JSON.stringify(out)}]);
+    process.stderr.write(JSON.stringify({ code, ms: performance.now() - from, maxRssMb: process.resourceUsage().maxRSS / 1024 }) + '\\n');`;
+  progress('export-fhir');
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', child], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const figures = JSON.parse(run.stderr.trim().split('\n').at(-1) ?? '{}');
+  const result = { exitCode: figures.code, ms: round(figures.ms), maxRssMb: round(figures.maxRssMb), bytes: figures.code === 0 ? statSync(out).size : 0, stdout: run.stdout.trim() };
+  progress(JSON.stringify(result));
+  return result;
+}
+const exported = process.argv.includes('--no-export') ? undefined : exportFhir();
 removeDir(dir);
 
 console.log(
@@ -160,6 +204,10 @@ console.log(
       acksPerSecondIdle: baselineAcks,
       ackedBatches: acks.length,
       requests,
+      pages,
+      reads,
+      apiMaxRssMb,
+      ...(exported ? { export: exported } : {}),
     },
   }),
 );

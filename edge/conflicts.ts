@@ -190,12 +190,12 @@ export function conflictVariant(bootId: string, tMs: number, bodySha256: string)
 
 /**
  * SQL selecting the imported conflict records with the columns of `records` (device_id, kind, seq,
- * site, boot_id, t_ms, body) plus body_sha256, for consumers that read `records` (the FHIR export);
+ * site, boot_id, t_ms, body) plus body_sha256 and row_id (the conflict's id), for consumers that read `records` (the FHIR export);
  * undefined for a store that has no settlements yet (older schema, read read-only).
  */
 export function importedRecordsSql(db: Database.Database): string | undefined {
   if (!hasTable(db, 'conflict_resolutions')) return undefined;
-  return `SELECT c.device_id, c.kind, c.seq, c.site, c.boot_id, c.t_ms, c.body, c.body_sha256 FROM conflicts c
+  return `SELECT c.device_id, c.kind, c.seq, c.site, c.boot_id, c.t_ms, c.body, c.body_sha256, c.id AS row_id FROM conflicts c
     JOIN conflict_resolutions r ON r.conflict_id = c.id AND r.choice = 'import'`;
 }
 

@@ -7,8 +7,10 @@
  * session (one runtime boot). `--since` filters by the device's record time.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
+import { makeDirs } from '../../device-sdk/make-dirs.js';
 import { decodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert, Finding, Reading, StreamChunk } from '../../device-sdk/records.js';
 import { withReadOnlyDatabase } from '../../device-sdk/store/sqlite-outbox-store.js';
@@ -21,9 +23,12 @@ import {
   findingObservation,
   modelResource,
   modelResourceId,
+  type ObservationSearchFields,
   patientResource,
   type Resource,
   readingObservation,
+  readingSearchFields,
+  searchFieldsOf,
   type SessionSummary,
   type StoredRecord,
   sessionReport,
@@ -47,6 +52,18 @@ export interface ExportOptions {
 interface Row extends RecordRow {
   /** Set (non-null) only for a seq-conflict record an operator imported. */
   body_sha256: string | null;
+  /** The row's id in its table: `records.id`, or `conflicts.id` for an imported conflict record. */
+  row_id: number;
+}
+
+/**
+ * Where the record of an Observation is stored: its row in `records`, or in `conflicts` for a
+ * seq-conflict record an operator imported. Rows are never changed, so a locator stays valid while the
+ * store grows (`observationAt` rebuilds the same resource from it).
+ */
+export interface RecordLocator {
+  table: 'records' | 'conflicts';
+  rowId: number;
 }
 
 function toRecord<T>(row: Row, body: T): StoredRecord<T> {
@@ -55,12 +72,14 @@ function toRecord<T>(row: Row, body: T): StoredRecord<T> {
   return record;
 }
 
+const locatorOf = (row: Row): RecordLocator => ({ table: row.body_sha256 === null ? 'records' : 'conflicts', rowId: row.row_id });
+
 /**
  * The records to export as SQL: `records` (unique by device, kind and seq: each once) and the seq-conflict
  * records an operator imported (each settled once, `edge/conflicts.ts`), which carry their body hash.
  */
 function exportedRecordsSql(db: Database.Database): string {
-  const stored = 'SELECT device_id, kind, seq, site, boot_id, t_ms, body, NULL AS body_sha256 FROM records';
+  const stored = 'SELECT device_id, kind, seq, site, boot_id, t_ms, body, NULL AS body_sha256, id AS row_id FROM records';
   const imported = importedRecordsSql(db);
   return imported === undefined ? stored : `${stored} UNION ALL ${imported}`;
 }
@@ -72,8 +91,39 @@ function addMoment(moments: Map<string, { t: number; rank: number }[]>, key: str
   else list.push(moment);
 }
 
-/** The resources of an open edge database. */
-export function exportResources(db: Database.Database, options: ExportOptions = {}): Resource[] {
+/** The resources of an export other than its Observations, in the order they are exported. */
+export interface ExportFrame {
+  /** The devices, then the on-device models as software Devices. */
+  devices: Resource[];
+  patients: Resource[];
+  /** One DiagnosticReport per session with Observations or alerts; they come after the Observations. */
+  reports: Resource[];
+}
+
+/** The Observation of a stored row (a reading, finding or ECG chunk), or undefined for a reading with no clinical mapping. */
+function rowObservation(row: Row): Resource | undefined {
+  if (row.kind === 'reading') return readingObservation(toRecord(row, decodeBody('reading', row.body) as Reading));
+  if (row.kind === 'finding') return findingObservation(toRecord(row, decodeBody('finding', row.body) as Finding));
+  if (row.kind === 'chunk') return waveformObservation(toRecord(row, decodeBody('chunk', row.body) as StreamChunk));
+  return undefined;
+}
+
+/**
+ * Reads `db` once, in export order, and hands each Observation to `onObservation` as it is made (with the
+ * locator of its record) instead of keeping it: what stays in memory are the devices, models, patients and
+ * sessions (each session's Observation ids, for its DiagnosticReport). Returns the other resources.
+ * The resources of an export, in order: `frame.devices`, `frame.patients`, the Observations, `frame.reports`.
+ */
+/** An Observation as `scanExport` hands it on: its record's locator, its id, and the resource or its search fields on demand. */
+export interface ExportedObservation {
+  at: RecordLocator;
+  id: string;
+  resource(): Resource;
+  /** `searchFieldsOf(resource())`; for a reading without making the resource. */
+  searchFields(): ObservationSearchFields;
+}
+
+export function scanExport(db: Database.Database, options: ExportOptions, onObservation: (observation: ExportedObservation) => void): ExportFrame {
   const since = options.sinceMs ?? 0;
   const windowMs = options.waveformWindowMs ?? 5000;
   const maxWaveformMs = (options.maxWaveformSecondsPerSession ?? 60) * 1000;
@@ -81,7 +131,6 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
   const patients = new Map<string, Resource>();
   const models = new Map<string, Resource>();
   const sessions = new Map<string, SessionSummary>();
-  const observations: Resource[] = [];
   /** Per session, the times of its ECG findings and alerts and how much their waveform matters (`momentRank`). */
   const ecgMoments = new Map<string, { t: number; rank: number }[]>();
 
@@ -109,6 +158,10 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
   const addSensor = (d: DeviceInfo, sensor: string) => {
     if (!d.sensors.includes(sensor)) d.sensors.push(sensor);
   };
+  const emit = (s: SessionSummary, obs: Resource, row: Row) => {
+    s.observationIds.push(obs.id);
+    onObservation({ at: locatorOf(row), id: obs.id, resource: () => obs, searchFields: () => searchFieldsOf(obs) });
+  };
 
   const source = exportedRecordsSql(db);
   const clinical = db.prepare(`SELECT * FROM (${source}) WHERE kind IN ('reading', 'finding', 'alert') AND t_ms >= ? ORDER BY device_id, t_ms, kind, seq, body_sha256`);
@@ -123,17 +176,15 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
         continue;
       }
       addSensor(d, r.sensor);
-      const obs = readingObservation(toRecord(row, r));
-      if (obs) {
-        observations.push(obs);
-        s.observationIds.push(obs.id);
-      }
+      const rec = toRecord(row, r);
+      const fields = readingSearchFields(rec);
+      if (fields === undefined) continue;
+      s.observationIds.push(fields.id);
+      onObservation({ at: locatorOf(row), id: fields.id, resource: () => readingObservation(rec) as Resource, searchFields: () => fields });
     } else if (row.kind === 'finding') {
       const f = decodeBody('finding', row.body) as Finding;
       if (f.sensor !== undefined) addSensor(d, f.sensor);
-      const obs = findingObservation(toRecord(row, f));
-      observations.push(obs);
-      s.observationIds.push(obs.id);
+      emit(s, findingObservation(toRecord(row, f)), row);
       const modelRef = modelResourceId(f.modelId, f.modelSha256);
       if (!models.has(modelRef)) models.set(modelRef, modelResource(f.modelId, f.modelSha256));
       if (f.kind.toLowerCase().startsWith('ecg')) {
@@ -180,22 +231,40 @@ export function exportResources(db: Database.Database, options: ExportOptions = 
           if (takenMs >= maxWaveformMs) break;
           taken.add(chunkKey(row));
           takenMs += ms;
-          const obs = waveformObservation(toRecord(row, c));
-          observations.push(obs);
-          s.observationIds.push(obs.id);
+          emit(s, waveformObservation(toRecord(row, c)), row);
           s.hasEcg = true;
         }
       }
     }
   }
   const now = options.now ?? Date.now();
-  return [
-    ...[...devices.values()].map(deviceResource),
-    ...models.values(),
-    ...patients.values(),
-    ...observations,
-    ...[...sessions.values()].filter((s) => s.observationIds.length > 0 || s.alerts.length > 0).map((s) => sessionReport(s, now)),
-  ];
+  return {
+    devices: [...[...devices.values()].map(deviceResource), ...models.values()],
+    patients: [...patients.values()],
+    reports: [...sessions.values()].filter((s) => s.observationIds.length > 0 || s.alerts.length > 0).map((s) => sessionReport(s, now)),
+  };
+}
+
+/** The resources of an open edge database, in export order (all in memory: `writeEdgeExport` streams them to a file instead). */
+export function exportResources(db: Database.Database, options: ExportOptions = {}): Resource[] {
+  const observations: Resource[] = [];
+  const frame = scanExport(db, options, (obs) => observations.push(obs.resource()));
+  return [...frame.devices, ...frame.patients, ...observations, ...frame.reports];
+}
+
+/**
+ * Reads Observations back by the locators `scanExport` gave for them: the same resource, made from that
+ * one row (undefined when the row maps to no Observation). Statements are prepared once per reader.
+ */
+export function observationReader(db: Database.Database): (at: RecordLocator) => Resource | undefined {
+  const records = db.prepare('SELECT device_id, kind, seq, site, boot_id, t_ms, body, NULL AS body_sha256, id AS row_id FROM records WHERE id = ?');
+  /** Prepared at the first imported conflict record: a store from before conflicts were kept has no such table. */
+  let conflicts: Database.Statement | undefined;
+  return (at) => {
+    const statement = at.table === 'records' ? records : (conflicts ??= db.prepare('SELECT device_id, kind, seq, site, boot_id, t_ms, body, body_sha256, id AS row_id FROM conflicts WHERE id = ?'));
+    const row = statement.get(at.rowId) as Row | undefined;
+    return row === undefined ? undefined : rowObservation(row);
+  };
 }
 
 /** Alerts first, the most severe first (4-6), then findings that are not routine (1), then heart rates and no-ectopy counts (0). */
@@ -226,6 +295,9 @@ export function transactionBundle(resources: readonly Resource[], now = Date.now
   return { resourceType: 'Bundle', id: `medge-export-${now}`, type: 'transaction', timestamp: new Date(now).toISOString(), entry: resources.map(transactionEntry) };
 }
 
+/** An error of a one-entry Bundle (`entry[0]`) as the error of entry `index` of the whole Bundle. */
+const renumberEntryError = (error: string, index: number): string => error.replace(/^(\(Bundle\/[^)]*\)\.entry)\[0\]/, `$1[${index}]`);
+
 /**
  * Validates the transaction Bundle of `resources` against the R4 schema one entry at a time (the
  * errors name `entry[i]` as `validateFhir` on the whole Bundle does), without building the Bundle.
@@ -234,10 +306,62 @@ export function validateTransactionBundle(resources: readonly Resource[], now = 
   const shell = transactionBundle([], now);
   const errors: string[] = [...validateFhir(shell).errors];
   resources.forEach((resource, i) => {
-    for (const e of validateFhir({ ...shell, entry: [transactionEntry(resource)] }).errors) errors.push(e.replace(/^(\(Bundle\/[^)]*\)\.entry)\[0\]/, `$1[${i}]`));
+    for (const e of validateFhir({ ...shell, entry: [transactionEntry(resource)] }).errors) errors.push(renumberEntryError(e, i));
   });
   return errors;
 }
+
+/** A Bundle's text written to a file in pieces, entries separated by `,\n` (one per line). */
+class ChunkedWriter {
+  private pending = '';
+  /** Entries written so far. */
+  entries = 0;
+  constructor(readonly fd: number) {}
+
+  text(text: string): void {
+    this.pending += text;
+    if (this.pending.length >= 1 << 20) this.flush();
+  }
+
+  entry(json: string): void {
+    this.text(this.entries++ === 0 ? json : `,\n${json}`);
+  }
+
+  flush(): void {
+    if (this.pending.length > 0) writeSync(this.fd, this.pending);
+    this.pending = '';
+  }
+}
+
+/**
+ * Writes `file` through a temporary file beside it, renamed over `file` once `write` returns true; on
+ * false or a throw the temporary file is removed and `file` is left as it was.
+ */
+function writeThroughTemporary(file: string, write: (out: ChunkedWriter) => boolean): boolean {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  let keep = false;
+  try {
+    const out = new ChunkedWriter(fd);
+    keep = write(out);
+    out.flush();
+    if (keep) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+    if (!keep) rmSync(tmp, { force: true });
+  }
+  if (keep) renameSync(tmp, file);
+  return keep;
+}
+
+/** The start of a transaction Bundle's text, up to the opening of its `entry` array. */
+function bundleHead(now: number): string {
+  const { entry: _entry, ...head } = transactionBundle([], now);
+  return `${JSON.stringify(head).slice(0, -1)},"entry":[\n`;
+}
+
+/** The end of a transaction Bundle's text after `entries` entries. */
+const bundleTail = (entries: number): string => `${entries > 0 ? '\n' : ''}]}\n`;
 
 /**
  * Writes the transaction Bundle of `resources` to `file` (through a temporary file and a rename), one
@@ -245,27 +369,107 @@ export function validateTransactionBundle(resources: readonly Resource[], now = 
  * JavaScript string may hold (400,000 readings: `JSON.stringify` threw "Invalid string length").
  */
 export function writeTransactionBundle(file: string, resources: readonly Resource[], now = Date.now()): void {
-  const { entry: _entry, ...head } = transactionBundle([], now);
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    let pending = `${JSON.stringify(head).slice(0, -1)},"entry":[\n`;
-    resources.forEach((resource, i) => {
-      pending += `${JSON.stringify(transactionEntry(resource))}${i + 1 < resources.length ? ',' : ''}\n`;
-      if (pending.length >= 1 << 20) {
-        writeSync(fd, pending);
-        pending = '';
+  writeThroughTemporary(file, (out) => {
+    out.text(bundleHead(now));
+    for (const resource of resources) out.entry(JSON.stringify(transactionEntry(resource)));
+    out.text(bundleTail(out.entries));
+    return true;
+  });
+}
+
+export interface ExportFileOptions extends ExportOptions {
+  /** Validate every entry against the R4 schema (default true); with errors the file is not written. */
+  validate?: boolean;
+}
+
+export interface ExportFileResult {
+  /** Whether `file` was written (false when validation found errors). */
+  written: boolean;
+  /** Resources by type, in the order the types first appear in the Bundle. */
+  counts: Map<string, number>;
+  /** Schema errors, named `entry[i]` as `validateTransactionBundle` names them, in entry order. */
+  errors: string[];
+}
+
+/**
+ * What `exportEdgeResources` + `validateTransactionBundle` + `writeTransactionBundle` do, with bounded
+ * memory: the edge store is read once (`scanExport`), each Observation is validated and written as it is
+ * made (to a temporary file of Observation entries beside `file`, since the Devices and Patients that come
+ * first in the Bundle are known only at the end), then the Bundle is put together and renamed over `file`.
+ * The bytes are those `writeTransactionBundle` writes for the same resources and time.
+ */
+export function writeEdgeExport(dataDir: string, file: string, options: ExportFileOptions = {}): ExportFileResult {
+  const now = options.now ?? Date.now();
+  const validate = options.validate ?? true;
+  const shell = transactionBundle([], now);
+  /** Errors with the entry index they are about (-1: the Bundle itself) and the text naming `entry[0]`. */
+  const found: { index: number; text: string }[] = validate ? validateFhir(shell).errors.map((text) => ({ index: -1, text })) : [];
+  const check = (resource: Resource, index: number) => {
+    if (validate) for (const text of validateFhir({ ...shell, entry: [transactionEntry(resource)] }).errors) found.push({ index, text });
+  };
+  const counts = new Map<string, number>();
+  const count = (resource: Resource) => counts.set(resource.resourceType, (counts.get(resource.resourceType) ?? 0) + 1);
+
+  return withReadOnlyDatabase(
+    edgeDatabasePath(dataDir),
+    'edge store',
+    (db) => {
+      makeDirs(dirname(file));
+      const observationsFile = `${file}.observations-${process.pid}`;
+      const observationsFd = openSync(observationsFile, 'w+');
+      try {
+        const observations = new ChunkedWriter(observationsFd);
+        const frame = scanExport(db, { ...options, now }, (exported) => {
+          const obs = exported.resource();
+          // Index k for now: the entries before the Observations are known only at the end.
+          check(obs, observations.entries);
+          observations.entry(JSON.stringify(transactionEntry(obs)));
+        });
+        observations.flush();
+        const before = [...frame.devices, ...frame.patients];
+        for (const e of found) if (e.index >= 0) e.index += before.length;
+        const written = writeThroughTemporary(file, (out) => {
+          out.text(bundleHead(now));
+          before.forEach((resource, i) => {
+            check(resource, i);
+            count(resource);
+            out.entry(JSON.stringify(transactionEntry(resource)));
+          });
+          if (observations.entries > 0) {
+            out.text(out.entries > 0 ? ',\n' : '');
+            out.flush();
+            copyFile(observationsFd, out.fd);
+            out.entries += observations.entries;
+            counts.set('Observation', observations.entries);
+          }
+          for (const resource of frame.reports) {
+            check(resource, out.entries);
+            count(resource);
+            out.entry(JSON.stringify(transactionEntry(resource)));
+          }
+          out.text(bundleTail(out.entries));
+          return found.length === 0;
+        });
+        const errors = found.sort((a, b) => a.index - b.index).map(({ index, text }) => (index < 0 ? text : renumberEntryError(text, index)));
+        return { written, counts, errors };
+      } finally {
+        closeSync(observationsFd);
+        rmSync(observationsFile, { force: true });
       }
-    });
-    writeSync(fd, `${pending}]}\n`);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw error;
+    },
+    `start one with: medge edge --data ${dataDir}`,
+  );
+}
+
+/** Appends the whole of the file open as `from` to `to`, 1 MiB at a time. */
+function copyFile(from: number, to: number): void {
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  for (let position = 0; ; ) {
+    const n = readSync(from, buffer, 0, buffer.length, position);
+    if (n === 0) return;
+    writeSync(to, buffer, 0, n);
+    position += n;
   }
-  closeSync(fd);
-  renameSync(tmp, file);
 }
 
 /**

@@ -7,12 +7,13 @@
  *
  * The edge runs this server on the thread of its broker and ingest, so that thread never builds an
  * export: every read and search goes to one worker thread (`query-worker.ts`) with its own read-only
- * connection to the store, which keeps the export while the store is unchanged. What the request
+ * connection to the store, which answers from a search index of the store in SQL (`search-index.ts`),
+ * kept while the store is unchanged. What the request
  * thread does per request is parsing the URL and writing the answer's text (at most one page).
  * Instead of queueing without end it answers, with `Retry-After`:
  * - 429 when `maxPending` requests are already with the worker;
  * - 503 when the answer is not ready within `answerTimeoutMs` (the worker carries on, so a retry finds
- *   the export built), or when the worker ran out of `maxWorkerHeapMb` or made no progress for
+ *   the index built), or when the worker ran out of `maxWorkerHeapMb` or made no progress for
  *   `exportTimeoutMs` (then it is ended, and the next request starts a new one).
  */
 import { existsSync } from 'node:fs';
@@ -34,18 +35,19 @@ export interface FhirServerLimits {
   answerTimeoutMs: number;
   /** The worker is ended when it answers nothing for this long while requests wait. */
   exportTimeoutMs: number;
-  /** The worker (and the export it keeps) is ended after this long without requests. */
+  /** The worker (and the index it keeps) is ended after this long without requests. */
   idleMs: number;
-  /** The worker's JavaScript heap limit: an export beyond it ends the worker (503), not the edge. */
+  /** The worker's JavaScript heap limit: an index beyond it ends the worker (503), not the edge. */
   maxWorkerHeapMb: number;
-  /** After the store changed, the kept export still answers for this many times as long as it took to build (`query-worker.ts`). */
+  /** After the store changed, the kept index still answers for this many times as long as it took to build (`query-worker.ts`). */
   staleFactor: number;
 }
 
 /**
- * Measured with bench/fhir-api.js on a store of 400,000 CGM readings (2 cores): building the export takes
- * about 15 s, then a page from the kept export 0.17-0.9 s. 10 s keeps a client from hanging on a cold export;
- * 4 GB holds that export (the CLI's peak RSS for it was 1.75 GB).
+ * Measured with bench/fhir-api.js on a store of 400,000 CGM readings (2 cores): building the search index
+ * takes about 4 s (6-10 s while a device syncs), then a page 20-70 ms and a read 1-2 ms. 10 s keeps a client
+ * from hanging on a cold worker; 4 GB is far above what the worker holds (the edge process peaked at 380 MB;
+ * the whole export it kept before this index peaked at 1.7-2.5 GB).
  */
 export const DEFAULT_FHIR_SERVER_LIMITS: Readonly<FhirServerLimits> = Object.freeze({
   maxPending: 8,
@@ -175,7 +177,7 @@ export class FhirServer {
     const id = this.nextId++;
     const timer = setTimeout(() => {
       const p = this.pending.get(id);
-      if (p?.res) this.unavailable(p.res, 503, `the answer was not ready within ${this.limits.answerTimeoutMs} ms (the export of the store is being built); retry`, retryS);
+      if (p?.res) this.unavailable(p.res, 503, `the answer was not ready within ${this.limits.answerTimeoutMs} ms (the search index of the store is being built); retry`, retryS);
       if (p) p.res = undefined;
     }, this.limits.answerTimeoutMs);
     this.pending.set(id, { res, timer });

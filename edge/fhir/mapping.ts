@@ -46,8 +46,18 @@ export function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/** Pseudonyms already computed, by site and device: every Observation names its patient (400,000 hashes for 400,000 readings). */
+const pseudonyms = new Map<string, string>();
+
 export function pseudonymOf(site: string, deviceId: string): string {
-  return createHash('sha256').update(`medge-patient\u0000${site}\u0000${deviceId}`).digest('hex').slice(0, 32);
+  const key = `${site}\u0000${deviceId}`;
+  let pseudonym = pseudonyms.get(key);
+  if (pseudonym === undefined) {
+    pseudonym = createHash('sha256').update(`medge-patient\u0000${key}`).digest('hex').slice(0, 32);
+    if (pseudonyms.size >= 10_000) pseudonyms.clear();
+    pseudonyms.set(key, pseudonym);
+  }
+  return pseudonym;
 }
 
 export const patientId = (site: string, deviceId: string): string => `pt-${pseudonymOf(site, deviceId).slice(0, 24)}`;
@@ -115,8 +125,61 @@ const concept = (c: Coding, text?: string) => ({ coding: [c], ...(text ? { text 
 function common(rec: StoredRecord<unknown>, kind: string): Record<string, unknown> {
   return {
     identifier: [{ system: MEDGE_RECORD, value: `${rec.deviceId}/${kind}/${rec.seq}${rec.variant === undefined ? '' : `/${rec.variant}`}` }],
-    subject: { reference: `Patient/${patientId(rec.site, rec.deviceId)}` },
+    subject: { reference: subjectReference(rec.site, rec.deviceId) },
   };
+}
+
+/** The `subject` reference of a device's resources: its pseudonymous Patient. */
+export const subjectReference = (site: string, deviceId: string): string => `Patient/${patientId(site, deviceId)}`;
+
+/** What an Observation search looks at (`edge/fhir/query.ts`): id, subject, the instants it covers, its codings and those of its components. */
+export interface ObservationSearchFields {
+  id: string;
+  subject: string | undefined;
+  effective: [number, number] | undefined;
+  codings: { system?: string; code?: string }[];
+}
+
+/** The instants a resource's `effectiveDateTime` or `effectivePeriod` covers (a dateTime: one instant). */
+export function effectiveRange(r: Resource): [number, number] | undefined {
+  const dt = r.effectiveDateTime as string | undefined;
+  if (dt) {
+    const t = Date.parse(dt);
+    return [t, t];
+  }
+  const p = r.effectivePeriod as { start?: string; end?: string } | undefined;
+  if (p?.start) return [Date.parse(p.start), Date.parse(p.end ?? p.start)];
+  return undefined;
+}
+
+/** The codings a `code` search looks at: the resource's `code` and those of its components. */
+export function codingsOf(r: Resource): { system?: string; code?: string }[] {
+  return ((r.code as { coding?: { system?: string; code?: string }[] } | undefined)?.coding ?? []).concat(
+    ((r.component as { code?: { coding?: { system?: string; code?: string }[] } }[] | undefined) ?? []).flatMap((c) => c.code?.coding ?? []),
+  );
+}
+
+/** The search fields of a resource. */
+export function searchFieldsOf(r: Resource): ObservationSearchFields {
+  return { id: r.id, subject: (r.subject as { reference?: string } | undefined)?.reference, effective: effectiveRange(r), codings: codingsOf(r) };
+}
+
+/** The code of a reading's Observation; undefined for reading types with no clinical mapping (device telemetry). */
+function readingCode(r: Reading): Coding | undefined {
+  if (r.type === 'heart-rate') return CODES.heartRate;
+  if (r.type === 'glucose' || r.type === 'cgm-glucose') return isCgmReading(r) ? CODES.glucoseCgm : CODES.glucoseMeter;
+  return undefined;
+}
+
+/**
+ * `searchFieldsOf(readingObservation(rec))` without making the Observation (the API's search index reads
+ * every reading of the store); undefined where readingObservation gives none.
+ */
+export function readingSearchFields(rec: StoredRecord<Reading>): ObservationSearchFields | undefined {
+  const code = readingCode(rec.body);
+  if (code === undefined) return undefined;
+  const t = Date.parse(iso(rec.body.tMeter ?? rec.body.tDevice));
+  return { id: recordId('r', rec), subject: subjectReference(rec.site, rec.deviceId), effective: [t, t], codings: [code] };
 }
 
 /** Whether a glucose reading came from a CGM (interstitial fluid) rather than a finger-stick meter. */
@@ -127,6 +190,8 @@ export function isCgmReading(r: Reading): boolean {
 /** The Observation of a reading, or undefined for reading types with no clinical mapping (device telemetry). */
 export function readingObservation(rec: StoredRecord<Reading>): Resource | undefined {
   const r = rec.body;
+  const code = readingCode(r);
+  if (code === undefined) return undefined;
   const base = {
     resourceType: 'Observation',
     id: recordId('r', rec),
@@ -137,17 +202,16 @@ export function readingObservation(rec: StoredRecord<Reading>): Resource | undef
   };
   if (r.type === 'heart-rate') {
     const method = r.context?.method === 'ecg-qrs' ? 'ECG (QRS detection)' : `sensor ${r.sensor}`;
-    return { ...base, category: [concept(CATEGORY.vitalSigns)], code: concept(CODES.heartRate), valueQuantity: quantity(r.value, '/min'), method: { text: method } };
+    return { ...base, category: [concept(CATEGORY.vitalSigns)], code: concept(code), valueQuantity: quantity(r.value, '/min'), method: { text: method } };
   }
   if (r.type === 'glucose' || r.type === 'cgm-glucose') {
-    const cgm = isCgmReading(r);
     const low = r.unit === 'mmol/L' ? 3.9 : 70;
     const high = r.unit === 'mmol/L' ? 10 : 180;
     const interpretation = r.value < low ? INTERPRETATIONS.low : r.value > high ? INTERPRETATIONS.high : INTERPRETATIONS.normal;
     const obs: Resource = {
       ...base,
       category: [concept(CATEGORY.laboratory)],
-      code: concept(cgm ? CODES.glucoseCgm : CODES.glucoseMeter),
+      code: concept(code),
       valueQuantity: quantity(r.value, r.unit),
       interpretation: [concept(interpretation)],
       referenceRange: [{ low: quantity(low, r.unit), high: quantity(high, r.unit), text: `Consensus target range ${low}-${high} ${r.unit}` }],
@@ -287,7 +351,7 @@ export function sessionReport(s: SessionSummary, issuedMs: number): Resource {
     identifier: [{ system: `${MEDGE_RECORD}/session`, value: `${s.deviceId}/${s.bootId}` }],
     status: 'preliminary',
     code: { coding: s.hasEcg ? [CODES.sessionReport, CODES.ecgStudy] : [CODES.sessionReport], text: 'Point-of-care device session' },
-    subject: { reference: `Patient/${patientId(s.site, s.deviceId)}` },
+    subject: { reference: subjectReference(s.site, s.deviceId) },
     effectivePeriod: { start: iso(s.startMs), end: iso(Math.max(s.startMs, s.endMs)) },
     issued: iso(issuedMs),
     result: s.observationIds.map((id) => ({ reference: `Observation/${id}` })),

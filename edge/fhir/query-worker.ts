@@ -1,11 +1,13 @@
 /**
  * Worker-thread entry of the FHIR API (`http.ts` starts it): keeps its own read-only connection to the
- * edge store (WAL: it reads while the ingest writes), exports the resources, answers each request with
- * `answerFromResources` and posts back the JSON text. The export is kept while the store is unchanged
- * (`PRAGMA data_version` of this connection moves on every commit of another connection), and after a
- * change for `staleFactor` times as long as it took to build: a store of 5 ms of export is answered
- * fresh, one of 15 s may be answered up to 30 s behind the ingest, rather than rebuilt on every request
- * while devices sync (which would answer no request at all). The server ends an idle worker, which frees it.
+ * edge store (WAL: it reads while the ingest writes) and a search index of it (`search-index.ts`: the
+ * Observations' search fields in SQL, the few other resources in memory), answers each request from that
+ * index and posts back the JSON text. The HTTP side has already answered what needs no store (metadata,
+ * unknown paths, methods other than GET), so the worker does not check those again. The index is kept
+ * while the store is unchanged (`PRAGMA data_version` of this connection moves on every commit of another
+ * connection), and after a change for `staleFactor` times as long as it took to build, rather than rebuilt
+ * on every request while devices sync. Pages are read from the store at request time, so the records of a
+ * page are always current; only which records match may lag. The server ends an idle worker, which frees it.
  *
  * Protocol: in `{ id, url }`, out `{ id, status, body }`; `workerData: { dataDir, export, staleFactor }`.
  */
@@ -13,9 +15,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { openReadOnlyDatabase } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { edgeDatabasePath } from '../edge-store.js';
-import { type ExportOptions, exportResources } from './export.js';
-import type { Resource } from './mapping.js';
-import { answerFromResources, type FhirAnswer, outcome } from './query.js';
+import type { ExportOptions } from './export.js';
+import { type FhirAnswer, outcome } from './query.js';
+import { FhirSearchIndex } from './search-index.js';
 
 export interface QueryRequest {
   id: number;
@@ -28,24 +30,25 @@ export interface QueryReply extends FhirAnswer {
 
 const { dataDir, export: exportOptions, staleFactor } = workerData as { dataDir: string; export?: ExportOptions; staleFactor: number };
 let db: Database.Database | undefined;
-let cached: { version: number; builtAt: number; buildMs: number; resources: Resource[] } | undefined;
+let cached: { version: number; builtAt: number; buildMs: number; index: FhirSearchIndex } | undefined;
 
-function resources(): Resource[] {
+function searchIndex(): FhirSearchIndex {
   db ??= openReadOnlyDatabase(edgeDatabasePath(dataDir), 'edge store', `start one with: medge edge --data ${dataDir}`);
   const version = db.pragma('data_version', { simple: true }) as number;
   const now = performance.now();
   if (cached === undefined || (cached.version !== version && now - cached.builtAt >= staleFactor * cached.buildMs)) {
-    cached = undefined; // the old export is garbage before the new one is built
-    const built = exportResources(db, exportOptions);
-    cached = { version, builtAt: performance.now(), buildMs: performance.now() - now, resources: built };
+    cached?.index.close(); // the old index is gone before the new one is built
+    cached = undefined;
+    const index = new FhirSearchIndex(db, exportOptions);
+    cached = { version, builtAt: performance.now(), buildMs: performance.now() - now, index };
   }
-  return cached.resources;
+  return cached.index;
 }
 
 parentPort?.on('message', ({ id, url }: QueryRequest) => {
   let answer: FhirAnswer;
   try {
-    answer = answerFromResources(new URL(url), resources());
+    answer = searchIndex().answer(new URL(url));
   } catch (error) {
     answer = { status: 500, body: JSON.stringify(outcome('error', 'exception', (error as Error).message)) };
   }

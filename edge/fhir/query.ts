@@ -1,7 +1,9 @@
 /**
- * The FHIR R4 read API's answers, computed from the exported resources: routing, search parameters and
- * paging. Pure (no I/O): the HTTP server runs it in a worker thread (`query-worker.ts`) on the resources
- * that worker exports, so that the broker and ingest thread never builds or serialises an export.
+ * The FHIR R4 read API's semantics: routing, search parameters and paging, and the answers computed from
+ * exported resources in memory (`answerFromResources`). Pure (no I/O). The API's worker thread
+ * (`query-worker.ts`) answers from an SQL index of the store instead (`search-index.ts`), with the parsing,
+ * paging and answer shapes of this file; `answerFromResources` is the reference its answers are tested
+ * against, and what the Devices, Patients and DiagnosticReports it keeps in memory are searched with.
  *
  * Search parameters (FHIR search semantics, the subset a hospital system needs here):
  * - `patient`: `Patient/ID` or `ID`;
@@ -11,7 +13,9 @@
  * - `_offset`: the first match of the page (0-based); `Bundle.link` `next` / `previous` carry it.
  */
 import { searchsetBundle } from './export.js';
-import type { Resource } from './mapping.js';
+import { codingsOf, effectiveRange, type Resource } from './mapping.js';
+
+export { codingsOf, effectiveRange };
 
 const TYPES = ['Observation', 'Device', 'Patient', 'DiagnosticReport'] as const;
 
@@ -45,21 +49,16 @@ export function dateRange(value: string): [number, number] | undefined {
   return [start, start + (s === undefined ? 60_000 : 1000)];
 }
 
-function effectiveRange(r: Resource): [number, number] | undefined {
-  const dt = r.effectiveDateTime as string | undefined;
-  if (dt) {
-    const t = Date.parse(dt);
-    return [t, t];
-  }
-  const p = r.effectivePeriod as { start?: string; end?: string } | undefined;
-  if (p?.start) return [Date.parse(p.start), Date.parse(p.end ?? p.start)];
-  return undefined;
+export type DatePrefix = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le';
+
+/** A `date` search value as its prefix (default `eq`) and the instant range of its value (undefined: not a date). */
+export function dateParam(param: string): { prefix: DatePrefix; range: [number, number] | undefined } {
+  const m = /^(eq|ne|gt|lt|ge|le)?(.+)$/.exec(param);
+  return { prefix: (m?.[1] ?? 'eq') as DatePrefix, range: dateRange(m?.[2] ?? '') };
 }
 
 export function matchesDate(r: Resource, param: string): boolean {
-  const m = /^(eq|ne|gt|lt|ge|le)?(.+)$/.exec(param);
-  const prefix = m?.[1] ?? 'eq';
-  const range = dateRange(m?.[2] ?? '');
+  const { prefix, range } = dateParam(param);
   const eff = effectiveRange(r);
   if (!range || !eff) return false;
   const [lo, hi] = range;
@@ -82,36 +81,48 @@ export function matchesDate(r: Resource, param: string): boolean {
   }
 }
 
-export function matchesCode(r: Resource, param: string): boolean {
-  const codings = ((r.code as { coding?: { system?: string; code?: string }[] } | undefined)?.coding ?? []).concat(
-    ((r.component as { code?: { coding?: { system?: string; code?: string }[] } }[] | undefined) ?? []).flatMap((c) => c.code?.coding ?? []),
-  );
-  return param.split(',').some((token) => {
+/** The tokens of a `code` search value (comma = OR): `SYSTEM|CODE`, `|CODE` or `CODE`; system undefined = any system. */
+export function codeTokens(param: string): { system: string | undefined; code: string }[] {
+  return param.split(',').map((token) => {
     const bar = token.indexOf('|');
     const system = bar >= 0 ? token.slice(0, bar) : undefined;
-    const code = bar >= 0 ? token.slice(bar + 1) : token;
-    return codings.some((c) => c.code === code && (system === undefined || system === '' ? true : c.system === system));
+    return { system: system === '' ? undefined : system, code: bar >= 0 ? token.slice(bar + 1) : token };
   });
 }
 
-export function matchesPatient(r: Resource, param: string): boolean {
-  const id = param.startsWith('Patient/') ? param.slice('Patient/'.length) : param;
-  const subject = (r.subject as { reference?: string } | undefined)?.reference;
-  return subject === `Patient/${id}`;
+export function matchesCode(r: Resource, param: string): boolean {
+  const codings = codingsOf(r);
+  return codeTokens(param).some(({ system, code }) => codings.some((c) => c.code === code && (system === undefined ? true : c.system === system)));
 }
+
+/** The subject reference a `patient` (or `subject`) search value asks for. */
+export const patientReference = (param: string): string => `Patient/${param.startsWith('Patient/') ? param.slice('Patient/'.length) : param}`;
+
+export function matchesPatient(r: Resource, param: string): boolean {
+  return (r.subject as { reference?: string } | undefined)?.reference === patientReference(param);
+}
+
+/** The error of a date value search() refuses (and any search must): not a FHIR date or dateTime. */
+export const dateError = (value: string): string => `date=${value} is not a FHIR date or dateTime (e.g. ge2026-01-31 or 2026-01-31T10:00:00Z)`;
+
+/** The error of a search parameter that is not supported (never silently ignored). */
+export const unsupportedParameterError = (name: string, type: string): string => `search parameter ${name} is not supported on ${type}; supported: patient, code, date, _id, _count, _offset`;
+
+/** Search parameters that select the page or the format, not the matches. */
+export const PAGING_PARAMETERS: ReadonlySet<string> = new Set(['_count', '_offset', '_format']);
 
 /** Every match of the supported search parameters (paging is `page()`'s); an unsupported one is an error (not silently ignored). */
 export function search(resources: readonly Resource[], type: string, params: URLSearchParams): Resource[] | { error: string } {
   let out = resources.filter((r) => r.resourceType === type);
   for (const [name, value] of params) {
-    if (name === '_count' || name === '_offset' || name === '_format') continue;
+    if (PAGING_PARAMETERS.has(name)) continue;
     if (name === 'patient' || name === 'subject') out = out.filter((r) => matchesPatient(r, value));
     else if (name === 'code') out = out.filter((r) => matchesCode(r, value));
     else if (name === 'date') {
-      if (!dateRange(value.replace(/^(eq|ne|gt|lt|ge|le)/, ''))) return { error: `date=${value} is not a FHIR date or dateTime (e.g. ge2026-01-31 or 2026-01-31T10:00:00Z)` };
+      if (!dateParam(value).range) return { error: dateError(value) };
       out = out.filter((r) => matchesDate(r, value));
     } else if (name === '_id') out = out.filter((r) => value.split(',').includes(r.id));
-    else return { error: `search parameter ${name} is not supported on ${type}; supported: patient, code, date, _id, _count, _offset` };
+    else return { error: unsupportedParameterError(name, type) };
   }
   return out;
 }
@@ -140,8 +151,16 @@ export function capabilityStatement(): Resource {
 }
 
 
-/** The page `_count` / `_offset` select, and the links to the pages either side (FHIR R4 search, 3.1.1.6 paging). */
-export function page(matches: readonly Resource[], url: URL, maxCount = FHIR_QUERY_DEFAULTS.maxCount): { entries: Resource[]; next?: string; previous?: string } | { error: string } {
+/** Which matches a page holds (`offset`, at most `size`) and the URLs of the pages either side. */
+export interface PageWindow {
+  offset: number;
+  size: number;
+  next?: string;
+  previous?: string;
+}
+
+/** The page `_count` / `_offset` select among `total` matches, and the links to the pages either side (FHIR R4 search, 3.1.1.6 paging). */
+export function pageWindow(total: number, url: URL, maxCount = FHIR_QUERY_DEFAULTS.maxCount): PageWindow | { error: string } {
   const countText = url.searchParams.get('_count');
   const offsetText = url.searchParams.get('_offset');
   const count = countText === null ? maxCount : Number(countText);
@@ -155,15 +174,23 @@ export function page(matches: readonly Resource[], url: URL, maxCount = FHIR_QUE
     u.searchParams.set('_offset', String(from));
     return u.toString();
   };
-  const entries = matches.slice(offset, offset + size);
   return {
-    entries,
-    ...(size > 0 && offset + size < matches.length ? { next: at(offset + size) } : {}),
+    offset,
+    size,
+    ...(size > 0 && offset + size < total ? { next: at(offset + size) } : {}),
     ...(size > 0 && offset > 0 ? { previous: at(Math.max(0, offset - size)) } : {}),
   };
 }
 
-const json = (status: number, resource: Resource): FhirAnswer => ({ status, body: JSON.stringify(resource) });
+/** The page `_count` / `_offset` select, and the links to the pages either side (FHIR R4 search, 3.1.1.6 paging). */
+export function page(matches: readonly Resource[], url: URL, maxCount = FHIR_QUERY_DEFAULTS.maxCount): { entries: Resource[]; next?: string; previous?: string } | { error: string } {
+  const window = pageWindow(matches.length, url, maxCount);
+  if ('error' in window) return window;
+  const { offset, size, ...links } = window;
+  return { entries: matches.slice(offset, offset + size), ...links };
+}
+
+export const json = (status: number, resource: Resource): FhirAnswer => ({ status, body: JSON.stringify(resource) });
 
 /** Whether `pathname` is answered without the resources (metadata, unknown paths): the HTTP server answers those itself. */
 export function answerWithoutResources(method: string, url: URL): FhirAnswer | undefined {
@@ -177,18 +204,31 @@ export function answerWithoutResources(method: string, url: URL): FhirAnswer | u
   return undefined;
 }
 
-/** The answer to `GET url` (a read by id or a search-type) given the exported resources. */
+/** The resource type and id (a read) or no id (a search-type) of a URL `answerWithoutResources` let through. */
+export function resourcePath(url: URL): { type: string; id: string | undefined } {
+  const [, type = '', id] = url.pathname.replace(/\/+$/, '').split('/').filter(Boolean);
+  return { type, id };
+}
+
+/** The answer to a read of `type/id`: the resource, or a 404 OperationOutcome. */
+export const readAnswer = (type: string, id: string, found: Resource | undefined): FhirAnswer =>
+  found ? json(200, found) : json(404, outcome('error', 'not-found', `${type}/${id} is not known`));
+
+/** The answer to a search-type: the searchset Bundle of one page, or a 400 for a bad search or paging parameter. */
+export function searchAnswer(url: URL, matches: { total: number; page: (offset: number, size: number) => Resource[] } | { error: string }): FhirAnswer {
+  if ('error' in matches) return json(400, outcome('error', 'invalid', matches.error));
+  const window = pageWindow(matches.total, url);
+  if ('error' in window) return json(400, outcome('error', 'invalid', window.error));
+  const { offset, size, ...links } = window;
+  return json(200, searchsetBundle(matches.page(offset, size), url.toString(), { total: matches.total, ...links }));
+}
+
+/** The answer to `GET url` (a read by id or a search-type) given the exported resources, all in memory (`search-index.ts` answers from SQL). */
 export function answerFromResources(url: URL, resources: readonly Resource[]): FhirAnswer {
   const early = answerWithoutResources('GET', url);
   if (early) return early;
-  const [, type = '', id] = url.pathname.replace(/\/+$/, '').split('/').filter(Boolean);
-  if (id !== undefined) {
-    const found = resources.find((r) => r.resourceType === type && r.id === id);
-    return found ? json(200, found) : json(404, outcome('error', 'not-found', `${type}/${id} is not known`));
-  }
+  const { type, id } = resourcePath(url);
+  if (id !== undefined) return readAnswer(type, id, resources.find((r) => r.resourceType === type && r.id === id));
   const matches = search(resources, type, url.searchParams);
-  if ('error' in matches) return json(400, outcome('error', 'invalid', matches.error));
-  const paged = page(matches, url);
-  if ('error' in paged) return json(400, outcome('error', 'invalid', paged.error));
-  return json(200, searchsetBundle(paged.entries, url.toString(), { total: matches.length, ...(paged.next ? { next: paged.next } : {}), ...(paged.previous ? { previous: paged.previous } : {}) }));
+  return searchAnswer(url, 'error' in matches ? matches : { total: matches.length, page: (offset, size) => matches.slice(offset, offset + size) });
 }

@@ -1,7 +1,5 @@
-import { dirname } from 'node:path';
-import { exportEdgeResources, validateTransactionBundle, writeTransactionBundle } from '../../edge/fhir/export.js';
+import { writeEdgeExport } from '../../edge/fhir/export.js';
 import { intFlag, parse, UsageError } from './args.js';
-import { makeDirs } from '../../device-sdk/make-dirs.js';
 
 export const EXPORT_FHIR_USAGE = `Usage: medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
 
@@ -35,19 +33,12 @@ export function exportFhirCommand(args: string[]): number {
     if (Number.isNaN(sinceMs)) throw new UsageError(`--since must be an ISO 8601 date or time, got ${JSON.stringify(values.since)}`, EXPORT_FHIR_USAGE);
   }
   const waveformSeconds = intFlag(values['waveform-seconds'], '--waveform-seconds', EXPORT_FHIR_USAGE, 0, 3600) ?? 5;
-  const resources = exportEdgeResources(values.data, { ...(sinceMs === undefined ? {} : { sinceMs }), waveformWindowMs: waveformSeconds * 1000 });
-  const now = Date.now();
-  if (!values['no-validate']) {
-    const errors = validateTransactionBundle(resources, now);
-    if (errors.length > 0) {
-      process.stderr.write(`medge: the Bundle does not validate against the FHIR R4 schema; not written:\n${errors.slice(0, 20).map((e) => `  ${e}`).join('\n')}\n`);
-      return 1;
-    }
+  const result = writeEdgeExport(values.data, values.out, { ...(sinceMs === undefined ? {} : { sinceMs }), waveformWindowMs: waveformSeconds * 1000, validate: !values['no-validate'] });
+  if (!result.written) {
+    process.stderr.write(`medge: the Bundle does not validate against the FHIR R4 schema; not written:\n${result.errors.slice(0, 20).map((e) => `  ${e}`).join('\n')}\n`);
+    return 1;
   }
-  makeDirs(dirname(values.out));
-  writeTransactionBundle(values.out, resources, now);
-  const counts = new Map<string, number>();
-  for (const r of resources) counts.set(r.resourceType, (counts.get(r.resourceType) ?? 0) + 1);
-  process.stdout.write(`wrote ${values.out}: ${resources.length} resources (${[...counts].map(([t, n]) => `${n} ${t}`).join(', ')})${values['no-validate'] ? '' : ', valid against the FHIR R4 schema'}\n`);
+  const total = [...result.counts.values()].reduce((a, b) => a + b, 0);
+  process.stdout.write(`wrote ${values.out}: ${total} resources (${[...result.counts].map(([t, n]) => `${n} ${t}`).join(', ')})${values['no-validate'] ? '' : ', valid against the FHIR R4 schema'}\n`);
   return 0;
 }

@@ -1,0 +1,269 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeBody } from '../../device-sdk/proto/index.js';
+import type { Alert, Finding, Reading, RecordBodies, RecordKind, StreamChunk } from '../../device-sdk/records.js';
+import { openReadOnlyDatabase } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { resolveStoredConflicts } from '../../edge/conflicts.js';
+import { edgeDatabasePath, EdgeStore } from '../../edge/edge-store.js';
+import { exportEdgeResources, exportResources, validateTransactionBundle, writeEdgeExport, writeTransactionBundle } from '../../edge/fhir/export.js';
+import { FhirServer } from '../../edge/fhir/http.js';
+import { patientId, type Resource } from '../../edge/fhir/mapping.js';
+import { answerFromResources, codingsOf } from '../../edge/fhir/query.js';
+import { FhirSearchIndex } from '../../edge/fhir/search-index.js';
+import { requireBuild } from '../helpers/cli.js';
+import { useTempDirs } from '../helpers/temp.js';
+
+// The FHIR API answers searches from an SQL index of the Observations (search-index.ts) instead of filtering
+// the whole export in memory; the CLI export streams. Both must give exactly what the in-memory path gives.
+
+const tmp = useTempDirs('fhir-sql');
+/** Five minutes before midnight UTC: the records straddle a day (and a month's end is near) for date searches. */
+const T0 = Date.UTC(2026, 10, 30, 23, 55, 0);
+const NOW = T0 + 86_400_000;
+const SHA = 'c'.repeat(64);
+
+/**
+ * Commits records as the ingest does, each device's records of a kind numbered on from the last ones
+ * committed; `again` commits them under the seqs from 1 instead (another board with the same id: seq conflicts).
+ */
+function ledger(store: EdgeStore, site: string) {
+  const last = new Map<string, number>();
+  return <K extends RecordKind>(deviceId: string, kind: K, bootId: string, bodies: { t: number; body: RecordBodies[K] }[], again = false): void => {
+    const afterSeq = again ? 0 : (last.get(`${deviceId}/${kind}`) ?? 0);
+    const records = bodies.map(({ t, body }, i) => ({ seq: afterSeq + i + 1, bootId, tMs: t, body: encodeBody(kind, body) }));
+    store.commit({ site, deviceId, kind, bootId, afterSeq, lastSeq: afterSeq + records.length, ackedUpTo: 0, records });
+    last.set(`${deviceId}/${kind}`, Math.max(last.get(`${deviceId}/${kind}`) ?? 0, afterSeq + records.length));
+  };
+}
+
+/** Two sites, three devices, two sessions of one, every record kind the export maps, and imported seq-conflict records. */
+function richStore(dir: string): void {
+  const store = new EdgeStore(dir);
+  const ward3 = ledger(store, 'ward-3');
+  const ward4 = ledger(store, 'ward-4');
+  const readings: Reading[] = [{ sensor: 'device', type: 'device-info', value: 0, unit: '', tDevice: T0, context: { firmwareVersion: 'medge 0.2.0', model: 'Pi 5 kit' } }];
+  for (let i = 0; i < 60; i++) {
+    const t = T0 + i * 10_000;
+    readings.push({ sensor: 'ecg', type: 'heart-rate', value: 60 + i, unit: '/min', tDevice: t, context: { method: 'ecg-qrs' } });
+    if (i % 6 === 0) readings.push({ sensor: 'meter', type: 'glucose', value: 50 + i * 3, unit: i % 12 === 0 ? 'mg/dL' : 'mmol/L', tDevice: t + 1, tMeter: t - 7_200_000, meterRecord: 100 + i, context: { meal: 'fasting' } });
+    if (i % 4 === 0) readings.push({ sensor: 'cgm', type: 'glucose', value: 90 + i, unit: 'mg/dL', tDevice: t + 2, context: { specimen: 'interstitial' } });
+    if (i % 10 === 0) readings.push({ sensor: 'strap', type: 'rr-interval', value: 800, unit: 'ms', tDevice: t + 3 });
+  }
+  ward3('clinic-01', 'reading', 'boot-1', readings.map((r) => ({ t: r.tDevice, body: r })));
+  const findings: Finding[] = [
+    { kind: 'ecg-rhythm', label: 'AFIB', probability: 0.91, t: T0 + 240_000, intervalStart: T0 + 200_000, intervalEnd: T0 + 240_000, modelId: 'ecg-af@1.0.0', modelSha256: SHA, inputQuality: 0.8, sensor: 'ecg' },
+    { kind: 'ecg-rate', label: 'fast', value: 120, probability: 1, t: T0 + 400_000, modelId: 'algo:qrs@1', modelSha256: SHA, inputQuality: 1, sensor: 'ecg' },
+    { kind: 'pcg-screening', label: 'abnormal', probability: 0.7, t: T0 + 420_000, modelId: 'pcg@1.0.0', modelSha256: 'd'.repeat(64), inputQuality: 0.9 },
+    { kind: 'glucose-trend', label: 'hypo predicted', probability: 0.6, t: T0 + 430_000, modelId: 'glucose@2', modelSha256: 'e'.repeat(64), inputQuality: 0.95 },
+  ];
+  ward3('clinic-01', 'finding', 'boot-1', findings.map((f) => ({ t: f.t, body: f })));
+  const alerts: Alert[] = [{ kind: 'ecg-af-onset', severity: 2, message: 'Irregular rhythm: review.', t: T0 + 240_000, sensor: 'ecg' }];
+  ward3('clinic-01', 'alert', 'boot-1', alerts.map((a) => ({ t: a.t, body: a })));
+  const chunks: StreamChunk[] = Array.from({ length: 30 }, (_, i) => ({
+    sensor: 'ecg',
+    channel: 0,
+    firstSample: i * 250,
+    t0: T0 + 225_000 + i * 1000,
+    rateHz: 250,
+    unit: 'mV',
+    gain: 100,
+    samples: Int16Array.from({ length: 250 }, (_, k) => (k * 7) % 90),
+  }));
+  ward3('clinic-01', 'chunk', 'boot-1', chunks.map((c) => ({ t: c.t0 + 1000, body: c })));
+  // A second session of clinic-01, the next day.
+  const later = Array.from({ length: 5 }, (_, i) => ({ t: T0 + 90_000_000 + i * 60_000, body: { sensor: 'ecg', type: 'heart-rate', value: 70, unit: '/min', tDevice: T0 + 90_000_000 + i * 60_000 } as Reading }));
+  ward3('clinic-01', 'reading', 'boot-2', later);
+  // Another site and device, and its seq conflicts (another board with the same id), imported by an operator.
+  const hr = (v: number, t: number): { t: number; body: Reading } => ({ t, body: { sensor: 'strap', type: 'heart-rate', value: v, unit: '/min', tDevice: t } });
+  ward4('clinic-02', 'reading', 'boot-z', [hr(80, T0), hr(81, T0 + 60_000), hr(82, T0 + 120_000)]);
+  ward4('clinic-02', 'reading', 'boot-y', [hr(90, T0 + 30_000), hr(91, T0 + 90_000)], true);
+  ward4('clinic-03', 'reading', 'boot-q', [hr(55, T0 - 86_400_000)]);
+  store.close();
+  const settled = resolveStoredConflicts(edgeDatabasePath(dir), { deviceId: 'clinic-02' }, { choice: 'import', operator: 'QA', reason: 'second board' }, NOW);
+  expect(settled).toHaveLength(2);
+}
+
+/** An answer's JSON with the ids made of the clock (`search-<ms>`, `oo-<ms>`) set aside: everything else must be equal. */
+function comparable(body: string): unknown {
+  const parsed = JSON.parse(body) as { id?: string };
+  if (typeof parsed.id === 'string' && /^(search|oo)-\d+$/.test(parsed.id)) parsed.id = 'clock';
+  return parsed;
+}
+
+/** The requests compared: every type, every read, and searches by each parameter, prefix, precision and paging form. */
+function requests(resources: readonly Resource[]): string[] {
+  const observations = resources.filter((r) => r.resourceType === 'Observation');
+  const codings = [...new Map(observations.flatMap(codingsOf).map((c) => [`${c.system}|${c.code}`, c])).values()];
+  const patients = resources.filter((r) => r.resourceType === 'Patient').map((r) => r.id);
+  const dates = ['2026', '2026-11', '2026-12', '2026-11-30', '2026-12-01', '2026-11-30T23:58', '2026-11-30T23:56:10Z', '2026-12-01T01:00:00+02:00', '2026-11-30T23:59:59.500Z', '2026-12-02', '2025'];
+  const paths = ['Observation', 'Device', 'Patient', 'DiagnosticReport'].map((t) => `/fhir/${t}`);
+  for (const r of resources) paths.push(`/fhir/${r.resourceType}/${r.id}`);
+  paths.push('/fhir/Observation/nope', `/fhir/Device/${observations[0]?.id}`, `/fhir/Observation/${resources[0]?.id}`);
+  for (const p of [...patients, 'pt-unknown']) paths.push(`/fhir/Observation?patient=${p}`, `/fhir/Observation?subject=Patient/${p}`, `/fhir/DiagnosticReport?patient=Patient/${p}`);
+  for (const c of codings) paths.push(`/fhir/Observation?code=${encodeURIComponent(`${c.system}|${c.code}`)}`, `/fhir/Observation?code=${c.code}`, `/fhir/Observation?code=|${c.code}`, `/fhir/Observation?code=${encodeURIComponent(`http://wrong.example|${c.code}`)}`);
+  paths.push('/fhir/Observation?code=8867-4,99504-3', '/fhir/Observation?code=41653-7,nothing', '/fhir/DiagnosticReport?code=11524-6');
+  for (const d of dates) {
+    for (const prefix of ['', 'eq', 'ne', 'gt', 'ge', 'lt', 'le']) paths.push(`/fhir/Observation?date=${encodeURIComponent(prefix + d)}`);
+    paths.push(`/fhir/DiagnosticReport?date=ge${encodeURIComponent(d)}`);
+  }
+  paths.push(
+    `/fhir/Observation?patient=${patients[0]}&code=8867-4&date=ge2026-11-30T23:58&date=lt2026-12-01`,
+    '/fhir/Observation?date=ge2026-11-30&date=le2026-11-30T23:57',
+    `/fhir/Observation?_id=${observations[3]?.id},${observations[7]?.id},nope`,
+    `/fhir/Observation?_id=${observations[5]?.id}&code=8867-4`,
+  );
+  for (const paging of ['_count=0', '_count=1', '_count=7', '_count=7&_offset=7', '_count=7&_offset=3', '_offset=50', '_count=1000', '_count=5000', '_offset=100000', '_count=-1', '_count=x', '_offset=1.5', '_count=7&_format=json']) {
+    paths.push(`/fhir/Observation?${paging}`, `/fhir/Observation?code=8867-4&${paging}`, `/fhir/Device?${paging}`);
+  }
+  paths.push('/fhir/Observation?colour=red', '/fhir/Observation?date=yesterday', '/fhir/Observation?date=ne', '/fhir/Observation?code=8867-4&date=bad&colour=red', '/fhir/Observation?colour=red&date=bad', '/fhir/Device?date=nope');
+  return paths;
+}
+
+describe('FHIR searches in SQL (search-index.ts) against the in-memory searches of the whole export', () => {
+  const open: Database.Database[] = [];
+  afterEach(() => {
+    for (const db of open.splice(0)) db.close();
+  });
+
+  it('answers every read and search exactly as answerFromResources does on a real store (ids, order, total, links, errors)', () => {
+    const dir = tmp();
+    richStore(dir);
+    const db = openReadOnlyDatabase(edgeDatabasePath(dir), 'edge store', '');
+    open.push(db);
+    const resources = exportResources(db, { now: NOW });
+    const index = new FhirSearchIndex(db, { now: NOW });
+    try {
+      const observations = resources.filter((r) => r.resourceType === 'Observation');
+      expect(index.observations).toBe(observations.length);
+      // The fixture has what the comparison needs: imported conflict ids, waveforms, periods, two days, every code.
+      expect(observations.filter((o) => /^r-clinic-02-\d+-[0-9a-f]{12}$/.test(o.id))).toHaveLength(2);
+      expect(observations.filter((o) => o.id.startsWith('w-')).length).toBeGreaterThan(5);
+      expect(observations.filter((o) => o.effectivePeriod !== undefined && o.id.startsWith('f-'))).toHaveLength(1);
+      const paths = requests(resources);
+      expect(paths.length).toBeGreaterThan(300);
+      const statuses = new Map<number, number>();
+      let nonEmpty = 0;
+      for (const path of paths) {
+        const url = new URL(`http://edge.test${path}`);
+        const expected = answerFromResources(url, resources);
+        const actual = index.answer(url);
+        expect({ path, status: actual.status, body: comparable(actual.body) }).toEqual({ path, status: expected.status, body: comparable(expected.body) });
+        statuses.set(actual.status, (statuses.get(actual.status) ?? 0) + 1);
+        const total = (JSON.parse(actual.body) as { total?: number }).total;
+        if (path.startsWith('/fhir/Observation?') && total !== undefined && total > 0 && total < observations.length) nonEmpty += 1;
+      }
+      // Not a comparison of empty answers: reads found, searches that select some but not all, and each kind of error.
+      expect(statuses.get(200)).toBeGreaterThan(300);
+      expect(statuses.get(400)).toBeGreaterThan(10);
+      expect(statuses.get(404)).toBe(3);
+      expect(nonEmpty).toBeGreaterThan(100);
+    } finally {
+      index.close();
+    }
+  });
+
+  it('reads each page from the store: a page reflects the stored rows, and a read by id finds an imported conflict record', () => {
+    const dir = tmp();
+    richStore(dir);
+    const db = openReadOnlyDatabase(edgeDatabasePath(dir), 'edge store', '');
+    open.push(db);
+    const index = new FhirSearchIndex(db, { now: NOW });
+    try {
+      const imported = exportResources(db, { now: NOW }).find((r) => /^r-clinic-02-1-[0-9a-f]{12}$/.test(r.id));
+      expect(imported).toBeDefined();
+      const read = index.answer(new URL(`http://edge.test/fhir/Observation/${imported?.id}`));
+      expect(read.status).toBe(200);
+      expect(JSON.parse(read.body)).toEqual(imported);
+      const p2 = patientId('ward-4', 'clinic-02');
+      const page = JSON.parse(index.answer(new URL(`http://edge.test/fhir/Observation?patient=${p2}&_count=2&_offset=1`)).body) as { total: number; entry: { resource: { valueQuantity: { value: number } } }[] };
+      // clinic-02: 80, 90 (imported, seq 1 of boot-y at T0+30 s), 81, 91, 82 in time order; the page is the 2nd and 3rd.
+      expect(page.total).toBe(5);
+      expect(page.entry.map((e) => e.resource.valueQuantity.value)).toEqual([90, 81]);
+    } finally {
+      index.close();
+    }
+  });
+});
+
+describe('medge edge export-fhir, streamed (writeEdgeExport)', () => {
+  it('writes the same bytes as the in-memory export and names the same schema errors', () => {
+    const dir = tmp();
+    richStore(dir);
+    const expectedFile = join(dir, 'expected.json');
+    const resources = exportEdgeResources(dir, { now: NOW });
+    writeTransactionBundle(expectedFile, resources, NOW);
+    const out = join(dir, 'out', 'streamed.json');
+    const result = writeEdgeExport(dir, out, { now: NOW });
+    expect(result.errors).toEqual([]);
+    expect(result.written).toBe(true);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(expectedFile, 'utf8'));
+    expect([...result.counts]).toEqual([...resources.reduce((m, r) => m.set(r.resourceType, (m.get(r.resourceType) ?? 0) + 1), new Map<string, number>())]);
+    expect(readdirSync(join(dir, 'out'))).toEqual(['streamed.json']); // no temporary files left
+    // --since and no waveform: still the same bytes.
+    const since = { now: NOW, sinceMs: T0 + 300_000, waveformWindowMs: 0 };
+    writeTransactionBundle(expectedFile, exportEdgeResources(dir, since), NOW);
+    expect(writeEdgeExport(dir, out, { ...since, validate: false }).written).toBe(true);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(expectedFile, 'utf8'));
+  });
+
+  it('an empty store gives the same empty Bundle', () => {
+    const dir = tmp();
+    new EdgeStore(dir).close();
+    const expectedFile = join(dir, 'expected.json');
+    writeTransactionBundle(expectedFile, exportEdgeResources(dir, { now: NOW }), NOW);
+    const out = join(dir, 'streamed.json');
+    expect(writeEdgeExport(dir, out, { now: NOW }).written).toBe(true);
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(expectedFile, 'utf8'));
+  });
+
+  it('an invalid Bundle is not written, with the errors validateTransactionBundle names (entry indices after Devices and Patients)', () => {
+    const dir = tmp();
+    richStore(dir);
+    // Findings the schema refuses: an empty label is an empty FHIR string (valueCodeableConcept.text).
+    const store = new EdgeStore(dir);
+    const empty = (t: number): { t: number; body: Finding } => ({ t, body: { kind: 'ecg-rhythm', label: '', probability: 0.5, t, modelId: 'ecg-af@1.0.0', modelSha256: SHA, inputQuality: 1 } });
+    ledger(store, 'ward-4')('clinic-03', 'finding', 'boot-q', [empty(T0), empty(T0 + 1000)]);
+    store.close();
+    const resources = exportEdgeResources(dir, { now: NOW });
+    const expected = validateTransactionBundle(resources, NOW);
+    expect(expected.length).toBeGreaterThan(0);
+    const out = join(dir, 'out', 'bad.json');
+    const result = writeEdgeExport(dir, out, { now: NOW });
+    expect(result.written).toBe(false);
+    expect(result.errors).toEqual(expected);
+    expect(readdirSync(join(dir, 'out'))).toEqual([]);
+  });
+});
+
+describe('the FHIR API worker answers from the SQL index', () => {
+  let server: FhirServer | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  it('gives over HTTP what answerFromResources gives on the export', async () => {
+    requireBuild(); // the query worker runs the compiled code
+    const dir = tmp();
+    richStore(dir);
+    const resources = exportEdgeResources(dir, { now: NOW });
+    server = new FhirServer({ dataDir: dir, port: 0, export: { now: NOW } });
+    await server.start();
+    const base = `http://127.0.0.1:${server.port}`;
+    const p1 = patientId('ward-3', 'clinic-01');
+    for (const path of [
+      '/fhir/Observation?_count=10&_offset=20',
+      `/fhir/Observation?patient=${p1}&code=8867-4&date=ge2026-12-01`,
+      '/fhir/Observation?code=131328',
+      `/fhir/Observation/${resources.find((r) => r.id.startsWith('w-'))?.id}`,
+      '/fhir/DiagnosticReport',
+      '/fhir/Observation?date=yesterday',
+    ]) {
+      const res = await fetch(`${base}${path}`);
+      const expected = answerFromResources(new URL(`${base}${path}`), resources);
+      expect({ path, status: res.status, body: comparable(await res.text()) }).toEqual({ path, status: expected.status, body: comparable(expected.body) });
+    }
+  });
+});
