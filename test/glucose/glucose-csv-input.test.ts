@@ -222,6 +222,18 @@ describe('glucose time forms and columns (QA D5)', () => {
     refused(a!, /line 1: the header names the column gl twice \(columns 3 and 4 of "id,time,gl,gl"\)/);
     refused(b!, /line 1: the header names the column id twice \(columns 1 and 4/);
   }, 60_000);
+
+  it('says when the columns are there but separated by semicolons or tabs, and how to fix it', async () => {
+    const dir = tempDir();
+    const rows = times(3).map((t) => ['a', t, '5,4']);
+    const semi = write(dir, 'semi.csv', `"id";"time";"gl"\n${rows.map((r) => r.join(';')).join('\n')}\n`);
+    const tab = write(dir, 'tab.tsv', `id\ttime\tgl\n${rows.map((r) => r.join('\t')).join('\n')}\n`);
+    const [a, b] = await Promise.all([semi, tab].map((f) => medge(['glucose', 'report', '--csv', f])));
+    refused(a!, /line 1: the header must name the columns id,time,gl \(got .*\): its fields are separated by semicolons .*; medge reads comma-separated files: export the file with commas between fields \(and decimal points in numbers\)/);
+    refused(b!, /line 1: the header must name the columns id,time,gl \(got "id\\ttime\\tgl"\): its fields are separated by tabs; medge reads comma-separated/);
+    // A header that lacks a column says nothing about separators.
+    expect(() => parseCgmCsv('id;time;glucose\n')).toThrow(/\(got "id;time;glucose"\)$/);
+  }, 60_000);
 });
 
 describe('glucose predict on long files (QA D9)', () => {

@@ -224,6 +224,20 @@ export interface CgmCsvParseOptions {
   onProgress?: (line: number, fraction: number) => void;
 }
 
+/** Field separators other than the comma that spreadsheets and meter software write, by name. */
+const OTHER_SEPARATORS: readonly (readonly [string, string])[] = Object.freeze([
+  [';', 'semicolons (as spreadsheets in locales with a decimal comma write)'],
+  ['\t', 'tabs'],
+  ['|', 'vertical bars'],
+] as const);
+
+/** Why a header without the columns may still hold them: they are separated by something other than commas. */
+function separatorHint(headerLine: string): string {
+  const names = (sep: string) => headerLine.split(sep).map((h) => unquote(h).toLowerCase());
+  const found = OTHER_SEPARATORS.find(([sep]) => COLUMNS.every((c) => names(sep).includes(c)));
+  return found === undefined ? '' : `: its fields are separated by ${found[1]}; medge reads comma-separated files: export the file with commas between fields (and decimal points in numbers)`;
+}
+
 /** The columns `parseCgmCsv` reads. */
 const COLUMNS = ['id', 'time', 'gl'] as const;
 
@@ -240,7 +254,7 @@ export function parseCgmCsv(text: string, options: CgmCsvParseOptions = {}): Cgm
   const header = splitFields(headerLine).map((h) => unquote(h).toLowerCase());
   const col = (name: string) => {
     const i = header.indexOf(name);
-    if (i < 0) throw new CgmCsvError(1, `the header must name the columns id,time,gl (got ${shown(headerLine)})`);
+    if (i < 0) throw new CgmCsvError(1, `the header must name the columns id,time,gl (got ${shown(headerLine)})${separatorHint(headerLine)}`);
     // A second column of the same name would be silently ignored (id,time,gl,gl: which gl is the reading?).
     const again = header.indexOf(name, i + 1);
     if (again >= 0) throw new CgmCsvError(1, `the header names the column ${name} twice (columns ${i + 1} and ${again + 1} of ${shown(headerLine)}): medge would read the first and ignore the other; keep one ${name} column (rename or remove the other)`);
