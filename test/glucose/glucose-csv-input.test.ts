@@ -223,6 +223,15 @@ describe('glucose time forms and columns (QA D5)', () => {
     refused(b!, /line 1: the header names the column id twice \(columns 1 and 4/);
   }, 60_000);
 
+  it('reads a file whose lines end in a lone CR ("CSV (Macintosh)") as the same file with LF, and names its lines', async () => {
+    const dir = tempDir();
+    const rows = times(30).map((t, i) => `a,${t},${100 + (i % 7)}`);
+    const [lf, cr] = await Promise.all([write(dir, 'lf.csv', csv(rows)), write(dir, 'cr.csv', csv(rows).replace(/\n/g, '\r'))].map((f) => medge(['glucose', 'report', '--csv', f, '--json'])));
+    expect(cr!.code, cr!.stderr).toBe(0);
+    expect(cr!.stdout).toBe(lf!.stdout);
+    expect(() => parseCgmCsv(`id,time,gl\ra,${times(1)[0]},100\r\na,${times(2)[1]},x\r`)).toThrow(expect.objectContaining({ line: 3 }) as Error);
+  }, 60_000);
+
   it('says when the columns are there but separated by semicolons or tabs, and how to fix it', async () => {
     const dir = tempDir();
     const rows = times(3).map((t) => ['a', t, '5,4']);

@@ -1,6 +1,6 @@
 /**
  * CGM traces as CSV text with the columns `id,time,gl` (GlucoBench layout: quoted or bare fields, a
- * quoted field may hold commas; a header line, LF or CRLF). Strict about what a reading is, because a
+ * quoted field may hold commas; a header line, LF, CRLF or CR line ends). Strict about what a reading is, because a
  * misread row becomes a clinical number:
  *
  * - Every row has as many fields as the header: a row with one more is what a decimal comma makes of
@@ -206,13 +206,20 @@ const MISSING = new Set(['', 'NA', 'NAN', 'NULL']);
 /** Out-of-range marks a CGM writes instead of a number (Dexcom exports: `Low`, `High`). */
 const OUT_OF_RANGE_MARK = /^(?:low|lo|high|hi)$/i;
 
-/** The lines of `text` (LF or CRLF) without building an array of them (a CGM export can have millions). */
+/**
+ * The lines of `text` without building an array of them (a CGM export can have millions). A line ends in
+ * LF, CRLF or a lone CR (what "CSV (Macintosh)" exports of spreadsheets write: read as one line, the whole
+ * file was refused as a header without the columns).
+ */
 function* linesOf(text: string): Generator<string> {
+  let lf = text.indexOf('\n');
+  let cr = text.indexOf('\r');
   for (let start = 0; start <= text.length; ) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    yield text.slice(start, end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end);
-    start = end + 1;
+    if (lf >= 0 && lf < start) lf = text.indexOf('\n', start);
+    if (cr >= 0 && cr < start) cr = text.indexOf('\r', start);
+    const end = Math.min(lf < 0 ? text.length : lf, cr < 0 ? text.length : cr);
+    yield text.slice(start, end);
+    start = end + (end === cr && end + 1 === lf ? 2 : 1);
   }
 }
 
