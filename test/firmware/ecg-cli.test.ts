@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isQrsCode, WFDB_ANNOTATION_CODES } from '../../device-sdk/protocols/wfdb.js';
@@ -88,6 +88,15 @@ describe('medge ecg annotate, records it cannot use', () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/record .*101-10s: its signal file .*101-10s\.dat is missing/);
     expect(r.stderr).not.toContain('Usage:');
+    noStackTrace(r.stderr);
+  });
+
+  it('names the signal file when it is a directory (exit 1), not the record with a wildcard', async () => {
+    const record = copyOfFixture(['hea', 'atr']);
+    mkdirSync(`${record}.dat`);
+    const r = await medge(['ecg', 'annotate', record, '--out', join(tempDir(), 'x.qrs'), '--no-model']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`medge: record ${record}: cannot read ${record}.dat: is a directory, a file was expected (EISDIR)`);
     noStackTrace(r.stderr);
   });
 
