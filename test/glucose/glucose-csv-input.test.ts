@@ -78,6 +78,16 @@ describe('glucose CSV encoding (QA D3, D9)', () => {
     }
   }, 60_000);
 
+  it('decodeCgmCsv refuses a file larger than the longest text it can hold, naming the line where the limit falls', () => {
+    // 512 MiB of text with three line breaks before the limit: one byte more than a string can hold.
+    const bytes = new Uint8Array(0x1fffffe8 + 1).fill(0x61);
+    bytes.set([0x0a], 10);
+    bytes.set([0x0a], 1000);
+    bytes.set([0x0a], 0x1fffffe8 - 1);
+    expect(() => decodeCgmCsv(bytes)).toThrow(expect.objectContaining({ line: 4, byteOffset: 0x1fffffe8 }) as Error);
+    expect(() => decodeCgmCsv(bytes)).toThrow(/line 4: the file is 512 MiB \(536870889 bytes\); medge reads CGM CSV files of up to 512 MiB \(536870888 bytes\), which ends on this line: split the file/);
+  });
+
   it('decodeCgmCsv: UTF-8 (with or without a byte-order mark) decodes; other bytes throw with line and offset', () => {
     expect(decodeCgmCsv(Buffer.from('\ufeffid,time,gl\nJosé,x,1\n'))).toBe('id,time,gl\nJosé,x,1\n');
     const bad = Buffer.from('id,time,gl\nab,1,2\nJos\xe8,1,2\n', 'latin1');

@@ -100,12 +100,29 @@ function lineAt(bytes: Uint8Array, offset: number): number {
 }
 
 /**
- * The text of a CGM CSV file: UTF-8 (a byte-order mark is dropped). Anything else is refused
+ * The most bytes of a CGM CSV file `decodeCgmCsv` reads: the longest string V8 can hold (2^29 - 24
+ * characters, about 512 MiB; a UTF-8 file of this many bytes decodes to at most as many characters).
+ * Beyond it decoding threw a bare "Cannot create a string longer than 0x1fffffe8 characters".
+ */
+export const CGM_CSV_MAX_BYTES = 0x1fffffe8;
+
+/**
+ * The text of a CGM CSV file: UTF-8 (a byte-order mark is dropped). A file larger than `CGM_CSV_MAX_BYTES`
+ * is refused naming the line where the limit falls. Anything else is refused
  * (`CgmCsvError` with the line and byte offset) rather than decoded with replacement characters, which
  * would turn `José` (Latin-1 0xE9) and `Josè` (0xE8) into one subject `Jos\ufffd`: a NUL byte (a binary
  * file, or UTF-16), a UTF-16 byte-order mark, or a byte that is not UTF-8 (Latin-1 or Windows-1252 text).
  */
 export function decodeCgmCsv(bytes: Uint8Array): string {
+  if (bytes.length > CGM_CSV_MAX_BYTES) {
+    const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
+    throw new CgmCsvError(
+      lineAt(bytes, CGM_CSV_MAX_BYTES),
+      `the file is ${mib(bytes.length)} (${bytes.length} bytes); medge reads CGM CSV files of up to ${mib(CGM_CSV_MAX_BYTES)} (${CGM_CSV_MAX_BYTES} bytes), which ends on this line: split the file (by subject, or by date), each part with the header line`,
+      undefined,
+      CGM_CSV_MAX_BYTES,
+    );
+  }
   const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
   if (utf16) throw new CgmCsvError(1, 'the file is UTF-16 text (it starts with a UTF-16 byte-order mark); medge reads UTF-8: re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 IN.csv > OUT.csv', undefined, 0);
   const nul = bytes.indexOf(0);
