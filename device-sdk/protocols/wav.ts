@@ -18,9 +18,9 @@
  *   complete). What remains is still decoded: a caller that screens it (pcg classify) screens what
  *   is there if it passes its quality gate, and shows the flag with the result, so that a user knows
  *   the recording is incomplete.
- * - An odd-sized chunk written without its pad byte (common, though the spec requires the pad): when
- *   the chunk id at the padded position is not four printable ASCII characters and the one at the
- *   unpadded position is, the unpadded one is taken.
+ * - An odd-sized chunk written without its pad byte (common, though the spec requires the pad): the
+ *   unpadded position is taken when the chunk id there is a known one (`data`, `LIST`, ...) and the
+ *   one at the padded position is not, or when only it is four printable ASCII characters.
  * - Mix-down to mono: the mean of the channels, unless it has less than `DOWNMIX_CANCEL_RATIO` of the
  *   energy of the loudest channel (channels in antiphase, R = -L, cancel out when averaged): then the
  *   loudest channel alone, named by `channel`.
@@ -140,6 +140,33 @@ function plausibleId(view: DataView, at: number): boolean {
   return true;
 }
 
+/**
+ * Chunk ids this reader needs or that recorders commonly write around them (RIFF/WAVE 1.0, Broadcast
+ * WAV, iXML, ID3): an id that is one of these is taken over a merely printable one.
+ */
+const KNOWN_CHUNK_IDS: ReadonlySet<string> = new Set(['fmt ', 'data', 'LIST', 'fact', 'cue ', 'plst', 'smpl', 'inst', 'JUNK', 'junk', 'PAD ', 'bext', 'iXML', 'id3 ', 'ID3 ', 'PEAK', 'ds64', 'wavl', 'slnt']);
+
+function knownId(view: DataView, at: number): boolean {
+  return plausibleId(view, at) && KNOWN_CHUNK_IDS.has(fourcc(view, at));
+}
+
+/**
+ * Where the chunk after one of `size` bytes whose body starts at `body` begins: after its pad byte when
+ * `size` is odd, unless the chunk was written without one (common, though the spec requires it). The
+ * unpadded position is taken when its id is a known one and the padded one's is not, or when only it
+ * holds a printable id. Printable alone does not decide: without the pad byte, the padded position reads
+ * the next id's last three letters and a size byte (`ata` and 0x26 of a 31014-byte data chunk), which is
+ * printable for about a third of all sizes.
+ */
+function nextChunkAt(view: DataView, body: number, size: number): number {
+  const padded = body + size + (size & 1);
+  if (!(size & 1)) return padded;
+  const unpadded = padded - 1;
+  if (knownId(view, padded)) return padded;
+  if (knownId(view, unpadded)) return unpadded;
+  return !plausibleId(view, padded) && plausibleId(view, unpadded) ? unpadded : padded;
+}
+
 /** The size to read of a data chunk whose body starts at `body`, and why it is not the declared one. */
 function dataExtent(view: DataView, body: number, declared: number, fileBytes: number): Pick<DataChunk, 'size' | 'truncated'> {
   const present = Math.max(0, fileBytes - body);
@@ -172,12 +199,13 @@ function findData(bytes: Uint8Array, fileBytes: number): DataChunk {
     } else if (id === 'data') {
       if (!fmt) fail('data chunk before the fmt chunk');
       return { fmt, at: body, ...dataExtent(view, body, size, fileBytes) };
+    } else if (body + size > fileBytes) {
+      fail(`chunk ${JSON.stringify(id)} at byte ${at} declares ${size} bytes, past the end of the ${fileBytes}-byte file, before any data chunk: the file is damaged or cut short`);
     }
-    at = body + size + (size & 1);
-    // An odd-sized chunk written without its pad byte: the next id starts right after the body.
-    if (size & 1 && !plausibleId(view, at) && plausibleId(view, at - 1)) at -= 1;
+    at = nextChunkAt(view, body, size);
   }
   if (bytes.length < fileBytes && at < fileBytes) fail(`no data chunk in the first ${bytes.length} bytes`);
+  if (at < bytes.length) fail(`the file ends at byte ${bytes.length}, inside the header of the chunk at byte ${at}, before any data chunk: it is cut short`);
   fail(fmt ? 'no data chunk' : 'no fmt chunk');
 }
 

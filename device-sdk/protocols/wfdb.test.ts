@@ -79,6 +79,12 @@ describe('WFDB header', () => {
     expect(h.comments).toEqual(["Created by `nst' from records 118 and em (SNR = 24 dB)"]);
   });
 
+  it('drops a leading byte-order mark (a header saved by a Windows editor), which was read as part of the record name', () => {
+    const text = '101 2 360 650000\r\n101.dat 212 200 11 1024 955 29832 0 MLII\r\n101.dat 212 200 11 1024 992 19589 0 V1\r\n';
+    expect(parseHeader(`\ufeff${text}`)).toEqual(parseHeader(text));
+    expect(parseHeader(`\ufeff${text}`).recordName).toBe('101');
+  });
+
   it('parses units, samples per frame, skew, offset, counter frequency, base time and date, and defaults', () => {
     const h = parseHeader(
       [

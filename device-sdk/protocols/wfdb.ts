@@ -251,14 +251,15 @@ function parseSignalLine(line: string, lineNo: number): WfdbSignalSpec {
 }
 
 /**
- * Parses a single-segment header. Lines may end in LF or CRLF; blank lines are skipped; `#` lines
+ * Parses a single-segment header. Lines may end in LF or CRLF; a leading byte-order mark is dropped; blank lines are skipped; `#` lines
  * are kept in `comments`. Refuses multi-segment records (`name/n`), a signal count that does not
  * match the signal lines, unknown formats, malformed numbers, and signals that share a file but
  * not its format or block size (readheader: "error in specification of signal").
  */
 export function parseHeader(text: string): WfdbHeader {
   if (typeof text !== 'string') return headerFail('header text is not a string');
-  const lines = text.split('\n');
+  // A UTF-8 byte-order mark, as Windows editors write when a header is edited by hand: not part of the record name.
+  const lines = (text.startsWith('\ufeff') ? text.slice(1) : text).split('\n');
   const comments: string[] = [];
   const signals: WfdbSignalSpec[] = [];
   let record: ReturnType<typeof parseRecordLine> | undefined;

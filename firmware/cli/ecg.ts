@@ -185,6 +185,14 @@ function readRecord(path: string): WfdbRecord {
     throw new DataError(`record ${path}: cannot read ${file}: ${OS_PROBLEMS[e.code] ?? e.code} (${e.code})`, { cause: error });
   }
   if (!record.signals[0]) throw new DataError(`record ${path} has no signals`);
+  // A multi-frequency record: the first signal holds several samples per frame, i.e. it is sampled at a
+  // multiple of the header's rate. Analysed at the header's rate, its beats came out at the wrong times.
+  const spf = record.header.signals[0]?.samplesPerFrame ?? 1;
+  if (spf !== 1) {
+    throw new DataError(
+      `record ${path}: its first signal stores ${spf} samples per frame (format ${record.header.signals[0]?.format}x${spf} in ${path}.hea: sampled at ${record.header.fs * spf} Hz, a multi-frequency record); medge ecg reads a first signal of one sample per frame at the header's ${record.header.fs} Hz: write the record with one sample per frame (resampled to one rate) and run it again`,
+    );
+  }
   // The detector's band-pass (5-18 Hz) is not realisable at or below twice its upper edge: at 20 Hz the
   // pipeline ran and reported beats and AF out of a broken filter.
   const minFs = 2 * DEFAULT_QRS_OPTIONS.bandHz[1];

@@ -52,6 +52,21 @@ async function main(argv: string[]): Promise<number> {
   return (await entry.load())(rest);
 }
 
+/**
+ * The exit status when the reader of stdout or stderr goes away before the command has written
+ * everything (`medge pcg classify *.wav --json | head -1`): what the reader did not take is not an
+ * error of the input, but the output is incomplete, so the command does not report success (README "CLI").
+ */
+const OUTPUT_CLOSED_EXIT_CODE = 1;
+
+// A closed pipe is an 'error' event on the stream; without a listener Node throws it with its stack.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(OUTPUT_CLOSED_EXIT_CODE);
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

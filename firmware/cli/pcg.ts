@@ -15,7 +15,10 @@ export const PCG_CLASSIFY_LIMITS: Readonly<{ maxSeconds: number; maxBytes: numbe
   maxSeconds: 300,
   /** 300 s of 96 kHz stereo 16-bit is 115 MB. */
   maxBytes: 128 * 1024 * 1024,
-  /** The WAV header (fmt chunk and the data chunk's header) must lie within this many bytes. */
+  /**
+   * Of a file larger than `maxBytes`, which is refused unread, only this many first bytes are read to
+   * say how long the recording is (when its data chunk's header lies within them).
+   */
   headBytes: 1024 * 1024,
   /**
    * Share of samples that may be NaN or infinite (read as 0) before a recording is unreadable: 1% is
@@ -79,31 +82,39 @@ export function readRecording(file: string): WavAudio {
     if (error instanceof RecordingFileError) throw error;
     throw ioError(file, error);
   }
-  const head = new Uint8Array(Math.min(size, limits.headBytes));
-  try {
-    const fd = openSync(file, 'r');
-    try {
-      readSync(fd, head, 0, head.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (error) {
-    throw ioError(file, error);
-  }
-  const info = wavOrFail(file, () => readWavInfo(head, size));
-  if (info.durationS > limits.maxSeconds) {
-    fail(file, 'too-long', `recording is ${info.durationS.toFixed(0)} s (${(info.durationS / 60).toFixed(1)} min) long; pcg classify screens recordings of up to ${limits.maxSeconds / 60} min (a stethoscope recording is seconds to a minute or two): trim it (e.g. sox IN OUT trim 0 60)`);
-  }
   if (size > limits.maxBytes) {
+    // Refused unread; the header, when the first bytes hold it, says how long the recording is.
+    const head = new Uint8Array(limits.headBytes);
+    try {
+      const fd = openSync(file, 'r');
+      try {
+        readSync(fd, head, 0, head.length, 0);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (error) {
+      throw ioError(file, error);
+    }
+    const info = wavOrFail(file, () => readWavInfo(head, size));
+    if (info.durationS > limits.maxSeconds) tooLong(file, info.durationS);
     fail(file, 'too-long', `file is ${(size / 1024 / 1024).toFixed(0)} MiB; pcg classify reads WAV files of up to ${limits.maxBytes / 1024 / 1024} MiB: resample or mix down (e.g. sox IN -r 4000 -c 1 OUT)`);
   }
-  let bytes: Buffer;
+  // The whole file (at most maxBytes): a metadata chunk before the data (a LIST or iXML chunk, embedded
+  // pictures) may be of any size. The duration is checked from the header before the samples are decoded.
+  let bytes: Uint8Array;
   try {
-    bytes = readFileSync(file);
+    const buffer = readFileSync(file);
+    bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   } catch (error) {
     throw ioError(file, error);
   }
-  return wavOrFail(file, () => readWav(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)));
+  const info = wavOrFail(file, () => readWavInfo(bytes));
+  if (info.durationS > limits.maxSeconds) tooLong(file, info.durationS);
+  return wavOrFail(file, () => readWav(bytes));
+}
+
+function tooLong(file: string, durationS: number): never {
+  return fail(file, 'too-long', `recording is ${durationS.toFixed(0)} s (${(durationS / 60).toFixed(1)} min) long; pcg classify screens recordings of up to ${PCG_CLASSIFY_LIMITS.maxSeconds / 60} min (a stethoscope recording is seconds to a minute or two): trim it (e.g. sox IN OUT trim 0 60)`);
 }
 
 /**

@@ -81,6 +81,17 @@ function readHeaderFile(path: string): WfdbHeader {
   return inFile(file, () => parseHeader(readFileSync(file, 'utf8')));
 }
 
+/** A signal file's bytes; a file system error names the file (`path`), which a read (EISDIR) does not. */
+function readSignalFile(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (typeof e.code === 'string' && e.path === undefined) e.path = file;
+    throw error;
+  }
+}
+
 /**
  * Reads `<path>.hea` and the signal files it names (relative to the header's directory), and checks
  * every signal against the header: its sample count (`nSamples x samplesPerFrame`, when the header
@@ -98,7 +109,7 @@ export function readWfdbRecord(pathWithoutExtension: string): WfdbRecord {
     done.add(spec.fileName);
     if (spec.fileName === '~') throw new DecodeError(WFDB_SIGNAL_CODEC, `record ${header.recordName}: signals without a file (~) are not supported`);
     const file = join(dir, spec.fileName);
-    const decoded = inFile(file, () => decodeSignals(readFileSync(file), header, spec.fileName));
+    const decoded = inFile(file, () => decodeSignals(readSignalFile(file), header, spec.fileName));
     let next = 0;
     header.signals.forEach((s, i) => {
       if (s.fileName === spec.fileName) signals[i] = decoded[next++] as Int16Array;

@@ -1,8 +1,8 @@
-import { chmodSync, copyFileSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isQrsCode, WFDB_ANNOTATION_CODES } from '../../device-sdk/protocols/wfdb.js';
-import { readWfdbAnnotations } from '../../simulator/sources/wfdb-files.js';
+import { checksum, encodeSignals, formatHeader, isQrsCode, WFDB_ANNOTATION_CODES, type WfdbSignalSpec } from '../../device-sdk/protocols/wfdb.js';
+import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 import { medge, ROOT } from '../helpers/cli.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -89,6 +89,34 @@ describe('medge ecg annotate, records it cannot use', () => {
     expect(r.stderr).toMatch(/record .*101-10s: its signal file .*101-10s\.dat is missing/);
     expect(r.stderr).not.toContain('Usage:');
     noStackTrace(r.stderr);
+  });
+
+  it('names the signal file when it is a directory (exit 1), not the record with a wildcard', async () => {
+    const record = copyOfFixture(['hea', 'atr']);
+    mkdirSync(`${record}.dat`);
+    const r = await medge(['ecg', 'annotate', record, '--out', join(tempDir(), 'x.qrs'), '--no-model']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain(`medge: record ${record}: cannot read ${record}.dat: is a directory, a file was expected (EISDIR)`);
+    noStackTrace(r.stderr);
+  });
+
+  it('refuses a multi-frequency record (first signal at 2 samples per frame) instead of analysing it at half its rate', async () => {
+    const record = copyOfFixture();
+    const wf = readWfdbRecord(record);
+    const [first, second] = wf.signals as [Int16Array, Int16Array];
+    const twice = Int16Array.from({ length: 2 * first.length }, (_, i) => first[i >> 1] as number);
+    const [a, b] = wf.header.signals as [WfdbSignalSpec, WfdbSignalSpec];
+    writeFileSync(`${record}.hea`, formatHeader({ ...wf.header, signals: [{ ...a, samplesPerFrame: 2, checksum: checksum(twice) }, b] }));
+    writeFileSync(`${record}.dat`, encodeSignals([twice, second], 212, { samplesPerFrame: [2, 1] }));
+    const [annotate, evaluate] = await Promise.all([
+      medge(['ecg', 'annotate', record, '--out', join(tempDir(), 'x.qrs'), '--no-model']),
+      medge(['ecg', 'eval', '--data', dirname(record), '--no-model', '--from', '0', '--json']),
+    ]);
+    expect(annotate.code, annotate.stderr).toBe(1);
+    expect(annotate.stderr).toContain(`medge: record ${record}: its first signal stores 2 samples per frame (format 212x2 in ${record}.hea: sampled at 720 Hz, a multi-frequency record)`);
+    noStackTrace(annotate.stderr);
+    expect(evaluate.code, evaluate.stderr).toBe(1);
+    expect((JSON.parse(evaluate.stdout) as { failed: { record: string; errorCode: string }[] }).failed).toEqual([expect.objectContaining({ record: '101-10s', errorCode: 'data' })]);
   });
 
   it('accepts RECORD given as its .hea file', async () => {

@@ -78,6 +78,16 @@ describe('glucose CSV encoding (QA D3, D9)', () => {
     }
   }, 60_000);
 
+  it('decodeCgmCsv refuses a file larger than the longest text it can hold, naming the line where the limit falls', () => {
+    // 512 MiB of text with three line breaks before the limit: one byte more than a string can hold.
+    const bytes = new Uint8Array(0x1fffffe8 + 1).fill(0x61);
+    bytes.set([0x0a], 10);
+    bytes.set([0x0a], 1000);
+    bytes.set([0x0a], 0x1fffffe8 - 1);
+    expect(() => decodeCgmCsv(bytes)).toThrow(expect.objectContaining({ line: 4, byteOffset: 0x1fffffe8 }) as Error);
+    expect(() => decodeCgmCsv(bytes)).toThrow(/line 4: the file is 512 MiB \(536870889 bytes\); medge reads CGM CSV files of up to 512 MiB \(536870888 bytes\), which ends on this line: split the file/);
+  });
+
   it('decodeCgmCsv: UTF-8 (with or without a byte-order mark) decodes; other bytes throw with line and offset', () => {
     expect(decodeCgmCsv(Buffer.from('\ufeffid,time,gl\nJosé,x,1\n'))).toBe('id,time,gl\nJosé,x,1\n');
     const bad = Buffer.from('id,time,gl\nab,1,2\nJos\xe8,1,2\n', 'latin1');
@@ -221,6 +231,27 @@ describe('glucose time forms and columns (QA D5)', () => {
     const [a, b] = await Promise.all([dupGl, dupId].map((f) => medge(['glucose', 'report', '--csv', f])));
     refused(a!, /line 1: the header names the column gl twice \(columns 3 and 4 of "id,time,gl,gl"\)/);
     refused(b!, /line 1: the header names the column id twice \(columns 1 and 4/);
+  }, 60_000);
+
+  it('reads a file whose lines end in a lone CR ("CSV (Macintosh)") as the same file with LF, and names its lines', async () => {
+    const dir = tempDir();
+    const rows = times(30).map((t, i) => `a,${t},${100 + (i % 7)}`);
+    const [lf, cr] = await Promise.all([write(dir, 'lf.csv', csv(rows)), write(dir, 'cr.csv', csv(rows).replace(/\n/g, '\r'))].map((f) => medge(['glucose', 'report', '--csv', f, '--json'])));
+    expect(cr!.code, cr!.stderr).toBe(0);
+    expect(cr!.stdout).toBe(lf!.stdout);
+    expect(() => parseCgmCsv(`id,time,gl\ra,${times(1)[0]},100\r\na,${times(2)[1]},x\r`)).toThrow(expect.objectContaining({ line: 3 }) as Error);
+  }, 60_000);
+
+  it('says when the columns are there but separated by semicolons or tabs, and how to fix it', async () => {
+    const dir = tempDir();
+    const rows = times(3).map((t) => ['a', t, '5,4']);
+    const semi = write(dir, 'semi.csv', `"id";"time";"gl"\n${rows.map((r) => r.join(';')).join('\n')}\n`);
+    const tab = write(dir, 'tab.tsv', `id\ttime\tgl\n${rows.map((r) => r.join('\t')).join('\n')}\n`);
+    const [a, b] = await Promise.all([semi, tab].map((f) => medge(['glucose', 'report', '--csv', f])));
+    refused(a!, /line 1: the header must name the columns id,time,gl \(got .*\): its fields are separated by semicolons .*; medge reads comma-separated files: export the file with commas between fields \(and decimal points in numbers\)/);
+    refused(b!, /line 1: the header must name the columns id,time,gl \(got "id\\ttime\\tgl"\): its fields are separated by tabs; medge reads comma-separated/);
+    // A header that lacks a column says nothing about separators.
+    expect(() => parseCgmCsv('id;time;glucose\n')).toThrow(/\(got "id;time;glucose"\)$/);
   }, 60_000);
 });
 

@@ -3,13 +3,14 @@
  * PASCAL recordings when ../shared is there; and the shipped model's cross-validation figures in
  * its manifest match what its model card states.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeWav } from '../../device-sdk/protocols/wav.js';
 import { mulberry32 } from '../../device-sdk/random.js';
 import { sha256Hex } from '../../device-sdk/security/signing.js';
-import { medge, ROOT } from '../helpers/cli.js';
+import { BIN, medge, requireBuild, ROOT } from '../helpers/cli.js';
 import { missingNote, SHARED_DATA, sharedDataRuns } from '../helpers/shared-data.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { syntheticPcg } from './synthetic.js';
@@ -193,6 +194,33 @@ describe('medge pcg classify', () => {
     const text = await medge(['pcg', 'classify', cut]);
     expect(text.stdout).toMatch(/cut\.wav: (normal|abnormal) .*\(.*truncated\)/);
     expect(text.stderr).toMatch(/cut\.wav: warning: the data chunk declares 80000 bytes/);
+  });
+
+  it('screens a WAV whose metadata chunk before the data is larger than 1 MiB (embedded picture, long iXML)', async () => {
+    const file = join(tempDir(), 'meta.wav');
+    writeFileSync(file, encodeWav(syntheticPcg({ seconds: 8 }).samples, { rateHz: 4000, extraChunks: [['LIST', new Uint8Array(2 * 1024 * 1024 + 1)]] }));
+    const r = await medge(['pcg', 'classify', file, '--json']);
+    expect(r.code, r.stdout).toBe(0);
+    const [line] = parseLines(r.stdout);
+    checkShape(line as Line);
+    expect(line?.heartRate).toBe(72);
+  });
+
+  it('stops quietly, exit 1, when the reader of its output goes away (| head -1): no stack trace', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'a.wav');
+    writeFileSync(file, encodeWav(syntheticPcg({ seconds: 8 }).samples, { rateHz: 4000 }));
+    requireBuild();
+    const child = spawn(process.execPath, [BIN, 'pcg', 'classify', ...Array.from({ length: 40 }, () => file), '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // The first line read, the pipe is closed, as head does.
+    const first = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString())));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    checkShape(JSON.parse(first.split('\n')[0] as string) as Line);
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(code).toBe(1);
   });
 
   it('lists every backend it accepts in its help (and so does glucose predict)', async () => {

@@ -102,6 +102,44 @@ describe('readWav vectors', () => {
     expect(Array.from(w.samples)).toEqual([0.5, -0.5]);
   });
 
+  it('finds the data chunk after a chunk without its pad byte when the padded position looks printable too', () => {
+    // Without the pad, the padded position reads "ata" and the data size's low byte: 0x26 ('&') is
+    // printable, so "ata&" passed for a chunk id and the walk skipped the audio ("no data chunk").
+    const samples = Array.from({ length: 0x26 / 2 }, (_, i) => (i % 2 === 0 ? '0040' : '00c0')).join(' ');
+    const w = readWav(hex(`
+      52494646 00000000 57415645
+      666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000
+      4c495354 05000000 494e464f 41       # "LIST", 5 bytes, no pad byte
+      64617461 26000000 ${samples}        # "data", 38 bytes (19 samples)
+    `));
+    expect(w.samples.length).toBe(19);
+    expect(w.samples[0]).toBe(0.5);
+    expect(w.samples[1]).toBe(-0.5);
+    // With its pad byte (0) the same file reads the same, and so does a known id after a printable pad.
+    expect(Array.from(readWav(hex(`
+      52494646 00000000 57415645
+      666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000
+      4c495354 05000000 494e464f 41 00
+      64617461 26000000 ${samples}
+    `)).samples)).toEqual(Array.from(w.samples));
+    expect(Array.from(readWav(hex(`
+      52494646 00000000 57415645
+      666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000
+      4c495354 05000000 494e464f 41 20    # pad byte written as a space
+      64617461 26000000 ${samples}
+    `)).samples)).toEqual(Array.from(w.samples));
+  });
+
+  it('names a chunk that runs past the end of the file, or a chunk header cut short, before the data chunk', () => {
+    const fmt = '666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000';
+    expect(() => readWav(hex(`52494646 00000000 57415645 ${fmt} 4c495354 f0ffffff 494e464f 64617461 02000000 0040`))).toThrow(
+      'wav: chunk "LIST" at byte 36 declares 4294967280 bytes, past the end of the 58-byte file, before any data chunk: the file is damaged or cut short',
+    );
+    expect(() => readWav(hex(`52494646 00000000 57415645 ${fmt} 64617461`))).toThrow(
+      'wav: the file ends at byte 40, inside the header of the chunk at byte 36, before any data chunk: it is cut short',
+    );
+  });
+
   it('takes the loudest channel alone when the channels cancel out in the mean (R = -L)', () => {
     const left = Float32Array.from({ length: 400 }, (_, i) => 0.5 * Math.sin(i / 5));
     const right = left.map((v) => -v);

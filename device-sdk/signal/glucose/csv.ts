@@ -1,6 +1,6 @@
 /**
  * CGM traces as CSV text with the columns `id,time,gl` (GlucoBench layout: quoted or bare fields, a
- * quoted field may hold commas; a header line, LF or CRLF). Strict about what a reading is, because a
+ * quoted field may hold commas; a header line, LF, CRLF or CR line ends). Strict about what a reading is, because a
  * misread row becomes a clinical number:
  *
  * - Every row has as many fields as the header: a row with one more is what a decimal comma makes of
@@ -100,12 +100,29 @@ function lineAt(bytes: Uint8Array, offset: number): number {
 }
 
 /**
- * The text of a CGM CSV file: UTF-8 (a byte-order mark is dropped). Anything else is refused
+ * The most bytes of a CGM CSV file `decodeCgmCsv` reads: the longest string V8 can hold (2^29 - 24
+ * characters, about 512 MiB; a UTF-8 file of this many bytes decodes to at most as many characters).
+ * Beyond it decoding threw a bare "Cannot create a string longer than 0x1fffffe8 characters".
+ */
+export const CGM_CSV_MAX_BYTES = 0x1fffffe8;
+
+/**
+ * The text of a CGM CSV file: UTF-8 (a byte-order mark is dropped). A file larger than `CGM_CSV_MAX_BYTES`
+ * is refused naming the line where the limit falls. Anything else is refused
  * (`CgmCsvError` with the line and byte offset) rather than decoded with replacement characters, which
  * would turn `José` (Latin-1 0xE9) and `Josè` (0xE8) into one subject `Jos\ufffd`: a NUL byte (a binary
  * file, or UTF-16), a UTF-16 byte-order mark, or a byte that is not UTF-8 (Latin-1 or Windows-1252 text).
  */
 export function decodeCgmCsv(bytes: Uint8Array): string {
+  if (bytes.length > CGM_CSV_MAX_BYTES) {
+    const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
+    throw new CgmCsvError(
+      lineAt(bytes, CGM_CSV_MAX_BYTES),
+      `the file is ${mib(bytes.length)} (${bytes.length} bytes); medge reads CGM CSV files of up to ${mib(CGM_CSV_MAX_BYTES)} (${CGM_CSV_MAX_BYTES} bytes), which ends on this line: split the file (by subject, or by date), each part with the header line`,
+      undefined,
+      CGM_CSV_MAX_BYTES,
+    );
+  }
   const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
   if (utf16) throw new CgmCsvError(1, 'the file is UTF-16 text (it starts with a UTF-16 byte-order mark); medge reads UTF-8: re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 IN.csv > OUT.csv', undefined, 0);
   const nul = bytes.indexOf(0);
@@ -206,13 +223,20 @@ const MISSING = new Set(['', 'NA', 'NAN', 'NULL']);
 /** Out-of-range marks a CGM writes instead of a number (Dexcom exports: `Low`, `High`). */
 const OUT_OF_RANGE_MARK = /^(?:low|lo|high|hi)$/i;
 
-/** The lines of `text` (LF or CRLF) without building an array of them (a CGM export can have millions). */
+/**
+ * The lines of `text` without building an array of them (a CGM export can have millions). A line ends in
+ * LF, CRLF or a lone CR (what "CSV (Macintosh)" exports of spreadsheets write: read as one line, the whole
+ * file was refused as a header without the columns).
+ */
 function* linesOf(text: string): Generator<string> {
+  let lf = text.indexOf('\n');
+  let cr = text.indexOf('\r');
   for (let start = 0; start <= text.length; ) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    yield text.slice(start, end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end);
-    start = end + 1;
+    if (lf >= 0 && lf < start) lf = text.indexOf('\n', start);
+    if (cr >= 0 && cr < start) cr = text.indexOf('\r', start);
+    const end = Math.min(lf < 0 ? text.length : lf, cr < 0 ? text.length : cr);
+    yield text.slice(start, end);
+    start = end + (end === cr && end + 1 === lf ? 2 : 1);
   }
 }
 
@@ -222,6 +246,20 @@ const PROGRESS_LINES = 1 << 16;
 export interface CgmCsvParseOptions {
   /** Called every 65,536 lines with the line number and the share of the text read (0-1), for a person waiting on a long file. */
   onProgress?: (line: number, fraction: number) => void;
+}
+
+/** Field separators other than the comma that spreadsheets and meter software write, by name. */
+const OTHER_SEPARATORS: readonly (readonly [string, string])[] = Object.freeze([
+  [';', 'semicolons (as spreadsheets in locales with a decimal comma write)'],
+  ['\t', 'tabs'],
+  ['|', 'vertical bars'],
+] as const);
+
+/** Why a header without the columns may still hold them: they are separated by something other than commas. */
+function separatorHint(headerLine: string): string {
+  const names = (sep: string) => headerLine.split(sep).map((h) => unquote(h).toLowerCase());
+  const found = OTHER_SEPARATORS.find(([sep]) => COLUMNS.every((c) => names(sep).includes(c)));
+  return found === undefined ? '' : `: its fields are separated by ${found[1]}; medge reads comma-separated files: export the file with commas between fields (and decimal points in numbers)`;
 }
 
 /** The columns `parseCgmCsv` reads. */
@@ -240,7 +278,7 @@ export function parseCgmCsv(text: string, options: CgmCsvParseOptions = {}): Cgm
   const header = splitFields(headerLine).map((h) => unquote(h).toLowerCase());
   const col = (name: string) => {
     const i = header.indexOf(name);
-    if (i < 0) throw new CgmCsvError(1, `the header must name the columns id,time,gl (got ${shown(headerLine)})`);
+    if (i < 0) throw new CgmCsvError(1, `the header must name the columns id,time,gl (got ${shown(headerLine)})${separatorHint(headerLine)}`);
     // A second column of the same name would be silently ignored (id,time,gl,gl: which gl is the reading?).
     const again = header.indexOf(name, i + 1);
     if (again >= 0) throw new CgmCsvError(1, `the header names the column ${name} twice (columns ${i + 1} and ${again + 1} of ${shown(headerLine)}): medge would read the first and ignore the other; keep one ${name} column (rename or remove the other)`);
