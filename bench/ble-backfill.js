@@ -20,7 +20,7 @@ async function run(cuts) {
   /** @type {import('../dist/device-sdk/records.js').Reading[]} */
   const readings = [];
   let last;
-  const deps = { clock: systemClock, logger: silentLogger, lastMeterRecord: () => last };
+  const deps = { clock: systemClock, logger: silentLogger, lastMeterRecord: () => (last === undefined ? undefined : { record: last }) };
   const options = { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, address: ADDRESS, dbusAddress: bluez.address, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 0 };
   const driver = new BleGlucoseMeterDriver('meter', options, deps);
   const started = performance.now();

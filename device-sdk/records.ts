@@ -1,3 +1,5 @@
+import { METER_TIME_CONTEXT } from './sensors/meter-time.js';
+
 /**
  * The record kinds that the device ledger keeps and the sync layer delivers, in uplink priority
  * order: on a thin link alerts go first and raw waveform last.
@@ -53,14 +55,31 @@ export interface Reading {
 }
 
 /**
- * The meter's identity of a reading's record, unique per sensor: its record number, prefixed by the
- * sensor session start when the meter has sessions (a CGM's time offsets restart with each sensor,
- * `context.sessionStart`). Undefined without a record number.
+ * Reading context keys of the numbering a meter's record number belongs to (device-sdk/sensors/ble-glucose-meter.ts).
+ * `meter`: the meter's identity (its Bluetooth address): a replaced meter under the same sensor name numbers its
+ * records from 1 again. `epoch`: set when the same meter's numbers were found to have started again (its memory
+ * cleared, or it was reset): when that was found (ISO 8601, this device's clock); absent for a meter's first numbering.
+ */
+export const METER_NUMBERING_CONTEXT = Object.freeze({ meter: 'meter', epoch: 'meterEpoch' } as const);
+
+/** The numbering of a reading's record number (`METER_NUMBERING_CONTEXT`): `meter` or `meter@epoch`; undefined when its source names no meter. */
+export function meterNumbering(r: Pick<Reading, 'context'>): string | undefined {
+  const meter = r.context?.[METER_NUMBERING_CONTEXT.meter];
+  if (meter === undefined) return undefined;
+  const epoch = r.context?.[METER_NUMBERING_CONTEXT.epoch];
+  return epoch ? `${meter}@${epoch}` : meter;
+}
+
+/**
+ * The meter's identity of a reading's record, unique per sensor: its record number, prefixed by its numbering
+ * (`meterNumbering`: a replaced or reset meter numbers from 1 again) and by the sensor session start when the
+ * meter has sessions (a CGM's time offsets restart with each sensor, `context.sessionStart`). Undefined without
+ * a record number.
  */
 export function meterRecordId(r: Pick<Reading, 'meterRecord' | 'context'>): string | undefined {
   if (r.meterRecord === undefined) return undefined;
-  const session = r.context?.sessionStart;
-  return session ? `${session}/${r.meterRecord}` : String(r.meterRecord);
+  const prefix = [meterNumbering(r), r.context?.sessionStart].filter((p) => p);
+  return [...prefix, String(r.meterRecord)].join('/');
 }
 
 /**
@@ -97,6 +116,72 @@ export function newerMeterRecord(a: number | undefined, b: number | undefined, b
   if (a === undefined) return b;
   if (b === undefined) return a;
   return meterRecordAfter(a, b, bits) ? a : b;
+}
+
+/** The newest record stored of a meter's numbering (`MeterRecordBook.last`, `DriverDeps.lastMeterRecord`). */
+export interface StoredMeterRecord {
+  record: number;
+  /** The meter it came from (`context.meter`); absent for records stored without one (before meters were told apart). */
+  meter?: string;
+  /** Its numbering epoch (`context.meterEpoch`); absent for the meter's first numbering. */
+  epoch?: string;
+  /** Its meter wall clock as sent (`context.meterClock`), when it had one. */
+  meterClock?: string;
+}
+
+/**
+ * The newest meter record number stored per sensor and meter, in the order readings are stored: what a
+ * meter's backfill resumes from. Each meter (`context.meter`) has its own numbering; a reading of a new
+ * epoch of that meter (`context.meterEpoch`) starts it again. Readings without a meter are one numbering
+ * per sensor (other sources, and records stored before meters were told apart). `note` also says whether
+ * the same record, by meter, number and meter wall clock, was stored before (in any epoch): a numbering
+ * found restarted by mistake stores nothing twice. The runtime keeps one, and so does the test harness.
+ */
+export class MeterRecordBook {
+  /** Per sensor, per meter ('' = none), the newest record of its current numbering. */
+  private readonly newest = new Map<string, Map<string, StoredMeterRecord>>();
+  /** Per sensor, the meter of the last reading stored. */
+  private readonly lastMeter = new Map<string, string>();
+  /** `sensor|meter|record|meterClock` of every record stored with a meter and a meter clock. */
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly bitsOf: (sensor: string) => MeterRecordBits) {}
+
+  /** Notes a stored reading; false when the same record of the same meter (number and meter clock) was noted before. */
+  note(r: Pick<Reading, 'sensor' | 'meterRecord' | 'context'>): boolean {
+    if (r.meterRecord === undefined) return true;
+    const meter = r.context?.[METER_NUMBERING_CONTEXT.meter];
+    const epoch = r.context?.[METER_NUMBERING_CONTEXT.epoch];
+    const meterClock = r.context?.[METER_TIME_CONTEXT.clock];
+    if (meter !== undefined && meterClock !== undefined) {
+      const key = [r.sensor, meter, r.meterRecord, meterClock].join('|');
+      if (this.seen.has(key)) return false;
+      this.seen.add(key);
+    }
+    let meters = this.newest.get(r.sensor);
+    if (meters === undefined) this.newest.set(r.sensor, (meters = new Map()));
+    const previous = meters.get(meter ?? '');
+    if (previous === undefined || previous.epoch !== epoch || meterRecordAfter(r.meterRecord, previous.record, this.bitsOf(r.sensor))) {
+      const next: StoredMeterRecord = { record: r.meterRecord };
+      if (meter !== undefined) next.meter = meter;
+      if (epoch !== undefined) next.epoch = epoch;
+      if (meterClock !== undefined) next.meterClock = meterClock;
+      meters.set(meter ?? '', next);
+    }
+    this.lastMeter.set(r.sensor, meter ?? '');
+    return true;
+  }
+
+  /**
+   * The newest record of `meter`'s current numbering on `sensor` (the numbering of the last reading stored from
+   * it); when nothing of `meter` is stored (or no meter is named), that of the meter the sensor's last reading
+   * came from, whose `meter` then tells the caller whether it is another meter. Undefined when nothing is stored.
+   */
+  last(sensor: string, meter?: string): StoredMeterRecord | undefined {
+    const meters = this.newest.get(sensor);
+    if (meters === undefined) return undefined;
+    return (meter !== undefined ? meters.get(meter) : undefined) ?? meters.get(this.lastMeter.get(sensor) ?? '');
+  }
 }
 
 /**

@@ -32,7 +32,7 @@
 import { readFileSync } from 'node:fs';
 import { MODEL_MANIFEST_FILE, MODEL_TOPOLOGY_FILE, MODEL_WEIGHTS_FILE } from '../device-sdk/inference/files.js';
 import { join } from 'node:path';
-import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, meterRecordAfter, type MeterRecordBits, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, meterNumbering, meterRecordAfter, type MeterRecordBits, meterRecordId, type RaisedAlert, type Reading } from '../device-sdk/records.js';
 import { canonicalJson, sha256Hex, verifyArtifact } from '../device-sdk/security/signing.js';
 import { readArtifactFiles, readManifest } from '../device-sdk/security/artifact-files.js';
 import { DenseNetwork } from '../device-sdk/signal/glucose/dense-network.js';
@@ -166,8 +166,8 @@ export class GlucoseMonitor {
   private trace: GlucosePoint[] = [];
   /** The last record taken live: its number, within its sensor session (CGM time offsets restart per sensor). */
   private lastRecord: string | undefined;
-  /** The record number of a meter's last live reading (meters number their records; CGMs give time offsets per session). */
-  private lastMeterRecord: number | undefined;
+  /** The record number of a meter's last live reading (meters number their records; CGMs give time offsets per session), and its numbering (records.ts `meterNumbering`: a replaced or reset meter numbers from 1 again). */
+  private lastMeterRecord: { record: number; numbering: string | undefined } | undefined;
   private alertLogic: HypoAlertLogic | undefined;
   /** Told once when the model fails at run time (it threw, or gave NaN or ±Infinity); the monitor is on its rule from then on. */
   onModelError: ((reason: string, error: unknown) => void) | undefined;
@@ -235,7 +235,10 @@ export class GlucoseMonitor {
     // for as long as the clock was ahead and then compare against them.
     // Newer and older as the driver and the runtime decide them, on the source's counter width (a Bluetooth
     // meter's 16-bit number starts again at 0 after 65,535; a serial meter's 32-bit one does not at 65,536).
-    const previous = isMeterRecordNumber(r) ? this.lastMeterRecord : undefined;
+    // A record of another numbering (another meter under the sensor's name, or the same one after a reset) is
+    // neither newer nor older than the last one: its time decides, as for a first record.
+    const numbering = meterNumbering(r);
+    const previous = isMeterRecordNumber(r) && this.lastMeterRecord !== undefined && this.lastMeterRecord.numbering === numbering ? this.lastMeterRecord.record : undefined;
     const bits = this.options.meterRecordBits;
     const newer = previous !== undefined && meterRecordAfter(r.meterRecord as number, previous, bits);
     const older = previous !== undefined && meterRecordAfter(previous, r.meterRecord as number, bits);
@@ -251,7 +254,7 @@ export class GlucoseMonitor {
       return out;
     }
     this.lastRecord = record;
-    if (isMeterRecordNumber(r)) this.lastMeterRecord = r.meterRecord;
+    if (isMeterRecordNumber(r)) this.lastMeterRecord = { record: r.meterRecord, numbering };
     this.trace.push(point);
     const keepFrom = t - this.options.historyMin * MS_PER_MIN;
     if ((this.trace[0] as GlucosePoint).t < keepFrom) this.trace = this.trace.filter((p) => p.t >= keepFrom);

@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError, StoreError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, type MeterRecordBits, newerMeterRecord, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -131,7 +131,8 @@ export function ledgerPath(dataDir: string): string {
 
 /**
  * What the ledger keeps of the glucose sensors across a restart: the newest record number stored per sensor
- * of `meters`, each on its own counter width (`newerMeterRecord`: on a Bluetooth meter's 16 bits, 0 after
+ * of `meters` and per meter numbering (`MeterRecordBook`: a replaced or reset meter numbers from 1 again), each
+ * on its own counter width (`newerMeterRecord`: on a Bluetooth meter's 16 bits, 0 after
  * 65,535 is newer; a serial meter's 32-bit numbers are not wrapped at 65,536; a meter's backfill resumes from it, so each record is stored once; records the edge acknowledged and compaction
  * removed after the retention are no longer counted), and the readings and alerts of `replayed` stored at or
  * after `sinceMs` (device clock), in the order they were stored: the rules and the analyses replay them at
@@ -144,10 +145,10 @@ export function ledgerPath(dataDir: string): string {
  * rest are never opened. QA: 300k stored heart-rate readings, 3.5 days at one a second, took 2.5 s to scan at
  * every start of a runtime with a glucose source, 3.2 s as many glucose readings; none of them is replayed).
  */
-export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readonly<Record<string, MeterRecordBits>>; replayed: readonly string[] }, sinceMs: number, untilMs = Number.POSITIVE_INFINITY): { lastRecords: Map<string, number> } & StoredRecords {
-  const lastRecords = new Map<string, number>();
+export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readonly<Record<string, MeterRecordBits>>; replayed: readonly string[] }, sinceMs: number, untilMs = Number.POSITIVE_INFINITY): { meterRecords: MeterRecordBook } & StoredRecords {
   const alerts: Alert[] = [];
   const meters = new Map(Object.entries(sensors.meters));
+  const meterRecords = new MeterRecordBook((sensor) => meters.get(sensor) ?? DEFAULT_METER_RECORD_BITS);
   const replayed = new Set(sensors.replayed);
   const rows: StoredRecord[] = [];
   const read = (kind: RecordKind, filter: RecordFilter) => {
@@ -167,8 +168,7 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
   const readings: Reading[] = [];
   for (const row of rows) {
     const r = decodeBody('reading', row.body);
-    const bits = meters.get(r.sensor);
-    if (bits !== undefined && r.meterRecord !== undefined) lastRecords.set(r.sensor, newerMeterRecord(r.meterRecord, lastRecords.get(r.sensor), bits) as number);
+    if (meters.has(r.sensor)) meterRecords.note(r);
     if (replayed.has(r.sensor) && r.tDevice >= sinceMs && r.tDevice <= untilMs) readings.push(r);
   }
   if (replayed.size > 0) {
@@ -180,7 +180,7 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
       if (a.sensor !== undefined && replayed.has(a.sensor) && a.t >= sinceMs && a.t <= untilMs) alerts.push(a);
     }
   }
-  return { lastRecords, readings, alerts };
+  return { meterRecords, readings, alerts };
 }
 
 /** What the runtime starts per configured source: a simulated source or a device driver. */
@@ -226,8 +226,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private watchdogTimer: ClockTimer | undefined;
   /** Drivers with alarm outputs (a Firmata board's LED and buzzer), driven on every raised alert and told of acknowledgements. */
   private readonly alarmOutputs: AlarmOutput[] = [];
-  /** Newest meter record number seen per sensor (durable once the ledger flushes; read back from the ledger at start). */
-  private readonly meterRecords = new Map<string, number>();
+  /** Newest meter record number seen per sensor and meter numbering (durable once the ledger flushes; read back from the ledger at start). */
+  private meterRecords: MeterRecordBook;
   /** The width of each sensor's meter record counter, as its source declares it (`DEFAULT_METER_RECORD_BITS` otherwise). */
   private readonly meterRecordBits: Readonly<Record<string, MeterRecordBits>>;
   private readonly counts = new Map<string, number>();
@@ -306,7 +306,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
-    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string) => this.meterRecords.get(sensor), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
+    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string, meter?: string) => this.meterRecords.last(sensor, meter), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
       if (s.type !== 'device') return createSimSource(s, this.clock, seed + i, config.timeZone);
@@ -327,7 +327,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const replayMin = Math.max(DEFAULT_RULE_OPTIONS.historical.afterMin, DEFAULT_GLUCOSE_MONITOR_OPTIONS.historyMin);
     const now = this.clock.now();
     const stored = storedGlucoseState(this.store, { meters: meterSensors, replayed: glucoseSensors(config.sources, deviceKinds) }, now - replayMin * 60_000, now);
-    for (const [sensor, n] of stored.lastRecords) this.meterRecords.set(sensor, n);
+    // Every source's record numbers from now on, on its own counter width; the meters' as stored.
+    this.meterRecords = stored.meterRecords;
     for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);
@@ -614,6 +615,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       reading: (r) => this.onReading(r),
       quarantine: (q) => this.quarantine(q.transport, q.sensor, q.error, q.bytes),
       gap: (g) => this.log.warn({ sensor: g.sensor, channel: g.channel, firstSample: g.firstSample, samples: g.samples, reason: g.reason }, 'stream gap'),
+      notice: (n) => this.raise({ kind: n.kind, severity: 1, message: n.message, t: this.clock.now(), sensor: n.sensor }),
       state: (st) => {
         const before = this.sensorStates.get(st.sensor);
         this.sensorStates.set(st.sensor, st);
@@ -668,7 +670,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.count(r.sensor, 1);
       this.unreadable.readable(r.sensor);
     }
-    if (r.meterRecord !== undefined) this.meterRecords.set(r.sensor, newerMeterRecord(r.meterRecord, this.meterRecords.get(r.sensor), this.meterRecordBits[r.sensor] ?? DEFAULT_METER_RECORD_BITS) as number);
+    if (!this.meterRecords.note(r)) {
+      // A record of this meter (number and meter clock) already stored: a numbering found restarted by mistake.
+      this.log.warn({ sensor: r.sensor, meterRecord: r.meterRecord }, 'meter record already stored: not stored again');
+      return;
+    }
     this.ledger.add('reading', r);
     this.take(this.rules.onReading(r), r.sensor);
     for (const a of this.analyzers) if (a.onReading) this.analyze(a, r.sensor, () => a.onReading?.(r));

@@ -7,9 +7,10 @@
  * Measurement 0x2A18 and Glucose Measurement Context 0x2A34 and indications on RACP 0x2A52 (GLS
  * §3.6: all three before any RACP request) → RACP "report number of stored records" with the filter
  * below (`05 00 <n>`: the progress `backfill 120/500` in the sensor state) → "report stored records": `01 01` (all) when no
- * record of this sensor is stored yet, else `01 03 01 <n+1>` (sequence number ≥ the last stored
+ * record of this meter's numbering is stored yet, else `01 03 01 <n+1>` (sequence number ≥ the last stored
  * record + 1, GLS §3.6.2 / shared spec §3.5) → records arrive as 0x2A18 (+ 0x2A34) notifications, then
- * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → every `pollIntervalMs` ask
+ * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → when that brought nothing new,
+ * "report stored records: last" (`01 06`, see "Numbering" below) → every `pollIntervalMs` ask
  * again for newer records (reading the meter's clock again first), until the link is lost; then reconnect with backoff and resume.
  *
  * Exactly once: a record is handed to the sink only when its sequence number is newer than the newest
@@ -23,6 +24,21 @@
  * "newer" is `meterRecordAfter` (records.ts) on 16 bits, less than 32,768 ahead modulo 65,536, so record 0
  * follows 65,535 and 65,535 is older than 2; the resume request after a wrap is `≥ last + 1` again (the
  * records from before the wrap that still match it are dropped as duplicates).
+ *
+ * Numbering: record numbers belong to one meter. Each reading's context names it (`meter`: the link's
+ * address; records.ts `METER_NUMBERING_CONTEXT`), and "stored" above means stored from this meter in its
+ * present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one the sensor's last
+ * record came from (replaced under the same sensor name, in the config or by auto-detection) is asked for
+ * all its records. The same meter with its memory cleared, or reset, numbers from 1 again, below the stored
+ * floor, so `≥ floor + 1` finds nothing: after every transfer that brought nothing new the driver asks for
+ * the meter's last record (one notification, not handed over) and, when its number is before the floor or
+ * is the floor's with another meter wall clock as sent (a clock set since does not change what was sent),
+ * starts a new epoch (`meterEpoch`: when it was found, this device's clock) and asks for all records again.
+ * The first record handed over of a new meter or epoch comes with one `meter-numbering-restarted` notice
+ * (`SensorSink.notice`; an info alert). The runtime drops a record of the same meter, number and meter
+ * clock as one stored (records.ts `MeterRecordBook`), so an epoch begun by mistake stores nothing twice.
+ * Not told apart: a reset meter found only once it holds more records than the old floor (its records
+ * above the floor are taken as newer ones of the old numbering, those below are not asked for).
  *
  * Readings: type `glucose`, mg/dL (mol/L converted: mmol/L × 18.0156), `meterRecord` = sequence
  * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset) converted to
@@ -57,10 +73,10 @@ import {
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
 import { finiteValue } from '../protocols/ieee11073.js';
-import { meterRecordAfter, newerMeterRecord, type Reading } from '../records.js';
+import { METER_NUMBERING_CONTEXT, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
-import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, sameMeterClock } from './meter-time.js';
+import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
@@ -85,10 +101,22 @@ const MMOL_TO_MG_PER_DL = 18.0156;
 const CLOCK_REREAD_TOLERANCE_MS = 1000;
 /** The sensor state's backfill progress is updated every this many records. */
 const PROGRESS_EVERY = 50;
+/** The info alert (`SensorSink.notice`) raised with the first record of a meter whose numbers started again. */
+export const METER_NUMBERING_RESTARTED = Object.freeze({
+  kind: 'meter-numbering-restarted',
+  message: 'glucose meter record numbers restarted: replaced or reset; records fetched from its first one',
+});
 
 interface Pending {
   measurement: GlucoseMeasurement;
   bytes: Uint8Array;
+}
+
+/** A record as it arrived: its measurement, bytes and context. */
+interface Received {
+  measurement: GlucoseMeasurement;
+  bytes: Uint8Array;
+  context: GlucoseMeasurementContext | undefined;
 }
 
 /** What one RACP procedure ended with. */
@@ -106,10 +134,25 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   records = 0;
   /** RACP transfers completed (response code success or no records). */
   transfers = 0;
-  /** The newest record handed over on this driver. */
+  /** The newest record handed over on this driver (of the present numbering), and its meter wall clock as sent. */
   private highest: number | undefined;
-  /** Records at or before this one were stored before the current transfer began; `handed`: those handed over since. */
+  private highestClock: string | undefined;
+  /** Records at or before this one were stored before the current transfer began; `handed`: those handed over since. `floorClock`: its meter wall clock as sent. */
   private floor: number | undefined;
+  private floorClock: string | undefined;
+  /** The meter on the link (its address) and the epoch of its numbering (records.ts `METER_NUMBERING_CONTEXT`). */
+  private meter: string | undefined;
+  private epoch: string | undefined;
+  /** Set when the records to come start a new numbering: told once (`METER_NUMBERING_RESTARTED`) with the first of them. */
+  private restartNotice: 'replaced' | 'reset' | undefined;
+  /** While the meter's last record is asked for (`numberingRestarted`): what arrived, instead of handing it over. */
+  private probe: { found: Received | undefined } | undefined;
+  /**
+   * The meter's last record as that request brought it, when it showed a new numbering: handed over after the
+   * transfer of the new numbering unless that transfer brought it (the link drops a notification equal to one
+   * received less than `dedupeWindowMs` ago, and this one was).
+   */
+  private heldLast: Received | undefined;
   private handed = new Set<number>();
   private pending: Pending | undefined;
   private activity: (() => void) | undefined;
@@ -129,9 +172,39 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     super(sensor, GLUCOSE_SERVICE_UUID, options, deps, connectorFactory);
   }
 
+  /** The newest record stored of this meter's present numbering; undefined when none is (or what is stored is another meter's, or its former numbering's). */
+  private storedRecord(): StoredMeterRecord | undefined {
+    const stored = this.deps.lastMeterRecord(this.sensor, this.meter);
+    if (stored?.meter === undefined) return stored; // none, or stored before meters were told apart: taken as this meter's
+    return stored.meter === this.meter && stored.epoch === this.epoch ? stored : undefined;
+  }
+
   /** The newest record number stored or handed over, or undefined. */
   private lastRecord(): number | undefined {
-    return newerMeterRecord(this.deps.lastMeterRecord(this.sensor), this.highest, this.meterRecordBits);
+    return newerMeterRecord(this.storedRecord()?.record, this.highest, this.meterRecordBits);
+  }
+
+  /**
+   * The meter on a new link: its numbering as stored. Another meter than the one the sensor's last record came
+   * from (the clinic replaced it: another address under the same sensor name) numbers its records anew, from
+   * its first one.
+   */
+  private adoptMeter(address: string): void {
+    if (address !== this.meter) {
+      this.highest = undefined;
+      this.highestClock = undefined;
+    }
+    this.meter = address;
+    const stored = this.deps.lastMeterRecord(this.sensor, address);
+    if (stored?.meter === address) {
+      // A reset found on an earlier link whose first record is not stored yet keeps its new epoch.
+      if (this.restartNotice !== 'reset') this.epoch = stored.epoch;
+      return;
+    }
+    this.epoch = undefined;
+    if (stored?.meter === undefined) return;
+    this.restartNotice ??= 'replaced';
+    this.deps.logger.warn({ sensor: this.sensor, address, previous: stored.meter }, 'another glucose meter under this sensor: its records are fetched from its first one');
   }
 
   /** Whether record `seq` was stored before this transfer or handed over in it. */
@@ -141,14 +214,18 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
 
   /** A new transfer (or connection): what is stored now is the floor; out-of-order records above it are new. */
   private newTransfer(): void {
-    this.floor = this.lastRecord();
+    const stored = this.storedRecord();
+    this.floor = newerMeterRecord(stored?.record, this.highest, this.meterRecordBits);
+    this.floorClock = this.floor === undefined ? undefined : this.floor === this.highest ? this.highestClock : stored?.meterClock;
     this.handed = new Set();
   }
 
   protected async session(link: GattLink): Promise<void> {
     const log = this.deps.logger;
     this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
+    this.heldLast = undefined; // the new link's transfer brings it again
     this.current = link;
+    this.adoptMeter(link.address);
     this.newTransfer();
     this.meterClock = await this.readMeterClock(link);
     if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID)) {
@@ -289,15 +366,58 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       throw new BleError('timeout', link.address, 'RACP report stored records', `no record or response within ${this.options.racpTimeoutMs} ms`);
     }
     this.flushPending();
+    const held = this.heldLast;
+    this.heldLast = undefined;
+    if (held !== undefined && !this.isKnown(held.measurement.sequenceNumber)) this.emit(link, held.measurement, held.bytes, held.context);
     const r = outcome.response;
     if (r.opCode === 'response-code' && (r.responseCode.name === 'success' || r.responseCode.name === 'no-records-found')) {
       this.transfers += 1;
       this.lastTransferAt = requestedAt; // every record numbered after those it reported was written after this
       this.setDetail(`${this.records - before} new records, ${this.records} this run, ${this.duplicates} duplicates dropped`);
       this.deps.logger.info({ sensor: this.sensor, newRecords: this.records - before, duplicates: this.duplicates, last: this.lastRecord() }, 'glucose meter backfill complete');
+      // Nothing new: were the meter's numbers started again below the floor (memory cleared, reset)? Then its
+      // records are fetched again from its first one, in a new epoch.
+      if (this.handed.size === 0 && this.floor !== undefined && (await this.numberingRestarted(link))) await this.backfill(link);
       return;
     }
     throw new MedgeError('racp', `${this.driver} ${this.sensor}: the meter refused the RACP request: ${JSON.stringify(r)}`);
+  }
+
+  /**
+   * After a transfer that brought nothing new: asks for the meter's last record (RACP report stored records,
+   * operator last, `01 06`: one record) and compares it with the floor. A last record whose number is before
+   * the floor (the meter no longer has the records stored from it), or that has the floor's number but another
+   * meter wall clock (as sent, so a clock set or a DST change does not count), is a numbering that started
+   * again: a new epoch begins (`context.meterEpoch`), and true is returned. No record, a meter that refuses
+   * the operator, or a lost link: false (asked again after the next transfer that brings nothing).
+   */
+  private async numberingRestarted(link: GattLink): Promise<boolean> {
+    const floor = this.floor as number;
+    const probe: { found: Received | undefined } = { found: undefined };
+    this.probe = probe;
+    let outcome: RacpOutcome;
+    try {
+      outcome = await this.racp(link, { opCode: 'report-stored-records', operator: 'last' });
+      if (outcome.kind === 'response') this.flushPending();
+    } finally {
+      this.probe = undefined;
+      this.pending = undefined;
+    }
+    if (outcome.kind === 'lost') return false;
+    if (outcome.kind === 'timeout') throw new BleError('timeout', link.address, 'RACP report last record', `no record or response within ${this.options.racpTimeoutMs} ms`);
+    if (probe.found === undefined) return false;
+    const last = probe.found.measurement;
+    const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
+    const behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
+    const another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
+    if (!behind && !another) return false;
+    this.heldLast = probe.found;
+    this.epoch = new Date(this.deps.clock.now()).toISOString();
+    this.highest = undefined;
+    this.highestClock = undefined;
+    this.restartNotice ??= 'reset';
+    this.deps.logger.warn({ sensor: this.sensor, address: link.address, floor, lastOnMeter: last.sequenceNumber, epoch: this.epoch }, 'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one');
+    return true;
   }
 
   /** Writes a RACP request and waits for its response (an inactivity timeout: every record received restarts it). */
@@ -394,6 +514,10 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private emit(link: GattLink, m: GlucoseMeasurement, bytes: Uint8Array, c: GlucoseMeasurementContext | undefined): void {
     if (this.isStopped || !this.sink) return;
     const seq = m.sequenceNumber;
+    if (this.probe) {
+      this.probe.found = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
+      return;
+    }
     if (this.isKnown(seq)) {
       this.duplicates += 1;
       return;
@@ -401,7 +525,11 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const conc = m.concentration;
     const mgPerDl = conc?.mgPerDl ?? (conc?.mmolPerL !== undefined ? conc.mmolPerL * MMOL_TO_MG_PER_DL : undefined);
     this.handed.add(seq);
-    this.highest = newerMeterRecord(seq, this.highest, this.meterRecordBits);
+    const wall = m.measuredAtMs !== undefined ? meterWallClockText(m.measuredAtMs) : undefined;
+    if (this.highest === undefined || meterRecordAfter(seq, this.highest, this.meterRecordBits)) {
+      this.highest = seq;
+      this.highestClock = wall;
+    }
     if (conc === undefined || mgPerDl === undefined || finiteValue(conc.value) === undefined) {
       this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, new DecodeError('ble-glucose-measurement', `record ${seq} has no usable glucose concentration (${conc ? conc.value.kind : 'absent'})`));
       return;
@@ -419,13 +547,25 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       unit: 'mg/dL',
       tDevice,
       meterRecord: seq,
-      context: { ...time?.context, ...glucoseContext(m, c) },
+      context: { ...time?.context, ...glucoseContext(m, c), ...this.numberingContext() },
     };
     if (time !== undefined) reading.tMeter = time.tMeter;
     this.records += 1;
+    if (this.restartNotice !== undefined) {
+      this.restartNotice = undefined;
+      this.sink.notice?.({ sensor: this.sensor, ...METER_NUMBERING_RESTARTED });
+    }
     this.sink.reading(reading);
     const p = this.progress;
     if (p && (this.records - p.before) % PROGRESS_EVERY === 0) this.setDetail(`backfill ${this.records - p.before}/${p.expected ?? '?'}`);
+  }
+
+  /** The reading context of this record's numbering: the meter, and the epoch after a restart. */
+  private numberingContext(): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (this.meter !== undefined) out[METER_NUMBERING_CONTEXT.meter] = this.meter;
+    if (this.epoch !== undefined) out[METER_NUMBERING_CONTEXT.epoch] = this.epoch;
+    return out;
   }
 }
 

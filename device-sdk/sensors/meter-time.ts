@@ -163,6 +163,11 @@ export function meterClockWithoutCurrentTime(timeZone: string | undefined): Mete
   return timeZone !== undefined ? { basis: 'configured-zone', zone: timeZone } : { basis: 'zone-unknown' };
 }
 
+/** A meter wall clock (ms whose UTC fields are its fields) as the context keeps it (`METER_TIME_CONTEXT.clock`): `YYYY-MM-DDTHH:MM:SS`. */
+export function meterWallClockText(wallMs: number): string {
+  return new Date(wallMs).toISOString().slice(0, 19);
+}
+
 /**
  * `tMeter` (UTC ms) and the context entries of a record whose meter wall clock is `wallMs` (its fields
  * read as UTC). `placement`: what decides a wall time repeated at a DST change (module comment); without
@@ -170,7 +175,7 @@ export function meterClockWithoutCurrentTime(timeZone: string | undefined): Mete
  */
 export function meterTime(wallMs: number, clock: MeterClock, placement?: MeterTimePlacement): { tMeter: number; context: Record<string, string> } {
   const k = METER_TIME_CONTEXT;
-  const context: Record<string, string> = { [k.clock]: new Date(wallMs).toISOString().slice(0, 19), [k.basis]: clock.basis };
+  const context: Record<string, string> = { [k.clock]: meterWallClockText(wallMs), [k.basis]: clock.basis };
   /** The wall time `wall` read in `zone`, a repeated or skipped one marked in the context. */
   const inZone = (wall: number, zone: string): number => {
     const instants = wallClockInstants(wall, zone);

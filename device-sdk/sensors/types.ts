@@ -14,7 +14,7 @@
 import type { SchemaObject } from 'ajv';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
-import type { MeterRecordBits, Reading, StreamChunk } from '../records.js';
+import type { MeterRecordBits, Reading, StoredMeterRecord, StreamChunk } from '../records.js';
 
 export const SENSOR_KINDS = ['ecg', 'pcg', 'glucose-meter', 'cgm', 'heart-rate'] as const;
 export type SensorKind = (typeof SENSOR_KINDS)[number];
@@ -52,6 +52,16 @@ export interface SensorSink {
   quarantine(q: QuarantineReport): void;
   gap(g: StreamGap): void;
   state(s: SensorState): void;
+  /** Something the clinic should know about the device that is no fault of the link (the runtime raises it as an info alert, severity 1). No patient data. */
+  notice?(n: SensorNotice): void;
+}
+
+/** A driver's notice (`SensorSink.notice`), e.g. `meter-numbering-restarted`. */
+export interface SensorNotice {
+  sensor: string;
+  /** The alert kind. */
+  kind: string;
+  message: string;
 }
 
 /** What the runtime gives a driver. */
@@ -59,11 +69,14 @@ export interface DriverDeps {
   clock: Clock;
   logger: Logger;
   /**
-   * The newest meter record number stored durably for this sensor (`newerMeterRecord` in records.ts, on the
+   * The newest meter record stored durably for this sensor (`newerMeterRecord` in records.ts, on the
    * driver's `meterRecordBits`: on a 16-bit counter, 0 after 65,535 is newer), for backfill that
-   * resumes (e.g. RACP "greater than or equal to" after a disconnect). Undefined when none is stored.
+   * resumes (e.g. RACP "greater than or equal to" after a disconnect). With `meter` (the meter's identity,
+   * `context.meter`): the newest of that meter's current numbering (records.ts `MeterRecordBook.last`); when
+   * nothing of it is stored, the newest of the meter the sensor's last reading came from, whose `meter` says
+   * whether it was another one. Undefined when none is stored.
    */
-  lastMeterRecord(sensor: string): number | undefined;
+  lastMeterRecord(sensor: string, meter?: string): StoredMeterRecord | undefined;
   /**
    * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
    * times have no zone and that cannot tell their clock (no Current Time Service): see

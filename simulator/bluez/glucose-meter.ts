@@ -25,6 +25,8 @@
  *   the response value the codec's `RacpRequestError` names. A write while RACP indications are off:
  *   an error reply (a real meter answers ATT 0xFD, CCCD improperly configured).
  *
+ * `clearMemory()`: the memory cleared or the meter reset; its record numbers start again at 1.
+ *
  * Faults (`meter.faults`, mutable at any time):
  * - `disconnectAfterRecords`: one entry per transfer, consumed in order: the link drops after that
  *   many records of the transfer were notified (the completion indication is never sent).
@@ -243,6 +245,15 @@ export class SimGlucoseMeter extends SimPeripheralBase {
   /** The records the meter holds, in sequence order (copies). */
   get records(): SimGlucoseRecord[] {
     return this.stored.map((r) => ({ ...r }));
+  }
+
+  /**
+   * The meter's memory cleared, or the meter reset (a battery pulled, a factory reset from its menu): every
+   * stored record is gone and the record numbers start again, the next `addRecord` being number 1. The
+   * address stays; a replaced meter is another `SimGlucoseMeter` with its own address.
+   */
+  clearMemory(): void {
+    this.stored.length = 0;
   }
 
   /** A new measurement on the meter: the next sequence number, now (or `timeMs`). Returns it. */

@@ -56,7 +56,7 @@ describe('storedGlucoseState on an encrypted SQLite ledger', () => {
       }
       const { store: s, opened } = counting(store);
       const state = storedGlucoseState(s, { meters: { meter: 16 }, replayed: ['meter', 'cgm'] }, SINCE);
-      expect([...state.lastRecords]).toEqual([['meter', 4999]]);
+      expect(state.meterRecords.last('meter')?.record).toBe(4999);
       const want = readings.filter((r) => (r.sensor === 'meter' || r.sensor === 'cgm') && r.tDevice >= SINCE);
       expect(state.readings).toEqual(want);
       expect(state.alerts.map((a) => [a.kind, a.sensor, a.t])).toEqual(alerts.filter((a) => a.sensor === 'cgm' && a.t >= SINCE).map((a) => [a.kind, a.sensor, a.t]));

@@ -291,3 +291,19 @@ describe('a CGM whose driver could not read its session start', () => {
     expect(after.slice(1).every((o) => o.findings.some((f) => f.kind === 'glucose-trend'))).toBe(true);
   });
 });
+
+describe("a meter's record numbers that start again (the meter replaced under the sensor's name, or reset)", () => {
+  const live = (record: number, minute: number, value: number, context: Record<string, string>): Reading => ({ sensor: 'meter', type: 'glucose', value, unit: 'mg/dL', tDevice: T0 + minute * MIN + 500, tMeter: T0 + minute * MIN, meterRecord: record, context });
+
+  it('takes record 1 of a new numbering, later than the trace, as the live reading it is (before: dropped as an older record)', () => {
+    const m = new GlucoseMonitor('meter', undefined, { sensorType: 'meter', meterRecordBits: 16 });
+    m.push(live(500, 0, 120, { meter: 'C0:FF:EE:00:00:01' }));
+    m.push(live(501, 10, 100, { meter: 'C0:FF:EE:00:00:01' }));
+    const reset = m.push(live(1, 20, 70, { meter: 'C0:FF:EE:00:00:01', meterEpoch: '2025-01-01T00:19:00.000Z' }));
+    expect(reset.findings.filter((f) => f.kind === 'glucose-trend').map((f) => f.t)).toEqual([T0 + 20 * MIN]);
+    const replaced = m.push(live(1, 30, 50, { meter: 'C0:FF:EE:00:00:02' }));
+    expect(replaced.findings.filter((f) => f.kind === 'glucose-trend').map((f) => f.t)).toEqual([T0 + 30 * MIN]);
+    // Within a numbering, an older record dated after the trace's end still stays out of it.
+    expect(m.push(live(65_000, 40, 200, { meter: 'C0:FF:EE:00:00:02' })).findings).toEqual([]);
+  });
+});

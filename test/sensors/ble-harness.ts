@@ -2,14 +2,15 @@
 // (lastMeterRecord tracked like firmware/runtime.ts does), fast timings for the simulated BlueZ.
 import { systemClock } from '../../device-sdk/clock.js';
 import { silentLogger } from '../../device-sdk/log.js';
-import { newerMeterRecord, type Reading } from '../../device-sdk/records.js';
-import type { DriverDeps, QuarantineReport, SensorSink, SensorState } from '../../device-sdk/sensors/types.js';
+import { MeterRecordBook, type Reading } from '../../device-sdk/records.js';
+import type { DriverDeps, QuarantineReport, SensorNotice, SensorSink, SensorState } from '../../device-sdk/sensors/types.js';
 import { GLS_SEQUENCE_NUMBER_BITS } from '../../device-sdk/sensors/ble-glucose-meter.js';
 
 export interface RecordingSink extends SensorSink {
   readings: Reading[];
   quarantined: QuarantineReport[];
   states: SensorState[];
+  notices: SensorNotice[];
 }
 
 export function recordingSink(): RecordingSink {
@@ -17,6 +18,7 @@ export function recordingSink(): RecordingSink {
     readings: [],
     quarantined: [],
     states: [],
+    notices: [],
     chunk: () => {
       throw new Error('a BLE driver sent a waveform chunk');
     },
@@ -26,20 +28,27 @@ export function recordingSink(): RecordingSink {
       throw new Error('a BLE driver reported a stream gap');
     },
     state: (s) => sink.states.push(s),
+    notice: (n) => sink.notices.push(n),
   };
   return sink;
 }
 
-/** Deps whose `lastMeterRecord` is the newest record the sink received (as firmware/runtime.ts keeps it) (plus `stored`, records stored before), with the runtime's configured `timeZone`. */
+/**
+ * Deps whose `lastMeterRecord` is what firmware/runtime.ts keeps (a `MeterRecordBook`) of `stored` (records stored
+ * before, without a meter: as from before meters were told apart) and of every reading the sink received, with the
+ * runtime's configured `timeZone`.
+ */
 export function driverDeps(sink: RecordingSink, stored: Record<string, number> = {}, timeZone?: string): DriverDeps {
+  const book = new MeterRecordBook(() => GLS_SEQUENCE_NUMBER_BITS);
+  for (const [sensor, meterRecord] of Object.entries(stored)) book.note({ sensor, meterRecord });
+  let noted = 0;
   return {
     clock: systemClock,
     logger: silentLogger,
     ...(timeZone !== undefined ? { timeZone } : {}),
-    lastMeterRecord: (sensor) => {
-      let best = stored[sensor];
-      for (const r of sink.readings) if (r.sensor === sensor && r.meterRecord !== undefined) best = newerMeterRecord(r.meterRecord, best, GLS_SEQUENCE_NUMBER_BITS);
-      return best;
+    lastMeterRecord: (sensor, meter) => {
+      for (; noted < sink.readings.length; noted++) book.note(sink.readings[noted] as Reading);
+      return book.last(sensor, meter);
     },
   };
 }

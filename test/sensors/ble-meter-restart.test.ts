@@ -1,0 +1,162 @@
+// The runtime with a `ble-glucose-meter` source against the simulated BlueZ when the meter's record
+// numbers start again below the ones stored for the sensor: the clinic replaced the meter (another
+// address under the same sensor name), or the meter's memory was cleared / it was reset. The new
+// records (1, 2, ...) are fetched, stored once, and a 45 mg/dL among them alerts like any live reading;
+// one info alert says the numbering restarted; the new numbering survives a restart of the runtime.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../device-sdk/log.js';
+import { decodeBody } from '../../device-sdk/proto/index.js';
+import type { Alert, Reading } from '../../device-sdk/records.js';
+import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { parseRuntimeConfig, type RuntimeConfig } from '../../firmware/config.js';
+import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import { BleGlucoseMeterDriver, DEFAULT_BLE_GLUCOSE_METER_OPTIONS } from '../../device-sdk/sensors/ble-glucose-meter.js';
+import { SimGlucoseMeter } from '../../simulator/bluez/index.js';
+import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
+import { useTempDirs } from '../helpers/temp.js';
+import { waitFor } from '../helpers/wait.js';
+import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
+
+const OLD_METER = 'C0:FF:EE:00:00:01';
+const NEW_METER = 'C0:FF:EE:00:00:02';
+const RESTARTED = 'meter-numbering-restarted';
+const tempDir = useTempDirs('ble-meter-restart');
+
+function stored<K extends 'reading' | 'alert'>(dataDir: string, kind: K): K extends 'reading' ? Reading[] : Alert[] {
+  const bodies = readLedgerBodies(ledgerPath(dataDir), kind).map((row) => decodeBody(kind, row.body));
+  return (kind === 'reading' ? (bodies as Reading[]).filter((r) => r.type !== 'device-info') : bodies) as K extends 'reading' ? Reading[] : Alert[];
+}
+
+function meterConfig(dir: string, dbusAddress: string, address: string): RuntimeConfig {
+  return parseRuntimeConfig(
+    {
+      deviceId: 'ble-clinic-1',
+      dataDir: 'device',
+      edge: { url: 'mqtt://127.0.0.1:1' }, // offline: nothing listens
+      log: { level: 'silent' },
+      sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: { address, dbusAddress, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 0 } }],
+    },
+    dir,
+  );
+}
+
+/** Runs a runtime until `done` holds for its data directory, then stops it. */
+async function runUntil(config: RuntimeConfig, done: () => boolean, what: string): Promise<void> {
+  const runtime = new Runtime(config, { logger: silentLogger });
+  runtime.start();
+  try {
+    await waitFor(done, what, 20_000);
+  } finally {
+    await runtime.stop();
+  }
+}
+
+/** Three records measured in the last two hours, the newest a severe low (45 mg/dL, 2 min ago). */
+function addTodaysRecords(meter: SimGlucoseMeter): void {
+  const now = Date.now();
+  meter.addRecord({ mgPerDl: 112, timeMs: now - 120 * 60_000 });
+  meter.addRecord({ mgPerDl: 96, timeMs: now - 60 * 60_000 });
+  meter.addRecord({ mgPerDl: 45, timeMs: now - 2 * 60_000 });
+}
+
+describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter whose record numbers restart (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
+  const bluezWith = useSimulatedBluez();
+
+  it('a replaced meter (another address, same sensor name) has its records 1, 2, 3 fetched after a restart, and its severe low alerts', async () => {
+    const old = new SimGlucoseMeter({ address: OLD_METER, storedRecords: 30, seed: 5 });
+    const replacement = new SimGlucoseMeter({ address: NEW_METER, seed: 6 });
+    addTodaysRecords(replacement);
+    const bluez = await bluezWith([old, replacement]);
+    const dir = tempDir();
+    const dataDir = join(dir, 'device');
+    await runUntil(meterConfig(dir, bluez.address, OLD_METER), () => stored(dataDir, 'reading').length >= 30, 'the old meter backfilled');
+
+    // The clinic swaps the meter and edits the sensor's address; the runtime restarts.
+    await runUntil(meterConfig(dir, bluez.address, NEW_METER), () => stored(dataDir, 'reading').length >= 33, "the new meter's records 1-3 stored");
+    const readings = stored(dataDir, 'reading');
+    expect(readings.slice(30).map((r) => [r.meterRecord, r.value])).toEqual([
+      [1, 112],
+      [2, 96],
+      [3, 45],
+    ]);
+    expect(readings.slice(30).every((r) => r.context?.meter === NEW_METER)).toBe(true);
+    const alerts = stored(dataDir, 'alert');
+    expect(alerts.filter((a) => a.kind === 'hypoglycaemia-level-2' && a.sensor === 'meter')).toHaveLength(1);
+    const notices = alerts.filter((a) => a.kind === RESTARTED);
+    expect(notices.map((a) => [a.severity, a.sensor])).toEqual([[1, 'meter']]);
+    expect(notices[0]?.message).toMatch(/^glucose meter record numbers restarted: replaced or reset; records fetched from its first one/);
+    expect(replacement.stats.recordsSent).toBe(3);
+  }, 60_000);
+
+  it('a meter whose memory was cleared has its new records fetched, and the new numbering holds across a further restart', async () => {
+    const meter = new SimGlucoseMeter({ address: OLD_METER, storedRecords: 30, seed: 5 });
+    const bluez = await bluezWith([meter]);
+    const dir = tempDir();
+    const dataDir = join(dir, 'device');
+    const config = meterConfig(dir, bluez.address, OLD_METER);
+    await runUntil(config, () => stored(dataDir, 'reading').length >= 30, 'the meter backfilled');
+    const before = stored(dataDir, 'reading');
+
+    // Reset while the runtime is down: its memory is empty and its numbers start again at 1.
+    meter.clearMemory();
+    addTodaysRecords(meter);
+    await runUntil(config, () => stored(dataDir, 'reading').length >= 33, 'the records 1-3 after the reset stored');
+    let readings = stored(dataDir, 'reading');
+    expect(readings.slice(0, 30)).toEqual(before);
+    expect(readings.slice(30).map((r) => [r.meterRecord, r.value])).toEqual([
+      [1, 112],
+      [2, 96],
+      [3, 45],
+    ]);
+    expect(new Set(readings.slice(30).map((r) => r.context?.meterEpoch)).size).toBe(1);
+    expect(readings.slice(30)[0]?.context?.meterEpoch).toBeDefined();
+    let alerts = stored(dataDir, 'alert');
+    expect(alerts.filter((a) => a.kind === 'hypoglycaemia-level-2')).toHaveLength(1);
+    expect(alerts.filter((a) => a.kind === RESTARTED).map((a) => a.severity)).toEqual([1]);
+
+    // Another restart with nothing new: the meter's last record (3) is the stored one, no new numbering.
+    const transfers = meter.stats.transfers;
+    await runUntil(config, () => meter.stats.transfers > transfers, "the meter's last record compared");
+    expect(stored(dataDir, 'reading')).toHaveLength(33);
+    // And one more: the stored numbering is the meter's; only record 4 is asked for and stored, once.
+    const sentBefore = meter.stats.recordsSent;
+    meter.addRecord({ mgPerDl: 130 });
+    await runUntil(config, () => stored(dataDir, 'reading').length >= 34, 'record 4 stored');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // anything sent twice would be stored by now
+    readings = stored(dataDir, 'reading');
+    expect(readings.slice(30).map((r) => r.meterRecord)).toEqual([1, 2, 3, 4]);
+    expect(meter.stats.recordsSent - sentBefore).toBe(1);
+    expect(new Set(readings.slice(30).map((r) => r.context?.meterEpoch)).size).toBe(1);
+    alerts = stored(dataDir, 'alert');
+    expect(alerts.filter((a) => a.kind === RESTARTED)).toHaveLength(1);
+    expect(alerts.filter((a) => a.kind === 'hypoglycaemia-level-2')).toHaveLength(1); // the start-up replays did not alert it again
+  }, 90_000);
+
+  it('a meter reset while connected: the driver finds the new numbering at its next poll, hands over record 1 once, and tells it once', async () => {
+    const meter = new SimGlucoseMeter({ address: OLD_METER, storedRecords: 10, seed: 7 });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, OLD_METER), pollIntervalMs: 100 }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length === 10, 'the 10 records');
+      const transfers = meter.stats.transfers;
+      await waitFor(() => meter.stats.transfers >= transfers + 2, 'two polls that brought nothing');
+      expect(sink.notices).toEqual([]); // the same last record: no new numbering
+      meter.clearMemory();
+      meter.addRecord({ mgPerDl: 45 });
+      await waitFor(() => sink.readings.length === 11, 'record 1 after the reset');
+      const polls = meter.stats.transfers;
+      await waitFor(() => meter.stats.transfers >= polls + 2, 'two more polls');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual([...Array.from({ length: 10 }, (_, i) => i + 1), 1]);
+    const last = sink.readings.at(-1) as Reading;
+    expect([last.value, last.context?.meter, last.context?.meterEpoch !== undefined]).toEqual([45, OLD_METER, true]);
+    expect(sink.readings.slice(0, 10).every((r) => r.context?.meterEpoch === undefined && r.context?.meter === OLD_METER)).toBe(true);
+    expect(sink.notices).toEqual([{ sensor: 'meter', kind: RESTARTED, message: 'glucose meter record numbers restarted: replaced or reset; records fetched from its first one' }]);
+    expect(meter.lastError).toBeUndefined();
+  }, 30_000);
+});
