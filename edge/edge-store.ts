@@ -100,6 +100,12 @@ export interface CommitResult {
    * stored them they are lost here. 0 normally.
    */
   assumed: number;
+  /**
+   * The batch reused seqs held here with other content (a new or restored ledger under this deviceId, or
+   * two boards with one id): the highest seq of the kind stored for the device, for the ack's `seqFloor`
+   * (the device's later seqs go above it). 0 when the batch had none.
+   */
+  seqFloor: number;
 }
 
 export interface EdgeStats {
@@ -190,6 +196,7 @@ export class EdgeStore {
       'INSERT INTO pending_ranges (device_id, kind, after_seq, last_seq) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)',
     );
     const countRejected = (this.countRejectedStmt = this.db.prepare('INSERT INTO rejected (reason, count) VALUES (?, ?) ON CONFLICT (reason) DO UPDATE SET count = count + excluded.count'));
+    const highestStored = this.db.prepare('SELECT MAX(seq) FROM records WHERE device_id = ? AND kind = ?').pluck();
     const getStored = this.db.prepare('SELECT boot_id, t_ms, body FROM records WHERE device_id = ? AND kind = ? AND seq = ?');
     const keepConflict = this.db.prepare(
       'INSERT OR IGNORE INTO conflicts (device_id, kind, seq, site, boot_id, t_ms, received_ms, body, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -248,6 +255,8 @@ export class EdgeStore {
         replay,
         rewind: Boolean(input.heldFrom) && contiguous < input.ackedUpTo,
         assumed: Math.max(0, trusted - before),
+        // Also for a conflict resent after a lost ack (kept once already): its ack may have been the one lost.
+        seqFloor: clashes > 0 ? ((highestStored.get(deviceId, kind) as number | null) ?? 0) : 0,
       };
     });
   }

@@ -105,8 +105,8 @@ export class Ingest {
     if (result.conflicts.length > 0) {
       // Kept in `conflicts` and counted in the commit's transaction, so acknowledging them loses nothing.
       this.log.error(
-        { deviceId: where.deviceId, kind: where.kind, bootId: header.bootId, conflicts: result.conflicts.length, firstSeq: result.conflicts[0], lastSeq: result.conflicts.at(-1) },
-        'seq conflict: records reuse seqs stored with other content (a new or restored ledger under this deviceId, or two devices with one id); kept in the conflicts table',
+        { deviceId: where.deviceId, kind: where.kind, bootId: header.bootId, conflicts: result.conflicts.length, firstSeq: result.conflicts[0], lastSeq: result.conflicts.at(-1), seqFloor: result.seqFloor },
+        'seq conflict: records reuse seqs stored with other content (a new or restored ledger under this deviceId, or two devices with one id); kept in the conflicts table; the ack tells the device to make its later seqs above seqFloor',
       );
     }
     // Acked even when it was a replay: a device whose ack was lost gets its watermark again.
@@ -117,7 +117,7 @@ export class Ingest {
     if (result.assumed > 0) {
       this.log.warn({ ...ids, assumed: result.assumed, upToSeq: result.upToSeq }, "records this edge never stored taken as delivered on the device's acknowledged watermark; the device no longer holds them");
     }
-    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId, batchLastSeq: header.lastSeq, otherBootLive: this.duplicates.alternating(where.deviceId) });
+    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId, batchLastSeq: header.lastSeq, otherBootLive: this.duplicates.alternating(where.deviceId), seqFloor: result.seqFloor });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
     if (result.replay) {
       // Counted in the commit's own transaction.

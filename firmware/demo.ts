@@ -68,7 +68,9 @@ export const DEMO_UI_USERS: readonly Readonly<{ name: string; role: UiRole; pin:
 ]);
 
 export interface DemoResult {
+  /** Records the device stored, per kind (`KindStats.produced`; seqs are no count). */
   produced: Record<RecordKind, number>;
+  /** Of those, the ones the edge acknowledged (produced minus pending). */
   acked: Record<RecordKind, number>;
   edgeStored: Record<RecordKind, number>;
   /** Records stored at the edge whose body is byte-identical to another stored record of the device. */
@@ -475,8 +477,8 @@ export class Demo {
     let duplicatesAtEdge = 0;
     let missingAtEdge = 0;
     for (const kind of RECORD_KINDS) {
-      produced[kind] = summary.kinds[kind].lastSeq;
-      acked[kind] = summary.kinds[kind].ackedUpTo;
+      produced[kind] = summary.kinds[kind].produced;
+      acked[kind] = summary.kinds[kind].produced - summary.kinds[kind].pending;
       edgeStored[kind] = audit[kind]?.stored ?? 0;
       duplicatesAtEdge += audit[kind]?.duplicateBodies ?? 0;
       missingAtEdge += Math.max(0, produced[kind] - edgeStored[kind]);

@@ -294,6 +294,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       budgetBytes: config.store.budgetBytes,
       retentionMs: { chunk: config.store.chunkRetentionHours * hours, alert: recordMs, finding: recordMs, reading: recordMs, quarantine: recordMs },
       encryption: { suite: config.store.cipher, deviceKey },
+      // Seqs start above the device clock's floor at every open: a new SD card or a restored ledger under
+      // this deviceId does not reuse the seqs of the one before (device-sdk/store/README.md, "Sequence numbers").
+      seqFloorClock: this.clock,
     };
     // A damaged ledger is moved aside and a fresh one started (seqs above the old ones): the bedside keeps being monitored.
     const opened = openLedgerRecovering(ledgerPath(config.dataDir), { ...this.storeOptions, nowMs: this.clock.now() });
@@ -822,7 +825,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     } catch (error) {
       // A ledger that cannot be read (damaged while running): the last counters read are shown (none: zeros).
       this.log.debug({ err: (error as Error).message }, 'ledger counters not readable');
-      stats = this.lastStats ?? (Object.fromEntries(RECORD_KINDS.map((k) => [k, { lastSeq: 0, ackedUpTo: 0, pending: 0, rows: 0, bytes: 0 }])) as ReturnType<SqliteOutboxStore['stats']>);
+      stats = this.lastStats ?? (Object.fromEntries(RECORD_KINDS.map((k) => [k, { lastSeq: 0, produced: 0, ackedUpTo: 0, pending: 0, rows: 0, bytes: 0 }])) as ReturnType<SqliteOutboxStore['stats']>);
     }
     const now = this.clock.monotonic();
     const seconds = Math.max(0.001, (now - this.lastRateAt) / 1000);
@@ -843,7 +846,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const backlog = {} as Record<RecordKind, number>;
     let bytesUsed = 0;
     for (const kind of RECORD_KINDS) {
-      produced[kind] = stats[kind].lastSeq;
+      produced[kind] = stats[kind].produced;
       backlog[kind] = stats[kind].pending + (kind === 'chunk' ? this.ledger.buffered : 0);
       bytesUsed += stats[kind].bytes;
     }
@@ -855,7 +858,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       sensors,
       produced,
       backlog,
-      quarantined: stats.quarantine.lastSeq,
+      quarantined: stats.quarantine.produced,
       storage: { bytesUsed, budgetBytes: this.config.store.budgetBytes, overBudget: this.storageFull, diskFull: this.diskFull },
       analysis: this.analyzers.flatMap((a) => (a.status ? [a.status()] : [])),
     };

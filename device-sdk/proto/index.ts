@@ -62,6 +62,11 @@ export interface AckMessage {
   batchLastSeq: number;
   /** The edge saw this deviceId's batches alternate with another live boot (two boards, one id); false from older edges. */
   otherBootLive: boolean;
+  /**
+   * The batch had seq conflicts: the highest seq of its kind the edge holds for this deviceId, which the
+   * device's later seqs go above; 0 otherwise and from older edges.
+   */
+  seqFloor: number;
 }
 
 /** protobufjs yields 64-bit integers as `Long` objects when the `long` package is present. */
@@ -136,7 +141,13 @@ export function decodeRecordList(bytes: Uint8Array): WireRecord[] {
 }
 
 export function encodeAck(
-  ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId' | 'batchLastSeq' | 'otherBootLive'> & { rewind?: boolean; bootId?: string; batchLastSeq?: number; otherBootLive?: boolean },
+  ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId' | 'batchLastSeq' | 'otherBootLive' | 'seqFloor'> & {
+    rewind?: boolean;
+    bootId?: string;
+    batchLastSeq?: number;
+    otherBootLive?: boolean;
+    seqFloor?: number;
+  },
 ): Uint8Array {
   return T.Ack.encode({ ...ack, schemaVersion: SCHEMA_VERSION }).finish();
 }
@@ -154,6 +165,7 @@ export function decodeAck(bytes: Uint8Array): AckMessage {
     bootId: String(m.bootId ?? ''),
     batchLastSeq: num(m.batchLastSeq ?? 0),
     otherBootLive: m.otherBootLive === true,
+    seqFloor: num(m.seqFloor ?? 0),
   };
 }
 

@@ -15,6 +15,7 @@ import {
   type StoredRecord,
 } from './outbox-store.js';
 import { auditHash } from './audit.js';
+import { wallClockSeqFloor } from './seq-reservation.js';
 
 interface Row extends StoredRecord {
   bytes: number;
@@ -31,6 +32,7 @@ export class MemoryOutboxStore implements OutboxStore {
   private readonly retentionMs: Readonly<Record<RecordKind, number>>;
   private readonly rows = {} as Record<RecordKind, Row[]>;
   private readonly lastSeq = {} as Record<RecordKind, number>;
+  private readonly produced = {} as Record<RecordKind, number>;
   private readonly acked = {} as Record<RecordKind, number>;
   private readonly audit: AuditEntry[] = [];
   private readonly listeners = new Set<(kinds: readonly RecordKind[]) => void>();
@@ -40,9 +42,11 @@ export class MemoryOutboxStore implements OutboxStore {
     this.deviceId = options.deviceId;
     this.budgetBytes = options.budgetBytes ?? DEFAULT_BUDGET_BYTES;
     this.retentionMs = { ...DEFAULT_RETENTION_MS, ...options.retentionMs };
+    const floor = options.seqFloorClock ? wallClockSeqFloor(options.seqFloorClock.now()) : 0;
     for (const kind of RECORD_KINDS) {
       this.rows[kind] = [];
-      this.lastSeq[kind] = 0;
+      this.lastSeq[kind] = floor;
+      this.produced[kind] = 0;
       this.acked[kind] = 0;
     }
   }
@@ -62,6 +66,7 @@ export class MemoryOutboxStore implements OutboxStore {
     const kinds = new Set<RecordKind>();
     const seqs = entries.map((e) => {
       const seq = ++this.lastSeq[e.kind];
+      this.produced[e.kind] += 1;
       const body = new Uint8Array(e.body);
       this.rows[e.kind].push({ kind: e.kind, seq, bootId: this.bootId, tMs: e.tMs, tag: e.tag ?? '', body, bytes: body.byteLength + ROW_OVERHEAD_BYTES });
       kinds.add(e.kind);
@@ -83,6 +88,19 @@ export class MemoryOutboxStore implements OutboxStore {
       out.push({ kind, seq: r.seq, bootId: r.bootId, tMs: r.tMs, tag: r.tag, body: new Uint8Array(r.body) });
     }
     return out;
+  }
+
+  readBefore(kind: RecordKind, beforeSeq: number, limit: number): StoredRecord[] {
+    this.open('readBefore');
+    const held = this.rows[kind].filter((r) => r.seq < beforeSeq);
+    return held.slice(Math.max(0, held.length - Math.max(0, Math.floor(limit)))).map((r) => ({ kind, seq: r.seq, bootId: r.bootId, tMs: r.tMs, tag: r.tag, body: new Uint8Array(r.body) }));
+  }
+
+  raiseSeqFloor(kind: RecordKind, seq: number): boolean {
+    this.open('raiseSeqFloor');
+    if (!(seq > this.lastSeq[kind])) return false;
+    this.lastSeq[kind] = seq;
+    return true;
   }
 
   readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[] {
@@ -179,6 +197,7 @@ export class MemoryOutboxStore implements OutboxStore {
       const rows = this.rows[kind];
       out[kind] = {
         lastSeq: this.lastSeq[kind],
+        produced: this.produced[kind],
         ackedUpTo: this.acked[kind],
         pending: rows.filter((r) => r.seq > this.acked[kind]).length,
         rows: rows.length,

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.js';
 import type { RecordKind } from '../records.js';
 
 /** One record to append: its kind, the device time it was stored at, and its encoded body. */
@@ -21,8 +22,13 @@ export interface StoredRecord {
 }
 
 export interface KindStats {
-  /** Highest seq ever assigned for the kind (0 when none): with no eviction, the number produced. */
+  /**
+   * Highest seq ever assigned for the kind, or the floor the next one goes above (0 when none). Not a
+   * count: seqs skip (wall-clock floor, `raiseSeqFloor`, a fresh ledger above the reservation); see `produced`.
+   */
   lastSeq: number;
+  /** Records of the kind this ledger has appended, ever (records copied in by `restore` are not counted). */
+  produced: number;
   /** Highest seq the edge acknowledged as committed. */
   ackedUpTo: number;
   /** Rows held with seq > ackedUpTo. */
@@ -59,6 +65,12 @@ export interface OutboxStoreOptions {
   budgetBytes?: number;
   /** How long acknowledged records stay on the device after the edge committed them, per kind (ms). */
   retentionMs?: Partial<Record<RecordKind, number>>;
+  /**
+   * The device clock of the wall-clock seq floor: when the store opens (new or existing ledger), the next
+   * seq of each kind is above `wallClockSeqFloor(clock.now())` (`seq-reservation.ts`) if its own last seq is
+   * not already. Undefined: no floor (seqs count from 1; tests that check seqs).
+   */
+  seqFloorClock?: Pick<Clock, 'now'>;
 }
 
 /** Which records `OutboxStore.readMatching` returns: by tag, and stored at or after a time. */
@@ -76,10 +88,13 @@ export interface RecordFilter {
  * Contract (test/store/outbox-store.contract.ts runs it against every implementation):
  * - `append` is atomic and durable on return: all entries or none. It assigns each entry the next
  *   seq of its kind. Seqs of a kind strictly increase and never repeat for the life of the store,
- *   across restarts, crashes and deletions.
+ *   across restarts, crashes and deletions. They may skip: with `seqFloorClock` a store starts at the
+ *   wall-clock floor when it opens, and `raiseSeqFloor` moves the next seq up.
  * - `readAfter(kind, afterSeq, limit, maxBytes)` returns held records with seq > afterSeq in
  *   ascending seq order, at most `limit` of them and at most `maxBytes` of body in total (but at
  *   least one record when any is held, however large).
+ * - `readBefore(kind, beforeSeq, limit)` returns the newest `limit` held records with seq < beforeSeq, in
+ *   ascending seq order (for paging backwards across seq gaps).
  * - `readMatching(kind, filter, afterSeq, limit)` returns, in the same order, the held records with seq >
  *   afterSeq whose tag is one of `filter.tags` (any tag when absent) and that were stored at or after
  *   `filter.fromTMs` (their `tMs`; any time when absent), at most `limit` of them. The bodies of the others
@@ -92,6 +107,9 @@ export interface RecordFilter {
  *   equal value is ignored (returns false).
  * - `heldFrom(kind)` is the lowest seq of the kind still held, or `lastSeq + 1` when none is: every
  *   record below it was compacted or evicted.
+ * - `raiseSeqFloor(kind, seq)` durably makes every later seq of `kind` above `seq` (the edge holds `seq` from
+ *   another ledger under this device id); records already stored keep theirs. Returns false (nothing
+ *   changed) when the last seq handed out is at or above it already.
  * - `compact(now)` deletes acknowledged records older than their kind's retention.
  * - `enforceBudget(now)` evicts in the documented order until the ledger fits its budget. It never
  *   evicts an unacknowledged alert, finding, reading or quarantined record.
@@ -103,7 +121,9 @@ export interface OutboxStore {
   readonly bootId: string;
   append(entries: readonly AppendEntry[]): number[];
   readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes?: number): StoredRecord[];
+  readBefore(kind: RecordKind, beforeSeq: number, limit: number): StoredRecord[];
   readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[];
+  raiseSeqFloor(kind: RecordKind, seq: number): boolean;
   ackedUpTo(kind: RecordKind): number;
   acknowledge(kind: RecordKind, upToSeq: number): boolean;
   rewind(kind: RecordKind, upToSeq: number): boolean;

@@ -13,6 +13,36 @@ export interface SeqReservationOptions {
 
 export const DEFAULT_SEQ_RESERVATION_OPTIONS: Readonly<SeqReservationOptions> = Object.freeze({ blockSize: 4096 });
 
+/**
+ * Seqs per millisecond of device time in the wall-clock seq floor: a ledger opened at device time `t` (ms)
+ * hands out seqs above `t * SEQ_FLOOR_PER_MS`. Another ledger under the same device id (a new SD card, a
+ * copy restored from a backup) that was opened earlier on a clock that was right then is below it unless
+ * it made more than this many records of a kind per ms since it was opened.
+ */
+export const SEQ_FLOOR_PER_MS = 1000;
+
+/**
+ * Highest device time (ms) the floor follows: 8e12 ms (year 2223), so a floor stays below 8e15 and seqs
+ * counted up from it stay exact in a double (2^53 = 9.007e15) for another 1e15 records. A clock past it
+ * (a glitched RTC) gives no floor at all rather than one that could leave the safe range.
+ */
+export const SEQ_FLOOR_MAX_CLOCK_MS = 8e12;
+
+/**
+ * The wall-clock seq floor at device time `nowMs`: `floor(nowMs) * SEQ_FLOOR_PER_MS`, or 0 when the clock
+ * reads no plausible time (not finite, not positive, past `SEQ_FLOOR_MAX_CLOCK_MS`).
+ */
+export function wallClockSeqFloor(nowMs: number): number {
+  if (!Number.isFinite(nowMs) || nowMs <= 0 || nowMs > SEQ_FLOOR_MAX_CLOCK_MS) return 0;
+  return Math.floor(nowMs) * SEQ_FLOOR_PER_MS;
+}
+
+/**
+ * Highest seq a ledger is moved above on the edge's word (`raiseSeqFloor`): 2^53 - 2^40, so that seqs
+ * stay exact in a double for another 2^40 records. A higher floor is refused.
+ */
+export const SEQ_FLOOR_LIMIT = Number.MAX_SAFE_INTEGER - 2 ** 40;
+
 /** Where the seq reservation of the ledger at `ledgerFile` lives. */
 export function seqReservationPath(ledgerFile: string): string {
   return join(dirname(ledgerFile), SEQ_RESERVATION_FILE);

@@ -22,7 +22,7 @@ import {
   type StoredRecord,
 } from './outbox-store.js';
 import { makeDirs } from '../make-dirs.js';
-import type { SeqReservation } from './seq-reservation.js';
+import { SEQ_FLOOR_LIMIT, type SeqReservation, wallClockSeqFloor } from './seq-reservation.js';
 
 const TABLE = LEDGER_TABLES;
 /** Rows per multi-row INSERT of an append transaction (7 parameters each, far below SQLite's limit). */
@@ -65,7 +65,30 @@ export const DEVICE_MIGRATIONS: readonly Migration[] = Object.freeze([
       for (const kind of RECORD_KINDS) db.exec(`ALTER TABLE ${TABLE[kind]} ADD COLUMN key_id TEXT`);
     },
   },
+  {
+    version: 3,
+    name: 'records produced per kind (seqs skip from the wall-clock floor on, so the last seq is no count)',
+    up: (db: Database.Database) => {
+      db.exec('ALTER TABLE sync_state ADD COLUMN produced INTEGER NOT NULL DEFAULT 0');
+      // Before the floor a ledger's seqs counted its records (but for a fresh ledger above a damaged one's).
+      for (const kind of RECORD_KINDS) {
+        db.prepare('UPDATE sync_state SET produced = COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0) WHERE kind = ?').run(TABLE[kind], kind);
+      }
+    },
+  },
 ]);
+
+/**
+ * Raises the `sqlite_sequence` entry of a record table (the last seq AUTOINCREMENT handed out) to at
+ * least `floor`, so that the next seq is above it. Returns whether it changed. Inside the caller's transaction.
+ */
+function raiseSequence(db: Database.Database, table: string, floor: number): boolean {
+  const current = db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck().get(table) as number | undefined;
+  if (current !== undefined && current >= floor) return false;
+  if (current === undefined) db.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)').run(table, floor);
+  else db.prepare('UPDATE sqlite_sequence SET seq = ? WHERE name = ?').run(floor, table);
+  return true;
+}
 
 /** SQLite pragmas of every medge database: WAL, and fsync on every commit that an ack or alarm depends on. */
 export function applyDurablePragmas(db: Database.Database): void {
@@ -179,6 +202,7 @@ export class SqliteOutboxStore implements OutboxStore {
   private readonly bytes = {} as Record<RecordKind, number>;
   private readonly rows = {} as Record<RecordKind, number>;
   private readonly lastSeq = {} as Record<RecordKind, number>;
+  private readonly produced = {} as Record<RecordKind, number>;
   private readonly acked = {} as Record<RecordKind, number>;
   private readonly listeners = new Set<(kinds: readonly RecordKind[]) => void>();
   private readonly insert: Record<RecordKind, Database.Statement>;
@@ -205,25 +229,25 @@ export class SqliteOutboxStore implements OutboxStore {
     this.db.pragma('secure_delete = ON');
 
     const owner = this.db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined;
-    if (owner === undefined) {
-      const reservation = options.seqReservation;
-      this.db
-        .transaction(() => {
-          this.db.prepare("INSERT INTO device (key, value) VALUES ('device_id', ?)").run(this.deviceId);
-          // A new ledger where an older one handed out seqs (damaged and moved aside, lost, deleted):
-          // its seqs start above every seq the older one may have committed.
-          for (const kind of RECORD_KINDS) {
-            const floor = reservation?.bound(kind) ?? 0;
-            if (floor === 0) continue;
-            this.db.prepare('DELETE FROM sqlite_sequence WHERE name = ?').run(TABLE[kind]);
-            this.db.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)').run(TABLE[kind], floor);
-          }
-        })
-        .immediate();
-    } else if (owner !== this.deviceId) {
+    if (owner !== undefined && owner !== this.deviceId) {
       this.db.close();
       throw new StoreError('open', `ledger ${path} belongs to device ${owner}, not ${this.deviceId}; use that deviceId or another data directory`);
     }
+    // Another ledger under this device id, opened earlier on a clock that was right (an older SD card, a
+    // copy this one was restored from), handed out seqs below this one's from here.
+    const wallFloor = options.seqFloorClock ? wallClockSeqFloor(options.seqFloorClock.now()) : 0;
+    const reservation = options.seqReservation;
+    this.db
+      .transaction(() => {
+        if (owner === undefined) this.db.prepare("INSERT INTO device (key, value) VALUES ('device_id', ?)").run(this.deviceId);
+        for (const kind of RECORD_KINDS) {
+          // A new ledger where an older one handed out seqs (damaged and moved aside, lost, deleted):
+          // its seqs start above every seq the older one may have committed.
+          const floor = Math.max(wallFloor, owner === undefined ? (reservation?.bound(kind) ?? 0) : 0);
+          if (floor > 0) raiseSequence(this.db, TABLE[kind], floor);
+        }
+      })
+      .immediate();
     const hasKeys = (this.db.prepare('SELECT COUNT(*) FROM data_keys').pluck().get() as number) > 0;
     if (options.encryption) {
       const { suite } = options.encryption;
@@ -261,7 +285,9 @@ export class SqliteOutboxStore implements OutboxStore {
       this.rows[kind] = totals.n;
       this.bytes[kind] = totals.b;
       this.lastSeq[kind] = sequences.get(t) ?? 0;
-      this.acked[kind] = this.db.prepare('SELECT acked_up_to FROM sync_state WHERE kind = ?').pluck().get(kind) as number;
+      const state = this.db.prepare('SELECT acked_up_to, produced FROM sync_state WHERE kind = ?').get(kind) as { acked_up_to: number; produced: number };
+      this.acked[kind] = state.acked_up_to;
+      this.produced[kind] = state.produced;
       insert[kind] = this.db.prepare(`INSERT INTO ${t} ${columns} VALUES (?, ?, ?, ?, ?, ?, ?)`);
       insertBatch[kind] = this.db.prepare(`INSERT INTO ${t} ${columns} VALUES ${new Array(INSERT_BATCH_ROWS).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
       lowestSeq[kind] = this.db.prepare(`SELECT MIN(seq) FROM ${t}`).pluck();
@@ -270,6 +296,7 @@ export class SqliteOutboxStore implements OutboxStore {
     this.lowestSeq = lowestSeq;
     this.insertBatch = insertBatch;
     const lastUsed = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck();
+    const countProduced = this.db.prepare('UPDATE sync_state SET produced = produced + ? WHERE kind = ?');
     // Seqs are assigned here rather than by AUTOINCREMENT so that each body is sealed with its own
     // seq as associated data; inside the IMMEDIATE transaction sqlite_sequence is what AUTOINCREMENT
     // would have used, and inserting an explicit seq above it advances it the same way.
@@ -324,6 +351,7 @@ export class SqliteOutboxStore implements OutboxStore {
           row(indexes[j] as number, oneArgs, 0);
           this.insert[kind].run(oneArgs);
         }
+        countProduced.run(indexes.length, kind);
       }
       return seqs;
     });
@@ -352,6 +380,7 @@ export class SqliteOutboxStore implements OutboxStore {
     entries.forEach((e, i) => {
       this.bytes[e.kind] += e.body.byteLength + ROW_OVERHEAD_BYTES;
       this.rows[e.kind] += 1;
+      this.produced[e.kind] += 1;
       this.lastSeq[e.kind] = seqs[i] as number;
       kinds.add(e.kind);
     });
@@ -409,6 +438,38 @@ export class SqliteOutboxStore implements OutboxStore {
       out.push({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body });
     }
     return out;
+  }
+
+  readBefore(kind: RecordKind, beforeSeq: number, limit: number): StoredRecord[] {
+    this.open('readBefore');
+    const rows = (
+      this.db
+        .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE seq < ? ORDER BY seq DESC LIMIT ?`)
+        .all(beforeSeq, Math.max(0, Math.floor(limit))) as LedgerRow[]
+    ).reverse();
+    const bodies = this.open_(kind, rows);
+    return rows.map((r, i) => ({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body: bodies[i] as Buffer }));
+  }
+
+  /**
+   * Moves the next seq of `kind` above `seq` (see `OutboxStore.raiseSeqFloor`): in one IMMEDIATE transaction
+   * `sqlite_sequence` is raised and the seq reservation made to cover it (so a fresh ledger in this data
+   * directory starts above it too). Throws `StoreError` for a seq that is not an integer up to `SEQ_FLOOR_LIMIT`.
+   */
+  raiseSeqFloor(kind: RecordKind, seq: number): boolean {
+    this.open('raiseSeqFloor');
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > SEQ_FLOOR_LIMIT) {
+      throw new StoreError('raiseSeqFloor', `seq floor ${seq} of ${kind} is not an integer from 0 to ${SEQ_FLOOR_LIMIT}`);
+    }
+    if (!(seq > this.lastSeq[kind])) return false;
+    this.db
+      .transaction(() => {
+        raiseSequence(this.db, TABLE[kind], seq);
+        this.seqReservation?.raise({ [kind]: seq });
+      })
+      .immediate();
+    this.lastSeq[kind] = seq;
+    return true;
   }
 
   readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[] {
@@ -560,7 +621,7 @@ export class SqliteOutboxStore implements OutboxStore {
     const out = {} as Record<RecordKind, KindStats>;
     for (const kind of RECORD_KINDS) {
       const pending = this.db.prepare(`SELECT COUNT(*) FROM ${TABLE[kind]} WHERE seq > ?`).pluck().get(this.acked[kind]) as number;
-      out[kind] = { lastSeq: this.lastSeq[kind], ackedUpTo: this.acked[kind], pending, rows: this.rows[kind], bytes: this.bytes[kind] };
+      out[kind] = { lastSeq: this.lastSeq[kind], produced: this.produced[kind], ackedUpTo: this.acked[kind], pending, rows: this.rows[kind], bytes: this.bytes[kind] };
     }
     return out;
   }
@@ -598,7 +659,7 @@ export class SqliteOutboxStore implements OutboxStore {
 
 export interface LedgerSummary {
   deviceId: string;
-  kinds: Record<RecordKind, { lastSeq: number; ackedUpTo: number; pending: number; rows: number }>;
+  kinds: Record<RecordKind, { lastSeq: number; produced: number; ackedUpTo: number; pending: number; rows: number }>;
 }
 
 /**
@@ -632,13 +693,17 @@ export function readLedgerSummary(path: string): LedgerSummary {
     const deviceId = (db.prepare("SELECT value FROM device WHERE key = 'device_id'").pluck().get() as string | undefined) ?? '';
     const sequences = new Map((db.prepare('SELECT name, seq FROM sqlite_sequence').all() as { name: string; seq: number }[]).map((r) => [r.name, r.seq]));
     const kinds = {} as LedgerSummary['kinds'];
+    // A ledger of a build before schema version 3 (read here without migrating) counted its records with its seqs.
+    const counted = (db.prepare("SELECT COUNT(*) FROM pragma_table_info('sync_state') WHERE name = 'produced'").pluck().get() as number) > 0;
     for (const kind of RECORD_KINDS) {
-      const ackedUpTo = db.prepare('SELECT acked_up_to FROM sync_state WHERE kind = ?').pluck().get(kind) as number;
+      const state = db.prepare(`SELECT acked_up_to, ${counted ? 'produced' : 'NULL AS produced'} FROM sync_state WHERE kind = ?`).get(kind) as { acked_up_to: number; produced: number | null };
+      const ackedUpTo = state.acked_up_to;
       const counts = db.prepare(`SELECT COUNT(*) AS rows, COUNT(*) FILTER (WHERE seq > ?) AS pending FROM ${TABLE[kind]}`).get(ackedUpTo) as {
         rows: number;
         pending: number;
       };
-      kinds[kind] = { lastSeq: sequences.get(TABLE[kind]) ?? 0, ackedUpTo, ...counts };
+      const lastSeq = sequences.get(TABLE[kind]) ?? 0;
+      kinds[kind] = { lastSeq, produced: state.produced ?? lastSeq, ackedUpTo, ...counts };
     }
     return { deviceId, kinds };
   });

@@ -6,6 +6,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { decodeAck } from '../proto/index.js';
 import { type Alert, RECORD_KINDS, type RecordKind } from '../records.js';
 import type { OutboxStore } from '../store/outbox-store.js';
+import { SEQ_FLOOR_LIMIT } from '../store/seq-reservation.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { buildBatch } from './batch.js';
 import { downTopic, isTopicSegment, upTopic } from './topics.js';
@@ -111,11 +112,20 @@ const OTHER_BOOT_WINDOW_MS = 10 * 60_000;
 /** The alert (severity 2) of a board whose MQTT session another board with its deviceId keeps taking over. */
 export const SYNC_DEVICE_ID_IN_USE = 'sync-device-id-in-use';
 
+/**
+ * The alert (severity 1, info) of a board that moved its seqs above those the edge holds from another ledger
+ * under its deviceId (`Ack.seqFloor`), and the audit action recorded each time it does.
+ */
+export const SYNC_SEQS_RAISED = 'sync-seqs-raised';
+
 export interface UplinkEvents {
   state: [UplinkState];
   ack: [{ kind: RecordKind; upToSeq: number }];
   drained: [];
-  /** A `sync-device-id-in-use` alert for the runtime to store and raise locally (the uplink stores nothing itself). */
+  /**
+   * A `sync-device-id-in-use` or `sync-seqs-raised` alert for the runtime to store and raise locally (the
+   * uplink stores no alert itself).
+   */
   alert: [Alert];
 }
 
@@ -164,6 +174,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   /** Monotonic time of the last `sync-device-id-in-use` alert. */
   private takeoverAlertAt: number | undefined;
   private unsubscribeStore: (() => void) | undefined;
+  /** A `sync-seqs-raised` alert was emitted (once per uplink; every raise is audited). */
+  private seqsRaisedAlerted = false;
   lastAckMs: number | undefined;
 
   constructor(store: OutboxStore, options: Partial<UplinkOptions> & { url: string }) {
@@ -381,6 +393,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     }
     const kind = ack.kind as RecordKind;
     for (const f of this.inFlight) if (f.kind === kind && f.lastSeq === ack.batchLastSeq) f.held = true;
+    // Before the watermark moves: records appended from here on get seqs above the other ledger's.
+    if (ack.seqFloor > 0) this.raiseSeqFloor(kind, ack.seqFloor);
     if (ack.rewind && this.store.rewind(kind, ack.upToSeq)) {
       this.log.warn({ kind, upToSeq: ack.upToSeq }, 'the edge lost records it had acknowledged; sending them again');
       this.cursor[kind] = this.store.ackedUpTo(kind);
@@ -401,6 +415,35 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     }
     this.pump();
     if (this.inFlight.length === 0 && this.drained) this.emit('drained');
+  }
+
+  /**
+   * The edge holds seqs of `kind` up to `seqFloor` from another ledger under this deviceId (a new SD card,
+   * a ledger restored from a backup, on a clock too far behind for the wall-clock floor to clear them):
+   * the store moves its next seq above it. Records made before keep their seqs (they may be at the edge
+   * already; it keeps them as conflicts). Every raise is audited; one info alert per uplink.
+   */
+  private raiseSeqFloor(kind: RecordKind, seqFloor: number): void {
+    if (!Number.isSafeInteger(seqFloor) || seqFloor > SEQ_FLOOR_LIMIT) {
+      this.log.warn({ kind, seqFloor }, 'ignoring a seq floor beyond the exact range of seqs');
+      return;
+    }
+    if (!this.store.raiseSeqFloor(kind, seqFloor)) return;
+    const o = this.options;
+    const detail = `${kind}: seqs from here on above ${seqFloor}, the highest the edge holds from another ledger under device id ${this.store.deviceId} (new SD card or restored ledger); records made before keep their seqs and are seq conflicts at the edge`;
+    this.store.appendAudit({ tMs: o.clock.now(), actor: 'uplink', action: SYNC_SEQS_RAISED, detail });
+    this.log.warn({ kind, seqFloor }, 'the edge holds these seqs from another ledger under this device id; later records go above them');
+    if (this.seqsRaisedAlerted) return;
+    this.seqsRaisedAlerted = true;
+    this.emit('alert', {
+      kind: SYNC_SEQS_RAISED,
+      severity: 1,
+      t: o.clock.now(),
+      message:
+        `The edge already held records under this board's device id "${this.store.deviceId}" with the numbers this board was using ` +
+        `(a new SD card or a ledger restored from a backup, and a board clock that was behind). New records are numbered above them from now on. ` +
+        `Records made before this stay as they are; the edge keeps them for review (medge edge conflicts). Nothing is lost.`,
+    });
   }
 
   /**

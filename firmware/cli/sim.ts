@@ -113,7 +113,7 @@ async function settle(ledger: string, demo: Demo): Promise<void> {
   let stableSince = Date.now();
   while (Date.now() < deadline) {
     const summary = readLedgerSummary(ledger);
-    const total = RECORD_KINDS.reduce((a, k) => a + summary.kinds[k].lastSeq, 0);
+    const total = RECORD_KINDS.reduce((a, k) => a + summary.kinds[k].produced, 0);
     if (total !== last) {
       last = total;
       stableSince = Date.now();

@@ -143,8 +143,9 @@ export class ClinicData {
   }
 
   /**
-   * The newest `limit` records of `kind` that pass `keep`, oldest first. Pages backwards through
-   * at most `scanLimit` records (seqs may have gaps where records were compacted or evicted).
+   * The newest `limit` records of `kind` that pass `keep`, oldest first. Pages backwards through at most
+   * `scanLimit` held records (`readBefore`: seqs have gaps, where records were compacted or evicted and
+   * where the ledger's seqs jumped to the wall-clock floor at a start).
    */
   recent<K extends 'reading' | 'finding' | 'alert' | 'chunk'>(
     kind: K,
@@ -153,21 +154,20 @@ export class ClinicData {
     scanLimit = 20_000,
   ): { seq: number; value: ReturnType<typeof decodeBody<K>> }[] {
     const out: { seq: number; value: ReturnType<typeof decodeBody<K>> }[] = [];
-    let upper = this.lastSeq(kind);
+    let before = this.lastSeq(kind) + 1;
     let scanned = 0;
     const page = 500;
-    while (upper > 0 && out.length < limit && scanned < scanLimit) {
-      const from = Math.max(0, upper - page);
-      const rows = this.store.readAfter(kind, from, upper - from);
-      scanned += upper - from;
+    while (out.length < limit && scanned < scanLimit) {
+      const rows = this.store.readBefore(kind, before, Math.min(page, scanLimit - scanned));
+      if (rows.length === 0) break;
+      scanned += rows.length;
       const matched: { seq: number; value: ReturnType<typeof decodeBody<K>> }[] = [];
       for (const row of rows) {
-        if (row.seq > upper) break;
         const value = decodeBody(kind, row.body);
         if (keep(value, row.seq)) matched.push({ seq: row.seq, value });
       }
       out.unshift(...matched.slice(Math.max(0, matched.length - (limit - out.length))));
-      upper = from;
+      before = (rows[0] as { seq: number }).seq;
     }
     return out;
   }

@@ -128,7 +128,7 @@ describe('Ingest on a real EdgeStore', () => {
       committedAtPublish = readEdgeStats(h.dir).devices[DEV]?.reading;
     };
     const result = expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, [], { records })));
-    expect(result).toEqual({ inserted: 5, redelivered: 0, conflicts: [], upToSeq: 5, replay: false, rewind: false, assumed: 0 });
+    expect(result).toEqual({ inserted: 5, redelivered: 0, conflicts: [], upToSeq: 5, replay: false, rewind: false, assumed: 0, seqFloor: 0 });
     expect(committedAtPublish).toBe(5);
     expect(h.acks).toHaveLength(1);
     expect(h.acks[0]?.topic).toBe('medge/v1/clinic-7/dev-42/down/ack');
@@ -146,7 +146,7 @@ describe('Ingest on a real EdgeStore', () => {
     const h = setup();
     const payload = batch('chunk', 0, range(1, 40));
     expect(decodeBatch(payload).compression).toBe(Compression.DEFLATE);
-    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, conflicts: [], upToSeq: 40, replay: false, rewind: false, assumed: 0 });
+    expect(expectOk(h.ingest.handle(topic('chunk'), payload))).toEqual({ inserted: 40, redelivered: 0, conflicts: [], upToSeq: 40, replay: false, rewind: false, assumed: 0, seqFloor: 0 });
     expect(h.store.audit(DEV).chunk).toEqual({ stored: 40, minSeq: 1, maxSeq: 40, duplicateBodies: 0 });
   });
 
@@ -157,7 +157,7 @@ describe('Ingest on a real EdgeStore', () => {
     expect(h.ingest.handle(topic('alert'), payload)).toMatchObject({ ok: false, reason: 'replay' });
     expect(readEdgeStats(h.dir).rejected).toEqual({ replay: 1 });
     // Overlapping: (2, 6] after (0, 4].
-    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, conflicts: [], upToSeq: 6, replay: false, rewind: false, assumed: 0 });
+    expect(expectOk(h.ingest.handle(topic('alert'), batch('alert', 2, range(3, 6))))).toEqual({ inserted: 2, redelivered: 2, conflicts: [], upToSeq: 6, replay: false, rewind: false, assumed: 0, seqFloor: 0 });
     expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([4, 4, 6]);
     expect(h.store.audit(DEV).alert).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
     expect(readEdgeStats(h.dir).devices[DEV]).toEqual({ alert: 6 });
@@ -173,9 +173,11 @@ describe('Ingest on a real EdgeStore', () => {
       expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, range(1, 10))));
       const reused = other('alert', range(1, 4));
       const result = expectOk(h.ingest.handle(topic('alert'), batch('alert', 0, [], { records: reused })));
-      expect(result).toEqual({ inserted: 0, redelivered: 0, conflicts: [1, 2, 3, 4], upToSeq: 4, replay: false, rewind: false, assumed: 0 });
-      // The ack goes out after the conflicts are committed, and covers only what this ledger sent.
-      expect(h.acks.at(-1)?.ack.upToSeq).toBe(4);
+      expect(result).toEqual({ inserted: 0, redelivered: 0, conflicts: [1, 2, 3, 4], upToSeq: 4, replay: false, rewind: false, assumed: 0, seqFloor: 10 });
+      // The ack goes out after the conflicts are committed, and covers only what this ledger sent; it tells
+      // the device the highest seq held here, for its later seqs to go above.
+      expect(h.acks.at(-1)?.ack).toMatchObject({ upToSeq: 4, seqFloor: 10 });
+      expect(h.acks[0]?.ack.seqFloor).toBe(0);
       expect(h.store.conflicts(DEV, 'alert').map((r) => [r.seq, r.bootId, Buffer.from(r.body).toString('hex')])).toEqual(
         reused.map((r) => [r.seq, r.bootId, Buffer.from(r.body).toString('hex')]),
       );
@@ -191,6 +193,8 @@ describe('Ingest on a real EdgeStore', () => {
       expectOk(h.ingest.handle(topic('reading'), payload));
       expect(h.ingest.handle(topic('reading'), payload)).toMatchObject({ ok: false, reason: 'replay' });
       expect(h.acks.map((a) => a.ack.upToSeq)).toEqual([10, 3, 3]);
+      // The floor goes with the resent conflicts' ack too: the first one may have been the ack lost.
+      expect(h.acks.map((a) => a.ack.seqFloor)).toEqual([0, 10, 10]);
       expect(h.store.conflicts(DEV, 'reading')).toHaveLength(3);
       expect(readEdgeStats(h.dir).rejected).toEqual({ 'seq-conflict': 3, replay: 1 });
     });
@@ -207,6 +211,7 @@ describe('Ingest on a real EdgeStore', () => {
         replay: false,
         rewind: false,
         assumed: 0,
+        seqFloor: 6,
       });
       expect(h.store.audit(DEV).finding).toEqual({ stored: 6, minSeq: 1, maxSeq: 6, duplicateBodies: 0 });
     });
@@ -522,5 +527,30 @@ describe('Ingest on a real EdgeStore', () => {
     send('boot-3');
     send('boot-4');
     expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.count).toBe(13);
+  });
+});
+
+describe('seqs from the wall-clock floor (about 1.8e15, above 2^32) on the wire and in the edge store', () => {
+  it('stay exact through Batch, SQLite and the ack, up to the largest floor a device accepts', () => {
+    const h = setup();
+    const floor = 1_765_000_000_000_000;
+    const seqs = [floor + 1, floor + 2, floor + 3];
+    expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, seqs, { heldFrom: floor + 1 })));
+    expect(h.store.records(DEV, 'reading').map((r) => r.seq)).toEqual(seqs);
+    // Another ledger reusing them: the ack's floor is the highest seq held, exactly.
+    const reused = seqs.slice(0, 2).map((seq) => ({ seq, bootId: 'boot-bbbb', tMs: T0, body: encodeBody('reading', sampleBody('reading', seq % 1000)) }));
+    expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, [], { records: reused, heldFrom: floor + 1 })));
+    expect(h.acks.map((a) => [a.ack.upToSeq, a.ack.seqFloor, a.ack.batchLastSeq])).toEqual([
+      [floor + 3, 0, floor + 3],
+      [floor + 2, floor + 3, floor + 2],
+    ]);
+    // The largest seq floor a device takes (SEQ_FLOOR_LIMIT = 2^53 - 2^40) and 2^53 - 1 decode exactly.
+    const AckType = protobuf.loadSync(PROTO_PATH).lookupType('medge.v1.Ack');
+    for (const n of [2 ** 53 - 2 ** 40, Number.MAX_SAFE_INTEGER]) {
+      const bytes = AckType.encode({ schemaVersion: 1, deviceId: DEV, kind: 'reading', upToSeq: n, seqFloor: n }).finish();
+      expect(decodeAck(bytes)).toMatchObject({ upToSeq: n, seqFloor: n });
+    }
+    // An ack of an edge before the field: 0, which changes nothing on the device.
+    expect(decodeAck(AckType.encode({ schemaVersion: 1, deviceId: DEV, kind: 'reading', upToSeq: 5 }).finish()).seqFloor).toBe(0);
   });
 });

@@ -33,7 +33,7 @@ describe('medge keys rotate during medge demo --json', () => {
       const ledger = join(device, 'ledger.sqlite');
       const chunks = () => {
         try {
-          return readLedgerSummary(ledger).kinds.chunk.lastSeq;
+          return readLedgerSummary(ledger).kinds.chunk.produced;
         } catch {
           return 0; // not created or not migrated yet
         }

@@ -12,6 +12,7 @@ import { StoreError } from '../../device-sdk/errors.js';
 import { RECORD_KINDS, type RecordKind } from '../../device-sdk/records.js';
 import { auditHash } from '../../device-sdk/store/audit.js';
 import { type AppendEntry, type OutboxStore, type OutboxStoreOptions, ROW_OVERHEAD_BYTES } from '../../device-sdk/store/outbox-store.js';
+import { SEQ_FLOOR_PER_MS, wallClockSeqFloor } from '../../device-sdk/store/seq-reservation.js';
 
 export interface OutboxStoreHarness {
   store: OutboxStore;
@@ -655,7 +656,7 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
     describe('stats', () => {
       it('starts at zero for every kind', () => {
         const { store } = make();
-        const zero = { lastSeq: 0, ackedUpTo: 0, pending: 0, rows: 0, bytes: 0 };
+        const zero = { lastSeq: 0, produced: 0, ackedUpTo: 0, pending: 0, rows: 0, bytes: 0 };
         expect(store.stats()).toEqual(Object.fromEntries(RECORD_KINDS.map((k) => [k, zero])));
       });
 
@@ -670,7 +671,61 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
           chunk: { lastSeq: 0, ackedUpTo: 0, pending: 0, rows: 0, bytes: 0 },
         });
         store.compact(T0 + 1);
-        expect(store.stats().reading).toEqual({ lastSeq: 4, ackedUpTo: 2, pending: 2, rows: 2, bytes: rowBytes(30) + rowBytes(40) });
+        expect(store.stats().reading).toEqual({ lastSeq: 4, produced: 4, ackedUpTo: 2, pending: 2, rows: 2, bytes: rowBytes(30) + rowBytes(40) });
+      });
+    });
+
+    describe('seq floor (seqFloorClock, raiseSeqFloor) and readBefore', () => {
+      /** A device clock that reads `ms`. */
+      const at = (ms: number) => ({ now: () => ms });
+
+      it('with seqFloorClock the first seq of every kind is above the wall-clock floor; produced counts records, lastSeq does not', () => {
+        const { store } = make({ seqFloorClock: at(T0) });
+        const floor = T0 * SEQ_FLOOR_PER_MS;
+        expect(wallClockSeqFloor(T0)).toBe(floor);
+        expect(store.append([entry('reading'), entry('reading'), entry('alert')])).toEqual([floor + 1, floor + 2, floor + 1]);
+        expect(store.stats().reading).toMatchObject({ lastSeq: floor + 2, produced: 2, rows: 2 });
+        expect(store.stats().chunk).toMatchObject({ lastSeq: floor, produced: 0 });
+        expect(store.heldFrom('reading')).toBe(floor + 1);
+        expect(store.heldFrom('chunk')).toBe(floor + 1);
+        // Exact in a double: the seqs survive reading back.
+        expect(seqsOf(store, 'reading')).toEqual([floor + 1, floor + 2]);
+      });
+
+      it('raiseSeqFloor moves later seqs above the floor, keeps the earlier records and their seqs, and never lowers', () => {
+        const { store } = make({ retentionMs: { reading: 0 } });
+        store.append([entry('reading', { mark: 1 }), entry('reading', { mark: 2 })]);
+        const floor = 1_765_000_000_000_300;
+        expect(store.raiseSeqFloor('reading', floor)).toBe(true);
+        expect(store.raiseSeqFloor('reading', floor)).toBe(false);
+        expect(store.raiseSeqFloor('reading', 10)).toBe(false);
+        expect(store.stats().reading).toMatchObject({ lastSeq: floor, produced: 2, rows: 2 });
+        expect(store.append([entry('reading', { mark: 3 }), entry('alert')])).toEqual([floor + 1, 1]);
+        expect(store.readAfter('reading', 0, 10).map((r) => [r.seq, hex(r.body)])).toEqual([
+          [1, hex(body(8, 1))],
+          [2, hex(body(8, 2))],
+          [floor + 1, hex(body(8, 3))],
+        ]);
+        // A batch spanning the jump is acknowledged, compacted and held from as any other.
+        expect(store.acknowledge('reading', floor + 1)).toBe(true);
+        expect(store.stats().reading.pending).toBe(0);
+        store.compact(T0 + DAY);
+        expect(store.heldFrom('reading')).toBe(floor + 2);
+      });
+
+      it('readBefore returns the newest held records below a seq, in ascending order, across gaps', () => {
+        const { store } = make();
+        store.append([1, 2, 3].map((mark) => entry('finding', { mark })));
+        store.raiseSeqFloor('finding', 1_000_000_000);
+        store.append([4, 5].map((mark) => entry('finding', { mark })));
+        expect(store.readBefore('finding', 1_000_000_003, 3).map((r) => [r.seq, hex(r.body)])).toEqual([
+          [3, hex(body(8, 3))],
+          [1_000_000_001, hex(body(8, 4))],
+          [1_000_000_002, hex(body(8, 5))],
+        ]);
+        expect(store.readBefore('finding', 1_000_000_001, 10).map((r) => r.seq)).toEqual([1, 2, 3]);
+        expect(store.readBefore('finding', 1, 10)).toEqual([]);
+        expect(store.readBefore('finding', 2_000_000_000, 0)).toEqual([]);
       });
     });
 
@@ -787,6 +842,8 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         ['append', (s) => s.append([entry('reading')])],
         ['readAfter', (s) => s.readAfter('reading', 0, 10)],
         ['readMatching', (s) => s.readMatching('reading', { tags: ['x'] }, 0, 10)],
+        ['readBefore', (s) => s.readBefore('reading', 10, 10)],
+        ['raiseSeqFloor', (s) => s.raiseSeqFloor('reading', 1000)],
         ['ackedUpTo', (s) => s.ackedUpTo('reading')],
         ['acknowledge', (s) => s.acknowledge('reading', 1)],
         ['compact', (s) => s.compact(T0)],
@@ -844,6 +901,26 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         const next = store.appendAudit({ tMs: T0 + 1, actor: 'system', action: 'boot', detail: '' });
         expect(next.prevHash).toBe(audit.hash);
         expect(next.id).toBeGreaterThan(audit.id);
+      });
+
+      it('with seqFloorClock every reopen starts above the floor of its clock, or goes on from its own seqs when the clock is behind them', () => {
+        let clockMs = T0;
+        const h = make({ seqFloorClock: { now: () => clockMs } });
+        const reopen = h.reopen as () => OutboxStore;
+        let store = h.store;
+        expect(store.append([entry('reading')])).toEqual([T0 * 1000 + 1]);
+        clockMs = T0 + 60_000;
+        store = reopen();
+        expect(store.append([entry('reading'), entry('reading')])).toEqual([(T0 + 60_000) * 1000 + 1, (T0 + 60_000) * 1000 + 2]);
+        // The clock three days back (no RTC): the floor is below the ledger's own seqs, which go on.
+        clockMs = T0 - 3 * DAY;
+        store = reopen();
+        expect(store.append([entry('reading')])).toEqual([(T0 + 60_000) * 1000 + 3]);
+        expect(store.stats().reading).toMatchObject({ produced: 4, rows: 4 });
+        // A raised floor is kept across a reopen.
+        store.raiseSeqFloor('reading', (T0 + DAY) * 1000);
+        store = reopen();
+        expect(store.append([entry('reading')])).toEqual([(T0 + DAY) * 1000 + 1]);
       });
 
       it('never reuses seqs of records deleted before the restart', () => {

@@ -11,7 +11,8 @@ import { Ledger } from '../../device-sdk/store/ledger.js';
 import { MemoryOutboxStore } from '../../device-sdk/store/memory-outbox-store.js';
 import { type Migration, runMigrations } from '../../device-sdk/store/migrations.js';
 import type { OutboxStore } from '../../device-sdk/store/outbox-store.js';
-import { applyDurablePragmas, DEVICE_MIGRATIONS, SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { applyDurablePragmas, DEVICE_MIGRATIONS, readLedgerSummary, SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { SEQ_FLOOR_LIMIT, SeqReservation, seqReservationPath } from '../../device-sdk/store/seq-reservation.js';
 import { createDeviceKey } from '../../device-sdk/security/device-key.js';
 import { CIPHER_SUITES } from '../../device-sdk/security/envelope.js';
 import { describeOutboxStoreContract } from './outbox-store.contract.js';
@@ -93,6 +94,51 @@ function thrown(fn: () => unknown): unknown {
 }
 
 describe('SqliteOutboxStore on a file', () => {
+  it('raiseSeqFloor makes the seq reservation cover the floor: a fresh ledger in the data directory starts above it too', () => {
+    const dir = tempDir();
+    const path = join(dir, 'ledger.sqlite');
+    const floor = 1_765_000_000_000_000;
+    let store = new SqliteOutboxStore(path, { deviceId: 'dev-1', seqReservation: new SeqReservation(seqReservationPath(path)) });
+    store.append([reading(1)]);
+    expect(store.raiseSeqFloor('reading', floor)).toBe(true);
+    store.close();
+    expect(new SeqReservation(seqReservationPath(path)).bound('reading')).toBeGreaterThanOrEqual(floor);
+    // The ledger file is lost (moved aside as damaged, deleted): the fresh one starts above the raised floor.
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    store = new SqliteOutboxStore(path, { deviceId: 'dev-1', seqReservation: new SeqReservation(seqReservationPath(path)) });
+    expect((store.append([reading(2)])[0] as number) > floor).toBe(true);
+    store.close();
+  });
+
+  it('raiseSeqFloor refuses a floor that is no integer or past the exact range of seqs, and changes nothing', () => {
+    const store = new SqliteOutboxStore(join(tempDir(), 'ledger.sqlite'), { deviceId: 'dev-1' });
+    for (const bad of [SEQ_FLOOR_LIMIT + 1, 2 ** 53, 1.5, -1, Number.NaN]) {
+      const error = thrown(() => store.raiseSeqFloor('reading', bad));
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as StoreError).operation).toBe('raiseSeqFloor');
+    }
+    expect(store.append([reading(1)])).toEqual([1]);
+    store.close();
+  });
+
+  it('a ledger of schema version 2 gets its produced counts from its seqs (which counted its records then)', () => {
+    const path = join(tempDir(), 'ledger.sqlite');
+    const v2 = new Database(path);
+    runMigrations(v2, DEVICE_MIGRATIONS.slice(0, 2));
+    v2.prepare("INSERT INTO device (key, value) VALUES ('device_id', 'dev-1')").run();
+    v2.prepare('INSERT INTO boots (boot_id, started_ms) VALUES (?, ?)').run('b', T0);
+    for (let i = 1; i <= 3; i++) v2.prepare('INSERT INTO rec_reading (boot_no, t_ms, tag, bytes, body) VALUES (1, ?, ?, 1, ?)').run(T0, 'x', Buffer.from([i]));
+    v2.close();
+    // Read-only, before any build of schema version 3 opened it: the seqs stand for the count.
+    expect(readLedgerSummary(path).kinds.reading).toMatchObject({ lastSeq: 3, produced: 3 });
+    const store = new SqliteOutboxStore(path, { deviceId: 'dev-1' });
+    expect(store.stats().reading).toMatchObject({ lastSeq: 3, produced: 3 });
+    store.append([reading(4)]);
+    expect(store.stats().reading).toMatchObject({ lastSeq: 4, produced: 4 });
+    store.close();
+    expect(readLedgerSummary(path).kinds.reading).toMatchObject({ lastSeq: 4, produced: 4 });
+  });
+
   it('puts the file in WAL mode with synchronous=FULL on its connection', () => {
     const path = join(tempDir(), 'nested', 'dir', 'ledger.sqlite');
     const store = new SqliteOutboxStore(path, { deviceId: 'dev-1' });
