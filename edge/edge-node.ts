@@ -9,6 +9,7 @@ import { siteUpWildcard } from './acl.js';
 import { EmbeddedBroker } from './broker.js';
 import { EdgeStore } from './edge-store.js';
 import { Ingest, type IngestOptions, type IngestOutcome } from './ingest.js';
+import { createIssuedCertificateCheck } from './issued-certificates.js';
 
 export interface EdgeNodeOptions {
   dataDir: string;
@@ -82,7 +83,13 @@ export class EdgeNode {
       },
       this.log,
       this.options.limits,
-      this.options.payload ?? {},
+      {
+        ...this.options.payload,
+        // An external broker (Mosquitto) keeps connections open past revocation and expiry: the ingest refuses their batches.
+        ...(this.options.brokerUrl && tls?.issuedDir
+          ? { certificateProblem: createIssuedCertificateCheck({ ca: tls.ca, issuedDir: tls.issuedDir, crlPath: tls.crlPath, now: () => Date.now() }) }
+          : {}),
+      },
     );
   }
 

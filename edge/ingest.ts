@@ -20,6 +20,12 @@ export interface IngestOptions {
   wireKeys?: (deviceId: string) => WireKey | undefined;
   /** Refuse (as `auth`) clear payloads from devices that have a wire key. */
   requireSealed?: boolean;
+  /**
+   * Why a device's batches must be refused (as `auth`, not acknowledged) because of its certificate, or
+   * undefined: behind an external broker that keeps connections open past revocation and expiry
+   * (`issued-certificates.ts`).
+   */
+  certificateProblem?: (deviceId: string) => string | undefined;
   /** Time of the duplicate device id watch. */
   clock?: Pick<Clock, 'now' | 'monotonic'>;
   duplicateDeviceId?: Partial<DuplicateDeviceIdOptions>;
@@ -36,6 +42,7 @@ export class Ingest {
   private readonly limits: BatchLimits;
   private readonly wireKeys: IngestOptions['wireKeys'];
   private readonly requireSealed: boolean;
+  private readonly certificateProblem: IngestOptions['certificateProblem'];
   private readonly clock: Pick<Clock, 'now' | 'monotonic'>;
   private readonly duplicates: DuplicateDeviceIdWatch;
 
@@ -46,6 +53,7 @@ export class Ingest {
     this.limits = { ...DEFAULT_BATCH_LIMITS, ...limits };
     this.wireKeys = options.wireKeys;
     this.requireSealed = options.requireSealed === true;
+    this.certificateProblem = options.certificateProblem;
     this.clock = options.clock ?? systemClock;
     this.duplicates = new DuplicateDeviceIdWatch(this.clock, options.duplicateDeviceId);
   }
@@ -73,6 +81,8 @@ export class Ingest {
   handle(topic: string, payload: Uint8Array): IngestOutcome {
     const where = parseUpTopic(topic);
     if (!where) return this.reject('malformed', `topic ${JSON.stringify(topic.slice(0, 200))} is not medge/v1/<site>/<deviceId>/up/<kind>`, topic);
+    const certificate = this.certificateProblem?.(where.deviceId);
+    if (certificate !== undefined) return this.reject('auth', certificate, topic);
     const bytes = this.unseal(topic, where.deviceId, payload);
     if (!(bytes instanceof Uint8Array)) return this.reject(bytes.reason, bytes.message, topic);
     let batch: ReturnType<typeof openBatch>;

@@ -7,6 +7,13 @@
  * What Mosquitto cannot express and the embedded broker adds: certificate roles (`OU`) and the
  * refusal of retained publishes. The reserved ingest identity is kept from devices at provisioning
  * (`medge provision` refuses it). Mosquitto logs refusals; they are not counted in the edge store.
+ *
+ * Revocation and expiry: Mosquitto 2.0 checks a certificate in the handshake only and keeps a connection
+ * open past its certificate's revocation or expiry (measured with 2.0.11; the edge's ingest then refuses
+ * that device's batches, `issued-certificates.ts`). After `medge ca revoke`, running this again copies the
+ * new CRL and SIGHUP makes Mosquitto reread it for new handshakes, provided the config it started with
+ * named a crlfile (`medge ca init` writes an empty CRL for that; an older CA directory without one needs a
+ * restart after its first revocation).
  */
 import { chmodSync, chownSync, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -49,7 +56,9 @@ export function mosquittoConfigText(input: MosquittoConfigInput): string {
     `certfile ${input.certfile}`,
     `keyfile ${input.keyfile}`,
     'tls_version tlsv1.2',
-    ...(input.crlFile === undefined ? [] : ['# Revoked device certificates (medge ca revoke); regenerate this config after a revocation.', `crlfile ${input.crlFile}`]),
+    ...(input.crlFile === undefined
+      ? []
+      : ['# Revoked device certificates (medge ca revoke): after a revocation regenerate this config and send Mosquitto SIGHUP.', `crlfile ${input.crlFile}`]),
     'require_certificate true',
     '# The certificate CN is the username (and the client id): the ACL patterns below match it.',
     'use_identity_as_username true',
@@ -172,6 +181,9 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
   });
   writeFile(out, config, 0o644);
   const warnings: string[] = [];
+  if (crl === undefined) {
+    warnings.push(`${tls.crlPath} does not exist (a CA directory from before medge ca init wrote an empty CRL): the config names no crlfile, so after the first 'medge ca revoke' rerun this command and restart Mosquitto (SIGHUP will not add one)`);
+  }
   if (isRoot && user) {
     const blocked = untraversable(path(MOSQUITTO_FILES.key), user);
     if (blocked.length > 0) {

@@ -14,10 +14,12 @@ import {
   issueDeviceCert,
   issueEdgeClientCert,
   issueServerCert,
+  BACKDATE_MS,
   PkiError,
   provisionDevice,
   readEdgeTls,
   readSiteCa,
+  revokeDevice,
   type SiteCa,
 } from './pki.js';
 
@@ -38,7 +40,7 @@ async function refusal(promise: Promise<unknown>): Promise<PkiError> {
 const mode = (path: string) => statSync(path).mode & 0o777;
 
 /** openssl's own verdict on a chain, when openssl is installed (it is a second, independent X.509 implementation). */
-function opensslVerify(caPem: string, certPem: string, purpose: 'sslclient' | 'sslserver'): string | undefined {
+function opensslVerify(caPem: string, certPem: string, purpose: 'sslclient' | 'sslserver', at?: Date): string | undefined {
   try {
     execFileSync('openssl', ['version'], { stdio: 'ignore' });
   } catch {
@@ -49,9 +51,11 @@ function opensslVerify(caPem: string, certPem: string, purpose: 'sslclient' | 's
   writeFileSync(ca, caPem);
   writeFileSync(cert, certPem);
   try {
-    return execFileSync('openssl', ['verify', '-purpose', purpose, '-CAfile', ca, cert], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    const attime = at === undefined ? [] : ['-attime', String(Math.floor(at.getTime() / 1000))];
+    return execFileSync('openssl', ['verify', '-purpose', purpose, ...attime, '-CAfile', ca, cert], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (error) {
-    return `failed: ${String((error as { stdout?: string }).stdout ?? error)}`;
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    return `failed: ${stdout ?? ''}${stderr ?? String(error)}`;
   }
 }
 
@@ -97,12 +101,42 @@ describe('site PKI over PEM strings', () => {
     expect(info.isCa).toBe(false);
     expect(new X509Certificate(device.certPem).keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
     expect(isIssuedBy(device.certPem, ca.certPem)).toBe(true);
-    expect(info.notAfter.getTime() - info.notBefore.getTime()).toBe(825 * DAY);
+    // Valid 825 days from issuance; it starts with the CA (backdated, see the next test).
+    expect(Math.abs(info.notAfter.getTime() - Date.now() - 825 * DAY)).toBeLessThan(60_000);
+    expect(Math.abs(info.notBefore.getTime() - (Date.now() - 90 * DAY))).toBeLessThan(60_000);
     const verdict = opensslVerify(ca.certPem, device.certPem, 'sslclient');
     if (verdict !== undefined) expect(verdict).toMatch(/: OK$/);
     // A client certificate is no server certificate (and the other way round).
     const asServer = opensslVerify(ca.certPem, device.certPem, 'sslserver');
     if (asServer !== undefined) expect(asServer).toMatch(/^failed/);
+  });
+
+  it('backdates 90 days for clocks that are behind: the CA by BACKDATE_MS, each leaf to the later of that and the CA\'s start', async () => {
+    expect(BACKDATE_MS).toBe(90 * DAY);
+    const now = Date.now();
+    const near = (t: Date, expected: number) => expect(Math.abs(t.getTime() - expected)).toBeLessThan(60_000);
+    near(describeCertificate(ca.certPem).notBefore, now - 90 * DAY);
+    const server = await issueServerCert(ca);
+    const device = await issueDeviceCert(ca, { deviceId: 'behind', site: 'ward-3' });
+    for (const pem of [server.certPem, device.certPem]) near(describeCertificate(pem).notBefore, now - 90 * DAY);
+    // OpenSSL, as a board whose clock is 60 days behind runs it, accepts the chain made just now; with the former
+    // 1 h backdating it refused it ("certificate is not yet valid"). 100 days behind is still refused.
+    for (const [pem, purpose] of [[server.certPem, 'sslserver'], [device.certPem, 'sslclient']] as const) {
+      const behind60 = opensslVerify(ca.certPem, pem, purpose, new Date(now - 60 * DAY));
+      if (behind60 !== undefined) expect(behind60).toMatch(/: OK$/);
+      const behind100 = opensslVerify(ca.certPem, pem, purpose, new Date(now - 100 * DAY));
+      if (behind100 !== undefined) expect(behind100).toMatch(/not yet valid/);
+    }
+    // Under a CA older than 90 days a leaf starts 90 days back, not at the CA's start; either way it ends 825 days after issuance.
+    const oldCa = await createSiteCa({ site: 'ward-3', notBefore: new Date(now - 400 * DAY) });
+    const leaf = describeCertificate((await issueDeviceCert(oldCa, { deviceId: 'late', site: 'ward-3' })).certPem);
+    near(leaf.notBefore, now - 90 * DAY);
+    near(leaf.notAfter, now + 825 * DAY);
+    // A CA that starts later (one made before this policy, backdated 1 h): a leaf starts with it, nothing is valid before its issuer.
+    const youngCa = await createSiteCa({ site: 'ward-3', notBefore: new Date(now - 3_600_000) });
+    const young = describeCertificate((await issueDeviceCert(youngCa, { deviceId: 'young', site: 'ward-3' })).certPem);
+    expect(young.notBefore).toEqual(describeCertificate(youngCa.certPem).notBefore);
+    near(young.notAfter, now + 825 * DAY);
   });
 
   it('gives every certificate its own key and serial number', async () => {
@@ -192,5 +226,23 @@ describe('CA directory files', () => {
     await initCaDir(other, { site: 'ward-5' });
     expect((await refusal(provisionDevice(other, { deviceId: 'glucose-3', site: 'ward-5', outDir: out }))).reason).toBe('exists');
     expect((await refusal(provisionDevice(join(dir, 'nothing'), { deviceId: 'x', site: 'ward-5', outDir: out }))).reason).toBe('missing');
+  });
+
+  it("dates the CRL's thisUpdate back like the certificates: an edge whose clock is 60 days behind still takes it", async () => {
+    const caDir = join(dir, 'ca-crl');
+    await initCaDir(caDir, { site: 'ward-7' });
+    await provisionDevice(caDir, { deviceId: 'lost', site: 'ward-7', outDir: join(dir, 'out-crl') });
+    const { crlPath } = await revokeDevice(caDir, 'lost');
+    const caStart = describeCertificate(readFileSync(join(caDir, CA_DIR_FILES.caCert), 'utf8')).notBefore;
+    let lastUpdate: string;
+    try {
+      lastUpdate = execFileSync('openssl', ['crl', '-in', crlPath, '-noout', '-lastupdate'], { encoding: 'utf8' }).trim();
+    } catch {
+      return; // no openssl here: nothing independent to read the CRL with
+    }
+    // OpenSSL prints e.g. "lastUpdate=Sep  8 07:30:00 2026 GMT" (the CRL's thisUpdate): 90 days back, and never before the CA.
+    const thisUpdate = new Date(lastUpdate.replace(/^lastUpdate=/, '')).getTime();
+    expect(Math.abs(thisUpdate - (Date.now() - 90 * DAY))).toBeLessThan(60_000);
+    expect(thisUpdate).toBeGreaterThanOrEqual(caStart.getTime());
   });
 });

@@ -52,10 +52,30 @@ export type CertRole = (typeof CERT_ROLES)[keyof typeof CERT_ROLES];
 /** Validity in days of what `createSiteCa` and the `issue*` functions make, unless told otherwise. */
 export const DEFAULT_VALIDITY_DAYS = Object.freeze({ ca: 3650, server: 825, ingest: 825, device: 825 });
 
-/** Issued certificates start this long before "now": a clock a little behind still accepts them. */
-export const BACKDATE_MS = 60 * 60 * 1000;
-
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * How far before "now" what this module issues starts being valid, unless told otherwise (`notBefore`):
+ * the CA certificate, and the CRL's thisUpdate and every leaf certificate back to this or to the CA's own
+ * notBefore, whichever is later (nothing is valid before its issuer, so going further back gains nothing).
+ * Validity still ends `validDays` after issuance, not after the backdated start.
+ *
+ * Why 90 days: a board without a real-time clock (Raspberry Pi) that boots offline starts from the time
+ * it last saved (fake-hwclock, systemd-timesyncd) or from its OS build time, hours to weeks behind, and
+ * stays there until it reaches the edge, which it can only do over TLS. OpenSSL checks every certificate
+ * of the chain (the CA too) and the edge's CRL against the local clock, so with the former 1 h a board
+ * whose clock was more than an hour behind a newly made CA or server certificate could not connect at all,
+ * and an edge whose clock was behind refused a new device certificate, or every client once a new CRL's
+ * thisUpdate was ahead of it. A board stored for a season is covered; a clock further behind (a board
+ * with no saved time boots in 1970 or at its image's build date) is not, and the device runtime says so
+ * with a `sync-clock-invalid` alert instead of retrying silently.
+ *
+ * What it costs: a certificate is valid for up to 90 days before it was made. Nobody held its key then,
+ * so nothing could have used it; revocation (CRL) and expiry (notAfter) are unchanged. notBefore no longer
+ * dates the issuance: the CA directory's audit log (`ca-audit.ts`) and `site.json` do. This is a private
+ * site CA; the public-CA rules that limit backdating to 48 h do not apply to it.
+ */
+export const BACKDATE_MS = 90 * DAY_MS;
 const ALGORITHM = Object.freeze({ name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' });
 /** Names every server certificate carries so that local clients (the ingest, tests) can verify it. */
 export const LOCAL_HOSTS: readonly string[] = Object.freeze(['localhost', '127.0.0.1', '::1']);
@@ -88,7 +108,7 @@ export interface SiteCa extends CertifiedKey {
 export interface CreateSiteCaOptions {
   site: string;
   validDays?: number;
-  /** Start of validity (default: now minus `BACKDATE_MS`). */
+  /** Start of validity, validity then ends `validDays` later (default: now minus `BACKDATE_MS`, ending `validDays` after now). */
   notBefore?: Date;
 }
 
@@ -103,7 +123,10 @@ export interface DeviceCertOptions {
   deviceId: string;
   site: string;
   validDays?: number;
-  /** Start of validity (default: now minus `BACKDATE_MS`); validity ends `validDays` later. */
+  /**
+   * Start of validity, validity then ends `validDays` later. Default: now minus `BACKDATE_MS` or the
+   * CA's notBefore, whichever is later, ending `validDays` after now.
+   */
   notBefore?: Date;
 }
 
@@ -152,10 +175,23 @@ function serialNumber(): string {
   return bytes.toString('hex');
 }
 
-function validity(notBefore: Date | undefined, days: number): { notBefore: Date; notAfter: Date } {
+/**
+ * Backdated start (`BACKDATE_MS`, no earlier than `floor`, the issuer's notBefore) of something issued at `now`.
+ */
+function backdatedStart(now: Date, floor?: Date): Date {
+  const start = now.getTime() - BACKDATE_MS;
+  return new Date(floor === undefined ? start : Math.max(start, floor.getTime()));
+}
+
+/**
+ * Validity of a certificate issued now: from `notBefore` for `days` when it is given, else from the
+ * backdated start (`backdatedStart`, floored at `floor`) until `days` after now.
+ */
+function validity(notBefore: Date | undefined, days: number, floor?: Date): { notBefore: Date; notAfter: Date } {
   checkDays(days);
-  const start = notBefore ?? new Date(Date.now() - BACKDATE_MS);
-  return { notBefore: start, notAfter: new Date(start.getTime() + days * DAY_MS) };
+  if (notBefore !== undefined) return { notBefore, notAfter: new Date(notBefore.getTime() + days * DAY_MS) };
+  const now = new Date();
+  return { notBefore: backdatedStart(now, floor), notAfter: new Date(now.getTime() + days * DAY_MS) };
 }
 
 async function generateKeys(): Promise<webcrypto.CryptoKeyPair> {
@@ -220,7 +256,6 @@ interface LeafSpec {
 }
 
 async function issueLeaf(ca: SiteCa, spec: LeafSpec): Promise<CertifiedKey> {
-  const times = validity(spec.notBefore, spec.days);
   const x509 = await loadX509();
   let caCert: X509.X509Certificate;
   try {
@@ -228,11 +263,12 @@ async function issueLeaf(ca: SiteCa, spec: LeafSpec): Promise<CertifiedKey> {
   } catch (error) {
     throw new PkiError('invalid-ca', `the CA certificate is not a PEM X.509 certificate: ${(error as Error).message}`);
   }
+  const times = validity(spec.notBefore, spec.days, caCert.notBefore);
   // A certificate cannot be trusted past its issuer's expiry: refuse an asked-for validity that would look
   // longer. A default, or less than a day over (a CA made moments earlier with the same --days), is cut to the CA's end.
   if (times.notAfter > caCert.notAfter && (!spec.explicitDays || times.notAfter.getTime() - caCert.notAfter.getTime() < DAY_MS)) times.notAfter = caCert.notAfter;
   if (times.notAfter > caCert.notAfter) {
-    const room = Math.floor((caCert.notAfter.getTime() - times.notBefore.getTime()) / DAY_MS);
+    const room = Math.floor((caCert.notAfter.getTime() - (spec.notBefore ?? new Date()).getTime()) / DAY_MS);
     throw new PkiError('invalid-input', `${spec.days} days would outlive the site CA, which is valid until ${caCert.notAfter.toISOString().slice(0, 10)}: use --days ${Math.max(1, room)} or less, or renew the CA`);
   }
   const caKey = await importKeyPem(x509, ca.keyPem, 'the CA key');
@@ -365,7 +401,7 @@ export const CA_DIR_FILES = Object.freeze({
   ingestCert: 'ingest.crt',
   ingestKey: 'ingest.key',
   site: 'site.json',
-  /** Certificate revocation list (PEM), written by `medge ca revoke`; honoured by the edge and Mosquitto (`crlfile`). */
+  /** Certificate revocation list (PEM): empty from `medge ca init`, rewritten by `medge ca revoke`; honoured by the edge and Mosquitto (`crlfile`). */
   crl: 'crl.pem',
   /** Every device certificate issued (`issued/<id>.crt`), so that it can be revoked by device id. */
   issued: 'issued',
@@ -395,6 +431,11 @@ export interface EdgeTlsMaterial {
   ingestKey: string;
   /** Where the CA directory's CRL is (or will be, after the first `medge ca revoke`): the edge reloads it when it changes. */
   crlPath: string;
+  /**
+   * The CA directory's record of device certificates (`issued/`): behind an external broker the ingest refuses
+   * the batches of a device whose latest certificate there is revoked or expired (`edge/issued-certificates.ts`).
+   */
+  issuedDir?: string;
 }
 
 export interface InitCaDirOptions {
@@ -449,6 +490,8 @@ export async function initCaDir(dir: string, options: InitCaDirOptions): Promise
   writeNew(join(dir, f.ingestKey), ingest.keyPem, 0o600);
   writeNew(join(dir, f.ingestCert), ingest.certPem, 0o644);
   writeNew(join(dir, f.site), `${JSON.stringify(info, null, 2)}\n`, 0o644);
+  // An empty CRL from the start: Mosquitto rereads a crlfile on SIGHUP only if its config named one when it started.
+  await writeCrl(dir, ca, [], new Date());
   appendCaAudit(dir, { action: 'ca-init', detail: `site ${info.site}: CA ${info.caFingerprint256}; server certificate for ${[...LOCAL_HOSTS, ...hosts].join(', ')}` });
   return info;
 }
@@ -491,6 +534,7 @@ export function readEdgeTls(dir: string): EdgeTlsMaterial {
     ingestCert: readText(join(dir, f.ingestCert), 'the ingest certificate'),
     ingestKey: readText(join(dir, f.ingestKey), 'the ingest key'),
     crlPath: join(dir, f.crl),
+    issuedDir: join(dir, f.issued),
   };
 }
 
@@ -563,11 +607,36 @@ export interface RevokeResult {
 }
 
 /**
+ * Writes the CA directory's CRL (`crl.pem`), signed by the CA, listing `list`; returns its path. Written
+ * atomically: a reader (the edge, Mosquitto on SIGHUP) never sees half a CRL.
+ */
+async function writeCrl(caDir: string, ca: SiteCa, list: readonly RevokedEntry[], now: Date): Promise<string> {
+  const x509 = await loadX509();
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: caCert.subjectName,
+    // Backdated like certificates: an edge (or Mosquitto) whose clock is behind thisUpdate would refuse every client.
+    thisUpdate: backdatedStart(now, caCert.notBefore),
+    entries: list.map((e) => ({ serialNumber: e.serial, revocationDate: new Date(e.revokedAt), reason: x509.X509CrlReason.keyCompromise })),
+    signingAlgorithm: ALGORITHM,
+    signingKey: await importKeyPem(x509, ca.keyPem, 'the CA key'),
+  });
+  const crlPath = join(caDir, CA_DIR_FILES.crl);
+  // OpenSSL (Node's tls, Mosquitto) reads the RFC 7468 label "X509 CRL", not "CRL".
+  const pem = crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----');
+  writeFileSync(`${crlPath}.tmp`, `${pem}\n`, { mode: 0o644 });
+  chmodSync(`${crlPath}.tmp`, 0o644);
+  renameSync(`${crlPath}.tmp`, crlPath);
+  return crlPath;
+}
+
+/**
  * Revokes the certificate issued to `deviceId` (the latest `medge provision` recorded in
  * `issued/`) and rewrites the CA directory's CRL, signed by the CA, listing every revoked serial.
  * The CRL has no nextUpdate (OpenSSL would refuse every client once it passed); a revocation is
- * permanent. The edge (`medge edge --tls`) reloads the CRL when the file changes; Mosquitto reads
- * it at start (`crlfile`, from `medge edge mosquitto-config`).
+ * permanent. The edge (`medge edge --tls`) reloads the CRL when the file changes; Mosquitto rereads its
+ * copy (`crlfile`, from `medge edge mosquitto-config`) on SIGHUP after `mosquitto-config` is run again,
+ * if its config named a crlfile when it started (CA directories from `initCaDir` have an empty CRL from the start).
  */
 export async function revokeDevice(caDir: string, deviceId: string, now = new Date()): Promise<RevokeResult> {
   const ca = readSiteCa(caDir);
@@ -582,22 +651,9 @@ export async function revokeDevice(caDir: string, deviceId: string, now = new Da
     entry = { deviceId, serial: cert.serialNumber, revokedAt: now.toISOString() };
     list.push(entry);
   }
-  const caCert = new x509.X509Certificate(ca.certPem);
-  const crl = await x509.X509CrlGenerator.create({
-    issuer: caCert.subjectName,
-    thisUpdate: new Date(now.getTime() - BACKDATE_MS),
-    entries: list.map((e) => ({ serialNumber: e.serial, revocationDate: new Date(e.revokedAt), reason: x509.X509CrlReason.keyCompromise })),
-    signingAlgorithm: ALGORITHM,
-    signingKey: await importKeyPem(x509, ca.keyPem, 'the CA key'),
-  });
   writeFileSync(`${revokedPath}.tmp`, `${JSON.stringify(list, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${revokedPath}.tmp`, revokedPath);
-  const crlPath = join(caDir, CA_DIR_FILES.crl);
-  // OpenSSL (Node's tls, Mosquitto) reads the RFC 7468 label "X509 CRL", not "CRL".
-  const pem = crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----');
-  writeFileSync(`${crlPath}.tmp`, `${pem}\n`, { mode: 0o644 });
-  chmodSync(`${crlPath}.tmp`, 0o644);
-  renameSync(`${crlPath}.tmp`, crlPath); // atomic: a reader never sees half a CRL
+  const crlPath = await writeCrl(caDir, ca, list, now);
   appendCaAudit(caDir, { action: 'revoke', detail: `device ${deviceId}: certificate serial ${entry.serial} revoked; the CRL lists ${list.length}` });
   return { revoked: entry, entries: list.length, crlPath };
 }

@@ -10,5 +10,17 @@ export {
   type ReceivedBatch,
   type RejectReason,
 } from './batch.js';
+export {
+  CertificateClockError,
+  CertificateRefusedError,
+  type ClockCertificate,
+  type ClockSuspect,
+  type ClockValidity,
+  diagnoseClockFailure,
+  diagnoseRefusedCertificate,
+  SYNC_CERTIFICATE_REFUSED,
+  SYNC_CLOCK_INVALID,
+  type ValidityWindow,
+} from './tls-clock.js';
 export { downTopic, isTopicSegment, type ParsedUpTopic, parseUpTopic, TOPIC_ROOT, UP_WILDCARD, upTopic } from './topics.js';
 export { DEFAULT_UPLINK_OPTIONS, disableNagle, Uplink, type UplinkEvents, type UplinkOptions, type UplinkState } from './uplink.js';

@@ -9,6 +9,15 @@ import type { OutboxStore } from '../store/outbox-store.js';
 import { SEQ_FLOOR_LIMIT } from '../store/seq-reservation.js';
 import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 import { buildBatch } from './batch.js';
+import {
+  type CertificateClockError,
+  type CertificateRefusedError,
+  diagnoseClockFailure,
+  diagnoseRefusedCertificate,
+  isClockFailureCode,
+  peerValidity,
+  pemList,
+} from './tls-clock.js';
 import { downTopic, isTopicSegment, upTopic } from './topics.js';
 
 export type UplinkState = 'connecting' | 'connected' | 'backoff' | 'offline';
@@ -44,6 +53,12 @@ export interface UplinkOptions {
   takeoverAfter: number;
   /** `sync-device-id-in-use` is raised at most once this long (ms) while the takeovers go on. */
   takeoverAlertRepeatMs: number;
+  /**
+   * TLS connections in a row that the edge closes after TCP connected and before any CONNACK, without a
+   * reason this side can see (how a Node TLS edge refuses a client certificate), that make the uplink raise
+   * `sync-clock-invalid` or `sync-certificate-refused` (`tls-clock.ts`). Only for `mqtts://`.
+   */
+  refusedHandshakesBeforeAlert: number;
   /** How often acknowledged records past retention are compacted (ms). */
   compactIntervalMs: number;
   /** zlib level of batch compression: 1 is fastest, 9 smallest (metered links). */
@@ -71,6 +86,7 @@ export const DEFAULT_UPLINK_OPTIONS: Readonly<Omit<UplinkOptions, 'url'>> = Obje
   stableSessionMs: 60_000,
   takeoverAfter: 3,
   takeoverAlertRepeatMs: 3_600_000,
+  refusedHandshakesBeforeAlert: 3,
   compactIntervalMs: 5_000,
   compressionLevel: 6,
   mqtt: {},
@@ -123,8 +139,8 @@ export interface UplinkEvents {
   ack: [{ kind: RecordKind; upToSeq: number }];
   drained: [];
   /**
-   * A `sync-device-id-in-use` or `sync-seqs-raised` alert for the runtime to store and raise locally (the
-   * uplink stores no alert itself).
+   * A `sync-device-id-in-use`, `sync-seqs-raised`, `sync-clock-invalid` or `sync-certificate-refused` alert for
+   * the runtime to store and raise locally (the uplink stores no alert itself).
    */
   alert: [Alert];
 }
@@ -176,6 +192,16 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private unsubscribeStore: (() => void) | undefined;
   /** A `sync-seqs-raised` alert was emitted (once per uplink; every raise is audited). */
   private seqsRaisedAlerted = false;
+  /**
+   * The TLS condition reported since the last successful connection (reported once until then): a TLS error
+   * code of `isClockFailureCode`, or `refused` (`refusedHandshakesBeforeAlert`).
+   */
+  private tlsProblemKey: string | undefined;
+  private tlsProblemValue: CertificateClockError | CertificateRefusedError | undefined;
+  /** What the current connection got to: TCP connected, CONNACK, an error that explains its end. */
+  private handshake = { tcpUp: false, connacked: false, explained: false };
+  /** Connections in a row that ended after TCP connected and before CONNACK with no error that explains it. */
+  private refusedHandshakes = 0;
   lastAckMs: number | undefined;
 
   constructor(store: OutboxStore, options: Partial<UplinkOptions> & { url: string }) {
@@ -191,6 +217,15 @@ export class Uplink extends EventEmitter<UplinkEvents> {
 
   get state(): UplinkState {
     return this.stateValue;
+  }
+
+  /**
+   * Why TLS to the edge fails, when a certificate is outside its validity by this board's clock
+   * (`sync-clock-invalid`) or the edge keeps refusing this board's certificate (`sync-certificate-refused`);
+   * undefined once a connection succeeds again.
+   */
+  get tlsProblem(): CertificateClockError | CertificateRefusedError | undefined {
+    return this.tlsProblemValue;
   }
 
   /** True when the edge has acknowledged every record the store has produced. */
@@ -273,10 +308,17 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       queueQoSZero: false,
     });
     this.client = client;
+    const handshake = { tcpUp: false, connacked: false, explained: false };
+    this.handshake = handshake;
     const lost = (why: string) => () => this.onLost(client, why);
+    client.stream?.once('connect', () => (handshake.tcpUp = true));
     client.on('close', lost('closed'));
-    client.on('error', (error) => {
-      this.log.warn({ err: error.message }, 'mqtt error');
+    client.on('error', (error: Error & { code?: unknown }) => {
+      // A CONNACK refusal (numeric code) or this side's refusal of the edge's chain explains the end; a reset does not.
+      if (typeof error.code === 'number' || isClockFailureCode(error.code)) handshake.explained = true;
+      if (isClockFailureCode(error.code)) this.noteClockFailure(error.code);
+      // While a reported TLS condition lasts, its reconnects log at debug level only.
+      else this.log[this.tlsProblemKey === undefined ? 'warn' : 'debug']({ err: error.message }, 'mqtt error');
       this.onLost(client, 'error');
     });
     client.on('message', (topic, payload) => {
@@ -288,11 +330,16 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       }
     });
     client.on('connect', () => {
+      handshake.connacked = true;
+      this.refusedHandshakes = 0;
       disableNagle(client);
       client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
         if (error || client !== this.client) return this.onLost(client, 'subscribe failed');
         this.connectedAt = this.options.clock.monotonic();
         this.lastProgress = 0;
+        if (this.tlsProblemKey !== undefined) this.log.info({ problem: this.tlsProblemKey }, 'TLS to the edge works again');
+        this.tlsProblemKey = undefined;
+        this.tlsProblemValue = undefined;
         this.resetCursors();
         this.resendNewestAcked();
         this.setState('connected');
@@ -313,13 +360,69 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     this.ackTimer = undefined;
     if (!this.running) return;
     this.noteSessionEnd(why);
+    this.noteHandshakeEnd();
     const delay = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
-    this.log.info({ why, retryInMs: delay, attempt: this.attempt }, 'uplink lost, backing off');
+    this.log[this.tlsProblemKey === undefined ? 'info' : 'debug']({ why, retryInMs: delay, attempt: this.attempt }, 'uplink lost, backing off');
     this.setState('backoff');
     this.retryTimer = this.options.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.connect();
     }, delay);
+  }
+
+  /**
+   * This board refused the edge's chain because a certificate is outside its validity by this board's clock
+   * (`tls-clock.ts`): diagnosed, logged and raised as `sync-clock-invalid` once per condition (TLS error
+   * code) until a connection succeeds again; the reconnects in between log at debug level only. Before, each
+   * reconnect logged "mqtt error: certificate is not yet valid" as a warning (14 in 1.5 s with a 50-200 ms
+   * backoff) and nothing was raised.
+   */
+  private noteClockFailure(code: string): void {
+    if (this.tlsProblemKey === code) return;
+    this.tlsProblemKey = code;
+    void this.raiseClockFailure(code);
+  }
+
+  private async raiseClockFailure(code: string): Promise<void> {
+    const o = this.options;
+    // The edge's certificate is not at hand when this board refused it: one unverified handshake reads its window.
+    const peer = await peerValidity(o.url, { ca: o.mqtt.ca, cert: o.mqtt.cert, key: o.mqtt.key });
+    if (!this.running || this.tlsProblemKey !== code) return;
+    const problem = diagnoseClockFailure({ code, deviceClockMs: o.clock.now(), caPems: pemList(o.mqtt.ca), ...(peer ? { peer } : {}) });
+    if (problem) this.raiseTlsProblem(problem);
+  }
+
+  /**
+   * A TLS connection that the edge closed after TCP connected and before CONNACK, with no error that says why:
+   * how a Node TLS edge (the embedded aedes broker) refuses a client certificate, sending no TLS alert. After
+   * `refusedHandshakesBeforeAlert` in a row, this board's own certificate and clock say which alert to raise
+   * (`diagnoseRefusedCertificate`), once until a connection succeeds. Before, such a board logged only
+   * "uplink lost, backing off" on every reconnect and raised nothing.
+   */
+  private noteHandshakeEnd(): void {
+    const h = this.handshake;
+    if (!this.options.url.startsWith('mqtts:') || !h.tcpUp || h.connacked || h.explained) return;
+    this.refusedHandshakes += 1;
+    if (this.refusedHandshakes < this.options.refusedHandshakesBeforeAlert || this.tlsProblemKey !== undefined) return;
+    this.tlsProblemKey = 'refused';
+    this.raiseTlsProblem(diagnoseRefusedCertificate(pemList(this.options.mqtt.cert)[0], this.options.clock.now(), this.refusedHandshakes));
+  }
+
+  /** Logs (once) and raises as an alert (severity 2) a diagnosed TLS problem; no patient data, certificates and clocks only. */
+  private raiseTlsProblem(problem: CertificateClockError | CertificateRefusedError): void {
+    this.tlsProblemValue = problem;
+    const fields = 'certificate' in problem ? { certificate: problem.certificate, validity: problem.validity, suspect: problem.suspect, tlsCode: problem.tlsCode } : { refusals: problem.refusals };
+    this.log.error(
+      {
+        alert: problem.code,
+        ...fields,
+        deviceClock: new Date(problem.deviceClockMs).toISOString(),
+        notBefore: problem.window?.notBefore.toISOString(),
+        notAfter: problem.window?.notAfter.toISOString(),
+      },
+      'TLS to the edge fails on a certificate; retrying with backoff (alert raised)',
+    );
+    this.emit('alert', { kind: problem.code, severity: 2, t: this.options.clock.now(), message: problem.message });
   }
 
   /**

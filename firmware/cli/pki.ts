@@ -8,19 +8,23 @@ export const CA_USAGE = `Usage: medge ca init --dir DIR --site SITE [--host NAME
 Creates the certificate authority of a site in DIR (mode 0700): ${CA_DIR_FILES.caCert} and ${CA_DIR_FILES.caKey} (the CA; keep
 the key off devices and edges), ${CA_DIR_FILES.serverCert}/${CA_DIR_FILES.serverKey} (the edge's TLS server certificate for
 localhost, 127.0.0.1, ::1 and every --host name or address), ${CA_DIR_FILES.ingestCert}/${CA_DIR_FILES.ingestKey} (the edge's ingest
-client) and ${CA_DIR_FILES.site}. Keys are ECDSA P-256, written with mode 0600. --days is the CA's validity
-(default ${DEFAULT_VALIDITY_DAYS.ca}); the server and ingest certificates get at most ${DEFAULT_VALIDITY_DAYS.server} days.
+client), ${CA_DIR_FILES.site} and an empty ${CA_DIR_FILES.crl}. Keys are ECDSA P-256, written with mode 0600. --days is the
+CA's validity (default ${DEFAULT_VALIDITY_DAYS.ca}); the server and ingest certificates get at most ${DEFAULT_VALIDITY_DAYS.server} days.
+Validity counts from now but starts 90 days earlier (no earlier than the CA's start), so that a board or
+edge whose clock is behind (no real-time clock, booted offline) still accepts the certificates.
 Refuses to overwrite an existing CA. 'medge edge --tls DIR' uses the directory.
 
 'revoke' revokes the certificate last issued to device ID and rewrites DIR/${CA_DIR_FILES.crl}, signed by the CA.
-A running 'medge edge --tls DIR' reloads it within a second and refuses the device's TLS handshake
-(counted as 'auth'); for Mosquitto, rerun 'medge edge mosquitto-config' (crlfile) and restart it.`;
+A running 'medge edge --tls DIR' reloads it within a second, refuses the device's TLS handshake and closes
+its open connection (counted as 'auth'). For Mosquitto, rerun 'medge edge mosquitto-config' and send it
+SIGHUP: new handshakes are refused; an open connection stays open, and 'medge edge --broker ... --tls DIR'
+refuses its batches (counted as 'auth').`;
 
 export const PROVISION_USAGE = `Usage: medge provision --ca DIR --site SITE --device ID --out OUT [--days N]
 
 Issues a device identity signed by the site CA in DIR: OUT/ID.key (mode 0600), OUT/ID.crt
-(CN = ID, O = SITE, client authentication; valid --days, default ${DEFAULT_VALIDITY_DAYS.device} or until the CA expires if
-sooner; a --days past the CA's expiry is refused), OUT/ca.crt (to verify
+(CN = ID, O = SITE, client authentication; valid --days from now, default ${DEFAULT_VALIDITY_DAYS.device} or until the CA
+expires if sooner, starting 90 days back for clocks that are behind; a --days past the CA's expiry is refused), OUT/ca.crt (to verify
 the edge) and OUT/ID.wire.key (0600: the payload-encryption key; the edge's copy goes to
 DIR/wire-keys/ID.key). ID must be a valid topic segment (1-64 of A-Z a-z 0-9 . _ -) and SITE the CA's site.
 Refuses to overwrite an existing identity. Point the runtime config's edge.tls at the three files.`;

@@ -27,7 +27,9 @@ describe('medge ca init', () => {
     const ca = cert(join(caDir, 'ca.crt'));
     expect(ca.subject).toBe('CN=medge site ward-1 CA\nO=medge');
     expect(ca.ca).toBe(true);
-    expect(new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime()).toBe(1000 * 86_400_000);
+    // --days counts from issuance; validity starts 90 days earlier (BACKDATE_MS: boards whose clock is behind).
+    expect(Math.abs(new Date(ca.validTo).getTime() - Date.now() - 1000 * 86_400_000)).toBeLessThan(120_000);
+    expect(Math.abs(new Date(ca.validTo).getTime() - new Date(ca.validFrom).getTime() - 1090 * 86_400_000)).toBeLessThanOrEqual(1_000);
     const server = cert(join(caDir, 'server.crt'));
     expect(server.checkIssued(ca) && server.verify(ca.publicKey)).toBe(true);
     expect(server.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:edge.ward-1.example, IP Address:10.20.0.2');
@@ -63,7 +65,8 @@ describe('medge provision', () => {
     expect(device.checkIssued(ca) && device.verify(ca.publicKey)).toBe(true);
     expect(ca.fingerprint256).toBe(cert(join(caDir, 'ca.crt')).fingerprint256);
     expect(device.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
-    expect(new Date(device.validTo).getTime() - new Date(device.validFrom).getTime()).toBe(30 * 86_400_000);
+    expect(Math.abs(new Date(device.validTo).getTime() - Date.now() - 30 * 86_400_000)).toBeLessThan(120_000);
+    expect(Math.abs(new Date(device.validTo).getTime() - new Date(device.validFrom).getTime() - 120 * 86_400_000)).toBeLessThanOrEqual(1_000);
   });
 
   it('refuses bad or reserved device ids and another site (exit 2), and re-provisioning (exit 1)', async () => {
