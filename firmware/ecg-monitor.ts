@@ -72,9 +72,18 @@ export interface EcgMonitorOptions {
    * analysed (0: off). The detector's adaptive threshold sinks on a stopped heart until it takes the hum
    * left after its 5-18 Hz band for QRS complexes. Measured on the 26 records: the detections that are
    * beats measure 0.13 mV and more (0 of 59,859 below 0.1); those in 0.3-1 mV of 50 or 60 Hz hum after the
-   * heart stopped at most 0.06 (2,896 detections).
+   * heart stopped at most 0.06 (2,896 detections). Only together with `maxHumFreeShare`: a low-voltage QRS
+   * (0.1-0.2 mV) measures under 0.1 once averaged and is still a heartbeat.
    */
   minHumFreeQrsMv: number;
+  /**
+   * ... and whose hum-free measure is also at most this share of the window's own peak-to-peak: what the
+   * averaging took away was hum, not a narrow QRS. Measured on 12 MIT-BIH records (60 s each, scaled x0.1
+   * to x1, 3,744 detections): a QRS keeps 0.45 of its peak-to-peak or more (1st percentile 0.57); detections
+   * in 0.2-1 mV of 50 or 60 Hz hum on a stopped heart keep 0.10 at most (1,562). Without it, MLII scaled to
+   * QRS of 0.1-0.35 mV (114 x0.2) lost every heart rate and raised `ecg-no-beats` 10 times in 120 s.
+   */
+  maxHumFreeShare: number;
 }
 
 export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.freeze({
@@ -91,6 +100,7 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
   ventricularRearmMs: 20_000,
   secondLeadConfirms: true,
   minHumFreeQrsMv: 0.1,
+  maxHumFreeShare: 0.25,
 });
 
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
@@ -649,8 +659,9 @@ export class EcgMonitor {
   private onDetected(d: number): void {
     const t = this.timeOf(this.firstSample + d);
     const credibility = this.credibility as QrsCredibility;
-    if ((credibility.humFreeQrsMv(d, DEFAULT_LEAD_DEFLECTION_OPTIONS.mainsHz) ?? Number.POSITIVE_INFINITY) < this.options.minHumFreeQrsMv) {
-      // Mains hum taken for a QRS (see `minHumFreeQrsMv`): as if nothing had been detected.
+    const humFree = credibility.humFreeQrsMv(d, DEFAULT_LEAD_DEFLECTION_OPTIONS.mainsHz);
+    if (humFree !== undefined && humFree < this.options.minHumFreeQrsMv && humFree <= this.options.maxHumFreeShare * (credibility.qrsMv(d) ?? 0)) {
+      // Mains hum taken for a QRS (see `minHumFreeQrsMv`, `maxHumFreeShare`): as if nothing had been detected.
       this.rejected.add(d);
       if (this.rejected.size > 64) this.rejected.delete(this.rejected.values().next().value as number);
       return;

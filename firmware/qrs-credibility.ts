@@ -155,6 +155,13 @@ export class QrsCredibility {
     return x;
   }
 
+  /** Peak-to-peak (mV) of the QRS window of the detection at sample `r` (`r ± qrsHalfMs`); undefined when not at hand. */
+  qrsMv(r: number): number | undefined {
+    const half = Math.round((this.options.qrsHalfMs * this.options.fs) / 1000);
+    if (r - half < Math.max(0, this.pushed - this.ring.length) || r + half + 1 > this.pushed) return undefined;
+    return this.p2p(r - half, r + half + 1);
+  }
+
   /**
    * Peak-to-peak (mV) of the QRS window of the detection at sample `r` (`r ± qrsHalfMs`) after moving averages
    * one period of each of `mainsHz` long (mains hum and its harmonics nulled, as `LeadDeflection` does);
