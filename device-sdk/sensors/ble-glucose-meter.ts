@@ -193,6 +193,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (address !== this.meter) {
       this.highest = undefined;
       this.highestClock = undefined;
+      // A notice (and a reset's new epoch) still to be told belongs to the meter that was on the link: an empty
+      // meter told nothing, and a reset meter's is found again when it is back.
+      this.restartNotice = undefined;
     }
     this.meter = address;
     const stored = this.deps.lastMeterRecord(this.sensor, address);

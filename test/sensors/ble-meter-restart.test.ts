@@ -159,4 +159,33 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter whose record numbers 
     expect(sink.notices).toEqual([{ sensor: 'meter', kind: RESTARTED, message: 'glucose meter record numbers restarted: replaced or reset; records fetched from its first one' }]);
     expect(meter.lastError).toBeUndefined();
   }, 30_000);
+
+  it('two meters taking turns on one sensor, one of them empty: no numbering-restarted notice for the meter that was not replaced', async () => {
+    // No address configured: the first meter advertising the service is used, so two meters in a clinic take
+    // turns. An empty meter (no records yet) on the link, then the first meter again with a new record: nothing
+    // restarted. Before: the empty meter's 'replaced' notice was kept and told with the first meter's record 11.
+    const first = new SimGlucoseMeter({ address: OLD_METER, storedRecords: 10, seed: 8 });
+    const empty = new SimGlucoseMeter({ address: NEW_METER, seed: 9 });
+    const bluez = await bluezWith([first]);
+    const sink = recordingSink();
+    const { address: _address, ...anyMeter } = fastBleOptions(bluez.address, OLD_METER);
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...anyMeter, pollIntervalMs: 100 }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length === 10, "the first meter's 10 records");
+      await bluez.removeDevice(OLD_METER);
+      const mark = sink.states.length;
+      bluez.addDevice(empty);
+      // An empty meter reports 0 stored records and is not asked for them: a completed backfill on its link.
+      await waitFor(() => bluez.device(NEW_METER).connects >= 1 && sink.states.slice(mark).some((s) => s.connected && /new records/.test(s.detail ?? '')), 'the empty meter backfilled');
+      await bluez.removeDevice(NEW_METER);
+      first.addRecord({ mgPerDl: 130 });
+      bluez.addDevice(first);
+      await waitFor(() => sink.readings.length === 11, "the first meter's record 11");
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.context?.meter, r.context?.meterEpoch])).toEqual(Array.from({ length: 11 }, (_, i) => [i + 1, OLD_METER, undefined]));
+    expect(sink.notices).toEqual([]);
+  }, 30_000);
 });
