@@ -35,13 +35,13 @@ function reading(sensor: string, value: number, minute: number): Reading {
  * the directory signed by a new key: corrupt, but it passes every check at load. (Weights that are themselves
  * NaN or infinite are refused at load: forecast-model.test.ts.)
  */
-function nanModel(root: string): { dir: string; publicKey: string } {
+function nanModel(root: string, outputKernel = '3e38'): { dir: string; publicKey: string } {
   const dir = join(root, 'glucose-forecast');
   cpSync(defaultGlucoseModelDir(), dir, { recursive: true });
   const topology = readFileSync(join(dir, 'model.json'), 'utf8');
   const quantizations = [...topology.matchAll(/"min":\s*-?[0-9.e-]+,\s*"scale":\s*[0-9.e-]+/g)];
   const kernel = quantizations.at(-2)!;
-  const corrupt = `${topology.slice(0, kernel.index)}"min": 3e38, "scale": 0${topology.slice(kernel.index + kernel[0].length)}`;
+  const corrupt = `${topology.slice(0, kernel.index)}"min": ${outputKernel}, "scale": 0${topology.slice(kernel.index + kernel[0].length)}`;
   expect(corrupt).not.toBe(topology);
   writeFileSync(join(dir, 'model.json'), corrupt);
   const manifest = JSON.parse(readFileSync(join(dir, 'medge-model.json'), 'utf8')) as { files: Record<string, string> };
@@ -100,6 +100,28 @@ describe('a glucose forecast model that fails at run time', () => {
     expect(broken.findings.filter((f) => f.kind === 'glucose-forecast').every((f) => f.modelId === GLUCOSE_FALLBACK_MODEL_ID)).toBe(true);
     expect(broken.findings.every((f) => Number.isFinite(f.probability) && (f.value === undefined || Number.isFinite(f.value)))).toBe(true);
   }, 120_000);
+
+  it('a signed model whose finite output is no glucose (output kernel ±1e6): dropped at its first forecast, no predicted low at a steady 120', () => {
+    // Finite weights pass the load's check and give finite outputs, but a forecast 1.4e8 mg/dL from the reading.
+    // Before: forecasts of ±1.4e8-1.8e8 mg/dL were stored, and with -1e6 a predicted low was raised at a steady
+    // 120 mg/dL (with +1e6 the model's predicted lows could never come); the monitor never fell back.
+    const steady = Array.from({ length: 30 }, () => 120);
+    for (const kernel of ['1e6', '-1e6']) {
+      const broken = nanModel(tempDir(), kernel);
+      const monitor = new GlucoseMonitor('cgm', loadGlucoseForecaster(broken.dir, [readFileSync(broken.publicKey, 'utf8')]));
+      const errors: string[] = [];
+      monitor.onModelError = (reason) => errors.push(reason);
+      const outs = steady.map((v, i) => monitor.push(reading('cgm', v, i * 5)));
+      expect(errors, kernel).toHaveLength(1);
+      expect(errors[0], kernel).toMatch(/^its forecast, -?1\.\d+e\+8 mg\/dL in 30 min from 120, is more than 300 mg\/dL away: no glucose moves that fast$/);
+      expect(outs.flatMap((o) => o.alerts).map((a) => a.kind), kernel).toEqual([]);
+      // Nothing stored from the model: every finding (trend, forecast by the rule) within a glucose's reach.
+      const findings = outs.flatMap((o) => o.findings);
+      expect(findings.length, kernel).toBeGreaterThan(0);
+      expect(findings.filter((f) => f.modelId.startsWith('glucose-forecast@')), kernel).toEqual([]);
+      expect(findings.every((f) => typeof f.value !== 'number' || Math.abs(f.value) < 1000), kernel).toBe(true);
+    }
+  });
 
   it('a model whose evaluation throws: the monitor does not throw, says so once, and judges by the rule from that reading on', () => {
     const monitor = new GlucoseMonitor('cgm', throwingModel());
