@@ -48,3 +48,14 @@ describe('QrsCredibility.humFreeQrsMv', () => {
     expect(c.humFreeQrsMv(3 * FS - 5, [50, 60])).toBeUndefined();
   });
 });
+
+describe('QrsCredibility.humFreeQrsMv at a rate holding no whole hum period', () => {
+  it('measures 1 mV of 50 or 60 Hz at 128 Hz as almost nothing (the averages alone left 0.12 mV of 50 Hz)', () => {
+    for (const hz of [50, 60]) {
+      const c = new QrsCredibility({ fs: 128 });
+      c.pushSamples(Int16Array.from({ length: 3 * 128 }, (_, i) => Math.round(1000 * Math.sin((2 * Math.PI * hz * i) / 128))), 1000);
+      expect(c.humFreeQrsMv(2 * 128, [50, 60]), `${hz} Hz`).toBeLessThan(0.02);
+      expect(c.qrsMv(2 * 128), `${hz} Hz`).toBeGreaterThan(1.9);
+    }
+  });
+});
