@@ -558,7 +558,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     }
     if (!this.store.raiseSeqFloor(kind, seqFloor)) return;
     const o = this.options;
-    const detail = `${kind}: seqs from here on above ${seqFloor}, the highest the edge holds from another ledger under device id ${this.store.deviceId} (new SD card or restored ledger); records made before keep their seqs and are seq conflicts at the edge`;
+    const detail = `${kind}: seqs from here on above ${seqFloor}, the highest the edge holds from another ledger under device id ${this.store.deviceId} (new SD card or restored ledger); records made before keep their seqs (those that clash are seq conflicts at the edge)`;
     this.store.appendAudit({ tMs: o.clock.now(), actor: 'uplink', action: SYNC_SEQS_RAISED, detail });
     this.log.warn({ kind, seqFloor }, 'the edge holds these seqs from another ledger under this device id; later records go above them');
     if (this.seqsRaisedAlerted) return;
@@ -568,9 +568,9 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       severity: 1,
       t: o.clock.now(),
       message:
-        `The edge already held records under this board's device id "${this.store.deviceId}" with the numbers this board was using ` +
+        `The edge already held records under this board's device id "${this.store.deviceId}" with the numbers this board was using or above them ` +
         `(a new SD card or a ledger restored from a backup, and a board clock that was behind). New records are numbered above them from now on. ` +
-        `Records made before this stay as they are; the edge keeps them for review (medge edge conflicts). Nothing is lost.`,
+        `Records made before this stay as they are; the edge keeps any that clash for review (medge edge conflicts). Nothing is lost.`,
     });
   }
 

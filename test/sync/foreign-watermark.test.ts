@@ -35,6 +35,15 @@ const sha = (body: Uint8Array) => createHash('sha256').update(body).digest('hex'
 
 const openLedger = (dir: string, clockMs: number): SqliteOutboxStore => openFloorLedger(dir, DEV, clockMs);
 
+/** Runs an uplink (window 4 x 50) until the edge has acknowledged everything the ledger holds, then compacts it. */
+async function syncAndCompact(store: SqliteOutboxStore, url: string): Promise<void> {
+  const uplink = new Uplink(store, { url, site: SITE, batchMaxRecords: 50, window: 4, ackTimeoutMs: 1500, backoff: { initialMs: 50, maxMs: 200 } });
+  uplink.start();
+  await waitFor(() => uplink.drained, 'uplink drained', 20_000);
+  await uplink.stop();
+  store.compact(Date.now() + DAY);
+}
+
 describe('a ledger below the edge watermark of another ledger under its deviceId', () => {
   it.each([
     // No clash: the edge's watermark (the old card's T * 1000 + 300) is above anything this ledger sent.
@@ -61,13 +70,7 @@ describe('a ledger below the edge watermark of another ledger under its deviceId
     const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
     const edge = new EdgeNode({ dataDir: join(dir, 'edge'), brokerUrl: url, port: 0 });
     await edge.start();
-    const sync = async (store: SqliteOutboxStore) => {
-      const uplink = new Uplink(store, { url, site: SITE, batchMaxRecords: 50, window: 4, ackTimeoutMs: 1500, backoff: { initialMs: 50, maxMs: 200 } });
-      uplink.start();
-      await waitFor(() => uplink.drained, 'uplink drained', 20_000);
-      await uplink.stop();
-      store.compact(Date.now() + DAY);
-    };
+    const sync = (store: SqliteOutboxStore) => syncAndCompact(store, url);
     try {
       // The old card, its clock right: 300 readings at seqs T * 1000 + 1..300, synced and compacted.
       const a = openLedger(join(dir, 'card-a'), T);
@@ -97,6 +100,37 @@ describe('a ledger below the edge watermark of another ledger under its deviceId
       await edge.stop();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }, 30_000);
+
+  it('no clash: the edge still sends seqFloor, and the records made after its ack go above the old card\'s seqs', async () => {
+    const dir = tempDir();
+    const edge = new EdgeNode({ dataDir: join(dir, 'edge'), port: 0 });
+    await edge.start();
+    const sync = (store: SqliteOutboxStore) => syncAndCompact(store, edge.url);
+    try {
+      const a = openLedger(join(dir, 'card-a'), T);
+      a.append(Array.from({ length: 300 }, (_, i) => reading('a', i)));
+      await sync(a);
+      a.close();
+      const aTop = T * 1000 + 300;
+
+      const b = openLedger(join(dir, 'card-b'), T - 30 * DAY);
+      b.append(Array.from({ length: 100 }, (_, i) => reading('b', i)));
+      await sync(b);
+      b.append(Array.from({ length: 100 }, (_, i) => reading('b', 100 + i)));
+      await sync(b);
+
+      // Before: no seqFloor without a clash, the new card's seqs stayed below the old card's for good
+      // ((T - 30 d) * 1000 + 101..200), where the edge's watermark cannot see its gaps.
+      const seqs = edge.store.records(DEV, 'reading', 0, 10_000).map((r) => r.seq);
+      expect(seqs.filter((q) => q > aTop)).toEqual(Array.from({ length: 100 }, (_, i) => aTop + 1 + i));
+      expect(seqs).toHaveLength(500);
+      expect(b.readAudit().filter((e) => e.action === 'sync-seqs-raised')).toHaveLength(1);
+      expect(edge.store.conflicts(DEV, 'reading')).toHaveLength(0);
+      b.close();
+    } finally {
+      await edge.stop();
     }
   }, 30_000);
 });
