@@ -102,8 +102,9 @@ export interface CommitResult {
   assumed: number;
   /**
    * The batch reused seqs held here with other content (a new or restored ledger under this deviceId, or
-   * two boards with one id): the highest seq of the kind stored for the device, for the ack's `seqFloor`
-   * (the device's later seqs go above it). 0 when the batch had none.
+   * two boards with one id), or stored new records at or below this edge's watermark of the device and kind
+   * (a new ledger whose seqs lie below another ledger's, no clash): the highest seq of the kind stored for
+   * the device, for the ack's `seqFloor` (the device's later seqs go above it). 0 otherwise.
    */
   seqFloor: number;
 }
@@ -212,9 +213,13 @@ export class EdgeStore {
       let inserted = 0;
       let clashes = 0;
       const conflicts: number[] = [];
+      const before = (getProgress.get(deviceId, kind) as number | undefined) ?? 0;
+      // New records at or below the watermark: a ledger whose seqs lie below another one's under this deviceId.
+      let belowWatermark = 0;
       for (const r of input.records) {
         if (insert.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body).changes === 1) {
           inserted += 1;
+          if (r.seq <= before) belowWatermark += 1;
           continue;
         }
         const held = getStored.get(deviceId, kind, r.seq) as { boot_id: string; t_ms: number; body: Buffer };
@@ -231,7 +236,6 @@ export class EdgeStore {
       const replay = inserted === 0 && conflicts.length === 0;
       if (replay) countRejected.run('replay', 1);
       else upsertDevice.run(deviceId, input.site, now, now, input.bootId);
-      const before = (getProgress.get(deviceId, kind) as number | undefined) ?? 0;
       // The device's watermark is taken as covered only below what it still holds: what it holds it can send again.
       const trusted = input.heldFrom ? Math.min(input.ackedUpTo, input.heldFrom - 1) : input.ackedUpTo;
       let contiguous = Math.max(before, trusted);
@@ -256,7 +260,9 @@ export class EdgeStore {
         rewind: Boolean(input.heldFrom) && contiguous < input.ackedUpTo,
         assumed: Math.max(0, trusted - before),
         // Also for a conflict resent after a lost ack (kept once already): its ack may have been the one lost.
-        seqFloor: clashes > 0 ? ((highestStored.get(deviceId, kind) as number | null) ?? 0) : 0,
+        // And for new records below the watermark (a new SD card whose clock is behind the old card's ledger
+        // start, no clash): above it, this edge tracks the ledger's gaps again and can ask it to rewind.
+        seqFloor: clashes > 0 || belowWatermark > 0 ? ((highestStored.get(deviceId, kind) as number | null) ?? 0) : 0,
       };
     });
   }

@@ -504,7 +504,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       this.exhausted[kind] = false;
       this.inFlight = this.inFlight.filter((f) => f.kind !== kind);
     }
-    if (this.store.acknowledge(kind, Math.min(ack.upToSeq, this.sentUpTo[kind]))) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
+    if (this.store.acknowledge(kind, this.earnedUpTo(kind, ack))) this.emit('ack', { kind, upToSeq: this.store.ackedUpTo(kind) });
     this.lastAckMs = this.options.clock.now();
     this.lastProgress = this.options.clock.monotonic();
     const acked = this.store.ackedUpTo(kind);
@@ -521,6 +521,31 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   }
 
   /**
+   * How far an ack may move the watermark of `kind`: its `upToSeq` up to what this process sent (`sentUpTo`),
+   * or, when the edge's watermark is not this ledger's, over the batches the edge named as held (`batchLastSeq`:
+   * it holds each whole) in an unbroken run from the watermark, whatever `upToSeq` says (with seq clashes the
+   * edge clamps it to the batch it answers, which would leave each later held batch to its ack timeout). The edge's watermark is another ledger's when it is above anything this
+   * process sent or the batch reused seqs (`seqFloor`): a new SD card whose clock is behind the old card's
+   * ledger start, so its seqs lie below the old card's with no clash, or a restored ledger. The edge then takes
+   * every batch of this ledger as contiguous and cannot tell that an earlier one never reached it (lost
+   * between broker and ingest); QA: the ack of the second batch of a window acknowledged the lost first one
+   * with it, and its 50 records were compacted on the device, never stored at the edge. An older edge names no
+   * batch (`batchLastSeq` 0): its watermark is taken up to what was sent, as before.
+   */
+  private earnedUpTo(kind: RecordKind, ack: { upToSeq: number; batchLastSeq: number; seqFloor: number }): number {
+    const sent = this.sentUpTo[kind];
+    if (ack.batchLastSeq === 0 || (ack.upToSeq <= sent && ack.seqFloor === 0)) return Math.min(ack.upToSeq, sent);
+    let upTo = this.store.ackedUpTo(kind);
+    const batches = this.inFlight.filter((f) => f.kind === kind).sort((x, y) => x.afterSeq - y.afterSeq);
+    for (const f of batches) {
+      if (f.lastSeq <= upTo) continue;
+      if (!f.held || f.afterSeq > upTo) break;
+      upTo = f.lastSeq;
+    }
+    return upTo;
+  }
+
+  /**
    * The edge holds seqs of `kind` up to `seqFloor` from another ledger under this deviceId (a new SD card,
    * a ledger restored from a backup, on a clock too far behind for the wall-clock floor to clear them):
    * the store moves its next seq above it. Records made before keep their seqs (they may be at the edge
@@ -533,7 +558,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     }
     if (!this.store.raiseSeqFloor(kind, seqFloor)) return;
     const o = this.options;
-    const detail = `${kind}: seqs from here on above ${seqFloor}, the highest the edge holds from another ledger under device id ${this.store.deviceId} (new SD card or restored ledger); records made before keep their seqs and are seq conflicts at the edge`;
+    const detail = `${kind}: seqs from here on above ${seqFloor}, the highest the edge holds from another ledger under device id ${this.store.deviceId} (new SD card or restored ledger); records made before keep their seqs (those that clash are seq conflicts at the edge)`;
     this.store.appendAudit({ tMs: o.clock.now(), actor: 'uplink', action: SYNC_SEQS_RAISED, detail });
     this.log.warn({ kind, seqFloor }, 'the edge holds these seqs from another ledger under this device id; later records go above them');
     if (this.seqsRaisedAlerted) return;
@@ -543,9 +568,9 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       severity: 1,
       t: o.clock.now(),
       message:
-        `The edge already held records under this board's device id "${this.store.deviceId}" with the numbers this board was using ` +
+        `The edge already held records under this board's device id "${this.store.deviceId}" with the numbers this board was using or above them ` +
         `(a new SD card or a ledger restored from a backup, and a board clock that was behind). New records are numbered above them from now on. ` +
-        `Records made before this stay as they are; the edge keeps them for review (medge edge conflicts). Nothing is lost.`,
+        `Records made before this stay as they are; the edge keeps any that clash for review (medge edge conflicts). Nothing is lost.`,
     });
   }
 

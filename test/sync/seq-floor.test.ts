@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert } from '../../device-sdk/records.js';
-import { SEQ_RESERVATION_FILE, SeqReservation, seqReservationPath } from '../../device-sdk/store/seq-reservation.js';
+import { SEQ_RESERVATION_FILE } from '../../device-sdk/store/seq-reservation.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { SYNC_SEQS_RAISED, Uplink } from '../../device-sdk/sync/uplink.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { readEdgeStats } from '../../edge/edge-store.js';
+import { openFloorLedger } from '../helpers/floor-ledger.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -37,16 +38,8 @@ function reading(ledger: string, i: number) {
 const readings = (ledger: string, n: number, from = 0) => Array.from({ length: n }, (_, i) => reading(ledger, from + i));
 const sha = (body: Uint8Array) => createHash('sha256').update(body).digest('hex');
 
-/** The ledger of a data directory as the runtime opens it: seq reservation next to it, floor from the device clock reading `clockMs`. */
-function openLedger(dir: string, clockMs: number): SqliteOutboxStore {
-  const path = join(dir, 'ledger.sqlite');
-  return new SqliteOutboxStore(path, {
-    deviceId: DEV,
-    retentionMs: { reading: 0 },
-    seqReservation: new SeqReservation(seqReservationPath(path)),
-    seqFloorClock: { now: () => clockMs },
-  });
-}
+/** The ledger of a data directory as the runtime opens it (`openFloorLedger`), for DEV. */
+const openLedger = (dir: string, clockMs: number): SqliteOutboxStore => openFloorLedger(dir, DEV, clockMs);
 
 interface Link {
   uplink: Uplink;
