@@ -1,15 +1,25 @@
 import { type Clock, systemClock } from '../device-sdk/clock.js';
 import type { Logger } from '../device-sdk/log.js';
 import { openPayload, SEALED_PAYLOAD_MARK, type WireKey } from '../device-sdk/security/wire-keys.js';
-import { encodeAck } from '../device-sdk/proto/index.js';
+import { encodeAck, type RefusedReason } from '../device-sdk/proto/index.js';
 import { type BatchLimits, BatchRejectedError, DEFAULT_BATCH_LIMITS, openBatch } from '../device-sdk/sync/batch.js';
-import { downTopic, parseUpTopic } from '../device-sdk/sync/topics.js';
+import { downTopic, type ParsedUpTopic, parseUpTopic } from '../device-sdk/sync/topics.js';
 import { DuplicateDeviceIdWatch, type DuplicateDeviceIdOptions } from './duplicate-device-id.js';
 import type { CommitResult, EdgeStore } from './edge-store.js';
+import type { CertificateProblem } from './issued-certificates.js';
 
 export type IngestOutcome = { ok: true; deviceId: string; result: CommitResult } | { ok: false; reason: string; message: string };
 
 export type AckPublisher = (topic: string, payload: Buffer) => void;
+
+export interface RefusalNoticeOptions {
+  /** A refusal notice (`Ack.refused`) goes to a device at most once this long (ms) per kind and reason. */
+  repeatMs: number;
+  /** (device, kind, reason) entries remembered at most; past it, expired ones are dropped and new ones get no notice until room is made. */
+  maxTracked: number;
+}
+
+export const DEFAULT_REFUSAL_NOTICE: Readonly<RefusalNoticeOptions> = Object.freeze({ repeatMs: 60_000, maxTracked: 10_000 });
 
 export interface IngestOptions {
   /**
@@ -21,12 +31,14 @@ export interface IngestOptions {
   /** Refuse (as `auth`) clear payloads from devices that have a wire key. */
   requireSealed?: boolean;
   /**
-   * Why a device's batches must be refused (as `auth`, not acknowledged) because of its certificate, or
+   * Why a device's batches must be refused (as `auth`, not acknowledged; the device is told the `reason`) because of its certificate, or
    * undefined: behind an external broker that keeps connections open past revocation and expiry
    * (`issued-certificates.ts`).
    */
-  certificateProblem?: (deviceId: string) => string | undefined;
-  /** Time of the duplicate device id watch. */
+  certificateProblem?: (deviceId: string) => CertificateProblem | undefined;
+  /** Rate limit of the refusal notices (`Ack.refused`) sent to the device a refused batch came from. */
+  refusalNotice?: Partial<RefusalNoticeOptions>;
+  /** Time of the duplicate device id watch and of the refusal notices' rate limit. */
   clock?: Pick<Clock, 'now' | 'monotonic'>;
   duplicateDeviceId?: Partial<DuplicateDeviceIdOptions>;
 }
@@ -45,6 +57,9 @@ export class Ingest {
   private readonly certificateProblem: IngestOptions['certificateProblem'];
   private readonly clock: Pick<Clock, 'now' | 'monotonic'>;
   private readonly duplicates: DuplicateDeviceIdWatch;
+  private readonly refusalNotice: RefusalNoticeOptions;
+  /** Monotonic time of the last refusal notice per `site/deviceId/kind/reason`. */
+  private readonly noticeAt = new Map<string, number>();
 
   constructor(store: EdgeStore, publishAck: AckPublisher, log: Logger, limits: Partial<BatchLimits> = {}, options: IngestOptions = {}) {
     this.store = store;
@@ -56,25 +71,26 @@ export class Ingest {
     this.certificateProblem = options.certificateProblem;
     this.clock = options.clock ?? systemClock;
     this.duplicates = new DuplicateDeviceIdWatch(this.clock, options.duplicateDeviceId);
+    this.refusalNotice = { ...DEFAULT_REFUSAL_NOTICE, ...options.refusalNotice };
   }
 
   /** The batch bytes of a payload: opened with the device's wire key when it has one. Returns a refusal otherwise. */
-  private unseal(topic: string, deviceId: string, payload: Uint8Array): Uint8Array | { reason: string; message: string } {
+  private unseal(topic: string, deviceId: string, payload: Uint8Array): Uint8Array | { reason: string; message: string; notice: RefusedReason } {
     if (!this.wireKeys) return payload;
     let key: WireKey | undefined;
     try {
       key = this.wireKeys(deviceId);
     } catch (error) {
-      return { reason: 'auth', message: `the wire key of ${deviceId} is unusable at this edge: ${(error as Error).message}` };
+      return { reason: 'auth', message: `the wire key of ${deviceId} is unusable at this edge: ${(error as Error).message}`, notice: 'key' };
     }
     const sealed = payload[0] === SEALED_PAYLOAD_MARK;
-    if (!key) return sealed ? { reason: 'auth', message: `sealed payload from ${deviceId}, which has no wire key at this edge` } : payload;
-    if (!sealed) return this.requireSealed ? { reason: 'auth', message: `clear payload from ${deviceId}, which must seal its payloads with its wire key` } : payload;
-    if (payload.byteLength > this.limits.maxPayloadBytes) return { reason: 'oversize', message: `payload of ${payload.byteLength} bytes exceeds ${this.limits.maxPayloadBytes}` };
+    if (!key) return sealed ? { reason: 'auth', message: `sealed payload from ${deviceId}, which has no wire key at this edge`, notice: 'key' } : payload;
+    if (!sealed) return this.requireSealed ? { reason: 'auth', message: `clear payload from ${deviceId}, which must seal its payloads with its wire key`, notice: 'key' } : payload;
+    if (payload.byteLength > this.limits.maxPayloadBytes) return { reason: 'oversize', message: `payload of ${payload.byteLength} bytes exceeds ${this.limits.maxPayloadBytes}`, notice: 'oversize' };
     try {
       return openPayload(key, topic, payload);
     } catch (error) {
-      return { reason: 'auth', message: `sealed payload does not open under the wire key of ${deviceId}: ${(error as Error).message}` };
+      return { reason: 'auth', message: `sealed payload does not open under the wire key of ${deviceId}: ${(error as Error).message}`, notice: 'key' };
     }
   }
 
@@ -82,15 +98,15 @@ export class Ingest {
     const where = parseUpTopic(topic);
     if (!where) return this.reject('malformed', `topic ${JSON.stringify(topic.slice(0, 200))} is not medge/v1/<site>/<deviceId>/up/<kind>`, topic);
     const certificate = this.certificateProblem?.(where.deviceId);
-    if (certificate !== undefined) return this.reject('auth', certificate, topic);
+    if (certificate !== undefined) return this.reject('auth', certificate.message, topic, { where, reason: certificate.reason });
     const bytes = this.unseal(topic, where.deviceId, payload);
-    if (!(bytes instanceof Uint8Array)) return this.reject(bytes.reason, bytes.message, topic);
+    if (!(bytes instanceof Uint8Array)) return this.reject(bytes.reason, bytes.message, topic, { where, reason: bytes.notice });
     let batch: ReturnType<typeof openBatch>;
     try {
       batch = openBatch(bytes, where, this.limits);
     } catch (error) {
-      if (error instanceof BatchRejectedError) return this.reject(error.reason, error.message, topic);
-      return this.reject('malformed', (error as Error).message, topic);
+      if (error instanceof BatchRejectedError) return this.reject(error.reason, error.message, topic, { where, reason: error.reason });
+      return this.reject('malformed', (error as Error).message, topic, { where, reason: 'malformed' });
     }
     const { header, records } = batch;
     let result: CommitResult;
@@ -155,9 +171,31 @@ export class Ingest {
     );
   }
 
-  private reject(reason: string, message: string, topic: string): IngestOutcome {
+  /**
+   * Counts and logs a refused batch. With `notice` (the topic parsed, so the edge knows the device: behind
+   * Mosquitto or the embedded broker with `--tls` the ACL lets a device publish only under its own id) it also
+   * tells that device on its ack topic why (`Ack.refused`, `upToSeq` 0: nothing acknowledged), at most once
+   * per `refusalNotice.repeatMs` per device, kind and reason. The notice names only the device's own id, the
+   * kind and the reason. Before, a refused device got nothing and resent on every ack timeout indefinitely.
+   */
+  private reject(reason: string, message: string, topic: string, notice?: { where: ParsedUpTopic; reason: RefusedReason }): IngestOutcome {
     this.store.countRejected(reason);
     this.log.warn({ reason, topic: topic.slice(0, 200), err: message }, 'batch rejected');
+    if (notice) this.sendRefusalNotice(notice.where, notice.reason);
     return { ok: false, reason, message };
+  }
+
+  private sendRefusalNotice(where: ParsedUpTopic, refused: RefusedReason): void {
+    const key = `${where.site}/${where.deviceId}/${where.kind}/${refused}`;
+    const now = this.clock.monotonic();
+    const last = this.noticeAt.get(key);
+    if (last !== undefined && now - last < this.refusalNotice.repeatMs) return;
+    if (last === undefined && this.noticeAt.size >= this.refusalNotice.maxTracked) {
+      for (const [k, at] of this.noticeAt) if (now - at >= this.refusalNotice.repeatMs) this.noticeAt.delete(k);
+      if (this.noticeAt.size >= this.refusalNotice.maxTracked) return;
+    }
+    this.noticeAt.set(key, now);
+    const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq: 0, edgeMs: this.clock.now(), refused });
+    this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
   }
 }

@@ -21,7 +21,7 @@ describe('createIssuedCertificateCheck (the ingest behind Mosquitto)', () => {
     expect(check('never-provisioned')).toBeUndefined();
 
     const { revoked } = await revokeDevice(caDir, 'lost');
-    expect(check('lost')).toBe(`the certificate of lost (serial ${revoked.serial.toLowerCase().replace(/^0+/, '')}) is revoked; its batches are refused`);
+    expect(check('lost')).toEqual({ reason: 'certificate-revoked', message: `the certificate of lost (serial ${revoked.serial.toLowerCase().replace(/^0+/, '')}) is revoked; its batches are refused` });
     expect(check('fine')).toBeUndefined();
 
     // Re-provisioned under the same id (a new certificate recorded in issued/): accepted again.
@@ -30,6 +30,6 @@ describe('createIssuedCertificateCheck (the ingest behind Mosquitto)', () => {
 
     // Expiry by the edge's clock.
     now += 900 * DAY;
-    expect(check('fine')).toMatch(/^the certificate of fine \(serial [0-9a-f]+\) expired at \d{4}-/);
+    expect(check('fine')).toMatchObject({ reason: 'certificate-expired', message: expect.stringMatching(/^the certificate of fine \(serial [0-9a-f]+\) expired at \d{4}-/) as unknown });
   });
 });

@@ -9,7 +9,8 @@
  * does not see who published a message. It does know the device: Mosquitto's ACL (`pattern write
  * .../%u/up/#`, username = certificate CN) lets a device publish only under its own id. So the ingest
  * refuses (counted `auth`, not acknowledged) the batches of a device whose certificate, as the CA
- * directory last issued it (`issued/<id>.crt`, `medge provision`), is revoked (the CRL) or expired.
+ * directory last issued it (`issued/<id>.crt`, `medge provision`), is revoked (the CRL) or expired, and tells
+ * that device why (`Ack.refused`: `certificate-revoked` / `certificate-expired`, `edge/ingest.ts`).
  *
  * Limits: the CA directory records only the latest certificate of each device. A device re-provisioned
  * after a revocation is accepted again, also on a connection that still uses the revoked certificate; a
@@ -46,11 +47,17 @@ function stampOf(path: string): string | undefined {
   }
 }
 
+/** Why the ingest refuses a device's batches because of its certificate: `reason` is what the device is told (`Ack.refused`). */
+export interface CertificateProblem {
+  reason: 'certificate-revoked' | 'certificate-expired';
+  message: string;
+}
+
 /**
  * Returns a check for the ingest: why a device's batches must be refused (its latest issued certificate
  * is revoked or expired), or undefined. Files are read again only when they change (mtime and size).
  */
-export function createIssuedCertificateCheck(options: IssuedCertificatesOptions): (deviceId: string) => string | undefined {
+export function createIssuedCertificateCheck(options: IssuedCertificatesOptions): (deviceId: string) => CertificateProblem | undefined {
   let crl: Cached<Set<string>> | undefined;
   const certs = new Map<string, Cached<{ serial: string; notAfterMs: number } | undefined>>();
   const revoked = (): Set<string> => {
@@ -87,8 +94,10 @@ export function createIssuedCertificateCheck(options: IssuedCertificatesOptions)
   return (deviceId) => {
     const cert = issued(deviceId);
     if (!cert) return undefined;
-    if (revoked().has(cert.serial)) return `the certificate of ${deviceId} (serial ${cert.serial}) is revoked; its batches are refused`;
-    if (cert.notAfterMs <= options.now()) return `the certificate of ${deviceId} (serial ${cert.serial}) expired at ${new Date(cert.notAfterMs).toISOString()}; its batches are refused`;
+    if (revoked().has(cert.serial)) return { reason: 'certificate-revoked', message: `the certificate of ${deviceId} (serial ${cert.serial}) is revoked; its batches are refused` };
+    if (cert.notAfterMs <= options.now()) {
+      return { reason: 'certificate-expired', message: `the certificate of ${deviceId} (serial ${cert.serial}) expired at ${new Date(cert.notAfterMs).toISOString()}; its batches are refused` };
+    }
     return undefined;
   };
 }

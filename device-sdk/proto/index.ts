@@ -67,7 +67,16 @@ export interface AckMessage {
    * device's later seqs go above; 0 otherwise and from older edges.
    */
   seqFloor: number;
+  /**
+   * A refusal notice (`REFUSED_REASONS`): the edge refused a batch of this kind and acknowledges nothing;
+   * '' in every ordinary ack and from older edges.
+   */
+  refused: string;
 }
+
+/** The reasons an edge names in `Ack.refused` (a device treats any other non-empty value as refused too). */
+export const REFUSED_REASONS = Object.freeze(['certificate-revoked', 'certificate-expired', 'key', 'malformed', 'oversize', 'unknown-version'] as const);
+export type RefusedReason = (typeof REFUSED_REASONS)[number];
 
 /** protobufjs yields 64-bit integers as `Long` objects when the `long` package is present. */
 function num(value: unknown): number {
@@ -141,7 +150,8 @@ export function decodeRecordList(bytes: Uint8Array): WireRecord[] {
 }
 
 export function encodeAck(
-  ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId' | 'batchLastSeq' | 'otherBootLive' | 'seqFloor'> & {
+  ack: Omit<AckMessage, 'schemaVersion' | 'rewind' | 'bootId' | 'batchLastSeq' | 'otherBootLive' | 'seqFloor' | 'refused'> & {
+    refused?: string;
     rewind?: boolean;
     bootId?: string;
     batchLastSeq?: number;
@@ -166,6 +176,7 @@ export function decodeAck(bytes: Uint8Array): AckMessage {
     batchLastSeq: num(m.batchLastSeq ?? 0),
     otherBootLive: m.otherBootLive === true,
     seqFloor: num(m.seqFloor ?? 0),
+    refused: String(m.refused ?? ''),
   };
 }
 

@@ -134,12 +134,25 @@ export const SYNC_DEVICE_ID_IN_USE = 'sync-device-id-in-use';
  */
 export const SYNC_SEQS_RAISED = 'sync-seqs-raised';
 
+/** The alert (severity 2) of a board whose batches the edge refuses and says why (`Ack.refused`). */
+export const SYNC_BATCHES_REFUSED = 'sync-batches-refused';
+
+/** What a board's alert says to do about each reason the edge names in `Ack.refused`. */
+const REFUSED_FIXES: Readonly<Record<string, string>> = Object.freeze({
+  'certificate-revoked': "this board's certificate was revoked: re-provision it (medge provision) and install the new certificate",
+  'certificate-expired': "this board's certificate has expired: re-provision it (medge provision) and install the new certificate",
+  key: "the edge cannot open this board's payloads with its wire key (missing, different, or the edge requires sealed payloads): re-provision it (medge provision) so that the board and the edge hold the same wire key (config edge.payloadEncryption)",
+  malformed: "the edge cannot read this board's batches: bring the board software and the edge to matching medge versions",
+  oversize: "this board's batches are larger than the edge accepts: lower edge.batchMaxRecords / edge.batchMaxBytes in the board config",
+  'unknown-version': "the edge does not speak this board's wire format version: bring the board software and the edge to matching medge versions",
+});
+
 export interface UplinkEvents {
   state: [UplinkState];
   ack: [{ kind: RecordKind; upToSeq: number }];
   drained: [];
   /**
-   * A `sync-device-id-in-use`, `sync-seqs-raised`, `sync-clock-invalid` or `sync-certificate-refused` alert for
+   * A `sync-device-id-in-use`, `sync-seqs-raised`, `sync-batches-refused`, `sync-clock-invalid` or `sync-certificate-refused` alert for
    * the runtime to store and raise locally (the uplink stores no alert itself).
    */
   alert: [Alert];
@@ -192,6 +205,10 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private unsubscribeStore: (() => void) | undefined;
   /** A `sync-seqs-raised` alert was emitted (once per uplink; every raise is audited). */
   private seqsRaisedAlerted = false;
+  /** Kinds whose last word from the edge was a refusal notice (`Ack.refused`), with its reason; cleared by an ack of the kind. */
+  private readonly refusedKinds = new Map<RecordKind, string>();
+  /** Reasons a `sync-batches-refused` alert was emitted for since `start`. */
+  private readonly refusedAlerted = new Set<string>();
   /**
    * The TLS condition reported since the last successful connection (reported once until then): a TLS error
    * code of `isClockFailureCode`, or `refused` (`refusedHandshakesBeforeAlert`).
@@ -228,6 +245,11 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     return this.tlsProblemValue;
   }
 
+  /** Why the edge refuses the batches of each kind it last refused (`Ack.refused`); a kind leaves it at its next ack. */
+  get refused(): Partial<Record<RecordKind, string>> {
+    return Object.fromEntries(this.refusedKinds);
+  }
+
   /** True when the edge has acknowledged every record the store has produced. */
   get drained(): boolean {
     const stats = this.store.stats();
@@ -237,6 +259,7 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.refusedAlerted.clear();
     this.unsubscribeStore = this.store.onAppend((kinds) => {
       for (const k of kinds) this.exhausted[k] = false;
       this.pump();
@@ -495,6 +518,16 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       return;
     }
     const kind = ack.kind as RecordKind;
+    if (ack.refused !== '') {
+      this.noteRefused(kind, ack.refused);
+      return;
+    }
+    if (this.refusedKinds.delete(kind)) {
+      this.log.info({ kind }, 'the edge takes this kind of batches again');
+      // Its deadline was the slow one: set again for the normal one.
+      if (this.ackTimer) this.options.clock.clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+    }
     for (const f of this.inFlight) if (f.kind === kind && f.lastSeq === ack.batchLastSeq) f.held = true;
     // Before the watermark moves: records appended from here on get seqs above the other ledger's.
     if (ack.seqFloor > 0) this.raiseSeqFloor(kind, ack.seqFloor);
@@ -575,6 +608,29 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   }
 
   /**
+   * The edge refused a batch of `kind` and said why (`Ack.refused`): nothing is acknowledged, the records stay.
+   * Until an ack of the kind comes, at most one batch of it is in flight and it is sent again on the slow
+   * schedule (`backoff.maxMs` instead of `ackTimeoutMs`); one `sync-batches-refused` alert per reason per `start`.
+   * Before, such a board got nothing from the edge, resent on every ack timeout indefinitely and raised nothing.
+   */
+  private noteRefused(kind: RecordKind, reason: string): void {
+    const o = this.options;
+    if (this.refusedKinds.get(kind) !== reason) this.log.error({ kind, refused: reason }, 'the edge refuses this kind of batches; records stay on the board, resending slowly');
+    this.refusedKinds.set(kind, reason);
+    if (this.refusedAlerted.has(reason)) return;
+    this.refusedAlerted.add(reason);
+    const fix = REFUSED_FIXES[reason] ?? 'bring the board software and the edge to matching medge versions, or ask the edge operator (medge edge stats)';
+    this.emit('alert', {
+      kind: SYNC_BATCHES_REFUSED,
+      severity: 2,
+      t: o.clock.now(),
+      message:
+        `The edge refuses this board's records (reason: ${reason}), so they no longer leave the board: ${fix}. ` +
+        `Records stay on the board until the edge accepts them; the board keeps trying, slowly.`,
+    });
+  }
+
+  /**
    * Publishes batches while the window has room (`pumpWindow`). A ledger that cannot be read (damaged
    * while running) is logged once until a read succeeds again and never thrown into the store's append
    * listener or the MQTT client's event handlers: what is unsent stays in the ledger.
@@ -595,7 +651,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (!client || this.stateValue !== 'connected') return;
     const o = this.options;
     while (this.inFlight.length < o.window) {
-      const kind = RECORD_KINDS.find((k) => !this.exhausted[k]);
+      // A kind the edge refuses has one batch at a time on the wire (`noteRefused`).
+      const kind = RECORD_KINDS.find((k) => !this.exhausted[k] && !(this.refusedKinds.has(k) && this.inFlight.some((f) => f.kind === k)));
       if (kind === undefined) break;
       const afterSeq = this.cursor[kind];
       const rows = this.store.readAfter(kind, afterSeq, o.batchMaxRecords, o.batchMaxBytes);
@@ -680,7 +737,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private ackDeadline(head: InFlight): number {
     const o = this.options;
     const transmission = head.transmitted ? 0 : (head.bytes * 1000) / o.slowLinkBytesPerSec;
-    return Math.max(head.sentAt, this.lastProgress) + o.ackTimeoutMs + transmission;
+    const timeout = this.refusedKinds.has(head.kind) ? Math.max(o.ackTimeoutMs, o.backoff.maxMs) : o.ackTimeoutMs;
+    return Math.max(head.sentAt, this.lastProgress) + timeout + transmission;
   }
 
   /** If the oldest batch in flight is past its ack deadline, send it again (and see `resendTimedOut`). */

@@ -13,10 +13,10 @@ import { silentLogger } from '../../device-sdk/log.js';
 import { type AckMessage, Compression, decodeAck, decodeBatch, encodeBody, PROTO_PATH, type WireRecord } from '../../device-sdk/proto/index.js';
 import type { RecordBodies, RecordKind } from '../../device-sdk/records.js';
 import { type BatchLimits, buildBatch, DEFAULT_BATCH_LIMITS, type RejectReason } from '../../device-sdk/sync/batch.js';
-import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
+import { downTopic, parseUpTopic, upTopic } from '../../device-sdk/sync/topics.js';
 import { sealPayload, type WireKey } from '../../device-sdk/security/wire-keys.js';
 import { EdgeStore, readEdgeStats } from '../../edge/edge-store.js';
-import { Ingest, type IngestOutcome } from '../../edge/ingest.js';
+import { Ingest, type IngestOptions, type IngestOutcome } from '../../edge/ingest.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const SITE = 'clinic-7';
@@ -37,24 +37,28 @@ interface Harness {
   store: EdgeStore;
   ingest: Ingest;
   acks: { topic: string; ack: AckMessage }[];
+  /** Refusal notices (`Ack.refused` set), kept apart from the acks. */
+  notices: { topic: string; ack: AckMessage }[];
   /** Called inside publishAck, before the ack is recorded (to look at the store at that moment). */
   onPublish?: () => void;
 }
 
-function setup(limits: Partial<BatchLimits> = {}): Harness {
+function setup(limits: Partial<BatchLimits> = {}, options: IngestOptions = {}): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'medge-ingest-'));
   dirs.push(dir);
   const store = new EdgeStore(dir);
   stores.push(store);
-  const h: Harness = { dir, store, acks: [], ingest: undefined as unknown as Ingest };
+  const h: Harness = { dir, store, acks: [], notices: [], ingest: undefined as unknown as Ingest };
   h.ingest = new Ingest(
     store,
     (topic, payload) => {
       h.onPublish?.();
-      h.acks.push({ topic, ack: decodeAck(payload) });
+      const ack = decodeAck(payload);
+      (ack.refused === '' ? h.acks : h.notices).push({ topic, ack });
     },
     silentLogger,
     limits,
+    options,
   );
   return h;
 }
@@ -403,6 +407,11 @@ describe('Ingest on a real EdgeStore', () => {
       const outcome = h.ingest.handle(t ?? topic('reading'), payload());
       expect(outcome).toMatchObject({ ok: false, reason });
       expect(h.acks).toEqual([]);
+      // The device the topic names is told why (nothing acknowledged); a topic that names none gets nothing.
+      const where = parseUpTopic(t ?? topic('reading'));
+      expect(h.notices).toEqual(
+        where ? [{ topic: downTopic(SITE, where.deviceId, 'ack'), ack: expect.objectContaining({ deviceId: where.deviceId, kind: where.kind, upToSeq: 0, batchLastSeq: 0, refused: reason }) as unknown }] : [],
+      );
       expect(readEdgeStats(h.dir)).toEqual({ devices: {}, rejected: { [reason]: 1 }, conflicts: {}, openConflicts: {}, duplicateDeviceIds: {} });
     });
 
@@ -552,5 +561,42 @@ describe('seqs from the wall-clock floor (about 1.8e15, above 2^32) on the wire 
     }
     // An ack of an edge before the field: 0, which changes nothing on the device.
     expect(decodeAck(AckType.encode({ schemaVersion: 1, deviceId: DEV, kind: 'reading', upToSeq: 5 }).finish()).seqFloor).toBe(0);
+    // Nor is it a refusal notice.
+    expect(decodeAck(AckType.encode({ schemaVersion: 1, deviceId: DEV, kind: 'reading', upToSeq: 5 }).finish()).refused).toBe('');
+  });
+
+  describe('refusal notices (Ack.refused)', () => {
+    it('tells a revoked device why, at most once a minute per kind and reason, and only that device', () => {
+      const clock = new VirtualClock();
+      const h = setup({}, { clock, certificateProblem: (id) => (id === 'dev-lost' ? { reason: 'certificate-revoked', message: `the certificate of ${id} is revoked` } : undefined) });
+      for (let i = 0; i < 5; i += 1) {
+        expect(h.ingest.handle(topic('reading', 'dev-lost'), batch('reading', 0, range(1, 5), { deviceId: 'dev-lost' }))).toMatchObject({ ok: false, reason: 'auth' });
+        clock.advance(10_000);
+      }
+      h.ingest.handle(topic('alert', 'dev-lost'), batch('alert', 0, range(1, 2), { deviceId: 'dev-lost' }));
+      expectOk(h.ingest.handle(topic('reading'), batch('reading', 0, range(1, 5))));
+      expect(h.notices.map((n) => [n.topic, n.ack.kind, n.ack.refused, n.ack.upToSeq])).toEqual([
+        [downTopic(SITE, 'dev-lost', 'ack'), 'reading', 'certificate-revoked', 0],
+        [downTopic(SITE, 'dev-lost', 'ack'), 'alert', 'certificate-revoked', 0],
+      ]);
+      expect(h.acks.map((a) => [a.topic, a.ack.upToSeq])).toEqual([[downTopic(SITE, DEV, 'ack'), 5]]);
+      // A minute after the first notice: told again.
+      clock.advance(10_000);
+      h.ingest.handle(topic('reading', 'dev-lost'), batch('reading', 0, range(1, 5), { deviceId: 'dev-lost' }));
+      expect(h.notices).toHaveLength(3);
+      expect(readEdgeStats(h.dir).rejected).toEqual({ auth: 7 });
+    });
+
+    it('names a payload that does not open under the device\'s wire key `key`', () => {
+      const wireKey: WireKey = { keyId: 'w-000000000001', key: new Uint8Array(32).fill(7) };
+      const other: WireKey = { keyId: 'w-000000000002', key: new Uint8Array(32).fill(8) };
+      const h = setup({}, { wireKeys: () => wireKey, requireSealed: true });
+      expect(h.ingest.handle(topic('reading'), sealPayload('aes-256-gcm', other, topic('reading'), batch('reading', 0, range(1, 5))))).toMatchObject({ ok: false, reason: 'auth' });
+      expect(h.ingest.handle(topic('finding'), batch('finding', 0, range(1, 5)))).toMatchObject({ ok: false, reason: 'auth' });
+      expect(h.notices.map((n) => [n.ack.kind, n.ack.refused])).toEqual([
+        ['reading', 'key'],
+        ['finding', 'key'],
+      ]);
+    });
   });
 });

@@ -5,7 +5,8 @@
  * open and its publishes reach the ingest. SIGHUP does make Mosquitto reread the CRL for new handshakes, as
  * long as its config named a crlfile when it started (`medge ca init` now writes an empty CRL, so it does).
  * What medge adds: the edge's ingest refuses (counted `auth`, no ack) the batches of a device whose
- * certificate, as the CA directory last issued it, is revoked or expired (`edge/issued-certificates.ts`).
+ * certificate, as the CA directory last issued it, is revoked or expired (`edge/issued-certificates.ts`),
+ * and tells that device why (`Ack.refused`), so that a real uplink raises `sync-batches-refused`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -15,7 +16,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CertifiedKey, initCaDir, issueDeviceCert, provisionDevice, readEdgeTls, readSiteCa, revokeDevice } from '../../device-sdk/security/pki.js';
+import type { Alert } from '../../device-sdk/records.js';
+import { encodeBody } from '../../device-sdk/proto/index.js';
+import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { upTopic } from '../../device-sdk/sync/topics.js';
+import { SYNC_BATCHES_REFUSED, Uplink } from '../../device-sdk/sync/uplink.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { findMosquitto, freePort, systemAvailable } from '../helpers/mosquitto.js';
@@ -39,6 +44,39 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
+/** Mosquitto on a free port with the config `medge edge mosquitto-config` writes for `caDir`, listening. */
+async function startMosquitto(caDir: string, brokerDir: string) {
+  const port = await freePort();
+  const conf = join(dir, brokerDir, 'mosquitto.conf');
+  writeMosquittoConfig({ tlsDir: caDir, out: conf, port, host: '127.0.0.1' });
+  chmodSync(join(dir, brokerDir), 0o755);
+  let log = '';
+  const proc: ChildProcess = spawn(mosquitto as string, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+  const broker = {
+    port,
+    conf,
+    proc,
+    url: `mqtts://127.0.0.1:${port}`,
+    log: () => log,
+    /** Rewrites the config (the new CRL) and makes Mosquitto reread it, as an operator does after `medge ca revoke`. */
+    reload: () => {
+      writeMosquittoConfig({ tlsDir: caDir, out: conf, port, host: '127.0.0.1' });
+      proc.kill('SIGHUP');
+    },
+    stop: async () => {
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+  await waitFor(() => listening(port), 'mosquitto to listen', 10_000, 50).catch((error: unknown) => {
+    proc.kill('SIGTERM');
+    throw new Error(`${(error as Error).message}\n${log}`);
+  });
+  return broker;
+}
+
 describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitto'))('Mosquitto 2.0: certificates revoked or expired while connected', () => {
   it('keeps the connections open, but the ingest refuses their batches (auth) and SIGHUP refuses new handshakes; other devices deliver', async () => {
     const caDir = join(dir, 'ca');
@@ -51,20 +89,11 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
     writeFileSync(join(caDir, 'issued', 'dev-exp.crt'), short.certPem);
     const notAfterMs = Date.parse(new X509Certificate(short.certPem).validTo);
 
-    const port = await freePort();
-    const conf = join(dir, 'broker', 'mosquitto.conf');
-    writeMosquittoConfig({ tlsDir: caDir, out: conf, port, host: '127.0.0.1' });
-    chmodSync(join(dir, 'broker'), 0o755);
-    expect(readFileSync(conf, 'utf8')).toMatch(/^crlfile .*medge-crl\.pem$/m); // from the start: SIGHUP can reload it
-    let log = '';
-    const proc: ChildProcess = spawn(mosquitto as string, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
-    const url = `mqtts://127.0.0.1:${port}`;
+    const broker = await startMosquitto(caDir, 'broker');
+    expect(readFileSync(broker.conf, 'utf8')).toMatch(/^crlfile .*medge-crl\.pem$/m); // from the start: SIGHUP can reload it
+    const { url } = broker;
     const edge = new EdgeNode({ dataDir: join(dir, 'edge'), brokerUrl: url, tls: readEdgeTls(caDir) });
     try {
-      await waitFor(() => listening(port), 'mosquitto to listen', 10_000, 50).catch((error: unknown) => {
-        throw new Error(`${(error as Error).message}\n${log}`);
-      });
       await edge.start();
       const stored = (id: string) => edge.store.stats().devices[id]?.reading ?? 0;
       const clients = {
@@ -72,7 +101,7 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
         rev: await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, identity('dev-rev'))),
         ok: await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, identity('dev-ok'))),
       };
-      if (!clients.exp.connected || !clients.rev.connected || !clients.ok.connected) throw new Error(`devices could not connect\n${log}`);
+      if (!clients.exp.connected || !clients.rev.connected || !clients.ok.connected) throw new Error(`devices could not connect\n${broker.log()}`);
       const ids = { exp: 'dev-exp', rev: 'dev-rev', ok: 'dev-ok' } as const;
       for (const [key, id] of Object.entries(ids) as [keyof typeof ids, string][]) {
         const c = clients[key];
@@ -82,8 +111,7 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
 
       // Revoke dev-rev, give Mosquitto the new CRL (config rewritten, SIGHUP), and let dev-exp's certificate expire.
       await revokeDevice(caDir, 'dev-rev');
-      writeMosquittoConfig({ tlsDir: caDir, out: conf, port, host: '127.0.0.1' });
-      proc.kill('SIGHUP');
+      broker.reload();
       await new Promise((r) => setTimeout(r, Math.max(1_500, notAfterMs - Date.now() + 1_000)));
       const auth = edge.store.stats().rejected.auth ?? 0;
 
@@ -101,15 +129,57 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
       expect(stored('dev-rev')).toBe(3);
 
       // New handshakes: the revoked certificate is refused after SIGHUP (the CRL was reread), the expired one too.
-      expect((await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, identity('dev-rev')))).connected, log).toBe(false);
+      expect((await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, identity('dev-rev')))).connected, broker.log()).toBe(false);
       expect((await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, short))).connected).toBe(false);
       for (const c of Object.values(clients)) if (c.connected) await end(c.client);
     } finally {
       await edge.stop();
       edge.store.close();
-      const exited = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      await exited;
+      await broker.stop();
+    }
+  }, 60_000);
+
+  it('tells a revoked board why its batches are refused: its uplink keeps the records and raises sync-batches-refused', async () => {
+    const caDir = join(dir, 'ca-notice');
+    const devices = join(dir, 'devices-notice');
+    await initCaDir(caDir, { site: SITE });
+    await provisionDevice(caDir, { deviceId: 'dev-gone', site: SITE, outDir: devices });
+    const identity: CertifiedKey = { certPem: readFileSync(join(devices, 'dev-gone.crt'), 'utf8'), keyPem: readFileSync(join(devices, 'dev-gone.key'), 'utf8') };
+    const broker = await startMosquitto(caDir, 'broker-notice');
+    const edge = new EdgeNode({ dataDir: join(dir, 'edge-notice'), brokerUrl: broker.url, tls: readEdgeTls(caDir) });
+    const store = new SqliteOutboxStore(join(dir, 'dev-gone-ledger.sqlite'), { deviceId: 'dev-gone' });
+    const uplink = new Uplink(store, { url: broker.url, site: SITE, mqtt: tlsOptions(readSiteCa(caDir).certPem, identity), batchMaxRecords: 10, ackTimeoutMs: 500, backoff: { initialMs: 50, maxMs: 5_000 } });
+    const alerts: Alert[] = [];
+    uplink.on('alert', (a) => alerts.push(a));
+    const readings = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ kind: 'reading' as const, tMs: 1_700_000_000_000 + from + i, body: encodeBody('reading', { sensor: 'glucose', type: 'glucose', value: 90, unit: 'mg/dL', tDevice: 1_700_000_000_000 + from + i }) }));
+    try {
+      await edge.start();
+      store.append(readings(0, 5));
+      uplink.start();
+      await waitFor(() => store.stats().reading.pending === 0, 'the first readings delivered', 10_000);
+
+      await revokeDevice(caDir, 'dev-gone');
+      broker.reload();
+      store.append(readings(5, 5));
+      await waitFor(() => alerts.length > 0, 'the sync-batches-refused alert', 10_000).catch((error: unknown) => {
+        throw new Error(`${(error as Error).message}\n${broker.log()}`);
+      });
+      expect(alerts[0]).toMatchObject({ kind: SYNC_BATCHES_REFUSED, severity: 2 });
+      expect(alerts[0]?.message).toContain('reason: certificate-revoked');
+      expect(alerts[0]?.message).toContain('re-provision it (medge provision)');
+      expect(uplink.refused).toEqual({ reading: 'certificate-revoked' });
+      // Still connected (Mosquitto keeps the connection), nothing acknowledged, the records stay on the board.
+      expect(uplink.state).toBe('connected');
+      expect(store.stats().reading.pending).toBe(5);
+      expect(edge.store.stats().devices['dev-gone']?.reading).toBe(5);
+      expect(edge.store.stats().rejected.auth ?? 0).toBeGreaterThanOrEqual(1);
+    } finally {
+      await uplink.stop();
+      store.close();
+      await edge.stop();
+      edge.store.close();
+      await broker.stop();
     }
   }, 60_000);
 });
