@@ -100,13 +100,11 @@ export class QrsCredibility {
    * median of the background windows); undefined when too little of the stream is at hand.
    */
   measure(r: number): { qrsMv: number; prominence: number } | undefined {
+    const qrsMv = this.qrsMv(r);
+    if (qrsMv === undefined) return undefined;
     const { fs, qrsHalfMs, windowMs, backgroundMs, minWindows } = this.options;
-    const half = Math.round((qrsHalfMs * fs) / 1000);
-    const end = r + half + 1;
-    const oldest = Math.max(0, this.pushed - this.ring.length);
-    const start = Math.max(oldest, r - Math.round((backgroundMs * fs) / 1000));
-    if (end > this.pushed || r - half < oldest) return undefined;
-    const qrsMv = this.p2p(r - half, end);
+    const end = r + Math.round((qrsHalfMs * fs) / 1000) + 1;
+    const start = Math.max(0, this.pushed - this.ring.length, r - Math.round((backgroundMs * fs) / 1000));
     const w = Math.max(2, Math.round((windowMs * fs) / 1000));
     const background: number[] = [];
     for (let s = start; s + w <= end; s += w) background.push(this.p2p(s, s + w));
