@@ -1,3 +1,5 @@
+import { DEFAULT_MAINS_HUM_FILTER_OPTIONS, MainsHumFilter } from './mains-hum-filter.js';
+
 /**
  * Whether a detected QRS complex is credible (pure: no I/O, no timers): the ECG monitor's check on its
  * QRS detector while the detector learns a new stream or a lead that was put back on.
@@ -58,9 +60,6 @@ export const DEFAULT_QRS_CREDIBILITY_OPTIONS: Readonly<Omit<QrsCredibilityOption
   backgroundMs: 2_000,
   minWindows: 4,
 });
-
-/** `humFreeQrsMv`: the share of a mains frequency its moving averages may leave before a notch is added. */
-const MAX_HUM_RESIDUAL = 0.02;
 
 /** How long after the R peak a detection may be checked (ms): the detector reports about 300 ms late. */
 const HISTORY_MARGIN_MS = 2_000;
@@ -164,39 +163,22 @@ export class QrsCredibility {
   }
 
   /**
-   * Peak-to-peak (mV) of the QRS window of the detection at sample `r` (`r ± qrsHalfMs`) after moving averages
-   * one period of each of `mainsHz` long (mains hum and its harmonics nulled, as `LeadDeflection` does), and a
-   * notch at each of them the averages leave more than `MAX_HUM_RESIDUAL` of (a rate holding no whole period:
-   * 128 Hz); undefined when not at hand.
+   * Peak-to-peak (mV) of the QRS window of the detection at sample `r` (`r ± qrsHalfMs`) with mains hum at
+   * `mainsHz` taken out by `MainsHumFilter` (the filter `LeadDeflection` streams: moving averages, and a notch
+   * where the rate holds no whole hum period, as 128 Hz); undefined when not at hand (the window and the
+   * filter's run-in before it).
    */
-  humFreeQrsMv(r: number, mainsHz: readonly number[]): number | undefined {
+  humFreeQrsMv(r: number, mainsHz: readonly number[] = DEFAULT_MAINS_HUM_FILTER_OPTIONS.mainsHz): number | undefined {
     const { fs, qrsHalfMs } = this.options;
     const half = Math.round((qrsHalfMs * fs) / 1000);
-    const lengths = mainsHz.map((hz) => Math.max(1, Math.round(fs / hz)));
-    // Where the sampling rate holds no whole number of hum periods the averages leave some of it (128 Hz: 6 % of
-    // 50 Hz): a notch (zeros at exactly `hz`, unit gain at DC) takes out the rest.
-    const notches = mainsHz.filter((hz) => hz < fs / 2 && lengths.reduce((g, n) => g * Math.abs(Math.sin((n * Math.PI * hz) / fs) / (n * Math.sin((Math.PI * hz) / fs))), 1) > MAX_HUM_RESIDUAL);
-    const margin = lengths.reduce((a, n) => a + n, 0) + 2 * notches.length;
-    const oldest = Math.max(0, this.pushed - this.ring.length);
-    const from = r - half - margin;
+    const filter = { fs, mainsHz };
+    const from = r - half - new MainsHumFilter(filter).runIn;
     const to = r + half + 1;
-    if (from < oldest || to > this.pushed) return undefined;
-    let x = Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number);
-    for (const n of lengths) {
-      const y: number[] = [];
-      let sum = 0;
-      for (let k = 0; k < x.length; k++) {
-        sum += x[k] as number;
-        if (k >= n) sum -= x[k - n] as number;
-        if (k >= n - 1) y.push(sum / n);
-      }
-      x = y;
-    }
-    for (const hz of notches) {
-      const c = 2 * Math.cos((2 * Math.PI * hz) / fs);
-      x = x.slice(2).map((v, k) => (v - c * (x[k + 1] as number) + (x[k] as number)) / (2 - c));
-    }
-    const window = x.slice(Math.max(0, x.length - (2 * half + 1)));
+    if (from < Math.max(0, this.pushed - this.ring.length) || to > this.pushed) return undefined;
+    const window = MainsHumFilter.apply(
+      Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number),
+      filter,
+    );
     return Math.max(...window) - Math.min(...window);
   }
 
