@@ -29,6 +29,7 @@
 // shifted by EVERY / PHASES s for each phase (QA's re-check: --off-s 2 --every-s 20 --phases 4).
 // --fs and --gain stream every case as a front end sampling at FS Hz with GAIN ADC units per mV gives it (the
 // 360 Hz case linearly interpolated, then rounded to whole units; an Arduino with an AD8232: about 30 per mV).
+// Section 2's noise is made at 360 Hz, so the interpolation lowers its SD (128 Hz: by up to a third).
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { flutterEpisodes } from '../dist/device-sdk/signal/ecg/ec57.js';

@@ -143,8 +143,9 @@ const RESTART_CLOCK_DELAY_MS = 2_000;
  *   QA re-check: mains hum (50/60 Hz, 0.1-0.3 mV) on the stopped heart measured 0.2-0.7 mV with the 8 ms
  *   smoothing: 6 s, and at 128 Hz always 6 s; with the hum averaged out (`LeadDeflection` `mainsHz`) 4 s, and
  *   the bench's false ecg-no-beats unchanged (910 and 9,256 lead-backs, the same cases). QA, 128 Hz with 20 ADC
- *   units per mV, 0.03 mV of noise: 7-23 s or none, as a noise detection spanning 4 units against 2 ("credible")
- *   dropped the check; now 4 s but 1 of 80 seeds (two noise detections correlating 0.80); lead-back bench at 360,
+ *   units per mV, 0.02-0.05 mV of noise (880 seeds, some with 0.1 mV of wander): 105 alarmed 6-26 s after or not
+ *   in 30 s, as a noise detection spanning 4 units against 2 ("credible") dropped the check; now 1 (two noise
+ *   detections correlating 0.80); at 250 Hz 52, now none; at 360 Hz none either way. Lead-back bench at 360,
  *   250 and 128 Hz (20 units per mV): false ecg-no-beats unchanged (4, 4, 15 over 910 lead-backs).
  * - Contact lost too often for the detector to learn (`intermittentNoBeatMs`): urgent `ecg-no-beats` only
  *   when the lead was quiet between the losses (the last `intermittentNoBeatMs`), else the contact warning
