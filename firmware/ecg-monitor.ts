@@ -718,17 +718,18 @@ export class EcgMonitor {
 
   /**
    * A sign of a heartbeat at device time `t` (ms): the asystole clock starts again. The quiet-lead check of a
-   * lead-back (`QUIET_LEAD`) is dropped only when the detection `repeats` the shape of one before it: a
-   * detector learning a lead of baseline noise finds detections that stand out of it by chance, at a coarse
-   * ADC often enough to hold the clock for good (0.05 mV units: noise of 0.03 mV SD spans 2 units, a detection
-   * on it 3-4, "prominence" 1.5-2), but their shapes do not repeat (best correlation with the 3 detections
-   * before: 0.31 median, 5 of 3,597 >= 0.8; QRS complexes after a lead-back 0.99 median).
+   * lead-back (`QUIET_LEAD`) is dropped only by a `sure` one: a credible detection that repeats the shape of
+   * one before it or stands out `QUIET_LEAD.sureProminence` (or any once acquired). A detector learning a lead
+   * of baseline noise finds detections that stand out of it by chance, at a coarse ADC often enough to hold the
+   * clock for good (0.05 mV units: noise of 0.03 mV SD spans 2 units, a detection on it 3-4, "prominence"
+   * 1.5-2), but their shapes do not repeat (128 Hz, 20 units per mV, 80 seeds: best correlation with the 3
+   * detections before 0.31 median, 5 of 3,597 >= 0.8; QRS complexes after a lead-back 0.99 median).
    */
-  private heartbeatAt(t: number, repeats = false): void {
+  private heartbeatAt(t: number, sure = false): void {
     this.noBeatSinceMs = t;
     this.silentSinceMs = t;
     this.lastBeatMs = t;
-    if (repeats) this.quietCheckFromMs = undefined;
+    if (sure) this.quietCheckFromMs = undefined;
     this.contactLossesSinceBeat = 0;
     this.intermittentAlarmed = false;
     this.contactAlarmed = false;
@@ -1022,8 +1023,8 @@ export class EcgMonitor {
   }
 
   /**
-   * The time of the lead-back (ms) when the lead has been back `asystoleMs` with no heartbeat that repeated a
-   * shape (`heartbeatAt`) and nothing on it as large as a QRS complex (`QUIET_LEAD`), else undefined; asked
+   * The time of the lead-back (ms) when the lead has been back `asystoleMs` with no sure heartbeat
+   * (`heartbeatAt`) and nothing on it as large as a QRS complex (`QUIET_LEAD`), else undefined; asked
    * once per lead-back, at the first chunk end `asystoleMs` after it.
    */
   private quietSinceLeadBack(endMs: number): number | undefined {
