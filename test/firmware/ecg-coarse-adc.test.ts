@@ -48,15 +48,19 @@ function stream(x: Int16Array, fs: number, off?: Uint8Array): RaisedAlert[] {
   return alerts;
 }
 
-/** 101 for 30 s, the lead off (0 V) for 10 s, then 30 s of a stopped heart: `noiseMv` SD of noise and `wanderMv` of 0.3 Hz wander. */
-function leadBackOntoStoppedHeart(fs: number, seed: number, noiseMv: number, wanderMv: number): Int16Array {
+/**
+ * 101 for 30 s, the lead off (0 V) for 10 s, then 30 s of a stopped heart: `noiseMv` SD of noise, `wanderMv` of 0.3 Hz
+ * wander and `humMv` of 50 Hz hum.
+ */
+function leadBackOntoStoppedHeart(fs: number, seed: number, noiseMv: number, wanderMv: number, humMv = 0): Int16Array {
   const ecg = record();
   const noise = gaussian(seed);
   return Int16Array.from({ length: 70 * fs }, (_, i) => {
     const t = i / fs;
     if (t < 30) return Math.round(ecg(t) * GAIN);
     if (t < 40) return 0;
-    return Math.round((noiseMv * noise() + wanderMv * Math.sin((2 * Math.PI * 0.3 * (i - 40 * fs)) / fs)) * GAIN);
+    const k = i - 40 * fs;
+    return Math.round((noiseMv * noise() + wanderMv * Math.sin((2 * Math.PI * 0.3 * k) / fs) + humMv * Math.sin((2 * Math.PI * 50 * k) / fs)) * GAIN);
   });
 }
 
@@ -80,6 +84,22 @@ describe.skipIf(!sharedDataRuns(MITDB))(`EcgMonitor at 128 and 250 Hz with a coa
         expect(first, label).toBeDefined();
         expect((first as RaisedAlert).t - 40_000, label).toBeLessThanOrEqual(4_200);
         expect((first as RaisedAlert).message, label).toMatch(/^No QRS complex detected for 4 s on a connected lead/);
+      }
+    }
+  });
+
+  it('raises ecg-no-beats 4 s after a lead is put back on a stopped heart under 1 mV of 50 Hz hum, or 0.3 mV of hum and 0.5 mV of wander', () => {
+    // Before: 6 s in 40 of 40 seeds each (the 4 s of a quiet lead missed): the quiet-lead check had no notch at
+    // 128 Hz, where the hum averages leave 6 % of 50 Hz, and measured the wander's slope.
+    for (const [humMv, wanderMv] of [
+      [1, 0],
+      [0.3, 0.5],
+    ] as const) {
+      for (const seed of [7919, 15838]) {
+        const label = `${humMv} mV of hum, ${wanderMv} mV of wander, seed ${seed}`;
+        const first = stream(leadBackOntoStoppedHeart(128, seed, 0.03, wanderMv, humMv), 128).find((a) => a.kind === 'ecg-no-beats' && a.t >= 40_000);
+        expect(first, label).toBeDefined();
+        expect((first as RaisedAlert).t - 40_000, label).toBeLessThanOrEqual(4_200);
       }
     }
   });
