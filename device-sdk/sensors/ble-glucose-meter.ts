@@ -73,9 +73,9 @@ import {
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
 import { finiteValue } from '../protocols/ieee11073.js';
-import { METER_NUMBERING_CONTEXT, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
+import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, readDeviceInformation } from './ble-common.js';
 import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
@@ -122,6 +122,9 @@ interface Received {
 /** What one RACP procedure ended with. */
 type RacpOutcome = { kind: 'response'; response: RacpResponse } | { kind: 'lost' } | { kind: 'timeout' };
 
+/** RACP response values of a meter that does not do a request (GLS §3.6.2.x; shared spec §3.5): op code, operator or filter type not supported, or the request taken as invalid. */
+const RACP_REQUEST_REFUSED: ReadonlySet<string> = new Set(['op-code-not-supported', 'invalid-operator', 'operator-not-supported', 'invalid-operand', 'operand-not-supported']);
+
 export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions> {
   readonly driver = 'ble-glucose-meter';
   readonly kind = 'glucose-meter' as const;
@@ -140,13 +143,23 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** Records at or before this one were stored before the current transfer began; `handed`: those handed over since. `floorClock`: its meter wall clock as sent. */
   private floor: number | undefined;
   private floorClock: string | undefined;
-  /** The meter on the link (its address) and the epoch of its numbering (records.ts `METER_NUMBERING_CONTEXT`). */
-  private meter: string | undefined;
+  /**
+   * Whether the floor is a record that named its meter (handed over here, or stored with `context.meter`). A floor
+   * stored before meters were told apart may be another meter's or gone from this one's memory: it is not checked
+   * for at connect, since a new epoch would fetch again records that the runtime cannot match with those rows.
+   */
+  private floorOfMeter = false;
+  /** The meter on the link (its address, and its serial when it told one: records.ts `MeterIdentity`) and the epoch of its numbering (`METER_NUMBERING_CONTEXT`). */
+  private meter: MeterIdentity | undefined;
   private epoch: string | undefined;
+  /** Meters (serial, else address) that refused the "within range" check of the stored floor record: not asked again by this driver. */
+  private floorCheckRefused = new Set<string>();
+  /** Meters (address) whose Device Information Service was found absent or unreadable: logged once. */
+  private disMissingLogged = new Set<string>();
   /** Set when the records to come start a new numbering: told once (`METER_NUMBERING_RESTARTED`) with the first of them. */
   private restartNotice: 'replaced' | 'reset' | undefined;
   /** While the meter's last record is asked for (`numberingRestarted`): what arrived, instead of handing it over. */
-  private probe: { found: Received | undefined } | undefined;
+  private probe: { kind: 'floor' | 'last'; found: Received | undefined; other: number } | undefined;
   /**
    * The meter's last record as that request brought it, when it showed a new numbering: handed over after the
    * transfer of the new numbering unless that transfer brought it (the link drops a notification equal to one
@@ -175,8 +188,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** The newest record stored of this meter's present numbering; undefined when none is (or what is stored is another meter's, or its former numbering's). */
   private storedRecord(): StoredMeterRecord | undefined {
     const stored = this.deps.lastMeterRecord(this.sensor, this.meter);
-    if (stored?.meter === undefined) return stored; // none, or stored before meters were told apart: taken as this meter's
-    return stored.meter === this.meter && stored.epoch === this.epoch ? stored : undefined;
+    if (stored?.meter === undefined || this.meter === undefined) return stored; // none, or stored before meters were told apart: taken as this meter's
+    return isSameMeter(stored, this.meter) && stored.epoch === this.epoch ? stored : undefined;
   }
 
   /** The newest record number stored or handed over, or undefined. */
@@ -186,20 +199,21 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
 
   /**
    * The meter on a new link: its numbering as stored. Another meter than the one the sensor's last record came
-   * from (the clinic replaced it: another address under the same sensor name) numbers its records anew, from
-   * its first one.
+   * from (the clinic replaced it: another serial, or without serials another address, under the same sensor name)
+   * numbers its records anew, from its first one. The same serial at another address is the same meter.
    */
-  private adoptMeter(address: string): void {
-    if (address !== this.meter) {
+  private adoptMeter(meter: MeterIdentity): void {
+    const address = meter.address;
+    if (this.meter === undefined || !isSameMeter({ meter: this.meter.address, ...(this.meter.serial !== undefined ? { serial: this.meter.serial } : {}) }, meter)) {
       this.highest = undefined;
       this.highestClock = undefined;
       // A notice (and a reset's new epoch) still to be told belongs to the meter that was on the link: an empty
       // meter told nothing, and a reset meter's is found again when it is back.
       this.restartNotice = undefined;
     }
-    this.meter = address;
-    const stored = this.deps.lastMeterRecord(this.sensor, address);
-    if (stored?.meter === address) {
+    this.meter = meter;
+    const stored = this.deps.lastMeterRecord(this.sensor, meter);
+    if (stored?.meter !== undefined && isSameMeter(stored, meter)) {
       // A reset found on an earlier link whose first record is not stored yet keeps its new epoch.
       if (this.restartNotice !== 'reset') this.epoch = stored.epoch;
       return;
@@ -220,6 +234,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const stored = this.storedRecord();
     this.floor = newerMeterRecord(stored?.record, this.highest, this.meterRecordBits);
     this.floorClock = this.floor === undefined ? undefined : this.floor === this.highest ? this.highestClock : stored?.meterClock;
+    this.floorOfMeter = this.floor !== undefined && (this.floor === this.highest || stored?.meter !== undefined);
     this.handed = new Set();
   }
 
@@ -228,7 +243,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
     this.heldLast = undefined; // the new link's transfer brings it again
     this.current = link;
-    this.adoptMeter(link.address);
+    this.adoptMeter(await this.identify(link));
     this.newTransfer();
     this.meterClock = await this.readMeterClock(link);
     if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID)) {
@@ -244,6 +259,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       await link.subscribe(GLUCOSE_SERVICE_UUID, GLUCOSE_MEASUREMENT_CONTEXT_UUID, (b) => this.onContext(link, b));
     }
     await link.subscribe(GLUCOSE_SERVICE_UUID, RACP_UUID, (b) => this.onRacp(link, b), { dedupe: false });
+    // Does the meter still hold the newest record stored of it, as stored? A reset meter that already holds more
+    // records than that number would otherwise hand over its records above it as newer ones of the old numbering.
+    if (this.floorOfMeter && !this.floorCheckRefused.has(meterKey(this.meter as MeterIdentity))) await this.numberingRestarted(link, 'floor');
     let first = true;
     while (link.connected && !this.isStopped) {
       // The link may stay up for hours: the meter's clock can be set, or change for DST, in between.
@@ -255,6 +273,24 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       const lost = await Promise.race([link.lost.then(() => true), this.sleep(this.options.pollIntervalMs).then(() => false)]);
       if (lost) return;
     }
+  }
+
+  /**
+   * Who the meter on the link is: its address, and its serial number when it offers the Device Information
+   * Service and tells one (`readDeviceInformation`). Without the service, or with the serial refused or empty,
+   * the address is the meter (logged once per address). Logged: manufacturer, model and firmware; never the serial.
+   */
+  private async identify(link: GattLink): Promise<MeterIdentity> {
+    const read = await readDeviceInformation(link, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
+    const { manufacturer, model, firmware, serial } = read.info;
+    if (serial === undefined && !this.disMissingLogged.has(link.address)) {
+      this.disMissingLogged.add(link.address);
+      const why = !read.offered ? 'no Device Information Service' : read.refused.includes('serial') ? 'its serial number read refused' : 'no serial number';
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, `glucose meter: ${why}; the meter is known by its address`);
+    } else if (serial !== undefined && (this.meter?.serial !== serial || this.meter.address !== link.address)) {
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, 'glucose meter identified by its serial number');
+    }
+    return serial !== undefined ? { address: link.address, serial } : { address: link.address };
   }
 
   /**
@@ -380,46 +416,88 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       this.deps.logger.info({ sensor: this.sensor, newRecords: this.records - before, duplicates: this.duplicates, last: this.lastRecord() }, 'glucose meter backfill complete');
       // Nothing new: were the meter's numbers started again below the floor (memory cleared, reset)? Then its
       // records are fetched again from its first one, in a new epoch.
-      if (this.handed.size === 0 && this.floor !== undefined && (await this.numberingRestarted(link))) await this.backfill(link);
+      if (this.handed.size === 0 && this.floor !== undefined && (await this.numberingRestarted(link, 'last'))) await this.backfill(link);
       return;
     }
     throw new MedgeError('racp', `${this.driver} ${this.sensor}: the meter refused the RACP request: ${JSON.stringify(r)}`);
   }
 
   /**
-   * After a transfer that brought nothing new: asks for the meter's last record (RACP report stored records,
-   * operator last, `01 06`: one record) and compares it with the floor. A last record whose number is before
-   * the floor (the meter no longer has the records stored from it), or that has the floor's number but another
-   * meter wall clock (as sent, so a clock set or a DST change does not count), is a numbering that started
-   * again: a new epoch begins (`context.meterEpoch`), and true is returned. No record, a meter that refuses
-   * the operator, or a lost link: false (asked again after the next transfer that brings nothing).
+   * Whether the meter's record numbers started again (its memory cleared, or it was reset): asks for one record and
+   * compares it with the floor (the newest record stored of this meter's numbering, or handed over). Two checks:
+   * - `floor`, on connect before any transfer: RACP report stored records, operator within range (4), filter
+   *   sequence number, floor..floor (`01 04 01 <n> <n>`; GLS §3.6.2.1 / shared spec §3.5). The record missing
+   *   (`06 00 01 06`), or sent with another meter wall clock than stored, is a new numbering. This finds a reset
+   *   meter that already holds more records than the floor's number, whose records above it `≥ floor + 1` would
+   *   take for newer ones of the old numbering. A meter that refuses the request (op code, operator or filter type
+   *   not supported, invalid operator or operand) is not asked again by this driver: `last` after an empty
+   *   transfer is then its only check, as before.
+   * - `last`, after a transfer that brought nothing new: operator last (`01 06`). A last record whose number is
+   *   before the floor (the meter no longer has the records stored from it), or that has the floor's number but
+   *   another meter wall clock, is a new numbering.
+   * Wall clocks are compared as sent, so a clock set or a DST change since does not count. A new numbering begins a
+   * new epoch (`context.meterEpoch`) and true is returned. No answer to compare (nothing found by `last`, a refusal,
+   * a lost link): false (`last` is asked again after the next transfer that brings nothing).
    */
-  private async numberingRestarted(link: GattLink): Promise<boolean> {
+  private async numberingRestarted(link: GattLink, check: 'floor' | 'last'): Promise<boolean> {
     const floor = this.floor as number;
-    const probe: { found: Received | undefined } = { found: undefined };
-    this.probe = probe;
-    let outcome: RacpOutcome;
-    try {
-      outcome = await this.racp(link, { opCode: 'report-stored-records', operator: 'last' });
-      if (outcome.kind === 'response') this.flushPending();
-    } finally {
-      this.probe = undefined;
-      this.pending = undefined;
+    const request: RacpRequestFields =
+      check === 'floor'
+        ? { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: floor, to: floor } }
+        : { opCode: 'report-stored-records', operator: 'last' };
+    const probe: { kind: 'floor' | 'last'; found: Received | undefined; other: number } = { kind: check, found: undefined, other: 0 };
+    const ask = async (): Promise<RacpOutcome> => {
+      this.probe = probe;
+      try {
+        const outcome = await this.racp(link, request);
+        if (outcome.kind === 'response') this.flushPending();
+        return outcome;
+      } finally {
+        this.probe = undefined;
+        this.pending = undefined;
+      }
+    };
+    let outcome = await ask();
+    if (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed') {
+      // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
+      await this.racp(link, { opCode: 'abort-operation' });
+      probe.found = undefined;
+      probe.other = 0;
+      outcome = await ask();
     }
     if (outcome.kind === 'lost') return false;
-    if (outcome.kind === 'timeout') throw new BleError('timeout', link.address, 'RACP report last record', `no record or response within ${this.options.racpTimeoutMs} ms`);
-    if (probe.found === undefined) return false;
-    const last = probe.found.measurement;
-    const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
-    const behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
-    const another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
+    if (outcome.kind === 'timeout') throw new BleError('timeout', link.address, `RACP report ${check === 'floor' ? `record ${floor}` : 'last record'}`, `no record or response within ${this.options.racpTimeoutMs} ms`);
+    const response = outcome.response;
+    const code = response.opCode === 'response-code' ? response.responseCode.name : undefined;
+    if (check === 'floor' && code !== undefined && RACP_REQUEST_REFUSED.has(code)) {
+      this.floorCheckRefused.add(meterKey(this.meter as MeterIdentity));
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, response: code }, 'glucose meter does not report a record by number (RACP within range): a reset is found only after a transfer that brings nothing new');
+      return false;
+    }
+    const found = probe.found;
+    let behind = false;
+    let another = false;
+    if (check === 'floor') {
+      if (found === undefined && probe.other === 0 && code === 'no-records-found') behind = true; // record `floor` is gone
+      else if (found === undefined) return false; // something else came: nothing to compare
+      else another = this.floorClock !== undefined && found.measurement.measuredAtMs !== undefined && meterWallClockText(found.measurement.measuredAtMs) !== this.floorClock;
+    } else {
+      if (found === undefined) return false;
+      const last = found.measurement;
+      const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
+      behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
+      another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
+    }
     if (!behind && !another) return false;
-    this.heldLast = probe.found;
+    this.heldLast = found;
     this.epoch = new Date(this.deps.clock.now()).toISOString();
     this.highest = undefined;
     this.highestClock = undefined;
     this.restartNotice ??= 'reset';
-    this.deps.logger.warn({ sensor: this.sensor, address: link.address, floor, lastOnMeter: last.sequenceNumber, epoch: this.epoch }, 'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one');
+    this.deps.logger.warn(
+      { sensor: this.sensor, address: link.address, floor, check, onMeter: found?.measurement.sequenceNumber ?? null, epoch: this.epoch },
+      'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one',
+    );
     return true;
   }
 
@@ -518,8 +596,17 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (this.isStopped || !this.sink) return;
     const seq = m.sequenceNumber;
     if (this.probe) {
-      this.probe.found = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
+      // `last` keeps what came (one record); `floor` the record asked for, and counts any other.
+      if (this.probe.kind === 'floor' && seq !== this.floor) this.probe.other += 1;
+      else this.probe.found = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
       return;
+    }
+    const held = this.heldLast;
+    if (held !== undefined && (held.measurement.sequenceNumber === seq || meterRecordAfter(seq, held.measurement.sequenceNumber, this.meterRecordBits))) {
+      // The record a check brought before this transfer: handed over in its place (the link dropped its copy as a
+      // repeat), or by this very record when the meter sent it again.
+      this.heldLast = undefined;
+      if (held.measurement.sequenceNumber !== seq && !this.isKnown(held.measurement.sequenceNumber)) this.emit(link, held.measurement, held.bytes, held.context);
     }
     if (this.isKnown(seq)) {
       this.duplicates += 1;
@@ -566,10 +653,16 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** The reading context of this record's numbering: the meter, and the epoch after a restart. */
   private numberingContext(): Record<string, string> {
     const out: Record<string, string> = {};
-    if (this.meter !== undefined) out[METER_NUMBERING_CONTEXT.meter] = this.meter;
+    if (this.meter !== undefined) out[METER_NUMBERING_CONTEXT.meter] = this.meter.address;
+    if (this.meter?.serial !== undefined) out[METER_NUMBERING_CONTEXT.serial] = this.meter.serial;
     if (this.epoch !== undefined) out[METER_NUMBERING_CONTEXT.epoch] = this.epoch;
     return out;
   }
+}
+
+/** The key a driver remembers a meter by: its serial when it told one, else its address. */
+function meterKey(meter: MeterIdentity): string {
+  return meter.serial !== undefined ? `sn:${meter.serial}` : meter.address;
 }
 
 /** The reading context of a measurement and its optional Glucose Measurement Context. */
