@@ -2,10 +2,14 @@
  * `ble-glucose-meter`: a Bluetooth glucose meter (Glucose Service 0x1808, GLS 1.0) read through
  * the Record Access Control Point, with backfill that resumes after a disconnect.
  *
- * Steps per connection: read the meter's clock (Current Time Service 0x1805: Current Time 0x2A2B and
+ * Steps per connection: identify the meter (Device Information Service 0x180A when offered: Manufacturer
+ * Name 0x2A29, Model Number 0x2A24, Serial Number 0x2A25, Firmware Revision 0x2A26; see "Numbering") →
+ * read the meter's clock (Current Time Service 0x1805: Current Time 0x2A2B and
  * Local Time Information 0x2A0F, when offered; see "Meter time" below) → read Glucose Feature 0x2A51 (logged) → enable notifications on Glucose
  * Measurement 0x2A18 and Glucose Measurement Context 0x2A34 and indications on RACP 0x2A52 (GLS
- * §3.6: all three before any RACP request) → RACP "report number of stored records" with the filter
+ * §3.6: all three before any RACP request) → when a record of this meter's numbering is stored (n), check the
+ * meter still holds it: "report stored records" within range n..n (`01 04 01 <n> <n>`, see "Numbering") →
+ * RACP "report number of stored records" with the filter
  * below (`05 00 <n>`: the progress `backfill 120/500` in the sensor state) → "report stored records": `01 01` (all) when no
  * record of this meter's numbering is stored yet, else `01 03 01 <n+1>` (sequence number ≥ the last stored
  * record + 1, GLS §3.6.2 / shared spec §3.5) → records arrive as 0x2A18 (+ 0x2A34) notifications, then
@@ -25,20 +29,31 @@
  * follows 65,535 and 65,535 is older than 2; the resume request after a wrap is `≥ last + 1` again (the
  * records from before the wrap that still match it are dropped as duplicates).
  *
- * Numbering: record numbers belong to one meter. Each reading's context names it (`meter`: the link's
- * address; records.ts `METER_NUMBERING_CONTEXT`), and "stored" above means stored from this meter in its
- * present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one the sensor's last
- * record came from (replaced under the same sensor name, in the config or by auto-detection) is asked for
- * all its records. The same meter with its memory cleared, or reset, numbers from 1 again, below the stored
- * floor, so `≥ floor + 1` finds nothing: after every transfer that brought nothing new the driver asks for
- * the meter's last record (one notification, not handed over) and, when its number is before the floor or
- * is the floor's with another meter wall clock as sent (a clock set since does not change what was sent),
- * starts a new epoch (`meterEpoch`: when it was found, this device's clock) and asks for all records again.
+ * Numbering: record numbers belong to one meter (records.ts `MeterIdentity`): its serial number when the
+ * meter tells one (Device Information, read at each connect), else its address. No Device Information
+ * Service, a refused or empty serial: not an error, the address is the meter (logged once per address; the
+ * serial is never logged, being a device identifier that the logs do not need). Each reading's context names
+ * it (`meter`: the link's address, `meterSerial`; `METER_NUMBERING_CONTEXT`), and "stored" above means stored
+ * from this meter in its present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one
+ * the sensor's last record came from (replaced under the same sensor name, in the config or by auto-detection:
+ * another serial, or without serials another address) is asked for all its records; the same serial at another
+ * address (a random address renewed with a battery) is the same meter. The same meter with its memory cleared,
+ * or reset, numbers from 1 again. Two checks find it (`numberingRestarted`), each asking for one record (one
+ * notification, not handed over): at connect, the floor record itself (within range n..n): missing, or with
+ * another meter wall clock as sent; and after every transfer that brought nothing new, the meter's last record:
+ * numbered before the floor, or the floor's number with another meter wall clock as sent (a clock set since
+ * does not change what was sent). Either starts a new epoch (`meterEpoch`: when it was found, this device's
+ * clock) and asks for all records again. The first check also finds a reset meter that already holds more
+ * records than the floor's number; a meter that refuses it (op code, operator or filter type not supported)
+ * is not asked again by this driver and is left to the second. A floor stored before meters were named is not
+ * checked at connect.
  * The first record handed over of a new meter or epoch comes with one `meter-numbering-restarted` notice
  * (`SensorSink.notice`; an info alert). The runtime drops a record of the same meter, number and meter
- * clock as one stored (records.ts `MeterRecordBook`), so an epoch begun by mistake stores nothing twice.
- * Not told apart: a reset meter found only once it holds more records than the old floor (its records
- * above the floor are taken as newer ones of the old numbering, those below are not asked for).
+ * clock as one stored (records.ts `MeterRecordBook`), so an epoch begun by mistake (a meter that deleted
+ * record n) stores nothing twice.
+ * Not told apart: a reset meter that holds more records than the old floor, on a meter that refuses
+ * "within range" (its records above the floor are taken as newer ones of the old numbering, those below
+ * are not asked for).
  *
  * Readings: type `glucose`, mg/dL (mol/L converted: mmol/L × 18.0156), `meterRecord` = sequence
  * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset) converted to
