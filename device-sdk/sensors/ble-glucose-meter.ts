@@ -452,7 +452,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    *   another meter wall clock, is a new numbering.
    * Wall clocks are compared as sent, so a clock set or a DST change since does not count. A new numbering begins a
    * new epoch (`context.meterEpoch`) and true is returned. No answer to compare (nothing found by `last`, a refusal,
-   * a lost link): false (`last` is asked again after the next transfer that brings nothing).
+   * a lost link): false (`last` is asked again after the next transfer that brings nothing). A `floor` check
+   * unanswered within `racpTimeoutMs` counts as refused; an unanswered `last` rejects (`BleError` timeout).
    */
   private async numberingRestarted(link: GattLink, check: 'floor' | 'last'): Promise<boolean> {
     const floor = this.floor as number;
@@ -481,14 +482,14 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       outcome = await ask();
     }
     if (outcome.kind === 'lost') return false;
-    if (outcome.kind === 'timeout') throw new BleError('timeout', link.address, `RACP report ${check === 'floor' ? `record ${floor}` : 'last record'}`, `no record or response within ${this.options.racpTimeoutMs} ms`);
-    const response = outcome.response;
-    const code = response.opCode === 'response-code' ? response.responseCode.name : undefined;
-    if (check === 'floor' && code !== undefined && RACP_REQUEST_REFUSED.has(code)) {
+    const code = outcome.kind === 'response' && outcome.response.opCode === 'response-code' ? outcome.response.responseCode.name : undefined;
+    if (check === 'floor' && (outcome.kind === 'timeout' || (code !== undefined && RACP_REQUEST_REFUSED.has(code)))) {
+      // A meter that does not do it (or never answers it: then the backfill's request aborts what may still run).
       this.floorCheckRefused.add(meterKey(this.meter as MeterIdentity));
-      this.deps.logger.info({ sensor: this.sensor, address: link.address, response: code }, 'glucose meter does not report a record by number (RACP within range): a reset is found only after a transfer that brings nothing new');
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, response: code ?? 'none' }, 'glucose meter does not report a record by number (RACP within range): a reset is found only after a transfer that brings nothing new');
       return false;
     }
+    if (outcome.kind === 'timeout') throw new BleError('timeout', link.address, 'RACP report last record', `no record or response within ${this.options.racpTimeoutMs} ms`);
     const found = probe.found;
     let behind = false;
     let another = false;

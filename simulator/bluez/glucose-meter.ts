@@ -47,6 +47,7 @@
  * - `duplicateEvery`: every n-th notification is sent twice. `notifyDelayMs`, `responseDelayMs`: a slow meter.
  * - `reorderEvery`: every n-th record of a transfer is sent after the record that follows it (a meter
  *   that sends its memory order, not its numbering).
+ * - `racpUnanswered`: report requests with these operators get no answer at all (a broken meter).
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
  *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
  *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;
@@ -101,6 +102,8 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   currentTimeRefused: boolean;
   /** A Serial Number String read fails (an error reply). */
   serialNumberRefused: boolean;
+  /** RACP report requests with these operators are never answered (no record, no indication): a broken meter. */
+  racpUnanswered: SimRacpOperator[];
 }
 
 /** RACP report/count operators (all but null) and Glucose filter types. */
@@ -219,6 +222,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
       currentTimeRaw: undefined,
       currentTimeRefused: false,
       serialNumberRefused: false,
+      racpUnanswered: [],
       ...options.faults,
     };
     this.deviceInformation = options.deviceInformation === false ? false : Object.freeze({ ...(options.deviceInformation ?? defaultSimMeterInformation(o.address)) });
@@ -400,6 +404,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const opCode = { 'report-stored-records': 1, 'delete-stored-records': 2, 'report-number-of-stored-records': 4 }[request.opCode];
     if (request.opCode === 'report-stored-records') this.stats.reports[request.operator] = (this.stats.reports[request.operator] ?? 0) + 1;
     if (this.transfer) return this.respond(opCode, 8);
+    if (request.opCode === 'report-stored-records' && this.faults.racpUnanswered.includes(request.operator)) return;
     // What this meter claims (GLS §3.6.2 / shared spec §3.5 response values): an operator it does not do is
     // "operator not supported" (4), a filter type it does not do "operand not supported" (9).
     if (!this.options.racpOperators.includes(request.operator)) return this.respond(opCode, 4);

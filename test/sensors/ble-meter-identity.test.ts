@@ -145,6 +145,29 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter identity and reset de
     expect(meter.lastError).toBeUndefined();
   }, 30_000);
 
+  it('a meter that never answers within range: the check times out once, the backfill goes on, and it is not asked again', async () => {
+    const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 6, faults: { racpUnanswered: ['within-range'] } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0, racpTimeoutMs: 300 }, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length === 10 && driver.transfers === 1, 'the 10 records');
+      meter.addRecord({ mgPerDl: 140 });
+      await meter.dropLink();
+      await waitFor(() => sink.readings.length === 11 && driver.transfers === 2, 'record 11 after the unanswered check');
+      meter.addRecord({ mgPerDl: 150 });
+      await meter.dropLink();
+      await waitFor(() => sink.readings.length === 12 && driver.transfers === 3, 'record 12');
+    } finally {
+      await driver.stop();
+    }
+    expect(meter.stats.reports['within-range']).toBe(1);
+    expect(bluez.device(ADDRESS).connects).toBe(3); // the timeout did not drop the link
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(sink.notices).toEqual([]);
+  }, 30_000);
+
   it('a meter without the Device Information Service, or that refuses its serial, is its address (logged once per address)', async () => {
     const lines: { msg: string; address?: string; serial?: unknown }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
