@@ -173,7 +173,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private disMissingLogged = new Set<string>();
   /** Set when the records to come start a new numbering: told once (`METER_NUMBERING_RESTARTED`) with the first of them. */
   private restartNotice: 'replaced' | 'reset' | undefined;
-  /** While the meter's last record is asked for (`numberingRestarted`): what arrived, instead of handing it over. */
+  /** While a check asks for one record (`numberingRestarted`): what arrived, instead of handing it over (`floor`: the record asked for; others counted). */
   private probe: { kind: 'floor' | 'last'; found: Received | undefined; other: number } | undefined;
   /**
    * The meter's last record as that request brought it, when it showed a new numbering: handed over after the
