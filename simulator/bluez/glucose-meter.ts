@@ -9,7 +9,7 @@
  * The meter's clock is a wall clock set to `timeZone` (IANA, default UTC; DST followed as a meter set by
  * the patient would be): record Base Times are that wall clock, no zone, as GLS sends them. With
  * `currentTimeService` (default on) the meter also offers the Current Time Service 0x1805: Current Time
- * 0x2A2B (read: its clock now, the clock faults included, with 1/256 s) and, with
+ * 0x2A2B (read: its clock now, the clock faults included, with 1/256 s; notify: when `setClock` sets it) and, with
  * `localTimeInformation` (default on), Local Time Information 0x2A0F (the zone's UTC offset now, as
  * time zone + DST). The wall clock is computed here from the zone with `Intl` (UTC → local, the
  * direction a clock shows), not with the collector's local → UTC conversion.
@@ -244,7 +244,8 @@ export class SimGlucoseMeter extends SimPeripheralBase {
             {
               uuid: CURRENT_TIME_SERVICE_UUID,
               characteristics: [
-                { uuid: CURRENT_TIME_UUID, flags: ['read'] as const, onRead: () => this.currentTimeBytes() },
+                // CTS 1.1 §3.1: Current Time is read and notify (a notification when the clock is set: `setClock`).
+                { uuid: CURRENT_TIME_UUID, flags: ['read', 'notify'] as const, onRead: () => this.currentTimeBytes() },
                 ...(o.localTimeInformation ? [{ uuid: LOCAL_TIME_INFORMATION_UUID, flags: ['read'] as const, onRead: () => this.localTimeBytes() }] : []),
               ],
             },
@@ -264,13 +265,29 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     return wallClockIn(this.options.timeZone, nowMs + this.clockErrorNow());
   }
 
-  /** Current Time 0x2A2B: the meter's wall clock now, with day of week and 1/256 s. */
-  private currentTimeBytes(): Uint8Array {
+  /** Current Time 0x2A2B: the meter's wall clock now, with day of week, 1/256 s and the adjust reason (bit 0 manual update). */
+  private currentTimeBytes(adjustReasonBits = 0): Uint8Array {
     if (this.faults.currentTimeRefused) throw new Error('Insufficient Authentication');
     if (this.faults.currentTimeRaw !== undefined) return Uint8Array.from(this.faults.currentTimeRaw);
     const wall = this.meterClockNow();
     const day = new Date(wall).getUTCDay();
-    return encodeCurrentTime({ dateTime: dateTimeFields(wall), dayOfWeek: day === 0 ? 7 : day, fractions256: Math.floor(((wall % 1000) * 256) / 1000), adjustReason: { bits: 0 } });
+    return encodeCurrentTime({ dateTime: dateTimeFields(wall), dayOfWeek: day === 0 ? 7 : day, fractions256: Math.floor(((wall % 1000) * 256) / 1000), adjustReason: { bits: adjustReasonBits } });
+  }
+
+  /**
+   * The patient sets the meter's clock: from now on (and for the records measured from now on) it is off true
+   * time by `errorMs` (0: right). A collector that enabled notifications on Current Time is notified, with the
+   * adjust reason "manual update" (CTS 1.1 §3.1); true when it was. Records measured before keep their times.
+   */
+  async setClock(errorMs: number): Promise<boolean> {
+    const next = ((this.stored.at(-1)?.sequenceNumber ?? 0) + 1) & 0xffff;
+    this.faults.clockJump = { atSequence: next, byMs: errorMs - this.faults.clockSkewMs };
+    return this.notifyCurrentTime(1);
+  }
+
+  /** Notifies Current Time now (e.g. after `setClock`, or a time sync with `adjustReasonBits` 2, external reference); false when notifications are off. */
+  notifyCurrentTime(adjustReasonBits = 0): Promise<boolean> {
+    return this.isNotifying(CURRENT_TIME_UUID) ? this.notify(CURRENT_TIME_UUID, this.currentTimeBytes(adjustReasonBits)) : Promise.resolve(false);
   }
 
   /** Local Time Information 0x2A0F: the zone's UTC offset now, as standard time (15-min units) + DST. */
