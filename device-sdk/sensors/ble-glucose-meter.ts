@@ -63,7 +63,9 @@
  *
  * Meter time (`meter-time.ts`): the Base Time is the meter's local wall clock without a zone. By
  * precedence: (1) the meter's Current Time, read on each connect and again before each poll (a clock
- * set or switched to DST while connected applies to the records read after it): record times are converted by the
+ * set or switched to DST while connected applies to the records read after it; a meter that notifies its
+ * Current Time when it is set wakes the poll: the records it held are read by the clock before, and the
+ * notified clock applies to those read after them): record times are converted by the
  * offset between the meter's clock and this device's clock (zone, DST and drift at once; with a
  * configured zone, the drift is removed and the zone's DST rules applied per record); (2) the
  * runtime's configured zone (`DriverDeps.timeZone`) when the meter has no Current Time Service or its
@@ -195,6 +197,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** The meter time of the last record handed over, and when the last completed transfer was requested (this device's clock): they place a wall time repeated at a DST change. */
   private lastRecordTime: number | undefined;
   private lastTransferAt: number | undefined;
+  /** The meter's Local Time Information as last read (converts a notified Current Time). */
+  private localTime: LocalTimeInformation | undefined;
+  /** A clock the meter notified (Current Time), applied once the records it held are read (`applyNotifiedClock`). */
+  private notifiedClock: MeterClock | undefined;
+  /** Wakes the poll loop's wait when the meter notifies its clock. */
+  private wakeForClock: (() => void) | undefined;
 
   constructor(sensor: string, options: BleGlucoseMeterOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, GLUCOSE_SERVICE_UUID, options, deps, connectorFactory);
@@ -277,17 +285,72 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     // Does the meter still hold the newest record stored of it, as stored? A reset meter that already holds more
     // records than that number would otherwise hand over its records above it as newer ones of the old numbering.
     if (this.floorOfMeter && !this.floorCheckRefused.has(meterKey(this.meter as MeterIdentity))) await this.numberingRestarted(link, 'floor');
+    await this.subscribeCurrentTime(link);
     let first = true;
     while (link.connected && !this.isStopped) {
       // The link may stay up for hours: the meter's clock can be set, or change for DST, in between.
-      // Each poll converts its records by the clock as it is now (read just before the RACP request).
-      if (!first) await this.refreshMeterClock(link);
+      // Each poll converts its records by the clock as it is now (read just before the RACP request), unless the
+      // meter notified a new clock: then the records it held are read first, by the clock before (`onCurrentTime`).
+      if (!first && this.notifiedClock === undefined) await this.refreshMeterClock(link);
       first = false;
       await this.backfill(link);
+      this.applyNotifiedClock(link);
       if (this.options.pollIntervalMs <= 0) return;
-      const lost = await Promise.race([link.lost.then(() => true), this.sleep(this.options.pollIntervalMs).then(() => false)]);
-      if (lost) return;
+      const woken = new Promise<'clock'>((resolve) => {
+        this.wakeForClock = () => resolve('clock');
+        if (this.notifiedClock !== undefined) resolve('clock'); // notified during the transfer's last moments
+      });
+      const next = await Promise.race([link.lost.then(() => 'lost' as const), this.sleep(this.options.pollIntervalMs).then(() => 'poll' as const), woken]);
+      this.wakeForClock = undefined;
+      if (next === 'lost') return;
     }
+  }
+
+  /**
+   * Enables notifications of the meter's Current Time (CTS 1.1 §3.1: a meter notifies it when its clock is set,
+   * adjust reason "manual update", or synchronised). A meter that refuses (no notify property): not an error, its
+   * clock is read before each poll as before.
+   */
+  private async subscribeCurrentTime(link: GattLink): Promise<void> {
+    this.notifiedClock = undefined;
+    if (!link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID)) return;
+    try {
+      await link.subscribe(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, (bytes) => this.onCurrentTime(link, bytes), { dedupe: false });
+    } catch (error) {
+      if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+      this.deps.logger.debug({ sensor: this.sensor, address: link.address, err: error.message }, 'glucose meter does not notify its Current Time');
+    }
+  }
+
+  /**
+   * A Current Time notification: the meter's clock was set (or synchronised). The records the meter holds were
+   * written by the clock before, so the poll loop is woken to read them by that clock, and the notified clock
+   * applies to the records read after them (`applyNotifiedClock`). With `pollIntervalMs` 0 (one transfer per
+   * connection) nothing more is read on the link: the next connection reads the clock anew. Undecodable bytes
+   * go to quarantine (once per connection); a Current Time whose date is not known is not a clock.
+   */
+  private onCurrentTime(link: GattLink, bytes: Uint8Array): void {
+    let clock: MeterClock | undefined;
+    try {
+      clock = meterClockFromCurrentTime(decodeCurrentTime(bytes), this.deps.clock.now(), this.localTime, this.deps.timeZone);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.quarantineClock(link, CURRENT_TIME_UUID, bytes, error);
+      return;
+    }
+    if (clock === undefined) return;
+    this.notifiedClock = clock;
+    this.wakeForClock?.();
+  }
+
+  /** After the transfer of the records written before a notified clock change: the notified clock converts those read from now on. */
+  private applyNotifiedClock(link: GattLink): void {
+    const next = this.notifiedClock;
+    if (next === undefined) return;
+    this.notifiedClock = undefined;
+    if (sameMeterClock(this.meterClock, next, CLOCK_REREAD_TOLERANCE_MS)) return;
+    this.deps.logger.warn({ sensor: this.sensor, address: link.address, previous: this.meterClock, meterTime: next }, 'glucose meter clock set (Current Time notified): records read from now on are converted by the new clock');
+    this.meterClock = next;
   }
 
   /**
@@ -344,6 +407,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (lti !== undefined) {
       try {
         local = decodeLocalTimeInformation(lti);
+        this.localTime = local;
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
         this.quarantineClock(link, LOCAL_TIME_INFORMATION_UUID, lti, error);

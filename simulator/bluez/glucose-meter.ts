@@ -276,7 +276,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
 
   /**
    * The patient sets the meter's clock: from now on (and for the records measured from now on) it is off true
-   * time by `errorMs` (0: right). A collector that enabled notifications on Current Time is notified, with the
+   * time by `errorMs` (0: right; it replaces a `clockJump`). A collector that enabled notifications on Current Time is notified, with the
    * adjust reason "manual update" (CTS 1.1 §3.1); true when it was. Records measured before keep their times.
    */
   async setClock(errorMs: number): Promise<boolean> {

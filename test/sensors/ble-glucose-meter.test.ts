@@ -182,6 +182,38 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     expect(second).toMatchObject({ value: 45, tMeter: fresh.timeMs, context: { meterTimeBasis: 'current-time-service', meterClockOffsetS: String(5.5 * 3600), meterUtcOffset: '+05:30' } });
   }, 60_000);
 
+  it('a meter that notifies its Current Time when its clock is set: the records it held are read by the clock before, later ones by the new clock, without waiting for the poll', async () => {
+    const now = Date.now();
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: [{ sequenceNumber: 1, timeMs: now - H, mgPerDl: 110 }], timeZone: 'Asia/Kolkata', faults: { clockSkewMs: 2 * H } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    // Polls an hour apart: only the notifications make the driver read the meter meanwhile.
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 3_600_000 }, driverDeps(sink));
+    driver.start(sink);
+    let measuredFast;
+    let measuredRight;
+    try {
+      await waitFor(() => sink.readings.length === 1 && driver.transfers === 1, 'the stored record', 20_000);
+      // A measurement on the fast clock, then the patient sets the clock right: the meter notifies it.
+      measuredFast = meter.addRecord({ mgPerDl: 60 });
+      await waitFor(() => meter.isNotifying(0x2a2b), 'Current Time notifications on');
+      expect(await meter.setClock(0)).toBe(true);
+      await waitFor(() => sink.readings.length === 2, 'the record measured before the clock was set', 10_000);
+      // A measurement on the right clock; the meter notifies its (unchanged) clock after a time sync.
+      measuredRight = meter.addRecord({ mgPerDl: 45 });
+      expect(await meter.notifyCurrentTime(2)).toBe(true);
+      await waitFor(() => sink.readings.length === 3, 'the record measured after the clock was set', 10_000);
+    } finally {
+      await driver.stop();
+    }
+    const [, fast, right] = sink.readings;
+    // Before: record 2 waited for the next poll (an hour), and that poll's fresh clock read dated it 2 h early.
+    expect(fast).toMatchObject({ meterRecord: 2, value: 60, tMeter: measuredFast.timeMs, context: { meterClockOffsetS: String(5.5 * 3600 + 2 * 3600) } });
+    expect(right).toMatchObject({ meterRecord: 3, value: 45, tMeter: measuredRight.timeMs, context: { meterClockOffsetS: String(5.5 * 3600) } });
+    expect(bluez.device(ADDRESS).connects).toBe(1);
+    expect(sink.quarantined).toEqual([]);
+  }, 60_000);
+
   it('with a configured zone, a clock set right while connected drops its drift for the records read after it', async () => {
     const { first, second, firstTruth, fresh } = await clockSetWhileConnected('Asia/Kolkata');
     expect(first).toMatchObject({ tMeter: firstTruth, context: { meterTimeZone: 'Asia/Kolkata', meterClockDriftS: '7200' } });
