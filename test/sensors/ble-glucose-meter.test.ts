@@ -207,7 +207,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
       await driver.stop();
     }
     const [, fast, right] = sink.readings;
-    // Before: record 2 waited for the next poll (an hour), and that poll's fresh clock read dated it 2 h early.
+    // Before: record 2 waited for the next poll, whose fresh clock read dated it by the new clock: 2 h in the future.
     expect(fast).toMatchObject({ meterRecord: 2, value: 60, tMeter: measuredFast.timeMs, context: { meterClockOffsetS: String(5.5 * 3600 + 2 * 3600) } });
     expect(right).toMatchObject({ meterRecord: 3, value: 45, tMeter: measuredRight.timeMs, context: { meterClockOffsetS: String(5.5 * 3600) } });
     expect(bluez.device(ADDRESS).connects).toBe(1);
