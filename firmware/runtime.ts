@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError, StoreError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, type MeterIdentity, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -309,7 +309,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
-    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string, meter?: string) => this.meterRecords.last(sensor, meter), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
+    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string, meter?: MeterIdentity) => this.meterRecords.last(sensor, meter), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
       if (s.type !== 'device') return createSimSource(s, this.clock, seed + i, config.timeZone);
