@@ -11,6 +11,8 @@
  * has no QRS to stand out); on baseline noise (0.03 mV SD) its detections sit at 0.9-1.2.
  */
 
+import { blankPacePulse, type PacePulseOptions } from './pace-pulses.js';
+
 export interface QrsCredibilityOptions {
   fs: number;
   /** Half-width of the QRS window around the R peak (ms). */
@@ -102,6 +104,13 @@ export class QrsCredibility {
   measure(r: number): { qrsMv: number; prominence: number } | undefined {
     const qrsMv = this.qrsMv(r);
     if (qrsMv === undefined) return undefined;
+    const level = this.backgroundLevel(r);
+    if (level === undefined) return undefined;
+    return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
+  }
+
+  /** Median peak-to-peak (mV) of the background windows of the detection at `r`; undefined when fewer than `minWindows` are at hand. */
+  private backgroundLevel(r: number): number | undefined {
     const { fs, qrsHalfMs, windowMs, backgroundMs, minWindows } = this.options;
     const end = r + Math.round((qrsHalfMs * fs) / 1000) + 1;
     const start = Math.max(0, this.pushed - this.ring.length, r - Math.round((backgroundMs * fs) / 1000));
@@ -110,8 +119,23 @@ export class QrsCredibility {
     for (let s = start; s + w <= end; s += w) background.push(this.p2p(s, s + w));
     if (background.length < minWindows) return undefined;
     background.sort((a, b) => a - b);
-    const level = background[background.length >> 1] as number;
-    return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
+    return background[background.length >> 1] as number;
+  }
+
+  /**
+   * Whether the detection at `r` is a pacemaker pulse with no QRS after it (`blankPacePulse`): its QRS window
+   * holds a pulse, and once the pulse is blanked what is left measures less than `minQrsMv`, or stands out of
+   * the background less than `minEvidenceProminence` times. False when the window is not at hand.
+   */
+  pacePulseOnly(r: number, options: PacePulseOptions): boolean {
+    const half = Math.round((this.options.qrsHalfMs * this.options.fs) / 1000);
+    if (r - half < Math.max(0, this.pushed - this.ring.length) || r + half + 1 > this.pushed) return false;
+    const window = Float64Array.from({ length: 2 * half + 1 }, (_, k) => this.ring[(r - half + k) % this.ring.length] as number);
+    const pulse = blankPacePulse(window, this.options.fs, options);
+    if (pulse === undefined) return false;
+    const left = Math.max(...pulse.blanked) - Math.min(...pulse.blanked);
+    const level = this.backgroundLevel(r);
+    return left < this.options.minQrsMv || (level !== undefined && level > 0 && left / level < this.options.minEvidenceProminence);
   }
 
   /**
