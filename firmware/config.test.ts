@@ -114,7 +114,7 @@ describe('parseRuntimeConfig', () => {
       expect(error.value).toBe(value);
     }
     expect(problemOf({ ...minimal, inference: { restartDelaysMs: [500] } }).field).toBe('inference.restartDelaysMs[0]');
-    expect(problemOf({ ...minimal, inference: { restartDelaysMs: Array(11).fill(60_000) } }).field).toBe('inference.restartDelaysMs');
+    expect(problemOf({ ...minimal, inference: { restartDelaysMs: Array(11).fill(60_000) } })).toMatchObject({ field: 'inference.restartDelaysMs', problem: 'has 11 entries', fix: 'keep at most 10' });
     expect(problemOf({ ...minimal, inference: { deadlineMs: 10 } }).fix).toMatch(/requestTimeoutMs/);
   });
 

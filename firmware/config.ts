@@ -554,6 +554,8 @@ function toProblem(error: ErrorObject, data: unknown, prefix: string): ConfigPro
     }
     case 'oneOf':
       return undefined; // summary of the branch errors, which are reported themselves
+    case 'maxItems':
+      return { field: at.field, value: at.value, problem: `has ${Array.isArray(at.value) ? at.value.length : '?'} entries`, fix: `keep at most ${String(params.limit)}` };
     default: {
       const problem =
         error.keyword === 'pattern' && typeof parent?.description === 'string'

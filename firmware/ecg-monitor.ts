@@ -1012,7 +1012,7 @@ export class EcgMonitor {
         sensor: this.sensor,
         // The time it has really lasted: since the last heartbeat, or since the lead was back.
         message: `No QRS complex detected for ${Math.round((endMs - this.silentSinceMs) / 1000)} s on a connected lead${
-          this.pacePulsesSinceBeat > 0 ? `, though ${this.pacePulsesSinceBeat} pacemaker pulse${this.pacePulsesSinceBeat > 1 ? 's were' : ' was'} seen meanwhile (the pacemaker may not be capturing)` : ''
+          this.pacePulsesSinceBeat > 0 ? `, though ${this.pacePulsesSinceBeat} sharp spike${this.pacePulsesSinceBeat > 1 ? 's' : ''} (pacemaker pulses or artefact) came without a QRS after ${this.pacePulsesSinceBeat > 1 ? 'them' : 'it'}` : ''
         }; check the patient now (${DECISION_SUPPORT}).`,
       });
     }

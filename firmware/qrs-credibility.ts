@@ -124,18 +124,23 @@ export class QrsCredibility {
 
   /**
    * Whether the detection at `r` is a pacemaker pulse with no QRS after it (`blankPacePulse`): its QRS window
-   * holds a pulse, and once the pulse is blanked what is left measures less than `minQrsMv`, or stands out of
-   * the background less than `minEvidenceProminence` times. False when the window is not at hand.
+   * (`r ± qrsHalfMs`) holds a pulse, and once the pulse is blanked, what is left from `r - qrsHalfMs` to
+   * `r + captureWindowMs` (the QRS an atrial pulse leads to comes up to 250 ms later) measures less than
+   * `minQrsMv`, or less than `maxUnprominentMv` while standing out of the background less than
+   * `minEvidenceProminence` times. False when that stretch is not at hand.
    */
   pacePulseOnly(r: number, options: PacePulseOptions): boolean {
-    const half = Math.round((this.options.qrsHalfMs * this.options.fs) / 1000);
-    if (r - half < Math.max(0, this.pushed - this.ring.length) || r + half + 1 > this.pushed) return false;
-    const window = Float64Array.from({ length: 2 * half + 1 }, (_, k) => this.ring[(r - half + k) % this.ring.length] as number);
-    const pulse = blankPacePulse(window, this.options.fs, options);
+    const { fs, qrsHalfMs, minQrsMv, minEvidenceProminence } = this.options;
+    const half = Math.round((qrsHalfMs * fs) / 1000);
+    const after = Math.max(half, Math.round((options.captureWindowMs * fs) / 1000));
+    if (r - half < Math.max(0, this.pushed - this.ring.length) || r + after + 1 > this.pushed) return false;
+    const window = Float64Array.from({ length: half + after + 1 }, (_, k) => this.ring[(r - half + k) % this.ring.length] as number);
+    const pulse = blankPacePulse(window, fs, options, 1, 2 * half + 1);
     if (pulse === undefined) return false;
     const left = Math.max(...pulse.blanked) - Math.min(...pulse.blanked);
+    if (left < minQrsMv) return true;
     const level = this.backgroundLevel(r);
-    return left < this.options.minQrsMv || (level !== undefined && level > 0 && left / level < this.options.minEvidenceProminence);
+    return left < options.maxUnprominentMv && level !== undefined && level > 0 && left / level < minEvidenceProminence;
   }
 
   /**

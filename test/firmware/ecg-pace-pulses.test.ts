@@ -39,8 +39,11 @@ interface Pulses {
   perMin: number;
 }
 
-/** `seconds` of lead in ADC units: 0.03 mV of baseline noise, pacing pulses, and (`capture`) a wide paced QRS 10 ms after each. */
-function pacedLead(seconds: number, pulses: Pulses, capture: boolean, seed = 7): Int16Array {
+/**
+ * `seconds` of lead in ADC units: 0.03 mV of baseline noise, pacing pulses, and (`capture`) a wide paced QRS 10 ms after
+ * each; with `atrial`, each ventricular pulse comes `atrial.avMs` after an atrial pulse of `atrial.mv` (dual-chamber pacing).
+ */
+function pacedLead(seconds: number, pulses: Pulses, capture: boolean, seed = 7, atrial?: { mv: number; avMs: number }): Int16Array {
   const noise = gaussian(seed);
   const periodMs = 60_000 / pulses.perMin;
   const firstMs = 137.3;
@@ -52,6 +55,7 @@ function pacedLead(seconds: number, pulses: Pulses, capture: boolean, seed = 7):
       if (j < 0) continue;
       const since = tMs - firstMs - j * periodMs;
       mv += filteredPulse(pulses.mv, pulses.widthMs, pulses.fcHz, since);
+      if (atrial) mv += filteredPulse(atrial.mv, pulses.widthMs, pulses.fcHz, since + atrial.avMs);
       // A paced ventricular complex: wide (140 ms), biphasic, 1.2 mV, starting 10 ms after the pulse.
       if (capture && since >= 10 && since < 150) mv += 1.2 * Math.sin((2 * Math.PI * (since - 10)) / 140) * Math.exp(-(since - 10) / 90);
     }
@@ -89,31 +93,37 @@ function stream(lead1: Int16Array, lead2?: Int16Array, options: Partial<EcgMonit
 const OFF: Partial<EcgMonitorOptions> = { pacePulse: { ...DEFAULT_PACE_PULSE_OPTIONS, minStepMvPerMs: 0 } };
 
 describe('blankPacePulse', () => {
-  it('finds a one-sample step at least minStepMvPerMs steep and holds the value before it from two samples before the step to blankMs after it', () => {
-    // 360 Hz: 0.4 mV/ms is a step of 1.11 mV from one sample to the next; 20 ms is 7 samples.
-    const window = Float64Array.from([0.1, 0.1, 0.12, 5.0, 2.5, 1.2, 0.6, 0.3, 0.2, 0.15, 0.1, 0.4, 0.9, 0.4]);
+  it('finds a narrow pulse starting with a one-sample step at least minStepMvPerMs steep, and holds the level before it from two samples before the step to blankMs after it', () => {
+    // 360 Hz: 2 mV/ms is a step of 5.56 mV from one sample to the next; 20 ms is 7 samples.
+    const window = Float64Array.from([0.1, 0.1, 0.12, 9.0, 4.5, 1.2, 0.6, 0.3, 0.2, 0.15, 0.1, 0.4, 0.9, 0.4]);
     const found = blankPacePulse(window, FS, DEFAULT_PACE_PULSE_OPTIONS);
     expect(found).toMatchObject({ step: 3 });
-    expect(found?.stepMv).toBeCloseTo(4.88, 6);
+    expect(found?.stepMv).toBeCloseTo(8.88, 6);
     expect(Array.from(found?.blanked ?? [])).toEqual([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4, 0.9, 0.4]);
     // A rise sampled over two samples: the steepest step is the fall, and the blank still takes the whole pulse.
-    const late = blankPacePulse(Float64Array.from([0.01, 0.0, 1.06, 5.04, 0.39, 0.01, 0.0, 0.02, 0.01, 0.0, 0.3, 0.8]), FS, DEFAULT_PACE_PULSE_OPTIONS);
+    const late = blankPacePulse(Float64Array.from([0.01, 0.0, 3.1, 9.04, 0.39, 0.01, 0.0, 0.02, 0.01, 0.0, 0.3, 0.8]), FS, DEFAULT_PACE_PULSE_OPTIONS);
     expect(late?.step).toBe(4);
     expect(Array.from(late?.blanked ?? [])).toEqual([0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.8]);
-    // A QRS upstroke of 0.23 mV/ms (MIT-BIH's steepest): 0.64 mV a sample, no pulse.
+    // Not pulses: a QRS upstroke of 0.23 mV/ms (MIT-BIH's steepest), 0.64 mV a sample; a 5 mV R wave over 20 ms
+    // at 1000 Hz (0.5 mV/ms); a step of 6 mV that stays (an electrode put back: no narrow excursion); a step past
+    // the search range.
     expect(blankPacePulse(Float64Array.from([0, 0.64, 1.28, 1.92, 1.2, 0.4]), FS, DEFAULT_PACE_PULSE_OPTIONS)).toBeUndefined();
+    const tallR = Float64Array.from({ length: 60 }, (_, i) => Math.max(0, 5 - Math.abs(i - 30) / 2));
+    expect(blankPacePulse(tallR, 1000, DEFAULT_PACE_PULSE_OPTIONS)).toBeUndefined();
+    expect(blankPacePulse(Float64Array.from([0, 0, 0, 6, 6, 6, 6, 6, 6, 6, 6, 6]), FS, DEFAULT_PACE_PULSE_OPTIONS)).toBeUndefined();
+    expect(blankPacePulse(window, FS, DEFAULT_PACE_PULSE_OPTIONS, 5)).toBeUndefined();
     expect(blankPacePulse(window, FS, { ...DEFAULT_PACE_PULSE_OPTIONS, minStepMvPerMs: 0 })).toBeUndefined();
   });
 });
 
 describe.skipIf(!sharedDataRuns(MITDB))(`ECG monitor: pacemaker pulses${missingNote(MITDB)}`, () => {
-  // Pulse shapes the rejection covers at 360 Hz (a one-sample step of 1.1 mV or more, a tail under 0.15 mV 20 ms on).
+  // Pulse shapes the rejection covers at 360 Hz (a narrow pulse, a one-sample step of 5.6 mV or more, a tail under 0.15 mV 20 ms on).
   const shapes: Pulses[] = [
-    { mv: 5, widthMs: 2, fcHz: 150, perMin: 70 },
-    { mv: 10, widthMs: 0.5, fcHz: 150, perMin: 60 },
     { mv: 100, widthMs: 0.5, fcHz: 150, perMin: 100 },
     { mv: 700, widthMs: 0.1, fcHz: 150, perMin: 70 },
+    { mv: 700, widthMs: 0.5, fcHz: 150, perMin: 60 },
     { mv: 10, widthMs: 2, fcHz: 1000, perMin: 70 },
+    { mv: 100, widthMs: 2, fcHz: 1000, perMin: 70 },
     { mv: 100, widthMs: 0.5, fcHz: 40, perMin: 70 },
   ];
 
@@ -127,7 +137,7 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG monitor: pacemaker pulses${missingN
       expect(noBeats.length, JSON.stringify(pulses)).toBeGreaterThanOrEqual(1);
       const delayS = ((noBeats[0]?.t ?? 0) - 30_000) / 1000;
       expect(delayS, JSON.stringify(pulses)).toBeLessThan(6);
-      expect(noBeats[0]?.message, JSON.stringify(pulses)).toMatch(/^No QRS complex detected for \d+ s on a connected lead, though \d+ pacemaker pulses were seen meanwhile \(the pacemaker may not be capturing\); check the patient now/);
+      expect(noBeats[0]?.message, JSON.stringify(pulses)).toMatch(/^No QRS complex detected for \d+ s on a connected lead, though \d+ sharp spikes \(pacemaker pulses or artefact\) came without a QRS after them; check the patient now/);
       expect(monitor.pacePulsesRejected, JSON.stringify(pulses)).toBeGreaterThanOrEqual(4);
       // No heart rate from the pulses once the heart stopped.
       expect(rates.filter((r) => r.tDevice > 36_000), JSON.stringify(pulses)).toEqual([]);
@@ -144,6 +154,17 @@ describe.skipIf(!sharedDataRuns(MITDB))(`ECG monitor: pacemaker pulses${missingN
       const late = rates.filter((r) => r.tDevice > 15_000);
       expect(late.length, JSON.stringify(pulses)).toBeGreaterThanOrEqual(4);
       for (const r of late) expect(Math.abs(r.value - pulses.perMin), JSON.stringify(pulses)).toBeLessThanOrEqual(3);
+    }
+  });
+
+  it('counts dual-chamber pacing (atrial pulse, ventricular pulse and its QRS 150 ms later): the detector may lock on the atrial pulse, whose window shows the QRS', () => {
+    for (const atrialMv of [20, 40]) {
+      const { alerts, rates, monitor } = stream(pacedLead(40, { mv: 20, widthMs: 0.5, fcHz: 150, perMin: 70 }, true, 7, { mv: atrialMv, avMs: 150 }));
+      expect(alerts.filter((a) => a.kind === 'ecg-no-beats'), String(atrialMv)).toEqual([]);
+      expect(monitor.pacePulsesRejected, String(atrialMv)).toBe(0);
+      const late = rates.filter((r) => r.tDevice > 15_000);
+      expect(late.length).toBeGreaterThanOrEqual(4);
+      for (const r of late) expect(Math.abs(r.value - 70)).toBeLessThanOrEqual(3);
     }
   });
 
