@@ -10,6 +10,7 @@ import { DEFAULT_LEAD_DEFLECTION_OPTIONS, LeadDeflection } from './lead-deflecti
 import { SecondLeadBeats } from './second-lead.js';
 import { DEFAULT_QRS_CREDIBILITY_OPTIONS, QrsCredibility } from './qrs-credibility.js';
 import { type VentricularEvent, VentricularEpisodes } from './ventricular-episodes.js';
+import { DEFAULT_PACE_PULSE_OPTIONS, type PacePulseOptions } from './pace-pulses.js';
 
 export interface EcgMonitorOptions {
   /** A heart-rate reading (and rate and beat-class findings) is stored this often (ms of signal). */
@@ -84,6 +85,12 @@ export interface EcgMonitorOptions {
    * QRS of 0.1-0.35 mV (114 x0.2) lost every heart rate and raised `ecg-no-beats` 10 times in 120 s.
    */
   maxHumFreeShare: number;
+  /**
+   * A detection that is a pacemaker pulse with no QRS after it (`QrsCredibility.pacePulseOnly`, see
+   * firmware/pace-pulses.ts) is not a heartbeat, as for hum: a pacemaker firing without capture on a stopped
+   * heart must not hold the asystole alarm back. `minStepMvPerMs` 0: off.
+   */
+  pacePulse: PacePulseOptions;
 }
 
 export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.freeze({
@@ -101,6 +108,7 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
   secondLeadConfirms: true,
   minHumFreeQrsMv: 0.1,
   maxHumFreeShare: 0.25,
+  pacePulse: DEFAULT_PACE_PULSE_OPTIONS,
 });
 
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
@@ -362,6 +370,10 @@ export class EcgMonitor {
   private holding = false;
   /** Detections that were not heartbeats (`minHumFreeQrsMv`; front-end samples, the last 64): not analysed. */
   private readonly rejected = new Set<number>();
+  /** Detections taken for pacemaker pulses without a QRS since the monitor started (`pacePulse`). */
+  pacePulsesRejected = 0;
+  /** ... since the last sign of a heartbeat (named in `ecg-no-beats`). */
+  private pacePulsesSinceBeat = 0;
   /** Lead-off warnings raised, by channel (at most one per `LEAD_OFF_REPEAT_MS`). */
   private readonly leadOffWarnings = new Map<number, LeadOffWarnings>();
   /** Findings carry `saturation` until this device time (ms) of stream `generation`: the front end reported it. */
@@ -380,7 +392,7 @@ export class EcgMonitor {
     this.sensor = sensor;
     this.options = { ...DEFAULT_ECG_MONITOR_OPTIONS, ...options };
     this.classifier = classifier;
-    if (this.options.secondLeadConfirms) this.secondLead = new SecondLeadBeats();
+    if (this.options.secondLeadConfirms) this.secondLead = new SecondLeadBeats({ pacePulse: this.options.pacePulse });
   }
 
   /** Called when the model fails (`error`: what the classifier rejected with) and the monitor falls back to the rules. */
@@ -683,8 +695,14 @@ export class EcgMonitor {
     const humFree = credibility.humFreeQrsMv(d, DEFAULT_LEAD_DEFLECTION_OPTIONS.mainsHz);
     if (humFree !== undefined && humFree < this.options.minHumFreeQrsMv && humFree <= this.options.maxHumFreeShare * (credibility.qrsMv(d) ?? 0)) {
       // Mains hum taken for a QRS (see `minHumFreeQrsMv`, `maxHumFreeShare`): as if nothing had been detected.
-      this.rejected.add(d);
-      if (this.rejected.size > 64) this.rejected.delete(this.rejected.values().next().value as number);
+      this.reject(d);
+      return;
+    }
+    if (credibility.pacePulseOnly(d, this.options.pacePulse)) {
+      // A pacemaker pulse that captured nothing (see `pacePulse`): as if nothing had been detected.
+      this.pacePulsesRejected += 1;
+      this.pacePulsesSinceBeat += 1;
+      this.reject(d);
       return;
     }
     const repeats = credibility.repeats(d, this.recentDetections);
@@ -716,6 +734,12 @@ export class EcgMonitor {
     this.asystole = false;
   }
 
+  /** Detection `d` is not a heartbeat: it is not analysed and gives no RR interval. */
+  private reject(d: number): void {
+    this.rejected.add(d);
+    if (this.rejected.size > 64) this.rejected.delete(this.rejected.values().next().value as number);
+  }
+
   /**
    * A sign of a heartbeat at device time `t` (ms): the asystole clock starts again. The quiet-lead check of a
    * lead-back (`QUIET_LEAD`) is dropped only by a `sure` one: a credible detection that repeats the shape of
@@ -726,6 +750,7 @@ export class EcgMonitor {
    * detections before 0.31 median, 5 of 3,597 >= 0.8; QRS complexes after a lead-back 0.99 median).
    */
   private heartbeatAt(t: number, sure = false): void {
+    this.pacePulsesSinceBeat = 0;
     this.noBeatSinceMs = t;
     this.silentSinceMs = t;
     this.lastBeatMs = t;
@@ -1017,7 +1042,9 @@ export class EcgMonitor {
         sensor: this.sensor,
         // The time it has really lasted: since the last heartbeat, or since the lead was back (a quiet lead: what
         // was detected on it since was not a QRS complex).
-        message: `No QRS complex detected for ${Math.round((endMs - (quietSinceMs ?? this.silentSinceMs)) / 1000)} s on a connected lead; check the patient now (${DECISION_SUPPORT}).`,
+        message: `No QRS complex detected for ${Math.round((endMs - (quietSinceMs ?? this.silentSinceMs)) / 1000)} s on a connected lead${
+          this.pacePulsesSinceBeat > 0 ? `, though ${this.pacePulsesSinceBeat} sharp spike${this.pacePulsesSinceBeat > 1 ? 's' : ''} (pacemaker pulses or artefact) came without a QRS after ${this.pacePulsesSinceBeat > 1 ? 'them' : 'it'}` : ''
+        }; check the patient now (${DECISION_SUPPORT}).`,
       });
     }
   }

@@ -13,6 +13,8 @@ import { DEFAULT_MAINS_HUM_FILTER_OPTIONS, MainsHumFilter } from './mains-hum-fi
  * has no QRS to stand out); on baseline noise (0.03 mV SD) its detections sit at 0.9-1.2.
  */
 
+import { blankPacePulse, type PacePulseOptions } from './pace-pulses.js';
+
 export interface QrsCredibilityOptions {
   fs: number;
   /** Half-width of the QRS window around the R peak (ms). */
@@ -101,6 +103,13 @@ export class QrsCredibility {
   measure(r: number): { qrsMv: number; prominence: number } | undefined {
     const qrsMv = this.qrsMv(r);
     if (qrsMv === undefined) return undefined;
+    const level = this.backgroundLevel(r);
+    if (level === undefined) return undefined;
+    return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
+  }
+
+  /** Median peak-to-peak (mV) of the background windows of the detection at `r`; undefined when fewer than `minWindows` are at hand. */
+  private backgroundLevel(r: number): number | undefined {
     const { fs, qrsHalfMs, windowMs, backgroundMs, minWindows } = this.options;
     const end = r + Math.round((qrsHalfMs * fs) / 1000) + 1;
     const start = Math.max(0, this.pushed - this.ring.length, r - Math.round((backgroundMs * fs) / 1000));
@@ -109,8 +118,28 @@ export class QrsCredibility {
     for (let s = start; s + w <= end; s += w) background.push(this.p2p(s, s + w));
     if (background.length < minWindows) return undefined;
     background.sort((a, b) => a - b);
-    const level = background[background.length >> 1] as number;
-    return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
+    return background[background.length >> 1] as number;
+  }
+
+  /**
+   * Whether the detection at `r` is a pacemaker pulse with no QRS after it (`blankPacePulse`): its QRS window
+   * (`r ± qrsHalfMs`) holds a pulse, and once the pulse is blanked, what is left from `r - qrsHalfMs` to
+   * `r + captureWindowMs` (the QRS an atrial pulse leads to comes up to 250 ms later) measures less than
+   * `minQrsMv`, or less than `maxUnprominentMv` while standing out of the background less than
+   * `minEvidenceProminence` times. False when that stretch is not at hand.
+   */
+  pacePulseOnly(r: number, options: PacePulseOptions): boolean {
+    const { fs, qrsHalfMs, minQrsMv, minEvidenceProminence } = this.options;
+    const half = Math.round((qrsHalfMs * fs) / 1000);
+    const after = Math.max(half, Math.round((options.captureWindowMs * fs) / 1000));
+    if (r - half < Math.max(0, this.pushed - this.ring.length) || r + after + 1 > this.pushed) return false;
+    const window = Float64Array.from({ length: half + after + 1 }, (_, k) => this.ring[(r - half + k) % this.ring.length] as number);
+    const pulse = blankPacePulse(window, fs, options, 1, 2 * half + 1);
+    if (pulse === undefined) return false;
+    const left = Math.max(...pulse.blanked) - Math.min(...pulse.blanked);
+    if (left < minQrsMv) return true;
+    const level = this.backgroundLevel(r);
+    return left < options.maxUnprominentMv && level !== undefined && level > 0 && left / level < minEvidenceProminence;
   }
 
   /**

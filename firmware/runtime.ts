@@ -57,12 +57,12 @@ export interface RuntimeDeps {
   /** Seed of the simulated sources (each source gets seed + its index). */
   seed: number;
   /**
-   * The inference workers' deadlines (default `DEFAULT_INFERENCE_WORKER_OPTIONS`): a model that does not
+   * The inference workers' deadlines, over the config's `inference` ones (tests): a model that does not
    * answer in time is stopped and its analysis falls back to its rules, so `stop()` returns within about
    * `requestTimeoutMs + closeTimeoutMs` of the models' share of it.
    */
   inference: Partial<InferenceWorkerOptions>;
-  /** Restarts of a model worker that stopped answering (default `DEFAULT_MODEL_RESTARTS` in analyzers.ts). */
+  /** Restarts of a model worker that stopped answering (default: the config's `inference.restartDelaysMs`). */
   modelRestarts: { delaysMs: readonly number[] };
 }
 
@@ -341,8 +341,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       now: () => this.clock.now(),
       clock: this.clock,
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
-      ...(deps.inference ? { inference: deps.inference } : {}),
-      ...(deps.modelRestarts ? { modelRestarts: deps.modelRestarts } : {}),
+      // The config's deadlines and restarts (defaults: DEFAULT_INFERENCE_WORKER_OPTIONS, DEFAULT_MODEL_RESTARTS); deps override them (tests).
+      inference: { requestTimeoutMs: config.inference.requestTimeoutMs, startTimeoutMs: config.inference.startTimeoutMs, closeTimeoutMs: config.inference.closeTimeoutMs, ...deps.inference },
+      modelRestarts: deps.modelRestarts ?? { delaysMs: config.inference.restartDelaysMs },
       meterRecordBits: this.meterRecordBits,
     });
     for (const a of this.analyzers) a.restore?.(stored);
