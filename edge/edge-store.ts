@@ -144,8 +144,11 @@ export interface EdgeStats {
   openConflicts: Record<string, Partial<Record<RecordKind, number>>>;
 }
 
-/** Records of one boot stored under a device id, per kind: how many and their seq range. */
-export type StoredByKind = Partial<Record<RecordKind, { stored: number; minSeq: number; maxSeq: number }>>;
+/**
+ * Records of one boot under a device id, per kind: how many are in `records` and their seq range, and how many were
+ * kept in `conflicts` (their seq was stored with other content: `medge edge conflicts`).
+ */
+export type StoredByKind = Partial<Record<RecordKind, { stored: number; minSeq: number | null; maxSeq: number | null; conflicts: number }>>;
 
 /** A device id whose batches alternated between two boots running at once (two boards with one id). */
 export interface DuplicateDeviceIdStats {
@@ -439,7 +442,8 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
   if (!hasTable(db, 'duplicate_device_ids')) return duplicateDeviceIds;
   // A store not yet opened by this build (read-only here) lacks the refusal columns.
   const refusal = hasTable(db, 'boot_watch') ? 'incumbent, refused_boot, proven_ms, released_ms, refused' : 'NULL AS incumbent, NULL AS refused_boot, NULL AS proven_ms, NULL AS released_ms, 0 AS refused';
-  const byBoot = db.prepare('SELECT boot_id, kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq FROM records WHERE device_id = ? AND boot_id = ? GROUP BY kind ORDER BY kind');
+  const byBoot = db.prepare('SELECT kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq FROM records WHERE device_id = ? AND boot_id = ? GROUP BY kind');
+  const conflictsByBoot = db.prepare('SELECT kind, COUNT(*) AS n FROM conflicts WHERE device_id = ? AND boot_id = ? GROUP BY kind');
   for (const row of db.prepare(`SELECT device_id, count, first_ms, last_ms, boot_ids, ${refusal} FROM duplicate_device_ids ORDER BY device_id`).all() as {
     device_id: string;
     count: number;
@@ -456,8 +460,14 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
     const storedByBoot: Record<string, StoredByKind> = {};
     for (const boot of new Set([...bootIds, row.incumbent, row.refused_boot])) {
       if (boot === null) continue;
-      const kinds = byBoot.all(row.device_id, boot) as { kind: RecordKind; stored: number; minSeq: number; maxSeq: number }[];
-      storedByBoot[boot] = Object.fromEntries(kinds.map(({ kind, stored, minSeq, maxSeq }) => [kind, { stored, minSeq, maxSeq }]));
+      const kinds: StoredByKind = {};
+      for (const k of byBoot.all(row.device_id, boot) as { kind: RecordKind; stored: number; minSeq: number; maxSeq: number }[]) {
+        kinds[k.kind] = { stored: k.stored, minSeq: k.minSeq, maxSeq: k.maxSeq, conflicts: 0 };
+      }
+      for (const k of conflictsByBoot.all(row.device_id, boot) as { kind: RecordKind; n: number }[]) {
+        kinds[k.kind] = { ...(kinds[k.kind] ?? { stored: 0, minSeq: null, maxSeq: null }), conflicts: k.n };
+      }
+      storedByBoot[boot] = kinds;
     }
     duplicateDeviceIds[row.device_id] = {
       count: row.count,

@@ -161,7 +161,8 @@ function edgeStats(args: string[]): number {
     if (d.refusedBoot === undefined) continue;
     const state = d.releasedMs === undefined ? 'refusing' : `refused until ${new Date(d.releasedMs).toISOString()}`;
     const stored = Object.entries(d.storedByBoot).map(
-      ([boot, kinds]) => `boot ${boot}: ${Object.entries(kinds).map(([kind, k]) => `${kind} ${k.stored} (seq ${k.minSeq}-${k.maxSeq})`).join(', ') || 'none'}`,
+      ([boot, kinds]) =>
+        `boot ${boot}: ${Object.entries(kinds).map(([kind, k]) => `${kind} ${k.stored}${k.stored > 0 ? ` (seq ${k.minSeq}-${k.maxSeq})` : ''}${k.conflicts > 0 ? ` + ${k.conflicts} in conflicts` : ''}`).join(', ') || 'none'}`,
     );
     lines.push(
       `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused; incumbent ${d.incumbent ?? '?'}); stored under ${device}: ${stored.join('; ')}`,

@@ -596,7 +596,7 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     expect(stats.duplicateDeviceIds[DEV]).toMatchObject({ count: 5, refusedBatches: 10, provenMs: expect.any(Number) });
     expect(stats.duplicateDeviceIds[DEV]?.releasedMs).toBeUndefined();
     // The intruder's records stored before the proof are findable: its boot id, kind, count and seq range.
-    expect(stats.duplicateDeviceIds[DEV]?.storedByBoot['boot-b']).toEqual({ reading: { stored: beforeProof.length, minSeq: Math.min(...beforeProof), maxSeq: Math.max(...beforeProof) } });
+    expect(stats.duplicateDeviceIds[DEV]?.storedByBoot['boot-b']).toEqual({ reading: { stored: beforeProof.length, minSeq: Math.min(...beforeProof), maxSeq: Math.max(...beforeProof), conflicts: 0 } });
     // The incumbent board is given its own id: silent here. boot-b keeps being refused for the 5 min window, then is stored.
     // Its last batch came 10 s before the first of these: refused up to 280 s, stored at 310 s.
     for (let k = 0; k < 10; k++) expect(s.send('boot-b', 30_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
@@ -675,6 +675,18 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     // Refusals every 40 s for 200 s, one notice a minute: at 0, 80 and 160 s.
     expect(notices).toEqual(Array.from({ length: 3 }, () => expect.objectContaining({ refused: 'device-id-in-use', bootId: 'boot-b' })));
     expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ count: 5, incumbent: 'boot-a', refusedBoot: 'boot-b', refusedBatches: 5 });
+  });
+
+  it('edge stats read a store of schema 4 (no boot watch, no refusal columns) read-only', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock, duplicateDeviceId: { proofSwitchBacks: Number.POSITIVE_INFINITY } });
+    const s = sender(() => h.ingest, clock);
+    for (const boot of ['boot-a', 'boot-b', 'boot-a']) s.send(boot);
+    const db = new Database(join(h.dir, 'edge.sqlite'));
+    db.exec(`DROP TABLE boot_watch; ALTER TABLE duplicate_device_ids DROP COLUMN incumbent; ALTER TABLE duplicate_device_ids DROP COLUMN refused_boot;
+      ALTER TABLE duplicate_device_ids DROP COLUMN proven_ms; ALTER TABLE duplicate_device_ids DROP COLUMN released_ms; ALTER TABLE duplicate_device_ids DROP COLUMN refused; PRAGMA user_version = 4;`);
+    db.close();
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ count: 1, refusedBatches: 0, storedByBoot: { 'boot-a': { reading: { stored: 10, conflicts: 0 } } } });
   });
 
   it('a damaged boot watch row starts the watch afresh instead of failing the batch', () => {
