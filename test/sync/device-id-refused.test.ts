@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../device-sdk/log.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { decodeBatch, encodeBody } from '../../device-sdk/proto/index.js';
@@ -21,7 +21,7 @@ import type { DuplicateDeviceIdOptions } from '../../edge/duplicate-device-id.js
 import { EdgeNode } from '../../edge/edge-node.js';
 import { EdgeStore, readEdgeStats } from '../../edge/edge-store.js';
 import { Ingest } from '../../edge/ingest.js';
-import { edgeCommand } from '../../firmware/cli/edge.js';
+import { edgeStatsText as statsText } from '../helpers/edge-stats-text.js';
 import { waitFor } from '../helpers/wait.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -83,38 +83,24 @@ async function twoWorkers(dataDir: string): Promise<Edge> {
   const broker = new EmbeddedBroker({ port: 0 });
   await broker.start();
   const stores = [new EdgeStore(dataDir), new EdgeStore(dataDir)];
-  let client: MqttClient | undefined;
-  const publish = (topic: string, payload: Buffer) => void client?.publish(topic, payload, { qos: 1 });
+  const client: MqttClient = connect(broker.url, { protocolVersion: 4, clientId: 'medge-edge-ingest-test', clean: true, reconnectPeriod: 200 });
+  const publish = (topic: string, payload: Buffer) => void client.publish(topic, payload, { qos: 1 });
   const workers = stores.map((s) => new Ingest(s, publish, silentLogger, {}, { duplicateDeviceId: WATCH, refusalNotice: NOTICE }));
-  client = connect(broker.url, { protocolVersion: 4, clientId: 'medge-edge-ingest-test', clean: true, reconnectPeriod: 200 });
   let turn = 0;
   client.on('message', (topic, payload) => void (workers[turn++ % workers.length] as Ingest).handle(topic, payload));
-  await new Promise<void>((resolve, reject) => client?.on('connect', () => client?.subscribe(UP_WILDCARD, { qos: 1 }, (e) => (e ? reject(e) : resolve()))));
+  await new Promise<void>((resolve, reject) => client.on('connect', () => client.subscribe(UP_WILDCARD, { qos: 1 }, (e) => (e ? reject(e) : resolve()))));
   return {
     url: broker.url,
     dataDir,
     store: stores[0] as EdgeStore,
     stop: async () => {
-      await client?.endAsync(true);
+      await client.endAsync(true);
       await broker.stop();
       for (const s of stores) s.close();
     },
   };
 }
 
-async function statsText(data: string): Promise<string> {
-  let out = '';
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    out += String(chunk);
-    return true;
-  });
-  try {
-    expect(await edgeCommand(['stats', '--data', data])).toBe(0);
-  } finally {
-    write.mockRestore();
-  }
-  return out;
-}
 
 describe('two boards under one deviceId (aedes, two real ledgers)', () => {
   it.each([
