@@ -266,7 +266,8 @@ export class EdgeStore {
     );
     const upsertDuplicate = this.db.prepare(`INSERT INTO duplicate_device_ids (device_id, count, first_ms, last_ms, boot_ids) VALUES (?, 1, ?, ?, ?)
       ON CONFLICT (device_id) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms, boot_ids = excluded.boot_ids`);
-    this.commitTx = this.db.transaction((input: CommitInput, now: number): CommitResult => {
+    // The commit itself, run inside a transaction (alone, or with the boot watch: no nested savepoint).
+    const commitInTx = (input: CommitInput, now: number): CommitResult => {
       const { deviceId, kind } = input;
       let inserted = 0;
       let clashes = 0;
@@ -322,13 +323,13 @@ export class EdgeStore {
         // start, no clash): above it, this edge tracks the ledger's gaps again and can ask it to rewind.
         seqFloor: clashes > 0 || belowWatermark > 0 ? ((highestStored.get(deviceId, kind) as number | null) ?? 0) : 0,
       };
-    });
+    };
+    this.commitTx = this.db.transaction(commitInTx);
     const getWatch = this.db.prepare('SELECT state FROM boot_watch WHERE device_id = ?').pluck();
     const putWatch = this.db.prepare('INSERT INTO boot_watch (device_id, state) VALUES (?, ?) ON CONFLICT (device_id) DO UPDATE SET state = excluded.state');
     const countRefusedBoot = this.db.prepare('UPDATE duplicate_device_ids SET refused = refused + 1 WHERE device_id = ?');
     const markProven = this.db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ?, proven_ms = ?, released_ms = NULL WHERE device_id = ?');
     const markReleased = this.db.prepare('UPDATE duplicate_device_ids SET released_ms = ? WHERE device_id = ? AND released_ms IS NULL');
-    const commitTx = this.commitTx;
     this.watchedCommitTx = this.db.transaction((input: CommitInput, options: DuplicateDeviceIdOptions, now: number): WatchedCommit => {
       const { deviceId } = input;
       const stored = parseWatch(getWatch.get(deviceId));
@@ -342,7 +343,7 @@ export class EdgeStore {
         countRefusedBoot.run(deviceId);
         return { refused: true, incumbent: admitted.state.incumbent ?? '' };
       }
-      const result = commitTx(input, now);
+      const result = commitInTx(input, now);
       // A replay (a QoS-1 redelivery, possibly of a boot that is gone) says nothing about a boot being alive.
       if (result.replay || input.bootId === '') {
         if (admitted.state && stored && JSON.stringify(admitted.state) !== JSON.stringify(stored)) putWatch.run(deviceId, JSON.stringify(admitted.state));
