@@ -27,6 +27,8 @@ export const DEVICE_ID_IN_USE = 'device-id-in-use';
 
 /** Bound on the boots remembered per deviceId (without TLS anyone can publish under any id and any boot id). */
 const MAX_BOOTS = 8;
+/** Bound on the gone boots remembered per deviceId (a batch may carry records of many earlier boots). */
+const MAX_GONE = 32;
 
 /**
  * What the edge store keeps per deviceId (as JSON in `boot_watch`), so that every ingest worker on a shared
@@ -94,26 +96,42 @@ function expire(state: BootWatchState, now: number, o: DuplicateDeviceIdOptions)
   return next;
 }
 
-/** Marks the boots whose records a batch of `bootId` carries as gone (see `BootWatchState.gone`); a proof or a run of switches with one of them ends. */
+/**
+ * Marks the boots whose records a batch of `bootId` carries as gone (see `BootWatchState.gone`): a run of switches
+ * with one of them ends, and a proven incumbent or intruder among them is succeeded by `bootId` (a board that
+ * reboots keeps its side), unless `bootId` is the other proven boot (then they were one board: the proof ends).
+ */
 function noteSuccession(state: BootWatchState, bootId: string, carried: readonly string[], now: number): void {
-  for (const boot of carried) {
+  for (const boot of carried.slice(0, MAX_GONE)) {
     if (boot === bootId || boot === '') continue;
     state.gone = { ...state.gone, [boot]: now };
-    if (boot in state.boots) {
+    const before = state.boots[boot];
+    if (before) {
       const { [boot]: _, ...rest } = state.boots;
-      state.boots = rest;
+      // The successor is the same board: it keeps the time since which its batches have been stored.
+      state.boots = bootId in rest ? rest : { ...rest, [bootId]: { lastMs: now, sinceMs: before.sinceMs } };
     }
     if (state.last === boot) state.last = bootId;
     if (state.incumbent === boot || state.intruder === boot) {
-      state.incumbent = null;
-      state.intruder = null;
-      state.provenMs = null;
+      const other = state.incumbent === boot ? state.intruder : state.incumbent;
+      if (other === bootId) {
+        // The two proven boots are one ledger: a reboot after all, not two boards.
+        state.incumbent = null;
+        state.intruder = null;
+        state.provenMs = null;
+      } else if (state.incumbent === boot) state.incumbent = bootId;
+      else {
+        state.intruder = bootId;
+        state.boots = { ...state.boots, [bootId]: { lastMs: now, sinceMs: null } };
+      }
     }
     if (state.pair?.includes(boot)) {
       state.pair = null;
       state.switchBacks = 0;
     }
   }
+  const gone = Object.entries(state.gone ?? {});
+  if (gone.length > MAX_GONE) state.gone = Object.fromEntries(gone.sort((x, y) => y[1] - x[1]).slice(0, MAX_GONE));
 }
 
 /**

@@ -654,6 +654,27 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     expect(h.notices).toEqual([]);
   });
 
+  it('a proven pair keeps its sides across reboots: a new boot that resends its old boot\'s records takes its place (refused, or stored)', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    for (const boot of ['boot-a', 'boot-b', 'boot-a', 'boot-b', 'boot-a', 'boot-b']) s.send(boot);
+    expect(s.send('boot-b')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    // Board b reboots: its new boot resends the refused records made by boot-b, and is refused at once.
+    const refused = s.outcomes.at(-1)?.seqs ?? [];
+    const b2 = batch('reading', refused[0] as number - 1, refused, { bootId: 'boot-b2', records: bootRecords('boot-b', refused) });
+    expect(s.send('boot-b2', 20_000, b2)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(s.send('boot-b2')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    // Board a reboots: its new boot resends a record of boot-a, is stored, and b2 stays refused.
+    const last = (s.sent['boot-a'] ?? []).slice(-1);
+    expect(s.send('boot-a2', 20_000, batch('reading', last[0] as number - 1, last, { bootId: 'boot-a2', records: bootRecords('boot-a', last) }))).toMatchObject({ ok: false, reason: 'replay' });
+    expect(s.send('boot-a2').ok).toBe(true);
+    expect(s.send('boot-b2')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(s.send('boot-a2').ok).toBe(true);
+    expect(storedOf(h, 'boot-b2')).toEqual([]);
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ incumbent: 'boot-a', refusedBoot: 'boot-b', refusedBatches: 4 });
+  });
+
   it('two ingest workers on one store (each its own SQLite connection), one getting only boot-a\'s batches and the other only boot-b\'s, prove it and refuse boot-b', () => {
     const clock = new VirtualClock();
     const h = setup({}, { clock });
