@@ -74,7 +74,8 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
         ALTER TABLE duplicate_device_ids ADD COLUMN refused_boot TEXT;
         ALTER TABLE duplicate_device_ids ADD COLUMN proven_ms INTEGER;
         ALTER TABLE duplicate_device_ids ADD COLUMN released_ms INTEGER;
-        ALTER TABLE duplicate_device_ids ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;`),
+        ALTER TABLE duplicate_device_ids ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE duplicate_device_ids ADD COLUMN involved TEXT NOT NULL DEFAULT '[]' /* JSON array: every boot id of a switch or a side, at most 32 */;`),
   },
 ]);
 
@@ -166,8 +167,8 @@ export interface DuplicateDeviceIdStats {
   /** Batches refused as `device-id-in-use` (their records stay on that board). */
   refusedBatches: number;
   /**
-   * Records stored under the device id per boot id of `bootIds`, `incumbent` and `refusedBoot` (the records'
-   * own boot id), per kind: the refused boot's are those that arrived before the proof, mixed with the other's.
+   * Records stored under the device id per boot id of every switch back and every proven side (up to 32; the
+   * records' own boot id), per kind: the refused boot's are those that arrived before the proof, mixed with the other's.
    */
   storedByBoot: Record<string, StoredByKind>;
 }
@@ -330,6 +331,22 @@ export class EdgeStore {
     const countRefusedBoot = this.db.prepare('UPDATE duplicate_device_ids SET refused = refused + 1 WHERE device_id = ?');
     const markProven = this.db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ?, proven_ms = ?, released_ms = NULL WHERE device_id = ?');
     const markReleased = this.db.prepare('UPDATE duplicate_device_ids SET released_ms = ? WHERE device_id = ? AND released_ms IS NULL');
+    const markSides = this.db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ? WHERE device_id = ?');
+    const getInvolved = this.db.prepare('SELECT involved FROM duplicate_device_ids WHERE device_id = ?').pluck();
+    const putInvolved = this.db.prepare('UPDATE duplicate_device_ids SET involved = ? WHERE device_id = ?');
+    /** Adds boot ids to the device's `involved` (kept so that `storedByBoot` still lists them after later switches). */
+    const involve = (deviceId: string, boots: readonly (string | null)[]) => {
+      const raw = getInvolved.get(deviceId);
+      if (typeof raw !== 'string') return;
+      let known: string[] = [];
+      try {
+        known = JSON.parse(raw) as string[];
+      } catch {
+        // A damaged cell starts afresh.
+      }
+      const all = [...new Set([...known, ...boots.filter((b): b is string => b !== null)])].slice(-32);
+      if (all.length !== known.length) putInvolved.run(JSON.stringify(all), deviceId);
+    };
     this.watchedCommitTx = this.db.transaction((input: CommitInput, options: DuplicateDeviceIdOptions, now: number): WatchedCommit => {
       const { deviceId } = input;
       const stored = parseWatch(getWatch.get(deviceId));
@@ -337,7 +354,13 @@ export class EdgeStore {
       const carried = new Set<string>();
       for (const r of input.records) if (r.bootId !== input.bootId) carried.add(r.bootId);
       const admitted = admitBoot(stored, input.bootId, now, options, [...carried]);
-      if (stored?.intruder && !admitted.state?.intruder) markReleased.run(now, deviceId);
+      const sides = admitted.state;
+      if (stored?.intruder && !sides?.intruder) markReleased.run(now, deviceId);
+      // A proven boot rebooted (its successor resent its records): the successor holds its side.
+      else if (stored?.intruder && sides?.intruder && (sides.intruder !== stored.intruder || sides.incumbent !== stored.incumbent)) {
+        markSides.run(sides.incumbent, sides.intruder, deviceId);
+        involve(deviceId, [sides.incumbent, sides.intruder]);
+      }
       if (admitted.refuse && admitted.state) {
         putWatch.run(deviceId, JSON.stringify(admitted.state));
         countRefusedBoot.run(deviceId);
@@ -354,6 +377,7 @@ export class EdgeStore {
       if (seen.switched) {
         upsertDuplicate.run(deviceId, now, now, JSON.stringify(seen.switched.bootIds));
         countRejected.run(DUPLICATE_DEVICE_ID, 1);
+        involve(deviceId, seen.switched.bootIds);
       }
       if (seen.proven) markProven.run(seen.proven.incumbent, seen.proven.intruder, now, deviceId);
       return { refused: false, result, switched: seen.switched, proven: seen.proven, otherBootLive: otherBootLive(seen.state, now, options) };
@@ -442,7 +466,9 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
   const duplicateDeviceIds: EdgeStats['duplicateDeviceIds'] = {};
   if (!hasTable(db, 'duplicate_device_ids')) return duplicateDeviceIds;
   // A store not yet opened by this build (read-only here) lacks the refusal columns.
-  const refusal = hasTable(db, 'boot_watch') ? 'incumbent, refused_boot, proven_ms, released_ms, refused' : 'NULL AS incumbent, NULL AS refused_boot, NULL AS proven_ms, NULL AS released_ms, 0 AS refused';
+  const refusal = hasTable(db, 'boot_watch')
+    ? 'incumbent, refused_boot, proven_ms, released_ms, refused, involved'
+    : "NULL AS incumbent, NULL AS refused_boot, NULL AS proven_ms, NULL AS released_ms, 0 AS refused, '[]' AS involved";
   const byBoot = db.prepare('SELECT kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq FROM records WHERE device_id = ? AND boot_id = ? GROUP BY kind');
   const conflictsByBoot = db.prepare('SELECT kind, COUNT(*) AS n FROM conflicts WHERE device_id = ? AND boot_id = ? GROUP BY kind');
   for (const row of db.prepare(`SELECT device_id, count, first_ms, last_ms, boot_ids, ${refusal} FROM duplicate_device_ids ORDER BY device_id`).all() as {
@@ -456,10 +482,11 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
     proven_ms: number | null;
     released_ms: number | null;
     refused: number;
+    involved: string;
   }[]) {
     const bootIds = JSON.parse(row.boot_ids) as string[];
     const storedByBoot: Record<string, StoredByKind> = {};
-    for (const boot of new Set([...bootIds, row.incumbent, row.refused_boot])) {
+    for (const boot of new Set([...parseBootIds(row.involved), ...bootIds, row.incumbent, row.refused_boot])) {
       if (boot === null) continue;
       const kinds: StoredByKind = {};
       for (const k of byBoot.all(row.device_id, boot) as { kind: RecordKind; stored: number; minSeq: number; maxSeq: number }[]) {
@@ -494,6 +521,16 @@ function parseWatch(raw: unknown): BootWatchState | undefined {
     return typeof state === 'object' && state !== null && typeof state.boots === 'object' && state.boots !== null ? state : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** A JSON array of boot ids as stored; [] for a cell that does not parse. */
+function parseBootIds(raw: string): string[] {
+  try {
+    const ids: unknown = JSON.parse(raw);
+    return Array.isArray(ids) ? ids.filter((b): b is string => typeof b === 'string') : [];
+  } catch {
+    return [];
   }
 }
 

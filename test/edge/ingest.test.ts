@@ -672,7 +672,10 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     expect(s.send('boot-b2')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
     expect(s.send('boot-a2').ok).toBe(true);
     expect(storedOf(h, 'boot-b2')).toEqual([]);
-    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ incumbent: 'boot-a', refusedBoot: 'boot-b', refusedBatches: 4 });
+    const stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
+    expect(stats).toMatchObject({ incumbent: 'boot-a2', refusedBoot: 'boot-b2', refusedBatches: 4 });
+    expect(stats?.releasedMs).toBeUndefined();
+    expect(Object.keys(stats?.storedByBoot ?? {}).sort()).toEqual(['boot-a', 'boot-a2', 'boot-b', 'boot-b2']);
   });
 
   it('two ingest workers on one store (each its own SQLite connection), one getting only boot-a\'s batches and the other only boot-b\'s, prove it and refuse boot-b', () => {
@@ -705,7 +708,7 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     for (const boot of ['boot-a', 'boot-b', 'boot-a']) s.send(boot);
     const db = new Database(join(h.dir, 'edge.sqlite'));
     db.exec(`DROP TABLE boot_watch; ALTER TABLE duplicate_device_ids DROP COLUMN incumbent; ALTER TABLE duplicate_device_ids DROP COLUMN refused_boot;
-      ALTER TABLE duplicate_device_ids DROP COLUMN proven_ms; ALTER TABLE duplicate_device_ids DROP COLUMN released_ms; ALTER TABLE duplicate_device_ids DROP COLUMN refused; PRAGMA user_version = 4;`);
+      ALTER TABLE duplicate_device_ids DROP COLUMN proven_ms; ALTER TABLE duplicate_device_ids DROP COLUMN released_ms; ALTER TABLE duplicate_device_ids DROP COLUMN refused; ALTER TABLE duplicate_device_ids DROP COLUMN involved; PRAGMA user_version = 4;`);
     db.close();
     expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ count: 1, refusedBatches: 0, storedByBoot: { 'boot-a': { reading: { stored: 10, conflicts: 0 } } } });
   });
