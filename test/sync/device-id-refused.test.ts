@@ -1,16 +1,16 @@
 /**
  * Two boards under one deviceId must not mix their records at the edge, end to end: two real SQLite ledgers,
- * two uplinks, the embedded aedes broker, and the edge's ingest (one, or two workers that each get part of the
- * batches, as on a shared subscription, each with its own connection to the one SQLite edge store). Once the
+ * two uplinks, the embedded aedes broker, and the edge's ingest (one, or two worker processes that each get half
+ * of the batches, as on a shared subscription, each with its own connection to the one SQLite edge store). Once the
  * edge has proven two live boots, it stores only the incumbent's batches; the other board's are refused
  * (`Ack.refused` `device-id-in-use`), stay on that board, which raises `sync-batches-refused`, and reach the
  * edge once the incumbent board has been given its own id. Before: both boards' records stored, mixed.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { connect, type MqttClient } from 'mqtt';
+import { connect } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../device-sdk/log.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { decodeBatch, encodeBody } from '../../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
@@ -20,8 +20,8 @@ import { EmbeddedBroker } from '../../edge/broker.js';
 import type { DuplicateDeviceIdOptions } from '../../edge/duplicate-device-id.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { EdgeStore, readEdgeStats } from '../../edge/edge-store.js';
-import { Ingest } from '../../edge/ingest.js';
 import { edgeStatsText as statsText } from '../helpers/edge-stats-text.js';
+import { requireBuild, ROOT } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -75,37 +75,45 @@ async function singleIngest(dataDir: string): Promise<Edge> {
 }
 
 /**
- * Two ingest workers, each with its own EdgeStore (its own SQLite connection) on one data directory, taking
- * the uplink messages in turn: what a shared subscription ($share/...) does. aedes 1.2 has no shared
- * subscriptions (and Mosquitto is not on every test machine), so one subscriber hands them out.
+ * Two ingest workers, each in its own process with its own EdgeStore (SQLite connection) on one data directory,
+ * each handling half of the uplink messages: what a shared subscription ($share/...) does. aedes 1.2 has no shared
+ * subscriptions (and Mosquitto is not on every test machine), so each worker takes the messages whose payload
+ * hash falls to it (`test/helpers/ingest-worker.mjs`, the built code). The test reads through a third connection.
  */
-async function twoWorkers(dataDir: string): Promise<Edge> {
+async function twoWorkerProcesses(dataDir: string): Promise<Edge> {
+  requireBuild();
   const broker = new EmbeddedBroker({ port: 0 });
   await broker.start();
-  const stores = [new EdgeStore(dataDir), new EdgeStore(dataDir)];
-  const client: MqttClient = connect(broker.url, { protocolVersion: 4, clientId: 'medge-edge-ingest-test', clean: true, reconnectPeriod: 200 });
-  const publish = (topic: string, payload: Buffer) => void client.publish(topic, payload, { qos: 1 });
-  const workers = stores.map((s) => new Ingest(s, publish, silentLogger, {}, { duplicateDeviceId: WATCH, refusalNotice: NOTICE }));
-  let turn = 0;
-  client.on('message', (topic, payload) => void (workers[turn++ % workers.length] as Ingest).handle(topic, payload));
-  await new Promise<void>((resolve, reject) => client.on('connect', () => client.subscribe(UP_WILDCARD, { qos: 1 }, (e) => (e ? reject(e) : resolve()))));
+  // The store (and its migrations) exist before the workers open it.
+  const store = new EdgeStore(dataDir);
+  const workers = [0, 1].map((i) =>
+    spawn(process.execPath, [join(ROOT, 'test', 'helpers', 'ingest-worker.mjs'), broker.url, dataDir, String(i), '2', JSON.stringify(WATCH), JSON.stringify(NOTICE)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
+  await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
+    w.stdout.on('data', (d: Buffer) => (d.toString().includes('ready') ? resolve() : undefined));
+    w.on('exit', (code) => reject(new Error(`ingest worker exited with ${code}`)));
+  })));
   return {
     url: broker.url,
     dataDir,
-    store: stores[0] as EdgeStore,
+    store,
     stop: async () => {
-      await client.endAsync(true);
+      await Promise.all(workers.map((w) => new Promise((resolve) => {
+        w.on('exit', resolve);
+        w.kill('SIGTERM');
+      })));
       await broker.stop();
-      for (const s of stores) s.close();
+      store.close();
     },
   };
 }
 
-
 describe('two boards under one deviceId (aedes, two real ledgers)', () => {
   it.each([
     ['one ingest', singleIngest],
-    ['two ingest workers on one store', twoWorkers],
+    ['two ingest worker processes on one store', twoWorkerProcesses],
   ])("%s: the edge stores only the incumbent's records once two live boots are proven; the other's are refused, kept on its board (alert raised), and delivered once the id is fixed", async (_name, startEdge) => {
     const dir = tempDir();
     const edge = await startEdge(join(dir, 'edge'));
@@ -147,9 +155,10 @@ describe('two boards under one deviceId (aedes, two real ledgers)', () => {
       expect(refusedAlert?.message).toContain('Give each board its own device id and certificate');
       expect(incumbent.alerts.filter((a) => a.kind === SYNC_BATCHES_REFUSED)).toEqual([]);
       // Kept on its board: every record of the intruder is at the edge or still pending in its ledger.
-      const pending = intruder.store.stats().reading.pending;
-      expect(pending).toBeGreaterThan(0);
-      expect(storedBefore.length + pending).toBe(intruder.bodies.length);
+      const onBoard = new Set(intruder.store.readAfter('reading', intruder.store.ackedUpTo('reading'), 1_000_000).map((r) => sha(r.body)));
+      const atEdgeBefore = new Set(storedBefore.map((r) => sha(r.body)));
+      expect(onBoard.size).toBeGreaterThan(0);
+      expect(intruder.bodies.filter((h) => !onBoard.has(h) && !atEdgeBefore.has(h))).toEqual([]);
       const text = await statsText(edge.dataDir);
       expect(text).toContain(`${DEV}: refusing boot ${intruder.store.bootId}`);
       expect(text).toContain(`boot ${intruder.store.bootId}: reading ${listed?.stored ?? 0}`);
