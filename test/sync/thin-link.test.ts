@@ -134,14 +134,14 @@ describe('a full window on a thin link', () => {
     const edge = new EdgeNode({ dataDir: join(dir, 'edge'), port: 0 });
     await edge.start();
     // The edge's disk fails once, on the first batch: no ack for it (ingest.ts), the device must send it again.
-    const commit = edge.store.commit.bind(edge.store);
+    const commit = edge.store.commitFromBoot.bind(edge.store);
     let failures = 0;
-    edge.store.commit = (input, now) => {
+    edge.store.commitFromBoot = (input, options, now) => {
       if (failures === 0) {
         failures += 1;
         throw new Error('SQLITE_IOERR: disk I/O error (injected)');
       }
-      return commit(input, now);
+      return commit(input, options, now);
     };
     const { ratio, redelivered, replays, timeouts } = await drainOverThinLink(edge, dir);
     // Before: the timeout came 16 s in (the batch's transmission allowance at 4 KiB/s, though it was PUBACKed
