@@ -27,6 +27,12 @@ export const DEVICE_ID_IN_USE = 'device-id-in-use';
 
 /** Bound on the boots remembered per deviceId (without TLS anyone can publish under any id and any boot id). */
 const MAX_BOOTS = 8;
+/** How long after a boot was found gone its batches with new records are taken for late ones (ms): a reboot's in-flight batches arrive within seconds. */
+export const LATE_BATCH_GRACE_MS = 60_000;
+
+/** How many batches of new records a boot found gone may still send after `LATE_BATCH_GRACE_MS` (a broker's queue delivered late) before it is taken as running on. */
+export const MAX_LATE_BATCHES = 3;
+
 /** Bound on the gone boots remembered per deviceId (a batch may carry records of many earlier boots). */
 const MAX_GONE = 32;
 
@@ -48,6 +54,8 @@ export interface BootWatchState {
    * each other's records). Their late batches are stored and never counted as switches. Absent in older rows.
    */
   gone?: Record<string, number>;
+  /** Per gone boot, its batches of new records after `LATE_BATCH_GRACE_MS` (`MAX_LATE_BATCHES`). Absent in older rows. */
+  lateBatches?: Record<string, number>;
   /** The two boots of the current run of switches back (sorted), how many, the first and the last. */
   pair: [string, string] | null;
   switchBacks: number;
@@ -78,8 +86,28 @@ export interface DeviceIdProof {
   spanMs: number;
 }
 
+/**
+ * `state` with every time later than `now` taken as `now`: the edge's clock was set back (the times are wall clock,
+ * workers may be separate processes). Without it a step back of an hour kept a refused board refused for an hour
+ * and five minutes after the incumbent went silent (QA re-check).
+ */
+function clamped(state: BootWatchState, now: number): BootWatchState {
+  const at = (t: number) => Math.min(t, now);
+  const atOrNull = (t: number | null) => (t === null ? null : Math.min(t, now));
+  return {
+    ...state,
+    boots: Object.fromEntries(Object.entries(state.boots).map(([b, v]) => [b, { lastMs: at(v.lastMs), sinceMs: atOrNull(v.sinceMs) }])),
+    gone: Object.fromEntries(Object.entries(state.gone ?? {}).map(([b, t]) => [b, at(t)])),
+    firstSwitchMs: at(state.firstSwitchMs),
+    lastSwitchMs: atOrNull(state.lastSwitchMs),
+    provenMs: atOrNull(state.provenMs),
+    loggedAt: atOrNull(state.loggedAt),
+  };
+}
+
 /** A copy of `state` without the boots silent for longer than `windowMs`, and without a proof one of whose boots is gone. */
-function expire(state: BootWatchState, now: number, o: DuplicateDeviceIdOptions): BootWatchState {
+function expire(stored: BootWatchState, now: number, o: DuplicateDeviceIdOptions): BootWatchState {
+  const state = clamped(stored, now);
   const boots = Object.fromEntries(Object.entries(state.boots).filter(([, b]) => now - b.lastMs <= o.windowMs));
   const gone = Object.fromEntries(Object.entries(state.gone ?? {}).filter(([, at]) => now - at <= o.windowMs));
   const next: BootWatchState = { ...state, boots, gone };
@@ -189,10 +217,21 @@ export function observeBoot(
     return { state };
   }
   const state = expire(stored, now, o);
-  // A late batch of a boot known to be gone (a rebooted board's): stored, not a sign of a second board.
-  if (state.gone && bootId in state.gone) {
-    state.gone = { ...state.gone, [bootId]: now };
-    return { state };
+  // A late batch of a boot known to be gone (a rebooted board's): stored, not a sign of a second board. More than
+  // `MAX_LATE_BATCHES` batches of new records from it longer than `LATE_BATCH_GRACE_MS` after it was found gone are
+  // not late: the board runs on, and the boot that resent its records was a copy of its ledger (a backup restored on
+  // a spare board, a copied SD card; QA: 20 min of two such boards alternating went uncounted, each batch renewing the mark).
+  const goneAt = state.gone?.[bootId];
+  if (goneAt !== undefined) {
+    const late = (state.lateBatches?.[bootId] ?? 0) + (now - goneAt > LATE_BATCH_GRACE_MS ? 1 : 0);
+    if (late <= MAX_LATE_BATCHES) {
+      state.lateBatches = { ...state.lateBatches, [bootId]: late };
+      return { state };
+    }
+    const { [bootId]: _, ...rest } = state.gone ?? {};
+    const { [bootId]: __, ...lateRest } = state.lateBatches ?? {};
+    state.gone = rest;
+    state.lateBatches = lateRest;
   }
   const previous = state.last;
   const switchedBack = previous !== bootId && bootId in state.boots && previous in state.boots;
@@ -230,6 +269,26 @@ export function observeBoot(
   state.unlogged = 0;
   state.loggedAt = now;
   return { state, switched: { bootIds: [previous, bootId], toLog }, proven };
+}
+
+/**
+ * A replay (every record already stored) of boot `bootId`. It proves nothing (a QoS-1 redelivery of a rebooted board's
+ * old boot is one), so it never counts toward a proof; but a board with nothing new still resends its newest
+ * acknowledged record at each connect, so a boot heard within `windowMs` and not gone is kept heard (QA re-check: an
+ * idle incumbent lost its place after `windowMs` and the refused board's backlog was stored), and replays alternating
+ * between two live boots mark a switch for the acks' `otherBootLive` (two idle boards under one id, which send nothing
+ * else, raise `sync-device-id-in-use` as before the boot watch moved into the store).
+ */
+export function hearReplay(state: BootWatchState | undefined, bootId: string, now: number): BootWatchState | undefined {
+  if (!state || bootId === '' || !(bootId in state.boots) || (state.gone && bootId in state.gone)) return state;
+  const before = state.boots[bootId] as { lastMs: number; sinceMs: number | null };
+  const alternated = state.last !== bootId && state.last in state.boots && !(state.gone && state.last in state.gone);
+  return {
+    ...state,
+    boots: { ...state.boots, [bootId]: { ...before, lastMs: Math.max(before.lastMs, now) } },
+    // `last` stays the boot of the last batch stored: a replay never makes the next stored batch a switch back.
+    ...(alternated ? { lastSwitchMs: now } : {}),
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-o
 import { makeDirs } from '../device-sdk/make-dirs.js';
 import {
   admitBoot,
+  hearReplay,
   type BootSwitch,
   type BootWatchState,
   type DeviceIdProof,
@@ -344,8 +345,10 @@ export class EdgeStore {
       } catch {
         // A damaged cell starts afresh.
       }
-      const all = [...new Set([...known, ...boots.filter((b): b is string => b !== null)])].slice(-32);
-      if (all.length !== known.length) putInvolved.run(JSON.stringify(all), deviceId);
+      // A boot involved again moves to the end; the 32 most recent stay (QA: the list stopped growing at 32).
+      const added = boots.filter((b): b is string => b !== null);
+      const all = [...known.filter((b) => !added.includes(b)), ...new Set(added)].slice(-32);
+      if (JSON.stringify(all) !== JSON.stringify(known)) putInvolved.run(JSON.stringify(all), deviceId);
     };
     this.watchedCommitTx = this.db.transaction((input: CommitInput, options: DuplicateDeviceIdOptions, now: number): WatchedCommit => {
       const { deviceId } = input;
@@ -368,9 +371,12 @@ export class EdgeStore {
       }
       const result = commitInTx(input, now);
       // A replay (a QoS-1 redelivery, possibly of a boot that is gone) says nothing about a boot being alive.
+      // A replay (a QoS-1 redelivery, or the newest acknowledged record a board resends at each connect) proves nothing
+      // (`hearReplay`), but one of a live boot keeps it heard and, alternating with another live boot, says so in the acks.
       if (result.replay || input.bootId === '') {
-        if (admitted.state && stored && JSON.stringify(admitted.state) !== JSON.stringify(stored)) putWatch.run(deviceId, JSON.stringify(admitted.state));
-        return { refused: false, result, otherBootLive: otherBootLive(admitted.state, now, options) };
+        const heard = result.replay ? hearReplay(admitted.state, input.bootId, now) : admitted.state;
+        if (heard && stored && JSON.stringify(heard) !== JSON.stringify(stored)) putWatch.run(deviceId, JSON.stringify(heard));
+        return { refused: false, result, otherBootLive: otherBootLive(heard, now, options) };
       }
       const seen = observeBoot(admitted.state, input.bootId, now, options);
       putWatch.run(deviceId, JSON.stringify(seen.state));

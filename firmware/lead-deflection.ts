@@ -23,44 +23,34 @@ export const DEFAULT_LEAD_DEFLECTION_OPTIONS: Readonly<Omit<LeadDeflectionOption
   keepMs: 30_000,
 });
 
-/** Peak-to-peak of `x[from, to)` with its least-squares line taken off (the slope of baseline wander). */
-function detrendedSpan(x: readonly number[], from: number, to: number): number {
-  const n = to - from;
-  if (n < 3) return 0;
-  const mid = (n - 1) / 2;
-  let mean = 0;
-  for (let k = from; k < to; k++) mean += x[k] as number;
-  mean /= n;
-  let sxy = 0;
-  let sxx = 0;
-  for (let k = 0; k < n; k++) {
-    sxy += (k - mid) * ((x[from + k] as number) - mean);
-    sxx += (k - mid) ** 2;
-  }
-  const slope = sxy / sxx;
+/** Peak-to-peak of `x[from, to)`. */
+function span(x: readonly number[], from: number, to: number): number {
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
-  for (let k = 0; k < n; k++) {
-    const v = (x[from + k] as number) - slope * (k - mid);
+  for (let k = from; k < to; k++) {
+    const v = x[k] as number;
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
-  return hi - lo;
+  return to > from ? hi - lo : 0;
 }
 
 /**
  * The largest QRS-sized deflection of a lead over time (pure: no I/O, no timers): the peak-to-peak (mV) of
- * `windowMs` windows of the lead with mains hum taken out (`mainsHz`) and each window's least-squares line taken
- * off (baseline wander), the largest per chunk, kept with the chunk's end time.
+ * `windowMs` windows of the lead with mains hum taken out (`mainsHz`), the largest per chunk, kept with the
+ * chunk's end time.
  * The ECG monitor asks it whether a stretch of lead showed anything as large as the smallest QRS complex
  * it believes (`QrsCredibilityOptions.minQrsMv`, 0.15 mV) when its QRS detector could not tell (still
  * learning a lead that was put back on, or contact lost too often for it to learn). QA: with a lightly smoothed
  * lead, 8 ms, hum of 0.1 mV measured 0.2 mV and more, so a stopped heart under hum was never quiet; MIT-BIH QRS
  * complexes measure 0.3-3 mV. Worst of 10 seeds x 20 s with 0.03 mV SD of noise, at 360 / 250 / 128 Hz (128 Hz:
- * 20 ADC units per mV): the noise alone 0.063 / 0.075 / 0.083 mV; 0.5 mV of 0.3 Hz wander added 0.064 / 0.080 /
- * 0.086 (with its slope measured, before: 0.156 / 0.164 / 0.183, so an arrest under wander was not quiet at
- * 128 Hz); 0.5 mV of 50 Hz hum added 0.064 / 0.076 / 0.076 (without the notch at 128 Hz: 0.150). Windows do not
- * span a `break` (contact lost, or a value held over a bridged report: what comes back may sit at another level).
+ * 20 ADC units per mV): the noise alone 0.063 / 0.075 / 0.083 mV; 0.5 mV of 50 Hz hum added 0.064 / 0.076 / 0.076
+ * (without the notch at 128 Hz: 0.150). Baseline wander is not taken out: 0.5 mV at 0.3 Hz measures 0.156 / 0.164 /
+ * 0.183 mV, so a stopped heart under that much wander is not quiet. Taking each window's least-squares line off
+ * fixed that but was reverted the same day: it also shrank low-voltage QRS complexes (MIT-BIH 114 x0.3: 0.150 ->
+ * 0.105 mV) and gave living patients with QRS of 0.15-0.35 mV false ecg-no-beats after lead-backs and during
+ * flapping contact (QA re-check: 88 -> 293 over a sweep at 128 Hz). Windows do not span a `break` (contact lost,
+ * or a value held over a bridged report: what comes back may sit at another level).
  */
 export class LeadDeflection {
   readonly options: LeadDeflectionOptions;
@@ -91,7 +81,7 @@ export class LeadDeflection {
     for (let end = Math.max(this.window, start + 1); end < smoothed.length; end += step) ends.push(end);
     if (smoothed.length > start) ends.push(smoothed.length);
     let largest = 0;
-    for (const end of ends) largest = Math.max(largest, detrendedSpan(smoothed, Math.max(0, end - this.window), end));
+    for (const end of ends) largest = Math.max(largest, span(smoothed, Math.max(0, end - this.window), end));
     this.tail = smoothed.slice(Math.max(0, smoothed.length - this.window + 1));
     this.maxima.push({ endMs, mv: largest });
     while ((this.maxima[0]?.endMs ?? endMs) < endMs - this.options.keepMs) this.maxima.shift();

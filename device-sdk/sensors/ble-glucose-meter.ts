@@ -136,6 +136,13 @@ interface Received {
   context: GlucoseMeasurementContext | undefined;
 }
 
+/** What arrived while a check asked for one record (`numberingRestarted`): the record asked for, and any others the meter sent with it. */
+interface Probe {
+  kind: 'floor' | 'last';
+  found: Received | undefined;
+  others: Received[];
+}
+
 /** What one RACP procedure ended with. */
 type RacpOutcome = { kind: 'response'; response: RacpResponse } | { kind: 'lost' } | { kind: 'timeout' };
 
@@ -176,7 +183,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** Set when the records to come start a new numbering: told once (`METER_NUMBERING_RESTARTED`) with the first of them. */
   private restartNotice: 'replaced' | 'reset' | undefined;
   /** While a check asks for one record (`numberingRestarted`): what arrived, instead of handing it over (`floor`: the record asked for; others counted). */
-  private probe: { kind: 'floor' | 'last'; found: Received | undefined; other: number } | undefined;
+  private probe: Probe | undefined;
   /**
    * The meter's last record as that request brought it, when it showed a new numbering: handed over after the
    * transfer of the new numbering unless that transfer brought it (the link drops a notification equal to one
@@ -184,6 +191,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    */
   private heldLast: Received | undefined;
   private handed = new Set<number>();
+  /** A transfer was asked for and has not ended with the meter's response (the link dropped, or it timed out). */
+  private transferCut = false;
   private pending: Pending | undefined;
   private activity: (() => void) | undefined;
   private response: ((r: RacpResponse) => void) | undefined;
@@ -254,11 +263,34 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
 
   /** A new transfer (or connection): what is stored now is the floor; out-of-order records above it are new. */
   private newTransfer(): void {
+    // A transfer cut after the meter sent records out of order (1, 2, 4, then the link dropped): the next one
+    // resumes after the last record with none missing below it (2), not after the highest (4), whose "after 4"
+    // never asked for 3 again (QA); the records above the gap stay known and are dropped when they come again.
+    const contiguous = this.transferCut ? this.contiguousHanded() : undefined;
+    if (contiguous !== undefined && this.highest !== undefined && contiguous !== this.highest) {
+      const above = [...this.handed].filter((seq) => meterRecordAfter(seq, contiguous, this.meterRecordBits));
+      this.floor = contiguous;
+      this.floorClock = undefined;
+      this.handed = new Set(above);
+      return;
+    }
     const stored = this.storedRecord();
     this.floor = newerMeterRecord(stored?.record, this.highest, this.meterRecordBits);
     this.floorClock = this.floor === undefined ? undefined : this.floor === this.highest ? this.highestClock : stored?.meterClock;
     this.floorOfMeter = this.floor !== undefined && (this.floor === this.highest || stored?.meter !== undefined);
     this.handed = new Set();
+  }
+
+  /**
+   * The newest record handed over in this numbering with none missing between it and the floor (from the lowest
+   * handed over on a first transfer); undefined when nothing was handed over.
+   */
+  private contiguousHanded(): number | undefined {
+    if (this.handed.size === 0) return undefined;
+    const modulus = 2 ** this.meterRecordBits;
+    let at = this.floor ?? (Math.min(...this.handed) + modulus - 1) % modulus;
+    for (let n = 0; n < this.handed.size && this.handed.has((at + 1) % modulus); n++) at = (at + 1) % modulus;
+    return at;
   }
 
   protected async session(link: GattLink): Promise<void> {
@@ -457,6 +489,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** One "report stored records" procedure from the last stored record on. */
   private async backfill(link: GattLink): Promise<void> {
     this.newTransfer();
+    this.transferCut = true;
     const last = this.floor;
     const request: RacpRequestFields =
       last === undefined || last >= 0xffff
@@ -489,6 +522,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (held !== undefined && !this.isKnown(held.measurement.sequenceNumber)) this.emit(link, held.measurement, held.bytes, held.context);
     const r = outcome.response;
     if (r.opCode === 'response-code' && (r.responseCode.name === 'success' || r.responseCode.name === 'no-records-found')) {
+      this.transferCut = false;
       this.transfers += 1;
       this.lastTransferAt = requestedAt; // every record numbered after those it reported was written after this
       this.setDetail(`${this.records - before} new records, ${this.records} this run, ${this.duplicates} duplicates dropped`);
@@ -505,8 +539,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    * Whether the meter's record numbers started again (its memory cleared, or it was reset): asks for one record and
    * compares it with the floor (the newest record stored of this meter's numbering, or handed over). Two checks:
    * - `floor`, on connect before any transfer: RACP report stored records, operator within range (4), filter
-   *   sequence number, floor..floor (`01 04 01 <n> <n>`; GLS §3.6.2.1 / shared spec §3.5). The record missing
-   *   (`06 00 01 06`), or sent with another meter wall clock than stored, is a new numbering. This finds a reset
+   *   sequence number, floor..floor (`01 04 01 <n> <n>`; GLS §3.6.2.1 / shared spec §3.5). The record sent with
+   *   another meter wall clock than stored is a new numbering; the record missing (`06 00 01 06`) is one when the
+   *   `last` check below says so (a meter that deleted its record n, or answers the range wrongly, is not reset). This finds a reset
    *   meter that already holds more records than the floor's number, whose records above it `≥ floor + 1` would
    *   take for newer ones of the old numbering. A meter that refuses the request (op code, operator or filter type
    *   not supported, invalid operator or operand) is not asked again by this driver: `last` after an empty
@@ -525,7 +560,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       check === 'floor'
         ? { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: floor, to: floor } }
         : { opCode: 'report-stored-records', operator: 'last' };
-    const probe: { kind: 'floor' | 'last'; found: Received | undefined; other: number } = { kind: check, found: undefined, other: 0 };
+    const probe: Probe = { kind: check, found: undefined, others: [] };
     const ask = async (): Promise<RacpOutcome> => {
       this.probe = probe;
       try {
@@ -542,7 +577,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
       await this.racp(link, { opCode: 'abort-operation' });
       probe.found = undefined;
-      probe.other = 0;
+      probe.others = [];
       outcome = await ask();
     }
     if (outcome.kind === 'lost') return false;
@@ -556,10 +591,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (outcome.kind === 'timeout') throw new BleError('timeout', link.address, 'RACP report last record', `no record or response within ${this.options.racpTimeoutMs} ms`);
     const found = probe.found;
     let behind = false;
-    let another = false;
+    let another: boolean;
     if (check === 'floor') {
-      if (found === undefined && probe.other === 0 && code === 'no-records-found') behind = true; // record `floor` is gone
-      else if (found === undefined) return false; // something else came: nothing to compare
+      // Record `floor` is gone: a reset meter holding fewer records, or one that deleted it (a full memory, a delete
+      // from its menu) or answers the range wrongly. Only its last record tells: before the floor, a new numbering.
+      if (found === undefined && probe.others.length === 0 && code === 'no-records-found') return this.numberingRestarted(link, 'last');
+      else if (found === undefined) return this.handOver(link, probe.others); // something else came: nothing to compare
       else another = this.floorClock !== undefined && found.measurement.measuredAtMs !== undefined && meterWallClockText(found.measurement.measuredAtMs) !== this.floorClock;
     } else {
       if (found === undefined) return false;
@@ -568,7 +605,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
       another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
     }
-    if (!behind && !another) return false;
+    if (!behind && !another) return this.handOver(link, probe.others);
     this.heldLast = found;
     this.epoch = new Date(this.deps.clock.now()).toISOString();
     this.highest = undefined;
@@ -579,6 +616,19 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one',
     );
     return true;
+  }
+
+  /**
+   * Records a meter sent with the `floor` check's answer besides the one asked for (some answer "within range n..n" with
+   * every record from n on), when the numbering goes on: handed over now, in number order. Dropped, they were lost: the
+   * link drops the transfer's copies of them as repeats within `dedupeWindowMs`, and a meter that drops the link
+   * between polls sent them again only with the next check (QA: a 45 mg/dL record never stored over 5 connects).
+   * Returns false (the numbering did not restart).
+   */
+  private handOver(link: GattLink, others: readonly Received[]): false {
+    const ordered = [...others].sort((a, b) => (meterRecordAfter(a.measurement.sequenceNumber, b.measurement.sequenceNumber, this.meterRecordBits) ? 1 : -1));
+    for (const r of ordered) if (!this.isKnown(r.measurement.sequenceNumber)) this.emit(link, r.measurement, r.bytes, r.context);
+    return false;
   }
 
   /** Writes a RACP request and waits for its response (an inactivity timeout: every record received restarts it). */
@@ -676,9 +726,10 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (this.isStopped || !this.sink) return;
     const seq = m.sequenceNumber;
     if (this.probe) {
-      // `last` keeps what came (one record); `floor` the record asked for, and counts any other.
-      if (this.probe.kind === 'floor' && seq !== this.floor) this.probe.other += 1;
-      else this.probe.found = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
+      // `last` keeps what came (one record); `floor` the record asked for, and keeps the others apart.
+      const received = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
+      if (this.probe.kind === 'floor' && seq !== this.floor) this.probe.others.push(received);
+      else this.probe.found = received;
       return;
     }
     const held = this.heldLast;

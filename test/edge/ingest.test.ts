@@ -654,6 +654,25 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     expect(h.notices).toEqual([]);
   });
 
+  it('proves a copy of a live board\'s ledger (a backup restored on a spare board): the original, marked gone by the copy\'s first batch, keeps sending', () => {
+    // QA re-check: the copy's first batch resends the original's unacknowledged records, so the original was taken
+    // for a rebooted board's old boot, and each of its batches renewed that mark: 20 min of two live boards
+    // alternating went uncounted (the watch before the store counted 119 switches).
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    for (let k = 0; k < 3; k++) s.send('boot-orig', 10_000);
+    const unacked = range(1016, 1020);
+    expect(s.send('boot-copy', 10_000, batch('reading', 1015, unacked, { bootId: 'boot-copy', records: bootRecords('boot-orig', unacked) })).ok).toBe(true);
+    for (let k = 0; k < 30; k++) {
+      s.send('boot-copy', 10_000);
+      s.send('boot-orig', 10_000);
+    }
+    const stats = readEdgeStats(h.dir);
+    expect(stats.duplicateDeviceIds[DEV]?.refusedBoot).toEqual(expect.any(String));
+    expect(stats.rejected['device-id-in-use']).toBeGreaterThan(0);
+  });
+
   it('a proven pair keeps its sides across reboots: a new boot that resends its old boot\'s records takes its place (refused, or stored)', () => {
     const clock = new VirtualClock();
     const h = setup({}, { clock });
