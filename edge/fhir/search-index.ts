@@ -25,7 +25,7 @@
  * links): `test/fhir/search-index.test.ts` and `test/fhir/search-index-persist.test.ts` compare them on a
  * real store, the latter after incremental updates.
  */
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MedgeError } from '../../device-sdk/errors.js';
@@ -116,6 +116,7 @@ export function isCorruptionError(error: unknown): boolean {
 /** Text: its UTF-8 bytes, 0x00 escaped as 00 FF, ended by 00 01 (so a prefix sorts first). */
 function textOrd(text: string): Buffer {
   const bytes = Buffer.from(text, 'utf8');
+  if (!bytes.includes(0)) return Buffer.concat([bytes, TEXT_END]);
   const out: number[] = [];
   for (const b of bytes) {
     if (b === 0) out.push(0, 0xff);
@@ -125,31 +126,56 @@ function textOrd(text: string): Buffer {
   return Buffer.from(out);
 }
 
-/** A number: its IEEE 754 bits, sign flipped (positive) or all flipped (negative), big-endian. */
+const TEXT_END = Buffer.of(0, 1);
+
+/** Writes a number at `at` of `b` as 8 bytes: its IEEE 754 bits, sign flipped (positive) or all flipped (negative), big-endian. */
+function writeNumberOrd(b: Buffer, n: number, at: number): void {
+  b.writeDoubleBE(n === 0 ? 0 : n, at);
+  if ((b[at] as number) & 0x80) for (let i = at; i < at + 8; i++) b[i] = ~(b[i] as number) & 0xff;
+  else b[at] = (b[at] as number) ^ 0x80;
+}
+
 function numberOrd(n: number): Buffer {
   const b = Buffer.alloc(8);
-  b.writeDoubleBE(n === 0 ? 0 : n);
-  if ((b[0] as number) & 0x80) for (let i = 0; i < 8; i++) b[i] = ~(b[i] as number) & 0xff;
-  else b[0] = (b[0] as number) ^ 0x80;
+  writeNumberOrd(b, n, 0);
   return b;
+}
+
+/** Part 0 and a device id's `textOrd`, by device id (every row of a device starts with it). */
+const devicePrefixes = new Map<string, Buffer>();
+
+function devicePrefix(deviceId: string): Buffer {
+  let prefix = devicePrefixes.get(deviceId);
+  if (prefix === undefined) {
+    if (devicePrefixes.size >= 10_000) devicePrefixes.clear();
+    prefix = Buffer.concat([Buffer.of(0), textOrd(deviceId)]);
+    devicePrefixes.set(deviceId, prefix);
+  }
+  return prefix;
 }
 
 /**
  * The export place of a clinical row's Observation (or alert, or moment): part 0, then the export's sort
- * columns; the row's table and id last, so that two rows never share one.
+ * columns; for an imported conflict record its id last, so that two rows never share one.
  */
 export function clinicalOrd(row: ExportRow): Buffer {
-  return Buffer.concat([
-    Buffer.of(0),
-    textOrd(row.device_id),
-    numberOrd(row.t_ms),
-    textOrd(row.kind),
-    numberOrd(row.seq),
-    row.body_sha256 === null ? Buffer.of(0) : Buffer.concat([Buffer.of(1), textOrd(row.body_sha256)]),
-    Buffer.of(row.body_sha256 === null ? 0 : 1),
-    numberOrd(row.row_id),
-  ]);
+  const kind = CLINICAL_KIND_ORD[row.kind];
+  if (kind === undefined) throw new TypeError(`not a clinical record kind: ${row.kind}`);
+  const prefix = devicePrefix(row.device_id);
+  const b = Buffer.allocUnsafe(prefix.length + 18);
+  prefix.copy(b, 0);
+  writeNumberOrd(b, row.t_ms, prefix.length);
+  b[prefix.length + 8] = kind;
+  writeNumberOrd(b, row.seq, prefix.length + 9);
+  b[prefix.length + 17] = 0;
+  // records are unique by (device, kind, seq); an imported conflict record shares them with the stored one.
+  if (row.body_sha256 === null) return b;
+  b[prefix.length + 17] = 1;
+  return Buffer.concat([b, textOrd(row.body_sha256), numberOrd(row.row_id)]);
 }
+
+/** The clinical kinds as one byte each, in the order of their names (the export sorts by `kind`). */
+const CLINICAL_KIND_ORD: Readonly<Record<string, number>> = Object.freeze({ alert: 1, finding: 2, reading: 3 });
 
 /**
  * The export place of a waveform excerpt: part 1 (after every clinical Observation), then its session's
@@ -314,9 +340,8 @@ export class FhirSearchIndex {
     try {
       this.index = new Database(path);
       this.index.pragma('busy_timeout = 10000');
-      // A derived file: a rollback journal (a build from scratch writes each page once), durable enough that a
-      // crash leaves it consistent; damage is found at the next open or query and the file is made again.
-      this.index.pragma('journal_mode = DELETE');
+      // WAL, as `seal` left it. Damage is found here or at a query, and the file is made again.
+      this.index.pragma('journal_mode = WAL');
       this.index.pragma('synchronous = NORMAL');
       const tables = this.index.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'fhir_meta'").pluck().get() as number;
       const stamp = tables === 1 ? this.meta('stamp') : undefined;
@@ -336,17 +361,13 @@ export class FhirSearchIndex {
     if (this.index?.open) this.index.close();
     if (path !== undefined) for (const suffix of ['', '-journal', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
     this.index = new Database(path ?? ''); // '': private, on disk only when it outgrows its cache
-    if (path === undefined) {
-      this.index.pragma('journal_mode = OFF');
-      this.index.pragma('synchronous = OFF');
-    } else {
-      this.index.pragma('busy_timeout = 10000');
-      this.index.pragma('journal_mode = DELETE');
-      this.index.pragma('synchronous = NORMAL');
-    }
+    // The build from the whole store is written without a journal or fsyncs (a new file: nothing to roll back
+    // to); the file is stamped only after it is complete and on disk (`seal`), so a build cut short leaves a
+    // file without a stamp, which the next opening makes again.
+    this.index.pragma('journal_mode = OFF');
+    this.index.pragma('synchronous = OFF');
+    if (path !== undefined) this.index.pragma('busy_timeout = 10000');
     this.index.exec(`BEGIN; ${SCHEMA} ${OBSERVATION_INDEXES} COMMIT;`);
-    this.setMeta('stamp', this.stamp);
-    this.setMeta('store_file', storeFileId(this.store));
     this.setMeta('records_max_id', 0);
     this.setMeta('records_mark', '');
     this.setMeta('resolutions', 0);
@@ -363,6 +384,28 @@ export class FhirSearchIndex {
   rebuild(reason: FhirIndexRebuildReason, detail?: string): FhirIndexRefresh {
     this.fresh(this.keptPath, reason, detail);
     return (this.lastRefresh = this.refresh());
+  }
+
+  /** After a build from the whole store: the file synced to disk, then stamped, and from now on in WAL mode. */
+  private seal(): void {
+    const path = this.keptPath;
+    if (path !== undefined) {
+      const fd = openSync(path, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      // WAL with synchronous=NORMAL: the small transaction of a refresh is not an fsync (24 ms per batch of
+      // 10 readings with a rollback journal, 1 ms without); a crash may lose the last refreshes, never the
+      // consistency of the index with its watermark.
+      this.index.pragma('journal_mode = WAL');
+      this.index.pragma('synchronous = NORMAL');
+    }
+    this.index.transaction(() => {
+      this.setMeta('stamp', this.stamp);
+      this.setMeta('store_file', storeFileId(this.store));
+    })();
   }
 
   /** Whether SQLite finds the index file sound (`PRAGMA quick_check`): an error it gives is the store's when it does. */
@@ -383,7 +426,15 @@ export class FhirSearchIndex {
   refresh(): FhirIndexRefresh {
     const dataVersion = this.store.pragma('data_version', { simple: true }) as number;
     if (dataVersion === this.seenDataVersion && this.pendingRebuild === undefined) return (this.lastRefresh = { recordsRead: 0, importedRead: 0, sessionsExcerpted: 0 });
-    const catchUp = () => this.store.transaction(() => this.index.transaction(() => this.catchUp()).immediate())();
+    const catchUp = () => {
+      try {
+        return this.store.transaction(() => this.index.transaction(() => this.catchUp()).immediate())();
+      } catch (error) {
+        // A build from the whole store has no journal to roll back with: start it again from an empty file.
+        if (this.pendingRebuild !== undefined) this.fresh(this.keptPath, this.pendingRebuild);
+        throw error;
+      }
+    };
     let result: FhirIndexRefresh | 'store-replaced';
     try {
       result = catchUp();
@@ -397,6 +448,7 @@ export class FhirSearchIndex {
       result = catchUp();
       if (result === 'store-replaced') throw new Error('the FHIR index could not be rebuilt: the store changed under it');
     }
+    if (result.rebuilt !== undefined) this.seal();
     this.seenDataVersion = dataVersion;
     this.changes += 1;
     return (this.lastRefresh = result);
@@ -439,7 +491,8 @@ export class FhirSearchIndex {
       }
     }
     const sessionsExcerpted = batch.finish();
-    if (whole) this.index.exec(`${OBSERVATION_INDEXES} ANALYZE;`);
+    // ANALYZE on a sample (analysis_limit): the planner needs the shape of the indexes, not exact counts.
+    if (whole) this.index.exec(`${OBSERVATION_INDEXES} PRAGMA analysis_limit = 1000; ANALYZE;`);
     this.setMeta('records_max_id', maxId);
     this.setMeta('records_mark', watermarkMark(markOf.get(maxId) as Parameters<typeof watermarkMark>[0]));
     this.setMeta('resolutions', resolutions);
