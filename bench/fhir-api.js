@@ -1,6 +1,6 @@
 // FHIR API latency on a large edge store, how long the ingest stalls meanwhile (QA F3), and the CLI export.
 //
-//   node bench/fhir-api.js [--readings 400000] [--dist DIR] [--store DIR] [--no-export]
+//   node bench/fhir-api.js [--readings 400000] [--dist DIR] [--store DIR] [--no-export] [--answer-timeout-ms N]
 //
 // Seeds an edge store with --readings CGM readings of one device (not timed; or copies --store, e.g.
 // QA's /tmp/qa-fhir-400k), then runs an EdgeNode (embedded aedes on port 0) and the FhirServer in this
@@ -32,6 +32,9 @@ const argAfter = (name) => {
 };
 const DIST = resolve(argAfter('dist') ?? new URL('../dist', import.meta.url).pathname);
 const STORE = argAfter('store');
+/** --answer-timeout-ms: the API's answerTimeoutMs, so that a first request is timed whole rather than as 503s 10 s apart. */
+const ANSWER_TIMEOUT_MS = argAfter('answer-timeout-ms');
+const serverOptions = { port: 0, ...(ANSWER_TIMEOUT_MS ? { limits: { answerTimeoutMs: Number(ANSWER_TIMEOUT_MS) } } : {}) };
 const REQUEST_TIMEOUT_MS = 120_000;
 const T0 = FHIR_STORE_T0;
 
@@ -59,7 +62,7 @@ if (!process.argv.includes('--no-export')) cpSync(dataDir, exportDataDir, { recu
 
 const edge = new EdgeNode({ dataDir, port: 0 });
 await edge.start();
-let fhir = new FhirServer({ dataDir, port: 0 });
+let fhir = new FhirServer({ ...serverOptions, dataDir });
 await fhir.start();
 await new Promise((r) => setTimeout(r, 200));
 
@@ -139,7 +142,7 @@ for (const path of ['/fhir/Device', '/fhir/Observation?date=2031-01-01', '/fhir/
 // A restart of the API (its worker) while the device syncs, as after an edge restart or an idle worker:
 // the first requests of the new worker.
 await fhir.stop();
-fhir = new FhirServer({ dataDir, port: 0 });
+fhir = new FhirServer({ ...serverOptions, dataDir });
 await fhir.start();
 const restart = [];
 for (const path of ['/fhir/Device', '/fhir/Observation?date=2026-11-02&_count=100']) restart.push(await requestUntilAnswered(path));

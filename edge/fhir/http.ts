@@ -45,8 +45,9 @@ export interface FhirServerLimits {
 
 /**
  * Measured with bench/fhir-api.js on a store of 400,000 CGM readings (2 cores): building the search index
- * takes about 4 s (6-10 s while a device syncs), then a page 20-70 ms and a read 1-2 ms. 10 s keeps a client
- * from hanging on a cold worker; 4 GB is far above what the worker holds (the edge process peaked at 380 MB;
+ * takes about 4 s (6-10 s while a device syncs), once: it is kept beside the store, and a new worker opens it
+ * (`search-index.ts`); then a page 20-70 ms and a read 1-2 ms. 10 s keeps a client from hanging on the first
+ * build; 4 GB is far above what the worker holds (the edge process peaked at 380 MB;
  * the whole export it kept before this index peaked at 1.7-2.5 GB).
  */
 export const DEFAULT_FHIR_SERVER_LIMITS: Readonly<FhirServerLimits> = Object.freeze({

@@ -210,11 +210,10 @@ const SCHEMA = `
 const OBSERVATION_INDEXES = `
   CREATE INDEX IF NOT EXISTS fhir_observation_id ON fhir_observation (id);
   CREATE INDEX IF NOT EXISTS fhir_observation_subject ON fhir_observation (subject, ord);
-  CREATE INDEX IF NOT EXISTS fhir_observation_date ON fhir_observation (eff_lo, eff_hi);
-  CREATE INDEX IF NOT EXISTS fhir_observation_session ON fhir_observation (session, ord);`;
+  CREATE INDEX IF NOT EXISTS fhir_observation_date ON fhir_observation (eff_lo, eff_hi);`;
 const DROP_OBSERVATION_INDEXES = `
   DROP INDEX IF EXISTS fhir_observation_id; DROP INDEX IF EXISTS fhir_observation_subject;
-  DROP INDEX IF EXISTS fhir_observation_date; DROP INDEX IF EXISTS fhir_observation_session;`;
+  DROP INDEX IF EXISTS fhir_observation_date;`;
 
 /** A WHERE clause over `fhir_observation` and its arguments. */
 interface Where {
@@ -357,7 +356,7 @@ export class FhirSearchIndex {
   }
 
   /** Makes an empty index (the file removed first) to be filled from the whole store at the next refresh. */
-  private fresh(path: string | undefined, reason: FhirIndexRebuildReason, detail?: string): void {
+  private fresh(path: string | undefined, reason: FhirIndexRebuildReason, detail?: string, announce = true): void {
     if (this.index?.open) this.index.close();
     if (path !== undefined) for (const suffix of ['', '-journal', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
     this.index = new Database(path ?? ''); // '': private, on disk only when it outgrows its cache
@@ -374,7 +373,7 @@ export class FhirSearchIndex {
     this.pendingRebuild = reason;
     this.seenDataVersion = undefined;
     this.frame = { at: '' };
-    if (path !== undefined || reason === 'unwritable') this.settings.onEvent?.({ kind: 'rebuilt', reason, ...(detail === undefined ? {} : { detail }) });
+    if (announce && (path !== undefined || reason === 'unwritable')) this.settings.onEvent?.({ kind: 'rebuilt', reason, ...(detail === undefined ? {} : { detail }) });
   }
 
   /**
@@ -430,8 +429,9 @@ export class FhirSearchIndex {
       try {
         return this.store.transaction(() => this.index.transaction(() => this.catchUp()).immediate())();
       } catch (error) {
-        // A build from the whole store has no journal to roll back with: start it again from an empty file.
-        if (this.pendingRebuild !== undefined) this.fresh(this.keptPath, this.pendingRebuild);
+        // A build from the whole store has no journal to roll back with: start it again from an empty file
+        // (not announced again: the build that failed was).
+        if (this.pendingRebuild !== undefined) this.fresh(this.keptPath, this.pendingRebuild, undefined, false);
         throw error;
       }
     };
@@ -450,7 +450,7 @@ export class FhirSearchIndex {
     }
     if (result.rebuilt !== undefined) this.seal();
     this.seenDataVersion = dataVersion;
-    this.changes += 1;
+    if (result.rebuilt !== undefined || result.recordsRead > 0 || result.importedRead > 0) this.changes += 1;
     return (this.lastRefresh = result);
   }
 
@@ -530,9 +530,15 @@ export class FhirSearchIndex {
     return type === 'Patient' ? this.frame.patients : this.frame.devices;
   }
 
+  /** The DiagnosticReports: one per session with Observations or alerts, each naming all of its Observations (one pass over the index in export order). */
   private reports(): Resource[] {
     const now = this.options.now ?? Date.now();
-    const ids = this.index.prepare('SELECT id FROM fhir_observation WHERE session = ? ORDER BY ord').pluck();
+    const observationIds = new Map<number, string[]>();
+    for (const { session, id } of this.index.prepare('SELECT session, id FROM fhir_observation ORDER BY ord').iterate() as Iterable<{ session: number; id: string }>) {
+      const ids = observationIds.get(session);
+      if (ids === undefined) observationIds.set(session, [id]);
+      else ids.push(id);
+    }
     const alerts = this.index.prepare('SELECT severity, message FROM fhir_alert WHERE session = ? ORDER BY ord');
     const sessions = this.index.prepare('SELECT session, device_id, boot_id, site, start_ms, end_ms, ecg_finding, waveforms FROM fhir_session ORDER BY first_ord').all() as {
       session: number;
@@ -546,12 +552,12 @@ export class FhirSearchIndex {
     }[];
     const reports: Resource[] = [];
     for (const s of sessions) {
-      const observationIds = ids.all(s.session) as string[];
+      const ids = observationIds.get(s.session) ?? [];
       const sessionAlerts = alerts.all(s.session) as Pick<Alert, 'severity' | 'message'>[];
-      if (observationIds.length === 0 && sessionAlerts.length === 0) continue;
+      if (ids.length === 0 && sessionAlerts.length === 0) continue;
       reports.push(
         sessionReport(
-          { deviceId: s.device_id, site: s.site, bootId: s.boot_id, startMs: s.start_ms, endMs: s.end_ms, observationIds, alerts: sessionAlerts, hasEcg: s.ecg_finding === 1 || s.waveforms > 0 },
+          { deviceId: s.device_id, site: s.site, bootId: s.boot_id, startMs: s.start_ms, endMs: s.end_ms, observationIds: ids, alerts: sessionAlerts, hasEcg: s.ecg_finding === 1 || s.waveforms > 0 },
           now,
         ),
       );
