@@ -22,8 +22,8 @@
  * when a page names a row the store no longer holds (`FhirIndexError`).
  *
  * The answers are those `answerFromResources` gives on the whole export (same matches, order, `total`,
- * links): `test/fhir/search-index.test.ts` and `test/fhir/search-index-persist.test.ts` compare them on a
- * real store, the latter after incremental updates.
+ * links): `test/fhir/search-index.test.ts` compares them on a real store, built at once and after each of
+ * several stages of ingest and reopenings of the kept file.
  */
 import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
