@@ -292,7 +292,7 @@ describe('the FHIR API worker answers from the SQL index', () => {
       ...exportEdgeResources(dir, { now: NOW }).filter((r) => r.resourceType === 'Observation').slice(-5).map((r) => `/fhir/Observation/${r.id}`),
     ];
     const watermark = () => {
-      const index = new Database(fhirIndexPath(dir), { readonly: true });
+      const index = new Database(join(dir, 'edge-fhir-index.sqlite'), { readonly: true, fileMustExist: true }) // the file a restarted API opens;
       try {
         return Number(index.prepare("SELECT value FROM fhir_meta WHERE key = 'records_max_id'").pluck().get());
       } finally {
