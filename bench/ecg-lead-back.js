@@ -22,17 +22,20 @@
 //
 // 3. Lead-back onto muscle artefact with no heartbeat, 40 s of it (section 3 below): when ecg-no-beats comes.
 //
-//   node bench/ecg-lead-back.js [--data DIR] [--noise DIR] [--off-s 3] [--every-s 50] [--phases 1]
+//   node bench/ecg-lead-back.js [--data DIR] [--noise DIR] [--off-s 3] [--every-s 50] [--phases 1] [--fs 360] [--gain 200]
 //
 // --off-s, --every-s and --phases move the lead-backs of section 1: the lead off for OFF s ending
 // EVERY - 2 s into each EVERY s (default: 3 s off, back at 48 s of every 50 s), the whole layout run again
 // shifted by EVERY / PHASES s for each phase (QA's re-check: --off-s 2 --every-s 20 --phases 4).
+// --fs and --gain stream every case as a front end sampling at FS Hz with GAIN ADC units per mV gives it (the
+// 360 Hz case linearly interpolated, then rounded to whole units; an Arduino with an AD8232: about 30 per mV).
+// Section 2's noise is made at 360 Hz, so the interpolation lowers its SD (128 Hz: by up to a third).
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { flutterEpisodes } from '../dist/device-sdk/signal/ecg/ec57.js';
 import { isQrsCode } from '../dist/device-sdk/protocols/wfdb.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../dist/simulator/sources/wfdb-files.js';
-import { FS, GAIN, muscleNoiseMv, quantile, recordSlicer, round, streamThroughMonitor as stream } from './lib/ecg-monitor-stream.js';
+import { FS, GAIN, muscleNoiseMv, quantile, recordSlicer, round, streamThroughMonitor as streamMonitor } from './lib/ecg-monitor-stream.js';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(name);
@@ -52,6 +55,8 @@ const records = readdirSync(dir)
 const offS = Number(arg('--off-s', 3));
 const everyS = Number(arg('--every-s', 50));
 const phases = Number(arg('--phases', 1));
+const format = { fs: Number(arg('--fs', FS)), gain: Number(arg('--gain', GAIN)) };
+const stream = (x) => streamMonitor(x, undefined, {}, format);
 const cases = [];
 for (const name of records) {
   const record = readWfdbRecord(join(dir, name));
@@ -192,7 +197,7 @@ process.stdout.write(
   `${JSON.stringify(
     {
       'ecg-lead-back': {
-        leadBacks: { layout: { offS, everyS, phases }, all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
+        leadBacks: { layout: { offS, everyS, phases }, format, all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
         noHeartbeat: { maRmsMv: round(maRms, 3), cases: noHeartbeat },
         leadBackOntoNoise,
       },

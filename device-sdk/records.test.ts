@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { meterRecordAfter, newerMeterRecord } from './records.js';
+import { isSameMeter, MeterRecordBook, meterRecordAfter, meterRecordId, newerMeterRecord, type StoredMeterRecord } from './records.js';
 
 describe('meterRecordAfter: record numbers on the counter width of their source', () => {
   it('on a Bluetooth meter (16 bits) takes less than half the range ahead modulo 65,536 as newer', () => {
@@ -29,5 +29,51 @@ describe('meterRecordAfter: record numbers on the counter width of their source'
     expect(newerMeterRecord(undefined, 9, 16)).toBe(9);
     expect(newerMeterRecord(65_535, 2, 16)).toBe(2);
     expect(newerMeterRecord(65_535, 2, 32)).toBe(65_535);
+  });
+});
+
+describe('MeterRecordBook: a meter is its serial when it told one, else its address', () => {
+  const A = 'C0:FF:EE:00:00:01';
+  const B = 'D4:2A:19:7E:00:05';
+  const reading = (meterRecord: number, context: Record<string, string>) => ({ sensor: 'meter', meterRecord, context: { meterClock: `2026-12-07T08:${String(meterRecord).padStart(2, '0')}:00`, ...context } });
+
+  it('continues a meter by its serial at another address, and drops its record seen at the old address', () => {
+    const book = new MeterRecordBook(() => 16);
+    for (let n = 1; n <= 10; n++) expect(book.note(reading(n, { meter: A, meterSerial: 'S1' }))).toBe(true);
+    expect(book.last('meter', { address: B, serial: 'S1' })).toEqual({ record: 10, meter: A, serial: 'S1', meterClock: '2026-12-07T08:10:00' });
+    expect(book.note(reading(10, { meter: B, meterSerial: 'S1' }))).toBe(false); // the same record, fetched again
+    expect(book.note(reading(11, { meter: B, meterSerial: 'S1' }))).toBe(true);
+    expect(book.last('meter', { address: B, serial: 'S1' })).toMatchObject({ record: 11, meter: B, serial: 'S1' });
+  });
+
+  it('tells two meters at one address apart by serial; without a serial this time, the meter last stored at the address', () => {
+    const book = new MeterRecordBook(() => 16);
+    book.note(reading(10, { meter: A, meterSerial: 'S1' }));
+    // Another serial at A: not found; the sensor's last meter is returned, whose serial says it is another one.
+    const last = book.last('meter', { address: A, serial: 'S2' }) as StoredMeterRecord;
+    expect(last).toMatchObject({ record: 10, serial: 'S1' });
+    expect(isSameMeter(last, { address: A, serial: 'S2' })).toBe(false);
+    expect(book.note(reading(10, { meter: A, meterSerial: 'S2' }))).toBe(true); // its own record 10, not a repeat
+    expect(book.last('meter', { address: A, serial: 'S2' })).toMatchObject({ record: 10, serial: 'S2' });
+    expect(book.last('meter', { address: A, serial: 'S1' })).toMatchObject({ record: 10, serial: 'S1' });
+    // Its serial unread on this link: the meter last stored at A (S2), which keeps its serial.
+    expect(book.last('meter', { address: A })).toMatchObject({ record: 10, serial: 'S2' });
+    expect(isSameMeter(book.last('meter', { address: A }) as StoredMeterRecord, { address: A })).toBe(true);
+  });
+
+  it('gives rows stored without a serial (older rows) to the first serial read at their address', () => {
+    const book = new MeterRecordBook(() => 16);
+    for (let n = 1; n <= 5; n++) book.note(reading(n, { meter: A }));
+    expect(book.last('meter', { address: A, serial: 'S1' })).toEqual({ record: 5, meter: A, meterClock: '2026-12-07T08:05:00' });
+    expect(book.note(reading(5, { meter: A, meterSerial: 'S1' }))).toBe(false);
+    book.note(reading(6, { meter: A, meterSerial: 'S1' }));
+    expect(book.last('meter', { address: B, serial: 'S1' })).toMatchObject({ record: 6, meter: A, serial: 'S1' });
+  });
+
+  it('names the numbering by serial when known (the FHIR meter-sequence identifier), else by address', () => {
+    expect(meterRecordId({ meterRecord: 7, context: { meter: A, meterSerial: 'S1' } })).toBe('sn:S1/7');
+    expect(meterRecordId({ meterRecord: 7, context: { meter: B, meterSerial: 'S1', meterEpoch: '2026-12-07T09:00:00.000Z' } })).toBe('sn:S1@2026-12-07T09:00:00.000Z/7');
+    expect(meterRecordId({ meterRecord: 7, context: { meter: A } })).toBe(`${A}/7`);
+    expect(meterRecordId({ meterRecord: 7 })).toBe('7');
   });
 });

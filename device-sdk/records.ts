@@ -56,15 +56,41 @@ export interface Reading {
 
 /**
  * Reading context keys of the numbering a meter's record number belongs to (device-sdk/sensors/ble-glucose-meter.ts).
- * `meter`: the meter's identity (its Bluetooth address): a replaced meter under the same sensor name numbers its
- * records from 1 again. `epoch`: set when the same meter's numbers were found to have started again (its memory
- * cleared, or it was reset): when that was found (ISO 8601, this device's clock); absent for a meter's first numbering.
+ * `meter`: the meter's Bluetooth address (provenance; a replaced meter under the same sensor name numbers its
+ * records from 1 again). `serial`: its serial number (Device Information Serial Number String 0x2A25), when it told
+ * one: then the serial, not the address, is the meter (`MeterIdentity`). `epoch`: set when the same meter's numbers
+ * were found to have started again (its memory cleared, or it was reset): when that was found (ISO 8601, this
+ * device's clock); absent for a meter's first numbering.
  */
-export const METER_NUMBERING_CONTEXT = Object.freeze({ meter: 'meter', epoch: 'meterEpoch' } as const);
+export const METER_NUMBERING_CONTEXT = Object.freeze({ meter: 'meter', serial: 'meterSerial', epoch: 'meterEpoch' } as const);
 
-/** The numbering of a reading's record number (`METER_NUMBERING_CONTEXT`): `meter` or `meter@epoch`; undefined when its source names no meter. */
+/**
+ * A meter as a collector knows it on a link: its Bluetooth address, and its serial number when it told one. The
+ * serial is the meter when known (a random address changes with a battery; two meters are told apart by it);
+ * without one, the address is.
+ */
+export interface MeterIdentity {
+  address: string;
+  serial?: string;
+}
+
+/**
+ * Whether a stored record's meter (`meter`: its address, `serial`) is `m`: the same serial when both have one, else
+ * the same address. So a meter whose address changed is the same by its serial, another meter at the same address is
+ * another by its serial, and records stored without a serial (older rows, a meter without one) go by the address.
+ */
+export function isSameMeter(stored: Pick<StoredMeterRecord, 'meter' | 'serial'>, m: MeterIdentity): boolean {
+  if (stored.serial !== undefined && m.serial !== undefined) return stored.serial === m.serial;
+  return stored.meter === m.address;
+}
+
+/**
+ * The numbering of a reading's record number (`METER_NUMBERING_CONTEXT`): the meter (`sn:<serial>` when it told
+ * its serial, else its address), then `@epoch` after a restart; undefined when its source names no meter.
+ */
 export function meterNumbering(r: Pick<Reading, 'context'>): string | undefined {
-  const meter = r.context?.[METER_NUMBERING_CONTEXT.meter];
+  const serial = r.context?.[METER_NUMBERING_CONTEXT.serial];
+  const meter = serial !== undefined ? `sn:${serial}` : r.context?.[METER_NUMBERING_CONTEXT.meter];
   if (meter === undefined) return undefined;
   const epoch = r.context?.[METER_NUMBERING_CONTEXT.epoch];
   return epoch ? `${meter}@${epoch}` : meter;
@@ -121,66 +147,101 @@ export function newerMeterRecord(a: number | undefined, b: number | undefined, b
 /** The newest record stored of a meter's numbering (`MeterRecordBook.last`, `DriverDeps.lastMeterRecord`). */
 export interface StoredMeterRecord {
   record: number;
-  /** The meter it came from (`context.meter`); absent for records stored without one (before meters were told apart). */
+  /** The address of the meter it came from (`context.meter`); absent for records stored without one (before meters were told apart). */
   meter?: string;
+  /** That meter's serial number (`context.meterSerial`), when it told one. */
+  serial?: string;
   /** Its numbering epoch (`context.meterEpoch`); absent for the meter's first numbering. */
   epoch?: string;
   /** Its meter wall clock as sent (`context.meterClock`), when it had one. */
   meterClock?: string;
 }
 
+/** One meter of a sensor in a `MeterRecordBook`: the newest record of its current numbering. */
+interface BookMeter {
+  /** Stable within the book (the key of its `seen` records), whatever address or serial it is found by later. */
+  id: number;
+  address: string | undefined;
+  serial: string | undefined;
+  newest: StoredMeterRecord | undefined;
+}
+
 /**
  * The newest meter record number stored per sensor and meter, in the order readings are stored: what a
- * meter's backfill resumes from. Each meter (`context.meter`) has its own numbering; a reading of a new
- * epoch of that meter (`context.meterEpoch`) starts it again. Readings without a meter are one numbering
- * per sensor (other sources, and records stored before meters were told apart). `note` also says whether
- * the same record, by meter, number and meter wall clock, was stored before (in any epoch): a numbering
- * found restarted by mistake stores nothing twice. The runtime keeps one, and so does the test harness.
+ * meter's backfill resumes from. Each meter (`MeterIdentity`: its serial when it told one, else its address;
+ * `isSameMeter`) has its own numbering; a reading of a new epoch of that meter (`context.meterEpoch`) starts it
+ * again. A reading with a serial continues the meter of that serial, else the meter stored at its address without
+ * a serial (rows stored before serials were read: the serial is then that meter's); a reading without a serial
+ * continues the meter last stored at its address. Readings without a meter are one numbering per sensor (other
+ * sources, and records stored before meters were told apart). `note` also says whether the same record, by meter,
+ * number and meter wall clock, was stored before (in any epoch): a numbering found restarted by mistake stores
+ * nothing twice. The runtime keeps one, and so does the test harness.
  */
 export class MeterRecordBook {
-  /** Per sensor, per meter ('' = none), the newest record of its current numbering. */
-  private readonly newest = new Map<string, Map<string, StoredMeterRecord>>();
-  /** Per sensor, the meter of the last reading stored. */
-  private readonly lastMeter = new Map<string, string>();
-  /** `sensor|meter|record|meterClock` of every record stored with a meter and a meter clock. */
+  /** Per sensor, its meters, the one stored last at the end. */
+  private readonly meters = new Map<string, BookMeter[]>();
+  /** `sensor|meter id|record|meterClock` of every record stored with a meter and a meter clock. */
   private readonly seen = new Set<string>();
+  private nextId = 0;
 
   constructor(private readonly bitsOf: (sensor: string) => MeterRecordBits) {}
+
+  /** The meter of `sensor` that `address` and `serial` name (see the class comment); undefined when none is stored. */
+  private find(sensor: string, address: string | undefined, serial: string | undefined): BookMeter | undefined {
+    const meters = this.meters.get(sensor) ?? [];
+    if (serial !== undefined) return meters.find((m) => m.serial === serial) ?? meters.find((m) => m.serial === undefined && address !== undefined && m.address === address);
+    if (address === undefined) return meters.find((m) => m.address === undefined && m.serial === undefined);
+    return meters.findLast((m) => m.address === address);
+  }
 
   /** Notes a stored reading; false when the same record of the same meter (number and meter clock) was noted before. */
   note(r: Pick<Reading, 'sensor' | 'meterRecord' | 'context'>): boolean {
     if (r.meterRecord === undefined) return true;
-    const meter = r.context?.[METER_NUMBERING_CONTEXT.meter];
+    const address = r.context?.[METER_NUMBERING_CONTEXT.meter];
+    const serial = r.context?.[METER_NUMBERING_CONTEXT.serial];
     const epoch = r.context?.[METER_NUMBERING_CONTEXT.epoch];
     const meterClock = r.context?.[METER_TIME_CONTEXT.clock];
-    if (meter !== undefined && meterClock !== undefined) {
-      const key = [r.sensor, meter, r.meterRecord, meterClock].join('|');
+    let meters = this.meters.get(r.sensor);
+    if (meters === undefined) this.meters.set(r.sensor, (meters = []));
+    let meter = this.find(r.sensor, address, serial);
+    meter ??= { id: this.nextId++, address, serial, newest: undefined };
+    if ((address !== undefined || serial !== undefined) && meterClock !== undefined) {
+      const key = [r.sensor, meter.id, r.meterRecord, meterClock].join('|');
       if (this.seen.has(key)) return false;
       this.seen.add(key);
     }
-    let meters = this.newest.get(r.sensor);
-    if (meters === undefined) this.newest.set(r.sensor, (meters = new Map()));
-    const previous = meters.get(meter ?? '');
+    if (address !== undefined) meter.address = address; // a meter known by its serial may come back at another address
+    if (serial !== undefined) meter.serial = serial;
+    const previous = meter.newest;
     if (previous === undefined || previous.epoch !== epoch || meterRecordAfter(r.meterRecord, previous.record, this.bitsOf(r.sensor))) {
       const next: StoredMeterRecord = { record: r.meterRecord };
-      if (meter !== undefined) next.meter = meter;
+      if (address !== undefined) next.meter = address;
+      if (serial !== undefined) next.serial = serial;
       if (epoch !== undefined) next.epoch = epoch;
       if (meterClock !== undefined) next.meterClock = meterClock;
-      meters.set(meter ?? '', next);
+      meter.newest = next;
     }
-    this.lastMeter.set(r.sensor, meter ?? '');
+    // The meter stored last goes to the end.
+    const at = meters.indexOf(meter);
+    if (at >= 0) meters.splice(at, 1);
+    meters.push(meter);
     return true;
   }
 
   /**
    * The newest record of `meter`'s current numbering on `sensor` (the numbering of the last reading stored from
    * it); when nothing of `meter` is stored (or no meter is named), that of the meter the sensor's last reading
-   * came from, whose `meter` then tells the caller whether it is another meter. Undefined when nothing is stored.
+   * came from, whose `meter` and `serial` then tell the caller whether it is another meter (`isSameMeter`).
+   * Undefined when nothing is stored.
    */
-  last(sensor: string, meter?: string): StoredMeterRecord | undefined {
-    const meters = this.newest.get(sensor);
-    if (meters === undefined) return undefined;
-    return (meter !== undefined ? meters.get(meter) : undefined) ?? meters.get(this.lastMeter.get(sensor) ?? '');
+  last(sensor: string, meter?: MeterIdentity): StoredMeterRecord | undefined {
+    const found = (meter !== undefined ? this.find(sensor, meter.address, meter.serial) : undefined) ?? this.meters.get(sensor)?.at(-1);
+    if (found?.newest === undefined) return undefined;
+    // The meter as known now: its last address, and its serial even when its newest record came without one.
+    const out: StoredMeterRecord = { ...found.newest };
+    if (found.address !== undefined) out.meter = found.address;
+    if (found.serial !== undefined) out.serial = found.serial;
+    return out;
   }
 }
 

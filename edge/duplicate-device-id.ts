@@ -1,27 +1,65 @@
-import type { Clock } from '../device-sdk/clock.js';
-
 export interface DuplicateDeviceIdOptions {
-  /** A boot of a deviceId is forgotten when none of its batches arrived for this long (ms). */
+  /** A boot of a deviceId is forgotten when none of its batches arrived for this long (edge ms). */
   windowMs: number;
   /** The switches of a deviceId are logged at most once this long (ms): QA's two boards switched hundreds of times in 30 s. */
   logRepeatMs: number;
+  /**
+   * Switches back between the same two boots, each within `windowMs` of the one before, that prove two live boards
+   * (with `proofSpanMs`). A reboot gives none; a reboot with one late batch of the old boot gives two.
+   */
+  proofSwitchBacks: number;
+  /** The first and the last of those switches back are at least this far apart (ms): late deliveries of a gone boot come in one burst. */
+  proofSpanMs: number;
 }
 
-export const DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS: Readonly<DuplicateDeviceIdOptions> = Object.freeze({ windowMs: 5 * 60_000, logRepeatMs: 10 * 60_000 });
+export const DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS: Readonly<DuplicateDeviceIdOptions> = Object.freeze({
+  windowMs: 5 * 60_000,
+  logRepeatMs: 10 * 60_000,
+  proofSwitchBacks: 4,
+  proofSpanMs: 60_000,
+});
 
 /** Counter (in `rejected`) of batches that switched back to another live boot of their deviceId. */
 export const DUPLICATE_DEVICE_ID = 'duplicate-device-id';
 
-interface DeviceBoots {
-  /** Boot id of the last batch of the device. */
+/** Counter (in `rejected`) of batches refused because another live boot holds their deviceId (`Ack.refused` says so). */
+export const DEVICE_ID_IN_USE = 'device-id-in-use';
+
+/** Bound on the boots remembered per deviceId (without TLS anyone can publish under any id and any boot id). */
+const MAX_BOOTS = 8;
+/** Bound on the gone boots remembered per deviceId (a batch may carry records of many earlier boots). */
+const MAX_GONE = 32;
+
+/**
+ * What the edge store keeps per deviceId (as JSON in `boot_watch`), so that every ingest worker on a shared
+ * subscription sees every batch. Times are edge wall-clock ms (`Clock.now`): workers may be separate processes.
+ */
+export interface BootWatchState {
+  /** Boot of the last batch stored (a replay or a refused batch leaves it). */
   last: string;
-  /** Boot ids seen within `windowMs`, with the monotonic time of their last batch. */
-  seen: Map<string, number>;
-  /** Switches back since the last one that was to be logged, and when that was. */
+  /**
+   * Boots heard within `windowMs`: when last (a refused batch counts: its board is alive), and since when their
+   * batches have been stored without a break (null while refused). The boot with the earlier `sinceMs` is the incumbent.
+   */
+  boots: Record<string, { lastMs: number; sinceMs: number | null }>;
+  /**
+   * Boots known to be gone, with when that was learnt: a later boot of the same ledger sent records they made (a
+   * reboot resends the unacknowledged records of the boot before, under their own boot id; two boards never send
+   * each other's records). Their late batches are stored and never counted as switches. Absent in older rows.
+   */
+  gone?: Record<string, number>;
+  /** The two boots of the current run of switches back (sorted), how many, the first and the last. */
+  pair: [string, string] | null;
+  switchBacks: number;
+  firstSwitchMs: number;
+  lastSwitchMs: number | null;
+  /** Once proven: the boot that keeps syncing and the boot whose batches are refused, and since when. */
+  incumbent: string | null;
+  intruder: string | null;
+  provenMs: number | null;
+  /** Switches back since the last one that was logged, and when that was. */
   unlogged: number;
-  loggedAt: number | undefined;
-  /** Monotonic time of the last switch back. */
-  switchedAt: number | undefined;
+  loggedAt: number | null;
 }
 
 /** A batch that switched back to another live boot of its deviceId. */
@@ -31,57 +69,174 @@ export interface BootSwitch {
   toLog: number | undefined;
 }
 
+/** Two live boots proven under one deviceId: from the next batch on, the intruder's are refused. */
+export interface DeviceIdProof {
+  incumbent: string;
+  intruder: string;
+  switchBacks: number;
+  /** From the first switch back of the run to the proof (ms). */
+  spanMs: number;
+}
+
+/** A copy of `state` without the boots silent for longer than `windowMs`, and without a proof one of whose boots is gone. */
+function expire(state: BootWatchState, now: number, o: DuplicateDeviceIdOptions): BootWatchState {
+  const boots = Object.fromEntries(Object.entries(state.boots).filter(([, b]) => now - b.lastMs <= o.windowMs));
+  const gone = Object.fromEntries(Object.entries(state.gone ?? {}).filter(([, at]) => now - at <= o.windowMs));
+  const next: BootWatchState = { ...state, boots, gone };
+  // The incumbent silent for the window: the other board is taken as its replacement. The intruder silent: fixed.
+  if (next.incumbent !== null && (!(next.incumbent in boots) || next.intruder === null || !(next.intruder in boots))) {
+    next.incumbent = null;
+    next.intruder = null;
+    next.provenMs = null;
+  }
+  if (next.pair !== null && (!next.pair.every((b) => b in boots) || (next.lastSwitchMs !== null && now - next.lastSwitchMs > o.windowMs))) {
+    next.pair = null;
+    next.switchBacks = 0;
+  }
+  return next;
+}
+
 /**
- * Tells two boards running under one deviceId from a board that rebooted. Every batch names the boot
- * of the ledger process that sent it. A reboot switches a deviceId's batches from one boot to the next
- * once; two boards with one id switch back and forth, because each one's MQTT session evicts the
- * other's and the evicted board reconnects. A batch whose boot differs from the previous batch's, when
- * both boots sent batches within `windowMs`, is such a switch back. In memory, per ingest: with several
- * ingest workers on a shared subscription each sees part of the batches and counts fewer switches.
+ * Marks the boots whose records a batch of `bootId` carries as gone (see `BootWatchState.gone`): a run of switches
+ * with one of them ends, and a proven incumbent or intruder among them is succeeded by `bootId` (a board that
+ * reboots keeps its side), unless `bootId` is the other proven boot (then they were one board: the proof ends).
  */
-export class DuplicateDeviceIdWatch {
-  private readonly devices = new Map<string, DeviceBoots>();
-  private readonly options: DuplicateDeviceIdOptions;
-
-  constructor(
-    private readonly clock: Pick<Clock, 'monotonic'>,
-    options: Partial<DuplicateDeviceIdOptions> = {},
-  ) {
-    this.options = { ...DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, ...options };
-  }
-
-  /**
-   * Whether `deviceId`'s batches switched back between two live boots within `windowMs` (its acks say so:
-   * `otherBootLive`, from which a board whose session keeps being taken over knows why).
-   */
-  alternating(deviceId: string): boolean {
-    const at = this.devices.get(deviceId)?.switchedAt;
-    return at !== undefined && this.clock.monotonic() - at <= this.options.windowMs;
-  }
-
-  /** A batch of `deviceId` from boot `bootId` arrived; returns the switch when it switched back to a live other boot. */
-  batch(deviceId: string, bootId: string): BootSwitch | undefined {
-    // An older device that sends no boot id cannot be told apart.
-    if (bootId === '') return undefined;
-    const now = this.clock.monotonic();
-    const device = this.devices.get(deviceId);
-    if (!device) {
-      this.devices.set(deviceId, { last: bootId, seen: new Map([[bootId, now]]), unlogged: 0, loggedAt: undefined, switchedAt: undefined });
-      return undefined;
+function noteSuccession(state: BootWatchState, bootId: string, carried: readonly string[], now: number): void {
+  for (const boot of carried.slice(0, MAX_GONE)) {
+    if (boot === bootId || boot === '') continue;
+    state.gone = { ...state.gone, [boot]: now };
+    const before = state.boots[boot];
+    if (before) {
+      const { [boot]: _, ...rest } = state.boots;
+      // The successor is the same board: it keeps the time since which its batches have been stored.
+      state.boots = bootId in rest ? rest : { ...rest, [bootId]: { lastMs: now, sinceMs: before.sinceMs } };
     }
-    for (const [boot, at] of device.seen) if (now - at > this.options.windowMs) device.seen.delete(boot);
-    const previous = device.last;
-    const switchedBack = previous !== bootId && device.seen.has(bootId) && device.seen.has(previous);
-    device.seen.set(bootId, now);
-    device.last = bootId;
-    if (!switchedBack) return undefined;
-    device.switchedAt = now;
-    device.unlogged += 1;
-    const due = device.loggedAt === undefined || now - device.loggedAt >= this.options.logRepeatMs;
-    if (!due) return { bootIds: [previous, bootId], toLog: undefined };
-    const toLog = device.unlogged;
-    device.unlogged = 0;
-    device.loggedAt = now;
-    return { bootIds: [previous, bootId], toLog };
+    if (state.last === boot) state.last = bootId;
+    if (state.incumbent === boot || state.intruder === boot) {
+      const other = state.incumbent === boot ? state.intruder : state.incumbent;
+      if (other === bootId) {
+        // The two proven boots are one ledger: a reboot after all, not two boards.
+        state.incumbent = null;
+        state.intruder = null;
+        state.provenMs = null;
+      } else if (state.incumbent === boot) state.incumbent = bootId;
+      else {
+        state.intruder = bootId;
+        state.boots = { ...state.boots, [bootId]: { lastMs: now, sinceMs: null } };
+      }
+    }
+    if (state.pair?.includes(boot)) {
+      state.pair = null;
+      state.switchBacks = 0;
+    }
   }
+  const gone = Object.entries(state.gone ?? {});
+  if (gone.length > MAX_GONE) state.gone = Object.fromEntries(gone.sort((x, y) => y[1] - x[1]).slice(0, MAX_GONE));
+}
+
+/**
+ * Whether a batch of boot `bootId` is to be refused before anything of it is stored: two live boots of its
+ * deviceId were proven (`observeBoot`) and this is the one that is not the incumbent. `carried`: the boot ids of
+ * the batch's records (a reboot resends the boot before's records: that boot is gone, `BootWatchState.gone`).
+ * Returns the state to keep (the refused boot is still heard: its board is alive, so the proof stands while it
+ * keeps sending).
+ */
+export function admitBoot(
+  stored: BootWatchState | undefined,
+  bootId: string,
+  now: number,
+  o: DuplicateDeviceIdOptions,
+  carried: readonly string[] = [],
+): { state: BootWatchState | undefined; refuse: boolean } {
+  if (bootId === '' || !stored) return { state: stored, refuse: false };
+  const state = expire(stored, now, o);
+  noteSuccession(state, bootId, carried, now);
+  if (state.intruder !== bootId) return { state, refuse: false };
+  state.boots = { ...state.boots, [bootId]: { lastMs: now, sinceMs: null } };
+  return { state, refuse: true };
+}
+
+/**
+ * Tells two boards running under one deviceId from a board that rebooted, after a batch of boot `bootId` was
+ * stored (not for a replay: a QoS-1 redelivery of a gone boot's batch says nothing about it being alive). A
+ * reboot switches a deviceId's batches from one boot to the next once; two boards with one id switch back and
+ * forth, because each one's MQTT session evicts the other's and the evicted board reconnects. A batch whose
+ * boot differs from the previous batch's, when both boots were heard within `windowMs`, is a switch back.
+ * `proofSwitchBacks` of them between the same two boots spanning `proofSpanMs` prove two live boards: the
+ * boot whose batches have been stored the longer without a break is the incumbent, the other the intruder.
+ */
+export function observeBoot(
+  stored: BootWatchState | undefined,
+  bootId: string,
+  now: number,
+  o: DuplicateDeviceIdOptions,
+): { state: BootWatchState; switched?: BootSwitch; proven?: DeviceIdProof } {
+  if (!stored) {
+    const state: BootWatchState = {
+      last: bootId,
+      boots: { [bootId]: { lastMs: now, sinceMs: now } },
+      pair: null,
+      switchBacks: 0,
+      firstSwitchMs: now,
+      lastSwitchMs: null,
+      incumbent: null,
+      intruder: null,
+      provenMs: null,
+      unlogged: 0,
+      loggedAt: null,
+      gone: {},
+    };
+    return { state };
+  }
+  const state = expire(stored, now, o);
+  // A late batch of a boot known to be gone (a rebooted board's): stored, not a sign of a second board.
+  if (state.gone && bootId in state.gone) {
+    state.gone = { ...state.gone, [bootId]: now };
+    return { state };
+  }
+  const previous = state.last;
+  const switchedBack = previous !== bootId && bootId in state.boots && previous in state.boots;
+  state.boots = { ...state.boots, [bootId]: { lastMs: now, sinceMs: state.boots[bootId]?.sinceMs ?? now } };
+  state.last = bootId;
+  const heard = Object.entries(state.boots);
+  if (heard.length > MAX_BOOTS) {
+    const keep = new Set([bootId, previous, state.incumbent, state.intruder]);
+    const oldest = heard.filter(([b]) => !keep.has(b)).sort((x, y) => x[1].lastMs - y[1].lastMs)[0];
+    if (oldest) delete state.boots[oldest[0]];
+  }
+  if (!switchedBack) return { state };
+  const pair = [previous, bootId].sort() as [string, string];
+  if (state.pair === null || state.pair[0] !== pair[0] || state.pair[1] !== pair[1]) {
+    state.pair = pair;
+    state.switchBacks = 0;
+    state.firstSwitchMs = now;
+  }
+  state.switchBacks += 1;
+  state.lastSwitchMs = now;
+  let proven: DeviceIdProof | undefined;
+  if (state.incumbent === null && state.switchBacks >= o.proofSwitchBacks && now - state.firstSwitchMs >= o.proofSpanMs) {
+    const since = (b: string) => state.boots[b]?.sinceMs ?? now;
+    // Established first; on a tie the one this batch switched away from.
+    const [incumbent, intruder] = since(bootId) < since(previous) ? [bootId, previous] : [previous, bootId];
+    state.incumbent = incumbent;
+    state.intruder = intruder;
+    state.provenMs = now;
+    proven = { incumbent, intruder, switchBacks: state.switchBacks, spanMs: now - state.firstSwitchMs };
+  }
+  state.unlogged += 1;
+  const due = state.loggedAt === null || now - state.loggedAt >= o.logRepeatMs;
+  if (!due) return { state, switched: { bootIds: [previous, bootId], toLog: undefined }, proven };
+  const toLog = state.unlogged;
+  state.unlogged = 0;
+  state.loggedAt = now;
+  return { state, switched: { bootIds: [previous, bootId], toLog }, proven };
+}
+
+/**
+ * Whether the acks of the deviceId are to say `otherBootLive`: its batches switched back between two live boots
+ * within `windowMs`, or two live boots are proven.
+ */
+export function otherBootLive(state: BootWatchState | undefined, now: number, o: DuplicateDeviceIdOptions): boolean {
+  if (!state) return false;
+  return state.incumbent !== null || (state.lastSwitchMs !== null && now - state.lastSwitchMs <= o.windowMs);
 }

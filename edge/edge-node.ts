@@ -7,6 +7,7 @@ import { UP_WILDCARD } from '../device-sdk/sync/topics.js';
 import { disableNagle } from '../device-sdk/sync/uplink.js';
 import { siteUpWildcard } from './acl.js';
 import { EmbeddedBroker } from './broker.js';
+import type { DuplicateDeviceIdOptions } from './duplicate-device-id.js';
 import { EdgeStore } from './edge-store.js';
 import { Ingest, type IngestOptions, type IngestOutcome } from './ingest.js';
 import { createIssuedCertificateCheck } from './issued-certificates.js';
@@ -30,6 +31,8 @@ export interface EdgeNodeOptions {
   tls?: EdgeTlsMaterial;
   /** Payload encryption inside TLS: the devices' wire keys (`WireKeyring` of the CA directory) and whether clear payloads are refused. */
   payload?: IngestOptions;
+  /** When two live boots under one device id are proven and the intruder's batches refused (`duplicate-device-id.ts`). */
+  duplicateDeviceId?: Partial<DuplicateDeviceIdOptions>;
   logger: Logger;
 }
 
@@ -85,6 +88,7 @@ export class EdgeNode {
       this.options.limits,
       {
         ...this.options.payload,
+        duplicateDeviceId: { ...this.options.payload?.duplicateDeviceId, ...this.options.duplicateDeviceId },
         // An external broker (Mosquitto) keeps connections open past revocation and expiry: the ingest refuses their batches.
         ...(this.options.brokerUrl && tls?.issuedDir
           ? { certificateProblem: createIssuedCertificateCheck({ ca: tls.ca, issuedDir: tls.issuedDir, crlPath: tls.crlPath, now: () => Date.now() }) }

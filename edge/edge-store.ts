@@ -5,7 +5,16 @@ import type { RecordKind } from '../device-sdk/records.js';
 import type { Migration } from '../device-sdk/store/migrations.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
-import { DUPLICATE_DEVICE_ID } from './duplicate-device-id.js';
+import {
+  admitBoot,
+  type BootSwitch,
+  type BootWatchState,
+  type DeviceIdProof,
+  DUPLICATE_DEVICE_ID,
+  type DuplicateDeviceIdOptions,
+  observeBoot,
+  otherBootLive,
+} from './duplicate-device-id.js';
 import { sha256Hex } from '../device-sdk/security/signing.js';
 
 export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
@@ -55,6 +64,18 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
     up: (db: Database.Database) =>
       db.exec(`CREATE TABLE duplicate_device_ids (device_id TEXT PRIMARY KEY, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
         boot_ids TEXT NOT NULL /* JSON array: the last two */)`),
+  },
+  {
+    version: 5,
+    name: 'boot watch in the store (every ingest worker sees every batch); refusal of the intruding boot of a duplicate device id',
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE boot_watch (device_id TEXT PRIMARY KEY, state TEXT NOT NULL /* JSON: BootWatchState */);
+        ALTER TABLE duplicate_device_ids ADD COLUMN incumbent TEXT;
+        ALTER TABLE duplicate_device_ids ADD COLUMN refused_boot TEXT;
+        ALTER TABLE duplicate_device_ids ADD COLUMN proven_ms INTEGER;
+        ALTER TABLE duplicate_device_ids ADD COLUMN released_ms INTEGER;
+        ALTER TABLE duplicate_device_ids ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE duplicate_device_ids ADD COLUMN involved TEXT NOT NULL DEFAULT '[]' /* JSON array: every boot id of a switch or a side, at most 32 */;`),
   },
 ]);
 
@@ -119,10 +140,52 @@ export interface EdgeStats {
    * Device ids whose batches alternated between two boots running at once (two boards with one id),
    * counted per switch back (`duplicate-device-id`), with the last two boot ids and when (edge ms).
    */
-  duplicateDeviceIds: Record<string, { count: number; bootIds: string[]; firstMs: number; lastMs: number }>;
+  duplicateDeviceIds: Record<string, DuplicateDeviceIdStats>;
   /** Of `conflicts`, those no operator has settled yet (`medge edge conflicts resolve`); resolved = conflicts - open. */
   openConflicts: Record<string, Partial<Record<RecordKind, number>>>;
 }
+
+/**
+ * Records of one boot under a device id, per kind: how many are in `records` and their seq range, and how many were
+ * kept in `conflicts` (their seq was stored with other content: `medge edge conflicts`).
+ */
+export type StoredByKind = Partial<Record<RecordKind, { stored: number; minSeq: number | null; maxSeq: number | null; conflicts: number }>>;
+
+/** A device id whose batches alternated between two boots running at once (two boards with one id). */
+export interface DuplicateDeviceIdStats {
+  /** Switches back (`duplicate-device-id`), with the last two boot ids and the first and last (edge ms). */
+  count: number;
+  bootIds: string[];
+  firstMs: number;
+  lastMs: number;
+  /** Once proven two live boots (`DuplicateDeviceIdOptions`): the boot that keeps syncing, the refused one, since when. */
+  incumbent?: string;
+  refusedBoot?: string;
+  provenMs?: number;
+  /** When the refusal ended (the incumbent or the refused boot silent for the window); absent while it goes on. */
+  releasedMs?: number;
+  /** Batches refused as `device-id-in-use` (their records stay on that board). */
+  refusedBatches: number;
+  /**
+   * Records stored under the device id per boot id of every switch back and every proven side (up to 32; the
+   * records' own boot id), per kind: the refused boot's are those that arrived before the proof, mixed with the other's.
+   */
+  storedByBoot: Record<string, StoredByKind>;
+}
+
+/** What `EdgeStore.commitFromBoot` did with a batch. */
+export type WatchedCommit =
+  | { refused: true; incumbent: string }
+  | {
+      refused: false;
+      result: CommitResult;
+      /** The batch switched back to another live boot of its device id. */
+      switched?: BootSwitch;
+      /** This batch proved two live boots: the intruder's next batches are refused. */
+      proven?: DeviceIdProof;
+      /** For the ack's `otherBootLive`. */
+      otherBootLive: boolean;
+    };
 
 /** A row of `records` (and the same columns of `conflicts`) as SQLite returns it. */
 export interface RecordRow {
@@ -173,7 +236,7 @@ export class EdgeStore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly commitTx: (input: CommitInput, now: number) => CommitResult;
-  private readonly countDuplicateTx: (deviceId: string, bootIds: string, now: number) => void;
+  private readonly watchedCommitTx: Database.Transaction<(input: CommitInput, options: DuplicateDeviceIdOptions, now: number) => WatchedCommit>;
   /** Adds to a `rejected` counter: (reason, count). */
   private readonly countRejectedStmt: Database.Statement<[string, number]>;
 
@@ -204,11 +267,8 @@ export class EdgeStore {
     );
     const upsertDuplicate = this.db.prepare(`INSERT INTO duplicate_device_ids (device_id, count, first_ms, last_ms, boot_ids) VALUES (?, 1, ?, ?, ?)
       ON CONFLICT (device_id) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms, boot_ids = excluded.boot_ids`);
-    this.countDuplicateTx = this.db.transaction((deviceId: string, bootIds: string, now: number) => {
-      upsertDuplicate.run(deviceId, now, now, bootIds);
-      countRejected.run(DUPLICATE_DEVICE_ID, 1);
-    });
-    this.commitTx = this.db.transaction((input: CommitInput, now: number): CommitResult => {
+    // The commit itself, run inside a transaction (alone, or with the boot watch: no nested savepoint).
+    const commitInTx = (input: CommitInput, now: number): CommitResult => {
       const { deviceId, kind } = input;
       let inserted = 0;
       let clashes = 0;
@@ -264,17 +324,79 @@ export class EdgeStore {
         // start, no clash): above it, this edge tracks the ledger's gaps again and can ask it to rewind.
         seqFloor: clashes > 0 || belowWatermark > 0 ? ((highestStored.get(deviceId, kind) as number | null) ?? 0) : 0,
       };
+    };
+    this.commitTx = this.db.transaction(commitInTx);
+    const getWatch = this.db.prepare('SELECT state FROM boot_watch WHERE device_id = ?').pluck();
+    const putWatch = this.db.prepare('INSERT INTO boot_watch (device_id, state) VALUES (?, ?) ON CONFLICT (device_id) DO UPDATE SET state = excluded.state');
+    const countRefusedBoot = this.db.prepare('UPDATE duplicate_device_ids SET refused = refused + 1 WHERE device_id = ?');
+    const markProven = this.db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ?, proven_ms = ?, released_ms = NULL WHERE device_id = ?');
+    const markReleased = this.db.prepare('UPDATE duplicate_device_ids SET released_ms = ? WHERE device_id = ? AND released_ms IS NULL');
+    const markSides = this.db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ? WHERE device_id = ?');
+    const getInvolved = this.db.prepare('SELECT involved FROM duplicate_device_ids WHERE device_id = ?').pluck();
+    const putInvolved = this.db.prepare('UPDATE duplicate_device_ids SET involved = ? WHERE device_id = ?');
+    /** Adds boot ids to the device's `involved` (kept so that `storedByBoot` still lists them after later switches). */
+    const involve = (deviceId: string, boots: readonly (string | null)[]) => {
+      const raw = getInvolved.get(deviceId);
+      if (typeof raw !== 'string') return;
+      let known: string[] = [];
+      try {
+        known = JSON.parse(raw) as string[];
+      } catch {
+        // A damaged cell starts afresh.
+      }
+      const all = [...new Set([...known, ...boots.filter((b): b is string => b !== null)])].slice(-32);
+      if (all.length !== known.length) putInvolved.run(JSON.stringify(all), deviceId);
+    };
+    this.watchedCommitTx = this.db.transaction((input: CommitInput, options: DuplicateDeviceIdOptions, now: number): WatchedCommit => {
+      const { deviceId } = input;
+      const stored = parseWatch(getWatch.get(deviceId));
+      // The boot ids of the batch's records other than its own: a reboot resends the records of the boot before.
+      const carried = new Set<string>();
+      for (const r of input.records) if (r.bootId !== input.bootId) carried.add(r.bootId);
+      const admitted = admitBoot(stored, input.bootId, now, options, [...carried]);
+      const sides = admitted.state;
+      if (stored?.intruder && !sides?.intruder) markReleased.run(now, deviceId);
+      // A proven boot rebooted (its successor resent its records): the successor holds its side.
+      else if (stored?.intruder && sides?.intruder && (sides.intruder !== stored.intruder || sides.incumbent !== stored.incumbent)) {
+        markSides.run(sides.incumbent, sides.intruder, deviceId);
+        involve(deviceId, [sides.incumbent, sides.intruder]);
+      }
+      if (admitted.refuse && admitted.state) {
+        putWatch.run(deviceId, JSON.stringify(admitted.state));
+        countRefusedBoot.run(deviceId);
+        return { refused: true, incumbent: admitted.state.incumbent ?? '' };
+      }
+      const result = commitInTx(input, now);
+      // A replay (a QoS-1 redelivery, possibly of a boot that is gone) says nothing about a boot being alive.
+      if (result.replay || input.bootId === '') {
+        if (admitted.state && stored && JSON.stringify(admitted.state) !== JSON.stringify(stored)) putWatch.run(deviceId, JSON.stringify(admitted.state));
+        return { refused: false, result, otherBootLive: otherBootLive(admitted.state, now, options) };
+      }
+      const seen = observeBoot(admitted.state, input.bootId, now, options);
+      putWatch.run(deviceId, JSON.stringify(seen.state));
+      if (seen.switched) {
+        upsertDuplicate.run(deviceId, now, now, JSON.stringify(seen.switched.bootIds));
+        countRejected.run(DUPLICATE_DEVICE_ID, 1);
+        involve(deviceId, seen.switched.bootIds);
+      }
+      if (seen.proven) markProven.run(seen.proven.incumbent, seen.proven.intruder, now, deviceId);
+      return { refused: false, result, switched: seen.switched, proven: seen.proven, otherBootLive: otherBootLive(seen.state, now, options) };
     });
+  }
+
+  /**
+   * Commits a batch (`commit`) unless two live boots of its device id are proven and this batch's boot is not the
+   * incumbent (`duplicate-device-id.ts`): then nothing of it is stored and it is counted under the device's
+   * `refused`. The boot watch lives in the store (`boot_watch`), read and written in the same IMMEDIATE
+   * transaction as the records, so ingest workers in other processes on one store all see every batch.
+   */
+  commitFromBoot(input: CommitInput, options: DuplicateDeviceIdOptions, now = Date.now()): WatchedCommit {
+    return this.watchedCommitTx.immediate(input, options, now);
   }
 
   /** Commits a validated batch durably (one transaction, fsync'd) and returns what to acknowledge. */
   commit(input: CommitInput, now = Date.now()): CommitResult {
     return this.commitTx(input, now);
-  }
-
-  /** Counts a batch of `deviceId` that switched back to another live boot (`DuplicateDeviceIdWatch`), under the device and as `duplicate-device-id`. */
-  countDuplicateDeviceId(deviceId: string, bootIds: readonly string[], now = Date.now()): void {
-    this.countDuplicateTx(deviceId, JSON.stringify(bootIds), now);
   }
 
   countRejected(reason: string): void {
@@ -337,17 +459,79 @@ function readStats(db: Database.Database): EdgeStats {
     (conflicts[row.device_id] ??= {})[row.kind] = row.n;
     if (row.open > 0) (openConflicts[row.device_id] ??= {})[row.kind] = row.open;
   }
+  return { devices, rejected, conflicts, openConflicts, duplicateDeviceIds: readDuplicateDeviceIds(db) };
+}
+
+function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDeviceIds'] {
   const duplicateDeviceIds: EdgeStats['duplicateDeviceIds'] = {};
-  for (const row of !hasTable(db, 'duplicate_device_ids') ? [] : db.prepare('SELECT device_id, count, first_ms, last_ms, boot_ids FROM duplicate_device_ids ORDER BY device_id').all() as {
+  if (!hasTable(db, 'duplicate_device_ids')) return duplicateDeviceIds;
+  // A store not yet opened by this build (read-only here) lacks the refusal columns.
+  const refusal = hasTable(db, 'boot_watch')
+    ? 'incumbent, refused_boot, proven_ms, released_ms, refused, involved'
+    : "NULL AS incumbent, NULL AS refused_boot, NULL AS proven_ms, NULL AS released_ms, 0 AS refused, '[]' AS involved";
+  const byBoot = db.prepare('SELECT kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq FROM records WHERE device_id = ? AND boot_id = ? GROUP BY kind');
+  const conflictsByBoot = db.prepare('SELECT kind, COUNT(*) AS n FROM conflicts WHERE device_id = ? AND boot_id = ? GROUP BY kind');
+  for (const row of db.prepare(`SELECT device_id, count, first_ms, last_ms, boot_ids, ${refusal} FROM duplicate_device_ids ORDER BY device_id`).all() as {
     device_id: string;
     count: number;
     first_ms: number;
     last_ms: number;
     boot_ids: string;
+    incumbent: string | null;
+    refused_boot: string | null;
+    proven_ms: number | null;
+    released_ms: number | null;
+    refused: number;
+    involved: string;
   }[]) {
-    duplicateDeviceIds[row.device_id] = { count: row.count, bootIds: JSON.parse(row.boot_ids) as string[], firstMs: row.first_ms, lastMs: row.last_ms };
+    const bootIds = JSON.parse(row.boot_ids) as string[];
+    const storedByBoot: Record<string, StoredByKind> = {};
+    for (const boot of new Set([...parseBootIds(row.involved), ...bootIds, row.incumbent, row.refused_boot])) {
+      if (boot === null) continue;
+      const kinds: StoredByKind = {};
+      for (const k of byBoot.all(row.device_id, boot) as { kind: RecordKind; stored: number; minSeq: number; maxSeq: number }[]) {
+        kinds[k.kind] = { stored: k.stored, minSeq: k.minSeq, maxSeq: k.maxSeq, conflicts: 0 };
+      }
+      for (const k of conflictsByBoot.all(row.device_id, boot) as { kind: RecordKind; n: number }[]) {
+        kinds[k.kind] = { ...(kinds[k.kind] ?? { stored: 0, minSeq: null, maxSeq: null }), conflicts: k.n };
+      }
+      storedByBoot[boot] = kinds;
+    }
+    duplicateDeviceIds[row.device_id] = {
+      count: row.count,
+      bootIds,
+      firstMs: row.first_ms,
+      lastMs: row.last_ms,
+      ...(row.incumbent !== null ? { incumbent: row.incumbent } : {}),
+      ...(row.refused_boot !== null ? { refusedBoot: row.refused_boot } : {}),
+      ...(row.proven_ms !== null ? { provenMs: row.proven_ms } : {}),
+      ...(row.released_ms !== null ? { releasedMs: row.released_ms } : {}),
+      refusedBatches: row.refused,
+      storedByBoot,
+    };
   }
-  return { devices, rejected, conflicts, openConflicts, duplicateDeviceIds };
+  return duplicateDeviceIds;
+}
+
+/** The boot watch state of a device as stored; undefined for none, or for a row that does not parse (a damaged store starts it afresh). */
+function parseWatch(raw: unknown): BootWatchState | undefined {
+  if (typeof raw !== 'string') return undefined;
+  try {
+    const state = JSON.parse(raw) as BootWatchState;
+    return typeof state === 'object' && state !== null && typeof state.boots === 'object' && state.boots !== null ? state : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A JSON array of boot ids as stored; [] for a cell that does not parse. */
+function parseBootIds(raw: string): string[] {
+  try {
+    const ids: unknown = JSON.parse(raw);
+    return Array.isArray(ids) ? ids.filter((b): b is string => typeof b === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
 /** Whether the database has `table` (a store not yet opened by this build, read here read-only, lacks the newer ones). */

@@ -4,8 +4,8 @@ import { openPayload, SEALED_PAYLOAD_MARK, type WireKey } from '../device-sdk/se
 import { encodeAck, type RefusedReason } from '../device-sdk/proto/index.js';
 import { type BatchLimits, BatchRejectedError, DEFAULT_BATCH_LIMITS, openBatch } from '../device-sdk/sync/batch.js';
 import { downTopic, type ParsedUpTopic, parseUpTopic } from '../device-sdk/sync/topics.js';
-import { DuplicateDeviceIdWatch, type DuplicateDeviceIdOptions } from './duplicate-device-id.js';
-import type { CommitResult, EdgeStore } from './edge-store.js';
+import { DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, DEVICE_ID_IN_USE, type DuplicateDeviceIdOptions } from './duplicate-device-id.js';
+import type { CommitResult, EdgeStore, WatchedCommit } from './edge-store.js';
 import type { CertificateProblem } from './issued-certificates.js';
 
 export type IngestOutcome = { ok: true; deviceId: string; result: CommitResult } | { ok: false; reason: string; message: string };
@@ -38,8 +38,9 @@ export interface IngestOptions {
   certificateProblem?: (deviceId: string) => CertificateProblem | undefined;
   /** Rate limit of the refusal notices (`Ack.refused`) sent to the device a refused batch came from. */
   refusalNotice?: Partial<RefusalNoticeOptions>;
-  /** Time of the duplicate device id watch and of the refusal notices' rate limit. */
+  /** Time of the duplicate device id watch (`now`: it is kept in the store, shared by ingest workers) and of the refusal notices' rate limit. */
   clock?: Pick<Clock, 'now' | 'monotonic'>;
+  /** When two live boots under one device id are proven, and when they are forgotten (`duplicate-device-id.ts`). */
   duplicateDeviceId?: Partial<DuplicateDeviceIdOptions>;
 }
 
@@ -56,7 +57,7 @@ export class Ingest {
   private readonly requireSealed: boolean;
   private readonly certificateProblem: IngestOptions['certificateProblem'];
   private readonly clock: Pick<Clock, 'now' | 'monotonic'>;
-  private readonly duplicates: DuplicateDeviceIdWatch;
+  private readonly duplicates: DuplicateDeviceIdOptions;
   private readonly refusalNotice: RefusalNoticeOptions;
   /** Monotonic time of the last refusal notice per `site/deviceId/kind/reason`. */
   private readonly noticeAt = new Map<string, number>();
@@ -70,7 +71,7 @@ export class Ingest {
     this.requireSealed = options.requireSealed === true;
     this.certificateProblem = options.certificateProblem;
     this.clock = options.clock ?? systemClock;
-    this.duplicates = new DuplicateDeviceIdWatch(this.clock, options.duplicateDeviceId);
+    this.duplicates = { ...DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, ...options.duplicateDeviceId };
     this.refusalNotice = { ...DEFAULT_REFUSAL_NOTICE, ...options.refusalNotice };
   }
 
@@ -109,25 +110,38 @@ export class Ingest {
       return this.reject('malformed', (error as Error).message, topic, { where, reason: 'malformed' });
     }
     const { header, records } = batch;
-    let result: CommitResult;
+    let watched: WatchedCommit;
     try {
-      result = this.store.commit({
-        site: where.site,
-        deviceId: where.deviceId,
-        kind: where.kind,
-        bootId: header.bootId,
-        afterSeq: header.afterSeq,
-        lastSeq: header.lastSeq,
-        ackedUpTo: header.ackedUpTo,
-        heldFrom: header.heldFrom,
-        records,
-      });
+      watched = this.store.commitFromBoot(
+        {
+          site: where.site,
+          deviceId: where.deviceId,
+          kind: where.kind,
+          bootId: header.bootId,
+          afterSeq: header.afterSeq,
+          lastSeq: header.lastSeq,
+          ackedUpTo: header.ackedUpTo,
+          heldFrom: header.heldFrom,
+          records,
+        },
+        this.duplicates,
+        this.clock.now(),
+      );
     } catch (error) {
       // Not the device's fault (disk full, I/O): no ack, so the device keeps the batch and resends.
       this.log.error({ err: (error as Error).message, deviceId: where.deviceId, kind: where.kind }, 'commit failed; not acknowledging');
       return { ok: false, reason: 'store', message: (error as Error).message };
     }
-    this.watchBoots(where.deviceId, header.bootId);
+    if (watched.refused) {
+      return this.reject(
+        DEVICE_ID_IN_USE,
+        `two live boards use device id ${where.deviceId}: batches of boot ${header.bootId} are refused while boot ${watched.incumbent} (the incumbent) keeps syncing; the refused board keeps its records`,
+        topic,
+        { where, reason: DEVICE_ID_IN_USE, bootId: header.bootId },
+      );
+    }
+    const { result } = watched;
+    this.logBoots(where.deviceId, watched);
     if (result.conflicts.length > 0) {
       // Kept in `conflicts` and counted in the commit's transaction, so acknowledging them loses nothing.
       this.log.error(
@@ -143,7 +157,7 @@ export class Ingest {
     if (result.assumed > 0) {
       this.log.warn({ ...ids, assumed: result.assumed, upToSeq: result.upToSeq }, "records this edge never stored taken as delivered on the device's acknowledged watermark; the device no longer holds them");
     }
-    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId, batchLastSeq: header.lastSeq, otherBootLive: this.duplicates.alternating(where.deviceId), seqFloor: result.seqFloor });
+    const ack = encodeAck({ ...ids, upToSeq: result.upToSeq, edgeMs: Date.now(), rewind: result.rewind, bootId: header.bootId, batchLastSeq: header.lastSeq, otherBootLive: watched.otherBootLive, seqFloor: result.seqFloor });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
     if (result.replay) {
       // Counted in the commit's own transaction.
@@ -155,19 +169,22 @@ export class Ingest {
     return { ok: true, deviceId: where.deviceId, result };
   }
 
-  /** Counts and logs (at most once per `logRepeatMs` per device) batches of a deviceId that alternate between two live boots. */
-  private watchBoots(deviceId: string, bootId: string): void {
-    const switched = this.duplicates.batch(deviceId, bootId);
-    if (!switched) return;
-    try {
-      this.store.countDuplicateDeviceId(deviceId, switched.bootIds, this.clock.now());
-    } catch (error) {
-      this.log.error({ err: (error as Error).message, deviceId }, 'could not count a duplicate device id');
+  /**
+   * Logs (at most once per `logRepeatMs` per device, across ingest workers) batches of a deviceId that alternate
+   * between two live boots, and the proof that makes the edge refuse the intruding boot's batches from then on.
+   */
+  private logBoots(deviceId: string, watched: Extract<WatchedCommit, { refused: false }>): void {
+    const { switched, proven } = watched;
+    if (proven) {
+      this.log.error(
+        { deviceId, incumbent: proven.incumbent, refusedBoot: proven.intruder, switchBacks: proven.switchBacks, spanMs: proven.spanMs },
+        "duplicate device id proven: two boards are running under this deviceId; the other boot's batches are refused from now on (its board keeps its records and raises sync-batches-refused) until the incumbent is silent for the watch window; give each board its own deviceId and certificate. Records of the refused boot stored before are listed by medge edge stats",
+      );
     }
-    if (switched.toLog === undefined) return;
+    if (switched?.toLog === undefined) return;
     this.log.error(
       { deviceId, bootIds: switched.bootIds, switches: switched.toLog },
-      'duplicate device id: batches of this deviceId alternate between two running boards, which evict each other\'s MQTT session; give one board its own deviceId (their records are kept, seq reuse in the conflicts table)',
+      "duplicate device id: batches of this deviceId alternate between two running boards, which evict each other's MQTT session; give one board its own deviceId (their records are kept, seq reuse in the conflicts table)",
     );
   }
 
@@ -176,17 +193,19 @@ export class Ingest {
    * Mosquitto or the embedded broker with `--tls` the ACL lets a device publish only under its own id) it also
    * tells that device on its ack topic why (`Ack.refused`, `upToSeq` 0: nothing acknowledged), at most once
    * per `refusalNotice.repeatMs` per device, kind and reason. The notice names only the device's own id, the
-   * kind and the reason. Before, a refused device got nothing and resent on every ack timeout indefinitely.
+   * kind and the reason, and with `bootId` the boot refused (`device-id-in-use`: the incumbent board reads the
+   * same ack topic and ignores a notice for another boot). Before, a refused device got nothing and resent on
+   * every ack timeout indefinitely.
    */
-  private reject(reason: string, message: string, topic: string, notice?: { where: ParsedUpTopic; reason: RefusedReason }): IngestOutcome {
+  private reject(reason: string, message: string, topic: string, notice?: { where: ParsedUpTopic; reason: RefusedReason; bootId?: string }): IngestOutcome {
     this.store.countRejected(reason);
     this.log.warn({ reason, topic: topic.slice(0, 200), err: message }, 'batch rejected');
-    if (notice) this.sendRefusalNotice(notice.where, notice.reason);
+    if (notice) this.sendRefusalNotice(notice.where, notice.reason, notice.bootId ?? '');
     return { ok: false, reason, message };
   }
 
-  private sendRefusalNotice(where: ParsedUpTopic, refused: RefusedReason): void {
-    const key = `${where.site}/${where.deviceId}/${where.kind}/${refused}`;
+  private sendRefusalNotice(where: ParsedUpTopic, refused: RefusedReason, bootId: string): void {
+    const key = `${where.site}/${where.deviceId}/${where.kind}/${refused}/${bootId}`;
     const now = this.clock.monotonic();
     const last = this.noticeAt.get(key);
     if (last !== undefined && now - last < this.refusalNotice.repeatMs) return;
@@ -195,7 +214,7 @@ export class Ingest {
       if (this.noticeAt.size >= this.refusalNotice.maxTracked) return;
     }
     this.noticeAt.set(key, now);
-    const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq: 0, edgeMs: this.clock.now(), refused });
+    const ack = encodeAck({ deviceId: where.deviceId, kind: where.kind, upToSeq: 0, edgeMs: this.clock.now(), refused, bootId });
     this.publishAck(downTopic(where.site, where.deviceId, 'ack'), Buffer.from(ack));
   }
 }

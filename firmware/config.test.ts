@@ -40,6 +40,7 @@ describe('parseRuntimeConfig', () => {
       log: { level: 'info' },
       statusIntervalMs: 1000,
       ui: { enabled: false, listen: '127.0.0.1:8080', users: [], sessionIdleMinutes: 15, language: 'en' },
+      inference: { requestTimeoutMs: 5000, startTimeoutMs: 60_000, closeTimeoutMs: 2000, restartDelaysMs: [60_000, 600_000, 3_600_000] },
     });
     expect(config.edge).not.toBe(DEFAULT_RUNTIME_CONFIG.edge);
     expect(Object.isFrozen(DEFAULT_RUNTIME_CONFIG.edge.backoff)).toBe(true);
@@ -96,6 +97,25 @@ describe('parseRuntimeConfig', () => {
       expect(error.value).toBe(window);
       expect(error.fix).toMatch(/^use an integer between 1 and 64/);
     }
+  });
+
+  it('takes the inference deadlines and restarts (a slower board), and names a value out of range', () => {
+    const config = parseRuntimeConfig({ ...minimal, inference: { requestTimeoutMs: 20_000, restartDelaysMs: [] } }, '/x');
+    expect(config.inference).toEqual({ requestTimeoutMs: 20_000, startTimeoutMs: 60_000, closeTimeoutMs: 2000, restartDelaysMs: [] });
+    expect(config.inference.restartDelaysMs).not.toBe(DEFAULT_RUNTIME_CONFIG.inference.restartDelaysMs);
+    for (const [field, value] of [
+      ['requestTimeoutMs', 50],
+      ['startTimeoutMs', 0],
+      ['closeTimeoutMs', 1.5],
+      ['requestTimeoutMs', '5000'],
+    ] as const) {
+      const error = problemOf({ ...minimal, inference: { [field]: value } });
+      expect(error.field).toBe(`inference.${field}`);
+      expect(error.value).toBe(value);
+    }
+    expect(problemOf({ ...minimal, inference: { restartDelaysMs: [500] } }).field).toBe('inference.restartDelaysMs[0]');
+    expect(problemOf({ ...minimal, inference: { restartDelaysMs: Array(11).fill(60_000) } })).toMatchObject({ field: 'inference.restartDelaysMs', problem: 'has 11 entries', fix: 'keep at most 10' });
+    expect(problemOf({ ...minimal, inference: { deadlineMs: 10 } }).fix).toMatch(/requestTimeoutMs/);
   });
 
   it('takes edge.slowLinkBytesPerSec and names a value outside 256 B/s .. 1 Gbit/s with the range', () => {

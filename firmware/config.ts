@@ -14,6 +14,8 @@ import { ConfigError, formatValue } from '../device-sdk/errors.js';
 import { getDriver } from '../device-sdk/sensors/registry.js';
 import { isTimeZone } from '../device-sdk/time-zone.js';
 import { CIPHER_SUITES, type CipherSuite } from '../device-sdk/security/envelope.js';
+import { DEFAULT_INFERENCE_WORKER_OPTIONS } from '../device-sdk/inference/worker.js';
+import { DEFAULT_MODEL_RESTARTS } from './model-restarts.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -185,6 +187,21 @@ export interface RuntimeConfig {
    */
   timeZone?: string;
   ui: UiConfig;
+  /**
+   * The inference workers' deadlines and restarts (`device-sdk/inference/worker.ts`, `firmware/model-restarts.ts`):
+   * a model that does not answer a request within `requestTimeoutMs` (its worker's compute time) or load within
+   * `startTimeoutMs` is stopped and its analysis falls back to its rules; the worker is restarted after each of
+   * `restartDelaysMs` in turn. A slower board (a Pi Zero class CPU, a slow SD card) may need longer deadlines.
+   */
+  inference: InferenceConfig;
+}
+
+/** See `RuntimeConfig.inference`. */
+export interface InferenceConfig {
+  requestTimeoutMs: number;
+  startTimeoutMs: number;
+  closeTimeoutMs: number;
+  restartDelaysMs: number[];
 }
 
 /** Model directories, one per analysis (see `artifacts.models`). */
@@ -229,6 +246,12 @@ export const DEFAULT_RUNTIME_CONFIG = deepFreeze({
   log: { level: 'info' as LogLevel },
   statusIntervalMs: 1000,
   ui: { enabled: false, listen: '127.0.0.1:8080', users: [] as UiUserConfig[], sessionIdleMinutes: 15, language: 'en' as UiLanguage },
+  inference: {
+    requestTimeoutMs: DEFAULT_INFERENCE_WORKER_OPTIONS.requestTimeoutMs,
+    startTimeoutMs: DEFAULT_INFERENCE_WORKER_OPTIONS.startTimeoutMs,
+    closeTimeoutMs: DEFAULT_INFERENCE_WORKER_OPTIONS.closeTimeoutMs,
+    restartDelaysMs: [...DEFAULT_MODEL_RESTARTS.delaysMs],
+  },
 });
 
 export const DEFAULT_SOURCE_CONFIGS = deepFreeze({
@@ -386,6 +409,14 @@ const RUNTIME_SCHEMA: SchemaObject = object(
       sessionIdleMinutes: int(1, 1440, 15),
       language: { type: 'string', enum: [...UI_LANGUAGES] },
     }),
+    inference: object({
+      // 100 ms (below it a healthy batch on a Pi 4 class board, about 1 s for 1024 beats, would time out) to 10 min.
+      requestTimeoutMs: int(100, 600_000, 5000),
+      startTimeoutMs: int(1000, 3_600_000, 60_000),
+      closeTimeoutMs: int(100, 600_000, 2000),
+      // At most 10 restarts, each 1 s to 1 day after the worker stopped answering; [] never restarts it.
+      restartDelaysMs: { type: 'array', maxItems: 10, items: int(1000, 86_400_000, 60_000) },
+    }),
   },
   ['deviceId', 'dataDir'],
 );
@@ -523,6 +554,8 @@ function toProblem(error: ErrorObject, data: unknown, prefix: string): ConfigPro
     }
     case 'oneOf':
       return undefined; // summary of the branch errors, which are reported themselves
+    case 'maxItems':
+      return { field: at.field, value: at.value, problem: `has ${Array.isArray(at.value) ? at.value.length : '?'} entries`, fix: `keep at most ${String(params.limit)}` };
     default: {
       const problem =
         error.keyword === 'pattern' && typeof parent?.description === 'string'
@@ -686,6 +719,7 @@ export function parseRuntimeConfig(input: unknown, baseDir: string, file?: strin
     ...(input.deviceModel === undefined ? {} : { deviceModel: input.deviceModel }),
     ...(input.timeZone === undefined ? {} : { timeZone: input.timeZone }),
     ui: { ...d.ui, ...input.ui, users: (input.ui?.users ?? []).map((u) => ({ ...u }) as UiUserConfig) },
+    inference: { ...d.inference, ...input.inference, restartDelaysMs: [...(input.inference?.restartDelaysMs ?? d.inference.restartDelaysMs)] as number[] },
   };
   const problems = crossFieldProblems(config);
   if (problems.length > 0) throw new ConfigErrors(problems, file);

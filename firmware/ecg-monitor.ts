@@ -10,6 +10,7 @@ import { DEFAULT_LEAD_DEFLECTION_OPTIONS, LeadDeflection } from './lead-deflecti
 import { SecondLeadBeats } from './second-lead.js';
 import { DEFAULT_QRS_CREDIBILITY_OPTIONS, QrsCredibility } from './qrs-credibility.js';
 import { type VentricularEvent, VentricularEpisodes } from './ventricular-episodes.js';
+import { DEFAULT_PACE_PULSE_OPTIONS, type PacePulseOptions } from './pace-pulses.js';
 
 export interface EcgMonitorOptions {
   /** A heart-rate reading (and rate and beat-class findings) is stored this often (ms of signal). */
@@ -84,6 +85,12 @@ export interface EcgMonitorOptions {
    * QRS of 0.1-0.35 mV (114 x0.2) lost every heart rate and raised `ecg-no-beats` 10 times in 120 s.
    */
   maxHumFreeShare: number;
+  /**
+   * A detection that is a pacemaker pulse with no QRS after it (`QrsCredibility.pacePulseOnly`, see
+   * firmware/pace-pulses.ts) is not a heartbeat, as for hum: a pacemaker firing without capture on a stopped
+   * heart must not hold the asystole alarm back. `minStepMvPerMs` 0: off.
+   */
+  pacePulse: PacePulseOptions;
 }
 
 export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.freeze({
@@ -101,6 +108,7 @@ export const DEFAULT_ECG_MONITOR_OPTIONS: Readonly<EcgMonitorOptions> = Object.f
   secondLeadConfirms: true,
   minHumFreeQrsMv: 0.1,
   maxHumFreeShare: 0.25,
+  pacePulse: DEFAULT_PACE_PULSE_OPTIONS,
 });
 
 /** Gaps up to this long (s) are bridged rather than restarting the analysis (well under the lead-off time). */
@@ -133,20 +141,38 @@ const RESTART_CLOCK_DELAY_MS = 2_000;
  * itself cannot tell. Two uses:
  * - A lead back on a patient whose heart has stopped shows a flat or baseline-only ECG: then the 2 s the
  *   detector learns (`RESTART_CLOCK_DELAY_MS`) are not waited for. At the first chunk end `asystoleMs` (4 s)
- *   after the lead-back with no heartbeat since, ecg-no-beats is raised if the lead has been quiet since
- *   the lead-back. Anything larger (a QRS complex, muscle artefact, an electrode settling) keeps the 2 s.
+ *   after the lead-back, ecg-no-beats is raised if the lead has been quiet since the lead-back, unless a
+ *   detection since repeated the shape of one before it or stood out `sureProminence` (`heartbeatAt`: other
+ *   detections on a quiet lead are noise the learning detector picked). Anything larger (a QRS complex, muscle
+ *   artefact, an electrode settling) keeps the 2 s.
  *   QA: a lead put back on baseline noise raised ecg-no-beats 6 s after it; now 4 s. bench/ecg-lead-back.js:
  *   no false ecg-no-beats added on the 26 MIT-BIH records with the lead-backs of the bench, of QA's
  *   re-check or 5 s off every 30 s; their 4 s stretches measure 0.32 mV at least, 0.03 mV SD noise 0.13.
  *   QA re-check: mains hum (50/60 Hz, 0.1-0.3 mV) on the stopped heart measured 0.2-0.7 mV with the 8 ms
  *   smoothing: 6 s, and at 128 Hz always 6 s; with the hum averaged out (`LeadDeflection` `mainsHz`) 4 s, and
- *   the bench's false ecg-no-beats unchanged (910 and 9,256 lead-backs, the same cases).
+ *   the bench's false ecg-no-beats unchanged (910 and 9,256 lead-backs, the same cases). QA, 128 Hz with 20 ADC
+ *   units per mV, 0.02-0.05 mV of noise (880 seeds, some with 0.1 mV of wander): 105 alarmed 6-26 s after or not
+ *   in 30 s, as a noise detection spanning 4 units against 2 ("credible") dropped the check; now 1 (two noise
+ *   detections correlating 0.80); at 250 Hz 52, now none; at 360 Hz none either way. Lead-back bench at 360,
+ *   250 and 128 Hz (20 units per mV): false ecg-no-beats unchanged (4, 4, 15 over 910 lead-backs).
  * - Contact lost too often for the detector to learn (`intermittentNoBeatMs`): urgent `ecg-no-beats` only
  *   when the lead was quiet between the losses (the last `intermittentNoBeatMs`), else the contact warning
  *   `ecg-intermittent-contact`. QA: a stopped heart under 0.1-0.3 mV of hum or 0.5 mV of baseline wander
- *   while the electrode flapped got only the warning, raised before the arrest, and no urgent alarm.
+ *   while the electrode flapped got only the warning, raised before the arrest, and no urgent alarm. QA again,
+ *   0.5 mV of wander at 128 Hz: 18.5-19 s or none (the wander's slope measured), and with flaps under 1 s none at
+ *   any rate (the step back from a held value measured); now 10-12.1 s at 128, 250 and 360 Hz (5 layouts).
  */
-const QUIET_LEAD = Object.freeze({ belowMv: DEFAULT_QRS_CREDIBILITY_OPTIONS.minQrsMv });
+const QUIET_LEAD = Object.freeze({
+  belowMv: DEFAULT_QRS_CREDIBILITY_OPTIONS.minQrsMv,
+  /**
+   * A credible detection standing out this much (or repeating a shape, `heartbeatAt`) drops the quiet-lead check
+   * of a lead-back: twice `minProminence`. Detections on a stopped heart's baseline noise (0.015-0.05 mV SD,
+   * 0.1 mV of wander) after a lead-back, 40 seeds each, at 128 and 250 Hz with 20 ADC units per mV: at most 3
+   * (2.5 but for one); at 360 Hz with 200 units none is credible. A low-voltage QRS on a clean baseline (MIT-BIH
+   * 114 scaled x0.2, 0.11-0.17 mV) stands out 4.4 before its shape can repeat.
+   */
+  sureProminence: 2 * DEFAULT_QRS_CREDIBILITY_OPTIONS.minProminence,
+});
 /**
  * A flapping lead (its lead-off episodes less than `LEAD_OFF_FLAP_MS` apart) gets one lead-off warning
  * (`ecg-lead-off`, `ecg-secondary-lead-off`) per `LEAD_OFF_REPEAT_MS`; the episodes in between are counted
@@ -344,6 +370,10 @@ export class EcgMonitor {
   private holding = false;
   /** Detections that were not heartbeats (`minHumFreeQrsMv`; front-end samples, the last 64): not analysed. */
   private readonly rejected = new Set<number>();
+  /** Detections taken for pacemaker pulses without a QRS since the monitor started (`pacePulse`). */
+  pacePulsesRejected = 0;
+  /** ... since the last sign of a heartbeat (named in `ecg-no-beats`). */
+  private pacePulsesSinceBeat = 0;
   /** Lead-off warnings raised, by channel (at most one per `LEAD_OFF_REPEAT_MS`). */
   private readonly leadOffWarnings = new Map<number, LeadOffWarnings>();
   /** Findings carry `saturation` until this device time (ms) of stream `generation`: the front end reported it. */
@@ -362,7 +392,7 @@ export class EcgMonitor {
     this.sensor = sensor;
     this.options = { ...DEFAULT_ECG_MONITOR_OPTIONS, ...options };
     this.classifier = classifier;
-    if (this.options.secondLeadConfirms) this.secondLead = new SecondLeadBeats();
+    if (this.options.secondLeadConfirms) this.secondLead = new SecondLeadBeats({ pacePulse: this.options.pacePulse });
   }
 
   /** Called when the model fails (`error`: what the classifier rejected with) and the monitor falls back to the rules. */
@@ -467,7 +497,10 @@ export class EcgMonitor {
     }
     // A held value is not the lead: measured, its step from the hum or noise it froze looked like a QRS
     // complex (QA: a stopped heart under 0.2 mV of 50 Hz hum, contact lost 1.5 s in every 3 s, got no ecg-no-beats).
-    if (!held) (this.deflection as LeadDeflection).push(chunk.samples, chunk.gain, endMs);
+    // Nor is a window across it measured: the lead comes back from the hold where it has moved to meanwhile (QA:
+    // 0.5 mV of baseline wander, contact lost 0.5 s in every 1.5 s: the steps measured 0.4-0.6 mV, no ecg-no-beats).
+    if (held) (this.deflection as LeadDeflection).break();
+    else (this.deflection as LeadDeflection).push(chunk.samples, chunk.gain, endMs);
     // Until a chunk with signal comes, the level follows each flat chunk (a rail, then a quiet stretch of ECG
     // shorter than a chunk's worth of peak-to-peak, must not leave the rail as the level).
     if (!this.offsetSettled) {
@@ -662,8 +695,14 @@ export class EcgMonitor {
     const humFree = credibility.humFreeQrsMv(d, DEFAULT_LEAD_DEFLECTION_OPTIONS.mainsHz);
     if (humFree !== undefined && humFree < this.options.minHumFreeQrsMv && humFree <= this.options.maxHumFreeShare * (credibility.qrsMv(d) ?? 0)) {
       // Mains hum taken for a QRS (see `minHumFreeQrsMv`, `maxHumFreeShare`): as if nothing had been detected.
-      this.rejected.add(d);
-      if (this.rejected.size > 64) this.rejected.delete(this.rejected.values().next().value as number);
+      this.reject(d);
+      return;
+    }
+    if (credibility.pacePulseOnly(d, this.options.pacePulse)) {
+      // A pacemaker pulse that captured nothing (see `pacePulse`): as if nothing had been detected.
+      this.pacePulsesRejected += 1;
+      this.pacePulsesSinceBeat += 1;
+      this.reject(d);
       return;
     }
     const repeats = credibility.repeats(d, this.recentDetections);
@@ -691,16 +730,31 @@ export class EcgMonitor {
       if (this.credibleRun >= this.options.acquisitionBeats) this.acquired = true;
     }
     this.beatsSeen = true;
-    this.heartbeatAt(t);
+    this.heartbeatAt(t, repeats || this.acquired || (credibility.measure(d)?.prominence ?? 0) >= QUIET_LEAD.sureProminence);
     this.asystole = false;
   }
 
-  /** A sign of a heartbeat at device time `t` (ms): the asystole clock starts again. */
-  private heartbeatAt(t: number): void {
+  /** Detection `d` is not a heartbeat: it is not analysed and gives no RR interval. */
+  private reject(d: number): void {
+    this.rejected.add(d);
+    if (this.rejected.size > 64) this.rejected.delete(this.rejected.values().next().value as number);
+  }
+
+  /**
+   * A sign of a heartbeat at device time `t` (ms): the asystole clock starts again. The quiet-lead check of a
+   * lead-back (`QUIET_LEAD`) is dropped only by a `sure` one: a credible detection that repeats the shape of
+   * one before it or stands out `QUIET_LEAD.sureProminence` (or any once acquired). A detector learning a lead
+   * of baseline noise finds detections that stand out of it by chance, at a coarse ADC often enough to hold the
+   * clock for good (0.05 mV units: noise of 0.03 mV SD spans 2 units, a detection on it 3-4, "prominence"
+   * 1.5-2), but their shapes do not repeat (128 Hz, 20 units per mV, 80 seeds: best correlation with the 3
+   * detections before 0.31 median, 5 of 3,597 >= 0.8; QRS complexes after a lead-back 0.99 median).
+   */
+  private heartbeatAt(t: number, sure = false): void {
+    this.pacePulsesSinceBeat = 0;
     this.noBeatSinceMs = t;
     this.silentSinceMs = t;
     this.lastBeatMs = t;
-    this.quietCheckFromMs = undefined;
+    if (sure) this.quietCheckFromMs = undefined;
     this.contactLossesSinceBeat = 0;
     this.intermittentAlarmed = false;
     this.contactAlarmed = false;
@@ -970,7 +1024,8 @@ export class EcgMonitor {
 
   private checkAsystole(endMs: number, out: EcgMonitorOutput): void {
     if (this.leadOff || this.asystole || this.noBeatSinceMs === undefined) return;
-    if (endMs - this.noBeatSinceMs >= this.options.asystoleMs || this.quietSinceLeadBack(endMs)) {
+    const quietSinceMs = this.quietSinceLeadBack(endMs);
+    if (endMs - this.noBeatSinceMs >= this.options.asystoleMs || quietSinceMs !== undefined) {
       // Lead 2 shows the heart beating: no QRS on lead 1 for now, not an arrest (asked again every chunk).
       if (this.secondLead?.beating(endMs, endMs - this.options.asystoleMs)) {
         if (!this.holding) this.heldBySecondLead += 1;
@@ -985,21 +1040,25 @@ export class EcgMonitor {
         severity: 3,
         t: endMs,
         sensor: this.sensor,
-        // The time it has really lasted: since the last heartbeat, or since the lead was back.
-        message: `No QRS complex detected for ${Math.round((endMs - this.silentSinceMs) / 1000)} s on a connected lead; check the patient now (${DECISION_SUPPORT}).`,
+        // The time it has really lasted: since the last heartbeat, or since the lead was back (a quiet lead: what
+        // was detected on it since was not a QRS complex).
+        message: `No QRS complex detected for ${Math.round((endMs - (quietSinceMs ?? this.silentSinceMs)) / 1000)} s on a connected lead${
+          this.pacePulsesSinceBeat > 0 ? `, though ${this.pacePulsesSinceBeat} sharp spike${this.pacePulsesSinceBeat > 1 ? 's' : ''} (pacemaker pulses or artefact) came without a QRS after ${this.pacePulsesSinceBeat > 1 ? 'them' : 'it'}` : ''
+        }; check the patient now (${DECISION_SUPPORT}).`,
       });
     }
   }
 
   /**
-   * Whether the lead has been back `asystoleMs` with no heartbeat and nothing on it as large as a QRS
-   * complex (`QUIET_LEAD`); asked once per lead-back, at the first chunk end `asystoleMs` after it.
+   * The time of the lead-back (ms) when the lead has been back `asystoleMs` with no sure heartbeat
+   * (`heartbeatAt`) and nothing on it as large as a QRS complex (`QUIET_LEAD`), else undefined; asked
+   * once per lead-back, at the first chunk end `asystoleMs` after it.
    */
-  private quietSinceLeadBack(endMs: number): boolean {
+  private quietSinceLeadBack(endMs: number): number | undefined {
     const from = this.quietCheckFromMs;
-    if (from === undefined || endMs - from < this.options.asystoleMs) return false;
+    if (from === undefined || endMs - from < this.options.asystoleMs) return undefined;
     this.quietCheckFromMs = undefined;
-    return (this.deflection as LeadDeflection).largestSince(from) < QUIET_LEAD.belowMv;
+    return (this.deflection as LeadDeflection).largestSince(from) < QUIET_LEAD.belowMv ? from : undefined;
   }
 
   private report(tMs: number, out: EcgMonitorOutput): void {

@@ -1,3 +1,4 @@
+import { DEFAULT_MAINS_HUM_FILTER_OPTIONS, MainsHumFilter } from './mains-hum-filter.js';
 import { DEFAULT_QRS_CREDIBILITY_OPTIONS } from './qrs-credibility.js';
 
 export interface LeadDeflectionOptions {
@@ -5,11 +6,11 @@ export interface LeadDeflectionOptions {
   /** Width of the windows whose peak-to-peak is measured (ms): about a QRS complex. */
   windowMs: number;
   /**
-   * Mains frequencies (Hz) whose hum is taken out before measuring: one moving average a period of each long,
-   * one after the other. Each nulls its frequency and its harmonics (the nearest whole number of samples: within
-   * 5 % of the hum left at 250 Hz and up, 20 % at 128 Hz); white noise shrinks, and a QRS complex keeps most of
-   * its size (MIT-BIH: every 4 s stretch of the 26 records still measures 0.18 mV at least at 360 and 250 Hz,
-   * 0.17 at 128 Hz).
+   * Mains frequencies (Hz) whose hum is taken out before measuring, by `MainsHumFilter` (moving averages a period
+   * of each long, and a notch where the rate holds no whole period, as 128 Hz); white noise shrinks, and a QRS
+   * complex keeps most of its size. MIT-BIH (26 records, 4 s stretches every 1 s, 46,852 at 360 Hz): every
+   * stretch measures 0.15 mV or more but 3 at 360 and 250 Hz, 4 at 128 Hz with 20 ADC units per mV, all in
+   * 116 at 1335-1371 s, where the QRS leaves MLII (before the windows' line was taken off: 1 stretch).
    */
   mainsHz: readonly number[];
   /** Per-chunk maxima are kept this long (ms). */
@@ -18,38 +19,61 @@ export interface LeadDeflectionOptions {
 
 export const DEFAULT_LEAD_DEFLECTION_OPTIONS: Readonly<Omit<LeadDeflectionOptions, 'fs'>> = Object.freeze({
   windowMs: 2 * DEFAULT_QRS_CREDIBILITY_OPTIONS.qrsHalfMs,
-  mainsHz: Object.freeze([50, 60]),
+  mainsHz: DEFAULT_MAINS_HUM_FILTER_OPTIONS.mainsHz,
   keepMs: 30_000,
 });
 
+/** Peak-to-peak of `x[from, to)` with its least-squares line taken off (the slope of baseline wander). */
+function detrendedSpan(x: readonly number[], from: number, to: number): number {
+  const n = to - from;
+  if (n < 3) return 0;
+  const mid = (n - 1) / 2;
+  let mean = 0;
+  for (let k = from; k < to; k++) mean += x[k] as number;
+  mean /= n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let k = 0; k < n; k++) {
+    sxy += (k - mid) * ((x[from + k] as number) - mean);
+    sxx += (k - mid) ** 2;
+  }
+  const slope = sxy / sxx;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let k = 0; k < n; k++) {
+    const v = (x[from + k] as number) - slope * (k - mid);
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return hi - lo;
+}
+
 /**
  * The largest QRS-sized deflection of a lead over time (pure: no I/O, no timers): the peak-to-peak (mV) of
- * `windowMs` windows of the lead with mains hum taken out (`mainsHz`), the largest per chunk, kept with the
- * chunk's end time.
+ * `windowMs` windows of the lead with mains hum taken out (`mainsHz`) and each window's least-squares line taken
+ * off (baseline wander), the largest per chunk, kept with the chunk's end time.
  * The ECG monitor asks it whether a stretch of lead showed anything as large as the smallest QRS complex
  * it believes (`QrsCredibilityOptions.minQrsMv`, 0.15 mV) when its QRS detector could not tell (still
- * learning a lead that was put back on, or contact lost too often for it to learn). 0.03 mV SD of white
- * baseline noise measures about 0.05 mV at 360 Hz (0.08 at 128 Hz), 50 or 60 Hz hum of 0.5 mV amplitude
- * 0.06-0.12 mV (QA: with a lightly smoothed lead, 8 ms, hum of 0.1 mV measured 0.2 mV and more, so a stopped
- * heart under hum was never quiet, and 128 Hz white noise of 0.03 mV measured 0.18); MIT-BIH QRS complexes
- * 0.3-3 mV. Baseline wander is not taken out: 0.5 mV at 0.3 Hz measures 0.14-0.16 mV. Windows do not span a
- * `break` (contact lost: what comes back may sit at another level).
+ * learning a lead that was put back on, or contact lost too often for it to learn). QA: with a lightly smoothed
+ * lead, 8 ms, hum of 0.1 mV measured 0.2 mV and more, so a stopped heart under hum was never quiet; MIT-BIH QRS
+ * complexes measure 0.3-3 mV. Worst of 10 seeds x 20 s with 0.03 mV SD of noise, at 360 / 250 / 128 Hz (128 Hz:
+ * 20 ADC units per mV): the noise alone 0.063 / 0.075 / 0.083 mV; 0.5 mV of 0.3 Hz wander added 0.064 / 0.080 /
+ * 0.086 (with its slope measured, before: 0.156 / 0.164 / 0.183, so an arrest under wander was not quiet at
+ * 128 Hz); 0.5 mV of 50 Hz hum added 0.064 / 0.076 / 0.076 (without the notch at 128 Hz: 0.150). Windows do not
+ * span a `break` (contact lost, or a value held over a bridged report: what comes back may sit at another level).
  */
 export class LeadDeflection {
   readonly options: LeadDeflectionOptions;
   private readonly window: number;
-  /** Lengths (samples) of the moving averages, one per mains frequency. */
-  private readonly averages: readonly number[];
-  /** The last inputs (mV) of each moving average, and the last smoothed samples (less than a window). */
-  private inputs: number[][];
+  /** The mains hum filter (`MainsHumFilter`), and the last hum-free samples (less than a window). */
+  private readonly hum: MainsHumFilter;
   private tail: number[] = [];
   private readonly maxima: { endMs: number; mv: number }[] = [];
 
   constructor(options: Partial<LeadDeflectionOptions> & { fs: number }) {
     this.options = { ...DEFAULT_LEAD_DEFLECTION_OPTIONS, ...options };
     this.window = Math.max(2, Math.round((this.options.windowMs * this.options.fs) / 1000));
-    this.averages = this.options.mainsHz.map((hz) => Math.max(1, Math.round(this.options.fs / hz)));
-    this.inputs = this.averages.map(() => []);
+    this.hum = new MainsHumFilter({ fs: this.options.fs, mainsHz: this.options.mainsHz });
   }
 
   /** A chunk of the lead in ADC units (`gain` per mV) ending at device time `endMs`. */
@@ -57,14 +81,7 @@ export class LeadDeflection {
     const smoothed = this.tail;
     const start = smoothed.length;
     for (let i = 0; i < samples.length; i++) {
-      let v: number | undefined = (samples[i] as number) / (gain || 1);
-      for (let s = 0; s < this.averages.length && v !== undefined; s++) {
-        const n = this.averages[s] as number;
-        const input = this.inputs[s] as number[];
-        input.push(v);
-        if (input.length > n) input.shift();
-        v = input.length === n ? input.reduce((a, b) => a + b, 0) / n : undefined;
-      }
+      const v = this.hum.push((samples[i] as number) / (gain || 1));
       if (v !== undefined) smoothed.push(v);
     }
     // Windows ending in this chunk, a quarter of a window apart, the last at its last sample (a lead with less
@@ -74,16 +91,7 @@ export class LeadDeflection {
     for (let end = Math.max(this.window, start + 1); end < smoothed.length; end += step) ends.push(end);
     if (smoothed.length > start) ends.push(smoothed.length);
     let largest = 0;
-    for (const end of ends) {
-      let lo = Number.POSITIVE_INFINITY;
-      let hi = Number.NEGATIVE_INFINITY;
-      for (let k = Math.max(0, end - this.window); k < end; k++) {
-        const v = smoothed[k] as number;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-      largest = Math.max(largest, hi - lo);
-    }
+    for (const end of ends) largest = Math.max(largest, detrendedSpan(smoothed, Math.max(0, end - this.window), end));
     this.tail = smoothed.slice(Math.max(0, smoothed.length - this.window + 1));
     this.maxima.push({ endMs, mv: largest });
     while ((this.maxima[0]?.endMs ?? endMs) < endMs - this.options.keepMs) this.maxima.shift();
@@ -91,7 +99,7 @@ export class LeadDeflection {
 
   /** Contact lost (or a new stream): the next chunk starts afresh. */
   break(): void {
-    this.inputs = this.averages.map(() => []);
+    this.hum.reset();
     this.tail = [];
   }
 

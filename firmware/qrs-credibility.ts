@@ -1,3 +1,5 @@
+import { DEFAULT_MAINS_HUM_FILTER_OPTIONS, MainsHumFilter } from './mains-hum-filter.js';
+
 /**
  * Whether a detected QRS complex is credible (pure: no I/O, no timers): the ECG monitor's check on its
  * QRS detector while the detector learns a new stream or a lead that was put back on.
@@ -10,6 +12,8 @@
  * detector's beats have a prominence >= 2 on 19 records (>= 1.1 on all but 207, whose ventricular flutter
  * has no QRS to stand out); on baseline noise (0.03 mV SD) its detections sit at 0.9-1.2.
  */
+
+import { blankPacePulse, type PacePulseOptions } from './pace-pulses.js';
 
 export interface QrsCredibilityOptions {
   fs: number;
@@ -59,9 +63,6 @@ export const DEFAULT_QRS_CREDIBILITY_OPTIONS: Readonly<Omit<QrsCredibilityOption
   minWindows: 4,
 });
 
-/** `humFreeQrsMv`: the share of a mains frequency its moving averages may leave before a notch is added. */
-const MAX_HUM_RESIDUAL = 0.02;
-
 /** How long after the R peak a detection may be checked (ms): the detector reports about 300 ms late. */
 const HISTORY_MARGIN_MS = 2_000;
 
@@ -102,6 +103,13 @@ export class QrsCredibility {
   measure(r: number): { qrsMv: number; prominence: number } | undefined {
     const qrsMv = this.qrsMv(r);
     if (qrsMv === undefined) return undefined;
+    const level = this.backgroundLevel(r);
+    if (level === undefined) return undefined;
+    return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
+  }
+
+  /** Median peak-to-peak (mV) of the background windows of the detection at `r`; undefined when fewer than `minWindows` are at hand. */
+  private backgroundLevel(r: number): number | undefined {
     const { fs, qrsHalfMs, windowMs, backgroundMs, minWindows } = this.options;
     const end = r + Math.round((qrsHalfMs * fs) / 1000) + 1;
     const start = Math.max(0, this.pushed - this.ring.length, r - Math.round((backgroundMs * fs) / 1000));
@@ -110,8 +118,28 @@ export class QrsCredibility {
     for (let s = start; s + w <= end; s += w) background.push(this.p2p(s, s + w));
     if (background.length < minWindows) return undefined;
     background.sort((a, b) => a - b);
-    const level = background[background.length >> 1] as number;
-    return { qrsMv, prominence: level > 0 ? qrsMv / level : Number.POSITIVE_INFINITY };
+    return background[background.length >> 1] as number;
+  }
+
+  /**
+   * Whether the detection at `r` is a pacemaker pulse with no QRS after it (`blankPacePulse`): its QRS window
+   * (`r ± qrsHalfMs`) holds a pulse, and once the pulse is blanked, what is left from `r - qrsHalfMs` to
+   * `r + captureWindowMs` (the QRS an atrial pulse leads to comes up to 250 ms later) measures less than
+   * `minQrsMv`, or less than `maxUnprominentMv` while standing out of the background less than
+   * `minEvidenceProminence` times. False when that stretch is not at hand.
+   */
+  pacePulseOnly(r: number, options: PacePulseOptions): boolean {
+    const { fs, qrsHalfMs, minQrsMv, minEvidenceProminence } = this.options;
+    const half = Math.round((qrsHalfMs * fs) / 1000);
+    const after = Math.max(half, Math.round((options.captureWindowMs * fs) / 1000));
+    if (r - half < Math.max(0, this.pushed - this.ring.length) || r + after + 1 > this.pushed) return false;
+    const window = Float64Array.from({ length: half + after + 1 }, (_, k) => this.ring[(r - half + k) % this.ring.length] as number);
+    const pulse = blankPacePulse(window, fs, options, 1, 2 * half + 1);
+    if (pulse === undefined) return false;
+    const left = Math.max(...pulse.blanked) - Math.min(...pulse.blanked);
+    if (left < minQrsMv) return true;
+    const level = this.backgroundLevel(r);
+    return left < options.maxUnprominentMv && level !== undefined && level > 0 && left / level < minEvidenceProminence;
   }
 
   /**
@@ -164,39 +192,22 @@ export class QrsCredibility {
   }
 
   /**
-   * Peak-to-peak (mV) of the QRS window of the detection at sample `r` (`r ± qrsHalfMs`) after moving averages
-   * one period of each of `mainsHz` long (mains hum and its harmonics nulled, as `LeadDeflection` does), and a
-   * notch at each of them the averages leave more than `MAX_HUM_RESIDUAL` of (a rate holding no whole period:
-   * 128 Hz); undefined when not at hand.
+   * Peak-to-peak (mV) of the QRS window of the detection at sample `r` (`r ± qrsHalfMs`) with mains hum at
+   * `mainsHz` taken out by `MainsHumFilter` (the filter `LeadDeflection` streams: moving averages, and a notch
+   * where the rate holds no whole hum period, as 128 Hz); undefined when not at hand (the window and the
+   * filter's run-in before it).
    */
-  humFreeQrsMv(r: number, mainsHz: readonly number[]): number | undefined {
+  humFreeQrsMv(r: number, mainsHz: readonly number[] = DEFAULT_MAINS_HUM_FILTER_OPTIONS.mainsHz): number | undefined {
     const { fs, qrsHalfMs } = this.options;
     const half = Math.round((qrsHalfMs * fs) / 1000);
-    const lengths = mainsHz.map((hz) => Math.max(1, Math.round(fs / hz)));
-    // Where the sampling rate holds no whole number of hum periods the averages leave some of it (128 Hz: 6 % of
-    // 50 Hz): a notch (zeros at exactly `hz`, unit gain at DC) takes out the rest.
-    const notches = mainsHz.filter((hz) => hz < fs / 2 && lengths.reduce((g, n) => g * Math.abs(Math.sin((n * Math.PI * hz) / fs) / (n * Math.sin((Math.PI * hz) / fs))), 1) > MAX_HUM_RESIDUAL);
-    const margin = lengths.reduce((a, n) => a + n, 0) + 2 * notches.length;
-    const oldest = Math.max(0, this.pushed - this.ring.length);
-    const from = r - half - margin;
+    const filter = { fs, mainsHz };
+    const from = r - half - new MainsHumFilter(filter).runIn;
     const to = r + half + 1;
-    if (from < oldest || to > this.pushed) return undefined;
-    let x = Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number);
-    for (const n of lengths) {
-      const y: number[] = [];
-      let sum = 0;
-      for (let k = 0; k < x.length; k++) {
-        sum += x[k] as number;
-        if (k >= n) sum -= x[k - n] as number;
-        if (k >= n - 1) y.push(sum / n);
-      }
-      x = y;
-    }
-    for (const hz of notches) {
-      const c = 2 * Math.cos((2 * Math.PI * hz) / fs);
-      x = x.slice(2).map((v, k) => (v - c * (x[k + 1] as number) + (x[k] as number)) / (2 - c));
-    }
-    const window = x.slice(Math.max(0, x.length - (2 * half + 1)));
+    if (from < Math.max(0, this.pushed - this.ring.length) || to > this.pushed) return undefined;
+    const window = MainsHumFilter.apply(
+      Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number),
+      filter,
+    );
     return Math.max(...window) - Math.min(...window);
   }
 

@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError, StoreError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, type MeterIdentity, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -57,12 +57,12 @@ export interface RuntimeDeps {
   /** Seed of the simulated sources (each source gets seed + its index). */
   seed: number;
   /**
-   * The inference workers' deadlines (default `DEFAULT_INFERENCE_WORKER_OPTIONS`): a model that does not
+   * The inference workers' deadlines, over the config's `inference` ones (tests): a model that does not
    * answer in time is stopped and its analysis falls back to its rules, so `stop()` returns within about
    * `requestTimeoutMs + closeTimeoutMs` of the models' share of it.
    */
   inference: Partial<InferenceWorkerOptions>;
-  /** Restarts of a model worker that stopped answering (default `DEFAULT_MODEL_RESTARTS` in analyzers.ts). */
+  /** Restarts of a model worker that stopped answering (default: the config's `inference.restartDelaysMs`). */
   modelRestarts: { delaysMs: readonly number[] };
 }
 
@@ -309,7 +309,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
-    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string, meter?: string) => this.meterRecords.last(sensor, meter), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
+    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string, meter?: MeterIdentity) => this.meterRecords.last(sensor, meter), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
       if (s.type !== 'device') return createSimSource(s, this.clock, seed + i, config.timeZone);
@@ -341,8 +341,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       now: () => this.clock.now(),
       clock: this.clock,
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
-      ...(deps.inference ? { inference: deps.inference } : {}),
-      ...(deps.modelRestarts ? { modelRestarts: deps.modelRestarts } : {}),
+      // The config's deadlines and restarts (defaults: DEFAULT_INFERENCE_WORKER_OPTIONS, DEFAULT_MODEL_RESTARTS); deps override them (tests).
+      inference: { requestTimeoutMs: config.inference.requestTimeoutMs, startTimeoutMs: config.inference.startTimeoutMs, closeTimeoutMs: config.inference.closeTimeoutMs, ...deps.inference },
+      modelRestarts: deps.modelRestarts ?? { delaysMs: config.inference.restartDelaysMs },
       meterRecordBits: this.meterRecordBits,
     });
     for (const a of this.analyzers) a.restore?.(stored);

@@ -1,5 +1,6 @@
 import type { StreamChunk } from '../device-sdk/records.js';
 import { QrsDetector } from '../device-sdk/signal/ecg/qrs-detector.js';
+import { DEFAULT_PACE_PULSE_OPTIONS, type PacePulseOptions } from './pace-pulses.js';
 import { QrsCredibility } from './qrs-credibility.js';
 
 export interface SecondLeadOptions {
@@ -9,12 +10,15 @@ export interface SecondLeadOptions {
   maxAgeMs: number;
   /** A jump in the lead's sample counter up to this (s) is bridged holding the value (the monitor's bridge on lead 1); longer ones start afresh. */
   bridgeS: number;
+  /** Pacemaker pulses without a QRS are not heartbeats on this lead either (`QrsCredibility.pacePulseOnly`): they repeat one shape. */
+  pacePulse: PacePulseOptions;
 }
 
 export const DEFAULT_SECOND_LEAD_OPTIONS: Readonly<SecondLeadOptions> = Object.freeze({
   minBeats: 3,
   maxAgeMs: 3_000,
   bridgeS: 1,
+  pacePulse: DEFAULT_PACE_PULSE_OPTIONS,
 });
 
 /**
@@ -28,7 +32,7 @@ export const DEFAULT_SECOND_LEAD_OPTIONS: Readonly<SecondLeadOptions> = Object.f
  * Its own QRS detector runs on the lead, and a detection counts only when it is credible as the monitor
  * judges a lead's first beats (`QrsCredibility`: it stands out of the lead around it, prominence >= 2, and is
  * at least 0.15 mV) and has the shape of one of the 3 detections before it (muscle artefact stands out but
- * does not repeat a shape). `beating(endMs, fromMs)` asks for `minBeats` of them since `fromMs`, the newest
+ * does not repeat a shape), and is not a pacemaker pulse without a QRS (`pacePulse`). `beating(endMs, fromMs)` asks for `minBeats` of them since `fromMs`, the newest
  * within `maxAgeMs`. Contact lost on the lead (`leadOff`), a jump in its sample counter or a new rate starts
  * it afresh; nothing from before counts.
  */
@@ -107,7 +111,7 @@ export class SecondLeadBeats {
       const repeats = credibility.repeats(d, this.recent);
       this.recent.push(d);
       if (this.recent.length > 3) this.recent.shift();
-      if (!repeats || !credibility.credible(d)) continue;
+      if (!repeats || !credibility.credible(d) || credibility.pacePulseOnly(d, this.options.pacePulse)) continue;
       const t = this.timeOf(this.firstSample + d);
       this.beatsMs.push(t);
       while ((this.beatsMs[0] as number) < t - 30_000) this.beatsMs.shift();

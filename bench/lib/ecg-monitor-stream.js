@@ -7,7 +7,6 @@ import { readWfdbRecord } from '../../dist/simulator/sources/wfdb-files.js';
 
 export const FS = 360;
 export const GAIN = 200;
-const CHUNK = FS / 10;
 
 export const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -19,13 +18,35 @@ export const quantile = (xs, q) => {
 };
 
 /**
+ * `x` (MIT-BIH units, `GAIN` per mV, at `FS`) as a front end sampling at `fs` with `gain` ADC units per mV
+ * gives it: linearly interpolated, then rounded to whole ADC units (`x` itself when the format is MIT-BIH's).
+ * @param {Int16Array} x @param {{ fs: number, gain: number }} format
+ */
+export function inFormat(x, { fs, gain }) {
+  if (fs === FS && gain === GAIN) return x;
+  return Int16Array.from({ length: Math.floor((x.length * fs) / FS) }, (_, i) => {
+    const p = (i * FS) / fs;
+    const k = Math.floor(p);
+    const v = (x[k] ?? 0) * (1 - (p - k)) + (x[k + 1] ?? x[k] ?? 0) * (p - k);
+    return Math.round((v * gain) / GAIN);
+  });
+}
+
+/**
  * Streams `x` (MIT-BIH units, `GAIN` per mV, at `FS`) through a new monitor with the rule classifier, with
- * `second` as lead 2 (channel 1) when given (same length and units).
+ * `second` as lead 2 (channel 1) when given (same length and units); with `format` the monitor gets both as a
+ * front end at `format.fs` with `format.gain` ADC units per mV would give them (`inFormat`), in 100 ms chunks.
  * Returns the alerts, readings and findings, the detections (report time, R peak time, credible,
  * evidence) and the times at which the monitor acquired.
  * @param {Int16Array} x @param {Int16Array} [second] @param {object} [options] EcgMonitor options
+ * @param {{ fs: number, gain: number }} [format]
  */
-export function streamThroughMonitor(x, second, options = {}) {
+export function streamThroughMonitor(x, second, options = {}, format = { fs: FS, gain: GAIN }) {
+  const fs = format.fs;
+  const gain = format.gain;
+  x = inFormat(x, format);
+  if (second) second = inFormat(second, format);
+  const chunkSize = Math.round(fs / 10);
   const monitor = new EcgMonitor('ecg', options);
   const detections = [];
   const acquiredAt = [];
@@ -43,10 +64,10 @@ export function streamThroughMonitor(x, second, options = {}) {
   const readings = [];
   const findings = [];
   let acquired = false;
-  for (let i = 0; i < x.length; i += CHUNK) {
-    endMs = ((i + Math.min(CHUNK, x.length - i)) * 1000) / FS;
-    const o = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: x.slice(i, i + CHUNK) });
-    if (second) o.alerts.push(...monitor.push({ sensor: 'ecg', channel: 1, firstSample: i, t0: (i * 1000) / FS, rateHz: FS, unit: 'mV', gain: GAIN, samples: second.slice(i, i + CHUNK) }).alerts);
+  for (let i = 0; i < x.length; i += chunkSize) {
+    endMs = ((i + Math.min(chunkSize, x.length - i)) * 1000) / fs;
+    const o = monitor.push({ sensor: 'ecg', channel: 0, firstSample: i, t0: (i * 1000) / fs, rateHz: fs, unit: 'mV', gain, samples: x.slice(i, i + chunkSize) });
+    if (second) o.alerts.push(...monitor.push({ sensor: 'ecg', channel: 1, firstSample: i, t0: (i * 1000) / fs, rateHz: fs, unit: 'mV', gain, samples: second.slice(i, i + chunkSize) }).alerts);
     alerts.push(...o.alerts);
     readings.push(...o.readings);
     findings.push(...o.findings);

@@ -75,7 +75,7 @@ export interface AckMessage {
 }
 
 /** The reasons an edge names in `Ack.refused` (a device treats any other non-empty value as refused too). */
-export const REFUSED_REASONS = Object.freeze(['certificate-revoked', 'certificate-expired', 'key', 'malformed', 'oversize', 'unknown-version'] as const);
+export const REFUSED_REASONS = Object.freeze(['certificate-revoked', 'certificate-expired', 'key', 'malformed', 'oversize', 'unknown-version', 'device-id-in-use'] as const);
 export type RefusedReason = (typeof REFUSED_REASONS)[number];
 
 /** protobufjs yields 64-bit integers as `Long` objects when the `long` package is present. */

@@ -120,6 +120,19 @@ export {
   type LocalTimeInformationFields,
 } from './ble/current-time.js';
 export {
+  decodeDisString,
+  DEVICE_INFORMATION_CODEC,
+  DEVICE_INFORMATION_FIELDS,
+  DEVICE_INFORMATION_SERVICE_UUID,
+  type DeviceInformation,
+  type DeviceInformationField,
+  encodeDisString,
+  FIRMWARE_REVISION_UUID,
+  MANUFACTURER_NAME_UUID,
+  MODEL_NUMBER_UUID,
+  SERIAL_NUMBER_UUID,
+} from './ble/device-information.js';
+export {
   decodeHeartRateMeasurement,
   encodeHeartRateMeasurement,
   HEART_RATE_MEASUREMENT_CODEC,

@@ -9,8 +9,10 @@
  * `ble:<address>/<uuid>` (uuid `2a18` for SIG characteristics) and the codec's error.
  */
 import type { SchemaObject } from 'ajv';
-import { MedgeError } from '../errors.js';
+import { DecodeError, MedgeError } from '../errors.js';
+import { decodeDisString, DEVICE_INFORMATION_FIELDS, DEVICE_INFORMATION_SERVICE_UUID, type DeviceInformation, type DeviceInformationField } from '../protocols/ble/device-information.js';
 import {
+  BleError,
   type BleSupervisorState,
   BleSupervisor,
   DEFAULT_NODE_BLE_CONNECTOR_OPTIONS,
@@ -83,6 +85,46 @@ export function bleTransportName(address: string, characteristic: number | strin
 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** What a read of the Device Information Service gave (`readDeviceInformation`). */
+export interface DeviceInformationRead {
+  /** The strings read; a field is absent when the device has no such characteristic, refused it, sent none or sent bytes that are no text. */
+  info: DeviceInformation;
+  /** Whether the device offers the service (0x180A) at all. */
+  offered: boolean;
+  /** Fields whose read the device refused (e.g. shown to bonded collectors only). */
+  refused: DeviceInformationField[];
+}
+
+/**
+ * Reads the Device Information Service strings the device offers (DIS 1.1: Manufacturer Name 0x2A29, Model
+ * Number 0x2A24, Serial Number 0x2A25, Firmware Revision 0x2A26; `protocols/ble/device-information.ts`). None
+ * of it is required: an absent service or characteristic, a refused read (a `BleError` on a link still up) and
+ * bytes that are no text (handed to `quarantine`, kept for a later parser) leave the field out. A lost link rejects.
+ */
+export async function readDeviceInformation(link: GattLink, quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void): Promise<DeviceInformationRead> {
+  const out: DeviceInformationRead = { info: {}, offered: false, refused: [] };
+  for (const [field, uuid] of Object.entries(DEVICE_INFORMATION_FIELDS) as [DeviceInformationField, number][]) {
+    if (!link.hasCharacteristic(DEVICE_INFORMATION_SERVICE_UUID, uuid)) continue;
+    out.offered = true;
+    let bytes: Uint8Array;
+    try {
+      bytes = await link.read(DEVICE_INFORMATION_SERVICE_UUID, uuid);
+    } catch (error) {
+      if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+      out.refused.push(field);
+      continue;
+    }
+    try {
+      const text = decodeDisString(bytes);
+      if (text !== undefined) out.info[field] = text;
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      quarantine(uuid, bytes, error);
+    }
+  }
+  return out;
 }
 
 /** The base of the BLE drivers: one supervised connection to one peripheral. */

@@ -2,10 +2,14 @@
  * `ble-glucose-meter`: a Bluetooth glucose meter (Glucose Service 0x1808, GLS 1.0) read through
  * the Record Access Control Point, with backfill that resumes after a disconnect.
  *
- * Steps per connection: read the meter's clock (Current Time Service 0x1805: Current Time 0x2A2B and
+ * Steps per connection: identify the meter (Device Information Service 0x180A when offered: Manufacturer
+ * Name 0x2A29, Model Number 0x2A24, Serial Number 0x2A25, Firmware Revision 0x2A26; see "Numbering") →
+ * read the meter's clock (Current Time Service 0x1805: Current Time 0x2A2B and
  * Local Time Information 0x2A0F, when offered; see "Meter time" below) → read Glucose Feature 0x2A51 (logged) → enable notifications on Glucose
  * Measurement 0x2A18 and Glucose Measurement Context 0x2A34 and indications on RACP 0x2A52 (GLS
- * §3.6: all three before any RACP request) → RACP "report number of stored records" with the filter
+ * §3.6: all three before any RACP request) → when a record of this meter's numbering is stored (n), check the
+ * meter still holds it: "report stored records" within range n..n (`01 04 01 <n> <n>`, see "Numbering") →
+ * RACP "report number of stored records" with the filter
  * below (`05 00 <n>`: the progress `backfill 120/500` in the sensor state) → "report stored records": `01 01` (all) when no
  * record of this meter's numbering is stored yet, else `01 03 01 <n+1>` (sequence number ≥ the last stored
  * record + 1, GLS §3.6.2 / shared spec §3.5) → records arrive as 0x2A18 (+ 0x2A34) notifications, then
@@ -25,20 +29,31 @@
  * follows 65,535 and 65,535 is older than 2; the resume request after a wrap is `≥ last + 1` again (the
  * records from before the wrap that still match it are dropped as duplicates).
  *
- * Numbering: record numbers belong to one meter. Each reading's context names it (`meter`: the link's
- * address; records.ts `METER_NUMBERING_CONTEXT`), and "stored" above means stored from this meter in its
- * present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one the sensor's last
- * record came from (replaced under the same sensor name, in the config or by auto-detection) is asked for
- * all its records. The same meter with its memory cleared, or reset, numbers from 1 again, below the stored
- * floor, so `≥ floor + 1` finds nothing: after every transfer that brought nothing new the driver asks for
- * the meter's last record (one notification, not handed over) and, when its number is before the floor or
- * is the floor's with another meter wall clock as sent (a clock set since does not change what was sent),
- * starts a new epoch (`meterEpoch`: when it was found, this device's clock) and asks for all records again.
+ * Numbering: record numbers belong to one meter (records.ts `MeterIdentity`): its serial number when the
+ * meter tells one (Device Information, read at each connect), else its address. No Device Information
+ * Service, a refused or empty serial: not an error, the address is the meter (logged once per address; the
+ * serial is never logged, being a device identifier that the logs do not need). Each reading's context names
+ * it (`meter`: the link's address, `meterSerial`; `METER_NUMBERING_CONTEXT`), and "stored" above means stored
+ * from this meter in its present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one
+ * the sensor's last record came from (replaced under the same sensor name, in the config or by auto-detection:
+ * another serial, or without serials another address) is asked for all its records; the same serial at another
+ * address (a random address renewed with a battery) is the same meter. The same meter with its memory cleared,
+ * or reset, numbers from 1 again. Two checks find it (`numberingRestarted`), each asking for one record (one
+ * notification, not handed over): at connect, the floor record itself (within range n..n): missing, or with
+ * another meter wall clock as sent; and after every transfer that brought nothing new, the meter's last record:
+ * numbered before the floor, or the floor's number with another meter wall clock as sent (a clock set since
+ * does not change what was sent). Either starts a new epoch (`meterEpoch`: when it was found, this device's
+ * clock) and asks for all records again. The first check also finds a reset meter that already holds more
+ * records than the floor's number; a meter that refuses it (op code, operator or filter type not supported)
+ * is not asked again by this driver and is left to the second. A floor stored before meters were named is not
+ * checked at connect.
  * The first record handed over of a new meter or epoch comes with one `meter-numbering-restarted` notice
  * (`SensorSink.notice`; an info alert). The runtime drops a record of the same meter, number and meter
- * clock as one stored (records.ts `MeterRecordBook`), so an epoch begun by mistake stores nothing twice.
- * Not told apart: a reset meter found only once it holds more records than the old floor (its records
- * above the floor are taken as newer ones of the old numbering, those below are not asked for).
+ * clock as one stored (records.ts `MeterRecordBook`), so an epoch begun by mistake (a meter that deleted
+ * record n) stores nothing twice.
+ * Not told apart: a reset meter that holds more records than the old floor, on a meter that refuses
+ * "within range" (its records above the floor are taken as newer ones of the old numbering, those below
+ * are not asked for).
  *
  * Readings: type `glucose`, mg/dL (mol/L converted: mmol/L × 18.0156), `meterRecord` = sequence
  * number, `tMeter` = base time + time offset (GLS §3.106 Base Time, §3.107 Time Offset) converted to
@@ -48,7 +63,9 @@
  *
  * Meter time (`meter-time.ts`): the Base Time is the meter's local wall clock without a zone. By
  * precedence: (1) the meter's Current Time, read on each connect and again before each poll (a clock
- * set or switched to DST while connected applies to the records read after it): record times are converted by the
+ * set or switched to DST while connected applies to the records read after it; a meter that notifies its
+ * Current Time when it is set wakes the poll: the records it held are read by the clock before, and the
+ * notified clock applies to those read after them): record times are converted by the
  * offset between the meter's clock and this device's clock (zone, DST and drift at once; with a
  * configured zone, the drift is removed and the zone's DST rules applied per record); (2) the
  * runtime's configured zone (`DriverDeps.timeZone`) when the meter has no Current Time Service or its
@@ -73,9 +90,9 @@ import {
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
 import { finiteValue } from '../protocols/ieee11073.js';
-import { METER_NUMBERING_CONTEXT, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
+import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, readDeviceInformation } from './ble-common.js';
 import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
@@ -122,6 +139,9 @@ interface Received {
 /** What one RACP procedure ended with. */
 type RacpOutcome = { kind: 'response'; response: RacpResponse } | { kind: 'lost' } | { kind: 'timeout' };
 
+/** RACP response values of a meter that does not do a request (GLS §3.6.2.x; shared spec §3.5): op code, operator or filter type not supported, or the request taken as invalid. */
+const RACP_REQUEST_REFUSED: ReadonlySet<string> = new Set(['op-code-not-supported', 'invalid-operator', 'operator-not-supported', 'invalid-operand', 'operand-not-supported']);
+
 export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions> {
   readonly driver = 'ble-glucose-meter';
   readonly kind = 'glucose-meter' as const;
@@ -140,13 +160,23 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** Records at or before this one were stored before the current transfer began; `handed`: those handed over since. `floorClock`: its meter wall clock as sent. */
   private floor: number | undefined;
   private floorClock: string | undefined;
-  /** The meter on the link (its address) and the epoch of its numbering (records.ts `METER_NUMBERING_CONTEXT`). */
-  private meter: string | undefined;
+  /**
+   * Whether the floor is a record that named its meter (handed over here, or stored with `context.meter`). A floor
+   * stored before meters were told apart may be another meter's or gone from this one's memory: it is not checked
+   * for at connect, since a new epoch would fetch again records that the runtime cannot match with those rows.
+   */
+  private floorOfMeter = false;
+  /** The meter on the link (its address, and its serial when it told one: records.ts `MeterIdentity`) and the epoch of its numbering (`METER_NUMBERING_CONTEXT`). */
+  private meter: MeterIdentity | undefined;
   private epoch: string | undefined;
+  /** Meters (serial, else address) that refused the "within range" check of the stored floor record: not asked again by this driver. */
+  private floorCheckRefused = new Set<string>();
+  /** Meters (address) whose Device Information Service was found absent or unreadable: logged once. */
+  private disMissingLogged = new Set<string>();
   /** Set when the records to come start a new numbering: told once (`METER_NUMBERING_RESTARTED`) with the first of them. */
   private restartNotice: 'replaced' | 'reset' | undefined;
-  /** While the meter's last record is asked for (`numberingRestarted`): what arrived, instead of handing it over. */
-  private probe: { found: Received | undefined } | undefined;
+  /** While a check asks for one record (`numberingRestarted`): what arrived, instead of handing it over (`floor`: the record asked for; others counted). */
+  private probe: { kind: 'floor' | 'last'; found: Received | undefined; other: number } | undefined;
   /**
    * The meter's last record as that request brought it, when it showed a new numbering: handed over after the
    * transfer of the new numbering unless that transfer brought it (the link drops a notification equal to one
@@ -167,6 +197,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** The meter time of the last record handed over, and when the last completed transfer was requested (this device's clock): they place a wall time repeated at a DST change. */
   private lastRecordTime: number | undefined;
   private lastTransferAt: number | undefined;
+  /** The meter's Local Time Information as last read (converts a notified Current Time). */
+  private localTime: LocalTimeInformation | undefined;
+  /** A clock the meter notified (Current Time), applied once the records it held are read (`applyNotifiedClock`). */
+  private notifiedClock: MeterClock | undefined;
+  /** Wakes the poll loop's wait when the meter notifies its clock. */
+  private wakeForClock: (() => void) | undefined;
 
   constructor(sensor: string, options: BleGlucoseMeterOptions, deps: DriverDeps, connectorFactory?: GattConnectorFactory) {
     super(sensor, GLUCOSE_SERVICE_UUID, options, deps, connectorFactory);
@@ -175,8 +211,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** The newest record stored of this meter's present numbering; undefined when none is (or what is stored is another meter's, or its former numbering's). */
   private storedRecord(): StoredMeterRecord | undefined {
     const stored = this.deps.lastMeterRecord(this.sensor, this.meter);
-    if (stored?.meter === undefined) return stored; // none, or stored before meters were told apart: taken as this meter's
-    return stored.meter === this.meter && stored.epoch === this.epoch ? stored : undefined;
+    if (stored?.meter === undefined || this.meter === undefined) return stored; // none, or stored before meters were told apart: taken as this meter's
+    return isSameMeter(stored, this.meter) && stored.epoch === this.epoch ? stored : undefined;
   }
 
   /** The newest record number stored or handed over, or undefined. */
@@ -186,20 +222,21 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
 
   /**
    * The meter on a new link: its numbering as stored. Another meter than the one the sensor's last record came
-   * from (the clinic replaced it: another address under the same sensor name) numbers its records anew, from
-   * its first one.
+   * from (the clinic replaced it: another serial, or without serials another address, under the same sensor name)
+   * numbers its records anew, from its first one. The same serial at another address is the same meter.
    */
-  private adoptMeter(address: string): void {
-    if (address !== this.meter) {
+  private adoptMeter(meter: MeterIdentity): void {
+    const address = meter.address;
+    if (this.meter === undefined || !isSameMeter({ meter: this.meter.address, ...(this.meter.serial !== undefined ? { serial: this.meter.serial } : {}) }, meter)) {
       this.highest = undefined;
       this.highestClock = undefined;
       // A notice (and a reset's new epoch) still to be told belongs to the meter that was on the link: an empty
       // meter told nothing, and a reset meter's is found again when it is back.
       this.restartNotice = undefined;
     }
-    this.meter = address;
-    const stored = this.deps.lastMeterRecord(this.sensor, address);
-    if (stored?.meter === address) {
+    this.meter = meter;
+    const stored = this.deps.lastMeterRecord(this.sensor, meter);
+    if (stored?.meter !== undefined && isSameMeter(stored, meter)) {
       // A reset found on an earlier link whose first record is not stored yet keeps its new epoch.
       if (this.restartNotice !== 'reset') this.epoch = stored.epoch;
       return;
@@ -220,6 +257,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const stored = this.storedRecord();
     this.floor = newerMeterRecord(stored?.record, this.highest, this.meterRecordBits);
     this.floorClock = this.floor === undefined ? undefined : this.floor === this.highest ? this.highestClock : stored?.meterClock;
+    this.floorOfMeter = this.floor !== undefined && (this.floor === this.highest || stored?.meter !== undefined);
     this.handed = new Set();
   }
 
@@ -228,7 +266,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
     this.heldLast = undefined; // the new link's transfer brings it again
     this.current = link;
-    this.adoptMeter(link.address);
+    this.adoptMeter(await this.identify(link));
     this.newTransfer();
     this.meterClock = await this.readMeterClock(link);
     if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID)) {
@@ -244,17 +282,93 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       await link.subscribe(GLUCOSE_SERVICE_UUID, GLUCOSE_MEASUREMENT_CONTEXT_UUID, (b) => this.onContext(link, b));
     }
     await link.subscribe(GLUCOSE_SERVICE_UUID, RACP_UUID, (b) => this.onRacp(link, b), { dedupe: false });
+    // Does the meter still hold the newest record stored of it, as stored? A reset meter that already holds more
+    // records than that number would otherwise hand over its records above it as newer ones of the old numbering.
+    if (this.floorOfMeter && !this.floorCheckRefused.has(meterKey(this.meter as MeterIdentity))) await this.numberingRestarted(link, 'floor');
+    await this.subscribeCurrentTime(link);
     let first = true;
     while (link.connected && !this.isStopped) {
       // The link may stay up for hours: the meter's clock can be set, or change for DST, in between.
-      // Each poll converts its records by the clock as it is now (read just before the RACP request).
-      if (!first) await this.refreshMeterClock(link);
+      // Each poll converts its records by the clock as it is now (read just before the RACP request), unless the
+      // meter notified a new clock: then the records it held are read first, by the clock before (`onCurrentTime`).
+      if (!first && this.notifiedClock === undefined) await this.refreshMeterClock(link);
       first = false;
       await this.backfill(link);
+      this.applyNotifiedClock(link);
       if (this.options.pollIntervalMs <= 0) return;
-      const lost = await Promise.race([link.lost.then(() => true), this.sleep(this.options.pollIntervalMs).then(() => false)]);
-      if (lost) return;
+      const woken = new Promise<'clock'>((resolve) => {
+        this.wakeForClock = () => resolve('clock');
+        if (this.notifiedClock !== undefined) resolve('clock'); // notified during the transfer's last moments
+      });
+      const next = await Promise.race([link.lost.then(() => 'lost' as const), this.sleep(this.options.pollIntervalMs).then(() => 'poll' as const), woken]);
+      this.wakeForClock = undefined;
+      if (next === 'lost') return;
     }
+  }
+
+  /**
+   * Enables notifications of the meter's Current Time (CTS 1.1 §3.1: a meter notifies it when its clock is set,
+   * adjust reason "manual update", or synchronised). A meter that refuses (no notify property): not an error, its
+   * clock is read before each poll as before.
+   */
+  private async subscribeCurrentTime(link: GattLink): Promise<void> {
+    this.notifiedClock = undefined;
+    if (!link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID)) return;
+    try {
+      await link.subscribe(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, (bytes) => this.onCurrentTime(link, bytes), { dedupe: false });
+    } catch (error) {
+      if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+      this.deps.logger.debug({ sensor: this.sensor, address: link.address, err: error.message }, 'glucose meter does not notify its Current Time');
+    }
+  }
+
+  /**
+   * A Current Time notification: the meter's clock was set (or synchronised). The records the meter holds were
+   * written by the clock before, so the poll loop is woken to read them by that clock, and the notified clock
+   * applies to the records read after them (`applyNotifiedClock`). With `pollIntervalMs` 0 (one transfer per
+   * connection) nothing more is read on the link: the next connection reads the clock anew. Undecodable bytes
+   * go to quarantine (once per connection); a Current Time whose date is not known is not a clock.
+   */
+  private onCurrentTime(link: GattLink, bytes: Uint8Array): void {
+    let clock: MeterClock | undefined;
+    try {
+      clock = meterClockFromCurrentTime(decodeCurrentTime(bytes), this.deps.clock.now(), this.localTime, this.deps.timeZone);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.quarantineClock(link, CURRENT_TIME_UUID, bytes, error);
+      return;
+    }
+    if (clock === undefined) return;
+    this.notifiedClock = clock;
+    this.wakeForClock?.();
+  }
+
+  /** After the transfer of the records written before a notified clock change: the notified clock converts those read from now on. */
+  private applyNotifiedClock(link: GattLink): void {
+    const next = this.notifiedClock;
+    if (next === undefined) return;
+    this.notifiedClock = undefined;
+    if (sameMeterClock(this.meterClock, next, CLOCK_REREAD_TOLERANCE_MS)) return;
+    this.deps.logger.warn({ sensor: this.sensor, address: link.address, previous: this.meterClock, meterTime: next }, 'glucose meter clock set (Current Time notified): records read from now on are converted by the new clock');
+    this.meterClock = next;
+  }
+
+  /**
+   * Who the meter on the link is: its address, and its serial number when it offers the Device Information
+   * Service and tells one (`readDeviceInformation`). Without the service, or with the serial refused or empty,
+   * the address is the meter (logged once per address). Logged: manufacturer, model and firmware; never the serial.
+   */
+  private async identify(link: GattLink): Promise<MeterIdentity> {
+    const read = await readDeviceInformation(link, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
+    const { manufacturer, model, firmware, serial } = read.info;
+    if (serial === undefined && !this.disMissingLogged.has(link.address)) {
+      this.disMissingLogged.add(link.address);
+      const why = !read.offered ? 'no Device Information Service' : read.refused.includes('serial') ? 'its serial number read refused' : 'no serial number';
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, `glucose meter: ${why}; the meter is known by its address`);
+    } else if (serial !== undefined && (this.meter?.serial !== serial || this.meter.address !== link.address)) {
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, 'glucose meter identified by its serial number');
+    }
+    return serial !== undefined ? { address: link.address, serial } : { address: link.address };
   }
 
   /**
@@ -293,6 +407,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (lti !== undefined) {
       try {
         local = decodeLocalTimeInformation(lti);
+        this.localTime = local;
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
         this.quarantineClock(link, LOCAL_TIME_INFORMATION_UUID, lti, error);
@@ -380,46 +495,89 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       this.deps.logger.info({ sensor: this.sensor, newRecords: this.records - before, duplicates: this.duplicates, last: this.lastRecord() }, 'glucose meter backfill complete');
       // Nothing new: were the meter's numbers started again below the floor (memory cleared, reset)? Then its
       // records are fetched again from its first one, in a new epoch.
-      if (this.handed.size === 0 && this.floor !== undefined && (await this.numberingRestarted(link))) await this.backfill(link);
+      if (this.handed.size === 0 && this.floor !== undefined && (await this.numberingRestarted(link, 'last'))) await this.backfill(link);
       return;
     }
     throw new MedgeError('racp', `${this.driver} ${this.sensor}: the meter refused the RACP request: ${JSON.stringify(r)}`);
   }
 
   /**
-   * After a transfer that brought nothing new: asks for the meter's last record (RACP report stored records,
-   * operator last, `01 06`: one record) and compares it with the floor. A last record whose number is before
-   * the floor (the meter no longer has the records stored from it), or that has the floor's number but another
-   * meter wall clock (as sent, so a clock set or a DST change does not count), is a numbering that started
-   * again: a new epoch begins (`context.meterEpoch`), and true is returned. No record, a meter that refuses
-   * the operator, or a lost link: false (asked again after the next transfer that brings nothing).
+   * Whether the meter's record numbers started again (its memory cleared, or it was reset): asks for one record and
+   * compares it with the floor (the newest record stored of this meter's numbering, or handed over). Two checks:
+   * - `floor`, on connect before any transfer: RACP report stored records, operator within range (4), filter
+   *   sequence number, floor..floor (`01 04 01 <n> <n>`; GLS §3.6.2.1 / shared spec §3.5). The record missing
+   *   (`06 00 01 06`), or sent with another meter wall clock than stored, is a new numbering. This finds a reset
+   *   meter that already holds more records than the floor's number, whose records above it `≥ floor + 1` would
+   *   take for newer ones of the old numbering. A meter that refuses the request (op code, operator or filter type
+   *   not supported, invalid operator or operand) is not asked again by this driver: `last` after an empty
+   *   transfer is then its only check, as before.
+   * - `last`, after a transfer that brought nothing new: operator last (`01 06`). A last record whose number is
+   *   before the floor (the meter no longer has the records stored from it), or that has the floor's number but
+   *   another meter wall clock, is a new numbering.
+   * Wall clocks are compared as sent, so a clock set or a DST change since does not count. A new numbering begins a
+   * new epoch (`context.meterEpoch`) and true is returned. No answer to compare (nothing found by `last`, a refusal,
+   * a lost link): false (`last` is asked again after the next transfer that brings nothing). A `floor` check
+   * unanswered within `racpTimeoutMs` counts as refused; an unanswered `last` rejects (`BleError` timeout).
    */
-  private async numberingRestarted(link: GattLink): Promise<boolean> {
+  private async numberingRestarted(link: GattLink, check: 'floor' | 'last'): Promise<boolean> {
     const floor = this.floor as number;
-    const probe: { found: Received | undefined } = { found: undefined };
-    this.probe = probe;
-    let outcome: RacpOutcome;
-    try {
-      outcome = await this.racp(link, { opCode: 'report-stored-records', operator: 'last' });
-      if (outcome.kind === 'response') this.flushPending();
-    } finally {
-      this.probe = undefined;
-      this.pending = undefined;
+    const request: RacpRequestFields =
+      check === 'floor'
+        ? { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: floor, to: floor } }
+        : { opCode: 'report-stored-records', operator: 'last' };
+    const probe: { kind: 'floor' | 'last'; found: Received | undefined; other: number } = { kind: check, found: undefined, other: 0 };
+    const ask = async (): Promise<RacpOutcome> => {
+      this.probe = probe;
+      try {
+        const outcome = await this.racp(link, request);
+        if (outcome.kind === 'response') this.flushPending();
+        return outcome;
+      } finally {
+        this.probe = undefined;
+        this.pending = undefined;
+      }
+    };
+    let outcome = await ask();
+    if (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed') {
+      // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
+      await this.racp(link, { opCode: 'abort-operation' });
+      probe.found = undefined;
+      probe.other = 0;
+      outcome = await ask();
     }
     if (outcome.kind === 'lost') return false;
+    const code = outcome.kind === 'response' && outcome.response.opCode === 'response-code' ? outcome.response.responseCode.name : undefined;
+    if (check === 'floor' && (outcome.kind === 'timeout' || (code !== undefined && RACP_REQUEST_REFUSED.has(code)))) {
+      // A meter that does not do it (or never answers it: then the backfill's request aborts what may still run).
+      this.floorCheckRefused.add(meterKey(this.meter as MeterIdentity));
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, response: code ?? 'none' }, 'glucose meter does not report a record by number (RACP within range): a reset is found only after a transfer that brings nothing new');
+      return false;
+    }
     if (outcome.kind === 'timeout') throw new BleError('timeout', link.address, 'RACP report last record', `no record or response within ${this.options.racpTimeoutMs} ms`);
-    if (probe.found === undefined) return false;
-    const last = probe.found.measurement;
-    const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
-    const behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
-    const another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
+    const found = probe.found;
+    let behind = false;
+    let another = false;
+    if (check === 'floor') {
+      if (found === undefined && probe.other === 0 && code === 'no-records-found') behind = true; // record `floor` is gone
+      else if (found === undefined) return false; // something else came: nothing to compare
+      else another = this.floorClock !== undefined && found.measurement.measuredAtMs !== undefined && meterWallClockText(found.measurement.measuredAtMs) !== this.floorClock;
+    } else {
+      if (found === undefined) return false;
+      const last = found.measurement;
+      const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
+      behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
+      another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
+    }
     if (!behind && !another) return false;
-    this.heldLast = probe.found;
+    this.heldLast = found;
     this.epoch = new Date(this.deps.clock.now()).toISOString();
     this.highest = undefined;
     this.highestClock = undefined;
     this.restartNotice ??= 'reset';
-    this.deps.logger.warn({ sensor: this.sensor, address: link.address, floor, lastOnMeter: last.sequenceNumber, epoch: this.epoch }, 'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one');
+    this.deps.logger.warn(
+      { sensor: this.sensor, address: link.address, floor, check, onMeter: found?.measurement.sequenceNumber ?? null, epoch: this.epoch },
+      'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one',
+    );
     return true;
   }
 
@@ -518,8 +676,17 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (this.isStopped || !this.sink) return;
     const seq = m.sequenceNumber;
     if (this.probe) {
-      this.probe.found = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
+      // `last` keeps what came (one record); `floor` the record asked for, and counts any other.
+      if (this.probe.kind === 'floor' && seq !== this.floor) this.probe.other += 1;
+      else this.probe.found = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
       return;
+    }
+    const held = this.heldLast;
+    if (held !== undefined && (held.measurement.sequenceNumber === seq || meterRecordAfter(seq, held.measurement.sequenceNumber, this.meterRecordBits))) {
+      // The record a check brought before this transfer: handed over in its place (the link dropped its copy as a
+      // repeat), or by this very record when the meter sent it again.
+      this.heldLast = undefined;
+      if (held.measurement.sequenceNumber !== seq && !this.isKnown(held.measurement.sequenceNumber)) this.emit(link, held.measurement, held.bytes, held.context);
     }
     if (this.isKnown(seq)) {
       this.duplicates += 1;
@@ -566,10 +733,16 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** The reading context of this record's numbering: the meter, and the epoch after a restart. */
   private numberingContext(): Record<string, string> {
     const out: Record<string, string> = {};
-    if (this.meter !== undefined) out[METER_NUMBERING_CONTEXT.meter] = this.meter;
+    if (this.meter !== undefined) out[METER_NUMBERING_CONTEXT.meter] = this.meter.address;
+    if (this.meter?.serial !== undefined) out[METER_NUMBERING_CONTEXT.serial] = this.meter.serial;
     if (this.epoch !== undefined) out[METER_NUMBERING_CONTEXT.epoch] = this.epoch;
     return out;
   }
+}
+
+/** The key a driver remembers a meter by: its serial when it told one, else its address. */
+function meterKey(meter: MeterIdentity): string {
+  return meter.serial !== undefined ? `sn:${meter.serial}` : meter.address;
 }
 
 /** The reading context of a measurement and its optional Glucose Measurement Context. */

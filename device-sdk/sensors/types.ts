@@ -14,7 +14,7 @@
 import type { SchemaObject } from 'ajv';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
-import type { MeterRecordBits, Reading, StoredMeterRecord, StreamChunk } from '../records.js';
+import type { MeterIdentity, MeterRecordBits, Reading, StoredMeterRecord, StreamChunk } from '../records.js';
 
 export const SENSOR_KINDS = ['ecg', 'pcg', 'glucose-meter', 'cgm', 'heart-rate'] as const;
 export type SensorKind = (typeof SENSOR_KINDS)[number];
@@ -71,12 +71,13 @@ export interface DriverDeps {
   /**
    * The newest meter record stored durably for this sensor (`newerMeterRecord` in records.ts, on the
    * driver's `meterRecordBits`: on a 16-bit counter, 0 after 65,535 is newer), for backfill that
-   * resumes (e.g. RACP "greater than or equal to" after a disconnect). With `meter` (the meter's identity,
-   * `context.meter`): the newest of that meter's current numbering (records.ts `MeterRecordBook.last`); when
-   * nothing of it is stored, the newest of the meter the sensor's last reading came from, whose `meter` says
-   * whether it was another one. Undefined when none is stored.
+   * resumes (e.g. RACP "greater than or equal to" after a disconnect). With `meter` (the meter's identity: its
+   * address, `context.meter`, and its serial when it told one, `context.meterSerial`): the newest of that meter's
+   * current numbering (records.ts `MeterRecordBook.last`); when nothing of it is stored, the newest of the meter
+   * the sensor's last reading came from, whose `meter` and `serial` say whether it was another one
+   * (`isSameMeter`). Undefined when none is stored.
    */
-  lastMeterRecord(sensor: string, meter?: string): StoredMeterRecord | undefined;
+  lastMeterRecord(sensor: string, meter?: MeterIdentity): StoredMeterRecord | undefined;
   /**
    * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
    * times have no zone and that cannot tell their clock (no Current Time Service): see

@@ -145,6 +145,8 @@ const REFUSED_FIXES: Readonly<Record<string, string>> = Object.freeze({
   malformed: "the edge cannot read this board's batches: bring the board software and the edge to matching medge versions",
   oversize: "this board's batches are larger than the edge accepts: lower edge.batchMaxRecords / edge.batchMaxBytes in the board config",
   'unknown-version': "the edge does not speak this board's wire format version: bring the board software and the edge to matching medge versions",
+  'device-id-in-use':
+    "another board is running under this board's device id, and the edge stores that board's records and refuses this board's so that two patients' data do not mix under one id. Give each board its own device id and certificate (deviceId in the board config, medge provision): re-provision the other board, whose records are at the edge, and keep this board's id and data directory (its records exist only here); the edge takes them once the other board has been silent under this id for 5 minutes",
 });
 
 export interface UplinkEvents {
@@ -491,7 +493,8 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       message:
         `Another board seems to use this board's device id "${deviceId}": the edge has closed ${this.shortSessions} connections in a row ` +
         `shortly after they opened, as it does when a second board connects under the same id. No records are lost: this board keeps ` +
-        `all of them until the edge confirms them, and the edge keeps the records of both boards (those that clash are set aside for review). ` +
+        `all of them until the edge confirms them. Once the edge is sure two boards are running, it stores only the records of the board it ` +
+        `heard first and refuses the other's, which stay on that board (records it stored before are listed for review). ` +
         `Sync is slowed down until this stops. ` +
         `Ask the device maker or technician to give each board its own device id (deviceId in the board's config).`,
     });

@@ -45,7 +45,12 @@ an operator must give one of the devices a new id and reconcile them; 'stats' sh
 open. 'conflicts' lists them and 'conflicts resolve' settles them ('medge edge conflicts --help').
 'duplicate-device-id' counts batches of one deviceId that switched back to another boot still
 sending (two boards running with one id, evicting each other's MQTT session; a reboot switches once
-and is not counted): the boards keep their records, but one of them needs its own id.
+and is not counted): the boards keep their records, but one of them needs its own id. Once such
+switches prove two live boards (4 switches back over at least a minute, by default), the edge
+refuses the batches of the boot it heard second ('device-id-in-use'; that board keeps its records
+and raises sync-batches-refused) until the first has been silent for 5 minutes; 'stats' then names
+both boots and, per boot, the kinds and seq ranges stored under the id (the refused boot's came
+before the proof and are mixed with the other's).
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -151,6 +156,17 @@ function edgeStats(args: string[]): number {
   const duplicates = Object.entries(stats.duplicateDeviceIds).map(([device, d]) => `${device} ${d.count} (boots ${d.bootIds.join(', ')})`);
   if (duplicates.length > 0) {
     lines.push(`DUPLICATE DEVICE IDS (batches alternating between two boards running with one deviceId; they evict each other's MQTT session, give one a new id): ${duplicates.join(', ')}`);
+  }
+  for (const [device, d] of Object.entries(stats.duplicateDeviceIds)) {
+    if (d.refusedBoot === undefined) continue;
+    const state = d.releasedMs === undefined ? 'refusing' : `refused until ${new Date(d.releasedMs).toISOString()}`;
+    const stored = Object.entries(d.storedByBoot).map(
+      ([boot, kinds]) =>
+        `boot ${boot}: ${Object.entries(kinds).map(([kind, k]) => `${kind} ${k.stored}${k.stored > 0 ? ` (seq ${k.minSeq}-${k.maxSeq})` : ''}${k.conflicts > 0 ? ` + ${k.conflicts} in conflicts` : ''}`).join(', ') || 'none'}`,
+    );
+    lines.push(
+      `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused; incumbent ${d.incumbent ?? '?'}); stored under ${device}: ${stored.join('; ')}`,
+    );
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

@@ -15,11 +15,15 @@
  * (`org.bluez.Error.NotPermitted`, as a characteristic that needs encryption),
  * `faults.sessionStartCorrupt` flips a bit of the time zone (E2E-CRC mismatch); the option
  * `sessionStartTime: false` leaves 0x2AAA out of the GATT table.
+ *
+ * Device Information Service 0x180A (`deviceInformation`; `false` leaves it out): manufacturer, model, serial
+ * (default `SCGM-` and the address's hex digits) and firmware, as `peripheral.ts` `simDeviceInformationService`.
  */
 import { CGM_DST_OFFSET_MINUTES, CGM_FEATURE_BITS, CGM_FEATURE_UUID, CGM_MEASUREMENT_UUID, CGM_SESSION_START_TIME_UUID, encodeCgmFeature, encodeCgmMeasurement, encodeCgmSessionStartTime } from '../../device-sdk/protocols/ble/cgm.js';
 import type { SimCharacteristicSpec, SimServiceSpec } from './bluez.js';
 import { bluezError } from './dbus-objects.js';
-import { SimPeripheralBase, type SimPeripheralFaults } from './peripheral.js';
+import type { DeviceInformation } from '../../device-sdk/protocols/ble/device-information.js';
+import { SimPeripheralBase, type SimPeripheralFaults, simDeviceInformationService } from './peripheral.js';
 
 export const CGM_SERVICE_UUID = 0x181f;
 
@@ -39,6 +43,8 @@ export interface SimCgmOptions {
   timeZone: number;
   /** DST offset code of the CGM's clock (0, 2, 4, 8). */
   dstOffset: number;
+  /** The Device Information Service strings; false: no such service. */
+  deviceInformation: DeviceInformation | false;
   faults: Partial<SimCgmFaults>;
 }
 
@@ -49,7 +55,7 @@ export interface SimCgmFaults extends SimPeripheralFaults {
   sessionStartCorrupt: boolean;
 }
 
-export const DEFAULT_SIM_CGM_OPTIONS: Readonly<Omit<SimCgmOptions, 'address' | 'faults'>> = Object.freeze({
+export const DEFAULT_SIM_CGM_OPTIONS: Readonly<Omit<SimCgmOptions, 'address' | 'faults' | 'deviceInformation'>> = Object.freeze({
   name: 'medge sim CGM',
   intervalMinutes: 5,
   firstTimeOffset: 0,
@@ -63,7 +69,7 @@ export const DEFAULT_SIM_CGM_OPTIONS: Readonly<Omit<SimCgmOptions, 'address' | '
 export class SimCgm extends SimPeripheralBase {
   readonly services: readonly SimServiceSpec[];
   readonly faults: SimCgmFaults;
-  private readonly options: Omit<SimCgmOptions, 'faults'>;
+  private readonly options: Omit<SimCgmOptions, 'faults' | 'deviceInformation'>;
   private nextOffset: number;
   private startMs: number;
   /** Sensor sessions so far (1 + `replaceSensor` calls). */
@@ -97,6 +103,9 @@ export class SimCgm extends SimPeripheralBase {
           ...(o.sessionStartTime ? [sessionStartSpec] : []),
         ],
       },
+      ...(options.deviceInformation === false
+        ? []
+        : [simDeviceInformationService(options.deviceInformation ?? { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial: `SCGM-${o.address.replace(/:/g, '').toUpperCase()}`, firmware: '2.0.1' })]),
     ];
   }
 

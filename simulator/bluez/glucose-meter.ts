@@ -9,7 +9,7 @@
  * The meter's clock is a wall clock set to `timeZone` (IANA, default UTC; DST followed as a meter set by
  * the patient would be): record Base Times are that wall clock, no zone, as GLS sends them. With
  * `currentTimeService` (default on) the meter also offers the Current Time Service 0x1805: Current Time
- * 0x2A2B (read: its clock now, the clock faults included, with 1/256 s) and, with
+ * 0x2A2B (read: its clock now, the clock faults included, with 1/256 s; notify: when `setClock` sets it) and, with
  * `localTimeInformation` (default on), Local Time Information 0x2A0F (the zone's UTC offset now, as
  * time zone + DST). The wall clock is computed here from the zone with `Intl` (UTC → local, the
  * direction a clock shows), not with the collector's local → UTC conversion.
@@ -25,14 +25,29 @@
  *   the response value the codec's `RacpRequestError` names. A write while RACP indications are off:
  *   an error reply (a real meter answers ATT 0xFD, CCCD improperly configured).
  *
+ * - Operators and filter types the meter does not claim (`racpOperators`, `racpFilterTypes`; default all six
+ *   operators and both Glucose filter types): `06 00 <op> 04` (operator not supported) and `06 00 <op> 09`
+ *   (operand not supported: GLS answers a filter type it does not support so), as a meter that implements
+ *   only part of RACP does. Within range matches `from ≤ key ≤ to`, inclusive (shared spec §3.5); a range whose
+ *   from is above its to is an invalid operand (`06 00 <op> 05`).
+ *
+ * Device Information Service 0x180A (`deviceInformation`; `false` leaves the service out): Manufacturer Name
+ * 0x2A29, Model Number 0x2A24, Serial Number 0x2A25 and Firmware Revision 0x2A26 (read, UTF-8 text, DIS 1.1);
+ * a field set to undefined is left out of the GATT table. By default the serial is `SGM-` and the address's
+ * hex digits, so two simulated meters differ by serial as they do by address. `faults.serialNumberRefused`
+ * fails the serial read with an error reply.
+ *
  * `clearMemory()`: the memory cleared or the meter reset; its record numbers start again at 1.
  *
  * Faults (`meter.faults`, mutable at any time):
- * - `disconnectAfterRecords`: one entry per transfer, consumed in order: the link drops after that
- *   many records of the transfer were notified (the completion indication is never sent).
+ * - `disconnectAfterRecords`: entries consumed in order, each by the next transfer that has at least that
+ *   many records to send: the link drops after that many records of it were notified (the completion
+ *   indication is never sent). A shorter transfer (one record asked for by number, the last record) is
+ *   not cut and leaves the entry to the next.
  * - `duplicateEvery`: every n-th notification is sent twice. `notifyDelayMs`, `responseDelayMs`: a slow meter.
  * - `reorderEvery`: every n-th record of a transfer is sent after the record that follows it (a meter
  *   that sends its memory order, not its numbering).
+ * - `racpUnanswered`: report requests with these operators get no answer at all (a broken meter).
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
  *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
  *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;
@@ -49,12 +64,13 @@ import {
   GLUCOSE_MEASUREMENT_UUID,
   type GlucoseMealName,
 } from '../../device-sdk/protocols/ble/glucose.js';
-import { decodeRacpRequest, encodeRacpResponse, RACP_UUID, type RacpRequest, RacpRequestError } from '../../device-sdk/protocols/ble/racp.js';
+import { decodeRacpRequest, encodeRacpResponse, RACP_UUID, type RacpOperatorName, type RacpRequest, RacpRequestError } from '../../device-sdk/protocols/ble/racp.js';
+import type { DeviceInformation } from '../../device-sdk/protocols/ble/device-information.js';
 import { DecodeError } from '../../device-sdk/errors.js';
 import type { BleDateTimeFields } from '../../device-sdk/protocols/ble/date-time.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, encodeCurrentTime, encodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID } from '../../device-sdk/protocols/ble/current-time.js';
 import type { SimServiceSpec } from './bluez.js';
-import { delay, SimPeripheralBase, type SimPeripheralFaults } from './peripheral.js';
+import { delay, SimPeripheralBase, type SimPeripheralFaults, simDeviceInformationService } from './peripheral.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
 
@@ -84,7 +100,15 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   currentTimeRaw: Uint8Array | undefined;
   /** A Current Time read fails (an error reply, as a meter that shows its clock to bonded collectors only). */
   currentTimeRefused: boolean;
+  /** A Serial Number String read fails (an error reply). */
+  serialNumberRefused: boolean;
+  /** RACP report requests with these operators are never answered (no record, no indication): a broken meter. */
+  racpUnanswered: SimRacpOperator[];
 }
+
+/** RACP report/count operators (all but null) and Glucose filter types. */
+export type SimRacpOperator = Exclude<RacpOperatorName, 'null'>;
+export type SimRacpFilterType = 'sequence-number' | 'user-facing-time';
 
 export interface SimGlucoseMeterOptions {
   address: string;
@@ -107,10 +131,16 @@ export interface SimGlucoseMeterOptions {
   currentTimeService: boolean;
   /** With the Current Time Service, also Local Time Information 0x2A0F. */
   localTimeInformation: boolean;
+  /** The Device Information Service strings (a field set to undefined is left out); false: no such service. Default: see the module comment. */
+  deviceInformation: DeviceInformation | false;
+  /** The RACP operators the meter supports (report, delete, count); others are answered "operator not supported". */
+  racpOperators: readonly SimRacpOperator[];
+  /** The RACP filter types the meter supports; others are answered "operand not supported". */
+  racpFilterTypes: readonly SimRacpFilterType[];
   faults: Partial<SimGlucoseMeterFaults>;
 }
 
-export const DEFAULT_SIM_GLUCOSE_METER_OPTIONS: Readonly<Omit<SimGlucoseMeterOptions, 'address' | 'records' | 'faults'>> = Object.freeze({
+export const DEFAULT_SIM_GLUCOSE_METER_OPTIONS: Readonly<Omit<SimGlucoseMeterOptions, 'address' | 'records' | 'faults' | 'deviceInformation'>> = Object.freeze({
   name: 'medge sim glucose meter',
   storedRecords: 0,
   seed: 1,
@@ -121,7 +151,14 @@ export const DEFAULT_SIM_GLUCOSE_METER_OPTIONS: Readonly<Omit<SimGlucoseMeterOpt
   timeZone: 'UTC',
   currentTimeService: true,
   localTimeInformation: true,
+  racpOperators: Object.freeze(['all', 'less-or-equal', 'greater-or-equal', 'within-range', 'first', 'last'] as const),
+  racpFilterTypes: Object.freeze(['sequence-number', 'user-facing-time'] as const),
 });
+
+/** The Device Information a simulated meter at `address` tells unless given another. */
+export function defaultSimMeterInformation(address: string): DeviceInformation {
+  return { manufacturer: 'medge simulated devices', model: 'SGM-1', serial: `SGM-${address.replace(/:/g, '').toUpperCase()}`, firmware: '1.4.2' };
+}
 
 export interface SimGlucoseMeterStats {
   /** RACP report-stored-records procedures started. */
@@ -134,6 +171,8 @@ export interface SimGlucoseMeterStats {
   aborted: number;
   /** Glucose Measurement records notified (duplicates of the fault not counted). */
   recordsSent: number;
+  /** RACP report-stored-records requests by operator (answered with records or not). */
+  reports: Partial<Record<SimRacpOperator, number>>;
 }
 
 const MEALS: readonly GlucoseMealName[] = ['preprandial', 'postprandial', 'fasting', 'casual', 'bedtime'];
@@ -151,11 +190,18 @@ function wallClockIn(zone: string, utcMs: number): number {
   return Date.UTC(parts.year as number, (parts.month as number) - 1, parts.day as number, parts.hour as number, parts.minute as number, parts.second as number) + (((utcMs % 1000) + 1000) % 1000);
 }
 
+/** A RACP filter value as compared with a record: a sequence number, or a user-facing time's instant (NaN when incomplete). */
+function rangeKey(v: unknown): number {
+  return typeof v === 'number' ? v : ((v as { epochMs?: number }).epochMs ?? Number.NaN);
+}
+
 export class SimGlucoseMeter extends SimPeripheralBase {
   readonly services: readonly SimServiceSpec[];
   readonly faults: SimGlucoseMeterFaults;
-  readonly stats: SimGlucoseMeterStats = { transfers: 0, completed: 0, cut: 0, aborted: 0, recordsSent: 0 };
-  private readonly options: Omit<SimGlucoseMeterOptions, 'faults'>;
+  readonly stats: SimGlucoseMeterStats = { transfers: 0, completed: 0, cut: 0, aborted: 0, recordsSent: 0, reports: {} };
+  private readonly options: Omit<SimGlucoseMeterOptions, 'faults' | 'deviceInformation'>;
+  /** What the Device Information Service tells (see `deviceInformation`); false: no such service. */
+  readonly deviceInformation: Readonly<DeviceInformation> | false;
   private readonly stored: SimGlucoseRecord[];
   private transfer: { abort: boolean } | undefined;
   /** The last error of a RACP procedure (a bug in the simulator, not a fault): tests assert it stays undefined. */
@@ -165,7 +211,22 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const o = { ...DEFAULT_SIM_GLUCOSE_METER_OPTIONS, ...options };
     super(o.address, o.name);
     this.options = o;
-    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, disconnectAfterRecords: [], clockSkewMs: 0, clockJump: undefined, responseDelayMs: 0, reorderEvery: 0, currentTimeRaw: undefined, currentTimeRefused: false, ...options.faults };
+    this.faults = {
+      duplicateEvery: 0,
+      notifyDelayMs: 0,
+      disconnectAfterRecords: [],
+      clockSkewMs: 0,
+      clockJump: undefined,
+      responseDelayMs: 0,
+      reorderEvery: 0,
+      currentTimeRaw: undefined,
+      currentTimeRefused: false,
+      serialNumberRefused: false,
+      racpUnanswered: [],
+      ...options.faults,
+    };
+    this.deviceInformation = options.deviceInformation === false ? false : Object.freeze({ ...(options.deviceInformation ?? defaultSimMeterInformation(o.address)) });
+    const dis = this.deviceInformation;
     this.stored = options.records ? options.records.map((r) => ({ ...r })) : this.generate(o.storedRecords);
     this.services = [
       {
@@ -183,12 +244,14 @@ export class SimGlucoseMeter extends SimPeripheralBase {
             {
               uuid: CURRENT_TIME_SERVICE_UUID,
               characteristics: [
-                { uuid: CURRENT_TIME_UUID, flags: ['read'] as const, onRead: () => this.currentTimeBytes() },
+                // CTS 1.1 §3.1: Current Time is read and notify (a notification when the clock is set: `setClock`).
+                { uuid: CURRENT_TIME_UUID, flags: ['read', 'notify'] as const, onRead: () => this.currentTimeBytes() },
                 ...(o.localTimeInformation ? [{ uuid: LOCAL_TIME_INFORMATION_UUID, flags: ['read'] as const, onRead: () => this.localTimeBytes() }] : []),
               ],
             },
           ]
         : []),
+      ...(dis !== false ? [simDeviceInformationService(dis, () => this.faults.serialNumberRefused)] : []),
     ];
   }
 
@@ -202,13 +265,29 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     return wallClockIn(this.options.timeZone, nowMs + this.clockErrorNow());
   }
 
-  /** Current Time 0x2A2B: the meter's wall clock now, with day of week and 1/256 s. */
-  private currentTimeBytes(): Uint8Array {
+  /** Current Time 0x2A2B: the meter's wall clock now, with day of week, 1/256 s and the adjust reason (bit 0 manual update). */
+  private currentTimeBytes(adjustReasonBits = 0): Uint8Array {
     if (this.faults.currentTimeRefused) throw new Error('Insufficient Authentication');
     if (this.faults.currentTimeRaw !== undefined) return Uint8Array.from(this.faults.currentTimeRaw);
     const wall = this.meterClockNow();
     const day = new Date(wall).getUTCDay();
-    return encodeCurrentTime({ dateTime: dateTimeFields(wall), dayOfWeek: day === 0 ? 7 : day, fractions256: Math.floor(((wall % 1000) * 256) / 1000), adjustReason: { bits: 0 } });
+    return encodeCurrentTime({ dateTime: dateTimeFields(wall), dayOfWeek: day === 0 ? 7 : day, fractions256: Math.floor(((wall % 1000) * 256) / 1000), adjustReason: { bits: adjustReasonBits } });
+  }
+
+  /**
+   * The patient sets the meter's clock: from now on (and for the records measured from now on) it is off true
+   * time by `errorMs` (0: right; it replaces a `clockJump`). A collector that enabled notifications on Current Time is notified, with the
+   * adjust reason "manual update" (CTS 1.1 §3.1); true when it was. Records measured before keep their times.
+   */
+  async setClock(errorMs: number): Promise<boolean> {
+    const next = ((this.stored.at(-1)?.sequenceNumber ?? 0) + 1) & 0xffff;
+    this.faults.clockJump = { atSequence: next, byMs: errorMs - this.faults.clockSkewMs };
+    return this.notifyCurrentTime(1);
+  }
+
+  /** Notifies Current Time now (e.g. after `setClock`, or a time sync with `adjustReasonBits` 2, external reference); false when notifications are off. */
+  notifyCurrentTime(adjustReasonBits = 0): Promise<boolean> {
+    return this.isNotifying(CURRENT_TIME_UUID) ? this.notify(CURRENT_TIME_UUID, this.currentTimeBytes(adjustReasonBits)) : Promise.resolve(false);
   }
 
   /** Local Time Information 0x2A0F: the zone's UTC offset now, as standard time (15-min units) + DST. */
@@ -340,7 +419,14 @@ export class SimGlucoseMeter extends SimPeripheralBase {
       return this.respond(3, 1);
     }
     const opCode = { 'report-stored-records': 1, 'delete-stored-records': 2, 'report-number-of-stored-records': 4 }[request.opCode];
+    if (request.opCode === 'report-stored-records') this.stats.reports[request.operator] = (this.stats.reports[request.operator] ?? 0) + 1;
     if (this.transfer) return this.respond(opCode, 8);
+    if (request.opCode === 'report-stored-records' && this.faults.racpUnanswered.includes(request.operator)) return;
+    // What this meter claims (GLS §3.6.2 / shared spec §3.5 response values): an operator it does not do is
+    // "operator not supported" (4), a filter type it does not do "operand not supported" (9).
+    if (!this.options.racpOperators.includes(request.operator)) return this.respond(opCode, 4);
+    if ('filter' in request && !this.options.racpFilterTypes.includes(request.filter.type as SimRacpFilterType)) return this.respond(opCode, 9);
+    if (request.operator === 'within-range' && !(rangeKey(request.filter.from) <= rangeKey(request.filter.to))) return this.respond(opCode, 5);
     const selected = this.select(request);
     if (request.opCode === 'report-number-of-stored-records') return this.indicate(encodeRacpResponse({ opCode: 'number-of-stored-records-response', count: selected.length }));
     if (request.opCode === 'delete-stored-records') {
@@ -359,7 +445,8 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const transfer = { abort: false };
     this.transfer = transfer;
     this.stats.transfers += 1;
-    const cutAfter = this.faults.disconnectAfterRecords.shift();
+    const next = this.faults.disconnectAfterRecords[0];
+    const cutAfter = next !== undefined && records.length >= next ? this.faults.disconnectAfterRecords.shift() : undefined;
     try {
       let sent = 0;
       for (const record of records) {
@@ -394,7 +481,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
   private select(request: Exclude<RacpRequest, { opCode: 'abort-operation' }>): SimGlucoseRecord[] {
     const all = [...this.stored].sort((a, b) => a.sequenceNumber - b.sequenceNumber);
     const key = (r: SimGlucoseRecord, type: string) => (type === 'sequence-number' ? r.sequenceNumber : this.meterTimeOf(r));
-    const num = (v: unknown) => (typeof v === 'number' ? v : ((v as { epochMs?: number }).epochMs ?? Number.NaN));
+    const num = rangeKey;
     switch (request.operator) {
       case 'all':
         return all;

@@ -3,6 +3,7 @@
  * notifications with the duplicate-notification fault, raw bytes for bad-bytes tests, slow devices.
  */
 import { MedgeError } from '../../device-sdk/errors.js';
+import { DEVICE_INFORMATION_FIELDS, DEVICE_INFORMATION_SERVICE_UUID, type DeviceInformation, encodeDisString } from '../../device-sdk/protocols/ble/device-information.js';
 import type { SimPeripheral, SimPeripheralLink, SimServiceSpec } from './bluez.js';
 
 /** Faults every simulated peripheral supports. Mutable at any time: the next notification sees the change. */
@@ -15,6 +16,27 @@ export interface SimPeripheralFaults {
 
 export function delay(ms: number): Promise<void> {
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+}
+
+/**
+ * A Device Information Service 0x180A (DIS 1.1) telling `info`: Manufacturer Name 0x2A29, Model Number 0x2A24,
+ * Serial Number 0x2A25, Firmware Revision 0x2A26, each a read of UTF-8 text; a field that is undefined is left
+ * out of the GATT table. A read of the serial fails with an error reply while `serialRefused()` holds.
+ */
+export function simDeviceInformationService(info: Readonly<DeviceInformation>, serialRefused: () => boolean = () => false): SimServiceSpec {
+  return {
+    uuid: DEVICE_INFORMATION_SERVICE_UUID,
+    characteristics: (Object.entries(DEVICE_INFORMATION_FIELDS) as [keyof DeviceInformation, number][])
+      .filter(([field]) => info[field] !== undefined)
+      .map(([field, uuid]) => ({
+        uuid,
+        flags: ['read'] as const,
+        onRead: () => {
+          if (field === 'serial' && serialRefused()) throw new Error('Insufficient Authentication');
+          return encodeDisString(info[field] as string, `/deviceInformation/${field}`);
+        },
+      })),
+  };
 }
 
 export abstract class SimPeripheralBase implements SimPeripheral {

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -504,7 +505,8 @@ describe('Ingest on a real EdgeStore', () => {
     const clock = new VirtualClock();
     const logged: { deviceId: string; bootIds: string[]; switches: number }[] = [];
     const logger = { ...silentLogger, child: () => ({ ...silentLogger, error: (o: unknown) => void logged.push(o as (typeof logged)[number]) }) } as unknown as typeof silentLogger;
-    const ingest = new Ingest(h.store, () => undefined, logger, {}, { clock });
+    // Counting and logging only: a proof of two live boots (and the refusals after it) is tested below.
+    const ingest = new Ingest(h.store, () => undefined, logger, {}, { clock, duplicateDeviceId: { proofSwitchBacks: Number.POSITIVE_INFINITY } });
     let seq = 0;
     const send = (bootId: string, deviceId = DEV) => {
       const seqs = range(seq + 1, seq + 5);
@@ -519,7 +521,9 @@ describe('Ingest on a real EdgeStore', () => {
     // Two boards: boot-3 and boot-4 alternate. The first switch (3 -> 4) looks like a reboot; each switch back counts.
     for (const boot of ['boot-4', 'boot-3', 'boot-4', 'boot-4', 'boot-3']) send(boot);
     let stats = readEdgeStats(h.dir);
-    expect(stats.duplicateDeviceIds).toEqual({ [DEV]: { count: 3, bootIds: ['boot-4', 'boot-3'], firstMs: expect.any(Number), lastMs: clock.now() - 1000 } });
+    expect(stats.duplicateDeviceIds).toEqual({
+      [DEV]: { count: 3, bootIds: ['boot-4', 'boot-3'], firstMs: expect.any(Number), lastMs: clock.now() - 1000, refusedBatches: 0, storedByBoot: expect.any(Object) },
+    });
     expect(stats.rejected['duplicate-device-id']).toBe(3);
     expect(logged).toEqual([expect.objectContaining({ deviceId: DEV, bootIds: ['boot-4', 'boot-3'], switches: 1 })]);
     // Alternating once a minute: one more log line once 10 min have passed, with every switch since the first.
@@ -536,6 +540,189 @@ describe('Ingest on a real EdgeStore', () => {
     send('boot-3');
     send('boot-4');
     expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.count).toBe(13);
+  });
+});
+
+describe('two live boots under one deviceId: the edge stops storing the intruder (state in the store, shared by ingest workers)', () => {
+  /** Reading records made by boot `boot`. */
+  const bootRecords = (boot: string, seqs: number[]) => wire('reading', seqs).map((r) => ({ ...r, bootId: boot }));
+  /** A sender of 5-record reading batches of one boot (records carry that boot id) through `ingest`, on `clock`. */
+  function sender(ingest: () => Ingest, clock: VirtualClock) {
+    let seq = 0;
+    const sent: Record<string, number[]> = {};
+    const outcomes: { bootId: string; seqs: number[]; outcome: IngestOutcome }[] = [];
+    const payloads: Record<string, Uint8Array[]> = {};
+    const send = (bootId: string, stepMs = 20_000, payload?: Uint8Array) => {
+      const seqs = range(seq + 1, seq + 5);
+      const bytes = payload ?? batch('reading', seq, seqs, { bootId, records: bootRecords(bootId, seqs) });
+      if (!payload) {
+        seq += 5;
+        (sent[bootId] ??= []).push(...seqs);
+        (payloads[bootId] ??= []).push(bytes);
+      }
+      const outcome = ingest().handle(topic('reading'), bytes);
+      outcomes.push({ bootId, seqs, outcome });
+      clock.advance(stepMs);
+      return outcome;
+    };
+    return { send, sent, outcomes, payloads };
+  }
+  const storedOf = (h: Harness, bootId: string) => h.store.records(DEV, 'reading', 0, 100_000).filter((r) => r.bootId === bootId).map((r) => r.seq);
+
+  it('after 4 switches back over a minute refuses the intruding boot (Ack.refused naming it), keeps the incumbent, lists what the intruder stored before, and takes it again once the incumbent is silent for 5 min', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    // boot-a first; boot-b appears 20 s later and they alternate every 20 s: switches back at 40, 60, 80 and 100 s.
+    for (const boot of ['boot-a', 'boot-b', 'boot-a', 'boot-b', 'boot-a', 'boot-b']) expect(s.send(boot).ok).toBe(true);
+    let stats = readEdgeStats(h.dir);
+    expect(stats.duplicateDeviceIds[DEV]).toMatchObject({ count: 4, incumbent: 'boot-a', refusedBoot: 'boot-b', refusedBatches: 0 });
+    const beforeProof = [...(s.sent['boot-b'] ?? [])];
+    // From now on boot-b's batches are refused: nothing of them stored, a notice names the refused boot.
+    for (let k = 0; k < 10; k++) {
+      const b = s.send('boot-b', 10_000);
+      expect(b).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+      expect(s.send('boot-a', 10_000).ok).toBe(true);
+    }
+    expect(storedOf(h, 'boot-b')).toEqual(beforeProof);
+    expect(storedOf(h, 'boot-a')).toEqual(s.sent['boot-a']);
+    // One notice a minute per kind and reason: 200 s of refusals give 4 (at 0, 60, 120, 180 s).
+    expect(h.notices.map((n) => n.ack)).toEqual(Array.from({ length: 4 }, () => expect.objectContaining({ refused: 'device-id-in-use', bootId: 'boot-b', upToSeq: 0, kind: 'reading' })));
+    // Every ack to the incumbent names its own boot and says another boot is live.
+    expect(h.acks.slice(-10).map((a) => [a.ack.bootId, a.ack.otherBootLive])).toEqual(Array.from({ length: 10 }, () => ['boot-a', true]));
+    stats = readEdgeStats(h.dir);
+    expect(stats.rejected['device-id-in-use']).toBe(10);
+    // The incumbent's first batch after the proving one was a fifth switch back; refused batches are none.
+    expect(stats.duplicateDeviceIds[DEV]).toMatchObject({ count: 5, refusedBatches: 10, provenMs: expect.any(Number) });
+    expect(stats.duplicateDeviceIds[DEV]?.releasedMs).toBeUndefined();
+    // The intruder's records stored before the proof are findable: its boot id, kind, count and seq range.
+    expect(stats.duplicateDeviceIds[DEV]?.storedByBoot['boot-b']).toEqual({ reading: { stored: beforeProof.length, minSeq: Math.min(...beforeProof), maxSeq: Math.max(...beforeProof), conflicts: 0 } });
+    // The incumbent board is given its own id: silent here. boot-b keeps being refused for the 5 min window, then is stored.
+    // Its last batch came 10 s before the first of these: refused up to 280 s, stored at 310 s.
+    for (let k = 0; k < 10; k++) expect(s.send('boot-b', 30_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(s.send('boot-b', 30_000).ok).toBe(true);
+    expect(s.send('boot-b', 30_000).ok).toBe(true);
+    stats = readEdgeStats(h.dir);
+    expect(stats.duplicateDeviceIds[DEV]?.releasedMs).toEqual(expect.any(Number));
+    expect(stats.duplicateDeviceIds[DEV]?.refusedBatches).toBe(20);
+    // Its refused batches, sent again, are stored now: nothing lost.
+    for (const payload of s.payloads['boot-b'] ?? []) h.ingest.handle(topic('reading'), payload);
+    expect(storedOf(h, 'boot-b')).toEqual(s.sent['boot-b']);
+  });
+
+  it('never refuses a rebooted board, with late batches of the old boot (one not yet stored, and QoS-1 redeliveries) arriving between the new boot\'s for 5 min', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    for (let k = 0; k < 5; k++) s.send('boot-old', 10_000);
+    // The batch the old boot published last, delayed (its first delivery reaches the ingest after the reboot).
+    const late = batch('reading', 1000, range(1001, 1005), { bootId: 'boot-old', records: bootRecords('boot-old', range(1001, 1005)) });
+    s.send('boot-new', 5_000);
+    expect(s.send('boot-old', 5_000, late).ok).toBe(true);
+    const old = s.payloads['boot-old'] ?? [];
+    for (let k = 0; k < 30; k++) {
+      expect(s.send('boot-new', 5_000).ok).toBe(true);
+      // Redeliveries of the old boot's batches, already stored: replays.
+      expect(s.send('boot-old', 5_000, old[k % old.length])).toMatchObject({ ok: false, reason: 'replay' });
+    }
+    const stats = readEdgeStats(h.dir);
+    expect(stats.rejected['device-id-in-use']).toBeUndefined();
+    expect(stats.duplicateDeviceIds[DEV]?.refusedBoot).toBeUndefined();
+    expect(stats.duplicateDeviceIds[DEV]?.count ?? 0).toBeLessThanOrEqual(2);
+    expect(h.notices).toEqual([]);
+    expect(storedOf(h, 'boot-new')).toEqual(s.sent['boot-new']);
+  });
+
+  it('never refuses a rebooted board whose new boot resends the old boot\'s unacknowledged records, even with 3 late new batches of the old boot over 2 min', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    for (let k = 0; k < 3; k++) s.send('boot-old', 10_000);
+    // Three batches of the old boot still in flight at the reboot (its window), delivered late one by one.
+    const late = [1000, 1005, 1010].map((after) => batch('reading', after, range(after + 1, after + 5), { bootId: 'boot-old', records: bootRecords('boot-old', range(after + 1, after + 5)) }));
+    // The new boot's first batch: the first of the ledger's unacknowledged records, made by the old boot (its next
+    // batches would carry the rest, but the old boot's late ones get there first and are not replays).
+    expect(s.send('boot-new', 5_000, batch('reading', 1000, range(1001, 1005), { bootId: 'boot-new', records: bootRecords('boot-old', range(1001, 1005)) })).ok).toBe(true);
+    for (const payload of late) {
+      s.send('boot-old', 30_000, payload);
+      expect(s.send('boot-new', 30_000).ok).toBe(true);
+    }
+    for (let k = 0; k < 3; k++) expect(s.send('boot-new', 30_000).ok).toBe(true);
+    const stats = readEdgeStats(h.dir);
+    expect(stats.rejected['device-id-in-use']).toBeUndefined();
+    expect(stats.duplicateDeviceIds).toEqual({});
+    expect(h.notices).toEqual([]);
+  });
+
+  it('a proven pair keeps its sides across reboots: a new boot that resends its old boot\'s records takes its place (refused, or stored)', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    for (const boot of ['boot-a', 'boot-b', 'boot-a', 'boot-b', 'boot-a', 'boot-b']) s.send(boot);
+    expect(s.send('boot-b')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    // Board b reboots: its new boot resends the refused records made by boot-b, and is refused at once.
+    const refused = s.outcomes.at(-1)?.seqs ?? [];
+    const b2 = batch('reading', refused[0] as number - 1, refused, { bootId: 'boot-b2', records: bootRecords('boot-b', refused) });
+    expect(s.send('boot-b2', 20_000, b2)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(s.send('boot-b2')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    // Board a reboots: its new boot resends a record of boot-a, is stored, and b2 stays refused.
+    const last = (s.sent['boot-a'] ?? []).slice(-1);
+    expect(s.send('boot-a2', 20_000, batch('reading', last[0] as number - 1, last, { bootId: 'boot-a2', records: bootRecords('boot-a', last) }))).toMatchObject({ ok: false, reason: 'replay' });
+    expect(s.send('boot-a2').ok).toBe(true);
+    expect(s.send('boot-b2')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(s.send('boot-a2').ok).toBe(true);
+    expect(storedOf(h, 'boot-b2')).toEqual([]);
+    const stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
+    expect(stats).toMatchObject({ incumbent: 'boot-a2', refusedBoot: 'boot-b2', refusedBatches: 4 });
+    expect(stats?.releasedMs).toBeUndefined();
+    expect(Object.keys(stats?.storedByBoot ?? {}).sort()).toEqual(['boot-a', 'boot-a2', 'boot-b', 'boot-b2']);
+  });
+
+  it('two ingest workers on one store (each its own SQLite connection), one getting only boot-a\'s batches and the other only boot-b\'s, prove it and refuse boot-b', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const second = new EdgeStore(h.dir);
+    stores.push(second);
+    const notices: AckMessage[] = [];
+    const worker2 = new Ingest(second, (_t, payload) => void (decodeAck(payload).refused !== '' && notices.push(decodeAck(payload))), silentLogger, {}, { clock });
+    let next: 'a' | 'b' = 'a';
+    const s = sender(() => (next === 'a' ? h.ingest : worker2), clock);
+    const send = (boot: 'a' | 'b') => {
+      next = boot;
+      return s.send(`boot-${boot}`);
+    };
+    for (const boot of ['a', 'b', 'a', 'b', 'a', 'b'] as const) expect(send(boot).ok).toBe(true);
+    for (let k = 0; k < 5; k++) {
+      expect(send('b')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+      expect(send('a').ok).toBe(true);
+    }
+    // Refusals every 40 s for 200 s, one notice a minute: at 0, 80 and 160 s.
+    expect(notices).toEqual(Array.from({ length: 3 }, () => expect.objectContaining({ refused: 'device-id-in-use', bootId: 'boot-b' })));
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ count: 5, incumbent: 'boot-a', refusedBoot: 'boot-b', refusedBatches: 5 });
+  });
+
+  it('edge stats read a store of schema 4 (no boot watch, no refusal columns) read-only', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock, duplicateDeviceId: { proofSwitchBacks: Number.POSITIVE_INFINITY } });
+    const s = sender(() => h.ingest, clock);
+    for (const boot of ['boot-a', 'boot-b', 'boot-a']) s.send(boot);
+    const db = new Database(join(h.dir, 'edge.sqlite'));
+    db.exec(`DROP TABLE boot_watch; ALTER TABLE duplicate_device_ids DROP COLUMN incumbent; ALTER TABLE duplicate_device_ids DROP COLUMN refused_boot;
+      ALTER TABLE duplicate_device_ids DROP COLUMN proven_ms; ALTER TABLE duplicate_device_ids DROP COLUMN released_ms; ALTER TABLE duplicate_device_ids DROP COLUMN refused; ALTER TABLE duplicate_device_ids DROP COLUMN involved; PRAGMA user_version = 4;`);
+    db.close();
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ count: 1, refusedBatches: 0, storedByBoot: { 'boot-a': { reading: { stored: 10, conflicts: 0 } } } });
+  });
+
+  it('a damaged boot watch row starts the watch afresh instead of failing the batch', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    s.send('boot-a');
+    const db = new Database(join(h.dir, 'edge.sqlite'));
+    db.prepare("UPDATE boot_watch SET state = '{not json' WHERE device_id = ?").run(DEV);
+    db.close();
+    expect(s.send('boot-a').ok).toBe(true);
+    expect(s.send('boot-b').ok).toBe(true);
   });
 });
 

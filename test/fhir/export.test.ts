@@ -152,6 +152,18 @@ describe('FHIR R4 export from the edge store', () => {
     expect(identifier(3)).toBe('dev-1/cgm-1/5');
   });
 
+  it("names a meter record by the meter's serial when the meter told one (the same meter at another address keeps its identifiers), else by its address", () => {
+    const identifier = (seq: number, context: Record<string, string>) => {
+      const body: Reading = { sensor: 'meter', type: 'glucose', value: 100, unit: 'mg/dL', tDevice: 1_000 * seq, meterRecord: 7, context };
+      const obs = readingObservation({ deviceId: 'dev-1', site: 'site-a', bootId: 'b', seq, tMs: 1_000 * seq, body }) as Resource & { identifier: { system: string; value: string }[] };
+      return obs.identifier.find((i) => i.system.endsWith('/meter-sequence'))?.value;
+    };
+    expect(identifier(1, { meter: 'C0:FF:EE:00:00:01', meterSerial: 'GM7-004211' })).toBe('dev-1/meter/sn:GM7-004211/7');
+    expect(identifier(2, { meter: 'D4:2A:19:7E:00:05', meterSerial: 'GM7-004211' })).toBe('dev-1/meter/sn:GM7-004211/7');
+    expect(identifier(3, { meter: 'C0:FF:EE:00:00:01', meterSerial: 'GM7-009999' })).toBe('dev-1/meter/sn:GM7-009999/7');
+    expect(identifier(4, { meter: 'C0:FF:EE:00:00:01' })).toBe('dev-1/meter/C0:FF:EE:00:00:01/7'); // a row stored without a serial, as before
+  });
+
   it('states the glucose target range in the unit of the reading (QA: "70-180 mg/dL" on mmol/L readings)', () => {
     const observation = (value: number, unit: string) =>
       readingObservation({ deviceId: 'dev-1', site: 'site-a', bootId: 'b', seq: 1, tMs: 1_000, body: { sensor: 'meter', type: 'glucose', value, unit, tDevice: 1_000 } }) as Resource & {

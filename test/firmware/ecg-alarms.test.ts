@@ -5,6 +5,7 @@ import type { WorkerBeatClassifier } from '../../firmware/ecg-classifier.js';
 import { EcgMonitor } from '../../firmware/ecg-monitor.js';
 import { readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 import { useShippedBeatClassifier } from '../helpers/beat-classifier.js';
+import { gaussian } from '../helpers/ecg-chunks.js';
 import { MITDB, missingNote, NSTDB, sharedDataRuns } from '../helpers/shared-data.js';
 
 // The ECG alarms of the runtime (EcgMonitor with the shipped beat model in its worker, as `medge run`
@@ -13,16 +14,6 @@ import { MITDB, missingNote, NSTDB, sharedDataRuns } from '../helpers/shared-dat
 
 const FS = 360;
 const GAIN = 200;
-
-/** A seeded standard normal generator (Box-Muller over a linear congruential generator). */
-function gaussian(seed: number): () => number {
-  let s = seed;
-  const uniform = () => {
-    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
-    return s / 0x7fffffff;
-  };
-  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-}
 
 type Segment = { ecg: string; fromS: number; seconds: number; raw?: boolean } | { flat: number } | { noiseMv: number; seconds: number } | { muscle: number; fromS: number; seconds: number };
 

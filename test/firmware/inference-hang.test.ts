@@ -149,12 +149,16 @@ describe('a beat classifier worker that hangs', () => {
     expect(findings.filter((f) => f.kind === 'ecg-rate' && f.t > degradedAt).length).toBeGreaterThanOrEqual(2);
   }, 90_000);
 
-  it('Runtime: restarts the stopped worker after its delay; a model that hangs each time is restarted only as often as configured', async () => {
+  it('Runtime: restarts the stopped worker after its delay; a model that hangs each time is restarted only as often as the config file says', async () => {
     requireBuild();
     const dir = tempDir();
-    const config = parseRuntimeConfig({ deviceId: 'hang-2', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'sim-ecg', chunkMs: 100 }] }, dir);
+    // The deadline and the restarts come from the config file's `inference` section (only the hanging worker entry from the test).
+    const config = parseRuntimeConfig(
+      { deviceId: 'hang-2', dataDir: 'device', edge: { url: 'mqtt://127.0.0.1:1' }, sources: [{ type: 'sim-ecg', chunkMs: 100 }], inference: { requestTimeoutMs: 1000, restartDelaysMs: [1000] } },
+      dir,
+    );
     // Every worker (the restarted one too) answers 6 batches and hangs on the 7th.
-    const runtime = new Runtime(config, { logger: silentLogger, inference: { ...hangingAfter(6), requestTimeoutMs: 1000 }, modelRestarts: { delaysMs: [1000] } });
+    const runtime = new Runtime(config, { logger: silentLogger, inference: hangingAfter(6) });
     const alerts: Alert[] = [];
     runtime.on('alert', (a) => alerts.push(a));
     const states: string[] = [];

@@ -242,6 +242,17 @@ describe('glucose time forms and columns (QA D5)', () => {
     expect(() => parseCgmCsv(`id,time,gl\ra,${times(1)[0]},100\r\na,${times(2)[1]},x\r`)).toThrow(expect.objectContaining({ line: 3 }) as Error);
   }, 60_000);
 
+  it('names a quoted field that runs past its line (a line break inside quotes, or a stray quote) when the fields are miscounted', () => {
+    const t = times(2);
+    for (const text of [`id,time,gl\n"pat\nient",${t[0]},100\n`, `id,time,gl\na,${t[0]},100\n"b,${t[1]},101\n`]) {
+      expect(() => parseCgmCsv(text)).toThrow(/^line \d: expected 3 fields as in the header, got \d: a double quote opens a field that does not close on this line .*, a quoted field holding a line break or a stray quote; medge reads one reading per line/);
+    }
+    // Quotes that close on their line are read as before, commas inside them too; a stray quote in the last field
+    // (6" tall) leaves the fields counted right and is read as before (QA re-check: it was refused).
+    expect(parseCgmCsv(`id,time,gl\n"a,1",${t[0]},"100"\n`).map((r) => [r.id, r.gl])).toEqual([['a,1', 100]]);
+    expect(parseCgmCsv(`id,time,gl,note\na,${t[0]},100,6" tall\na,${t[1]},101,Libre 2"\n`).map((r) => r.gl)).toEqual([100, 101]);
+  });
+
   it('says when the columns are there but separated by semicolons or tabs, and how to fix it', async () => {
     const dir = tempDir();
     const rows = times(3).map((t) => ['a', t, '5,4']);

@@ -303,7 +303,12 @@ describe('CGM CSV: exports that are not the GlucoBench layout', () => {
     expect(refusal('2023/01/15 08:05:00')).toMatch(/^line 2: unreadable time "2023\/01\/15 08:05:00": slashes or dots in the date; /);
     expect(refusal('1/15/2023 8:05')).toMatch(/unreadable time "1\/15\/2023 8:05": a date with the year last \(day and month order depend on the locale/);
     expect(refusal('01-15-2023 08:05 AM')).toMatch(/a date with the year last .* and a 12-hour clock \(AM\/PM\)/);
-    expect(refusal('2023-01-15 8:05 pm')).toMatch(/unreadable time "2023-01-15 8:05 pm": a 12-hour clock \(AM\/PM\)/);
+    // A two-digit year is not taken for "year last" (23-01-15 reads as 2023-01-15 more often than as 23 January 2015).
+    expect(refusal('23-01-15 08:05')).toMatch(/unreadable time "23-01-15 08:05": a two-digit year \(which number is the year, and which the day, is a guess: 23-01-15 may be 2023-01-15 or 23 January 2015\);/);
+    expect(refusal('1/2/23 08:05')).toMatch(/a two-digit year/);
+    expect(refusal('23-01-15T08:05')).toMatch(/a two-digit year/);
+    expect(refusal('15.01.23 08:05')).toMatch(/a two-digit year/);
+        expect(refusal('2023-01-15 8:05 pm')).toMatch(/unreadable time "2023-01-15 8:05 pm": a 12-hour clock \(AM\/PM\)/);
     for (const time of ['2023/01/15 08:05:00', '1/15/2023 8:05', '01-15-2023 08:05 AM']) expect(refusal(time), time).toMatch(FORMAT);
     expect(refusal('1673769900000.5')).toMatch(/epoch milliseconds with a fraction/);
     expect(refusal('1673769900.0')).toMatch(/looks like epoch seconds/);

@@ -40,3 +40,13 @@ export function continuation(after: StreamChunk, seconds: number, fill: (i: numb
   }
   return out;
 }
+
+/** A seeded standard normal generator (Box-Muller over a linear congruential generator). */
+export function gaussian(seed: number): () => number {
+  let s = seed;
+  const uniform = () => {
+    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
+    return s / 0x7fffffff;
+  };
+  return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+}

@@ -19,13 +19,15 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0 }, driverDeps(sink));
     driver.start(sink);
     try {
-      await waitFor(() => sink.readings.length >= 500 && meter.stats.completed === 1, '500 records and a completed transfer', 60_000);
+      await waitFor(() => sink.readings.length >= 500 && driver.transfers === 1, '500 records and a completed transfer', 60_000);
     } finally {
       await driver.stop();
     }
     expect(meter.lastError).toBeUndefined();
-    expect(meter.stats).toMatchObject({ transfers: 3, cut: 2, completed: 1 });
-    expect(meter.stats.recordsSent).toBe(500); // resumed from the next record each time, nothing sent twice
+    // Each reconnect first asks for the last record handed over (150, then 320: RACP within range, one record, to
+    // find a reset meter), then resumes from the next one: 3 backfill transfers (2 cut) and 2 one-record checks.
+    expect(meter.stats).toMatchObject({ transfers: 5, cut: 2, completed: 3, reports: { all: 1, 'greater-or-equal': 2, 'within-range': 2 } });
+    expect(meter.stats.recordsSent).toBe(502); // resumed from the next record each time: only the 2 checked records sent twice
     expect(bluez.device(ADDRESS).connects).toBe(3);
     const seqs = sink.readings.map((r) => r.meterRecord);
     expect(seqs).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
@@ -62,7 +64,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     const driver = new BleGlucoseMeterDriver('meter', options, driverDeps(sink, { meter: 20 }));
     driver.start(sink);
     try {
-      await waitFor(() => meter.stats.completed === 1 && sink.readings.length >= 40, 'the resumed transfer', 30_000);
+      await waitFor(() => driver.transfers === 1 && sink.readings.length >= 40, 'the resumed transfer', 30_000);
     } finally {
       await driver.stop();
     }
@@ -178,6 +180,38 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter over the simulated Bl
     expect(first.context).toMatchObject({ meterTimeBasis: 'current-time-service', meterClockOffsetS: String(5.5 * 3600 + 2 * 3600) });
     // Before: 21:37:15Z for a 45 mg/dL measured at 23:37:15Z ("2 h ago"). The context names the offset used.
     expect(second).toMatchObject({ value: 45, tMeter: fresh.timeMs, context: { meterTimeBasis: 'current-time-service', meterClockOffsetS: String(5.5 * 3600), meterUtcOffset: '+05:30' } });
+  }, 60_000);
+
+  it('a meter that notifies its Current Time when its clock is set: the records it held are read by the clock before, later ones by the new clock, without waiting for the poll', async () => {
+    const now = Date.now();
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: [{ sequenceNumber: 1, timeMs: now - H, mgPerDl: 110 }], timeZone: 'Asia/Kolkata', faults: { clockSkewMs: 2 * H } });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    // Polls an hour apart: only the notifications make the driver read the meter meanwhile.
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 3_600_000 }, driverDeps(sink));
+    driver.start(sink);
+    let measuredFast;
+    let measuredRight;
+    try {
+      await waitFor(() => sink.readings.length === 1 && driver.transfers === 1, 'the stored record', 20_000);
+      // A measurement on the fast clock, then the patient sets the clock right: the meter notifies it.
+      measuredFast = meter.addRecord({ mgPerDl: 60 });
+      await waitFor(() => meter.isNotifying(0x2a2b), 'Current Time notifications on');
+      expect(await meter.setClock(0)).toBe(true);
+      await waitFor(() => sink.readings.length === 2, 'the record measured before the clock was set', 10_000);
+      // A measurement on the right clock; the meter notifies its (unchanged) clock after a time sync.
+      measuredRight = meter.addRecord({ mgPerDl: 45 });
+      expect(await meter.notifyCurrentTime(2)).toBe(true);
+      await waitFor(() => sink.readings.length === 3, 'the record measured after the clock was set', 10_000);
+    } finally {
+      await driver.stop();
+    }
+    const [, fast, right] = sink.readings;
+    // Before: record 2 waited for the next poll, whose fresh clock read dated it by the new clock: 2 h in the future.
+    expect(fast).toMatchObject({ meterRecord: 2, value: 60, tMeter: measuredFast.timeMs, context: { meterClockOffsetS: String(5.5 * 3600 + 2 * 3600) } });
+    expect(right).toMatchObject({ meterRecord: 3, value: 45, tMeter: measuredRight.timeMs, context: { meterClockOffsetS: String(5.5 * 3600) } });
+    expect(bluez.device(ADDRESS).connects).toBe(1);
+    expect(sink.quarantined).toEqual([]);
   }, 60_000);
 
   it('with a configured zone, a clock set right while connected drops its drift for the records read after it', async () => {

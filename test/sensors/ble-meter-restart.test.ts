@@ -5,52 +5,22 @@
 // one info alert says the numbering restarted; the new numbering survives a restart of the runtime.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../device-sdk/log.js';
-import { decodeBody } from '../../device-sdk/proto/index.js';
-import type { Alert, Reading } from '../../device-sdk/records.js';
-import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
-import { parseRuntimeConfig, type RuntimeConfig } from '../../firmware/config.js';
-import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import type { Reading } from '../../device-sdk/records.js';
 import { BleGlucoseMeterDriver, DEFAULT_BLE_GLUCOSE_METER_OPTIONS } from '../../device-sdk/sensors/ble-glucose-meter.js';
 import { SimGlucoseMeter } from '../../simulator/bluez/index.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
+import { meterRuntimeConfig, runRuntimeUntil, storedInLedger } from './ble-runtime-harness.js';
 
 const OLD_METER = 'C0:FF:EE:00:00:01';
 const NEW_METER = 'C0:FF:EE:00:00:02';
 const RESTARTED = 'meter-numbering-restarted';
 const tempDir = useTempDirs('ble-meter-restart');
 
-function stored<K extends 'reading' | 'alert'>(dataDir: string, kind: K): K extends 'reading' ? Reading[] : Alert[] {
-  const bodies = readLedgerBodies(ledgerPath(dataDir), kind).map((row) => decodeBody(kind, row.body));
-  return (kind === 'reading' ? (bodies as Reading[]).filter((r) => r.type !== 'device-info') : bodies) as K extends 'reading' ? Reading[] : Alert[];
-}
 
-function meterConfig(dir: string, dbusAddress: string, address: string): RuntimeConfig {
-  return parseRuntimeConfig(
-    {
-      deviceId: 'ble-clinic-1',
-      dataDir: 'device',
-      edge: { url: 'mqtt://127.0.0.1:1' }, // offline: nothing listens
-      log: { level: 'silent' },
-      sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options: { address, dbusAddress, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 0 } }],
-    },
-    dir,
-  );
-}
 
-/** Runs a runtime until `done` holds for its data directory, then stops it. */
-async function runUntil(config: RuntimeConfig, done: () => boolean, what: string): Promise<void> {
-  const runtime = new Runtime(config, { logger: silentLogger });
-  runtime.start();
-  try {
-    await waitFor(done, what, 20_000);
-  } finally {
-    await runtime.stop();
-  }
-}
 
 /** Three records measured in the last two hours, the newest a severe low (45 mg/dL, 2 min ago). */
 function addTodaysRecords(meter: SimGlucoseMeter): void {
@@ -70,18 +40,18 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter whose record numbers 
     const bluez = await bluezWith([old, replacement]);
     const dir = tempDir();
     const dataDir = join(dir, 'device');
-    await runUntil(meterConfig(dir, bluez.address, OLD_METER), () => stored(dataDir, 'reading').length >= 30, 'the old meter backfilled');
+    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address, OLD_METER), () => storedInLedger(dataDir, 'reading').length >= 30, 'the old meter backfilled');
 
     // The clinic swaps the meter and edits the sensor's address; the runtime restarts.
-    await runUntil(meterConfig(dir, bluez.address, NEW_METER), () => stored(dataDir, 'reading').length >= 33, "the new meter's records 1-3 stored");
-    const readings = stored(dataDir, 'reading');
+    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address, NEW_METER), () => storedInLedger(dataDir, 'reading').length >= 33, "the new meter's records 1-3 stored");
+    const readings = storedInLedger(dataDir, 'reading');
     expect(readings.slice(30).map((r) => [r.meterRecord, r.value])).toEqual([
       [1, 112],
       [2, 96],
       [3, 45],
     ]);
     expect(readings.slice(30).every((r) => r.context?.meter === NEW_METER)).toBe(true);
-    const alerts = stored(dataDir, 'alert');
+    const alerts = storedInLedger(dataDir, 'alert');
     expect(alerts.filter((a) => a.kind === 'hypoglycaemia-level-2' && a.sensor === 'meter')).toHaveLength(1);
     const notices = alerts.filter((a) => a.kind === RESTARTED);
     expect(notices.map((a) => [a.severity, a.sensor])).toEqual([[1, 'meter']]);
@@ -94,15 +64,15 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter whose record numbers 
     const bluez = await bluezWith([meter]);
     const dir = tempDir();
     const dataDir = join(dir, 'device');
-    const config = meterConfig(dir, bluez.address, OLD_METER);
-    await runUntil(config, () => stored(dataDir, 'reading').length >= 30, 'the meter backfilled');
-    const before = stored(dataDir, 'reading');
+    const config = meterRuntimeConfig(dir, bluez.address, OLD_METER);
+    await runRuntimeUntil(config, () => storedInLedger(dataDir, 'reading').length >= 30, 'the meter backfilled');
+    const before = storedInLedger(dataDir, 'reading');
 
     // Reset while the runtime is down: its memory is empty and its numbers start again at 1.
     meter.clearMemory();
     addTodaysRecords(meter);
-    await runUntil(config, () => stored(dataDir, 'reading').length >= 33, 'the records 1-3 after the reset stored');
-    let readings = stored(dataDir, 'reading');
+    await runRuntimeUntil(config, () => storedInLedger(dataDir, 'reading').length >= 33, 'the records 1-3 after the reset stored');
+    let readings = storedInLedger(dataDir, 'reading');
     expect(readings.slice(0, 30)).toEqual(before);
     expect(readings.slice(30).map((r) => [r.meterRecord, r.value])).toEqual([
       [1, 112],
@@ -111,24 +81,24 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter whose record numbers 
     ]);
     expect(new Set(readings.slice(30).map((r) => r.context?.meterEpoch)).size).toBe(1);
     expect(readings.slice(30)[0]?.context?.meterEpoch).toBeDefined();
-    let alerts = stored(dataDir, 'alert');
+    let alerts = storedInLedger(dataDir, 'alert');
     expect(alerts.filter((a) => a.kind === 'hypoglycaemia-level-2')).toHaveLength(1);
     expect(alerts.filter((a) => a.kind === RESTARTED).map((a) => a.severity)).toEqual([1]);
 
     // Another restart with nothing new: the meter's last record (3) is the stored one, no new numbering.
-    const transfers = meter.stats.transfers;
-    await runUntil(config, () => meter.stats.transfers > transfers, "the meter's last record compared");
-    expect(stored(dataDir, 'reading')).toHaveLength(33);
+    const lastAsked = meter.stats.reports.last ?? 0;
+    await runRuntimeUntil(config, () => (meter.stats.reports.last ?? 0) > lastAsked, "the meter's last record compared");
+    expect(storedInLedger(dataDir, 'reading')).toHaveLength(33);
     // And one more: the stored numbering is the meter's; only record 4 is asked for and stored, once.
     const sentBefore = meter.stats.recordsSent;
     meter.addRecord({ mgPerDl: 130 });
-    await runUntil(config, () => stored(dataDir, 'reading').length >= 34, 'record 4 stored');
+    await runRuntimeUntil(config, () => storedInLedger(dataDir, 'reading').length >= 34, 'record 4 stored');
     await new Promise((resolve) => setTimeout(resolve, 300)); // anything sent twice would be stored by now
-    readings = stored(dataDir, 'reading');
+    readings = storedInLedger(dataDir, 'reading');
     expect(readings.slice(30).map((r) => r.meterRecord)).toEqual([1, 2, 3, 4]);
-    expect(meter.stats.recordsSent - sentBefore).toBe(1);
+    expect(meter.stats.recordsSent - sentBefore).toBe(2); // record 3, checked at connect (RACP within range 3..3), and record 4
     expect(new Set(readings.slice(30).map((r) => r.context?.meterEpoch)).size).toBe(1);
-    alerts = stored(dataDir, 'alert');
+    alerts = storedInLedger(dataDir, 'alert');
     expect(alerts.filter((a) => a.kind === RESTARTED)).toHaveLength(1);
     expect(alerts.filter((a) => a.kind === 'hypoglycaemia-level-2')).toHaveLength(1); // the start-up replays did not alert it again
   }, 90_000);

@@ -52,11 +52,13 @@ describe.skipIf(!dbusDaemonAvailable())('runtime with a ble-glucose-meter source
     const first = new Runtime(config, { logger: silentLogger });
     first.start();
     try {
-      await waitFor(() => meter.stats.completed === 1 && first.status().produced.reading >= 200, 'the first backfill in the ledger', 60_000);
+      // Every transfer done: the backfill, and the one-record check of each reconnect (RACP within range).
+      await waitFor(() => meter.stats.completed === 1 + (meter.stats.reports['within-range'] ?? 0) && first.status().produced.reading >= 200, 'the first backfill in the ledger', 60_000);
     } finally {
       await first.stop();
     }
-    expect(meter.stats).toMatchObject({ transfers: 3, cut: 2, recordsSent: 200 });
+    // 3 backfill transfers (2 cut) and the checks of records 70 and 160 at the reconnects.
+    expect(meter.stats).toMatchObject({ transfers: 5, cut: 2, recordsSent: 202, reports: { all: 1, 'greater-or-equal': 2, 'within-range': 2 } });
     expect(storedReadings(dataDir).map((r) => r.meterRecord)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
 
     // New measurements on the meter while the runtime is down; the restarted runtime asks only for them.
@@ -64,11 +66,11 @@ describe.skipIf(!dbusDaemonAvailable())('runtime with a ble-glucose-meter source
     const second = new Runtime(config, { logger: silentLogger });
     second.start();
     try {
-      await waitFor(() => meter.stats.completed === 2 && second.status().produced.reading >= 205, 'the second backfill in the ledger', 60_000);
+      await waitFor(() => meter.stats.completed === 5 && second.status().produced.reading >= 205, 'the second backfill in the ledger', 60_000);
     } finally {
       await second.stop();
     }
-    expect(meter.stats.recordsSent).toBe(205);
+    expect(meter.stats.recordsSent).toBe(208); // record 200 checked at connect, then 201-205
     const readings = storedReadings(dataDir);
     expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 205 }, (_, i) => i + 1));
     expect(readings.slice(-5).map((r) => r.value)).toEqual([101, 102, 103, 104, 105]);

@@ -7,14 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../device-sdk/records.js';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { Uplink } from '../../device-sdk/sync/uplink.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { readEdgeStats } from '../../edge/edge-store.js';
-import { edgeCommand } from '../../firmware/cli/edge.js';
+import { edgeStatsText as statsText } from '../helpers/edge-stats-text.js';
 import { waitFor } from '../helpers/wait.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -54,19 +54,6 @@ function append(b: Board, name: string, from: number, n: number): void {
   b.bodies.push(...records.map((r) => sha(r.body)));
 }
 
-async function statsText(data: string): Promise<string> {
-  let out = '';
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    out += String(chunk);
-    return true;
-  });
-  try {
-    expect(await edgeCommand(['stats', '--data', data])).toBe(0);
-  } finally {
-    write.mockRestore();
-  }
-  return out;
-}
 
 describe('two boards with one deviceId', () => {
   it('each raises sync-device-id-in-use once and backs off; the edge counts duplicate-device-id; every record of both boards reaches the edge', async () => {

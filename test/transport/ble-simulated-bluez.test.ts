@@ -80,4 +80,55 @@ describe.skipIf(!dbusDaemonAvailable())('simulated glucose meter RACP over the s
       await connector.close();
     }
   }, 30_000);
+
+  it('answers what it does not claim as GLS specifies (04 operator, 09 filter type not supported), and tells its Device Information', async () => {
+    const meter = new SimGlucoseMeter({
+      address: METER,
+      storedRecords: 12,
+      racpOperators: ['all', 'greater-or-equal', 'last'],
+      racpFilterTypes: ['sequence-number'],
+      deviceInformation: { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'GM7-004211', firmware: '3.1' },
+    });
+    const bluez = await bluezWith([meter]);
+    const connector = new NodeBleConnector({ address: METER, dbusAddress: bluez.address, discoveryPollMs: 20, logger: silentLogger });
+    try {
+      const link = await connector.connect();
+      // DIS 0x180A: the strings as UTF-8 bytes, no terminator.
+      expect(Buffer.from(await link.read(0x180a, 0x2a25)).toString('hex')).toBe('474d372d303034323131'); // "GM7-004211"
+      expect(Buffer.from(await link.read(0x180a, 0x2a29)).toString('utf8')).toBe('Acme Diagnostics');
+      expect(Buffer.from(await link.read(0x180a, 0x2a24)).toString('utf8')).toBe('GM-7');
+      expect(Buffer.from(await link.read(0x180a, 0x2a26)).toString('utf8')).toBe('3.1');
+      const c = await collector(link);
+      // 01 04 01 05 00 05 00 (within range 5..5): 06 00 01 04, no record.
+      expect(await c.request({ opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: 5, to: 5 } })).toMatchObject(code('operator-not-supported', 1));
+      expect(await c.request({ opCode: 'report-number-of-stored-records', operator: 'first' })).toMatchObject(code('operator-not-supported', 4));
+      // 01 03 02 <Date Time> (user-facing time ≥ ...): 06 00 01 09.
+      const time = { year: 2026, month: 1, day: 1, hours: 0, minutes: 0, seconds: 0 };
+      expect(await c.request({ opCode: 'report-stored-records', operator: 'greater-or-equal', filter: { type: 'user-facing-time', value: time } })).toMatchObject(code('operand-not-supported', 1));
+      expect(c.sequences).toEqual([]);
+      expect(await c.request({ opCode: 'report-stored-records', operator: 'greater-or-equal', filter: { type: 'sequence-number', value: 11 } })).toMatchObject(code('success', 1));
+      expect(c.sequences).toEqual([11, 12]);
+      expect(meter.stats.reports).toEqual({ 'within-range': 1, 'greater-or-equal': 2 });
+      expect(meter.lastError).toBeUndefined();
+    } finally {
+      await connector.close();
+    }
+  }, 30_000);
+
+  it('answers a within-range request for one record with that record, and a range from above its to with 05 (invalid operand)', async () => {
+    const meter = new SimGlucoseMeter({ address: METER, storedRecords: 12 });
+    const bluez = await bluezWith([meter]);
+    const connector = new NodeBleConnector({ address: METER, dbusAddress: bluez.address, discoveryPollMs: 20, logger: silentLogger });
+    try {
+      const c = await collector(await connector.connect());
+      expect(await c.request({ opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: 7, to: 7 } })).toMatchObject(code('success', 1));
+      expect(c.sequences).toEqual([7]);
+      expect(await c.request({ opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: 13, to: 13 } })).toMatchObject(code('no-records-found', 1));
+      expect(await c.request({ opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: 9, to: 8 } })).toMatchObject(code('invalid-operand', 1));
+      expect(c.sequences).toEqual([7]);
+      expect(meter.lastError).toBeUndefined();
+    } finally {
+      await connector.close();
+    }
+  }, 30_000);
 });

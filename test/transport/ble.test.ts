@@ -133,7 +133,7 @@ describe.skipIf(!dbusDaemonAvailable())('BLE GATT transport through node-ble ove
       const objects = (await om.GetManagedObjects()) as Record<string, Record<string, Record<string, { value: unknown }>>>;
       const device = objects['/org/bluez/hci0/dev_C0_FF_EE_00_00_01']?.['org.bluez.Device1'];
       expect(device?.Address?.value).toBe(METER);
-      expect(device?.UUIDs?.value).toEqual([bleUuid(0x1808), bleUuid(0x1805)]); // Glucose and Current Time services
+      expect(device?.UUIDs?.value).toEqual([bleUuid(0x1808), bleUuid(0x1805), bleUuid(0x180a)]); // Glucose, Current Time and Device Information services
       expect(objects['/org/bluez/hci0']?.['org.bluez.Adapter1']?.Discovering?.value).toBe(true);
       await expect(adapter.StartDiscovery()).rejects.toMatchObject({ type: 'org.bluez.Error.InProgress' });
       await adapter.StopDiscovery();

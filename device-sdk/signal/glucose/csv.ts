@@ -206,7 +206,8 @@ function timeProblem(time: string): string {
   if (/^\d{12,13}\.\d*$/.test(time)) return `time ${shown(time)} is epoch milliseconds with a fraction: write whole milliseconds`;
   // Forms that spreadsheets and meter software write; refused because day and month order (and the hour of a 12-hour clock) would be a guess.
   const forms: string[] = [];
-  if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?:\s|$)/.test(time)) forms.push('a date with the year last (day and month order depend on the locale: 1/2/2023 is 1 February or 2 January)');
+  if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2}(?:[\sTt]|$)/.test(time)) forms.push('a two-digit year (which number is the year, and which the day, is a guess: 23-01-15 may be 2023-01-15 or 23 January 2015)');
+  else if (/^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?:\s|$)/.test(time)) forms.push('a date with the year last (day and month order depend on the locale: 1/2/2023 is 1 February or 2 January)');
   else if (/^\d{4}[/.]\d{1,2}[/.]\d{1,2}(?:\s|$)/.test(time)) forms.push('slashes or dots in the date');
   if (/\d\s*[AaPp]\.?[Mm]\.?$/.test(time)) forms.push('a 12-hour clock (AM/PM)');
   if (forms.length > 0) return `unreadable time ${shown(time)}: ${forms.join(' and ')}; ${TIME_FORMAT}`;
@@ -300,6 +301,14 @@ export function parseCgmCsv(text: string, options: CgmCsvParseOptions = {}): Cgm
     if (line.trim() === '') continue;
     const f = splitFields(line);
     if (f.length !== header.length) {
+      // An odd number of double quotes with the fields miscounted: a quoted field runs on past the line end (RFC 4180
+      // allows a line break inside quotes), or a stray quote swallowed the commas after it.
+      if (((line.match(/"/g)?.length ?? 0) & 1) === 1) {
+        throw new CgmCsvError(
+          n,
+          `expected ${header.length} fields as in the header, got ${f.length}: a double quote opens a field that does not close on this line (${shown(line)}), a quoted field holding a line break or a stray quote; medge reads one reading per line: remove line breaks and stray quotes from the fields`,
+        );
+      }
       const hint =
         f.length === header.length + 1
           ? ': one field too many, which is what a decimal comma makes of a value (5,3 for 5.3, as exports in locales with a decimal comma write it, often with fields separated by semicolons); write decimal points (5.3) and separate fields with commas'

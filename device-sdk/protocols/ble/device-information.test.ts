@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DecodeError } from '../../errors.js';
+import { bytesToHex, hexToBytes } from './bytes.js';
+import { decodeDisString, encodeDisString } from './device-information.js';
+
+describe('Device Information Service strings (utf8s: 0x2A29, 0x2A24, 0x2A25, 0x2A26)', () => {
+  it('47 4D 2D 30 30 34 32 2D 37 31 33 39: serial number "GM-0042-7139", no terminator', () => {
+    expect(decodeDisString(hexToBytes('47 4D 2D 30 30 34 32 2D 37 31 33 39'))).toBe('GM-0042-7139');
+    expect(bytesToHex(encodeDisString('GM-0042-7139'))).toBe('47 4D 2D 30 30 34 32 2D 37 31 33 39');
+  });
+
+  it('4D 65 64 67 65 20 4C 61 62 73 00 00 00 00: trailing NUL padding of a fixed buffer is removed ("Medge Labs")', () => {
+    expect(decodeDisString(hexToBytes('4D 65 64 67 65 20 4C 61 62 73 00 00 00 00'))).toBe('Medge Labs');
+  });
+
+  it('C3 9C 2D 31 20 20: UTF-8 is decoded as such and trailing spaces removed ("Ü-1")', () => {
+    expect(decodeDisString(hexToBytes('C3 9C 2D 31 20 20'))).toBe('Ü-1');
+    expect(bytesToHex(encodeDisString('Ü-1'))).toBe('C3 9C 2D 31');
+  });
+
+  it('an empty value, or one of NULs and spaces only, is no value', () => {
+    expect(decodeDisString(new Uint8Array(0))).toBeUndefined();
+    expect(decodeDisString(hexToBytes('20 20 00 00'))).toBeUndefined();
+  });
+
+  it('refuses bytes that are not UTF-8, a control character inside the text, and more than 512 bytes', () => {
+    expect(() => decodeDisString(hexToBytes('47 4D FF 31'))).toThrow(DecodeError);
+    expect(() => decodeDisString(hexToBytes('47 4D 00 31'))).toThrow(/control character 0x00 at 2/);
+    expect(() => decodeDisString(hexToBytes('47 4D 0A 31'))).toThrow(/control character 0x0a/);
+    expect(() => decodeDisString(new Uint8Array(513).fill(0x41))).toThrow(/513 bytes/);
+    expect(decodeDisString(new Uint8Array(512).fill(0x41))).toHaveLength(512);
+    expect(() => encodeDisString('a\u0000b')).toThrow(ConfigError);
+    expect(() => encodeDisString('é'.repeat(257))).toThrow(ConfigError);
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * Device Information Service (DIS 1.1, service 0x180A): the text characteristics a collector reads to
+ * tell devices apart. A glucose meter's Serial Number String is its identity where its Bluetooth
+ * address is not one (a random address that changes with a battery, `device-sdk/records.ts` `MeterIdentity`).
+ *
+ * | uuid   | characteristic           | type (GATT Specification Supplement) |
+ * |--------|--------------------------|--------------------------------------|
+ * | 0x2A29 | Manufacturer Name String | utf8s                                |
+ * | 0x2A24 | Model Number String      | utf8s                                |
+ * | 0x2A25 | Serial Number String     | utf8s                                |
+ * | 0x2A26 | Firmware Revision String | utf8s                                |
+ *
+ * utf8s: the whole value is the string, UTF-8, no length byte and no terminator; an attribute value is
+ * at most 512 bytes (Core Spec Vol 3 Part F §3.2.9). Tolerated, as devices send them: trailing NUL
+ * padding (a fixed-size buffer) and surrounding spaces, both removed. Refused (`DecodeError`, the bytes go
+ * to quarantine): bytes that are not UTF-8, a NUL or another control character inside the text, and more
+ * than 512 bytes. A value that is empty once trimmed decodes as `undefined` (the device has none).
+ */
+import { ConfigError, DecodeError } from '../../errors.js';
+
+export const DEVICE_INFORMATION_SERVICE_UUID = 0x180a;
+export const MANUFACTURER_NAME_UUID = 0x2a29;
+export const MODEL_NUMBER_UUID = 0x2a24;
+export const SERIAL_NUMBER_UUID = 0x2a25;
+export const FIRMWARE_REVISION_UUID = 0x2a26;
+
+export const DEVICE_INFORMATION_CODEC = 'ble-device-information';
+
+/** The largest attribute value (Core Spec Vol 3 Part F §3.2.9). */
+export const MAX_ATTRIBUTE_LENGTH = 512;
+
+/** The DIS strings medge reads, by field, and their characteristics. */
+export const DEVICE_INFORMATION_FIELDS = Object.freeze({
+  manufacturer: MANUFACTURER_NAME_UUID,
+  model: MODEL_NUMBER_UUID,
+  serial: SERIAL_NUMBER_UUID,
+  firmware: FIRMWARE_REVISION_UUID,
+} as const);
+export type DeviceInformationField = keyof typeof DEVICE_INFORMATION_FIELDS;
+
+/** What a device told of itself; a field is absent when the device has no such characteristic, refused it, or sent an empty one. */
+export type DeviceInformation = Partial<Record<DeviceInformationField, string>>;
+
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** Decodes a DIS utf8s value (see the module comment); undefined when it is empty once trimmed. */
+export function decodeDisString(bytes: Uint8Array): string | undefined {
+  if (bytes.length > MAX_ATTRIBUTE_LENGTH) throw new DecodeError(DEVICE_INFORMATION_CODEC, `${bytes.length} bytes: an attribute value is at most ${MAX_ATTRIBUTE_LENGTH}`);
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end -= 1;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end));
+  } catch (error) {
+    throw new DecodeError(DEVICE_INFORMATION_CODEC, 'not UTF-8', { cause: error });
+  }
+  const trimmed = text.trim();
+  const control = CONTROL.exec(trimmed);
+  if (control) throw new DecodeError(DEVICE_INFORMATION_CODEC, `control character 0x${control[0].charCodeAt(0).toString(16).padStart(2, '0')} at ${control.index} of the text`);
+  return trimmed === '' ? undefined : trimmed;
+}
+
+/** Encodes a DIS utf8s value (no terminator). Refuses a control character or more than 512 bytes (`ConfigError`). */
+export function encodeDisString(text: string, field = '/value'): Uint8Array {
+  if (typeof text !== 'string' || CONTROL.test(text)) throw new ConfigError(field, text, 'is not a DIS text (a string without control characters)', 'remove the control characters');
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.length > MAX_ATTRIBUTE_LENGTH) throw new ConfigError(field, `${bytes.length} bytes`, `is longer than an attribute value (${MAX_ATTRIBUTE_LENGTH} bytes)`, 'shorten it');
+  return bytes;
+}

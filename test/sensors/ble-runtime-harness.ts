@@ -1,0 +1,41 @@
+// Shared by the tests that run the runtime with a `ble-glucose-meter` source against the simulated BlueZ: the
+// config of one meter, running a runtime until a condition holds, and what its ledger stored.
+import { decodeBody } from '../../device-sdk/proto/index.js';
+import { silentLogger } from '../../device-sdk/log.js';
+import type { Alert, Reading } from '../../device-sdk/records.js';
+import { readLedgerBodies } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { parseRuntimeConfig, type RuntimeConfig } from '../../firmware/config.js';
+import { ledgerPath, Runtime } from '../../firmware/runtime.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** The readings (without the runtime's own `device-info`) or the alerts stored in a data directory's ledger, in order. */
+export function storedInLedger<K extends 'reading' | 'alert'>(dataDir: string, kind: K): K extends 'reading' ? Reading[] : Alert[] {
+  const bodies = readLedgerBodies(ledgerPath(dataDir), kind).map((row) => decodeBody(kind, row.body));
+  return (kind === 'reading' ? (bodies as Reading[]).filter((r) => r.type !== 'device-info') : bodies) as K extends 'reading' ? Reading[] : Alert[];
+}
+
+/** An offline runtime (data in `dir`/device) with one meter `meter`; without `address`, the first meter advertising the Glucose Service. */
+export function meterRuntimeConfig(dir: string, dbusAddress: string, address?: string): RuntimeConfig {
+  const options = { dbusAddress, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 }, pollIntervalMs: 0, ...(address !== undefined ? { address } : {}) };
+  return parseRuntimeConfig(
+    {
+      deviceId: 'ble-clinic-1',
+      dataDir: 'device',
+      edge: { url: 'mqtt://127.0.0.1:1' }, // offline: nothing listens
+      log: { level: 'silent' },
+      sources: [{ type: 'device', sensor: 'meter', driver: 'ble-glucose-meter', options }],
+    },
+    dir,
+  );
+}
+
+/** Runs a runtime until `done` holds (at most 20 s), then stops it. */
+export async function runRuntimeUntil(config: RuntimeConfig, done: () => boolean, what: string): Promise<void> {
+  const runtime = new Runtime(config, { logger: silentLogger });
+  runtime.start();
+  try {
+    await waitFor(done, what, 20_000);
+  } finally {
+    await runtime.stop();
+  }
+}
