@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
@@ -511,6 +511,20 @@ describe('the search index kept beside the store (edge-fhir-index.sqlite) and br
     ({ index, events } = reopen());
     expect(events).toEqual([]);
     expect(index.lastRefresh.recordsRead).toBe(0);
+  });
+
+  it('answers from a private index, and says so, when the index file cannot be written', () => {
+    const dir = tmp();
+    const { stages, close } = stagedStore(dir);
+    for (const stage of stages) stage();
+    close();
+    mkdirSync(fhirIndexPath(dir)); // a directory where the file would go: SQLite cannot open it
+    const db = openStore(dir);
+    const events: FhirIndexEvent[] = [];
+    const index = openIndex(db, dir, events);
+    expect(events.map((e) => e.reason)).toEqual(['unwritable']);
+    expect(index.lastRefresh.recordsRead).toBe(recordCount(db));
+    expectSameAnswers(db, index);
   });
 
   it('notices a store put in its place (a restored backup) and rows the store no longer holds', () => {
