@@ -1,6 +1,6 @@
 // FHIR API latency on a large edge store, how long the ingest stalls meanwhile (QA F3), and the CLI export.
 //
-//   node bench/fhir-api.js [--readings 400000] [--dist DIR] [--store DIR] [--no-export]
+//   node bench/fhir-api.js [--readings 400000] [--dist DIR] [--store DIR] [--no-export] [--answer-timeout-ms N]
 //
 // Seeds an edge store with --readings CGM readings of one device (not timed; or copies --store, e.g.
 // QA's /tmp/qa-fhir-400k), then runs an EdgeNode (embedded aedes on port 0) and the FhirServer in this
@@ -8,7 +8,9 @@
 // 10 readings in flight, the next sent on each ack. While it does, these requests run one after another:
 // GET /fhir/Device (twice), an empty date search, a date search of one day with _count=100. For each:
 // latency, status, entries; `ackGapMs` is the longest time between two acks while the request ran (the
-// ingest stall). Then, with the store unchanged since (the live device stopped): `pages`, 20 pages of
+// ingest stall). `restart`: the API is stopped and started again (a new worker, as after an edge restart or
+// an idle worker) while the device syncs, and the first two requests of the new worker are timed
+// (`indexFileMb`: the size of the kept index, when the build keeps one). Then, with the store unchanged since (the live device stopped): `pages`, 20 pages of
 // 1000 Observations spread over the store and 20 one-day searches of 100; `reads`, 30 reads by id spread
 // over the store (each with p50/p95 ms). Then `export`: `medge edge export-fhir` (validating, as by
 // default) of the store as seeded (copied before the live device syncs) in a child process: wall time
@@ -17,10 +19,11 @@
 /* global fetch, AbortSignal */
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, statSync } from 'node:fs';
+import { cpSync, existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import mqtt from 'mqtt';
 import { numberArg, progress, removeDir, round, tempDir } from './lib/common.js';
+import { FHIR_STORE_T0, seedCgmStore } from './lib/fhir-store.js';
 
 const READINGS = Math.floor(numberArg('readings', 400_000));
 const argAfter = (name) => {
@@ -29,8 +32,11 @@ const argAfter = (name) => {
 };
 const DIST = resolve(argAfter('dist') ?? new URL('../dist', import.meta.url).pathname);
 const STORE = argAfter('store');
+/** --answer-timeout-ms: the API's answerTimeoutMs, so that a first request is timed whole rather than as 503s 10 s apart. */
+const ANSWER_TIMEOUT_MS = argAfter('answer-timeout-ms');
+const serverOptions = { port: 0, ...(ANSWER_TIMEOUT_MS ? { limits: { answerTimeoutMs: Number(ANSWER_TIMEOUT_MS) } } : {}) };
 const REQUEST_TIMEOUT_MS = 120_000;
-const T0 = Date.UTC(2026, 10, 1);
+const T0 = FHIR_STORE_T0;
 
 const { EdgeStore } = await import(`${DIST}/edge/edge-store.js`);
 const { EdgeNode } = await import(`${DIST}/edge/index.js`);
@@ -39,36 +45,15 @@ const { encodeBody, decodeAck } = await import(`${DIST}/device-sdk/proto/index.j
 const { buildBatch } = await import(`${DIST}/device-sdk/sync/batch.js`);
 const { upTopic, downTopic } = await import(`${DIST}/device-sdk/sync/topics.js`);
 
-const cgm = (i) => encodeBody('reading', { sensor: 'cgm', type: 'glucose', value: 60 + (i % 200), unit: 'mg/dL', tDevice: T0 + i * 60_000, context: { specimen: 'interstitial' } });
-
 /** The live device's readings: measured now (outside the seeded days). */
 const live = (i) => encodeBody('reading', { sensor: 'cgm', type: 'glucose', value: 60 + (i % 200), unit: 'mg/dL', tDevice: Date.now() });
-
-/** QA's seeding (fhir-big.mjs): N readings of dev-1 at one a minute from 2026-11-01. */
-function seed(dir, n) {
-  const store = new EdgeStore(dir);
-  for (let off = 0; off < n; off += 2000) {
-    const k = Math.min(2000, n - off);
-    store.commit({
-      site: 's',
-      deviceId: 'dev-1',
-      kind: 'reading',
-      bootId: 'b1',
-      afterSeq: off,
-      lastSeq: off + k,
-      ackedUpTo: 0,
-      records: Array.from({ length: k }, (_, i) => ({ seq: off + i + 1, bootId: 'b1', tMs: T0 + (off + i) * 60_000, body: cgm(off + i) })),
-    });
-  }
-  store.close();
-}
 
 const dir = tempDir('fhir-api');
 const dataDir = join(dir, 'edge');
 if (STORE) cpSync(STORE, dataDir, { recursive: true });
 else {
   progress(`seeding ${READINGS} readings`);
-  seed(dataDir, READINGS);
+  seedCgmStore({ EdgeStore, encodeBody }, dataDir, READINGS);
 }
 
 // The export is measured on the store as seeded (a copy taken now), not on what the live device adds to it.
@@ -77,7 +62,7 @@ if (!process.argv.includes('--no-export')) cpSync(dataDir, exportDataDir, { recu
 
 const edge = new EdgeNode({ dataDir, port: 0 });
 await edge.start();
-const fhir = new FhirServer({ dataDir, port: 0 });
+let fhir = new FhirServer({ ...serverOptions, dataDir });
 await fhir.start();
 await new Promise((r) => setTimeout(r, 200));
 
@@ -154,6 +139,15 @@ const requests = [];
 for (const path of ['/fhir/Device', '/fhir/Observation?date=2031-01-01', '/fhir/Device', '/fhir/Observation?date=2026-11-02&_count=100']) {
   requests.push(await requestUntilAnswered(path));
 }
+// A restart of the API (its worker) while the device syncs, as after an edge restart or an idle worker:
+// the first requests of the new worker.
+await fhir.stop();
+fhir = new FhirServer({ ...serverOptions, dataDir });
+await fhir.start();
+const restart = [];
+for (const path of ['/fhir/Device', '/fhir/Observation?date=2026-11-02&_count=100']) restart.push(await requestUntilAnswered(path));
+const indexFile = join(dataDir, 'edge-fhir-index.sqlite');
+const indexFileMb = existsSync(indexFile) ? round(statSync(indexFile).size / 2 ** 20) : undefined;
 running = false;
 await new Promise((r) => setTimeout(r, 300));
 client.end(true);
@@ -204,6 +198,8 @@ console.log(
       acksPerSecondIdle: baselineAcks,
       ackedBatches: acks.length,
       requests,
+      restart,
+      ...(indexFileMb === undefined ? {} : { indexFileMb }),
       pages,
       reads,
       apiMaxRssMb,

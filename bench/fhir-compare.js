@@ -9,8 +9,9 @@
 //   compared byte for byte;
 // - the API: for each request of a set (every type, pages far into the store, date/code/patient/_id
 //   searches, reads of stored and imported-conflict records, errors), the old build's answerFromResources
-//   on the whole export, and the new build's answer (FhirSearchIndex when it has one), compared as parsed
-//   JSON with the clock-made Bundle / OperationOutcome ids set aside.
+//   on the whole export, and the new build's answer (FhirSearchIndex when it has one; from its file, closed
+//   and opened again, when it keeps one), compared as parsed JSON with the clock-made Bundle /
+//   OperationOutcome ids set aside.
 // Prints one JSON object: whether each matched, sizes and timings; exit 1 on any difference.
 
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
@@ -90,8 +91,19 @@ const resources = oldBuild.exportMod.exportResources(db, { now: NOW });
 const oldBuildMs = performance.now() - t;
 t = performance.now();
 progress('new: search index');
-const index = newBuild.index ? new newBuild.index.FhirSearchIndex(db, { now: NOW }) : undefined;
+// A build that keeps its index in a file (fhirIndexPath) answers from the file as a restarted API opens it:
+// built, closed, opened again (reading nothing from the store).
+const kept = newBuild.index?.fhirIndexPath ? { path: join(OUT, 'edge-fhir-index.sqlite') } : undefined;
+let index = newBuild.index ? new newBuild.index.FhirSearchIndex(db, { now: NOW }, kept) : undefined;
 const newBuildMs = performance.now() - t;
+let reopened;
+if (kept && index) {
+  index.close();
+  t = performance.now();
+  index = new newBuild.index.FhirSearchIndex(db, { now: NOW }, kept);
+  reopened = { ms: round(performance.now() - t), ...index.lastRefresh };
+  progress(`reopened: ${JSON.stringify(reopened)}`);
+}
 const newAnswer = index ? (url) => index.answer(url) : (url) => newBuild.query.answerFromResources(url, resources);
 
 const observations = resources.filter((r) => r.resourceType === 'Observation');
@@ -160,7 +172,7 @@ console.log(
       observations: n,
       importedConflictIds: imported.length,
       export: exportResult,
-      api: { requests: api.length, allSame: api.every((a) => a.same), oldBuildMs: round(oldBuildMs), newIndexMs: round(newBuildMs), answers: api },
+      api: { requests: api.length, allSame: api.every((a) => a.same), oldBuildMs: round(oldBuildMs), newIndexMs: round(newBuildMs), ...(reopened ? { reopened } : {}), answers: api },
     },
   }),
 );

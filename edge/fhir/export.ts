@@ -49,7 +49,8 @@ export interface ExportOptions {
   now?: number;
 }
 
-interface Row extends RecordRow {
+/** A row of the records an export reads (`records`, or an imported conflict record). */
+export interface ExportRow extends RecordRow {
   /** Set (non-null) only for a seq-conflict record an operator imported. */
   body_sha256: string | null;
   /** The row's id in its table: `records.id`, or `conflicts.id` for an imported conflict record. */
@@ -66,26 +67,26 @@ export interface RecordLocator {
   rowId: number;
 }
 
-function toRecord<T>(row: Row, body: T): StoredRecord<T> {
+export function toRecord<T>(row: ExportRow, body: T): StoredRecord<T> {
   const record: StoredRecord<T> = { deviceId: row.device_id, site: row.site, bootId: row.boot_id, seq: row.seq, tMs: row.t_ms, body };
   if (row.body_sha256 !== null) record.variant = conflictVariant(row.boot_id, row.t_ms, row.body_sha256);
   return record;
 }
 
-const locatorOf = (row: Row): RecordLocator => ({ table: row.body_sha256 === null ? 'records' : 'conflicts', rowId: row.row_id });
+export const locatorOf = (row: ExportRow): RecordLocator => ({ table: row.body_sha256 === null ? 'records' : 'conflicts', rowId: row.row_id });
 
 /**
  * The records to export as SQL: `records` (unique by device, kind and seq: each once) and the seq-conflict
  * records an operator imported (each settled once, `edge/conflicts.ts`), which carry their body hash.
  */
-function exportedRecordsSql(db: Database.Database): string {
+export function exportedRecordsSql(db: Database.Database): string {
   const stored = 'SELECT device_id, kind, seq, site, boot_id, t_ms, body, NULL AS body_sha256, id AS row_id FROM records';
   const imported = importedRecordsSql(db);
   return imported === undefined ? stored : `${stored} UNION ALL ${imported}`;
 }
 
 /** Appends in place: copying the list at each finding made a session of 100,000 ECG findings quadratic. */
-function addMoment(moments: Map<string, { t: number; rank: number }[]>, key: string, moment: { t: number; rank: number }): void {
+function addMoment(moments: Map<string, EcgMoment[]>, key: string, moment: EcgMoment): void {
   const list = moments.get(key);
   if (list === undefined) moments.set(key, [moment]);
   else list.push(moment);
@@ -101,19 +102,13 @@ export interface ExportFrame {
 }
 
 /** The Observation of a stored row (a reading, finding or ECG chunk), or undefined for a reading with no clinical mapping. */
-function rowObservation(row: Row): Resource | undefined {
+function rowObservation(row: ExportRow): Resource | undefined {
   if (row.kind === 'reading') return readingObservation(toRecord(row, decodeBody('reading', row.body) as Reading));
   if (row.kind === 'finding') return findingObservation(toRecord(row, decodeBody('finding', row.body) as Finding));
   if (row.kind === 'chunk') return waveformObservation(toRecord(row, decodeBody('chunk', row.body) as StreamChunk));
   return undefined;
 }
 
-/**
- * Reads `db` once, in export order, and hands each Observation to `onObservation` as it is made (with the
- * locator of its record) instead of keeping it: what stays in memory are the devices, models, patients and
- * sessions (each session's Observation ids, for its DiagnosticReport). Returns the other resources.
- * The resources of an export, in order: `frame.devices`, `frame.patients`, the Observations, `frame.reports`.
- */
 /** An Observation as `scanExport` hands it on: its record's locator, its id, and the resource or its search fields on demand. */
 export interface ExportedObservation {
   at: RecordLocator;
@@ -123,18 +118,117 @@ export interface ExportedObservation {
   searchFields(): ObservationSearchFields;
 }
 
-export function scanExport(db: Database.Database, options: ExportOptions, onObservation: (observation: ExportedObservation) => void): ExportFrame {
-  const since = options.sinceMs ?? 0;
+/** An ECG finding's or alert's time and how much the waveform around it matters (`momentRank`). */
+export interface EcgMoment {
+  t: number;
+  rank: number;
+}
+
+/**
+ * What one clinical row (a reading, finding or alert) adds to an export, told in the order `scanExport`
+ * uses it: the export and the API's persistent index (`search-index.ts`) both take a row apart with
+ * `visitClinicalRow`, so they cannot disagree on what a row contributes.
+ */
+export interface ClinicalRowSink {
+  /** A `device-info` reading: the model and firmware it names (each only when set). */
+  deviceInfo(model: string | undefined, firmwareVersion: string | undefined): void;
+  /** A sensor of the device (every reading but device-info, and findings that name theirs). */
+  sensor(sensor: string): void;
+  observation(observation: ExportedObservation): void;
+  /** The model of a finding, as a software Device. */
+  model(ref: string, modelId: string, modelSha256: string): void;
+  /** An ECG finding (`fromFinding`, which also marks its session as holding ECG) or ECG alert: waveform is excerpted around it. */
+  ecgMoment(moment: EcgMoment, fromFinding: boolean): void;
+  alert(alert: Alert): void;
+}
+
+/** Takes a clinical row (kind reading, finding or alert) apart for `sink`. */
+export function visitClinicalRow(row: ExportRow, sink: ClinicalRowSink): void {
+  if (row.kind === 'reading') {
+    const r = decodeBody('reading', row.body) as Reading;
+    if (r.type === 'device-info') {
+      sink.deviceInfo(r.context?.model || undefined, r.context?.firmwareVersion || undefined);
+      return;
+    }
+    sink.sensor(r.sensor);
+    const rec = toRecord(row, r);
+    const fields = readingSearchFields(rec);
+    if (fields === undefined) return;
+    sink.observation({ at: locatorOf(row), id: fields.id, resource: () => readingObservation(rec) as Resource, searchFields: () => fields });
+  } else if (row.kind === 'finding') {
+    const f = decodeBody('finding', row.body) as Finding;
+    if (f.sensor !== undefined) sink.sensor(f.sensor);
+    const obs = findingObservation(toRecord(row, f));
+    sink.observation({ at: locatorOf(row), id: obs.id, resource: () => obs, searchFields: () => searchFieldsOf(obs) });
+    sink.model(modelResourceId(f.modelId, f.modelSha256), f.modelId, f.modelSha256);
+    if (f.kind.toLowerCase().startsWith('ecg')) sink.ecgMoment({ t: f.t, rank: momentRank(f) }, true);
+  } else if (row.kind === 'alert') {
+    const a = decodeBody('alert', row.body) as Alert;
+    sink.alert(a);
+    if (a.kind.toLowerCase().startsWith('ecg')) sink.ecgMoment({ t: a.t, rank: momentRank(a) }, false);
+  }
+}
+
+/** The clinical rows of an export, in export order, as SQL over `exportedRecordsSql` (parameter: `sinceMs`). */
+export const clinicalRowsSql = (source: string): string => `SELECT * FROM (${source}) WHERE kind IN ('reading', 'finding', 'alert') AND t_ms >= ? ORDER BY device_id, t_ms, kind, seq, body_sha256`;
+
+/**
+ * The ECG waveform excerpts of one session, in the order they are exported: the chunks that overlap a
+ * window around each of the session's ECG moments (given in export order), the most important moments
+ * first, at most `maxWaveformSecondsPerSession` of them.
+ */
+export function waveformPicker(db: Database.Database, options: ExportOptions): (deviceId: string, bootId: string, moments: EcgMoment[]) => { row: ExportRow; chunk: StreamChunk }[] {
   const windowMs = options.waveformWindowMs ?? 5000;
   const maxWaveformMs = (options.maxWaveformSecondsPerSession ?? 60) * 1000;
+  const chunks = db.prepare(`SELECT * FROM (${exportedRecordsSql(db)}) WHERE kind = 'chunk' AND device_id = ? AND boot_id = ? AND t_ms BETWEEN ? AND ? ORDER BY seq, body_sha256`);
+  return (deviceId, bootId, moments) => {
+    const picked: { row: ExportRow; chunk: StreamChunk }[] = [];
+    if (windowMs <= 0) return picked;
+    /** Chunks already excerpted, by seq and (for an imported conflict record) body hash. */
+    const taken = new Set<string>();
+    const chunkKey = (row: ExportRow) => `${row.seq}\u0000${row.body_sha256 ?? ''}`;
+    let takenMs = 0;
+    for (const { t } of moments.sort((a, b) => b.rank - a.rank || a.t - b.t)) {
+      if (takenMs >= maxWaveformMs) break;
+      // Chunks are stored when they end, so look a little past the window too.
+      const near: { row: ExportRow; c: StreamChunk; distance: number; ms: number }[] = [];
+      for (const row of chunks.iterate(deviceId, bootId, t - windowMs, t + 2 * windowMs) as Iterable<ExportRow>) {
+        if (taken.has(chunkKey(row))) continue;
+        const c = decodeBody('chunk', row.body) as StreamChunk;
+        // A chunk with no samples is a front end's status-only report (lead-off, contact back): no waveform to
+        // show (SampledData needs data), and what it reported reaches FHIR as the alert it raised.
+        if (c.samples.length === 0) continue;
+        const ms = (c.samples.length * 1000) / c.rateHz;
+        const end = c.t0 + ms;
+        if (c.unit !== 'mV' || end < t - windowMs || c.t0 > t + windowMs) continue;
+        near.push({ row, c, distance: Math.abs(c.t0 + ms / 2 - t), ms });
+      }
+      for (const { row, c, ms } of near.sort((a, b) => a.distance - b.distance)) {
+        if (takenMs >= maxWaveformMs) break;
+        taken.add(chunkKey(row));
+        takenMs += ms;
+        picked.push({ row, chunk: c });
+      }
+    }
+    return picked;
+  };
+}
+
+/**
+ * Reads `db` once, in export order, and hands each Observation to `onObservation` as it is made (with the
+ * locator of its record) instead of keeping it: what stays in memory are the devices, models, patients and
+ * sessions (each session's Observation ids, for its DiagnosticReport). Returns the other resources.
+ * The resources of an export, in order: `frame.devices`, `frame.patients`, the Observations, `frame.reports`.
+ */
+export function scanExport(db: Database.Database, options: ExportOptions, onObservation: (observation: ExportedObservation) => void): ExportFrame {
   const devices = new Map<string, DeviceInfo>();
   const patients = new Map<string, Resource>();
   const models = new Map<string, Resource>();
   const sessions = new Map<string, SessionSummary>();
   /** Per session, the times of its ECG findings and alerts and how much their waveform matters (`momentRank`). */
-  const ecgMoments = new Map<string, { t: number; rank: number }[]>();
+  const ecgMoments = new Map<string, EcgMoment[]>();
 
-  const sessionOf = (row: Row): SessionSummary => {
+  const sessionOf = (row: ExportRow): SessionSummary => {
     const key = `${row.device_id}\u0000${row.boot_id}`;
     let s = sessions.get(key);
     if (!s) {
@@ -145,7 +239,7 @@ export function scanExport(db: Database.Database, options: ExportOptions, onObse
     s.endMs = Math.max(s.endMs, row.t_ms);
     return s;
   };
-  const deviceOf = (row: Row): DeviceInfo => {
+  const deviceOf = (row: ExportRow): DeviceInfo => {
     let d = devices.get(row.device_id);
     if (!d) {
       d = { deviceId: row.device_id, site: row.site, sensors: [] };
@@ -155,86 +249,45 @@ export function scanExport(db: Database.Database, options: ExportOptions, onObse
     }
     return d;
   };
-  const addSensor = (d: DeviceInfo, sensor: string) => {
-    if (!d.sensors.includes(sensor)) d.sensors.push(sensor);
-  };
-  const emit = (s: SessionSummary, obs: Resource, row: Row) => {
-    s.observationIds.push(obs.id);
-    onObservation({ at: locatorOf(row), id: obs.id, resource: () => obs, searchFields: () => searchFieldsOf(obs) });
-  };
 
   const source = exportedRecordsSql(db);
-  const clinical = db.prepare(`SELECT * FROM (${source}) WHERE kind IN ('reading', 'finding', 'alert') AND t_ms >= ? ORDER BY device_id, t_ms, kind, seq, body_sha256`);
-  for (const row of clinical.iterate(since) as Iterable<Row>) {
+  for (const row of db.prepare(clinicalRowsSql(source)).iterate(options.sinceMs ?? 0) as Iterable<ExportRow>) {
     const d = deviceOf(row);
     const s = sessionOf(row);
-    if (row.kind === 'reading') {
-      const r = decodeBody('reading', row.body) as Reading;
-      if (r.type === 'device-info') {
-        if (r.context?.model) d.model = r.context.model;
-        if (r.context?.firmwareVersion) d.firmwareVersion = r.context.firmwareVersion;
-        continue;
-      }
-      addSensor(d, r.sensor);
-      const rec = toRecord(row, r);
-      const fields = readingSearchFields(rec);
-      if (fields === undefined) continue;
-      s.observationIds.push(fields.id);
-      onObservation({ at: locatorOf(row), id: fields.id, resource: () => readingObservation(rec) as Resource, searchFields: () => fields });
-    } else if (row.kind === 'finding') {
-      const f = decodeBody('finding', row.body) as Finding;
-      if (f.sensor !== undefined) addSensor(d, f.sensor);
-      emit(s, findingObservation(toRecord(row, f)), row);
-      const modelRef = modelResourceId(f.modelId, f.modelSha256);
-      if (!models.has(modelRef)) models.set(modelRef, modelResource(f.modelId, f.modelSha256));
-      if (f.kind.toLowerCase().startsWith('ecg')) {
-        s.hasEcg = true;
-        const key = `${row.device_id}\u0000${row.boot_id}`;
-        addMoment(ecgMoments, key, { t: f.t, rank: momentRank(f) });
-      }
-    } else {
-      const a = decodeBody('alert', row.body) as Alert;
-      s.alerts.push(a);
-      if (a.kind.toLowerCase().startsWith('ecg')) {
-        const key = `${row.device_id}\u0000${row.boot_id}`;
-        addMoment(ecgMoments, key, { t: a.t, rank: momentRank(a) });
-      }
-    }
+    const key = `${row.device_id}\u0000${row.boot_id}`;
+    visitClinicalRow(row, {
+      deviceInfo: (model, firmwareVersion) => {
+        if (model) d.model = model;
+        if (firmwareVersion) d.firmwareVersion = firmwareVersion;
+      },
+      sensor: (sensor) => {
+        if (!d.sensors.includes(sensor)) d.sensors.push(sensor);
+      },
+      observation: (obs) => {
+        s.observationIds.push(obs.id);
+        onObservation(obs);
+      },
+      model: (ref, modelId, sha256) => {
+        if (!models.has(ref)) models.set(ref, modelResource(modelId, sha256));
+      },
+      ecgMoment: (moment, fromFinding) => {
+        if (fromFinding) s.hasEcg = true;
+        addMoment(ecgMoments, key, moment);
+      },
+      alert: (a) => s.alerts.push(a),
+    });
   }
 
   // ECG waveform excerpts: the chunks that overlap a window around each ECG finding or alert.
-  if (windowMs > 0) {
-    const chunks = db.prepare(`SELECT * FROM (${source}) WHERE kind = 'chunk' AND device_id = ? AND boot_id = ? AND t_ms BETWEEN ? AND ? ORDER BY seq, body_sha256`);
-    for (const [key, moments] of ecgMoments) {
-      const s = sessions.get(key);
-      if (!s) continue;
-      /** Chunks already excerpted, by seq and (for an imported conflict record) body hash. */
-      const taken = new Set<string>();
-      const chunkKey = (row: Row) => `${row.seq}\u0000${row.body_sha256 ?? ''}`;
-      let takenMs = 0;
-      for (const { t } of moments.sort((a, b) => b.rank - a.rank || a.t - b.t)) {
-        if (takenMs >= maxWaveformMs) break;
-        // Chunks are stored when they end, so look a little past the window too.
-        const near: { row: Row; c: StreamChunk; distance: number; ms: number }[] = [];
-        for (const row of chunks.iterate(s.deviceId, s.bootId, t - windowMs, t + 2 * windowMs) as Iterable<Row>) {
-          if (taken.has(chunkKey(row))) continue;
-          const c = decodeBody('chunk', row.body) as StreamChunk;
-          // A chunk with no samples is a front end's status-only report (lead-off, contact back): no waveform to
-          // show (SampledData needs data), and what it reported reaches FHIR as the alert it raised.
-          if (c.samples.length === 0) continue;
-          const ms = (c.samples.length * 1000) / c.rateHz;
-          const end = c.t0 + ms;
-          if (c.unit !== 'mV' || end < t - windowMs || c.t0 > t + windowMs) continue;
-          near.push({ row, c, distance: Math.abs(c.t0 + ms / 2 - t), ms });
-        }
-        for (const { row, c, ms } of near.sort((a, b) => a.distance - b.distance)) {
-          if (takenMs >= maxWaveformMs) break;
-          taken.add(chunkKey(row));
-          takenMs += ms;
-          emit(s, waveformObservation(toRecord(row, c)), row);
-          s.hasEcg = true;
-        }
-      }
+  const waveforms = waveformPicker(db, options);
+  for (const [key, moments] of ecgMoments) {
+    const s = sessions.get(key);
+    if (!s) continue;
+    for (const { row, chunk } of waveforms(s.deviceId, s.bootId, moments)) {
+      const obs = waveformObservation(toRecord(row, chunk));
+      s.observationIds.push(obs.id);
+      onObservation({ at: locatorOf(row), id: obs.id, resource: () => obs, searchFields: () => searchFieldsOf(obs) });
+      s.hasEcg = true;
     }
   }
   const now = options.now ?? Date.now();
@@ -262,7 +315,7 @@ export function observationReader(db: Database.Database): (at: RecordLocator) =>
   let conflicts: Database.Statement | undefined;
   return (at) => {
     const statement = at.table === 'records' ? records : (conflicts ??= db.prepare('SELECT device_id, kind, seq, site, boot_id, t_ms, body, body_sha256, id AS row_id FROM conflicts WHERE id = ?'));
-    const row = statement.get(at.rowId) as Row | undefined;
+    const row = statement.get(at.rowId) as ExportRow | undefined;
     return row === undefined ? undefined : rowObservation(row);
   };
 }

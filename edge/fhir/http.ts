@@ -8,7 +8,7 @@
  * The edge runs this server on the thread of its broker and ingest, so that thread never builds an
  * export: every read and search goes to one worker thread (`query-worker.ts`) with its own read-only
  * connection to the store, which answers from a search index of the store in SQL (`search-index.ts`),
- * kept while the store is unchanged. What the request
+ * kept in a file beside the store and brought up to date before each request. What the request
  * thread does per request is parsing the URL and writing the answer's text (at most one page).
  * Instead of queueing without end it answers, with `Retry-After`:
  * - 429 when `maxPending` requests are already with the worker;
@@ -23,10 +23,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { MedgeError } from '../../device-sdk/errors.js';
+import { type Logger, silentLogger } from '../../device-sdk/log.js';
 import { listenOn } from '../../device-sdk/listen.js';
 import type { ExportOptions } from './export.js';
 import { answerWithoutResources, type FhirAnswer, outcome } from './query.js';
-import type { QueryReply, QueryRequest } from './query-worker.js';
+import type { QueryEvent, QueryReply, QueryRequest } from './query-worker.js';
+import type { FhirIndexEvent } from './search-index.js';
 
 export interface FhirServerLimits {
   /** Requests with the worker at once (answered or timed out but not yet computed); one more is a 429. */
@@ -39,14 +41,13 @@ export interface FhirServerLimits {
   idleMs: number;
   /** The worker's JavaScript heap limit: an index beyond it ends the worker (503), not the edge. */
   maxWorkerHeapMb: number;
-  /** After the store changed, the kept index still answers for this many times as long as it took to build (`query-worker.ts`). */
-  staleFactor: number;
 }
 
 /**
  * Measured with bench/fhir-api.js on a store of 400,000 CGM readings (2 cores): building the search index
- * takes about 4 s (6-10 s while a device syncs), then a page 20-70 ms and a read 1-2 ms. 10 s keeps a client
- * from hanging on a cold worker; 4 GB is far above what the worker holds (the edge process peaked at 380 MB;
+ * takes about 4 s (6-10 s while a device syncs), once: it is kept beside the store, and a new worker opens it
+ * (`search-index.ts`); then a page 20-70 ms and a read 1-2 ms. 10 s keeps a client from hanging on the first
+ * build; 4 GB is far above what the worker holds (the edge process peaked at 380 MB;
  * the whole export it kept before this index peaked at 1.7-2.5 GB).
  */
 export const DEFAULT_FHIR_SERVER_LIMITS: Readonly<FhirServerLimits> = Object.freeze({
@@ -55,7 +56,6 @@ export const DEFAULT_FHIR_SERVER_LIMITS: Readonly<FhirServerLimits> = Object.fre
   exportTimeoutMs: 300_000,
   idleMs: 60_000,
   maxWorkerHeapMb: 4096,
-  staleFactor: 2,
 });
 
 export interface FhirServerOptions {
@@ -64,6 +64,8 @@ export interface FhirServerOptions {
   port?: number;
   export?: ExportOptions;
   limits?: Partial<FhirServerLimits>;
+  /** Where the worker's index rebuilds are logged (one line each, with the reason); default: nowhere. */
+  logger?: Logger;
 }
 
 /** A FHIR server option is out of range. */
@@ -189,11 +191,14 @@ export class FhirServer {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(queryWorkerScript(), {
-      workerData: { dataDir: this.options.dataDir, export: this.options.export, staleFactor: this.limits.staleFactor },
+      workerData: { dataDir: this.options.dataDir, export: this.options.export },
       resourceLimits: { maxOldGenerationSizeMb: this.limits.maxWorkerHeapMb },
     });
     worker.unref();
-    worker.on('message', (reply: QueryReply) => this.onReply(reply));
+    worker.on('message', (message: QueryReply | QueryEvent) => {
+      if ('event' in message) this.onEvent(message.event);
+      else this.onReply(message);
+    });
     worker.on('error', (error) => {
       if (this.worker === worker) this.endWorker(`the FHIR query worker failed: ${error.message}`);
     });
@@ -202,6 +207,14 @@ export class FhirServer {
     });
     this.worker = worker;
     return worker;
+  }
+
+  /** A rebuild of the index from the whole store: logged once, with why (never a record's content). */
+  private onEvent(event: FhirIndexEvent): void {
+    const logger = (this.options.logger ?? silentLogger).child({ component: 'fhir-index' });
+    const fields = { reason: event.reason, ...(event.detail === undefined ? {} : { detail: event.detail }) };
+    if (event.reason === 'missing' || event.reason === 'version') logger.info(fields, 'FHIR search index built from the whole store');
+    else logger.warn(fields, 'FHIR search index rebuilt from the whole store');
   }
 
   private onReply({ id, ...answer }: QueryReply): void {

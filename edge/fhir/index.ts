@@ -19,6 +19,15 @@ export {
 } from './export.js';
 export { DEFAULT_FHIR_SERVER_LIMITS, FhirConfigError, FhirServer, type FhirServerLimits, type FhirServerOptions } from './http.js';
 export { answerFromResources, dateRange, FHIR_QUERY_DEFAULTS, matchesCode, matchesDate, matchesPatient, page, pageWindow, search } from './query.js';
-export { FhirSearchIndex } from './search-index.js';
+export {
+  FHIR_INDEX_VERSION,
+  FhirIndexError,
+  type FhirIndexEvent,
+  type FhirIndexRebuildReason,
+  type FhirIndexRefresh,
+  type FhirIndexSettings,
+  FhirSearchIndex,
+  fhirIndexPath,
+} from './search-index.js';
 export * from './mapping.js';
 export { type FhirValidationResult, fhirSchemaPath, validateFhir } from './validate.js';

@@ -10,6 +10,14 @@ import { createHash } from 'node:crypto';
 import { type Alert, type Finding, meterRecordId, type Reading, type StreamChunk } from '../../device-sdk/records.js';
 import { CATEGORY, CODES, type Coding, DECISION_SUPPORT_NOTE, INTERPRETATIONS, MEDGE_CODES, MEDGE_DEVICE_ID, MEDGE_MODEL_SHA256, MEDGE_PSEUDONYM, MEDGE_RECORD, UCUM } from './codes.js';
 
+/**
+ * Version of what this mapping gives an Observation search (`ObservationSearchFields`: ids, subjects,
+ * effective instants, codings) and of which records become Observations. The API's persistent index
+ * (`search-index.ts`) is rebuilt from the whole store when it was made under another version: bump it with
+ * any change to those.
+ */
+export const FHIR_MAPPING_VERSION = 1;
+
 /** A FHIR resource as plain JSON, checked against the official R4 JSON schema (validate.ts). */
 export type Resource = { resourceType: string; id: string } & Record<string, unknown>;
 
@@ -339,7 +347,8 @@ export interface SessionSummary {
   startMs: number;
   endMs: number;
   observationIds: string[];
-  alerts: Alert[];
+  /** The session's alerts in export order (the report names the first 20). */
+  alerts: Pick<Alert, 'severity' | 'message'>[];
   hasEcg: boolean;
 }
 

@@ -104,7 +104,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
     ...(wireKeys ? { payload: { wireKeys: (id: string) => wireKeys.get(id), requireSealed: values['sealed-payloads'] === true } } : {}),
   });
   const httpPort = intFlag(values.http, '--http', EDGE_USAGE, 0, 65535);
-  const fhir = httpPort === undefined ? undefined : new FhirServer({ dataDir: values.data, host: values.host ?? '127.0.0.1', port: httpPort });
+  const fhir = httpPort === undefined ? undefined : new FhirServer({ dataDir: values.data, host: values.host ?? '127.0.0.1', port: httpPort, logger });
   try {
     await edge.start();
     await fhir?.start();

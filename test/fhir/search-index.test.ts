@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import type { Alert, Finding, Reading, RecordBodies, RecordKind, StreamChunk } from '../../device-sdk/records.js';
@@ -11,7 +12,7 @@ import { exportEdgeResources, exportResources, validateTransactionBundle, writeE
 import { FhirServer } from '../../edge/fhir/http.js';
 import { patientId, type Resource } from '../../edge/fhir/mapping.js';
 import { answerFromResources, codingsOf } from '../../edge/fhir/query.js';
-import { FhirSearchIndex } from '../../edge/fhir/search-index.js';
+import { FhirIndexError, type FhirIndexEvent, FhirSearchIndex, fhirIndexPath } from '../../edge/fhir/search-index.js';
 import { requireBuild } from '../helpers/cli.js';
 import { useTempDirs } from '../helpers/temp.js';
 
@@ -90,6 +91,17 @@ function comparable(body: string): unknown {
   const parsed = JSON.parse(body) as { id?: string };
   if (typeof parsed.id === 'string' && /^(search|oo)-\d+$/.test(parsed.id)) parsed.id = 'clock';
   return parsed;
+}
+
+/** Compares the API's answers over HTTP with the in-memory search of a fresh export of `dir`. */
+async function expectSameOverHttp(server: FhirServer, dir: string, paths: string[]): Promise<void> {
+  const resources = exportEdgeResources(dir, { now: NOW });
+  const base = `http://127.0.0.1:${server.port}`;
+  for (const path of paths) {
+    const res = await fetch(`${base}${path}`);
+    const expected = answerFromResources(new URL(`${base}${path}`), resources);
+    expect({ path, status: res.status, body: comparable(await res.text()) }).toEqual({ path, status: expected.status, body: comparable(expected.body) });
+  }
 }
 
 /** The requests compared: every type, every read, and searches by each parameter, prefix, precision and paging form. */
@@ -251,19 +263,307 @@ describe('the FHIR API worker answers from the SQL index', () => {
     const resources = exportEdgeResources(dir, { now: NOW });
     server = new FhirServer({ dataDir: dir, port: 0, export: { now: NOW } });
     await server.start();
-    const base = `http://127.0.0.1:${server.port}`;
     const p1 = patientId('ward-3', 'clinic-01');
-    for (const path of [
+    await expectSameOverHttp(server, dir, [
       '/fhir/Observation?_count=10&_offset=20',
       `/fhir/Observation?patient=${p1}&code=8867-4&date=ge2026-12-01`,
       '/fhir/Observation?code=131328',
       `/fhir/Observation/${resources.find((r) => r.id.startsWith('w-'))?.id}`,
       '/fhir/DiagnosticReport',
       '/fhir/Observation?date=yesterday',
-    ]) {
-      const res = await fetch(`${base}${path}`);
-      const expected = answerFromResources(new URL(`${base}${path}`), resources);
-      expect({ path, status: res.status, body: comparable(await res.text()) }).toEqual({ path, status: expected.status, body: comparable(expected.body) });
+    ]);
+  });
+
+  it('builds it once from the whole store (logged once); a restarted API opens it and takes in what was synced meanwhile', async () => {
+    requireBuild(); // the query worker runs the compiled code
+    const dir = tmp();
+    const { stages, close } = stagedStore(dir);
+    stages[0]?.();
+    stages[1]?.();
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const paths = () => [
+      '/fhir/Observation?_count=10&_offset=20',
+      '/fhir/Observation?code=131328',
+      '/fhir/Device',
+      '/fhir/Patient',
+      '/fhir/DiagnosticReport',
+      `/fhir/Observation?patient=${patientId('ward-4', 'strap-02')}`,
+      ...exportEdgeResources(dir, { now: NOW }).filter((r) => r.resourceType === 'Observation').slice(-5).map((r) => `/fhir/Observation/${r.id}`),
+    ];
+    const watermark = () => {
+      const index = new Database(join(dir, 'edge-fhir-index.sqlite'), { readonly: true, fileMustExist: true }) // the file a restarted API opens;
+      try {
+        return Number(index.prepare("SELECT value FROM fhir_meta WHERE key = 'records_max_id'").pluck().get());
+      } finally {
+        index.close();
+      }
+    };
+    const highestRecord = () => {
+      const db = openReadOnlyDatabase(edgeDatabasePath(dir), 'edge store', '');
+      try {
+        return db.prepare('SELECT max(id) FROM records').pluck().get() as number;
+      } finally {
+        db.close();
+      }
+    };
+    server = new FhirServer({ dataDir: dir, port: 0, export: { now: NOW }, logger });
+    await server.start();
+    await expectSameOverHttp(server, dir, paths());
+    await server.stop();
+    expect(watermark()).toBe(highestRecord());
+    for (const stage of stages.slice(2)) stage();
+    server = new FhirServer({ dataDir: dir, port: 0, export: { now: NOW }, logger });
+    await server.start();
+    await expectSameOverHttp(server, dir, paths());
+    close();
+    expect(watermark()).toBe(highestRecord());
+    const built = lines.map((l) => JSON.parse(l) as { component?: string; reason?: string }).filter((l) => l.component === 'fhir-index');
+    expect(built.map((l) => l.reason)).toEqual(['missing']);
+  });
+});
+
+/** A heart rate of `sensor` at `t`. */
+const heartRate = (sensor: string, value: number, t: number): { t: number; body: Reading } => ({ t, body: { sensor, type: 'heart-rate', value, unit: '/min', tDevice: t } });
+/** One-second ECG chunks from `from`, stored when they end. */
+const ecgChunks = (from: number, count: number, firstSample = 0): { t: number; body: StreamChunk }[] =>
+  Array.from({ length: count }, (_, i) => ({
+    t: from + (i + 1) * 1000,
+    body: { sensor: 'ecg', channel: 0, firstSample: firstSample + i * 250, t0: from + i * 1000, rateHz: 250, unit: 'mV', gain: 100, samples: Int16Array.from({ length: 250 }, (_, k) => (k * 3 + i) % 80) },
+  }));
+const ecgFinding = (kind: string, label: string, t: number): { t: number; body: Finding } => ({ t, body: { kind, label, probability: 0.9, t, modelId: 'ecg-af@1.0.0', modelSha256: SHA, inputQuality: 0.9, sensor: 'ecg' } });
+const ecgAlert = (t: number): { t: number; body: Alert } => ({ t, body: { kind: 'ecg-af-onset', severity: 2, message: 'Irregular rhythm: review.', t, sensor: 'ecg' } });
+const deviceInfo = (firmwareVersion: string, t: number): { t: number; body: Reading } => ({ t, body: { sensor: 'device', type: 'device-info', value: 0, unit: '', tDevice: t, context: { firmwareVersion, model: 'Pi 5 kit' } } });
+
+/**
+ * A store filled in stages as devices would sync it, each stage changing what earlier Observations,
+ * Devices and DiagnosticReports look like: records older than those indexed (their place in the export is
+ * before), chunks before the findings they are excerpted around, a later firmware, a new sensor, an ECG
+ * alert earlier than a session's first ECG moment (its excerpts move before the other session's), a device
+ * whose id sorts first, seq conflicts and then their import by an operator.
+ */
+function stagedStore(dir: string): { stages: (() => void)[]; close: () => void } {
+  const store = new EdgeStore(dir);
+  const ward3 = ledger(store, 'ward-3');
+  const ward4 = ledger(store, 'ward-4');
+  const stages = [
+    () => {
+      ward3('ecg-01', 'reading', 'boot-1', Array.from({ length: 30 }, (_, i) => heartRate('ecg', 60 + i, T0 + (20 + i) * 10_000)));
+      ward4('strap-02', 'reading', 'boot-z', [heartRate('strap', 80, T0), heartRate('strap', 81, T0 + 60_000), heartRate('strap', 82, T0 + 120_000)]);
+    },
+    () => {
+      ward3('ecg-01', 'chunk', 'boot-1', ecgChunks(T0 + 225_000, 30));
+      ward3('ecg-01', 'reading', 'boot-1', [deviceInfo('medge 0.1.0', T0), ...Array.from({ length: 20 }, (_, i) => heartRate('ecg', 50 + i, T0 + i * 10_000))]);
+    },
+    () => {
+      ward3('ecg-01', 'finding', 'boot-1', [ecgFinding('ecg-rhythm', 'AFIB', T0 + 240_000), ecgFinding('ecg-rate', 'fast', T0 + 400_000)]);
+      ward3('ecg-01', 'alert', 'boot-1', [ecgAlert(T0 + 238_000)]);
+      ward3('ecg-01', 'chunk', 'boot-2', ecgChunks(T0 + 90_000_000, 20));
+      ward3('ecg-01', 'finding', 'boot-2', [ecgFinding('ecg-rhythm', 'sinus', T0 + 90_010_000)]);
+      ward3('ecg-01', 'reading', 'boot-2', [deviceInfo('medge 0.2.0', T0 + 90_000_000), heartRate('ecg', 70, T0 + 90_000_500)]);
+    },
+    () => {
+      ward3('ecg-01', 'chunk', 'boot-1', ecgChunks(T0 + 395_000, 10, 30 * 250));
+      ward3('ecg-01', 'alert', 'boot-2', [ecgAlert(T0 - 5000)]);
+      ward3('ecg-01', 'reading', 'boot-1', [{ t: T0 + 5, body: { sensor: 'strap', type: 'rr-interval', value: 800, unit: 'ms', tDevice: T0 + 5 } }]);
+      ward4('strap-02', 'reading', 'boot-y', [heartRate('strap', 90, T0 + 30_000), heartRate('strap', 91, T0 + 90_000)], true);
+      ward4('aaa-00', 'reading', 'boot-a', [heartRate('strap', 55, T0 - 86_400_000)]);
+    },
+    () => {
+      expect(resolveStoredConflicts(edgeDatabasePath(dir), { deviceId: 'strap-02' }, { choice: 'import', operator: 'QA', reason: 'second board' }, NOW)).toHaveLength(2);
+    },
+  ];
+  return { stages, close: () => store.close() };
+}
+
+/** Compares every request of `requests()` between the index and the in-memory search of a fresh export; returns the export. */
+function expectSameAnswers(db: Database.Database, index: FhirSearchIndex): Resource[] {
+  const resources = exportResources(db, { now: NOW });
+  for (const path of requests(resources)) {
+    const url = new URL(`http://edge.test${path}`);
+    const expected = answerFromResources(url, resources);
+    const actual = index.answer(url);
+    expect({ path, status: actual.status, body: comparable(actual.body) }).toEqual({ path, status: expected.status, body: comparable(expected.body) });
+  }
+  return resources;
+}
+
+const recordCount = (db: Database.Database): number => db.prepare('SELECT count(*) FROM records').pluck().get() as number;
+
+describe('the search index kept beside the store (edge-fhir-index.sqlite) and brought up to date from its watermark', () => {
+  const open: Database.Database[] = [];
+  const indexes: FhirSearchIndex[] = [];
+  afterEach(() => {
+    for (const index of indexes.splice(0)) index.close();
+    for (const db of open.splice(0)) db.close();
+  });
+  const openStore = (dir: string): Database.Database => {
+    const db = openReadOnlyDatabase(edgeDatabasePath(dir), 'edge store', '');
+    open.push(db);
+    return db;
+  };
+  const openIndex = (db: Database.Database, dir: string, events: FhirIndexEvent[] = []): FhirSearchIndex => {
+    const index = new FhirSearchIndex(db, { now: NOW }, { path: fhirIndexPath(dir), onEvent: (e) => events.push(e) });
+    indexes.push(index);
+    return index;
+  };
+  /** The whole staged store in `dir`, with its index built and closed; returns the store, open read-only. */
+  const indexedStore = (dir: string): Database.Database => {
+    const { stages, close } = stagedStore(dir);
+    for (const stage of stages) stage();
+    close();
+    const db = openStore(dir);
+    openIndex(db, dir).close();
+    indexes.splice(0);
+    return db;
+  };
+
+  it('reads only the rows added since its watermark, across reopenings, and answers as a fresh export of the whole store does', () => {
+    const dir = tmp();
+    const { stages, close } = stagedStore(dir);
+    const [first, ...rest] = stages;
+    first?.();
+    const db = openStore(dir);
+    const events: FhirIndexEvent[] = [];
+    let index = openIndex(db, dir, events);
+    expect(index.lastRefresh).toEqual({ rebuilt: 'missing', recordsRead: recordCount(db), importedRead: 0, sessionsExcerpted: 0 });
+    expectSameAnswers(db, index);
+    let seen = recordCount(db);
+    for (const [i, stage] of rest.entries()) {
+      stage();
+      const refresh = index.refresh();
+      expect(refresh.rebuilt).toBeUndefined();
+      expect(refresh.recordsRead).toBe(recordCount(db) - seen); // the new rows only, never the whole store
+      seen = recordCount(db);
+      if (i === rest.length - 1) expect(refresh.importedRead).toBe(2);
+      expectSameAnswers(db, index);
+      // A new worker (or a restarted edge) opens the kept index and reads nothing from the store.
+      index.close();
+      indexes.splice(indexes.indexOf(index), 1);
+      index = openIndex(db, dir, events);
+      expect(index.lastRefresh).toEqual({ recordsRead: 0, importedRead: 0, sessionsExcerpted: 0 });
+      expectSameAnswers(db, index);
     }
+    close();
+    expect(events).toEqual([{ kind: 'rebuilt', reason: 'missing' }]); // built once, never again
+    // Unchanged store: a refresh reads nothing.
+    expect(index.refresh()).toEqual({ recordsRead: 0, importedRead: 0, sessionsExcerpted: 0 });
+    // The fixture did what it says: excerpts of both sessions, an imported record, the later firmware, the device sorting first.
+    const resources = exportResources(db, { now: NOW });
+    const waveformIds = resources.filter((r) => r.id.startsWith('w-')).map((r) => r.id);
+    expect(waveformIds.length).toBeGreaterThan(20);
+    expect(resources.filter((r) => /^r-strap-02-\d+-[0-9a-f]{12}$/.test(r.id))).toHaveLength(2);
+    expect(resources.find((r) => r.id === 'dev-ecg-01')?.version).toEqual([{ type: { text: 'firmware' }, value: 'medge 0.2.0' }]);
+    expect(resources.find((r) => r.resourceType === 'Device')?.id).toBe('dev-aaa-00');
+  });
+
+  it('a record ingested or imported after the index was built is found by the next request, with its stored content', () => {
+    const dir = tmp();
+    const { stages, close } = stagedStore(dir);
+    stages[0]?.();
+    stages[1]?.();
+    stages[2]?.();
+    stages[3]?.();
+    const db = openStore(dir);
+    const index = openIndex(db, dir);
+    const imported = () => index.answer(new URL('http://edge.test/fhir/Observation?patient=' + patientId('ward-4', 'strap-02')));
+    expect((JSON.parse(imported().body) as { total: number }).total).toBe(3); // the conflicts are not exported while open
+    stages[4]?.();
+    index.refresh();
+    const page = JSON.parse(imported().body) as { total: number; entry: { resource: Resource }[] };
+    expect(page.total).toBe(5);
+    const variant = page.entry.map((e) => e.resource).find((r) => /^r-strap-02-1-[0-9a-f]{12}$/.test(r.id));
+    expect((variant?.valueQuantity as { value: number }).value).toBe(90);
+    close();
+  });
+
+  it('is built again from the whole store, and says so once, when it is damaged, of another version, or of another store', () => {
+    const dir = tmp();
+    const db = indexedStore(dir);
+    const path = fhirIndexPath(dir);
+    const reopen = (): { index: FhirSearchIndex; events: FhirIndexEvent[] } => {
+      const events: FhirIndexEvent[] = [];
+      const index = openIndex(db, dir, events);
+      expectSameAnswers(db, index);
+      index.close();
+      indexes.splice(0);
+      return { index, events };
+    };
+    // Not a database at all.
+    writeFileSync(path, 'this is not an index');
+    let { index, events } = reopen();
+    expect(events.map((e) => e.reason)).toEqual(['corrupt']);
+    expect(index.lastRefresh.rebuilt).toBe('corrupt');
+    expect(index.lastRefresh.recordsRead).toBe(recordCount(db));
+    // A database whose pages past the first are garbage.
+    const bytes = readFileSync(path);
+    bytes.fill(0xab, 4096);
+    writeFileSync(path, bytes);
+    ({ events } = reopen());
+    expect(events.map((e) => e.reason)).toEqual(['corrupt']);
+    // Made under another version.
+    const raw = new Database(path);
+    raw.prepare("UPDATE fhir_meta SET value = '{\"index\":0}' WHERE key = 'stamp'").run();
+    raw.close();
+    ({ events } = reopen());
+    expect(events.map((e) => e.reason)).toEqual(['version']);
+    // Intact and current: opened, not rebuilt.
+    ({ index, events } = reopen());
+    expect(events).toEqual([]);
+    expect(index.lastRefresh.recordsRead).toBe(0);
+  });
+
+  it('answers from a private index, and says so, when the index file cannot be written', () => {
+    const dir = tmp();
+    const { stages, close } = stagedStore(dir);
+    for (const stage of stages) stage();
+    close();
+    mkdirSync(fhirIndexPath(dir)); // a directory where the file would go: SQLite cannot open it
+    const db = openStore(dir);
+    const events: FhirIndexEvent[] = [];
+    const index = openIndex(db, dir, events);
+    expect(events.map((e) => e.reason)).toEqual(['unwritable']);
+    expect(index.lastRefresh.recordsRead).toBe(recordCount(db));
+    expectSameAnswers(db, index);
+  });
+
+  it('notices a store put in its place (a restored backup) and rows the store no longer holds', () => {
+    const dir = tmp();
+    let db = indexedStore(dir);
+    // The same file, its last rows replaced by others (what a restore of an older backup followed by new syncs looks like).
+    const writable = new Database(edgeDatabasePath(dir));
+    const last = writable.prepare('SELECT max(id) FROM records').pluck().get() as number;
+    writable.prepare('DELETE FROM records WHERE id > ?').run(last - 3);
+    const store = new EdgeStore(dir);
+    ledger(store, 'ward-9')('other-01', 'reading', 'boot-o', [heartRate('strap', 61, T0), heartRate('strap', 62, T0 + 1000), heartRate('strap', 63, T0 + 2000)]);
+    store.close();
+    const events: FhirIndexEvent[] = [];
+    const index = openIndex(db, dir, events);
+    expect(events.map((e) => e.reason)).toEqual(['store-replaced']);
+    expectSameAnswers(db, index);
+    // A row deleted below the watermark: the page that names it makes the index be rebuilt (as the worker does).
+    const deleted = writable.prepare("SELECT id FROM records WHERE kind = 'reading' ORDER BY id LIMIT 1 OFFSET 5").pluck().get() as number;
+    writable.prepare('DELETE FROM records WHERE id = ?').run(deleted);
+    writable.close();
+    const all = new URL('http://edge.test/fhir/Observation?_count=1000');
+    expect(() => index.refresh() && index.answer(all)).toThrow(FhirIndexError);
+    expect(index.rebuild('row-missing').rebuilt).toBe('row-missing');
+    expectSameAnswers(db, index);
+    // Another file in the store's place, an older backup (its rows end below the watermark): rebuilt at the next opening.
+    index.close();
+    indexes.splice(0);
+    db.close();
+    open.splice(0);
+    const older = tmp();
+    const backup = stagedStore(older);
+    backup.stages[0]?.();
+    backup.stages[1]?.();
+    backup.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${edgeDatabasePath(dir)}${suffix}`, { force: true });
+    writeFileSync(edgeDatabasePath(dir), readFileSync(edgeDatabasePath(older)));
+    db = openStore(dir);
+    const again: FhirIndexEvent[] = [];
+    expectSameAnswers(db, openIndex(db, dir, again));
+    expect(again.map((e) => e.reason)).toEqual(['store-replaced']);
   });
 });
