@@ -25,7 +25,7 @@
  * links): `test/fhir/search-index.test.ts` compares them on a real store, built at once and after each of
  * several stages of ingest and reopenings of the kept file.
  */
-import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MedgeError } from '../../device-sdk/errors.js';
@@ -360,6 +360,15 @@ export class FhirSearchIndex {
     if (this.index?.open) this.index.close();
     if (path !== undefined) for (const suffix of ['', '-journal', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
     this.index = new Database(path ?? ''); // '': private, on disk only when it outgrows its cache
+    // The index holds device, site and pseudonymous patient ids, times and alert texts: the store's permissions,
+    // not the umask's (QA re-check: 0644 beside a 0600 store). SQLite gives its -wal and -shm the same.
+    if (path !== undefined) {
+      try {
+        chmodSync(path, statSync(this.store.name).mode & 0o777);
+      } catch {
+        // A store without a file of its own (in memory): nothing to follow.
+      }
+    }
     // The build from the whole store is written without a journal or fsyncs (a new file: nothing to roll back
     // to); the file is stamped only after it is complete and on disk (`seal`), so a build cut short leaves a
     // file without a stamp, which the next opening makes again.
@@ -476,6 +485,8 @@ export class FhirSearchIndex {
     let resolutions = Number(this.meta('resolutions') ?? 0);
     if (hasTable(this.store, 'conflict_resolutions')) {
       const count = this.store.prepare('SELECT count(*) FROM conflict_resolutions').pluck().get() as number;
+      // Settlements only grow (triggers refuse UPDATE and DELETE): fewer is a store restored from a backup (QA re-check).
+      if (count < resolutions) return 'store-replaced';
       if (count !== resolutions) {
         const known = new Set(this.index.prepare('SELECT conflict_id FROM fhir_imported').pluck().all() as number[]);
         const imported = this.store.prepare(`SELECT c.device_id, c.kind, c.seq, c.site, c.boot_id, c.t_ms, c.body, c.body_sha256, c.id AS row_id FROM conflicts c
@@ -565,10 +576,16 @@ export class FhirSearchIndex {
     return reports;
   }
 
-  /** The Observation of an indexed record, read from the store; `FhirIndexError` when the store no longer holds it. */
-  private observationAt(at: RecordLocator): Resource {
+  /**
+   * The Observation `id` of an indexed record, read from the store; `FhirIndexError` when the store no longer holds
+   * it there, or holds another record in that row (QA re-check: a store restored from a backup, then resent the
+   * records it had lost in another order, reused the row ids below the watermark: reads answered with another
+   * patient's Observation).
+   */
+  private observationAt(at: RecordLocator & { id: string }): Resource {
     const found = this.read(at);
     if (found === undefined) throw new FhirIndexError('row-missing', at, `the store no longer holds the record of an indexed Observation (${at.table} ${at.rowId})`);
+    if (found.id !== at.id) throw new FhirIndexError('row-missing', at, `the store holds another record where the index has Observation ${at.id} (${at.table} ${at.rowId}): the store was replaced or restored`);
     return found;
   }
 
@@ -582,14 +599,14 @@ export class FhirSearchIndex {
       return searchAnswer(url, 'error' in matches ? matches : { total: matches.length, page: (offset, size) => matches.slice(offset, offset + size) });
     }
     if (id !== undefined) {
-      const at = this.index.prepare('SELECT source AS "table", row_id AS rowId FROM fhir_observation WHERE id = ? ORDER BY ord LIMIT 1').get(id) as RecordLocator | undefined;
+      const at = this.index.prepare('SELECT source AS "table", row_id AS rowId, id FROM fhir_observation WHERE id = ? ORDER BY ord LIMIT 1').get(id) as (RecordLocator & { id: string }) | undefined;
       return readAnswer(type, id, at === undefined ? undefined : this.observationAt(at));
     }
     const where = this.where(url.searchParams);
     if ('error' in where) return searchAnswer(url, where);
     const total = (this.index.prepare(`SELECT count(*) AS n FROM fhir_observation WHERE ${where.sql}`).get(...where.args) as { n: number }).n;
     const page = (offset: number, size: number): Resource[] =>
-      (this.index.prepare(`SELECT source AS "table", row_id AS rowId FROM fhir_observation WHERE ${where.sql} ORDER BY ord LIMIT ? OFFSET ?`).all(...where.args, size, offset) as RecordLocator[]).map((at) =>
+      (this.index.prepare(`SELECT source AS "table", row_id AS rowId, id FROM fhir_observation WHERE ${where.sql} ORDER BY ord LIMIT ? OFFSET ?`).all(...where.args, size, offset) as (RecordLocator & { id: string })[]).map((at) =>
         this.observationAt(at),
       );
     return searchAnswer(url, { total, page });

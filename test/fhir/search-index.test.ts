@@ -527,6 +527,54 @@ describe('the search index kept beside the store (edge-fhir-index.sqlite) and br
     expectSameAnswers(db, index);
   });
 
+  it('never answers with another record when a restored store reused the row ids below the watermark (devices resent what it lost, in another order)', () => {
+    // QA re-check: the row at the watermark was the same record again, so the index was kept, and its locators named
+    // rows that held other records: a read of a glucose Observation answered with another patient's heart rate.
+    const dir = tmp();
+    const store = edgeDatabasePath(dir);
+    const batch = (dev: string, from: number, n: number, v: number) => ({
+      site: 'w',
+      deviceId: dev,
+      kind: 'reading' as const,
+      bootId: 'b1',
+      afterSeq: from,
+      lastSeq: from + n,
+      ackedUpTo: 0,
+      records: Array.from({ length: n }, (_, i) => ({
+        seq: from + i + 1,
+        bootId: 'b1',
+        tMs: T0 + (from + i) * 1000,
+        body: encodeBody('reading', { sensor: dev === 'cgm-a' ? 'cgm' : 'strap', type: dev === 'cgm-a' ? 'glucose' : 'heart-rate', value: v + i, unit: dev === 'cgm-a' ? 'mg/dL' : '/min', tDevice: T0 + (from + i) * 1000 }),
+      })),
+    });
+    const commit = (...batches: ReturnType<typeof batch>[]) => {
+      const s = new EdgeStore(dir);
+      for (const b of batches) s.commit(b);
+      s.close();
+    };
+    const indexOnce = () => {
+      const db = openReadOnlyDatabase(store, 'edge store', '');
+      new FhirSearchIndex(db, { now: NOW }, { path: fhirIndexPath(dir) }).close();
+      db.close();
+    };
+    commit(batch('cgm-a', 0, 100, 100), batch('hr-b', 0, 100, 50));
+    indexOnce();
+    writeFileSync(`${store}.bak`, readFileSync(store));
+    commit(batch('cgm-a', 100, 25, 300), batch('hr-b', 100, 25, 80));
+    indexOnce();
+    for (const suffix of ['-wal', '-shm']) rmSync(`${store}${suffix}`, { force: true });
+    writeFileSync(store, readFileSync(`${store}.bak`));
+    commit(batch('hr-b', 100, 10, 80), batch('cgm-a', 100, 25, 300), batch('hr-b', 110, 15, 90));
+    const db = openStore(dir);
+    const index = openIndex(db, dir);
+    const read = new URL('http://edge.test/fhir/Observation/r-cgm-a-101');
+    expect(() => index.answer(read)).toThrow(FhirIndexError);
+    // The worker rebuilds on that error (query-worker.ts); then every answer is the export's.
+    index.rebuild('row-missing');
+    expectSameAnswers(db, index);
+    expect(JSON.parse(index.answer(read).body)).toMatchObject({ id: 'r-cgm-a-101', valueQuantity: { value: 300 } });
+  });
+
   it('notices a store put in its place (a restored backup) and rows the store no longer holds', () => {
     const dir = tmp();
     let db = indexedStore(dir);
