@@ -160,7 +160,8 @@ const RESTART_CLOCK_DELAY_MS = 2_000;
  *   `ecg-intermittent-contact`. QA: a stopped heart under 0.1-0.3 mV of hum or 0.5 mV of baseline wander
  *   while the electrode flapped got only the warning, raised before the arrest, and no urgent alarm. QA again,
  *   0.5 mV of wander at 128 Hz: 18.5-19 s or none (the wander's slope measured), and with flaps under 1 s none at
- *   any rate (the step back from a held value measured); now 10-12.1 s at 128, 250 and 360 Hz (5 layouts).
+ *   any rate (the step back from a held value measured). The held value is no longer measured; the wander's slope
+ *   still is (taking it off gave living low-voltage patients false alarms, `LeadDeflection`), so that case stays late.
  */
 const QUIET_LEAD = Object.freeze({
   belowMv: DEFAULT_QRS_CREDIBILITY_OPTIONS.minQrsMv,
