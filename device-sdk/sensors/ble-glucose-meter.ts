@@ -199,8 +199,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private current: GattLink | undefined;
   /** How this connection's record times become UTC (read on connect, again before each poll). */
   private meterClock: MeterClock = { basis: 'zone-unknown' };
-  /** Current Time Service characteristics quarantined on this connection (not again on every poll). */
-  private clockQuarantined = new Set<number>();
+  /** Per Current Time Service characteristic, the bytes last quarantined on this connection (the same value re-read before every poll is not quarantined again). */
+  private clockQuarantined = new Map<number, string>();
   /** The transfer in progress: records handed over before it, and how many the meter announced. */
   private progress: { before: number; expected: number | undefined } | undefined;
   /** The meter time of the last record handed over, and when the last completed transfer was requested (this device's clock): they place a wall time repeated at a DST change. */
@@ -425,7 +425,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private async readMeterClock(link: GattLink, again = false): Promise<MeterClock> {
     const log = this.deps.logger;
     const fallback = meterClockWithoutCurrentTime(this.deps.timeZone);
-    if (!again) this.clockQuarantined = new Set();
+    if (!again) this.clockQuarantined = new Map();
     if (!link.hasCharacteristic(CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID)) {
       log.info({ sensor: this.sensor, address: link.address, meterTime: fallback }, 'glucose meter without a Current Time Service');
       return fallback;
@@ -460,10 +460,15 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     return clock ?? fallback;
   }
 
-  /** Quarantines an undecodable Current Time Service value, once per characteristic and connection (it is read before every poll). */
+  /**
+   * Quarantines an undecodable Current Time Service value, unless it is the value last quarantined of that
+   * characteristic on this connection (it is read before every poll). Other bytes are kept (QA re-check: only the
+   * first undecodable notification of a connection was kept, and later, different ones were dropped).
+   */
   private quarantineClock(link: GattLink, characteristic: number, bytes: Uint8Array, error: DecodeError): void {
-    if (this.clockQuarantined.has(characteristic)) return;
-    this.clockQuarantined.add(characteristic);
+    const hex = Buffer.from(bytes).toString('hex');
+    if (this.clockQuarantined.get(characteristic) === hex) return;
+    this.clockQuarantined.set(characteristic, hex);
     this.quarantine(link, characteristic, bytes, error);
   }
 

@@ -59,4 +59,25 @@ describe.skipIf(!dbusDaemonAvailable())('BLE glucose meter: floor check and resu
     expect([...got].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   }, 30_000);
 
+  it('quarantines every different undecodable Current Time notification of a connection, not only the first', async () => {
+    // QA re-check: after the first, later undecodable notifications with other bytes were dropped silently.
+    const meter = new SimGlucoseMeter({ address: A, storedRecords: 5 });
+    const bluez = await bluezWith([meter]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, A), pollIntervalMs: 60_000 }, driverDeps(sink));
+    driver.start(sink);
+    const notify = (meter as unknown as { notify(uuid: number, bytes: Uint8Array): Promise<boolean> }).notify.bind(meter);
+    const bad = [Uint8Array.of(1, 2), Uint8Array.of(0xea, 0x07, 2), Uint8Array.of(1, 2), Uint8Array.of(0xea, 0x07, 2, 30, 10)];
+    try {
+      await waitFor(() => sink.readings.length >= 5, 'the 5 records');
+      for (const bytes of bad) await notify(0x2a2b, bytes);
+      await waitFor(() => sink.quarantined.filter((q) => q.transport.endsWith('/2a2b')).length >= 3, 'three quarantined Current Time values');
+      await sleep(200);
+    } finally {
+      await driver.stop();
+    }
+    const kept = sink.quarantined.filter((q) => q.transport.endsWith('/2a2b')).map((q) => [...q.bytes].join(','));
+    // The repeat of the value just before it ([1, 2] again) is the same value re-read: kept once in a row.
+    expect(kept).toEqual(['1,2', '234,7,2', '1,2', '234,7,2,30,10']);
+  }, 30_000);
 });

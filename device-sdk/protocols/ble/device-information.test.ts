@@ -27,6 +27,8 @@ describe('Device Information Service strings (utf8s: 0x2A29, 0x2A24, 0x2A25, 0x2
     expect(() => decodeDisString(hexToBytes('47 4D FF 31'))).toThrow(DecodeError);
     expect(() => decodeDisString(hexToBytes('47 4D 00 31'))).toThrow(/control character 0x00 at 2/);
     expect(() => decodeDisString(hexToBytes('47 4D 0A 31'))).toThrow(/control character 0x0a/);
+    // C2 85: U+0085, a C1 control character (NEL).
+    expect(() => decodeDisString(hexToBytes('53 C2 85 31'))).toThrow(/control character 0x85 at 1/);
     expect(() => decodeDisString(new Uint8Array(513).fill(0x41))).toThrow(/513 bytes/);
     expect(decodeDisString(new Uint8Array(512).fill(0x41))).toHaveLength(512);
     expect(() => encodeDisString('a\u0000b')).toThrow(ConfigError);

@@ -41,7 +41,8 @@ export type DeviceInformationField = keyof typeof DEVICE_INFORMATION_FIELDS;
 /** What a device told of itself; a field is absent when the device has no such characteristic, refused it, or sent an empty one. */
 export type DeviceInformation = Partial<Record<DeviceInformationField, string>>;
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
+/** C0 and C1 control characters and DEL (QA re-check: C1, U+0080-U+009F, passed). */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Decodes a DIS utf8s value (see the module comment); undefined when it is empty once trimmed. */
 export function decodeDisString(bytes: Uint8Array): string | undefined {
