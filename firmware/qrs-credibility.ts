@@ -132,8 +132,8 @@ export class QrsCredibility {
     const { fs, qrsHalfMs, minQrsMv, minEvidenceProminence } = this.options;
     const half = Math.round((qrsHalfMs * fs) / 1000);
     const after = Math.max(half, Math.round((options.captureWindowMs * fs) / 1000));
-    if (r - half < Math.max(0, this.pushed - this.ring.length) || r + after + 1 > this.pushed) return false;
-    const window = Float64Array.from({ length: half + after + 1 }, (_, k) => this.ring[(r - half + k) % this.ring.length] as number);
+    const window = this.stretch(r - half, r + after + 1);
+    if (window === undefined) return false;
     const pulse = blankPacePulse(window, fs, options, 1, 2 * half + 1);
     if (pulse === undefined) return false;
     const left = Math.max(...pulse.blanked) - Math.min(...pulse.blanked);
@@ -200,15 +200,24 @@ export class QrsCredibility {
   humFreeQrsMv(r: number, mainsHz: readonly number[] = DEFAULT_MAINS_HUM_FILTER_OPTIONS.mainsHz): number | undefined {
     const { fs, qrsHalfMs } = this.options;
     const half = Math.round((qrsHalfMs * fs) / 1000);
-    const filter = { fs, mainsHz };
-    const from = r - half - new MainsHumFilter(filter).runIn;
-    const to = r + half + 1;
+    const filter = new MainsHumFilter({ fs, mainsHz });
+    const samples = this.stretch(r - half - filter.runIn, r + half + 1);
+    if (samples === undefined) return undefined;
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (const sample of samples) {
+      const v = filter.push(sample);
+      if (v === undefined) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    return hi - lo;
+  }
+
+  /** Samples [from, to) of the stream (mV); undefined when any of them is not at hand (too old for the ring, or not pushed yet). */
+  private stretch(from: number, to: number): Float64Array | undefined {
     if (from < Math.max(0, this.pushed - this.ring.length) || to > this.pushed) return undefined;
-    const window = MainsHumFilter.apply(
-      Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number),
-      filter,
-    );
-    return Math.max(...window) - Math.min(...window);
+    return Float64Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number);
   }
 
   /** Whether the detection at `r` has the shape of one of the detections at `others` (`minRepeatCorrelation`). */

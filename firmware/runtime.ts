@@ -335,6 +335,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);
+    const { restartDelaysMs, ...deadlines } = config.inference;
     this.analyzers = createAnalyzers(config, deviceKinds, {
       trustedKeys: this.trustedKeys,
       logger: this.log,
@@ -342,8 +343,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       clock: this.clock,
       ...(config.artifacts.models ? { models: config.artifacts.models } : {}),
       // The config's deadlines and restarts (defaults: DEFAULT_INFERENCE_WORKER_OPTIONS, DEFAULT_MODEL_RESTARTS); deps override them (tests).
-      inference: { requestTimeoutMs: config.inference.requestTimeoutMs, startTimeoutMs: config.inference.startTimeoutMs, closeTimeoutMs: config.inference.closeTimeoutMs, ...deps.inference },
-      modelRestarts: deps.modelRestarts ?? { delaysMs: config.inference.restartDelaysMs },
+      inference: { ...deadlines, ...deps.inference },
+      modelRestarts: deps.modelRestarts ?? { delaysMs: restartDelaysMs },
       meterRecordBits: this.meterRecordBits,
     });
     for (const a of this.analyzers) a.restore?.(stored);
