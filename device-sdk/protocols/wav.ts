@@ -2,9 +2,13 @@
  * RIFF/WAVE PCM codec: what digital stethoscopes and recorders export. Pure functions, no I/O.
  *
  * Sources: Microsoft/IBM "Multimedia Programming Interface and Data Specifications 1.0" (1991),
- * RIFF chunks and the `fmt ` chunk (WAVE_FORMAT_PCM = 1); Microsoft "Multiple channel audio data and
- * WAVE files" (WAVE_FORMAT_EXTENSIBLE = 0xFFFE, the sub-format GUID's first two bytes carry the
- * format tag); RFC 2361 (WAVE_FORMAT_IEEE_FLOAT = 3).
+ * RIFF chunks and the `fmt ` chunk (WAVE_FORMAT_PCM = 1), and RIFX (the same with every number
+ * big-endian, samples included); Microsoft "Multiple channel audio data and WAVE files"
+ * (WAVE_FORMAT_EXTENSIBLE = 0xFFFE, the sub-format GUID's first two bytes carry the format tag); RFC 2361
+ * (WAVE_FORMAT_IEEE_FLOAT = 3); EBU Tech 3306 "MBWF / RF64" (2009) and ITU-R BS.2088 (BW64): the `RF64` /
+ * `BW64` header, whose 32-bit sizes of -1 (0xFFFFFFFF) are given as 64-bit numbers by the `ds64` chunk that
+ * must come first (RIFF size, data size, sample count, then a table of other chunks' sizes), as recorders
+ * write files over 4 GiB, and some write every file.
  *
  * Read: 8-bit unsigned, 16/24/32-bit signed integer and 32-bit float PCM, any rate, any channel
  * count, unknown chunks (LIST, fact, cue ...) skipped with their pad byte. Samples are scaled to
@@ -66,7 +70,12 @@ export interface WavAudio {
   invalidSamples?: number;
   /** Present when the channels cancelled out in the mean and this channel (0-based, the loudest) was taken alone. */
   channel?: number;
+  /** Present when the file is not plain RIFF: `RIFX` (big-endian), `RF64` or `BW64` (64-bit sizes in `ds64`). */
+  container?: WavContainer;
 }
+
+/** The container forms `readWav` reads besides `RIFF`. */
+export type WavContainer = 'RIFX' | 'RF64' | 'BW64';
 
 /** The mean of the channels is used unless its energy is below this share of the loudest channel's (antiphase). */
 export const DOWNMIX_CANCEL_RATIO = 0.1;
@@ -80,6 +89,8 @@ function fourcc(view: DataView, at: number): string {
 }
 
 interface Fmt {
+  /** False for RIFX: every number, samples included, is big-endian. */
+  littleEndian: boolean;
   tag: number;
   channels: number;
   rateHz: number;
@@ -87,18 +98,18 @@ interface Fmt {
   bitsPerSample: number;
 }
 
-function parseFmt(view: DataView, at: number, size: number): Fmt {
+function parseFmt(view: DataView, at: number, size: number, littleEndian: boolean): Fmt {
   if (size < 16) fail(`fmt chunk is ${size} bytes, needs at least 16`);
-  let tag = view.getUint16(at, true);
-  const channels = view.getUint16(at + 2, true);
-  const rateHz = view.getUint32(at + 4, true);
-  const blockAlign = view.getUint16(at + 12, true);
-  const bitsPerSample = view.getUint16(at + 14, true);
+  let tag = view.getUint16(at, littleEndian);
+  const channels = view.getUint16(at + 2, littleEndian);
+  const rateHz = view.getUint32(at + 4, littleEndian);
+  const blockAlign = view.getUint16(at + 12, littleEndian);
+  const bitsPerSample = view.getUint16(at + 14, littleEndian);
   if (tag === WAVE_FORMAT_EXTENSIBLE) {
     if (size < 40) fail(`WAVE_FORMAT_EXTENSIBLE fmt chunk is ${size} bytes, needs 40`);
-    tag = view.getUint16(at + 24, true); // first two bytes of the sub-format GUID
+    tag = view.getUint16(at + 24, littleEndian); // first two bytes of the sub-format GUID
   }
-  return { tag, channels, rateHz, blockAlign, bitsPerSample };
+  return { littleEndian, tag, channels, rateHz, blockAlign, bitsPerSample };
 }
 
 function sampleFormat(fmt: Fmt): WavSampleFormat {
@@ -128,6 +139,7 @@ interface DataChunk {
   at: number;
   size: number;
   truncated?: Omit<WavTruncation, 'readBytes'>;
+  container?: WavContainer;
 }
 
 /** Four printable ASCII characters at `at`, as every chunk id is. */
@@ -177,28 +189,72 @@ function dataExtent(view: DataView, body: number, declared: number, fileBytes: n
   return { size: declared };
 }
 
+/** The 32-bit size that RF64 / BW64 give in `ds64` instead (EBU Tech 3306 §3). */
+const RF64_SIZE_IN_DS64 = 0xffffffff;
+
+/** A 64-bit little-endian size (low word first, as `ds64` stores them), or `DecodeError` above 2^53. */
+function size64(view: DataView, at: number, what: string): number {
+  const low = view.getUint32(at, true);
+  const high = view.getUint32(at + 4, true);
+  if (high >= 0x200000) fail(`ds64 gives the ${what} as ${high} x 2^32 + ${low} bytes, beyond what this reader can address`);
+  return high * 0x100000000 + low;
+}
+
+/** The `ds64` chunk of an RF64 / BW64 file: the data chunk's 64-bit size and the table of other chunks' sizes. */
+interface Ds64 {
+  dataBytes: number;
+  table: Map<string, number>;
+}
+
+function parseDs64(view: DataView, body: number, size: number, container: WavContainer): Ds64 {
+  if (size < 28 || body + 28 > view.byteLength) fail(`${container} ds64 chunk is ${size} bytes, needs at least 28`);
+  const dataBytes = size64(view, body + 8, 'data chunk size');
+  const entries = view.getUint32(body + 24, true);
+  const table = new Map<string, number>();
+  for (let i = 0; i < entries; i++) {
+    const at = body + 28 + i * 12;
+    if (at + 12 > body + size || at + 12 > view.byteLength) fail(`${container} ds64 table declares ${entries} entries, its ${size}-byte chunk holds ${Math.max(0, Math.floor((size - 28) / 12))}`);
+    const id = fourcc(view, at);
+    table.set(id, size64(view, at + 4, `size of chunk ${JSON.stringify(id)}`));
+  }
+  return { dataBytes, table };
+}
+
 /**
- * Walks the RIFF chunks of `bytes` (the whole file, or its first bytes when `fileBytes`, the file's size,
- * is larger) to the data chunk.
+ * Walks the RIFF (RIFX, RF64, BW64) chunks of `bytes` (the whole file, or its first bytes when `fileBytes`,
+ * the file's size, is larger) to the data chunk.
  */
 function findData(bytes: Uint8Array, fileBytes: number): DataChunk {
   if (!(bytes instanceof Uint8Array)) fail('input is not a Uint8Array');
   if (bytes.length < 12) fail(`${bytes.length} bytes is too short for a RIFF header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (fourcc(view, 0) !== 'RIFF') fail(`not a RIFF file (starts with ${JSON.stringify(fourcc(view, 0))})`);
-  if (fourcc(view, 8) !== 'WAVE') fail(`RIFF form is ${JSON.stringify(fourcc(view, 8))}, not WAVE`);
+  const form = fourcc(view, 0);
+  if (form !== 'RIFF' && form !== 'RIFX' && form !== 'RF64' && form !== 'BW64') fail(`not a RIFF file (starts with ${JSON.stringify(form)})`);
+  const container = form === 'RIFF' ? undefined : form;
+  const littleEndian = form !== 'RIFX';
+  if (fourcc(view, 8) !== 'WAVE') fail(`${form} form is ${JSON.stringify(fourcc(view, 8))}, not WAVE`);
+  let ds64: Ds64 | undefined;
+  if (form === 'RF64' || form === 'BW64') {
+    if (bytes.length < 20 || fourcc(view, 12) !== 'ds64') fail(`${form} file without its ds64 chunk first (it holds the 64-bit sizes)`);
+    ds64 = parseDs64(view, 20, view.getUint32(16, true), form);
+  }
   let fmt: Fmt | undefined;
   let at = 12;
   while (at + 8 <= bytes.length) {
     const id = fourcc(view, at);
-    const size = view.getUint32(at + 4, true);
+    let size = view.getUint32(at + 4, littleEndian);
+    if (ds64 && size === RF64_SIZE_IN_DS64) {
+      const large = id === 'data' ? ds64.dataBytes : ds64.table.get(id);
+      if (large === undefined) fail(`${form} chunk ${JSON.stringify(id)} at byte ${at} gives its size as -1 and ds64 does not list it`);
+      size = large;
+    }
     const body = at + 8;
     if (id === 'fmt ') {
       if (body + size > bytes.length) fail(`fmt chunk (${size} bytes) runs past the end of the ${bytes.length < fileBytes ? `first ${bytes.length} bytes` : 'file'}`);
-      fmt = parseFmt(view, body, size);
+      fmt = parseFmt(view, body, size, littleEndian);
     } else if (id === 'data') {
       if (!fmt) fail('data chunk before the fmt chunk');
-      return { fmt, at: body, ...dataExtent(view, body, size, fileBytes) };
+      return { fmt, at: body, ...dataExtent(view, body, size, fileBytes), ...(container ? { container } : {}) };
     } else if (body + size > fileBytes) {
       fail(`chunk ${JSON.stringify(id)} at byte ${at} declares ${size} bytes, past the end of the ${fileBytes}-byte file, before any data chunk: the file is damaged or cut short`);
     }
@@ -244,8 +300,9 @@ export function readWavInfo(head: Uint8Array, fileBytes = head?.length ?? 0): Wa
   return { rateHz, channels, bitsPerSample, format, frames, durationS: frames / rateHz, ...truncation(data, frames * frameBytes) };
 }
 
-function truncation(data: DataChunk, readBytes: number): { truncated?: WavTruncation } {
-  return data.truncated ? { truncated: { ...data.truncated, readBytes } } : {};
+/** The optional fields `readWav` and `readWavInfo` share: how the data chunk was cut, and the container form. */
+function truncation(data: DataChunk, readBytes: number): { truncated?: WavTruncation; container?: WavContainer } {
+  return { ...(data.truncated ? { truncated: { ...data.truncated, readBytes } } : {}), ...(data.container ? { container: data.container } : {}) };
 }
 
 /**
@@ -277,7 +334,7 @@ function decodeData(view: DataView, data: DataChunk): WavAudio {
   const bytesPerSample = bitsPerSample / 8;
   const frames = Math.floor(data.size / frameBytes);
   const samples = new Float32Array(frames);
-  const read = sampleReader(view, format);
+  const read = sampleReader(view, format, fmt.littleEndian);
   const sample = (i: number, c: number) => read(at + i * frameBytes + c * bytesPerSample);
   const channel = cancellingChannel(frames, channels, sample);
   const first = channel ?? 0;
@@ -306,20 +363,22 @@ function decodeData(view: DataView, data: DataChunk): WavAudio {
   };
 }
 
-function sampleReader(view: DataView, format: WavSampleFormat): (at: number) => number {
+function sampleReader(view: DataView, format: WavSampleFormat, le: boolean): (at: number) => number {
   switch (format) {
     case 'u8':
       return (at) => (view.getUint8(at) - 128) / 128;
     case 's16':
-      return (at) => view.getInt16(at, true) / 32768;
+      return (at) => view.getInt16(at, le) / 32768;
     case 's24':
-      return (at) => (view.getUint8(at) | (view.getUint8(at + 1) << 8) | (view.getInt8(at + 2) << 16)) / 8388608;
+      return le
+        ? (at) => (view.getUint8(at) | (view.getUint8(at + 1) << 8) | (view.getInt8(at + 2) << 16)) / 8388608
+        : (at) => (view.getUint8(at + 2) | (view.getUint8(at + 1) << 8) | (view.getInt8(at) << 16)) / 8388608;
     case 's32':
-      return (at) => view.getInt32(at, true) / 2147483648;
+      return (at) => view.getInt32(at, le) / 2147483648;
     case 'f32':
       return (at) => {
         // NaN for an invalid sample: the caller counts it and reads it as 0.
-        const v = view.getFloat32(at, true);
+        const v = view.getFloat32(at, le);
         return Number.isFinite(v) ? Math.max(-1, Math.min(1, v)) : Number.NaN;
       };
   }

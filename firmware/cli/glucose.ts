@@ -1,6 +1,6 @@
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { BackendName } from '../../device-sdk/inference/backend.js';
-import { CgmCsvError, type CgmRow, checkGlucoseRange, checkUnitMix, decodeCgmCsv, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
+import { CGM_CSV_MAX_BYTES, CgmCsvError, type CgmRow, cgmCsvTooLarge, checkGlucoseRange, checkUnitMix, decodeCgmCsv, EITHER_UNIT_BELOW, GLUCOSE_RANGE_MG_DL, GLUCOSE_UNITS, type GlucoseUnit, MG_DL_PER_MMOL_L, mgdlLike, mmolLike, parseCgmCsv, rowsInMgDl, tracesById, unitUndecidable } from '../../device-sdk/signal/glucose/csv.js';
 import { sensorFaults } from '../../device-sdk/signal/glucose/faults.js';
 import { decodeForecast, FORECAST_SPEC, forecastFeatures } from '../../device-sdk/signal/glucose/forecast.js';
 import { detectorFeatures, detectorProbability, hypoAlertStates } from '../../device-sdk/signal/glucose/hypo-detector.js';
@@ -108,12 +108,36 @@ function readRows(path: string, units: string | undefined, progress: CliProgress
   return { rows: rowsInMgDl(rows, unit), unit };
 }
 
+/**
+ * The bytes of a CGM CSV file, or `CgmCsvError` naming the line where `CGM_CSV_MAX_BYTES` falls when it is larger:
+ * then only that much is read (a file over 2 GiB cannot be read in one piece; before, it was refused with a bare
+ * ERR_FS_FILE_TOO_LARGE, and a 600 MB file was read whole to be refused).
+ */
+function readWhole(path: string): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size <= CGM_CSV_MAX_BYTES) return readFileSync(fd);
+    const head = Buffer.allocUnsafe(CGM_CSV_MAX_BYTES);
+    let got = 0;
+    while (got < head.length) {
+      const n = readSync(fd, head, got, head.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    throw cgmCsvTooLarge(head.subarray(0, got), size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function parseRows(path: string, progress: CliProgress): CgmRow[] {
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readWhole(path);
     progress.step(`reading ${path} (${(bytes.length / 1e6).toFixed(1)} MB)`, true);
   } catch (error) {
+    if (error instanceof CgmCsvError) throw new DataError(`${path}: ${error.message}`, { cause: error });
     const code = (error as NodeJS.ErrnoException).code;
     if (code === undefined) throw error;
     throw new DataError(`cannot read ${path}: ${OS_PROBLEMS[code] ?? code} (${code})`, { cause: error });

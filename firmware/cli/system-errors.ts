@@ -9,6 +9,8 @@ export const OS_PROBLEMS: Readonly<Record<string, string>> = Object.freeze({
   ENOSPC: 'no space left on the device',
   EROFS: 'read-only file system',
   EMFILE: 'too many open files',
+  // Node's own: readFile of a file over 2 GiB (a buffer's limit), which has no syscall or path.
+  ERR_FS_FILE_TOO_LARGE: 'the file is larger than 2 GiB, more than medge reads in one piece; split it',
 });
 
 const SQLITE_PROBLEMS: Readonly<Record<string, string>> = Object.freeze({

@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checksum, encodeSignals, formatHeader, isQrsCode, WFDB_ANNOTATION_CODES, type WfdbSignalSpec } from '../../device-sdk/protocols/wfdb.js';
@@ -81,6 +81,16 @@ describe('medge ecg annotate, records it cannot use', () => {
     const r = await medge(['ecg', 'annotate', record, '--out', join(tempDir(), 'x.qrs'), '--no-model']);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain(`${record}.dat holds 1800 samples (5.0 s at 360 Hz) where the header gives 3600 (10.0 s at 360 Hz): the file looks truncated`);
+  });
+
+  it('refuses a signal file over 2 GiB as a data error naming the file and the limit', async () => {
+    const record = copyOfFixture();
+    truncateSync(`${record}.dat`, 3 * 1024 ** 3); // sparse: no disk used
+    const r = await medge(['ecg', 'annotate', record, '--out', join(tempDir(), 'x.qrs'), '--no-model']);
+    expect(r.code, r.stderr).toBe(1);
+    // Before: "cannot read ...: ERR_FS_FILE_TOO_LARGE (ERR_FS_FILE_TOO_LARGE)".
+    expect(r.stderr).toContain(`cannot read ${record}.dat: the file is larger than 2 GiB, more than medge reads in one piece; split it (ERR_FS_FILE_TOO_LARGE)`);
+    noStackTrace(r.stderr);
   });
 
   it('refuses a record whose .dat is missing as a data error (exit 1), naming the file, without the usage', async () => {

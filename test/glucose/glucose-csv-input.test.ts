@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CgmCsvError, decodeCgmCsv, parseCgmCsv, unitMix } from '../../device-sdk/signal/glucose/csv.js';
@@ -87,6 +87,16 @@ describe('glucose CSV encoding (QA D3, D9)', () => {
     expect(() => decodeCgmCsv(bytes)).toThrow(expect.objectContaining({ line: 4, byteOffset: 0x1fffffe8 }) as Error);
     expect(() => decodeCgmCsv(bytes)).toThrow(/line 4: the file is 512 MiB \(536870889 bytes\); medge reads CGM CSV files of up to 512 MiB \(536870888 bytes\), which ends on this line: split the file/);
   });
+
+  it('glucose report refuses a CSV over 2 GiB naming the line where the limit falls, reading only up to it', async () => {
+    const file = join(tempDir(), 'huge.csv');
+    writeFileSync(file, 'id,time,gl\nA,2024-01-01 00:00:00,100\n');
+    truncateSync(file, 3 * 1024 ** 3); // sparse: the rest reads as NUL bytes
+    const r = await medge(['glucose', 'report', '--csv', file]);
+    expect(r.code, r.stderr).toBe(1);
+    // Before: "cannot read ...: ERR_FS_FILE_TOO_LARGE (ERR_FS_FILE_TOO_LARGE)".
+    expect(r.stderr).toContain(`${file}: line 3: the file is 3072 MiB (3221225472 bytes); medge reads CGM CSV files of up to 512 MiB (536870888 bytes)`);
+  }, 60_000);
 
   it('decodeCgmCsv: UTF-8 (with or without a byte-order mark) decodes; other bytes throw with line and offset', () => {
     expect(decodeCgmCsv(Buffer.from('\ufeffid,time,gl\nJosé,x,1\n'))).toBe('id,time,gl\nJosé,x,1\n');

@@ -162,7 +162,8 @@ describe('readWav vectors', () => {
   });
 
   it.each([
-    ['not RIFF', '52494658 24000000 57415645', 'not a RIFF file'],
+    ['not RIFF', '4f676753 24000000 57415645', 'not a RIFF file'],
+    ['RF64 without ds64', '52463634 ffffffff 57415645 666d7420 10000000 0100 0100 401f0000 401f0000 0100 0800 64617461 ffffffff', 'without its ds64 chunk'],
     ['not WAVE', '52494646 24000000 41564920', 'not WAVE'],
     ['no fmt', '52494646 0c000000 57415645 64617461 00000000', 'data chunk before the fmt chunk'],
     ['compressed', '52494646 24000000 57415645 666d7420 10000000 0200 0100 401f0000 401f0000 0100 0400 64617461 00000000', 'compressed WAV'],
@@ -173,6 +174,115 @@ describe('readWav vectors', () => {
   ])('throws DecodeError for %s', (_name, bytes, message) => {
     expect(() => readWav(hex(bytes))).toThrow(DecodeError);
     expect(() => readWav(hex(bytes))).toThrow(message);
+  });
+});
+
+// The same 16-bit mono 4000 Hz samples (0, 16384, -16384, 32767) in the three other containers.
+const RIFX_PCM16 = hex(`
+  52494658 0000002c 57415645            # RIFX, size 44 (big-endian), WAVE
+  666d7420 00000010                     # "fmt ", 16 bytes
+    0001 0001 00000fa0 00001f40 0002 0010  # PCM, 1 ch, 4000 Hz, 8000 B/s, align 2, 16 bits, all big-endian
+  64617461 00000008                     # "data", 8 bytes
+    0000 4000 c000 7fff                 # big-endian samples
+`);
+const RF64_PCM16 = hex(`
+  52463634 ffffffff 57415645            # RF64, size -1 (in ds64), WAVE
+  64733634 1c000000                     # "ds64", 28 bytes
+    48000000 00000000                   # RIFF size 72 (low, high)
+    08000000 00000000                   # data size 8
+    04000000 00000000                   # sample count 4
+    00000000                            # table: no entries
+  666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000
+  64617461 ffffffff                     # "data", size -1: ds64 gives 8
+    0000 0040 00c0 ff7f
+`);
+// BW64 (ITU-R BS.2088) with a chunk whose size is in the ds64 table.
+const BW64_TABLE = hex(`
+  42573634 ffffffff 57415645            # BW64, WAVE
+  64733634 28000000                     # "ds64", 40 bytes: 28 + one table entry
+    58000000 00000000 08000000 00000000 04000000 00000000
+    01000000                            # one entry
+    62657874 04000000 00000000          # "bext" is 4 bytes
+  62657874 ffffffff 01020304            # "bext", size -1 (4 in ds64)
+  666d7420 10000000 0100 0100 a00f0000 401f0000 0200 1000
+  64617461 08000000 0000 0040 00c0 ff7f # a data chunk may give its size itself too
+`);
+
+/** `file` (as encodeWav writes it: fmt then data, no other chunk) rewritten as RIFX: every number and sample big-endian. */
+function toRifx(file: Uint8Array, bytesPerSample: number): Uint8Array {
+  const out = Uint8Array.from(file);
+  const v = new DataView(out.buffer);
+  const swap = (at: number, n: number) => out.subarray(at, at + n).reverse();
+  out.set([0x52, 0x49, 0x46, 0x58], 0);
+  swap(4, 4);
+  const fmtSize = v.getUint32(16, true);
+  swap(16, 4);
+  [[20, 2], [22, 2], [24, 4], [28, 4], [32, 2], [34, 2]].forEach(([at, n]) => swap(at as number, n as number));
+  if (fmtSize === 40) [[36, 2], [38, 2], [40, 4], [44, 2]].forEach(([at, n]) => swap(at as number, n as number));
+  const data = 20 + fmtSize;
+  const size = v.getUint32(data + 4, true);
+  swap(data + 4, 4);
+  for (let at = data + 8; at + bytesPerSample <= data + 8 + size; at += bytesPerSample) swap(at, bytesPerSample);
+  return out;
+}
+
+/** `file` (as encodeWav writes it) rewritten as RF64 (EBU Tech 3306): sizes -1, a ds64 chunk first. */
+function toRf64(file: Uint8Array): Uint8Array {
+  const ds64 = new Uint8Array(8 + 28);
+  const out = new Uint8Array(file.length + ds64.length);
+  out.set(file.subarray(0, 12), 0);
+  out.set(file.subarray(12), 12 + ds64.length);
+  const v = new DataView(out.buffer);
+  out.set([0x52, 0x46, 0x36, 0x34], 0);
+  v.setUint32(4, 0xffffffff, true);
+  out.set([0x64, 0x73, 0x36, 0x34], 12);
+  v.setUint32(16, 28, true);
+  v.setUint32(20, out.length - 8, true);
+  const data = 12 + ds64.length + 8 + new DataView(file.buffer, file.byteOffset).getUint32(16, true);
+  v.setUint32(28, v.getUint32(data + 4, true), true);
+  v.setUint32(data + 4, 0xffffffff, true);
+  return out;
+}
+
+describe('RIFX, RF64 and BW64', () => {
+  it('reads the same samples from big-endian RIFX, from RF64 with its sizes in ds64, and from BW64 with a ds64 table', () => {
+    const plain = readWav(PCM16_WITH_LIST);
+    for (const [bytes, container] of [[RIFX_PCM16, 'RIFX'], [RF64_PCM16, 'RF64'], [BW64_TABLE, 'BW64']] as const) {
+      const w = readWav(bytes);
+      expect(w).toMatchObject({ rateHz: 4000, channels: 1, bitsPerSample: 16, format: 's16', container });
+      expect(w.truncated).toBeUndefined();
+      expect(Array.from(w.samples)).toEqual(Array.from(plain.samples));
+      expect(readWavInfo(bytes)).toMatchObject({ frames: 4, container });
+    }
+    expect(plain.container).toBeUndefined();
+  });
+
+  it('reads every sample format of the writer as RIFX and as RF64, and flags an RF64 data size beyond the file as cut short', () => {
+    const x = Float32Array.of(0, 0.25, -0.5, 0.999, -1, 0.123456);
+    for (const format of WAV_SAMPLE_FORMATS) {
+      for (const extensible of [false, true]) {
+        const riff = encodeWav([x, x.map((v) => v / 2)], { rateHz: 8000, format, extensible });
+        const expected = Array.from(readWav(riff).samples);
+        expect(Array.from(readWav(toRifx(riff, format === 'u8' ? 1 : format === 's16' ? 2 : format === 's24' ? 3 : 4)).samples)).toEqual(expected);
+        expect(Array.from(readWav(toRf64(riff)).samples)).toEqual(expected);
+      }
+    }
+    const cut = toRf64(encodeWav(x, { rateHz: 8000 }));
+    new DataView(cut.buffer).setUint32(28, 1000, true); // ds64 data size: 1000 bytes, 12 present
+    expect(readWav(cut).truncated).toEqual({ reason: 'cut-short', declaredBytes: 1000, readBytes: 12 });
+  });
+
+  it('throws DecodeError for a chunk of size -1 that ds64 does not list, a ds64 table past its chunk, and a size beyond 2^53', () => {
+    const unlisted = Uint8Array.from(BW64_TABLE);
+    unlisted[48] = 0x00; // the table names "\0ext", not "bext"
+    expect(() => readWav(unlisted)).toThrow('ds64 does not list it');
+    const longTable = Uint8Array.from(BW64_TABLE);
+    new DataView(longTable.buffer).setUint32(44, 3, true);
+    expect(() => readWav(longTable)).toThrow('ds64 table declares 3 entries');
+    const huge = Uint8Array.from(RF64_PCM16);
+    new DataView(huge.buffer).setUint32(32, 0x00400000, true); // data size high word: 2^54
+    expect(() => readWav(huge)).toThrow(DecodeError);
+    expect(() => readWav(huge)).toThrow('beyond what this reader can address');
   });
 });
 
@@ -215,7 +325,7 @@ describe('readWav fuzz', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 128 }), check), { seed: 42, numRuns: 3000 });
   });
   it('mutated valid files (byte changed, truncated, extended) decode or throw DecodeError', () => {
-    const valid = [PCM16_WITH_LIST, encodeWav(Float32Array.of(0.1, -0.2, 0.3), { rateHz: 4000, format: 's24', extensible: true }), encodeWav([Float32Array.of(0.5), Float32Array.of(-0.5)], { rateHz: 8000, format: 'f32' })];
+    const valid = [PCM16_WITH_LIST, RIFX_PCM16, RF64_PCM16, BW64_TABLE, encodeWav(Float32Array.of(0.1, -0.2, 0.3), { rateHz: 4000, format: 's24', extensible: true }), encodeWav([Float32Array.of(0.5), Float32Array.of(-0.5)], { rateHz: 8000, format: 'f32' })];
     fc.assert(
       fc.property(fc.constantFrom(...valid), fc.nat(), fc.integer({ min: 0, max: 255 }), fc.integer({ min: -8, max: 8 }), (base, at, value, resize) => {
         const b = Uint8Array.from(base);

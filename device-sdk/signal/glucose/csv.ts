@@ -107,6 +107,21 @@ function lineAt(bytes: Uint8Array, offset: number): number {
 export const CGM_CSV_MAX_BYTES = 0x1fffffe8;
 
 /**
+ * The error for a CGM CSV file of `fileBytes` bytes, more than `CGM_CSV_MAX_BYTES`: `head` is the file or at
+ * least its first `CGM_CSV_MAX_BYTES` bytes (a caller that knows the size need not read the rest, and cannot
+ * read a file over 2 GiB in one piece), for the line where the limit falls.
+ */
+export function cgmCsvTooLarge(head: Uint8Array, fileBytes: number): CgmCsvError {
+  const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
+  return new CgmCsvError(
+    lineAt(head, CGM_CSV_MAX_BYTES),
+    `the file is ${mib(fileBytes)} (${fileBytes} bytes); medge reads CGM CSV files of up to ${mib(CGM_CSV_MAX_BYTES)} (${CGM_CSV_MAX_BYTES} bytes), which ends on this line: split the file (by subject, or by date), each part with the header line`,
+    undefined,
+    CGM_CSV_MAX_BYTES,
+  );
+}
+
+/**
  * The text of a CGM CSV file: UTF-8 (a byte-order mark is dropped). A file larger than `CGM_CSV_MAX_BYTES`
  * is refused naming the line where the limit falls. Anything else is refused
  * (`CgmCsvError` with the line and byte offset) rather than decoded with replacement characters, which
@@ -114,15 +129,7 @@ export const CGM_CSV_MAX_BYTES = 0x1fffffe8;
  * file, or UTF-16), a UTF-16 byte-order mark, or a byte that is not UTF-8 (Latin-1 or Windows-1252 text).
  */
 export function decodeCgmCsv(bytes: Uint8Array): string {
-  if (bytes.length > CGM_CSV_MAX_BYTES) {
-    const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
-    throw new CgmCsvError(
-      lineAt(bytes, CGM_CSV_MAX_BYTES),
-      `the file is ${mib(bytes.length)} (${bytes.length} bytes); medge reads CGM CSV files of up to ${mib(CGM_CSV_MAX_BYTES)} (${CGM_CSV_MAX_BYTES} bytes), which ends on this line: split the file (by subject, or by date), each part with the header line`,
-      undefined,
-      CGM_CSV_MAX_BYTES,
-    );
-  }
+  if (bytes.length > CGM_CSV_MAX_BYTES) throw cgmCsvTooLarge(bytes, bytes.length);
   const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
   if (utf16) throw new CgmCsvError(1, 'the file is UTF-16 text (it starts with a UTF-16 byte-order mark); medge reads UTF-8: re-save it as UTF-8, e.g. iconv -f utf-16 -t utf-8 IN.csv > OUT.csv', undefined, 0);
   const nul = bytes.indexOf(0);
