@@ -64,7 +64,22 @@ export const FHIR_INDEX_VERSION = 1;
 export const fhirIndexPath = (dataDir: string): string => join(dataDir, 'edge-fhir-index.sqlite');
 
 /** Why the index was built from the whole store. */
-export type FhirIndexRebuildReason = 'missing' | 'version' | 'store-replaced' | 'corrupt' | 'row-missing' | 'unwritable';
+export type FhirIndexRebuildReason = 'missing' | 'version' | 'store-replaced' | 'corrupt' | 'row-missing' | 'unwritable' | 'disk-full' | 'locked';
+
+/**
+ * How long a write to the kept index file waits for a lock another connection holds (another API process on the
+ * same data directory, a backup tool) before the index moves to memory ('locked'): short enough that the build in
+ * memory still answers within the API's `answerTimeoutMs` (10 s).
+ */
+export const FHIR_INDEX_BUSY_TIMEOUT_MS = 3000;
+
+/** Why the kept index file cannot be written: the disk is full (ENOSPC), or another connection holds it locked. */
+function unusableFile(error: unknown): 'disk-full' | 'locked' | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'SQLITE_FULL') return 'disk-full';
+  if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) return 'locked';
+  return undefined;
+}
 
 /** What the index reports for the log: a rebuild from the whole store, and why (`detail`: the error, if any). */
 export interface FhirIndexEvent {
@@ -288,6 +303,8 @@ export class FhirSearchIndex {
   private index!: Database.Database;
   /** Set when the index was (re)made empty: the next refresh reads the whole store. */
   private pendingRebuild: FhirIndexRebuildReason | undefined;
+  /** Set once the kept file could not be written (full disk, held lock): the index lives in memory from then on (`toMemory`). */
+  private inMemory = false;
   /** `PRAGMA data_version` of the store connection at the last refresh: unchanged means no other connection committed since. */
   private seenDataVersion: number | undefined;
   /** The frame (Devices, Patients, DiagnosticReports) made from the index, and the index state it was made at. */
@@ -338,7 +355,7 @@ export class FhirSearchIndex {
     const existed = existsSync(path);
     try {
       this.index = new Database(path);
-      this.index.pragma('busy_timeout = 10000');
+      this.index.pragma(`busy_timeout = ${FHIR_INDEX_BUSY_TIMEOUT_MS}`);
       // WAL, as `seal` left it. Damage is found here or at a query, and the file is made again.
       this.index.pragma('journal_mode = WAL');
       this.index.pragma('synchronous = NORMAL');
@@ -348,6 +365,7 @@ export class FhirSearchIndex {
       if (stamp !== this.stamp) return this.fresh(path, 'version', `made as ${stamp}`);
       if (this.meta('store_file') !== storeFileId(this.store)) return this.fresh(path, 'store-replaced', 'the store file is not the one indexed');
     } catch (error) {
+      if (unusableFile(error) !== undefined && this.index?.name === path) return this.toMemory(unusableFile(error) as 'disk-full' | 'locked', error as Error);
       this.index?.close();
       if (isCorruptionError(error)) return this.fresh(path, 'corrupt', (error as Error).message);
       // The data directory is not writable here: a private index, as before the index was kept.
@@ -359,7 +377,8 @@ export class FhirSearchIndex {
   private fresh(path: string | undefined, reason: FhirIndexRebuildReason, detail?: string, announce = true): void {
     if (this.index?.open) this.index.close();
     if (path !== undefined) for (const suffix of ['', '-journal', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
-    this.index = new Database(path ?? ''); // '': private, on disk only when it outgrows its cache
+    // '': private, on disk (the temporary directory) only when it outgrows its cache; ':memory:' after a full disk.
+    this.index = new Database(path ?? (this.inMemory ? ':memory:' : ''));
     // The index holds device, site and pseudonymous patient ids, times and alert texts: the store's permissions,
     // not the umask's (QA re-check: 0644 beside a 0600 store). SQLite gives its -wal and -shm the same.
     if (path !== undefined) {
@@ -374,7 +393,7 @@ export class FhirSearchIndex {
     // file without a stamp, which the next opening makes again.
     this.index.pragma('journal_mode = OFF');
     this.index.pragma('synchronous = OFF');
-    if (path !== undefined) this.index.pragma('busy_timeout = 10000');
+    if (path !== undefined) this.index.pragma(`busy_timeout = ${FHIR_INDEX_BUSY_TIMEOUT_MS}`);
     this.index.exec(`BEGIN; ${SCHEMA} ${OBSERVATION_INDEXES} COMMIT;`);
     this.setMeta('records_max_id', 0);
     this.setMeta('records_mark', '');
@@ -382,7 +401,7 @@ export class FhirSearchIndex {
     this.pendingRebuild = reason;
     this.seenDataVersion = undefined;
     this.frame = { at: '' };
-    if (announce && (path !== undefined || reason === 'unwritable')) this.settings.onEvent?.({ kind: 'rebuilt', reason, ...(detail === undefined ? {} : { detail }) });
+    if (announce && (path !== undefined || reason === 'unwritable' || this.inMemory)) this.settings.onEvent?.({ kind: 'rebuilt', reason, ...(detail === undefined ? {} : { detail }) });
   }
 
   /**
@@ -427,20 +446,46 @@ export class FhirSearchIndex {
 
   /** The kept index file, or undefined for a private one. */
   private get keptPath(): string | undefined {
-    return this.settings.path !== undefined && this.index.name !== '' ? this.settings.path : undefined;
+    return this.settings.path !== undefined && this.index.name === this.settings.path ? this.settings.path : undefined;
   }
 
-  /** Brings the index up to date with the store: reads only what the store gained since the watermark (see the file comment). */
+  /**
+   * Brings the index up to date with the store: reads only what the store gained since the watermark (see the file
+   * comment). When the kept file cannot be written (a full disk, a lock held longer than `FHIR_INDEX_BUSY_TIMEOUT_MS`)
+   * the index moves to memory and is built there (`toMemory`), so requests are answered rather than failing.
+   */
   refresh(): FhirIndexRefresh {
     const dataVersion = this.store.pragma('data_version', { simple: true }) as number;
     if (dataVersion === this.seenDataVersion && this.pendingRebuild === undefined) return (this.lastRefresh = { recordsRead: 0, importedRead: 0, sessionsExcerpted: 0 });
+    let result: FhirIndexRefresh;
+    try {
+      result = this.upToDate();
+    } catch (error) {
+      const unusable = this.keptPath !== undefined ? unusableFile(error) : undefined;
+      if (unusable === undefined) throw error;
+      this.toMemory(unusable, error as Error);
+      result = this.upToDate();
+    }
+    this.seenDataVersion = dataVersion;
+    if (result.rebuilt !== undefined || result.recordsRead > 0 || result.importedRead > 0) this.changes += 1;
+    return (this.lastRefresh = result);
+  }
+
+  /** `refresh` on the index as it is: a damaged index or another store's is made again from the whole store. */
+  private upToDate(): FhirIndexRefresh {
     const catchUp = () => {
       try {
         return this.store.transaction(() => this.index.transaction(() => this.catchUp()).immediate())();
       } catch (error) {
         // A build from the whole store has no journal to roll back with: start it again from an empty file
         // (not announced again: the build that failed was).
-        if (this.pendingRebuild !== undefined) this.fresh(this.keptPath, this.pendingRebuild, undefined, false);
+        if (this.pendingRebuild !== undefined) {
+          try {
+            this.fresh(this.keptPath, this.pendingRebuild, undefined, false);
+          } catch {
+            // The file cannot even be made again (a full disk): the error of the build is the one to handle.
+          }
+        }
         throw error;
       }
     };
@@ -458,9 +503,21 @@ export class FhirSearchIndex {
       if (result === 'store-replaced') throw new Error('the FHIR index could not be rebuilt: the store changed under it');
     }
     if (result.rebuilt !== undefined) this.seal();
-    this.seenDataVersion = dataVersion;
-    if (result.rebuilt !== undefined || result.recordsRead > 0 || result.importedRead > 0) this.changes += 1;
-    return (this.lastRefresh = result);
+    return result;
+  }
+
+  /**
+   * The kept file cannot be written: the index is made again in memory and kept there while this index is open (the
+   * API's worker: it ends after `idleMs` without requests, and the next one tries the file again). On a full disk
+   * the file is removed, so that the store, which needs the space more, gets it back; a locked file is left to its
+   * holder. Before, each request was answered 500 (full disk) or 503 (held lock) until the file could be written.
+   */
+  private toMemory(reason: 'disk-full' | 'locked', error: Error): void {
+    const path = this.keptPath as string;
+    this.inMemory = true;
+    if (this.index.open) this.index.close();
+    if (reason === 'disk-full') for (const suffix of ['', '-journal', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    this.fresh(undefined, reason, `${error.message}; answering from an index in memory until the query worker starts again`);
   }
 
   /** One refresh, inside a read transaction of the store and a write transaction of the index. */

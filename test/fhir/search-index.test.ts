@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
@@ -525,6 +525,51 @@ describe('the search index kept beside the store (edge-fhir-index.sqlite) and br
     expect(events.map((e) => e.reason)).toEqual(['unwritable']);
     expect(index.lastRefresh.recordsRead).toBe(recordCount(db));
     expectSameAnswers(db, index);
+  });
+
+  it('answers from an index in memory, and says so once, when the disk is full (the file removed) or another process holds the file locked', () => {
+    for (const cause of ['disk-full', 'locked'] as const) {
+      const dir = tmp();
+      const { stages, close } = stagedStore(dir);
+      stages[0]?.();
+      stages[1]?.();
+      const db = openStore(dir);
+      const events: FhirIndexEvent[] = [];
+      const index = openIndex(db, dir, events);
+      const kept = index['index'] as Database.Database;
+      let holder: Database.Database | undefined;
+      if (cause === 'disk-full') {
+        // SQLite's page limit on the index's connection: its next growth fails with SQLITE_FULL, as on a full disk.
+        kept.pragma(`max_page_count = ${kept.pragma('page_count', { simple: true }) as number}`);
+      } else {
+        holder = new Database(fhirIndexPath(dir)); // another API process, a backup tool: a write transaction held open
+        holder.exec('BEGIN IMMEDIATE');
+      }
+      for (const stage of stages.slice(2)) stage();
+      close();
+      // Before: refresh threw SQLITE_FULL (each request a 500) or SQLITE_BUSY after 10 s (each request a 503).
+      const refreshed = index.refresh();
+      expect(refreshed.rebuilt, cause).toBe(cause);
+      expect(refreshed.recordsRead).toBe(recordCount(db));
+      expect(events.map((e) => e.reason)).toEqual(['missing', cause]);
+      expect(events[1]?.detail).toContain('answering from an index in memory');
+      expect(existsSync(fhirIndexPath(dir))).toBe(cause === 'locked'); // a full disk gets the index's space back
+      expectSameAnswers(db, index);
+      // It stays in memory: later refreshes read only what is new, and nothing is said again.
+      expect(index.refresh()).toEqual({ recordsRead: 0, importedRead: 0, sessionsExcerpted: 0 });
+      holder?.exec('ROLLBACK');
+      holder?.close();
+      // The next opening (a new query worker) uses the file again.
+      index.close();
+      indexes.splice(indexes.indexOf(index), 1);
+      const again: FhirIndexEvent[] = [];
+      const reopened = openIndex(db, dir, again);
+      expectSameAnswers(db, reopened);
+      // Full disk: the file was removed, so it is built anew. Locked: the file as it was, brought up to date from its watermark.
+      expect(again.map((e) => e.reason)).toEqual(cause === 'disk-full' ? ['missing'] : []);
+      expect(reopened.lastRefresh.recordsRead).toBeGreaterThan(0);
+      expect(existsSync(fhirIndexPath(dir))).toBe(true);
+    }
   });
 
   it('never answers with another record when a restored store reused the row ids below the watermark (devices resent what it lost, in another order)', () => {
