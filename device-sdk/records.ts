@@ -260,6 +260,26 @@ export class MeterRecordBook {
   }
 
   /**
+   * The newest record number of `meter` on `sensor` at or before `record` (on the sensor's counter, `meterRecordAfter`)
+   * that is stored with a meter clock, in any epoch; undefined when none is. What a meter whose last record has no date
+   * can be asked for, to tell whether it still holds the memory it was stored from (`holds`).
+   */
+  datedAtOrBefore(sensor: string, meter: MeterIdentity, record: number): number | undefined {
+    const found = this.find(sensor, meter.address, meter.serial);
+    if (found === undefined) return undefined;
+    const bits = this.bitsOf(sensor);
+    const prefix = `${sensor}|${found.id}|`;
+    let best: number | undefined;
+    for (const key of this.dated.keys()) {
+      if (!key.startsWith(prefix)) continue;
+      const n = Number(key.slice(prefix.length));
+      if (meterRecordAfter(n, record, bits)) continue;
+      if (best === undefined || meterRecordAfter(n, best, bits)) best = n;
+    }
+    return best;
+  }
+
+  /**
    * The newest record of `meter`'s current numbering on `sensor` (the numbering of the last reading stored from
    * it); when nothing of `meter` is stored (or no meter is named), that of the meter the sensor's last reading
    * came from, whose `meter` and `serial` then tell the caller whether it is another meter (`isSameMeter`).

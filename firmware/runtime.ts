@@ -314,6 +314,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       logger: this.log,
       lastMeterRecord: (sensor: string, meter?: MeterIdentity) => this.meterRecords.last(sensor, meter),
       meterRecordStored: (sensor: string, meter: MeterIdentity, record: number, meterClock: string) => this.meterRecords.holds(sensor, meter, record, meterClock),
+      datedMeterRecordAtOrBefore: (sensor: string, meter: MeterIdentity, record: number) => this.meterRecords.datedAtOrBefore(sensor, meter, record),
       ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}),
     };
     const deviceKinds: Record<string, string> = {};

@@ -46,8 +46,9 @@
  * numbered before the floor, or the floor's number with another meter wall clock as sent (a clock set since
  * does not change what was sent). A last record numbered before the floor that is stored with the same meter wall
  * clock (`DriverDeps.meterRecordStored`) is the same memory whose newest records were deleted on the meter (a full
- * memory, its menu): no new numbering, and the connect-time check asks for that record while the floor stays (a
- * last record without a date cannot be compared: a new numbering, as before). Either starts a new epoch (`meterEpoch`: when it was found, this device's
+ * memory, its menu): no new numbering, and the connect-time check asks for that record while the floor stays. A last
+ * record without a date is compared by the newest record stored with a date below it (`datedMeterRecordAtOrBefore`,
+ * asked for within range k..k); none such: a new numbering, as before. Either starts a new epoch (`meterEpoch`: when it was found, this device's
  * clock) and asks for all records again. The first check also finds a reset meter that already holds more
  * records than the floor's number; a meter that refuses it (op code, operator or filter type not supported)
  * is not asked again by this driver and is left to the second. A floor stored before meters were named is not
@@ -677,13 +678,15 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
       behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
       another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
-      if (behind && meterClock !== undefined && this.deps.meterRecordStored?.(this.sensor, meter, last.sequenceNumber, meterClock) === true) {
-        // Its last record is one stored, with the same wall clock: the same memory, whose records after it were
-        // deleted on the meter (a full memory, its menu). Not a new numbering; checked by that record from now on.
-        if (below?.record !== last.sequenceNumber) {
-          this.deps.logger.info({ sensor: this.sensor, address: link.address, floor, onMeter: last.sequenceNumber }, 'glucose meter no longer holds its newest records stored (deleted on the meter): the same numbering, its last record is stored');
+      // Its last record (or, when that has no date, the newest dated one stored below it) still on the meter with
+      // the same wall clock: the same memory, whose records after it were deleted on the meter (a full memory, its
+      // menu). Not a new numbering; checked by that record from now on.
+      const held = behind ? (meterClock !== undefined ? this.storedAs(last.sequenceNumber, meterClock) : await this.heldDatedBelow(link, last.sequenceNumber)) : undefined;
+      if (held !== undefined) {
+        if (below?.record !== held.record) {
+          this.deps.logger.info({ sensor: this.sensor, address: link.address, floor, onMeter: last.sequenceNumber, held: held.record }, 'glucose meter no longer holds its newest records stored (deleted on the meter): the same numbering');
         }
-        this.heldBelow = { key: meterKey(meter), epoch: this.epoch, floor, record: last.sequenceNumber, clock: meterClock };
+        this.heldBelow = { key: meterKey(meter), epoch: this.epoch, floor, ...held };
         behind = false;
       }
     }
@@ -698,6 +701,33 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one',
     );
     return true;
+  }
+
+  /** `record` with `clock` when it is stored so (`DriverDeps.meterRecordStored`), else undefined. */
+  private storedAs(record: number, clock: string): { record: number; clock: string } | undefined {
+    return this.deps.meterRecordStored?.(this.sensor, this.meter as MeterIdentity, record, clock) === true ? { record, clock } : undefined;
+  }
+
+  /**
+   * For a last record `last` without a date: the newest record stored with a meter clock at or before it
+   * (`DriverDeps.datedMeterRecordAtOrBefore`), asked for (within range k..k) and found on the meter with the clock it
+   * was stored with; else undefined (none stored, gone, another clock, or a meter that does not do "within range").
+   */
+  private async heldDatedBelow(link: GattLink, last: number): Promise<{ record: number; clock: string } | undefined> {
+    const meter = this.meter as MeterIdentity;
+    const record = this.deps.datedMeterRecordAtOrBefore?.(this.sensor, meter, last);
+    if (record === undefined || this.floorCheckRefused.has(meterKey(meter))) return undefined;
+    const probe: Probe = { kind: 'floor', target: record, found: undefined, others: [] };
+    this.probe = probe;
+    try {
+      const outcome = await this.racp(link, { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: record, to: record } });
+      if (outcome.kind === 'response') this.flushPending();
+    } finally {
+      this.probe = undefined;
+      this.pending = undefined;
+    }
+    const at = probe.found?.measurement.measuredAtMs;
+    return at !== undefined ? this.storedAs(record, meterWallClockText(at)) : undefined;
   }
 
   /**

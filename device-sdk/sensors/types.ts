@@ -85,6 +85,11 @@ export interface DriverDeps {
    */
   meterRecordStored?(sensor: string, meter: MeterIdentity, record: number, meterClock: string): boolean;
   /**
+   * The newest record number of `meter` at or before `record` stored with a meter clock, in any epoch
+   * (`MeterRecordBook.datedAtOrBefore`): what a meter whose last record has no date is asked for. Absent: not known.
+   */
+  datedMeterRecordAtOrBefore?(sensor: string, meter: MeterIdentity, record: number): number | undefined;
+  /**
    * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
    * times have no zone and that cannot tell their clock (no Current Time Service): see
    * `meter-time.ts` for the precedence. Absent: such times are marked zone-unknown.

@@ -57,6 +57,10 @@ export function driverDeps(sink: RecordingSink, stored: Record<string, number> =
       catchUp();
       return book.holds(sensor, meter, record, meterClock);
     },
+    datedMeterRecordAtOrBefore: (sensor, meter, record) => {
+      catchUp();
+      return book.datedAtOrBefore(sensor, meter, record);
+    },
   };
 }
 
