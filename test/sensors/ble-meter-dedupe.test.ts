@@ -57,17 +57,23 @@ async function withRuntime(config: RuntimeConfig, body: () => Promise<void>): Pr
   }
 }
 
+/** A runtime with the simulated BlueZ offering `meter`, run until the meter's 10 records are stored. */
+async function tenStored(bluezWith: ReturnType<typeof useSimulatedBluez>, meter: SimGlucoseMeter) {
+  const bluez = await bluezWith([meter]);
+  const dir = tempDir();
+  const dataDir = join(dir, 'device');
+  const config = meterRuntimeConfig(dir, bluez.address, ADDRESS);
+  await withRuntime(config, () => waitFor(() => storedInLedger(dataDir, 'reading').length >= 10 && meter.stats.completed >= 1, 'the 10 records'));
+  return { bluez, dataDir, config };
+}
+
 describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twice (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
   for (const undated of [[4, 7], []]) {
   it(`a meter that deleted its newest record (undated: ${undated.join(', ') || 'none'}): 3 connects and a runtime restart without notice, refetch or record stored twice; its next record stored once`, async () => {
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(21, undated) });
-    const bluez = await bluezWith([meter]);
-    const dir = tempDir();
-    const dataDir = join(dir, 'device');
-    const config = meterRuntimeConfig(dir, bluez.address, ADDRESS);
-    await withRuntime(config, () => waitFor(() => storedInLedger(dataDir, 'reading').length >= 10 && meter.stats.completed >= 1, 'the 10 records'));
+    const { bluez, dataDir, config } = await tenStored(bluezWith, meter);
 
     meter.deleteRecords(10); // from its menu, while the runtime is down
     const sentPerConnect: number[] = [];
@@ -107,11 +113,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
 
   it('a meter that deleted its newest record and whose last one has no date: the newest dated record stored below it is asked for, found, and nothing is fetched again', async () => {
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(22, [2, 5, 9]) });
-    const bluez = await bluezWith([meter]);
-    const dir = tempDir();
-    const dataDir = join(dir, 'device');
-    const config = meterRuntimeConfig(dir, bluez.address, ADDRESS);
-    await withRuntime(config, () => waitFor(() => storedInLedger(dataDir, 'reading').length >= 10 && meter.stats.completed >= 1, 'the 10 records'));
+    const { bluez, dataDir, config } = await tenStored(bluezWith, meter);
     meter.deleteRecords(10);
     await withRuntime(config, async () => {
       await waitFor(() => bluez.device(ADDRESS).connects >= 2 && (meter.stats.reports.last ?? 0) >= 1, 'the second connect');
@@ -132,11 +134,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
     // Nothing can be compared: the numbering is taken as restarted (one notice, every record fetched again); the
     // records are known by number and content.
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(24, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) });
-    const bluez = await bluezWith([meter]);
-    const dir = tempDir();
-    const dataDir = join(dir, 'device');
-    const config = meterRuntimeConfig(dir, bluez.address, ADDRESS);
-    await withRuntime(config, () => waitFor(() => storedInLedger(dataDir, 'reading').length >= 10 && meter.stats.completed >= 1, 'the 10 records'));
+    const { dataDir, config } = await tenStored(bluezWith, meter);
     meter.deleteRecords(10);
     await withRuntime(config, async () => {
       await waitFor(() => meter.stats.completed >= 2, 'the records fetched again');
@@ -152,11 +150,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
   it('a serial number that reads differently once at the same address is the same meter: only its new record stored, no notice', async () => {
     const info = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'GM7-004211', firmware: '3.1' };
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(23, [3]), deviceInformation: info });
-    const bluez = await bluezWith([meter]);
-    const dir = tempDir();
-    const dataDir = join(dir, 'device');
-    const config = meterRuntimeConfig(dir, bluez.address, ADDRESS);
-    await withRuntime(config, () => waitFor(() => storedInLedger(dataDir, 'reading').length >= 10 && meter.stats.completed >= 1, 'the 10 records'));
+    const { dataDir, config } = await tenStored(bluezWith, meter);
 
     meter.faults.serialNumberReads = ['GM7-0O4211']; // one corrupted read at the next connect
     meter.addRecord({ mgPerDl: 128 });
