@@ -71,44 +71,44 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
   const bluezWith = useSimulatedBluez();
 
   for (const undated of [[4, 7], []]) {
-  it(`a meter that deleted its newest record (undated: ${undated.join(', ') || 'none'}): 3 connects and a runtime restart without notice, refetch or record stored twice; its next record stored once`, async () => {
-    const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(21, undated) });
-    const { bluez, dataDir, config } = await tenStored(bluezWith, meter);
+    it(`a meter that deleted its newest record (undated: ${undated.join(', ') || 'none'}): 3 connects and a runtime restart without notice, refetch or record stored twice; its next record stored once`, async () => {
+      const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(21, undated) });
+      const { bluez, dataDir, config } = await tenStored(bluezWith, meter);
 
-    meter.deleteRecords(10); // from its menu, while the runtime is down
-    const sentPerConnect: number[] = [];
-    const lastAsked: number[] = [];
-    await withRuntime(config, async () => {
-      for (let connect = 1; connect <= 3; connect++) {
-        const sent = meter.stats.recordsSent;
-        const last = meter.stats.reports.last ?? 0;
-        await waitFor(() => bluez.device(ADDRESS).connects >= connect + 1 && meter.stats.reports.last !== undefined, `connect ${connect}`);
+      meter.deleteRecords(10); // from its menu, while the runtime is down
+      const sentPerConnect: number[] = [];
+      const lastAsked: number[] = [];
+      await withRuntime(config, async () => {
+        for (let connect = 1; connect <= 3; connect++) {
+          const sent = meter.stats.recordsSent;
+          const last = meter.stats.reports.last ?? 0;
+          await waitFor(() => bluez.device(ADDRESS).connects >= connect + 1 && meter.stats.reports.last !== undefined, `connect ${connect}`);
+          await meterSettled(meter);
+          sentPerConnect.push(meter.stats.recordsSent - sent);
+          lastAsked.push((meter.stats.reports.last ?? 0) - last);
+          if (connect < 3) await meter.dropLink();
+        }
+        meter.addRecord({ mgPerDl: 140 }); // numbered 11: the meter's counter goes on
+        await meter.dropLink();
+        await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 11), 'record 11');
         await meterSettled(meter);
-        sentPerConnect.push(meter.stats.recordsSent - sent);
-        lastAsked.push((meter.stats.reports.last ?? 0) - last);
-        if (connect < 3) await meter.dropLink();
-      }
-      meter.addRecord({ mgPerDl: 140 }); // numbered 11: the meter's counter goes on
-      await meter.dropLink();
-      await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 11), 'record 11');
-      await meterSettled(meter);
-    });
-    await withRuntime(config, async () => {
-      await waitFor(() => bluez.device(ADDRESS).connects >= 6, 'the connect after a restart');
-      await meterSettled(meter);
-    });
-    const readings = storedInLedger(dataDir, 'reading');
-    const notices = storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED);
-    expect({ storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ storedTwice: 0, notices: 0 });
-    expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
-    expect(readings.filter((r) => r.tMeter === undefined).map((r) => r.meterRecord)).toEqual(undated);
-    expect(readings.every((r) => r.context?.meterEpoch === undefined)).toBe(true);
-    // Per connect: the runtime's first asks for record 10 (none), the last record (9, stored: the same memory) and
-    // after the empty transfer the last again; the next connects ask for record 9 itself and the last once.
-    expect(sentPerConnect).toEqual([2, 2, 2]);
-    expect(lastAsked).toEqual([2, 1, 1]);
-    expect(meter.lastError).toBeUndefined();
-  }, 90_000);
+      });
+      await withRuntime(config, async () => {
+        await waitFor(() => bluez.device(ADDRESS).connects >= 6, 'the connect after a restart');
+        await meterSettled(meter);
+      });
+      const readings = storedInLedger(dataDir, 'reading');
+      const notices = storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED);
+      expect({ storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ storedTwice: 0, notices: 0 });
+      expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+      expect(readings.filter((r) => r.tMeter === undefined).map((r) => r.meterRecord)).toEqual(undated);
+      expect(readings.every((r) => r.context?.meterEpoch === undefined)).toBe(true);
+      // Per connect: the runtime's first asks for record 10 (none), the last record (9, stored: the same memory) and
+      // after the empty transfer the last again; the next connects ask for record 9 itself and the last once.
+      expect(sentPerConnect).toEqual([2, 2, 2]);
+      expect(lastAsked).toEqual([2, 1, 1]);
+      expect(meter.lastError).toBeUndefined();
+    }, 90_000);
   }
 
   it('a meter that deleted its newest record and whose last one has no date: the newest dated record stored below it is asked for, found, and nothing is fetched again', async () => {
@@ -147,7 +147,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
     expect(meter.lastError).toBeUndefined();
   }, 60_000);
 
-  it('a serial number that reads differently once at the same address is the same meter: only its new record stored, no notice', async () => {
+  it('a serial number that reads differently once at the same address (after a restart, and at a reconnect) is the same meter: only its new records stored, no notice', async () => {
     const info = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'GM7-004211', firmware: '3.1' };
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(23, [3]), deviceInformation: info });
     const { dataDir, config } = await tenStored(bluezWith, meter);
@@ -158,14 +158,20 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
     await withRuntime(config, async () => {
       await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 11), 'record 11');
       await meterSettled(meter);
+      // Again at a reconnect of the same runtime (the driver knows the meter on its last link).
+      meter.faults.serialNumberReads = ['GM7-004Z11'];
+      meter.addRecord({ mgPerDl: 131 });
+      await meter.dropLink();
+      await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 12), 'record 12');
+      await meterSettled(meter);
       await sleep(100);
     });
     const readings = storedInLedger(dataDir, 'reading');
     const notices = storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED);
     expect({ storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ storedTwice: 0, notices: 0 });
-    expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     expect(readings.every((r) => r.context?.meterSerial === 'GM7-004211')).toBe(true);
-    expect(meter.stats.recordsSent - sent).toBe(2); // record 10 checked at connect, record 11
+    expect(meter.stats.recordsSent - sent).toBe(4); // per connect: the newest stored record checked, then the new one
     expect(meter.faults.serialNumberReads).toEqual([]);
   }, 60_000);
 });
