@@ -77,3 +77,44 @@ describe('MeterRecordBook: a meter is its serial when it told one, else its addr
     expect(meterRecordId({ meterRecord: 7 })).toBe('7');
   });
 });
+
+describe('MeterRecordBook: records without a date (no meter clock) and the records a meter still holds', () => {
+  const A = 'C0:FF:EE:00:00:01';
+  const E1 = '2026-12-07T09:00:00.000Z';
+  const E2 = '2026-12-07T10:00:00.000Z';
+  const undated = (meterRecord: number, value: number, context: Record<string, string> = {}) => ({ sensor: 'meter', meterRecord, type: 'glucose', value, unit: 'mg/dL', context: { meter: A, sampleType: 'capillary-whole-blood', ...context } });
+  const dated = (meterRecord: number, clock: string, context: Record<string, string> = {}) => ({ sensor: 'meter', meterRecord, type: 'glucose', value: 100, unit: 'mg/dL', context: { meter: A, meterClock: clock, ...context } });
+
+  it('drops an undated record sent again, in its numbering or in one begun by mistake (before: stored again in every epoch)', () => {
+    const book = new MeterRecordBook(() => 16);
+    expect(book.note(dated(1, '2026-12-01T08:00:00'))).toBe(true);
+    expect(book.note(undated(2, 132))).toBe(true);
+    expect(book.note(undated(2, 132))).toBe(false);
+    // A numbering begun by mistake (the meter still holds its memory): its dated record 1 comes again, then record 2.
+    expect(book.note(dated(1, '2026-12-01T08:00:00', { meterEpoch: E1 }))).toBe(false);
+    expect(book.note(undated(2, 132, { meterEpoch: E1 }))).toBe(false);
+    expect(book.note(undated(2, 132, { meterEpoch: E2 }))).toBe(false);
+  });
+
+  it('keeps two different undated records: another number, another value or context, or the same in a numbering shown to be another memory', () => {
+    const book = new MeterRecordBook(() => 16);
+    book.note(dated(1, '2026-12-01T08:00:00'));
+    expect(book.note(undated(2, 132))).toBe(true);
+    expect(book.note(undated(3, 132))).toBe(true);
+    expect(book.note(undated(2, 133, { meterEpoch: E1 }))).toBe(true);
+    expect(book.note(undated(2, 132, { meterEpoch: E1, meal: 'fasting' }))).toBe(true);
+    // A real reset: its record 1 has another meter clock than the stored record 1; its record 2 equal in content to the old one is its own.
+    expect(book.note(dated(1, '2026-12-07T08:00:00', { meterEpoch: E2 }))).toBe(true);
+    expect(book.note(undated(2, 132, { meterEpoch: E2 }))).toBe(true);
+    expect(book.note(undated(2, 132, { meterEpoch: E2 }))).toBe(false);
+  });
+
+  it('tells whether a meter record is stored with a meter clock, in any epoch, by its serial at another address', () => {
+    const book = new MeterRecordBook(() => 16);
+    book.note({ ...dated(9, '2026-12-01T08:00:00'), context: { meter: A, meterSerial: 'S1', meterClock: '2026-12-01T08:00:00' } });
+    expect(book.holds('meter', { address: 'D4:2A:19:7E:00:05', serial: 'S1' }, 9, '2026-12-01T08:00:00')).toBe(true);
+    expect(book.holds('meter', { address: A, serial: 'S1' }, 9, '2026-12-01T08:00:01')).toBe(false);
+    expect(book.holds('meter', { address: A, serial: 'S2' }, 9, '2026-12-01T08:00:00')).toBe(false);
+    expect(book.holds('meter', { address: A, serial: 'S1' }, 8, '2026-12-01T08:00:00')).toBe(false);
+  });
+});

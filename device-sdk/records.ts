@@ -173,15 +173,27 @@ interface BookMeter {
  * again. A reading with a serial continues the meter of that serial, else the meter stored at its address without
  * a serial (rows stored before serials were read: the serial is then that meter's); a reading without a serial
  * continues the meter last stored at its address. Readings without a meter are one numbering per sensor (other
- * sources, and records stored before meters were told apart). `note` also says whether the same record, by meter,
- * number and meter wall clock, was stored before (in any epoch): a numbering found restarted by mistake stores
- * nothing twice. The runtime keeps one, and so does the test harness.
+ * sources, and records stored before meters were told apart). `note` also says whether the same record was stored
+ * before, so that a numbering found restarted by mistake stores nothing twice:
+ * - a dated record (`context.meterClock`): the same meter, number and meter wall clock, in any epoch;
+ * - an undated record (no meter clock: a meter whose clock was never set): the same meter, number and content (value,
+ *   unit, type and every context field but the numbering's), in the same epoch; in another epoch unless that epoch is
+ *   known to be another memory: a dated record of it has a number stored before with another meter clock (a real
+ *   reset). Two different undated records of one meter, with one number and one content, in two epochs, with no dated
+ *   record of the later one telling them apart, are taken as one (the same number is one record of a numbering).
+ * The runtime keeps one, and so does the test harness.
  */
 export class MeterRecordBook {
   /** Per sensor, its meters, the one stored last at the end. */
   private readonly meters = new Map<string, BookMeter[]>();
   /** `sensor|meter id|record|meterClock` of every record stored with a meter and a meter clock. */
   private readonly seen = new Set<string>();
+  /** `sensor|meter id|record` of every dated record stored with a meter: the epoch and meter clock of each. */
+  private readonly dated = new Map<string, { epoch: string | undefined; clock: string }[]>();
+  /** `sensor|meter id|record|content` of every undated record stored with a meter: the epochs it was stored in. */
+  private readonly undated = new Map<string, Set<string | undefined>>();
+  /** `sensor|meter id|epoch` of the epochs known to be another memory than the ones before (see the class comment). */
+  private readonly diverged = new Set<string>();
   private nextId = 0;
 
   constructor(private readonly bitsOf: (sensor: string) => MeterRecordBits) {}
@@ -195,7 +207,7 @@ export class MeterRecordBook {
   }
 
   /** Notes a stored reading; false when the same record of the same meter (number and meter clock) was noted before. */
-  note(r: Pick<Reading, 'sensor' | 'meterRecord' | 'context'>): boolean {
+  note(r: Pick<Reading, 'sensor' | 'meterRecord' | 'context'> & Partial<Pick<Reading, 'value' | 'unit' | 'type'>>): boolean {
     if (r.meterRecord === undefined) return true;
     const address = r.context?.[METER_NUMBERING_CONTEXT.meter];
     const serial = r.context?.[METER_NUMBERING_CONTEXT.serial];
@@ -209,6 +221,16 @@ export class MeterRecordBook {
       const key = [r.sensor, meter.id, r.meterRecord, meterClock].join('|');
       if (this.seen.has(key)) return false;
       this.seen.add(key);
+      const numbered = [r.sensor, meter.id, r.meterRecord].join('|');
+      const before = this.dated.get(numbered) ?? [];
+      if (before.some((b) => b.epoch !== epoch && b.clock !== meterClock)) this.diverged.add([r.sensor, meter.id, epoch ?? ''].join('|'));
+      before.push({ epoch, clock: meterClock });
+      this.dated.set(numbered, before);
+    } else if (address !== undefined || serial !== undefined) {
+      const key = [r.sensor, meter.id, r.meterRecord, undatedContent(r)].join('|');
+      const epochs = this.undated.get(key);
+      if (epochs !== undefined && (epochs.has(epoch) || !this.diverged.has([r.sensor, meter.id, epoch ?? ''].join('|')))) return false;
+      this.undated.set(key, (epochs ?? new Set()).add(epoch));
     }
     if (address !== undefined) meter.address = address; // a meter known by its serial may come back at another address
     if (serial !== undefined) meter.serial = serial;
@@ -229,6 +251,35 @@ export class MeterRecordBook {
   }
 
   /**
+   * Whether record `record` of `meter` on `sensor` is stored with meter wall clock `meterClock` (as sent,
+   * `context.meterClock`), in any epoch: a meter still holding it holds the memory it was stored from.
+   */
+  holds(sensor: string, meter: MeterIdentity, record: number, meterClock: string): boolean {
+    const found = this.find(sensor, meter.address, meter.serial);
+    return found !== undefined && this.seen.has([sensor, found.id, record, meterClock].join('|'));
+  }
+
+  /**
+   * The newest record number of `meter` on `sensor` at or before `record` (on the sensor's counter, `meterRecordAfter`)
+   * that is stored with a meter clock, in any epoch; undefined when none is. What a meter whose last record has no date
+   * can be asked for, to tell whether it still holds the memory it was stored from (`holds`).
+   */
+  datedAtOrBefore(sensor: string, meter: MeterIdentity, record: number): number | undefined {
+    const found = this.find(sensor, meter.address, meter.serial);
+    if (found === undefined) return undefined;
+    const bits = this.bitsOf(sensor);
+    const prefix = `${sensor}|${found.id}|`;
+    let best: number | undefined;
+    for (const key of this.dated.keys()) {
+      if (!key.startsWith(prefix)) continue;
+      const n = Number(key.slice(prefix.length));
+      if (meterRecordAfter(n, record, bits)) continue;
+      if (best === undefined || meterRecordAfter(n, best, bits)) best = n;
+    }
+    return best;
+  }
+
+  /**
    * The newest record of `meter`'s current numbering on `sensor` (the numbering of the last reading stored from
    * it); when nothing of `meter` is stored (or no meter is named), that of the meter the sensor's last reading
    * came from, whose `meter` and `serial` then tell the caller whether it is another meter (`isSameMeter`).
@@ -243,6 +294,15 @@ export class MeterRecordBook {
     if (found.serial !== undefined) out.serial = found.serial;
     return out;
   }
+}
+
+/** What tells an undated record of a meter from another of the same number: its value, unit, type and context but its numbering (meter, serial, epoch). */
+function undatedContent(r: Pick<Reading, 'context'> & Partial<Pick<Reading, 'value' | 'unit' | 'type'>>): string {
+  const numbering = new Set<string>(Object.values(METER_NUMBERING_CONTEXT));
+  const context = Object.entries(r.context ?? {})
+    .filter(([k]) => !numbering.has(k))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([r.type, r.value, r.unit, context]);
 }
 
 /**

@@ -309,7 +309,14 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.uplink = new Uplink(this.store, { ...edge, site: config.site, clock: this.clock, logger: this.log, mqtt, ...(sealer ? { sealPayload: sealer } : {}) });
     this.rules = createRuleEngine();
     const seed = deps.seed ?? 1;
-    const driverDeps = { clock: this.clock, logger: this.log, lastMeterRecord: (sensor: string, meter?: MeterIdentity) => this.meterRecords.last(sensor, meter), ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}) };
+    const driverDeps = {
+      clock: this.clock,
+      logger: this.log,
+      lastMeterRecord: (sensor: string, meter?: MeterIdentity) => this.meterRecords.last(sensor, meter),
+      meterRecordStored: (sensor: string, meter: MeterIdentity, record: number, meterClock: string) => this.meterRecords.holds(sensor, meter, record, meterClock),
+      datedMeterRecordAtOrBefore: (sensor: string, meter: MeterIdentity, record: number) => this.meterRecords.datedAtOrBefore(sensor, meter, record),
+      ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}),
+    };
     const deviceKinds: Record<string, string> = {};
     this.sources = config.sources.map((s, i): RuntimeSource => {
       if (s.type !== 'device') return createSimSource(s, this.clock, seed + i, config.timeZone);

@@ -32,7 +32,9 @@
  * Numbering: record numbers belong to one meter (records.ts `MeterIdentity`): its serial number when the
  * meter tells one (Device Information, read at each connect), else its address. No Device Information
  * Service, a refused or empty serial: not an error, the address is the meter (logged once per address; the
- * serial is never logged, being a device identifier that the logs do not need). Each reading's context names
+ * serial is never logged, being a device identifier that the logs do not need). Another serial than the one known at
+ * the address is believed once a re-read gives it again (`confirmSerial`): a read that gives the known serial back is
+ * a corrupted read of the same meter (before: taken for another meter, all its records stored again). Each reading's context names
  * it (`meter`: the link's address, `meterSerial`; `METER_NUMBERING_CONTEXT`), and "stored" above means stored
  * from this meter in its present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one
  * the sensor's last record came from (replaced under the same sensor name, in the config or by auto-detection:
@@ -42,15 +44,19 @@
  * notification, not handed over): at connect, the floor record itself (within range n..n): missing, or with
  * another meter wall clock as sent; and after every transfer that brought nothing new, the meter's last record:
  * numbered before the floor, or the floor's number with another meter wall clock as sent (a clock set since
- * does not change what was sent). Either starts a new epoch (`meterEpoch`: when it was found, this device's
+ * does not change what was sent). A last record numbered before the floor that is stored with the same meter wall
+ * clock (`DriverDeps.meterRecordStored`) is the same memory whose newest records were deleted on the meter (a full
+ * memory, its menu): no new numbering, and the connect-time check asks for that record while the floor stays. A last
+ * record without a date is compared by the newest record stored with a date below it (`datedMeterRecordAtOrBefore`,
+ * asked for within range k..k); none such: a new numbering, as before. Either starts a new epoch (`meterEpoch`: when it was found, this device's
  * clock) and asks for all records again. The first check also finds a reset meter that already holds more
  * records than the floor's number; a meter that refuses it (op code, operator or filter type not supported)
  * is not asked again by this driver and is left to the second. A floor stored before meters were named is not
  * checked at connect.
  * The first record handed over of a new meter or epoch comes with one `meter-numbering-restarted` notice
  * (`SensorSink.notice`; an info alert). The runtime drops a record of the same meter, number and meter
- * clock as one stored (records.ts `MeterRecordBook`), so an epoch begun by mistake (a meter that deleted
- * record n) stores nothing twice.
+ * clock as one stored, and an undated record of the same meter, number and content (records.ts `MeterRecordBook`),
+ * so an epoch begun by mistake stores nothing twice.
  * Not told apart: a reset meter that holds more records than the old floor, on a meter that refuses
  * "within range" (its records above the floor are taken as newer ones of the old numbering, those below
  * are not asked for).
@@ -89,6 +95,7 @@ import {
 } from '../protocols/ble/glucose.js';
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
+import { decodeDisString, DEVICE_INFORMATION_FIELDS, DEVICE_INFORMATION_SERVICE_UUID } from '../protocols/ble/device-information.js';
 import { finiteValue } from '../protocols/ieee11073.js';
 import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
@@ -116,6 +123,8 @@ export const DEFAULT_BLE_GLUCOSE_METER_OPTIONS: Readonly<BleGlucoseMeterOptions>
 const MMOL_TO_MG_PER_DL = 18.0156;
 /** A re-read of the meter's Current Time within this of the last one is the same clock (whole-second rounding of a read that takes milliseconds). */
 const CLOCK_REREAD_TOLERANCE_MS = 1000;
+/** Reads of the Serial Number String at most, when it reads another serial than the one known at the address (`confirmSerial`). */
+const SERIAL_READS = 3;
 /** The sensor state's backfill progress is updated every this many records. */
 const PROGRESS_EVERY = 50;
 /** The info alert (`SensorSink.notice`) raised with the first record of a meter whose numbers started again. */
@@ -139,6 +148,8 @@ interface Received {
 /** What arrived while a check asked for one record (`numberingRestarted`): the record asked for, and any others the meter sent with it. */
 interface Probe {
   kind: 'floor' | 'last';
+  /** The record number asked for (`floor`). */
+  target: number | undefined;
   found: Received | undefined;
   others: Received[];
 }
@@ -176,6 +187,12 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** The meter on the link (its address, and its serial when it told one: records.ts `MeterIdentity`) and the epoch of its numbering (`METER_NUMBERING_CONTEXT`). */
   private meter: MeterIdentity | undefined;
   private epoch: string | undefined;
+  /**
+   * A meter whose newest records stored are gone from it (deleted on the meter: a full memory, its menu) while it
+   * still holds an older one stored, `record` with the same meter wall clock `clock`: the same numbering. Its
+   * connect-time check asks for that record instead of the floor while the floor is still `floor` (meter: `meterKey`).
+   */
+  private heldBelow: { key: string; epoch: string | undefined; floor: number; record: number; clock: string } | undefined;
   /** Meters (serial, else address) that refused the "within range" check of the stored floor record: not asked again by this driver. */
   private floorCheckRefused = new Set<string>();
   /** Meters (address) whose Device Information Service was found absent or unreadable: logged once. */
@@ -392,7 +409,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    */
   private async identify(link: GattLink): Promise<MeterIdentity> {
     const read = await readDeviceInformation(link, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
-    const { manufacturer, model, firmware, serial } = read.info;
+    const { manufacturer, model, firmware } = read.info;
+    const serial = read.info.serial !== undefined ? await this.confirmSerial(link, read.info.serial) : undefined;
     if (serial === undefined && !this.disMissingLogged.has(link.address)) {
       this.disMissingLogged.add(link.address);
       const why = !read.offered ? 'no Device Information Service' : read.refused.includes('serial') ? 'its serial number read refused' : 'no serial number';
@@ -401,6 +419,53 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, 'glucose meter identified by its serial number');
     }
     return serial !== undefined ? { address: link.address, serial } : { address: link.address };
+  }
+
+  /**
+   * The serial of the meter at `link`'s address, `first` as read, when it is the one known at this address (the meter
+   * last on this driver's link there, else the meter whose records were stored last from there) or none is known.
+   * Another serial at a known address is read again before it is believed (a corrupted or flaky read took the same
+   * meter for another one, and all its records were stored again: QA). Believed when a re-read gives it again; the
+   * known serial when a re-read gives that one (logged without either serial); at most `SERIAL_READS` reads, and
+   * without two alike the known serial (a replacement meter then has its records found by the numbering check).
+   */
+  private async confirmSerial(link: GattLink, first: string): Promise<string> {
+    const address = link.address;
+    let known = this.meter?.address === address ? this.meter.serial : undefined;
+    if (known === undefined) {
+      const stored = this.deps.lastMeterRecord(this.sensor, { address });
+      if (stored?.meter === address) known = stored.serial;
+    }
+    if (known === undefined || first === known) return first;
+    let previous = first;
+    for (let n = 1; n < SERIAL_READS; n++) {
+      const again = await this.readSerial(link);
+      if (again === previous) return again;
+      if (again === known) {
+        this.deps.logger.warn({ sensor: this.sensor, address, reads: n + 1 }, 'glucose meter serial number read differently once at this address: the same meter');
+        return known;
+      }
+      if (again !== undefined) previous = again;
+    }
+    this.deps.logger.warn({ sensor: this.sensor, address, reads: SERIAL_READS }, 'glucose meter serial number reads disagree: the meter known at this address is kept');
+    return known;
+  }
+
+  /** The Serial Number String read once more; undefined when refused, empty or no text. A lost link rejects. */
+  private async readSerial(link: GattLink): Promise<string | undefined> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await link.read(DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_FIELDS.serial);
+    } catch (error) {
+      if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+      return undefined;
+    }
+    try {
+      return decodeDisString(bytes);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      return undefined;
+    }
   }
 
   /**
@@ -561,11 +626,15 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    */
   private async numberingRestarted(link: GattLink, check: 'floor' | 'last'): Promise<boolean> {
     const floor = this.floor as number;
+    const meter = this.meter as MeterIdentity;
+    // A meter known to have lost its newest records is asked for the newest it still holds (`heldBelow`).
+    const below = this.heldBelow;
+    const checked = below !== undefined && below.key === meterKey(meter) && below.epoch === this.epoch && below.floor === floor ? below : { record: floor, clock: this.floorClock };
     const request: RacpRequestFields =
       check === 'floor'
-        ? { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: floor, to: floor } }
+        ? { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: checked.record, to: checked.record } }
         : { opCode: 'report-stored-records', operator: 'last' };
-    const probe: Probe = { kind: check, found: undefined, others: [] };
+    const probe: Probe = { kind: check, target: check === 'floor' ? checked.record : undefined, found: undefined, others: [] };
     const ask = async (): Promise<RacpOutcome> => {
       this.probe = probe;
       try {
@@ -602,13 +671,24 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       // from its menu) or answers the range wrongly. Only its last record tells: before the floor, a new numbering.
       if (found === undefined && probe.others.length === 0 && code === 'no-records-found') return this.numberingRestarted(link, 'last');
       else if (found === undefined) return this.handOver(link, probe.others); // something else came: nothing to compare
-      else another = this.floorClock !== undefined && found.measurement.measuredAtMs !== undefined && meterWallClockText(found.measurement.measuredAtMs) !== this.floorClock;
+      else another = checked.clock !== undefined && found.measurement.measuredAtMs !== undefined && meterWallClockText(found.measurement.measuredAtMs) !== checked.clock;
     } else {
       if (found === undefined) return false;
       const last = found.measurement;
       const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
       behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
       another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
+      // Its last record (or, when that has no date, the newest dated one stored below it) still on the meter with
+      // the same wall clock: the same memory, whose records after it were deleted on the meter (a full memory, its
+      // menu). Not a new numbering; checked by that record from now on.
+      const held = behind ? (meterClock !== undefined ? this.storedAs(last.sequenceNumber, meterClock) : await this.heldDatedBelow(link, last.sequenceNumber)) : undefined;
+      if (held !== undefined) {
+        if (below?.record !== held.record) {
+          this.deps.logger.info({ sensor: this.sensor, address: link.address, floor, onMeter: last.sequenceNumber, held: held.record }, 'glucose meter no longer holds its newest records stored (deleted on the meter): the same numbering');
+        }
+        this.heldBelow = { key: meterKey(meter), epoch: this.epoch, floor, ...held };
+        behind = false;
+      }
     }
     if (!behind && !another) return this.handOver(link, probe.others);
     this.heldLast = found;
@@ -621,6 +701,33 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       'glucose meter record numbers restarted (memory cleared or reset): records fetched from its first one',
     );
     return true;
+  }
+
+  /** `record` with `clock` when it is stored so (`DriverDeps.meterRecordStored`), else undefined. */
+  private storedAs(record: number, clock: string): { record: number; clock: string } | undefined {
+    return this.deps.meterRecordStored?.(this.sensor, this.meter as MeterIdentity, record, clock) === true ? { record, clock } : undefined;
+  }
+
+  /**
+   * For a last record `last` without a date: the newest record stored with a meter clock at or before it
+   * (`DriverDeps.datedMeterRecordAtOrBefore`), asked for (within range k..k) and found on the meter with the clock it
+   * was stored with; else undefined (none stored, gone, another clock, or a meter that does not do "within range").
+   */
+  private async heldDatedBelow(link: GattLink, last: number): Promise<{ record: number; clock: string } | undefined> {
+    const meter = this.meter as MeterIdentity;
+    const record = this.deps.datedMeterRecordAtOrBefore?.(this.sensor, meter, last);
+    if (record === undefined || this.floorCheckRefused.has(meterKey(meter))) return undefined;
+    const probe: Probe = { kind: 'floor', target: record, found: undefined, others: [] };
+    this.probe = probe;
+    try {
+      const outcome = await this.racp(link, { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: record, to: record } });
+      if (outcome.kind === 'response') this.flushPending();
+    } finally {
+      this.probe = undefined;
+      this.pending = undefined;
+    }
+    const at = probe.found?.measurement.measuredAtMs;
+    return at !== undefined ? this.storedAs(record, meterWallClockText(at)) : undefined;
   }
 
   /**
@@ -733,7 +840,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (this.probe) {
       // `last` keeps what came (one record); `floor` the record asked for, and keeps the others apart.
       const received = { measurement: m, bytes: Uint8Array.from(bytes), context: c };
-      if (this.probe.kind === 'floor' && seq !== this.floor) this.probe.others.push(received);
+      if (this.probe.kind === 'floor' && seq !== this.probe.target) this.probe.others.push(received);
       else this.probe.found = received;
       return;
     }

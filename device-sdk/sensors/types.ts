@@ -79,6 +79,17 @@ export interface DriverDeps {
    */
   lastMeterRecord(sensor: string, meter?: MeterIdentity): StoredMeterRecord | undefined;
   /**
+   * Whether record `record` of `meter` is stored with the meter wall clock `meterClock` (as sent, `context.meterClock`),
+   * in any of its numbering epochs (records.ts `MeterRecordBook.holds`): a meter that still holds it holds the memory it
+   * was stored from. Absent: not known (a glucose meter whose newest records are gone is then taken for a reset one).
+   */
+  meterRecordStored?(sensor: string, meter: MeterIdentity, record: number, meterClock: string): boolean;
+  /**
+   * The newest record number of `meter` at or before `record` stored with a meter clock, in any epoch
+   * (`MeterRecordBook.datedAtOrBefore`): what a meter whose last record has no date is asked for. Absent: not known.
+   */
+  datedMeterRecordAtOrBefore?(sensor: string, meter: MeterIdentity, record: number): number | undefined;
+  /**
    * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
    * times have no zone and that cannot tell their clock (no Current Time Service): see
    * `meter-time.ts` for the precedence. Absent: such times are marked zone-unknown.

@@ -37,7 +37,9 @@
  * hex digits, so two simulated meters differ by serial as they do by address. `faults.serialNumberRefused`
  * fails the serial read with an error reply.
  *
- * `clearMemory()`: the memory cleared or the meter reset; its record numbers start again at 1.
+ * `clearMemory()`: the memory cleared or the meter reset; its record numbers start again at 1. `deleteRecords()`:
+ * records deleted on the meter (from its menu, or a full memory): its counter goes on (GLS §3.6.1.2: the next record
+ * is numbered after the last one written, not after the last one kept), as after a RACP delete.
  *
  * Faults (`meter.faults`, mutable at any time):
  * - `disconnectAfterRecords`: entries consumed in order, each by the next transfer that has at least that
@@ -48,6 +50,8 @@
  * - `reorderEvery`: every n-th record of a transfer is sent after the record that follows it (a meter
  *   that sends its memory order, not its numbering).
  * - `racpUnanswered`: report requests with these operators get no answer at all (a broken meter).
+ * - `serialNumberReads`: the next Serial Number String reads answer these strings, one each, in order (a
+ *   corrupted or flaky read); then the meter's own serial again.
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
  *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
  *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;
@@ -86,6 +90,8 @@ export interface SimGlucoseRecord {
   meal?: GlucoseMealName;
   /** Carbohydrate in grams (sent in the context, as kg per the SIG definition). */
   carbohydrateGrams?: number;
+  /** Sent without a date: Base Time all zero (year 0, not known; GLS §3.106), as a meter whose clock was never set. */
+  undated?: boolean;
 }
 
 export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
@@ -104,6 +110,8 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   serialNumberRefused: boolean;
   /** RACP report requests with these operators are never answered (no record, no indication): a broken meter. */
   racpUnanswered: SimRacpOperator[];
+  /** The next Serial Number String reads answer these strings, one per read, instead of the serial (a corrupted read). */
+  serialNumberReads: string[];
 }
 
 /** RACP report/count operators (all but null) and Glucose filter types. */
@@ -203,6 +211,8 @@ export class SimGlucoseMeter extends SimPeripheralBase {
   /** What the Device Information Service tells (see `deviceInformation`); false: no such service. */
   readonly deviceInformation: Readonly<DeviceInformation> | false;
   private readonly stored: SimGlucoseRecord[];
+  /** The number of the last record written (the counter: deleting records does not set it back; `clearMemory` does). */
+  private lastWritten: number;
   private transfer: { abort: boolean } | undefined;
   /** The last error of a RACP procedure (a bug in the simulator, not a fault): tests assert it stays undefined. */
   lastError: unknown;
@@ -223,11 +233,13 @@ export class SimGlucoseMeter extends SimPeripheralBase {
       currentTimeRefused: false,
       serialNumberRefused: false,
       racpUnanswered: [],
+      serialNumberReads: [],
       ...options.faults,
     };
     this.deviceInformation = options.deviceInformation === false ? false : Object.freeze({ ...(options.deviceInformation ?? defaultSimMeterInformation(o.address)) });
     const dis = this.deviceInformation;
     this.stored = options.records ? options.records.map((r) => ({ ...r })) : this.generate(o.storedRecords);
+    this.lastWritten = this.stored.at(-1)?.sequenceNumber ?? 0;
     this.services = [
       {
         uuid: GLUCOSE_SERVICE_UUID,
@@ -251,7 +263,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
             },
           ]
         : []),
-      ...(dis !== false ? [simDeviceInformationService(dis, () => this.faults.serialNumberRefused)] : []),
+      ...(dis !== false ? [simDeviceInformationService(dis, () => this.faults.serialNumberRefused, () => this.faults.serialNumberReads.shift())] : []),
     ];
   }
 
@@ -280,7 +292,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
    * adjust reason "manual update" (CTS 1.1 §3.1); true when it was. Records measured before keep their times.
    */
   async setClock(errorMs: number): Promise<boolean> {
-    const next = ((this.stored.at(-1)?.sequenceNumber ?? 0) + 1) & 0xffff;
+    const next = (this.lastWritten + 1) & 0xffff;
     this.faults.clockJump = { atSequence: next, byMs: errorMs - this.faults.clockSkewMs };
     return this.notifyCurrentTime(1);
   }
@@ -333,12 +345,20 @@ export class SimGlucoseMeter extends SimPeripheralBase {
    */
   clearMemory(): void {
     this.stored.length = 0;
+    this.lastWritten = 0;
+  }
+
+  /** Records deleted on the meter (from its menu, or to make room): gone from its memory; the next record is still numbered after the last one written. */
+  deleteRecords(...sequenceNumbers: number[]): void {
+    const gone = new Set(sequenceNumbers);
+    for (let i = this.stored.length - 1; i >= 0; i--) if (gone.has((this.stored[i] as SimGlucoseRecord).sequenceNumber)) this.stored.splice(i, 1);
   }
 
   /** A new measurement on the meter: the next sequence number, now (or `timeMs`). Returns it. */
-  addRecord(input: { mgPerDl: number; timeMs?: number; meal?: GlucoseMealName; carbohydrateGrams?: number }): SimGlucoseRecord {
-    const last = this.stored.at(-1);
-    const record: SimGlucoseRecord = { sequenceNumber: ((last?.sequenceNumber ?? 0) + 1) & 0xffff, timeMs: Math.floor((input.timeMs ?? Date.now()) / 1000) * 1000, mgPerDl: input.mgPerDl };
+  addRecord(input: { mgPerDl: number; timeMs?: number; meal?: GlucoseMealName; carbohydrateGrams?: number; undated?: boolean }): SimGlucoseRecord {
+    this.lastWritten = (this.lastWritten + 1) & 0xffff;
+    const record: SimGlucoseRecord = { sequenceNumber: this.lastWritten, timeMs: Math.floor((input.timeMs ?? Date.now()) / 1000) * 1000, mgPerDl: input.mgPerDl };
+    if (input.undated === true) record.undated = true;
     if (input.meal !== undefined) record.meal = input.meal;
     if (input.carbohydrateGrams !== undefined) record.carbohydrateGrams = input.carbohydrateGrams;
     this.stored.push(record);
@@ -367,8 +387,8 @@ export class SimGlucoseMeter extends SimPeripheralBase {
     const offset = this.options.timeOffsetMinutes;
     const measurement = encodeGlucoseMeasurement({
       sequenceNumber: record.sequenceNumber,
-      baseTime: dateTimeFields(this.meterTimeOf(record) - offset * 60_000),
-      ...(offset !== 0 ? { timeOffsetMinutes: offset } : {}),
+      baseTime: record.undated === true ? { year: 0, month: 0, day: 0, hours: 0, minutes: 0, seconds: 0 } : dateTimeFields(this.meterTimeOf(record) - offset * 60_000),
+      ...(offset !== 0 && record.undated !== true ? { timeOffsetMinutes: offset } : {}),
       units: 'kg/L',
       // mg/dL = kg/L x 100,000: an integer mg/dL is mantissa mg/dL, exponent -5 (0xB078 for 120).
       concentration: { value: { kind: 'number', value: scaledValue(Math.round(record.mgPerDl), -5), mantissa: Math.round(record.mgPerDl), exponent: -5 }, type: { code: 1 }, sampleLocation: { code: 1 } },

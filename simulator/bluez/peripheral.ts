@@ -21,9 +21,10 @@ export function delay(ms: number): Promise<void> {
 /**
  * A Device Information Service 0x180A (DIS 1.1) telling `info`: Manufacturer Name 0x2A29, Model Number 0x2A24,
  * Serial Number 0x2A25, Firmware Revision 0x2A26, each a read of UTF-8 text; a field that is undefined is left
- * out of the GATT table. A read of the serial fails with an error reply while `serialRefused()` holds.
+ * out of the GATT table. A read of the serial fails with an error reply while `serialRefused()` holds, and answers what
+ * `serialRead()` gives instead of the serial when it gives a string (a corrupted read).
  */
-export function simDeviceInformationService(info: Readonly<DeviceInformation>, serialRefused: () => boolean = () => false): SimServiceSpec {
+export function simDeviceInformationService(info: Readonly<DeviceInformation>, serialRefused: () => boolean = () => false, serialRead: () => string | undefined = () => undefined): SimServiceSpec {
   return {
     uuid: DEVICE_INFORMATION_SERVICE_UUID,
     characteristics: (Object.entries(DEVICE_INFORMATION_FIELDS) as [keyof DeviceInformation, number][])
@@ -33,7 +34,8 @@ export function simDeviceInformationService(info: Readonly<DeviceInformation>, s
         flags: ['read'] as const,
         onRead: () => {
           if (field === 'serial' && serialRefused()) throw new Error('Insufficient Authentication');
-          return encodeDisString(info[field] as string, `/deviceInformation/${field}`);
+          const text = (field === 'serial' ? serialRead() : undefined) ?? (info[field] as string);
+          return encodeDisString(text, `/deviceInformation/${field}`);
         },
       })),
   };

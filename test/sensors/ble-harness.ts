@@ -42,13 +42,24 @@ export function driverDeps(sink: RecordingSink, stored: Record<string, number> =
   const book = new MeterRecordBook(() => GLS_SEQUENCE_NUMBER_BITS);
   for (const [sensor, meterRecord] of Object.entries(stored)) book.note({ sensor, meterRecord });
   let noted = 0;
+  const catchUp = () => {
+    for (; noted < sink.readings.length; noted++) book.note(sink.readings[noted] as Reading);
+  };
   return {
     clock: systemClock,
     logger: silentLogger,
     ...(timeZone !== undefined ? { timeZone } : {}),
     lastMeterRecord: (sensor, meter) => {
-      for (; noted < sink.readings.length; noted++) book.note(sink.readings[noted] as Reading);
+      catchUp();
       return book.last(sensor, meter);
+    },
+    meterRecordStored: (sensor, meter, record, meterClock) => {
+      catchUp();
+      return book.holds(sensor, meter, record, meterClock);
+    },
+    datedMeterRecordAtOrBefore: (sensor, meter, record) => {
+      catchUp();
+      return book.datedAtOrBefore(sensor, meter, record);
     },
   };
 }
