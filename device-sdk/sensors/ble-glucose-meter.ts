@@ -16,6 +16,8 @@
  * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → when that brought nothing new,
  * "report stored records: last" (`01 06`, see "Numbering" below) → every `pollIntervalMs` ask
  * again for newer records (reading the meter's clock again first), until the link is lost; then reconnect with backoff and resume.
+ * A request the meter refuses because a procedure of its own still runs (ATT error 0x80 to the write, GLS 1.0, or the
+ * response `06 00 <op> 08`, procedure not completed) is aborted (`03 00`) and asked once again (`meterBusy`).
  *
  * Exactly once: a record is handed to the sink only when its sequence number is newer than the newest
  * record stored for the sensor (`deps.lastMeterRecord`, which the runtime keeps durable) or handed over

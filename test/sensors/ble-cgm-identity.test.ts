@@ -4,15 +4,18 @@
 // are stored, not dropped as repeats of the old one's, and each names its serial (context, FHIR identifier).
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/ble-cgm.js';
 import { readingObservation } from '../../edge/fhir/mapping.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { SimCgm } from '../../simulator/bluez/index.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
+import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
 import { runRuntimeUntil, storedInLedger } from './ble-runtime-harness.js';
 
 const ADDRESS = 'C0:FF:EE:00:00:02';
+const OTHER_ADDRESS = 'D4:2A:19:7E:00:07';
 const tempDir = useTempDirs('ble-cgm-identity');
 
 function cgmRuntimeConfig(dir: string, dbusAddress: string) {
@@ -26,6 +29,15 @@ function cgmRuntimeConfig(dir: string, dbusAddress: string) {
     },
     dir,
   );
+}
+
+/** A started `ble-cgm` driver finding its CGM by service (no address), and its sink. */
+function startedDriver(dbusAddress: string) {
+  const sink = recordingSink();
+  const { address: _address, ...byService } = fastBleOptions(dbusAddress, ADDRESS);
+  const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...byService }, driverDeps(sink));
+  driver.start(sink);
+  return { sink, driver };
 }
 
 function deviceInformation(serial: string) {
@@ -78,5 +90,49 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     expect(ids[0]).toBe(`ble-clinic-1/cgm/sn:CGM-A-0001/${start}/0`);
     expect(ids[4]).toBe(`ble-clinic-1/cgm/sn:CGM-B-0002/${start}/0`);
     expect(new Set(ids).size).toBe(6);
+  }, 60_000);
+
+  it('the same serial at another address (a new random address) is the same CGM: records it sends again are repeats; without a serial, the address names it', async () => {
+    const info = deviceInformation('CGM-A-0001');
+    const before = new SimCgm({ address: ADDRESS, deviceInformation: info });
+    const after = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: info });
+    const bluez = await bluezWith([before]);
+    const { sink, driver } = startedDriver(bluez.address);
+    try {
+      await waitFor(() => before.isNotifying(0x2aa7), 'the CGM subscribed');
+      for (const v of [120, 125, 130]) await before.measure({ mgPerDl: v });
+      await waitFor(() => sink.readings.length === 3, '3 records');
+      await bluez.removeDevice(ADDRESS);
+      bluez.addDevice(after);
+      await waitFor(() => after.isNotifying(0x2aa7), 'the CGM subscribed at its new address');
+      // It sends records 5 and 10 again after the reconnect, then a new one.
+      await after.measure({ mgPerDl: 125, timeOffset: 5 });
+      await after.measure({ mgPerDl: 130, timeOffset: 10 });
+      await after.measure({ mgPerDl: 136, timeOffset: 15 });
+      await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 2, 'the new record, and the two again as repeats');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.context?.meter, r.context?.meterSerial])).toEqual([
+      [0, ADDRESS, 'CGM-A-0001'],
+      [5, ADDRESS, 'CGM-A-0001'],
+      [10, ADDRESS, 'CGM-A-0001'],
+      [15, OTHER_ADDRESS, 'CGM-A-0001'],
+    ]);
+    expect(driver.deviceChanges).toBe(0);
+
+    // A CGM without the Device Information Service: its address names it, no serial.
+    const plain = new SimCgm({ address: ADDRESS, deviceInformation: false });
+    const bluez2 = await bluezWith([plain]);
+    const { sink: sink2, driver: driver2 } = startedDriver(bluez2.address);
+    try {
+      await waitFor(() => plain.isNotifying(0x2aa7), 'the CGM without DIS subscribed');
+      await plain.measure({ mgPerDl: 101 });
+      await waitFor(() => sink2.readings.length === 1, 'its record');
+    } finally {
+      await driver2.stop();
+    }
+    expect(sink2.readings[0]?.context).toMatchObject({ meter: ADDRESS });
+    expect(sink2.readings[0]?.context?.meterSerial).toBeUndefined();
   }, 60_000);
 });
