@@ -2,7 +2,8 @@
  * `ble-cgm`: a continuous glucose monitor (CGM Service 0x181F, CGMS 1.0.1) streaming CGM Measurement
  * 0x2AA7 notifications.
  *
- * Steps per connection: read CGM Feature 0x2AA8 (CGMS §3.2: bit 12 tells whether every record carries
+ * Steps per connection: identify the CGM (Device Information Service 0x180A when offered, `readDeviceInformation`
+ * as the glucose meter driver: see "Identity") → read CGM Feature 0x2AA8 (CGMS §3.2: bit 12 tells whether every record carries
  * an E2E-CRC; when the feature cannot be read, `e2eCrc` from the options decides) → read CGM Session
  * Start Time 0x2AAA (CGMS §3.5) → enable notifications on 0x2AA7 → one reading per record until the
  * link is lost.
@@ -24,9 +25,19 @@
  * the old ones. (The day rule also applies with a known session start, as a fallback for CGMs that
  * keep reporting the same start.)
  *
+ * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
+ * 0x2A25, read at each connect) when it tells one, else its address (records.ts `MeterIdentity`, `isSameMeter`: the
+ * same serial at another address is the same CGM). Two CGMs may report the same session start (a start the factory
+ * or the collector wrote, or none readable) and the same offsets: another CGM under the same sensor name (a
+ * transmitter replaced, or auto-detection finding another one) is never judged against the old one's records: its
+ * records are neither taken for the old one's nor dropped as repeats (`deviceChanges`; the session start, the highest
+ * offset and the record clock start anew). Each reading names its CGM (context `meter`: address, `meterSerial`), so
+ * its record id (records.ts `meterRecordId`: `sn:<serial>/<session start>/<offset>`, the FHIR `meter-sequence`
+ * identifier) is unique across CGMs. The serial is never logged.
+ *
  * Duplicates are suppressed twice and counted (`duplicates`, also in the sensor state detail):
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
- * record whose (session start, time offset) was already handed over.
+ * record whose (CGM, session start, time offset) was already handed over.
  *
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
  * reception; context `source: cgm`, `sessionStart` when known (ISO 8601 local wall clock of the CGM,
@@ -56,9 +67,9 @@ import {
   decodeCgmSessionStartTime,
 } from '../protocols/ble/cgm.js';
 import { finiteValue } from '../protocols/ieee11073.js';
-import type { Reading } from '../records.js';
+import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, type Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const CGM_SERVICE_UUID = 0x181f;
@@ -126,11 +137,17 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   /** Records dropped as duplicates by their (session start, time offset). */
   duplicateRecords = 0;
   private duplicateBytesBefore = 0;
-  /** `<session key>|<time offset>` of the records handed over (insertion order, oldest evicted first). */
+  /** `<CGM key> <session key>|<time offset>` of the records handed over (insertion order, oldest evicted first). */
   private readonly seen = new Set<string>();
   private highestOffset = -1;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
+  /** Another CGM found on a link than the one before (another serial, or without serials another address). */
+  deviceChanges = 0;
+  /** The CGM on the link (see "Identity"); undefined before the first link. */
+  private device: MeterIdentity | undefined;
+  /** Addresses whose CGM told no serial: logged once. */
+  private noSerialLogged = new Set<string>();
   private currentStart: BleCgmSessionStart | undefined;
   /** Whether 0x2AAA could be read on the current link (re-reads are tried only then). */
   private sessionStartReadable = false;
@@ -163,6 +180,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   protected async session(link: GattLink): Promise<void> {
     if (this.link) this.duplicateBytesBefore += this.link.duplicatesSuppressed;
     this.link = link;
+    this.adoptDevice(await this.identify(link));
     let e2eCrc = this.options.e2eCrc;
     if (link.hasCharacteristic(CGM_SERVICE_UUID, CGM_FEATURE_UUID)) {
       const bytes = await link.read(CGM_SERVICE_UUID, CGM_FEATURE_UUID);
@@ -195,6 +213,35 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.setDetail(this.streamDetail);
   }
 
+  /** Who the CGM on the link is (`identifyPeripheral`: its serial when it tells one, else its address). A lost link rejects. */
+  private async identify(link: GattLink): Promise<MeterIdentity> {
+    const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
+    return (await identifyPeripheral(link, { device: 'CGM', it: 'the CGM' }, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error))).identity;
+  }
+
+  /**
+   * The CGM on a new link. Another one than before (`isSameMeter`: another serial, or without serials another address):
+   * the records still waiting are handed over as the old one's, and its session start, highest offset and record
+   * clock are forgotten, so that its records are judged by its own (its keys carry its identity).
+   */
+  private adoptDevice(next: MeterIdentity): void {
+    const previous = this.device;
+    this.device = next;
+    if (previous === undefined || isSameMeter({ meter: previous.address, ...(previous.serial !== undefined ? { serial: previous.serial } : {}) }, next)) return;
+    this.handOver();
+    this.deviceChanges += 1;
+    this.currentStart = undefined;
+    this.highestOffset = -1;
+    this.recordClock.reset();
+    this.deps.logger.warn({ sensor: this.sensor, address: next.address, previous: previous.address }, 'another CGM under this sensor: its records are judged apart from the previous one\'s');
+  }
+
+  /** The key of the CGM on the link in `seen`: its serial when it told one, else its address. */
+  private get deviceKey(): string {
+    const d = this.device;
+    return d === undefined ? '' : d.serial !== undefined ? `sn:${d.serial}` : d.address;
+  }
+
   /** Session Start Time 0x2AAA of this link, or why it is not usable. A lost link rejects. */
   private async readSessionStart(link: GattLink, e2eCrc: boolean): Promise<SessionStartRead> {
     if (!link.hasCharacteristic(CGM_SERVICE_UUID, CGM_SESSION_START_TIME_UUID)) return { unknown: '0x2AAA absent' };
@@ -225,9 +272,10 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (previous === undefined) {
       // The first start read (0x2AAA was unreadable until now): the records taken before it are taken as
       // this session's, so the ones the CGM resends after a reconnect stay duplicates.
-      for (const k of [...this.seen].filter((x) => x.startsWith('|'))) {
+      const unknown = `${this.deviceKey} |`;
+      for (const k of [...this.seen].filter((x) => x.startsWith(unknown))) {
         this.seen.delete(k);
-        this.seen.add(`${start.key}${k}`);
+        this.seen.add(`${this.deviceKey} ${start.key}|${k.slice(unknown.length)}`);
       }
       return;
     }
@@ -264,7 +312,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       this.sessionStartConfirmed = false;
     }
     const start = this.currentStart;
-    const key = `${start?.key ?? ''}|${r.timeOffsetMinutes}`;
+    const key = `${this.deviceKey} ${start?.key ?? ''}|${r.timeOffsetMinutes}`;
     if (this.seen.has(key)) {
       this.duplicateRecords += 1;
       this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
@@ -279,6 +327,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     }
     const context: Record<string, string> = { source: 'cgm' };
     if (start) context.sessionStart = start.iso;
+    if (this.device !== undefined) context[METER_NUMBERING_CONTEXT.meter] = this.device.address;
+    if (this.device?.serial !== undefined) context[METER_NUMBERING_CONTEXT.serial] = this.device.serial;
     const now = this.deps.clock.now();
     const monotonic = this.deps.clock.monotonic();
     this.recordClock.observe(r.timeOffsetMinutes, monotonic);

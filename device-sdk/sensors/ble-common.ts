@@ -22,6 +22,7 @@ import {
   type NodeBleConnectorOptions,
   shortUuid,
 } from '../transport/ble.js';
+import type { MeterIdentity } from '../records.js';
 import type { BackoffOptions } from '../sync/backoff.js';
 import type { DriverDeps, SensorDriver, SensorKind, SensorSink } from './types.js';
 
@@ -125,6 +126,28 @@ export async function readDeviceInformation(link: GattLink, quarantine: (charact
     }
   }
   return out;
+}
+
+/**
+ * Who the peripheral on `link` is (records.ts `MeterIdentity`): its address, and its serial number when it offers the
+ * Device Information Service and tells one (`readDeviceInformation`: a refused, empty or undecodable serial is none,
+ * undecodable bytes go to `quarantine`). `what` names it in the log (`glucose meter`, `the meter`). Without a serial the address is the device: logged once per address
+ * (`noSerialLogged` remembers them), with manufacturer, model and firmware; the serial itself is never logged. A lost link rejects.
+ */
+export async function identifyPeripheral(
+  link: GattLink,
+  what: { device: string; it: string },
+  log: { sensor: string; logger: DriverDeps['logger']; noSerialLogged: Set<string> },
+  quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void,
+): Promise<{ identity: MeterIdentity; info: DeviceInformation }> {
+  const read = await readDeviceInformation(link, quarantine);
+  const { manufacturer, model, firmware, serial } = read.info;
+  if (serial === undefined && !log.noSerialLogged.has(link.address)) {
+    log.noSerialLogged.add(link.address);
+    const why = !read.offered ? 'no Device Information Service' : read.refused.includes('serial') ? 'its serial number read refused' : 'no serial number';
+    log.logger.info({ sensor: log.sensor, address: link.address, manufacturer, model, firmware }, `${what.device}: ${why}; ${what.it} is known by its address`);
+  }
+  return { identity: serial !== undefined ? { address: link.address, serial } : { address: link.address }, info: read.info };
 }
 
 /** The base of the BLE drivers: one supervised connection to one peripheral. */

@@ -16,6 +16,8 @@
  * the response code indication `06 00 01 01` (or `06 00 01 06`, none) → when that brought nothing new,
  * "report stored records: last" (`01 06`, see "Numbering" below) → every `pollIntervalMs` ask
  * again for newer records (reading the meter's clock again first), until the link is lost; then reconnect with backoff and resume.
+ * A request the meter refuses because a procedure of its own still runs (ATT error 0x80 to the write, GLS 1.0, or the
+ * response `06 00 <op> 08`, procedure not completed) is aborted (`03 00`) and asked once again (`meterBusy`).
  *
  * Exactly once: a record is handed to the sink only when its sequence number is newer than the newest
  * record stored for the sensor (`deps.lastMeterRecord`, which the runtime keeps durable) or handed over
@@ -93,13 +95,14 @@ import {
   type GlucoseMeasurement,
   type GlucoseMeasurementContext,
 } from '../protocols/ble/glucose.js';
+import { RACP_PROCEDURE_ALREADY_IN_PROGRESS } from '../protocols/ble/att-error.js';
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
 import { decodeDisString, DEVICE_INFORMATION_FIELDS, DEVICE_INFORMATION_SERVICE_UUID } from '../protocols/ble/device-information.js';
 import { finiteValue } from '../protocols/ieee11073.js';
 import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, readDeviceInformation } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
 import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
@@ -154,8 +157,17 @@ interface Probe {
   others: Received[];
 }
 
-/** What one RACP procedure ended with. */
-type RacpOutcome = { kind: 'response'; response: RacpResponse } | { kind: 'lost' } | { kind: 'timeout' };
+/** What one RACP procedure ended with; `busy`: the meter refused the write, a procedure of its own still running (`racp`). */
+type RacpOutcome = { kind: 'response'; response: RacpResponse } | { kind: 'lost' } | { kind: 'timeout' } | { kind: 'busy'; error: BleError };
+
+/**
+ * Whether the meter said a procedure of its own still runs (a transfer from before a reconnect): the write refused with
+ * ATT error 0x80 "procedure already in progress" (GLS 1.0; `protocols/ble/att-error.ts`), or, as some meters answer
+ * instead, the response code "procedure not completed" (`06 00 <op> 08`). Either is aborted and asked again.
+ */
+function meterBusy(outcome: RacpOutcome): boolean {
+  return outcome.kind === 'busy' || (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed');
+}
 
 /** RACP response values of a meter that does not do a request (GLS §3.6.2.x; shared spec §3.5): op code, operator or filter type not supported, or the request taken as invalid. */
 const RACP_REQUEST_REFUSED: ReadonlySet<string> = new Set(['op-code-not-supported', 'invalid-operator', 'operator-not-supported', 'invalid-operand', 'operand-not-supported']);
@@ -408,14 +420,11 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    * the address is the meter (logged once per address). Logged: manufacturer, model and firmware; never the serial.
    */
   private async identify(link: GattLink): Promise<MeterIdentity> {
-    const read = await readDeviceInformation(link, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
-    const { manufacturer, model, firmware } = read.info;
-    const serial = read.info.serial !== undefined ? await this.confirmSerial(link, read.info.serial) : undefined;
-    if (serial === undefined && !this.disMissingLogged.has(link.address)) {
-      this.disMissingLogged.add(link.address);
-      const why = !read.offered ? 'no Device Information Service' : read.refused.includes('serial') ? 'its serial number read refused' : 'no serial number';
-      this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, `glucose meter: ${why}; the meter is known by its address`);
-    } else if (serial !== undefined && (this.meter?.serial !== serial || this.meter.address !== link.address)) {
+    const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.disMissingLogged };
+    const { info } = await identifyPeripheral(link, { device: 'glucose meter', it: 'the meter' }, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
+    const { manufacturer, model, firmware } = info;
+    const serial = info.serial !== undefined ? await this.confirmSerial(link, info.serial) : undefined;
+    if (serial !== undefined && (this.meter?.serial !== serial || this.meter.address !== link.address)) {
       this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, 'glucose meter identified by its serial number');
     }
     return serial !== undefined ? { address: link.address, serial } : { address: link.address };
@@ -574,13 +583,14 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     this.setDetail(`backfill 0/${expected ?? '?'}`);
     let requestedAt = this.deps.clock.now();
     let outcome = await this.racp(link, request);
-    if (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed') {
+    if (meterBusy(outcome)) {
       // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
       await this.racp(link, { opCode: 'abort-operation' });
       requestedAt = this.deps.clock.now();
       outcome = await this.racp(link, request);
     }
     this.progress = undefined;
+    if (outcome.kind === 'busy') throw outcome.error; // still busy after the abort: the link is dropped and tried again
     if (outcome.kind === 'lost') return; // the pending measurement is dropped; the resumed transfer repeats it
     if (outcome.kind === 'timeout') {
       this.flushPending();
@@ -647,13 +657,14 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       }
     };
     let outcome = await ask();
-    if (outcome.kind === 'response' && outcome.response.opCode === 'response-code' && outcome.response.responseCode.name === 'procedure-not-completed') {
+    if (meterBusy(outcome)) {
       // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
       await this.racp(link, { opCode: 'abort-operation' });
       probe.found = undefined;
       probe.others = [];
       outcome = await ask();
     }
+    if (outcome.kind === 'busy') throw outcome.error;
     if (outcome.kind === 'lost') return false;
     const code = outcome.kind === 'response' && outcome.response.opCode === 'response-code' ? outcome.response.responseCode.name : undefined;
     if (check === 'floor' && (outcome.kind === 'timeout' || (code !== undefined && RACP_REQUEST_REFUSED.has(code)))) {
@@ -765,6 +776,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       await link.write(GLUCOSE_SERVICE_UUID, RACP_UUID, encodeRacpRequest(request), 'request');
     } catch (error) {
       if (!link.connected) return { kind: 'lost' };
+      if (error instanceof BleError && error.attError === RACP_PROCEDURE_ALREADY_IN_PROGRESS.glucose) return { kind: 'busy', error };
       throw error;
     }
     try {

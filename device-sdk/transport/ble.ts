@@ -32,6 +32,7 @@ import { MedgeError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { Random } from '../random.js';
 import { type BackoffOptions, backoffDelay } from '../sync/backoff.js';
+import { attErrorFromBluez } from '../protocols/ble/att-error.js';
 import { bleUuid, shortUuid } from './ble-uuid.js';
 
 export { bleUuid, shortUuid } from './ble-uuid.js';
@@ -44,10 +45,16 @@ export class BleError extends MedgeError {
   /** The peripheral address, or the service UUID being searched for. */
   readonly target: string;
   readonly step: string;
-  constructor(code: BleErrorCode, target: string, step: string, message: string, options?: { cause?: unknown }) {
-    super(code, `ble ${target} (${step}): ${message}`, options);
+  /**
+   * With code `gatt-failed`: the ATT error code the peripheral refused the read or write with, when BlueZ named one
+   * (`protocols/ble/att-error.ts` `attErrorFromBluez`: "Operation failed with ATT error: 0x80" gives 0x80).
+   */
+  readonly attError: number | undefined;
+  constructor(code: BleErrorCode, target: string, step: string, message: string, options?: { cause?: unknown; attError?: number }) {
+    super(code, `ble ${target} (${step}): ${message}`, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.target = target;
     this.step = step;
+    this.attError = options?.attError;
   }
 }
 
@@ -172,6 +179,12 @@ function sleep(clock: Clock, ms: number): Promise<void> {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The ATT error code of a D-Bus error reply of BlueZ (dbus-next's `DBusError`: `type` is the error name, `text` its message). */
+function attErrorOf(error: unknown): number | undefined {
+  const e = error as { type?: unknown; text?: unknown } | undefined;
+  return typeof e?.type === 'string' && typeof e.text === 'string' ? attErrorFromBluez(e.type, e.text) : undefined;
 }
 
 /** node-ble's Device keeps its D-Bus property helper private; discovery by service needs `UUIDs`. */
@@ -429,7 +442,8 @@ class NodeBleLink implements GattLink {
     } catch (error) {
       if (error instanceof BleError) throw error;
       if (this.down) throw new BleError('disconnected', this.address, step, 'the link went down', { cause: error });
-      throw new BleError('gatt-failed', this.address, step, messageOf(error), { cause: error });
+      const attError = attErrorOf(error);
+      throw new BleError('gatt-failed', this.address, step, messageOf(error), attError !== undefined ? { cause: error, attError } : { cause: error });
     }
   }
 

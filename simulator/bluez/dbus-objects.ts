@@ -10,6 +10,7 @@
  * `InterfacesAdded`/`InterfacesRemoved` like BlueZ does (node-ble itself only introspects).
  */
 import dbus from 'dbus-next';
+import { bluezAttError } from '../../device-sdk/protocols/ble/att-error.js';
 
 const { Interface } = dbus.interface;
 type DbusInterface = InstanceType<typeof Interface>;
@@ -17,6 +18,16 @@ type DbusInterface = InstanceType<typeof Interface>;
 /** A D-Bus error reply with a BlueZ error name (`org.bluez.Error.Failed`, ...). */
 export function bluezError(name: 'Failed' | 'InProgress' | 'NotConnected' | 'NotPermitted' | 'NotSupported' | 'DoesNotExist' | 'InvalidArguments' | 'NotReady', message: string): Error {
   return new dbus.DBusError(`org.bluez.Error.${name}`, message);
+}
+
+/**
+ * The D-Bus error reply BlueZ gives a client's `ReadValue`/`WriteValue` when the peripheral answered the ATT request
+ * with error `code` (src/gatt-client.c `create_gatt_dbus_error`; e.g. 0x80: `org.bluez.Error.Failed` "Operation
+ * failed with ATT error: 0x80"; `protocols/ble/att-error.ts`).
+ */
+export function bluezAttErrorReply(code: number): Error {
+  const { name, text } = bluezAttError(code);
+  return new dbus.DBusError(name, text);
 }
 
 /** Sends `PropertiesChanged` for `changed` (values already assigned on the object). */

@@ -21,9 +21,13 @@
  *   `06 00 01 01`; nothing matching: `06 00 01 06`.
  * - `report-number-of-stored-records`: `05 00 <uint16>`. `delete-stored-records`: removes, `06 00 02 01`.
  * - `abort-operation`: stops a transfer after the record being sent; answered `06 00 03 01`.
- * - A request while a transfer runs: `06 00 <op> 08` (procedure not completed). A malformed request:
- *   the response value the codec's `RacpRequestError` names. A write while RACP indications are off:
- *   an error reply (a real meter answers ATT 0xFD, CCCD improperly configured).
+ * - A request other than abort while a procedure runs (from the write until its last indication, and after a link
+ *   loss for `faults.busyAfterDisconnectMs`): the write is refused with ATT error 0x80 "procedure already in
+ *   progress" (GLS 1.0 application error; `protocols/ble/att-error.ts`), which the simulated BlueZ reports as
+ *   `org.bluez.Error.Failed` "Operation failed with ATT error: 0x80" as BlueZ does; with `racpBusyAnswer:
+ *   'response-code'`, the way some meters do instead: `06 00 <op> 08` (procedure not completed). A malformed
+ *   request: the response value the codec's `RacpRequestError` names. A write while RACP indications are off:
+ *   ATT error 0x81 (GLS: Client Characteristic Configuration Descriptor improperly configured).
  *
  * - Operators and filter types the meter does not claim (`racpOperators`, `racpFilterTypes`; default all six
  *   operators and both Glucose filter types): `06 00 <op> 04` (operator not supported) and `06 00 <op> 09`
@@ -71,6 +75,8 @@ import {
 import { decodeRacpRequest, encodeRacpResponse, RACP_UUID, type RacpOperatorName, type RacpRequest, RacpRequestError } from '../../device-sdk/protocols/ble/racp.js';
 import type { DeviceInformation } from '../../device-sdk/protocols/ble/device-information.js';
 import { DecodeError } from '../../device-sdk/errors.js';
+import { RACP_CCCD_IMPROPERLY_CONFIGURED, RACP_PROCEDURE_ALREADY_IN_PROGRESS } from '../../device-sdk/protocols/ble/att-error.js';
+import { bluezAttErrorReply } from './dbus-objects.js';
 import type { BleDateTimeFields } from '../../device-sdk/protocols/ble/date-time.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, encodeCurrentTime, encodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID } from '../../device-sdk/protocols/ble/current-time.js';
 import type { SimServiceSpec } from './bluez.js';
@@ -112,6 +118,12 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   racpUnanswered: SimRacpOperator[];
   /** The next Serial Number String reads answer these strings, one per read, instead of the serial (a corrupted read). */
   serialNumberReads: string[];
+  /**
+   * After a link loss the meter takes its procedure for still running this long (ms; 0 = it stops at once): a RACP
+   * request other than abort on the next link is refused as "already in progress" (`racpBusyAnswer`) until an
+   * abort or the time is up.
+   */
+  busyAfterDisconnectMs: number;
 }
 
 /** RACP report/count operators (all but null) and Glucose filter types. */
@@ -145,6 +157,8 @@ export interface SimGlucoseMeterOptions {
   racpOperators: readonly SimRacpOperator[];
   /** The RACP filter types the meter supports; others are answered "operand not supported". */
   racpFilterTypes: readonly SimRacpFilterType[];
+  /** How a request during a procedure is refused: an ATT error 0x80 to the write (GLS 1.0), or `06 00 <op> 08` (procedure not completed). */
+  racpBusyAnswer: 'att-error' | 'response-code';
   faults: Partial<SimGlucoseMeterFaults>;
 }
 
@@ -161,6 +175,7 @@ export const DEFAULT_SIM_GLUCOSE_METER_OPTIONS: Readonly<Omit<SimGlucoseMeterOpt
   localTimeInformation: true,
   racpOperators: Object.freeze(['all', 'less-or-equal', 'greater-or-equal', 'within-range', 'first', 'last'] as const),
   racpFilterTypes: Object.freeze(['sequence-number', 'user-facing-time'] as const),
+  racpBusyAnswer: 'att-error',
 });
 
 /** The Device Information a simulated meter at `address` tells unless given another. */
@@ -177,6 +192,8 @@ export interface SimGlucoseMeterStats {
   cut: number;
   /** Transfers stopped by an abort request. */
   aborted: number;
+  /** RACP requests refused as "procedure already in progress" (ATT 0x80 or `06 00 <op> 08`). */
+  busy: number;
   /** Glucose Measurement records notified (duplicates of the fault not counted). */
   recordsSent: number;
   /** RACP report-stored-records requests by operator (answered with records or not). */
@@ -206,7 +223,7 @@ function rangeKey(v: unknown): number {
 export class SimGlucoseMeter extends SimPeripheralBase {
   readonly services: readonly SimServiceSpec[];
   readonly faults: SimGlucoseMeterFaults;
-  readonly stats: SimGlucoseMeterStats = { transfers: 0, completed: 0, cut: 0, aborted: 0, recordsSent: 0, reports: {} };
+  readonly stats: SimGlucoseMeterStats = { transfers: 0, completed: 0, cut: 0, aborted: 0, busy: 0, recordsSent: 0, reports: {} };
   private readonly options: Omit<SimGlucoseMeterOptions, 'faults' | 'deviceInformation'>;
   /** What the Device Information Service tells (see `deviceInformation`); false: no such service. */
   readonly deviceInformation: Readonly<DeviceInformation> | false;
@@ -214,6 +231,10 @@ export class SimGlucoseMeter extends SimPeripheralBase {
   /** The number of the last record written (the counter: deleting records does not set it back; `clearMemory` does). */
   private lastWritten: number;
   private transfer: { abort: boolean } | undefined;
+  /** RACP procedures written and not yet answered by their last indication. */
+  private procedures = 0;
+  /** Until when (ms, this process's clock) a procedure cut by a link loss still counts as running (`busyAfterDisconnectMs`). */
+  private staleUntil = 0;
   /** The last error of a RACP procedure (a bug in the simulator, not a fault): tests assert it stays undefined. */
   lastError: unknown;
 
@@ -234,6 +255,7 @@ export class SimGlucoseMeter extends SimPeripheralBase {
       serialNumberRefused: false,
       racpUnanswered: [],
       serialNumberReads: [],
+      busyAfterDisconnectMs: 0,
       ...options.faults,
     };
     this.deviceInformation = options.deviceInformation === false ? false : Object.freeze({ ...(options.deviceInformation ?? defaultSimMeterInformation(o.address)) });
@@ -407,7 +429,13 @@ export class SimGlucoseMeter extends SimPeripheralBase {
   }
 
   onDisconnect(): void {
+    if (this.procedures > 0 && this.faults.busyAfterDisconnectMs > 0) this.staleUntil = Date.now() + this.faults.busyAfterDisconnectMs;
     if (this.transfer) this.transfer.abort = true;
+  }
+
+  /** Whether a RACP procedure runs (GLS §3.6.2: from the request until its last indication; see `busyAfterDisconnectMs`). */
+  private get procedureRunning(): boolean {
+    return this.procedures > 0 || this.transfer !== undefined || Date.now() < this.staleUntil;
   }
 
   private async indicate(bytes: Uint8Array): Promise<void> {
@@ -420,9 +448,24 @@ export class SimGlucoseMeter extends SimPeripheralBase {
   }
 
   private onRacpWrite(bytes: Uint8Array): void {
-    if (!this.isNotifying(RACP_UUID)) throw new Error('Client Characteristic Configuration Descriptor improperly configured (RACP indications are off)');
+    if (!this.isNotifying(RACP_UUID)) throw bluezAttErrorReply(RACP_CCCD_IMPROPERLY_CONFIGURED.glucose);
+    const abort = bytes[0] === 3;
+    if (!abort && this.procedureRunning) {
+      this.stats.busy += 1;
+      if (this.options.racpBusyAnswer === 'att-error') throw bluezAttErrorReply(RACP_PROCEDURE_ALREADY_IN_PROGRESS.glucose);
+      setImmediate(() => void this.respond(bytes[0] ?? 0, 8).catch((error: unknown) => (this.lastError = error)));
+      return;
+    }
+    if (!abort) this.procedures += 1;
     // Answer after the write response, as a meter does.
-    setImmediate(() => void this.handleRacp(bytes).catch((error: unknown) => (this.lastError = error)));
+    setImmediate(
+      () =>
+        void this.handleRacp(bytes)
+          .catch((error: unknown) => (this.lastError = error))
+          .finally(() => {
+            if (!abort) this.procedures -= 1;
+          }),
+    );
   }
 
   private async handleRacp(bytes: Uint8Array): Promise<void> {
@@ -435,12 +478,12 @@ export class SimGlucoseMeter extends SimPeripheralBase {
       throw error;
     }
     if (request.opCode === 'abort-operation') {
+      this.staleUntil = 0;
       if (this.transfer) this.transfer.abort = true;
       return this.respond(3, 1);
     }
     const opCode = { 'report-stored-records': 1, 'delete-stored-records': 2, 'report-number-of-stored-records': 4 }[request.opCode];
     if (request.opCode === 'report-stored-records') this.stats.reports[request.operator] = (this.stats.reports[request.operator] ?? 0) + 1;
-    if (this.transfer) return this.respond(opCode, 8);
     if (request.opCode === 'report-stored-records' && this.faults.racpUnanswered.includes(request.operator)) return;
     // What this meter claims (GLS §3.6.2 / shared spec §3.5 response values): an operator it does not do is
     // "operator not supported" (4), a filter type it does not do "operand not supported" (9).

@@ -47,8 +47,12 @@ describe.skipIf(!dbusDaemonAvailable())('simulated glucose meter RACP over the s
     const connector = new NodeBleConnector({ address: METER, dbusAddress: bluez.address, discoveryPollMs: 20, logger: silentLogger });
     try {
       const link = await connector.connect();
-      // Without RACP indications enabled a write is refused (a real meter: ATT 0xFD).
-      await expect(link.write(0x1808, 0x2a52, encodeRacpRequest({ opCode: 'report-stored-records', operator: 'all' }))).rejects.toMatchObject({ code: 'gatt-failed' });
+      // Without RACP indications enabled a write is refused: ATT error 0x81 (GLS: CCCD improperly configured), as BlueZ reports it.
+      await expect(link.write(0x1808, 0x2a52, encodeRacpRequest({ opCode: 'report-stored-records', operator: 'all' }))).rejects.toMatchObject({
+        code: 'gatt-failed',
+        attError: 0x81,
+        message: expect.stringContaining('Operation failed with ATT error: 0x81'),
+      });
       const c = await collector(link);
       expect(await c.request({ opCode: 'report-number-of-stored-records', operator: 'greater-or-equal', filter: { type: 'sequence-number', value: 31 } })).toEqual({
         opCode: 'number-of-stored-records-response',
@@ -65,7 +69,9 @@ describe.skipIf(!dbusDaemonAvailable())('simulated glucose meter RACP over the s
       c.sequences.length = 0;
       await link.write(0x1808, 0x2a52, encodeRacpRequest({ opCode: 'report-stored-records', operator: 'all' }));
       await waitFor(() => c.sequences.length >= 3, 'the transfer to start');
-      expect(await c.request({ opCode: 'report-stored-records', operator: 'all' })).toMatchObject(code('procedure-not-completed', 1));
+      // A request while it runs: the write is refused with ATT error 0x80, procedure already in progress (GLS 1.0).
+      await expect(c.request({ opCode: 'report-stored-records', operator: 'all' })).rejects.toMatchObject({ code: 'gatt-failed', attError: 0x80 });
+      expect(meter.stats.busy).toBe(1);
       expect(await c.request({ opCode: 'abort-operation' })).toMatchObject(code('success', 3));
       await waitFor(() => meter.stats.aborted === 1, 'the aborted transfer');
       expect(c.sequences.length).toBeLessThan(30);

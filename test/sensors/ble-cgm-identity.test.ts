@@ -1,0 +1,138 @@
+// Who a CGM is, through the runtime and the simulated BlueZ: its Device Information serial number (else its address),
+// then its sensor session start and time offsets. A CGM replaced under the same sensor name whose session start and
+// time offsets collide with the old one's (a start the factory wrote, the same address) is another CGM: its records
+// are stored, not dropped as repeats of the old one's, and each names its serial (context, FHIR identifier).
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/ble-cgm.js';
+import { readingObservation } from '../../edge/fhir/mapping.js';
+import { parseRuntimeConfig } from '../../firmware/config.js';
+import { SimCgm } from '../../simulator/bluez/index.js';
+import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
+import { useTempDirs } from '../helpers/temp.js';
+import { waitFor } from '../helpers/wait.js';
+import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
+import { runRuntimeUntil, storedInLedger } from './ble-runtime-harness.js';
+
+const ADDRESS = 'C0:FF:EE:00:00:02';
+const OTHER_ADDRESS = 'D4:2A:19:7E:00:07';
+const tempDir = useTempDirs('ble-cgm-identity');
+
+function cgmRuntimeConfig(dir: string, dbusAddress: string) {
+  return parseRuntimeConfig(
+    {
+      deviceId: 'ble-clinic-1',
+      dataDir: 'device',
+      edge: { url: 'mqtt://127.0.0.1:1' }, // offline: nothing listens
+      log: { level: 'silent' },
+      sources: [{ type: 'device', sensor: 'cgm', driver: 'ble-cgm', options: { dbusAddress, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 } } }],
+    },
+    dir,
+  );
+}
+
+/** A started `ble-cgm` driver finding its CGM by service (no address), and its sink. */
+function startedDriver(dbusAddress: string) {
+  const sink = recordingSink();
+  const { address: _address, ...byService } = fastBleOptions(dbusAddress, ADDRESS);
+  const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...byService }, driverDeps(sink));
+  driver.start(sink);
+  return { sink, driver };
+}
+
+function deviceInformation(serial: string) {
+  return { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial, firmware: '2.0.1' };
+}
+
+describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
+  const bluezWith = useSimulatedBluez();
+
+  it('a CGM replaced at the same address with the same session start: its records at offsets already seen are stored, each naming its serial', async () => {
+    // Both report the session start the factory wrote (the simulator's default): only the serial tells them apart.
+    const first = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+    const second = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-B-0002') });
+    expect(second.encodeSessionStartTime()).toEqual(first.encodeSessionStartTime());
+    const bluez = await bluezWith([first]);
+    const dir = tempDir();
+    const dataDir = join(dir, 'device');
+    const stored = () => storedInLedger(dataDir, 'reading');
+    let swapped = false;
+    const script = (async () => {
+      await waitFor(() => first.isNotifying(0x2aa7), 'the first CGM subscribed', 15_000);
+      for (const v of [120, 125, 130, 135]) await first.measure({ mgPerDl: v });
+      await waitFor(() => stored().length >= 4, "the first CGM's 4 records stored", 15_000);
+      // The transmitter is replaced: the old one is gone, the new one answers at the same address.
+      await bluez.removeDevice(ADDRESS);
+      bluez.addDevice(second);
+      swapped = true;
+      await waitFor(() => second.isNotifying(0x2aa7), 'the second CGM subscribed', 15_000);
+      for (const v of [90, 85]) await second.measure({ mgPerDl: v });
+    })();
+    script.catch(() => undefined);
+    await runRuntimeUntil(cgmRuntimeConfig(dir, bluez.address), () => swapped && stored().length >= 6, "the second CGM's records stored");
+    await script;
+    const readings = stored();
+    expect(readings.map((r) => [r.meterRecord, r.value, r.context?.meterSerial])).toEqual([
+      [0, 120, 'CGM-A-0001'],
+      [5, 125, 'CGM-A-0001'],
+      [10, 130, 'CGM-A-0001'],
+      [15, 135, 'CGM-A-0001'],
+      [0, 90, 'CGM-B-0002'],
+      [5, 85, 'CGM-B-0002'],
+    ]);
+    expect(new Set(readings.map((r) => r.context?.sessionStart)).size).toBe(1);
+    expect(readings.every((r) => r.context?.meter === ADDRESS)).toBe(true);
+    // The FHIR meter-sequence identifier names the CGM: record 0 of each is another record.
+    const ids = readings.map(
+      (r, seq) => (readingObservation({ deviceId: 'ble-clinic-1', site: 's', bootId: 'b', seq, tMs: r.tDevice, body: r })?.identifier as { system: string; value: string }[]).find((i) => i.system.endsWith('/meter-sequence'))?.value,
+    );
+    const start = readings[0]?.context?.sessionStart as string;
+    expect(ids[0]).toBe(`ble-clinic-1/cgm/sn:CGM-A-0001/${start}/0`);
+    expect(ids[4]).toBe(`ble-clinic-1/cgm/sn:CGM-B-0002/${start}/0`);
+    expect(new Set(ids).size).toBe(6);
+  }, 60_000);
+
+  it('the same serial at another address (a new random address) is the same CGM: records it sends again are repeats; without a serial, the address names it', async () => {
+    const info = deviceInformation('CGM-A-0001');
+    const before = new SimCgm({ address: ADDRESS, deviceInformation: info });
+    const after = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: info });
+    const bluez = await bluezWith([before]);
+    const { sink, driver } = startedDriver(bluez.address);
+    try {
+      await waitFor(() => before.isNotifying(0x2aa7), 'the CGM subscribed');
+      for (const v of [120, 125, 130]) await before.measure({ mgPerDl: v });
+      await waitFor(() => sink.readings.length === 3, '3 records');
+      await bluez.removeDevice(ADDRESS);
+      bluez.addDevice(after);
+      await waitFor(() => after.isNotifying(0x2aa7), 'the CGM subscribed at its new address');
+      // It sends records 5 and 10 again after the reconnect, then a new one.
+      await after.measure({ mgPerDl: 125, timeOffset: 5 });
+      await after.measure({ mgPerDl: 130, timeOffset: 10 });
+      await after.measure({ mgPerDl: 136, timeOffset: 15 });
+      await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 2, 'the new record, and the two again as repeats');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.context?.meter, r.context?.meterSerial])).toEqual([
+      [0, ADDRESS, 'CGM-A-0001'],
+      [5, ADDRESS, 'CGM-A-0001'],
+      [10, ADDRESS, 'CGM-A-0001'],
+      [15, OTHER_ADDRESS, 'CGM-A-0001'],
+    ]);
+    expect(driver.deviceChanges).toBe(0);
+
+    // A CGM without the Device Information Service: its address names it, no serial.
+    const plain = new SimCgm({ address: ADDRESS, deviceInformation: false });
+    const bluez2 = await bluezWith([plain]);
+    const { sink: sink2, driver: driver2 } = startedDriver(bluez2.address);
+    try {
+      await waitFor(() => plain.isNotifying(0x2aa7), 'the CGM without DIS subscribed');
+      await plain.measure({ mgPerDl: 101 });
+      await waitFor(() => sink2.readings.length === 1, 'its record');
+    } finally {
+      await driver2.stop();
+    }
+    expect(sink2.readings[0]?.context).toMatchObject({ meter: ADDRESS });
+    expect(sink2.readings[0]?.context?.meterSerial).toBeUndefined();
+  }, 60_000);
+});
