@@ -26,14 +26,18 @@
  * keep reporting the same start.)
  *
  * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
- * 0x2A25, read at each connect) when it tells one, else its address (records.ts `MeterIdentity`, `isSameMeter`: the
- * same serial at another address is the same CGM). Two CGMs may report the same session start (a start the factory
- * or the collector wrote, or none readable) and the same offsets: another CGM under the same sensor name (a
- * transmitter replaced, or auto-detection finding another one) is never judged against the old one's records: its
- * records are neither taken for the old one's nor dropped as repeats (`deviceChanges`; the session start, the highest
- * offset and the record clock start anew). Each reading names its CGM (context `meter`: address, `meterSerial`), so
+ * 0x2A25, read at each connect) when it tells one; a CGM whose serial cannot be read at a connection is the one
+ * before (a refused read once gave its resent records a second identity: QA), and without serials the CGM is the
+ * sensor's, as before serials were read (an address is no identity: a CGM may use a new random address per
+ * connection). Two CGMs may report the same session start (a start the factory or the collector wrote, or none
+ * readable) and the same offsets: another CGM under the same sensor name (another serial: a transmitter replaced,
+ * or auto-detection finding another one) is never judged against the old one's records: its records are neither
+ * taken for the old one's nor dropped as repeats (`deviceChanges`; the session start, the highest offset and the
+ * record clock start anew). A reading of a CGM with a serial names it (context `meter`: address, `meterSerial`), so
  * its record id (records.ts `meterRecordId`: `sn:<serial>/<session start>/<offset>`, the FHIR `meter-sequence`
- * identifier) is unique across CGMs. The serial is never logged.
+ * identifier) is unique across CGMs; without a serial the id is `<session start>/<offset>` as before. The serial is
+ * never logged. A CGM without a serial replaced by another reporting the same session start has the new one's
+ * first records taken for repeats until its offsets pass the old ones (as before serials were read).
  *
  * Duplicates are suppressed twice and counted (`duplicates`, also in the sensor state detail):
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
@@ -67,7 +71,7 @@ import {
   decodeCgmSessionStartTime,
 } from '../protocols/ble/cgm.js';
 import { finiteValue } from '../protocols/ieee11073.js';
-import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, type Reading } from '../records.js';
+import { METER_NUMBERING_CONTEXT, type MeterIdentity, type Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
@@ -213,21 +217,40 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.setDetail(this.streamDetail);
   }
 
-  /** Who the CGM on the link is (`identifyPeripheral`: its serial when it tells one, else its address). A lost link rejects. */
+  /**
+   * Who the CGM on the link is (`identifyPeripheral`: its serial when it tells one). A serial that cannot be read now
+   * while the CGM on the link before told one is taken for that CGM's (QA: a refused read once gave the CGM's resent
+   * records a second identity, and they were stored twice). A lost link rejects.
+   */
   private async identify(link: GattLink): Promise<MeterIdentity> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
-    return (await identifyPeripheral(link, { device: 'CGM', it: 'the CGM' }, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error))).identity;
+    const { identity } = await identifyPeripheral(link, { device: 'CGM', it: 'the CGM' }, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
+    const known = this.device;
+    return identity.serial === undefined && known?.serial !== undefined ? { address: link.address, serial: known.serial } : identity;
   }
 
   /**
-   * The CGM on a new link. Another one than before (`isSameMeter`: another serial, or without serials another address):
-   * the records still waiting are handed over as the old one's, and its session start, highest offset and record
-   * clock are forgotten, so that its records are judged by its own (its keys carry its identity).
+   * The CGM on a new link. Another one than before only when both told their serial and the serials differ (without
+   * a serial the address is no identity: a CGM may use a new random address per connection, and QA saw its resent
+   * records stored again): the records still waiting are handed over as the old one's, and its session start, highest
+   * offset and record clock are forgotten, so that its records are judged by its own (its keys carry its serial). The
+   * same CGM telling its serial for the first time keeps its records seen (their keys move to the serial).
    */
   private adoptDevice(next: MeterIdentity): void {
     const previous = this.device;
+    const before = this.deviceKey;
     this.device = next;
-    if (previous === undefined || isSameMeter({ meter: previous.address, ...(previous.serial !== undefined ? { serial: previous.serial } : {}) }, next)) return;
+    if (previous === undefined) return;
+    if (previous.serial === undefined || next.serial === undefined || previous.serial === next.serial) {
+      const after = this.deviceKey;
+      if (after !== before) {
+        for (const k of [...this.seen].filter((x) => x.startsWith(`${before} `))) {
+          this.seen.delete(k);
+          this.seen.add(`${after}${k.slice(before.length)}`);
+        }
+      }
+      return;
+    }
     this.handOver();
     this.deviceChanges += 1;
     this.currentStart = undefined;
@@ -236,10 +259,10 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.deps.logger.warn({ sensor: this.sensor, address: next.address, previous: previous.address }, 'another CGM under this sensor: its records are judged apart from the previous one\'s');
   }
 
-  /** The key of the CGM on the link in `seen`: its serial when it told one, else its address. */
+  /** The key of the CGM on the link in `seen`: `sn:<serial>` when it told one, else '' (the configured sensor's CGM). */
   private get deviceKey(): string {
-    const d = this.device;
-    return d === undefined ? '' : d.serial !== undefined ? `sn:${d.serial}` : d.address;
+    const serial = this.device?.serial;
+    return serial !== undefined ? `sn:${serial}` : '';
   }
 
   /** Session Start Time 0x2AAA of this link, or why it is not usable. A lost link rejects. */
@@ -327,8 +350,12 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     }
     const context: Record<string, string> = { source: 'cgm' };
     if (start) context.sessionStart = start.iso;
-    if (this.device !== undefined) context[METER_NUMBERING_CONTEXT.meter] = this.device.address;
-    if (this.device?.serial !== undefined) context[METER_NUMBERING_CONTEXT.serial] = this.device.serial;
+    // The CGM named only by its serial: without one a record id is (session start, offset) as before serials were read,
+    // since an address may change at each connection (a random address) and would give the same record another id.
+    if (this.device?.serial !== undefined) {
+      context[METER_NUMBERING_CONTEXT.meter] = this.device.address;
+      context[METER_NUMBERING_CONTEXT.serial] = this.device.serial;
+    }
     const now = this.deps.clock.now();
     const monotonic = this.deps.clock.monotonic();
     this.recordClock.observe(r.timeOffsetMinutes, monotonic);

@@ -1,4 +1,4 @@
-// Who a CGM is, through the runtime and the simulated BlueZ: its Device Information serial number (else its address),
+// Who a CGM is, through the runtime and the simulated BlueZ: its Device Information serial number (else the sensor's CGM),
 // then its sensor session start and time offsets. A CGM replaced under the same sensor name whose session start and
 // time offsets collide with the old one's (a start the factory wrote, the same address) is another CGM: its records
 // are stored, not dropped as repeats of the old one's, and each names its serial (context, FHIR identifier).
@@ -8,6 +8,7 @@ import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/
 import { readingObservation } from '../../edge/fhir/mapping.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { SimCgm } from '../../simulator/bluez/index.js';
+import { simDeviceInformationService } from '../../simulator/bluez/peripheral.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -92,7 +93,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     expect(new Set(ids).size).toBe(6);
   }, 60_000);
 
-  it('the same serial at another address (a new random address) is the same CGM: records it sends again are repeats; without a serial, the address names it', async () => {
+  it('the same serial at another address (a new random address) is the same CGM: records it sends again are repeats; so is a CGM without a serial at a new address', async () => {
     const info = deviceInformation('CGM-A-0001');
     const before = new SimCgm({ address: ADDRESS, deviceInformation: info });
     const after = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: info });
@@ -121,18 +122,66 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     ]);
     expect(driver.deviceChanges).toBe(0);
 
-    // A CGM without the Device Information Service: its address names it, no serial.
+    // A CGM without the Device Information Service and a new random address at each connection: no identity from
+    // the address (QA: its resent records were stored again under each address), and its record ids stay as before.
     const plain = new SimCgm({ address: ADDRESS, deviceInformation: false });
+    const moved = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: false });
     const bluez2 = await bluezWith([plain]);
     const { sink: sink2, driver: driver2 } = startedDriver(bluez2.address);
     try {
       await waitFor(() => plain.isNotifying(0x2aa7), 'the CGM without DIS subscribed');
-      await plain.measure({ mgPerDl: 101 });
-      await waitFor(() => sink2.readings.length === 1, 'its record');
+      for (const v of [101, 102]) await plain.measure({ mgPerDl: v });
+      await waitFor(() => sink2.readings.length === 2, 'its records');
+      await bluez2.removeDevice(ADDRESS);
+      bluez2.addDevice(moved);
+      await waitFor(() => moved.isNotifying(0x2aa7), 'the CGM subscribed at its new address');
+      await moved.measure({ mgPerDl: 102, timeOffset: 5 });
+      await moved.measure({ mgPerDl: 103, timeOffset: 10 });
+      await waitFor(() => sink2.readings.length === 3 && driver2.duplicateRecords === 1, 'the new record, and the one again as a repeat');
     } finally {
       await driver2.stop();
     }
-    expect(sink2.readings[0]?.context).toMatchObject({ meter: ADDRESS });
-    expect(sink2.readings[0]?.context?.meterSerial).toBeUndefined();
+    expect(sink2.readings.map((r) => [r.meterRecord, r.context?.meter, r.context?.meterSerial])).toEqual([
+      [0, undefined, undefined],
+      [5, undefined, undefined],
+      [10, undefined, undefined],
+    ]);
+    expect(driver2.deviceChanges).toBe(0);
   }, 60_000);
+
+  it('a serial read refused at one connection (or only readable from the second) is the same CGM: records it sends again are repeats', async () => {
+    const info = deviceInformation('CGM-A-0001');
+    for (const refusedAt of [1, 0]) {
+      let refuse = refusedAt === 0;
+      const cgm = new SimCgm({ address: ADDRESS, deviceInformation: info });
+      Object.defineProperty(cgm, 'services', { value: cgm.services.map((s) => (s.uuid === 0x180a ? simDeviceInformationService(info, () => refuse) : s)) });
+      const bluez = await bluezWith([cgm]);
+      const { sink, driver } = startedDriver(bluez.address);
+      const reconnect = async () => {
+        const before = bluez.device(ADDRESS).connects;
+        await cgm.dropLink();
+        await waitFor(() => bluez.device(ADDRESS).connects > before && cgm.isNotifying(0x2aa7), 'the CGM subscribed again');
+      };
+      try {
+        await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscribed');
+        for (const v of [120, 125, 130]) await cgm.measure({ mgPerDl: v });
+        await waitFor(() => sink.readings.length === 3, '3 records');
+        refuse = refusedAt === 1; // QA: the read refused once, then answered again
+        await reconnect();
+        await cgm.measure({ mgPerDl: 125, timeOffset: 5 });
+        await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
+        refuse = false;
+        await reconnect();
+        await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
+        await cgm.measure({ mgPerDl: 136, timeOffset: 15 });
+        await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 3, 'the new record, and three sent again as repeats');
+      } finally {
+        await driver.stop();
+      }
+      // Before (QA): offsets 5 and 10 stored again under the address, then under the serial.
+      expect(sink.readings.map((r) => r.meterRecord), `serial refused at connect ${refusedAt}`).toEqual([0, 5, 10, 15]);
+      expect(driver.deviceChanges).toBe(0);
+      expect(sink.readings[3]?.context?.meterSerial).toBe('CGM-A-0001');
+    }
+  }, 90_000);
 });
