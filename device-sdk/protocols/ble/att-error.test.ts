@@ -11,8 +11,13 @@ describe('ATT error codes through BlueZ D-Bus errors', () => {
       ['org.bluez.Error.Failed', 'Operation failed with ATT error: 0xfe', 0xfe], // CGMS (CSS) procedure already in progress
       ['org.bluez.Error.Failed', 'Operation failed with ATT error: 0xFD', 0xfd],
       ['org.bluez.Error.Failed', 'Operation failed with ATT error: 0x0e', 0x0e], // unlikely error
+      ['org.bluez.Error', 'Operation failed with ATT error: 0x80', 0x80], // BlueZ before 5.41 (g_dbus_create_error with ERROR_INTERFACE)
     ];
     for (const [name, text, code] of vectors) expect(attErrorFromBluez(name, text), text).toBe(code);
+    // QA re-check: 0x00 is no ATT error code; a service no table knows is no crash.
+    expect(attErrorFromBluez('org.bluez.Error.Failed', 'Operation failed with ATT error: 0x00')).toBeUndefined();
+    expect(attErrorFromBluez('org.bluez.ErrorX', 'Operation failed with ATT error: 0x80')).toBeUndefined();
+    expect(attErrorName(0x80, 'bogus' as 'glucose')).toBeUndefined();
   });
 
   it('reads the codes BlueZ names, and none where a name stands for several codes or for no ATT error', () => {

@@ -59,7 +59,7 @@ export const RACP_CCCD_IMPROPERLY_CONFIGURED: Readonly<Record<AttErrorService, n
 
 /** What an ATT error code means for `service`; undefined for ATT's own codes and codes no table names. */
 export function attErrorName(code: number, service: AttErrorService): AttErrorName | undefined {
-  if (code >= 0x80 && code <= 0x9f) return (ATT_APPLICATION_ERRORS[service] as Readonly<Record<number, AttErrorName>>)[code];
+  if (code >= 0x80 && code <= 0x9f) return (ATT_APPLICATION_ERRORS[service] as Readonly<Record<number, AttErrorName>> | undefined)?.[code];
   return (ATT_COMMON_ERRORS as Readonly<Record<number, AttErrorName>>)[code];
 }
 
@@ -82,10 +82,15 @@ const NAMED: readonly { name: string; text: string | undefined; code: number }[]
  * ("Not paired" stands for three; "Not connected", a timeout, another bus's error).
  */
 export function attErrorFromBluez(name: string, text: string): number | undefined {
-  if (typeof name !== 'string' || !name.startsWith(BLUEZ) || typeof text !== 'string') return undefined;
+  if (typeof name !== 'string' || typeof text !== 'string') return undefined;
+  // BlueZ before 5.41 named the generic error `org.bluez.Error` alone (QA re-check).
+  if (name !== BLUEZ.slice(0, -1) && !name.startsWith(BLUEZ)) return undefined;
   const short = name.slice(BLUEZ.length);
-  const generic = short === 'Failed' ? GENERIC.exec(text.trim()) : null;
-  if (generic) return Number.parseInt(generic[1] as string, 16);
+  const generic = short === 'Failed' || short === '' ? GENERIC.exec(text.trim()) : null;
+  if (generic) {
+    const code = Number.parseInt(generic[1] as string, 16);
+    return code === 0 ? undefined : code; // 0 is no ATT error code
+  }
   return NAMED.find((n) => n.name === short && (n.text === undefined || n.text === text.trim()))?.code;
 }
 
