@@ -49,7 +49,11 @@ function span(x: readonly number[], from: number, to: number): number {
  * 0.183 mV, so a stopped heart under that much wander is not quiet. Taking each window's least-squares line off
  * fixed that but was reverted the same day: it also shrank low-voltage QRS complexes (MIT-BIH 114 x0.3: 0.150 ->
  * 0.105 mV) and gave living patients with QRS of 0.15-0.35 mV false ecg-no-beats after lead-backs and during
- * flapping contact (QA re-check: 88 -> 293 over a sweep at 128 Hz). Windows do not span a `break` (contact lost,
+ * flapping contact (QA re-check: 88 -> 293 over a sweep at 128 Hz). A line fitted over 500 ms centred on each window
+ * (tried next, not adopted) alarmed that arrest in 10-12.1 s in 39 of 40 seeds (0.03 mV of noise) but doubled the false
+ * alarms over QA's flapping sweep at 128 Hz (45 -> 92): those QRS complexes (MIT-BIH 114 x0.3) measure 0.08-0.12 mV
+ * without wander (the sweep's rows without wander: 36 false alarms on this code), so a peak-to-peak measure with the
+ * wander taken off finds them quiet. Windows do not span a `break` (contact lost,
  * or a value held over a bridged report: what comes back may sit at another level).
  */
 export class LeadDeflection {
