@@ -3,8 +3,9 @@ import type { RecordKind } from '../../device-sdk/records.js';
 import { LOG_LEVELS } from '../config.js';
 import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
+import { DuplicateReleaseError } from '../../edge/duplicate-device-id.js';
 import { EdgeNode } from '../../edge/edge-node.js';
-import { edgeDatabasePath, readEdgeStats } from '../../edge/edge-store.js';
+import { edgeDatabasePath, readEdgeStats, releaseStoredDuplicate } from '../../edge/edge-store.js';
 import { FhirServer } from '../../edge/fhir/http.js';
 import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
@@ -15,6 +16,7 @@ export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL
        medge edge stats --data DIR [--json]
        medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
        medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K]) --choice keep-stored|import --operator NAME --reason TEXT
+       medge edge duplicates release --data DIR --device ID --operator NAME --reason TEXT [--keep BOOT]
        medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
        medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
 
@@ -48,9 +50,15 @@ sending (two boards running with one id, evicting each other's MQTT session; a r
 and is not counted): the boards keep their records, but one of them needs its own id. Once such
 switches prove two live boards (4 switches back over at least a minute, by default), the edge
 refuses the batches of the boot it heard second ('device-id-in-use'; that board keeps its records
-and raises sync-batches-refused) until the first has been silent for 5 minutes; 'stats' then names
-both boots and, per boot, the kinds and seq ranges stored under the id (the refused boot's came
-before the proof and are mixed with the other's).
+and raises sync-batches-refused) until the first has been silent for 7 days (a board cut off by its
+link keeps its place; the refused one then takes over as its replacement) or an operator releases it;
+'stats' then names both boots and, per boot, the kinds and seq ranges stored under the id (the
+refused boot's came before the proof and are mixed with the other's).
+'duplicates release' ends the refusal of a device id at once and records who, when and why in the
+store: without --keep both boots' batches are stored again (should both boards still run, the edge
+proves them again within minutes, the board stored the longer keeping its place); with --keep BOOT
+(one of the two) that boot keeps syncing and the other is refused (the edge picked the wrong board).
+Exit status 1 when the device id has no proven pair or BOOT is not one of its boots.
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -62,6 +70,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (args[0] === 'mosquitto-config') return mosquittoConfig(args.slice(1));
   if (args[0] === 'export-fhir') return exportFhirCommand(args.slice(1));
   if (args[0] === 'conflicts') return conflictsCommand(args.slice(1));
+  if (args[0] === 'duplicates') return duplicatesCommand(args.slice(1));
   const { values } = parse(
     args,
     {
@@ -167,8 +176,37 @@ function edgeStats(args: string[]): number {
     lines.push(
       `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused; incumbent ${d.incumbent ?? '?'}); stored under ${device}: ${stored.join('; ')}`,
     );
+    const r = d.lastRelease;
+    if (r) lines.push(`    released by ${r.operator} at ${new Date(r.releasedMs).toISOString()} (${r.keptBoot === undefined ? 'both boots stored again' : `kept ${r.keptBoot}`}): ${r.reason}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+/** `medge edge duplicates release`: an operator ends (or turns round) the refusal of a device id's proven pair of boots. */
+export function duplicatesCommand(args: string[], now: () => number = Date.now): number {
+  if (args[0] !== 'release') throw new UsageError(`unknown 'edge duplicates' command ${JSON.stringify(args[0] ?? '')}; the one command is: release`, EDGE_USAGE);
+  const { values } = parse(
+    args.slice(1),
+    { data: { type: 'string' }, device: { type: 'string' }, operator: { type: 'string' }, reason: { type: 'string' }, keep: { type: 'string' } },
+    EDGE_USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(`${EDGE_USAGE}\n`);
+    return 0;
+  }
+  if (!values.data || !values.device || values.operator === undefined || values.reason === undefined) {
+    throw new UsageError('duplicates release needs --data DIR, --device ID, --operator NAME and --reason TEXT', EDGE_USAGE);
+  }
+  try {
+    releaseStoredDuplicate(edgeDatabasePath(values.data), values.device, { operator: values.operator, reason: values.reason, ...(values.keep === undefined ? {} : { keep: values.keep }) }, now());
+  } catch (error) {
+    if (!(error instanceof DuplicateReleaseError)) throw error;
+    process.stderr.write(`medge: ${error.message}\n`);
+    return 1;
+  }
+  const what = values.keep === undefined ? 'both boots are stored again' : `boot ${values.keep} keeps syncing, the other boot is refused`;
+  process.stdout.write(`released device id ${values.device}: ${what} (recorded in ${edgeDatabasePath(values.data)})\n`);
   return 0;
 }
 
