@@ -12,7 +12,7 @@ import { intFlag, parse, untilSignal, UsageError } from './args.js';
 import { conflictsCommand } from './edge-conflicts.js';
 import { exportFhirCommand } from './fhir.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
        medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
        medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K]) --choice keep-stored|import --operator NAME --reason TEXT
@@ -32,6 +32,11 @@ counted as 'auth' (no, expired or foreign certificate; wrong username) and 'acl'
 With --tls the edge also opens payloads a device sealed with its wire key (written by 'medge
 provision'; config edge.payloadEncryption, AES-256-GCM or SM4-CTR+HMAC-SM3); --sealed-payloads
 refuses clear payloads from every device that has a wire key (counted as 'auth').
+
+--shared-subscription GROUP (with --broker) subscribes the ingest to $share/GROUP/<uplinks>, so that N
+'medge edge' processes with the same GROUP, --broker and --data are N ingest workers on one store, the
+broker giving each uplink to one of them (Mosquitto >= 1.6; the embedded aedes has no shared
+subscriptions). Each batch is committed in one SQLite transaction, so workers never store a record twice.
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -81,6 +86,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
       tls: { type: 'string' },
       http: { type: 'string' },
       'sealed-payloads': { type: 'boolean' },
+      'shared-subscription': { type: 'string' },
       'log-level': { type: 'string' },
     },
     EDGE_USAGE,
@@ -97,6 +103,9 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values.tls !== undefined && values.broker !== undefined && !values.broker.startsWith('mqtts://')) {
     throw new UsageError(`--tls with --broker needs an mqtts:// URL, got ${JSON.stringify(values.broker)}`, EDGE_USAGE);
   }
+  if (values['shared-subscription'] !== undefined && values.broker === undefined) {
+    throw new UsageError('--shared-subscription needs --broker URL: the embedded broker (aedes) has no shared subscriptions', EDGE_USAGE);
+  }
   if (values['sealed-payloads'] && values.tls === undefined) throw new UsageError('--sealed-payloads needs --tls CADIR (the wire keys live there)', EDGE_USAGE);
   const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
   const wireKeys = values.tls === undefined ? undefined : new WireKeyring(values.tls);
@@ -109,6 +118,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
     host: values.host ?? '127.0.0.1',
     logger,
     ...(values.broker ? { brokerUrl: values.broker } : {}),
+    ...(values['shared-subscription'] === undefined ? {} : { sharedSubscription: values['shared-subscription'] }),
     ...(tls ? { tls } : {}),
     ...(wireKeys ? { payload: { wireKeys: (id: string) => wireKeys.get(id), requireSealed: values['sealed-payloads'] === true } } : {}),
   });
