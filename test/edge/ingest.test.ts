@@ -821,6 +821,33 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ count: 1, refusedBatches: 0, storedByBoot: { 'boot-a': { reading: { stored: 10, conflicts: 0 } } } });
   });
 
+  it('edge stats list the records per boot from counts each commit keeps (no scan per boot), equal to a count of the rows, redeliveries and conflicts not counted; an older store is backfilled', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock, duplicateDeviceId: { proofSwitchBacks: Number.POSITIVE_INFINITY } });
+    const s = sender(() => h.ingest, clock);
+    for (const boot of ['boot-a', 'boot-b', 'boot-a', 'boot-b', 'boot-c', 'boot-a']) s.send(boot);
+    // A batch of boot-c resending records of boot-b and boot-a (a reboot), one of them sent again (redelivered).
+    const mixed = [...bootRecords('boot-b', [31, 32]), ...bootRecords('boot-a', [33])];
+    expectOk(h.ingest.handle(topic('reading'), batch('reading', 30, [31, 32, 33], { bootId: 'boot-c', records: mixed })));
+    h.ingest.handle(topic('reading'), batch('reading', 30, [31, 32, 33], { bootId: 'boot-c', records: mixed }));
+    // A record reusing a stored seq with other content: kept as a conflict, not in records.
+    h.ingest.handle(topic('reading'), batch('reading', 0, [1], { bootId: 'boot-c', records: bootRecords('boot-z', [1]).map((r) => ({ ...r, tMs: 1 })) }));
+    const db = new Database(join(h.dir, 'edge.sqlite'));
+    const scanned = () => db.prepare('SELECT boot_id, kind, COUNT(*) AS stored, MIN(seq) AS min_seq, MAX(seq) AS max_seq FROM records WHERE device_id = ? GROUP BY boot_id, kind ORDER BY boot_id').all(DEV);
+    const kept = () => db.prepare('SELECT boot_id, kind, stored, min_seq, max_seq FROM boot_records WHERE device_id = ? ORDER BY boot_id').all(DEV);
+    expect(kept()).toEqual(scanned());
+    const byBoot = readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.storedByBoot;
+    expect(byBoot?.['boot-b']).toEqual({ reading: { stored: 12, minSeq: 6, maxSeq: 32, conflicts: 0 } });
+    // The per-boot listing reads the kept counts through their key, not the records.
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT kind, stored FROM boot_records WHERE device_id = 'd' AND boot_id = 'b' ORDER BY kind").all() as { detail: string }[];
+    expect(plan.map((p) => p.detail).join(' ')).toMatch(/SEARCH boot_records USING PRIMARY KEY/);
+    // A store written before the counts: backfilled when opened.
+    db.exec('DROP TABLE boot_records; DROP INDEX conflicts_device_boot; PRAGMA user_version = 6;');
+    db.close();
+    new EdgeStore(h.dir).close();
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.storedByBoot).toEqual(byBoot);
+  });
+
   it('a damaged boot watch row starts the watch afresh instead of failing the batch', () => {
     const clock = new VirtualClock();
     const h = setup({}, { clock });
