@@ -1,3 +1,5 @@
+import { MedgeError } from '../device-sdk/errors.js';
+
 export interface DuplicateDeviceIdOptions {
   /** A boot of a deviceId is forgotten when none of its batches arrived for this long (edge ms). */
   windowMs: number;
@@ -10,6 +12,14 @@ export interface DuplicateDeviceIdOptions {
   proofSwitchBacks: number;
   /** The first and the last of those switches back are at least this far apart (ms): late deliveries of a gone boot come in one burst. */
   proofSpanMs: number;
+  /**
+   * How long a proven pair stands while one of its boots is silent (ms). A board cut off by its link keeps its place
+   * this long (a village link down for hours or days is normal; before, it lost its place after `windowMs` and the
+   * other board's batches were stored); past it, the incumbent silent, the refused board takes over (the board it
+   * replaced is taken as gone for good), or the refused board silent, the proof is dropped. An operator ends it at
+   * once with `medge edge duplicates release` (`EdgeStore.releaseDuplicate`).
+   */
+  holdMs: number;
 }
 
 export const DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS: Readonly<DuplicateDeviceIdOptions> = Object.freeze({
@@ -17,6 +27,7 @@ export const DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS: Readonly<DuplicateDeviceIdOpti
   logRepeatMs: 10 * 60_000,
   proofSwitchBacks: 4,
   proofSpanMs: 60_000,
+  holdMs: 7 * 24 * 3_600_000,
 });
 
 /** Counter (in `rejected`) of batches that switched back to another live boot of their deviceId. */
@@ -105,13 +116,17 @@ function clamped(state: BootWatchState, now: number): BootWatchState {
   };
 }
 
-/** A copy of `state` without the boots silent for longer than `windowMs`, and without a proof one of whose boots is gone. */
+/**
+ * A copy of `state` without the boots silent for longer than `windowMs` (the two boots of a proven pair: `holdMs`),
+ * and without a proof one of whose boots is silent for longer than `holdMs`.
+ */
 function expire(stored: BootWatchState, now: number, o: DuplicateDeviceIdOptions): BootWatchState {
   const state = clamped(stored, now);
-  const boots = Object.fromEntries(Object.entries(state.boots).filter(([, b]) => now - b.lastMs <= o.windowMs));
+  const proven = new Set([state.incumbent, state.intruder]);
+  const boots = Object.fromEntries(Object.entries(state.boots).filter(([b, v]) => now - v.lastMs <= (proven.has(b) ? Math.max(o.windowMs, o.holdMs) : o.windowMs)));
   const gone = Object.fromEntries(Object.entries(state.gone ?? {}).filter(([, at]) => now - at <= o.windowMs));
   const next: BootWatchState = { ...state, boots, gone };
-  // The incumbent silent for the window: the other board is taken as its replacement. The intruder silent: fixed.
+  // The incumbent silent for the hold: the refused board is taken as its replacement. The refused board silent: fixed.
   if (next.incumbent !== null && (!(next.incumbent in boots) || next.intruder === null || !(next.intruder in boots))) {
     next.incumbent = null;
     next.intruder = null;
@@ -293,9 +308,48 @@ export function hearReplay(state: BootWatchState | undefined, bootId: string, no
 
 /**
  * Whether the acks of the deviceId are to say `otherBootLive`: its batches switched back between two live boots
- * within `windowMs`, or two live boots are proven.
+ * within `windowMs`, or two live boots are proven and the refused one was heard within `windowMs` (a proof held
+ * across its silence says nothing about it being live).
  */
 export function otherBootLive(state: BootWatchState | undefined, now: number, o: DuplicateDeviceIdOptions): boolean {
   if (!state) return false;
-  return state.incumbent !== null || (state.lastSwitchMs !== null && now - state.lastSwitchMs <= o.windowMs);
+  const refusedHeard = state.intruder !== null && now - (state.boots[state.intruder]?.lastMs ?? Number.NEGATIVE_INFINITY) <= o.windowMs;
+  return (state.incumbent !== null && refusedHeard) || (state.lastSwitchMs !== null && now - state.lastSwitchMs <= o.windowMs);
+}
+
+/** Why an operator's release of a device id's proof was refused (`EdgeStore.releaseDuplicate`). */
+export type DuplicateReleaseProblem = 'not-proven' | 'unknown-boot' | 'bad-release';
+
+/** An operator's release that cannot be done: `problem` says why, `deviceId` which device id it was about. */
+export class DuplicateReleaseError extends MedgeError {
+  readonly problem: DuplicateReleaseProblem;
+  readonly deviceId: string;
+  constructor(problem: DuplicateReleaseProblem, deviceId: string, message: string) {
+    super('duplicate-device-id', message);
+    this.problem = problem;
+    this.deviceId = deviceId;
+  }
+}
+
+/**
+ * `state` after an operator's release (`medge edge duplicates release`): without `keep`, the proof and the run of
+ * switches end and the watch starts again (the refused boot's batches are stored; should both boards still run, 4
+ * switches back prove them again, the board stored the longer without a break keeping its place). With `keep` (one
+ * of the proven boots), that boot keeps syncing and the other is refused from now on (an operator who knows which
+ * board is the clinic's). Returns the problem instead when there is no proof or `keep` is not one of its boots.
+ */
+export function releaseProof(state: BootWatchState | undefined, now: number, keep?: string): BootWatchState | DuplicateReleaseProblem {
+  if (!state || state.incumbent === null || state.intruder === null) return 'not-proven';
+  const base = { ...state, pair: null, switchBacks: 0, lastSwitchMs: null };
+  if (keep === undefined) return { ...base, incumbent: null, intruder: null, provenMs: null };
+  if (keep !== state.incumbent && keep !== state.intruder) return 'unknown-boot';
+  const other = keep === state.incumbent ? state.intruder : state.incumbent;
+  const at = (b: string) => state.boots[b]?.lastMs ?? now;
+  return {
+    ...base,
+    incumbent: keep,
+    intruder: other,
+    provenMs: now,
+    boots: { ...state.boots, [keep]: { lastMs: at(keep), sinceMs: state.boots[keep]?.sinceMs ?? now }, [other]: { lastMs: at(other), sinceMs: null } },
+  };
 }

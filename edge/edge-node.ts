@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import { type Logger, silentLogger } from '../device-sdk/log.js';
-import { MedgeError } from '../device-sdk/errors.js';
+import { ConfigError, MedgeError } from '../device-sdk/errors.js';
 import { EDGE_INGEST_IDENTITY, type EdgeTlsMaterial } from '../device-sdk/security/pki.js';
 import type { BatchLimits } from '../device-sdk/sync/batch.js';
 import { UP_WILDCARD } from '../device-sdk/sync/topics.js';
@@ -33,7 +34,36 @@ export interface EdgeNodeOptions {
   payload?: IngestOptions;
   /** When two live boots under one device id are proven and the intruder's batches refused (`duplicate-device-id.ts`). */
   duplicateDeviceId?: Partial<DuplicateDeviceIdOptions>;
+  /**
+   * A shared subscription group: the ingest subscribes to `$share/<group>/<its filter>`, so that N edge nodes with this
+   * group, the same `brokerUrl` and the same `dataDir` (each its own SQLite connection) are N ingest workers, the broker
+   * giving each uplink message to one of them (Mosquitto >= 1.6, MQTT 3.1.1 and 5 clients; any MQTT 5 broker). Only with
+   * `brokerUrl`: the embedded aedes 1.2 has no shared subscriptions (moscajs/aedes#228), a `$share/` filter there would
+   * match no uplink. Each worker's client id is then its own (`medge-edge-ingest-<pid>-<8 hex>`).
+   */
+  sharedSubscription?: string;
   logger: Logger;
+}
+
+/** The ingest's client id: per process, and with a shared subscription per worker (a broker closes the older of two sessions with one id). */
+function ingestClientId(shared: boolean): string {
+  return shared ? `medge-edge-ingest-${process.pid}-${randomBytes(4).toString('hex')}` : `medge-edge-ingest-${process.pid}`;
+}
+
+/** Checks a shared subscription group name (MQTT 5 4.8.2: no '/', '+' or '#'; at least one character) and that it has an external broker. */
+function checkSharedSubscription(group: string | undefined, brokerUrl: string | undefined): void {
+  if (group === undefined) return;
+  if (!/^[^/+#\u0000]{1,64}$/u.test(group)) {
+    throw new ConfigError('sharedSubscription', group, "a shared subscription group is 1 to 64 characters without '/', '+', '#' or NUL", 'give a plain name, e.g. ingest');
+  }
+  if (brokerUrl === undefined) {
+    throw new ConfigError(
+      'sharedSubscription',
+      group,
+      'the embedded broker (aedes 1.2) has no shared subscriptions: the $share/ filter would match no uplink',
+      'run the workers against an external broker that has them (--broker mqtt://..., Mosquitto >= 1.6), or run one ingest',
+    );
+  }
 }
 
 export const DEFAULT_EDGE_OPTIONS: Readonly<Omit<EdgeNodeOptions, 'dataDir'>> = Object.freeze({
@@ -60,6 +90,7 @@ export class EdgeNode {
 
   constructor(options: Partial<EdgeNodeOptions> & { dataDir: string }) {
     this.options = { ...DEFAULT_EDGE_OPTIONS, ...options };
+    checkSharedSubscription(this.options.sharedSubscription, this.options.brokerUrl);
     this.log = this.options.logger.child({ component: 'edge' });
     this.store = new EdgeStore(this.options.dataDir);
     const { tls } = this.options;
@@ -101,9 +132,10 @@ export class EdgeNode {
     return this.options.brokerUrl ?? (this.broker as EmbeddedBroker).url;
   }
 
-  /** The ingest's subscription: every site's uplinks, or with TLS only those of its own site (its ACL). */
+  /** The ingest's subscription: every site's uplinks, or with TLS only those of its own site (its ACL); `$share/<group>/` before it with `sharedSubscription`. */
   get subscription(): string {
-    return this.options.tls ? siteUpWildcard(this.options.tls.site) : UP_WILDCARD;
+    const filter = this.options.tls ? siteUpWildcard(this.options.tls.site) : UP_WILDCARD;
+    return this.options.sharedSubscription === undefined ? filter : `$share/${this.options.sharedSubscription}/${filter}`;
   }
 
   async start(): Promise<void> {
@@ -113,7 +145,7 @@ export class EdgeNode {
       ...this.options.mqtt,
       ...(tls ? { ca: tls.ca, cert: tls.ingestCert, key: tls.ingestKey, rejectUnauthorized: true } : {}),
       protocolVersion: 4,
-      clientId: `medge-edge-ingest-${process.pid}`,
+      clientId: ingestClientId(this.options.sharedSubscription !== undefined),
       clean: true,
       reconnectPeriod: 500,
       connectTimeout: 5_000,

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { StoreError } from '../device-sdk/errors.js';
 import Database from 'better-sqlite3';
 import type { WireRecord } from '../device-sdk/proto/index.js';
 import type { RecordKind } from '../device-sdk/records.js';
@@ -7,6 +9,7 @@ import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-o
 import { makeDirs } from '../device-sdk/make-dirs.js';
 import {
   admitBoot,
+  DuplicateReleaseError,
   hearReplay,
   type BootSwitch,
   type BootWatchState,
@@ -15,6 +18,7 @@ import {
   type DuplicateDeviceIdOptions,
   observeBoot,
   otherBootLive,
+  releaseProof,
 } from './duplicate-device-id.js';
 import { sha256Hex } from '../device-sdk/security/signing.js';
 
@@ -78,7 +82,38 @@ export const EDGE_MIGRATIONS: readonly Migration[] = Object.freeze([
         ALTER TABLE duplicate_device_ids ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE duplicate_device_ids ADD COLUMN involved TEXT NOT NULL DEFAULT '[]' /* JSON array: every boot id of a switch or a side, at most 32 */;`),
   },
+  {
+    version: 6,
+    name: "duplicate device ids: an operator's release of a proven pair (who, when, why, which boot kept), never changed",
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE duplicate_releases (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, released_ms INTEGER NOT NULL, operator TEXT NOT NULL,
+          reason TEXT NOT NULL, incumbent TEXT NOT NULL, refused_boot TEXT NOT NULL, kept_boot TEXT /* NULL: both stored again */);
+        CREATE TRIGGER duplicate_releases_final_update BEFORE UPDATE ON duplicate_releases BEGIN SELECT RAISE(ABORT, 'a release is final'); END;
+        CREATE TRIGGER duplicate_releases_final_delete BEFORE DELETE ON duplicate_releases BEGIN SELECT RAISE(ABORT, 'a release is final'); END;`),
+  },
+  {
+    version: 7,
+    name: "records per device, boot and kind, kept by each commit (edge stats' per-boot listing scanned the device's records once per boot: 10 s at 1M rows and 32 boots)",
+    // Backfilled from `records` once (an existing store); from then on each commit adds what it inserted.
+    up: (db: Database.Database) =>
+      db.exec(`CREATE TABLE boot_records (device_id TEXT NOT NULL, boot_id TEXT NOT NULL, kind TEXT NOT NULL, stored INTEGER NOT NULL, min_seq INTEGER NOT NULL,
+          max_seq INTEGER NOT NULL, PRIMARY KEY (device_id, boot_id, kind)) WITHOUT ROWID;
+        INSERT INTO boot_records (device_id, boot_id, kind, stored, min_seq, max_seq)
+          SELECT device_id, boot_id, kind, COUNT(*), MIN(seq), MAX(seq) FROM records GROUP BY device_id, boot_id, kind;
+        CREATE INDEX conflicts_device_boot ON conflicts (device_id, boot_id);`),
+  },
 ]);
+
+/** An operator's release of a proven pair of boots under one device id (`medge edge duplicates release`). */
+export interface DuplicateRelease {
+  operator: string;
+  reason: string;
+  /** One of the two proven boots: it keeps syncing and the other is refused. Absent: both boots' batches are stored again. */
+  keep?: string;
+}
+
+/** Bounds of a release's operator and reason (characters). */
+export const DUPLICATE_RELEASE_LIMITS = Object.freeze({ operatorMaxChars: 200, reasonMaxChars: 2000 });
 
 export interface CommitInput {
   site: string;
@@ -163,10 +198,12 @@ export interface DuplicateDeviceIdStats {
   incumbent?: string;
   refusedBoot?: string;
   provenMs?: number;
-  /** When the refusal ended (the incumbent or the refused boot silent for the window); absent while it goes on. */
+  /** When the refusal ended (the incumbent or the refused boot silent for `holdMs`, or an operator's release); absent while it goes on. */
   releasedMs?: number;
   /** Batches refused as `device-id-in-use` (their records stay on that board). */
   refusedBatches: number;
+  /** The last operator's release (`medge edge duplicates release`): who, when, why, the pair it ended and the boot kept (absent: none). */
+  lastRelease?: { operator: string; reason: string; releasedMs: number; incumbent: string; refusedBoot: string; keptBoot?: string };
   /**
    * Records stored under the device id per boot id of every switch back and every proven side (up to 32; the
    * records' own boot id), per kind: the refused boot's are those that arrived before the proof, mixed with the other's.
@@ -266,6 +303,8 @@ export class EdgeStore {
     const keepConflict = this.db.prepare(
       'INSERT OR IGNORE INTO conflicts (device_id, kind, seq, site, boot_id, t_ms, received_ms, body, body_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    const countBootRecords = this.db.prepare(`INSERT INTO boot_records (device_id, boot_id, kind, stored, min_seq, max_seq) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (device_id, boot_id, kind) DO UPDATE SET stored = stored + excluded.stored, min_seq = MIN(min_seq, excluded.min_seq), max_seq = MAX(max_seq, excluded.max_seq)`);
     const upsertDuplicate = this.db.prepare(`INSERT INTO duplicate_device_ids (device_id, count, first_ms, last_ms, boot_ids) VALUES (?, 1, ?, ?, ?)
       ON CONFLICT (device_id) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms, boot_ids = excluded.boot_ids`);
     // The commit itself, run inside a transaction (alone, or with the boot watch: no nested savepoint).
@@ -277,10 +316,18 @@ export class EdgeStore {
       const before = (getProgress.get(deviceId, kind) as number | undefined) ?? 0;
       // New records at or below the watermark: a ledger whose seqs lie below another one's under this deviceId.
       let belowWatermark = 0;
+      // Per boot id of the records inserted: how many, lowest and highest seq (`boot_records`).
+      const byBoot = new Map<string, { n: number; min: number; max: number }>();
       for (const r of input.records) {
         if (insert.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body).changes === 1) {
           inserted += 1;
           if (r.seq <= before) belowWatermark += 1;
+          const counted = byBoot.get(r.bootId);
+          if (counted) {
+            counted.n += 1;
+            counted.min = Math.min(counted.min, r.seq);
+            counted.max = Math.max(counted.max, r.seq);
+          } else byBoot.set(r.bootId, { n: 1, min: r.seq, max: r.seq });
           continue;
         }
         const held = getStored.get(deviceId, kind, r.seq) as { boot_id: string; t_ms: number; body: Buffer };
@@ -290,6 +337,7 @@ export class EdgeStore {
         // A conflict resent (its ack was lost) is kept once.
         if (keepConflict.run(deviceId, kind, r.seq, input.site, r.bootId, r.tMs, now, r.body, sha256).changes === 1) conflicts.push(r.seq);
       }
+      for (const [boot, c] of byBoot) countBootRecords.run(deviceId, boot, kind, c.n, c.min, c.max);
       if (conflicts.length > 0) countRejected.run(SEQ_CONFLICT, conflicts.length);
       // The watermark of a (device, kind) whose seqs were reused covers records of the other ledger: a
       // device that clamps an ack to its own last seq would take it for records it has not sent yet.
@@ -400,6 +448,11 @@ export class EdgeStore {
     return this.watchedCommitTx.immediate(input, options, now);
   }
 
+  /** `releaseDuplicate` on this store's connection. */
+  releaseDuplicate(deviceId: string, release: DuplicateRelease, now = Date.now()): void {
+    releaseDuplicate(this.db, deviceId, release, now);
+  }
+
   /** Commits a validated batch durably (one transaction, fsync'd) and returns what to acknowledge. */
   commit(input: CommitInput, now = Date.now()): CommitResult {
     return this.commitTx(input, now);
@@ -475,8 +528,14 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
   const refusal = hasTable(db, 'boot_watch')
     ? 'incumbent, refused_boot, proven_ms, released_ms, refused, involved'
     : "NULL AS incumbent, NULL AS refused_boot, NULL AS proven_ms, NULL AS released_ms, 0 AS refused, '[]' AS involved";
-  const byBoot = db.prepare('SELECT kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq FROM records WHERE device_id = ? AND boot_id = ? GROUP BY kind');
+  // Kept by each commit (`boot_records`); a store not yet opened by this build (read-only here) is scanned instead.
+  const byBoot = hasTable(db, 'boot_records')
+    ? db.prepare('SELECT kind, stored, min_seq AS minSeq, max_seq AS maxSeq FROM boot_records WHERE device_id = ? AND boot_id = ? ORDER BY kind')
+    : db.prepare('SELECT kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq FROM records WHERE device_id = ? AND boot_id = ? GROUP BY kind');
   const conflictsByBoot = db.prepare('SELECT kind, COUNT(*) AS n FROM conflicts WHERE device_id = ? AND boot_id = ? GROUP BY kind');
+  const lastRelease = hasTable(db, 'duplicate_releases')
+    ? db.prepare('SELECT operator, reason, released_ms AS releasedMs, incumbent, refused_boot AS refusedBoot, kept_boot AS keptBoot FROM duplicate_releases WHERE device_id = ? ORDER BY id DESC LIMIT 1')
+    : undefined;
   for (const row of db.prepare(`SELECT device_id, count, first_ms, last_ms, boot_ids, ${refusal} FROM duplicate_device_ids ORDER BY device_id`).all() as {
     device_id: string;
     count: number;
@@ -515,8 +574,64 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
       refusedBatches: row.refused,
       storedByBoot,
     };
+    const release = lastRelease?.get(row.device_id) as { operator: string; reason: string; releasedMs: number; incumbent: string; refusedBoot: string; keptBoot: string | null } | undefined;
+    if (release) {
+      const { keptBoot, ...rest } = release;
+      (duplicateDeviceIds[row.device_id] as DuplicateDeviceIdStats).lastRelease = { ...rest, ...(keptBoot !== null ? { keptBoot } : {}) };
+    }
   }
   return duplicateDeviceIds;
+}
+
+/**
+ * An operator's release of the proven pair of boots of `deviceId` (`releaseProof`), in one IMMEDIATE transaction with
+ * the ingest's (ingest workers see it at their next batch), recorded in `duplicate_releases` (never changed) and in
+ * the device's `duplicate_device_ids` row. Throws `DuplicateReleaseError` when there is no proof, `keep` is not one of
+ * its boots, or the operator or reason is empty or too long.
+ */
+export function releaseDuplicate(db: Database.Database, deviceId: string, release: DuplicateRelease, now: number): void {
+  const { operatorMaxChars, reasonMaxChars } = DUPLICATE_RELEASE_LIMITS;
+  if (release.operator.trim() === '' || release.operator.length > operatorMaxChars) {
+    throw new DuplicateReleaseError('bad-release', deviceId, `the operator's name must be 1 to ${operatorMaxChars} characters, got ${release.operator.length}`);
+  }
+  if (release.reason.trim() === '' || release.reason.length > reasonMaxChars) {
+    throw new DuplicateReleaseError('bad-release', deviceId, `the reason must be 1 to ${reasonMaxChars} characters, got ${release.reason.length}`);
+  }
+  db.transaction(() => {
+    const stored = parseWatch(db.prepare('SELECT state FROM boot_watch WHERE device_id = ?').pluck().get(deviceId));
+    const next = releaseProof(stored, now, release.keep);
+    if (next === 'not-proven' || next === 'unknown-boot' || next === 'bad-release') {
+      const message =
+        next === 'unknown-boot'
+          ? `--keep ${JSON.stringify(release.keep)} is neither boot of the pair proven under ${deviceId} (${stored?.incumbent}, refused ${stored?.intruder})`
+          : `no pair of boots is proven under device id ${JSON.stringify(deviceId)} now; 'medge edge stats' lists the device ids and their state`;
+      throw new DuplicateReleaseError(next, deviceId, message);
+    }
+    const before = stored as BootWatchState;
+    db.prepare('UPDATE boot_watch SET state = ? WHERE device_id = ?').run(JSON.stringify(next), deviceId);
+    db.prepare('INSERT INTO duplicate_releases (device_id, released_ms, operator, reason, incumbent, refused_boot, kept_boot) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      deviceId,
+      now,
+      release.operator,
+      release.reason,
+      before.incumbent,
+      before.intruder,
+      release.keep ?? null,
+    );
+    if (next.incumbent === null) db.prepare('UPDATE duplicate_device_ids SET released_ms = ? WHERE device_id = ? AND released_ms IS NULL').run(now, deviceId);
+    else db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ?, proven_ms = ?, released_ms = NULL WHERE device_id = ?').run(next.incumbent, next.intruder, now, deviceId);
+  }).immediate();
+}
+
+/** `releaseDuplicate` on the edge store at `path` (migrated first; an edge may be running on it: SQLite serialises the writes). */
+export function releaseStoredDuplicate(path: string, deviceId: string, release: DuplicateRelease, now: number): void {
+  if (!existsSync(path)) throw new StoreError('open', `no edge store at ${path}`);
+  const db = openDatabase(path, EDGE_MIGRATIONS, 'edge store');
+  try {
+    releaseDuplicate(db, deviceId, release, now);
+  } finally {
+    db.close();
+  }
 }
 
 /** The boot watch state of a device as stored; undefined for none, or for a row that does not parse (a damaged store starts it afresh). */

@@ -26,8 +26,23 @@ export {
   resolveStoredConflicts,
   summarizeRecord,
 } from './conflicts.js';
+export { DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, type DuplicateDeviceIdOptions, DuplicateReleaseError, type DuplicateReleaseProblem } from './duplicate-device-id.js';
 export { DEFAULT_EDGE_OPTIONS, EdgeNode, type EdgeNodeOptions } from './edge-node.js';
-export { type CommitInput, type CommitResult, type ConflictRecord, EDGE_MIGRATIONS, type EdgeStats, EdgeStore, edgeDatabasePath, readEdgeStats, SEQ_CONFLICT } from './edge-store.js';
+export {
+  type CommitInput,
+  type CommitResult,
+  type ConflictRecord,
+  DUPLICATE_RELEASE_LIMITS,
+  type DuplicateRelease,
+  EDGE_MIGRATIONS,
+  type EdgeStats,
+  EdgeStore,
+  edgeDatabasePath,
+  readEdgeStats,
+  releaseDuplicate,
+  releaseStoredDuplicate,
+  SEQ_CONFLICT,
+} from './edge-store.js';
 export { type AckPublisher, Ingest, type IngestOutcome } from './ingest.js';
 export {
   DEFAULT_MOSQUITTO_PORT,

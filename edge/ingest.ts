@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from '../device-sdk/clock.js';
 import type { Logger } from '../device-sdk/log.js';
 import { openPayload, SEALED_PAYLOAD_MARK, type WireKey } from '../device-sdk/security/wire-keys.js';
-import { encodeAck, type RefusedReason } from '../device-sdk/proto/index.js';
+import { encodeAck, peekBatchBootId, type RefusedReason } from '../device-sdk/proto/index.js';
 import { type BatchLimits, BatchRejectedError, DEFAULT_BATCH_LIMITS, openBatch } from '../device-sdk/sync/batch.js';
 import { downTopic, type ParsedUpTopic, parseUpTopic } from '../device-sdk/sync/topics.js';
 import { DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, DEVICE_ID_IN_USE, type DuplicateDeviceIdOptions } from './duplicate-device-id.js';
@@ -99,15 +99,18 @@ export class Ingest {
     const where = parseUpTopic(topic);
     if (!where) return this.reject('malformed', `topic ${JSON.stringify(topic.slice(0, 200))} is not medge/v1/<site>/<deviceId>/up/<kind>`, topic);
     const certificate = this.certificateProblem?.(where.deviceId);
-    if (certificate !== undefined) return this.reject('auth', certificate.message, topic, { where, reason: certificate.reason });
     const bytes = this.unseal(topic, where.deviceId, payload);
-    if (!(bytes instanceof Uint8Array)) return this.reject(bytes.reason, bytes.message, topic, { where, reason: bytes.notice });
+    // The boot a refusal names (`Ack.boot_id`): read from the batch's header as far as it parses; a sealed payload that
+    // does not open under the device's key names none (its boot id is inside the ciphertext).
+    const bootOf = () => (bytes instanceof Uint8Array ? peekBatchBootId(bytes) : payload[0] === SEALED_PAYLOAD_MARK ? '' : peekBatchBootId(payload));
+    if (certificate !== undefined) return this.reject('auth', certificate.message, topic, { where, reason: certificate.reason, bootId: bootOf() });
+    if (!(bytes instanceof Uint8Array)) return this.reject(bytes.reason, bytes.message, topic, { where, reason: bytes.notice, bootId: bootOf() });
     let batch: ReturnType<typeof openBatch>;
     try {
       batch = openBatch(bytes, where, this.limits);
     } catch (error) {
-      if (error instanceof BatchRejectedError) return this.reject(error.reason, error.message, topic, { where, reason: error.reason });
-      return this.reject('malformed', (error as Error).message, topic, { where, reason: 'malformed' });
+      if (error instanceof BatchRejectedError) return this.reject(error.reason, error.message, topic, { where, reason: error.reason, bootId: bootOf() });
+      return this.reject('malformed', (error as Error).message, topic, { where, reason: 'malformed', bootId: bootOf() });
     }
     const { header, records } = batch;
     let watched: WatchedCommit;
@@ -178,7 +181,7 @@ export class Ingest {
     if (proven) {
       this.log.error(
         { deviceId, incumbent: proven.incumbent, refusedBoot: proven.intruder, switchBacks: proven.switchBacks, spanMs: proven.spanMs },
-        "duplicate device id proven: two boards are running under this deviceId; the other boot's batches are refused from now on (its board keeps its records and raises sync-batches-refused) until the incumbent is silent for the watch window; give each board its own deviceId and certificate. Records of the refused boot stored before are listed by medge edge stats",
+        "duplicate device id proven: two boards are running under this deviceId; the other boot's batches are refused from now on (its board keeps its records and raises sync-batches-refused) until the incumbent is silent for the hold (7 days by default; a board cut off by its link keeps its place) or an operator releases it (medge edge duplicates release); give each board its own deviceId and certificate. Records of the refused boot stored before are listed by medge edge stats",
       );
     }
     if (switched?.toLog === undefined) return;
@@ -192,10 +195,11 @@ export class Ingest {
    * Counts and logs a refused batch. With `notice` (the topic parsed, so the edge knows the device: behind
    * Mosquitto or the embedded broker with `--tls` the ACL lets a device publish only under its own id) it also
    * tells that device on its ack topic why (`Ack.refused`, `upToSeq` 0: nothing acknowledged), at most once
-   * per `refusalNotice.repeatMs` per device, kind and reason. The notice names only the device's own id, the
-   * kind and the reason, and with `bootId` the boot refused (`device-id-in-use`: the incumbent board reads the
-   * same ack topic and ignores a notice for another boot). Before, a refused device got nothing and resent on
-   * every ack timeout indefinitely.
+   * per `refusalNotice.repeatMs` per device, kind, reason and boot. The notice names only the device's own id, the
+   * kind, the reason and the boot refused, whatever the reason (another board under the id, or the board's next boot,
+   * reads the same ack topic and ignores a notice for another boot; '' only when the payload did not say: a sealed one
+   * that does not open, or bytes that are not a Batch). Before, a refused device got nothing and resent on every ack
+   * timeout indefinitely.
    */
   private reject(reason: string, message: string, topic: string, notice?: { where: ParsedUpTopic; reason: RefusedReason; bootId?: string }): IngestOutcome {
     this.store.countRejected(reason);

@@ -114,6 +114,35 @@ export function encodeBatch(batch: Omit<BatchMessage, 'schemaVersion' | 'heldFro
   return T.Batch.encode({ ...batch, schemaVersion: SCHEMA_VERSION }).finish();
 }
 
+/** Longest boot id `peekBatchBootId` returns (UTF-8 bytes); a board's is a UUID (36). */
+const MAX_PEEKED_BOOT_ID_BYTES = 128;
+
+/**
+ * The `boot_id` (field 3) of an encoded Batch that may not decode as a whole (a malformed, oversize or unknown-version
+ * batch, refused), for a refusal notice to name the boot it refused: the top-level fields are read in order up to the
+ * first one that does not parse. '' when there is none before that, or it is longer than 128 bytes or not UTF-8. Never throws.
+ */
+export function peekBatchBootId(bytes: Uint8Array): string {
+  try {
+    const reader = protobuf.Reader.create(bytes);
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      const field = tag >>> 3;
+      const wireType = tag & 7;
+      if (field === 3 && wireType === 2) {
+        const raw = reader.bytes();
+        if (raw.byteLength > MAX_PEEKED_BOOT_ID_BYTES) return '';
+        return new TextDecoder('utf-8', { fatal: true }).decode(raw);
+      }
+      if (field === 0) return '';
+      reader.skipType(wireType);
+    }
+  } catch {
+    // Not protobuf past this point: no boot id before it.
+  }
+  return '';
+}
+
 export function decodeBatch(bytes: Uint8Array): BatchMessage {
   const m = decodeWith(T.Batch, bytes, 'Batch');
   checkVersion(m, 'Batch');

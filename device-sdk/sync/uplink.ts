@@ -146,7 +146,7 @@ const REFUSED_FIXES: Readonly<Record<string, string>> = Object.freeze({
   oversize: "this board's batches are larger than the edge accepts: lower edge.batchMaxRecords / edge.batchMaxBytes in the board config",
   'unknown-version': "the edge does not speak this board's wire format version: bring the board software and the edge to matching medge versions",
   'device-id-in-use':
-    "another board is running under this board's device id, and the edge stores that board's records and refuses this board's so that two patients' data do not mix under one id. Give each board its own device id and certificate (deviceId in the board config, medge provision): re-provision the other board, whose records are at the edge, and keep this board's id and data directory (its records exist only here); the edge takes them once the other board has been silent under this id for 5 minutes",
+    "another board is running under this board's device id, and the edge stores that board's records and refuses this board's so that two patients' data do not mix under one id. Give each board its own device id and certificate (deviceId in the board config, medge provision): re-provision the other board, whose records are at the edge, and keep this board's id and data directory (its records exist only here); the edge takes them once the edge's operator releases the id (medge edge duplicates release), or by itself once the other board has been silent under this id for 7 days",
 });
 
 export interface UplinkEvents {

@@ -3,18 +3,20 @@ import type { RecordKind } from '../../device-sdk/records.js';
 import { LOG_LEVELS } from '../config.js';
 import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
+import { DuplicateReleaseError } from '../../edge/duplicate-device-id.js';
 import { EdgeNode } from '../../edge/edge-node.js';
-import { edgeDatabasePath, readEdgeStats } from '../../edge/edge-store.js';
+import { edgeDatabasePath, readEdgeStats, releaseStoredDuplicate } from '../../edge/edge-store.js';
 import { FhirServer } from '../../edge/fhir/http.js';
 import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
 import { conflictsCommand } from './edge-conflicts.js';
 import { exportFhirCommand } from './fhir.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
        medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
        medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K]) --choice keep-stored|import --operator NAME --reason TEXT
+       medge edge duplicates release --data DIR --device ID --operator NAME --reason TEXT [--keep BOOT]
        medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
        medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
 
@@ -30,6 +32,11 @@ counted as 'auth' (no, expired or foreign certificate; wrong username) and 'acl'
 With --tls the edge also opens payloads a device sealed with its wire key (written by 'medge
 provision'; config edge.payloadEncryption, AES-256-GCM or SM4-CTR+HMAC-SM3); --sealed-payloads
 refuses clear payloads from every device that has a wire key (counted as 'auth').
+
+--shared-subscription GROUP (with --broker) subscribes the ingest to $share/GROUP/<uplinks>, so that N
+'medge edge' processes with the same GROUP, --broker and --data are N ingest workers on one store, the
+broker giving each uplink to one of them (Mosquitto >= 1.6; the embedded aedes has no shared
+subscriptions). Each batch is committed in one SQLite transaction, so workers never store a record twice.
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -48,9 +55,15 @@ sending (two boards running with one id, evicting each other's MQTT session; a r
 and is not counted): the boards keep their records, but one of them needs its own id. Once such
 switches prove two live boards (4 switches back over at least a minute, by default), the edge
 refuses the batches of the boot it heard second ('device-id-in-use'; that board keeps its records
-and raises sync-batches-refused) until the first has been silent for 5 minutes; 'stats' then names
-both boots and, per boot, the kinds and seq ranges stored under the id (the refused boot's came
-before the proof and are mixed with the other's).
+and raises sync-batches-refused) until the first has been silent for 7 days (a board cut off by its
+link keeps its place; the refused one then takes over as its replacement) or an operator releases it;
+'stats' then names both boots and, per boot, the kinds and seq ranges stored under the id (the
+refused boot's came before the proof and are mixed with the other's).
+'duplicates release' ends the refusal of a device id at once and records who, when and why in the
+store: without --keep both boots' batches are stored again (should both boards still run, the edge
+proves them again within minutes, the board stored the longer keeping its place); with --keep BOOT
+(one of the two) that boot keeps syncing and the other is refused (the edge picked the wrong board).
+Exit status 1 when the device id has no proven pair or BOOT is not one of its boots.
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -62,6 +75,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (args[0] === 'mosquitto-config') return mosquittoConfig(args.slice(1));
   if (args[0] === 'export-fhir') return exportFhirCommand(args.slice(1));
   if (args[0] === 'conflicts') return conflictsCommand(args.slice(1));
+  if (args[0] === 'duplicates') return duplicatesCommand(args.slice(1));
   const { values } = parse(
     args,
     {
@@ -72,6 +86,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
       tls: { type: 'string' },
       http: { type: 'string' },
       'sealed-payloads': { type: 'boolean' },
+      'shared-subscription': { type: 'string' },
       'log-level': { type: 'string' },
     },
     EDGE_USAGE,
@@ -88,6 +103,9 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values.tls !== undefined && values.broker !== undefined && !values.broker.startsWith('mqtts://')) {
     throw new UsageError(`--tls with --broker needs an mqtts:// URL, got ${JSON.stringify(values.broker)}`, EDGE_USAGE);
   }
+  if (values['shared-subscription'] !== undefined && values.broker === undefined) {
+    throw new UsageError('--shared-subscription needs --broker URL: the embedded broker (aedes) has no shared subscriptions', EDGE_USAGE);
+  }
   if (values['sealed-payloads'] && values.tls === undefined) throw new UsageError('--sealed-payloads needs --tls CADIR (the wire keys live there)', EDGE_USAGE);
   const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
   const wireKeys = values.tls === undefined ? undefined : new WireKeyring(values.tls);
@@ -100,6 +118,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
     host: values.host ?? '127.0.0.1',
     logger,
     ...(values.broker ? { brokerUrl: values.broker } : {}),
+    ...(values['shared-subscription'] === undefined ? {} : { sharedSubscription: values['shared-subscription'] }),
     ...(tls ? { tls } : {}),
     ...(wireKeys ? { payload: { wireKeys: (id: string) => wireKeys.get(id), requireSealed: values['sealed-payloads'] === true } } : {}),
   });
@@ -167,8 +186,37 @@ function edgeStats(args: string[]): number {
     lines.push(
       `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused; incumbent ${d.incumbent ?? '?'}); stored under ${device}: ${stored.join('; ')}`,
     );
+    const r = d.lastRelease;
+    if (r) lines.push(`    released by ${r.operator} at ${new Date(r.releasedMs).toISOString()} (${r.keptBoot === undefined ? 'both boots stored again' : `kept ${r.keptBoot}`}): ${r.reason}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+/** `medge edge duplicates release`: an operator ends (or turns round) the refusal of a device id's proven pair of boots. */
+export function duplicatesCommand(args: string[], now: () => number = Date.now): number {
+  if (args[0] !== 'release') throw new UsageError(`unknown 'edge duplicates' command ${JSON.stringify(args[0] ?? '')}; the one command is: release`, EDGE_USAGE);
+  const { values } = parse(
+    args.slice(1),
+    { data: { type: 'string' }, device: { type: 'string' }, operator: { type: 'string' }, reason: { type: 'string' }, keep: { type: 'string' } },
+    EDGE_USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(`${EDGE_USAGE}\n`);
+    return 0;
+  }
+  if (!values.data || !values.device || values.operator === undefined || values.reason === undefined) {
+    throw new UsageError('duplicates release needs --data DIR, --device ID, --operator NAME and --reason TEXT', EDGE_USAGE);
+  }
+  try {
+    releaseStoredDuplicate(edgeDatabasePath(values.data), values.device, { operator: values.operator, reason: values.reason, ...(values.keep === undefined ? {} : { keep: values.keep }) }, now());
+  } catch (error) {
+    if (!(error instanceof DuplicateReleaseError)) throw error;
+    process.stderr.write(`medge: ${error.message}\n`);
+    return 1;
+  }
+  const what = values.keep === undefined ? 'both boots are stored again' : `boot ${values.keep} keeps syncing, the other boot is refused`;
+  process.stdout.write(`released device id ${values.device}: ${what} (recorded in ${edgeDatabasePath(values.data)})\n`);
   return 0;
 }
 

@@ -307,10 +307,11 @@ describe('medge edge conflicts', () => {
   it('a store of schema 2 (before settlements) is listed read-only, then migrated by the first settlement', async () => {
     const dir = tempDir();
     storeWithConflicts(dir);
-    // What the previous build leaves: schema 2, no settlement table (nor the later duplicate_device_ids and boot_watch).
+    // What the previous build leaves: schema 2, no settlement table (nor the later duplicate_device_ids, boot_watch, duplicate_releases, boot_records).
     const db = new Database(edgeDatabasePath(dir));
     db.exec(`DROP TRIGGER conflicts_kept; DROP TRIGGER conflicts_unchanged; DROP TRIGGER conflict_resolutions_final_update;
-      DROP TRIGGER conflict_resolutions_final_delete; DROP TABLE conflict_resolutions; DROP TABLE duplicate_device_ids; DROP TABLE boot_watch; PRAGMA user_version = 2;`);
+      DROP TRIGGER conflict_resolutions_final_delete; DROP TABLE conflict_resolutions; DROP TABLE duplicate_device_ids; DROP TABLE boot_watch;
+      DROP TABLE duplicate_releases; DROP TABLE boot_records; DROP INDEX conflicts_device_boot; PRAGMA user_version = 2;`);
     db.close();
     const version = () => {
       const d = new Database(edgeDatabasePath(dir), { readonly: true });

@@ -16,7 +16,8 @@ import type { RecordBodies, RecordKind } from '../../device-sdk/records.js';
 import { type BatchLimits, buildBatch, DEFAULT_BATCH_LIMITS, type RejectReason } from '../../device-sdk/sync/batch.js';
 import { downTopic, parseUpTopic, upTopic } from '../../device-sdk/sync/topics.js';
 import { sealPayload, type WireKey } from '../../device-sdk/security/wire-keys.js';
-import { EdgeStore, readEdgeStats } from '../../edge/edge-store.js';
+import { EdgeStore, readEdgeStats, releaseStoredDuplicate } from '../../edge/edge-store.js';
+import { duplicatesCommand } from '../../firmware/cli/edge.js';
 import { Ingest, type IngestOptions, type IngestOutcome } from '../../edge/ingest.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
 
@@ -569,9 +570,9 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
   }
   const storedOf = (h: Harness, bootId: string) => h.store.records(DEV, 'reading', 0, 100_000).filter((r) => r.bootId === bootId).map((r) => r.seq);
 
-  it('after 4 switches back over a minute refuses the intruding boot (Ack.refused naming it), keeps the incumbent, lists what the intruder stored before, and takes it again once the incumbent is silent for 5 min', () => {
+  it('after 4 switches back over a minute refuses the intruding boot (Ack.refused naming it), keeps the incumbent, lists what the intruder stored before, and takes it again once the incumbent is silent for the hold (5 min here)', () => {
     const clock = new VirtualClock();
-    const h = setup({}, { clock });
+    const h = setup({}, { clock, duplicateDeviceId: { holdMs: 5 * 60_000 } });
     const s = sender(() => h.ingest, clock);
     // boot-a first; boot-b appears 20 s later and they alternate every 20 s: switches back at 40, 60, 80 and 100 s.
     for (const boot of ['boot-a', 'boot-b', 'boot-a', 'boot-b', 'boot-a', 'boot-b']) expect(s.send(boot).ok).toBe(true);
@@ -608,6 +609,94 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     // Its refused batches, sent again, are stored now: nothing lost.
     for (const payload of s.payloads['boot-b'] ?? []) h.ingest.handle(topic('reading'), payload);
     expect(storedOf(h, 'boot-b')).toEqual(s.sent['boot-b']);
+  });
+
+  /** boot-a and boot-b alternate every 20 s until proven (boot-a the incumbent). */
+  const prove = (s: ReturnType<typeof sender>) => {
+    for (const boot of ['boot-a', 'boot-b', 'boot-a', 'boot-b', 'boot-a', 'boot-b']) expect(s.send(boot).ok).toBe(true);
+  };
+
+  it('keeps a proven incumbent\'s place while its link is down for 6 h (the refused board sending all along) and while both are cut off for 2 h', () => {
+    // Before, the incumbent silent for 5 min lost its place: the refused board's batches were stored from then on.
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    prove(s);
+    const beforeProof = [...(s.sent['boot-b'] ?? [])];
+    for (let k = 0; k < 360; k++) expect(s.send('boot-b', 60_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(storedOf(h, 'boot-b')).toEqual(beforeProof);
+    // The clinic's board is back: stored, and its acks say another boot is live (boot-b was heard within 5 min).
+    expect(s.send('boot-a', 60_000).ok).toBe(true);
+    expect(h.acks.at(-1)?.ack).toMatchObject({ bootId: 'boot-a', otherBootLive: true });
+    expect(s.send('boot-b', 60_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    // The village link is down for both for 2 h; the refused board gets through first: still refused.
+    clock.advance(2 * 3_600_000);
+    expect(s.send('boot-b', 60_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(s.send('boot-a', 60_000).ok).toBe(true);
+    expect(storedOf(h, 'boot-b')).toEqual(beforeProof);
+    expect(storedOf(h, 'boot-a')).toEqual(s.sent['boot-a']);
+    // Once boot-b has been silent for the window, the incumbent's acks no longer say another boot is live.
+    clock.advance(6 * 60_000);
+    expect(s.send('boot-a').ok).toBe(true);
+    expect(h.acks.at(-1)?.ack).toMatchObject({ bootId: 'boot-a', otherBootLive: false });
+    const stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
+    expect(stats).toMatchObject({ incumbent: 'boot-a', refusedBoot: 'boot-b', refusedBatches: 362 });
+    expect(stats?.releasedMs).toBeUndefined();
+  });
+
+  it('a proven incumbent silent for the hold (7 days) is taken as replaced: the refused board takes over, and nothing it kept is lost', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    prove(s);
+    const lastOfA = clock.now() - 40_000;
+    // boot-b sends every hour; refused while boot-a's last batch is less than 7 days old.
+    let refused = 0;
+    while (clock.now() - lastOfA <= 7 * 24 * 3_600_000) {
+      expect(s.send('boot-b', 3_600_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+      refused += 1;
+    }
+    expect(refused).toBe(168);
+    expect(s.send('boot-b').ok).toBe(true);
+    for (const payload of s.payloads['boot-b'] ?? []) h.ingest.handle(topic('reading'), payload);
+    expect(storedOf(h, 'boot-b')).toEqual(s.sent['boot-b']);
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.releasedMs).toEqual(expect.any(Number));
+  });
+
+  it('an operator releases a proven pair (both stored again, or --keep the refused boot: the sides turn round), recorded in the store; refused without a proof or for another boot', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    prove(s);
+    expect(s.send('boot-b')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    const release = (keep?: string) => releaseStoredDuplicate(join(h.dir, 'edge.sqlite'), DEV, { operator: 'ops-1', reason: 'board 2 is the clinic\'s', ...(keep ? { keep } : {}) }, clock.now());
+    expect(() => release('boot-c')).toThrow(expect.objectContaining({ problem: 'unknown-boot', deviceId: DEV }));
+    expect(() => releaseStoredDuplicate(join(h.dir, 'edge.sqlite'), DEV, { operator: ' ', reason: 'x' }, clock.now())).toThrow(expect.objectContaining({ problem: 'bad-release' }));
+    // --keep boot-b: boot-b is stored from now on, boot-a refused (the ingest's own connection sees it at its next batch).
+    release('boot-b');
+    expect(s.send('boot-b').ok).toBe(true);
+    expect(s.send('boot-a')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    let stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
+    expect(stats).toMatchObject({ incumbent: 'boot-b', refusedBoot: 'boot-a', lastRelease: { operator: 'ops-1', incumbent: 'boot-a', refusedBoot: 'boot-b', keptBoot: 'boot-b' } });
+    expect(stats?.releasedMs).toBeUndefined();
+    // Released without --keep: both stored again.
+    h.store.releaseDuplicate(DEV, { operator: 'ops-2', reason: 'board 1 re-provisioned' }, clock.now());
+    expect(s.send('boot-a').ok).toBe(true);
+    stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
+    expect(stats?.releasedMs).toEqual(expect.any(Number));
+    expect(stats?.lastRelease).toEqual({ operator: 'ops-2', reason: 'board 1 re-provisioned', releasedMs: expect.any(Number), incumbent: 'boot-b', refusedBoot: 'boot-a' });
+    // Nothing proven now: the CLI says so and exits 1.
+    expect(() => release()).toThrow(expect.objectContaining({ problem: 'not-proven' }));
+    const err = process.stderr.write;
+    process.stderr.write = (() => true) as typeof process.stderr.write;
+    try {
+      expect(duplicatesCommand(['release', '--data', h.dir, '--device', DEV, '--operator', 'ops-3', '--reason', 'again'], () => clock.now())).toBe(1);
+    } finally {
+      process.stderr.write = err;
+    }
+    const db = new Database(join(h.dir, 'edge.sqlite'));
+    expect(() => db.exec('DELETE FROM duplicate_releases')).toThrow(/final/);
+    db.close();
   });
 
   it('never refuses a rebooted board, with late batches of the old boot (one not yet stored, and QoS-1 redeliveries) arriving between the new boot\'s for 5 min', () => {
@@ -732,6 +821,33 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ count: 1, refusedBatches: 0, storedByBoot: { 'boot-a': { reading: { stored: 10, conflicts: 0 } } } });
   });
 
+  it('edge stats list the records per boot from counts each commit keeps (no scan per boot), equal to a count of the rows, redeliveries and conflicts not counted; an older store is backfilled', () => {
+    const clock = new VirtualClock();
+    const h = setup({}, { clock, duplicateDeviceId: { proofSwitchBacks: Number.POSITIVE_INFINITY } });
+    const s = sender(() => h.ingest, clock);
+    for (const boot of ['boot-a', 'boot-b', 'boot-a', 'boot-b', 'boot-c', 'boot-a']) s.send(boot);
+    // A batch of boot-c resending records of boot-b and boot-a (a reboot), one of them sent again (redelivered).
+    const mixed = [...bootRecords('boot-b', [31, 32]), ...bootRecords('boot-a', [33])];
+    expectOk(h.ingest.handle(topic('reading'), batch('reading', 30, [31, 32, 33], { bootId: 'boot-c', records: mixed })));
+    h.ingest.handle(topic('reading'), batch('reading', 30, [31, 32, 33], { bootId: 'boot-c', records: mixed }));
+    // A record reusing a stored seq with other content: kept as a conflict, not in records.
+    h.ingest.handle(topic('reading'), batch('reading', 0, [1], { bootId: 'boot-c', records: bootRecords('boot-z', [1]).map((r) => ({ ...r, tMs: 1 })) }));
+    const db = new Database(join(h.dir, 'edge.sqlite'));
+    const scanned = () => db.prepare('SELECT boot_id, kind, COUNT(*) AS stored, MIN(seq) AS min_seq, MAX(seq) AS max_seq FROM records WHERE device_id = ? GROUP BY boot_id, kind ORDER BY boot_id').all(DEV);
+    const kept = () => db.prepare('SELECT boot_id, kind, stored, min_seq, max_seq FROM boot_records WHERE device_id = ? ORDER BY boot_id').all(DEV);
+    expect(kept()).toEqual(scanned());
+    const byBoot = readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.storedByBoot;
+    expect(byBoot?.['boot-b']).toEqual({ reading: { stored: 12, minSeq: 6, maxSeq: 32, conflicts: 0 } });
+    // The per-boot listing reads the kept counts through their key, not the records.
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT kind, stored FROM boot_records WHERE device_id = 'd' AND boot_id = 'b' ORDER BY kind").all() as { detail: string }[];
+    expect(plan.map((p) => p.detail).join(' ')).toMatch(/SEARCH boot_records USING PRIMARY KEY/);
+    // A store written before the counts: backfilled when opened.
+    db.exec('DROP TABLE boot_records; DROP INDEX conflicts_device_boot; PRAGMA user_version = 6;');
+    db.close();
+    new EdgeStore(h.dir).close();
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]?.storedByBoot).toEqual(byBoot);
+  });
+
   it('a damaged boot watch row starts the watch afresh instead of failing the batch', () => {
     const clock = new VirtualClock();
     const h = setup({}, { clock });
@@ -791,6 +907,46 @@ describe('seqs from the wall-clock floor (about 1.8e15, above 2^32) on the wire 
       h.ingest.handle(topic('reading', 'dev-lost'), batch('reading', 0, range(1, 5), { deviceId: 'dev-lost' }));
       expect(h.notices).toHaveLength(3);
       expect(readEdgeStats(h.dir).rejected).toEqual({ auth: 7 });
+    });
+
+    it('names the boot it refused whatever the reason, as far as the payload says it (a sealed one that does not open: none)', () => {
+      // Before, only device-id-in-use named the boot: another board under the id, or this board's next boot, took a
+      // notice about a malformed batch of another boot for its own (slow resends and a sync-batches-refused alert).
+      const wireKey: WireKey = { keyId: 'w-000000000001', key: new Uint8Array(32).fill(7) };
+      const other: WireKey = { keyId: 'w-000000000002', key: new Uint8Array(32).fill(8) };
+      const h = setup({}, { wireKeys: (id) => (id === 'dev-sealed' ? wireKey : undefined), requireSealed: true, certificateProblem: (id) => (id === 'dev-lost' ? { reason: 'certificate-revoked', message: 'revoked' } : undefined) });
+      const notices = () => h.notices.map((n) => [n.ack.kind, n.ack.refused, n.ack.bootId]);
+      // Malformed: the header decodes, the records do not match it.
+      h.ingest.handle(topic('reading'), patchBatch(batch('reading', 0, range(1, 5), { bootId: 'boot-m' }), { count: 9 }));
+      // Malformed: not a Batch past its first fields (the records field cut short).
+      const cut = batch('alert', 0, range(1, 5), { bootId: 'boot-cut' });
+      h.ingest.handle(topic('alert'), cut.subarray(0, cut.byteLength - 3));
+      // Unknown version, and a deviceId that does not match the topic.
+      h.ingest.handle(topic('finding'), patchBatch(batch('finding', 0, range(1, 2), { bootId: 'boot-v' }), { schemaVersion: 99 }));
+      h.ingest.handle(topic('chunk'), batch('chunk', 0, range(1, 2), { bootId: 'boot-d', deviceId: 'dev-else' }));
+      // Oversize: more records than the limit.
+      const big = setup({ maxRecords: 3 });
+      big.ingest.handle(topic('reading'), batch('reading', 0, range(1, 5), { bootId: 'boot-o' }));
+      // A revoked certificate, a clear payload where sealed ones are required, a sealed one under another key.
+      h.ingest.handle(topic('reading', 'dev-lost'), batch('reading', 0, range(1, 5), { deviceId: 'dev-lost', bootId: 'boot-r' }));
+      h.ingest.handle(topic('reading', 'dev-sealed'), batch('reading', 0, range(1, 5), { deviceId: 'dev-sealed', bootId: 'boot-c' }));
+      h.ingest.handle(topic('alert', 'dev-sealed'), sealPayload('aes-256-gcm', other, topic('alert', 'dev-sealed'), batch('alert', 0, range(1, 5), { deviceId: 'dev-sealed', bootId: 'boot-s' })));
+      // A sealed one that opens but holds a malformed batch: named.
+      h.ingest.handle(topic('finding', 'dev-sealed'), sealPayload('aes-256-gcm', wireKey, topic('finding', 'dev-sealed'), patchBatch(batch('finding', 0, range(1, 5), { deviceId: 'dev-sealed', bootId: 'boot-sm' }), { count: 9 })));
+      expect(notices()).toEqual([
+        ['reading', 'malformed', 'boot-m'],
+        ['alert', 'malformed', 'boot-cut'],
+        ['finding', 'unknown-version', 'boot-v'],
+        ['chunk', 'malformed', 'boot-d'],
+        ['reading', 'certificate-revoked', 'boot-r'],
+        ['reading', 'key', 'boot-c'],
+        ['alert', 'key', ''],
+        ['finding', 'malformed', 'boot-sm'],
+      ]);
+      expect(big.notices.map((n) => [n.ack.refused, n.ack.bootId])).toEqual([['oversize', 'boot-o']]);
+      // Random bytes name no boot.
+      h.ingest.handle(topic('quarantine'), Uint8Array.of(0xff, 0xff, 0xff, 0x01, 0x1a, 0x05));
+      expect(h.notices.at(-1)?.ack).toMatchObject({ kind: 'quarantine', refused: 'malformed', bootId: '' });
     });
 
     it('names a payload that does not open under the device\'s wire key `key`', () => {

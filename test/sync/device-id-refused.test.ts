@@ -28,8 +28,8 @@ import { useTempDirs } from '../helpers/temp.js';
 const tempDir = useTempDirs('device-id-refused');
 const DEV = 'dev-twin';
 const T0 = 1_700_000_000_000;
-/** Scaled down for a test: proven after 4 switches back spanning 2 s; a boot silent for 4 s is gone. */
-const WATCH: Partial<DuplicateDeviceIdOptions> = { proofSwitchBacks: 4, proofSpanMs: 2_000, windowMs: 4_000 };
+/** Scaled down for a test: proven after 4 switches back spanning 2 s; a boot silent for 4 s is gone, a proven one's place held 4 s (7 days by default). */
+const WATCH: Partial<DuplicateDeviceIdOptions> = { proofSwitchBacks: 4, proofSpanMs: 2_000, windowMs: 4_000, holdMs: 4_000 };
 const NOTICE = { repeatMs: 500 };
 
 const sha = (body: Uint8Array) => createHash('sha256').update(body).digest('hex');
@@ -164,7 +164,7 @@ describe('two boards under one deviceId (aedes, two real ledgers)', () => {
       expect(text).toContain(`boot ${intruder.store.bootId}: reading ${listed?.stored ?? 0}`);
 
       // The id is fixed: the incumbent board is re-provisioned under an id of its own (here: it leaves this id).
-      // Once it has been silent for the window, the other board's records are taken.
+      // Once it has been silent for the hold, the other board's records are taken.
       await incumbent.uplink.stop();
       await waitFor(() => intruder.uplink.drained, 'the other board drained once the incumbent left the id', 40_000);
       expect(intruder.uplink.refused).toEqual({});
