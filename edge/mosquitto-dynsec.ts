@@ -219,11 +219,13 @@ export class MosquittoDeviceBlocker {
       return;
     }
     for (const r of responses) {
+      if (typeof r !== 'object' || r === null) continue;
       const deviceId = typeof r.correlationData === 'string' ? r.correlationData : undefined;
       const error = typeof r.error === 'string' ? r.error : undefined;
       if (r.command === 'listClients' && !error && Array.isArray(r.data?.clients)) {
-        for (const c of r.data.clients as { username?: unknown; roles?: { rolename?: unknown }[] }[]) {
-          if (typeof c.username === 'string' && c.roles?.some((role) => role.rolename === DYNSEC_BLOCKED_ROLE)) this.blockedSet.add(c.username);
+        for (const c of r.data.clients as ({ username?: unknown; roles?: unknown } | null)[]) {
+          const roles = Array.isArray(c?.roles) ? (c.roles as ({ rolename?: unknown } | null)[]) : [];
+          if (typeof c?.username === 'string' && roles.some((role) => role?.rolename === DYNSEC_BLOCKED_ROLE)) this.blockedSet.add(c.username);
         }
       } else if (deviceId === undefined) {
         continue;

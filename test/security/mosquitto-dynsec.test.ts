@@ -11,13 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initCaDir, provisionDevice, revokeDevice } from '../../device-sdk/security/pki.js';
-import { upTopic } from '../../device-sdk/sync/topics.js';
+import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
 import { DYNSEC_FILE, mosquittoAclText, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { DYNSEC_BLOCKED_ROLE } from '../../edge/mosquitto-dynsec.js';
+import { medge } from '../helpers/cli.js';
 import { findMosquitto, systemAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 import { THREE_DEVICES, threeConnectedDevices } from './configured-mosquitto.js';
-import { end, publish, readingBatch, tlsOptions, tryConnect } from './probe.js';
+import { end, publish, readingBatch, subscribe, tlsOptions, tryConnect } from './probe.js';
 
 const SITE = 'ward-dyn';
 const mosquitto = findMosquitto();
@@ -51,6 +52,14 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
     expect(() => writeMosquittoConfig({ tlsDir: caDir, out: join(dir, 'text-bad', 'mosquitto.conf'), dynsec: true, dynsecPlugin: join(dir, 'none.so') })).toThrow(
       expect.objectContaining({ code: 'mosquitto-config', field: 'dynsecPlugin' }),
     );
+    // The CLI: `mosquitto-config --dynsec`, and `medge edge --dynsec` only in front of an external broker with --tls.
+    const cli = await medge(['edge', 'mosquitto-config', '--tls', caDir, '--out', join(dir, 'text-cli', 'mosquitto.conf'), '--dynsec']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toContain(DYNSEC_FILE);
+    expect(readFileSync(join(dir, 'text-cli', 'mosquitto.conf'), 'utf8')).toMatch(/^plugin_opt_config_file /m);
+    const noBroker = await medge(['edge', '--data', join(dir, 'text-edge'), '--tls', caDir, '--dynsec']);
+    expect(noBroker.code).toBe(2);
+    expect(noBroker.stderr).toContain('--dynsec needs --broker');
   });
 
   it('closes a revoked and an expired device within seconds without SIGHUP, their reconnects carry nothing, others deliver; a re-provisioned device is let back', async () => {
@@ -90,6 +99,8 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
       const again = await tryConnect(url, tlsOptions(caPem, identity('dev-rev')));
       expect(again.connected).toBe(true);
       if (again.connected) {
+        // Its subscription is refused outright (the ACL file alone grants every subscription and filters at delivery).
+        expect(await subscribe(again.client, `${downTopic(SITE, 'dev-rev', 'ack').replace(/\/ack$/, '')}/#`)).toEqual([128]);
         await publish(again.client, upTopic(SITE, 'dev-rev', 'reading'), readingBatch('dev-rev', 3, 3));
         expect(await publish(clients.ok, upTopic(SITE, 'dev-ok', 'reading'), readingBatch('dev-ok', 3, 6))).toBe('acked');
         await waitFor(() => stored('dev-ok') === 9, 'dev-ok delivers after the blocked publish');
