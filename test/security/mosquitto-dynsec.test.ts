@@ -6,14 +6,14 @@
  * restart, other devices stay connected, and what it reconnects with carries nothing until the operator's
  * SIGHUP makes Mosquitto refuse its handshake. A device re-provisioned afterwards is let through again.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initCaDir, provisionDevice, revokeDevice } from '../../device-sdk/security/pki.js';
 import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
 import { DYNSEC_FILE, mosquittoAclText, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
-import { DYNSEC_BLOCKED_ROLE } from '../../edge/mosquitto-dynsec.js';
+import { DYNSEC_BLOCKED_ROLE, DYNSEC_PLUGIN_PATHS } from '../../edge/mosquitto-dynsec.js';
 import { medge } from '../helpers/cli.js';
 import { findMosquitto, systemAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
@@ -26,7 +26,9 @@ const dir = mkdtempSync(join(tmpdir(), 'medge-mq-dynsec-'));
 chmodSync(dir, 0o755); // Mosquitto reads its files as user mosquitto after dropping root
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitto'))('Mosquitto 2.0 with the dynamic security plugin: revoked and expired devices are disconnected', () => {
+// Debian and Ubuntu ship the plugin in the mosquitto package (2.0 and later).
+const pluginFound = DYNSEC_PLUGIN_PATHS.some((path) => existsSync(path));
+describe.skipIf(!systemAvailable('mosquitto with its dynamic security plugin', mosquitto !== undefined && pluginFound, 'mosquitto'))('Mosquitto 2.0 with the dynamic security plugin: revoked and expired devices are disconnected', () => {
   it('writes the plugin lines, the blocked role and the ingest grant; the ACL-file mode is unchanged without dynsec', async () => {
     const caDir = join(dir, 'ca-text');
     await initCaDir(caDir, { site: SITE });
