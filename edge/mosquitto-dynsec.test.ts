@@ -34,8 +34,10 @@ describe('MosquittoDeviceBlocker', () => {
     t.problems.set('dev-a', { reason: 'certificate-revoked', message: '' });
     t.blocker.sweep();
     t.blocker.sweep();
-    expect(t.sent.map((c) => c.map((x) => `${x.command}:${String(x.username)}`))).toEqual([['createClient:dev-a', 'addClientRole:dev-a', 'disableClient:dev-a']]);
-    expect(t.sent[0]?.[0]).toMatchObject({ roles: [{ rolename: DYNSEC_BLOCKED_ROLE }] });
+    expect(t.sent.map((c) => c.map((x) => `${x.command}:${String(x.username ?? x.rolename)}`))).toEqual([
+      ['createRole:medge-blocked', 'addRoleACL:medge-blocked', 'addRoleACL:medge-blocked', 'addRoleACL:medge-blocked', 'createClient:dev-a', 'addClientRole:dev-a', 'disableClient:dev-a'],
+    ]);
+    expect(t.sent[0]?.[4]).toMatchObject({ roles: [{ rolename: DYNSEC_BLOCKED_ROLE }] });
     t.advance(5_000);
     t.blocker.sweep();
     expect(t.sent).toHaveLength(2); // no answer within retryMs: sent again

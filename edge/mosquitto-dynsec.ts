@@ -35,6 +35,9 @@ export const DYNSEC_RESPONSE_TOPIC = `${DYNSEC_CONTROL_TOPIC}/response`;
 /** The plugin role of blocked devices: every publish, subscription and delivery denied. */
 export const DYNSEC_BLOCKED_ROLE = 'medge-blocked';
 
+const BLOCKED_ROLE_DESCRIPTION = 'medge: revoked or expired certificate';
+const BLOCKED_ROLE_ACLS = Object.freeze(['publishClientSend', 'publishClientReceive', 'subscribePattern'].map((acltype) => Object.freeze({ acltype, topic: '#', priority: 0, allow: false })));
+
 /** Where distributions install the plugin (Debian/Ubuntu per architecture, Alpine, source builds). */
 export const DYNSEC_PLUGIN_PATHS: readonly string[] = Object.freeze([
   '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so',
@@ -49,13 +52,12 @@ export const DYNSEC_PLUGIN_PATHS: readonly string[] = Object.freeze([
  * role, and default access that lets the ACL file decide. Pure. The plugin rewrites this file on each change.
  */
 export function dynsecConfigText(): string {
-  const deny = (acltype: string) => ({ acltype, topic: '#', priority: 0, allow: false });
   return `${JSON.stringify(
     {
       defaultACLAccess: { publishClientSend: false, publishClientReceive: true, subscribe: false, unsubscribe: true },
       clients: [],
       groups: [],
-      roles: [{ rolename: DYNSEC_BLOCKED_ROLE, textdescription: 'medge: revoked or expired certificate', acls: [deny('publishClientSend'), deny('publishClientReceive'), deny('subscribePattern')] }],
+      roles: [{ rolename: DYNSEC_BLOCKED_ROLE, textdescription: BLOCKED_ROLE_DESCRIPTION, acls: BLOCKED_ROLE_ACLS }],
     },
     null,
     2,
@@ -71,6 +73,9 @@ export interface DynsecCommand {
 export function blockCommands(deviceId: string): DynsecCommand[] {
   const role = { rolename: DYNSEC_BLOCKED_ROLE };
   return [
+    // The role, in case the plugin's file lacks it (written by hand or by another tool); each fails harmlessly when it exists.
+    { command: 'createRole', rolename: DYNSEC_BLOCKED_ROLE, textdescription: BLOCKED_ROLE_DESCRIPTION, correlationData: deviceId },
+    ...BLOCKED_ROLE_ACLS.map((acl) => ({ command: 'addRoleACL', rolename: DYNSEC_BLOCKED_ROLE, ...acl, correlationData: deviceId })),
     // Fails with "Client already exists" when it does; the next command then gives it the role.
     { command: 'createClient', username: deviceId, roles: [role], correlationData: deviceId },
     { command: 'addClientRole', username: deviceId, rolename: DYNSEC_BLOCKED_ROLE, correlationData: deviceId },
