@@ -11,7 +11,8 @@ import { EmbeddedBroker } from './broker.js';
 import type { DuplicateDeviceIdOptions } from './duplicate-device-id.js';
 import { EdgeStore } from './edge-store.js';
 import { Ingest, type IngestOptions, type IngestOutcome } from './ingest.js';
-import { createIssuedCertificateCheck } from './issued-certificates.js';
+import { type CertificateProblem, createIssuedCertificateCheck } from './issued-certificates.js';
+import { DYNSEC_CONTROL_TOPIC, DYNSEC_RESPONSE_TOPIC, MosquittoDeviceBlocker } from './mosquitto-dynsec.js';
 
 export interface EdgeNodeOptions {
   dataDir: string;
@@ -42,6 +43,12 @@ export interface EdgeNodeOptions {
    * match no uplink. Each worker's client id is then its own (`medge-edge-ingest-<pid>-<8 hex>`).
    */
   sharedSubscription?: string;
+  /**
+   * With `brokerUrl` and `tls` (a CA directory with `issued/`): the broker is a Mosquitto 2.0 configured by
+   * `medge edge mosquitto-config --dynsec`, and the ingest blocks devices whose latest certificate is revoked or
+   * expired through its dynamic security plugin, closing their open connections (`mosquitto-dynsec.ts`).
+   */
+  dynsec: boolean;
   logger: Logger;
 }
 
@@ -71,6 +78,7 @@ export const DEFAULT_EDGE_OPTIONS: Readonly<Omit<EdgeNodeOptions, 'dataDir'>> = 
   host: '127.0.0.1',
   limits: {},
   mqtt: {},
+  dynsec: false,
   logger: silentLogger,
 });
 
@@ -85,6 +93,8 @@ export class EdgeNode {
   private readonly log: Logger;
   private client: MqttClient | undefined;
   private readonly ingest: Ingest;
+  /** Blocks revoked and expired devices on Mosquitto (`dynsec`). */
+  readonly deviceBlocker: MosquittoDeviceBlocker | undefined;
   /** Called after each message is handled (tests and the demo watch it). */
   onOutcome: ((outcome: IngestOutcome) => void) | undefined;
 
@@ -109,6 +119,32 @@ export class EdgeNode {
               }
             : {}),
         });
+    const externalTls = this.options.brokerUrl && tls?.issuedDir ? { ...tls, issuedDir: tls.issuedDir } : undefined;
+    if (this.options.dynsec && !externalTls) {
+      throw new MedgeError('edge', 'dynsec needs an external broker (brokerUrl / --broker) and tls from a CA directory with issued/ (--tls DIR)');
+    }
+    const issuedCheck = externalTls ? createIssuedCertificateCheck({ ca: externalTls.ca, issuedDir: externalTls.issuedDir, crlPath: externalTls.crlPath, now: () => Date.now() }) : undefined;
+    this.deviceBlocker =
+      this.options.dynsec && externalTls && issuedCheck
+        ? new MosquittoDeviceBlocker({
+            issuedDir: externalTls.issuedDir,
+            certificateProblem: issuedCheck,
+            // A command lost here is sent again after the blocker's retry time.
+            publish: (payload) => {
+              if (this.client?.connected) this.client.publish(DYNSEC_CONTROL_TOPIC, payload, { qos: 1 });
+            },
+            logger: this.options.logger,
+          })
+        : undefined;
+    const certificateProblem =
+      issuedCheck === undefined
+        ? undefined
+        : (deviceId: string): CertificateProblem | undefined => {
+            const problem = issuedCheck(deviceId);
+            // The broker let a blocked device's batch through: block it again.
+            if (problem) this.deviceBlocker?.reblock(deviceId);
+            return problem;
+          };
     this.ingest = new Ingest(
       this.store,
       (topic, payload) => {
@@ -121,9 +157,7 @@ export class EdgeNode {
         ...this.options.payload,
         duplicateDeviceId: { ...this.options.payload?.duplicateDeviceId, ...this.options.duplicateDeviceId },
         // An external broker (Mosquitto) keeps connections open past revocation and expiry: the ingest refuses their batches.
-        ...(this.options.brokerUrl && tls?.issuedDir
-          ? { certificateProblem: createIssuedCertificateCheck({ ca: tls.ca, issuedDir: tls.issuedDir, crlPath: tls.crlPath, now: () => Date.now() }) }
-          : {}),
+        ...(certificateProblem ? { certificateProblem } : {}),
       },
     );
   }
@@ -173,9 +207,18 @@ export class EdgeNode {
           subscribed();
         }
       });
+      if (this.deviceBlocker) {
+        client.subscribe(DYNSEC_RESPONSE_TOPIC, { qos: 1 }, (error) => {
+          if (error) this.log.error({ err: error.message }, 'dynamic security response subscription failed');
+        });
+      }
     });
     client.on('error', (error) => this.log.warn({ err: error.message }, 'ingest mqtt error'));
     client.on('message', (topic, payload) => {
+      if (topic === DYNSEC_RESPONSE_TOPIC) {
+        this.deviceBlocker?.handleResponse(payload);
+        return;
+      }
       const outcome = this.ingest.handle(topic, payload);
       this.onOutcome?.(outcome);
     });
@@ -186,6 +229,7 @@ export class EdgeNode {
       await this.stop();
       throw error;
     }
+    this.deviceBlocker?.start();
   }
 
   /** Stops the embedded broker (all connections drop). For fault injection. */
@@ -198,6 +242,7 @@ export class EdgeNode {
   }
 
   async stop(): Promise<void> {
+    this.deviceBlocker?.stop();
     const client = this.client;
     this.client = undefined;
     if (client) await client.endAsync(true).catch(() => undefined);

@@ -46,11 +46,25 @@ export {
 export { type AckPublisher, Ingest, type IngestOutcome } from './ingest.js';
 export {
   DEFAULT_MOSQUITTO_PORT,
+  DYNSEC_FILE,
   MOSQUITTO_FILES,
   type MosquittoConfigInput,
+  MosquittoConfigError,
   mosquittoAclText,
   mosquittoConfigText,
   type WriteMosquittoConfigOptions,
   type WrittenMosquittoConfig,
   writeMosquittoConfig,
 } from './mosquitto-config.js';
+export {
+  blockCommands,
+  DYNSEC_BLOCKED_ROLE,
+  DYNSEC_CONTROL_TOPIC,
+  DYNSEC_PLUGIN_PATHS,
+  DYNSEC_RESPONSE_TOPIC,
+  type DynsecCommand,
+  dynsecConfigText,
+  MosquittoDeviceBlocker,
+  type MosquittoDeviceBlockerOptions,
+  unblockCommands,
+} from './mosquitto-dynsec.js';

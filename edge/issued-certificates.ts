@@ -5,7 +5,8 @@
  * (`test/security/mosquitto-open-connections.test.ts`): a connection whose certificate expires while it
  * is open stays open and its publishes are delivered; so does one whose certificate is revoked, even after
  * `medge edge mosquitto-config` is run again and Mosquitto gets SIGHUP (which makes it refuse new
- * handshakes with that certificate). Mosquitto has no way to close a client by certificate, and the ingest
+ * handshakes with that certificate). Mosquitto has no way to close a client by certificate (only by username,
+ * through its dynamic security plugin: `mosquitto-dynsec.ts`, which uses this check), and the ingest
  * does not see who published a message. It does know the device: Mosquitto's ACL (`pattern write
  * .../%u/up/#`, username = certificate CN) lets a device publish only under its own id. So the ingest
  * refuses (counted `auth`, not acknowledged) the batches of a device whose certificate, as the CA

@@ -14,12 +14,19 @@
  * new CRL and SIGHUP makes Mosquitto reread it for new handshakes, provided the config it started with
  * named a crlfile (`medge ca init` writes an empty CRL for that; an older CA directory without one needs a
  * restart after its first revocation).
+ *
+ * With `dynsec` the config also loads Mosquitto's dynamic security plugin, and the ACL file grants the
+ * ingest identity `$CONTROL/dynamic-security/#`: the ingest (`--dynsec`) then closes the connections of
+ * revoked and expired devices and denies their later ones everything (`mosquitto-dynsec.ts`). The ACL file
+ * stays the per-device policy in both modes.
  */
 import { chmodSync, chownSync, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { EDGE_INGEST_IDENTITY, readEdgeTls } from '../device-sdk/security/pki.js';
 import { TOPIC_ROOT } from '../device-sdk/sync/topics.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
+import { MedgeError } from '../device-sdk/errors.js';
+import { DYNSEC_PLUGIN_PATHS, dynsecConfigText } from './mosquitto-dynsec.js';
 
 export const DEFAULT_MOSQUITTO_PORT = 8883;
 
@@ -28,6 +35,18 @@ export const MOSQUITTO_FILES = Object.freeze({ ca: 'medge-ca.crt', cert: 'medge-
 
 /** The copy of the site's CRL next to the config (only after a revocation). */
 const CRL_COPY = 'medge-crl.pem';
+
+/** The dynamic security plugin's file (`dynsec` only), next to the config; the plugin rewrites it. */
+export const DYNSEC_FILE = 'medge-dynsec.json';
+
+/** A config that cannot be written as asked (code `mosquitto-config`); `field` names the option to fix. */
+export class MosquittoConfigError extends MedgeError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super('mosquitto-config', message);
+    this.field = field;
+  }
+}
 
 export interface MosquittoConfigInput {
   site: string;
@@ -43,6 +62,8 @@ export interface MosquittoConfigInput {
   crlFile?: string;
   /** Persistence directory (absolute); no persistence when undefined. */
   persistenceDir?: string;
+  /** The dynamic security plugin and its file (absolute), when the ingest is to close revoked devices' connections. */
+  dynsec?: { plugin: string; configFile: string };
 }
 
 /** `mosquitto.conf` text. Pure. */
@@ -64,6 +85,14 @@ export function mosquittoConfigText(input: MosquittoConfigInput): string {
     'use_identity_as_username true',
     'use_username_as_clientid true',
     `acl_file ${input.aclFile}`,
+    ...(input.dynsec === undefined
+      ? []
+      : [
+          '# Dynamic security: the ingest blocks devices whose certificate is revoked or expired (closes their connections).',
+          '# The ACL file above stays the per-device policy; the plugin holds only blocked devices.',
+          `plugin ${input.dynsec.plugin}`,
+          `plugin_opt_config_file ${input.dynsec.configFile}`,
+        ]),
     '# medge sockets disable Nagle; with it on here, small MQTT packets wait on each other.',
     'set_tcp_nodelay true',
     ...(input.persistenceDir === undefined ? ['persistence false'] : ['persistence true', `persistence_location ${input.persistenceDir.endsWith('/') ? input.persistenceDir : `${input.persistenceDir}/`}`]),
@@ -77,8 +106,11 @@ export function mosquittoConfigText(input: MosquittoConfigInput): string {
   ].join('\n');
 }
 
-/** The ACL file text. Pure. `%u` is the username, i.e. the certificate CN. */
-export function mosquittoAclText(site: string): string {
+/**
+ * The ACL file text. Pure. `%u` is the username, i.e. the certificate CN. With `dynsec` the ingest may
+ * also command the dynamic security plugin (and read its answers).
+ */
+export function mosquittoAclText(site: string, dynsec = false): string {
   const base = `${TOPIC_ROOT}/${site}`;
   return [
     `# medge topic ACL for site ${site}. Every device: its own uplink (write) and down topics (read).`,
@@ -89,6 +121,7 @@ export function mosquittoAclText(site: string): string {
     `user ${EDGE_INGEST_IDENTITY}`,
     `topic read ${base}/+/up/#`,
     `topic write ${base}/+/down/#`,
+    ...(dynsec ? ['# Blocking devices whose certificate is revoked or expired (dynamic security plugin).', 'topic readwrite $CONTROL/dynamic-security/#'] : []),
     '',
   ].join('\n');
 }
@@ -102,6 +135,13 @@ export interface WriteMosquittoConfigOptions {
   host?: string;
   /** Mosquitto's persistence directory (created; owned by the `mosquitto` user when run as root). */
   dataDir?: string;
+  /**
+   * Load the dynamic security plugin so that `medge edge --broker ... --tls DIR --dynsec` can close the
+   * connections of revoked and expired devices. Its file is written only when missing (the plugin owns it).
+   */
+  dynsec?: boolean;
+  /** The plugin (`mosquitto_dynamic_security.so`); found in `DYNSEC_PLUGIN_PATHS` when undefined. */
+  dynsecPlugin?: string;
 }
 
 export interface WrittenMosquittoConfig {
@@ -165,7 +205,20 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
   writeFile(path(MOSQUITTO_FILES.ca), tls.ca, 0o644);
   writeFile(path(MOSQUITTO_FILES.cert), tls.cert, 0o644);
   writeFile(path(MOSQUITTO_FILES.key), tls.key, 0o600, user);
-  writeFile(path(MOSQUITTO_FILES.acl), mosquittoAclText(tls.site), 0o644);
+  let dynsec: { plugin: string; configFile: string } | undefined;
+  if (options.dynsec === true) {
+    const plugin = options.dynsecPlugin === undefined ? DYNSEC_PLUGIN_PATHS.find((p) => existsSync(p)) : resolve(options.dynsecPlugin);
+    if (plugin === undefined || !existsSync(plugin)) {
+      throw new MosquittoConfigError(
+        'dynsecPlugin',
+        `the Mosquitto dynamic security plugin was not found (${plugin ?? DYNSEC_PLUGIN_PATHS.join(', ')}): install mosquitto 2.0 or name the .so with --dynsec-plugin PATH`,
+      );
+    }
+    dynsec = { plugin, configFile: path(DYNSEC_FILE) };
+    // The plugin rewrites its file after each change, as the user Mosquitto runs as: never overwrite it.
+    if (!existsSync(dynsec.configFile)) writeFile(dynsec.configFile, dynsecConfigText(), 0o600, user);
+  }
+  writeFile(path(MOSQUITTO_FILES.acl), mosquittoAclText(tls.site, dynsec !== undefined), 0o644);
   const crl = existsSync(tls.crlPath) ? readFileSync(tls.crlPath, 'utf8') : undefined;
   if (crl !== undefined) writeFile(path(CRL_COPY), crl, 0o644);
   const config = mosquittoConfigText({
@@ -178,6 +231,7 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
     aclFile: path(MOSQUITTO_FILES.acl),
     ...(crl === undefined ? {} : { crlFile: path(CRL_COPY) }),
     ...(persistenceDir === undefined ? {} : { persistenceDir }),
+    ...(dynsec === undefined ? {} : { dynsec }),
   });
   writeFile(out, config, 0o644);
   const warnings: string[] = [];
@@ -190,5 +244,5 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
       warnings.push(`the mosquitto user cannot reach ${dir} (no search permission on ${blocked.join(', ')}); chmod o+x them or write the config elsewhere`);
     }
   }
-  return { site: tls.site, config: out, files: [...Object.values(MOSQUITTO_FILES), ...(crl === undefined ? [] : [CRL_COPY])].map(path), warnings };
+  return { site: tls.site, config: out, files: [...Object.values(MOSQUITTO_FILES), ...(crl === undefined ? [] : [CRL_COPY]), ...(dynsec === undefined ? [] : [DYNSEC_FILE])].map(path), warnings };
 }

@@ -12,13 +12,13 @@ import { intFlag, parse, untilSignal, UsageError } from './args.js';
 import { conflictsCommand } from './edge-conflicts.js';
 import { exportFhirCommand } from './fhir.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP] [--dynsec]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
        medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
        medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K]) --choice keep-stored|import --operator NAME --reason TEXT
        medge edge duplicates release --data DIR --device ID --operator NAME --reason TEXT [--keep BOOT]
        medge edge export-fhir --data DIR --out FILE [--since TIME] [--waveform-seconds N] [--no-validate]
-       medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR]
+       medge edge mosquitto-config --tls CADIR --out FILE [--port N] [--host ADDR] [--data DIR] [--dynsec [--dynsec-plugin PATH]]
 
 Runs the regional edge node: an MQTT broker (embedded aedes on --port, default 1883, with --tls
 8883, or an external broker given by --broker, e.g. Mosquitto), ingest that validates each batch, commits it to
@@ -68,7 +68,12 @@ Exit status 1 when the device id has no proven pair or BOOT is not one of its bo
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
 use_identity_as_username, ACL patterns), with the CA and server certificates, the server key and
-the ACL file next to it. --data DIR turns on Mosquitto persistence there.`;
+the ACL file next to it. --data DIR turns on Mosquitto persistence there. --dynsec also loads Mosquitto's
+dynamic security plugin (found in the usual library directories, or --dynsec-plugin PATH; its file
+medge-dynsec.json is written next to FILE only when missing) and lets the ingest command it: then
+'medge edge --broker URL --tls CADIR --dynsec' closes, within about a second, the connection of a device whose
+certificate is revoked (medge ca revoke) or expires, and denies it everything until Mosquitto refuses its
+handshake (expired: at once; revoked: after this command is rerun and Mosquitto gets SIGHUP).`;
 
 export async function edgeCommand(args: string[]): Promise<number> {
   if (args[0] === 'stats') return edgeStats(args.slice(1));
@@ -87,6 +92,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
       http: { type: 'string' },
       'sealed-payloads': { type: 'boolean' },
       'shared-subscription': { type: 'string' },
+      dynsec: { type: 'boolean' },
       'log-level': { type: 'string' },
     },
     EDGE_USAGE,
@@ -107,6 +113,9 @@ export async function edgeCommand(args: string[]): Promise<number> {
     throw new UsageError('--shared-subscription needs --broker URL: the embedded broker (aedes) has no shared subscriptions', EDGE_USAGE);
   }
   if (values['sealed-payloads'] && values.tls === undefined) throw new UsageError('--sealed-payloads needs --tls CADIR (the wire keys live there)', EDGE_USAGE);
+  if (values.dynsec && (values.broker === undefined || values.tls === undefined)) {
+    throw new UsageError('--dynsec needs --broker mqtts://... (a Mosquitto configured by mosquitto-config --dynsec) and --tls CADIR', EDGE_USAGE);
+  }
   const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
   const wireKeys = values.tls === undefined ? undefined : new WireKeyring(values.tls);
   const level = values['log-level'] ?? 'info';
@@ -120,6 +129,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
     ...(values.broker ? { brokerUrl: values.broker } : {}),
     ...(values['shared-subscription'] === undefined ? {} : { sharedSubscription: values['shared-subscription'] }),
     ...(tls ? { tls } : {}),
+    ...(values.dynsec ? { dynsec: true } : {}),
     ...(wireKeys ? { payload: { wireKeys: (id: string) => wireKeys.get(id), requireSealed: values['sealed-payloads'] === true } } : {}),
   });
   const httpPort = intFlag(values.http, '--http', EDGE_USAGE, 0, 65535);
@@ -221,12 +231,17 @@ export function duplicatesCommand(args: string[], now: () => number = Date.now):
 }
 
 function mosquittoConfig(args: string[]): number {
-  const { values } = parse(args, { tls: { type: 'string' }, out: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' } }, EDGE_USAGE);
+  const { values } = parse(
+    args,
+    { tls: { type: 'string' }, out: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, dynsec: { type: 'boolean' }, 'dynsec-plugin': { type: 'string' } },
+    EDGE_USAGE,
+  );
   if (values.help) {
     process.stdout.write(`${EDGE_USAGE}\n`);
     return 0;
   }
   if (!values.tls || !values.out) throw new UsageError('mosquitto-config needs --tls CADIR and --out FILE', EDGE_USAGE);
+  if (values['dynsec-plugin'] !== undefined && !values.dynsec) throw new UsageError('--dynsec-plugin needs --dynsec', EDGE_USAGE);
   const port = intFlag(values.port, '--port', EDGE_USAGE, 1, 65535);
   const written = writeMosquittoConfig({
     tlsDir: values.tls,
@@ -234,6 +249,8 @@ function mosquittoConfig(args: string[]): number {
     ...(port === undefined ? {} : { port }),
     ...(values.host === undefined ? {} : { host: values.host }),
     ...(values.data === undefined ? {} : { dataDir: values.data }),
+    ...(values.dynsec ? { dynsec: true } : {}),
+    ...(values['dynsec-plugin'] === undefined ? {} : { dynsecPlugin: values['dynsec-plugin'] }),
   });
   process.stdout.write(`wrote ${written.config} for site ${written.site}, with ${written.files.join(', ')}\nrun: mosquitto -c ${written.config}\n`);
   for (const warning of written.warnings) process.stderr.write(`medge: warning: ${warning}\n`);

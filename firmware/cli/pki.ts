@@ -18,7 +18,8 @@ Refuses to overwrite an existing CA. 'medge edge --tls DIR' uses the directory.
 A running 'medge edge --tls DIR' reloads it within a second, refuses the device's TLS handshake and closes
 its open connection (counted as 'auth'). For Mosquitto, rerun 'medge edge mosquitto-config' and send it
 SIGHUP: new handshakes are refused; an open connection stays open, and 'medge edge --broker ... --tls DIR'
-refuses its batches (counted as 'auth').`;
+refuses its batches (counted as 'auth'), unless both run with --dynsec: then the edge closes it within about a
+second through Mosquitto's dynamic security plugin.`;
 
 export const PROVISION_USAGE = `Usage: medge provision --ca DIR --site SITE --device ID --out OUT [--days N]
 

@@ -8,107 +8,35 @@
  * certificate, as the CA directory last issued it, is revoked or expired (`edge/issued-certificates.ts`),
  * and tells that device why (`Ack.refused`), so that a real uplink raises `sync-batches-refused`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CertifiedKey, initCaDir, issueDeviceCert, provisionDevice, readEdgeTls, readSiteCa, revokeDevice } from '../../device-sdk/security/pki.js';
+import { type CertifiedKey, initCaDir, provisionDevice, readEdgeTls, readSiteCa, revokeDevice } from '../../device-sdk/security/pki.js';
 import type { Alert } from '../../device-sdk/records.js';
 import { encodeBody } from '../../device-sdk/proto/index.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { upTopic } from '../../device-sdk/sync/topics.js';
 import { SYNC_BATCHES_REFUSED, Uplink } from '../../device-sdk/sync/uplink.js';
 import { EdgeNode } from '../../edge/edge-node.js';
-import { writeMosquittoConfig } from '../../edge/mosquitto-config.js';
-import { findMosquitto, freePort, systemAvailable } from '../helpers/mosquitto.js';
+import { findMosquitto, systemAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
+import { startConfiguredMosquitto, threeConnectedDevices } from './configured-mosquitto.js';
 import { end, publish, readingBatch, tlsOptions, tryConnect } from './probe.js';
 
 const SITE = 'ward-mq';
-const DAY_MS = 86_400_000;
 const mosquitto = findMosquitto();
 const dir = mkdtempSync(join(tmpdir(), 'medge-mq-open-'));
 chmodSync(dir, 0o755); // Mosquitto reads its files as user mosquitto after dropping root
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Mosquitto on a free port with the config `medge edge mosquitto-config` writes for `caDir`, listening. */
-async function startMosquitto(caDir: string, brokerDir: string) {
-  const port = await freePort();
-  const conf = join(dir, brokerDir, 'mosquitto.conf');
-  writeMosquittoConfig({ tlsDir: caDir, out: conf, port, host: '127.0.0.1' });
-  chmodSync(join(dir, brokerDir), 0o755);
-  let log = '';
-  const proc: ChildProcess = spawn(mosquitto as string, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
-  const broker = {
-    port,
-    conf,
-    proc,
-    url: `mqtts://127.0.0.1:${port}`,
-    log: () => log,
-    /** Rewrites the config (the new CRL) and makes Mosquitto reread it, as an operator does after `medge ca revoke`. */
-    reload: () => {
-      writeMosquittoConfig({ tlsDir: caDir, out: conf, port, host: '127.0.0.1' });
-      proc.kill('SIGHUP');
-    },
-    stop: async () => {
-      const exited = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      await exited;
-    },
-  };
-  await waitFor(() => listening(port), 'mosquitto to listen', 10_000, 50).catch((error: unknown) => {
-    proc.kill('SIGTERM');
-    throw new Error(`${(error as Error).message}\n${log}`);
-  });
-  return broker;
-}
-
 describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitto'))('Mosquitto 2.0: certificates revoked or expired while connected', () => {
   it('keeps the connections open, but the ingest refuses their batches (auth) and SIGHUP refuses new handshakes; other devices deliver', async () => {
-    const caDir = join(dir, 'ca');
-    const devices = join(dir, 'devices');
-    await initCaDir(caDir, { site: SITE });
-    for (const deviceId of ['dev-rev', 'dev-ok']) await provisionDevice(caDir, { deviceId, site: SITE, outDir: devices });
-    const identity = (id: string): CertifiedKey => ({ certPem: readFileSync(join(devices, `${id}.crt`), 'utf8'), keyPem: readFileSync(join(devices, `${id}.key`), 'utf8') });
-    // A certificate that expires 4 s from now, recorded as issued (what `medge provision` records).
-    const short = await issueDeviceCert(readSiteCa(caDir), { deviceId: 'dev-exp', site: SITE, validDays: 1, notBefore: new Date(Date.now() + 4_000 - DAY_MS) });
-    writeFileSync(join(caDir, 'issued', 'dev-exp.crt'), short.certPem);
-    const notAfterMs = Date.parse(new X509Certificate(short.certPem).validTo);
-
-    const broker = await startMosquitto(caDir, 'broker');
+    // dev-exp's certificate expires 4 s from now.
+    const { caDir, caPem, identity, short, notAfterMs, broker, edge, clients, stored, close } = await threeConnectedDevices(dir, SITE, { caName: 'ca', expiresInMs: 4_000 });
     expect(readFileSync(broker.conf, 'utf8')).toMatch(/^crlfile .*medge-crl\.pem$/m); // from the start: SIGHUP can reload it
     const { url } = broker;
-    const edge = new EdgeNode({ dataDir: join(dir, 'edge'), brokerUrl: url, tls: readEdgeTls(caDir) });
     try {
-      await edge.start();
-      const stored = (id: string) => edge.store.stats().devices[id]?.reading ?? 0;
-      const clients = {
-        exp: await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, short)),
-        rev: await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, identity('dev-rev'))),
-        ok: await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, identity('dev-ok'))),
-      };
-      if (!clients.exp.connected || !clients.rev.connected || !clients.ok.connected) throw new Error(`devices could not connect\n${broker.log()}`);
-      const ids = { exp: 'dev-exp', rev: 'dev-rev', ok: 'dev-ok' } as const;
-      for (const [key, id] of Object.entries(ids) as [keyof typeof ids, string][]) {
-        const c = clients[key];
-        if (c.connected) expect(await publish(c.client, upTopic(SITE, id, 'reading'), readingBatch(id, 3, 0))).toBe('acked');
-      }
-      await waitFor(() => Object.values(ids).every((id) => stored(id) === 3), 'the first batches stored');
-
       // Revoke dev-rev, give Mosquitto the new CRL (config rewritten, SIGHUP), and let dev-exp's certificate expire.
       await revokeDevice(caDir, 'dev-rev');
       broker.reload();
@@ -116,26 +44,24 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
       const auth = edge.store.stats().rejected.auth ?? 0;
 
       // Measured: Mosquitto keeps both connections open and accepts their publishes.
-      expect(clients.exp.client.connected).toBe(true);
-      expect(clients.rev.client.connected).toBe(true);
-      expect(await publish(clients.exp.client, upTopic(SITE, 'dev-exp', 'reading'), readingBatch('dev-exp', 3, 3))).toBe('acked');
-      expect(await publish(clients.rev.client, upTopic(SITE, 'dev-rev', 'reading'), readingBatch('dev-rev', 3, 3))).toBe('acked');
+      expect(clients.exp.connected).toBe(true);
+      expect(clients.rev.connected).toBe(true);
+      expect(await publish(clients.exp, upTopic(SITE, 'dev-exp', 'reading'), readingBatch('dev-exp', 3, 3))).toBe('acked');
+      expect(await publish(clients.rev, upTopic(SITE, 'dev-rev', 'reading'), readingBatch('dev-rev', 3, 3))).toBe('acked');
       // The ingest refuses them: counted auth, nothing stored. (Before: both batches were stored, 6 readings each.)
       await waitFor(() => (edge.store.stats().rejected.auth ?? 0) >= auth + 2, 'the ingest to refuse both batches', 10_000);
       // dev-ok's batch, sent after, is stored: the refused ones had their turn before it.
-      expect(await publish(clients.ok.client, upTopic(SITE, 'dev-ok', 'reading'), readingBatch('dev-ok', 3, 3))).toBe('acked');
+      expect(await publish(clients.ok, upTopic(SITE, 'dev-ok', 'reading'), readingBatch('dev-ok', 3, 3))).toBe('acked');
       await waitFor(() => stored('dev-ok') === 6, 'dev-ok still delivers');
       expect(stored('dev-exp')).toBe(3);
       expect(stored('dev-rev')).toBe(3);
 
       // New handshakes: the revoked certificate is refused after SIGHUP (the CRL was reread), the expired one too.
-      expect((await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, identity('dev-rev')))).connected, broker.log()).toBe(false);
-      expect((await tryConnect(url, tlsOptions(readSiteCa(caDir).certPem, short))).connected).toBe(false);
-      for (const c of Object.values(clients)) if (c.connected) await end(c.client);
+      expect((await tryConnect(url, tlsOptions(caPem, identity('dev-rev')))).connected, broker.log()).toBe(false);
+      expect((await tryConnect(url, tlsOptions(caPem, short))).connected).toBe(false);
+      for (const c of Object.values(clients)) await end(c);
     } finally {
-      await edge.stop();
-      edge.store.close();
-      await broker.stop();
+      await close();
     }
   }, 60_000);
 
@@ -145,7 +71,7 @@ describe.skipIf(!systemAvailable('mosquitto', mosquitto !== undefined, 'mosquitt
     await initCaDir(caDir, { site: SITE });
     await provisionDevice(caDir, { deviceId: 'dev-gone', site: SITE, outDir: devices });
     const identity: CertifiedKey = { certPem: readFileSync(join(devices, 'dev-gone.crt'), 'utf8'), keyPem: readFileSync(join(devices, 'dev-gone.key'), 'utf8') };
-    const broker = await startMosquitto(caDir, 'broker-notice');
+    const broker = await startConfiguredMosquitto(dir, caDir, 'broker-notice');
     const edge = new EdgeNode({ dataDir: join(dir, 'edge-notice'), brokerUrl: broker.url, tls: readEdgeTls(caDir) });
     const store = new SqliteOutboxStore(join(dir, 'dev-gone-ledger.sqlite'), { deviceId: 'dev-gone' });
     const uplink = new Uplink(store, { url: broker.url, site: SITE, mqtt: tlsOptions(readSiteCa(caDir).certPem, identity), batchMaxRecords: 10, ackTimeoutMs: 500, backoff: { initialMs: 50, maxMs: 5_000 } });

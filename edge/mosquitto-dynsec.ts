@@ -1,0 +1,248 @@
+/**
+ * Closing a revoked or expired device's open connection on Mosquitto 2.0, through its dynamic security
+ * plugin (`medge edge mosquitto-config --dynsec`, `medge edge --broker ... --tls DIR --dynsec`).
+ *
+ * Measured with Mosquitto 2.0.11 (`test/security/mosquitto-dynsec.test.ts`, `/work/exp/dynsec`):
+ * - `disableClient` on `$CONTROL/dynamic-security/v1` closes every connection whose username is the
+ *   client's (`mosquitto_kick_client_by_username`), also when the username is a certificate CN
+ *   (`use_identity_as_username`), within milliseconds. The client must exist in the plugin first
+ *   (`createClient` without a password).
+ * - A disabled client is NOT refused at its next CONNECT: with `use_identity_as_username` Mosquitto
+ *   never asks the plugin to authenticate (no username/password check runs). What refuses it is the TLS
+ *   handshake: an expired certificate always, a revoked one once Mosquitto has reread the CRL
+ *   (`mosquitto-config` again, then SIGHUP). Until then the role given here, which denies every publish,
+ *   subscription and delivery (the plugin answers before the ACL file), leaves the reconnected device a
+ *   connection that carries nothing.
+ * - The plugin's ACLs in 2.0.11 have no `%u` substitution, so they cannot state "each device its own
+ *   topics" in one rule; the per-device policy stays in the ACL file (checked for every client the plugin
+ *   has no explicit rule for), and the plugin holds only blocked devices.
+ *
+ * The ingest sends the commands (its identity is granted `$CONTROL/dynamic-security/#` in the ACL file):
+ * `MosquittoDeviceBlocker` looks at every device the CA directory issued a certificate to (`issued/`) once
+ * per `sweepMs` and blocks those whose latest certificate is revoked or expired; a device re-provisioned with
+ * a valid certificate is deleted from the plugin again (which also closes its connections once).
+ */
+import { readdirSync } from 'node:fs';
+import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
+import { type Logger, silentLogger } from '../device-sdk/log.js';
+import { deviceIdProblem } from '../device-sdk/security/pki.js';
+import type { CertificateProblem } from './issued-certificates.js';
+
+/** The topic the dynamic security plugin takes commands on, and the one it answers on. */
+export const DYNSEC_CONTROL_TOPIC = '$CONTROL/dynamic-security/v1';
+export const DYNSEC_RESPONSE_TOPIC = `${DYNSEC_CONTROL_TOPIC}/response`;
+
+/** The plugin role of blocked devices: every publish, subscription and delivery denied. */
+export const DYNSEC_BLOCKED_ROLE = 'medge-blocked';
+
+const BLOCKED_ROLE_DESCRIPTION = 'medge: revoked or expired certificate';
+const BLOCKED_ROLE_ACLS = Object.freeze(['publishClientSend', 'publishClientReceive', 'subscribePattern'].map((acltype) => Object.freeze({ acltype, topic: '#', priority: 0, allow: false })));
+
+/** Where distributions install the plugin (Debian/Ubuntu per architecture, Alpine, source builds). */
+export const DYNSEC_PLUGIN_PATHS: readonly string[] = Object.freeze([
+  '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so',
+  '/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so',
+  '/usr/lib/arm-linux-gnueabihf/mosquitto_dynamic_security.so',
+  '/usr/lib/mosquitto_dynamic_security.so',
+  '/usr/local/lib/mosquitto_dynamic_security.so',
+]);
+
+/**
+ * The plugin's initial configuration: no clients (every device is governed by the ACL file), the blocked
+ * role, and default access that lets the ACL file decide. Pure. The plugin rewrites this file on each change.
+ */
+export function dynsecConfigText(): string {
+  return `${JSON.stringify(
+    {
+      defaultACLAccess: { publishClientSend: false, publishClientReceive: true, subscribe: false, unsubscribe: true },
+      clients: [],
+      groups: [],
+      roles: [{ rolename: DYNSEC_BLOCKED_ROLE, textdescription: BLOCKED_ROLE_DESCRIPTION, acls: BLOCKED_ROLE_ACLS }],
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+export interface DynsecCommand {
+  command: string;
+  [field: string]: unknown;
+}
+
+/** Commands that close `deviceId`'s connections and deny everything to its later ones. Pure. */
+export function blockCommands(deviceId: string): DynsecCommand[] {
+  const role = { rolename: DYNSEC_BLOCKED_ROLE };
+  return [
+    // The role, in case the plugin's file lacks it (written by hand or by another tool); each fails harmlessly when it exists.
+    { command: 'createRole', rolename: DYNSEC_BLOCKED_ROLE, textdescription: BLOCKED_ROLE_DESCRIPTION, correlationData: deviceId },
+    ...BLOCKED_ROLE_ACLS.map((acl) => ({ command: 'addRoleACL', rolename: DYNSEC_BLOCKED_ROLE, ...acl, correlationData: deviceId })),
+    // Fails with "Client already exists" when it does; the next command then gives it the role.
+    { command: 'createClient', username: deviceId, roles: [role], correlationData: deviceId },
+    { command: 'addClientRole', username: deviceId, rolename: DYNSEC_BLOCKED_ROLE, correlationData: deviceId },
+    // Closes its open connections (also when it was disabled already).
+    { command: 'disableClient', username: deviceId, correlationData: deviceId },
+  ];
+}
+
+/** Commands that hand `deviceId` back to the ACL file (closing its connections once). Pure. */
+export function unblockCommands(deviceId: string): DynsecCommand[] {
+  return [{ command: 'deleteClient', username: deviceId, correlationData: deviceId }];
+}
+
+interface DynsecResponse {
+  command?: unknown;
+  error?: unknown;
+  correlationData?: unknown;
+  data?: { clients?: unknown };
+}
+
+export interface MosquittoDeviceBlockerOptions {
+  /** `issued/` of the CA directory: the devices looked at. */
+  issuedDir: string;
+  /** Why a device must be blocked (`createIssuedCertificateCheck`), or undefined. */
+  certificateProblem: (deviceId: string) => CertificateProblem | undefined;
+  /** Publishes a command payload on `DYNSEC_CONTROL_TOPIC` (QoS 1). The caller subscribes to `DYNSEC_RESPONSE_TOPIC` and passes answers to `handleResponse`. */
+  publish: (payload: string) => void;
+  /** How often the issued certificates are looked at. */
+  sweepMs: number;
+  /** A block not confirmed by the plugin within this time is sent again. */
+  retryMs: number;
+  clock: Pick<Clock, 'monotonic' | 'setTimeout' | 'clearTimeout'>;
+  logger: Logger;
+}
+
+export const DEFAULT_DEVICE_BLOCKER_OPTIONS: Readonly<Pick<MosquittoDeviceBlockerOptions, 'sweepMs' | 'retryMs' | 'clock' | 'logger'>> = Object.freeze({
+  sweepMs: 1_000,
+  retryMs: 5_000,
+  clock: systemClock,
+  logger: silentLogger,
+});
+
+/**
+ * Keeps Mosquitto's dynamic security plugin in step with the CA directory: devices whose latest issued
+ * certificate is revoked or expired are blocked (connections closed, later ones carry nothing), devices
+ * blocked earlier and issued a valid certificate since are unblocked. `start()` asks the plugin which devices
+ * it holds blocked (`listClients`), so a restarted ingest unblocks re-provisioned devices too. Commands are
+ * sent only while `publish` can send them; a lost one is sent again after `retryMs`.
+ */
+export class MosquittoDeviceBlocker {
+  private readonly options: MosquittoDeviceBlockerOptions;
+  private readonly log: Logger;
+  /** Devices the plugin confirmed blocked. */
+  private readonly blockedSet = new Set<string>();
+  /** Commands sent and not yet confirmed: device id -> monotonic time sent. */
+  private readonly pending = new Map<string, number>();
+  private timer: ClockTimer | undefined;
+  private running = false;
+
+  constructor(options: Partial<MosquittoDeviceBlockerOptions> & Pick<MosquittoDeviceBlockerOptions, 'issuedDir' | 'certificateProblem' | 'publish'>) {
+    this.options = { ...DEFAULT_DEVICE_BLOCKER_OPTIONS, ...options };
+    this.log = this.options.logger.child({ component: 'mosquitto-dynsec' });
+  }
+
+  /** Devices the plugin has confirmed blocked. */
+  get blocked(): ReadonlySet<string> {
+    return this.blockedSet;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.options.publish(JSON.stringify({ commands: [{ command: 'listClients', verbose: true, count: -1, offset: 0, correlationData: 'medge-list' }] }));
+    this.schedule();
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer) this.options.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    this.timer = this.options.clock.setTimeout(() => {
+      if (!this.running) return;
+      this.sweep();
+      this.schedule();
+    }, this.options.sweepMs);
+  }
+
+  /** Looks at every issued certificate once and sends the commands needed. Never throws. */
+  sweep(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.options.issuedDir);
+    } catch (error) {
+      this.log.warn({ dir: this.options.issuedDir, err: (error as Error).message }, 'issued certificates unreadable');
+      return;
+    }
+    const now = this.options.clock.monotonic();
+    const issued = new Set<string>();
+    for (const name of names) {
+      if (!name.endsWith('.crt')) continue;
+      const deviceId = name.slice(0, -'.crt'.length);
+      if (deviceIdProblem(deviceId)) continue;
+      issued.add(deviceId);
+    }
+    for (const deviceId of new Set([...issued, ...this.blockedSet])) {
+      const problem = issued.has(deviceId) ? this.options.certificateProblem(deviceId) : undefined;
+      const sent = this.pending.get(deviceId);
+      if (sent !== undefined && now - sent < this.options.retryMs) continue;
+      if (problem && !this.blockedSet.has(deviceId)) {
+        this.pending.set(deviceId, now);
+        this.log.info({ deviceId, reason: problem.reason }, 'blocking device on the broker');
+        this.options.publish(JSON.stringify({ commands: blockCommands(deviceId) }));
+      } else if (!problem && this.blockedSet.has(deviceId) && issued.has(deviceId)) {
+        this.pending.set(deviceId, now);
+        this.log.info({ deviceId }, 'unblocking re-provisioned device on the broker');
+        this.options.publish(JSON.stringify({ commands: unblockCommands(deviceId) }));
+      }
+    }
+  }
+
+  /**
+   * Sends the block again now (the ingest received a batch from a device it refuses: the broker let it
+   * through, so a command was lost or the plugin restarted without its file).
+   */
+  reblock(deviceId: string): void {
+    if (!this.running) return;
+    const sent = this.pending.get(deviceId);
+    if (sent !== undefined && this.options.clock.monotonic() - sent < this.options.retryMs) return;
+    this.blockedSet.delete(deviceId);
+    this.pending.set(deviceId, this.options.clock.monotonic());
+    this.options.publish(JSON.stringify({ commands: blockCommands(deviceId) }));
+  }
+
+  /** An answer of the plugin (`DYNSEC_RESPONSE_TOPIC`). Unparseable answers are logged and ignored. */
+  handleResponse(payload: Uint8Array): void {
+    let responses: DynsecResponse[];
+    try {
+      const parsed = JSON.parse(Buffer.from(payload).toString('utf8')) as { responses?: unknown };
+      if (!Array.isArray(parsed.responses)) throw new Error('no responses array');
+      responses = parsed.responses as DynsecResponse[];
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message }, 'unreadable dynamic security response');
+      return;
+    }
+    for (const r of responses) {
+      if (typeof r !== 'object' || r === null) continue;
+      const deviceId = typeof r.correlationData === 'string' ? r.correlationData : undefined;
+      const error = typeof r.error === 'string' ? r.error : undefined;
+      if (r.command === 'listClients' && !error && Array.isArray(r.data?.clients)) {
+        for (const c of r.data.clients as ({ username?: unknown; roles?: unknown } | null)[]) {
+          const roles = Array.isArray(c?.roles) ? (c.roles as ({ rolename?: unknown } | null)[]) : [];
+          if (typeof c?.username === 'string' && roles.some((role) => role?.rolename === DYNSEC_BLOCKED_ROLE)) this.blockedSet.add(c.username);
+        }
+      } else if (deviceId === undefined) {
+        continue;
+      } else if (r.command === 'disableClient') {
+        this.pending.delete(deviceId);
+        if (error) this.log.error({ deviceId, err: error }, 'the broker did not block the device');
+        else this.blockedSet.add(deviceId);
+      } else if (r.command === 'deleteClient') {
+        this.pending.delete(deviceId);
+        if (error && error !== 'Client not found') this.log.error({ deviceId, err: error }, 'the broker did not unblock the device');
+        else this.blockedSet.delete(deviceId);
+      }
+    }
+  }
+}
