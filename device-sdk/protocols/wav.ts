@@ -107,7 +107,10 @@ function parseFmt(view: DataView, at: number, size: number, littleEndian: boolea
   const bitsPerSample = view.getUint16(at + 14, littleEndian);
   if (tag === WAVE_FORMAT_EXTENSIBLE) {
     if (size < 40) fail(`WAVE_FORMAT_EXTENSIBLE fmt chunk is ${size} bytes, needs 40`);
-    tag = view.getUint16(at + 24, littleEndian); // first two bytes of the sub-format GUID
+    // The sub-format GUID's first field (Data1) carries the format tag. RIFX writers store the GUID either as RIFF does
+    // (little-endian fields, as ffmpeg reads it) or with Data1 big-endian: the one that gives a tag is taken (QA).
+    tag = view.getUint16(at + 24, true);
+    if (!littleEndian && tag !== WAVE_FORMAT_PCM && tag !== WAVE_FORMAT_IEEE_FLOAT) tag = view.getUint32(at + 24, false) & 0xffff;
   }
   return { littleEndian, tag, channels, rateHz, blockAlign, bitsPerSample };
 }
@@ -192,32 +195,51 @@ function dataExtent(view: DataView, body: number, declared: number, fileBytes: n
 /** The 32-bit size that RF64 / BW64 give in `ds64` instead (EBU Tech 3306 §3). */
 const RF64_SIZE_IN_DS64 = 0xffffffff;
 
-/** A 64-bit little-endian size (low word first, as `ds64` stores them), or `DecodeError` above 2^53. */
-function size64(view: DataView, at: number, what: string): number {
+/** A 64-bit little-endian size (low word first, as `ds64` stores them); undefined above 2^53 (not addressable here). */
+function size64(view: DataView, at: number): number | undefined {
   const low = view.getUint32(at, true);
   const high = view.getUint32(at + 4, true);
-  if (high >= 0x200000) fail(`ds64 gives the ${what} as ${high} x 2^32 + ${low} bytes, beyond what this reader can address`);
-  return high * 0x100000000 + low;
+  return high >= 0x200000 ? undefined : high * 0x100000000 + low;
 }
 
-/** The `ds64` chunk of an RF64 / BW64 file: the data chunk's 64-bit size and the table of other chunks' sizes. */
-interface Ds64 {
-  dataBytes: number;
-  table: Map<string, number>;
-}
-
-function parseDs64(view: DataView, body: number, size: number, container: WavContainer): Ds64 {
-  if (size < 28 || body + 28 > view.byteLength) fail(`${container} ds64 chunk is ${size} bytes, needs at least 28`);
-  const dataBytes = size64(view, body + 8, 'data chunk size');
-  const entries = view.getUint32(body + 24, true);
-  const table = new Map<string, number>();
-  for (let i = 0; i < entries; i++) {
-    const at = body + 28 + i * 12;
-    if (at + 12 > body + size || at + 12 > view.byteLength) fail(`${container} ds64 table declares ${entries} entries, its ${size}-byte chunk holds ${Math.max(0, Math.floor((size - 28) / 12))}`);
-    const id = fourcc(view, at);
-    table.set(id, size64(view, at + 4, `size of chunk ${JSON.stringify(id)}`));
+/**
+ * The `ds64` chunk of an RF64 / BW64 file (EBU Tech 3306 §3): RIFF size, data size and sample count as 64-bit
+ * numbers (24 bytes, as ffmpeg and libsndfile accept), then a table length and entries of (chunk id, 64-bit size).
+ * The table is read only for the id of a chunk whose size is -1 (real files list 0-2 entries; QA: a table of 10M
+ * entries, read whole into a map, took 35.7 s and 2.1 GB).
+ */
+class Ds64 {
+  private readonly entries: number;
+  constructor(
+    private readonly view: DataView,
+    private readonly body: number,
+    private readonly size: number,
+    private readonly container: WavContainer,
+    private readonly partial: string,
+  ) {
+    if (size < 24) fail(`${container} ds64 chunk is ${size} bytes, needs at least 24`);
+    if (body + 24 > view.byteLength) fail(`${partial} ends inside its ${size}-byte ds64 chunk`);
+    this.entries = size >= 28 && body + 28 <= view.byteLength ? view.getUint32(body + 24, true) : 0;
+    if (this.entries > Math.floor((size - 28) / 12)) fail(`${container} ds64 table declares ${this.entries} entries, its ${size}-byte chunk holds ${Math.max(0, Math.floor((size - 28) / 12))}`);
   }
-  return { dataBytes, table };
+
+  /** The data chunk's size, or undefined when ds64 gives one beyond 2^53. */
+  get dataBytes(): number | undefined {
+    return size64(this.view, this.body + 8);
+  }
+
+  /** The size the table gives chunk `id` (its first entry), or `DecodeError`. */
+  sizeOf(id: string, at: number): number {
+    for (let i = 0; i < this.entries; i++) {
+      const entry = this.body + 28 + i * 12;
+      if (entry + 12 > this.view.byteLength) fail(`${this.partial} ends inside the ds64 table, before an entry for chunk ${JSON.stringify(id)}`);
+      if (fourcc(this.view, entry) !== id) continue;
+      const size = size64(this.view, entry + 4);
+      if (size === undefined) fail(`ds64 gives chunk ${JSON.stringify(id)} a size beyond what this reader can address`);
+      return size;
+    }
+    fail(`${this.container} chunk ${JSON.stringify(id)} at byte ${at} gives its size as -1 and ds64 does not list it`);
+  }
 }
 
 /**
@@ -236,18 +258,20 @@ function findData(bytes: Uint8Array, fileBytes: number): DataChunk {
   let ds64: Ds64 | undefined;
   if (form === 'RF64' || form === 'BW64') {
     if (bytes.length < 20 || fourcc(view, 12) !== 'ds64') fail(`${form} file without its ds64 chunk first (it holds the 64-bit sizes)`);
-    ds64 = parseDs64(view, 20, view.getUint32(16, true), form);
+    ds64 = new Ds64(view, 20, view.getUint32(16, true), form, bytes.length < fileBytes ? `the part of the file read (${bytes.length} bytes)` : 'the file');
   }
   let fmt: Fmt | undefined;
   let at = 12;
   while (at + 8 <= bytes.length) {
     const id = fourcc(view, at);
     let size = view.getUint32(at + 4, littleEndian);
-    if (ds64 && size === RF64_SIZE_IN_DS64) {
-      const large = id === 'data' ? ds64.dataBytes : ds64.table.get(id);
-      if (large === undefined) fail(`${form} chunk ${JSON.stringify(id)} at byte ${at} gives its size as -1 and ds64 does not list it`);
-      size = large;
-    }
+    if (ds64 && id === 'data') {
+      // ds64's size is the one that counts, as ffmpeg and libsndfile read it (a 32-bit field may hold the size modulo
+      // 2^32); the field's own when ds64 gives none this reader can address.
+      const large = ds64.dataBytes;
+      if (large !== undefined) size = large;
+      else if (size === RF64_SIZE_IN_DS64) fail('ds64 gives the data chunk a size beyond what this reader can address');
+    } else if (ds64 && size === RF64_SIZE_IN_DS64) size = ds64.sizeOf(id, at);
     const body = at + 8;
     if (id === 'fmt ') {
       if (body + size > bytes.length) fail(`fmt chunk (${size} bytes) runs past the end of the ${bytes.length < fileBytes ? `first ${bytes.length} bytes` : 'file'}`);

@@ -25,8 +25,8 @@
  * links): `test/fhir/search-index.test.ts` compares them on a real store, built at once and after each of
  * several stages of ingest and reopenings of the kept file.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MedgeError } from '../../device-sdk/errors.js';
 import type { Alert } from '../../device-sdk/records.js';
@@ -73,11 +73,28 @@ export type FhirIndexRebuildReason = 'missing' | 'version' | 'store-replaced' | 
  */
 export const FHIR_INDEX_BUSY_TIMEOUT_MS = 3000;
 
-/** Why the kept index file cannot be written: the disk is full (ENOSPC), or another connection holds it locked. */
-function unusableFile(error: unknown): 'disk-full' | 'locked' | undefined {
+/** Below this many bytes free on the index file's file system an I/O error is taken for a full disk. */
+const FULL_DISK_FREE_BYTES = 1024 * 1024;
+
+/**
+ * Why the kept index file at `path` cannot be written: the disk is full, or another connection holds it locked.
+ * SQLite says SQLITE_FULL for ENOSPC on a write, but an I/O error (SQLITE_IOERR_SHMSIZE: the -shm file of a new
+ * connection cannot be made; QA re-check: a disk with 0 bytes free gave 500s) for ENOSPC elsewhere, so an I/O error
+ * with less than `FULL_DISK_FREE_BYTES` free counts as a full disk too.
+ */
+function unusableFile(error: unknown, path: string): 'disk-full' | 'locked' | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return undefined;
   if (code === 'SQLITE_FULL') return 'disk-full';
-  if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) return 'locked';
+  if (code.startsWith('SQLITE_BUSY')) return 'locked';
+  if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN') {
+    try {
+      const fs = statfsSync(dirname(path));
+      if (fs.bavail * fs.bsize < FULL_DISK_FREE_BYTES) return 'disk-full';
+    } catch {
+      // The directory cannot be looked at: not known to be a full disk.
+    }
+  }
   return undefined;
 }
 
@@ -365,7 +382,8 @@ export class FhirSearchIndex {
       if (stamp !== this.stamp) return this.fresh(path, 'version', `made as ${stamp}`);
       if (this.meta('store_file') !== storeFileId(this.store)) return this.fresh(path, 'store-replaced', 'the store file is not the one indexed');
     } catch (error) {
-      if (unusableFile(error) !== undefined && this.index?.name === path) return this.toMemory(unusableFile(error) as 'disk-full' | 'locked', error as Error);
+      const unusable = unusableFile(error, path);
+      if (unusable !== undefined) return this.toMemory(unusable, error as Error, path);
       this.index?.close();
       if (isCorruptionError(error)) return this.fresh(path, 'corrupt', (error as Error).message);
       // The data directory is not writable here: a private index, as before the index was kept.
@@ -461,9 +479,10 @@ export class FhirSearchIndex {
     try {
       result = this.upToDate();
     } catch (error) {
-      const unusable = this.keptPath !== undefined ? unusableFile(error) : undefined;
-      if (unusable === undefined) throw error;
-      this.toMemory(unusable, error as Error);
+      const path = this.keptPath;
+      const unusable = path !== undefined ? unusableFile(error, path) : undefined;
+      if (unusable === undefined || path === undefined) throw error;
+      this.toMemory(unusable, error as Error, path);
       result = this.upToDate();
     }
     this.seenDataVersion = dataVersion;
@@ -512,10 +531,9 @@ export class FhirSearchIndex {
    * the file is removed, so that the store, which needs the space more, gets it back; a locked file is left to its
    * holder. Before, each request was answered 500 (full disk) or 503 (held lock) until the file could be written.
    */
-  private toMemory(reason: 'disk-full' | 'locked', error: Error): void {
-    const path = this.keptPath as string;
+  private toMemory(reason: 'disk-full' | 'locked', error: Error, path: string): void {
     this.inMemory = true;
-    if (this.index.open) this.index.close();
+    if (this.index?.open) this.index.close();
     if (reason === 'disk-full') for (const suffix of ['', '-journal', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
     this.fresh(undefined, reason, `${error.message}; answering from an index in memory until the query worker starts again`);
   }

@@ -10,7 +10,7 @@ export const OS_PROBLEMS: Readonly<Record<string, string>> = Object.freeze({
   EROFS: 'read-only file system',
   EMFILE: 'too many open files',
   // Node's own: readFile of a file over 2 GiB (a buffer's limit), which has no syscall or path.
-  ERR_FS_FILE_TOO_LARGE: 'the file is larger than 2 GiB, more than medge reads in one piece; split it',
+  ERR_FS_FILE_TOO_LARGE: 'the file is 2 GiB or larger, more than medge reads in one piece',
 });
 
 const SQLITE_PROBLEMS: Readonly<Record<string, string>> = Object.freeze({

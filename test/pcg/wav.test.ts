@@ -209,7 +209,7 @@ const BW64_TABLE = hex(`
 `);
 
 /** `file` (as encodeWav writes it: fmt then data, no other chunk) rewritten as RIFX: every number and sample big-endian. */
-function toRifx(file: Uint8Array, bytesPerSample: number): Uint8Array {
+function toRifx(file: Uint8Array, bytesPerSample: number, guid: 'data1-big-endian' | 'as-riff' = 'data1-big-endian'): Uint8Array {
   const out = Uint8Array.from(file);
   const v = new DataView(out.buffer);
   const swap = (at: number, n: number) => out.subarray(at, at + n).reverse();
@@ -218,7 +218,8 @@ function toRifx(file: Uint8Array, bytesPerSample: number): Uint8Array {
   const fmtSize = v.getUint32(16, true);
   swap(16, 4);
   [[20, 2], [22, 2], [24, 4], [28, 4], [32, 2], [34, 2]].forEach(([at, n]) => swap(at as number, n as number));
-  if (fmtSize === 40) [[36, 2], [38, 2], [40, 4], [44, 2]].forEach(([at, n]) => swap(at as number, n as number));
+  // The sub-format GUID: its first field (Data1, 4 bytes) big-endian, or left as RIFF stores it (ffmpeg's reading).
+  if (fmtSize === 40) [[36, 2], [38, 2], [40, 4], ...(guid === 'data1-big-endian' ? [[44, 4]] : [])].forEach(([at, n]) => swap(at as number, n as number));
   const data = 20 + fmtSize;
   const size = v.getUint32(data + 4, true);
   swap(data + 4, 4);
@@ -263,7 +264,9 @@ describe('RIFX, RF64 and BW64', () => {
       for (const extensible of [false, true]) {
         const riff = encodeWav([x, x.map((v) => v / 2)], { rateHz: 8000, format, extensible });
         const expected = Array.from(readWav(riff).samples);
-        expect(Array.from(readWav(toRifx(riff, format === 'u8' ? 1 : format === 's16' ? 2 : format === 's24' ? 3 : 4)).samples)).toEqual(expected);
+        const bytesPerSample = format === 'u8' ? 1 : format === 's16' ? 2 : format === 's24' ? 3 : 4;
+        expect(Array.from(readWav(toRifx(riff, bytesPerSample)).samples)).toEqual(expected);
+        expect(Array.from(readWav(toRifx(riff, bytesPerSample, 'as-riff')).samples)).toEqual(expected);
         expect(Array.from(readWav(toRf64(riff)).samples)).toEqual(expected);
       }
     }
@@ -283,6 +286,8 @@ describe('RIFX, RF64 and BW64', () => {
     new DataView(huge.buffer).setUint32(32, 0x00400000, true); // data size high word: 2^54
     expect(() => readWav(huge)).toThrow(DecodeError);
     expect(() => readWav(huge)).toThrow('beyond what this reader can address');
+    // QA re-check: a file cut inside ds64 says so (it said the chunk was too small).
+    expect(() => readWav(RF64_PCM16.subarray(0, 30))).toThrow('the file ends inside its 28-byte ds64 chunk');
   });
 });
 
