@@ -5,9 +5,6 @@
  * rate holding no whole period: at 128 Hz the 3- and 2-sample averages leave 6 % of 50 Hz and 20 % of 60 Hz;
  * at 250 and 360 Hz no notch is needed). The notch is three taps with zeros at exactly the frequency and unit
  * gain at DC. White noise shrinks (about half its SD at 128 Hz); a QRS complex keeps most of its size.
- * A mains frequency at or above half the rate (a front end sampling without a good anti-alias filter) shows up at
- * its alias |f - k fs| below half the rate: 60 Hz at 100 Hz sampling as 40 Hz. The notch goes there when the alias
- * is at least `minAliasHz` (above the QRS band's core); a lower alias (60 Hz at 64 Hz: 4 Hz) is left alone.
  *
  * The one hum filter of the ECG monitor: `LeadDeflection` streams it (the quiet-lead checks) and
  * `QrsCredibility.humFreeQrsMv` runs it over a detection's window, so both judge the same hum-free lead.
@@ -19,23 +16,12 @@ export interface MainsHumFilterOptions {
   mainsHz: readonly number[];
   /** Largest share of a mains frequency the moving averages may leave before a notch is added. */
   maxResidual: number;
-  /**
-   * A mains frequency at or above half the rate is notched at its alias only when the alias is this high (Hz) or
-   * higher: QRS complexes have most of their energy at 5-25 Hz. At 100 Hz, 60 Hz hum aliases to 40 Hz (notched).
-   */
-  minAliasHz: number;
 }
 
 export const DEFAULT_MAINS_HUM_FILTER_OPTIONS: Readonly<Omit<MainsHumFilterOptions, 'fs'>> = Object.freeze({
   mainsHz: Object.freeze([50, 60]),
   maxResidual: 0.02,
-  minAliasHz: 30,
 });
-
-/** Where `hz` shows up when sampled at `fs` (Hz, 0 to fs / 2). */
-export function aliasHz(hz: number, fs: number): number {
-  return Math.abs(hz - fs * Math.round(hz / fs));
-}
 
 /** The gain of a moving average `n` samples long at `hz` (sampling at `fs`). */
 function averageGain(n: number, hz: number, fs: number): number {
@@ -47,7 +33,7 @@ export class MainsHumFilter {
   readonly options: MainsHumFilterOptions;
   /** Lengths (samples) of the moving averages, one per mains frequency. */
   readonly averages: readonly number[];
-  /** The frequencies notched after the averages, as sampled (a mains frequency at or above half the rate: its alias). */
+  /** The frequencies notched after the averages. */
   readonly notchedHz: readonly number[];
   /** Inputs taken before the first output (the filter's run-in). */
   readonly runIn: number;
@@ -58,14 +44,9 @@ export class MainsHumFilter {
 
   constructor(options: Partial<MainsHumFilterOptions> & { fs: number }) {
     this.options = { ...DEFAULT_MAINS_HUM_FILTER_OPTIONS, ...options };
-    const { fs, mainsHz, maxResidual, minAliasHz } = this.options;
+    const { fs, mainsHz, maxResidual } = this.options;
     this.averages = mainsHz.map((hz) => Math.max(1, Math.round(fs / hz)));
-    const notched = mainsHz
-      .filter((hz) => this.averages.reduce((g, n) => g * averageGain(n, hz, fs), 1) > maxResidual)
-      .filter((hz) => hz < fs / 2 || aliasHz(hz, fs) >= minAliasHz)
-      .map((hz) => aliasHz(hz, fs))
-      .filter((hz) => hz > 0 && hz < fs / 2);
-    this.notchedHz = notched.filter((hz, i) => notched.indexOf(hz) === i);
+    this.notchedHz = mainsHz.filter((hz) => hz < fs / 2 && this.averages.reduce((g, n) => g * averageGain(n, hz, fs), 1) > maxResidual);
     this.notchC = this.notchedHz.map((hz) => 2 * Math.cos((2 * Math.PI * hz) / fs));
     this.runIn = this.averages.reduce((a, n) => a + n - 1, 0) + 2 * this.notchedHz.length;
     this.reset();

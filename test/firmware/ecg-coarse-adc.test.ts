@@ -50,9 +50,9 @@ function stream(x: Int16Array, fs: number, off?: Uint8Array): RaisedAlert[] {
 
 /**
  * 101 for 30 s, the lead off (0 V) for 10 s, then 30 s of a stopped heart: `noiseMv` SD of noise, `wanderMv` of 0.3 Hz
- * wander and `humMv` of `humHz` (50) Hz hum.
+ * wander and `humMv` of 50 Hz hum.
  */
-function leadBackOntoStoppedHeart(fs: number, seed: number, noiseMv: number, wanderMv: number, humMv = 0, humHz = 50): Int16Array {
+function leadBackOntoStoppedHeart(fs: number, seed: number, noiseMv: number, wanderMv: number, humMv = 0): Int16Array {
   const ecg = record();
   const noise = gaussian(seed);
   return Int16Array.from({ length: 70 * fs }, (_, i) => {
@@ -60,7 +60,7 @@ function leadBackOntoStoppedHeart(fs: number, seed: number, noiseMv: number, wan
     if (t < 30) return Math.round(ecg(t) * GAIN);
     if (t < 40) return 0;
     const k = i - 40 * fs;
-    return Math.round((noiseMv * noise() + wanderMv * Math.sin((2 * Math.PI * 0.3 * k) / fs) + humMv * Math.sin((2 * Math.PI * humHz * k) / fs)) * GAIN);
+    return Math.round((noiseMv * noise() + wanderMv * Math.sin((2 * Math.PI * 0.3 * k) / fs) + humMv * Math.sin((2 * Math.PI * 50 * k) / fs)) * GAIN);
   });
 }
 
@@ -99,16 +99,6 @@ describe.skipIf(!sharedDataRuns(MITDB))(`EcgMonitor at 128 and 250 Hz with a coa
         expect(first, label).toBeDefined();
         expect((first as RaisedAlert).t - 40_000, label).toBeLessThanOrEqual(4_200);
       }
-    }
-  });
-
-  it('raises ecg-no-beats 4 s after a lead is put back on a stopped heart under 1 mV of 60 Hz hum sampled at 100 Hz (a 40 Hz alias)', () => {
-    // Before: 6 s in 20 of 20 seeds (stopped.mjs, 200 units per mV): the hum filter notched only below half the rate,
-    // and 60 Hz sampled at 100 Hz is a 40 Hz tone that its two 2-sample averages left at 10 %.
-    for (const seed of [7919, 15838, 23757]) {
-      const first = stream(leadBackOntoStoppedHeart(100, seed, 0.03, 0, 1, 60), 100).find((a) => a.kind === 'ecg-no-beats' && a.t >= 40_000);
-      expect(first, `seed ${seed}`).toBeDefined();
-      expect((first as RaisedAlert).t - 40_000, `seed ${seed}`).toBeLessThanOrEqual(4_200);
     }
   });
 
