@@ -146,6 +146,17 @@ describe('MosquittoDeviceBlocker', () => {
     t.answer([{ command: 'listClients', data: { clients: [] } }]);
     expect(t.blocker.plugin).toBe('answering');
     expect(t.warnings().at(-1)?.msg).toContain('answers now');
+    // It listed, then stops answering (a broker restarted without the plugin): the unconfirmed block says so.
+    t.problems.set('dev-a', { reason: 'certificate-expired', message: '' });
+    t.blocker.sweep();
+    t.advance(1_000);
+    t.blocker.sweep();
+    expect(t.sent.at(-1)?.at(-1)?.command).toBe('disableClient');
+    t.advance(5_000);
+    t.blocker.sweep();
+    expect(t.blocker.plugin).toBe('silent');
+    expect(t.warnings().at(-1)?.why).toBe('no answer to the commands for dev-a within 5000 ms');
+    t.blocker.stop();
   });
 
   it('says nothing while the CA directory has no issued/ yet, and warns once about an unreadable one', () => {

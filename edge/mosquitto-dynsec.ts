@@ -265,6 +265,7 @@ export class MosquittoDeviceBlocker {
       if (!problem) this.noticed.delete(deviceId);
       const sent = this.pending.get(deviceId);
       if (sent !== undefined && now - sent < this.options.retryMs) continue;
+      if (sent !== undefined) this.pluginSilent(`no answer to the commands for ${deviceId} within ${this.options.retryMs} ms`);
       if (problem && !this.blockedSet.has(deviceId)) {
         const told = this.noticed.get(deviceId);
         if (told === undefined) {
