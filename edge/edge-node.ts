@@ -40,15 +40,18 @@ export interface EdgeNodeOptions {
    * group, the same `brokerUrl` and the same `dataDir` (each its own SQLite connection) are N ingest workers, the broker
    * giving each uplink message to one of them (Mosquitto >= 1.6, MQTT 3.1.1 and 5 clients; any MQTT 5 broker). Only with
    * `brokerUrl`: the embedded aedes 1.2 has no shared subscriptions (moscajs/aedes#228), a `$share/` filter there would
-   * match no uplink. Each worker's client id is then its own (`medge-edge-ingest-<pid>-<8 hex>`).
+   * match no uplink. Each worker's client id is then its own (`medge-edge-ingest-<pid>-<8 hex>`). Not with `tls`: the
+   * workers share the one ingest certificate, and Mosquitto as `mosquitto-config` sets it up takes the certificate's CN as
+   * the client id (`use_username_as_clientid`), so each worker's connection closes the other's.
    */
   sharedSubscription?: string;
   /**
    * With `brokerUrl` and `tls` (a CA directory with `issued/`): the broker is a Mosquitto 2.0 configured by
    * `medge edge mosquitto-config --dynsec`, and the ingest blocks devices whose latest certificate is revoked or
-   * expired through its dynamic security plugin, closing their open connections (`mosquitto-dynsec.ts`).
+   * expired through its dynamic security plugin, closing their open connections (`mosquitto-dynsec.ts`); each
+   * device is told why (`Ack.refused`) about a second before. Off by default.
    */
-  dynsec: boolean;
+  dynsec?: boolean;
   logger: Logger;
 }
 
@@ -57,8 +60,8 @@ function ingestClientId(shared: boolean): string {
   return shared ? `medge-edge-ingest-${process.pid}-${randomBytes(4).toString('hex')}` : `medge-edge-ingest-${process.pid}`;
 }
 
-/** Checks a shared subscription group name (MQTT 5 4.8.2: no '/', '+' or '#'; at least one character) and that it has an external broker. */
-function checkSharedSubscription(group: string | undefined, brokerUrl: string | undefined): void {
+/** Checks a shared subscription group name (MQTT 5 4.8.2: no '/', '+' or '#'; at least one character), that it has an external broker and no TLS. */
+function checkSharedSubscription(group: string | undefined, brokerUrl: string | undefined, tls: boolean): void {
   if (group === undefined) return;
   if (!/^[^/+#\u0000]{1,64}$/u.test(group)) {
     throw new ConfigError('sharedSubscription', group, "a shared subscription group is 1 to 64 characters without '/', '+', '#' or NUL", 'give a plain name, e.g. ingest');
@@ -71,6 +74,14 @@ function checkSharedSubscription(group: string | undefined, brokerUrl: string | 
       'run the workers against an external broker that has them (--broker mqtt://..., Mosquitto >= 1.6), or run one ingest',
     );
   }
+  if (tls) {
+    throw new ConfigError(
+      'sharedSubscription',
+      group,
+      `with TLS every worker connects with the one ingest certificate (CN ${EDGE_INGEST_IDENTITY}), and Mosquitto configured by medge edge mosquitto-config makes the CN the client id (use_username_as_clientid): the workers close each other's connections and uplinks are lost until resent`,
+      'run one ingest per site with --tls (drop --shared-subscription)',
+    );
+  }
 }
 
 export const DEFAULT_EDGE_OPTIONS: Readonly<Omit<EdgeNodeOptions, 'dataDir'>> = Object.freeze({
@@ -78,7 +89,6 @@ export const DEFAULT_EDGE_OPTIONS: Readonly<Omit<EdgeNodeOptions, 'dataDir'>> = 
   host: '127.0.0.1',
   limits: {},
   mqtt: {},
-  dynsec: false,
   logger: silentLogger,
 });
 
@@ -100,7 +110,7 @@ export class EdgeNode {
 
   constructor(options: Partial<EdgeNodeOptions> & { dataDir: string }) {
     this.options = { ...DEFAULT_EDGE_OPTIONS, ...options };
-    checkSharedSubscription(this.options.sharedSubscription, this.options.brokerUrl);
+    checkSharedSubscription(this.options.sharedSubscription, this.options.brokerUrl, this.options.tls !== undefined);
     this.log = this.options.logger.child({ component: 'edge' });
     this.store = new EdgeStore(this.options.dataDir);
     const { tls } = this.options;
@@ -120,19 +130,29 @@ export class EdgeNode {
             : {}),
         });
     const externalTls = this.options.brokerUrl && tls?.issuedDir ? { ...tls, issuedDir: tls.issuedDir } : undefined;
-    if (this.options.dynsec && !externalTls) {
-      throw new MedgeError('edge', 'dynsec needs an external broker (brokerUrl / --broker) and tls from a CA directory with issued/ (--tls DIR)');
+    if (this.options.dynsec === true && !externalTls) {
+      throw new ConfigError(
+        'dynsec',
+        true,
+        this.options.brokerUrl === undefined ? 'dynsec commands the dynamic security plugin of an external Mosquitto; the embedded broker closes revoked devices itself' : 'dynsec needs the CA directory (tls with issuedDir) to know which devices are revoked or expired',
+        'give brokerUrl (--broker mqtts://...) of a Mosquitto configured by medge edge mosquitto-config --dynsec and tls from readEdgeTls(CADIR) (--tls CADIR), or drop dynsec',
+      );
     }
     const issuedCheck = externalTls ? createIssuedCertificateCheck({ ca: externalTls.ca, issuedDir: externalTls.issuedDir, crlPath: externalTls.crlPath, now: () => Date.now() }) : undefined;
+    const site = externalTls?.site;
     this.deviceBlocker =
-      this.options.dynsec && externalTls && issuedCheck
+      this.options.dynsec === true && externalTls && issuedCheck && site !== undefined
         ? new MosquittoDeviceBlocker({
             issuedDir: externalTls.issuedDir,
             certificateProblem: issuedCheck,
             // A command lost here is sent again after the blocker's retry time.
             publish: (payload) => {
-              if (this.client?.connected) this.client.publish(DYNSEC_CONTROL_TOPIC, payload, { qos: 1 });
+              if (!this.client?.connected) return false;
+              this.client.publish(DYNSEC_CONTROL_TOPIC, payload, { qos: 1 });
+              return true;
             },
+            // Once blocked, the device can read nothing: it learns why from this notice, as from a refused batch.
+            notify: (deviceId, problem) => this.ingest.announceRefusal(site, deviceId, problem.reason),
             logger: this.options.logger,
           })
         : undefined;
@@ -208,8 +228,11 @@ export class EdgeNode {
         }
       });
       if (this.deviceBlocker) {
-        client.subscribe(DYNSEC_RESPONSE_TOPIC, { qos: 1 }, (error) => {
-          if (error) this.log.error({ err: error.message }, 'dynamic security response subscription failed');
+        client.subscribe(DYNSEC_RESPONSE_TOPIC, { qos: 1 }, (error, granted) => {
+          const suback = (error as (Error & { packet?: { granted?: unknown[] } }) | null)?.packet?.granted;
+          // Refused: the broker's ACL does not grant the ingest $CONTROL/dynamic-security/# (a config written without --dynsec).
+          if (suback?.includes(128) || granted?.some((g) => g.qos === 128)) this.deviceBlocker?.pluginSilent(`the broker refused the subscription to ${DYNSEC_RESPONSE_TOPIC}`);
+          else if (error) this.log.error({ err: error.message }, 'dynamic security response subscription failed');
         });
       }
     });

@@ -7,6 +7,7 @@ import { downTopic, type ParsedUpTopic, parseUpTopic } from '../device-sdk/sync/
 import { DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, DEVICE_ID_IN_USE, type DuplicateDeviceIdOptions } from './duplicate-device-id.js';
 import type { CommitResult, EdgeStore, WatchedCommit } from './edge-store.js';
 import type { CertificateProblem } from './issued-certificates.js';
+import { RECORD_KINDS } from '../device-sdk/records.js';
 
 export type IngestOutcome = { ok: true; deviceId: string; result: CommitResult } | { ok: false; reason: string; message: string };
 
@@ -206,6 +207,16 @@ export class Ingest {
     this.log.warn({ reason, topic: topic.slice(0, 200), err: message }, 'batch rejected');
     if (notice) this.sendRefusalNotice(notice.where, notice.reason, notice.bootId ?? '');
     return { ok: false, reason, message };
+  }
+
+  /**
+   * Tells `deviceId` of `site` that its batches of every kind are refused for `refused` (`Ack.refused`, boot '': whichever
+   * boot reads it), before any batch of it arrives: the dynamic security blocker (`mosquitto-dynsec.ts`) calls it just
+   * before it closes the device's connection, after which the device can read nothing. Same rate limit as the
+   * notices of refused batches; nothing is counted.
+   */
+  announceRefusal(site: string, deviceId: string, refused: RefusedReason): void {
+    for (const kind of RECORD_KINDS) this.sendRefusalNotice({ site, deviceId, kind }, refused, '');
   }
 
   private sendRefusalNotice(where: ParsedUpTopic, refused: RefusedReason, bootId: string): void {

@@ -173,6 +173,25 @@ function writeFile(path: string, text: string, mode: number, owner?: { uid: numb
   if (owner) chownSync(path, owner.uid, owner.gid);
 }
 
+/**
+ * An existing plugin file (kept: it holds the blocks) must stay writable by the user Mosquitto runs as, or the plugin
+ * cannot save later blocks and a restarted broker loses them (QA: a root-owned 0644 file). As root it is given to the
+ * `mosquitto` user with mode 0600; otherwise a file this user does not own is reported. Returns the warning, if any.
+ */
+function giveDynsecFileBack(file: string, user: { uid: number; gid: number } | undefined, isRoot: boolean): string | undefined {
+  const st = statSync(file);
+  if (isRoot && user) {
+    if (st.uid !== user.uid || st.gid !== user.gid) chownSync(file, user.uid, user.gid);
+    if ((st.mode & 0o777) !== 0o600) chmodSync(file, 0o600);
+    return undefined;
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  if (uid !== undefined && st.uid !== uid) {
+    return `${file} is owned by uid ${st.uid}, not by this user (uid ${uid}): if Mosquitto runs as another user than its owner it cannot save blocks there and loses them at restart; chown it to the user Mosquitto runs as (mode 0600)`;
+  }
+  return undefined;
+}
+
 /** Directories on the way to `path` that a user other than their owner cannot traverse. */
 function untraversable(path: string, user: { uid: number } | undefined): string[] {
   const blocked: string[] = [];
@@ -197,6 +216,7 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const user = isRoot ? mosquittoUser() : undefined;
   const path = (name: string) => join(dir, name);
+  let dynsecFileWarning: string | undefined;
   const persistenceDir = options.dataDir === undefined ? undefined : resolve(options.dataDir);
   if (persistenceDir !== undefined) {
     makeDirs(persistenceDir, 0o700);
@@ -217,6 +237,7 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
     dynsec = { plugin, configFile: path(DYNSEC_FILE) };
     // The plugin rewrites its file after each change, as the user Mosquitto runs as: never overwrite it.
     if (!existsSync(dynsec.configFile)) writeFile(dynsec.configFile, dynsecConfigText(), 0o600, user);
+    else dynsecFileWarning = giveDynsecFileBack(dynsec.configFile, user, isRoot);
   }
   writeFile(path(MOSQUITTO_FILES.acl), mosquittoAclText(tls.site, dynsec !== undefined), 0o644);
   const crl = existsSync(tls.crlPath) ? readFileSync(tls.crlPath, 'utf8') : undefined;
@@ -238,6 +259,7 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
   if (crl === undefined) {
     warnings.push(`${tls.crlPath} does not exist (a CA directory from before medge ca init wrote an empty CRL): the config names no crlfile, so after the first 'medge ca revoke' rerun this command and restart Mosquitto (SIGHUP will not add one)`);
   }
+  if (dynsecFileWarning !== undefined) warnings.push(dynsecFileWarning);
   if (isRoot && user) {
     const blocked = untraversable(path(MOSQUITTO_FILES.key), user);
     if (blocked.length > 0) {

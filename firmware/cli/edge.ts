@@ -37,6 +37,8 @@ refuses clear payloads from every device that has a wire key (counted as 'auth')
 'medge edge' processes with the same GROUP, --broker and --data are N ingest workers on one store, the
 broker giving each uplink to one of them (Mosquitto >= 1.6; the embedded aedes has no shared
 subscriptions). Each batch is committed in one SQLite transaction, so workers never store a record twice.
+Not with --tls: the workers would share the one ingest certificate, whose CN Mosquitto makes the client id,
+and close each other's connections (refused with exit status 2).
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -71,9 +73,13 @@ use_identity_as_username, ACL patterns), with the CA and server certificates, th
 the ACL file next to it. --data DIR turns on Mosquitto persistence there. --dynsec also loads Mosquitto's
 dynamic security plugin (found in the usual library directories, or --dynsec-plugin PATH; its file
 medge-dynsec.json is written next to FILE only when missing) and lets the ingest command it: then
-'medge edge --broker URL --tls CADIR --dynsec' closes, within about a second, the connection of a device whose
+'medge edge --broker URL --tls CADIR --dynsec' closes, within about 2 s, the connection of a device whose
 certificate is revoked (medge ca revoke) or expires, and denies it everything until Mosquitto refuses its
-handshake (expired: at once; revoked: after this command is rerun and Mosquitto gets SIGHUP).`;
+handshake (expired: at once; revoked: after this command is rerun and Mosquitto gets SIGHUP). About a second
+before, the ingest tells the device why on its ack topic, so that the board raises sync-batches-refused. If the
+plugin does not answer within 5 s (Mosquitto configured without --dynsec), the edge warns once. An existing
+medge-dynsec.json is given back to user mosquitto (0600) when run as root. The cost: whoever holds the ingest
+certificate can command the plugin (create clients and roles with any rights), see README "Security".`;
 
 export async function edgeCommand(args: string[]): Promise<number> {
   if (args[0] === 'stats') return edgeStats(args.slice(1));
@@ -111,6 +117,12 @@ export async function edgeCommand(args: string[]): Promise<number> {
   }
   if (values['shared-subscription'] !== undefined && values.broker === undefined) {
     throw new UsageError('--shared-subscription needs --broker URL: the embedded broker (aedes) has no shared subscriptions', EDGE_USAGE);
+  }
+  if (values['shared-subscription'] !== undefined && values.tls !== undefined) {
+    throw new UsageError(
+      "--shared-subscription cannot be used with --tls: every worker would connect with the one ingest certificate, and Mosquitto (mosquitto-config: use_username_as_clientid) makes its CN the client id, so the workers close each other's connections; run one ingest per site with --tls",
+      EDGE_USAGE,
+    );
   }
   if (values['sealed-payloads'] && values.tls === undefined) throw new UsageError('--sealed-payloads needs --tls CADIR (the wire keys live there)', EDGE_USAGE);
   if (values.dynsec && (values.broker === undefined || values.tls === undefined)) {

@@ -9,12 +9,14 @@ import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../device-sdk/errors.js';
+import { initCaDir, readEdgeTls } from '../../device-sdk/security/pki.js';
 import { decodeAck, encodeBody, type WireRecord } from '../../device-sdk/proto/index.js';
 import { buildBatch } from '../../device-sdk/sync/batch.js';
 import { upTopic } from '../../device-sdk/sync/topics.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { readEdgeStats } from '../../edge/edge-store.js';
 import type { IngestOutcome } from '../../edge/ingest.js';
+import { medge } from '../helpers/cli.js';
 import { findMosquitto, type MosquittoBroker, startMosquitto, systemAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -40,6 +42,18 @@ describe('EdgeNode shared subscription', () => {
     expect(() => new EdgeNode({ dataDir: join(dir, 'embedded'), brokerUrl: 'mqtt://127.0.0.1:1', sharedSubscription: 'a/b' })).toThrow(
       expect.objectContaining({ field: 'sharedSubscription', value: 'a/b' }),
     );
+  });
+
+  it("refuses it with TLS: the workers would share the ingest certificate's CN as client id and evict each other behind medge's Mosquitto", async () => {
+    // QA: two workers behind `mosquitto-config` (use_username_as_clientid) reconnected 12 times in 7 s, uplinks lost until resent.
+    const caDir = join(dir, 'ca');
+    await initCaDir(caDir, { site: SITE });
+    expect(() => new EdgeNode({ dataDir: join(dir, 'tls'), brokerUrl: 'mqtts://127.0.0.1:1', tls: readEdgeTls(caDir), sharedSubscription: 'ingest' })).toThrow(
+      expect.objectContaining({ code: 'config', field: 'sharedSubscription', value: 'ingest' }),
+    );
+    const cli = await medge(['edge', '--data', join(dir, 'tls'), '--broker', 'mqtts://127.0.0.1:1', '--tls', caDir, '--shared-subscription', 'ingest']);
+    expect(cli.code).toBe(2);
+    expect(cli.stderr).toContain('--shared-subscription cannot be used with --tls');
   });
 
   it.skipIf(!available)('two ingest workers on one store against Mosquitto: every batch handled by exactly one, every record stored once, every batch acked once', async () => {

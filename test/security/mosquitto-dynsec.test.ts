@@ -6,18 +6,24 @@
  * restart, other devices stay connected, and what it reconnects with carries nothing until the operator's
  * SIGHUP makes Mosquitto refuse its handshake. A device re-provisioned afterwards is let through again.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { initCaDir, provisionDevice, revokeDevice } from '../../device-sdk/security/pki.js';
+import type { Alert } from '../../device-sdk/records.js';
+import { encodeBody } from '../../device-sdk/proto/index.js';
+import { initCaDir, provisionDevice, readEdgeTls, readSiteCa, revokeDevice } from '../../device-sdk/security/pki.js';
+import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
+import { SYNC_BATCHES_REFUSED, Uplink } from '../../device-sdk/sync/uplink.js';
+import { EdgeNode } from '../../edge/edge-node.js';
 import { DYNSEC_FILE, mosquittoAclText, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { DYNSEC_BLOCKED_ROLE, DYNSEC_PLUGIN_PATHS } from '../../edge/mosquitto-dynsec.js';
 import { medge } from '../helpers/cli.js';
 import { findMosquitto, systemAvailable } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
-import { THREE_DEVICES, threeConnectedDevices } from './configured-mosquitto.js';
+import { startConfiguredMosquitto, THREE_DEVICES, threeConnectedDevices } from './configured-mosquitto.js';
 import { end, publish, readingBatch, subscribe, tlsOptions, tryConnect } from './probe.js';
 
 const SITE = 'ward-dyn';
@@ -49,8 +55,18 @@ describe.skipIf(!systemAvailable('mosquitto with its dynamic security plugin', m
     expect(dynsec.roles.map((r) => r.rolename)).toEqual([DYNSEC_BLOCKED_ROLE]);
     // The plugin's file is the broker's: a rerun (after a revocation) keeps what the plugin wrote there.
     writeFileSync(join(dir, 'text-dynsec', DYNSEC_FILE), '{"kept":true}');
-    writeMosquittoConfig({ tlsDir: caDir, out: join(dir, 'text-dynsec', 'mosquitto.conf'), dynsec: true });
+    if (process.getuid?.() === 0) chownSync(join(dir, 'text-dynsec', DYNSEC_FILE), 0, 0);
+    chmodSync(join(dir, 'text-dynsec', DYNSEC_FILE), 0o644);
+    const rerun = writeMosquittoConfig({ tlsDir: caDir, out: join(dir, 'text-dynsec', 'mosquitto.conf'), dynsec: true });
     expect(readFileSync(join(dir, 'text-dynsec', DYNSEC_FILE), 'utf8')).toBe('{"kept":true}');
+    // Kept, but handed back to the user Mosquitto runs as (QA: a root-owned 0644 file, so the plugin could not save blocks).
+    const file = statSync(join(dir, 'text-dynsec', DYNSEC_FILE));
+    const mosquittoUid = statSync(join(dir, 'text-dynsec', 'medge-server.key')).uid;
+    if (process.getuid?.() === 0 && mosquittoUid !== 0) {
+      expect([file.uid, file.mode & 0o777]).toEqual([mosquittoUid, 0o600]);
+    } else {
+      expect(rerun.warnings.some((w) => w.includes(DYNSEC_FILE))).toBe(file.uid !== process.getuid?.());
+    }
     expect(() => writeMosquittoConfig({ tlsDir: caDir, out: join(dir, 'text-bad', 'mosquitto.conf'), dynsec: true, dynsecPlugin: join(dir, 'none.so') })).toThrow(
       expect.objectContaining({ code: 'mosquitto-config', field: 'dynsecPlugin' }),
     );
@@ -62,7 +78,85 @@ describe.skipIf(!systemAvailable('mosquitto with its dynamic security plugin', m
     const noBroker = await medge(['edge', '--data', join(dir, 'text-edge'), '--tls', caDir, '--dynsec']);
     expect(noBroker.code).toBe(2);
     expect(noBroker.stderr).toContain('--dynsec needs --broker');
+    expect(() => new EdgeNode({ dataDir: join(dir, 'text-edge'), tls: readEdgeTls(caDir), dynsec: true })).toThrow(expect.objectContaining({ code: 'config', field: 'dynsec' }));
   });
+
+  it('tells a connected board why before its connection is closed: the real uplink raises sync-batches-refused (certificate-revoked)', async () => {
+    // Before: the kick came first and the reconnect's subscription was refused (SUBACK 128), so the board never read a
+    // refusal; QA measured no alert in 15 s and a silent reconnect every <= 30 s.
+    const caDir = join(dir, 'ca-board');
+    const devices = join(dir, 'ca-board-devices');
+    await initCaDir(caDir, { site: SITE });
+    await provisionDevice(caDir, { deviceId: 'dev-board', site: SITE, outDir: devices });
+    const broker = await startConfiguredMosquitto(dir, caDir, 'ca-board-broker', { dynsec: true });
+    const edge = new EdgeNode({ dataDir: join(dir, 'ca-board-edge'), brokerUrl: broker.url, tls: readEdgeTls(caDir), dynsec: true });
+    const store = new SqliteOutboxStore(join(dir, 'ca-board-ledger.sqlite'), { deviceId: 'dev-board' });
+    const uplink = new Uplink(store, {
+      url: broker.url,
+      site: SITE,
+      mqtt: { ca: readSiteCa(caDir).certPem, cert: readFileSync(join(devices, 'dev-board.crt'), 'utf8'), key: readFileSync(join(devices, 'dev-board.key'), 'utf8'), rejectUnauthorized: true },
+      batchMaxRecords: 10,
+      ackTimeoutMs: 500,
+      backoff: { initialMs: 50, maxMs: 5_000 },
+    });
+    const T0 = 1_700_000_000_000;
+    const readings = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ kind: 'reading' as const, tMs: T0 + from + i, body: encodeBody('reading', { sensor: 'glucose', type: 'glucose', value: 90, unit: 'mg/dL', tDevice: T0 + from + i }) }));
+    const alerts: (Alert & { at: number })[] = [];
+    uplink.on('alert', (a) => alerts.push({ ...a, at: Date.now() }));
+    let lostAt: number | undefined;
+    try {
+      await edge.start();
+      store.append(readings(0, 5));
+      uplink.start();
+      await waitFor(() => store.stats().reading.pending === 0, 'the first readings delivered');
+      uplink.on('state', (state) => {
+        if (state !== 'connected') lostAt ??= Date.now();
+      });
+      const revokedAt = Date.now();
+      await revokeDevice(caDir, 'dev-board');
+      await waitFor(() => lostAt !== undefined, 'the board disconnected', 5_000);
+      await waitFor(() => alerts.length > 0, 'the sync-batches-refused alert', 5_000);
+      const alert = alerts[0] as Alert & { at: number };
+      process.stdout.write(`mosquitto-dynsec: board alerted ${alert.at - revokedAt} ms and disconnected ${(lostAt as number) - revokedAt} ms after revokeDevice\n`);
+      expect(alert).toMatchObject({ kind: SYNC_BATCHES_REFUSED, severity: 2 });
+      expect(alert.message).toContain('reason: certificate-revoked');
+      expect(alert.message).toContain('re-provision it');
+      // Told while still connected, then disconnected; its records stay on the board.
+      expect(alert.at).toBeLessThanOrEqual(lostAt as number);
+      expect(uplink.refused.reading).toBe('certificate-revoked');
+      store.append(readings(5, 5));
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(store.stats().reading.pending).toBe(5);
+      expect(alerts).toHaveLength(1);
+    } finally {
+      await uplink.stop();
+      store.close();
+      await edge.stop();
+      await broker.stop();
+    }
+  }, 30_000);
+
+  it('warns once, naming the fix, when the broker has no dynamic security plugin (configured without --dynsec)', async () => {
+    const caDir = join(dir, 'ca-plain');
+    await initCaDir(caDir, { site: SITE });
+    const broker = await startConfiguredMosquitto(dir, caDir, 'ca-plain-broker');
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const edge = new EdgeNode({ dataDir: join(dir, 'ca-plain-edge'), brokerUrl: broker.url, tls: readEdgeTls(caDir), dynsec: true, logger });
+    try {
+      await edge.start();
+      expect(edge.deviceBlocker?.plugin).toBe('unknown');
+      // Before: info logs only, nothing said about the missing plugin.
+      await waitFor(() => edge.deviceBlocker?.plugin === 'silent', 'the plugin reported silent', 8_000);
+      await new Promise((r) => setTimeout(r, 1_500));
+      // The one warning: none about the fresh CA directory's missing issued/ either (before: one a second).
+      const warnings = lines.filter((l) => l.level >= 40);
+      expect(warnings.map((l) => l.msg)).toEqual([expect.stringContaining('medge edge mosquitto-config --tls CADIR --out FILE --dynsec and restart Mosquitto')]);
+    } finally {
+      await edge.stop();
+      await broker.stop();
+    }
+  }, 30_000);
 
   it('closes a revoked and an expired device within seconds without SIGHUP, their reconnects carry nothing, others deliver; a re-provisioned device is let back', async () => {
     // dev-exp's certificate expires 5 s from now.
