@@ -85,28 +85,74 @@ describe('MeterRecordBook: records without a date (no meter clock) and the recor
   const undated = (meterRecord: number, value: number, context: Record<string, string> = {}) => ({ sensor: 'meter', meterRecord, type: 'glucose', value, unit: 'mg/dL', context: { meter: A, sampleType: 'capillary-whole-blood', ...context } });
   const dated = (meterRecord: number, clock: string, context: Record<string, string> = {}) => ({ sensor: 'meter', meterRecord, type: 'glucose', value: 100, unit: 'mg/dL', context: { meter: A, meterClock: clock, ...context } });
 
-  it('drops an undated record sent again, in its numbering or in one begun by mistake (before: stored again in every epoch)', () => {
-    const book = new MeterRecordBook(() => 16);
+  it('drops an undated record sent again in its numbering; stores one of the same number and content in another numbering (a cleared meter: QA re-check, 1 of 3 new records stored before)', () => {
+    const book = new MeterRecordBook(() => 16, () => true);
     expect(book.note(dated(1, '2026-12-01T08:00:00'))).toBe(true);
     expect(book.note(undated(2, 132))).toBe(true);
     expect(book.note(undated(2, 132))).toBe(false);
-    // A numbering begun by mistake (the meter still holds its memory): its dated record 1 comes again, then record 2.
+    // A numbering begun by mistake: its dated record 1 is known by its clock; an undated record is stored again.
     expect(book.note(dated(1, '2026-12-01T08:00:00', { meterEpoch: E1 }))).toBe(false);
+    expect(book.note(undated(2, 132, { meterEpoch: E1 }))).toBe(true);
     expect(book.note(undated(2, 132, { meterEpoch: E1 }))).toBe(false);
-    expect(book.note(undated(2, 132, { meterEpoch: E2 }))).toBe(false);
+    expect(book.note(undated(2, 132, { meterEpoch: E2 }))).toBe(true);
   });
 
-  it('keeps two different undated records: another number, another value or context, or the same in a numbering shown to be another memory', () => {
-    const book = new MeterRecordBook(() => 16);
-    book.note(dated(1, '2026-12-01T08:00:00'));
+  it('keeps two different undated records: another number, another value or context', () => {
+    const book = new MeterRecordBook(() => 16, () => true);
     expect(book.note(undated(2, 132))).toBe(true);
     expect(book.note(undated(3, 132))).toBe(true);
-    expect(book.note(undated(2, 133, { meterEpoch: E1 }))).toBe(true);
-    expect(book.note(undated(2, 132, { meterEpoch: E1, meal: 'fasting' }))).toBe(true);
-    // A real reset: its record 1 has another meter clock than the stored record 1; its record 2 equal in content to the old one is its own.
-    expect(book.note(dated(1, '2026-12-07T08:00:00', { meterEpoch: E2 }))).toBe(true);
-    expect(book.note(undated(2, 132, { meterEpoch: E2 }))).toBe(true);
-    expect(book.note(undated(2, 132, { meterEpoch: E2 }))).toBe(false);
+    expect(book.note(undated(2, 133))).toBe(true);
+    expect(book.note(undated(2, 132, { meal: 'fasting' }))).toBe(true);
+  });
+
+  it('a year of weekly clears of an undated meter, 30 readings each: none dropped (before: 272 of 1,560)', () => {
+    const book = new MeterRecordBook(() => 16, () => true);
+    let dropped = 0;
+    for (let week = 0; week < 52; week++) {
+      const epoch: Record<string, string> = week === 0 ? {} : { meterEpoch: new Date(Date.UTC(2026, 0, 1 + week * 7)).toISOString() };
+      for (let n = 1; n <= 30; n++) if (!book.note(undated(n, 100 + ((n * 7 + week) % 6), epoch))) dropped++;
+    }
+    expect(dropped).toBe(0);
+  });
+
+  it('takes a meter clock that two record numbers were stored with for no date (a clock that does not run): its records are known by content in their numbering', () => {
+    const book = new MeterRecordBook(() => 16, () => true);
+    const frozen = (n: number, value: number, context: Record<string, string> = {}) => ({ ...dated(n, '2000-01-01T00:00:00', context), value });
+    for (let n = 1; n <= 10; n++) expect(book.note(frozen(n, 100 + n * 7))).toBe(true);
+    expect(book.note(frozen(3, 121))).toBe(false); // sent again
+    // The memory cleared: new records 1..3 at the same frozen clock (before: dropped as records 1..3 stored before).
+    for (const [n, v] of [[1, 181], [2, 64], [3, 243]] as const) expect(book.note(frozen(n, v, { meterEpoch: E1 }))).toBe(true);
+    expect(book.holds('meter', { address: A }, 3, '2000-01-01T00:00:00')).toBe(false);
+    expect(book.datedAtOrBefore('meter', { address: A }, 10)).toBeUndefined();
+  });
+
+  it('gives the newest dated record at or before a number of the current numbering only (before: of any epoch)', () => {
+    const book = new MeterRecordBook(() => 16, () => true);
+    for (let n = 1; n <= 30; n++) book.note(dated(n, `2026-01-${String(n).padStart(2, '0')}T08:00:00`));
+    for (let n = 1; n <= 20; n++) book.note(n <= 10 ? dated(n, `2026-03-${String(n).padStart(2, '0')}T09:00:00`, { meterEpoch: E1 }) : undated(n, 90 + n, { meterEpoch: E1 }));
+    expect(book.datedAtOrBefore('meter', { address: A }, 19)).toBe(10);
+    expect(book.datedAtOrBefore('meter', { address: A }, 5)).toBe(5);
+  });
+
+  it('tells whether a record as sent is stored: by its date, else by its content in the current numbering', () => {
+    const book = new MeterRecordBook(() => 16, () => true);
+    book.note(dated(1, '2026-12-01T08:00:00'));
+    book.note(undated(2, 132));
+    expect(book.holdsAsSent(dated(1, '2026-12-01T08:00:00'))).toBe(true);
+    expect(book.holdsAsSent(dated(1, '2026-12-01T08:00:01'))).toBe(false);
+    expect(book.holdsAsSent(undated(2, 132))).toBe(true);
+    expect(book.holdsAsSent(undated(2, 131))).toBe(false);
+    book.note(undated(1, 90, { meterEpoch: E1 }));
+    expect(book.holdsAsSent(undated(2, 132))).toBe(false); // stored in the numbering before
+  });
+
+  it('keeps nothing per reading of a sensor not known by content (a CGM: no meter clock, one reading every 5 min)', () => {
+    const book = new MeterRecordBook(() => 16, (sensor) => sensor === 'meter');
+    for (let n = 0; n < 2000; n++) expect(book.note({ sensor: 'cgm', meterRecord: n * 5, type: 'glucose', value: 100, unit: 'mg/dL', context: { meter: A, meterSerial: 'CGM-1', sessionStart: '2026-12-01T08:00:00' } })).toBe(true);
+    // Before: one entry per reading for the whole run (40 MB a year).
+    const kept = book as unknown as { contents?: Map<string, unknown>; undated?: Map<string, unknown> };
+    expect((kept.contents ?? kept.undated)?.size).toBe(0);
+    expect(book.last('cgm', { address: A, serial: 'CGM-1' })).toMatchObject({ record: 9995 });
   });
 
   it('tells whether a meter record is stored with a meter clock, in any epoch, by its serial at another address', () => {

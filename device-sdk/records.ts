@@ -174,13 +174,16 @@ interface BookMeter {
  * a serial (rows stored before serials were read: the serial is then that meter's); a reading without a serial
  * continues the meter last stored at its address. Readings without a meter are one numbering per sensor (other
  * sources, and records stored before meters were told apart). `note` also says whether the same record was stored
- * before, so that a numbering found restarted by mistake stores nothing twice:
+ * before, so that a numbering found restarted by mistake stores its dated records once:
  * - a dated record (`context.meterClock`): the same meter, number and meter wall clock, in any epoch;
- * - an undated record (no meter clock: a meter whose clock was never set): the same meter, number and content (value,
- *   unit, type and every context field but the numbering's), in the same epoch; in another epoch unless that epoch is
- *   known to be another memory: a dated record of it has a number stored before with another meter clock (a real
- *   reset). Two different undated records of one meter, with one number and one content, in two epochs, with no dated
- *   record of the later one telling them apart, are taken as one (the same number is one record of a numbering).
+ * - on the sensors whose records are known by content (`knownByContent`: the glucose meters), a record without a date
+ *   (no meter clock: a meter whose clock was never set) or whose meter clock is no date (one that two numbers of the
+ *   meter were stored with: a clock that does not run): the same meter, number and content (value, unit, type and
+ *   every context field but the numbering's and the meter time's), in the same epoch only. In another epoch it is
+ *   stored: a meter whose memory was cleared numbers from 1 again, and its new record may have the number and value
+ *   of an old one (QA re-check: weekly clears of 30 undated readings lost 272 of 1,560 a year when that was taken
+ *   for a repeat). So an undated record is stored twice when a numbering is begun by mistake; the driver tells a
+ *   meter that deleted its newest records from a reset one before it begins one (`holdsAsSent`).
  * The runtime keeps one, and so does the test harness.
  */
 export class MeterRecordBook {
@@ -190,13 +193,21 @@ export class MeterRecordBook {
   private readonly seen = new Set<string>();
   /** `sensor|meter id|record` of every dated record stored with a meter: the epoch and meter clock of each. */
   private readonly dated = new Map<string, { epoch: string | undefined; clock: string }[]>();
-  /** `sensor|meter id|record|content` of every undated record stored with a meter: the epochs it was stored in. */
-  private readonly undated = new Map<string, Set<string | undefined>>();
-  /** `sensor|meter id|epoch` of the epochs known to be another memory than the ones before (see the class comment). */
-  private readonly diverged = new Set<string>();
+  /** `sensor|meter id|meterClock`: the first record number stored with that clock, or null once another number was (a clock that does not run: no date). */
+  private readonly clocks = new Map<string, number | null>();
+  /** `sensor|meter id|record|content` of every record stored with a meter on a sensor known by content: the epochs it was stored in. */
+  private readonly contents = new Map<string, Set<string | undefined>>();
   private nextId = 0;
 
-  constructor(private readonly bitsOf: (sensor: string) => MeterRecordBits) {}
+  /**
+   * `bitsOf`: a sensor's record counter width. `knownByContent`: whether a sensor's records without a date are known by
+   * their content (the glucose meters; not a CGM, whose readings have no meter clock and would be kept one entry each
+   * for the whole run: 40 MB a year at one every 5 min). Default: none.
+   */
+  constructor(
+    private readonly bitsOf: (sensor: string) => MeterRecordBits,
+    private readonly knownByContent: (sensor: string) => boolean = () => false,
+  ) {}
 
   /** The meter of `sensor` that `address` and `serial` name (see the class comment); undefined when none is stored. */
   private find(sensor: string, address: string | undefined, serial: string | undefined): BookMeter | undefined {
@@ -206,7 +217,12 @@ export class MeterRecordBook {
     return meters.findLast((m) => m.address === address);
   }
 
-  /** Notes a stored reading; false when the same record of the same meter (number and meter clock) was noted before. */
+  /** Whether `clock` is a date of `meter`'s records: no two numbers of it were stored with that clock. */
+  private isDate(sensor: string, meter: BookMeter, clock: string): boolean {
+    return this.clocks.get([sensor, meter.id, clock].join('|')) !== null;
+  }
+
+  /** Notes a stored reading; false when the same record of the same meter was noted before (see the class comment). */
   note(r: Pick<Reading, 'sensor' | 'meterRecord' | 'context'> & Partial<Pick<Reading, 'value' | 'unit' | 'type'>>): boolean {
     if (r.meterRecord === undefined) return true;
     const address = r.context?.[METER_NUMBERING_CONTEXT.meter];
@@ -217,21 +233,29 @@ export class MeterRecordBook {
     if (meters === undefined) this.meters.set(r.sensor, (meters = []));
     let meter = this.find(r.sensor, address, serial);
     meter ??= { id: this.nextId++, address, serial, newest: undefined };
-    if ((address !== undefined || serial !== undefined) && meterClock !== undefined) {
+    const named = address !== undefined || serial !== undefined;
+    if (named && meterClock !== undefined) {
+      const clockKey = [r.sensor, meter.id, meterClock].join('|');
+      const first = this.clocks.get(clockKey);
+      if (first === undefined) this.clocks.set(clockKey, r.meterRecord);
+      else if (first !== null && first !== r.meterRecord) this.clocks.set(clockKey, null);
+    }
+    const byContent = named && this.knownByContent(r.sensor);
+    const contentKey = byContent ? [r.sensor, meter.id, r.meterRecord, recordContent(r)].join('|') : undefined;
+    if (named && meterClock !== undefined && this.isDate(r.sensor, meter, meterClock)) {
       const key = [r.sensor, meter.id, r.meterRecord, meterClock].join('|');
       if (this.seen.has(key)) return false;
-      this.seen.add(key);
+    } else if (contentKey !== undefined && this.contents.get(contentKey)?.has(epoch) === true) {
+      return false;
+    }
+    if (named && meterClock !== undefined) {
+      this.seen.add([r.sensor, meter.id, r.meterRecord, meterClock].join('|'));
       const numbered = [r.sensor, meter.id, r.meterRecord].join('|');
       const before = this.dated.get(numbered) ?? [];
-      if (before.some((b) => b.epoch !== epoch && b.clock !== meterClock)) this.diverged.add([r.sensor, meter.id, epoch ?? ''].join('|'));
       before.push({ epoch, clock: meterClock });
       this.dated.set(numbered, before);
-    } else if (address !== undefined || serial !== undefined) {
-      const key = [r.sensor, meter.id, r.meterRecord, undatedContent(r)].join('|');
-      const epochs = this.undated.get(key);
-      if (epochs !== undefined && (epochs.has(epoch) || !this.diverged.has([r.sensor, meter.id, epoch ?? ''].join('|')))) return false;
-      this.undated.set(key, (epochs ?? new Set()).add(epoch));
     }
+    if (contentKey !== undefined) this.contents.set(contentKey, (this.contents.get(contentKey) ?? new Set()).add(epoch));
     if (address !== undefined) meter.address = address; // a meter known by its serial may come back at another address
     if (serial !== undefined) meter.serial = serial;
     const previous = meter.newest;
@@ -252,26 +276,46 @@ export class MeterRecordBook {
 
   /**
    * Whether record `record` of `meter` on `sensor` is stored with meter wall clock `meterClock` (as sent,
-   * `context.meterClock`), in any epoch: a meter still holding it holds the memory it was stored from.
+   * `context.meterClock`), in any epoch: a meter still holding it holds the memory it was stored from. False for a
+   * clock that is no date (two numbers of the meter were stored with it: a clock that does not run).
    */
   holds(sensor: string, meter: MeterIdentity, record: number, meterClock: string): boolean {
     const found = this.find(sensor, meter.address, meter.serial);
-    return found !== undefined && this.seen.has([sensor, found.id, record, meterClock].join('|'));
+    return found !== undefined && this.isDate(sensor, found, meterClock) && this.seen.has([sensor, found.id, record, meterClock].join('|'));
+  }
+
+  /**
+   * Whether the meter record `r` (its number, meter clock and content as the driver would hand it over; `context`
+   * names the meter) is stored: by its meter clock when that is a date (`holds`), else, on a sensor known by content,
+   * with the same content in the meter's current numbering (the epoch of the last reading stored from it).
+   */
+  holdsAsSent(r: Pick<Reading, 'sensor' | 'meterRecord' | 'context'> & Partial<Pick<Reading, 'value' | 'unit' | 'type'>>): boolean {
+    if (r.meterRecord === undefined) return false;
+    const found = this.find(r.sensor, r.context?.[METER_NUMBERING_CONTEXT.meter], r.context?.[METER_NUMBERING_CONTEXT.serial]);
+    if (found === undefined) return false;
+    const meterClock = r.context?.[METER_TIME_CONTEXT.clock];
+    if (meterClock !== undefined && this.isDate(r.sensor, found, meterClock)) return this.seen.has([r.sensor, found.id, r.meterRecord, meterClock].join('|'));
+    if (!this.knownByContent(r.sensor)) return false;
+    return this.contents.get([r.sensor, found.id, r.meterRecord, recordContent(r)].join('|'))?.has(found.newest?.epoch) === true;
   }
 
   /**
    * The newest record number of `meter` on `sensor` at or before `record` (on the sensor's counter, `meterRecordAfter`)
-   * that is stored with a meter clock, in any epoch; undefined when none is. What a meter whose last record has no date
-   * can be asked for, to tell whether it still holds the memory it was stored from (`holds`).
+   * that is stored with a meter clock that is a date, in the meter's current numbering (the epoch of the last reading
+   * stored from it; before: any epoch, and a meter reset once whose newest record was deleted was asked for a record of
+   * its old memory and found reset again at every connect); undefined when none is. What a meter whose last record has
+   * no date can be asked for, to tell whether it still holds the memory it was stored from (`holds`).
    */
   datedAtOrBefore(sensor: string, meter: MeterIdentity, record: number): number | undefined {
     const found = this.find(sensor, meter.address, meter.serial);
     if (found === undefined) return undefined;
+    const epoch = found.newest?.epoch;
     const bits = this.bitsOf(sensor);
     const prefix = `${sensor}|${found.id}|`;
     let best: number | undefined;
-    for (const key of this.dated.keys()) {
+    for (const [key, stored] of this.dated) {
       if (!key.startsWith(prefix)) continue;
+      if (!stored.some((s) => s.epoch === epoch && this.isDate(sensor, found, s.clock))) continue;
       const n = Number(key.slice(prefix.length));
       if (meterRecordAfter(n, record, bits)) continue;
       if (best === undefined || meterRecordAfter(n, best, bits)) best = n;
@@ -296,11 +340,14 @@ export class MeterRecordBook {
   }
 }
 
-/** What tells an undated record of a meter from another of the same number: its value, unit, type and context but its numbering (meter, serial, epoch). */
-function undatedContent(r: Pick<Reading, 'context'> & Partial<Pick<Reading, 'value' | 'unit' | 'type'>>): string {
-  const numbering = new Set<string>(Object.values(METER_NUMBERING_CONTEXT));
+/**
+ * What tells a meter's record from another of the same number without a date: its value, unit, type and context but
+ * its numbering (meter, serial, epoch) and its meter time (the clock's conversion changes between connects).
+ */
+function recordContent(r: Pick<Reading, 'context'> & Partial<Pick<Reading, 'value' | 'unit' | 'type'>>): string {
+  const left = new Set<string>([...Object.values(METER_NUMBERING_CONTEXT), ...Object.values(METER_TIME_CONTEXT)]);
   const context = Object.entries(r.context ?? {})
-    .filter(([k]) => !numbering.has(k))
+    .filter(([k]) => !left.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return JSON.stringify([r.type, r.value, r.unit, context]);
 }

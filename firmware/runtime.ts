@@ -148,7 +148,8 @@ export function ledgerPath(dataDir: string): string {
 export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readonly<Record<string, MeterRecordBits>>; replayed: readonly string[] }, sinceMs: number, untilMs = Number.POSITIVE_INFINITY): { meterRecords: MeterRecordBook } & StoredRecords {
   const alerts: Alert[] = [];
   const meters = new Map(Object.entries(sensors.meters));
-  const meterRecords = new MeterRecordBook((sensor) => meters.get(sensor) ?? DEFAULT_METER_RECORD_BITS);
+  // Records without a date are known by content on the glucose meters only (not one entry per CGM reading for the whole run).
+  const meterRecords = new MeterRecordBook((sensor) => meters.get(sensor) ?? DEFAULT_METER_RECORD_BITS, (sensor) => meters.has(sensor));
   const replayed = new Set(sensors.replayed);
   const rows: StoredRecord[] = [];
   const read = (kind: RecordKind, filter: RecordFilter) => {
@@ -315,6 +316,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       lastMeterRecord: (sensor: string, meter?: MeterIdentity) => this.meterRecords.last(sensor, meter),
       meterRecordStored: (sensor: string, meter: MeterIdentity, record: number, meterClock: string) => this.meterRecords.holds(sensor, meter, record, meterClock),
       datedMeterRecordAtOrBefore: (sensor: string, meter: MeterIdentity, record: number) => this.meterRecords.datedAtOrBefore(sensor, meter, record),
+      meterReadingStored: (reading: Reading) => this.meterRecords.holdsAsSent(reading),
       ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}),
     };
     const deviceKinds: Record<string, string> = {};

@@ -49,16 +49,19 @@
  * does not change what was sent). A last record numbered before the floor that is stored with the same meter wall
  * clock (`DriverDeps.meterRecordStored`) is the same memory whose newest records were deleted on the meter (a full
  * memory, its menu): no new numbering, and the connect-time check asks for that record while the floor stays. A last
- * record without a date is compared by the newest record stored with a date below it (`datedMeterRecordAtOrBefore`,
- * asked for within range k..k); none such: a new numbering, as before. Either starts a new epoch (`meterEpoch`: when it was found, this device's
+ * record without a date (or whose clock does not run: one time stored for two numbers) is compared by the newest record
+ * of this numbering stored with a date below it (`datedMeterRecordAtOrBefore`, asked for within range k..k); none
+ * such: by content, it and the 4 records below it (`DriverDeps.meterReadingStored`, within range), all stored as sent:
+ * the same memory (`heldBelowFloor`). A lost link or a busy meter during those requests decides nothing. Otherwise a
+ * new numbering. Either starts a new epoch (`meterEpoch`: when it was found, this device's
  * clock) and asks for all records again. The first check also finds a reset meter that already holds more
  * records than the floor's number; a meter that refuses it (op code, operator or filter type not supported)
  * is not asked again by this driver and is left to the second. A floor stored before meters were named is not
  * checked at connect.
  * The first record handed over of a new meter or epoch comes with one `meter-numbering-restarted` notice
  * (`SensorSink.notice`; an info alert). The runtime drops a record of the same meter, number and meter
- * clock as one stored, and an undated record of the same meter, number and content (records.ts `MeterRecordBook`),
- * so an epoch begun by mistake stores nothing twice.
+ * clock as one stored, and an undated record of the same meter, number and content in the same epoch (records.ts
+ * `MeterRecordBook`): an epoch begun by mistake stores its undated records again, never loses a new one.
  * Not told apart: a reset meter that holds more records than the old floor, on a meter that refuses
  * "within range" (its records above the floor are taken as newer ones of the old numbering, those below
  * are not asked for).
@@ -103,7 +106,7 @@ import { finiteValue } from '../protocols/ieee11073.js';
 import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
 import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
-import { type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
+import { METER_TIME_CONTEXT, type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
@@ -128,6 +131,11 @@ const MMOL_TO_MG_PER_DL = 18.0156;
 const CLOCK_REREAD_TOLERANCE_MS = 1000;
 /** Reads of the Serial Number String at most, when it reads another serial than the one known at the address (`confirmSerial`). */
 const SERIAL_READS = 3;
+/**
+ * Records compared at most, by content, when the meter's last record is before the floor, has no date and no dated
+ * record is stored below it (`heldBelowFloor`): it and those just below it.
+ */
+const COMPARED_RECORDS = 5;
 /** The sensor state's backfill progress is updated every this many records. */
 const PROGRESS_EVERY = 50;
 /** The info alert (`SensorSink.notice`) raised with the first record of a meter whose numbers started again. */
@@ -204,7 +212,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    * still holds an older one stored, `record` with the same meter wall clock `clock`: the same numbering. Its
    * connect-time check asks for that record instead of the floor while the floor is still `floor` (meter: `meterKey`).
    */
-  private heldBelow: { key: string; epoch: string | undefined; floor: number; record: number; clock: string } | undefined;
+  private heldBelow: { key: string; epoch: string | undefined; floor: number; record: number; clock: string | undefined } | undefined;
   /** Meters (serial, else address) that refused the "within range" check of the stored floor record: not asked again by this driver. */
   private floorCheckRefused = new Set<string>();
   /** Meters (address) whose Device Information Service was found absent or unreadable: logged once. */
@@ -214,11 +222,14 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /** While a check asks for one record (`numberingRestarted`): what arrived, instead of handing it over (`floor`: the record asked for; others counted). */
   private probe: Probe | undefined;
   /**
-   * The meter's last record as that request brought it, when it showed a new numbering: handed over after the
-   * transfer of the new numbering unless that transfer brought it (the link drops a notification equal to one
-   * received less than `dedupeWindowMs` ago, and this one was).
+   * The records the checks brought when they showed a new numbering (the meter's last record, and those asked for
+   * to compare: `heldBelowFloor`), in number order: each handed over in the transfer of the new numbering when it
+   * comes to its place, unless that transfer brought it (the link drops a notification equal to one received less
+   * than `dedupeWindowMs` ago, and these were: QA re-check, a cleared meter's new records 1 and 2 were never stored).
    */
-  private heldLast: Received | undefined;
+  private heldRecords: Received[] = [];
+  /** What `heldBelowFloor` received, for `heldRecords`. */
+  private compared: Received[] = [];
   private handed = new Set<number>();
   /** A transfer was asked for and has not ended with the meter's response (the link dropped, or it timed out). */
   private transferCut = false;
@@ -325,7 +336,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   protected async session(link: GattLink): Promise<void> {
     const log = this.deps.logger;
     this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
-    this.heldLast = undefined; // the new link's transfer brings it again
+    this.heldRecords = []; // the new link's transfer brings them again
     this.current = link;
     this.adoptMeter(await this.identify(link));
     this.newTransfer();
@@ -597,9 +608,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       throw new BleError('timeout', link.address, 'RACP report stored records', `no record or response within ${this.options.racpTimeoutMs} ms`);
     }
     this.flushPending();
-    const held = this.heldLast;
-    this.heldLast = undefined;
-    if (held !== undefined && !this.isKnown(held.measurement.sequenceNumber)) this.emit(link, held.measurement, held.bytes, held.context);
+    const held = this.heldRecords;
+    this.heldRecords = [];
+    for (const h of held) if (!this.isKnown(h.measurement.sequenceNumber)) this.emit(link, h.measurement, h.bytes, h.context);
     const r = outcome.response;
     if (r.opCode === 'response-code' && (r.responseCode.name === 'success' || r.responseCode.name === 'no-records-found')) {
       this.transferCut = false;
@@ -636,6 +647,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    */
   private async numberingRestarted(link: GattLink, check: 'floor' | 'last'): Promise<boolean> {
     const floor = this.floor as number;
+    this.compared = [];
     const meter = this.meter as MeterIdentity;
     // A meter known to have lost its newest records is asked for the newest it still holds (`heldBelow`).
     const below = this.heldBelow;
@@ -645,25 +657,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
         ? { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: checked.record, to: checked.record } }
         : { opCode: 'report-stored-records', operator: 'last' };
     const probe: Probe = { kind: check, target: check === 'floor' ? checked.record : undefined, found: undefined, others: [] };
-    const ask = async (): Promise<RacpOutcome> => {
-      this.probe = probe;
-      try {
-        const outcome = await this.racp(link, request);
-        if (outcome.kind === 'response') this.flushPending();
-        return outcome;
-      } finally {
-        this.probe = undefined;
-        this.pending = undefined;
-      }
-    };
-    let outcome = await ask();
-    if (meterBusy(outcome)) {
-      // A transfer from before a reconnect is still running on the meter: abort it, then ask again.
-      await this.racp(link, { opCode: 'abort-operation' });
-      probe.found = undefined;
-      probe.others = [];
-      outcome = await ask();
-    }
+    const outcome = await this.askProbe(link, request, probe);
     if (outcome.kind === 'busy') throw outcome.error;
     if (outcome.kind === 'lost') return false;
     const code = outcome.kind === 'response' && outcome.response.opCode === 'response-code' ? outcome.response.responseCode.name : undefined;
@@ -692,7 +686,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       // Its last record (or, when that has no date, the newest dated one stored below it) still on the meter with
       // the same wall clock: the same memory, whose records after it were deleted on the meter (a full memory, its
       // menu). Not a new numbering; checked by that record from now on.
-      const held = behind ? (meterClock !== undefined ? this.storedAs(last.sequenceNumber, meterClock) : await this.heldDatedBelow(link, last.sequenceNumber)) : undefined;
+      const held = behind ? await this.heldBelowFloor(link, found) : undefined;
+      if (held === 'unanswered') return false; // asked again after the next transfer that brings nothing
       if (held !== undefined) {
         if (below?.record !== held.record) {
           this.deps.logger.info({ sensor: this.sensor, address: link.address, floor, onMeter: last.sequenceNumber, held: held.record }, 'glucose meter no longer holds its newest records stored (deleted on the meter): the same numbering');
@@ -702,7 +697,10 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       }
     }
     if (!behind && !another) return this.handOver(link, probe.others);
-    this.heldLast = found;
+    const brought = [...this.compared, ...(found !== undefined ? [found] : [])];
+    this.heldRecords = brought
+      .filter((r, i) => brought.findIndex((o) => o.measurement.sequenceNumber === r.measurement.sequenceNumber) === i)
+      .sort((a, b) => (meterRecordAfter(a.measurement.sequenceNumber, b.measurement.sequenceNumber, this.meterRecordBits) ? 1 : -1));
     this.epoch = new Date(this.deps.clock.now()).toISOString();
     this.highest = undefined;
     this.highestClock = undefined;
@@ -720,25 +718,107 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   }
 
   /**
-   * For a last record `last` without a date: the newest record stored with a meter clock at or before it
-   * (`DriverDeps.datedMeterRecordAtOrBefore`), asked for (within range k..k) and found on the meter with the clock it
-   * was stored with; else undefined (none stored, gone, another clock, or a meter that does not do "within range").
+   * For the meter's last record `last`, numbered before the floor: the record that shows the meter still holds the
+   * memory stored from it (its newest records deleted on the meter), with the clock to check it by at connect (undefined:
+   * by its number only); undefined when none does (a new numbering); `unanswered` when the meter did not answer (the
+   * link was lost, or it stayed busy: asked again after the next transfer that brings nothing). By precedence:
+   * - `last` itself, stored with the meter clock it has (a clock that is a date: `DriverDeps.meterRecordStored`);
+   * - else, when it has another date stored: none;
+   * - else the newest record stored with a date below it in this numbering (`datedMeterRecordAtOrBefore`), asked for
+   *   (within range k..k) and found with the clock it was stored with;
+   * - else (no date to compare: a clock never set, or one that does not run) `last` and the records just below it,
+   *   `COMPARED_RECORDS` in all (within range), each stored as sent (`DriverDeps.meterReadingStored`: its content in
+   *   this numbering). One record alone is not enough: a cleared meter's new record can have the number and value of
+   *   an old one (QA re-check: new 110/97/130 after old 110/95/130, records 1 and 3 alike).
+   * A meter that does not do "within range" (or does not answer it) has nothing compared: none.
    */
-  private async heldDatedBelow(link: GattLink, last: number): Promise<{ record: number; clock: string } | undefined> {
+  private async heldBelowFloor(link: GattLink, last: Received): Promise<{ record: number; clock: string | undefined } | 'unanswered' | undefined> {
     const meter = this.meter as MeterIdentity;
-    const record = this.deps.datedMeterRecordAtOrBefore?.(this.sensor, meter, last);
-    if (record === undefined || this.floorCheckRefused.has(meterKey(meter))) return undefined;
-    const probe: Probe = { kind: 'floor', target: record, found: undefined, others: [] };
-    this.probe = probe;
-    try {
-      const outcome = await this.racp(link, { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from: record, to: record } });
-      if (outcome.kind === 'response') this.flushPending();
-    } finally {
-      this.probe = undefined;
-      this.pending = undefined;
+    const seq = last.measurement.sequenceNumber;
+    const clock = last.measurement.measuredAtMs !== undefined ? meterWallClockText(last.measurement.measuredAtMs) : undefined;
+    const as = clock !== undefined ? this.storedAs(seq, clock) : undefined;
+    if (as !== undefined) return as;
+    const dated = this.deps.datedMeterRecordAtOrBefore?.(this.sensor, meter, seq);
+    if (dated === seq || this.floorCheckRefused.has(meterKey(meter))) return undefined;
+    if (dated !== undefined) {
+      const answer = await this.askRange(link, dated, dated);
+      if (typeof answer === 'string') return answer === 'refused' ? undefined : answer;
+      this.compared.push(...(answer.found !== undefined ? [answer.found] : []), ...answer.others);
+      // Sent ("success") but not delivered: the link dropped it as a repeat of the one received just before (the
+      // connect-time check asked for it): nothing to compare now (QA: a false reset at each later connect).
+      if (answer.found === undefined && answer.code === 'success') return 'unanswered';
+      const at = answer.found?.measurement.measuredAtMs;
+      return at !== undefined ? this.storedAs(dated, meterWallClockText(at)) : undefined;
     }
-    const at = probe.found?.measurement.measuredAtMs;
-    return at !== undefined ? this.storedAs(record, meterWallClockText(at)) : undefined;
+    const stored = this.deps.meterReadingStored;
+    if (stored === undefined) return undefined;
+    const compared: Received[] = [last];
+    const from = Math.max(0, seq - (COMPARED_RECORDS - 1));
+    if (from < seq) {
+      const answer = await this.askRange(link, from, seq - 1);
+      if (typeof answer === 'string') return answer === 'refused' ? undefined : answer;
+      // Those of the range only (a meter may answer with every record from `from` on); the link drops a record it
+      // delivered less than `dedupeWindowMs` ago: not compared.
+      for (const r of [answer.found, ...answer.others]) if (r !== undefined && r.measurement.sequenceNumber >= from && r.measurement.sequenceNumber < seq) compared.push(r);
+      this.compared.push(...compared.slice(1));
+    }
+    const readings = compared.map((r) => this.asReading(r)).filter((r): r is Reading => r !== undefined);
+    const same = readings.length > 0 && readings.every((r) => stored(r));
+    this.deps.logger.debug({ sensor: this.sensor, address: link.address, last: seq, compared: readings.length, same }, 'glucose meter records without a date compared with those stored');
+    return same ? { record: seq, clock: undefined } : undefined;
+  }
+
+  /**
+   * Asks for the records `from..to` (within range) without handing them over; `to` is `found`, the others apart. A
+   * busy meter is aborted and asked once again; busy again: `unanswered`, and so is a lost link. A refusal or no
+   * answer within `racpTimeoutMs`: `refused`, and the meter is not asked "within range" again by this driver.
+   */
+  private async askRange(link: GattLink, from: number, to: number): Promise<(Probe & { code: string | undefined }) | 'unanswered' | 'refused'> {
+    const probe: Probe = { kind: 'floor', target: to, found: undefined, others: [] };
+    // Busy: before, taken for a missing record (QA: a notice and every record fetched again).
+    const outcome = await this.askProbe(link, { opCode: 'report-stored-records', operator: 'within-range', filter: { type: 'sequence-number', from, to } }, probe);
+    if (outcome.kind === 'lost' || meterBusy(outcome)) return 'unanswered';
+    const code = outcome.kind === 'response' && outcome.response.opCode === 'response-code' ? outcome.response.responseCode.name : undefined;
+    if (outcome.kind === 'timeout' || (code !== undefined && RACP_REQUEST_REFUSED.has(code))) {
+      this.floorCheckRefused.add(meterKey(this.meter as MeterIdentity));
+      this.deps.logger.info({ sensor: this.sensor, address: link.address, response: code ?? 'none' }, 'glucose meter does not report a record by number (RACP within range)');
+      return 'refused';
+    }
+    return { ...probe, code };
+  }
+
+  /**
+   * Writes a check's request, what arrives kept in `probe` (`emit`) instead of handed over. A meter busy with a
+   * procedure of its own (a transfer from before a reconnect) is aborted and asked once again.
+   */
+  private async askProbe(link: GattLink, request: RacpRequestFields, probe: Probe): Promise<RacpOutcome> {
+    const ask = async (): Promise<RacpOutcome> => {
+      this.probe = probe;
+      try {
+        const outcome = await this.racp(link, request);
+        if (outcome.kind === 'response') this.flushPending();
+        return outcome;
+      } finally {
+        this.probe = undefined;
+        this.pending = undefined;
+      }
+    };
+    const outcome = await ask();
+    if (!meterBusy(outcome)) return outcome;
+    await this.racp(link, { opCode: 'abort-operation' });
+    probe.found = undefined;
+    probe.others = [];
+    return ask();
+  }
+
+  /** A record received by a check as the reading it would be handed over as (its meter time as sent only); undefined without a usable concentration. */
+  private asReading(r: Received): Reading | undefined {
+    const m = r.measurement;
+    const mgPerDl = usableMgPerDl(m);
+    if (mgPerDl === undefined) return undefined;
+    const time: Record<string, string> = m.measuredAtMs !== undefined ? { [METER_TIME_CONTEXT.clock]: meterWallClockText(m.measuredAtMs) } : {};
+    const context = { ...time, ...glucoseContext(m, r.context), ...this.numberingContext() };
+    return { sensor: this.sensor, type: 'glucose', value: Math.round(mgPerDl * 10) / 10, unit: 'mg/dL', tDevice: this.deps.clock.now(), meterRecord: m.sequenceNumber, context };
   }
 
   /**
@@ -856,26 +936,27 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       else this.probe.found = received;
       return;
     }
-    const held = this.heldLast;
-    if (held !== undefined && (held.measurement.sequenceNumber === seq || meterRecordAfter(seq, held.measurement.sequenceNumber, this.meterRecordBits))) {
-      // The record a check brought before this transfer: handed over in its place (the link dropped its copy as a
-      // repeat), or by this very record when the meter sent it again.
-      this.heldLast = undefined;
-      if (held.measurement.sequenceNumber !== seq && !this.isKnown(held.measurement.sequenceNumber)) this.emit(link, held.measurement, held.bytes, held.context);
+    // The records a check brought before this transfer: each handed over in its place (the link dropped its copy as a
+    // repeat), or by this very record when the meter sent it again.
+    for (let held = this.heldRecords[0]; held !== undefined; held = this.heldRecords[0]) {
+      const n = held.measurement.sequenceNumber;
+      if (n !== seq && !meterRecordAfter(seq, n, this.meterRecordBits)) break;
+      this.heldRecords.shift();
+      if (n !== seq && !this.isKnown(n)) this.emit(link, held.measurement, held.bytes, held.context);
     }
     if (this.isKnown(seq)) {
       this.duplicates += 1;
       return;
     }
     const conc = m.concentration;
-    const mgPerDl = conc?.mgPerDl ?? (conc?.mmolPerL !== undefined ? conc.mmolPerL * MMOL_TO_MG_PER_DL : undefined);
+    const mgPerDl = usableMgPerDl(m);
     this.handed.add(seq);
     const wall = m.measuredAtMs !== undefined ? meterWallClockText(m.measuredAtMs) : undefined;
     if (this.highest === undefined || meterRecordAfter(seq, this.highest, this.meterRecordBits)) {
       this.highest = seq;
       this.highestClock = wall;
     }
-    if (conc === undefined || mgPerDl === undefined || finiteValue(conc.value) === undefined) {
+    if (mgPerDl === undefined) {
       this.quarantine(link, GLUCOSE_MEASUREMENT_UUID, bytes, new DecodeError('ble-glucose-measurement', `record ${seq} has no usable glucose concentration (${conc ? conc.value.kind : 'absent'})`));
       return;
     }
@@ -913,6 +994,13 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (this.epoch !== undefined) out[METER_NUMBERING_CONTEXT.epoch] = this.epoch;
     return out;
   }
+}
+
+/** A measurement's concentration in mg/dL (mol/L converted), undefined when it has none usable (absent, NaN, NRes, ±INF). */
+function usableMgPerDl(m: GlucoseMeasurement): number | undefined {
+  const conc = m.concentration;
+  const mgPerDl = conc?.mgPerDl ?? (conc?.mmolPerL !== undefined ? conc.mmolPerL * MMOL_TO_MG_PER_DL : undefined);
+  return conc === undefined || mgPerDl === undefined || finiteValue(conc.value) === undefined ? undefined : mgPerDl;
 }
 
 /** The key a driver remembers a meter by: its serial when it told one, else its address. */

@@ -81,14 +81,22 @@ export interface DriverDeps {
   /**
    * Whether record `record` of `meter` is stored with the meter wall clock `meterClock` (as sent, `context.meterClock`),
    * in any of its numbering epochs (records.ts `MeterRecordBook.holds`): a meter that still holds it holds the memory it
-   * was stored from. Absent: not known (a glucose meter whose newest records are gone is then taken for a reset one).
+   * was stored from. False for a clock two numbers of the meter were stored with (a clock that does not run). Absent: not known (a glucose meter whose newest records are gone is then taken for a reset one).
    */
   meterRecordStored?(sensor: string, meter: MeterIdentity, record: number, meterClock: string): boolean;
   /**
-   * The newest record number of `meter` at or before `record` stored with a meter clock, in any epoch
-   * (`MeterRecordBook.datedAtOrBefore`): what a meter whose last record has no date is asked for. Absent: not known.
+   * The newest record number of `meter` at or before `record` stored with a meter clock that is a date, in the meter's
+   * current numbering (`MeterRecordBook.datedAtOrBefore`): what a meter whose last record has no date is asked for.
+   * Absent: not known.
    */
   datedMeterRecordAtOrBefore?(sensor: string, meter: MeterIdentity, record: number): number | undefined;
+  /**
+   * Whether a meter's record, as the driver would hand it over (`reading.context` names the meter), is stored: by its
+   * meter clock when that is a date, else by its content in the meter's current numbering
+   * (`MeterRecordBook.holdsAsSent`). Absent: not known (a meter whose last record has no date and no dated record
+   * below it is then taken for a reset one when it no longer holds its newest records stored).
+   */
+  meterReadingStored?(reading: Reading): boolean;
   /**
    * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
    * times have no zone and that cannot tell their clock (no Current Time Service): see

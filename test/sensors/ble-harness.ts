@@ -39,7 +39,7 @@ export function recordingSink(): RecordingSink {
  * runtime's configured `timeZone`.
  */
 export function driverDeps(sink: RecordingSink, stored: Record<string, number> = {}, timeZone?: string): DriverDeps {
-  const book = new MeterRecordBook(() => GLS_SEQUENCE_NUMBER_BITS);
+  const book = new MeterRecordBook(() => GLS_SEQUENCE_NUMBER_BITS, () => true);
   for (const [sensor, meterRecord] of Object.entries(stored)) book.note({ sensor, meterRecord });
   let noted = 0;
   const catchUp = () => {
@@ -60,6 +60,10 @@ export function driverDeps(sink: RecordingSink, stored: Record<string, number> =
     datedMeterRecordAtOrBefore: (sensor, meter, record) => {
       catchUp();
       return book.datedAtOrBefore(sensor, meter, record);
+    },
+    meterReadingStored: (reading) => {
+      catchUp();
+      return book.holdsAsSent(reading);
     },
   };
 }

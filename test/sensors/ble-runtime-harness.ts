@@ -39,3 +39,14 @@ export async function runRuntimeUntil(config: RuntimeConfig, done: () => boolean
     await runtime.stop();
   }
 }
+
+/** Runs a runtime with `config` while `body` runs, then stops it. */
+export async function withRuntime(config: RuntimeConfig, body: () => Promise<void>): Promise<void> {
+  const runtime = new Runtime(config, { logger: silentLogger });
+  runtime.start();
+  try {
+    await body();
+  } finally {
+    await runtime.stop();
+  }
+}
