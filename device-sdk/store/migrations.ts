@@ -28,14 +28,26 @@ export function assertSchemaVersion(db: Database.Database, migrations: readonly 
  */
 export function runMigrations(db: Database.Database, migrations: readonly Migration[]): number {
   const { current, latest } = assertSchemaVersion(db, migrations);
-  for (const m of migrations) {
-    if (m.version <= current) continue;
-    db.transaction(() => {
-      // Another connection may have applied it while this one waited for the lock.
-      if ((db.pragma('user_version', { simple: true }) as number) >= m.version) return;
-      m.up(db);
-      db.pragma(`user_version = ${m.version}`);
-    }).immediate();
+  if (current >= latest) return latest;
+  // Another process's migration may take longer than the usual busy timeout (migration 7 of the edge store
+  // backfills from every record: 3.7 s at 1M rows here), so wait for it up to `MIGRATION_WAIT_MS`.
+  const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
+  db.pragma(`busy_timeout = ${Math.max(busyTimeout, MIGRATION_WAIT_MS)}`);
+  try {
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      db.transaction(() => {
+        // Another connection may have applied it while this one waited for the lock.
+        if ((db.pragma('user_version', { simple: true }) as number) >= m.version) return;
+        m.up(db);
+        db.pragma(`user_version = ${m.version}`);
+      }).immediate();
+    }
+  } finally {
+    db.pragma(`busy_timeout = ${busyTimeout}`);
   }
   return latest;
 }
+
+/** How long a connection waits for another one's migration (ms). */
+export const MIGRATION_WAIT_MS = 5 * 60_000;
