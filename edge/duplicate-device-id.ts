@@ -16,8 +16,8 @@ export interface DuplicateDeviceIdOptions {
    * How long a proven pair stands while one of its boots is silent (ms). A board cut off by its link keeps its place
    * this long (a village link down for hours or days is normal; before, it lost its place after `windowMs` and the
    * other board's batches were stored); past it, the incumbent silent, the refused board takes over (the board it
-   * replaced is taken as gone for good), or the refused board silent, the proof is dropped. An operator ends it at
-   * once with `medge edge duplicates release` (`EdgeStore.releaseDuplicate`).
+   * replaced is taken as gone for good), or the refused board silent, the proof is dropped. An operator decides with
+   * `medge edge duplicates release` (`EdgeStore.releaseDuplicate`, `BootWatchState.hold`): then this hold no longer applies.
    */
   holdMs: number;
 }

@@ -202,7 +202,7 @@ function edgeStats(args: string[]): number {
         `boot ${boot}: ${Object.entries(kinds).map(([kind, k]) => `${kind} ${k.stored}${k.stored > 0 ? ` (seq ${k.minSeq}-${k.maxSeq})` : ''}${k.conflicts > 0 ? ` + ${k.conflicts} in conflicts` : ''}`).join(', ') || 'none'}`,
     );
     lines.push(
-      `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused${perBoot.length > 0 ? `: ${perBoot.join(', ')}` : ''}; incumbent ${d.incumbent ?? '?'}${hold}${heard.length > 0 ? `; ${heard.join(', ')}` : ''}); the refused board keeps its readings and alerts, its waveform unacknowledged for 24 h may be evicted from its ledger; stored under ${device}: ${stored.join('; ')}`,
+      `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused${perBoot.length > 0 ? `: ${perBoot.join(', ')}` : ''}; incumbent ${d.incumbent ?? '?'}${hold}${heard.length > 0 ? `; ${heard.join(', ')}` : ''})${d.releasedMs === undefined ? '; the refused board keeps its readings and alerts, its waveform unacknowledged for 24 h may be evicted from its ledger' : ''}; stored under ${device}: ${stored.join('; ')}`,
     );
     const r = d.lastRelease;
     if (r) lines.push(`    released by ${r.operator} at ${new Date(r.releasedMs).toISOString()} (${r.keptBoot === undefined ? 'both boots stored again' : `kept ${r.keptBoot}`}): ${r.reason}`);
