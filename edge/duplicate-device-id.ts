@@ -16,8 +16,8 @@ export interface DuplicateDeviceIdOptions {
    * How long a proven pair stands while one of its boots is silent (ms). A board cut off by its link keeps its place
    * this long (a village link down for hours or days is normal; before, it lost its place after `windowMs` and the
    * other board's batches were stored); past it, the incumbent silent, the refused board takes over (the board it
-   * replaced is taken as gone for good), or the refused board silent, the proof is dropped. An operator ends it at
-   * once with `medge edge duplicates release` (`EdgeStore.releaseDuplicate`).
+   * replaced is taken as gone for good), or the refused board silent, the proof is dropped. An operator decides with
+   * `medge edge duplicates release` (`EdgeStore.releaseDuplicate`, `BootWatchState.hold`): then this hold no longer applies.
    */
   holdMs: number;
 }
@@ -76,6 +76,16 @@ export interface BootWatchState {
   incumbent: string | null;
   intruder: string | null;
   provenMs: number | null;
+  /**
+   * An operator's release (`releaseProof`): 'kept' (`--keep`), the proof stands until released again, whatever the
+   * silence of either boot (QA: the old board powered up 8 days after `--keep` had 80,000 records stored before it was
+   * proven again); 'released' (no `--keep`), the proof ends once the incumbent has been silent for `windowMs` (QA: the
+   * still-running refused board's backlog, 79,950 records in 80 s, was stored before the pair was proven again).
+   * Absent: the edge's own proof, held `holdMs`.
+   */
+  hold?: 'kept' | 'released';
+  /** Batches refused per boot (`DEVICE_ID_IN_USE`), so that a turned-round pair's earlier refusals stay with the boot they refused. Absent in older rows. */
+  refusedBy?: Record<string, number>;
   /** Switches back since the last one that was logged, and when that was. */
   unlogged: number;
   loggedAt: number | null;
@@ -116,22 +126,31 @@ function clamped(state: BootWatchState, now: number): BootWatchState {
   };
 }
 
+/** `state` without its proof (and the operator's hold of it). */
+function endProof(state: BootWatchState): void {
+  state.incumbent = null;
+  state.intruder = null;
+  state.provenMs = null;
+  delete state.hold;
+}
+
 /**
- * A copy of `state` without the boots silent for longer than `windowMs` (the two boots of a proven pair: `holdMs`),
- * and without a proof one of whose boots is silent for longer than `holdMs`.
+ * A copy of `state` without the boots silent for longer than `windowMs` (the two boots of a proven pair: `holdMs`;
+ * kept by an operator: never), and without a proof one of whose boots is silent for longer than `holdMs` (kept by an
+ * operator: never; released by one: the incumbent silent for `windowMs`).
  */
 function expire(stored: BootWatchState, now: number, o: DuplicateDeviceIdOptions): BootWatchState {
   const state = clamped(stored, now);
   const proven = new Set([state.incumbent, state.intruder]);
-  const boots = Object.fromEntries(Object.entries(state.boots).filter(([b, v]) => now - v.lastMs <= (proven.has(b) ? Math.max(o.windowMs, o.holdMs) : o.windowMs)));
+  const kept = state.hold === 'kept' && state.incumbent !== null;
+  const heldFor = (b: string) => (!proven.has(b) ? o.windowMs : kept ? Number.POSITIVE_INFINITY : Math.max(o.windowMs, o.holdMs));
+  const boots = Object.fromEntries(Object.entries(state.boots).filter(([b, v]) => now - v.lastMs <= heldFor(b)));
   const gone = Object.fromEntries(Object.entries(state.gone ?? {}).filter(([, at]) => now - at <= o.windowMs));
   const next: BootWatchState = { ...state, boots, gone };
   // The incumbent silent for the hold: the refused board is taken as its replacement. The refused board silent: fixed.
-  if (next.incumbent !== null && (!(next.incumbent in boots) || next.intruder === null || !(next.intruder in boots))) {
-    next.incumbent = null;
-    next.intruder = null;
-    next.provenMs = null;
-  }
+  const incumbentHeard = next.incumbent !== null && next.incumbent in boots;
+  const released = next.hold === 'released' && incumbentHeard && now - (boots[next.incumbent as string] as { lastMs: number }).lastMs > o.windowMs;
+  if (next.incumbent !== null && (!incumbentHeard || released || next.intruder === null || !(next.intruder in boots))) endProof(next);
   if (next.pair !== null && (!next.pair.every((b) => b in boots) || (next.lastSwitchMs !== null && now - next.lastSwitchMs > o.windowMs))) {
     next.pair = null;
     next.switchBacks = 0;
@@ -159,9 +178,7 @@ function noteSuccession(state: BootWatchState, bootId: string, carried: readonly
       const other = state.incumbent === boot ? state.intruder : state.incumbent;
       if (other === bootId) {
         // The two proven boots are one ledger: a reboot after all, not two boards.
-        state.incumbent = null;
-        state.intruder = null;
-        state.provenMs = null;
+        endProof(state);
       } else if (state.incumbent === boot) state.incumbent = bootId;
       else {
         state.intruder = bootId;
@@ -196,6 +213,9 @@ export function admitBoot(
   noteSuccession(state, bootId, carried, now);
   if (state.intruder !== bootId) return { state, refuse: false };
   state.boots = { ...state.boots, [bootId]: { lastMs: now, sinceMs: null } };
+  const refusedBy = Object.entries({ ...state.refusedBy, [bootId]: (state.refusedBy?.[bootId] ?? 0) + 1 });
+  // The most recently refused boots last (bounded: anyone can publish under any boot id without TLS).
+  state.refusedBy = Object.fromEntries([...refusedBy.filter(([b]) => b !== bootId), ...refusedBy.filter(([b]) => b === bootId)].slice(-MAX_BOOTS));
   return { state, refuse: true };
 }
 
@@ -332,16 +352,18 @@ export class DuplicateReleaseError extends MedgeError {
 }
 
 /**
- * `state` after an operator's release (`medge edge duplicates release`): without `keep`, the proof and the run of
- * switches end and the watch starts again (the refused boot's batches are stored; should both boards still run, 4
- * switches back prove them again, the board stored the longer without a break keeping its place). With `keep` (one
- * of the proven boots), that boot keeps syncing and the other is refused from now on (an operator who knows which
- * board is the clinic's). Returns the problem instead when there is no proof or `keep` is not one of its boots.
+ * `state` after an operator's release (`medge edge duplicates release`). Without `keep`, the refused boot's batches
+ * are stored once the incumbent has been silent for `windowMs` (`hold: 'released'`; a replaced incumbent, gone for
+ * longer, at once): while both boards run, the refused one stays refused, since storing it until the pair is proven
+ * again stored its whole backlog (QA: 79,950 records in 80 s). With `keep` (one of the proven boots), that boot keeps
+ * syncing and the other is refused until an operator releases the pair again, however long either is silent
+ * (`hold: 'kept'`; an operator who knows which board is the clinic's). Returns the problem instead when there is no
+ * proof or `keep` is not one of its boots.
  */
 export function releaseProof(state: BootWatchState | undefined, now: number, keep?: string): BootWatchState | DuplicateReleaseProblem {
   if (!state || state.incumbent === null || state.intruder === null) return 'not-proven';
   const base = { ...state, pair: null, switchBacks: 0, lastSwitchMs: null };
-  if (keep === undefined) return { ...base, incumbent: null, intruder: null, provenMs: null };
+  if (keep === undefined) return { ...base, hold: 'released' };
   if (keep !== state.incumbent && keep !== state.intruder) return 'unknown-boot';
   const other = keep === state.incumbent ? state.intruder : state.incumbent;
   const at = (b: string) => state.boots[b]?.lastMs ?? now;
@@ -350,6 +372,7 @@ export function releaseProof(state: BootWatchState | undefined, now: number, kee
     incumbent: keep,
     intruder: other,
     provenMs: now,
+    hold: 'kept',
     boots: { ...state.boots, [keep]: { lastMs: at(keep), sinceMs: state.boots[keep]?.sinceMs ?? now }, [other]: { lastMs: at(other), sinceMs: null } },
   };
 }

@@ -200,8 +200,20 @@ export interface DuplicateDeviceIdStats {
   provenMs?: number;
   /** When the refusal ended (the incumbent or the refused boot silent for `holdMs`, or an operator's release); absent while it goes on. */
   releasedMs?: number;
-  /** Batches refused as `device-id-in-use` (their records stay on that board). */
+  /** Batches refused as `device-id-in-use` (their records stay on that board), all boots together. */
   refusedBatches: number;
+  /** Of `refusedBatches`, per refused boot (since this build: a pair turned round by `--keep` keeps each boot's own count). */
+  refusedByBoot: Record<string, number>;
+  /**
+   * When each boot of the proof was last heard (edge ms; refused batches count): an incumbent silent for days was
+   * likely replaced, and an operator may release it.
+   */
+  lastHeardMs?: Record<string, number>;
+  /**
+   * An operator's hold on the proof: 'kept' (`--keep`: it stands until released again), 'released' (without `--keep`:
+   * the refused boot is stored once the incumbent has been silent for the edge's window, 5 min by default). Absent: the edge's own proof.
+   */
+  hold?: 'kept' | 'released';
   /** The last operator's release (`medge edge duplicates release`): who, when, why, the pair it ended and the boot kept (absent: none). */
   lastRelease?: { operator: string; reason: string; releasedMs: number; incumbent: string; refusedBoot: string; keptBoot?: string };
   /**
@@ -449,8 +461,8 @@ export class EdgeStore {
   }
 
   /** `releaseDuplicate` on this store's connection. */
-  releaseDuplicate(deviceId: string, release: DuplicateRelease, now = Date.now()): void {
-    releaseDuplicate(this.db, deviceId, release, now);
+  releaseDuplicate(deviceId: string, release: DuplicateRelease, now = Date.now()): ReleasedDuplicate {
+    return releaseDuplicate(this.db, deviceId, release, now);
   }
 
   /** Commits a validated batch durably (one transaction, fsync'd) and returns what to acknowledge. */
@@ -533,6 +545,7 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
     ? db.prepare('SELECT kind, stored, min_seq AS minSeq, max_seq AS maxSeq FROM boot_records WHERE device_id = ? AND boot_id = ? ORDER BY kind')
     : db.prepare('SELECT kind, COUNT(*) AS stored, MIN(seq) AS minSeq, MAX(seq) AS maxSeq FROM records WHERE device_id = ? AND boot_id = ? GROUP BY kind');
   const conflictsByBoot = db.prepare('SELECT kind, COUNT(*) AS n FROM conflicts WHERE device_id = ? AND boot_id = ? GROUP BY kind');
+  const getWatch = hasTable(db, 'boot_watch') ? db.prepare('SELECT state FROM boot_watch WHERE device_id = ?').pluck() : undefined;
   const lastRelease = hasTable(db, 'duplicate_releases')
     ? db.prepare('SELECT operator, reason, released_ms AS releasedMs, incumbent, refused_boot AS refusedBoot, kept_boot AS keptBoot FROM duplicate_releases WHERE device_id = ? ORDER BY id DESC LIMIT 1')
     : undefined;
@@ -572,8 +585,21 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
       ...(row.proven_ms !== null ? { provenMs: row.proven_ms } : {}),
       ...(row.released_ms !== null ? { releasedMs: row.released_ms } : {}),
       refusedBatches: row.refused,
+      refusedByBoot: {},
       storedByBoot,
     };
+    const watch = parseWatch(getWatch?.get(row.device_id));
+    const stats = duplicateDeviceIds[row.device_id] as DuplicateDeviceIdStats;
+    if (watch) {
+      stats.refusedByBoot = { ...watch.refusedBy };
+      if (watch.incumbent !== null && watch.intruder !== null) {
+        const heard = (b: string) => watch.boots[b]?.lastMs;
+        stats.lastHeardMs = Object.fromEntries(
+          [watch.incumbent, watch.intruder].flatMap((b) => (heard(b) === undefined ? [] : [[b, heard(b) as number]])),
+        );
+        if (watch.hold) stats.hold = watch.hold;
+      }
+    }
     const release = lastRelease?.get(row.device_id) as { operator: string; reason: string; releasedMs: number; incumbent: string; refusedBoot: string; keptBoot: string | null } | undefined;
     if (release) {
       const { keptBoot, ...rest } = release;
@@ -589,15 +615,13 @@ function readDuplicateDeviceIds(db: Database.Database): EdgeStats['duplicateDevi
  * the device's `duplicate_device_ids` row. Throws `DuplicateReleaseError` when there is no proof, `keep` is not one of
  * its boots, or the operator or reason is empty or too long.
  */
-export function releaseDuplicate(db: Database.Database, deviceId: string, release: DuplicateRelease, now: number): void {
+export function releaseDuplicate(db: Database.Database, deviceId: string, release: DuplicateRelease, now: number): ReleasedDuplicate {
   const { operatorMaxChars, reasonMaxChars } = DUPLICATE_RELEASE_LIMITS;
-  if (release.operator.trim() === '' || release.operator.length > operatorMaxChars) {
-    throw new DuplicateReleaseError('bad-release', deviceId, `the operator's name must be 1 to ${operatorMaxChars} characters, got ${release.operator.length}`);
-  }
-  if (release.reason.trim() === '' || release.reason.length > reasonMaxChars) {
-    throw new DuplicateReleaseError('bad-release', deviceId, `the reason must be 1 to ${reasonMaxChars} characters, got ${release.reason.length}`);
-  }
-  db.transaction(() => {
+  const bad = (field: string, value: string, max: number) =>
+    value.trim() === '' ? `the ${field} is blank` : value.length > max ? `the ${field} must be 1 to ${max} characters, got ${value.length}` : undefined;
+  const problem = bad("operator's name", release.operator, operatorMaxChars) ?? bad('reason', release.reason, reasonMaxChars);
+  if (problem !== undefined) throw new DuplicateReleaseError('bad-release', deviceId, problem);
+  return db.transaction((): ReleasedDuplicate => {
     const stored = parseWatch(db.prepare('SELECT state FROM boot_watch WHERE device_id = ?').pluck().get(deviceId));
     const next = releaseProof(stored, now, release.keep);
     if (next === 'not-proven' || next === 'unknown-boot' || next === 'bad-release') {
@@ -618,17 +642,51 @@ export function releaseDuplicate(db: Database.Database, deviceId: string, releas
       before.intruder,
       release.keep ?? null,
     );
-    if (next.incumbent === null) db.prepare('UPDATE duplicate_device_ids SET released_ms = ? WHERE device_id = ? AND released_ms IS NULL').run(now, deviceId);
-    else db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ?, proven_ms = ?, released_ms = NULL WHERE device_id = ?').run(next.incumbent, next.intruder, now, deviceId);
+    // Without --keep the proof stands until the incumbent is silent (the ingest then marks it released).
+    if (release.keep !== undefined) {
+      db.prepare('UPDATE duplicate_device_ids SET incumbent = ?, refused_boot = ?, proven_ms = ?, released_ms = NULL WHERE device_id = ?').run(next.incumbent, next.intruder, now, deviceId);
+    }
+    const incumbent = next.incumbent as string;
+    const refusedBoot = next.intruder as string;
+    return { incumbent, refusedBoot, incumbentHeardMs: next.boots[incumbent]?.lastMs ?? null, refusedHeardMs: next.boots[refusedBoot]?.lastMs ?? null };
   }).immediate();
 }
 
-/** `releaseDuplicate` on the edge store at `path` (migrated first; an edge may be running on it: SQLite serialises the writes). */
-export function releaseStoredDuplicate(path: string, deviceId: string, release: DuplicateRelease, now: number): void {
+/** A release done (`releaseDuplicate`): the boot that keeps syncing and the refused one now, and when each was last heard (edge ms). */
+export interface ReleasedDuplicate {
+  incumbent: string;
+  refusedBoot: string;
+  incumbentHeardMs: number | null;
+  refusedHeardMs: number | null;
+}
+
+/**
+ * `releaseDuplicate` on the edge store at `path` (an edge may be running on it: SQLite serialises the writes). A store
+ * at an older schema is refused, not migrated: an older edge may be running on it (start this build's edge first).
+ */
+export function releaseStoredDuplicate(path: string, deviceId: string, release: DuplicateRelease, now: number): ReleasedDuplicate {
   if (!existsSync(path)) throw new StoreError('open', `no edge store at ${path}`);
-  const db = openDatabase(path, EDGE_MIGRATIONS, 'edge store');
+  let db: Database.Database;
   try {
-    releaseDuplicate(db, deviceId, release, now);
+    db = new Database(path, { fileMustExist: true });
+  } catch (error) {
+    throw new StoreError('open', `cannot open edge store ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    // The edge switched it to WAL; these two are per connection.
+    db.pragma('busy_timeout = 5000');
+    db.pragma('synchronous = FULL');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    const latest = (EDGE_MIGRATIONS[EDGE_MIGRATIONS.length - 1] as Migration).version;
+    if (version !== latest) {
+      throw new StoreError(
+        'open',
+        version > latest
+          ? `edge store ${path} is at schema version ${version}, newer than this build knows (${latest}); upgrade medge`
+          : `edge store ${path} is at schema version ${version}, older than this build's ${latest}: an older edge may be running on it; start this build's edge on it (medge edge --data DIR migrates it), then release`,
+      );
+    }
+    return releaseDuplicate(db, deviceId, release, now);
   } finally {
     db.close();
   }

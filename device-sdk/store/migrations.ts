@@ -19,18 +19,35 @@ export function assertSchemaVersion(db: Database.Database, migrations: readonly 
 }
 
 /**
- * Applies every migration newer than the database's `user_version`, each in its own transaction
- * together with the version bump, so a crash leaves the database at a whole version. A database
- * newer than this build is refused rather than guessed at.
+ * Applies every migration newer than the database's `user_version`, each in its own IMMEDIATE transaction
+ * together with the version bump, so a crash leaves the database at a whole version. The version is read
+ * again inside each transaction: processes opening one database at once (ingest workers on a shared
+ * subscription) wait for the write lock (busy timeout) and find the migration done, instead of running it
+ * twice (QA: 3 of 4 workers exited with "table boot_records already exists"). A database newer than this
+ * build is refused rather than guessed at.
  */
 export function runMigrations(db: Database.Database, migrations: readonly Migration[]): number {
   const { current, latest } = assertSchemaVersion(db, migrations);
-  for (const m of migrations) {
-    if (m.version <= current) continue;
-    db.transaction(() => {
-      m.up(db);
-      db.pragma(`user_version = ${m.version}`);
-    })();
+  if (current >= latest) return latest;
+  // Another process's migration may take longer than the usual busy timeout (migration 7 of the edge store
+  // backfills from every record: 3.7 s at 1M rows here), so wait for it up to `MIGRATION_WAIT_MS`.
+  const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
+  db.pragma(`busy_timeout = ${Math.max(busyTimeout, MIGRATION_WAIT_MS)}`);
+  try {
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      db.transaction(() => {
+        // Another connection may have applied it while this one waited for the lock.
+        if ((db.pragma('user_version', { simple: true }) as number) >= m.version) return;
+        m.up(db);
+        db.pragma(`user_version = ${m.version}`);
+      }).immediate();
+    }
+  } finally {
+    db.pragma(`busy_timeout = ${busyTimeout}`);
   }
   return latest;
 }
+
+/** How long a connection waits for another one's migration (ms). */
+export const MIGRATION_WAIT_MS = 5 * 60_000;

@@ -92,10 +92,11 @@ function raiseSequence(db: Database.Database, table: string, floor: number): boo
 
 /** SQLite pragmas of every medge database: WAL, and fsync on every commit that an ack or alarm depends on. */
 export function applyDurablePragmas(db: Database.Database): void {
+  // First: switching a new file to WAL and migrating wait for another process opening it at the same moment.
+  db.pragma('busy_timeout = 5000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
 }
 
 /**

@@ -146,7 +146,7 @@ const REFUSED_FIXES: Readonly<Record<string, string>> = Object.freeze({
   oversize: "this board's batches are larger than the edge accepts: lower edge.batchMaxRecords / edge.batchMaxBytes in the board config",
   'unknown-version': "the edge does not speak this board's wire format version: bring the board software and the edge to matching medge versions",
   'device-id-in-use':
-    "another board is running under this board's device id, and the edge stores that board's records and refuses this board's so that two patients' data do not mix under one id. Give each board its own device id and certificate (deviceId in the board config, medge provision): re-provision the other board, whose records are at the edge, and keep this board's id and data directory (its records exist only here); the edge takes them once the edge's operator releases the id (medge edge duplicates release), or by itself once the other board has been silent under this id for 7 days",
+    "another board is running under this board's device id, and the edge stores that board's records and refuses this board's so that two patients' data do not mix under one id. Give each board its own device id and certificate (deviceId in the board config, medge provision): re-provision the other board, whose records are at the edge, and keep this board's id and data directory (its records exist only here: its readings and alerts are kept until the edge stores them, but its waveform unacknowledged for 24 h may be evicted once its ledger is full, within days for a stethoscope or ECG); the edge takes them once the edge's operator releases the id (medge edge duplicates release), or by itself once the other board has been silent under this id for 7 days",
 });
 
 export interface UplinkEvents {
@@ -492,8 +492,9 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       t: o.clock.now(),
       message:
         `Another board seems to use this board's device id "${deviceId}": the edge has closed ${this.shortSessions} connections in a row ` +
-        `shortly after they opened, as it does when a second board connects under the same id. No records are lost: this board keeps ` +
-        `all of them until the edge confirms them. Once the edge is sure two boards are running, it stores only the records of the board it ` +
+        `shortly after they opened, as it does when a second board connects under the same id. This board keeps its readings, alerts and ` +
+        `findings until the edge confirms them; waveform the edge has not confirmed within 24 h may be deleted once the board's storage is ` +
+        `full (within days for a stethoscope or ECG). Once the edge is sure two boards are running, it stores only the records of the board it ` +
         `heard first and refuses the other's, which stay on that board (records it stored before are listed for review). ` +
         `Sync is slowed down until this stops. ` +
         `Ask the device maker or technician to give each board its own device id (deviceId in the board's config).`,

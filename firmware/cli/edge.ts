@@ -5,7 +5,7 @@ import { readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
 import { DuplicateReleaseError } from '../../edge/duplicate-device-id.js';
 import { EdgeNode } from '../../edge/edge-node.js';
-import { edgeDatabasePath, readEdgeStats, releaseStoredDuplicate } from '../../edge/edge-store.js';
+import { edgeDatabasePath, readEdgeStats, type ReleasedDuplicate, releaseStoredDuplicate } from '../../edge/edge-store.js';
 import { FhirServer } from '../../edge/fhir/http.js';
 import { DEFAULT_MOSQUITTO_PORT, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { intFlag, parse, untilSignal, UsageError } from './args.js';
@@ -56,16 +56,20 @@ open. 'conflicts' lists them and 'conflicts resolve' settles them ('medge edge c
 sending (two boards running with one id, evicting each other's MQTT session; a reboot switches once
 and is not counted): the boards keep their records, but one of them needs its own id. Once such
 switches prove two live boards (4 switches back over at least a minute, by default), the edge
-refuses the batches of the boot it heard second ('device-id-in-use'; that board keeps its records
-and raises sync-batches-refused) until the first has been silent for 7 days (a board cut off by its
-link keeps its place; the refused one then takes over as its replacement) or an operator releases it;
-'stats' then names both boots and, per boot, the kinds and seq ranges stored under the id (the
+refuses the batches of the boot it heard second ('device-id-in-use'; that board keeps its readings
+and alerts until they are stored, but its ledger's 2 GiB budget evicts unacknowledged waveform older
+than 24 h: a 4 kHz stethoscope fills it in 3.1 days, ECG 500 Hz x3 in 7.4) until the first has been
+silent for 7 days (a board cut off by its link keeps its place; the refused one then takes over as
+its replacement) or an operator releases it; 'stats' then names both boots, when each was last
+heard, batches refused per boot and, per boot, the kinds and seq ranges stored under the id (the
 refused boot's came before the proof and are mixed with the other's).
-'duplicates release' ends the refusal of a device id at once and records who, when and why in the
-store: without --keep both boots' batches are stored again (should both boards still run, the edge
-proves them again within minutes, the board stored the longer keeping its place); with --keep BOOT
-(one of the two) that boot keeps syncing and the other is refused (the edge picked the wrong board).
-Exit status 1 when the device id has no proven pair or BOOT is not one of its boots.
+'duplicates release' records who, when and why in the store. With --keep BOOT (one of the two) that
+boot keeps syncing and the other is refused until released again, however long either is silent
+(the edge picked the wrong board, or an old board may come back). Without --keep the refused boot's
+batches are stored once the incumbent has been silent for 5 min (at once if it already was, as a
+replaced board is): while both boards run the other stays refused, so switch it off (or give it its
+own id) first. Exit status 1 when the device id has no proven pair or BOOT is not one of its boots;
+a store at an older schema is refused (an older edge may run on it): start this build's edge first.
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
@@ -201,12 +205,16 @@ function edgeStats(args: string[]): number {
   for (const [device, d] of Object.entries(stats.duplicateDeviceIds)) {
     if (d.refusedBoot === undefined) continue;
     const state = d.releasedMs === undefined ? 'refusing' : `refused until ${new Date(d.releasedMs).toISOString()}`;
+    const heard = Object.entries(d.lastHeardMs ?? {}).map(([boot, ms]) => `${boot} last heard ${new Date(ms).toISOString()}`);
+    const perBoot = Object.entries(d.refusedByBoot).map(([boot, n]) => `${n} of ${boot}`);
+    const hold =
+      d.hold === 'kept' ? '; kept by an operator until released again' : d.hold === 'released' ? `; released: ${d.refusedBoot} is stored once ${d.incumbent ?? '?'} has been silent for 5 min` : '';
     const stored = Object.entries(d.storedByBoot).map(
       ([boot, kinds]) =>
         `boot ${boot}: ${Object.entries(kinds).map(([kind, k]) => `${kind} ${k.stored}${k.stored > 0 ? ` (seq ${k.minSeq}-${k.maxSeq})` : ''}${k.conflicts > 0 ? ` + ${k.conflicts} in conflicts` : ''}`).join(', ') || 'none'}`,
     );
     lines.push(
-      `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused; incumbent ${d.incumbent ?? '?'}); stored under ${device}: ${stored.join('; ')}`,
+      `  ${device}: ${state} boot ${d.refusedBoot} since ${new Date(d.provenMs ?? 0).toISOString()} (${d.refusedBatches} batches refused${perBoot.length > 0 ? `: ${perBoot.join(', ')}` : ''}; incumbent ${d.incumbent ?? '?'}${hold}${heard.length > 0 ? `; ${heard.join(', ')}` : ''})${d.releasedMs === undefined ? '; the refused board keeps its readings and alerts, its waveform unacknowledged for 24 h may be evicted from its ledger' : ''}; stored under ${device}: ${stored.join('; ')}`,
     );
     const r = d.lastRelease;
     if (r) lines.push(`    released by ${r.operator} at ${new Date(r.releasedMs).toISOString()} (${r.keptBoot === undefined ? 'both boots stored again' : `kept ${r.keptBoot}`}): ${r.reason}`);
@@ -230,14 +238,20 @@ export function duplicatesCommand(args: string[], now: () => number = Date.now):
   if (!values.data || !values.device || values.operator === undefined || values.reason === undefined) {
     throw new UsageError('duplicates release needs --data DIR, --device ID, --operator NAME and --reason TEXT', EDGE_USAGE);
   }
+  const at = now();
+  let done: ReleasedDuplicate;
   try {
-    releaseStoredDuplicate(edgeDatabasePath(values.data), values.device, { operator: values.operator, reason: values.reason, ...(values.keep === undefined ? {} : { keep: values.keep }) }, now());
+    done = releaseStoredDuplicate(edgeDatabasePath(values.data), values.device, { operator: values.operator, reason: values.reason, ...(values.keep === undefined ? {} : { keep: values.keep }) }, at);
   } catch (error) {
     if (!(error instanceof DuplicateReleaseError)) throw error;
     process.stderr.write(`medge: ${error.message}\n`);
     return 1;
   }
-  const what = values.keep === undefined ? 'both boots are stored again' : `boot ${values.keep} keeps syncing, the other boot is refused`;
+  const ago = (ms: number | null) => (ms === null ? 'never heard' : `last heard ${Math.round((at - ms) / 1000)} s ago`);
+  const what =
+    values.keep === undefined
+      ? `boot ${done.refusedBoot} is stored once boot ${done.incumbent} (${ago(done.incumbentHeardMs)}) has been silent for 5 min; while both boards run ${done.refusedBoot} stays refused: switch the board of ${done.incumbent} off (or give it its own id) first`
+      : `boot ${done.incumbent} keeps syncing; boot ${done.refusedBoot} (${ago(done.refusedHeardMs)}) is refused until the pair is released again`;
   process.stdout.write(`released device id ${values.device}: ${what} (recorded in ${edgeDatabasePath(values.data)})\n`);
   return 0;
 }

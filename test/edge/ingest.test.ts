@@ -16,7 +16,8 @@ import type { RecordBodies, RecordKind } from '../../device-sdk/records.js';
 import { type BatchLimits, buildBatch, DEFAULT_BATCH_LIMITS, type RejectReason } from '../../device-sdk/sync/batch.js';
 import { downTopic, parseUpTopic, upTopic } from '../../device-sdk/sync/topics.js';
 import { sealPayload, type WireKey } from '../../device-sdk/security/wire-keys.js';
-import { EdgeStore, readEdgeStats, releaseStoredDuplicate } from '../../edge/edge-store.js';
+import { EDGE_MIGRATIONS, EdgeStore, readEdgeStats, releaseStoredDuplicate } from '../../edge/edge-store.js';
+import { runMigrations } from '../../device-sdk/store/migrations.js';
 import { duplicatesCommand } from '../../firmware/cli/edge.js';
 import { Ingest, type IngestOptions, type IngestOutcome } from '../../edge/ingest.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
@@ -523,7 +524,7 @@ describe('Ingest on a real EdgeStore', () => {
     for (const boot of ['boot-4', 'boot-3', 'boot-4', 'boot-4', 'boot-3']) send(boot);
     let stats = readEdgeStats(h.dir);
     expect(stats.duplicateDeviceIds).toEqual({
-      [DEV]: { count: 3, bootIds: ['boot-4', 'boot-3'], firstMs: expect.any(Number), lastMs: clock.now() - 1000, refusedBatches: 0, storedByBoot: expect.any(Object) },
+      [DEV]: { count: 3, bootIds: ['boot-4', 'boot-3'], firstMs: expect.any(Number), lastMs: clock.now() - 1000, refusedBatches: 0, refusedByBoot: {}, storedByBoot: expect.any(Object) },
     });
     expect(stats.rejected['duplicate-device-id']).toBe(3);
     expect(logged).toEqual([expect.objectContaining({ deviceId: DEV, bootIds: ['boot-4', 'boot-3'], switches: 1 })]);
@@ -679,8 +680,10 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     let stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
     expect(stats).toMatchObject({ incumbent: 'boot-b', refusedBoot: 'boot-a', lastRelease: { operator: 'ops-1', incumbent: 'boot-a', refusedBoot: 'boot-b', keptBoot: 'boot-b' } });
     expect(stats?.releasedMs).toBeUndefined();
-    // Released without --keep: both stored again.
+    // Released without --keep: boot-a is stored once boot-b (heard 20 s before) has been silent for the window (5 min).
     h.store.releaseDuplicate(DEV, { operator: 'ops-2', reason: 'board 1 re-provisioned' }, clock.now());
+    expect(s.send('boot-a', 5 * 60_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(readEdgeStats(h.dir).duplicateDeviceIds[DEV]).toMatchObject({ hold: 'released', incumbent: 'boot-b', refusedBoot: 'boot-a' });
     expect(s.send('boot-a').ok).toBe(true);
     stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
     expect(stats?.releasedMs).toEqual(expect.any(Number));
@@ -697,6 +700,94 @@ describe('two live boots under one deviceId: the edge stops storing the intruder
     const db = new Database(join(h.dir, 'edge.sqlite'));
     expect(() => db.exec('DELETE FROM duplicate_releases')).toThrow(/final/);
     db.close();
+  });
+
+  it('an operator\'s --keep lasts until released again: the old board powered up 8 days later is refused from its first batch; the stats charge each boot its own refusals and say when each was last heard', () => {
+    // QA re-check: the proof lapsed with the 7-day hold while the old board was silent; powered up on day 8 it had
+    // 80,000 records stored under the id before it was proven again.
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    prove(s);
+    for (let k = 0; k < 3; k++) expect(s.send('boot-b')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    const beforeKeep = [...(s.sent['boot-a'] ?? [])];
+    const lastOfA = clock.now() - 5 * 20_000;
+    expect(h.store.releaseDuplicate(DEV, { operator: 'ops', reason: 'boot-b is the replacement', keep: 'boot-b' }, clock.now())).toMatchObject({ incumbent: 'boot-b', refusedBoot: 'boot-a', refusedHeardMs: lastOfA });
+    // boot-b syncs hourly for 8 days; boot-a is off.
+    for (let k = 0; k < 8 * 24; k++) expect(s.send('boot-b', 3_600_000).ok).toBe(true);
+    for (let k = 0; k < 20; k++) expect(s.send('boot-a', 1_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(storedOf(h, 'boot-a')).toEqual(beforeKeep);
+    const stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
+    expect(stats).toMatchObject({ incumbent: 'boot-b', refusedBoot: 'boot-a', hold: 'kept', refusedBatches: 23, refusedByBoot: { 'boot-b': 3, 'boot-a': 20 } });
+    expect(stats?.lastHeardMs).toEqual({ 'boot-b': clock.now() - 20 * 1_000 - 3_600_000, 'boot-a': clock.now() - 1_000 });
+  });
+
+  it('a --keep on a proof past its 7-day hold (nothing heard since) makes it stand: the other boot is refused', () => {
+    // QA re-check: it exited 0 saying the other boot is refused, and that boot's next batch was stored.
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    prove(s);
+    const beforeKeep = [...(s.sent['boot-a'] ?? [])];
+    clock.advance(8 * 24 * 3_600_000);
+    h.store.releaseDuplicate(DEV, { operator: 'ops', reason: 'boot-b is the clinic board', keep: 'boot-b' }, clock.now());
+    expect(s.send('boot-a')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(s.send('boot-b').ok).toBe(true);
+    expect(s.send('boot-a')).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+    expect(storedOf(h, 'boot-a')).toEqual(beforeKeep);
+  });
+
+  it('a release without --keep while both boards run stores none of the refused board\'s backlog; once the incumbent is silent for 5 min its batches are stored, and the CLI says so', () => {
+    // QA re-check: the refused board's backlog was stored until the pair was proven again (79,950 records in 80 s).
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    const s = sender(() => h.ingest, clock);
+    prove(s);
+    const beforeRelease = [...(s.sent['boot-b'] ?? [])];
+    expect(s.send('boot-a', 1_000).ok).toBe(true);
+    const out = process.stdout.write;
+    let printed = '';
+    process.stdout.write = ((chunk: string) => ((printed += chunk), true)) as typeof process.stdout.write;
+    try {
+      expect(duplicatesCommand(['release', '--data', h.dir, '--device', DEV, '--operator', 'ops', '--reason', 'board b re-provisioned (not yet)'], () => clock.now())).toBe(0);
+    } finally {
+      process.stdout.write = out;
+    }
+    expect(printed).toContain('boot boot-b is stored once boot boot-a (last heard 1 s ago) has been silent for 5 min; while both boards run boot-b stays refused: switch the board of boot-a off');
+    // 80 s: boot-b drains its backlog once a second, boot-a sends every 20 s.
+    for (let t = 0; t < 80; t++) {
+      expect(s.send('boot-b', 1_000)).toMatchObject({ ok: false, reason: 'device-id-in-use' });
+      if (t % 20 === 19) expect(s.send('boot-a', 0).ok).toBe(true);
+    }
+    expect(storedOf(h, 'boot-b')).toEqual(beforeRelease);
+    // boot-a is switched off: boot-b refused up to 5 min after boot-a's last batch (at 0, 10, ..., 300 s), then stored.
+    let refused = 0;
+    while (!s.send('boot-b', 10_000).ok) refused += 1;
+    expect(refused).toBe(31);
+    const stats = readEdgeStats(h.dir).duplicateDeviceIds[DEV];
+    expect(stats?.releasedMs).toEqual(expect.any(Number));
+    expect(stats?.lastRelease).toMatchObject({ operator: 'ops', incumbent: 'boot-a', refusedBoot: 'boot-b' });
+  });
+
+  it('a release refuses a store at an older schema (an older edge may run on it) without migrating it, and says a blank operator name is blank', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'medge-release-old-'));
+    try {
+      const db = new Database(join(dir, 'edge.sqlite'));
+      db.pragma('journal_mode = WAL');
+      runMigrations(db, EDGE_MIGRATIONS.slice(0, 6));
+      db.close();
+      expect(() => releaseStoredDuplicate(join(dir, 'edge.sqlite'), DEV, { operator: 'ops', reason: 'x' }, T0)).toThrow(/schema version 6, older than this build's 7: an older edge may be running on it/);
+      const after = new Database(join(dir, 'edge.sqlite'), { readonly: true });
+      expect(after.pragma('user_version', { simple: true })).toBe(6);
+      after.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const clock = new VirtualClock();
+    const h = setup({}, { clock });
+    prove(sender(() => h.ingest, clock));
+    expect(() => h.store.releaseDuplicate(DEV, { operator: ' ', reason: 'x' }, clock.now())).toThrow("the operator's name is blank");
+    expect(() => h.store.releaseDuplicate(DEV, { operator: 'ops', reason: '\t' }, clock.now())).toThrow('the reason is blank');
   });
 
   it('never refuses a rebooted board, with late batches of the old boot (one not yet stored, and QoS-1 redeliveries) arriving between the new boot\'s for 5 min', () => {

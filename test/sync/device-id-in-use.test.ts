@@ -82,7 +82,7 @@ describe('two boards with one deviceId', () => {
       expect(x.alerts).toHaveLength(1);
       expect(x.alerts[0]).toMatchObject({ kind: 'sync-device-id-in-use', severity: 2 });
       expect(x.alerts[0]?.message).toContain(`device id "${DEV}"`);
-      expect(x.alerts[0]?.message).toContain('No records are lost');
+      expect(x.alerts[0]?.message).toContain('keeps its readings, alerts and findings until the edge confirms them; waveform the edge has not confirmed within 24 h may be deleted');
     }
     const stats = readEdgeStats(join(dir, 'edge'));
     expect(stats.duplicateDeviceIds[DEV]?.count).toBeGreaterThanOrEqual(2);
