@@ -20,6 +20,7 @@ import { MedgeError, StoreError } from '../device-sdk/errors.js';
 import { decodeBody } from '../device-sdk/proto/index.js';
 import type { RecordKind } from '../device-sdk/records.js';
 import { sha256Hex } from '../device-sdk/security/signing.js';
+import { MIGRATION_WAIT_MS } from '../device-sdk/store/migrations.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import { EDGE_MIGRATIONS, hasTable, type RecordRow } from './edge-store.js';
 
@@ -329,7 +330,7 @@ export function readConflictPage(path: string, filter: ConflictFilter = {}): { e
 /** Settles conflicts in the edge store at `path` (migrated first; an edge may be running on it: SQLite serialises the writes). */
 export function resolveStoredConflicts(path: string, target: ConflictTarget, resolution: Omit<ConflictResolution, 'resolvedMs'>, now: number): ConflictEntry[] {
   if (!existsSync(path)) throw new StoreError('open', `no edge store at ${path}`);
-  const db = openDatabase(path, EDGE_MIGRATIONS, 'edge store');
+  const db = openDatabase(path, EDGE_MIGRATIONS, 'edge store', MIGRATION_WAIT_MS);
   try {
     return resolveConflicts(db, target, resolution, now);
   } finally {

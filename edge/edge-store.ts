@@ -4,7 +4,7 @@ import { StoreError } from '../device-sdk/errors.js';
 import Database from 'better-sqlite3';
 import type { WireRecord } from '../device-sdk/proto/index.js';
 import type { RecordKind } from '../device-sdk/records.js';
-import type { Migration } from '../device-sdk/store/migrations.js';
+import { type Migration, MIGRATION_WAIT_MS } from '../device-sdk/store/migrations.js';
 import { openDatabase, withReadOnlyDatabase } from '../device-sdk/store/sqlite-outbox-store.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 import {
@@ -293,7 +293,7 @@ export class EdgeStore {
   constructor(dataDir: string) {
     makeDirs(dataDir);
     this.path = edgeDatabasePath(dataDir);
-    this.db = openDatabase(this.path, EDGE_MIGRATIONS, 'edge store');
+    this.db = openDatabase(this.path, EDGE_MIGRATIONS, 'edge store', MIGRATION_WAIT_MS);
     const insert = this.db.prepare(
       'INSERT OR IGNORE INTO records (device_id, kind, seq, site, boot_id, t_ms, received_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );

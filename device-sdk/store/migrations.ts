@@ -26,13 +26,15 @@ export function assertSchemaVersion(db: Database.Database, migrations: readonly 
  * twice (QA: 3 of 4 workers exited with "table boot_records already exists"). A database newer than this
  * build is refused rather than guessed at.
  */
-export function runMigrations(db: Database.Database, migrations: readonly Migration[]): number {
+export function runMigrations(db: Database.Database, migrations: readonly Migration[], waitMs = 0): number {
   const { current, latest } = assertSchemaVersion(db, migrations);
   if (current >= latest) return latest;
   // Another process's migration may take longer than the usual busy timeout (migration 7 of the edge store
-  // backfills from every record: 3.7 s at 1M rows here), so wait for it up to `MIGRATION_WAIT_MS`.
+  // backfills from every record: 3.7 s at 1M rows here): a database that several processes open at once (the
+  // edge store: `MIGRATION_WAIT_MS`) waits for it up to `waitMs`. Others keep their busy timeout (the device
+  // ledger at boot: 5 s, then a typed error rather than a silent wait; QA re-check).
   const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
-  db.pragma(`busy_timeout = ${Math.max(busyTimeout, MIGRATION_WAIT_MS)}`);
+  db.pragma(`busy_timeout = ${Math.max(busyTimeout, waitMs)}`);
   try {
     for (const m of migrations) {
       if (m.version <= current) continue;
@@ -49,5 +51,5 @@ export function runMigrations(db: Database.Database, migrations: readonly Migrat
   return latest;
 }
 
-/** How long a connection waits for another one's migration (ms). */
+/** How long a connection to the edge store waits for another one's migration (ms; `runMigrations`' `waitMs`). */
 export const MIGRATION_WAIT_MS = 5 * 60_000;

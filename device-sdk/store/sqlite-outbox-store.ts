@@ -101,16 +101,17 @@ export function applyDurablePragmas(db: Database.Database): void {
 
 /**
  * Opens a medge database: refuses a schema newer than this build before touching the file, then sets
- * the durable pragmas and runs the migrations. Any failure (not a database, corrupt, newer schema,
- * read-only disk) closes the connection and throws `StoreError`.
+ * the durable pragmas and runs the migrations, waiting up to `migrationWaitMs` for another process's (default:
+ * the 5 s busy timeout). Any failure (not a database, corrupt, newer schema, read-only disk) closes the
+ * connection and throws `StoreError`.
  */
-export function openDatabase(path: string, migrations: readonly Migration[], what: string): Database.Database {
+export function openDatabase(path: string, migrations: readonly Migration[], what: string, migrationWaitMs = 0): Database.Database {
   let db: Database.Database | undefined;
   try {
     db = new Database(path);
     assertSchemaVersion(db, migrations);
     applyDurablePragmas(db);
-    runMigrations(db, migrations);
+    runMigrations(db, migrations, migrationWaitMs);
     return db;
   } catch (error) {
     db?.close();

@@ -121,6 +121,24 @@ describe('SqliteOutboxStore on a file', () => {
     store.close();
   });
 
+  it('a ledger that needs migrating while another connection holds its write lock is refused after the busy timeout, not waited for minutes', () => {
+    // QA re-check: the edge store waits up to MIGRATION_WAIT_MS for another process's migration (workers opening it at
+    // once); the device ledger at boot keeps its 5 s and says why, rather than hanging silently for 5 min.
+    const path = join(tempDir(), 'ledger.sqlite');
+    const v2 = new Database(path);
+    runMigrations(v2, DEVICE_MIGRATIONS.slice(0, 2));
+    v2.pragma('journal_mode = WAL');
+    v2.exec('BEGIN IMMEDIATE');
+    try {
+      const error = thrown(() => new SqliteOutboxStore(path, { deviceId: 'dev-1' }));
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as Error).message).toMatch(/locked/);
+    } finally {
+      v2.exec('ROLLBACK');
+      v2.close();
+    }
+  }, 60_000);
+
   it('a ledger of schema version 2 gets its produced counts from its seqs (which counted its records then)', () => {
     const path = join(tempDir(), 'ledger.sqlite');
     const v2 = new Database(path);
