@@ -126,6 +126,26 @@ describe('MeterRecordBook: records without a date (no meter clock) and the recor
     expect(book.datedAtOrBefore('meter', { address: A }, 10)).toBeUndefined();
   });
 
+  it('stores a dated record whose number and meter clock an old one had with another content (a clock stopped at its factory default after each clear: QA round 2, 11 of 240 dropped over 12 resets before)', () => {
+    const book = new MeterRecordBook(() => 16, () => true);
+    const FROZEN = '2000-01-01T00:00:00';
+    let dropped = 0;
+    for (let reset = 0; reset < 12; reset++) {
+      const epoch: Record<string, string> = reset === 0 ? {} : { meterEpoch: new Date(Date.UTC(2026, 0, 1 + reset * 30)).toISOString() };
+      for (let n = 1; n <= 20; n++) {
+        const clock = n === 1 ? FROZEN : new Date(Date.UTC(2026, 0, 1 + reset * 30, n)).toISOString().slice(0, 19);
+        if (!book.note({ ...dated(n, clock, epoch), value: 100 + ((reset * 7 + n * 13) % 90) })) dropped++;
+      }
+    }
+    expect(dropped).toBe(0);
+    expect(book.note({ ...dated(1, FROZEN, { meterEpoch: new Date(Date.UTC(2026, 0, 331)).toISOString() }), value: 100 + ((11 * 7 + 13) % 90) })).toBe(false); // sent again
+    // Held only with the same content: a cleared meter's new record 1 is not the memory stored from.
+    expect(book.holds('meter', { address: A }, 1, FROZEN)).toBe(true);
+    expect(book.holds('meter', { address: A }, 1, FROZEN, { ...dated(1, FROZEN), value: 181 })).toBe(false);
+    expect(book.holds('meter', { address: A }, 1, FROZEN, { ...dated(1, FROZEN), value: 113 })).toBe(true);
+    expect(book.holdsAsSent({ ...dated(1, FROZEN), value: 181 })).toBe(false);
+  });
+
   it('gives the newest dated record at or before a number of the current numbering only (before: of any epoch)', () => {
     const book = new MeterRecordBook(() => 16, () => true);
     for (let n = 1; n <= 30; n++) book.note(dated(n, `2026-01-${String(n).padStart(2, '0')}T08:00:00`));

@@ -314,7 +314,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       clock: this.clock,
       logger: this.log,
       lastMeterRecord: (sensor: string, meter?: MeterIdentity) => this.meterRecords.last(sensor, meter),
-      meterRecordStored: (sensor: string, meter: MeterIdentity, record: number, meterClock: string) => this.meterRecords.holds(sensor, meter, record, meterClock),
+      meterRecordStored: (sensor: string, meter: MeterIdentity, record: number, meterClock: string, like?: Reading) => this.meterRecords.holds(sensor, meter, record, meterClock, like),
       datedMeterRecordAtOrBefore: (sensor: string, meter: MeterIdentity, record: number) => this.meterRecords.datedAtOrBefore(sensor, meter, record),
       meterReadingStored: (reading: Reading) => this.meterRecords.holdsAsSent(reading),
       ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}),

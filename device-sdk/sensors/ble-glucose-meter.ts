@@ -44,7 +44,9 @@
  * address (a random address renewed with a battery) is the same meter. The same meter with its memory cleared,
  * or reset, numbers from 1 again. Two checks find it (`numberingRestarted`), each asking for one record (one
  * notification, not handed over): at connect, the floor record itself (within range n..n): missing, or with
- * another meter wall clock as sent; and after every transfer that brought nothing new, the meter's last record:
+ * another meter wall clock as sent, or, without a usable date (none, one that does not run, or one stored with another
+ * content: a clock stopped at its factory default), not stored by content with the 4 below it (`sameContent`: a cleared
+ * meter refilled past the floor); and after every transfer that brought nothing new, the meter's last record:
  * numbered before the floor, or the floor's number with another meter wall clock as sent (a clock set since
  * does not change what was sent). A last record numbered before the floor that is stored with the same meter wall
  * clock (`DriverDeps.meterRecordStored`) is the same memory whose newest records were deleted on the meter (a full
@@ -631,7 +633,8 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    * compares it with the floor (the newest record stored of this meter's numbering, or handed over). Two checks:
    * - `floor`, on connect before any transfer: RACP report stored records, operator within range (4), filter
    *   sequence number, floor..floor (`01 04 01 <n> <n>`; GLS §3.6.2.1 / shared spec §3.5). The record sent with
-   *   another meter wall clock than stored is a new numbering; the record missing (`06 00 01 06`) is one when the
+   *   another meter wall clock than stored is a new numbering, and so is one without a usable date (no clock, or one not
+   *   stored so with this content) whose content and the 4 below it are not all stored (`sameContent`); the record missing (`06 00 01 06`) is one when the
    *   `last` check below says so (a meter that deleted its record n, or answers the range wrongly, is not reset). This finds a reset
    *   meter that already holds more records than the floor's number, whose records above it `≥ floor + 1` would
    *   take for newer ones of the old numbering. A meter that refuses the request (op code, operator or filter type
@@ -676,7 +679,18 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       // from its menu) or answers the range wrongly. Only its last record tells: before the floor, a new numbering.
       if (found === undefined && probe.others.length === 0 && code === 'no-records-found') return this.numberingRestarted(link, 'last');
       else if (found === undefined) return this.handOver(link, probe.others); // something else came: nothing to compare
-      else another = checked.clock !== undefined && found.measurement.measuredAtMs !== undefined && meterWallClockText(found.measurement.measuredAtMs) !== checked.clock;
+      else {
+        const clock = found.measurement.measuredAtMs !== undefined ? meterWallClockText(found.measurement.measuredAtMs) : undefined;
+        another = checked.clock !== undefined && clock !== undefined && clock !== checked.clock;
+        // No date to tell it by (no clock, or one that does not run or that another record of this number was stored
+        // with: a clock stopped at its factory default): compared by content, it and those below it (`sameContent`). A
+        // cleared meter refilled past the floor had its new records taken for the old ones (QA round 2: 5 of 6 lost).
+        if (!another && this.deps.meterReadingStored !== undefined && (clock === undefined || this.storedAs(checked.record, clock, found) === undefined)) {
+          const same = await this.sameContent(link, found);
+          if (same === 'unanswered') return false;
+          another = !same;
+        }
+      }
     } else {
       if (found === undefined) return false;
       const last = found.measurement;
@@ -713,8 +727,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   }
 
   /** `record` with `clock` when it is stored so (`DriverDeps.meterRecordStored`), else undefined. */
-  private storedAs(record: number, clock: string): { record: number; clock: string } | undefined {
-    return this.deps.meterRecordStored?.(this.sensor, this.meter as MeterIdentity, record, clock) === true ? { record, clock } : undefined;
+  private storedAs(record: number, clock: string, received?: Received): { record: number; clock: string } | undefined {
+    const like = received !== undefined ? this.asReading(received) : undefined;
+    return this.deps.meterRecordStored?.(this.sensor, this.meter as MeterIdentity, record, clock, like) === true ? { record, clock } : undefined;
   }
 
   /**
@@ -736,7 +751,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const meter = this.meter as MeterIdentity;
     const seq = last.measurement.sequenceNumber;
     const clock = last.measurement.measuredAtMs !== undefined ? meterWallClockText(last.measurement.measuredAtMs) : undefined;
-    const as = clock !== undefined ? this.storedAs(seq, clock) : undefined;
+    const as = clock !== undefined ? this.storedAs(seq, clock, last) : undefined;
     if (as !== undefined) return as;
     const dated = this.deps.datedMeterRecordAtOrBefore?.(this.sensor, meter, seq);
     if (dated === seq || this.floorCheckRefused.has(meterKey(meter))) return undefined;
@@ -748,15 +763,27 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       // connect-time check asked for it): nothing to compare now (QA: a false reset at each later connect).
       if (answer.found === undefined && answer.code === 'success') return 'unanswered';
       const at = answer.found?.measurement.measuredAtMs;
-      return at !== undefined ? this.storedAs(dated, meterWallClockText(at)) : undefined;
+      return at !== undefined && answer.found !== undefined ? this.storedAs(dated, meterWallClockText(at), answer.found) : undefined;
     }
+    const same = await this.sameContent(link, last);
+    return same === 'unanswered' ? same : same ? { record: seq, clock: undefined } : undefined;
+  }
+
+  /**
+   * Whether `last` and the records just below it on the meter, `COMPARED_RECORDS` in all (asked for within range), are
+   * each stored as sent (`DriverDeps.meterReadingStored`: its content in this numbering): how a record without a usable
+   * date is told from a cleared meter's new one. False when that is not known (no such dependency); `unanswered` when
+   * the meter did not answer, false when it refused.
+   */
+  private async sameContent(link: GattLink, last: Received): Promise<boolean | 'unanswered'> {
+    const seq = last.measurement.sequenceNumber;
     const stored = this.deps.meterReadingStored;
-    if (stored === undefined) return undefined;
+    if (stored === undefined) return false;
     const compared: Received[] = [last];
     const from = Math.max(0, seq - (COMPARED_RECORDS - 1));
     if (from < seq) {
       const answer = await this.askRange(link, from, seq - 1);
-      if (typeof answer === 'string') return answer === 'refused' ? undefined : answer;
+      if (typeof answer === 'string') return answer === 'refused' ? false : answer;
       // Those of the range only (a meter may answer with every record from `from` on); the link drops a record it
       // delivered less than `dedupeWindowMs` ago: not compared.
       for (const r of [answer.found, ...answer.others]) if (r !== undefined && r.measurement.sequenceNumber >= from && r.measurement.sequenceNumber < seq) compared.push(r);
@@ -765,7 +792,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const readings = compared.map((r) => this.asReading(r)).filter((r): r is Reading => r !== undefined);
     const same = readings.length > 0 && readings.every((r) => stored(r));
     this.deps.logger.debug({ sensor: this.sensor, address: link.address, last: seq, compared: readings.length, same }, 'glucose meter records without a date compared with those stored');
-    return same ? { record: seq, clock: undefined } : undefined;
+    return same;
   }
 
   /**

@@ -81,9 +81,12 @@ export interface DriverDeps {
   /**
    * Whether record `record` of `meter` is stored with the meter wall clock `meterClock` (as sent, `context.meterClock`),
    * in any of its numbering epochs (records.ts `MeterRecordBook.holds`): a meter that still holds it holds the memory it
-   * was stored from. False for a clock two numbers of the meter were stored with (a clock that does not run). Absent: not known (a glucose meter whose newest records are gone is then taken for a reset one).
+   * was stored from. False for a clock two numbers of the meter were stored with (a clock that does not run). `like`: the
+   * record as the meter sends it now (as `meterReadingStored` takes it); given, a glucose meter's record is held only
+   * with the same content (value, unit, type, context), so a clock stopped at its factory default that dates record 1 of
+   * every numbering alike is not the same memory. Absent: not known (a glucose meter whose newest records are gone is then taken for a reset one).
    */
-  meterRecordStored?(sensor: string, meter: MeterIdentity, record: number, meterClock: string): boolean;
+  meterRecordStored?(sensor: string, meter: MeterIdentity, record: number, meterClock: string, like?: Reading): boolean;
   /**
    * The newest record number of `meter` at or before `record` stored with a meter clock that is a date, in the meter's
    * current numbering (`MeterRecordBook.datedAtOrBefore`): what a meter whose last record has no date is asked for.

@@ -53,9 +53,9 @@ export function driverDeps(sink: RecordingSink, stored: Record<string, number> =
       catchUp();
       return book.last(sensor, meter);
     },
-    meterRecordStored: (sensor, meter, record, meterClock) => {
+    meterRecordStored: (sensor, meter, record, meterClock, like) => {
       catchUp();
-      return book.holds(sensor, meter, record, meterClock);
+      return book.holds(sensor, meter, record, meterClock, like);
     },
     datedMeterRecordAtOrBefore: (sensor, meter, record) => {
       catchUp();
