@@ -720,15 +720,15 @@ export class EcgMonitor {
     const t = this.timeOf(this.firstSample + d);
     const credibility = this.credibility as QrsCredibility;
     const humFree = credibility.humFreeQrsMv(d, DEFAULT_LEAD_DEFLECTION_OPTIONS.mainsHz);
-    const fitted = credibility.fittedHumFreeQrsMv(d);
-    const qrsUnderHum = fitted !== undefined && fitted >= this.options.minHumFreeQrsMv && credibility.credible(d);
-    if (humFree !== undefined && humFree < this.options.minHumFreeQrsMv && humFree <= this.options.maxHumFreeShare * (credibility.qrsMv(d) ?? 0) && !qrsUnderHum) {
+    // A credible QRS that keeps its span with the hum fitted out is not hum (asked last: a fit per detection).
+    const qrsUnderHum = () => (credibility.fittedHumFreeQrsMv(d) ?? 0) >= this.options.minHumFreeQrsMv && credibility.credible(d);
+    if (humFree !== undefined && humFree < this.options.minHumFreeQrsMv && humFree <= this.options.maxHumFreeShare * (credibility.qrsMv(d) ?? 0) && !qrsUnderHum()) {
       // Mains hum taken for a QRS (see `minHumFreeQrsMv`, `maxHumFreeShare`): as if nothing had been detected.
       this.reject(d);
       return;
     }
-    const measured = credibility.measure(d);
-    if (this.acquired && measured?.humTakenOut && measured.prominence < this.options.minHumFreeProminence) {
+    const measured = this.acquired ? credibility.measure(d) : undefined;
+    if (measured?.humTakenOut && measured.prominence < this.options.minHumFreeProminence) {
       // Under mains hum, standing out of nothing once the hum is out (see `minHumFreeProminence`): not a heartbeat.
       this.reject(d);
       return;
