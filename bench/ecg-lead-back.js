@@ -22,7 +22,7 @@
 //
 // 3. Lead-back onto muscle artefact with no heartbeat, 40 s of it (section 3 below): when ecg-no-beats comes.
 //
-//   node bench/ecg-lead-back.js [--data DIR] [--noise DIR] [--off-s 3] [--every-s 50] [--phases 1] [--fs 360] [--gain 200]
+//   node bench/ecg-lead-back.js [--data DIR] [--noise DIR] [--off-s 3] [--every-s 50] [--phases 1] [--fs 360] [--gain 200] [--hum-mv 0] [--hum-hz 60]
 //
 // --off-s, --every-s and --phases move the lead-backs of section 1: the lead off for OFF s ending
 // EVERY - 2 s into each EVERY s (default: 3 s off, back at 48 s of every 50 s), the whole layout run again
@@ -30,6 +30,8 @@
 // --fs and --gain stream every case as a front end sampling at FS Hz with GAIN ADC units per mV gives it (the
 // 360 Hz case linearly interpolated, then rounded to whole units; an Arduino with an AD8232: about 30 per mV).
 // Section 2's noise is made at 360 Hz, so the interpolation lowers its SD (128 Hz: by up to a third).
+// --hum-mv adds mains hum of that amplitude (mV) at --hum-hz to section 1's records while the lead is on (the
+// stretches off stay flat), at 360 Hz before the interpolation (which takes about a tenth off 60 Hz).
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { flutterEpisodes } from '../dist/device-sdk/signal/ecg/ec57.js';
@@ -56,6 +58,8 @@ const offS = Number(arg('--off-s', 3));
 const everyS = Number(arg('--every-s', 50));
 const phases = Number(arg('--phases', 1));
 const format = { fs: Number(arg('--fs', FS)), gain: Number(arg('--gain', GAIN)) };
+const humMv = Number(arg('--hum-mv', 0));
+const humHz = Number(arg('--hum-hz', 60));
 const stream = (x) => streamMonitor(x, undefined, {}, format);
 const cases = [];
 for (const name of records) {
@@ -64,7 +68,7 @@ for (const name of records) {
   const beatsMs = annotations.filter((a) => isQrsCode(a.code)).map((a) => (a.sample * 1000) / FS);
   const flutter = flutterEpisodes(annotations, record.signals[0].length).map(([a, b]) => [(a * 1000) / FS, (b * 1000) / FS]);
   for (let phase = 0; phase < phases; phase++) {
-    const x = Int16Array.from(record.signals[0]);
+    const x = Int16Array.from(record.signals[0], (v, i) => (humMv ? v + Math.round(humMv * GAIN * Math.sin((2 * Math.PI * humHz * i) / FS)) : v));
     const shiftS = (phase * everyS) / phases;
     const leadBacks = [];
     for (let k = 0; (everyS * k + shiftS + everyS - 2 + 12) * FS <= x.length; k++) {
@@ -197,7 +201,7 @@ process.stdout.write(
   `${JSON.stringify(
     {
       'ecg-lead-back': {
-        leadBacks: { layout: { offS, everyS, phases }, format, all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
+        leadBacks: { layout: { offS, everyS, phases }, format, ...(humMv ? { hum: { mv: humMv, hz: humHz } } : {}), all: summary(cases), outsideFlutter: summary(outside), flutter: summary(cases.filter((c) => c.flutter)), noBeatsIfClockAt },
         noHeartbeat: { maRmsMv: round(maRms, 3), cases: noHeartbeat },
         leadBackOntoNoise,
       },

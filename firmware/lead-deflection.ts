@@ -1,5 +1,5 @@
 import { DEFAULT_MAINS_HUM_FILTER_OPTIONS, MainsHumFilter } from './mains-hum-filter.js';
-import { DEFAULT_QRS_CREDIBILITY_OPTIONS } from './qrs-credibility.js';
+import { DEFAULT_QRS_CREDIBILITY_OPTIONS, span } from './qrs-credibility.js';
 
 export interface LeadDeflectionOptions {
   fs: number;
@@ -22,18 +22,6 @@ export const DEFAULT_LEAD_DEFLECTION_OPTIONS: Readonly<Omit<LeadDeflectionOption
   mainsHz: DEFAULT_MAINS_HUM_FILTER_OPTIONS.mainsHz,
   keepMs: 30_000,
 });
-
-/** Peak-to-peak of `x[from, to)`. */
-function span(x: readonly number[], from: number, to: number): number {
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (let k = from; k < to; k++) {
-    const v = x[k] as number;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return to > from ? hi - lo : 0;
-}
 
 /**
  * The largest QRS-sized deflection of a lead over time (pure: no I/O, no timers): the peak-to-peak (mV) of
