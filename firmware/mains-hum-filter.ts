@@ -23,6 +23,15 @@ export const DEFAULT_MAINS_HUM_FILTER_OPTIONS: Readonly<Omit<MainsHumFilterOptio
   maxResidual: 0.02,
 });
 
+/**
+ * Where `hz` shows up when sampled at `fs` (Hz, 0 to fs / 2). `MainsHumFilter` notches only mains below fs / 2 (a notch at
+ * an alias of 60 Hz at 100 Hz sampling was broad enough to cut the QRS band and was taken back); `QrsCredibility`'s hum
+ * fit places its sinusoids here.
+ */
+export function aliasHz(hz: number, fs: number): number {
+  return Math.abs(hz - fs * Math.round(hz / fs));
+}
+
 /** The gain of a moving average `n` samples long at `hz` (sampling at `fs`). */
 function averageGain(n: number, hz: number, fs: number): number {
   const den = n * Math.sin((Math.PI * hz) / fs);
