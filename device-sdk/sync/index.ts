@@ -23,4 +23,4 @@ export {
   type ValidityWindow,
 } from './tls-clock.js';
 export { downTopic, isTopicSegment, type ParsedUpTopic, parseUpTopic, TOPIC_ROOT, UP_WILDCARD, upTopic } from './topics.js';
-export { DEFAULT_UPLINK_OPTIONS, disableNagle, Uplink, type UplinkEvents, type UplinkOptions, type UplinkState } from './uplink.js';
+export { DEFAULT_UPLINK_OPTIONS, disableNagle, SYNC_ACCESS_REFUSED, Uplink, type UplinkEvents, type UplinkOptions, type UplinkState } from './uplink.js';

@@ -59,6 +59,13 @@ export interface UplinkOptions {
    * `sync-clock-invalid` or `sync-certificate-refused` (`tls-clock.ts`). Only for `mqtts://`.
    */
   refusedHandshakesBeforeAlert: number;
+  /**
+   * Connections in a row whose subscription to this board's own ack topic the broker refuses (SUBACK 0x80, or an
+   * MQTT 5 reason of 0x80 and above) that make the uplink raise `sync-access-refused` and reconnect every half to
+   * whole `backoff.maxMs`: how Mosquitto's dynamic security plugin answers a board the edge blocked while it was
+   * offline (`edge/mosquitto-dynsec.ts`).
+   */
+  refusedSubscriptionsBeforeAlert: number;
   /** How often acknowledged records past retention are compacted (ms). */
   compactIntervalMs: number;
   /** zlib level of batch compression: 1 is fastest, 9 smallest (metered links). */
@@ -87,6 +94,7 @@ export const DEFAULT_UPLINK_OPTIONS: Readonly<Omit<UplinkOptions, 'url'>> = Obje
   takeoverAfter: 3,
   takeoverAlertRepeatMs: 3_600_000,
   refusedHandshakesBeforeAlert: 3,
+  refusedSubscriptionsBeforeAlert: 3,
   compactIntervalMs: 5_000,
   compressionLevel: 6,
   mqtt: {},
@@ -137,6 +145,12 @@ export const SYNC_SEQS_RAISED = 'sync-seqs-raised';
 /** The alert (severity 2) of a board whose batches the edge refuses and says why (`Ack.refused`). */
 export const SYNC_BATCHES_REFUSED = 'sync-batches-refused';
 
+/**
+ * The alert (severity 2) of a board whose subscription to its own ack topic the broker keeps refusing: its
+ * certificate was revoked or its access removed while it was offline, so it never read the edge's refusal notice.
+ */
+export const SYNC_ACCESS_REFUSED = 'sync-access-refused';
+
 /** What a board's alert says to do about each reason the edge names in `Ack.refused`. */
 const REFUSED_FIXES: Readonly<Record<string, string>> = Object.freeze({
   'certificate-revoked': "this board's certificate was revoked: re-provision it (medge provision) and install the new certificate",
@@ -154,7 +168,7 @@ export interface UplinkEvents {
   ack: [{ kind: RecordKind; upToSeq: number }];
   drained: [];
   /**
-   * A `sync-device-id-in-use`, `sync-seqs-raised`, `sync-batches-refused`, `sync-clock-invalid` or `sync-certificate-refused` alert for
+   * A `sync-device-id-in-use`, `sync-seqs-raised`, `sync-batches-refused`, `sync-access-refused`, `sync-clock-invalid` or `sync-certificate-refused` alert for
    * the runtime to store and raise locally (the uplink stores no alert itself).
    */
   alert: [Alert];
@@ -221,6 +235,10 @@ export class Uplink extends EventEmitter<UplinkEvents> {
   private handshake = { tcpUp: false, connacked: false, explained: false };
   /** Connections in a row that ended after TCP connected and before CONNACK with no error that explains it. */
   private refusedHandshakes = 0;
+  /** Connections in a row whose ack subscription the broker refused (`refusedSubscriptionsBeforeAlert`). */
+  private refusedSubscriptions = 0;
+  /** A `sync-access-refused` alert was raised and no subscription has been granted since. */
+  private accessRefusedAlerted = false;
   lastAckMs: number | undefined;
 
   constructor(store: OutboxStore, options: Partial<UplinkOptions> & { url: string }) {
@@ -358,8 +376,15 @@ export class Uplink extends EventEmitter<UplinkEvents> {
       handshake.connacked = true;
       this.refusedHandshakes = 0;
       disableNagle(client);
-      client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error) => {
-        if (error || client !== this.client) return this.onLost(client, 'subscribe failed');
+      client.subscribe(downTopic(site, deviceId, 'ack'), { qos: 1 }, (error, _granted, suback) => {
+        if (client !== this.client) return;
+        // MQTT.js passes the SUBACK (3.1.1 return codes, MQTT 5 reason codes) with the error it makes of a refusal.
+        const code = (suback?.granted as unknown[] | undefined)?.find((g): g is number => typeof g === 'number' && g >= 0x80);
+        if (error && code !== undefined) this.noteRefusedSubscription(code);
+        if (error) return this.onLost(client, 'subscribe failed');
+        if (this.accessRefusedAlerted) this.log.info({ refusals: this.refusedSubscriptions }, 'the broker grants this board\'s subscriptions again');
+        this.refusedSubscriptions = 0;
+        this.accessRefusedAlerted = false;
         this.connectedAt = this.options.clock.monotonic();
         this.lastProgress = 0;
         if (this.tlsProblemKey !== undefined) this.log.info({ problem: this.tlsProblemKey }, 'TLS to the edge works again');
@@ -386,7 +411,10 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (!this.running) return;
     this.noteSessionEnd(why);
     this.noteHandshakeEnd();
-    const delay = backoffDelay(this.attempt++, this.options.backoff, this.options.random);
+    const { backoff, random } = this.options;
+    // Refused access lasts until someone acts: at least half the ceiling between attempts (full jitter alone gave 5 in 6 s).
+    const delay = this.accessRefusedAlerted ? Math.floor(backoff.maxMs / 2 + (random() * backoff.maxMs) / 2) : backoffDelay(this.attempt, backoff, random);
+    this.attempt += 1;
     this.log[this.tlsProblemKey === undefined ? 'info' : 'debug']({ why, retryInMs: delay, attempt: this.attempt }, 'uplink lost, backing off');
     this.setState('backoff');
     this.retryTimer = this.options.clock.setTimeout(() => {
@@ -431,6 +459,46 @@ export class Uplink extends EventEmitter<UplinkEvents> {
     if (this.refusedHandshakes < this.options.refusedHandshakesBeforeAlert || this.tlsProblemKey !== undefined) return;
     this.tlsProblemKey = 'refused';
     this.raiseTlsProblem(diagnoseRefusedCertificate(pemList(this.options.mqtt.cert)[0], this.options.clock.now(), this.refusedHandshakes));
+  }
+
+  /**
+   * The broker refused this board's subscription to its own ack topic (`code`: SUBACK 0x80, or an MQTT 5 reason of
+   * 0x80 and above): Mosquitto's dynamic security plugin answers so a board the edge blocked (revoked or expired
+   * certificate) while it was offline, which therefore never read the edge's `Ack.refused` notice; TLS and CONNECT
+   * still succeed until the broker rereads its CRL. After `refusedSubscriptionsBeforeAlert` connections in a row,
+   * one `sync-access-refused` alert until a subscription is granted again (none when the edge already said why,
+   * `Ack.refused`: its `sync-batches-refused` names the fix), and reconnects every half to whole
+   * `backoff.maxMs`. Before, such a board reconnected every <= 5 s with info logs only and raised nothing
+   * (QA: 12 "subscribe failed" cycles in 15 s, no alert, until the operator's SIGHUP).
+   */
+  private noteRefusedSubscription(code: number): void {
+    const o = this.options;
+    this.refusedSubscriptions += 1;
+    if (this.refusedSubscriptions < o.refusedSubscriptionsBeforeAlert) {
+      this.log.warn({ subackCode: code, refusals: this.refusedSubscriptions }, 'the broker refused this board\'s ack subscription');
+      return;
+    }
+    this.attempt = Math.max(this.attempt, Math.ceil(Math.log2(o.backoff.maxMs / o.backoff.initialMs)));
+    if (this.accessRefusedAlerted) return;
+    this.accessRefusedAlerted = true;
+    const topic = downTopic(o.site, this.store.deviceId, 'ack');
+    // The edge already said why (`Ack.refused`, e.g. certificate-revoked before the block): its alert names the fix.
+    const told = [...this.refusedKinds.values()];
+    if (told.length > 0) {
+      this.log.error({ subackCode: code, topic, refusals: this.refusedSubscriptions, refused: told }, 'the broker keeps refusing this board\'s subscriptions, as the edge said it would; retrying slowly');
+      return;
+    }
+    this.log.error({ alert: SYNC_ACCESS_REFUSED, subackCode: code, topic, refusals: this.refusedSubscriptions }, 'the broker keeps refusing this board\'s subscriptions; retrying slowly (alert raised)');
+    this.emit('alert', {
+      kind: SYNC_ACCESS_REFUSED,
+      severity: 2,
+      t: o.clock.now(),
+      message:
+        `The edge broker refuses this board's subscriptions (${this.refusedSubscriptions} connections in a row, answer 0x${code.toString(16)}): ` +
+        `its certificate may have been revoked or its access removed, so records no longer leave the board. ` +
+        `Re-provision it (medge provision) and install the new certificate, or call the device maker. ` +
+        `Records stay on the board until the edge accepts them; the board keeps trying, slowly.`,
+    });
   }
 
   /** Logs (once) and raises as an alert (severity 2) a diagnosed TLS problem; no patient data, certificates and clocks only. */

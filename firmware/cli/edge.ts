@@ -80,7 +80,8 @@ medge-dynsec.json is written next to FILE only when missing) and lets the ingest
 'medge edge --broker URL --tls CADIR --dynsec' closes, within about 2 s, the connection of a device whose
 certificate is revoked (medge ca revoke) or expires, and denies it everything until Mosquitto refuses its
 handshake (expired: at once; revoked: after this command is rerun and Mosquitto gets SIGHUP). About a second
-before, the ingest tells the device why on its ack topic, so that the board raises sync-batches-refused. If the
+before, the ingest tells the device why on its ack topic, so that the board raises sync-batches-refused (a board
+offline then raises sync-access-refused when its subscriptions are refused on reconnect). If the
 plugin does not answer within 5 s (Mosquitto configured without --dynsec), the edge warns once. An existing
 medge-dynsec.json is given back to user mosquitto (0600) when run as root. The cost: whoever holds the ingest
 certificate can command the plugin (create clients and roles with any rights), see README "Security".`;

@@ -16,7 +16,7 @@ import { encodeBody } from '../../device-sdk/proto/index.js';
 import { initCaDir, provisionDevice, readEdgeTls, readSiteCa, revokeDevice } from '../../device-sdk/security/pki.js';
 import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
 import { downTopic, upTopic } from '../../device-sdk/sync/topics.js';
-import { SYNC_BATCHES_REFUSED, Uplink } from '../../device-sdk/sync/uplink.js';
+import { SYNC_ACCESS_REFUSED, SYNC_BATCHES_REFUSED, Uplink } from '../../device-sdk/sync/uplink.js';
 import { EdgeNode } from '../../edge/edge-node.js';
 import { DYNSEC_FILE, mosquittoAclText, writeMosquittoConfig } from '../../edge/mosquitto-config.js';
 import { DYNSEC_BLOCKED_ROLE, DYNSEC_PLUGIN_PATHS } from '../../edge/mosquitto-dynsec.js';
@@ -135,6 +135,79 @@ describe.skipIf(!systemAvailable('mosquitto with its dynamic security plugin', m
       await broker.stop();
     }
   }, 30_000);
+
+  it('a board revoked while offline raises sync-access-refused on reconnect (its subscriptions refused); a valid board beside it never does', async () => {
+    // Before (QA r2): 15 s after the board came back no alert, 12 "subscribe failed" reconnects, 0 warn/error logs; it
+    // alerted (sync-certificate-refused) only after the operator's SIGHUP.
+    const caDir = join(dir, 'ca-off');
+    const devices = join(dir, 'ca-off-devices');
+    await initCaDir(caDir, { site: SITE });
+    await provisionDevice(caDir, { deviceId: 'dev-off', site: SITE, outDir: devices });
+    await provisionDevice(caDir, { deviceId: 'dev-on', site: SITE, outDir: devices });
+    const broker = await startConfiguredMosquitto(dir, caDir, 'ca-off-broker', { dynsec: true });
+    const edge = new EdgeNode({ dataDir: join(dir, 'ca-off-edge'), brokerUrl: broker.url, tls: readEdgeTls(caDir), dynsec: true });
+    const T0 = 1_700_000_000_000;
+    const readings = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ kind: 'reading' as const, tMs: T0 + from + i, body: encodeBody('reading', { sensor: 'glucose', type: 'glucose', value: 90, unit: 'mg/dL', tDevice: T0 + from + i }) }));
+    const board = (deviceId: string) => {
+      const store = new SqliteOutboxStore(join(dir, `ca-off-${deviceId}.sqlite`), { deviceId });
+      const lines: { level: number; msg: string; subackCode?: number }[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
+      const uplink = new Uplink(store, {
+        url: broker.url,
+        site: SITE,
+        mqtt: { ca: readSiteCa(caDir).certPem, cert: readFileSync(join(devices, `${deviceId}.crt`), 'utf8'), key: readFileSync(join(devices, `${deviceId}.key`), 'utf8'), rejectUnauthorized: true },
+        batchMaxRecords: 10,
+        ackTimeoutMs: 500,
+        backoff: { initialMs: 50, maxMs: 5_000 },
+        logger,
+      });
+      const alerts: (Alert & { at: number })[] = [];
+      uplink.on('alert', (a) => alerts.push({ ...a, at: Date.now() }));
+      const cycles = () => lines.filter((l) => l.msg === 'uplink lost, backing off').length;
+      return { store, uplink, alerts, lines, cycles };
+    };
+    const off = board('dev-off');
+    const on = board('dev-on');
+    try {
+      await edge.start();
+      for (const b of [off, on]) {
+        b.store.append(readings(0, 5));
+        b.uplink.start();
+      }
+      await waitFor(() => off.store.stats().reading.pending === 0 && on.store.stats().reading.pending === 0, 'the first readings delivered');
+      // Powered off, then revoked and blocked: it never reads the edge's refusal notice.
+      await off.uplink.stop();
+      await revokeDevice(caDir, 'dev-off');
+      await waitFor(() => edge.deviceBlocker?.blocked.has('dev-off') === true, 'dev-off blocked', 8_000);
+      off.store.append(readings(5, 5));
+      const backAt = Date.now();
+      off.uplink.start();
+      await waitFor(() => off.alerts.length > 0, 'the sync-access-refused alert', 10_000);
+      const alert = off.alerts[0] as Alert & { at: number };
+      process.stdout.write(`mosquitto-dynsec: board revoked while offline alerted ${alert.at - backAt} ms after it came back, ${off.cycles()} reconnects\n`);
+      expect(alert).toMatchObject({ kind: SYNC_ACCESS_REFUSED, severity: 2 });
+      expect(alert.message).toContain('certificate may have been revoked');
+      expect(off.lines.find((l) => l.level >= 50)).toMatchObject({ subackCode: 128 });
+      // Then slow reconnects on the 5 s ceiling (before: 12 in 15 s), one alert, the records on the board.
+      const before = off.cycles();
+      await new Promise((r) => setTimeout(r, 6_000));
+      expect(off.cycles() - before).toBeLessThanOrEqual(2);
+      expect(off.alerts).toHaveLength(1);
+      expect(off.store.stats().reading.pending).toBe(5);
+      // The valid board never raised anything and still delivers.
+      on.store.append(readings(5, 5));
+      await waitFor(() => on.store.stats().reading.pending === 0, 'dev-on still delivers');
+      expect(on.alerts).toEqual([]);
+      expect(on.lines.filter((l) => l.subackCode !== undefined)).toEqual([]);
+    } finally {
+      await off.uplink.stop();
+      await on.uplink.stop();
+      off.store.close();
+      on.store.close();
+      await edge.stop();
+      await broker.stop();
+    }
+  }, 45_000);
 
   it('warns once, naming the fix, when the broker has no dynamic security plugin (configured without --dynsec)', async () => {
     const caDir = join(dir, 'ca-plain');
