@@ -392,6 +392,23 @@ interface HumDesign {
   humFrom: number;
 }
 
+/** cos(w k) and sin(w k), k = 0.., of the frequencies `fitHum` has fitted, grown as longer stretches are asked for. */
+const SINUSOIDS = new Map<string, { cos: Float64Array; sin: Float64Array }>();
+
+/** cos(w k) and sin(w k) for k < n (w = 2 pi hz / fs), from a table kept per (hz, fs). */
+function sinusoid(hz: number, fs: number, n: number): { cos: Float64Array; sin: Float64Array } {
+  const key = `${hz}|${fs}`;
+  let t = SINUSOIDS.get(key);
+  if (t === undefined || t.cos.length < n) {
+    const w = (2 * Math.PI * hz) / fs;
+    const len = Math.max(n, 2 * (t?.cos.length ?? 0));
+    t = { cos: Float64Array.from({ length: len }, (_, k) => Math.cos(w * k)), sin: Float64Array.from({ length: len }, (_, k) => Math.sin(w * k)) };
+    SINUSOIDS.set(key, t);
+    if (SINUSOIDS.size > 16) SINUSOIDS.delete(SINUSOIDS.keys().next().value as string);
+  }
+  return { cos: t.cos.subarray(0, n), sin: t.sin.subarray(0, n) };
+}
+
 /** `humDesign`s last used (a monitor fits stretches of a few lengths at one rate). */
 const HUM_DESIGNS = new Map<string, HumDesign | undefined>();
 
@@ -407,17 +424,17 @@ function humDesign(n: number, fs: number, mainsHz: readonly number[]): HumDesign
   const freqs = [...new Set(mainsHz.map((hz) => aliasHz(hz, fs)))].filter((hz) => hz > 0);
   if (freqs.length > 0 && n >= 8) {
     const mid = (n - 1) / 2;
-    const basis: ((k: number) => number)[] = [() => 1, (k) => (k - mid) / n];
-    const humFrom = basis.length;
+    const ramp = Float64Array.from({ length: n }, (_, k) => (k - mid) / n);
+    const phi: Float64Array[] = [new Float64Array(n).fill(1), ramp];
+    const humFrom = phi.length;
     for (const hz of freqs) {
-      const w = (2 * Math.PI * hz) / fs;
       const nyquist = Math.abs(hz - fs / 2) < 1e-9;
-      basis.push((k) => Math.cos(w * k), (k) => ((k - mid) / n) * Math.cos(w * k));
-      if (!nyquist) basis.push((k) => Math.sin(w * k), (k) => ((k - mid) / n) * Math.sin(w * k));
+      const { cos, sin } = sinusoid(hz, fs, n);
+      phi.push(cos, cos.map((c, k) => (ramp[k] as number) * c));
+      if (!nyquist) phi.push(sin, sin.map((v, k) => (ramp[k] as number) * v));
     }
-    const m = basis.length;
+    const m = phi.length;
     if (n > 2 * m) {
-      const phi = basis.map((f) => Float64Array.from({ length: n }, (_, k) => f(k)));
       const gram = phi.map(() => new Array<number>(m).fill(0));
       for (let i = 0; i < m; i++) {
         const pi = phi[i] as Float64Array;
