@@ -349,35 +349,17 @@ function medianWindowSpan(x: ArrayLike<number>, w: number, minWindows: number): 
  */
 export function fitHum(x: ArrayLike<number>, fs: number, mainsHz: readonly number[]): Float64Array | undefined {
   const n = x.length;
-  const freqs = [...new Set(mainsHz.map((hz) => aliasHz(hz, fs)))].filter((hz) => hz > 0);
-  if (freqs.length === 0 || n < 8) return undefined;
-  const mid = (n - 1) / 2;
-  const basis: ((k: number) => number)[] = [() => 1, (k) => (k - mid) / n];
-  const humFrom = basis.length;
-  for (const hz of freqs) {
-    const w = (2 * Math.PI * hz) / fs;
-    const nyquist = Math.abs(hz - fs / 2) < 1e-9;
-    basis.push((k) => Math.cos(w * k), (k) => ((k - mid) / n) * Math.cos(w * k));
-    if (!nyquist) basis.push((k) => Math.sin(w * k), (k) => ((k - mid) / n) * Math.sin(w * k));
-  }
-  const m = basis.length;
-  if (n <= 2 * m) return undefined;
-  const phi = basis.map((f) => Float64Array.from({ length: n }, (_, k) => f(k)));
+  const design = humDesign(n, fs, mainsHz);
+  if (design === undefined) return undefined;
+  const { phi, gram, humFrom } = design;
+  const m = phi.length;
   // Normal equations (m <= 10, symmetric), solved by Gaussian elimination with partial pivoting.
-  const a = phi.map(() => new Array<number>(m + 1).fill(0));
+  const a = gram.map((row) => [...row, 0]);
   for (let i = 0; i < m; i++) {
     const pi = phi[i] as Float64Array;
-    const row = a[i] as number[];
-    for (let j = 0; j <= i; j++) {
-      const pj = phi[j] as Float64Array;
-      let acc = 0;
-      for (let k = 0; k < n; k++) acc += (pi[k] as number) * (pj[k] as number);
-      row[j] = acc;
-      (a[j] as number[])[i] = acc;
-    }
     let acc = 0;
     for (let k = 0; k < n; k++) acc += (pi[k] as number) * (x[k] as number);
-    row[m] = acc;
+    (a[i] as number[])[m] = acc;
   }
   for (let c = 0; c < m; c++) {
     let p = c;
@@ -401,4 +383,73 @@ export function fitHum(x: ArrayLike<number>, fs: number, mainsHz: readonly numbe
     for (let k = 0; k < n; k++) hum[k] = (hum[k] as number) + c * (pj[k] as number);
   }
   return hum;
+}
+
+/** The basis of `fitHum` over `n` samples and its Gram matrix: they depend only on n, fs and the frequencies. */
+interface HumDesign {
+  phi: Float64Array[];
+  gram: number[][];
+  humFrom: number;
+}
+
+/** cos(w k) and sin(w k), k = 0.., of the frequencies `fitHum` has fitted, grown as longer stretches are asked for. */
+const SINUSOIDS = new Map<string, { cos: Float64Array; sin: Float64Array }>();
+
+/** cos(w k) and sin(w k) for k < n (w = 2 pi hz / fs), from a table kept per (hz, fs). */
+function sinusoid(hz: number, fs: number, n: number): { cos: Float64Array; sin: Float64Array } {
+  const key = `${hz}|${fs}`;
+  let t = SINUSOIDS.get(key);
+  if (t === undefined || t.cos.length < n) {
+    const w = (2 * Math.PI * hz) / fs;
+    const len = Math.max(n, 2 * (t?.cos.length ?? 0));
+    t = { cos: Float64Array.from({ length: len }, (_, k) => Math.cos(w * k)), sin: Float64Array.from({ length: len }, (_, k) => Math.sin(w * k)) };
+    SINUSOIDS.set(key, t);
+    if (SINUSOIDS.size > 16) SINUSOIDS.delete(SINUSOIDS.keys().next().value as string);
+  }
+  return { cos: t.cos.subarray(0, n), sin: t.sin.subarray(0, n) };
+}
+
+/** `humDesign`s last used (a monitor fits stretches of a few lengths at one rate). */
+const HUM_DESIGNS = new Map<string, HumDesign | undefined>();
+
+/**
+ * The basis and Gram matrix of `fitHum` for `n` samples at `fs`, kept for the last few (n, fs, frequencies): building
+ * them (the cosines and sines, and the m x m products over n samples) was most of the live monitor's CPU when each fit
+ * built them again. The same numbers in the same order as before, so the fits are the same to the bit.
+ */
+function humDesign(n: number, fs: number, mainsHz: readonly number[]): HumDesign | undefined {
+  const key = `${n}|${fs}|${mainsHz.join(',')}`;
+  if (HUM_DESIGNS.has(key)) return HUM_DESIGNS.get(key);
+  let design: HumDesign | undefined;
+  const freqs = [...new Set(mainsHz.map((hz) => aliasHz(hz, fs)))].filter((hz) => hz > 0);
+  if (freqs.length > 0 && n >= 8) {
+    const mid = (n - 1) / 2;
+    const ramp = Float64Array.from({ length: n }, (_, k) => (k - mid) / n);
+    const phi: Float64Array[] = [new Float64Array(n).fill(1), ramp];
+    const humFrom = phi.length;
+    for (const hz of freqs) {
+      const nyquist = Math.abs(hz - fs / 2) < 1e-9;
+      const { cos, sin } = sinusoid(hz, fs, n);
+      phi.push(cos, cos.map((c, k) => (ramp[k] as number) * c));
+      if (!nyquist) phi.push(sin, sin.map((v, k) => (ramp[k] as number) * v));
+    }
+    const m = phi.length;
+    if (n > 2 * m) {
+      const gram = phi.map(() => new Array<number>(m).fill(0));
+      for (let i = 0; i < m; i++) {
+        const pi = phi[i] as Float64Array;
+        for (let j = 0; j <= i; j++) {
+          const pj = phi[j] as Float64Array;
+          let acc = 0;
+          for (let k = 0; k < n; k++) acc += (pi[k] as number) * (pj[k] as number);
+          (gram[i] as number[])[j] = acc;
+          (gram[j] as number[])[i] = acc;
+        }
+      }
+      design = { phi, gram, humFrom };
+    }
+  }
+  HUM_DESIGNS.set(key, design);
+  if (HUM_DESIGNS.size > 32) HUM_DESIGNS.delete(HUM_DESIGNS.keys().next().value as string);
+  return design;
 }
