@@ -239,27 +239,27 @@ export class MeterRecordBook {
     let meter = this.find(r.sensor, address, serial);
     meter ??= { id: this.nextId++, address, serial, newest: undefined };
     const named = address !== undefined || serial !== undefined;
-    if (named && meterClock !== undefined) {
-      const clockKey = [r.sensor, meter.id, meterClock].join('|');
+    const clock = named ? meterClock : undefined;
+    if (clock !== undefined) {
+      const clockKey = [r.sensor, meter.id, clock].join('|');
       const first = this.clocks.get(clockKey);
       if (first === undefined) this.clocks.set(clockKey, r.meterRecord);
       else if (first !== null && first !== r.meterRecord) this.clocks.set(clockKey, null);
     }
-    const byContent = named && this.knownByContent(r.sensor);
-    const contentKey = byContent ? [r.sensor, meter.id, r.meterRecord, recordContent(r)].join('|') : undefined;
-    const datedContent = byContent ? recordContent(r) : '';
-    if (named && meterClock !== undefined && this.isDate(r.sensor, meter, meterClock)) {
-      const key = [r.sensor, meter.id, r.meterRecord, meterClock].join('|');
-      if (this.seen.get(key)?.has(datedContent) === true) return false;
+    const content = named && this.knownByContent(r.sensor) ? recordContent(r) : undefined;
+    const contentKey = content !== undefined ? [r.sensor, meter.id, r.meterRecord, content].join('|') : undefined;
+    const datedContent = content ?? '';
+    const seenKey = clock !== undefined ? [r.sensor, meter.id, r.meterRecord, clock].join('|') : undefined;
+    if (clock !== undefined && seenKey !== undefined && this.isDate(r.sensor, meter, clock)) {
+      if (this.seen.get(seenKey)?.has(datedContent) === true) return false;
     } else if (contentKey !== undefined && this.contents.get(contentKey)?.has(epoch) === true) {
       return false;
     }
-    if (named && meterClock !== undefined) {
-      const key = [r.sensor, meter.id, r.meterRecord, meterClock].join('|');
-      this.seen.set(key, (this.seen.get(key) ?? new Set()).add(datedContent));
+    if (clock !== undefined && seenKey !== undefined) {
+      this.seen.set(seenKey, (this.seen.get(seenKey) ?? new Set()).add(datedContent));
       const numbered = [r.sensor, meter.id, r.meterRecord].join('|');
       const before = this.dated.get(numbered) ?? [];
-      before.push({ epoch, clock: meterClock });
+      before.push({ epoch, clock });
       this.dated.set(numbered, before);
     }
     if (contentKey !== undefined) this.contents.set(contentKey, (this.contents.get(contentKey) ?? new Set()).add(epoch));
@@ -356,14 +356,16 @@ export class MeterRecordBook {
   }
 }
 
+/** The context fields that are not a record's content (`recordContent`): its numbering and its meter time. */
+const NOT_CONTENT: ReadonlySet<string> = new Set<string>([...Object.values(METER_NUMBERING_CONTEXT), ...Object.values(METER_TIME_CONTEXT)]);
+
 /**
  * What tells a meter's record from another of the same number without a date: its value, unit, type and context but
  * its numbering (meter, serial, epoch) and its meter time (the clock's conversion changes between connects).
  */
 function recordContent(r: Pick<Reading, 'context'> & Partial<Pick<Reading, 'value' | 'unit' | 'type'>>): string {
-  const left = new Set<string>([...Object.values(METER_NUMBERING_CONTEXT), ...Object.values(METER_TIME_CONTEXT)]);
   const context = Object.entries(r.context ?? {})
-    .filter(([k]) => !left.has(k))
+    .filter(([k]) => !NOT_CONTENT.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return JSON.stringify([r.type, r.value, r.unit, context]);
 }

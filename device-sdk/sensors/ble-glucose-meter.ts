@@ -170,6 +170,11 @@ interface Probe {
 /** What one RACP procedure ended with; `busy`: the meter refused the write, a procedure of its own still running (`racp`). */
 type RacpOutcome = { kind: 'response'; response: RacpResponse } | { kind: 'lost' } | { kind: 'timeout' } | { kind: 'busy'; error: BleError };
 
+/** A record's meter wall clock as sent (`meterWallClockText`), or undefined when it has no date. */
+function wallClockOf(m: GlucoseMeasurement): string | undefined {
+  return m.measuredAtMs !== undefined ? meterWallClockText(m.measuredAtMs) : undefined;
+}
+
 /**
  * Whether the meter said a procedure of its own still runs (a transfer from before a reconnect): the write refused with
  * ATT error 0x80 "procedure already in progress" (GLS 1.0; `protocols/ble/att-error.ts`), or, as some meters answer
@@ -680,7 +685,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
       if (found === undefined && probe.others.length === 0 && code === 'no-records-found') return this.numberingRestarted(link, 'last');
       else if (found === undefined) return this.handOver(link, probe.others); // something else came: nothing to compare
       else {
-        const clock = found.measurement.measuredAtMs !== undefined ? meterWallClockText(found.measurement.measuredAtMs) : undefined;
+        const clock = wallClockOf(found.measurement);
         another = checked.clock !== undefined && clock !== undefined && clock !== checked.clock;
         // No date to tell it by (no clock, or one that does not run or that another record of this number was stored
         // with: a clock stopped at its factory default): compared by content, it and those below it (`sameContent`). A
@@ -694,7 +699,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     } else {
       if (found === undefined) return false;
       const last = found.measurement;
-      const meterClock = last.measuredAtMs !== undefined ? meterWallClockText(last.measuredAtMs) : undefined;
+      const meterClock = wallClockOf(last);
       behind = meterRecordAfter(floor, last.sequenceNumber, this.meterRecordBits);
       another = last.sequenceNumber === floor && this.floorClock !== undefined && meterClock !== undefined && meterClock !== this.floorClock;
       // Its last record (or, when that has no date, the newest dated one stored below it) still on the meter with
@@ -714,7 +719,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const brought = [...this.compared, ...(found !== undefined ? [found] : [])];
     this.heldRecords = brought
       .filter((r, i) => brought.findIndex((o) => o.measurement.sequenceNumber === r.measurement.sequenceNumber) === i)
-      .sort((a, b) => (meterRecordAfter(a.measurement.sequenceNumber, b.measurement.sequenceNumber, this.meterRecordBits) ? 1 : -1));
+      .sort(this.byRecordNumber);
     this.epoch = new Date(this.deps.clock.now()).toISOString();
     this.highest = undefined;
     this.highestClock = undefined;
@@ -750,7 +755,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   private async heldBelowFloor(link: GattLink, last: Received): Promise<{ record: number; clock: string | undefined } | 'unanswered' | undefined> {
     const meter = this.meter as MeterIdentity;
     const seq = last.measurement.sequenceNumber;
-    const clock = last.measurement.measuredAtMs !== undefined ? meterWallClockText(last.measurement.measuredAtMs) : undefined;
+    const clock = wallClockOf(last.measurement);
     const as = clock !== undefined ? this.storedAs(seq, clock, last) : undefined;
     if (as !== undefined) return as;
     const dated = this.deps.datedMeterRecordAtOrBefore?.(this.sensor, meter, seq);
@@ -843,10 +848,25 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const m = r.measurement;
     const mgPerDl = usableMgPerDl(m);
     if (mgPerDl === undefined) return undefined;
-    const time: Record<string, string> = m.measuredAtMs !== undefined ? { [METER_TIME_CONTEXT.clock]: meterWallClockText(m.measuredAtMs) } : {};
-    const context = { ...time, ...glucoseContext(m, r.context), ...this.numberingContext() };
-    return { sensor: this.sensor, type: 'glucose', value: Math.round(mgPerDl * 10) / 10, unit: 'mg/dL', tDevice: this.deps.clock.now(), meterRecord: m.sequenceNumber, context };
+    const clock = wallClockOf(m);
+    return this.reading(m, r.context, mgPerDl, this.deps.clock.now(), clock !== undefined ? { [METER_TIME_CONTEXT.clock]: clock } : {});
   }
+
+  /** The reading record `m` (with its context `c`) is handed over as: `emit` and, for the content checks, `asReading`. */
+  private reading(m: GlucoseMeasurement, c: GlucoseMeasurementContext | undefined, mgPerDl: number, tDevice: number, timeContext: Record<string, string> | undefined): Reading {
+    return {
+      sensor: this.sensor,
+      type: 'glucose',
+      value: Math.round(mgPerDl * 10) / 10,
+      unit: 'mg/dL',
+      tDevice,
+      meterRecord: m.sequenceNumber,
+      context: { ...timeContext, ...glucoseContext(m, c), ...this.numberingContext() },
+    };
+  }
+
+  /** Orders received records by their number on the meter's counter (which may wrap). */
+  private readonly byRecordNumber = (a: Received, b: Received): number => (meterRecordAfter(a.measurement.sequenceNumber, b.measurement.sequenceNumber, this.meterRecordBits) ? 1 : -1);
 
   /**
    * Records a meter sent with the `floor` check's answer besides the one asked for (some answer "within range n..n" with
@@ -856,7 +876,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
    * Returns false (the numbering did not restart).
    */
   private handOver(link: GattLink, others: readonly Received[]): false {
-    const ordered = [...others].sort((a, b) => (meterRecordAfter(a.measurement.sequenceNumber, b.measurement.sequenceNumber, this.meterRecordBits) ? 1 : -1));
+    const ordered = [...others].sort(this.byRecordNumber);
     for (const r of ordered) if (!this.isKnown(r.measurement.sequenceNumber)) this.emit(link, r.measurement, r.bytes, r.context);
     return false;
   }
@@ -978,7 +998,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     const conc = m.concentration;
     const mgPerDl = usableMgPerDl(m);
     this.handed.add(seq);
-    const wall = m.measuredAtMs !== undefined ? meterWallClockText(m.measuredAtMs) : undefined;
+    const wall = wallClockOf(m);
     if (this.highest === undefined || meterRecordAfter(seq, this.highest, this.meterRecordBits)) {
       this.highest = seq;
       this.highestClock = wall;
@@ -993,15 +1013,7 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     if (this.lastTransferAt !== undefined) placement.lastTransferMs = this.lastTransferAt;
     const time = m.measuredAtMs !== undefined ? meterTime(m.measuredAtMs, this.meterClock, placement) : undefined;
     this.lastRecordTime = time?.tMeter;
-    const reading: Reading = {
-      sensor: this.sensor,
-      type: 'glucose',
-      value: Math.round(mgPerDl * 10) / 10,
-      unit: 'mg/dL',
-      tDevice,
-      meterRecord: seq,
-      context: { ...time?.context, ...glucoseContext(m, c), ...this.numberingContext() },
-    };
+    const reading = this.reading(m, c, mgPerDl, tDevice, time?.context);
     if (time !== undefined) reading.tMeter = time.tMeter;
     this.records += 1;
     if (this.restartNotice !== undefined) {
