@@ -4,11 +4,13 @@
  * AAMI class of the reference beat it matches (nearest within 150 ms, EC57), or none.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isQrsCode } from '../../device-sdk/protocols/wfdb.js';
 import { AAMI_CLASSES, type AamiClass, aamiClassOf, BeatFeatureExtractor, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
-import { flutterEpisodes } from '../../device-sdk/signal/ecg/ec57.js';
+import { flutterEpisodes, type ReferenceAnnotation } from '../../device-sdk/signal/ecg/ec57.js';
 import { extractBeats } from '../../device-sdk/signal/ecg/front-end.js';
+import { mixNoises, qrsSignalPower } from '../../device-sdk/signal/ecg/noise-mix.js';
+import { resample } from '../../device-sdk/signal/pcg/dsp.js';
 import { readWfdbAnnotations, readWfdbRecord } from '../../simulator/sources/wfdb-files.js';
 
 /** Records whose beats are paced: left out of classifier training and evaluation. */
@@ -33,20 +35,28 @@ export interface RecordBeats {
 
 const VERSION = 10;
 
-/** Builds (or reads from `cacheDir`) the beats of one record. */
-export function recordBeats(dir: string, record: string, cacheDir?: string): RecordBeats {
+/** Reads a record's beats from a cache file written by `writeCache` (undefined when absent or of another width). */
+function readCache(record: string, cache: string | undefined, width: number): RecordBeats | undefined {
+  if (!cache || !existsSync(cache)) return undefined;
+  const c = JSON.parse(readFileSync(cache, 'utf8')) as { fs: number; length: number; samples: number[]; features: number[]; labels: number[]; scored: number[]; missed: number[]; width: number };
+  if (c.width !== width) return undefined;
+  return { record, fs: c.fs, length: c.length, width, samples: Int32Array.from(c.samples), features: Float32Array.from(c.features), labels: Int8Array.from(c.labels), scored: Uint8Array.from(c.scored), missed: c.missed };
+}
+
+function writeCache(beats: RecordBeats, cache: string | undefined): void {
+  if (!cache) return;
+  mkdirSync(dirname(cache), { recursive: true });
+  const { fs, length, width, samples, features, labels, scored, missed } = beats;
+  writeFileSync(cache, JSON.stringify({ fs, length, width, samples: [...samples], features: [...features].map((x) => Math.round(x * 1e5) / 1e5), labels: [...labels], scored: [...scored], missed }));
+}
+
+/**
+ * Our front end's beats over `signal` (the first lead), each labelled with the AAMI class of the reference
+ * beat of `ann` it matches (nearest unused within 150 ms), or -1.
+ */
+function labelledBeats(record: string, signal: Int16Array, fs: number, ann: readonly ReferenceAnnotation[]): RecordBeats {
   const width = featureLength();
-  const cache = cacheDir ? join(cacheDir, `${record}.v${VERSION}.json`) : undefined;
-  if (cache && existsSync(cache)) {
-    const c = JSON.parse(readFileSync(cache, 'utf8')) as { fs: number; length: number; samples: number[]; features: number[]; labels: number[]; scored: number[]; missed: number[]; width: number };
-    if (c.width === width) return { record, fs: c.fs, length: c.length, width, samples: Int32Array.from(c.samples), features: Float32Array.from(c.features), labels: Int8Array.from(c.labels), scored: Uint8Array.from(c.scored), missed: c.missed };
-  }
-  const path = join(dir, record);
-  const wf = readWfdbRecord(path);
-  const fs = wf.header.fs;
-  const signal = wf.signals[0] as Int16Array;
   const beats = extractBeats(signal, fs);
-  const ann = readWfdbAnnotations(path, 'atr').annotations;
   const refs = ann.filter((a) => isQrsCode(a.code));
   const tol = Math.round(0.15 * fs);
   const start = 300 * fs;
@@ -81,7 +91,7 @@ export function recordBeats(dir: string, record: string, cacheDir?: string): Rec
   // Rounded to 1e-5 (as cached), so that a run from the cache and a fresh run train on the same numbers.
   const features = new Float32Array(beats.length * width);
   beats.forEach((b, i) => features.set(b.features.map((x) => Math.round(x * 1e5) / 1e5), i * width));
-  const out: RecordBeats = {
+  return {
     record,
     fs,
     length: signal.length,
@@ -92,10 +102,91 @@ export function recordBeats(dir: string, record: string, cacheDir?: string): Rec
     scored: Uint8Array.from(beats.map((b) => (isScored(b.sample) ? 1 : 0))),
     missed,
   };
-  if (cache) {
-    mkdirSync(cacheDir as string, { recursive: true });
-    writeFileSync(cache, JSON.stringify({ fs, length: out.length, width, samples: [...out.samples], features: [...out.features].map((x) => Math.round(x * 1e5) / 1e5), labels: [...labels], scored: [...out.scored], missed }));
+}
+
+/** Builds (or reads from `cacheDir`) the beats of one record. */
+export function recordBeats(dir: string, record: string, cacheDir?: string): RecordBeats {
+  const cache = cacheDir ? join(cacheDir, `${record}.v${VERSION}.json`) : undefined;
+  const cached = readCache(record, cache, featureLength());
+  if (cached) return cached;
+  const path = join(dir, record);
+  const wf = readWfdbRecord(path);
+  const out = labelledBeats(record, wf.signals[0] as Int16Array, wf.header.fs, readWfdbAnnotations(path, 'atr').annotations);
+  writeCache(out, cache);
+  return out;
+}
+
+/**
+ * Experiment (`train.js --augment`): one augmented copy of a training record. `noise`: MIT-BIH NST `ma`
+ * and `bw` each mixed in at `snrDb` as `medge ecg eval --noise-snr` mixes them (signal power from the
+ * reference QRS amplitudes, `noise-mix.ts`), the noise records read from `offsetSeconds` on (wrapping).
+ * `stretch`: the record resampled in time by `factor` (windowed-sinc, `resample`; 0.9 makes it 10 %
+ * shorter, so it reads at 360 Hz as a faster heart rate with narrower QRS complexes) and the reference
+ * annotation times scaled by the same factor.
+ */
+export type AugmentCopy = { kind: 'noise'; snrDb: number; offsetSeconds: number } | { kind: 'stretch'; factor: number };
+
+/** The copies of each `--augment` variant (fixed before any run; not tuned on the folds). */
+export const AUGMENTATIONS: Readonly<Record<'noise' | 'stretch' | 'both', readonly AugmentCopy[]>> = (() => {
+  const noise: AugmentCopy[] = [
+    { kind: 'noise', snrDb: 12, offsetSeconds: 0 },
+    { kind: 'noise', snrDb: 6, offsetSeconds: 900 },
+  ];
+  const stretch: AugmentCopy[] = [
+    { kind: 'stretch', factor: 0.9 },
+    { kind: 'stretch', factor: 1.1 },
+  ];
+  return Object.freeze({ noise: Object.freeze(noise), stretch: Object.freeze(stretch), both: Object.freeze([...noise, ...stretch]) });
+})();
+
+/** A file-name-safe tag of a copy (its cache key and its record name, `101~noise-12db-0s`). */
+export function augmentTag(copy: AugmentCopy): string {
+  return copy.kind === 'noise' ? `noise-${copy.snrDb}db-${copy.offsetSeconds}s` : `stretch-${copy.factor}`;
+}
+
+/** `noise` read from `offset` on, wrapping at its end (same mean and power as `noise`). */
+function rotated(noise: Int16Array, offset: number): Int16Array {
+  const k = ((offset % noise.length) + noise.length) % noise.length;
+  const out = new Int16Array(noise.length);
+  out.set(noise.subarray(k));
+  out.set(noise.subarray(0, k), noise.length - k);
+  return out;
+}
+
+/**
+ * The first lead and reference annotations of one augmented copy (pure). `noises`: the NST `ma` and `bw`
+ * first signals (`nstNoises`), needed for `noise` copies; the signal power is taken from `ann`'s QRS
+ * annotations as `medge ecg eval --noise-snr` takes it.
+ */
+export function augmentedLead(signal: Int16Array, fs: number, ann: readonly ReferenceAnnotation[], copy: AugmentCopy, noises: readonly Int16Array[]): { lead: Int16Array; ann: ReferenceAnnotation[] } {
+  if (copy.kind === 'noise') {
+    if (noises.length === 0) throw new Error(`augment ${augmentTag(copy)}: no noise records given`);
+    const power = qrsSignalPower(signal, ann.filter((a) => isQrsCode(a.code)).map((a) => a.sample), fs);
+    const offset = Math.round(copy.offsetSeconds * fs);
+    return { lead: mixNoises(signal, noises.map((n) => rotated(n, offset)), power, copy.snrDb), ann: [...ann] };
   }
+  if (!(copy.factor > 0)) throw new Error(`augment stretch: the factor must be > 0, got ${copy.factor}`);
+  const stretched = resample(Float32Array.from(signal), fs, fs * copy.factor);
+  return {
+    lead: Int16Array.from(stretched, (v) => Math.max(-32768, Math.min(32767, Math.round(v)))),
+    ann: ann.map((a) => ({ code: a.code, sample: Math.round(a.sample * copy.factor) })),
+  };
+}
+
+/**
+ * Builds (or reads from `cacheDir`) the beats of one augmented copy of `record` (`augmentedLead`), labelled
+ * as the originals are: our detector's beats matched to the copy's reference within 150 ms.
+ */
+export function augmentedBeats(dir: string, record: string, copy: AugmentCopy, noises: readonly Int16Array[], cacheDir?: string): RecordBeats {
+  const name = `${record}~${augmentTag(copy)}`;
+  const cache = cacheDir ? join(cacheDir, 'augment', `${name}.v${VERSION}.json`) : undefined;
+  const cached = readCache(name, cache, featureLength());
+  if (cached) return cached;
+  const path = join(dir, record);
+  const wf = readWfdbRecord(path);
+  const { lead, ann } = augmentedLead(wf.signals[0] as Int16Array, wf.header.fs, readWfdbAnnotations(path, 'atr').annotations, copy, noises);
+  const out = labelledBeats(name, lead, wf.header.fs, ann);
+  writeCache(out, cache);
   return out;
 }
 

@@ -2,7 +2,7 @@
  * Trains the ECG beat classifier (AAMI N S V F Q) on the shared MIT-BIH records and writes the
  * uint8-quantized artifact with its manifest.
  * `npm run train:ecg [-- --data DIR] [--out DIR] [--folds K] [--epochs E] [--backend wasm|cpu] [--no-cv] [--no-final]`
- * (experiments, with `--no-final`: `--zero NAME,...`, `--lead2 morph|scalars|all`).
+ * (experiments, with `--no-final`: `--zero NAME,...`, `--lead2 morph|scalars|all`, `--augment noise|stretch|both [--noise-dir DIR]`).
  * `--sign-key FILE` signs the written artifact (`--out`) with that Ed25519 private key as
  * `MODEL_ID@MODEL_VERSION`, as `medge sign` does; `npm run train:ecg` passes the development key
  * (models/keys), so the runtime, which loads only signed models, takes the model it has just trained.
@@ -18,7 +18,7 @@
  * defaults (5 folds, 10 epochs, wasm).
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '../../device-sdk/inference/backend.js';
@@ -28,9 +28,10 @@ import { afOverBeats } from '../../device-sdk/signal/ecg/af-detector.js';
 import { AAMI_CLASSES, type AamiClass, DEFAULT_BEAT_FEATURE_OPTIONS, FEATURE_NAMES, featureLength } from '../../device-sdk/signal/ecg/beat-features.js';
 import { type ClassPair, type ClassScores, classScores, type ScoreClass } from '../../device-sdk/signal/ecg/ec57.js';
 import { signingKeyFile, signTrainedArtifact } from '../../device-sdk/security/artifact-files.js';
+import { nstNoises } from '../../firmware/cli/ecg.js';
 import { packageRoot } from '../../firmware/package-root.js';
 import { atrialValues } from './af-cv.js';
-import { LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
+import { AUGMENTATIONS, augmentedBeats, augmentTag, LEAD2_SCALARS, lead2Beats, PACED_RECORDS, type RecordBeats, recordBeats } from './dataset.js';
 
 export const MODEL_ID = 'ecg-beats';
 export const MODEL_VERSION = '1.5.0';
@@ -328,6 +329,10 @@ async function main(): Promise<void> {
       zero: { type: 'string' },
       /** Experiment: append the second lead's features (`morph`, `scalars` or `all`) to the network's inputs; CV only. */
       lead2: { type: 'string' },
+      /** Experiment: augmented copies of the training folds' records (`noise`, `stretch` or `both`, `AUGMENTATIONS`); CV only. */
+      augment: { type: 'string' },
+      /** The MIT-BIH NST records `ma` and `bw` for `--augment noise|both` (default DATA/../nstdb). */
+      'noise-dir': { type: 'string' },
       /** Networks from different seeds merged into one (the mean of their logits). */
       members: { type: 'string' },
       /** Ed25519 private key (PEM) that signs the written artifact. */
@@ -341,6 +346,12 @@ async function main(): Promise<void> {
   const epochs = Number(values.epochs ?? 10);
   const members = Number(values.members ?? 4);
   if (!Number.isInteger(members) || members < 1) throw new Error(`--members must be a whole number >= 1, got ${JSON.stringify(values.members)}`);
+  const augment = values.augment;
+  if (augment !== undefined) {
+    if (!Object.keys(AUGMENTATIONS).includes(augment)) throw new Error(`--augment must be one of ${Object.keys(AUGMENTATIONS).join(', ')}, got ${JSON.stringify(augment)}`);
+    if (!values['no-final']) throw new Error('--augment is an experiment (not adopted): use it with --no-final');
+    if (values.lead2 !== undefined) throw new Error('--augment and --lead2 cannot be combined (the copies have no second-lead features)');
+  }
   // Checked before training, so that a wrong path or key fails now rather than after the run.
   const signingKey = signingKeyFile(values['sign-key']);
   // Preprocessed beats and CV outputs: a git-ignored cache outside the signed artifact directory.
@@ -359,6 +370,18 @@ async function main(): Promise<void> {
     records.push(recordBeats(dir, name, cache));
     bar(i + 1, names.length, `beats of ${name}`);
   }
+  /** Each record's augmented copies, used only while the record is in the training folds. */
+  const copies = new Map<string, RecordBeats[]>();
+  if (augment !== undefined) {
+    const plan = AUGMENTATIONS[augment as keyof typeof AUGMENTATIONS];
+    const noises = plan.some((c) => c.kind === 'noise') ? nstNoises(resolve(values['noise-dir'] ?? join(dirname(dir), 'nstdb'))) : [];
+    for (const [i, name] of names.entries()) {
+      copies.set(name, plan.map((c) => augmentedBeats(dir, name, c, noises, cache)));
+      bar(i + 1, names.length, `augmented copies of ${name} (${plan.map(augmentTag).join(', ')})`);
+    }
+  }
+  /** The records of a training set with their augmented copies. */
+  const withCopies = (set: readonly RecordBeats[]) => set.flatMap((r) => [r, ...(copies.get(r.record) ?? [])]);
   if (values.zero) {
     const width = featureLength();
     const columns = new Set<number>();
@@ -367,7 +390,7 @@ async function main(): Promise<void> {
       else if ((FEATURE_NAMES as readonly string[]).includes(name)) columns.add((FEATURE_NAMES as readonly string[]).indexOf(name));
       else throw new Error(`--zero: unknown feature ${JSON.stringify(name)}`);
     }
-    for (const r of records) for (let i = 0; i < r.samples.length; i++) for (const c of columns) r.features[i * width + c] = 0;
+    for (const r of withCopies(records)) for (let i = 0; i < r.samples.length; i++) for (const c of columns) r.features[i * width + c] = 0;
     if (!values['no-final']) throw new Error('--zero is for cross-validation ablations: use it with --no-final');
   }
   const lead2 = values.lead2;
@@ -390,7 +413,7 @@ async function main(): Promise<void> {
     const all: ClassPair[] = [];
     for (let k = 0; k < folds; k++) {
       const test = records.filter((r) => split[k]?.includes(r.record));
-      const trainSet = gather(records.filter((r) => !split[k]?.includes(r.record)));
+      const trainSet = gather(withCopies(records.filter((r) => !split[k]?.includes(r.record))));
       const model = await trainMembers(trainSet, epochs, SEED + k, members, `fold ${k + 1}/${folds}`);
       for (const r of test) {
         const { classes, network } = predictClasses(model, r);
@@ -407,6 +430,7 @@ async function main(): Promise<void> {
     const gross = classScores(all);
     cv = {
       method: `leave-records-out, ${folds} folds (records sorted, dealt round-robin), EC57 scoring from minute 5 on our detected beats`,
+      ...(augment === undefined ? {} : { augment: { variant: augment, copies: AUGMENTATIONS[augment as keyof typeof AUGMENTATIONS], trainingBeats: 'each training fold\'s records and their copies; test folds unaugmented' } }),
       folds: split,
       gross: { V: fmt(gross.V), S: fmt(gross.S), confusion: gross.confusion },
       perRecord: Object.fromEntries(Object.entries(perRecord).map(([r, s]) => [r, { V: fmt(s.V), S: fmt(s.S) }])),
@@ -414,7 +438,7 @@ async function main(): Promise<void> {
     process.stderr.write(`CV gross: V Se ${gross.V.se.toFixed(2)} +P ${gross.V.ppv.toFixed(2)}  S Se ${gross.S.se.toFixed(2)} +P ${gross.S.ppv.toFixed(2)}\n`);
     for (const [r, s] of Object.entries(perRecord)) process.stderr.write(`  ${r}: V ${s.V.tp}/${s.V.tp + s.V.fn} fp ${s.V.fp}  S ${s.S.tp}/${s.S.tp + s.S.fn} fp ${s.S.fp}\n`);
     mkdirSync(cache, { recursive: true });
-    const suffix = lead2 === undefined ? '' : `-lead2-${lead2}`;
+    const suffix = `${lead2 === undefined ? '' : `-lead2-${lead2}`}${augment === undefined ? '' : `-augment-${augment}`}`;
     writeFileSync(join(cache, `cv${suffix}.json`), `${JSON.stringify(cv, null, 2)}\n`);
     // Out-of-fold beat classes: the AF detector is evaluated on classes from models that never saw the record.
     writeFileSync(join(cache, `cv-classes${suffix}.json`), JSON.stringify(oof));
