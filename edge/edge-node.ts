@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import { type Logger, silentLogger } from '../device-sdk/log.js';
 import { ConfigError, MedgeError } from '../device-sdk/errors.js';
-import { EDGE_INGEST_IDENTITY, type EdgeTlsMaterial } from '../device-sdk/security/pki.js';
+import { CA_DIR_FILES, describeCertificate, EDGE_INGEST_IDENTITY, type EdgeTlsMaterial, isIngestIdentity } from '../device-sdk/security/pki.js';
 import type { BatchLimits } from '../device-sdk/sync/batch.js';
 import { UP_WILDCARD } from '../device-sdk/sync/topics.js';
 import { disableNagle } from '../device-sdk/sync/uplink.js';
@@ -11,6 +11,7 @@ import { EmbeddedBroker } from './broker.js';
 import type { DuplicateDeviceIdOptions } from './duplicate-device-id.js';
 import { EdgeStore } from './edge-store.js';
 import { Ingest, type IngestOptions, type IngestOutcome } from './ingest.js';
+import { IngestIdentityLock } from './ingest-identity-lock.js';
 import { type CertificateProblem, createIssuedCertificateCheck } from './issued-certificates.js';
 import { DYNSEC_CONTROL_TOPIC, DYNSEC_RESPONSE_TOPIC, MosquittoDeviceBlocker } from './mosquitto-dynsec.js';
 
@@ -40,9 +41,10 @@ export interface EdgeNodeOptions {
    * group, the same `brokerUrl` and the same `dataDir` (each its own SQLite connection) are N ingest workers, the broker
    * giving each uplink message to one of them (Mosquitto >= 1.6, MQTT 3.1.1 and 5 clients; any MQTT 5 broker). Only with
    * `brokerUrl`: the embedded aedes 1.2 has no shared subscriptions (moscajs/aedes#228), a `$share/` filter there would
-   * match no uplink. Each worker's client id is then its own (`medge-edge-ingest-<pid>-<8 hex>`). Not with `tls`: the
-   * workers share the one ingest certificate, and Mosquitto as `mosquitto-config` sets it up takes the certificate's CN as
-   * the client id (`use_username_as_clientid`), so each worker's connection closes the other's.
+   * match no uplink. Each worker's client id is then its own (`medge-edge-ingest-<pid>-<8 hex>`). With `tls` each worker
+   * needs its own ingest certificate (`readEdgeTls(dir, { ingestWorker: n })`, CN `medge-edge-ingest-<n>`, issued by
+   * `issueIngestWorkers`): Mosquitto as `mosquitto-config` sets it up takes the certificate's CN as the client id
+   * (`use_username_as_clientid`), so workers sharing `ingest.crt` would close each other's connections; that is refused.
    */
   sharedSubscription?: string;
   /**
@@ -60,8 +62,11 @@ function ingestClientId(shared: boolean): string {
   return shared ? `medge-edge-ingest-${process.pid}-${randomBytes(4).toString('hex')}` : `medge-edge-ingest-${process.pid}`;
 }
 
-/** Checks a shared subscription group name (MQTT 5 4.8.2: no '/', '+' or '#'; at least one character), that it has an external broker and no TLS. */
-function checkSharedSubscription(group: string | undefined, brokerUrl: string | undefined, tls: boolean): void {
+/**
+ * Checks a shared subscription group name (MQTT 5 4.8.2: no '/', '+' or '#'; at least one character), that it has an
+ * external broker and, with TLS, an ingest worker's own certificate (`ingestIdentity`, the CN of `tls.ingestCert`).
+ */
+function checkSharedSubscription(group: string | undefined, brokerUrl: string | undefined, ingestIdentity: string | undefined): void {
   if (group === undefined) return;
   if (!/^[^/+#\u0000]{1,64}$/u.test(group)) {
     throw new ConfigError('sharedSubscription', group, "a shared subscription group is 1 to 64 characters without '/', '+', '#' or NUL", 'give a plain name, e.g. ingest');
@@ -74,14 +79,23 @@ function checkSharedSubscription(group: string | undefined, brokerUrl: string | 
       'run the workers against an external broker that has them (--broker mqtt://..., Mosquitto >= 1.6), or run one ingest',
     );
   }
-  if (tls) {
+  if (ingestIdentity === EDGE_INGEST_IDENTITY) {
     throw new ConfigError(
       'sharedSubscription',
       group,
-      `with TLS every worker connects with the one ingest certificate (CN ${EDGE_INGEST_IDENTITY}), and Mosquitto configured by medge edge mosquitto-config makes the CN the client id (use_username_as_clientid): the workers close each other's connections and uplinks are lost until resent`,
-      'run one ingest per site with --tls (drop --shared-subscription)',
+      `with TLS each worker needs its own ingest certificate: workers sharing ${CA_DIR_FILES.ingestCert} (CN ${EDGE_INGEST_IDENTITY}) get one client id from Mosquitto as medge edge mosquitto-config sets it up (use_username_as_clientid) and close each other's connections`,
+      'issue one certificate per worker (medge ca ingest-workers --ca CADIR --workers N), rerun medge edge mosquitto-config and give each worker its own (--ingest-worker 1..N; tls from readEdgeTls(CADIR, { ingestWorker }))',
     );
   }
+}
+
+/** The CN of an ingest certificate (PEM). */
+function ingestIdentityOf(certPem: string): string {
+  const cn = describeCertificate(certPem).subject.CN;
+  if (cn === undefined || !isIngestIdentity(cn)) {
+    throw new ConfigError('tls.ingestCert', cn, `the ingest certificate must name ${EDGE_INGEST_IDENTITY} or ${EDGE_INGEST_IDENTITY}-<n>`, 'use the ingest certificate of a medge ca init directory (readEdgeTls)');
+  }
+  return cn;
 }
 
 export const DEFAULT_EDGE_OPTIONS: Readonly<Omit<EdgeNodeOptions, 'dataDir'>> = Object.freeze({
@@ -107,10 +121,15 @@ export class EdgeNode {
   readonly deviceBlocker: MosquittoDeviceBlocker | undefined;
   /** Called after each message is handled (tests and the demo watch it). */
   onOutcome: ((outcome: IngestOutcome) => void) | undefined;
+  /** With `tls`: the CN of the ingest certificate (`medge-edge-ingest`, or `medge-edge-ingest-<n>` for worker n). */
+  readonly ingestIdentity: string | undefined;
+  /** Held while connected to an external broker with `tls`: one process per ingest identity on this store. */
+  private identityLock: IngestIdentityLock | undefined;
 
   constructor(options: Partial<EdgeNodeOptions> & { dataDir: string }) {
     this.options = { ...DEFAULT_EDGE_OPTIONS, ...options };
-    checkSharedSubscription(this.options.sharedSubscription, this.options.brokerUrl, this.options.tls !== undefined);
+    this.ingestIdentity = this.options.tls ? ingestIdentityOf(this.options.tls.ingestCert) : undefined;
+    checkSharedSubscription(this.options.sharedSubscription, this.options.brokerUrl, this.ingestIdentity);
     this.log = this.options.logger.child({ component: 'edge' });
     this.store = new EdgeStore(this.options.dataDir);
     const { tls } = this.options;
@@ -195,6 +214,15 @@ export class EdgeNode {
   async start(): Promise<void> {
     await this.broker?.start();
     const { tls } = this.options;
+    // Behind Mosquitto the identity is the client id: a second ingest with it would evict this one in a loop.
+    if (this.options.brokerUrl !== undefined && this.ingestIdentity !== undefined) {
+      try {
+        this.identityLock ??= IngestIdentityLock.acquire(this.options.dataDir, this.ingestIdentity);
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+    }
     const client = mqttConnect(this.url, {
       ...this.options.mqtt,
       ...(tls ? { ca: tls.ca, cert: tls.ingestCert, key: tls.ingestKey, rejectUnauthorized: true } : {}),
@@ -220,7 +248,7 @@ export class EdgeNode {
         if (suback?.includes(128) || granted?.some((g) => g.qos === 128)) {
           // Retrying cannot help: the broker's ACL does not grant the ingest its subscription.
           this.log.error({ topic: this.subscription, url: this.url }, 'ingest subscription refused by the broker');
-          refused(new MedgeError('edge', `the broker at ${this.url} refused the ingest subscription ${this.subscription} (check its ACL for ${EDGE_INGEST_IDENTITY})`));
+          refused(new MedgeError('edge', `the broker at ${this.url} refused the ingest subscription ${this.subscription} (check its ACL for ${this.ingestIdentity ?? EDGE_INGEST_IDENTITY}; for an ingest worker rerun medge edge mosquitto-config after medge ca ingest-workers)`));
         } else if (error) this.log.error({ err: error.message }, 'ingest subscription failed');
         else {
           this.log.info({ url: this.url }, 'edge ingest subscribed');
@@ -269,6 +297,8 @@ export class EdgeNode {
     const client = this.client;
     this.client = undefined;
     if (client) await client.endAsync(true).catch(() => undefined);
+    this.identityLock?.release();
+    this.identityLock = undefined;
     await this.broker?.stop();
     this.store.close();
   }

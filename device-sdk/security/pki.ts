@@ -12,9 +12,11 @@
  * - CA:      `CN=medge site <site> CA, O=medge`, basicConstraints CA (path length 0), keyCertSign + cRLSign.
  * - server:  `CN=medge edge <site>, O=<site>, OU=edge`, serverAuth, SAN DNS/IP: localhost, 127.0.0.1, ::1 + hosts.
  * - ingest:  `CN=medge-edge-ingest, O=<site>, OU=edge`, clientAuth: the edge's ingest client.
+ * - ingest worker n: `CN=medge-edge-ingest-<n>, O=<site>, OU=edge`, clientAuth (`ingest-<n>.crt`, `medge ca
+ *   ingest-workers`): one per ingest worker on a shared subscription, so that each has its own MQTT identity.
  * - device:  `CN=<deviceId>, O=<site>, OU=device`, clientAuth. The CN is the MQTT identity.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes, verify, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
@@ -42,8 +44,30 @@ function loadX509(): Promise<typeof X509> {
   return x509Module;
 }
 
-/** The CN of the edge's own ingest client. No device may be provisioned under it. */
+/** The CN of the edge's own ingest client. No device may be provisioned under it, nor under `<it>-<anything>`. */
 export const EDGE_INGEST_IDENTITY = 'medge-edge-ingest';
+
+/** Ingest workers a CA directory can issue certificates to (`ingest-1` ... `ingest-64`). */
+export const MAX_INGEST_WORKERS = 64;
+
+/** The CN of ingest worker `worker` (1 to `MAX_INGEST_WORKERS`): `medge-edge-ingest-<worker>`. */
+export function ingestWorkerIdentity(worker: number): string {
+  checkWorker(worker);
+  return `${EDGE_INGEST_IDENTITY}-${worker}`;
+}
+
+/** Whether `name` is an ingest identity: `medge-edge-ingest` or `medge-edge-ingest-<1..64>`. */
+export function isIngestIdentity(name: string): boolean {
+  if (name === EDGE_INGEST_IDENTITY) return true;
+  const m = /^medge-edge-ingest-([1-9][0-9]?)$/.exec(name);
+  return m !== null && Number(m[1]) <= MAX_INGEST_WORKERS;
+}
+
+function checkWorker(worker: number): void {
+  if (!Number.isInteger(worker) || worker < 1 || worker > MAX_INGEST_WORKERS) {
+    throw new PkiError('invalid-input', `an ingest worker is a whole number from 1 to ${MAX_INGEST_WORKERS}, got ${worker}`);
+  }
+}
 
 /** OU of certificates by role: the broker tells the edge's own identities from devices by it. */
 export const CERT_ROLES = Object.freeze({ device: 'device', edge: 'edge' } as const);
@@ -133,6 +157,8 @@ export interface DeviceCertOptions {
 export interface EdgeClientCertOptions {
   validDays?: number;
   notBefore?: Date;
+  /** An ingest worker (1 to `MAX_INGEST_WORKERS`): CN `medge-edge-ingest-<worker>` instead of `medge-edge-ingest`. */
+  worker?: number;
 }
 
 /** What `describeCertificate` reads from a certificate. Subject fields are undefined when absent. */
@@ -154,8 +180,9 @@ export function deviceIdProblem(deviceId: string): { reason: 'invalid-id' | 'res
   if (!isTopicSegment(deviceId)) {
     return { reason: 'invalid-id', message: `device id ${JSON.stringify(deviceId)} is not a valid topic segment: use 1-64 of A-Z a-z 0-9 . _ -` };
   }
-  if (deviceId === EDGE_INGEST_IDENTITY) {
-    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved for the edge's ingest client; choose another` };
+  // The whole prefix, not only the identities issued today: Mosquitto tells an ingest from a device by the CN alone.
+  if (deviceId === EDGE_INGEST_IDENTITY || deviceId.startsWith(`${EDGE_INGEST_IDENTITY}-`)) {
+    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved for the edge's ingest clients (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<n>); choose another` };
   }
   return undefined;
 }
@@ -315,10 +342,10 @@ export async function issueServerCert(ca: SiteCa, options: ServerCertOptions = {
   });
 }
 
-/** The client certificate of the edge's own ingest (CN `medge-edge-ingest`). */
+/** The client certificate of the edge's own ingest (CN `medge-edge-ingest`), or of ingest worker `options.worker` (CN `medge-edge-ingest-<worker>`). */
 export async function issueEdgeClientCert(ca: SiteCa, options: EdgeClientCertOptions = {}): Promise<CertifiedKey> {
   return issueLeaf(ca, {
-    subject: name(EDGE_INGEST_IDENTITY, ca.site, CERT_ROLES.edge),
+    subject: name(options.worker === undefined ? EDGE_INGEST_IDENTITY : ingestWorkerIdentity(options.worker), ca.site, CERT_ROLES.edge),
     days: options.validDays ?? DEFAULT_VALIDITY_DAYS.ingest,
     explicitDays: options.validDays !== undefined,
     notBefore: options.notBefore,
@@ -455,11 +482,11 @@ function writeNew(path: string, text: string, mode: number): void {
   chmodSync(path, mode); // the umask may have narrowed or the file system widened it
 }
 
-function readText(path: string, what: string): string {
+function readText(path: string, what: string, fix = 'create a CA with: medge ca init --dir DIR --site SITE'): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new PkiError('missing', `cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}); create a CA with: medge ca init --dir DIR --site SITE`, path);
+    throw new PkiError('missing', `cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}); ${fix}`, path);
   }
 }
 
@@ -522,17 +549,77 @@ export function readSiteCa(dir: string): SiteCa {
   return { site, certPem, keyPem };
 }
 
-/** Loads what `medge edge --tls DIR` needs from a CA directory (the CA key is not read). */
-export function readEdgeTls(dir: string): EdgeTlsMaterial {
+/** The certificate and key files of ingest worker `worker` in a CA directory (`ingest-<worker>.crt`, `.key`). */
+export function ingestWorkerFiles(worker: number): { cert: string; key: string } {
+  checkWorker(worker);
+  return { cert: `ingest-${worker}.crt`, key: `ingest-${worker}.key` };
+}
+
+/** The ingest workers a CA directory holds a certificate for (`ingest-<n>.crt`), ascending. */
+export function listIngestWorkers(dir: string): number[] {
+  const workers: number[] = [];
+  for (const file of readdirSync(dir)) {
+    const m = /^ingest-([1-9][0-9]?)\.crt$/.exec(file);
+    if (m && Number(m[1]) <= MAX_INGEST_WORKERS) workers.push(Number(m[1]));
+  }
+  return workers.sort((a, b) => a - b);
+}
+
+export interface IssuedIngestWorker {
+  worker: number;
+  /** Its CN and MQTT identity, `medge-edge-ingest-<worker>`. */
+  identity: string;
+  certPath: string;
+  keyPath: string;
+  /** False when the CA directory held it already (kept, not reissued). */
+  created: boolean;
+}
+
+/**
+ * Issues the certificates of ingest workers 1 to `workers` that the CA directory does not hold yet (`ingest-<n>.crt`,
+ * `ingest-<n>.key` 0600; CN `medge-edge-ingest-<n>`, OU=edge), for `medge edge --shared-subscription GROUP --tls DIR
+ * --ingest-worker N`. Existing ones are kept. Their validity is the ingest's (`DEFAULT_VALIDITY_DAYS.ingest`, at most the CA's).
+ */
+export async function issueIngestWorkers(dir: string, options: { workers: number; validDays?: number }): Promise<IssuedIngestWorker[]> {
+  checkWorker(options.workers);
+  if (options.validDays !== undefined) checkDays(options.validDays);
+  const ca = readSiteCa(dir);
+  const result: IssuedIngestWorker[] = [];
+  for (let worker = 1; worker <= options.workers; worker++) {
+    const files = ingestWorkerFiles(worker);
+    const certPath = join(dir, files.cert);
+    const keyPath = join(dir, files.key);
+    const identity = ingestWorkerIdentity(worker);
+    if (existsSync(certPath) || existsSync(keyPath)) {
+      result.push({ worker, identity, certPath, keyPath, created: false });
+      continue;
+    }
+    const issued = await issueEdgeClientCert(ca, { worker, ...(options.validDays === undefined ? {} : { validDays: options.validDays }) });
+    writeNew(keyPath, issued.keyPem, 0o600);
+    writeNew(certPath, issued.certPem, 0o644);
+    const info = describeCertificate(issued.certPem);
+    appendCaAudit(dir, { action: 'ingest-worker', detail: `ingest worker ${worker} (${identity}) of site ${ca.site}: certificate serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}` });
+    result.push({ worker, identity, certPath, keyPath, created: true });
+  }
+  return result;
+}
+
+/**
+ * Loads what `medge edge --tls DIR` needs from a CA directory (the CA key is not read). With `ingestWorker` the ingest
+ * client identity is that worker's (`ingest-<n>.crt`, `issueIngestWorkers`) instead of `ingest.crt`.
+ */
+export function readEdgeTls(dir: string, options: { ingestWorker?: number } = {}): EdgeTlsMaterial {
   const { site } = readSiteInfo(dir);
   const f = CA_DIR_FILES;
+  const worker = options.ingestWorker === undefined ? undefined : ingestWorkerFiles(options.ingestWorker);
+  const workerFix = `issue it with: medge ca ingest-workers --ca ${dir} --workers ${options.ingestWorker ?? 1}`;
   return {
     site,
     ca: readText(join(dir, f.caCert), 'the CA certificate'),
     cert: readText(join(dir, f.serverCert), 'the server certificate'),
     key: readText(join(dir, f.serverKey), 'the server key'),
-    ingestCert: readText(join(dir, f.ingestCert), 'the ingest certificate'),
-    ingestKey: readText(join(dir, f.ingestKey), 'the ingest key'),
+    ingestCert: worker ? readText(join(dir, worker.cert), 'the ingest worker certificate', workerFix) : readText(join(dir, f.ingestCert), 'the ingest certificate'),
+    ingestKey: worker ? readText(join(dir, worker.key), 'the ingest worker key', workerFix) : readText(join(dir, f.ingestKey), 'the ingest key'),
     crlPath: join(dir, f.crl),
     issuedDir: join(dir, f.issued),
   };

@@ -1,7 +1,7 @@
 import { createLogger, type LogLevel } from '../../device-sdk/log.js';
 import type { RecordKind } from '../../device-sdk/records.js';
 import { LOG_LEVELS } from '../config.js';
-import { readEdgeTls } from '../../device-sdk/security/pki.js';
+import { MAX_INGEST_WORKERS, readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
 import { DuplicateReleaseError } from '../../edge/duplicate-device-id.js';
 import { EdgeNode } from '../../edge/edge-node.js';
@@ -12,7 +12,7 @@ import { intFlag, parse, untilSignal, UsageError } from './args.js';
 import { conflictsCommand } from './edge-conflicts.js';
 import { exportFhirCommand } from './fhir.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP] [--dynsec]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP [--ingest-worker N]] [--dynsec]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
        medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
        medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K]) --choice keep-stored|import --operator NAME --reason TEXT
@@ -37,8 +37,11 @@ refuses clear payloads from every device that has a wire key (counted as 'auth')
 'medge edge' processes with the same GROUP, --broker and --data are N ingest workers on one store, the
 broker giving each uplink to one of them (Mosquitto >= 1.6; the embedded aedes has no shared
 subscriptions). Each batch is committed in one SQLite transaction, so workers never store a record twice.
-Not with --tls: the workers would share the one ingest certificate, whose CN Mosquitto makes the client id,
-and close each other's connections (refused with exit status 2).
+With --tls each worker needs its own certificate, as Mosquitto makes a certificate's CN the client id
+and closes the older of two connections with one: 'medge ca ingest-workers --ca CADIR --workers N' issues
+ingest-1..N (CN medge-edge-ingest-<n>), 'mosquitto-config' (rerun it, then SIGHUP) gives each the ingest's
+rights, and --ingest-worker N (1-64) makes this process worker N. Without it --tls is refused (exit status
+2). A second ingest of the same store under an identity already running is refused at start (exit status 1).
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -103,6 +106,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
       http: { type: 'string' },
       'sealed-payloads': { type: 'boolean' },
       'shared-subscription': { type: 'string' },
+      'ingest-worker': { type: 'string' },
       dynsec: { type: 'boolean' },
       'log-level': { type: 'string' },
     },
@@ -123,9 +127,11 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values['shared-subscription'] !== undefined && values.broker === undefined) {
     throw new UsageError('--shared-subscription needs --broker URL: the embedded broker (aedes) has no shared subscriptions', EDGE_USAGE);
   }
-  if (values['shared-subscription'] !== undefined && values.tls !== undefined) {
+  const ingestWorker = intFlag(values['ingest-worker'], '--ingest-worker', EDGE_USAGE, 1, MAX_INGEST_WORKERS);
+  if (ingestWorker !== undefined && values.tls === undefined) throw new UsageError('--ingest-worker N needs --tls CADIR (it picks the certificate CADIR/ingest-N.crt)', EDGE_USAGE);
+  if (values['shared-subscription'] !== undefined && values.tls !== undefined && ingestWorker === undefined) {
     throw new UsageError(
-      "--shared-subscription cannot be used with --tls: every worker would connect with the one ingest certificate, and Mosquitto (mosquitto-config: use_username_as_clientid) makes its CN the client id, so the workers close each other's connections; run one ingest per site with --tls",
+      "--shared-subscription with --tls needs --ingest-worker N: workers sharing the one ingest certificate get one client id from Mosquitto (mosquitto-config: use_username_as_clientid) and close each other's connections; issue one per worker with 'medge ca ingest-workers --ca CADIR --workers N', rerun 'medge edge mosquitto-config', and start worker n with --ingest-worker n",
       EDGE_USAGE,
     );
   }
@@ -133,7 +139,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values.dynsec && (values.broker === undefined || values.tls === undefined)) {
     throw new UsageError('--dynsec needs --broker mqtts://... (a Mosquitto configured by mosquitto-config --dynsec) and --tls CADIR', EDGE_USAGE);
   }
-  const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
+  const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls, ingestWorker === undefined ? {} : { ingestWorker });
   const wireKeys = values.tls === undefined ? undefined : new WireKeyring(values.tls);
   const level = values['log-level'] ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`, EDGE_USAGE);
@@ -160,7 +166,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
     await edge.stop();
     throw error;
   }
-  const mode = tls ? `, mutual TLS for site ${tls.site}` : '';
+  const mode = tls ? `, mutual TLS for site ${tls.site} as ${edge.ingestIdentity ?? ''}` : '';
   const api = fhir ? `; FHIR R4 at ${fhir.url}` : '';
   process.stderr.write(`medge edge: ${edge.broker ? 'embedded broker' : 'external broker'} at ${edge.url}${mode}; store ${edge.store.path}${api}. Ctrl-C stops.\n`);
   await untilSignal();
