@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import { type Logger, silentLogger } from '../device-sdk/log.js';
 import { ConfigError, MedgeError } from '../device-sdk/errors.js';
-import { CA_DIR_FILES, describeCertificate, EDGE_INGEST_IDENTITY, type EdgeTlsMaterial, isIngestIdentity } from '../device-sdk/security/pki.js';
+import { CA_DIR_FILES, describeCertificate, EDGE_INGEST_IDENTITY, type EdgeTlsMaterial, INGEST_GROUP_KEY_FILE, isIngestIdentity } from '../device-sdk/security/pki.js';
 import type { BatchLimits } from '../device-sdk/sync/batch.js';
 import { UP_WILDCARD } from '../device-sdk/sync/topics.js';
 import { disableNagle } from '../device-sdk/sync/uplink.js';
@@ -66,7 +66,7 @@ function ingestClientId(shared: boolean): string {
  * Checks a shared subscription group name (MQTT 5 4.8.2: no '/', '+' or '#'; at least one character), that it has an
  * external broker and, with TLS, an ingest worker's own certificate (`ingestIdentity`, the CN of `tls.ingestCert`).
  */
-function checkSharedSubscription(group: string | undefined, brokerUrl: string | undefined, ingestIdentity: string | undefined): void {
+function checkSharedSubscription(group: string | undefined, brokerUrl: string | undefined, ingestIdentity: string | undefined, groupKey: string | undefined): void {
   if (group === undefined) return;
   if (!/^[^/+#\u0000]{1,64}$/u.test(group)) {
     throw new ConfigError('sharedSubscription', group, "a shared subscription group is 1 to 64 characters without '/', '+', '#' or NUL", 'give a plain name, e.g. ingest');
@@ -85,6 +85,14 @@ function checkSharedSubscription(group: string | undefined, brokerUrl: string | 
       group,
       `with TLS each worker needs its own ingest certificate: workers sharing ${CA_DIR_FILES.ingestCert} (CN ${EDGE_INGEST_IDENTITY}) get one client id from Mosquitto as medge edge mosquitto-config sets it up (use_username_as_clientid) and close each other's connections`,
       'issue one certificate per worker (medge ca ingest-workers --ca CADIR --workers N), rerun medge edge mosquitto-config and give each worker its own (--ingest-worker 1..N; tls from readEdgeTls(CADIR, { ingestWorker }))',
+    );
+  }
+  if (ingestIdentity !== undefined && groupKey === undefined) {
+    throw new ConfigError(
+      'sharedSubscription',
+      group,
+      `with TLS the workers' group is derived from the CA directory's ${INGEST_GROUP_KEY_FILE}, and there is none: a group devices can name is one a device certificate can join, taking uplinks away from the workers (Mosquitto does not check subscriptions against its ACL file)`,
+      'run medge ca ingest-workers --ca CADIR --workers N (it writes the key) and start the workers with tls from readEdgeTls(CADIR, { ingestWorker })',
     );
   }
 }
@@ -129,7 +137,7 @@ export class EdgeNode {
   constructor(options: Partial<EdgeNodeOptions> & { dataDir: string }) {
     this.options = { ...DEFAULT_EDGE_OPTIONS, ...options };
     this.ingestIdentity = this.options.tls ? ingestIdentityOf(this.options.tls.ingestCert) : undefined;
-    checkSharedSubscription(this.options.sharedSubscription, this.options.brokerUrl, this.ingestIdentity);
+    checkSharedSubscription(this.options.sharedSubscription, this.options.brokerUrl, this.ingestIdentity, this.options.tls?.ingestGroupKey);
     this.log = this.options.logger.child({ component: 'edge' });
     this.store = new EdgeStore(this.options.dataDir);
     const { tls } = this.options;
@@ -205,10 +213,17 @@ export class EdgeNode {
     return this.options.brokerUrl ?? (this.broker as EmbeddedBroker).url;
   }
 
-  /** The ingest's subscription: every site's uplinks, or with TLS only those of its own site (its ACL); `$share/<group>/` before it with `sharedSubscription`. */
+  /**
+   * The ingest's subscription: every site's uplinks, or with TLS only those of its own site (its ACL); `$share/<group>/`
+   * before it with `sharedSubscription`, where with TLS the group is `<sharedSubscription>-<HMAC of it under the CA
+   * directory's ingest group key, 32 hex>`: only holders of the CA directory can name it, so no device joins it.
+   */
   get subscription(): string {
-    const filter = this.options.tls ? siteUpWildcard(this.options.tls.site) : UP_WILDCARD;
-    return this.options.sharedSubscription === undefined ? filter : `$share/${this.options.sharedSubscription}/${filter}`;
+    const { tls, sharedSubscription: group } = this.options;
+    const filter = tls ? siteUpWildcard(tls.site) : UP_WILDCARD;
+    if (group === undefined) return filter;
+    const key = tls?.ingestGroupKey;
+    return `$share/${key === undefined ? group : `${group}-${createHmac('sha256', key).update(group).digest('hex').slice(0, 32)}`}/${filter}`;
   }
 
   async start(): Promise<void> {

@@ -64,6 +64,7 @@ export {
   EDGE_INGEST_IDENTITY,
   type EdgeClientCertOptions,
   type EdgeTlsMaterial,
+  INGEST_GROUP_KEY_FILE,
   ingestWorkerFiles,
   ingestWorkerIdentity,
   type InitCaDirOptions,

@@ -463,6 +463,8 @@ export interface EdgeTlsMaterial {
    * the batches of a device whose latest certificate there is revoked or expired (`edge/issued-certificates.ts`).
    */
   issuedDir?: string;
+  /** The ingest group key (`INGEST_GROUP_KEY_FILE`), once `issueIngestWorkers` has written it: TLS workers derive their shared subscription group from it. */
+  ingestGroupKey?: string;
 }
 
 export interface InitCaDirOptions {
@@ -549,6 +551,14 @@ export function readSiteCa(dir: string): SiteCa {
   return { site, certPem, keyPem };
 }
 
+/**
+ * The CA directory's ingest group key (`ingest-group.key`, 0600, written by `issueIngestWorkers`): ingest workers with TLS
+ * subscribe under a shared subscription group derived from it (`edge-node.ts`). Mosquitto 2.0's ACL file does not check
+ * subscriptions, and a shared group hands each message to one member and drops it when that member may not read it: a
+ * device joining the group by its plain name would take its share of uplinks away from the workers (measured: 10 of 20).
+ */
+export const INGEST_GROUP_KEY_FILE = 'ingest-group.key';
+
 /** The certificate and key files of ingest worker `worker` in a CA directory (`ingest-<worker>.crt`, `.key`). */
 export function ingestWorkerFiles(worker: number): { cert: string; key: string } {
   checkWorker(worker);
@@ -584,6 +594,7 @@ export async function issueIngestWorkers(dir: string, options: { workers: number
   checkWorker(options.workers);
   if (options.validDays !== undefined) checkDays(options.validDays);
   const ca = readSiteCa(dir);
+  if (!existsSync(join(dir, INGEST_GROUP_KEY_FILE))) writeNew(join(dir, INGEST_GROUP_KEY_FILE), `${randomBytes(32).toString('hex')}\n`, 0o600);
   const result: IssuedIngestWorker[] = [];
   for (let worker = 1; worker <= options.workers; worker++) {
     const files = ingestWorkerFiles(worker);
@@ -622,6 +633,7 @@ export function readEdgeTls(dir: string, options: { ingestWorker?: number } = {}
     ingestKey: worker ? readText(join(dir, worker.key), 'the ingest worker key', workerFix) : readText(join(dir, f.ingestKey), 'the ingest key'),
     crlPath: join(dir, f.crl),
     issuedDir: join(dir, f.issued),
+    ...(existsSync(join(dir, INGEST_GROUP_KEY_FILE)) ? { ingestGroupKey: readText(join(dir, INGEST_GROUP_KEY_FILE), 'the ingest group key').trim() } : {}),
   };
 }
 
