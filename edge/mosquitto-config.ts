@@ -20,7 +20,7 @@
  * restart after its first revocation).
  *
  * With `dynsec` the config also loads Mosquitto's dynamic security plugin, and the ACL file grants the
- * ingest identity `$CONTROL/dynamic-security/#`: the ingest (`--dynsec`) then closes the connections of
+ * ingest identities `$CONTROL/dynamic-security/#`: the ingest (`--dynsec`) then closes the connections of
  * revoked and expired devices and denies their later ones everything (`mosquitto-dynsec.ts`). The ACL file
  * stays the per-device policy in both modes.
  */

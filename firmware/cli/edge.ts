@@ -42,6 +42,9 @@ and closes the older of two connections with one: 'medge ca ingest-workers --ca 
 ingest-1..N (CN medge-edge-ingest-<n>), 'mosquitto-config' (rerun it, then SIGHUP) gives each the ingest's
 rights, and --ingest-worker N (1-64) makes this process worker N. Without it --tls is refused (exit status
 2). A second ingest of the same store under an identity already running is refused at start (exit status 1).
+With --tls the group subscribed to is GROUP-<32 hex> (an HMAC under CADIR/ingest-group.key): Mosquitto lets any
+client subscribe to $share/GROUP/... and drops the uplinks it routes to a device there, so devices must not
+be able to name it.
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -76,7 +79,7 @@ a store at an older schema is refused (an older edge may run on it): start this 
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
-use_identity_as_username, ACL patterns), with the CA and server certificates, the server key and
+use_identity_as_username, ACL patterns, the ingest user and one per worker certificate in CADIR), with the CA and server certificates, the server key and
 the ACL file next to it. --data DIR turns on Mosquitto persistence there. --dynsec also loads Mosquitto's
 dynamic security plugin (found in the usual library directories, or --dynsec-plugin PATH; its file
 medge-dynsec.json is written next to FILE only when missing) and lets the ingest command it: then
