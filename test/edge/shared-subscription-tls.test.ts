@@ -201,6 +201,20 @@ describe.skipIf(!available)('shared subscription with --tls on Mosquitto: one ce
     }
   }, 60_000);
 
+  it('with --dynsec each worker commands the dynamic security plugin under its own identity', async () => {
+    const broker = await startConfiguredMosquitto(dir, caDir, 'broker-dynsec', { dynsec: true });
+    const dataDir = join(dir, 'edge-dynsec');
+    const workers = [1, 2].map((n) => new EdgeNode({ dataDir, brokerUrl: broker.url, tls: readEdgeTls(caDir, { ingestWorker: n }), sharedSubscription: GROUP, dynsec: true }));
+    try {
+      for (const w of workers) await w.start();
+      // Each asked the plugin what it holds at start and got the answer: its grant on $CONTROL/dynamic-security/# works.
+      await waitFor(() => workers.every((w) => w.deviceBlocker?.plugin === 'answering'), 'the plugin to answer both workers', 10_000);
+    } finally {
+      for (const w of workers) await w.stop();
+      await broker.stop();
+    }
+  }, 60_000);
+
   it('a device certificate cannot act as an ingest worker: no client id takeover, no uplink delivered to it', async () => {
     const broker = await startConfiguredMosquitto(dir, caDir, 'broker-rogue');
     const worker = new EdgeNode({ dataDir: join(dir, 'edge-rogue'), brokerUrl: broker.url, tls: readEdgeTls(caDir, { ingestWorker: 1 }), sharedSubscription: GROUP });
