@@ -6,7 +6,8 @@
  * Certificates are built by `@peculiar/x509` (no hand-written ASN.1) over Node's WebCrypto; keys are
  * ECDSA P-256, signatures ECDSA with SHA-256. The functions above the "files" line are pure over PEM
  * strings; the file layer below keeps the CA directory layout (`ca.crt`, `ca.key`, `server.crt`,
- * `server.key`, `ingest.crt`, `ingest.key`, `site.json`) and writes every private key with mode 0600.
+ * `server.key`, `ingest.crt`, `ingest.key`, `site.json`; per ingest worker `ingest-<n>.crt`, `ingest-<n>.key` and once
+ * `ingest-group.key`) and writes every private key with mode 0600.
  *
  * Identities, all signed by the site CA:
  * - CA:      `CN=medge site <site> CA, O=medge`, basicConstraints CA (path length 0), keyCertSign + cRLSign.
