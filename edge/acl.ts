@@ -12,7 +12,7 @@
  *   down topics (`medge/v1/<site>/<deviceId>/down/<what>`).
  * Anything else is refused.
  */
-import { CERT_ROLES, deviceIdProblem, isIngestIdentity } from '../device-sdk/security/pki.js';
+import { CERT_ROLES, deviceIdentityProblem, isIngestIdentity } from '../device-sdk/security/pki.js';
 import { isTopicSegment, TOPIC_ROOT } from '../device-sdk/sync/topics.js';
 
 /** Who a connected client is, as its certificate says. */
@@ -45,7 +45,7 @@ export function identityFromSubject(subject: PeerSubject | undefined, site: stri
   if (O !== site) return { ok: false, problem: `the certificate is for site ${JSON.stringify(O)}, this edge serves ${JSON.stringify(site)}` };
   if (OU === CERT_ROLES.edge && isIngestIdentity(CN)) return { ok: true, identity: { role: 'ingest', name: CN }, name: CN };
   if (OU === CERT_ROLES.device) {
-    const problem = deviceIdProblem(CN);
+    const problem = deviceIdentityProblem(CN);
     if (problem) return { ok: false, problem: problem.message };
     return { ok: true, identity: { role: 'device', deviceId: CN }, name: CN };
   }

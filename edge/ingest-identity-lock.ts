@@ -3,14 +3,17 @@
  * of a certificate client is its CN (`use_username_as_clientid`), and a broker closes the older of two connections
  * with one client id: two ingests started with one certificate would close each other's connection at every
  * reconnect, in a loop, losing uplinks until resent. Workers on one store run on one host (SQLite), so the edge takes
- * an operating-system lock per identity in the data directory before it connects, and a second ingest with the
- * same identity is refused at start instead.
+ * an operating-system lock per identity in the data directory before it connects. A second ingest worker with the
+ * same identity is refused at start; a single ingest (no worker number) waits a bounded time for the lock and then
+ * goes on without it, as before workers existed, so that a hung ingest never blocks its replacement (`edge-node.ts`).
+ * The holder writes its pid to `<lockPath>.pid` for the others' messages.
  *
  * The lock is SQLite's own (an exclusive lock on `<dataDir>/<identity>.lock`, held from `acquire` until `release`):
  * the kernel drops it when the process dies, also by SIGKILL, so a crashed worker never leaves a stale lock, and
  * SQLite enforces it between connections of one process as well.
  */
 import Database from 'better-sqlite3';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MedgeError } from '../device-sdk/errors.js';
 
@@ -19,13 +22,17 @@ export class IngestIdentityInUseError extends MedgeError {
   /** The certificate CN, i.e. the MQTT client id Mosquitto gives the ingest. */
   readonly identity: string;
   readonly lockPath: string;
-  constructor(identity: string, lockPath: string) {
+  /** The holder's process id, from the sidecar `<lockPath>.pid` (undefined when unreadable). */
+  readonly holderPid: number | undefined;
+  constructor(identity: string, lockPath: string, holderPid: number | undefined) {
+    const holder = holderPid === undefined ? 'another process' : `process ${holderPid}`;
     super(
       'ingest-identity-in-use',
-      `another ingest of this edge store runs as ${identity} (it holds ${lockPath}): two ingests with one certificate would close each other's broker connection in a loop; give each worker its own certificate (medge ca ingest-workers --ca CADIR --workers N, then --ingest-worker 1..N)`,
+      `${holder} already runs as ingest ${identity} on this edge store (it holds ${lockPath}): two ingests with one certificate would close each other's broker connection in a loop; give each running worker its own number (--ingest-worker 1..N, certificates from medge ca ingest-workers --ca CADIR --workers N), or stop ${holder} first (if it is stopped or hung, kill it)`,
     );
     this.identity = identity;
     this.lockPath = lockPath;
+    this.holderPid = holderPid;
   }
 }
 
@@ -34,11 +41,23 @@ export function ingestIdentityLockPath(dataDir: string, identity: string): strin
   return join(dataDir, `${identity}.lock`);
 }
 
+/** The process id the holder of `lockPath` wrote to its sidecar `<lockPath>.pid`, if readable. */
+export function ingestIdentityLockHolder(lockPath: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(`${lockPath}.pid`, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class IngestIdentityLock {
   private db: Database.Database | undefined;
+  private readonly path: string;
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, path: string) {
     this.db = db;
+    this.path = path;
   }
 
   /** Takes the lock of `identity` on the store in `dataDir` (which must exist), or throws `IngestIdentityInUseError` at once. */
@@ -54,15 +73,29 @@ export class IngestIdentityLock {
       db.exec('COMMIT');
     } catch (error) {
       db.close();
-      if ((error as { code?: unknown }).code === 'SQLITE_BUSY') throw new IngestIdentityInUseError(identity, path);
+      if ((error as { code?: unknown }).code === 'SQLITE_BUSY') throw new IngestIdentityInUseError(identity, path, ingestIdentityLockHolder(path));
       throw error;
     }
-    return new IngestIdentityLock(db);
+    // The table above cannot be read by others while the lock is held: the pid goes to a sidecar for their messages.
+    try {
+      writeFileSync(`${path}.pid`, `${process.pid}\n`, { mode: 0o644 });
+    } catch {
+      // only the messages of others lose the pid
+    }
+    return new IngestIdentityLock(db, path);
   }
 
   /** Releases the lock (idempotent). */
   release(): void {
-    this.db?.close();
+    if (this.db === undefined) return;
+    if (ingestIdentityLockHolder(this.path) === process.pid) {
+      try {
+        unlinkSync(`${this.path}.pid`);
+      } catch {
+        // already gone
+      }
+    }
+    this.db.close();
     this.db = undefined;
   }
 }

@@ -6,7 +6,7 @@
  * identities are `medge-edge-ingest` and one `medge-edge-ingest-<n>` per worker certificate the CA directory holds
  * (`medge ca ingest-workers`): workers on a shared subscription each connect under their own CN, hence their own
  * client id, so Mosquitto never hands one worker's session to another. A CA directory whose `issued/` holds a device
- * certificate under an ingest name is refused (Mosquitto would take it for an ingest).
+ * certificate under an ingest identity (`isIngestIdentity`) is refused (Mosquitto would take it for an ingest).
  *
  * What Mosquitto cannot express and the embedded broker adds: certificate roles (`OU`) and the
  * refusal of retained publishes. The reserved ingest identity is kept from devices at provisioning
@@ -26,7 +26,7 @@
  */
 import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { CA_DIR_FILES, deviceIdProblem, EDGE_INGEST_IDENTITY, ingestWorkerIdentity, listIngestWorkers, readEdgeTls } from '../device-sdk/security/pki.js';
+import { CA_DIR_FILES, EDGE_INGEST_IDENTITY, ingestWorkerIdentity, isIngestIdentity, listIngestWorkers, readEdgeTls } from '../device-sdk/security/pki.js';
 import { TOPIC_ROOT } from '../device-sdk/sync/topics.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 import { MedgeError } from '../device-sdk/errors.js';
@@ -231,12 +231,14 @@ function untraversable(path: string, user: { uid: number } | undefined): string[
 export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): WrittenMosquittoConfig {
   const tls = readEdgeTls(options.tlsDir);
   const ingestWorkers = listIngestWorkers(options.tlsDir);
-  // Mosquitto tells an ingest from a device by the CN alone: a device certificate under an ingest name would be one.
-  const impostors = tls.issuedDir === undefined ? [] : issuedNames(tls.issuedDir).filter((name) => deviceIdProblem(name)?.reason === 'reserved-id');
+  // Mosquitto tells an ingest from a device by the CN alone: a device certificate under an ingest identity would be one.
+  // Only the real identities count: an older device under medge-edge-ingest-<name> (provisioned before the prefix was
+  // reserved for new ids) matches no ingest user block and stays a device.
+  const impostors = tls.issuedDir === undefined ? [] : issuedNames(tls.issuedDir).filter((name) => isIngestIdentity(name));
   if (impostors.length > 0) {
     throw new MosquittoConfigError(
       'tlsDir',
-      `${join(options.tlsDir, CA_DIR_FILES.issued)} holds device certificates under the ingest's reserved names (${impostors.join(', ')}): Mosquitto would give them the ingest's rights; revoke them (medge ca revoke --ca ${options.tlsDir} --device ID) and remove issued/ID.crt`,
+      `${join(options.tlsDir, CA_DIR_FILES.issued)} holds device certificates under ingest identities (${impostors.join(', ')}): Mosquitto gives (or, once medge ca ingest-workers issues that worker, would give) them the ingest's rights; revoke them (medge ca revoke --ca ${options.tlsDir} --device ID) and remove issued/ID.crt`,
     );
   }
   const out = resolve(options.out);

@@ -17,10 +17,10 @@
  *   ingest-workers`): one per ingest worker on a shared subscription, so that each has its own MQTT identity.
  * - device:  `CN=<deviceId>, O=<site>, OU=device`, clientAuth. The CN is the MQTT identity.
  */
-import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
-import { randomBytes, verify, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { createHmac, createPrivateKey, randomBytes, verify, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
 import { appendCaAudit } from './ca-audit.js';
 import { issueWireKey } from './wire-keys.js';
@@ -176,14 +176,31 @@ export interface CertificateInfo {
   subjectAltName: string | undefined;
 }
 
-/** Why a device id cannot be a certificate identity, or undefined when it can. */
+/**
+ * Why a NEW device id cannot be provisioned, or undefined when it can. Reserves the whole `medge-edge-ingest-` prefix,
+ * not only the identities issued today (Mosquitto tells an ingest from a device by the CN alone). Certificates issued
+ * before the prefix was reserved are judged by `deviceIdentityProblem`, which refuses only the real ingest identities.
+ */
 export function deviceIdProblem(deviceId: string): { reason: 'invalid-id' | 'reserved-id'; message: string } | undefined {
+  const problem = deviceIdentityProblem(deviceId);
+  if (problem) return problem;
+  if (deviceId.startsWith(`${EDGE_INGEST_IDENTITY}-`)) {
+    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved for the edge's ingest clients (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<n>); choose another` };
+  }
+  return undefined;
+}
+
+/**
+ * Why an ALREADY ISSUED device certificate with CN `deviceId` cannot act as a device, or undefined when it can: an
+ * invalid topic segment, or a real ingest identity (`isIngestIdentity`). A device provisioned before the prefix
+ * `medge-edge-ingest-` was reserved for new ids (e.g. `medge-edge-ingest-cart`) keeps working.
+ */
+export function deviceIdentityProblem(deviceId: string): { reason: 'invalid-id' | 'reserved-id'; message: string } | undefined {
   if (!isTopicSegment(deviceId)) {
     return { reason: 'invalid-id', message: `device id ${JSON.stringify(deviceId)} is not a valid topic segment: use 1-64 of A-Z a-z 0-9 . _ -` };
   }
-  // The whole prefix, not only the identities issued today: Mosquitto tells an ingest from a device by the CN alone.
-  if (deviceId === EDGE_INGEST_IDENTITY || deviceId.startsWith(`${EDGE_INGEST_IDENTITY}-`)) {
-    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved for the edge's ingest clients (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<n>); choose another` };
+  if (isIngestIdentity(deviceId)) {
+    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is an edge ingest identity (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<1..${MAX_INGEST_WORKERS}>); choose another` };
   }
   return undefined;
 }
@@ -485,6 +502,35 @@ function writeNew(path: string, text: string, mode: number): void {
   chmodSync(path, mode); // the umask may have narrowed or the file system widened it
 }
 
+/** Writes `text` to `path` through a temporary file (fsynced, `mode`) renamed over it, then fsyncs the directory. */
+function writeAtomic(path: string, text: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    chmodSync(tmp, mode); // the umask may have narrowed it
+    renameSync(tmp, path);
+  } catch (error) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+    throw error;
+  }
+  const dirFd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
 function readText(path: string, what: string, fix = 'create a CA with: medge ca init --dir DIR --site SITE'): string {
   try {
     return readFileSync(path, 'utf8');
@@ -582,43 +628,77 @@ export interface IssuedIngestWorker {
   identity: string;
   certPath: string;
   keyPath: string;
-  /** False when the CA directory held it already (kept, not reissued). */
+  /** False when the CA directory held it already, certificate and matching key (kept, not reissued). */
   created: boolean;
 }
 
 /**
  * Issues the certificates of ingest workers 1 to `workers` that the CA directory does not hold yet (`ingest-<n>.crt`,
  * `ingest-<n>.key` 0600; CN `medge-edge-ingest-<n>`, OU=edge), for `medge edge --shared-subscription GROUP --tls DIR
- * --ingest-worker N`. Existing ones are kept. Their validity is the ingest's (`DEFAULT_VALIDITY_DAYS.ingest`, at most the CA's).
+ * --ingest-worker N`. A worker is kept only when its certificate and key both exist and belong together; otherwise the pair
+ * is issued anew (each file written atomically: temporary file, fsync, rename). The group key is written (64 hex, 0600,
+ * atomically) when missing, and a malformed one is refused. Their validity is the ingest's (`DEFAULT_VALIDITY_DAYS.ingest`, at most the CA's).
  */
 export async function issueIngestWorkers(dir: string, options: { workers: number; validDays?: number }): Promise<IssuedIngestWorker[]> {
   checkWorker(options.workers);
   if (options.validDays !== undefined) checkDays(options.validDays);
   const ca = readSiteCa(dir);
-  if (!existsSync(join(dir, INGEST_GROUP_KEY_FILE))) writeNew(join(dir, INGEST_GROUP_KEY_FILE), `${randomBytes(32).toString('hex')}\n`, 0o600);
+  const keyPath = join(dir, INGEST_GROUP_KEY_FILE);
+  if (existsSync(keyPath)) readIngestGroupKey(dir);
+  else writeAtomic(keyPath, `${randomBytes(32).toString('hex')}\n`, 0o600);
   const result: IssuedIngestWorker[] = [];
   for (let worker = 1; worker <= options.workers; worker++) {
     const files = ingestWorkerFiles(worker);
     const certPath = join(dir, files.cert);
-    const keyPath = join(dir, files.key);
+    const workerKeyPath = join(dir, files.key);
     const identity = ingestWorkerIdentity(worker);
-    if (existsSync(certPath) || existsSync(keyPath)) {
-      result.push({ worker, identity, certPath, keyPath, created: false });
+    if (workerPairIntact(certPath, workerKeyPath)) {
+      result.push({ worker, identity, certPath, keyPath: workerKeyPath, created: false });
       continue;
     }
     const issued = await issueEdgeClientCert(ca, { worker, ...(options.validDays === undefined ? {} : { validDays: options.validDays }) });
-    writeNew(keyPath, issued.keyPem, 0o600);
-    writeNew(certPath, issued.certPem, 0o644);
+    // Key first: a crash in between leaves a cert that does not match its key, which the next run reissues.
+    writeAtomic(workerKeyPath, issued.keyPem, 0o600);
+    writeAtomic(certPath, issued.certPem, 0o644);
     const info = describeCertificate(issued.certPem);
     appendCaAudit(dir, { action: 'ingest-worker', detail: `ingest worker ${worker} (${identity}) of site ${ca.site}: certificate serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}` });
-    result.push({ worker, identity, certPath, keyPath, created: true });
+    result.push({ worker, identity, certPath, keyPath: workerKeyPath, created: true });
   }
   return result;
 }
 
+/** Whether a worker's certificate and key both exist, parse, and belong together. */
+function workerPairIntact(certPath: string, keyPath: string): boolean {
+  try {
+    return new NodeX509Certificate(readFileSync(certPath)).checkPrivateKey(createPrivateKey(readFileSync(keyPath)));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The CA directory's ingest group key (`INGEST_GROUP_KEY_FILE`): exactly 64 hex characters (a trailing newline allowed).
+ * Throws `PkiError` 'missing' when unreadable, 'invalid-ca' when malformed, each with the fix.
+ */
+export function readIngestGroupKey(dir: string): string {
+  const path = join(dir, INGEST_GROUP_KEY_FILE);
+  const fix = `run medge ca ingest-workers --ca ${dir} --workers N (it writes the key when missing), then restart every ingest worker: workers derive their shared group from the key and all must use the same one`;
+  const key = readText(path, 'the ingest group key', fix).trim();
+  if (!/^[0-9a-f]{64}$/i.test(key)) {
+    throw new PkiError('invalid-ca', `the ingest group key ${path} must be exactly 64 hex characters, found ${key.length} characters${/^[0-9a-f]*$/i.test(key) ? '' : ' with non-hex ones'}; remove it and ${fix}`, path);
+  }
+  return key.toLowerCase();
+}
+
+/** The shared subscription group ingest workers with TLS subscribe under: `<group>-<HMAC-SHA256 of group under key, 32 hex>`. */
+export function keyedIngestGroup(group: string, key: string): string {
+  return `${group}-${createHmac('sha256', key).update(group).digest('hex').slice(0, 32)}`;
+}
+
 /**
  * Loads what `medge edge --tls DIR` needs from a CA directory (the CA key is not read). With `ingestWorker` the ingest
- * client identity is that worker's (`ingest-<n>.crt`, `issueIngestWorkers`) instead of `ingest.crt`.
+ * client identity is that worker's (`ingest-<n>.crt`, `issueIngestWorkers`) instead of `ingest.crt`, and the ingest group
+ * key is read (`readIngestGroupKey`, required then). A single ingest never reads the key.
  */
 export function readEdgeTls(dir: string, options: { ingestWorker?: number } = {}): EdgeTlsMaterial {
   const { site } = readSiteInfo(dir);
@@ -634,7 +714,7 @@ export function readEdgeTls(dir: string, options: { ingestWorker?: number } = {}
     ingestKey: worker ? readText(join(dir, worker.key), 'the ingest worker key', workerFix) : readText(join(dir, f.ingestKey), 'the ingest key'),
     crlPath: join(dir, f.crl),
     issuedDir: join(dir, f.issued),
-    ...(existsSync(join(dir, INGEST_GROUP_KEY_FILE)) ? { ingestGroupKey: readText(join(dir, INGEST_GROUP_KEY_FILE), 'the ingest group key').trim() } : {}),
+    ...(worker ? { ingestGroupKey: readIngestGroupKey(dir) } : {}),
   };
 }
 

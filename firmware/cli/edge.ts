@@ -41,10 +41,16 @@ With --tls each worker needs its own certificate, as Mosquitto makes a certifica
 and closes the older of two connections with one: 'medge ca ingest-workers --ca CADIR --workers N' issues
 ingest-1..N (CN medge-edge-ingest-<n>), 'mosquitto-config' (rerun it, then SIGHUP) gives each the ingest's
 rights, and --ingest-worker N (1-64) makes this process worker N. Without it --tls is refused (exit status
-2). A second ingest of the same store under an identity already running is refused at start (exit status 1).
+2). A second worker of the same store under a number already running is refused at start (exit status 1, naming
+the holder's pid). A single ingest (no --ingest-worker) whose identity a hung ingest on the same --data still holds
+waits up to 30 s, then takes over as before (a warning says the two evict each other if the old one resumes).
+At start each worker checks that Mosquitto delivers it uplinks (a probe on its own uplink topic that only its ACL
+user block lets it read); a worker started before mosquitto-config was rerun and Mosquitto sent SIGHUP would be
+granted its subscription but lose its share of uplinks, so it exits 1 naming that fix instead.
 With --tls the group subscribed to is GROUP-<32 hex> (an HMAC under CADIR/ingest-group.key): Mosquitto lets any
 client subscribe to $share/GROUP/... and drops the uplinks it routes to a device there, so devices must not
-be able to name it.
+be able to name it. Each worker logs a groupFingerprint at start: it must match on every worker (after a new
+key, restart them all). A single ingest never reads the key.
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -131,7 +137,9 @@ export async function edgeCommand(args: string[]): Promise<number> {
     throw new UsageError('--shared-subscription needs --broker URL: the embedded broker (aedes) has no shared subscriptions', EDGE_USAGE);
   }
   const ingestWorker = intFlag(values['ingest-worker'], '--ingest-worker', EDGE_USAGE, 1, MAX_INGEST_WORKERS);
-  if (ingestWorker !== undefined && values.tls === undefined) throw new UsageError('--ingest-worker N needs --tls CADIR (it picks the certificate CADIR/ingest-N.crt)', EDGE_USAGE);
+  if (ingestWorker !== undefined && (values.tls === undefined || values['shared-subscription'] === undefined)) {
+    throw new UsageError('--ingest-worker N needs --tls CADIR (it picks the certificate CADIR/ingest-N.crt) and --shared-subscription GROUP (workers share the uplinks)', EDGE_USAGE);
+  }
   if (values['shared-subscription'] !== undefined && values.tls !== undefined && ingestWorker === undefined) {
     throw new UsageError(
       "--shared-subscription with --tls needs --ingest-worker N: workers sharing the one ingest certificate get one client id from Mosquitto (mosquitto-config: use_username_as_clientid) and close each other's connections; issue one per worker with 'medge ca ingest-workers --ca CADIR --workers N', rerun 'medge edge mosquitto-config', and start worker n with --ingest-worker n",

@@ -26,8 +26,11 @@ second through Mosquitto's dynamic security plugin.
 DIR/ingest-<n>.crt and DIR/ingest-<n>.key (0600), CN medge-edge-ingest-<n>, OU=edge, valid --days (default
 ${DEFAULT_VALIDITY_DAYS.ingest}, at most until the CA expires). Each worker of 'medge edge --broker URL --tls DIR
 --shared-subscription GROUP --ingest-worker n' connects with its own, so Mosquitto gives each its own client
-id. Rerun 'medge edge mosquitto-config' and send Mosquitto SIGHUP: its ACL file grants each the ingest's rights.
-Device ids medge-edge-ingest and medge-edge-ingest-* are reserved for these identities.`;
+id. Rerun 'medge edge mosquitto-config' and send Mosquitto SIGHUP before starting them: its ACL file grants each the
+ingest's rights. A worker is kept only when its certificate and key both exist and match; otherwise it is issued
+anew. DIR/ingest-group.key (64 hex, 0600) is written once; after replacing it restart every worker.
+New device ids medge-edge-ingest and medge-edge-ingest-* are refused; devices provisioned earlier under
+medge-edge-ingest-<name> keep working (only medge-edge-ingest and medge-edge-ingest-1..64 are ingest identities).`;
 
 export const PROVISION_USAGE = `Usage: medge provision --ca DIR --site SITE --device ID --out OUT [--days N]
 
@@ -97,7 +100,7 @@ async function ingestWorkersCommand(args: string[]): Promise<number> {
   const issued = await asUsage(issueIngestWorkers(values.ca, { workers, ...(days === undefined ? {} : { validDays: days }) }), CA_USAGE);
   for (const w of issued) process.stdout.write(`ingest worker ${w.worker}: ${w.identity} ${w.created ? 'issued' : 'kept (already issued)'}: ${w.certPath}, ${w.keyPath}\n`);
   process.stdout.write(
-    `next: medge edge mosquitto-config --tls ${values.ca} --out FILE (then SIGHUP Mosquitto); medge edge --data DATA --broker mqtts://... --tls ${values.ca} --shared-subscription GROUP --ingest-worker 1..${workers}\n`,
+    `next: medge edge mosquitto-config --tls ${values.ca} --out FILE, then SIGHUP Mosquitto, BEFORE starting the workers (until then Mosquitto grants a new worker its subscription but drops its share of uplinks; a worker checks this at start and exits 1); then medge edge --data DATA --broker mqtts://... --tls ${values.ca} --shared-subscription GROUP --ingest-worker 1..${workers}\n`,
   );
   return 0;
 }
