@@ -14,6 +14,13 @@ describe('identityFromSubject', () => {
     expect(identityFromSubject({ CN: 'medge-edge-ingest-2', O: SITE, OU: 'edge' }, SITE)).toEqual({ ok: true, identity: WORKER_2, name: 'medge-edge-ingest-2' });
   });
 
+  it.each(['medge-edge-ingest-cart', 'medge-edge-ingest-0', 'medge-edge-ingest-65', 'medge-edge-ingest-01'])(
+    'accepts a device certificate issued under %s before new ids with the prefix were refused (no ingest identity)',
+    (CN) => {
+      expect(identityFromSubject({ CN, O: SITE, OU: 'device' }, SITE)).toEqual({ ok: true, identity: { role: 'device', deviceId: CN }, name: CN });
+    },
+  );
+
   it.each([
     ['no certificate', undefined],
     ['another site', { CN: 'dev-a', O: 'ward-4', OU: 'device' }],
@@ -21,6 +28,7 @@ describe('identityFromSubject', () => {
     ['no OU', { CN: 'dev-a', O: SITE }],
     ['a device claiming the ingest identity', { CN: 'medge-edge-ingest', O: SITE, OU: 'device' }],
     ['a device claiming an ingest worker identity', { CN: 'medge-edge-ingest-1', O: SITE, OU: 'device' }],
+    ['a device claiming the last ingest worker identity', { CN: 'medge-edge-ingest-64', O: SITE, OU: 'device' }],
     ['an edge certificate for no worker', { CN: 'medge-edge-ingest-65', O: SITE, OU: 'edge' }],
     ['an edge certificate for worker 0', { CN: 'medge-edge-ingest-0', O: SITE, OU: 'edge' }],
     ['the server certificate', { CN: `medge edge ${SITE}`, O: SITE, OU: 'edge' }],
