@@ -200,7 +200,7 @@ export function deviceIdentityProblem(deviceId: string): { reason: 'invalid-id' 
     return { reason: 'invalid-id', message: `device id ${JSON.stringify(deviceId)} is not a valid topic segment: use 1-64 of A-Z a-z 0-9 . _ -` };
   }
   if (isIngestIdentity(deviceId)) {
-    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is an edge ingest identity (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<1..${MAX_INGEST_WORKERS}>); choose another` };
+    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved: it is an edge ingest identity (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<1..${MAX_INGEST_WORKERS}>); choose another` };
   }
   return undefined;
 }

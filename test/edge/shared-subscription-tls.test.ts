@@ -182,7 +182,7 @@ describe.skipIf(!available)('shared subscription with --tls on Mosquitto: one ce
       await other.start();
       const cli = await medge(['edge', '--data', dataDir, '--broker', broker.url, '--tls', caDir, '--shared-subscription', GROUP, '--ingest-worker', '2']);
       expect(cli.code).toBe(1);
-      expect(cli.stderr).toContain('another ingest of this edge store runs as medge-edge-ingest-2');
+      expect(cli.stderr).toContain(`process ${process.pid} already runs as ingest medge-edge-ingest-2 on this edge store`);
       sender = await tryConnect(broker.url, tlsOptions(caPem, identity('pump-2')));
       if (!sender.connected) throw new Error(`pump-2 could not connect: ${sender.error}`);
       for (let b = 0; b < 10; b++) expect(await publish(sender.client, upTopic(SITE, 'pump-2', 'reading'), readingBatch('pump-2', 5, b * 5))).toBe('acked');
