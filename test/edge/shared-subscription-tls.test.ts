@@ -110,7 +110,11 @@ describe.skipIf(!available)('shared subscription with --tls on Mosquitto: one ce
         new Uplink(ledger, { url: broker.url, site: SITE, mqtt: tlsOptions(caPem, identity(ledger.deviceId)), batchMaxRecords: PER_ROUND, ackTimeoutMs: 1_500, backoff: { initialMs: 50, maxMs: 500 }, logger: deviceLog }),
     );
     try {
-      for (const w of workers) await waitFor(() => w.output().includes('edge ingest subscribed'), 'a worker subscribed', 15_000);
+      for (const w of workers) await waitFor(() => w.output().includes('ingest worker ACL probe received'), 'a worker subscribed and its ACL probe back', 15_000);
+      // One key, one group: every worker logs the same fingerprint of it.
+      const fingerprints = workers.map((w) => /"groupFingerprint":"([0-9a-f]{8})"/.exec(w.output())?.[1]);
+      expect(fingerprints[0]).toMatch(/^[0-9a-f]{8}$/);
+      expect(fingerprints[1]).toBe(fingerprints[0]);
       for (const uplink of uplinks) uplink.start();
       let atKill: ReturnType<typeof workerShare>[] = [];
       for (let round = 0; round < ROUNDS; round++) {
