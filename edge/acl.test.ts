@@ -4,13 +4,22 @@ import { mosquittoAclText, mosquittoConfigText } from './mosquitto-config.js';
 
 const SITE = 'ward-3';
 const A: EdgeIdentity = { role: 'device', deviceId: 'dev-a' };
-const INGEST: EdgeIdentity = { role: 'ingest' };
+const INGEST: EdgeIdentity = { role: 'ingest', name: 'medge-edge-ingest' };
+const WORKER_2: EdgeIdentity = { role: 'ingest', name: 'medge-edge-ingest-2' };
 
 describe('identityFromSubject', () => {
   it('reads a device and the ingest from their certificate subjects', () => {
     expect(identityFromSubject({ CN: 'dev-a', O: SITE, OU: 'device' }, SITE)).toEqual({ ok: true, identity: A, name: 'dev-a' });
     expect(identityFromSubject({ CN: 'medge-edge-ingest', O: SITE, OU: 'edge' }, SITE)).toEqual({ ok: true, identity: INGEST, name: 'medge-edge-ingest' });
+    expect(identityFromSubject({ CN: 'medge-edge-ingest-2', O: SITE, OU: 'edge' }, SITE)).toEqual({ ok: true, identity: WORKER_2, name: 'medge-edge-ingest-2' });
   });
+
+  it.each(['medge-edge-ingest-cart', 'medge-edge-ingest-0', 'medge-edge-ingest-65', 'medge-edge-ingest-01'])(
+    'accepts a device certificate issued under %s before new ids with the prefix were refused (no ingest identity)',
+    (CN) => {
+      expect(identityFromSubject({ CN, O: SITE, OU: 'device' }, SITE)).toEqual({ ok: true, identity: { role: 'device', deviceId: CN }, name: CN });
+    },
+  );
 
   it.each([
     ['no certificate', undefined],
@@ -18,6 +27,10 @@ describe('identityFromSubject', () => {
     ['two CNs', { CN: ['dev-a', 'dev-b'], O: SITE, OU: 'device' }],
     ['no OU', { CN: 'dev-a', O: SITE }],
     ['a device claiming the ingest identity', { CN: 'medge-edge-ingest', O: SITE, OU: 'device' }],
+    ['a device claiming an ingest worker identity', { CN: 'medge-edge-ingest-1', O: SITE, OU: 'device' }],
+    ['a device claiming the last ingest worker identity', { CN: 'medge-edge-ingest-64', O: SITE, OU: 'device' }],
+    ['an edge certificate for no worker', { CN: 'medge-edge-ingest-65', O: SITE, OU: 'edge' }],
+    ['an edge certificate for worker 0', { CN: 'medge-edge-ingest-0', O: SITE, OU: 'edge' }],
     ['the server certificate', { CN: `medge edge ${SITE}`, O: SITE, OU: 'edge' }],
     ['a CN that is no topic segment', { CN: 'dev/a', O: SITE, OU: 'device' }],
     ['a wildcard CN', { CN: '+', O: SITE, OU: 'device' }],
@@ -67,6 +80,8 @@ describe('subscribeProblem', () => {
     [INGEST, 'medge/v1/+/+/up/+', false],
     [INGEST, `medge/v1/${SITE}/+/down/#`, false],
     [INGEST, '#', false],
+    [WORKER_2, siteUpWildcard(SITE), true],
+    [WORKER_2, `medge/v1/${SITE}/+/down/#`, false],
   ] as const)('%j -> %s: allowed %s', (identity, filter, allowed) => {
     expect(subscribeProblem(identity, SITE, filter) === undefined).toBe(allowed);
   });
@@ -80,6 +95,21 @@ describe('the same policy for Mosquitto', () => {
       'user medge-edge-ingest',
       `topic read medge/v1/${SITE}/+/up/#`,
       `topic write medge/v1/${SITE}/+/down/#`,
+    ]);
+  });
+
+  it('gives each ingest worker the ingest rights under its own user, and the dynamic security grant with dynsec', () => {
+    const lines = mosquittoAclText(SITE, true, [1, 2]).split('\n').filter((l) => l && !l.startsWith('#'));
+    const rights = [`topic read medge/v1/${SITE}/+/up/#`, `topic write medge/v1/${SITE}/+/down/#`, 'topic readwrite $CONTROL/dynamic-security/#'];
+    expect(lines).toEqual([
+      `pattern write medge/v1/${SITE}/%u/up/#`,
+      `pattern read medge/v1/${SITE}/%u/down/#`,
+      'user medge-edge-ingest',
+      ...rights,
+      'user medge-edge-ingest-1',
+      ...rights,
+      'user medge-edge-ingest-2',
+      ...rights,
     ]);
   });
 

@@ -6,16 +6,17 @@
  * - A device (certificate `OU=device`, CN = device id) may publish only to
  *   `medge/v1/<site>/<CN>/up/<kind>` (never retained) and subscribe only to
  *   `medge/v1/<site>/<CN>/down/#`, `.../down/+` or one exact `.../down/<what>`.
- * - The edge's ingest client (certificate `OU=edge`, CN `medge-edge-ingest`) may subscribe to any
+ * - The edge's ingest client (certificate `OU=edge`, CN `medge-edge-ingest`, or `medge-edge-ingest-<n>` for ingest
+ *   worker n on a shared subscription) may subscribe to any
  *   device's uplink of its site (`medge/v1/<site>/+/up/+` and narrower) and publish to any device's
  *   down topics (`medge/v1/<site>/<deviceId>/down/<what>`).
  * Anything else is refused.
  */
-import { CERT_ROLES, deviceIdProblem, EDGE_INGEST_IDENTITY } from '../device-sdk/security/pki.js';
+import { CERT_ROLES, deviceIdentityProblem, isIngestIdentity } from '../device-sdk/security/pki.js';
 import { isTopicSegment, TOPIC_ROOT } from '../device-sdk/sync/topics.js';
 
 /** Who a connected client is, as its certificate says. */
-export type EdgeIdentity = { role: 'device'; deviceId: string } | { role: 'ingest' };
+export type EdgeIdentity = { role: 'device'; deviceId: string } | { role: 'ingest'; name: string };
 
 /** The subject of a peer certificate as Node's `getPeerCertificate()` gives it. */
 export interface PeerSubject {
@@ -28,7 +29,7 @@ export type IdentityResult = { ok: true; identity: EdgeIdentity; name: string } 
 
 /** The MQTT identity (username, topic segment) of an identity. */
 export function identityName(identity: EdgeIdentity): string {
-  return identity.role === 'device' ? identity.deviceId : EDGE_INGEST_IDENTITY;
+  return identity.role === 'device' ? identity.deviceId : identity.name;
 }
 
 /**
@@ -42,9 +43,9 @@ export function identityFromSubject(subject: PeerSubject | undefined, site: stri
     return { ok: false, problem: 'the certificate subject must carry exactly one CN, O and OU' };
   }
   if (O !== site) return { ok: false, problem: `the certificate is for site ${JSON.stringify(O)}, this edge serves ${JSON.stringify(site)}` };
-  if (OU === CERT_ROLES.edge && CN === EDGE_INGEST_IDENTITY) return { ok: true, identity: { role: 'ingest' }, name: CN };
+  if (OU === CERT_ROLES.edge && isIngestIdentity(CN)) return { ok: true, identity: { role: 'ingest', name: CN }, name: CN };
   if (OU === CERT_ROLES.device) {
-    const problem = deviceIdProblem(CN);
+    const problem = deviceIdentityProblem(CN);
     if (problem) return { ok: false, problem: problem.message };
     return { ok: true, identity: { role: 'device', deviceId: CN }, name: CN };
   }

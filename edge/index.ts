@@ -27,7 +27,8 @@ export {
   summarizeRecord,
 } from './conflicts.js';
 export { DEFAULT_DUPLICATE_DEVICE_ID_OPTIONS, type DuplicateDeviceIdOptions, DuplicateReleaseError, type DuplicateReleaseProblem } from './duplicate-device-id.js';
-export { DEFAULT_EDGE_OPTIONS, EdgeNode, type EdgeNodeOptions } from './edge-node.js';
+export { ACL_PROBE_KIND, DEFAULT_EDGE_OPTIONS, EdgeNode, type EdgeNodeOptions } from './edge-node.js';
+export { IngestIdentityInUseError, IngestIdentityLock, ingestIdentityLockHolder, ingestIdentityLockPath } from './ingest-identity-lock.js';
 export {
   type CommitInput,
   type CommitResult,

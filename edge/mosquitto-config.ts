@@ -2,7 +2,11 @@
  * The edge's access policy (`acl.ts`) as a Mosquitto 2.0 configuration: a TLS-only listener that
  * requires a client certificate from the site CA, takes the certificate's CN as the MQTT username
  * (and client id), and an ACL file that lets each device write only its own uplink and read only its
- * own down topics, and the edge's ingest read every uplink and write every down topic of the site.
+ * own down topics, and the edge's ingest read every uplink and write every down topic of the site. The ingest
+ * identities are `medge-edge-ingest` and one `medge-edge-ingest-<n>` per worker certificate the CA directory holds
+ * (`medge ca ingest-workers`): workers on a shared subscription each connect under their own CN, hence their own
+ * client id, so Mosquitto never hands one worker's session to another. A CA directory whose `issued/` holds a device
+ * certificate under an ingest identity (`isIngestIdentity`) is refused (Mosquitto would take it for an ingest).
  *
  * What Mosquitto cannot express and the embedded broker adds: certificate roles (`OU`) and the
  * refusal of retained publishes. The reserved ingest identity is kept from devices at provisioning
@@ -16,13 +20,13 @@
  * restart after its first revocation).
  *
  * With `dynsec` the config also loads Mosquitto's dynamic security plugin, and the ACL file grants the
- * ingest identity `$CONTROL/dynamic-security/#`: the ingest (`--dynsec`) then closes the connections of
+ * ingest identities `$CONTROL/dynamic-security/#`: the ingest (`--dynsec`) then closes the connections of
  * revoked and expired devices and denies their later ones everything (`mosquitto-dynsec.ts`). The ACL file
  * stays the per-device policy in both modes.
  */
-import { chmodSync, chownSync, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { EDGE_INGEST_IDENTITY, readEdgeTls } from '../device-sdk/security/pki.js';
+import { CA_DIR_FILES, EDGE_INGEST_IDENTITY, ingestWorkerIdentity, isIngestIdentity, listIngestWorkers, readEdgeTls } from '../device-sdk/security/pki.js';
 import { TOPIC_ROOT } from '../device-sdk/sync/topics.js';
 import { makeDirs } from '../device-sdk/make-dirs.js';
 import { MedgeError } from '../device-sdk/errors.js';
@@ -107,21 +111,26 @@ export function mosquittoConfigText(input: MosquittoConfigInput): string {
 }
 
 /**
- * The ACL file text. Pure. `%u` is the username, i.e. the certificate CN. With `dynsec` the ingest may
- * also command the dynamic security plugin (and read its answers).
+ * The ACL file text. Pure. `%u` is the username, i.e. the certificate CN. The ingest's rights go to `medge-edge-ingest`
+ * and to each of `ingestWorkers` (`medge-edge-ingest-<n>`, one user block each: Mosquitto has no rule for a set of
+ * usernames). With `dynsec` every ingest identity may also command the dynamic security plugin (and read its answers).
  */
-export function mosquittoAclText(site: string, dynsec = false): string {
+export function mosquittoAclText(site: string, dynsec = false, ingestWorkers: readonly number[] = []): string {
   const base = `${TOPIC_ROOT}/${site}`;
+  const ingest = (name: string) => [
+    `user ${name}`,
+    `topic read ${base}/+/up/#`,
+    `topic write ${base}/+/down/#`,
+    ...(dynsec ? ['# Blocking devices whose certificate is revoked or expired (dynamic security plugin).', 'topic readwrite $CONTROL/dynamic-security/#'] : []),
+  ];
   return [
     `# medge topic ACL for site ${site}. Every device: its own uplink (write) and down topics (read).`,
     `pattern write ${base}/%u/up/#`,
     `pattern read ${base}/%u/down/#`,
     '',
-    '# The edge ingest: every uplink of the site (read), every down topic (write).',
-    `user ${EDGE_INGEST_IDENTITY}`,
-    `topic read ${base}/+/up/#`,
-    `topic write ${base}/+/down/#`,
-    ...(dynsec ? ['# Blocking devices whose certificate is revoked or expired (dynamic security plugin).', 'topic readwrite $CONTROL/dynamic-security/#'] : []),
+    '# The edge ingest: every uplink of the site (read, also through $share/GROUP/), every down topic (write).',
+    ...ingest(EDGE_INGEST_IDENTITY),
+    ...ingestWorkers.flatMap((worker) => ['', `# Ingest worker ${worker} (medge edge --shared-subscription GROUP --ingest-worker ${worker}).`, ...ingest(ingestWorkerIdentity(worker))]),
     '',
   ].join('\n');
 }
@@ -150,6 +159,17 @@ export interface WrittenMosquittoConfig {
   files: string[];
   /** Problems Mosquitto would run into (after dropping privileges), for the operator. */
   warnings: string[];
+}
+
+/** The device ids `issued/` holds a certificate for (none when it does not exist). */
+function issuedNames(issuedDir: string): string[] {
+  try {
+    return readdirSync(issuedDir)
+      .filter((file) => file.endsWith('.crt'))
+      .map((file) => file.slice(0, -'.crt'.length));
+  } catch {
+    return [];
+  }
 }
 
 /** The `mosquitto` system user, when there is one (Mosquitto started as root drops privileges to it). */
@@ -210,6 +230,17 @@ function untraversable(path: string, user: { uid: number } | undefined): string[
  */
 export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): WrittenMosquittoConfig {
   const tls = readEdgeTls(options.tlsDir);
+  const ingestWorkers = listIngestWorkers(options.tlsDir);
+  // Mosquitto tells an ingest from a device by the CN alone: a device certificate under an ingest identity would be one.
+  // Only the real identities count: an older device under medge-edge-ingest-<name> (provisioned before the prefix was
+  // reserved for new ids) matches no ingest user block and stays a device.
+  const impostors = tls.issuedDir === undefined ? [] : issuedNames(tls.issuedDir).filter((name) => isIngestIdentity(name));
+  if (impostors.length > 0) {
+    throw new MosquittoConfigError(
+      'tlsDir',
+      `${join(options.tlsDir, CA_DIR_FILES.issued)} holds device certificates under ingest identities (${impostors.join(', ')}): Mosquitto gives (or, once medge ca ingest-workers issues that worker, would give) them the ingest's rights; revoke them (medge ca revoke --ca ${options.tlsDir} --device ID) and remove issued/ID.crt`,
+    );
+  }
   const out = resolve(options.out);
   const dir = dirname(out);
   makeDirs(dir);
@@ -239,7 +270,7 @@ export function writeMosquittoConfig(options: WriteMosquittoConfigOptions): Writ
     if (!existsSync(dynsec.configFile)) writeFile(dynsec.configFile, dynsecConfigText(), 0o600, user);
     else dynsecFileWarning = giveDynsecFileBack(dynsec.configFile, user, isRoot);
   }
-  writeFile(path(MOSQUITTO_FILES.acl), mosquittoAclText(tls.site, dynsec !== undefined), 0o644);
+  writeFile(path(MOSQUITTO_FILES.acl), mosquittoAclText(tls.site, dynsec !== undefined, ingestWorkers), 0o644);
   const crl = existsSync(tls.crlPath) ? readFileSync(tls.crlPath, 'utf8') : undefined;
   if (crl !== undefined) writeFile(path(CRL_COPY), crl, 0o644);
   const config = mosquittoConfigText({

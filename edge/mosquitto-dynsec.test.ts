@@ -82,6 +82,17 @@ describe('MosquittoDeviceBlocker', () => {
     expect(t.told).toEqual(['dev-a:certificate-revoked', 'dev-a:certificate-expired']);
   });
 
+  it('blocks a revoked device provisioned under medge-edge-ingest-<name> before the prefix was reserved, never an ingest identity', () => {
+    const t = setUp('legacy-names', ['medge-edge-ingest-cart', 'medge-edge-ingest-2', 'medge-edge-ingest']);
+    const revoked: CertificateProblem = { reason: 'certificate-revoked', message: '' };
+    for (const id of ['medge-edge-ingest-cart', 'medge-edge-ingest-2', 'medge-edge-ingest']) t.problems.set(id, revoked);
+    t.blocker.sweep();
+    t.advance(1_000);
+    t.blocker.sweep();
+    expect(t.told).toEqual(['medge-edge-ingest-cart:certificate-revoked']);
+    expect(summary(t.sent).map((c) => c.filter((x) => x.startsWith('disableClient')))).toEqual([['disableClient:medge-edge-ingest-cart']]);
+  });
+
   it('reblock tells the device again and blocks it at the sweep noticeMs later, not at once', () => {
     const t = setUp('reblock', ['dev-a']);
     t.blocker.start();

@@ -30,7 +30,7 @@
 import { readdirSync } from 'node:fs';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { type Logger, silentLogger } from '../device-sdk/log.js';
-import { deviceIdProblem } from '../device-sdk/security/pki.js';
+import { deviceIdentityProblem } from '../device-sdk/security/pki.js';
 import type { CertificateProblem } from './issued-certificates.js';
 
 /** The topic the dynamic security plugin takes commands on, and the one it answers on. */
@@ -257,7 +257,7 @@ export class MosquittoDeviceBlocker {
     for (const name of names) {
       if (!name.endsWith('.crt')) continue;
       const deviceId = name.slice(0, -'.crt'.length);
-      if (deviceIdProblem(deviceId)) continue;
+      if (deviceIdentityProblem(deviceId)) continue; // never block an ingest identity; an older device under medge-edge-ingest-<name> is a device
       issued.add(deviceId);
     }
     for (const deviceId of new Set([...issued, ...this.blockedSet, ...this.noticed.keys()])) {

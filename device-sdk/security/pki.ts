@@ -6,18 +6,21 @@
  * Certificates are built by `@peculiar/x509` (no hand-written ASN.1) over Node's WebCrypto; keys are
  * ECDSA P-256, signatures ECDSA with SHA-256. The functions above the "files" line are pure over PEM
  * strings; the file layer below keeps the CA directory layout (`ca.crt`, `ca.key`, `server.crt`,
- * `server.key`, `ingest.crt`, `ingest.key`, `site.json`) and writes every private key with mode 0600.
+ * `server.key`, `ingest.crt`, `ingest.key`, `site.json`; per ingest worker `ingest-<n>.crt`, `ingest-<n>.key` and once
+ * `ingest-group.key`) and writes every private key with mode 0600.
  *
  * Identities, all signed by the site CA:
  * - CA:      `CN=medge site <site> CA, O=medge`, basicConstraints CA (path length 0), keyCertSign + cRLSign.
  * - server:  `CN=medge edge <site>, O=<site>, OU=edge`, serverAuth, SAN DNS/IP: localhost, 127.0.0.1, ::1 + hosts.
  * - ingest:  `CN=medge-edge-ingest, O=<site>, OU=edge`, clientAuth: the edge's ingest client.
+ * - ingest worker n: `CN=medge-edge-ingest-<n>, O=<site>, OU=edge`, clientAuth (`ingest-<n>.crt`, `medge ca
+ *   ingest-workers`): one per ingest worker on a shared subscription, so that each has its own MQTT identity.
  * - device:  `CN=<deviceId>, O=<site>, OU=device`, clientAuth. The CN is the MQTT identity.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
-import { randomBytes, verify, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { createHmac, createPrivateKey, randomBytes, verify, X509Certificate as NodeX509Certificate, webcrypto } from 'node:crypto';
 import type * as X509 from '@peculiar/x509';
 import { appendCaAudit } from './ca-audit.js';
 import { issueWireKey } from './wire-keys.js';
@@ -42,8 +45,30 @@ function loadX509(): Promise<typeof X509> {
   return x509Module;
 }
 
-/** The CN of the edge's own ingest client. No device may be provisioned under it. */
+/** The CN of the edge's own ingest client. No device may be provisioned under it, nor under `<it>-<anything>`. */
 export const EDGE_INGEST_IDENTITY = 'medge-edge-ingest';
+
+/** Ingest workers a CA directory can issue certificates to (`ingest-1` ... `ingest-64`). */
+export const MAX_INGEST_WORKERS = 64;
+
+/** The CN of ingest worker `worker` (1 to `MAX_INGEST_WORKERS`): `medge-edge-ingest-<worker>`. */
+export function ingestWorkerIdentity(worker: number): string {
+  checkWorker(worker);
+  return `${EDGE_INGEST_IDENTITY}-${worker}`;
+}
+
+/** Whether `name` is an ingest identity: `medge-edge-ingest` or `medge-edge-ingest-<1..64>`. */
+export function isIngestIdentity(name: string): boolean {
+  if (name === EDGE_INGEST_IDENTITY) return true;
+  const m = /^medge-edge-ingest-([1-9][0-9]?)$/.exec(name);
+  return m !== null && Number(m[1]) <= MAX_INGEST_WORKERS;
+}
+
+function checkWorker(worker: number): void {
+  if (!Number.isInteger(worker) || worker < 1 || worker > MAX_INGEST_WORKERS) {
+    throw new PkiError('invalid-input', `an ingest worker is a whole number from 1 to ${MAX_INGEST_WORKERS}, got ${worker}`);
+  }
+}
 
 /** OU of certificates by role: the broker tells the edge's own identities from devices by it. */
 export const CERT_ROLES = Object.freeze({ device: 'device', edge: 'edge' } as const);
@@ -133,6 +158,8 @@ export interface DeviceCertOptions {
 export interface EdgeClientCertOptions {
   validDays?: number;
   notBefore?: Date;
+  /** An ingest worker (1 to `MAX_INGEST_WORKERS`): CN `medge-edge-ingest-<worker>` instead of `medge-edge-ingest`. */
+  worker?: number;
 }
 
 /** What `describeCertificate` reads from a certificate. Subject fields are undefined when absent. */
@@ -149,13 +176,31 @@ export interface CertificateInfo {
   subjectAltName: string | undefined;
 }
 
-/** Why a device id cannot be a certificate identity, or undefined when it can. */
+/**
+ * Why a NEW device id cannot be provisioned, or undefined when it can. Reserves the whole `medge-edge-ingest-` prefix,
+ * not only the identities issued today (Mosquitto tells an ingest from a device by the CN alone). Certificates issued
+ * before the prefix was reserved are judged by `deviceIdentityProblem`, which refuses only the real ingest identities.
+ */
 export function deviceIdProblem(deviceId: string): { reason: 'invalid-id' | 'reserved-id'; message: string } | undefined {
+  const problem = deviceIdentityProblem(deviceId);
+  if (problem) return problem;
+  if (deviceId.startsWith(`${EDGE_INGEST_IDENTITY}-`)) {
+    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved for the edge's ingest clients (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<n>); choose another` };
+  }
+  return undefined;
+}
+
+/**
+ * Why an ALREADY ISSUED device certificate with CN `deviceId` cannot act as a device, or undefined when it can: an
+ * invalid topic segment, or a real ingest identity (`isIngestIdentity`). A device provisioned before the prefix
+ * `medge-edge-ingest-` was reserved for new ids (e.g. `medge-edge-ingest-cart`) keeps working.
+ */
+export function deviceIdentityProblem(deviceId: string): { reason: 'invalid-id' | 'reserved-id'; message: string } | undefined {
   if (!isTopicSegment(deviceId)) {
     return { reason: 'invalid-id', message: `device id ${JSON.stringify(deviceId)} is not a valid topic segment: use 1-64 of A-Z a-z 0-9 . _ -` };
   }
-  if (deviceId === EDGE_INGEST_IDENTITY) {
-    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved for the edge's ingest client; choose another` };
+  if (isIngestIdentity(deviceId)) {
+    return { reason: 'reserved-id', message: `device id ${JSON.stringify(deviceId)} is reserved: it is an edge ingest identity (${EDGE_INGEST_IDENTITY}, ${EDGE_INGEST_IDENTITY}-<1..${MAX_INGEST_WORKERS}>); choose another` };
   }
   return undefined;
 }
@@ -315,10 +360,10 @@ export async function issueServerCert(ca: SiteCa, options: ServerCertOptions = {
   });
 }
 
-/** The client certificate of the edge's own ingest (CN `medge-edge-ingest`). */
+/** The client certificate of the edge's own ingest (CN `medge-edge-ingest`), or of ingest worker `options.worker` (CN `medge-edge-ingest-<worker>`). */
 export async function issueEdgeClientCert(ca: SiteCa, options: EdgeClientCertOptions = {}): Promise<CertifiedKey> {
   return issueLeaf(ca, {
-    subject: name(EDGE_INGEST_IDENTITY, ca.site, CERT_ROLES.edge),
+    subject: name(options.worker === undefined ? EDGE_INGEST_IDENTITY : ingestWorkerIdentity(options.worker), ca.site, CERT_ROLES.edge),
     days: options.validDays ?? DEFAULT_VALIDITY_DAYS.ingest,
     explicitDays: options.validDays !== undefined,
     notBefore: options.notBefore,
@@ -436,6 +481,8 @@ export interface EdgeTlsMaterial {
    * the batches of a device whose latest certificate there is revoked or expired (`edge/issued-certificates.ts`).
    */
   issuedDir?: string;
+  /** The ingest group key (`INGEST_GROUP_KEY_FILE`), once `issueIngestWorkers` has written it: TLS workers derive their shared subscription group from it. */
+  ingestGroupKey?: string;
 }
 
 export interface InitCaDirOptions {
@@ -455,11 +502,40 @@ function writeNew(path: string, text: string, mode: number): void {
   chmodSync(path, mode); // the umask may have narrowed or the file system widened it
 }
 
-function readText(path: string, what: string): string {
+/** Writes `text` to `path` through a temporary file (fsynced, `mode`) renamed over it, then fsyncs the directory. */
+function writeAtomic(path: string, text: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    chmodSync(tmp, mode); // the umask may have narrowed it
+    renameSync(tmp, path);
+  } catch (error) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+    throw error;
+  }
+  const dirFd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+function readText(path: string, what: string, fix = 'create a CA with: medge ca init --dir DIR --site SITE'): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new PkiError('missing', `cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}); create a CA with: medge ca init --dir DIR --site SITE`, path);
+    throw new PkiError('missing', `cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)}); ${fix}`, path);
   }
 }
 
@@ -522,19 +598,123 @@ export function readSiteCa(dir: string): SiteCa {
   return { site, certPem, keyPem };
 }
 
-/** Loads what `medge edge --tls DIR` needs from a CA directory (the CA key is not read). */
-export function readEdgeTls(dir: string): EdgeTlsMaterial {
+/**
+ * The CA directory's ingest group key (`ingest-group.key`, 0600, written by `issueIngestWorkers`): ingest workers with TLS
+ * subscribe under a shared subscription group derived from it (`edge-node.ts`). Mosquitto 2.0's ACL file does not check
+ * subscriptions, and a shared group hands each message to one member and drops it when that member may not read it: a
+ * device joining the group by its plain name would take its share of uplinks away from the workers (measured: 10 of 20).
+ */
+export const INGEST_GROUP_KEY_FILE = 'ingest-group.key';
+
+/** The certificate and key files of ingest worker `worker` in a CA directory (`ingest-<worker>.crt`, `.key`). */
+export function ingestWorkerFiles(worker: number): { cert: string; key: string } {
+  checkWorker(worker);
+  return { cert: `ingest-${worker}.crt`, key: `ingest-${worker}.key` };
+}
+
+/** The ingest workers a CA directory holds a certificate for (`ingest-<n>.crt`), ascending. */
+export function listIngestWorkers(dir: string): number[] {
+  const workers: number[] = [];
+  for (const file of readdirSync(dir)) {
+    const m = /^ingest-([1-9][0-9]?)\.crt$/.exec(file);
+    if (m && Number(m[1]) <= MAX_INGEST_WORKERS) workers.push(Number(m[1]));
+  }
+  return workers.sort((a, b) => a - b);
+}
+
+export interface IssuedIngestWorker {
+  worker: number;
+  /** Its CN and MQTT identity, `medge-edge-ingest-<worker>`. */
+  identity: string;
+  certPath: string;
+  keyPath: string;
+  /** False when the CA directory held it already, certificate and matching key (kept, not reissued). */
+  created: boolean;
+}
+
+/**
+ * Issues the certificates of ingest workers 1 to `workers` that the CA directory does not hold yet (`ingest-<n>.crt`,
+ * `ingest-<n>.key` 0600; CN `medge-edge-ingest-<n>`, OU=edge), for `medge edge --shared-subscription GROUP --tls DIR
+ * --ingest-worker N`. A worker is kept only when its certificate and key both exist and belong together; otherwise the pair
+ * is issued anew (each file written atomically: temporary file, fsync, rename). The group key is written (64 hex, 0600,
+ * atomically) when missing, and a malformed one is refused. Their validity is the ingest's (`DEFAULT_VALIDITY_DAYS.ingest`, at most the CA's).
+ */
+export async function issueIngestWorkers(dir: string, options: { workers: number; validDays?: number }): Promise<IssuedIngestWorker[]> {
+  checkWorker(options.workers);
+  if (options.validDays !== undefined) checkDays(options.validDays);
+  const ca = readSiteCa(dir);
+  const keyPath = join(dir, INGEST_GROUP_KEY_FILE);
+  if (existsSync(keyPath)) readIngestGroupKey(dir);
+  else writeAtomic(keyPath, `${randomBytes(32).toString('hex')}\n`, 0o600);
+  const result: IssuedIngestWorker[] = [];
+  for (let worker = 1; worker <= options.workers; worker++) {
+    const files = ingestWorkerFiles(worker);
+    const certPath = join(dir, files.cert);
+    const workerKeyPath = join(dir, files.key);
+    const identity = ingestWorkerIdentity(worker);
+    if (workerPairIntact(certPath, workerKeyPath)) {
+      result.push({ worker, identity, certPath, keyPath: workerKeyPath, created: false });
+      continue;
+    }
+    const issued = await issueEdgeClientCert(ca, { worker, ...(options.validDays === undefined ? {} : { validDays: options.validDays }) });
+    // Key first: a crash in between leaves a cert that does not match its key, which the next run reissues.
+    writeAtomic(workerKeyPath, issued.keyPem, 0o600);
+    writeAtomic(certPath, issued.certPem, 0o644);
+    const info = describeCertificate(issued.certPem);
+    appendCaAudit(dir, { action: 'ingest-worker', detail: `ingest worker ${worker} (${identity}) of site ${ca.site}: certificate serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}` });
+    result.push({ worker, identity, certPath, keyPath: workerKeyPath, created: true });
+  }
+  return result;
+}
+
+/** Whether a worker's certificate and key both exist, parse, and belong together. */
+function workerPairIntact(certPath: string, keyPath: string): boolean {
+  try {
+    return new NodeX509Certificate(readFileSync(certPath)).checkPrivateKey(createPrivateKey(readFileSync(keyPath)));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The CA directory's ingest group key (`INGEST_GROUP_KEY_FILE`): exactly 64 hex characters (a trailing newline allowed).
+ * Throws `PkiError` 'missing' when unreadable, 'invalid-ca' when malformed, each with the fix.
+ */
+export function readIngestGroupKey(dir: string): string {
+  const path = join(dir, INGEST_GROUP_KEY_FILE);
+  const fix = `run medge ca ingest-workers --ca ${dir} --workers N (it writes the key when missing), then restart every ingest worker: workers derive their shared group from the key and all must use the same one`;
+  const key = readText(path, 'the ingest group key', fix).trim();
+  if (!/^[0-9a-f]{64}$/i.test(key)) {
+    throw new PkiError('invalid-ca', `the ingest group key ${path} must be exactly 64 hex characters, found ${key.length} characters${/^[0-9a-f]*$/i.test(key) ? '' : ' with non-hex ones'}; remove it and ${fix}`, path);
+  }
+  return key.toLowerCase();
+}
+
+/** The shared subscription group ingest workers with TLS subscribe under: `<group>-<HMAC-SHA256 of group under key, 32 hex>`. */
+export function keyedIngestGroup(group: string, key: string): string {
+  return `${group}-${createHmac('sha256', key).update(group).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * Loads what `medge edge --tls DIR` needs from a CA directory (the CA key is not read). With `ingestWorker` the ingest
+ * client identity is that worker's (`ingest-<n>.crt`, `issueIngestWorkers`) instead of `ingest.crt`, and the ingest group
+ * key is read (`readIngestGroupKey`, required then). A single ingest never reads the key.
+ */
+export function readEdgeTls(dir: string, options: { ingestWorker?: number } = {}): EdgeTlsMaterial {
   const { site } = readSiteInfo(dir);
   const f = CA_DIR_FILES;
+  const worker = options.ingestWorker === undefined ? undefined : ingestWorkerFiles(options.ingestWorker);
+  const workerFix = `issue it with: medge ca ingest-workers --ca ${dir} --workers ${options.ingestWorker ?? 1}`;
   return {
     site,
     ca: readText(join(dir, f.caCert), 'the CA certificate'),
     cert: readText(join(dir, f.serverCert), 'the server certificate'),
     key: readText(join(dir, f.serverKey), 'the server key'),
-    ingestCert: readText(join(dir, f.ingestCert), 'the ingest certificate'),
-    ingestKey: readText(join(dir, f.ingestKey), 'the ingest key'),
+    ingestCert: worker ? readText(join(dir, worker.cert), 'the ingest worker certificate', workerFix) : readText(join(dir, f.ingestCert), 'the ingest certificate'),
+    ingestKey: worker ? readText(join(dir, worker.key), 'the ingest worker key', workerFix) : readText(join(dir, f.ingestKey), 'the ingest key'),
     crlPath: join(dir, f.crl),
     issuedDir: join(dir, f.issued),
+    ...(worker ? { ingestGroupKey: readIngestGroupKey(dir) } : {}),
   };
 }
 

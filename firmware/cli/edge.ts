@@ -1,7 +1,7 @@
 import { createLogger, type LogLevel } from '../../device-sdk/log.js';
 import type { RecordKind } from '../../device-sdk/records.js';
 import { LOG_LEVELS } from '../config.js';
-import { readEdgeTls } from '../../device-sdk/security/pki.js';
+import { MAX_INGEST_WORKERS, readEdgeTls } from '../../device-sdk/security/pki.js';
 import { WireKeyring } from '../../device-sdk/security/wire-keys.js';
 import { DuplicateReleaseError } from '../../edge/duplicate-device-id.js';
 import { EdgeNode } from '../../edge/edge-node.js';
@@ -12,7 +12,7 @@ import { intFlag, parse, untilSignal, UsageError } from './args.js';
 import { conflictsCommand } from './edge-conflicts.js';
 import { exportFhirCommand } from './fhir.js';
 
-export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP] [--dynsec]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
+export const EDGE_USAGE = `Usage: medge edge --data DIR [--port N | --broker URL [--shared-subscription GROUP [--ingest-worker N]] [--dynsec]] [--host ADDR] [--tls CADIR [--sealed-payloads]] [--http PORT] [--log-level LEVEL]
        medge edge stats --data DIR [--json]
        medge edge conflicts (--data DIR | --store FILE) [--device ID] [--kind K] [--json]
        medge edge conflicts resolve (--data DIR | --store FILE) (--id N | --device ID --all [--kind K]) --choice keep-stored|import --operator NAME --reason TEXT
@@ -37,8 +37,20 @@ refuses clear payloads from every device that has a wire key (counted as 'auth')
 'medge edge' processes with the same GROUP, --broker and --data are N ingest workers on one store, the
 broker giving each uplink to one of them (Mosquitto >= 1.6; the embedded aedes has no shared
 subscriptions). Each batch is committed in one SQLite transaction, so workers never store a record twice.
-Not with --tls: the workers would share the one ingest certificate, whose CN Mosquitto makes the client id,
-and close each other's connections (refused with exit status 2).
+With --tls each worker needs its own certificate, as Mosquitto makes a certificate's CN the client id
+and closes the older of two connections with one: 'medge ca ingest-workers --ca CADIR --workers N' issues
+ingest-1..N (CN medge-edge-ingest-<n>), 'mosquitto-config' (rerun it, then SIGHUP) gives each the ingest's
+rights, and --ingest-worker N (1-64) makes this process worker N. Without it --tls is refused (exit status
+2). A second worker of the same store under a number already running is refused at start (exit status 1, naming
+the holder's pid). A single ingest (no --ingest-worker) whose identity a hung ingest on the same --data still holds
+waits up to 30 s, then takes over as before (a warning says the two evict each other if the old one resumes).
+At start each worker checks that Mosquitto delivers it uplinks (a probe on its own uplink topic that only its ACL
+user block lets it read); a worker started before mosquitto-config was rerun and Mosquitto sent SIGHUP would be
+granted its subscription but lose its share of uplinks, so it exits 1 naming that fix instead.
+With --tls the group subscribed to is GROUP-<32 hex> (an HMAC under CADIR/ingest-group.key): Mosquitto lets any
+client subscribe to $share/GROUP/... and drops the uplinks it routes to a device there, so devices must not
+be able to name it. Each worker logs a groupFingerprint at start: it must match on every worker (after a new
+key, restart them all). A single ingest never reads the key.
 
 --http PORT serves the stored data as FHIR R4 on http://<host>:PORT/fhir (GET
 /fhir/Observation?patient=&code=&date=, /fhir/Device, /fhir/Patient, /fhir/DiagnosticReport,
@@ -73,7 +85,7 @@ a store at an older schema is refused (an older edge may run on it): start this 
 
 'mosquitto-config' writes a Mosquitto 2.0 config FILE for the same policy (TLS listener on --port,
 default ${DEFAULT_MOSQUITTO_PORT}, on --host or all interfaces; require_certificate,
-use_identity_as_username, ACL patterns), with the CA and server certificates, the server key and
+use_identity_as_username, ACL patterns, the ingest user and one per worker certificate in CADIR), with the CA and server certificates, the server key and
 the ACL file next to it. --data DIR turns on Mosquitto persistence there. --dynsec also loads Mosquitto's
 dynamic security plugin (found in the usual library directories, or --dynsec-plugin PATH; its file
 medge-dynsec.json is written next to FILE only when missing) and lets the ingest command it: then
@@ -103,6 +115,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
       http: { type: 'string' },
       'sealed-payloads': { type: 'boolean' },
       'shared-subscription': { type: 'string' },
+      'ingest-worker': { type: 'string' },
       dynsec: { type: 'boolean' },
       'log-level': { type: 'string' },
     },
@@ -123,9 +136,13 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values['shared-subscription'] !== undefined && values.broker === undefined) {
     throw new UsageError('--shared-subscription needs --broker URL: the embedded broker (aedes) has no shared subscriptions', EDGE_USAGE);
   }
-  if (values['shared-subscription'] !== undefined && values.tls !== undefined) {
+  const ingestWorker = intFlag(values['ingest-worker'], '--ingest-worker', EDGE_USAGE, 1, MAX_INGEST_WORKERS);
+  if (ingestWorker !== undefined && (values.tls === undefined || values['shared-subscription'] === undefined)) {
+    throw new UsageError('--ingest-worker N needs --tls CADIR (it picks the certificate CADIR/ingest-N.crt) and --shared-subscription GROUP (workers share the uplinks)', EDGE_USAGE);
+  }
+  if (values['shared-subscription'] !== undefined && values.tls !== undefined && ingestWorker === undefined) {
     throw new UsageError(
-      "--shared-subscription cannot be used with --tls: every worker would connect with the one ingest certificate, and Mosquitto (mosquitto-config: use_username_as_clientid) makes its CN the client id, so the workers close each other's connections; run one ingest per site with --tls",
+      "--shared-subscription with --tls needs --ingest-worker N: workers sharing the one ingest certificate get one client id from Mosquitto (mosquitto-config: use_username_as_clientid) and close each other's connections; issue one per worker with 'medge ca ingest-workers --ca CADIR --workers N', rerun 'medge edge mosquitto-config', and start worker n with --ingest-worker n",
       EDGE_USAGE,
     );
   }
@@ -133,7 +150,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
   if (values.dynsec && (values.broker === undefined || values.tls === undefined)) {
     throw new UsageError('--dynsec needs --broker mqtts://... (a Mosquitto configured by mosquitto-config --dynsec) and --tls CADIR', EDGE_USAGE);
   }
-  const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls);
+  const tls = values.tls === undefined ? undefined : readEdgeTls(values.tls, ingestWorker === undefined ? {} : { ingestWorker });
   const wireKeys = values.tls === undefined ? undefined : new WireKeyring(values.tls);
   const level = values['log-level'] ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`, EDGE_USAGE);
@@ -160,7 +177,7 @@ export async function edgeCommand(args: string[]): Promise<number> {
     await edge.stop();
     throw error;
   }
-  const mode = tls ? `, mutual TLS for site ${tls.site}` : '';
+  const mode = tls ? `, mutual TLS for site ${tls.site} as ${edge.ingestIdentity ?? ''}` : '';
   const api = fhir ? `; FHIR R4 at ${fhir.url}` : '';
   process.stderr.write(`medge edge: ${edge.broker ? 'embedded broker' : 'external broker'} at ${edge.url}${mode}; store ${edge.store.path}${api}. Ctrl-C stops.\n`);
   await untilSignal();

@@ -44,8 +44,9 @@ describe('EdgeNode shared subscription', () => {
     );
   });
 
-  it("refuses it with TLS: the workers would share the ingest certificate's CN as client id and evict each other behind medge's Mosquitto", async () => {
+  it("refuses it with TLS on the one ingest certificate: the workers would share its CN as client id and evict each other behind medge's Mosquitto", async () => {
     // QA: two workers behind `mosquitto-config` (use_username_as_clientid) reconnected 12 times in 7 s, uplinks lost until resent.
+    // Workers with their own certificates (--ingest-worker N): test/edge/shared-subscription-tls.test.ts.
     const caDir = join(dir, 'ca');
     await initCaDir(caDir, { site: SITE });
     expect(() => new EdgeNode({ dataDir: join(dir, 'tls'), brokerUrl: 'mqtts://127.0.0.1:1', tls: readEdgeTls(caDir), sharedSubscription: 'ingest' })).toThrow(
@@ -53,7 +54,7 @@ describe('EdgeNode shared subscription', () => {
     );
     const cli = await medge(['edge', '--data', join(dir, 'tls'), '--broker', 'mqtts://127.0.0.1:1', '--tls', caDir, '--shared-subscription', 'ingest']);
     expect(cli.code).toBe(2);
-    expect(cli.stderr).toContain('--shared-subscription cannot be used with --tls');
+    expect(cli.stderr).toContain('--shared-subscription with --tls needs --ingest-worker N');
   });
 
   it.skipIf(!available)('two ingest workers on one store against Mosquitto: every batch handled by exactly one, every record stored once, every batch acked once', async () => {

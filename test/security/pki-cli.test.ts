@@ -72,11 +72,13 @@ describe('medge provision', () => {
   it('refuses bad or reserved device ids and another site (exit 2), and re-provisioning (exit 1)', async () => {
     const run = (device: string, site = 'ward-1') => medge(['provision', '--ca', caDir, '--site', site, '--device', device, '--out', out]);
     // Every other invalid id (wildcards, empty, too long, non-ASCII) is refused the same way: pki.test.ts.
-    const [slash, reserved, otherSite, again] = await Promise.all([run('a/b'), run('medge-edge-ingest'), run('dev-9', 'ward-2'), run('ecg_07.b')]);
+    const [slash, reserved, reservedWorker, otherSite, again] = await Promise.all([run('a/b'), run('medge-edge-ingest'), run('medge-edge-ingest-2'), run('dev-9', 'ward-2'), run('ecg_07.b')]);
     expect(slash.code).toBe(2);
     expect(slash.stderr).toContain('not a valid topic segment');
-    expect(reserved.code).toBe(2);
-    expect(reserved.stderr).toContain('reserved');
+    for (const r of [reserved, reservedWorker]) {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('reserved');
+    }
     expect(otherSite.code).toBe(2);
     expect(otherSite.stderr).toContain('does not match the site of the CA');
     expect(again.code).toBe(1);
@@ -96,6 +98,41 @@ describe('medge provision', () => {
     const r = await medge(['provision', '--ca', shortCa, '--site', 'ward-9', '--device', 'dev-1', '--out', join(dir, 'short-out')]);
     expect(r.code, r.stderr).toBe(0);
     expect(cert(join(dir, 'short-out', 'dev-1.crt')).validTo).toBe(cert(join(shortCa, 'ca.crt')).validTo);
+  });
+});
+
+describe('medge ca ingest-workers', () => {
+  it('issues one certificate per worker (CN medge-edge-ingest-<n>, OU=edge, key 0600) and the group key once, keeps what exists, and mosquitto-config grants each', async () => {
+    const first = await medge(['ca', 'ingest-workers', '--ca', caDir, '--workers', '2']);
+    expect(first.code, first.stderr).toBe(0);
+    const ca = cert(join(caDir, 'ca.crt'));
+    for (const n of [1, 2]) {
+      expect(mode(join(caDir, `ingest-${n}.key`))).toBe(0o600);
+      const worker = cert(join(caDir, `ingest-${n}.crt`));
+      expect(worker.subject).toBe(`CN=medge-edge-ingest-${n}\nO=ward-1\nOU=edge`);
+      expect(worker.checkIssued(ca) && worker.verify(ca.publicKey)).toBe(true);
+    }
+    expect(mode(join(caDir, 'ingest-group.key'))).toBe(0o600);
+    const groupKey = readFileSync(join(caDir, 'ingest-group.key'), 'utf8');
+    expect(groupKey).toMatch(/^[0-9a-f]{64}\n$/);
+    const cert1 = readFileSync(join(caDir, 'ingest-1.crt'), 'utf8');
+    const more = await medge(['ca', 'ingest-workers', '--ca', caDir, '--workers', '3']);
+    expect(more.code, more.stderr).toBe(0);
+    expect(more.stdout).toContain('ingest worker 1: medge-edge-ingest-1 kept');
+    expect(more.stdout).toContain('ingest worker 3: medge-edge-ingest-3 issued');
+    expect(readFileSync(join(caDir, 'ingest-1.crt'), 'utf8')).toBe(cert1);
+    expect(readFileSync(join(caDir, 'ingest-group.key'), 'utf8')).toBe(groupKey);
+    const [zero, tooMany] = await Promise.all([medge(['ca', 'ingest-workers', '--ca', caDir, '--workers', '0']), medge(['ca', 'ingest-workers', '--ca', caDir, '--workers', '65'])]);
+    expect(zero.code).toBe(2);
+    expect(tooMany.code).toBe(2);
+    const conf = join(dir, 'mosquitto-workers', 'medge.conf');
+    expect((await medge(['edge', 'mosquitto-config', '--tls', caDir, '--out', conf])).code).toBe(0);
+    const acl = readFileSync(join(dir, 'mosquitto-workers', 'medge.acl'), 'utf8');
+    for (const user of ['medge-edge-ingest', 'medge-edge-ingest-1', 'medge-edge-ingest-2', 'medge-edge-ingest-3']) expect(acl).toContain(`\nuser ${user}\ntopic read medge/v1/ward-1/+/up/#\n`);
+    // A worker the CA directory has no certificate for: exit 1, naming the command that issues it.
+    const missing = await medge(['edge', '--data', join(dir, 'edge'), '--broker', 'mqtts://127.0.0.1:1', '--tls', caDir, '--shared-subscription', 'ingest', '--ingest-worker', '4']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('medge ca ingest-workers');
   });
 });
 
