@@ -364,8 +364,10 @@ function medianWindowSpan(x: ArrayLike<number>, w: number, minWindows: number): 
 /**
  * The mains hum in `x` (sampled at `fs`): a least-squares fit of a line and, for each frequency of `mainsHz` as
  * sampled (`aliasHz`; none at 0 Hz, a cosine alone at half the rate), a cosine and a sine with amplitudes that
- * may drift linearly over the stretch (a mains frequency 0.2 Hz off its nominal value turns its phase by 0.8 rad
- * over 2 s). Returns the fitted hum alone (the line left out), or undefined when there is nothing to fit.
+ * may drift linearly over the stretch. Returns the fitted hum alone (the line left out), or undefined when there is
+ * nothing to fit. Mains 0.2 Hz off its nominal frequency turns its phase by 0.8 pi rad over the 2.3 s of a detection's
+ * stretch, which a linear drift follows poorly: of 0.3 mV at 49.8-60.2 Hz it leaves 0.31-0.34 mV of the 0.6 mV span
+ * (at 250 and 128 Hz; a cubic drift leaves 0.02 mV, but was not adopted: see the README's ECG monitor section).
  */
 export function fitHum(x: ArrayLike<number>, fs: number, mainsHz: readonly number[]): Float64Array | undefined {
   const n = x.length;
