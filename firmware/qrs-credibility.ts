@@ -62,16 +62,6 @@ export interface QrsCredibilityOptions {
    * raw one.
    */
   minHumShare: number;
-  /**
-   * A lead without hum is not fitted at every detection: once a fit finds the hum spanning less than `noHumShare`
-   * of `minHumShare` times the median background window (hum far from what would be taken out), the stretches
-   * ending within `noHumRecheckMs` of that fit's end are measured as they are, without a fit (as the fit would
-   * have had them), and the next one after that is fitted again. 0: fitted every time. On clean MIT-BIH leads 71-99 %
-   * of fits find the hum under half that share (101, 114, 208, 10 min); `EcgMonitor` on two clean leads takes a third
-   * less CPU (360 Hz). Hum that comes on within 1 s of such a fit is measured as it is until the next fit.
-   */
-  noHumRecheckMs: number;
-  noHumShare: number;
 }
 
 export const DEFAULT_QRS_CREDIBILITY_OPTIONS: Readonly<Omit<QrsCredibilityOptions, 'fs'>> = Object.freeze({
@@ -86,8 +76,6 @@ export const DEFAULT_QRS_CREDIBILITY_OPTIONS: Readonly<Omit<QrsCredibilityOption
   minWindows: 4,
   mainsHz: DEFAULT_MAINS_HUM_FILTER_OPTIONS.mainsHz,
   minHumShare: 1,
-  noHumRecheckMs: 1_000,
-  noHumShare: 0.5,
 });
 
 /** How long after the R peak a detection may be checked (ms): the detector reports about 300 ms late. */
@@ -100,8 +88,6 @@ export class QrsCredibility {
   private pushed = 0;
   /** `humFit` of the stretches last asked ("from:to"). */
   private readonly fits = new Map<string, { residual: Float64Array; level: number; humSpan: number } | undefined>();
-  /** The end of the stretch of the last fit that found no hum (`noHumShare`), while it is the last fit. */
-  private noHumAt: number | undefined;
 
   constructor(options: Partial<QrsCredibilityOptions> & { fs: number }) {
     this.options = { ...DEFAULT_QRS_CREDIBILITY_OPTIONS, ...options };
@@ -152,21 +138,19 @@ export class QrsCredibility {
    * than `minHumShare` of that median (no hum to take out).
    */
   private humFree(from: number, to: number, always = false): { x: Float64Array; level: number } | undefined {
-    const fit = this.humFit(from, to, always);
+    const fit = this.humFit(from, to);
     if (fit === undefined || (!always && fit.humSpan < this.options.minHumShare * fit.level)) return undefined;
     return { x: fit.residual, level: fit.level };
   }
 
   /**
    * The hum fit of samples [from, to) (see `humFree`), kept for the stretches last asked (a detection is measured
-   * several times; the samples of a stretch at hand do not change). Undefined without a fit near a fit that found
-   * no hum (`noHumRecheckMs`), unless `always`.
+   * several times; the samples of a stretch at hand do not change).
    */
-  private humFit(from: number, to: number, always = false): { residual: Float64Array; level: number; humSpan: number } | undefined {
+  private humFit(from: number, to: number): { residual: Float64Array; level: number; humSpan: number } | undefined {
     const key = `${from}:${to}`;
     if (this.fits.has(key)) return this.fits.get(key);
-    const { fs, mainsHz, windowMs, minWindows, minHumShare, noHumRecheckMs, noHumShare } = this.options;
-    if (!always && this.noHumAt !== undefined && Math.abs(to - this.noHumAt) < (noHumRecheckMs * fs) / 1000) return undefined;
+    const { fs, mainsHz, windowMs, minWindows } = this.options;
     const x = mainsHz.length === 0 ? undefined : this.stretch(from, to);
     const hum = x === undefined ? undefined : fitHum(x, fs, mainsHz);
     let fit: { residual: Float64Array; level: number; humSpan: number } | undefined;
@@ -176,7 +160,6 @@ export class QrsCredibility {
       const level = medianWindowSpan(residual, Math.max(2, Math.round((windowMs * fs) / 1000)), minWindows);
       if (level !== undefined) fit = { residual, level, humSpan: span(hum, 0, hum.length) };
     }
-    if (fit !== undefined) this.noHumAt = fit.humSpan < noHumShare * minHumShare * fit.level ? to : undefined;
     // Not kept when the stretch is not all at hand yet (it may be later).
     if (x !== undefined) {
       this.fits.set(key, fit);
