@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { QrsCredibility } from './qrs-credibility.js';
+import { fitHum, QrsCredibility } from './qrs-credibility.js';
 
 const FS = 360;
 
@@ -57,5 +57,30 @@ describe('QrsCredibility.humFreeQrsMv at a rate holding no whole hum period', ()
       expect(c.humFreeQrsMv(2 * 128, [50, 60]), `${hz} Hz`).toBeLessThan(0.02);
       expect(c.qrsMv(2 * 128), `${hz} Hz`).toBeGreaterThan(1.9);
     }
+  });
+});
+
+describe('fitHum', () => {
+  /** 50 Hz hum with a drifting amplitude and phase, 60 Hz hum and a line, sampled at `fs` (mV). */
+  const lead = (fs: number, n: number) => {
+    const hum = Float64Array.from({ length: n }, (_, k) => (0.3 + (0.1 * k) / n) * Math.cos((2 * Math.PI * 50 * k) / fs + 0.4) + (0.05 - (0.2 * k) / n) * Math.sin((2 * Math.PI * 60 * k) / fs));
+    return { hum, x: hum.map((v, k) => v + 0.8 - (0.5 * k) / n) };
+  };
+
+  it('takes out hum whose amplitudes drift linearly, leaving the line, at 360, 250 and 128 Hz', () => {
+    for (const fs of [360, 250, 128]) {
+      const { hum, x } = lead(fs, 2 * fs);
+      const fitted = fitHum(x, fs, [50, 60]) as Float64Array;
+      expect(Math.max(...hum.map((v, k) => Math.abs(v - (fitted[k] as number)))), `${fs} Hz`).toBeLessThan(1e-9);
+    }
+  });
+
+  it('fits a stretch to the same bits whatever was fitted before (its Gram matrices are kept per length)', () => {
+    const { x } = lead(250, 700);
+    const first = fitHum(x, 250, [50, 60]) as Float64Array;
+    for (let n = 40; n < 700; n += 37) fitHum(x.subarray(0, n), 250, [50, 60]);
+    expect(Buffer.from((fitHum(x, 250, [50, 60]) as Float64Array).buffer).equals(Buffer.from(first.buffer))).toBe(true);
+    // Too short to fit 10 functions: nothing.
+    expect(fitHum(x.subarray(0, 20), 250, [50, 60])).toBeUndefined();
   });
 });

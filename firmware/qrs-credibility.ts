@@ -155,7 +155,8 @@ export class QrsCredibility {
     const hum = x === undefined ? undefined : fitHum(x, fs, mainsHz);
     let fit: { residual: Float64Array; level: number; humSpan: number } | undefined;
     if (x !== undefined && hum !== undefined) {
-      const residual = x.map((v, k) => v - (hum[k] as number));
+      const residual = new Float64Array(x.length);
+      for (let k = 0; k < x.length; k++) residual[k] = (x[k] as number) - (hum[k] as number);
       const level = medianWindowSpan(residual, Math.max(2, Math.round((windowMs * fs) / 1000)), minWindows);
       if (level !== undefined) fit = { residual, level, humSpan: span(hum, 0, hum.length) };
     }
@@ -281,7 +282,9 @@ export class QrsCredibility {
   /** Samples [from, to) of the stream (mV); undefined when any of them is not at hand (too old for the ring, or not pushed yet). */
   private stretch(from: number, to: number): Float64Array | undefined {
     if (from < Math.max(0, this.pushed - this.ring.length) || to > this.pushed) return undefined;
-    return Float64Array.from({ length: to - from }, (_, k) => this.ring[(from + k) % this.ring.length] as number);
+    const x = new Float64Array(to - from);
+    for (let k = 0, i = from % this.ring.length; k < x.length; k++, i = i + 1 === this.ring.length ? 0 : i + 1) x[k] = this.ring[i] as number;
+    return x;
   }
 
   /** Whether the detection at `r` has the shape of one of the detections at `others` (`minRepeatCorrelation`). */
@@ -344,22 +347,57 @@ function medianWindowSpan(x: ArrayLike<number>, w: number, minWindows: number): 
 /**
  * The mains hum in `x` (sampled at `fs`): a least-squares fit of a line and, for each frequency of `mainsHz` as
  * sampled (`aliasHz`; none at 0 Hz, a cosine alone at half the rate), a cosine and a sine with amplitudes that
- * may drift linearly over the stretch (a mains frequency 0.2 Hz off its nominal value turns its phase by 0.8 rad
- * over 2 s). Returns the fitted hum alone (the line left out), or undefined when there is nothing to fit.
+ * may drift linearly over the stretch. Returns the fitted hum alone (the line left out), or undefined when there is
+ * nothing to fit. Mains 0.2 Hz off its nominal frequency turns its phase by 0.8 pi rad over the 2.3 s of a detection's
+ * stretch, which a linear drift follows poorly: of 0.3 mV at 49.8-60.2 Hz it leaves 0.31-0.34 mV of the 0.6 mV span
+ * (at 250 and 128 Hz; a cubic drift leaves 0.02 mV, but was not adopted: see the README's ECG monitor section).
  */
 export function fitHum(x: ArrayLike<number>, fs: number, mainsHz: readonly number[]): Float64Array | undefined {
   const n = x.length;
-  const design = humDesign(n, fs, mainsHz);
-  if (design === undefined) return undefined;
-  const { phi, gram, humFrom } = design;
-  const m = phi.length;
+  const basis = humBasis(fs, mainsHz);
+  const gram = basis === undefined ? undefined : humGram(basis, n);
+  if (basis === undefined || gram === undefined) return undefined;
+  const { m, humFrom } = basis;
+  growWaves(basis, n);
   // Normal equations (m <= 10, symmetric), solved by Gaussian elimination with partial pivoting.
-  const a = gram.map((row) => [...row, 0]);
+  const a: number[][] = [];
   for (let i = 0; i < m; i++) {
-    const pi = phi[i] as Float64Array;
-    let acc = 0;
-    for (let k = 0; k < n; k++) acc += (pi[k] as number) * (x[k] as number);
-    (a[i] as number[])[m] = acc;
+    const row = new Array<number>(m + 1).fill(0);
+    for (let j = 0; j < m; j++) row[j] = gram[i >= j ? (i * (i + 1)) / 2 + j : (j * (j + 1)) / 2 + i] as number;
+    a.push(row);
+  }
+  // x's products with each basis function (`basisAt`), each summed over k in order, one frequency at a time.
+  const mid = (n - 1) / 2;
+  let one = 0;
+  let line = 0;
+  for (let k = 0; k < n; k++) {
+    const v = x[k] as number;
+    one += v;
+    line += ((k - mid) / n) * v;
+  }
+  (a[0] as number[])[m] = one;
+  (a[1] as number[])[m] = line;
+  let i = 2;
+  for (const { nyquist, cos, sin } of basis.waves) {
+    let xc = 0;
+    let xrc = 0;
+    let xs = 0;
+    let xrs = 0;
+    for (let k = 0; k < n; k++) {
+      const v = x[k] as number;
+      const ramp = (k - mid) / n;
+      const c = cos[k] as number;
+      const s = sin[k] as number;
+      xc += c * v;
+      xrc += ramp * c * v;
+      xs += s * v;
+      xrs += ramp * s * v;
+    }
+    (a[i++] as number[])[m] = xc;
+    (a[i++] as number[])[m] = xrc;
+    if (nyquist) continue;
+    (a[i++] as number[])[m] = xs;
+    (a[i++] as number[])[m] = xrs;
   }
   for (let c = 0; c < m; c++) {
     let p = c;
@@ -376,80 +414,115 @@ export function fitHum(x: ArrayLike<number>, fs: number, mainsHz: readonly numbe
     }
   }
   const coef = a.map((row, i) => (row[m] as number) / (row[i] as number));
+  // The hum: at each k, coefficient times basis function summed in the basis's order (`basisAt`).
   const hum = new Float64Array(n);
-  for (let j = humFrom; j < m; j++) {
-    const c = coef[j] as number;
-    const pj = phi[j] as Float64Array;
-    for (let k = 0; k < n; k++) hum[k] = (hum[k] as number) + c * (pj[k] as number);
+  let j = humFrom;
+  for (const { nyquist, cos, sin } of basis.waves) {
+    const cc = coef[j++] as number;
+    const crc = coef[j++] as number;
+    const cs = nyquist ? 0 : (coef[j++] as number);
+    const crs = nyquist ? 0 : (coef[j++] as number);
+    for (let k = 0; k < n; k++) {
+      const ramp = (k - mid) / n;
+      const c = cos[k] as number;
+      let h = (hum[k] as number) + cc * c + crc * (ramp * c);
+      if (!nyquist) {
+        const s = sin[k] as number;
+        h = h + cs * s + crs * (ramp * s);
+      }
+      hum[k] = h;
+    }
   }
   return hum;
 }
 
-/** The basis of `fitHum` over `n` samples and its Gram matrix: they depend only on n, fs and the frequencies. */
-interface HumDesign {
-  phi: Float64Array[];
-  gram: number[][];
+/**
+ * The basis of `fitHum` at a rate `fs` for given mains frequencies, whatever the stretch's length `n`: a constant, a
+ * ramp `(k - (n - 1) / 2) / n`, and per frequency as sampled a cosine and a sine (a cosine alone at half the rate), each
+ * also times the ramp. The cosines and sines come from tables grown as longer stretches are asked for; `grams` keeps
+ * the Gram matrix of every stretch length asked (see `humGram`).
+ */
+interface HumBasis {
+  /** Per frequency: cos(w k) and sin(w k), k = 0.., and whether it is half the rate (no sine). */
+  waves: { hz: number; nyquist: boolean; cos: Float64Array; sin: Float64Array }[];
+  fs: number;
+  /** Number of basis functions (2 + 2 or 4 per frequency: at most 10 for 50 and 60 Hz). */
+  m: number;
+  /** The first basis function of the hum (before it: the line). */
   humFrom: number;
+  /** Lower triangle (row by row) of the Gram matrix per stretch length. */
+  grams: Map<number, Float64Array | undefined>;
 }
 
-/** cos(w k) and sin(w k), k = 0.., of the frequencies `fitHum` has fitted, grown as longer stretches are asked for. */
-const SINUSOIDS = new Map<string, { cos: Float64Array; sin: Float64Array }>();
+/** The `HumBasis` per rate and frequencies last used (a device has one or two rates). */
+const HUM_BASES = new Map<string, HumBasis | undefined>();
 
-/** cos(w k) and sin(w k) for k < n (w = 2 pi hz / fs), from a table kept per (hz, fs). */
-function sinusoid(hz: number, fs: number, n: number): { cos: Float64Array; sin: Float64Array } {
-  const key = `${hz}|${fs}`;
-  let t = SINUSOIDS.get(key);
-  if (t === undefined || t.cos.length < n) {
-    const w = (2 * Math.PI * hz) / fs;
-    const len = Math.max(n, 2 * (t?.cos.length ?? 0));
-    t = { cos: Float64Array.from({ length: len }, (_, k) => Math.cos(w * k)), sin: Float64Array.from({ length: len }, (_, k) => Math.sin(w * k)) };
-    SINUSOIDS.set(key, t);
-    if (SINUSOIDS.size > 16) SINUSOIDS.delete(SINUSOIDS.keys().next().value as string);
+/** Gram matrices kept per `HumBasis`: `similarity` fits stretches of every length from 2 QRS windows to 3 RR intervals and more. */
+const MAX_GRAMS = 2_048;
+
+function humBasis(fs: number, mainsHz: readonly number[]): HumBasis | undefined {
+  const key = `${fs}|${mainsHz.join(',')}`;
+  if (HUM_BASES.has(key)) return HUM_BASES.get(key);
+  const freqs = [...new Set(mainsHz.map((hz) => aliasHz(hz, fs)))].filter((hz) => hz > 0);
+  const waves = freqs.map((hz) => ({ hz, nyquist: Math.abs(hz - fs / 2) < 1e-9, cos: new Float64Array(0), sin: new Float64Array(0) }));
+  const basis = freqs.length === 0 ? undefined : { waves, fs, m: 2 + waves.reduce((s, w) => s + (w.nyquist ? 2 : 4), 0), humFrom: 2, grams: new Map() };
+  HUM_BASES.set(key, basis);
+  if (HUM_BASES.size > 16) HUM_BASES.delete(HUM_BASES.keys().next().value as string);
+  return basis;
+}
+
+/** Grows the cosine and sine tables of `basis` to `n` samples at least (the values do not depend on the tables' length). */
+function growWaves(basis: HumBasis, n: number): void {
+  for (const wave of basis.waves) {
+    if (wave.cos.length >= n) continue;
+    const w = (2 * Math.PI * wave.hz) / basis.fs;
+    const len = Math.max(n, 2 * wave.cos.length);
+    wave.cos = Float64Array.from({ length: len }, (_, k) => Math.cos(w * k));
+    wave.sin = Float64Array.from({ length: len }, (_, k) => Math.sin(w * k));
   }
-  return { cos: t.cos.subarray(0, n), sin: t.sin.subarray(0, n) };
 }
 
-/** `humDesign`s last used (a monitor fits stretches of a few lengths at one rate). */
-const HUM_DESIGNS = new Map<string, HumDesign | undefined>();
+/** The `m` basis functions of `basis` over `n` samples at sample `k`, into `out` (the tables hold `n` samples). */
+function basisAt(basis: HumBasis, n: number, k: number, out: Float64Array): void {
+  const ramp = (k - (n - 1) / 2) / n;
+  out[0] = 1;
+  out[1] = ramp;
+  let i = 2;
+  for (const { nyquist, cos, sin } of basis.waves) {
+    const c = cos[k] as number;
+    out[i++] = c;
+    out[i++] = ramp * c;
+    if (nyquist) continue;
+    const s = sin[k] as number;
+    out[i++] = s;
+    out[i++] = ramp * s;
+  }
+}
 
 /**
- * The basis and Gram matrix of `fitHum` for `n` samples at `fs`, kept for the last few (n, fs, frequencies): building
- * them (the cosines and sines, and the m x m products over n samples) was most of the live monitor's CPU when each fit
- * built them again. The same numbers in the same order as before, so the fits are the same to the bit.
+ * The Gram matrix (lower triangle) of `basis` over `n` samples; undefined when the stretch is too short to fit
+ * (fewer than 8 samples, or than twice the basis functions and one). It depends only on n, the rate and the
+ * frequencies, so it is built once per length (`MAX_GRAMS` lengths kept): building it, the m(m+1)/2 products over
+ * n samples, was most of the live monitor's CPU when each fit built it again. Summed in the order a plain loop
+ * over the samples sums, so fits are the same to the bit whether it was kept or not.
  */
-function humDesign(n: number, fs: number, mainsHz: readonly number[]): HumDesign | undefined {
-  const key = `${n}|${fs}|${mainsHz.join(',')}`;
-  if (HUM_DESIGNS.has(key)) return HUM_DESIGNS.get(key);
-  let design: HumDesign | undefined;
-  const freqs = [...new Set(mainsHz.map((hz) => aliasHz(hz, fs)))].filter((hz) => hz > 0);
-  if (freqs.length > 0 && n >= 8) {
-    const mid = (n - 1) / 2;
-    const ramp = Float64Array.from({ length: n }, (_, k) => (k - mid) / n);
-    const phi: Float64Array[] = [new Float64Array(n).fill(1), ramp];
-    const humFrom = phi.length;
-    for (const hz of freqs) {
-      const nyquist = Math.abs(hz - fs / 2) < 1e-9;
-      const { cos, sin } = sinusoid(hz, fs, n);
-      phi.push(cos, cos.map((c, k) => (ramp[k] as number) * c));
-      if (!nyquist) phi.push(sin, sin.map((v, k) => (ramp[k] as number) * v));
-    }
-    const m = phi.length;
-    if (n > 2 * m) {
-      const gram = phi.map(() => new Array<number>(m).fill(0));
-      for (let i = 0; i < m; i++) {
-        const pi = phi[i] as Float64Array;
-        for (let j = 0; j <= i; j++) {
-          const pj = phi[j] as Float64Array;
-          let acc = 0;
-          for (let k = 0; k < n; k++) acc += (pi[k] as number) * (pj[k] as number);
-          (gram[i] as number[])[j] = acc;
-          (gram[j] as number[])[i] = acc;
-        }
+function humGram(basis: HumBasis, n: number): Float64Array | undefined {
+  if (basis.grams.has(n)) return basis.grams.get(n);
+  const { m } = basis;
+  let gram: Float64Array | undefined;
+  if (n >= 8 && n > 2 * m) {
+    growWaves(basis, n);
+    gram = new Float64Array((m * (m + 1)) / 2);
+    const b = new Float64Array(m);
+    for (let k = 0; k < n; k++) {
+      basisAt(basis, n, k, b);
+      for (let i = 0, at = 0; i < m; i++) {
+        const bi = b[i] as number;
+        for (let j = 0; j <= i; j++, at++) gram[at] = (gram[at] as number) + bi * (b[j] as number);
       }
-      design = { phi, gram, humFrom };
     }
   }
-  HUM_DESIGNS.set(key, design);
-  if (HUM_DESIGNS.size > 32) HUM_DESIGNS.delete(HUM_DESIGNS.keys().next().value as string);
-  return design;
+  basis.grams.set(n, gram);
+  if (basis.grams.size > MAX_GRAMS) basis.grams.delete(basis.grams.keys().next().value as number);
+  return gram;
 }
