@@ -26,8 +26,12 @@
  * keep reporting the same start.)
  *
  * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
- * 0x2A25, read at each connect) when it tells one; a CGM whose serial cannot be read at a connection is the one
- * before (a refused read once gave its resent records a second identity: QA), and without serials the CGM is the
+ * 0x2A25, read at each connect) when it tells one that is no placeholder (`isPlaceholderSerial`: `0000000000`, `N/A`,
+ * ...: no serial); a CGM whose serial cannot be read at a connection, or reads a placeholder, is the one before (a
+ * refused read once gave its resent records a second identity: QA); another serial than the one before is believed
+ * once a re-read gives it again (`identifyPeripheral`: "changed" means against the CGM on this sensor's link before,
+ * since its address may be new at each connection; QA: a garbled read stored 2 resent records twice). The serial known
+ * is this driver's: after a runtime restart the first serial read is believed. Without serials the CGM is the
  * sensor's, as before serials were read (an address is no identity: a CGM may use a new random address per
  * connection). Two CGMs may report the same session start (a start the factory or the collector wrote, or none
  * readable) and the same offsets: another CGM under the same sensor name (another serial: a transmitter replaced,
@@ -218,15 +222,18 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   }
 
   /**
-   * Who the CGM on the link is (`identifyPeripheral`: its serial when it tells one). A serial that cannot be read now
-   * while the CGM on the link before told one is taken for that CGM's (QA: a refused read once gave the CGM's resent
-   * records a second identity, and they were stored twice). A lost link rejects.
+   * Who the CGM on the link is (`identifyPeripheral`: its serial when it tells one that is no placeholder). The serial
+   * known is the one of the CGM on this sensor's link before (an address is no identity here): another serial is
+   * believed once a re-read gives it again (QA: a garbled read gave the CGM's resent records a second identity, and
+   * they were stored twice). No serial now (refused, absent, a placeholder) while the CGM before told one: that CGM's
+   * (QA: the same with a refused read). A lost link rejects.
    */
   private async identify(link: GattLink): Promise<MeterIdentity> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
-    const { identity } = await identifyPeripheral(link, { device: 'CGM', it: 'the CGM' }, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
-    const known = this.device;
-    return identity.serial === undefined && known?.serial !== undefined ? { address: link.address, serial: known.serial } : identity;
+    const names = { device: 'CGM', it: 'the CGM', withoutSerial: 'the CGM is the one before on this sensor' };
+    const known = this.device?.serial;
+    const { identity } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor' } : undefined);
+    return identity.serial === undefined && known !== undefined ? { address: link.address, serial: known } : identity;
   }
 
   /**

@@ -10,7 +10,14 @@
  */
 import type { SchemaObject } from 'ajv';
 import { DecodeError, MedgeError } from '../errors.js';
-import { decodeDisString, DEVICE_INFORMATION_FIELDS, DEVICE_INFORMATION_SERVICE_UUID, type DeviceInformation, type DeviceInformationField } from '../protocols/ble/device-information.js';
+import {
+  decodeDisString,
+  DEVICE_INFORMATION_FIELDS,
+  DEVICE_INFORMATION_SERVICE_UUID,
+  type DeviceInformation,
+  type DeviceInformationField,
+  isPlaceholderSerial,
+} from '../protocols/ble/device-information.js';
 import {
   BleError,
   type BleSupervisorState,
@@ -128,26 +135,106 @@ export async function readDeviceInformation(link: GattLink, quarantine: (charact
   return out;
 }
 
+/** Reads of the Serial Number String at most, when it reads another serial than the one known (`identifyPeripheral`). */
+export const SERIAL_READS = 3;
+
+/** The serial a peripheral told, when it is one: undefined for none and for a placeholder (`isPlaceholderSerial`). */
+function usableSerial(serial: string | undefined): string | undefined {
+  return serial === undefined || isPlaceholderSerial(serial) ? undefined : serial;
+}
+
+/** How a driver names its peripheral in the log (`glucose meter`, `the meter`) and who it is without a serial. */
+export interface PeripheralNames {
+  device: string;
+  it: string;
+  /** Who the peripheral is without a serial: `the meter is known by its address`. */
+  withoutSerial: string;
+}
+
+/**
+ * The serial known before (`identifyPeripheral`): the driver's, e.g. the meter's at this address or the CGM's on this
+ * sensor, and `where` it was known (`at this address`), for the log.
+ */
+export interface KnownSerial {
+  serial: string;
+  where: string;
+}
+
 /**
  * Who the peripheral on `link` is (records.ts `MeterIdentity`): its address, and its serial number when it offers the
  * Device Information Service and tells one (`readDeviceInformation`: a refused, empty or undecodable serial is none,
- * undecodable bytes go to `quarantine`). `what` names it in the log (`glucose meter`, `the meter`). Without a serial the address is the device: logged once per address
- * (`noSerialLogged` remembers them), with manufacturer, model and firmware; the serial itself is never logged. A lost link rejects.
+ * undecodable bytes go to `quarantine`). A placeholder serial (`isPlaceholderSerial`: `0000000000`, `N/A`, ...) is
+ * none too: many units send it alike (QA: two meters answering `0000000000` were taken for one, and one meter that
+ * answered it at a connect for another, its records stored again).
+ *
+ * A serial other than the `known` one (the driver says which: the meter's at this address, the CGM's before on this
+ * sensor) is read again before it is believed (a corrupted read took the same device for another one, and its records
+ * were stored again: QA): believed when a re-read gives it again; the known serial when a re-read gives that one;
+ * at most `SERIAL_READS` reads, and without two alike the known serial (a replacement is then left to the driver's
+ * other checks). Re-reads that fail or answer a placeholder count for nothing. Both cases are logged without either serial.
+ *
+ * Without a serial, logged once per address (`noSerialLogged` remembers them) with manufacturer, model, firmware
+ * and why (`names.withoutSerial` says who the device then is); the serial itself is never logged, nor a placeholder.
+ * `info` is what the device told, placeholder included. A lost link rejects.
  */
 export async function identifyPeripheral(
   link: GattLink,
-  what: { device: string; it: string },
+  names: PeripheralNames,
   log: { sensor: string; logger: DriverDeps['logger']; noSerialLogged: Set<string> },
   quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void,
+  known?: KnownSerial,
 ): Promise<{ identity: MeterIdentity; info: DeviceInformation }> {
   const read = await readDeviceInformation(link, quarantine);
-  const { manufacturer, model, firmware, serial } = read.info;
+  const { manufacturer, model, firmware } = read.info;
+  const told = usableSerial(read.info.serial);
+  const before = known !== undefined && usableSerial(known.serial) !== undefined ? known : undefined;
+  const serial = told !== undefined && before !== undefined && told !== before.serial ? await confirmSerial(link, told, before, names, log) : told;
   if (serial === undefined && !log.noSerialLogged.has(link.address)) {
     log.noSerialLogged.add(link.address);
-    const why = !read.offered ? 'no Device Information Service' : read.refused.includes('serial') ? 'its serial number read refused' : 'no serial number';
-    log.logger.info({ sensor: log.sensor, address: link.address, manufacturer, model, firmware }, `${what.device}: ${why}; ${what.it} is known by its address`);
+    const why = !read.offered
+      ? 'no Device Information Service'
+      : read.refused.includes('serial')
+        ? 'its serial number read refused'
+        : read.info.serial !== undefined
+          ? 'a placeholder serial number'
+          : 'no serial number';
+    log.logger.info({ sensor: log.sensor, address: link.address, manufacturer, model, firmware }, `${names.device}: ${why}; ${names.withoutSerial}`);
   }
   return { identity: serial !== undefined ? { address: link.address, serial } : { address: link.address }, info: read.info };
+}
+
+/** `first`, another serial than `known`, when re-reads confirm it; else `known` (see `identifyPeripheral`). A lost link rejects. */
+async function confirmSerial(link: GattLink, first: string, known: KnownSerial, names: PeripheralNames, log: { sensor: string; logger: DriverDeps['logger'] }): Promise<string> {
+  const address = link.address;
+  let previous = first;
+  for (let n = 1; n < SERIAL_READS; n++) {
+    const again = usableSerial(await readSerial(link));
+    if (again === previous) return again;
+    if (again === known.serial) {
+      log.logger.warn({ sensor: log.sensor, address, reads: n + 1 }, `${names.device} serial number read differently once: ${names.it} known ${known.where}`);
+      return known.serial;
+    }
+    if (again !== undefined) previous = again;
+  }
+  log.logger.warn({ sensor: log.sensor, address, reads: SERIAL_READS }, `${names.device} serial number reads disagree: ${names.it} known ${known.where} is kept`);
+  return known.serial;
+}
+
+/** The Serial Number String read once more; undefined when refused, empty or no text. A lost link rejects. */
+async function readSerial(link: GattLink): Promise<string | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await link.read(DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_FIELDS.serial);
+  } catch (error) {
+    if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+    return undefined;
+  }
+  try {
+    return decodeDisString(bytes);
+  } catch (error) {
+    if (!(error instanceof DecodeError)) throw error;
+    return undefined;
+  }
 }
 
 /** The base of the BLE drivers: one supervised connection to one peripheral. */

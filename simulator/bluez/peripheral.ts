@@ -14,6 +14,14 @@ export interface SimPeripheralFaults {
   notifyDelayMs: number;
 }
 
+/** Faults of a peripheral's Device Information Serial Number String (`simDeviceInformationService`). Mutable at any time. */
+export interface SimSerialNumberFaults {
+  /** A Serial Number String read fails (an error reply). */
+  serialNumberRefused: boolean;
+  /** The next Serial Number String reads answer these strings, one per read, instead of the serial (a corrupted read, or a placeholder). */
+  serialNumberReads: string[];
+}
+
 export function delay(ms: number): Promise<void> {
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
 }

@@ -3,12 +3,15 @@
 // time offsets collide with the old one's (a start the factory wrote, the same address) is another CGM: its records
 // are stored, not dropped as repeats of the old one's, and each names its serial (context, FHIR identifier).
 import { join } from 'node:path';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/ble-cgm.js';
 import { readingObservation } from '../../edge/fhir/mapping.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
 import { SimCgm } from '../../simulator/bluez/index.js';
 import { simDeviceInformationService } from '../../simulator/bluez/peripheral.js';
+import type { DriverDeps } from '../../device-sdk/sensors/types.js';
+import type { SimulatedBluez } from '../../simulator/bluez/bluez.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -43,6 +46,38 @@ function startedDriver(dbusAddress: string) {
 
 function deviceInformation(serial: string) {
   return { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial, firmware: '2.0.1' };
+}
+
+/** The CGM drops its link and is connected and subscribed again. */
+async function reconnect(bluez: SimulatedBluez, cgm: SimCgm): Promise<void> {
+  const before = bluez.device(cgm.address).connects;
+  await cgm.dropLink();
+  await waitFor(() => bluez.device(cgm.address).connects > before && cgm.isNotifying(0x2aa7), 'the CGM subscribed again');
+}
+
+/** Records 0, 5, 10 of CGM-A-0001; a reconnect whose serial reads answer `reads` first; records 5 and 10 sent again, then 15. What the driver handed over. */
+async function resentAfterSerialReads(bluezWith: ReturnType<typeof useSimulatedBluez>, reads: string[], logger?: DriverDeps['logger']) {
+  const cgm = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+  const bluez = await bluezWith([cgm]);
+  const sink = recordingSink();
+  const { address: _address, ...byService } = fastBleOptions(bluez.address, ADDRESS);
+  const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...byService }, { ...driverDeps(sink), ...(logger ? { logger } : {}) });
+  driver.start(sink);
+  try {
+    await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscribed');
+    for (const v of [120, 125, 130]) await cgm.measure({ mgPerDl: v });
+    await waitFor(() => sink.readings.length === 3, '3 records');
+    cgm.faults.serialNumberReads = [...reads];
+    await reconnect(bluez, cgm);
+    await cgm.measure({ mgPerDl: 125, timeOffset: 5 });
+    await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
+    await cgm.measure({ mgPerDl: 136, timeOffset: 15 });
+    // Records are handed over in order, a burst at once: 5 and 10 are judged once 15 is here.
+    await waitFor(() => sink.readings.some((r) => r.meterRecord === 15), 'record 15');
+  } finally {
+    await driver.stop();
+  }
+  return { cgm, driver, readings: sink.readings };
 }
 
 describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
@@ -157,21 +192,17 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
       Object.defineProperty(cgm, 'services', { value: cgm.services.map((s) => (s.uuid === 0x180a ? simDeviceInformationService(info, () => refuse) : s)) });
       const bluez = await bluezWith([cgm]);
       const { sink, driver } = startedDriver(bluez.address);
-      const reconnect = async () => {
-        const before = bluez.device(ADDRESS).connects;
-        await cgm.dropLink();
-        await waitFor(() => bluez.device(ADDRESS).connects > before && cgm.isNotifying(0x2aa7), 'the CGM subscribed again');
-      };
+      const reconnectIt = () => reconnect(bluez, cgm);
       try {
         await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscribed');
         for (const v of [120, 125, 130]) await cgm.measure({ mgPerDl: v });
         await waitFor(() => sink.readings.length === 3, '3 records');
         refuse = refusedAt === 1; // QA: the read refused once, then answered again
-        await reconnect();
+        await reconnectIt();
         await cgm.measure({ mgPerDl: 125, timeOffset: 5 });
         await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
         refuse = false;
-        await reconnect();
+        await reconnectIt();
         await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
         await cgm.measure({ mgPerDl: 136, timeOffset: 15 });
         await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 3, 'the new record, and three sent again as repeats');
@@ -184,4 +215,48 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
       expect(sink.readings[3]?.context?.meterSerial).toBe('CGM-A-0001');
     }
   }, 90_000);
+  for (const [read, what] of [
+    ['CGM-A-0011', 'garbled once (one bit flipped: another text, not a failed read) is read again'],
+    ['0000000000', 'answering a placeholder (0000000000) is no serial'],
+  ] as const) {
+    it(`a serial read at a reconnect ${what}: the same CGM, the records it sends again are repeats`, async () => {
+      const { cgm, driver, readings } = await resentAfterSerialReads(bluezWith, [read]);
+      // Before: taken for another CGM (deviceChanges 1), offsets 5 and 10 stored again under the serial read.
+      expect(readings.map((r) => [r.meterRecord, r.context?.meterSerial])).toEqual([
+        [0, 'CGM-A-0001'],
+        [5, 'CGM-A-0001'],
+        [10, 'CGM-A-0001'],
+        [15, 'CGM-A-0001'],
+      ]);
+      expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 0, duplicateRecords: 2 });
+      expect(cgm.faults.serialNumberReads).toEqual([]); // the answer was read
+    }, 60_000);
+  }
+
+  it('a CGM that only tells a placeholder serial (0000000000) has records named by no serial (as without one), logged once without it', async () => {
+    const lines: { msg: string; address?: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
+    const cgm = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation('0000000000') });
+    const bluez = await bluezWith([cgm]);
+    const sink = recordingSink();
+    const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, OTHER_ADDRESS) }, { ...driverDeps(sink), logger });
+    driver.start(sink);
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscribed');
+      await cgm.measure({ mgPerDl: 101 });
+      await waitFor(() => sink.readings.length === 1, 'its record');
+      await reconnect(bluez, cgm);
+      await cgm.measure({ mgPerDl: 102 });
+      await waitFor(() => sink.readings.length === 2, 'its next record');
+    } finally {
+      await driver.stop();
+    }
+    // Before: named `sn:0000000000`, an identity every CGM answering it would share.
+    expect(sink.readings.map((r) => [r.meterRecord, r.context?.meter, r.context?.meterSerial])).toEqual([
+      [0, undefined, undefined],
+      [5, undefined, undefined],
+    ]);
+    expect(lines.filter((l) => / placeholder /.test(l.msg)).map((l) => [l.address, l.msg])).toEqual([[OTHER_ADDRESS, 'CGM: a placeholder serial number; the CGM is the one before on this sensor']]);
+    expect(lines.some((l) => JSON.stringify(l).includes('0000000000'))).toBe(false);
+  }, 60_000);
 });

@@ -3,7 +3,8 @@
 // - a meter that deleted its newest record (a full memory, deleted from its menu) is the same numbering while it
 //   still holds an older record stored with the same meter clock: no notice, no refetch, nothing stored twice;
 // - records without a date (Base Time year 0): a meter that deleted its newest one is known by their content;
-// - a serial number that reads differently once at the same address is the same meter.
+// - a serial number that reads differently once at the same address is the same meter;
+// - a placeholder serial number (0000000000) is no serial: the meter at its address.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../../device-sdk/records.js';
@@ -11,6 +12,7 @@ import { SimGlucoseMeter, type SimGlucoseRecord } from '../../simulator/bluez/in
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
+import type { RuntimeConfig } from '../../firmware/config.js';
 import { meterRuntimeConfig, storedInLedger, withRuntime } from './ble-runtime-harness.js';
 
 const ADDRESS = 'C0:FF:EE:00:00:01';
@@ -51,6 +53,26 @@ async function tenStored(bluezWith: ReturnType<typeof useSimulatedBluez>, meter:
   const config = meterRuntimeConfig(dir, bluez.address, ADDRESS);
   await withRuntime(config, () => waitFor(() => storedInLedger(dataDir, 'reading').length >= 10 && meter.stats.completed >= 1, 'the 10 records'));
   return { bluez, dataDir, config };
+}
+
+/**
+ * Record 11 at the first connect of a runtime, whose serial reads answer `first`, then record 12 at a reconnect, whose
+ * serial reads answer `second` (then the meter's serial). The readings and the numbering notices stored.
+ */
+async function newRecordsAtTwoConnects(meter: SimGlucoseMeter, dataDir: string, config: RuntimeConfig, first: string[], second: string[]) {
+  meter.faults.serialNumberReads = first;
+  meter.addRecord({ mgPerDl: 128 });
+  await withRuntime(config, async () => {
+    await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 11), 'record 11');
+    await meterSettled(meter);
+    meter.faults.serialNumberReads = second;
+    meter.addRecord({ mgPerDl: 131 });
+    await meter.dropLink();
+    await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 12), 'record 12');
+    await meterSettled(meter);
+    await sleep(100);
+  });
+  return { readings: storedInLedger(dataDir, 'reading'), notices: storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED) };
 }
 
 describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twice (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
@@ -136,26 +158,31 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(23, [3]), deviceInformation: info });
     const { dataDir, config } = await tenStored(bluezWith, meter);
 
-    meter.faults.serialNumberReads = ['GM7-0O4211']; // one corrupted read at the next connect
-    meter.addRecord({ mgPerDl: 128 });
     const sent = meter.stats.recordsSent;
-    await withRuntime(config, async () => {
-      await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 11), 'record 11');
-      await meterSettled(meter);
-      // Again at a reconnect of the same runtime (the driver knows the meter on its last link).
-      meter.faults.serialNumberReads = ['GM7-004Z11'];
-      meter.addRecord({ mgPerDl: 131 });
-      await meter.dropLink();
-      await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 12), 'record 12');
-      await meterSettled(meter);
-      await sleep(100);
-    });
-    const readings = storedInLedger(dataDir, 'reading');
-    const notices = storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED);
+    // One corrupted read at the next connect, after a restart; again at a reconnect of the same runtime (the driver
+    // knows the meter on its last link).
+    const { readings, notices } = await newRecordsAtTwoConnects(meter, dataDir, config, ['GM7-0O4211'], ['GM7-004Z11']);
     expect({ storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ storedTwice: 0, notices: 0 });
     expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     expect(readings.every((r) => r.context?.meterSerial === 'GM7-004211')).toBe(true);
     expect(meter.stats.recordsSent - sent).toBe(4); // per connect: the newest stored record checked, then the new one
     expect(meter.faults.serialNumberReads).toEqual([]);
+  }, 60_000);
+
+  it('a meter that answers a placeholder serial (0000000000, read twice) at a connect is no serial: the meter known at its address, only its new records stored, no notice, also when it tells its serial again', async () => {
+    const info = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'GM7-004211', firmware: '3.1' };
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(25, []), deviceInformation: info });
+    const { dataDir, config } = await tenStored(bluezWith, meter);
+
+    // Its firmware answers the placeholder until it has loaded its serial: twice, as the read and a re-read; at the
+    // reconnect it tells its serial again.
+    const { readings, notices } = await newRecordsAtTwoConnects(meter, dataDir, config, ['0000000000', '0000000000'], []);
+    // Before: the placeholder, read twice, was believed as another meter: all 11 fetched and stored again, one notice.
+    expect({ stored: readings.length, storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ stored: 12, storedTwice: 0, notices: 0 });
+    expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    // Record 11 names its meter by its address alone, as a meter without a serial; record 12 by its serial again.
+    expect(readings[10]?.context).toMatchObject({ meter: ADDRESS });
+    expect(readings[10]?.context?.meterSerial).toBeUndefined();
+    expect(readings[11]?.context).toMatchObject({ meter: ADDRESS, meterSerial: 'GM7-004211' });
   }, 60_000);
 });

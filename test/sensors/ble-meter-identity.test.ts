@@ -3,7 +3,8 @@
 //   at connect (RACP report stored records within range N..N) and all of its records are fetched;
 // - a meter that does not do "within range": today's behaviour, asked once per driver;
 // - the Device Information Service serial number: the same serial at another address is the same meter (nothing
-//   fetched or stored twice), another serial at the same address is another meter; no DIS: the address.
+//   fetched or stored twice), another serial at the same address is another meter; no DIS, or a placeholder serial
+//   (0000000000): the address.
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -117,6 +118,31 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter identity and reset de
     expect(lines.filter((l) => l.msg === 'glucose meter identified by its serial number').map((l) => l.model)).toEqual(['GM-7', 'GM-7']);
     expect(lines.some((l) => /AAA-1|BBB-2/.test(JSON.stringify(l)))).toBe(false);
   }, 30_000);
+
+  it('two meters that both answer the placeholder serial 0000000000 are told apart by their addresses: the second one\'s records fetched from its first one, with one notice', async () => {
+    // Meters that do not do "within range" (the check that finds a reset meter by its records): the serial and the
+    // address are all that tells them apart.
+    const racpOperators = ['all', 'greater-or-equal', 'less-or-equal', 'first', 'last'] as const;
+    const placeholder = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: '0000000000', firmware: '3.1' };
+    const first = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 11, racpOperators, deviceInformation: placeholder });
+    const second = new SimGlucoseMeter({ address: OTHER_ADDRESS, storedRecords: 12, seed: 12, racpOperators, deviceInformation: placeholder });
+    const bluez = await bluezWith([first]);
+    const dir = tempDir();
+    const dataDir = join(dir, 'device');
+    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address), () => storedInLedger(dataDir, 'reading').length >= 10, 'the first meter backfilled');
+
+    // The clinic replaces it (auto-detection: the first meter advertising the Glucose Service).
+    await bluez.removeDevice(ADDRESS);
+    bluez.addDevice(second);
+    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address), () => second.stats.completed >= 1, "the second meter's transfer");
+    const readings = storedInLedger(dataDir, 'reading');
+    // Before: taken for the first meter (one serial): only its records 11 and 12 were fetched, its records 1-10 never.
+    expect({ stored: readings.length, ofSecond: readings.slice(10).length }).toEqual({ stored: 22, ofSecond: 12 });
+    expect(readings.slice(10).map((r) => [r.meterRecord, r.value])).toEqual(second.records.map((r) => [r.sequenceNumber, r.mgPerDl]));
+    expect(readings.every((r) => r.context?.meterSerial === undefined)).toBe(true);
+    expect(readings.slice(10).every((r) => r.context?.meter === OTHER_ADDRESS)).toBe(true);
+    expect(storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED)).toHaveLength(1);
+  }, 60_000);
 
   it('a meter that answers "operator not supported" to within range keeps the behaviour of before: asked once, resumed from the stored number', async () => {
     const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 6, racpOperators: ['all', 'greater-or-equal', 'less-or-equal', 'first', 'last'] });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DecodeError } from '../../errors.js';
 import { bytesToHex, hexToBytes } from './bytes.js';
-import { decodeDisString, encodeDisString } from './device-information.js';
+import { decodeDisString, encodeDisString, isPlaceholderSerial } from './device-information.js';
 
 describe('Device Information Service strings (utf8s: 0x2A29, 0x2A24, 0x2A25, 0x2A26)', () => {
   it('47 4D 2D 30 30 34 32 2D 37 31 33 39: serial number "GM-0042-7139", no terminator', () => {
@@ -33,5 +33,13 @@ describe('Device Information Service strings (utf8s: 0x2A29, 0x2A24, 0x2A25, 0x2
     expect(decodeDisString(new Uint8Array(512).fill(0x41))).toHaveLength(512);
     expect(() => encodeDisString('a\u0000b')).toThrow(ConfigError);
     expect(() => encodeDisString('é'.repeat(257))).toThrow(ConfigError);
+  });
+  it('30 30 30 30 30 30 30 30 30 30: the serial "0000000000" decodes, and is a placeholder (isPlaceholderSerial), as are one repeated character, counting digits and words for none', () => {
+    expect(decodeDisString(hexToBytes('30 30 30 30 30 30 30 30 30 30'))).toBe('0000000000');
+    const placeholders = ['0000000000', '00000000', 'FFFFFFFF', 'ffff', 'XXXXXXXX', '0', '00-00-00', '--', '123456789', '1234', '0123456789', '1234567890', 'N/A', 'n/a', 'NA', 'None', 'NULL', 'unknown', 'Undefined', 'serial', 'Serial Number', 'S/N', 'default', 'Not set', 'TBD'];
+    expect(placeholders.filter((t) => !isPlaceholderSerial(t))).toEqual([]);
+    // Serials of one unit, even with zeros, a few repeated digits or counting digits inside.
+    const serials = ['GM7-004211', 'SN-000123', '0000000001', '1000000000', '12345678901', '234567', '123', 'CGM-A-0001', 'AB', 'NAN1', 'unknown-7', 'SGM-C0FFEE000001'];
+    expect(serials.filter((t) => isPlaceholderSerial(t))).toEqual([]);
   });
 });

@@ -15,6 +15,11 @@
  * padding (a fixed-size buffer) and surrounding spaces, both removed. Refused (`DecodeError`, the bytes go
  * to quarantine): bytes that are not UTF-8, a NUL or another control character inside the text, and more
  * than 512 bytes. A value that is empty once trimmed decodes as `undefined` (the device has none).
+ *
+ * A Serial Number String may also be a placeholder that many units send alike (`isPlaceholderSerial`): a stack's
+ * default (NXP EdgeFast's `CONFIG_BT_DIS_SERIAL_NUMBER_STR` is "00000000"), erased flash read as text ("FFFFFFFF"),
+ * a firmware template's value ("123456789") or a word ("N/A", "unknown"). It is text, decoded as such; what it
+ * identifies is for the collector to judge.
  */
 import { ConfigError, DecodeError } from '../../errors.js';
 
@@ -67,4 +72,25 @@ export function encodeDisString(text: string, field = '/value'): Uint8Array {
   const bytes = new TextEncoder().encode(text);
   if (bytes.length > MAX_ATTRIBUTE_LENGTH) throw new ConfigError(field, `${bytes.length} bytes`, `is longer than an attribute value (${MAX_ATTRIBUTE_LENGTH} bytes)`, 'shorten it');
   return bytes;
+}
+
+/** Separators ignored when a serial is compared with the placeholders: spaces, `-`, `_`, `.`, `:`, `/`, `\`, `#`. */
+const SERIAL_SEPARATORS = /[\s\-_.:/\\#]/g;
+/** Words that are no serial, lower case and without separators (`N/A` is `na`, `S/N` is `sn`). */
+const PLACEHOLDER_SERIAL_WORDS: ReadonlySet<string> = new Set(['na', 'none', 'null', 'nil', 'unknown', 'undefined', 'serial', 'serialnumber', 'sn', 'default', 'notset', 'notavailable', 'empty', 'invalid', 'tbd']);
+/** Digits counting up from 0 or 1, four or more (`1234`, `123456789`, `0123456789`, `1234567890`). */
+const COUNTING_DIGITS = /^0?1234(5(6(7(8(90?)?)?)?)?)?$/;
+
+/**
+ * Whether a decoded Serial Number String is a placeholder rather than one unit's serial: the same on every unit that
+ * sends it, so no identity. Conservative, on the text without separators (`SERIAL_SEPARATORS`), case ignored:
+ * - nothing but separators, or one character repeated (`0000000000`, `FFFFFFFF`, `00-00-00`, `X`);
+ * - digits counting up from 0 or 1, four or more (`1234`, `123456789`, `0123456789`, `1234567890`);
+ * - a word that says there is none (`PLACEHOLDER_SERIAL_WORDS`: `N/A`, `none`, `null`, `unknown`, `serial`, `S/N`,
+ *   `default`, `not set`, ...).
+ * Anything else is taken for a serial (a serial that merely contains zeros, `SN-000123`, is one).
+ */
+export function isPlaceholderSerial(text: string): boolean {
+  const bare = text.replace(SERIAL_SEPARATORS, '').toLowerCase();
+  return /^(.)?\1*$/su.test(bare) || COUNTING_DIGITS.test(bare) || PLACEHOLDER_SERIAL_WORDS.has(bare);
 }
