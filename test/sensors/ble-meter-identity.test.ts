@@ -134,7 +134,16 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter identity and reset de
     // The clinic replaces it (auto-detection: the first meter advertising the Glucose Service).
     await bluez.removeDevice(ADDRESS);
     bluez.addDevice(second);
-    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address), () => second.stats.completed >= 1, "the second meter's transfer");
+    // Until the second meter's transfer is done and nothing more has been stored for 600 ms (the records of a
+    // transfer reach the ledger after the meter sent them).
+    let seen = -1;
+    let since = 0;
+    const settled = () => {
+      const n = storedInLedger(dataDir, 'reading').length;
+      if (n !== seen) [seen, since] = [n, Date.now()];
+      return second.stats.completed >= 1 && Date.now() - since >= 600;
+    };
+    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address), settled, "the second meter's transfer stored");
     const readings = storedInLedger(dataDir, 'reading');
     // Before: taken for the first meter (one serial): only its records 11 and 12 were fetched, its records 1-10 never.
     expect({ stored: readings.length, ofSecond: readings.slice(10).length }).toEqual({ stored: 22, ofSecond: 12 });
@@ -143,6 +152,38 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter identity and reset de
     expect(readings.slice(10).every((r) => r.context?.meter === OTHER_ADDRESS)).toBe(true);
     expect(storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED)).toHaveLength(1);
   }, 60_000);
+
+  it('records stored before placeholders were no serial (meterSerial 0000000000) continue at their address: a meter still answering the placeholder has only its new record fetched, no notice', async () => {
+    const placeholder = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: '0000000000', firmware: '3.1' };
+    const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 13, deviceInformation: { ...placeholder, serial: 'GM7-000777' } });
+    const bluez = await bluezWith([meter]);
+    const options = { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0 };
+    const before = recordingSink();
+    const first = new BleGlucoseMeterDriver('meter', options, driverDeps(before));
+    first.start(before);
+    try {
+      await waitFor(() => before.readings.length === 10 && first.transfers === 1, 'the 10 records');
+    } finally {
+      await first.stop();
+    }
+    // Those 10 rows as the driver stored them when a placeholder was an identity.
+    const sink = recordingSink();
+    sink.readings.push(...before.readings.map((r) => ({ ...r, context: { ...r.context, meterSerial: '0000000000' } })));
+    await bluez.removeDevice(ADDRESS);
+    const same = new SimGlucoseMeter({ address: ADDRESS, records: meter.records, deviceInformation: placeholder });
+    same.addRecord({ mgPerDl: 133 });
+    bluez.addDevice(same);
+    const driver = new BleGlucoseMeterDriver('meter', options, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length >= 11 && driver.transfers >= 1, 'record 11');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.slice(10).map((r) => [r.meterRecord, r.context?.meter, r.context?.meterSerial, r.context?.meterEpoch])).toEqual([[11, ADDRESS, undefined, undefined]]);
+    expect(sink.notices).toEqual([]);
+    expect(same.stats.reports.all).toBeUndefined(); // resumed ("≥ 11"), not fetched from its first record
+  }, 30_000);
 
   it('a meter that answers "operator not supported" to within range keeps the behaviour of before: asked once, resumed from the stored number', async () => {
     const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 6, racpOperators: ['all', 'greater-or-equal', 'less-or-equal', 'first', 'last'] });
