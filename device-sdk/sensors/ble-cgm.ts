@@ -230,7 +230,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
    */
   private async identify(link: GattLink): Promise<MeterIdentity> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
-    const names = { device: 'CGM', it: 'the CGM', withoutSerial: 'the CGM is the one before on this sensor' };
+    const names = { device: 'CGM', it: 'the CGM', withoutSerial: 'the CGM is taken for this sensor\'s CGM' };
     const known = this.device?.serial;
     const { identity } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor' } : undefined);
     return identity.serial === undefined && known !== undefined ? { address: link.address, serial: known } : identity;

@@ -256,7 +256,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
       [0, undefined, undefined],
       [5, undefined, undefined],
     ]);
-    expect(lines.filter((l) => / placeholder /.test(l.msg)).map((l) => [l.address, l.msg])).toEqual([[OTHER_ADDRESS, 'CGM: a placeholder serial number; the CGM is the one before on this sensor']]);
+    expect(lines.filter((l) => / placeholder /.test(l.msg)).map((l) => [l.address, l.msg])).toEqual([[OTHER_ADDRESS, 'CGM: a placeholder serial number; the CGM is taken for this sensor\'s CGM']]);
     expect(lines.some((l) => JSON.stringify(l).includes('0000000000'))).toBe(false);
   }, 60_000);
 });
