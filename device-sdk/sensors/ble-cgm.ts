@@ -77,7 +77,7 @@ import {
 import { finiteValue } from '../protocols/ieee11073.js';
 import { METER_NUMBERING_CONTEXT, type MeterIdentity, type Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral, type SerialRules } from './ble-common.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const CGM_SERVICE_UUID = 0x181f;
@@ -94,6 +94,16 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
   e2eCrc: true,
   annunciationLayout: 'sig',
 });
+
+/**
+ * The CGM's reading of serial reads that do not settle it against the serial known (`identifyPeripheral`): nothing but
+ * the serial tells a replaced CGM with the factory's session start from the old one, and a record stored twice is
+ * better than one lost. Other serials, none twice (`B`, garbled, garbled; `B`, refused, refused): the first serial read,
+ * possibly another CGM (QA: taken for the old one, 4 of 5 records of the new one lost); a placeholder answered: another
+ * CGM, without a serial (QA: a CGM replaced by one answering `0000000000`, 3 of 5 lost); refused or absent: the known
+ * CGM (QA: a refused read gave its resent records a second identity).
+ */
+const CGM_SERIAL_RULES: Readonly<SerialRules> = Object.freeze({ unconfirmed: 'first', placeholder: 'none', unread: 'known' });
 
 /** (Session, time offset) pairs remembered for duplicate detection (a day and a half of 1-minute records). */
 const SEEN_LIMIT = 2048;
@@ -150,10 +160,12 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private highestOffset = -1;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
-  /** Another CGM found on a link than the one before (another serial, or without serials another address). */
+  /** Another CGM found on a link than the one before (another serial; a serial and none: `adoptDevice`). */
   deviceChanges = 0;
   /** The CGM on the link (see "Identity"); undefined before the first link. */
   private device: MeterIdentity | undefined;
+  /** Whether a CGM on this driver told a serial (`adoptDevice`: a CGM telling one for the first time is the same). */
+  private serialTold = false;
   /** Addresses whose CGM told no serial: logged once. */
   private noSerialLogged = new Set<string>();
   private currentStart: BleCgmSessionStart | undefined;
@@ -222,33 +234,38 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   }
 
   /**
-   * Who the CGM on the link is (`identifyPeripheral`: its serial when it tells one that is no placeholder). The serial
-   * known is the one of the CGM on this sensor's link before (an address is no identity here): another serial is
-   * believed once a re-read gives it again (QA: a garbled read gave the CGM's resent records a second identity, and
-   * they were stored twice). No serial now (refused, absent, a placeholder) while the CGM before told one: that CGM's
-   * (QA: the same with a refused read). A lost link rejects.
+   * Who the CGM on the link is (`identifyPeripheral` by `CGM_SERIAL_RULES`): its serial when it tells one that is no
+   * placeholder. The serial known is the one of the CGM on this sensor's link before, `this.device` (an address is no
+   * identity here; after a restart, the runtime's when it provides one): another serial is believed once read twice, or
+   * when no re-read gives two alike nor the known one (a duplicate rather than a loss); a re-read giving the known one is
+   * a garbled read of that CGM (QA: a garbled read gave the CGM's resent records a second identity). Refused or absent
+   * while a serial is known: that CGM. A placeholder: a CGM without a serial. A lost link rejects.
    */
   private async identify(link: GattLink): Promise<MeterIdentity> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
     const names = { device: 'CGM', it: 'the CGM', withoutSerial: 'the CGM is taken for this sensor\'s CGM' };
     const known = this.device?.serial;
-    const { identity } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor' } : undefined);
-    return identity.serial === undefined && known !== undefined ? { address: link.address, serial: known } : identity;
+    const { identity } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor', ...CGM_SERIAL_RULES } : undefined);
+    return identity;
   }
 
   /**
-   * The CGM on a new link. Another one than before only when both told their serial and the serials differ (without
-   * a serial the address is no identity: a CGM may use a new random address per connection, and QA saw its resent
-   * records stored again): the records still waiting are handed over as the old one's, and its session start, highest
-   * offset and record clock are forgotten, so that its records are judged by its own (its keys carry its serial). The
-   * same CGM telling its serial for the first time keeps its records seen (their keys move to the serial).
+   * The CGM on a new link. The same one when both told the same serial, or neither told one (without a serial the
+   * address is no identity: a CGM may use a new random address per connection, and QA saw its resent records stored
+   * again), or when a CGM tells a serial and none was told before on this driver (the same CGM telling its serial for
+   * the first time: its records seen move to the serial's keys). Otherwise another one (another serial; a CGM without a
+   * serial after one with a serial, or the other way: QA, a replacement answering a placeholder): the records still
+   * waiting are handed over as the old one's, and its session start, highest offset and record clock are forgotten, so
+   * that its records are judged by its own (its keys carry its serial, or none). Duplicates are possible, no loss.
    */
   private adoptDevice(next: MeterIdentity): void {
     const previous = this.device;
     const before = this.deviceKey;
     this.device = next;
+    const serialToldBefore = this.serialTold || previous?.serial !== undefined;
+    this.serialTold = serialToldBefore || next.serial !== undefined;
     if (previous === undefined) return;
-    if (previous.serial === undefined || next.serial === undefined || previous.serial === next.serial) {
+    if (previous.serial === next.serial || (previous.serial === undefined && !serialToldBefore)) {
       const after = this.deviceKey;
       if (after !== before) {
         for (const k of [...this.seen].filter((x) => x.startsWith(`${before} `))) {

@@ -108,7 +108,7 @@ import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decode
 import { finiteValue } from '../protocols/ieee11073.js';
 import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral, type SerialRules } from './ble-common.js';
 import { METER_TIME_CONTEXT, type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
@@ -132,6 +132,13 @@ export const DEFAULT_BLE_GLUCOSE_METER_OPTIONS: Readonly<BleGlucoseMeterOptions>
 const MMOL_TO_MG_PER_DL = 18.0156;
 /** A re-read of the meter's Current Time within this of the last one is the same clock (whole-second rounding of a read that takes milliseconds). */
 const CLOCK_REREAD_TOLERANCE_MS = 1000;
+/**
+ * The meter's reading of serial reads that do not settle it (`identifyPeripheral`) at an address where a serial is
+ * known: other serials, none twice, are that meter (a replacement is found by its numbering: "within range", the
+ * records' content); a placeholder too (before: its records stored without the serial, their FHIR meter-sequence id
+ * `<address>/N` instead of `sn:<serial>/N` until it told its serial again); a refused read is the address, as before.
+ */
+const METER_SERIAL_RULES: Readonly<SerialRules> = Object.freeze({ unconfirmed: 'known', placeholder: 'known', unread: 'none' });
 /**
  * Records compared at most, by content, when the meter's last record is before the floor, has no date and no dated
  * record is stored below it (`heldBelowFloor`): it and those just below it.
@@ -434,15 +441,16 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   /**
    * Who the meter on the link is (`identifyPeripheral`): its address, and its serial number when it tells one that is
    * no placeholder. Without the service, with the serial refused, empty or a placeholder, the address is the meter
-   * (logged once per address). Another serial than the one known at this address (the meter last on this driver's link
-   * there, else the meter whose records were stored last from there) is believed once a re-read gives it again.
+   * (logged once per address), but at an address where a serial is known (the meter last on this driver's link there,
+   * else the meter whose records were stored last from there) by `METER_SERIAL_RULES`: a placeholder is that meter (its
+   * records keep its serial, their FHIR ids too), and another serial is believed once a re-read gives it again.
    * Logged: manufacturer, model and firmware; never the serial.
    */
   private async identify(link: GattLink): Promise<MeterIdentity> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.disMissingLogged };
     const names = { device: 'glucose meter', it: 'the meter', withoutSerial: 'the meter is known by its address' };
     const known = this.serialKnownAt(link.address);
-    const { identity, info } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'at this address' } : undefined);
+    const { identity, info } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'at this address', ...METER_SERIAL_RULES } : undefined);
     const { manufacturer, model, firmware } = info;
     if (identity.serial !== undefined && (this.meter?.serial !== identity.serial || this.meter.address !== link.address)) {
       this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, 'glucose meter identified by its serial number');

@@ -19,7 +19,8 @@
  * Device Information Service 0x180A (`deviceInformation`; `false` leaves it out): manufacturer, model, serial
  * (default `SCGM-` and the address's hex digits) and firmware, as `peripheral.ts` `simDeviceInformationService`.
  * `faults.serialNumberRefused` fails the serial read with an error reply; `faults.serialNumberReads`: the next
- * serial reads answer these strings, one each, in order (a garbled read, a placeholder), then the serial again.
+ * serial reads answer these strings, one each, in order (a garbled read, a placeholder; `SIM_SERIAL_REFUSED`: that read
+ * refused), then the serial again.
  */
 import { CGM_DST_OFFSET_MINUTES, CGM_FEATURE_BITS, CGM_FEATURE_UUID, CGM_MEASUREMENT_UUID, CGM_SESSION_START_TIME_UUID, encodeCgmFeature, encodeCgmMeasurement, encodeCgmSessionStartTime } from '../../device-sdk/protocols/ble/cgm.js';
 import type { SimCharacteristicSpec, SimServiceSpec } from './bluez.js';

@@ -55,7 +55,7 @@
  *   that sends its memory order, not its numbering).
  * - `racpUnanswered`: report requests with these operators get no answer at all (a broken meter).
  * - `serialNumberReads`: the next Serial Number String reads answer these strings, one each, in order (a
- *   corrupted or flaky read); then the meter's own serial again.
+ *   corrupted or flaky read; `SIM_SERIAL_REFUSED`: that read refused); then the meter's own serial again.
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
  *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
  *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;

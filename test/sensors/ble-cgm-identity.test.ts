@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/ble-cgm.js';
 import { readingObservation } from '../../edge/fhir/mapping.js';
 import { parseRuntimeConfig } from '../../firmware/config.js';
-import { SimCgm } from '../../simulator/bluez/index.js';
+import { SIM_SERIAL_REFUSED, SimCgm, type SimSerialRead } from '../../simulator/bluez/index.js';
 import { simDeviceInformationService } from '../../simulator/bluez/peripheral.js';
 import type { DriverDeps } from '../../device-sdk/sensors/types.js';
 import type { SimulatedBluez } from '../../simulator/bluez/bluez.js';
@@ -78,6 +78,53 @@ async function resentAfterSerialReads(bluezWith: ReturnType<typeof useSimulatedB
     await driver.stop();
   }
   return { cgm, driver, readings: sink.readings };
+}
+
+/**
+ * QA's replacement: CGM A (`CGM-A-0001`) sends offsets 0, 5, 10, 15 and is replaced by CGM B telling `serial` at another
+ * address, with the same factory session start, whose first serial reads answer `reads` (then its serial); B sends 0, 5,
+ * 10, 20, then reconnects and sends 20 again and 25. What the driver (finding its CGM by service) handed over.
+ */
+async function replacedCgm(bluezWith: ReturnType<typeof useSimulatedBluez>, serial: string, reads: SimSerialRead[]) {
+  const a = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+  const b = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation(serial), faults: { serialNumberReads: [...reads] } });
+  const bluez = await bluezWith([a]);
+  const { sink, driver } = startedDriver(bluez.address);
+  const sent = async (cgm: SimCgm, records: [number, number][]) => {
+    for (const [timeOffset, mgPerDl] of records) await cgm.measure({ mgPerDl, timeOffset });
+  };
+  try {
+    await waitFor(() => a.isNotifying(0x2aa7), 'CGM A subscribed');
+    await sent(a, [[0, 120], [5, 125], [10, 130], [15, 135]]);
+    await waitFor(() => sink.readings.length === 4, "A's 4 records");
+    await bluez.removeDevice(ADDRESS);
+    bluez.addDevice(b);
+    await waitFor(() => b.isNotifying(0x2aa7), 'CGM B subscribed');
+    await sent(b, [[0, 90], [5, 85], [10, 80], [20, 75]]);
+    // Records are handed over in order, a burst at once: 0, 5 and 10 are judged once 20 is here.
+    await waitFor(() => sink.readings.some((r) => r.meterRecord === 20), "B's record 20");
+    await reconnect(bluez, b);
+    await sent(b, [[20, 75], [25, 70]]);
+    await waitFor(() => sink.readings.some((r) => r.meterRecord === 25), "B's record 25");
+  } finally {
+    await driver.stop();
+  }
+  return { b, driver, readings: sink.readings.map((r) => [r.meterRecord, r.value, r.context?.meterSerial]) };
+}
+
+/** What `replacedCgm` hands over when B is told apart from A: A's 4 records, B's 5 (20 sent twice, once stored), B's named by `serial`. */
+function allOf(serial: string | undefined) {
+  return [
+    [0, 120, 'CGM-A-0001'],
+    [5, 125, 'CGM-A-0001'],
+    [10, 130, 'CGM-A-0001'],
+    [15, 135, 'CGM-A-0001'],
+    [0, 90, serial],
+    [5, 85, serial],
+    [10, 80, serial],
+    [20, 75, serial],
+    [25, 70, serial],
+  ];
 }
 
 describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
@@ -217,11 +264,12 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
   }, 90_000);
   for (const [read, what] of [
     ['CGM-A-0011', 'garbled once (one bit flipped: another text, not a failed read) is read again'],
-    ['0000000000', 'answering a placeholder (0000000000) is no serial'],
+    ['0000000000', 'answering a placeholder (0000000000) once, then its serial, is read again'],
   ] as const) {
     it(`a serial read at a reconnect ${what}: the same CGM, the records it sends again are repeats`, async () => {
       const { cgm, driver, readings } = await resentAfterSerialReads(bluezWith, [read]);
-      // Before: taken for another CGM (deviceChanges 1), offsets 5 and 10 stored again under the serial read.
+      // Before: taken for another CGM (deviceChanges 1), offsets 5 and 10 stored again under the serial read. (A
+      // placeholder at every read is another CGM: below.)
       expect(readings.map((r) => [r.meterRecord, r.context?.meterSerial])).toEqual([
         [0, 'CGM-A-0001'],
         [5, 'CGM-A-0001'],
@@ -258,5 +306,50 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     ]);
     expect(lines.filter((l) => / placeholder /.test(l.msg)).map((l) => [l.address, l.msg])).toEqual([[OTHER_ADDRESS, 'CGM: a placeholder serial number; the CGM is taken for this sensor\'s CGM']]);
     expect(lines.some((l) => JSON.stringify(l).includes('0000000000'))).toBe(false);
+  }, 60_000);
+
+  // QA re-check: a replaced CGM whose confirmation re-read is disturbed was taken for the old one (the branch before
+  // this fix: 1 of B's 5 records stored, under A's serial; 0, 5, 10 dropped as A's repeats, 20 stored again after B's
+  // reconnect). Two alike in any order are believed; without two alike the first serial read, not the old CGM.
+  for (const [reads, what] of [
+    [['CGM-B-0002', 'CGM-B-0O02'], 'B, garbled, B: B read twice (not in a row) is believed'],
+    [['CGM-B-0002', 'CGM-B-0O02', 'CGM-8-0002'], 'B, garbled, garbled: no two alike, the first serial read is believed'],
+    [['CGM-B-0002', SIM_SERIAL_REFUSED, SIM_SERIAL_REFUSED], 'B, refused, refused: the first serial read is believed'],
+    [['0000000000'], '0000000000, then B: the serial after the placeholder counts, confirmed by its re-read'],
+  ] as const) {
+    it(`a CGM replaced by another (same session start, new address) whose serial reads are ${what}: all of its records stored under its serial`, async () => {
+      const { b, driver, readings } = await replacedCgm(bluezWith, 'CGM-B-0002', [...reads]);
+      expect(readings).toEqual(allOf('CGM-B-0002'));
+      expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 1, duplicateRecords: 1 });
+      expect(b.faults.serialNumberReads).toEqual([]);
+    }, 60_000);
+  }
+
+  // QA re-check: a CGM replaced by one answering a placeholder was taken for the old one (the branch before this fix:
+  // 6 of 9 records stored). A placeholder is an answer: another CGM, without a serial. A serial that merely looks like
+  // one (`123456`) is a serial.
+  for (const [serial, stored] of [
+    ['0000000000', undefined],
+    ['123456', '123456'],
+  ] as const) {
+    it(`a CGM replaced by one telling ${serial} (same session start, new address): another CGM, all of its records stored`, async () => {
+      const { driver, readings } = await replacedCgm(bluezWith, serial, []);
+      expect(readings).toEqual(allOf(stored));
+      expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 1, duplicateRecords: 1 });
+    }, 60_000);
+  }
+
+  it('the CGM answering a placeholder at every read of a reconnect is taken for another CGM without a serial: the records it sends again are stored again (a duplicate, not a loss)', async () => {
+    const { driver, readings } = await resentAfterSerialReads(bluezWith, ['0000000000', '0000000000', '0000000000']);
+    // The branch before this fix: the CGM before (4 of 4); a CGM replaced by one answering it lost records (above).
+    expect(readings.map((r) => [r.meterRecord, r.context?.meterSerial])).toEqual([
+      [0, 'CGM-A-0001'],
+      [5, 'CGM-A-0001'],
+      [10, 'CGM-A-0001'],
+      [5, undefined],
+      [10, undefined],
+      [15, undefined],
+    ]);
+    expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 1, duplicateRecords: 0 });
   }, 60_000);
 });

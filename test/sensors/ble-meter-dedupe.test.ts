@@ -7,7 +7,7 @@
 // - a placeholder serial number (0000000000) is no serial: the meter at its address.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Reading } from '../../device-sdk/records.js';
+import { meterRecordId, type Reading } from '../../device-sdk/records.js';
 import { SimGlucoseMeter, type SimGlucoseRecord } from '../../simulator/bluez/index.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
@@ -169,20 +169,26 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
     expect(meter.faults.serialNumberReads).toEqual([]);
   }, 60_000);
 
-  it('a meter that answers a placeholder serial (0000000000, read twice) at a connect is no serial: the meter known at its address, only its new records stored, no notice, also when it tells its serial again', async () => {
-    const info = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'GM7-004211', firmware: '3.1' };
-    const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(25, []), deviceInformation: info });
-    const { dataDir, config } = await tenStored(bluezWith, meter);
+  // Its firmware answers the placeholder until it has loaded its serial: at the read and a re-read (then its serial), or
+  // at every read of a connect; at the reconnect it tells its serial again.
+  for (const [reads, what] of [
+    [['0000000000', '0000000000'], 'read twice, then its serial'],
+    [['0000000000', '0000000000', '0000000000'], 'at every read'],
+  ] as const) {
+    it(`a meter that answers a placeholder serial (0000000000, ${what}) at a connect at an address where its serial is known is that meter: only its new records stored, under its serial, no notice`, async () => {
+      const info = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'GM7-004211', firmware: '3.1' };
+      const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(25, []), deviceInformation: info });
+      const { dataDir, config } = await tenStored(bluezWith, meter);
 
-    // Its firmware answers the placeholder until it has loaded its serial: twice, as the read and a re-read; at the
-    // reconnect it tells its serial again.
-    const { readings, notices } = await newRecordsAtTwoConnects(meter, dataDir, config, ['0000000000', '0000000000'], []);
-    // Before: the placeholder, read twice, was believed as another meter: all 11 fetched and stored again, one notice.
-    expect({ stored: readings.length, storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ stored: 12, storedTwice: 0, notices: 0 });
-    expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-    // Record 11 names its meter by its address alone, as a meter without a serial; record 12 by its serial again.
-    expect(readings[10]?.context).toMatchObject({ meter: ADDRESS });
-    expect(readings[10]?.context?.meterSerial).toBeUndefined();
-    expect(readings[11]?.context).toMatchObject({ meter: ADDRESS, meterSerial: 'GM7-004211' });
-  }, 60_000);
+      const { readings, notices } = await newRecordsAtTwoConnects(meter, dataDir, config, [...reads], []);
+      // Before placeholders were no serial: believed as another meter, all 11 fetched and stored again, one notice.
+      expect({ stored: readings.length, storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ stored: 12, storedTwice: 0, notices: 0 });
+      expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      // Record 11 keeps its meter's serial, so its FHIR meter-sequence id too (the branch before this fix: no serial, id
+      // `<address>/11` among `sn:GM7-004211/N`).
+      expect(readings.map((r) => r.context?.meterSerial)).toEqual(Array.from({ length: 12 }, () => 'GM7-004211'));
+      expect(readings.map((r) => meterRecordId(r))).toEqual(Array.from({ length: 12 }, (_, i) => `sn:GM7-004211/${i + 1}`));
+      expect(meter.faults.serialNumberReads).toEqual([]);
+    }, 60_000);
+  }
 });

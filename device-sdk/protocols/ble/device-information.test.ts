@@ -34,12 +34,16 @@ describe('Device Information Service strings (utf8s: 0x2A29, 0x2A24, 0x2A25, 0x2
     expect(() => encodeDisString('a\u0000b')).toThrow(ConfigError);
     expect(() => encodeDisString('é'.repeat(257))).toThrow(ConfigError);
   });
-  it('30 30 30 30 30 30 30 30 30 30: the serial "0000000000" decodes, and is a placeholder (isPlaceholderSerial), as are one repeated character, counting digits and words for none', () => {
+  it('30 30 30 30 30 30 30 30 30 30: the serial "0000000000" decodes, and is a placeholder (isPlaceholderSerial), as are one character repeated 6 times or more, 8 or more counting digits and words for none, after a label too', () => {
     expect(decodeDisString(hexToBytes('30 30 30 30 30 30 30 30 30 30'))).toBe('0000000000');
-    const placeholders = ['0000000000', '00000000', 'FFFFFFFF', 'ffff', 'XXXXXXXX', '0', '00-00-00', '--', '123456789', '1234', '0123456789', '1234567890', 'N/A', 'n/a', 'NA', 'None', 'NULL', 'unknown', 'Undefined', 'serial', 'Serial Number', 'S/N', 'default', 'Not set', 'TBD'];
-    expect(placeholders.filter((t) => !isPlaceholderSerial(t))).toEqual([]);
-    // Serials of one unit, even with zeros, a few repeated digits or counting digits inside.
-    const serials = ['GM7-004211', 'SN-000123', '0000000001', '1000000000', '12345678901', '234567', '123', 'CGM-A-0001', 'AB', 'NAN1', 'unknown-7', 'SGM-C0FFEE000001'];
-    expect(serials.filter((t) => isPlaceholderSerial(t))).toEqual([]);
+    const placeholders = ['0000000000', '00000000', '000000', 'FFFFFFFF', 'ffffff', 'XXXXXXXX', '00-00-00', '--', '12345678', '123456789', '0123456789', '1234567890', 'N/A', 'n/a', 'NA', 'None', 'NULL', 'unknown', 'Undefined', 'serial', 'Serial Number', 'S/N', 'SN', 'default', 'Not set', 'TBD'];
+    const labelled = ['SN:00000000', 'SN 0000000000', 'S/N: N/A', 'Serial: unknown', 'Serial No. 000000', 'Serial Number: 123456789', '0x00000000', '0xFFFFFFFF', 'sn-none'];
+    expect([...placeholders, ...labelled].filter((t) => !isPlaceholderSerial(t))).toEqual([]);
+  });
+  it('isPlaceholderSerial is conservative: short runs and counts, counting digits with separators, serials with zeros inside are serials', () => {
+    // QA re-check: these were taken for placeholders (a serial taken for none: a device not told apart from another).
+    const qa = ['1234', '12345', '01234', '1111', '7', 'A', '1234-5678', '123-456-789', '123456'];
+    const serials = ['GM7-004211', 'SN-000123', 'SN:12345', '0x1A2B3C4D', '00000', 'FFFFF', '0', '0000000001', '1000000000', '12345678901', '234567', '123', 'CGM-A-0001', 'AB', 'NAN1', 'unknown-7', 'Serial: 7', 'SGM-C0FFEE000001'];
+    expect([...qa, ...serials].filter((t) => isPlaceholderSerial(t))).toEqual([]);
   });
 });

@@ -76,21 +76,37 @@ export function encodeDisString(text: string, field = '/value'): Uint8Array {
 
 /** Separators ignored when a serial is compared with the placeholders: spaces, `-`, `_`, `.`, `:`, `/`, `\`, `#`. */
 const SERIAL_SEPARATORS = /[\s\-_.:/\\#]/g;
+/**
+ * A label or notation before the serial itself, removed before the text is judged: `SN`, `SN:`, `S/N:`, `Serial:`,
+ * `Serial No.`, `Serial Number:`, `0x` (case ignored), with the separators after it.
+ */
+const SERIAL_LABEL = /^\s*(?:s\s*\/?\s*n|serial(?:\s*(?:number|num|no|nr))?|0x)[\s.:#-]*/i;
 /** Words that are no serial, lower case and without separators (`N/A` is `na`, `S/N` is `sn`). */
 const PLACEHOLDER_SERIAL_WORDS: ReadonlySet<string> = new Set(['na', 'none', 'null', 'nil', 'unknown', 'undefined', 'serial', 'serialnumber', 'sn', 'default', 'notset', 'notavailable', 'empty', 'invalid', 'tbd']);
-/** Digits counting up from 0 or 1, four or more (`1234`, `123456789`, `0123456789`, `1234567890`). */
-const COUNTING_DIGITS = /^0?1234(5(6(7(8(90?)?)?)?)?)?$/;
+/** One character repeated, at least 6 times (`000000`, `FFFFFFFF`): shorter runs are serials of some makers (`1111`). */
+const ONE_CHARACTER_REPEATED = /^(.)\1{5,}$/su;
+/** The digits alone counting up from 0 or 1, eight or more (`12345678`, `123456789`, `0123456789`, `1234567890`). */
+const COUNTING_DIGITS = /^0?12345678(?:90?)?$/;
 
 /**
  * Whether a decoded Serial Number String is a placeholder rather than one unit's serial: the same on every unit that
- * sends it, so no identity. Conservative, on the text without separators (`SERIAL_SEPARATORS`), case ignored:
- * - nothing but separators, or one character repeated (`0000000000`, `FFFFFFFF`, `00-00-00`, `X`);
- * - digits counting up from 0 or 1, four or more (`1234`, `123456789`, `0123456789`, `1234567890`);
- * - a word that says there is none (`PLACEHOLDER_SERIAL_WORDS`: `N/A`, `none`, `null`, `unknown`, `serial`, `S/N`,
- *   `default`, `not set`, ...).
- * Anything else is taken for a serial (a serial that merely contains zeros, `SN-000123`, is one).
+ * sends it, so no identity. Conservative (a serial taken for a placeholder is a device not told apart from another),
+ * case ignored, judged on the text as sent and on the text after a label (`SERIAL_LABEL`: `SN:`, `S/N:`, `Serial:`,
+ * `Serial No.`, `0x`):
+ * - nothing but separators (`SERIAL_SEPARATORS`), or one character repeated 6 times or more, separators ignored
+ *   (`000000`, `0000000000`, `FFFFFFFF`, `00-00-00`, `SN:00000000`, `0x00000000`);
+ * - the digits alone counting up from 0 or 1, 8 or more (`12345678`, `123456789`, `0123456789`, `1234567890`);
+ * - a word that says there is none, separators ignored (`PLACEHOLDER_SERIAL_WORDS`: `N/A`, `none`, `null`,
+ *   `unknown`, `serial`, `S/N`, `default`, `not set`, ...; `S/N: N/A`, `Serial: unknown`).
+ * Anything else is a serial: `1234`, `12345`, `123456`, `01234`, `1111`, `7`, `A`, `1234-5678`, `123-456-789`, and a
+ * serial that merely contains zeros (`SN-000123`).
  */
 export function isPlaceholderSerial(text: string): boolean {
+  const unlabelled = text.replace(SERIAL_LABEL, '');
+  return placeholderText(text) || (unlabelled !== text && placeholderText(unlabelled));
+}
+
+function placeholderText(text: string): boolean {
   const bare = text.replace(SERIAL_SEPARATORS, '').toLowerCase();
-  return /^(.)?\1*$/su.test(bare) || COUNTING_DIGITS.test(bare) || PLACEHOLDER_SERIAL_WORDS.has(bare);
+  return bare === '' || ONE_CHARACTER_REPEATED.test(bare) || COUNTING_DIGITS.test(text.trim()) || PLACEHOLDER_SERIAL_WORDS.has(bare);
 }
