@@ -27,11 +27,15 @@
  *
  * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
  * 0x2A25, read at each connect) when it tells one that is no placeholder (`isPlaceholderSerial`: `0000000000`, `N/A`,
- * ...: no serial); a CGM whose serial cannot be read at a connection, or reads a placeholder, is the one before (a
- * refused read once gave its resent records a second identity: QA); another serial than the one before is believed
- * once a re-read gives it again (`identifyPeripheral`: "changed" means against the CGM on this sensor's link before,
- * since its address may be new at each connection; QA: a garbled read stored 2 resent records twice). The serial known
- * is this driver's: after a runtime restart the first serial read is believed. Without serials the CGM is the
+ * ...: no serial). A read that does not give the serial of the CGM on this sensor's link before is read again
+ * (`identifyPeripheral`, `CGM_SERIAL_RULES`; "before" since its address may be new at each connection): the serial
+ * before on a re-read is a garbled read of that CGM (QA: a garbled read stored 2 resent records twice); a serial read
+ * twice in any order is believed; without two alike the first serial read, possibly another CGM (a record stored twice
+ * rather than one lost; QA re-check: a replaced CGM whose re-read was disturbed had 3 of its 5 records dropped as the
+ * old one's repeats, 1 stored under the old one's serial); a placeholder at every read is another CGM without a serial; a refused read or an absent characteristic
+ * is the CGM before (a refused read once gave its resent records a second identity: QA). The serial known is in
+ * memory (`this.device`): after a runtime restart it is the one of the newest stored reading if the runtime provides
+ * it, else the first serial read is believed. Without serials the CGM is the
  * sensor's, as before serials were read (an address is no identity: a CGM may use a new random address per
  * connection). Two CGMs may report the same session start (a start the factory or the collector wrote, or none
  * readable) and the same offsets: another CGM under the same sensor name (another serial: a transmitter replaced,
@@ -99,7 +103,7 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
  * The CGM's reading of serial reads that do not settle it against the serial known (`identifyPeripheral`): nothing but
  * the serial tells a replaced CGM with the factory's session start from the old one, and a record stored twice is
  * better than one lost. Other serials, none twice (`B`, garbled, garbled; `B`, refused, refused): the first serial read,
- * possibly another CGM (QA: taken for the old one, 4 of 5 records of the new one lost); a placeholder answered: another
+ * possibly another CGM (QA: taken for the old one, 3 of the new one's 5 records lost); a placeholder answered: another
  * CGM, without a serial (QA: a CGM replaced by one answering `0000000000`, 3 of 5 lost); refused or absent: the known
  * CGM (QA: a refused read gave its resent records a second identity).
  */

@@ -36,9 +36,10 @@
  * Service, a refused or empty serial, or a placeholder serial (`isPlaceholderSerial`: `0000000000`, `N/A`, ...; two
  * meters answering one were taken for one, 10 of the second's 12 records never fetched): not an error, the address is
  * the meter (logged once per address; the serial is never logged, being a device identifier that the logs do not
- * need). Another serial than the one known at the address is believed once a re-read gives it again
- * (`identifyPeripheral`, shared with the CGM): a read that gives the known serial back is a corrupted read of the same
- * meter (before: taken for another meter, all its records stored again). Each reading's context names
+ * need), but at an address where a serial is known a placeholder is that meter (`METER_SERIAL_RULES`). Another serial
+ * than the one known at the address is believed once read twice in any order (`identifyPeripheral`, shared with the
+ * CGM; without two alike the meter known there): a read that gives the known serial back is a corrupted read of the
+ * same meter (before: taken for another meter, all its records stored again). Each reading's context names
  * it (`meter`: the link's address, `meterSerial`; `METER_NUMBERING_CONTEXT`), and "stored" above means stored
  * from this meter in its present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one
  * the sensor's last record came from (replaced under the same sensor name, in the config or by auto-detection:
