@@ -358,4 +358,41 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     ]);
     expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 1, duplicateRecords: 0 });
   }, 60_000);
+
+  it('CGM A, then a CGM answering 0000000000, then A again (same session start): A resending its record 15 is a repeat, its new record 20 is stored (the other CGM sent a 20 too)', async () => {
+    const a = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+    const b = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation('0000000000') });
+    const aAgain = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+    const bluez = await bluezWith([a]);
+    const { sink, driver } = startedDriver(bluez.address);
+    try {
+      await waitFor(() => a.isNotifying(0x2aa7), 'CGM A subscribed');
+      for (const [timeOffset, mgPerDl] of [[0, 120], [5, 125], [10, 130], [15, 135]] as const) await a.measure({ mgPerDl, timeOffset });
+      await waitFor(() => sink.readings.length === 4, "A's 4 records");
+      await bluez.removeDevice(ADDRESS);
+      bluez.addDevice(b);
+      await waitFor(() => b.isNotifying(0x2aa7), 'the other CGM subscribed');
+      for (const [timeOffset, mgPerDl] of [[0, 90], [20, 75]] as const) await b.measure({ mgPerDl, timeOffset });
+      await waitFor(() => sink.readings.some((r) => r.meterRecord === 20), "the other CGM's record 20");
+      await bluez.removeDevice(OTHER_ADDRESS);
+      bluez.addDevice(aAgain);
+      await waitFor(() => aAgain.isNotifying(0x2aa7), 'CGM A subscribed again');
+      for (const [timeOffset, mgPerDl] of [[15, 135], [20, 140]] as const) await aAgain.measure({ mgPerDl, timeOffset });
+      await waitFor(() => sink.readings.length === 7 || driver.duplicateRecords === 2, "A's record 20 stored, or dropped");
+    } finally {
+      await driver.stop();
+    }
+    // A CGM telling its serial after one without (once a serial was told) is another CGM: the other CGM's records are
+    // not moved to A's (they would have made A's new record 20 a repeat).
+    expect(sink.readings.map((r) => [r.meterRecord, r.value, r.context?.meterSerial])).toEqual([
+      [0, 120, 'CGM-A-0001'],
+      [5, 125, 'CGM-A-0001'],
+      [10, 130, 'CGM-A-0001'],
+      [15, 135, 'CGM-A-0001'],
+      [0, 90, undefined],
+      [20, 75, undefined],
+      [20, 140, 'CGM-A-0001'],
+    ]);
+    expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 2, duplicateRecords: 1 });
+  }, 60_000);
 });
