@@ -384,15 +384,8 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     }
     // A CGM telling its serial after one without (once a serial was told) is another CGM: the other CGM's records are
     // not moved to A's (they would have made A's new record 20 a repeat).
-    expect(sink.readings.map((r) => [r.meterRecord, r.value, r.context?.meterSerial])).toEqual([
-      [0, 120, 'CGM-A-0001'],
-      [5, 125, 'CGM-A-0001'],
-      [10, 130, 'CGM-A-0001'],
-      [15, 135, 'CGM-A-0001'],
-      [0, 90, undefined],
-      [20, 75, undefined],
-      [20, 140, 'CGM-A-0001'],
-    ]);
+    const ofA = allOf(undefined).slice(0, 4);
+    expect(sink.readings.map((r) => [r.meterRecord, r.value, r.context?.meterSerial])).toEqual([...ofA, [0, 90, undefined], [20, 75, undefined], [20, 140, 'CGM-A-0001']]);
     expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 2, duplicateRecords: 1 });
   }, 60_000);
 });
