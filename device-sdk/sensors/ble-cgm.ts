@@ -81,7 +81,7 @@ import {
 import { finiteValue } from '../protocols/ieee11073.js';
 import { METER_NUMBERING_CONTEXT, type MeterIdentity, type Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral, type SerialRules } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral, type NoSerial, type SerialRules } from './ble-common.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const CGM_SERVICE_UUID = 0x181f;
@@ -170,6 +170,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private device: MeterIdentity | undefined;
   /** Whether a CGM on this driver told a serial (`adoptDevice`: a CGM telling one for the first time is the same). */
   private serialTold = false;
+  /** Whether the CGM on the link, without a serial, answered its serial read at one of its links with something that identifies nothing (`NoSerial`). */
+  private noSerialAnswered = false;
   /** Addresses whose CGM told no serial: logged once. */
   private noSerialLogged = new Set<string>();
   private currentStart: BleCgmSessionStart | undefined;
@@ -204,7 +206,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   protected async session(link: GattLink): Promise<void> {
     if (this.link) this.duplicateBytesBefore += this.link.duplicatesSuppressed;
     this.link = link;
-    this.adoptDevice(await this.identify(link));
+    const { identity, noSerial } = await this.identify(link);
+    this.adoptDevice(identity, noSerial);
     let e2eCrc = this.options.e2eCrc;
     if (link.hasCharacteristic(CGM_SERVICE_UUID, CGM_FEATURE_UUID)) {
       const bytes = await link.read(CGM_SERVICE_UUID, CGM_FEATURE_UUID);
@@ -245,31 +248,36 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
    * a garbled read of that CGM (QA: a garbled read gave the CGM's resent records a second identity). Refused or absent
    * while a serial is known: that CGM. A placeholder: a CGM without a serial. A lost link rejects.
    */
-  private async identify(link: GattLink): Promise<MeterIdentity> {
+  private async identify(link: GattLink): Promise<{ identity: MeterIdentity; noSerial?: NoSerial }> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
     const names = { device: 'CGM', it: 'the CGM', withoutSerial: 'the CGM is taken for this sensor\'s CGM' };
     const known = this.device?.serial;
-    const { identity } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor', ...CGM_SERIAL_RULES } : undefined);
-    return identity;
+    return identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor', ...CGM_SERIAL_RULES } : undefined);
   }
 
   /**
-   * The CGM on a new link. The same one when both told the same serial, or neither told one (without a serial the
-   * address is no identity: a CGM may use a new random address per connection, and QA saw its resent records stored
-   * again), or when a CGM tells a serial and none was told before on this driver (the same CGM telling its serial for
-   * the first time: its records seen move to the serial's keys). Otherwise another one (another serial; a CGM without a
-   * serial after one with a serial, or the other way: QA, a replacement answering a placeholder): the records still
-   * waiting are handed over as the old one's, and its session start, highest offset and record clock are forgotten, so
-   * that its records are judged by its own (its keys carry its serial, or none). Duplicates are possible, no loss.
+   * The CGM on a new link (`noSerial`: what it did when it told no serial). The same one when both told the same serial,
+   * or neither told one (without a serial the address is no identity: a CGM may use a new random address per
+   * connection, and QA saw its resent records stored again), or when a CGM tells a serial, none was told before on this
+   * driver and the CGM without one never answered its serial read (refused, or no such characteristic: the same CGM
+   * telling its serial for the first time; its records seen move to the serial's keys). Otherwise another one (another
+   * serial; a CGM without a serial after one with a serial, or the other way; a serial after a CGM that answered a
+   * placeholder, an empty or no text: QA, a CGM answering `0000000000` replaced by one with a serial, same session
+   * start, had 4 of the new one's 5 records dropped as repeats): the records still waiting are handed over as the old
+   * one's, and its session start, highest offset and record clock are forgotten, so that its records are judged by its
+   * own (its keys carry its serial, or none). Duplicates are possible, no loss.
    */
-  private adoptDevice(next: MeterIdentity): void {
+  private adoptDevice(next: MeterIdentity, noSerial: NoSerial | undefined): void {
     const previous = this.device;
     const before = this.deviceKey;
+    const answeredBefore = this.noSerialAnswered;
     this.device = next;
     const serialToldBefore = this.serialTold || previous?.serial !== undefined;
     this.serialTold = serialToldBefore || next.serial !== undefined;
+    const same = previous !== undefined && (previous.serial === next.serial || (previous.serial === undefined && !serialToldBefore && !answeredBefore));
+    this.noSerialAnswered = (same && answeredBefore) || noSerial === 'answered';
     if (previous === undefined) return;
-    if (previous.serial === next.serial || (previous.serial === undefined && !serialToldBefore)) {
+    if (same) {
       const after = this.deviceKey;
       if (after !== before) {
         for (const k of [...this.seen].filter((x) => x.startsWith(`${before} `))) {

@@ -178,6 +178,15 @@ export interface KnownSerial extends SerialRules {
  */
 type SerialAnswer = { serial: string } | { none: string } | { unread: string };
 
+/**
+ * What a peripheral that told no serial did (`identifyPeripheral`): `answered` something that identifies nothing (a
+ * placeholder, an empty text, bytes that are no text: it is there and says it has no serial), or `unanswered` (the read
+ * refused, the service or characteristic absent: it may have one). A CGM telling a serial after one that `answered`
+ * is another CGM (QA: a placeholder CGM replaced by one with a serial, same session start, had 4 of its 5 records
+ * dropped as the old one's repeats); after one `unanswered`, the same CGM telling its serial for the first time.
+ */
+export type NoSerial = 'answered' | 'unanswered';
+
 /** The serial read with the other Device Information strings (`readDeviceInformation`), as a `SerialAnswer`. */
 function firstSerialAnswer(link: GattLink, read: DeviceInformationRead): SerialAnswer {
   if (!read.offered) return { unread: 'no Device Information Service' };
@@ -215,7 +224,8 @@ function serialText(text: string | undefined): SerialAnswer {
  * A result without a serial, or the known serial kept for a read without one, is logged once per address
  * (`noSerialLogged` remembers them) with manufacturer, model, firmware and why (`names.withoutSerial` says who the
  * device then is); disagreeing reads are logged; the serial itself is never logged, nor a placeholder. `info` is what
- * the device told at the first read, placeholder included. A lost link rejects.
+ * the device told at the first read, placeholder included. Without a serial, `noSerial` says whether a read answered
+ * something that identifies nothing (`answered`) or none answered (`unanswered`). A lost link rejects.
  */
 export async function identifyPeripheral(
   link: GattLink,
@@ -223,18 +233,19 @@ export async function identifyPeripheral(
   log: { sensor: string; logger: DriverDeps['logger']; noSerialLogged: Set<string> },
   quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void,
   known?: KnownSerial,
-): Promise<{ identity: MeterIdentity; info: DeviceInformation }> {
+): Promise<{ identity: MeterIdentity; info: DeviceInformation; noSerial?: NoSerial }> {
   const read = await readDeviceInformation(link, quarantine);
   const { manufacturer, model, firmware } = read.info;
   const first = firstSerialAnswer(link, read);
   const before = known !== undefined && !isPlaceholderSerial(known.serial) ? known : undefined;
-  const { serial, why } = before !== undefined ? await serialAgainstKnown(link, first, before, names, log, quarantine) : 'serial' in first ? { serial: first.serial } : { why: 'none' in first ? first.none : first.unread };
+  const { serial, why, noSerial } = before !== undefined ? await serialAgainstKnown(link, first, before, names, log, quarantine) : 'serial' in first ? { serial: first.serial } : 'none' in first ? { why: first.none, noSerial: 'answered' as const } : { why: first.unread, noSerial: 'unanswered' as const };
   if (why !== undefined && !log.noSerialLogged.has(link.address)) {
     log.noSerialLogged.add(link.address);
     const who = serial !== undefined ? `${names.it} known ${before?.where ?? ''} is kept` : names.withoutSerial;
     log.logger.info({ sensor: log.sensor, address: link.address, manufacturer, model, firmware }, `${names.device}: ${why}; ${who}`);
   }
-  return { identity: serial !== undefined ? { address: link.address, serial } : { address: link.address }, info: read.info };
+  if (serial !== undefined) return { identity: { address: link.address, serial }, info: read.info };
+  return { identity: { address: link.address }, info: read.info, noSerial: noSerial ?? 'unanswered' };
 }
 
 /**
@@ -248,7 +259,7 @@ async function serialAgainstKnown(
   names: PeripheralNames,
   log: { sensor: string; logger: DriverDeps['logger'] },
   quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void,
-): Promise<{ serial?: string; why?: string }> {
+): Promise<{ serial?: string; why?: string; noSerial?: NoSerial }> {
   if ('serial' in first && first.serial === known.serial) return { serial: known.serial };
   const where = { sensor: log.sensor, address: link.address };
   const answers = [first];
@@ -269,8 +280,8 @@ async function serialAgainstKnown(
     return { serial: believed ? told.serial : known.serial };
   }
   const none = answers.find((a): a is { none: string } => 'none' in a);
-  if (none !== undefined) return { serial: known.placeholder === 'known' ? known.serial : undefined, why: none.none };
-  return { serial: known.unread === 'known' ? known.serial : undefined, why: 'unread' in first ? first.unread : 'no serial number' };
+  if (none !== undefined) return { serial: known.placeholder === 'known' ? known.serial : undefined, why: none.none, noSerial: 'answered' };
+  return { serial: known.unread === 'known' ? known.serial : undefined, why: 'unread' in first ? first.unread : 'no serial number', noSerial: 'unanswered' };
 }
 
 /** The Serial Number String read once more (bytes that are no text go to `quarantine`). A lost link rejects. */

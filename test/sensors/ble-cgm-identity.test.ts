@@ -345,6 +345,39 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     }, 60_000);
   }
 
+  // QA round 2: a CGM answering a placeholder (no serial known yet) replaced by one telling a serial, same factory
+  // session start and offsets, was taken for the same CGM telling its serial for the first time: the new CGM's records
+  // at offsets the old one sent were dropped as repeats (0000000000: 5 of 9 stored, N/A: 4 of 7; 9 and 7 on main). A
+  // placeholder is an answer: a serial after it is another CGM. (A refused read, then a serial: the same CGM, above.)
+  for (const [placeholder, sentBefore, sentAfter] of [
+    ['0000000000', [[0, 90], [5, 85], [10, 80], [20, 75]], [[0, 120], [5, 125], [10, 130], [20, 140], [25, 145]]],
+    ['N/A', [[0, 90], [5, 85], [10, 80]], [[0, 120], [5, 125], [10, 130], [15, 135]]],
+  ] as const) {
+    it(`a CGM answering ${placeholder} replaced by one telling its serial (same session start, new address): another CGM, all of its records stored`, async () => {
+      const p = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation(placeholder) });
+      const a = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+      const bluez = await bluezWith([p]);
+      const { sink, driver } = startedDriver(bluez.address);
+      try {
+        await waitFor(() => p.isNotifying(0x2aa7), 'the placeholder CGM subscribed');
+        for (const [timeOffset, mgPerDl] of sentBefore) await p.measure({ mgPerDl, timeOffset });
+        await waitFor(() => sink.readings.length === sentBefore.length, "the placeholder CGM's records");
+        await bluez.removeDevice(ADDRESS);
+        bluez.addDevice(a);
+        await waitFor(() => a.isNotifying(0x2aa7), 'CGM A subscribed');
+        for (const [timeOffset, mgPerDl] of sentAfter) await a.measure({ mgPerDl, timeOffset });
+        await waitFor(() => sink.readings.length + driver.duplicateRecords === sentBefore.length + sentAfter.length, "A's records stored or dropped");
+      } finally {
+        await driver.stop();
+      }
+      expect(sink.readings.map((r) => [r.meterRecord, r.value, r.context?.meterSerial])).toEqual([
+        ...sentBefore.map(([offset, value]) => [offset, value, undefined]),
+        ...sentAfter.map(([offset, value]) => [offset, value, 'CGM-A-0001']),
+      ]);
+      expect({ deviceChanges: driver.deviceChanges, duplicateRecords: driver.duplicateRecords }).toEqual({ deviceChanges: 1, duplicateRecords: 0 });
+    }, 60_000);
+  }
+
   it('the CGM answering a placeholder at every read of a reconnect is taken for another CGM without a serial: the records it sends again are stored again (a duplicate, not a loss)', async () => {
     const { driver, readings } = await resentAfterSerialReads(bluezWith, ['0000000000', '0000000000', '0000000000']);
     // The branch before this fix: the CGM before (4 of 4); a CGM replaced by one answering it lost records (above).
