@@ -107,7 +107,7 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
  * CGM, without a serial (QA: a CGM replaced by one answering `0000000000`, 3 of 5 lost); refused or absent: the known
  * CGM (QA: a refused read gave its resent records a second identity).
  */
-const CGM_SERIAL_RULES: Readonly<SerialRules> = Object.freeze({ unconfirmed: 'first', placeholder: 'none', unread: 'known' });
+const CGM_SERIAL_RULES: Readonly<SerialRules> = Object.freeze({ unconfirmed: 'first', unread: 'known' });
 
 /** (Session, time offset) pairs remembered for duplicate detection (a day and a half of 1-minute records). */
 const SEEN_LIMIT = 2048;

@@ -156,8 +156,6 @@ export interface PeripheralNames {
 export interface SerialRules {
   /** Reads that told other serials than the known one, none twice (a garbled read, or another device): `known` or `first`. */
   unconfirmed: 'known' | 'first';
-  /** Reads that answered no serial (a placeholder, an empty text, bytes that are no text): `known` or `none`. */
-  placeholder: 'known' | 'none';
   /** No read answered (refused, or the service or characteristic absent): `known` or `none`. */
   unread: 'known' | 'none';
 }
@@ -215,9 +213,11 @@ function serialText(text: string | undefined): SerialAnswer {
  * - otherwise the driver's `SerialRules`: other serials, none twice (`unconfirmed`): the known serial (the meter: a
  *   replacement is found by its numbering) or the first serial read (the CGM: nothing else tells a replacement, and a
  *   record stored twice is better than one lost; QA: a replaced CGM whose re-read was garbled had its records dropped
- *   as the old one's repeats); only answers that are no serial (`placeholder`): the known serial (the meter at its
- *   address) or none (the CGM: another one, without a serial); no answer at all (`unread`: refused, absent): the
- *   known serial (the CGM) or none (the meter: its address).
+ *   as the old one's repeats); no answer at all (`unread`: refused, absent): the known serial (the CGM) or none (the
+ *   meter: its address);
+ * - only answers that are no serial (a placeholder, empty, no text): none, `noSerial: 'answered'` (both drivers take
+ *   it for another device than the known one: QA round 2, the meter keeping the known serial lost a replacement's
+ *   records).
  * A placeholder `known` (rows stored when a placeholder was a serial) is no serial known. Without one, the first read
  * decides.
  *
@@ -280,7 +280,7 @@ async function serialAgainstKnown(
     return { serial: believed ? told.serial : known.serial };
   }
   const none = answers.find((a): a is { none: string } => 'none' in a);
-  if (none !== undefined) return { serial: known.placeholder === 'known' ? known.serial : undefined, why: none.none, noSerial: 'answered' };
+  if (none !== undefined) return { why: none.none, noSerial: 'answered' };
   return { serial: known.unread === 'known' ? known.serial : undefined, why: 'unread' in first ? first.unread : 'no serial number', noSerial: 'unanswered' };
 }
 

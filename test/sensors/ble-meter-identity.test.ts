@@ -119,6 +119,30 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter identity and reset de
     expect(lines.some((l) => /AAA-1|BBB-2/.test(JSON.stringify(l)))).toBe(false);
   }, 30_000);
 
+  // QA round 2: a placeholder at an address where a serial is known was taken for the known meter: a replacement
+  // without "within range" had its records 1-10 never fetched (2 of 12 stored, no notice, under the old serial; main,
+  // which took the placeholder for a serial: 12 of 12 and a notice).
+  it('a meter replaced at the same address by one answering 0000000000, without "within range": another meter, all of its records fetched, without the old serial, one notice', async () => {
+    const racpOperators = ['all', 'greater-or-equal', 'less-or-equal', 'first', 'last'] as const;
+    const first = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 3, racpOperators, deviceInformation: { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'AAA-1' } });
+    const bluez = await bluezWith([first]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 100 }, driverDeps(sink));
+    const second = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 12, seed: 4, racpOperators, firstRecordMs: Date.UTC(2026, 0, 4, 7, 17), deviceInformation: { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: '0000000000' } });
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length === 10, "the first meter's 10 records");
+      await bluez.removeDevice(ADDRESS);
+      bluez.addDevice(second);
+      await waitFor(() => (second.stats.reports['greater-or-equal'] ?? 0) >= 3, 'three polls of the second meter');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.slice(10).map((r) => [r.meterRecord, r.value])).toEqual(second.records.map((r) => [r.sequenceNumber, r.mgPerDl]));
+    expect(sink.readings.slice(10).every((r) => r.context?.meterSerial === undefined && r.context?.meter === ADDRESS && r.context?.meterEpoch !== undefined)).toBe(true);
+    expect(sink.notices.map((n) => n.kind)).toEqual([RESTARTED]);
+  }, 30_000);
+
   it('two meters that both answer the placeholder serial 0000000000 are told apart by their addresses: the second one\'s records fetched from its first one, with one notice', async () => {
     // Meters that do not do "within range" (the check that finds a reset meter by its records): the serial and the
     // address are all that tells them apart.
