@@ -34,8 +34,8 @@
  * rather than one lost; QA re-check: a replaced CGM whose re-read was disturbed had 3 of its 5 records dropped as the
  * old one's repeats, 1 stored under the old one's serial); a placeholder at every read is another CGM without a serial; a refused read or an absent characteristic
  * is the CGM before (a refused read once gave its resent records a second identity: QA). The serial known is in
- * memory (`this.device`): after a runtime restart it is the one of the newest stored reading if the runtime provides
- * it, else the first serial read is believed. Without serials the CGM is the
+ * memory (`this.device`): after a runtime restart there is none, and the first serial read is believed (this driver
+ * is not handed the stored records). Without serials the CGM is the
  * sensor's, as before serials were read (an address is no identity: a CGM may use a new random address per
  * connection). Two CGMs may report the same session start (a start the factory or the collector wrote, or none
  * readable) and the same offsets: another CGM under the same sensor name (another serial: a transmitter replaced,
@@ -243,15 +243,17 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   /**
    * Who the CGM on the link is (`identifyPeripheral` by `CGM_SERIAL_RULES`): its serial when it tells one that is no
    * placeholder. The serial known is the one of the CGM on this sensor's link before, `this.device` (an address is no
-   * identity here; after a restart, the runtime's when it provides one): another serial is believed once read twice, or
+   * identity here; none after a restart): another serial is believed once read twice, or
    * when no re-read gives two alike nor the known one (a duplicate rather than a loss); a re-read giving the known one is
    * a garbled read of that CGM (QA: a garbled read gave the CGM's resent records a second identity). Refused or absent
    * while a serial is known: that CGM. A placeholder: a CGM without a serial. A lost link rejects.
    */
   private async identify(link: GattLink): Promise<{ identity: MeterIdentity; noSerial?: NoSerial }> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
-    const names = { device: 'CGM', it: 'the CGM', withoutSerial: 'the CGM is taken for this sensor\'s CGM' };
     const known = this.device?.serial;
+    // Without a serial where one is known (a placeholder, empty, no text): another CGM (`adoptDevice`).
+    const withoutSerial = known !== undefined ? 'taken for another CGM than the one known on this sensor' : 'the CGM is taken for this sensor\'s CGM';
+    const names = { device: 'CGM', it: 'the CGM', withoutSerial };
     return identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor', ...CGM_SERIAL_RULES } : undefined);
   }
 

@@ -379,7 +379,11 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
   }
 
   it('the CGM answering a placeholder at every read of a reconnect is taken for another CGM without a serial: the records it sends again are stored again (a duplicate, not a loss)', async () => {
-    const { driver, readings } = await resentAfterSerialReads(bluezWith, ['0000000000', '0000000000', '0000000000']);
+    const lines: { msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
+    const { driver, readings } = await resentAfterSerialReads(bluezWith, ['0000000000', '0000000000', '0000000000'], logger);
+    // The log says what the driver does (QA round 2: it said "taken for this sensor's CGM").
+    expect(lines.filter((l) => / placeholder /.test(l.msg)).map((l) => l.msg)).toEqual(['CGM: a placeholder serial number; taken for another CGM than the one known on this sensor']);
     // The branch before this fix: the CGM before (4 of 4); a CGM replaced by one answering it lost records (above).
     expect(readings.map((r) => [r.meterRecord, r.context?.meterSerial])).toEqual([
       [0, 'CGM-A-0001'],

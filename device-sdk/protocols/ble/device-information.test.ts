@@ -42,8 +42,9 @@ describe('Device Information Service strings (utf8s: 0x2A29, 0x2A24, 0x2A25, 0x2
   });
   it('isPlaceholderSerial is conservative: short runs and counts, counting digits with separators, serials with zeros inside are serials', () => {
     // QA re-check: these were taken for placeholders (a serial taken for none: a device not told apart from another).
+    // QA round 2: a label without a separator was stripped too (`SNAAAAAA`, `SN12345678`, `SNNA`: placeholders).
     const qa = ['1234', '12345', '01234', '1111', '7', 'A', '1234-5678', '123-456-789', '123456'];
-    const serials = ['GM7-004211', 'SN-000123', 'SN:12345', '0x1A2B3C4D', '00000', 'FFFFF', '0', '0000000001', '1000000000', '12345678901', '234567', '123', 'CGM-A-0001', 'AB', 'NAN1', 'unknown-7', 'Serial: 7', 'SGM-C0FFEE000001'];
+    const serials = ['GM7-004211', 'SN-000123', 'SN:12345', '0x1A2B3C4D', '00000', 'FFFFF', '0', '0000000001', '1000000000', '12345678901', '234567', '123', 'CGM-A-0001', 'AB', 'NAN1', 'unknown-7', 'Serial: 7', 'SGM-C0FFEE000001', 'SNAAAAAA', 'SN12345678', 'SNNA', 'SerialNA', 'SN000000X'];
     expect([...qa, ...serials].filter((t) => isPlaceholderSerial(t))).toEqual([]);
   });
 });

@@ -77,10 +77,11 @@ export function encodeDisString(text: string, field = '/value'): Uint8Array {
 /** Separators ignored when a serial is compared with the placeholders: spaces, `-`, `_`, `.`, `:`, `/`, `\`, `#`. */
 const SERIAL_SEPARATORS = /[\s\-_.:/\\#]/g;
 /**
- * A label or notation before the serial itself, removed before the text is judged: `SN`, `SN:`, `S/N:`, `Serial:`,
- * `Serial No.`, `Serial Number:`, `0x` (case ignored), with the separators after it.
+ * A label or notation before the serial itself, removed before the text is judged: `SN:`, `SN `, `S/N:`, `Serial:`,
+ * `Serial No.`, `Serial Number:` (case ignored), with the separators after it (`:`, `-`, space, `#`, `.`: at least one,
+ * so `SNAAAAAA`, `SN12345678`, `SNNA` are serials, QA round 2), and `0x`.
  */
-const SERIAL_LABEL = /^\s*(?:s\s*\/?\s*n|serial(?:\s*(?:number|num|no|nr))?|0x)[\s.:#-]*/i;
+const SERIAL_LABEL = /^\s*(?:(?:s\s*\/?\s*n|serial(?:\s*(?:number|num|no|nr))?)[\s.:#-]+|0x)/i;
 /** Words that are no serial, lower case and without separators (`N/A` is `na`, `S/N` is `sn`). */
 const PLACEHOLDER_SERIAL_WORDS: ReadonlySet<string> = new Set(['na', 'none', 'null', 'nil', 'unknown', 'undefined', 'serial', 'serialnumber', 'sn', 'default', 'notset', 'notavailable', 'empty', 'invalid', 'tbd']);
 /** One character repeated, at least 6 times (`000000`, `FFFFFFFF`): shorter runs are serials of some makers (`1111`). */
