@@ -32,7 +32,8 @@
  * before on a re-read is a garbled read of that CGM (QA: a garbled read stored 2 resent records twice); a serial read
  * twice in any order is believed; without two alike the first serial read, possibly another CGM (a record stored twice
  * rather than one lost; QA re-check: a replaced CGM whose re-read was disturbed had 3 of its 5 records dropped as the
- * old one's repeats, 1 stored under the old one's serial); a placeholder at every read is another CGM without a serial; a refused read or an absent characteristic
+ * old one's repeats, 1 stored under the old one's serial); a placeholder at every read is another CGM without a serial,
+ * and a serial after a CGM that answered a placeholder is another CGM (`adoptDevice`); a refused read or an absent characteristic
  * is the CGM before (a refused read once gave its resent records a second identity: QA). The serial known is in
  * memory (`this.device`): after a runtime restart there is none, and the first serial read is believed (this driver
  * is not handed the stored records). Without serials the CGM is the
