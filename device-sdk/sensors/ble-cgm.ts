@@ -26,8 +26,17 @@
  * keep reporting the same start.)
  *
  * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
- * 0x2A25, read at each connect) when it tells one; a CGM whose serial cannot be read at a connection is the one
- * before (a refused read once gave its resent records a second identity: QA), and without serials the CGM is the
+ * 0x2A25, read at each connect) when it tells one that is no placeholder (`isPlaceholderSerial`: `0000000000`, `N/A`,
+ * ...: no serial). A read that does not give the serial of the CGM on this sensor's link before is read again
+ * (`identifyPeripheral`, `CGM_SERIAL_RULES`; "before" since its address may be new at each connection): the serial
+ * before on a re-read is a garbled read of that CGM (QA: a garbled read stored 2 resent records twice); a serial read
+ * twice in any order is believed; without two alike the first serial read, possibly another CGM (a record stored twice
+ * rather than one lost; QA re-check: a replaced CGM whose re-read was disturbed had 3 of its 5 records dropped as the
+ * old one's repeats, 1 stored under the old one's serial); a placeholder at every read is another CGM without a serial,
+ * and a serial after a CGM that answered a placeholder is another CGM (`adoptDevice`); a refused read or an absent characteristic
+ * is the CGM before (a refused read once gave its resent records a second identity: QA). The serial known is in
+ * memory (`this.device`): after a runtime restart there is none, and the first serial read is believed (this driver
+ * is not handed the stored records). Without serials the CGM is the
  * sensor's, as before serials were read (an address is no identity: a CGM may use a new random address per
  * connection). Two CGMs may report the same session start (a start the factory or the collector wrote, or none
  * readable) and the same offsets: another CGM under the same sensor name (another serial: a transmitter replaced,
@@ -73,7 +82,7 @@ import {
 import { finiteValue } from '../protocols/ieee11073.js';
 import { METER_NUMBERING_CONTEXT, type MeterIdentity, type Reading } from '../records.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral, type NoSerial, type SerialRules } from './ble-common.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
 export const CGM_SERVICE_UUID = 0x181f;
@@ -90,6 +99,16 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
   e2eCrc: true,
   annunciationLayout: 'sig',
 });
+
+/**
+ * The CGM's reading of serial reads that do not settle it against the serial known (`identifyPeripheral`): nothing but
+ * the serial tells a replaced CGM with the factory's session start from the old one, and a record stored twice is
+ * better than one lost. Other serials, none twice (`B`, garbled, garbled; `B`, refused, refused): the first serial read,
+ * possibly another CGM (QA: taken for the old one, 3 of the new one's 5 records lost); a placeholder answered: another
+ * CGM, without a serial (QA: a CGM replaced by one answering `0000000000`, 3 of 5 lost); refused or absent: the known
+ * CGM (QA: a refused read gave its resent records a second identity).
+ */
+const CGM_SERIAL_RULES: Readonly<SerialRules> = Object.freeze({ unconfirmed: 'first', unread: 'known' });
 
 /** (Session, time offset) pairs remembered for duplicate detection (a day and a half of 1-minute records). */
 const SEEN_LIMIT = 2048;
@@ -146,10 +165,14 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private highestOffset = -1;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
-  /** Another CGM found on a link than the one before (another serial, or without serials another address). */
+  /** Another CGM found on a link than the one before (another serial; a serial and none: `adoptDevice`). */
   deviceChanges = 0;
   /** The CGM on the link (see "Identity"); undefined before the first link. */
   private device: MeterIdentity | undefined;
+  /** Whether a CGM on this driver told a serial (`adoptDevice`: a CGM telling one for the first time is the same). */
+  private serialTold = false;
+  /** Whether the CGM on the link, without a serial, answered its serial read at one of its links with something that identifies nothing (`NoSerial`). */
+  private noSerialAnswered = false;
   /** Addresses whose CGM told no serial: logged once. */
   private noSerialLogged = new Set<string>();
   private currentStart: BleCgmSessionStart | undefined;
@@ -184,7 +207,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   protected async session(link: GattLink): Promise<void> {
     if (this.link) this.duplicateBytesBefore += this.link.duplicatesSuppressed;
     this.link = link;
-    this.adoptDevice(await this.identify(link));
+    const { identity, noSerial } = await this.identify(link);
+    this.adoptDevice(identity, noSerial);
     let e2eCrc = this.options.e2eCrc;
     if (link.hasCharacteristic(CGM_SERVICE_UUID, CGM_FEATURE_UUID)) {
       const bytes = await link.read(CGM_SERVICE_UUID, CGM_FEATURE_UUID);
@@ -218,30 +242,45 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   }
 
   /**
-   * Who the CGM on the link is (`identifyPeripheral`: its serial when it tells one). A serial that cannot be read now
-   * while the CGM on the link before told one is taken for that CGM's (QA: a refused read once gave the CGM's resent
-   * records a second identity, and they were stored twice). A lost link rejects.
+   * Who the CGM on the link is (`identifyPeripheral` by `CGM_SERIAL_RULES`): its serial when it tells one that is no
+   * placeholder. The serial known is the one of the CGM on this sensor's link before, `this.device` (an address is no
+   * identity here; none after a restart): another serial is believed once read twice, or
+   * when no re-read gives two alike nor the known one (a duplicate rather than a loss); a re-read giving the known one is
+   * a garbled read of that CGM (QA: a garbled read gave the CGM's resent records a second identity). Refused or absent
+   * while a serial is known: that CGM. A placeholder: a CGM without a serial. A lost link rejects.
    */
-  private async identify(link: GattLink): Promise<MeterIdentity> {
+  private async identify(link: GattLink): Promise<{ identity: MeterIdentity; noSerial?: NoSerial }> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.noSerialLogged };
-    const { identity } = await identifyPeripheral(link, { device: 'CGM', it: 'the CGM' }, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
-    const known = this.device;
-    return identity.serial === undefined && known?.serial !== undefined ? { address: link.address, serial: known.serial } : identity;
+    const known = this.device?.serial;
+    // Without a serial where one is known (a placeholder, empty, no text): another CGM (`adoptDevice`).
+    const withoutSerial = known !== undefined ? 'taken for another CGM than the one known on this sensor' : 'the CGM is taken for this sensor\'s CGM';
+    const names = { device: 'CGM', it: 'the CGM', withoutSerial };
+    return identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'on this sensor', ...CGM_SERIAL_RULES } : undefined);
   }
 
   /**
-   * The CGM on a new link. Another one than before only when both told their serial and the serials differ (without
-   * a serial the address is no identity: a CGM may use a new random address per connection, and QA saw its resent
-   * records stored again): the records still waiting are handed over as the old one's, and its session start, highest
-   * offset and record clock are forgotten, so that its records are judged by its own (its keys carry its serial). The
-   * same CGM telling its serial for the first time keeps its records seen (their keys move to the serial).
+   * The CGM on a new link (`noSerial`: what it did when it told no serial). The same one when both told the same serial,
+   * or neither told one (without a serial the address is no identity: a CGM may use a new random address per
+   * connection, and QA saw its resent records stored again), or when a CGM tells a serial, none was told before on this
+   * driver and the CGM without one never answered its serial read (refused, or no such characteristic: the same CGM
+   * telling its serial for the first time; its records seen move to the serial's keys). Otherwise another one (another
+   * serial; a CGM without a serial after one with a serial, or the other way; a serial after a CGM that answered a
+   * placeholder, an empty or no text: QA, a CGM answering `0000000000` replaced by one with a serial, same session
+   * start, had 4 of the new one's 5 records dropped as repeats): the records still waiting are handed over as the old
+   * one's, and its session start, highest offset and record clock are forgotten, so that its records are judged by its
+   * own (its keys carry its serial, or none). Duplicates are possible, no loss.
    */
-  private adoptDevice(next: MeterIdentity): void {
+  private adoptDevice(next: MeterIdentity, noSerial: NoSerial | undefined): void {
     const previous = this.device;
     const before = this.deviceKey;
+    const answeredBefore = this.noSerialAnswered;
     this.device = next;
+    const serialToldBefore = this.serialTold || previous?.serial !== undefined;
+    this.serialTold = serialToldBefore || next.serial !== undefined;
+    const same = previous !== undefined && (previous.serial === next.serial || (previous.serial === undefined && !serialToldBefore && !answeredBefore));
+    this.noSerialAnswered = (same && answeredBefore) || noSerial === 'answered';
     if (previous === undefined) return;
-    if (previous.serial === undefined || next.serial === undefined || previous.serial === next.serial) {
+    if (same) {
       const after = this.deviceKey;
       if (after !== before) {
         for (const k of [...this.seen].filter((x) => x.startsWith(`${before} `))) {

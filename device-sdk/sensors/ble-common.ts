@@ -10,7 +10,14 @@
  */
 import type { SchemaObject } from 'ajv';
 import { DecodeError, MedgeError } from '../errors.js';
-import { decodeDisString, DEVICE_INFORMATION_FIELDS, DEVICE_INFORMATION_SERVICE_UUID, type DeviceInformation, type DeviceInformationField } from '../protocols/ble/device-information.js';
+import {
+  decodeDisString,
+  DEVICE_INFORMATION_FIELDS,
+  DEVICE_INFORMATION_SERVICE_UUID,
+  type DeviceInformation,
+  type DeviceInformationField,
+  isPlaceholderSerial,
+} from '../protocols/ble/device-information.js';
 import {
   BleError,
   type BleSupervisorState,
@@ -96,6 +103,8 @@ export interface DeviceInformationRead {
   offered: boolean;
   /** Fields whose read the device refused (e.g. shown to bonded collectors only). */
   refused: DeviceInformationField[];
+  /** Fields whose bytes were no text (handed to `quarantine`). */
+  undecodable: DeviceInformationField[];
 }
 
 /**
@@ -105,7 +114,7 @@ export interface DeviceInformationRead {
  * bytes that are no text (handed to `quarantine`, kept for a later parser) leave the field out. A lost link rejects.
  */
 export async function readDeviceInformation(link: GattLink, quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void): Promise<DeviceInformationRead> {
-  const out: DeviceInformationRead = { info: {}, offered: false, refused: [] };
+  const out: DeviceInformationRead = { info: {}, offered: false, refused: [], undecodable: [] };
   for (const [field, uuid] of Object.entries(DEVICE_INFORMATION_FIELDS) as [DeviceInformationField, number][]) {
     if (!link.hasCharacteristic(DEVICE_INFORMATION_SERVICE_UUID, uuid)) continue;
     out.offered = true;
@@ -122,32 +131,175 @@ export async function readDeviceInformation(link: GattLink, quarantine: (charact
       if (text !== undefined) out.info[field] = text;
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error;
+      out.undecodable.push(field);
       quarantine(uuid, bytes, error);
     }
   }
   return out;
 }
 
+/** Reads of the Serial Number String at most, when it does not read the serial known (`identifyPeripheral`). */
+export const SERIAL_READS = 3;
+
+/** How a driver names its peripheral in the log (`glucose meter`, `the meter`) and who it is without a serial. */
+export interface PeripheralNames {
+  device: string;
+  it: string;
+  /** Who the peripheral is without a serial: `the meter is known by its address`. */
+  withoutSerial: string;
+}
+
+/**
+ * Who a driver takes its peripheral for when the serial reads (`identifyPeripheral`) do not settle it against the
+ * serial known: `known` (that serial) or `none` (no serial), and `first` (the first serial read).
+ */
+export interface SerialRules {
+  /** Reads that told other serials than the known one, none twice (a garbled read, or another device): `known` or `first`. */
+  unconfirmed: 'known' | 'first';
+  /** No read answered (refused, or the service or characteristic absent): `known` or `none`. */
+  unread: 'known' | 'none';
+}
+
+/**
+ * The serial known before (`identifyPeripheral`): the driver's, e.g. the meter's at this address or the CGM's on this
+ * sensor, `where` it was known (`at this address`), for the log, and the driver's rules for reads that do not settle.
+ */
+export interface KnownSerial extends SerialRules {
+  serial: string;
+  where: string;
+}
+
+/**
+ * One Serial Number String read: a serial; an answer that is none (`none`: a placeholder, an empty text, bytes that
+ * are no text); or no answer (`unread`: refused, the service or characteristic absent). `none` and `unread` say why,
+ * for the log.
+ */
+type SerialAnswer = { serial: string } | { none: string } | { unread: string };
+
+/**
+ * What a peripheral that told no serial did (`identifyPeripheral`): `answered` something that identifies nothing (a
+ * placeholder, an empty text, bytes that are no text: it is there and says it has no serial), or `unanswered` (the read
+ * refused, the service or characteristic absent: it may have one). A CGM telling a serial after one that `answered`
+ * is another CGM (QA: a placeholder CGM replaced by one with a serial, same session start, had 4 of its 5 records
+ * dropped as the old one's repeats); after one `unanswered`, the same CGM telling its serial for the first time.
+ */
+export type NoSerial = 'answered' | 'unanswered';
+
+/** The serial read with the other Device Information strings (`readDeviceInformation`), as a `SerialAnswer`. */
+function firstSerialAnswer(link: GattLink, read: DeviceInformationRead): SerialAnswer {
+  if (!read.offered) return { unread: 'no Device Information Service' };
+  if (read.refused.includes('serial')) return { unread: 'its serial number read refused' };
+  if (!link.hasCharacteristic(DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_FIELDS.serial)) return { unread: 'no serial number' };
+  return read.undecodable.includes('serial') ? { none: 'its serial number no text' } : serialText(read.info.serial);
+}
+
+/** A decoded Serial Number String (undefined: empty) as a `SerialAnswer`: a placeholder (`isPlaceholderSerial`) is none. */
+function serialText(text: string | undefined): SerialAnswer {
+  if (text === undefined) return { none: 'no serial number' };
+  return isPlaceholderSerial(text) ? { none: 'a placeholder serial number' } : { serial: text };
+}
+
 /**
  * Who the peripheral on `link` is (records.ts `MeterIdentity`): its address, and its serial number when it offers the
- * Device Information Service and tells one (`readDeviceInformation`: a refused, empty or undecodable serial is none,
- * undecodable bytes go to `quarantine`). `what` names it in the log (`glucose meter`, `the meter`). Without a serial the address is the device: logged once per address
- * (`noSerialLogged` remembers them), with manufacturer, model and firmware; the serial itself is never logged. A lost link rejects.
+ * Device Information Service and tells one (`readDeviceInformation`; undecodable bytes go to `quarantine`). A
+ * placeholder serial (`isPlaceholderSerial`: `0000000000`, `N/A`, ...), an empty one or bytes that are no text are no
+ * serial: many units send a placeholder alike (QA: two meters answering `0000000000` were taken for one).
+ *
+ * With a serial `known` before (the driver says which: the meter's at this address, the CGM's before on this sensor),
+ * a read that does not give it is read again, `SERIAL_READS` reads at most (a corrupted read took the same device for
+ * another one, and its records were stored again: QA):
+ * - a re-read giving the known serial: the known device (a corrupted read, logged);
+ * - a serial read twice, in any order (`B`, garbled, `B`; a placeholder, `B`, `B`): that serial;
+ * - otherwise the driver's `SerialRules`: other serials, none twice (`unconfirmed`): the known serial (the meter: a
+ *   replacement is found by its numbering) or the first serial read (the CGM: nothing else tells a replacement, and a
+ *   record stored twice is better than one lost; QA: a replaced CGM whose re-read was garbled had its records dropped
+ *   as the old one's repeats); no answer at all (`unread`: refused, absent): the known serial (the CGM) or none (the
+ *   meter: its address);
+ * - only answers that are no serial (a placeholder, empty, no text): none, `noSerial: 'answered'` (both drivers take
+ *   it for another device than the known one: QA round 2, the meter keeping the known serial lost a replacement's
+ *   records).
+ * A placeholder `known` (rows stored when a placeholder was a serial) is no serial known. Without one, the first read
+ * decides.
+ *
+ * A result without a serial, or the known serial kept for a read without one, is logged once per address
+ * (`noSerialLogged` remembers them) with manufacturer, model, firmware and why (`names.withoutSerial` says who the
+ * device then is); disagreeing reads are logged; the serial itself is never logged, nor a placeholder. `info` is what
+ * the device told at the first read, placeholder included. Without a serial, `noSerial` says whether a read answered
+ * something that identifies nothing (`answered`) or none answered (`unanswered`). A lost link rejects.
  */
 export async function identifyPeripheral(
   link: GattLink,
-  what: { device: string; it: string },
+  names: PeripheralNames,
   log: { sensor: string; logger: DriverDeps['logger']; noSerialLogged: Set<string> },
   quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void,
-): Promise<{ identity: MeterIdentity; info: DeviceInformation }> {
+  known?: KnownSerial,
+): Promise<{ identity: MeterIdentity; info: DeviceInformation; noSerial?: NoSerial }> {
   const read = await readDeviceInformation(link, quarantine);
-  const { manufacturer, model, firmware, serial } = read.info;
-  if (serial === undefined && !log.noSerialLogged.has(link.address)) {
+  const { manufacturer, model, firmware } = read.info;
+  const first = firstSerialAnswer(link, read);
+  const before = known !== undefined && !isPlaceholderSerial(known.serial) ? known : undefined;
+  const { serial, why, noSerial } = before !== undefined ? await serialAgainstKnown(link, first, before, names, log, quarantine) : 'serial' in first ? { serial: first.serial } : 'none' in first ? { why: first.none, noSerial: 'answered' as const } : { why: first.unread, noSerial: 'unanswered' as const };
+  if (why !== undefined && !log.noSerialLogged.has(link.address)) {
     log.noSerialLogged.add(link.address);
-    const why = !read.offered ? 'no Device Information Service' : read.refused.includes('serial') ? 'its serial number read refused' : 'no serial number';
-    log.logger.info({ sensor: log.sensor, address: link.address, manufacturer, model, firmware }, `${what.device}: ${why}; ${what.it} is known by its address`);
+    const who = serial !== undefined ? `${names.it} known ${before?.where ?? ''} is kept` : names.withoutSerial;
+    log.logger.info({ sensor: log.sensor, address: link.address, manufacturer, model, firmware }, `${names.device}: ${why}; ${who}`);
   }
-  return { identity: serial !== undefined ? { address: link.address, serial } : { address: link.address }, info: read.info };
+  if (serial !== undefined) return { identity: { address: link.address, serial }, info: read.info };
+  return { identity: { address: link.address }, info: read.info, noSerial: noSerial ?? 'unanswered' };
+}
+
+/**
+ * The serial of the peripheral on `link` against the one `known`, from its `first` answer and re-reads (see
+ * `identifyPeripheral`); `why` when it told no serial. A lost link rejects.
+ */
+async function serialAgainstKnown(
+  link: GattLink,
+  first: SerialAnswer,
+  known: KnownSerial,
+  names: PeripheralNames,
+  log: { sensor: string; logger: DriverDeps['logger'] },
+  quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void,
+): Promise<{ serial?: string; why?: string; noSerial?: NoSerial }> {
+  if ('serial' in first && first.serial === known.serial) return { serial: known.serial };
+  const where = { sensor: log.sensor, address: link.address };
+  const answers = [first];
+  while (answers.length < SERIAL_READS && link.hasCharacteristic(DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_FIELDS.serial)) {
+    const again = await readSerial(link, quarantine);
+    answers.push(again);
+    if (!('serial' in again)) continue;
+    if (again.serial === known.serial) {
+      log.logger.warn({ ...where, reads: answers.length }, `${names.device} serial number read differently once: ${names.it} known ${known.where}`);
+      return { serial: known.serial };
+    }
+    if (answers.filter((a) => 'serial' in a && a.serial === again.serial).length >= 2) return { serial: again.serial };
+  }
+  const told = answers.find((a): a is { serial: string } => 'serial' in a);
+  if (told !== undefined) {
+    const believed = known.unconfirmed === 'first';
+    log.logger.warn({ ...where, reads: answers.length }, `${names.device} serial number reads disagree: ${believed ? `the first serial read is believed (${names.it} may be another than the one known ${known.where})` : `${names.it} known ${known.where} is kept`}`);
+    return { serial: believed ? told.serial : known.serial };
+  }
+  const none = answers.find((a): a is { none: string } => 'none' in a);
+  if (none !== undefined) return { why: none.none, noSerial: 'answered' };
+  return { serial: known.unread === 'known' ? known.serial : undefined, why: 'unread' in first ? first.unread : 'no serial number', noSerial: 'unanswered' };
+}
+
+/** The Serial Number String read once more (bytes that are no text go to `quarantine`). A lost link rejects. */
+async function readSerial(link: GattLink, quarantine: (characteristic: number, bytes: Uint8Array, error: DecodeError) => void): Promise<SerialAnswer> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await link.read(DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_FIELDS.serial);
+  } catch (error) {
+    if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
+    return { unread: 'its serial number read refused' };
+  }
+  try {
+    return serialText(decodeDisString(bytes));
+  } catch (error) {
+    if (!(error instanceof DecodeError)) throw error;
+    quarantine(DEVICE_INFORMATION_FIELDS.serial, bytes, error);
+    return { none: 'its serial number no text' };
+  }
 }
 
 /** The base of the BLE drivers: one supervised connection to one peripheral. */

@@ -33,10 +33,16 @@
  *
  * Numbering: record numbers belong to one meter (records.ts `MeterIdentity`): its serial number when the
  * meter tells one (Device Information, read at each connect), else its address. No Device Information
- * Service, a refused or empty serial: not an error, the address is the meter (logged once per address; the
- * serial is never logged, being a device identifier that the logs do not need). Another serial than the one known at
- * the address is believed once a re-read gives it again (`confirmSerial`): a read that gives the known serial back is
- * a corrupted read of the same meter (before: taken for another meter, all its records stored again). Each reading's context names
+ * Service, a refused or empty serial, or a placeholder serial (`isPlaceholderSerial`: `0000000000`, `N/A`, ...; two
+ * meters answering one were taken for one, 10 of the second's 12 records never fetched): not an error, the address is
+ * the meter (logged once per address; the serial is never logged, being a device identifier that the logs do not
+ * need); at an address where a serial is known a meter answering a placeholder (or an empty serial, or no text) at
+ * every read is another meter there, a new numbering epoch: all its records asked for, a notice (`anotherMeterAtAddress`;
+ * QA round 2: taken for the known meter, a replacement without "within range" had 10 of 12 records never fetched, under
+ * the old serial; the same meter answering it at a connect has its records fetched again, its dated ones stored once). Another serial
+ * than the one known at the address is believed once read twice in any order (`identifyPeripheral`, shared with the
+ * CGM; without two alike the meter known there): a read that gives the known serial back is a corrupted read of the
+ * same meter (before: taken for another meter, all its records stored again). Each reading's context names
  * it (`meter`: the link's address, `meterSerial`; `METER_NUMBERING_CONTEXT`), and "stored" above means stored
  * from this meter in its present numbering (`deps.lastMeterRecord(sensor, meter)`). Another meter than the one
  * the sensor's last record came from (replaced under the same sensor name, in the config or by auto-detection:
@@ -103,11 +109,11 @@ import {
 import { RACP_PROCEDURE_ALREADY_IN_PROGRESS } from '../protocols/ble/att-error.js';
 import { decodeRacpResponse, encodeRacpRequest, RACP_UUID, type RacpRequestFields, type RacpResponse } from '../protocols/ble/racp.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, decodeCurrentTime, decodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID, type LocalTimeInformation } from '../protocols/ble/current-time.js';
-import { decodeDisString, DEVICE_INFORMATION_FIELDS, DEVICE_INFORMATION_SERVICE_UUID } from '../protocols/ble/device-information.js';
 import { finiteValue } from '../protocols/ieee11073.js';
 import { isSameMeter, METER_NUMBERING_CONTEXT, type MeterIdentity, meterRecordAfter, newerMeterRecord, type Reading, type StoredMeterRecord } from '../records.js';
+import { isPlaceholderSerial } from '../protocols/ble/device-information.js';
 import { BleError, type GattLink } from '../transport/ble.js';
-import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral } from './ble-common.js';
+import { BLE_CONNECTION_SCHEMA_PROPERTIES, type BleConnectionOptions, BleDriverBase, DEFAULT_BLE_CONNECTION_OPTIONS, type GattConnectorFactory, identifyPeripheral, type SerialRules } from './ble-common.js';
 import { METER_TIME_CONTEXT, type MeterClock, meterClockFromCurrentTime, meterClockWithoutCurrentTime, meterTime, type MeterTimePlacement, meterWallClockText, sameMeterClock } from './meter-time.js';
 import type { DriverDeps, DriverDescriptor } from './types.js';
 
@@ -131,8 +137,13 @@ export const DEFAULT_BLE_GLUCOSE_METER_OPTIONS: Readonly<BleGlucoseMeterOptions>
 const MMOL_TO_MG_PER_DL = 18.0156;
 /** A re-read of the meter's Current Time within this of the last one is the same clock (whole-second rounding of a read that takes milliseconds). */
 const CLOCK_REREAD_TOLERANCE_MS = 1000;
-/** Reads of the Serial Number String at most, when it reads another serial than the one known at the address (`confirmSerial`). */
-const SERIAL_READS = 3;
+/**
+ * The meter's reading of serial reads that do not settle it (`identifyPeripheral`) at an address where a serial is
+ * known: other serials, none twice, are that meter (a replacement is found by its numbering: "within range", the
+ * records' content); a refused read is the address, as before; a placeholder is no serial: another meter at the
+ * address (`anotherMeterAtAddress`).
+ */
+const METER_SERIAL_RULES: Readonly<SerialRules> = Object.freeze({ unconfirmed: 'known', unread: 'none' });
 /**
  * Records compared at most, by content, when the meter's last record is before the floor, has no date and no dated
  * record is stored below it (`heldBelowFloor`): it and those just below it.
@@ -345,7 +356,9 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
     this.pending = undefined; // a measurement awaiting its context when the last link dropped is sent again
     this.heldRecords = []; // the new link's transfer brings them again
     this.current = link;
-    this.adoptMeter(await this.identify(link));
+    const { identity, placeholderWhereSerialKnown } = await this.identify(link);
+    this.adoptMeter(identity);
+    if (placeholderWhereSerialKnown) this.anotherMeterAtAddress(link);
     this.newTransfer();
     this.meterClock = await this.readMeterClock(link);
     if (link.hasCharacteristic(GLUCOSE_SERVICE_UUID, GLUCOSE_FEATURE_UUID)) {
@@ -433,66 +446,50 @@ export class BleGlucoseMeterDriver extends BleDriverBase<BleGlucoseMeterOptions>
   }
 
   /**
-   * Who the meter on the link is: its address, and its serial number when it offers the Device Information
-   * Service and tells one (`readDeviceInformation`). Without the service, or with the serial refused or empty,
-   * the address is the meter (logged once per address). Logged: manufacturer, model and firmware; never the serial.
+   * Who the meter on the link is (`identifyPeripheral`): its address, and its serial number when it tells one that is
+   * no placeholder. Without the service, with the serial refused, empty or a placeholder, the address is the meter
+   * (logged once per address). At an address where a serial is known (the meter last on this driver's link there, else
+   * the meter whose records were stored last from there) by `METER_SERIAL_RULES`: another serial is believed once a
+   * re-read gives it again; a placeholder (or empty, or no text) at every read is another meter there
+   * (`placeholderWhereSerialKnown`, see `anotherMeterAtAddress`).
+   * Logged: manufacturer, model and firmware; never the serial.
    */
-  private async identify(link: GattLink): Promise<MeterIdentity> {
+  private async identify(link: GattLink): Promise<{ identity: MeterIdentity; placeholderWhereSerialKnown: boolean }> {
     const log = { sensor: this.sensor, logger: this.deps.logger, noSerialLogged: this.disMissingLogged };
-    const { info } = await identifyPeripheral(link, { device: 'glucose meter', it: 'the meter' }, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error));
+    const names = { device: 'glucose meter', it: 'the meter', withoutSerial: 'the meter is known by its address' };
+    const known = this.serialKnownAt(link.address);
+    const { identity, info, noSerial } = await identifyPeripheral(link, names, log, (characteristic, bytes, error) => this.quarantine(link, characteristic, bytes, error), known !== undefined ? { serial: known, where: 'at this address', ...METER_SERIAL_RULES } : undefined);
     const { manufacturer, model, firmware } = info;
-    const serial = info.serial !== undefined ? await this.confirmSerial(link, info.serial) : undefined;
-    if (serial !== undefined && (this.meter?.serial !== serial || this.meter.address !== link.address)) {
+    if (identity.serial !== undefined && (this.meter?.serial !== identity.serial || this.meter.address !== link.address)) {
       this.deps.logger.info({ sensor: this.sensor, address: link.address, manufacturer, model, firmware }, 'glucose meter identified by its serial number');
     }
-    return serial !== undefined ? { address: link.address, serial } : { address: link.address };
+    return { identity, placeholderWhereSerialKnown: noSerial === 'answered' && known !== undefined && !isPlaceholderSerial(known) };
   }
 
   /**
-   * The serial of the meter at `link`'s address, `first` as read, when it is the one known at this address (the meter
-   * last on this driver's link there, else the meter whose records were stored last from there) or none is known.
-   * Another serial at a known address is read again before it is believed (a corrupted or flaky read took the same
-   * meter for another one, and all its records were stored again: QA). Believed when a re-read gives it again; the
-   * known serial when a re-read gives that one (logged without either serial); at most `SERIAL_READS` reads, and
-   * without two alike the known serial (a replacement meter then has its records found by the numbering check).
+   * The serial of the meter known at `address`: the meter last on this driver's link there (none when it told none),
+   * else the one whose records were stored last from there.
    */
-  private async confirmSerial(link: GattLink, first: string): Promise<string> {
-    const address = link.address;
-    let known = this.meter?.address === address ? this.meter.serial : undefined;
-    if (known === undefined) {
-      const stored = this.deps.lastMeterRecord(this.sensor, { address });
-      if (stored?.meter === address) known = stored.serial;
-    }
-    if (known === undefined || first === known) return first;
-    let previous = first;
-    for (let n = 1; n < SERIAL_READS; n++) {
-      const again = await this.readSerial(link);
-      if (again === previous) return again;
-      if (again === known) {
-        this.deps.logger.warn({ sensor: this.sensor, address, reads: n + 1 }, 'glucose meter serial number read differently once at this address: the same meter');
-        return known;
-      }
-      if (again !== undefined) previous = again;
-    }
-    this.deps.logger.warn({ sensor: this.sensor, address, reads: SERIAL_READS }, 'glucose meter serial number reads disagree: the meter known at this address is kept');
-    return known;
+  private serialKnownAt(address: string): string | undefined {
+    if (this.meter?.address === address) return this.meter.serial;
+    const stored = this.deps.lastMeterRecord(this.sensor, { address });
+    return stored?.meter === address ? stored.serial : undefined;
   }
 
-  /** The Serial Number String read once more; undefined when refused, empty or no text. A lost link rejects. */
-  private async readSerial(link: GattLink): Promise<string | undefined> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await link.read(DEVICE_INFORMATION_SERVICE_UUID, DEVICE_INFORMATION_FIELDS.serial);
-    } catch (error) {
-      if (!link.connected || !(error instanceof BleError) || error.code === 'disconnected') throw error;
-      return undefined;
-    }
-    try {
-      return decodeDisString(bytes);
-    } catch (error) {
-      if (!(error instanceof DecodeError)) throw error;
-      return undefined;
-    }
+  /**
+   * A meter that answered a placeholder (or an empty serial, or no text) at an address where a serial is known: another
+   * meter, known by its address, its numbering a new epoch there, so that all its records are asked for and a notice is
+   * sent (QA round 2: taken for the meter known there, a replacement without "within range" had 10 of its 12 records
+   * never fetched, no notice, its records stored under the old meter's serial). The same meter answering a placeholder
+   * at one connect has its records fetched again: the runtime does not store a dated record of an address twice (an
+   * undated one is stored again in the new epoch).
+   */
+  private anotherMeterAtAddress(link: GattLink): void {
+    this.epoch = new Date(this.deps.clock.now()).toISOString();
+    this.highest = undefined;
+    this.highestClock = undefined;
+    this.restartNotice ??= 'replaced';
+    this.deps.logger.warn({ sensor: this.sensor, address: link.address, epoch: this.epoch }, 'glucose meter answering no serial where one was known: taken for another meter, its records fetched from its first one');
   }
 
   /**

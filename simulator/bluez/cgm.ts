@@ -18,12 +18,15 @@
  *
  * Device Information Service 0x180A (`deviceInformation`; `false` leaves it out): manufacturer, model, serial
  * (default `SCGM-` and the address's hex digits) and firmware, as `peripheral.ts` `simDeviceInformationService`.
+ * `faults.serialNumberRefused` fails the serial read with an error reply; `faults.serialNumberReads`: the next
+ * serial reads answer these strings, one each, in order (a garbled read, a placeholder; `SIM_SERIAL_REFUSED`: that read
+ * refused), then the serial again.
  */
 import { CGM_DST_OFFSET_MINUTES, CGM_FEATURE_BITS, CGM_FEATURE_UUID, CGM_MEASUREMENT_UUID, CGM_SESSION_START_TIME_UUID, encodeCgmFeature, encodeCgmMeasurement, encodeCgmSessionStartTime } from '../../device-sdk/protocols/ble/cgm.js';
 import type { SimCharacteristicSpec, SimServiceSpec } from './bluez.js';
 import { bluezError } from './dbus-objects.js';
 import type { DeviceInformation } from '../../device-sdk/protocols/ble/device-information.js';
-import { SimPeripheralBase, type SimPeripheralFaults, simDeviceInformationService } from './peripheral.js';
+import { SimPeripheralBase, type SimPeripheralFaults, type SimSerialNumberFaults, simDeviceInformationService } from './peripheral.js';
 
 export const CGM_SERVICE_UUID = 0x181f;
 
@@ -48,7 +51,7 @@ export interface SimCgmOptions {
   faults: Partial<SimCgmFaults>;
 }
 
-export interface SimCgmFaults extends SimPeripheralFaults {
+export interface SimCgmFaults extends SimPeripheralFaults, SimSerialNumberFaults {
   /** Reads of Session Start Time 0x2AAA fail. */
   sessionStartUnreadable: boolean;
   /** Session Start Time 0x2AAA is sent with one bit of its time zone flipped (a CRC mismatch when the E2E-CRC is on). */
@@ -81,7 +84,7 @@ export class SimCgm extends SimPeripheralBase {
     this.options = o;
     this.nextOffset = o.firstTimeOffset;
     this.startMs = o.sessionStartMs;
-    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, sessionStartUnreadable: false, sessionStartCorrupt: false, ...options.faults };
+    this.faults = { duplicateEvery: 0, notifyDelayMs: 0, sessionStartUnreadable: false, sessionStartCorrupt: false, serialNumberRefused: false, serialNumberReads: [], ...options.faults };
     const bits = (1 << CGM_FEATURE_BITS.trendInformation) | (1 << CGM_FEATURE_BITS.quality) | (1 << CGM_FEATURE_BITS.lowBatteryDetection) | (o.e2eCrc ? 1 << CGM_FEATURE_BITS.e2eCrc : 0);
     const sessionStartSpec: SimCharacteristicSpec = {
       uuid: CGM_SESSION_START_TIME_UUID,
@@ -105,7 +108,13 @@ export class SimCgm extends SimPeripheralBase {
       },
       ...(options.deviceInformation === false
         ? []
-        : [simDeviceInformationService(options.deviceInformation ?? { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial: `SCGM-${o.address.replace(/:/g, '').toUpperCase()}`, firmware: '2.0.1' })]),
+        : [
+            simDeviceInformationService(
+              options.deviceInformation ?? { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial: `SCGM-${o.address.replace(/:/g, '').toUpperCase()}`, firmware: '2.0.1' },
+              () => this.faults.serialNumberRefused,
+              () => this.faults.serialNumberReads.shift(),
+            ),
+          ]),
     ];
   }
 

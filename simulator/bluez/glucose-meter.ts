@@ -55,7 +55,7 @@
  *   that sends its memory order, not its numbering).
  * - `racpUnanswered`: report requests with these operators get no answer at all (a broken meter).
  * - `serialNumberReads`: the next Serial Number String reads answer these strings, one each, in order (a
- *   corrupted or flaky read); then the meter's own serial again.
+ *   corrupted or flaky read; `SIM_SERIAL_REFUSED`: that read refused); then the meter's own serial again.
  * - `clockSkewMs`: the meter clock is off by this much for every record; `clockJump`: from record
  *   `atSequence` on, the meter clock is off by a further `byMs` (someone set the clock); the Current
  *   Time shows both. `currentTimeRaw`: the Current Time read answers these bytes instead;
@@ -80,7 +80,7 @@ import { bluezAttErrorReply } from './dbus-objects.js';
 import type { BleDateTimeFields } from '../../device-sdk/protocols/ble/date-time.js';
 import { CURRENT_TIME_SERVICE_UUID, CURRENT_TIME_UUID, encodeCurrentTime, encodeLocalTimeInformation, LOCAL_TIME_INFORMATION_UUID } from '../../device-sdk/protocols/ble/current-time.js';
 import type { SimServiceSpec } from './bluez.js';
-import { delay, SimPeripheralBase, type SimPeripheralFaults, simDeviceInformationService } from './peripheral.js';
+import { delay, SimPeripheralBase, type SimPeripheralFaults, type SimSerialNumberFaults, simDeviceInformationService } from './peripheral.js';
 
 export const GLUCOSE_SERVICE_UUID = 0x1808;
 
@@ -100,7 +100,7 @@ export interface SimGlucoseRecord {
   undated?: boolean;
 }
 
-export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
+export interface SimGlucoseMeterFaults extends SimPeripheralFaults, SimSerialNumberFaults {
   disconnectAfterRecords: number[];
   clockSkewMs: number;
   clockJump: { atSequence: number; byMs: number } | undefined;
@@ -112,12 +112,8 @@ export interface SimGlucoseMeterFaults extends SimPeripheralFaults {
   currentTimeRaw: Uint8Array | undefined;
   /** A Current Time read fails (an error reply, as a meter that shows its clock to bonded collectors only). */
   currentTimeRefused: boolean;
-  /** A Serial Number String read fails (an error reply). */
-  serialNumberRefused: boolean;
   /** RACP report requests with these operators are never answered (no record, no indication): a broken meter. */
   racpUnanswered: SimRacpOperator[];
-  /** The next Serial Number String reads answer these strings, one per read, instead of the serial (a corrupted read). */
-  serialNumberReads: string[];
   /**
    * After a link loss the meter takes its procedure for still running this long (ms; 0 = it stops at once): a RACP
    * request other than abort on the next link is refused as "already in progress" (`racpBusyAnswer`) until an

@@ -12,7 +12,7 @@ export {
   startSimulatedBluez,
 } from './bluez.js';
 export { findDbusDaemon, type PrivateDbus, startPrivateDbus } from './dbus-daemon.js';
-export { SimPeripheralBase, type SimPeripheralFaults, simDeviceInformationService } from './peripheral.js';
+export { SIM_SERIAL_REFUSED, SimPeripheralBase, type SimPeripheralFaults, type SimSerialNumberFaults, type SimSerialRead, simDeviceInformationService } from './peripheral.js';
 export {
   DEFAULT_SIM_GLUCOSE_METER_OPTIONS,
   defaultSimMeterInformation,

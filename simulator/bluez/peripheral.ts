@@ -14,6 +14,22 @@ export interface SimPeripheralFaults {
   notifyDelayMs: number;
 }
 
+/** Faults of a peripheral's Device Information Serial Number String (`simDeviceInformationService`). Mutable at any time. */
+export interface SimSerialNumberFaults {
+  /** A Serial Number String read fails (an error reply). */
+  serialNumberRefused: boolean;
+  /**
+   * The next Serial Number String reads answer these, one per read, instead of the serial: a string (a corrupted read,
+   * or a placeholder) or `SIM_SERIAL_REFUSED` (that read fails with an error reply).
+   */
+  serialNumberReads: SimSerialRead[];
+}
+
+/** An entry of `SimSerialNumberFaults.serialNumberReads`: that read is refused (an error reply). */
+export const SIM_SERIAL_REFUSED = Object.freeze({ refused: true as const });
+/** One scripted Serial Number String read: the text answered, or `SIM_SERIAL_REFUSED`. */
+export type SimSerialRead = string | typeof SIM_SERIAL_REFUSED;
+
 export function delay(ms: number): Promise<void> {
   return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
 }
@@ -22,9 +38,10 @@ export function delay(ms: number): Promise<void> {
  * A Device Information Service 0x180A (DIS 1.1) telling `info`: Manufacturer Name 0x2A29, Model Number 0x2A24,
  * Serial Number 0x2A25, Firmware Revision 0x2A26, each a read of UTF-8 text; a field that is undefined is left
  * out of the GATT table. A read of the serial fails with an error reply while `serialRefused()` holds, and answers what
- * `serialRead()` gives instead of the serial when it gives a string (a corrupted read).
+ * `serialRead()` gives instead of the serial when it gives a string (a corrupted read); it fails when that gives
+ * `SIM_SERIAL_REFUSED`.
  */
-export function simDeviceInformationService(info: Readonly<DeviceInformation>, serialRefused: () => boolean = () => false, serialRead: () => string | undefined = () => undefined): SimServiceSpec {
+export function simDeviceInformationService(info: Readonly<DeviceInformation>, serialRefused: () => boolean = () => false, serialRead: () => SimSerialRead | undefined = () => undefined): SimServiceSpec {
   return {
     uuid: DEVICE_INFORMATION_SERVICE_UUID,
     characteristics: (Object.entries(DEVICE_INFORMATION_FIELDS) as [keyof DeviceInformation, number][])
@@ -34,8 +51,9 @@ export function simDeviceInformationService(info: Readonly<DeviceInformation>, s
         flags: ['read'] as const,
         onRead: () => {
           if (field === 'serial' && serialRefused()) throw new Error('Insufficient Authentication');
-          const text = (field === 'serial' ? serialRead() : undefined) ?? (info[field] as string);
-          return encodeDisString(text, `/deviceInformation/${field}`);
+          const scripted = field === 'serial' ? serialRead() : undefined;
+          if (typeof scripted === 'object') throw new Error('Insufficient Authentication'); // SIM_SERIAL_REFUSED
+          return encodeDisString(scripted ?? (info[field] as string), `/deviceInformation/${field}`);
         },
       })),
   };

@@ -3,14 +3,16 @@
 // - a meter that deleted its newest record (a full memory, deleted from its menu) is the same numbering while it
 //   still holds an older record stored with the same meter clock: no notice, no refetch, nothing stored twice;
 // - records without a date (Base Time year 0): a meter that deleted its newest one is known by their content;
-// - a serial number that reads differently once at the same address is the same meter.
+// - a serial number that reads differently once at the same address is the same meter;
+// - a placeholder serial number (0000000000) is no serial: the meter at its address.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Reading } from '../../device-sdk/records.js';
+import { meterRecordId, type Reading } from '../../device-sdk/records.js';
 import { SimGlucoseMeter, type SimGlucoseRecord } from '../../simulator/bluez/index.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
+import type { RuntimeConfig } from '../../firmware/config.js';
 import { meterRuntimeConfig, storedInLedger, withRuntime } from './ble-runtime-harness.js';
 
 const ADDRESS = 'C0:FF:EE:00:00:01';
@@ -51,6 +53,26 @@ async function tenStored(bluezWith: ReturnType<typeof useSimulatedBluez>, meter:
   const config = meterRuntimeConfig(dir, bluez.address, ADDRESS);
   await withRuntime(config, () => waitFor(() => storedInLedger(dataDir, 'reading').length >= 10 && meter.stats.completed >= 1, 'the 10 records'));
   return { bluez, dataDir, config };
+}
+
+/**
+ * Record 11 at the first connect of a runtime, whose serial reads answer `first`, then record 12 at a reconnect, whose
+ * serial reads answer `second` (then the meter's serial). The readings and the numbering notices stored.
+ */
+async function newRecordsAtTwoConnects(meter: SimGlucoseMeter, dataDir: string, config: RuntimeConfig, first: string[], second: string[]) {
+  meter.faults.serialNumberReads = first;
+  meter.addRecord({ mgPerDl: 128 });
+  await withRuntime(config, async () => {
+    await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 11), 'record 11');
+    await meterSettled(meter);
+    meter.faults.serialNumberReads = second;
+    meter.addRecord({ mgPerDl: 131 });
+    await meter.dropLink();
+    await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 12), 'record 12');
+    await meterSettled(meter);
+    await sleep(100);
+  });
+  return { readings: storedInLedger(dataDir, 'reading'), notices: storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED) };
 }
 
 describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twice (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
@@ -136,26 +158,47 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter: no record stored twi
     const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(23, [3]), deviceInformation: info });
     const { dataDir, config } = await tenStored(bluezWith, meter);
 
-    meter.faults.serialNumberReads = ['GM7-0O4211']; // one corrupted read at the next connect
-    meter.addRecord({ mgPerDl: 128 });
     const sent = meter.stats.recordsSent;
-    await withRuntime(config, async () => {
-      await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 11), 'record 11');
-      await meterSettled(meter);
-      // Again at a reconnect of the same runtime (the driver knows the meter on its last link).
-      meter.faults.serialNumberReads = ['GM7-004Z11'];
-      meter.addRecord({ mgPerDl: 131 });
-      await meter.dropLink();
-      await waitFor(() => storedInLedger(dataDir, 'reading').some((r) => r.meterRecord === 12), 'record 12');
-      await meterSettled(meter);
-      await sleep(100);
-    });
-    const readings = storedInLedger(dataDir, 'reading');
-    const notices = storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED);
+    // One corrupted read at the next connect, after a restart; again at a reconnect of the same runtime (the driver
+    // knows the meter on its last link).
+    const { readings, notices } = await newRecordsAtTwoConnects(meter, dataDir, config, ['GM7-0O4211'], ['GM7-004Z11']);
     expect({ storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ storedTwice: 0, notices: 0 });
     expect(readings.map((r) => r.meterRecord)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
     expect(readings.every((r) => r.context?.meterSerial === 'GM7-004211')).toBe(true);
     expect(meter.stats.recordsSent - sent).toBe(4); // per connect: the newest stored record checked, then the new one
+    expect(meter.faults.serialNumberReads).toEqual([]);
+  }, 60_000);
+
+  // Its firmware answers the placeholder until it has loaded its serial: at the read and a re-read (then its serial), or
+  // at every read of a connect; at the reconnect it tells its serial again.
+  /** Meter GM7-004211's 10 records stored; at the next connect its serial reads answer `reads` first (new record 11), at the one after its serial (12). */
+  async function placeholderAtConnect(reads: string[]) {
+    const info = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'GM7-004211', firmware: '3.1' };
+    const meter = new SimGlucoseMeter({ address: ADDRESS, records: tenRecords(25, []), deviceInformation: info });
+    const { dataDir, config } = await tenStored(bluezWith, meter);
+    const sentBefore = meter.stats.recordsSent;
+    return { meter, sentBefore, ...(await newRecordsAtTwoConnects(meter, dataDir, config, reads, [])) };
+  }
+
+  it('a meter that answers a placeholder serial (0000000000) twice, then its serial, at a connect at an address where its serial is known: its serial read again, only its new records stored, under its serial, no notice', async () => {
+    const { meter, readings, notices } = await placeholderAtConnect(['0000000000', '0000000000']);
+    expect({ stored: readings.length, storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ stored: 12, storedTwice: 0, notices: 0 });
+    expect(readings.map((r) => meterRecordId(r))).toEqual(Array.from({ length: 12 }, (_, i) => `sn:GM7-004211/${i + 1}`));
+    expect(meter.faults.serialNumberReads).toEqual([]);
+  }, 60_000);
+
+  it('a meter that answers a placeholder serial (0000000000) at every read of a connect where its serial is known is taken for another meter at its address: all its records fetched again, none stored twice, one notice; record 11 without its serial', async () => {
+    const { meter, sentBefore, readings, notices } = await placeholderAtConnect(['0000000000', '0000000000', '0000000000']);
+    // A placeholder where a serial is known is another meter (QA round 2: kept as the known meter, a replacement
+    // answering one without "within range" had 10 of its 12 records never fetched). This one is the same meter: its 11
+    // records fetched again, the runtime holding its dated records does not store them twice.
+    expect({ stored: readings.length, storedTwice: storedTwice(readings), notices: notices.length }).toEqual({ stored: 12, storedTwice: 0, notices: 1 });
+    expect(meter.stats.recordsSent - sentBefore).toBeGreaterThanOrEqual(12);
+    // Record 11 is the address's (a new numbering there), 12 its serial's again in that numbering: FHIR meter-sequence
+    // ids `<address>@<epoch>/11`, `sn:GM7-004211@<epoch>/12` among `sn:GM7-004211/N` (QA round 1 saw `<address>/11`).
+    const epoch = readings[10]?.context?.meterEpoch;
+    expect(epoch).toBeDefined();
+    expect(readings.map((r) => meterRecordId(r))).toEqual([...Array.from({ length: 10 }, (_, i) => `sn:GM7-004211/${i + 1}`), `${ADDRESS}@${epoch}/11`, `sn:GM7-004211@${epoch}/12`]);
     expect(meter.faults.serialNumberReads).toEqual([]);
   }, 60_000);
 });

@@ -3,7 +3,8 @@
 //   at connect (RACP report stored records within range N..N) and all of its records are fetched;
 // - a meter that does not do "within range": today's behaviour, asked once per driver;
 // - the Device Information Service serial number: the same serial at another address is the same meter (nothing
-//   fetched or stored twice), another serial at the same address is another meter; no DIS: the address.
+//   fetched or stored twice), another serial at the same address is another meter; no DIS, or a placeholder serial
+//   (0000000000): the address.
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
@@ -116,6 +117,96 @@ describe.skipIf(!dbusDaemonAvailable())('ble-glucose-meter identity and reset de
     // Each meter's identification logged once, with its model and without its serial.
     expect(lines.filter((l) => l.msg === 'glucose meter identified by its serial number').map((l) => l.model)).toEqual(['GM-7', 'GM-7']);
     expect(lines.some((l) => /AAA-1|BBB-2/.test(JSON.stringify(l)))).toBe(false);
+  }, 30_000);
+
+  // QA round 2: a placeholder at an address where a serial is known was taken for the known meter: a replacement
+  // without "within range" had its records 1-10 never fetched (2 of 12 stored, no notice, under the old serial; main,
+  // which took the placeholder for a serial: 12 of 12 and a notice).
+  it('a meter replaced at the same address by one answering 0000000000, without "within range": another meter, all of its records fetched, without the old serial, one notice', async () => {
+    const racpOperators = ['all', 'greater-or-equal', 'less-or-equal', 'first', 'last'] as const;
+    const first = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 3, racpOperators, deviceInformation: { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: 'AAA-1' } });
+    const bluez = await bluezWith([first]);
+    const sink = recordingSink();
+    const driver = new BleGlucoseMeterDriver('meter', { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 100 }, driverDeps(sink));
+    const second = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 12, seed: 4, racpOperators, firstRecordMs: Date.UTC(2026, 0, 4, 7, 17), deviceInformation: { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: '0000000000' } });
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length === 10, "the first meter's 10 records");
+      await bluez.removeDevice(ADDRESS);
+      bluez.addDevice(second);
+      await waitFor(() => (second.stats.reports['greater-or-equal'] ?? 0) >= 3, 'three polls of the second meter');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.slice(10).map((r) => [r.meterRecord, r.value])).toEqual(second.records.map((r) => [r.sequenceNumber, r.mgPerDl]));
+    expect(sink.readings.slice(10).every((r) => r.context?.meterSerial === undefined && r.context?.meter === ADDRESS && r.context?.meterEpoch !== undefined)).toBe(true);
+    expect(sink.notices.map((n) => n.kind)).toEqual([RESTARTED]);
+  }, 30_000);
+
+  it('two meters that both answer the placeholder serial 0000000000 are told apart by their addresses: the second one\'s records fetched from its first one, with one notice', async () => {
+    // Meters that do not do "within range" (the check that finds a reset meter by its records): the serial and the
+    // address are all that tells them apart.
+    const racpOperators = ['all', 'greater-or-equal', 'less-or-equal', 'first', 'last'] as const;
+    const placeholder = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: '0000000000', firmware: '3.1' };
+    const first = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 11, racpOperators, deviceInformation: placeholder });
+    const second = new SimGlucoseMeter({ address: OTHER_ADDRESS, storedRecords: 12, seed: 12, racpOperators, deviceInformation: placeholder });
+    const bluez = await bluezWith([first]);
+    const dir = tempDir();
+    const dataDir = join(dir, 'device');
+    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address), () => storedInLedger(dataDir, 'reading').length >= 10, 'the first meter backfilled');
+
+    // The clinic replaces it (auto-detection: the first meter advertising the Glucose Service).
+    await bluez.removeDevice(ADDRESS);
+    bluez.addDevice(second);
+    // Until the second meter's transfer is done and nothing more has been stored for 600 ms (the records of a
+    // transfer reach the ledger after the meter sent them).
+    let seen = -1;
+    let since = 0;
+    const settled = () => {
+      const n = storedInLedger(dataDir, 'reading').length;
+      if (n !== seen) [seen, since] = [n, Date.now()];
+      return second.stats.completed >= 1 && Date.now() - since >= 600;
+    };
+    await runRuntimeUntil(meterRuntimeConfig(dir, bluez.address), settled, "the second meter's transfer stored");
+    const readings = storedInLedger(dataDir, 'reading');
+    // Before: taken for the first meter (one serial): only its records 11 and 12 were fetched, its records 1-10 never.
+    expect({ stored: readings.length, ofSecond: readings.slice(10).length }).toEqual({ stored: 22, ofSecond: 12 });
+    expect(readings.slice(10).map((r) => [r.meterRecord, r.value])).toEqual(second.records.map((r) => [r.sequenceNumber, r.mgPerDl]));
+    expect(readings.every((r) => r.context?.meterSerial === undefined)).toBe(true);
+    expect(readings.slice(10).every((r) => r.context?.meter === OTHER_ADDRESS)).toBe(true);
+    expect(storedInLedger(dataDir, 'alert').filter((a) => a.kind === RESTARTED)).toHaveLength(1);
+  }, 60_000);
+
+  it('records stored before placeholders were no serial (meterSerial 0000000000) continue at their address: a meter still answering the placeholder has only its new record fetched, no notice', async () => {
+    const placeholder = { manufacturer: 'Acme Diagnostics', model: 'GM-7', serial: '0000000000', firmware: '3.1' };
+    const meter = new SimGlucoseMeter({ address: ADDRESS, storedRecords: 10, seed: 13, deviceInformation: { ...placeholder, serial: 'GM7-000777' } });
+    const bluez = await bluezWith([meter]);
+    const options = { ...DEFAULT_BLE_GLUCOSE_METER_OPTIONS, ...fastBleOptions(bluez.address, ADDRESS), pollIntervalMs: 0 };
+    const before = recordingSink();
+    const first = new BleGlucoseMeterDriver('meter', options, driverDeps(before));
+    first.start(before);
+    try {
+      await waitFor(() => before.readings.length === 10 && first.transfers === 1, 'the 10 records');
+    } finally {
+      await first.stop();
+    }
+    // Those 10 rows as the driver stored them when a placeholder was an identity.
+    const sink = recordingSink();
+    sink.readings.push(...before.readings.map((r) => ({ ...r, context: { ...r.context, meterSerial: '0000000000' } })));
+    await bluez.removeDevice(ADDRESS);
+    const same = new SimGlucoseMeter({ address: ADDRESS, records: meter.records, deviceInformation: placeholder });
+    same.addRecord({ mgPerDl: 133 });
+    bluez.addDevice(same);
+    const driver = new BleGlucoseMeterDriver('meter', options, driverDeps(sink));
+    driver.start(sink);
+    try {
+      await waitFor(() => sink.readings.length >= 11 && driver.transfers >= 1, 'record 11');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.slice(10).map((r) => [r.meterRecord, r.context?.meter, r.context?.meterSerial, r.context?.meterEpoch])).toEqual([[11, ADDRESS, undefined, undefined]]);
+    expect(sink.notices).toEqual([]);
+    expect(same.stats.reports.all).toBeUndefined(); // resumed ("≥ 11"), not fetched from its first record
   }, 30_000);
 
   it('a meter that answers "operator not supported" to within range keeps the behaviour of before: asked once, resumed from the stored number', async () => {
