@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError, StoreError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, type MeterIdentity, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, METER_NUMBERING_CONTEXT, type MeterIdentity, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -21,7 +21,8 @@ import { createRuleEngine, DEFAULT_RULE_OPTIONS, type RuleEngine } from './rules
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
-import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
+import type { SensorSink, SensorState, StoredCgmRecord } from '../device-sdk/sensors/types.js';
+import { CGM_SEEN_LIMIT } from '../device-sdk/sensors/ble-cgm.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors, glucoseSensors, SAMPLE_RATE_UNVALIDATED, type StoredRecords } from './analyzers.js';
 import { DEFAULT_GLUCOSE_MONITOR_OPTIONS } from './glucose-monitor.js';
 import { SignalWatchdog } from './signal-watchdog.js';
@@ -184,6 +185,54 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
   return { meterRecords, readings, alerts };
 }
 
+/**
+ * How far back (device clock) the CGM records stored before a start are looked for: 65,536 minutes, the longest a
+ * sensor session's Time Offsets (uint16 minutes, CGMS §3.1.1.4) can run, so a record stored earlier is of a session
+ * that started earlier and is over.
+ */
+export const CGM_RECALL_MS = 65_536 * 60_000;
+/** The first window looked back over for a CGM's stored records (`storedCgmRecords`); doubled until it holds enough. */
+const CGM_RECALL_FIRST_MS = 24 * 3600_000;
+
+/**
+ * The newest `limit` CGM records stored for each of `sensors` (the driver's `CGM_SEEN_LIMIT`), oldest first, for the
+ * drivers to take as handed over (`DriverDeps.storedCgmRecords`): a CGM resends its backlog when it reconnects, and a
+ * restarted runtime stored it again (QA: the 6 records resent after a restart stored twice). Looked for among the
+ * readings stored in the last day (device clock), then the last 2, 4, ... days until `limit` are found or
+ * `CGM_RECALL_MS` is reached: only those are opened (`OutboxStore.readMatching`), about 2 x `limit` at most, whatever the
+ * ledger holds (a year of 5-minute readings is 105k). A device clock set back since they were stored reads more (all
+ * of them, stored in its future); one set forward by more than `CGM_RECALL_MS` finds none (resent records stored again).
+ */
+export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], nowMs: number, limit: number): Map<string, StoredCgmRecord[]> {
+  const out = new Map<string, StoredCgmRecord[]>();
+  for (const sensor of sensors) {
+    let records: StoredCgmRecord[];
+    for (let back = CGM_RECALL_FIRST_MS; ; back *= 2) {
+      records = [];
+      const fromTMs = nowMs - Math.min(back, CGM_RECALL_MS);
+      for (let after = 0; ; ) {
+        const page = store.readMatching('reading', { tags: [sensor], fromTMs }, after, 5000);
+        if (page.length === 0) break;
+        after = (page.at(-1) as { seq: number }).seq;
+        for (const row of page) {
+          const r = decodeBody('reading', row.body);
+          if (r.sensor !== sensor || r.meterRecord === undefined) continue;
+          const c = r.context ?? {};
+          const record: StoredCgmRecord = { offset: r.meterRecord };
+          if (c.sessionStart !== undefined) record.sessionStart = c.sessionStart;
+          if (c[METER_NUMBERING_CONTEXT.serial] !== undefined) record.serial = c[METER_NUMBERING_CONTEXT.serial];
+          if (c[METER_NUMBERING_CONTEXT.meter] !== undefined) record.address = c[METER_NUMBERING_CONTEXT.meter];
+          records.push(record);
+        }
+        if (records.length > 2 * limit) records = records.slice(-limit);
+      }
+      if (records.length >= limit || back >= CGM_RECALL_MS) break;
+    }
+    if (records.length > 0) out.set(sensor, records.slice(-limit));
+  }
+  return out;
+}
+
 /** What the runtime starts per configured source: a simulated source or a device driver. */
 interface RuntimeSource {
   sensor: string;
@@ -229,6 +278,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly alarmOutputs: AlarmOutput[] = [];
   /** Newest meter record number seen per sensor and meter numbering (durable once the ledger flushes; read back from the ledger at start). */
   private meterRecords: MeterRecordBook;
+  /** The CGM records stored before this start, per CGM sensor, until its driver takes them (`storedCgmRecords`). */
+  private readonly cgmRecords: Map<string, StoredCgmRecord[]>;
   /** The width of each sensor's meter record counter, as its source declares it (`DEFAULT_METER_RECORD_BITS` otherwise). */
   private readonly meterRecordBits: Readonly<Record<string, MeterRecordBits>>;
   private readonly counts = new Map<string, number>();
@@ -317,6 +368,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       meterRecordStored: (sensor: string, meter: MeterIdentity, record: number, meterClock: string, like?: Reading) => this.meterRecords.holds(sensor, meter, record, meterClock, like),
       datedMeterRecordAtOrBefore: (sensor: string, meter: MeterIdentity, record: number) => this.meterRecords.datedAtOrBefore(sensor, meter, record),
       meterReadingStored: (reading: Reading) => this.meterRecords.holdsAsSent(reading),
+      storedCgmRecords: (sensor: string) => {
+        const records = this.cgmRecords.get(sensor) ?? [];
+        this.cgmRecords.delete(sensor);
+        return records;
+      },
       ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}),
     };
     const deviceKinds: Record<string, string> = {};
@@ -341,6 +397,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const stored = storedGlucoseState(this.store, { meters: meterSensors, replayed: glucoseSensors(config.sources, deviceKinds) }, now - replayMin * 60_000, now);
     // Every source's record numbers from now on, on its own counter width; the meters' as stored.
     this.meterRecords = stored.meterRecords;
+    // So do a CGM's records: those it resends when it reconnects after the restart are not stored again.
+    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), now, CGM_SEEN_LIMIT);
     for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);

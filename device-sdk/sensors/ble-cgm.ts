@@ -91,8 +91,11 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
   annunciationLayout: 'sig',
 });
 
-/** (Session, time offset) pairs remembered for duplicate detection (a day and a half of 1-minute records). */
-const SEEN_LIMIT = 2048;
+/**
+ * (CGM, session, time offset) of the records remembered for duplicate detection, the newest (a day and a half of
+ * 1-minute records, 7 days of 5-minute ones); as many of those stored before a restart (`DriverDeps.storedCgmRecords`).
+ */
+export const CGM_SEEN_LIMIT = 2048;
 /**
  * A record this far (minutes) below the highest time offset seen starts a new sensor session (time
  * offsets restart at 0 with a new sensor, CGMS §3.1.1.4): the remembered offsets are forgotten.
@@ -129,6 +132,22 @@ function knownSessionStart(v: CgmSessionStartTime): BleCgmSessionStart | undefin
   return { key: `utc ${v.utcMs}`, iso: `${local}${zone}` };
 }
 
+/** The session start a stored reading names (`context.sessionStart`, the `iso` of `knownSessionStart`), with its key. */
+function storedSessionStart(iso: string): BleCgmSessionStart {
+  // With its UTC offset the key is the UTC start (wall clock - offset, as `utcMs`), else the wall clock.
+  return { key: /[+-]\d\d:\d\d$/.test(iso) ? `utc ${Date.parse(iso)}` : `local ${iso}`, iso };
+}
+
+/** The key of a CGM in `seen`: `sn:<serial>` when it told one, else '' (the configured sensor's CGM). */
+function deviceKeyOf(serial: string | undefined): string {
+  return serial !== undefined ? `sn:${serial}` : '';
+}
+
+/** A record's key in `seen`: `<CGM key> <session key>|<time offset>` (the session key '' when not known). */
+function seenKey(deviceKey: string, start: BleCgmSessionStart | undefined, offset: number): string {
+  return `${deviceKey} ${start?.key ?? ''}|${offset}`;
+}
+
 export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   readonly driver = 'ble-cgm';
   readonly kind = 'cgm' as const;
@@ -146,6 +165,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private highestOffset = -1;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
+  /** The records stored before this start were taken (`recall`). */
+  private recalled = false;
   /** Another CGM found on a link than the one before (another serial, or without serials another address). */
   deviceChanges = 0;
   /** The CGM on the link (see "Identity"); undefined before the first link. */
@@ -182,6 +203,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private link: GattLink | undefined;
 
   protected async session(link: GattLink): Promise<void> {
+    this.recall();
     if (this.link) this.duplicateBytesBefore += this.link.duplicatesSuppressed;
     this.link = link;
     this.adoptDevice(await this.identify(link));
@@ -230,6 +252,35 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   }
 
   /**
+   * Once, before the first link: the records stored before this start (`deps.storedCgmRecords`, the newest
+   * `CGM_SEEN_LIMIT`) are taken as handed over, so that those the CGM resends when it reconnects after a restart of the
+   * runtime are repeats (before: stored again). The CGM, session start and highest time offset of the newest stored record
+   * are taken as those of the link before, so a restart changes nothing the driver judges by: another serial is another
+   * CGM, another session start a new session, a time offset more than a day below the highest a new session.
+   */
+  private recall(): void {
+    if (this.recalled) return;
+    this.recalled = true;
+    const stored = this.deps.storedCgmRecords?.(this.sensor) ?? [];
+    const newest = stored.at(-1);
+    if (newest === undefined) return;
+    const starts = new Map<string, BleCgmSessionStart>();
+    const startOf = (iso: string | undefined) => {
+      if (iso === undefined) return undefined;
+      let start = starts.get(iso);
+      if (start === undefined) starts.set(iso, (start = storedSessionStart(iso)));
+      return start;
+    };
+    for (const r of stored.slice(-CGM_SEEN_LIMIT)) this.seen.add(seenKey(deviceKeyOf(r.serial), startOf(r.sessionStart), r.offset));
+    // Without a serial the CGM is the sensor's: its identity is only that it told none (no address is stored).
+    this.device = { address: newest.address ?? '', ...(newest.serial !== undefined ? { serial: newest.serial } : {}) };
+    this.currentStart = startOf(newest.sessionStart);
+    const session = seenKey(deviceKeyOf(newest.serial), this.currentStart, 0).slice(0, -1);
+    for (const k of this.seen) if (k.startsWith(session)) this.highestOffset = Math.max(this.highestOffset, Number(k.slice(session.length)));
+    this.deps.logger.info({ sensor: this.sensor, records: this.seen.size }, 'CGM records stored before the restart taken as handed over');
+  }
+
+  /**
    * The CGM on a new link. Another one than before only when both told their serial and the serials differ (without
    * a serial the address is no identity: a CGM may use a new random address per connection, and QA saw its resent
    * records stored again): the records still waiting are handed over as the old one's, and its session start, highest
@@ -259,10 +310,9 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.deps.logger.warn({ sensor: this.sensor, address: next.address, previous: previous.address }, 'another CGM under this sensor: its records are judged apart from the previous one\'s');
   }
 
-  /** The key of the CGM on the link in `seen`: `sn:<serial>` when it told one, else '' (the configured sensor's CGM). */
+  /** The key of the CGM on the link in `seen` (`deviceKeyOf`). */
   private get deviceKey(): string {
-    const serial = this.device?.serial;
-    return serial !== undefined ? `sn:${serial}` : '';
+    return deviceKeyOf(this.device?.serial);
   }
 
   /** Session Start Time 0x2AAA of this link, or why it is not usable. A lost link rejects. */
@@ -335,14 +385,14 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       this.sessionStartConfirmed = false;
     }
     const start = this.currentStart;
-    const key = `${this.deviceKey} ${start?.key ?? ''}|${r.timeOffsetMinutes}`;
+    const key = seenKey(this.deviceKey, start, r.timeOffsetMinutes);
     if (this.seen.has(key)) {
       this.duplicateRecords += 1;
       this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
       return;
     }
     this.seen.add(key);
-    if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as string);
+    if (this.seen.size > CGM_SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as string);
     const value = finiteValue(r.glucose);
     if (value === undefined) {
       this.quarantine(link, CGM_MEASUREMENT_UUID, bytes, new DecodeError('ble-cgm-measurement', `record at time offset ${r.timeOffsetMinutes} has no glucose value (${r.glucose.kind})`));

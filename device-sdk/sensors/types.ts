@@ -64,6 +64,17 @@ export interface SensorNotice {
   message: string;
 }
 
+/** A CGM record stored before (`DriverDeps.storedCgmRecords`): its place in a sensor session, and the CGM that sent it. */
+export interface StoredCgmRecord {
+  /** Its Time Offset (minutes since the session start): the reading's `meterRecord`. */
+  offset: number;
+  /** The session start as stored (`context.sessionStart`); absent when it was not known. */
+  sessionStart?: string;
+  /** The CGM's serial (`context.meterSerial`) and address (`context.meter`), stored when it told its serial. */
+  serial?: string;
+  address?: string;
+}
+
 /** What the runtime gives a driver. */
 export interface DriverDeps {
   clock: Clock;
@@ -100,6 +111,13 @@ export interface DriverDeps {
    * below it is then taken for a reset one when it no longer holds its newest records stored).
    */
   meterReadingStored?(reading: Reading): boolean;
+  /**
+   * The CGM records stored for `sensor` before this start, oldest first (firmware/runtime.ts `storedCgmRecords`: the
+   * newest `CGM_SEEN_LIMIT` stored in the last 45.5 days of the device clock). A CGM resends its backlog when it
+   * reconnects: the driver takes them as handed over, so that a record resent after a restart of the runtime is not
+   * stored again. Given once (a second call returns none). Absent: none known (records resent after a restart are stored again).
+   */
+  storedCgmRecords?(sensor: string): readonly StoredCgmRecord[];
   /**
    * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
    * times have no zone and that cannot tell their clock (no Current Time Service): see

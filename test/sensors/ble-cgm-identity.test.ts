@@ -6,31 +6,17 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/ble-cgm.js';
 import { readingObservation } from '../../edge/fhir/mapping.js';
-import { parseRuntimeConfig } from '../../firmware/config.js';
 import { SimCgm } from '../../simulator/bluez/index.js';
 import { simDeviceInformationService } from '../../simulator/bluez/peripheral.js';
 import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
-import { runRuntimeUntil, storedInLedger } from './ble-runtime-harness.js';
+import { cgmDeviceInformation, cgmRuntimeConfig, runRuntimeUntil, storedInLedger } from './ble-runtime-harness.js';
 
 const ADDRESS = 'C0:FF:EE:00:00:02';
 const OTHER_ADDRESS = 'D4:2A:19:7E:00:07';
 const tempDir = useTempDirs('ble-cgm-identity');
-
-function cgmRuntimeConfig(dir: string, dbusAddress: string) {
-  return parseRuntimeConfig(
-    {
-      deviceId: 'ble-clinic-1',
-      dataDir: 'device',
-      edge: { url: 'mqtt://127.0.0.1:1' }, // offline: nothing listens
-      log: { level: 'silent' },
-      sources: [{ type: 'device', sensor: 'cgm', driver: 'ble-cgm', options: { dbusAddress, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 } } }],
-    },
-    dir,
-  );
-}
 
 /** A started `ble-cgm` driver finding its CGM by service (no address), and its sink. */
 function startedDriver(dbusAddress: string) {
@@ -41,17 +27,13 @@ function startedDriver(dbusAddress: string) {
   return { sink, driver };
 }
 
-function deviceInformation(serial: string) {
-  return { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial, firmware: '2.0.1' };
-}
-
 describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
   it('a CGM replaced at the same address with the same session start: its records at offsets already seen are stored, each naming its serial', async () => {
     // Both report the session start the factory wrote (the simulator's default): only the serial tells them apart.
-    const first = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
-    const second = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-B-0002') });
+    const first = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
+    const second = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-B-0002') });
     expect(second.encodeSessionStartTime()).toEqual(first.encodeSessionStartTime());
     const bluez = await bluezWith([first]);
     const dir = tempDir();
@@ -94,7 +76,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
   }, 60_000);
 
   it('the same serial at another address (a new random address) is the same CGM: records it sends again are repeats; so is a CGM without a serial at a new address', async () => {
-    const info = deviceInformation('CGM-A-0001');
+    const info = cgmDeviceInformation('CGM-A-0001');
     const before = new SimCgm({ address: ADDRESS, deviceInformation: info });
     const after = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: info });
     const bluez = await bluezWith([before]);
@@ -150,7 +132,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
   }, 60_000);
 
   it('a serial read refused at one connection (or only readable from the second) is the same CGM: records it sends again are repeats', async () => {
-    const info = deviceInformation('CGM-A-0001');
+    const info = cgmDeviceInformation('CGM-A-0001');
     for (const refusedAt of [1, 0]) {
       let refuse = refusedAt === 0;
       const cgm = new SimCgm({ address: ADDRESS, deviceInformation: info });
