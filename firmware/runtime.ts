@@ -186,49 +186,32 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
 }
 
 /**
- * How far back (device clock) the CGM records stored before a start are looked for: 65,536 minutes, the longest a
- * sensor session's Time Offsets (uint16 minutes, CGMS §3.1.1.4) can run, so a record stored earlier is of a session
- * that started earlier and is over.
+ * The newest `limit` CGM readings stored for each of `sensors` (the driver's `CGM_SEEN_LIMIT`), oldest first, as the
+ * records the drivers take as handed over (`DriverDeps.storedCgmRecords`): a CGM resends its backlog when it
+ * reconnects, and a restarted runtime stored it again (QA: the 6 records resent after a restart stored twice). Only
+ * those are opened (`OutboxStore.readBefore` by tag), whatever the ledger holds and whatever the device clock says
+ * (bench/cgm-recall.js: a year of 5-minute readings, 105k).
  */
-export const CGM_RECALL_MS = 65_536 * 60_000;
-/** The first window looked back over for a CGM's stored records (`storedCgmRecords`); doubled until it holds enough. */
-const CGM_RECALL_FIRST_MS = 24 * 3600_000;
-
-/**
- * The newest `limit` CGM records stored for each of `sensors` (the driver's `CGM_SEEN_LIMIT`), oldest first, for the
- * drivers to take as handed over (`DriverDeps.storedCgmRecords`): a CGM resends its backlog when it reconnects, and a
- * restarted runtime stored it again (QA: the 6 records resent after a restart stored twice). Looked for among the
- * readings stored in the last day (device clock), then the last 2, 4, ... days until `limit` are found or
- * `CGM_RECALL_MS` is reached: only those are opened (`OutboxStore.readMatching`), about 2 x `limit` at most, whatever the
- * ledger holds (a year of 5-minute readings is 105k). A device clock set back since they were stored reads more (all
- * of them, stored in its future); one set forward by more than `CGM_RECALL_MS` finds none (resent records stored again).
- */
-export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], nowMs: number, limit: number): Map<string, StoredCgmRecord[]> {
+export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], limit: number): Map<string, StoredCgmRecord[]> {
   const out = new Map<string, StoredCgmRecord[]>();
   for (const sensor of sensors) {
-    let records: StoredCgmRecord[];
-    for (let back = CGM_RECALL_FIRST_MS; ; back *= 2) {
-      records = [];
-      const fromTMs = nowMs - Math.min(back, CGM_RECALL_MS);
-      for (let after = 0; ; ) {
-        const page = store.readMatching('reading', { tags: [sensor], fromTMs }, after, 5000);
-        if (page.length === 0) break;
-        after = (page.at(-1) as { seq: number }).seq;
-        for (const row of page) {
-          const r = decodeBody('reading', row.body);
-          if (r.sensor !== sensor || r.meterRecord === undefined) continue;
-          const c = r.context ?? {};
-          const record: StoredCgmRecord = { offset: r.meterRecord };
-          if (c.sessionStart !== undefined) record.sessionStart = c.sessionStart;
-          if (c[METER_NUMBERING_CONTEXT.serial] !== undefined) record.serial = c[METER_NUMBERING_CONTEXT.serial];
-          if (c[METER_NUMBERING_CONTEXT.meter] !== undefined) record.address = c[METER_NUMBERING_CONTEXT.meter];
-          records.push(record);
-        }
-        if (records.length > 2 * limit) records = records.slice(-limit);
-      }
-      if (records.length >= limit || back >= CGM_RECALL_MS) break;
+    const records: StoredCgmRecord[] = [];
+    // Stored strings repeat (a session's start, a CGM's serial and address): kept once.
+    const strings = new Map<string, string>();
+    const once = (v: string) => strings.get(v) ?? (strings.set(v, v), v);
+    for (const row of store.readBefore('reading', Number.MAX_SAFE_INTEGER, limit, { tags: [sensor] })) {
+      const r = decodeBody('reading', row.body);
+      if (r.sensor !== sensor || r.meterRecord === undefined) continue;
+      const c = r.context ?? {};
+      const record: StoredCgmRecord = { offset: r.meterRecord };
+      if (c.sessionStart !== undefined) record.sessionStart = once(c.sessionStart);
+      const serial = c[METER_NUMBERING_CONTEXT.serial];
+      if (serial !== undefined) record.serial = once(serial);
+      const address = c[METER_NUMBERING_CONTEXT.meter];
+      if (address !== undefined) record.address = once(address);
+      records.push(record);
     }
-    if (records.length > 0) out.set(sensor, records.slice(-limit));
+    if (records.length > 0) out.set(sensor, records);
   }
   return out;
 }
@@ -398,7 +381,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Every source's record numbers from now on, on its own counter width; the meters' as stored.
     this.meterRecords = stored.meterRecords;
     // So do a CGM's records: those it resends when it reconnects after the restart are not stored again.
-    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), now, CGM_SEEN_LIMIT);
+    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), CGM_SEEN_LIMIT);
     for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);

@@ -113,7 +113,7 @@ export interface DriverDeps {
   meterReadingStored?(reading: Reading): boolean;
   /**
    * The CGM records stored for `sensor` before this start, oldest first (firmware/runtime.ts `storedCgmRecords`: the
-   * newest `CGM_SEEN_LIMIT` stored in the last 45.5 days of the device clock). A CGM resends its backlog when it
+   * newest `CGM_SEEN_LIMIT` stored). A CGM resends its backlog when it
    * reconnects: the driver takes them as handed over, so that a record resent after a restart of the runtime is not
    * stored again. Given once (a second call returns none). Absent: none known (records resent after a restart are stored again).
    */
