@@ -7,7 +7,7 @@
 // sealed at rest with AES-256-GCM (the runtime's default), each naming its serial and its sensor session (a new one
 // every 14 days, time offsets from 0), stored in time order; in the last `--hr-days` days a heart-rate strap's readings
 // every second between them (other sensors' rows the newest CGM rows are found among).
-// start:        `storedCgmRecords(store, ['cgm'], CGM_SEEN_LIMIT)` on the ledger reopened (what a runtime start adds).
+// start:        `storedCgmRecords(store, ['cgm'], CGM_SEEN_LIMIT, silentLogger)` on the ledger reopened (what a runtime start adds).
 // recall:       `BleCgmDriver.recall()` taking the records (keys into its `seen`).
 // heap:         retained heap (after GC) of the records handed over, and of the driver's `seen` after recall.
 // Times are medians over the rounds. Prints one JSON object on stdout; progress goes to stderr.
@@ -99,7 +99,7 @@ function recall() {
       return page;
     };
     const t = performance.now();
-    const records = storedCgmRecords(store, ['cgm'], CGM_SEEN_LIMIT).get('cgm') ?? [];
+    const records = storedCgmRecords(store, ['cgm'], CGM_SEEN_LIMIT, silentLogger).get('cgm') ?? [];
     return { ms: performance.now() - t, opened, records };
   } finally {
     store.close();

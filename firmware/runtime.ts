@@ -190,20 +190,35 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
  * records the drivers take as handed over (`DriverDeps.storedCgmRecords`): a CGM resends its backlog when it
  * reconnects, and a restarted runtime stored it again (QA: the 6 records resent after a restart stored twice). Only
  * those are opened (`OutboxStore.readBefore` by tag), whatever the ledger holds and whatever the device clock says
- * (bench/cgm-recall.js: a year of 5-minute readings, 105k).
+ * (bench/cgm-recall.js: a year of 5-minute readings, 105k). Only the CGM driver's readings (`source: cgm`, a uint16 time
+ * offset) count: not those another source stored under the same sensor name. A sensor whose stored readings cannot be
+ * read (a damaged row) is logged and has none: the monitoring starts, and records resent are stored again.
  */
-export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], limit: number): Map<string, StoredCgmRecord[]> {
+export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], limit: number, log: Logger): Map<string, StoredCgmRecord[]> {
   const out = new Map<string, StoredCgmRecord[]>();
   for (const sensor of sensors) {
     const records: StoredCgmRecord[] = [];
     // Stored strings repeat (a session's start, a CGM's serial and address): kept once.
     const strings = new Map<string, string>();
     const once = (v: string) => strings.get(v) ?? (strings.set(v, v), v);
-    for (const row of store.readBefore('reading', Number.MAX_SAFE_INTEGER, limit, { tags: [sensor] })) {
-      const r = decodeBody('reading', row.body);
-      if (r.sensor !== sensor || r.meterRecord === undefined) continue;
+    let rows: StoredRecord[];
+    try {
+      rows = store.readBefore('reading', Number.MAX_SAFE_INTEGER, limit, { tags: [sensor] });
+    } catch (error) {
+      log.warn({ sensor, err: (error as Error).message }, 'CGM records stored before this start not readable: records the CGM resends are stored again');
+      continue;
+    }
+    for (const row of rows) {
+      let r: Reading;
+      try {
+        r = decodeBody('reading', row.body);
+      } catch {
+        continue;
+      }
       const c = r.context ?? {};
-      const record: StoredCgmRecord = { offset: r.meterRecord };
+      const offset = r.meterRecord;
+      if (r.sensor !== sensor || c.source !== 'cgm' || offset === undefined || !Number.isInteger(offset) || offset < 0 || offset > 0xffff) continue;
+      const record: StoredCgmRecord = { offset };
       if (c.sessionStart !== undefined) record.sessionStart = once(c.sessionStart);
       const serial = c[METER_NUMBERING_CONTEXT.serial];
       if (serial !== undefined) record.serial = once(serial);
@@ -381,7 +396,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Every source's record numbers from now on, on its own counter width; the meters' as stored.
     this.meterRecords = stored.meterRecords;
     // So do a CGM's records: those it resends when it reconnects after the restart are not stored again.
-    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), CGM_SEEN_LIMIT);
+    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), CGM_SEEN_LIMIT, this.log);
     for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);

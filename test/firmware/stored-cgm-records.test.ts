@@ -1,0 +1,110 @@
+// What the runtime reads back from its ledger at start for the CGM drivers (`storedCgmRecords`), on a real encrypted
+// SQLite ledger: the newest CGM readings of each CGM sensor, opening no older row nor another sensor's, and a damaged
+// row that does not stop the start.
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { encodeBody } from '../../device-sdk/proto/index.js';
+import type { Reading } from '../../device-sdk/records.js';
+import { LEDGER_TABLES } from '../../device-sdk/store/ledger-keys.js';
+import type { OutboxStore, StoredRecord } from '../../device-sdk/store/outbox-store.js';
+import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js';
+import { loadOrCreateDeviceKey } from '../../device-sdk/security/device-key.js';
+import { silentLogger } from '../../device-sdk/log.js';
+import { storedCgmRecords } from '../../firmware/runtime.js';
+import { useTempDirs } from '../helpers/temp.js';
+
+const tempDir = useTempDirs('stored-cgm-records');
+const T0 = Date.UTC(2026, 11, 1);
+const MIN = 60_000;
+const START = '2026-11-30T08:00:00+01:00';
+
+function cgmReading(offset: number, context: Record<string, string> = {}): Reading {
+  return { sensor: 'cgm', type: 'glucose', value: 100 + offset, unit: 'mg/dL', tDevice: T0 + offset * MIN, meterRecord: offset, context: { source: 'cgm', sessionStart: START, meter: 'C0:FF:EE:00:00:02', meterSerial: 'CGM-A-0001', ...context } };
+}
+
+function openStore(dir: string): SqliteOutboxStore {
+  return new SqliteOutboxStore(join(dir, 'ledger.db'), { deviceId: 'dev-cgm', encryption: { suite: 'aes-256-gcm', deviceKey: loadOrCreateDeviceKey(join(dir, 'device.key')).deviceKey } });
+}
+
+/** Appends `readings` in order, each tagged with its sensor; returns their seqs. */
+function append(store: OutboxStore, readings: readonly Reading[]): number[] {
+  return store.append(readings.map((r) => ({ kind: 'reading' as const, tMs: r.tDevice, tag: r.sensor, body: encodeBody('reading', r) })));
+}
+
+describe('storedCgmRecords on an encrypted SQLite ledger', () => {
+  it('returns the newest CGM readings of each sensor, oldest first, opening no older row nor another sensor’s', () => {
+    const dir = tempDir();
+    const store = openStore(dir);
+    try {
+      const readings: Reading[] = [];
+      for (let offset = 0; offset < 300; offset += 5) {
+        readings.push(cgmReading(offset));
+        // A heart rate every minute between them.
+        for (let m = 0; m < 5; m++) readings.push({ sensor: 'hr', type: 'heart-rate', value: 70, unit: 'bpm', tDevice: T0 + (offset + m) * MIN });
+      }
+      // A new session of a CGM without a serial; another source under the same sensor name; an offset no uint16.
+      readings.push({ ...cgmReading(0), context: { source: 'cgm', sessionStart: '2026-12-01T09:00:00+01:00' } });
+      readings.push({ sensor: 'cgm', type: 'glucose', value: 99, unit: 'mg/dL', tDevice: T0 + 400 * MIN, meterRecord: 7 });
+      readings.push(cgmReading(70_000));
+      readings.push(cgmReading(5, { sessionStart: '2026-12-01T09:00:00+01:00' }));
+      append(store, readings);
+      let opened = 0;
+      const counted = Object.create(store) as OutboxStore;
+      counted.readBefore = (...args) => {
+        const rows: StoredRecord[] = store.readBefore(...args);
+        opened += rows.length;
+        return rows;
+      };
+      counted.readMatching = () => {
+        throw new Error('a scan by readMatching');
+      };
+      const records = storedCgmRecords(counted, ['cgm', 'cgm-2'], 7, silentLogger);
+      // The newest 7 rows of `cgm`: offsets 285, 290, 295, the new session's 0, another source's and offset 70,000
+      // (skipped), the new session's 5.
+      expect(opened).toBe(7);
+      expect(records.get('cgm')).toEqual([
+        { offset: 285, sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
+        { offset: 290, sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
+        { offset: 295, sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
+        { offset: 0, sessionStart: '2026-12-01T09:00:00+01:00' },
+        { offset: 5, sessionStart: '2026-12-01T09:00:00+01:00', serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
+      ]);
+      expect(records.has('cgm-2')).toBe(false);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a damaged row: the sensor has no records and a warning (no serial) is logged; the start goes on', () => {
+    const dir = tempDir();
+    const store = openStore(dir);
+    const [first] = append(store, [cgmReading(0), cgmReading(5)]);
+    store.close();
+    // One sealed body altered on the card: it no longer opens.
+    const db = new Database(join(dir, 'ledger.db'));
+    db.prepare(`UPDATE ${LEDGER_TABLES.reading} SET body = zeroblob(length(body)) WHERE seq = ?`).run(first);
+    db.close();
+    const lines: string[] = [];
+    const log = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(chunk.toString());
+          done();
+        },
+      }),
+    );
+    const reopened = openStore(dir);
+    try {
+      expect(storedCgmRecords(reopened, ['cgm'], 2048, log).size).toBe(0);
+    } finally {
+      reopened.close();
+    }
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ level: 40, sensor: 'cgm', msg: expect.stringMatching(/^CGM records stored before this start not readable/) });
+    expect(lines[0]).not.toContain('CGM-A-0001');
+  });
+});
