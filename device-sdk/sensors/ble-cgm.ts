@@ -43,7 +43,7 @@
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
  * record whose (CGM, session start, time offset) was already handed over: one of the newest `CGM_SEEN_LIMIT`, counting
  * those the runtime stored before a restart (`deps.storedCgmRecords`, taken before the first link: `recall`), so a CGM
- * resending its backlog after a power loss has each record stored once (QA: stored twice). A record older than those
+ * resending its backlog after a power loss has each record stored once (before: twice). A record older than those
  * is stored again when resent.
  *
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
