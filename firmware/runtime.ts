@@ -21,8 +21,8 @@ import { createRuleEngine, DEFAULT_RULE_OPTIONS, type RuleEngine } from './rules
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
-import type { SensorSink, SensorState, StoredCgmRecord } from '../device-sdk/sensors/types.js';
-import { CGM_SEEN_LIMIT } from '../device-sdk/sensors/ble-cgm.js';
+import type { SensorSink, SensorState, StoredCgmSession } from '../device-sdk/sensors/types.js';
+import { CGM_SEEN_SESSIONS, cgmRecordMark } from '../device-sdk/sensors/cgm-seen-records.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors, glucoseSensors, SAMPLE_RATE_UNVALIDATED, type StoredRecords } from './analyzers.js';
 import { DEFAULT_GLUCOSE_MONITOR_OPTIONS } from './glucose-monitor.js';
 import { SignalWatchdog } from './signal-watchdog.js';
@@ -186,47 +186,73 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
 }
 
 /**
- * The newest `limit` CGM readings stored for each of `sensors` (the driver's `CGM_SEEN_LIMIT`), oldest first, as the
- * records the drivers take as handed over (`DriverDeps.storedCgmRecords`): a CGM resends its backlog when it
- * reconnects, and a restarted runtime stored it again (test/sensors/ble-cgm-restart.test.ts: 14 stored of 14 sent, 8 distinct). Only
- * those are opened (`OutboxStore.readBefore` by tag), whatever the ledger holds and whatever the device clock says
- * (bench/cgm-recall.js: a year of 5-minute readings, 105k). Only the CGM driver's readings (`source: cgm`, a uint16 time
- * offset) count: not those another source stored under the same sensor name. A sensor whose stored readings cannot be
- * read (a damaged row) is logged and has none: the monitoring starts, and records resent are stored again.
+ * How far back the CGM records stored before a start are read (`storedCgmRecords`): 21 days of the device clock before
+ * the newest stored for the sensor. CGM sensors are worn 7-15 days (a session's Time Offsets may run 45.5 days at most):
+ * every record of a session of up to 21 days, the one a CGM resends (its current session), was stored in the 21 days
+ * before the newest, however the runtime's time was cut by restarts and whatever the clock says at this start.
  */
-export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], limit: number, log: Logger): Map<string, StoredCgmRecord[]> {
-  const out = new Map<string, StoredCgmRecord[]>();
+export const CGM_RECALL_MS = 21 * 86_400_000;
+
+/**
+ * The CGM readings stored for each of `sensors` in the `CGM_RECALL_MS` before the newest stored for it, by sensor
+ * session of a CGM (serial and session start as stored), the session stored last last, at most `CGM_SEEN_SESSIONS`
+ * (those stored last), as the records the drivers take as handed over (`DriverDeps.storedCgmRecords`): a CGM resends its
+ * backlog when it reconnects, and a restarted runtime stored it again (test/sensors/ble-cgm-restart.test.ts). One pass
+ * over the sensor's rows (`OutboxStore.readMatching` by tag and time, pages of 4,096): the rows before the window and
+ * other sensors' are not opened; each row in it is (its offset, session and serial are sealed with the rest:
+ * bench/cgm-recall.js). Only the CGM driver's readings (`source: cgm`, a uint16 time offset) count: not those another
+ * source stored under the same sensor name. A sensor whose stored readings cannot be read (a damaged row) is logged and
+ * has none: the monitoring starts, and records resent are stored again.
+ */
+export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], log: Logger): Map<string, StoredCgmSession[]> {
+  const out = new Map<string, StoredCgmSession[]>();
   for (const sensor of sensors) {
-    const records: StoredCgmRecord[] = [];
-    // Stored strings repeat (a session's start, a CGM's serial and address): kept once.
-    const strings = new Map<string, string>();
-    const once = (v: string) => strings.get(v) ?? (strings.set(v, v), v);
-    let rows: StoredRecord[];
+    // Per CGM and session: its fields, offsets and marks; Map order is the order last stored (the last row's group last).
+    const groups = new Map<string, { session: Omit<StoredCgmSession, 'offsets' | 'marks'>; offsets: number[]; marks: number[] }>();
+    let last: string | undefined;
     try {
-      rows = store.readBefore('reading', Number.MAX_SAFE_INTEGER, limit, { tags: [sensor] });
+      const newest = store.readBefore('reading', Number.MAX_SAFE_INTEGER, 1, { tags: [sensor] })[0];
+      if (newest === undefined) continue;
+      const filter = { tags: [sensor], fromTMs: newest.tMs - CGM_RECALL_MS };
+      for (let after = 0; ; ) {
+        const page = store.readMatching('reading', filter, after, 4096);
+        if (page.length === 0) break;
+        after = (page.at(-1) as StoredRecord).seq;
+        for (const row of page) {
+          let r: Reading;
+          try {
+            r = decodeBody('reading', row.body);
+          } catch {
+            continue;
+          }
+          const c = r.context ?? {};
+          const offset = r.meterRecord;
+          if (r.sensor !== sensor || c.source !== 'cgm' || offset === undefined || !Number.isInteger(offset) || offset < 0 || offset > 0xffff) continue;
+          const serial = c[METER_NUMBERING_CONTEXT.serial];
+          const address = c[METER_NUMBERING_CONTEXT.meter];
+          const key = `${serial === undefined ? '-' : `s${serial}`} ${c.sessionStart ?? '-'}`;
+          let group = groups.get(key);
+          if (group === undefined) {
+            group = { session: {}, offsets: [], marks: [] };
+            if (c.sessionStart !== undefined) group.session.sessionStart = c.sessionStart;
+            if (serial !== undefined) group.session.serial = serial;
+          }
+          if (key !== last) {
+            groups.delete(key);
+            groups.set(key, group);
+            last = key;
+          }
+          if (serial !== undefined && address !== undefined) group.session.address = address;
+          group.offsets.push(offset);
+          group.marks.push(cgmRecordMark(r.value));
+        }
+      }
     } catch (error) {
       log.warn({ sensor, err: (error as Error).message }, 'CGM records stored before this start not readable: records the CGM resends are stored again');
       continue;
     }
-    for (const row of rows) {
-      let r: Reading;
-      try {
-        r = decodeBody('reading', row.body);
-      } catch {
-        continue;
-      }
-      const c = r.context ?? {};
-      const offset = r.meterRecord;
-      if (r.sensor !== sensor || c.source !== 'cgm' || offset === undefined || !Number.isInteger(offset) || offset < 0 || offset > 0xffff) continue;
-      const record: StoredCgmRecord = { offset };
-      if (c.sessionStart !== undefined) record.sessionStart = once(c.sessionStart);
-      const serial = c[METER_NUMBERING_CONTEXT.serial];
-      if (serial !== undefined) record.serial = once(serial);
-      const address = c[METER_NUMBERING_CONTEXT.meter];
-      if (address !== undefined) record.address = once(address);
-      records.push(record);
-    }
-    if (records.length > 0) out.set(sensor, records);
+    const sessions = [...groups.values()].slice(-CGM_SEEN_SESSIONS).map((g) => ({ ...g.session, offsets: Uint16Array.from(g.offsets), marks: Uint8Array.from(g.marks) }));
+    if (sessions.length > 0) out.set(sensor, sessions);
   }
   return out;
 }
@@ -277,7 +303,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   /** Newest meter record number seen per sensor and meter numbering (durable once the ledger flushes; read back from the ledger at start). */
   private meterRecords: MeterRecordBook;
   /** The CGM records stored before this start, per CGM sensor, until its driver takes them (`storedCgmRecords`). */
-  private readonly cgmRecords: Map<string, StoredCgmRecord[]>;
+  private readonly cgmRecords: Map<string, StoredCgmSession[]>;
   /** The width of each sensor's meter record counter, as its source declares it (`DEFAULT_METER_RECORD_BITS` otherwise). */
   private readonly meterRecordBits: Readonly<Record<string, MeterRecordBits>>;
   private readonly counts = new Map<string, number>();
@@ -396,7 +422,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     // Every source's record numbers from now on, on its own counter width; the meters' as stored.
     this.meterRecords = stored.meterRecords;
     // So do a CGM's records: those it resends when it reconnects after the restart are not stored again.
-    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), CGM_SEEN_LIMIT, this.log);
+    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), this.log);
     for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);

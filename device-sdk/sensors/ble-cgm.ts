@@ -61,6 +61,7 @@
  */
 import type { ClockTimer } from '../clock.js';
 import { DecodeError } from '../errors.js';
+import { CgmSeenRecords, cgmRecordMark } from './cgm-seen-records.js';
 import { CGM_MEASURED_AT } from './meter-time.js';
 import {
   CGM_FEATURE_UUID,
@@ -94,11 +95,6 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
   annunciationLayout: 'sig',
 });
 
-/**
- * (CGM, session, time offset) of the records remembered for duplicate detection, the newest (a day and a half of
- * 1-minute records, 7 days of 5-minute ones); as many of those stored before a restart (`DriverDeps.storedCgmRecords`).
- */
-export const CGM_SEEN_LIMIT = 2048;
 /**
  * A record this far (minutes) below the highest time offset seen starts a new sensor session (time
  * offsets restart at 0 with a new sensor, CGMS §3.1.1.4): the remembered offsets are forgotten.
@@ -146,9 +142,9 @@ function deviceKeyOf(serial: string | undefined): string {
   return serial !== undefined ? `sn:${serial}` : '';
 }
 
-/** A record's key in `seen`: `<CGM key> <session key>|<time offset>` (the session key '' when not known). */
-function seenKey(deviceKey: string, start: BleCgmSessionStart | undefined, offset: number): string {
-  return `${deviceKey} ${start?.key ?? ''}|${offset}`;
+/** A sensor session's key in `seen`: `<CGM key> <session key>` (the session key '' when not known). */
+function sessionKeyOf(deviceKey: string, start: BleCgmSessionStart | undefined): string {
+  return `${deviceKey} ${start?.key ?? ''}`;
 }
 
 export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
@@ -163,8 +159,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   /** Records dropped as duplicates by their (session start, time offset). */
   duplicateRecords = 0;
   private duplicateBytesBefore = 0;
-  /** `<CGM key> <session key>|<time offset>` of the records handed over (insertion order, oldest evicted first). */
-  private readonly seen = new Set<string>();
+  /** The records handed over, by `<CGM key> <session key>` and time offset (the sessions used last). */
+  private readonly seen = new CgmSeenRecords();
   private highestOffset = -1;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
@@ -255,11 +251,13 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   }
 
   /**
-   * Once, before the first link: the records stored before this start (`deps.storedCgmRecords`, the newest
-   * `CGM_SEEN_LIMIT`) are taken as handed over, so that those the CGM resends when it reconnects after a restart of the
-   * runtime are repeats (before: stored again). The CGM, session start and highest time offset of the newest stored record
-   * are taken as those of the link before, so a restart changes nothing the driver judges by: another serial is another
-   * CGM, another session start a new session, a time offset more than a day below the highest a new session.
+   * Once, before the first link: the records stored before this start (`deps.storedCgmRecords`: those of the 21 days
+   * before the newest, by session) are taken as handed over, so that those the CGM resends when it reconnects after a
+   * restart of the runtime are repeats (before: stored again). Each session's are taken in the order stored, by the day
+   * rule as when they came (a new sensor under the same session key forgets the old one's). The CGM, session start and
+   * highest time offset of the session stored last are taken as those of the link before, so a restart changes nothing
+   * the driver judges by: another serial is another CGM, another session start a new session, a time offset more than a
+   * day below the highest a new session unless it repeats the record held there.
    */
   private recall(): void {
     if (this.recalled) return;
@@ -267,20 +265,25 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     const stored = this.deps.storedCgmRecords?.(this.sensor) ?? [];
     const newest = stored.at(-1);
     if (newest === undefined) return;
-    const starts = new Map<string, BleCgmSessionStart>();
-    const startOf = (iso: string | undefined) => {
-      if (iso === undefined) return undefined;
-      let start = starts.get(iso);
-      if (start === undefined) starts.set(iso, (start = storedSessionStart(iso)));
-      return start;
-    };
-    for (const r of stored.slice(-CGM_SEEN_LIMIT)) this.seen.add(seenKey(deviceKeyOf(r.serial), startOf(r.sessionStart), r.offset));
+    let highest = -1;
+    for (const group of stored) {
+      const session = sessionKeyOf(deviceKeyOf(group.serial), group.sessionStart === undefined ? undefined : storedSessionStart(group.sessionStart));
+      highest = -1;
+      group.offsets.forEach((offset, i) => {
+        const mark = group.marks[i] as number;
+        if (offset < highest - SESSION_RESTART_MINUTES && this.seen.markOf(session, offset) !== mark) {
+          this.seen.forget(session);
+          highest = -1;
+        }
+        highest = Math.max(highest, offset);
+        if (this.seen.markOf(session, offset) === 0) this.seen.add(session, offset, mark);
+      });
+    }
     // Without a serial the CGM is the sensor's: its identity is only that it told none (no address is stored).
     this.device = { address: newest.address ?? '', ...(newest.serial !== undefined ? { serial: newest.serial } : {}) };
-    this.currentStart = startOf(newest.sessionStart);
-    const session = seenKey(deviceKeyOf(newest.serial), this.currentStart, 0).slice(0, -1);
-    for (const k of this.seen) if (k.startsWith(session)) this.highestOffset = Math.max(this.highestOffset, Number(k.slice(session.length)));
-    this.deps.logger.info({ sensor: this.sensor, records: this.seen.size }, 'CGM records stored before the restart taken as handed over');
+    this.currentStart = newest.sessionStart === undefined ? undefined : storedSessionStart(newest.sessionStart);
+    this.highestOffset = highest;
+    this.deps.logger.info({ sensor: this.sensor, ...this.seen.size }, 'CGM records stored before the restart taken as handed over');
   }
 
   /**
@@ -297,12 +300,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (previous === undefined) return;
     if (previous.serial === undefined || next.serial === undefined || previous.serial === next.serial) {
       const after = this.deviceKey;
-      if (after !== before) {
-        for (const k of [...this.seen].filter((x) => x.startsWith(`${before} `))) {
-          this.seen.delete(k);
-          this.seen.add(`${after}${k.slice(before.length)}`);
-        }
-      }
+      if (after !== before) for (const k of this.seen.keysStartingWith(`${before} `)) this.seen.move(k, `${after}${k.slice(before.length)}`);
       return;
     }
     this.handOver();
@@ -316,6 +314,11 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   /** The key of the CGM on the link in `seen` (`deviceKeyOf`). */
   private get deviceKey(): string {
     return deviceKeyOf(this.device?.serial);
+  }
+
+  /** The key of the current session in `seen` (`sessionKeyOf`). */
+  private get sessionKey(): string {
+    return sessionKeyOf(this.deviceKey, this.currentStart);
   }
 
   /** Session Start Time 0x2AAA of this link, or why it is not usable. A lost link rejects. */
@@ -348,11 +351,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (previous === undefined) {
       // The first start read (0x2AAA was unreadable until now): the records taken before it are taken as
       // this session's, so the ones the CGM resends after a reconnect stay duplicates.
-      const unknown = `${this.deviceKey} |`;
-      for (const k of [...this.seen].filter((x) => x.startsWith(unknown))) {
-        this.seen.delete(k);
-        this.seen.add(`${this.deviceKey} ${start.key}|${k.slice(unknown.length)}`);
-      }
+      this.seen.move(sessionKeyOf(this.deviceKey, undefined), sessionKeyOf(this.deviceKey, start));
       return;
     }
     this.sessionRestarts += 1;
@@ -375,8 +374,12 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       }
       if (this.isStopped || !this.sink) return;
     }
-    if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES) {
-      this.seen.clear();
+    const value = finiteValue(r.glucose);
+    const mark = cgmRecordMark(value);
+    // More than a day below the highest: a new sensor (same session key), unless it repeats the record held there (a
+    // CGM resending its session from the start).
+    if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES && this.seen.markOf(this.sessionKey, r.timeOffsetMinutes) !== mark) {
+      this.seen.forget(this.sessionKey);
       this.highestOffset = -1;
       this.handOver();
       this.recordClock.reset();
@@ -388,15 +391,12 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       this.sessionStartConfirmed = false;
     }
     const start = this.currentStart;
-    const key = seenKey(this.deviceKey, start, r.timeOffsetMinutes);
-    if (this.seen.has(key)) {
+    if (this.seen.markOf(this.sessionKey, r.timeOffsetMinutes) !== 0) {
       this.duplicateRecords += 1;
       this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
       return;
     }
-    this.seen.add(key);
-    if (this.seen.size > CGM_SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as string);
-    const value = finiteValue(r.glucose);
+    this.seen.add(this.sessionKey, r.timeOffsetMinutes, mark);
     if (value === undefined) {
       this.quarantine(link, CGM_MEASUREMENT_UUID, bytes, new DecodeError('ble-cgm-measurement', `record at time offset ${r.timeOffsetMinutes} has no glucose value (${r.glucose.kind})`));
       return;

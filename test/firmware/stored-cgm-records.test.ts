@@ -1,5 +1,5 @@
 // What the runtime reads back from its ledger at start for the CGM drivers (`storedCgmRecords`), on a real encrypted
-// SQLite ledger: the newest CGM readings of each CGM sensor, opening no older row nor another sensor's, and a damaged
+// SQLite ledger: the CGM readings of the 21 days before the newest of each CGM sensor, by session, opening no older row nor another sensor's, and a damaged
 // row that does not stop the start.
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -14,6 +14,7 @@ import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js
 import { loadOrCreateDeviceKey } from '../../device-sdk/security/device-key.js';
 import { silentLogger } from '../../device-sdk/log.js';
 import { storedCgmRecords } from '../../firmware/runtime.js';
+import { CGM_SEEN_SESSIONS, cgmRecordMark } from '../../device-sdk/sensors/cgm-seen-records.js';
 import { useTempDirs } from '../helpers/temp.js';
 
 const tempDir = useTempDirs('stored-cgm-records');
@@ -35,11 +36,12 @@ function append(store: OutboxStore, readings: readonly Reading[]): number[] {
 }
 
 describe('storedCgmRecords on an encrypted SQLite ledger', () => {
-  it('returns the newest CGM readings of each sensor, oldest first, opening no older row nor another sensor’s', () => {
+  it('returns the CGM readings of the 21 days before the newest, by session, opening no older row nor another sensor’s', () => {
     const dir = tempDir();
     const store = openStore(dir);
     try {
-      const readings: Reading[] = [];
+      // A session 30 days before the newest: outside the window.
+      const readings: Reading[] = [{ ...cgmReading(0, { sessionStart: '2026-10-31T08:00:00+01:00' }), tDevice: T0 - 30 * 1440 * MIN }];
       for (let offset = 0; offset < 300; offset += 5) {
         readings.push(cgmReading(offset));
         // A heart rate every minute between them.
@@ -58,21 +60,36 @@ describe('storedCgmRecords on an encrypted SQLite ledger', () => {
         opened += rows.length;
         return rows;
       };
-      counted.readMatching = () => {
-        throw new Error('a scan by readMatching');
+      counted.readMatching = (...args) => {
+        const rows: StoredRecord[] = store.readMatching(...args);
+        opened += rows.length;
+        return rows;
       };
-      const records = storedCgmRecords(counted, ['cgm', 'cgm-2'], 7, silentLogger);
-      // The newest 7 rows of `cgm`: offsets 285, 290, 295, the new session's 0, another source's and offset 70,000
-      // (skipped), the new session's 5.
-      expect(opened).toBe(7);
+      const records = storedCgmRecords(counted, ['cgm', 'cgm-2'], silentLogger);
+      // The newest `cgm` row (the window's end), then the 64 `cgm` rows of the window (the newest again among them).
+      expect(opened).toBe(1 + 64);
+      const offsets = Array.from({ length: 60 }, (_, i) => 5 * i);
       expect(records.get('cgm')).toEqual([
-        { offset: 285, sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
-        { offset: 290, sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
-        { offset: 295, sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
-        { offset: 0, sessionStart: '2026-12-01T09:00:00+01:00' },
-        { offset: 5, sessionStart: '2026-12-01T09:00:00+01:00', serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02' },
+        { sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02', offsets: Uint16Array.from(offsets), marks: Uint8Array.from(offsets.map((o) => cgmRecordMark(100 + o))) },
+        { sessionStart: '2026-12-01T09:00:00+01:00', offsets: Uint16Array.of(0), marks: Uint8Array.of(cgmRecordMark(100)) },
+        { sessionStart: '2026-12-01T09:00:00+01:00', serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02', offsets: Uint16Array.of(5), marks: Uint8Array.of(cgmRecordMark(105)) },
       ]);
       expect(records.has('cgm-2')).toBe(false);
+    } finally {
+      store.close();
+    }
+  });
+
+  it(`keeps the ${CGM_SEEN_SESSIONS} sessions stored last`, () => {
+    const dir = tempDir();
+    const store = openStore(dir);
+    try {
+      const starts = Array.from({ length: CGM_SEEN_SESSIONS + 2 }, (_, i) => `2026-11-${String(10 + i).padStart(2, '0')}T08:00:00+01:00`);
+      append(store, starts.map((sessionStart, i) => ({ ...cgmReading(5, { sessionStart }), tDevice: T0 + i * MIN })));
+      // The first session again last: stored last, it is kept.
+      append(store, [{ ...cgmReading(10, { sessionStart: starts[0] as string }), tDevice: T0 + 60 * MIN }]);
+      const sessions = storedCgmRecords(store, ['cgm'], silentLogger).get('cgm') ?? [];
+      expect(sessions.map((s) => [s.sessionStart, [...s.offsets]])).toEqual([...starts.slice(3).map((start) => [start, [5]]), [starts[0], [5, 10]]]);
     } finally {
       store.close();
     }
@@ -99,7 +116,7 @@ describe('storedCgmRecords on an encrypted SQLite ledger', () => {
     );
     const reopened = openStore(dir);
     try {
-      expect(storedCgmRecords(reopened, ['cgm'], 2048, log).size).toBe(0);
+      expect(storedCgmRecords(reopened, ['cgm'], log).size).toBe(0);
     } finally {
       reopened.close();
     }

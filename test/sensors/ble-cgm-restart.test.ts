@@ -24,11 +24,12 @@ const tempDir = useTempDirs('ble-cgm-restart');
 const summary = (readings: readonly Reading[]) => readings.map((r) => [r.meterRecord, r.value, r.context?.meterSerial]);
 
 /**
- * Runs a runtime on `dir` until `cgm` has connected to it and sent `records` (time offset, mg/dL) in order, and the record
- * sent last is stored once more (records are handled in order: each sent before it was judged before it); returns the readings
- * stored in the ledger after the runtime stopped.
+ * Runs a runtime on `dir` until `cgm` has connected to it and sent `records` (time offset, mg/dL) in order, one a
+ * notification or, as a `backlog`, 8 to a notification, and the record sent last is stored once more (records are
+ * handled in order: each sent before it was judged before it); returns the readings stored in the ledger after the
+ * runtime stopped.
  */
-async function runSending(dir: string, bluez: SimulatedBluez, cgm: SimCgm, records: readonly [number, number][]): Promise<Reading[]> {
+async function runSending(dir: string, bluez: SimulatedBluez, cgm: SimCgm, records: readonly [number, number][], send: 'each' | 'backlog' = 'each'): Promise<Reading[]> {
   const dataDir = join(dir, 'device');
   const connectsBefore = bluez.device(cgm.address).connects;
   const [lastOffset, lastValue] = records.at(-1) as [number, number];
@@ -38,8 +39,10 @@ async function runSending(dir: string, bluez: SimulatedBluez, cgm: SimCgm, recor
   const lastStored = () => storedInLedger(dataDir, 'reading').filter(isLast).length > before;
   await withRuntime(cgmRuntimeConfig(dir, bluez.address), async () => {
     await waitFor(() => bluez.device(cgm.address).connects > connectsBefore && cgm.isNotifying(0x2aa7), 'the CGM subscribed', 15_000);
-    for (const [timeOffset, mgPerDl] of records) expect(await cgm.measure({ mgPerDl, timeOffset })).toBe(timeOffset);
-    await waitFor(lastStored, `the record at offset ${lastOffset} stored`, 15_000);
+    if (send === 'backlog') expect(await cgm.sendRecords(records.map(([timeOffset, mgPerDl]) => ({ mgPerDl, timeOffset })))).toBe(records.length);
+    else for (const [timeOffset, mgPerDl] of records) expect(await cgm.measure({ mgPerDl, timeOffset })).toBe(timeOffset);
+    // Each look opens the whole ledger: less often when it holds thousands.
+    await waitFor(lastStored, `the record at offset ${lastOffset} stored`, 30_000, send === 'backlog' ? 500 : 25);
   });
   return storedInLedger(dataDir, 'reading');
 }
@@ -77,6 +80,27 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm across a runtime restart (needs
     // Before the fix: 14 stored of 14 sent (0-25 twice).
     expect(summary(readings)).toEqual([...FIRST, ...NEXT].map(([o, v]) => [o, v, 'CGM-A-0001']));
   }, 60_000);
+
+  it('the same CGM resending a whole 14-day session at 5-minute intervals (4,032 records) after a restart: each is stored once', async () => {
+    const cgm = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
+    const bluez = await bluezWith([cgm]);
+    const dir = tempDir();
+    // Offsets 0-20,155 min; glucose 70-319 mg/dL.
+    const session = Array.from({ length: 4032 }, (_, i): [number, number] => [5 * i, 70 + ((i * 37) % 250)]);
+    const later: [number, number][] = [
+      [20_160, 150],
+      [20_165, 155],
+    ];
+    expect(await runSending(dir, bluez, cgm, session, 'backlog')).toHaveLength(4032);
+    // Power loss; at the reconnect the CGM resends its whole session, then measures on.
+    const readings = await runSending(dir, bluez, cgm, [...session, ...later], 'backlog');
+    const stored = new Map<number, number>();
+    for (const r of readings) stored.set(r.meterRecord as number, (stored.get(r.meterRecord as number) ?? 0) + 1);
+    // Before (the newest 2,048 records remembered, and the resend from offset 0 taken for a new sensor by the day rule):
+    // all 4,032 stored twice.
+    expect([...stored.values()].filter((n) => n > 1)).toHaveLength(0);
+    expect(summary(readings)).toEqual([...session, ...later].map(([o, v]) => [o, v, 'CGM-A-0001']));
+  }, 120_000);
 
   it('a CGM without Device Information (no serial) resending its records after a restart: each is stored once', async () => {
     const cgm = new SimCgm({ address: ADDRESS, deviceInformation: false });
