@@ -1,28 +1,42 @@
 // What a runtime start pays to remember the CGM records stored before it (firmware/runtime.ts `storedCgmRecords`,
 // taken by the driver's `recall`): time, rows opened and memory, on a ledger holding a year of CGM readings.
 //
-//   node bench/cgm-recall.js [--days 365] [--interval 5] [--hr-days 2] [--rounds 3]
+//   node bench/cgm-recall.js [--days 365] [--interval 5] [--hr-days 2] [--rounds 3] [--dist DIR]
 //
 // The ledger: `--days` of one CGM's readings every `--interval` minutes (default a year of 5-minute readings: 105,120),
 // sealed at rest with AES-256-GCM (the runtime's default), each naming its serial and its sensor session (a new one
 // every 14 days, time offsets from 0), stored in time order; in the last `--hr-days` days a heart-rate strap's readings
 // every second between them (other sensors' rows the newest CGM rows are found among).
-// start:        `storedCgmRecords(store, ['cgm'], CGM_SEEN_LIMIT, silentLogger)` on the ledger reopened (what a runtime start adds).
-// recall:       `BleCgmDriver.recall()` taking the records (keys into its `seen`).
-// heap:         retained heap (after GC) of the records handed over, and of the driver's `seen` after recall.
+// start:        `storedCgmRecords(store, ['cgm'], silentLogger)` on the ledger reopened (what a runtime start adds): the
+//               rows of the 21 days before the newest, by session (a build before it, `--dist`: the newest 2,048 rows).
+// recall:       `BleCgmDriver.recall()` taking the records (into its `seen`).
+// heap:         retained heap with array buffers (after GC) of the records handed over, and of the driver's `seen` after recall.
+// `--dist DIR` runs another build (default dist/: run `npm run build` first), for before -> after.
 // Times are medians over the rounds. Prints one JSON object on stdout; progress goes to stderr.
 
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { encodeBody } from '../dist/device-sdk/proto/index.js';
-import { SqliteOutboxStore } from '../dist/device-sdk/store/index.js';
-import { createDeviceKey } from '../dist/device-sdk/security/device-key.js';
-import { silentLogger } from '../dist/device-sdk/log.js';
-import { systemClock } from '../dist/device-sdk/clock.js';
-import { BleCgmDriver, CGM_SEEN_LIMIT, DEFAULT_BLE_CGM_OPTIONS } from '../dist/device-sdk/sensors/ble-cgm.js';
-import { storedCgmRecords } from '../dist/firmware/runtime.js';
-import { numberArg, progress, round, tempDir, tempFsInfo } from './lib/common.js';
+import { pathToFileURL } from 'node:url';
+import { numberArg, progress, round, stringArg, tempDir, tempFsInfo } from './lib/common.js';
+
+const DIST = resolve(stringArg('dist', new URL('../dist', import.meta.url).pathname));
+/** @param {string} module a module of the build, e.g. `device-sdk/log.js` */
+const load = (module) => import(pathToFileURL(join(DIST, module)).href);
+const { encodeBody } = await load('device-sdk/proto/index.js');
+const { SqliteOutboxStore } = await load('device-sdk/store/index.js');
+const { createDeviceKey } = await load('device-sdk/security/device-key.js');
+const { silentLogger } = await load('device-sdk/log.js');
+const { systemClock } = await load('device-sdk/clock.js');
+const cgm = await load('device-sdk/sensors/ble-cgm.js');
+const { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } = cgm;
+/** @type {number | undefined} the newest rows read by the build before sessions were remembered whole */
+const LIMIT = cgm.CGM_SEEN_LIMIT;
+const { storedCgmRecords: stored } = await load('firmware/runtime.js');
+/** @param {unknown} store */
+const storedCgmRecords = (store) => (LIMIT === undefined ? stored(store, ['cgm'], silentLogger) : stored(store, ['cgm'], LIMIT, silentLogger));
+/** Records handed over: a list of records (before) or of sessions with their offsets. @param {any[]} records */
+const recordCount = (records) => records.reduce((n, r) => n + (r.offsets ? r.offsets.length : 1), 0);
 
 const DAYS = numberArg('days', 365);
 const INTERVAL_MIN = numberArg('interval', 5);
@@ -45,7 +59,9 @@ const collect = /** @type {() => void} */ (runInNewContext('gc'));
 function gc() {
   collect();
   collect();
-  return process.memoryUsage().heapUsed;
+  // Typed arrays (the offsets and marks) are held outside the V8 heap.
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return heapUsed + arrayBuffers;
 }
 
 const dir = tempDir('cgm-recall');
@@ -92,14 +108,16 @@ function recall() {
   const store = new SqliteOutboxStore(path, options);
   try {
     let opened = 0;
-    const readBefore = store.readBefore.bind(store);
-    store.readBefore = (kind, before, limit, filter) => {
-      const page = readBefore(kind, before, limit, filter);
-      opened += page.length;
-      return page;
-    };
+    for (const method of /** @type {const} */ (['readBefore', 'readMatching'])) {
+      const read = store[method].bind(store);
+      store[method] = (/** @type {any[]} */ ...args) => {
+        const page = read(...args);
+        opened += page.length;
+        return page;
+      };
+    }
     const t = performance.now();
-    const records = storedCgmRecords(store, ['cgm'], CGM_SEEN_LIMIT, silentLogger).get('cgm') ?? [];
+    const records = storedCgmRecords(store).get('cgm') ?? [];
     return { ms: performance.now() - t, opened, records };
   } finally {
     store.close();
@@ -145,9 +163,10 @@ void empty;
 const result = {
   cgmRecall: {
     ledger: { cgmReadings: rows, days: DAYS, intervalMin: INTERVAL_MIN, sessionDays: SESSION_DAYS, heartRateReadings: hrRows, cipher: 'aes-256-gcm', ...tempFsInfo() },
-    limit: CGM_SEEN_LIMIT,
-    start: { ms: round(median(startMs), 1), rowsOpened: start.opened, recordsKept: start.records.length },
-    driverRecall: { ms: round(median(recallMs), 2), seen: drivers[0]?.['seen'].size },
+    dist: DIST,
+    remembered: LIMIT === undefined ? 'the rows of the 21 days before the newest, by session (8 at most)' : `the newest ${LIMIT} rows`,
+    start: { ms: round(median(startMs), 1), rowsOpened: start.opened, recordsKept: recordCount(start.records), sessions: LIMIT === undefined ? start.records.length : undefined },
+    driverRecall: { ms: round(median(recallMs), 2), seen: drivers[0]?.['seen'].size, seenMarkBytes: drivers[0]?.['seen'].bytes },
     heapKB: { recordsHandedOver: round(recordsHeap / 1024), driverSeen: round(seenHeapPerDriver / 1024) },
     rounds: ROUNDS,
   },

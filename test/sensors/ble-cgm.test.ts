@@ -196,6 +196,28 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
     expect(driver.sessionRestarts).toBe(0);
   }, 60_000);
 
+  it('a CGM resending its session from the start at a reconnect (more than a day below the highest offset, the same records): repeats, not a new sensor', async () => {
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
+    // 0-1,995 min: the resend starts 1,995 min below the highest, the day rule's drop.
+    const session = Array.from({ length: 400 }, (_, i) => ({ mgPerDl: 80 + ((i * 7) % 150), timeOffset: 5 * i }));
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      expect(await cgm.sendRecords(session)).toBe(400);
+      await waitFor(() => sink.readings.length === 400, 'the 400 records');
+      await cgm.dropLink();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      expect(await cgm.sendRecords(session)).toBe(400);
+      expect(await cgm.measure({ mgPerDl: 150 })).toBe(2000);
+      await waitFor(() => sink.readings.length === 401, 'the new record');
+      await waitFor(() => driver.duplicateRecords === 400, 'the 400 resent records counted');
+    } finally {
+      await driver.stop();
+    }
+    // Before: the resend from offset 0 was taken for a new sensor (the day rule) and all 400 were delivered again.
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual([...session.map((r) => r.timeOffset), 2000]);
+    expect(driver.sessionRestarts).toBe(0);
+  }, 60_000);
+
   it('with 0x2AAA unreadable, keeps the time-offset rule and says so: a sensor replaced within its first day loses records until its offsets pass the old ones', async () => {
     const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, faults: { sessionStartUnreadable: true } }));
     try {
