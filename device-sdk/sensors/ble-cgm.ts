@@ -23,7 +23,12 @@
  * is detected only when a time offset drops more than a day below the highest seen, and a sensor
  * replaced within its first day has its first records taken as duplicates until its offsets pass
  * the old ones. (The day rule also applies with a known session start, as a fallback for CGMs that
- * keep reporting the same start.)
+ * keep reporting the same start.) A record more than a day below the highest that repeats the record held at its
+ * offset (the same glucose value: `cgmRecordMark`) is a resent one, not a new sensor: a CGM resending its session from
+ * the start (before: the whole session stored again). A new sensor is told from it by its first record whose value
+ * differs from the old session's at the same offset; a first record that happens to repeat it (the same mg/dL, or
+ * a mark shared by two values: 1 in 254) is dropped as a repeat, and the next is judged the same way.
+ * The day rule forgets the records of the current session only (before: of every session).
  *
  * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
  * 0x2A25, read at each connect) when it tells one; a CGM whose serial cannot be read at a connection is the one
@@ -41,10 +46,14 @@
  *
  * Duplicates are suppressed twice and counted (`duplicates`, also in the sensor state detail):
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
- * record whose (CGM, session start, time offset) was already handed over: one of the newest `CGM_SEEN_LIMIT`, counting
- * those the runtime stored before a restart (`deps.storedCgmRecords`, taken before the first link: `recall`), so a CGM
- * resending its backlog after a power loss has each record stored once (before: twice). A record older than those
- * is stored again when resent.
+ * record whose (CGM, session start, time offset) was already handed over (`CgmSeenRecords`: one byte per time offset
+ * of each of the `CGM_SEEN_SESSIONS` (8) sessions used last, whole sessions whatever their interval: 20 KB for 14
+ * days, 64 KB at most; before, the newest 2,048 records: 7 days at 5 min, 34 h at 1 min), counting those the runtime
+ * stored in the 21 days before the newest before a restart (`deps.storedCgmRecords`, taken before the first link:
+ * `recall`), so a CGM resending its backlog, even a whole 14-day session, after a power loss has each record stored
+ * once (test/sensors/ble-cgm-restart.test.ts, 4,032 records at 5 min: all 4,032 stored twice before). A record of a
+ * session no longer held (8 other sessions used since, or stored more than 21 days before the newest at a start) is
+ * stored again when resent.
  *
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
  * reception; context `source: cgm`, `sessionStart` when known (ISO 8601 local wall clock of the CGM,
