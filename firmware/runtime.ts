@@ -189,7 +189,9 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
  * How far back the CGM records stored before a start are read (`storedCgmRecords`): 21 days of the device clock before
  * the newest stored for the sensor. CGM sensors are worn 7-15 days (a session's Time Offsets may run 45.5 days at most):
  * every record of a session of up to 21 days, the one a CGM resends (its current session), was stored in the 21 days
- * before the newest, however the runtime's time was cut by restarts and whatever the clock says at this start.
+ * before the newest, however the runtime's time was cut by restarts and whatever the clock says at this start. A device
+ * clock set back while they were stored reads more rows; one set forward by more than 21 days since a session's first
+ * records were stored leaves those out (stored again when resent).
  */
 export const CGM_RECALL_MS = 21 * 86_400_000;
 
