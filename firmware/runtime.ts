@@ -22,7 +22,7 @@ import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-co
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
 import type { SensorSink, SensorState, StoredCgmSession } from '../device-sdk/sensors/types.js';
-import { CGM_SEEN_SESSIONS, cgmRecordMark } from '../device-sdk/sensors/cgm-seen-records.js';
+import { CGM_SEEN_SESSIONS, cgmHeldValue } from '../device-sdk/sensors/cgm-seen-records.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors, glucoseSensors, SAMPLE_RATE_UNVALIDATED, type StoredRecords } from './analyzers.js';
 import { DEFAULT_GLUCOSE_MONITOR_OPTIONS } from './glucose-monitor.js';
 import { SignalWatchdog } from './signal-watchdog.js';
@@ -209,8 +209,8 @@ export const CGM_RECALL_MS = 21 * 86_400_000;
 export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], log: Logger): Map<string, StoredCgmSession[]> {
   const out = new Map<string, StoredCgmSession[]>();
   for (const sensor of sensors) {
-    // Per CGM and session: its fields, offsets and marks; Map order is the order last stored (the last row's group last).
-    const groups = new Map<string, { session: Omit<StoredCgmSession, 'offsets' | 'marks'>; offsets: number[]; marks: number[] }>();
+    // Per CGM and session: its fields, offsets and values; Map order is the order last stored (the last row's group last).
+    const groups = new Map<string, { session: Omit<StoredCgmSession, 'offsets' | 'values'>; offsets: number[]; values: number[] }>();
     let last: string | undefined;
     try {
       const newest = store.readBefore('reading', Number.MAX_SAFE_INTEGER, 1, { tags: [sensor] })[0];
@@ -235,7 +235,7 @@ export function storedCgmRecords(store: OutboxStore, sensors: readonly string[],
           const key = `${serial === undefined ? '-' : `s${serial}`} ${c.sessionStart ?? '-'}`;
           let group = groups.get(key);
           if (group === undefined) {
-            group = { session: {}, offsets: [], marks: [] };
+            group = { session: {}, offsets: [], values: [] };
             if (c.sessionStart !== undefined) group.session.sessionStart = c.sessionStart;
             if (serial !== undefined) group.session.serial = serial;
           }
@@ -246,14 +246,14 @@ export function storedCgmRecords(store: OutboxStore, sensors: readonly string[],
           }
           if (serial !== undefined && address !== undefined) group.session.address = address;
           group.offsets.push(offset);
-          group.marks.push(cgmRecordMark(r.value));
+          group.values.push(cgmHeldValue(r.value));
         }
       }
     } catch (error) {
       log.warn({ sensor, err: (error as Error).message }, 'CGM records stored before this start not readable: records the CGM resends are stored again');
       continue;
     }
-    const sessions = [...groups.values()].slice(-CGM_SEEN_SESSIONS).map((g) => ({ ...g.session, offsets: Uint16Array.from(g.offsets), marks: Uint8Array.from(g.marks) }));
+    const sessions = [...groups.values()].slice(-CGM_SEEN_SESSIONS).map((g) => ({ ...g.session, offsets: Uint16Array.from(g.offsets), values: Uint16Array.from(g.values) }));
     if (sessions.length > 0) out.set(sensor, sessions);
   }
   return out;

@@ -70,7 +70,7 @@
  */
 import type { ClockTimer } from '../clock.js';
 import { DecodeError } from '../errors.js';
-import { CgmSeenRecords, cgmRecordMark } from './cgm-seen-records.js';
+import { CgmResendJudge, cgmHeldValue } from './cgm-seen-records.js';
 import { CGM_MEASURED_AT } from './meter-time.js';
 import {
   CGM_FEATURE_UUID,
@@ -105,11 +105,10 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
 });
 
 /**
- * A record this far (minutes) below the highest time offset seen starts a new sensor session (time
- * offsets restart at 0 with a new sensor, CGMS §3.1.1.4): the remembered offsets are forgotten.
- * A record resent after a reconnect is minutes old, not a day.
+ * Records held back as a possible resend (`CgmResendJudge`: fewer than `CGM_RESEND_RUN` repeats in a row) are handed
+ * over after this long (ms) without the run being confirmed or broken, as on a lost link or a stop: never lost.
  */
-const SESSION_RESTART_MINUTES = 24 * 60;
+export const CGM_RESEND_HOLD_MS = 30_000;
 /**
  * A record is handed over once no other record has come for this long (ms): the records of a burst (stored
  * records sent oldest first when the CGM connects mid-session, or those missed during a link loss) are dated
@@ -168,9 +167,9 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   /** Records dropped as duplicates by their (session start, time offset). */
   duplicateRecords = 0;
   private duplicateBytesBefore = 0;
-  /** The records handed over, by `<CGM key> <session key>` and time offset (the sessions used last). */
-  private readonly seen = new CgmSeenRecords();
-  private highestOffset = -1;
+  /** The records handed over, by `<CGM key> <session key>` and time offset (the sessions used last), and the current session's highest offset. */
+  private readonly judge = new CgmResendJudge<HeldRecord>();
+  private resendTimer: ClockTimer | undefined;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
   /** The records stored before this start were taken (`recall`). */
@@ -214,6 +213,10 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     this.recall();
     if (this.link) this.duplicateBytesBefore += this.link.duplicatesSuppressed;
     this.link = link;
+    // Records held back as a possible resend are handed over when the link is lost: never lost with it.
+    void link.lost.then(() => {
+      this.queue = this.queue.then(() => this.releaseHeld());
+    });
     this.adoptDevice(await this.identify(link));
     let e2eCrc = this.options.e2eCrc;
     if (link.hasCharacteristic(CGM_SERVICE_UUID, CGM_FEATURE_UUID)) {
@@ -274,25 +277,22 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     const stored = this.deps.storedCgmRecords?.(this.sensor) ?? [];
     const newest = stored.at(-1);
     if (newest === undefined) return;
-    let highest = -1;
+    // The start each CGM's records were stored under last, as the live path had it: records stored before the first
+    // start was read move to that start's session (`useSessionStart`), so a resend from offset 0 repeats them.
+    const startOf = new Map<string, string | undefined>();
     for (const group of stored) {
-      const session = sessionKeyOf(deviceKeyOf(group.serial), group.sessionStart === undefined ? undefined : storedSessionStart(group.sessionStart));
-      highest = -1;
-      group.offsets.forEach((offset, i) => {
-        const mark = group.marks[i] as number;
-        if (offset < highest - SESSION_RESTART_MINUTES && this.seen.markOf(session, offset) !== mark) {
-          this.seen.forget(session);
-          highest = -1;
-        }
-        highest = Math.max(highest, offset);
-        if (this.seen.markOf(session, offset) === 0) this.seen.add(session, offset, mark);
-      });
+      const device = deviceKeyOf(group.serial);
+      const start = group.sessionStart === undefined ? undefined : storedSessionStart(group.sessionStart);
+      const session = sessionKeyOf(device, start);
+      if (start !== undefined && startOf.has(device) && startOf.get(device) === undefined) this.judge.seen.move(sessionKeyOf(device, undefined), session);
+      if (start !== undefined || !startOf.has(device)) startOf.set(device, start?.key);
+      this.judge.highest = this.judge.seen.highest(session);
+      group.offsets.forEach((offset, i) => this.judge.replay(session, start !== undefined, offset, group.values[i] as number));
     }
     // Without a serial the CGM is the sensor's: its identity is only that it told none (no address is stored).
     this.device = { address: newest.address ?? '', ...(newest.serial !== undefined ? { serial: newest.serial } : {}) };
     this.currentStart = newest.sessionStart === undefined ? undefined : storedSessionStart(newest.sessionStart);
-    this.highestOffset = highest;
-    this.deps.logger.info({ sensor: this.sensor, ...this.seen.size }, 'CGM records stored before the restart taken as handed over');
+    this.deps.logger.info({ sensor: this.sensor, ...this.judge.seen.size }, 'CGM records stored before the restart taken as handed over');
   }
 
   /**
@@ -309,13 +309,14 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (previous === undefined) return;
     if (previous.serial === undefined || next.serial === undefined || previous.serial === next.serial) {
       const after = this.deviceKey;
-      if (after !== before) for (const k of this.seen.keysStartingWith(`${before} `)) this.seen.move(k, `${after}${k.slice(before.length)}`);
+      if (after !== before) for (const k of this.judge.seen.keysStartingWith(`${before} `)) this.judge.seen.move(k, `${after}${k.slice(before.length)}`);
       return;
     }
+    this.releaseHeld();
     this.handOver();
     this.deviceChanges += 1;
     this.currentStart = undefined;
-    this.highestOffset = -1;
+    this.judge.highest = -1;
     this.recordClock.reset();
     this.deps.logger.warn({ sensor: this.sensor, address: next.address, previous: previous.address }, 'another CGM under this sensor: its records are judged apart from the previous one\'s');
   }
@@ -356,23 +357,24 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private useSessionStart(start: BleCgmSessionStart): void {
     const previous = this.currentStart;
     if (previous?.key === start.key) return;
+    this.releaseHeld();
     this.currentStart = start;
     if (previous === undefined) {
       // The first start read (0x2AAA was unreadable until now): the records taken before it are taken as
       // this session's, so the ones the CGM resends after a reconnect stay duplicates.
-      this.seen.move(sessionKeyOf(this.deviceKey, undefined), sessionKeyOf(this.deviceKey, start));
+      this.judge.seen.move(sessionKeyOf(this.deviceKey, undefined), sessionKeyOf(this.deviceKey, start));
       return;
     }
     this.sessionRestarts += 1;
     this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
-    this.highestOffset = -1;
+    this.judge.highest = -1;
     this.handOver();
     this.recordClock.reset();
   }
 
   private async onRecord(link: GattLink, r: CgmMeasurementRecord, bytes: Uint8Array, e2eCrc: boolean): Promise<void> {
     if (this.isStopped || !this.sink) return;
-    if (r.timeOffsetMinutes <= this.highestOffset && this.sessionStartReadable && !this.sessionStartConfirmed) {
+    if (r.timeOffsetMinutes <= this.judge.highest && this.sessionStartReadable && !this.sessionStartConfirmed) {
       // A time offset not above the highest: a resent record, or a new sensor. 0x2AAA tells which.
       this.sessionStartConfirmed = true;
       try {
@@ -384,43 +386,59 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       if (this.isStopped || !this.sink) return;
     }
     const value = finiteValue(r.glucose);
-    const mark = cgmRecordMark(value);
-    // More than a day below the highest: a new sensor (same session key), unless it repeats the record held there (a
-    // CGM resending its session from the start).
-    if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES && this.seen.markOf(this.sessionKey, r.timeOffsetMinutes) !== mark) {
-      this.seen.forget(this.sessionKey);
-      this.highestOffset = -1;
+    const offset = r.timeOffsetMinutes;
+    const above = offset > this.judge.highest;
+    const record: HeldRecord = { link, r, bytes, value, start: this.currentStart, device: this.device, now: this.deps.clock.now(), monotonic: this.deps.clock.monotonic() };
+    // The session key tells sessions apart when 0x2AAA was read on this link (re-read above for an offset not above the highest).
+    const known = this.sessionStartReadable && this.currentStart !== undefined;
+    const judged = this.judge.judge(this.sessionKey, known, offset, cgmHeldValue(value), record);
+    for (const held of judged.release) this.accept(held);
+    if (judged.newSession) {
       this.handOver();
       this.recordClock.reset();
       this.sessionRestarts += 1;
-      this.deps.logger.info({ sensor: this.sensor, timeOffset: r.timeOffsetMinutes }, 'CGM time offsets restarted: a new sensor session');
+      this.deps.logger.info({ sensor: this.sensor, timeOffset: offset }, 'CGM record not the one held at its time offset, or time offsets restarted: a new sensor session');
     }
-    if (r.timeOffsetMinutes > this.highestOffset) {
-      this.highestOffset = r.timeOffsetMinutes;
-      this.sessionStartConfirmed = false;
-    }
-    const start = this.currentStart;
-    if (this.seen.markOf(this.sessionKey, r.timeOffsetMinutes) !== 0) {
-      this.duplicateRecords += 1;
+    if (above || judged.newSession) this.sessionStartConfirmed = false;
+    if (judged.dropped > 0) {
+      this.duplicateRecords += judged.dropped;
       this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
-      return;
     }
-    this.seen.add(this.sessionKey, r.timeOffsetMinutes, mark);
-    if (value === undefined) {
-      this.quarantine(link, CGM_MEASUREMENT_UUID, bytes, new DecodeError('ble-cgm-measurement', `record at time offset ${r.timeOffsetMinutes} has no glucose value (${r.glucose.kind})`));
+    if (judged.handOver) this.accept(record);
+    if (this.judge.holding === 0) {
+      if (this.resendTimer) this.deps.clock.clearTimeout(this.resendTimer);
+      this.resendTimer = undefined;
+    } else if (this.resendTimer === undefined) {
+      this.resendTimer = this.deps.clock.setTimeout(() => {
+        this.resendTimer = undefined;
+        this.queue = this.queue.then(() => this.releaseHeld());
+      }, CGM_RESEND_HOLD_MS);
+    }
+  }
+
+  /** Hands over the records held back as a possible resend (a timeout, a lost link, another session or CGM, a stop). */
+  private releaseHeld(): void {
+    if (this.resendTimer) this.deps.clock.clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    for (const held of this.judge.release()) this.accept(held);
+  }
+
+  /** A record judged new: quarantined without a glucose value, else waits for the end of its burst (`handOver`). */
+  private accept(h: HeldRecord): void {
+    const r = h.r;
+    if (h.value === undefined) {
+      this.quarantine(h.link, CGM_MEASUREMENT_UUID, h.bytes, new DecodeError('ble-cgm-measurement', `record at time offset ${r.timeOffsetMinutes} has no glucose value (${r.glucose.kind})`));
       return;
     }
     const context: Record<string, string> = { source: 'cgm' };
-    if (start) context.sessionStart = start.iso;
+    if (h.start) context.sessionStart = h.start.iso;
     // The CGM named only by its serial: without one a record id is (session start, offset) as before serials were read,
     // since an address may change at each connection (a random address) and would give the same record another id.
-    if (this.device?.serial !== undefined) {
-      context[METER_NUMBERING_CONTEXT.meter] = this.device.address;
-      context[METER_NUMBERING_CONTEXT.serial] = this.device.serial;
+    if (h.device?.serial !== undefined) {
+      context[METER_NUMBERING_CONTEXT.meter] = h.device.address;
+      context[METER_NUMBERING_CONTEXT.serial] = h.device.serial;
     }
-    const now = this.deps.clock.now();
-    const monotonic = this.deps.clock.monotonic();
-    this.recordClock.observe(r.timeOffsetMinutes, monotonic);
+    this.recordClock.observe(r.timeOffsetMinutes, h.monotonic);
     const trend = r.trend && finiteValue(r.trend);
     if (trend !== undefined) context.trendMgPerDlPerMin = String(trend);
     const quality = r.quality && finiteValue(r.quality);
@@ -431,8 +449,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
         .map(([k]) => k)
         .join(',');
     }
-    const reading: Reading = { sensor: this.sensor, type: 'glucose', value, unit: 'mg/dL', tDevice: now, meterRecord: r.timeOffsetMinutes, context };
-    this.pending.push({ reading, offsetMinutes: r.timeOffsetMinutes, now, monotonic });
+    const reading: Reading = { sensor: this.sensor, type: 'glucose', value: h.value, unit: 'mg/dL', tDevice: h.now, meterRecord: r.timeOffsetMinutes, context };
+    this.pending.push({ reading, offsetMinutes: r.timeOffsetMinutes, now: h.now, monotonic: h.monotonic });
     if (this.pendingTimer) this.deps.clock.clearTimeout(this.pendingTimer);
     this.pendingTimer = undefined;
     if (this.pending.length >= CGM_BURST_MAX_RECORDS) this.handOver();
@@ -454,11 +472,26 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     }
   }
 
-  /** Hands over the records still waiting for the end of their burst, then stops. */
+  /** Hands over the records held back as a possible resend and those still waiting for the end of their burst, then stops. */
   override async stop(): Promise<void> {
+    this.releaseHeld();
     this.handOver();
     await super.stop();
   }
+}
+
+/** A record as received, until it is judged new (`accept`) or a repeat: held back while a run of repeats is not confirmed. */
+interface HeldRecord {
+  link: GattLink;
+  r: CgmMeasurementRecord;
+  bytes: Uint8Array;
+  value: number | undefined;
+  /** The session start and CGM when it came. */
+  start: BleCgmSessionStart | undefined;
+  device: MeterIdentity | undefined;
+  /** Wall and monotonic clocks at its arrival. */
+  now: number;
+  monotonic: number;
 }
 
 interface PendingRecord {

@@ -76,8 +76,8 @@ export interface StoredCgmSession {
   address?: string;
   /** Time Offsets (minutes since the session start: the readings' `meterRecord`), in the order stored. */
   offsets: Uint16Array;
-  /** The content mark of each (ble-cgm `cgmRecordMark` of the reading's value), in the same order. */
-  marks: Uint8Array;
+  /** The exact value of each (`cgmHeldValue` of the reading's value: mg/dL x 10 + 1), in the same order. */
+  values: Uint16Array;
 }
 
 /** What the runtime gives a driver. */

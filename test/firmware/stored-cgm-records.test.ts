@@ -14,7 +14,7 @@ import { SqliteOutboxStore } from '../../device-sdk/store/sqlite-outbox-store.js
 import { loadOrCreateDeviceKey } from '../../device-sdk/security/device-key.js';
 import { silentLogger } from '../../device-sdk/log.js';
 import { storedCgmRecords } from '../../firmware/runtime.js';
-import { CGM_SEEN_SESSIONS, cgmRecordMark } from '../../device-sdk/sensors/cgm-seen-records.js';
+import { CGM_SEEN_SESSIONS, cgmHeldValue } from '../../device-sdk/sensors/cgm-seen-records.js';
 import { useTempDirs } from '../helpers/temp.js';
 
 const tempDir = useTempDirs('stored-cgm-records');
@@ -70,9 +70,9 @@ describe('storedCgmRecords on an encrypted SQLite ledger', () => {
       expect(opened).toBe(1 + 64);
       const offsets = Array.from({ length: 60 }, (_, i) => 5 * i);
       expect(records.get('cgm')).toEqual([
-        { sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02', offsets: Uint16Array.from(offsets), marks: Uint8Array.from(offsets.map((o) => cgmRecordMark(100 + o))) },
-        { sessionStart: '2026-12-01T09:00:00+01:00', offsets: Uint16Array.of(0), marks: Uint8Array.of(cgmRecordMark(100)) },
-        { sessionStart: '2026-12-01T09:00:00+01:00', serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02', offsets: Uint16Array.of(5), marks: Uint8Array.of(cgmRecordMark(105)) },
+        { sessionStart: START, serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02', offsets: Uint16Array.from(offsets), values: Uint16Array.from(offsets.map((o) => cgmHeldValue(100 + o))) },
+        { sessionStart: '2026-12-01T09:00:00+01:00', offsets: Uint16Array.of(0), values: Uint16Array.of(cgmHeldValue(100)) },
+        { sessionStart: '2026-12-01T09:00:00+01:00', serial: 'CGM-A-0001', address: 'C0:FF:EE:00:00:02', offsets: Uint16Array.of(5), values: Uint16Array.of(cgmHeldValue(105)) },
       ]);
       expect(records.has('cgm-2')).toBe(false);
     } finally {

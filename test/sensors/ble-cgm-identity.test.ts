@@ -88,11 +88,10 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
       await bluez.removeDevice(ADDRESS);
       bluez.addDevice(after);
       await waitFor(() => after.isNotifying(0x2aa7), 'the CGM subscribed at its new address');
-      // It sends records 5 and 10 again after the reconnect, then a new one.
-      await after.measure({ mgPerDl: 125, timeOffset: 5 });
-      await after.measure({ mgPerDl: 130, timeOffset: 10 });
+      // It sends records 0-10 again after the reconnect (a run of `CGM_RESEND_RUN`, 3, repeats), then a new one.
+      for (const [i, v] of [120, 125, 130].entries()) await after.measure({ mgPerDl: v, timeOffset: 5 * i });
       await after.measure({ mgPerDl: 136, timeOffset: 15 });
-      await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 2, 'the new record, and the two again as repeats');
+      await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 3, 'the new record, and the three again as repeats');
     } finally {
       await driver.stop();
     }
@@ -112,14 +111,14 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     const { sink: sink2, driver: driver2 } = startedDriver(bluez2.address);
     try {
       await waitFor(() => plain.isNotifying(0x2aa7), 'the CGM without DIS subscribed');
-      for (const v of [101, 102]) await plain.measure({ mgPerDl: v });
-      await waitFor(() => sink2.readings.length === 2, 'its records');
+      for (const v of [101, 102, 103]) await plain.measure({ mgPerDl: v });
+      await waitFor(() => sink2.readings.length === 3, 'its records');
       await bluez2.removeDevice(ADDRESS);
       bluez2.addDevice(moved);
       await waitFor(() => moved.isNotifying(0x2aa7), 'the CGM subscribed at its new address');
-      await moved.measure({ mgPerDl: 102, timeOffset: 5 });
-      await moved.measure({ mgPerDl: 103, timeOffset: 10 });
-      await waitFor(() => sink2.readings.length === 3 && driver2.duplicateRecords === 1, 'the new record, and the one again as a repeat');
+      for (const [i, v] of [101, 102, 103].entries()) await moved.measure({ mgPerDl: v, timeOffset: 5 * i });
+      await moved.measure({ mgPerDl: 104, timeOffset: 15 });
+      await waitFor(() => sink2.readings.length === 4 && driver2.duplicateRecords === 3, 'the new record, and the three again as repeats');
     } finally {
       await driver2.stop();
     }
@@ -127,6 +126,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
       [0, undefined, undefined],
       [5, undefined, undefined],
       [10, undefined, undefined],
+      [15, undefined, undefined],
     ]);
     expect(driver2.deviceChanges).toBe(0);
   }, 60_000);
@@ -150,13 +150,13 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
         await waitFor(() => sink.readings.length === 3, '3 records');
         refuse = refusedAt === 1; // QA: the read refused once, then answered again
         await reconnect();
-        await cgm.measure({ mgPerDl: 125, timeOffset: 5 });
-        await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
+        for (const [i, v] of [120, 125, 130].entries()) await cgm.measure({ mgPerDl: v, timeOffset: 5 * i });
+        await waitFor(() => driver.duplicateRecords === 3, 'three sent again as repeats');
         refuse = false;
         await reconnect();
-        await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
+        for (const [i, v] of [120, 125, 130].entries()) await cgm.measure({ mgPerDl: v, timeOffset: 5 * i });
         await cgm.measure({ mgPerDl: 136, timeOffset: 15 });
-        await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 3, 'the new record, and three sent again as repeats');
+        await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 6, 'the new record, and three sent again as repeats');
       } finally {
         await driver.stop();
       }

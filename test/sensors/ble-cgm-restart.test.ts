@@ -144,11 +144,12 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm across a runtime restart (needs
     const dayOne: [number, number][] = [
       [2000, 110],
       [2005, 112],
+      [2010, 114],
     ];
     await runSending(dir2, bluez2, plain, dayOne);
     plain.replaceSensor();
     const plainReadings = await runSending(dir2, bluez2, plain, [...dayOne, ...FIRST.slice(0, 2)]);
-    // The resent backlog first (repeats), then the new sensor's 0 and 5: stored.
+    // The resent backlog first (3 in a row: repeats), then the new sensor's 0 and 5: stored.
     expect(summary(plainReadings)).toEqual([...dayOne, ...FIRST.slice(0, 2)].map(([o, v]) => [o, v, undefined]));
   }, 90_000);
 
