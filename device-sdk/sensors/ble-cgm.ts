@@ -393,6 +393,11 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     const known = this.sessionStartReadable && this.currentStart !== undefined;
     const judged = this.judge.judge(this.sessionKey, known, offset, cgmHeldValue(value), record);
     for (const held of judged.release) this.accept(held);
+    if (judged.recovered > 0) {
+      // A run taken for a resend was a new sensor's first records (its next record has another value): handed over.
+      this.duplicateRecords -= judged.recovered;
+      this.deps.logger.warn({ sensor: this.sensor, records: judged.recovered }, 'CGM records taken for a resend were a new sensor\'s: handed over');
+    }
     if (judged.newSession) {
       this.handOver();
       this.recordClock.reset();

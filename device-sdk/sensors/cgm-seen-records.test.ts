@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CGM_NO_VALUE, CGM_NOT_COMPARABLE, CGM_NOT_HELD, CGM_RESEND_RUN, CGM_SEEN_SESSIONS, CgmResendJudge, CgmSeenRecords, cgmHeldValue } from './cgm-seen-records.js';
+import { CGM_NO_VALUE, CGM_NOT_COMPARABLE, CGM_NOT_HELD, CGM_RESEND_RECOVER, CGM_RESEND_RUN, CGM_SEEN_SESSIONS, CgmResendJudge, CgmSeenRecords, cgmHeldValue } from './cgm-seen-records.js';
 
 describe('CgmSeenRecords', () => {
   it('holds every offset of a session, 0 to 65,535, with its exact value; sized to the highest offset in 4,096-offset steps', () => {
@@ -68,7 +68,7 @@ function judgeAll(judge: CgmResendJudge<number>, records: readonly (readonly [nu
     handed.push(...j.release);
     if (j.newSession) newSessions += 1;
     if (j.handOver) handed.push(offset);
-    dropped += j.dropped;
+    dropped += j.dropped - j.recovered;
   }
   return { handed, dropped, newSessions };
 }
@@ -85,7 +85,7 @@ describe('CgmResendJudge', () => {
     const old = session(0, 2000, (o) => 100 + (o % 90));
     expect(judgeAll(judge, old).handed).toHaveLength(401);
     const first = judge.judge(' ', false, 0, cgmHeldValue(100), 0);
-    expect(first).toEqual({ release: [], newSession: false, handOver: false, dropped: 0 });
+    expect(first).toEqual({ release: [], recovered: 0, newSession: false, handOver: false, dropped: 0 });
     expect(judge.holding).toBe(1);
     judge.judge(' ', false, 5, cgmHeldValue(105), 5);
     expect(judge.holding).toBe(2);
@@ -107,6 +107,24 @@ describe('CgmResendJudge', () => {
     expect(r.newSessions).toBe(1);
     // The new sensor's session resent from 0: repeats, its first two records included (held in the new session).
     expect(judgeAll(judge, fresh)).toEqual({ handed: [], dropped: 120, newSessions: 0 });
+  });
+
+  it(`a new sensor whose first ${CGM_RESEND_RUN} or more records repeat the old ones: dropped as a run, handed over when the next one differs (up to ${CGM_RESEND_RECOVER})`, () => {
+    for (const same of [CGM_RESEND_RUN, 10, CGM_RESEND_RECOVER]) {
+      const judge = new CgmResendJudge<number>();
+      judgeAll(judge, session(0, 1195, (o) => 100 + (o % 50)));
+      const fresh = session(0, 595, (o) => (o < 5 * same ? 100 + (o % 50) : 200 + (o % 40)));
+      let dropped = 0;
+      for (const [o, v] of fresh.slice(0, same)) dropped += judge.judge(' ', false, o, cgmHeldValue(v), o).dropped;
+      expect(dropped).toBe(same);
+      // A lost link or a timeout in between releases nothing of a confirmed run, and does not end it.
+      expect(judge.release()).toEqual([]);
+      const next = judge.judge(' ', false, 5 * same, cgmHeldValue(fresh[same]?.[1]), 5 * same);
+      expect(next).toEqual({ release: fresh.slice(0, same).map(([o]) => o), recovered: same, newSession: true, handOver: true, dropped: 0 });
+      // They are the new session's: its resend from 0 is repeats.
+      judgeAll(judge, fresh.slice(same + 1));
+      expect(judgeAll(judge, fresh)).toEqual({ handed: [], dropped: 120, newSessions: 0 });
+    }
   });
 
   it('a held offset with another value is never a repeat, within the first day too (a sensor replaced within it)', () => {

@@ -255,6 +255,32 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
     expect(sink.quarantined).toEqual([]);
   }, 60_000);
 
+  it('records held back as a possible resend (fewer than 3 repeats in a row) are handed over when the link is lost: none lost', async () => {
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, sessionStartTime: false }));
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      for (let i = 0; i < 3; i++) await cgm.measure({ mgPerDl: 120 + i });
+      await waitFor(() => sink.readings.length === 3, 'three records');
+      await cgm.dropLink();
+      cgm.replaceSensor();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      // The new sensor (the same key: no 0x2AAA, no serial): its first two records equal the old ones, then the link drops.
+      for (let i = 0; i < 2; i++) await cgm.measure({ mgPerDl: 120 + i });
+      await cgm.dropLink();
+      await waitFor(() => sink.readings.length === 5, 'the two held back, handed over at the link loss');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.value])).toEqual([
+      [0, 120],
+      [5, 121],
+      [10, 122],
+      [0, 120],
+      [5, 121],
+    ]);
+    expect(driver.duplicateRecords).toBe(0);
+  }, 60_000);
+
   it('without 0x2AAA in the GATT table, says so and keeps the time-offset rule', async () => {
     const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, sessionStartTime: false }));
     try {
