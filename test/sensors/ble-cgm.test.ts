@@ -11,6 +11,16 @@ const ADDRESS = 'C0:FF:EE:00:00:02';
 describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
+  /** Sends `values` from offset 0, then the sensor is replaced while the link is down; resolves once resubscribed. */
+  async function replacedAfter(cgm: SimCgm, sink: ReturnType<typeof recordingSink>, values: readonly number[]) {
+    await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+    for (const v of values) await cgm.measure({ mgPerDl: v });
+    await waitFor(() => sink.readings.length === values.length, 'the old sensor\'s records');
+    await cgm.dropLink();
+    cgm.replaceSensor();
+    await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+  }
+
   /** The simulated CGM on a private BlueZ and a started driver for it (tests stop it in `finally`). */
   async function started(cgm: SimCgm) {
     const bluez = await bluezWith([cgm]);
@@ -226,12 +236,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   it('with 0x2AAA unreadable, says so; a sensor replaced within its first day loses no record: its values differ from the old ones at the same offsets (before: dropped until its offsets passed the old ones)', async () => {
     const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, faults: { sessionStartUnreadable: true } }));
     try {
-      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
-      for (let i = 0; i < 4; i++) await cgm.measure({ mgPerDl: 120 + i }); // 0..15
-      await waitFor(() => sink.readings.length === 4, 'four records');
-      await cgm.dropLink();
-      cgm.replaceSensor();
-      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      await replacedAfter(cgm, sink, [120, 121, 122, 123]); // 0..15
       for (let i = 0; i < 5; i++) await cgm.measure({ mgPerDl: 200 + i }); // 0..20: 0..15 held with other values
       await waitFor(() => sink.readings.length === 9, 'the five records of the new sensor');
     } finally {
@@ -258,12 +263,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
   it('records held back as a possible resend (fewer than 3 repeats in a row) are handed over when the link is lost: none lost', async () => {
     const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, sessionStartTime: false }));
     try {
-      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
-      for (let i = 0; i < 3; i++) await cgm.measure({ mgPerDl: 120 + i });
-      await waitFor(() => sink.readings.length === 3, 'three records');
-      await cgm.dropLink();
-      cgm.replaceSensor();
-      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      await replacedAfter(cgm, sink, [120, 121, 122]);
       // The new sensor (the same key: no 0x2AAA, no serial): its first two records equal the old ones, then the link drops.
       for (let i = 0; i < 2; i++) await cgm.measure({ mgPerDl: 120 + i });
       await cgm.dropLink();
