@@ -180,5 +180,10 @@ describe('CgmResendJudge', () => {
     for (const [o, v] of session(0, 595, (x) => 200 + (x % 40))) judge.replay(' ', false, o, cgmHeldValue(v));
     expect(judge.highest).toBe(595);
     expect(judge.seen.valueOf(' ', 600)).toBe(CGM_NOT_HELD);
+    // A new sensor stored whose first two records equal the old ones: held as the new session's (its resend is repeats).
+    for (const [o, v] of session(0, 1195, (x) => 100 + (x % 50))) judge.replay(' ', false, o, cgmHeldValue(v));
+    const fresh = session(0, 595, (x) => (x < 10 ? 100 + x : 200 + (x % 40)));
+    for (const [o, v] of fresh) judge.replay(' ', false, o, cgmHeldValue(v));
+    expect(judgeAll(judge, fresh)).toEqual({ handed: [], dropped: 120, newSessions: 0 });
   });
 });

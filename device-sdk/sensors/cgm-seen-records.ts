@@ -194,6 +194,9 @@ export class CgmResendJudge<T> {
   private run = 0;
   private runLast = -1;
   private runSession = '';
+  /** `replay`'s run of records equal to those held (ascending offsets of one session). */
+  private replayRun: { offset: number; value: number }[] = [];
+  private replaySession = '';
 
   /** Records held back, waiting for the run of repeats to be confirmed or broken. */
   get holding(): number {
@@ -234,8 +237,18 @@ export class CgmResendJudge<T> {
    */
   replay(session: string, known: boolean, offset: number, value: number): void {
     const held = this.seen.valueOf(session, offset);
-    if (held === value) this.highest = Math.max(this.highest, offset);
-    else this.take(session, known, offset, value, held);
+    const last = this.replayRun.at(-1);
+    if (last !== undefined && (session !== this.replaySession || offset <= last.offset)) this.replayRun = [];
+    this.replaySession = session;
+    if (held === value) {
+      this.highest = Math.max(this.highest, offset);
+      if (this.replayRun.length < CGM_RESEND_RECOVER) this.replayRun.push({ offset, value });
+      return;
+    }
+    const run = this.replayRun;
+    this.replayRun = [];
+    // As `judge`: the run of equal values just below a new session's record was its first records.
+    if (this.take(session, known, offset, value, held)) for (const h of run) this.seen.add(session, h.offset, h.value);
   }
 
   /** Holds a record judged new; whether it starts a new sensor session (the session's records forgotten). */
