@@ -194,17 +194,87 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
  * records were stored leaves those out (stored again when resent).
  */
 export const CGM_RECALL_MS = 21 * 86_400_000;
+/**
+ * At most this many of a sensor's rows are read (`storedCgmRecords`, the newest): 21 days of 1-minute records (30,240)
+ * and more. Bounds the start when the device clock was set back (QA: the whole ledger read, 105k rows, 1.5 s).
+ */
+export const CGM_RECALL_MAX_ROWS = 32_768;
+/** Rows that cannot be opened skipped per sensor before its stored records are given up (a damaged ledger). */
+const CGM_RECALL_MAX_UNREADABLE = 64;
+const CGM_RECALL_PAGE = 4096;
 
 /**
- * The CGM readings stored for each of `sensors` in the `CGM_RECALL_MS` before the newest stored for it, by sensor
- * session of a CGM (serial and session start as stored), the session stored last last, at most `CGM_SEEN_SESSIONS`
- * (those stored last), as the records the drivers take as handed over (`DriverDeps.storedCgmRecords`): a CGM resends its
- * backlog when it reconnects, and a restarted runtime stored it again (test/sensors/ble-cgm-restart.test.ts). One pass
- * over the sensor's rows (`OutboxStore.readMatching` by tag and time, pages of 4,096): the rows before the window and
- * other sensors' are not opened; each row in it is (its offset, session and serial are sealed with the rest:
+ * The seq of the newest row matching `filter` below `beforeSeq` (one that cannot be opened: reads of it throw), found
+ * by the oldest row after a seq (`readMatching`, one row), which is past `beforeSeq` (or none) from that seq on.
+ */
+function newestSeqBelow(store: OutboxStore, filter: RecordFilter, beforeSeq: number): number {
+  let lo = 0;
+  let hi = beforeSeq - 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    let past: boolean;
+    try {
+      const next = store.readMatching('reading', filter, mid, 1)[0];
+      past = next === undefined || next.seq >= beforeSeq;
+    } catch {
+      past = false;
+    }
+    if (past) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * The newest rows matching `filter`, at most `maxRows`, oldest first (`readBefore` pages backwards). A row
+ * that cannot be opened is skipped and logged (its seq, nothing of its content), the rows around it kept; more than
+ * `CGM_RECALL_MAX_UNREADABLE` throw.
+ */
+function readNewest(store: OutboxStore, filter: RecordFilter, log: Logger, sensor: string, maxRows = CGM_RECALL_MAX_ROWS): StoredRecord[] {
+  const pages: StoredRecord[][] = [];
+  let rows = 0;
+  let before = Number.MAX_SAFE_INTEGER;
+  let unreadable = 0;
+  while (rows < maxRows) {
+    const limit = Math.min(CGM_RECALL_PAGE, maxRows - rows);
+    let page: StoredRecord[];
+    try {
+      page = store.readBefore('reading', before, limit, filter);
+    } catch (error) {
+      // Row by row down to the one that cannot be opened, which is skipped.
+      page = [];
+      while (page.length < limit) {
+        try {
+          const row = store.readBefore('reading', before, 1, filter)[0];
+          if (row === undefined) break;
+          page.unshift(row);
+          before = row.seq;
+        } catch {
+          if (++unreadable > CGM_RECALL_MAX_UNREADABLE) throw error;
+          before = newestSeqBelow(store, filter, before);
+          log.warn({ sensor, seq: before, err: (error as Error).message }, 'CGM reading stored before this start not readable: skipped');
+        }
+      }
+    }
+    if (page.length === 0) break;
+    pages.push(page);
+    rows += page.length;
+    before = (page[0] as StoredRecord).seq;
+  }
+  return pages.reverse().flat();
+}
+
+/**
+ * The CGM readings stored for each of `sensors` in the `CGM_RECALL_MS` before the newest stored for it (at most the
+ * newest `CGM_RECALL_MAX_ROWS`), by sensor session of a CGM (serial and session start as stored), the session stored
+ * last last, at most `CGM_SEEN_SESSIONS` (those stored last), as the records the drivers take as handed over
+ * (`DriverDeps.storedCgmRecords`): a CGM resends its backlog when it reconnects, and a restarted runtime stored it again
+ * (test/sensors/ble-cgm-restart.test.ts). Pages backwards by tag and time (`OutboxStore.readBefore`): the rows before the
+ * window and other sensors' are not opened; each row in it is (its offset, session and serial are sealed with the rest:
  * bench/cgm-recall.js). Only the CGM driver's readings (`source: cgm`, a uint16 time offset) count: not those another
- * source stored under the same sensor name. A sensor whose stored readings cannot be read (a damaged row) is logged and
- * has none: the monitoring starts, and records resent are stored again.
+ * source stored under the same sensor name. A row that cannot be opened or decoded is skipped and logged (no serial),
+ * the others kept; a sensor whose rows cannot be read at all is logged and has none: the monitoring starts, and records
+ * resent are stored again.
  */
 export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], log: Logger): Map<string, StoredCgmSession[]> {
   const out = new Map<string, StoredCgmSession[]>();
@@ -213,42 +283,39 @@ export function storedCgmRecords(store: OutboxStore, sensors: readonly string[],
     const groups = new Map<string, { session: Omit<StoredCgmSession, 'offsets' | 'values'>; offsets: number[]; values: number[] }>();
     let last: string | undefined;
     try {
-      const newest = store.readBefore('reading', Number.MAX_SAFE_INTEGER, 1, { tags: [sensor] })[0];
+      const newest = readNewest(store, { tags: [sensor] }, log, sensor, 1).at(-1);
       if (newest === undefined) continue;
-      const filter = { tags: [sensor], fromTMs: newest.tMs - CGM_RECALL_MS };
-      for (let after = 0; ; ) {
-        const page = store.readMatching('reading', filter, after, 4096);
-        if (page.length === 0) break;
-        after = (page.at(-1) as StoredRecord).seq;
-        for (const row of page) {
-          let r: Reading;
-          try {
-            r = decodeBody('reading', row.body);
-          } catch {
-            continue;
-          }
-          const c = r.context ?? {};
-          const offset = r.meterRecord;
-          if (r.sensor !== sensor || c.source !== 'cgm' || offset === undefined || !Number.isInteger(offset) || offset < 0 || offset > 0xffff) continue;
-          const serial = c[METER_NUMBERING_CONTEXT.serial];
-          const address = c[METER_NUMBERING_CONTEXT.meter];
-          const key = `${serial === undefined ? '-' : `s${serial}`} ${c.sessionStart ?? '-'}`;
-          let group = groups.get(key);
-          if (group === undefined) {
-            group = { session: {}, offsets: [], values: [] };
-            if (c.sessionStart !== undefined) group.session.sessionStart = c.sessionStart;
-            if (serial !== undefined) group.session.serial = serial;
-          }
-          if (key !== last) {
-            groups.delete(key);
-            groups.set(key, group);
-            last = key;
-          }
-          if (serial !== undefined && address !== undefined) group.session.address = address;
-          group.offsets.push(offset);
-          group.values.push(cgmHeldValue(r.value));
+      let undecodable = 0;
+      for (const row of readNewest(store, { tags: [sensor], fromTMs: newest.tMs - CGM_RECALL_MS }, log, sensor)) {
+        let r: Reading;
+        try {
+          r = decodeBody('reading', row.body);
+        } catch {
+          undecodable += 1;
+          continue;
         }
+        const c = r.context ?? {};
+        const offset = r.meterRecord;
+        if (r.sensor !== sensor || c.source !== 'cgm' || offset === undefined || !Number.isInteger(offset) || offset < 0 || offset > 0xffff) continue;
+        const serial = c[METER_NUMBERING_CONTEXT.serial];
+        const address = c[METER_NUMBERING_CONTEXT.meter];
+        const key = `${serial === undefined ? '-' : `s${serial}`} ${c.sessionStart ?? '-'}`;
+        let group = groups.get(key);
+        if (group === undefined) {
+          group = { session: {}, offsets: [], values: [] };
+          if (c.sessionStart !== undefined) group.session.sessionStart = c.sessionStart;
+          if (serial !== undefined) group.session.serial = serial;
+        }
+        if (key !== last) {
+          groups.delete(key);
+          groups.set(key, group);
+          last = key;
+        }
+        if (serial !== undefined && address !== undefined) group.session.address = address;
+        group.offsets.push(offset);
+        group.values.push(cgmHeldValue(r.value));
       }
+      if (undecodable > 0) log.warn({ sensor, rows: undecodable }, 'CGM readings stored before this start not decodable: skipped');
     } catch (error) {
       log.warn({ sensor, err: (error as Error).message }, 'CGM records stored before this start not readable: records the CGM resends are stored again');
       continue;

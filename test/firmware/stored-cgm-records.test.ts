@@ -95,10 +95,10 @@ describe('storedCgmRecords on an encrypted SQLite ledger', () => {
     }
   });
 
-  it('a damaged row: the sensor has no records and a warning (no serial) is logged; the start goes on', () => {
+  it('a damaged row is skipped and logged (its seq, no serial); the rows around it are kept (QA F4: none kept before)', () => {
     const dir = tempDir();
     const store = openStore(dir);
-    const [first] = append(store, [cgmReading(0), cgmReading(5)]);
+    const [, first] = append(store, [cgmReading(0), cgmReading(5), cgmReading(10)]);
     store.close();
     // One sealed body altered on the card: it no longer opens.
     const db = new Database(join(dir, 'ledger.db'));
@@ -116,12 +116,12 @@ describe('storedCgmRecords on an encrypted SQLite ledger', () => {
     );
     const reopened = openStore(dir);
     try {
-      expect(storedCgmRecords(reopened, ['cgm'], log).size).toBe(0);
+      expect(storedCgmRecords(reopened, ['cgm'], log).get('cgm')?.map((g) => [...g.offsets])).toEqual([[0, 10]]);
     } finally {
       reopened.close();
     }
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0] as string)).toMatchObject({ level: 40, sensor: 'cgm', msg: expect.stringMatching(/^CGM records stored before this start not readable/) });
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ level: 40, sensor: 'cgm', seq: first, msg: expect.stringMatching(/^CGM reading stored before this start not readable: skipped/) });
     expect(lines[0]).not.toContain('CGM-A-0001');
   });
 });
