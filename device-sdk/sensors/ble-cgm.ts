@@ -19,16 +19,21 @@
  * delivered again rather than risk dropping new ones.
  * When 0x2AAA is absent, unreadable, undecodable (bytes quarantined with transport
  * `ble:<address>/2aaa`) or not set (date unknown), the last known session start is kept and the
- * state detail says `session start unknown (...)`: then, as before 0x2AAA was read, a new session
- * is detected only when a time offset drops more than a day below the highest seen, and a sensor
- * replaced within its first day has its first records taken as duplicates until its offsets pass
- * the old ones. (The day rule also applies with a known session start, as a fallback for CGMs that
- * keep reporting the same start.) A record more than a day below the highest that repeats the record held at its
- * offset (the same glucose value: `cgmRecordMark`) is a resent one, not a new sensor: a CGM resending its session from
- * the start (before: the whole session stored again). A new sensor is told from it by its first record whose value
- * differs from the old session's at the same offset; a first record that happens to repeat it (the same mg/dL, or
- * a mark shared by two values: 1 in 254) is dropped as a repeat, and the next is judged the same way.
- * The day rule forgets the records of the current session only (before: of every session).
+ * state detail says `session start unknown (...)`: then records are told apart by their values.
+ *
+ * Repeats (`CgmResendJudge`, cgm-seen-records.ts): the driver holds the exact glucose value of each record handed over
+ * at its offset. A record is dropped as a repeat only when `CGM_RESEND_RUN` (3) records in a row (ascending offsets)
+ * equal the values held at their offsets; the first two are held back (not handed over) until then, and handed over
+ * when the run breaks, after `CGM_RESEND_HOLD_MS` (30 s), on a lost link, a new session start, another CGM or a stop:
+ * never lost, at worst stored twice (a resend of 1-2 records is). A record with another value at a held offset is
+ * never a repeat: a new sensor under the same key (the session's values forgotten; a run just before it, up to 32
+ * records, handed over after all as the new sensor's first). An offset not held below the highest is a gap when 0x2AAA
+ * was read on this link, else, more than a day below the highest, a new sensor (the day rule). QA before -> after
+ * (real traces, hall2018, 2,000 swaps of 10-day sessions under one key): new records dropped 46 -> 0 (main: 0); a
+ * sensor replaced within the old one's first day while the runtime was off, no 0x2AAA, no serial: 0 -> 120 of 120
+ * stored (test/sensors/ble-cgm-firstday.test.ts). Left: a new sensor whose every record equals the old session's at the
+ * same offsets until its offsets pass the old highest is indistinguishable from a resend (seen once in 40,000 swaps of
+ * 1-day sessions: the same trace drawn twice).
  *
  * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
  * 0x2A25, read at each connect) when it tells one; a CGM whose serial cannot be read at a connection is the one
@@ -41,16 +46,17 @@
  * record clock start anew). A reading of a CGM with a serial names it (context `meter`: address, `meterSerial`), so
  * its record id (records.ts `meterRecordId`: `sn:<serial>/<session start>/<offset>`, the FHIR `meter-sequence`
  * identifier) is unique across CGMs; without a serial the id is `<session start>/<offset>` as before. The serial is
- * never logged. A CGM without a serial replaced by another reporting the same session start has the new one's
- * first records taken for repeats until its offsets pass the old ones (as before serials were read).
+ * never logged. A CGM without a serial replaced by another reporting the same session start has its records told
+ * from the old one's by their values (see "Repeats").
  *
  * Duplicates are suppressed twice and counted (`duplicates`, also in the sensor state detail):
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
- * record whose (CGM, session start, time offset) was already handed over (`CgmSeenRecords`: one byte per time offset
- * of each of the `CGM_SEEN_SESSIONS` (8) sessions used last, whole sessions whatever their interval: 20 KB for 14
- * days, 64 KB at most; before, the newest 2,048 records: 7 days at 5 min, 34 h at 1 min), counting those the runtime
- * stored in the 21 days before the newest before a restart (`deps.storedCgmRecords`, taken before the first link:
- * `recall`), so a CGM resending its backlog, even a whole 14-day session, after a power loss has each record stored
+ * record repeating the one handed over at its (CGM, session start, time offset) (see "Repeats"; `CgmSeenRecords`: a
+ * uint16 per time offset of each of the `CGM_SEEN_SESSIONS` (8) sessions used last, whole sessions whatever their
+ * interval: 40 KB for 14 days, 128 KB at most), counting those the runtime stored in the 21 days before the newest
+ * before a restart (`deps.storedCgmRecords`, at most 32,768 rows, taken before the first link: `recall`, which replays
+ * them by the same rules and merges records stored before the first session start was read into that start's
+ * session), so a CGM resending its backlog, even a whole 14-day session, after a power loss has each record stored
  * once (test/sensors/ble-cgm-restart.test.ts, 4,032 records at 5 min: all 4,032 stored twice before). A record of a
  * session no longer held (8 other sessions used since, or stored more than 21 days before the newest at a start) is
  * stored again when resent.
