@@ -166,7 +166,8 @@ const result = {
     dist: DIST,
     remembered: LIMIT === undefined ? 'the rows of the 21 days before the newest, by session (8 at most)' : `the newest ${LIMIT} rows`,
     start: { ms: round(median(startMs), 1), rowsOpened: start.opened, recordsKept: recordCount(start.records), sessions: LIMIT === undefined ? start.records.length : undefined },
-    driverRecall: { ms: round(median(recallMs), 2), seen: drivers[0]?.['seen'].size, seenMarkBytes: drivers[0]?.['seen'].bytes },
+    // The driver's held records: `judge.seen` (exact uint16 values), before it `seen` (8-bit marks).
+    driverRecall: { ms: round(median(recallMs), 2), seen: (drivers[0]?.['judge']?.seen ?? drivers[0]?.['seen'])?.size, seenBytes: (drivers[0]?.['judge']?.seen ?? drivers[0]?.['seen'])?.bytes },
     heapKB: { recordsHandedOver: round(recordsHeap / 1024), driverSeen: round(seenHeapPerDriver / 1024) },
     rounds: ROUNDS,
   },
