@@ -160,9 +160,16 @@ describe('CgmResendJudge', () => {
     // A resend from 0 whose first records (warm-up, no value) were never held: handed over, then the run drops the rest.
     const resend = session(0, 4000, (o) => (o < 120 ? undefined : 100 + (o % 90)));
     expect(judgeAll(known, resend, true)).toEqual({ handed: resend.slice(0, 24).map(([o]) => o), dropped: 777, newSessions: 0 });
+    // Without a session key the day rule: a valued record not held more than a day below the highest is a new sensor; a
+    // record without a value tells nothing (the warm-up of the resend above, or of a new sensor: its first value does).
     const unknown = new CgmResendJudge<number>();
     judgeAll(unknown, session(120, 4000, (o) => 100 + (o % 90)));
-    expect(judgeAll(unknown, resend).newSessions).toBe(1);
+    expect(judgeAll(unknown, resend)).toEqual({ handed: resend.slice(0, 24).map(([o]) => o), dropped: 777, newSessions: 0 });
+    const fresh = session(0, 300, (o) => (o < 120 ? undefined : 200 + (o % 40)));
+    expect(judgeAll(unknown, fresh)).toEqual({ handed: fresh.map(([o]) => o), dropped: 0, newSessions: 1 });
+    const next = new CgmResendJudge<number>();
+    judgeAll(next, session(120, 4000, (o) => 100 + (o % 90)));
+    expect(judgeAll(next, [[0, 150]])).toEqual({ handed: [0], dropped: 0, newSessions: 1 });
   });
 
   it('records without a value, or with values off the 0.1 mg/dL steps, are never repeats', () => {

@@ -174,7 +174,8 @@ interface RunEntry<T> {
  * Tells resent CGM records from new ones by the values held of each session (`CgmSeenRecords`). Pure (no I/O, no
  * timers): the driver holds back, times out and hands over. A record at an offset:
  * - not held: handed over (a gap filled, or the next record). More than `CGM_SESSION_RESTART_MINUTES` below the
- *   highest while the session key cannot tell (`known` false), a new sensor: the session's records are forgotten.
+ *   highest while the session key cannot tell (`known` false), with a value, a new sensor: the session's records are
+ *   forgotten.
  * - held with another value (or a value where the record held had none, or none where it had one): a new sensor under
  *   the same key (or a CGM that changed a record: in doubt, stored twice); never a repeat. The session's records are
  *   forgotten, the held-back released, the record handed over. When it follows a run of repeats (the next offset up),
@@ -254,7 +255,8 @@ export class CgmResendJudge<T> {
   /** Holds a record judged new; whether it starts a new sensor session (the session's records forgotten). */
   private take(session: string, known: boolean, offset: number, value: number, held: number): boolean {
     let newSession: boolean;
-    if (held === CGM_NOT_HELD) newSession = !known && offset < this.highest - CGM_SESSION_RESTART_MINUTES;
+    // A record without a value (warm-up: quarantined, so not recalled after a restart) tells nothing: the next valued one does.
+    if (held === CGM_NOT_HELD) newSession = !known && value !== CGM_NO_VALUE && offset < this.highest - CGM_SESSION_RESTART_MINUTES;
     else newSession = held !== value && held !== CGM_NOT_COMPARABLE && value !== CGM_NOT_COMPARABLE;
     if (newSession) {
       this.seen.forget(session);
