@@ -411,7 +411,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       this.deps.logger.info({ sensor: this.sensor, timeOffset: offset }, 'CGM record not the one held at its time offset, or time offsets restarted: a new sensor session');
     }
     if (above || judged.newSession) this.sessionStartConfirmed = false;
-    if (judged.dropped > 0) {
+    if (judged.dropped > 0 || judged.recovered > 0) {
       this.duplicateRecords += judged.dropped;
       this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
     }
