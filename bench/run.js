@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** In order; a bench whose file does not exist (yet) is skipped silently. */
-const BENCHES = ['store-ingest', 'sync-drain', 'idle-rss', 'ecg-pipeline', 'glucose-forecast', 'pcg-classify', 'serial-stream', 'ble-backfill', 'fhir-api', 'fhir-index-refresh', 'edge-stats-by-boot'];
+const BENCHES = ['store-ingest', 'sync-drain', 'idle-rss', 'ecg-pipeline', 'glucose-forecast', 'pcg-classify', 'serial-stream', 'ble-backfill', 'cgm-recall', 'cgm-resend-judge', 'fhir-api', 'fhir-index-refresh', 'edge-stats-by-boot'];
 
 /**
  * @param {string} name

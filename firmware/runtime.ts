@@ -5,7 +5,7 @@ import type { IClientOptions } from 'mqtt';
 import { type Clock, type ClockTimer, systemClock } from '../device-sdk/clock.js';
 import { ConfigError, DecodeError, MedgeError, StoreError } from '../device-sdk/errors.js';
 import { createLogger, type Logger } from '../device-sdk/log.js';
-import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, type MeterIdentity, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
+import { type Alert, DEFAULT_METER_RECORD_BITS, type Finding, METER_NUMBERING_CONTEXT, type MeterIdentity, MeterRecordBook, type MeterRecordBits, RECORD_KINDS, type Reading, type RecordKind, type StreamChunk } from '../device-sdk/records.js';
 import { ArtifactSlot, readTrustedKeys, type VerifiedArtifact } from '../device-sdk/security/artifact-slot.js';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey } from '../device-sdk/security/device-key.js';
 import { canonicalJson, sha256Hex } from '../device-sdk/security/signing.js';
@@ -21,7 +21,8 @@ import { createRuleEngine, DEFAULT_RULE_OPTIONS, type RuleEngine } from './rules
 import { decodeGlucoseLine, GLUCOSE_LINE_CODEC } from './sources/glucose-line-codec.js';
 import { createDriver } from '../device-sdk/sensors/registry.js';
 import { type AlarmOutput, hasAlarmOutput } from '../device-sdk/sensors/firmata-ecg.js';
-import type { SensorSink, SensorState } from '../device-sdk/sensors/types.js';
+import type { SensorSink, SensorState, StoredCgmSession } from '../device-sdk/sensors/types.js';
+import { CGM_SEEN_SESSIONS, cgmHeldValue } from '../device-sdk/sensors/cgm-seen-records.js';
 import { type Analyzer, type AnalyzerOutput, createAnalyzers, ecgSensors, glucoseSensors, SAMPLE_RATE_UNVALIDATED, type StoredRecords } from './analyzers.js';
 import { DEFAULT_GLUCOSE_MONITOR_OPTIONS } from './glucose-monitor.js';
 import { SignalWatchdog } from './signal-watchdog.js';
@@ -184,6 +185,147 @@ export function storedGlucoseState(store: OutboxStore, sensors: { meters: Readon
   return { meterRecords, readings, alerts };
 }
 
+/**
+ * How far back the CGM records stored before a start are read (`storedCgmRecords`): 21 days of the device clock before
+ * the newest stored for the sensor. CGM sensors are worn 7-15 days (a session's Time Offsets may run 45.5 days at most):
+ * every record of a session of up to 21 days, the one a CGM resends (its current session), was stored in the 21 days
+ * before the newest, however the runtime's time was cut by restarts and whatever the clock says at this start. A device
+ * clock set back while they were stored reads more rows; one set forward by more than 21 days since a session's first
+ * records were stored leaves those out (stored again when resent).
+ */
+export const CGM_RECALL_MS = 21 * 86_400_000;
+/**
+ * At most this many of a sensor's rows are read (`storedCgmRecords`, the newest): 21 days of 1-minute records (30,240)
+ * and more. Bounds the start when the device clock was set back (QA: the whole ledger read, 105k rows, 1.5 s).
+ */
+export const CGM_RECALL_MAX_ROWS = 32_768;
+/** Rows that cannot be opened skipped per sensor before its stored records are given up (a damaged ledger). */
+const CGM_RECALL_MAX_UNREADABLE = 64;
+const CGM_RECALL_PAGE = 4096;
+
+/**
+ * The seq of the newest row matching `filter` below `beforeSeq` (one that cannot be opened: reads of it throw), found
+ * by the oldest row after a seq (`readMatching`, one row), which is past `beforeSeq` (or none) from that seq on.
+ */
+function newestSeqBelow(store: OutboxStore, filter: RecordFilter, beforeSeq: number): number {
+  let lo = 0;
+  let hi = beforeSeq - 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    let past: boolean;
+    try {
+      const next = store.readMatching('reading', filter, mid, 1)[0];
+      past = next === undefined || next.seq >= beforeSeq;
+    } catch {
+      past = false;
+    }
+    if (past) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * The newest rows matching `filter`, at most `maxRows`, oldest first (`readBefore` pages backwards). A row
+ * that cannot be opened is skipped and logged (its seq, nothing of its content), the rows around it kept; more than
+ * `CGM_RECALL_MAX_UNREADABLE` throw.
+ */
+function readNewest(store: OutboxStore, filter: RecordFilter, log: Logger, sensor: string, maxRows = CGM_RECALL_MAX_ROWS): StoredRecord[] {
+  const pages: StoredRecord[][] = [];
+  let rows = 0;
+  let before = Number.MAX_SAFE_INTEGER;
+  let unreadable = 0;
+  while (rows < maxRows) {
+    const limit = Math.min(CGM_RECALL_PAGE, maxRows - rows);
+    let page: StoredRecord[];
+    try {
+      page = store.readBefore('reading', before, limit, filter);
+    } catch (error) {
+      // Row by row down to the one that cannot be opened, which is skipped.
+      page = [];
+      while (page.length < limit) {
+        try {
+          const row = store.readBefore('reading', before, 1, filter)[0];
+          if (row === undefined) break;
+          page.unshift(row);
+          before = row.seq;
+        } catch {
+          if (++unreadable > CGM_RECALL_MAX_UNREADABLE) throw error;
+          before = newestSeqBelow(store, filter, before);
+          log.warn({ sensor, seq: before, err: (error as Error).message }, 'CGM reading stored before this start not readable: skipped');
+        }
+      }
+    }
+    if (page.length === 0) break;
+    pages.push(page);
+    rows += page.length;
+    before = (page[0] as StoredRecord).seq;
+  }
+  return pages.reverse().flat();
+}
+
+/**
+ * The CGM readings stored for each of `sensors` in the `CGM_RECALL_MS` before the newest stored for it (at most the
+ * newest `CGM_RECALL_MAX_ROWS`), by sensor session of a CGM (serial and session start as stored), the session stored
+ * last last, at most `CGM_SEEN_SESSIONS` (those stored last), as the records the drivers take as handed over
+ * (`DriverDeps.storedCgmRecords`): a CGM resends its backlog when it reconnects, and a restarted runtime stored it again
+ * (test/sensors/ble-cgm-restart.test.ts). Pages backwards by tag and time (`OutboxStore.readBefore`): the rows before the
+ * window and other sensors' are not opened; each row in it is (its offset, session and serial are sealed with the rest:
+ * bench/cgm-recall.js). Only the CGM driver's readings (`source: cgm`, a uint16 time offset) count: not those another
+ * source stored under the same sensor name. A row that cannot be opened or decoded is skipped and logged (no serial),
+ * the others kept; a sensor whose rows cannot be read at all is logged and has none: the monitoring starts, and records
+ * resent are stored again.
+ */
+export function storedCgmRecords(store: OutboxStore, sensors: readonly string[], log: Logger): Map<string, StoredCgmSession[]> {
+  const out = new Map<string, StoredCgmSession[]>();
+  for (const sensor of sensors) {
+    // Per CGM and session: its fields, offsets and values; Map order is the order last stored (the last row's group last).
+    const groups = new Map<string, { session: Omit<StoredCgmSession, 'offsets' | 'values'>; offsets: number[]; values: number[] }>();
+    let last: string | undefined;
+    try {
+      const newest = readNewest(store, { tags: [sensor] }, log, sensor, 1).at(-1);
+      if (newest === undefined) continue;
+      let undecodable = 0;
+      for (const row of readNewest(store, { tags: [sensor], fromTMs: newest.tMs - CGM_RECALL_MS }, log, sensor)) {
+        let r: Reading;
+        try {
+          r = decodeBody('reading', row.body);
+        } catch {
+          undecodable += 1;
+          continue;
+        }
+        const c = r.context ?? {};
+        const offset = r.meterRecord;
+        if (r.sensor !== sensor || c.source !== 'cgm' || offset === undefined || !Number.isInteger(offset) || offset < 0 || offset > 0xffff) continue;
+        const serial = c[METER_NUMBERING_CONTEXT.serial];
+        const address = c[METER_NUMBERING_CONTEXT.meter];
+        const key = `${serial === undefined ? '-' : `s${serial}`} ${c.sessionStart ?? '-'}`;
+        let group = groups.get(key);
+        if (group === undefined) {
+          group = { session: {}, offsets: [], values: [] };
+          if (c.sessionStart !== undefined) group.session.sessionStart = c.sessionStart;
+          if (serial !== undefined) group.session.serial = serial;
+        }
+        if (key !== last) {
+          groups.delete(key);
+          groups.set(key, group);
+          last = key;
+        }
+        if (serial !== undefined && address !== undefined) group.session.address = address;
+        group.offsets.push(offset);
+        group.values.push(cgmHeldValue(r.value));
+      }
+      if (undecodable > 0) log.warn({ sensor, rows: undecodable }, 'CGM readings stored before this start not decodable: skipped');
+    } catch (error) {
+      log.warn({ sensor, err: (error as Error).message }, 'CGM records stored before this start not readable: records the CGM resends are stored again');
+      continue;
+    }
+    const sessions = [...groups.values()].slice(-CGM_SEEN_SESSIONS).map((g) => ({ ...g.session, offsets: Uint16Array.from(g.offsets), values: Uint16Array.from(g.values) }));
+    if (sessions.length > 0) out.set(sensor, sessions);
+  }
+  return out;
+}
+
 /** What the runtime starts per configured source: a simulated source or a device driver. */
 interface RuntimeSource {
   sensor: string;
@@ -229,6 +371,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
   private readonly alarmOutputs: AlarmOutput[] = [];
   /** Newest meter record number seen per sensor and meter numbering (durable once the ledger flushes; read back from the ledger at start). */
   private meterRecords: MeterRecordBook;
+  /** The CGM records stored before this start, per CGM sensor, until its driver takes them (`storedCgmRecords`). */
+  private readonly cgmRecords: Map<string, StoredCgmSession[]>;
   /** The width of each sensor's meter record counter, as its source declares it (`DEFAULT_METER_RECORD_BITS` otherwise). */
   private readonly meterRecordBits: Readonly<Record<string, MeterRecordBits>>;
   private readonly counts = new Map<string, number>();
@@ -317,6 +461,11 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       meterRecordStored: (sensor: string, meter: MeterIdentity, record: number, meterClock: string, like?: Reading) => this.meterRecords.holds(sensor, meter, record, meterClock, like),
       datedMeterRecordAtOrBefore: (sensor: string, meter: MeterIdentity, record: number) => this.meterRecords.datedAtOrBefore(sensor, meter, record),
       meterReadingStored: (reading: Reading) => this.meterRecords.holdsAsSent(reading),
+      storedCgmRecords: (sensor: string) => {
+        const records = this.cgmRecords.get(sensor) ?? [];
+        this.cgmRecords.delete(sensor);
+        return records;
+      },
       ...(config.timeZone !== undefined ? { timeZone: config.timeZone } : {}),
     };
     const deviceKinds: Record<string, string> = {};
@@ -341,6 +490,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     const stored = storedGlucoseState(this.store, { meters: meterSensors, replayed: glucoseSensors(config.sources, deviceKinds) }, now - replayMin * 60_000, now);
     // Every source's record numbers from now on, on its own counter width; the meters' as stored.
     this.meterRecords = stored.meterRecords;
+    // So do a CGM's records: those it resends when it reconnects after the restart are not stored again.
+    this.cgmRecords = storedCgmRecords(this.store, Object.keys(deviceKinds).filter((sensor) => deviceKinds[sensor] === 'cgm'), this.log);
     for (const r of stored.readings) this.rules.onReading(r);
     this.ecgSensors = ecgSensors(config.sources, deviceKinds);
     this.unreadable = new UnreadableDataWatch(this.clock);

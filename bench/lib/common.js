@@ -52,6 +52,16 @@ export function numberArg(name, fallback) {
   return value;
 }
 
+/**
+ * `--name value` from argv as a string, or `fallback`.
+ * @param {string} name
+ * @param {string} fallback
+ */
+export function stringArg(name, fallback) {
+  const at = process.argv.indexOf(`--${name}`);
+  return at < 0 ? fallback : (process.argv[at + 1] ?? fallback);
+}
+
 /** @type {string[]} */
 const dirs = [];
 /** @param {string} prefix */

@@ -19,11 +19,22 @@
  * delivered again rather than risk dropping new ones.
  * When 0x2AAA is absent, unreadable, undecodable (bytes quarantined with transport
  * `ble:<address>/2aaa`) or not set (date unknown), the last known session start is kept and the
- * state detail says `session start unknown (...)`: then, as before 0x2AAA was read, a new session
- * is detected only when a time offset drops more than a day below the highest seen, and a sensor
- * replaced within its first day has its first records taken as duplicates until its offsets pass
- * the old ones. (The day rule also applies with a known session start, as a fallback for CGMs that
- * keep reporting the same start.)
+ * state detail says `session start unknown (...)`: then records are told apart by their values.
+ *
+ * Repeats (`CgmResendJudge`, cgm-seen-records.ts): the driver holds the exact glucose value of each record handed over
+ * at its offset. A record is dropped as a repeat only when `CGM_RESEND_RUN` (3) records in a row (ascending offsets)
+ * equal the values held at their offsets; the first two are held back (not handed over) until then, and handed over
+ * when the run breaks, after `CGM_RESEND_HOLD_MS` (30 s), on a lost link, a new session start, another CGM or a stop:
+ * never lost, at worst stored twice. A shorter run that repeats the session's newest records (a CGM resending its
+ * last record or two after a reconnect) is dropped when it ends (`tailRun`). A record with another value at a held offset is
+ * never a repeat: a new sensor under the same key (the session's values forgotten; a run just before it, up to 32
+ * records, handed over after all as the new sensor's first). An offset not held below the highest is a gap when 0x2AAA
+ * was read on this link, else, more than a day below the highest, a new sensor (the day rule). QA before -> after
+ * (real traces, hall2018, 2,000 swaps of 10-day sessions under one key): new records dropped 46 -> 0 (main: 0); a
+ * sensor replaced within the old one's first day while the runtime was off, no 0x2AAA, no serial: 0 -> 120 of 120
+ * stored (test/sensors/ble-cgm-firstday.test.ts). Left: a new sensor whose every record equals the old session's at the
+ * same offsets until its offsets pass the old highest is indistinguishable from a resend (seen once in 40,000 swaps of
+ * 1-day sessions: the same trace drawn twice).
  *
  * Identity: a record is (CGM, session start, Time Offset). The CGM is its serial number (DIS Serial Number String
  * 0x2A25, read at each connect) when it tells one that is no placeholder (`isPlaceholderSerial`: `0000000000`, `N/A`,
@@ -35,8 +46,8 @@
  * old one's repeats, 1 stored under the old one's serial); a placeholder at every read is another CGM without a serial,
  * and a serial after a CGM that answered a placeholder is another CGM (`adoptDevice`); a refused read or an absent characteristic
  * is the CGM before (a refused read once gave its resent records a second identity: QA). The serial known is in
- * memory (`this.device`): after a runtime restart there is none, and the first serial read is believed (this driver
- * is not handed the stored records). Without serials the CGM is the
+ * memory (`this.device`): after a runtime restart it is the serial of the newest stored reading (`recall`; none when
+ * that reading had none, and then the first serial read is believed). Without serials the CGM is the
  * sensor's, as before serials were read (an address is no identity: a CGM may use a new random address per
  * connection). Two CGMs may report the same session start (a start the factory or the collector wrote, or none
  * readable) and the same offsets: another CGM under the same sensor name (another serial: a transmitter replaced,
@@ -45,12 +56,20 @@
  * record clock start anew). A reading of a CGM with a serial names it (context `meter`: address, `meterSerial`), so
  * its record id (records.ts `meterRecordId`: `sn:<serial>/<session start>/<offset>`, the FHIR `meter-sequence`
  * identifier) is unique across CGMs; without a serial the id is `<session start>/<offset>` as before. The serial is
- * never logged. A CGM without a serial replaced by another reporting the same session start has the new one's
- * first records taken for repeats until its offsets pass the old ones (as before serials were read).
+ * never logged. A CGM without a serial replaced by another reporting the same session start has its records told
+ * from the old one's by their values (see "Repeats").
  *
  * Duplicates are suppressed twice and counted (`duplicates`, also in the sensor state detail):
  * identical notification bytes within `dedupeWindowMs` (a retransmission) at the transport, and a
- * record whose (CGM, session start, time offset) was already handed over.
+ * record repeating the one handed over at its (CGM, session start, time offset) (see "Repeats"; `CgmSeenRecords`: a
+ * uint16 per time offset of each of the `CGM_SEEN_SESSIONS` (8) sessions used last, whole sessions whatever their
+ * interval: 40 KB for 14 days, 128 KB at most), counting those the runtime stored in the 21 days before the newest
+ * before a restart (`deps.storedCgmRecords`, at most 32,768 rows, taken before the first link: `recall`, which replays
+ * them by the same rules and merges records stored before the first session start was read into that start's
+ * session), so a CGM resending its backlog, even a whole 14-day session, after a power loss has each record stored
+ * once (test/sensors/ble-cgm-restart.test.ts, 4,032 records at 5 min: all 4,032 stored twice before). A record of a
+ * session no longer held (8 other sessions used since, or stored more than 21 days before the newest at a start) is
+ * stored again when resent.
  *
  * Readings: type `glucose`, mg/dL (CGMS sends SFLOAT mg/dL), `meterRecord` = time offset, `tDevice` =
  * reception; context `source: cgm`, `sessionStart` when known (ISO 8601 local wall clock of the CGM,
@@ -67,6 +86,7 @@
  */
 import type { ClockTimer } from '../clock.js';
 import { DecodeError } from '../errors.js';
+import { CgmResendJudge, cgmHeldValue } from './cgm-seen-records.js';
 import { CGM_MEASURED_AT } from './meter-time.js';
 import {
   CGM_FEATURE_UUID,
@@ -110,14 +130,11 @@ export const DEFAULT_BLE_CGM_OPTIONS: Readonly<BleCgmOptions> = Object.freeze({
  */
 const CGM_SERIAL_RULES: Readonly<SerialRules> = Object.freeze({ unconfirmed: 'first', unread: 'known' });
 
-/** (Session, time offset) pairs remembered for duplicate detection (a day and a half of 1-minute records). */
-const SEEN_LIMIT = 2048;
 /**
- * A record this far (minutes) below the highest time offset seen starts a new sensor session (time
- * offsets restart at 0 with a new sensor, CGMS §3.1.1.4): the remembered offsets are forgotten.
- * A record resent after a reconnect is minutes old, not a day.
+ * Records held back as a possible resend (`CgmResendJudge`: fewer than `CGM_RESEND_RUN` repeats in a row) are handed
+ * over after this long (ms) without the run being confirmed or broken, as on a lost link or a stop: never lost.
  */
-const SESSION_RESTART_MINUTES = 24 * 60;
+export const CGM_RESEND_HOLD_MS = 30_000;
 /**
  * A record is handed over once no other record has come for this long (ms): the records of a burst (stored
  * records sent oldest first when the CGM connects mid-session, or those missed during a link loss) are dated
@@ -148,6 +165,22 @@ function knownSessionStart(v: CgmSessionStartTime): BleCgmSessionStart | undefin
   return { key: `utc ${v.utcMs}`, iso: `${local}${zone}` };
 }
 
+/** The session start a stored reading names (`context.sessionStart`, the `iso` of `knownSessionStart`), with its key. */
+function storedSessionStart(iso: string): BleCgmSessionStart {
+  // With its UTC offset the key is the UTC start (wall clock - offset, as `utcMs`), else the wall clock.
+  return { key: /[+-]\d\d:\d\d$/.test(iso) ? `utc ${Date.parse(iso)}` : `local ${iso}`, iso };
+}
+
+/** The key of a CGM in `seen`: `sn:<serial>` when it told one, else '' (the configured sensor's CGM). */
+function deviceKeyOf(serial: string | undefined): string {
+  return serial !== undefined ? `sn:${serial}` : '';
+}
+
+/** A sensor session's key in `seen`: `<CGM key> <session key>` (the session key '' when not known). */
+function sessionKeyOf(deviceKey: string, start: BleCgmSessionStart | undefined): string {
+  return `${deviceKey} ${start?.key ?? ''}`;
+}
+
 export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   readonly driver = 'ble-cgm';
   readonly kind = 'cgm' as const;
@@ -160,11 +193,13 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   /** Records dropped as duplicates by their (session start, time offset). */
   duplicateRecords = 0;
   private duplicateBytesBefore = 0;
-  /** `<CGM key> <session key>|<time offset>` of the records handed over (insertion order, oldest evicted first). */
-  private readonly seen = new Set<string>();
-  private highestOffset = -1;
+  /** The records handed over, by `<CGM key> <session key>` and time offset (the sessions used last), and the current session's highest offset. */
+  private readonly judge = new CgmResendJudge<HeldRecord>();
+  private resendTimer: ClockTimer | undefined;
   /** New sensor sessions detected (a different Session Start Time, or time offsets restarting). */
   sessionRestarts = 0;
+  /** The records stored before this start were taken (`recall`). */
+  private recalled = false;
   /** Another CGM found on a link than the one before (another serial; a serial and none: `adoptDevice`). */
   deviceChanges = 0;
   /** The CGM on the link (see "Identity"); undefined before the first link. */
@@ -205,8 +240,13 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private link: GattLink | undefined;
 
   protected async session(link: GattLink): Promise<void> {
+    this.recall();
     if (this.link) this.duplicateBytesBefore += this.link.duplicatesSuppressed;
     this.link = link;
+    // Records held back as a possible resend are handed over when the link is lost: never lost with it.
+    void link.lost.then(() => {
+      this.queue = this.queue.then(() => this.releaseHeld());
+    });
     const { identity, noSerial } = await this.identify(link);
     this.adoptDevice(identity, noSerial);
     let e2eCrc = this.options.e2eCrc;
@@ -259,6 +299,39 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   }
 
   /**
+   * Once, before the first link: the records stored before this start (`deps.storedCgmRecords`: those of the 21 days
+   * before the newest, by session) are taken as handed over, so that those the CGM resends when it reconnects after a
+   * restart of the runtime are repeats (before: stored again). Each session's are taken in the order stored, by the day
+   * rule as when they came (a new sensor under the same session key forgets the old one's). The CGM, session start and
+   * highest time offset of the session stored last are taken as those of the link before, so a restart changes nothing
+   * the driver judges by: another serial is another CGM, another session start a new session, a time offset more than a
+   * day below the highest a new session unless it repeats the record held there.
+   */
+  private recall(): void {
+    if (this.recalled) return;
+    this.recalled = true;
+    const stored = this.deps.storedCgmRecords?.(this.sensor) ?? [];
+    const newest = stored.at(-1);
+    if (newest === undefined) return;
+    // The start each CGM's records were stored under last, as the live path had it: records stored before the first
+    // start was read move to that start's session (`useSessionStart`), so a resend from offset 0 repeats them.
+    const startOf = new Map<string, string | undefined>();
+    for (const group of stored) {
+      const device = deviceKeyOf(group.serial);
+      const start = group.sessionStart === undefined ? undefined : storedSessionStart(group.sessionStart);
+      const session = sessionKeyOf(device, start);
+      if (start !== undefined && startOf.has(device) && startOf.get(device) === undefined) this.judge.seen.move(sessionKeyOf(device, undefined), session);
+      if (start !== undefined || !startOf.has(device)) startOf.set(device, start?.key);
+      this.judge.highest = this.judge.seen.highest(session);
+      group.offsets.forEach((offset, i) => this.judge.replay(session, start !== undefined, offset, group.values[i] as number));
+    }
+    // Without a serial the CGM is the sensor's: its identity is only that it told none (no address is stored).
+    this.device = { address: newest.address ?? '', ...(newest.serial !== undefined ? { serial: newest.serial } : {}) };
+    this.currentStart = newest.sessionStart === undefined ? undefined : storedSessionStart(newest.sessionStart);
+    this.deps.logger.info({ sensor: this.sensor, ...this.judge.seen.size }, 'CGM records stored before the restart taken as handed over');
+  }
+
+  /**
    * The CGM on a new link (`noSerial`: what it did when it told no serial). The same one when both told the same serial,
    * or neither told one (without a serial the address is no identity: a CGM may use a new random address per
    * connection, and QA saw its resent records stored again), or when a CGM tells a serial, none was told before on this
@@ -282,26 +355,26 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (previous === undefined) return;
     if (same) {
       const after = this.deviceKey;
-      if (after !== before) {
-        for (const k of [...this.seen].filter((x) => x.startsWith(`${before} `))) {
-          this.seen.delete(k);
-          this.seen.add(`${after}${k.slice(before.length)}`);
-        }
-      }
+      if (after !== before) for (const k of this.judge.seen.keysStartingWith(`${before} `)) this.judge.seen.move(k, `${after}${k.slice(before.length)}`);
       return;
     }
+    this.releaseHeld();
     this.handOver();
     this.deviceChanges += 1;
     this.currentStart = undefined;
-    this.highestOffset = -1;
+    this.judge.highest = -1;
     this.recordClock.reset();
     this.deps.logger.warn({ sensor: this.sensor, address: next.address, previous: previous.address }, 'another CGM under this sensor: its records are judged apart from the previous one\'s');
   }
 
-  /** The key of the CGM on the link in `seen`: `sn:<serial>` when it told one, else '' (the configured sensor's CGM). */
+  /** The key of the CGM on the link in `seen` (`deviceKeyOf`). */
   private get deviceKey(): string {
-    const serial = this.device?.serial;
-    return serial !== undefined ? `sn:${serial}` : '';
+    return deviceKeyOf(this.device?.serial);
+  }
+
+  /** The key of the current session in `seen` (`sessionKeyOf`). */
+  private get sessionKey(): string {
+    return sessionKeyOf(this.deviceKey, this.currentStart);
   }
 
   /** Session Start Time 0x2AAA of this link, or why it is not usable. A lost link rejects. */
@@ -330,27 +403,24 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private useSessionStart(start: BleCgmSessionStart): void {
     const previous = this.currentStart;
     if (previous?.key === start.key) return;
+    this.releaseHeld();
     this.currentStart = start;
     if (previous === undefined) {
       // The first start read (0x2AAA was unreadable until now): the records taken before it are taken as
       // this session's, so the ones the CGM resends after a reconnect stay duplicates.
-      const unknown = `${this.deviceKey} |`;
-      for (const k of [...this.seen].filter((x) => x.startsWith(unknown))) {
-        this.seen.delete(k);
-        this.seen.add(`${this.deviceKey} ${start.key}|${k.slice(unknown.length)}`);
-      }
+      this.judge.seen.move(sessionKeyOf(this.deviceKey, undefined), sessionKeyOf(this.deviceKey, start));
       return;
     }
     this.sessionRestarts += 1;
     this.deps.logger.info({ sensor: this.sensor, from: previous.iso, to: start.iso }, 'CGM Session Start Time changed: a new sensor session');
-    this.highestOffset = -1;
+    this.judge.highest = -1;
     this.handOver();
     this.recordClock.reset();
   }
 
   private async onRecord(link: GattLink, r: CgmMeasurementRecord, bytes: Uint8Array, e2eCrc: boolean): Promise<void> {
     if (this.isStopped || !this.sink) return;
-    if (r.timeOffsetMinutes <= this.highestOffset && this.sessionStartReadable && !this.sessionStartConfirmed) {
+    if (r.timeOffsetMinutes <= this.judge.highest && this.sessionStartReadable && !this.sessionStartConfirmed) {
       // A time offset not above the highest: a resent record, or a new sensor. 0x2AAA tells which.
       this.sessionStartConfirmed = true;
       try {
@@ -361,43 +431,70 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       }
       if (this.isStopped || !this.sink) return;
     }
-    if (r.timeOffsetMinutes < this.highestOffset - SESSION_RESTART_MINUTES) {
-      this.seen.clear();
-      this.highestOffset = -1;
+    const value = finiteValue(r.glucose);
+    const offset = r.timeOffsetMinutes;
+    const above = offset > this.judge.highest;
+    const record: HeldRecord = { link, r, bytes, value, start: this.currentStart, device: this.device, now: this.deps.clock.now(), monotonic: this.deps.clock.monotonic() };
+    // The session key tells sessions apart when 0x2AAA was read on this link (re-read above for an offset not above the highest).
+    const known = this.sessionStartReadable && this.currentStart !== undefined;
+    const judged = this.judge.judge(this.sessionKey, known, offset, cgmHeldValue(value), record);
+    for (const held of judged.release) this.accept(held);
+    if (judged.recovered > 0) {
+      // A run taken for a resend was a new sensor's first records (its next record has another value): handed over.
+      this.duplicateRecords -= judged.recovered;
+      this.deps.logger.warn({ sensor: this.sensor, records: judged.recovered }, 'CGM records taken for a resend were a new sensor\'s: handed over');
+    }
+    if (judged.newSession) {
       this.handOver();
       this.recordClock.reset();
       this.sessionRestarts += 1;
-      this.deps.logger.info({ sensor: this.sensor, timeOffset: r.timeOffsetMinutes }, 'CGM time offsets restarted: a new sensor session');
+      this.deps.logger.info({ sensor: this.sensor, timeOffset: offset }, 'CGM record not the one held at its time offset, or time offsets restarted: a new sensor session');
     }
-    if (r.timeOffsetMinutes > this.highestOffset) {
-      this.highestOffset = r.timeOffsetMinutes;
-      this.sessionStartConfirmed = false;
-    }
-    const start = this.currentStart;
-    const key = `${this.deviceKey} ${start?.key ?? ''}|${r.timeOffsetMinutes}`;
-    if (this.seen.has(key)) {
-      this.duplicateRecords += 1;
+    if (above || judged.newSession) this.sessionStartConfirmed = false;
+    if (judged.dropped > 0 || judged.recovered > 0) {
+      this.duplicateRecords += judged.dropped;
       this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
-      return;
     }
-    this.seen.add(key);
-    if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value as string);
-    const value = finiteValue(r.glucose);
-    if (value === undefined) {
-      this.quarantine(link, CGM_MEASUREMENT_UUID, bytes, new DecodeError('ble-cgm-measurement', `record at time offset ${r.timeOffsetMinutes} has no glucose value (${r.glucose.kind})`));
+    if (judged.handOver) this.accept(record);
+    if (this.judge.holding === 0) {
+      if (this.resendTimer) this.deps.clock.clearTimeout(this.resendTimer);
+      this.resendTimer = undefined;
+    } else if (this.resendTimer === undefined) {
+      this.resendTimer = this.deps.clock.setTimeout(() => {
+        this.resendTimer = undefined;
+        this.queue = this.queue.then(() => this.releaseHeld());
+      }, CGM_RESEND_HOLD_MS);
+    }
+  }
+
+  /** Hands over the records held back as a possible resend (a timeout, a lost link, another session or CGM, a stop). */
+  private releaseHeld(): void {
+    if (this.resendTimer) this.deps.clock.clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    const tail = this.judge.dropTail();
+    if (tail > 0) {
+      this.duplicateRecords += tail;
+      this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
+    }
+    for (const held of this.judge.release()) this.accept(held);
+  }
+
+  /** A record judged new: quarantined without a glucose value, else waits for the end of its burst (`handOver`). */
+  private accept(h: HeldRecord): void {
+    const r = h.r;
+    if (h.value === undefined) {
+      this.quarantine(h.link, CGM_MEASUREMENT_UUID, h.bytes, new DecodeError('ble-cgm-measurement', `record at time offset ${r.timeOffsetMinutes} has no glucose value (${r.glucose.kind})`));
       return;
     }
     const context: Record<string, string> = { source: 'cgm' };
-    if (start) context.sessionStart = start.iso;
+    if (h.start) context.sessionStart = h.start.iso;
     // The CGM named only by its serial: without one a record id is (session start, offset) as before serials were read,
     // since an address may change at each connection (a random address) and would give the same record another id.
-    if (this.device?.serial !== undefined) {
-      context[METER_NUMBERING_CONTEXT.meter] = this.device.address;
-      context[METER_NUMBERING_CONTEXT.serial] = this.device.serial;
+    if (h.device?.serial !== undefined) {
+      context[METER_NUMBERING_CONTEXT.meter] = h.device.address;
+      context[METER_NUMBERING_CONTEXT.serial] = h.device.serial;
     }
-    const now = this.deps.clock.now();
-    const monotonic = this.deps.clock.monotonic();
-    this.recordClock.observe(r.timeOffsetMinutes, monotonic);
+    this.recordClock.observe(r.timeOffsetMinutes, h.monotonic);
     const trend = r.trend && finiteValue(r.trend);
     if (trend !== undefined) context.trendMgPerDlPerMin = String(trend);
     const quality = r.quality && finiteValue(r.quality);
@@ -408,8 +505,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
         .map(([k]) => k)
         .join(',');
     }
-    const reading: Reading = { sensor: this.sensor, type: 'glucose', value, unit: 'mg/dL', tDevice: now, meterRecord: r.timeOffsetMinutes, context };
-    this.pending.push({ reading, offsetMinutes: r.timeOffsetMinutes, now, monotonic });
+    const reading: Reading = { sensor: this.sensor, type: 'glucose', value: h.value, unit: 'mg/dL', tDevice: h.now, meterRecord: r.timeOffsetMinutes, context };
+    this.pending.push({ reading, offsetMinutes: r.timeOffsetMinutes, now: h.now, monotonic: h.monotonic });
     if (this.pendingTimer) this.deps.clock.clearTimeout(this.pendingTimer);
     this.pendingTimer = undefined;
     if (this.pending.length >= CGM_BURST_MAX_RECORDS) this.handOver();
@@ -431,11 +528,26 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     }
   }
 
-  /** Hands over the records still waiting for the end of their burst, then stops. */
+  /** Hands over the records held back as a possible resend and those still waiting for the end of their burst, then stops. */
   override async stop(): Promise<void> {
+    this.releaseHeld();
     this.handOver();
     await super.stop();
   }
+}
+
+/** A record as received, until it is judged new (`accept`) or a repeat: held back while a run of repeats is not confirmed. */
+interface HeldRecord {
+  link: GattLink;
+  r: CgmMeasurementRecord;
+  bytes: Uint8Array;
+  value: number | undefined;
+  /** The session start and CGM when it came. */
+  start: BleCgmSessionStart | undefined;
+  device: MeterIdentity | undefined;
+  /** Wall and monotonic clocks at its arrival. */
+  now: number;
+  monotonic: number;
 }
 
 interface PendingRecord {

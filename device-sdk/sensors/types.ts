@@ -64,6 +64,22 @@ export interface SensorNotice {
   message: string;
 }
 
+/**
+ * The CGM records stored before (`DriverDeps.storedCgmRecords`) of one sensor session of one CGM: their places in the
+ * session and their content, and the CGM that sent them.
+ */
+export interface StoredCgmSession {
+  /** The session start as stored (`context.sessionStart`); absent when it was not known. */
+  sessionStart?: string;
+  /** The CGM's serial (`context.meterSerial`) and address (`context.meter`, of the newest), stored when it told its serial. */
+  serial?: string;
+  address?: string;
+  /** Time Offsets (minutes since the session start: the readings' `meterRecord`), in the order stored. */
+  offsets: Uint16Array;
+  /** The exact value of each (`cgmHeldValue` of the reading's value: mg/dL x 10 + 1), in the same order. */
+  values: Uint16Array;
+}
+
 /** What the runtime gives a driver. */
 export interface DriverDeps {
   clock: Clock;
@@ -100,6 +116,13 @@ export interface DriverDeps {
    * below it is then taken for a reset one when it no longer holds its newest records stored).
    */
   meterReadingStored?(reading: Reading): boolean;
+  /**
+   * The CGM records stored for `sensor` before this start, by sensor session, the session stored last last
+   * (firmware/runtime.ts `storedCgmRecords`: those stored in the 21 days before the newest). A CGM resends its backlog
+   * when it reconnects: the driver takes them as handed over, so that a record resent after a restart of the runtime is
+   * not stored again. Given once (a second call returns none). Absent: none known (records resent after a restart are stored again).
+   */
+  storedCgmRecords?(sensor: string): readonly StoredCgmSession[];
   /**
    * The IANA time zone meter clocks are set to (runtime config `timeZone`), for meters whose record
    * times have no zone and that cannot tell their clock (no Current Time Service): see

@@ -90,9 +90,10 @@ export class MemoryOutboxStore implements OutboxStore {
     return out;
   }
 
-  readBefore(kind: RecordKind, beforeSeq: number, limit: number): StoredRecord[] {
+  readBefore(kind: RecordKind, beforeSeq: number, limit: number, filter: RecordFilter = {}): StoredRecord[] {
     this.open('readBefore');
-    const held = this.rows[kind].filter((r) => r.seq < beforeSeq);
+    const tags = filter.tags === undefined ? undefined : new Set(filter.tags);
+    const held = this.rows[kind].filter((r) => r.seq < beforeSeq && (tags === undefined || tags.has(r.tag)) && (filter.fromTMs === undefined || r.tMs >= filter.fromTMs));
     return held.slice(Math.max(0, held.length - Math.max(0, Math.floor(limit)))).map((r) => ({ kind, seq: r.seq, bootId: r.bootId, tMs: r.tMs, tag: r.tag, body: new Uint8Array(r.body) }));
   }
 

@@ -73,7 +73,7 @@ export interface OutboxStoreOptions {
   seqFloorClock?: Pick<Clock, 'now'>;
 }
 
-/** Which records `OutboxStore.readMatching` returns: by tag, and stored at or after a time. */
+/** Which records `OutboxStore.readMatching` (and `readBefore` when given) returns: by tag, and stored at or after a time. */
 export interface RecordFilter {
   /** Tags (sensor, alert kind, ...) to return; every tag when absent, none when empty. */
   tags?: readonly string[];
@@ -93,8 +93,9 @@ export interface RecordFilter {
  * - `readAfter(kind, afterSeq, limit, maxBytes)` returns held records with seq > afterSeq in
  *   ascending seq order, at most `limit` of them and at most `maxBytes` of body in total (but at
  *   least one record when any is held, however large).
- * - `readBefore(kind, beforeSeq, limit)` returns the newest `limit` held records with seq < beforeSeq, in
- *   ascending seq order (for paging backwards across seq gaps).
+ * - `readBefore(kind, beforeSeq, limit, filter?)` returns the newest `limit` held records with seq < beforeSeq (of
+ *   those that match `filter` as in `readMatching`, when given), in ascending seq order (for paging backwards across
+ *   seq gaps; the newest records of a sensor without opening the older ones nor the other sensors').
  * - `readMatching(kind, filter, afterSeq, limit)` returns, in the same order, the held records with seq >
  *   afterSeq whose tag is one of `filter.tags` (any tag when absent) and that were stored at or after
  *   `filter.fromTMs` (their `tMs`; any time when absent), at most `limit` of them. The bodies of the others
@@ -121,7 +122,7 @@ export interface OutboxStore {
   readonly bootId: string;
   append(entries: readonly AppendEntry[]): number[];
   readAfter(kind: RecordKind, afterSeq: number, limit: number, maxBytes?: number): StoredRecord[];
-  readBefore(kind: RecordKind, beforeSeq: number, limit: number): StoredRecord[];
+  readBefore(kind: RecordKind, beforeSeq: number, limit: number, filter?: RecordFilter): StoredRecord[];
   readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[];
   raiseSeqFloor(kind: RecordKind, seq: number): boolean;
   ackedUpTo(kind: RecordKind): number;

@@ -442,12 +442,14 @@ export class SqliteOutboxStore implements OutboxStore {
     return out;
   }
 
-  readBefore(kind: RecordKind, beforeSeq: number, limit: number): StoredRecord[] {
+  readBefore(kind: RecordKind, beforeSeq: number, limit: number, filter: RecordFilter = {}): StoredRecord[] {
     this.open('readBefore');
+    if (filter.tags?.length === 0) return [];
+    const { where, params } = matching(filter);
     const rows = (
       this.db
-        .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE seq < ? ORDER BY seq DESC LIMIT ?`)
-        .all(beforeSeq, Math.max(0, Math.floor(limit))) as LedgerRow[]
+        .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE ${['seq < ?', ...where].join(' AND ')} ORDER BY seq DESC LIMIT ?`)
+        .all(beforeSeq, ...params, Math.max(0, Math.floor(limit))) as LedgerRow[]
     ).reverse();
     const bodies = this.open_(kind, rows);
     return rows.map((r, i) => ({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body: bodies[i] as Buffer }));
@@ -477,19 +479,10 @@ export class SqliteOutboxStore implements OutboxStore {
   readMatching(kind: RecordKind, filter: RecordFilter, afterSeq: number, limit: number): StoredRecord[] {
     this.open('readMatching');
     if (filter.tags?.length === 0) return [];
-    const where = ['seq > ?'];
-    const params: (string | number)[] = [afterSeq];
-    if (filter.tags !== undefined) {
-      where.push(`tag IN (${filter.tags.map(() => '?').join(', ')})`);
-      params.push(...filter.tags);
-    }
-    if (filter.fromTMs !== undefined) {
-      where.push('t_ms >= ?');
-      params.push(filter.fromTMs);
-    }
+    const { where, params } = matching(filter);
     const rows = this.db
-      .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
-      .all(...params, Math.max(0, Math.floor(limit))) as LedgerRow[];
+      .prepare(`SELECT seq, boot_no, t_ms, tag, key_id, body FROM ${TABLE[kind]} WHERE ${['seq > ?', ...where].join(' AND ')} ORDER BY seq LIMIT ?`)
+      .all(afterSeq, ...params, Math.max(0, Math.floor(limit))) as LedgerRow[];
     const bodies = this.open_(kind, rows);
     return rows.map((r, i) => ({ kind, seq: r.seq, bootId: this.bootIds.get(r.boot_no) ?? '', tMs: r.t_ms, tag: r.tag, body: bodies[i] as Buffer }));
   }
@@ -714,6 +707,21 @@ export function readLedgerSummary(path: string): LedgerSummary {
 /** Every audit entry of a ledger in id order, read-only (usable while the runtime runs). */
 export function readAuditEntries(path: string): AuditEntry[] {
   return withReadOnlyDatabase(path, 'ledger', (db) => (db.prepare(`SELECT ${AUDIT_COLUMNS} FROM audit ORDER BY rowid`).all() as AuditRow[]).map(toAuditEntry));
+}
+
+/** The SQL conditions (and their parameters) of a `RecordFilter` with some tags or none given. */
+function matching(filter: RecordFilter): { where: string[]; params: (string | number)[] } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  if (filter.tags !== undefined) {
+    where.push(`tag IN (${filter.tags.map(() => '?').join(', ')})`);
+    params.push(...filter.tags);
+  }
+  if (filter.fromTMs !== undefined) {
+    where.push('t_ms >= ?');
+    params.push(filter.fromTMs);
+  }
+  return { where, params };
 }
 
 /**

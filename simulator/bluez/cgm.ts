@@ -5,7 +5,7 @@
  * (CGMS 1.0.1 §3.1-3.2, §3.5; shared spec §3.7-3.8).
  *
  * `measure()` sends one record with the next time offset (minutes since session start, the
- * `intervalMinutes` apart); `faults.duplicateEvery` re-sends every n-th notification unchanged, as
+ * `intervalMinutes` apart); `sendRecords()` sends a backlog, several records to a notification; `faults.duplicateEvery` re-sends every n-th notification unchanged, as
  * a flaky link layer retransmission would; `sendRaw()` sends any bytes.
  *
  * Sessions: the sensor session started at `sessionStartMs` (UTC); 0x2AAA reports it as the local
@@ -160,6 +160,26 @@ export class SimCgm extends SimPeripheralBase {
       ],
       { e2eCrc: this.options.e2eCrc },
     );
+  }
+
+  /**
+   * Notifies `records` in order, `perNotification` to a notification (CGMS §3.1: records concatenated up to the ATT MTU;
+   * 8 records of 15 bytes fit an MTU of 185): a backlog, such as a whole session resent at a reconnect. Resolves to the
+   * number of records sent, stopping at the first notification that could not be sent.
+   */
+  async sendRecords(records: readonly { mgPerDl: number; timeOffset: number }[], perNotification = 8): Promise<number> {
+    let sent = 0;
+    for (let i = 0; i < records.length; i += perNotification) {
+      const part = records.slice(i, i + perNotification);
+      const bytes = encodeCgmMeasurement(
+        part.map((r) => ({ glucose: r.mgPerDl, timeOffsetMinutes: r.timeOffset })),
+        { e2eCrc: this.options.e2eCrc },
+      );
+      if (!(await this.notify(CGM_MEASUREMENT_UUID, bytes))) break;
+      sent += part.length;
+      this.nextOffset = (part.at(-1)?.timeOffset ?? 0) + this.options.intervalMinutes;
+    }
+    return sent;
   }
 
   /** Notifies one measurement (the next time offset unless given). Resolves to the time offset sent, or undefined when not connected/subscribed. */

@@ -7,7 +7,6 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { BleCgmDriver, DEFAULT_BLE_CGM_OPTIONS } from '../../device-sdk/sensors/ble-cgm.js';
 import { readingObservation } from '../../edge/fhir/mapping.js';
-import { parseRuntimeConfig } from '../../firmware/config.js';
 import { SIM_SERIAL_REFUSED, SimCgm, type SimSerialRead } from '../../simulator/bluez/index.js';
 import { simDeviceInformationService } from '../../simulator/bluez/peripheral.js';
 import type { DriverDeps } from '../../device-sdk/sensors/types.js';
@@ -16,24 +15,11 @@ import { dbusDaemonAvailable, useSimulatedBluez } from '../helpers/dbus.js';
 import { useTempDirs } from '../helpers/temp.js';
 import { waitFor } from '../helpers/wait.js';
 import { driverDeps, fastBleOptions, recordingSink } from './ble-harness.js';
-import { runRuntimeUntil, storedInLedger } from './ble-runtime-harness.js';
+import { cgmDeviceInformation, cgmRuntimeConfig, runRuntimeUntil, storedInLedger } from './ble-runtime-harness.js';
 
 const ADDRESS = 'C0:FF:EE:00:00:02';
 const OTHER_ADDRESS = 'D4:2A:19:7E:00:07';
 const tempDir = useTempDirs('ble-cgm-identity');
-
-function cgmRuntimeConfig(dir: string, dbusAddress: string) {
-  return parseRuntimeConfig(
-    {
-      deviceId: 'ble-clinic-1',
-      dataDir: 'device',
-      edge: { url: 'mqtt://127.0.0.1:1' }, // offline: nothing listens
-      log: { level: 'silent' },
-      sources: [{ type: 'device', sensor: 'cgm', driver: 'ble-cgm', options: { dbusAddress, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 } } }],
-    },
-    dir,
-  );
-}
 
 /** A started `ble-cgm` driver finding its CGM by service (no address), and its sink. */
 function startedDriver(dbusAddress: string, logger?: DriverDeps['logger']) {
@@ -42,10 +28,6 @@ function startedDriver(dbusAddress: string, logger?: DriverDeps['logger']) {
   const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...byService }, { ...driverDeps(sink), ...(logger ? { logger } : {}) });
   driver.start(sink);
   return { sink, driver };
-}
-
-function deviceInformation(serial: string) {
-  return { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial, firmware: '2.0.1' };
 }
 
 /** The CGM drops its link and is connected and subscribed again. */
@@ -57,7 +39,7 @@ async function reconnect(bluez: SimulatedBluez, cgm: SimCgm): Promise<void> {
 
 /** Records 0, 5, 10 of CGM-A-0001; a reconnect whose serial reads answer `reads` first; records 5 and 10 sent again, then 15. What the driver handed over. */
 async function resentAfterSerialReads(bluezWith: ReturnType<typeof useSimulatedBluez>, reads: string[], logger?: DriverDeps['logger']) {
-  const cgm = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+  const cgm = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
   const bluez = await bluezWith([cgm]);
   const sink = recordingSink();
   const { address: _address, ...byService } = fastBleOptions(bluez.address, ADDRESS);
@@ -86,8 +68,8 @@ async function resentAfterSerialReads(bluezWith: ReturnType<typeof useSimulatedB
  * 10, 20, then reconnects and sends 20 again and 25. What the driver (finding its CGM by service) handed over.
  */
 async function replacedCgm(bluezWith: ReturnType<typeof useSimulatedBluez>, serial: string, reads: SimSerialRead[]) {
-  const a = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
-  const b = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation(serial), faults: { serialNumberReads: [...reads] } });
+  const a = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
+  const b = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: cgmDeviceInformation(serial), faults: { serialNumberReads: [...reads] } });
   const bluez = await bluezWith([a]);
   const lines: { msg: string }[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
@@ -134,8 +116,8 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
 
   it('a CGM replaced at the same address with the same session start: its records at offsets already seen are stored, each naming its serial', async () => {
     // Both report the session start the factory wrote (the simulator's default): only the serial tells them apart.
-    const first = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
-    const second = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-B-0002') });
+    const first = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
+    const second = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-B-0002') });
     expect(second.encodeSessionStartTime()).toEqual(first.encodeSessionStartTime());
     const bluez = await bluezWith([first]);
     const dir = tempDir();
@@ -178,7 +160,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
   }, 60_000);
 
   it('the same serial at another address (a new random address) is the same CGM: records it sends again are repeats; so is a CGM without a serial at a new address', async () => {
-    const info = deviceInformation('CGM-A-0001');
+    const info = cgmDeviceInformation('CGM-A-0001');
     const before = new SimCgm({ address: ADDRESS, deviceInformation: info });
     const after = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: info });
     const bluez = await bluezWith([before]);
@@ -190,11 +172,10 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
       await bluez.removeDevice(ADDRESS);
       bluez.addDevice(after);
       await waitFor(() => after.isNotifying(0x2aa7), 'the CGM subscribed at its new address');
-      // It sends records 5 and 10 again after the reconnect, then a new one.
-      await after.measure({ mgPerDl: 125, timeOffset: 5 });
-      await after.measure({ mgPerDl: 130, timeOffset: 10 });
+      // It sends records 0-10 again after the reconnect (a run of `CGM_RESEND_RUN`, 3, repeats), then a new one.
+      for (const [i, v] of [120, 125, 130].entries()) await after.measure({ mgPerDl: v, timeOffset: 5 * i });
       await after.measure({ mgPerDl: 136, timeOffset: 15 });
-      await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 2, 'the new record, and the two again as repeats');
+      await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 3, 'the new record, and the three again as repeats');
     } finally {
       await driver.stop();
     }
@@ -214,14 +195,14 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     const { sink: sink2, driver: driver2 } = startedDriver(bluez2.address);
     try {
       await waitFor(() => plain.isNotifying(0x2aa7), 'the CGM without DIS subscribed');
-      for (const v of [101, 102]) await plain.measure({ mgPerDl: v });
-      await waitFor(() => sink2.readings.length === 2, 'its records');
+      for (const v of [101, 102, 103]) await plain.measure({ mgPerDl: v });
+      await waitFor(() => sink2.readings.length === 3, 'its records');
       await bluez2.removeDevice(ADDRESS);
       bluez2.addDevice(moved);
       await waitFor(() => moved.isNotifying(0x2aa7), 'the CGM subscribed at its new address');
-      await moved.measure({ mgPerDl: 102, timeOffset: 5 });
-      await moved.measure({ mgPerDl: 103, timeOffset: 10 });
-      await waitFor(() => sink2.readings.length === 3 && driver2.duplicateRecords === 1, 'the new record, and the one again as a repeat');
+      for (const [i, v] of [101, 102, 103].entries()) await moved.measure({ mgPerDl: v, timeOffset: 5 * i });
+      await moved.measure({ mgPerDl: 104, timeOffset: 15 });
+      await waitFor(() => sink2.readings.length === 4 && driver2.duplicateRecords === 3, 'the new record, and the three again as repeats');
     } finally {
       await driver2.stop();
     }
@@ -229,12 +210,13 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
       [0, undefined, undefined],
       [5, undefined, undefined],
       [10, undefined, undefined],
+      [15, undefined, undefined],
     ]);
     expect(driver2.deviceChanges).toBe(0);
   }, 60_000);
 
   it('a serial read refused at one connection (or only readable from the second) is the same CGM: records it sends again are repeats', async () => {
-    const info = deviceInformation('CGM-A-0001');
+    const info = cgmDeviceInformation('CGM-A-0001');
     for (const refusedAt of [1, 0]) {
       let refuse = refusedAt === 0;
       const cgm = new SimCgm({ address: ADDRESS, deviceInformation: info });
@@ -248,13 +230,13 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
         await waitFor(() => sink.readings.length === 3, '3 records');
         refuse = refusedAt === 1; // QA: the read refused once, then answered again
         await reconnectIt();
-        await cgm.measure({ mgPerDl: 125, timeOffset: 5 });
-        await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
+        for (const [i, v] of [120, 125, 130].entries()) await cgm.measure({ mgPerDl: v, timeOffset: 5 * i });
+        await waitFor(() => driver.duplicateRecords === 3, 'three sent again as repeats');
         refuse = false;
         await reconnectIt();
-        await cgm.measure({ mgPerDl: 130, timeOffset: 10 });
+        for (const [i, v] of [120, 125, 130].entries()) await cgm.measure({ mgPerDl: v, timeOffset: 5 * i });
         await cgm.measure({ mgPerDl: 136, timeOffset: 15 });
-        await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 3, 'the new record, and three sent again as repeats');
+        await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 6, 'the new record, and three sent again as repeats');
       } finally {
         await driver.stop();
       }
@@ -286,7 +268,7 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
   it('a CGM that only tells a placeholder serial (0000000000) has records named by no serial (as without one), logged once without it', async () => {
     const lines: { msg: string; address?: string }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as { msg: string }) });
-    const cgm = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation('0000000000') });
+    const cgm = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: cgmDeviceInformation('0000000000') });
     const bluez = await bluezWith([cgm]);
     const sink = recordingSink();
     const driver = new BleCgmDriver('cgm', { ...DEFAULT_BLE_CGM_OPTIONS, ...fastBleOptions(bluez.address, OTHER_ADDRESS) }, { ...driverDeps(sink), logger });
@@ -354,8 +336,8 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
     ['N/A', [[0, 90], [5, 85], [10, 80]], [[0, 120], [5, 125], [10, 130], [15, 135]]],
   ] as const) {
     it(`a CGM answering ${placeholder} replaced by one telling its serial (same session start, new address): another CGM, all of its records stored`, async () => {
-      const p = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation(placeholder) });
-      const a = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+      const p = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation(placeholder) });
+      const a = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
       const bluez = await bluezWith([p]);
       const { sink, driver } = startedDriver(bluez.address);
       try {
@@ -397,9 +379,9 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm identity through the runtime (n
   }, 60_000);
 
   it('CGM A, then a CGM answering 0000000000, then A again (same session start): A resending its record 15 is a repeat, its new record 20 is stored (the other CGM sent a 20 too)', async () => {
-    const a = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
-    const b = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: deviceInformation('0000000000') });
-    const aAgain = new SimCgm({ address: ADDRESS, deviceInformation: deviceInformation('CGM-A-0001') });
+    const a = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
+    const b = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: cgmDeviceInformation('0000000000') });
+    const aAgain = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('CGM-A-0001') });
     const bluez = await bluezWith([a]);
     const { sink, driver } = startedDriver(bluez.address);
     try {

@@ -11,6 +11,16 @@ const ADDRESS = 'C0:FF:EE:00:00:02';
 describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs dbus-daemon: apt-get install -y dbus-daemon)', () => {
   const bluezWith = useSimulatedBluez();
 
+  /** Sends `values` from offset 0, then the sensor is replaced while the link is down; resolves once resubscribed. */
+  async function replacedAfter(cgm: SimCgm, sink: ReturnType<typeof recordingSink>, values: readonly number[]) {
+    await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+    for (const v of values) await cgm.measure({ mgPerDl: v });
+    await waitFor(() => sink.readings.length === values.length, 'the old sensor\'s records');
+    await cgm.dropLink();
+    cgm.replaceSensor();
+    await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+  }
+
   /** The simulated CGM on a private BlueZ and a started driver for it (tests stop it in `finally`). */
   async function started(cgm: SimCgm) {
     const bluez = await bluezWith([cgm]);
@@ -26,16 +36,17 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
       const values = [100, 104, 109, 115, 122, 130, 137, 141, 144, 146, 147, 147];
       for (const [i, v] of values.entries()) expect(await cgm.measure({ mgPerDl: v, trend: 1.2, quality: 95 })).toBe(i * 5);
-      // The same record again with different bytes (a resent record after a sensor hiccup): suppressed by its time offset.
-      expect(await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 999, timeOffset: 10 }))).toBe(true);
+      // Three records again with other bytes (resent after a sensor hiccup, without trend and quality): suppressed as
+      // repeats of the values held at their time offsets (`CGM_RESEND_RUN` in a row).
+      for (const offset of [10, 15, 20]) expect(await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: values[offset / 5] as number, timeOffset: offset }))).toBe(true);
       await cgm.measure({ mgPerDl: 150 });
       await waitFor(() => sink.readings.length === 13, '13 distinct records');
-      await waitFor(() => driver.duplicates === 5, 'the duplicates counted');
+      await waitFor(() => driver.duplicates === 7, 'the duplicates counted');
     } finally {
       await driver.stop();
     }
     expect(cgm.duplicatesSent).toBe(4);
-    expect(driver.duplicateRecords).toBe(1);
+    expect(driver.duplicateRecords).toBe(3);
     expect(sink.readings.map((r) => r.meterRecord)).toEqual([0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60]);
     expect(sink.readings.map((r) => r.value)).toEqual([100, 104, 109, 115, 122, 130, 137, 141, 144, 146, 147, 147, 150]);
     expect(sink.readings[0]).toMatchObject({ sensor: 'cgm', type: 'glucose', unit: 'mg/dL', context: { source: 'cgm', trendMgPerDlPerMin: '1.2', qualityPercent: '95' } });
@@ -176,11 +187,14 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
       await waitFor(() => sink.readings.length === 4, 'four records');
       await cgm.dropLink();
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
-      // The sensor resends its last three records (other bytes, same session and offsets), then a new one.
-      for (const offset of [5, 10, 15]) await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 999, timeOffset: offset }));
+      // The sensor resends its last three records (other bytes: a quality field; same session, offsets and values), then a
+      // new one; then one record with another value at a held offset: never a repeat (stored), a new sensor (forgotten).
+      for (const offset of [5, 10, 15]) await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 120 + offset / 5, timeOffset: offset, quality: 90 }));
       await cgm.measure({ mgPerDl: 130 });
       await waitFor(() => sink.readings.length === 5, 'the new record');
       await waitFor(() => driver.duplicates === 3, 'the three resent records counted');
+      await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 999, timeOffset: 15 }));
+      await waitFor(() => sink.readings.length === 6, 'the record with another value');
     } finally {
       await driver.stop();
     }
@@ -191,23 +205,40 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
       [10, 122],
       [15, 123],
       [20, 130],
+      [15, 999],
     ]);
     expect(driver.duplicateRecords).toBe(3);
+    expect(driver.sessionRestarts).toBe(1);
+  }, 60_000);
+
+  it('a CGM resending its session from the start at a reconnect (more than a day below the highest offset, the same records): repeats, not a new sensor', async () => {
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS }));
+    // 0-1,995 min: the resend starts 1,995 min below the highest, the day rule's drop.
+    const session = Array.from({ length: 400 }, (_, i) => ({ mgPerDl: 80 + ((i * 7) % 150), timeOffset: 5 * i }));
+    try {
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
+      expect(await cgm.sendRecords(session)).toBe(400);
+      await waitFor(() => sink.readings.length === 400, 'the 400 records');
+      await cgm.dropLink();
+      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
+      expect(await cgm.sendRecords(session)).toBe(400);
+      expect(await cgm.measure({ mgPerDl: 150 })).toBe(2000);
+      await waitFor(() => sink.readings.length === 401, 'the new record');
+      await waitFor(() => driver.duplicateRecords === 400, 'the 400 resent records counted');
+    } finally {
+      await driver.stop();
+    }
+    // Before: the resend from offset 0 was taken for a new sensor (the day rule) and delivered again (never 401 readings).
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual([...session.map((r) => r.timeOffset), 2000]);
     expect(driver.sessionRestarts).toBe(0);
   }, 60_000);
 
-  it('with 0x2AAA unreadable, keeps the time-offset rule and says so: a sensor replaced within its first day loses records until its offsets pass the old ones', async () => {
+  it('with 0x2AAA unreadable, says so; a sensor replaced within its first day loses no record: its values differ from the old ones at the same offsets (before: dropped until its offsets passed the old ones)', async () => {
     const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, faults: { sessionStartUnreadable: true } }));
     try {
-      await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
-      for (let i = 0; i < 4; i++) await cgm.measure({ mgPerDl: 120 + i }); // 0..15
-      await waitFor(() => sink.readings.length === 4, 'four records');
-      await cgm.dropLink();
-      cgm.replaceSensor();
-      await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
-      for (let i = 0; i < 5; i++) await cgm.measure({ mgPerDl: 200 + i }); // 0..20: 0..15 taken for duplicates
-      await waitFor(() => sink.readings.length === 5, 'the first new offset of the new sensor');
-      await waitFor(() => driver.duplicateRecords === 4, 'the four records taken for duplicates');
+      await replacedAfter(cgm, sink, [120, 121, 122, 123]); // 0..15
+      for (let i = 0; i < 5; i++) await cgm.measure({ mgPerDl: 200 + i }); // 0..20: 0..15 held with other values
+      await waitFor(() => sink.readings.length === 9, 'the five records of the new sensor');
     } finally {
       await driver.stop();
     }
@@ -216,55 +247,86 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm over the simulated BlueZ (needs
       [5, 121],
       [10, 122],
       [15, 123],
+      [0, 200],
+      [5, 201],
+      [10, 202],
+      [15, 203],
       [20, 204],
     ]);
-    expect(driver.sessionRestarts).toBe(0);
+    expect(driver.duplicateRecords).toBe(0);
+    expect(driver.sessionRestarts).toBe(1);
     expect(sink.readings[0]?.context?.sessionStart).toBeUndefined();
     expect(sink.states.some((s) => /session start unknown \(0x2AAA not readable: gatt-failed\): new sensor sessions detected by time offsets only/.test(s.detail))).toBe(true);
     expect(sink.quarantined).toEqual([]);
+  }, 60_000);
+
+  it('records held back as a possible resend (fewer than 3 repeats in a row) are handed over when the link is lost: none lost', async () => {
+    const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, sessionStartTime: false }));
+    try {
+      await replacedAfter(cgm, sink, [120, 121, 122]);
+      // The new sensor (the same key: no 0x2AAA, no serial): its first two records equal the old ones, then the link drops.
+      for (let i = 0; i < 2; i++) await cgm.measure({ mgPerDl: 120 + i });
+      await cgm.dropLink();
+      await waitFor(() => sink.readings.length === 5, 'the two held back, handed over at the link loss');
+    } finally {
+      await driver.stop();
+    }
+    expect(sink.readings.map((r) => [r.meterRecord, r.value])).toEqual([
+      [0, 120],
+      [5, 121],
+      [10, 122],
+      [0, 120],
+      [5, 121],
+    ]);
+    expect(driver.duplicateRecords).toBe(0);
   }, 60_000);
 
   it('without 0x2AAA in the GATT table, says so and keeps the time-offset rule', async () => {
     const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, sessionStartTime: false }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
-      await cgm.measure({ mgPerDl: 120 });
-      await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 999, timeOffset: 0 }));
-      await cgm.measure({ mgPerDl: 121 });
-      await waitFor(() => sink.readings.length === 2, 'two records');
-      await waitFor(() => driver.duplicateRecords === 1, 'the resent record counted');
+      for (let i = 0; i < 3; i++) await cgm.measure({ mgPerDl: 120 + i });
+      // The newest record resent (other bytes, same value), then a new one: a resend of the session's top (`tailRun`), dropped.
+      await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 122, timeOffset: 10, quality: 90 }));
+      await cgm.measure({ mgPerDl: 123 });
+      await waitFor(() => sink.readings.length === 4 && driver.duplicateRecords === 1, 'four records, one repeat');
+      // Three resent (other bytes again: the transport drops bytes repeated within its window): repeats.
+      for (let i = 0; i < 3; i++) await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 120 + i, timeOffset: 5 * i, quality: 91 }));
+      await cgm.measure({ mgPerDl: 124 });
+      await waitFor(() => sink.readings.length === 5, 'five records');
+      await waitFor(() => driver.duplicateRecords === 4, 'the resent records counted');
     } finally {
       await driver.stop();
     }
-    expect(sink.readings.map((r) => r.value)).toEqual([120, 121]);
-    expect(sink.states.some((s) => /session start unknown \(0x2AAA absent\): new sensor sessions detected by time offsets only, 1 duplicates suppressed/.test(s.detail))).toBe(true);
+    expect(sink.readings.map((r) => r.value)).toEqual([120, 121, 122, 123, 124]);
+    expect(sink.states.some((s) => /session start unknown \(0x2AAA absent\): new sensor sessions detected by time offsets only, 4 duplicates suppressed/.test(s.detail))).toBe(true);
   }, 60_000);
 
   it('quarantines a Session Start Time whose E2E-CRC does not match and keeps the time-offset rule until it reads a good one', async () => {
     const { cgm, sink, driver } = await started(new SimCgm({ address: ADDRESS, faults: { sessionStartCorrupt: true } }));
     try {
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the CGM subscription');
-      await cgm.measure({ mgPerDl: 120 });
-      await waitFor(() => sink.readings.length === 1, 'the first record');
+      for (let i = 0; i < 3; i++) await cgm.measure({ mgPerDl: 120 + i });
+      await waitFor(() => sink.readings.length === 3, 'the first records');
       // A good 0x2AAA on the next connection: from then on records carry the session start.
       cgm.faults.sessionStartCorrupt = false;
       await cgm.dropLink();
       await waitFor(() => cgm.isNotifying(0x2aa7), 'the resubscription after the reconnect');
-      // The CGM resends its first record (taken while the session start was unknown): still a duplicate.
-      await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 120, timeOffset: 0 }));
-      await cgm.measure({ mgPerDl: 121 });
-      await waitFor(() => sink.readings.length === 2, 'the record after the reconnect');
-      await waitFor(() => driver.duplicateRecords === 1, 'the resent record counted');
+      // The CGM resends its first records (taken while the session start was unknown): still repeats.
+      for (let i = 0; i < 3; i++) await cgm.sendRaw(0x2aa7, cgm.encode({ mgPerDl: 120 + i, timeOffset: 5 * i }));
+      await cgm.measure({ mgPerDl: 123 });
+      await waitFor(() => sink.readings.length === 4, 'the record after the reconnect');
+      await waitFor(() => driver.duplicateRecords === 3, 'the resent records counted');
     } finally {
       await driver.stop();
     }
-    expect(sink.readings.map((r) => r.meterRecord)).toEqual([0, 5]);
+    expect(sink.readings.map((r) => r.meterRecord)).toEqual([0, 5, 10, 15]);
     expect(sink.quarantined).toHaveLength(1);
     expect(sink.quarantined[0]).toMatchObject({ sensor: 'cgm', transport: `ble:${ADDRESS}/2aaa` });
     expect(sink.quarantined[0]?.error).toMatch(/Session Start Time: E2E-CRC mismatch/);
     expect(sink.quarantined[0]?.bytes).toHaveLength(11);
     expect(sink.states.some((s) => /session start unknown \(0x2AAA undecodable\)/.test(s.detail))).toBe(true);
-    expect(sink.readings.map((r) => r.context?.sessionStart)).toEqual([undefined, '2026-01-05T08:00:00+01:00']);
+    expect(sink.readings.map((r) => r.context?.sessionStart)).toEqual([undefined, undefined, undefined, '2026-01-05T08:00:00+01:00']);
     // The first session start read is not a change of sensor.
     expect(driver.sessionRestarts).toBe(0);
   }, 60_000);

@@ -29,6 +29,25 @@ export function meterRuntimeConfig(dir: string, dbusAddress: string, address?: s
   );
 }
 
+/** An offline runtime (data in `dir`/device) with one CGM `cgm`, found by its service. */
+export function cgmRuntimeConfig(dir: string, dbusAddress: string): RuntimeConfig {
+  return parseRuntimeConfig(
+    {
+      deviceId: 'ble-clinic-1',
+      dataDir: 'device',
+      edge: { url: 'mqtt://127.0.0.1:1' }, // offline: nothing listens
+      log: { level: 'silent' },
+      sources: [{ type: 'device', sensor: 'cgm', driver: 'ble-cgm', options: { dbusAddress, discoveryPollMs: 20, backoff: { initialMs: 20, maxMs: 200 } } }],
+    },
+    dir,
+  );
+}
+
+/** The Device Information strings of a simulated CGM with serial `serial`. */
+export function cgmDeviceInformation(serial: string) {
+  return { manufacturer: 'medge simulated devices', model: 'SCGM-1', serial, firmware: '2.0.1' };
+}
+
 /** Runs a runtime until `done` holds (at most 20 s), then stops it. */
 export async function runRuntimeUntil(config: RuntimeConfig, done: () => boolean, what: string): Promise<void> {
   const runtime = new Runtime(config, { logger: silentLogger });

@@ -727,6 +727,25 @@ export function describeOutboxStoreContract(name: string, open: (opts: OutboxSto
         expect(store.readBefore('finding', 1, 10)).toEqual([]);
         expect(store.readBefore('finding', 2_000_000_000, 0)).toEqual([]);
       });
+
+      it('readBefore with a filter returns the newest held records of those tags stored at or after fromTMs below a seq', () => {
+        const { store } = make({ retentionMs: { reading: 1000 } });
+        // 12 readings: tags a, b, c in turn, stored 1 s apart from T0.
+        store.append(Array.from({ length: 12 }, (_, i) => entry('reading', { mark: i, tag: 'abc'[i % 3] as string, tMs: T0 + i * 1000 })));
+        const seqs = (filter: Parameters<OutboxStore['readMatching']>[1], beforeSeq = ALL, limit = ALL) => store.readBefore('reading', beforeSeq, limit, filter).map((r) => r.seq);
+        expect(seqs({ tags: ['a'] }, ALL, 2)).toEqual([7, 10]);
+        expect(seqs({ tags: ['a'] }, 10, 2)).toEqual([4, 7]);
+        expect(seqs({ tags: ['c', 'a'] }, 12, 3)).toEqual([7, 9, 10]);
+        expect(seqs({ tags: [] })).toEqual([]);
+        expect(seqs({ tags: ['b'], fromTMs: T0 + 4000 })).toEqual([5, 8, 11]);
+        expect(seqs({ fromTMs: T0 + 9000 }, ALL, 2)).toEqual([11, 12]);
+        expect(seqs({}, 4)).toEqual([1, 2, 3]);
+        expect(store.readBefore('reading', ALL, 1, { tags: ['b'] }).map((r) => [r.kind, r.seq, r.tMs, r.tag, hex(r.body)])).toEqual([['reading', 11, T0 + 10_000, 'b', hex(body(8, 10))]]);
+        // Only held records: compacted ones are gone.
+        store.acknowledge('reading', 6);
+        store.compact(T0 + 60_000);
+        expect(seqs({ tags: ['a'] })).toEqual([7, 10]);
+      });
     });
 
     describe('onAppend', () => {
