@@ -208,6 +208,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
   private serialTold = false;
   /** Whether the CGM on the link, without a serial, answered its serial read at one of its links with something that identifies nothing (`NoSerial`). */
   private noSerialAnswered = false;
+  /** The link whose records `onRecord` judged last: a record on another is the first judged on its link (`CgmResendJudge.tailRun`). */
+  private judgedOnLink: GattLink | undefined;
   /** Addresses whose CGM told no serial: logged once. */
   private noSerialLogged = new Set<string>();
   private currentStart: BleCgmSessionStart | undefined;
@@ -328,6 +330,10 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     // Without a serial the CGM is the sensor's: its identity is only that it told none (no address is stored).
     this.device = { address: newest.address ?? '', ...(newest.serial !== undefined ? { serial: newest.serial } : {}) };
     this.currentStart = newest.sessionStart === undefined ? undefined : storedSessionStart(newest.sessionStart);
+    // Whether a CGM stored without a serial answered a placeholder or did not answer is not stored: taken as answered,
+    // so a CGM telling a serial after the restart is another CGM (its records judged apart: stored twice at worst, QA:
+    // a CGM with a serial replacing a placeholder one across a restart had 6 of its 8 records dropped as repeats).
+    if (newest.serial === undefined) this.noSerialAnswered = true;
     this.deps.logger.info({ sensor: this.sensor, ...this.judge.seen.size }, 'CGM records stored before the restart taken as handed over');
   }
 
@@ -437,7 +443,8 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     const record: HeldRecord = { link, r, bytes, value, start: this.currentStart, device: this.device, now: this.deps.clock.now(), monotonic: this.deps.clock.monotonic() };
     // The session key tells sessions apart when 0x2AAA was read on this link (re-read above for an offset not above the highest).
     const known = this.sessionStartReadable && this.currentStart !== undefined;
-    const judged = this.judge.judge(this.sessionKey, known, offset, cgmHeldValue(value), record);
+    const judged = this.judge.judge(this.sessionKey, known, offset, cgmHeldValue(value), record, this.judgedOnLink !== link);
+    this.judgedOnLink = link;
     for (const held of judged.release) this.accept(held);
     if (judged.recovered > 0) {
       // A run taken for a resend was a new sensor's first records (its next record has another value): handed over.

@@ -127,31 +127,46 @@ describe('CgmResendJudge', () => {
     }
   });
 
-  it('a resend of the session\'s newest 1-2 records (a reconnect) is dropped when the next new record or a timeout ends it; a run below the top is not', () => {
+  it('a reconnect’s resend of the session’s newest 1-2 records is dropped when the next new record or a timeout ends it; a run below the top is not', () => {
     const judge = new CgmResendJudge<number>();
     judgeAll(judge, session(0, 100, (o) => 100 + o));
-    // The last two sent again, then the next new record: both dropped.
-    judge.judge(' ', true, 95, cgmHeldValue(195), 95);
+    // The last two sent again first on a new link, then the next new record: both dropped.
+    judge.judge(' ', true, 95, cgmHeldValue(195), 95, true);
     judge.judge(' ', true, 100, cgmHeldValue(200), 100);
     expect(judge.judge(' ', true, 105, cgmHeldValue(205), 105)).toEqual({ release: [], recovered: 0, newSession: false, handOver: true, dropped: 2 });
-    // The last one sent again, then a lost link or a timeout: dropped, nothing handed over.
-    judge.judge(' ', true, 105, cgmHeldValue(205), 105);
+    // The last one sent again on a new link, then a lost link or a timeout: dropped, nothing handed over.
+    judge.judge(' ', true, 105, cgmHeldValue(205), 105, true);
     expect(judge.dropTail()).toBe(1);
     expect(judge.release()).toEqual([]);
+    // The same on the link that sent it (no reconnect between): handed over (in doubt, stored twice).
+    judge.judge(' ', true, 105, cgmHeldValue(205), 105, false);
+    expect(judge.dropTail()).toBe(0);
+    expect(judge.release()).toEqual([105]);
     // Two repeats that skip a held record, or stop below the top, are handed over (possibly a new sensor's).
-    judgeAll(judge, [[90, 190], [100, 200]]);
+    judge.judge(' ', true, 90, cgmHeldValue(190), 90, true);
+    judge.judge(' ', true, 100, cgmHeldValue(200), 100);
     expect(judge.dropTail()).toBe(0);
     expect(judge.release()).toEqual([90, 100]);
-    judgeAll(judge, [[0, 100], [5, 105]]);
+    judge.judge(' ', true, 0, cgmHeldValue(100), 0, true);
+    judge.judge(' ', true, 5, cgmHeldValue(105), 5);
     expect(judge.dropTail()).toBe(0);
     expect(judge.release()).toEqual([0, 5]);
   });
 
-  it('a one-record session repeated by a new sensor\'s first record is not taken for the tail (no record held below it)', () => {
+  it('a new sensor’s first valued records equal to a short old session’s are never taken for the tail (QA: warm-up below, a one-record session)', () => {
+    // The old sensor: warm-up records without a value (0..115), then one valued record at 120.
     const judge = new CgmResendJudge<number>();
-    judgeAll(judge, [[0, 120]]);
-    judge.judge(' ', false, 0, cgmHeldValue(120), 0);
-    expect(judge.judge(' ', false, 5, cgmHeldValue(125), 5).release).toEqual([0]);
+    const warm = session(0, 115, () => undefined);
+    judgeAll(judge, [...warm, [120, 143]]);
+    // The new sensor, same key: its warm-up records (equal: no value), then 143 at 120 first on a new link, then 150.
+    judgeAll(judge, warm);
+    judge.judge(' ', false, 120, cgmHeldValue(143), 120, true);
+    expect(judge.judge(' ', false, 125, cgmHeldValue(150), 125).release).toEqual([120]);
+    // A one-record session starting at 0, repeated by a new sensor's first record on a new link: handed over.
+    const one = new CgmResendJudge<number>();
+    judgeAll(one, [[0, 120]]);
+    one.judge(' ', false, 0, cgmHeldValue(120), 0, true);
+    expect(one.judge(' ', false, 5, cgmHeldValue(125), 5).release).toEqual([0]);
   });
 
   it('a held offset with another value is never a repeat, within the first day too (a sensor replaced within it)', () => {

@@ -195,6 +195,8 @@ export class CgmResendJudge<T> {
   private run = 0;
   private runLast = -1;
   private runSession = '';
+  /** The run's first record was the first judged on its link (`judge`'s `firstOnLink`): a reconnect's resend. */
+  private runFirstOnLink = false;
   /** `replay`'s run of records equal to those held (ascending offsets of one session). */
   private replayRun: { offset: number; value: number }[] = [];
   private replaySession = '';
@@ -205,11 +207,12 @@ export class CgmResendJudge<T> {
   }
 
   /** Judges the record at `offset` of `session` with held value `value`; `known`: the session key tells sessions apart (read on this link). */
-  judge(session: string, known: boolean, offset: number, value: number, record: T): CgmJudgement<T> {
+  judge(session: string, known: boolean, offset: number, value: number, record: T, firstOnLink = false): CgmJudgement<T> {
     const held = this.seen.valueOf(session, offset);
     const ascending = session === this.runSession && offset > this.runLast;
     if (held === value && value !== CGM_NO_VALUE && value !== CGM_NOT_COMPARABLE) {
       const release = ascending ? [] : this.endRun();
+      if (this.entries.length === 0) this.runFirstOnLink = firstOnLink;
       this.runSession = session;
       this.runLast = offset;
       this.run += 1;
@@ -236,23 +239,28 @@ export class CgmResendJudge<T> {
 
   /**
    * The records held back when they are a resend of the session's newest records, else 0: a run shorter than
-   * `CGM_RESEND_RUN` whose last record is at the session's highest offset, that skips no record held between its first
-   * and last, and that starts above the session's first record held. A CGM resending its last record or two after a
-   * reconnect sends exactly that (before: stored twice once `CGM_RESEND_RUN` was asked); a new sensor's first records
-   * cannot sit at the old session's top offsets without its lower ones, which would have differed. Judged when the run
-   * ends by the next new record or by `dropTail` (timeout, lost link, stop).
+   * `CGM_RESEND_RUN` that began with the first record judged on its link (a reconnect), whose last record is at the
+   * session's highest offset, that skips no record held between its first and last, and whose nearest record held below
+   * has a glucose value. A CGM resending its last record or two after a reconnect sends exactly that (before: stored
+   * twice once `CGM_RESEND_RUN` was asked). A new sensor's first valued records at the old session's top offsets come
+   * after its warm-up records (no value) or its lower records on the same link (QA re-check of the first version, which
+   * asked neither: 1.4 % of replacements after a 1-record session lost the new sensor's first reading). Judged when the
+   * run ends by the next new record or by `dropTail` (timeout, lost link, stop).
    */
   private tailRun(): number {
     const first = this.entries[0];
     const last = this.entries.at(-1);
-    if (first === undefined || last === undefined || this.run >= CGM_RESEND_RUN || last.offset !== this.highest) return 0;
+    if (first === undefined || last === undefined || !this.runFirstOnLink || this.run >= CGM_RESEND_RUN || last.offset !== this.highest) return 0;
     let i = 0;
     for (let o = first.offset; o <= last.offset; o++) {
       if (this.seen.valueOf(this.runSession, o) === CGM_NOT_HELD) continue;
       if (this.entries[i]?.offset !== o) return 0;
       i += 1;
     }
-    for (let o = first.offset - 1; o >= 0; o--) if (this.seen.valueOf(this.runSession, o) !== CGM_NOT_HELD) return this.entries.length;
+    for (let o = first.offset - 1; o >= 0; o--) {
+      const below = this.seen.valueOf(this.runSession, o);
+      if (below !== CGM_NOT_HELD) return below === CGM_NO_VALUE || below === CGM_NOT_COMPARABLE ? 0 : this.entries.length;
+    }
     return 0;
   }
 

@@ -166,4 +166,18 @@ describe.skipIf(!dbusDaemonAvailable())('ble-cgm across a runtime restart (needs
     const readings = await runSending(dir, bluez, second, FIRST);
     expect(summary(readings)).toEqual([...FIRST.map(([o, v]) => [o, v, 'CGM-A-0001']), ...FIRST.map(([o, v]) => [o, v, 'CGM-B-0002'])]);
   }, 60_000);
+
+  it('a CGM with a serial replacing one that answered a placeholder, across a restart: another CGM, its records stored', async () => {
+    const first = new SimCgm({ address: ADDRESS, deviceInformation: cgmDeviceInformation('0000000000') });
+    const second = new SimCgm({ address: OTHER_ADDRESS, deviceInformation: cgmDeviceInformation('CGM-B-0002') });
+    expect(second.encodeSessionStartTime()).toEqual(first.encodeSessionStartTime());
+    const bluez = await bluezWith([first]);
+    const dir = tempDir();
+    await runSending(dir, bluez, first, FIRST);
+    await bluez.removeDevice(ADDRESS);
+    bluez.addDevice(second);
+    // QA (merge of the restart memory with the placeholder rule): 2 of B's 8 stored, 0-25 dropped as A's repeats.
+    const readings = await runSending(dir, bluez, second, [...FIRST, ...NEXT]);
+    expect(summary(readings)).toEqual([...FIRST.map(([o, v]) => [o, v, undefined]), ...[...FIRST, ...NEXT].map(([o, v]) => [o, v, 'CGM-B-0002'])]);
+  }, 60_000);
 });
