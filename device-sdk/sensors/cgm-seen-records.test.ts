@@ -162,6 +162,15 @@ describe('CgmResendJudge', () => {
     judgeAll(judge, warm);
     judge.judge(' ', false, 120, cgmHeldValue(143), 120, true);
     expect(judge.judge(' ', false, 125, cgmHeldValue(150), 125).release).toEqual([120]);
+    // Without a session key that tells sessions apart, the old session's top repeated first on a new link (a new sensor
+    // whose lower records were never received: QA, 0:110 5:112 then 5:112 10:118): handed over, never dropped.
+    const late = new CgmResendJudge<number>();
+    judgeAll(late, [[0, 110], [5, 112]]);
+    late.judge(' ', false, 5, cgmHeldValue(112), 5, true);
+    expect(late.judge(' ', false, 10, cgmHeldValue(118), 10)).toEqual({ release: [5], recovered: 0, newSession: false, handOver: true, dropped: 0 });
+    late.judge(' ', false, 10, cgmHeldValue(118), 10, true);
+    expect(late.dropTail()).toBe(0);
+    expect(late.release()).toEqual([10]);
     // A one-record session starting at 0, repeated by a new sensor's first record on a new link: handed over.
     const one = new CgmResendJudge<number>();
     judgeAll(one, [[0, 120]]);
