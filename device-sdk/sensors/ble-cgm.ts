@@ -448,7 +448,6 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     for (const held of judged.release) this.accept(held);
     if (judged.recovered > 0) {
       // A run taken for a resend was a new sensor's first records (its next record has another value): handed over.
-      this.duplicateRecords -= judged.recovered;
       this.deps.logger.warn({ sensor: this.sensor, records: judged.recovered }, 'CGM records taken for a resend were a new sensor\'s: handed over');
     }
     if (judged.newSession) {
@@ -458,10 +457,7 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
       this.deps.logger.info({ sensor: this.sensor, timeOffset: offset }, 'CGM record not the one held at its time offset, or time offsets restarted: a new sensor session');
     }
     if (above || judged.newSession) this.sessionStartConfirmed = false;
-    if (judged.dropped > 0 || judged.recovered > 0) {
-      this.duplicateRecords += judged.dropped;
-      this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
-    }
+    if (judged.dropped > 0 || judged.recovered > 0) this.countRepeats(judged.dropped - judged.recovered);
     if (judged.handOver) this.accept(record);
     if (this.judge.holding === 0) {
       if (this.resendTimer) this.deps.clock.clearTimeout(this.resendTimer);
@@ -479,11 +475,14 @@ export class BleCgmDriver extends BleDriverBase<BleCgmOptions> {
     if (this.resendTimer) this.deps.clock.clearTimeout(this.resendTimer);
     this.resendTimer = undefined;
     const tail = this.judge.dropTail();
-    if (tail > 0) {
-      this.duplicateRecords += tail;
-      this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
-    }
+    if (tail > 0) this.countRepeats(tail);
     for (const held of this.judge.release()) this.accept(held);
+  }
+
+  /** Records dropped as repeats (negative: handed over after all), counted and shown in the state detail. */
+  private countRepeats(records: number): void {
+    this.duplicateRecords += records;
+    this.setDetail(`${this.streamDetail}, ${this.duplicates} duplicates suppressed`);
   }
 
   /** A record judged new: quarantined without a glucose value, else waits for the end of its burst (`handOver`). */

@@ -195,10 +195,8 @@ export class CgmResendJudge<T> {
   private run = 0;
   private runLast = -1;
   private runSession = '';
-  /** The run's first record was the first judged on its link (`judge`'s `firstOnLink`): a reconnect's resend. */
-  private runFirstOnLink = false;
-  /** The run's first record came with a session key that tells sessions apart (`judge`'s `known`). */
-  private runKnown = false;
+  /** The run's first record was the first judged on its link, under a session key that tells sessions apart (`tailRun`). */
+  private runMayBeTail = false;
   /** `replay`'s run of records equal to those held (ascending offsets of one session). */
   private replayRun: { offset: number; value: number }[] = [];
   private replaySession = '';
@@ -214,10 +212,7 @@ export class CgmResendJudge<T> {
     const ascending = session === this.runSession && offset > this.runLast;
     if (held === value && value !== CGM_NO_VALUE && value !== CGM_NOT_COMPARABLE) {
       const release = ascending ? [] : this.endRun();
-      if (this.entries.length === 0) {
-        this.runFirstOnLink = firstOnLink;
-        this.runKnown = known;
-      }
+      if (this.entries.length === 0) this.runMayBeTail = firstOnLink && known;
       this.runSession = session;
       this.runLast = offset;
       this.run += 1;
@@ -246,8 +241,8 @@ export class CgmResendJudge<T> {
    * The records held back when they are a resend of the session's newest records, else 0: a run shorter than
    * `CGM_RESEND_RUN` under a session key that tells sessions apart (`known`: 0x2AAA read on the link; without it a new
    * sensor whose first record received, on a new link, repeats the old session's top value at its offset looks the
-   * same: QA, 1.4-1.7 % of real-trace swaps lost that record), that began with the first record judged on its link (a reconnect), whose last record is at the
-   * session's highest offset, that skips no record held between its first and last, and whose nearest record held below
+   * same: QA, 1.4-1.7 % of real-trace swaps lost that record), that began with the first record judged on its link (a
+   * reconnect), whose last record is at the session's highest offset, that skips no record held between its first and last, and whose nearest record held below
    * has a glucose value. A CGM resending its last record or two after a reconnect sends exactly that (before: stored
    * twice once `CGM_RESEND_RUN` was asked). A new sensor's first valued records at the old session's top offsets come
    * after its warm-up records (no value) or its lower records on the same link (QA re-check of the first version, which
@@ -257,7 +252,7 @@ export class CgmResendJudge<T> {
   private tailRun(): number {
     const first = this.entries[0];
     const last = this.entries.at(-1);
-    if (first === undefined || last === undefined || !this.runFirstOnLink || !this.runKnown || this.run >= CGM_RESEND_RUN || last.offset !== this.highest) return 0;
+    if (first === undefined || last === undefined || !this.runMayBeTail || this.run >= CGM_RESEND_RUN || last.offset !== this.highest) return 0;
     let i = 0;
     for (let o = first.offset; o <= last.offset; o++) {
       if (this.seen.valueOf(this.runSession, o) === CGM_NOT_HELD) continue;
